@@ -1,0 +1,418 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on what Decode accepts from outside.
+const (
+	// MaxEventBytes bounds one encoded event.
+	MaxEventBytes = 1 << 20
+	// MaxDepth bounds JSON nesting (objects and arrays).
+	MaxDepth = 32
+	// MaxIDLen bounds identifiers (event ids, entity ids, types, names of sources).
+	MaxIDLen = 255
+	// MaxRelations bounds the relations of one entity.
+	MaxRelations = 10000
+	// MaxProperties bounds the free properties of one entity.
+	MaxProperties = 1000
+)
+
+// Sentinel errors; every decode error wraps one of them.
+var (
+	// ErrInvalid marks an event that is well-formed JSON but breaks a rule.
+	ErrInvalid = errors.New("invalid event")
+	// ErrMalformed marks input that is not a decodable envelope at all.
+	ErrMalformed = errors.New("malformed event")
+	// ErrTooLarge marks input over MaxEventBytes or MaxDepth.
+	ErrTooLarge = errors.New("event too large")
+)
+
+// FieldError names the field a decode or validation problem is about.
+type FieldError struct {
+	Field string
+	Msg   string
+	kind  error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Unwrap lets errors.Is match ErrInvalid / ErrMalformed / ErrTooLarge.
+func (e *FieldError) Unwrap() error { return e.kind }
+
+func invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
+}
+
+// Encode returns the wire form of ev, after checking it with Validate.
+// Its output is deterministic (fixed field order, sorted map keys).
+func Encode(ev Event) ([]byte, error) {
+	if ev.V == 0 {
+		ev.V = Version
+	}
+	ev.ObservedAt = ev.ObservedAt.UTC()
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, err)
+	}
+	return b, nil
+}
+
+// wire mirrors Event with the timestamp as text, so a bad timestamp is
+// reported against its field name.
+type wire struct {
+	V            int           `json:"v"`
+	EventID      string        `json:"event_id"`
+	Source       string        `json:"source"`
+	Kind         Kind          `json:"kind"`
+	ObservedAt   *string       `json:"observed_at"`
+	Entity       *Entity       `json:"entity"`
+	Sync         *Sync         `json:"sync"`
+	Template     *Template     `json:"template"`
+	Subscription *Subscription `json:"subscription"`
+}
+
+// Decode parses and validates one encoded event.
+func Decode(b []byte) (Event, error) {
+	if len(b) > MaxEventBytes {
+		return Event{}, &FieldError{Field: "event", Msg: fmt.Sprintf("%d bytes exceeds the limit of %d", len(b), MaxEventBytes), kind: ErrTooLarge}
+	}
+	if err := checkDepth(b, MaxDepth); err != nil {
+		return Event{}, err
+	}
+	var w wire
+	if err := decodeStrict(b, &w); err != nil {
+		return Event{}, err
+	}
+	ev := Event{
+		V: w.V, EventID: w.EventID, Source: w.Source, Kind: w.Kind,
+		Entity: w.Entity, Sync: w.Sync, Template: w.Template, Subscription: w.Subscription,
+	}
+	if w.ObservedAt == nil {
+		return Event{}, invalid("observed_at", "is required")
+	}
+	t, err := time.Parse(time.RFC3339Nano, *w.ObservedAt)
+	if err != nil {
+		return Event{}, invalid("observed_at", "%q is not an RFC 3339 timestamp", *w.ObservedAt)
+	}
+	ev.ObservedAt = t.UTC()
+	if err := ev.Validate(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// decodeStrict unmarshals exactly one JSON value with unknown fields refused,
+// turning encoding/json's errors into FieldErrors.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			field := te.Field
+			if field == "" {
+				field = "event"
+			}
+			return &FieldError{Field: field, Msg: "must be " + jsonKind(te.Type.Kind().String()) + ", not " + te.Value, kind: ErrMalformed}
+		case errors.As(err, &se):
+			return &FieldError{Field: "event", Msg: fmt.Sprintf("JSON syntax error at byte %d: %v", se.Offset, err), kind: ErrMalformed}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return &FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field", kind: ErrMalformed}
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return &FieldError{Field: "event", Msg: "truncated or empty JSON", kind: ErrMalformed}
+		default:
+			return &FieldError{Field: "event", Msg: err.Error(), kind: ErrMalformed}
+		}
+	}
+	if dec.More() {
+		return &FieldError{Field: "event", Msg: "trailing data after the JSON object", kind: ErrMalformed}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &FieldError{Field: "event", Msg: "trailing data after the JSON object", kind: ErrMalformed}
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "int", "int64":
+		return "an integer"
+	case "struct", "map", "ptr":
+		return "an object"
+	case "slice":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	}
+	return goKind
+}
+
+// checkDepth refuses JSON nested deeper than max, before any allocation by
+// the decoder. Brackets inside strings are skipped.
+func checkDepth(b []byte, max int) error {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return &FieldError{Field: "event", Msg: fmt.Sprintf("nesting deeper than %d", max), kind: ErrTooLarge}
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// Validate checks the rules of the envelope that the type system does not.
+func (ev Event) Validate() error {
+	if ev.V != Version {
+		return invalid("v", "unsupported envelope version %d (want %d)", ev.V, Version)
+	}
+	if err := checkID("event_id", ev.EventID); err != nil {
+		return err
+	}
+	if err := checkID("source", ev.Source); err != nil {
+		return err
+	}
+	if ev.ObservedAt.IsZero() {
+		return invalid("observed_at", "is required")
+	}
+	has := map[string]bool{
+		"entity": ev.Entity != nil, "sync": ev.Sync != nil,
+		"template": ev.Template != nil, "subscription": ev.Subscription != nil,
+	}
+	want := ""
+	switch ev.Kind {
+	case KindEntityUpsert, KindEntityDelete:
+		want = "entity"
+	case KindSyncBegin, KindSyncEnd:
+		want = "sync"
+	case KindTemplatePut, KindTemplateDelete:
+		want = "template"
+	case KindSubscriptionPut, KindSubscriptionDelete:
+		want = "subscription"
+	case KindTick:
+	case "":
+		return invalid("kind", "is required")
+	default:
+		return invalid("kind", "unknown kind %q", ev.Kind)
+	}
+	for _, f := range []string{"entity", "sync", "template", "subscription"} {
+		if f == want && !has[f] {
+			return invalid(f, "is required for kind %s", ev.Kind)
+		}
+		if f != want && has[f] {
+			return invalid(f, "is not allowed for kind %s", ev.Kind)
+		}
+	}
+	switch want {
+	case "entity":
+		return ev.Entity.validate(ev.Kind)
+	case "sync":
+		return checkID("sync.id", ev.Sync.ID)
+	case "template":
+		if err := checkID("template.name", ev.Template.Name); err != nil {
+			return err
+		}
+		if ev.Kind == KindTemplatePut && strings.TrimSpace(ev.Template.Body) == "" {
+			return invalid("template.body", "is required for kind %s", ev.Kind)
+		}
+		if ev.Kind == KindTemplateDelete && ev.Template.Body != "" {
+			return invalid("template.body", "is not allowed for kind %s", ev.Kind)
+		}
+	case "subscription":
+		if err := checkID("subscription.id", ev.Subscription.ID); err != nil {
+			return err
+		}
+		spec := bytes.TrimSpace(ev.Subscription.Spec)
+		if ev.Kind == KindSubscriptionPut && (len(spec) == 0 || spec[0] != '{') {
+			return invalid("subscription.spec", "must be a JSON object for kind %s", ev.Kind)
+		}
+		if ev.Kind == KindSubscriptionDelete && len(spec) != 0 {
+			return invalid("subscription.spec", "is not allowed for kind %s", ev.Kind)
+		}
+	}
+	return nil
+}
+
+func (e *Entity) validate(kind Kind) error {
+	switch e.Category {
+	case CategoryResource, CategoryAlarm:
+	case "":
+		return invalid("entity.category", "is required")
+	default:
+		return invalid("entity.category", "must be %s or %s, not %q", CategoryResource, CategoryAlarm, e.Category)
+	}
+	if err := checkID("entity.type", e.Type); err != nil {
+		return err
+	}
+	if err := checkID("entity.id", e.ID); err != nil {
+		return err
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"entity.name", e.Name}, {"entity.state", e.State},
+		{"entity.severity", e.Severity}, {"entity.project_id", e.ProjectID},
+	} {
+		if !utf8.ValidString(f.v) {
+			return invalid(f.name, "is not valid UTF-8")
+		}
+	}
+	if len(e.Properties) > MaxProperties {
+		return invalid("entity.properties", "%d properties exceed the limit of %d", len(e.Properties), MaxProperties)
+	}
+	keys := make([]string, 0, len(e.Properties))
+	for k := range e.Properties {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(e.Properties[k]) {
+			return invalid("entity.properties", "key %q: keys must be non-empty and keys and values valid UTF-8", k)
+		}
+	}
+	if kind == KindEntityDelete && len(e.Relations) > 0 {
+		return invalid("entity.relations", "are not allowed for kind %s", kind)
+	}
+	if len(e.Relations) > MaxRelations {
+		return invalid("entity.relations", "%d relations exceed the limit of %d", len(e.Relations), MaxRelations)
+	}
+	for i, r := range e.Relations {
+		f := fmt.Sprintf("entity.relations[%d]", i)
+		if err := checkID(f+".relationship", r.Relationship); err != nil {
+			return err
+		}
+		switch r.Category {
+		case "", CategoryResource, CategoryAlarm:
+		default:
+			return invalid(f+".category", "must be %s or %s, not %q", CategoryResource, CategoryAlarm, r.Category)
+		}
+		if err := checkID(f+".type", r.Type); err != nil {
+			return err
+		}
+		if err := checkID(f+".id", r.ID); err != nil {
+			return err
+		}
+		if r.Direction != Out && r.Direction != In {
+			return invalid(f+".direction", "must be %q or %q, not %q", Out, In, r.Direction)
+		}
+	}
+	return nil
+}
+
+func checkID(field, v string) error {
+	switch {
+	case v == "":
+		return invalid(field, "is required")
+	case len(v) > MaxIDLen:
+		return invalid(field, "is %d bytes long, over the limit of %d", len(v), MaxIDLen)
+	case !utf8.ValidString(v):
+		return invalid(field, "is not valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return invalid(field, "contains a control character")
+		}
+	}
+	return nil
+}
+
+// EncodeRecord returns the wire form of a Record.
+func EncodeRecord(r Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
+	}
+	return b, nil
+}
+
+// EncodeBatch returns the wire form of a Batch.
+func EncodeBatch(b Batch) ([]byte, error) {
+	out, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encode batch after seq %d: %w", b.PrevSeq, err)
+	}
+	return out, nil
+}
+
+// DecodeBatch parses a sequenced batch and checks that its seqs are dense
+// and follow PrevSeq and that every event is valid.
+func DecodeBatch(b []byte) (Batch, error) {
+	var raw struct {
+		PrevSeq int64             `json:"prev_seq"`
+		Records []json.RawMessage `json:"records"`
+	}
+	if err := decodeStrict(b, &raw); err != nil {
+		return Batch{}, fmt.Errorf("decode batch: %w", err)
+	}
+	if raw.PrevSeq < 0 {
+		return Batch{}, invalid("prev_seq", "must not be negative")
+	}
+	out := Batch{PrevSeq: raw.PrevSeq, Records: make([]Record, 0, len(raw.Records))}
+	for i, rb := range raw.Records {
+		r, err := DecodeRecord(rb)
+		if err != nil {
+			return Batch{}, fmt.Errorf("decode batch record %d: %w", i, err)
+		}
+		if want := raw.PrevSeq + int64(i) + 1; r.Seq != want {
+			return Batch{}, invalid(fmt.Sprintf("records[%d].seq", i), "is %d, want %d (seqs must be dense after prev_seq)", r.Seq, want)
+		}
+		out.Records = append(out.Records, r)
+	}
+	return out, nil
+}
+
+// DecodeRecord parses one Record and validates its event.
+func DecodeRecord(b []byte) (Record, error) {
+	var raw struct {
+		Seq        int64           `json:"seq"`
+		RecordedAt string          `json:"recorded_at"`
+		Event      json.RawMessage `json:"event"`
+	}
+	if err := decodeStrict(b, &raw); err != nil {
+		return Record{}, err
+	}
+	if raw.Seq < 1 {
+		return Record{}, invalid("seq", "must be at least 1, not %d", raw.Seq)
+	}
+	t, err := time.Parse(time.RFC3339Nano, raw.RecordedAt)
+	if err != nil {
+		return Record{}, invalid("recorded_at", "%q is not an RFC 3339 timestamp", raw.RecordedAt)
+	}
+	ev, err := Decode(raw.Event)
+	if err != nil {
+		return Record{}, fmt.Errorf("event: %w", err)
+	}
+	return Record{Seq: raw.Seq, RecordedAt: t.UTC(), Event: ev}, nil
+}

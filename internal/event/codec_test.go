@@ -1,0 +1,144 @@
+package event
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func sampleUpsert() Event {
+	return Event{
+		V: Version, EventID: "e-1", Source: "static", Kind: KindEntityUpsert,
+		ObservedAt: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC),
+		Entity: &Entity{
+			Category: CategoryResource, Type: "nova.host", ID: "host-1", Name: "compute-1",
+			State: "available", ProjectID: "p1", Properties: map[string]string{"rack": "r1"},
+			Relations: []Relation{{Relationship: "contains", Type: "nova.zone", ID: "zone-1", Direction: In}},
+		},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	events := []Event{
+		sampleUpsert(),
+		{V: Version, EventID: "e-2", Source: "am", Kind: KindEntityDelete, ObservedAt: time.Unix(5, 0).UTC(),
+			Entity: &Entity{Category: CategoryAlarm, Type: "prometheus", ID: "fp1"}},
+		{V: Version, EventID: "e-3", Source: "static", Kind: KindSyncBegin, ObservedAt: time.Unix(5, 0).UTC(), Sync: &Sync{ID: "s1"}},
+		{V: Version, EventID: "e-4", Source: "static", Kind: KindSyncEnd, ObservedAt: time.Unix(5, 0).UTC(), Sync: &Sync{ID: "s1"}},
+		{V: Version, EventID: "e-5", Source: "api", Kind: KindTemplatePut, ObservedAt: time.Unix(5, 0).UTC(), Template: &Template{Name: "t", Body: "metadata: {}"}},
+		{V: Version, EventID: "e-6", Source: "api", Kind: KindTemplateDelete, ObservedAt: time.Unix(5, 0).UTC(), Template: &Template{Name: "t"}},
+		{V: Version, EventID: "e-7", Source: "api", Kind: KindSubscriptionPut, ObservedAt: time.Unix(5, 0).UTC(), Subscription: &Subscription{ID: "s", Spec: []byte(`{"url":"http://x"}`)}},
+		{V: Version, EventID: "e-8", Source: "api", Kind: KindSubscriptionDelete, ObservedAt: time.Unix(5, 0).UTC(), Subscription: &Subscription{ID: "s"}},
+		{V: Version, EventID: "e-9", Source: "clock", Kind: KindTick, ObservedAt: time.Unix(5, 0).UTC()},
+	}
+	for _, ev := range events {
+		t.Run(string(ev.Kind), func(t *testing.T) {
+			b, err := Encode(ev)
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatalf("Decode(%s): %v", b, err)
+			}
+			if diff := cmp.Diff(got, ev); diff != "" {
+				t.Errorf("round trip (-got +want):\n%s", diff)
+			}
+			b2, err := Encode(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b2) != string(b) {
+				t.Errorf("encoding is not stable:\n%s\n%s", b, b2)
+			}
+		})
+	}
+}
+
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	valid := `{"v":1,"event_id":"e","source":"s","kind":"entity.upsert","observed_at":"2026-01-01T00:00:00Z","entity":{"category":"RESOURCE","type":"nova.host","id":"h"}}`
+	tests := []struct {
+		name, in, field string
+		kind            error
+	}{
+		{"unknown kind", strings.Replace(valid, `"entity.upsert"`, `"entity.frob"`, 1), "kind", ErrInvalid},
+		{"missing kind", strings.Replace(valid, `"kind":"entity.upsert",`, ``, 1), "kind", ErrInvalid},
+		{"missing event id", strings.Replace(valid, `"event_id":"e",`, ``, 1), "event_id", ErrInvalid},
+		{"missing entity id", strings.Replace(valid, `,"id":"h"`, ``, 1), "entity.id", ErrInvalid},
+		{"bad timestamp", strings.Replace(valid, `2026-01-01T00:00:00Z`, `yesterday`, 1), "observed_at", ErrInvalid},
+		{"missing timestamp", strings.Replace(valid, `"observed_at":"2026-01-01T00:00:00Z",`, ``, 1), "observed_at", ErrInvalid},
+		{"wrong version", strings.Replace(valid, `"v":1`, `"v":7`, 1), "v", ErrInvalid},
+		{"unknown field", strings.Replace(valid, `"v":1`, `"v":1,"colour":"red"`, 1), "colour", ErrMalformed},
+		{"wrong type", strings.Replace(valid, `"event_id":"e"`, `"event_id":5`, 1), "event_id", ErrMalformed},
+		{"bad category", strings.Replace(valid, `"RESOURCE"`, `"THING"`, 1), "entity.category", ErrInvalid},
+		{"entity on tick", strings.Replace(valid, `"entity.upsert"`, `"tick"`, 1), "entity", ErrInvalid},
+		{"bad direction", strings.Replace(valid, `"id":"h"}`, `"id":"h","relations":[{"relationship":"on","type":"t","id":"x","direction":"up"}]}`, 1), "entity.relations[0].direction", ErrInvalid},
+		{"too deep", `{"v":` + strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1) + `}`, "event", ErrTooLarge},
+		{"too large", `{"v":1,"event_id":"` + strings.Repeat("x", MaxEventBytes) + `"}`, "event", ErrTooLarge},
+		{"trailing data", valid + `{}`, "event", ErrMalformed},
+		{"not json", `hello`, "event", ErrMalformed},
+		{"empty", ``, "event", ErrMalformed},
+		{"control char in id", strings.Replace(valid, `"id":"h"`, `"id":"h\u0001"`, 1), "entity.id", ErrInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.in))
+			if err == nil {
+				t.Fatal("Decode succeeded, want an error")
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError", err)
+			}
+			if fe.Field != tc.field {
+				t.Errorf("field = %q, want %q (error: %v)", fe.Field, tc.field, err)
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("error %v is not %v", err, tc.kind)
+			}
+		})
+	}
+	if _, err := Decode([]byte(valid)); err != nil {
+		t.Fatalf("the valid base case fails: %v", err)
+	}
+}
+
+func TestBatchRoundTripAndGaps(t *testing.T) {
+	ev := sampleUpsert()
+	at := time.Date(2026, 11, 1, 10, 0, 1, 0, time.UTC)
+	b := Batch{PrevSeq: 41, Records: []Record{{Seq: 42, RecordedAt: at, Event: ev}, {Seq: 43, RecordedAt: at, Event: ev}}}
+	raw, err := EncodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(raw)
+	if err != nil {
+		t.Fatalf("DecodeBatch: %v", err)
+	}
+	if diff := cmp.Diff(got, b); diff != "" {
+		t.Errorf("batch round trip (-got +want):\n%s", diff)
+	}
+	if got.FirstSeq() != 42 || got.LastSeq() != 43 {
+		t.Errorf("FirstSeq, LastSeq = %d, %d; want 42, 43", got.FirstSeq(), got.LastSeq())
+	}
+	b.Records[1].Seq = 45
+	raw, _ = EncodeBatch(b)
+	if _, err := DecodeBatch(raw); err == nil || !strings.Contains(err.Error(), "records[1].seq") {
+		t.Errorf("DecodeBatch of a batch with a gap: err = %v, want a records[1].seq error", err)
+	}
+}
+
+func TestDeriveID(t *testing.T) {
+	if DeriveID("ab", "c") == DeriveID("a", "bc") {
+		t.Error("DeriveID does not separate its parts")
+	}
+	if DeriveID("x", "y") != DeriveID("x", "y") {
+		t.Error("DeriveID is not stable")
+	}
+	if got := len(DeriveID("x")); got != 32 {
+		t.Errorf("len(DeriveID) = %d, want 32", got)
+	}
+}
