@@ -1,0 +1,45 @@
+// Command causeway is Causeway's one binary: every component (persister,
+// processor, driver, listener, notifier) is a subcommand, and so is every
+// operator tool (migrate, check-config, templates, rca, replay, ...).
+//
+// main only parses flags and signals and calls into packages; the work lives
+// in those packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(os.Stderr, "causeway:", ee.msg)
+			}
+			return ee.code
+		}
+		fmt.Fprintln(os.Stderr, "causeway:", err)
+		return 1
+	}
+	return 0
+}
+
+// exitError carries a specific exit code (and an optional message) out of a
+// command, for commands whose exit status means something (validate, test).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
