@@ -1,0 +1,190 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults applied by New* to zero-valued config fields.
+const (
+	DefaultReconnectMin   = 100 * time.Millisecond
+	DefaultReconnectMax   = 10 * time.Second
+	DefaultMaxInFlight    = 256
+	DefaultSpoolMaxBytes  = 1 << 30
+	DefaultSpoolMaxEvents = 1_000_000
+	DefaultPrefetch       = 1000
+	DefaultSubscriberMax  = 10_000
+)
+
+// Conn configures the broker connection that every component owns.
+type Conn struct {
+	// URL is the AMQP URL, vhost included (amqp://user:pass@host:5672/causeway).
+	URL string `yaml:"url"`
+	// ReconnectMin and ReconnectMax bound the exponential backoff between
+	// connection attempts.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+}
+
+func (c *Conn) setDefaults() {
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c Conn) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("url: is required"))
+	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+		errs = append(errs, fmt.Errorf("url: %s is not an amqp:// or amqps:// URL", redactURL(c.URL)))
+	}
+	if c.ReconnectMin < 0 {
+		errs = append(errs, errors.New("reconnect_min: must not be negative"))
+	}
+	if c.ReconnectMax < 0 || (c.ReconnectMax > 0 && c.ReconnectMax < c.ReconnectMin) {
+		errs = append(errs, errors.New("reconnect_max: must be at least reconnect_min"))
+	}
+	return errors.Join(errs...)
+}
+
+// String redacts the password of the URL.
+func (c Conn) String() string {
+	return fmt.Sprintf("{url:%s reconnect_min:%s reconnect_max:%s}", redactURL(c.URL), c.ReconnectMin, c.ReconnectMax)
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable url>"
+	}
+	return u.Redacted()
+}
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	Conn `yaml:",inline"`
+	// SpoolPath is the bbolt file that holds events until the broker
+	// confirms them. One Publisher at a time may open it.
+	SpoolPath string `yaml:"spool_path"`
+	// MaxInFlight bounds the published-but-unconfirmed messages (default 256).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// SpoolMaxBytes and SpoolMaxEvents bound the spool; Publish fails with
+	// ErrSpoolFull past them (defaults 1 GiB, 1e6 events).
+	SpoolMaxBytes  int64 `yaml:"spool_max_bytes"`
+	SpoolMaxEvents int   `yaml:"spool_max_events"`
+}
+
+func (c *PublisherConfig) setDefaults() {
+	c.Conn.setDefaults()
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.SpoolMaxBytes == 0 {
+		c.SpoolMaxBytes = DefaultSpoolMaxBytes
+	}
+	if c.SpoolMaxEvents == 0 {
+		c.SpoolMaxEvents = DefaultSpoolMaxEvents
+	}
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c PublisherConfig) Validate() error {
+	errs := []error{c.Conn.Validate()}
+	if c.SpoolPath == "" {
+		errs = append(errs, errors.New("spool_path: is required"))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, errors.New("max_in_flight: must not be negative"))
+	}
+	if c.SpoolMaxBytes < 0 {
+		errs = append(errs, errors.New("spool_max_bytes: must not be negative"))
+	}
+	if c.SpoolMaxEvents < 0 {
+		errs = append(errs, errors.New("spool_max_events: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	Conn `yaml:",inline"`
+	// Queue to consume; default PersistQueue.
+	Queue string `yaml:"queue"`
+	// Prefetch is the broker's window of unacked deliveries (default 1000).
+	Prefetch int `yaml:"prefetch"`
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	c.Conn.setDefaults()
+	if c.Queue == "" {
+		c.Queue = PersistQueue
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c ConsumerConfig) Validate() error {
+	errs := []error{c.Conn.Validate()}
+	if c.Prefetch < 0 {
+		errs = append(errs, errors.New("prefetch: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// SubscriberConfig configures a Subscriber of the sequenced stream.
+type SubscriberConfig struct {
+	Conn `yaml:",inline"`
+	// MaxQueued bounds the subscriber's broker-side queue (default 10000
+	// batches); past it the oldest batches are dropped, which the follower
+	// sees as a gap (Batch.PrevSeq) and repairs from the database.
+	MaxQueued int `yaml:"max_queued"`
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	c.Conn.setDefaults()
+	if c.MaxQueued == 0 {
+		c.MaxQueued = DefaultSubscriberMax
+	}
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c SubscriberConfig) Validate() error {
+	errs := []error{c.Conn.Validate()}
+	if c.MaxQueued < 0 {
+		errs = append(errs, errors.New("max_queued: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are what every component of the package is given.
+type Deps struct {
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// Registerer defaults to no registration (metrics still counted).
+	Registerer prometheus.Registerer
+	// Now defaults to time.Now; it is used only for latency metrics.
+	Now func() time.Time
+}
+
+func (d Deps) withDefaults(component string) Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	d.Logger = d.Logger.With("component", component)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d
+}
