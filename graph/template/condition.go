@@ -1,0 +1,304 @@
+package template
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// maxClauses bounds the DNF expansion of one condition, so a hostile
+// condition cannot blow up memory.
+const maxClauses = 256
+
+type nodeKind int
+
+const (
+	nodeTerm nodeKind = iota
+	nodeAnd
+	nodeOr
+	nodeNot
+)
+
+type node struct {
+	kind     nodeKind
+	term     Term
+	children []*node
+}
+
+type token struct {
+	kind string // "ident", "label", "(", ")", "and", "or", "not"
+	text string
+	pos  int
+}
+
+func tokenize(s string, v3 bool) ([]token, error) {
+	var toks []token
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '(' || c == ')':
+			toks = append(toks, token{kind: string(c), text: string(c), pos: i})
+			i++
+		case c == '[':
+			if !v3 {
+				return nil, fmt.Errorf("unexpected '[' at offset %d", i)
+			}
+			end := strings.IndexByte(s[i:], ']')
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated '[' at offset %d", i)
+			}
+			label := strings.TrimSpace(s[i+1 : i+end])
+			if label == "" || strings.ContainsAny(label, "[()") {
+				return nil, fmt.Errorf("bad relationship label at offset %d", i)
+			}
+			toks = append(toks, token{kind: "label", text: label, pos: i})
+			i += end + 1
+		case c == ']':
+			return nil, fmt.Errorf("unexpected ']' at offset %d", i)
+		default:
+			j := i
+			for j < len(s) && !strings.ContainsRune(" \t\r\n()[]", rune(s[j])) {
+				j++
+			}
+			w := s[i:j]
+			switch strings.ToLower(w) {
+			case "and", "or", "not":
+				toks = append(toks, token{kind: strings.ToLower(w), text: w, pos: i})
+			default:
+				toks = append(toks, token{kind: "ident", text: w, pos: i})
+			}
+			i = j
+		}
+	}
+	return toks, nil
+}
+
+type condParser struct {
+	toks  []token
+	i     int
+	v3    bool
+	depth int
+	// resolve turns an identifier (v2) into a term.
+	resolve func(id string) (Term, error)
+}
+
+func (p *condParser) peek() string {
+	if p.i < len(p.toks) {
+		return p.toks[p.i].kind
+	}
+	return ""
+}
+
+func (p *condParser) errf(format string, a ...any) error {
+	pos := -1
+	if p.i < len(p.toks) {
+		pos = p.toks[p.i].pos
+	}
+	if pos < 0 {
+		return fmt.Errorf(format+" at end of condition", a...)
+	}
+	return fmt.Errorf(format+" at offset %d", append(a, pos)...)
+}
+
+// expr := and ("or" and)*
+func (p *condParser) expr() (*node, error) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > 64 {
+		return nil, p.errf("condition nested too deeply")
+	}
+	left, err := p.and()
+	if err != nil {
+		return nil, err
+	}
+	children := []*node{left}
+	for p.peek() == "or" {
+		p.i++
+		r, err := p.and()
+		if err != nil {
+			return nil, err
+		}
+		children = append(children, r)
+	}
+	if len(children) == 1 {
+		return left, nil
+	}
+	return &node{kind: nodeOr, children: children}, nil
+}
+
+func (p *condParser) and() (*node, error) {
+	left, err := p.unary()
+	if err != nil {
+		return nil, err
+	}
+	children := []*node{left}
+	for p.peek() == "and" {
+		p.i++
+		r, err := p.unary()
+		if err != nil {
+			return nil, err
+		}
+		children = append(children, r)
+	}
+	if len(children) == 1 {
+		return left, nil
+	}
+	return &node{kind: nodeAnd, children: children}, nil
+}
+
+func (p *condParser) unary() (*node, error) {
+	switch p.peek() {
+	case "not":
+		p.i++
+		p.depth++
+		defer func() { p.depth-- }()
+		if p.depth > 64 {
+			return nil, p.errf("condition nested too deeply")
+		}
+		c, err := p.unary()
+		if err != nil {
+			return nil, err
+		}
+		return &node{kind: nodeNot, children: []*node{c}}, nil
+	case "(":
+		p.i++
+		e, err := p.expr()
+		if err != nil {
+			return nil, err
+		}
+		if p.peek() != ")" {
+			return nil, p.errf("expected ')'")
+		}
+		p.i++
+		return e, nil
+	case "ident":
+		id := p.toks[p.i].text
+		p.i++
+		if p.v3 {
+			if p.peek() == "label" {
+				label := p.toks[p.i].text
+				p.i++
+				if p.peek() != "ident" {
+					return nil, p.errf("expected an entity after [%s]", label)
+				}
+				target := p.toks[p.i].text
+				p.i++
+				return &node{kind: nodeTerm, term: Term{Source: id, Label: label, Target: target}}, nil
+			}
+			return &node{kind: nodeTerm, term: Term{Source: id}}, nil
+		}
+		t, err := p.resolve(id)
+		if err != nil {
+			return nil, err
+		}
+		return &node{kind: nodeTerm, term: t}, nil
+	case "":
+		return nil, p.errf("expected a term")
+	default:
+		return nil, p.errf("unexpected %q", p.toks[p.i].text)
+	}
+}
+
+// parseCondition parses a condition and converts it to DNF.
+func parseCondition(cond string, v3 bool, resolve func(string) (Term, error)) ([]Clause, error) {
+	toks, err := tokenize(cond, v3)
+	if err != nil {
+		return nil, err
+	}
+	if len(toks) == 0 {
+		return nil, fmt.Errorf("empty condition")
+	}
+	p := &condParser{toks: toks, v3: v3, resolve: resolve}
+	n, err := p.expr()
+	if err != nil {
+		return nil, err
+	}
+	if p.i != len(toks) {
+		return nil, p.errf("unexpected %q", toks[p.i].text)
+	}
+	raw, err := dnf(n, false)
+	if err != nil {
+		return nil, err
+	}
+	clauses := make([]Clause, 0, len(raw))
+	for _, terms := range raw {
+		clauses = append(clauses, newClause(terms))
+	}
+	return clauses, nil
+}
+
+func newClause(terms []Term) Clause {
+	var out []Term
+	seen := map[Term]bool{}
+	pos := map[string]bool{}
+	for _, t := range terms {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		out = append(out, t)
+		if !t.Negated {
+			pos[t.Source] = true
+			if !t.IsEntity() {
+				pos[t.Target] = true
+			}
+		}
+	}
+	c := Clause{Terms: out}
+	for e := range pos {
+		c.Positive = append(c.Positive, e)
+	}
+	sort.Strings(c.Positive)
+	return c
+}
+
+// dnf returns the clauses (each a list of literals) equivalent to n, or to
+// NOT n when neg is set (De Morgan).
+func dnf(n *node, neg bool) ([][]Term, error) {
+	switch n.kind {
+	case nodeTerm:
+		t := n.term
+		t.Negated = neg
+		return [][]Term{{t}}, nil
+	case nodeNot:
+		return dnf(n.children[0], !neg)
+	}
+	conj := (n.kind == nodeAnd) != neg
+	if !conj {
+		var out [][]Term
+		for _, c := range n.children {
+			d, err := dnf(c, neg)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d...)
+			if len(out) > maxClauses {
+				return nil, fmt.Errorf("condition expands to more than %d clauses", maxClauses)
+			}
+		}
+		return out, nil
+	}
+	out := [][]Term{{}}
+	for _, c := range n.children {
+		d, err := dnf(c, neg)
+		if err != nil {
+			return nil, err
+		}
+		if len(out)*len(d) > maxClauses {
+			return nil, fmt.Errorf("condition expands to more than %d clauses", maxClauses)
+		}
+		next := make([][]Term, 0, len(out)*len(d))
+		for _, a := range out {
+			for _, b := range d {
+				m := make([]Term, 0, len(a)+len(b))
+				m = append(append(m, a...), b...)
+				next = append(next, m)
+			}
+		}
+		out = next
+	}
+	return out, nil
+}

@@ -1,0 +1,260 @@
+package template
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func loadDefs(t *testing.T) func(string) (*Template, bool) {
+	t.Helper()
+	body, err := os.ReadFile("testdata/valid/v2_definition.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := Parse(body, Options{})
+	if err != nil {
+		t.Fatalf("definition template: %v", err)
+	}
+	return func(name string) (*Template, bool) {
+		if name == def.Name {
+			return def, true
+		}
+		return nil, false
+	}
+}
+
+func TestValidTemplates(t *testing.T) {
+	defs := loadDefs(t)
+	files, _ := filepath.Glob("testdata/valid/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no valid templates")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tpl, err := Parse(body, Options{Definitions: defs})
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if tpl.Name == "" {
+				t.Error("no name")
+			}
+		})
+	}
+}
+
+func TestInvalidTemplates(t *testing.T) {
+	defs := loadDefs(t)
+	files, _ := filepath.Glob("testdata/invalid/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no invalid templates")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRaw, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".want")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Split(strings.TrimSpace(string(wantRaw)), "\n")
+			_, err = Parse(body, Options{Definitions: defs})
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Parse error = %v, want a *ValidationError", err)
+			}
+			var got []string
+			for _, p := range ve.Problems {
+				got = append(got, p.String())
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d problems, want %d:\n got: %s\nwant: %s", len(got), len(want),
+					strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+			}
+			for i := range want {
+				if !strings.HasPrefix(got[i], want[i]) {
+					t.Errorf("problem %d:\n got: %s\nwant: %s", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestV2AndV3Agree(t *testing.T) {
+	read := func(p string) *Template {
+		body, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpl, err := Parse(body, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tpl
+	}
+	v2 := read("testdata/valid/v2_host_nic_down.yaml")
+	v3 := read("testdata/valid/v3_host_nic_down.yaml")
+	if diff := cmp.Diff(v2.Scenarios[0].Clauses, v3.Scenarios[0].Clauses); diff != "" {
+		t.Errorf("first scenario clauses differ (-v2 +v3):\n%s", diff)
+	}
+	a := v3.Scenarios[0].Actions[0]
+	if a.Severity != "WARNING" || a.CausingAlarm != "nic_alarm" || a.Target != "instance" {
+		t.Errorf("raise_alarm = %+v", a)
+	}
+	mistral := v3.Scenarios[1].Actions[1]
+	if mistral.Workflow != "evacuate_host" || mistral.Input["host_name"] != "get_attr(host, name)" || mistral.Input["retries"] != "3" {
+		t.Errorf("execute_mistral = %+v", mistral)
+	}
+}
+
+func TestConditionDNF(t *testing.T) {
+	tests := []struct {
+		cond string
+		want []string
+	}{
+		{"a [on] b", []string{"a [on] b"}},
+		{"a", []string{"a"}},
+		{"a [on] b AND b [contains] c", []string{"a [on] b & b [contains] c"}},
+		{"(a [on] b OR c [on] b) AND b [contains] d", []string{"a [on] b & b [contains] d", "c [on] b & b [contains] d"}},
+		{"b [contains] d and not (a [on] b or c [on] b)", []string{"b [contains] d & NOT a [on] b & NOT c [on] b"}},
+		{"b [contains] d AND NOT (a [on] b AND c [on] b)", []string{"b [contains] d & NOT a [on] b", "b [contains] d & NOT c [on] b"}},
+		{"not not a [x] b", []string{"a [x] b"}},
+	}
+	for _, tt := range tests {
+		clauses, err := parseCondition(tt.cond, true, nil)
+		if err != nil {
+			t.Errorf("%q: %v", tt.cond, err)
+			continue
+		}
+		var got []string
+		for _, c := range clauses {
+			var parts []string
+			for _, term := range c.Terms {
+				parts = append(parts, term.String())
+			}
+			got = append(got, strings.Join(parts, " & "))
+		}
+		if diff := cmp.Diff(got, tt.want); diff != "" {
+			t.Errorf("%q (-got +want):\n%s", tt.cond, diff)
+		}
+	}
+	for _, bad := range []string{"", "a [on]", "a AND", "(a", "a)", "a [on b", "a ] b", "AND a", strings.Repeat("(", 100) + "a" + strings.Repeat(")", 100)} {
+		if _, err := parseCondition(bad, true, nil); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	// 2^9 clauses is over the bound.
+	big := strings.Repeat("(a [x] b OR c [x] d) AND ", 8) + "(a [x] b OR c [x] d)"
+	if _, err := parseCondition(big, true, nil); err == nil {
+		t.Error("no error for an exploding condition")
+	}
+}
+
+func TestEntityMatches(t *testing.T) {
+	body := []byte(`
+metadata: {version: 3, name: m, type: standard}
+entities:
+  alarm: {category: ALARM, name.regex: "NIC.*", severity: critical}
+scenarios:
+  - condition: alarm
+    actions: [{set_state: {target: alarm, state: ERROR}}]
+`)
+	tpl, err := Parse(body, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := tpl.Entities["alarm"]
+	props := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	tests := []struct {
+		v    map[string]string
+		want bool
+	}{
+		{map[string]string{"category": "ALARM", "name": "NIC_DOWN", "severity": "CRITICAL"}, true},
+		{map[string]string{"category": "ALARM", "name": "xNIC_DOWN", "severity": "CRITICAL"}, false},
+		{map[string]string{"category": "ALARM", "name": "NIC_DOWN", "severity": "warning"}, false},
+		{map[string]string{"category": "RESOURCE", "name": "NIC_DOWN", "severity": "critical"}, false},
+		{map[string]string{"category": "ALARM", "severity": "critical"}, false},
+	}
+	for i, tt := range tests {
+		if got := e.Matches(props(tt.v)); got != tt.want {
+			t.Errorf("%d: Matches(%v) = %v, want %v", i, tt.v, got, tt.want)
+		}
+	}
+}
+
+func TestParams(t *testing.T) {
+	body := []byte(`
+metadata: {version: 3, name: get_param(tname), type: standard}
+parameters:
+  tname: {}
+  sev: {default: WARNING}
+entities:
+  host: {type: nova.host}
+scenarios:
+  - condition: host
+    actions: [{raise_alarm: {target: host, alarm_name: x, severity: get_param(sev)}}]
+`)
+	if _, err := Parse(body, Options{}); err == nil || !strings.Contains(err.Error(), "code 163") {
+		t.Fatalf("missing parameter value: err = %v", err)
+	}
+	tpl, err := Parse(body, Options{Params: map[string]string{"tname": "cpu", "sev": "CRITICAL"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tpl.Name != "cpu" || tpl.Scenarios[0].Actions[0].Severity != "CRITICAL" {
+		t.Errorf("name %q severity %q", tpl.Name, tpl.Scenarios[0].Actions[0].Severity)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*/*.yaml")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("metadata: {version: 3, name: x, type: standard}\nentities: {a: {}}\nscenarios: [{condition: 'NOT (a [x] a OR a)', actions: [{mark_down: {target: a}}]}]"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		tpl, err := Parse(body, Options{})
+		problems := Validate(body, Options{})
+		if (err == nil) != (len(problems) == 0) {
+			t.Fatalf("Parse err %v but Validate gives %d problems", err, len(problems))
+		}
+		if err != nil {
+			return
+		}
+		// A loaded template is internally consistent.
+		for _, sc := range tpl.Scenarios {
+			for _, c := range sc.Clauses {
+				if len(c.Positive) == 0 {
+					t.Fatalf("clause without a positive term loaded: %+v", c)
+				}
+				for _, term := range c.Terms {
+					if _, ok := tpl.Entities[term.Source]; !ok {
+						t.Fatalf("unknown entity %q loaded", term.Source)
+					}
+				}
+			}
+			for _, a := range sc.Actions {
+				if a.Target != "" {
+					if _, ok := tpl.Entities[a.Target]; !ok {
+						t.Fatalf("unknown action target %q loaded", a.Target)
+					}
+				}
+			}
+		}
+	})
+}
