@@ -163,10 +163,10 @@ func (p *parser) extraKeys(path string, m map[string]any, allowed ...string) {
 
 // ---- version 3 ----
 
-func (p *parser) parseV3(top, md map[string]any) {
+func (p *parser) parseV3(top, _ map[string]any) {
 	p.extraKeys("", top, "metadata", "parameters", "entities", "scenarios")
 	p.substituteParams(top)
-	md, _ = asMap(top["metadata"])
+	md, _ := asMap(top["metadata"])
 	p.parseMetadata(md, "version", "name", "description", "type")
 
 	ents, present := top["entities"]
