@@ -25,6 +25,12 @@ build: ## build bin/causeway
 services: ## install and start RabbitMQ and MariaDB when missing (idempotent)
 	@deploy/services.sh ensure
 
+.PHONY: tools
+tools: ## install the test tools that come from Debian packages (systemd-analyze)
+	@command -v systemd-analyze >/dev/null || { echo "installing systemd (for systemd-analyze)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd >/dev/null || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd >/dev/null; }; }
+
 .PHONY: run
 run: services build ## run a local cluster on a sample topology and print an RCA
 	@deploy/dev/cluster.sh start
@@ -34,7 +40,7 @@ stop: ## stop the local cluster started by make run
 	@deploy/dev/cluster.sh stop
 
 .PHONY: test
-test: services lint test-unit test-chaos test-e2e ## the whole suite: lint, unit+integration (-race), chaos, end-to-end
+test: services tools lint test-unit test-chaos test-e2e ## the whole suite: lint, unit+integration (-race), chaos, end-to-end
 
 .PHONY: test-unit
 test-unit: ## unit and integration tests with -race
