@@ -3,6 +3,12 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // ErrStaleDelivery means a Delivery came from a broker channel that has
@@ -16,20 +22,109 @@ var ErrStaleDelivery = errors.New("bus: delivery from a closed channel")
 // redelivered by the broker (Redelivered true) and acking the old values
 // fails harmlessly with ErrStaleDelivery.
 type Consumer struct {
-	// fields in the implementation
+	cfg  ConsumerConfig
+	log  *slog.Logger
+	conn *connector
+	out  chan Delivery
+
+	delivered    prometheus.Counter
+	deadLettered prometheus.Counter
+}
+
+// consumerSession is the state of one connection; Deliveries point to it.
+type consumerSession struct {
+	ch     *amqp.Channel
+	dl     *confirmChannel // for DeadLetter
+	closed chan struct{}   // closed when the session ends
 }
 
 // NewConsumer validates cfg. It starts nothing.
-func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) { panic("bus: not implemented yet") }
+func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer config: %w", err)
+	}
+	deps = deps.withDefaults("bus.consumer")
+	labels := prometheus.Labels{"role": "consumer", "queue": cfg.Queue}
+	c := &Consumer{
+		cfg: cfg, log: deps.Logger, out: make(chan Delivery),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_bus_delivered_total", ConstLabels: labels,
+			Help: "Messages delivered by the broker (redeliveries included).",
+		}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_bus_dead_lettered_total", ConstLabels: labels,
+			Help: "Messages dead-lettered with a reason by DeadLetter.",
+		}),
+	}
+	conn, err := newConnector(cfg.Conn, deps.Logger, "consumer", deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	if err := register(deps.Registerer, c.delivered, c.deadLettered); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
 // Run consumes until ctx ends and returns nil then. Deliveries is closed
-// when Run returns.
-func (c *Consumer) Run(ctx context.Context) error { panic("bus: not implemented yet") }
+// when Run returns. Call it once.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer close(c.out)
+	return c.conn.run(ctx, c.session)
+}
 
 // Deliveries is the stream of deliveries. The caller must keep reading it
 // while Run runs; at most Prefetch deliveries are unacked at a time, so it
 // must also ack (or nack, or dead-letter) what it reads.
-func (c *Consumer) Deliveries() <-chan Delivery { panic("bus: not implemented yet") }
+func (c *Consumer) Deliveries() <-chan Delivery { return c.out }
+
+func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if err := DeclareTopology(ch); err != nil {
+		return err
+	}
+	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	dl, err := newConfirmChannel(conn)
+	if err != nil {
+		return err
+	}
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	cancels := ch.NotifyCancel(make(chan string, 1))
+	msgs, err := ch.Consume(c.cfg.Queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.cfg.Queue, err)
+	}
+	s := &consumerSession{ch: ch, dl: dl, closed: make(chan struct{})}
+	defer close(s.closed)
+	c.conn.connected.Set(1)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-chClosed:
+			return fmt.Errorf("channel closed: %w", channelErr(e))
+		case <-cancels:
+			return fmt.Errorf("broker cancelled the consumer of %s (queue deleted?)", c.cfg.Queue)
+		case m, ok := <-msgs:
+			if !ok {
+				return fmt.Errorf("delivery stream of %s ended", c.cfg.Queue)
+			}
+			c.delivered.Inc()
+			select {
+			case c.out <- Delivery{m: &m, s: s}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
 
 // DeadLetter publishes d's message to DeadLetterExchange with header
 // ReasonHeader = reason, waits for the broker's confirm, then acks d. The
@@ -37,43 +132,115 @@ func (c *Consumer) Deliveries() <-chan Delivery { panic("bus: not implemented ye
 // ErrStaleDelivery (publishing nothing) when d's channel has closed: the
 // broker redelivers d and the caller dead-letters it again then.
 func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) error {
-	panic("bus: not implemented yet")
+	if d.m == nil {
+		return errors.New("dead-letter: zero Delivery")
+	}
+	if d.stale() {
+		return fmt.Errorf("dead-letter %s: %w", d.m.MessageId, ErrStaleDelivery)
+	}
+	headers := amqp.Table{}
+	maps.Copy(headers, d.m.Headers)
+	headers[ReasonHeader] = reason
+	err := d.s.dl.publish(ctx, DeadLetterExchange, d.m.RoutingKey, true, amqp.Publishing{
+		Headers:      headers,
+		ContentType:  d.m.ContentType,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    d.m.MessageId,
+		Timestamp:    d.m.Timestamp,
+		Body:         d.m.Body,
+	})
+	if err != nil {
+		if d.stale() {
+			err = errors.Join(err, ErrStaleDelivery)
+		}
+		return fmt.Errorf("dead-letter %s: %w", d.m.MessageId, err)
+	}
+	c.deadLettered.Inc()
+	c.log.Warn("dead-lettered a message", "event_id", d.m.MessageId, "reason", reason)
+	if err := d.Ack(false); err != nil {
+		return fmt.Errorf("dead-letter %s: ack original: %w", d.m.MessageId, err)
+	}
+	return nil
 }
 
 // Delivery is one message handed out by a Consumer. It is a small value,
 // safe to copy; its methods may be called from any goroutine.
 type Delivery struct {
-	// fields in the implementation
+	m *amqp.Delivery
+	s *consumerSession
+}
+
+func (d Delivery) stale() bool {
+	select {
+	case <-d.s.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // Body is the message body (for events, event.Encode's output).
-func (d Delivery) Body() []byte { panic("bus: not implemented yet") }
+func (d Delivery) Body() []byte { return d.m.Body }
 
 // MessageID is the AMQP message-id (for events, the event_id).
-func (d Delivery) MessageID() string { panic("bus: not implemented yet") }
+func (d Delivery) MessageID() string { return d.m.MessageId }
 
 // RoutingKey is the routing key the message was published with.
-func (d Delivery) RoutingKey() string { panic("bus: not implemented yet") }
+func (d Delivery) RoutingKey() string { return d.m.RoutingKey }
 
 // Redelivered reports that the broker delivered this message before, to
 // this or another consumer, without an ack.
-func (d Delivery) Redelivered() bool { panic("bus: not implemented yet") }
+func (d Delivery) Redelivered() bool { return d.m.Redelivered }
 
 // Tag is the delivery tag, increasing along the stream of one channel.
-func (d Delivery) Tag() uint64 { panic("bus: not implemented yet") }
+func (d Delivery) Tag() uint64 { return d.m.DeliveryTag }
 
 // Reason is the ReasonHeader of a message dead-lettered by DeadLetter, or
 // the broker's reason ("rejected", "delivery_limit") for one it dead-lettered
 // itself; "" otherwise.
-func (d Delivery) Reason() string { panic("bus: not implemented yet") }
+func (d Delivery) Reason() string {
+	if r, ok := d.m.Headers[ReasonHeader].(string); ok {
+		return r
+	}
+	if deaths, ok := d.m.Headers["x-death"].([]any); ok && len(deaths) > 0 {
+		if t, ok := deaths[0].(amqp.Table); ok {
+			if r, ok := t["reason"].(string); ok {
+				return r
+			}
+		}
+	}
+	return ""
+}
 
 // Ack acknowledges d; with multiple, also every unacked delivery of the same
 // channel before it, so a batch is acked with one call on its last delivery.
 // It returns ErrStaleDelivery after a reconnect.
-func (d Delivery) Ack(multiple bool) error { panic("bus: not implemented yet") }
+func (d Delivery) Ack(multiple bool) error {
+	if d.stale() {
+		return fmt.Errorf("ack %s: %w", d.m.MessageId, ErrStaleDelivery)
+	}
+	if err := d.m.Ack(multiple); err != nil {
+		if errors.Is(err, amqp.ErrClosed) || d.stale() {
+			err = errors.Join(err, ErrStaleDelivery)
+		}
+		return fmt.Errorf("ack %s: %w", d.m.MessageId, err)
+	}
+	return nil
+}
 
 // Nack rejects d (with multiple, and the unacked deliveries before it). With
 // requeue the broker delivers it again; without, the broker dead-letters it
 // to DeadLetterQueue (reason "rejected"). Prefer DeadLetter, which keeps a
 // reason. It returns ErrStaleDelivery after a reconnect.
-func (d Delivery) Nack(multiple, requeue bool) error { panic("bus: not implemented yet") }
+func (d Delivery) Nack(multiple, requeue bool) error {
+	if d.stale() {
+		return fmt.Errorf("nack %s: %w", d.m.MessageId, ErrStaleDelivery)
+	}
+	if err := d.m.Nack(multiple, requeue); err != nil {
+		if errors.Is(err, amqp.ErrClosed) || d.stale() {
+			err = errors.Join(err, ErrStaleDelivery)
+		}
+		return fmt.Errorf("nack %s: %w", d.m.MessageId, err)
+	}
+	return nil
+}

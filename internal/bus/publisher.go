@@ -3,6 +3,12 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/internal/event"
 )
@@ -18,23 +24,109 @@ var (
 	ErrClosed = errors.New("bus: publisher closed")
 )
 
+// ContentType of event messages (event.Encode's output).
+const ContentType = "application/json"
+
 // Publisher publishes events to EventsExchange through a local disk spool.
 //
 // Publish may be called from any number of goroutines, before, during and
 // after Run; concurrent calls are grouped into one fsynced spool commit.
-// Run moves the spool to the broker: it publishes spooled events in spool
-// order, persistent and mandatory, with up to MaxInFlight confirms
-// outstanding, and deletes each event from the spool once the broker
-// confirms it. Close releases the spool file after Run has returned.
+// Run (one at a time) moves the spool to the broker: it publishes spooled
+// events in spool order, persistent and mandatory, with up to MaxInFlight
+// confirms outstanding, and deletes each event from the spool once the
+// broker confirms it. A nack or a return (unroutable) ends the broker
+// session: the topology is declared again on the next connection and the
+// unconfirmed events are sent again. Close releases the spool file after Run
+// has returned.
 type Publisher struct {
-	// fields in the implementation
+	cfg   PublisherConfig
+	log   *slog.Logger
+	now   func() time.Time
+	conn  *connector
+	spool *spool
+
+	spoolFull  prometheus.Counter
+	published  prometheus.Counter
+	confirmed  prometheus.Counter
+	nacked     prometheus.Counter
+	returned   prometheus.Counter
+	corrupt    prometheus.Counter
+	latency    prometheus.Histogram
+	commitSecs prometheus.Histogram
+	commitSize prometheus.Histogram
 }
 
 // NewPublisher validates cfg and opens (or creates) the spool file. Events
 // left in the spool by an earlier process, even one killed with SIGKILL, are
 // sent again by Run.
 func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
-	panic("bus: not implemented yet")
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("publisher config: %w", err)
+	}
+	deps = deps.withDefaults("bus.publisher")
+	labels := prometheus.Labels{"role": "publisher"}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels})
+	}
+	p := &Publisher{
+		cfg: cfg, log: deps.Logger, now: deps.Now,
+		spoolFull: counter("causeway_bus_spool_full_total", "Publish calls refused because the spool was full."),
+		published: counter("causeway_bus_published_total", "Messages sent to the broker (re-sends included)."),
+		confirmed: counter("causeway_bus_confirmed_total", "Messages confirmed by the broker and removed from the spool."),
+		nacked:    counter("causeway_bus_nacked_total", "Messages nacked by the broker or lost with their channel; they stay spooled."),
+		returned:  counter("causeway_bus_returned_total", "Messages returned as unroutable; they stay spooled."),
+		corrupt:   counter("causeway_bus_spool_corrupt_total", "Spool records that failed to decode, moved to the corrupt bucket."),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_bus_publish_latency_seconds", ConstLabels: labels,
+			Help:    "Time from spooling an event to its broker confirm.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}),
+		commitSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_bus_spool_commit_seconds", ConstLabels: labels,
+			Help:    "Duration of one fsynced spool commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
+		}),
+		commitSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_bus_spool_commit_events", ConstLabels: labels,
+			Help:    "Events per spool commit (concurrent Publish calls share one).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+	}
+	conn, err := newConnector(cfg.Conn, deps.Logger, "publisher", deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	p.conn = conn
+	sp, err := openSpool(cfg.SpoolPath, cfg.SpoolMaxBytes, cfg.SpoolMaxEvents)
+	if err != nil {
+		return nil, err
+	}
+	sp.commitHook = func(n int, d time.Duration) {
+		p.commitSecs.Observe(d.Seconds())
+		p.commitSize.Observe(float64(n))
+	}
+	p.spool = sp
+	err = register(deps.Registerer,
+		p.spoolFull, p.published, p.confirmed, p.nacked, p.returned, p.corrupt,
+		p.latency, p.commitSecs, p.commitSize,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "causeway_bus_spool_events", ConstLabels: labels,
+			Help: "Events in the spool, not yet confirmed by the broker.",
+		}, func() float64 { n, _ := sp.size(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "causeway_bus_spool_bytes", ConstLabels: labels,
+			Help: "Encoded bytes in the spool, not yet confirmed by the broker.",
+		}, func() float64 { _, b := sp.size(); return float64(b) }),
+	)
+	if err != nil {
+		_ = sp.close()
+		return nil, err
+	}
+	if n, b := sp.size(); n > 0 {
+		p.log.Info("spool holds events from an earlier run", "events", n, "bytes", b)
+	}
+	return p, nil
 }
 
 // Publish appends evs to the spool and returns once they are fsynced there:
@@ -45,17 +137,202 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 // limit and with ctx's error if ctx ends first (the events may then have
 // been spooled or not: re-publishing them is a harmless duplicate).
 func (p *Publisher) Publish(ctx context.Context, evs ...event.Event) error {
-	panic("bus: not implemented yet")
+	if len(evs) == 0 {
+		return nil
+	}
+	now := p.now().UnixNano()
+	vals := make([][]byte, len(evs))
+	for i, ev := range evs {
+		body, err := event.Encode(ev)
+		if err != nil {
+			return fmt.Errorf("publish event %q: %w", ev.EventID, err)
+		}
+		vals[i] = encodeRecord(record{
+			messageID:  ev.EventID,
+			routingKey: RoutingKey(ev.Source, string(ev.Kind)),
+			body:       body,
+			enqueued:   now,
+		})
+	}
+	if err := p.spool.append(ctx, vals); err != nil {
+		if errors.Is(err, ErrSpoolFull) {
+			p.spoolFull.Inc()
+		}
+		return fmt.Errorf("publish %d events: %w", len(evs), err)
+	}
+	return nil
 }
-
-// Run publishes the spool until ctx ends, reconnecting with backoff. It
-// returns nil when ctx ends; events not yet confirmed stay in the spool.
-func (p *Publisher) Run(ctx context.Context) error { panic("bus: not implemented yet") }
 
 // Spooled reports the events and bytes currently in the spool (published or
 // not, but not yet confirmed).
-func (p *Publisher) Spooled() (events int, bytes int64) { panic("bus: not implemented yet") }
+func (p *Publisher) Spooled() (events int, bytes int64) { return p.spool.size() }
 
 // Close closes the spool file. Call it after Run has returned; Publish then
 // fails with ErrClosed.
-func (p *Publisher) Close() error { panic("bus: not implemented yet") }
+func (p *Publisher) Close() error { return p.spool.close() }
+
+// Run publishes the spool until ctx ends, reconnecting with backoff. It
+// returns nil when ctx ends; events not yet confirmed stay in the spool.
+func (p *Publisher) Run(ctx context.Context) error {
+	return p.conn.run(ctx, p.session)
+}
+
+type inFlight struct {
+	key      uint64
+	id       string
+	enqueued int64
+	dc       *amqp.DeferredConfirmation
+}
+
+// session publishes the spool over one connection until it fails or ctx
+// ends. Each session starts again from the head of the spool, so events
+// left unconfirmed by the previous one are sent again, in order.
+func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if err := DeclareTopology(ch); err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return fmt.Errorf("enable confirms: %w", err)
+	}
+	window := p.cfg.MaxInFlight
+	// At most window messages are unconfirmed, and each is returned at most
+	// once, so this buffer never fills and never blocks the library's reader.
+	returns := ch.NotifyReturn(make(chan amqp.Return, window+1))
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	p.conn.connected.Set(1)
+
+	var (
+		flight    []inFlight
+		confirmed []uint64
+		cursor    uint64
+		unrouted  = map[string]int{} // message ids returned, not yet settled
+	)
+	flush := func() error {
+		err := p.spool.remove(confirmed)
+		confirmed = confirmed[:0]
+		return err
+	}
+	defer func() {
+		if err := flush(); err != nil {
+			p.log.Error("remove confirmed events from spool", "err", err)
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if free := window - len(flight); free > 0 {
+			recs, bad, err := p.spool.read(cursor, free)
+			if err != nil {
+				return err
+			}
+			if len(bad) > 0 {
+				p.corrupt.Add(float64(len(bad)))
+				p.log.Error("corrupt spool records moved aside", "count", len(bad))
+				if err := p.spool.quarantine(bad); err != nil {
+					return err
+				}
+				cursor = max(cursor, bad[len(bad)-1])
+			}
+			for _, r := range recs {
+				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, EventsExchange, r.routingKey, true, false, amqp.Publishing{
+					ContentType:  ContentType,
+					DeliveryMode: amqp.Persistent,
+					MessageId:    r.messageID,
+					Timestamp:    time.Unix(0, r.enqueued),
+					Body:         r.body,
+				})
+				if err != nil {
+					return fmt.Errorf("publish event %s: %w", r.messageID, err)
+				}
+				p.published.Inc()
+				flight = append(flight, inFlight{key: r.key, id: r.messageID, enqueued: r.enqueued, dc: dc})
+				cursor = r.key
+			}
+		}
+		if len(flight) == 0 {
+			if err := flush(); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case e := <-chClosed:
+				return fmt.Errorf("channel closed: %w", channelErr(e))
+			case <-p.spool.appended:
+			}
+			continue
+		}
+		var more <-chan struct{}
+		if len(flight) < window {
+			more = p.spool.appended
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-chClosed:
+			return fmt.Errorf("channel closed: %w", channelErr(e))
+		case <-more:
+			continue
+		case <-flight[0].dc.Done():
+		}
+		failed := 0
+		now := p.now().UnixNano()
+	settle:
+		for len(flight) > 0 {
+			head := flight[0]
+			select {
+			case <-head.dc.Done():
+			default:
+				break settle
+			}
+			// A return precedes the ack of its message, and the library
+			// queues it to us before it handles that ack.
+		drain:
+			for {
+				select {
+				case r, ok := <-returns:
+					if !ok {
+						break drain
+					}
+					unrouted[r.MessageId]++
+				default:
+					break drain
+				}
+			}
+			flight = flight[1:]
+			switch {
+			case !head.dc.Acked():
+				p.nacked.Inc()
+				failed++
+			case unrouted[head.id] > 0:
+				unrouted[head.id]--
+				p.returned.Inc()
+				failed++
+			default:
+				confirmed = append(confirmed, head.key)
+				p.confirmed.Inc()
+				p.latency.Observe(time.Duration(now - head.enqueued).Seconds())
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d events nacked or returned unroutable by the broker", failed)
+		}
+		if len(confirmed) >= window {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func channelErr(e *amqp.Error) error {
+	if e == nil {
+		return amqp.ErrClosed
+	}
+	return e
+}

@@ -2,6 +2,14 @@ package bus
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/internal/event"
 )
@@ -10,22 +18,123 @@ import (
 // processors that follow the log. The database stays the source of truth:
 // a batch lost here is a gap that followers repair from it.
 type BatchPublisher struct {
-	// fields in the implementation
+	log       *slog.Logger
+	conn      *connector
+	cur       current[*confirmChannel]
+	published prometheus.Counter
 }
 
 // NewBatchPublisher validates cfg. It starts nothing.
 func NewBatchPublisher(cfg Conn, deps Deps) (*BatchPublisher, error) {
-	panic("bus: not implemented yet")
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("batch publisher config: %w", err)
+	}
+	deps = deps.withDefaults("bus.batch_publisher")
+	p := &BatchPublisher{
+		log: deps.Logger,
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_bus_batches_published_total", ConstLabels: prometheus.Labels{"role": "batch_publisher"},
+			Help: "Sequenced batches confirmed by the broker.",
+		}),
+	}
+	conn, err := newConnector(cfg, deps.Logger, "batch_publisher", deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	p.conn = conn
+	if err := register(deps.Registerer, p.published); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Run keeps the connection up until ctx ends and returns nil then.
-func (p *BatchPublisher) Run(ctx context.Context) error { panic("bus: not implemented yet") }
+func (p *BatchPublisher) Run(ctx context.Context) error {
+	return p.conn.run(ctx, func(ctx context.Context, conn *amqp.Connection) error {
+		cc, err := newConfirmChannel(conn)
+		if err != nil {
+			return err
+		}
+		if err := DeclareTopology(cc.ch); err != nil {
+			return err
+		}
+		closed := cc.ch.NotifyClose(make(chan *amqp.Error, 1))
+		p.cur.set(cc)
+		defer p.cur.set(nil)
+		p.conn.connected.Set(1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-closed:
+			return fmt.Errorf("channel closed: %w", channelErr(e))
+		}
+	})
+}
 
 // PublishSequenced publishes b (event.EncodeBatch) and waits for the
-// broker's confirm. It waits for a connection while there is none, until ctx
-// ends. Concurrent calls are allowed; they are sent one at a time.
+// broker's confirm. While there is no connection it waits for one, until
+// ctx ends; it does not retry a publish that failed. Concurrent calls are
+// allowed; they are sent one at a time. A failure is not fatal to the log:
+// followers notice the gap by Batch.PrevSeq and read the database.
 func (p *BatchPublisher) PublishSequenced(ctx context.Context, b event.Batch) error {
-	panic("bus: not implemented yet")
+	body, err := event.EncodeBatch(b)
+	if err != nil {
+		return err
+	}
+	cc, err := p.cur.wait(ctx)
+	if err != nil {
+		return fmt.Errorf("publish batch %d..%d: no broker connection: %w", b.FirstSeq(), b.LastSeq(), err)
+	}
+	err = cc.publish(ctx, SequencedExchange, "", false, amqp.Publishing{
+		ContentType:  ContentType,
+		DeliveryMode: amqp.Transient, // followers' queues are transient; the DB is durable
+		MessageId:    strconv.FormatInt(b.PrevSeq, 10) + "+" + strconv.Itoa(len(b.Records)),
+		Body:         body,
+	})
+	if err != nil {
+		return fmt.Errorf("publish batch %d..%d: %w", b.FirstSeq(), b.LastSeq(), err)
+	}
+	p.published.Inc()
+	return nil
+}
+
+// current holds the live value of a session (nil between sessions) and lets
+// callers wait for one.
+type current[T comparable] struct {
+	mu      sync.Mutex
+	v       T
+	changed chan struct{}
+}
+
+func (c *current[T]) set(v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.v = v
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
+}
+
+func (c *current[T]) wait(ctx context.Context) (T, error) {
+	var zero T
+	for {
+		c.mu.Lock()
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		v, ch := c.v, c.changed
+		c.mu.Unlock()
+		if v != zero {
+			return v, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
 }
 
 // Subscriber follows the sequenced stream: each connection binds a fresh
@@ -33,9 +142,15 @@ func (p *BatchPublisher) PublishSequenced(ctx context.Context, b event.Batch) er
 // batches. Right after every (re)connection it yields an Update with Gap
 // set, because batches published while it was away are not in its new
 // queue: the follower then reads the log from the database from its last
-// applied seq, and uses Batch.PrevSeq to skip or detect further gaps.
+// applied seq, and uses Batch.PrevSeq to skip or detect further gaps. A
+// message that does not decode is logged, counted and yielded as a Gap.
 type Subscriber struct {
-	// fields in the implementation
+	cfg       SubscriberConfig
+	log       *slog.Logger
+	conn      *connector
+	out       chan Update
+	batches   prometheus.Counter
+	malformed prometheus.Counter
 }
 
 // Update is one item of the sequenced stream: a Batch, or a Gap signal.
@@ -47,12 +162,108 @@ type Update struct {
 
 // NewSubscriber validates cfg. It starts nothing.
 func NewSubscriber(cfg SubscriberConfig, deps Deps) (*Subscriber, error) {
-	panic("bus: not implemented yet")
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("subscriber config: %w", err)
+	}
+	deps = deps.withDefaults("bus.subscriber")
+	labels := prometheus.Labels{"role": "subscriber"}
+	s := &Subscriber{
+		cfg: cfg, log: deps.Logger, out: make(chan Update),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_bus_batches_received_total", ConstLabels: labels,
+			Help: "Sequenced batches received.",
+		}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_bus_batches_malformed_total", ConstLabels: labels,
+			Help: "Sequenced-stream messages that did not decode (yielded as gaps).",
+		}),
+	}
+	conn, err := newConnector(cfg.Conn, deps.Logger, "subscriber", deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.conn = conn
+	if err := register(deps.Registerer, s.batches, s.malformed); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Run subscribes until ctx ends and returns nil then. Updates is closed
-// when Run returns.
-func (s *Subscriber) Run(ctx context.Context) error { panic("bus: not implemented yet") }
+// when Run returns. Call it once.
+func (s *Subscriber) Run(ctx context.Context) error {
+	defer close(s.out)
+	return s.conn.run(ctx, s.session)
+}
 
 // Updates is the stream of updates; the caller must keep reading it.
-func (s *Subscriber) Updates() <-chan Update { panic("bus: not implemented yet") }
+func (s *Subscriber) Updates() <-chan Update { return s.out }
+
+func (s *Subscriber) session(ctx context.Context, conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if err := DeclareTopology(ch); err != nil {
+		return err
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{
+		"x-max-length":        int64(s.cfg.MaxQueued),
+		amqp.QueueOverflowArg: amqp.QueueOverflowDropHead,
+	})
+	if err != nil {
+		return fmt.Errorf("declare subscriber queue: %w", err)
+	}
+	if err := ch.QueueBind(q.Name, "", SequencedExchange, false, nil); err != nil {
+		return fmt.Errorf("bind %s to %s: %w", q.Name, SequencedExchange, err)
+	}
+	if err := ch.Qos(256, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	msgs, err := ch.Consume(q.Name, "", false, true, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", q.Name, err)
+	}
+	s.conn.connected.Set(1)
+	send := func(u Update) bool {
+		select {
+		case s.out <- u:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	// Subscribed: whatever was published before now is only in the DB.
+	if !send(Update{Gap: true}) {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-chClosed:
+			return fmt.Errorf("channel closed: %w", channelErr(e))
+		case m, ok := <-msgs:
+			if !ok {
+				return errors.New("sequenced stream ended")
+			}
+			b, err := event.DecodeBatch(m.Body)
+			u := Update{Batch: b}
+			if err != nil {
+				s.malformed.Inc()
+				s.log.Error("malformed sequenced batch; signalling a gap", "message_id", m.MessageId, "err", err)
+				u = Update{Gap: true}
+			} else {
+				s.batches.Inc()
+			}
+			if !send(u) {
+				return nil
+			}
+			if err := m.Ack(false); err != nil {
+				return fmt.Errorf("ack batch: %w", err)
+			}
+		}
+	}
+}

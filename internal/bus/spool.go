@@ -1,0 +1,378 @@
+package bus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The spool is a bbolt file with two buckets: "events" maps a big-endian
+// uint64 key, increasing in commit order, to an encoded record; "corrupt"
+// keeps records that failed to decode, for an operator, instead of dropping
+// them silently.
+var (
+	bucketEvents  = []byte("events")
+	bucketCorrupt = []byte("corrupt")
+)
+
+// record is one spooled message.
+type record struct {
+	key        uint64 // bbolt key; not part of the encoding
+	messageID  string
+	routingKey string
+	body       []byte
+	enqueued   int64 // unix nanoseconds, for the latency metric
+}
+
+const (
+	recordVersion = 1
+	// maxRecordField bounds each decoded length, so garbage cannot make the
+	// decoder allocate much.
+	maxRecordField = 64 << 20
+)
+
+var (
+	errRecordCorrupt = errors.New("corrupt spool record")
+	crcTable         = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// encodeRecord lays out: version byte, uvarint-prefixed message id, routing
+// key and body, 8-byte enqueue time, CRC-32C of everything before it.
+func encodeRecord(r record) []byte {
+	n := 1 + 3*binary.MaxVarintLen64 + len(r.messageID) + len(r.routingKey) + len(r.body) + 8 + 4
+	b := make([]byte, 0, n)
+	b = append(b, recordVersion)
+	for _, f := range [][]byte{[]byte(r.messageID), []byte(r.routingKey), r.body} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(r.enqueued))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// decodeRecord parses what encodeRecord wrote; anything else, including
+// truncated or bit-flipped input, is an error wrapping errRecordCorrupt. The
+// returned record does not alias b.
+func decodeRecord(b []byte) (record, error) {
+	if len(b) < 1+3+8+4 {
+		return record{}, fmt.Errorf("%w: %d bytes is too short", errRecordCorrupt, len(b))
+	}
+	payload, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(payload, crcTable) != sum {
+		return record{}, fmt.Errorf("%w: checksum mismatch", errRecordCorrupt)
+	}
+	if payload[0] != recordVersion {
+		return record{}, fmt.Errorf("%w: unknown version %d", errRecordCorrupt, payload[0])
+	}
+	rest := payload[1 : len(payload)-8]
+	var fields [3][]byte
+	for i := range fields {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > maxRecordField || n > uint64(len(rest)-k) {
+			return record{}, fmt.Errorf("%w: bad length of field %d", errRecordCorrupt, i)
+		}
+		fields[i] = rest[k : k+int(n)]
+		rest = rest[k+int(n):]
+	}
+	if len(rest) != 0 {
+		return record{}, fmt.Errorf("%w: %d trailing bytes", errRecordCorrupt, len(rest))
+	}
+	return record{
+		messageID:  string(fields[0]),
+		routingKey: string(fields[1]),
+		body:       append([]byte(nil), fields[2]...),
+		enqueued:   int64(binary.BigEndian.Uint64(payload[len(payload)-8:])),
+	}, nil
+}
+
+// spool is the on-disk queue of the Publisher. append may be called from
+// any goroutine; read, remove and quarantine from one goroutine (the sender).
+type spool struct {
+	db        *bolt.DB
+	maxBytes  int64
+	maxEvents int
+
+	mu      sync.Mutex
+	events  int   // records in the file plus those reserved by pending appends
+	bytes   int64 // their encoded sizes
+	pending []*appendReq
+	closed  bool
+
+	kick    chan struct{} // wakes the committer
+	quit    chan struct{}
+	stopped chan struct{}
+	// appended is signalled (never blocking) after each commit, to wake
+	// the sender.
+	appended chan struct{}
+	// commitHook observes each group commit's size and duration (metrics).
+	commitHook func(records int, d time.Duration)
+}
+
+type appendReq struct {
+	vals [][]byte
+	size int64
+	done chan error // buffered: the committer never blocks on it
+}
+
+func openSpool(path string, maxBytes int64, maxEvents int) (*spool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create spool directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		// Another process holding the file is an error, not a hang.
+		Timeout:        time.Second,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open spool %s: %w", path, err)
+	}
+	s := &spool{
+		db: db, maxBytes: maxBytes, maxEvents: maxEvents,
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		appended:   make(chan struct{}, 1),
+		commitHook: func(int, time.Duration) {},
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketCorrupt} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketEvents).ForEach(func(_, v []byte) error {
+			s.events++
+			s.bytes += int64(len(v))
+			return nil
+		})
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open spool %s: %w", path, err)
+	}
+	go s.committer()
+	return s, nil
+}
+
+// append stores vals durably (one fsynced transaction shared with the
+// concurrent callers) and returns nil once they are on disk.
+func (s *spool) append(ctx context.Context, vals [][]byte) error {
+	var size int64
+	for _, v := range vals {
+		size += int64(len(v))
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.events+len(vals) > s.maxEvents || s.bytes+size > s.maxBytes {
+		s.mu.Unlock()
+		return fmt.Errorf("spool %d events (%d bytes) more: %w", len(vals), size, ErrSpoolFull)
+	}
+	s.events += len(vals)
+	s.bytes += size
+	req := &appendReq{vals: vals, size: size, done: make(chan error, 1)}
+	s.pending = append(s.pending, req)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		// The request still completes; re-publishing is a duplicate.
+		return ctx.Err()
+	}
+}
+
+// committer turns all the appends that queued up during the previous
+// commit into the next one, so concurrent callers share an fsync.
+func (s *spool) committer() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.kick:
+		}
+		s.mu.Lock()
+		batch := s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		start := time.Now()
+		n := 0
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketEvents)
+			b.FillPercent = 0.95 // keys only ever grow: pack pages
+			for _, r := range batch {
+				for _, v := range r.vals {
+					seq, err := b.NextSequence()
+					if err != nil {
+						return err
+					}
+					if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			err = fmt.Errorf("spool commit: %w", err)
+			s.mu.Lock()
+			for _, r := range batch {
+				s.events -= len(r.vals)
+				s.bytes -= r.size
+			}
+			s.mu.Unlock()
+		} else {
+			s.commitHook(n, time.Since(start))
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+		if err == nil {
+			select {
+			case s.appended <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// read returns up to max records with keys after after, in key order.
+// Records that do not decode are returned in bad (their keys) instead.
+func (s *spool) read(after uint64, max int) (recs []record, bad []uint64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(recs) < max; k, v = c.Next() {
+			if len(k) != 8 {
+				continue
+			}
+			key := binary.BigEndian.Uint64(k)
+			r, err := decodeRecord(v)
+			if err != nil {
+				bad = append(bad, key)
+				continue
+			}
+			r.key = key
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read spool: %w", err)
+	}
+	return recs, bad, nil
+}
+
+// remove deletes confirmed records.
+func (s *spool) remove(keys []uint64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var freed int64
+	var n int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		freed, n = 0, 0
+		for _, key := range keys {
+			k := binary.BigEndian.AppendUint64(nil, key)
+			v := b.Get(k)
+			if v == nil {
+				continue
+			}
+			freed += int64(len(v))
+			n++
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove %d confirmed records from spool: %w", len(keys), err)
+	}
+	s.mu.Lock()
+	s.events -= n
+	s.bytes -= freed
+	s.mu.Unlock()
+	return nil
+}
+
+// quarantine moves undecodable records to the corrupt bucket.
+func (s *spool) quarantine(keys []uint64) error {
+	var freed int64
+	var n int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		from, to := tx.Bucket(bucketEvents), tx.Bucket(bucketCorrupt)
+		freed, n = 0, 0
+		for _, key := range keys {
+			k := binary.BigEndian.AppendUint64(nil, key)
+			v := from.Get(k)
+			if v == nil {
+				continue
+			}
+			freed += int64(len(v))
+			n++
+			if err := to.Put(k, append([]byte(nil), v...)); err != nil {
+				return err
+			}
+			if err := from.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("quarantine %d corrupt spool records: %w", len(keys), err)
+	}
+	s.mu.Lock()
+	s.events -= n
+	s.bytes -= freed
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *spool) size() (int, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events, s.bytes
+}
+
+// close fails the appends not yet committed and closes the file.
+func (s *spool) close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.stopped
+	s.mu.Lock()
+	for _, r := range s.pending {
+		r.done <- ErrClosed
+	}
+	s.pending = nil
+	s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close spool: %w", err)
+	}
+	return nil
+}
