@@ -1,0 +1,172 @@
+package static
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Defaults of Config.
+const (
+	DefaultSource       = "static"
+	DefaultPollInterval = 5 * time.Second
+)
+
+// Config configures the static driver.
+type Config struct {
+	// Source names the datasource in the events (default "static").
+	Source string `yaml:"source"`
+	// Directory holds the topology files (*.yaml, *.yml), like Vitrage's
+	// /etc/vitrage/static_datasources.
+	Directory string `yaml:"directory"`
+	// PollInterval is how often the directory is checked for changes
+	// between scheduled pulls (default 5s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Directory == "" {
+		errs = append(errs, errors.New("directory: is required"))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, errors.New("poll_interval: must not be negative"))
+	}
+	if c.Source != "" && checkText(c.Source) != nil {
+		errs = append(errs, fmt.Errorf("source: %v", checkText(c.Source)))
+	}
+	return errors.Join(errs...)
+}
+
+// Driver reads a directory of topology files. It is safe for concurrent use.
+type Driver struct {
+	cfg Config
+}
+
+// New validates cfg. It starts nothing.
+func New(cfg Config) (*Driver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("static config: %w", err)
+	}
+	if cfg.Source == "" {
+		cfg.Source = DefaultSource
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	return &Driver{cfg: cfg}, nil
+}
+
+// Name is the source of the driver's events.
+func (d *Driver) Name() string { return d.cfg.Source }
+
+// files lists the topology files of the directory in name order.
+func (d *Driver) files() ([]string, error) {
+	ents, err := os.ReadDir(d.cfg.Directory)
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", d.cfg.Directory, err)
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") {
+			continue
+		}
+		if ext := filepath.Ext(n); ext == ".yaml" || ext == ".yml" {
+			out = append(out, filepath.Join(d.cfg.Directory, n))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// GetAll parses every file and returns their entities (Entities). One bad
+// file fails the whole pull: publishing the others alone would end the sync
+// without the bad file's entities and so delete them from the graph.
+func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
+	paths, err := d.files()
+	if err != nil {
+		return nil, err
+	}
+	tops := make([]*Topology, 0, len(paths))
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := readLimited(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		t, err := Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", p, err)
+		}
+		tops = append(tops, t)
+	}
+	return Entities(tops...), nil
+}
+
+// fingerprint hashes the names and contents of the directory's files.
+func (d *Driver) fingerprint() ([32]byte, error) {
+	h := sha256.New()
+	paths, err := d.files()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	for _, p := range paths {
+		b, err := readLimited(p)
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("read %s: %w", p, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}
+
+// Watch polls the directory every PollInterval and calls changed when the
+// files differ from the previous poll. It returns nil when ctx ends. A
+// directory that cannot be read is retried at the next poll (GetAll reports
+// the error).
+func (d *Driver) Watch(ctx context.Context, changed func()) error {
+	last, lastErr := d.fingerprint()
+	t := time.NewTicker(d.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cur, err := d.fingerprint()
+		if (err == nil) != (lastErr == nil) || (err == nil && cur != last) {
+			changed()
+		}
+		last, lastErr = cur, err
+	}
+}

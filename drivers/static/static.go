@@ -1,0 +1,475 @@
+// Package static is the datasource of hand-written topology: YAML files in
+// the format of Vitrage's static datasource (a `metadata` section, then
+// `definitions.entities` and `definitions.relationships`), for resources no
+// API reports (switches, racks, zones) and for extra properties and
+// relations of resources that other datasources report.
+//
+// Parse is pure, so the template-test runner turns the same files into the
+// same upsert events (Events) as the driver does. The driver re-reads its
+// directory on every scheduled pull and when a file changes (Watch), and
+// hands the runner in package drivers a full "get all" of every file.
+package static
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// MaxFileBytes bounds one topology file.
+const MaxFileBytes = 8 << 20
+
+// ErrInvalid is wrapped by every error of Parse.
+var ErrInvalid = errors.New("invalid static topology")
+
+// Topology is one parsed file.
+type Topology struct {
+	Metadata      Metadata
+	Entities      []Entity
+	Relationships []Relationship
+}
+
+// Metadata is the file's `metadata` section.
+type Metadata struct {
+	Name        string
+	Description string
+}
+
+// Entity is one item of `definitions.entities`. Every key other than
+// static_id, type, id, name and state is a free property.
+type Entity struct {
+	StaticID   string
+	Type       string
+	ID         string
+	Name       string
+	State      string
+	Properties map[string]string
+}
+
+// Relationship is one item of `definitions.relationships`: Source
+// --RelationshipType--> Target, both named by static_id.
+type Relationship struct {
+	Source           string
+	Target           string
+	RelationshipType string
+}
+
+// fieldErr names the YAML path of a problem.
+func fieldErr(path, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, path, fmt.Sprintf(format, args...))
+}
+
+// Parse reads one static datasource file. Errors name the YAML path of the
+// first problems found (all of them, joined) and wrap ErrInvalid.
+func Parse(data []byte) (*Topology, error) {
+	if len(data) > MaxFileBytes {
+		return nil, fieldErr("(file)", "%d bytes exceeds the limit of %d", len(data), MaxFileBytes)
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, fmt.Errorf("%w: (file): not YAML: %v", ErrInvalid, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, fieldErr("(file)", "holds more than one YAML document")
+	}
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, fieldErr("(file)", "must be a YAML mapping with metadata and definitions")
+	}
+	p := &parser{}
+	t := p.topology(root.Content[0])
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return t, nil
+}
+
+type parser struct {
+	errs []error
+}
+
+func (p *parser) fail(path, format string, args ...any) {
+	if len(p.errs) < 20 {
+		p.errs = append(p.errs, fieldErr(path, format, args...))
+	}
+}
+
+// pairs returns the key/value pairs of a mapping node, refusing duplicate keys.
+func (p *parser) pairs(path string, n *yaml.Node) [][2]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		p.fail(path, "must be a mapping")
+		return nil
+	}
+	seen := map[string]bool{}
+	var out [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(path, "keys must be strings")
+			continue
+		}
+		if seen[k.Value] {
+			p.fail(path+"."+k.Value, "is given twice")
+			continue
+		}
+		seen[k.Value] = true
+		out = append(out, [2]*yaml.Node{k, v})
+	}
+	return out
+}
+
+func (p *parser) scalar(path string, n *yaml.Node) (string, bool) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.ScalarNode {
+		p.fail(path, "must be a scalar (string, number or boolean)")
+		return "", false
+	}
+	if n.Tag == "!!null" {
+		return "", true
+	}
+	return n.Value, true
+}
+
+func (p *parser) topology(n *yaml.Node) *Topology {
+	t := &Topology{}
+	var haveMeta, haveDefs bool
+	for _, kv := range p.pairs("", n) {
+		switch k, v := kv[0].Value, kv[1]; k {
+		case "metadata":
+			haveMeta = true
+			p.metadata(v, &t.Metadata)
+		case "definitions":
+			haveDefs = true
+			p.definitions(v, t)
+		default:
+			p.fail(k, "unknown section (want metadata and definitions)")
+		}
+	}
+	if !haveMeta {
+		p.fail("metadata", "is required (a file without it is not in the static datasource format)")
+	}
+	if !haveDefs {
+		p.fail("definitions", "is required")
+	}
+	if len(p.errs) == 0 {
+		p.check(t)
+	}
+	return t
+}
+
+func (p *parser) metadata(n *yaml.Node, m *Metadata) {
+	if n.Tag == "!!null" {
+		return
+	}
+	for _, kv := range p.pairs("metadata", n) {
+		path := "metadata." + kv[0].Value
+		switch kv[0].Value {
+		case "name":
+			m.Name, _ = p.scalar(path, kv[1])
+		case "description":
+			m.Description, _ = p.scalar(path, kv[1])
+		default:
+			// Vitrage ignores other metadata keys (version, ...); so do we,
+			// but they must still be scalars or plain structures.
+		}
+	}
+}
+
+func (p *parser) definitions(n *yaml.Node, t *Topology) {
+	for _, kv := range p.pairs("definitions", n) {
+		k, v := kv[0].Value, kv[1]
+		path := "definitions." + k
+		switch k {
+		case "entities":
+			if v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.SequenceNode {
+				p.fail(path, "must be a list")
+				continue
+			}
+			for i, item := range v.Content {
+				t.Entities = append(t.Entities, p.entity(fmt.Sprintf("%s[%d]", path, i), item))
+			}
+		case "relationships":
+			if v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.SequenceNode {
+				p.fail(path, "must be a list")
+				continue
+			}
+			for i, item := range v.Content {
+				t.Relationships = append(t.Relationships, p.relationship(fmt.Sprintf("%s[%d]", path, i), item))
+			}
+		default:
+			p.fail(path, "unknown key (want entities and relationships)")
+		}
+	}
+}
+
+func (p *parser) entity(path string, n *yaml.Node) Entity {
+	var e Entity
+	for _, kv := range p.pairs(path, n) {
+		k := kv[0].Value
+		v, ok := p.scalar(path+"."+k, kv[1])
+		if !ok {
+			continue
+		}
+		switch k {
+		case "static_id":
+			e.StaticID = v
+		case "type":
+			e.Type = v
+		case "id":
+			e.ID = v
+		case "name":
+			e.Name = v
+		case "state":
+			e.State = v
+		case "category":
+			if !strings.EqualFold(v, event.CategoryResource) {
+				p.fail(path+".category", "static entities are resources; %q is not allowed", v)
+			}
+		default:
+			if e.Properties == nil {
+				e.Properties = map[string]string{}
+			}
+			e.Properties[k] = v
+		}
+	}
+	for _, f := range [...]struct{ name, v string }{{"static_id", e.StaticID}, {"type", e.Type}, {"id", e.ID}} {
+		if f.v == "" {
+			p.fail(path+"."+f.name, "is required")
+		}
+	}
+	return e
+}
+
+func (p *parser) relationship(path string, n *yaml.Node) Relationship {
+	var r Relationship
+	for _, kv := range p.pairs(path, n) {
+		k := kv[0].Value
+		v, ok := p.scalar(path+"."+k, kv[1])
+		if !ok {
+			continue
+		}
+		switch k {
+		case "source":
+			r.Source = v
+		case "target":
+			r.Target = v
+		case "relationship_type":
+			r.RelationshipType = v
+		default:
+			p.fail(path+"."+k, "unknown key (want source, target and relationship_type)")
+		}
+	}
+	for _, f := range [...]struct{ name, v string }{{"source", r.Source}, {"target", r.Target}, {"relationship_type", r.RelationshipType}} {
+		if f.v == "" {
+			p.fail(path+"."+f.name, "is required")
+		}
+	}
+	return r
+}
+
+// check applies the rules across items: unique static ids, unique
+// (type, id), relationships between known static ids, and the limits of the
+// event envelope.
+func (p *parser) check(t *Topology) {
+	byStatic := map[string]int{}
+	byKey := map[string]int{}
+	for i, e := range t.Entities {
+		path := fmt.Sprintf("definitions.entities[%d]", i)
+		if j, dup := byStatic[e.StaticID]; dup {
+			p.fail(path+".static_id", "%q is also the static_id of definitions.entities[%d]", e.StaticID, j)
+		}
+		byStatic[e.StaticID] = i
+		key := e.Type + "\x00" + e.ID
+		if j, dup := byKey[key]; dup {
+			p.fail(path, "type %q id %q is also definitions.entities[%d]", e.Type, e.ID, j)
+		}
+		byKey[key] = i
+		ent := entityOf(e)
+		if err := (event.Event{V: event.Version, EventID: "x", Source: "static", Kind: event.KindEntityUpsert,
+			ObservedAt: time.Unix(1, 0), Entity: &ent}).Validate(); err != nil {
+			p.fail(path, "%v", err)
+		}
+	}
+	seenRel := map[Relationship]int{}
+	for i, r := range t.Relationships {
+		path := fmt.Sprintf("definitions.relationships[%d]", i)
+		if _, ok := byStatic[r.Source]; !ok {
+			p.fail(path+".source", "no entity has static_id %q", r.Source)
+		}
+		if _, ok := byStatic[r.Target]; !ok {
+			p.fail(path+".target", "no entity has static_id %q", r.Target)
+		}
+		if j, dup := seenRel[r]; dup {
+			p.fail(path, "repeats definitions.relationships[%d]", j)
+		}
+		seenRel[r] = i
+		if err := checkText(r.RelationshipType); err != nil {
+			p.fail(path+".relationship_type", "%v", err)
+		}
+	}
+}
+
+func checkText(s string) error {
+	if len(s) > event.MaxIDLen {
+		return fmt.Errorf("is %d bytes long, over the limit of %d", len(s), event.MaxIDLen)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+func entityOf(e Entity) event.Entity {
+	out := event.Entity{
+		Category: event.CategoryResource,
+		Type:     e.Type,
+		ID:       e.ID,
+		Name:     e.Name,
+		State:    e.State,
+	}
+	if len(e.Properties) > 0 {
+		out.Properties = make(map[string]string, len(e.Properties))
+		for k, v := range e.Properties {
+			out.Properties[k] = v
+		}
+	}
+	return out
+}
+
+// Entities returns the resources of the topologies as the static source
+// reports them: one entity per (type, id), each relationship as a Relation
+// on its source entity with Direction Out, the relationship's target
+// reported as an entity too. Entities of several files with the same (type,
+// id) are merged: their relations are united and, for a property given by
+// two files, the later file wins. The order is deterministic (by type, id;
+// relations by relationship, type, id).
+func Entities(tops ...*Topology) []event.Entity {
+	byKey := map[string]*event.Entity{}
+	var keys []string
+	for _, t := range tops {
+		if t == nil {
+			continue
+		}
+		static := make(map[string]string, len(t.Entities)) // static_id -> key
+		for _, e := range t.Entities {
+			key := e.Type + "\x00" + e.ID
+			static[e.StaticID] = key
+			cur, ok := byKey[key]
+			if !ok {
+				ent := entityOf(e)
+				byKey[key] = &ent
+				keys = append(keys, key)
+				continue
+			}
+			if e.Name != "" {
+				cur.Name = e.Name
+			}
+			if e.State != "" {
+				cur.State = e.State
+			}
+			for k, v := range e.Properties {
+				if cur.Properties == nil {
+					cur.Properties = map[string]string{}
+				}
+				cur.Properties[k] = v
+			}
+		}
+		for _, r := range t.Relationships {
+			src, dst := byKey[static[r.Source]], byKey[static[r.Target]]
+			if src == nil || dst == nil {
+				continue // Parse refuses this; a hand-built Topology may not
+			}
+			rel := event.Relation{
+				Relationship: r.RelationshipType,
+				Category:     event.CategoryResource,
+				Type:         dst.Type,
+				ID:           dst.ID,
+				Direction:    event.Out,
+			}
+			if !hasRelation(src.Relations, rel) {
+				src.Relations = append(src.Relations, rel)
+			}
+		}
+	}
+	sort.Strings(keys)
+	out := make([]event.Entity, 0, len(keys))
+	for _, k := range keys {
+		e := byKey[k]
+		sort.Slice(e.Relations, func(i, j int) bool {
+			a, b := e.Relations[i], e.Relations[j]
+			if a.Relationship != b.Relationship {
+				return a.Relationship < b.Relationship
+			}
+			if a.Type != b.Type {
+				return a.Type < b.Type
+			}
+			return a.ID < b.ID
+		})
+		out = append(out, *e)
+	}
+	return out
+}
+
+func hasRelation(rs []event.Relation, r event.Relation) bool {
+	for _, x := range rs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Events returns the upsert events of the topologies (Entities), as
+// published by source at time at. Each event id is derived from the source,
+// the entity's type and id and a hash of its content, so the same topology
+// gives the same events; ObservedAt is at.
+func Events(source string, at time.Time, tops ...*Topology) []event.Event {
+	ents := Entities(tops...)
+	out := make([]event.Event, 0, len(ents))
+	for i := range ents {
+		e := ents[i]
+		out = append(out, event.Event{
+			V:          event.Version,
+			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, ContentHash(e)),
+			Source:     source,
+			Kind:       event.KindEntityUpsert,
+			ObservedAt: at.UTC(),
+			Entity:     &e,
+		})
+	}
+	return out
+}
+
+// ContentHash is a stable hash of an entity's content (encoding/json sorts
+// map keys, and Entities sorts relations).
+func ContentHash(e event.Entity) string {
+	b, err := json.Marshal(e)
+	if err != nil {
+		// Entity holds only strings, maps and slices of strings: Marshal
+		// cannot fail. Fall back to the printed form to stay total.
+		b = []byte(fmt.Sprintf("%#v", e))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}

@@ -1,0 +1,248 @@
+package static
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var at = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func golden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	paths, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top, err := Parse(b)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			evs := Events("static", at, top)
+			for _, ev := range evs {
+				if _, err := event.Encode(ev); err != nil {
+					t.Errorf("event %s does not encode: %v", ev.EventID, err)
+				}
+			}
+			golden(t, strings.TrimSuffix(p, ".yaml")+".golden.json", evs)
+		})
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"missing_metadata.yaml", "metadata: is required"},
+		{"unknown_static_id.yaml", `definitions.relationships[0].target: no entity has static_id "h9"`},
+		{"duplicate_static_id.yaml", `definitions.entities[1].static_id: "s1" is also the static_id of definitions.entities[0]`},
+		{"missing_fields.yaml", "definitions.entities[0].type: is required"},
+		{"missing_fields.yaml", "definitions.relationships[0].relationship_type: is required"},
+		{"nested_property.yaml", "definitions.entities[0].ports: must be a scalar"},
+		{"not_yaml.yaml", "not YAML"},
+		{"alarm_entity.yaml", "definitions.entities[0].category: static entities are resources"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "bad", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			top, err := Parse(b)
+			if err == nil {
+				t.Fatalf("Parse gave %+v, want an error", top)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRelationTargetIsReported(t *testing.T) {
+	b, err := os.ReadFile("testdata/switch_host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := Entities(top)
+	keys := map[string]bool{}
+	for _, e := range ents {
+		keys[e.Type+"/"+e.ID] = true
+	}
+	for _, e := range ents {
+		for _, r := range e.Relations {
+			if r.Direction != event.Out {
+				t.Errorf("%s/%s relation %+v: direction %q, want out", e.Type, e.ID, r, r.Direction)
+			}
+			if !keys[r.Type+"/"+r.ID] {
+				t.Errorf("relation target %s/%s is not reported by the pull", r.Type, r.ID)
+			}
+		}
+	}
+	sw := ents[1]
+	if sw.Type != "switch" || len(sw.Relations) != 1 || sw.Relations[0].Relationship != "attached" || sw.Relations[0].ID != "compute-1" {
+		t.Errorf("switch entity %+v, want one attached relation to compute-1", sw)
+	}
+}
+
+func TestEventsDeterministic(t *testing.T) {
+	b, err := os.ReadFile("testdata/zones.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, _ := Parse(b)
+	t2, _ := Parse(b)
+	if diff := cmp.Diff(Events("static", at, t1), Events("static", at, t2)); diff != "" {
+		t.Errorf("same file, different events:\n%s", diff)
+	}
+	changed := strings.Replace(string(b), `rack: "r7"`, `rack: "r8"`, 1)
+	t3, err := Parse([]byte(changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, c := Events("static", at, t1), Events("static", at, t3)
+	if a[1].EventID == c[1].EventID {
+		t.Errorf("changed entity kept its event id %s", a[1].EventID)
+	}
+	if a[0].EventID != c[0].EventID {
+		t.Errorf("unchanged entity changed its event id")
+	}
+}
+
+func TestMergeAcrossFiles(t *testing.T) {
+	a, err := Parse([]byte("metadata: {name: a}\ndefinitions:\n  entities:\n    - {static_id: h, type: nova.host, id: c1, rack: r1, role: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse([]byte("metadata: {name: b}\ndefinitions:\n  entities:\n    - {static_id: q, type: nova.host, id: c1, rack: r2}\n    - {static_id: s, type: switch, id: s1}\n  relationships:\n    - {source: q, target: s, relationship_type: attached}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Entities(a, b)
+	want := []event.Entity{
+		{Category: "RESOURCE", Type: "nova.host", ID: "c1", Properties: map[string]string{"rack": "r2", "role": "x"},
+			Relations: []event.Relation{{Relationship: "attached", Category: "RESOURCE", Type: "switch", ID: "s1", Direction: event.Out}}},
+		{Category: "RESOURCE", Type: "switch", ID: "s1"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged entities (-want +got):\n%s", diff)
+	}
+}
+
+func TestDriverGetAllAndWatch(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/switch_host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("not a topology"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Directory: dir, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := d.GetAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 2 {
+		t.Fatalf("got %d entities, want 2", len(ents))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Watch(ctx, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	// Write until the watcher notices: its first fingerprint may be taken
+	// after our first write.
+	deadline := time.After(5 * time.Second)
+	for i := 0; ; i++ {
+		if err := os.WriteFile(filepath.Join(dir, "b.yaml"), []byte("metadata: {name: b}\ndefinitions:\n  entities:\n    - {static_id: x, type: rack, id: \"r"+string(rune('0'+i%10))+"\"}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond):
+			continue
+		case <-deadline:
+			t.Fatal("Watch did not report the change")
+		}
+		break
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch returned %v", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("definitions: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetAll(context.Background()); err == nil || !strings.Contains(err.Error(), "c.yaml") {
+		t.Errorf("GetAll with a bad file: %v, want an error naming c.yaml", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := Config{PollInterval: -1}.Validate()
+	for _, want := range []string{"directory: is required", "poll_interval: must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+}
