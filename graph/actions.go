@@ -1,0 +1,107 @@
+package graph
+
+import (
+	"strconv"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// The primitives below are how the evaluator acts on the graph. Each returns
+// the changes it made so that the evaluator can evaluate them in turn. Their
+// timestamps are Now(): the RecordedAt of the record being evaluated.
+
+// DeducedExternalID is the external id of the deduced alarm name raised on
+// target: stable for a given (target, name).
+func DeducedExternalID(target VertexID, name string) string {
+	return event.DeriveID("deduced", strconv.FormatInt(int64(target), 10), name)
+}
+
+// RaiseDeducedAlarm raises the deduced alarm a: an ALARM vertex of type
+// DeducedType, owned by EvaluatorSource, with an `on` edge to a.Target. A
+// re-raise updates name, severity and properties and undeletes the alarm
+// and its edge. It returns 0 and no change when the target does not exist.
+func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
+	t := g.get(a.Target)
+	if t == nil {
+		return 0, nil
+	}
+	ext := DeducedExternalID(a.Target, a.Name)
+	var changes []Change
+	var v *vertex
+	var prev *Vertex
+	id, exists := g.keys[vkey{CategoryAlarm, DeducedType, ext}]
+	if exists {
+		v = g.get(id)
+		prev = v.exportPtr()
+	} else {
+		v = g.newVertex(CategoryAlarm, DeducedType, ext)
+	}
+	v.name = a.Name
+	v.severity = g.str(a.Severity)
+	v.state = g.str("Active")
+	v.project = t.project
+	v.source = g.str(EvaluatorSource)
+	v.deleted, v.placeholder = false, false
+	v.sample, v.update = g.now, g.now
+	v.props = g.props(a.Properties)
+	g.normalize(v)
+	switch {
+	case !exists:
+		changes = append(changes, Change{Op: VertexAdded, Vertex: v.exportPtr()})
+	case vertexChanged(prev, v):
+		changes = append(changes, Change{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev})
+	}
+	changes = g.assertEdge(triple{v.id, t.id, RelOn}, owner{v.id, g.str(EvaluatorSource)}, changes)
+	return v.id, changes
+}
+
+// ClearDeducedAlarm soft-deletes the alarm id and all its edges; they stay in
+// the graph for RCA. Clearing a deleted or unknown vertex does nothing.
+func (g *Graph) ClearDeducedAlarm(id VertexID) []Change {
+	v := g.get(id)
+	if v == nil || v.deleted {
+		return nil
+	}
+	return g.softDelete(v, nil)
+}
+
+// SetCausal adds (present) or removes the `causes` edge from -> to. A
+// removed edge is kept, marked deleted. Unknown vertices: no change.
+func (g *Graph) SetCausal(from, to VertexID, present bool) []Change {
+	f, t := g.get(from), g.get(to)
+	if f == nil || t == nil {
+		return nil
+	}
+	tr := triple{from, to, RelCauses}
+	own := owner{from, g.str(EvaluatorSource)}
+	if present {
+		return g.assertEdge(tr, own, nil)
+	}
+	return g.retractEdge(tr, own, nil)
+}
+
+// SetDeducedState sets the state the evaluator deduced for id ("" removes
+// it) and normalises the vertex again.
+func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
+	v := g.get(id)
+	if v == nil || v.deduced == state {
+		return nil
+	}
+	prev := v.exportPtr()
+	v.deduced = g.str(state)
+	v.update = g.now
+	g.normalize(v)
+	return []Change{{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev}}
+}
+
+// SetMarkedDown sets or clears the vertex's is_marked_down flag.
+func (g *Graph) SetMarkedDown(id VertexID, down bool) []Change {
+	v := g.get(id)
+	if v == nil || v.markedDwn == down {
+		return nil
+	}
+	prev := v.exportPtr()
+	v.markedDwn = down
+	v.update = g.now
+	return []Change{{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev}}
+}

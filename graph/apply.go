@@ -1,0 +1,385 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// ErrSyncNotOpen is returned (wrapped) by Apply for a sync.end that has no
+// matching open sync.begin. The record is otherwise applied (Now advances)
+// and the graph is consistent: callers log it and go on with the log.
+var ErrSyncNotOpen = errors.New("sync.end without a matching open sync.begin")
+
+// ErrInvalidRecord is returned (wrapped) by Apply for a record whose event
+// lacks what its kind needs. The graph is left unchanged.
+var ErrInvalidRecord = errors.New("invalid record")
+
+// Apply applies one record of the log and returns the changes it made, in
+// order. entity.upsert, entity.delete, sync.begin, sync.end and tick are
+// applied; template and subscription kinds are ignored (no change at all:
+// they belong to the evaluator and the notifier).
+//
+// Every timestamp Apply writes comes from rec: RecordedAt for
+// update_timestamp and Now, ObservedAt for sample_timestamp.
+func (g *Graph) Apply(rec event.Record) ([]Change, error) {
+	ev := &rec.Event
+	switch ev.Kind {
+	case event.KindEntityUpsert, event.KindEntityDelete:
+		if ev.Entity == nil {
+			return nil, fmt.Errorf("apply seq %d: %s without entity: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
+		}
+	case event.KindSyncBegin, event.KindSyncEnd:
+		if ev.Sync == nil {
+			return nil, fmt.Errorf("apply seq %d: %s without sync: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
+		}
+	case event.KindTick:
+	default:
+		return nil, nil
+	}
+	g.step++
+	g.now = toNanos(rec.RecordedAt)
+	switch ev.Kind {
+	case event.KindEntityUpsert:
+		return g.upsert(ev), nil
+	case event.KindEntityDelete:
+		return g.deleteEntity(ev), nil
+	case event.KindSyncBegin:
+		g.syncBegin(ev.Source, ev.Sync.ID)
+		return nil, nil
+	case event.KindSyncEnd:
+		ch, ok := g.syncEnd(ev.Source, ev.Sync.ID)
+		if !ok {
+			return nil, fmt.Errorf("apply seq %d: source %q sync %q: %w", rec.Seq, ev.Source, ev.Sync.ID, ErrSyncNotOpen)
+		}
+		return ch, nil
+	}
+	return nil, nil // tick
+}
+
+func categoryOr(c string) string {
+	if c == "" {
+		return CategoryResource
+	}
+	return c
+}
+
+func (g *Graph) upsert(ev *event.Event) []Change {
+	e := ev.Entity
+	cat := categoryOr(e.Category)
+	obs := toNanos(ev.ObservedAt)
+	id, exists := g.keys[vkey{cat, e.Type, e.ID}]
+	var v *vertex
+	var changes []Change
+	if exists {
+		v = g.get(id)
+		if v.source == ev.Source {
+			v.seen = g.step
+		}
+		if !v.placeholder && obs < v.sample {
+			return nil // older than what the graph holds
+		}
+	}
+	var prev *Vertex
+	if exists {
+		prev = v.exportPtr()
+	} else {
+		v = g.newVertex(cat, e.Type, e.ID)
+	}
+	v.name = e.Name
+	v.state = g.str(e.State)
+	v.severity = g.str(e.Severity)
+	v.project = g.str(e.ProjectID)
+	v.source = g.str(ev.Source)
+	v.deleted = false
+	v.placeholder = false
+	v.sample = obs
+	v.update = g.now
+	v.seen = g.step
+	v.props = g.props(e.Properties)
+	g.normalize(v)
+	switch {
+	case !exists:
+		changes = append(changes, Change{Op: VertexAdded, Vertex: v.exportPtr()})
+	case vertexChanged(prev, v):
+		changes = append(changes, Change{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev})
+	}
+	return g.setRelations(v, ev.Source, e.Relations, changes)
+}
+
+// vertexChanged reports whether v differs from prev in more than its
+// timestamps.
+func vertexChanged(prev *Vertex, v *vertex) bool {
+	if prev.Name != v.name || prev.State != v.state || prev.Severity != v.severity ||
+		prev.ProjectID != v.project || prev.Source != v.source || prev.IsDeleted != v.deleted ||
+		prev.IsPlaceholder != v.placeholder || prev.AggregatedState != v.agg ||
+		prev.OperationalState != v.op || prev.DeducedState != v.deduced ||
+		prev.IsMarkedDown != v.markedDwn || len(prev.Properties) != len(v.props) {
+		return true
+	}
+	for _, p := range v.props {
+		if pv, ok := prev.Properties[p.k]; !ok || pv != p.v {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Graph) props(m map[string]string) []prop {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]prop, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, prop{g.str(k), m[k]})
+	}
+	return out
+}
+
+func (g *Graph) normalize(v *vertex) {
+	if v.category == CategoryAlarm {
+		a, o := g.norm.resolve(v.category, v.typ, v.severity, "")
+		v.agg, v.op = g.str(a), g.str(o)
+		return
+	}
+	a, o := g.norm.resolve(v.category, v.typ, v.state, v.deduced)
+	v.agg, v.op = g.str(a), g.str(o)
+}
+
+// triple is an edge identity.
+type triple struct {
+	from, to VertexID
+	rel      string
+}
+
+func cmpTriple(a, b triple) int {
+	switch {
+	case a.from != b.from:
+		return cmpInt(a.from, b.from)
+	case a.to != b.to:
+		return cmpInt(a.to, b.to)
+	case a.rel < b.rel:
+		return -1
+	case a.rel > b.rel:
+		return 1
+	}
+	return 0
+}
+
+func cmpInt[T ~int64](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// setRelations replaces the relations source asserted for v with rels:
+// edges it asserted before and no longer does lose that owner (and become
+// deleted once no one asserts them), the others are created or undeleted.
+// Edges of other sources are left alone.
+func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, changes []Change) []Change {
+	own := owner{v.id, g.str(source)}
+	want := make([]triple, 0, len(rels))
+	for _, r := range rels {
+		t := g.target(r.Category, r.Type, r.ID, &changes)
+		if r.Direction == event.In {
+			want = append(want, triple{t.id, v.id, r.Relationship})
+		} else {
+			want = append(want, triple{v.id, t.id, r.Relationship})
+		}
+	}
+	slices.SortFunc(want, cmpTriple)
+	want = slices.Compact(want)
+
+	for _, t := range g.ownedBy(v, own) {
+		if _, keep := slices.BinarySearchFunc(want, t, cmpTriple); keep {
+			continue
+		}
+		changes = g.retractEdge(t, own, changes)
+	}
+	for _, t := range want {
+		changes = g.assertEdge(t, own, changes)
+	}
+	return changes
+}
+
+// assertEdge adds own to the owners of edge t, creating or undeleting it.
+func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
+	e, created := g.ensureEdge(g.get(t.from), g.get(t.to), t.rel)
+	if i, ok := e.findOwner(own); !ok {
+		e.owners = slices.Insert(e.owners, i, own)
+	}
+	if !e.deleted {
+		return changes
+	}
+	var prev *Edge
+	if !created {
+		p := exportEdge(t.from, e)
+		prev = &p
+	}
+	e.deleted = false
+	e.update = g.now
+	cur := exportEdge(t.from, e)
+	if created {
+		return append(changes, Change{Op: EdgeAdded, Edge: &cur})
+	}
+	return append(changes, Change{Op: EdgeUpdated, Edge: &cur, PrevEdge: prev})
+}
+
+// retractEdge removes own from the owners of edge t, deleting it when no
+// owner is left.
+func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
+	from := g.get(t.from)
+	i, ok := from.findOut(t.to, t.rel)
+	if !ok {
+		return changes
+	}
+	e := &from.out[i]
+	if j, ok := e.findOwner(own); ok {
+		e.owners = slices.Delete(e.owners, j, j+1)
+	}
+	if len(e.owners) > 0 || e.deleted {
+		return changes
+	}
+	prev := exportEdge(t.from, e)
+	e.deleted = true
+	e.update = g.now
+	cur := exportEdge(t.from, e)
+	return append(changes, Change{Op: EdgeDeleted, Edge: &cur, PrevEdge: &prev})
+}
+
+// ownedBy lists the edges incident to v that own asserted, sorted.
+func (g *Graph) ownedBy(v *vertex, own owner) []triple {
+	var ts []triple
+	for i := range v.out {
+		if v.out[i].hasOwner(own) {
+			ts = append(ts, triple{v.id, v.out[i].to, v.out[i].rel})
+		}
+	}
+	for _, from := range v.in {
+		if from == v.id {
+			continue // self loops are in v.out already
+		}
+		fv := g.get(from)
+		i, _ := fv.findOut(v.id, "")
+		for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
+			if fv.out[i].hasOwner(own) {
+				ts = append(ts, triple{from, v.id, fv.out[i].rel})
+			}
+		}
+	}
+	slices.SortFunc(ts, cmpTriple)
+	return ts
+}
+
+// target returns the vertex a relation names, creating a placeholder when it
+// is not known yet.
+func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
+	cat := categoryOr(category)
+	if id, ok := g.keys[vkey{cat, typ, ext}]; ok {
+		return g.get(id)
+	}
+	v := g.newVertex(cat, typ, ext)
+	v.placeholder = true
+	v.update = g.now
+	g.normalize(v)
+	*changes = append(*changes, Change{Op: VertexAdded, Vertex: v.exportPtr()})
+	return v
+}
+
+func (g *Graph) deleteEntity(ev *event.Event) []Change {
+	e := ev.Entity
+	id, ok := g.keys[vkey{categoryOr(e.Category), e.Type, e.ID}]
+	if !ok {
+		return nil
+	}
+	v := g.get(id)
+	obs := toNanos(ev.ObservedAt)
+	if obs < v.sample || v.deleted {
+		return nil
+	}
+	v.sample = obs
+	return g.softDelete(v, nil)
+}
+
+// softDelete marks v and all its edges deleted; edges lose their owners.
+func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
+	del := func(from VertexID, e *edge) {
+		e.owners = nil
+		if e.deleted {
+			return
+		}
+		prev := exportEdge(from, e)
+		e.deleted = true
+		e.update = g.now
+		cur := exportEdge(from, e)
+		changes = append(changes, Change{Op: EdgeDeleted, Edge: &cur, PrevEdge: &prev})
+	}
+	for i := range v.out {
+		del(v.id, &v.out[i])
+	}
+	for _, from := range v.in {
+		if from == v.id {
+			continue
+		}
+		fv := g.get(from)
+		i, _ := fv.findOut(v.id, "")
+		for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
+			del(from, &fv.out[i])
+		}
+	}
+	if v.deleted {
+		return changes
+	}
+	prev := v.exportPtr()
+	v.deleted = true
+	v.update = g.now
+	return append(changes, Change{Op: VertexDeleted, Vertex: v.exportPtr(), Prev: prev})
+}
+
+func (g *Graph) syncBegin(source, id string) {
+	s := openSync{source: g.str(source), id: id, begin: g.step}
+	i, found := slices.BinarySearchFunc(g.syncs, s, cmpSync)
+	if found {
+		g.syncs[i] = s
+		return
+	}
+	g.syncs = slices.Insert(g.syncs, i, s)
+}
+
+func cmpSync(a, b openSync) int {
+	switch {
+	case a.source < b.source:
+		return -1
+	case a.source > b.source:
+		return 1
+	case a.id < b.id:
+		return -1
+	case a.id > b.id:
+		return 1
+	}
+	return 0
+}
+
+func (g *Graph) syncEnd(source, id string) ([]Change, bool) {
+	i, found := slices.BinarySearchFunc(g.syncs, openSync{source: source, id: id}, cmpSync)
+	if !found {
+		return nil, false
+	}
+	begin := g.syncs[i].begin
+	g.syncs = slices.Delete(g.syncs, i, i+1)
+	var changes []Change
+	for _, v := range g.verts {
+		if v == nil || v.source != source || v.deleted || v.placeholder || v.seen > begin {
+			continue
+		}
+		changes = g.softDelete(v, changes)
+	}
+	return changes, true
+}

@@ -1,0 +1,121 @@
+package graph
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Dump writes the canonical dump of the whole graph: JSON, one vertex (with
+// its outgoing edges and their owners) a line, in ascending id order, then
+// the open syncs and the counters. Two graphs are equal exactly when their
+// dumps are equal byte for byte; deleted and placeholder elements and the
+// bookkeeping that later events depend on are included.
+func (g *Graph) Dump(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	s := g.State()
+	head, err := json.Marshal(dumpHead{Version: s.Version, Now: dumpTime(s.Now), Step: s.Step, NextID: s.NextID})
+	if err != nil {
+		return fmt.Errorf("dump graph: %w", err)
+	}
+	bw.WriteString(`{"graph":`)
+	bw.Write(head)
+	bw.WriteString(",\n\"vertices\":[")
+	for i, v := range s.Vertices {
+		b, err := json.Marshal(dumpVertexOf(v))
+		if err != nil {
+			return fmt.Errorf("dump vertex %d: %w", v.ID, err)
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteByte('\n')
+		bw.Write(b)
+	}
+	bw.WriteString("\n],\n\"syncs\":")
+	syncs := s.Syncs
+	if syncs == nil {
+		syncs = []SyncState{}
+	}
+	b, err := json.Marshal(syncs)
+	if err != nil {
+		return fmt.Errorf("dump syncs: %w", err)
+	}
+	bw.Write(b)
+	bw.WriteString("}\n")
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("dump graph: %w", err)
+	}
+	return nil
+}
+
+type dumpHead struct {
+	Version int      `json:"version"`
+	Now     string   `json:"now"`
+	Step    int64    `json:"step"`
+	NextID  VertexID `json:"next_id"`
+}
+
+type dumpVertex struct {
+	ID               VertexID          `json:"vitrage_id"`
+	Category         string            `json:"vitrage_category"`
+	Type             string            `json:"vitrage_type"`
+	ExternalID       string            `json:"id"`
+	Name             string            `json:"name"`
+	State            string            `json:"state"`
+	Severity         string            `json:"severity"`
+	DeducedState     string            `json:"vitrage_state"`
+	AggregatedState  string            `json:"aggregated"`
+	OperationalState string            `json:"operational"`
+	ProjectID        string            `json:"project_id"`
+	Source           string            `json:"vitrage_datasource_name"`
+	IsDeleted        bool              `json:"vitrage_is_deleted"`
+	IsPlaceholder    bool              `json:"vitrage_is_placeholder"`
+	IsMarkedDown     bool              `json:"vitrage_is_marked_down"`
+	SampleTimestamp  string            `json:"vitrage_sample_timestamp"`
+	UpdateTimestamp  string            `json:"update_timestamp"`
+	Seen             int64             `json:"seen"`
+	Properties       map[string]string `json:"properties"`
+	Out              []dumpEdge        `json:"out"`
+}
+
+type dumpEdge struct {
+	To              VertexID `json:"target"`
+	Relationship    string   `json:"relationship_type"`
+	IsDeleted       bool     `json:"vitrage_is_deleted"`
+	UpdateTimestamp string   `json:"update_timestamp"`
+	Owners          []string `json:"owners"`
+}
+
+func dumpVertexOf(v VertexState) dumpVertex {
+	d := dumpVertex{
+		ID: v.ID, Category: v.Category, Type: v.Type, ExternalID: v.ExternalID, Name: v.Name,
+		State: v.State, Severity: v.Severity, DeducedState: v.DeducedState,
+		AggregatedState: v.AggregatedState, OperationalState: v.OperationalState,
+		ProjectID: v.ProjectID, Source: v.Source,
+		IsDeleted: v.IsDeleted, IsPlaceholder: v.IsPlaceholder, IsMarkedDown: v.IsMarkedDown,
+		SampleTimestamp: dumpTime(v.SampleTimestamp), UpdateTimestamp: dumpTime(v.UpdateTimestamp),
+		Seen: v.Seen, Properties: v.Properties, Out: []dumpEdge{},
+	}
+	if d.Properties == nil {
+		d.Properties = map[string]string{}
+	}
+	for _, e := range v.Out {
+		de := dumpEdge{To: e.To, Relationship: e.Relationship, IsDeleted: e.IsDeleted, UpdateTimestamp: dumpTime(e.UpdateTimestamp), Owners: []string{}}
+		for _, o := range e.Owners {
+			de.Owners = append(de.Owners, fmt.Sprintf("%d/%s", o.Entity, o.Source))
+		}
+		d.Out = append(d.Out, de)
+	}
+	return d
+}
+
+// dumpTime formats t in UTC with nanoseconds; the zero time is "".
+func dumpTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

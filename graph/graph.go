@@ -1,0 +1,278 @@
+package graph
+
+import (
+	"slices"
+	"time"
+)
+
+// Graph is the entity graph. It is a pure, deterministic state machine: the
+// same sequence of Apply calls (and evaluator primitives) gives the same
+// graph, whatever the machine, the run or the wall clock.
+//
+// A Graph is not safe for concurrent use: its owner serialises every call,
+// reads included (the processor holds a lock around it).
+type Graph struct {
+	norm  *Normalizer
+	verts []*vertex // verts[id-1]
+	keys  map[vkey]VertexID
+	now   int64 // RecordedAt of the last applied record, unix nanos
+	step  int64 // records applied; orders upserts against sync.begin
+	syncs []openSync
+	// intern shares the backing arrays of low-cardinality strings (types,
+	// relationships, sources, states) between vertices and edges.
+	intern map[string]string
+}
+
+type vkey struct{ category, typ, ext string }
+
+type prop struct{ k, v string }
+
+// vertex is the compact internal form of a Vertex.
+type vertex struct {
+	id                              VertexID
+	category, typ, ext, name        string
+	state, severity, deduced        string
+	agg, op                         string
+	project, source                 string
+	deleted, placeholder, markedDwn bool
+	sample, update                  int64 // unix nanos, 0 = zero time
+	props                           []prop
+	seen                            int64      // step of the last upsert reported by the vertex's source
+	out                             []edge     // sorted by (to, rel)
+	in                              []VertexID // sorted, unique: vertices with an edge to this one
+}
+
+// owner is an entity whose source asserted an edge among its relations.
+type owner struct {
+	entity VertexID
+	source string
+}
+
+type edge struct {
+	to      VertexID
+	rel     string
+	deleted bool
+	update  int64
+	owners  []owner // sorted by (entity, source)
+}
+
+type openSync struct {
+	source, id string
+	begin      int64 // step of the sync.begin record
+}
+
+// New returns an empty graph that normalises states with norm (nil: the
+// built-in defaults).
+func New(norm *Normalizer) *Graph {
+	if norm == nil {
+		norm = DefaultNormalizer()
+	}
+	return &Graph{norm: norm, keys: make(map[vkey]VertexID), intern: make(map[string]string)}
+}
+
+func (g *Graph) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := g.intern[s]; ok {
+		return v
+	}
+	g.intern[s] = s
+	return s
+}
+
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (g *Graph) get(id VertexID) *vertex {
+	if id < 1 || int(id) > len(g.verts) {
+		return nil
+	}
+	return g.verts[id-1]
+}
+
+func (v *vertex) export() Vertex {
+	out := Vertex{
+		ID: v.id, Category: v.category, Type: v.typ, ExternalID: v.ext, Name: v.name,
+		State: v.state, Severity: v.severity, DeducedState: v.deduced,
+		AggregatedState: v.agg, OperationalState: v.op,
+		ProjectID: v.project, Source: v.source,
+		IsDeleted: v.deleted, IsPlaceholder: v.placeholder, IsMarkedDown: v.markedDwn,
+		SampleTimestamp: fromNanos(v.sample), UpdateTimestamp: fromNanos(v.update),
+	}
+	if len(v.props) > 0 {
+		out.Properties = make(map[string]string, len(v.props))
+		for _, p := range v.props {
+			out.Properties[p.k] = p.v
+		}
+	}
+	return out
+}
+
+func (v *vertex) exportPtr() *Vertex {
+	x := v.export()
+	return &x
+}
+
+// Vertex returns a copy of the vertex id.
+func (g *Graph) Vertex(id VertexID) (Vertex, bool) {
+	v := g.get(id)
+	if v == nil {
+		return Vertex{}, false
+	}
+	return v.export(), true
+}
+
+// Lookup finds a vertex by its key. Category "" means RESOURCE.
+func (g *Graph) Lookup(category, typ, externalID string) (VertexID, bool) {
+	if category == "" {
+		category = CategoryResource
+	}
+	id, ok := g.keys[vkey{category, typ, externalID}]
+	return id, ok
+}
+
+// Len returns the number of vertices, deleted ones included.
+func (g *Graph) Len() int { return len(g.verts) }
+
+// VertexIDs returns every vertex id, ascending, deleted ones included.
+func (g *Graph) VertexIDs() []VertexID {
+	ids := make([]VertexID, 0, len(g.verts))
+	for _, v := range g.verts {
+		if v != nil {
+			ids = append(ids, v.id)
+		}
+	}
+	return ids
+}
+
+// Now is the logical time: the RecordedAt of the last applied record. It
+// never reads the wall clock.
+func (g *Graph) Now() time.Time { return fromNanos(g.now) }
+
+func exportEdge(from VertexID, e *edge) Edge {
+	return Edge{From: from, To: e.to, Relationship: e.rel, IsDeleted: e.deleted, UpdateTimestamp: fromNanos(e.update)}
+}
+
+// Out returns the edges from id, sorted by (To, Relationship), deleted ones
+// included.
+func (g *Graph) Out(id VertexID) []Edge {
+	v := g.get(id)
+	if v == nil {
+		return nil
+	}
+	out := make([]Edge, 0, len(v.out))
+	for i := range v.out {
+		out = append(out, exportEdge(id, &v.out[i]))
+	}
+	return out
+}
+
+// In returns the edges to id, sorted by (From, Relationship), deleted ones
+// included.
+func (g *Graph) In(id VertexID) []Edge {
+	v := g.get(id)
+	if v == nil {
+		return nil
+	}
+	var out []Edge
+	for _, from := range v.in {
+		fv := g.get(from)
+		i, _ := fv.findOut(id, "")
+		for ; i < len(fv.out) && fv.out[i].to == id; i++ {
+			out = append(out, exportEdge(from, &fv.out[i]))
+		}
+	}
+	return out
+}
+
+// EdgeOf returns the edge (from, to, rel).
+func (g *Graph) EdgeOf(from, to VertexID, rel string) (Edge, bool) {
+	v := g.get(from)
+	if v == nil {
+		return Edge{}, false
+	}
+	i, ok := v.findOut(to, rel)
+	if !ok {
+		return Edge{}, false
+	}
+	return exportEdge(from, &v.out[i]), true
+}
+
+// findOut returns the index of (to, rel) in v.out, or where it would go.
+func (v *vertex) findOut(to VertexID, rel string) (int, bool) {
+	return slices.BinarySearchFunc(v.out, edgeKey{to, rel}, func(e edge, k edgeKey) int {
+		switch {
+		case e.to < k.to:
+			return -1
+		case e.to > k.to:
+			return 1
+		case e.rel < k.rel:
+			return -1
+		case e.rel > k.rel:
+			return 1
+		}
+		return 0
+	})
+}
+
+type edgeKey struct {
+	to  VertexID
+	rel string
+}
+
+// newVertex allocates the next id.
+func (g *Graph) newVertex(category, typ, ext string) *vertex {
+	v := &vertex{id: VertexID(len(g.verts) + 1), category: g.str(category), typ: g.str(typ), ext: ext}
+	g.verts = append(g.verts, v)
+	g.keys[vkey{v.category, v.typ, v.ext}] = v.id
+	return v
+}
+
+// ensureEdge returns the edge (from, to, rel), creating it (deleted, no
+// owners) when missing; created reports whether it was.
+func (g *Graph) ensureEdge(from, to *vertex, rel string) (e *edge, created bool) {
+	i, ok := from.findOut(to.id, rel)
+	if ok {
+		return &from.out[i], false
+	}
+	from.out = slices.Insert(from.out, i, edge{to: to.id, rel: g.str(rel), deleted: true})
+	if j, found := slices.BinarySearch(to.in, from.id); !found {
+		to.in = slices.Insert(to.in, j, from.id)
+	}
+	return &from.out[i], true
+}
+
+func (e *edge) hasOwner(o owner) bool {
+	_, ok := e.findOwner(o)
+	return ok
+}
+
+func (e *edge) findOwner(o owner) (int, bool) {
+	return slices.BinarySearchFunc(e.owners, o, cmpOwner)
+}
+
+func cmpOwner(a, b owner) int {
+	switch {
+	case a.entity < b.entity:
+		return -1
+	case a.entity > b.entity:
+		return 1
+	case a.source < b.source:
+		return -1
+	case a.source > b.source:
+		return 1
+	}
+	return 0
+}

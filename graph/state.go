@@ -1,0 +1,209 @@
+package graph
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// StateVersion is the version of the State layout.
+const StateVersion = 1
+
+// State is the whole graph as plain exported data, for snapshots: every
+// vertex and edge (deleted and placeholder ones included), the counters and
+// the bookkeeping of relations per source and of open syncs.
+// FromState(g.State()) is a graph whose Dump equals g's byte for byte.
+type State struct {
+	Version int
+	// Now is the RecordedAt of the last applied record.
+	Now time.Time
+	// Step counts the records applied.
+	Step int64
+	// NextID is the id the next new vertex gets.
+	NextID VertexID
+	// Vertices, ascending by id.
+	Vertices []VertexState
+	// Syncs are the open syncs, sorted by (Source, ID).
+	Syncs []SyncState
+}
+
+// VertexState is a vertex with its outgoing edges.
+type VertexState struct {
+	Vertex
+	// Seen is the Step of the last upsert from the vertex's source.
+	Seen int64
+	// Out are the edges from the vertex, sorted by (To, Relationship).
+	Out []EdgeState
+}
+
+// EdgeState is an outgoing edge and who asserts it.
+type EdgeState struct {
+	To              VertexID
+	Relationship    string
+	IsDeleted       bool
+	UpdateTimestamp time.Time
+	// Owners are the (entity, source) pairs whose relations assert the
+	// edge, sorted; a live edge has at least one.
+	Owners []Owner
+}
+
+// Owner is an entity whose source asserts an edge.
+type Owner struct {
+	Entity VertexID
+	Source string
+}
+
+// SyncState is an open sync: Begin is the Step of its sync.begin.
+type SyncState struct {
+	Source, ID string
+	Begin      int64
+}
+
+// State returns a deep copy of the graph as plain data.
+func (g *Graph) State() State {
+	s := State{
+		Version: StateVersion, Now: fromNanos(g.now), Step: g.step,
+		NextID:   VertexID(len(g.verts) + 1),
+		Vertices: make([]VertexState, 0, len(g.verts)),
+	}
+	for _, v := range g.verts {
+		if v == nil {
+			continue
+		}
+		vs := VertexState{Vertex: v.export(), Seen: v.seen}
+		if len(v.out) > 0 {
+			vs.Out = make([]EdgeState, 0, len(v.out))
+		}
+		for _, e := range v.out {
+			es := EdgeState{To: e.to, Relationship: e.rel, IsDeleted: e.deleted, UpdateTimestamp: fromNanos(e.update)}
+			for _, o := range e.owners {
+				es.Owners = append(es.Owners, Owner{Entity: o.entity, Source: o.source})
+			}
+			vs.Out = append(vs.Out, es)
+		}
+		s.Vertices = append(s.Vertices, vs)
+	}
+	for _, o := range g.syncs {
+		s.Syncs = append(s.Syncs, SyncState{Source: o.source, ID: o.id, Begin: o.begin})
+	}
+	return s
+}
+
+// FromState rebuilds a graph from s, checking that it is consistent (ids in
+// range and unique, keys unique, edges to existing vertices, sorted lists).
+// The states are normalised again with norm (nil: the defaults), so a
+// snapshot taken under other normalisation rules takes the new ones.
+func FromState(s State, norm *Normalizer) (*Graph, error) {
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("graph state version %d: want %d", s.Version, StateVersion)
+	}
+	if s.NextID < 1 || int64(s.NextID)-1 < int64(len(s.Vertices)) {
+		return nil, fmt.Errorf("graph state: next id %d with %d vertices", s.NextID, len(s.Vertices))
+	}
+	g := New(norm)
+	g.now = toNanos(s.Now)
+	g.step = s.Step
+	g.verts = make([]*vertex, s.NextID-1)
+	for i := range s.Vertices {
+		vs := &s.Vertices[i]
+		v := g.get(vs.ID)
+		if vs.ID < 1 || vs.ID >= s.NextID {
+			return nil, fmt.Errorf("graph state: vertex id %d out of range [1,%d)", vs.ID, s.NextID)
+		}
+		if v != nil {
+			return nil, fmt.Errorf("graph state: vertex id %d twice", vs.ID)
+		}
+		switch vs.Category {
+		case CategoryResource, CategoryAlarm:
+		default:
+			return nil, fmt.Errorf("graph state: vertex %d: category %q", vs.ID, vs.Category)
+		}
+		v = &vertex{
+			id: vs.ID, category: g.str(vs.Category), typ: g.str(vs.Type), ext: vs.ExternalID, name: vs.Name,
+			state: g.str(vs.State), severity: g.str(vs.Severity), deduced: g.str(vs.DeducedState),
+			project: g.str(vs.ProjectID), source: g.str(vs.Source),
+			deleted: vs.IsDeleted, placeholder: vs.IsPlaceholder, markedDwn: vs.IsMarkedDown,
+			sample: toNanos(vs.SampleTimestamp), update: toNanos(vs.UpdateTimestamp),
+			props: g.props(vs.Properties), seen: vs.Seen,
+		}
+		k := vkey{v.category, v.typ, v.ext}
+		if other, dup := g.keys[k]; dup {
+			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, k.category, k.typ, k.ext)
+		}
+		g.keys[k] = v.id
+		g.normalize(v)
+		g.verts[v.id-1] = v
+	}
+	for i := range s.Vertices {
+		vs := &s.Vertices[i]
+		v := g.get(vs.ID)
+		if len(vs.Out) > 0 {
+			v.out = make([]edge, 0, len(vs.Out))
+		}
+		for j, es := range vs.Out {
+			to := g.get(es.To)
+			if to == nil {
+				return nil, fmt.Errorf("graph state: edge %d->%d %s: no vertex %d", v.id, es.To, es.Relationship, es.To)
+			}
+			if j > 0 && cmpEdgeKey(edgeKey{vs.Out[j-1].To, vs.Out[j-1].Relationship}, edgeKey{es.To, es.Relationship}) >= 0 {
+				return nil, fmt.Errorf("graph state: edges of vertex %d not sorted at %d", v.id, j)
+			}
+			e := edge{to: es.To, rel: g.str(es.Relationship), deleted: es.IsDeleted, update: toNanos(es.UpdateTimestamp)}
+			for _, o := range es.Owners {
+				e.owners = append(e.owners, owner{o.Entity, g.str(o.Source)})
+			}
+			if !slices.IsSortedFunc(e.owners, cmpOwner) {
+				return nil, fmt.Errorf("graph state: owners of edge %d->%d %s not sorted", v.id, es.To, es.Relationship)
+			}
+			v.out = append(v.out, e)
+			if n := len(to.in); n == 0 || to.in[n-1] != v.id {
+				to.in = append(to.in, v.id) // vertices are visited in ascending id order
+			}
+		}
+	}
+	for _, ss := range s.Syncs {
+		o := openSync{source: g.str(ss.Source), id: ss.ID, begin: ss.Begin}
+		if n := len(g.syncs); n > 0 && cmpSync(g.syncs[n-1], o) >= 0 {
+			return nil, fmt.Errorf("graph state: open syncs not sorted at %s/%s", ss.Source, ss.ID)
+		}
+		g.syncs = append(g.syncs, o)
+	}
+	return g, nil
+}
+
+func cmpEdgeKey(a, b edgeKey) int {
+	switch {
+	case a.to != b.to:
+		return cmpInt(a.to, b.to)
+	case a.rel < b.rel:
+		return -1
+	case a.rel > b.rel:
+		return 1
+	}
+	return 0
+}
+
+// Clone returns an independent deep copy of g sharing its Normalizer.
+func (g *Graph) Clone() *Graph {
+	c := &Graph{
+		norm: g.norm, now: g.now, step: g.step,
+		verts:  make([]*vertex, len(g.verts)),
+		keys:   maps.Clone(g.keys),
+		syncs:  slices.Clone(g.syncs),
+		intern: maps.Clone(g.intern),
+	}
+	for i, v := range g.verts {
+		if v == nil {
+			continue
+		}
+		cv := *v // props are replaced, never changed in place: shared
+		cv.in = slices.Clone(v.in)
+		cv.out = slices.Clone(v.out)
+		for j := range cv.out {
+			cv.out[j].owners = slices.Clone(cv.out[j].owners)
+		}
+		c.verts[i] = &cv
+	}
+	return c
+}
