@@ -1,0 +1,590 @@
+// Package election elects one processor leader with hashicorp/raft and runs
+// the leader's duties only while this node leads (invariant 4 of DESIGN.md).
+//
+// Raft is used for election and membership only: the event log lives in
+// MariaDB, so the replicated state machine is empty and nothing but
+// membership changes is ever written to the raft log.
+//
+// Leadership is level-triggered. raft's NotifyCh is drained by its own
+// goroutine (raft blocks on it), and every signal, plus a periodic check,
+// only makes the node look again at raft's current state: a dropped or
+// coalesced transition cannot leave a stale leader loop running. After
+// winning, the node waits for a Barrier (every earlier entry applied) before
+// it starts the leader function, and it starts the next one only after the
+// previous one has returned: there are never two leader loops at once on a
+// node. The leader function receives the raft term at which this node
+// became leader, the fencing term that every leader write carries.
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotRunning means the node's raft instance is not running (before
+	// Run, or after it returned).
+	ErrNotRunning = errors.New("election: raft not running")
+	// ErrNotLeader means a membership change was asked of a follower; the
+	// error returned wraps it and names the leader when one is known.
+	ErrNotLeader = errors.New("election: not the leader")
+)
+
+// Defaults tuned for a LAN (DESIGN.md: 500 ms heartbeat and election
+// timeouts give a 1.2-1.3 s failover, against 2 s with raft's defaults).
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultCommitTimeout      = 50 * time.Millisecond
+	DefaultBarrierTimeout     = 10 * time.Second
+)
+
+// Peer is one voter of the static bootstrap configuration.
+type Peer struct {
+	ID      string `yaml:"id"`
+	Address string `yaml:"address"`
+}
+
+// Config configures a Node.
+type Config struct {
+	// NodeID is this node's raft server id; it must be unique in the cluster.
+	NodeID string `yaml:"node_id"`
+	// BindAddr is the TCP address raft listens on (host:port).
+	BindAddr string `yaml:"bind_addr"`
+	// AdvertiseAddr is the address the other nodes dial; default BindAddr.
+	// It must not be an unspecified address (0.0.0.0).
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// DataDir holds raft's log and stable store (raft.db) and its snapshots.
+	DataDir string `yaml:"data_dir"`
+	// Peers is the static bootstrap configuration, this node included. It is
+	// used only when DataDir holds no raft state yet; later changes go
+	// through Join and Remove. Empty means "join an existing cluster".
+	Peers []Peer `yaml:"peers"`
+
+	HeartbeatTimeout   time.Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout    time.Duration `yaml:"election_timeout"`
+	LeaderLeaseTimeout time.Duration `yaml:"leader_lease_timeout"`
+	CommitTimeout      time.Duration `yaml:"commit_timeout"`
+	// BarrierTimeout bounds the Barrier a new leader waits for.
+	BarrierTimeout time.Duration `yaml:"barrier_timeout"`
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.AdvertiseAddr == "" {
+		c.AdvertiseAddr = c.BindAddr
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = DefaultLeaderLeaseTimeout
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
+	if c.BarrierTimeout == 0 {
+		c.BarrierTimeout = DefaultBarrierTimeout
+	}
+}
+
+// Validate reports every problem of c (after SetDefaults), naming its YAML
+// key. withTransport is true when the caller supplies its own transport
+// (tests), which makes the addresses and DataDir optional.
+func (c Config) validate(withTransport bool) error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node_id: is required"))
+	}
+	if !withTransport {
+		if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+			errs = append(errs, fmt.Errorf("bind_addr: %q is not host:port", c.BindAddr))
+		}
+		if host, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			errs = append(errs, fmt.Errorf("advertise_addr: %q is not host:port", c.AdvertiseAddr))
+		} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("advertise_addr: %q is unspecified; other nodes cannot dial it", c.AdvertiseAddr))
+		}
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("data_dir: is required"))
+		}
+	}
+	seen := map[string]bool{}
+	self := len(c.Peers) == 0
+	for i, p := range c.Peers {
+		if p.ID == "" {
+			errs = append(errs, fmt.Errorf("peers[%d].id: is required", i))
+		}
+		if p.Address == "" {
+			errs = append(errs, fmt.Errorf("peers[%d].address: is required", i))
+		}
+		if seen[p.ID] {
+			errs = append(errs, fmt.Errorf("peers[%d].id: %q appears twice", i, p.ID))
+		}
+		seen[p.ID] = true
+		if p.ID == c.NodeID {
+			self = true
+		}
+	}
+	if !self {
+		errs = append(errs, fmt.Errorf("peers: must include this node (%q)", c.NodeID))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"heartbeat_timeout", c.HeartbeatTimeout}, {"election_timeout", c.ElectionTimeout},
+		{"leader_lease_timeout", c.LeaderLeaseTimeout}, {"commit_timeout", c.CommitTimeout},
+		{"barrier_timeout", c.BarrierTimeout},
+	} {
+		if d.v < 5*time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s: %s is too short (at least 5ms)", d.name, d.v))
+		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, errors.New("leader_lease_timeout: must not exceed heartbeat_timeout"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c Config) Validate() error {
+	c.SetDefaults()
+	return c.validate(false)
+}
+
+// LeaderFunc runs the leader's duties. It is called only once this node is
+// leader and a Barrier succeeded, with the term at which it became leader;
+// ctx is cancelled as soon as leadership is lost (or Run ends), and the
+// function must return promptly then. It is never called twice at once.
+type LeaderFunc func(ctx context.Context, term uint64)
+
+// Deps are the node's collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// OnLead runs the leader's duties; nil runs none.
+	OnLead LeaderFunc
+
+	// Transport and the stores replace the TCP transport and the bolt and
+	// file stores (tests use raft's in-memory ones). Either all of
+	// Transport, LogStore, StableStore and SnapshotStore are set, or none.
+	Transport     raft.Transport
+	LogStore      raft.LogStore
+	StableStore   raft.StableStore
+	SnapshotStore raft.SnapshotStore
+}
+
+// Node is one raft voter. Its query methods are safe for concurrent use.
+type Node struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	r          atomic.Pointer[raft.Raft]
+	leaderTerm atomic.Uint64 // term of the running leader loop; 0 when none
+
+	mIsLeader      prometheus.Gauge
+	mTerm          prometheus.Gauge
+	mLeaderChanges prometheus.Counter
+	mLoops         prometheus.Counter
+}
+
+// New validates cfg and allocates a Node. It starts nothing.
+func New(cfg Config, deps Deps) (*Node, error) {
+	cfg.SetDefaults()
+	custom := deps.Transport != nil || deps.LogStore != nil || deps.StableStore != nil || deps.SnapshotStore != nil
+	if custom && (deps.Transport == nil || deps.LogStore == nil || deps.StableStore == nil || deps.SnapshotStore == nil) {
+		return nil, errors.New("election: set all of Transport, LogStore, StableStore and SnapshotStore, or none")
+	}
+	if err := cfg.validate(custom); err != nil {
+		return nil, fmt.Errorf("election config: %w", err)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, deps: deps, log: deps.Logger.With("component", "election", "node_id", cfg.NodeID)}
+	n.mIsLeader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "causeway_processor_raft_is_leader", Help: "1 while this node runs the leader's duties.",
+	})
+	n.mTerm = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "causeway_processor_raft_term", Help: "Current raft term seen by this node.",
+	})
+	n.mLeaderChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_raft_leadership_changes_total", Help: "Leadership transitions (gained or lost) seen by this node.",
+	})
+	n.mLoops = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_leader_loops_total", Help: "Leader loops started on this node.",
+	})
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{n.mIsLeader, n.mTerm, n.mLeaderChanges, n.mLoops} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register election metrics: %w", err)
+			}
+		}
+	}
+	return n, nil
+}
+
+// raftConfig builds raft's configuration from cfg.
+func (n *Node) raftConfig(notify chan bool) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.NotifyCh = notify
+	rc.Logger = newHCLogger(n.deps.Logger.With("component", "raft", "node_id", n.cfg.NodeID), "raft")
+	// The FSM is empty: a snapshot costs nothing, keep raft's log short.
+	rc.SnapshotThreshold = 1024
+	return rc
+}
+
+// open builds the stores and the transport.
+func (n *Node) open() (logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport, closeFn func() error, err error) {
+	if n.deps.Transport != nil {
+		return n.deps.LogStore, n.deps.StableStore, n.deps.SnapshotStore, n.deps.Transport, func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+		return nil, nil, nil, nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, nil, nil, nil, nil, fmt.Errorf("open raft store: %w", err)
+	}
+	hl := newHCLogger(n.deps.Logger.With("component", "raft", "node_id", n.cfg.NodeID), "raft")
+	fss, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, hl)
+	if err != nil {
+		_ = bolt.Close()
+		return nil, nil, nil, nil, nil, fmt.Errorf("open raft snapshot store: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", n.cfg.AdvertiseAddr)
+	if err != nil {
+		_ = bolt.Close()
+		return nil, nil, nil, nil, nil, fmt.Errorf("resolve advertise_addr: %w", err)
+	}
+	tcp, err := raft.NewTCPTransportWithLogger(n.cfg.BindAddr, adv, 3, 10*time.Second, hl)
+	if err != nil {
+		_ = bolt.Close()
+		return nil, nil, nil, nil, nil, fmt.Errorf("listen raft transport on %s: %w", n.cfg.BindAddr, err)
+	}
+	closeFn = func() error {
+		return errors.Join(tcp.Close(), bolt.Close())
+	}
+	return bolt, bolt, fss, tcp, closeFn, nil
+}
+
+// Run starts raft, bootstraps it from the static peers if its data dir is
+// empty, and runs the leader function while this node leads. When ctx ends
+// it stops the leader function, hands leadership over if it holds it, shuts
+// raft down, closes its stores and returns nil.
+func (n *Node) Run(ctx context.Context) error {
+	logs, stable, snaps, trans, closeStores, err := n.open()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeStores(); cerr != nil {
+			n.log.Warn("close raft stores", "err", cerr)
+		}
+	}()
+
+	hasState, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	// raft blocks on NotifyCh: a dedicated goroutine drains it into a
+	// coalescing one-slot signal, which only says "look again".
+	notify := make(chan bool, 16)
+	rc := n.raftConfig(notify)
+	if !hasState && len(n.cfg.Peers) > 0 {
+		var servers []raft.Server
+		for _, p := range n.cfg.Peers {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+		}
+		if err := raft.BootstrapCluster(rc, logs, stable, snaps, trans, raft.Configuration{Servers: servers}); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap raft cluster: %w", err)
+		}
+		n.log.Info("bootstrapped raft cluster", "peers", len(servers))
+	}
+	r, err := raft.NewRaft(rc, fsm{}, logs, stable, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.r.Store(r)
+
+	poke := make(chan struct{}, 1)
+	drainDone := make(chan struct{})
+	stopDrain := make(chan struct{})
+	go func() {
+		defer close(drainDone)
+		for {
+			select {
+			case <-notify:
+				n.mLeaderChanges.Inc()
+				select {
+				case poke <- struct{}{}:
+				default:
+				}
+			case <-stopDrain:
+				return
+			}
+		}
+	}()
+
+	n.watch(ctx, r, poke)
+
+	// Leave gracefully: the leader loop has already stopped; hand over
+	// leadership so the cluster need not wait for an election timeout.
+	if r.State() == raft.Leader {
+		if err := r.LeadershipTransfer().Error(); err != nil {
+			n.log.Warn("leadership transfer", "err", err)
+		} else {
+			n.log.Info("leadership transferred")
+		}
+	}
+	n.r.Store(nil)
+	serr := r.Shutdown().Error()
+	close(stopDrain)
+	<-drainDone
+	n.mIsLeader.Set(0)
+	if serr != nil {
+		return fmt.Errorf("shut down raft: %w", serr)
+	}
+	return nil
+}
+
+// watch is the leadership loop: level-triggered, one leader loop at a time.
+// It returns when ctx ends, after the leader loop (if any) has returned.
+func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
+	tick := time.NewTicker(n.cfg.HeartbeatTimeout / 2)
+	defer tick.Stop()
+
+	var (
+		cancelLoop context.CancelFunc
+		loopDone   chan struct{}
+	)
+	stopLoop := func(why string) {
+		if cancelLoop == nil {
+			return
+		}
+		cancelLoop()
+		<-loopDone
+		cancelLoop, loopDone = nil, nil
+		n.leaderTerm.Store(0)
+		n.mIsLeader.Set(0)
+		n.log.Info("leader loop stopped", "reason", why)
+	}
+	defer stopLoop("shutdown")
+
+	for {
+		n.mTerm.Set(float64(r.CurrentTerm()))
+		leader := r.State() == raft.Leader
+		if loopDone != nil {
+			select {
+			case <-loopDone:
+				// The leader function returned by itself: it will be
+				// started again at the next check if still leader.
+				cancelLoop()
+				cancelLoop, loopDone = nil, nil
+				n.leaderTerm.Store(0)
+				n.mIsLeader.Set(0)
+			default:
+			}
+		}
+		switch {
+		case leader && loopDone == nil:
+			if err := r.Barrier(n.cfg.BarrierTimeout).Error(); err != nil {
+				n.log.Warn("barrier after winning election", "err", err)
+				break
+			}
+			term := r.CurrentTerm()
+			if r.State() != raft.Leader {
+				break
+			}
+			lctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			cancelLoop, loopDone = cancel, done
+			n.leaderTerm.Store(term)
+			n.mIsLeader.Set(1)
+			n.mLoops.Inc()
+			n.log.Info("leader loop started", "term", term)
+			go func() {
+				defer close(done)
+				if n.deps.OnLead != nil {
+					n.deps.OnLead(lctx, term)
+				} else {
+					<-lctx.Done()
+				}
+			}()
+		case !leader && loopDone != nil:
+			stopLoop("leadership lost")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poke:
+		case <-tick.C:
+		case <-loopDoneOrNil(loopDone):
+		}
+	}
+}
+
+func loopDoneOrNil(c chan struct{}) <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+func (n *Node) raft() (*raft.Raft, error) {
+	r := n.r.Load()
+	if r == nil {
+		return nil, ErrNotRunning
+	}
+	return r, nil
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Leader returns the id and raft address of the leader this node knows,
+// empty if none.
+func (n *Node) Leader() (id, addr string) {
+	r, err := n.raft()
+	if err != nil {
+		return "", ""
+	}
+	a, i := r.LeaderWithID()
+	return string(i), string(a)
+}
+
+// State is raft's state of this node: Follower, Candidate, Leader or
+// Shutdown ("" before Run).
+func (n *Node) State() string {
+	r, err := n.raft()
+	if err != nil {
+		return ""
+	}
+	return r.State().String()
+}
+
+// Term is the current raft term seen by this node.
+func (n *Node) Term() uint64 {
+	r, err := n.raft()
+	if err != nil {
+		return 0
+	}
+	return r.CurrentTerm()
+}
+
+// LeaderTerm is the fencing term of the running leader loop: the term at
+// which this node became leader; 0 when no leader loop runs here.
+func (n *Node) LeaderTerm() uint64 { return n.leaderTerm.Load() }
+
+// Server is one member of the raft configuration.
+type Server struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// Servers lists the raft configuration.
+func (n *Node) Servers() ([]Server, error) {
+	r, err := n.raft()
+	if err != nil {
+		return nil, err
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	_, lid := r.LeaderWithID()
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == lid})
+	}
+	return out, nil
+}
+
+func (n *Node) leaderErr(r *raft.Raft) error {
+	a, id := r.LeaderWithID()
+	if id == "" {
+		return fmt.Errorf("%w (no leader known)", ErrNotLeader)
+	}
+	return fmt.Errorf("%w (leader is %s at %s)", ErrNotLeader, id, a)
+}
+
+// Join adds a voter. Only the leader can; others fail with ErrNotLeader.
+func (n *Node) Join(id, addr string, timeout time.Duration) error {
+	r, err := n.raft()
+	if err != nil {
+		return err
+	}
+	if id == "" || addr == "" {
+		return errors.New("join: id and address are required")
+	}
+	if r.State() != raft.Leader {
+		return n.leaderErr(r)
+	}
+	if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.leaderErr(r)
+		}
+		return fmt.Errorf("add voter %s at %s: %w", id, addr, err)
+	}
+	return nil
+}
+
+// Remove removes a server. Only the leader can; others fail with
+// ErrNotLeader.
+func (n *Node) Remove(id string, timeout time.Duration) error {
+	r, err := n.raft()
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return errors.New("remove: id is required")
+	}
+	if r.State() != raft.Leader {
+		return n.leaderErr(r)
+	}
+	if err := r.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.leaderErr(r)
+		}
+		return fmt.Errorf("remove server %s: %w", id, err)
+	}
+	return nil
+}
+
+// fsm is the empty state machine: raft here replicates membership only.
+type fsm struct{}
+
+func (fsm) Apply(*raft.Log) any                 { return nil }
+func (fsm) Snapshot() (raft.FSMSnapshot, error) { return emptySnapshot{}, nil }
+func (fsm) Restore(rc io.ReadCloser) error      { return rc.Close() }
+
+type emptySnapshot struct{}
+
+func (emptySnapshot) Persist(sink raft.SnapshotSink) error { return sink.Close() }
+func (emptySnapshot) Release()                             {}

@@ -1,0 +1,302 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// cluster is n in-memory nodes in one process.
+type cluster struct {
+	t      *testing.T
+	nodes  []*Node
+	cancel []context.CancelFunc
+	done   []chan error
+
+	mu        sync.Mutex
+	active    map[string]int // running leader loops per node
+	total     int            // running leader loops in the cluster
+	maxTotal  int
+	maxOnNode int
+	starts    []string // node ids, in start order
+	terms     []uint64
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, active: map[string]int{}}
+	addrs := make([]raft.ServerAddress, n)
+	trans := make([]*raft.InmemTransport, n)
+	for i := range n {
+		addrs[i], trans[i] = raft.NewInmemTransport("")
+	}
+	for i := range n {
+		for j := range n {
+			if i != j {
+				trans[i].Connect(addrs[j], trans[j])
+			}
+		}
+	}
+	var peers []Peer
+	for i := range n {
+		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Address: string(addrs[i])})
+	}
+	for i := range n {
+		id := fmt.Sprintf("n%d", i)
+		store := raft.NewInmemStore()
+		node, err := New(Config{
+			NodeID: id, Peers: peers,
+			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		}, Deps{
+			Registerer: prometheus.NewRegistry(),
+			OnLead:     c.onLead(id),
+			Transport:  trans[i], LogStore: store, StableStore: store,
+			SnapshotStore: raft.NewInmemSnapshotStore(),
+		})
+		if err != nil {
+			t.Fatalf("New(%s): %v", id, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- node.Run(ctx) }()
+		c.nodes = append(c.nodes, node)
+		c.cancel = append(c.cancel, cancel)
+		c.done = append(c.done, done)
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *cluster) onLead(id string) LeaderFunc {
+	return func(ctx context.Context, term uint64) {
+		c.mu.Lock()
+		c.active[id]++
+		c.total++
+		c.maxOnNode = max(c.maxOnNode, c.active[id])
+		c.maxTotal = max(c.maxTotal, c.total)
+		c.starts = append(c.starts, id)
+		c.terms = append(c.terms, term)
+		c.mu.Unlock()
+		<-ctx.Done()
+		c.mu.Lock()
+		c.active[id]--
+		c.total--
+		c.mu.Unlock()
+	}
+}
+
+// stop cancels node i and waits for its Run to return (idempotent).
+func (c *cluster) stop(i int) {
+	if c.cancel[i] == nil {
+		return
+	}
+	c.cancel[i]()
+	c.cancel[i] = nil
+	select {
+	case err := <-c.done[i]:
+		if err != nil {
+			c.t.Errorf("Run(%s) = %v", c.nodes[i].ID(), err)
+		}
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("Run(%s) did not return", c.nodes[i].ID())
+	}
+}
+
+// waitLeader waits until exactly one running node (not in skip) runs its
+// leader loop, and every running node agrees on who leads.
+func (c *cluster) waitLeader(skip int) int {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		lead := -1
+		count := 0
+		for i, n := range c.nodes {
+			if i == skip || c.cancel[i] == nil {
+				continue
+			}
+			if n.LeaderTerm() != 0 {
+				lead = i
+				count++
+			}
+		}
+		if count == 1 {
+			agree := true
+			for i, n := range c.nodes {
+				if i == skip || c.cancel[i] == nil {
+					continue
+				}
+				if id, _ := n.Leader(); id != c.nodes[lead].ID() {
+					agree = false
+				}
+			}
+			if agree {
+				return lead
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("no single leader within the deadline")
+	return -1
+}
+
+func TestElectionFailover(t *testing.T) {
+	c := newCluster(t, 3)
+	first := c.waitLeader(-1)
+	term1 := c.nodes[first].LeaderTerm()
+	if term1 == 0 || term1 != c.nodes[first].Term() {
+		t.Fatalf("leader term %d, current term %d", term1, c.nodes[first].Term())
+	}
+	servers, err := c.nodes[first].Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 3 {
+		t.Fatalf("servers = %v, want 3", servers)
+	}
+
+	c.stop(first)
+	second := c.waitLeader(first)
+	if second == first {
+		t.Fatalf("leader did not change")
+	}
+	term2 := c.nodes[second].LeaderTerm()
+	if term2 <= term1 {
+		t.Fatalf("new leader term %d, want > %d", term2, term1)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.maxOnNode != 1 {
+		t.Errorf("a node ran %d leader loops at once", c.maxOnNode)
+	}
+	if c.maxTotal != 1 {
+		t.Errorf("the cluster ran %d leader loops at once during a graceful handover", c.maxTotal)
+	}
+	if c.active[c.nodes[first].ID()] != 0 {
+		t.Errorf("stopped node still runs its leader loop")
+	}
+	if len(c.starts) < 2 || c.starts[len(c.starts)-1] != c.nodes[second].ID() {
+		t.Errorf("leader loop starts = %v, want last %s", c.starts, c.nodes[second].ID())
+	}
+}
+
+func TestMembershipNeedsLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	lead := c.waitLeader(-1)
+	follower := (lead + 1) % 3
+	err := c.nodes[follower].Remove("n9", time.Second)
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Remove on follower = %v, want ErrNotLeader", err)
+	}
+	// Remove a follower through the leader: the configuration shrinks.
+	victim := (lead + 2) % 3
+	if err := c.nodes[lead].Remove(c.nodes[victim].ID(), 5*time.Second); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	servers, err := c.nodes[lead].Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != 2 {
+		t.Fatalf("servers after remove = %v", servers)
+	}
+	for _, s := range servers {
+		if s.ID == c.nodes[victim].ID() {
+			t.Fatalf("removed server still listed: %v", servers)
+		}
+	}
+}
+
+func TestLeaderLoopRestartsAfterReturn(t *testing.T) {
+	// A leader function that returns by itself is started again while the
+	// node still leads, never twice at once.
+	_, tr := raft.NewInmemTransport("")
+	store := raft.NewInmemStore()
+	var running, maxRunning, calls atomic.Int32
+	n, err := New(Config{
+		NodeID: "solo", Peers: []Peer{{ID: "solo", Address: string(tr.LocalAddr())}},
+		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+		LeaderLeaseTimeout: 25 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+	}, Deps{
+		OnLead: func(ctx context.Context, term uint64) {
+			r := running.Add(1)
+			for {
+				m := maxRunning.Load()
+				if r <= m || maxRunning.CompareAndSwap(m, r) {
+					break
+				}
+			}
+			calls.Add(1)
+			running.Add(-1)
+		},
+		Transport: tr, LogStore: store, StableStore: store, SnapshotStore: raft.NewInmemSnapshotStore(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() < 3 {
+		t.Fatalf("leader function called %d times", calls.Load())
+	}
+	if maxRunning.Load() != 1 {
+		t.Fatalf("max concurrent leader functions = %d", maxRunning.Load())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"ok", Config{NodeID: "a", BindAddr: "127.0.0.1:7000", DataDir: "/tmp/x", Peers: []Peer{{ID: "a", Address: "127.0.0.1:7000"}}}, nil},
+		{"missing", Config{}, []string{"node_id", "bind_addr", "advertise_addr", "data_dir"}},
+		{"unspecified", Config{NodeID: "a", BindAddr: "0.0.0.0:7000", DataDir: "/d"}, []string{"advertise_addr"}},
+		{"peers", Config{NodeID: "a", BindAddr: ":7000", AdvertiseAddr: "h:1", DataDir: "/d", Peers: []Peer{{ID: "b"}, {ID: "b", Address: "x"}}}, []string{"peers[0].address", "peers[1].id", "peers: must include"}},
+		{"timeouts", Config{NodeID: "a", BindAddr: "h:1", DataDir: "/d", HeartbeatTimeout: time.Millisecond, LeaderLeaseTimeout: time.Second}, []string{"heartbeat_timeout", "leader_lease_timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %v", tt.want)
+			}
+			for _, w := range tt.want {
+				if !contains(err.Error(), w) {
+					t.Errorf("Validate() = %v, missing %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
