@@ -1,0 +1,327 @@
+// Package alertmap maps Prometheus/Alertmanager alerts to alarms on
+// resources, by configurable label rules: which labels name the resource,
+// its type, the alarm and its severity. The Alertmanager driver (pull, API
+// v2) and the Alertmanager webhook listener (push) share it, so one alert
+// becomes the same alarm entity whichever way it arrives.
+package alertmap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Defaults of Config and Rule.
+const (
+	DefaultAlarmType      = "prometheus"
+	DefaultAlarmNameLabel = "alertname"
+	DefaultSeverityLabel  = "severity"
+	DefaultRelationship   = "on"
+	// StateActive is the state of a firing alarm (Vitrage's name).
+	StateActive = "ACTIVE"
+)
+
+// Sentinel errors of Map; the message says which labels were missing.
+var (
+	// ErrNoRule means no rule's Match holds for the alert's labels.
+	ErrNoRule = errors.New("no mapping rule matches the alert")
+	// ErrMissingLabel means the matching rule needs a label the alert lacks.
+	ErrMissingLabel = errors.New("alert lacks a label the mapping needs")
+)
+
+// Config is the mapping: the first rule whose Match holds decides.
+type Config struct {
+	// AlarmType is the entity type of the alarms (default "prometheus",
+	// Vitrage's name for Prometheus alarms).
+	AlarmType string `yaml:"alarm_type"`
+	Rules     []Rule `yaml:"rules"`
+}
+
+// Rule maps the alerts it matches.
+type Rule struct {
+	// Match holds label = value pairs that must all hold; empty matches
+	// every alert.
+	Match map[string]string `yaml:"match"`
+	// ResourceType is the resource type (nova.host, nova.instance...), or
+	// ResourceTypeLabel names the label that holds it. Exactly one is set.
+	ResourceType      string `yaml:"resource_type"`
+	ResourceTypeLabel string `yaml:"resource_type_label"`
+	// ResourceIDLabels name the labels that may hold the resource id; the
+	// first one present wins.
+	ResourceIDLabels []string `yaml:"resource_id_labels"`
+	// StripPort turns "host:9100" into "host" (Prometheus' instance label).
+	StripPort bool `yaml:"strip_port"`
+	// AlarmNameLabel holds the alarm name (default alertname).
+	AlarmNameLabel string `yaml:"alarm_name_label"`
+	// SeverityLabel holds the severity (default severity); an alert without
+	// it gets DefaultSeverity.
+	SeverityLabel   string `yaml:"severity_label"`
+	DefaultSeverity string `yaml:"default_severity"`
+	// Relationship links the alarm to its resource (default "on").
+	Relationship string `yaml:"relationship"`
+}
+
+// Load decodes a mapping from YAML strictly (unknown keys are errors) and
+// validates it.
+func Load(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("decode mapping: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports every problem of c, naming its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if err := checkName(c.AlarmType); c.AlarmType != "" && err != nil {
+		errs = append(errs, fmt.Errorf("alarm_type: %w", err))
+	}
+	if len(c.Rules) == 0 {
+		errs = append(errs, errors.New("rules: at least one rule is required"))
+	}
+	for i, r := range c.Rules {
+		p := fmt.Sprintf("rules[%d]", i)
+		switch {
+		case r.ResourceType == "" && r.ResourceTypeLabel == "":
+			errs = append(errs, fmt.Errorf("%s: one of resource_type and resource_type_label is required", p))
+		case r.ResourceType != "" && r.ResourceTypeLabel != "":
+			errs = append(errs, fmt.Errorf("%s: resource_type and resource_type_label exclude each other", p))
+		case r.ResourceType != "":
+			if err := checkName(r.ResourceType); err != nil {
+				errs = append(errs, fmt.Errorf("%s.resource_type: %w", p, err))
+			}
+		}
+		if len(r.ResourceIDLabels) == 0 {
+			errs = append(errs, fmt.Errorf("%s.resource_id_labels: at least one label is required", p))
+		}
+		for j, l := range r.ResourceIDLabels {
+			if l == "" {
+				errs = append(errs, fmt.Errorf("%s.resource_id_labels[%d]: must not be empty", p, j))
+			}
+		}
+		for k := range r.Match {
+			if k == "" {
+				errs = append(errs, fmt.Errorf("%s.match: label names must not be empty", p))
+			}
+		}
+		if r.Relationship != "" {
+			if err := checkName(r.Relationship); err != nil {
+				errs = append(errs, fmt.Errorf("%s.relationship: %w", p, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if len(s) > event.MaxIDLen {
+		return fmt.Errorf("is %d bytes long, over the limit of %d", len(s), event.MaxIDLen)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+// Mapper applies a validated Config. It is immutable and safe for
+// concurrent use.
+type Mapper struct {
+	cfg Config
+}
+
+// New validates cfg and fills its defaults.
+func New(cfg Config) (*Mapper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("alert mapping: %w", err)
+	}
+	if cfg.AlarmType == "" {
+		cfg.AlarmType = DefaultAlarmType
+	}
+	rules := make([]Rule, len(cfg.Rules))
+	copy(rules, cfg.Rules)
+	for i := range rules {
+		r := &rules[i]
+		if r.AlarmNameLabel == "" {
+			r.AlarmNameLabel = DefaultAlarmNameLabel
+		}
+		if r.SeverityLabel == "" {
+			r.SeverityLabel = DefaultSeverityLabel
+		}
+		if r.Relationship == "" {
+			r.Relationship = DefaultRelationship
+		}
+	}
+	cfg.Rules = rules
+	return &Mapper{cfg: cfg}, nil
+}
+
+// Alarm is what the mapping found in an alert's labels.
+type Alarm struct {
+	Name         string
+	Severity     string
+	ResourceType string
+	ResourceID   string
+	Relationship string
+}
+
+// Map applies the first matching rule to labels. Its errors wrap ErrNoRule
+// or ErrMissingLabel and name the rule and the labels.
+func (m *Mapper) Map(labels map[string]string) (Alarm, error) {
+	for i, r := range m.cfg.Rules {
+		if !matches(r.Match, labels) {
+			continue
+		}
+		a := Alarm{Relationship: r.Relationship}
+		a.Name = labels[r.AlarmNameLabel]
+		if a.Name == "" {
+			return Alarm{}, fmt.Errorf("%w: rules[%d] needs label %q (the alarm name)", ErrMissingLabel, i, r.AlarmNameLabel)
+		}
+		a.ResourceType = r.ResourceType
+		if r.ResourceTypeLabel != "" {
+			a.ResourceType = labels[r.ResourceTypeLabel]
+			if a.ResourceType == "" {
+				return Alarm{}, fmt.Errorf("%w: rules[%d] needs label %q (the resource type)", ErrMissingLabel, i, r.ResourceTypeLabel)
+			}
+		}
+		for _, l := range r.ResourceIDLabels {
+			if v := labels[l]; v != "" {
+				a.ResourceID = v
+				break
+			}
+		}
+		if a.ResourceID == "" {
+			return Alarm{}, fmt.Errorf("%w: rules[%d] needs one of the labels %q (the resource id)", ErrMissingLabel, i, r.ResourceIDLabels)
+		}
+		if r.StripPort {
+			if h, _, err := net.SplitHostPort(a.ResourceID); err == nil && h != "" {
+				a.ResourceID = h
+			}
+		}
+		a.Severity = labels[r.SeverityLabel]
+		if a.Severity == "" {
+			a.Severity = r.DefaultSeverity
+		}
+		return a, nil
+	}
+	return Alarm{}, fmt.Errorf("%w: labels %s", ErrNoRule, labelString(labels))
+}
+
+func matches(match, labels map[string]string) bool {
+	for k, v := range match {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func labelString(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, labels[k])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Alert is an Alertmanager alert, in the fields both the webhook payload
+// and API v2 give.
+type Alert struct {
+	Fingerprint  string
+	Labels       map[string]string
+	Annotations  map[string]string
+	StartsAt     time.Time
+	GeneratorURL string
+}
+
+// AlarmID is the external id of the alarm of an alert: its fingerprint,
+// or, when the sender gave none, a hash of its sorted labels.
+func AlarmID(a Alert) string {
+	if a.Fingerprint != "" {
+		return a.Fingerprint
+	}
+	keys := make([]string, 0, len(a.Labels))
+	for k := range a.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, 2*len(keys))
+	for _, k := range keys {
+		parts = append(parts, k, a.Labels[k])
+	}
+	return event.DeriveID(parts...)
+}
+
+// Entity maps a firing alert to its alarm entity: category ALARM, type
+// AlarmType, id AlarmID, the alarm's name and severity, state ACTIVE, the
+// labels and annotations as properties ("label.<name>",
+// "annotation.<name>"), and one Out relation to its resource.
+func (m *Mapper) Entity(a Alert) (event.Entity, error) {
+	al, err := m.Map(a.Labels)
+	if err != nil {
+		return event.Entity{}, err
+	}
+	props := make(map[string]string, len(a.Labels)+len(a.Annotations)+2)
+	for k, v := range a.Labels {
+		props["label."+k] = v
+	}
+	for k, v := range a.Annotations {
+		props["annotation."+k] = v
+	}
+	if !a.StartsAt.IsZero() {
+		props["starts_at"] = a.StartsAt.UTC().Format(time.RFC3339Nano)
+	}
+	if a.GeneratorURL != "" {
+		props["generator_url"] = a.GeneratorURL
+	}
+	return event.Entity{
+		Category:   event.CategoryAlarm,
+		Type:       m.cfg.AlarmType,
+		ID:         AlarmID(a),
+		Name:       al.Name,
+		State:      StateActive,
+		Severity:   al.Severity,
+		Properties: props,
+		Relations: []event.Relation{{
+			Relationship: al.Relationship,
+			Category:     event.CategoryResource,
+			Type:         al.ResourceType,
+			ID:           al.ResourceID,
+			Direction:    event.Out,
+		}},
+	}, nil
+}
+
+// Ref is the entity of a resolved alert, for an entity.delete: category,
+// type and id only.
+func (m *Mapper) Ref(a Alert) event.Entity {
+	return event.Entity{Category: event.CategoryAlarm, Type: m.cfg.AlarmType, ID: AlarmID(a)}
+}
