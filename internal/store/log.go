@@ -1,0 +1,374 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// ErrTruncated reports that the answer lies in the part of the log that
+// retention has dropped.
+var ErrTruncated = errors.New("before the retained log")
+
+// ErrCorrupt reports a log that breaks its own invariants (a stored body
+// that does not decode, a gap in seq): a bug or a hand edit, never normal.
+var ErrCorrupt = errors.New("corrupt event log")
+
+// Log is the event log: the events and log_counter tables. It is safe for
+// concurrent use; writers in any number of processes serialise on the
+// counter row.
+type Log struct {
+	db  *sql.DB
+	now func() time.Time
+
+	mu        sync.Mutex
+	maxPacket int // server max_allowed_packet, read on first Append
+}
+
+// NewLog returns the log stored in db (migrated by Migrate). now gives
+// recorded_at; nil means time.Now.
+func NewLog(db *sql.DB, now func() time.Time) *Log {
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{db: db, now: now}
+}
+
+// Entry is an event to append: the decoded event and the bytes stored as
+// its body (its wire form as received, already validated).
+type Entry struct {
+	Event event.Event
+	Body  []byte
+}
+
+// Appended is the result of Append.
+type Appended struct {
+	// Batch holds the new records, with PrevSeq the log head before them.
+	// It is empty (PrevSeq the head) when every entry was a duplicate.
+	Batch event.Batch
+	// Duplicates are the indexes of the entries not stored because their
+	// event_id was already in the log or earlier in the same call.
+	Duplicates []int
+}
+
+const (
+	// insertMaxRows bounds the rows of one INSERT statement.
+	insertMaxRows = 1000
+	// rowOverhead estimates the bytes of SQL text a row costs beyond its
+	// escaped values.
+	rowOverhead = 64
+	// dedupChunk bounds the event ids of one dedup lookup.
+	dedupChunk = 1000
+)
+
+// Append stores entries as the next records of the log, in one
+// transaction, and returns what it stored.
+//
+// The transaction's first statement locks the counter row (SELECT ... FOR
+// UPDATE), so concurrent Appends — in this process or another — run one at
+// a time: seq is dense, commit order equals seq order, and the dedup check
+// against the event_id index cannot race with another writer. recorded_at
+// is max(now, the counter's last recorded_at), so it never decreases along
+// seq even when writers' clocks differ; all records of one call share it.
+//
+// If Append returns an error, nothing of the call is visible — or, when the
+// COMMIT itself failed in flight, possibly all of it: calling Append again
+// with the same entries is always safe, because the stored ones come back
+// as duplicates.
+func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
+	budget, err := l.insertBudget(ctx)
+	if err != nil {
+		return Appended{}, err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append %d events: begin: %w", len(entries), err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+
+	var lastSeq int64
+	var lastAt time.Time
+	err = tx.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Appended{}, fmt.Errorf("append %d events: log_counter row missing (run causeway migrate)", len(entries))
+	}
+	if err != nil {
+		return Appended{}, fmt.Errorf("append %d events: lock log_counter: %w", len(entries), err)
+	}
+
+	stored, err := existingIDs(ctx, tx, entries)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
+	}
+	at := l.now().UTC().Truncate(time.Microsecond)
+	if lastAt = lastAt.UTC(); at.Before(lastAt) {
+		at = lastAt
+	}
+	out := Appended{Batch: event.Batch{PrevSeq: lastSeq}}
+	keep := make([]int, 0, len(entries))
+	for i, e := range entries {
+		if stored[e.Event.EventID] {
+			out.Duplicates = append(out.Duplicates, i)
+			continue
+		}
+		stored[e.Event.EventID] = true
+		keep = append(keep, i)
+		out.Batch.Records = append(out.Batch.Records, event.Record{
+			Seq: lastSeq + int64(len(out.Batch.Records)) + 1, RecordedAt: at, Event: e.Event,
+		})
+	}
+	if len(keep) == 0 {
+		return out, nil // the deferred rollback releases the lock
+	}
+	if err := insertRows(ctx, tx, entries, keep, out.Batch.Records, budget); err != nil {
+		return Appended{}, fmt.Errorf("append %d events after seq %d: %w", len(keep), lastSeq, err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE log_counter SET last_seq = ?, last_recorded_at = ? WHERE id = 1",
+		out.Batch.LastSeq(), at); err != nil {
+		return Appended{}, fmt.Errorf("append %d events: update log_counter: %w", len(keep), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Appended{}, fmt.Errorf("append %d events: commit seq %d..%d: %w", len(keep), out.Batch.FirstSeq(), out.Batch.LastSeq(), err)
+	}
+	committed = true
+	return out, nil
+}
+
+// insertBudget returns the bytes of SQL text one INSERT may use: half the
+// server's max_allowed_packet, since interpolation can double a BLOB.
+func (l *Log) insertBudget(ctx context.Context) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxPacket == 0 {
+		n, err := MaxPacket(ctx, l.db)
+		if err != nil {
+			return 0, err
+		}
+		l.maxPacket = n
+	}
+	return l.maxPacket / 2, nil
+}
+
+// existingIDs returns which event ids of entries the log already holds.
+// Called under the counter lock, so no other writer can add one meanwhile.
+func existingIDs(ctx context.Context, tx *sql.Tx, entries []Entry) (map[string]bool, error) {
+	found := make(map[string]bool, len(entries))
+	for start := 0; start < len(entries); start += dedupChunk {
+		end := min(start+dedupChunk, len(entries))
+		args := make([]any, 0, end-start)
+		for _, e := range entries[start:end] {
+			args = append(args, e.Event.EventID)
+		}
+		q := "SELECT event_id FROM events WHERE event_id IN (?" + strings.Repeat(",?", len(args)-1) + ")"
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("look up stored event ids: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("look up stored event ids: %w", err)
+			}
+			found[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("look up stored event ids: %w", err)
+		}
+		rows.Close()
+	}
+	return found, nil
+}
+
+// insertRows inserts the kept entries as multi-row INSERTs, each under
+// budget bytes (one row alone may exceed it; the server then refuses it).
+func insertRows(ctx context.Context, tx *sql.Tx, entries []Entry, keep []int, recs []event.Record, budget int) error {
+	const head = "INSERT INTO events (seq, recorded_at, event_id, source, kind, body) VALUES "
+	for start := 0; start < len(keep); {
+		size := len(head)
+		end := start
+		for end < len(keep) && end-start < insertMaxRows {
+			e := entries[keep[end]]
+			row := rowOverhead + 2*(len(e.Body)+len(e.Event.EventID)+len(e.Event.Source)+len(e.Event.Kind))
+			if end > start && size+row > budget {
+				break
+			}
+			size += row
+			end++
+		}
+		var q strings.Builder
+		q.Grow(len(head) + 15*(end-start))
+		q.WriteString(head)
+		args := make([]any, 0, 6*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?,?)")
+			e, r := entries[keep[i]], recs[i]
+			args = append(args, r.Seq, r.RecordedAt, e.Event.EventID, e.Event.Source, string(e.Event.Kind), e.Body)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("insert seq %d..%d: %w", recs[start].Seq, recs[end-1].Seq, err)
+		}
+		start = end
+	}
+	return nil
+}
+
+// Head returns the last seq of the log and its recorded_at; (0, zero time)
+// for an empty log. It reads the counter row, so it survives retention.
+func (l *Log) Head(ctx context.Context) (int64, time.Time, error) {
+	var seq int64
+	var at time.Time
+	if err := l.db.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at FROM log_counter WHERE id = 1").Scan(&seq, &at); err != nil {
+		return 0, time.Time{}, fmt.Errorf("read log head: %w", err)
+	}
+	if seq == 0 {
+		return 0, time.Time{}, nil
+	}
+	return seq, at.UTC(), nil
+}
+
+// First returns the oldest seq still stored (retention drops the older
+// ones), or 0 when no event is stored.
+func (l *Log) First(ctx context.Context) (int64, error) {
+	var seq int64
+	err := l.db.QueryRowContext(ctx, "SELECT seq FROM events ORDER BY seq LIMIT 1").Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read first stored seq: %w", err)
+	}
+	return seq, nil
+}
+
+// SeqAt returns the last seq whose recorded_at is at or before t: the log
+// prefix that makes up the state at t. It is 0 when t is before the first
+// event, and ErrTruncated when the events up to t were dropped by
+// retention. The answer for a t close to now can still grow if a writer's
+// clock lags the caller's; recorded_at is the writers' clock.
+func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
+	t = t.UTC()
+	head, headAt, err := l.Head(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	if head == 0 {
+		return 0, nil
+	}
+	if !t.Before(headAt) {
+		return head, nil
+	}
+	var seq int64
+	err = l.db.QueryRowContext(ctx,
+		"SELECT seq FROM events WHERE recorded_at <= ? ORDER BY recorded_at DESC, seq DESC LIMIT 1", t).Scan(&seq)
+	if err == nil {
+		return seq, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	first, err := l.First(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	if first > 1 || first == 0 {
+		// Events before first (or all of them) were dropped; the answer
+		// may have been one of them.
+		return 0, fmt.Errorf("seq at %s: %w (oldest stored seq %d)", t.Format(time.RFC3339Nano), ErrTruncated, first)
+	}
+	return 0, nil
+}
+
+// ReadRange returns up to limit records with seq > afterSeq, in seq order.
+func (l *Log) ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error) {
+	return l.readRange(ctx, afterSeq, -1, limit)
+}
+
+func (l *Log) readRange(ctx context.Context, afterSeq, throughSeq int64, limit int) ([]event.Record, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := "SELECT seq, recorded_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+	args := []any{afterSeq, limit}
+	if throughSeq >= 0 {
+		q = "SELECT seq, recorded_at, body FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+		args = []any{afterSeq, throughSeq, limit}
+	}
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events after seq %d: %w", afterSeq, err)
+	}
+	defer rows.Close()
+	out := make([]event.Record, 0, min(limit, 1024))
+	for rows.Next() {
+		var r event.Record
+		var body []byte
+		if err := rows.Scan(&r.Seq, &r.RecordedAt, &body); err != nil {
+			return nil, fmt.Errorf("read events after seq %d: %w", afterSeq, err)
+		}
+		r.RecordedAt = r.RecordedAt.UTC()
+		if r.Event, err = event.Decode(body); err != nil {
+			return nil, fmt.Errorf("read event seq %d: %w: %w", r.Seq, ErrCorrupt, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events after seq %d: %w", afterSeq, err)
+	}
+	return out, nil
+}
+
+// scanPage is the rows of one statement of Scan: short statements keep
+// no transaction open for the length of a long scan, so they neither hold
+// back purge nor block DropBefore's ALTER TABLE.
+const scanPage = 1000
+
+// Scan yields the records with afterSeq < seq <= throughSeq in seq order,
+// reading the log page by page; pass math.MaxInt64 as throughSeq for no
+// upper bound (the scan then ends at the head it reaches). It checks that
+// seqs are dense and stops with an error wrapping ErrCorrupt if they are
+// not. A first record later than afterSeq+1 is not an error (retention may
+// have dropped the ones before); callers that need afterSeq+1 check it.
+func (l *Log) Scan(ctx context.Context, afterSeq, throughSeq int64) iter.Seq2[event.Record, error] {
+	return func(yield func(event.Record, error) bool) {
+		next := afterSeq
+		started := false
+		for next < throughSeq {
+			page, err := l.readRange(ctx, next, throughSeq, scanPage)
+			if err != nil {
+				yield(event.Record{}, err)
+				return
+			}
+			for _, r := range page {
+				if started && r.Seq != next+1 {
+					yield(event.Record{}, fmt.Errorf("scan: %w: seq %d follows %d", ErrCorrupt, r.Seq, next))
+					return
+				}
+				started = true
+				next = r.Seq
+				if !yield(r, nil) {
+					return
+				}
+			}
+			if len(page) < scanPage {
+				return
+			}
+		}
+	}
+}

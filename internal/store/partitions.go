@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Partitions of the events table: pYYYYMMDD holds the rows recorded before
+// the next day's midnight UTC (and after the previous partition's bound);
+// pmax catches whatever lies past the last day partition, so an insert can
+// never fail for want of a partition.
+const (
+	catchAll        = "pmax"
+	dayLayout       = "20060102"
+	partitionPrefix = "p"
+	// maintainLockTimeout bounds the wait for another process maintaining
+	// the partitions of the same database.
+	maintainLockTimeout = 30 * time.Second
+)
+
+// Partition is one day partition of the events table.
+type Partition struct {
+	Name string
+	// Before is the partition's upper bound: every row in it was recorded
+	// before this instant (midnight UTC of the next day).
+	Before time.Time
+	// Rows is InnoDB's estimate of the partition's rows.
+	Rows int64
+}
+
+// Partitions lists the day partitions of the events table, oldest first
+// (the catch-all pmax is left out).
+func (l *Log) Partitions(ctx context.Context) ([]Partition, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' AND PARTITION_NAME IS NOT NULL
+ORDER BY PARTITION_ORDINAL_POSITION`)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []Partition
+	for rows.Next() {
+		var p Partition
+		var n sql.NullInt64
+		if err := rows.Scan(&p.Name, &n); err != nil {
+			return nil, fmt.Errorf("list partitions: %w", err)
+		}
+		p.Rows = n.Int64
+		if p.Name == catchAll {
+			continue
+		}
+		day, err := time.Parse(dayLayout, strings.TrimPrefix(p.Name, partitionPrefix))
+		if err != nil || !strings.HasPrefix(p.Name, partitionPrefix) {
+			return nil, fmt.Errorf("list partitions: unexpected partition %q of events", p.Name)
+		}
+		p.Before = day.AddDate(0, 0, 1)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list partitions: %w", err)
+	}
+	return out, nil
+}
+
+// MaintainPartitions makes sure the events table has a day partition for
+// the day of now and each of the lookahead days after it, splitting them
+// out of pmax. It returns the names of the partitions it created. Rows
+// already in pmax that fall before the first new bound end up in the first
+// new partition, so a late run loses nothing; it only makes that partition
+// coarser. Concurrent runs (two persisters) serialise on a named lock.
+func (l *Log) MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error) {
+	if lookahead < 0 {
+		return nil, fmt.Errorf("maintain partitions: lookahead %d is negative", lookahead)
+	}
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("maintain partitions: get connection: %w", err)
+	}
+	defer conn.Close()
+	unlock, err := namedLock(ctx, conn, "partitions", maintainLockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("maintain partitions: %w", err)
+	}
+	defer unlock()
+
+	parts, err := l.Partitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("maintain partitions: %w", err)
+	}
+	today := now.UTC().Truncate(24 * time.Hour)
+	from := today
+	if n := len(parts); n > 0 {
+		// The last partition holds the day before its bound.
+		if last := parts[n-1].Before; !last.Before(from) {
+			from = last
+		}
+	}
+	var defs []string
+	var names []string
+	for day := from; !day.After(today.AddDate(0, 0, lookahead)); day = day.AddDate(0, 0, 1) {
+		name := partitionPrefix + day.Format(dayLayout)
+		names = append(names, name)
+		defs = append(defs, fmt.Sprintf("PARTITION %s VALUES LESS THAN ('%s')", name, day.AddDate(0, 0, 1).Format("2006-01-02 15:04:05")))
+	}
+	if len(defs) == 0 {
+		return nil, nil
+	}
+	q := fmt.Sprintf("ALTER TABLE events REORGANIZE PARTITION %s INTO (%s, PARTITION %s VALUES LESS THAN (MAXVALUE))",
+		catchAll, strings.Join(defs, ", "), catchAll)
+	if _, err := conn.ExecContext(ctx, q); err != nil {
+		return nil, fmt.Errorf("maintain partitions: add %s..%s: %w", names[0], names[len(names)-1], err)
+	}
+	return names, nil
+}
+
+// DropBefore drops the day partitions whose every row was recorded before
+// t, and returns their names. Retention is by whole partitions: rows of
+// the partition that holds t stay until all of that day is older than t.
+// The log head (log_counter) is unaffected, so seq continues after a drop.
+func (l *Log) DropBefore(ctx context.Context, t time.Time) ([]string, error) {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("drop partitions: get connection: %w", err)
+	}
+	defer conn.Close()
+	unlock, err := namedLock(ctx, conn, "partitions", maintainLockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("drop partitions: %w", err)
+	}
+	defer unlock()
+
+	parts, err := l.Partitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("drop partitions: %w", err)
+	}
+	var names []string
+	for _, p := range parts {
+		if !p.Before.After(t) {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE events DROP PARTITION "+strings.Join(names, ", ")); err != nil {
+		return nil, fmt.Errorf("drop partitions %s: %w", strings.Join(names, ", "), err)
+	}
+	return names, nil
+}

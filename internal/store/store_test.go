@@ -1,0 +1,412 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+)
+
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func entry(t testing.TB, id string) store.Entry {
+	t.Helper()
+	ev := event.Event{V: event.Version, EventID: id, Source: "test", Kind: event.KindTick,
+		ObservedAt: time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)}
+	b, err := event.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.Entry{Event: ev, Body: b}
+}
+
+func entries(t testing.TB, ids ...string) []store.Entry {
+	out := make([]store.Entry, len(ids))
+	for i, id := range ids {
+		out[i] = entry(t, id)
+	}
+	return out
+}
+
+// clock is a settable now func.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+func TestAppendSequencesAndDedups(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	t0 := time.Date(2026, 11, 22, 5, 0, 0, 123456789, time.UTC)
+	clk := &clock{t: t0}
+	log := store.NewLog(db, clk.now)
+
+	if seq, at, err := log.Head(ctx); err != nil || seq != 0 || !at.IsZero() {
+		t.Fatalf("Head of empty log = %d, %v, %v; want 0, zero, nil", seq, at, err)
+	}
+	got, err := log.Append(ctx, entries(t, "a", "b", "a", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Batch.PrevSeq != 0 || got.Batch.LastSeq() != 3 || !cmp.Equal(got.Duplicates, []int{2}) {
+		t.Fatalf("first append: prev %d last %d dups %v; want 0, 3, [2]", got.Batch.PrevSeq, got.Batch.LastSeq(), got.Duplicates)
+	}
+	wantAt := t0.Truncate(time.Microsecond)
+	for i, r := range got.Batch.Records {
+		if r.Seq != int64(i+1) || !r.RecordedAt.Equal(wantAt) {
+			t.Errorf("record %d: seq %d at %v; want %d at %v", i, r.Seq, r.RecordedAt, i+1, wantAt)
+		}
+	}
+
+	// The clock goes back: recorded_at must not.
+	clk.set(t0.Add(-time.Hour))
+	got, err = log.Append(ctx, entries(t, "b", "d", "c", "e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Batch.PrevSeq != 3 || got.Batch.LastSeq() != 5 || !cmp.Equal(got.Duplicates, []int{0, 2}) {
+		t.Fatalf("second append: prev %d last %d dups %v; want 3, 5, [0 2]", got.Batch.PrevSeq, got.Batch.LastSeq(), got.Duplicates)
+	}
+	if at := got.Batch.Records[0].RecordedAt; !at.Equal(wantAt) {
+		t.Errorf("recorded_at after clock went back = %v; want %v", at, wantAt)
+	}
+
+	// All duplicates: nothing stored, head unchanged.
+	got, err = log.Append(ctx, entries(t, "a", "e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Batch.Records) != 0 || got.Batch.PrevSeq != 5 || len(got.Duplicates) != 2 {
+		t.Fatalf("all-duplicate append = %+v", got)
+	}
+
+	t1 := t0.Add(time.Hour)
+	clk.set(t1)
+	if _, err := log.Append(ctx, entries(t, "f")); err != nil {
+		t.Fatal(err)
+	}
+	seq, at, err := log.Head(ctx)
+	if err != nil || seq != 6 || !at.Equal(t1.Truncate(time.Microsecond)) {
+		t.Fatalf("Head = %d, %v, %v; want 6, %v", seq, at, err, t1)
+	}
+
+	recs, err := log.ReadRange(ctx, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, fmt.Sprintf("%d:%s", r.Seq, r.Event.EventID))
+	}
+	if want := []string{"3:c", "4:d", "5:e"}; !cmp.Equal(ids, want) {
+		t.Errorf("ReadRange(2, 3) = %v; want %v", ids, want)
+	}
+	if recs[0].Event.Kind != event.KindTick || recs[0].Event.Source != "test" {
+		t.Errorf("decoded event = %+v", recs[0].Event)
+	}
+
+	for _, tc := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{t0.Add(-time.Second), 0},
+		{wantAt, 5},
+		{t0.Add(time.Minute), 5},
+		{t1, 6},
+		{t1.Add(time.Hour), 6},
+	} {
+		got, err := log.SeqAt(ctx, tc.t)
+		if err != nil || got != tc.want {
+			t.Errorf("SeqAt(%v) = %d, %v; want %d", tc.t, got, err, tc.want)
+		}
+	}
+}
+
+func TestScanIsDenseAndBounded(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	log := store.NewLog(db, nil)
+	const n = 2500 // more than one page
+	for start := 0; start < n; start += 500 {
+		var es []store.Entry
+		for i := start; i < start+500; i++ {
+			es = append(es, entry(t, fmt.Sprintf("ev-%05d", i)))
+		}
+		if _, err := log.Append(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ after, through, wantFirst, wantLast int64 }{
+		{0, math.MaxInt64, 1, n},
+		{10, 2001, 11, 2001},
+		{n, math.MaxInt64, 0, 0},
+	} {
+		var first, last, count int64
+		for r, err := range log.Scan(ctx, tc.after, tc.through) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if count == 0 {
+				first = r.Seq
+			} else if r.Seq != last+1 {
+				t.Fatalf("Scan yielded seq %d after %d", r.Seq, last)
+			}
+			last = r.Seq
+			count++
+		}
+		if first != tc.wantFirst || last != tc.wantLast {
+			t.Errorf("Scan(%d, %d) = %d..%d; want %d..%d", tc.after, tc.through, first, last, tc.wantFirst, tc.wantLast)
+		}
+	}
+	// Stopping early must not hang or error.
+	count := 0
+	for _, err := range log.Scan(ctx, 0, math.MaxInt64) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if count++; count == 5 {
+			break
+		}
+	}
+}
+
+func TestPartitionsAndRetention(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clk := &clock{t: day0.Add(10 * time.Hour)}
+	log := store.NewLog(db, clk.now)
+
+	// Rows written before any day partition exists land in pmax and are
+	// moved into the first day partition by maintenance.
+	if _, err := log.Append(ctx, entries(t, "d0-a", "d0-b")); err != nil {
+		t.Fatal(err)
+	}
+	created, err := log.MaintainPartitions(ctx, clk.now(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"p20261120", "p20261121", "p20261122"}; !cmp.Equal(created, want) {
+		t.Fatalf("MaintainPartitions created %v; want %v", created, want)
+	}
+	if created, err := log.MaintainPartitions(ctx, clk.now(), 2); err != nil || len(created) != 0 {
+		t.Fatalf("second MaintainPartitions = %v, %v; want nothing to do", created, err)
+	}
+	clk.set(day0.AddDate(0, 0, 1).Add(time.Hour))
+	if _, err := log.Append(ctx, entries(t, "d1-a")); err != nil {
+		t.Fatal(err)
+	}
+	created, err = log.MaintainPartitions(ctx, clk.now(), 2)
+	if err != nil || !cmp.Equal(created, []string{"p20261123"}) {
+		t.Fatalf("MaintainPartitions next day = %v, %v; want [p20261123]", created, err)
+	}
+	clk.set(day0.AddDate(0, 0, 2).Add(time.Hour))
+	if _, err := log.Append(ctx, entries(t, "d2-a")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dropping before the middle of day 1 drops day 0 only.
+	dropped, err := log.DropBefore(ctx, day0.AddDate(0, 0, 1).Add(12*time.Hour))
+	if err != nil || !cmp.Equal(dropped, []string{"p20261120"}) {
+		t.Fatalf("DropBefore = %v, %v; want [p20261120]", dropped, err)
+	}
+	if first, err := log.First(ctx); err != nil || first != 3 {
+		t.Fatalf("First after drop = %d, %v; want 3", first, err)
+	}
+	if _, err := log.SeqAt(ctx, day0.Add(11*time.Hour)); !errors.Is(err, store.ErrTruncated) {
+		t.Errorf("SeqAt in the dropped day: err = %v; want ErrTruncated", err)
+	}
+	if seq, err := log.SeqAt(ctx, day0.AddDate(0, 0, 1).Add(2*time.Hour)); err != nil || seq != 3 {
+		t.Errorf("SeqAt in day 1 = %d, %v; want 3", seq, err)
+	}
+	// The head survives retention, and seq continues.
+	if _, err := log.DropBefore(ctx, day0.AddDate(0, 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _, err := log.Head(ctx); err != nil || seq != 4 {
+		t.Fatalf("Head after dropping all = %d, %v; want 4", seq, err)
+	}
+	got, err := log.Append(ctx, entries(t, "later"))
+	if err != nil || got.Batch.FirstSeq() != 5 {
+		t.Fatalf("Append after dropping all: first seq %d, %v; want 5", got.Batch.FirstSeq(), err)
+	}
+	parts, err := log.Partitions(ctx)
+	if err != nil || len(parts) != 0 {
+		t.Fatalf("Partitions after dropping all = %v, %v; want none (pmax is not listed)", parts, err)
+	}
+}
+
+func TestMigrateConcurrentAndIdempotent(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewEmptyDB(t)
+	dbs := []*sql.DB{openDB(t, dsn), openDB(t, dsn), openDB(t, dsn)}
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make([][]int, len(dbs))
+	errs := make([]error, len(dbs))
+	var wg sync.WaitGroup
+	for i, db := range dbs {
+		wg.Go(func() { results[i], errs[i] = store.Migrate(ctx, db) })
+	}
+	wg.Wait()
+	total := 0
+	for i := range dbs {
+		if errs[i] != nil {
+			t.Fatalf("migrate %d: %v", i, errs[i])
+		}
+		total += len(results[i])
+	}
+	if total != len(ms) {
+		t.Errorf("concurrent migrations applied %d versions in all; want each of %d once (%v)", total, len(ms), results)
+	}
+	if again, err := store.Migrate(ctx, dbs[0]); err != nil || len(again) != 0 {
+		t.Errorf("Migrate again = %v, %v; want nothing", again, err)
+	}
+	var n int
+	if err := dbs[0].QueryRowContext(ctx, "SELECT COUNT(*) FROM log_counter").Scan(&n); err != nil || n != 1 {
+		t.Errorf("log_counter rows = %d, %v; want 1", n, err)
+	}
+	// An applied migration edited afterwards is refused.
+	if _, err := dbs[0].ExecContext(ctx, "UPDATE schema_migrations SET checksum = REPEAT('0', 64) WHERE version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Migrate(ctx, dbs[0]); !errors.Is(err, store.ErrMigrationChanged) {
+		t.Errorf("Migrate with a changed migration: err = %v; want ErrMigrationChanged", err)
+	}
+}
+
+func TestCheckFence(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	fence := func(name string, term int64) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CheckFence(ctx, tx, name, term); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+	for _, tc := range []struct {
+		term   int64
+		fenced bool
+	}{{3, false}, {3, false}, {5, false}, {4, true}, {1, true}, {5, false}, {6, false}} {
+		err := fence("snapshot", tc.term)
+		if got := errors.Is(err, store.ErrFenced); got != tc.fenced || (err != nil && !got) {
+			t.Errorf("CheckFence(term %d) = %v; want fenced=%v", tc.term, err, tc.fenced)
+		}
+	}
+	if err := fence("outbox", 1); err != nil {
+		t.Errorf("another fence is independent: %v", err)
+	}
+	var term int64
+	if err := db.QueryRowContext(ctx, "SELECT term FROM fencing WHERE name = 'snapshot'").Scan(&term); err != nil || term != 6 {
+		t.Errorf("stored term = %d, %v; want 6", term, err)
+	}
+
+	// A newer leader's write in flight makes an older leader wait on the
+	// row, then fail, even though the older one started first.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFence(ctx, tx, "snapshot", 8); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fence("snapshot", 7) }()
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrFenced) {
+		t.Errorf("older leader after newer committed: %v; want ErrFenced", err)
+	}
+}
+
+// TestConcurrentAppendsCommitInSeqOrder runs writers on separate
+// connections while a reader tails seq > last: the reader must see every
+// seq, in order, none skipped.
+func TestConcurrentAppendsCommitInSeqOrder(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	const writers, batches, perBatch = 3, 40, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		log := store.NewLog(openDB(t, dsn), nil)
+		wg.Go(func() {
+			for b := range batches {
+				var es []store.Entry
+				for i := range perBatch {
+					// Every writer also writes the ids of writer 0: dedup
+					// must hold across concurrent writers.
+					es = append(es, entry(t, fmt.Sprintf("w%d-b%d-%d", w%2, b, i)))
+				}
+				if _, err := log.Append(ctx, es); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+
+	reader := store.NewLog(openDB(t, dsn), nil)
+	const want = 2 * batches * perBatch
+	var last int64
+	deadline := time.Now().Add(60 * time.Second)
+	for last < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("reader reached seq %d of %d before the deadline", last, want)
+		}
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		recs, err := reader.ReadRange(ctx, last, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Seq != last+1 {
+				t.Fatalf("reader saw seq %d after %d: a later seq committed before an earlier one", r.Seq, last)
+			}
+			last = r.Seq
+		}
+	}
+	<-writersDone
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if seq, _, err := reader.Head(ctx); err != nil || seq != want {
+		t.Fatalf("Head = %d, %v; want %d", seq, err, want)
+	}
+}
