@@ -1,0 +1,222 @@
+package subscription
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Alarm is what a filter sees of one alarm transition.
+type Alarm struct {
+	// Transition is Raised, Cleared or SeverityChanged.
+	Transition string
+	// The alarm's fields; Severity is the normalised one when there is one.
+	ID, Name, Type, Severity, State, ProjectID string
+	Properties                                 map[string]string
+	// The resource the alarm is on ("" when none is known).
+	ResourceID, ResourceType, ResourceName, ResourceProjectID string
+}
+
+// Subscription is a validated Spec with its compiled filter.
+type Subscription struct {
+	ID string
+	// Seq is the log seq of the subscription.put that set it.
+	Seq  int64
+	Spec Spec
+	// Raw is the spec exactly as it was in the event.
+	Raw   json.RawMessage
+	regex []fieldRegex
+}
+
+type fieldRegex struct {
+	field string
+	re    *regexp.Regexp
+}
+
+// Compile validates spec and compiles its filter.
+func Compile(id string, seq int64, raw json.RawMessage) (*Subscription, error) {
+	spec, err := Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	s := &Subscription{ID: id, Seq: seq, Spec: spec, Raw: slices.Clone(raw)}
+	for _, k := range sortedKeys(spec.Filter.Regex) {
+		// Vitrage matches with Python's re.match: anchored at the start only.
+		re, err := regexp.Compile(`^(?:` + spec.Filter.Regex[k] + `)`)
+		if err != nil {
+			return nil, fmt.Errorf("%w: filter.regex.%s: %v", ErrInvalid, k, err)
+		}
+		s.regex = append(s.regex, fieldRegex{field: k, re: re})
+	}
+	return s, nil
+}
+
+// Matches reports whether the subscription wants a.
+func (s *Subscription) Matches(a Alarm) bool {
+	f := s.Spec.Filter
+	project := a.ProjectID
+	if project == "" {
+		project = a.ResourceProjectID
+	}
+	if !anyFold(f.Transitions, a.Transition) || !anyFold(f.AlarmTypes, a.Type) || !anyFold(f.AlarmNames, a.Name) ||
+		!anyFold(f.Severities, a.Severity) || !anyFold(f.ResourceTypes, a.ResourceType) || !anyFold(f.Projects, project) {
+		return false
+	}
+	for _, r := range s.regex {
+		if !r.re.MatchString(a.field(r.field, project)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a Alarm) field(name, project string) string {
+	switch name {
+	case "id":
+		return a.ID
+	case "name":
+		return a.Name
+	case "type":
+		return a.Type
+	case "severity":
+		return a.Severity
+	case "state":
+		return a.State
+	case "resource_type":
+		return a.ResourceType
+	case "resource_id":
+		return a.ResourceID
+	case "resource_name":
+		return a.ResourceName
+	case "project_id":
+		return project
+	}
+	return a.Properties[name]
+}
+
+// anyFold: an empty list matches everything.
+func anyFold(list []string, v string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Update is the effect of one subscription event on the Registry, for the
+// leader to persist (outbox.Write) so that the notifier knows where to send.
+type Update struct {
+	ID      string
+	Seq     int64
+	Deleted bool
+	// Spec is the raw spec (nil when Deleted).
+	Spec json.RawMessage
+}
+
+// Registry holds the subscriptions in force after a prefix of the log. It is
+// not safe for concurrent use: the processor's apply loop owns it.
+type Registry struct {
+	subs map[string]*Subscription
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{subs: map[string]*Subscription{}} }
+
+// Apply applies one record. Records of other kinds are ignored (ok false).
+// A subscription.put whose spec is invalid leaves the registry unchanged and
+// returns the error (deterministically, so every node ignores it alike); the
+// CLI and API validate before publishing, so this is a defence only.
+func (r *Registry) Apply(rec event.Record) (u Update, ok bool, err error) {
+	ev := rec.Event
+	switch ev.Kind {
+	case event.KindSubscriptionPut:
+		if ev.Subscription == nil {
+			return Update{}, false, fmt.Errorf("%w: seq %d: subscription.put without subscription", ErrInvalid, rec.Seq)
+		}
+		s, err := Compile(ev.Subscription.ID, rec.Seq, ev.Subscription.Spec)
+		if err != nil {
+			return Update{}, false, fmt.Errorf("seq %d: subscription %s: %w", rec.Seq, ev.Subscription.ID, err)
+		}
+		r.subs[s.ID] = s
+		return Update{ID: s.ID, Seq: rec.Seq, Spec: s.Raw}, true, nil
+	case event.KindSubscriptionDelete:
+		if ev.Subscription == nil {
+			return Update{}, false, fmt.Errorf("%w: seq %d: subscription.delete without subscription", ErrInvalid, rec.Seq)
+		}
+		id := ev.Subscription.ID
+		if _, had := r.subs[id]; !had {
+			return Update{}, false, nil
+		}
+		delete(r.subs, id)
+		return Update{ID: id, Seq: rec.Seq, Deleted: true}, true, nil
+	}
+	return Update{}, false, nil
+}
+
+// Get returns the subscription with id.
+func (r *Registry) Get(id string) (*Subscription, bool) {
+	s, ok := r.subs[id]
+	return s, ok
+}
+
+// Len returns the number of subscriptions.
+func (r *Registry) Len() int { return len(r.subs) }
+
+// All returns the subscriptions sorted by id.
+func (r *Registry) All() []*Subscription {
+	out := make([]*Subscription, 0, len(r.subs))
+	for _, s := range r.subs {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *Subscription) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Matching returns the subscriptions that want a, sorted by id.
+func (r *Registry) Matching(a Alarm) []*Subscription {
+	var out []*Subscription
+	for _, s := range r.All() {
+		if s.Matches(a) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Entry is one subscription in a registry State.
+type Entry struct {
+	ID   string          `json:"id"`
+	Seq  int64           `json:"seq"`
+	Spec json.RawMessage `json:"spec"`
+}
+
+// State returns the registry as plain data sorted by id, for snapshots.
+func (r *Registry) State() []Entry {
+	all := r.All()
+	out := make([]Entry, len(all))
+	for i, s := range all {
+		out[i] = Entry{ID: s.ID, Seq: s.Seq, Spec: slices.Clone(s.Raw)}
+	}
+	return out
+}
+
+// Restore rebuilds a registry from State.
+func Restore(st []Entry) (*Registry, error) {
+	r := NewRegistry()
+	for _, e := range st {
+		s, err := Compile(e.ID, e.Seq, e.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("restore subscription %s: %w", e.ID, err)
+		}
+		r.subs[e.ID] = s
+	}
+	return r, nil
+}
