@@ -1,0 +1,22 @@
+// Package snapshot writes and reads snapshots of the processor's state and
+// reconstructs that state at any past point of the log.
+//
+// A snapshot is the whole state machine at one seq: a versioned header
+// (magic, format version, seq, recorded_at, payload encoding, sizes and the
+// SHA-256 of the compressed body, itself covered by a CRC) followed by the
+// zstd-compressed payload. The blob is split into chunks below MariaDB's
+// packet limit and written, with the raft-term fence check, in one
+// transaction (invariant 4 of DESIGN.md: a deposed leader's late write fails).
+//
+// Reconstruct loads the newest readable snapshot at or before a target and
+// replays the log after it into a fresh machine, never the live one. Because
+// the state is a pure function of the log prefix (invariant 3), the result
+// equals a from-scratch replay of events[1..target], byte for byte in the
+// canonical dump. A corrupt snapshot or one of an unknown version or encoding
+// is skipped with a warning; an older one, and finally a full replay from
+// seq 0, is used instead.
+//
+// Retention (Store.Prune) always keeps the newest verified snapshot at or
+// before the retention boundary, so every moment inside the window can still
+// be reconstructed.
+package snapshot

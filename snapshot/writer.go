@@ -1,0 +1,307 @@
+package snapshot
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Config.
+const (
+	DefaultChunkSize = 4 << 20
+	DefaultFenceName = "leader"
+	// MaxChunkSize bounds a chunk well under MariaDB's largest packet.
+	MaxChunkSize = 256 << 20
+)
+
+// ErrBusy is returned by Take while another snapshot is being written.
+var ErrBusy = errors.New("a snapshot is already being written")
+
+// Config configures a Writer.
+type Config struct {
+	// Policy says when a snapshot is due.
+	Policy Policy `yaml:"policy"`
+	// ChunkSize is the largest chunk written in one row; it is further
+	// capped to a quarter of the server's max_allowed_packet (client-side
+	// interpolation may escape a BLOB to twice its size).
+	ChunkSize int `yaml:"chunk_size"`
+	// Compression is the zstd level: fastest, default, better or best.
+	Compression string `yaml:"compression"`
+	// FenceName is the fencing row checked with the leader's raft term.
+	FenceName string `yaml:"fence_name"`
+}
+
+// WithDefaults fills the unset fields.
+func (c Config) WithDefaults() Config {
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.Compression == "" {
+		c.Compression = "default"
+	}
+	if c.FenceName == "" {
+		c.FenceName = DefaultFenceName
+	}
+	return c
+}
+
+// Validate joins every problem of the config, each named by its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	if c.ChunkSize < 1 || c.ChunkSize > MaxChunkSize {
+		errs = append(errs, fmt.Errorf("chunk_size: %d is outside 1..%d", c.ChunkSize, MaxChunkSize))
+	}
+	if _, ok := levels[c.Compression]; !ok {
+		errs = append(errs, fmt.Errorf("compression: %q is not one of fastest, default, better, best", c.Compression))
+	}
+	if c.FenceName == "" {
+		errs = append(errs, errors.New("fence_name: empty"))
+	}
+	return errors.Join(errs...)
+}
+
+var levels = map[string]zstd.EncoderLevel{
+	"fastest": zstd.SpeedFastest,
+	"default": zstd.SpeedDefault,
+	"better":  zstd.SpeedBetterCompression,
+	"best":    zstd.SpeedBestCompression,
+}
+
+// WriterDeps are what a Writer uses.
+type WriterDeps struct {
+	DB         *sql.DB
+	Fence      Fencer
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered
+	Now        func() time.Time      // nil: time.Now
+}
+
+// Writer takes snapshots for the leader. Due may be called from the apply
+// loop; Take from one leader-duty goroutine at a time (a concurrent Take
+// returns ErrBusy).
+type Writer struct {
+	cfg   Config
+	store *Store
+	fence Fencer
+	log   *slog.Logger
+	now   func() time.Time
+	m     writerMetrics
+
+	busy atomic.Bool
+
+	mu      sync.Mutex // guards policy
+	policy  Policy
+	enc     *encoder // used by the single Take in flight
+	chunkSz int      // 0 until checked against the server
+}
+
+type writerMetrics struct {
+	pause, encode, write prometheus.Histogram
+	size, rawSize, seq   prometheus.Gauge
+	written              prometheus.Counter
+	failures             *prometheus.CounterVec
+}
+
+// NewWriter validates cfg (after defaults) and returns a Writer. It does not
+// touch the database.
+func NewWriter(cfg Config, deps WriterDeps) (*Writer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("snapshot config: %w", err)
+	}
+	if deps.DB == nil || deps.Fence == nil {
+		return nil, errors.New("snapshot writer: DB and Fence are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	enc, err := newEncoder(levels[cfg.Compression])
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		cfg:    cfg,
+		store:  NewStore(deps.DB, deps.Logger),
+		fence:  deps.Fence,
+		log:    deps.Logger.With("component", "snapshot"),
+		now:    deps.Now,
+		policy: cfg.Policy,
+		enc:    enc,
+	}
+	w.m = newWriterMetrics()
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{w.m.pause, w.m.encode, w.m.write, w.m.size, w.m.rawSize, w.m.seq, w.m.written, w.m.failures} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register snapshot metrics: %w", err)
+			}
+		}
+	}
+	return w, nil
+}
+
+func newWriterMetrics() writerMetrics {
+	fast := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
+	slow := []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	return writerMetrics{
+		pause: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_snapshot_pause_seconds", Buckets: fast,
+			Help: "Time event processing is held while a snapshot captures the state.",
+		}),
+		encode: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_snapshot_encode_seconds", Buckets: slow,
+			Help: "Time to encode and compress a snapshot (outside the processing lock).",
+		}),
+		write: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_snapshot_write_seconds", Buckets: slow,
+			Help: "Time to write a snapshot's rows in its fenced transaction.",
+		}),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_snapshot_size_bytes", Help: "Stored size of the last snapshot written (compressed).",
+		}),
+		rawSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_snapshot_raw_size_bytes", Help: "Uncompressed payload size of the last snapshot written.",
+		}),
+		seq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_snapshot_last_seq", Help: "Seq of the last snapshot written.",
+		}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_snapshot_written_total", Help: "Snapshots written.",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_snapshot_failures_total", Help: "Snapshots not written, by the stage that failed.",
+		}, []string{"stage"}),
+	}
+}
+
+// Resume makes the policy count from the newest snapshot in the database;
+// a new leader calls it before its first Due.
+func (w *Writer) Resume(ctx context.Context) error {
+	m, ok, err := w.store.Newest(ctx)
+	if err != nil {
+		return fmt.Errorf("resume snapshot policy: %w", err)
+	}
+	if ok {
+		w.mu.Lock()
+		w.policy.Taken(m.Seq, m.CreatedAt)
+		w.mu.Unlock()
+	}
+	return nil
+}
+
+// Due reports whether a snapshot should be taken now that appliedSeq is
+// applied. It is false while a snapshot is being written. Cheap; no I/O.
+func (w *Writer) Due(appliedSeq int64) bool {
+	if w.busy.Load() {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.policy.Due(appliedSeq, w.now())
+}
+
+// Result describes a snapshot written by Take.
+type Result struct {
+	Meta Meta
+	// Pause is how long capture ran: the time event processing was held.
+	Pause time.Duration
+	// Encode is the time to encode and compress, Write the time of the
+	// database transaction.
+	Encode, Write time.Duration
+}
+
+// Take captures the state and writes a snapshot of it under the raft term.
+//
+// capture runs first, synchronously: it should take the processor's lock,
+// copy the state out (a deep copy, or a persistent structure's root) and
+// release the lock; its duration is the pause reported in
+// causeway_snapshot_pause_seconds. Encoding, compression and the write
+// happen afterwards, outside the lock. The write runs the fence check in the
+// same transaction, so a deposed leader's snapshot is refused (the error
+// wraps the fence's).
+func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, error)) (Result, error) {
+	if !w.busy.CompareAndSwap(false, true) {
+		return Result{}, ErrBusy
+	}
+	defer w.busy.Store(false)
+
+	var res Result
+	start := time.Now()
+	c, err := capture()
+	res.Pause = time.Since(start)
+	w.m.pause.Observe(res.Pause.Seconds())
+	if err != nil {
+		w.m.failures.WithLabelValues("capture").Inc()
+		return res, fmt.Errorf("capture state: %w", err)
+	}
+	if c.Encode == nil {
+		w.m.failures.WithLabelValues("capture").Inc()
+		return res, errors.New("capture state: no Encode function")
+	}
+
+	start = time.Now()
+	blob, h, err := w.enc.encode(c.Seq, c.RecordedAt, c.Encoding, c.Encode)
+	res.Encode = time.Since(start)
+	if err != nil {
+		w.m.failures.WithLabelValues("encode").Inc()
+		return res, fmt.Errorf("snapshot seq %d: %w", c.Seq, err)
+	}
+	w.m.encode.Observe(res.Encode.Seconds())
+
+	start = time.Now()
+	chunkSize, err := w.chunkSize(ctx)
+	if err != nil {
+		w.m.failures.WithLabelValues("write").Inc()
+		return res, err
+	}
+	res.Meta, err = w.store.insert(ctx, w.fence, w.cfg.FenceName, term, h, blob, chunkSize, w.now())
+	res.Write = time.Since(start)
+	if err != nil {
+		w.m.failures.WithLabelValues("write").Inc()
+		return res, err
+	}
+	w.m.write.Observe(res.Write.Seconds())
+	w.m.written.Inc()
+	w.m.size.Set(float64(res.Meta.Size))
+	w.m.rawSize.Set(float64(res.Meta.RawSize))
+	w.m.seq.Set(float64(res.Meta.Seq))
+
+	w.mu.Lock()
+	w.policy.Taken(c.Seq, w.now())
+	w.mu.Unlock()
+	w.log.Info("snapshot written", "seq", c.Seq, "term", term, "bytes", res.Meta.Size, "raw_bytes", res.Meta.RawSize,
+		"chunks", res.Meta.Chunks, "pause", res.Pause, "encode", res.Encode, "write", res.Write)
+	return res, nil
+}
+
+// chunkSize caps the configured chunk size to a quarter of the server's
+// max_allowed_packet, once.
+func (w *Writer) chunkSize(ctx context.Context) (int, error) {
+	if w.chunkSz > 0 {
+		return w.chunkSz, nil
+	}
+	limit, err := w.store.MaxAllowedPacket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	size := w.cfg.ChunkSize
+	if quarter := int(limit / 4); size > quarter {
+		w.log.Warn("snapshot chunk size capped below max_allowed_packet", "chunk_size", size, "max_allowed_packet", limit, "capped_to", quarter)
+		size = quarter
+	}
+	w.chunkSz = size
+	return size, nil
+}
