@@ -12,9 +12,6 @@ package static
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -23,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -451,7 +449,7 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 		e := ents[i]
 		out = append(out, event.Event{
 			V:          event.Version,
-			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, ContentHash(e)),
+			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, drivers.ContentHash(e)),
 			Source:     source,
 			Kind:       event.KindEntityUpsert,
 			ObservedAt: at.UTC(),
@@ -459,17 +457,4 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 		})
 	}
 	return out
-}
-
-// ContentHash is a stable hash of an entity's content (encoding/json sorts
-// map keys, and Entities sorts relations).
-func ContentHash(e event.Entity) string {
-	b, err := json.Marshal(e)
-	if err != nil {
-		// Entity holds only strings, maps and slices of strings: Marshal
-		// cannot fail. Fall back to the printed form to stay total.
-		b = []byte(fmt.Sprintf("%#v", e))
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
 }

@@ -13,7 +13,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
+)
+
+var (
+	_ drivers.Driver  = (*Driver)(nil)
+	_ drivers.Watcher = (*Driver)(nil)
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

@@ -1,0 +1,465 @@
+// Package drivers is the pull side of intake: the driver contract and the
+// Runner that owns, for every driver, the schedule, the backoff, the
+// metrics and the markers of each full pull.
+//
+// A full pull is published as sync.begin, one entity.upsert per entity and
+// sync.end; the processors delete the source's entities that a completed
+// pull did not report. Every event id of a pull is derived from the source,
+// the pull's sync id, the entity's key and a hash of its content, and the
+// sync id from the schedule slot and the pull's content, so a pull that is
+// published again after a crash (same slot, same content) dedups in the log.
+//
+// Invariant 1 of DESIGN.md: the Runner moves on from a batch only once
+// Publisher.Publish returned nil (the events are confirmed or spooled);
+// otherwise it retries the same events with backoff.
+package drivers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Driver is a datasource that can list everything it knows.
+type Driver interface {
+	// Name is the source of the driver's events; it is unique among the
+	// Runner's drivers.
+	Name() string
+	// GetAll returns every entity the source reports now. An error fails
+	// the pull, which is retried with backoff; nothing of it is published.
+	GetAll(ctx context.Context) ([]event.Entity, error)
+}
+
+// ChangesGetter is implemented by drivers that can report what changed
+// between full pulls. The events must carry stable event ids.
+type ChangesGetter interface {
+	GetChanges(ctx context.Context) ([]event.Event, error)
+}
+
+// Watcher is implemented by drivers that notice changes themselves (a
+// file that changed): Watch calls changed, and the Runner pulls in full at
+// once. Watch returns when ctx ends.
+type Watcher interface {
+	Watch(ctx context.Context, changed func()) error
+}
+
+// Publisher is where the Runner hands events; internal/bus.Publisher is
+// the real one. Publish returns nil once the events are durable.
+type Publisher interface {
+	Publish(ctx context.Context, evs ...event.Event) error
+}
+
+// Defaults of Schedule.
+const (
+	DefaultInterval    = time.Minute
+	DefaultBackoffMin  = time.Second
+	DefaultBackoffMax  = 2 * time.Minute
+	DefaultPullTimeout = 30 * time.Second
+	DefaultBatchSize   = 500
+)
+
+// Schedule configures when a driver is pulled.
+type Schedule struct {
+	// Interval between full pulls (default 1m). Pulls are aligned to
+	// multiples of Interval since the Unix epoch: the "slot" of a pull.
+	Interval time.Duration `yaml:"interval"`
+	// ChangesInterval, for a ChangesGetter, between change pulls (0: none).
+	ChangesInterval time.Duration `yaml:"changes_interval"`
+	// Jitter delays each scheduled pull by a random fraction of Interval
+	// up to this (0..1, default 0) so drivers of many processes spread out.
+	Jitter float64 `yaml:"jitter"`
+	// BackoffMin and BackoffMax bound the exponential backoff after a
+	// failed pull or publish (defaults 1s, 2m).
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// PullTimeout bounds one GetAll or GetChanges (default 30s).
+	PullTimeout time.Duration `yaml:"pull_timeout"`
+	// BatchSize is the most events handed to one Publish (default 500).
+	BatchSize int `yaml:"batch_size"`
+}
+
+// Validate reports every problem of s, naming its YAML key.
+func (s Schedule) Validate() error {
+	var errs []error
+	for _, d := range [...]struct {
+		name string
+		v    time.Duration
+	}{{"interval", s.Interval}, {"changes_interval", s.ChangesInterval}, {"backoff_min", s.BackoffMin}, {"backoff_max", s.BackoffMax}, {"pull_timeout", s.PullTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative", d.name))
+		}
+	}
+	if s.Jitter < 0 || s.Jitter > 1 {
+		errs = append(errs, fmt.Errorf("jitter: must be between 0 and 1, not %g", s.Jitter))
+	}
+	if s.BackoffMax > 0 && s.BackoffMax < s.BackoffMin {
+		errs = append(errs, errors.New("backoff_max: must be at least backoff_min"))
+	}
+	if s.BatchSize < 0 {
+		errs = append(errs, errors.New("batch_size: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Schedule) setDefaults() {
+	if s.Interval == 0 {
+		s.Interval = DefaultInterval
+	}
+	if s.BackoffMin == 0 {
+		s.BackoffMin = DefaultBackoffMin
+	}
+	if s.BackoffMax == 0 {
+		s.BackoffMax = max(DefaultBackoffMax, s.BackoffMin)
+	}
+	if s.PullTimeout == 0 {
+		s.PullTimeout = DefaultPullTimeout
+	}
+	if s.BatchSize == 0 {
+		s.BatchSize = DefaultBatchSize
+	}
+}
+
+// Job is one driver with its schedule.
+type Job struct {
+	Driver   Driver
+	Schedule Schedule
+}
+
+// Deps are the Runner's collaborators.
+type Deps struct {
+	Publisher Publisher
+	// Logger defaults to one that discards.
+	Logger *slog.Logger
+	// Registerer defaults to no registration.
+	Registerer prometheus.Registerer
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// After defaults to time.After; tests inject a clock (or use
+	// testing/synctest).
+	After func(time.Duration) <-chan time.Time
+	// Rand returns a float in [0,1) for the jitter (default math/rand/v2).
+	Rand func() float64
+}
+
+// Runner pulls its drivers on their schedules.
+type Runner struct {
+	jobs []Job
+	deps Deps
+	log  *slog.Logger
+
+	pulls    *prometheus.CounterVec
+	entities *prometheus.GaugeVec
+	seconds  *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+}
+
+// Results of the pulls counter.
+const (
+	ResultOK           = "ok"
+	ResultError        = "error"
+	ResultPublishError = "publish_error"
+)
+
+// New validates the jobs and registers the metrics. It starts nothing.
+func New(jobs []Job, deps Deps) (*Runner, error) {
+	if deps.Publisher == nil {
+		return nil, errors.New("drivers: a Publisher is required")
+	}
+	var errs []error
+	names := map[string]bool{}
+	out := make([]Job, len(jobs))
+	for i, j := range jobs {
+		if j.Driver == nil {
+			errs = append(errs, fmt.Errorf("jobs[%d]: driver is nil", i))
+			continue
+		}
+		n := j.Driver.Name()
+		if names[n] {
+			errs = append(errs, fmt.Errorf("jobs[%d]: driver name %q is used twice", i, n))
+		}
+		names[n] = true
+		if err := j.Schedule.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+		}
+		j.Schedule.setDefaults()
+		out[i] = j
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.After == nil {
+		deps.After = time.After
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Float64
+	}
+	r := &Runner{
+		jobs: out, deps: deps, log: deps.Logger.With("component", "drivers"),
+		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_driver_pulls_total",
+			Help: "Full pulls by driver and result (ok, error, publish_error).",
+		}, []string{"driver", "result"}),
+		entities: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_driver_entities",
+			Help: "Entities reported by the driver's last successful pull.",
+		}, []string{"driver"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "causeway_driver_pull_seconds",
+			Help:    "Duration of a full pull, publishing included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 8),
+		}, []string{"driver"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_driver_events_published_total",
+			Help: "Events published by driver (sync markers, upserts and changes).",
+		}, []string{"driver"}),
+	}
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.pulls, r.entities, r.seconds, r.events} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register driver metrics: %w", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Run pulls every driver on its schedule until ctx ends, and returns nil
+// then. A pull in progress is abandoned at ctx end: its unpublished events
+// are published again, with the same ids, by the next process.
+func (r *Runner) Run(ctx context.Context) error {
+	done := make(chan struct{}, len(r.jobs))
+	for _, j := range r.jobs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r.runJob(ctx, j)
+		}()
+	}
+	for range r.jobs {
+		<-done
+	}
+	return nil
+}
+
+func (r *Runner) runJob(ctx context.Context, j Job) {
+	name := j.Driver.Name()
+	log := r.log.With("driver", name)
+	trigger := make(chan struct{}, 1)
+	watchDone := make(chan struct{})
+	if w, ok := j.Driver.(Watcher); ok {
+		go func() {
+			defer close(watchDone)
+			err := w.Watch(ctx, func() {
+				select {
+				case trigger <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				log.Error("watch failed", "err", err)
+			}
+		}()
+	} else {
+		close(watchDone)
+	}
+	defer func() { <-watchDone }()
+
+	cg, hasChanges := j.Driver.(ChangesGetter)
+	s := j.Schedule
+	slot := r.deps.Now().Truncate(s.Interval)
+	triggered := false
+	for {
+		// Pull for this slot until it is published, with backoff.
+		backoff := s.BackoffMin
+		for {
+			err := r.pull(ctx, j, slot, triggered)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			log.Warn("pull failed", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.deps.After(backoff):
+			}
+			backoff = min(2*backoff, s.BackoffMax)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Wait for the next slot, a trigger, or change pulls meanwhile.
+		next := slot.Truncate(s.Interval).Add(s.Interval)
+		if s.Jitter > 0 {
+			next = next.Add(time.Duration(r.deps.Rand() * s.Jitter * float64(s.Interval)))
+		}
+		triggered = false
+	wait:
+		for {
+			d := next.Sub(r.deps.Now())
+			var changes <-chan time.Time
+			if hasChanges && s.ChangesInterval > 0 && s.ChangesInterval < d {
+				changes = r.deps.After(s.ChangesInterval)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.deps.After(max(d, 0)):
+				slot = next.Truncate(s.Interval)
+				break wait
+			case <-trigger:
+				slot = r.deps.Now()
+				triggered = true
+				break wait
+			case <-changes:
+				if err := r.pullChanges(ctx, j, cg); err != nil && ctx.Err() == nil {
+					log.Warn("change pull failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// pull runs one full pull for slot and publishes it in batches. A failed
+// Publish of a batch is retried (same events) before the pull gives up.
+func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool) error {
+	name := j.Driver.Name()
+	start := r.deps.Now()
+	pctx, cancel := context.WithTimeout(ctx, j.Schedule.PullTimeout)
+	ents, err := j.Driver.GetAll(pctx)
+	cancel()
+	if err != nil {
+		r.pulls.WithLabelValues(name, ResultError).Inc()
+		return fmt.Errorf("get all from %s: %w", name, err)
+	}
+	evs, err := PullEvents(name, slot, r.deps.Now(), ents)
+	if err != nil {
+		r.pulls.WithLabelValues(name, ResultError).Inc()
+		return err
+	}
+	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
+		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
+		if err := r.deps.Publisher.Publish(ctx, batch...); err != nil {
+			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
+			return fmt.Errorf("publish %d events of %s (sync %s): %w", len(batch), name, evs[0].Sync.ID, err)
+		}
+		r.events.WithLabelValues(name).Add(float64(len(batch)))
+	}
+	r.pulls.WithLabelValues(name, ResultOK).Inc()
+	r.entities.WithLabelValues(name).Set(float64(len(ents)))
+	r.seconds.WithLabelValues(name).Observe(r.deps.Now().Sub(start).Seconds())
+	r.log.Debug("pull published", "driver", name, "sync_id", evs[0].Sync.ID, "entities", len(ents), "triggered", triggered)
+	return nil
+}
+
+func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error {
+	name := j.Driver.Name()
+	pctx, cancel := context.WithTimeout(ctx, j.Schedule.PullTimeout)
+	evs, err := cg.GetChanges(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("get changes from %s: %w", name, err)
+	}
+	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
+		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
+		backoff := j.Schedule.BackoffMin
+		for {
+			err := r.deps.Publisher.Publish(ctx, batch...)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.log.Warn("publish changes failed", "driver", name, "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-r.deps.After(backoff):
+			}
+			backoff = min(2*backoff, j.Schedule.BackoffMax)
+		}
+		r.events.WithLabelValues(name).Add(float64(len(batch)))
+	}
+	return nil
+}
+
+// PullEvents turns one full pull of source into its events: sync.begin,
+// one entity.upsert per entity (in type, id order) and sync.end.
+//
+// The sync id is derived from the source, the slot and a hash of the
+// entities' content; each event id from the source, the sync id, the kind,
+// the entity's key and its content hash. The same pull of the same slot
+// thus gives the same ids, whatever observedAt is. Entities are checked
+// with event.Validate; two entities with the same type and id are an error.
+func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) ([]event.Event, error) {
+	sorted := make([]event.Entity, len(ents))
+	copy(sorted, ents)
+	sort.SliceStable(sorted, func(a, b int) bool {
+		if sorted[a].Type != sorted[b].Type {
+			return sorted[a].Type < sorted[b].Type
+		}
+		return sorted[a].ID < sorted[b].ID
+	})
+	hashes := make([]string, len(sorted))
+	all := sha256.New()
+	for i := range sorted {
+		if i > 0 && sorted[i].Type == sorted[i-1].Type && sorted[i].ID == sorted[i-1].ID {
+			return nil, fmt.Errorf("%s reported %s %s twice", source, sorted[i].Type, sorted[i].ID)
+		}
+		hashes[i] = ContentHash(sorted[i])
+		all.Write([]byte(hashes[i]))
+	}
+	syncID := event.DeriveID(source, slot.UTC().Format(time.RFC3339Nano), hex.EncodeToString(all.Sum(nil)))
+	at := observedAt.UTC()
+	evs := make([]event.Event, 0, len(sorted)+2)
+	evs = append(evs, event.Event{
+		V: event.Version, EventID: event.DeriveID(source, syncID, string(event.KindSyncBegin)),
+		Source: source, Kind: event.KindSyncBegin, ObservedAt: at, Sync: &event.Sync{ID: syncID},
+	})
+	for i := range sorted {
+		e := sorted[i]
+		ev := event.Event{
+			V:       event.Version,
+			EventID: event.DeriveID(source, syncID, string(event.KindEntityUpsert), e.Type, e.ID, hashes[i]),
+			Source:  source, Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &e,
+		}
+		if err := ev.Validate(); err != nil {
+			return nil, fmt.Errorf("%s entity %s %s: %w", source, e.Type, e.ID, err)
+		}
+		evs = append(evs, ev)
+	}
+	evs = append(evs, event.Event{
+		V: event.Version, EventID: event.DeriveID(source, syncID, string(event.KindSyncEnd)),
+		Source: source, Kind: event.KindSyncEnd, ObservedAt: at, Sync: &event.Sync{ID: syncID},
+	})
+	return evs, nil
+}
+
+// ContentHash is a stable hash of an entity's content: encoding/json
+// writes struct fields in order and map keys sorted.
+func ContentHash(e event.Entity) string {
+	b, err := json.Marshal(e)
+	if err != nil {
+		// An Entity holds only strings, maps and slices of them; Marshal
+		// cannot fail. Stay total anyway.
+		b = fmt.Appendf(nil, "%#v", e)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}

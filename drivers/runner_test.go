@@ -1,0 +1,365 @@
+package drivers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// fakePublisher records published events; it fails while fail > 0.
+type fakePublisher struct {
+	mu    sync.Mutex
+	evs   []event.Event
+	calls int
+	fail  int
+}
+
+var errSpoolFull = errors.New("spool full")
+
+func (p *fakePublisher) Publish(_ context.Context, evs ...event.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.fail > 0 {
+		p.fail--
+		return errSpoolFull
+	}
+	for _, ev := range evs {
+		if _, err := event.Encode(ev); err != nil {
+			return err
+		}
+	}
+	p.evs = append(p.evs, evs...)
+	return nil
+}
+
+func (p *fakePublisher) events() []event.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]event.Event(nil), p.evs...)
+}
+
+type fakeDriver struct {
+	name string
+	mu   sync.Mutex
+	ents []event.Entity
+	errs int
+	gets int
+	// watch, when set, is the channel whose receives make Watch call changed.
+	watch chan struct{}
+}
+
+func (d *fakeDriver) Name() string { return d.name }
+
+func (d *fakeDriver) GetAll(context.Context) ([]event.Entity, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gets++
+	if d.errs > 0 {
+		d.errs--
+		return nil, errors.New("source unreachable")
+	}
+	return append([]event.Entity(nil), d.ents...), nil
+}
+
+func (d *fakeDriver) set(ents ...event.Entity) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ents = ents
+}
+
+type watchingDriver struct{ *fakeDriver }
+
+func (d watchingDriver) Watch(ctx context.Context, changed func()) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.watch:
+			changed()
+		}
+	}
+}
+
+func host(id, state string) event.Entity {
+	return event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: id, State: state}
+}
+
+// syncs splits published events into pulls and checks their framing.
+func syncs(t *testing.T, evs []event.Event) [][]event.Event {
+	t.Helper()
+	var out [][]event.Event
+	var cur []event.Event
+	for _, ev := range evs {
+		switch ev.Kind {
+		case event.KindSyncBegin:
+			if cur != nil {
+				t.Fatalf("sync.begin inside an open sync")
+			}
+			cur = []event.Event{ev}
+		case event.KindSyncEnd:
+			if cur == nil || cur[0].Sync.ID != ev.Sync.ID {
+				t.Fatalf("sync.end %s without its begin", ev.Sync.ID)
+			}
+			out = append(out, append(cur, ev))
+			cur = nil
+		default:
+			if cur == nil {
+				t.Fatalf("%s outside a sync", ev.Kind)
+			}
+			cur = append(cur, ev)
+		}
+	}
+	if cur != nil {
+		t.Fatalf("sync %s not ended", cur[0].Sync.ID)
+	}
+	return out
+}
+
+func ids(evs []event.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.EventID)
+	}
+	return out
+}
+
+func TestPullEventsDeterministic(t *testing.T) {
+	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	a, err := PullEvents("nova", slot, slot.Add(time.Second), []event.Entity{host("b", "up"), host("a", "up")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same content in another order, observed later: same ids.
+	b, err := PullEvents("nova", slot, slot.Add(time.Minute), []event.Entity{host("a", "up"), host("b", "up")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ids(a), ids(b)); diff != "" {
+		t.Errorf("re-published pull changed ids:\n%s", diff)
+	}
+	if a[1].Entity.ID != "a" || a[2].Entity.ID != "b" || a[0].Kind != event.KindSyncBegin || a[3].Kind != event.KindSyncEnd {
+		t.Errorf("pull framing/order wrong: %v", a)
+	}
+	// Another slot, or other content: another sync id.
+	c, _ := PullEvents("nova", slot.Add(time.Minute), slot, []event.Entity{host("a", "up"), host("b", "up")})
+	d, _ := PullEvents("nova", slot, slot, []event.Entity{host("a", "up"), host("b", "down")})
+	for _, o := range [][]event.Event{c, d} {
+		if o[0].Sync.ID == a[0].Sync.ID {
+			t.Errorf("different pull kept sync id %s", a[0].Sync.ID)
+		}
+	}
+	if _, err := PullEvents("nova", slot, slot, []event.Entity{host("a", "up"), host("a", "down")}); err == nil {
+		t.Error("duplicate entity accepted")
+	}
+	if _, err := PullEvents("nova", slot, slot, []event.Entity{{Category: "RESOURCE", Type: "nova.host"}}); err == nil || !strings.Contains(err.Error(), "entity.id") {
+		t.Errorf("entity without id: %v, want an entity.id error", err)
+	}
+}
+
+func TestRunnerScheduleAndDedup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{}
+		drv := &fakeDriver{name: "nova", ents: []event.Entity{host("c1", "up")}}
+		reg := prometheus.NewPedanticRegistry()
+		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute}}}, Deps{Publisher: pub, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		first := syncs(t, pub.events())
+		if len(first) != 1 || len(first[0]) != 3 {
+			t.Fatalf("after start: %d pulls, want 1 of 3 events", len(first))
+		}
+		// Next slot: a new pull, a new sync id although the content is the same.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		all := syncs(t, pub.events())
+		if len(all) != 2 || all[1][0].Sync.ID == all[0][0].Sync.ID {
+			t.Fatalf("after one interval: %d pulls (sync ids must differ)", len(all))
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if got := value(t, r.pulls.WithLabelValues("nova", ResultOK)); got != 2 {
+			t.Errorf("pulls ok = %v, want 2", got)
+		}
+		if got := value(t, r.entities.WithLabelValues("nova")); got != 1 {
+			t.Errorf("entities = %v, want 1", got)
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen int
+		for _, mf := range mfs {
+			if mf.GetName() == "causeway_driver_pull_seconds" {
+				seen = int(mf.GetMetric()[0].GetHistogram().GetSampleCount())
+			}
+		}
+		if seen != 2 {
+			t.Errorf("pull_seconds samples = %d, want 2", seen)
+		}
+
+		// A restarted process in the same slot with the same content
+		// publishes the same ids: the log dedups them.
+		pub2 := &fakePublisher{}
+		r2, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute}}}, Deps{Publisher: pub2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		go func() { done <- r2.Run(ctx2) }()
+		synctest.Wait()
+		cancel2()
+		<-done
+		if diff := cmp.Diff(ids(all[1]), ids(pub2.events())); diff != "" {
+			t.Errorf("re-published pull has other ids:\n%s", diff)
+		}
+	})
+}
+
+func TestRunnerBackoffUntilPublished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{fail: 3}
+		drv := &fakeDriver{name: "am", errs: 2, ents: []event.Entity{host("c1", "up"), host("c2", "up")}}
+		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour, BackoffMin: time.Second, BackoffMax: 4 * time.Second, BatchSize: 1}}}, Deps{Publisher: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		start := time.Now()
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		if n := len(pub.events()); n != 0 {
+			t.Fatalf("published %d events while failing", n)
+		}
+		// Backoff 1s, 2s (get errors), 4s, 4s, 4s (publish errors).
+		time.Sleep(15*time.Second - time.Since(start) - time.Millisecond)
+		synctest.Wait()
+		if n := len(pub.events()); n != 0 {
+			t.Fatalf("published %d events before the backoff ran out", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		got := syncs(t, pub.events())
+		if len(got) != 1 || len(got[0]) != 4 {
+			t.Fatalf("after backoff: %d pulls, want one complete pull", len(got))
+		}
+		cancel()
+		<-done
+		if e, p, o := value(t, r.pulls.WithLabelValues("am", ResultError)),
+			value(t, r.pulls.WithLabelValues("am", ResultPublishError)),
+			value(t, r.pulls.WithLabelValues("am", ResultOK)); e != 2 || p != 3 || o != 1 {
+			t.Errorf("pulls error/publish_error/ok = %v/%v/%v, want 2/3/1", e, p, o)
+		}
+	})
+}
+
+func TestRunnerWatchTriggersPull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{}
+		drv := watchingDriver{&fakeDriver{name: "static", watch: make(chan struct{}), ents: []event.Entity{host("c1", "up")}}}
+		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour}}}, Deps{Publisher: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		drv.set(host("c1", "down"))
+		time.Sleep(time.Second)
+		drv.watch <- struct{}{}
+		synctest.Wait()
+		got := syncs(t, pub.events())
+		if len(got) != 2 || got[1][1].Entity.State != "down" {
+			t.Fatalf("after a change: %d pulls, want 2 with the new state", len(got))
+		}
+		cancel()
+		<-done
+	})
+}
+
+type changesDriver struct {
+	*fakeDriver
+	n int
+}
+
+func (d *changesDriver) GetChanges(context.Context) ([]event.Event, error) {
+	d.n++
+	return []event.Event{{V: 1, EventID: fmt.Sprintf("chg-%d", d.n), Source: d.name, Kind: event.KindEntityUpsert,
+		ObservedAt: time.Now(), Entity: &event.Entity{Category: "RESOURCE", Type: "nova.host", ID: "c1", State: "x"}}}, nil
+}
+
+func TestRunnerChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{}
+		drv := &changesDriver{fakeDriver: &fakeDriver{name: "nova"}}
+		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute, ChangesInterval: 15 * time.Second}}}, Deps{Publisher: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		time.Sleep(50 * time.Second)
+		synctest.Wait()
+		cancel()
+		<-done
+		var changes int
+		for _, ev := range pub.events() {
+			if strings.HasPrefix(ev.EventID, "chg-") {
+				changes++
+			}
+		}
+		if changes != 3 {
+			t.Errorf("%d change pulls in 50s at 15s, want 3", changes)
+		}
+	})
+}
+
+func TestNewRefusesBadJobs(t *testing.T) {
+	_, err := New([]Job{
+		{Driver: &fakeDriver{name: "a"}, Schedule: Schedule{Interval: -1, Jitter: 2}},
+		{Driver: &fakeDriver{name: "a"}},
+	}, Deps{Publisher: &fakePublisher{}})
+	for _, want := range []string{"a: interval: must not be negative", "jitter: must be between 0 and 1", `driver name "a" is used twice`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New: %v, want %q", err, want)
+		}
+	}
+	if _, err := New(nil, Deps{}); err == nil {
+		t.Error("New without a Publisher succeeded")
+	}
+}
+
+// value reads a counter or gauge.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
+}
