@@ -141,11 +141,11 @@ func (g *Graph) props(m map[string]string) []prop {
 
 func (g *Graph) normalize(v *vertex) {
 	if v.category == CategoryAlarm {
-		a, o := g.norm.resolve(v.category, v.typ, v.severity, "")
+		a, o := g.norm.Resolve(v.category, v.typ, v.severity, "")
 		v.agg, v.op = g.str(a), g.str(o)
 		return
 	}
-	a, o := g.norm.resolve(v.category, v.typ, v.state, v.deduced)
+	a, o := g.norm.Resolve(v.category, v.typ, v.state, v.deduced)
 	v.agg, v.op = g.str(a), g.str(o)
 }
 

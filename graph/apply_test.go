@@ -1,0 +1,401 @@
+package graph
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/google/go-cmp/cmp"
+)
+
+func isBenign(err error) bool { return errors.Is(err, ErrSyncNotOpen) }
+
+func TestUpsertTimestampRule(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		secondObs int
+		wantState string
+		wantObs   int
+		wantOps   []string
+	}{
+		{"newer applies", 20, "ERROR", 20, []string{"VertexUpdated 1"}},
+		{"equal applies", 10, "ERROR", 10, []string{"VertexUpdated 1"}},
+		{"older is ignored", 9, "ACTIVE", 10, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(nil)
+			var l logb
+			ch := mustApply(t, g, l.upsert("nova", 10, res("nova.instance", "i1", "ACTIVE")))
+			if got := opsOf(ch); !cmp.Equal(got, []string{"VertexAdded 1"}) {
+				t.Fatalf("first upsert changes = %v", got)
+			}
+			ch = mustApply(t, g, l.upsert("nova", tc.secondObs, res("nova.instance", "i1", "ERROR")))
+			if got := opsOf(ch); !cmp.Equal(got, tc.wantOps) {
+				t.Errorf("changes = %v, want %v", got, tc.wantOps)
+			}
+			v := mustLookup(t, g, "RESOURCE", "nova.instance", "i1")
+			if v.State != tc.wantState || !v.SampleTimestamp.Equal(at(tc.wantObs)) {
+				t.Errorf("state %q sample %v, want %q %v", v.State, v.SampleTimestamp, tc.wantState, at(tc.wantObs))
+			}
+		})
+	}
+}
+
+func TestUpsertFields(t *testing.T) {
+	g := New(nil)
+	var l logb
+	e := res("nova.instance", "i1", "active")
+	e.ProjectID = "p1"
+	e.Properties = map[string]string{"b": "2", "a": "1"}
+	r := l.upsert("nova", 7, e)
+	mustApply(t, g, r)
+	got := mustLookup(t, g, "RESOURCE", "nova.instance", "i1")
+	want := Vertex{
+		ID: 1, Category: "RESOURCE", Type: "nova.instance", ExternalID: "i1", Name: "i1",
+		State: "active", AggregatedState: "ACTIVE", OperationalState: "OK", ProjectID: "p1", Source: "nova",
+		SampleTimestamp: at(7), UpdateTimestamp: r.RecordedAt, Properties: map[string]string{"a": "1", "b": "2"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("vertex (-want +got):\n%s", d)
+	}
+	if !g.Now().Equal(r.RecordedAt) {
+		t.Errorf("Now = %v, want %v", g.Now(), r.RecordedAt)
+	}
+	// A second identical report changes only timestamps: no change reported.
+	r2 := l.upsert("nova", 8, e)
+	if ch := mustApply(t, g, r2); len(ch) != 0 {
+		t.Errorf("identical upsert changes = %v", opsOf(ch))
+	}
+	got = mustLookup(t, g, "RESOURCE", "nova.instance", "i1")
+	if !got.UpdateTimestamp.Equal(r2.RecordedAt) || !got.SampleTimestamp.Equal(at(8)) {
+		t.Errorf("timestamps not advanced: %v %v", got.UpdateTimestamp, got.SampleTimestamp)
+	}
+}
+
+func TestPlaceholders(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rel     event.Relation
+		wantCat string
+		from    string // "entity" or "target": the edge's source
+	}{
+		{"out to resource", out("attached", "cinder.volume", "v1"), "RESOURCE", "entity"},
+		{"in from resource", in("contains", "nova.host", "h1"), "RESOURCE", "target"},
+		{"alarm category from relation", event.Relation{Relationship: "causes", Category: "ALARM", Type: "prometheus", ID: "a1", Direction: event.In}, "ALARM", "target"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(nil)
+			var l logb
+			ch := mustApply(t, g, l.upsert("nova", 1, res("nova.instance", "i1", "ACTIVE", tc.rel)))
+			ent := mustLookup(t, g, "RESOURCE", "nova.instance", "i1")
+			ph := mustLookup(t, g, tc.wantCat, tc.rel.Type, tc.rel.ID)
+			if !ph.IsPlaceholder || ph.IsDeleted || ph.Source != "" {
+				t.Errorf("placeholder = %+v", ph)
+			}
+			from, to := ent.ID, ph.ID
+			if tc.from == "target" {
+				from, to = ph.ID, ent.ID
+			}
+			e := mustEdge(t, g, from, to, tc.rel.Relationship)
+			if e.IsDeleted {
+				t.Errorf("edge deleted")
+			}
+			wantOps := []string{"VertexAdded 1", "VertexAdded 2", "EdgeAdded " + itoa(from) + "-" + tc.rel.Relationship + "->" + itoa(to)}
+			if got := opsOf(ch); !cmp.Equal(got, wantOps) {
+				t.Errorf("changes = %v, want %v", got, wantOps)
+			}
+			// The placeholder's own source reports it, at any sample time.
+			e2 := event.Entity{Category: tc.wantCat, Type: tc.rel.Type, ID: tc.rel.ID, Name: "real", State: "OK", Severity: "WARNING"}
+			ch = mustApply(t, g, l.upsert("other", 0, e2))
+			if got := opsOf(ch); !cmp.Equal(got, []string{"VertexUpdated 2"}) {
+				t.Errorf("report changes = %v", got)
+			}
+			v := mustLookup(t, g, tc.wantCat, tc.rel.Type, tc.rel.ID)
+			if v.IsPlaceholder || v.Name != "real" || v.ID != ph.ID || v.Source != "other" {
+				t.Errorf("reported vertex = %+v", v)
+			}
+			if e := mustEdge(t, g, from, to, tc.rel.Relationship); e.IsDeleted {
+				t.Errorf("edge deleted after target reported")
+			}
+		})
+	}
+}
+
+func itoa(id VertexID) string { return string(rune('0' + id)) }
+
+func TestRelationsPerSource(t *testing.T) {
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"), out("contains", "nova.instance", "i2"))))
+	mustApply(t, g, l.upsert("static", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i2"), out("attached", "switch", "s1"))))
+	h := mustLookup(t, g, "", "nova.host", "h1").ID
+	i1 := mustLookup(t, g, "", "nova.instance", "i1").ID
+	i2 := mustLookup(t, g, "", "nova.instance", "i2").ID
+	s1 := mustLookup(t, g, "", "switch", "s1").ID
+
+	// nova drops i2 and i1: i1's edge is deleted, i2's stays (static asserts it).
+	r := l.upsert("nova", 2, res("nova.host", "h1", "OK"))
+	ch := mustApply(t, g, r)
+	// The source that reported last owns the vertex: nova takes it back from static.
+	if got, want := opsOf(ch), []string{"VertexUpdated 1", "EdgeDeleted 1-contains->2"}; !cmp.Equal(got, want) {
+		t.Errorf("changes = %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		to      VertexID
+		rel     string
+		deleted bool
+	}{{i1, "contains", true}, {i2, "contains", false}, {s1, "attached", false}} {
+		e := mustEdge(t, g, h, tc.to, tc.rel)
+		if e.IsDeleted != tc.deleted {
+			t.Errorf("edge to %d %s deleted=%v, want %v", tc.to, tc.rel, e.IsDeleted, tc.deleted)
+		}
+		if tc.deleted && !e.UpdateTimestamp.Equal(r.RecordedAt) {
+			t.Errorf("deleted edge update_timestamp %v, want %v", e.UpdateTimestamp, r.RecordedAt)
+		}
+	}
+	// nova asserts i1 again: undeleted.
+	ch = mustApply(t, g, l.upsert("nova", 3, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"))))
+	if got, want := opsOf(ch), []string{"EdgeUpdated 1-contains->2"}; !cmp.Equal(got, want) {
+		t.Errorf("re-assert changes = %v, want %v", got, want)
+	}
+	if mustEdge(t, g, h, i1, "contains").IsDeleted {
+		t.Error("re-asserted edge still deleted")
+	}
+	// static drops everything: i2 (no longer asserted by nova either) and s1 go.
+	mustApply(t, g, l.upsert("static", 4, res("nova.host", "h1", "OK")))
+	if !mustEdge(t, g, h, i2, "contains").IsDeleted || !mustEdge(t, g, h, s1, "attached").IsDeleted {
+		t.Error("static's edges not deleted")
+	}
+	if mustEdge(t, g, h, i1, "contains").IsDeleted {
+		t.Error("nova's edge deleted by static")
+	}
+	// An ignored (older) upsert does not touch relations.
+	if ch := mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK"))); len(ch) != 0 {
+		t.Errorf("older upsert changed %v", opsOf(ch))
+	}
+	if mustEdge(t, g, h, i1, "contains").IsDeleted {
+		t.Error("older upsert deleted an edge")
+	}
+}
+
+func TestRelationsFromBothEnds(t *testing.T) {
+	// The host asserts host->instance and the instance asserts the same edge
+	// with In: one edge, two owners; it lives while either asserts it.
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"))))
+	mustApply(t, g, l.upsert("nova", 1, res("nova.instance", "i1", "ACTIVE", in("contains", "nova.host", "h1"))))
+	h, i := mustLookup(t, g, "", "nova.host", "h1").ID, mustLookup(t, g, "", "nova.instance", "i1").ID
+	if got := len(g.Out(h)); got != 1 {
+		t.Fatalf("host has %d out edges, want 1", got)
+	}
+	mustApply(t, g, l.upsert("nova", 2, res("nova.host", "h1", "OK")))
+	if mustEdge(t, g, h, i, "contains").IsDeleted {
+		t.Error("edge deleted while the instance still asserts it")
+	}
+	mustApply(t, g, l.upsert("nova", 2, res("nova.instance", "i1", "ACTIVE")))
+	if !mustEdge(t, g, h, i, "contains").IsDeleted {
+		t.Error("edge alive with no owner")
+	}
+	if got := g.In(i); len(got) != 1 || got[0].From != h {
+		t.Errorf("In(instance) = %+v", got)
+	}
+}
+
+func TestAlarmOnResource(t *testing.T) {
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK")))
+	mustApply(t, g, l.upsert("prometheus", 2, alarm("prometheus", "a1", "critical", out("on", "nova.host", "h1"))))
+	a := mustLookup(t, g, "ALARM", "prometheus", "a1")
+	if a.AggregatedState != "CRITICAL" || a.OperationalState != "CRITICAL" {
+		t.Errorf("alarm normalised to %q/%q", a.AggregatedState, a.OperationalState)
+	}
+	h := mustLookup(t, g, "", "nova.host", "h1")
+	if e := mustEdge(t, g, a.ID, h.ID, "on"); e.IsDeleted {
+		t.Error("on edge deleted")
+	}
+	if got := g.Out(a.ID); len(got) != 1 || got[0].To != h.ID || got[0].Relationship != RelOn {
+		t.Errorf("Out(alarm) = %+v", got)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"))))
+	mustApply(t, g, l.upsert("prometheus", 1, alarm("prometheus", "a1", "warning", out("on", "nova.host", "h1"))))
+	h := mustLookup(t, g, "", "nova.host", "h1").ID
+
+	// Unknown entity: no-op, no error.
+	if ch := mustApply(t, g, l.del("nova", 2, "RESOURCE", "nova.host", "nope")); len(ch) != 0 {
+		t.Errorf("unknown delete changes = %v", opsOf(ch))
+	}
+	// Stale delete: ignored.
+	if ch := mustApply(t, g, l.del("nova", 0, "RESOURCE", "nova.host", "h1")); len(ch) != 0 {
+		t.Errorf("stale delete changes = %v", opsOf(ch))
+	}
+	r := l.del("nova", 3, "RESOURCE", "nova.host", "h1")
+	ch := mustApply(t, g, r)
+	want := []string{"EdgeDeleted 1-contains->2", "EdgeDeleted 3-on->1", "VertexDeleted 1"}
+	if got := opsOf(ch); !cmp.Equal(got, want) {
+		t.Errorf("delete changes = %v, want %v", got, want)
+	}
+	v, _ := g.Vertex(h)
+	if !v.IsDeleted || !v.UpdateTimestamp.Equal(r.RecordedAt) {
+		t.Errorf("deleted vertex = %+v", v)
+	}
+	for _, e := range append(g.Out(h), g.In(h)...) {
+		if !e.IsDeleted || !e.UpdateTimestamp.Equal(r.RecordedAt) {
+			t.Errorf("edge %+v not deleted at %v", e, r.RecordedAt)
+		}
+	}
+	// Deleted elements are still there for RCA and dumps.
+	if len(g.VertexIDs()) != 3 {
+		t.Errorf("vertices = %v", g.VertexIDs())
+	}
+	// Deleting again: no-op.
+	if ch := mustApply(t, g, l.del("nova", 4, "RESOURCE", "nova.host", "h1")); len(ch) != 0 {
+		t.Errorf("second delete changes = %v", opsOf(ch))
+	}
+	// An older upsert than the delete is ignored; a newer one revives with its relations.
+	if ch := mustApply(t, g, l.upsert("nova", 2, res("nova.host", "h1", "OK"))); len(ch) != 0 {
+		t.Errorf("upsert older than the delete changed %v", opsOf(ch))
+	}
+	ch = mustApply(t, g, l.upsert("nova", 5, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"))))
+	want = []string{"VertexUpdated 1", "EdgeUpdated 1-contains->2"}
+	if got := opsOf(ch); !cmp.Equal(got, want) {
+		t.Errorf("revive changes = %v, want %v", got, want)
+	}
+	if ch[0].Prev == nil || !ch[0].Prev.IsDeleted || ch[0].Vertex.IsDeleted {
+		t.Errorf("revive change prev/after = %+v / %+v", ch[0].Prev, ch[0].Vertex)
+	}
+	// The alarm's on edge stays deleted until the alarm's source asserts it again.
+	if !mustEdge(t, g, 3, h, "on").IsDeleted {
+		t.Error("on edge revived without its source")
+	}
+}
+
+func TestSync(t *testing.T) {
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"), out("contains", "nova.instance", "i9"))))
+	mustApply(t, g, l.upsert("nova", 1, res("nova.instance", "i1", "ACTIVE")))
+	mustApply(t, g, l.upsert("nova", 1, res("nova.instance", "i2", "ACTIVE")))
+	mustApply(t, g, l.upsert("static", 1, res("switch", "s1", "OK")))
+	mustApply(t, g, l.upsert("nova", 1, res("nova.instance", "i3", "ACTIVE")))
+	mustApply(t, g, l.del("nova", 2, "RESOURCE", "nova.instance", "i3"))
+
+	// An unmatched sync.end: error wrapping ErrSyncNotOpen, nothing deleted.
+	_, err := g.Apply(l.sync(event.KindSyncEnd, "nova", "s0"))
+	if !errors.Is(err, ErrSyncNotOpen) {
+		t.Fatalf("unmatched sync.end err = %v", err)
+	}
+	mustApply(t, g, l.sync(event.KindSyncBegin, "nova", "s1"))
+	mustApply(t, g, l.upsert("nova", 3, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"), out("contains", "nova.instance", "i9"))))
+	// An older report still counts as seen: the entity exists at the source.
+	mustApply(t, g, l.upsert("nova", 0, res("nova.instance", "i1", "ACTIVE")))
+	// A sync.end of another id does not close s1.
+	if _, err := g.Apply(l.sync(event.KindSyncEnd, "nova", "other")); !errors.Is(err, ErrSyncNotOpen) {
+		t.Fatalf("sync.end of other id err = %v", err)
+	}
+	r := l.sync(event.KindSyncEnd, "nova", "s1")
+	ch := mustApply(t, g, r)
+	if got, want := opsOf(ch), []string{"VertexDeleted 4"}; !cmp.Equal(got, want) {
+		t.Errorf("sync.end changes = %v, want %v (i2 only)", got, want)
+	}
+	for _, tc := range []struct {
+		typ, id string
+		deleted bool
+	}{
+		{"nova.host", "h1", false}, {"nova.instance", "i1", false}, {"nova.instance", "i2", true},
+		{"nova.instance", "i9", false}, // placeholder: not owned by nova
+		{"switch", "s1", false},        // another source
+		{"nova.instance", "i3", true},
+	} {
+		if v := mustLookup(t, g, "", tc.typ, tc.id); v.IsDeleted != tc.deleted {
+			t.Errorf("%s deleted=%v, want %v", tc.id, v.IsDeleted, tc.deleted)
+		}
+	}
+	if v := mustLookup(t, g, "", "nova.instance", "i2"); !v.UpdateTimestamp.Equal(r.RecordedAt) {
+		t.Errorf("i2 update_timestamp = %v, want %v", v.UpdateTimestamp, r.RecordedAt)
+	}
+	// The sync is closed: ending it again is unmatched.
+	if _, err := g.Apply(l.sync(event.KindSyncEnd, "nova", "s1")); !errors.Is(err, ErrSyncNotOpen) {
+		t.Errorf("second sync.end err = %v", err)
+	}
+}
+
+func TestTickAndIgnoredKinds(t *testing.T) {
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK")))
+	before := dump(t, g)
+	r := l.tick()
+	if ch := mustApply(t, g, r); len(ch) != 0 {
+		t.Errorf("tick changes = %v", opsOf(ch))
+	}
+	if !g.Now().Equal(r.RecordedAt) {
+		t.Errorf("Now = %v, want %v", g.Now(), r.RecordedAt)
+	}
+	if v := mustLookup(t, g, "", "nova.host", "h1"); v.UpdateTimestamp.Equal(r.RecordedAt) {
+		t.Error("tick touched a vertex")
+	}
+	afterTick := dump(t, g)
+	if afterTick == before {
+		t.Error("tick did not advance the dumped clock")
+	}
+	for _, ev := range []event.Event{
+		{Source: "api", Kind: event.KindTemplatePut, ObservedAt: at(1), Template: &event.Template{Name: "t", Body: "x"}},
+		{Source: "api", Kind: event.KindTemplateDelete, ObservedAt: at(1), Template: &event.Template{Name: "t"}},
+		{Source: "api", Kind: event.KindSubscriptionPut, ObservedAt: at(1), Subscription: &event.Subscription{ID: "s", Spec: []byte("{}")}},
+		{Source: "api", Kind: event.KindSubscriptionDelete, ObservedAt: at(1), Subscription: &event.Subscription{ID: "s"}},
+	} {
+		if ch, err := g.Apply(l.add(ev)); err != nil || len(ch) != 0 {
+			t.Errorf("%s: changes %v err %v", ev.Kind, opsOf(ch), err)
+		}
+	}
+	if got := dump(t, g); got != afterTick {
+		t.Error("ignored kinds changed the graph")
+	}
+}
+
+func TestApplyInvalidRecord(t *testing.T) {
+	g := New(nil)
+	for _, ev := range []event.Event{
+		{Source: "x", Kind: event.KindEntityUpsert},
+		{Source: "x", Kind: event.KindEntityDelete},
+		{Source: "x", Kind: event.KindSyncBegin},
+		{Source: "x", Kind: event.KindSyncEnd},
+	} {
+		before := dump(t, g)
+		if _, err := g.Apply(event.Record{Seq: 1, RecordedAt: at(1), Event: ev}); !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("%s without payload: err = %v", ev.Kind, err)
+		}
+		if dump(t, g) != before {
+			t.Errorf("%s: invalid record changed the graph", ev.Kind)
+		}
+	}
+}
+
+func TestSelfLoopAndDuplicateRelations(t *testing.T) {
+	g := New(nil)
+	var l logb
+	ch := mustApply(t, g, l.upsert("s", 1, res("t", "x", "OK", out("r", "t", "x"), out("r", "t", "x"), in("r", "t", "x"))))
+	if got, want := opsOf(ch), []string{"VertexAdded 1", "EdgeAdded 1-r->1"}; !cmp.Equal(got, want) {
+		t.Errorf("changes = %v, want %v", got, want)
+	}
+	if len(g.Out(1)) != 1 || len(g.In(1)) != 1 {
+		t.Errorf("out %v in %v", g.Out(1), g.In(1))
+	}
+	mustApply(t, g, l.upsert("s", 2, res("t", "x", "OK")))
+	if !mustEdge(t, g, 1, 1, "r").IsDeleted {
+		t.Error("self loop not deleted")
+	}
+	mustApply(t, g, l.upsert("s", 3, res("t", "x", "OK", out("r", "t", "x"))))
+	mustApply(t, g, l.del("s", 4, "", "t", "x"))
+	if !mustEdge(t, g, 1, 1, "r").IsDeleted {
+		t.Error("self loop not deleted with its vertex")
+	}
+	checkRoundTrip(t, g)
+}
