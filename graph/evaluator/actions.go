@@ -1,0 +1,241 @@
+package evaluator
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/template"
+)
+
+const (
+	kindAlarm  = "alarm"
+	kindState  = "state"
+	kindCauses = "causes"
+	kindDown   = "down"
+)
+
+func alarmKey(target graph.VertexID, name string) string {
+	return kindAlarm + "\x00" + strconv.FormatInt(int64(target), 10) + "\x00" + name
+}
+
+func stateKey(target graph.VertexID) string {
+	return kindState + "\x00" + strconv.FormatInt(int64(target), 10)
+}
+
+func causesKey(from, to graph.VertexID) string {
+	return kindCauses + "\x00" + strconv.FormatInt(int64(from), 10) + "\x00" + strconv.FormatInt(int64(to), 10)
+}
+
+func downKey(target graph.VertexID) string {
+	return kindDown + "\x00" + strconv.FormatInt(int64(target), 10)
+}
+
+func supportID(m *match, action int, part string) string {
+	return m.key + "\x00#" + strconv.Itoa(action) + part
+}
+
+// do runs the actions of a match that starts to hold.
+func (e *Engine) do(m *match) []graph.Change {
+	e.addMatch(m)
+	var out []graph.Change
+	for i, a := range m.rule.sc.Actions {
+		switch a.Type {
+		case template.ActionRaiseAlarm:
+			t := m.vertex(a.Target)
+			k := alarmKey(t, a.AlarmName)
+			ef := e.effect(k, kindAlarm)
+			ef.target, ef.name = t, a.AlarmName
+			ef.supports[supportID(m, i, "")] = a.Severity
+			out = append(out, e.settle(ef)...)
+			if a.CausingAlarm != "" {
+				out = append(out, e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, supportID(m, i, "c"))...)
+			}
+		case template.ActionSetState:
+			t := m.vertex(a.Target)
+			ef := e.effect(stateKey(t), kindState)
+			ef.target = t
+			ef.supports[supportID(m, i, "")] = a.State
+			out = append(out, e.settle(ef)...)
+		case template.ActionAddCausal:
+			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
+		case template.ActionMarkDown:
+			t := m.vertex(a.Target)
+			ef := e.effect(downKey(t), kindDown)
+			ef.target = t
+			ef.supports[supportID(m, i, "")] = "true"
+			out = append(out, e.settle(ef)...)
+		case template.ActionExecuteMistral:
+			e.external = append(e.external, ExternalAction{
+				ID:       fmt.Sprintf("%d-%d", e.seq, len(e.external)),
+				Template: m.rule.tplName, Scenario: m.rule.scenario,
+				Type: a.Type, Workflow: a.Workflow,
+				Input:    e.resolveInput(m, a.Input),
+				Bindings: append([]Binding(nil), m.bindings...),
+			})
+		}
+	}
+	return out
+}
+
+// undo reverts the actions of a match that stopped holding, last first.
+func (e *Engine) undo(m *match) []graph.Change {
+	var out []graph.Change
+	acts := m.rule.sc.Actions
+	for i := len(acts) - 1; i >= 0; i-- {
+		a := acts[i]
+		switch a.Type {
+		case template.ActionRaiseAlarm:
+			k := alarmKey(m.vertex(a.Target), a.AlarmName)
+			ef := e.effects[k]
+			if ef == nil {
+				continue
+			}
+			if a.CausingAlarm != "" {
+				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), ef.alarmID, supportID(m, i, "c"))...)
+			}
+			delete(ef.supports, supportID(m, i, ""))
+			out = append(out, e.settle(ef)...)
+		case template.ActionSetState:
+			if ef := e.effects[stateKey(m.vertex(a.Target))]; ef != nil {
+				delete(ef.supports, supportID(m, i, ""))
+				out = append(out, e.settle(ef)...)
+			}
+		case template.ActionAddCausal:
+			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
+		case template.ActionMarkDown:
+			if ef := e.effects[downKey(m.vertex(a.Target))]; ef != nil {
+				delete(ef.supports, supportID(m, i, ""))
+				out = append(out, e.settle(ef)...)
+			}
+		}
+	}
+	e.removeMatch(m)
+	return out
+}
+
+func (e *Engine) effect(key, kind string) *effect {
+	ef := e.effects[key]
+	if ef == nil {
+		ef = &effect{key: key, kind: kind, supports: map[string]string{}}
+		e.effects[key] = ef
+	}
+	return ef
+}
+
+func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Change {
+	if from == 0 || to == 0 || !e.isAlarm(from) || !e.isAlarm(to) {
+		return nil
+	}
+	ef := e.effect(causesKey(from, to), kindCauses)
+	ef.source, ef.target = from, to
+	ef.supports[sid] = ""
+	return e.settle(ef)
+}
+
+func (e *Engine) dropCauses(from, to graph.VertexID, sid string) []graph.Change {
+	ef := e.effects[causesKey(from, to)]
+	if ef == nil {
+		return nil
+	}
+	delete(ef.supports, sid)
+	return e.settle(ef)
+}
+
+func (e *Engine) isAlarm(id graph.VertexID) bool {
+	v, ok := e.g.Vertex(id)
+	return ok && v.Category == graph.CategoryAlarm
+}
+
+// dominant returns the winning value among an effect's supports: the
+// highest rank, ties broken by the smallest support id.
+func dominant(ef *effect, rank func(string) int) string {
+	ids := make([]string, 0, len(ef.supports))
+	for id := range ef.supports {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	best, bestRank := "", -1
+	for _, id := range ids {
+		v := ef.supports[id]
+		if r := rank(v); r > bestRank {
+			best, bestRank = v, r
+		}
+	}
+	return best
+}
+
+// settle makes the graph show the effect's dominant value, or removes the
+// effect once it has no support.
+func (e *Engine) settle(ef *effect) []graph.Change {
+	if len(ef.supports) == 0 {
+		delete(e.effects, ef.key)
+		if !ef.on {
+			return nil
+		}
+		switch ef.kind {
+		case kindAlarm:
+			return e.g.ClearDeducedAlarm(ef.alarmID)
+		case kindState:
+			return e.g.SetDeducedState(ef.target, "")
+		case kindCauses:
+			return e.g.SetCausal(ef.source, ef.target, false)
+		case kindDown:
+			return e.g.SetMarkedDown(ef.target, false)
+		}
+		return nil
+	}
+	switch ef.kind {
+	case kindAlarm:
+		want := dominant(ef, severityRank)
+		if ef.on && ef.applied == want {
+			return nil
+		}
+		id, ch := e.g.RaiseDeducedAlarm(graph.DeducedAlarm{Target: ef.target, Name: ef.name, Severity: want})
+		ef.alarmID, ef.applied, ef.on = id, want, true
+		return ch
+	case kindState:
+		want := dominant(ef, stateRank)
+		if ef.on && ef.applied == want {
+			return nil
+		}
+		ef.applied, ef.on = want, true
+		return e.g.SetDeducedState(ef.target, want)
+	case kindCauses:
+		if ef.on {
+			return nil
+		}
+		ef.on = true
+		return e.g.SetCausal(ef.source, ef.target, true)
+	case kindDown:
+		if ef.on {
+			return nil
+		}
+		ef.on = true
+		return e.g.SetMarkedDown(ef.target, true)
+	}
+	return nil
+}
+
+var getAttrRe = regexp.MustCompile(`^\s*get_attr\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)\s*$`)
+
+// resolveInput evaluates get_attr(entity, attr) in execute_mistral input.
+func (e *Engine) resolveInput(m *match, in map[string]string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if sm := getAttrRe.FindStringSubmatch(v); sm != nil {
+			if id := m.vertex(sm[1]); id != 0 {
+				if vx, ok := e.g.Vertex(id); ok {
+					v, _ = vertexProp(&vx, sm[2])
+				}
+			}
+		}
+		out[k] = v
+	}
+	return out
+}

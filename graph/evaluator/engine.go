@@ -1,0 +1,385 @@
+package evaluator
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/template"
+	"github.com/causeway/causeway/internal/event"
+)
+
+// ErrNoFixpoint is returned when evaluating one record takes more steps than
+// Config.MaxSteps: templates that feed each other without end.
+var ErrNoFixpoint = errors.New("evaluator: no fixpoint within the step bound")
+
+// ErrInvalidTemplate wraps the validation error of a template.put whose body
+// is refused. The engine's state is unchanged (a previous version of the
+// template stays loaded); callers log it and go on with the next record.
+var ErrInvalidTemplate = errors.New("invalid template")
+
+// DefaultMaxSteps bounds the changes evaluated for one record.
+const DefaultMaxSteps = 1_000_000
+
+// Config tunes an Engine.
+type Config struct {
+	// MaxSteps bounds the graph changes evaluated for one record (0: DefaultMaxSteps).
+	MaxSteps int
+}
+
+// Engine owns a graph and the loaded templates. It is not safe for
+// concurrent use; its owner serialises every call.
+type Engine struct {
+	g        *graph.Graph
+	norm     *graph.Normalizer
+	maxSteps int
+
+	templates map[string]*loaded
+	rules     []*rule // sorted by (template, scenario, clause)
+
+	matches  map[string]*match
+	byVertex map[graph.VertexID]map[string]struct{}
+	effects  map[string]*effect
+
+	// outputs of the record being applied; not state.
+	external []ExternalAction
+	seq      int64
+}
+
+type loaded struct {
+	name, body string
+	// includes are the bodies of the definition templates it included, so
+	// that a restore can rebuild it even if a definition was deleted since.
+	includes []TemplateState
+	tpl      *template.Template
+	rules    []*rule
+}
+
+type rule struct {
+	tplName  string
+	scenario int
+	clause   int
+	tpl      *template.Template
+	sc       *template.Scenario
+	c        *template.Clause
+	pos      []template.Term // positive terms
+	neg      []template.Term // negated relationship terms
+	posSet   map[string]bool
+}
+
+type match struct {
+	key      string
+	rule     *rule
+	bindings []Binding // sorted by entity
+}
+
+func (m *match) vertex(entity string) graph.VertexID {
+	for _, b := range m.bindings {
+		if b.Entity == entity {
+			return b.Vertex
+		}
+	}
+	return 0
+}
+
+// Binding binds a template entity to a graph vertex.
+type Binding struct {
+	Entity string         `json:"entity"`
+	Vertex graph.VertexID `json:"vertex"`
+}
+
+type effect struct {
+	key     string
+	kind    string // "alarm", "state", "causes", "down"
+	target  graph.VertexID
+	source  graph.VertexID // causes: from
+	name    string         // alarm name
+	props   map[string]string
+	applied string // the value the graph shows
+	on      bool   // the graph shows the effect
+	alarmID graph.VertexID
+	// supports: support id -> value (severity, state, or "").
+	supports map[string]string
+}
+
+// ExternalAction is a request for an action outside the graph (Vitrage's
+// execute_mistral), produced when a scenario starts to hold. The notifier
+// delivers it; it is an output of Apply, not part of the engine's state.
+type ExternalAction struct {
+	// ID is stable: the record's seq and the action's rank within it.
+	ID       string            `json:"id"`
+	Template string            `json:"template"`
+	Scenario int               `json:"scenario"`
+	Type     string            `json:"type"`
+	Workflow string            `json:"workflow"`
+	Input    map[string]string `json:"input,omitempty"`
+	Bindings []Binding         `json:"bindings"`
+}
+
+// Result is what applying one record produced.
+type Result struct {
+	// Changes are every graph change, the record's own then the evaluator's.
+	Changes []graph.Change
+	// External are the external actions requested.
+	External []ExternalAction
+}
+
+// New returns an engine over an empty graph.
+func New(cfg Config, norm *graph.Normalizer) *Engine {
+	return newEngine(cfg, graph.New(norm), norm)
+}
+
+func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
+	if cfg.MaxSteps <= 0 {
+		cfg.MaxSteps = DefaultMaxSteps
+	}
+	return &Engine{
+		g: g, norm: norm, maxSteps: cfg.MaxSteps,
+		templates: map[string]*loaded{},
+		matches:   map[string]*match{},
+		byVertex:  map[graph.VertexID]map[string]struct{}{},
+		effects:   map[string]*effect{},
+	}
+}
+
+// Graph returns the engine's graph for reading (queries, RCA). Callers must
+// not change it.
+func (e *Engine) Graph() *graph.Graph { return e.g }
+
+// Apply applies one record and evaluates it to a fixpoint.
+func (e *Engine) Apply(rec event.Record) error {
+	_, err := e.ApplyResult(rec)
+	return err
+}
+
+// ApplyResult is Apply that also returns what the record produced.
+func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
+	e.external = nil
+	e.seq = rec.Seq
+	var res Result
+	var changes []graph.Change
+	switch rec.Event.Kind {
+	case event.KindTemplatePut, event.KindTemplateDelete:
+		if rec.Event.Template == nil {
+			return res, fmt.Errorf("apply seq %d: %s without template", rec.Seq, rec.Event.Kind)
+		}
+		// The graph still sees the record, so its logical time moves on.
+		gc, err := e.g.Apply(rec)
+		if err != nil {
+			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
+		}
+		changes = gc
+		var tc []graph.Change
+		if rec.Event.Kind == event.KindTemplatePut {
+			tc, err = e.putTemplate(rec.Event.Template.Name, rec.Event.Template.Body)
+		} else {
+			tc, err = e.deleteTemplate(rec.Event.Template.Name)
+		}
+		if err != nil {
+			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
+		}
+		changes = append(changes, tc...)
+	default:
+		gc, err := e.g.Apply(rec)
+		if err != nil {
+			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
+		}
+		changes = gc
+	}
+	all, err := e.run(changes)
+	res.Changes = all
+	res.External = e.external
+	e.external = nil
+	if err != nil {
+		return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
+	}
+	return res, nil
+}
+
+// run evaluates changes, and the changes they cause, to a fixpoint.
+func (e *Engine) run(changes []graph.Change) ([]graph.Change, error) {
+	queue := changes
+	for i := 0; i < len(queue); i++ {
+		if i >= e.maxSteps {
+			return queue, fmt.Errorf("%w (%d changes)", ErrNoFixpoint, i)
+		}
+		queue = append(queue, e.evaluate(queue[i])...)
+	}
+	return queue, nil
+}
+
+type anchor struct {
+	rule   int
+	entity string
+	vertex graph.VertexID
+}
+
+// evaluate reconciles every clause match that goes through the changed
+// element and returns the changes its actions made.
+func (e *Engine) evaluate(ch graph.Change) []graph.Change {
+	if len(e.rules) == 0 {
+		return nil
+	}
+	var anchors []anchor
+	switch ch.Op {
+	case graph.VertexAdded, graph.VertexUpdated, graph.VertexDeleted:
+		if ch.Vertex == nil {
+			return nil
+		}
+		id := ch.Vertex.ID
+		var neigh []graph.Edge // loaded lazily
+		neighLoaded := false
+		for ri, r := range e.rules {
+			for _, ent := range r.c.Positive {
+				te := r.tpl.Entities[ent]
+				if matchesVertex(te, ch.Vertex) || (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
+					anchors = append(anchors, anchor{ri, ent, id})
+				}
+			}
+			// A vertex bound only inside a negation changes the truth of
+			// the matches of its neighbours.
+			for _, t := range r.neg {
+				for side, ent := range []string{t.Source, t.Target} {
+					if r.posSet[ent] {
+						continue
+					}
+					te := r.tpl.Entities[ent]
+					if !matchesVertex(te, ch.Vertex) && (ch.Prev == nil || !matchesVertex(te, ch.Prev)) {
+						continue
+					}
+					if !neighLoaded {
+						neigh = append(e.g.Out(id), e.g.In(id)...)
+						neighLoaded = true
+					}
+					for _, ed := range neigh {
+						if ed.Relationship != t.Label {
+							continue
+						}
+						if side == 0 && ed.From == id && r.posSet[t.Target] {
+							anchors = append(anchors, anchor{ri, t.Target, ed.To})
+						}
+						if side == 1 && ed.To == id && r.posSet[t.Source] {
+							anchors = append(anchors, anchor{ri, t.Source, ed.From})
+						}
+					}
+				}
+			}
+		}
+	case graph.EdgeAdded, graph.EdgeUpdated, graph.EdgeDeleted:
+		if ch.Edge == nil {
+			return nil
+		}
+		ed := ch.Edge
+		for ri, r := range e.rules {
+			for _, t := range r.c.Terms {
+				if t.IsEntity() || t.Label != ed.Relationship {
+					continue
+				}
+				if r.posSet[t.Source] {
+					anchors = append(anchors, anchor{ri, t.Source, ed.From})
+				}
+				if r.posSet[t.Target] {
+					anchors = append(anchors, anchor{ri, t.Target, ed.To})
+				}
+			}
+		}
+	default:
+		return nil
+	}
+	sort.Slice(anchors, func(i, j int) bool {
+		a, b := anchors[i], anchors[j]
+		if a.rule != b.rule {
+			return a.rule < b.rule
+		}
+		if a.entity != b.entity {
+			return a.entity < b.entity
+		}
+		return a.vertex < b.vertex
+	})
+	var out []graph.Change
+	for i, a := range anchors {
+		if i > 0 && a == anchors[i-1] {
+			continue
+		}
+		out = append(out, e.reconcile(e.rules[a.rule], a.entity, a.vertex)...)
+	}
+	return out
+}
+
+// reconcile compares the matches of r that bind entity to v now with those
+// stored, and runs UNDO then DO for the difference.
+func (e *Engine) reconcile(r *rule, entity string, v graph.VertexID) []graph.Change {
+	current := map[string][]Binding{}
+	e.enumerate(r, entity, v, func(b []Binding) {
+		current[matchKey(r, b)] = b
+	})
+	var undo []string
+	for k := range e.byVertex[v] {
+		m := e.matches[k]
+		if m.rule != r || m.vertex(entity) != v {
+			continue
+		}
+		if _, ok := current[k]; !ok {
+			undo = append(undo, k)
+		}
+	}
+	var do []string
+	for k := range current {
+		if _, ok := e.matches[k]; !ok {
+			do = append(do, k)
+		}
+	}
+	sort.Strings(undo)
+	sort.Strings(do)
+	var out []graph.Change
+	for _, k := range undo {
+		out = append(out, e.undo(e.matches[k])...)
+	}
+	for _, k := range do {
+		out = append(out, e.do(&match{key: k, rule: r, bindings: current[k]})...)
+	}
+	return out
+}
+
+func matchKey(r *rule, b []Binding) string {
+	var sb strings.Builder
+	sb.WriteString(r.tplName)
+	sb.WriteByte(0)
+	sb.WriteString(strconv.Itoa(r.scenario))
+	sb.WriteByte('/')
+	sb.WriteString(strconv.Itoa(r.clause))
+	for _, x := range b {
+		sb.WriteByte(0)
+		sb.WriteString(x.Entity)
+		sb.WriteByte('=')
+		sb.WriteString(strconv.FormatInt(int64(x.Vertex), 10))
+	}
+	return sb.String()
+}
+
+func (e *Engine) addMatch(m *match) {
+	e.matches[m.key] = m
+	for _, b := range m.bindings {
+		s := e.byVertex[b.Vertex]
+		if s == nil {
+			s = map[string]struct{}{}
+			e.byVertex[b.Vertex] = s
+		}
+		s[m.key] = struct{}{}
+	}
+}
+
+func (e *Engine) removeMatch(m *match) {
+	delete(e.matches, m.key)
+	for _, b := range m.bindings {
+		if s := e.byVertex[b.Vertex]; s != nil {
+			delete(s, m.key)
+			if len(s) == 0 {
+				delete(e.byVertex, b.Vertex)
+			}
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package evaluator
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/template"
+)
+
+// StateVersion is the version of State's layout.
+const StateVersion = 1
+
+// State is the engine's whole state as plain data, for snapshots.
+type State struct {
+	Version   int             `json:"version"`
+	Graph     graph.State     `json:"graph"`
+	Templates []TemplateState `json:"templates"`
+	Matches   []MatchState    `json:"matches"`
+	Effects   []EffectState   `json:"effects"`
+}
+
+// TemplateState is a loaded template: its name, body and the bodies of the
+// definition templates it included when it was loaded.
+type TemplateState struct {
+	Name     string          `json:"name"`
+	Body     string          `json:"body"`
+	Includes []TemplateState `json:"includes,omitempty"`
+}
+
+// MatchState is a clause match that currently holds.
+type MatchState struct {
+	Template string    `json:"template"`
+	Scenario int       `json:"scenario"`
+	Clause   int       `json:"clause"`
+	Bindings []Binding `json:"bindings"`
+}
+
+// EffectState is a reference-counted effect and its supports.
+type EffectState struct {
+	Key      string         `json:"key"`
+	Kind     string         `json:"kind"`
+	Target   graph.VertexID `json:"target"`
+	Source   graph.VertexID `json:"source,omitempty"`
+	Name     string         `json:"name,omitempty"`
+	Applied  string         `json:"applied,omitempty"`
+	On       bool           `json:"on"`
+	AlarmID  graph.VertexID `json:"alarm_id,omitempty"`
+	Supports []Support      `json:"supports"`
+}
+
+// Support is one match action supporting an effect, with its value.
+type Support struct {
+	ID    string `json:"id"`
+	Value string `json:"value,omitempty"`
+}
+
+// State returns the engine's state. It shares nothing with the engine.
+func (e *Engine) State() State {
+	s := State{Version: StateVersion, Graph: e.g.State()}
+	s.Templates, s.Matches, s.Effects = e.bookkeeping()
+	return s
+}
+
+func (e *Engine) bookkeeping() ([]TemplateState, []MatchState, []EffectState) {
+	tpls := []TemplateState{}
+	for _, n := range e.templateNames() {
+		l := e.templates[n]
+		tpls = append(tpls, TemplateState{Name: n, Body: l.body, Includes: append([]TemplateState(nil), l.includes...)})
+	}
+	keys := make([]string, 0, len(e.matches))
+	for k := range e.matches {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	matches := []MatchState{}
+	for _, k := range keys {
+		m := e.matches[k]
+		matches = append(matches, MatchState{Template: m.rule.tplName, Scenario: m.rule.scenario, Clause: m.rule.clause,
+			Bindings: append([]Binding(nil), m.bindings...)})
+	}
+	ekeys := make([]string, 0, len(e.effects))
+	for k := range e.effects {
+		ekeys = append(ekeys, k)
+	}
+	sort.Strings(ekeys)
+	effects := []EffectState{}
+	for _, k := range ekeys {
+		ef := e.effects[k]
+		es := EffectState{Key: ef.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
+			Applied: ef.applied, On: ef.on, AlarmID: ef.alarmID, Supports: []Support{}}
+		sids := make([]string, 0, len(ef.supports))
+		for id := range ef.supports {
+			sids = append(sids, id)
+		}
+		sort.Strings(sids)
+		for _, id := range sids {
+			es.Supports = append(es.Supports, Support{ID: id, Value: ef.supports[id]})
+		}
+		effects = append(effects, es)
+	}
+	return tpls, matches, effects
+}
+
+// Restore rebuilds an engine from a State.
+func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("restore evaluator: state version %d, want %d", s.Version, StateVersion)
+	}
+	g, err := graph.FromState(s.Graph, norm)
+	if err != nil {
+		return nil, fmt.Errorf("restore evaluator: %w", err)
+	}
+	e := newEngine(cfg, g, norm)
+	for _, ts := range s.Templates {
+		incs := map[string]string{}
+		for _, inc := range ts.Includes {
+			incs[inc.Name] = inc.Body
+		}
+		defs := func(name string) (*template.Template, bool) {
+			body, ok := incs[name]
+			if !ok {
+				return nil, false
+			}
+			t, err := compile(name, body, nil)
+			return t, err == nil
+		}
+		tpl, err := compile(ts.Name, ts.Body, defs)
+		if err != nil {
+			return nil, fmt.Errorf("restore evaluator: %w", err)
+		}
+		e.templates[ts.Name] = &loaded{name: ts.Name, body: ts.Body, tpl: tpl, rules: makeRules(ts.Name, tpl),
+			includes: append([]TemplateState(nil), ts.Includes...)}
+	}
+	e.rebuildRules()
+	for _, ms := range s.Matches {
+		r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause)
+		if r == nil {
+			return nil, fmt.Errorf("restore evaluator: match of unknown clause %s/%d/%d", ms.Template, ms.Scenario, ms.Clause)
+		}
+		b := append([]Binding(nil), ms.Bindings...)
+		e.addMatch(&match{key: matchKey(r, b), rule: r, bindings: b})
+	}
+	for _, es := range s.Effects {
+		ef := &effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
+			applied: es.Applied, on: es.On, alarmID: es.AlarmID, supports: map[string]string{}}
+		for _, sp := range es.Supports {
+			ef.supports[sp.ID] = sp.Value
+		}
+		e.effects[es.Key] = ef
+	}
+	return e, nil
+}
+
+// Dump writes the canonical dump: the graph's dump and the evaluator's
+// bookkeeping, byte-stable for the same state.
+func (e *Engine) Dump(w io.Writer) error {
+	var gb bytes.Buffer
+	if err := e.g.Dump(&gb); err != nil {
+		return fmt.Errorf("dump graph: %w", err)
+	}
+	tpls, matches, effects := e.bookkeeping()
+	ev, err := json.Marshal(struct {
+		Templates []TemplateState `json:"templates"`
+		Matches   []MatchState    `json:"matches"`
+		Effects   []EffectState   `json:"effects"`
+	}{tpls, matches, effects})
+	if err != nil {
+		return fmt.Errorf("dump evaluator: %w", err)
+	}
+	var out bytes.Buffer
+	out.WriteString(`{"graph":`)
+	out.Write(bytes.TrimSpace(gb.Bytes()))
+	out.WriteString(`,"evaluator":`)
+	out.Write(ev)
+	out.WriteString("}\n")
+	if _, err := w.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("write dump: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package evaluator
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/template"
+)
+
+// TemplateInfo describes a loaded template.
+type TemplateInfo struct {
+	Name    string
+	Version int
+	Type    string
+	Body    string
+}
+
+// Templates lists the loaded templates, by name.
+func (e *Engine) Templates() []TemplateInfo {
+	out := make([]TemplateInfo, 0, len(e.templates))
+	for _, n := range e.templateNames() {
+		l := e.templates[n]
+		out = append(out, TemplateInfo{Name: n, Version: l.tpl.Version, Type: l.tpl.Type, Body: l.body})
+	}
+	return out
+}
+
+func (e *Engine) templateNames() []string {
+	names := make([]string, 0, len(e.templates))
+	for n := range e.templates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// definitions resolves includes against the loaded definition templates.
+func (e *Engine) definitions(name string) (*template.Template, bool) {
+	l, ok := e.templates[name]
+	if !ok || l.tpl.Type != template.TypeDefinition {
+		return nil, false
+	}
+	return l.tpl, true
+}
+
+// compile parses a template body; includes are resolved through defs.
+func compile(name, body string, defs func(string) (*template.Template, bool)) (*template.Template, error) {
+	tpl, err := template.Parse([]byte(body), template.Options{Definitions: defs})
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrInvalidTemplate, name, err)
+	}
+	return tpl, nil
+}
+
+// putTemplate loads (or replaces) a template and runs it over the whole
+// graph. The template's name in the event wins over its metadata name, so
+// that a delete by the same name finds it.
+func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
+	if name == "" {
+		return nil, errors.New("template.put without a name")
+	}
+	tpl, err := compile(name, body, e.definitions)
+	if err != nil {
+		return nil, err
+	}
+	l := &loaded{name: name, body: body, tpl: tpl, rules: makeRules(name, tpl)}
+	for _, inc := range tpl.Includes {
+		l.includes = append(l.includes, TemplateState{Name: inc, Body: e.templates[inc].body})
+	}
+	out, err := e.deleteTemplate(name)
+	if err != nil {
+		return out, err
+	}
+	e.templates[name] = l
+	e.rebuildRules()
+	// DO every match of the new template's clauses.
+	for _, r := range e.rules {
+		if r.tplName != name {
+			continue
+		}
+		ent := r.c.Positive[0]
+		var found [][]Binding
+		e.enumerate(r, ent, 0, func(b []Binding) { found = append(found, b) })
+		keys := make([]string, 0, len(found))
+		byKey := map[string][]Binding{}
+		for _, b := range found {
+			k := matchKey(r, b)
+			keys = append(keys, k)
+			byKey[k] = b
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if _, ok := e.matches[k]; ok {
+				continue
+			}
+			out = append(out, e.do(&match{key: k, rule: r, bindings: byKey[k]})...)
+		}
+	}
+	return out, nil
+}
+
+// deleteTemplate UNDOes every match of a template and unloads it.
+func (e *Engine) deleteTemplate(name string) ([]graph.Change, error) {
+	if _, ok := e.templates[name]; !ok {
+		return nil, nil
+	}
+	var keys []string
+	for k, m := range e.matches {
+		if m.rule.tplName == name {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []graph.Change
+	for _, k := range keys {
+		out = append(out, e.undo(e.matches[k])...)
+	}
+	delete(e.templates, name)
+	e.rebuildRules()
+	return out, nil
+}
+
+// rebuildRules recomputes the flat, sorted list of clauses to evaluate. The
+// rule objects of a template are made once, when it is loaded, so that the
+// matches that point at them stay valid across other templates' changes.
+func (e *Engine) rebuildRules() {
+	e.rules = nil
+	for _, n := range e.templateNames() {
+		e.rules = append(e.rules, e.templates[n].rules...)
+	}
+}
+
+// makeRules builds the rules of a loaded template.
+func makeRules(name string, tpl *template.Template) []*rule {
+	if tpl.Type != template.TypeStandard {
+		return nil
+	}
+	var rules []*rule
+	for si := range tpl.Scenarios {
+		sc := &tpl.Scenarios[si]
+		for ci := range sc.Clauses {
+			c := &sc.Clauses[ci]
+			r := &rule{tplName: name, scenario: si, clause: ci, tpl: tpl, sc: sc, c: c, posSet: map[string]bool{}}
+			for _, t := range c.Terms {
+				if t.Negated {
+					r.neg = append(r.neg, t)
+				} else {
+					r.pos = append(r.pos, t)
+				}
+			}
+			for _, p := range c.Positive {
+				r.posSet[p] = true
+			}
+			rules = append(rules, r)
+		}
+	}
+	return rules
+}
+
+// ruleFor finds a rule by its identity.
+func (e *Engine) ruleFor(tplName string, scenario, clause int) *rule {
+	for _, r := range e.rules {
+		if r.tplName == tplName && r.scenario == scenario && r.clause == clause {
+			return r
+		}
+	}
+	return nil
+}
