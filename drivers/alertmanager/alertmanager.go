@@ -1,0 +1,268 @@
+// Package alertmanager is the pull datasource of Prometheus alerts: every
+// full pull lists the active alerts of an Alertmanager (API v2, GET
+// /api/v2/alerts) and maps each, with the label rules of package alertmap,
+// to an alarm on its resource. The runner of package drivers turns the pull
+// into sync.begin, the alarm upserts and sync.end, so an alert that is no
+// longer active is deleted by the sync even if its webhook was lost.
+package alertmanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Defaults of Config.
+const (
+	DefaultSource      = "alertmanager"
+	DefaultMaxBodySize = 64 << 20
+	DefaultTimeout     = 20 * time.Second
+)
+
+// Config configures the driver.
+type Config struct {
+	// Source names the datasource in the events (default "alertmanager").
+	Source string `yaml:"source"`
+	// URL is the Alertmanager's base URL (http://alertmanager:9093).
+	URL string `yaml:"url"`
+	// Token or TokenFile: a bearer token sent with each request (optional).
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	// IncludeSilenced and IncludeInhibited also report silenced and
+	// inhibited alerts (default: only active, unsilenced, uninhibited).
+	IncludeSilenced  bool `yaml:"include_silenced"`
+	IncludeInhibited bool `yaml:"include_inhibited"`
+	// Timeout bounds one request (default 20s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxBodySize bounds the response (default 64 MiB).
+	MaxBodySize int64 `yaml:"max_body_size"`
+	// Mapping maps alerts to alarms on resources.
+	Mapping alertmap.Config `yaml:"mapping"`
+}
+
+// Validate reports every problem of c, naming its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("url: is required"))
+	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("url: %q is not an http:// or https:// URL", c.URL))
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		errs = append(errs, errors.New("token_file: token and token_file exclude each other"))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, errors.New("timeout: must not be negative"))
+	}
+	if c.MaxBodySize < 0 {
+		errs = append(errs, errors.New("max_body_size: must not be negative"))
+	}
+	if err := c.Mapping.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, fmt.Errorf("mapping.%s", line))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// String redacts the token.
+func (c Config) String() string {
+	tok := ""
+	if c.Token != "" {
+		tok = "<redacted>"
+	}
+	return fmt.Sprintf("{source:%s url:%s token:%s token_file:%s include_silenced:%t include_inhibited:%t timeout:%s max_body_size:%d}",
+		c.Source, c.URL, tok, c.TokenFile, c.IncludeSilenced, c.IncludeInhibited, c.Timeout, c.MaxBodySize)
+}
+
+// Deps are the driver's collaborators.
+type Deps struct {
+	// Client defaults to a client with Config.Timeout.
+	Client *http.Client
+	Logger *slog.Logger
+	// Registerer defaults to no registration.
+	Registerer prometheus.Registerer
+}
+
+// Driver pulls an Alertmanager. It is safe for concurrent use.
+type Driver struct {
+	cfg      Config
+	endpoint string
+	token    string
+	client   *http.Client
+	mapper   *alertmap.Mapper
+	log      *slog.Logger
+	unmapped prometheus.Counter
+}
+
+// New validates cfg, reads the token file and builds the mapper. It starts
+// nothing.
+func New(cfg Config, deps Deps) (*Driver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("alertmanager driver config: %w", err)
+	}
+	if cfg.Source == "" {
+		cfg.Source = DefaultSource
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxBodySize == 0 {
+		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	m, err := alertmap.New(cfg.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	tok := cfg.Token
+	if cfg.TokenFile != "" {
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read token_file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	q := url.Values{}
+	q.Set("active", "true")
+	q.Set("silenced", fmt.Sprint(cfg.IncludeSilenced))
+	q.Set("inhibited", fmt.Sprint(cfg.IncludeInhibited))
+	q.Set("unprocessed", "false")
+	d := &Driver{
+		cfg: cfg, endpoint: strings.TrimRight(cfg.URL, "/") + "/api/v2/alerts?" + q.Encode(),
+		token: tok, client: deps.Client, mapper: m, log: deps.Logger,
+		unmapped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_driver_alertmanager_unmapped_alerts_total",
+			Help:        "Alerts left out of a pull because the mapping rules do not map them.",
+			ConstLabels: prometheus.Labels{"driver": cfg.Source},
+		}),
+	}
+	if d.client == nil {
+		d.client = &http.Client{Timeout: cfg.Timeout}
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	d.log = d.log.With("component", "drivers.alertmanager", "driver", cfg.Source)
+	if deps.Registerer != nil {
+		if err := deps.Registerer.Register(d.unmapped); err != nil {
+			return nil, fmt.Errorf("register alertmanager metrics: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// Name is the source of the driver's events.
+func (d *Driver) Name() string { return d.cfg.Source }
+
+// GettableAlert is one alert of GET /api/v2/alerts, in the fields used here.
+type GettableAlert struct {
+	Fingerprint  string            `json:"fingerprint"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	UpdatedAt    time.Time         `json:"updatedAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Status       struct {
+		State       string   `json:"state"`
+		SilencedBy  []string `json:"silencedBy"`
+		InhibitedBy []string `json:"inhibitedBy"`
+	} `json:"status"`
+}
+
+// ParseAlerts decodes the body of GET /api/v2/alerts.
+func ParseAlerts(b []byte) ([]GettableAlert, error) {
+	var out []GettableAlert
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode alerts: %w", err)
+	}
+	for i, a := range out {
+		if len(a.Labels) == 0 {
+			return nil, fmt.Errorf("decode alerts: [%d].labels: is required", i)
+		}
+	}
+	return out, nil
+}
+
+// Entities maps alerts to alarm entities. Alerts the mapping does not map
+// are returned as errors, one per alert, naming the alert's index.
+func Entities(m *alertmap.Mapper, alerts []GettableAlert) ([]event.Entity, []error) {
+	var ents []event.Entity
+	var errs []error
+	seen := map[string]bool{}
+	for i, a := range alerts {
+		if a.Status.State != "" && a.Status.State != "active" && a.Status.State != "suppressed" {
+			continue // "unprocessed": not yet routed, reported by a later pull
+		}
+		e, err := m.Entity(alertmap.Alert{
+			Fingerprint: a.Fingerprint, Labels: a.Labels, Annotations: a.Annotations,
+			StartsAt: a.StartsAt, GeneratorURL: a.GeneratorURL,
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[%d] (fingerprint %s): %w", i, a.Fingerprint, err))
+			continue
+		}
+		probe := event.Event{V: event.Version, EventID: "probe", Source: "probe", Kind: event.KindEntityUpsert, ObservedAt: time.Unix(1, 0), Entity: &e}
+		if err := probe.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("[%d] (fingerprint %s): %w", i, a.Fingerprint, err))
+			continue
+		}
+		if seen[e.ID] {
+			continue
+		}
+		seen[e.ID] = true
+		ents = append(ents, e)
+	}
+	return ents, errs
+}
+
+// GetAll lists the active alerts and maps them. Alerts the rules do not
+// map are left out of the pull, logged and counted.
+func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.endpoint, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get alerts: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxBodySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get alerts: HTTP %d: %.200s", resp.StatusCode, body)
+	}
+	if int64(len(body)) > d.cfg.MaxBodySize {
+		return nil, fmt.Errorf("get alerts: response over max_body_size %d", d.cfg.MaxBodySize)
+	}
+	alerts, err := ParseAlerts(body)
+	if err != nil {
+		return nil, err
+	}
+	ents, errs := Entities(d.mapper, alerts)
+	for _, e := range errs {
+		d.unmapped.Inc()
+		d.log.Warn("alert not mapped", "err", e)
+	}
+	return ents, nil
+}

@@ -1,0 +1,181 @@
+package alertmanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/internal/event"
+)
+
+var _ drivers.Driver = (*Driver)(nil)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func mapping(t testing.TB) alertmap.Config {
+	t.Helper()
+	b, err := os.ReadFile("testdata/mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := alertmap.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func golden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+// server serves testdata/alerts.json like Alertmanager, checking the token
+// and the query.
+func server(t *testing.T, status int, body []byte) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v2/alerts" {
+			http.NotFound(w, r)
+			return
+		}
+		if got := r.Header.Get("Authorization"); got != "Bearer s3cret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		q := r.URL.Query()
+		if q.Get("active") != "true" || q.Get("silenced") != "false" || q.Get("inhibited") != "false" {
+			http.Error(w, "unexpected query "+r.URL.RawQuery, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestGetAllGolden(t *testing.T) {
+	body, err := os.ReadFile("testdata/alerts.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server(t, http.StatusOK, body)
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/token", []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	d, err := New(Config{URL: srv.URL, TokenFile: dir + "/token", Mapping: mapping(t)}, Deps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := d.GetAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := time.Date(2026, 3, 1, 10, 15, 0, 0, time.UTC)
+	evs, err := drivers.PullEvents(d.Name(), slot, slot.Add(time.Second), ents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if _, err := event.Encode(ev); err != nil {
+			t.Errorf("event %s: %v", ev.EventID, err)
+		}
+	}
+	golden(t, "testdata/alerts.golden.json", evs)
+	var m dto.Metric
+	if err := d.unmapped.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("unmapped alerts = %v, want 1 (the Watchdog)", got)
+	}
+}
+
+func TestGetAllErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		token  string
+		want   string
+	}{
+		{"server error", http.StatusInternalServerError, "boom", "s3cret", "HTTP 500: boom"},
+		{"wrong token", http.StatusOK, "[]", "nope", "HTTP 401"},
+		{"malformed JSON", http.StatusOK, `[{"labels":`, "s3cret", "decode alerts"},
+		{"not a list", http.StatusOK, `{"alerts":[]}`, "s3cret", "decode alerts"},
+		{"alert without labels", http.StatusOK, `[{"fingerprint":"x"}]`, "s3cret", "[0].labels: is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t, tc.status, []byte(tc.body))
+			d, err := New(Config{URL: srv.URL, Token: tc.token, Mapping: mapping(t)}, Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = d.GetAll(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("GetAll: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestGetAllTooLarge(t *testing.T) {
+	body, _ := os.ReadFile("testdata/alerts.json")
+	srv := server(t, http.StatusOK, body)
+	d, err := New(Config{URL: srv.URL, Token: "s3cret", MaxBodySize: 100, Mapping: mapping(t)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetAll(context.Background()); err == nil || !strings.Contains(err.Error(), "max_body_size") {
+		t.Errorf("GetAll: %v, want a max_body_size error", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	err := Config{URL: "ftp://x", Token: "a", TokenFile: "b", Timeout: -1}.Validate()
+	for _, want := range []string{"url: ", "token_file: token and token_file exclude each other", "timeout: must not be negative", "mapping.rules: at least one rule is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+	if s := (Config{Token: "hunter2"}).String(); strings.Contains(s, "hunter2") {
+		t.Errorf("String leaks the token: %s", s)
+	}
+	if _, err := New(Config{URL: "http://x", TokenFile: "/nonexistent/token", Mapping: mapping(t)}, Deps{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("New with a missing token file: %v", err)
+	}
+}
