@@ -97,7 +97,6 @@ type effect struct {
 	target  graph.VertexID
 	source  graph.VertexID // causes: from
 	name    string         // alarm name
-	props   map[string]string
 	applied string // the value the graph shows
 	on      bool   // the graph shows the effect
 	alarmID graph.VertexID
