@@ -97,8 +97,8 @@ type effect struct {
 	target  graph.VertexID
 	source  graph.VertexID // causes: from
 	name    string         // alarm name
-	applied string // the value the graph shows
-	on      bool   // the graph shows the effect
+	applied string         // the value the graph shows
+	on      bool           // the graph shows the effect
 	alarmID graph.VertexID
 	// supports: support id -> value (severity, state, or "").
 	supports map[string]string
