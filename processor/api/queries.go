@@ -1,0 +1,775 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/template"
+	"github.com/causeway/causeway/internal/event"
+)
+
+// MaxRCAPaths bounds the causal paths listed in an RCA answer.
+const MaxRCAPaths = 100
+
+func toResource(v graph.Vertex) Resource {
+	return Resource{
+		VitrageID: strconv.FormatInt(int64(v.ID), 10), ID: v.ExternalID, Category: v.Category, Type: v.Type,
+		Name: v.Name, State: v.State, Severity: v.Severity, DeducedState: v.DeducedState,
+		AggregatedState: v.AggregatedState, OperationalState: v.OperationalState,
+		ProjectID: v.ProjectID, Source: v.Source, IsDeleted: v.IsDeleted, IsPlaceholder: v.IsPlaceholder,
+		IsMarkedDown: v.IsMarkedDown, SampleTimestamp: v.SampleTimestamp, UpdateTimestamp: v.UpdateTimestamp,
+		Properties: v.Properties,
+	}
+}
+
+// filter selects vertices by the query parameters every list shares.
+type filter struct {
+	category       string // "" = any
+	typ            string
+	projectID      string
+	includeDeleted bool
+}
+
+func parseFilter(r *http.Request, category string) (filter, error) {
+	q := r.URL.Query()
+	f := filter{category: category, typ: q.Get("type"), projectID: q.Get("project_id")}
+	if c := q.Get("category"); c != "" && category == "" {
+		switch strings.ToUpper(c) {
+		case graph.CategoryResource, graph.CategoryAlarm:
+			f.category = strings.ToUpper(c)
+		case "ALL":
+			f.category = ""
+		default:
+			return f, fmt.Errorf("category: %q is not RESOURCE, ALARM or all", c)
+		}
+	}
+	if v := q.Get("all"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, fmt.Errorf("all: %q is not a boolean", v)
+		}
+		f.includeDeleted = b
+	}
+	return f, nil
+}
+
+func (f filter) match(v graph.Vertex) bool {
+	return (f.category == "" || v.Category == f.category) &&
+		(f.typ == "" || v.Type == f.typ) &&
+		(f.projectID == "" || v.ProjectID == f.projectID) &&
+		(f.includeDeleted || !v.IsDeleted)
+}
+
+func parseVertexID(s string) (graph.VertexID, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a vitrage_id", s)
+	}
+	return graph.VertexID(n), nil
+}
+
+// list answers GET /v1/resources and /v1/alarms.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
+	f, err := parseFilter(r, category)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	var on graph.VertexID = -1
+	if v := r.URL.Query().Get("resource"); v != "" {
+		if on, err = parseVertexID(v); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("resource: %w", err))
+			return
+		}
+	}
+	var resp ResourcesResponse
+	err = s.b.View(func(g View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		resp.Items = []Resource{}
+		for _, id := range g.VertexIDs() {
+			v, ok := g.Vertex(id)
+			if !ok || !f.match(v) {
+				continue
+			}
+			if on >= 0 && !alarmOn(g, id, on) {
+				continue
+			}
+			resp.Items = append(resp.Items, toResource(v))
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// alarmOn says whether alarm has a live `on` edge to resource.
+func alarmOn(g GraphView, alarm, resource graph.VertexID) bool {
+	for _, e := range g.Out(alarm) {
+		if e.To == resource && e.Relationship == graph.RelOn && !e.IsDeleted {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) resourceList(w http.ResponseWriter, r *http.Request) {
+	s.list(w, r, graph.CategoryResource)
+}
+func (s *Server) alarmList(w http.ResponseWriter, r *http.Request) { s.list(w, r, graph.CategoryAlarm) }
+
+func (s *Server) show(w http.ResponseWriter, r *http.Request, category string) {
+	id, err := parseVertexID(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	var resp ResourceResponse
+	found := false
+	err = s.b.View(func(g View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		v, ok := g.Vertex(id)
+		if ok && v.Category == category {
+			found = true
+			resp.Item = toResource(v)
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	if !found {
+		s.fail(w, http.StatusNotFound, resp.Seq, fmt.Errorf("no %s with vitrage_id %d", strings.ToLower(category), id))
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+func (s *Server) resourceShow(w http.ResponseWriter, r *http.Request) {
+	s.show(w, r, graph.CategoryResource)
+}
+func (s *Server) alarmShow(w http.ResponseWriter, r *http.Request) {
+	s.show(w, r, graph.CategoryAlarm)
+}
+
+// count groups resources by type, alarms by operational severity (as
+// Vitrage's `resource count` and `alarm count` do); ?group_by= picks
+// another field (type, state, severity, project_id, source).
+func (s *Server) count(w http.ResponseWriter, r *http.Request, category, defaultGroup string) {
+	f, err := parseFilter(r, category)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	group := r.URL.Query().Get("group_by")
+	if group == "" {
+		group = defaultGroup
+	}
+	key, ok := groupKeys[group]
+	if !ok {
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("group_by: %q is not one of type, state, severity, project_id, source", group))
+		return
+	}
+	var resp CountResponse
+	err = s.b.View(func(g View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		resp.Counts = map[string]int{}
+		for _, id := range g.VertexIDs() {
+			v, ok := g.Vertex(id)
+			if !ok || !f.match(v) {
+				continue
+			}
+			k := key(v)
+			if k == "" {
+				k = "N/A"
+			}
+			resp.Counts[k]++
+			resp.Total++
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+var groupKeys = map[string]func(graph.Vertex) string{
+	"type":       func(v graph.Vertex) string { return v.Type },
+	"state":      func(v graph.Vertex) string { return v.OperationalState },
+	"severity":   func(v graph.Vertex) string { return v.OperationalState },
+	"project_id": func(v graph.Vertex) string { return v.ProjectID },
+	"source":     func(v graph.Vertex) string { return v.Source },
+}
+
+func (s *Server) resourceCount(w http.ResponseWriter, r *http.Request) {
+	s.count(w, r, graph.CategoryResource, "type")
+}
+func (s *Server) alarmCount(w http.ResponseWriter, r *http.Request) {
+	s.count(w, r, graph.CategoryAlarm, "severity")
+}
+
+// topologyRequest is the body of POST /v1/topology, or the query of GET.
+type topologyRequest struct {
+	GraphType string `json:"graph_type"` // graph (default) or tree
+	Root      string `json:"root"`       // vitrage_id
+	Depth     int    `json:"depth"`      // 0 = unlimited
+	Type      string `json:"type"`
+	Category  string `json:"category"` // RESOURCE (default), ALARM or all
+	All       bool   `json:"all"`      // include deleted
+}
+
+func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
+	req := topologyRequest{}
+	if r.Method == http.MethodPost && r.ContentLength != 0 {
+		if err := decodeJSON(r, &req); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, err)
+			return
+		}
+	} else {
+		q := r.URL.Query()
+		req.GraphType, req.Root, req.Type, req.Category = q.Get("graph_type"), q.Get("root"), q.Get("type"), q.Get("category")
+		if v := q.Get("depth"); v != "" {
+			d, err := strconv.Atoi(v)
+			if err != nil || d < 0 {
+				s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("depth: %q is not a non-negative integer", v))
+				return
+			}
+			req.Depth = d
+		}
+		if v := q.Get("all"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("all: %q is not a boolean", v))
+				return
+			}
+			req.All = b
+		}
+	}
+	f := filter{category: graph.CategoryResource, typ: req.Type, includeDeleted: req.All}
+	switch strings.ToUpper(req.Category) {
+	case "", graph.CategoryResource:
+	case graph.CategoryAlarm:
+		f.category = graph.CategoryAlarm
+	case "ALL":
+		f.category = ""
+	default:
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("category: %q is not RESOURCE, ALARM or all", req.Category))
+		return
+	}
+	var root graph.VertexID = -1
+	if req.Root != "" {
+		id, err := parseVertexID(req.Root)
+		if err != nil {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("root: %w", err))
+			return
+		}
+		root = id
+	}
+	if req.GraphType == "" {
+		req.GraphType = "graph"
+	}
+	if req.GraphType != "graph" && req.GraphType != "tree" {
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("graph_type: %q is not graph or tree", req.GraphType))
+		return
+	}
+	var resp TopologyResponse
+	status, err := 0, error(nil)
+	verr := s.b.View(func(g View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		if root >= 0 {
+			if v, ok := g.Vertex(root); !ok || !f.match(v) {
+				status, err = http.StatusNotFound, fmt.Errorf("root %d: no such vertex (or filtered out)", root)
+				return nil
+			}
+		}
+		if req.GraphType == "tree" {
+			if root < 0 {
+				root = defaultTreeRoot(g, f)
+				if root < 0 {
+					status, err = http.StatusBadRequest, errors.New("root: required for a tree (no openstack.cluster vertex)")
+					return nil
+				}
+			}
+			t := buildTree(g, f, root, req.Depth)
+			resp.Tree = &t
+			return nil
+		}
+		gr := buildGraph(g, f, root, req.Depth)
+		resp.Graph = &gr
+		return nil
+	})
+	if verr != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, verr)
+		return
+	}
+	if err != nil {
+		s.fail(w, status, resp.Seq, err)
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+func defaultTreeRoot(g GraphView, f filter) graph.VertexID {
+	for _, id := range g.VertexIDs() {
+		if v, ok := g.Vertex(id); ok && v.Type == "openstack.cluster" && f.match(v) {
+			return id
+		}
+	}
+	return -1
+}
+
+// buildGraph returns the vertices that match f — all of them, or those
+// within depth hops of root (edges followed both ways) — and the edges
+// between them.
+func buildGraph(g GraphView, f filter, root graph.VertexID, depth int) Graph {
+	var ids []graph.VertexID
+	if root < 0 {
+		for _, id := range g.VertexIDs() {
+			if v, ok := g.Vertex(id); ok && f.match(v) {
+				ids = append(ids, id)
+			}
+		}
+	} else {
+		seen := map[graph.VertexID]bool{root: true}
+		ids = []graph.VertexID{root}
+		frontier := []graph.VertexID{root}
+		for d := 0; len(frontier) > 0 && (depth == 0 || d < depth); d++ {
+			var next []graph.VertexID
+			for _, id := range frontier {
+				for _, e := range append(g.Out(id), g.In(id)...) {
+					other := e.To
+					if other == id {
+						other = e.From
+					}
+					if seen[other] || (e.IsDeleted && !f.includeDeleted) {
+						continue
+					}
+					if v, ok := g.Vertex(other); ok && f.match(v) {
+						seen[other] = true
+						ids = append(ids, other)
+						next = append(next, other)
+					}
+				}
+			}
+			frontier = next
+		}
+		slices.Sort(ids)
+	}
+	return nodeLink(g, ids, func(e graph.Edge) bool { return f.includeDeleted || !e.IsDeleted })
+}
+
+// nodeLink builds a node-link graph of ids (ascending) and the edges
+// between them that keep accepts, in a deterministic order.
+func nodeLink(g GraphView, ids []graph.VertexID, keep func(graph.Edge) bool) Graph {
+	index := make(map[graph.VertexID]int, len(ids))
+	out := Graph{Directed: true, Multigraph: true, Nodes: []Resource{}, Links: []Link{}}
+	for _, id := range ids {
+		v, _ := g.Vertex(id)
+		index[id] = len(out.Nodes)
+		out.Nodes = append(out.Nodes, toResource(v))
+	}
+	for _, id := range ids {
+		for _, e := range g.Out(id) {
+			to, ok := index[e.To]
+			if !ok || !keep(e) {
+				continue
+			}
+			out.Links = append(out.Links, Link{Source: index[id], Target: to, Relationship: e.Relationship, Key: e.Relationship, IsDeleted: e.IsDeleted})
+		}
+	}
+	return out
+}
+
+// buildTree follows live `contains` edges down from root, to depth levels
+// (0 = unlimited), never visiting a vertex twice.
+func buildTree(g GraphView, f filter, root graph.VertexID, depth int) Tree {
+	seen := map[graph.VertexID]bool{}
+	var walk func(id graph.VertexID, d int) Tree
+	walk = func(id graph.VertexID, d int) Tree {
+		seen[id] = true
+		v, _ := g.Vertex(id)
+		t := Tree{Resource: toResource(v)}
+		if depth != 0 && d >= depth {
+			return t
+		}
+		for _, e := range g.Out(id) {
+			if e.Relationship != "contains" || seen[e.To] || (e.IsDeleted && !f.includeDeleted) {
+				continue
+			}
+			if c, ok := g.Vertex(e.To); ok && f.match(c) {
+				t.Children = append(t.Children, walk(e.To, d+1))
+			}
+		}
+		return t
+	}
+	return walk(root, 0)
+}
+
+// rca answers GET /v1/rca/{id}: live, or at ?seq= or ?at= (RFC 3339) on a
+// reconstructed graph.
+func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
+	id, err := parseVertexID(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	q := r.URL.Query()
+	includeDeleted := false
+	if v := q.Get("all"); v != "" {
+		if includeDeleted, err = strconv.ParseBool(v); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("all: %q is not a boolean", v))
+			return
+		}
+	}
+	var seq int64
+	var at time.Time
+	if v := q.Get("seq"); v != "" {
+		if seq, err = strconv.ParseInt(v, 10, 64); err != nil || seq <= 0 {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("seq: %q is not a positive integer", v))
+			return
+		}
+	}
+	if v := q.Get("at"); v != "" {
+		if seq > 0 {
+			s.fail(w, http.StatusBadRequest, 0, errors.New("give seq or at, not both"))
+			return
+		}
+		if at, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("at: %q is not an RFC 3339 time", v))
+			return
+		}
+	}
+	var resp RCAResponse
+	found := false
+	answer := func(g GraphView, at int64) {
+		resp.Meta = s.meta(at)
+		found = computeRCA(g, id, includeDeleted, &resp)
+	}
+	if seq > 0 || !at.IsZero() {
+		g, got, err := s.b.Reconstruct(r.Context(), seq, at)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			s.fail(w, http.StatusNotFound, 0, err)
+			return
+		case err != nil:
+			s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("reconstruct: %w", err))
+			return
+		}
+		resp.Historical = true
+		answer(g, got)
+	} else if err := s.b.View(func(g View, seq int64) error { answer(g, seq); return nil }); err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	if !found {
+		s.fail(w, http.StatusNotFound, resp.Seq, fmt.Errorf("no alarm with vitrage_id %d", id))
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// computeRCA fills resp with the alarms linked to alarm by `causes` edges,
+// both ways, the root causes and the paths from each root to alarm. A
+// deleted (cleared) alarm's RCA includes deleted edges, so the path that
+// explained it is still shown.
+func computeRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCAResponse) bool {
+	v, ok := g.Vertex(alarm)
+	if !ok || v.Category != graph.CategoryAlarm {
+		return false
+	}
+	if v.IsDeleted {
+		includeDeleted = true
+	}
+	keep := func(e graph.Edge) bool {
+		return e.Relationship == graph.RelCauses && (includeDeleted || !e.IsDeleted)
+	}
+	seen := map[graph.VertexID]bool{alarm: true}
+	queue := []graph.VertexID{alarm}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		for _, e := range g.In(id) {
+			if keep(e) && !seen[e.From] {
+				seen[e.From] = true
+				queue = append(queue, e.From)
+			}
+		}
+		for _, e := range g.Out(id) {
+			if keep(e) && !seen[e.To] {
+				seen[e.To] = true
+				queue = append(queue, e.To)
+			}
+		}
+	}
+	ids := make([]graph.VertexID, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	resp.Graph = nodeLink(g, ids, keep)
+	idx := slices.Index(ids, alarm)
+	resp.Graph.InspectedIndex = &idx
+
+	// Roots: alarms that cause something here and have no cause here. The
+	// alarm asked about is its own root when nothing causes it.
+	resp.RootCauses = []string{}
+	resp.Paths = [][]string{}
+	hasCause := func(id graph.VertexID) bool {
+		for _, e := range g.In(id) {
+			if keep(e) && seen[e.From] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, id := range ids {
+		if hasCause(id) {
+			continue
+		}
+		// Only roots that reach the alarm (following causes forward).
+		paths := pathsTo(g, id, alarm, keep, MaxRCAPaths-len(resp.Paths))
+		if len(paths) == 0 {
+			continue
+		}
+		resp.RootCauses = append(resp.RootCauses, strconv.FormatInt(int64(id), 10))
+		resp.Paths = append(resp.Paths, paths...)
+	}
+	return true
+}
+
+// pathsTo lists the simple causal paths from -> to, at most limit of them.
+func pathsTo(g GraphView, from, to graph.VertexID, keep func(graph.Edge) bool, limit int) [][]string {
+	var out [][]string
+	onPath := map[graph.VertexID]bool{}
+	var path []graph.VertexID
+	var dfs func(id graph.VertexID)
+	dfs = func(id graph.VertexID) {
+		if len(out) >= limit {
+			return
+		}
+		path = append(path, id)
+		onPath[id] = true
+		if id == to {
+			p := make([]string, len(path))
+			for i, v := range path {
+				p[i] = strconv.FormatInt(int64(v), 10)
+			}
+			out = append(out, p)
+		} else {
+			for _, e := range g.Out(id) {
+				if keep(e) && !onPath[e.To] {
+					dfs(e.To)
+				}
+			}
+		}
+		onPath[id] = false
+		path = path[:len(path)-1]
+	}
+	dfs(from)
+	return out
+}
+
+func (s *Server) templateList(w http.ResponseWriter, r *http.Request) {
+	var resp TemplatesResponse
+	err := s.b.View(func(v View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		resp.Items = []Template{}
+		for _, t := range v.Templates() {
+			resp.Items = append(resp.Items, Template{Name: t.Name})
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+func (s *Server) findTemplate(name string) (Template, Meta, bool, error) {
+	var t Template
+	var m Meta
+	found := false
+	err := s.b.View(func(v View, seq int64) error {
+		m = s.meta(seq)
+		for _, x := range v.Templates() {
+			if x.Name == name {
+				t, found = x, true
+			}
+		}
+		return nil
+	})
+	return t, m, found, err
+}
+
+func (s *Server) templateShow(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	t, m, found, err := s.findTemplate(name)
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	if !found {
+		s.fail(w, http.StatusNotFound, m.Seq, fmt.Errorf("no template named %q", name))
+		return
+	}
+	s.reply(w, http.StatusOK, m, TemplateResponse{Meta: m, Item: t})
+}
+
+// readTemplate reads a template body: raw YAML, or JSON {"body": "..."}.
+func readTemplate(r *http.Request) ([]byte, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		var t Template
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return nil, fmt.Errorf("decode request body: %w", err)
+		}
+		raw = []byte(t.Body)
+	}
+	if len(raw) == 0 {
+		return nil, errors.New("empty template")
+	}
+	if len(raw) > template.MaxSize {
+		return nil, fmt.Errorf("template is larger than %d bytes", template.MaxSize)
+	}
+	return raw, nil
+}
+
+func validate(body []byte) (string, []Problem) {
+	var out []Problem
+	for _, p := range template.Validate(body, template.Options{}) {
+		out = append(out, Problem{Code: p.Code, Path: p.Path, Message: p.Message})
+	}
+	name, _, _, err := template.Header(body)
+	if err != nil && len(out) == 0 {
+		out = append(out, Problem{Message: err.Error()})
+	}
+	if name == "" && len(out) == 0 {
+		out = append(out, Problem{Path: "metadata.name", Message: "is required"})
+	}
+	return name, out
+}
+
+func (s *Server) templateValidate(w http.ResponseWriter, r *http.Request) {
+	body, err := readTemplate(r)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	name, problems := validate(body)
+	m := s.meta(-1)
+	s.reply(w, http.StatusOK, m, ValidateResponse{Meta: m, Name: name, Valid: len(problems) == 0, Problems: problems})
+}
+
+// apiEvent builds an event the API publishes. Its id includes the time,
+// so adding the same template again after a delete is a new event.
+func (s *Server) apiEvent(kind event.Kind, parts ...string) event.Event {
+	now := s.now().UTC()
+	return event.Event{
+		V: event.Version, Source: "api", Kind: kind, ObservedAt: now,
+		EventID: event.DeriveID(append([]string{"api", string(kind), now.Format(time.RFC3339Nano)}, parts...)...),
+	}
+}
+
+func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
+	body, err := readTemplate(r)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	name, problems := validate(body)
+	if len(problems) > 0 {
+		m := s.meta(-1)
+		s.reply(w, http.StatusBadRequest, m, ValidateResponse{Meta: m, Name: name, Valid: false, Problems: problems})
+		return
+	}
+	ev := s.apiEvent(event.KindTemplatePut, name, string(body))
+	ev.Template = &event.Template{Name: name, Body: string(body)}
+	s.publish(w, r, ev)
+}
+
+func (s *Server) templateDelete(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	_, m, found, err := s.findTemplate(name)
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	if !found {
+		s.fail(w, http.StatusNotFound, m.Seq, fmt.Errorf("no template named %q", name))
+		return
+	}
+	ev := s.apiEvent(event.KindTemplateDelete, name)
+	ev.Template = &event.Template{Name: name}
+	s.publish(w, r, ev)
+}
+
+// events answers POST /v1/events: a JSON event or an array of them, each
+// decoded strictly by the envelope's codec.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		s.fail(w, http.StatusRequestEntityTooLarge, 0, fmt.Errorf("read request body: %w", err))
+		return
+	}
+	evs, err := decodeEvents(raw)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	s.publish(w, r, evs...)
+}
+
+func decodeEvents(raw []byte) ([]event.Event, error) {
+	trimmed := strings.TrimSpace(string(raw))
+	var items []json.RawMessage
+	if strings.HasPrefix(trimmed, "[") {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, fmt.Errorf("decode events: %w", err)
+		}
+	} else {
+		items = []json.RawMessage{raw}
+	}
+	if len(items) == 0 {
+		return nil, errors.New("no events")
+	}
+	evs := make([]event.Event, 0, len(items))
+	for i, it := range items {
+		ev, err := event.Decode(it)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs ...event.Event) {
+	if err := s.b.Publish(r.Context(), evs...); err != nil {
+		s.log.Warn("publish from api", "events", len(evs), "err", err)
+		s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("publish: %w", err))
+		return
+	}
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.EventID
+	}
+	m := s.meta(-1)
+	s.reply(w, http.StatusAccepted, m, AcceptedResponse{Meta: m, EventIDs: ids})
+}

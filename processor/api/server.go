@@ -1,0 +1,394 @@
+// Package api is the processor's live HTTP API, served by every processor
+// node from its own graph: topology, resources, alarms, RCA (live, or at a
+// past seq or time by reconstruction on a separate graph), templates,
+// status, cluster membership, health, readiness and metrics.
+//
+// Every response carries the seq of the state it reflects and the leader
+// this node knows, in the X-Causeway-Seq and X-Causeway-Leader headers and
+// in the JSON body. Nothing here changes the state directly: template
+// changes and events are published to the bus and come back through the
+// log, like every other change (invariant 3 of DESIGN.md).
+//
+// Requests are authenticated with bearer tokens from the configuration,
+// each with a role: reader (GET) or admin (everything). /healthz, /readyz
+// and /metrics are open.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Header names.
+const (
+	HeaderSeq    = "X-Causeway-Seq"
+	HeaderLeader = "X-Causeway-Leader"
+	HeaderNode   = "X-Causeway-Node"
+)
+
+// Roles.
+const (
+	RoleReader = "reader"
+	RoleAdmin  = "admin"
+)
+
+// ErrNotLeader is what Backend.Join/Remove wrap when this node cannot
+// change the membership; the API answers 409 with the leader's id.
+var ErrNotLeader = errors.New("not the leader")
+
+// ErrNotFound is what Backend methods wrap for an unknown seq or time.
+var ErrNotFound = errors.New("not found")
+
+// MaxBodyBytes bounds request bodies.
+const MaxBodyBytes = 2 << 20
+
+// Token is one bearer token and its role. Exactly one of Token and
+// TokenFile is set.
+type Token struct {
+	Name      string `yaml:"name"`
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	Role      string `yaml:"role"`
+}
+
+// String redacts the secret.
+func (t Token) String() string {
+	return fmt.Sprintf("{name:%s role:%s token:<redacted> token_file:%s}", t.Name, t.Role, t.TokenFile)
+}
+
+// Config configures the API server.
+type Config struct {
+	// Listen is the TCP address to serve on (host:port).
+	Listen string `yaml:"listen"`
+	// Tokens are the accepted bearer tokens.
+	Tokens []Token `yaml:"tokens"`
+	// ShutdownGrace bounds the wait for requests in flight at shutdown
+	// (default 5s).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port", c.Listen))
+	}
+	if len(c.Tokens) == 0 {
+		errs = append(errs, errors.New("tokens: at least one token is required"))
+	}
+	for i, t := range c.Tokens {
+		if (t.Token == "") == (t.TokenFile == "") {
+			errs = append(errs, fmt.Errorf("tokens[%d]: set exactly one of token and token_file", i))
+		}
+		if t.Role != RoleReader && t.Role != RoleAdmin {
+			errs = append(errs, fmt.Errorf("tokens[%d].role: %q is not reader or admin", i, t.Role))
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, errors.New("shutdown_grace: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	// Gatherer serves /metrics; nil serves prometheus.DefaultGatherer's
+	// empty equivalent (a fresh registry).
+	Gatherer prometheus.Gatherer
+	// Now stamps events the API publishes; default time.Now.
+	Now func() time.Time
+	// NodeID names this node in responses.
+	NodeID string
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	b       Backend
+	log     *slog.Logger
+	now     func() time.Time
+	node    string
+	tokens  map[[32]byte]string // sha256(token) -> role
+	handler http.Handler
+}
+
+// New validates cfg, reads token files and builds the handler. It starts
+// nothing.
+func New(cfg Config, b Backend, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("api config: %w", err)
+	}
+	if b == nil {
+		return nil, errors.New("api: nil backend")
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 5 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Gatherer == nil {
+		deps.Gatherer = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, b: b, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
+	for i, t := range cfg.Tokens {
+		secret := t.Token
+		if t.TokenFile != "" {
+			raw, err := os.ReadFile(t.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("api config: tokens[%d].token_file: %w", i, err)
+			}
+			secret = strings.TrimSpace(string(raw))
+			if secret == "" {
+				return nil, fmt.Errorf("api config: tokens[%d].token_file: %s is empty", i, t.TokenFile)
+			}
+		}
+		s.tokens[sha256.Sum256([]byte(secret))] = t.Role
+	}
+	s.handler = s.routes(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// Handler is the API's http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves on cfg.Listen until ctx ends, then shuts down gracefully and
+// returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen api on %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends (ln is closed then).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("api serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+func (s *Server) routes(metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", metrics)
+
+	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleReader, h)) }
+	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleAdmin, h)) }
+
+	read("GET /v1/status", s.status)
+	read("GET /v1/topology", s.topology)
+	read("POST /v1/topology", s.topology)
+	read("GET /v1/resources", s.resourceList)
+	read("GET /v1/resources/count", s.resourceCount)
+	read("GET /v1/resources/{id}", s.resourceShow)
+	read("GET /v1/alarms", s.alarmList)
+	read("GET /v1/alarms/count", s.alarmCount)
+	read("GET /v1/alarms/{id}", s.alarmShow)
+	read("GET /v1/rca/{id}", s.rca)
+	read("GET /v1/templates", s.templateList)
+	read("GET /v1/templates/{name}", s.templateShow)
+	read("POST /v1/templates/validate", s.templateValidate)
+	admin("POST /v1/templates", s.templateAdd)
+	admin("DELETE /v1/templates/{name}", s.templateDelete)
+	admin("POST /v1/events", s.events)
+	read("GET /v1/cluster", s.cluster)
+	admin("POST /v1/cluster/join", s.clusterJoin)
+	admin("POST /v1/cluster/remove", s.clusterRemove)
+	admin("GET /v1/debug/dump", s.dump)
+	return mux
+}
+
+// auth admits a request whose bearer token has role need (admin includes
+// reader).
+func (s *Server) auth(need string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		role := ""
+		if ok && tok != "" {
+			sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+			// Compare against every known hash in constant time per entry.
+			for h, rl := range s.tokens {
+				if subtle.ConstantTimeCompare(h[:], sum[:]) == 1 {
+					role = rl
+				}
+			}
+		}
+		switch {
+		case role == "":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="causeway"`)
+			s.fail(w, http.StatusUnauthorized, 0, errors.New("missing or unknown bearer token"))
+		case need == RoleAdmin && role != RoleAdmin:
+			s.fail(w, http.StatusForbidden, 0, errors.New("this needs an admin token"))
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (s *Server) meta(seq int64) Meta {
+	st := s.b.Status(context.Background())
+	if seq < 0 {
+		seq = st.AppliedSeq
+	}
+	return Meta{Seq: seq, Leader: st.Leader, Node: s.node}
+}
+
+// reply writes v as JSON with the meta headers.
+func (s *Server) reply(w http.ResponseWriter, code int, m Meta, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(HeaderSeq, strconv.FormatInt(m.Seq, 10))
+	w.Header().Set(HeaderLeader, m.Leader)
+	w.Header().Set(HeaderNode, m.Node)
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		s.log.Debug("write response", "err", err)
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, code int, seq int64, err error) {
+	m := s.meta(-1)
+	if seq > 0 {
+		m.Seq = seq
+	}
+	s.reply(w, code, m, ErrorResponse{Meta: m, Error: err.Error()})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	st := s.b.Status(r.Context())
+	m := Meta{Seq: st.AppliedSeq, Leader: st.Leader, Node: s.node}
+	code := http.StatusOK
+	if !st.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	s.reply(w, code, m, StatusResponse{Meta: m, Status: st})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := s.b.Status(r.Context())
+	m := Meta{Seq: st.AppliedSeq, Leader: st.Leader, Node: s.node}
+	s.reply(w, http.StatusOK, m, StatusResponse{Meta: m, Status: st})
+}
+
+func (s *Server) dump(w http.ResponseWriter, r *http.Request) {
+	b, seq, err := s.b.Dump()
+	if err != nil {
+		s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("dump: %w", err))
+		return
+	}
+	m := s.meta(seq)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(HeaderSeq, strconv.FormatInt(m.Seq, 10))
+	w.Header().Set(HeaderLeader, m.Leader)
+	w.Header().Set(HeaderNode, m.Node)
+	_, _ = w.Write(b)
+}
+
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	servers, err := s.b.Cluster()
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	m := s.meta(-1)
+	s.reply(w, http.StatusOK, m, ClusterResponse{Meta: m, Servers: servers})
+}
+
+type memberRequest struct {
+	ID      string `json:"id"`
+	Address string `json:"address,omitempty"`
+}
+
+func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) {
+	var req memberRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	if req.ID == "" || req.Address == "" {
+		s.fail(w, http.StatusBadRequest, 0, errors.New("id and address are required"))
+		return
+	}
+	s.member(w, s.b.Join(req.ID, req.Address))
+}
+
+func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) {
+	var req memberRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	if req.ID == "" {
+		s.fail(w, http.StatusBadRequest, 0, errors.New("id is required"))
+		return
+	}
+	s.member(w, s.b.Remove(req.ID))
+}
+
+func (s *Server) member(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		s.fail(w, http.StatusConflict, 0, err)
+	case err != nil:
+		s.fail(w, http.StatusInternalServerError, 0, err)
+	default:
+		servers, err := s.b.Cluster()
+		if err != nil {
+			s.fail(w, http.StatusInternalServerError, 0, err)
+			return
+		}
+		m := s.meta(-1)
+		s.reply(w, http.StatusOK, m, ClusterResponse{Meta: m, Servers: servers})
+	}
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode request body: %w", err)
+	}
+	return nil
+}

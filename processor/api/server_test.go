@@ -1,0 +1,514 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeGraph is a hand-written graph for the handlers.
+type fakeGraph struct {
+	vs    map[graph.VertexID]graph.Vertex
+	edges []graph.Edge
+	tmpls []Template
+}
+
+func (g *fakeGraph) VertexIDs() []graph.VertexID {
+	var ids []graph.VertexID
+	for id := range g.vs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+func (g *fakeGraph) Vertex(id graph.VertexID) (graph.Vertex, bool) { v, ok := g.vs[id]; return v, ok }
+func (g *fakeGraph) Out(id graph.VertexID) []graph.Edge {
+	var out []graph.Edge
+	for _, e := range g.edges {
+		if e.From == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+func (g *fakeGraph) In(id graph.VertexID) []graph.Edge {
+	var out []graph.Edge
+	for _, e := range g.edges {
+		if e.To == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+func (g *fakeGraph) Templates() []Template { return g.tmpls }
+
+type fakeBackend struct {
+	g         *fakeGraph
+	seq       int64
+	mu        sync.Mutex
+	published []event.Event
+	pubErr    error
+	ready     bool
+	recon     map[int64]*fakeGraph
+	members   []Member
+	leader    bool
+}
+
+func (b *fakeBackend) View(fn func(View, int64) error) error { return fn(b.g, b.seq) }
+func (b *fakeBackend) Status(context.Context) Status {
+	return Status{NodeID: "n1", Role: "Follower", Leader: "n2", AppliedSeq: b.seq, Ready: b.ready}
+}
+func (b *fakeBackend) Dump() ([]byte, int64, error) { return []byte(`{"dump":true}`), b.seq, nil }
+func (b *fakeBackend) Reconstruct(_ context.Context, seq int64, at time.Time) (GraphView, int64, error) {
+	if !at.IsZero() {
+		seq = 5
+	}
+	g, ok := b.recon[seq]
+	if !ok {
+		return nil, 0, ErrNotFound
+	}
+	return g, seq, nil
+}
+func (b *fakeBackend) Publish(_ context.Context, evs ...event.Event) error {
+	if b.pubErr != nil {
+		return b.pubErr
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.published = append(b.published, evs...)
+	return nil
+}
+func (b *fakeBackend) Cluster() ([]Member, error) { return b.members, nil }
+func (b *fakeBackend) Join(id, addr string) error {
+	if !b.leader {
+		return ErrNotLeader
+	}
+	b.members = append(b.members, Member{ID: id, Address: addr, Suffrage: "Voter"})
+	return nil
+}
+func (b *fakeBackend) Remove(id string) error {
+	if !b.leader {
+		return ErrNotLeader
+	}
+	b.members = slices.DeleteFunc(b.members, func(m Member) bool { return m.ID == id })
+	return nil
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// sample: cluster(0) contains host(1) contains vm(2); alarm 3 on host,
+// alarm 4 (deduced) on vm, 3 causes 4; alarm 5 deleted; 6 causes 3.
+func sampleGraph() *fakeGraph {
+	res := func(id graph.VertexID, typ, ext string) graph.Vertex {
+		return graph.Vertex{ID: id, Category: graph.CategoryResource, Type: typ, ExternalID: ext, Name: ext, OperationalState: "OK", UpdateTimestamp: t0}
+	}
+	alarm := func(id graph.VertexID, typ, name, sev string, deleted bool) graph.Vertex {
+		return graph.Vertex{ID: id, Category: graph.CategoryAlarm, Type: typ, ExternalID: name, Name: name, Severity: sev, OperationalState: sev, IsDeleted: deleted}
+	}
+	return &fakeGraph{
+		vs: map[graph.VertexID]graph.Vertex{
+			0: res(0, "openstack.cluster", "cluster"),
+			1: res(1, "nova.host", "host-1"),
+			2: res(2, "nova.instance", "vm-1"),
+			3: alarm(3, "prometheus", "nic down", "CRITICAL", false),
+			4: alarm(4, "vitrage", "instance down", "WARNING", false),
+			5: alarm(5, "prometheus", "old", "WARNING", true),
+			6: alarm(6, "prometheus", "switch down", "CRITICAL", false),
+		},
+		edges: []graph.Edge{
+			{From: 0, To: 1, Relationship: "contains"},
+			{From: 1, To: 2, Relationship: "contains"},
+			{From: 3, To: 1, Relationship: "on"},
+			{From: 4, To: 2, Relationship: "on"},
+			{From: 3, To: 4, Relationship: "causes"},
+			{From: 5, To: 1, Relationship: "on", IsDeleted: true},
+			{From: 6, To: 3, Relationship: "causes"},
+		},
+		tmpls: []Template{{Name: "host_nic", Body: "metadata:\n  name: host_nic\n"}},
+	}
+}
+
+func newTestServer(t *testing.T, b *fakeBackend) *httptest.Server {
+	t.Helper()
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{
+		{Name: "r", Token: "read-token", Role: RoleReader},
+		{Name: "a", Token: "admin-token", Role: RoleAdmin},
+	}}, b, Deps{NodeID: "n1", Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func do(t *testing.T, ts *httptest.Server, method, path, token, ctype, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestAuth(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 7})
+	tests := []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/v1/status", "", 401},
+		{"GET", "/v1/status", "wrong", 401},
+		{"GET", "/v1/status", "read-token", 200},
+		{"GET", "/v1/status", "admin-token", 200},
+		{"GET", "/v1/debug/dump", "read-token", 403},
+		{"GET", "/v1/debug/dump", "admin-token", 200},
+		{"DELETE", "/v1/templates/host_nic", "read-token", 403},
+		{"GET", "/healthz", "", 200},
+		{"GET", "/metrics", "", 200},
+	}
+	for _, tt := range tests {
+		resp, body := do(t, ts, tt.method, tt.path, tt.token, "", "")
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s token %q: status %d, want %d (%s)", tt.method, tt.path, tt.token, resp.StatusCode, tt.want, body)
+		}
+	}
+}
+
+func TestMetaHeaders(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 42})
+	resp, body := do(t, ts, "GET", "/v1/resources", "read-token", "", "")
+	if got := resp.Header.Get(HeaderSeq); got != "42" {
+		t.Errorf("%s = %q, want 42", HeaderSeq, got)
+	}
+	if got := resp.Header.Get(HeaderLeader); got != "n2" {
+		t.Errorf("%s = %q, want n2", HeaderLeader, got)
+	}
+	var r ResourcesResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Seq != 42 || r.Leader != "n2" || r.Node != "n1" {
+		t.Errorf("meta = %+v", r.Meta)
+	}
+	var names []string
+	for _, it := range r.Items {
+		names = append(names, it.ID)
+	}
+	if diff := cmp.Diff(names, []string{"cluster", "host-1", "vm-1"}); diff != "" {
+		t.Errorf("resources (-got +want):\n%s", diff)
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	ids := func(path string) []string {
+		_, body := do(t, ts, "GET", path, "read-token", "", "")
+		var r ResourcesResponse
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("%s: %v (%s)", path, err, body)
+		}
+		var out []string
+		for _, it := range r.Items {
+			out = append(out, it.VitrageID)
+		}
+		return out
+	}
+	if diff := cmp.Diff(ids("/v1/alarms"), []string{"3", "4", "6"}); diff != "" {
+		t.Errorf("active alarms:\n%s", diff)
+	}
+	if diff := cmp.Diff(ids("/v1/alarms?all=true"), []string{"3", "4", "5", "6"}); diff != "" {
+		t.Errorf("all alarms:\n%s", diff)
+	}
+	if diff := cmp.Diff(ids("/v1/alarms?resource=1"), []string{"3"}); diff != "" {
+		t.Errorf("alarms on host:\n%s", diff)
+	}
+	_, body := do(t, ts, "GET", "/v1/alarms/count", "read-token", "", "")
+	var c CountResponse
+	if err := json.Unmarshal(body, &c); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c.Counts, map[string]int{"CRITICAL": 2, "WARNING": 1}); diff != "" || c.Total != 3 {
+		t.Errorf("alarm count %d:\n%s", c.Total, diff)
+	}
+	resp, _ := do(t, ts, "GET", "/v1/alarms/1", "read-token", "", "")
+	if resp.StatusCode != 404 {
+		t.Errorf("show of a resource as alarm: %d, want 404", resp.StatusCode)
+	}
+	resp, body = do(t, ts, "GET", "/v1/alarms/3", "read-token", "", "")
+	var one ResourceResponse
+	if err := json.Unmarshal(body, &one); err != nil || resp.StatusCode != 200 || one.Item.Name != "nic down" {
+		t.Errorf("alarm show: %d %v %+v", resp.StatusCode, err, one.Item)
+	}
+	resp, _ = do(t, ts, "GET", "/v1/alarms/x", "read-token", "", "")
+	if resp.StatusCode != 400 {
+		t.Errorf("bad id: %d", resp.StatusCode)
+	}
+}
+
+func TestTopology(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	_, body := do(t, ts, "GET", "/v1/topology", "read-token", "", "")
+	var r TopologyResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Graph.Nodes) != 3 || len(r.Graph.Links) != 2 {
+		t.Fatalf("topology graph = %+v", r.Graph)
+	}
+	// Depth 1 from the host, every category: host, cluster, vm, alarm 3.
+	_, body = do(t, ts, "POST", "/v1/topology", "read-token", "application/json", `{"root":"1","depth":1,"category":"all"}`)
+	r = TopologyResponse{}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range r.Graph.Nodes {
+		got = append(got, n.VitrageID)
+	}
+	if diff := cmp.Diff(got, []string{"0", "1", "2", "3"}); diff != "" {
+		t.Errorf("depth-1 nodes:\n%s", diff)
+	}
+	_, body = do(t, ts, "GET", "/v1/topology?graph_type=tree", "read-token", "", "")
+	r = TopologyResponse{}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Tree == nil || r.Tree.ID != "cluster" || len(r.Tree.Children) != 1 || r.Tree.Children[0].Children[0].ID != "vm-1" {
+		t.Errorf("tree = %+v", r.Tree)
+	}
+	for _, q := range []string{"?graph_type=x", "?depth=-1", "?root=99", "?category=foo"} {
+		resp, _ := do(t, ts, "GET", "/v1/topology"+q, "read-token", "", "")
+		if resp.StatusCode/100 != 4 {
+			t.Errorf("topology%s: %d, want 4xx", q, resp.StatusCode)
+		}
+	}
+}
+
+func TestRCA(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 9, recon: map[int64]*fakeGraph{}}
+	old := sampleGraph()
+	old.edges = old.edges[:len(old.edges)-1] // at seq 5, nothing caused alarm 3
+	b.recon[5] = old
+	ts := newTestServer(t, b)
+
+	get := func(path string) (int, RCAResponse) {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		var r RCAResponse
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(body, &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, r
+	}
+	code, r := get("/v1/rca/4")
+	if code != 200 {
+		t.Fatalf("rca: %d", code)
+	}
+	if diff := cmp.Diff(r.RootCauses, []string{"6"}); diff != "" {
+		t.Errorf("roots:\n%s", diff)
+	}
+	if diff := cmp.Diff(r.Paths, [][]string{{"6", "3", "4"}}); diff != "" {
+		t.Errorf("paths:\n%s", diff)
+	}
+	if r.Historical || r.Seq != 9 || len(r.Graph.Nodes) != 3 || *r.Graph.InspectedIndex != 1 {
+		t.Errorf("rca = %+v", r)
+	}
+	code, r = get("/v1/rca/4?seq=5")
+	if code != 200 || !r.Historical || r.Seq != 5 {
+		t.Fatalf("historical rca: %d %+v", code, r)
+	}
+	if diff := cmp.Diff(r.Paths, [][]string{{"3", "4"}}); diff != "" {
+		t.Errorf("historical paths:\n%s", diff)
+	}
+	code, r = get("/v1/rca/4?at=2026-01-01T00:00:00Z")
+	if code != 200 || r.Seq != 5 {
+		t.Errorf("rca at: %d %+v", code, r.Meta)
+	}
+	for path, want := range map[string]int{"/v1/rca/1": 404, "/v1/rca/4?seq=77": 404, "/v1/rca/4?seq=1&at=2026-01-01T00:00:00Z": 400, "/v1/rca/4?at=yesterday": 400} {
+		if code, _ := get(path); code != want {
+			t.Errorf("%s: %d, want %d", path, code, want)
+		}
+	}
+	// The live graph was not touched by the reconstruction.
+	if len(b.g.edges) != 7 {
+		t.Errorf("live graph changed")
+	}
+}
+
+const validTemplate = `metadata:
+  version: 3
+  name: host_nic
+  type: standard
+entities:
+  host:
+    type: nova.host
+  alarm:
+    type: prometheus
+    name: nic down
+scenarios:
+  - condition: alarm [on] host
+    actions:
+      - set_state:
+          state: ERROR
+          target: host
+`
+
+func TestTemplates(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 3}
+	ts := newTestServer(t, b)
+	_, body := do(t, ts, "GET", "/v1/templates", "read-token", "", "")
+	var list TemplatesResponse
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Items) != 1 {
+		t.Fatalf("list: %v %s", err, body)
+	}
+	resp, body := do(t, ts, "GET", "/v1/templates/host_nic", "read-token", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "host_nic") {
+		t.Errorf("show: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, ts, "GET", "/v1/templates/nope", "read-token", "", "")
+	if resp.StatusCode != 404 {
+		t.Errorf("show unknown: %d", resp.StatusCode)
+	}
+
+	resp, body = do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/yaml", validTemplate)
+	var v ValidateResponse
+	if err := json.Unmarshal(body, &v); err != nil || resp.StatusCode != 200 || !v.Valid || v.Name != "host_nic" {
+		t.Errorf("validate valid: %d %v %s", resp.StatusCode, err, body)
+	}
+	resp, body = do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/yaml", "metadata: {version: 3}\n")
+	v = ValidateResponse{}
+	if err := json.Unmarshal(body, &v); err != nil || v.Valid || len(v.Problems) == 0 {
+		t.Errorf("validate invalid: %d %v %s", resp.StatusCode, err, body)
+	}
+
+	resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", "not: [a template")
+	if resp.StatusCode != 400 || len(b.published) != 0 {
+		t.Errorf("add invalid: %d %s, published %d", resp.StatusCode, body, len(b.published))
+	}
+	resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", validTemplate)
+	if resp.StatusCode != 202 || len(b.published) != 1 {
+		t.Fatalf("add: %d %s", resp.StatusCode, body)
+	}
+	ev := b.published[0]
+	if ev.Kind != event.KindTemplatePut || ev.Template.Name != "host_nic" || ev.Template.Body != validTemplate || ev.Source != "api" || !ev.ObservedAt.Equal(t0) {
+		t.Errorf("published %+v", ev)
+	}
+	if err := ev.Validate(); err != nil {
+		t.Errorf("published event is invalid: %v", err)
+	}
+	resp, _ = do(t, ts, "DELETE", "/v1/templates/host_nic", "admin-token", "", "")
+	if resp.StatusCode != 202 || len(b.published) != 2 || b.published[1].Kind != event.KindTemplateDelete {
+		t.Errorf("delete: %d %+v", resp.StatusCode, b.published)
+	}
+	resp, _ = do(t, ts, "DELETE", "/v1/templates/nope", "admin-token", "", "")
+	if resp.StatusCode != 404 {
+		t.Errorf("delete unknown: %d", resp.StatusCode)
+	}
+	b.pubErr = errors.New("spool full")
+	resp, _ = do(t, ts, "DELETE", "/v1/templates/host_nic", "admin-token", "", "")
+	if resp.StatusCode != 503 {
+		t.Errorf("delete with a failing bus: %d", resp.StatusCode)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph()}
+	ts := newTestServer(t, b)
+	good := `{"v":1,"event_id":"e1","source":"test","kind":"tick","observed_at":"2026-01-01T00:00:00Z"}`
+	resp, body := do(t, ts, "POST", "/v1/events", "admin-token", "application/json", "["+good+","+strings.Replace(good, "e1", "e2", 1)+"]")
+	if resp.StatusCode != 202 || len(b.published) != 2 {
+		t.Fatalf("events: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, ts, "POST", "/v1/events", "admin-token", "application/json", `{"v":1}`)
+	if resp.StatusCode != 400 || len(b.published) != 2 {
+		t.Errorf("bad event: %d", resp.StatusCode)
+	}
+}
+
+func TestReadyzAndCluster(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), members: []Member{{ID: "n1", Address: "a:1"}}}
+	ts := newTestServer(t, b)
+	if resp, _ := do(t, ts, "GET", "/readyz", "", "", ""); resp.StatusCode != 503 {
+		t.Errorf("readyz not ready: %d", resp.StatusCode)
+	}
+	b.ready = true
+	if resp, _ := do(t, ts, "GET", "/readyz", "", "", ""); resp.StatusCode != 200 {
+		t.Errorf("readyz ready: %d", resp.StatusCode)
+	}
+	resp, _ := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"n4","address":"b:2"}`)
+	if resp.StatusCode != 409 {
+		t.Errorf("join on follower: %d", resp.StatusCode)
+	}
+	b.leader = true
+	resp, body := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"n4","address":"b:2"}`)
+	var c ClusterResponse
+	if err := json.Unmarshal(body, &c); err != nil || resp.StatusCode != 200 || len(c.Servers) != 2 {
+		t.Errorf("join: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, ts, "POST", "/v1/cluster/remove", "admin-token", "application/json", `{"id":"n4","bogus":1}`)
+	if resp.StatusCode != 400 {
+		t.Errorf("remove with unknown field: %d", resp.StatusCode)
+	}
+	resp, _ = do(t, ts, "POST", "/v1/cluster/remove", "admin-token", "application/json", `{"id":"n4"}`)
+	if resp.StatusCode != 200 || len(b.members) != 1 {
+		t.Errorf("remove: %d %v", resp.StatusCode, b.members)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := Config{Listen: "nope", Tokens: []Token{{Role: "root"}, {Token: "x", TokenFile: "y", Role: RoleAdmin}}}.Validate()
+	for _, want := range []string{"listen", "tokens[0]: set exactly one", "tokens[0].role", "tokens[1]: set exactly one"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, missing %q", err, want)
+		}
+	}
+	if s := (Token{Token: "secret"}).String(); strings.Contains(s, "secret") {
+		t.Errorf("Token.String leaks the secret: %s", s)
+	}
+}
+
+func FuzzDecodeEvents(f *testing.F) {
+	f.Add([]byte(`[{"v":1,"event_id":"e1","source":"test","kind":"tick","observed_at":"2026-01-01T00:00:00Z"}]`))
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		evs, err := decodeEvents(raw)
+		if err != nil {
+			return
+		}
+		for _, ev := range evs {
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("decoded an invalid event: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,248 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/event"
+)
+
+// GraphView is the read side of the entity graph that the handlers need
+// (graph.Graph has these methods). It is only used inside Backend.View, so
+// implementations need no locking of their own.
+type GraphView interface {
+	VertexIDs() []graph.VertexID
+	Vertex(id graph.VertexID) (graph.Vertex, bool)
+	Out(id graph.VertexID) []graph.Edge
+	In(id graph.VertexID) []graph.Edge
+}
+
+// View is a consistent view of the processor's state at one seq.
+type View interface {
+	GraphView
+	// Templates lists the loaded templates, sorted by name.
+	Templates() []Template
+}
+
+// Template is a loaded scenario template.
+type Template struct {
+	Name string `json:"name"`
+	Body string `json:"body,omitempty"`
+}
+
+// Backend is what the HTTP layer needs from the processor (hraftd style:
+// the HTTP layer declares the tiny interface it uses and is tested with a
+// fake).
+type Backend interface {
+	// View calls fn with a consistent view of the live state and the seq it
+	// reflects; the state does not change while fn runs, so fn must be quick
+	// and must not keep v.
+	View(fn func(v View, seq int64) error) error
+	// Status is this node's status.
+	Status(ctx context.Context) Status
+	// Dump returns the canonical dump of the live state and its seq.
+	Dump() ([]byte, int64, error)
+	// Reconstruct builds, on a separate graph, the state at seq (if > 0)
+	// or else at time at, and returns it with the seq it reflects. It never
+	// touches the live state.
+	Reconstruct(ctx context.Context, seq int64, at time.Time) (GraphView, int64, error)
+	// Publish sends events to the bus: every change of state goes through
+	// the log.
+	Publish(ctx context.Context, evs ...event.Event) error
+	// Cluster lists the raft members; Join and Remove change them (leader
+	// only: otherwise an error wrapping ErrNotLeader).
+	Cluster() ([]Member, error)
+	Join(id, addr string) error
+	Remove(id string) error
+}
+
+// Status is a processor node's status (GET /v1/status).
+type Status struct {
+	NodeID string `json:"node_id"`
+	// Role is raft's state of the node: Leader, Follower, Candidate, Shutdown.
+	Role string `json:"role"`
+	// Leader is the id of the leader this node knows ("" if none).
+	Leader     string `json:"leader"`
+	LeaderAddr string `json:"leader_addr,omitempty"`
+	Term       uint64 `json:"term"`
+	// LeaderTerm is the fencing term while this node runs the leader's
+	// duties, 0 otherwise.
+	LeaderTerm uint64 `json:"leader_term"`
+	AppliedSeq int64  `json:"applied_seq"`
+	LogHead    int64  `json:"log_head"`
+	Lag        int64  `json:"lag"`
+	Ready      bool   `json:"ready"`
+	// Loaded is false while the node reconstructs its state at start.
+	Loaded bool `json:"loaded"`
+	// OutOfOrder counts applications of a record whose seq was not
+	// applied_seq+1 (a duplicate or a skipped seq): it must stay 0.
+	OutOfOrder int64 `json:"out_of_order_applications"`
+	// DuplicatesSkipped counts records received again and not applied.
+	DuplicatesSkipped int64 `json:"duplicates_skipped"`
+	// GapsRepaired counts repairs from the database.
+	GapsRepaired int64 `json:"gaps_repaired"`
+	// ApplyErrors counts records the state machine refused (applied as
+	// no-ops, the same on every node).
+	ApplyErrors      int64     `json:"apply_errors"`
+	LastSnapshotSeq  int64     `json:"last_snapshot_seq"`
+	LastSnapshotAt   time.Time `json:"last_snapshot_at,omitzero"`
+	SnapshotsWritten int64     `json:"snapshots_written"`
+	FencedWrites     int64     `json:"fenced_writes"`
+	Error            string    `json:"error,omitempty"`
+}
+
+// Member is one raft member.
+type Member struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// Resource is a vertex as the API shows it, with Vitrage's field names.
+type Resource struct {
+	VitrageID        string            `json:"vitrage_id"`
+	ID               string            `json:"id"`
+	Category         string            `json:"vitrage_category"`
+	Type             string            `json:"vitrage_type"`
+	Name             string            `json:"name,omitempty"`
+	State            string            `json:"state,omitempty"`
+	Severity         string            `json:"severity,omitempty"`
+	DeducedState     string            `json:"vitrage_deduced_state,omitempty"`
+	AggregatedState  string            `json:"vitrage_aggregated_state,omitempty"`
+	OperationalState string            `json:"vitrage_operational_state,omitempty"`
+	ProjectID        string            `json:"project_id,omitempty"`
+	Source           string            `json:"vitrage_datasource_name,omitempty"`
+	IsDeleted        bool              `json:"vitrage_is_deleted"`
+	IsPlaceholder    bool              `json:"vitrage_is_placeholder"`
+	IsMarkedDown     bool              `json:"is_marked_down,omitempty"`
+	SampleTimestamp  time.Time         `json:"vitrage_sample_timestamp,omitzero"`
+	UpdateTimestamp  time.Time         `json:"update_timestamp,omitzero"`
+	Properties       map[string]string `json:"properties,omitempty"`
+}
+
+// Link is an edge of a node-link graph (networkx style, as Vitrage
+// returns): Source and Target index Nodes.
+type Link struct {
+	Source       int    `json:"source"`
+	Target       int    `json:"target"`
+	Relationship string `json:"relationship_type"`
+	Key          string `json:"key"`
+	IsDeleted    bool   `json:"vitrage_is_deleted"`
+}
+
+// Graph is a node-link graph.
+type Graph struct {
+	Directed   bool       `json:"directed"`
+	Multigraph bool       `json:"multigraph"`
+	Nodes      []Resource `json:"nodes"`
+	Links      []Link     `json:"links"`
+	// InspectedIndex (RCA only) indexes the alarm asked about.
+	InspectedIndex *int `json:"inspected_index,omitempty"`
+}
+
+// Tree is a topology tree rooted at one vertex.
+type Tree struct {
+	Resource
+	Children []Tree `json:"children,omitempty"`
+}
+
+// Meta is carried by every response body, as X-Causeway-Seq and
+// X-Causeway-Leader carry it in the headers.
+type Meta struct {
+	Seq    int64  `json:"seq"`
+	Leader string `json:"leader"`
+	Node   string `json:"node"`
+}
+
+// TopologyResponse is GET /v1/topology.
+type TopologyResponse struct {
+	Meta
+	Graph *Graph `json:"graph,omitempty"`
+	Tree  *Tree  `json:"tree,omitempty"`
+}
+
+// ResourcesResponse is a list of resources or alarms.
+type ResourcesResponse struct {
+	Meta
+	Items []Resource `json:"items"`
+}
+
+// ResourceResponse is one resource or alarm.
+type ResourceResponse struct {
+	Meta
+	Item Resource `json:"item"`
+}
+
+// CountResponse counts resources or alarms by a property.
+type CountResponse struct {
+	Meta
+	Total  int            `json:"total"`
+	Counts map[string]int `json:"counts"`
+}
+
+// RCAResponse is the root-cause analysis of an alarm.
+type RCAResponse struct {
+	Meta
+	// Historical is true when the graph was reconstructed (?seq= or ?at=).
+	Historical bool  `json:"historical"`
+	Graph      Graph `json:"graph"`
+	// RootCauses are the vitrage ids of alarms in the RCA graph that have
+	// no cause themselves.
+	RootCauses []string `json:"root_causes"`
+	// Paths are the causal paths from each root cause to the alarm asked
+	// about, as vitrage ids.
+	Paths [][]string `json:"paths"`
+}
+
+// TemplatesResponse lists templates.
+type TemplatesResponse struct {
+	Meta
+	Items []Template `json:"items"`
+}
+
+// TemplateResponse is one template.
+type TemplateResponse struct {
+	Meta
+	Item Template `json:"item"`
+}
+
+// ValidateResponse reports template validation.
+type ValidateResponse struct {
+	Meta
+	Name     string    `json:"name,omitempty"`
+	Valid    bool      `json:"valid"`
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one template validation finding.
+type Problem struct {
+	Code    int    `json:"code"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+// AcceptedResponse answers a change that was published to the log.
+type AcceptedResponse struct {
+	Meta
+	EventIDs []string `json:"event_ids"`
+}
+
+// StatusResponse is GET /v1/status.
+type StatusResponse struct {
+	Meta
+	Status Status `json:"status"`
+}
+
+// ClusterResponse is GET /v1/cluster.
+type ClusterResponse struct {
+	Meta
+	Servers []Member `json:"servers"`
+}
+
+// ErrorResponse is the body of every error.
+type ErrorResponse struct {
+	Meta
+	Error string `json:"error"`
+}
