@@ -9,8 +9,10 @@ import (
 
 // Machine is the deterministic state machine that snapshots capture: the
 // processor's graph and evaluator. Apply must be a pure function of the
-// records applied so far (invariant 3 of DESIGN.md); Dump writes the
-// canonical dump that two equal states share byte for byte.
+// records applied so far (invariant 3 of DESIGN.md), also when it refuses a
+// record: an Apply error is logged and replay goes on, as live processing
+// does. Dump writes the canonical dump that two equal states share byte for
+// byte.
 type Machine interface {
 	Apply(event.Record) error
 	Dump(io.Writer) error

@@ -92,9 +92,10 @@ type Reconstructor struct {
 	factory  Factory
 	log      *slog.Logger
 
-	duration prometheus.Histogram
-	skipped  *prometheus.CounterVec
-	replayed prometheus.Counter
+	duration    prometheus.Histogram
+	skipped     *prometheus.CounterVec
+	replayed    prometheus.Counter
+	applyErrors prometheus.Counter
 }
 
 // NewReconstructor checks its inputs and returns a Reconstructor.
@@ -131,9 +132,13 @@ func NewReconstructor(cfg ReconstructConfig, deps ReconstructDeps) (*Reconstruct
 			Name: "causeway_snapshot_replayed_events_total",
 			Help: "Events replayed on top of snapshots by reconstruction.",
 		}),
+		applyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_snapshot_replay_refused_total",
+			Help: "Replayed events the machine refused (logged and passed over, as live processing does).",
+		}),
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.duration, r.skipped, r.replayed} {
+		for _, c := range []prometheus.Collector{r.duration, r.skipped, r.replayed, r.applyErrors} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register reconstruction metrics: %w", err)
 			}
@@ -154,6 +159,8 @@ type Reconstruction struct {
 	Replayed int64
 	// Skipped counts the snapshots that were unusable and passed over.
 	Skipped int
+	// ApplyErrors counts the replayed records the machine refused.
+	ApplyErrors int64
 }
 
 // Reconstruct rebuilds the state at target: the newest usable snapshot at
@@ -179,7 +186,7 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 	d := time.Since(start)
 	r.duration.Observe(d.Seconds())
 	r.log.Debug("state reconstructed", "target", target.String(), "seq", res.Seq, "snapshot_seq", res.SnapshotSeq,
-		"replayed", res.Replayed, "skipped", res.Skipped, "duration", d)
+		"replayed", res.Replayed, "refused", res.ApplyErrors, "skipped", res.Skipped, "duration", d)
 	return res, nil
 }
 
@@ -330,7 +337,12 @@ func (r *Reconstructor) replay(ctx context.Context, res *Reconstruction, limit i
 				return fmt.Errorf("%w: seq %d follows %d", ErrGap, rec.Seq, res.Seq)
 			}
 			if err := res.Machine.Apply(rec); err != nil {
-				return fmt.Errorf("apply seq %d: %w", rec.Seq, err)
+				// A refused record leaves the machine in a state that is
+				// still a function of the log (the Machine contract); the
+				// live processor logs it and goes on, so replay does too.
+				res.ApplyErrors++
+				r.applyErrors.Inc()
+				r.log.Debug("replayed record refused", "seq", rec.Seq, "err", err)
 			}
 			res.Seq = rec.Seq
 			res.Replayed++

@@ -1,0 +1,332 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+)
+
+// rig is a database with a kv machine following the log, a writer and a
+// reconstructor.
+type rig struct {
+	*testDB
+	recs []event.Record
+	w    *Writer
+	r    *Reconstructor
+	reg  *prometheus.Registry
+	logs *strings.Builder
+}
+
+func newRig(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	td := newTestDB(t)
+	reg := prometheus.NewRegistry()
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&syncWriter{b: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.Policy.EveryEvents == 0 && cfg.Policy.EveryInterval == 0 {
+		cfg.Policy.EveryEvents = 100
+	}
+	w, err := NewWriter(cfg, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence), Logger: logger, Registerer: reg,
+		Now: func() time.Time { return td.clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReconstructor(ReconstructConfig{PageSize: 37}, ReconstructDeps{DB: td.db, Events: td.log, Factory: kvFactory{}, Logger: logger, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{testDB: td, w: w, r: r, reg: reg, logs: &logs}
+}
+
+type syncWriter struct{ b *strings.Builder }
+
+func (s *syncWriter) Write(p []byte) (int, error) { return s.b.Write(p) }
+
+// snapshotAt writes a snapshot of the kv state after recs[:seq].
+func (g *rig) snapshotAt(t *testing.T, term int64, seq int64) Result {
+	t.Helper()
+	m := newKV()
+	for _, r := range g.recs[:seq] {
+		_ = m.Apply(r)
+	}
+	res, err := g.w.Take(context.Background(), term, func() (Capture, error) {
+		c := m.capture(seq)
+		if seq > 0 {
+			c.RecordedAt = g.recs[seq-1].RecordedAt
+		}
+		return c, nil
+	})
+	if err != nil {
+		t.Fatalf("snapshot at %d: %v", seq, err)
+	}
+	return res
+}
+
+func (g *rig) check(t *testing.T, target Target, wantSeq, wantSnap int64) Reconstruction {
+	t.Helper()
+	res, err := g.r.Reconstruct(context.Background(), target)
+	if err != nil {
+		t.Fatalf("reconstruct %s: %v", target, err)
+	}
+	if res.Seq != wantSeq || res.SnapshotSeq != wantSnap {
+		t.Errorf("reconstruct %s: seq %d from snapshot %d; want %d from %d", target, res.Seq, res.SnapshotSeq, wantSeq, wantSnap)
+	}
+	if got, want := dump(res.Machine), kvReplay(g.recs, wantSeq); got != want {
+		t.Errorf("reconstruct %s: dump differs from a full replay\ngot:\n%.300s\nwant:\n%.300s", target, got, want)
+	}
+	return res
+}
+
+func TestWriteAndReconstruct(t *testing.T) {
+	g := newRig(t, Config{ChunkSize: 64})
+	// Every 10th event is refused by the machine: replay must go on, as live processing does.
+	g.recs = g.appendEvents(t, tickEvents(1, 500, func(i int) string {
+		if i%10 == 0 {
+			return "refuse"
+		}
+		return "test"
+	}), 50, time.Second)
+
+	s1 := g.snapshotAt(t, 1, 120)
+	if s1.Meta.Chunks < 2 {
+		t.Fatalf("snapshot of %d bytes in %d chunks of 64; want several", s1.Meta.Size, s1.Meta.Chunks)
+	}
+	g.snapshotAt(t, 1, 300)
+
+	g.check(t, AtSeq(0), 0, 0)
+	g.check(t, AtSeq(119), 119, 0)
+	g.check(t, AtSeq(120), 120, 120)
+	g.check(t, AtSeq(121), 121, 120)
+	g.check(t, AtSeq(299), 299, 120)
+	g.check(t, AtSeq(300), 300, 300)
+	res := g.check(t, AtSeq(500), 500, 300)
+	if res.Replayed != 200 || res.ApplyErrors != 20 {
+		t.Errorf("replayed %d with %d refused; want 200 with 20", res.Replayed, res.ApplyErrors)
+	}
+	g.check(t, Latest(), 500, 300)
+
+	// Time targets: batch k (seq 50k+1..50k+50) was recorded at clock0+k s.
+	t0 := g.recs[0].RecordedAt
+	g.check(t, AtTime(t0.Add(-time.Second)), 0, 0)
+	g.check(t, AtTime(t0), 50, 0)
+	g.check(t, AtTime(t0.Add(2*time.Second+time.Millisecond)), 150, 120)
+	g.check(t, AtTime(t0.Add(time.Hour)), 500, 300)
+
+	if _, err := g.r.Reconstruct(context.Background(), AtSeq(501)); !errors.Is(err, ErrBeyondLog) {
+		t.Errorf("beyond the log: err %v; want ErrBeyondLog", err)
+	}
+	if got := metricValue(t, g.w.m.written); got != 2 {
+		t.Errorf("written_total %v; want 2", got)
+	}
+	if n := metricValue(t, g.w.m.pause); n != 2 {
+		t.Errorf("pause histogram counts %v captures; want 2", n)
+	}
+}
+
+func TestTakeIsFenced(t *testing.T) {
+	g := newRig(t, Config{})
+	g.recs = g.appendEvents(t, tickEvents(1, 20, nil), 20, time.Second)
+	g.snapshotAt(t, 5, 10)
+	// A deposed leader (term 4) is refused, and writes nothing.
+	_, err := g.w.Take(context.Background(), 4, func() (Capture, error) { return newKV().capture(20), nil })
+	if !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("take at an old term: err %v; want store.ErrFenced", err)
+	}
+	ms, err := NewStore(g.db, nil).List(context.Background(), 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Seq != 10 || ms[0].Term != 5 {
+		t.Errorf("snapshots after a fenced write: %+v; want only seq 10 at term 5", ms)
+	}
+	var chunks int
+	if err := g.db.QueryRow("SELECT COUNT(*) FROM snapshot_chunks WHERE snapshot_id <> ?", ms[0].ID).Scan(&chunks); err != nil {
+		t.Fatal(err)
+	}
+	if chunks != 0 {
+		t.Errorf("%d orphan chunks after a fenced write", chunks)
+	}
+	if got := metricValue(t, g.w.m.failures.WithLabelValues("write")); got != 1 {
+		t.Errorf("failures{stage=write} %v; want 1", got)
+	}
+}
+
+func TestCorruptSnapshotsFallBack(t *testing.T) {
+	g := newRig(t, Config{ChunkSize: 100})
+	g.recs = g.appendEvents(t, tickEvents(1, 300, nil), 100, time.Second)
+	s100 := g.snapshotAt(t, 1, 100)
+	s200 := g.snapshotAt(t, 1, 200)
+	s250 := g.snapshotAt(t, 1, 250)
+	ctx := context.Background()
+
+	// 250: a flipped byte in its last chunk.
+	if _, err := g.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = CONCAT(LEFT(data, LENGTH(data)-1), 'X') WHERE snapshot_id = ? AND idx = ?",
+		s250.Meta.ID, s250.Meta.Chunks-1); err != nil {
+		t.Fatal(err)
+	}
+	// 200: a chunk missing.
+	if _, err := g.db.ExecContext(ctx, "DELETE FROM snapshot_chunks WHERE snapshot_id = ? AND idx = 0", s200.Meta.ID); err != nil {
+		t.Fatal(err)
+	}
+	res := g.check(t, AtSeq(260), 260, 100)
+	if res.Skipped != 2 {
+		t.Errorf("skipped %d; want 2", res.Skipped)
+	}
+	if got := metricValue(t, g.r.skipped.WithLabelValues("corrupt")); got != 2 {
+		t.Errorf("skipped{reason=corrupt} %v; want 2", got)
+	}
+	if !strings.Contains(g.logs.String(), "snapshot skipped") {
+		t.Error("no warning logged for the skipped snapshots")
+	}
+
+	// 100: written by a newer release (unknown format version).
+	if _, err := g.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = INSERT(data, 9, 2, UNHEX('0063')) WHERE snapshot_id = ? AND idx = 0", s100.Meta.ID); err != nil {
+		t.Fatal(err)
+	}
+	res = g.check(t, AtSeq(300), 300, 0)
+	if res.Skipped != 3 {
+		t.Errorf("skipped %d; want 3", res.Skipped)
+	}
+	if got := metricValue(t, g.r.skipped.WithLabelValues("version")); got != 1 {
+		t.Errorf("skipped{reason=version} %v; want 1", got)
+	}
+}
+
+type otherFactory struct{ kvFactory }
+
+func (otherFactory) Restore(encoding string, r io.Reader) (Machine, error) {
+	return nil, fmt.Errorf("%w: %q", ErrUnknownEncoding, encoding)
+}
+
+func TestUnknownEncodingFallsBack(t *testing.T) {
+	g := newRig(t, Config{})
+	g.recs = g.appendEvents(t, tickEvents(1, 50, nil), 50, time.Second)
+	g.snapshotAt(t, 1, 30)
+	r, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: g.db, Events: g.log, Factory: otherFactory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Reconstruct(context.Background(), Latest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Seq != 50 || res.SnapshotSeq != 0 || res.Skipped != 1 {
+		t.Errorf("got seq %d from %d, %d skipped; want 50 from 0, 1 skipped", res.Seq, res.SnapshotSeq, res.Skipped)
+	}
+	if got, want := dump(res.Machine), kvReplay(g.recs, 50); got != want {
+		t.Error("dump differs from a full replay")
+	}
+}
+
+func TestPrune(t *testing.T) {
+	g := newRig(t, Config{})
+	// Ten batches of 10, one a minute: batch k recorded at t0 + k min.
+	g.recs = g.appendEvents(t, tickEvents(1, 100, nil), 10, time.Minute)
+	t0 := g.recs[0].RecordedAt
+	for _, seq := range []int64{10, 20, 30, 50, 70} {
+		g.snapshotAt(t, 1, seq)
+	}
+	st := NewStore(g.db, nil)
+	ctx := context.Background()
+	seqs := func() []int64 {
+		ms, err := st.List(ctx, 1<<62)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, m := range ms {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
+
+	// Nothing at or before the boundary: nothing deleted.
+	res, err := st.Prune(ctx, t0.Add(-time.Minute))
+	if err != nil || res.Deleted != 0 || res.AnchorSeq != 0 {
+		t.Fatalf("prune before everything: %+v, %v", res, err)
+	}
+	// Boundary inside batch 4 (seq 41..50, at t0+4m): the anchor is 30
+	// (recorded t0+2m); 10 and 20 go.
+	res, err = st.Prune(ctx, t0.Add(4*time.Minute-time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AnchorSeq != 30 || res.Deleted != 2 {
+		t.Errorf("prune: %+v; want anchor 30, 2 deleted", res)
+	}
+	if got := fmt.Sprint(seqs()); got != "[70 50 30]" {
+		t.Errorf("left %s; want [70 50 30]", got)
+	}
+	// Every moment from the boundary on is still reconstructible.
+	g.check(t, AtTime(t0.Add(4*time.Minute-time.Second)), 40, 30)
+
+	// A corrupt newest candidate is not an anchor: the older one stays.
+	ms, _ := st.List(ctx, 50)
+	if _, err := g.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = REVERSE(data) WHERE snapshot_id = ?", ms[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err = st.Prune(ctx, t0.Add(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AnchorSeq != 30 || res.Deleted != 0 {
+		t.Errorf("prune with a corrupt newest: %+v; want anchor 30, none deleted", res)
+	}
+	if got := fmt.Sprint(seqs()); got != "[70 50 30]" {
+		t.Errorf("left %s; want [70 50 30]", got)
+	}
+}
+
+func TestResumeAndDue(t *testing.T) {
+	g := newRig(t, Config{Policy: Policy{EveryEvents: 100, EveryInterval: time.Hour}})
+	g.recs = g.appendEvents(t, tickEvents(1, 20, nil), 20, time.Second)
+	g.snapshotAt(t, 1, 10)
+
+	w2, err := NewWriter(Config{Policy: Policy{EveryEvents: 100, EveryInterval: time.Hour}}, WriterDeps{DB: g.db, Fence: FenceFunc(store.CheckFence), Now: func() time.Time { return g.clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w2.Due(10) || w2.Due(109) {
+		t.Error("due before 100 events after the stored snapshot")
+	}
+	if !w2.Due(110) {
+		t.Error("not due 100 events after the stored snapshot")
+	}
+	g.clock = g.clock.Add(time.Hour)
+	if !w2.Due(11) {
+		t.Error("not due an hour after the stored snapshot")
+	}
+}
+
+// metricValue reads a counter, a gauge or a histogram's sample count.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case pb.Counter != nil:
+		return pb.Counter.GetValue()
+	case pb.Gauge != nil:
+		return pb.Gauge.GetValue()
+	case pb.Histogram != nil:
+		return float64(pb.Histogram.GetSampleCount())
+	}
+	t.Fatalf("metric %v of an unexpected type", m.Desc())
+	return 0
+}

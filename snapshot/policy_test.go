@@ -1,0 +1,74 @@
+package snapshot
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPolicyDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		p       Policy
+		lastSeq int64
+		applied int64
+		after   time.Duration
+		want    bool
+	}{
+		{"events reached", Policy{EveryEvents: 100}, 50, 150, 0, true},
+		{"events not reached", Policy{EveryEvents: 100}, 50, 149, time.Hour, false},
+		{"interval reached", Policy{EveryInterval: time.Minute}, 50, 51, time.Minute, true},
+		{"interval not reached", Policy{EveryInterval: time.Minute}, 50, 51, time.Minute - 1, false},
+		{"interval but nothing new", Policy{EveryInterval: time.Minute}, 50, 50, time.Hour, false},
+		{"either: events", Policy{EveryEvents: 10, EveryInterval: time.Hour}, 0, 10, 0, true},
+		{"either: time", Policy{EveryEvents: 10, EveryInterval: time.Hour}, 0, 1, time.Hour, true},
+		{"either: neither", Policy{EveryEvents: 10, EveryInterval: time.Hour}, 0, 9, time.Hour - 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			p.Taken(tc.lastSeq, t0)
+			if got := p.Due(tc.applied, t0.Add(tc.after)); got != tc.want {
+				t.Errorf("Due = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPolicyTakenNeverGoesBack(t *testing.T) {
+	var p Policy
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.Taken(100, t0)
+	p.Taken(50, t0.Add(time.Hour))
+	if seq, at := p.Last(); seq != 100 || !at.Equal(t0) {
+		t.Errorf("Last = %d, %s; want 100, %s", seq, at, t0)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Policy: Policy{EveryEvents: 1000}}.WithDefaults()
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	bad := Config{Policy: Policy{EveryEvents: -1}, ChunkSize: -5, Compression: "max", FenceName: ""}
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, path := range []string{"policy", "every_events", "chunk_size", "compression", "fence_name"} {
+		if !contains(err.Error(), path) {
+			t.Errorf("error %q does not name %s", err, path)
+		}
+	}
+	if err := (Config{}).WithDefaults().Validate(); err == nil {
+		t.Error("a policy with no trigger accepted")
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
