@@ -32,7 +32,8 @@ const (
 // trip a statement instead of three (prepare, execute, close), which matters
 // for the persister's multi-row inserts whose placeholder count varies.
 // Interpolation escapes BLOB bytes, which can double their size in the
-// packet; writers of large values chunk below MaxPacket/2. A dial timeout of
+// packet; writers of large values chunk below MaxPacket/2. Unless the DSN
+// sets maxAllowedPacket, the driver uses the server's. A dial timeout of
 // five seconds applies unless the DSN sets one.
 func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
@@ -47,6 +48,12 @@ func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	cfg.Params["time_zone"] = "'+00:00'"
 	if !strings.Contains(dsn, "interpolateParams=") {
 		cfg.InterpolateParams = true
+	}
+	if !strings.Contains(dsn, "maxAllowedPacket=") {
+		// 0: the driver reads the server's max_allowed_packet on connect
+		// and refuses an oversized statement itself (mysql.ErrPktTooLarge)
+		// instead of sending it and having the server drop the connection.
+		cfg.MaxAllowedPacket = 0
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = dialTimeout

@@ -1,0 +1,83 @@
+package persister
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/causeway/causeway/internal/bus"
+)
+
+// BusQueue adapts a bus.Consumer to Queue. Build the consumer with
+// Config.Prefetch as its prefetch.
+type BusQueue struct {
+	c   *bus.Consumer
+	out chan Message
+}
+
+// NewBusQueue wraps c.
+func NewBusQueue(c *bus.Consumer) *BusQueue {
+	return &BusQueue{c: c, out: make(chan Message)}
+}
+
+// ConsumerConfig returns the bus consumer configuration for cfg: the
+// persist queue with cfg's prefetch.
+func ConsumerConfig(cfg Config, conn bus.Conn) bus.ConsumerConfig {
+	cfg.setDefaults()
+	return bus.ConsumerConfig{Conn: conn, Queue: bus.PersistQueue, Prefetch: cfg.Prefetch}
+}
+
+// busMessage is a bus.Delivery as a Message.
+type busMessage struct{ d bus.Delivery }
+
+func (m busMessage) Body() []byte { return m.d.Body() }
+
+func (m busMessage) Ack(multiple bool) error { return staleErr(m.d.Ack(multiple)) }
+
+func staleErr(err error) error {
+	if err != nil && errors.Is(err, bus.ErrStaleDelivery) {
+		return fmt.Errorf("%w: %w", ErrStale, err)
+	}
+	return err
+}
+
+// Run runs the consumer and forwards its deliveries until ctx ends.
+func (q *BusQueue) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(q.out)
+		for d := range q.c.Deliveries() {
+			select {
+			case q.out <- busMessage{d}:
+			case <-ctx.Done():
+				// Keep draining until the consumer closes its stream.
+			}
+		}
+	}()
+	err := q.c.Run(ctx)
+	<-done
+	return err
+}
+
+// Messages implements Queue.
+func (q *BusQueue) Messages() <-chan Message { return q.out }
+
+// DeadLetter publishes m to the dead-letter queue with reason. If that
+// fails on a live channel, it rejects m without requeue, which makes the
+// broker dead-letter it (x-death reason "rejected", without the reason
+// header) — the message is never dropped and never blocks the queue.
+func (q *BusQueue) DeadLetter(ctx context.Context, m Message, reason string) error {
+	bm, ok := m.(busMessage)
+	if !ok {
+		return fmt.Errorf("dead-letter: %T is not a bus delivery", m)
+	}
+	err := q.c.DeadLetter(ctx, bm.d, reason)
+	if err == nil || errors.Is(err, bus.ErrStaleDelivery) {
+		return staleErr(err)
+	}
+	if nerr := bm.d.Nack(false, false); nerr != nil {
+		return staleErr(fmt.Errorf("%w; reject: %w", err, nerr))
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package persister
+
+import (
+	"errors"
+	"time"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultBatchSize           = 500
+	DefaultBatchWait           = 10 * time.Millisecond
+	DefaultPrefetch            = 2000
+	DefaultRetention           = 30 * 24 * time.Hour
+	DefaultPartitionLookahead  = 3
+	DefaultMaintenanceInterval = time.Hour
+	DefaultShutdownGrace       = 10 * time.Second
+	DefaultRetryMin            = 100 * time.Millisecond
+	DefaultRetryMax            = 10 * time.Second
+	DefaultPublishTimeout      = 5 * time.Second
+)
+
+// Config configures a Persister (YAML section "persister").
+type Config struct {
+	// BatchSize is the most events committed in one transaction.
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long a batch waits for more events after its first
+	// before it is committed anyway.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// Prefetch is the broker's window of unacked deliveries; at least
+	// BatchSize, so a batch can fill while the previous one commits.
+	Prefetch int `yaml:"prefetch"`
+	// Retention is how long events are kept; older day partitions are
+	// dropped whole. Zero means the default (30 days).
+	Retention time.Duration `yaml:"retention"`
+	// PartitionLookahead is how many days of partitions are created ahead
+	// of today.
+	PartitionLookahead int `yaml:"partition_lookahead"`
+	// MaintenanceInterval is how often partitions are created ahead and
+	// retention is applied.
+	MaintenanceInterval time.Duration `yaml:"maintenance_interval"`
+	// ShutdownGrace bounds the time after the stop signal for committing
+	// and acking the batch in flight.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// RetryMin and RetryMax bound the exponential backoff of a failed
+	// commit (MariaDB down).
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// PublishTimeout bounds the publish of one sequenced batch.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+}
+
+func (c *Config) setDefaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = max(DefaultPrefetch, 2*c.BatchSize)
+	}
+	if c.PartitionLookahead == 0 {
+		c.PartitionLookahead = DefaultPartitionLookahead
+	}
+	set(&c.BatchWait, DefaultBatchWait)
+	set(&c.Retention, DefaultRetention)
+	set(&c.MaintenanceInterval, DefaultMaintenanceInterval)
+	set(&c.ShutdownGrace, DefaultShutdownGrace)
+	set(&c.RetryMin, DefaultRetryMin)
+	set(&c.RetryMax, DefaultRetryMax)
+	set(&c.PublishTimeout, DefaultPublishTimeout)
+}
+
+// WithDefaults returns c with its zero fields set to the defaults.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports every problem of c (after defaults), naming its YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(msg string) { errs = append(errs, errors.New(msg)) }
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		add("batch_size: must be between 1 and 10000")
+	}
+	if c.BatchWait <= 0 || c.BatchWait > time.Minute {
+		add("batch_wait: must be positive and at most 1m")
+	}
+	if c.Prefetch < c.BatchSize {
+		add("prefetch: must be at least batch_size (a batch could never fill)")
+	}
+	if c.Prefetch > 65535 {
+		add("prefetch: must be at most 65535 (AMQP limit)")
+	}
+	if c.Retention < 48*time.Hour {
+		add("retention: must be at least 48h (partitions are one day)")
+	}
+	if c.PartitionLookahead < 1 || c.PartitionLookahead > 366 {
+		add("partition_lookahead: must be between 1 and 366 days")
+	}
+	if c.MaintenanceInterval < time.Minute || c.MaintenanceInterval > 12*time.Hour {
+		add("maintenance_interval: must be between 1m and 12h (partitions must be created ahead of each day)")
+	}
+	if c.ShutdownGrace <= 0 {
+		add("shutdown_grace: must be positive")
+	}
+	if c.RetryMin <= 0 {
+		add("retry_min: must be positive")
+	}
+	if c.RetryMax < c.RetryMin {
+		add("retry_max: must be at least retry_min")
+	}
+	if c.PublishTimeout <= 0 {
+		add("publish_timeout: must be positive")
+	}
+	return errors.Join(errs...)
+}

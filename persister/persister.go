@@ -1,0 +1,490 @@
+package persister
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+)
+
+// Message is one delivery of an encoded event.
+type Message interface {
+	// Body is the encoded event.
+	Body() []byte
+	// Ack acknowledges the message; with multiple, also every earlier
+	// unacked message of the same broker channel.
+	Ack(multiple bool) error
+}
+
+// Queue is the persist queue as the persister consumes it (see BusQueue).
+type Queue interface {
+	// Run consumes until ctx ends; Messages is closed when it returns.
+	Run(ctx context.Context) error
+	// Messages is the stream of deliveries, in broker order.
+	Messages() <-chan Message
+	// DeadLetter moves m to the dead-letter queue with reason and acks it.
+	DeadLetter(ctx context.Context, m Message, reason string) error
+}
+
+// Sequencer publishes committed batches on the sequenced fanout
+// (bus.BatchPublisher).
+type Sequencer interface {
+	Run(ctx context.Context) error
+	PublishSequenced(ctx context.Context, b event.Batch) error
+}
+
+// Log is the event log (store.Log).
+type Log interface {
+	Append(ctx context.Context, entries []store.Entry) (store.Appended, error)
+	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
+	DropBefore(ctx context.Context, t time.Time) ([]string, error)
+}
+
+// ErrStale is what a Queue's Ack or DeadLetter wraps when its broker
+// channel has closed: the broker redelivers the message, so the persister
+// moves on (the redelivery is then a duplicate or dead-lettered again).
+var ErrStale = errors.New("stale delivery")
+
+// Deps are the persister's collaborators.
+type Deps struct {
+	Queue     Queue
+	Log       Log
+	Sequencer Sequencer
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// Registerer defaults to no registration.
+	Registerer prometheus.Registerer
+	// Now defaults to time.Now; it drives maintenance and the lag metric.
+	Now func() time.Time
+}
+
+// Dead-letter reasons: the values of the reason label, and the prefix of
+// the reason header (which adds the detail).
+const (
+	ReasonMalformed = "malformed" // not a decodable envelope
+	ReasonInvalid   = "invalid"   // decodes but breaks a rule of the envelope
+	ReasonTooLarge  = "too_large" // over event.MaxEventBytes or MaxDepth
+	ReasonRejected  = "rejected"  // the database refused the event itself
+)
+
+// publishQueue bounds the committed batches waiting for their sequenced
+// publish; past it a batch is not published (followers repair the gap).
+const publishQueue = 256
+
+// Persister moves events from the persist queue into the event log. See
+// the package doc.
+type Persister struct {
+	cfg   Config
+	queue Queue
+	log   Log
+	seqr  Sequencer
+	lg    *slog.Logger
+	now   func() time.Time
+	m     metrics
+
+	pubCh chan event.Batch
+}
+
+type metrics struct {
+	committed    prometheus.Counter
+	duplicates   prometheus.Counter
+	deadLettered *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	commitSecs   prometheus.Histogram
+	lag          prometheus.Histogram
+	retries      prometheus.Counter
+	unpublished  prometheus.Counter
+}
+
+// New validates cfg (after defaults) and deps. It starts nothing.
+func New(cfg Config, deps Deps) (*Persister, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("persister config: %w", err)
+	}
+	if deps.Queue == nil || deps.Log == nil || deps.Sequencer == nil {
+		return nil, errors.New("persister: Queue, Log and Sequencer are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	m := metrics{
+		committed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_events_committed_total",
+			Help: "Events committed to the log.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_duplicates_total",
+			Help: "Deliveries dropped because their event_id was already in the log.",
+		}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_persister_dead_lettered_total",
+			Help: "Deliveries sent to the dead-letter queue, by reason.",
+		}, []string{"reason"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causeway_persister_batch_size",
+			Help:    "Deliveries per committed batch (duplicates included).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		commitSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causeway_persister_commit_seconds",
+			Help:    "Duration of one successful append transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causeway_persister_lag_seconds",
+			Help:    "recorded_at minus the event's observed_at: how far the log trails its sources.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_commit_retries_total",
+			Help: "Failed append transactions that were retried (database unavailable).",
+		}),
+		unpublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_sequenced_unpublished_total",
+			Help: "Committed batches not published on the sequenced stream (followers read them from the database).",
+		}),
+	}
+	for _, r := range []string{ReasonMalformed, ReasonInvalid, ReasonTooLarge, ReasonRejected} {
+		m.deadLettered.WithLabelValues(r) // export zeros
+	}
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.unpublished} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("persister: register metrics: %w", err)
+			}
+		}
+	}
+	return &Persister{
+		cfg: cfg, queue: deps.Queue, log: deps.Log, seqr: deps.Sequencer,
+		lg: deps.Logger.With("component", "persister"), now: deps.Now, m: m,
+		pubCh: make(chan event.Batch, publishQueue),
+	}, nil
+}
+
+// Run persists until ctx ends, then stops taking deliveries, commits and
+// acks the batch in flight within ShutdownGrace, closes its consumer and
+// returns nil. It returns an error only if the queue fails for good.
+// Call it once.
+func (p *Persister) Run(ctx context.Context) error {
+	// work outlives ctx by the grace period: the batch in flight must
+	// still be committed and acked on the broker channel it came from.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.ShutdownGrace, cancelWork)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stopGrace()
+
+	queueCtx, stopQueue := context.WithCancel(work)
+	defer stopQueue()
+	queueErr := make(chan error, 1)
+	go func() { queueErr <- p.queue.Run(queueCtx) }()
+
+	pubCtx, stopPub := context.WithCancel(work)
+	defer stopPub()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := p.seqr.Run(pubCtx); err != nil {
+			p.lg.Error("sequenced publisher stopped", "err", err)
+		}
+	})
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); p.publishLoop(pubCtx) }()
+	wg.Go(func() { p.maintain(ctx) })
+
+	err := p.consume(ctx, work)
+
+	stopQueue() // unacked prefetched deliveries go back to the queue
+	if qerr := <-queueErr; qerr != nil && err == nil {
+		err = fmt.Errorf("persister queue: %w", qerr)
+	}
+	close(p.pubCh) // publishLoop drains what was committed, within the grace
+	<-pubDone
+	stopPub()
+	wg.Wait()
+	return err
+}
+
+// consume reads, batches and commits until ctx ends or the queue closes.
+// work bounds the commit and ack of the last batch.
+func (p *Persister) consume(ctx, work context.Context) error {
+	msgs := p.queue.Messages()
+	for {
+		b, open := p.collect(ctx, work, msgs)
+		if len(b.msgs) > 0 {
+			p.commit(work, b)
+		}
+		if !open {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return errors.New("persister: delivery stream closed")
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// batch is what one transaction commits: the valid entries and every
+// message read for them (the last one is acked with multiple).
+type batch struct {
+	entries []store.Entry
+	msgs    []Message // msgs[i] carries entries[i]
+	// ackEach: a dead-letter among these messages failed on a live
+	// channel, so a multiple ack could ack that message too; ack one by one.
+	ackEach bool
+}
+
+// collect waits for a first message, then gathers more until BatchSize
+// or BatchWait after the first. It returns early, with what it has, when
+// ctx ends; open is false when the stream is closed or ctx ended. Invalid
+// events are dead-lettered as they come and are not part of the batch.
+func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message) (batch, bool) {
+	var b batch
+	var timeout <-chan time.Time
+	for len(b.entries) < p.cfg.BatchSize {
+		select {
+		case <-ctx.Done():
+			return b, false
+		case <-timeout:
+			return b, true
+		case m, ok := <-msgs:
+			if !ok {
+				return b, false
+			}
+			ev, err := event.Decode(m.Body())
+			if err != nil {
+				if !p.deadLetter(work, m, err) {
+					b.ackEach = true
+				}
+				continue
+			}
+			b.entries = append(b.entries, store.Entry{Event: ev, Body: m.Body()})
+			b.msgs = append(b.msgs, m)
+			if timeout == nil {
+				t := time.NewTimer(p.cfg.BatchWait)
+				defer t.Stop()
+				timeout = t.C
+			}
+		}
+	}
+	return b, true
+}
+
+// deadLetter sends m to the DLQ with the reason of err. It never blocks
+// the stream: on failure the message stays unacked for the broker to
+// redeliver (the bus adapter falls back to a reject, which dead-letters
+// it without the reason header). It reports false when m may still be
+// unacked on a live channel.
+func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) bool {
+	reason := reasonOf(cause)
+	if err := p.queue.DeadLetter(ctx, m, reason+": "+cause.Error()); err != nil {
+		p.lg.Error("dead-letter failed; the broker will redeliver", "reason", reason, "cause", cause, "err", err)
+		return errors.Is(err, ErrStale)
+	}
+	p.m.deadLettered.WithLabelValues(reason).Inc()
+	p.lg.Warn("dead-lettered an event", "reason", reason, "err", cause)
+	return true
+}
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, event.ErrTooLarge):
+		return ReasonTooLarge
+	case errors.Is(err, event.ErrInvalid):
+		return ReasonInvalid
+	case errors.Is(err, event.ErrMalformed):
+		return ReasonMalformed
+	}
+	return ReasonRejected
+}
+
+// commit appends b, retrying with backoff while the database fails, then
+// acks b's messages and queues the sequenced publish. Nothing is acked
+// before the commit. If ctx (the grace) ends first, nothing is acked and
+// the broker redelivers the batch.
+func (p *Persister) commit(ctx context.Context, b batch) {
+	if len(b.entries) == 0 {
+		return
+	}
+	backoff := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		res, err := p.log.Append(ctx, b.entries)
+		if err == nil {
+			p.committed(b, res, time.Since(start))
+			return
+		}
+		if ctx.Err() != nil {
+			p.lg.Warn("batch not committed before shutdown; the broker will redeliver it", "events", len(b.entries), "err", err)
+			return
+		}
+		if rejected(err) {
+			p.commitEach(ctx, b, err)
+			return
+		}
+		p.m.retries.Inc()
+		wait := backoff/2 + rand.N(backoff/2+1)
+		p.lg.Warn("append failed; retrying", "events", len(b.entries), "attempt", attempt, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			p.lg.Warn("batch not committed before shutdown; the broker will redeliver it", "events", len(b.entries))
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+}
+
+// commitEach handles a batch the database refused for its content: each
+// event is committed alone, and the ones refused alone are dead-lettered,
+// so one bad event never blocks the queue.
+func (p *Persister) commitEach(ctx context.Context, b batch, cause error) {
+	if len(b.entries) == 1 {
+		p.deadLetter(ctx, b.msgs[0], cause)
+		return
+	}
+	// Acks go one by one: a multiple ack could cover a message whose
+	// dead-letter failed.
+	b.ackEach = true
+	p.lg.Warn("database refused a batch; committing its events one by one", "events", len(b.entries), "err", cause)
+	for i := range b.entries {
+		p.commit(ctx, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1], ackEach: true})
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// rejected reports whether err is the database refusing the data itself
+// (retrying the same rows cannot succeed), as opposed to being unavailable.
+func rejected(err error) bool {
+	if errors.Is(err, mysql.ErrPktTooLarge) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1048, // column cannot be null
+		1153, // packet too large
+		1264, // out of range
+		1292, // incorrect value
+		1366, // incorrect string value
+		1406, // data too long
+		1118, // row size too large
+		4025: // constraint failed
+		return true
+	}
+	return false
+}
+
+func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
+	p.m.commitSecs.Observe(took.Seconds())
+	p.m.batchSize.Observe(float64(len(b.msgs)))
+	p.m.committed.Add(float64(len(res.Batch.Records)))
+	p.m.duplicates.Add(float64(len(res.Duplicates)))
+	for _, r := range res.Batch.Records {
+		p.m.lag.Observe(r.RecordedAt.Sub(r.Event.ObservedAt).Seconds())
+	}
+	if len(res.Batch.Records) > 0 {
+		p.lg.Debug("committed a batch", "first_seq", res.Batch.FirstSeq(), "last_seq", res.Batch.LastSeq(), "duplicates", len(res.Duplicates))
+	}
+	p.ack(b)
+	if len(res.Batch.Records) == 0 {
+		return
+	}
+	select {
+	case p.pubCh <- res.Batch:
+	default:
+		p.m.unpublished.Inc()
+		p.lg.Warn("sequenced publish queue full; followers will read the batch from the database", "first_seq", res.Batch.FirstSeq(), "last_seq", res.Batch.LastSeq())
+	}
+}
+
+// ack acknowledges b's messages, which are committed. Normally one
+// multiple ack on the last one does: every earlier delivery of its channel
+// is in this batch, in an earlier acked one, or dead-lettered.
+func (p *Persister) ack(b batch) {
+	toAck, multiple := b.msgs[len(b.msgs)-1:], true
+	if b.ackEach {
+		toAck, multiple = b.msgs, false
+	}
+	for _, m := range toAck {
+		if err := m.Ack(multiple); err != nil {
+			if errors.Is(err, ErrStale) {
+				p.lg.Info("batch committed but its channel closed before the ack; redeliveries will be duplicates", "events", len(b.msgs))
+			} else {
+				p.lg.Error("ack of a committed batch failed; redeliveries will be duplicates", "events", len(b.msgs), "err", err)
+			}
+			return
+		}
+	}
+}
+
+// publishLoop publishes committed batches in commit order, each bounded by
+// PublishTimeout. A failure is logged and skipped: followers notice the gap
+// by PrevSeq and read the database.
+func (p *Persister) publishLoop(ctx context.Context) {
+	for b := range p.pubCh {
+		if ctx.Err() != nil {
+			p.m.unpublished.Inc()
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		err := p.seqr.PublishSequenced(pctx, b)
+		cancel()
+		if err != nil {
+			p.m.unpublished.Inc()
+			p.lg.Warn("sequenced publish failed; followers will read the batch from the database", "first_seq", b.FirstSeq(), "last_seq", b.LastSeq(), "err", err)
+		}
+	}
+}
+
+// maintain creates partitions ahead and applies retention now and every
+// MaintenanceInterval until ctx ends. Failures are logged and retried at
+// the next interval; pmax keeps inserts working meanwhile.
+func (p *Persister) maintain(ctx context.Context) {
+	t := time.NewTicker(p.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		now := p.now()
+		if created, err := p.log.MaintainPartitions(ctx, now, p.cfg.PartitionLookahead); err != nil {
+			if ctx.Err() == nil {
+				p.lg.Error("partition maintenance failed", "err", err)
+			}
+		} else if len(created) > 0 {
+			p.lg.Info("created partitions", "partitions", created)
+		}
+		if dropped, err := p.log.DropBefore(ctx, now.Add(-p.cfg.Retention)); err != nil {
+			if ctx.Err() == nil {
+				p.lg.Error("retention failed", "err", err)
+			}
+		} else if len(dropped) > 0 {
+			p.lg.Info("dropped partitions past retention", "partitions", dropped, "retention", p.cfg.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,421 @@
+package persister
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+)
+
+// journal records what the fakes saw, in order, across goroutines.
+type journal struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (j *journal) add(format string, args ...any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lines = append(j.lines, fmt.Sprintf(format, args...))
+}
+
+func (j *journal) get() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.lines...)
+}
+
+// split separates the sequenced publishes, which run on their own
+// goroutine, from the rest; each part keeps its order.
+func (j *journal) split() (main, published []string) {
+	for _, l := range j.get() {
+		if strings.HasPrefix(l, "publish") {
+			published = append(published, l)
+		} else {
+			main = append(main, l)
+		}
+	}
+	return main, published
+}
+
+func checkJournal(t *testing.T, j *journal, wantMain, wantPublished []string) {
+	t.Helper()
+	main, pub := j.split()
+	if diff := cmp.Diff(main, wantMain); diff != "" {
+		t.Errorf("journal (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(pub, wantPublished); diff != "" {
+		t.Errorf("sequenced publishes (-got +want):\n%s", diff)
+	}
+}
+
+type fakeMsg struct {
+	tag  int
+	body []byte
+	j    *journal
+}
+
+func (m *fakeMsg) Body() []byte { return m.body }
+func (m *fakeMsg) Ack(multiple bool) error {
+	m.j.add("ack %d multiple=%v", m.tag, multiple)
+	return nil
+}
+
+type fakeQueue struct {
+	j    *journal
+	in   chan Message
+	out  chan Message
+	next int
+}
+
+func newFakeQueue(j *journal) *fakeQueue {
+	return &fakeQueue{j: j, in: make(chan Message, 1000), out: make(chan Message)}
+}
+
+func (q *fakeQueue) push(bodies ...[]byte) {
+	for _, b := range bodies {
+		q.next++
+		q.in <- &fakeMsg{tag: q.next, body: b, j: q.j}
+	}
+}
+
+func (q *fakeQueue) Run(ctx context.Context) error {
+	defer close(q.out)
+	for {
+		select {
+		case <-ctx.Done():
+			q.j.add("queue stopped")
+			return nil
+		case m := <-q.in:
+			select {
+			case q.out <- m:
+			case <-ctx.Done():
+				q.j.add("queue stopped")
+				return nil
+			}
+		}
+	}
+}
+
+func (q *fakeQueue) Messages() <-chan Message { return q.out }
+
+func (q *fakeQueue) DeadLetter(_ context.Context, m Message, reason string) error {
+	q.j.add("dead-letter %d %s", m.(*fakeMsg).tag, strings.SplitN(reason, ":", 2)[0])
+	return nil
+}
+
+// fakeLog dedups and sequences like store.Log; fail decides per call
+// whether Append fails.
+type fakeLog struct {
+	j    *journal
+	mu   sync.Mutex
+	seen map[string]bool
+	seq  int64
+	fail func(entries []store.Entry) error
+}
+
+func (l *fakeLog) Append(_ context.Context, entries []store.Entry) (store.Appended, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		if err := l.fail(entries); err != nil {
+			l.j.add("append %d failed", len(entries))
+			return store.Appended{}, err
+		}
+	}
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	out := store.Appended{Batch: event.Batch{PrevSeq: l.seq}}
+	for i, e := range entries {
+		if l.seen[e.Event.EventID] {
+			out.Duplicates = append(out.Duplicates, i)
+			continue
+		}
+		l.seen[e.Event.EventID] = true
+		l.seq++
+		out.Batch.Records = append(out.Batch.Records, event.Record{Seq: l.seq, RecordedAt: time.Now(), Event: e.Event})
+	}
+	l.j.add("append %d: %d new", len(entries), len(out.Batch.Records))
+	return out, nil
+}
+
+func (l *fakeLog) MaintainPartitions(context.Context, time.Time, int) ([]string, error) {
+	return nil, nil
+}
+
+func (l *fakeLog) DropBefore(context.Context, time.Time) ([]string, error) { return nil, nil }
+
+type fakeSequencer struct {
+	j    *journal
+	fail bool
+}
+
+func (s *fakeSequencer) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (s *fakeSequencer) PublishSequenced(_ context.Context, b event.Batch) error {
+	if s.fail {
+		return errors.New("broker away")
+	}
+	s.j.add("publish %d..%d", b.FirstSeq(), b.LastSeq())
+	return nil
+}
+
+func body(t testing.TB, id string) []byte {
+	t.Helper()
+	b, err := event.Encode(event.Event{V: event.Version, EventID: id, Source: "test", Kind: event.KindTick,
+		ObservedAt: time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type harness struct {
+	j      *journal
+	q      *fakeQueue
+	log    *fakeLog
+	seqr   *fakeSequencer
+	p      *Persister
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a persister on fakes; call inside a synctest bubble.
+func start(t *testing.T, cfg Config, fail func([]store.Entry) error) *harness {
+	t.Helper()
+	j := &journal{}
+	h := &harness{j: j, q: newFakeQueue(j), log: &fakeLog{j: j, fail: fail}, seqr: &fakeSequencer{j: j}, done: make(chan error, 1)}
+	p, err := New(cfg, Deps{Queue: h.q, Log: h.log, Sequencer: h.seqr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- p.Run(ctx) }()
+	return h
+}
+
+func (h *harness) stop(t *testing.T) {
+	t.Helper()
+	h.cancel()
+	if err := <-h.done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestBatchesBySizeThenTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 3, BatchWait: 50 * time.Millisecond}, nil)
+		for i := range 7 {
+			h.q.push(body(t, fmt.Sprint("e", i)))
+		}
+		synctest.Wait()
+		want := []string{"append 3: 3 new", "ack 3 multiple=true", "append 3: 3 new", "ack 6 multiple=true"}
+		checkJournal(t, h.j, want, []string{"publish 1..3", "publish 4..6"})
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		want = append(want, "append 1: 1 new", "ack 7 multiple=true")
+		checkJournal(t, h.j, want, []string{"publish 1..3", "publish 4..6", "publish 7..7"})
+		h.stop(t)
+		if got := counterValue(t, h.p.m.committed); got != 7 {
+			t.Errorf("committed = %v; want 7", got)
+		}
+	})
+}
+
+func TestDeadLettersPoisonAndGoesOn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 3, BatchWait: time.Millisecond}, nil)
+		invalid := strings.Replace(string(body(t, "x")), `"v":1`, `"v":2`, 1)
+		big := `{"v":1,"event_id":"` + strings.Repeat("a", event.MaxEventBytes) + `"}`
+		h.q.push(body(t, "a"), []byte("not json"), []byte(invalid), []byte(big), body(t, "b"), body(t, "c"))
+		synctest.Wait()
+		checkJournal(t, h.j, []string{
+			"dead-letter 2 malformed", "dead-letter 3 invalid", "dead-letter 4 too_large",
+			"append 3: 3 new", "ack 6 multiple=true",
+		}, []string{"publish 1..3"})
+		h.stop(t)
+		for _, r := range []string{ReasonMalformed, ReasonInvalid, ReasonTooLarge} {
+			if got := counterValue(t, h.p.m.deadLettered.WithLabelValues(r)); got != 1 {
+				t.Errorf("dead_lettered{reason=%s} = %v; want 1", r, got)
+			}
+		}
+	})
+}
+
+func TestRetriesWhileDatabaseDownAndAcksOnlyAfterCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := true
+		var mu sync.Mutex
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, RetryMin: 100 * time.Millisecond, RetryMax: time.Second},
+			func([]store.Entry) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if down {
+					return driver.ErrBadConn
+				}
+				return nil
+			})
+		h.q.push(body(t, "a"), body(t, "b"))
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		for _, l := range h.j.get() {
+			if strings.HasPrefix(l, "ack") {
+				t.Fatalf("acked while the database is down: %v", h.j.get())
+			}
+		}
+		retries := counterValue(t, h.p.m.retries)
+		if retries < 8 || retries > 25 {
+			t.Errorf("retries in 10s with backoff 100ms..1s = %v; want about 10", retries)
+		}
+		mu.Lock()
+		down = false
+		mu.Unlock()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got, pub := h.j.split()
+		if want := []string{"append 2: 2 new", "ack 2 multiple=true"}; !cmp.Equal(got[len(got)-2:], want) || !cmp.Equal(pub, []string{"publish 1..2"}) {
+			t.Errorf("after the database returned: %v %v; want it to end with %v and publish 1..2", got, pub, want)
+		}
+		h.stop(t)
+	})
+}
+
+func TestShutdownCommitsBatchInFlightThenStopsQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 100, BatchWait: time.Minute}, nil)
+		h.q.push(body(t, "a"), body(t, "b"), body(t, "c"))
+		synctest.Wait()
+		if got := h.j.get(); len(got) != 0 {
+			t.Fatalf("committed before the batch was full or due: %v", got)
+		}
+		h.stop(t)
+		checkJournal(t, h.j, []string{"append 3: 3 new", "ack 3 multiple=true", "queue stopped"}, []string{"publish 1..3"})
+	})
+}
+
+func TestShutdownGraceGivesUpWithoutAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 1, BatchWait: time.Millisecond, ShutdownGrace: 3 * time.Second},
+			func([]store.Entry) error { return driver.ErrBadConn })
+		h.q.push(body(t, "a"))
+		synctest.Wait()
+		began := time.Now()
+		h.stop(t)
+		if took := time.Since(began); took < 3*time.Second || took > 4*time.Second {
+			t.Errorf("Run returned %v after cancel; want about the 3s grace", took)
+		}
+		for _, l := range h.j.get() {
+			if strings.HasPrefix(l, "ack") || strings.HasPrefix(l, "publish") {
+				t.Fatalf("acked or published an uncommitted batch: %v", h.j.get())
+			}
+		}
+	})
+}
+
+func TestRejectedEventIsDeadLetteredAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 3, BatchWait: time.Millisecond}, func(es []store.Entry) error {
+			for _, e := range es {
+				if e.Event.EventID == "bad" {
+					return &mysql.MySQLError{Number: 1406, Message: "Data too long"}
+				}
+			}
+			return nil
+		})
+		h.q.push(body(t, "a"), body(t, "bad"), body(t, "c"))
+		synctest.Wait()
+		checkJournal(t, h.j, []string{
+			"append 3 failed",
+			"append 1: 1 new", "ack 1 multiple=false",
+			"append 1 failed", "dead-letter 2 rejected",
+			"append 1: 1 new", "ack 3 multiple=false",
+		}, []string{"publish 1..1", "publish 2..2"})
+		h.stop(t)
+	})
+}
+
+func TestDuplicatesAreAckedCountedNotPublished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond}, nil)
+		h.q.push(body(t, "a"), body(t, "b"))
+		synctest.Wait()
+		h.q.push(body(t, "a"), body(t, "b"))
+		synctest.Wait()
+		h.q.push(body(t, "a"), body(t, "c"))
+		synctest.Wait()
+		h.stop(t)
+		checkJournal(t, h.j, []string{
+			"append 2: 2 new", "ack 2 multiple=true",
+			"append 2: 0 new", "ack 4 multiple=true",
+			"append 2: 1 new", "ack 6 multiple=true",
+			"queue stopped",
+		}, []string{"publish 1..2", "publish 3..3"})
+		if got := counterValue(t, h.p.m.duplicates); got != 3 {
+			t.Errorf("duplicates = %v; want 3", got)
+		}
+	})
+}
+
+func TestPublishFailureDoesNotStopTheLog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 1, BatchWait: time.Millisecond}, nil)
+		h.seqr.fail = true
+		h.q.push(body(t, "a"), body(t, "b"))
+		synctest.Wait()
+		h.stop(t)
+		checkJournal(t, h.j, []string{"append 1: 1 new", "ack 1 multiple=true", "append 1: 1 new", "ack 2 multiple=true", "queue stopped"}, nil)
+		if got := counterValue(t, h.p.m.unpublished); got != 2 {
+			t.Errorf("unpublished = %v; want 2", got)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"batch", Config{BatchSize: -1}, "batch_size"},
+		{"prefetch", Config{BatchSize: 500, Prefetch: 100}, "prefetch"},
+		{"retention", Config{Retention: time.Hour}, "retention"},
+		{"lookahead", Config{PartitionLookahead: -1}, "partition_lookahead"},
+		{"retry", Config{RetryMin: time.Second, RetryMax: time.Millisecond}, "retry_max"},
+		{"maintenance", Config{MaintenanceInterval: time.Second}, "maintenance_interval"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.WithDefaults().Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate = %v; want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
