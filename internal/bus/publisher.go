@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,10 @@ type Publisher struct {
 	now   func() time.Time
 	conn  *connector
 	spool *spool
+	// peakInFlight is the largest window reached, for tests and the
+	// in-flight gauge's sake.
+	peakInFlight atomic.Int64
+	inFlight     prometheus.Gauge
 
 	spoolFull  prometheus.Counter
 	published  prometheus.Counter
@@ -77,6 +82,10 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 		nacked:    counter("causeway_bus_nacked_total", "Messages nacked by the broker or lost with their channel; they stay spooled."),
 		returned:  counter("causeway_bus_returned_total", "Messages returned as unroutable; they stay spooled."),
 		corrupt:   counter("causeway_bus_spool_corrupt_total", "Spool records that failed to decode, moved to the corrupt bucket."),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_bus_in_flight", ConstLabels: labels,
+			Help: "Messages published and not yet confirmed.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "causeway_bus_publish_latency_seconds", ConstLabels: labels,
 			Help:    "Time from spooling an event to its broker confirm.",
@@ -109,7 +118,7 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 	p.spool = sp
 	err = register(deps.Registerer,
 		p.spoolFull, p.published, p.confirmed, p.nacked, p.returned, p.corrupt,
-		p.latency, p.commitSecs, p.commitSize,
+		p.inFlight, p.latency, p.commitSecs, p.commitSize,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "causeway_bus_spool_events", ConstLabels: labels,
 			Help: "Events in the spool, not yet confirmed by the broker.",
@@ -217,6 +226,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		return err
 	}
 	defer func() {
+		p.inFlight.Set(0)
 		if err := flush(); err != nil {
 			p.log.Error("remove confirmed events from spool", "err", err)
 		}
@@ -252,6 +262,10 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				p.published.Inc()
 				flight = append(flight, inFlight{key: r.key, id: r.messageID, enqueued: r.enqueued, dc: dc})
 				cursor = r.key
+			}
+			p.inFlight.Set(float64(len(flight)))
+			if n := int64(len(flight)); n > p.peakInFlight.Load() {
+				p.peakInFlight.Store(n)
 			}
 		}
 		if len(flight) == 0 {
