@@ -1,0 +1,54 @@
+// Package persister moves events from the bus into the one ordered log:
+// it consumes the persist queue (causeway.persist), batches deliveries by
+// size and time, appends each batch in one transaction (store.Log.Append:
+// dedup by event_id, seq from the counter row, recorded_at never
+// decreasing), acks the batch only after the commit, and then publishes
+// the sequenced batch on the causeway.sequenced fanout.
+//
+// Invariants it keeps (1 and 2 of DESIGN.md):
+//
+//   - Nothing accepted is lost: a delivery is acked only once its event is
+//     committed, found already stored, or dead-lettered with its reason.
+//     While MariaDB is down the persister retries the same batch with
+//     exponential backoff and jitter and acks nothing; the broker's
+//     prefetch window (Config.Prefetch) stops the flow meanwhile. A commit
+//     whose outcome is unknown (connection lost during COMMIT) is simply
+//     retried: the stored events come back as duplicates.
+//   - One ordered log: every Append locks the counter row first, so any
+//     number of persisters commit one batch at a time, in seq order.
+//   - Bad input never blocks the queue: an event that does not decode is
+//     dead-lettered at once, with reason "malformed: ...", "invalid: ..."
+//     or "too_large: ..." in the x-causeway-reason header, and counted in
+//     causeway_persister_dead_lettered_total{reason}. A batch the database
+//     refuses for its content (not for being unavailable) is retried event
+//     by event, and an event refused alone is dead-lettered ("rejected").
+//
+// The sequenced publish happens after commit and ack, on its own
+// goroutine, in commit order. It is a doorbell with payload, not the
+// record: if it fails (or its queue is full) the persister logs, counts and
+// goes on, and followers notice the gap by Batch.PrevSeq and read the
+// database. Batches of two persisters may reach followers out of order
+// for the same reason.
+//
+// Acks: deliveries of one broker channel are handed out in order, and
+// every delivery before a batch's last one is in the batch, in an earlier
+// batch, or dead-lettered, so one multiple ack on the last delivery acks
+// the batch. After a reconnect, acks of the old channel's deliveries fail
+// harmlessly (ErrStale) and the broker redelivers them as duplicates.
+//
+// Shutdown (ctx cancelled, e.g. SIGTERM): the persister stops taking
+// deliveries, commits and acks the batch in flight — retrying within
+// Config.ShutdownGrace if the database is failing — closes its consumer
+// (the unread prefetched deliveries return to the queue), drains the
+// sequenced publishes within the same grace, and returns.
+//
+// Maintenance: at start and every Config.MaintenanceInterval the
+// persister creates the next Config.PartitionLookahead days' partitions
+// and drops the day partitions older than Config.Retention. Several
+// persisters may do so at once; the store serialises them.
+//
+// Metrics: causeway_persister_events_committed_total, _duplicates_total,
+// _dead_lettered_total{reason}, _batch_size, _commit_seconds,
+// _lag_seconds (recorded_at minus the event's observed_at),
+// _commit_retries_total and _sequenced_unpublished_total.
+package persister

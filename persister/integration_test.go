@@ -1,0 +1,391 @@
+package persister_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/persister"
+)
+
+// env is one test's broker vhost and database.
+type env struct {
+	url string
+	dsn string
+	db  *sql.DB
+	log *store.Log
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	url := bustest.VHost(t)
+	dsn := storetest.NewDB(t)
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &env{url: url, dsn: dsn, db: db, log: store.NewLog(db, nil)}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("CAUSEWAY_TEST_VERBOSE") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// running is a persister running on the real bus and database.
+type running struct {
+	reg  *prometheus.Registry
+	stop func() error
+}
+
+func (r *running) counter(t testing.TB, name string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// startPersister runs a persister with its own consumer connection and
+// its own database pool, as a separate process would.
+func (e *env) startPersister(t testing.TB, cfg persister.Config) *running {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	lg := testLogger(t)
+	conn := bus.Conn{URL: e.url, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second}
+	consumer, err := bus.NewConsumer(persister.ConsumerConfig(cfg, conn), bus.Deps{Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqr, err := bus.NewBatchPublisher(conn, bus.Deps{Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := persister.New(cfg, persister.Deps{
+		Queue: persister.NewBusQueue(consumer), Log: store.NewLog(db, nil), Sequencer: seqr,
+		Logger: lg, Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			runErr = <-done
+			db.Close()
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &running{reg: reg, stop: stop}
+}
+
+// startPublisher runs a bus.Publisher with a spool in a temp dir.
+func (e *env) startPublisher(t testing.TB) *bus.Publisher {
+	t.Helper()
+	pub, err := bus.NewPublisher(bus.PublisherConfig{
+		Conn:      bus.Conn{URL: e.url, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second},
+		SpoolPath: filepath.Join(t.TempDir(), "spool.db"),
+	}, bus.Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		pub.Close()
+	})
+	return pub
+}
+
+func tick(id string, observed time.Time) event.Event {
+	return event.Event{V: event.Version, EventID: id, Source: "test", Kind: event.KindTick, ObservedAt: observed}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (%s)", timeout, what, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkLog verifies the acceptance properties of the events table: the
+// given ids exactly, seq dense 1..n, recorded_at non-decreasing along seq.
+func checkLog(t testing.TB, db *sql.DB, want map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	var n, distinct, minSeq, maxSeq int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT event_id), COALESCE(MIN(seq),0), COALESCE(MAX(seq),0) FROM events").
+		Scan(&n, &distinct, &minSeq, &maxSeq); err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(want)) || distinct != n || minSeq != 1 || maxSeq != n {
+		t.Fatalf("events: %d rows, %d distinct ids, seq %d..%d; want %d rows, distinct, seq dense from 1", n, distinct, minSeq, maxSeq, len(want))
+	}
+	rows, err := db.QueryContext(ctx, "SELECT seq, recorded_at, event_id FROM events ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var prevSeq int64
+	var prevAt time.Time
+	for rows.Next() {
+		var seq int64
+		var at time.Time
+		var id string
+		if err := rows.Scan(&seq, &at, &id); err != nil {
+			t.Fatal(err)
+		}
+		if seq != prevSeq+1 {
+			t.Fatalf("seq %d follows %d", seq, prevSeq)
+		}
+		if at.Before(prevAt) {
+			t.Fatalf("recorded_at decreases at seq %d: %v after %v", seq, at, prevAt)
+		}
+		if !want[id] {
+			t.Fatalf("seq %d holds unexpected event_id %q", seq, id)
+		}
+		prevSeq, prevAt = seq, at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishWithDuplicates publishes n unique events plus n/10 re-publications
+// of random ones, interleaved, in calls of 100, and returns the unique ids.
+func publishWithDuplicates(t testing.TB, pub *bus.Publisher, prefix string, n int) map[string]bool {
+	t.Helper()
+	ids := make([]string, 0, n+n/10)
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("%s-%06d", prefix, i))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range n / 10 {
+		ids = append(ids, ids[r.IntN(n)])
+	}
+	// Keep each duplicate after its original's position only sometimes:
+	// shuffle the tail into the stream.
+	r.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	want := make(map[string]bool, n)
+	now := time.Now().UTC()
+	ctx := context.Background()
+	for start := 0; start < len(ids); start += 100 {
+		var evs []event.Event
+		for _, id := range ids[start:min(start+100, len(ids))] {
+			want[id] = true
+			evs = append(evs, tick(id, now))
+		}
+		if err := pub.Publish(ctx, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want
+}
+
+func TestTenThousandEventsWithDuplicates(t *testing.T) {
+	e := newEnv(t)
+	p := e.startPersister(t, persister.Config{})
+	pub := e.startPublisher(t)
+	const n = 10000
+	want := publishWithDuplicates(t, pub, "ev", n)
+	waitFor(t, "every delivery processed", 120*time.Second, func() (bool, string) {
+		c := p.counter(t, "causeway_persister_events_committed_total")
+		d := p.counter(t, "causeway_persister_duplicates_total")
+		return c+d >= n+n/10, fmt.Sprintf("committed %v, duplicates %v", c, d)
+	})
+	if err := p.stop(); err != nil {
+		t.Fatalf("persister Run = %v", err)
+	}
+	checkLog(t, e.db, want)
+	if c := p.counter(t, "causeway_persister_events_committed_total"); c != n {
+		t.Errorf("committed_total = %v; want %d", c, n)
+	}
+}
+
+// TestTwoPersistersReaderSeesEverySeqInOrder runs two persisters on the
+// same queue, with small batches so that their transactions contend,
+// while a reader tails seq > last.
+func TestTwoPersistersReaderSeesEverySeqInOrder(t *testing.T) {
+	e := newEnv(t)
+	cfg := persister.Config{BatchSize: 20, BatchWait: 2 * time.Millisecond, Prefetch: 40}
+	p1 := e.startPersister(t, cfg)
+	p2 := e.startPersister(t, cfg)
+	pub := e.startPublisher(t)
+	const n = 6000
+	published := make(chan map[string]bool, 1)
+	go func() { published <- publishWithDuplicates(t, pub, "two", n) }()
+
+	ctx := context.Background()
+	var last int64
+	deadline := time.Now().Add(120 * time.Second)
+	reads := 0
+	for last < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("reader reached seq %d of %d before the deadline", last, n)
+		}
+		recs, err := e.log.ReadRange(ctx, last, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads++
+		for _, r := range recs {
+			if r.Seq != last+1 {
+				t.Fatalf("reader saw seq %d right after %d: seq %d was not visible yet", r.Seq, last, last+1)
+			}
+			last = r.Seq
+		}
+	}
+	want := <-published
+	waitFor(t, "every delivery processed", 60*time.Second, func() (bool, string) {
+		total := 0.0
+		for _, p := range []*running{p1, p2} {
+			total += p.counter(t, "causeway_persister_events_committed_total") + p.counter(t, "causeway_persister_duplicates_total")
+		}
+		return total >= n+n/10, fmt.Sprintf("%v processed", total)
+	})
+	c1 := p1.counter(t, "causeway_persister_events_committed_total")
+	c2 := p2.counter(t, "causeway_persister_events_committed_total")
+	if c1 == 0 || c2 == 0 {
+		t.Fatalf("committed by each persister: %v and %v; the test needs both to write", c1, c2)
+	}
+	if err := p1.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, e.db, want)
+	t.Logf("persisters committed %v and %v events; the reader polled %d times", c1, c2, reads)
+}
+
+func TestPoisonGoesToDLQWithReason(t *testing.T) {
+	e := newEnv(t)
+	p := e.startPersister(t, persister.Config{BatchSize: 10, BatchWait: 5 * time.Millisecond})
+
+	// The bus Publisher refuses invalid events, so poison is published raw,
+	// as a buggy or hostile producer would.
+	conn, err := amqp.Dial(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DeclareTopology(ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	good := func(id string) []byte {
+		b, err := event.Encode(tick(id, now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	invalidKind := strings.Replace(string(good("bad-kind")), `"kind":"tick"`, `"kind":"nonsense"`, 1)
+	msgs := []struct {
+		id   string
+		body []byte
+	}{
+		{"good-1", good("good-1")},
+		{"poison-json", []byte(`{"v":1,"event_id":`)},
+		{"poison-kind", []byte(invalidKind)},
+		{"good-2", good("good-2")},
+	}
+	ctx := context.Background()
+	for _, m := range msgs {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, bus.EventsExchange, "test.tick", true, false,
+			amqp.Publishing{MessageId: m.id, DeliveryMode: amqp.Persistent, Body: m.body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+			t.Fatalf("publish %s: confirm %v, %v", m.id, ok, err)
+		}
+	}
+
+	waitFor(t, "both good events committed", 30*time.Second, func() (bool, string) {
+		seq, _, err := e.log.Head(ctx)
+		return err == nil && seq == 2, fmt.Sprintf("head %d, err %v", seq, err)
+	})
+	reasons := map[string]string{}
+	waitFor(t, "two dead letters", 30*time.Second, func() (bool, string) {
+		d, ok, err := ch.Get(bus.DeadLetterQueue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			r, _ := d.Headers[bus.ReasonHeader].(string)
+			reasons[d.MessageId] = r
+		}
+		return len(reasons) == 2, fmt.Sprint(reasons)
+	})
+	if r := reasons["poison-json"]; !strings.HasPrefix(r, "malformed: ") {
+		t.Errorf("reason of poison-json = %q; want malformed: ...", r)
+	}
+	if r := reasons["poison-kind"]; !strings.HasPrefix(r, "invalid: ") || !strings.Contains(r, "kind") {
+		t.Errorf("reason of poison-kind = %q; want invalid: ... naming kind", r)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.counter(t, "causeway_persister_dead_lettered_total"); got != 2 {
+		t.Errorf("dead_lettered_total = %v; want 2", got)
+	}
+	checkLog(t, e.db, map[string]bool{"good-1": true, "good-2": true})
+}
