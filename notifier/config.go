@@ -1,0 +1,285 @@
+package notifier
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/notifier/webhook"
+)
+
+// Config is the `notifier:` section of the configuration file.
+type Config struct {
+	// DSN of the MariaDB database (or DSNFile holding it).
+	DSN     string `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"`
+	// InstanceID names this instance in leases (default host-pid).
+	InstanceID string `yaml:"instance_id"`
+	// PollInterval: how often an idle subscriber looks for new rows.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// ScanInterval: how often the instance looks for subscribers to take
+	// over and re-reads subscription specs.
+	ScanInterval time.Duration `yaml:"scan_interval"`
+	// LeaseTTL: a subscriber whose lease is not renewed for this long is
+	// taken over by another instance (renewed every LeaseTTL/3).
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// StatusInterval: how often the backlog of a subscriber is counted.
+	StatusInterval time.Duration `yaml:"status_interval"`
+	// BatchSize: rows read at a time.
+	BatchSize int `yaml:"batch_size"`
+	// Delivery is the default policy; a subscription's spec overrides it.
+	Delivery DeliveryConfig `yaml:"delivery"`
+	// Secrets maps a subscription's secret_ref to its signing secret.
+	Secrets map[string]SecretConfig `yaml:"secrets"`
+	// UserAgent of the requests.
+	UserAgent string `yaml:"user_agent"`
+}
+
+// DeliveryConfig is the default delivery policy.
+type DeliveryConfig struct {
+	Timeout        time.Duration `yaml:"timeout"`
+	MaxAge         time.Duration `yaml:"max_age"`
+	BackoffInitial time.Duration `yaml:"backoff_initial"`
+	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// MaxBacklog: pending rows over which a subscriber's backlog is loud.
+	MaxBacklog int `yaml:"max_backlog"`
+	// BacklogPolicy when MaxBacklog is passed: "alert" (keep every row, be
+	// loud) or "dead_letter" (move the oldest rows beyond the limit to the
+	// dead-letter table, loudly).
+	BacklogPolicy string `yaml:"backlog_policy"`
+}
+
+// SecretConfig is a signing secret (whsec_...), inline or in a file.
+type SecretConfig struct {
+	Value string `yaml:"value"`
+	File  string `yaml:"file"`
+}
+
+// String redacts the secret.
+func (s SecretConfig) String() string {
+	if s.File != "" {
+		return "{file:" + s.File + "}"
+	}
+	return "{value:<redacted>}"
+}
+
+// Defaults.
+const (
+	DefaultPollInterval   = 200 * time.Millisecond
+	DefaultScanInterval   = 2 * time.Second
+	DefaultLeaseTTL       = 15 * time.Second
+	DefaultStatusInterval = 5 * time.Second
+	DefaultBatchSize      = 200
+	DefaultTimeout        = 10 * time.Second
+	DefaultMaxAge         = 72 * time.Hour
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMax     = 5 * time.Minute
+	DefaultMaxBacklog     = 100_000
+)
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	set(&c.PollInterval, DefaultPollInterval)
+	set(&c.ScanInterval, DefaultScanInterval)
+	set(&c.LeaseTTL, DefaultLeaseTTL)
+	set(&c.StatusInterval, DefaultStatusInterval)
+	set(&c.Delivery.Timeout, DefaultTimeout)
+	set(&c.Delivery.MaxAge, DefaultMaxAge)
+	set(&c.Delivery.BackoffInitial, DefaultBackoffInitial)
+	set(&c.Delivery.BackoffMax, DefaultBackoffMax)
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Delivery.MaxBacklog == 0 {
+		c.Delivery.MaxBacklog = DefaultMaxBacklog
+	}
+	if c.Delivery.BacklogPolicy == "" {
+		c.Delivery.BacklogPolicy = subscription.BacklogAlert
+	}
+	if c.InstanceID == "" {
+		host, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "causeway-notifier"
+	}
+}
+
+// Validate joins every problem, each naming its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("notifier.%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if (c.DSN == "") == (c.DSNFile == "") {
+		bad("dsn", "exactly one of dsn and dsn_file is required")
+	}
+	for _, d := range []struct {
+		path string
+		v    time.Duration
+	}{
+		{"poll_interval", c.PollInterval}, {"scan_interval", c.ScanInterval}, {"lease_ttl", c.LeaseTTL},
+		{"status_interval", c.StatusInterval}, {"delivery.timeout", c.Delivery.Timeout}, {"delivery.max_age", c.Delivery.MaxAge},
+		{"delivery.backoff_initial", c.Delivery.BackoffInitial}, {"delivery.backoff_max", c.Delivery.BackoffMax},
+	} {
+		if d.v <= 0 {
+			bad(d.path, "must be positive")
+		}
+	}
+	if c.LeaseTTL > 0 && c.LeaseTTL < time.Second {
+		bad("lease_ttl", "must be at least 1s")
+	}
+	if c.Delivery.BackoffInitial > c.Delivery.BackoffMax {
+		bad("delivery.backoff_initial", "is larger than delivery.backoff_max")
+	}
+	if c.BatchSize <= 0 || c.BatchSize > 10_000 {
+		bad("batch_size", "must be 1 to 10000")
+	}
+	if c.Delivery.MaxBacklog <= 0 {
+		bad("delivery.max_backlog", "must be positive")
+	}
+	if p := c.Delivery.BacklogPolicy; p != subscription.BacklogAlert && p != subscription.BacklogDeadLetter {
+		bad("delivery.backlog_policy", "must be %q or %q, not %q", subscription.BacklogAlert, subscription.BacklogDeadLetter, p)
+	}
+	if len(c.InstanceID) > 255 {
+		bad("instance_id", "longer than 255 bytes")
+	}
+	names := make([]string, 0, len(c.Secrets))
+	for k := range c.Secrets {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		s := c.Secrets[k]
+		if (s.Value == "") == (s.File == "") {
+			bad("secrets."+k, "exactly one of value and file is required")
+			continue
+		}
+		if s.Value != "" {
+			if _, err := webhook.ParseSecret(s.Value); err != nil {
+				bad("secrets."+k+".value", "%v", err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads the `notifier:` section of the YAML file at path,
+// strictly (unknown keys are errors), with defaults set and validated.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig is LoadConfig on bytes.
+func ParseConfig(b []byte) (Config, error) {
+	var file map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		return Config{}, fmt.Errorf("parse config: %w", err)
+	}
+	var c Config
+	if node, ok := file["notifier"]; ok {
+		raw, err := yaml.Marshal(&node)
+		if err != nil {
+			return Config{}, fmt.Errorf("parse config: notifier: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return Config{}, fmt.Errorf("parse config: notifier: %w", err)
+		}
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// ResolveDSN returns the DSN, reading DSNFile if set.
+func (c Config) ResolveDSN() (string, error) {
+	if c.DSNFile == "" {
+		return c.DSN, nil
+	}
+	b, err := os.ReadFile(c.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("notifier.dsn_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// ResolveSecrets reads every secret.
+func (c Config) ResolveSecrets() (map[string]webhook.Secret, error) {
+	out := make(map[string]webhook.Secret, len(c.Secrets))
+	var errs []error
+	for k, s := range c.Secrets {
+		v := s.Value
+		if s.File != "" {
+			b, err := os.ReadFile(s.File)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("notifier.secrets.%s.file: %w", k, err))
+				continue
+			}
+			v = string(b)
+		}
+		sec, err := webhook.ParseSecret(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("notifier.secrets.%s: %w", k, err))
+			continue
+		}
+		out[k] = sec
+	}
+	return out, errors.Join(errs...)
+}
+
+// policy is a subscription's effective delivery policy.
+type policy struct {
+	timeout, maxAge, backoffInitial, backoffMax time.Duration
+	maxBacklog                                  int
+	backlogPolicy                               string
+}
+
+func (c Config) policyFor(s subscription.Spec) policy {
+	p := policy{
+		timeout: c.Delivery.Timeout, maxAge: c.Delivery.MaxAge, backoffInitial: c.Delivery.BackoffInitial,
+		backoffMax: c.Delivery.BackoffMax, maxBacklog: c.Delivery.MaxBacklog, backlogPolicy: c.Delivery.BacklogPolicy,
+	}
+	d := s.Delivery
+	if d.Timeout > 0 {
+		p.timeout = time.Duration(d.Timeout)
+	}
+	if d.MaxAge > 0 {
+		p.maxAge = time.Duration(d.MaxAge)
+	}
+	if d.BackoffInitial > 0 {
+		p.backoffInitial = time.Duration(d.BackoffInitial)
+	}
+	if d.BackoffMax > 0 {
+		p.backoffMax = time.Duration(d.BackoffMax)
+	}
+	if p.backoffInitial > p.backoffMax {
+		p.backoffInitial = p.backoffMax
+	}
+	if d.MaxBacklog > 0 {
+		p.maxBacklog = d.MaxBacklog
+	}
+	if d.BacklogPolicy != "" {
+		p.backlogPolicy = d.BacklogPolicy
+	}
+	return p
+}

@@ -1,0 +1,311 @@
+package notifier
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// errLeaseLost reports that another instance holds the subscriber now.
+var errLeaseLost = errors.New("lease lost")
+
+// pos is a place in a subscriber's outbox: the next row to deliver.
+type pos struct {
+	seq int64
+	ord int
+}
+
+func (p pos) after() pos { return pos{p.seq, p.ord + 1} }
+
+func (p pos) less(q pos) bool { return p.seq < q.seq || (p.seq == q.seq && p.ord < q.ord) }
+
+// pending is one outbox row read for delivery.
+type pending struct {
+	pos
+	webhookID string
+	queuedAt  time.Time
+	payload   []byte
+}
+
+// subRow is a subscription as the leader stored it.
+type subRow struct {
+	id      string
+	deleted bool
+	spec    []byte
+}
+
+// db wraps the notifier's statements.
+type db struct {
+	sql      *sql.DB
+	instance string
+	ttl      time.Duration
+}
+
+func (d *db) subscriptions(ctx context.Context) ([]subRow, error) {
+	rows, err := d.sql.QueryContext(ctx, "SELECT id, deleted, spec FROM notifier_subscriptions ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []subRow
+	for rows.Next() {
+		var s subRow
+		if err := rows.Scan(&s.id, &s.deleted, &s.spec); err != nil {
+			return nil, fmt.Errorf("list subscriptions: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+func (d *db) subscription(ctx context.Context, id string) (subRow, bool, error) {
+	s := subRow{id: id}
+	err := d.sql.QueryRowContext(ctx, "SELECT deleted, spec FROM notifier_subscriptions WHERE id = ?", id).Scan(&s.deleted, &s.spec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("read subscription %s: %w", id, err)
+	}
+	return s, true, nil
+}
+
+// acquire takes the lease of subscriber id if it is free, expired or
+// already ours, and returns its cursor.
+func (d *db) acquire(ctx context.Context, id string) (pos, bool, error) {
+	if _, err := d.sql.ExecContext(ctx, "INSERT IGNORE INTO notifier_cursors (subscription_id, updated_at) VALUES (?, UTC_TIMESTAMP(6))", id); err != nil {
+		return pos{}, false, fmt.Errorf("create cursor of %s: %w", id, err)
+	}
+	res, err := d.sql.ExecContext(ctx,
+		`UPDATE notifier_cursors SET lease_owner = ?, lease_expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
+		 WHERE subscription_id = ? AND (lease_owner = ? OR lease_expires < UTC_TIMESTAMP(6))`,
+		d.instance, d.ttl.Microseconds(), id, d.instance)
+	if err != nil {
+		return pos{}, false, fmt.Errorf("acquire lease of %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return pos{}, false, nil
+	}
+	var p pos
+	if err := d.sql.QueryRowContext(ctx, "SELECT next_seq, next_ord FROM notifier_cursors WHERE subscription_id = ?", id).Scan(&p.seq, &p.ord); err != nil {
+		return pos{}, false, fmt.Errorf("read cursor of %s: %w", id, err)
+	}
+	return p, true, nil
+}
+
+// checkLease runs inside tx: it extends our lease, failing with
+// errLeaseLost if the lease is no longer ours. The new expiry always
+// differs from the stored one, so RowsAffected is 1 exactly when it is ours.
+func (d *db) checkLease(ctx context.Context, tx *sql.Tx, id string) error {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE notifier_cursors SET lease_expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
+		 WHERE subscription_id = ? AND lease_owner = ? AND lease_expires >= UTC_TIMESTAMP(6)`,
+		d.ttl.Microseconds(), id, d.instance)
+	if err != nil {
+		return fmt.Errorf("renew lease of %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("subscriber %s: %w", id, errLeaseLost)
+	}
+	return nil
+}
+
+func (d *db) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	tx, err := d.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", what, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return nil
+}
+
+func (d *db) renew(ctx context.Context, id string) error {
+	return d.inTx(ctx, "renew lease of "+id, func(tx *sql.Tx) error { return d.checkLease(ctx, tx, id) })
+}
+
+// release gives the lease up so another instance takes over at once.
+func (d *db) release(ctx context.Context, id string) error {
+	_, err := d.sql.ExecContext(ctx,
+		"UPDATE notifier_cursors SET lease_owner = '', lease_expires = '1970-01-01 00:00:00' WHERE subscription_id = ? AND lease_owner = ?",
+		id, d.instance)
+	if err != nil {
+		return fmt.Errorf("release lease of %s: %w", id, err)
+	}
+	return nil
+}
+
+const afterCursor = "subscription_id = ? AND (seq > ? OR (seq = ? AND ord >= ?))"
+
+// fetch reads up to n rows from p on.
+func (d *db) fetch(ctx context.Context, id string, p pos, n int) ([]pending, error) {
+	rows, err := d.sql.QueryContext(ctx,
+		"SELECT seq, ord, webhook_id, queued_at, payload FROM notifier_outbox WHERE "+afterCursor+" ORDER BY seq, ord LIMIT ?",
+		id, p.seq, p.seq, p.ord, n)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []pending
+	for rows.Next() {
+		var r pending
+		if err := rows.Scan(&r.seq, &r.ord, &r.webhookID, &r.queuedAt, &r.payload); err != nil {
+			return nil, fmt.Errorf("read outbox of %s: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// progress is what a worker writes with its cursor.
+type progress struct {
+	delivered   int64
+	failing     bool // the subscriber is failing now
+	lastError   string
+	succeededAt time.Time
+}
+
+// advance moves the cursor from old to p, deletes the delivered rows
+// (behind p), and records progress, all under our lease.
+func (d *db) advance(ctx context.Context, id string, old, p pos, pr progress) error {
+	return d.inTx(ctx, "advance cursor of "+id, func(tx *sql.Tx) error {
+		if err := d.checkLease(ctx, tx, id); err != nil {
+			return err
+		}
+		var succ any
+		if !pr.succeededAt.IsZero() {
+			succ = pr.succeededAt.UTC()
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE notifier_cursors SET next_seq = ?, next_ord = ?, delivered = delivered + ?,
+			   failing_since = IF(?, COALESCE(failing_since, UTC_TIMESTAMP(6)), NULL),
+			   last_error = IF(?, ?, last_error),
+			   last_success_at = COALESCE(?, last_success_at), updated_at = UTC_TIMESTAMP(6)
+			 WHERE subscription_id = ?`,
+			p.seq, p.ord, pr.delivered, pr.failing, pr.failing, truncate(pr.lastError, 1024), succ, id); err != nil {
+			return fmt.Errorf("advance cursor of %s: %w", id, err)
+		}
+		if old.less(p) {
+			if _, err := tx.ExecContext(ctx,
+				"DELETE FROM notifier_outbox WHERE subscription_id = ? AND (seq < ? OR (seq = ? AND ord < ?))",
+				id, p.seq, p.seq, p.ord); err != nil {
+				return fmt.Errorf("delete delivered rows of %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// deadLetter moves the rows from cursor p through last (inclusive; all
+// pending rows when last is nil) to the dead-letter table with reason, and
+// returns the new cursor and the number of rows moved.
+func (d *db) deadLetter(ctx context.Context, id string, p pos, last *pos, reason string) (pos, int64, error) {
+	np, moved := p, int64(0)
+	err := d.inTx(ctx, "dead-letter rows of "+id, func(tx *sql.Tx) error {
+		if err := d.checkLease(ctx, tx, id); err != nil {
+			return err
+		}
+		end := last
+		if end == nil {
+			var e pos
+			err := tx.QueryRowContext(ctx, "SELECT seq, ord FROM notifier_outbox WHERE "+afterCursor+" ORDER BY seq DESC, ord DESC LIMIT 1",
+				id, p.seq, p.seq, p.ord).Scan(&e.seq, &e.ord)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("dead-letter rows of %s: %w", id, err)
+			}
+			end = &e
+		}
+		const through = afterCursor + " AND (seq < ? OR (seq = ? AND ord <= ?))"
+		args := []any{id, p.seq, p.seq, p.ord, end.seq, end.seq, end.ord}
+		res, err := tx.ExecContext(ctx,
+			`INSERT IGNORE INTO notifier_dead_letters (subscription_id, seq, ord, webhook_id, recorded_at, queued_at, payload, reason, dead_at)
+			 SELECT subscription_id, seq, ord, webhook_id, recorded_at, queued_at, payload, ?, UTC_TIMESTAMP(6) FROM notifier_outbox
+			 WHERE `+through+` ORDER BY seq, ord`,
+			append([]any{truncate(reason, 1024)}, args...)...)
+		if err != nil {
+			return fmt.Errorf("dead-letter rows of %s: %w", id, err)
+		}
+		moved, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, "DELETE FROM notifier_outbox WHERE "+through, args...); err != nil {
+			return fmt.Errorf("dead-letter rows of %s: delete: %w", id, err)
+		}
+		np = end.after()
+		if _, err := tx.ExecContext(ctx,
+			"UPDATE notifier_cursors SET next_seq = ?, next_ord = ?, dead_lettered = dead_lettered + ?, updated_at = UTC_TIMESTAMP(6) WHERE subscription_id = ?",
+			np.seq, np.ord, moved, id); err != nil {
+			return fmt.Errorf("dead-letter rows of %s: cursor: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return p, 0, err
+	}
+	return np, moved, nil
+}
+
+// backlog counts the rows from p on and finds the oldest one's queue time.
+func (d *db) backlog(ctx context.Context, id string, p pos) (int64, time.Time, error) {
+	var n int64
+	var oldest sql.NullTime
+	if err := d.sql.QueryRowContext(ctx, "SELECT COUNT(*), MIN(queued_at) FROM notifier_outbox WHERE "+afterCursor,
+		id, p.seq, p.seq, p.ord).Scan(&n, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("count backlog of %s: %w", id, err)
+	}
+	return n, oldest.Time, nil
+}
+
+// nth returns the position of the k-th pending row from p (k >= 1).
+func (d *db) nth(ctx context.Context, id string, p pos, k int64) (pos, error) {
+	var e pos
+	if err := d.sql.QueryRowContext(ctx, "SELECT seq, ord FROM notifier_outbox WHERE "+afterCursor+" ORDER BY seq, ord LIMIT 1 OFFSET ?",
+		id, p.seq, p.seq, p.ord, k-1).Scan(&e.seq, &e.ord); err != nil {
+		return pos{}, fmt.Errorf("find row %d of %s: %w", k, id, err)
+	}
+	return e, nil
+}
+
+func (d *db) recordStatus(ctx context.Context, id string, backlog int64, oldest time.Time) error {
+	var o any
+	if !oldest.IsZero() {
+		o = oldest
+	}
+	if _, err := d.sql.ExecContext(ctx,
+		"UPDATE notifier_cursors SET backlog = ?, oldest_queued_at = ? WHERE subscription_id = ? AND lease_owner = ?",
+		backlog, o, id, d.instance); err != nil {
+		return fmt.Errorf("record status of %s: %w", id, err)
+	}
+	return nil
+}
+
+func (d *db) recordFailure(ctx context.Context, id string, msg string) error {
+	if _, err := d.sql.ExecContext(ctx,
+		`UPDATE notifier_cursors SET failing_since = COALESCE(failing_since, UTC_TIMESTAMP(6)), last_error = ?, updated_at = UTC_TIMESTAMP(6)
+		 WHERE subscription_id = ? AND lease_owner = ?`,
+		truncate(msg, 1024), id, d.instance); err != nil {
+		return fmt.Errorf("record failure of %s: %w", id, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,481 @@
+// Package notifier is the `causeway notifier` service: it drains the outbox
+// the leader writes (package outbox) to each subscriber's webhook, strictly
+// in order, at least once, and never drops a row silently (invariant 5 of
+// DESIGN.md).
+//
+// Per subscriber, a cursor row holds the next row to deliver; rows behind
+// it are deleted with each cursor move, so nothing is updated per row.
+// Several instances may run: a subscriber is drained by the instance that
+// holds its lease (lease_owner/lease_expires on the cursor row, in the
+// database's clock, renewed every LeaseTTL/3 and checked in the same
+// transaction as every cursor move); an instance that dies loses its leases
+// after LeaseTTL and another takes over from the stored cursor. A delivery
+// whose cursor move was not committed is sent again — with the same
+// webhook-id, which receivers dedup on.
+//
+// A failing subscriber is retried with capped exponential backoff and
+// jitter, on its own goroutine, so it blocks only itself; a success drains
+// what is pending at once. A row older than its max age is moved to the
+// dead-letter table (with the reason) and the subscriber moves on; so are,
+// under backlog_policy dead_letter, the oldest rows beyond max_backlog, and
+// the pending rows of a deleted subscription. `causeway webhooks redrive`
+// sends dead letters again. A backlog over max_backlog is logged, exported
+// (causeway_notifier_backlog_over_limit) and shown by `webhooks status`.
+package notifier
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/notifier/webhook"
+)
+
+// Deps are the notifier's collaborators.
+type Deps struct {
+	DB         *sql.DB
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Client sends the requests (default: a client with no overall timeout;
+	// each attempt is bounded by the policy's timeout).
+	Client *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Jitter returns a number in [0, 1) (default math/rand/v2).
+	Jitter func() float64
+}
+
+// Notifier is one notifier instance.
+type Notifier struct {
+	cfg     Config
+	db      *db
+	log     *slog.Logger
+	m       *metrics
+	sender  *webhook.Sender
+	secrets map[string]webhook.Secret
+	now     func() time.Time
+	jitter  func() float64
+}
+
+// New validates cfg and prepares an instance; it starts nothing.
+func New(cfg Config, deps Deps) (*Notifier, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.DB == nil {
+		return nil, errors.New("notifier: a database is required")
+	}
+	secrets, err := cfg.ResolveSecrets()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	n := &Notifier{
+		cfg: cfg, db: &db{sql: deps.DB, instance: cfg.InstanceID, ttl: cfg.LeaseTTL}, m: m, secrets: secrets,
+		log: deps.Logger, now: deps.Now, jitter: deps.Jitter,
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.log = n.log.With("component", "notifier", "instance", cfg.InstanceID)
+	if n.now == nil {
+		n.now = time.Now
+	}
+	if n.jitter == nil {
+		n.jitter = rand.Float64
+	}
+	client := deps.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	n.sender = &webhook.Sender{Client: client, Now: n.now, UserAgent: cfg.UserAgent}
+	return n, nil
+}
+
+// Run drains subscribers until ctx ends; it returns nil then, after giving
+// its leases up.
+func (n *Notifier) Run(ctx context.Context) error {
+	type running struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	workers := map[string]*running{}
+	exited := make(chan string, 64)
+	var wg sync.WaitGroup
+	defer func() {
+		for _, w := range workers {
+			w.cancel()
+		}
+		wg.Wait()
+	}()
+	scan := time.NewTicker(n.cfg.ScanInterval)
+	defer scan.Stop()
+	for {
+		subs, err := n.db.subscriptions(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("scan subscriptions", "err", err)
+		}
+		for _, s := range subs {
+			if _, ok := workers[s.id]; ok {
+				continue
+			}
+			if s.deleted && !n.hasPending(ctx, s.id) {
+				continue
+			}
+			p, ok, err := n.db.acquire(ctx, s.id)
+			if err != nil {
+				if ctx.Err() == nil {
+					n.log.Warn("acquire lease", "subscription", s.id, "err", err)
+				}
+				continue
+			}
+			if !ok {
+				continue
+			}
+			wctx, cancel := context.WithCancel(ctx)
+			w := &running{cancel: cancel, done: make(chan struct{})}
+			workers[s.id] = w
+			n.m.leases.Inc()
+			wg.Add(1)
+			go func(id string) {
+				defer wg.Done()
+				defer func() {
+					select {
+					case exited <- id:
+					case <-ctx.Done():
+					}
+				}()
+				n.drain(wctx, id, p)
+			}(s.id)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-exited:
+			if w, ok := workers[id]; ok {
+				w.cancel()
+				delete(workers, id)
+				n.m.leases.Dec()
+			}
+		case <-scan.C:
+		}
+	}
+}
+
+func (n *Notifier) hasPending(ctx context.Context, id string) bool {
+	var one int
+	err := n.db.sql.QueryRowContext(ctx, "SELECT 1 FROM notifier_outbox WHERE subscription_id = ? LIMIT 1", id).Scan(&one)
+	return err == nil
+}
+
+// worker is the state of one drained subscriber; it is owned by drain's
+// goroutine.
+type worker struct {
+	n         *Notifier
+	id        string
+	log       *slog.Logger
+	cur       pos // the stored cursor
+	spec      subscription.Spec
+	deleted   bool
+	pol       policy
+	loadedAt  time.Time
+	renewedAt time.Time
+	countedAt time.Time
+	overLimit bool
+}
+
+// drain delivers subscriber id's rows from cursor p while it holds the
+// lease, then releases it.
+func (n *Notifier) drain(ctx context.Context, id string, p pos) {
+	w := &worker{n: n, id: id, cur: p, log: n.log.With("subscription", id), renewedAt: n.now()}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := n.db.release(rctx, id); err != nil {
+			w.log.Warn("release lease", "err", err)
+		}
+	}()
+	w.log.Info("draining subscriber", "next_seq", p.seq, "next_ord", p.ord)
+	if err := w.run(ctx); err != nil && ctx.Err() == nil {
+		if errors.Is(err, errLeaseLost) {
+			w.log.Warn("lease lost; another instance drains the subscriber", "err", err)
+		} else {
+			w.log.Error("subscriber worker stopped", "err", err)
+		}
+	}
+}
+
+func (w *worker) run(ctx context.Context) error {
+	n := w.n
+	for ctx.Err() == nil {
+		if err := w.housekeep(ctx); err != nil {
+			return err
+		}
+		if w.deleted {
+			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, nil, "subscription deleted")
+			if err != nil {
+				return err
+			}
+			w.cur = np
+			if moved > 0 {
+				n.m.deadLettered.WithLabelValues(w.id, "deleted").Add(float64(moved))
+				w.log.Warn("subscription deleted with rows pending; moved them to the dead-letter table", "rows", moved)
+			}
+			return nil
+		}
+		rows, err := n.db.fetch(ctx, w.id, w.cur, n.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			if !sleep(ctx, n.cfg.PollInterval) {
+				return nil
+			}
+			continue
+		}
+		if err := w.deliverBatch(ctx, rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// housekeep renews the lease, reloads the spec and counts the backlog when
+// they are due.
+func (w *worker) housekeep(ctx context.Context) error {
+	n := w.n
+	now := n.now()
+	if now.Sub(w.renewedAt) >= n.cfg.LeaseTTL/3 {
+		if err := n.db.renew(ctx, w.id); err != nil {
+			return err
+		}
+		w.renewedAt = now
+	}
+	if w.loadedAt.IsZero() || now.Sub(w.loadedAt) >= n.cfg.ScanInterval {
+		s, ok, err := n.db.subscription(ctx, w.id)
+		if err != nil {
+			return err
+		}
+		w.loadedAt = now
+		if !ok || s.deleted {
+			w.deleted = true
+			return nil
+		}
+		spec, err := subscription.Decode(s.spec)
+		if err != nil {
+			// The leader stores only specs the registry accepted.
+			return fmt.Errorf("stored spec of %s: %w", w.id, err)
+		}
+		w.spec, w.pol = spec, n.cfg.policyFor(spec)
+	}
+	if w.countedAt.IsZero() || now.Sub(w.countedAt) >= n.cfg.StatusInterval {
+		if err := w.count(ctx); err != nil {
+			return err
+		}
+		w.countedAt = now
+	}
+	return nil
+}
+
+// count measures the backlog, exports it, and applies the backlog policy.
+func (w *worker) count(ctx context.Context) error {
+	n := w.n
+	backlog, oldest, err := n.db.backlog(ctx, w.id, w.cur)
+	if err != nil {
+		return err
+	}
+	if over := backlog > int64(w.pol.maxBacklog); over {
+		if !w.overLimit {
+			w.log.Error("subscriber backlog over its limit", "backlog", backlog, "max_backlog", w.pol.maxBacklog, "policy", w.pol.backlogPolicy)
+		}
+		w.overLimit = true
+		if w.pol.backlogPolicy == subscription.BacklogDeadLetter {
+			excess := backlog - int64(w.pol.maxBacklog)
+			last, err := n.db.nth(ctx, w.id, w.cur, excess)
+			if err != nil {
+				return err
+			}
+			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, &last, fmt.Sprintf("backlog over max_backlog %d", w.pol.maxBacklog))
+			if err != nil {
+				return err
+			}
+			w.cur = np
+			n.m.deadLettered.WithLabelValues(w.id, "backlog").Add(float64(moved))
+			w.log.Error("moved the oldest rows beyond max_backlog to the dead-letter table", "rows", moved)
+			backlog -= moved
+			if backlog, oldest, err = n.db.backlog(ctx, w.id, w.cur); err != nil {
+				return err
+			}
+		}
+	} else if w.overLimit {
+		w.log.Info("subscriber backlog back under its limit", "backlog", backlog)
+		w.overLimit = false
+	}
+	n.m.backlog.WithLabelValues(w.id).Set(float64(backlog))
+	age := 0.0
+	if !oldest.IsZero() {
+		age = max(0, n.now().Sub(oldest).Seconds())
+	}
+	n.m.oldestAge.WithLabelValues(w.id).Set(age)
+	ol := 0.0
+	if w.overLimit {
+		ol = 1
+	}
+	n.m.overLimit.WithLabelValues(w.id).Set(ol)
+	return n.db.recordStatus(ctx, w.id, backlog, oldest)
+}
+
+// flushEvery bounds the deliveries between cursor moves in a healthy run,
+// which bounds the repeats after a crash.
+const flushEvery = 50
+
+// deliverBatch sends rows in order; it returns with the cursor stored past
+// the last one delivered or dead-lettered.
+func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
+	n := w.n
+	next := w.cur
+	var delivered int64
+	var lastOK time.Time
+	flush := func(failing bool, msg string) error {
+		if next == w.cur && delivered == 0 && !failing {
+			return nil
+		}
+		if err := n.db.advance(ctx, w.id, w.cur, next, progress{delivered: delivered, failing: failing, lastError: msg, succeededAt: lastOK}); err != nil {
+			return err
+		}
+		w.cur, delivered, lastOK = next, 0, time.Time{}
+		w.renewedAt = n.now()
+		return nil
+	}
+	for _, r := range rows {
+		attempt := 0
+		for {
+			if err := w.housekeep(ctx); err != nil {
+				return err
+			}
+			if w.deleted {
+				return flush(false, "")
+			}
+			if ctx.Err() != nil {
+				return flush(false, "")
+			}
+			if age := n.now().Sub(r.queuedAt); age > w.pol.maxAge {
+				if err := flush(false, ""); err != nil {
+					return err
+				}
+				rp := r.pos
+				np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, &rp, fmt.Sprintf("undelivered after %s (max_age %s)", age.Round(time.Second), w.pol.maxAge))
+				if err != nil {
+					return err
+				}
+				w.cur, next = np, np
+				n.m.deadLettered.WithLabelValues(w.id, "expired").Add(float64(moved))
+				w.log.Error("row expired undelivered; moved to the dead-letter table", "seq", r.seq, "ord", r.ord, "webhook_id", r.webhookID, "max_age", w.pol.maxAge)
+				break
+			}
+			var err error
+			secret, hasSecret := n.secrets[w.spec.SecretRef]
+			if w.spec.SecretRef != "" && !hasSecret {
+				err = fmt.Errorf("secret_ref %q is not in notifier.secrets", w.spec.SecretRef)
+			} else {
+				n.m.attempts.WithLabelValues(w.id).Inc()
+				err = n.sender.Send(ctx, webhook.Request{
+					URL: w.spec.URL, ID: r.webhookID, Body: r.payload, Headers: w.spec.Headers, Secret: secret, Timeout: w.pol.timeout,
+				})
+			}
+			if err == nil {
+				now := n.now()
+				n.m.delivered.WithLabelValues(w.id).Inc()
+				n.m.latency.WithLabelValues(w.id).Observe(max(0, now.Sub(r.queuedAt).Seconds()))
+				if attempt > 0 {
+					w.log.Info("subscriber recovered", "attempts", attempt+1, "webhook_id", r.webhookID)
+				}
+				next, delivered, lastOK = r.after(), delivered+1, now
+				if delivered >= flushEvery || attempt > 0 {
+					if err := flush(false, ""); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				return flush(false, "")
+			}
+			n.m.failures.WithLabelValues(w.id).Inc()
+			if attempt == 0 {
+				w.log.Warn("delivery failed; retrying with backoff", "webhook_id", r.webhookID, "seq", r.seq, "err", err)
+				if err := flush(true, err.Error()); err != nil {
+					return err
+				}
+				if err := n.db.recordFailure(ctx, w.id, err.Error()); err != nil {
+					return err
+				}
+			}
+			d := w.backoff(attempt)
+			attempt++
+			if attempt%10 == 0 {
+				w.log.Warn("subscriber still failing", "attempts", attempt, "webhook_id", r.webhookID, "err", err, "next_in", d)
+				if err := n.db.recordFailure(ctx, w.id, err.Error()); err != nil {
+					return err
+				}
+			}
+			if !w.wait(ctx, d) {
+				return flush(false, "")
+			}
+		}
+	}
+	return flush(false, "")
+}
+
+// backoff is min(initial*2^attempt, max), with jitter over its upper half.
+func (w *worker) backoff(attempt int) time.Duration {
+	d := w.pol.backoffInitial
+	for i := 0; i < attempt && d < w.pol.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, w.pol.backoffMax)
+	return d/2 + time.Duration(w.n.jitter()*float64(d/2))
+}
+
+// wait sleeps d, renewing the lease as it goes; false if ctx ended.
+func (w *worker) wait(ctx context.Context, d time.Duration) bool {
+	step := w.n.cfg.LeaseTTL / 3
+	for d > 0 {
+		s := min(d, step)
+		if !sleep(ctx, s) {
+			return false
+		}
+		d -= s
+		if d > 0 {
+			if err := w.n.db.renew(ctx, w.id); err != nil {
+				return false
+			}
+			w.renewedAt = w.n.now()
+		}
+	}
+	return true
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

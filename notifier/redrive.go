@@ -1,0 +1,154 @@
+package notifier
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/notifier/webhook"
+)
+
+// DeadLetter is a row in the dead-letter table.
+type DeadLetter struct {
+	ID             int64     `json:"id"`
+	SubscriptionID string    `json:"subscription_id"`
+	Seq            int64     `json:"seq"`
+	Ord            int       `json:"ord"`
+	WebhookID      string    `json:"webhook_id"`
+	QueuedAt       time.Time `json:"queued_at"`
+	DeadAt         time.Time `json:"dead_at"`
+	Reason         string    `json:"reason"`
+}
+
+// DeadLetters lists dead letters (subscription "" for all), oldest first.
+func DeadLetters(ctx context.Context, sqldb *sql.DB, subscriptionID string, limit int) ([]DeadLetter, error) {
+	q := "SELECT id, subscription_id, seq, ord, webhook_id, queued_at, dead_at, reason FROM notifier_dead_letters"
+	args := []any{}
+	if subscriptionID != "" {
+		q += " WHERE subscription_id = ?"
+		args = append(args, subscriptionID)
+	}
+	q += " ORDER BY id LIMIT ?"
+	args = append(args, limit)
+	rows, err := sqldb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var d DeadLetter
+		if err := rows.Scan(&d.ID, &d.SubscriptionID, &d.Seq, &d.Ord, &d.WebhookID, &d.QueuedAt, &d.DeadAt, &d.Reason); err != nil {
+			return nil, fmt.Errorf("list dead letters: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// RedriveResult counts what Redrive did.
+type RedriveResult struct {
+	Sent, Failed int
+}
+
+// Redrive sends the dead letters of subscriptionID ("" for all), oldest
+// first, to their subscription's current URL with their original
+// webhook-id, deleting each once delivered. A subscriber that fails is
+// skipped for the rest of the run (its letters stay). Deleted
+// subscriptions' letters stay too.
+func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client, subscriptionID string) (RedriveResult, error) {
+	cfg.SetDefaults()
+	secrets, err := cfg.ResolveSecrets()
+	if err != nil {
+		return RedriveResult{}, err
+	}
+	if client == nil {
+		client = &http.Client{}
+	}
+	sender := &webhook.Sender{Client: client, UserAgent: cfg.UserAgent}
+	d := &db{sql: sqldb}
+	var res RedriveResult
+	failed := map[string]bool{}
+	var after int64
+	for {
+		q := "SELECT id, subscription_id, webhook_id, payload FROM notifier_dead_letters WHERE id > ?"
+		args := []any{after}
+		if subscriptionID != "" {
+			q += " AND subscription_id = ?"
+			args = append(args, subscriptionID)
+		}
+		rows, err := sqldb.QueryContext(ctx, q+" ORDER BY id LIMIT 100", args...)
+		if err != nil {
+			return res, fmt.Errorf("read dead letters: %w", err)
+		}
+		type letter struct {
+			id        int64
+			sub, whid string
+			payload   []byte
+		}
+		var batch []letter
+		for rows.Next() {
+			var l letter
+			if err := rows.Scan(&l.id, &l.sub, &l.whid, &l.payload); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("read dead letters: %w", err)
+			}
+			batch = append(batch, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return res, fmt.Errorf("read dead letters: %w", err)
+		}
+		if len(batch) == 0 {
+			return res, nil
+		}
+		for _, l := range batch {
+			after = l.id
+			if failed[l.sub] {
+				res.Failed++
+				continue
+			}
+			s, ok, err := d.subscription(ctx, l.sub)
+			if err != nil {
+				return res, err
+			}
+			if !ok || s.deleted {
+				failed[l.sub] = true
+				res.Failed++
+				continue
+			}
+			spec, err := subscription.Decode(s.spec)
+			if err != nil {
+				return res, fmt.Errorf("stored spec of %s: %w", l.sub, err)
+			}
+			secret, has := secrets[spec.SecretRef]
+			if spec.SecretRef != "" && !has {
+				return res, fmt.Errorf("subscription %s: secret_ref %q is not in notifier.secrets", l.sub, spec.SecretRef)
+			}
+			pol := cfg.policyFor(spec)
+			if err := sender.Send(ctx, webhook.Request{URL: spec.URL, ID: l.whid, Body: l.payload, Headers: spec.Headers, Secret: secret, Timeout: pol.timeout}); err != nil {
+				failed[l.sub] = true
+				res.Failed++
+				continue
+			}
+			if _, err := sqldb.ExecContext(ctx, "DELETE FROM notifier_dead_letters WHERE id = ?", l.id); err != nil {
+				return res, fmt.Errorf("delete redriven dead letter %d: %w", l.id, err)
+			}
+			res.Sent++
+		}
+	}
+}
+
+func specOf(raw []byte) subscription.Spec {
+	if len(raw) == 0 {
+		return subscription.Spec{}
+	}
+	s, _ := subscription.Decode(raw)
+	return s
+}
