@@ -21,6 +21,11 @@ type View struct {
 	Relationship func(rel string) bool
 	// Vertex, when set, keeps only the vertices it accepts.
 	Vertex func(v *Vertex) bool
+	// vertex, when set, is a further test of vertices, on the internal form.
+	vertex func(v *vertex) bool
+	// edge, when set, is a further test of edges (RCA's rule for deleted
+	// causal edges).
+	edge func(from VertexID, e *edge) bool
 }
 
 var _ gg.Directed = (*View)(nil)
@@ -57,6 +62,9 @@ func (w *View) vertexOK(v *vertex) bool {
 	if v == nil || (v.deleted && !w.IncludeDeleted) {
 		return false
 	}
+	if w.vertex != nil && !w.vertex(v) {
+		return false
+	}
 	if w.Vertex != nil {
 		x := v.export()
 		return w.Vertex(&x)
@@ -64,11 +72,14 @@ func (w *View) vertexOK(v *vertex) bool {
 	return true
 }
 
-func (w *View) edgeOK(e *edge) bool {
+func (w *View) edgeOK(from VertexID, e *edge) bool {
 	if e.deleted && !w.IncludeDeleted {
 		return false
 	}
-	return w.Relationship == nil || w.Relationship(e.rel)
+	if w.Relationship != nil && !w.Relationship(e.rel) {
+		return false
+	}
+	return w.edge == nil || w.edge(from, e)
 }
 
 // Node implements gonum's graph.Graph.
@@ -100,7 +111,7 @@ func (w *View) From(id int64) gg.Nodes {
 	var ns []gg.Node
 	for i := range v.out {
 		e := &v.out[i]
-		if (len(ns) > 0 && ns[len(ns)-1].ID() == int64(e.to)) || !w.edgeOK(e) || !w.vertexOK(w.g.get(e.to)) {
+		if (len(ns) > 0 && ns[len(ns)-1].ID() == int64(e.to)) || !w.edgeOK(v.id, e) || !w.vertexOK(w.g.get(e.to)) {
 			continue
 		}
 		ns = append(ns, Node(e.to))
@@ -139,7 +150,7 @@ func (w *View) line(from, to VertexID) []string {
 	var rels []string
 	i, _ := fv.findOut(to, "")
 	for ; i < len(fv.out) && fv.out[i].to == to; i++ {
-		if w.edgeOK(&fv.out[i]) {
+		if w.edgeOK(from, &fv.out[i]) {
 			rels = append(rels, fv.out[i].rel)
 		}
 	}
@@ -163,4 +174,15 @@ func (w *View) Edge(uid, vid int64) gg.Edge {
 		return nil
 	}
 	return Line{F: Node(uid), T: Node(vid), Relationships: rels}
+}
+
+func nodesOf(ids []int64) gg.Nodes {
+	if len(ids) == 0 {
+		return gg.Empty
+	}
+	ns := make([]gg.Node, len(ids))
+	for i, id := range ids {
+		ns[i] = Node(id)
+	}
+	return iterator.NewOrderedNodes(ns)
 }

@@ -89,7 +89,9 @@ func TestFromStateRejectsInconsistentState(t *testing.T) {
 		{"duplicate key", func(s *State) { s.Vertices[1].Type, s.Vertices[1].ExternalID = "nova.host", "h1" }, "share the key"},
 		{"category", func(s *State) { s.Vertices[0].Category = "X" }, "category"},
 		{"dangling edge", func(s *State) { s.Vertices[0].Out[0].To = 9 }, "no vertex"},
-		{"unsorted edges", func(s *State) { s.Vertices[0].Out[0], s.Vertices[0].Out[1] = s.Vertices[0].Out[1], s.Vertices[0].Out[0] }, "not sorted"},
+		{"unsorted edges", func(s *State) {
+			s.Vertices[0].Out[0], s.Vertices[0].Out[1] = s.Vertices[0].Out[1], s.Vertices[0].Out[0]
+		}, "not sorted"},
 		{"unsorted owners", func(s *State) {
 			s.Vertices[0].Out[0].Owners = []Owner{{Entity: 2, Source: "a"}, {Entity: 1, Source: "a"}}
 		}, "owners"},

@@ -1,0 +1,438 @@
+package graph
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+
+	gg "gonum.org/v1/gonum/graph"
+	"gonum.org/v1/gonum/graph/traverse"
+)
+
+// Filter selects vertices. Zero fields match everything; deleted vertices
+// match only with IncludeDeleted.
+type Filter struct {
+	// Category is CategoryResource or CategoryAlarm.
+	Category string
+	// Types, when not empty, are the accepted types.
+	Types []string
+	// Properties must all be equal. Keys are Vitrage's property names for
+	// the built-in fields (vitrage_type, name, state, vitrage_operational_state,
+	// severity, project_id, vitrage_is_placeholder, ...; see VertexMap) or
+	// names of free properties; values compare as strings ("true"/"false"
+	// for flags).
+	Properties map[string]string
+	// ProjectID, when set, is the project_id the vertex must have.
+	ProjectID string
+	// IncludeDeleted also matches deleted vertices.
+	IncludeDeleted bool
+}
+
+// match reports whether v passes f.
+func (f *Filter) match(v *vertex) bool {
+	switch {
+	case v.deleted && !f.IncludeDeleted,
+		f.Category != "" && v.category != f.Category,
+		len(f.Types) > 0 && !slices.Contains(f.Types, v.typ),
+		f.ProjectID != "" && v.project != f.ProjectID:
+		return false
+	}
+	for k, want := range f.Properties {
+		if got, ok := propertyOf(v, k); !ok || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// propertyOf returns a vertex property by its Vitrage name.
+func propertyOf(v *vertex, k string) (string, bool) {
+	switch k {
+	case "vitrage_id":
+		return strconv.FormatInt(int64(v.id), 10), true
+	case "vitrage_category":
+		return v.category, true
+	case "vitrage_type":
+		return v.typ, true
+	case "id":
+		return v.ext, true
+	case "name":
+		return v.name, true
+	case "state":
+		return v.state, true
+	case "severity":
+		return v.severity, true
+	case "vitrage_state":
+		return v.deduced, true
+	case "vitrage_aggregated_state", "vitrage_aggregated_severity":
+		return v.agg, true
+	case "vitrage_operational_state", "vitrage_operational_severity":
+		return v.op, true
+	case "project_id":
+		return v.project, true
+	case "vitrage_datasource_name":
+		return v.source, true
+	case "vitrage_is_deleted":
+		return strconv.FormatBool(v.deleted), true
+	case "vitrage_is_placeholder":
+		return strconv.FormatBool(v.placeholder), true
+	case "vitrage_is_marked_down":
+		return strconv.FormatBool(v.markedDwn), true
+	}
+	i, ok := slices.BinarySearchFunc(v.props, k, func(p prop, k string) int {
+		switch {
+		case p.k < k:
+			return -1
+		case p.k > k:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return "", false
+	}
+	return v.props[i].v, true
+}
+
+// Find returns the vertices that pass f, ascending by id.
+func (g *Graph) Find(f Filter) []Vertex {
+	var out []Vertex
+	for _, v := range g.verts {
+		if v == nil || (v.deleted && !f.IncludeDeleted) {
+			continue
+		}
+		if f.match(v) {
+			out = append(out, v.export())
+		}
+	}
+	return out
+}
+
+// Direction selects edges by their direction seen from a vertex.
+type Direction int
+
+// Directions.
+const (
+	Both Direction = iota
+	Outgoing
+	Incoming
+)
+
+// NeighbourQuery selects the neighbours of a vertex.
+type NeighbourQuery struct {
+	Direction Direction
+	// Relationships, when not empty, are the accepted relationships.
+	Relationships []string
+	// IncludeDeleted also follows deleted edges to deleted vertices.
+	IncludeDeleted bool
+}
+
+// Neighbour is a vertex next to another and the edge between them.
+type Neighbour struct {
+	Vertex Vertex
+	Edge   Edge
+}
+
+// Neighbours returns the neighbours of id with the edges that lead to them:
+// outgoing edges first (by target, relationship), then incoming ones (by
+// source, relationship). A vertex linked by several edges appears once per
+// edge.
+func (g *Graph) Neighbours(id VertexID, q NeighbourQuery) []Neighbour {
+	var out []Neighbour
+	add := func(e Edge, other VertexID) {
+		if e.IsDeleted && !q.IncludeDeleted {
+			return
+		}
+		if len(q.Relationships) > 0 && !slices.Contains(q.Relationships, e.Relationship) {
+			return
+		}
+		v := g.get(other)
+		if v.deleted && !q.IncludeDeleted {
+			return
+		}
+		out = append(out, Neighbour{Vertex: v.export(), Edge: e})
+	}
+	if q.Direction != Incoming {
+		for _, e := range g.Out(id) {
+			add(e, e.To)
+		}
+	}
+	if q.Direction != Outgoing {
+		for _, e := range g.In(id) {
+			add(e, e.From)
+		}
+	}
+	return out
+}
+
+// AlarmResource returns the resource an alarm is `on`: the lowest-id target
+// of a live `on` edge, else of a deleted one (a cleared alarm keeps its
+// resource).
+func (g *Graph) AlarmResource(alarm VertexID) (Vertex, bool) {
+	v := g.get(alarm)
+	if v == nil || v.category != CategoryAlarm {
+		return Vertex{}, false
+	}
+	var deleted *vertex
+	for i := range v.out {
+		e := &v.out[i]
+		if e.rel != RelOn {
+			continue
+		}
+		t := g.get(e.to)
+		if !e.deleted {
+			return t.export(), true
+		}
+		if deleted == nil {
+			deleted = t
+		}
+	}
+	if deleted != nil {
+		return deleted.export(), true
+	}
+	return Vertex{}, false
+}
+
+// inScope reports whether v belongs to project: a resource by its
+// project_id, an alarm by its own project_id or its resource's. shared also
+// admits what has no project (the infrastructure: zones, hosts, the cluster,
+// and alarms on them).
+func (g *Graph) inScope(v *vertex, project string, shared bool) bool {
+	if v.category != CategoryAlarm {
+		return v.project == project || (shared && v.project == "")
+	}
+	if v.project != "" && v.project == project {
+		return true
+	}
+	r, ok := g.AlarmResource(v.id)
+	if ok && r.ProjectID != "" {
+		return r.ProjectID == project
+	}
+	return shared && v.project == ""
+}
+
+// Resources lists the live resources of project (or of every project when
+// allTenants), ascending by id.
+func (g *Graph) Resources(project string, allTenants bool) []Vertex {
+	var out []Vertex
+	for _, v := range g.verts {
+		if v == nil || v.deleted || v.category != CategoryResource {
+			continue
+		}
+		if allTenants || v.project == project {
+			out = append(out, v.export())
+		}
+	}
+	return out
+}
+
+// Alarms lists the alarms of project — alarms with that project_id or on a
+// resource of that project — or of every project when allTenants, ascending
+// by id; cleared (deleted) alarms only with includeDeleted.
+func (g *Graph) Alarms(project string, allTenants, includeDeleted bool) []Vertex {
+	var out []Vertex
+	for _, v := range g.verts {
+		if v == nil || v.category != CategoryAlarm || (v.deleted && !includeDeleted) {
+			continue
+		}
+		if allTenants || g.inScope(v, project, false) {
+			out = append(out, v.export())
+		}
+	}
+	return out
+}
+
+// TopologyQuery asks for a part of the graph, as Vitrage's `topology show`.
+type TopologyQuery struct {
+	// Root is where the walk starts; 0 means the whole graph (graph shape)
+	// or the lowest-id openstack.cluster vertex (tree shape).
+	Root VertexID
+	// Depth bounds the walk from Root in edges; 0 means no bound.
+	Depth int
+	// Tree asks for the tree shape: a spanning tree of the outgoing edges
+	// from Root, each vertex once, children by ascending id. Otherwise the
+	// graph shape: edges are followed both ways.
+	Tree bool
+	// Filter keeps only the vertices it matches (the walk does not pass
+	// through the others).
+	Filter Filter
+	// ProjectID scopes the result unless AllTenants: vertices of the
+	// project, shared vertices without a project, alarms on them.
+	ProjectID  string
+	AllTenants bool
+}
+
+// ClusterType is the type of Vitrage's topology root.
+const ClusterType = "openstack.cluster"
+
+// ErrNotFound is returned for a root or an alarm that the graph does not
+// hold (or that the query filters out).
+var ErrNotFound = errors.New("vertex not found")
+
+// Topology is the answer to a TopologyQuery: the vertices reached, in BFS
+// order from the root (ascending ids without a root), and the edges among
+// them (for a tree: the tree's edges).
+type Topology struct {
+	Root     VertexID
+	Tree     bool
+	Vertices []VertexID
+	Edges    []Edge
+	// Parent maps a vertex of a tree to its parent (not the root).
+	Parent map[VertexID]VertexID
+}
+
+func (g *Graph) topologyView(q *TopologyQuery) *View {
+	w := g.View(q.Filter.IncludeDeleted)
+	w.vertex = func(v *vertex) bool {
+		return q.Filter.match(v) && (q.AllTenants || g.inScope(v, q.ProjectID, true))
+	}
+	return w
+}
+
+// Topology answers q. The walk from the root uses gonum's BreadthFirst over
+// a View of the graph.
+func (g *Graph) Topology(q TopologyQuery) (*Topology, error) {
+	w := g.topologyView(&q)
+	root := q.Root
+	if root == 0 && q.Tree {
+		for _, v := range g.verts {
+			if v != nil && v.typ == ClusterType && w.vertexOK(v) {
+				root = v.id
+				break
+			}
+		}
+		if root == 0 {
+			return nil, ErrNotFound
+		}
+	}
+	t := &Topology{Root: root, Tree: q.Tree}
+	if root == 0 {
+		ns := w.Nodes()
+		for ns.Next() {
+			t.Vertices = append(t.Vertices, VertexID(ns.Node().ID()))
+		}
+		t.Edges = g.edgesAmong(w, t.Vertices)
+		return t, nil
+	}
+	if w.Node(int64(root)) == nil {
+		return nil, ErrNotFound
+	}
+	var walk traverse.Graph = w
+	if !q.Tree {
+		walk = bothWays{w}
+	}
+	// Traverse is called for an edge just before Visit of its target (when
+	// not visited yet), so the edge seen last gives the depth and parent.
+	depth := map[int64]int{int64(root): 0}
+	parent := map[VertexID]VertexID{}
+	var last gg.Edge
+	bf := traverse.BreadthFirst{
+		Traverse: func(e gg.Edge) bool {
+			if q.Depth > 0 && depth[e.From().ID()] >= q.Depth {
+				return false
+			}
+			last = e
+			return true
+		},
+		Visit: func(n gg.Node) {
+			id := n.ID()
+			if last != nil {
+				depth[id] = depth[last.From().ID()] + 1
+				parent[VertexID(id)] = VertexID(last.From().ID())
+			}
+			t.Vertices = append(t.Vertices, VertexID(id))
+		},
+	}
+	bf.Walk(walk, Node(root), nil)
+	if q.Tree {
+		t.Parent = parent
+		for _, id := range t.Vertices[1:] {
+			p := parent[id]
+			t.Edges = append(t.Edges, g.liveEdges(w, p, id)...)
+		}
+		return t, nil
+	}
+	t.Edges = g.edgesAmong(w, t.Vertices)
+	return t, nil
+}
+
+// liveEdges returns the visible edges from -> to.
+func (g *Graph) liveEdges(w *View, from, to VertexID) []Edge {
+	fv := g.get(from)
+	var out []Edge
+	i, _ := fv.findOut(to, "")
+	for ; i < len(fv.out) && fv.out[i].to == to; i++ {
+		if w.edgeOK(from, &fv.out[i]) {
+			out = append(out, exportEdge(from, &fv.out[i]))
+		}
+	}
+	return out
+}
+
+// edgesAmong returns the visible edges between the given vertices, sorted by
+// (From, To, Relationship).
+func (g *Graph) edgesAmong(w *View, ids []VertexID) []Edge {
+	set := make(map[VertexID]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	var out []Edge
+	for _, id := range sorted {
+		v := g.get(id)
+		for i := range v.out {
+			e := &v.out[i]
+			if set[e.to] && w.edgeOK(id, e) {
+				out = append(out, exportEdge(id, e))
+			}
+		}
+	}
+	return out
+}
+
+// bothWays presents a View with its edges followed in both directions, for
+// gonum's traversals: From(id) is the union of the view's From and To.
+type bothWays struct{ w *View }
+
+func (b bothWays) From(id int64) gg.Nodes {
+	var ids []int64
+	for _, it := range []gg.Nodes{b.w.From(id), b.w.To(id)} {
+		for it.Next() {
+			ids = append(ids, it.Node().ID())
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	return nodesOf(ids)
+}
+
+func (b bothWays) Edge(uid, vid int64) gg.Edge {
+	if e := b.w.Edge(uid, vid); e != nil {
+		return e
+	}
+	if e := b.w.Edge(vid, uid); e != nil {
+		return e.ReversedEdge()
+	}
+	return nil
+}
+
+// reversed presents a View with every edge turned around.
+type reversed struct{ w *View }
+
+func (r reversed) From(id int64) gg.Nodes { return r.w.To(id) }
+
+func (r reversed) Edge(uid, vid int64) gg.Edge {
+	if e := r.w.Edge(vid, uid); e != nil {
+		return e.ReversedEdge()
+	}
+	return nil
+}
+
+// forward presents only a View's traversal methods, so that gonum's path
+// algorithms store the nodes reached rather than every node of the graph.
+type forward struct{ w *View }
+
+func (f forward) From(id int64) gg.Nodes { return f.w.From(id) }
+
+func (f forward) Edge(uid, vid int64) gg.Edge { return f.w.Edge(uid, vid) }

@@ -1,0 +1,258 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name, rewriting it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (-want +got):\n%s", name, cmp.Diff(string(want), string(got)))
+	}
+}
+
+func indentJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// fixture builds a small cloud: a cluster, a zone, two hosts, three
+// instances in two projects, a volume, a switch; a NIC alarm on host h1
+// that causes deduced alarms on its instances, which cause an alarm on the
+// volume; a cleared alarm on h2 that caused one on i3.
+func fixture(t *testing.T) (*Graph, map[string]VertexID) {
+	t.Helper()
+	g := New(nil)
+	var l logb
+	cl := res("openstack.cluster", "c1", "OK", out("contains", "nova.zone", "z1"))
+	z := res("nova.zone", "z1", "available", out("contains", "nova.host", "h1"), out("contains", "nova.host", "h2"))
+	h1 := res("nova.host", "h1", "available", out("contains", "nova.instance", "i1"), out("contains", "nova.instance", "i2"))
+	h1.Properties = map[string]string{"rack": "r7"}
+	h2 := res("nova.host", "h2", "available", out("contains", "nova.instance", "i3"))
+	i1 := res("nova.instance", "i1", "ACTIVE", in("attached", "cinder.volume", "v1"))
+	i1.ProjectID = "p1"
+	i2 := res("nova.instance", "i2", "ACTIVE")
+	i2.ProjectID = "p2"
+	i3 := res("nova.instance", "i3", "SHUTOFF")
+	i3.ProjectID = "p1"
+	v1 := res("cinder.volume", "v1", "in-use")
+	v1.ProjectID = "p1"
+	sw := res("switch", "s1", "UP", out("attached", "nova.host", "h1"))
+	mustApply(t, g, l.upsert("static", 1, cl))
+	mustApply(t, g, l.upsert("nova", 1, z))
+	mustApply(t, g, l.upsert("nova", 1, h1))
+	mustApply(t, g, l.upsert("nova", 1, h2))
+	mustApply(t, g, l.upsert("nova", 1, i1))
+	mustApply(t, g, l.upsert("nova", 1, i2))
+	mustApply(t, g, l.upsert("nova", 1, i3))
+	mustApply(t, g, l.upsert("cinder", 1, v1))
+	mustApply(t, g, l.upsert("static", 1, sw))
+	mustApply(t, g, l.upsert("prometheus", 2, alarm("prometheus", "nic-h1", "critical", out("on", "nova.host", "h1"))))
+	mustApply(t, g, l.upsert("prometheus", 2, alarm("prometheus", "nic-h2", "warning", out("on", "nova.host", "h2"))))
+	mustApply(t, g, l.upsert("prometheus", 2, alarm("prometheus", "vol-v1", "warning", out("on", "cinder.volume", "v1"))))
+	ids := map[string]VertexID{}
+	for _, k := range []struct{ name, cat, typ, id string }{
+		{"c1", "", "openstack.cluster", "c1"}, {"z1", "", "nova.zone", "z1"},
+		{"h1", "", "nova.host", "h1"}, {"h2", "", "nova.host", "h2"},
+		{"i1", "", "nova.instance", "i1"}, {"i2", "", "nova.instance", "i2"}, {"i3", "", "nova.instance", "i3"},
+		{"v1", "", "cinder.volume", "v1"}, {"s1", "", "switch", "s1"},
+		{"nic-h1", "ALARM", "prometheus", "nic-h1"}, {"nic-h2", "ALARM", "prometheus", "nic-h2"}, {"vol-v1", "ALARM", "prometheus", "vol-v1"},
+	} {
+		ids[k.name] = mustLookup(t, g, k.cat, k.typ, k.id).ID
+	}
+	mustApply(t, g, l.tick())
+	d1, _ := g.RaiseDeducedAlarm(DeducedAlarm{Target: ids["i1"], Name: "instance degraded", Severity: "SEVERE"})
+	d2, _ := g.RaiseDeducedAlarm(DeducedAlarm{Target: ids["i2"], Name: "instance degraded", Severity: "SEVERE"})
+	d3, _ := g.RaiseDeducedAlarm(DeducedAlarm{Target: ids["i3"], Name: "instance degraded", Severity: "WARNING"})
+	ids["d-i1"], ids["d-i2"], ids["d-i3"] = d1, d2, d3
+	g.SetCausal(ids["nic-h1"], d1, true)
+	g.SetCausal(ids["nic-h1"], d2, true)
+	g.SetCausal(d1, ids["vol-v1"], true)
+	g.SetCausal(ids["nic-h2"], d3, true)
+	g.SetDeducedState(ids["h1"], "ERROR")
+	// nic-h2 clears: its causes edge goes with it, and the evaluator clears d3.
+	mustApply(t, g, l.del("prometheus", 3, "ALARM", "prometheus", "nic-h2"))
+	g.ClearDeducedAlarm(d3)
+	// A retracted causal link between two live alarms does not count in RCA.
+	g.SetCausal(d2, ids["vol-v1"], true)
+	mustApply(t, g, l.tick())
+	g.SetCausal(d2, ids["vol-v1"], false)
+	return g, ids
+}
+
+func TestFind(t *testing.T) {
+	g, ids := fixture(t)
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		want []VertexID
+	}{
+		{"category", Filter{Category: "RESOURCE", Types: []string{"nova.host"}}, []VertexID{ids["h1"], ids["h2"]}},
+		{"property", Filter{Properties: map[string]string{"rack": "r7"}}, []VertexID{ids["h1"]}},
+		{"builtin property", Filter{Properties: map[string]string{"vitrage_operational_state": "ERROR"}}, []VertexID{ids["h1"], ids["i3"]}},
+		{"project", Filter{ProjectID: "p1", Category: "RESOURCE"}, []VertexID{ids["i1"], ids["i3"], ids["v1"]}},
+		{"live alarms", Filter{Category: "ALARM"}, []VertexID{ids["nic-h1"], ids["vol-v1"], ids["d-i1"], ids["d-i2"]}},
+		{"with deleted", Filter{Category: "ALARM", IncludeDeleted: true}, []VertexID{ids["nic-h1"], ids["nic-h2"], ids["vol-v1"], ids["d-i1"], ids["d-i2"], ids["d-i3"]}},
+		{"deleted flag", Filter{IncludeDeleted: true, Properties: map[string]string{"vitrage_is_deleted": "true"}}, []VertexID{ids["nic-h2"], ids["d-i3"]}},
+		{"missing property", Filter{Properties: map[string]string{"nope": ""}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []VertexID
+			for _, v := range g.Find(tc.f) {
+				got = append(got, v.ID)
+			}
+			if !cmp.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNeighbours(t *testing.T) {
+	g, ids := fixture(t)
+	type nb struct {
+		id  VertexID
+		rel string
+	}
+	for _, tc := range []struct {
+		name string
+		id   VertexID
+		q    NeighbourQuery
+		want []nb
+	}{
+		{"both", ids["h1"], NeighbourQuery{}, []nb{{ids["i1"], "contains"}, {ids["i2"], "contains"}, {ids["z1"], "contains"}, {ids["s1"], "attached"}, {ids["nic-h1"], "on"}}},
+		{"out", ids["h1"], NeighbourQuery{Direction: Outgoing}, []nb{{ids["i1"], "contains"}, {ids["i2"], "contains"}}},
+		{"in by relationship", ids["h1"], NeighbourQuery{Direction: Incoming, Relationships: []string{"on"}}, []nb{{ids["nic-h1"], "on"}}},
+		{"deleted hidden", ids["h2"], NeighbourQuery{Direction: Incoming, Relationships: []string{"on"}}, nil},
+		{"deleted shown", ids["h2"], NeighbourQuery{Direction: Incoming, Relationships: []string{"on"}, IncludeDeleted: true}, []nb{{ids["nic-h2"], "on"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []nb
+			for _, n := range g.Neighbours(tc.id, tc.q) {
+				got = append(got, nb{n.Vertex.ID, n.Edge.Relationship})
+			}
+			if !cmp.Equal(got, tc.want, cmp.AllowUnexported(nb{})) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestResourcesAndAlarms(t *testing.T) {
+	g, ids := fixture(t)
+	idsOf := func(vs []Vertex) []VertexID {
+		var out []VertexID
+		for _, v := range vs {
+			out = append(out, v.ID)
+		}
+		return out
+	}
+	if got, want := idsOf(g.Resources("p1", false)), []VertexID{ids["i1"], ids["i3"], ids["v1"]}; !cmp.Equal(got, want) {
+		t.Errorf("Resources(p1) = %v, want %v", got, want)
+	}
+	if got := len(g.Resources("", true)); got != 9 {
+		t.Errorf("Resources(all) = %d, want 9", got)
+	}
+	for _, tc := range []struct {
+		project string
+		all     bool
+		deleted bool
+		want    []VertexID
+	}{
+		{"p1", false, false, []VertexID{ids["vol-v1"], ids["d-i1"]}},
+		{"p1", false, true, []VertexID{ids["vol-v1"], ids["d-i1"], ids["d-i3"]}},
+		{"p2", false, false, []VertexID{ids["d-i2"]}},
+		{"", true, false, []VertexID{ids["nic-h1"], ids["vol-v1"], ids["d-i1"], ids["d-i2"]}},
+	} {
+		if got := idsOf(g.Alarms(tc.project, tc.all, tc.deleted)); !cmp.Equal(got, tc.want) {
+			t.Errorf("Alarms(%q, %v, %v) = %v, want %v", tc.project, tc.all, tc.deleted, got, tc.want)
+		}
+	}
+}
+
+func TestTopology(t *testing.T) {
+	g, ids := fixture(t)
+	for _, tc := range []struct {
+		name string
+		q    TopologyQuery
+		want []VertexID // BFS order
+	}{
+		{"tree from cluster", TopologyQuery{Tree: true, AllTenants: true, Filter: Filter{Category: "RESOURCE"}},
+			[]VertexID{ids["c1"], ids["z1"], ids["h1"], ids["h2"], ids["i1"], ids["i2"], ids["i3"]}},
+		{"tree depth 2", TopologyQuery{Tree: true, Depth: 2, AllTenants: true},
+			[]VertexID{ids["c1"], ids["z1"], ids["h1"], ids["h2"]}},
+		{"graph around h1 depth 1", TopologyQuery{Root: ids["h1"], Depth: 1, AllTenants: true},
+			[]VertexID{ids["h1"], ids["z1"], ids["i1"], ids["i2"], ids["s1"], ids["nic-h1"]}},
+		{"graph of p1 from cluster", TopologyQuery{Root: ids["c1"], ProjectID: "p1", Filter: Filter{Category: "RESOURCE"}},
+			[]VertexID{ids["c1"], ids["z1"], ids["h1"], ids["h2"], ids["i1"], ids["s1"], ids["i3"], ids["v1"]}},
+		{"whole graph of resources", TopologyQuery{AllTenants: true, Filter: Filter{Types: []string{"nova.host", "nova.zone"}}},
+			[]VertexID{ids["z1"], ids["h1"], ids["h2"]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			top, err := g.Topology(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cmp.Equal(top.Vertices, tc.want) {
+				t.Errorf("vertices %v, want %v", top.Vertices, tc.want)
+			}
+		})
+	}
+	if _, err := g.Topology(TopologyQuery{Root: 999}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown root err = %v", err)
+	}
+	if _, err := g.Topology(TopologyQuery{Tree: true, Filter: Filter{Category: "ALARM"}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("tree without a cluster err = %v", err)
+	}
+}
+
+func TestTopologyGolden(t *testing.T) {
+	g, ids := fixture(t)
+	tree, err := g.Topology(TopologyQuery{Tree: true, AllTenants: true, Filter: Filter{Category: "RESOURCE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "topology_tree.golden", indentJSON(t, g.TreeJSON(tree)))
+	gr, err := g.Topology(TopologyQuery{Root: ids["h1"], Depth: 2, ProjectID: "p1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "topology_graph.golden", indentJSON(t, g.GraphJSON(gr)))
+	b, err := g.TopologyJSON(gr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back NodeLink
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Nodes) != len(gr.Vertices) || !back.Directed {
+		t.Errorf("TopologyJSON round trip: %v %+v", err, back)
+	}
+}

@@ -1,0 +1,142 @@
+package graph
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRCA(t *testing.T) {
+	g, ids := fixture(t)
+	for _, tc := range []struct {
+		name      string
+		alarm     string
+		alarms    []string
+		roots     []string
+		paths     [][]string
+		depth     int
+		linkCount int
+	}{
+		{"middle of a chain", "d-i1", []string{"nic-h1", "vol-v1", "d-i1"}, []string{"nic-h1"}, [][]string{{"nic-h1", "d-i1"}}, 1, 2},
+		{"end of a chain", "vol-v1", []string{"nic-h1", "vol-v1", "d-i1"}, []string{"nic-h1"}, [][]string{{"nic-h1", "d-i1", "vol-v1"}}, 2, 2},
+		// The root sees what it causes, transitively, and is its own root.
+		{"root", "nic-h1", []string{"nic-h1", "vol-v1", "d-i1", "d-i2"}, []string{"nic-h1"}, [][]string{{"nic-h1"}}, 0, 3},
+		// Cleared alarms keep the links they had when they cleared.
+		{"cleared", "d-i3", []string{"nic-h2", "d-i3"}, []string{"nic-h2"}, [][]string{{"nic-h2", "d-i3"}}, 1, 1},
+		// A retracted link (d-i2 -> vol-v1) does not count.
+		{"retracted link", "d-i2", []string{"nic-h1", "d-i2"}, []string{"nic-h1"}, [][]string{{"nic-h1", "d-i2"}}, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := g.RCA(ids[tc.alarm])
+			if err != nil {
+				t.Fatal(err)
+			}
+			conv := func(ns []string) []VertexID {
+				var out []VertexID
+				for _, n := range ns {
+					out = append(out, ids[n])
+				}
+				return out
+			}
+			var paths [][]VertexID
+			for _, p := range tc.paths {
+				paths = append(paths, conv(p))
+			}
+			want := RCA{Alarm: ids[tc.alarm], Alarms: sorted(conv(tc.alarms)), Roots: conv(tc.roots), Paths: paths, Depth: tc.depth}
+			got := *r
+			got.Links = nil
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("RCA (-want +got):\n%s", d)
+			}
+			if len(r.Links) != tc.linkCount {
+				t.Errorf("links %+v, want %d", r.Links, tc.linkCount)
+			}
+			for _, e := range r.Links {
+				if e.Relationship != RelCauses {
+					t.Errorf("link %+v is not causes", e)
+				}
+			}
+		})
+	}
+	if _, err := g.RCA(ids["h1"]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("RCA of a resource err = %v", err)
+	}
+	if _, err := g.RCA(12345); !errors.Is(err, ErrNotFound) {
+		t.Errorf("RCA of an unknown id err = %v", err)
+	}
+}
+
+func sorted(ids []VertexID) []VertexID {
+	out := append([]VertexID(nil), ids...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func TestRCADiamondAndCycle(t *testing.T) {
+	// a -> b -> d, a -> c -> d, e -> d: two shortest paths from a, one from e.
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("s", 1, res("t", "r", "OK")))
+	n := map[string]VertexID{}
+	for _, name := range []string{"a", "b", "c", "d", "e", "x", "y"} {
+		mustApply(t, g, l.upsert("s", 1, alarm("prometheus", name, "warning", out("on", "t", "r"))))
+		n[name] = mustLookup(t, g, "ALARM", "prometheus", name).ID
+	}
+	for _, p := range [][2]string{{"a", "b"}, {"a", "c"}, {"b", "d"}, {"c", "d"}, {"e", "d"}, {"x", "y"}, {"y", "x"}} {
+		g.SetCausal(n[p[0]], n[p[1]], true)
+	}
+	r, err := g.RCA(n["d"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPaths := [][]VertexID{{n["a"], n["b"], n["d"]}, {n["a"], n["c"], n["d"]}, {n["e"], n["d"]}}
+	if !cmp.Equal(r.Paths, wantPaths) || !cmp.Equal(r.Roots, []VertexID{n["a"], n["e"]}) || r.Depth != 2 {
+		t.Errorf("RCA = %+v", r)
+	}
+	// A cycle has no root.
+	r, err = g.RCA(n["x"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Roots) != 0 || len(r.Paths) != 0 || !cmp.Equal(r.Alarms, []VertexID{n["x"], n["y"]}) {
+		t.Errorf("cycle RCA = %+v", r)
+	}
+}
+
+func TestRCAGolden(t *testing.T) {
+	g, ids := fixture(t)
+	r, err := g.RCA(ids["vol-v1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "rca.golden", indentJSON(t, g.RCAJSON(r)))
+	var dot bytes.Buffer
+	if err := g.WriteRCADOT(&dot, r); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "rca.dot.golden", dot.Bytes())
+	r, err = g.RCA(ids["d-i3"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "rca_cleared.golden", indentJSON(t, g.RCAJSON(r)))
+	dot.Reset()
+	if err := g.WriteRCADOT(&dot, r); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "rca_cleared.dot.golden", dot.Bytes())
+}
+
+func TestDOTEscape(t *testing.T) {
+	if got, want := dotEscape("a\"b\\c\nd\re"), `a\"b\\c\nde`; got != want {
+		t.Errorf("dotEscape = %q, want %q", got, want)
+	}
+}
