@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Local RabbitMQ and MariaDB for Causeway, on loopback, without systemd.
+#
+#   deploy/services.sh [up]         install (apt) and start what is missing, then
+#                                   create what Causeway needs; idempotent
+#   deploy/services.sh status       one line per service; non-zero if one is down
+#   deploy/services.sh env          print the exports the test suite reads
+#   deploy/services.sh restart-rabbitmq | stop-rabbitmq | start-rabbitmq
+#   deploy/services.sh stop-mariadb | start-mariadb
+#
+# When both services already run, "up" only creates what is missing: the vhost
+# `causeway`, the user `causeway` (RabbitMQ and MariaDB) with the password of
+# $CAUSEWAY_AMQP_PASSWORD / $CAUSEWAY_MYSQL_PASSWORD (both default to
+# $CAUSEWAY_PASSWORD, then "causeway"), the database `causeway` and its grants,
+# and makes sure root can log in over TCP on 127.0.0.1 with an empty password,
+# which the test suite uses. It never removes or reconfigures existing data.
+#
+# Needs root (apt, start-stop-daemon, rabbitmqctl); `env` does not.
+set -euo pipefail
+
+readonly AMQP_PORT=5672
+readonly MYSQL_PORT=3306
+readonly MYSQL_SOCKET=/run/mysqld/mysqld.sock
+readonly MARIADBD=/usr/sbin/mariadbd
+readonly MYSQL_PIDFILE=/run/mysqld/mysqld.pid
+readonly WAIT_SECONDS=${CAUSEWAY_SERVICES_WAIT:-90}
+
+AMQP_PASSWORD=${CAUSEWAY_AMQP_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
+MYSQL_PASSWORD=${CAUSEWAY_MYSQL_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
+APT_UPDATED=0
+
+say() { printf '%s\n' "$*"; }
+die() {
+	printf 'services.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+need_root() {
+	[[ $(id -u) -eq 0 ]] || die "must run as root (apt-get, start-stop-daemon and rabbitmqctl need it); try: sudo $0 ${1:-}"
+}
+
+# port_open PORT: whether something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: retry COMMAND once a second.
+wait_until() {
+	local seconds=$1 what=$2
+	shift 2
+	local i
+	for ((i = 0; i < seconds; i++)); do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 1
+	done
+	die "$what did not happen within ${seconds}s"
+}
+
+apt_install() {
+	command -v apt-get >/dev/null || die "$1 is not installed and apt-get is not available; install it by hand"
+	if [[ $APT_UPDATED -eq 0 ]]; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+		APT_UPDATED=1
+	fi
+	# The packages' maintainer scripts may try to start the service through
+	# an init system that is not there; that failure is not ours.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+		die "apt-get install $* failed"
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+rabbit_up() { rabbitmqctl -q ping >/dev/null 2>&1; }
+
+rabbit_install() {
+	command -v rabbitmq-server >/dev/null && return 0
+	apt_install rabbitmq-server
+	# A fresh install: keep the broker on loopback. Existing config is
+	# never touched.
+	if [[ ! -e /etc/rabbitmq/rabbitmq.conf ]]; then
+		printf 'listeners.tcp.local = 127.0.0.1:%s\n' "$AMQP_PORT" >/etc/rabbitmq/rabbitmq.conf
+	fi
+	# The package may have started a node through invoke-rc.d; give it the
+	# chance to come up before deciding to start one.
+	rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1 || true
+}
+
+rabbit_start() {
+	rabbit_up && return 0
+	rabbitmq-server -detached >/dev/null 2>&1 || die "rabbitmq-server -detached failed; see /var/log/rabbitmq/"
+	# await_startup fails at once until the node has registered with epmd,
+	# so it is retried.
+	wait_until "$WAIT_SECONDS" "RabbitMQ startup" rabbitmqctl -q await_startup --timeout 5
+	wait_until "$WAIT_SECONDS" "RabbitMQ listening on 127.0.0.1:$AMQP_PORT" port_open "$AMQP_PORT"
+}
+
+rabbit_stop() {
+	rabbit_up || return 0
+	rabbitmqctl -q shutdown >/dev/null 2>&1 || die "rabbitmqctl shutdown failed"
+	wait_until "$WAIT_SECONDS" "RabbitMQ shutdown" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$AMQP_PORT)"
+}
+
+rabbit_setup() {
+	local vhosts users
+	vhosts=$(rabbitmqctl -q list_vhosts --no-table-headers 2>/dev/null) || die "rabbitmqctl list_vhosts failed"
+	if ! grep -qx causeway <<<"$vhosts"; then
+		rabbitmqctl -q add_vhost causeway >/dev/null || die "rabbitmqctl add_vhost causeway failed"
+	fi
+	users=$(rabbitmqctl -q list_users --no-table-headers 2>/dev/null) || die "rabbitmqctl list_users failed"
+	if ! awk '{print $1}' <<<"$users" | grep -qx causeway; then
+		rabbitmqctl -q add_user causeway "$AMQP_PASSWORD" >/dev/null || die "rabbitmqctl add_user causeway failed"
+	elif ! rabbitmqctl -q authenticate_user causeway "$AMQP_PASSWORD" >/dev/null 2>&1; then
+		rabbitmqctl -q change_password causeway "$AMQP_PASSWORD" >/dev/null || die "rabbitmqctl change_password causeway failed"
+	fi
+	rabbitmqctl -q set_permissions -p causeway causeway '.*' '.*' '.*' >/dev/null ||
+		die "rabbitmqctl set_permissions failed"
+}
+
+rabbit_version() { rabbitmqctl -q version 2>/dev/null || echo "?"; }
+
+# ---------------------------------------------------------------- MariaDB
+
+# mysql_root SQL: run SQL as root over the unix socket (how a fresh Debian
+# MariaDB lets root in).
+mysql_root() { mariadb --protocol=socket -S "$MYSQL_SOCKET" -uroot -N -B -e "$1"; }
+
+maria_up() { mariadb-admin --protocol=socket -S "$MYSQL_SOCKET" -uroot ping >/dev/null 2>&1; }
+
+maria_install() {
+	[[ -x $MARIADBD ]] && return 0
+	apt_install mariadb-server
+}
+
+maria_start() {
+	maria_up && return 0
+	install -d -o mysql -g mysql -m 0755 /run/mysqld
+	if [[ ! -d /var/lib/mysql/mysql ]]; then
+		mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null 2>&1 ||
+			die "mariadb-install-db failed"
+	fi
+	# mariadbd refuses to run as root: it drops to the mysql user itself.
+	start-stop-daemon --start --oknodo --background --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD" -- --user=mysql ||
+		die "could not start $MARIADBD; see /var/log/mysql/error.log"
+	wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
+	wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
+}
+
+maria_stop() {
+	start-stop-daemon --stop --quiet --oknodo --retry TERM/60/KILL/5 --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD" ||
+		die "could not stop $MARIADBD"
+	wait_until "$WAIT_SECONDS" "MariaDB shutdown" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$MYSQL_PORT)"
+}
+
+maria_root_tcp() {
+	mariadb --protocol=tcp -h127.0.0.1 -P"$MYSQL_PORT" -uroot -e 'SELECT 1' >/dev/null 2>&1
+}
+
+sql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+
+maria_setup() {
+	# The test suite logs in as root over TCP with an empty password. Only
+	# when that fails is root@127.0.0.1 created (never altered).
+	if ! maria_root_tcp; then
+		mysql_root "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+			GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
+			die "could not create root@127.0.0.1 through the unix socket"
+		maria_root_tcp || die "root still cannot log in over TCP on 127.0.0.1 (is skip-name-resolve off and root@localhost socket-only?)"
+	fi
+	local pw
+	pw=$(sql_quote "$MYSQL_PASSWORD")
+	mysql_root "CREATE DATABASE IF NOT EXISTS causeway CHARACTER SET utf8mb4;
+		CREATE USER IF NOT EXISTS 'causeway'@'127.0.0.1' IDENTIFIED BY $pw;
+		CREATE USER IF NOT EXISTS 'causeway'@'localhost' IDENTIFIED BY $pw;
+		ALTER USER 'causeway'@'127.0.0.1' IDENTIFIED BY $pw;
+		ALTER USER 'causeway'@'localhost' IDENTIFIED BY $pw;
+		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'127.0.0.1';
+		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'localhost';" ||
+		die "could not create the causeway database and user"
+}
+
+maria_version() { mysql_root 'SELECT VERSION()' 2>/dev/null || echo "?"; }
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+	need_root up
+	rabbit_install
+	maria_install
+	rabbit_start
+	rabbit_setup
+	say "rabbitmq: running $(rabbit_version) on 127.0.0.1:$AMQP_PORT (vhost causeway, user causeway)"
+	maria_start
+	maria_setup
+	say "mariadb: running $(maria_version) on 127.0.0.1:$MYSQL_PORT (database causeway, user causeway)"
+}
+
+cmd_status() {
+	need_root status
+	local rc=0
+	if rabbit_up; then
+		say "rabbitmq: running $(rabbit_version) on 127.0.0.1:$AMQP_PORT"
+	else
+		say "rabbitmq: down"
+		rc=1
+	fi
+	if maria_up; then
+		say "mariadb: running $(maria_version) on 127.0.0.1:$MYSQL_PORT"
+	else
+		say "mariadb: down"
+		rc=1
+	fi
+	return "$rc"
+}
+
+cmd_env() {
+	printf "export CAUSEWAY_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:%s/'\n" "$AMQP_PORT"
+	printf "export CAUSEWAY_TEST_MYSQL_DSN='root@tcp(127.0.0.1:%s)/'\n" "$MYSQL_PORT"
+}
+
+main() {
+	local cmd=${1:-up}
+	case $cmd in
+	up) cmd_up ;;
+	status) cmd_status ;;
+	env) cmd_env ;;
+	restart-rabbitmq)
+		need_root "$cmd"
+		rabbit_stop
+		rabbit_start
+		say "rabbitmq: restarted"
+		;;
+	stop-rabbitmq)
+		need_root "$cmd"
+		rabbit_stop
+		say "rabbitmq: stopped"
+		;;
+	start-rabbitmq)
+		need_root "$cmd"
+		rabbit_start
+		say "rabbitmq: running"
+		;;
+	stop-mariadb)
+		need_root "$cmd"
+		maria_stop
+		say "mariadb: stopped"
+		;;
+	start-mariadb)
+		need_root "$cmd"
+		maria_start
+		say "mariadb: running"
+		;;
+	-h | --help | help) sed -n '2,/^set -e/{/^#/{s/^# \{0,1\}//;p}}' "$0" ;;
+	*) die "unknown command $cmd (try: $0 help)" ;;
+	esac
+}
+
+main "$@"
