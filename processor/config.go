@@ -1,0 +1,140 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/election"
+	"github.com/causeway/causeway/snapshot"
+)
+
+// Defaults.
+const (
+	DefaultPollInterval     = time.Second
+	DefaultReadyLag         = 1000
+	DefaultPageSize         = 5000
+	DefaultSnapshotCheck    = 100 * time.Millisecond
+	DefaultRetryMin         = 100 * time.Millisecond
+	DefaultRetryMax         = 5 * time.Second
+	DefaultLeaderWriteLimit = 60 * time.Second
+)
+
+// Config configures a processor node (YAML section "processor").
+type Config struct {
+	// NodeID names this node; it is its raft server id.
+	NodeID string `yaml:"node_id"`
+	// DataDir holds raft's state and the API's publish spool.
+	DataDir string `yaml:"data_dir"`
+	// Raft: bind and advertise addresses, bootstrap peers, timeouts.
+	// node_id and data_dir default to the processor's.
+	Raft election.Config `yaml:"raft"`
+	// API: listen address and bearer tokens.
+	API api.Config `yaml:"api"`
+	// Snapshot: the leader's snapshot policy and writer settings.
+	Snapshot snapshot.Config `yaml:"snapshot"`
+	// Reconstruct: page size of cold starts and historical RCA.
+	Reconstruct snapshot.ReconstructConfig `yaml:"reconstruct"`
+	// DatabaseDSN is the MariaDB DSN of the event log.
+	DatabaseDSN string `yaml:"database_dsn"`
+	// AMQPURL is the broker URL (vhost included).
+	AMQPURL string `yaml:"amqp_url"`
+	// PollInterval is how often the log head is read from the database, a
+	// safety net against a lost doorbell (default 1s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// ReadyLag is how far behind the log head a node may be and still be
+	// ready (default 1000 events).
+	ReadyLag int64 `yaml:"ready_lag"`
+	// PageSize is the number of events read per catch-up query.
+	PageSize int `yaml:"page_size"`
+	// SnapshotCheck is how often the leader asks the policy whether a
+	// snapshot is due.
+	SnapshotCheck time.Duration `yaml:"snapshot_check"`
+	// RetryMin and RetryMax bound the backoff of a failed catch-up or load.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.Raft.NodeID == "" {
+		c.Raft.NodeID = c.NodeID
+	}
+	if c.Raft.DataDir == "" && c.DataDir != "" {
+		c.Raft.DataDir = c.DataDir + "/raft"
+	}
+	c.Raft.SetDefaults()
+	c.Snapshot = c.Snapshot.WithDefaults()
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.ReadyLag == 0 {
+		c.ReadyLag = DefaultReadyLag
+	}
+	if c.PageSize == 0 {
+		c.PageSize = DefaultPageSize
+	}
+	if c.SnapshotCheck == 0 {
+		c.SnapshotCheck = DefaultSnapshotCheck
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+}
+
+// Validate reports every problem of c (defaults applied), each named by its
+// YAML path.
+func (c Config) Validate() error {
+	c.SetDefaults()
+	var errs []error
+	add := func(prefix string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", prefix, err))
+		}
+	}
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node_id: is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: is required"))
+	}
+	if c.Raft.NodeID != c.NodeID {
+		errs = append(errs, fmt.Errorf("raft.node_id: %q differs from node_id %q", c.Raft.NodeID, c.NodeID))
+	}
+	add("raft", c.Raft.Validate())
+	add("api", c.API.Validate())
+	add("snapshot", c.Snapshot.Validate())
+	if c.DatabaseDSN == "" {
+		errs = append(errs, errors.New("database_dsn: is required"))
+	}
+	add("amqp_url", (bus.Conn{URL: c.AMQPURL}).Validate())
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll_interval", c.PollInterval}, {"snapshot_check", c.SnapshotCheck}, {"retry_min", c.RetryMin}, {"retry_max", c.RetryMax}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", d.name))
+		}
+	}
+	if c.RetryMax < c.RetryMin {
+		errs = append(errs, errors.New("retry_max: must be at least retry_min"))
+	}
+	if c.ReadyLag < 0 {
+		errs = append(errs, errors.New("ready_lag: must not be negative"))
+	}
+	if c.PageSize < 1 {
+		errs = append(errs, errors.New("page_size: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// String redacts secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("{node_id:%s data_dir:%s raft:%s api:%s amqp_url:%s database_dsn:<redacted>}",
+		c.NodeID, c.DataDir, c.Raft.BindAddr, c.API.Listen, bus.Conn{URL: c.AMQPURL}.String())
+}

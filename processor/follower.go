@@ -1,0 +1,246 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Machine is the deterministic state machine every node keeps
+// (evaluator.Engine; snapshot.Machine has the same methods).
+type Machine interface {
+	Apply(event.Record) error
+	Dump(io.Writer) error
+}
+
+// EventLog is the event log in MariaDB (internal/store.Log).
+type EventLog interface {
+	// ReadRange returns up to limit records with seq > afterSeq, in order.
+	ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error)
+	// Head returns the last seq of the log (0 if empty).
+	Head(ctx context.Context) (int64, time.Time, error)
+}
+
+// errLogGap means the database returned records that do not continue the
+// applied seq: the log is broken or truncated under us.
+var errLogGap = errors.New("event log does not continue the applied seq")
+
+// follower applies the log, in seq order and exactly once, to the node's
+// machine. Only its owner goroutine calls apply/handle/catchUp; readers
+// (the API, snapshots) take mu for reading.
+type follower struct {
+	log      EventLog
+	pageSize int
+	logger   *slog.Logger
+
+	mu        sync.RWMutex // guards m, applied, appliedAt
+	m         Machine
+	applied   int64
+	appliedAt time.Time
+
+	loaded     atomic.Bool
+	appliedSeq atomic.Int64 // mirror of applied for lock-free status
+	head       atomic.Int64
+
+	outOfOrder, dupSkipped, gapsRepaired, applyErrors atomic.Int64
+
+	mApplied, mHead                          prometheus.Gauge
+	mOutOfOrder, mDup, mGaps, mApplyErr, mRe prometheus.Counter
+}
+
+func newFollower(log EventLog, pageSize int, logger *slog.Logger) *follower {
+	return &follower{
+		log: log, pageSize: pageSize, logger: logger,
+		mApplied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_processor_applied_seq", Help: "Last seq applied to this node's graph.",
+		}),
+		mHead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_processor_log_head_seq", Help: "Last seq of the event log seen in the database.",
+		}),
+		mOutOfOrder: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_processor_out_of_order_applications_total",
+			Help: "Records refused because their seq was not applied_seq+1 (must stay 0).",
+		}),
+		mDup: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_processor_duplicate_records_skipped_total", Help: "Records received again and skipped.",
+		}),
+		mGaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_processor_gap_repairs_total", Help: "Gaps, reconnects and restarts repaired from the database.",
+		}),
+		mApplyErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_processor_apply_refused_total", Help: "Records the state machine refused (a no-op on every node).",
+		}),
+		mRe: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_processor_records_applied_total", Help: "Records applied to this node's graph.",
+		}),
+	}
+}
+
+func (f *follower) collectors() []prometheus.Collector {
+	return []prometheus.Collector{f.mApplied, f.mHead, f.mOutOfOrder, f.mDup, f.mGaps, f.mApplyErr, f.mRe}
+}
+
+// load installs the machine reconstructed at seq (a cold start).
+func (f *follower) load(m Machine, seq int64, at time.Time) {
+	f.mu.Lock()
+	f.m, f.applied, f.appliedAt = m, seq, at
+	f.mu.Unlock()
+	f.appliedSeq.Store(seq)
+	f.mApplied.Set(float64(seq))
+	f.loaded.Store(true)
+}
+
+// apply applies one record; mu is held. The seq check is the last guard of
+// "no seq skipped or applied twice": a record that does not continue the
+// applied seq is refused and counted.
+func (f *follower) apply(rec event.Record) error {
+	if rec.Seq != f.applied+1 {
+		f.outOfOrder.Add(1)
+		f.mOutOfOrder.Inc()
+		return fmt.Errorf("apply seq %d after %d: %w", rec.Seq, f.applied, errLogGap)
+	}
+	if err := f.m.Apply(rec); err != nil {
+		// A refusal is deterministic (same on every node and in replay):
+		// the record is consumed, the state is what Apply left.
+		f.applyErrors.Add(1)
+		f.mApplyErr.Inc()
+		f.logger.Warn("record refused by the state machine", "seq", rec.Seq, "event_id", rec.Event.EventID, "kind", rec.Event.Kind, "err", err)
+	}
+	f.applied, f.appliedAt = rec.Seq, rec.RecordedAt
+	f.mRe.Inc()
+	return nil
+}
+
+// applyRecords applies the records that continue the applied seq, skips
+// the ones already applied, and reports a gap (true) at the first record
+// beyond applied+1.
+func (f *follower) applyRecords(recs []event.Record) (gap bool, err error) {
+	if len(recs) == 0 {
+		return false, nil
+	}
+	f.mu.Lock()
+	defer func() {
+		seq := f.applied
+		f.mu.Unlock()
+		f.appliedSeq.Store(seq)
+		f.mApplied.Set(float64(seq))
+	}()
+	for _, r := range recs {
+		switch {
+		case r.Seq <= f.applied:
+			f.dupSkipped.Add(1)
+			f.mDup.Inc()
+			continue
+		case r.Seq > f.applied+1:
+			return true, nil
+		}
+		if err := f.apply(r); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// handleBatch applies a sequenced batch: a duplicate is skipped, a batch
+// that does not start at applied+1 is a gap repaired from the database
+// (the persister publishes a batch after its commit, so the database holds
+// it), and the batch's new records are applied.
+func (f *follower) handleBatch(ctx context.Context, b event.Batch) error {
+	f.setHead(b.LastSeq())
+	applied := f.appliedSeq.Load()
+	if b.LastSeq() <= applied {
+		f.dupSkipped.Add(int64(len(b.Records)))
+		f.mDup.Add(float64(len(b.Records)))
+		return nil
+	}
+	if b.PrevSeq > applied {
+		f.gapsRepaired.Add(1)
+		f.mGaps.Inc()
+		f.logger.Debug("gap in sequenced stream", "applied_seq", applied, "prev_seq", b.PrevSeq)
+		if err := f.catchUp(ctx, b.PrevSeq); err != nil {
+			return err
+		}
+	}
+	gap, err := f.applyRecords(b.Records)
+	if err != nil {
+		return err
+	}
+	if gap {
+		// The batch itself skips seqs (cannot happen with a sound
+		// persister): read them from the database.
+		return f.catchUp(ctx, b.LastSeq())
+	}
+	return nil
+}
+
+// catchUp applies the log from the database up to through (or to its end
+// if through <= 0).
+func (f *follower) catchUp(ctx context.Context, through int64) error {
+	for {
+		applied := f.appliedSeq.Load()
+		if through > 0 && applied >= through {
+			return nil
+		}
+		recs, err := f.log.ReadRange(ctx, applied, f.pageSize)
+		if err != nil {
+			return fmt.Errorf("read log after seq %d: %w", applied, err)
+		}
+		if len(recs) == 0 {
+			if through > 0 {
+				return fmt.Errorf("log ends at seq %d, before %d: %w", applied, through, errLogGap)
+			}
+			return nil
+		}
+		if through > 0 && recs[len(recs)-1].Seq > through {
+			n := 0
+			for n < len(recs) && recs[n].Seq <= through {
+				n++
+			}
+			recs = recs[:n]
+		}
+		gap, err := f.applyRecords(recs)
+		if err != nil {
+			return err
+		}
+		if gap {
+			return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, errLogGap)
+		}
+		f.setHead(recs[len(recs)-1].Seq)
+	}
+}
+
+// poll reads the log head and catches up to it: the safety net for a lost
+// doorbell.
+func (f *follower) poll(ctx context.Context) error {
+	head, _, err := f.log.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("poll log head: %w", err)
+	}
+	f.setHead(head)
+	if head > f.appliedSeq.Load() {
+		return f.catchUp(ctx, head)
+	}
+	return nil
+}
+
+// setHead raises the known log head (it never goes back).
+func (f *follower) setHead(seq int64) {
+	for {
+		cur := f.head.Load()
+		if seq <= cur {
+			return
+		}
+		if f.head.CompareAndSwap(cur, seq) {
+			f.mHead.Set(float64(seq))
+			return
+		}
+	}
+}

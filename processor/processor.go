@@ -1,0 +1,614 @@
+// Package processor is a Causeway processor node: it follows the one
+// ordered log into its own graph (a warm standby), takes part in the raft
+// election, runs the leader's fenced duties while it leads, and serves the
+// live HTTP API from its graph.
+//
+// Invariants kept here (DESIGN.md):
+//
+//   - 3: every node applies the log in seq order, each seq exactly once.
+//     Sequenced batches from the bus are applied when they continue the
+//     applied seq; a duplicate is skipped; a gap, a reconnect or a restart
+//     is repaired from the events table; the log head is also polled, so a
+//     lost doorbell cannot stall a node. A record whose seq is not
+//     applied_seq+1 is never applied (and counted if ever offered).
+//   - 4: only the leader writes snapshots, each with the raft term at which
+//     it became leader, checked against the fencing row in the same
+//     transaction: a deposed leader's late write fails with store.ErrFenced
+//     and is counted in causeway_processor_fenced_writes_total. The leader
+//     claims the fence as soon as it wins. Standbys keep following, so a
+//     failover costs an election, not a rebuild.
+package processor
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/election"
+	"github.com/causeway/causeway/snapshot"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Deps are the processor's collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Gatherer serves /metrics (usually the registry behind Registerer).
+	Gatherer prometheus.Gatherer
+	Now      func() time.Time
+}
+
+// Processor is one processor node.
+type Processor struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+}
+
+// New validates cfg and allocates. It opens and starts nothing.
+func New(cfg Config, deps Deps) (*Processor, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("processor config: %w", err)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		deps.Registerer, deps.Gatherer = reg, reg
+	}
+	if deps.Gatherer == nil {
+		deps.Gatherer = prometheus.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Processor{cfg: cfg, deps: deps, log: deps.Logger.With("component", "processor", "node_id", cfg.NodeID)}, nil
+}
+
+// Run opens the database and the broker, starts raft, loads the state
+// (newest snapshot + replay), follows the log and serves the API until ctx
+// ends. Then it stops serving, leaves leadership gracefully, shuts raft
+// down, closes the bus and the database, and returns nil.
+func (p *Processor) Run(ctx context.Context) error {
+	db, err := store.Open(ctx, p.cfg.DatabaseDSN)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	log := store.NewLog(db, p.deps.Now)
+	factory := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}
+
+	busDeps := bus.Deps{Logger: p.deps.Logger, Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"role": "processor"}, p.deps.Registerer), Now: p.deps.Now}
+	sub, err := bus.NewSubscriber(bus.SubscriberConfig{Conn: bus.Conn{URL: p.cfg.AMQPURL}}, busDeps)
+	if err != nil {
+		return fmt.Errorf("sequenced subscriber: %w", err)
+	}
+	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: p.cfg.AMQPURL}, SpoolPath: filepath.Join(p.cfg.DataDir, "api-spool.db")},
+		bus.Deps{Logger: p.deps.Logger, Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"role": "processor_api"}, p.deps.Registerer), Now: p.deps.Now})
+	if err != nil {
+		return fmt.Errorf("api publisher: %w", err)
+	}
+	defer func() {
+		if err := pub.Close(); err != nil {
+			p.log.Warn("close api publisher spool", "err", err)
+		}
+	}()
+	writer, err := snapshot.NewWriter(p.cfg.Snapshot, snapshot.WriterDeps{
+		DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Logger: p.deps.Logger, Registerer: p.deps.Registerer, Now: p.deps.Now,
+	})
+	if err != nil {
+		return err
+	}
+	recon, err := snapshot.NewReconstructor(p.cfg.Reconstruct, snapshot.ReconstructDeps{
+		DB: db, Events: log, Factory: factory, Logger: p.deps.Logger, Registerer: p.deps.Registerer,
+	})
+	if err != nil {
+		return err
+	}
+	parts := Parts{
+		Log: log, Stream: sub, Publisher: pub, Snapshots: writer, Reconstructor: recon,
+		Fence:   dbFence{db: db, name: p.cfg.Snapshot.FenceName},
+		Capture: CaptureEngine, Inspect: InspectEngine,
+	}
+	runners := []func(context.Context) error{pub.Run}
+	return p.run(ctx, parts, runners)
+}
+
+// Parts are the node's I/O collaborators, as consumer-side interfaces so
+// that the core can be tested with fakes.
+type Parts struct {
+	Log    EventLog
+	Stream Stream
+	// Publisher sends the API's events to the bus.
+	Publisher     Publisher
+	Snapshots     Snapshotter
+	Reconstructor Reconstructor
+	// Fence claims the fencing row at a new leader's term.
+	Fence Fencer
+	// Capture copies the machine's state for a snapshot (under the read
+	// lock); Inspect gives the API a read view of it.
+	Capture func(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture, error)
+	Inspect func(m Machine) (api.View, error)
+	// Election replaces the raft node built from the config (tests).
+	Election Elector
+}
+
+// Stream is the sequenced batch stream (bus.Subscriber).
+type Stream interface {
+	Run(ctx context.Context) error
+	Updates() <-chan bus.Update
+}
+
+// Publisher publishes events to the bus (bus.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, evs ...event.Event) error
+}
+
+// Snapshotter writes snapshots (snapshot.Writer).
+type Snapshotter interface {
+	Resume(ctx context.Context) error
+	Due(appliedSeq int64) bool
+	Take(ctx context.Context, term int64, capture func() (snapshot.Capture, error)) (snapshot.Result, error)
+}
+
+// Reconstructor rebuilds a state at a point of the log
+// (snapshot.Reconstructor).
+type Reconstructor interface {
+	Reconstruct(ctx context.Context, target snapshot.Target) (snapshot.Reconstruction, error)
+}
+
+// Fencer claims the fencing row at a term (store.CheckFence in its own
+// transaction); it fails wrapping store.ErrFenced for a stale term.
+type Fencer interface {
+	Claim(ctx context.Context, term int64) error
+}
+
+// Elector is the raft node (election.Node).
+type Elector interface {
+	Run(ctx context.Context) error
+	Leader() (id, addr string)
+	State() string
+	Term() uint64
+	LeaderTerm() uint64
+	Servers() ([]election.Server, error)
+	Join(id, addr string, timeout time.Duration) error
+	Remove(id string, timeout time.Duration) error
+}
+
+type dbFence struct {
+	db   *sql.DB
+	name string
+}
+
+func (f dbFence) Claim(ctx context.Context, term int64) error {
+	tx, err := f.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("claim fence: %w", err)
+	}
+	if err := store.CheckFence(ctx, tx, f.name, term); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("claim fence: commit: %w", err)
+	}
+	return nil
+}
+
+// node is the running core.
+type node struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	parts Parts
+	f     *follower
+	elect Elector
+
+	lastSnapSeq          atomic.Int64
+	lastSnapAt           atomic.Int64 // unix nanos
+	snapsWritten, fenced atomic.Int64
+	errMu                sync.Mutex
+	lastErr              string
+
+	mFenced, mSnaps prometheus.Counter
+}
+
+func (p *Processor) newNode(parts Parts) (*node, error) {
+	n := &node{cfg: p.cfg, log: p.log, now: p.deps.Now, parts: parts}
+	n.f = newFollower(parts.Log, p.cfg.PageSize, p.log)
+	n.mFenced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_fenced_writes_total",
+		Help: "Leader writes refused by the fence: this node wrote with a stale raft term.",
+	})
+	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
+	})
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps) {
+		if err := p.deps.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("register processor metrics: %w", err)
+		}
+	}
+	n.elect = parts.Election
+	if n.elect == nil {
+		e, err := election.New(p.cfg.Raft, election.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, OnLead: n.lead})
+		if err != nil {
+			return nil, err
+		}
+		n.elect = e
+	}
+	return n, nil
+}
+
+// run wires the core and runs every part until ctx ends or one fails.
+func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.Context) error) error {
+	n, err := p.newNode(parts)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(p.cfg.API, n, api.Deps{Logger: p.deps.Logger, Gatherer: p.deps.Gatherer, Now: p.deps.Now, NodeID: p.cfg.NodeID})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	start := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	// The raft node runs on its own context so that it can leave
+	// leadership after the API has stopped serving.
+	raftCtx, stopRaft := context.WithCancel(context.Background())
+	raftDone := make(chan error, 1)
+	go func() { raftDone <- n.elect.Run(raftCtx) }()
+
+	start("api", srv.Run)
+	start("follow", n.follow)
+	for i, fn := range extra {
+		start(fmt.Sprintf("part %d", i), fn)
+	}
+	p.log.Info("processor started", "api", p.cfg.API.Listen, "raft", p.cfg.Raft.BindAddr)
+	select {
+	case <-ctx.Done():
+	case err := <-raftDone:
+		cancel()
+		wg.Wait()
+		stopRaft()
+		if err != nil {
+			return fmt.Errorf("raft: %w", err)
+		}
+		return errors.New("raft stopped unexpectedly")
+	}
+	wg.Wait()
+	stopRaft()
+	rerr := <-raftDone
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if rerr != nil {
+		errs = append(errs, fmt.Errorf("raft: %w", rerr))
+	}
+	p.log.Info("processor stopped")
+	return errors.Join(errs...)
+}
+
+// backoff sleeps for the attempt's backoff or until ctx ends.
+func (n *node) backoff(ctx context.Context, attempt int) {
+	d := n.cfg.RetryMin << min(attempt, 16)
+	if d > n.cfg.RetryMax || d <= 0 {
+		d = n.cfg.RetryMax
+	}
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (n *node) setErr(err error) {
+	n.errMu.Lock()
+	defer n.errMu.Unlock()
+	if err == nil {
+		n.lastErr = ""
+	} else {
+		n.lastErr = err.Error()
+	}
+}
+
+// follow loads the state (newest snapshot + replay) and then follows the
+// sequenced stream and the database until ctx ends.
+func (n *node) follow(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.Latest())
+		if err == nil {
+			n.f.load(res.Machine, res.Seq, time.Time{})
+			n.f.applyErrors.Add(res.ApplyErrors)
+			n.log.Info("state loaded", "seq", res.Seq, "snapshot_seq", res.SnapshotSeq, "replayed", res.Replayed)
+			n.setErr(nil)
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		n.setErr(err)
+		n.log.Warn("load state", "attempt", attempt, "err", err)
+		n.backoff(ctx, attempt)
+	}
+
+	streamCtx, stopStream := context.WithCancel(ctx)
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- n.parts.Stream.Run(streamCtx) }()
+	defer func() {
+		stopStream()
+		// Drain until the stream closes its channel, so it never blocks.
+		for range n.parts.Stream.Updates() {
+		}
+		if err := <-streamDone; err != nil {
+			n.log.Warn("sequenced stream", "err", err)
+		}
+	}()
+
+	poll := time.NewTicker(n.cfg.PollInterval)
+	defer poll.Stop()
+	failures := 0
+	// needCatchUp is set by a Gap signal or a failure; it is retried with
+	// backoff by the poll ticker and by the next batch.
+	needCatchUp := true
+	updates := n.parts.Stream.Updates()
+	for {
+		var err error
+		if needCatchUp {
+			err = n.f.poll(ctx)
+			needCatchUp = err != nil
+		}
+		if err == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case u, ok := <-updates:
+				if !ok {
+					updates = nil
+					continue
+				}
+				if u.Gap {
+					n.f.gapsRepaired.Add(1)
+					n.f.mGaps.Inc()
+					needCatchUp = true
+					continue
+				}
+				err = n.f.handleBatch(ctx, u.Batch)
+			case <-poll.C:
+				err = n.f.poll(ctx)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			needCatchUp = true
+			n.setErr(err)
+			n.log.Warn("follow log", "applied_seq", n.f.appliedSeq.Load(), "attempt", failures, "err", err)
+			n.backoff(ctx, failures)
+			failures++
+			continue
+		}
+		if failures > 0 {
+			n.setErr(nil)
+		}
+		failures = 0
+	}
+}
+
+// lead runs the leader's duties while this node leads: claim the fence at
+// its term, then write snapshots when the policy says so. It returns when
+// ctx ends (leadership lost) or the fence refuses this term.
+func (n *node) lead(ctx context.Context, term uint64) {
+	log := n.log.With("term", term)
+	for attempt := 0; ; attempt++ {
+		err := n.parts.Fence.Claim(ctx, int64(term))
+		if err == nil {
+			break
+		}
+		if errors.Is(err, store.ErrFenced) {
+			n.fencedWrite(log, "claim", err)
+			<-ctx.Done()
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("claim fence", "err", err)
+		n.backoff(ctx, attempt)
+	}
+	for attempt := 0; ; attempt++ {
+		err := n.parts.Snapshots.Resume(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("resume snapshot policy", "err", err)
+		n.backoff(ctx, attempt)
+	}
+	log.Info("leader duties started")
+	tick := time.NewTicker(n.cfg.SnapshotCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("leader duties stopped")
+			return
+		case <-tick.C:
+		}
+		if !n.f.loaded.Load() || !n.parts.Snapshots.Due(n.f.appliedSeq.Load()) {
+			continue
+		}
+		if fenced := n.snapshot(ctx, log, term); fenced {
+			<-ctx.Done()
+			return
+		}
+	}
+}
+
+// snapshot takes one snapshot. The write runs on a context detached from
+// leadership (bounded by DefaultLeaderWriteLimit): a write in flight when
+// leadership is lost is not cut short but decided by the fence, which is
+// what refuses a deposed leader. It reports whether the fence refused it.
+func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64) (fenced bool) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultLeaderWriteLimit)
+	defer cancel()
+	res, err := n.parts.Snapshots.Take(wctx, int64(term), func() (snapshot.Capture, error) {
+		n.f.mu.RLock()
+		defer n.f.mu.RUnlock()
+		return n.parts.Capture(n.f.m, n.f.applied, n.f.appliedAt)
+	})
+	switch {
+	case err == nil:
+		n.lastSnapSeq.Store(res.Meta.Seq)
+		n.lastSnapAt.Store(n.now().UnixNano())
+		n.snapsWritten.Add(1)
+		n.mSnaps.Inc()
+		return false
+	case errors.Is(err, store.ErrFenced):
+		n.fencedWrite(log, "snapshot", err)
+		return true
+	case errors.Is(err, snapshot.ErrBusy):
+		return false
+	default:
+		log.Warn("write snapshot", "err", err)
+		return false
+	}
+}
+
+func (n *node) fencedWrite(log *slog.Logger, what string, err error) {
+	n.fenced.Add(1)
+	n.mFenced.Inc()
+	log.Warn("leader write fenced", "write", what, "err", err)
+}
+
+// The api.Backend implementation.
+
+func (n *node) View(fn func(v api.View, seq int64) error) error {
+	if !n.f.loaded.Load() {
+		return errors.New("state not loaded yet")
+	}
+	n.f.mu.RLock()
+	defer n.f.mu.RUnlock()
+	v, err := n.parts.Inspect(n.f.m)
+	if err != nil {
+		return err
+	}
+	return fn(v, n.f.applied)
+}
+
+func (n *node) Status(ctx context.Context) api.Status {
+	id, addr := n.elect.Leader()
+	applied, head := n.f.appliedSeq.Load(), n.f.head.Load()
+	lag := max(head-applied, 0)
+	st := api.Status{
+		NodeID: n.cfg.NodeID, Role: n.elect.State(), Leader: id, LeaderAddr: addr,
+		Term: n.elect.Term(), LeaderTerm: n.elect.LeaderTerm(),
+		AppliedSeq: applied, LogHead: head, Lag: lag, Loaded: n.f.loaded.Load(),
+		OutOfOrder: n.f.outOfOrder.Load(), DuplicatesSkipped: n.f.dupSkipped.Load(),
+		GapsRepaired: n.f.gapsRepaired.Load(), ApplyErrors: n.f.applyErrors.Load(),
+		LastSnapshotSeq: n.lastSnapSeq.Load(), SnapshotsWritten: n.snapsWritten.Load(), FencedWrites: n.fenced.Load(),
+	}
+	if at := n.lastSnapAt.Load(); at != 0 {
+		st.LastSnapshotAt = time.Unix(0, at).UTC()
+	}
+	st.Ready = st.Loaded && id != "" && lag <= n.cfg.ReadyLag
+	n.errMu.Lock()
+	st.Error = n.lastErr
+	n.errMu.Unlock()
+	return st
+}
+
+func (n *node) Dump() ([]byte, int64, error) {
+	if !n.f.loaded.Load() {
+		return nil, 0, errors.New("state not loaded yet")
+	}
+	var buf bytes.Buffer
+	n.f.mu.RLock()
+	defer n.f.mu.RUnlock()
+	if err := n.f.m.Dump(&buf); err != nil {
+		return nil, 0, fmt.Errorf("dump state: %w", err)
+	}
+	return buf.Bytes(), n.f.applied, nil
+}
+
+func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.GraphView, int64, error) {
+	target := snapshot.AtSeq(seq)
+	if seq <= 0 {
+		target = snapshot.AtTime(at)
+	}
+	res, err := n.parts.Reconstructor.Reconstruct(ctx, target)
+	if errors.Is(err, snapshot.ErrBeyondLog) || errors.Is(err, store.ErrTruncated) || errors.Is(err, snapshot.ErrGap) {
+		return nil, 0, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := n.parts.Inspect(res.Machine)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, res.Seq, nil
+}
+
+func (n *node) Publish(ctx context.Context, evs ...event.Event) error {
+	return n.parts.Publisher.Publish(ctx, evs...)
+}
+
+func (n *node) Cluster() ([]api.Member, error) {
+	servers, err := n.elect.Servers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Member, len(servers))
+	for i, s := range servers {
+		out[i] = api.Member{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage, Leader: s.Leader}
+	}
+	return out, nil
+}
+
+func membershipErr(err error) error {
+	if errors.Is(err, election.ErrNotLeader) {
+		return fmt.Errorf("%w: %w", api.ErrNotLeader, err)
+	}
+	return err
+}
+
+func (n *node) Join(id, addr string) error {
+	return membershipErr(n.elect.Join(id, addr, 10*time.Second))
+}
+
+func (n *node) Remove(id string) error {
+	return membershipErr(n.elect.Remove(id, 10*time.Second))
+}
