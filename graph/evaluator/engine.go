@@ -40,9 +40,13 @@ type Engine struct {
 	templates map[string]*loaded
 	rules     []*rule // sorted by (template, scenario, clause)
 
-	matches  map[string]*match
-	byVertex map[graph.VertexID]map[string]struct{}
+	matches map[string]*match
+	// byAnchor indexes the stored matches by each of their bindings.
+	byAnchor map[akey]map[string]struct{}
 	effects  map[string]*effect
+
+	// en is the reusable enumerator (scratch space, not state).
+	en *enumerator
 
 	// outputs of the record being applied; not state.
 	external []ExternalAction
@@ -139,7 +143,7 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 		g: g, norm: norm, maxSteps: cfg.MaxSteps,
 		templates: map[string]*loaded{},
 		matches:   map[string]*match{},
-		byVertex:  map[graph.VertexID]map[string]struct{}{},
+		byAnchor:  map[akey]map[string]struct{}{},
 		effects:   map[string]*effect{},
 	}
 }
@@ -210,6 +214,13 @@ func (e *Engine) run(changes []graph.Change) ([]graph.Change, error) {
 	return queue, nil
 }
 
+// akey is a binding of a rule's entity to a vertex.
+type akey struct {
+	r   *rule
+	ent string
+	v   graph.VertexID
+}
+
 type anchor struct {
 	rule   int
 	entity string
@@ -233,8 +244,11 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 		neighLoaded := false
 		for ri, r := range e.rules {
 			for _, ent := range r.c.Positive {
+				// Matches through the vertex change only if whether it
+				// fits the entity changed (added, deleted, or a filtered
+				// property moved); edges are changes of their own.
 				te := r.tpl.Entities[ent]
-				if matchesVertex(te, ch.Vertex) || (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
+				if matchesVertex(te, ch.Vertex) != (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
 					anchors = append(anchors, anchor{ri, ent, id})
 				}
 			}
@@ -246,7 +260,7 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 						continue
 					}
 					te := r.tpl.Entities[ent]
-					if !matchesVertex(te, ch.Vertex) && (ch.Prev == nil || !matchesVertex(te, ch.Prev)) {
+					if matchesVertex(te, ch.Vertex) == (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
 						continue
 					}
 					if !neighLoaded {
@@ -272,15 +286,19 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 			return nil
 		}
 		ed := ch.Edge
+		if ch.PrevEdge != nil && ch.PrevEdge.IsDeleted == ed.IsDeleted {
+			return nil // only a timestamp moved
+		}
+		vcache := map[graph.VertexID]*graph.Vertex{}
 		for ri, r := range e.rules {
 			for _, t := range r.c.Terms {
 				if t.IsEntity() || t.Label != ed.Relationship {
 					continue
 				}
-				if r.posSet[t.Source] {
+				if r.posSet[t.Source] && e.mayMatch(r, t.Source, ed.From, vcache) {
 					anchors = append(anchors, anchor{ri, t.Source, ed.From})
 				}
-				if r.posSet[t.Target] {
+				if r.posSet[t.Target] && e.mayMatch(r, t.Target, ed.To, vcache) {
 					anchors = append(anchors, anchor{ri, t.Target, ed.To})
 				}
 			}
@@ -308,6 +326,22 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 	return out
 }
 
+// mayMatch reports whether a match of r can bind entity to v: v fits the
+// entity now, or a stored match binds it (and may have to be undone).
+func (e *Engine) mayMatch(r *rule, entity string, v graph.VertexID, cache map[graph.VertexID]*graph.Vertex) bool {
+	if len(e.byAnchor[akey{r, entity, v}]) > 0 {
+		return true
+	}
+	vx, ok := cache[v]
+	if !ok {
+		if x, found := e.g.Vertex(v); found {
+			vx = &x
+		}
+		cache[v] = vx
+	}
+	return matchesVertex(r.tpl.Entities[entity], vx)
+}
+
 // reconcile compares the matches of r that bind entity to v now with those
 // stored, and runs UNDO then DO for the difference.
 func (e *Engine) reconcile(r *rule, entity string, v graph.VertexID) []graph.Change {
@@ -316,11 +350,7 @@ func (e *Engine) reconcile(r *rule, entity string, v graph.VertexID) []graph.Cha
 		current[matchKey(r, b)] = b
 	})
 	var undo []string
-	for k := range e.byVertex[v] {
-		m := e.matches[k]
-		if m.rule != r || m.vertex(entity) != v {
-			continue
-		}
+	for k := range e.byAnchor[akey{r, entity, v}] {
 		if _, ok := current[k]; !ok {
 			undo = append(undo, k)
 		}
@@ -362,10 +392,11 @@ func matchKey(r *rule, b []Binding) string {
 func (e *Engine) addMatch(m *match) {
 	e.matches[m.key] = m
 	for _, b := range m.bindings {
-		s := e.byVertex[b.Vertex]
+		ak := akey{m.rule, b.Entity, b.Vertex}
+		s := e.byAnchor[ak]
 		if s == nil {
 			s = map[string]struct{}{}
-			e.byVertex[b.Vertex] = s
+			e.byAnchor[ak] = s
 		}
 		s[m.key] = struct{}{}
 	}
@@ -374,10 +405,11 @@ func (e *Engine) addMatch(m *match) {
 func (e *Engine) removeMatch(m *match) {
 	delete(e.matches, m.key)
 	for _, b := range m.bindings {
-		if s := e.byVertex[b.Vertex]; s != nil {
+		ak := akey{m.rule, b.Entity, b.Vertex}
+		if s := e.byAnchor[ak]; s != nil {
 			delete(s, m.key)
 			if len(s) == 0 {
-				delete(e.byVertex, b.Vertex)
+				delete(e.byAnchor, ak)
 			}
 		}
 	}

@@ -62,22 +62,29 @@ type enumerator struct {
 	r     *rule
 	bind  map[string]graph.VertexID
 	used  map[graph.VertexID]string
-	cache map[graph.VertexID]*graph.Vertex
+	cache map[graph.VertexID]int // index in arena, -1: no such vertex
+	arena []graph.Vertex
 	done  []bool
 	emit  func([]Binding)
 }
 
 func (en *enumerator) vertex(id graph.VertexID) *graph.Vertex {
-	if v, ok := en.cache[id]; ok {
-		return v
+	if i, ok := en.cache[id]; ok {
+		if i < 0 {
+			return nil
+		}
+		return &en.arena[i]
 	}
 	v, ok := en.e.g.Vertex(id)
-	var p *graph.Vertex
-	if ok {
-		p = &v
+	if !ok {
+		en.cache[id] = -1
+		return nil
 	}
-	en.cache[id] = p
-	return p
+	// Pointers handed out earlier may point into an older backing array
+	// after this append; they stay valid (read-only copies).
+	en.arena = append(en.arena, v)
+	en.cache[id] = len(en.arena) - 1
+	return &en.arena[len(en.arena)-1]
 }
 
 // tryBind binds entity to id if the vertex fits, calls next, and unbinds.
@@ -96,16 +103,30 @@ func (en *enumerator) tryBind(entity string, id graph.VertexID, next func()) {
 }
 
 // enumerate calls emit with every binding of r that binds entity to v (or
-// every binding at all when v is 0).
+// every binding at all when v is 0). The enumerator's maps are reused from
+// call to call; enumerate is not reentrant (emit must not call it).
 func (e *Engine) enumerate(r *rule, entity string, v graph.VertexID, emit func([]Binding)) {
-	en := &enumerator{
-		e: e, r: r,
-		bind:  map[string]graph.VertexID{},
-		used:  map[graph.VertexID]string{},
-		cache: map[graph.VertexID]*graph.Vertex{},
-		done:  make([]bool, len(r.pos)),
-		emit:  emit,
+	en := e.en
+	if en == nil {
+		en = &enumerator{
+			e:     e,
+			bind:  map[string]graph.VertexID{},
+			used:  map[graph.VertexID]string{},
+			cache: map[graph.VertexID]int{},
+		}
+		e.en = en
 	}
+	en.r, en.emit = r, emit
+	clear(en.bind)
+	clear(en.used)
+	clear(en.cache)
+	if cap(en.done) < len(r.pos) {
+		en.done = make([]bool, len(r.pos))
+	}
+	en.done = en.done[:len(r.pos)]
+	clear(en.done)
+	en.arena = en.arena[:0]
+	defer func() { en.emit = nil; clear(en.cache); clear(en.arena); en.arena = en.arena[:0] }()
 	if v != 0 {
 		en.tryBind(entity, v, en.step)
 		return
