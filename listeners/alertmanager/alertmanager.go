@@ -1,0 +1,211 @@
+// Package alertmanager receives Alertmanager webhook notifications
+// (payload version 4, with or without the fields newer Alertmanagers add)
+// and turns each alert into an alarm event on its resource, mapped with the
+// same label rules (package alertmap) as the Alertmanager driver: an
+// entity.upsert while the alert fires, an entity.delete once it resolved.
+//
+// Alertmanager re-sends a group's alerts on every group_interval and
+// repeat_interval; the event id is derived from the alert's fingerprint,
+// startsAt, status and endsAt, so a re-sent alert dedups in the log.
+package alertmanager
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/listeners"
+)
+
+// Defaults of Config.
+const (
+	DefaultSource = "alertmanager-webhook"
+	DefaultPath   = "/v1/alertmanager"
+	// Version is the webhook payload version understood here.
+	Version = "4"
+)
+
+// ErrPayload is wrapped by every error of ParsePayload.
+var ErrPayload = errors.New("invalid webhook payload")
+
+// Config configures the webhook endpoint.
+type Config struct {
+	// Source names the listener in the events (default "alertmanager-webhook").
+	Source string `yaml:"source"`
+	// Path of the endpoint (default /v1/alertmanager).
+	Path string `yaml:"path"`
+	// Mapping maps alerts to alarms on resources.
+	Mapping alertmap.Config `yaml:"mapping"`
+}
+
+// Validate reports every problem of c, naming its YAML path.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Path != "" && c.Path[0] != '/' {
+		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
+	}
+	if err := c.Mapping.Validate(); err != nil {
+		errs = append(errs, prefix("mapping.", err))
+	}
+	return errors.Join(errs...)
+}
+
+func prefix(p string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s%w", p, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s%w", p, err)
+}
+
+// Payload is the webhook body. Top-level fields this package does not use
+// (groupKey, truncatedAlerts, and whatever newer Alertmanagers add) are
+// accepted and ignored, so a newer sender keeps working.
+type Payload struct {
+	Version           string            `json:"version"`
+	GroupKey          string            `json:"groupKey"`
+	TruncatedAlerts   int               `json:"truncatedAlerts"`
+	Status            string            `json:"status"`
+	Receiver          string            `json:"receiver"`
+	GroupLabels       map[string]string `json:"groupLabels"`
+	CommonLabels      map[string]string `json:"commonLabels"`
+	CommonAnnotations map[string]string `json:"commonAnnotations"`
+	ExternalURL       string            `json:"externalURL"`
+	Alerts            []Alert           `json:"alerts"`
+}
+
+// Alert is one alert of a Payload.
+type Alert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+// Alert statuses.
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
+// ParsePayload decodes and checks a webhook body. Its errors wrap
+// ErrPayload and name the offending field.
+func ParsePayload(b []byte) (*Payload, error) {
+	var p Payload
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&p); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, fmt.Errorf("%w: %s: must be %s, not %s", ErrPayload, te.Field, te.Type, te.Value)
+		}
+		return nil, fmt.Errorf("%w: malformed JSON: %v", ErrPayload, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrPayload)
+	}
+	if p.Version != Version {
+		return nil, fmt.Errorf("%w: version: unsupported webhook payload version %q (want %q)", ErrPayload, p.Version, Version)
+	}
+	var errs []error
+	for i, a := range p.Alerts {
+		f := fmt.Sprintf("alerts[%d]", i)
+		if a.Status != StatusFiring && a.Status != StatusResolved {
+			errs = append(errs, fmt.Errorf("%w: %s.status: must be %q or %q, not %q", ErrPayload, f, StatusFiring, StatusResolved, a.Status))
+		}
+		if len(a.Labels) == 0 {
+			errs = append(errs, fmt.Errorf("%w: %s.labels: is required", ErrPayload, f))
+		}
+		if a.StartsAt.IsZero() {
+			errs = append(errs, fmt.Errorf("%w: %s.startsAt: is required", ErrPayload, f))
+		}
+		if a.Status == StatusResolved && a.EndsAt.IsZero() {
+			errs = append(errs, fmt.Errorf("%w: %s.endsAt: is required for a resolved alert", ErrPayload, f))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Webhook is the endpoint's decoder. It is immutable and safe for
+// concurrent use.
+type Webhook struct {
+	cfg    Config
+	mapper *alertmap.Mapper
+}
+
+// New validates cfg and builds the mapper.
+func New(cfg Config) (*Webhook, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("alertmanager webhook config: %w", err)
+	}
+	if cfg.Source == "" {
+		cfg.Source = DefaultSource
+	}
+	if cfg.Path == "" {
+		cfg.Path = DefaultPath
+	}
+	m, err := alertmap.New(cfg.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	return &Webhook{cfg: cfg, mapper: m}, nil
+}
+
+// Endpoint is the webhook as an endpoint of the listener server.
+func (w *Webhook) Endpoint() listeners.Endpoint {
+	return listeners.Endpoint{Name: "alertmanager", Path: w.cfg.Path, Decoder: w}
+}
+
+// Decode turns a webhook body into one event per alert: entity.upsert of
+// the alarm while firing (ObservedAt startsAt), entity.delete once resolved
+// (ObservedAt endsAt). An alert the mapping rules cannot map refuses the
+// whole payload, so Alertmanager keeps it and the problem stays visible.
+func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
+	p, err := ParsePayload(body)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]event.Event, 0, len(p.Alerts))
+	var errs []error
+	for i, a := range p.Alerts {
+		al := alertmap.Alert{Fingerprint: a.Fingerprint, Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt, GeneratorURL: a.GeneratorURL}
+		ent, err := w.mapper.Entity(al)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("alerts[%d] (fingerprint %q): %w", i, a.Fingerprint, err))
+			continue
+		}
+		ev := event.Event{
+			V: event.Version,
+			EventID: event.DeriveID(w.cfg.Source, alertmap.AlarmID(al), a.StartsAt.UTC().Format(time.RFC3339Nano),
+				a.Status, a.EndsAt.UTC().Format(time.RFC3339Nano)),
+			Source: w.cfg.Source,
+		}
+		if a.Status == StatusFiring {
+			ev.Kind, ev.ObservedAt, ev.Entity = event.KindEntityUpsert, a.StartsAt.UTC(), &ent
+		} else {
+			ref := w.mapper.Ref(al)
+			ev.Kind, ev.ObservedAt, ev.Entity = event.KindEntityDelete, a.EndsAt.UTC(), &ref
+		}
+		if err := ev.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("alerts[%d] (fingerprint %q): %w", i, a.Fingerprint, err))
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return evs, nil
+}

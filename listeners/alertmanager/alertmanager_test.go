@@ -1,0 +1,168 @@
+package alertmanager
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/internal/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func webhook(t testing.TB) *Webhook {
+	t.Helper()
+	b, err := os.ReadFile("testdata/mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := alertmap.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Mapping: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func golden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	w := webhook(t)
+	paths, _ := filepath.Glob("testdata/*.json")
+	var n int
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".golden.json") {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := w.Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			for _, ev := range evs {
+				if _, err := event.Encode(ev); err != nil {
+					t.Errorf("event %s: %v", ev.EventID, err)
+				}
+			}
+			golden(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
+		})
+	}
+	if n < 2 {
+		t.Fatalf("%d cases, want both payload generations", n)
+	}
+}
+
+func TestBad(t *testing.T) {
+	w := webhook(t)
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"malformed.json", []string{"malformed JSON"}},
+		{"unknown_version.json", []string{`version: unsupported webhook payload version "3" (want "4")`}},
+		{"missing_labels.json", []string{`alerts[0] (fingerprint "aa"): alert lacks a label the mapping needs: rules[0] needs one of the labels ["hostname" "instance"]`,
+			`alerts[1] (fingerprint "bb"): no mapping rule matches the alert`}},
+		{"bad_status.json", []string{`alerts[0].status: must be "firing" or "resolved", not "pending"`, "alerts[1].endsAt: is required for a resolved alert"}},
+		{"wrong_type.json", []string{"alerts.labels: must be string, not number"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "bad", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := w.Decode(b)
+			if err == nil {
+				t.Fatalf("Decode gave %d events, want an error", len(evs))
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestResendDedups(t *testing.T) {
+	w := webhook(t)
+	b, err := os.ReadFile("testdata/firing.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := w.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Alertmanager re-sends the group with another groupKey order and
+	// changed common fields: same alerts, same ids.
+	var p map[string]any
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	p["receiver"] = "other"
+	b2, _ := json.Marshal(p)
+	c, err := w.Decode(b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a[0].EventID != c[0].EventID || a[1].EventID != c[1].EventID {
+		t.Error("re-sent alerts got new event ids")
+	}
+	// The resolved notification of the same alert is another event on the
+	// same alarm.
+	nb, _ := os.ReadFile("testdata/newer.json")
+	n, err := w.Decode(nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n[0].Kind != event.KindEntityDelete || n[0].Entity.ID != a[0].Entity.ID || n[0].EventID == a[0].EventID {
+		t.Errorf("resolved alert: %+v, want a delete of alarm %s with a new event id", n[0], a[0].Entity.ID)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	err := Config{Path: "v1"}.Validate()
+	for _, want := range []string{`path: "v1" must start with /`, "mapping.rules: at least one rule is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+	if _, err := ParsePayload([]byte(`{"version":"4"} {}`)); !errors.Is(err, ErrPayload) {
+		t.Errorf("trailing data: %v", err)
+	}
+}

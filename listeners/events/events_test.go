@@ -1,0 +1,118 @@
+package events
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func golden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func api(t testing.TB) *API {
+	a, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestGolden(t *testing.T) {
+	a := api(t)
+	paths, _ := filepath.Glob("testdata/*.json")
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".golden.json") {
+			continue
+		}
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := a.Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			for _, ev := range evs {
+				if _, err := event.Encode(ev); err != nil {
+					t.Errorf("event %s: %v", ev.EventID, err)
+				}
+			}
+			golden(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
+		})
+	}
+}
+
+func TestDownThenUpSameAlarm(t *testing.T) {
+	a := api(t)
+	down, _ := os.ReadFile("testdata/host_down.json")
+	up, _ := os.ReadFile("testdata/host_up.json")
+	d, err := a.Decode(down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.Decode(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d[0].Entity.ID != u[0].Entity.ID || d[0].Kind != event.KindEntityUpsert || u[0].Kind != event.KindEntityDelete {
+		t.Errorf("down %+v then up %+v: want an upsert and a delete of the same alarm", d[0].Entity, u[0].Entity)
+	}
+	again, _ := a.Decode(down)
+	if again[0].EventID != d[0].EventID {
+		t.Error("the same event posted twice got two ids")
+	}
+}
+
+func TestBad(t *testing.T) {
+	a := api(t)
+	for _, tc := range []struct{ file, want string }{
+		{"malformed.json", "malformed JSON"},
+		{"bad_time.json", `time: "yesterday" is not an ISO 8601 timestamp`},
+		{"no_resource.json", "details.hostname: is required"},
+		{"bad_status.json", `details.status: must be "down" or "up", not "flapping"`},
+		{"unknown_field.json", `unknown field "colour"`},
+		{"missing_fields.json", "type: is required"},
+		{"missing_fields.json", "details: is required"},
+		{"hostname_not_string.json", "details.hostname: must be a string"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "bad", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.Decode(b)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Decode: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

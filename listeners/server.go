@@ -1,0 +1,365 @@
+// Package listeners is the push side of intake: one authenticated HTTP
+// server whose endpoints (Alertmanager webhooks, the generic events API)
+// turn request bodies into events and publish them.
+//
+// Invariant 1 of DESIGN.md: a request is answered 2xx only after
+// Publisher.Publish returned nil for all its events (they are confirmed or
+// fsynced in the spool). Bad input is refused whole, never in part, with a
+// JSON body naming every problem: 400 (malformed or unmappable input), 401
+// (credentials), 405, 413 (over max_body_bytes), 415 (not JSON), and 503
+// with Retry-After when the spool is full. A panic in a decoder is a 500
+// and a log line, never a crash.
+package listeners
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Publisher is where the server hands events; internal/bus.Publisher is
+// the real one.
+type Publisher interface {
+	Publish(ctx context.Context, evs ...event.Event) error
+}
+
+// Decoder turns one request body into the events it reports. Every error
+// is the client's fault (400); errors.Join-ed errors become the problems
+// of the answer, one each.
+type Decoder interface {
+	Decode(body []byte) ([]event.Event, error)
+}
+
+// DecoderFunc adapts a function to Decoder.
+type DecoderFunc func(body []byte) ([]event.Event, error)
+
+// Decode calls f.
+func (f DecoderFunc) Decode(body []byte) ([]event.Event, error) { return f(body) }
+
+// Endpoint is one POST endpoint of the server.
+type Endpoint struct {
+	// Name labels the endpoint's metrics and logs ("alertmanager", "events").
+	Name string
+	// Path is the URL path ("/v1/alertmanager").
+	Path    string
+	Decoder Decoder
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Publisher Publisher
+	Endpoints []Endpoint
+	Logger    *slog.Logger
+	// Registerer defaults to no registration.
+	Registerer prometheus.Registerer
+	// Listener, when set, is served instead of listening on Config.Listen
+	// (tests, socket activation).
+	Listener net.Listener
+}
+
+// Server is the HTTP listener server.
+type Server struct {
+	cfg   Config
+	deps  Deps
+	creds credentials
+	log   *slog.Logger
+	mux   *http.ServeMux
+
+	requests *prometheus.CounterVec
+	accepted *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+}
+
+// Reasons of the rejected counter.
+const (
+	ReasonAuth        = "auth"
+	ReasonMethod      = "method"
+	ReasonContentType = "content_type"
+	ReasonTooLarge    = "too_large"
+	ReasonBadInput    = "bad_input"
+	ReasonSpoolFull   = "spool_full"
+	ReasonPublish     = "publish_error"
+	ReasonInternal    = "internal"
+)
+
+// New validates cfg, reads the secret files and registers the metrics. It
+// starts nothing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("listener config: %w", err)
+	}
+	if deps.Publisher == nil {
+		return nil, errors.New("listeners: a Publisher is required")
+	}
+	setDefaults(&cfg)
+	creds, err := cfg.Auth.load()
+	if err != nil {
+		return nil, fmt.Errorf("listener config: %w", err)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg: cfg, deps: deps, creds: creds, log: deps.Logger.With("component", "listeners"),
+		mux: http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_requests_total", Help: "Requests by endpoint and HTTP status code.",
+		}, []string{"endpoint", "code"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_events_accepted_total", Help: "Events published (confirmed or spooled) by endpoint.",
+		}, []string{"endpoint"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_requests_rejected_total", Help: "Requests refused by endpoint and reason.",
+		}, []string{"endpoint", "reason"}),
+	}
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register listener metrics: %w", err)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, ep := range deps.Endpoints {
+		switch {
+		case ep.Name == "" || ep.Decoder == nil || !strings.HasPrefix(ep.Path, "/"):
+			return nil, fmt.Errorf("listeners: endpoints[%d] needs a name, a decoder and a path starting with /", i)
+		case seen[ep.Path]:
+			return nil, fmt.Errorf("listeners: endpoints[%d]: path %s is used twice", i, ep.Path)
+		}
+		seen[ep.Path] = true
+		s.mux.Handle(ep.Path, s.endpoint(ep))
+	}
+	return s, nil
+}
+
+func setDefaults(c *Config) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	def(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&c.ReadTimeout, DefaultReadTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&c.RetryAfter, DefaultRetryAfter)
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
+// Handler is the server's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run serves until ctx ends, then stops accepting, waits up to
+// ShutdownTimeout for the requests in flight (each publishes and answers)
+// and returns nil. It returns an error if it cannot listen or serve.
+func (s *Server) Run(ctx context.Context) error {
+	ln := s.deps.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc // http.ErrServerClosed
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown within %s: %w", s.cfg.ShutdownTimeout, err)
+	}
+	return nil
+}
+
+// Problem is the JSON body of every refusal.
+type Problem struct {
+	Error    string   `json:"error"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Accepted is the JSON body of a 200.
+type Accepted struct {
+	Accepted int `json:"accepted"`
+}
+
+func (s *Server) endpoint(ep Endpoint) http.Handler {
+	log := s.log.With("endpoint", ep.Name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := http.StatusInternalServerError
+		reason := ""
+		defer func() {
+			if v := recover(); v != nil {
+				// A decoder bug must not take intake down; the client retries.
+				log.Error("panic in handler", "panic", fmt.Sprint(v))
+				code, reason = http.StatusInternalServerError, ReasonInternal
+				s.writeJSON(w, code, Problem{Error: "internal error"})
+			}
+			s.requests.WithLabelValues(ep.Name, strconv.Itoa(code)).Inc()
+			if reason != "" {
+				s.rejected.WithLabelValues(ep.Name, reason).Inc()
+			}
+		}()
+		refuse := func(c int, why, msg string, problems ...string) {
+			code, reason = c, why
+			s.writeJSON(w, c, Problem{Error: msg, Problems: problems})
+			log.Info("request refused", "code", c, "reason", why, "err", msg, "problems", len(problems), "remote", r.RemoteAddr)
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			refuse(http.StatusMethodNotAllowed, ReasonMethod, "method "+r.Method+" not allowed; use POST")
+			return
+		}
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="causeway", Basic realm="causeway"`)
+			refuse(http.StatusUnauthorized, ReasonAuth, "missing or wrong credentials")
+			return
+		}
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			refuse(http.StatusUnsupportedMediaType, ReasonContentType, fmt.Sprintf("content type %q is not application/json", r.Header.Get("Content-Type")))
+			return
+		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, s.cfg.MaxBodyBytes))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body is over the limit of %d bytes", s.cfg.MaxBodyBytes))
+				return
+			}
+			refuse(http.StatusBadRequest, ReasonBadInput, "read body: "+err.Error())
+			return
+		}
+		evs, err := ep.Decoder.Decode(body)
+		if err == nil {
+			err = validate(evs)
+		}
+		if err != nil {
+			refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problems(err)...)
+			return
+		}
+		if len(evs) > 0 {
+			if err := s.deps.Publisher.Publish(r.Context(), evs...); err != nil {
+				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+				if errors.Is(err, bus.ErrSpoolFull) {
+					refuse(http.StatusServiceUnavailable, ReasonSpoolFull, "spool full: the broker is unavailable; retry later")
+					return
+				}
+				log.Error("publish failed", "err", err, "events", len(evs))
+				refuse(http.StatusServiceUnavailable, ReasonPublish, "events could not be stored; retry later")
+				return
+			}
+		}
+		s.accepted.WithLabelValues(ep.Name).Add(float64(len(evs)))
+		code = http.StatusOK
+		s.writeJSON(w, code, Accepted{Accepted: len(evs)})
+		log.Debug("request accepted", "events", len(evs))
+	})
+}
+
+// validate checks every event before any is published, so a request is
+// refused whole.
+func validate(evs []event.Event) error {
+	var errs []error
+	for i, ev := range evs {
+		if err := ev.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("event %d (%s %s): %w", i, ev.Kind, ev.EventID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// problems flattens joined errors into one message each.
+func problems(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		out = append(out, e.Error())
+	}
+	walk(err)
+	if len(out) > 100 {
+		out = append(out[:100], fmt.Sprintf("... and %d more", len(out)-100))
+	}
+	return out
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// authorized checks the bearer token or basic credentials in constant time.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.creds.open {
+		return true
+	}
+	h := r.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		found := 0
+		for _, t := range s.creds.tokens {
+			found |= subtle.ConstantTimeCompare([]byte(tok), t)
+		}
+		return found == 1
+	}
+	if user, pass, ok := r.BasicAuth(); ok && s.creds.user != nil {
+		u := subtle.ConstantTimeCompare([]byte(user), s.creds.user)
+		p := subtle.ConstantTimeCompare([]byte(pass), s.creds.password)
+		return u&p == 1
+	}
+	return false
+}

@@ -1,0 +1,377 @@
+package listeners_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/listeners"
+	"github.com/causeway/causeway/listeners/alertmanager"
+	"github.com/causeway/causeway/listeners/events"
+)
+
+// fakePublisher is the consumer-side Publisher: it records, or fails with
+// err, or blocks until release is closed.
+type fakePublisher struct {
+	mu      sync.Mutex
+	evs     []event.Event
+	err     error
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *fakePublisher) Publish(ctx context.Context, evs ...event.Event) error {
+	if p.entered != nil {
+		p.entered <- struct{}{}
+	}
+	if p.release != nil {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return p.err
+	}
+	p.evs = append(p.evs, evs...)
+	return nil
+}
+
+func (p *fakePublisher) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.evs)
+}
+
+func mapping(t *testing.T) alertmap.Config {
+	t.Helper()
+	b, err := os.ReadFile("alertmanager/testdata/mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := alertmap.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func endpoints(t *testing.T) []listeners.Endpoint {
+	t.Helper()
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.New(events.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	panicky := listeners.Endpoint{Name: "panicky", Path: "/v1/panic", Decoder: listeners.DecoderFunc(func([]byte) ([]event.Event, error) {
+		var evs []event.Event
+		_ = evs[len(evs)] // index out of range: a decoder bug
+		return nil, nil
+	})}
+	return []listeners.Endpoint{wh.Endpoint(), ev.Endpoint(), panicky}
+}
+
+func newServer(t *testing.T, pub listeners.Publisher, reg prometheus.Registerer) *httptest.Server {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/token", []byte("tok-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{
+		MaxBodyBytes: 8 << 10,
+		RetryAfter:   7 * time.Second,
+		Auth: listeners.Auth{
+			Tokens:   []listeners.Token{{Token: "tok-1"}, {TokenFile: dir + "/token"}},
+			Username: "am", Password: "pw",
+		},
+	}, listeners.Deps{Publisher: pub, Endpoints: endpoints(t), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type reply struct {
+	code int
+	hdr  http.Header
+	body map[string]any
+}
+
+func post(t *testing.T, url, ctype string, body []byte, auth func(*http.Request)) reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if auth != nil {
+		auth(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("answer %d is not JSON: %q", resp.StatusCode, raw)
+	}
+	return reply{code: resp.StatusCode, hdr: resp.Header, body: m}
+}
+
+func bearer(tok string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+
+func file(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestEndToEnd(t *testing.T) {
+	pub := &fakePublisher{}
+	reg := prometheus.NewPedanticRegistry()
+	srv := newServer(t, pub, reg)
+	firing := file(t, "alertmanager/testdata/firing.json")
+	am := srv.URL + "/v1/alertmanager"
+
+	// Accepted, by each kind of credential.
+	for _, auth := range []func(*http.Request){bearer("tok-1"), bearer("tok-2"), func(r *http.Request) { r.SetBasicAuth("am", "pw") }} {
+		r := post(t, am, "application/json; charset=utf-8", firing, auth)
+		if r.code != http.StatusOK || r.body["accepted"] != float64(2) {
+			t.Fatalf("firing webhook: %d %v, want 200 accepted 2", r.code, r.body)
+		}
+	}
+	if n := pub.count(); n != 6 {
+		t.Errorf("published %d events, want 6", n)
+	}
+	r := post(t, srv.URL+"/v1/events", "application/json", file(t, "events/testdata/host_down.json"), bearer("tok-1"))
+	if r.code != http.StatusOK || r.body["accepted"] != float64(1) {
+		t.Errorf("generic event: %d %v", r.code, r.body)
+	}
+
+	big := append([]byte(`{"version":"4","alerts":[],"pad":"`), bytes.Repeat([]byte("x"), 9<<10)...)
+	big = append(big, `"}`...)
+	for _, tc := range []struct {
+		name    string
+		path    string
+		ctype   string
+		body    []byte
+		auth    func(*http.Request)
+		code    int
+		inError string
+		problem string
+	}{
+		{"no credentials", am, "application/json", firing, nil, 401, "credentials", ""},
+		{"wrong token", am, "application/json", firing, bearer("tok-3"), 401, "credentials", ""},
+		{"wrong password", am, "application/json", firing, func(r *http.Request) { r.SetBasicAuth("am", "nope") }, 401, "credentials", ""},
+		{"wrong content type", am, "text/plain", firing, bearer("tok-1"), 415, `"text/plain" is not application/json`, ""},
+		{"no content type", am, "", firing, bearer("tok-1"), 415, "is not application/json", ""},
+		{"too large", am, "application/json", big, bearer("tok-1"), 413, "over the limit of 8192", ""},
+		{"malformed JSON", am, "application/json", file(t, "alertmanager/testdata/bad/malformed.json"), bearer("tok-1"), 400, "invalid alertmanager payload", "malformed JSON"},
+		{"unknown version", am, "application/json", file(t, "alertmanager/testdata/bad/unknown_version.json"), bearer("tok-1"), 400, "invalid alertmanager payload", `unsupported webhook payload version "3"`},
+		{"missing labels", am, "application/json", file(t, "alertmanager/testdata/bad/missing_labels.json"), bearer("tok-1"), 400, "invalid alertmanager payload", `alerts[0] (fingerprint "aa")`},
+		{"bad generic event", srv.URL + "/v1/events", "application/json", file(t, "events/testdata/bad/no_resource.json"), bearer("tok-1"), 400, "invalid events payload", "details.hostname: is required"},
+		{"decoder panic", srv.URL + "/v1/panic", "application/json", []byte("{}"), bearer("tok-1"), 500, "internal error", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := pub.count()
+			r := post(t, tc.path, tc.ctype, tc.body, tc.auth)
+			if r.code != tc.code {
+				t.Fatalf("code %d %v, want %d", r.code, r.body, tc.code)
+			}
+			if msg, _ := r.body["error"].(string); !strings.Contains(msg, tc.inError) {
+				t.Errorf("error %q, want it to contain %q", msg, tc.inError)
+			}
+			if tc.problem != "" {
+				probs, _ := r.body["problems"].([]any)
+				if !strings.Contains(fmt.Sprint(probs), tc.problem) {
+					t.Errorf("problems %v, want one containing %q", probs, tc.problem)
+				}
+			}
+			if tc.code == 401 && r.hdr.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if pub.count() != before {
+				t.Error("a refused request published events")
+			}
+		})
+	}
+
+	// Chunked body over the limit (no Content-Length): 413 as well.
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(big)
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, am, pr)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer tok-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked oversized body: %d, want 413", resp.StatusCode)
+	}
+
+	// GET: 405.
+	resp, err = http.Get(am)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+
+	// Metrics per endpoint.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"causeway_listener_requests_total,code=200,endpoint=alertmanager":                     3,
+		"causeway_listener_requests_total,code=401,endpoint=alertmanager":                     3,
+		"causeway_listener_requests_total,code=413,endpoint=alertmanager":                     2,
+		"causeway_listener_events_accepted_total,endpoint=alertmanager":                       6,
+		"causeway_listener_events_accepted_total,endpoint=events":                             1,
+		"causeway_listener_requests_rejected_total,endpoint=alertmanager,reason=bad_input":    3,
+		"causeway_listener_requests_rejected_total,endpoint=alertmanager,reason=content_type": 2,
+		"causeway_listener_requests_rejected_total,endpoint=panicky,reason=internal":          1,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+}
+
+func TestSpoolFull(t *testing.T) {
+	pub := &fakePublisher{err: fmt.Errorf("publish 2 events: %w", bus.ErrSpoolFull)}
+	srv := newServer(t, pub, nil)
+	r := post(t, srv.URL+"/v1/alertmanager", "application/json", file(t, "alertmanager/testdata/firing.json"), bearer("tok-1"))
+	if r.code != http.StatusServiceUnavailable || r.hdr.Get("Retry-After") != "7" {
+		t.Fatalf("spool full: %d Retry-After %q %v, want 503 with Retry-After 7", r.code, r.hdr.Get("Retry-After"), r.body)
+	}
+	if msg, _ := r.body["error"].(string); !strings.Contains(msg, "spool full") {
+		t.Errorf("error %q does not say the spool is full", msg)
+	}
+	pub.err = errors.New("disk on fire")
+	r = post(t, srv.URL+"/v1/alertmanager", "application/json", file(t, "alertmanager/testdata/firing.json"), bearer("tok-1"))
+	if r.code != http.StatusServiceUnavailable {
+		t.Errorf("publish error: %d, want 503", r.code)
+	}
+}
+
+// TestGracefulShutdown: a request in flight when ctx ends is finished
+// (published and answered 200) before Run returns; new connections are
+// refused after.
+func TestGracefulShutdown(t *testing.T) {
+	pub := &fakePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{InsecureNoAuth: true}},
+		listeners.Deps{Publisher: pub, Endpoints: endpoints(t), Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	url := "http://" + ln.Addr().String() + "/v1/events"
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(url, "application/json", bytes.NewReader(file(t, "events/testdata/host_down.json")))
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	<-pub.entered // the request is publishing
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(pub.release)
+	if code := <-got; code != http.StatusOK {
+		t.Errorf("in-flight request: %d, want 200", code)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the in-flight request")
+	}
+	if pub.count() != 1 {
+		t.Errorf("published %d events, want 1", pub.count())
+	}
+	if _, err := http.Post(url, "application/json", strings.NewReader("{}")); err == nil {
+		t.Error("a request after shutdown was served")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := listeners.Config{ReadTimeout: -1, Auth: listeners.Auth{Tokens: []listeners.Token{{}}, Password: "x"}}.Validate()
+	for _, want := range []string{"read_timeout: must not be negative", "auth.tokens[0]: one of token and token_file is required", "auth.username: is required with a password"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+	if err := (listeners.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "no credential configured") {
+		t.Errorf("no auth: %v", err)
+	}
+	c := listeners.Config{Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "hunter2"}}, Username: "u", Password: "swordfish"}}
+	if s := c.String(); strings.Contains(s, "hunter2") || strings.Contains(s, "swordfish") {
+		t.Errorf("String leaks a secret: %s", s)
+	}
+}
