@@ -1,0 +1,152 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/snapshot"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+type fakeFence struct {
+	mu     sync.Mutex
+	stored int64
+}
+
+func (f *fakeFence) Claim(_ context.Context, term int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if term < f.stored {
+		return fmt.Errorf("claim: %w", store.ErrFenced)
+	}
+	f.stored = term
+	return nil
+}
+
+// fakeSnaps writes a snapshot whenever applied moved, checking the fence
+// like the real writer does in its transaction.
+type fakeSnaps struct {
+	fence *fakeFence
+	mu    sync.Mutex
+	last  int64
+	taken []int64 // terms of successful writes
+}
+
+func (s *fakeSnaps) Resume(context.Context) error { return nil }
+func (s *fakeSnaps) Due(applied int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return applied > s.last
+}
+func (s *fakeSnaps) Take(ctx context.Context, term int64, capture func() (snapshot.Capture, error)) (snapshot.Result, error) {
+	c, err := capture()
+	if err != nil {
+		return snapshot.Result{}, err
+	}
+	if err := s.fence.Claim(ctx, term); err != nil {
+		return snapshot.Result{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = c.Seq
+	s.taken = append(s.taken, term)
+	return snapshot.Result{Meta: snapshot.Meta{Seq: c.Seq}}, nil
+}
+
+func testNode(t *testing.T, fence *fakeFence, snaps *fakeSnaps) *node {
+	t.Helper()
+	f, _, _ := newTestFollower(5, 5)
+	return &node{
+		cfg: Config{SnapshotCheck: time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		log: slog.New(slog.DiscardHandler), now: time.Now, f: f,
+		parts: Parts{Fence: fence, Snapshots: snaps, Capture: func(m Machine, seq int64, at time.Time) (snapshot.Capture, error) {
+			return snapshot.Capture{Seq: seq}, nil
+		}},
+		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
+		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLeaderWritesSnapshotAtItsTerm(t *testing.T) {
+	fence := &fakeFence{}
+	snaps := &fakeSnaps{fence: fence}
+	n := testNode(t, fence, snaps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 7) }()
+	waitFor(t, "a snapshot", func() bool { return n.snapsWritten.Load() == 1 })
+	cancel()
+	<-done
+	if n.lastSnapSeq.Load() != 5 || snaps.taken[0] != 7 || fence.stored != 7 {
+		t.Fatalf("snapshot seq %d, terms %v, fence %d", n.lastSnapSeq.Load(), snaps.taken, fence.stored)
+	}
+	if n.fenced.Load() != 0 {
+		t.Fatalf("fenced = %d", n.fenced.Load())
+	}
+}
+
+func TestDeposedLeaderWriteIsFenced(t *testing.T) {
+	fence := &fakeFence{}
+	snaps := &fakeSnaps{fence: fence}
+	old := testNode(t, fence, snaps)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	// The old leader (term 3) has claimed the fence and waits for its
+	// next snapshot; meanwhile a new leader claims term 4.
+	snaps.last = 100 // nothing due yet
+	go func() { defer close(done); old.lead(ctx, 3) }()
+	waitFor(t, "the old leader's claim", func() bool { fence.mu.Lock(); defer fence.mu.Unlock(); return fence.stored == 3 })
+	if err := fence.Claim(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	snaps.mu.Lock()
+	snaps.last = 0 // a snapshot is due: the old leader's write is late
+	snaps.mu.Unlock()
+	waitFor(t, "the fenced write", func() bool { return old.fenced.Load() == 1 })
+	var m dto.Metric
+	if err := old.mFenced.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("causeway_processor_fenced_writes_total = %v", got)
+	}
+	if len(snaps.taken) != 0 || old.snapsWritten.Load() != 0 {
+		t.Errorf("a fenced snapshot was counted as written: %v", snaps.taken)
+	}
+	// After a fenced write the duties stop writing until leadership ends.
+	cancel()
+	<-done
+}
+
+func TestStaleLeaderClaimIsFenced(t *testing.T) {
+	fence := &fakeFence{stored: 9}
+	snaps := &fakeSnaps{fence: fence}
+	n := testNode(t, fence, snaps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 8) }()
+	waitFor(t, "the fenced claim", func() bool { return n.fenced.Load() == 1 })
+	cancel()
+	<-done
+	if len(snaps.taken) != 0 {
+		t.Fatalf("stale leader wrote snapshots: %v", snaps.taken)
+	}
+}
