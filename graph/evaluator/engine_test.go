@@ -1,0 +1,168 @@
+package evaluator
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/event"
+)
+
+type logger struct {
+	t   *testing.T
+	e   *Engine
+	seq int64
+}
+
+func (l *logger) apply(ev event.Event) (Result, error) {
+	l.seq++
+	at := time.Date(2026, 1, 1, 0, 0, int(l.seq), 0, time.UTC)
+	ev.V = event.Version
+	ev.EventID = "e" + time.Duration(l.seq).String()
+	if ev.ObservedAt.IsZero() {
+		ev.ObservedAt = at
+	}
+	return l.e.ApplyResult(event.Record{Seq: l.seq, RecordedAt: at, Event: ev})
+}
+
+func (l *logger) must(ev event.Event) Result {
+	l.t.Helper()
+	r, err := l.apply(ev)
+	if err != nil {
+		l.t.Fatalf("apply %s: %v", ev.Kind, err)
+	}
+	return r
+}
+
+func put(name, body string) event.Event {
+	return event.Event{Source: "api", Kind: event.KindTemplatePut, Template: &event.Template{Name: name, Body: body}}
+}
+
+func host(id, state string) event.Event {
+	return event.Event{Source: "static", Kind: event.KindEntityUpsert, Entity: &event.Entity{
+		Category: event.CategoryResource, Type: "nova.host", ID: id, Name: id, State: state}}
+}
+
+func alarmOn(id, name, hostID string) event.Event {
+	return event.Event{Source: "nagios", Kind: event.KindEntityUpsert, Entity: &event.Entity{
+		Category: event.CategoryAlarm, Type: "nagios", ID: id, Name: name, Severity: "CRITICAL",
+		Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: hostID, Direction: event.Out}}}}
+}
+
+func TestNoFixpointIsAnError(t *testing.T) {
+	// The deduced state makes the condition false, which removes the
+	// deduced state, which makes it true again: an oscillation.
+	l := &logger{t: t, e: New(Config{MaxSteps: 500}, nil)}
+	l.must(host("h1", "available"))
+	v, _ := l.e.Graph().Vertex(1)
+	body := `
+metadata: {version: 3, name: flip, type: standard}
+entities:
+  host: {type: nova.host, aggregated_state: ` + v.AggregatedState + `}
+scenarios:
+  - condition: host
+    actions: [{set_state: {target: host, state: ERROR}}]
+`
+	_, err := l.apply(put("flip", body))
+	if !errors.Is(err, ErrNoFixpoint) {
+		t.Fatalf("err = %v, want ErrNoFixpoint (aggregated state %q)", err, v.AggregatedState)
+	}
+}
+
+func TestInvalidTemplateKeepsState(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	good := `
+metadata: {version: 3, name: t, type: standard}
+entities:
+  alarm: {category: ALARM, name: NIC_DOWN}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions: [{mark_down: {target: host}}]
+`
+	l.must(put("t", good))
+	l.must(host("h1", "available"))
+	l.must(alarmOn("a1", "NIC_DOWN", "h1"))
+	_, err := l.apply(put("t", "metadata: {version: 3, name: t, type: standard}\nentities: {}\nscenarios: []\n"))
+	if !errors.Is(err, ErrInvalidTemplate) {
+		t.Fatalf("err = %v, want ErrInvalidTemplate", err)
+	}
+	id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", "h1")
+	if v, _ := l.e.Graph().Vertex(id); !v.IsMarkedDown {
+		t.Error("the refused template replaced the good one")
+	}
+	if got := l.e.Templates(); len(got) != 1 || got[0].Body != good {
+		t.Errorf("templates = %+v", got)
+	}
+}
+
+func TestExecuteMistralIsRequestedOnDoOnly(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(put("m", `
+metadata: {version: 3, name: m, type: standard}
+entities:
+  alarm: {category: ALARM, name: NIC_DOWN}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions:
+      - execute_mistral:
+          workflow: evacuate
+          input:
+            host: get_attr(host, name)
+            force: "true"
+`))
+	l.must(host("h1", "available"))
+	r := l.must(alarmOn("a1", "NIC_DOWN", "h1"))
+	if len(r.External) != 1 {
+		t.Fatalf("external actions = %+v, want one", r.External)
+	}
+	x := r.External[0]
+	if x.Workflow != "evacuate" || x.Input["host"] != "h1" || x.Input["force"] != "true" || x.ID != "3-0" {
+		t.Errorf("external action = %+v", x)
+	}
+	// Updating the alarm keeps the match: no new request.
+	if r := l.must(alarmOn("a1", "NIC_DOWN", "h1")); len(r.External) != 0 {
+		t.Errorf("re-report requested again: %+v", r.External)
+	}
+	if r := l.must(event.Event{Source: "nagios", Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "nagios", ID: "a1"}}); len(r.External) != 0 {
+		t.Errorf("UNDO requested an external action: %+v", r.External)
+	}
+}
+
+func TestIncludesSurviveDefinitionDeleteAndRestore(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(put("defs", `
+metadata: {version: 2, type: definition, name: defs}
+definitions:
+  entities:
+    - entity: {category: ALARM, name: NIC_DOWN, template_id: alarm}
+    - entity: {category: RESOURCE, type: nova.host, template_id: host}
+  relationships:
+    - relationship: {source: alarm, target: host, relationship_type: on, template_id: alarm_on_host}
+`))
+	l.must(put("uses", `
+metadata: {version: 2, type: standard, name: uses}
+includes: [{name: defs}]
+scenarios:
+  - scenario:
+      condition: alarm_on_host
+      actions:
+        - action: {action_type: set_state, action_target: {target: host}, properties: {state: ERROR}}
+`))
+	l.must(event.Event{Source: "api", Kind: event.KindTemplateDelete, Template: &event.Template{Name: "defs"}})
+	l.must(host("h1", "available"))
+	l.must(alarmOn("a1", "NIC_DOWN", "h1"))
+	id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", "h1")
+	if v, _ := l.e.Graph().Vertex(id); v.DeducedState != "ERROR" {
+		t.Fatalf("deduced state = %q", v.DeducedState)
+	}
+	r, err := Restore(l.e.State(), Config{}, nil)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if string(dump(t, r)) != string(dump(t, l.e)) {
+		t.Error("restored engine dumps differently")
+	}
+}
