@@ -205,6 +205,14 @@ func checkLog(t testing.TB, db *sql.DB, want map[string]bool) {
 // of random ones, interleaved, in calls of 100, and returns the unique ids.
 func publishWithDuplicates(t testing.TB, pub *bus.Publisher, prefix string, n int) map[string]bool {
 	t.Helper()
+	want, err := publishDup(pub, prefix, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+func publishDup(pub *bus.Publisher, prefix string, n int) (map[string]bool, error) {
 	ids := make([]string, 0, n+n/10)
 	for i := range n {
 		ids = append(ids, fmt.Sprintf("%s-%06d", prefix, i))
@@ -226,10 +234,10 @@ func publishWithDuplicates(t testing.TB, pub *bus.Publisher, prefix string, n in
 			evs = append(evs, tick(id, now))
 		}
 		if err := pub.Publish(ctx, evs...); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return want
+	return want, nil
 }
 
 func TestTenThousandEventsWithDuplicates(t *testing.T) {
@@ -263,7 +271,12 @@ func TestTwoPersistersReaderSeesEverySeqInOrder(t *testing.T) {
 	pub := e.startPublisher(t)
 	const n = 6000
 	published := make(chan map[string]bool, 1)
-	go func() { published <- publishWithDuplicates(t, pub, "two", n) }()
+	pubErr := make(chan error, 1)
+	go func() {
+		want, err := publishDup(pub, "two", n)
+		published <- want
+		pubErr <- err
+	}()
 
 	ctx := context.Background()
 	var last int64
@@ -280,12 +293,15 @@ func TestTwoPersistersReaderSeesEverySeqInOrder(t *testing.T) {
 		reads++
 		for _, r := range recs {
 			if r.Seq != last+1 {
-				t.Fatalf("reader saw seq %d right after %d: seq %d was not visible yet", r.Seq, last, last+1)
+				t.Fatalf("reader saw seq %d right after %d; want %d next (a later seq was visible before an earlier one, or a seq repeated)", r.Seq, last, last+1)
 			}
 			last = r.Seq
 		}
 	}
 	want := <-published
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "every delivery processed", 60*time.Second, func() (bool, string) {
 		total := 0.0
 		for _, p := range []*running{p1, p2} {

@@ -220,24 +220,37 @@ func (p *Persister) Run(ctx context.Context) error {
 }
 
 // consume reads, batches and commits until ctx ends or the queue closes.
-// work bounds the commit and ack of the last batch.
+// work bounds the commit and ack of the last batch. Collecting (and
+// decoding) the next batch overlaps the commit of the previous one; one
+// committer keeps commits, and so acks, in delivery order.
 func (p *Persister) consume(ctx, work context.Context) error {
 	msgs := p.queue.Messages()
-	for {
-		b, open := p.collect(ctx, work, msgs)
-		if len(b.msgs) > 0 {
-			p.commit(work, b)
-		}
-		if !open {
-			if ctx.Err() != nil {
-				return nil
+	batches := make(chan batch, 1)
+	streamClosed := false // written by the collector before it closes batches
+	go func() {
+		defer close(batches)
+		for {
+			b, open := p.collect(ctx, work, msgs)
+			if len(b.msgs) > 0 {
+				select {
+				case batches <- b:
+				case <-work.Done():
+					return
+				}
 			}
-			return errors.New("persister: delivery stream closed")
+			if !open {
+				streamClosed = ctx.Err() == nil
+				return
+			}
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
+	}()
+	for b := range batches {
+		p.commit(work, b)
 	}
+	if streamClosed {
+		return errors.New("persister: delivery stream closed")
+	}
+	return nil
 }
 
 // batch is what one transaction commits: the valid entries and every
