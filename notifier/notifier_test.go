@@ -1,0 +1,267 @@
+package notifier_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/notifier"
+	"github.com/causeway/causeway/notifier/outbox"
+)
+
+func testConfig(dsn, instance string) notifier.Config {
+	return notifier.Config{
+		DSN: dsn, InstanceID: instance,
+		PollInterval: 10 * time.Millisecond, ScanInterval: 100 * time.Millisecond, LeaseTTL: time.Second, StatusInterval: 100 * time.Millisecond,
+		Delivery: notifier.DeliveryConfig{Timeout: 2 * time.Second, MaxAge: time.Hour, BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
+		Secrets:  map[string]notifier.SecretConfig{"main": {Value: testSecret}},
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// start runs a notifier until the test ends.
+func start(t testing.TB, cfg notifier.Config, db *sql.DB, reg prometheus.Registerer) {
+	t.Helper()
+	n, err := notifier.New(cfg, notifier.Deps{DB: db, Logger: testLogger(t), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// A receiver down for a while, with 1,000 notifications queued, receives
+// every one afterwards, in order; repeats are exact repeats of a webhook id.
+func TestReceiverDownThenUp(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 1000)
+	want := expectedIDs(t, db, "ops")
+	if len(want) != 1000 {
+		t.Fatalf("leader queued %d rows, want 1000", len(want))
+	}
+	reg := prometheus.NewRegistry()
+	start(t, testConfig(dsn, "n1"), db, reg)
+	waitFor(t, 20*time.Second, "failed attempts while the receiver is down", func() bool { return len(rcv.receipts()) >= 5 })
+	sts, err := notifier.Statuses(context.Background(), db, testConfig(dsn, ""), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "failing status", func() bool {
+		sts, err = notifier.Statuses(context.Background(), db, testConfig(dsn, ""), "ops")
+		return err == nil && len(sts) == 1 && sts[0].FailingSince != nil
+	})
+	if sts[0].Pending != 1000 || !strings.Contains(sts[0].LastError, "503") {
+		t.Fatalf("status while down: %+v", sts[0])
+	}
+	rcv.setDown(false)
+	waitFor(t, 60*time.Second, "1,000 deliveries", func() bool { return len(rcv.delivered()) >= 1000 })
+	if diff := cmp.Diff(ids(rcv.delivered()), want); diff != "" {
+		t.Fatalf("delivered ids (-got +want):\n%s", diff)
+	}
+	if bad := rcv.badSignatures(); len(bad) > 0 {
+		t.Fatalf("%d requests failed signature verification: %v", len(bad), bad[0])
+	}
+	waitFor(t, 10*time.Second, "an empty backlog", func() bool {
+		sts, err = notifier.Statuses(context.Background(), db, testConfig(dsn, ""), "ops")
+		return err == nil && sts[0].Pending == 0 && sts[0].FailingSince == nil
+	})
+	if f := counter(t, reg, "causeway_notifier_delivery_failures_total"); f < 5 {
+		t.Errorf("failures metric = %v, want >= 5", f)
+	}
+	var left int
+	if err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox").Scan(&left); err != nil || left != 0 {
+		t.Errorf("outbox holds %d rows after delivery (err %v)", left, err)
+	}
+}
+
+// counter sums the series of a counter family.
+func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
+}
+
+// Two instances share the work; each subscriber is drained by one at a
+// time, so every subscriber still gets its rows in order.
+func TestTwoInstances(t *testing.T) {
+	db, dsn := openDB(t)
+	l := newLeader(t, db)
+	rcvs := map[string]*receiver{}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		rcvs[id] = newReceiver(t)
+		l.subscribe(id, rcvs[id].srv.URL, "")
+	}
+	l.raise("alarm", 300)
+	want := expectedIDs(t, db, "a")
+	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
+	start(t, testConfig(dsn, "n2"), db, prometheus.NewRegistry())
+	for id, r := range rcvs {
+		waitFor(t, 30*time.Second, "deliveries to "+id, func() bool { return len(r.delivered()) >= 300 })
+		got := ids(r.delivered())
+		if len(got) != 300 {
+			t.Fatalf("%s: %d deliveries", id, len(got))
+		}
+		if id == "a" {
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Fatalf("a: delivered (-got +want):\n%s", diff)
+			}
+		}
+		// Order: the payload seqs never go down.
+		for i, rc := range r.delivered()[1:] {
+			if rc.seq < r.delivered()[i].seq {
+				t.Fatalf("%s: seq %d delivered after %d", id, rc.seq, r.delivered()[i].seq)
+			}
+		}
+	}
+}
+
+// A row older than max_age moves to the dead-letter table with its reason;
+// redrive sends it again with the same webhook id.
+func TestExpiryAndRedrive(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_age":"300ms"}`)
+	l.raise("alarm", 20)
+	want := expectedIDs(t, db, "ops")
+	reg := prometheus.NewRegistry()
+	start(t, testConfig(dsn, "n1"), db, reg)
+	waitFor(t, 20*time.Second, "20 dead letters", func() bool {
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		return err == nil && len(dls) == 20
+	})
+	dls, _ := notifier.DeadLetters(context.Background(), db, "ops", 100)
+	if !strings.Contains(dls[0].Reason, "max_age") {
+		t.Errorf("reason %q", dls[0].Reason)
+	}
+	var dlIDs []string
+	for _, d := range dls {
+		dlIDs = append(dlIDs, d.WebhookID)
+	}
+	if diff := cmp.Diff(dlIDs, want); diff != "" {
+		t.Fatalf("dead letters (-got +want):\n%s", diff)
+	}
+	sts, err := notifier.Statuses(context.Background(), db, testConfig(dsn, ""), "ops")
+	if err != nil || sts[0].DeadLetters != 20 || sts[0].Pending != 0 {
+		t.Fatalf("status %+v err %v", sts, err)
+	}
+	rcv.setDown(false)
+	res, err := notifier.Redrive(context.Background(), db, testConfig(dsn, ""), nil, "ops")
+	if err != nil || res.Sent != 20 || res.Failed != 0 {
+		t.Fatalf("Redrive = %+v, %v", res, err)
+	}
+	if diff := cmp.Diff(ids(rcv.delivered()), want); diff != "" {
+		t.Fatalf("redriven (-got +want):\n%s", diff)
+	}
+	if dls, _ := notifier.DeadLetters(context.Background(), db, "", 100); len(dls) != 0 {
+		t.Fatalf("%d dead letters left after redrive", len(dls))
+	}
+}
+
+// Under backlog_policy dead_letter, the oldest rows beyond max_backlog move
+// to the dead-letter table; the newest stay queued.
+func TestBacklogPolicyDeadLetter(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_backlog":10,"backlog_policy":"dead_letter"}`)
+	l.raise("alarm", 50)
+	want := expectedIDs(t, db, "ops")
+	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
+	waitFor(t, 20*time.Second, "40 dead letters", func() bool {
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		return err == nil && len(dls) == 40
+	})
+	rcv.setDown(false)
+	waitFor(t, 20*time.Second, "10 deliveries", func() bool { return len(rcv.delivered()) == 10 })
+	if diff := cmp.Diff(ids(rcv.delivered()), want[40:]); diff != "" {
+		t.Fatalf("delivered (-got +want):\n%s", diff)
+	}
+}
+
+// A subscription deleted with rows pending: they go to the dead-letter
+// table, not nowhere.
+func TestDeletedSubscription(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 5)
+	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
+	waitFor(t, 10*time.Second, "a failed attempt", func() bool { return len(rcv.receipts()) > 0 })
+	l.apply(deleteSub("ops"))
+	waitFor(t, 20*time.Second, "5 dead letters", func() bool {
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		return err == nil && len(dls) == 5 && strings.Contains(dls[0].Reason, "deleted")
+	})
+}
+
+// Write is fenced by the raft term and idempotent per seq.
+func TestWriteFencedAndIdempotent(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	l := newLeader(t, db)
+	l.term = 5
+	l.subscribe("ops", "http://127.0.0.1:1/", "")
+	row := outbox.Row{SubscriptionID: "ops", Seq: 2, Ord: 0, WebhookID: outbox.WebhookID("ops", 2, "k", "raised"), RecordedAt: time.Now(), Payload: []byte(`{}`)}
+	b := outbox.Batch{Seq: 2, Rows: []outbox.Row{row}}
+	if n, err := outbox.Write(ctx, db, 5, b); err != nil || n != 1 {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
+	// A new leader rewriting the same seq stores nothing new.
+	if n, err := outbox.Write(ctx, db, 6, b); err != nil || n != 0 {
+		t.Fatalf("rewrite: %d, %v", n, err)
+	}
+	// The deposed leader's late write fails and writes nothing.
+	late := outbox.Batch{Seq: 3, Rows: []outbox.Row{{SubscriptionID: "ops", Seq: 3, WebhookID: "msg_late", RecordedAt: time.Now(), Payload: []byte(`{}`)}}}
+	if _, err := outbox.Write(ctx, db, 5, late); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("late write by term 5 = %v, want ErrFenced", err)
+	}
+	if head, err := outbox.Head(ctx, db); err != nil || head != 2 {
+		t.Fatalf("head = %d, %v; want 2", head, err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("outbox rows = %d, %v", n, err)
+	}
+}
