@@ -1,0 +1,48 @@
+package templatetest
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestValidateFiles(t *testing.T) {
+	valid, _ := filepath.Glob("../../deploy/templates/*.yaml")
+	tplValid, _ := filepath.Glob("../template/testdata/valid/*.yaml")
+	var out bytes.Buffer
+	refused, err := ValidateFiles(append(valid, tplValid...), &out)
+	if err != nil || refused != 0 {
+		t.Fatalf("refused %d, err %v:\n%s", refused, err, out.String())
+	}
+	invalid, _ := filepath.Glob("../template/testdata/invalid/*.yaml")
+	out.Reset()
+	refused, err = ValidateFiles(invalid, &out)
+	if err != nil || refused != len(invalid) {
+		t.Fatalf("refused %d of %d, err %v:\n%s", refused, len(invalid), err, out.String())
+	}
+	if !strings.Contains(out.String(), "condition can not contain only 'not' clauses (code 134)") {
+		t.Errorf("report lacks the code 134 problem:\n%s", out.String())
+	}
+}
+
+func TestRunReportsMismatch(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(t.Context(), []string{"testdata/wrong_expectation.yaml"}, &out)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.OK() || res.Failures != 1 {
+		t.Fatalf("failures = %d, want 1:\n%s", res.Failures, out.String())
+	}
+	for _, want := range []string{
+		"- instance_nic_degraded on nova.instance/vm-1 severity CRITICAL   (expected, missing)",
+		"+ instance_nic_degraded on nova.instance/vm-1 severity WARNING   (present, not expected)",
+		"FAIL: 1 spec(s)",
+		"events/s",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
