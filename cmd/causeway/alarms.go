@@ -1,0 +1,64 @@
+package main
+
+import (
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newAlarmsCmd(_ *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "alarms", Short: "List and show alarms of a processor node's live graph"}
+	f := addAPIFlags(cmd)
+	var all bool
+	var resource string
+	list := &cobra.Command{
+		Use: "list", Short: "List alarms (active ones unless --all)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Alarms(cmd.Context(), all, resource)
+			if err != nil {
+				return err
+			}
+			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+				row(tw, "VITRAGE_ID", "TYPE", "NAME", "SEVERITY", "DELETED", "UPDATED")
+				for _, a := range r.Items {
+					row(tw, a.VitrageID, a.Type, a.Name, a.OperationalState, a.IsDeleted, a.UpdateTimestamp.Format("2006-01-02T15:04:05Z07:00"))
+				}
+			})
+		},
+	}
+	list.Flags().BoolVar(&all, "all", false, "include cleared alarms")
+	list.Flags().StringVar(&resource, "resource", "", "only alarms on this resource (vitrage_id)")
+	show := &cobra.Command{
+		Use: "show VITRAGE_ID", Short: "Show one alarm", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Alarm(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			a := r.Item
+			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+				row(tw, "vitrage_id", a.VitrageID)
+				row(tw, "id", a.ID)
+				row(tw, "type", a.Type)
+				row(tw, "name", a.Name)
+				row(tw, "severity", a.Severity)
+				row(tw, "operational_severity", a.OperationalState)
+				row(tw, "deleted", a.IsDeleted)
+				row(tw, "update_timestamp", a.UpdateTimestamp)
+				for k, v := range a.Properties {
+					row(tw, "property."+k, v)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}

@@ -1,0 +1,232 @@
+// Package apiclient is a client of the processor's HTTP API (package
+// processor/api), used by the CLI.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/processor/api"
+)
+
+// Error is a non-2xx answer.
+type Error struct {
+	Status  int
+	Message string
+	// Leader is the leader the answering node knows (X-Causeway-Leader).
+	Leader string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("api: %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Client talks to one processor node.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// New returns a client of the API at baseURL (http://host:port).
+func New(baseURL, token string, timeout time.Duration) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("api url %q: want http(s)://host:port", baseURL)
+	}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &Client{base: u, token: token, hc: &http.Client{Timeout: timeout}}, nil
+}
+
+// Do sends a request and decodes a JSON answer into out (nil: discard).
+// A non-2xx answer is an *Error.
+func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body []byte, contentType string, out any) error {
+	u := *c.base
+	u.Path += path
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e api.ErrorResponse
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return &Error{Status: resp.StatusCode, Message: msg, Leader: resp.Header.Get(api.HeaderLeader)}
+	}
+	if out == nil {
+		return nil
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b = raw
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (api.StatusResponse, error) {
+	var r api.StatusResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/status", nil, nil, "", &r)
+}
+
+// TopologyQuery selects a topology.
+type TopologyQuery struct {
+	GraphType string // graph or tree
+	Root      string
+	Depth     int
+	Type      string
+	Category  string
+	All       bool
+}
+
+// Topology is GET /v1/topology.
+func (c *Client) Topology(ctx context.Context, tq TopologyQuery) (api.TopologyResponse, error) {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("graph_type", tq.GraphType)
+	set("root", tq.Root)
+	set("type", tq.Type)
+	set("category", tq.Category)
+	if tq.Depth > 0 {
+		q.Set("depth", strconv.Itoa(tq.Depth))
+	}
+	if tq.All {
+		q.Set("all", "true")
+	}
+	var r api.TopologyResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/topology", q, nil, "", &r)
+}
+
+// Alarms is GET /v1/alarms (all: include cleared; resource: only alarms on
+// that vitrage_id).
+func (c *Client) Alarms(ctx context.Context, all bool, resource string) (api.ResourcesResponse, error) {
+	q := url.Values{}
+	if all {
+		q.Set("all", "true")
+	}
+	if resource != "" {
+		q.Set("resource", resource)
+	}
+	var r api.ResourcesResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/alarms", q, nil, "", &r)
+}
+
+// Alarm is GET /v1/alarms/{id}.
+func (c *Client) Alarm(ctx context.Context, id string) (api.ResourceResponse, error) {
+	var r api.ResourceResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/alarms/"+url.PathEscape(id), nil, nil, "", &r)
+}
+
+// RCA is GET /v1/rca/{id}: live, or at seq (> 0) or at (non-zero).
+func (c *Client) RCA(ctx context.Context, id string, seq int64, at time.Time) (api.RCAResponse, error) {
+	q := url.Values{}
+	if seq > 0 {
+		q.Set("seq", strconv.FormatInt(seq, 10))
+	}
+	if !at.IsZero() {
+		q.Set("at", at.UTC().Format(time.RFC3339Nano))
+	}
+	var r api.RCAResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/rca/"+url.PathEscape(id), q, nil, "", &r)
+}
+
+// Templates is GET /v1/templates.
+func (c *Client) Templates(ctx context.Context) (api.TemplatesResponse, error) {
+	var r api.TemplatesResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/templates", nil, nil, "", &r)
+}
+
+// Template is GET /v1/templates/{name}.
+func (c *Client) Template(ctx context.Context, name string) (api.TemplateResponse, error) {
+	var r api.TemplateResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/templates/"+url.PathEscape(name), nil, nil, "", &r)
+}
+
+// AddTemplate is POST /v1/templates. A refused template is an *Error
+// with status 400; Problems holds the findings.
+func (c *Client) AddTemplate(ctx context.Context, body []byte) (api.AcceptedResponse, error) {
+	var r api.AcceptedResponse
+	err := c.Do(ctx, http.MethodPost, "/v1/templates", nil, body, "application/yaml", &r)
+	return r, err
+}
+
+// DeleteTemplate is DELETE /v1/templates/{name}.
+func (c *Client) DeleteTemplate(ctx context.Context, name string) (api.AcceptedResponse, error) {
+	var r api.AcceptedResponse
+	return r, c.Do(ctx, http.MethodDelete, "/v1/templates/"+url.PathEscape(name), nil, nil, "", &r)
+}
+
+// Cluster is GET /v1/cluster.
+func (c *Client) Cluster(ctx context.Context) (api.ClusterResponse, error) {
+	var r api.ClusterResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/cluster", nil, nil, "", &r)
+}
+
+// Join is POST /v1/cluster/join (send it to the leader).
+func (c *Client) Join(ctx context.Context, id, addr string) (api.ClusterResponse, error) {
+	b, _ := json.Marshal(map[string]string{"id": id, "address": addr})
+	var r api.ClusterResponse
+	return r, c.Do(ctx, http.MethodPost, "/v1/cluster/join", nil, b, "application/json", &r)
+}
+
+// Remove is POST /v1/cluster/remove (send it to the leader).
+func (c *Client) Remove(ctx context.Context, id string) (api.ClusterResponse, error) {
+	b, _ := json.Marshal(map[string]string{"id": id})
+	var r api.ClusterResponse
+	return r, c.Do(ctx, http.MethodPost, "/v1/cluster/remove", nil, b, "application/json", &r)
+}
+
+// Dump is GET /v1/debug/dump (admin): the canonical dump and its seq.
+func (c *Client) Dump(ctx context.Context) ([]byte, error) {
+	var b []byte
+	return b, c.Do(ctx, http.MethodGet, "/v1/debug/dump", nil, nil, "", &b)
+}
+
+// IsNotLeader says whether err is a 409 from a membership change sent to
+// a follower.
+func IsNotLeader(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusConflict
+}
