@@ -29,6 +29,12 @@ func newRootCmd() *cobra.Command {
 	// One constructor per subcommand; each lives in its own file.
 	commands := []*cobra.Command{
 		newVersionCmd(),
+		newProcessorCmd(g),
+		newStatusCmd(g),
+		newClusterCmd(g),
+		newTopologyCmd(g),
+		newAlarmsCmd(g),
+		newRCACmd(g),
 	}
 	root.AddCommand(commands...)
 	return root
