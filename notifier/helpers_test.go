@@ -132,6 +132,10 @@ type receiver struct {
 	delay time.Duration
 	got   []receipt // every request, in arrival order
 	bad   []string
+	// arrived, if set, gets the webhook id of each 2xx answer.
+	arrived chan string
+	// hang, if set, holds every request until the client gives up.
+	hang bool
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -144,8 +148,12 @@ func newReceiver(t testing.TB) *receiver {
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
-	down, delay := r.down, r.delay
+	down, delay, hang := r.down, r.delay, r.hang
 	r.mu.Unlock()
+	if hang {
+		<-req.Context().Done()
+		return
+	}
 	if delay > 0 {
 		time.Sleep(delay) // the receiver's own processing time, not synchronisation
 	}
@@ -162,7 +170,14 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.bad = append(r.bad, err.Error())
 	}
 	r.got = append(r.got, receipt{id: req.Header.Get("webhook-id"), seq: doc.Seq, body: string(body), status: status})
+	arrived := r.arrived
 	r.mu.Unlock()
+	if arrived != nil && status == http.StatusOK {
+		select {
+		case arrived <- req.Header.Get("webhook-id"):
+		default:
+		}
+	}
 	w.WriteHeader(status)
 }
 

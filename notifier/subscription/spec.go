@@ -196,9 +196,6 @@ func Encode(s Spec) ([]byte, error) {
 	return b, nil
 }
 
-// regexFields are the fields a Regex filter can name besides free properties.
-var regexFields = []string{"id", "name", "type", "severity", "state", "resource_type", "resource_id", "resource_name", "project_id"}
-
 // Validate joins every problem of s, each naming its JSON path.
 func (s Spec) Validate() error {
 	var errs []error
