@@ -40,6 +40,13 @@ type Config struct {
 	Secrets map[string]SecretConfig `yaml:"secrets"`
 	// UserAgent of the requests.
 	UserAgent string `yaml:"user_agent"`
+	// MetricsListen is the address of /metrics ("" = no metrics server).
+	MetricsListen string `yaml:"metrics_listen"`
+	// AMQPURL is used by `causeway webhooks add|delete` only, to publish
+	// subscription events to the log.
+	AMQPURL string `yaml:"amqp_url"`
+	// ShutdownGrace bounds the wait for in-flight deliveries on SIGTERM.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
 // DeliveryConfig is the default delivery policy.
@@ -92,6 +99,7 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	set(&c.PollInterval, DefaultPollInterval)
+	set(&c.ShutdownGrace, 10*time.Second)
 	set(&c.ScanInterval, DefaultScanInterval)
 	set(&c.LeaseTTL, DefaultLeaseTTL)
 	set(&c.StatusInterval, DefaultStatusInterval)

@@ -35,6 +35,8 @@ func newRootCmd() *cobra.Command {
 		newTopologyCmd(g),
 		newAlarmsCmd(g),
 		newRCACmd(g),
+		newNotifierCmd(g),
+		newWebhooksCmd(g),
 	}
 	root.AddCommand(commands...)
 	return root

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/causeway/causeway/internal/sdnotify"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/notifier"
+)
+
+func newNotifierCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "notifier",
+		Short: "Run a notifier: deliver the outbox to webhook subscribers, in order, at least once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := notifier.LoadConfig(g.configPath)
+			if err != nil {
+				return err
+			}
+			log := g.logger()
+			ctx := cmd.Context()
+			dsn, err := cfg.ResolveDSN()
+			if err != nil {
+				return err
+			}
+			db, err := store.Open(ctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			n, err := notifier.New(cfg, notifier.Deps{DB: db, Logger: log, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 2)
+			var srv *http.Server
+			if cfg.MetricsListen != "" {
+				ln, err := net.Listen("tcp", cfg.MetricsListen)
+				if err != nil {
+					return fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go func() {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						errc <- fmt.Errorf("metrics server: %w", err)
+					}
+				}()
+			}
+			go func() { errc <- n.Run(runCtx) }()
+			sdnotify.Ready(log)
+			go sdnotify.Watchdog(runCtx, log, func() bool {
+				pctx, pcancel := context.WithTimeout(runCtx, 5*time.Second)
+				defer pcancel()
+				return db.PingContext(pctx) == nil
+			})
+			var runErr error
+			select {
+			case <-ctx.Done():
+				sdnotify.Stopping(log)
+				cancel()
+				select {
+				case runErr = <-errc:
+				case <-time.After(cfg.ShutdownGrace):
+					runErr = errors.New("notifier: shutdown grace period passed")
+				}
+			case runErr = <-errc:
+				cancel()
+			}
+			if srv != nil {
+				sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer scancel()
+				_ = srv.Shutdown(sctx)
+			}
+			return runErr
+		},
+	}
+}
