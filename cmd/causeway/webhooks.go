@@ -57,10 +57,10 @@ func newWebhooksCmd(g *globalFlags) *cobra.Command {
 
 	var (
 		specFile, url, format, secretRef, maxAge, backlogPolicy string
-		maxBacklog                                               int
-		headers, regexes                                         []string
-		filter                                                   subscription.Filter
-		amqpURL                                                  string
+		maxBacklog                                              int
+		headers, regexes                                        []string
+		filter                                                  subscription.Filter
+		amqpURL                                                 string
 	)
 	add := &cobra.Command{
 		Use:   "add ID",
