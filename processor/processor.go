@@ -93,13 +93,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	log := store.NewLog(db, p.deps.Now)
 	factory := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}
 
-	busDeps := bus.Deps{Logger: p.deps.Logger, Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"role": "processor"}, p.deps.Registerer), Now: p.deps.Now}
+	// bus labels its metrics with the component's role (subscriber,
+	// publisher) itself.
+	busDeps := bus.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, Now: p.deps.Now}
 	sub, err := bus.NewSubscriber(bus.SubscriberConfig{Conn: bus.Conn{URL: p.cfg.AMQPURL}}, busDeps)
 	if err != nil {
 		return fmt.Errorf("sequenced subscriber: %w", err)
 	}
 	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: p.cfg.AMQPURL}, SpoolPath: filepath.Join(p.cfg.DataDir, "api-spool.db")},
-		bus.Deps{Logger: p.deps.Logger, Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"role": "processor_api"}, p.deps.Registerer), Now: p.deps.Now})
+		busDeps)
 	if err != nil {
 		return fmt.Errorf("api publisher: %w", err)
 	}
