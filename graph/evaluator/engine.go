@@ -72,6 +72,7 @@ type rule struct {
 	pos      []template.Term // positive terms
 	neg      []template.Term // negated relationship terms
 	posSet   map[string]bool
+	ents     map[string]*matcher
 }
 
 type match struct {
@@ -247,7 +248,7 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 				// Matches through the vertex change only if whether it
 				// fits the entity changed (added, deleted, or a filtered
 				// property moved); edges are changes of their own.
-				te := r.tpl.Entities[ent]
+				te := r.ents[ent]
 				if matchesVertex(te, ch.Vertex) != (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
 					anchors = append(anchors, anchor{ri, ent, id})
 				}
@@ -259,7 +260,7 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 					if r.posSet[ent] {
 						continue
 					}
-					te := r.tpl.Entities[ent]
+					te := r.ents[ent]
 					if matchesVertex(te, ch.Vertex) == (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
 						continue
 					}
@@ -339,7 +340,7 @@ func (e *Engine) mayMatch(r *rule, entity string, v graph.VertexID, cache map[gr
 		}
 		cache[v] = vx
 	}
-	return matchesVertex(r.tpl.Entities[entity], vx)
+	return matchesVertex(r.ents[entity], vx)
 }
 
 // reconcile compares the matches of r that bind entity to v now with those

@@ -49,11 +49,27 @@ func vertexProp(v *graph.Vertex, k string) (string, bool) {
 // and placeholders (not yet reported by their datasource) never do.
 func live(v *graph.Vertex) bool { return !v.IsDeleted && !v.IsPlaceholder }
 
-func matchesVertex(te *template.Entity, v *graph.Vertex) bool {
-	if te == nil || v == nil || !live(v) {
+// matcher is a rule's entity filter and the filters equivalent to it
+// (equivalence templates).
+type matcher struct {
+	e    *template.Entity
+	alts []*template.Entity
+}
+
+func matchesVertex(m *matcher, v *graph.Vertex) bool {
+	if m == nil || v == nil || !live(v) {
 		return false
 	}
-	return te.Matches(func(k string) (string, bool) { return vertexProp(v, k) })
+	get := func(k string) (string, bool) { return vertexProp(v, k) }
+	if m.e.Matches(get) {
+		return true
+	}
+	for _, a := range m.alts {
+		if a.Matches(get) {
+			return true
+		}
+	}
+	return false
 }
 
 // enumerator finds every binding of a clause's positive terms.
@@ -92,7 +108,7 @@ func (en *enumerator) tryBind(entity string, id graph.VertexID, next func()) {
 	if _, taken := en.used[id]; taken {
 		return
 	}
-	if !matchesVertex(en.r.tpl.Entities[entity], en.vertex(id)) {
+	if !matchesVertex(en.r.ents[entity], en.vertex(id)) {
 		return
 	}
 	en.bind[entity] = id
@@ -229,14 +245,14 @@ func (en *enumerator) negHolds(t template.Term) bool {
 	case sb && tb:
 		return en.e.hasEdge(s, d, t.Label)
 	case sb:
-		te := en.r.tpl.Entities[t.Target]
+		te := en.r.ents[t.Target]
 		for _, ed := range en.e.g.Out(s) {
 			if ed.Relationship == t.Label && !ed.IsDeleted && matchesVertex(te, en.vertex(ed.To)) {
 				return true
 			}
 		}
 	case tb:
-		te := en.r.tpl.Entities[t.Source]
+		te := en.r.ents[t.Source]
 		for _, ed := range en.e.g.In(d) {
 			if ed.Relationship == t.Label && !ed.IsDeleted && matchesVertex(te, en.vertex(ed.From)) {
 				return true

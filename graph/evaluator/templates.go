@@ -3,6 +3,7 @@ package evaluator
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/causeway/causeway/graph"
@@ -56,7 +57,8 @@ func compile(name, body string, defs func(string) (*template.Template, bool)) (*
 
 // putTemplate loads (or replaces) a template and runs it over the whole
 // graph. The template's name in the event wins over its metadata name, so
-// that a delete by the same name finds it.
+// that a delete by the same name finds it. An equivalence template changes
+// what every rule matches, so it re-runs every template.
 func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	if name == "" {
 		return nil, errors.New("template.put without a name")
@@ -69,26 +71,69 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	for _, inc := range tpl.Includes {
 		l.includes = append(l.includes, TemplateState{Name: inc, Body: e.templates[inc].body})
 	}
-	out, err := e.deleteTemplate(name)
-	if err != nil {
-		return out, err
+	old := e.templates[name]
+	everything := tpl.Type == template.TypeEquivalence || (old != nil && old.tpl.Type == template.TypeEquivalence)
+	var out []graph.Change
+	if everything {
+		out = e.undoWhere(func(*rule) bool { return true })
+	} else {
+		out = e.undoWhere(func(r *rule) bool { return r.tplName == name })
 	}
 	e.templates[name] = l
 	e.rebuildRules()
-	// DO every match of the new template's clauses.
+	if everything {
+		return append(out, e.doWhere(func(*rule) bool { return true })...), nil
+	}
+	return append(out, e.doWhere(func(r *rule) bool { return r.tplName == name })...), nil
+}
+
+// deleteTemplate UNDOes every match of a template and unloads it.
+func (e *Engine) deleteTemplate(name string) ([]graph.Change, error) {
+	l, ok := e.templates[name]
+	if !ok {
+		return nil, nil
+	}
+	if l.tpl.Type == template.TypeEquivalence {
+		out := e.undoWhere(func(*rule) bool { return true })
+		delete(e.templates, name)
+		e.rebuildRules()
+		return append(out, e.doWhere(func(*rule) bool { return true })...), nil
+	}
+	out := e.undoWhere(func(r *rule) bool { return r.tplName == name })
+	delete(e.templates, name)
+	e.rebuildRules()
+	return out, nil
+}
+
+// undoWhere UNDOes every stored match of the rules selected.
+func (e *Engine) undoWhere(sel func(*rule) bool) []graph.Change {
+	var keys []string
+	for k, m := range e.matches {
+		if sel(m.rule) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []graph.Change
+	for _, k := range keys {
+		out = append(out, e.undo(e.matches[k])...)
+	}
+	return out
+}
+
+// doWhere enumerates the rules selected over the whole graph and DOes every
+// match not stored yet.
+func (e *Engine) doWhere(sel func(*rule) bool) []graph.Change {
+	var out []graph.Change
 	for _, r := range e.rules {
-		if r.tplName != name {
+		if !sel(r) {
 			continue
 		}
-		ent := r.c.Positive[0]
-		var found [][]Binding
-		e.enumerate(r, ent, 0, func(b []Binding) { found = append(found, b) })
-		keys := make([]string, 0, len(found))
 		byKey := map[string][]Binding{}
-		for _, b := range found {
-			k := matchKey(r, b)
+		e.enumerate(r, r.c.Positive[0], 0, func(b []Binding) { byKey[matchKey(r, b)] = b })
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
 			keys = append(keys, k)
-			byKey[k] = b
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
@@ -98,28 +143,7 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 			out = append(out, e.do(&match{key: k, rule: r, bindings: byKey[k]})...)
 		}
 	}
-	return out, nil
-}
-
-// deleteTemplate UNDOes every match of a template and unloads it.
-func (e *Engine) deleteTemplate(name string) ([]graph.Change, error) {
-	if _, ok := e.templates[name]; !ok {
-		return nil, nil
-	}
-	var keys []string
-	for k, m := range e.matches {
-		if m.rule.tplName == name {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var out []graph.Change
-	for _, k := range keys {
-		out = append(out, e.undo(e.matches[k])...)
-	}
-	delete(e.templates, name)
-	e.rebuildRules()
-	return out, nil
+	return out
 }
 
 // rebuildRules recomputes the flat, sorted list of clauses to evaluate. The
@@ -127,9 +151,45 @@ func (e *Engine) deleteTemplate(name string) ([]graph.Change, error) {
 // matches that point at them stay valid across other templates' changes.
 func (e *Engine) rebuildRules() {
 	e.rules = nil
+	var groups [][]*template.Entity
 	for _, n := range e.templateNames() {
-		e.rules = append(e.rules, e.templates[n].rules...)
+		l := e.templates[n]
+		e.rules = append(e.rules, l.rules...)
+		groups = append(groups, l.tpl.Equivalences...)
 	}
+	for _, r := range e.rules {
+		for _, m := range r.ents {
+			m.alts = equivalents(m.e, groups)
+		}
+	}
+}
+
+// equivalents returns the entities an equivalence group makes equal to e:
+// the other members of every group with a member whose filter is exactly
+// e's (as Vitrage compares them).
+func equivalents(e *template.Entity, groups [][]*template.Entity) []*template.Entity {
+	if len(e.Regex) > 0 {
+		return nil
+	}
+	var out []*template.Entity
+	for _, g := range groups {
+		hit := -1
+		for i, m := range g {
+			if len(m.Regex) == 0 && maps.Equal(m.Props, e.Props) {
+				hit = i
+				break
+			}
+		}
+		if hit < 0 {
+			continue
+		}
+		for i, m := range g {
+			if i != hit {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 // makeRules builds the rules of a loaded template.
@@ -142,7 +202,11 @@ func makeRules(name string, tpl *template.Template) []*rule {
 		sc := &tpl.Scenarios[si]
 		for ci := range sc.Clauses {
 			c := &sc.Clauses[ci]
-			r := &rule{tplName: name, scenario: si, clause: ci, tpl: tpl, sc: sc, c: c, posSet: map[string]bool{}}
+			r := &rule{tplName: name, scenario: si, clause: ci, tpl: tpl, sc: sc, c: c,
+				posSet: map[string]bool{}, ents: map[string]*matcher{}}
+			for _, id := range tpl.EntityIDs() {
+				r.ents[id] = &matcher{e: tpl.Entities[id]}
+			}
 			for _, t := range c.Terms {
 				if t.Negated {
 					r.neg = append(r.neg, t)
