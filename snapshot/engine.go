@@ -19,10 +19,26 @@ const (
 	EngineJSON = "evaluator-state-json"
 )
 
-// EngineFactory makes evaluator engines for Reconstruct.
+// EngineFactory makes evaluator engines for Reconstruct, and captures a
+// shadow engine for Writer.TakeFromLog.
 type EngineFactory struct {
 	Config     evaluator.Config
 	Normalizer *graph.Normalizer
+	// Encoding is the payload encoding Capture writes (default EngineGob).
+	Encoding string
+}
+
+// Capture captures a shadow engine (Capturer).
+func (f EngineFactory) Capture(m Machine, seq int64, recordedAt time.Time) (Capture, error) {
+	e, ok := m.(*evaluator.Engine)
+	if !ok {
+		return Capture{}, fmt.Errorf("capture: machine is a %T, not an evaluator engine", m)
+	}
+	enc := f.Encoding
+	if enc == "" {
+		enc = EngineGob
+	}
+	return CaptureEngine(e, seq, recordedAt, enc)
 }
 
 // New returns an engine over an empty graph.

@@ -160,6 +160,9 @@ func TestReconstructEqualsReplay(t *testing.T) {
 		{1, 3000, EngineGob},
 		{2, 1500, EngineJSON},
 	} {
+		if testing.Short() {
+			tc.events = 600
+		}
 		t.Run(fmt.Sprintf("seed%d_%s", tc.seed, tc.encoding), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(tc.seed, 99))
 			td := newTestDB(t)
@@ -180,19 +183,37 @@ func TestReconstructEqualsReplay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Half the snapshots capture the live engine (Take), half a
+			// shadow that follows the log (TakeFromLog).
+			factory := EngineFactory{Normalizer: norm, Encoding: tc.encoding}
+			shadowRC, err := NewReconstructor(ReconstructConfig{PageSize: 53}, ReconstructDeps{DB: td.db, Events: td.log, Factory: factory})
+			if err != nil {
+				t.Fatal(err)
+			}
+			shadow := NewShadow(shadowRC, factory)
 			live := evaluator.New(evaluator.Config{}, norm)
 			snaps := map[int64]bool{}
-			refused := 0
+			refused, shadowed := 0, 0
 			for _, r := range recs {
 				if err := live.Apply(r); err != nil {
 					refused++
 				}
 				if rng.IntN(150) == 0 || r.Seq == 1 {
-					if _, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, r.Seq, r.RecordedAt, tc.encoding) }); err != nil {
+					var err error
+					if rng.IntN(2) == 0 {
+						_, err = w.TakeFromLog(ctx, 1, shadow, r.Seq)
+						shadowed++
+					} else {
+						_, err = w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, r.Seq, r.RecordedAt, tc.encoding) })
+					}
+					if err != nil {
 						t.Fatalf("snapshot at %d: %v", r.Seq, err)
 					}
 					snaps[r.Seq] = true
 				}
+			}
+			if shadowed == 0 || shadowed == len(snaps) {
+				t.Errorf("%d of %d snapshots from the shadow; want some of each kind", shadowed, len(snaps))
 			}
 			if refused == 0 {
 				t.Error("no record was refused; the log does not exercise refusals")
@@ -207,7 +228,11 @@ func TestReconstructEqualsReplay(t *testing.T) {
 					}
 				}
 			}
-			for len(targets) < 150 {
+			sample := 150
+			if testing.Short() {
+				sample = 60
+			}
+			for len(targets) < sample {
 				targets[rng.Int64N(int64(len(recs))+1)] = true
 			}
 			want := map[int64][32]byte{}
@@ -263,7 +288,7 @@ func TestReconstructEqualsReplay(t *testing.T) {
 			if fromSnap < len(order)/2 {
 				t.Errorf("only %d of %d reconstructions started from a snapshot", fromSnap, len(order))
 			}
-			t.Logf("%d events, %d refused, %d snapshots, %d targets checked", len(recs), refused, len(snaps), len(order))
+			t.Logf("%d events, %d refused, %d snapshots (%d from the shadow), %d targets checked", len(recs), refused, len(snaps), shadowed, len(order))
 		})
 	}
 }

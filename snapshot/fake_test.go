@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/causeway/causeway/internal/event"
 )
@@ -80,4 +81,14 @@ func dump(m Machine) string {
 		return "dump error: " + err.Error()
 	}
 	return b.String()
+}
+
+func (kvFactory) Capture(m Machine, seq int64, at time.Time) (Capture, error) {
+	kv, ok := m.(*kvMachine)
+	if !ok {
+		return Capture{}, fmt.Errorf("not a kv machine: %T", m)
+	}
+	c := kv.capture(seq)
+	c.RecordedAt = at
+	return c, nil
 }

@@ -330,3 +330,76 @@ func metricValue(t *testing.T, m prometheus.Metric) float64 {
 	t.Fatalf("metric %v of an unexpected type", m.Desc())
 	return 0
 }
+
+func TestTakeFromLogShadow(t *testing.T) {
+	g := newRig(t, Config{})
+	g.recs = g.appendEvents(t, tickEvents(1, 400, nil), 40, time.Second)
+	ctx := context.Background()
+	sh := NewShadow(g.r, kvFactory{})
+
+	// The first use reconstructs (no snapshot yet: from seq 0) ...
+	res, err := g.w.TakeFromLog(ctx, 1, sh, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pause != 0 || res.Meta.Seq != 100 || !res.Meta.RecordedAt.Equal(g.recs[99].RecordedAt) {
+		t.Errorf("first shadow snapshot: %+v", res)
+	}
+	// ... later ones advance along the log ...
+	if _, err := g.w.TakeFromLog(ctx, 1, sh, 250); err != nil {
+		t.Fatal(err)
+	}
+	if sh.Seq() != 250 {
+		t.Errorf("shadow at %d; want 250", sh.Seq())
+	}
+	g.check(t, AtSeq(260), 260, 250)
+	// ... and going back reconstructs again, from the snapshot at 100.
+	if _, err := g.w.TakeFromLog(ctx, 1, sh, 120); err != nil {
+		t.Fatal(err)
+	}
+	g.check(t, AtSeq(120), 120, 120)
+	// Past the log's end is an error, and nothing is written.
+	if _, err := g.w.TakeFromLog(ctx, 1, sh, 401); !errors.Is(err, ErrBeyondLog) {
+		t.Errorf("shadow beyond the log: err %v; want ErrBeyondLog", err)
+	}
+	if got := metricValue(t, g.w.m.written); got != 3 {
+		t.Errorf("written_total %v; want 3", got)
+	}
+	if got := metricValue(t, g.w.m.pause); got != 0 {
+		t.Errorf("pause observed %v times by shadow snapshots; want 0", got)
+	}
+	// A deposed leader's shadow snapshot is fenced like any other.
+	if _, err := g.w.TakeFromLog(ctx, 2, sh, 300); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.w.TakeFromLog(ctx, 1, sh, 310); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("shadow snapshot at an old term: err %v; want ErrFenced", err)
+	}
+}
+
+func TestTakeBusy(t *testing.T) {
+	g := newRig(t, Config{})
+	g.recs = g.appendEvents(t, tickEvents(1, 10, nil), 10, time.Second)
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := g.w.Take(context.Background(), 1, func() (Capture, error) {
+			close(inside)
+			<-release
+			return newKV().capture(10), nil
+		})
+		errc <- err
+	}()
+	<-inside
+	if g.w.Due(1000) {
+		t.Error("Due while a snapshot is being taken")
+	}
+	if _, err := g.w.Take(context.Background(), 1, func() (Capture, error) { return newKV().capture(10), nil }); !errors.Is(err, ErrBusy) {
+		t.Errorf("concurrent Take: err %v; want ErrBusy", err)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}

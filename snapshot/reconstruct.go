@@ -152,6 +152,8 @@ type Reconstruction struct {
 	Machine Machine
 	// Seq is the last seq applied: the machine equals apply(events[1..Seq]).
 	Seq int64
+	// RecordedAt is the recorded_at of seq Seq (zero for seq 0).
+	RecordedAt time.Time
 	// SnapshotSeq is the seq of the snapshot it started from (0: a full
 	// replay from an empty machine).
 	SnapshotSeq int64
@@ -190,6 +192,27 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 	return res, nil
 }
 
+// Advance applies the events after res.Seq up to target to res.Machine,
+// bringing an earlier reconstruction forward instead of starting again. A
+// target before res.Seq is an error; on error res reflects the records
+// applied so far.
+func (r *Reconstructor) Advance(ctx context.Context, res *Reconstruction, target Target) error {
+	limit, err := r.resolve(ctx, target)
+	if err != nil {
+		return err
+	}
+	if limit < res.Seq {
+		return fmt.Errorf("advance to %s: the state is already at seq %d", target, res.Seq)
+	}
+	if err := r.replay(ctx, res, limit); err != nil {
+		return fmt.Errorf("advance to %s: %w", target, err)
+	}
+	if target.kind == kindSeq && res.Seq < target.seq {
+		return fmt.Errorf("advance to %s: %w (log ends at seq %d)", target, ErrBeyondLog, res.Seq)
+	}
+	return nil
+}
+
 // resolve turns a target into the highest seq to apply.
 func (r *Reconstructor) resolve(ctx context.Context, t Target) (int64, error) {
 	switch t.kind {
@@ -219,7 +242,7 @@ func (r *Reconstructor) base(ctx context.Context, limit int64) (Reconstruction, 
 	for _, m := range cands {
 		mach, err := r.restore(ctx, m)
 		if err == nil {
-			res.Machine, res.Seq, res.SnapshotSeq = mach, m.Seq, m.Seq
+			res.Machine, res.Seq, res.SnapshotSeq, res.RecordedAt = mach, m.Seq, m.Seq, m.RecordedAt
 			return res, nil
 		}
 		reason := skipReason(err)
@@ -344,7 +367,7 @@ func (r *Reconstructor) replay(ctx context.Context, res *Reconstruction, limit i
 				r.applyErrors.Inc()
 				r.log.Debug("replayed record refused", "seq", rec.Seq, "err", err)
 			}
-			res.Seq = rec.Seq
+			res.Seq, res.RecordedAt = rec.Seq, rec.RecordedAt
 			res.Replayed++
 			r.replayed.Inc()
 		}

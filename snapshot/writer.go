@@ -107,10 +107,11 @@ type Writer struct {
 }
 
 type writerMetrics struct {
-	pause, encode, write prometheus.Histogram
-	size, rawSize, seq   prometheus.Gauge
-	written              prometheus.Counter
-	failures             *prometheus.CounterVec
+	pause, catchUp     prometheus.Histogram
+	encode, write      prometheus.Histogram
+	size, rawSize, seq prometheus.Gauge
+	written            prometheus.Counter
+	failures           *prometheus.CounterVec
 }
 
 // NewWriter validates cfg (after defaults) and returns a Writer. It does not
@@ -144,7 +145,7 @@ func NewWriter(cfg Config, deps WriterDeps) (*Writer, error) {
 	}
 	w.m = newWriterMetrics()
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{w.m.pause, w.m.encode, w.m.write, w.m.size, w.m.rawSize, w.m.seq, w.m.written, w.m.failures} {
+		for _, c := range []prometheus.Collector{w.m.pause, w.m.catchUp, w.m.encode, w.m.write, w.m.size, w.m.rawSize, w.m.seq, w.m.written, w.m.failures} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register snapshot metrics: %w", err)
 			}
@@ -160,6 +161,10 @@ func newWriterMetrics() writerMetrics {
 		pause: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "causeway_snapshot_pause_seconds", Buckets: fast,
 			Help: "Time event processing is held while a snapshot captures the state.",
+		}),
+		catchUp: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_snapshot_catch_up_seconds", Buckets: slow,
+			Help: "Time the shadow machine took to replay the log up to a snapshot's seq (TakeFromLog).",
 		}),
 		encode: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "causeway_snapshot_encode_seconds", Buckets: slow,
@@ -216,8 +221,12 @@ func (w *Writer) Due(appliedSeq int64) bool {
 // Result describes a snapshot written by Take.
 type Result struct {
 	Meta Meta
-	// Pause is how long capture ran: the time event processing was held.
+	// Pause is how long capture ran: the time event processing was held
+	// (Take only).
 	Pause time.Duration
+	// CatchUp is the time the shadow took to reach the seq (TakeFromLog
+	// only); processing was not held meanwhile.
+	CatchUp time.Duration
 	// Encode is the time to encode and compress, Write the time of the
 	// database transaction.
 	Encode, Write time.Duration
@@ -247,12 +256,42 @@ func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, 
 		w.m.failures.WithLabelValues("capture").Inc()
 		return res, fmt.Errorf("capture state: %w", err)
 	}
+	return w.write(ctx, term, c, res)
+}
+
+// TakeFromLog writes a snapshot of the state at seq without touching the
+// live machine: the shadow, a second machine that follows the log from the
+// database, is brought to seq and captured. Event processing is not paused
+// at all (nothing is observed in causeway_snapshot_pause_seconds); the cost
+// is the shadow's memory and the CPU to replay the events since the last
+// snapshot, reported as Result.CatchUp. The result equals a capture of the
+// live machine at seq because the state is a pure function of the log
+// prefix (invariant 3). seq must already be in the log.
+func (w *Writer) TakeFromLog(ctx context.Context, term int64, sh *Shadow, seq int64) (Result, error) {
+	if !w.busy.CompareAndSwap(false, true) {
+		return Result{}, ErrBusy
+	}
+	defer w.busy.Store(false)
+
+	var res Result
+	start := time.Now()
+	c, err := sh.capture(ctx, seq)
+	res.CatchUp = time.Since(start)
+	if err != nil {
+		w.m.failures.WithLabelValues("capture").Inc()
+		return res, fmt.Errorf("capture shadow state: %w", err)
+	}
+	w.m.catchUp.Observe(res.CatchUp.Seconds())
+	return w.write(ctx, term, c, res)
+}
+
+// write encodes, compresses and writes a captured state.
+func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (Result, error) {
 	if c.Encode == nil {
 		w.m.failures.WithLabelValues("capture").Inc()
 		return res, errors.New("capture state: no Encode function")
 	}
-
-	start = time.Now()
+	start := time.Now()
 	blob, h, err := w.enc.encode(c.Seq, c.RecordedAt, c.Encoding, c.Encode)
 	res.Encode = time.Since(start)
 	if err != nil {
@@ -283,7 +322,7 @@ func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, 
 	w.policy.Taken(c.Seq, w.now())
 	w.mu.Unlock()
 	w.log.Info("snapshot written", "seq", c.Seq, "term", term, "bytes", res.Meta.Size, "raw_bytes", res.Meta.RawSize,
-		"chunks", res.Meta.Chunks, "pause", res.Pause, "encode", res.Encode, "write", res.Write)
+		"chunks", res.Meta.Chunks, "pause", res.Pause, "catch_up", res.CatchUp, "encode", res.Encode, "write", res.Write)
 	return res, nil
 }
 
