@@ -1,0 +1,304 @@
+package openstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Defaults of Config.
+const (
+	DefaultSource     = "nova"
+	DefaultExchange   = "nova"
+	DefaultQueue      = "causeway.nova.notifications"
+	DefaultRoutingKey = "versioned_notifications.info"
+	DefaultBatch      = 100
+	DefaultPrefetch   = 500
+)
+
+// Config configures the consumer.
+type Config struct {
+	// Conn is the broker connection (the OpenStack RabbitMQ, vhost included).
+	bus.Conn `yaml:",inline"`
+	// Source names the datasource in the events (default "nova").
+	Source string `yaml:"source"`
+	// Exchange is nova's control exchange (default "nova"); ExchangeDurable
+	// must match how oslo.messaging declares it (amqp_durable_queues,
+	// default false).
+	Exchange        string `yaml:"exchange"`
+	ExchangeDurable bool   `yaml:"exchange_durable"`
+	// Queue is Causeway's own durable queue, bound to Exchange with
+	// RoutingKeys (default versioned_notifications.info).
+	Queue       string   `yaml:"queue"`
+	RoutingKeys []string `yaml:"routing_keys"`
+	// Prefetch bounds unacked notifications (default 500); Batch is the most
+	// notifications published and acked together (default 100).
+	Prefetch int `yaml:"prefetch"`
+	Batch    int `yaml:"batch"`
+}
+
+// Validate reports every problem of c, naming its YAML key.
+func (c Config) Validate() error {
+	errs := []error{c.Conn.Validate()}
+	if c.Prefetch < 0 {
+		errs = append(errs, errors.New("prefetch: must not be negative"))
+	}
+	if c.Batch < 0 {
+		errs = append(errs, errors.New("batch: must not be negative"))
+	}
+	if c.Batch > 0 && c.Prefetch > 0 && c.Batch > c.Prefetch {
+		errs = append(errs, errors.New("batch: must not exceed prefetch"))
+	}
+	for i, k := range c.RoutingKeys {
+		if k == "" {
+			errs = append(errs, fmt.Errorf("routing_keys[%d]: must not be empty", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.Source == "" {
+		c.Source = DefaultSource
+	}
+	if c.Exchange == "" {
+		c.Exchange = DefaultExchange
+	}
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	if len(c.RoutingKeys) == 0 {
+		c.RoutingKeys = []string{DefaultRoutingKey}
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.Batch == 0 {
+		c.Batch = min(DefaultBatch, c.Prefetch)
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = bus.DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = bus.DefaultReconnectMax
+	}
+}
+
+// Publisher is where the consumer hands events; internal/bus.Publisher is
+// the real one.
+type Publisher interface {
+	Publish(ctx context.Context, evs ...event.Event) error
+}
+
+// Deps are the consumer's collaborators.
+type Deps struct {
+	Publisher  Publisher
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Consumer reads nova notifications and publishes their events.
+type Consumer struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	bus  *bus.Consumer
+
+	notifications *prometheus.CounterVec
+	published     prometheus.Counter
+}
+
+// Results of the notifications counter.
+const (
+	ResultPublished    = "published"
+	ResultIgnored      = "ignored"
+	ResultDeadLettered = "dead_lettered"
+)
+
+// New validates cfg. It starts nothing.
+func New(cfg Config, deps Deps) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("openstack consumer config: %w", err)
+	}
+	if deps.Publisher == nil {
+		return nil, errors.New("openstack: a Publisher is required")
+	}
+	cfg.setDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Consumer{
+		cfg: cfg, deps: deps, log: deps.Logger.With("component", "listeners.openstack", "source", cfg.Source),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_notifications_total",
+			Help: "OpenStack notifications by result (published, ignored, dead_lettered).",
+		}, []string{"source", "result"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_listener_notification_events_total", ConstLabels: prometheus.Labels{"source": cfg.Source},
+			Help: "Events published from OpenStack notifications.",
+		}),
+	}
+	bc, err := bus.NewConsumer(bus.ConsumerConfig{Conn: cfg.Conn, Queue: cfg.Queue, Prefetch: cfg.Prefetch},
+		bus.Deps{Logger: deps.Logger, Registerer: deps.Registerer})
+	if err != nil {
+		return nil, err
+	}
+	c.bus = bc
+	if deps.Registerer != nil {
+		for _, m := range []prometheus.Collector{c.notifications, c.published} {
+			if err := deps.Registerer.Register(m); err != nil {
+				return nil, fmt.Errorf("register openstack metrics: %w", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Run declares the queue and its bindings (retrying with backoff while the
+// broker is away), then consumes until ctx ends, and returns nil then.
+func (c *Consumer) Run(ctx context.Context) error {
+	backoff := c.cfg.ReconnectMin
+	for {
+		err := c.declare(ctx)
+		if err == nil {
+			break
+		}
+		c.log.Warn("declare notification queue failed", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, c.cfg.ReconnectMax)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.bus.Run(ctx) }()
+	c.consume(ctx)
+	// bus.Consumer closes Deliveries when its Run returns; drain until then.
+	for range c.bus.Deliveries() {
+	}
+	return <-errc
+}
+
+// declare sets up nova's exchange (as oslo declares it), Causeway's queue
+// and the bindings. The queue is durable: notifications sent while
+// Causeway is down wait there.
+func (c *Consumer) declare(ctx context.Context) error {
+	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if err := bus.DeclareTopology(ch); err != nil {
+		return err // the dead-letter exchange lives there
+	}
+	if err := ch.ExchangeDeclare(c.cfg.Exchange, amqp.ExchangeTopic, c.cfg.ExchangeDurable, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", c.cfg.Exchange, err)
+	}
+	if _, err := ch.QueueDeclare(c.cfg.Queue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", c.cfg.Queue, err)
+	}
+	for _, k := range c.cfg.RoutingKeys {
+		if err := ch.QueueBind(c.cfg.Queue, k, c.cfg.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s to %s with %s: %w", c.cfg.Queue, c.cfg.Exchange, k, err)
+		}
+	}
+	return ctx.Err()
+}
+
+// consume processes deliveries in batches: decode each, publish the
+// batch's events in one call (retrying until it succeeds or ctx ends), then
+// ack. Undecodable notifications are dead-lettered with their reason.
+func (c *Consumer) consume(ctx context.Context) {
+	in := c.bus.Deliveries()
+	for {
+		var batch []bus.Delivery
+		select {
+		case <-ctx.Done():
+			return
+		case d, ok := <-in:
+			if !ok {
+				return
+			}
+			batch = append(batch, d)
+		}
+	fill:
+		for len(batch) < c.cfg.Batch {
+			select {
+			case d, ok := <-in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		c.process(ctx, batch)
+	}
+}
+
+func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
+	var evs []event.Event
+	var ack []bus.Delivery
+	ignored := 0
+	for _, d := range batch {
+		out, err := Decode(c.cfg.Source, d.Body())
+		if err != nil {
+			if dlErr := c.bus.DeadLetter(ctx, d, err.Error()); dlErr != nil {
+				// Not acked: the broker redelivers it and it is
+				// dead-lettered then.
+				c.log.Warn("dead-letter failed", "err", dlErr)
+				continue
+			}
+			c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLettered).Inc()
+			c.log.Warn("notification dead-lettered", "reason", err.Error(), "routing_key", d.RoutingKey())
+			continue
+		}
+		if len(out) == 0 {
+			ignored++
+		}
+		evs = append(evs, out...)
+		ack = append(ack, d)
+	}
+	if len(evs) > 0 {
+		backoff := c.cfg.ReconnectMin
+		for {
+			err := c.deps.Publisher.Publish(ctx, evs...)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return // unacked: redelivered to the next process
+			}
+			c.log.Warn("publish failed; notifications stay unacked", "err", err, "events", len(evs), "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, c.cfg.ReconnectMax)
+		}
+		c.published.Add(float64(len(evs)))
+	}
+	for _, d := range ack {
+		if err := d.Ack(false); err != nil {
+			// A stale delivery is redelivered; its events dedup by id.
+			c.log.Debug("ack failed", "err", err)
+		}
+	}
+	c.notifications.WithLabelValues(c.cfg.Source, ResultPublished).Add(float64(len(ack) - ignored))
+	c.notifications.WithLabelValues(c.cfg.Source, ResultIgnored).Add(float64(ignored))
+}

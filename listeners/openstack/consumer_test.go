@@ -1,0 +1,230 @@
+package openstack
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/event"
+)
+
+type fakePublisher struct {
+	mu    sync.Mutex
+	evs   []event.Event
+	calls int
+	fail  int // fail this many calls; -1: always
+}
+
+func (p *fakePublisher) Publish(_ context.Context, evs ...event.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.fail != 0 {
+		if p.fail > 0 {
+			p.fail--
+		}
+		return errors.New("spool full")
+	}
+	p.evs = append(p.evs, evs...)
+	return nil
+}
+
+func (p *fakePublisher) snapshot() ([]event.Event, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]event.Event(nil), p.evs...), p.calls
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type broker struct {
+	t    *testing.T
+	conn *amqp.Connection
+}
+
+func dial(t *testing.T, url string) *broker {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &broker{t: t, conn: conn}
+}
+
+// queue returns the ready messages of q, or -1 if it does not exist.
+func (b *broker) queue(q string) int {
+	ch, err := b.conn.Channel()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer ch.Close()
+	st, err := ch.QueueDeclarePassive(q, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+	if err != nil {
+		return -1
+	}
+	return st.Messages
+}
+
+// publish sends file to nova's exchange, again while it is unroutable (the
+// consumer has not bound its queue yet).
+func (b *broker) publish(file string) {
+	b.t.Helper()
+	body, err := os.ReadFile(file)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	waitFor(b.t, "a routable notification", func() bool { return b.publishOnce(body) })
+}
+
+func (b *broker) publishOnce(body []byte) bool {
+	b.t.Helper()
+	ch, err := b.conn.Channel()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer ch.Close()
+	// As oslo.messaging sends notifications: topic exchange "nova", not
+	// durable by default, JSON body with the envelope.
+	if err := ch.ExchangeDeclare("nova", "topic", false, false, false, false, nil); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		b.t.Fatal(err)
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "nova", "versioned_notifications.info", true, false,
+		amqp.Publishing{ContentType: "application/json", ContentEncoding: "utf-8", Body: body, DeliveryMode: amqp.Persistent})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if !dc.Wait() {
+		b.t.Fatal("broker nacked a notification")
+	}
+	select {
+	case <-returns:
+		return false
+	default:
+		return true
+	}
+}
+
+func TestConsumerRabbitMQ(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	pub := &fakePublisher{fail: 2}
+	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}},
+		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { // before the vhost goes, if the test fails early
+		cancel()
+		<-done
+		done <- nil
+	})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+
+	for _, f := range []string{"instance_create_end", "instance_update", "service_update", "compute_exception", "instance_delete_end"} {
+		b.publish("testdata/" + f + ".json")
+	}
+	b.publish("testdata/bad/not_json.json")
+
+	waitFor(t, "4 published events", func() bool { evs, _ := pub.snapshot(); return len(evs) == 4 })
+	evs, calls := pub.snapshot()
+	if calls < 3 {
+		t.Errorf("%d Publish calls, want the 2 failures retried", calls)
+	}
+	var kinds []string
+	for _, ev := range evs {
+		kinds = append(kinds, string(ev.Kind)+":"+ev.Entity.Type)
+	}
+	if got := strings.Join(kinds, ","); got != "entity.upsert:nova.instance,entity.upsert:nova.instance,entity.upsert:nova.host,entity.delete:nova.instance" {
+		t.Errorf("events in order %s", got)
+	}
+
+	// The bad notification is dead-lettered with its reason.
+	var dl amqp.Delivery
+	waitFor(t, "the dead-lettered notification", func() bool {
+		ch, err := b.conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		m, ok, err := ch.Get(bus.DeadLetterQueue, true)
+		if err != nil || !ok {
+			return false
+		}
+		dl = m
+		return true
+	})
+	if r, _ := dl.Headers[bus.ReasonHeader].(string); !strings.Contains(r, "envelope is not JSON") {
+		t.Errorf("dead-letter reason %q", r)
+	}
+	waitFor(t, "the queue to be acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+	cancel()
+	err = <-done
+	done <- nil
+	if err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestConsumerAcksOnlyAfterPublish: while Publish fails, the notification
+// stays unacked; when the consumer stops it is back in the queue.
+func TestConsumerAcksOnlyAfterPublish(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	pub := &fakePublisher{fail: -1}
+	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}},
+		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { // before the vhost goes, if the test fails early
+		cancel()
+		<-done
+		done <- nil
+	})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	b.publish("testdata/instance_create_end.json")
+	waitFor(t, "publish attempts", func() bool { _, calls := pub.snapshot(); return calls >= 2 })
+	if n := b.queue(DefaultQueue); n != 0 {
+		t.Errorf("%d ready while the consumer holds the notification, want 0", n)
+	}
+	cancel()
+	err = <-done
+	done <- nil
+	if err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	waitFor(t, "the unacked notification back in the queue", func() bool { return b.queue(DefaultQueue) == 1 })
+	if evs, _ := pub.snapshot(); len(evs) != 0 {
+		t.Errorf("%d events published by a failing publisher", len(evs))
+	}
+}

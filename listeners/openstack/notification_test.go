@@ -1,0 +1,149 @@
+package openstack
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func golden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	paths, _ := filepath.Glob("testdata/*.json")
+	var n int
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".golden.json") {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := Decode("nova", b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			for _, ev := range evs {
+				if _, err := event.Encode(ev); err != nil {
+					t.Errorf("event %s: %v", ev.EventID, err)
+				}
+			}
+			if evs == nil {
+				evs = []event.Event{}
+			}
+			golden(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
+		})
+	}
+	if n < 4 {
+		t.Fatalf("only %d cases", n)
+	}
+}
+
+func TestSemantics(t *testing.T) {
+	dec := func(name string) []event.Event {
+		t.Helper()
+		b, err := os.ReadFile("testdata/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := Decode("nova", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	c := dec("instance_create_end")
+	if len(c) != 1 || c[0].Kind != event.KindEntityUpsert {
+		t.Fatalf("create.end: %+v", c)
+	}
+	inst := c[0].Entity
+	want := []event.Relation{{Relationship: "contains", Category: "RESOURCE", Type: "nova.host", ID: "compute-1", Direction: event.In}}
+	if diff := cmp.Diff(want, inst.Relations); diff != "" {
+		t.Errorf("instance must be contained by its host (-want +got):\n%s", diff)
+	}
+	if inst.State != "ACTIVE" || inst.ProjectID == "" || inst.Properties["flavor"] != "m1.small" {
+		t.Errorf("instance entity %+v", inst)
+	}
+	d := dec("instance_delete_end")
+	if d[0].Kind != event.KindEntityDelete || d[0].Entity.ID != inst.ID || d[0].EventID == c[0].EventID {
+		t.Errorf("delete.end: %+v", d[0])
+	}
+	s := dec("service_update")
+	host := s[0].Entity
+	if host.Type != "nova.host" || host.ID != "compute-1" || host.State != "disabled" ||
+		len(host.Relations) != 1 || host.Relations[0].Type != "nova.zone" || host.Relations[0].ID != "zone-a" || host.Relations[0].Direction != event.In {
+		t.Errorf("service.update: %+v, want a disabled host contained by zone-a", host)
+	}
+	for _, ignored := range []string{"service_update_scheduler", "compute_exception", "legacy_unversioned"} {
+		if evs := dec(ignored); len(evs) != 0 {
+			t.Errorf("%s gave %d events, want none", ignored, len(evs))
+		}
+	}
+	if again := dec("instance_create_end"); again[0].EventID != c[0].EventID {
+		t.Error("a redelivered notification got a new event id")
+	}
+}
+
+func TestBad(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"not_json.json", "envelope is not JSON"},
+		{"unknown_version.json", `oslo.version: unsupported "1.0" (want "2.0")`},
+		{"no_envelope.json", `oslo.version: unsupported ""`},
+		{"message_not_json.json", "oslo.message is not a JSON notification"},
+		{"legacy_instance.json", "not a versioned notification"},
+		{"no_uuid.json", "nova_object.data.uuid: is required"},
+		{"bad_timestamp.json", `timestamp: "yesterday" is not a timestamp`},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "bad", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Decode("nova", b)
+			if !errors.Is(err, ErrNotification) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Decode: %v, want ErrNotification with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := Config{Prefetch: 10, Batch: 20, RoutingKeys: []string{""}}.Validate()
+	for _, want := range []string{"url: is required", "batch: must not exceed prefetch", "routing_keys[0]: must not be empty"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+}
