@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/causeway/causeway/internal/event"
 	"github.com/google/go-cmp/cmp"
@@ -396,6 +397,27 @@ func TestSelfLoopAndDuplicateRelations(t *testing.T) {
 	mustApply(t, g, l.del("s", 4, "", "t", "x"))
 	if !mustEdge(t, g, 1, 1, "r").IsDeleted {
 		t.Error("self loop not deleted with its vertex")
+	}
+	checkRoundTrip(t, g)
+}
+
+func TestExtremeTimestamps(t *testing.T) {
+	g := New(nil)
+	var l logb
+	r := l.upsert("s", 0, res("t", "x", "OK"))
+	r.Event.ObservedAt = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustApply(t, g, r)
+	r2 := l.upsert("s", 0, res("t", "x", "ERROR"))
+	r2.Event.ObservedAt = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	// Both clamp to the same instant: equal applies.
+	mustApply(t, g, r2)
+	r3 := l.upsert("s", 0, res("t", "x", "ACTIVE"))
+	r3.Event.ObservedAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	if ch := mustApply(t, g, r3); len(ch) != 0 {
+		t.Errorf("older than a clamped future time applied: %v", opsOf(ch))
+	}
+	if v := mustLookup(t, g, "", "t", "x"); v.State != "ERROR" || v.SampleTimestamp.Year() != 2262 {
+		t.Errorf("vertex %+v", v)
 	}
 	checkRoundTrip(t, g)
 }

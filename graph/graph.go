@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"math"
 	"slices"
 	"time"
 )
@@ -81,9 +82,23 @@ func (g *Graph) str(s string) string {
 	return s
 }
 
+// Bounds of the instants that int64 nanoseconds since the epoch represent.
+var (
+	minNanosTime = time.Unix(0, math.MinInt64+1)
+	maxNanosTime = time.Unix(0, math.MaxInt64)
+)
+
+// toNanos stores a timestamp compactly: nanoseconds since the epoch, 0 for
+// the zero time. Instants outside the years 1678-2262 are clamped, which
+// keeps their order and a stable round trip.
 func toNanos(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return 0
+	case t.Before(minNanosTime):
+		return math.MinInt64 + 1
+	case t.After(maxNanosTime):
+		return math.MaxInt64
 	}
 	return t.UnixNano()
 }

@@ -70,15 +70,6 @@ func mustApply(t testing.TB, g *Graph, r event.Record) []Change {
 	return ch
 }
 
-func applyAll(t testing.TB, g *Graph, recs []event.Record) {
-	t.Helper()
-	for _, r := range recs {
-		if _, err := g.Apply(r); err != nil && !isBenign(err) {
-			t.Fatalf("apply seq %d: %v", r.Seq, err)
-		}
-	}
-}
-
 func mustLookup(t testing.TB, g *Graph, cat, typ, id string) Vertex {
 	t.Helper()
 	vid, ok := g.Lookup(cat, typ, id)
