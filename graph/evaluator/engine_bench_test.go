@@ -144,7 +144,7 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
-// BenchmarkRCA measures the live root-cause walk of a deduced instance alarm
+// BenchmarkRCA measures live RCA (graph.RCA) of a deduced instance alarm
 // two `causes` hops below a switch uplink alarm.
 func BenchmarkRCA(b *testing.B) {
 	for _, n := range benchSizes {
@@ -167,38 +167,12 @@ func BenchmarkRCA(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if r := rootCauses(g, alarm); len(r) != 1 {
-					b.Fatalf("roots = %v", r)
+				r, err := g.RCA(alarm)
+				if err != nil || len(r.Roots) != 1 || r.Depth != 2 {
+					b.Fatalf("rca = %+v, %v", r, err)
 				}
 			}
 		})
 	}
 }
 
-// rootCauses walks live `causes` edges backwards to the alarms without a
-// cause. (The graph package's own RCA query, once it lands, is what the API
-// serves; this walk is the same traversal.)
-func rootCauses(g *graph.Graph, id graph.VertexID) []graph.VertexID {
-	seen := map[graph.VertexID]bool{id: true}
-	queue := []graph.VertexID{id}
-	var out []graph.VertexID
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
-		has := false
-		for _, e := range g.In(cur) {
-			if e.Relationship != graph.RelCauses || e.IsDeleted {
-				continue
-			}
-			has = true
-			if !seen[e.From] {
-				seen[e.From] = true
-				queue = append(queue, e.From)
-			}
-		}
-		if !has {
-			out = append(out, cur)
-		}
-	}
-	return out
-}

@@ -497,8 +497,13 @@ func (r *runner) check(ex *Expect) []string {
 			diffs = append(diffs, fmt.Sprintf("rca of %s: no such alarm", rc.Alarm))
 			continue
 		}
+		an, err := g.RCA(v.ID)
+		if err != nil {
+			diffs = append(diffs, fmt.Sprintf("rca of %s: %v", rc.Alarm, err))
+			continue
+		}
 		var got []string
-		for _, id := range roots(g, v.ID) {
+		for _, id := range an.Roots {
 			rv, _ := g.Vertex(id)
 			got = append(got, ref(g, rv))
 		}
@@ -507,37 +512,6 @@ func (r *runner) check(ex *Expect) []string {
 		}
 	}
 	return diffs
-}
-
-// roots walks live `causes` edges backwards from alarm id and returns the
-// alarms with no live cause (id itself when it has none).
-func roots(g *graph.Graph, id graph.VertexID) []graph.VertexID {
-	seen := map[graph.VertexID]bool{id: true}
-	queue := []graph.VertexID{id}
-	var out []graph.VertexID
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
-		hasCause := false
-		for _, e := range g.In(cur) {
-			if e.Relationship != graph.RelCauses || e.IsDeleted {
-				continue
-			}
-			if v, ok := g.Vertex(e.From); !ok || !live(v) {
-				continue
-			}
-			hasCause = true
-			if !seen[e.From] {
-				seen[e.From] = true
-				queue = append(queue, e.From)
-			}
-		}
-		if !hasCause {
-			out = append(out, cur)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
 
 func sortedKeys(m map[string]string) []string {
