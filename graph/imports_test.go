@@ -19,7 +19,7 @@ func TestPureImports(t *testing.T) {
 		"io": true, "io/fs": true, "maps": true, "math": true, "path": true, "slices": true,
 		"strconv": true, "strings": true, "time": true,
 		"github.com/causeway/causeway/internal/event": true,
-		"gopkg.in/yaml.v3": true,
+		"gopkg.in/yaml.v3":                            true,
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {
