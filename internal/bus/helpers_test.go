@@ -182,3 +182,13 @@ func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	}
 	return out.GetGauge().GetValue()
 }
+
+// rabbitmqctlT runs rabbitmqctl with a timeout, failing the test on error.
+func rabbitmqctlT(t testing.TB, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput(); err != nil {
+		t.Fatalf("rabbitmqctl %v: %v: %s", args, err, out)
+	}
+}

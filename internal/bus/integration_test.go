@@ -505,3 +505,53 @@ func TestSequencedStream(t *testing.T) {
 		t.Fatalf("publish with an ended context = %v", err)
 	}
 }
+
+// TestOutageInOneVHost makes the broker unreachable for this test's vhost
+// alone (permissions revoked, connections closed): Publish keeps
+// succeeding into the spool, and everything drains in order once the
+// permissions are back. The broker-wide restart is in chaos_test.go.
+func TestOutageInOneVHost(t *testing.T) {
+	u := bustest.VHost(t)
+	vhost := vhostOf(t, u)
+	p := newTestPublisher(t, u, "", nil)
+	r := start(t, p.Run)
+	ctx := context.Background()
+	if err := p.Publish(ctx, testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitEmpty(t, p, 30*time.Second)
+	rabbitmqctlT(t, "clear_permissions", "-p", vhost, "guest")
+	closeConnections(t, u)
+	waitFor(t, func() bool { return metricValue(t, p.conn.connected) == 0 })
+	for i := 1; i <= 300; i++ {
+		if err := p.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatalf("Publish during the outage: %v", err)
+		}
+	}
+	if n, _ := p.Spooled(); n != 300 {
+		t.Fatalf("spool holds %d during the outage, want 300", n)
+	}
+	rabbitmqctlT(t, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+	waitEmpty(t, p, time.Minute)
+	r.stop(t)
+	if got := metricValue(t, p.conn.reconnects); got < 1 {
+		t.Errorf("reconnects = %v, want at least 1", got)
+	}
+	c, err := NewConsumer(ConsumerConfig{Conn: fastConn(u)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := start(t, c.Run)
+	defer cr.stop(t)
+	for i := 0; i <= 300; i++ {
+		select {
+		case d := <-c.Deliveries():
+			if want := testEvent(i).EventID; d.MessageID() != want {
+				t.Fatalf("delivery %d is %s, want %s (the spool drains in order)", i, d.MessageID(), want)
+			}
+			_ = d.Ack(false)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("delivery %d missing", i)
+		}
+	}
+}

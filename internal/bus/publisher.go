@@ -220,17 +220,13 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		cursor    uint64
 		unrouted  = map[string]int{} // message ids returned, not yet settled
 	)
-	flush := func() error {
-		err := p.spool.remove(confirmed)
-		confirmed = confirmed[:0]
+	// Confirmed keys go to the spool's committer without waiting: the
+	// sender never stalls on an fsync. A session starts by flushing them, so
+	// it does not re-send what the previous one had confirmed.
+	if err := p.spool.flush(); err != nil {
 		return err
 	}
-	defer func() {
-		p.inFlight.Set(0)
-		if err := flush(); err != nil {
-			p.log.Error("remove confirmed events from spool", "err", err)
-		}
-	}()
+	defer p.inFlight.Set(0)
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -269,9 +265,6 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			}
 		}
 		if len(flight) == 0 {
-			if err := flush(); err != nil {
-				return err
-			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -333,13 +326,10 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				p.latency.Observe(time.Duration(now - head.enqueued).Seconds())
 			}
 		}
+		p.spool.remove(confirmed)
+		confirmed = confirmed[:0]
 		if failed > 0 {
 			return fmt.Errorf("%d events nacked or returned unroutable by the broker", failed)
-		}
-		if len(confirmed) >= window {
-			if err := flush(); err != nil {
-				return err
-			}
 		}
 	}
 }

@@ -39,6 +39,12 @@ const (
 	maxRecordField = 64 << 20
 )
 
+// Batching of deletions; see committer.
+const (
+	removeDelay = 50 * time.Millisecond
+	removeBatch = 4096
+)
+
 var (
 	errRecordCorrupt = errors.New("corrupt spool record")
 	crcTable         = crc32.MakeTable(crc32.Castagnoli)
@@ -93,8 +99,12 @@ func decodeRecord(b []byte) (record, error) {
 	}, nil
 }
 
-// spool is the on-disk queue of the Publisher. append may be called from
-// any goroutine; read, remove and quarantine from one goroutine (the sender).
+// spool is the on-disk queue of the Publisher. One goroutine, the
+// committer, writes the file: each of its transactions takes every append
+// and every removal queued while the previous one was being fsynced, so
+// concurrent Publish calls share an fsync and confirmed deletions ride along
+// for free. append may be called from any goroutine; read, remove, flush and
+// quarantine from one goroutine (the sender).
 type spool struct {
 	db        *bolt.DB
 	maxBytes  int64
@@ -104,6 +114,8 @@ type spool struct {
 	events  int   // records in the file plus those reserved by pending appends
 	bytes   int64 // their encoded sizes
 	pending []*appendReq
+	removes []uint64     // confirmed keys to delete in the next commit
+	flushes []chan error // waiters for the next commit (flush)
 	closed  bool
 
 	kick    chan struct{} // wakes the committer
@@ -195,27 +207,71 @@ func (s *spool) append(ctx context.Context, vals [][]byte) error {
 	}
 }
 
-// committer turns all the appends that queued up during the previous
-// commit into the next one, so concurrent callers share an fsync.
+// committer turns all the appends and removals that queued up during the
+// previous commit into the next one.
 func (s *spool) committer() {
 	defer close(s.stopped)
+	// Deletions alone are not urgent (a lost one is a duplicate re-send):
+	// they wait up to removeDelay, or for removeBatch of them, or for an
+	// append to ride along with, so draining a large spool does not compete
+	// with the broker's own fsyncs by fsyncing for every few confirms.
+	var deferredSince time.Time
 	for {
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !deferredSince.IsZero() {
+			timer = time.NewTimer(time.Until(deferredSince.Add(removeDelay)))
+			timeout = timer.C
+		}
 		select {
 		case <-s.quit:
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		case <-s.kick:
+		case <-timeout:
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		s.mu.Lock()
-		batch := s.pending
-		s.pending = nil
+		if len(s.pending) == 0 && len(s.flushes) == 0 && len(s.removes) < removeBatch &&
+			(deferredSince.IsZero() || time.Since(deferredSince) < removeDelay) {
+			if len(s.removes) > 0 && deferredSince.IsZero() {
+				deferredSince = time.Now()
+			}
+			s.mu.Unlock()
+			continue
+		}
+		deferredSince = time.Time{}
+		batch, removes, flushes := s.pending, s.removes, s.flushes
+		s.pending, s.removes, s.flushes = nil, nil, nil
 		s.mu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(removes) == 0 {
+			for _, f := range flushes {
+				f <- nil
+			}
 			continue
 		}
 		start := time.Now()
-		n := 0
+		n, removed := 0, 0
+		var freed int64
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketEvents)
+			n, removed, freed = 0, 0, 0
+			for _, key := range removes {
+				k := binary.BigEndian.AppendUint64(nil, key)
+				v := b.Get(k)
+				if v == nil {
+					continue
+				}
+				freed += int64(len(v))
+				removed++
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
 			b.FillPercent = 0.95 // keys only ever grow: pack pages
 			for _, r := range batch {
 				for _, v := range r.vals {
@@ -231,21 +287,28 @@ func (s *spool) committer() {
 			}
 			return nil
 		})
+		s.mu.Lock()
 		if err != nil {
 			err = fmt.Errorf("spool commit: %w", err)
-			s.mu.Lock()
 			for _, r := range batch {
 				s.events -= len(r.vals)
 				s.bytes -= r.size
 			}
-			s.mu.Unlock()
 		} else {
+			s.events -= removed
+			s.bytes -= freed
+		}
+		s.mu.Unlock()
+		if err == nil && n > 0 {
 			s.commitHook(n, time.Since(start))
 		}
 		for _, r := range batch {
 			r.done <- err
 		}
-		if err == nil {
+		for _, f := range flushes {
+			f <- err
+		}
+		if err == nil && n > 0 {
 			select {
 			case s.appended <- struct{}{}:
 			default:
@@ -280,38 +343,41 @@ func (s *spool) read(after uint64, max int) (recs []record, bad []uint64, err er
 	return recs, bad, nil
 }
 
-// remove deletes confirmed records.
-func (s *spool) remove(keys []uint64) error {
+// remove queues confirmed records for deletion in the next commit; it does
+// not wait. A deletion lost in a crash only means a duplicate re-send.
+func (s *spool) remove(keys []uint64) {
 	if len(keys) == 0 {
-		return nil
-	}
-	var freed int64
-	var n int
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEvents)
-		freed, n = 0, 0
-		for _, key := range keys {
-			k := binary.BigEndian.AppendUint64(nil, key)
-			v := b.Get(k)
-			if v == nil {
-				continue
-			}
-			freed += int64(len(v))
-			n++
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("remove %d confirmed records from spool: %w", len(keys), err)
+		return
 	}
 	s.mu.Lock()
-	s.events -= n
-	s.bytes -= freed
+	s.removes = append(s.removes, keys...)
 	s.mu.Unlock()
-	return nil
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush waits until what was queued before it is committed.
+func (s *spool) flush() error {
+	done := make(chan error, 1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.flushes = append(s.flushes, done)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-s.stopped:
+		return ErrClosed
+	}
 }
 
 // quarantine moves undecodable records to the corrupt bucket.
@@ -369,7 +435,10 @@ func (s *spool) close() error {
 	for _, r := range s.pending {
 		r.done <- ErrClosed
 	}
-	s.pending = nil
+	for _, f := range s.flushes {
+		f <- ErrClosed
+	}
+	s.pending, s.flushes = nil, nil
 	s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close spool: %w", err)

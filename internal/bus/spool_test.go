@@ -118,7 +118,8 @@ func TestSpoolAppendReadRemoveReopen(t *testing.T) {
 	if err != nil || len(next) != 2 || next[0].messageID != "a-2" {
 		t.Fatalf("read after %d = %v, %v", recs[1].key, next, err)
 	}
-	if err := s.remove([]uint64{recs[0].key, recs[3].key, 999999}); err != nil {
+	s.remove([]uint64{recs[0].key, recs[3].key, 999999})
+	if err := s.flush(); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.size(); n != 3 {
@@ -173,7 +174,8 @@ func TestSpoolLimits(t *testing.T) {
 		if len(recs) != 3 {
 			t.Fatalf("spool holds %d, want 3 (a refused call spools nothing)", len(recs))
 		}
-		if err := s.remove([]uint64{recs[0].key}); err != nil {
+		s.remove([]uint64{recs[0].key})
+		if err := s.flush(); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.append(ctx, vals("d", 1)); err != nil {
