@@ -175,4 +175,3 @@ func BenchmarkRCA(b *testing.B) {
 		})
 	}
 }
-
