@@ -420,8 +420,10 @@ func (s *spool) size() (int, int64) {
 	return s.events, s.bytes
 }
 
-// close fails the appends not yet committed and closes the file.
+// close commits the queued deletions, fails the appends not yet committed
+// and closes the file.
 func (s *spool) close() error {
+	_ = s.flush() // best effort: a lost deletion is only a duplicate re-send
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

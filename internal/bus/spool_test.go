@@ -262,3 +262,22 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestSpoolCloseCommitsRemovals: deletions are batched lazily, but a clean
+// close commits them, so a restart does not re-send what was confirmed.
+func TestSpoolCloseCommitsRemovals(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openTestSpool(t, path, 1<<20, 100)
+	if err := s.append(context.Background(), vals("a", 3)); err != nil {
+		t.Fatal(err)
+	}
+	recs := readAll(t, s)
+	s.remove([]uint64{recs[0].key, recs[1].key})
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTestSpool(t, path, 1<<20, 100)
+	if got := readAll(t, s2); len(got) != 1 || got[0].messageID != "a-2" {
+		t.Fatalf("after close and reopen the spool holds %+v, want only a-2", got)
+	}
+}
