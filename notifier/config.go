@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -194,24 +195,19 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(b)
 }
 
-// ParseConfig is LoadConfig on bytes.
+// ParseConfig is LoadConfig on bytes. Other components' sections are
+// left alone; inside `notifier:` every key must be known.
 func ParseConfig(b []byte) (Config, error) {
-	var file map[string]yaml.Node
-	if err := yaml.Unmarshal(b, &file); err != nil {
+	var file struct {
+		Notifier Config         `yaml:"notifier"`
+		Others   map[string]any `yaml:",inline"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("parse config: %w", err)
 	}
-	var c Config
-	if node, ok := file["notifier"]; ok {
-		raw, err := yaml.Marshal(&node)
-		if err != nil {
-			return Config{}, fmt.Errorf("parse config: notifier: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
-			return Config{}, fmt.Errorf("parse config: notifier: %w", err)
-		}
-	}
+	c := file.Notifier
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -99,7 +99,11 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 	}
 	client := deps.Client
 	if client == nil {
-		client = &http.Client{}
+		client = &http.Client{
+			// A redirect is an answer to fix in the subscription, not to
+			// follow (a POST would turn into a GET).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	n.sender = &webhook.Sender{Client: client, Now: n.now, UserAgent: cfg.UserAgent}
 	return n, nil
@@ -221,7 +225,7 @@ func (n *Notifier) drain(ctx context.Context, id string, p pos) {
 func (w *worker) run(ctx context.Context) error {
 	n := w.n
 	for ctx.Err() == nil {
-		if err := w.housekeep(ctx); err != nil {
+		if err := w.housekeep(ctx, true); err != nil {
 			return err
 		}
 		if w.deleted {
@@ -254,8 +258,9 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 // housekeep renews the lease, reloads the spec and counts the backlog when
-// they are due.
-func (w *worker) housekeep(ctx context.Context) error {
+// they are due. synced says that no delivery is waiting for a cursor move;
+// only then may the backlog policy move rows (from the stored cursor).
+func (w *worker) housekeep(ctx context.Context, synced bool) error {
 	n := w.n
 	now := n.now()
 	if now.Sub(w.renewedAt) >= n.cfg.LeaseTTL/3 {
@@ -282,7 +287,7 @@ func (w *worker) housekeep(ctx context.Context) error {
 		w.spec, w.pol = spec, n.cfg.policyFor(spec)
 	}
 	if w.countedAt.IsZero() || now.Sub(w.countedAt) >= n.cfg.StatusInterval {
-		if err := w.count(ctx); err != nil {
+		if err := w.count(ctx, synced); err != nil {
 			return err
 		}
 		w.countedAt = now
@@ -291,7 +296,7 @@ func (w *worker) housekeep(ctx context.Context) error {
 }
 
 // count measures the backlog, exports it, and applies the backlog policy.
-func (w *worker) count(ctx context.Context) error {
+func (w *worker) count(ctx context.Context, synced bool) error {
 	n := w.n
 	backlog, oldest, err := n.db.backlog(ctx, w.id, w.cur)
 	if err != nil {
@@ -302,7 +307,7 @@ func (w *worker) count(ctx context.Context) error {
 			w.log.Error("subscriber backlog over its limit", "backlog", backlog, "max_backlog", w.pol.maxBacklog, "policy", w.pol.backlogPolicy)
 		}
 		w.overLimit = true
-		if w.pol.backlogPolicy == subscription.BacklogDeadLetter {
+		if w.pol.backlogPolicy == subscription.BacklogDeadLetter && synced {
 			excess := backlog - int64(w.pol.maxBacklog)
 			last, err := n.db.nth(ctx, w.id, w.cur, excess)
 			if err != nil {
@@ -350,6 +355,10 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 	var delivered int64
 	var lastOK time.Time
 	flush := func(failing bool, msg string) error {
+		if next.less(w.cur) {
+			// Rows were dead-lettered past next meanwhile (backlog policy).
+			next = w.cur
+		}
 		if next == w.cur && delivered == 0 && !failing {
 			return nil
 		}
@@ -363,14 +372,14 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 	for _, r := range rows {
 		attempt := 0
 		for {
-			if err := w.housekeep(ctx); err != nil {
+			if err := w.housekeep(ctx, next == w.cur); err != nil {
 				return err
 			}
-			if w.deleted {
+			if w.deleted || ctx.Err() != nil {
 				return flush(false, "")
 			}
-			if ctx.Err() != nil {
-				return flush(false, "")
+			if r.pos.less(w.cur) || r.pos.less(next) {
+				break // dead-lettered by the backlog policy meanwhile
 			}
 			if age := n.now().Sub(r.queuedAt); age > w.pol.maxAge {
 				if err := flush(false, ""); err != nil {

@@ -69,7 +69,7 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 		return RedriveResult{}, err
 	}
 	if client == nil {
-		client = &http.Client{}
+		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	sender := &webhook.Sender{Client: client, UserAgent: cfg.UserAgent}
 	d := &db{sql: sqldb}
