@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/causeway/causeway/internal/bus"
@@ -135,6 +136,10 @@ func (c Config) Validate() error {
 
 // String redacts secrets.
 func (c Config) String() string {
+	amqp := "<unparsable url>"
+	if u, err := url.Parse(c.AMQPURL); err == nil {
+		amqp = u.Redacted()
+	}
 	return fmt.Sprintf("{node_id:%s data_dir:%s raft:%s api:%s amqp_url:%s database_dsn:<redacted>}",
-		c.NodeID, c.DataDir, c.Raft.BindAddr, c.API.Listen, bus.Conn{URL: c.AMQPURL}.String())
+		c.NodeID, c.DataDir, c.Raft.BindAddr, c.API.Listen, amqp)
 }

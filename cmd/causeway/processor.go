@@ -58,6 +58,7 @@ func loadProcessorConfig(path string) (processor.Config, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: processor: %w", path, err)
 	}
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: processor: %w", path, err)
 	}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/api/apitest"
+	"github.com/spf13/cobra"
+)
+
+func apiServer(t *testing.T) (*apitest.Backend, string) {
+	t.Helper()
+	b := &apitest.Backend{
+		Seq: 3, Leader: "p1",
+		G: &apitest.Graph{
+			Vertices: map[graph.VertexID]graph.Vertex{
+				0: {ID: 0, Category: graph.CategoryResource, Type: "openstack.cluster", ExternalID: "c"},
+				1: {ID: 1, Category: graph.CategoryResource, Type: "nova.host", ExternalID: "h1"},
+				2: {ID: 2, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "a1", Name: "nic down", OperationalState: "CRITICAL"},
+			},
+			Edges: []graph.Edge{{From: 0, To: 1, Relationship: "contains"}, {From: 2, To: 1, Relationship: "on"}},
+			Tmpls: []api.Template{{Name: "t1", Body: "metadata:\n  name: t1\n"}},
+		},
+		Members: []api.Member{{ID: "p1", Address: "127.0.0.1:7001", Suffrage: "Voter", Leader: true}},
+	}
+	s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "adm", Role: api.RoleAdmin}}}, b, api.Deps{NodeID: "p1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return b, ts.URL
+}
+
+func runCLI(t *testing.T, root *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestAPICommands(t *testing.T) {
+	b, url := apiServer(t)
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"status"}, []string{"applied_seq", "3", "leader", "p1"}},
+		{[]string{"alarms", "list"}, []string{"nic down", "CRITICAL"}},
+		{[]string{"alarms", "show", "2"}, []string{"nic down", "prometheus"}},
+		{[]string{"topology", "show"}, []string{"nova.host", "contains"}},
+		{[]string{"topology", "show", "--graph-type", "tree"}, []string{"openstack.cluster c", "  nova.host h1"}},
+		{[]string{"rca", "show", "2"}, []string{"root causes", "2"}},
+		{[]string{"cluster", "status"}, []string{"127.0.0.1:7001", "Voter"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, "_"), func(t *testing.T) {
+			out, err := runCLI(t, newRootCmd(), append(tt.args, "--url", url, "--token", "adm")...)
+			if err != nil {
+				t.Fatalf("%v: %v\n%s", tt.args, err, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%v: output lacks %q:\n%s", tt.args, w, out)
+				}
+			}
+		})
+	}
+	out, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "adm", "-o", "json")
+	var st api.StatusResponse
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Status.AppliedSeq != 3 {
+		t.Errorf("status -o json: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("bad token: %v", err)
+	}
+	if _, err := runCLI(t, newRootCmd(), "cluster", "join", "p2", "x:1", "--url", url, "--token", "adm"); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("join on a follower: %v", err)
+	}
+
+	// The templates API subcommands, under a parent as the templates
+	// command will hold them.
+	parent := &cobra.Command{Use: "templates"}
+	parent.AddCommand(templatesAPICmds(addAPIFlags(parent))...)
+	out, err = runCLI(t, parent, "list", "--url", url, "--token", "adm")
+	if err != nil || !strings.Contains(out, "t1") {
+		t.Errorf("templates list: %v\n%s", err, out)
+	}
+	parent = &cobra.Command{Use: "templates"}
+	parent.AddCommand(templatesAPICmds(addAPIFlags(parent))...)
+	if _, err = runCLI(t, parent, "delete", "t1", "--url", url, "--token", "adm"); err != nil || len(b.Published()) != 1 {
+		t.Errorf("templates delete: %v, published %d", err, len(b.Published()))
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("metadata: {version: 3}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parent = &cobra.Command{Use: "templates"}
+	parent.AddCommand(templatesAPICmds(addAPIFlags(parent))...)
+	_, err = runCLI(t, parent, "add", bad, "--url", url, "--token", "adm")
+	if ee, ok := err.(*exitError); !ok || ee.code != 2 {
+		t.Errorf("templates add of an invalid template: %v", err)
+	}
+}
+
+const sampleProcessorConfig = `
+persister: {batch_size: 10}
+processor:
+  node_id: p1
+  data_dir: /var/lib/causeway/p1
+  database_dsn: "root@tcp(127.0.0.1:3306)/causeway"
+  amqp_url: "amqp://guest:guest@127.0.0.1:5672/"
+  raft:
+    bind_addr: 127.0.0.1:7001
+    heartbeat_timeout: 500ms
+    peers:
+      - {id: p1, address: "127.0.0.1:7001"}
+      - {id: p2, address: "127.0.0.1:7002"}
+  api:
+    listen: 127.0.0.1:8999
+    tokens: [{name: ops, token: s3cret, role: admin}]
+  snapshot:
+    policy: {every_events: 10000, every_interval: 5m}
+`
+
+func TestLoadProcessorConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, err := loadProcessorConfig(write("ok.yaml", sampleProcessorConfig))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if cfg.Raft.NodeID != "p1" || cfg.Raft.HeartbeatTimeout.Milliseconds() != 500 || len(cfg.Raft.Peers) != 2 || cfg.Snapshot.Policy.EveryEvents != 10000 {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if strings.Contains(cfg.String(), "root@tcp") {
+		t.Errorf("String leaks the DSN: %s", cfg)
+	}
+	for name, tc := range map[string]struct{ body, want string }{
+		"unknown key": {strings.Replace(sampleProcessorConfig, "node_id: p1", "node_id: p1\n  bogus: 1", 1), "bogus"},
+		"no section":  {"persister: {}\n", "no processor section"},
+		"invalid":     {strings.Replace(sampleProcessorConfig, "role: admin", "role: root", 1), "api: tokens[0].role"},
+		"not yaml":    {"processor: [", "config"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadProcessorConfig(write(strings.ReplaceAll(name, " ", "_")+".yaml", tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzLoadProcessorConfig(f *testing.F) {
+	f.Add([]byte(sampleProcessorConfig))
+	f.Add([]byte("processor: {node_id: x}\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadProcessorConfig(p)
+		if err == nil {
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("loaded a config that does not validate: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,131 @@
+// Package apitest provides an in-memory api.Backend for tests of API
+// clients and the CLI.
+package apitest
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/processor/api"
+)
+
+// Graph is a hand-built graph: vertices by id and a list of edges.
+type Graph struct {
+	Vertices map[graph.VertexID]graph.Vertex
+	Edges    []graph.Edge
+	Tmpls    []api.Template
+}
+
+// VertexIDs implements api.GraphView.
+func (g *Graph) VertexIDs() []graph.VertexID {
+	ids := make([]graph.VertexID, 0, len(g.Vertices))
+	for id := range g.Vertices {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Vertex implements api.GraphView.
+func (g *Graph) Vertex(id graph.VertexID) (graph.Vertex, bool) {
+	v, ok := g.Vertices[id]
+	return v, ok
+}
+
+// Out implements api.GraphView.
+func (g *Graph) Out(id graph.VertexID) []graph.Edge {
+	var out []graph.Edge
+	for _, e := range g.Edges {
+		if e.From == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// In implements api.GraphView.
+func (g *Graph) In(id graph.VertexID) []graph.Edge {
+	var out []graph.Edge
+	for _, e := range g.Edges {
+		if e.To == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Templates implements api.View.
+func (g *Graph) Templates() []api.Template { return g.Tmpls }
+
+// Backend is an api.Backend over a Graph. Published events are recorded;
+// membership changes succeed only when IsLeader is set.
+type Backend struct {
+	G       *Graph
+	Seq     int64
+	Leader  string
+	Members []api.Member
+	// IsLeader makes Join and Remove succeed.
+	IsLeader bool
+
+	mu        sync.Mutex
+	published []event.Event
+}
+
+// View implements api.Backend.
+func (b *Backend) View(fn func(api.View, int64) error) error { return fn(b.G, b.Seq) }
+
+// Status implements api.Backend.
+func (b *Backend) Status(context.Context) api.Status {
+	return api.Status{NodeID: "test", Role: "Follower", Leader: b.Leader, AppliedSeq: b.Seq, LogHead: b.Seq, Ready: true, Loaded: true}
+}
+
+// Dump implements api.Backend.
+func (b *Backend) Dump() ([]byte, int64, error) { return []byte("{}"), b.Seq, nil }
+
+// Reconstruct implements api.Backend: only the live seq exists.
+func (b *Backend) Reconstruct(_ context.Context, seq int64, _ time.Time) (api.GraphView, int64, error) {
+	if seq != b.Seq {
+		return nil, 0, api.ErrNotFound
+	}
+	return b.G, b.Seq, nil
+}
+
+// Publish implements api.Backend.
+func (b *Backend) Publish(_ context.Context, evs ...event.Event) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.published = append(b.published, evs...)
+	return nil
+}
+
+// Published returns the events published so far.
+func (b *Backend) Published() []event.Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.published)
+}
+
+// Cluster implements api.Backend.
+func (b *Backend) Cluster() ([]api.Member, error) { return b.Members, nil }
+
+// Join implements api.Backend.
+func (b *Backend) Join(id, addr string) error {
+	if !b.IsLeader {
+		return api.ErrNotLeader
+	}
+	b.Members = append(b.Members, api.Member{ID: id, Address: addr, Suffrage: "Voter"})
+	return nil
+}
+
+// Remove implements api.Backend.
+func (b *Backend) Remove(id string) error {
+	if !b.IsLeader {
+		return api.ErrNotLeader
+	}
+	b.Members = slices.DeleteFunc(b.Members, func(m api.Member) bool { return m.ID == id })
+	return nil
+}

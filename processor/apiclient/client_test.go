@@ -1,0 +1,103 @@
+package apiclient_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/api/apitest"
+	"github.com/causeway/causeway/processor/apiclient"
+)
+
+func server(t *testing.T, b *apitest.Backend) string {
+	t.Helper()
+	s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "adm", Role: api.RoleAdmin}, {Token: "rd", Role: api.RoleReader}}}, b, api.Deps{NodeID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func sample() *apitest.Backend {
+	return &apitest.Backend{
+		Seq: 12, Leader: "p1",
+		G: &apitest.Graph{
+			Vertices: map[graph.VertexID]graph.Vertex{
+				0: {ID: 0, Category: graph.CategoryResource, Type: "nova.host", ExternalID: "h1"},
+				1: {ID: 1, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "a1", Name: "nic", OperationalState: "CRITICAL"},
+				2: {ID: 2, Category: graph.CategoryAlarm, Type: "vitrage", ExternalID: "a2", Name: "vm", OperationalState: "WARNING"},
+			},
+			Edges: []graph.Edge{{From: 1, To: 0, Relationship: "on"}, {From: 1, To: 2, Relationship: "causes"}},
+			Tmpls: []api.Template{{Name: "t1", Body: "metadata: {name: t1}\n"}},
+		},
+		Members: []api.Member{{ID: "p1", Address: "a:1", Leader: true}},
+	}
+}
+
+func TestClient(t *testing.T) {
+	b := sample()
+	url := server(t, b)
+	ctx := context.Background()
+	c, err := apiclient.New(url, "rd", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Status.AppliedSeq != 12 || st.Leader != "p1" {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	al, err := c.Alarms(ctx, false, "")
+	if err != nil || len(al.Items) != 2 {
+		t.Fatalf("alarms %+v %v", al, err)
+	}
+	a, err := c.Alarm(ctx, "2")
+	if err != nil || a.Item.Name != "vm" {
+		t.Fatalf("alarm %+v %v", a, err)
+	}
+	r, err := c.RCA(ctx, "2", 0, time.Time{})
+	if err != nil || len(r.RootCauses) != 1 || r.RootCauses[0] != "1" {
+		t.Fatalf("rca %+v %v", r, err)
+	}
+	if _, err := c.RCA(ctx, "2", 5, time.Time{}); err == nil {
+		t.Fatal("rca at an unknown seq: no error")
+	}
+	top, err := c.Topology(ctx, apiclient.TopologyQuery{Category: "all"})
+	if err != nil || len(top.Graph.Nodes) != 3 {
+		t.Fatalf("topology %+v %v", top, err)
+	}
+	ts, err := c.Templates(ctx)
+	if err != nil || len(ts.Items) != 1 {
+		t.Fatalf("templates %+v %v", ts, err)
+	}
+	// A reader may not delete; the error carries the status.
+	_, err = c.DeleteTemplate(ctx, "t1")
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) || ae.Status != 403 {
+		t.Fatalf("delete as reader: %v", err)
+	}
+	adm, _ := apiclient.New(url, "adm", time.Second)
+	if _, err := adm.DeleteTemplate(ctx, "t1"); err != nil || len(b.Published()) != 1 {
+		t.Fatalf("delete as admin: %v, published %d", err, len(b.Published()))
+	}
+	if _, err := adm.Join(ctx, "p9", "b:2"); !apiclient.IsNotLeader(err) {
+		t.Fatalf("join on a follower: %v", err)
+	}
+	b.IsLeader = true
+	cl, err := adm.Join(ctx, "p9", "b:2")
+	if err != nil || len(cl.Servers) != 2 {
+		t.Fatalf("join: %+v %v", cl, err)
+	}
+	dump, err := adm.Dump(ctx)
+	if err != nil || string(dump) != "{}" {
+		t.Fatalf("dump %q %v", dump, err)
+	}
+	if _, err := apiclient.New("ftp://x", "", 0); err == nil {
+		t.Fatal("New accepted an ftp URL")
+	}
+}
