@@ -115,6 +115,13 @@ func newServer(t *testing.T, pub listeners.Publisher, reg prometheus.Registerer)
 	return srv
 }
 
+func newHTTPTest(t *testing.T, s *listeners.Server) string {
+	t.Helper()
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 type reply struct {
 	code int
 	hdr  http.Header

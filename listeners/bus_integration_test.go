@@ -1,0 +1,111 @@
+package listeners_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/listeners"
+	"github.com/causeway/causeway/listeners/alertmanager"
+)
+
+// TestWebhookThroughRealPublisher: the listener answers 200 once the real
+// bus.Publisher spooled the events, and they reach causeway.persist with
+// their event ids; with the spool at its limit the answer is 503.
+func TestWebhookThroughRealPublisher(t *testing.T) {
+	url := bustest.VHost(t)
+	pub, err := bus.NewPublisher(bus.PublisherConfig{
+		Conn:      bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+		SpoolPath: filepath.Join(t.TempDir(), "spool.db"), SpoolMaxEvents: 3,
+	}, bus.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{wh.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPTest(t, s)
+	firing := file(t, "alertmanager/testdata/firing.json")
+
+	// The broker is not being fed yet (Publisher.Run not started): two
+	// events fit in the spool, the next two do not.
+	if r := post(t, srv+"/v1/alertmanager", "application/json", firing, bearer("tok-1")); r.code != http.StatusOK {
+		t.Fatalf("first webhook: %d %v", r.code, r.body)
+	}
+	want, err := wh.Decode(firing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := file(t, "alertmanager/testdata/newer.json")
+	if r := post(t, srv+"/v1/alertmanager", "application/json", other, bearer("tok-1")); r.code != http.StatusServiceUnavailable || r.hdr.Get("Retry-After") == "" {
+		t.Fatalf("webhook over the spool limit: %d %v, want 503 with Retry-After", r.code, r.body)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var got []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < len(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d of %d events in %s", len(got), len(want), bus.PersistQueue)
+		}
+		// A Get before the publisher declared the queue closes the
+		// channel: one channel per attempt.
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok, err := ch.Get(bus.PersistQueue, true)
+		_ = ch.Close()
+		if err != nil || !ok {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		ev, err := event.Decode(m.Body)
+		if err != nil {
+			t.Fatalf("message %s: %v", m.MessageId, err)
+		}
+		if ev.EventID != m.MessageId {
+			t.Errorf("message id %s carries event %s", m.MessageId, ev.EventID)
+		}
+		got = append(got, ev.EventID)
+	}
+	var wantIDs []string
+	for _, ev := range want {
+		wantIDs = append(wantIDs, ev.EventID)
+	}
+	sort.Strings(got)
+	sort.Strings(wantIDs)
+	for i := range got {
+		if got[i] != wantIDs[i] {
+			t.Errorf("persisted ids %v, want %v", got, wantIDs)
+			break
+		}
+	}
+}
