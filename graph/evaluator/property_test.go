@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"bytes"
+	"encoding/gob"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -278,6 +279,22 @@ func TestPropertyReplayAndRestore(t *testing.T) {
 			r, err := Restore(st, Config{}, nil)
 			if err != nil {
 				t.Fatalf("restore at %d: %v", mid, err)
+			}
+			// And through gob, the snapshot package's default encoding.
+			var gb bytes.Buffer
+			if err := gob.NewEncoder(&gb).Encode(c.State()); err != nil {
+				t.Fatalf("gob encode: %v", err)
+			}
+			var gst State
+			if err := gob.NewDecoder(&gb).Decode(&gst); err != nil {
+				t.Fatalf("gob decode: %v", err)
+			}
+			rg, err := Restore(gst, Config{}, nil)
+			if err != nil {
+				t.Fatalf("restore from gob at %d: %v", mid, err)
+			}
+			if !bytes.Equal(dump(t, rg), dump(t, c)) {
+				t.Fatalf("gob-restored dump differs at %d:\n%s", mid, firstDiff(dump(t, c), dump(t, rg)))
 			}
 			if !bytes.Equal(dump(t, r), dump(t, c)) {
 				t.Fatalf("restored dump differs from the original at %d:\n%s", mid, firstDiff(dump(t, c), dump(t, r)))
