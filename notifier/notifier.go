@@ -21,6 +21,23 @@
 // the pending rows of a deleted subscription. `causeway webhooks redrive`
 // sends dead letters again. A backlog over max_backlog is logged, exported
 // (causeway_notifier_backlog_over_limit) and shown by `webhooks status`.
+//
+// The pieces, from the log to the receiver:
+//
+//   - notifier/subscription: the Spec carried by subscription.put events,
+//     its strict decoder, filters, and the Registry the processor applies
+//     events to (part of the processor's deterministic state);
+//   - notifier/emit: alarm transitions from the graph's changes, matching,
+//     payloads; its package comment is the processor's call contract;
+//   - notifier/outbox: the leader's fenced, idempotent Write of rows and
+//     subscriptions, and Head, where a new leader resumes;
+//   - notifier/webhook: Standard Webhooks signing and one HTTP attempt;
+//   - this package: the delivery service, Statuses, DeadLetters, Redrive.
+//
+// Secrets are not in the log: a spec's secret_ref names an entry of
+// Config.Secrets (inline whsec_ value or a file). A reference the config
+// lacks makes delivery fail loudly and retry (the rows are kept), so a
+// secret added later is picked up by a restart without losing anything.
 package notifier
 
 import (

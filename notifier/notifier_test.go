@@ -3,7 +3,6 @@ package notifier_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,9 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier"
-	"github.com/causeway/causeway/notifier/outbox"
 )
 
 func testConfig(dsn, instance string) notifier.Config {
@@ -234,34 +231,4 @@ func TestDeletedSubscription(t *testing.T) {
 		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 		return err == nil && len(dls) == 5 && strings.Contains(dls[0].Reason, "deleted")
 	})
-}
-
-// Write is fenced by the raft term and idempotent per seq.
-func TestWriteFencedAndIdempotent(t *testing.T) {
-	db, _ := openDB(t)
-	ctx := context.Background()
-	l := newLeader(t, db)
-	l.term = 5
-	l.subscribe("ops", "http://127.0.0.1:1/", "")
-	row := outbox.Row{SubscriptionID: "ops", Seq: 2, Ord: 0, WebhookID: outbox.WebhookID("ops", 2, "k", "raised"), RecordedAt: time.Now(), Payload: []byte(`{}`)}
-	b := outbox.Batch{Seq: 2, Rows: []outbox.Row{row}}
-	if n, err := outbox.Write(ctx, db, 5, b); err != nil || n != 1 {
-		t.Fatalf("first write: %d, %v", n, err)
-	}
-	// A new leader rewriting the same seq stores nothing new.
-	if n, err := outbox.Write(ctx, db, 6, b); err != nil || n != 0 {
-		t.Fatalf("rewrite: %d, %v", n, err)
-	}
-	// The deposed leader's late write fails and writes nothing.
-	late := outbox.Batch{Seq: 3, Rows: []outbox.Row{{SubscriptionID: "ops", Seq: 3, WebhookID: "msg_late", RecordedAt: time.Now(), Payload: []byte(`{}`)}}}
-	if _, err := outbox.Write(ctx, db, 5, late); !errors.Is(err, store.ErrFenced) {
-		t.Fatalf("late write by term 5 = %v, want ErrFenced", err)
-	}
-	if head, err := outbox.Head(ctx, db); err != nil || head != 2 {
-		t.Fatalf("head = %d, %v; want 2", head, err)
-	}
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("outbox rows = %d, %v", n, err)
-	}
 }

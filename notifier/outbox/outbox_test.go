@@ -1,0 +1,87 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/notifier/outbox"
+	"github.com/causeway/causeway/notifier/subscription"
+)
+
+func openDB(t *testing.T) *sql.DB {
+	t.Helper()
+	dsn := storetest.NewDB(t)
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func row(seq int64, ord int) outbox.Row {
+	return outbox.Row{SubscriptionID: "ops", Seq: seq, Ord: ord, WebhookID: outbox.WebhookID("ops", seq, "ALARM/x/a", "raised") + string(rune('a'+ord)),
+		RecordedAt: time.Unix(1_800_000_000, 0), Payload: []byte(`{}`)}
+}
+
+func count(t *testing.T, db *sql.DB, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Write is fenced by the raft term, idempotent per seq, and keeps the head
+// and the subscriptions moving forward only.
+func TestWriteFencedAndIdempotent(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	put := subscription.Update{ID: "ops", Seq: 1, Spec: json.RawMessage(`{"url":"http://a/"}`)}
+	b := outbox.Batch{Seq: 2, Subscriptions: []subscription.Update{put}, Rows: []outbox.Row{row(2, 0), row(2, 1)}}
+	if n, err := outbox.Write(ctx, db, 5, b); err != nil || n != 2 {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
+	if c := count(t, db, "SELECT COUNT(*) FROM notifier_cursors WHERE subscription_id = 'ops'"); c != 1 {
+		t.Fatalf("cursor rows = %d", c)
+	}
+	// A new leader rewriting the same seqs stores nothing new.
+	if n, err := outbox.Write(ctx, db, 6, b); err != nil || n != 0 {
+		t.Fatalf("rewrite: %d, %v", n, err)
+	}
+	// The deposed leader's late write fails and writes nothing.
+	late := outbox.Batch{Seq: 3, Subscriptions: []subscription.Update{{ID: "ops", Seq: 3, Deleted: true}}, Rows: []outbox.Row{row(3, 0)}}
+	if _, err := outbox.Write(ctx, db, 5, late); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("late write by term 5 = %v, want ErrFenced", err)
+	}
+	if head, err := outbox.Head(ctx, db); err != nil || head != 2 {
+		t.Fatalf("head = %d, %v; want 2", head, err)
+	}
+	if c := count(t, db, "SELECT COUNT(*) FROM notifier_outbox"); c != 2 {
+		t.Fatalf("outbox rows = %d, want 2", c)
+	}
+	// A batch straddling the head writes only what is above it.
+	more := outbox.Batch{Seq: 4, Rows: []outbox.Row{row(2, 0), row(2, 1), row(3, 0), row(4, 0)}}
+	if n, err := outbox.Write(ctx, db, 6, more); err != nil || n != 2 {
+		t.Fatalf("straddling write: %d, %v; want 2", n, err)
+	}
+	// An older subscription change never overwrites a newer one.
+	del := outbox.Batch{Seq: 6, Subscriptions: []subscription.Update{{ID: "ops", Seq: 6, Deleted: true}}}
+	if _, err := outbox.Write(ctx, db, 6, del); err != nil {
+		t.Fatal(err)
+	}
+	old := outbox.Batch{Seq: 7, Subscriptions: []subscription.Update{{ID: "ops", Seq: 5, Spec: json.RawMessage(`{"url":"http://old/"}`)}}}
+	if _, err := outbox.Write(ctx, db, 6, old); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(t, db, "SELECT COUNT(*) FROM notifier_subscriptions WHERE id = 'ops' AND deleted AND seq = 6 AND spec IS NULL"); c != 1 {
+		t.Fatal("an older subscription change overwrote a newer one")
+	}
+}
