@@ -909,7 +909,7 @@ func (p *parser) checkScenario(path string, sc *Scenario) {
 			if t.IsEntity() {
 				if !reported[86] {
 					reported[86] = true
-					p.ps.add(86, cpath, "")
+					p.ps.add(86, cpath, " template id: "+t.Source)
 				}
 				continue
 			}
