@@ -90,6 +90,9 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 		v = g.newVertex(cat, e.Type, e.ID)
 	}
 	v.name = e.Name
+	if e.Name == v.ext {
+		v.name = v.ext // share the bytes: names often repeat the id
+	}
 	v.state = g.str(e.State)
 	v.severity = g.str(e.Severity)
 	v.project = g.str(e.ProjectID)
