@@ -3,7 +3,32 @@
 // static-datasource format and a timeline of events, and says what deduced
 // alarms, causal edges, states and root causes must hold after chosen steps.
 // Everything runs in-process on an evaluator.Engine (no broker, no
-// database); every mismatch is printed as a readable diff.
+// database); every mismatch is printed as a readable diff, and the run
+// reports how many events per second it applied.
+//
+// A spec (paths are relative to the spec file):
+//
+//	templates: [../../deploy/templates/host_nic.yaml]
+//	topology: [topology.yaml]          # static datasource files, one full sync
+//	steps:
+//	  - name: NIC down
+//	    events:
+//	      - alarm: {type: nagios, id: nic-1, name: NIC_DOWN, severity: CRITICAL, on: nova.host/host-1}
+//	      # also: clear: type/id, update: {entity: type/id, state: ..., observed_at: -1h},
+//	      # delete: type/id, template_add: file, template_delete: name, sync: [files]
+//	    expect:
+//	      alarms: [{name: instance_nic_degraded, on: nova.instance/vm-1, severity: WARNING}]
+//	      causes: [{from: nagios/nic-1, to: "vitrage:instance_nic_degraded@nova.instance/vm-1"}]
+//	      states: {nova.host/host-1: SUBOPTIMAL}       # aggregated state
+//	      deduced_states: {nova.host/host-1: SUBOPTIMAL}
+//	      marked_down: []
+//	      deleted: [...]
+//	      present: [...]
+//	      rca: [{alarm: "vitrage:instance_nic_degraded@nova.instance/vm-1", roots: [nagios/nic-1]}]
+//
+// alarms, causes and marked_down are complete sets of what is live; the
+// other expectations check only what they name. Each record advances a
+// logical clock by one second from `start` (default 2026-01-01T00:00:00Z).
 package templatetest
 
 import (
