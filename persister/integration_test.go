@@ -73,6 +73,24 @@ func (r *running) counter(t testing.TB, name string) float64 {
 	return sum
 }
 
+// histogram returns the sample count and sum of a histogram.
+func (r *running) histogram(t testing.TB, name string) (count uint64, sum float64) {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				count += m.GetHistogram().GetSampleCount()
+				sum += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return count, sum
+}
+
 // startPersister runs a persister with its own consumer connection and
 // its own database pool, as a separate process would.
 func (e *env) startPersister(t testing.TB, cfg persister.Config) *running {

@@ -221,33 +221,19 @@ func (p *Persister) Run(ctx context.Context) error {
 
 // consume reads, batches and commits until ctx ends or the queue closes.
 // work bounds the commit and ack of the last batch. Collecting (and
-// decoding) the next batch overlaps the commit of the previous one; one
-// committer keeps commits, and so acks, in delivery order.
+// decoding) overlaps the commit of the previous batch; one committer keeps
+// commits, and so acks, in delivery order.
 func (p *Persister) consume(ctx, work context.Context) error {
-	msgs := p.queue.Messages()
-	batches := make(chan batch, 1)
-	streamClosed := false // written by the collector before it closes batches
+	batches := make(chan batch) // unbuffered: a batch grows while the committer is busy
+	streamClosed := make(chan bool, 1)
 	go func() {
 		defer close(batches)
-		for {
-			b, open := p.collect(ctx, work, msgs)
-			if len(b.msgs) > 0 {
-				select {
-				case batches <- b:
-				case <-work.Done():
-					return
-				}
-			}
-			if !open {
-				streamClosed = ctx.Err() == nil
-				return
-			}
-		}
+		streamClosed <- p.collect(ctx, work, p.queue.Messages(), batches)
 	}()
 	for b := range batches {
 		p.commit(work, b)
 	}
-	if streamClosed {
+	if <-streamClosed {
 		return errors.New("persister: delivery stream closed")
 	}
 	return nil
@@ -263,22 +249,49 @@ type batch struct {
 	ackEach bool
 }
 
-// collect waits for a first message, then gathers more until BatchSize
-// or BatchWait after the first. It returns early, with what it has, when
-// ctx ends; open is false when the stream is closed or ctx ended. Invalid
-// events are dead-lettered as they come and are not part of the batch.
-func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message) (batch, bool) {
+// collect reads messages into batches and hands each to out once it is
+// due — BatchWait after its first message — or full (BatchSize). While
+// the committer is busy a due batch keeps growing up to BatchSize, so
+// batches adapt to the commit rate. Invalid events are dead-lettered as
+// they come and are not part of a batch. When ctx ends, the batch in hand
+// is handed over (bounded by work) and collect returns false; it returns
+// true if the stream closed first.
+func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out chan<- batch) bool {
 	var b batch
-	var timeout <-chan time.Time
-	for len(b.entries) < p.cfg.BatchSize {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	due := false
+	flush := func() {
+		if len(b.msgs) > 0 {
+			select {
+			case out <- b:
+			case <-work.Done():
+			}
+		}
+	}
+	for {
+		var send chan<- batch
+		if len(b.msgs) > 0 && (due || len(b.entries) >= p.cfg.BatchSize) {
+			send = out
+		}
+		in := msgs
+		if len(b.entries) >= p.cfg.BatchSize {
+			in = nil
+		}
 		select {
 		case <-ctx.Done():
-			return b, false
-		case <-timeout:
-			return b, true
-		case m, ok := <-msgs:
+			flush()
+			return false
+		case send <- b:
+			b, due = batch{}, false
+			timer.Stop()
+		case <-timer.C:
+			due = true
+		case m, ok := <-in:
 			if !ok {
-				return b, false
+				flush()
+				return ctx.Err() == nil
 			}
 			ev, err := event.Decode(m.Body())
 			if err != nil {
@@ -287,16 +300,13 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message) (bat
 				}
 				continue
 			}
+			if len(b.msgs) == 0 {
+				timer.Reset(p.cfg.BatchWait)
+			}
 			b.entries = append(b.entries, store.Entry{Event: ev, Body: m.Body()})
 			b.msgs = append(b.msgs, m)
-			if timeout == nil {
-				t := time.NewTimer(p.cfg.BatchWait)
-				defer t.Stop()
-				timeout = t.C
-			}
 		}
 	}
-	return b, true
 }
 
 // deadLetter sends m to the DLQ with the reason of err. It never blocks

@@ -140,6 +140,12 @@ func BenchmarkPipeline(b *testing.B) {
 			p50, p99, n := lat.quantiles(b, b.N)
 			b.ReportMetric(p50.Seconds()*1000, "p50_ms")
 			b.ReportMetric(p99.Seconds()*1000, "p99_ms")
+			if c, sum := p.histogram(b, "causeway_persister_batch_size"); c > 0 {
+				b.ReportMetric(sum/float64(c), "events/commit")
+			}
+			if c, sum := p.histogram(b, "causeway_persister_commit_seconds"); c > 0 {
+				b.ReportMetric(sum/float64(c)*1000, "commit_ms")
+			}
 			if n < b.N {
 				b.Logf("latency measured for %d of %d events (the rest arrived in batches the subscriber missed)", n, b.N)
 			}

@@ -73,9 +73,13 @@
 // schema_migrations with their SHA-256. Conventions for owners adding
 // tables (snapshots, outbox, alarm history):
 //
-//   - take the next free four-digit number; never edit or renumber a file
-//     once it is committed — a changed applied file is refused
-//     (ErrMigrationChanged); fix forward with a new file;
+//   - take the next free four-digit number, or a number in a range your
+//     component reserves (0200_notifier.sql) so that engineers working at
+//     once do not collide; gaps are fine, and each version is tracked on
+//     its own, so a lower number added later is still applied;
+//   - never edit or renumber a file once it is committed — a changed
+//     applied file is refused (ErrMigrationChanged); fix forward with a
+//     new file;
 //   - one file per change, named for what it adds (0003_snapshots.sql);
 //   - statements end with ';' at the end of a line; whole-line "--"
 //     comments only; no stored procedures (no ';' inside a statement);

@@ -274,14 +274,16 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 	if !t.Before(headAt) {
 		return head, nil
 	}
-	var seq int64
-	err = l.db.QueryRowContext(ctx,
-		"SELECT seq FROM events WHERE recorded_at <= ? ORDER BY recorded_at DESC, seq DESC LIMIT 1", t).Scan(&seq)
-	if err == nil {
-		return seq, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	// Two index lookups: the last recorded_at <= t (resolved from the
+	// index alone), then the greatest seq with exactly that recorded_at (a
+	// batch shares one). An ORDER BY ... LIMIT 1 form sorts the whole range.
+	var seq sql.NullInt64
+	if err := l.db.QueryRowContext(ctx,
+		"SELECT MAX(seq) FROM events WHERE recorded_at = (SELECT MAX(recorded_at) FROM events WHERE recorded_at <= ?)", t).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	if seq.Valid {
+		return seq.Int64, nil
 	}
 	first, err := l.First(ctx)
 	if err != nil {
