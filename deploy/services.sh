@@ -19,10 +19,15 @@
 set -euo pipefail
 
 readonly AMQP_PORT=5672
-readonly MYSQL_PORT=3306
-readonly MYSQL_SOCKET=/run/mysqld/mysqld.sock
 readonly MARIADBD=/usr/sbin/mariadbd
-readonly MYSQL_PIDFILE=/run/mysqld/mysqld.pid
+# The MariaDB instance is the distribution's (/etc/mysql/my.cnf). Setting
+# CAUSEWAY_MYSQL_DATADIR runs a separate instance instead, with its own
+# datadir, port, socket and pid file (used to test this script).
+readonly MYSQL_DATADIR=${CAUSEWAY_MYSQL_DATADIR:-}
+readonly MYSQL_PORT=${CAUSEWAY_MYSQL_PORT:-3306}
+readonly MYSQL_RUNDIR=${CAUSEWAY_MYSQL_RUNDIR:-/run/mysqld}
+readonly MYSQL_SOCKET=$MYSQL_RUNDIR/mysqld.sock
+readonly MYSQL_PIDFILE=$MYSQL_RUNDIR/mysqld.pid
 readonly WAIT_SECONDS=${CAUSEWAY_SERVICES_WAIT:-90}
 
 AMQP_PASSWORD=${CAUSEWAY_AMQP_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
@@ -135,14 +140,21 @@ maria_install() {
 
 maria_start() {
 	maria_up && return 0
-	install -d -o mysql -g mysql -m 0755 /run/mysqld
-	if [[ ! -d /var/lib/mysql/mysql ]]; then
-		mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null 2>&1 ||
-			die "mariadb-install-db failed"
+	install -d -o mysql -g mysql -m 0755 "$MYSQL_RUNDIR"
+	local datadir=${MYSQL_DATADIR:-/var/lib/mysql}
+	local args=(--user=mysql)
+	if [[ -n $MYSQL_DATADIR ]]; then
+		install -d -o mysql -g mysql -m 0750 "$datadir"
+		args+=(--datadir="$datadir" --port="$MYSQL_PORT" --socket="$MYSQL_SOCKET"
+			--pid-file="$MYSQL_PIDFILE" --bind-address=127.0.0.1 --log-error="$datadir/error.log")
+	fi
+	if [[ ! -d $datadir/mysql ]]; then
+		mariadb-install-db --user=mysql --datadir="$datadir" >/dev/null 2>&1 ||
+			die "mariadb-install-db --datadir=$datadir failed"
 	fi
 	# mariadbd refuses to run as root: it drops to the mysql user itself.
-	start-stop-daemon --start --oknodo --background --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD" -- --user=mysql ||
-		die "could not start $MARIADBD; see /var/log/mysql/error.log"
+	start-stop-daemon --start --oknodo --background --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD" -- "${args[@]}" ||
+		die "could not start $MARIADBD; see its error log"
 	wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
 	wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
 }
