@@ -20,8 +20,9 @@ var ErrInvalidRecord = errors.New("invalid record")
 
 // Apply applies one record of the log and returns the changes it made, in
 // order. entity.upsert, entity.delete, sync.begin, sync.end and tick are
-// applied; template and subscription kinds are ignored (no change at all:
-// they belong to the evaluator and the notifier).
+// applied; template and subscription kinds change nothing but the logical
+// clock (they belong to the evaluator and the notifier), so Now is the
+// RecordedAt of the last record whichever its kind.
 //
 // Every timestamp Apply writes comes from rec: RecordedAt for
 // update_timestamp and Now, ObservedAt for sample_timestamp.
@@ -36,9 +37,6 @@ func (g *Graph) Apply(rec event.Record) ([]Change, error) {
 		if ev.Sync == nil {
 			return nil, fmt.Errorf("apply seq %d: %s without sync: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
 		}
-	case event.KindTick:
-	default:
-		return nil, nil
 	}
 	g.step++
 	g.now = toNanos(rec.RecordedAt)
@@ -57,7 +55,7 @@ func (g *Graph) Apply(rec event.Record) ([]Change, error) {
 		}
 		return ch, nil
 	}
-	return nil, nil // tick
+	return nil, nil // tick, template and subscription kinds
 }
 
 func categoryOr(c string) string {
