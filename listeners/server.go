@@ -145,6 +145,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		seen[ep.Path] = true
 		s.mux.Handle(ep.Path, s.endpoint(ep))
 	}
+	if !seen["/"] {
+		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			s.requests.WithLabelValues("unknown", "404").Inc()
+			s.writeJSON(w, http.StatusNotFound, Problem{Error: "no endpoint at " + r.URL.Path})
+		})
+	}
 	return s, nil
 }
 

@@ -264,6 +264,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("GET: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 
+	// Unknown path: a JSON 404.
+	if r := post(t, srv.URL+"/v1/nothing", "application/json", []byte("{}"), bearer("tok-1")); r.code != http.StatusNotFound {
+		t.Errorf("unknown path: %d %v", r.code, r.body)
+	}
+
 	// Metrics per endpoint.
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/event"
 )
@@ -51,6 +52,8 @@ type Config struct {
 	MaxBodySize int64 `yaml:"max_body_size"`
 	// Mapping maps alerts to alarms on resources.
 	Mapping alertmap.Config `yaml:"mapping"`
+	// Schedule is the runner's schedule of full pulls (interval, backoff...).
+	Schedule drivers.Schedule `yaml:",inline"`
 }
 
 // Validate reports every problem of c, naming its YAML path.
@@ -75,6 +78,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("mapping.%s", line))
 		}
 	}
+	errs = append(errs, c.Schedule.Validate())
 	return errors.Join(errs...)
 }
 
@@ -166,6 +170,9 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 
 // Name is the source of the driver's events.
 func (d *Driver) Name() string { return d.cfg.Source }
+
+// Job is the driver with its configured schedule, for drivers.New.
+func (d *Driver) Job() drivers.Job { return drivers.Job{Driver: d, Schedule: d.cfg.Schedule} }
 
 // GettableAlert is one alert of GET /api/v2/alerts, in the fields used here.
 type GettableAlert struct {

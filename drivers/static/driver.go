@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -31,6 +32,8 @@ type Config struct {
 	// PollInterval is how often the directory is checked for changes
 	// between scheduled pulls (default 5s).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// Schedule is the runner's schedule of full pulls (interval, backoff...).
+	Schedule drivers.Schedule `yaml:",inline"`
 }
 
 // Validate reports every problem of c, naming its YAML key.
@@ -45,6 +48,7 @@ func (c Config) Validate() error {
 	if c.Source != "" && checkText(c.Source) != nil {
 		errs = append(errs, fmt.Errorf("source: %v", checkText(c.Source)))
 	}
+	errs = append(errs, c.Schedule.Validate())
 	return errors.Join(errs...)
 }
 
@@ -69,6 +73,9 @@ func New(cfg Config) (*Driver, error) {
 
 // Name is the source of the driver's events.
 func (d *Driver) Name() string { return d.cfg.Source }
+
+// Job is the driver with its configured schedule, for drivers.New.
+func (d *Driver) Job() drivers.Job { return drivers.Job{Driver: d, Schedule: d.cfg.Schedule} }
 
 // files lists the topology files of the directory in name order.
 func (d *Driver) files() ([]string, error) {

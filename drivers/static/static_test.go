@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
@@ -250,5 +251,27 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader("directory: /etc/causeway/static\npoll_interval: 2s\ninterval: 5m\nbackoff_max: 1m\n"))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Directory != "/etc/causeway/static" || c.PollInterval != 2*time.Second || c.Schedule.Interval != 5*time.Minute || c.Schedule.BackoffMax != time.Minute {
+		t.Errorf("decoded %+v", c)
+	}
+	d, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := d.Job(); j.Schedule.Interval != 5*time.Minute || j.Driver != drivers.Driver(d) {
+		t.Errorf("Job %+v", j)
+	}
+	if err := (Config{Directory: "x", Schedule: drivers.Schedule{Jitter: 3}}).Validate(); err == nil || !strings.Contains(err.Error(), "jitter") {
+		t.Errorf("schedule not validated: %v", err)
 	}
 }

@@ -45,6 +45,12 @@ type Config struct {
 	Batch    int `yaml:"batch"`
 }
 
+// String redacts the password of the URL.
+func (c Config) String() string {
+	return fmt.Sprintf("{conn:%s source:%s exchange:%s exchange_durable:%t queue:%s routing_keys:%v prefetch:%d batch:%d}",
+		c.Conn, c.Source, c.Exchange, c.ExchangeDurable, c.Queue, c.RoutingKeys, c.Prefetch, c.Batch)
+}
+
 // Validate reports every problem of c, naming its YAML key.
 func (c Config) Validate() error {
 	errs := []error{c.Conn.Validate()}

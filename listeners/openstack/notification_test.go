@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -136,6 +137,13 @@ func TestBad(t *testing.T) {
 				t.Errorf("Decode: %v, want ErrNotification with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestConfigString(t *testing.T) {
+	c := Config{Conn: bus.Conn{URL: "amqp://nova:hunter2@rabbit:5672/"}, Queue: "q"}
+	if s := c.String(); strings.Contains(s, "hunter2") || !strings.Contains(s, "queue:q") {
+		t.Errorf("String: %s", s)
 	}
 }
 
