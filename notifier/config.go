@@ -29,7 +29,9 @@ type Config struct {
 	// over and re-reads subscription specs.
 	ScanInterval time.Duration `yaml:"scan_interval"`
 	// LeaseTTL: a subscriber whose lease is not renewed for this long is
-	// taken over by another instance (renewed every LeaseTTL/3).
+	// taken over by another instance (renewed every LeaseTTL/3, and before
+	// any attempt once that is due). Delivery.Timeout must be at most half
+	// of it, so that a lease cannot expire during an attempt.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// StatusInterval: how often the backlog of a subscriber is counted.
 	StatusInterval time.Duration `yaml:"status_interval"`
@@ -82,7 +84,7 @@ func (s SecretConfig) String() string {
 const (
 	DefaultPollInterval   = 200 * time.Millisecond
 	DefaultScanInterval   = 2 * time.Second
-	DefaultLeaseTTL       = 15 * time.Second
+	DefaultLeaseTTL       = 30 * time.Second
 	DefaultStatusInterval = 5 * time.Second
 	DefaultBatchSize      = 200
 	DefaultTimeout        = 10 * time.Second
@@ -149,6 +151,11 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL > 0 && c.LeaseTTL < time.Second {
 		bad("lease_ttl", "must be at least 1s")
+	}
+	if c.LeaseTTL > 0 && c.Delivery.Timeout > c.LeaseTTL/2 {
+		// A lease renewed at most LeaseTTL/3 before an attempt must outlive
+		// it, or another instance could deliver the next rows meanwhile.
+		bad("delivery.timeout", "must be at most half of lease_ttl (%s)", c.LeaseTTL)
 	}
 	if c.Delivery.BackoffInitial > c.Delivery.BackoffMax {
 		bad("delivery.backoff_initial", "is larger than delivery.backoff_max")
@@ -265,7 +272,8 @@ func (c Config) policyFor(s subscription.Spec) policy {
 	}
 	d := s.Delivery
 	if d.Timeout > 0 {
-		p.timeout = time.Duration(d.Timeout)
+		// Never longer than half the lease: see Validate.
+		p.timeout = min(time.Duration(d.Timeout), c.LeaseTTL/2)
 	}
 	if d.MaxAge > 0 {
 		p.maxAge = time.Duration(d.MaxAge)

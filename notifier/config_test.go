@@ -19,7 +19,7 @@ func TestParseConfigValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PollInterval != 100*time.Millisecond || c.LeaseTTL != 10*time.Second || c.Delivery.MaxAge != 48*time.Hour ||
+	if c.PollInterval != 100*time.Millisecond || c.LeaseTTL != 20*time.Second || c.Delivery.MaxAge != 48*time.Hour ||
 		c.Delivery.BackoffInitial != DefaultBackoffInitial || c.Delivery.BacklogPolicy != subscription.BacklogDeadLetter ||
 		c.BatchSize != DefaultBatchSize || c.Secrets["team"].File != "/etc/causeway/team.whsec" {
 		t.Fatalf("config %+v", c)

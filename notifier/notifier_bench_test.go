@@ -29,6 +29,7 @@ func BenchmarkHealthyLatency(b *testing.B) {
 			}
 			cfg := testConfig(dsn, "bench")
 			cfg.Delivery.Timeout = time.Second
+			cfg.LeaseTTL = 3 * time.Second
 			cfg.Delivery.BackoffMax = 2 * time.Second
 			start(b, cfg, db, prometheus.NewRegistry())
 			// Let the dead subscribers start failing.

@@ -19,7 +19,7 @@ func testConfig(dsn, instance string) notifier.Config {
 	return notifier.Config{
 		DSN: dsn, InstanceID: instance,
 		PollInterval: 10 * time.Millisecond, ScanInterval: 100 * time.Millisecond, LeaseTTL: time.Second, StatusInterval: 100 * time.Millisecond,
-		Delivery: notifier.DeliveryConfig{Timeout: 2 * time.Second, MaxAge: time.Hour, BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
+		Delivery: notifier.DeliveryConfig{Timeout: 500 * time.Millisecond, MaxAge: time.Hour, BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
 		Secrets:  map[string]notifier.SecretConfig{"main": {Value: testSecret}},
 	}
 }
