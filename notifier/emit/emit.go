@@ -12,12 +12,16 @@
 //
 // Every processor node, leader or standby, for each record in seq order:
 //
-//	changes, err := engine.Apply(rec)            // graph + evaluator, to fixpoint
-//	upd, isSub, err := registry.Apply(rec)       // subscription.Registry; err: log it, go on
-//	rows, err := emit.Rows(rec, changes, g, registry) // g: the engine's *graph.Graph after the record
+//	res, err := engine.ApplyResult(rec)          // evaluator.Engine: graph + evaluator, to fixpoint
+//	upd, isSub, err := registry.Apply(rec)       // *subscription.Registry; an error is logged, not fatal
+//	rows, err := emit.Rows(rec, res.Changes, engine.Graph(), registry)
 //	pending.Rows = append(pending.Rows, rows...)
 //	if isSub { pending.Subscriptions = append(pending.Subscriptions, upd) }
 //	pending.Seq = rec.Seq
+//
+// emit.Rows must run right after the record is applied (it reads the graph
+// as of that seq) and before the next record. An error from emit.Rows is a
+// payload that cannot be encoded: a bug, never input.
 //
 // The leader then flushes pending with outbox.Write(ctx, db, term, pending)
 // — after each batch of records, before acknowledging nothing in particular:
