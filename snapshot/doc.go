@@ -16,7 +16,19 @@
 // is skipped with a warning; an older one, and finally a full replay from
 // seq 0, is used instead.
 //
+// The leader writes snapshots in one of two ways. Writer.Take runs a
+// capture function under the processor's lock (the pause, measured in
+// causeway_snapshot_pause_seconds) and encodes outside it; with the
+// evaluator's State (a deep copy) that pause grows with the graph (hundreds
+// of milliseconds at 100k entities on these machines). Writer.TakeFromLog
+// instead snapshots a Shadow: a second machine, private to the writer, that
+// follows the log from the database. Event processing is then not held at
+// all; the cost is the shadow's memory and the CPU of replaying each event
+// a second time, in bursts at snapshot time.
+//
 // Retention (Store.Prune) always keeps the newest verified snapshot at or
 // before the retention boundary, so every moment inside the window can still
-// be reconstructed.
+// be reconstructed. Event retention must then drop only events recorded
+// before that anchor (store.Log.DropBefore(anchor's recorded_at)), or
+// replay from the anchor would meet a gap (ErrGap).
 package snapshot

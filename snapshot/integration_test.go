@@ -262,8 +262,8 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.AnchorSeq != 30 || res.Deleted != 2 {
-		t.Errorf("prune: %+v; want anchor 30, 2 deleted", res)
+	if res.AnchorSeq != 30 || res.Deleted != 2 || !res.AnchorRecordedAt.Equal(g.recs[29].RecordedAt) {
+		t.Errorf("prune: %+v; want anchor 30 recorded at %s, 2 deleted", res, g.recs[29].RecordedAt)
 	}
 	if got := fmt.Sprint(seqs()); got != "[70 50 30]" {
 		t.Errorf("left %s; want [70 50 30]", got)

@@ -233,6 +233,10 @@ type PruneResult struct {
 	// events with seq <= AnchorSeq are no longer needed by reconstruction
 	// of any moment at or after the boundary.
 	AnchorSeq int64
+	// AnchorRecordedAt is the anchor's recorded_at: event retention may
+	// drop the events recorded before it (never after), e.g. with
+	// store.Log.DropBefore(AnchorRecordedAt).
+	AnchorRecordedAt time.Time
 	// Deleted counts the snapshots removed.
 	Deleted int
 }
@@ -263,7 +267,7 @@ func (s *Store) Prune(ctx context.Context, keepAfter time.Time) (PruneResult, er
 	if anchor == nil {
 		return PruneResult{}, nil
 	}
-	res := PruneResult{AnchorSeq: anchor.Seq}
+	res := PruneResult{AnchorSeq: anchor.Seq, AnchorRecordedAt: anchor.RecordedAt}
 	for _, m := range cands {
 		if m.Seq > anchor.Seq || (m.Seq == anchor.Seq && m.ID >= anchor.ID) {
 			continue

@@ -287,9 +287,9 @@ func (w *Writer) TakeFromLog(ctx context.Context, term int64, sh *Shadow, seq in
 
 // write encodes, compresses and writes a captured state.
 func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (Result, error) {
-	if c.Encode == nil {
+	if c.Encode == nil || c.Seq < 0 {
 		w.m.failures.WithLabelValues("capture").Inc()
-		return res, errors.New("capture state: no Encode function")
+		return res, fmt.Errorf("capture state: seq %d, Encode set %t: need seq >= 0 and an Encode", c.Seq, c.Encode != nil)
 	}
 	start := time.Now()
 	blob, h, err := w.enc.encode(c.Seq, c.RecordedAt, c.Encoding, c.Encode)
