@@ -138,8 +138,14 @@ func (p *parser) parseMetadata(md map[string]any, allowed ...string) {
 		case TypeStandard, TypeDefinition, TypeEquivalence:
 			p.t.Type = s
 		default:
-			p.ps.add(65, "metadata.type", "")
+			if p.v3 {
+				p.ps.add(64, "metadata.type", "") // Vitrage's v3 schema says 64 here
+			} else {
+				p.ps.add(65, "metadata.type", "")
+			}
 		}
+		// Vitrage's v3 schema lets other types through but only runs
+		// standard ones; refusing them says so instead of ignoring them.
 		if p.v3 && p.t.Type != "" && p.t.Type != TypeStandard {
 			p.ps.add(65, "metadata.type", " (version 3 supports only standard)")
 		}
