@@ -25,21 +25,22 @@ type connector struct {
 	connected  prometheus.Gauge
 }
 
-func newConnector(cfg Conn, log *slog.Logger, role string, reg prometheus.Registerer) (*connector, error) {
-	labels := prometheus.Labels{"role": role}
+// newConnector registers causeway_bus_<role>_{reconnects_total,connected,
+// connection_blocked} with the component's constant labels.
+func newConnector(cfg Conn, log *slog.Logger, role string, labels prometheus.Labels, reg prometheus.Registerer) (*connector, error) {
 	c := &connector{
 		cfg: cfg,
 		log: log,
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_bus_reconnects_total", ConstLabels: labels,
+			Name: "causeway_bus_" + role + "_reconnects_total", ConstLabels: labels,
 			Help: "Broker connections (re)established after the first one.",
 		}),
 		blocked: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_bus_connection_blocked", ConstLabels: labels,
+			Name: "causeway_bus_" + role + "_connection_blocked", ConstLabels: labels,
 			Help: "1 while the broker blocks the connection (resource alarm).",
 		}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_bus_connected", ConstLabels: labels,
+			Name: "causeway_bus_" + role + "_connected", ConstLabels: labels,
 			Help: "1 while the broker connection is up and set up.",
 		}),
 	}

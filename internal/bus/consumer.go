@@ -45,19 +45,19 @@ func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) {
 		return nil, fmt.Errorf("consumer config: %w", err)
 	}
 	deps = deps.withDefaults("bus.consumer")
-	labels := prometheus.Labels{"role": "consumer", "queue": cfg.Queue}
+	labels := prometheus.Labels{"queue": cfg.Queue}
 	c := &Consumer{
 		cfg: cfg, log: deps.Logger, out: make(chan Delivery),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_bus_delivered_total", ConstLabels: labels,
+			Name: "causeway_bus_consumer_delivered_total", ConstLabels: labels,
 			Help: "Messages delivered by the broker (redeliveries included).",
 		}),
 		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_bus_dead_lettered_total", ConstLabels: labels,
+			Name: "causeway_bus_consumer_dead_lettered_total", ConstLabels: labels,
 			Help: "Messages dead-lettered with a reason by DeadLetter.",
 		}),
 	}
-	conn, err := newConnector(cfg.Conn, deps.Logger, "consumer", deps.Registerer)
+	conn, err := newConnector(cfg.Conn, deps.Logger, "consumer", labels, deps.Registerer)
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,8 @@
 //
 // Components follow the house lifecycle: New(cfg, deps) validates and
 // allocates, Run(ctx) blocks until ctx ends (nil on cancellation), and every
-// goroutine is owned by Run. Metrics are registered on Deps.Registerer with a
-// constant "role" label; two components of the same role in one registry
-// need prometheus.WrapRegistererWith.
+// goroutine is owned by Run. Metrics (causeway_bus_*, connection metrics as
+// causeway_bus_<role>_*) are registered on Deps.Registerer; one component of
+// each role, and one Consumer per queue (label "queue"), fit in one
+// registry; more need prometheus.WrapRegistererWith on all of them.
 package bus

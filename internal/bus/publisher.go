@@ -70,7 +70,7 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 		return nil, fmt.Errorf("publisher config: %w", err)
 	}
 	deps = deps.withDefaults("bus.publisher")
-	labels := prometheus.Labels{"role": "publisher"}
+	var labels prometheus.Labels
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels})
 	}
@@ -102,7 +102,7 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
 	}
-	conn, err := newConnector(cfg.Conn, deps.Logger, "publisher", deps.Registerer)
+	conn, err := newConnector(cfg.Conn, deps.Logger, "publisher", nil, deps.Registerer)
 	if err != nil {
 		return nil, err
 	}

@@ -34,11 +34,11 @@ func NewBatchPublisher(cfg Conn, deps Deps) (*BatchPublisher, error) {
 	p := &BatchPublisher{
 		log: deps.Logger,
 		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_bus_batches_published_total", ConstLabels: prometheus.Labels{"role": "batch_publisher"},
+			Name: "causeway_bus_batch_publisher_published_total",
 			Help: "Sequenced batches confirmed by the broker.",
 		}),
 	}
-	conn, err := newConnector(cfg, deps.Logger, "batch_publisher", deps.Registerer)
+	conn, err := newConnector(cfg, deps.Logger, "batch_publisher", nil, deps.Registerer)
 	if err != nil {
 		return nil, err
 	}
@@ -167,19 +167,18 @@ func NewSubscriber(cfg SubscriberConfig, deps Deps) (*Subscriber, error) {
 		return nil, fmt.Errorf("subscriber config: %w", err)
 	}
 	deps = deps.withDefaults("bus.subscriber")
-	labels := prometheus.Labels{"role": "subscriber"}
 	s := &Subscriber{
 		cfg: cfg, log: deps.Logger, out: make(chan Update),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_bus_batches_received_total", ConstLabels: labels,
+			Name: "causeway_bus_subscriber_batches_total",
 			Help: "Sequenced batches received.",
 		}),
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_bus_batches_malformed_total", ConstLabels: labels,
+			Name: "causeway_bus_subscriber_malformed_total",
 			Help: "Sequenced-stream messages that did not decode (yielded as gaps).",
 		}),
 	}
-	conn, err := newConnector(cfg.Conn, deps.Logger, "subscriber", deps.Registerer)
+	conn, err := newConnector(cfg.Conn, deps.Logger, "subscriber", nil, deps.Registerer)
 	if err != nil {
 		return nil, err
 	}
