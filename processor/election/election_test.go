@@ -16,7 +16,8 @@ import (
 
 // cluster is n in-memory nodes in one process.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
+	trans  []*raft.InmemTransport
 	nodes  []*Node
 	cancel []context.CancelFunc
 	done   []chan error
@@ -30,7 +31,7 @@ type cluster struct {
 	terms     []uint64
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 	t.Helper()
 	c := &cluster{t: t, active: map[string]int{}}
 	addrs := make([]raft.ServerAddress, n)
@@ -45,6 +46,7 @@ func newCluster(t *testing.T, n int) *cluster {
 			}
 		}
 	}
+	c.trans = trans
 	var peers []Peer
 	for i := range n {
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), Address: string(addrs[i])})
@@ -54,8 +56,8 @@ func newCluster(t *testing.T, n int) *cluster {
 		store := raft.NewInmemStore()
 		node, err := New(Config{
 			NodeID: id, Peers: peers,
-			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+			HeartbeatTimeout: timeout, ElectionTimeout: timeout,
+			LeaderLeaseTimeout: timeout / 2, CommitTimeout: 5 * time.Millisecond,
 		}, Deps{
 			Registerer: prometheus.NewRegistry(),
 			OnLead:     c.onLead(id),
@@ -153,7 +155,7 @@ func (c *cluster) waitLeader(skip int) int {
 }
 
 func TestElectionFailover(t *testing.T) {
-	c := newCluster(t, 3)
+	c := newCluster(t, 3, 100*time.Millisecond)
 	first := c.waitLeader(-1)
 	term1 := c.nodes[first].LeaderTerm()
 	if term1 == 0 || term1 != c.nodes[first].Term() {
@@ -194,7 +196,7 @@ func TestElectionFailover(t *testing.T) {
 }
 
 func TestMembershipNeedsLeader(t *testing.T) {
-	c := newCluster(t, 3)
+	c := newCluster(t, 3, 100*time.Millisecond)
 	lead := c.waitLeader(-1)
 	follower := (lead + 1) % 3
 	err := c.nodes[follower].Remove("n9", time.Second)
