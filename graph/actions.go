@@ -32,24 +32,24 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	id, exists := g.keys[vkey{CategoryAlarm, DeducedType, ext}]
 	if exists {
 		v = g.get(id)
-		prev = v.exportPtr()
+		prev = g.exportPtr(v)
 	} else {
 		v = g.newVertex(CategoryAlarm, DeducedType, ext)
 	}
 	v.name = a.Name
-	v.severity = g.str(a.Severity)
-	v.state = g.str("Active")
+	v.severity = g.sym(a.Severity)
+	v.state = g.sym("Active")
 	v.project = t.project
-	v.source = g.str(EvaluatorSource)
+	v.source = g.sym(EvaluatorSource)
 	v.deleted, v.placeholder = false, false
 	v.sample, v.update = g.now, g.now
 	v.props = g.props(a.Properties)
 	g.normalize(v)
 	switch {
 	case !exists:
-		changes = append(changes, Change{Op: VertexAdded, Vertex: v.exportPtr()})
-	case vertexChanged(prev, v):
-		changes = append(changes, Change{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev})
+		changes = append(changes, Change{Op: VertexAdded, Vertex: g.exportPtr(v)})
+	case g.vertexChanged(prev, v):
+		changes = append(changes, Change{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev})
 	}
 	changes = g.assertEdge(triple{v.id, t.id, RelOn}, owner{v.id, g.str(EvaluatorSource)}, changes)
 	return v.id, changes
@@ -84,14 +84,14 @@ func (g *Graph) SetCausal(from, to VertexID, present bool) []Change {
 // it) and normalises the vertex again.
 func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
 	v := g.get(id)
-	if v == nil || v.deduced == state {
+	if v == nil || g.s(v.deduced) == state {
 		return nil
 	}
-	prev := v.exportPtr()
-	v.deduced = g.str(state)
+	prev := g.exportPtr(v)
+	v.deduced = g.sym(state)
 	v.update = g.now
 	g.normalize(v)
-	return []Change{{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev}}
+	return []Change{{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev}}
 }
 
 // SetMarkedDown sets or clears the vertex's is_marked_down flag.
@@ -100,8 +100,8 @@ func (g *Graph) SetMarkedDown(id VertexID, down bool) []Change {
 	if v == nil || v.markedDwn == down {
 		return nil
 	}
-	prev := v.exportPtr()
+	prev := g.exportPtr(v)
 	v.markedDwn = down
 	v.update = g.now
-	return []Change{{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev}}
+	return []Change{{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev}}
 }

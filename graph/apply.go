@@ -74,7 +74,7 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	var changes []Change
 	if exists {
 		v = g.get(id)
-		if v.source == ev.Source {
+		if g.s(v.source) == ev.Source {
 			v.seen = g.step
 		}
 		if !v.placeholder && obs < v.sample {
@@ -83,7 +83,7 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	}
 	var prev *Vertex
 	if exists {
-		prev = v.exportPtr()
+		prev = g.exportPtr(v)
 	} else {
 		v = g.newVertex(cat, e.Type, e.ID)
 	}
@@ -91,10 +91,10 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	if e.Name == v.ext {
 		v.name = v.ext // share the bytes: names often repeat the id
 	}
-	v.state = g.str(e.State)
-	v.severity = g.str(e.Severity)
-	v.project = g.str(e.ProjectID)
-	v.source = g.str(ev.Source)
+	v.state = g.sym(e.State)
+	v.severity = g.sym(e.Severity)
+	v.project = g.sym(e.ProjectID)
+	v.source = g.sym(ev.Source)
 	v.deleted = false
 	v.placeholder = false
 	v.sample = obs
@@ -104,20 +104,20 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	g.normalize(v)
 	switch {
 	case !exists:
-		changes = append(changes, Change{Op: VertexAdded, Vertex: v.exportPtr()})
-	case vertexChanged(prev, v):
-		changes = append(changes, Change{Op: VertexUpdated, Vertex: v.exportPtr(), Prev: prev})
+		changes = append(changes, Change{Op: VertexAdded, Vertex: g.exportPtr(v)})
+	case g.vertexChanged(prev, v):
+		changes = append(changes, Change{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev})
 	}
 	return g.setRelations(v, ev.Source, e.Relations, changes)
 }
 
 // vertexChanged reports whether v differs from prev in more than its
 // timestamps.
-func vertexChanged(prev *Vertex, v *vertex) bool {
-	if prev.Name != v.name || prev.State != v.state || prev.Severity != v.severity ||
-		prev.ProjectID != v.project || prev.Source != v.source || prev.IsDeleted != v.deleted ||
-		prev.IsPlaceholder != v.placeholder || prev.AggregatedState != v.agg ||
-		prev.OperationalState != v.op || prev.DeducedState != v.deduced ||
+func (g *Graph) vertexChanged(prev *Vertex, v *vertex) bool {
+	if prev.Name != v.name || prev.State != g.s(v.state) || prev.Severity != g.s(v.severity) ||
+		prev.ProjectID != g.s(v.project) || prev.Source != g.s(v.source) || prev.IsDeleted != v.deleted ||
+		prev.IsPlaceholder != v.placeholder || prev.AggregatedState != g.s(v.agg) ||
+		prev.OperationalState != g.s(v.op) || prev.DeducedState != g.s(v.deduced) ||
 		prev.IsMarkedDown != v.markedDwn || len(prev.Properties) != len(v.props) {
 		return true
 	}
@@ -141,13 +141,13 @@ func (g *Graph) props(m map[string]string) []prop {
 }
 
 func (g *Graph) normalize(v *vertex) {
-	if v.category == CategoryAlarm {
-		a, o := g.norm.Resolve(v.category, v.typ, v.severity, "")
-		v.agg, v.op = g.str(a), g.str(o)
+	if g.s(v.category) == CategoryAlarm {
+		a, o := g.norm.Resolve(g.s(v.category), g.s(v.typ), g.s(v.severity), "")
+		v.agg, v.op = g.sym(a), g.sym(o)
 		return
 	}
-	a, o := g.norm.Resolve(v.category, v.typ, v.state, v.deduced)
-	v.agg, v.op = g.str(a), g.str(o)
+	a, o := g.norm.Resolve(g.s(v.category), g.s(v.typ), g.s(v.state), g.s(v.deduced))
+	v.agg, v.op = g.sym(a), g.sym(o)
 }
 
 // triple is an edge identity.
@@ -290,7 +290,7 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 	v.placeholder = true
 	v.update = g.now
 	g.normalize(v)
-	*changes = append(*changes, Change{Op: VertexAdded, Vertex: v.exportPtr()})
+	*changes = append(*changes, Change{Op: VertexAdded, Vertex: g.exportPtr(v)})
 	return v
 }
 
@@ -338,10 +338,10 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 	if v.deleted {
 		return changes
 	}
-	prev := v.exportPtr()
+	prev := g.exportPtr(v)
 	v.deleted = true
 	v.update = g.now
-	return append(changes, Change{Op: VertexDeleted, Vertex: v.exportPtr(), Prev: prev})
+	return append(changes, Change{Op: VertexDeleted, Vertex: g.exportPtr(v), Prev: prev})
 }
 
 func (g *Graph) syncBegin(source, id string) {
@@ -377,7 +377,7 @@ func (g *Graph) syncEnd(source, id string) ([]Change, bool) {
 	g.syncs = slices.Delete(g.syncs, i, i+1)
 	var changes []Change
 	for _, v := range g.verts {
-		if v == nil || v.source != source || v.deleted || v.placeholder || v.seen > begin {
+		if v == nil || g.s(v.source) != source || v.deleted || v.placeholder || v.seen > begin {
 			continue
 		}
 		changes = g.softDelete(v, changes)

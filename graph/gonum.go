@@ -66,7 +66,7 @@ func (w *View) vertexOK(v *vertex) bool {
 		return false
 	}
 	if w.Vertex != nil {
-		x := v.export()
+		x := w.g.export(v)
 		return w.Vertex(&x)
 	}
 	return true

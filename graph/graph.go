@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -19,9 +20,38 @@ type Graph struct {
 	now   int64 // RecordedAt of the last applied record, unix nanos
 	step  int64 // records applied; orders upserts against sync.begin
 	syncs []openSync
-	// intern shares the backing arrays of low-cardinality strings (types,
-	// relationships, sources, states) between vertices and edges.
-	intern map[string]string
+	// syms numbers the low-cardinality strings (categories, types, states,
+	// projects, sources, relationships): vertices hold 4-byte symbols
+	// instead of 16-byte strings, and equal strings share one backing
+	// array. Symbol numbers depend on the order strings were first seen, so
+	// nothing outside the graph ever sees them and nothing is sorted by them.
+	syms symtab
+}
+
+// sym is a string of the graph's symbol table; 0 is "".
+type sym uint32
+
+type symtab struct {
+	names []string
+	index map[string]sym
+}
+
+func newSymtab() symtab {
+	return symtab{names: []string{""}, index: map[string]sym{"": 0}}
+}
+
+func (t *symtab) of(s string) sym {
+	if x, ok := t.index[s]; ok {
+		return x
+	}
+	x := sym(len(t.names))
+	t.names = append(t.names, s)
+	t.index[s] = x
+	return x
+}
+
+func (t *symtab) clone() symtab {
+	return symtab{names: slices.Clone(t.names), index: maps.Clone(t.index)}
 }
 
 type vkey struct{ category, typ, ext string }
@@ -31,10 +61,11 @@ type prop struct{ k, v string }
 // vertex is the compact internal form of a Vertex.
 type vertex struct {
 	id                              VertexID
-	category, typ, ext, name        string
-	state, severity, deduced        string
-	agg, op                         string
-	project, source                 string
+	ext, name                       string
+	category, typ                   sym
+	state, severity, deduced        sym
+	agg, op                         sym
+	project, source                 sym
 	deleted, placeholder, markedDwn bool
 	sample, update                  int64 // unix nanos, 0 = zero time
 	props                           []prop
@@ -68,19 +99,20 @@ func New(norm *Normalizer) *Graph {
 	if norm == nil {
 		norm = DefaultNormalizer()
 	}
-	return &Graph{norm: norm, keys: make(map[vkey]VertexID), intern: make(map[string]string)}
+	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab()}
 }
 
-func (g *Graph) str(s string) string {
-	if s == "" {
-		return ""
-	}
-	if v, ok := g.intern[s]; ok {
-		return v
-	}
-	g.intern[s] = s
-	return s
-}
+// str returns the graph's copy of s, so that equal strings share memory.
+func (g *Graph) str(s string) string { return g.syms.names[g.syms.of(s)] }
+
+// sym returns the symbol of s.
+func (g *Graph) sym(s string) sym { return g.syms.of(s) }
+
+// s returns the string of a symbol.
+func (g *Graph) s(x sym) string { return g.syms.names[x] }
+
+// key returns the key of v.
+func (g *Graph) key(v *vertex) vkey { return vkey{g.s(v.category), g.s(v.typ), v.ext} }
 
 // Bounds of the instants that int64 nanoseconds since the epoch represent.
 var (
@@ -117,12 +149,12 @@ func (g *Graph) get(id VertexID) *vertex {
 	return g.verts[id-1]
 }
 
-func (v *vertex) export() Vertex {
+func (g *Graph) export(v *vertex) Vertex {
 	out := Vertex{
-		ID: v.id, Category: v.category, Type: v.typ, ExternalID: v.ext, Name: v.name,
-		State: v.state, Severity: v.severity, DeducedState: v.deduced,
-		AggregatedState: v.agg, OperationalState: v.op,
-		ProjectID: v.project, Source: v.source,
+		ID: v.id, Category: g.s(v.category), Type: g.s(v.typ), ExternalID: v.ext, Name: v.name,
+		State: g.s(v.state), Severity: g.s(v.severity), DeducedState: g.s(v.deduced),
+		AggregatedState: g.s(v.agg), OperationalState: g.s(v.op),
+		ProjectID: g.s(v.project), Source: g.s(v.source),
 		IsDeleted: v.deleted, IsPlaceholder: v.placeholder, IsMarkedDown: v.markedDwn,
 		SampleTimestamp: fromNanos(v.sample), UpdateTimestamp: fromNanos(v.update),
 	}
@@ -135,8 +167,8 @@ func (v *vertex) export() Vertex {
 	return out
 }
 
-func (v *vertex) exportPtr() *Vertex {
-	x := v.export()
+func (g *Graph) exportPtr(v *vertex) *Vertex {
+	x := g.export(v)
 	return &x
 }
 
@@ -146,7 +178,7 @@ func (g *Graph) Vertex(id VertexID) (Vertex, bool) {
 	if v == nil {
 		return Vertex{}, false
 	}
-	return v.export(), true
+	return g.export(v), true
 }
 
 // Lookup finds a vertex by its key. Category "" means RESOURCE.
@@ -249,9 +281,9 @@ type edgeKey struct {
 
 // newVertex allocates the next id.
 func (g *Graph) newVertex(category, typ, ext string) *vertex {
-	v := &vertex{id: VertexID(len(g.verts) + 1), category: g.str(category), typ: g.str(typ), ext: ext}
+	v := &vertex{id: VertexID(len(g.verts) + 1), category: g.sym(category), typ: g.sym(typ), ext: ext}
 	g.verts = append(g.verts, v)
-	g.keys[vkey{v.category, v.typ, v.ext}] = v.id
+	g.keys[g.key(v)] = v.id
 	return v
 }
 

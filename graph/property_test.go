@@ -263,7 +263,7 @@ func checkInvariants(g *Graph) error {
 		if v.id != VertexID(i+1) {
 			return fmt.Errorf("vertex at %d has id %d", i, v.id)
 		}
-		if id := g.keys[vkey{v.category, v.typ, v.ext}]; id != v.id {
+		if id := g.keys[g.key(v)]; id != v.id {
 			return fmt.Errorf("key of vertex %d maps to %d", v.id, id)
 		}
 		if !slices.IsSortedFunc(v.out, func(a, b edge) int { return cmpEdgeKey(edgeKey{a.to, a.rel}, edgeKey{b.to, b.rel}) }) {

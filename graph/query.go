@@ -29,16 +29,16 @@ type Filter struct {
 }
 
 // match reports whether v passes f.
-func (f *Filter) match(v *vertex) bool {
+func (f *Filter) match(g *Graph, v *vertex) bool {
 	switch {
 	case v.deleted && !f.IncludeDeleted,
-		f.Category != "" && v.category != f.Category,
-		len(f.Types) > 0 && !slices.Contains(f.Types, v.typ),
-		f.ProjectID != "" && v.project != f.ProjectID:
+		f.Category != "" && g.s(v.category) != f.Category,
+		len(f.Types) > 0 && !slices.Contains(f.Types, g.s(v.typ)),
+		f.ProjectID != "" && g.s(v.project) != f.ProjectID:
 		return false
 	}
 	for k, want := range f.Properties {
-		if got, ok := propertyOf(v, k); !ok || got != want {
+		if got, ok := g.propertyOf(v, k); !ok || got != want {
 			return false
 		}
 	}
@@ -46,32 +46,32 @@ func (f *Filter) match(v *vertex) bool {
 }
 
 // propertyOf returns a vertex property by its Vitrage name.
-func propertyOf(v *vertex, k string) (string, bool) {
+func (g *Graph) propertyOf(v *vertex, k string) (string, bool) {
 	switch k {
 	case "vitrage_id":
 		return strconv.FormatInt(int64(v.id), 10), true
 	case "vitrage_category":
-		return v.category, true
+		return g.s(v.category), true
 	case "vitrage_type":
-		return v.typ, true
+		return g.s(v.typ), true
 	case "id":
 		return v.ext, true
 	case "name":
 		return v.name, true
 	case "state":
-		return v.state, true
+		return g.s(v.state), true
 	case "severity":
-		return v.severity, true
+		return g.s(v.severity), true
 	case "vitrage_state":
-		return v.deduced, true
+		return g.s(v.deduced), true
 	case "vitrage_aggregated_state", "vitrage_aggregated_severity":
-		return v.agg, true
+		return g.s(v.agg), true
 	case "vitrage_operational_state", "vitrage_operational_severity":
-		return v.op, true
+		return g.s(v.op), true
 	case "project_id":
-		return v.project, true
+		return g.s(v.project), true
 	case "vitrage_datasource_name":
-		return v.source, true
+		return g.s(v.source), true
 	case "vitrage_is_deleted":
 		return strconv.FormatBool(v.deleted), true
 	case "vitrage_is_placeholder":
@@ -101,8 +101,8 @@ func (g *Graph) Find(f Filter) []Vertex {
 		if v == nil || (v.deleted && !f.IncludeDeleted) {
 			continue
 		}
-		if f.match(v) {
-			out = append(out, v.export())
+		if f.match(g, v) {
+			out = append(out, g.export(v))
 		}
 	}
 	return out
@@ -150,7 +150,7 @@ func (g *Graph) Neighbours(id VertexID, q NeighbourQuery) []Neighbour {
 		if v.deleted && !q.IncludeDeleted {
 			return
 		}
-		out = append(out, Neighbour{Vertex: v.export(), Edge: e})
+		out = append(out, Neighbour{Vertex: g.export(v), Edge: e})
 	}
 	if q.Direction != Incoming {
 		for _, e := range g.Out(id) {
@@ -170,7 +170,7 @@ func (g *Graph) Neighbours(id VertexID, q NeighbourQuery) []Neighbour {
 // resource).
 func (g *Graph) AlarmResource(alarm VertexID) (Vertex, bool) {
 	v := g.get(alarm)
-	if v == nil || v.category != CategoryAlarm {
+	if v == nil || g.s(v.category) != CategoryAlarm {
 		return Vertex{}, false
 	}
 	var deleted *vertex
@@ -181,14 +181,14 @@ func (g *Graph) AlarmResource(alarm VertexID) (Vertex, bool) {
 		}
 		t := g.get(e.to)
 		if !e.deleted {
-			return t.export(), true
+			return g.export(t), true
 		}
 		if deleted == nil {
 			deleted = t
 		}
 	}
 	if deleted != nil {
-		return deleted.export(), true
+		return g.export(deleted), true
 	}
 	return Vertex{}, false
 }
@@ -198,17 +198,17 @@ func (g *Graph) AlarmResource(alarm VertexID) (Vertex, bool) {
 // admits what has no project (the infrastructure: zones, hosts, the cluster,
 // and alarms on them).
 func (g *Graph) inScope(v *vertex, project string, shared bool) bool {
-	if v.category != CategoryAlarm {
-		return v.project == project || (shared && v.project == "")
+	if g.s(v.category) != CategoryAlarm {
+		return g.s(v.project) == project || (shared && g.s(v.project) == "")
 	}
-	if v.project != "" && v.project == project {
+	if g.s(v.project) != "" && g.s(v.project) == project {
 		return true
 	}
 	r, ok := g.AlarmResource(v.id)
 	if ok && r.ProjectID != "" {
 		return r.ProjectID == project
 	}
-	return shared && v.project == ""
+	return shared && g.s(v.project) == ""
 }
 
 // Resources lists the live resources of project (or of every project when
@@ -216,11 +216,11 @@ func (g *Graph) inScope(v *vertex, project string, shared bool) bool {
 func (g *Graph) Resources(project string, allTenants bool) []Vertex {
 	var out []Vertex
 	for _, v := range g.verts {
-		if v == nil || v.deleted || v.category != CategoryResource {
+		if v == nil || v.deleted || g.s(v.category) != CategoryResource {
 			continue
 		}
-		if allTenants || v.project == project {
-			out = append(out, v.export())
+		if allTenants || g.s(v.project) == project {
+			out = append(out, g.export(v))
 		}
 	}
 	return out
@@ -232,11 +232,11 @@ func (g *Graph) Resources(project string, allTenants bool) []Vertex {
 func (g *Graph) Alarms(project string, allTenants, includeDeleted bool) []Vertex {
 	var out []Vertex
 	for _, v := range g.verts {
-		if v == nil || v.category != CategoryAlarm || (v.deleted && !includeDeleted) {
+		if v == nil || g.s(v.category) != CategoryAlarm || (v.deleted && !includeDeleted) {
 			continue
 		}
 		if allTenants || g.inScope(v, project, false) {
-			out = append(out, v.export())
+			out = append(out, g.export(v))
 		}
 	}
 	return out
@@ -284,7 +284,7 @@ type Topology struct {
 func (g *Graph) topologyView(q *TopologyQuery) *View {
 	w := g.View(q.Filter.IncludeDeleted)
 	w.vertex = func(v *vertex) bool {
-		return q.Filter.match(v) && (q.AllTenants || g.inScope(v, q.ProjectID, true))
+		return q.Filter.match(g, v) && (q.AllTenants || g.inScope(v, q.ProjectID, true))
 	}
 	return w
 }
@@ -296,7 +296,7 @@ func (g *Graph) Topology(q TopologyQuery) (*Topology, error) {
 	root := q.Root
 	if root == 0 && q.Tree {
 		for _, v := range g.verts {
-			if v != nil && v.typ == ClusterType && w.vertexOK(v) {
+			if v != nil && g.s(v.typ) == ClusterType && w.vertexOK(v) {
 				root = v.id
 				break
 			}

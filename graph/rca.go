@@ -39,7 +39,7 @@ type RCA struct {
 // `causes` edges that count.
 func (g *Graph) causalView() *View {
 	w := g.View(true)
-	w.vertex = func(v *vertex) bool { return v.category == CategoryAlarm }
+	w.vertex = func(v *vertex) bool { return g.s(v.category) == CategoryAlarm }
 	w.Relationship = func(rel string) bool { return rel == RelCauses }
 	w.edge = func(from VertexID, e *edge) bool {
 		if !e.deleted {
@@ -55,7 +55,7 @@ func (g *Graph) causalView() *View {
 // the graph (deleted ones are analysed).
 func (g *Graph) RCA(alarm VertexID) (*RCA, error) {
 	v := g.get(alarm)
-	if v == nil || v.category != CategoryAlarm {
+	if v == nil || g.s(v.category) != CategoryAlarm {
 		return nil, ErrNotFound
 	}
 	w := g.causalView()

@@ -27,8 +27,8 @@ func (g *Graph) VertexMap(id VertexID) map[string]any {
 	}
 	m := make(map[string]any, 20+len(v.props))
 	m["vitrage_id"] = strconv.FormatInt(int64(v.id), 10)
-	m["vitrage_category"] = v.category
-	m["vitrage_type"] = v.typ
+	m["vitrage_category"] = g.s(v.category)
+	m["vitrage_type"] = g.s(v.typ)
 	m["id"] = v.ext
 	m["name"] = v.name
 	m["vitrage_is_deleted"] = v.deleted
@@ -38,19 +38,19 @@ func (g *Graph) VertexMap(id VertexID) map[string]any {
 		m["vitrage_sample_timestamp"] = fmtTime(v.sample)
 	}
 	m["update_timestamp"] = fmtTime(v.update)
-	if v.project != "" {
-		m["project_id"] = v.project
+	if g.s(v.project) != "" {
+		m["project_id"] = g.s(v.project)
 	}
-	if v.source != "" {
-		m["vitrage_datasource_name"] = v.source
+	if g.s(v.source) != "" {
+		m["vitrage_datasource_name"] = g.s(v.source)
 	}
-	if v.state != "" {
-		m["state"] = v.state
+	if g.s(v.state) != "" {
+		m["state"] = g.s(v.state)
 	}
-	if v.category == CategoryAlarm {
-		m["severity"] = v.severity
-		m["vitrage_aggregated_severity"] = v.agg
-		m["vitrage_operational_severity"] = v.op
+	if g.s(v.category) == CategoryAlarm {
+		m["severity"] = g.s(v.severity)
+		m["vitrage_aggregated_severity"] = g.s(v.agg)
+		m["vitrage_operational_severity"] = g.s(v.op)
 		if r, ok := g.AlarmResource(v.id); ok {
 			m["vitrage_resource_id"] = strconv.FormatInt(int64(r.ID), 10)
 			m["vitrage_resource_type"] = r.Type
@@ -59,11 +59,11 @@ func (g *Graph) VertexMap(id VertexID) map[string]any {
 			}
 		}
 	} else {
-		if v.deduced != "" {
-			m["vitrage_state"] = v.deduced
+		if g.s(v.deduced) != "" {
+			m["vitrage_state"] = g.s(v.deduced)
 		}
-		m["vitrage_aggregated_state"] = v.agg
-		m["vitrage_operational_state"] = v.op
+		m["vitrage_aggregated_state"] = g.s(v.agg)
+		m["vitrage_operational_state"] = g.s(v.op)
 	}
 	for _, p := range v.props {
 		if _, taken := m[p.k]; !taken {
@@ -222,12 +222,12 @@ func (g *Graph) WriteRCADOT(w io.Writer, r *RCA) error {
 	}
 	for _, id := range r.Alarms {
 		v := g.get(id)
-		label := fmt.Sprintf("%s\\n%s %s", dotEscape(v.name), dotEscape(v.typ), dotEscape(v.severity))
+		label := fmt.Sprintf("%s\\n%s %s", dotEscape(v.name), dotEscape(g.s(v.typ)), dotEscape(g.s(v.severity)))
 		if res, ok := g.AlarmResource(id); ok {
 			label += fmt.Sprintf("\\non %s %s", dotEscape(res.Type), dotEscape(res.Name))
 		}
 		attrs := []string{fmt.Sprintf("label=\"%s\"", label)}
-		fill := dotColour[v.op]
+		fill := dotColour[g.s(v.op)]
 		if fill == "" {
 			fill = "#cccccc"
 		}

@@ -71,7 +71,7 @@ func (g *Graph) State() State {
 		if v == nil {
 			continue
 		}
-		vs := VertexState{Vertex: v.export(), Seen: v.seen}
+		vs := VertexState{Vertex: g.export(v), Seen: v.seen}
 		if len(v.out) > 0 {
 			vs.Out = make([]EdgeState, 0, len(v.out))
 		}
@@ -120,14 +120,14 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			return nil, fmt.Errorf("graph state: vertex %d: category %q", vs.ID, vs.Category)
 		}
 		v = &vertex{
-			id: vs.ID, category: g.str(vs.Category), typ: g.str(vs.Type), ext: vs.ExternalID, name: vs.Name,
-			state: g.str(vs.State), severity: g.str(vs.Severity), deduced: g.str(vs.DeducedState),
-			project: g.str(vs.ProjectID), source: g.str(vs.Source),
+			id: vs.ID, category: g.sym(vs.Category), typ: g.sym(vs.Type), ext: vs.ExternalID, name: vs.Name,
+			state: g.sym(vs.State), severity: g.sym(vs.Severity), deduced: g.sym(vs.DeducedState),
+			project: g.sym(vs.ProjectID), source: g.sym(vs.Source),
 			deleted: vs.IsDeleted, placeholder: vs.IsPlaceholder, markedDwn: vs.IsMarkedDown,
 			sample: toNanos(vs.SampleTimestamp), update: toNanos(vs.UpdateTimestamp),
 			props: g.props(vs.Properties), seen: vs.Seen,
 		}
-		k := vkey{v.category, v.typ, v.ext}
+		k := g.key(v)
 		if other, dup := g.keys[k]; dup {
 			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, k.category, k.typ, k.ext)
 		}
@@ -188,10 +188,10 @@ func cmpEdgeKey(a, b edgeKey) int {
 func (g *Graph) Clone() *Graph {
 	c := &Graph{
 		norm: g.norm, now: g.now, step: g.step,
-		verts:  make([]*vertex, len(g.verts)),
-		keys:   maps.Clone(g.keys),
-		syncs:  slices.Clone(g.syncs),
-		intern: maps.Clone(g.intern),
+		verts: make([]*vertex, len(g.verts)),
+		keys:  maps.Clone(g.keys),
+		syncs: slices.Clone(g.syncs),
+		syms:  g.syms.clone(),
 	}
 	for i, v := range g.verts {
 		if v == nil {
