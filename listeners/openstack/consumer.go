@@ -22,6 +22,9 @@ const (
 	DefaultRoutingKey = "versioned_notifications.info"
 	DefaultBatch      = 100
 	DefaultPrefetch   = 500
+	// DefaultRedeclareInterval bounds how long notifications go unrouted
+	// after a broker restart deleted nova's non-durable exchange.
+	DefaultRedeclareInterval = 5 * time.Second
 )
 
 // Config configures the consumer.
@@ -43,6 +46,12 @@ type Config struct {
 	// notifications published and acked together (default 100).
 	Prefetch int `yaml:"prefetch"`
 	Batch    int `yaml:"batch"`
+	// RedeclareInterval is how often the exchange and the bindings are
+	// declared again (default 5s). oslo.messaging declares nova's exchange
+	// non-durable by default: a broker restart deletes it with Causeway's
+	// bindings, and nova's next notifications would go nowhere until they
+	// are declared again.
+	RedeclareInterval time.Duration `yaml:"redeclare_interval"`
 }
 
 // String redacts the password of the URL.
@@ -59,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch < 0 {
 		errs = append(errs, errors.New("batch: must not be negative"))
+	}
+	if c.RedeclareInterval < 0 {
+		errs = append(errs, errors.New("redeclare_interval: must not be negative"))
 	}
 	if c.Batch > 0 && c.Prefetch > 0 && c.Batch > c.Prefetch {
 		errs = append(errs, errors.New("batch: must not exceed prefetch"))
@@ -89,6 +101,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Batch == 0 {
 		c.Batch = min(DefaultBatch, c.Prefetch)
+	}
+	if c.RedeclareInterval == 0 {
+		c.RedeclareInterval = DefaultRedeclareInterval
 	}
 	if c.ReconnectMin == 0 {
 		c.ReconnectMin = bus.DefaultReconnectMin
@@ -187,11 +202,34 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- c.bus.Run(ctx) }()
+	redeclared := make(chan struct{})
+	go func() {
+		defer close(redeclared)
+		c.redeclare(ctx)
+	}()
 	c.consume(ctx)
 	// bus.Consumer closes Deliveries when its Run returns; drain until then.
 	for range c.bus.Deliveries() {
 	}
+	<-redeclared
 	return <-errc
+}
+
+// redeclare declares the exchange, queue and bindings again every
+// RedeclareInterval until ctx ends.
+func (c *Consumer) redeclare(ctx context.Context) {
+	t := time.NewTicker(c.cfg.RedeclareInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.declare(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("declare notification queue failed", "err", err)
+		}
+	}
 }
 
 // declare sets up nova's exchange (as oslo declares it), Causeway's queue

@@ -132,7 +132,7 @@ func TestConsumerRabbitMQ(t *testing.T) {
 	url := bustest.VHost(t)
 	b := dial(t, url)
 	pub := &fakePublisher{fail: 2}
-	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}},
+	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, RedeclareInterval: 100 * time.Millisecond},
 		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +184,27 @@ func TestConsumerRabbitMQ(t *testing.T) {
 		t.Errorf("dead-letter reason %q", r)
 	}
 	waitFor(t, "the queue to be acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+
+	// A broker restart deletes nova's non-durable exchange and the
+	// bindings: they are declared again, and notifications flow again.
+	ch, err := b.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDelete("nova", false, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = ch.Close()
+	waitFor(t, "nova's exchange declared again", func() bool {
+		ch, err := b.conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		return ch.ExchangeDeclarePassive("nova", "topic", false, false, false, false, nil) == nil
+	})
+	b.publish("testdata/instance_power_off_end.json")
+	waitFor(t, "the event after the redeclare", func() bool { evs, _ := pub.snapshot(); return len(evs) == 5 })
 	cancel()
 	err = <-done
 	done <- nil
