@@ -39,6 +39,7 @@ type Engine struct {
 
 	templates map[string]*loaded
 	rules     []*rule // sorted by (template, scenario, clause)
+	idx       ruleIndex
 
 	matches map[string]*match
 	// byAnchor indexes the stored matches by each of their bindings.
@@ -243,7 +244,8 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 		id := ch.Vertex.ID
 		var neigh []graph.Edge // loaded lazily
 		neighLoaded := false
-		for ri, r := range e.rules {
+		for _, ri := range e.idx.forVertex(ch.Vertex) {
+			r := e.rules[ri]
 			for _, ent := range r.c.Positive {
 				// Matches through the vertex change only if whether it
 				// fits the entity changed (added, deleted, or a filtered
@@ -291,7 +293,8 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 			return nil // only a timestamp moved
 		}
 		vcache := map[graph.VertexID]*graph.Vertex{}
-		for ri, r := range e.rules {
+		for _, ri := range e.idx.byLabel[ed.Relationship] {
+			r := e.rules[ri]
 			for _, t := range r.c.Terms {
 				if t.IsEntity() || t.Label != ed.Relationship {
 					continue

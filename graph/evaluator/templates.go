@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
@@ -162,6 +164,73 @@ func (e *Engine) rebuildRules() {
 			m.alts = equivalents(m.e, groups)
 		}
 	}
+	e.idx = buildIndex(e.rules)
+}
+
+// ruleIndex narrows the rules a change can concern: a vertex change only
+// rules with an entity that can match the vertex's type and category, an
+// edge change only rules with a relationship of the edge's label.
+type ruleIndex struct {
+	byType  map[string][]int // entity filters with an exact type
+	byCat   map[string][]int // no exact type, an exact category (upper case)
+	wild    []int            // neither
+	byLabel map[string][]int
+}
+
+func buildIndex(rules []*rule) ruleIndex {
+	x := ruleIndex{byType: map[string][]int{}, byCat: map[string][]int{}, byLabel: map[string][]int{}}
+	add := func(m map[string][]int, k string, ri int) {
+		if l := m[k]; len(l) == 0 || l[len(l)-1] != ri {
+			m[k] = append(l, ri)
+		}
+	}
+	for ri, r := range rules {
+		wild := false
+		ids := make([]string, 0, len(r.ents))
+		for id := range r.ents {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			m := r.ents[id]
+			for _, te := range append([]*template.Entity{m.e}, m.alts...) {
+				typ, hasType := te.Props["type"]
+				if !hasType {
+					typ, hasType = te.Props["vitrage_type"]
+				}
+				cat, hasCat := te.Props["category"]
+				if !hasCat {
+					cat, hasCat = te.Props["vitrage_category"]
+				}
+				switch {
+				case hasType:
+					add(x.byType, typ, ri)
+				case hasCat:
+					add(x.byCat, strings.ToUpper(cat), ri)
+				default:
+					wild = true
+				}
+			}
+		}
+		if wild {
+			x.wild = append(x.wild, ri)
+		}
+		for _, t := range r.c.Terms {
+			if !t.IsEntity() {
+				add(x.byLabel, t.Label, ri)
+			}
+		}
+	}
+	return x
+}
+
+// forVertex returns the rules a change of v can concern, ascending.
+func (x *ruleIndex) forVertex(v *graph.Vertex) []int {
+	a, b := x.byType[v.Type], x.byCat[strings.ToUpper(v.Category)]
+	out := make([]int, 0, len(a)+len(b)+len(x.wild))
+	out = append(append(append(out, a...), b...), x.wild...)
+	sort.Ints(out)
+	return slices.Compact(out)
 }
 
 // equivalents returns the entities an equivalence group makes equal to e:
