@@ -44,8 +44,10 @@
 //
 // Maintenance: at start and every Config.MaintenanceInterval the
 // persister creates the next Config.PartitionLookahead days' partitions
-// and drops the day partitions older than Config.Retention. Several
-// persisters may do so at once; the store serialises them.
+// and drops the day partitions older than Config.Retention — but never
+// past the oldest stored snapshot (store.Log.Retain), since reconstruction
+// replays the events after a snapshot; with no snapshot it drops nothing.
+// Several persisters may do so at once; the store serialises them.
 //
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,

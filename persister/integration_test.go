@@ -95,6 +95,13 @@ func (r *running) histogram(t testing.TB, name string) (count uint64, sum float6
 // its own database pool, as a separate process would.
 func (e *env) startPersister(t testing.TB, cfg persister.Config) *running {
 	t.Helper()
+	return e.startPersisterWrapped(t, cfg, nil)
+}
+
+// startPersisterWrapped is startPersister with the log wrapped by wrap
+// (for instrumentation), if not nil.
+func (e *env) startPersisterWrapped(t testing.TB, cfg persister.Config, wrap func(persister.Log) persister.Log) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	lg := testLogger(t)
 	conn := bus.Conn{URL: e.url, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second}
@@ -110,8 +117,12 @@ func (e *env) startPersister(t testing.TB, cfg persister.Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var log persister.Log = store.NewLog(db, nil)
+	if wrap != nil {
+		log = wrap(log)
+	}
 	p, err := persister.New(cfg, persister.Deps{
-		Queue: persister.NewBusQueue(consumer), Log: store.NewLog(db, nil), Sequencer: seqr,
+		Queue: persister.NewBusQueue(consumer), Log: log, Sequencer: seqr,
 		Logger: lg, Registerer: reg,
 	})
 	if err != nil {

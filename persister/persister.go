@@ -46,7 +46,7 @@ type Sequencer interface {
 type Log interface {
 	Append(ctx context.Context, entries []store.Entry) (store.Appended, error)
 	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
-	DropBefore(ctx context.Context, t time.Time) ([]string, error)
+	Retain(ctx context.Context, t time.Time) ([]string, time.Time, error)
 }
 
 // ErrStale is what a Queue's Ack or DeadLetter wraps when its broker
@@ -482,7 +482,8 @@ func (p *Persister) publishLoop(ctx context.Context) {
 	}
 }
 
-// maintain creates partitions ahead and applies retention now and every
+// maintain creates partitions ahead and applies retention (bounded by the
+// oldest stored snapshot, see store.Log.Retain) now and every
 // MaintenanceInterval until ctx ends. Failures are logged and retried at
 // the next interval; pmax keeps inserts working meanwhile.
 func (p *Persister) maintain(ctx context.Context) {
@@ -497,12 +498,14 @@ func (p *Persister) maintain(ctx context.Context) {
 		} else if len(created) > 0 {
 			p.lg.Info("created partitions", "partitions", created)
 		}
-		if dropped, err := p.log.DropBefore(ctx, now.Add(-p.cfg.Retention)); err != nil {
+		if dropped, bound, err := p.log.Retain(ctx, now.Add(-p.cfg.Retention)); err != nil {
 			if ctx.Err() == nil {
 				p.lg.Error("retention failed", "err", err)
 			}
 		} else if len(dropped) > 0 {
-			p.lg.Info("dropped partitions past retention", "partitions", dropped, "retention", p.cfg.Retention)
+			p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
+		} else if bound.IsZero() {
+			p.lg.Debug("retention skipped: no snapshot stored yet")
 		}
 		select {
 		case <-ctx.Done():

@@ -157,7 +157,9 @@ func (l *fakeLog) MaintainPartitions(context.Context, time.Time, int) ([]string,
 	return nil, nil
 }
 
-func (l *fakeLog) DropBefore(context.Context, time.Time) ([]string, error) { return nil, nil }
+func (l *fakeLog) Retain(context.Context, time.Time) ([]string, time.Time, error) {
+	return nil, time.Time{}, nil
+}
 
 type fakeSequencer struct {
 	j    *journal

@@ -43,7 +43,9 @@
 // than by seq range because retention is a time ("keep 30 days"):
 // DropBefore(t) drops the partitions whose bound is at or before t — a
 // metadata operation, no row deletes — and SeqAt(t) prunes to the
-// partitions up to t. Seq-range partitions would have to be sized ahead
+// partitions up to t. Retain(t) is DropBefore bounded by the oldest stored
+// snapshot, so retention never drops an event that reconstruction from a
+// stored snapshot needs. Seq-range partitions would have to be sized ahead
 // without knowing the event rate. The primary key is (seq, recorded_at):
 // it must contain the partition column; ordered reads by seq use it in each
 // partition. MaintainPartitions, run periodically by the persister, splits

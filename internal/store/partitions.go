@@ -150,3 +150,27 @@ func (l *Log) DropBefore(ctx context.Context, t time.Time) ([]string, error) {
 	}
 	return names, nil
 }
+
+// Retain applies event retention without breaking reconstruction: it drops
+// the day partitions recorded before t, but never an event that a stored
+// snapshot still needs — the bound is the earlier of t and the recorded_at
+// of the oldest snapshot in the snapshots table (after snapshot pruning,
+// that is the anchor of the retention window; replay from it needs every
+// event after it). With no snapshot stored nothing is dropped, since a
+// cold start would have to replay the log from seq 1. It returns the
+// dropped partitions and the bound it used (zero when none).
+func (l *Log) Retain(ctx context.Context, t time.Time) ([]string, time.Time, error) {
+	var oldest sql.NullTime
+	if err := l.db.QueryRowContext(ctx, "SELECT MIN(recorded_at) FROM snapshots").Scan(&oldest); err != nil {
+		return nil, time.Time{}, fmt.Errorf("retain: oldest snapshot: %w", err)
+	}
+	if !oldest.Valid {
+		return nil, time.Time{}, nil
+	}
+	bound := t.UTC()
+	if o := oldest.Time.UTC(); o.Before(bound) {
+		bound = o
+	}
+	dropped, err := l.DropBefore(ctx, bound)
+	return dropped, bound, err
+}

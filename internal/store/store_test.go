@@ -410,3 +410,54 @@ func TestConcurrentAppendsCommitInSeqOrder(t *testing.T) {
 		t.Fatalf("Head = %d, %v; want %d", seq, err, want)
 	}
 }
+
+func TestRetainKeepsWhatSnapshotsNeed(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clk := &clock{t: day0.Add(time.Hour)}
+	log := store.NewLog(db, clk.now)
+	if _, err := log.MaintainPartitions(ctx, clk.now(), 5); err != nil {
+		t.Fatal(err)
+	}
+	for d := range 4 {
+		clk.set(day0.AddDate(0, 0, d).Add(time.Hour))
+		if _, err := log.Append(ctx, entries(t, fmt.Sprint("day", d))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No snapshot: nothing may go, whatever the retention says.
+	dropped, bound, err := log.Retain(ctx, day0.AddDate(0, 0, 10))
+	if err != nil || len(dropped) != 0 || !bound.IsZero() {
+		t.Fatalf("Retain without snapshots = %v, %v, %v; want nothing dropped", dropped, bound, err)
+	}
+	snap := func(seq int64, at time.Time) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `INSERT INTO snapshots (seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at)
+VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The oldest snapshot (seq 2, day 1) bounds retention below t.
+	snap(2, day0.AddDate(0, 0, 1).Add(time.Hour))
+	snap(3, day0.AddDate(0, 0, 2).Add(time.Hour))
+	dropped, bound, err = log.Retain(ctx, day0.AddDate(0, 0, 10))
+	if err != nil || !cmp.Equal(dropped, []string{"p20261120"}) || !bound.Equal(day0.AddDate(0, 0, 1).Add(time.Hour)) {
+		t.Fatalf("Retain = %v, %v, %v; want [p20261120] bounded by the oldest snapshot", dropped, bound, err)
+	}
+	// A retention boundary before the oldest snapshot bounds it instead.
+	if _, err := db.ExecContext(ctx, "DELETE FROM snapshots WHERE seq = 2"); err != nil {
+		t.Fatal(err)
+	}
+	dropped, _, err = log.Retain(ctx, day0.AddDate(0, 0, 1).Add(30*time.Minute))
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("Retain before a partition's end = %v, %v; want nothing", dropped, err)
+	}
+	dropped, _, err = log.Retain(ctx, day0.AddDate(0, 0, 2))
+	if err != nil || !cmp.Equal(dropped, []string{"p20261121"}) {
+		t.Fatalf("Retain = %v, %v; want [p20261121]", dropped, err)
+	}
+	if first, err := log.First(ctx); err != nil || first != 3 {
+		t.Errorf("First = %d, %v; want 3 (the oldest snapshot's seq is 3)", first, err)
+	}
+}
