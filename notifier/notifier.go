@@ -223,6 +223,11 @@ type worker struct {
 func (n *Notifier) drain(ctx context.Context, id string, p pos) {
 	w := &worker{n: n, id: id, cur: p, log: n.log.With("subscription", id), renewedAt: n.now()}
 	defer func() {
+		// Whoever drains the subscriber next exports its gauges; stale
+		// values here would be a false alarm (or a hidden one).
+		n.m.backlog.DeleteLabelValues(id)
+		n.m.oldestAge.DeleteLabelValues(id)
+		n.m.overLimit.DeleteLabelValues(id)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := n.db.release(rctx, id); err != nil {

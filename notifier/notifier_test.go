@@ -76,6 +76,9 @@ func TestReceiverDownThenUp(t *testing.T) {
 	if sts[0].Pending != 1000 || !strings.Contains(sts[0].LastError, "503") {
 		t.Fatalf("status while down: %+v", sts[0])
 	}
+	waitFor(t, 10*time.Second, "the backlog metrics", func() bool {
+		return gauge(t, reg, "causeway_notifier_backlog_rows") == 1000 && gauge(t, reg, "causeway_notifier_oldest_pending_age_seconds") > 0
+	})
 	rcv.setDown(false)
 	waitFor(t, 60*time.Second, "1,000 deliveries", func() bool { return len(rcv.delivered()) >= 1000 })
 	if diff := cmp.Diff(ids(rcv.delivered()), want); diff != "" {
@@ -90,6 +93,12 @@ func TestReceiverDownThenUp(t *testing.T) {
 	})
 	if f := counter(t, reg, "causeway_notifier_delivery_failures_total"); f < 5 {
 		t.Errorf("failures metric = %v, want >= 5", f)
+	}
+	if a, d := counter(t, reg, "causeway_notifier_delivery_attempts_total"), counter(t, reg, "causeway_notifier_delivered_total"); d != 1000 || a < d+5 {
+		t.Errorf("attempts %v, delivered %v; want 1000 delivered and at least 5 more attempts", a, d)
+	}
+	if n := histogramCount(t, reg, "causeway_notifier_delivery_latency_seconds"); n != 1000 {
+		t.Errorf("latency observations = %d, want 1000", n)
 	}
 	var left int
 	if err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox").Scan(&left); err != nil || left != 0 {
@@ -113,6 +122,40 @@ func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return v
+}
+
+func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return v
+}
+
+func histogramCount(t testing.TB, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }
 
 // Two instances share the work; each subscriber is drained by one at a
