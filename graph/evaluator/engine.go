@@ -204,16 +204,45 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 	return res, nil
 }
 
-// run evaluates changes, and the changes they cause, to a fixpoint.
+// run evaluates changes, and the changes they cause, to a fixpoint. It
+// works in waves: the anchors of every change of a wave are collected,
+// deduplicated and reconciled once each (reconciling reads the current
+// graph, so one pass per anchor covers every change that touched it); the
+// changes the actions make form the next wave.
 func (e *Engine) run(changes []graph.Change) ([]graph.Change, error) {
-	queue := changes
-	for i := 0; i < len(queue); i++ {
-		if i >= e.maxSteps {
-			return queue, fmt.Errorf("%w (%d changes)", ErrNoFixpoint, i)
+	all := changes
+	wave := changes
+	steps := 0
+	for len(wave) > 0 {
+		steps += len(wave)
+		if steps > e.maxSteps {
+			return all, fmt.Errorf("%w (%d changes)", ErrNoFixpoint, steps)
 		}
-		queue = append(queue, e.evaluate(queue[i])...)
+		var anchors []anchor
+		for _, ch := range wave {
+			anchors = e.anchors(ch, anchors)
+		}
+		sort.Slice(anchors, func(i, j int) bool {
+			a, b := anchors[i], anchors[j]
+			if a.rule != b.rule {
+				return a.rule < b.rule
+			}
+			if a.entity != b.entity {
+				return a.entity < b.entity
+			}
+			return a.vertex < b.vertex
+		})
+		var next []graph.Change
+		for i, a := range anchors {
+			if i > 0 && a == anchors[i-1] {
+				continue
+			}
+			next = append(next, e.reconcile(e.rules[a.rule], a.entity, a.vertex)...)
+		}
+		all = append(all, next...)
+		wave = next
 	}
-	return queue, nil
+	return all, nil
 }
 
 // akey is a binding of a rule's entity to a vertex.
@@ -229,17 +258,16 @@ type anchor struct {
 	vertex graph.VertexID
 }
 
-// evaluate reconciles every clause match that goes through the changed
-// element and returns the changes its actions made.
-func (e *Engine) evaluate(ch graph.Change) []graph.Change {
+// anchors appends the anchors of a change: every (clause, entity, vertex)
+// whose matches the change may have made start or stop holding.
+func (e *Engine) anchors(ch graph.Change, anchors []anchor) []anchor {
 	if len(e.rules) == 0 {
-		return nil
+		return anchors
 	}
-	var anchors []anchor
 	switch ch.Op {
 	case graph.VertexAdded, graph.VertexUpdated, graph.VertexDeleted:
 		if ch.Vertex == nil {
-			return nil
+			return anchors
 		}
 		id := ch.Vertex.ID
 		var neigh []graph.Edge // loaded lazily
@@ -286,11 +314,11 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 		}
 	case graph.EdgeAdded, graph.EdgeUpdated, graph.EdgeDeleted:
 		if ch.Edge == nil {
-			return nil
+			return anchors
 		}
 		ed := ch.Edge
 		if ch.PrevEdge != nil && ch.PrevEdge.IsDeleted == ed.IsDeleted {
-			return nil // only a timestamp moved
+			return anchors // only a timestamp moved
 		}
 		vcache := map[graph.VertexID]*graph.Vertex{}
 		for _, ri := range e.idx.byLabel[ed.Relationship] {
@@ -307,27 +335,8 @@ func (e *Engine) evaluate(ch graph.Change) []graph.Change {
 				}
 			}
 		}
-	default:
-		return nil
 	}
-	sort.Slice(anchors, func(i, j int) bool {
-		a, b := anchors[i], anchors[j]
-		if a.rule != b.rule {
-			return a.rule < b.rule
-		}
-		if a.entity != b.entity {
-			return a.entity < b.entity
-		}
-		return a.vertex < b.vertex
-	})
-	var out []graph.Change
-	for i, a := range anchors {
-		if i > 0 && a == anchors[i-1] {
-			continue
-		}
-		out = append(out, e.reconcile(e.rules[a.rule], a.entity, a.vertex)...)
-	}
-	return out
+	return anchors
 }
 
 // mayMatch reports whether a match of r can bind entity to v: v fits the
