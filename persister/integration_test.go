@@ -434,3 +434,63 @@ func TestPoisonGoesToDLQWithReason(t *testing.T) {
 	}
 	checkLog(t, e.db, map[string]bool{"good-1": true, "good-2": true})
 }
+
+// TestShutdownCommitsAndAcksBatchInFlight stops a persister while a batch
+// sits unacked in it (BatchWait far away): the batch must be committed and
+// acked before the consumer closes, leaving nothing in the queue.
+func TestShutdownCommitsAndAcksBatchInFlight(t *testing.T) {
+	e := newEnv(t)
+	p := e.startPersister(t, persister.Config{BatchSize: 1000, BatchWait: time.Minute})
+	pub := e.startPublisher(t)
+	now := time.Now().UTC()
+	want := map[string]bool{}
+	var evs []event.Event
+	for i := range 50 {
+		id := fmt.Sprint("inflight-", i)
+		want[id] = true
+		evs = append(evs, tick(id, now))
+	}
+	if err := pub.Publish(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DeclareTopology(ch); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() (ready, consumers int) {
+		q, err := ch.QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Messages, q.Consumers
+	}
+	waitFor(t, "all 50 delivered to the persister", 30*time.Second, func() (bool, string) {
+		k, _ := pub.Spooled()
+		ready, _ := queued()
+		return k == 0 && ready == 0, fmt.Sprintf("%d spooled, %d ready", k, ready)
+	})
+	if seq, _, err := e.log.Head(context.Background()); err != nil || seq != 0 {
+		t.Fatalf("head before shutdown = %d, %v; want 0 (the batch waits for BatchWait)", seq, err)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, e.db, want)
+	// Unacked deliveries would be back in the queue once the consumer's
+	// connection is gone.
+	waitFor(t, "the persister's consumer gone", 30*time.Second, func() (bool, string) {
+		_, consumers := queued()
+		return consumers == 0, fmt.Sprintf("%d consumers", consumers)
+	})
+	if ready, _ := queued(); ready != 0 {
+		t.Errorf("%d messages back in the queue after shutdown; want 0 (all acked)", ready)
+	}
+}
