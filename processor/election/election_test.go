@@ -179,6 +179,18 @@ func TestElectionFailover(t *testing.T) {
 		t.Fatalf("new leader term %d, want > %d", term2, term1)
 	}
 
+	// LeaderTerm is set just before the leader function's goroutine runs:
+	// wait for the function itself to have started.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.starts)
+		c.mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.maxOnNode != 1 {
