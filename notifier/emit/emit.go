@@ -249,7 +249,7 @@ func causes(id graph.VertexID, g GraphView, withDeleted bool) ([]Entity, []Link)
 func (n notice) filterView() subscription.Alarm {
 	a := subscription.Alarm{
 		Transition: n.t.Kind, ID: n.t.Alarm.ExternalID, Name: n.t.Alarm.Name, Type: n.t.Alarm.Type,
-		Severity: Severity(n.t.Alarm), State: n.t.Alarm.State, ProjectID: n.t.Alarm.ProjectID, Properties: n.t.Alarm.Properties,
+		Severity: Severity(n.t.Alarm), RawSeverity: n.t.Alarm.Severity, State: n.t.Alarm.State, ProjectID: n.t.Alarm.ProjectID, Properties: n.t.Alarm.Properties,
 	}
 	if n.resource != nil {
 		a.ResourceID, a.ResourceType, a.ResourceName, a.ResourceProjectID = n.resource.ID, n.resource.Type, n.resource.Name, n.resource.ProjectID

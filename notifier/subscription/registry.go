@@ -14,8 +14,10 @@ import (
 type Alarm struct {
 	// Transition is Raised, Cleared or SeverityChanged.
 	Transition string
-	// The alarm's fields; Severity is the normalised one when there is one.
-	ID, Name, Type, Severity, State, ProjectID string
+	// The alarm's fields; Severity is the normalised one when there is one,
+	// RawSeverity the one its source reported. A severities filter matches
+	// either.
+	ID, Name, Type, Severity, RawSeverity, State, ProjectID string
 	Properties                                 map[string]string
 	// The resource the alarm is on ("" when none is known).
 	ResourceID, ResourceType, ResourceName, ResourceProjectID string
@@ -63,7 +65,8 @@ func (s *Subscription) Matches(a Alarm) bool {
 		project = a.ResourceProjectID
 	}
 	if !anyFold(f.Transitions, a.Transition) || !anyFold(f.AlarmTypes, a.Type) || !anyFold(f.AlarmNames, a.Name) ||
-		!anyFold(f.Severities, a.Severity) || !anyFold(f.ResourceTypes, a.ResourceType) || !anyFold(f.Projects, project) {
+		!(anyFold(f.Severities, a.Severity) || (a.RawSeverity != "" && anyFold(f.Severities, a.RawSeverity))) ||
+		!anyFold(f.ResourceTypes, a.ResourceType) || !anyFold(f.Projects, project) {
 		return false
 	}
 	for _, r := range s.regex {

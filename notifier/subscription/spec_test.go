@@ -87,7 +87,7 @@ func TestDecodeInvalid(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	alarm := Alarm{Transition: Raised, ID: "a1", Name: "nic_down", Type: "prometheus", Severity: "CRITICAL",
+	alarm := Alarm{Transition: Raised, ID: "a1", Name: "nic_down", Type: "prometheus", Severity: "CRITICAL", RawSeverity: "high",
 		ProjectID: "", ResourceType: "nova.host", ResourceID: "h1", ResourceName: "host-1", ResourceProjectID: "p1",
 		Properties: map[string]string{"rack": "r7"}}
 	cases := []struct {
@@ -99,6 +99,8 @@ func TestMatches(t *testing.T) {
 		{"transition", `{"transitions":["cleared","raised"]}`, true},
 		{"transition no", `{"transitions":["cleared"]}`, false},
 		{"severity folds case", `{"severities":["critical"]}`, true},
+		{"raw severity", `{"severities":["HIGH"]}`, true},
+		{"severity no", `{"severities":["warning"]}`, false},
 		{"alarm type no", `{"alarm_types":["vitrage"]}`, false},
 		{"resource type", `{"resource_types":["nova.host"]}`, true},
 		{"project from resource", `{"projects":["p1"]}`, true},
