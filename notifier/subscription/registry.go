@@ -18,7 +18,7 @@ type Alarm struct {
 	// RawSeverity the one its source reported. A severities filter matches
 	// either.
 	ID, Name, Type, Severity, RawSeverity, State, ProjectID string
-	Properties                                 map[string]string
+	Properties                                              map[string]string
 	// The resource the alarm is on ("" when none is known).
 	ResourceID, ResourceType, ResourceName, ResourceProjectID string
 }
