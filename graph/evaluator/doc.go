@@ -12,7 +12,17 @@
 // the changed vertex (or at the endpoints of the changed edge); the matches of
 // a clause through that anchor are enumerated on the current graph and
 // compared with the matches that held before: a new match runs its actions
-// (DO), a match that stopped holding reverts them (UNDO). Effects are
+// (DO), a match that stopped holding reverts them (UNDO). Changes are taken
+// in waves (the record's changes, then the changes the actions made, ...),
+// each anchor reconciled once per wave. Matching ignores deleted and
+// placeholder vertices and deleted edges; distinct template entities bind
+// distinct vertices; a NOT term holds when no live edge of its label links
+// the bound vertex to a vertex fitting the other entity.
+//
+// Equivalence templates (Vitrage v2) make an entity filter equal to another
+// member's of its group match what any member matches; adding or deleting
+// one re-runs every scenario. Definition templates only serve `includes`;
+// a template keeps the definitions it was compiled with. Effects are
 // reference-counted: several matches may support the same deduced alarm,
 // state or edge, the dominant value (highest severity, worst state) among the
 // supporting matches is the one shown, and the effect goes away only when its
