@@ -224,7 +224,7 @@ func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 		p := exportEdge(t.from, e)
 		prev = &p
 	}
-	e.deleted = false
+	e.deleted, e.withVertex = false, false
 	e.update = g.now
 	cur := exportEdge(t.from, e)
 	if created {
@@ -317,7 +317,7 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 			return
 		}
 		prev := exportEdge(from, e)
-		e.deleted = true
+		e.deleted, e.withVertex = true, true
 		e.update = g.now
 		cur := exportEdge(from, e)
 		changes = append(changes, Change{Op: EdgeDeleted, Edge: &cur, PrevEdge: &prev})

@@ -85,6 +85,7 @@ type dumpEdge struct {
 	To              VertexID `json:"target"`
 	Relationship    string   `json:"relationship_type"`
 	IsDeleted       bool     `json:"vitrage_is_deleted"`
+	WithVertex      bool     `json:"deleted_with_vertex"`
 	UpdateTimestamp string   `json:"update_timestamp"`
 	Owners          []string `json:"owners"`
 }
@@ -103,7 +104,7 @@ func dumpVertexOf(v VertexState) dumpVertex {
 		d.Properties = map[string]string{}
 	}
 	for _, e := range v.Out {
-		de := dumpEdge{To: e.To, Relationship: e.Relationship, IsDeleted: e.IsDeleted, UpdateTimestamp: dumpTime(e.UpdateTimestamp), Owners: []string{}}
+		de := dumpEdge{To: e.To, Relationship: e.Relationship, IsDeleted: e.IsDeleted, WithVertex: e.DeletedWithVertex, UpdateTimestamp: dumpTime(e.UpdateTimestamp), Owners: []string{}}
 		for _, o := range e.Owners {
 			de.Owners = append(de.Owners, fmt.Sprintf("%d/%s", o.Entity, o.Source))
 		}

@@ -84,8 +84,12 @@ type edge struct {
 	to      VertexID
 	rel     string
 	deleted bool
-	update  int64
-	owners  []owner // sorted by (entity, source)
+	// withVertex marks an edge deleted because one of its vertices was
+	// (not retracted by its owners): RCA follows such causal edges, so a
+	// cleared alarm keeps the links it had when it cleared.
+	withVertex bool
+	update     int64
+	owners     []owner // sorted by (entity, source)
 }
 
 type openSync struct {

@@ -14,8 +14,9 @@ import (
 //
 // Cleared (deleted) alarms are included: a `causes` edge counts when it is
 // live, or when it was deleted together with one of its alarms (it held
-// until that alarm cleared). A `causes` edge that the evaluator retracted
-// while both alarms stayed raised does not count.
+// until that alarm cleared; it is shown with vitrage_is_deleted). A
+// `causes` edge that the evaluator retracted while both alarms stayed
+// raised does not count.
 type RCA struct {
 	// Alarm is the alarm analysed.
 	Alarm VertexID
@@ -41,13 +42,7 @@ func (g *Graph) causalView() *View {
 	w := g.View(true)
 	w.vertex = func(v *vertex) bool { return g.s(v.category) == CategoryAlarm }
 	w.Relationship = func(rel string) bool { return rel == RelCauses }
-	w.edge = func(from VertexID, e *edge) bool {
-		if !e.deleted {
-			return true
-		}
-		f, t := g.get(from), g.get(e.to)
-		return (f.deleted && f.update == e.update) || (t.deleted && t.update == e.update)
-	}
+	w.edge = func(_ VertexID, e *edge) bool { return !e.deleted || e.withVertex }
 	return w
 }
 

@@ -140,3 +140,51 @@ func TestDOTEscape(t *testing.T) {
 		t.Errorf("dotEscape = %q, want %q", got, want)
 	}
 }
+
+func TestRCADeletedLinks(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		steps   func(g *Graph, a, b VertexID)
+		linked  bool
+		deleted bool
+	}{
+		{"live", func(g *Graph, a, b VertexID) {}, true, false},
+		{"cleared effect keeps its cause", func(g *Graph, a, b VertexID) { g.ClearDeducedAlarm(b) }, true, true},
+		{"cleared cause stays a cause", func(g *Graph, a, b VertexID) { g.ClearDeducedAlarm(a) }, true, true},
+		{"kept after later changes to the cleared alarm", func(g *Graph, a, b VertexID) {
+			g.ClearDeducedAlarm(b)
+			g.SetMarkedDown(b, true)
+		}, true, true},
+		{"retracted", func(g *Graph, a, b VertexID) { g.SetCausal(a, b, false) }, false, false},
+		{"retracted then cleared", func(g *Graph, a, b VertexID) {
+			g.SetCausal(a, b, false)
+			g.ClearDeducedAlarm(b)
+		}, false, false},
+		{"cleared then raised again without the link", func(g *Graph, a, b VertexID) {
+			g.ClearDeducedAlarm(b)
+			g.SetCausal(a, b, false)
+			g.RaiseDeducedAlarm(DeducedAlarm{Target: 1, Name: "b", Severity: "warning"})
+		}, true, true}, // a retraction after the clear is a no-op: the evaluator retracting links of cleared alarms must not erase their history
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(nil)
+			var l logb
+			mustApply(t, g, l.upsert("s", 1, res("t", "r", "OK")))
+			a, _ := g.RaiseDeducedAlarm(DeducedAlarm{Target: 1, Name: "a", Severity: "critical"})
+			b, _ := g.RaiseDeducedAlarm(DeducedAlarm{Target: 1, Name: "b", Severity: "warning"})
+			g.SetCausal(a, b, true)
+			tc.steps(g, a, b)
+			r, err := g.RCA(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.Links) == 1; got != tc.linked {
+				t.Fatalf("linked = %v (%+v), want %v", got, r, tc.linked)
+			}
+			if tc.linked && r.Links[0].IsDeleted != tc.deleted {
+				t.Errorf("link deleted = %v, want %v", r.Links[0].IsDeleted, tc.deleted)
+			}
+			checkRoundTrip(t, g)
+		})
+	}
+}

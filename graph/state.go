@@ -39,10 +39,13 @@ type VertexState struct {
 
 // EdgeState is an outgoing edge and who asserts it.
 type EdgeState struct {
-	To              VertexID
-	Relationship    string
-	IsDeleted       bool
-	UpdateTimestamp time.Time
+	To           VertexID
+	Relationship string
+	IsDeleted    bool
+	// DeletedWithVertex says the edge was deleted because one of its
+	// vertices was, not retracted by its owners.
+	DeletedWithVertex bool
+	UpdateTimestamp   time.Time
 	// Owners are the (entity, source) pairs whose relations assert the
 	// edge, sorted; a live edge has at least one.
 	Owners []Owner
@@ -76,7 +79,7 @@ func (g *Graph) State() State {
 			vs.Out = make([]EdgeState, 0, len(v.out))
 		}
 		for _, e := range v.out {
-			es := EdgeState{To: e.to, Relationship: e.rel, IsDeleted: e.deleted, UpdateTimestamp: fromNanos(e.update)}
+			es := EdgeState{To: e.to, Relationship: e.rel, IsDeleted: e.deleted, DeletedWithVertex: e.withVertex, UpdateTimestamp: fromNanos(e.update)}
 			for _, o := range e.owners {
 				es.Owners = append(es.Owners, Owner{Entity: o.entity, Source: o.source})
 			}
@@ -149,7 +152,7 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			if j > 0 && cmpEdgeKey(edgeKey{vs.Out[j-1].To, vs.Out[j-1].Relationship}, edgeKey{es.To, es.Relationship}) >= 0 {
 				return nil, fmt.Errorf("graph state: edges of vertex %d not sorted at %d", v.id, j)
 			}
-			e := edge{to: es.To, rel: g.str(es.Relationship), deleted: es.IsDeleted, update: toNanos(es.UpdateTimestamp)}
+			e := edge{to: es.To, rel: g.str(es.Relationship), deleted: es.IsDeleted, withVertex: es.DeletedWithVertex && es.IsDeleted, update: toNanos(es.UpdateTimestamp)}
 			for _, o := range es.Owners {
 				e.owners = append(e.owners, owner{o.Entity, g.str(o.Source)})
 			}
