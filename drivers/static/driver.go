@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -32,8 +31,9 @@ type Config struct {
 	// PollInterval is how often the directory is checked for changes
 	// between scheduled pulls (default 5s).
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// Schedule is the runner's schedule of full pulls (interval, backoff...).
-	Schedule drivers.Schedule `yaml:",inline"`
+	// The schedule of full pulls is a drivers.Schedule next to this Config
+	// in the wiring: this package does not import package drivers (and its
+	// metrics), so the pure template tests of graph/ can import Parse.
 }
 
 // Validate reports every problem of c, naming its YAML key.
@@ -48,7 +48,6 @@ func (c Config) Validate() error {
 	if c.Source != "" && checkText(c.Source) != nil {
 		errs = append(errs, fmt.Errorf("source: %v", checkText(c.Source)))
 	}
-	errs = append(errs, c.Schedule.Validate())
 	return errors.Join(errs...)
 }
 
@@ -73,9 +72,6 @@ func New(cfg Config) (*Driver, error) {
 
 // Name is the source of the driver's events.
 func (d *Driver) Name() string { return d.cfg.Source }
-
-// Job is the driver with its configured schedule, for drivers.New.
-func (d *Driver) Job() drivers.Job { return drivers.Job{Driver: d, Schedule: d.cfg.Schedule} }
 
 // files lists the topology files of the directory in name order.
 func (d *Driver) files() ([]string, error) {

@@ -58,12 +58,12 @@ func TestRunnerRereadsOnChange(t *testing.T) {
 		}
 	}
 	write("active")
-	d, err := New(Config{Directory: dir, PollInterval: 20 * time.Millisecond, Schedule: drivers.Schedule{Interval: time.Hour}})
+	d, err := New(Config{Directory: dir, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	r, err := drivers.New([]drivers.Job{d.Job()}, drivers.Deps{Publisher: rec})
+	r, err := drivers.New([]drivers.Job{{Driver: d, Schedule: drivers.Schedule{Interval: time.Hour}}}, drivers.Deps{Publisher: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,17 @@
 // same upsert events (Events) as the driver does. The driver re-reads its
 // directory on every scheduled pull and when a file changes (Watch), and
 // hands the runner in package drivers a full "get all" of every file.
+//
+// The package imports only the event envelope and YAML (not package drivers
+// and its metrics), so the pure packages of graph/ can import it
+// (TestImportsStayPure).
 package static
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -20,7 +27,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -449,7 +455,7 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 		e := ents[i]
 		out = append(out, event.Event{
 			V:          event.Version,
-			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, drivers.ContentHash(e)),
+			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, ContentHash(e)),
 			Source:     source,
 			Kind:       event.KindEntityUpsert,
 			ObservedAt: at.UTC(),
@@ -457,4 +463,19 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 		})
 	}
 	return out
+}
+
+// ContentHash is a stable hash of an entity's content: encoding/json
+// writes struct fields in order and map keys sorted, and Entities sorts
+// relations. (It equals drivers.ContentHash; this package keeps its own so
+// that it imports nothing but the event envelope and YAML.)
+func ContentHash(e event.Entity) string {
+	b, err := json.Marshal(e)
+	if err != nil {
+		// An Entity holds only strings, maps and slices of them; Marshal
+		// cannot fail. Stay total anyway.
+		b = fmt.Appendf(nil, "%#v", e)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

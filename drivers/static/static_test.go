@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -256,22 +257,33 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigYAML(t *testing.T) {
 	var c Config
-	dec := yaml.NewDecoder(strings.NewReader("directory: /etc/causeway/static\npoll_interval: 2s\ninterval: 5m\nbackoff_max: 1m\n"))
+	dec := yaml.NewDecoder(strings.NewReader("directory: /etc/causeway/static\npoll_interval: 2s\n"))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Directory != "/etc/causeway/static" || c.PollInterval != 2*time.Second || c.Schedule.Interval != 5*time.Minute || c.Schedule.BackoffMax != time.Minute {
+	if c.Directory != "/etc/causeway/static" || c.PollInterval != 2*time.Second {
 		t.Errorf("decoded %+v", c)
 	}
-	d, err := New(c)
+}
+
+func TestContentHashMatchesRunner(t *testing.T) {
+	e := event.Entity{Category: "RESOURCE", Type: "switch", ID: "s1", Properties: map[string]string{"b": "2", "a": "1"}}
+	if ContentHash(e) != drivers.ContentHash(e) {
+		t.Error("static.ContentHash and drivers.ContentHash differ")
+	}
+}
+
+// TestImportsStayPure: graph/templatetest imports this package; it must
+// not pull in metrics, HTTP or the broker.
+func TestImportsStayPure(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("go list: %v", err)
 	}
-	if j := d.Job(); j.Schedule.Interval != 5*time.Minute || j.Driver != drivers.Driver(d) {
-		t.Errorf("Job %+v", j)
-	}
-	if err := (Config{Directory: "x", Schedule: drivers.Schedule{Jitter: 3}}).Validate(); err == nil || !strings.Contains(err.Error(), "jitter") {
-		t.Errorf("schedule not validated: %v", err)
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "net/http" || strings.Contains(dep, "prometheus") || strings.Contains(dep, "amqp") || dep == "github.com/causeway/causeway/drivers" {
+			t.Errorf("drivers/static depends on %s", dep)
+		}
 	}
 }
