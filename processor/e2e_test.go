@@ -163,7 +163,11 @@ func TestE2EFailover(t *testing.T) {
 	dsn := storetest.NewDB(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "causeway")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/causeway")
+	args := []string{"build", "-o", bin}
+	if os.Getenv("CAUSEWAY_E2E_RACE") != "" {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/causeway")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -335,6 +339,27 @@ func TestE2EFailover(t *testing.T) {
 	}
 	if !fenced {
 		t.Errorf("no paused leader's write was refused by the fence in 5 attempts")
+	}
+
+	// SIGTERM: the leader hands leadership over and every process exits 0.
+	var lead *proc
+	waitFor(t, "a leader", 30*time.Second, func() bool { lead = c.leader(nil); return lead != nil })
+	stopped := time.Now()
+	if err := lead.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leader after SIGTERM", 30*time.Second, func() bool { return c.leader(map[string]bool{lead.id: true}) != nil })
+	t.Logf("leadership handed over %s after SIGTERM", time.Since(stopped))
+	for _, p := range c.procs {
+		if p != lead {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range c.procs {
+		waitFor(t, p.id+" exits", 30*time.Second, func() bool { return p.cmd.ProcessState != nil })
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("%s exited %d after SIGTERM", p.id, code)
+		}
 	}
 	cancel()
 	<-bpDone
