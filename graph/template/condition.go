@@ -66,6 +66,11 @@ func tokenize(s string, v3 bool) ([]token, error) {
 			w := s[i:j]
 			switch strings.ToLower(w) {
 			case "and", "or", "not":
+				// Vitrage v1/v2 rewrite only lowercase operators before
+				// handing the condition to sympy, which then refuses "AND".
+				if !v3 && w != strings.ToLower(w) {
+					return nil, fmt.Errorf("operator %q at offset %d must be lowercase in version 1 and 2 templates", w, i)
+				}
 				toks = append(toks, token{kind: strings.ToLower(w), text: w, pos: i})
 			default:
 				toks = append(toks, token{kind: "ident", text: w, pos: i})
