@@ -1,6 +1,9 @@
 package graph
 
 import (
+	"bytes"
+	"encoding/gob"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -122,5 +125,39 @@ func TestStateIsACopy(t *testing.T) {
 	v.Properties["a"] = "changed"
 	if dump(t, g) != before {
 		t.Error("changing a State or a Vertex copy changed the graph")
+	}
+}
+
+// TestStateEncodings checks that State survives the encodings snapshots use
+// (JSON and gob) with a byte-identical dump.
+func TestStateEncodings(t *testing.T) {
+	g, _ := fixture(t)
+	want := dump(t, g)
+	s := g.State()
+
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON State
+	if err := json.Unmarshal(b, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(s); err != nil {
+		t.Fatal(err)
+	}
+	var fromGob State
+	if err := gob.NewDecoder(&buf).Decode(&fromGob); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]State{"json": fromJSON, "gob": fromGob} {
+		r, err := FromState(st, nil)
+		if err != nil {
+			t.Fatalf("%s: FromState: %v", name, err)
+		}
+		if got := dump(t, r); got != want {
+			t.Errorf("%s: dump after the round trip differs", name)
+		}
 	}
 }
