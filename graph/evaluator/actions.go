@@ -189,7 +189,9 @@ func (e *Engine) settle(ef *effect) []graph.Change {
 	}
 	switch ef.kind {
 	case kindAlarm:
-		want := dominant(ef, severityRank)
+		want := dominant(ef, func(v string) int {
+			return e.norm.Lookup(graph.CategoryAlarm, graph.DeducedType, v).Priority*1000 + severityRank(v)
+		})
 		if ef.on && ef.applied == want {
 			return nil
 		}
@@ -197,7 +199,13 @@ func (e *Engine) settle(ef *effect) []graph.Change {
 		ef.alarmID, ef.applied, ef.on = id, want, true
 		return ch
 	case kindState:
-		want := dominant(ef, stateRank)
+		typ := ""
+		if v, ok := e.g.Vertex(ef.target); ok {
+			typ = v.Type
+		}
+		want := dominant(ef, func(v string) int {
+			return e.norm.Lookup(graph.CategoryResource, typ, v).Priority*1000 + stateRank(v)
+		})
 		if ef.on && ef.applied == want {
 			return nil
 		}

@@ -141,6 +141,9 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 	if cfg.MaxSteps <= 0 {
 		cfg.MaxSteps = DefaultMaxSteps
 	}
+	if norm == nil {
+		norm = graph.DefaultNormalizer()
+	}
 	return &Engine{
 		g: g, norm: norm, maxSteps: cfg.MaxSteps,
 		templates: map[string]*loaded{},

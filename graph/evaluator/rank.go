@@ -2,6 +2,10 @@ package evaluator
 
 import "strings"
 
+// The dominant value among the supports of an effect is the one with the
+// highest priority in the graph's Normalizer (Vitrage's datasource values);
+// these ranks only break its ties (and order values it does not list).
+
 // severityRank orders alarm severities; higher is more severe. Unknown
 // severities rank lowest but are still raised.
 func severityRank(s string) int {
