@@ -21,6 +21,7 @@ type connector struct {
 	cfg        Conn
 	log        *slog.Logger
 	reconnects prometheus.Counter
+	failures   prometheus.Counter
 	blocked    prometheus.Gauge
 	connected  prometheus.Gauge
 }
@@ -35,6 +36,10 @@ func newConnector(cfg Conn, log *slog.Logger, role string, labels prometheus.Lab
 			Name: "causeway_bus_" + role + "_reconnects_total", ConstLabels: labels,
 			Help: "Broker connections (re)established after the first one.",
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_bus_" + role + "_session_failures_total", ConstLabels: labels,
+			Help: "Failed dials and broker sessions that ended in an error (each is retried with backoff).",
+		}),
 		blocked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_bus_" + role + "_connection_blocked", ConstLabels: labels,
 			Help: "1 while the broker blocks the connection (resource alarm).",
@@ -44,7 +49,7 @@ func newConnector(cfg Conn, log *slog.Logger, role string, labels prometheus.Lab
 			Help: "1 while the broker connection is up and set up.",
 		}),
 	}
-	if err := register(reg, c.reconnects, c.blocked, c.connected); err != nil {
+	if err := register(reg, c.reconnects, c.failures, c.blocked, c.connected); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -68,17 +73,17 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 // ends; run closes the connection after it returns.
 func (c *connector) run(ctx context.Context, session func(ctx context.Context, conn *amqp.Connection) error) error {
 	backoff := c.cfg.ReconnectMin
-	first := true
+	connected := false // ever, by this run
 	for {
 		start := time.Now()
-		err := c.once(ctx, session, first)
+		err := c.once(ctx, session, &connected)
 		if ctx.Err() != nil {
 			return nil
 		}
-		first = false
 		if time.Since(start) > 10*c.cfg.ReconnectMax {
 			backoff = c.cfg.ReconnectMin // it ran well for a while: start over
 		}
+		c.failures.Inc()
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter, so clients do not stampede
 		c.log.Warn("broker session ended", "err", err, "retry_in", wait)
 		t := time.NewTimer(wait)
@@ -92,7 +97,7 @@ func (c *connector) run(ctx context.Context, session func(ctx context.Context, c
 	}
 }
 
-func (c *connector) once(ctx context.Context, session func(context.Context, *amqp.Connection) error, first bool) error {
+func (c *connector) once(ctx context.Context, session func(context.Context, *amqp.Connection) error, connected *bool) error {
 	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
 		Heartbeat: heartbeat,
 		Locale:    "en_US",
@@ -101,9 +106,10 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", redactURL(c.cfg.URL), err)
 	}
-	if !first {
+	if *connected {
 		c.reconnects.Inc()
 	}
+	*connected = true
 	sctx, cancel := context.WithCancelCause(ctx)
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))

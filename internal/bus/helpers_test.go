@@ -26,6 +26,16 @@ func testEvent(i int) event.Event {
 	}
 }
 
+// testBatch is a valid sequenced batch of n records after prev.
+func testBatch(prev int64, n int) event.Batch {
+	b := event.Batch{PrevSeq: prev}
+	for i := range n {
+		seq := prev + int64(i) + 1
+		b.Records = append(b.Records, event.Record{Seq: seq, RecordedAt: time.Unix(1_700_000_000+seq, 0).UTC(), Event: testEvent(int(seq))})
+	}
+	return b
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())

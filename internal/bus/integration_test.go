@@ -457,14 +457,7 @@ func TestSequencedStream(t *testing.T) {
 			return Update{}
 		}
 	}
-	batch := func(prev int64, n int) event.Batch {
-		b := event.Batch{PrevSeq: prev}
-		for i := range n {
-			seq := prev + int64(i) + 1
-			b.Records = append(b.Records, event.Record{Seq: seq, RecordedAt: time.Unix(1_700_000_000+seq, 0).UTC(), Event: testEvent(int(seq))})
-		}
-		return b
-	}
+	batch := testBatch
 	ctx := context.Background()
 	if u := next(); !u.Gap {
 		t.Fatalf("first update %+v, want a gap signal", u)
