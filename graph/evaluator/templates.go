@@ -65,6 +65,9 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	if name == "" {
 		return nil, errors.New("template.put without a name")
 	}
+	if old, ok := e.templates[name]; ok && old.body == body {
+		return nil, nil // the same template again: nothing changes
+	}
 	tpl, err := compile(name, body, e.definitions)
 	if err != nil {
 		return nil, err
