@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +165,36 @@ scenarios:
 	}
 	if string(dump(t, r)) != string(dump(t, l.e)) {
 		t.Error("restored engine dumps differently")
+	}
+}
+
+func TestReputSameTemplateChangesNothing(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	body := `
+metadata: {version: 3, name: t, type: standard}
+entities:
+  alarm: {category: ALARM, name: NIC_DOWN}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions: [{raise_alarm: {target: host, alarm_name: nic, severity: WARNING}}]
+`
+	l.must(host("h1", "available"))
+	l.must(alarmOn("a1", "NIC_DOWN", "h1"))
+	if r := l.must(put("t", body)); len(r.Changes) == 0 {
+		t.Fatal("first put raised nothing")
+	}
+	if r := l.must(put("t", body)); len(r.Changes) != 0 {
+		t.Errorf("second put of the same body changed the graph: %d changes", len(r.Changes))
+	}
+	// A changed body re-runs the template: the alarm's severity follows it.
+	l.must(put("t", strings.Replace(body, "WARNING", "CRITICAL", 1)))
+	id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", "h1")
+	aid, ok := l.e.Graph().Lookup(graph.CategoryAlarm, graph.DeducedType, graph.DeducedExternalID(id, "nic"))
+	if !ok {
+		t.Fatal("no deduced alarm")
+	}
+	if v, _ := l.e.Graph().Vertex(aid); v.Severity != "CRITICAL" || v.IsDeleted {
+		t.Errorf("deduced alarm = %s deleted=%v", v.Severity, v.IsDeleted)
 	}
 }
