@@ -126,6 +126,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		Log: log, Stream: sub, Publisher: pub, Snapshots: writer, Reconstructor: recon,
 		Fence:   dbFence{db: db, name: p.cfg.Snapshot.FenceName},
 		Capture: CaptureEngine, Inspect: InspectEngine,
+		SnapshotIndex: snapshot.NewStore(db, p.deps.Logger),
 	}
 	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
@@ -148,6 +149,14 @@ type Parts struct {
 	Inspect func(m Machine) (api.View, error)
 	// Election replaces the raft node built from the config (tests).
 	Election Elector
+	// SnapshotIndex reports the newest snapshot in the database, for the
+	// status of every node (nil: only this node's own writes are shown).
+	SnapshotIndex SnapshotIndex
+}
+
+// SnapshotIndex finds the newest snapshot (snapshot.Store).
+type SnapshotIndex interface {
+	Newest(ctx context.Context) (snapshot.Meta, bool, error)
 }
 
 // Stream is the sequenced batch stream (bus.Subscriber).
@@ -223,6 +232,7 @@ type node struct {
 
 	lastSnapSeq          atomic.Int64
 	lastSnapAt           atomic.Int64 // unix nanos
+	snapMu               sync.Mutex   // serialises noteSnapshot
 	snapsWritten, fenced atomic.Int64
 	errMu                sync.Mutex
 	lastErr              string
@@ -407,6 +417,7 @@ func (n *node) follow(ctx context.Context) error {
 				err = n.f.handleBatch(ctx, u.Batch)
 			case <-poll.C:
 				err = n.f.poll(ctx)
+				n.refreshSnapshotMeta(ctx)
 			}
 		}
 		if ctx.Err() != nil {
@@ -493,8 +504,7 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64) (fen
 	})
 	switch {
 	case err == nil:
-		n.lastSnapSeq.Store(res.Meta.Seq)
-		n.lastSnapAt.Store(n.now().UnixNano())
+		n.noteSnapshot(res.Meta.Seq, n.now())
 		n.snapsWritten.Add(1)
 		n.mSnaps.Inc()
 		return false
@@ -506,6 +516,32 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64) (fen
 	default:
 		log.Warn("write snapshot", "err", err)
 		return false
+	}
+}
+
+// noteSnapshot records the newest snapshot known (written here or seen in
+// the database).
+func (n *node) noteSnapshot(seq int64, at time.Time) {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	if seq > n.lastSnapSeq.Load() {
+		n.lastSnapSeq.Store(seq)
+		n.lastSnapAt.Store(at.UnixNano())
+	}
+}
+
+// refreshSnapshotMeta reads the newest snapshot's row, for the status.
+func (n *node) refreshSnapshotMeta(ctx context.Context) {
+	if n.parts.SnapshotIndex == nil {
+		return
+	}
+	m, ok, err := n.parts.SnapshotIndex.Newest(ctx)
+	if err != nil {
+		n.log.Debug("read newest snapshot", "err", err)
+		return
+	}
+	if ok {
+		n.noteSnapshot(m.Seq, m.CreatedAt)
 	}
 }
 

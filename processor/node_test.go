@@ -1,0 +1,117 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/processor/election"
+	"github.com/causeway/causeway/snapshot"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type fakeStream struct{ ch chan bus.Update }
+
+func (s *fakeStream) Run(ctx context.Context) error {
+	<-ctx.Done()
+	close(s.ch)
+	return nil
+}
+func (s *fakeStream) Updates() <-chan bus.Update { return s.ch }
+
+type fakeRecon struct {
+	mu    sync.Mutex
+	fails int
+	seq   int64
+	m     *recMachine
+}
+
+func (r *fakeRecon) Reconstruct(context.Context, snapshot.Target) (snapshot.Reconstruction, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fails > 0 {
+		r.fails--
+		return snapshot.Reconstruction{}, errors.New("db down")
+	}
+	return snapshot.Reconstruction{Machine: r.m, Seq: r.seq}, nil
+}
+
+type fakeElector struct{ leader string }
+
+func (e *fakeElector) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (e *fakeElector) Leader() (string, string)      { return e.leader, "addr" }
+func (e *fakeElector) State() string                 { return "Follower" }
+func (e *fakeElector) Term() uint64                  { return 2 }
+func (e *fakeElector) LeaderTerm() uint64            { return 0 }
+func (e *fakeElector) Servers() ([]election.Server, error) {
+	return nil, nil
+}
+func (e *fakeElector) Join(string, string, time.Duration) error { return election.ErrNotLeader }
+func (e *fakeElector) Remove(string, time.Duration) error       { return election.ErrNotLeader }
+
+func TestNodeFollowsAndReportsReady(t *testing.T) {
+	log := &fakeLog{head: 4}
+	m := &recMachine{}
+	stream := &fakeStream{ch: make(chan bus.Update)}
+	elect := &fakeElector{}
+	n := &node{
+		cfg: Config{PollInterval: time.Hour, ReadyLag: 0, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		log: slog.New(slog.DiscardHandler), now: time.Now,
+		parts:   Parts{Log: log, Stream: stream, Reconstructor: &fakeRecon{fails: 2, seq: 2, m: m}},
+		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
+		elect:   elect,
+		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
+		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.follow(ctx) }()
+
+	// Loaded at seq 2 after two failed attempts, then caught up to the
+	// database head (4) before reading the stream.
+	waitFor(t, "catch-up to 4", func() bool { return n.f.appliedSeq.Load() == 4 })
+	if st := n.Status(ctx); st.Ready || st.Leader != "" {
+		t.Errorf("ready without a leader: %+v", st)
+	}
+	elect.leader = "p2"
+	if st := n.Status(ctx); !st.Ready || st.AppliedSeq != 4 || st.LogHead != 4 {
+		t.Errorf("status = %+v", st)
+	}
+	// A batch continuing the log, then a doorbell lost (gap signal) while
+	// the database moved on.
+	stream.ch <- bus.Update{Batch: batch(4, 2)}
+	log.mu.Lock()
+	log.head = 9
+	log.mu.Unlock()
+	stream.ch <- bus.Update{Gap: true}
+	// The next batch (or the catch-up the gap asked for) brings it to 9.
+	stream.ch <- bus.Update{Batch: batch(9, 1)}
+	waitFor(t, "seq 10", func() bool { return n.f.appliedSeq.Load() == 10 })
+	if st := n.Status(ctx); !st.Ready || st.GapsRepaired != 1 {
+		t.Errorf("status at the head = %+v", st)
+	}
+	n.f.setHead(15) // a batch announced seq 15 that is not applied yet
+	if st := n.Status(ctx); st.Ready || st.Lag != 5 {
+		t.Errorf("ready while 5 behind the head: %+v", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := seqRange(3, 10)
+	if len(m.seqs) != len(want) {
+		t.Fatalf("applied %v, want %v", m.seqs, want)
+	}
+	for i := range want {
+		if m.seqs[i] != want[i] {
+			t.Fatalf("applied %v, want %v", m.seqs, want)
+		}
+	}
+	if n.f.outOfOrder.Load() != 0 {
+		t.Fatalf("out of order %d", n.f.outOfOrder.Load())
+	}
+}
