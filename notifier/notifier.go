@@ -129,70 +129,81 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 // Run drains subscribers until ctx ends; it returns nil then, after giving
 // its leases up.
 func (n *Notifier) Run(ctx context.Context) error {
-	type running struct {
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
-	workers := map[string]*running{}
-	exited := make(chan string, 64)
+	workers := map[string]context.CancelFunc{}
+	exited := make(chan string)
 	var wg sync.WaitGroup
 	defer func() {
-		for _, w := range workers {
-			w.cancel()
+		for _, cancel := range workers {
+			cancel()
 		}
 		wg.Wait()
 	}()
 	scan := time.NewTicker(n.cfg.ScanInterval)
 	defer scan.Stop()
 	for {
-		subs, err := n.db.subscriptions(ctx)
-		if err != nil && ctx.Err() == nil {
+		n.scan(ctx, workers, exited, &wg)
+		// A worker that stopped (lease lost, database error) is taken up
+		// again at the next scan, not at once: no hot loop on a persistent
+		// error.
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case id := <-exited:
+				if cancel, ok := workers[id]; ok {
+					cancel()
+					delete(workers, id)
+					n.m.leases.Dec()
+				}
+			case <-scan.C:
+				break wait
+			}
+		}
+	}
+}
+
+// scan starts a worker for every subscriber without one whose lease it can
+// take: live subscriptions, and deleted ones with rows left to dead-letter.
+func (n *Notifier) scan(ctx context.Context, workers map[string]context.CancelFunc, exited chan<- string, wg *sync.WaitGroup) {
+	subs, err := n.db.subscriptions(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
 			n.log.Warn("scan subscriptions", "err", err)
 		}
-		for _, s := range subs {
-			if _, ok := workers[s.id]; ok {
-				continue
+		return
+	}
+	for _, s := range subs {
+		if _, ok := workers[s.id]; ok {
+			continue
+		}
+		if s.deleted && !n.hasPending(ctx, s.id) {
+			continue
+		}
+		p, ok, err := n.db.acquire(ctx, s.id)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("acquire lease", "subscription", s.id, "err", err)
 			}
-			if s.deleted && !n.hasPending(ctx, s.id) {
-				continue
-			}
-			p, ok, err := n.db.acquire(ctx, s.id)
-			if err != nil {
-				if ctx.Err() == nil {
-					n.log.Warn("acquire lease", "subscription", s.id, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		workers[s.id] = cancel
+		n.m.leases.Inc()
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			defer func() {
+				select {
+				case exited <- id:
+				case <-ctx.Done():
 				}
-				continue
-			}
-			if !ok {
-				continue
-			}
-			wctx, cancel := context.WithCancel(ctx)
-			w := &running{cancel: cancel, done: make(chan struct{})}
-			workers[s.id] = w
-			n.m.leases.Inc()
-			wg.Add(1)
-			go func(id string) {
-				defer wg.Done()
-				defer func() {
-					select {
-					case exited <- id:
-					case <-ctx.Done():
-					}
-				}()
-				n.drain(wctx, id, p)
-			}(s.id)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case id := <-exited:
-			if w, ok := workers[id]; ok {
-				w.cancel()
-				delete(workers, id)
-				n.m.leases.Dec()
-			}
-		case <-scan.C:
-		}
+			}()
+			n.drain(wctx, id, p)
+		}(s.id)
 	}
 }
 
