@@ -481,11 +481,60 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
-// computeRCA fills resp with the alarms linked to alarm by `causes` edges,
+// Analyser is implemented by views that analyse RCA themselves
+// (graph.Graph, whose rules for cleared alarms and retracted edges are the
+// canonical ones); computeRCA prefers it.
+type Analyser interface {
+	RCA(alarm graph.VertexID) (*graph.RCA, error)
+}
+
+// computeRCA answers from the view's own analysis when it has one, and
+// otherwise walks the `causes` edges itself (see walkRCA).
+func computeRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCAResponse) bool {
+	a, ok := g.(Analyser)
+	if !ok {
+		return walkRCA(g, alarm, includeDeleted, resp)
+	}
+	r, err := a.RCA(alarm)
+	if err != nil {
+		return false
+	}
+	index := make(map[graph.VertexID]int, len(r.Alarms))
+	resp.Graph = Graph{Directed: true, Multigraph: true, Nodes: []Resource{}, Links: []Link{}}
+	for i, id := range r.Alarms {
+		v, _ := g.Vertex(id)
+		index[id] = i
+		resp.Graph.Nodes = append(resp.Graph.Nodes, toResource(v))
+	}
+	for _, e := range r.Links {
+		resp.Graph.Links = append(resp.Graph.Links, Link{Source: index[e.From], Target: index[e.To], Relationship: e.Relationship, Key: e.Relationship, IsDeleted: e.IsDeleted})
+	}
+	idx := index[alarm]
+	resp.Graph.InspectedIndex = &idx
+	resp.RootCauses = ids(r.Roots)
+	resp.Paths = [][]string{}
+	for _, p := range r.Paths {
+		if len(resp.Paths) == MaxRCAPaths {
+			break
+		}
+		resp.Paths = append(resp.Paths, ids(p))
+	}
+	return true
+}
+
+func ids(vs []graph.VertexID) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = strconv.FormatInt(int64(v), 10)
+	}
+	return out
+}
+
+// walkRCA fills resp with the alarms linked to alarm by `causes` edges,
 // both ways, the root causes and the paths from each root to alarm. A
 // deleted (cleared) alarm's RCA includes deleted edges, so the path that
 // explained it is still shown.
-func computeRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCAResponse) bool {
+func walkRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCAResponse) bool {
 	v, ok := g.Vertex(alarm)
 	if !ok || v.Category != graph.CategoryAlarm {
 		return false
