@@ -319,7 +319,10 @@ func TestPropertyReplayAndRestore(t *testing.T) {
 				final = append(final, rec)
 			}
 			applyAll(t, s, final)
-			for i, ti := range a.Templates() {
+			tis := a.Templates()
+			// Definitions first, so that includes resolve.
+			sort.SliceStable(tis, func(i, j int) bool { return tis[i].Type == "definition" && tis[j].Type != "definition" })
+			for i, ti := range tis {
 				tplRecs = append(tplRecs, event.Record{Seq: int64(len(recs) + 1 + i), RecordedAt: recs[len(recs)-1].RecordedAt,
 					Event: event.Event{V: 1, EventID: "t" + ti.Name, Source: "api", Kind: event.KindTemplatePut,
 						Template: &event.Template{Name: ti.Name, Body: ti.Body}}})

@@ -39,13 +39,24 @@ func (e *Engine) templateNames() []string {
 	return names
 }
 
-// definitions resolves includes against the loaded definition templates.
+// definitions resolves includes against the loaded definition templates by
+// their metadata name, as Vitrage does (the first by event name when two
+// share it).
 func (e *Engine) definitions(name string) (*template.Template, bool) {
-	l, ok := e.templates[name]
-	if !ok || l.tpl.Type != template.TypeDefinition {
+	l := e.definition(name)
+	if l == nil {
 		return nil, false
 	}
 	return l.tpl, true
+}
+
+func (e *Engine) definition(name string) *loaded {
+	for _, n := range e.templateNames() {
+		if l := e.templates[n]; l.tpl.Type == template.TypeDefinition && l.tpl.Name == name {
+			return l
+		}
+	}
+	return nil
 }
 
 // compile parses a template body; includes are resolved through defs.
@@ -74,7 +85,7 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	}
 	l := &loaded{name: name, body: body, tpl: tpl, rules: makeRules(name, tpl)}
 	for _, inc := range tpl.Includes {
-		l.includes = append(l.includes, TemplateState{Name: inc, Body: e.templates[inc].body})
+		l.includes = append(l.includes, TemplateState{Name: inc, Body: e.definition(inc).body})
 	}
 	old := e.templates[name]
 	everything := tpl.Type == template.TypeEquivalence || (old != nil && old.tpl.Type == template.TypeEquivalence)
