@@ -134,7 +134,8 @@ scenarios:
 
 func TestIncludesSurviveDefinitionDeleteAndRestore(t *testing.T) {
 	l := &logger{t: t, e: New(Config{}, nil)}
-	l.must(put("defs", `
+	// The event names the file; includes name the metadata name.
+	l.must(put("definitions.yaml", `
 metadata: {version: 2, type: definition, name: defs}
 definitions:
   entities:
@@ -152,7 +153,7 @@ scenarios:
       actions:
         - action: {action_type: set_state, action_target: {target: host}, properties: {state: ERROR}}
 `))
-	l.must(event.Event{Source: "api", Kind: event.KindTemplateDelete, Template: &event.Template{Name: "defs"}})
+	l.must(event.Event{Source: "api", Kind: event.KindTemplateDelete, Template: &event.Template{Name: "definitions.yaml"}})
 	l.must(host("h1", "available"))
 	l.must(alarmOn("a1", "NIC_DOWN", "h1"))
 	id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", "h1")
