@@ -174,7 +174,8 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		if rec.Event.Template == nil {
 			return res, fmt.Errorf("apply seq %d: %s without template", rec.Seq, rec.Event.Kind)
 		}
-		// The graph still sees the record, so its logical time moves on.
+		// The graph sees every record (today it ignores template kinds and
+		// its logical time stays at the previous record's).
 		gc, err := e.g.Apply(rec)
 		if err != nil {
 			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
