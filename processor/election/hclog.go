@@ -45,11 +45,12 @@ func (a *slogAdapter) enabled(lv hclog.Level) bool {
 }
 
 // Log passes msg and its key/value args to slog. hclog's args are the same
-// alternating key/value list as slog's, so they are passed through; a raft
-// message is made lowercase-constant by slog's own rules only as far as
-// raft writes it.
+// alternating key/value list as slog's, so they are passed through.
 func (a *slogAdapter) Log(lv hclog.Level, msg string, args ...any) {
-	if lv == hclog.Off || lv == hclog.NoLevel && !a.enabled(hclog.Info) || !a.enabled(lv) {
+	if lv == hclog.NoLevel {
+		lv = hclog.Info
+	}
+	if lv == hclog.Off || !a.enabled(lv) {
 		return
 	}
 	all := make([]any, 0, len(a.implied)+len(args)+2)
