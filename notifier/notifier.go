@@ -395,7 +395,15 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 		if next == w.cur && delivered == 0 && !failing {
 			return nil
 		}
-		if err := n.db.advance(ctx, w.id, w.cur, next, progress{delivered: delivered, failing: failing, lastError: msg, succeededAt: lastOK}); err != nil {
+		fctx := ctx
+		if ctx.Err() != nil {
+			// Shutting down: still store what was delivered, so that a
+			// restart repeats as little as possible.
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+		}
+		if err := n.db.advance(fctx, w.id, w.cur, next, progress{delivered: delivered, failing: failing, lastError: msg, succeededAt: lastOK}); err != nil {
 			return err
 		}
 		w.cur, delivered, lastOK = next, 0, time.Time{}
@@ -460,9 +468,6 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 			if attempt == 0 {
 				w.log.Warn("delivery failed; retrying with backoff", "webhook_id", r.webhookID, "seq", r.seq, "err", err)
 				if err := flush(true, err.Error()); err != nil {
-					return err
-				}
-				if err := n.db.recordFailure(ctx, w.id, err.Error()); err != nil {
 					return err
 				}
 			}

@@ -275,3 +275,39 @@ func TestDeletedSubscription(t *testing.T) {
 		return err == nil && len(dls) == 5 && strings.Contains(dls[0].Reason, "deleted")
 	})
 }
+
+// Stopped by its context (SIGTERM) mid-delivery, the notifier stores what
+// it delivered: a restart repeats at most the one request in flight.
+func TestGracefulStopStoresProgress(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.delay = time.Millisecond
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 500)
+	want := expectedIDs(t, db, "ops")
+	n, err := notifier.New(testConfig(dsn, "n1"), notifier.Deps{DB: db, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	waitFor(t, 30*time.Second, "120 deliveries", func() bool { return len(rcv.delivered()) >= 120 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	before := len(rcv.receipts())
+	if before >= 500 {
+		t.Fatal("everything was delivered before the stop")
+	}
+	start(t, testConfig(dsn, "n2"), db, prometheus.NewRegistry())
+	waitFor(t, 30*time.Second, "500 deliveries", func() bool { return len(rcv.delivered()) >= 500 })
+	if diff := cmp.Diff(ids(rcv.delivered()), want); diff != "" {
+		t.Fatalf("delivered (-got +want):\n%s", diff)
+	}
+	if repeats := len(rcv.receipts()) - 500; repeats > 1 {
+		t.Fatalf("%d requests repeated after a graceful stop, want at most 1", repeats)
+	}
+}
