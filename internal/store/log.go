@@ -171,7 +171,11 @@ func existingIDs(ctx context.Context, tx *sql.Tx, entries []Entry) (map[string]b
 		for _, e := range entries[start:end] {
 			args = append(args, e.Event.EventID)
 		}
-		q := "SELECT event_id FROM events WHERE event_id IN (?" + strings.Repeat(",?", len(args)-1) + ")"
+		// FOR UPDATE, although no other writer can interfere: it takes the
+		// table's write metadata lock at once, so the INSERT that follows
+		// needs no lock upgrade, which would deadlock with a partition
+		// ALTER (MaintainPartitions, DropBefore) queued in between.
+		q := "SELECT event_id FROM events WHERE event_id IN (?" + strings.Repeat(",?", len(args)-1) + ") FOR UPDATE"
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up stored event ids: %w", err)
@@ -298,6 +302,8 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 }
 
 // ReadRange returns up to limit records with seq > afterSeq, in seq order.
+// If retention dropped the records right after afterSeq, the first one
+// returned is later than afterSeq+1: callers that need afterSeq+1 check.
 func (l *Log) ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error) {
 	return l.readRange(ctx, afterSeq, -1, limit)
 }

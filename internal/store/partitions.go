@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"time"
@@ -19,7 +20,25 @@ const (
 	// maintainLockTimeout bounds the wait for another process maintaining
 	// the partitions of the same database.
 	maintainLockTimeout = 30 * time.Second
+	// alterLockWaitSeconds bounds how long a partition ALTER waits for the
+	// table's metadata lock. Writers queue behind a waiting ALTER, so a long
+	// transaction on events (an ad-hoc query) must make the ALTER give up —
+	// it is retried at the next maintenance — rather than stall the log.
+	alterLockWaitSeconds = 2
 )
+
+// alter runs an ALTER TABLE on conn with a short metadata-lock wait.
+func alter(ctx context.Context, conn *sql.Conn, q string) error {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", alterLockWaitSeconds)); err != nil {
+		return err
+	}
+	_, err := conn.ExecContext(ctx, q)
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = DEFAULT"); rerr != nil {
+		// Do not pool a connection with the short timeout.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return err
+}
 
 // Partition is one day partition of the events table.
 type Partition struct {
@@ -110,7 +129,7 @@ func (l *Log) MaintainPartitions(ctx context.Context, now time.Time, lookahead i
 	}
 	q := fmt.Sprintf("ALTER TABLE events REORGANIZE PARTITION %s INTO (%s, PARTITION %s VALUES LESS THAN (MAXVALUE))",
 		catchAll, strings.Join(defs, ", "), catchAll)
-	if _, err := conn.ExecContext(ctx, q); err != nil {
+	if err := alter(ctx, conn, q); err != nil {
 		return nil, fmt.Errorf("maintain partitions: add %s..%s: %w", names[0], names[len(names)-1], err)
 	}
 	return names, nil
@@ -145,7 +164,7 @@ func (l *Log) DropBefore(ctx context.Context, t time.Time) ([]string, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	if _, err := conn.ExecContext(ctx, "ALTER TABLE events DROP PARTITION "+strings.Join(names, ", ")); err != nil {
+	if err := alter(ctx, conn, "ALTER TABLE events DROP PARTITION "+strings.Join(names, ", ")); err != nil {
 		return nil, fmt.Errorf("drop partitions %s: %w", strings.Join(names, ", "), err)
 	}
 	return names, nil

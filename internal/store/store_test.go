@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,5 +460,108 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 	}
 	if first, err := log.First(ctx); err != nil || first != 3 {
 		t.Errorf("First = %d, %v; want 3 (the oldest snapshot's seq is 3)", first, err)
+	}
+}
+
+// TestPartitionMaintenanceUnderLoad changes partitions while a writer
+// appends: no append may fail and the log stays dense.
+func TestPartitionMaintenanceUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	db := openDB(t, dsn)
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clk := &clock{t: day0.Add(time.Hour)}
+	writer := store.NewLog(openDB(t, dsn), clk.now)
+	maint := store.NewLog(db, nil)
+
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var appended atomic.Int64
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			res, err := writer.Append(ctx, entries(t, fmt.Sprint("m", i, "-a"), fmt.Sprint("m", i, "-b")))
+			if err != nil {
+				done <- err
+				return
+			}
+			appended.Store(res.Batch.LastSeq())
+		}
+	}()
+	for d := range 6 {
+		// Each round starts while appends are flowing.
+		before := appended.Load()
+		deadline := time.Now().Add(30 * time.Second)
+		for appended.Load() < before+4 {
+			if time.Now().After(deadline) {
+				t.Fatal("the writer made no progress")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		now := day0.AddDate(0, 0, d).Add(time.Hour)
+		clk.set(now)
+		if _, err := maint.MaintainPartitions(ctx, now, 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := maint.DropBefore(ctx, now.AddDate(0, 0, -3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("append during partition maintenance: %v", err)
+	}
+	first, err := maint.First(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, last int64
+	for r, err := range maint.Scan(ctx, first-1, math.MaxInt64) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		last = r.Seq
+	}
+	if last != appended.Load() || n != last-first+1 {
+		t.Errorf("after maintenance: seq %d..%d with %d rows; want dense up to %d", first, last, n, appended.Load())
+	}
+}
+
+// TestAlterGivesUpBehindLongTransaction: a transaction holding the events
+// table open makes partition maintenance fail after its short lock wait
+// instead of queueing the log's writers behind it indefinitely.
+func TestAlterGivesUpBehindLongTransaction(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	log := store.NewLog(db, nil)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = log.MaintainPartitions(ctx, time.Now(), 1)
+	if err == nil {
+		t.Fatal("MaintainPartitions succeeded while a transaction held the table")
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("MaintainPartitions gave up after %v; want within its short lock wait", took)
+	}
+	_ = tx.Rollback()
+	if _, err := log.MaintainPartitions(ctx, time.Now(), 1); err != nil {
+		t.Errorf("MaintainPartitions after the transaction ended: %v", err)
+	}
+	if _, err := log.Append(ctx, entries(t, "after")); err != nil {
+		t.Errorf("Append after: %v", err)
 	}
 }
