@@ -29,6 +29,12 @@ func newRootCmd() *cobra.Command {
 	// One constructor per subcommand; each lives in its own file.
 	commands := []*cobra.Command{
 		newVersionCmd(),
+		newCheckConfigCmd(g),
+		newMigrateCmd(g),
+		newPersisterCmd(g),
+		newDriverCmd(g),
+		newListenerCmd(g),
+		newTemplatesCmd(g),
 		newProcessorCmd(g),
 		newStatusCmd(g),
 		newClusterCmd(g),

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// validate checks every section of the file the way its component does when
+// it starts, and joins every problem, each named by its YAML path.
+func (cfg *fileConfig) validate() error {
+	var errs []error
+	add := func(section string, err error) {
+		if err != nil {
+			errs = append(errs, prefixErr(section, err))
+		}
+	}
+	add("persister", cfg.Persister.Config.WithDefaults().Validate())
+	pc := cfg.Processor
+	pc.SetDefaults()
+	add("processor", pc.Validate())
+	if s := cfg.Drivers.Static; s != nil {
+		add("drivers.static", s.Config.Validate())
+		add("drivers.static", s.Schedule.Validate())
+	}
+	if a := cfg.Drivers.Alertmanager; a != nil {
+		add("drivers.alertmanager", a.Validate())
+	}
+	if cfg.Drivers.Static != nil || cfg.Drivers.Alertmanager != nil {
+		add("drivers.publisher", cfg.Drivers.Publisher.config(cfg.Bus).Validate())
+	}
+	l := cfg.Listener
+	if l.Alertmanager != nil || l.Events != nil {
+		add("listener.server", l.Server.Validate())
+	}
+	if l.Alertmanager != nil {
+		add("listener.alertmanager", l.Alertmanager.Validate())
+	}
+	if l.Events != nil {
+		add("listener.events", l.Events.Validate())
+	}
+	if l.OpenStack != nil {
+		add("listener.openstack", l.OpenStack.Validate())
+	}
+	if l.Alertmanager != nil || l.Events != nil || l.OpenStack != nil {
+		add("listener.publisher", l.Publisher.config(cfg.Bus).Validate())
+	}
+	nc := cfg.Notifier
+	nc.SetDefaults()
+	add("notifier", nc.Validate())
+	return errors.Join(errs...)
+}
+
+func newCheckConfigCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check-config",
+		Short: "Load and validate the configuration file as the daemons do; report every problem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g.configPath)
+			if err == nil {
+				err = cfg.validate()
+			}
+			if err != nil {
+				return &exitError{code: 1, msg: fmt.Sprintf("config %s is not valid:\n%v", g.configPath, err)}
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "config %s is valid\n", g.configPath)
+			return err
+		},
+	}
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/alertmanager"
+	"github.com/causeway/causeway/drivers/static"
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/listeners"
+	lam "github.com/causeway/causeway/listeners/alertmanager"
+	"github.com/causeway/causeway/listeners/events"
+	"github.com/causeway/causeway/listeners/openstack"
+	"github.com/causeway/causeway/notifier"
+	"github.com/causeway/causeway/persister"
+	"github.com/causeway/causeway/processor"
+	"gopkg.in/yaml.v3"
+)
+
+// fileConfig is the one YAML file (/etc/causeway/causeway.yaml): a section
+// per component, decoded strictly (unknown keys are errors). Each component
+// package owns its section's type, defaults and Validate; this file only
+// composes them and fills the shared database and broker settings into the
+// sections that leave them empty.
+type fileConfig struct {
+	// Database is the MariaDB of the event log, shared by every component.
+	Database databaseConfig `yaml:"database"`
+	// Bus is the RabbitMQ broker of Causeway's events, shared too.
+	Bus busConfig `yaml:"bus"`
+
+	Persister persisterSection `yaml:"persister"`
+	Processor processor.Config `yaml:"processor"`
+	Drivers   driversSection   `yaml:"drivers"`
+	Listener  listenerSection  `yaml:"listener"`
+	Notifier  notifier.Config  `yaml:"notifier"`
+}
+
+type databaseConfig struct {
+	// DSN in go-sql-driver/mysql form, or DSNFile holding it (a secret).
+	DSN     string `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"`
+}
+
+type busConfig struct {
+	// URL (vhost included), or URLFile holding it (it carries a password).
+	URL          string        `yaml:"url"`
+	URLFile      string        `yaml:"url_file"`
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+}
+
+func (b busConfig) conn() bus.Conn {
+	return bus.Conn{URL: b.URL, ReconnectMin: b.ReconnectMin, ReconnectMax: b.ReconnectMax}
+}
+
+type persisterSection struct {
+	persister.Config `yaml:",inline"`
+	// MetricsListen serves /metrics ("" = none).
+	MetricsListen string `yaml:"metrics_listen"`
+}
+
+// publisherSection is the spool of a producer process (drivers, listener).
+type publisherSection struct {
+	// SpoolPath is the bbolt file holding events until the broker confirms them.
+	SpoolPath      string `yaml:"spool_path"`
+	MaxInFlight    int    `yaml:"max_in_flight"`
+	SpoolMaxBytes  int64  `yaml:"spool_max_bytes"`
+	SpoolMaxEvents int    `yaml:"spool_max_events"`
+}
+
+func (p publisherSection) config(b busConfig) bus.PublisherConfig {
+	return bus.PublisherConfig{
+		Conn: b.conn(), SpoolPath: p.SpoolPath, MaxInFlight: p.MaxInFlight,
+		SpoolMaxBytes: p.SpoolMaxBytes, SpoolMaxEvents: p.SpoolMaxEvents,
+	}
+}
+
+type staticSection struct {
+	static.Config    `yaml:",inline"`
+	drivers.Schedule `yaml:",inline"`
+}
+
+type driversSection struct {
+	Publisher     publisherSection     `yaml:"publisher"`
+	MetricsListen string               `yaml:"metrics_listen"`
+	Static        *staticSection       `yaml:"static"`
+	Alertmanager  *alertmanager.Config `yaml:"alertmanager"`
+}
+
+type listenerSection struct {
+	// Server is the HTTP server of every push endpoint (address, auth, limits).
+	Server        listeners.Config `yaml:"server"`
+	Publisher     publisherSection `yaml:"publisher"`
+	MetricsListen string           `yaml:"metrics_listen"`
+	// Each endpoint is on when its section is present.
+	Alertmanager *lam.Config       `yaml:"alertmanager"`
+	Events       *events.Config    `yaml:"events"`
+	OpenStack    *openstack.Config `yaml:"openstack"`
+}
+
+// loadConfig reads, decodes, completes and validates the file at path.
+func loadConfig(path string) (*fileConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := parseConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// parseConfig decodes raw strictly and resolves the shared settings. It
+// checks the shared sections; each component validates its own section when
+// it starts (and check-config validates them all).
+func parseConfig(raw []byte) (*fileConfig, error) {
+	var cfg fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, err
+	}
+	var errs []error
+	if err := readSecret(&cfg.Database.DSN, cfg.Database.DSNFile, "database"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := readSecret(&cfg.Bus.URL, cfg.Bus.URLFile, "bus"); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Database.DSN == "" {
+		errs = append(errs, errors.New("database.dsn: is required (or database.dsn_file)"))
+	}
+	if cfg.Bus.URL == "" {
+		errs = append(errs, errors.New("bus.url: is required (or bus.url_file)"))
+	}
+	// Components that keep their own connection settings inherit the shared ones.
+	if cfg.Processor.DatabaseDSN == "" {
+		cfg.Processor.DatabaseDSN = cfg.Database.DSN
+	}
+	if cfg.Processor.AMQPURL == "" {
+		cfg.Processor.AMQPURL = cfg.Bus.URL
+	}
+	if cfg.Notifier.DSN == "" && cfg.Notifier.DSNFile == "" {
+		cfg.Notifier.DSN = cfg.Database.DSN
+	}
+	if cfg.Notifier.AMQPURL == "" {
+		cfg.Notifier.AMQPURL = cfg.Bus.URL
+	}
+	if cfg.Listener.OpenStack != nil && cfg.Listener.OpenStack.URL == "" {
+		cfg.Listener.OpenStack.Conn = cfg.Bus.conn()
+	}
+	return &cfg, errors.Join(errs...)
+}
+
+// readSecret fills *v from file when file is set; setting both is an error.
+func readSecret(v *string, file, section string) error {
+	if file == "" {
+		return nil
+	}
+	if *v != "" {
+		return fmt.Errorf("%s: set one of the value and its _file, not both", section)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%s: %w", section, err)
+	}
+	*v = strings.TrimSpace(string(b))
+	return nil
+}
+
+// prefixErr names the YAML section of a component's validation error.
+func prefixErr(section string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", section, err)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/alertmanager"
+	"github.com/causeway/causeway/drivers/static"
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/spf13/cobra"
+)
+
+func newDriverCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "driver [NAME...]",
+		Short: "Run datasource drivers (static, alertmanager): periodic full pulls published to the bus",
+		Long: "Run the configured datasource drivers named on the command line (all configured ones when\n" +
+			"none is named). Each full pull is published as sync.begin, the entities, sync.end.",
+		RunE: func(cmd *cobra.Command, names []string) error {
+			cfg, err := loadConfig(g.configPath)
+			if err != nil {
+				return err
+			}
+			log := g.logger().With("component", "driver")
+			reg := newRegistry()
+			want := func(name string) bool { return len(names) == 0 || slices.Contains(names, name) }
+			var jobs []drivers.Job
+			if s := cfg.Drivers.Static; s != nil && want("static") {
+				if err := s.Schedule.Validate(); err != nil {
+					return prefixErr("drivers.static", err)
+				}
+				d, err := static.New(s.Config)
+				if err != nil {
+					return prefixErr("drivers.static", err)
+				}
+				jobs = append(jobs, drivers.Job{Driver: d, Schedule: s.Schedule})
+			}
+			if a := cfg.Drivers.Alertmanager; a != nil && want("alertmanager") {
+				d, err := alertmanager.New(*a, alertmanager.Deps{Logger: log, Registerer: reg})
+				if err != nil {
+					return prefixErr("drivers.alertmanager", err)
+				}
+				jobs = append(jobs, d.Job())
+			}
+			if len(jobs) == 0 {
+				return fmt.Errorf("no driver to run: none of %v is configured under drivers", names)
+			}
+			pub, err := bus.NewPublisher(cfg.Drivers.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
+			if err != nil {
+				return prefixErr("drivers.publisher", err)
+			}
+			defer pub.Close()
+			runner, err := drivers.New(jobs, drivers.Deps{Publisher: pub, Logger: log, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), log, reg, cfg.Drivers.MetricsListen,
+				actor{"publisher", pub.Run},
+				actor{"drivers", runner.Run},
+			)
+		},
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/listeners"
+	lam "github.com/causeway/causeway/listeners/alertmanager"
+	"github.com/causeway/causeway/listeners/events"
+	"github.com/causeway/causeway/listeners/openstack"
+	"github.com/spf13/cobra"
+)
+
+func newListenerCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "listener",
+		Short: "Run the listeners: Alertmanager webhooks, the events API, OpenStack notifications",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g.configPath)
+			if err != nil {
+				return err
+			}
+			lc := cfg.Listener
+			log := g.logger().With("component", "listener")
+			reg := newRegistry()
+			var endpoints []listeners.Endpoint
+			if lc.Alertmanager != nil {
+				w, err := lam.New(*lc.Alertmanager)
+				if err != nil {
+					return prefixErr("listener.alertmanager", err)
+				}
+				endpoints = append(endpoints, w.Endpoint())
+			}
+			if lc.Events != nil {
+				a, err := events.New(*lc.Events)
+				if err != nil {
+					return prefixErr("listener.events", err)
+				}
+				endpoints = append(endpoints, a.Endpoint())
+			}
+			if len(endpoints) == 0 && lc.OpenStack == nil {
+				return errors.New("listener: no endpoint configured (alertmanager, events or openstack)")
+			}
+			pub, err := bus.NewPublisher(lc.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
+			if err != nil {
+				return prefixErr("listener.publisher", err)
+			}
+			defer pub.Close()
+			actors := []actor{{"publisher", pub.Run}}
+			if len(endpoints) > 0 {
+				srv, err := listeners.New(lc.Server, listeners.Deps{Publisher: pub, Endpoints: endpoints, Logger: log, Registerer: reg})
+				if err != nil {
+					return prefixErr("listener.server", err)
+				}
+				actors = append(actors, actor{"http server", srv.Run})
+			}
+			if lc.OpenStack != nil {
+				c, err := openstack.New(*lc.OpenStack, openstack.Deps{Publisher: pub, Logger: log, Registerer: reg})
+				if err != nil {
+					return prefixErr("listener.openstack", err)
+				}
+				actors = append(actors, actor{"openstack consumer", c.Run})
+			}
+			return serve(cmd.Context(), log, reg, lc.MetricsListen, actors...)
+		},
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/persister"
+	"github.com/spf13/cobra"
+)
+
+func newPersisterCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "persister",
+		Short: "Run a persister: bus -> the ordered event log in MariaDB",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g.configPath)
+			if err != nil {
+				return err
+			}
+			pcfg := cfg.Persister.Config.WithDefaults()
+			if err := pcfg.Validate(); err != nil {
+				return prefixErr("persister", err)
+			}
+			log := g.logger().With("component", "persister")
+			reg := newRegistry()
+			ctx := cmd.Context()
+			db, err := store.Open(ctx, cfg.Database.DSN)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			deps := bus.Deps{Logger: log, Registerer: reg}
+			consumer, err := bus.NewConsumer(persister.ConsumerConfig(pcfg, cfg.Bus.conn()), deps)
+			if err != nil {
+				return err
+			}
+			seqr, err := bus.NewBatchPublisher(cfg.Bus.conn(), deps)
+			if err != nil {
+				return err
+			}
+			p, err := persister.New(pcfg, persister.Deps{
+				Queue: persister.NewBusQueue(consumer), Log: store.NewLog(db, nil), Sequencer: seqr,
+				Logger: log, Registerer: reg,
+			})
+			if err != nil {
+				return err
+			}
+			// The persister runs its consumer and sequenced publisher itself,
+			// so that it can stop them in order on shutdown.
+			return serve(ctx, log, reg, cfg.Persister.MetricsListen, actor{"persister", p.Run})
+		},
+	}
+}

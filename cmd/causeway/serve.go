@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/causeway/causeway/internal/sdnotify"
+	oklogrun "github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// newRegistry is a process's metrics registry, with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// actor is one long-running part of a component: it runs until ctx ends.
+type actor struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// serve runs the actors of one component in an oklog/run group: the first to
+// return (or ctx's end, on SIGTERM) stops them all. It serves /metrics on
+// metricsAddr when set, tells systemd READY once every actor started, pings
+// the watchdog, and says STOPPING on the way out. A clean stop returns nil.
+func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metricsAddr string, actors ...actor) error {
+	var g oklogrun.Group
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	{ // the signal context: ending it is a clean stop
+		g.Add(func() error {
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	if metricsAddr != "" {
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Add(func() error {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		}, func(error) {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+	for _, a := range actors {
+		actx, acancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			if err := a.run(actx); err != nil {
+				return fmt.Errorf("%s: %w", a.name, err)
+			}
+			return nil
+		}, func(error) { acancel() })
+	}
+	g.Add(func() error {
+		sdnotify.Ready(log)
+		sdnotify.Watchdog(ctx, log, nil)
+		<-ctx.Done()
+		return nil
+	}, func(error) { sdnotify.Stopping(log) })
+	return g.Run()
+}
