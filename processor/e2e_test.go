@@ -267,7 +267,12 @@ func TestE2EFailover(t *testing.T) {
 		second = c.leader(map[string]bool{first.id: true})
 		return second != nil
 	})
-	t.Logf("new leader %s after %s", second.id, time.Since(killedAt))
+	t.Logf("failover: new leader %s running its duties %s after the kill", second.id, time.Since(killedAt))
+	waitFor(t, "the new leader ready", 30*time.Second, func() bool {
+		st, err := c.status(second)
+		return err == nil && st.Ready
+	})
+	t.Logf("failover: new leader %s ready (leader known, within ready_lag of the head) %s after the kill", second.id, time.Since(killedAt))
 	waitFor(t, "a snapshot by the new leader", 60*time.Second, func() bool {
 		st, err := c.status(second)
 		return err == nil && st.SnapshotsWritten > 0
@@ -307,7 +312,7 @@ func TestE2EFailover(t *testing.T) {
 	// Pause the leader until another is elected, feed events so the new
 	// leader writes snapshots, resume it: its late snapshot write is fenced.
 	fenced := false
-	for attempt := 0; attempt < 5 && !fenced; attempt++ {
+	for attempt := 0; attempt < 8 && !fenced; attempt++ {
 		var lead *proc
 		waitFor(t, "a leader", 30*time.Second, func() bool { lead = c.leader(nil); return lead != nil })
 		if err := lead.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -338,7 +343,7 @@ func TestE2EFailover(t *testing.T) {
 		fenced = st.FencedWrites > 0
 	}
 	if !fenced {
-		t.Errorf("no paused leader's write was refused by the fence in 5 attempts")
+		t.Errorf("no paused leader's write was refused by the fence in 8 attempts")
 	}
 
 	// SIGTERM: the leader hands leadership over and every process exits 0.
