@@ -23,7 +23,7 @@ build: ## build bin/causeway
 
 .PHONY: services
 services: ## install and start RabbitMQ and MariaDB when missing (idempotent)
-	@deploy/services.sh ensure
+	@deploy/services.sh up
 
 .PHONY: tools
 tools: ## install the test tools that come from Debian packages (systemd-analyze)
