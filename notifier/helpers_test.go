@@ -217,6 +217,13 @@ func (r *receiver) delivered() []receipt {
 	return out
 }
 
+// requests counts the requests received, without copying them.
+func (r *receiver) requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
 func (r *receiver) badSignatures() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,12 +1,15 @@
 package notifier_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/notifier"
 )
 
 // BenchmarkHealthyLatency measures a healthy subscriber's delivery latency
@@ -47,6 +50,41 @@ func BenchmarkHealthyLatency(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 			b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99_ms")
+		})
+	}
+}
+
+// BenchmarkDrain measures one healthy subscriber's delivery throughput
+// from a backlog (signing, HTTP on loopback, cursor moves, deletes).
+func BenchmarkDrain(b *testing.B) {
+	for _, rows := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			b.ReportAllocs()
+			var total time.Duration
+			for range b.N {
+				b.StopTimer()
+				db, dsn := openDB(b)
+				rcv := newReceiver(b)
+				l := newLeader(b, db)
+				l.subscribe("ops", rcv.srv.URL, "")
+				l.raise("alarm", rows)
+				b.StartTimer()
+				t0 := time.Now()
+				n, err := notifier.New(testConfig(dsn, "bench"), notifier.Deps{DB: db})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- n.Run(ctx) }()
+				for rcv.requests() < rows {
+					time.Sleep(5 * time.Millisecond)
+				}
+				total += time.Since(t0)
+				cancel()
+				<-done
+			}
+			b.ReportMetric(float64(rows*b.N)/total.Seconds(), "rows/s")
 		})
 	}
 }

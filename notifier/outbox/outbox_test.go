@@ -14,7 +14,9 @@ import (
 	"github.com/causeway/causeway/notifier/subscription"
 )
 
-func openDB(t *testing.T) *sql.DB {
+func openDB(t *testing.T) *sql.DB { return openDBB(t) }
+
+func openDBB(t testing.TB) *sql.DB {
 	t.Helper()
 	dsn := storetest.NewDB(t)
 	db, err := store.Open(context.Background(), dsn)
