@@ -114,12 +114,11 @@ func TestAPICommands(t *testing.T) {
 }
 
 const sampleProcessorConfig = `
-persister: {batch_size: 10}
+database: {dsn: "root@tcp(127.0.0.1:3306)/causeway"}
+bus: {url: "amqp://guest:guest@127.0.0.1:5672/"}
 processor:
   node_id: p1
   data_dir: /var/lib/causeway/p1
-  database_dsn: "root@tcp(127.0.0.1:3306)/causeway"
-  amqp_url: "amqp://guest:guest@127.0.0.1:5672/"
   raft:
     bind_addr: 127.0.0.1:7001
     heartbeat_timeout: 500ms
@@ -133,54 +132,32 @@ processor:
     policy: {every_events: 10000, every_interval: 5m}
 `
 
-func TestLoadProcessorConfig(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	cfg, err := loadProcessorConfig(write("ok.yaml", sampleProcessorConfig))
+func TestProcessorSection(t *testing.T) {
+	cfg, err := parseConfig([]byte(sampleProcessorConfig))
 	if err != nil {
-		t.Fatalf("load: %v", err)
+		t.Fatalf("parse: %v", err)
 	}
-	if cfg.Raft.NodeID != "p1" || cfg.Raft.HeartbeatTimeout.Milliseconds() != 500 || len(cfg.Raft.Peers) != 2 || cfg.Snapshot.Policy.EveryEvents != 10000 {
-		t.Errorf("cfg = %+v", cfg)
+	pc := cfg.Processor
+	if err := pc.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
 	}
-	if strings.Contains(cfg.String(), "root@tcp") {
-		t.Errorf("String leaks the DSN: %s", cfg)
+	pc.SetDefaults()
+	if pc.Raft.NodeID != "p1" || pc.Raft.HeartbeatTimeout.Milliseconds() != 500 || len(pc.Raft.Peers) != 2 ||
+		pc.Snapshot.Policy.EveryEvents != 10000 || pc.DatabaseDSN == "" || pc.AMQPURL == "" {
+		t.Errorf("processor section = %+v", pc)
 	}
-	for name, tc := range map[string]struct{ body, want string }{
-		"unknown key": {strings.Replace(sampleProcessorConfig, "node_id: p1", "node_id: p1\n  bogus: 1", 1), "bogus"},
-		"no section":  {"persister: {}\n", "no processor section"},
-		"invalid":     {strings.Replace(sampleProcessorConfig, "role: admin", "role: root", 1), "api: tokens[0].role"},
-		"not yaml":    {"processor: [", "config"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := loadProcessorConfig(write(strings.ReplaceAll(name, " ", "_")+".yaml", tc.body))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want %q", err, tc.want)
-			}
-		})
+	if strings.Contains(pc.String(), "root@tcp") {
+		t.Errorf("String leaks the DSN: %s", pc)
 	}
-}
-
-func FuzzLoadProcessorConfig(f *testing.F) {
-	f.Add([]byte(sampleProcessorConfig))
-	f.Add([]byte("processor: {node_id: x}\n"))
-	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		p := filepath.Join(dir, "c.yaml")
-		if err := os.WriteFile(p, raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := loadProcessorConfig(p)
-		if err == nil {
-			if err := cfg.Validate(); err != nil {
-				t.Fatalf("loaded a config that does not validate: %v", err)
-			}
-		}
-	})
+	bad := strings.Replace(sampleProcessorConfig, "role: admin", "role: root", 1)
+	cfg, err = parseConfig([]byte(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Processor.Validate(); err == nil || !strings.Contains(err.Error(), "api: tokens[0].role") {
+		t.Errorf("validate a bad role: %v", err)
+	}
+	if _, err := parseConfig([]byte(strings.Replace(sampleProcessorConfig, "node_id: p1", "node_id: p1\n  bogus: 1", 1))); err == nil {
+		t.Errorf("unknown key accepted")
+	}
 }
