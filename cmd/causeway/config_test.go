@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestExampleConfigIsValid loads deploy/causeway.yaml through the same path
+// as the daemons and check-config.
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig("../../deploy/causeway.yaml")
+	if err != nil {
+		t.Fatalf("load the example config: %v", err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("the example config does not validate:\n%v", err)
+	}
+	if cfg.Processor.DatabaseDSN != cfg.Database.DSN || cfg.Notifier.AMQPURL != cfg.Bus.URL {
+		t.Error("the shared database and bus settings were not inherited by the processor and notifier sections")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"empty", "", "empty"},
+		{"unknown top-level key", "database: {dsn: x}\nbus: {url: amqp://x}\ncolour: red\n", "field colour not found"},
+		{"unknown nested key", "database: {dsn: x, size: 3}\nbus: {url: amqp://x}\n", "field size not found"},
+		{"missing shared settings", "persister: {batch_size: 10}\n", "database.dsn: is required"},
+		{"value and file", "database: {dsn: x, dsn_file: /nonexistent}\nbus: {url: amqp://x}\n", "not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parseConfig error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigSecretFile(t *testing.T) {
+	f := t.TempDir() + "/dsn"
+	if err := os.WriteFile(f, []byte("u:p@tcp(h:3306)/db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig([]byte("database: {dsn_file: " + f + "}\nbus: {url: amqp://x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.DSN != "u:p@tcp(h:3306)/db" {
+		t.Errorf("dsn = %q", cfg.Database.DSN)
+	}
+}
+
+// FuzzParseConfig: the loader never panics on any input.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("../../deploy/causeway.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("database: {dsn: x}\nbus: {url: y}\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cfg, err := parseConfig(in)
+		if err == nil {
+			_ = cfg.validate()
+		}
+	})
+}
