@@ -15,6 +15,7 @@ const (
 	DefaultReconnectMin   = 100 * time.Millisecond
 	DefaultReconnectMax   = 10 * time.Second
 	DefaultMaxInFlight    = 256
+	DefaultConfirmTimeout = 30 * time.Second
 	DefaultSpoolMaxBytes  = 1 << 30
 	DefaultSpoolMaxEvents = 1_000_000
 	DefaultPrefetch       = 1000
@@ -78,6 +79,10 @@ type PublisherConfig struct {
 	SpoolPath string `yaml:"spool_path"`
 	// MaxInFlight bounds the published-but-unconfirmed messages (default 256).
 	MaxInFlight int `yaml:"max_in_flight"`
+	// ConfirmTimeout ends a broker session whose oldest unconfirmed message
+	// waited this long (default 30s), so a lost confirm cannot stall the
+	// spool: the next session re-sends it.
+	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 	// SpoolMaxBytes and SpoolMaxEvents bound the spool; Publish fails with
 	// ErrSpoolFull past them (defaults 1 GiB, 1e6 events).
 	SpoolMaxBytes  int64 `yaml:"spool_max_bytes"`
@@ -88,6 +93,9 @@ func (c *PublisherConfig) setDefaults() {
 	c.Conn.setDefaults()
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.ConfirmTimeout == 0 {
+		c.ConfirmTimeout = DefaultConfirmTimeout
 	}
 	if c.SpoolMaxBytes == 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
@@ -105,6 +113,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, errors.New("max_in_flight: must not be negative"))
+	}
+	if c.ConfirmTimeout < 0 {
+		errs = append(errs, errors.New("confirm_timeout: must not be negative"))
 	}
 	if c.SpoolMaxBytes < 0 {
 		errs = append(errs, errors.New("spool_max_bytes: must not be negative"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,9 @@ type connector struct {
 	failures   prometheus.Counter
 	blocked    prometheus.Gauge
 	connected  prometheus.Gauge
+	// isBlocked is set while the broker blocks the connection (resource
+	// alarm): slow confirms are then expected, not a fault.
+	isBlocked atomic.Bool
 }
 
 // newConnector registers causeway_bus_<role>_{reconnects_total,connected,
@@ -130,6 +134,7 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 					blocked = nil
 					continue
 				}
+				c.isBlocked.Store(b.Active)
 				if b.Active {
 					c.blocked.Set(1)
 					c.log.Warn("broker blocked the connection", "reason", b.Reason)
@@ -150,6 +155,7 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 	<-done
 	c.connected.Set(0)
 	c.blocked.Set(0)
+	c.isBlocked.Store(false)
 	if err == nil {
 		err = context.Cause(sctx)
 	}

@@ -190,6 +190,7 @@ type inFlight struct {
 	key      uint64
 	id       string
 	enqueued int64
+	sent     time.Time
 	dc       *amqp.DeferredConfirmation
 }
 
@@ -227,6 +228,10 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		return err
 	}
 	defer p.inFlight.Set(0)
+	// Since Go 1.23 Reset on a timer also drains it, so one timer serves
+	// every wait below.
+	confirmTimer := time.NewTimer(p.cfg.ConfirmTimeout)
+	defer confirmTimer.Stop()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -256,7 +261,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 					return fmt.Errorf("publish event %s: %w", r.messageID, err)
 				}
 				p.published.Inc()
-				flight = append(flight, inFlight{key: r.key, id: r.messageID, enqueued: r.enqueued, dc: dc})
+				flight = append(flight, inFlight{key: r.key, id: r.messageID, enqueued: r.enqueued, sent: time.Now(), dc: dc})
 				cursor = r.key
 			}
 			p.inFlight.Set(float64(len(flight)))
@@ -278,6 +283,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		if len(flight) < window {
 			more = p.spool.appended
 		}
+		confirmTimer.Reset(time.Until(flight[0].sent.Add(p.cfg.ConfirmTimeout)))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -285,6 +291,12 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			return fmt.Errorf("channel closed: %w", channelErr(e))
 		case <-more:
 			continue
+		case <-confirmTimer.C:
+			if p.conn.isBlocked.Load() {
+				flight[0].sent = time.Now() // the broker said it is busy: wait on
+				continue
+			}
+			return fmt.Errorf("no confirm for event %s within %s", flight[0].id, p.cfg.ConfirmTimeout)
 		case <-flight[0].dc.Done():
 		}
 		failed := 0
