@@ -113,8 +113,18 @@ func BenchmarkPipeline(b *testing.B) {
 		purge(b, e.url)
 	})
 
-	for _, batch := range []int{100, 500} {
-		b.Run(fmt.Sprintf("end_to_end/batch=%d", batch), func(b *testing.B) {
+	for _, tc := range []struct {
+		batch int
+		rate  int // events/s offered; 0: as fast as the publisher goes
+	}{{100, 0}, {500, 0}, {500, 2000}} {
+		batch := tc.batch
+		name := fmt.Sprintf("end_to_end/batch=%d", batch)
+		if tc.rate > 0 {
+			// At a rate the pipeline sustains, latency is the pipeline's
+			// own; flat out, it is mostly time queued behind the burst.
+			name = fmt.Sprintf("end_to_end_paced/batch=%d/rate=%d", batch, tc.rate)
+		}
+		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			lat := newLatencies()
 			p := e.startPersisterWrapped(b, persister.Config{BatchSize: batch, BatchWait: 5 * time.Millisecond},
@@ -122,7 +132,12 @@ func BenchmarkPipeline(b *testing.B) {
 			pub := e.startPublisher(b)
 			evs, _ := benchEvents(b, b.N)
 			b.ResetTimer()
+			began := time.Now()
 			for start := 0; start < b.N; start += 100 {
+				if tc.rate > 0 {
+					// Offer 100 events every 100/rate seconds.
+					time.Sleep(time.Until(began.Add(time.Duration(start) * time.Second / time.Duration(tc.rate))))
+				}
 				chunk := evs[start:min(start+100, b.N)]
 				lat.published(chunk, time.Now())
 				if err := pub.Publish(ctx, chunk...); err != nil {
