@@ -87,6 +87,18 @@ rabbit_install() {
 	if [[ ! -e /etc/rabbitmq/rabbitmq.conf ]]; then
 		printf 'listeners.tcp.local = 127.0.0.1:%s\n' "$AMQP_PORT" >/etc/rabbitmq/rabbitmq.conf
 	fi
+	# The default node name rabbit@<hostname> fails to start where the
+	# hostname does not resolve (containers); a fresh node has no data under
+	# its name yet, so name it rabbit@localhost and keep epmd and the
+	# distribution port on loopback too.
+	local envconf=/etc/rabbitmq/rabbitmq-env.conf
+	if ! grep -qs '^NODENAME=' "$envconf"; then
+		cat >>"$envconf" <<-'EOF'
+			NODENAME=rabbit@localhost
+			ERL_EPMD_ADDRESS=127.0.0.1
+			export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"
+		EOF
+	fi
 	# The package may have started a node through invoke-rc.d; give it the
 	# chance to come up before deciding to start one.
 	rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1 || true
