@@ -505,7 +505,7 @@ func (p *Persister) maintain(ctx context.Context) {
 		} else if len(dropped) > 0 {
 			p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
 		} else if bound.IsZero() {
-			p.lg.Debug("retention skipped: no snapshot stored yet")
+			p.lg.Warn("retention skipped: no snapshot is stored, so every event is still needed for a cold start", "retention", p.cfg.Retention)
 		}
 		select {
 		case <-ctx.Done():
