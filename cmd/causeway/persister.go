@@ -21,7 +21,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			if err := pcfg.Validate(); err != nil {
 				return prefixErr("persister", err)
 			}
-			log := g.logger().With("component", "persister")
+			log := g.logger()
 			reg := newRegistry()
 			ctx := cmd.Context()
 			db, err := store.Open(ctx, cfg.Database.DSN)
