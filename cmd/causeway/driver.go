@@ -22,7 +22,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := g.logger().With("component", "driver")
+			log := g.logger()
 			reg := newRegistry()
 			want := func(name string) bool { return len(names) == 0 || slices.Contains(names, name) }
 			var jobs []drivers.Job

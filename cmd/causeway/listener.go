@@ -22,7 +22,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			lc := cfg.Listener
-			log := g.logger().With("component", "listener")
+			log := g.logger()
 			reg := newRegistry()
 			var endpoints []listeners.Endpoint
 			if lc.Alertmanager != nil {
