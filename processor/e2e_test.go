@@ -41,6 +41,7 @@ func freePort(t *testing.T) string {
 
 type proc struct {
 	id, raft, api, cfg, logPath string
+	sub                         string // subcommand; default processor
 	cmd                         *exec.Cmd
 	client                      *apiclient.Client
 }
@@ -57,7 +58,11 @@ func (c *cluster) start(p *proc) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p.cmd = exec.Command(c.bin, "processor", "--config", p.cfg, "--log-level", "info")
+	sub := p.sub
+	if sub == "" {
+		sub = "processor"
+	}
+	p.cmd = exec.Command(c.bin, sub, "--config", p.cfg, "--log-level", "info")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -206,7 +211,7 @@ processor:
 	})
 
 	// The persister: bus -> ordered log -> sequenced doorbell.
-	pers := &proc{id: "persister", cfg: c.procs[0].cfg, logPath: filepath.Join(dir, "persister.log")}
+	pers := &proc{id: "persister", sub: "persister", cfg: c.procs[0].cfg, logPath: filepath.Join(dir, "persister.log")}
 	c.start(pers)
 	t.Cleanup(func() {
 		_ = pers.cmd.Process.Kill()
