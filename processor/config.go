@@ -93,10 +93,19 @@ func (c *Config) SetDefaults() {
 func (c Config) Validate() error {
 	c.SetDefaults()
 	var errs []error
-	add := func(prefix string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", prefix, err))
+	// add names every problem of a section with the section's path.
+	var add func(prefix string, err error)
+	add = func(prefix string, err error) {
+		if err == nil {
+			return
 		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				add(prefix, e)
+			}
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", prefix, err))
 	}
 	if c.NodeID == "" {
 		errs = append(errs, errors.New("node_id: is required"))

@@ -29,6 +29,9 @@ type EventLog interface {
 	Head(ctx context.Context) (int64, time.Time, error)
 }
 
+// applySlice is the most records applied under one hold of the write lock.
+const applySlice = 256
+
 // errLogGap means the database returned records that do not continue the
 // applied seq: the log is broken or truncated under us.
 var errLogGap = errors.New("event log does not continue the applied seq")
@@ -206,14 +209,20 @@ func (f *follower) catchUp(ctx context.Context, through int64) error {
 			}
 			recs = recs[:n]
 		}
-		gap, err := f.applyRecords(recs)
-		if err != nil {
-			return err
+		// Apply in slices, so that readers (the API, a snapshot's capture)
+		// wait at most one slice for the lock during a long catch-up.
+		for len(recs) > 0 {
+			n := min(len(recs), applySlice)
+			gap, err := f.applyRecords(recs[:n])
+			if err != nil {
+				return err
+			}
+			if gap {
+				return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, errLogGap)
+			}
+			recs = recs[n:]
 		}
-		if gap {
-			return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, errLogGap)
-		}
-		f.setHead(recs[len(recs)-1].Seq)
+		f.setHead(f.appliedSeq.Load())
 	}
 }
 

@@ -1,0 +1,61 @@
+package processor
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/election"
+	"github.com/causeway/causeway/snapshot"
+)
+
+func validConfig() Config {
+	return Config{
+		NodeID: "p1", DataDir: "/var/lib/causeway/p1",
+		Raft:        election.Config{BindAddr: "127.0.0.1:7001", Peers: []election.Peer{{ID: "p1", Address: "127.0.0.1:7001"}}},
+		API:         api.Config{Listen: "127.0.0.1:8999", Tokens: []api.Token{{Token: "x", Role: api.RoleAdmin}}},
+		Snapshot:    snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1000}},
+		DatabaseDSN: "root@tcp(127.0.0.1:3306)/causeway",
+		AMQPURL:     "amqp://guest:guest@127.0.0.1:5672/",
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := validConfig().Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   []string
+	}{
+		{"empty", func(c *Config) { *c = Config{} }, []string{"node_id", "data_dir", "raft: bind_addr", "api: listen", "snapshot: policy", "database_dsn", "amqp_url"}},
+		{"raft node id", func(c *Config) { c.Raft.NodeID = "other" }, []string{"raft.node_id", "peers: must include"}},
+		{"negative", func(c *Config) { c.ReadyLag, c.PageSize, c.PollInterval = -1, -1, -1 }, []string{"ready_lag", "page_size", "poll_interval"}},
+		{"retry", func(c *Config) { c.RetryMin, c.RetryMax = 10, 5 }, []string{"retry_max"}},
+		{"amqp", func(c *Config) { c.AMQPURL = "http://x" }, []string{"amqp_url"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate() = nil")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %v\nmissing %q", err, w)
+				}
+			}
+		})
+	}
+	c := validConfig()
+	c.SetDefaults()
+	if c.Raft.DataDir != "/var/lib/causeway/p1/raft" || c.Raft.NodeID != "p1" || c.PollInterval != DefaultPollInterval {
+		t.Errorf("defaults = %+v", c)
+	}
+	if strings.Contains(c.String(), "root@") || strings.Contains(c.String(), "guest:guest") {
+		t.Errorf("String leaks secrets: %s", c)
+	}
+}
