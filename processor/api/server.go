@@ -12,6 +12,22 @@
 // Requests are authenticated with bearer tokens from the configuration,
 // each with a role: reader (GET) or admin (everything). /healthz, /readyz
 // and /metrics are open.
+//
+// Endpoints (Vitrage's v1 API is the model; ids are vitrage_ids):
+//
+//	GET  /v1/status                    role, leader, term, applied seq, log head, lag, snapshots, counters
+//	GET  /v1/topology                  ?graph_type=graph|tree&root=&depth=&type=&category=&all= (POST: same as JSON)
+//	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
+//	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
+//	GET  /v1/rca/{id}                  live, or ?seq= / ?at=RFC3339 on a reconstructed graph
+//	GET  /v1/templates[/{name}]        loaded templates
+//	POST /v1/templates/validate        YAML body (or JSON {"body":...}): problems, nothing published
+//	POST /v1/templates                 admin: validated, then published as template.put
+//	DELETE /v1/templates/{name}        admin: published as template.delete
+//	POST /v1/events                    admin: events (one or an array), published to the bus
+//	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere)
+//	GET  /v1/debug/dump                admin: the canonical dump of the live state
+//	GET  /healthz, /readyz, /metrics   readyz: 200 when a leader is known and the node is caught up
 package api
 
 import (
