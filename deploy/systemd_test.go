@@ -66,9 +66,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A template unit is verified through an instance of it.
-		if strings.Contains(name, "@.") {
-			name = strings.Replace(name, "@.", "@1.", 1)
-		}
+		name = strings.Replace(name, "@.", "@1.", 1)
 		args = append(args, filepath.Join(dir, name))
 	}
 	cmd := exec.Command(analyzer, append([]string{"verify", "--man=no"}, args...)...)
