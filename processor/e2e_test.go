@@ -5,6 +5,7 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -345,8 +346,48 @@ processor:
 		t.Errorf("no paused leader's write was refused by the fence in 8 attempts")
 	}
 
-	// SIGTERM: the leader hands leadership over and every process exits 0.
+	// Membership through the CLI: remove a follower, join it back.
 	var lead *proc
+	waitFor(t, "a leader", 30*time.Second, func() bool { lead = c.leader(nil); return lead != nil })
+	var follower *proc
+	for _, p := range c.procs {
+		if p != lead {
+			follower = p
+			break
+		}
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--url", "http://"+lead.api, "--token", adminToken, "-o", "json")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("causeway %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	members := func() int {
+		var r api.ClusterResponse
+		if err := json.Unmarshal([]byte(cli("cluster", "status")), &r); err != nil {
+			t.Fatal(err)
+		}
+		return len(r.Servers)
+	}
+	if n := members(); n != 3 {
+		t.Fatalf("cluster status: %d members", n)
+	}
+	cli("cluster", "remove", follower.id)
+	if n := members(); n != 2 {
+		t.Fatalf("after remove: %d members", n)
+	}
+	cli("cluster", "join", follower.id, follower.raft)
+	if n := members(); n != 3 {
+		t.Fatalf("after join: %d members", n)
+	}
+	waitFor(t, follower.id+" follows the leader again", 30*time.Second, func() bool {
+		st, err := c.status(follower)
+		return err == nil && st.Leader != "" && st.Ready
+	})
+
+	// SIGTERM: the leader hands leadership over and every process exits 0.
 	waitFor(t, "a leader", 30*time.Second, func() bool { lead = c.leader(nil); return lead != nil })
 	stopped := time.Now()
 	if err := lead.cmd.Process.Signal(syscall.SIGTERM); err != nil {
