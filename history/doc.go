@@ -1,0 +1,56 @@
+// Package history keeps the alarm history in MariaDB: one row per alarm
+// occurrence (raised, severity changes, cleared — by seq and by time) and
+// one per period a `causes` link held, so that `causeway alarms history`
+// and `causeway alarms stats` answer from the database without replaying
+// the log.
+//
+// Detection is pure: Detect turns one record's graph changes into Items,
+// reusing emit.Transitions (the same raised / cleared / severity-changed
+// transitions that notifications are made of), plus the `causes` edges that
+// started or ended. Items carry keys derived from the log — the alarm's key
+// (category/type/external id) and the seq — never a wall-clock time or a
+// counter, so the same log gives the same rows on every node.
+//
+// Write is the leader's fenced write (invariant 4 of DESIGN.md): one
+// transaction that checks the raft term with store.CheckFence, skips the
+// items at or below the stored history head, inserts occurrences and link
+// starts with INSERT IGNORE, closes open occurrences and links with
+// conditional UPDATEs (only the open one raised before the clearing seq),
+// and raises the head. A new leader writing the same seqs again after a
+// failover therefore changes nothing.
+//
+// # Call contract (processor)
+//
+// Every processor node, leader or standby, for each record in seq order:
+//
+//	res, err := engine.ApplyResult(rec)                   // evaluator.Engine
+//	items := history.Detect(rec, res.Changes, engine.Graph())
+//	pending.Items = append(pending.Items, items...)
+//	pending.Seq = rec.Seq
+//
+// Detect must run right after the record is applied and before the next
+// one (it reads the alarm's resource from the graph as of that seq).
+// Changes must be the record's complete changes, in the order the graph
+// and the evaluator made them.
+//
+// The leader flushes pending with history.Write(ctx, db, term, pending)
+// after each batch of records and clears it on success; an error wrapping
+// store.ErrFenced means it was deposed (drop pending, stop leading). Any
+// other error leaves pending as it is, to be written again with the next
+// batch: Write is idempotent. A standby keeps pending and prunes the items
+// at or below history.Head(ctx, db), read now and then (Batch.Prune); when
+// it wins an election it calls Write with what it holds, covering every
+// seq after the head — no gap, no duplicate. A node starting cold from a
+// snapshot at seq s has no items for seqs at or before s: if the head is
+// below s when it comes to write, the history of (head, s] is missing;
+// the processor should log that (compare Head with the snapshot's seq).
+//
+// # Retention
+//
+// Prune deletes occurrences and links that ended, and severity changes
+// recorded, before a boundary, in short fenced transactions. The leader
+// calls it with the same boundary as the event log's retention
+// (Config.Retention, default 30 days, like the log's): history never
+// outlives the events it could be rebuilt from by more than that. Active
+// occurrences are kept however old.
+package history

@@ -1,0 +1,291 @@
+package history_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/history/historytest"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// detectAll applies events with a real evaluator and returns every item,
+// as the processor would collect them.
+func detectAll(t *testing.T, evs []event.Event) ([]history.Item, []event.Record) {
+	t.Helper()
+	eng := evaluator.New(evaluator.Config{}, nil)
+	var items []history.Item
+	var recs []event.Record
+	for i, ev := range evs {
+		rec := event.Record{Seq: int64(i + 1), RecordedAt: ev.ObservedAt, Event: ev}
+		res, err := eng.ApplyResult(rec)
+		if err != nil {
+			t.Fatalf("apply seq %d: %v", rec.Seq, err)
+		}
+		items = append(items, history.Detect(rec, res.Changes, eng.Graph())...)
+		recs = append(recs, rec)
+	}
+	return items, recs
+}
+
+type brief struct {
+	Seq  int64
+	Kind history.Kind
+	What string
+	Sev  string
+	On   string
+}
+
+func briefs(items []history.Item) []brief {
+	var out []brief
+	for _, it := range items {
+		b := brief{Seq: it.Seq, Kind: it.Kind}
+		if it.Kind == history.LinkStarted || it.Kind == history.LinkEnded {
+			b.What = it.From + " -> " + it.To
+		} else {
+			b.What, b.Sev, b.On = it.Alarm.Name, it.Alarm.Severity, it.Alarm.Resource.ID
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestDetectWithEvaluator(t *testing.T) {
+	s := historytest.Scenario{Hosts: 1, InstancesPerHost: 1, Rounds: 3, Start: t0}
+	items, _ := detectAll(t, s.Events())
+	// Seqs: 1 template, 2 host, 3 instance, 4 NIC raised (warning), 5
+	// critical, 6 cleared.
+	deduced := "ALARM/vitrage/"
+	var link string
+	for _, it := range items {
+		if it.Kind == history.Raised && it.Alarm.Deduced {
+			deduced = it.Alarm.Key
+			link = "ALARM/prometheus/nic-h0 -> " + deduced
+		}
+	}
+	want := []brief{
+		{4, history.Raised, "NIC_DOWN", "WARNING", "h0"},
+		{4, history.Raised, "instance_nic_degraded", "WARNING", "i0-0"},
+		{4, history.LinkStarted, link, "", ""},
+		{5, history.SeverityChanged, "NIC_DOWN", "CRITICAL", "h0"},
+		{6, history.Cleared, "NIC_DOWN", "CRITICAL", "h0"},
+		{6, history.Cleared, "instance_nic_degraded", "WARNING", "i0-0"},
+		{6, history.LinkEnded, link, "", ""},
+	}
+	if diff := cmp.Diff(briefs(items), want); diff != "" {
+		t.Fatalf("items (-got +want):\n%s", diff)
+	}
+	for _, it := range items {
+		if it.Kind == history.SeverityChanged && it.PrevSeverity != "WARNING" {
+			t.Errorf("severity change from %q, want WARNING", it.PrevSeverity)
+		}
+	}
+	// Determinism: the same log gives the same items.
+	again, _ := detectAll(t, s.Events())
+	if diff := cmp.Diff(again, items); diff != "" {
+		t.Fatalf("second detection differs:\n%s", diff)
+	}
+}
+
+func openDB(t *testing.T) *sql.DB {
+	t.Helper()
+	dsn := storetest.NewDB(t)
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// listAll pages through the history with a small page size.
+func listAll(t *testing.T, db *sql.DB, q history.Query) []history.Occurrence {
+	t.Helper()
+	var out []history.Occurrence
+	q.Limit = 2
+	for {
+		p, err := history.List(context.Background(), db, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p.Items...)
+		if p.Next == "" {
+			return out
+		}
+		q.After = p.Next
+	}
+}
+
+func TestWriteFencedIdempotentAndQueries(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Start: t0}
+	items, recs := detectAll(t, s.Events())
+	last := recs[len(recs)-1].Seq
+
+	// The leader at term 2 writes in batches of 7 records.
+	var b history.Batch
+	next := 0
+	for _, r := range recs {
+		for next < len(items) && items[next].Seq == r.Seq {
+			b.Items = append(b.Items, items[next])
+			next++
+		}
+		b.Seq = r.Seq
+		if r.Seq%7 == 0 || r.Seq == last {
+			if _, err := history.Write(ctx, db, 2, b); err != nil {
+				t.Fatal(err)
+			}
+			b = history.Batch{}
+		}
+	}
+	want := listAll(t, db, history.Query{})
+	if len(want) == 0 {
+		t.Fatal("no occurrence written")
+	}
+
+	// A new leader (term 3) rewrites everything from scratch: the head
+	// skips it. Then, as if the head had been lost, rewrite with the head
+	// reset: the derived keys and conditional updates make it harmless.
+	res, err := history.Write(ctx, db, 3, history.Batch{Seq: last, Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Written != 0 || res.Head != last {
+		t.Errorf("rewrite = %+v, want nothing written, head %d", res, last)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE alarm_history_head SET seq = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = history.Write(ctx, db, 3, history.Batch{Seq: last, Items: items}); err != nil || res.Written != len(items) {
+		t.Fatalf("rewrite without head = %+v, %v", res, err)
+	}
+	if diff := cmp.Diff(listAll(t, db, history.Query{}), want); diff != "" {
+		t.Fatalf("history changed by a rewrite (-got +want):\n%s", diff)
+	}
+
+	// The deposed leader's late write fails.
+	if _, err := history.Write(ctx, db, 2, history.Batch{Seq: last + 1}); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("write at an old term: %v, want ErrFenced", err)
+	}
+	if h, err := history.Head(ctx, db); err != nil || h != last {
+		t.Fatalf("head = %d, %v; want %d", h, err, last)
+	}
+
+	// The occurrences agree with the items.
+	raised := map[string]history.Item{}
+	cleared := map[string]history.Item{}
+	for _, it := range items {
+		switch it.Kind {
+		case history.Raised:
+			raised[history.OccurrenceID(it.Alarm.Key, it.Seq)] = it
+		case history.Cleared:
+			cleared[it.Alarm.Key+"@"+itoa(it.Seq)] = it
+		}
+	}
+	if len(want) != len(raised) {
+		t.Fatalf("%d occurrences, %d raised items", len(want), len(raised))
+	}
+	sevChanges, deduced := 0, 0
+	for _, o := range want {
+		it, ok := raised[o.ID]
+		if !ok || it.Seq != o.RaisedSeq || !o.RaisedAt.Equal(it.RecordedAt) || o.Name != it.Alarm.Name || o.Resource.ID != it.Alarm.Resource.ID {
+			t.Errorf("occurrence %+v does not match its raise %+v", o, it)
+		}
+		if o.Deduced {
+			deduced++
+		}
+		if !o.Active() {
+			if _, ok := cleared[o.AlarmKey+"@"+itoa(o.ClearedSeq)]; !ok {
+				t.Errorf("occurrence %s cleared at seq %d without a cleared item", o.ID, o.ClearedSeq)
+			}
+		}
+		sevChanges += len(o.SeverityChanges)
+		for _, c := range o.SeverityChanges {
+			if c.From != "WARNING" || c.To != "CRITICAL" || o.Severity != "CRITICAL" {
+				t.Errorf("occurrence %s: severity change %+v, severity %s", o.ID, c, o.Severity)
+			}
+		}
+	}
+	if deduced == 0 || sevChanges == 0 || len(cleared) == 0 {
+		t.Fatalf("scenario too thin: %d deduced, %d severity changes, %d cleared", deduced, sevChanges, len(cleared))
+	}
+
+	// Filters: by type, resource, severity, and by time.
+	nic := listAll(t, db, history.Query{Type: "prometheus", Resource: "h1"})
+	for _, o := range nic {
+		if o.Type != "prometheus" || o.Resource.ID != "h1" {
+			t.Errorf("filtered list has %+v", o)
+		}
+	}
+	if len(nic) == 0 {
+		t.Error("no NIC alarm on h1")
+	}
+	mid := recs[len(recs)/2].RecordedAt
+	for _, o := range listAll(t, db, history.Query{From: mid, To: mid}) {
+		if o.RaisedAt.After(mid) || (!o.Active() && o.ClearedAt.Before(mid)) {
+			t.Errorf("occurrence %s (%s..%s) not active at %s", o.ID, o.RaisedAt, o.ClearedAt, mid)
+		}
+	}
+	crit := listAll(t, db, history.Query{Severity: "critical"})
+	for _, o := range crit {
+		if o.Severity != "CRITICAL" {
+			t.Errorf("severity filter gave %s", o.Severity)
+		}
+	}
+	if _, err := history.List(ctx, db, history.Query{After: "!!"}); !errors.Is(err, history.ErrBadToken) {
+		t.Errorf("bad token: %v", err)
+	}
+
+	// Links of the first NIC alarm.
+	links, err := history.Links(ctx, db, "ALARM/prometheus/nic-h0", time.Time{}, time.Time{})
+	if err != nil || len(links) == 0 {
+		t.Fatalf("links = %v, %v", links, err)
+	}
+
+	// Stats: the counts add up to the occurrences.
+	buckets, err := history.Stats(ctx, db, history.StatsQuery{From: t0, To: t0.Add(time.Hour), Interval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, bk := range buckets {
+		total += bk.Raised
+		if bk.Start.Before(t0) || bk.Start.Sub(t0)%(10*time.Second) != 0 {
+			t.Errorf("bucket start %s", bk.Start)
+		}
+	}
+	if total != int64(len(want)) {
+		t.Errorf("stats count %d raises, want %d", total, len(want))
+	}
+
+	// Retention: everything that ended before the end goes; active ones stay.
+	p, err := history.Prune(ctx, db, 3, recs[len(recs)-1].RecordedAt.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := listAll(t, db, history.Query{})
+	for _, o := range rest {
+		if !o.Active() {
+			t.Errorf("cleared occurrence %s survived retention", o.ID)
+		}
+	}
+	if p.Occurrences != int64(len(want)-len(rest)) || p.Occurrences == 0 {
+		t.Errorf("pruned %+v; %d of %d left", p, len(rest), len(want))
+	}
+	if _, err := history.Prune(ctx, db, 2, t0); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("prune at an old term: %v", err)
+	}
+}
+
+func itoa(n int64) string { return time.Duration(n).String() }

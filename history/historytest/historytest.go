@@ -1,0 +1,82 @@
+// Package historytest builds a deterministic event log for tests of alarm
+// history, historical RCA and replay: hosts with instances, a template
+// that turns a host's NIC alarm into deduced alarms on its instances
+// (caused by the NIC alarm), and NIC alarms that are raised, change
+// severity and clear over time.
+package historytest
+
+import (
+	_ "embed"
+	"fmt"
+	"time"
+
+	"github.com/causeway/causeway/internal/event"
+)
+
+// Template is the Vitrage template of the scenario (name "host_nic").
+//
+//go:embed host_nic.yaml
+var Template string
+
+// Scenario sizes the log.
+type Scenario struct {
+	// Hosts and InstancesPerHost make the topology.
+	Hosts, InstancesPerHost int
+	// Rounds of alarms: in each round, every host with (round+host)%3 == 0
+	// raises its NIC alarm (warning), the next round raises it to critical,
+	// and the one after clears it.
+	Rounds int
+	// Start is the ObservedAt of the first event; each event is a second
+	// later than the one before.
+	Start time.Time
+}
+
+// NICAlarmID is the external id of host h's NIC alarm.
+func NICAlarmID(h int) string { return fmt.Sprintf("nic-h%d", h) }
+
+// HostID is the external id of host h.
+func HostID(h int) string { return fmt.Sprintf("h%d", h) }
+
+// Events returns the scenario's events in log order, with unique ids.
+func (s Scenario) Events() []event.Event {
+	var out []event.Event
+	add := func(ev event.Event) {
+		ev.V = event.Version
+		ev.EventID = fmt.Sprintf("historytest-%d", len(out)+1)
+		ev.ObservedAt = s.Start.Add(time.Duration(len(out)) * time.Second).UTC()
+		if ev.Source == "" {
+			ev.Source = "historytest"
+		}
+		out = append(out, ev)
+	}
+	add(event.Event{Kind: event.KindTemplatePut, Source: "cli", Template: &event.Template{Name: "host_nic", Body: Template}})
+	for h := 0; h < s.Hosts; h++ {
+		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: HostID(h), Name: fmt.Sprintf("host-%d", h), State: "available"}})
+		for i := 0; i < s.InstancesPerHost; i++ {
+			id := fmt.Sprintf("i%d-%d", h, i)
+			add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.instance", ID: id, Name: id, State: "ACTIVE",
+				Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: HostID(h), Direction: event.In}}}})
+		}
+	}
+	nic := func(h int, sev string) *event.Entity {
+		return &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: NICAlarmID(h), Name: "NIC_DOWN", Severity: sev,
+			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: HostID(h), Direction: event.Out}}}
+	}
+	for r := 0; r < s.Rounds; r++ {
+		for h := 0; h < s.Hosts; h++ {
+			switch (r + h) % 3 {
+			case 0:
+				add(event.Event{Kind: event.KindEntityUpsert, Entity: nic(h, "warning")})
+			case 1:
+				if r > 0 {
+					add(event.Event{Kind: event.KindEntityUpsert, Entity: nic(h, "critical")})
+				}
+			case 2:
+				if r > 1 {
+					add(event.Event{Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: NICAlarmID(h)}})
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,326 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Occurrence is one alarm occurrence as stored.
+type Occurrence struct {
+	ID             string    `json:"id"`
+	AlarmKey       string    `json:"alarm_key"`
+	VitrageID      int64     `json:"vitrage_id"`
+	Type           string    `json:"type"`
+	AlarmID        string    `json:"alarm_id"`
+	Name           string    `json:"name"`
+	Resource       Resource  `json:"resource"`
+	Deduced        bool      `json:"deduced"`
+	RaisedSeverity string    `json:"raised_severity"`
+	Severity       string    `json:"severity"`
+	RaisedSeq      int64     `json:"raised_seq"`
+	RaisedAt       time.Time `json:"raised_at"`
+	RaisedEventAt  time.Time `json:"raised_event_at"`
+	// ClearedSeq is 0 while the alarm is active.
+	ClearedSeq      int64            `json:"cleared_seq,omitempty"`
+	ClearedAt       time.Time        `json:"cleared_at"`
+	ClearedEventAt  time.Time        `json:"cleared_event_at"`
+	SeverityChanges []SeverityChange `json:"severity_changes"`
+}
+
+// Active reports whether the occurrence has not cleared (as far as the
+// history is written).
+func (o Occurrence) Active() bool { return o.ClearedSeq == 0 }
+
+// SeverityChange is one change of an active alarm's severity.
+type SeverityChange struct {
+	Seq        int64     `json:"seq"`
+	RecordedAt time.Time `json:"recorded_at"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+}
+
+// Query selects occurrences active at some moment of [From, To].
+type Query struct {
+	From, To time.Time
+	// Type, Resource and Severity filter when set: the alarm type; the
+	// resource's external id, name or key; the current severity (case
+	// insensitive).
+	Type, Resource, Severity string
+	// Limit is the page size (default 100, at most 10000).
+	Limit int
+	// After is the page token returned as Page.Next ("" for the first).
+	After string
+}
+
+// Page is one page of occurrences, by raised seq then alarm key.
+type Page struct {
+	Items []Occurrence `json:"items"`
+	// Next is the token of the next page ("" when this is the last).
+	Next string `json:"next,omitempty"`
+}
+
+// ErrBadToken reports a page token that List did not make.
+var ErrBadToken = errors.New("bad page token")
+
+func encodeToken(seq int64, key string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10) + "/" + key))
+}
+
+func decodeToken(tok string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: %w", ErrBadToken, err)
+	}
+	s, key, ok := strings.Cut(string(b), "/")
+	if !ok {
+		return 0, "", ErrBadToken
+	}
+	seq, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || seq < 0 {
+		return 0, "", ErrBadToken
+	}
+	return seq, key, nil
+}
+
+const occurrenceCols = `id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name,
+ deduced, raised_severity, severity, raised_seq, raised_at, raised_event_at, cleared_seq, cleared_at, cleared_event_at`
+
+// List returns a page of the occurrences matching q, each with its
+// severity changes.
+func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 0 || q.Limit > 10000 {
+		return Page{}, fmt.Errorf("limit: %d is not in 1..10000", q.Limit)
+	}
+	if !q.To.IsZero() && q.To.Before(q.From) {
+		return Page{}, fmt.Errorf("to %s is before from %s", q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
+	}
+	var where []string
+	var args []any
+	if !q.To.IsZero() {
+		where, args = append(where, "raised_at <= ?"), append(args, q.To.UTC())
+	}
+	if !q.From.IsZero() {
+		where, args = append(where, "(cleared_at IS NULL OR cleared_at >= ?)"), append(args, q.From.UTC())
+	}
+	if q.Type != "" {
+		where, args = append(where, "alarm_type = ?"), append(args, q.Type)
+	}
+	if q.Resource != "" {
+		where, args = append(where, "(resource_id = ? OR resource_name = ? OR resource_key = ?)"), append(args, q.Resource, q.Resource, q.Resource)
+	}
+	if q.Severity != "" {
+		where, args = append(where, "UPPER(severity) = UPPER(?)"), append(args, q.Severity)
+	}
+	if q.After != "" {
+		seq, key, err := decodeToken(q.After)
+		if err != nil {
+			return Page{}, err
+		}
+		where, args = append(where, "(raised_seq > ? OR (raised_seq = ? AND alarm_key > ?))"), append(args, seq, seq, key)
+	}
+	stmt := "SELECT " + occurrenceCols + " FROM alarm_history"
+	if len(where) > 0 {
+		stmt += " WHERE " + strings.Join(where, " AND ")
+	}
+	stmt += " ORDER BY raised_seq, alarm_key LIMIT ?"
+	args = append(args, q.Limit+1)
+	rows, err := db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("list alarm history: %w", err)
+	}
+	defer rows.Close()
+	var p Page
+	for rows.Next() {
+		var o Occurrence
+		var raisedEv, clearedAt, clearedEv sql.NullTime
+		var clearedSeq sql.NullInt64
+		if err := rows.Scan(&o.ID, &o.AlarmKey, &o.VitrageID, &o.Type, &o.AlarmID, &o.Name,
+			&o.Resource.Key, &o.Resource.Type, &o.Resource.ID, &o.Resource.Name,
+			&o.Deduced, &o.RaisedSeverity, &o.Severity, &o.RaisedSeq, &o.RaisedAt, &raisedEv, &clearedSeq, &clearedAt, &clearedEv); err != nil {
+			return Page{}, fmt.Errorf("list alarm history: %w", err)
+		}
+		o.RaisedAt = o.RaisedAt.UTC()
+		o.RaisedEventAt, o.ClearedAt, o.ClearedEventAt = utc(raisedEv), utc(clearedAt), utc(clearedEv)
+		o.ClearedSeq = clearedSeq.Int64
+		p.Items = append(p.Items, o)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("list alarm history: %w", err)
+	}
+	rows.Close()
+	if len(p.Items) > q.Limit {
+		p.Items = p.Items[:q.Limit]
+		last := p.Items[len(p.Items)-1]
+		p.Next = encodeToken(last.RaisedSeq, last.AlarmKey)
+	}
+	if err := attachSeverityChanges(ctx, db, p.Items); err != nil {
+		return Page{}, err
+	}
+	return p, nil
+}
+
+func utc(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// attachSeverityChanges fills each occurrence's severity changes: those of
+// its alarm key within (raised_seq, cleared_seq).
+func attachSeverityChanges(ctx context.Context, db *sql.DB, occ []Occurrence) error {
+	if len(occ) == 0 {
+		return nil
+	}
+	byKey := map[string][]int{}
+	var keys []any
+	minSeq := occ[0].RaisedSeq
+	for i, o := range occ {
+		if _, ok := byKey[o.AlarmKey]; !ok {
+			keys = append(keys, o.AlarmKey)
+		}
+		byKey[o.AlarmKey] = append(byKey[o.AlarmKey], i)
+		minSeq = min(minSeq, o.RaisedSeq)
+	}
+	for start := 0; start < len(keys); start += 500 {
+		chunk := keys[start:min(start+500, len(keys))]
+		args := append(append([]any{}, chunk...), minSeq)
+		rows, err := db.QueryContext(ctx, "SELECT alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes WHERE alarm_key IN (?"+
+			strings.Repeat(",?", len(chunk)-1)+") AND seq > ? ORDER BY seq", args...)
+		if err != nil {
+			return fmt.Errorf("list severity changes: %w", err)
+		}
+		for rows.Next() {
+			var key string
+			var c SeverityChange
+			if err := rows.Scan(&key, &c.Seq, &c.RecordedAt, &c.From, &c.To); err != nil {
+				rows.Close()
+				return fmt.Errorf("list severity changes: %w", err)
+			}
+			c.RecordedAt = c.RecordedAt.UTC()
+			for _, i := range byKey[key] {
+				o := &occ[i]
+				if c.Seq > o.RaisedSeq && (o.ClearedSeq == 0 || c.Seq < o.ClearedSeq) {
+					o.SeverityChanges = append(o.SeverityChanges, c)
+				}
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("list severity changes: %w", err)
+		}
+	}
+	return nil
+}
+
+// Link is one period a `causes` link held.
+type Link struct {
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	StartSeq int64     `json:"start_seq"`
+	StartAt  time.Time `json:"start_at"`
+	EndSeq   int64     `json:"end_seq,omitempty"`
+	EndAt    time.Time `json:"end_at"`
+}
+
+// Links returns the periods of the links into or out of the alarm key that
+// overlap [from, to] (zero times: unbounded), by start seq.
+func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]Link, error) {
+	stmt := "SELECT from_key, to_key, start_seq, start_at, end_seq, end_at FROM alarm_causal_links WHERE (from_key = ? OR to_key = ?)"
+	args := []any{key, key}
+	if !to.IsZero() {
+		stmt, args = stmt+" AND start_at <= ?", append(args, to.UTC())
+	}
+	if !from.IsZero() {
+		stmt, args = stmt+" AND (end_at IS NULL OR end_at >= ?)", append(args, from.UTC())
+	}
+	rows, err := db.QueryContext(ctx, stmt+" ORDER BY start_seq, from_key, to_key", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list causal links of %s: %w", key, err)
+	}
+	defer rows.Close()
+	var out []Link
+	for rows.Next() {
+		var l Link
+		var endSeq sql.NullInt64
+		var endAt sql.NullTime
+		if err := rows.Scan(&l.From, &l.To, &l.StartSeq, &l.StartAt, &endSeq, &endAt); err != nil {
+			return nil, fmt.Errorf("list causal links of %s: %w", key, err)
+		}
+		l.StartAt, l.EndSeq, l.EndAt = l.StartAt.UTC(), endSeq.Int64, utc(endAt)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list causal links of %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// StatsQuery asks for counts of raised occurrences per interval.
+type StatsQuery struct {
+	From, To time.Time
+	// Interval is the bucket width (from From).
+	Interval time.Duration
+	// Type filters by alarm type when set.
+	Type string
+}
+
+// Bucket counts the occurrences of one type and severity (the severity
+// they were raised with) raised in [Start, Start+Interval).
+type Bucket struct {
+	Start    time.Time `json:"start"`
+	Type     string    `json:"type"`
+	Severity string    `json:"severity"`
+	Raised   int64     `json:"raised"`
+}
+
+// Stats counts the occurrences raised in [From, To) by interval, type and
+// raised severity, ordered by bucket, type, severity.
+func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
+	if q.Interval < time.Second {
+		return nil, fmt.Errorf("interval: %s is shorter than a second", q.Interval)
+	}
+	if q.From.IsZero() || q.To.IsZero() || !q.From.Before(q.To) {
+		return nil, errors.New("stats need from before to")
+	}
+	if q.To.Sub(q.From)/q.Interval > 100000 {
+		return nil, fmt.Errorf("%s over %s intervals is more than 100000 buckets", q.To.Sub(q.From), q.Interval)
+	}
+	width := q.Interval.Microseconds()
+	stmt := "SELECT TIMESTAMPDIFF(MICROSECOND, ?, raised_at) DIV ? AS b, alarm_type, raised_severity, COUNT(*) FROM alarm_history " +
+		"WHERE raised_at >= ? AND raised_at < ?"
+	args := []any{q.From.UTC(), width, q.From.UTC(), q.To.UTC()}
+	if q.Type != "" {
+		stmt, args = stmt+" AND alarm_type = ?", append(args, q.Type)
+	}
+	stmt += " GROUP BY b, alarm_type, raised_severity ORDER BY b, alarm_type, raised_severity"
+	rows, err := db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("alarm stats: %w", err)
+	}
+	defer rows.Close()
+	var out []Bucket
+	for rows.Next() {
+		var b Bucket
+		var idx int64
+		if err := rows.Scan(&idx, &b.Type, &b.Severity, &b.Raised); err != nil {
+			return nil, fmt.Errorf("alarm stats: %w", err)
+		}
+		b.Start = q.From.UTC().Add(time.Duration(idx) * q.Interval)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alarm stats: %w", err)
+	}
+	return out, nil
+}
