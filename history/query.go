@@ -140,17 +140,10 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	defer rows.Close()
 	var p Page
 	for rows.Next() {
-		var o Occurrence
-		var raisedEv, clearedAt, clearedEv sql.NullTime
-		var clearedSeq sql.NullInt64
-		if err := rows.Scan(&o.ID, &o.AlarmKey, &o.VitrageID, &o.Type, &o.AlarmID, &o.Name,
-			&o.Resource.Key, &o.Resource.Type, &o.Resource.ID, &o.Resource.Name,
-			&o.Deduced, &o.RaisedSeverity, &o.Severity, &o.RaisedSeq, &o.RaisedAt, &raisedEv, &clearedSeq, &clearedAt, &clearedEv); err != nil {
+		o, err := scanOccurrence(rows)
+		if err != nil {
 			return Page{}, fmt.Errorf("list alarm history: %w", err)
 		}
-		o.RaisedAt = o.RaisedAt.UTC()
-		o.RaisedEventAt, o.ClearedAt, o.ClearedEventAt = utc(raisedEv), utc(clearedAt), utc(clearedEv)
-		o.ClearedSeq = clearedSeq.Int64
 		p.Items = append(p.Items, o)
 	}
 	if err := rows.Err(); err != nil {
@@ -323,4 +316,61 @@ func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 		return nil, fmt.Errorf("alarm stats: %w", err)
 	}
 	return out, nil
+}
+
+// At returns, for each alarm key, its newest occurrence raised at or before
+// seq (a cleared one included): what the history says of the alarm as it
+// was at seq. Keys without one are absent.
+func At(ctx context.Context, db *sql.DB, keys []string, seq int64) (map[string]Occurrence, error) {
+	out := map[string]Occurrence{}
+	for _, key := range keys {
+		p, err := listWhere(ctx, db, "alarm_key = ? AND raised_seq <= ? ORDER BY raised_seq DESC LIMIT 1", key, seq)
+		if err != nil {
+			return nil, err
+		}
+		if len(p) == 1 {
+			o := p[0]
+			if o.ClearedSeq > seq {
+				// Cleared after seq: at seq it was active.
+				o.ClearedSeq, o.ClearedAt, o.ClearedEventAt = 0, time.Time{}, time.Time{}
+			}
+			out[key] = o
+		}
+	}
+	return out, nil
+}
+
+func listWhere(ctx context.Context, db *sql.DB, where string, args ...any) ([]Occurrence, error) {
+	rows, err := db.QueryContext(ctx, "SELECT "+occurrenceCols+" FROM alarm_history WHERE "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read alarm history: %w", err)
+	}
+	defer rows.Close()
+	var out []Occurrence
+	for rows.Next() {
+		o, err := scanOccurrence(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read alarm history: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alarm history: %w", err)
+	}
+	return out, nil
+}
+
+func scanOccurrence(rows *sql.Rows) (Occurrence, error) {
+	var o Occurrence
+	var raisedEv, clearedAt, clearedEv sql.NullTime
+	var clearedSeq sql.NullInt64
+	if err := rows.Scan(&o.ID, &o.AlarmKey, &o.VitrageID, &o.Type, &o.AlarmID, &o.Name,
+		&o.Resource.Key, &o.Resource.Type, &o.Resource.ID, &o.Resource.Name,
+		&o.Deduced, &o.RaisedSeverity, &o.Severity, &o.RaisedSeq, &o.RaisedAt, &raisedEv, &clearedSeq, &clearedAt, &clearedEv); err != nil {
+		return Occurrence{}, err
+	}
+	o.RaisedAt = o.RaisedAt.UTC()
+	o.RaisedEventAt, o.ClearedAt, o.ClearedEventAt = utc(raisedEv), utc(clearedAt), utc(clearedEv)
+	o.ClearedSeq = clearedSeq.Int64
+	return o, nil
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newAlarmsCmd(_ *globalFlags) *cobra.Command {
+func newAlarmsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "alarms", Short: "List and show alarms of a processor node's live graph"}
 	f := addAPIFlags(cmd)
 	var all bool
@@ -59,6 +59,6 @@ func newAlarmsCmd(_ *globalFlags) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, newAlarmsHistoryCmd(g), newAlarmsStatsCmd(g))
 	return cmd
 }

@@ -9,14 +9,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newRCACmd(_ *globalFlags) *cobra.Command {
+func newRCACmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "rca", Short: "Root-cause analysis of an alarm"}
 	f := addAPIFlags(cmd)
 	var seq int64
-	var at string
+	var at, resource string
+	var db *dbFlags
 	show := &cobra.Command{
-		Use: "show ALARM_VITRAGE_ID", Short: "Show the causes and effects of an alarm, live or at --seq/--at", Args: cobra.ExactArgs(1),
+		Use: "show ALARM", Short: "Show the causes and effects of an alarm, live or at --seq/--at", Args: cobra.ExactArgs(1),
+		Long: `Live, ALARM is a vitrage id and the processor API answers. With --at or --seq the graph
+of that moment is rebuilt from the database (it works with every processor down);
+ALARM is then a vitrage id, an alarm id, or a name (with --resource) of an alarm active
+then, and -o dot is accepted too.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if seq != 0 || at != "" {
+				return runHistoricalRCA(cmd, g, db, pointFlags{at: at, seq: seq}, args[0], resource, f.output)
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
@@ -47,7 +55,9 @@ func newRCACmd(_ *globalFlags) *cobra.Command {
 		},
 	}
 	show.Flags().Int64Var(&seq, "seq", 0, "reconstruct the graph at this seq")
-	show.Flags().StringVar(&at, "at", "", "reconstruct the graph at this time (RFC 3339)")
+	show.Flags().StringVar(&at, "at", "", "reconstruct the graph at this time (RFC 3339, or relative: -2h)")
+	show.Flags().StringVar(&resource, "resource", "", "with --at/--seq: the resource (id, name or vitrage id) of the alarm named")
+	db = addDBFlags(show)
 	cmd.AddCommand(show)
 	return cmd
 }

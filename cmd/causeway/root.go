@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 		newTopologyCmd(g),
 		newAlarmsCmd(g),
 		newRCACmd(g),
+		newReplayCmd(g),
 		newNotifierCmd(g),
 		newWebhooksCmd(g),
 	}

@@ -10,13 +10,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newTopologyCmd(_ *globalFlags) *cobra.Command {
+func newTopologyCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "topology", Short: "Show the entity graph of a processor node"}
 	f := addAPIFlags(cmd)
 	var q apiclient.TopologyQuery
+	var p pointFlags
+	var db *dbFlags
 	show := &cobra.Command{
-		Use: "show", Short: "Show the topology as a graph or a tree", Args: cobra.NoArgs,
+		Use: "show", Short: "Show the topology as a graph or a tree, live or at --at/--seq (rebuilt from the database)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.set() {
+				return runHistoricalTopology(cmd, g, db, p, topologyAt{GraphType: q.GraphType, Root: q.Root, Type: q.Type, Category: q.Category, Depth: q.Depth, All: q.All}, f.output)
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
@@ -48,6 +53,8 @@ func newTopologyCmd(_ *globalFlags) *cobra.Command {
 	show.Flags().StringVar(&q.Type, "type", "", "only vertices of this type")
 	show.Flags().StringVar(&q.Category, "category", "", "RESOURCE (default), ALARM or all")
 	show.Flags().BoolVar(&q.All, "all", false, "include deleted vertices and edges")
+	addPointFlags(show, &p, "rebuild the graph from the database")
+	db = addDBFlags(show)
 	cmd.AddCommand(show)
 	return cmd
 }

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/causeway/causeway/history"
+)
+
+// historyOutput writes v as JSON, or a table.
+func historyOutput(w io.Writer, format string, v any, table func(tw *tabwriter.Writer)) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// timeRange reads --from/--to (default: the last 24 hours).
+func timeRange(from, to string, now time.Time) (time.Time, time.Time, error) {
+	var f, t time.Time
+	var err error
+	if to == "" {
+		t = now.UTC()
+	} else if t, err = parseWhen(to, now); err != nil {
+		return f, t, badInput("--to: %v", err)
+	}
+	if from == "" {
+		f = t.Add(-24 * time.Hour)
+	} else if f, err = parseWhen(from, now); err != nil {
+		return f, t, badInput("--from: %v", err)
+	}
+	if t.Before(f) {
+		return f, t, badInput("--to %s is before --from %s", t.Format(time.RFC3339), f.Format(time.RFC3339))
+	}
+	return f, t, nil
+}
+
+func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
+	var from, to, output string
+	var q history.Query
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "Alarm occurrences active between --from and --to, from the alarm history in the database (no replay)",
+		Args:  cobra.NoArgs,
+	}
+	db := addDBFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if output != "table" && output != "json" {
+			return badInput("--output: %q is not table or json", output)
+		}
+		f, t, err := timeRange(from, to, time.Now())
+		if err != nil {
+			return err
+		}
+		q.From, q.To = f, t
+		if q.Limit < 1 || q.Limit > 10000 {
+			return badInput("--limit: %d is not in 1..10000", q.Limit)
+		}
+		conn, err := db.open(cmd.Context(), g)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		p, err := history.List(cmd.Context(), conn, q)
+		if errors.Is(err, history.ErrBadToken) {
+			return badInput("--page: %v", err)
+		}
+		if err != nil {
+			return err
+		}
+		return historyOutput(cmd.OutOrStdout(), output, p, func(tw *tabwriter.Writer) {
+			row(tw, "RAISED", "CLEARED", "TYPE", "NAME", "ALARM_ID", "RESOURCE", "SEVERITY", "DEDUCED", "SEVERITY_CHANGES", "RAISED_SEQ", "CLEARED_SEQ")
+			for _, o := range p.Items {
+				cleared, cseq := "active", "-"
+				if !o.Active() {
+					cleared, cseq = o.ClearedAt.Format(time.RFC3339), itoa(o.ClearedSeq)
+				}
+				var changes []string
+				for _, c := range o.SeverityChanges {
+					changes = append(changes, c.From+"->"+c.To+"@"+itoa(c.Seq))
+				}
+				res := o.Resource.Type + "/" + o.Resource.ID
+				if o.Resource.ID == "" {
+					res = "-"
+				}
+				ch := strings.Join(changes, ",")
+				if ch == "" {
+					ch = "-"
+				}
+				row(tw, o.RaisedAt.Format(time.RFC3339), cleared, o.Type, o.Name, o.AlarmID, res, o.Severity, o.Deduced, ch, o.RaisedSeq, cseq)
+			}
+			if p.Next != "" {
+				row(tw, "")
+				row(tw, "next page: --page "+p.Next)
+			}
+		})
+	}
+	cmd.Flags().StringVar(&from, "from", "", "start: RFC 3339, now, or relative (-2h); default 24h before --to")
+	cmd.Flags().StringVar(&to, "to", "", "end: RFC 3339, now, or relative; default now")
+	cmd.Flags().StringVar(&q.Type, "type", "", "only alarms of this type")
+	cmd.Flags().StringVar(&q.Resource, "resource", "", "only alarms on this resource (id, name or key)")
+	cmd.Flags().StringVar(&q.Severity, "severity", "", "only alarms whose severity is this (e.g. CRITICAL)")
+	cmd.Flags().IntVar(&q.Limit, "limit", 100, "occurrences per page")
+	cmd.Flags().StringVar(&q.After, "page", "", "page token printed by the previous page")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
+	var from, to, output string
+	var q history.StatsQuery
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Alarms raised per interval, by type and severity, from the alarm history in the database",
+		Args:  cobra.NoArgs,
+	}
+	db := addDBFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if output != "table" && output != "json" {
+			return badInput("--output: %q is not table or json", output)
+		}
+		f, t, err := timeRange(from, to, time.Now())
+		if err != nil {
+			return err
+		}
+		if !f.Before(t) {
+			return badInput("--from must be before --to")
+		}
+		q.From, q.To = f, t
+		if q.Interval < time.Second {
+			return badInput("--interval: %s is shorter than a second", q.Interval)
+		}
+		if t.Sub(f)/q.Interval > 100000 {
+			return badInput("--interval: %s over %s is more than 100000 buckets", q.Interval, t.Sub(f))
+		}
+		conn, err := db.open(cmd.Context(), g)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		bs, err := history.Stats(cmd.Context(), conn, q)
+		if err != nil {
+			return err
+		}
+		if bs == nil {
+			bs = []history.Bucket{}
+		}
+		return historyOutput(cmd.OutOrStdout(), output, bs, func(tw *tabwriter.Writer) {
+			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED")
+			for _, b := range bs {
+				row(tw, b.Start.Format(time.RFC3339), b.Type, b.Severity, b.Raised)
+			}
+		})
+	}
+	cmd.Flags().StringVar(&from, "from", "", "start: RFC 3339, now, or relative (-2h); default 24h before --to")
+	cmd.Flags().StringVar(&to, "to", "", "end: RFC 3339, now, or relative; default now")
+	cmd.Flags().DurationVar(&q.Interval, "interval", time.Hour, "bucket width")
+	cmd.Flags().StringVar(&q.Type, "type", "", "only alarms of this type")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}

@@ -1,0 +1,983 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/snapshot"
+)
+
+// Exit codes of the historical commands (rca show --at, topology show --at,
+// replay, alarms history): 2 for input that cannot be answered (a
+// malformed time, a time before retention, an unknown or ambiguous alarm).
+const exitBadInput = 2
+
+func badInput(format string, args ...any) error {
+	return &exitError{code: exitBadInput, msg: fmt.Sprintf(format, args...)}
+}
+
+// dbFlags name the MariaDB of the event log: --dsn, else the config file's
+// database section.
+type dbFlags struct {
+	dsn string
+}
+
+func addDBFlags(cmd *cobra.Command) *dbFlags {
+	f := &dbFlags{}
+	cmd.Flags().StringVar(&f.dsn, "dsn", "", "MariaDB DSN of the event log (default: database.dsn of --config)")
+	return f
+}
+
+func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
+	dsn := f.dsn
+	if dsn == "" {
+		cfg, err := loadConfig(g.configPath)
+		if err != nil {
+			return nil, fmt.Errorf("no --dsn, and %w", err)
+		}
+		dsn = cfg.Database.DSN
+	}
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
+}
+
+// parseWhen reads a point in time: RFC 3339 (with or without fractional
+// seconds), "now", or a duration relative to now ("-2h", "-90m", "+0s").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return time.Time{}, errors.New("empty time")
+	case s == "now":
+		return now.UTC(), nil
+	case s[0] == '-' || s[0] == '+':
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a relative duration like -2h", s)
+		}
+		return now.Add(d).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2006-01-02T15:04:05Z) nor a relative duration like -2h", s)
+	}
+	return t.UTC(), nil
+}
+
+// pointFlags are --at and --seq: a moment of the log.
+type pointFlags struct {
+	at  string
+	seq int64
+}
+
+func addPointFlags(cmd *cobra.Command, p *pointFlags, what string) {
+	cmd.Flags().StringVar(&p.at, "at", "", what+" at this time: RFC 3339, now, or relative (-2h)")
+	cmd.Flags().Int64Var(&p.seq, "seq", 0, what+" after this seq of the log")
+}
+
+func (p pointFlags) set() bool { return p.at != "" || p.seq != 0 }
+
+// check refuses a malformed point before anything is opened.
+func (p pointFlags) check() error {
+	if p.at != "" && p.seq != 0 {
+		return badInput("give --at or --seq, not both")
+	}
+	if p.seq < 0 {
+		return badInput("--seq: %d is negative", p.seq)
+	}
+	if p.at != "" {
+		if _, err := parseWhen(p.at, time.Now()); err != nil {
+			return badInput("--at: %v", err)
+		}
+	}
+	return nil
+}
+
+// historian reconstructs past states straight from the database: it works
+// with every processor down and never touches a live graph.
+type historian struct {
+	db    *sql.DB
+	log   *store.Log
+	recon *snapshot.Reconstructor
+	snaps *snapshot.Store
+	now   func() time.Time
+	// progress, when set, is told the seqs applied while replaying.
+	progress func(done, total int64)
+}
+
+func newHistorian(db *sql.DB, logger *slog.Logger) (*historian, error) {
+	l := store.NewLog(db, nil)
+	factory := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}
+	r, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{DB: db, Events: l, Factory: factory, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return &historian{db: db, log: l, recon: r, snaps: snapshot.NewStore(db, logger), now: time.Now}, nil
+}
+
+// point is a reconstructed moment.
+type point struct {
+	engine *evaluator.Engine
+	rec    snapshot.Reconstruction
+	// label is how the user named it (for errors).
+	label string
+}
+
+// resolve turns --at/--seq into a seq of the log, with clear errors for a
+// moment the log cannot answer.
+func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, error) {
+	if p.at != "" && p.seq != 0 {
+		return 0, "", badInput("give --at or --seq, not both")
+	}
+	head, headAt, err := h.log.Head(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	first, err := h.log.First(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	if p.seq != 0 {
+		label := fmt.Sprintf("seq %d", p.seq)
+		switch {
+		case p.seq < 0:
+			return 0, "", badInput("--seq: %d is negative", p.seq)
+		case p.seq > head:
+			return 0, "", badInput("%s is beyond the end of the log (head seq %d)", label, head)
+		}
+		return p.seq, label, h.retained(ctx, p.seq, first, label)
+	}
+	t, err := parseWhen(p.at, h.now())
+	if err != nil {
+		return 0, "", badInput("--at: %v", err)
+	}
+	label := t.Format(time.RFC3339Nano)
+	seq, err := h.log.SeqAt(ctx, t)
+	if errors.Is(err, store.ErrTruncated) {
+		return 0, "", badInput("%s is before the retained log (oldest stored event: seq %d)", label, first)
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	if seq == 0 {
+		if head == 0 {
+			return 0, "", badInput("the event log is empty")
+		}
+		return 0, "", badInput("%s is before the first event of the log", label)
+	}
+	if t.After(headAt) && t.After(h.now()) {
+		return 0, "", badInput("%s is in the future", label)
+	}
+	return seq, label, h.retained(ctx, seq, first, label)
+}
+
+// retained checks that seq can be rebuilt: every event after the newest
+// snapshot at or before it is still stored.
+func (h *historian) retained(ctx context.Context, seq, first int64, label string) error {
+	if first <= 1 {
+		return nil
+	}
+	metas, err := h.snaps.List(ctx, seq)
+	if err != nil {
+		return err
+	}
+	for _, m := range metas {
+		if m.Seq >= first-1 {
+			return nil
+		}
+	}
+	return badInput("%s is before the retained log (oldest stored event: seq %d, no snapshot from which to rebuild seq %d)", label, first, seq)
+}
+
+// replayStep is the events applied between two progress reports.
+const replayStep = 5000
+
+// at rebuilds the state at p on a fresh engine: the newest usable snapshot
+// at or before it, then the events after it.
+func (h *historian) at(ctx context.Context, p pointFlags) (point, error) {
+	seq, label, err := h.resolve(ctx, p)
+	if err != nil {
+		return point{}, err
+	}
+	start := int64(0)
+	if metas, err := h.snaps.List(ctx, seq); err == nil && len(metas) > 0 {
+		start = metas[0].Seq
+		for _, m := range metas {
+			start = max(start, m.Seq)
+		}
+	}
+	if h.progress == nil {
+		start = seq
+	}
+	rec, err := h.recon.Reconstruct(ctx, snapshot.AtSeq(start))
+	for err == nil && rec.Seq < seq {
+		if h.progress != nil {
+			h.progress(rec.Seq, seq)
+		}
+		err = h.recon.Advance(ctx, &rec, snapshot.AtSeq(min(seq, rec.Seq+replayStep)))
+	}
+	if h.progress != nil && err == nil {
+		h.progress(rec.Seq, seq)
+	}
+	if errors.Is(err, snapshot.ErrGap) || errors.Is(err, store.ErrTruncated) {
+		return point{}, badInput("%s cannot be rebuilt: %v", label, err)
+	}
+	if err != nil {
+		return point{}, err
+	}
+	e, ok := rec.Machine.(*evaluator.Engine)
+	if !ok {
+		return point{}, fmt.Errorf("reconstructed a %T, not an evaluator engine", rec.Machine)
+	}
+	return point{engine: e, rec: rec, label: label}, nil
+}
+
+// resolveAlarm finds the alarm the user names: a vitrage id, an external
+// id, or a name (with resource, its external id, name or vitrage id) of an
+// alarm active at that moment.
+func resolveAlarm(g *graph.Graph, arg, resource, when string) (graph.VertexID, error) {
+	if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		if v, ok := g.Vertex(graph.VertexID(n)); ok && v.Category == graph.CategoryAlarm {
+			return v.ID, nil
+		}
+	}
+	all := g.Alarms("", true, true)
+	onResource := func(v graph.Vertex) bool {
+		if resource == "" {
+			return true
+		}
+		r, ok := g.AlarmResource(v.ID)
+		return ok && (r.ExternalID == resource || r.Name == resource || strconv.FormatInt(int64(r.ID), 10) == resource)
+	}
+	var byID []graph.Vertex
+	for _, v := range all {
+		if v.ExternalID == arg && onResource(v) {
+			byID = append(byID, v)
+		}
+	}
+	if len(byID) == 1 {
+		return byID[0].ID, nil
+	}
+	if len(byID) > 1 {
+		return 0, ambiguous(g, arg, when, byID)
+	}
+	var active, cleared []graph.Vertex
+	for _, v := range all {
+		if v.Name != arg || !onResource(v) {
+			continue
+		}
+		if v.IsDeleted {
+			cleared = append(cleared, v)
+		} else {
+			active = append(active, v)
+		}
+	}
+	on := ""
+	if resource != "" {
+		on = " on resource " + resource
+	}
+	switch {
+	case len(active) == 1:
+		return active[0].ID, nil
+	case len(active) > 1:
+		return 0, ambiguous(g, arg, when, active)
+	case len(cleared) > 0:
+		return 0, badInput("no alarm %q%s was active at %s (%d cleared before: name one by its vitrage id: %s)",
+			arg, on, when, len(cleared), idList(cleared))
+	}
+	return 0, badInput("unknown alarm %q%s at %s (give a vitrage id, an alarm id, or a name with --resource)", arg, on, when)
+}
+
+func idList(vs []graph.Vertex) string {
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = strconv.FormatInt(int64(v.ID), 10)
+	}
+	return strings.Join(ids, ", ")
+}
+
+func ambiguous(g *graph.Graph, arg, when string, vs []graph.Vertex) error {
+	var cands []string
+	for _, v := range vs {
+		c := fmt.Sprintf("%d (%s %s", v.ID, v.Type, v.ExternalID)
+		if r, ok := g.AlarmResource(v.ID); ok {
+			c += fmt.Sprintf(" on %s %s", r.Type, r.ExternalID)
+		}
+		cands = append(cands, c+")")
+	}
+	return badInput("alarm %q is ambiguous at %s: %d alarms match: %s; give a vitrage id or --resource", arg, when, len(vs), strings.Join(cands, "; "))
+}
+
+// rcaAlarm is one alarm of a historical RCA, with its resource and, from
+// the alarm history when it is written, its raised and cleared times.
+type rcaAlarm struct {
+	VitrageID int64      `json:"vitrage_id"`
+	Key       string     `json:"key"`
+	Type      string     `json:"type"`
+	Name      string     `json:"name"`
+	Severity  string     `json:"severity"`
+	Cleared   bool       `json:"cleared"`
+	Resource  string     `json:"resource,omitempty"`
+	RaisedSeq int64      `json:"raised_seq,omitempty"`
+	RaisedAt  *time.Time `json:"raised_at,omitempty"`
+	// ClearedAt is the history's clearing time, else (cleared alarms
+	// without history) the alarm's last update in the graph.
+	ClearedAt *time.Time `json:"cleared_at,omitempty"`
+	Root      bool       `json:"root_cause"`
+}
+
+// historicalRCA is the answer of `rca show --at`.
+type historicalRCA struct {
+	Seq         int64           `json:"seq"`
+	RecordedAt  time.Time       `json:"recorded_at"`
+	SnapshotSeq int64           `json:"snapshot_seq"`
+	Alarm       int64           `json:"alarm"`
+	RCA         *graph.NodeLink `json:"rca"`
+	Alarms      []rcaAlarm      `json:"alarms"`
+	Paths       [][]string      `json:"paths"`
+	dot         func(io.Writer) error
+	graph       *graph.Graph
+	analysis    *graph.RCA
+	occurrences map[string]history.Occurrence
+}
+
+func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) (*historicalRCA, error) {
+	g := p.engine.Graph()
+	r, err := g.RCA(alarm)
+	if err != nil {
+		return nil, fmt.Errorf("rca of %d: %w", alarm, err)
+	}
+	out := &historicalRCA{Seq: p.rec.Seq, RecordedAt: p.rec.RecordedAt.UTC(), SnapshotSeq: p.rec.SnapshotSeq, Alarm: int64(alarm),
+		RCA: g.RCAJSON(r), graph: g, analysis: r}
+	keys := make([]string, 0, len(r.Alarms))
+	for _, id := range r.Alarms {
+		v, _ := g.Vertex(id)
+		keys = append(keys, history.Key(v))
+	}
+	// The history is optional: a database whose leader does not write it
+	// (or an older one) still answers, without raised times.
+	occ, err := history.At(ctx, h.db, keys, p.rec.Seq)
+	if err != nil {
+		occ = nil
+	}
+	roots := map[graph.VertexID]bool{}
+	for _, id := range r.Roots {
+		roots[id] = true
+	}
+	for _, id := range r.Alarms {
+		v, _ := g.Vertex(id)
+		a := rcaAlarm{VitrageID: int64(id), Key: history.Key(v), Type: v.Type, Name: v.Name, Severity: v.OperationalState,
+			Cleared: v.IsDeleted, Root: roots[id]}
+		if a.Severity == "" {
+			a.Severity = v.Severity
+		}
+		if res, ok := g.AlarmResource(id); ok {
+			a.Resource = res.Type + "/" + res.ExternalID
+		}
+		if o, ok := occ[a.Key]; ok {
+			at := o.RaisedAt
+			a.RaisedSeq, a.RaisedAt = o.RaisedSeq, &at
+			if !o.Active() {
+				c := o.ClearedAt
+				a.ClearedAt = &c
+			}
+		}
+		if a.ClearedAt == nil && v.IsDeleted {
+			c := v.UpdateTimestamp.UTC()
+			a.ClearedAt = &c
+		}
+		out.Alarms = append(out.Alarms, a)
+	}
+	for _, path := range r.Paths {
+		var names []string
+		for _, id := range path {
+			names = append(names, strconv.FormatInt(int64(id), 10))
+		}
+		out.Paths = append(out.Paths, names)
+	}
+	out.dot = func(w io.Writer) error { return g.WriteRCADOT(w, r) }
+	return out, nil
+}
+
+func fmtOptTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func (a *historicalRCA) write(w io.Writer, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(a)
+	case "dot":
+		return a.dot(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row(tw, "seq", a.Seq)
+	row(tw, "recorded_at", a.RecordedAt.Format(time.RFC3339Nano))
+	row(tw, "alarm", a.Alarm)
+	var roots []string
+	for _, x := range a.Alarms {
+		if x.Root {
+			roots = append(roots, strconv.FormatInt(x.VitrageID, 10))
+		}
+	}
+	row(tw, "root causes", strings.Join(roots, ", "))
+	for _, p := range a.Paths {
+		row(tw, "path", strings.Join(p, " -> "))
+	}
+	fmt.Fprintln(tw)
+	row(tw, "VITRAGE_ID", "TYPE", "NAME", "RESOURCE", "SEVERITY", "RAISED", "CLEARED", "ROOT")
+	for _, x := range a.Alarms {
+		cleared := fmtOptTime(x.ClearedAt)
+		if !x.Cleared && x.ClearedAt == nil {
+			cleared = "active"
+		}
+		row(tw, x.VitrageID, x.Type, x.Name, x.Resource, x.Severity, fmtOptTime(x.RaisedAt), cleared, x.Root)
+	}
+	return tw.Flush()
+}
+
+// historyFlags are the flags shared by `rca show --at` and `topology show --at`.
+type historyFlags struct {
+	db       *dbFlags
+	point    pointFlags
+	resource string
+	format   string
+}
+
+func checkFormat(format string, allowed ...string) error {
+	if !slices.Contains(allowed, format) {
+		return badInput("--output: %q is not one of %s", format, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+// runHistoricalRCA answers `rca show ALARM --at|--seq` from the database.
+func runHistoricalRCA(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFlags, alarm, resource, format string) error {
+	if err := checkFormat(format, "table", "json", "dot"); err != nil {
+		return err
+	}
+	if err := p.check(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	conn, err := db.open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	h, err := newHistorian(conn, g.logger())
+	if err != nil {
+		return err
+	}
+	pt, err := h.at(ctx, p)
+	if err != nil {
+		return err
+	}
+	id, err := resolveAlarm(pt.engine.Graph(), alarm, resource, pt.label)
+	if err != nil {
+		return err
+	}
+	a, err := buildRCA(ctx, h, pt, id)
+	if err != nil {
+		return err
+	}
+	return a.write(cmd.OutOrStdout(), format)
+}
+
+// topologyAt is the query of `topology show --at`.
+type topologyAt struct {
+	GraphType, Root, Type, Category string
+	Depth                           int
+	All                             bool
+}
+
+// runHistoricalTopology answers `topology show --at|--seq` from the database.
+func runHistoricalTopology(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFlags, q topologyAt, format string) error {
+	if err := checkFormat(format, "table", "json", "dot"); err != nil {
+		return err
+	}
+	if err := p.check(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	conn, err := db.open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	h, err := newHistorian(conn, g.logger())
+	if err != nil {
+		return err
+	}
+	pt, err := h.at(ctx, p)
+	if err != nil {
+		return err
+	}
+	gr := pt.engine.Graph()
+	tq := graph.TopologyQuery{Depth: q.Depth, Tree: q.GraphType == "tree", AllTenants: true,
+		Filter: graph.Filter{IncludeDeleted: q.All}}
+	switch strings.ToUpper(q.Category) {
+	case "", graph.CategoryResource:
+		tq.Filter.Category = graph.CategoryResource
+	case graph.CategoryAlarm:
+		tq.Filter.Category = graph.CategoryAlarm
+	case "ALL":
+	default:
+		return badInput("--category: %q is not RESOURCE, ALARM or all", q.Category)
+	}
+	if q.Type != "" {
+		tq.Filter.Types = []string{q.Type}
+	}
+	if q.Root != "" {
+		n, err := strconv.ParseInt(q.Root, 10, 64)
+		if err != nil {
+			return badInput("--root: %q is not a vitrage id", q.Root)
+		}
+		tq.Root = graph.VertexID(n)
+	}
+	t, err := gr.Topology(tq)
+	if errors.Is(err, graph.ErrNotFound) {
+		return badInput("topology at %s: root not found", pt.label)
+	}
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	switch format {
+	case "json":
+		b, err := gr.TopologyJSON(t)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "dot":
+		return writeTopologyDOT(w, gr, t.Vertices, t.Edges)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row(tw, "seq", pt.rec.Seq)
+	row(tw, "recorded_at", pt.rec.RecordedAt.Format(time.RFC3339Nano))
+	fmt.Fprintln(tw)
+	row(tw, "VITRAGE_ID", "CATEGORY", "TYPE", "ID", "NAME", "STATE", "DELETED")
+	for _, id := range t.Vertices {
+		v, _ := gr.Vertex(id)
+		row(tw, v.ID, v.Category, v.Type, v.ExternalID, v.Name, v.OperationalState, v.IsDeleted)
+	}
+	fmt.Fprintln(tw)
+	row(tw, "SOURCE", "RELATIONSHIP", "TARGET", "DELETED")
+	for _, e := range t.Edges {
+		row(tw, e.From, e.Relationship, e.To, e.IsDeleted)
+	}
+	return tw.Flush()
+}
+
+// writeTopologyDOT writes vertices and edges as a Graphviz digraph.
+func writeTopologyDOT(w io.Writer, g *graph.Graph, ids []graph.VertexID, edges []graph.Edge) error {
+	var b strings.Builder
+	b.WriteString("digraph topology {\n\trankdir=LR;\n\tnode [shape=box, style=rounded, fontname=\"Helvetica\"];\n")
+	for _, id := range ids {
+		v, _ := g.Vertex(id)
+		style := ""
+		if v.Category == graph.CategoryAlarm {
+			style = ", shape=ellipse"
+		}
+		if v.IsDeleted {
+			style += ", style=dashed"
+		}
+		fmt.Fprintf(&b, "\t\"%d\" [label=%q%s];\n", id, v.Type+"\n"+v.Name+"\n"+v.OperationalState, style)
+	}
+	for _, e := range edges {
+		style := ""
+		if e.IsDeleted {
+			style = ", style=dashed"
+		}
+		fmt.Fprintf(&b, "\t\"%d\" -> \"%d\" [label=%q%s];\n", e.From, e.To, e.Relationship, style)
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// summary is replay's topology summary.
+type summary struct {
+	Seq         int64          `json:"seq"`
+	RecordedAt  time.Time      `json:"recorded_at"`
+	SnapshotSeq int64          `json:"snapshot_seq"`
+	Replayed    int64          `json:"replayed"`
+	Refused     int64          `json:"refused"`
+	Vertices    map[string]int `json:"vertices"`
+	Deleted     int            `json:"deleted_vertices"`
+	Edges       int            `json:"edges"`
+	Alarms      map[string]int `json:"active_alarms_by_severity"`
+	Types       map[string]int `json:"vertices_by_type"`
+}
+
+func summarise(p point) summary {
+	g := p.engine.Graph()
+	s := summary{Seq: p.rec.Seq, RecordedAt: p.rec.RecordedAt.UTC(), SnapshotSeq: p.rec.SnapshotSeq, Replayed: p.rec.Replayed,
+		Refused: p.rec.ApplyErrors, Vertices: map[string]int{}, Alarms: map[string]int{}, Types: map[string]int{}}
+	for _, id := range g.VertexIDs() {
+		v, _ := g.Vertex(id)
+		if v.IsDeleted {
+			s.Deleted++
+			continue
+		}
+		s.Vertices[v.Category]++
+		s.Types[v.Type]++
+		if v.Category == graph.CategoryAlarm {
+			s.Alarms[v.OperationalState]++
+		}
+		for _, e := range g.Out(id) {
+			if !e.IsDeleted {
+				s.Edges++
+			}
+		}
+	}
+	return s
+}
+
+func (s summary) writeTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row(tw, "seq", s.Seq)
+	row(tw, "recorded_at", s.RecordedAt.Format(time.RFC3339Nano))
+	row(tw, "from snapshot at seq", s.SnapshotSeq)
+	row(tw, "events replayed", s.Replayed)
+	row(tw, "events refused", s.Refused)
+	row(tw, "live edges", s.Edges)
+	row(tw, "deleted vertices", s.Deleted)
+	for _, m := range []struct {
+		title string
+		m     map[string]int
+	}{{"vertices", s.Vertices}, {"type", s.Types}, {"active alarms", s.Alarms}} {
+		keys := make([]string, 0, len(m.m))
+		for k := range m.m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			row(tw, m.title+" "+k, m.m[k])
+		}
+	}
+	return tw.Flush()
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws on a terminal; elsewhere it stays quiet.
+func progressBar(w io.Writer, what string) func(done, total int64) {
+	last := time.Time{}
+	return func(done, total int64) {
+		if total <= 0 || (time.Since(last) < 100*time.Millisecond && done < total) {
+			return
+		}
+		last = time.Now()
+		const width = 40
+		frac := math.Min(1, float64(done)/float64(total))
+		n := int(frac * width)
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d", what, strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total)
+		if done >= total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+type replayOptions struct {
+	db        *dbFlags
+	point     pointFlags
+	from      string
+	format    string
+	output    string
+	republish republishOptions
+	progress  string
+}
+
+func newReplayCmd(g *globalFlags) *cobra.Command {
+	o := &replayOptions{}
+	cmd := &cobra.Command{
+		Use:   "replay --at TIME|--seq N",
+		Short: "Rebuild the graph of a past moment from the database; optionally re-publish the events up to it onto another broker vhost",
+		Long: `replay rebuilds the state at --at (or --seq) on a separate graph instance, straight
+from MariaDB (the newest snapshot at or before it, then the events after it), and
+writes it out: --format dump (the canonical dump, the byte-for-byte form that two
+equal states share), dot (Graphviz), or summary (counts; -o json for JSON).
+
+With --republish-url, the events of (--from, --at] are re-published in log order
+onto that broker URL's vhost, as the drivers published them (same event ids, so a
+persister there stores each once), so that a separate Causeway instance can be
+brought up at that moment without touching the live one.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runReplay(cmd, g, o) },
+	}
+	o.db = addDBFlags(cmd)
+	addPointFlags(cmd, &o.point, "rebuild the graph")
+	cmd.Flags().StringVar(&o.from, "from", "", "with --republish-url: re-publish the events after this time (default: from the start of the log)")
+	cmd.Flags().StringVar(&o.format, "format", "dump", "dump (canonical JSON), dot, or summary")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "summary as table or json")
+	cmd.Flags().StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (on a terminal), always, never")
+	addRepublishFlags(cmd, &o.republish)
+	return cmd
+}
+
+func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
+	if !o.point.set() {
+		return badInput("replay needs --at or --seq")
+	}
+	if err := o.point.check(); err != nil {
+		return err
+	}
+	if err := checkFormat(o.format, "dump", "dot", "summary"); err != nil {
+		return err
+	}
+	if o.output != "table" && o.output != "json" {
+		return badInput("--output: %q is not table or json", o.output)
+	}
+	showProgress := false
+	switch o.progress {
+	case "auto":
+		showProgress = isTerminal(os.Stderr)
+	case "always":
+		showProgress = true
+	case "never":
+	default:
+		return badInput("--progress: %q is not auto, always or never", o.progress)
+	}
+	ctx := cmd.Context()
+	conn, err := o.db.open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	h, err := newHistorian(conn, g.logger())
+	if err != nil {
+		return err
+	}
+	if showProgress {
+		h.progress = progressBar(cmd.ErrOrStderr(), "replay")
+	}
+	if o.republish.url != "" {
+		return republish(cmd, g, h, o, showProgress)
+	}
+	pt, err := h.at(ctx, o.point)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	switch o.format {
+	case "dot":
+		ids := pt.engine.Graph().VertexIDs()
+		var edges []graph.Edge
+		for _, id := range ids {
+			edges = append(edges, pt.engine.Graph().Out(id)...)
+		}
+		return writeTopologyDOT(w, pt.engine.Graph(), ids, edges)
+	case "summary":
+		s := summarise(pt)
+		if o.output == "json" {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(s)
+		}
+		return s.writeTable(w)
+	}
+	return pt.engine.Dump(w)
+}
+
+type republishOptions struct {
+	url   string
+	spool string
+	batch int
+}
+
+func addRepublishFlags(cmd *cobra.Command, r *republishOptions) {
+	cmd.Flags().StringVar(&r.url, "republish-url", "", "re-publish the events up to --at onto this AMQP URL (another vhost; never the live one)")
+	cmd.Flags().StringVar(&r.spool, "republish-spool", "", "spool file of the re-publisher (default: a temporary file)")
+	cmd.Flags().IntVar(&r.batch, "republish-batch", 500, "events spooled per fsync")
+}
+
+// republishResult is what `replay --republish-url` reports on stdout.
+type republishResult struct {
+	FromSeq   int64 `json:"from_seq"`
+	ToSeq     int64 `json:"to_seq"`
+	Published int64 `json:"published"`
+}
+
+func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOptions, showProgress bool) error {
+	ctx := cmd.Context()
+	if o.republish.batch < 1 {
+		return badInput("--republish-batch: %d is not positive", o.republish.batch)
+	}
+	if cfg, err := loadConfig(g.configPath); err == nil && sameBroker(cfg.Bus.URL, o.republish.url) {
+		return badInput("--republish-url is the live bus of %s: re-publish onto another vhost", g.configPath)
+	}
+	to, label, err := h.resolve(ctx, o.point)
+	if err != nil {
+		return err
+	}
+	var from int64
+	if o.from != "" {
+		t, err := parseWhen(o.from, h.now())
+		if err != nil {
+			return badInput("--from: %v", err)
+		}
+		if from, err = h.log.SeqAt(ctx, t); errors.Is(err, store.ErrTruncated) {
+			return badInput("--from %s is before the retained log", t.Format(time.RFC3339Nano))
+		} else if err != nil {
+			return err
+		}
+		if from > to {
+			return badInput("--from %s is after --at %s", t.Format(time.RFC3339Nano), label)
+		}
+	}
+	if first, err := h.log.First(ctx); err != nil {
+		return err
+	} else if first > from+1 {
+		return badInput("the events after seq %d are no longer all stored (oldest: seq %d); give a later --from", from, first)
+	}
+	res, err := republishRange(ctx, g.logger(), h.log, o.republish, from, to, showProgressBar(cmd, showProgress))
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	return enc.Encode(res)
+}
+
+func showProgressBar(cmd *cobra.Command, on bool) func(done, total int64) {
+	if !on {
+		return nil
+	}
+	return progressBar(cmd.ErrOrStderr(), "republish")
+}
+
+// sameBroker reports whether two AMQP URLs name the same vhost of the same
+// broker (a missing vhost is "/").
+func sameBroker(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimSuffix(strings.TrimSpace(s), "/")
+		if i := strings.Index(s, "@"); i >= 0 {
+			s = s[i+1:]
+		} else if i := strings.Index(s, "://"); i >= 0 {
+			s = s[i+3:]
+		}
+		if !strings.Contains(s, "/") {
+			s += "/%2F"
+		}
+		return s
+	}
+	return a != "" && norm(a) == norm(b)
+}
+
+// republishRange publishes the events of (from, to] in log order through a
+// confirmed, spooled publisher, and returns once the broker confirmed them
+// all.
+func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o republishOptions, from, to int64, progress func(done, total int64)) (republishResult, error) {
+	res := republishResult{FromSeq: from, ToSeq: to}
+	spool := o.spool
+	if spool == "" {
+		dir, err := os.MkdirTemp("", "causeway-republish-")
+		if err != nil {
+			return res, fmt.Errorf("republish spool: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		spool = filepath.Join(dir, "spool.db")
+	}
+	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: o.url}, SpoolPath: spool}, bus.Deps{Logger: logger})
+	if err != nil {
+		return res, fmt.Errorf("republish publisher: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- pub.Run(runCtx) }()
+	defer func() {
+		cancel()
+		<-ran
+		if err := pub.Close(); err != nil {
+			logger.Warn("close republish spool", "err", err)
+		}
+	}()
+	batch := make([]event.Event, 0, o.batch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := pub.Publish(ctx, batch...); err != nil {
+			return fmt.Errorf("republish up to seq %d: %w", to, err)
+		}
+		res.Published += int64(len(batch))
+		batch = batch[:0]
+		if progress != nil {
+			progress(res.Published, to-from)
+		}
+		return nil
+	}
+	next := from + 1
+	for rec, err := range l.Scan(ctx, from, to) {
+		if err != nil {
+			return res, fmt.Errorf("republish: read the log: %w", err)
+		}
+		if rec.Seq != next {
+			return res, badInput("the log misses seq %d..%d (retention); give a later --from", next, rec.Seq-1)
+		}
+		next++
+		batch = append(batch, rec.Event)
+		if len(batch) == o.batch {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+	if next != to+1 {
+		return res, fmt.Errorf("republish: the log ended at seq %d, before %d", next-1, to)
+	}
+	// The spool empties as the broker confirms.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n, _ := pub.Spooled(); n == 0 {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case err := <-ran:
+			ran <- err
+			return res, fmt.Errorf("republish: publisher stopped: %w", err)
+		case <-tick.C:
+		}
+	}
+}
