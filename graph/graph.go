@@ -238,14 +238,52 @@ func (g *Graph) In(id VertexID) []Edge {
 		return nil
 	}
 	var out []Edge
+	g.EachIn(id, func(e Edge) bool {
+		if out == nil {
+			out = make([]Edge, 0, len(v.in))
+		}
+		out = append(out, e)
+		return true
+	})
+	return out
+}
+
+// EachOut calls yield with the edges from id in Out's order, until yield
+// returns false. It allocates nothing; yield must not change the graph.
+func (g *Graph) EachOut(id VertexID, yield func(Edge) bool) {
+	v := g.get(id)
+	if v == nil {
+		return
+	}
+	for i := range v.out {
+		if !yield(exportEdge(id, &v.out[i])) {
+			return
+		}
+	}
+}
+
+// EachIn calls yield with the edges to id in In's order, until yield
+// returns false. It allocates nothing; yield must not change the graph.
+func (g *Graph) EachIn(id VertexID, yield func(Edge) bool) {
+	v := g.get(id)
+	if v == nil {
+		return
+	}
 	for _, from := range v.in {
 		fv := g.get(from)
 		i, _ := fv.findOut(id, "")
 		for ; i < len(fv.out) && fv.out[i].to == id; i++ {
-			out = append(out, exportEdge(from, &fv.out[i]))
+			if !yield(exportEdge(from, &fv.out[i])) {
+				return
+			}
 		}
 	}
-	return out
+}
+
+// IsAlarm reports whether id is a vertex of category ALARM.
+func (g *Graph) IsAlarm(id VertexID) bool {
+	v := g.get(id)
+	return v != nil && g.s(v.category) == CategoryAlarm
 }
 
 // EdgeOf returns the edge (from, to, rel).

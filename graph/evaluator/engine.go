@@ -1,9 +1,11 @@
 package evaluator
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,11 +45,21 @@ type Engine struct {
 
 	matches map[string]*match
 	// byAnchor indexes the stored matches by each of their bindings.
-	byAnchor map[akey]map[string]struct{}
+	byAnchor map[akey]map[string]*match
 	effects  map[string]*effect
 
 	// en is the reusable enumerator (scratch space, not state).
 	en *enumerator
+
+	// Scratch space of run and reconcile, reused from record to record.
+	anchorBuf []anchor
+	vcache    map[graph.VertexID]*graph.Vertex
+	recRule   *rule
+	recKeys   []byte
+	recBinds  []Binding
+	recCands  []candidate
+	recUndo   []*match
+	collectFn func([]Binding)
 
 	// outputs of the record being applied; not state.
 	external []ExternalAction
@@ -74,6 +86,67 @@ type rule struct {
 	neg      []template.Term // negated relationship terms
 	posSet   map[string]bool
 	ents     map[string]*matcher
+
+	// The clause compiled for enumeration (see index): slots are the
+	// entities bound by positive terms, sorted, so bindings come out sorted
+	// by entity; terms refer to slots.
+	slots     []string
+	slotOf    map[string]int
+	slotM     []*matcher
+	posT      []posTerm // pos, by slot
+	negT      []negTerm // neg, by slot
+	keyPrefix string    // of matchKey
+}
+
+type posTerm struct {
+	src, dst int // slots; dst unused for an entity term
+	entity   bool
+	label    string
+}
+
+type negTerm struct {
+	src, dst   int // slots, -1: not bound by a positive term
+	label      string
+	srcM, dstM *matcher
+}
+
+// index compiles the rule's terms over slots.
+func (r *rule) index() {
+	r.slotOf = map[string]int{}
+	names := append([]string(nil), r.c.Positive...)
+	for _, t := range r.pos {
+		names = append(names, t.Source)
+		if !t.IsEntity() {
+			names = append(names, t.Target)
+		}
+	}
+	slices.Sort(names)
+	r.slots = slices.Compact(names)
+	r.slotM = make([]*matcher, len(r.slots))
+	for i, n := range r.slots {
+		r.slotOf[n] = i
+		r.slotM[i] = r.ents[n]
+	}
+	r.posT = make([]posTerm, 0, len(r.pos))
+	for _, t := range r.pos {
+		pt := posTerm{src: r.slotOf[t.Source], entity: t.IsEntity(), label: t.Label}
+		if !pt.entity {
+			pt.dst = r.slotOf[t.Target]
+		}
+		r.posT = append(r.posT, pt)
+	}
+	r.negT = make([]negTerm, 0, len(r.neg))
+	for _, t := range r.neg {
+		nt := negTerm{src: -1, dst: -1, label: t.Label, srcM: r.ents[t.Source], dstM: r.ents[t.Target]}
+		if i, ok := r.slotOf[t.Source]; ok {
+			nt.src = i
+		}
+		if i, ok := r.slotOf[t.Target]; ok {
+			nt.dst = i
+		}
+		r.negT = append(r.negT, nt)
+	}
+	r.keyPrefix = r.tplName + "\x00" + strconv.Itoa(r.scenario) + "/" + strconv.Itoa(r.clause)
 }
 
 type match struct {
@@ -148,7 +221,7 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 		g: g, norm: norm, maxSteps: cfg.MaxSteps,
 		templates: map[string]*loaded{},
 		matches:   map[string]*match{},
-		byAnchor:  map[akey]map[string]struct{}{},
+		byAnchor:  map[akey]map[string]*match{},
 		effects:   map[string]*effect{},
 	}
 }
@@ -217,54 +290,62 @@ func (e *Engine) run(changes []graph.Change) ([]graph.Change, error) {
 	all := changes
 	wave := changes
 	steps := 0
+	var next []graph.Change
 	for len(wave) > 0 {
 		steps += len(wave)
 		if steps > e.maxSteps {
 			return all, fmt.Errorf("%w (%d changes)", ErrNoFixpoint, steps)
 		}
-		var anchors []anchor
-		for _, ch := range wave {
-			anchors = e.anchors(ch, anchors)
+		anchors := e.anchorBuf[:0]
+		for i := range wave {
+			anchors = e.anchors(&wave[i], anchors)
 		}
-		sort.Slice(anchors, func(i, j int) bool {
-			a, b := anchors[i], anchors[j]
-			if a.rule != b.rule {
-				return a.rule < b.rule
-			}
-			if a.entity != b.entity {
-				return a.entity < b.entity
-			}
-			return a.vertex < b.vertex
-		})
-		var next []graph.Change
-		for i, a := range anchors {
-			if i > 0 && a == anchors[i-1] {
-				continue
-			}
-			next = append(next, e.reconcile(e.rules[a.rule], a.entity, a.vertex)...)
+		slices.SortFunc(anchors, cmpAnchor)
+		anchors = slices.Compact(anchors)
+		e.anchorBuf = anchors
+		next = next[:0]
+		for _, a := range anchors {
+			next = e.reconcile(e.rules[a.rule], a.slot, a.vertex, next)
 		}
+		if len(next) == 0 {
+			break
+		}
+		// all may share its array with wave: start the next wave after it.
+		start := len(all)
 		all = append(all, next...)
-		wave = next
+		wave = all[start:]
 	}
 	return all, nil
 }
 
-// akey is a binding of a rule's entity to a vertex.
-type akey struct {
-	r   *rule
-	ent string
-	v   graph.VertexID
+func cmpAnchor(a, b anchor) int {
+	switch {
+	case a.rule != b.rule:
+		return cmp.Compare(a.rule, b.rule)
+	case a.slot != b.slot:
+		return cmp.Compare(a.slot, b.slot)
+	}
+	return cmp.Compare(a.vertex, b.vertex)
 }
 
+// akey is a binding of a rule's entity (slot) to a vertex.
+type akey struct {
+	r    *rule
+	slot int
+	v    graph.VertexID
+}
+
+// anchor is a binding of a rule's entity to reconcile. Slots are sorted by
+// entity id, so anchors sort as (rule, entity, vertex).
 type anchor struct {
 	rule   int
-	entity string
+	slot   int
 	vertex graph.VertexID
 }
 
 // anchors appends the anchors of a change: every (clause, entity, vertex)
 // whose matches the change may have made start or stop holding.
-func (e *Engine) anchors(ch graph.Change, anchors []anchor) []anchor {
+func (e *Engine) anchors(ch *graph.Change, anchors []anchor) []anchor {
 	if len(e.rules) == 0 {
 		return anchors
 	}
@@ -274,45 +355,49 @@ func (e *Engine) anchors(ch graph.Change, anchors []anchor) []anchor {
 			return anchors
 		}
 		id := ch.Vertex.ID
-		var neigh []graph.Edge // loaded lazily
-		neighLoaded := false
 		for _, ri := range e.idx.forVertex(ch.Vertex) {
 			r := e.rules[ri]
-			for _, ent := range r.c.Positive {
+			for slot, te := range r.slotM {
 				// Matches through the vertex change only if whether it
 				// fits the entity changed (added, deleted, or a filtered
 				// property moved); edges are changes of their own.
-				te := r.ents[ent]
 				if matchesVertex(te, ch.Vertex) != (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
-					anchors = append(anchors, anchor{ri, ent, id})
+					anchors = append(anchors, anchor{ri, slot, id})
 				}
 			}
 			// A vertex bound only inside a negation changes the truth of
 			// the matches of its neighbours.
-			for _, t := range r.neg {
-				for side, ent := range []string{t.Source, t.Target} {
-					if r.posSet[ent] {
+			for ti := range r.negT {
+				t := &r.negT[ti]
+				for side := 0; side < 2; side++ {
+					own, other, te := t.src, t.dst, t.srcM
+					if side == 1 {
+						own, other, te = t.dst, t.src, t.dstM
+					}
+					if own >= 0 {
 						continue
 					}
-					te := r.ents[ent]
 					if matchesVertex(te, ch.Vertex) == (ch.Prev != nil && matchesVertex(te, ch.Prev)) {
 						continue
 					}
-					if !neighLoaded {
-						neigh = append(e.g.Out(id), e.g.In(id)...)
-						neighLoaded = true
+					if other < 0 {
+						continue
 					}
-					for _, ed := range neigh {
-						if ed.Relationship != t.Label {
-							continue
+					// Out then In, as the edges were listed before.
+					visit := func(ed graph.Edge) bool {
+						if ed.Relationship != t.label {
+							return true
 						}
-						if side == 0 && ed.From == id && r.posSet[t.Target] {
-							anchors = append(anchors, anchor{ri, t.Target, ed.To})
+						if side == 0 && ed.From == id {
+							anchors = append(anchors, anchor{ri, other, ed.To})
 						}
-						if side == 1 && ed.To == id && r.posSet[t.Source] {
-							anchors = append(anchors, anchor{ri, t.Source, ed.From})
+						if side == 1 && ed.To == id {
+							anchors = append(anchors, anchor{ri, other, ed.From})
 						}
+						return true
 					}
+					e.g.EachOut(id, visit)
+					e.g.EachIn(id, visit)
 				}
 			}
 		}
@@ -324,18 +409,24 @@ func (e *Engine) anchors(ch graph.Change, anchors []anchor) []anchor {
 		if ch.PrevEdge != nil && ch.PrevEdge.IsDeleted == ed.IsDeleted {
 			return anchors // only a timestamp moved
 		}
-		vcache := map[graph.VertexID]*graph.Vertex{}
+		if e.vcache == nil {
+			e.vcache = map[graph.VertexID]*graph.Vertex{}
+		}
+		clear(e.vcache)
 		for _, ri := range e.idx.byLabel[ed.Relationship] {
 			r := e.rules[ri]
-			for _, t := range r.c.Terms {
-				if t.IsEntity() || t.Label != ed.Relationship {
+			// Relationship terms, negated ones included: their positive
+			// ends.
+			for ti := range r.posT {
+				t := &r.posT[ti]
+				if t.entity || t.label != ed.Relationship {
 					continue
 				}
-				if r.posSet[t.Source] && e.mayMatch(r, t.Source, ed.From, vcache) {
-					anchors = append(anchors, anchor{ri, t.Source, ed.From})
-				}
-				if r.posSet[t.Target] && e.mayMatch(r, t.Target, ed.To, vcache) {
-					anchors = append(anchors, anchor{ri, t.Target, ed.To})
+				anchors = e.edgeAnchors(ri, t.src, t.dst, ed, anchors)
+			}
+			for ti := range r.negT {
+				if t := &r.negT[ti]; t.label == ed.Relationship {
+					anchors = e.edgeAnchors(ri, t.src, t.dst, ed, anchors)
 				}
 			}
 		}
@@ -343,86 +434,150 @@ func (e *Engine) anchors(ch graph.Change, anchors []anchor) []anchor {
 	return anchors
 }
 
-// mayMatch reports whether a match of r can bind entity to v: v fits the
+// edgeAnchors appends the anchors of an edge change for a term of rule ri
+// between the slots src and dst (-1: not a positive entity).
+func (e *Engine) edgeAnchors(ri, src, dst int, ed *graph.Edge, anchors []anchor) []anchor {
+	r := e.rules[ri]
+	if src >= 0 && e.mayMatch(r, src, ed.From) {
+		anchors = append(anchors, anchor{ri, src, ed.From})
+	}
+	if dst >= 0 && e.mayMatch(r, dst, ed.To) {
+		anchors = append(anchors, anchor{ri, dst, ed.To})
+	}
+	return anchors
+}
+
+// mayMatch reports whether a match of r can bind slot to v: v fits the
 // entity now, or a stored match binds it (and may have to be undone).
-func (e *Engine) mayMatch(r *rule, entity string, v graph.VertexID, cache map[graph.VertexID]*graph.Vertex) bool {
-	if len(e.byAnchor[akey{r, entity, v}]) > 0 {
+func (e *Engine) mayMatch(r *rule, slot int, v graph.VertexID) bool {
+	if len(e.byAnchor[akey{r, slot, v}]) > 0 {
 		return true
 	}
-	vx, ok := cache[v]
+	vx, ok := e.vcache[v]
 	if !ok {
 		if x, found := e.g.Vertex(v); found {
 			vx = &x
 		}
-		cache[v] = vx
+		e.vcache[v] = vx
 	}
-	return matchesVertex(r.ents[entity], vx)
+	return matchesVertex(r.slotM[slot], vx)
 }
 
-// reconcile compares the matches of r that bind entity to v now with those
-// stored, and runs UNDO then DO for the difference.
-func (e *Engine) reconcile(r *rule, entity string, v graph.VertexID) []graph.Change {
-	current := map[string][]Binding{}
-	e.enumerate(r, entity, v, func(b []Binding) {
-		current[matchKey(r, b)] = b
-	})
-	var undo []string
-	for k := range e.byAnchor[akey{r, entity, v}] {
-		if _, ok := current[k]; !ok {
-			undo = append(undo, k)
+// candidate is a binding found by reconcile: its match key and bindings,
+// as ranges of the engine's scratch buffers.
+type candidate struct {
+	ks, ke int // in recKeys
+	bs, be int // in recBinds
+}
+
+// collect is the enumerate callback of reconcile.
+func (e *Engine) collect(b []Binding) {
+	c := candidate{ks: len(e.recKeys), bs: len(e.recBinds)}
+	e.recKeys = appendMatchKey(e.recKeys, e.recRule, b)
+	e.recBinds = append(e.recBinds, b...)
+	c.ke, c.be = len(e.recKeys), len(e.recBinds)
+	e.recCands = append(e.recCands, c)
+}
+
+func (e *Engine) candKey(c candidate) []byte { return e.recKeys[c.ks:c.ke] }
+
+// reconcile compares the matches of r that bind slot to v now with those
+// stored, and runs UNDO then DO for the difference, both in key order. It
+// appends the changes to out.
+func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Change) []graph.Change {
+	e.recRule = r
+	e.recKeys, e.recBinds, e.recCands = e.recKeys[:0], e.recBinds[:0], e.recCands[:0]
+	if e.collectFn == nil {
+		e.collectFn = e.collect
+	}
+	e.enumerate(r, slot, v, e.collectFn)
+	slices.SortFunc(e.recCands, func(a, b candidate) int { return bytes.Compare(e.candKey(a), e.candKey(b)) })
+	undo := e.recUndo[:0]
+	for k, m := range e.byAnchor[akey{r, slot, v}] {
+		if _, found := slices.BinarySearchFunc(e.recCands, k, func(c candidate, k string) int {
+			return compareBytesString(e.candKey(c), k)
+		}); !found {
+			undo = append(undo, m)
 		}
 	}
-	var do []string
-	for k := range current {
-		if _, ok := e.matches[k]; !ok {
-			do = append(do, k)
+	slices.SortFunc(undo, func(a, b *match) int { return strings.Compare(a.key, b.key) })
+	for _, m := range undo {
+		out = append(out, e.undo(m)...)
+	}
+	clear(undo)
+	e.recUndo = undo[:0]
+	// Undoing removes only matches that are not candidates, and doing adds
+	// only the match done: a candidate stored now was stored before, and
+	// a repeated candidate is skipped as stored.
+	for _, c := range e.recCands {
+		if _, ok := e.matches[string(e.candKey(c))]; ok {
+			continue
 		}
+		m := &match{key: string(e.candKey(c)), rule: r, bindings: slices.Clone(e.recBinds[c.bs:c.be])}
+		out = append(out, e.do(m)...)
 	}
-	sort.Strings(undo)
-	sort.Strings(do)
-	var out []graph.Change
-	for _, k := range undo {
-		out = append(out, e.undo(e.matches[k])...)
-	}
-	for _, k := range do {
-		out = append(out, e.do(&match{key: k, rule: r, bindings: current[k]})...)
-	}
+	e.recRule = nil
 	return out
 }
 
-func matchKey(r *rule, b []Binding) string {
-	var sb strings.Builder
-	sb.WriteString(r.tplName)
-	sb.WriteByte(0)
-	sb.WriteString(strconv.Itoa(r.scenario))
-	sb.WriteByte('/')
-	sb.WriteString(strconv.Itoa(r.clause))
-	for _, x := range b {
-		sb.WriteByte(0)
-		sb.WriteString(x.Entity)
-		sb.WriteByte('=')
-		sb.WriteString(strconv.FormatInt(int64(x.Vertex), 10))
+// compareBytesString is bytes.Compare(b, []byte(s)) without the copy.
+func compareBytesString(b []byte, s string) int {
+	n := min(len(b), len(s))
+	for i := 0; i < n; i++ {
+		if b[i] != s[i] {
+			if b[i] < s[i] {
+				return -1
+			}
+			return 1
+		}
 	}
-	return sb.String()
+	return cmp.Compare(len(b), len(s))
+}
+
+func matchKey(r *rule, b []Binding) string {
+	return string(appendMatchKey(nil, r, b))
+}
+
+func appendMatchKey(dst []byte, r *rule, b []Binding) []byte {
+	if r.keyPrefix == "" {
+		r.keyPrefix = r.tplName + "\x00" + strconv.Itoa(r.scenario) + "/" + strconv.Itoa(r.clause)
+	}
+	dst = append(dst, r.keyPrefix...)
+	for _, x := range b {
+		dst = append(dst, 0)
+		dst = append(dst, x.Entity...)
+		dst = append(dst, '=')
+		dst = strconv.AppendInt(dst, int64(x.Vertex), 10)
+	}
+	return dst
+}
+
+// slotKey is the byAnchor key of a binding of m.
+func (m *match) slotKey(b Binding) akey {
+	slot, ok := m.rule.slotOf[b.Entity]
+	if !ok {
+		slot = -1 // a binding no term makes (restored from elsewhere)
+	}
+	return akey{m.rule, slot, b.Vertex}
 }
 
 func (e *Engine) addMatch(m *match) {
 	e.matches[m.key] = m
 	for _, b := range m.bindings {
-		ak := akey{m.rule, b.Entity, b.Vertex}
+		ak := m.slotKey(b)
 		s := e.byAnchor[ak]
 		if s == nil {
-			s = map[string]struct{}{}
+			s = map[string]*match{}
 			e.byAnchor[ak] = s
 		}
-		s[m.key] = struct{}{}
+		s[m.key] = m
 	}
 }
 
 func (e *Engine) removeMatch(m *match) {
 	delete(e.matches, m.key)
 	for _, b := range m.bindings {
-		ak := akey{m.rule, b.Entity, b.Vertex}
+		ak := m.slotKey(b)
 		if s := e.byAnchor[ak]; s != nil {
 			delete(s, m.key)
 			if len(s) == 0 {

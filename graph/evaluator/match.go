@@ -1,49 +1,103 @@
 package evaluator
 
 import (
-	"sort"
 	"strconv"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
 )
 
-// vertexProp maps a template filter key to the vertex's value.
-func vertexProp(v *graph.Vertex, k string) (string, bool) {
+// field is a vertex attribute a template filter key names (fProp: a free
+// property under the key itself).
+type field uint8
+
+const (
+	fProp field = iota
+	fCategory
+	fType
+	fID
+	fName
+	fState
+	fSeverity
+	fAggregated
+	fOperational
+	fProject
+	fMarkedDown
+	fDeleted
+	fPlaceholder
+	fSource
+)
+
+func fieldOf(k string) field {
 	switch k {
 	case "category", "vitrage_category":
-		return v.Category, true
+		return fCategory
 	case "type", "vitrage_type":
-		return v.Type, true
+		return fType
 	case "id":
-		return v.ExternalID, true
+		return fID
 	case "name":
-		return v.Name, v.Name != ""
+		return fName
 	case "state", "vitrage_state":
+		return fState
+	case "severity":
+		return fSeverity
+	case "aggregated_state", "vitrage_aggregated_state", "aggregated_severity", "vitrage_aggregated_severity":
+		return fAggregated
+	case "operational_state", "vitrage_operational_state", "operational_severity", "vitrage_operational_severity":
+		return fOperational
+	case "project_id":
+		return fProject
+	case "is_marked_down", "vitrage_is_marked_down":
+		return fMarkedDown
+	case "vitrage_is_deleted", "is_deleted":
+		return fDeleted
+	case "vitrage_is_placeholder", "is_placeholder":
+		return fPlaceholder
+	case "source", "vitrage_datasource_name":
+		return fSource
+	}
+	return fProp
+}
+
+func fieldValue(v *graph.Vertex, f field, k string) (string, bool) {
+	switch f {
+	case fCategory:
+		return v.Category, true
+	case fType:
+		return v.Type, true
+	case fID:
+		return v.ExternalID, true
+	case fName:
+		return v.Name, v.Name != ""
+	case fState:
 		if v.State == "" {
 			return v.AggregatedState, v.AggregatedState != ""
 		}
 		return v.State, true
-	case "severity":
+	case fSeverity:
 		return v.Severity, v.Severity != ""
-	case "aggregated_state", "vitrage_aggregated_state", "aggregated_severity", "vitrage_aggregated_severity":
+	case fAggregated:
 		return v.AggregatedState, true
-	case "operational_state", "vitrage_operational_state", "operational_severity", "vitrage_operational_severity":
+	case fOperational:
 		return v.OperationalState, true
-	case "project_id":
+	case fProject:
 		return v.ProjectID, v.ProjectID != ""
-	case "is_marked_down", "vitrage_is_marked_down":
+	case fMarkedDown:
 		return strconv.FormatBool(v.IsMarkedDown), true
-	case "vitrage_is_deleted", "is_deleted":
+	case fDeleted:
 		return strconv.FormatBool(v.IsDeleted), true
-	case "vitrage_is_placeholder", "is_placeholder":
+	case fPlaceholder:
 		return strconv.FormatBool(v.IsPlaceholder), true
-	case "source", "vitrage_datasource_name":
+	case fSource:
 		return v.Source, true
 	}
 	s, ok := v.Properties[k]
 	return s, ok
 }
+
+// vertexProp maps a template filter key to the vertex's value.
+func vertexProp(v *graph.Vertex, k string) (string, bool) { return fieldValue(v, fieldOf(k), k) }
 
 // live reports whether a vertex takes part in matching: deleted vertices
 // and placeholders (not yet reported by their datasource) never do.
@@ -54,33 +108,61 @@ func live(v *graph.Vertex) bool { return !v.IsDeleted && !v.IsPlaceholder }
 type matcher struct {
 	e    *template.Entity
 	alts []*template.Entity
+	// filters are e's checks then each alternative's, with each key
+	// resolved to a vertex field once (see compile).
+	filters [][]check
+}
+
+// check is a template filter check with its key resolved.
+type check struct {
+	f field
+	template.Check
+}
+
+// compile resolves the keys of e and alts; call it whenever alts change.
+func (m *matcher) compile() {
+	m.filters = m.filters[:0]
+	for _, te := range append([]*template.Entity{m.e}, m.alts...) {
+		cs := te.Checks()
+		fs := make([]check, len(cs))
+		for i, c := range cs {
+			fs[i] = check{f: fieldOf(c.Key), Check: c}
+		}
+		m.filters = append(m.filters, fs)
+	}
 }
 
 func matchesVertex(m *matcher, v *graph.Vertex) bool {
 	if m == nil || v == nil || !live(v) {
 		return false
 	}
-	get := func(k string) (string, bool) { return vertexProp(v, k) }
-	if m.e.Matches(get) {
-		return true
+	if m.filters == nil {
+		m.compile()
 	}
-	for _, a := range m.alts {
-		if a.Matches(get) {
-			return true
+next:
+	for _, fs := range m.filters {
+		for i := range fs {
+			c := &fs[i]
+			val, ok := fieldValue(v, c.f, c.Key)
+			if !c.Pass(val, ok) {
+				continue next
+			}
 		}
+		return true
 	}
 	return false
 }
 
-// enumerator finds every binding of a clause's positive terms.
+// enumerator finds every binding of a clause's positive terms. Entities are
+// the rule's slots (sorted entity ids); bind[slot] is 0 while unbound.
 type enumerator struct {
 	e     *Engine
 	r     *rule
-	bind  map[string]graph.VertexID
-	used  map[graph.VertexID]string
+	bind  []graph.VertexID
 	cache map[graph.VertexID]int // index in arena, -1: no such vertex
 	arena []graph.Vertex
 	done  []bool
+	out   []Binding
 	emit  func([]Binding)
 }
 
@@ -103,38 +185,38 @@ func (en *enumerator) vertex(id graph.VertexID) *graph.Vertex {
 	return &en.arena[len(en.arena)-1]
 }
 
-// tryBind binds entity to id if the vertex fits, calls next, and unbinds.
-func (en *enumerator) tryBind(entity string, id graph.VertexID, next func()) {
-	if _, taken := en.used[id]; taken {
+// tryBind binds slot to id if the vertex fits and no other slot holds it,
+// calls next, and unbinds.
+func (en *enumerator) tryBind(slot int, id graph.VertexID, next func()) {
+	for _, b := range en.bind {
+		if b == id {
+			return
+		}
+	}
+	if !matchesVertex(en.r.slotM[slot], en.vertex(id)) {
 		return
 	}
-	if !matchesVertex(en.r.ents[entity], en.vertex(id)) {
-		return
-	}
-	en.bind[entity] = id
-	en.used[id] = entity
+	en.bind[slot] = id
 	next()
-	delete(en.bind, entity)
-	delete(en.used, id)
+	en.bind[slot] = 0
 }
 
-// enumerate calls emit with every binding of r that binds entity to v (or
-// every binding at all when v is 0). The enumerator's maps are reused from
+// enumerate calls emit with every binding of r that binds slot to v (or
+// every binding at all when v is 0), sorted by entity. The slice passed to
+// emit is reused: emit copies what it keeps. The enumerator is reused from
 // call to call; enumerate is not reentrant (emit must not call it).
-func (e *Engine) enumerate(r *rule, entity string, v graph.VertexID, emit func([]Binding)) {
+func (e *Engine) enumerate(r *rule, slot int, v graph.VertexID, emit func([]Binding)) {
 	en := e.en
 	if en == nil {
-		en = &enumerator{
-			e:     e,
-			bind:  map[string]graph.VertexID{},
-			used:  map[graph.VertexID]string{},
-			cache: map[graph.VertexID]int{},
-		}
+		en = &enumerator{e: e, cache: map[graph.VertexID]int{}}
 		e.en = en
 	}
 	en.r, en.emit = r, emit
+	if cap(en.bind) < len(r.slots) {
+		en.bind = make([]graph.VertexID, len(r.slots))
+	}
+	en.bind = en.bind[:len(r.slots)]
 	clear(en.bind)
-	clear(en.used)
 	clear(en.cache)
 	if cap(en.done) < len(r.pos) {
 		en.done = make([]bool, len(r.pos))
@@ -144,11 +226,11 @@ func (e *Engine) enumerate(r *rule, entity string, v graph.VertexID, emit func([
 	en.arena = en.arena[:0]
 	defer func() { en.emit = nil; clear(en.cache); clear(en.arena); en.arena = en.arena[:0] }()
 	if v != 0 {
-		en.tryBind(entity, v, en.step)
+		en.tryBind(slot, v, en.step)
 		return
 	}
 	for _, id := range e.g.VertexIDs() {
-		en.tryBind(entity, id, en.step)
+		en.tryBind(slot, id, en.step)
 	}
 }
 
@@ -156,13 +238,12 @@ func (en *enumerator) step() {
 	// Pick the first pending term that touches a bound entity, else the
 	// first pending term.
 	pick := -1
-	for i, t := range en.r.pos {
+	for i := range en.r.posT {
 		if en.done[i] {
 			continue
 		}
-		_, sb := en.bind[t.Source]
-		_, tb := en.bind[t.Target]
-		if sb || (!t.IsEntity() && tb) {
+		t := &en.r.posT[i]
+		if en.bind[t.src] != 0 || (!t.entity && en.bind[t.dst] != 0) {
 			pick = i
 			break
 		}
@@ -176,39 +257,41 @@ func (en *enumerator) step() {
 	}
 	en.done[pick] = true
 	defer func() { en.done[pick] = false }()
-	t := en.r.pos[pick]
-	s, sb := en.bind[t.Source]
-	if t.IsEntity() {
-		if sb {
+	t := &en.r.posT[pick]
+	s := en.bind[t.src]
+	if t.entity {
+		if s != 0 {
 			en.step()
 			return
 		}
 		for _, id := range en.e.g.VertexIDs() {
-			en.tryBind(t.Source, id, en.step)
+			en.tryBind(t.src, id, en.step)
 		}
 		return
 	}
-	d, tb := en.bind[t.Target]
+	d := en.bind[t.dst]
 	switch {
-	case sb && tb:
-		if en.e.hasEdge(s, d, t.Label) {
+	case s != 0 && d != 0:
+		if en.e.hasEdge(s, d, t.label) {
 			en.step()
 		}
-	case sb:
-		for _, ed := range en.e.g.Out(s) {
-			if ed.Relationship == t.Label && !ed.IsDeleted {
-				en.tryBind(t.Target, ed.To, en.step)
+	case s != 0:
+		en.e.g.EachOut(s, func(ed graph.Edge) bool {
+			if ed.Relationship == t.label && !ed.IsDeleted {
+				en.tryBind(t.dst, ed.To, en.step)
 			}
-		}
-	case tb:
-		for _, ed := range en.e.g.In(d) {
-			if ed.Relationship == t.Label && !ed.IsDeleted {
-				en.tryBind(t.Source, ed.From, en.step)
+			return true
+		})
+	case d != 0:
+		en.e.g.EachIn(d, func(ed graph.Edge) bool {
+			if ed.Relationship == t.label && !ed.IsDeleted {
+				en.tryBind(t.src, ed.From, en.step)
 			}
-		}
+			return true
+		})
 	default:
 		for _, id := range en.e.g.VertexIDs() {
-			en.tryBind(t.Source, id, func() {
+			en.tryBind(t.src, id, func() {
 				en.done[pick] = false
 				en.step()
 				en.done[pick] = true
@@ -224,40 +307,43 @@ func (e *Engine) hasEdge(from, to graph.VertexID, label string) bool {
 
 // finish checks the negated terms and emits the binding.
 func (en *enumerator) finish() {
-	for _, t := range en.r.neg {
-		if en.negHolds(t) {
+	for i := range en.r.negT {
+		if en.negHolds(&en.r.negT[i]) {
 			return
 		}
 	}
-	b := make([]Binding, 0, len(en.bind))
-	for ent, id := range en.bind {
-		b = append(b, Binding{Entity: ent, Vertex: id})
+	en.out = en.out[:0]
+	for slot, id := range en.bind {
+		if id != 0 {
+			en.out = append(en.out, Binding{Entity: en.r.slots[slot], Vertex: id})
+		}
 	}
-	sort.Slice(b, func(i, j int) bool { return b[i].Entity < b[j].Entity })
-	en.emit(b)
+	en.emit(en.out)
 }
 
 // negHolds reports whether the relationship of a negated term exists.
-func (en *enumerator) negHolds(t template.Term) bool {
-	s, sb := en.bind[t.Source]
-	d, tb := en.bind[t.Target]
-	switch {
-	case sb && tb:
-		return en.e.hasEdge(s, d, t.Label)
-	case sb:
-		te := en.r.ents[t.Target]
-		for _, ed := range en.e.g.Out(s) {
-			if ed.Relationship == t.Label && !ed.IsDeleted && matchesVertex(te, en.vertex(ed.To)) {
-				return true
-			}
-		}
-	case tb:
-		te := en.r.ents[t.Source]
-		for _, ed := range en.e.g.In(d) {
-			if ed.Relationship == t.Label && !ed.IsDeleted && matchesVertex(te, en.vertex(ed.From)) {
-				return true
-			}
-		}
+func (en *enumerator) negHolds(t *negTerm) bool {
+	var s, d graph.VertexID
+	if t.src >= 0 {
+		s = en.bind[t.src]
 	}
-	return false
+	if t.dst >= 0 {
+		d = en.bind[t.dst]
+	}
+	holds := false
+	switch {
+	case s != 0 && d != 0:
+		return en.e.hasEdge(s, d, t.label)
+	case s != 0:
+		en.e.g.EachOut(s, func(ed graph.Edge) bool {
+			holds = ed.Relationship == t.label && !ed.IsDeleted && matchesVertex(t.dstM, en.vertex(ed.To))
+			return !holds
+		})
+	case d != 0:
+		en.e.g.EachIn(d, func(ed graph.Edge) bool {
+			holds = ed.Relationship == t.label && !ed.IsDeleted && matchesVertex(t.srcM, en.vertex(ed.From))
+			return !holds
+		})
+	}
+	return holds
 }

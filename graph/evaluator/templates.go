@@ -146,7 +146,7 @@ func (e *Engine) doWhere(sel func(*rule) bool) []graph.Change {
 			continue
 		}
 		byKey := map[string][]Binding{}
-		e.enumerate(r, r.c.Positive[0], 0, func(b []Binding) { byKey[matchKey(r, b)] = b })
+		e.enumerate(r, r.slotOf[r.c.Positive[0]], 0, func(b []Binding) { byKey[matchKey(r, b)] = slices.Clone(b) })
 		keys := make([]string, 0, len(byKey))
 		for k := range byKey {
 			keys = append(keys, k)
@@ -176,6 +176,7 @@ func (e *Engine) rebuildRules() {
 	for _, r := range e.rules {
 		for _, m := range r.ents {
 			m.alts = equivalents(m.e, groups)
+			m.compile()
 		}
 	}
 	e.idx = buildIndex(e.rules)
@@ -189,6 +190,8 @@ type ruleIndex struct {
 	byCat   map[string][]int // no exact type, an exact category (upper case)
 	wild    []int            // neither
 	byLabel map[string][]int
+	// seen caches forVertex (scratch, rebuilt with the index).
+	seen map[typeCat][]int
 }
 
 func buildIndex(rules []*rule) ruleIndex {
@@ -238,14 +241,32 @@ func buildIndex(rules []*rule) ruleIndex {
 	return x
 }
 
-// forVertex returns the rules a change of v can concern, ascending.
+// forVertex returns the rules a change of v can concern, ascending. The
+// lists are computed once per (type, category) and kept: callers must not
+// change them.
 func (x *ruleIndex) forVertex(v *graph.Vertex) []int {
+	k := typeCat{v.Type, v.Category}
+	if out, ok := x.seen[k]; ok {
+		return out
+	}
 	a, b := x.byType[v.Type], x.byCat[strings.ToUpper(v.Category)]
 	out := make([]int, 0, len(a)+len(b)+len(x.wild))
 	out = append(append(append(out, a...), b...), x.wild...)
 	sort.Ints(out)
-	return slices.Compact(out)
+	out = slices.Compact(out)
+	if x.seen == nil {
+		x.seen = map[typeCat][]int{}
+	}
+	if len(x.seen) < maxSeenTypes {
+		x.seen[k] = out
+	}
+	return out
 }
+
+// maxSeenTypes bounds the (type, category) pairs whose rule lists are kept.
+const maxSeenTypes = 4096
+
+type typeCat struct{ typ, cat string }
 
 // equivalents returns the entities an equivalence group makes equal to e:
 // the other members of every group with a member whose filter is exactly
@@ -300,6 +321,7 @@ func makeRules(name string, tpl *template.Template) []*rule {
 			for _, p := range c.Positive {
 				r.posSet[p] = true
 			}
+			r.index()
 			rules = append(rules, r)
 		}
 	}

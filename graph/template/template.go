@@ -101,6 +101,50 @@ func (e *Entity) Matches(get func(key string) (string, bool)) bool {
 	return true
 }
 
+// Check is one key of an entity's filter, as Matches applies it.
+type Check struct {
+	Key string
+	// Exact says the value must equal Want (ignoring case when Fold).
+	Exact, Fold bool
+	Want        string
+	// Re, when not nil, must match the value.
+	Re *regexp.Regexp
+}
+
+// Checks returns the entity's filters in the order Matches applies them,
+// so that a matcher can resolve each key once: a getter passes every check
+// exactly when Matches reports true for it.
+func (e *Entity) Checks() []Check {
+	out := make([]Check, 0, len(e.keys))
+	for _, k := range e.keys {
+		c := Check{Key: k, Re: e.Regex[k]}
+		c.Want, c.Exact = e.Props[k]
+		c.Fold = c.Exact && caseInsensitive[k]
+		out = append(out, c)
+	}
+	return out
+}
+
+// Pass reports whether a value (and whether the vertex has it) passes c.
+func (c *Check) Pass(v string, ok bool) bool {
+	if c.Exact {
+		if !ok {
+			return false
+		}
+		if c.Fold {
+			if !strings.EqualFold(v, c.Want) {
+				return false
+			}
+		} else if v != c.Want {
+			return false
+		}
+	}
+	if c.Re != nil && (!ok || !c.Re.MatchString(v)) {
+		return false
+	}
+	return true
+}
+
 func (e *Entity) finish() {
 	seen := map[string]bool{}
 	for k := range e.Props {
