@@ -56,7 +56,7 @@ test-e2e: build ## end-to-end tests with real processes on loopback
 
 .PHONY: bench
 bench: services ## run every benchmark and write bench-report.txt
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./... 2>&1 | tee bench-report.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./... 2>&1 | $(GO) run ./cmd/benchreport | tee bench-report.txt
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+pkg: github.com/causeway/causeway/persister
+BenchmarkPipeline/raw_insert/rows_per_commit=100-2         	       1	 1712345 ns/op	     58400 rows/s
+BenchmarkPipeline/raw_publish-2                            	       1	 1712345 ns/op	     16200 msgs/s
+BenchmarkPipeline/end_to_end/batch=500-2                   	       1	 1712345 ns/op	     12400 events/s	 393.0 p50_ms
+pkg: github.com/causeway/causeway/graph
+BenchmarkMemory/causeway/1000-2   1   100 ns/op   485 B/entity
+BenchmarkMemory/gonum-simple/1000-2   1   100 ns/op   455 B/entity
+PASS
+`
+
+func TestReport(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(strings.NewReader(sample), &out); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	got := strings.Join(strings.Fields(out.String()), " ")
+	for _, want := range []string{
+		"Pipeline/end_to_end/batch=500", "12400 events/s 393 p50_ms",
+		"Memory/causeway/1000 / Memory/gonum-simple/1000 B/entity 1.07",
+		"Pipeline/end_to_end/batch=500 / Pipeline/raw_insert/rows_per_commit=100 events/s / rows/s 0.212",
+		"Pipeline/end_to_end/batch=500 / Pipeline/raw_publish events/s / msgs/s 0.765",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestFailureIsReported(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(strings.NewReader("pkg: x\n--- FAIL: BenchmarkX\nFAIL\n"), &out); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
