@@ -2,9 +2,7 @@ package alertmanager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,18 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/golden"
 )
 
 var _ drivers.Driver = (*Driver)(nil)
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func mapping(t testing.TB) alertmap.Config {
 	t.Helper()
@@ -36,28 +32,6 @@ func mapping(t testing.TB) alertmap.Config {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-func golden(t *testing.T, path string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(b)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
 }
 
 // server serves testdata/alerts.json like Alertmanager, checking the token
@@ -115,7 +89,7 @@ func TestGetAllGolden(t *testing.T) {
 			t.Errorf("event %s: %v", ev.EventID, err)
 		}
 	}
-	golden(t, "testdata/alerts.golden.json", evs)
+	golden.JSON(t, "testdata/alerts.golden.json", evs)
 	var m dto.Metric
 	if err := d.unmapped.Write(&m); err != nil {
 		t.Fatal(err)

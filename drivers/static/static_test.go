@@ -2,9 +2,7 @@ package static
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/golden"
 )
 
 var (
@@ -24,31 +23,7 @@ var (
 	_ drivers.Watcher = (*Driver)(nil)
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
 var at = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
-func golden(t *testing.T, path string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(b)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
 
 func TestGolden(t *testing.T) {
 	paths, err := filepath.Glob("testdata/*.yaml")
@@ -72,7 +47,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("event %s does not encode: %v", ev.EventID, err)
 				}
 			}
-			golden(t, strings.TrimSuffix(p, ".yaml")+".golden.json", evs)
+			golden.JSON(t, strings.TrimSuffix(p, ".yaml")+".golden.json", evs)
 		})
 	}
 }

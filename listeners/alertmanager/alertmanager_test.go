@@ -3,19 +3,15 @@ package alertmanager
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func webhook(t testing.TB) *Webhook {
 	t.Helper()
@@ -32,28 +28,6 @@ func webhook(t testing.TB) *Webhook {
 		t.Fatal(err)
 	}
 	return w
-}
-
-func golden(t *testing.T, path string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(b)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
 }
 
 func TestGolden(t *testing.T) {
@@ -79,7 +53,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("event %s: %v", ev.EventID, err)
 				}
 			}
-			golden(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
+			golden.JSON(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
 		})
 	}
 	if n < 2 {

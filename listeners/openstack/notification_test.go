@@ -1,9 +1,7 @@
 package openstack
 
 import (
-	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,31 +11,8 @@ import (
 
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-func golden(t *testing.T, path string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(b)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
 
 func TestGolden(t *testing.T) {
 	paths, _ := filepath.Glob("testdata/*.json")
@@ -64,7 +39,7 @@ func TestGolden(t *testing.T) {
 			if evs == nil {
 				evs = []event.Event{}
 			}
-			golden(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
+			golden.JSON(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
 		})
 	}
 	if n < 4 {
