@@ -96,9 +96,9 @@ func Run(ctx context.Context, specPaths []string, out io.Writer) (Result, error)
 	if !total.OK() {
 		status = "FAIL"
 	}
-	fmt.Fprintf(out, "%s: %d spec(s), %d step(s), %d check(s), %d failure(s); %d events in %s (%.0f events/s)\n",
+	fmt.Fprintf(out, "%s: %d spec(s), %d step(s), %d check(s), %d failure(s); %d events applied in %s (%.0f events/s), %s in all\n",
 		status, total.Specs, total.Steps, total.Checks, total.Failures, total.Events,
-		total.Elapsed.Round(time.Microsecond), total.EventsPerSecond())
+		total.Applying.Round(time.Microsecond), total.EventsPerSecond(), total.Elapsed.Round(time.Microsecond))
 	return total, nil
 }
 
