@@ -360,9 +360,6 @@ type historicalRCA struct {
 	Alarms      []rcaAlarm      `json:"alarms"`
 	Paths       [][]string      `json:"paths"`
 	dot         func(io.Writer) error
-	graph       *graph.Graph
-	analysis    *graph.RCA
-	occurrences map[string]history.Occurrence
 }
 
 func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) (*historicalRCA, error) {
@@ -372,7 +369,7 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 		return nil, fmt.Errorf("rca of %d: %w", alarm, err)
 	}
 	out := &historicalRCA{Seq: p.rec.Seq, RecordedAt: p.rec.RecordedAt.UTC(), SnapshotSeq: p.rec.SnapshotSeq, Alarm: int64(alarm),
-		RCA: g.RCAJSON(r), graph: g, analysis: r}
+		RCA: g.RCAJSON(r)}
 	keys := make([]string, 0, len(r.Alarms))
 	for _, id := range r.Alarms {
 		v, _ := g.Vertex(id)
@@ -463,14 +460,6 @@ func (a *historicalRCA) write(w io.Writer, format string) error {
 		row(tw, x.VitrageID, x.Type, x.Name, x.Resource, x.Severity, fmtOptTime(x.RaisedAt), cleared, x.Root)
 	}
 	return tw.Flush()
-}
-
-// historyFlags are the flags shared by `rca show --at` and `topology show --at`.
-type historyFlags struct {
-	db       *dbFlags
-	point    pointFlags
-	resource string
-	format   string
 }
 
 func checkFormat(format string, allowed ...string) error {

@@ -26,6 +26,9 @@ type Scenario struct {
 	// raises its NIC alarm (warning), the next round raises it to critical,
 	// and the one after clears it.
 	Rounds int
+	// Tail is a number of host updates after the rounds that change no
+	// alarm, so that the last cleared alarms are long cleared at the end.
+	Tail int
 	// Start is the ObservedAt of the first event; each event is a second
 	// later than the one before.
 	Start time.Time
@@ -77,6 +80,11 @@ func (s Scenario) Events() []event.Event {
 				}
 			}
 		}
+	}
+	for i := 0; i < s.Tail && s.Hosts > 0; i++ {
+		h := i % s.Hosts
+		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: HostID(h), Name: fmt.Sprintf("host-%d", h), State: "available",
+			Properties: map[string]string{"tail": fmt.Sprint(i)}}})
 	}
 	return out
 }

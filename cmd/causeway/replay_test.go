@@ -1,0 +1,374 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/history/historytest"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/snapshot"
+)
+
+// runCausewayCLI runs the causeway command line in-process and returns stdout and
+// the error (an *exitError for bad input).
+func runCausewayCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"--config", "/nonexistent/causeway.yaml", "--log-level", "error"}, args...))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// moment is what the live engine showed right after a batch was applied.
+type moment struct {
+	seq     int64
+	at      time.Time
+	dump    []byte
+	rca     map[graph.VertexID][]byte // RCAJSON of every alarm, cleared ones included
+	cleared map[graph.VertexID]bool
+	alarms  []byte // TopologyJSON of every alarm, deleted included
+}
+
+// logRig is a database whose log was written through store.Log while a live
+// engine followed it, with what the engine showed at each moment, snapshots
+// taken on the way and the alarm history written by a "leader".
+type logRig struct {
+	dsn     string
+	db      *sql.DB
+	log     *store.Log
+	moments []moment
+	// clearedAt is the seq at which each alarm (by vitrage id) last cleared.
+	clearedAt map[graph.VertexID]int64
+}
+
+var t0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+
+func alarmsQuery() graph.TopologyQuery {
+	return graph.TopologyQuery{AllTenants: true, Filter: graph.Filter{Category: graph.CategoryAlarm, IncludeDeleted: true}}
+}
+
+func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery int64) *logRig {
+	t.Helper()
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clock := t0
+	l := store.NewLog(db, func() time.Time { clock = clock.Add(1500 * time.Millisecond); return clock })
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: snapshotEvery}},
+		snapshot.WriterDeps{DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := evaluator.New(evaluator.Config{}, graph.DefaultNormalizer())
+	r := &logRig{dsn: dsn, db: db, log: l, clearedAt: map[graph.VertexID]int64{}}
+	evs := s.Events()
+	for start := 0; start < len(evs); start += batch {
+		var entries []store.Entry
+		for _, ev := range evs[start:min(start+batch, len(evs))] {
+			body, err := event.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, store.Entry{Event: ev, Body: body})
+		}
+		app, err := l.Append(ctx, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hb history.Batch
+		for _, rec := range app.Batch.Records {
+			res, err := live.ApplyResult(rec)
+			if err != nil {
+				t.Fatalf("apply seq %d: %v", rec.Seq, err)
+			}
+			items := history.Detect(rec, res.Changes, live.Graph())
+			for _, it := range items {
+				if it.Kind == history.Cleared {
+					r.clearedAt[graph.VertexID(it.Alarm.VitrageID)] = rec.Seq
+				}
+			}
+			hb.Items = append(hb.Items, items...)
+			hb.Seq = rec.Seq
+		}
+		if _, err := history.Write(ctx, db, 1, hb); err != nil {
+			t.Fatal(err)
+		}
+		last := app.Batch.Records[len(app.Batch.Records)-1]
+		if w.Due(last.Seq) {
+			if _, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
+				return snapshot.CaptureEngine(live, last.Seq, last.RecordedAt, snapshot.EngineGob)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.moments = append(r.moments, record(t, live, last))
+	}
+	return r
+}
+
+func record(t *testing.T, e *evaluator.Engine, last event.Record) moment {
+	t.Helper()
+	m := moment{seq: last.Seq, at: last.RecordedAt, rca: map[graph.VertexID][]byte{}, cleared: map[graph.VertexID]bool{}}
+	var b bytes.Buffer
+	if err := e.Dump(&b); err != nil {
+		t.Fatal(err)
+	}
+	m.dump = b.Bytes()
+	g := e.Graph()
+	for _, a := range g.Alarms("", true, true) {
+		r, err := g.RCA(a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := json.Marshal(g.RCAJSON(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.rca[a.ID] = js
+		m.cleared[a.ID] = a.IsDeleted
+	}
+	top, err := g.Topology(alarmsQuery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.alarms, err = g.TopologyJSON(top); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// The acceptance test of historical RCA and replay: at every moment of a
+// log, `replay --at` gives the live engine's canonical dump byte for byte,
+// `rca show --at` the live RCA of every alarm (cleared ones too, long after
+// they cleared), and `topology show --at` the alarm list.
+func TestReplayAndRCAAtEveryMoment(t *testing.T) {
+	s := historytest.Scenario{Hosts: 4, InstancesPerHost: 2, Rounds: 9, Tail: 30, Start: t0}
+	r := newLogRig(t, s, 3, 20)
+	if len(r.moments) < 10 {
+		t.Fatalf("only %d moments", len(r.moments))
+	}
+	var snaps int
+	if err := r.db.QueryRow("SELECT COUNT(*) FROM snapshots").Scan(&snaps); err != nil || snaps == 0 {
+		t.Fatalf("%d snapshots (%v): the test must cover reconstruction from a snapshot", snaps, err)
+	}
+	last := r.moments[len(r.moments)-1]
+	longCleared := 0
+	for i, m := range r.moments {
+		at := m.at.Format(time.RFC3339Nano)
+		// By time at every moment; by seq at every other one.
+		got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", at, "--progress", "never")
+		if err != nil {
+			t.Fatalf("replay --at %s: %v", at, err)
+		}
+		if got != string(m.dump) {
+			t.Fatalf("replay --at %s (seq %d) differs from the live dump:\ngot  %.300s\nwant %.300s", at, m.seq, got, m.dump)
+		}
+		if i%2 == 0 {
+			got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--seq", strconv.FormatInt(m.seq, 10))
+			if err != nil || got != string(m.dump) {
+				t.Fatalf("replay --seq %d differs from the live dump (%v)", m.seq, err)
+			}
+		}
+		top, err := runCausewayCLI(t, "topology", "show", "--dsn", r.dsn, "--at", at, "--category", "ALARM", "--all", "-o", "json")
+		if err != nil {
+			t.Fatalf("topology show --at %s: %v", at, err)
+		}
+		if strings.TrimSpace(top) != string(m.alarms) {
+			t.Fatalf("alarm list at %s:\ngot  %s\nwant %s", at, top, m.alarms)
+		}
+		for id, want := range m.rca {
+			out, err := runCausewayCLI(t, "rca", "show", strconv.FormatInt(int64(id), 10), "--dsn", r.dsn, "--at", at, "-o", "json")
+			if err != nil {
+				t.Fatalf("rca show %d --at %s: %v", id, at, err)
+			}
+			var doc struct {
+				Seq    int64           `json:"seq"`
+				RCA    json.RawMessage `json:"rca"`
+				Alarms []rcaAlarm      `json:"alarms"`
+			}
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("rca show output: %v\n%s", err, out)
+			}
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, doc.RCA); err != nil {
+				t.Fatal(err)
+			}
+			if doc.Seq != m.seq || compact.String() != string(want) {
+				t.Fatalf("rca of %d at %s (seq %d, got seq %d):\ngot  %s\nwant %s", id, at, m.seq, doc.Seq, compact.String(), want)
+			}
+			for _, a := range doc.Alarms {
+				if a.RaisedAt == nil {
+					t.Errorf("rca of %d at seq %d: alarm %d has no raised time from the history", id, m.seq, a.VitrageID)
+				}
+				if a.Cleared != (a.ClearedAt != nil) {
+					t.Errorf("rca at seq %d: alarm %d cleared=%v, cleared_at %v", m.seq, a.VitrageID, a.Cleared, a.ClearedAt)
+				}
+			}
+			if m.cleared[id] && m.seq == last.seq && r.clearedAt[id] > 0 && r.clearedAt[id] < last.seq-20 {
+				longCleared++
+			}
+		}
+	}
+	if longCleared == 0 {
+		t.Error("no RCA of an alarm cleared long before the last moment was checked")
+	}
+}
+
+func TestHistoricalBadInput(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 3, Start: t0}
+	r := newLogRig(t, s, 2, 1000)
+	m := r.moments[len(r.moments)-1]
+	at := m.at.Format(time.RFC3339Nano)
+	// At the last moment, NIC_DOWN is raised on several hosts.
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"malformed time", []string{"rca", "show", "1", "--dsn", r.dsn, "--at", "yesterday"}, "neither RFC 3339"},
+		{"malformed replay time", []string{"replay", "--dsn", r.dsn, "--at", "2026-13-01T00:00:00Z"}, "neither RFC 3339"},
+		{"before the log", []string{"rca", "show", "1", "--dsn", r.dsn, "--at", t0.Add(-time.Hour).Format(time.RFC3339)}, "before the first event"},
+		{"future", []string{"replay", "--dsn", r.dsn, "--at", "+48h"}, "in the future"},
+		{"beyond the log", []string{"replay", "--dsn", r.dsn, "--seq", "100000"}, "beyond the end of the log"},
+		{"both", []string{"replay", "--dsn", r.dsn, "--seq", "3", "--at", at}, "not both"},
+		{"unknown alarm", []string{"rca", "show", "NO_SUCH_ALARM", "--dsn", r.dsn, "--at", at}, "unknown alarm"},
+		{"unknown vitrage id", []string{"rca", "show", "99999", "--dsn", r.dsn, "--at", at}, "unknown alarm"},
+		{"ambiguous name", []string{"rca", "show", "NIC_DOWN", "--dsn", r.dsn, "--at", at}, "ambiguous"},
+		{"bad format", []string{"rca", "show", "1", "--dsn", r.dsn, "--at", at, "-o", "yaml"}, "not one of"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runCausewayCLI(t, c.args...)
+			if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v (exit %d), want exit %d saying %q", err, exitCode(err), exitBadInput, c.want)
+			}
+		})
+	}
+	// A name with its resource finds the one alarm active then.
+	var nic graph.VertexID
+	live := evaluator.New(evaluator.Config{}, graph.DefaultNormalizer())
+	recs, err := r.log.ReadRange(context.Background(), 0, int(m.seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		_ = live.Apply(rec)
+	}
+	for _, a := range live.Graph().Alarms("", true, false) {
+		if a.Name == "NIC_DOWN" {
+			if res, ok := live.Graph().AlarmResource(a.ID); ok && res.ExternalID == historytest.HostID(1) {
+				nic = a.ID
+			}
+		}
+	}
+	if nic == 0 {
+		t.Fatal("scenario: no active NIC_DOWN on h1 at the last moment")
+	}
+	out, err := runCausewayCLI(t, "rca", "show", "NIC_DOWN", "--resource", historytest.HostID(1), "--dsn", r.dsn, "--at", at, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Alarm int64 `json:"alarm"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || graph.VertexID(doc.Alarm) != nic {
+		t.Fatalf("rca show NIC_DOWN --resource h1 = %d (%v), want %d", doc.Alarm, err, nic)
+	}
+	// By external id too.
+	if out, err = runCausewayCLI(t, "rca", "show", historytest.NICAlarmID(1), "--dsn", r.dsn, "--at", at, "-o", "dot"); err != nil || !strings.HasPrefix(out, "digraph rca") {
+		t.Fatalf("rca show by alarm id as dot: %v\n%s", err, out)
+	}
+
+	// Retention: drop the oldest events (as DropBefore would); moments
+	// before the first stored event are refused clearly.
+	if _, err := r.db.Exec("DELETE FROM events WHERE seq <= 4"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"replay", "--dsn", r.dsn, "--seq", "3"},
+		{"replay", "--dsn", r.dsn, "--at", r.moments[0].at.Format(time.RFC3339Nano)},
+		{"rca", "show", "1", "--dsn", r.dsn, "--at", at},
+	} {
+		_, err := runCausewayCLI(t, args...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "before the retained log") {
+			t.Errorf("%v: err = %v, want exit %d: before the retained log", args, err, exitBadInput)
+		}
+	}
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"now":                         now,
+		"-2h":                         now.Add(-2 * time.Hour),
+		"+90m":                        now.Add(90 * time.Minute),
+		"2026-01-01T00:00:00Z":        time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2026-01-01T01:00:00.5+01:00": time.Date(2026, 1, 1, 0, 0, 0, 5e8, time.UTC),
+	} {
+		got, err := parseWhen(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "yesterday", "-2", "2026-01-01", "--2h", "2026-01-01 00:00:00"} {
+		if _, err := parseWhen(in, now); err == nil {
+			t.Errorf("parseWhen(%q) accepted it", in)
+		}
+	}
+}
+
+func FuzzParseWhen(f *testing.F) {
+	for _, s := range []string{"now", "-2h", "+1m30s", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+05:30", "", "-", "x"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseWhen(s, now)
+		if err != nil {
+			return
+		}
+		if got.Location() != time.UTC {
+			t.Fatalf("parseWhen(%q) = %v, not UTC", s, got)
+		}
+		// A parsed time prints and parses back to itself.
+		again, err := parseWhen(got.Format(time.RFC3339Nano), now)
+		if err != nil || !again.Equal(got) {
+			t.Fatalf("parseWhen(%q) = %v does not round-trip: %v, %v", s, got, again, err)
+		}
+	})
+}
