@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/election"
@@ -21,6 +22,8 @@ const (
 	DefaultRetryMin         = 100 * time.Millisecond
 	DefaultRetryMax         = 5 * time.Second
 	DefaultLeaderWriteLimit = 60 * time.Second
+	DefaultFlushInterval    = 100 * time.Millisecond
+	DefaultHistoryPrune     = time.Hour
 )
 
 // Config configures a processor node (YAML section "processor").
@@ -53,6 +56,24 @@ type Config struct {
 	// SnapshotCheck is how often the leader asks the policy whether a
 	// snapshot is due.
 	SnapshotCheck time.Duration `yaml:"snapshot_check"`
+	// FlushInterval is how often the leader writes the outbox rows and
+	// alarm history of what it applied (default 100ms).
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxPending bounds the outbox rows and history items a node keeps
+	// unwritten (default 200000); past it they are dropped, and a node
+	// that becomes leader regenerates them from the log instead.
+	MaxPending int `yaml:"max_pending"`
+	// History: the alarm history's retention, pruned by the leader every
+	// HistoryPruneInterval (default 1h).
+	History              history.Config `yaml:"history"`
+	HistoryPruneInterval time.Duration  `yaml:"history_prune_interval"`
+	// SnapshotCaptureLive makes the leader capture the live machine
+	// under its lock for a snapshot (snapshot.Writer.Take), which pauses
+	// event processing for as long as the deep copy takes. By default
+	// (false) it snapshots a shadow machine that follows the log from the
+	// database (snapshot.Writer.TakeFromLog): no pause, at the cost of a
+	// second machine's memory and replaying the log a second time.
+	SnapshotCaptureLive bool `yaml:"snapshot_capture_live"`
 	// RetryMin and RetryMax bound the backoff of a failed catch-up or load.
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
@@ -79,6 +100,16 @@ func (c *Config) SetDefaults() {
 	}
 	if c.SnapshotCheck == 0 {
 		c.SnapshotCheck = DefaultSnapshotCheck
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	c.History = c.History.WithDefaults()
+	if c.HistoryPruneInterval == 0 {
+		c.HistoryPruneInterval = DefaultHistoryPrune
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = DefaultRetryMin
@@ -119,6 +150,10 @@ func (c Config) Validate() error {
 	add("raft", c.Raft.Validate())
 	add("api", c.API.Validate())
 	add("snapshot", c.Snapshot.Validate())
+	add("history", c.History.Validate())
+	if c.MaxPending < 1 {
+		errs = append(errs, errors.New("max_pending: must be positive"))
+	}
 	if c.DatabaseDSN == "" {
 		errs = append(errs, errors.New("database_dsn: is required"))
 	}
@@ -126,7 +161,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"poll_interval", c.PollInterval}, {"snapshot_check", c.SnapshotCheck}, {"retry_min", c.RetryMin}, {"retry_max", c.RetryMax}} {
+	}{{"poll_interval", c.PollInterval}, {"snapshot_check", c.SnapshotCheck}, {"flush_interval", c.FlushInterval}, {"history_prune_interval", c.HistoryPruneInterval}, {"retry_min", c.RetryMin}, {"retry_max", c.RetryMax}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive", d.name))
 		}

@@ -416,7 +416,7 @@ func reconstruct(t *testing.T, ctx context.Context, dsn string, seq int64) []byt
 	}
 	defer db.Close()
 	r, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
-		DB: db, Events: store.NewLog(db, nil), Factory: snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()},
+		DB: db, Events: store.NewLog(db, nil), Factory: snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -10,27 +10,36 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
-// CaptureEngine captures an evaluator engine for a snapshot (gob payload).
+// CaptureEngine captures the machine for a snapshot (gob payload): a
+// *snapshot.Node whole (engine and subscriptions), or a bare
+// *evaluator.Engine in the engine-only encoding.
 func CaptureEngine(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture, error) {
-	e, ok := m.(*evaluator.Engine)
-	if !ok {
-		return snapshot.Capture{}, fmt.Errorf("capture: machine is %T, not *evaluator.Engine", m)
+	switch x := m.(type) {
+	case *snapshot.Node:
+		if recordedAt.IsZero() {
+			// Right after a load nothing was applied here yet: the graph's
+			// logical time is the recorded_at of the last record it holds.
+			recordedAt = x.Engine.Graph().Now()
+		}
+		return snapshot.CaptureNode(x, seq, recordedAt, snapshot.NodeGob)
+	case *evaluator.Engine:
+		if recordedAt.IsZero() {
+			recordedAt = x.Graph().Now()
+		}
+		return snapshot.CaptureEngine(x, seq, recordedAt, snapshot.EngineGob)
 	}
-	if recordedAt.IsZero() {
-		// Right after a load nothing was applied here yet: the graph's
-		// logical time is the recorded_at of the last record it holds.
-		recordedAt = e.Graph().Now()
-	}
-	return snapshot.CaptureEngine(e, seq, recordedAt, snapshot.EngineGob)
+	return snapshot.Capture{}, fmt.Errorf("capture: machine is %T, not *snapshot.Node", m)
 }
 
 // InspectEngine gives the API a read view of an evaluator engine.
 func InspectEngine(m Machine) (api.View, error) {
-	e, ok := m.(*evaluator.Engine)
-	if !ok {
-		return nil, fmt.Errorf("inspect: machine is %T, not *evaluator.Engine", m)
+	switch x := m.(type) {
+	case *snapshot.Node:
+		return engineView{Graph: x.Engine.Graph(), e: x.Engine}, nil
+	case *evaluator.Engine:
+		return engineView{Graph: x.Graph(), e: x}, nil
 	}
-	return engineView{Graph: e.Graph(), e: e}, nil
+	return nil, fmt.Errorf("inspect: machine is %T, not *snapshot.Node", m)
 }
 
 type engineView struct {

@@ -49,6 +49,11 @@ type follower struct {
 	applied   int64
 	appliedAt time.Time
 
+	// produce, when set, applies a record and derives its Output into
+	// pend; otherwise records are applied with Machine.Apply.
+	produce Producer
+	pend    *pending
+
 	loaded     atomic.Bool
 	appliedSeq atomic.Int64 // mirror of applied for lock-free status
 	head       atomic.Int64
@@ -95,6 +100,9 @@ func (f *follower) collectors() []prometheus.Collector {
 func (f *follower) load(m Machine, seq int64, at time.Time) {
 	f.mu.Lock()
 	f.m, f.applied, f.appliedAt = m, seq, at
+	if f.pend != nil {
+		f.pend.reset(seq)
+	}
 	f.mu.Unlock()
 	f.appliedSeq.Store(seq)
 	f.mApplied.Set(float64(seq))
@@ -110,7 +118,15 @@ func (f *follower) apply(rec event.Record) error {
 		f.mOutOfOrder.Inc()
 		return fmt.Errorf("apply seq %d after %d: %w", rec.Seq, f.applied, errLogGap)
 	}
-	if err := f.m.Apply(rec); err != nil {
+	var err error
+	if f.produce != nil && f.pend != nil {
+		var out Output
+		out, err = f.produce(f.m, rec)
+		f.pend.add(rec.Seq, out)
+	} else {
+		err = f.m.Apply(rec)
+	}
+	if err != nil {
 		// A refusal is deterministic (same on every node and in replay):
 		// the record is consumed, the state is what Apply left.
 		f.applyErrors.Add(1)

@@ -59,6 +59,10 @@ func (s *fakeSnaps) Take(ctx context.Context, term int64, capture func() (snapsh
 	return snapshot.Result{Meta: snapshot.Meta{Seq: c.Seq}}, nil
 }
 
+func (s *fakeSnaps) TakeFromLog(ctx context.Context, term int64, _ *snapshot.Shadow, seq int64) (snapshot.Result, error) {
+	return s.Take(ctx, term, func() (snapshot.Capture, error) { return snapshot.Capture{Seq: seq}, nil })
+}
+
 func testNode(t *testing.T, fence *fakeFence, snaps *fakeSnaps) *node {
 	t.Helper()
 	f, _, _ := newTestFollower(5, 5)

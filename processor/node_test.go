@@ -40,6 +40,10 @@ func (r *fakeRecon) Reconstruct(context.Context, snapshot.Target) (snapshot.Reco
 	return snapshot.Reconstruction{Machine: r.m, Seq: r.seq}, nil
 }
 
+func (r *fakeRecon) Advance(context.Context, *snapshot.Reconstruction, snapshot.Target) error {
+	return errors.New("not used")
+}
+
 type fakeElector struct{ leader string }
 
 func (e *fakeElector) Run(ctx context.Context) error { <-ctx.Done(); return nil }

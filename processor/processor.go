@@ -91,7 +91,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	defer db.Close()
 	log := store.NewLog(db, p.deps.Now)
-	factory := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}
+	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}
 
 	// bus labels its metrics with the component's role (subscriber,
 	// publisher) itself.
@@ -122,11 +122,23 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The shadow has its own reconstructor: its metrics are not
+	// registered (the reconstructions it counts are the writer's).
+	shadowRecon, err := snapshot.NewReconstructor(p.cfg.Reconstruct, snapshot.ReconstructDeps{
+		DB: db, Events: log, Factory: factory, Logger: p.deps.Logger,
+	})
+	if err != nil {
+		return err
+	}
 	parts := Parts{
 		Log: log, Stream: sub, Publisher: pub, Snapshots: writer, Reconstructor: recon,
 		Fence:   dbFence{db: db, name: p.cfg.Snapshot.FenceName},
 		Capture: CaptureEngine, Inspect: InspectEngine,
+		Produce: ProduceNode, Outbox: dbOutbox{db: db}, History: dbHistory{db: db},
 		SnapshotIndex: snapshot.NewStore(db, p.deps.Logger),
+	}
+	if !p.cfg.SnapshotCaptureLive {
+		parts.NewShadow = func() *snapshot.Shadow { return snapshot.NewShadow(shadowRecon, factory) }
 	}
 	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
@@ -149,6 +161,17 @@ type Parts struct {
 	Inspect func(m Machine) (api.View, error)
 	// Election replaces the raft node built from the config (tests).
 	Election Elector
+	// Produce applies a record and derives the leader's writes of it
+	// (ProduceNode); nil: records are only applied, nothing is written.
+	Produce Producer
+	// Outbox and History are where the leader writes them (nil: not
+	// written).
+	Outbox  OutboxStore
+	History HistoryStore
+	// NewShadow makes the machine the leader snapshots instead of the
+	// live one (snapshot.NewShadow); nil: snapshots capture the live
+	// machine under its read lock.
+	NewShadow func() *snapshot.Shadow
 	// SnapshotIndex reports the newest snapshot in the database, for the
 	// status of every node (nil: only this node's own writes are shown).
 	SnapshotIndex SnapshotIndex
@@ -175,12 +198,15 @@ type Snapshotter interface {
 	Resume(ctx context.Context) error
 	Due(appliedSeq int64) bool
 	Take(ctx context.Context, term int64, capture func() (snapshot.Capture, error)) (snapshot.Result, error)
+	TakeFromLog(ctx context.Context, term int64, sh *snapshot.Shadow, seq int64) (snapshot.Result, error)
 }
 
 // Reconstructor rebuilds a state at a point of the log
 // (snapshot.Reconstructor).
 type Reconstructor interface {
 	Reconstruct(ctx context.Context, target snapshot.Target) (snapshot.Reconstruction, error)
+	// Advance brings an earlier reconstruction forward to target.
+	Advance(ctx context.Context, res *snapshot.Reconstruction, target snapshot.Target) error
 }
 
 // Fencer claims the fencing row at a term (store.CheckFence in its own
@@ -230,6 +256,10 @@ type node struct {
 	f     *follower
 	elect Elector
 
+	leading                           atomic.Bool
+	regenRows, regenItems, outboxRows atomic.Int64
+	mRegen, mOutboxRows, mHistItems   prometheus.Counter
+
 	lastSnapSeq          atomic.Int64
 	lastSnapAt           atomic.Int64 // unix nanos
 	snapMu               sync.Mutex   // serialises noteSnapshot
@@ -243,6 +273,25 @@ type node struct {
 func (p *Processor) newNode(parts Parts) (*node, error) {
 	n := &node{cfg: p.cfg, log: p.log, now: p.deps.Now, parts: parts}
 	n.f = newFollower(parts.Log, p.cfg.PageSize, p.log)
+	n.f.produce = parts.Produce
+	n.f.pend = newPending(p.cfg.MaxPending)
+	n.mRegen = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_outbox_rows_regenerated_total",
+		Help: "Outbox rows a new leader regenerated on a separate machine to fill the gap below its pending rows.",
+	})
+	n.mOutboxRows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_outbox_rows_written_total", Help: "Outbox rows inserted by this node as leader.",
+	})
+	n.mHistItems = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "causeway_processor_history_items_written_total", Help: "Alarm history items written by this node as leader.",
+	})
+	pend := n.f.pend
+	pendingGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_processor_pending_rows", Help: "Outbox rows and history items derived here and not known to be written.",
+	}, func() float64 { r, i := pend.size(); return float64(r + i) })
+	droppedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_processor_pending_drops", Help: "Times the pending rows hit max_pending and were dropped (a new leader regenerates them).",
+	}, func() float64 { pend.mu.Lock(); defer pend.mu.Unlock(); return float64(pend.dropped) })
 	n.mFenced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_fenced_writes_total",
 		Help: "Leader writes refused by the fence: this node wrote with a stale raft term.",
@@ -250,7 +299,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
 	})
-	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps) {
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedGauge) {
 		if err := p.deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register processor metrics: %w", err)
 		}
@@ -418,6 +467,9 @@ func (n *node) follow(ctx context.Context) error {
 			case <-poll.C:
 				err = n.f.poll(ctx)
 				n.refreshSnapshotMeta(ctx)
+				if !n.leading.Load() {
+					n.prunePending(ctx)
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -435,87 +487,6 @@ func (n *node) follow(ctx context.Context) error {
 			n.setErr(nil)
 		}
 		failures = 0
-	}
-}
-
-// lead runs the leader's duties while this node leads: claim the fence at
-// its term, then write snapshots when the policy says so. It returns when
-// ctx ends (leadership lost) or the fence refuses this term.
-func (n *node) lead(ctx context.Context, term uint64) {
-	log := n.log.With("term", term)
-	for attempt := 0; ; attempt++ {
-		err := n.parts.Fence.Claim(ctx, int64(term))
-		if err == nil {
-			break
-		}
-		if errors.Is(err, store.ErrFenced) {
-			n.fencedWrite(log, "claim", err)
-			<-ctx.Done()
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("claim fence", "err", err)
-		n.backoff(ctx, attempt)
-	}
-	for attempt := 0; ; attempt++ {
-		err := n.parts.Snapshots.Resume(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("resume snapshot policy", "err", err)
-		n.backoff(ctx, attempt)
-	}
-	log.Info("leader duties started")
-	tick := time.NewTicker(n.cfg.SnapshotCheck)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("leader duties stopped")
-			return
-		case <-tick.C:
-		}
-		if !n.f.loaded.Load() || !n.parts.Snapshots.Due(n.f.appliedSeq.Load()) {
-			continue
-		}
-		if fenced := n.snapshot(ctx, log, term); fenced {
-			<-ctx.Done()
-			return
-		}
-	}
-}
-
-// snapshot takes one snapshot. The write runs on a context detached from
-// leadership (bounded by DefaultLeaderWriteLimit): a write in flight when
-// leadership is lost is not cut short but decided by the fence, which is
-// what refuses a deposed leader. It reports whether the fence refused it.
-func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64) (fenced bool) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultLeaderWriteLimit)
-	defer cancel()
-	res, err := n.parts.Snapshots.Take(wctx, int64(term), func() (snapshot.Capture, error) {
-		n.f.mu.RLock()
-		defer n.f.mu.RUnlock()
-		return n.parts.Capture(n.f.m, n.f.applied, n.f.appliedAt)
-	})
-	switch {
-	case err == nil:
-		n.noteSnapshot(res.Meta.Seq, n.now())
-		n.snapsWritten.Add(1)
-		n.mSnaps.Inc()
-		return false
-	case errors.Is(err, store.ErrFenced):
-		n.fencedWrite(log, "snapshot", err)
-		return true
-	case errors.Is(err, snapshot.ErrBusy):
-		return false
-	default:
-		log.Warn("write snapshot", "err", err)
-		return false
 	}
 }
 

@@ -47,10 +47,20 @@ func (f EngineFactory) New() (Machine, error) {
 }
 
 // Restore decodes an evaluator State in either encoding and restores the
-// engine from it.
+// engine from it. It also reads a node snapshot (NodeGob, NodeJSON) and
+// restores its engine alone.
 func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, error) {
 	var s evaluator.State
 	switch encoding {
+	case NodeGob, NodeJSON:
+		ns, err := decodeNodeState(encoding, payload)
+		if err != nil {
+			return nil, err
+		}
+		if ns.Version != NodeStateVersion {
+			return nil, fmt.Errorf("node state version %d, this build reads %d", ns.Version, NodeStateVersion)
+		}
+		s = ns.Engine
 	case EngineGob:
 		if err := gob.NewDecoder(bufio.NewReaderSize(payload, 64<<10)).Decode(&s); err != nil {
 			return nil, fmt.Errorf("decode evaluator state (gob): %w", err)

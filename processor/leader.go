@@ -1,0 +1,386 @@
+package processor
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/notifier/outbox"
+	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/snapshot"
+)
+
+// OutboxStore is the notifier outbox in the database (notifier/outbox).
+type OutboxStore interface {
+	Head(ctx context.Context) (int64, error)
+	// Write stores b fenced at term; an error wraps store.ErrFenced when
+	// a newer term holds the fence.
+	Write(ctx context.Context, term int64, b outbox.Batch) (int, error)
+}
+
+// HistoryStore is the alarm history in the database (history).
+type HistoryStore interface {
+	Head(ctx context.Context) (int64, error)
+	Write(ctx context.Context, term int64, b history.Batch) (history.Result, error)
+	Prune(ctx context.Context, term int64, before time.Time) (history.Pruned, error)
+}
+
+type dbOutbox struct{ db *sql.DB }
+
+func (o dbOutbox) Head(ctx context.Context) (int64, error) { return outbox.Head(ctx, o.db) }
+func (o dbOutbox) Write(ctx context.Context, term int64, b outbox.Batch) (int, error) {
+	return outbox.Write(ctx, o.db, term, b)
+}
+
+type dbHistory struct{ db *sql.DB }
+
+func (h dbHistory) Head(ctx context.Context) (int64, error) { return history.Head(ctx, h.db) }
+func (h dbHistory) Write(ctx context.Context, term int64, b history.Batch) (history.Result, error) {
+	return history.Write(ctx, h.db, term, b)
+}
+func (h dbHistory) Prune(ctx context.Context, term int64, before time.Time) (history.Pruned, error) {
+	return history.Prune(ctx, h.db, term, before)
+}
+
+// lead runs the leader's duties while this node leads: claim the fence at
+// its term, then, concurrently, write the outbox and history rows of what
+// it applied (filling any gap first, see flush) and snapshots when the
+// policy says so. It returns when ctx ends (leadership lost); after a
+// write refused by the fence it writes nothing more until then.
+func (n *node) lead(ctx context.Context, term uint64) {
+	log := n.log.With("term", term)
+	n.leading.Store(true)
+	defer n.leading.Store(false)
+	for attempt := 0; ; attempt++ {
+		err := n.parts.Fence.Claim(ctx, int64(term))
+		if err == nil {
+			break
+		}
+		if errors.Is(err, store.ErrFenced) {
+			n.fencedWrite(log, "claim", err)
+			<-ctx.Done()
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("claim fence", "err", err)
+		n.backoff(ctx, attempt)
+	}
+	log.Info("leader duties started")
+	dctx, deposed := context.WithCancel(ctx)
+	defer deposed()
+	var wg sync.WaitGroup
+	if n.parts.Outbox != nil || n.parts.History != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if n.writeLoop(dctx, log, term) {
+				deposed()
+			}
+		}()
+	}
+	if n.parts.Snapshots != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if n.snapshotLoop(dctx, log, term) {
+				deposed()
+			}
+		}()
+	}
+	wg.Wait()
+	<-ctx.Done()
+	log.Info("leader duties stopped")
+}
+
+// snapshotLoop writes snapshots when due. The shadow, if the node makes
+// one, lives as long as the leadership. It reports whether the fence
+// refused a write.
+func (n *node) snapshotLoop(ctx context.Context, log *slog.Logger, term uint64) (fenced bool) {
+	for attempt := 0; ; attempt++ {
+		err := n.parts.Snapshots.Resume(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("resume snapshot policy", "err", err)
+		n.backoff(ctx, attempt)
+	}
+	var shadow *snapshot.Shadow
+	if n.parts.NewShadow != nil {
+		shadow = n.parts.NewShadow()
+	}
+	tick := time.NewTicker(n.cfg.SnapshotCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if !n.f.loaded.Load() || !n.parts.Snapshots.Due(n.f.appliedSeq.Load()) {
+			continue
+		}
+		if n.snapshot(ctx, log, term, shadow) {
+			return true
+		}
+	}
+}
+
+// snapshot takes one snapshot: of the shadow when there is one (the live
+// machine's lock is not taken), else of a capture of the live machine
+// under its read lock. The write runs on a context detached from
+// leadership (bounded by DefaultLeaderWriteLimit): a write in flight when
+// leadership is lost is not cut short but decided by the fence, which is
+// what refuses a deposed leader. It reports whether the fence refused it.
+func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shadow *snapshot.Shadow) (fenced bool) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultLeaderWriteLimit)
+	defer cancel()
+	var res snapshot.Result
+	var err error
+	if shadow != nil {
+		res, err = n.parts.Snapshots.TakeFromLog(wctx, int64(term), shadow, n.f.appliedSeq.Load())
+	} else {
+		res, err = n.parts.Snapshots.Take(wctx, int64(term), func() (snapshot.Capture, error) {
+			n.f.mu.RLock()
+			defer n.f.mu.RUnlock()
+			return n.parts.Capture(n.f.m, n.f.applied, n.f.appliedAt)
+		})
+	}
+	switch {
+	case err == nil:
+		n.noteSnapshot(res.Meta.Seq, n.now())
+		n.snapsWritten.Add(1)
+		n.mSnaps.Inc()
+		return false
+	case errors.Is(err, store.ErrFenced):
+		n.fencedWrite(log, "snapshot", err)
+		return true
+	case errors.Is(err, snapshot.ErrBusy):
+		return false
+	default:
+		log.Warn("write snapshot", "err", err)
+		return false
+	}
+}
+
+// writeLoop flushes the pending outbox rows and history items every
+// FlushInterval, and prunes the history at the retention boundary every
+// HistoryPruneInterval. It reports whether the fence refused a write.
+func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fenced bool) {
+	tick := time.NewTicker(n.cfg.FlushInterval)
+	defer tick.Stop()
+	var lastPrune time.Time
+	w := &leaderWrites{outHead: -1, histHead: -1}
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if !n.f.loaded.Load() {
+			continue
+		}
+		err := n.flush(ctx, log, term, w)
+		if err == nil && n.parts.History != nil && n.now().Sub(lastPrune) >= n.cfg.HistoryPruneInterval {
+			var p history.Pruned
+			p, err = detached(ctx, func(wctx context.Context) (history.Pruned, error) {
+				return n.parts.History.Prune(wctx, int64(term), n.cfg.History.Boundary(n.now()))
+			})
+			if err == nil {
+				lastPrune = n.now()
+				if p.Occurrences+p.Links+p.SeverityChanges > 0 {
+					log.Info("history pruned", "occurrences", p.Occurrences, "links", p.Links, "severity_changes", p.SeverityChanges)
+				}
+			}
+		}
+		switch {
+		case err == nil:
+			failures = 0
+		case errors.Is(err, store.ErrFenced):
+			n.fencedWrite(log, "outbox/history", err)
+			return true
+		case ctx.Err() != nil:
+			return false
+		default:
+			// Pending is kept and written with the next flush: the
+			// writes are idempotent. The heads are read again, since a
+			// commit may have happened before the error.
+			w.outHead, w.histHead = -1, -1
+			n.setErr(err)
+			log.Warn("leader write", "attempt", failures, "err", err)
+			n.backoff(ctx, failures)
+			failures++
+		}
+	}
+}
+
+// detached runs a write on a context detached from leadership (the fence
+// decides a late write), bounded by DefaultLeaderWriteLimit.
+func detached[T any](ctx context.Context, write func(context.Context) (T, error)) (T, error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultLeaderWriteLimit)
+	defer cancel()
+	return write(wctx)
+}
+
+// leaderWrites is what the write loop knows of the database between
+// flushes: the heads it last saw or raised (-1: unknown, read them).
+type leaderWrites struct {
+	outHead, histHead int64
+}
+
+// flush writes what is pending. The pending outbox rows cover (outFrom,
+// applied], the history items (histFrom, applied]; the stored heads say
+// what is already written. When a head is below its from mark — a node
+// started cold from a snapshot after what the old leader wrote, or one
+// that dropped its pending — the rows of (head, from] are regenerated on a
+// separate machine and written in the same transaction, before the
+// pending ones: never a gap. Rows at or below a head are skipped by the
+// write and carry log-derived keys: never a duplicate.
+func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *leaderWrites) error {
+	ob, outFrom, hb, histFrom := n.f.pend.take()
+	if n.parts.Outbox != nil && w.outHead < 0 {
+		h, err := n.parts.Outbox.Head(ctx)
+		if err != nil {
+			return err
+		}
+		w.outHead = h
+	}
+	if n.parts.History != nil && w.histHead < 0 {
+		h, err := n.parts.History.Head(ctx)
+		if err != nil {
+			return err
+		}
+		w.histHead = h
+	}
+	outGap := n.parts.Outbox != nil && w.outHead < outFrom
+	histGap := n.parts.History != nil && w.histHead < histFrom
+	if outGap || histGap {
+		lo, hi := int64(math.MaxInt64), int64(0)
+		if outGap {
+			lo, hi = min(lo, w.outHead), max(hi, outFrom)
+		}
+		if histGap {
+			lo, hi = min(lo, w.histHead), max(hi, histFrom)
+		}
+		start := n.now()
+		regen, err := n.regenerate(ctx, lo, hi)
+		if err != nil {
+			return fmt.Errorf("regenerate rows of seqs %d..%d: %w", lo+1, hi, err)
+		}
+		if outGap {
+			rows, subs := regen.rows, regen.subs
+			rows = keepRows(rows, w.outHead, outFrom)
+			subs = keepSubs(subs, w.outHead, outFrom)
+			ob.Rows = append(rows, ob.Rows...)
+			ob.Subscriptions = append(subs, ob.Subscriptions...)
+			n.regenRows.Add(int64(len(rows)))
+			n.mRegen.Add(float64(len(rows)))
+		}
+		if histGap {
+			b := history.Batch{Items: regen.items}
+			b.Prune(w.histHead)
+			var items []history.Item
+			for _, it := range b.Items {
+				if it.Seq <= histFrom {
+					items = append(items, it)
+				}
+			}
+			hb.Items = append(items, hb.Items...)
+			n.regenItems.Add(int64(len(items)))
+		}
+		log.Info("leader filled the gap before its pending rows", "outbox_head", w.outHead, "outbox_from", outFrom,
+			"history_head", w.histHead, "history_from", histFrom, "duration", n.now().Sub(start))
+	}
+	if n.parts.Outbox != nil && ob.Seq > w.outHead {
+		k, err := detached(ctx, func(wctx context.Context) (int, error) { return n.parts.Outbox.Write(wctx, int64(term), ob) })
+		if err != nil {
+			return err
+		}
+		w.outHead = ob.Seq
+		n.f.pend.pruneOutbox(ob.Seq)
+		n.outboxRows.Add(int64(k))
+		n.mOutboxRows.Add(float64(k))
+	}
+	if n.parts.History != nil && hb.Seq > w.histHead {
+		r, err := detached(ctx, func(wctx context.Context) (history.Result, error) {
+			return n.parts.History.Write(wctx, int64(term), hb)
+		})
+		if err != nil {
+			return err
+		}
+		w.histHead = hb.Seq
+		n.f.pend.pruneHistory(hb.Seq)
+		n.mHistItems.Add(float64(r.Written))
+	}
+	return nil
+}
+
+// prunePending drops, on a standby, what the leader has written (by the
+// stored heads), so that pending holds only what a failover would need.
+func (n *node) prunePending(ctx context.Context) {
+	if n.parts.Outbox != nil {
+		if h, err := n.parts.Outbox.Head(ctx); err == nil {
+			n.f.pend.pruneOutbox(h)
+		} else {
+			n.log.Debug("read outbox head", "err", err)
+		}
+	}
+	if n.parts.History != nil {
+		if h, err := n.parts.History.Head(ctx); err == nil {
+			n.f.pend.pruneHistory(h)
+		} else {
+			n.log.Debug("read history head", "err", err)
+		}
+	}
+}
+
+func keepRows(rows []outbox.Row, after, through int64) []outbox.Row {
+	var out []outbox.Row
+	for _, r := range rows {
+		if r.Seq > after && r.Seq <= through {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func keepSubs(subs []subscription.Update, after, through int64) []subscription.Update {
+	var out []subscription.Update
+	for _, s := range subs {
+		if s.Seq > after && s.Seq <= through {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// regenerate rebuilds, on a separate machine (newest snapshot at or
+// before from, then the log), the Output of the seqs (from, through].
+func (n *node) regenerate(ctx context.Context, from, through int64) (*pending, error) {
+	if n.parts.Produce == nil || n.parts.Reconstructor == nil {
+		return nil, errors.New("no producer or reconstructor to regenerate with")
+	}
+	res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.AtSeq(from))
+	if err != nil {
+		return nil, err
+	}
+	out := newPending(math.MaxInt)
+	out.reset(from)
+	res.Machine = &collector{m: res.Machine, produce: n.parts.Produce, out: out}
+	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

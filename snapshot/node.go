@@ -1,0 +1,197 @@
+package snapshot
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/notifier/subscription"
+)
+
+// Payload encodings of a NodeState: the processor's whole deterministic
+// state (engine and subscription registry). They replace the engine-only
+// encodings for the processor's snapshots; a NodeFactory skips an
+// engine-only snapshot (ErrUnknownEncoding) because it lacks the
+// subscriptions, while an EngineFactory reads both kinds (the engine of a
+// node snapshot is all historical RCA needs).
+const (
+	NodeGob  = "node-state-gob"
+	NodeJSON = "node-state-json"
+)
+
+// NodeStateVersion is the version of NodeState's layout.
+const NodeStateVersion = 1
+
+// NodeState is a Node as plain data, for snapshots.
+type NodeState struct {
+	Version       int                  `json:"version"`
+	Engine        evaluator.State      `json:"engine"`
+	Subscriptions []subscription.Entry `json:"subscriptions"`
+}
+
+// Node is the processor's deterministic state machine: the evaluator engine
+// (graph and templates) and the webhook subscriptions in force, both pure
+// functions of the log prefix (invariant 3). It is not safe for concurrent
+// use.
+type Node struct {
+	Engine        *evaluator.Engine
+	Subscriptions *subscription.Registry
+}
+
+// NodeResult is what applying one record did.
+type NodeResult struct {
+	// Engine is the engine's result: the record's complete graph changes
+	// and the external actions it requested.
+	Engine evaluator.Result
+	// Subscription is the registry change of a subscription event (IsSub).
+	Subscription subscription.Update
+	IsSub        bool
+}
+
+// ApplyResult applies rec to the engine and to the registry. Both are
+// always applied; their refusals are joined in the error (deterministic,
+// so every node refuses alike), and the result is valid even then.
+func (n *Node) ApplyResult(rec event.Record) (NodeResult, error) {
+	var res NodeResult
+	var errs []error
+	er, err := n.Engine.ApplyResult(rec)
+	res.Engine = er
+	if err != nil {
+		errs = append(errs, err)
+	}
+	res.Subscription, res.IsSub, err = n.Subscriptions.Apply(rec)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("subscriptions: %w", err))
+	}
+	return res, errors.Join(errs...)
+}
+
+// Apply applies rec (Machine).
+func (n *Node) Apply(rec event.Record) error {
+	_, err := n.ApplyResult(rec)
+	return err
+}
+
+// Dump writes the canonical dump: one JSON document holding the engine's
+// canonical dump and the subscriptions sorted by id.
+func (n *Node) Dump(w io.Writer) error {
+	var eb bytes.Buffer
+	if err := n.Engine.Dump(&eb); err != nil {
+		return err
+	}
+	subs, err := json.Marshal(n.Subscriptions.State())
+	if err != nil {
+		return fmt.Errorf("dump subscriptions: %w", err)
+	}
+	var out bytes.Buffer
+	out.WriteString(`{"engine":`)
+	out.Write(bytes.TrimSpace(eb.Bytes()))
+	out.WriteString(`,"subscriptions":`)
+	out.Write(subs)
+	out.WriteString("}\n")
+	if _, err := w.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("write dump: %w", err)
+	}
+	return nil
+}
+
+// State returns the node as plain data; it shares nothing with the node.
+func (n *Node) State() NodeState {
+	return NodeState{Version: NodeStateVersion, Engine: n.Engine.State(), Subscriptions: n.Subscriptions.State()}
+}
+
+// NodeFactory makes Nodes for Reconstruct and captures them for snapshots
+// (Factory and Capturer).
+type NodeFactory struct {
+	Config     evaluator.Config
+	Normalizer *graph.Normalizer
+	// Encoding is the payload encoding Capture writes (default NodeGob).
+	Encoding string
+}
+
+// New returns an empty node.
+func (f NodeFactory) New() (Machine, error) {
+	return &Node{Engine: evaluator.New(f.Config, f.Normalizer), Subscriptions: subscription.NewRegistry()}, nil
+}
+
+// Restore decodes a NodeState in either encoding. An engine-only payload
+// is refused with ErrUnknownEncoding (Reconstruct then uses an older
+// snapshot or replays from the start): it does not hold the subscriptions.
+func (f NodeFactory) Restore(encoding string, payload io.Reader) (Machine, error) {
+	s, err := decodeNodeState(encoding, payload)
+	if err != nil {
+		return nil, err
+	}
+	return RestoreNode(s, f.Config, f.Normalizer)
+}
+
+// RestoreNode rebuilds a node from its State.
+func RestoreNode(s NodeState, cfg evaluator.Config, norm *graph.Normalizer) (*Node, error) {
+	if s.Version != NodeStateVersion {
+		return nil, fmt.Errorf("node state version %d, this build reads %d", s.Version, NodeStateVersion)
+	}
+	e, err := evaluator.Restore(s.Engine, cfg, norm)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := subscription.Restore(s.Subscriptions)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Engine: e, Subscriptions: reg}, nil
+}
+
+func decodeNodeState(encoding string, payload io.Reader) (NodeState, error) {
+	var s NodeState
+	switch encoding {
+	case NodeGob:
+		if err := gob.NewDecoder(bufio.NewReaderSize(payload, 64<<10)).Decode(&s); err != nil {
+			return s, fmt.Errorf("decode node state (gob): %w", err)
+		}
+	case NodeJSON:
+		if err := json.NewDecoder(payload).Decode(&s); err != nil {
+			return s, fmt.Errorf("decode node state (json): %w", err)
+		}
+	default:
+		return s, fmt.Errorf("%w: %q", ErrUnknownEncoding, encoding)
+	}
+	return s, nil
+}
+
+// Capture captures a node that nothing else is changing (Capturer).
+func (f NodeFactory) Capture(m Machine, seq int64, recordedAt time.Time) (Capture, error) {
+	n, ok := m.(*Node)
+	if !ok {
+		return Capture{}, fmt.Errorf("capture: machine is a %T, not a node", m)
+	}
+	enc := f.Encoding
+	if enc == "" {
+		enc = NodeGob
+	}
+	return CaptureNode(n, seq, recordedAt, enc)
+}
+
+// CaptureNode copies the node's state (a deep copy) for a snapshot at seq.
+// Call it under the lock that serialises the node's Apply; the returned
+// Capture's Encode reads only the copy. encoding is NodeGob or NodeJSON.
+func CaptureNode(n *Node, seq int64, recordedAt time.Time, encoding string) (Capture, error) {
+	s := n.State()
+	c := Capture{Seq: seq, RecordedAt: recordedAt, Encoding: encoding}
+	switch encoding {
+	case NodeGob:
+		c.Encode = func(w io.Writer) error { return gob.NewEncoder(w).Encode(&s) }
+	case NodeJSON:
+		c.Encode = func(w io.Writer) error { return json.NewEncoder(w).Encode(&s) }
+	default:
+		return Capture{}, fmt.Errorf("%w: %q", ErrUnknownEncoding, encoding)
+	}
+	return c, nil
+}
