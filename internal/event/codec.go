@@ -88,12 +88,18 @@ func Decode(b []byte) (Event, error) {
 	if len(b) > MaxEventBytes {
 		return Event{}, &FieldError{Field: "event", Msg: fmt.Sprintf("%d bytes exceeds the limit of %d", len(b), MaxEventBytes), kind: ErrTooLarge}
 	}
-	if err := checkDepth(b, MaxDepth); err != nil {
-		return Event{}, err
-	}
-	var w wire
-	if err := decodeStrict(b, &w); err != nil {
-		return Event{}, err
+	// The fast path accepts only inputs it reads exactly as encoding/json
+	// would (and shallower than MaxDepth); the rest, errors included, goes
+	// the strict slow way.
+	w, ok := decodeFast(b)
+	if !ok {
+		if err := checkDepth(b, MaxDepth); err != nil {
+			return Event{}, err
+		}
+		w = wire{}
+		if err := decodeStrict(b, &w); err != nil {
+			return Event{}, err
+		}
 	}
 	ev := Event{
 		V: w.V, EventID: w.EventID, Source: w.Source, Kind: w.Kind,
@@ -209,10 +215,7 @@ func (ev Event) Validate() error {
 	if ev.ObservedAt.IsZero() {
 		return invalid("observed_at", "is required")
 	}
-	has := map[string]bool{
-		"entity": ev.Entity != nil, "sync": ev.Sync != nil,
-		"template": ev.Template != nil, "subscription": ev.Subscription != nil,
-	}
+	has := [...]bool{ev.Entity != nil, ev.Sync != nil, ev.Template != nil, ev.Subscription != nil}
 	want := ""
 	switch ev.Kind {
 	case KindEntityUpsert, KindEntityDelete:
@@ -229,11 +232,11 @@ func (ev Event) Validate() error {
 	default:
 		return invalid("kind", "unknown kind %q", ev.Kind)
 	}
-	for _, f := range []string{"entity", "sync", "template", "subscription"} {
-		if f == want && !has[f] {
+	for i, f := range [...]string{"entity", "sync", "template", "subscription"} {
+		if f == want && !has[i] {
 			return invalid(f, "is required for kind %s", ev.Kind)
 		}
-		if f != want && has[f] {
+		if f != want && has[i] {
 			return invalid(f, "is not allowed for kind %s", ev.Kind)
 		}
 	}
@@ -292,14 +295,20 @@ func (e *Entity) validate(kind Kind) error {
 	if len(e.Properties) > MaxProperties {
 		return invalid("entity.properties", "%d properties exceed the limit of %d", len(e.Properties), MaxProperties)
 	}
-	keys := make([]string, 0, len(e.Properties))
+	badProp := func(k string) bool { return k == "" || !utf8.ValidString(k) || !utf8.ValidString(e.Properties[k]) }
 	for k := range e.Properties {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(e.Properties[k]) {
-			return invalid("entity.properties", "key %q: keys must be non-empty and keys and values valid UTF-8", k)
+		if badProp(k) {
+			// Name the first bad key in sorted order, whatever the map's.
+			keys := make([]string, 0, len(e.Properties))
+			for k := range e.Properties {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if badProp(k) {
+					return invalid("entity.properties", "key %q: keys must be non-empty and keys and values valid UTF-8", k)
+				}
+			}
 		}
 	}
 	if kind == KindEntityDelete && len(e.Relations) > 0 {
@@ -308,27 +317,53 @@ func (e *Entity) validate(kind Kind) error {
 	if len(e.Relations) > MaxRelations {
 		return invalid("entity.relations", "%d relations exceed the limit of %d", len(e.Relations), MaxRelations)
 	}
-	for i, r := range e.Relations {
-		f := fmt.Sprintf("entity.relations[%d]", i)
-		if err := checkID(f+".relationship", r.Relationship); err != nil {
+	for i := range e.Relations {
+		if err := e.Relations[i].validate(i); err != nil {
 			return err
-		}
-		switch r.Category {
-		case "", CategoryResource, CategoryAlarm:
-		default:
-			return invalid(f+".category", "must be %s or %s, not %q", CategoryResource, CategoryAlarm, r.Category)
-		}
-		if err := checkID(f+".type", r.Type); err != nil {
-			return err
-		}
-		if err := checkID(f+".id", r.ID); err != nil {
-			return err
-		}
-		if r.Direction != Out && r.Direction != In {
-			return invalid(f+".direction", "must be %q or %q, not %q", Out, In, r.Direction)
 		}
 	}
 	return nil
+}
+
+// validate checks relation i; the field prefix is formatted only for an error.
+func (r *Relation) validate(i int) error {
+	f := func() string { return fmt.Sprintf("entity.relations[%d]", i) }
+	if checkIDOK(r.Relationship) && checkIDOK(r.Type) && checkIDOK(r.ID) &&
+		(r.Category == "" || r.Category == CategoryResource || r.Category == CategoryAlarm) &&
+		(r.Direction == Out || r.Direction == In) {
+		return nil
+	}
+	if err := checkID(f()+".relationship", r.Relationship); err != nil {
+		return err
+	}
+	switch r.Category {
+	case "", CategoryResource, CategoryAlarm:
+	default:
+		return invalid(f()+".category", "must be %s or %s, not %q", CategoryResource, CategoryAlarm, r.Category)
+	}
+	if err := checkID(f()+".type", r.Type); err != nil {
+		return err
+	}
+	if err := checkID(f()+".id", r.ID); err != nil {
+		return err
+	}
+	if r.Direction != Out && r.Direction != In {
+		return invalid(f()+".direction", "must be %q or %q, not %q", Out, In, r.Direction)
+	}
+	return nil
+}
+
+// checkIDOK reports whether checkID would accept v, without an error value.
+func checkIDOK(v string) bool {
+	if v == "" || len(v) > MaxIDLen || !utf8.ValidString(v) {
+		return false
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func checkID(field, v string) error {

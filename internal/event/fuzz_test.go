@@ -3,6 +3,8 @@ package event
 import (
 	"bytes"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzDecode checks that Decode never panics, and that whatever it accepts
@@ -45,6 +47,35 @@ func FuzzDecodeBatch(f *testing.F) {
 			if r.Seq != b.PrevSeq+int64(i)+1 {
 				t.Fatalf("accepted a batch with seq %d at %d after %d", r.Seq, i, b.PrevSeq)
 			}
+		}
+	})
+}
+
+// FuzzDecodeFast checks that whatever the fast path of Decode accepts,
+// encoding/json's strict path reads the same way.
+func FuzzDecodeFast(f *testing.F) {
+	seed, _ := Encode(sampleUpsert())
+	f.Add(seed)
+	up, _ := Encode(benchUpsert())
+	f.Add(up)
+	f.Add([]byte(`{"v":1,"event_id":"e\u00e9\n","source":"s\"\\/","kind":"tick","observed_at":"2026-01-01T00:00:00+02:00"}`))
+	f.Add([]byte(`{"v":1,"event_id":"e","source":"s","kind":"template.put","observed_at":"2026-01-01T00:00:00Z","template":{"name":"t","body":"a:\n  b: \"c\"\t\u2028"}}`))
+	f.Add([]byte(` {"v":01,"entity":{"properties":{},"relations":[]}} `))
+	f.Add([]byte(`{"v":1,"entity":{"properties":{"a":"1","a":"2"}},"sync":{"id":"x"}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fast, ok := decodeFast(in)
+		if !ok {
+			return
+		}
+		if err := checkDepth(in, MaxDepth); err != nil {
+			t.Fatalf("fast path accepted what checkDepth refuses: %v", err)
+		}
+		var slow wire
+		if err := decodeStrict(in, &slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses: %v", err)
+		}
+		if d := cmp.Diff(slow, fast); d != "" {
+			t.Fatalf("fast path differs from encoding/json (-slow +fast):\n%s", d)
 		}
 	})
 }
