@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/history/historytest"
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/persister"
+)
+
+// withoutLogTimes drops from a canonical dump the timestamps that come
+// from the log's recorded_at (update_timestamp, the graph's logical now,
+// the sample time of deduced alarms):
+// a second log assigns its own. Everything else must be equal.
+func withoutLogTimes(t *testing.T, dump string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(dump), &v); err != nil {
+		t.Fatalf("dump is not JSON: %v", err)
+	}
+	var strip func(any)
+	strip = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			delete(x, "update_timestamp")
+			delete(x, "now")
+			if x["vitrage_type"] == "vitrage" {
+				// Deduced alarms are sampled at the log's time.
+				delete(x, "vitrage_sample_timestamp")
+			}
+			for _, y := range x {
+				strip(y)
+			}
+		case []any:
+			for _, y := range x {
+				strip(y)
+			}
+		}
+	}
+	strip(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// `replay --republish-url` onto a second vhost, consumed by a persister of
+// a second database, gives a log whose graph is the one `replay --at`
+// rebuilds from the first.
+func TestRepublishOntoSecondVHost(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Tail: 5, Start: t0}
+	src := newLogRig(t, s, 3, 15)
+	mid := src.moments[len(src.moments)*2/3]
+	vhost := bustest.VHost(t)
+	dsn2 := storetest.NewDB(t)
+
+	out, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--at", mid.at.Format(time.RFC3339Nano),
+		"--republish-url", vhost, "--republish-batch", "7", "--progress", "never")
+	if err != nil {
+		t.Fatalf("republish: %v", err)
+	}
+	var res republishResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Published != mid.seq || res.ToSeq != mid.seq {
+		t.Fatalf("republish reported %s (%v); want %d events", out, err, mid.seq)
+	}
+
+	// A persister of the second database consumes the vhost.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db2, err := store.Open(ctx, dsn2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	conn := bus.Conn{URL: vhost}
+	pcfg := persister.Config{}.WithDefaults()
+	consumer, err := bus.NewConsumer(persister.ConsumerConfig(pcfg, conn), bus.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqr, err := bus.NewBatchPublisher(conn, bus.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log2 := store.NewLog(db2, nil)
+	p, err := persister.New(pcfg, persister.Deps{Queue: persister.NewBusQueue(consumer), Log: log2, Sequencer: seqr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		head, _, err := log2.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head >= mid.seq {
+			if head != mid.seq {
+				t.Fatalf("second log has %d events, want %d", head, mid.seq)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second log reached seq %d of %d in a minute", head, mid.seq)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("persister stopped: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("persister: %v", err)
+	}
+
+	// Same events in the same order...
+	for seq := int64(1); seq <= mid.seq; seq += 50 {
+		a, err := src.log.ReadRange(context.Background(), seq-1, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := log2.ReadRange(context.Background(), seq-1, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range min(len(a), len(b)) {
+			if a[i].Seq > mid.seq {
+				break
+			}
+			if a[i].Event.EventID != b[i].Event.EventID || a[i].Seq != b[i].Seq {
+				t.Fatalf("seq %d: source %s, second log seq %d %s", a[i].Seq, a[i].Event.EventID, b[i].Seq, b[i].Event.EventID)
+			}
+		}
+	}
+	// ... so the same graph, but for the log's own timestamps.
+	want, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--at", mid.at.Format(time.RFC3339Nano))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := runCausewayCLI(t, "replay", "--dsn", dsn2, "--seq", strconv.FormatInt(mid.seq, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withoutLogTimes(t, got) != withoutLogTimes(t, want) {
+		var g, w any
+		_ = json.Unmarshal([]byte(withoutLogTimes(t, got)), &g)
+		_ = json.Unmarshal([]byte(withoutLogTimes(t, want)), &w)
+		t.Fatalf("graph of the second instance differs (-got +want):\n%s", cmp.Diff(g, w))
+	}
+
+	// The live bus of the config file is refused, and so is a bad batch.
+	cfgPath := filepath.Join(t.TempDir(), "causeway.yaml")
+	if err := os.WriteFile(cfgPath, []byte("database: {dsn: \""+src.dsn+"\"}\nbus: {url: \""+vhost+"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCausewayCLI(t, "--config", cfgPath, "replay", "--seq", "3", "--republish-url", vhost+"/"); exitCode(err) != exitBadInput {
+		t.Fatalf("republish onto the live bus: %v", err)
+	}
+	if _, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--seq", "3", "--republish-url", vhost, "--republish-batch", "0"); exitCode(err) != exitBadInput {
+		t.Fatalf("bad batch: %v", err)
+	}
+}
