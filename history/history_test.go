@@ -97,7 +97,7 @@ func TestDetectWithEvaluator(t *testing.T) {
 	}
 }
 
-func openDB(t *testing.T) *sql.DB {
+func openDB(t testing.TB) *sql.DB {
 	t.Helper()
 	dsn := storetest.NewDB(t)
 	db, err := store.Open(context.Background(), dsn)
