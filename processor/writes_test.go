@@ -1,0 +1,442 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/notifier/outbox"
+	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/snapshot"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// seqMachine is a machine whose state is the seq it has applied; it
+// refuses a record that does not continue it.
+type seqMachine struct{ seq int64 }
+
+func (m *seqMachine) Apply(r event.Record) error {
+	if r.Seq != m.seq+1 {
+		return fmt.Errorf("seq %d after %d", r.Seq, m.seq)
+	}
+	m.seq = r.Seq
+	return nil
+}
+func (m *seqMachine) Dump(w io.Writer) error { _, err := fmt.Fprint(w, m.seq); return err }
+
+// fakeProduce derives, from the seq alone, what a record gives: even seqs
+// raise an alarm (one row for subscriber "a", and one for "b" every 4th),
+// multiples of 3 change a link, multiples of 5 change a subscription.
+func fakeProduce(m Machine, r event.Record) (Output, error) {
+	if err := m.Apply(r); err != nil {
+		return Output{}, err
+	}
+	var out Output
+	if r.Seq%2 == 0 {
+		out.Rows = append(out.Rows, outbox.Row{SubscriptionID: "a", Seq: r.Seq, WebhookID: fmt.Sprint("a", r.Seq)})
+		out.Items = append(out.Items, history.Item{Kind: history.Raised, Seq: r.Seq, Alarm: history.Alarm{Key: fmt.Sprint("k", r.Seq)}})
+	}
+	if r.Seq%4 == 0 {
+		out.Rows = append(out.Rows, outbox.Row{SubscriptionID: "b", Seq: r.Seq, WebhookID: fmt.Sprint("b", r.Seq)})
+	}
+	if r.Seq%3 == 0 {
+		out.Items = append(out.Items, history.Item{Kind: history.LinkStarted, Seq: r.Seq, From: "x", To: fmt.Sprint(r.Seq)})
+	}
+	if r.Seq%5 == 0 {
+		out.Sub = &subscription.Update{ID: fmt.Sprint("s", r.Seq), Seq: r.Seq}
+	}
+	return out, nil
+}
+
+// expected is what a single leader writes over seqs 1..through.
+func expected(through int64) (rows []outbox.Row, subs []subscription.Update, items []history.Item) {
+	m := &seqMachine{}
+	for s := int64(1); s <= through; s++ {
+		out, _ := fakeProduce(m, rec(s))
+		rows = append(rows, out.Rows...)
+		if out.Sub != nil {
+			subs = append(subs, *out.Sub)
+		}
+		items = append(items, out.Items...)
+	}
+	return rows, subs, items
+}
+
+// fakeTables are the outbox and history tables, with their heads and a
+// fence per table, as Write and CheckFence keep them; every row inserted
+// is recorded in order, so a duplicate would show.
+type fakeTables struct {
+	mu                   sync.Mutex
+	outFence, histFence  int64
+	outHead, histHead    int64
+	rows                 []outbox.Row
+	subs                 []subscription.Update
+	items                []history.Item
+	outWrites, histWrite int
+	fail                 error
+}
+
+type fakeOutboxStore struct{ t *fakeTables }
+
+func (o fakeOutboxStore) Head(context.Context) (int64, error) {
+	o.t.mu.Lock()
+	defer o.t.mu.Unlock()
+	return o.t.outHead, nil
+}
+
+func (o fakeOutboxStore) Write(_ context.Context, term int64, b outbox.Batch) (int, error) {
+	t := o.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fail != nil {
+		return 0, t.fail
+	}
+	if term < t.outFence {
+		return 0, fmt.Errorf("outbox: %w", store.ErrFenced)
+	}
+	t.outFence = term
+	t.outWrites++
+	n := 0
+	for _, r := range b.Rows {
+		if r.Seq > t.outHead {
+			t.rows = append(t.rows, r)
+			n++
+		}
+	}
+	for _, s := range b.Subscriptions {
+		if s.Seq > t.outHead {
+			t.subs = append(t.subs, s)
+		}
+	}
+	t.outHead = max(t.outHead, b.Seq)
+	return n, nil
+}
+
+type fakeHistoryStore struct{ t *fakeTables }
+
+func (h fakeHistoryStore) Head(context.Context) (int64, error) {
+	h.t.mu.Lock()
+	defer h.t.mu.Unlock()
+	return h.t.histHead, nil
+}
+
+func (h fakeHistoryStore) Write(_ context.Context, term int64, b history.Batch) (history.Result, error) {
+	t := h.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fail != nil {
+		return history.Result{}, t.fail
+	}
+	if term < t.histFence {
+		return history.Result{}, fmt.Errorf("history: %w", store.ErrFenced)
+	}
+	t.histFence = term
+	t.histWrite++
+	n := 0
+	for _, it := range b.Items {
+		if it.Seq > t.histHead {
+			t.items = append(t.items, it)
+			n++
+		}
+	}
+	t.histHead = max(t.histHead, b.Seq)
+	return history.Result{Written: n, Head: t.histHead}, nil
+}
+
+func (h fakeHistoryStore) Prune(_ context.Context, term int64, _ time.Time) (history.Pruned, error) {
+	h.t.mu.Lock()
+	defer h.t.mu.Unlock()
+	if term < h.t.histFence {
+		return history.Pruned{}, fmt.Errorf("history prune: %w", store.ErrFenced)
+	}
+	return history.Pruned{}, nil
+}
+
+// prefill stores what a single leader wrote through outHead and histHead.
+func (t *fakeTables) prefill(outHead, histHead int64) {
+	rows, subs, _ := expected(outHead)
+	_, _, items := expected(histHead)
+	t.rows, t.subs, t.items, t.outHead, t.histHead = rows, subs, items, outHead, histHead
+}
+
+func (t *fakeTables) check(tb testing.TB, through int64) {
+	tb.Helper()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rows, subs, items := expected(through)
+	if diff := cmp.Diff(t.rows, rows); diff != "" {
+		tb.Errorf("outbox rows (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(t.subs, subs); diff != "" {
+		tb.Errorf("subscriptions (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(t.items, items); diff != "" {
+		tb.Errorf("history items (-got +want):\n%s", diff)
+	}
+	if t.outHead != through || t.histHead != through {
+		tb.Errorf("heads: outbox %d, history %d, want %d", t.outHead, t.histHead, through)
+	}
+}
+
+// seqRecon reconstructs seqMachines from fakeLog: the "snapshot" is the
+// machine at the target, like a snapshot at or before it plus a replay.
+type seqRecon struct {
+	log   *fakeLog
+	mu    sync.Mutex
+	calls []string
+}
+
+func targetSeq(t snapshot.Target) (int64, error) {
+	var s int64
+	_, err := fmt.Sscanf(t.String(), "seq %d", &s)
+	return s, err
+}
+
+func (r *seqRecon) Reconstruct(_ context.Context, t snapshot.Target) (snapshot.Reconstruction, error) {
+	s, err := targetSeq(t)
+	if err != nil {
+		return snapshot.Reconstruction{}, err
+	}
+	r.mu.Lock()
+	r.calls = append(r.calls, "reconstruct "+t.String())
+	r.mu.Unlock()
+	return snapshot.Reconstruction{Machine: &seqMachine{seq: s}, Seq: s, SnapshotSeq: s}, nil
+}
+
+func (r *seqRecon) Advance(ctx context.Context, res *snapshot.Reconstruction, t snapshot.Target) error {
+	s, err := targetSeq(t)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.calls = append(r.calls, "advance to "+t.String())
+	r.mu.Unlock()
+	recs, err := r.log.ReadRange(ctx, res.Seq, int(s-res.Seq))
+	if err != nil {
+		return err
+	}
+	for _, x := range recs {
+		if err := res.Machine.Apply(x); err != nil {
+			return err
+		}
+		res.Seq = x.Seq
+	}
+	if res.Seq != s {
+		return fmt.Errorf("advance ended at %d, not %d", res.Seq, s)
+	}
+	return nil
+}
+
+// writesNode is a node that applies fakeLog's records with fakeProduce,
+// loaded at seq loadAt, and writes to tables.
+func writesNode(t *testing.T, head, loadAt int64, tables *fakeTables, fence *fakeFence, maxPending int) (*node, *seqRecon) {
+	t.Helper()
+	l := &fakeLog{head: head}
+	f := newFollower(l, 3, slog.New(slog.DiscardHandler))
+	f.produce = fakeProduce
+	f.pend = newPending(maxPending)
+	f.load(&seqMachine{seq: loadAt}, loadAt, time.Time{})
+	recon := &seqRecon{log: l}
+	n := &node{
+		cfg: Config{SnapshotCheck: time.Millisecond, FlushInterval: time.Millisecond, HistoryPruneInterval: time.Hour,
+			RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		log: slog.New(slog.DiscardHandler), now: time.Now, f: f,
+		parts: Parts{
+			Fence: fence, Produce: fakeProduce, Reconstructor: recon,
+			Outbox: fakeOutboxStore{tables}, History: fakeHistoryStore{tables},
+		},
+		elect:       &fakeElector{},
+		mFenced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
+		mSnaps:      prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
+		mRegen:      prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}),
+		mOutboxRows: prometheus.NewCounter(prometheus.CounterOpts{Name: "o"}),
+		mHistItems:  prometheus.NewCounter(prometheus.CounterOpts{Name: "h"}),
+	}
+	return n, recon
+}
+
+// leadUntil runs n's duties at term until cond holds, then ends the
+// leadership.
+func leadUntil(t *testing.T, n *node, term uint64, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, term) }()
+	waitFor(t, what, cond)
+	cancel()
+	<-done
+}
+
+func (t *fakeTables) heads() (int64, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.outHead, t.histHead
+}
+
+func TestLeaderWritesOutboxAndHistory(t *testing.T) {
+	tables := &fakeTables{}
+	n, recon := writesNode(t, 20, 0, tables, &fakeFence{}, 0)
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	tables.check(t, 20)
+	if len(recon.calls) != 0 || n.regenRows.Load() != 0 {
+		t.Errorf("a leader that applied the whole log regenerated: %v", recon.calls)
+	}
+	if r, i := n.f.pend.size(); r != 0 || i != 0 {
+		t.Errorf("pending after the write: %d rows, %d items", r, i)
+	}
+}
+
+func TestStandbyPrunesAndTakesOverWithoutGapOrDuplicate(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(12, 9) // the old leader wrote this much
+	n, recon := writesNode(t, 20, 0, tables, &fakeFence{}, 0)
+	ctx := context.Background()
+	if err := n.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	n.prunePending(ctx)
+	ob, outFrom, hb, histFrom := n.f.pend.take()
+	if outFrom != 12 || histFrom != 9 || ob.Rows[0].Seq != 14 || hb.Items[0].Seq != 10 {
+		t.Fatalf("pruned pending: outbox from %d (first row %d), history from %d (first item %d)", outFrom, ob.Rows[0].Seq, histFrom, hb.Items[0].Seq)
+	}
+	leadUntil(t, n, 2, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	tables.check(t, 20)
+	if len(recon.calls) != 0 {
+		t.Errorf("a warm standby regenerated: %v", recon.calls)
+	}
+}
+
+func TestColdStartLeaderRegeneratesTheGap(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(3, 6) // the old leader wrote this much and died
+	// This node started from a snapshot at seq 14 > both heads, then
+	// followed the log to 20: it has no pending rows for 1..14.
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 3, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	tables.check(t, 20)
+	want := []string{"reconstruct seq 3", "advance to seq 14"}
+	if diff := cmp.Diff(recon.calls, want); diff != "" {
+		t.Errorf("regeneration (-got +want):\n%s", diff)
+	}
+	// Rows of seqs 4..14: even seqs 4..14 for "a", and 4, 8, 12 for "b".
+	if got := n.regenRows.Load(); got != 9 {
+		t.Errorf("regenerated %d rows, want 9", got)
+	}
+	if tables.outWrites != 1 {
+		t.Errorf("the gap and the pending rows took %d outbox writes, want one transaction", tables.outWrites)
+	}
+}
+
+func TestDroppedPendingIsRegenerated(t *testing.T) {
+	tables := &fakeTables{}
+	// A standby whose leader wrote nothing for long: its pending is
+	// bounded (4 entries), so it dropped all but the latest.
+	n, recon := writesNode(t, 30, 0, tables, &fakeFence{}, 4)
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, outFrom, _, _ := n.f.pend.take()
+	if outFrom == 0 {
+		t.Fatal("pending was not bounded")
+	}
+	leadUntil(t, n, 1, "heads at 30", func() bool { o, h := tables.heads(); return o == 30 && h == 30 })
+	tables.check(t, 30)
+	if len(recon.calls) == 0 || recon.calls[0] != "reconstruct seq 0" {
+		t.Errorf("regeneration calls %v", recon.calls)
+	}
+}
+
+func TestDeposedLeaderStopsWriting(t *testing.T) {
+	tables := &fakeTables{}
+	fence := &fakeFence{}
+	n, _ := writesNode(t, 10, 0, tables, fence, 0)
+	ctx := context.Background()
+	if err := n.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(lctx, 4) }()
+	waitFor(t, "the first writes", func() bool { o, _ := tables.heads(); return o == 10 })
+
+	// A new leader at term 5 writes; the old one (term 4) applies more
+	// and its next write is refused by the fence.
+	tables.mu.Lock()
+	tables.outFence, tables.histFence = 5, 5
+	tables.mu.Unlock()
+	n.f.log.(*fakeLog).mu.Lock()
+	n.f.log.(*fakeLog).head = 14
+	n.f.log.(*fakeLog).mu.Unlock()
+	if err := n.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fenced write", func() bool { return n.fenced.Load() == 1 })
+	cancel()
+	<-done
+	if o, h := tables.heads(); o != 10 || h != 10 {
+		t.Errorf("a deposed leader wrote: heads %d, %d", o, h)
+	}
+	if st := n.Status(ctx); st.FencedWrites != 1 {
+		t.Errorf("status fenced_writes = %d", st.FencedWrites)
+	}
+	// Its pending stays: should it lead again, it has what it needs.
+	if _, outFrom, _, _ := n.f.pend.take(); outFrom != 10 {
+		t.Errorf("pending outbox from %d after the fenced write, want 10", outFrom)
+	}
+}
+
+func TestLeaderRetriesAFailedWrite(t *testing.T) {
+	tables := &fakeTables{fail: fmt.Errorf("connection reset")}
+	n, _ := writesNode(t, 8, 0, tables, &fakeFence{}, 0)
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 1) }()
+	waitFor(t, "a failed write", func() bool { n.errMu.Lock(); defer n.errMu.Unlock(); return n.lastErr != "" })
+	tables.mu.Lock()
+	tables.fail = nil
+	tables.mu.Unlock()
+	waitFor(t, "heads at 8", func() bool { o, h := tables.heads(); return o == 8 && h == 8 })
+	cancel()
+	<-done
+	tables.check(t, 8)
+}
+
+func TestPendingPrune(t *testing.T) {
+	p := newPending(0)
+	p.reset(5)
+	m := &seqMachine{seq: 5}
+	for s := int64(6); s <= 12; s++ {
+		out, err := fakeProduce(m, rec(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.add(s, out)
+	}
+	p.pruneOutbox(3) // an old head: nothing to drop, from stays
+	p.pruneHistory(9)
+	ob, outFrom, hb, histFrom := p.take()
+	if outFrom != 5 || len(ob.Rows) != 6 || histFrom != 9 || hb.Items[0].Seq != 10 {
+		t.Fatalf("outbox from %d with %d rows; history from %d, first item %+v", outFrom, len(ob.Rows), histFrom, hb.Items[0])
+	}
+	p.pruneOutbox(40) // the leader is ahead of this node: from stops at the applied seq
+	if _, outFrom, _, _ := p.take(); outFrom != 12 {
+		t.Fatalf("outbox from %d past the applied seq 12", outFrom)
+	}
+}
