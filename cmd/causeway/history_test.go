@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/history/historytest"
+)
+
+// `alarms history` pages through what the leader wrote, with filters;
+// `alarms stats` counts the same occurrences.
+func TestAlarmsHistoryAndStats(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Start: t0}
+	r := newLogRig(t, s, 4, 1000)
+	from := t0.Add(-time.Minute).Format(time.RFC3339)
+	to := r.moments[len(r.moments)-1].at.Add(time.Minute).Format(time.RFC3339)
+
+	want, err := history.List(context.Background(), r.db, history.Query{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Items) < 5 {
+		t.Fatalf("scenario too small: %d occurrences", len(want.Items))
+	}
+	var got []history.Occurrence
+	page := ""
+	for pages := 0; ; pages++ {
+		args := []string{"alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to, "--limit", "3", "-o", "json"}
+		if page != "" {
+			args = append(args, "--page", page)
+		}
+		out, err := runCausewayCLI(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p history.Page
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		got = append(got, p.Items...)
+		if p.Next == "" {
+			break
+		}
+		if pages > 100 {
+			t.Fatal("paging does not end")
+		}
+		page = p.Next
+	}
+	if len(got) != len(want.Items) {
+		t.Fatalf("paged %d occurrences, want %d", len(got), len(want.Items))
+	}
+	for i := range got {
+		if got[i].ID != want.Items[i].ID {
+			t.Fatalf("occurrence %d: %s, want %s", i, got[i].ID, want.Items[i].ID)
+		}
+	}
+
+	// Filters and the table form.
+	out, err := runCausewayCLI(t, "alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to, "--type", "prometheus", "--resource", "h0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "RAISED") {
+		t.Fatalf("table:\n%s", out)
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, "NIC_DOWN") || !strings.Contains(l, "nova.host/h0") {
+			t.Errorf("filtered row %q", l)
+		}
+	}
+
+	// Stats add up to the occurrences.
+	out, err = runCausewayCLI(t, "alarms", "stats", "--dsn", r.dsn, "--from", from, "--to", to, "--interval", "10s", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buckets []history.Bucket
+	if err := json.Unmarshal([]byte(out), &buckets); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, b := range buckets {
+		n += b.Raised
+	}
+	if n != int64(len(want.Items)) {
+		t.Errorf("stats count %d, want %d", n, len(want.Items))
+	}
+
+	for _, args := range [][]string{
+		{"alarms", "history", "--dsn", r.dsn, "--from", "last week"},
+		{"alarms", "history", "--dsn", r.dsn, "--from", to, "--to", from},
+		{"alarms", "history", "--dsn", r.dsn, "--page", "%%%"},
+		{"alarms", "history", "--dsn", r.dsn, "--limit", "0"},
+		{"alarms", "stats", "--dsn", r.dsn, "--interval", "1ms"},
+		{"alarms", "stats", "--dsn", r.dsn, "--from", "-1h", "--interval", "1ms"},
+	} {
+		if _, err := runCausewayCLI(t, args...); exitCode(err) != exitBadInput {
+			t.Errorf("%v: %v, want exit %d", args, err, exitBadInput)
+		}
+	}
+}
+
+// replay's other outputs: the summary agrees with the live graph, DOT is a
+// digraph, and a progress bar, when asked for, goes to stderr only.
+func TestReplayOutputs(t *testing.T) {
+	s := historytest.Scenario{Hosts: 2, InstancesPerHost: 2, Rounds: 3, Start: t0}
+	r := newLogRig(t, s, 5, 1000)
+	m := r.moments[len(r.moments)-1]
+	seq := "--seq=" + itoa(m.seq)
+	out, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, seq, "--format", "summary", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum summary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Seq != m.seq || sum.Vertices["RESOURCE"] != 2+2*2 || sum.Replayed != m.seq {
+		t.Errorf("summary %+v", sum)
+	}
+	if out, err = runCausewayCLI(t, "replay", "--dsn", r.dsn, seq, "--format", "dot"); err != nil || !strings.HasPrefix(out, "digraph topology {") {
+		t.Errorf("dot: %v\n%.200s", err, out)
+	}
+	if out, err = runCausewayCLI(t, "replay", "--dsn", r.dsn, seq, "--format", "summary"); err != nil || !strings.Contains(out, "events replayed") {
+		t.Errorf("summary table: %v\n%s", err, out)
+	}
+	root := newRootCmd()
+	var stdout, stderr strings.Builder
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	root.SetArgs([]string{"--config", "/nonexistent", "replay", "--dsn", r.dsn, seq, "--progress", "always"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != string(m.dump) || !strings.Contains(stderr.String(), "replay [") {
+		t.Errorf("with a progress bar: stdout equal %v, stderr %q", stdout.String() == string(m.dump), stderr.String())
+	}
+}
