@@ -747,6 +747,9 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 	if err := o.point.check(); err != nil {
 		return err
 	}
+	if o.from != "" && o.republish.url == "" {
+		return badInput("--from applies to --republish-url only (the graph at --at always starts from the beginning of the log)")
+	}
 	if err := checkFormat(o.format, "dump", "dot", "summary"); err != nil {
 		return err
 	}

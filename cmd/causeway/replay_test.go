@@ -266,6 +266,8 @@ func TestHistoricalBadInput(t *testing.T) {
 		{"future", []string{"replay", "--dsn", r.dsn, "--at", "+48h"}, "in the future"},
 		{"beyond the log", []string{"replay", "--dsn", r.dsn, "--seq", "100000"}, "beyond the end of the log"},
 		{"both", []string{"replay", "--dsn", r.dsn, "--seq", "3", "--at", at}, "not both"},
+		{"from without republish", []string{"replay", "--dsn", r.dsn, "--seq", "3", "--from", "-1h"}, "--republish-url only"},
+		{"no moment", []string{"replay", "--dsn", r.dsn}, "needs --at or --seq"},
 		{"unknown alarm", []string{"rca", "show", "NO_SUCH_ALARM", "--dsn", r.dsn, "--at", at}, "unknown alarm"},
 		{"unknown vitrage id", []string{"rca", "show", "99999", "--dsn", r.dsn, "--at", at}, "unknown alarm"},
 		{"ambiguous name", []string{"rca", "show", "NIC_DOWN", "--dsn", r.dsn, "--at", at}, "ambiguous"},
