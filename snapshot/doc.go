@@ -16,6 +16,14 @@
 // is skipped with a warning; an older one, and finally a full replay from
 // seq 0, is used instead.
 //
+// The processor's state machine is a Node: the evaluator engine and the
+// webhook subscription registry, both functions of the log prefix. Its
+// snapshots use the node encodings (NodeGob, NodeJSON), versioned apart
+// from the older engine-only ones: a NodeFactory skips an engine-only
+// snapshot (it lacks the subscriptions) and falls back to an older one or
+// a full replay, while an EngineFactory reads both (historical RCA needs
+// the engine alone).
+//
 // The leader writes snapshots in one of two ways. Writer.Take runs a
 // capture function under the processor's lock (the pause, measured in
 // causeway_snapshot_pause_seconds) and encodes outside it; with the
