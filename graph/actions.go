@@ -31,7 +31,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	var prev *Vertex
 	id, exists := g.keys[vkey{CategoryAlarm, DeducedType, ext}]
 	if exists {
-		v = g.get(id)
+		v = g.mut(id)
 		prev = g.exportPtr(v)
 	} else {
 		v = g.newVertex(CategoryAlarm, DeducedType, ext)
@@ -58,7 +58,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 // ClearDeducedAlarm soft-deletes the alarm id and all its edges; they stay in
 // the graph for RCA. Clearing a deleted or unknown vertex does nothing.
 func (g *Graph) ClearDeducedAlarm(id VertexID) []Change {
-	v := g.get(id)
+	v := g.mut(id)
 	if v == nil || v.deleted {
 		return nil
 	}
@@ -83,10 +83,10 @@ func (g *Graph) SetCausal(from, to VertexID, present bool) []Change {
 // SetDeducedState sets the state the evaluator deduced for id ("" removes
 // it) and normalises the vertex again.
 func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
-	v := g.get(id)
-	if v == nil || g.s(v.deduced) == state {
+	if v := g.get(id); v == nil || g.s(v.deduced) == state {
 		return nil
 	}
+	v := g.mut(id)
 	prev := g.exportPtr(v)
 	v.deduced = g.sym(state)
 	v.update = g.now
@@ -96,10 +96,10 @@ func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
 
 // SetMarkedDown sets or clears the vertex's is_marked_down flag.
 func (g *Graph) SetMarkedDown(id VertexID, down bool) []Change {
-	v := g.get(id)
-	if v == nil || v.markedDwn == down {
+	if v := g.get(id); v == nil || v.markedDwn == down {
 		return nil
 	}
+	v := g.mut(id)
 	prev := g.exportPtr(v)
 	v.markedDwn = down
 	v.update = g.now

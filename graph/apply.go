@@ -73,7 +73,7 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	var v *vertex
 	var changes []Change
 	if exists {
-		v = g.get(id)
+		v = g.mut(id)
 		if g.s(v.source) == ev.Source {
 			v.seen = g.step
 		}
@@ -212,7 +212,7 @@ func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, ch
 
 // assertEdge adds own to the owners of edge t, creating or undeleting it.
 func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
-	e, created := g.ensureEdge(g.get(t.from), g.get(t.to), t.rel)
+	e, created := g.ensureEdge(g.mut(t.from), g.mut(t.to), t.rel)
 	if i, ok := e.findOwner(own); !ok {
 		e.owners = slices.Insert(e.owners, i, own)
 	}
@@ -236,7 +236,7 @@ func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 // retractEdge removes own from the owners of edge t, deleting it when no
 // owner is left.
 func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
-	from := g.get(t.from)
+	from := g.mut(t.from)
 	i, ok := from.findOut(t.to, t.rel)
 	if !ok {
 		return changes
@@ -305,6 +305,7 @@ func (g *Graph) deleteEntity(ev *event.Event) []Change {
 	if obs < v.sample || v.deleted {
 		return nil
 	}
+	v = g.mut(id)
 	v.sample = obs
 	return g.softDelete(v, nil)
 }
@@ -329,7 +330,7 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 		if from == v.id {
 			continue
 		}
-		fv := g.get(from)
+		fv := g.mut(from)
 		i, _ := fv.findOut(v.id, "")
 		for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
 			del(from, &fv.out[i])
@@ -380,7 +381,7 @@ func (g *Graph) syncEnd(source, id string) ([]Change, bool) {
 		if v == nil || g.s(v.source) != source || v.deleted || v.placeholder || v.seen > begin {
 			continue
 		}
-		changes = g.softDelete(v, changes)
+		changes = g.softDelete(g.mut(v.id), changes)
 	}
 	return changes, true
 }

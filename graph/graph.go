@@ -26,7 +26,14 @@ type Graph struct {
 	// array. Symbol numbers depend on the order strings were first seen, so
 	// nothing outside the graph ever sees them and nothing is sorted by them.
 	syms symtab
+	// own marks the vertices this graph may change in place. Clone shares
+	// vertices between two graphs and gives both a new mark, so each
+	// copies a shared vertex before its first change (see mut).
+	own *cowMark
 }
+
+// cowMark identifies the owner of vertices; only its address matters.
+type cowMark struct{ _ byte }
 
 // sym is a string of the graph's symbol table; 0 is "".
 type sym uint32
@@ -72,6 +79,7 @@ type vertex struct {
 	seen                            int64      // step of the last upsert reported by the vertex's source
 	out                             []edge     // sorted by (to, rel)
 	in                              []VertexID // sorted, unique: vertices with an edge to this one
+	own                             *cowMark   // the graph that may change it in place
 }
 
 // owner is an entity whose source asserted an edge among its relations.
@@ -103,7 +111,7 @@ func New(norm *Normalizer) *Graph {
 	if norm == nil {
 		norm = DefaultNormalizer()
 	}
-	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab()}
+	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), own: new(cowMark)}
 }
 
 // str returns the graph's copy of s, so that equal strings share memory.
@@ -151,6 +159,26 @@ func (g *Graph) get(id VertexID) *vertex {
 		return nil
 	}
 	return g.verts[id-1]
+}
+
+// mut returns vertex id for changing it: a vertex shared with a clone is
+// first copied (with its edge lists and owners), so the clone never sees
+// the change. Every change to a vertex, its edges or their owners goes
+// through a pointer from mut, never from get.
+func (g *Graph) mut(id VertexID) *vertex {
+	v := g.get(id)
+	if v == nil || v.own == g.own {
+		return v
+	}
+	cv := *v
+	cv.own = g.own
+	cv.in = slices.Clone(v.in)
+	cv.out = slices.Clone(v.out)
+	for j := range cv.out {
+		cv.out[j].owners = slices.Clone(cv.out[j].owners)
+	}
+	g.verts[id-1] = &cv
+	return &cv
 }
 
 func (g *Graph) export(v *vertex) Vertex {
@@ -323,7 +351,7 @@ type edgeKey struct {
 
 // newVertex allocates the next id.
 func (g *Graph) newVertex(category, typ, ext string) *vertex {
-	v := &vertex{id: VertexID(len(g.verts) + 1), category: g.sym(category), typ: g.sym(typ), ext: ext}
+	v := &vertex{id: VertexID(len(g.verts) + 1), category: g.sym(category), typ: g.sym(typ), ext: ext, own: g.own}
 	g.verts = append(g.verts, v)
 	g.keys[g.key(v)] = v.id
 	return v

@@ -128,7 +128,7 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			project: g.sym(vs.ProjectID), source: g.sym(vs.Source),
 			deleted: vs.IsDeleted, placeholder: vs.IsPlaceholder, markedDwn: vs.IsMarkedDown,
 			sample: toNanos(vs.SampleTimestamp), update: toNanos(vs.UpdateTimestamp),
-			props: g.props(vs.Properties), seen: vs.Seen,
+			props: g.props(vs.Properties), seen: vs.Seen, own: g.own,
 		}
 		k := g.key(v)
 		if other, dup := g.keys[k]; dup {
@@ -187,26 +187,20 @@ func cmpEdgeKey(a, b edgeKey) int {
 	return 0
 }
 
-// Clone returns an independent deep copy of g sharing its Normalizer.
+// Clone returns an independent copy of g sharing its Normalizer. It is
+// cheap, O(vertices) pointer copies: the two graphs share their vertices
+// until either changes one, which copies that vertex first (copy on
+// write). Clone counts as a change of g: like every call, it is serialised
+// with g's other calls; afterwards the clone may be read (or changed) by
+// another goroutine while g goes on.
 func (g *Graph) Clone() *Graph {
-	c := &Graph{
+	g.own = new(cowMark) // every vertex is shared now
+	return &Graph{
 		norm: g.norm, now: g.now, step: g.step,
-		verts: make([]*vertex, len(g.verts)),
+		verts: slices.Clone(g.verts),
 		keys:  maps.Clone(g.keys),
 		syncs: slices.Clone(g.syncs),
 		syms:  g.syms.clone(),
+		own:   new(cowMark),
 	}
-	for i, v := range g.verts {
-		if v == nil {
-			continue
-		}
-		cv := *v // props are replaced, never changed in place: shared
-		cv.in = slices.Clone(v.in)
-		cv.out = slices.Clone(v.out)
-		for j := range cv.out {
-			cv.out[j].owners = slices.Clone(cv.out[j].owners)
-		}
-		c.verts[i] = &cv
-	}
-	return c
 }

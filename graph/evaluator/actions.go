@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -89,7 +90,7 @@ func (e *Engine) undo(m *match) []graph.Change {
 		switch a.Type {
 		case template.ActionRaiseAlarm:
 			k := alarmKey(m.vertex(a.Target), a.AlarmName)
-			ef := e.effects[k]
+			ef := e.mutEffect(k)
 			if ef == nil {
 				continue
 			}
@@ -99,14 +100,14 @@ func (e *Engine) undo(m *match) []graph.Change {
 			delete(ef.supports, supportID(m, i, ""))
 			out = append(out, e.settle(ef)...)
 		case template.ActionSetState:
-			if ef := e.effects[stateKey(m.vertex(a.Target))]; ef != nil {
+			if ef := e.mutEffect(stateKey(m.vertex(a.Target))); ef != nil {
 				delete(ef.supports, supportID(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
 		case template.ActionAddCausal:
 			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
 		case template.ActionMarkDown:
-			if ef := e.effects[downKey(m.vertex(a.Target))]; ef != nil {
+			if ef := e.mutEffect(downKey(m.vertex(a.Target))); ef != nil {
 				delete(ef.supports, supportID(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
@@ -117,12 +118,26 @@ func (e *Engine) undo(m *match) []graph.Change {
 }
 
 func (e *Engine) effect(key, kind string) *effect {
-	ef := e.effects[key]
+	ef := e.mutEffect(key)
 	if ef == nil {
-		ef = &effect{key: key, kind: kind, supports: map[string]string{}}
+		ef = &effect{key: key, kind: kind, supports: map[string]string{}, own: e.own}
 		e.effects[key] = ef
 	}
 	return ef
+}
+
+// mutEffect returns the effect key (nil if none) for changing it: an
+// effect shared with a Frozen copy is copied first.
+func (e *Engine) mutEffect(key string) *effect {
+	ef := e.effects[key]
+	if ef == nil || ef.own == e.own {
+		return ef
+	}
+	c := *ef
+	c.supports = maps.Clone(ef.supports)
+	c.own = e.own
+	e.effects[key] = &c
+	return &c
 }
 
 func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Change {
@@ -136,7 +151,7 @@ func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Chan
 }
 
 func (e *Engine) dropCauses(from, to graph.VertexID, sid string) []graph.Change {
-	ef := e.effects[causesKey(from, to)]
+	ef := e.mutEffect(causesKey(from, to))
 	if ef == nil {
 		return nil
 	}

@@ -47,6 +47,8 @@ type Engine struct {
 	// byAnchor indexes the stored matches by each of their bindings.
 	byAnchor map[akey]map[string]*match
 	effects  map[string]*effect
+	// own marks the effects the engine may change in place.
+	own *mark
 
 	// en is the reusable enumerator (scratch space, not state).
 	en *enumerator
@@ -181,7 +183,12 @@ type effect struct {
 	alarmID graph.VertexID
 	// supports: support id -> value (severity, state, or "").
 	supports map[string]string
+	// own is the engine that may change the effect in place (see Freeze).
+	own *mark
 }
+
+// mark identifies the owner of effects; only its address matters.
+type mark struct{ _ byte }
 
 // ExternalAction is a request for an action outside the graph (Vitrage's
 // execute_mistral), produced when a scenario starts to hold. The notifier
@@ -223,6 +230,7 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 		matches:   map[string]*match{},
 		byAnchor:  map[akey]map[string]*match{},
 		effects:   map[string]*effect{},
+		own:       new(mark),
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/causeway/causeway/graph"
@@ -59,37 +61,84 @@ type Support struct {
 }
 
 // State returns the engine's state. It shares nothing with the engine.
+// It copies and sorts everything, O(n log n): under a lock, take
+// Freeze().State() instead, with State outside the lock.
 func (e *Engine) State() State {
 	s := State{Version: StateVersion, Graph: e.g.State()}
 	s.Templates, s.Matches, s.Effects = e.bookkeeping()
 	return s
 }
 
+// Frozen is a read-only copy of an engine's state at one point, taken
+// cheaply by Freeze. Its methods may run in another goroutine while the
+// engine goes on applying records.
+type Frozen struct {
+	g         *graph.Graph
+	templates map[string]*loaded
+	matches   map[string]*match
+	effects   map[string]*effect
+}
+
+// Freeze captures the engine's state without deep copies or sorting: the
+// graph is cloned copy-on-write (graph.Clone), loaded templates and stored
+// matches never change once made and are shared, and effects are shared
+// until the engine next changes one, which it then copies. It costs a few
+// map and slice copies, O(n) with a small constant, so that a snapshot can
+// be captured under the lock that serialises Apply and encoded outside it.
+// Like every call, Freeze is serialised with the engine's other calls.
+func (e *Engine) Freeze() *Frozen {
+	e.own = new(mark) // every effect is shared now
+	return &Frozen{
+		g:         e.g.Clone(),
+		templates: maps.Clone(e.templates),
+		matches:   maps.Clone(e.matches),
+		effects:   maps.Clone(e.effects),
+	}
+}
+
+// State returns the captured state, as Engine.State would have returned
+// it at Freeze. It shares nothing with the engine.
+func (f *Frozen) State() State {
+	s := State{Version: StateVersion, Graph: f.g.State()}
+	s.Templates, s.Matches, s.Effects = bookkeeping(f.templates, f.matches, f.effects)
+	return s
+}
+
+// Dump writes the canonical dump of the captured state, as Engine.Dump
+// would have at Freeze.
+func (f *Frozen) Dump(w io.Writer) error {
+	return dumpState(w, f.g, f.templates, f.matches, f.effects)
+}
+
 func (e *Engine) bookkeeping() ([]TemplateState, []MatchState, []EffectState) {
+	return bookkeeping(e.templates, e.matches, e.effects)
+}
+
+func bookkeeping(templates map[string]*loaded, ms map[string]*match, efs map[string]*effect) ([]TemplateState, []MatchState, []EffectState) {
 	tpls := []TemplateState{}
-	for _, n := range e.templateNames() {
-		l := e.templates[n]
+	for _, n := range slices.Sorted(maps.Keys(templates)) {
+		l := templates[n]
 		tpls = append(tpls, TemplateState{Name: n, Body: l.body, Includes: append([]TemplateState(nil), l.includes...)})
 	}
-	keys := make([]string, 0, len(e.matches))
-	for k := range e.matches {
+	keys := make([]string, 0, len(ms))
+	for k := range ms {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	matches := []MatchState{}
+	matches := make([]MatchState, 0, len(keys))
 	for _, k := range keys {
-		m := e.matches[k]
+		m := ms[k]
 		matches = append(matches, MatchState{Template: m.rule.tplName, Scenario: m.rule.scenario, Clause: m.rule.clause,
 			Bindings: append([]Binding(nil), m.bindings...)})
 	}
-	ekeys := make([]string, 0, len(e.effects))
-	for k := range e.effects {
+	ekeys := make([]string, 0, len(efs))
+	for k := range efs {
 		ekeys = append(ekeys, k)
 	}
 	sort.Strings(ekeys)
-	effects := []EffectState{}
+	effects := make([]EffectState, 0, len(ekeys))
 	for _, k := range ekeys {
-		ef := e.effects[k]
+		ef := efs[k]
 		es := EffectState{Key: ef.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
 			Applied: ef.applied, On: ef.on, AlarmID: ef.alarmID, Supports: []Support{}}
 		sids := make([]string, 0, len(ef.supports))
@@ -146,7 +195,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	}
 	for _, es := range s.Effects {
 		ef := &effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
-			applied: es.Applied, on: es.On, alarmID: es.AlarmID, supports: map[string]string{}}
+			applied: es.Applied, on: es.On, alarmID: es.AlarmID, supports: map[string]string{}, own: e.own}
 		for _, sp := range es.Supports {
 			ef.supports[sp.ID] = sp.Value
 		}
@@ -158,11 +207,15 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 // Dump writes the canonical dump: the graph's dump and the evaluator's
 // bookkeeping, byte-stable for the same state.
 func (e *Engine) Dump(w io.Writer) error {
+	return dumpState(w, e.g, e.templates, e.matches, e.effects)
+}
+
+func dumpState(w io.Writer, g *graph.Graph, templates map[string]*loaded, ms map[string]*match, efs map[string]*effect) error {
 	var gb bytes.Buffer
-	if err := e.g.Dump(&gb); err != nil {
+	if err := g.Dump(&gb); err != nil {
 		return fmt.Errorf("dump graph: %w", err)
 	}
-	tpls, matches, effects := e.bookkeeping()
+	tpls, matches, effects := bookkeeping(templates, ms, efs)
 	ev, err := json.Marshal(struct {
 		Templates []TemplateState `json:"templates"`
 		Matches   []MatchState    `json:"matches"`
