@@ -1,7 +1,14 @@
 // Package processor is a Causeway processor node: it follows the one
-// ordered log into its own graph (a warm standby), takes part in the raft
-// election, runs the leader's fenced duties while it leads, and serves the
-// live HTTP API from its graph.
+// ordered log into its own state machine (a warm standby), takes part in
+// the raft election, runs the leader's fenced duties while it leads, and
+// serves the live HTTP API from its state.
+//
+// The state machine is a snapshot.Node: the evaluator engine and the
+// webhook subscription registry, both pure functions of the log prefix.
+// For every record every node runs ProduceNode — engine.ApplyResult, the
+// registry, emit.Rows and history.Detect, the call contracts of
+// notifier/emit and history — and keeps the outbox rows and alarm-history
+// items it derived as pending.
 //
 // Invariants kept here (DESIGN.md):
 //
@@ -11,12 +18,25 @@
 //     is repaired from the events table; the log head is also polled, so a
 //     lost doorbell cannot stall a node. A record whose seq is not
 //     applied_seq+1 is never applied (and counted if ever offered).
-//   - 4: only the leader writes snapshots, each with the raft term at which
-//     it became leader, checked against the fencing row in the same
-//     transaction: a deposed leader's late write fails with store.ErrFenced
-//     and is counted in causeway_processor_fenced_writes_total. The leader
-//     claims the fence as soon as it wins. Standbys keep following, so a
-//     failover costs an election, not a rebuild.
+//   - 4: only the leader writes snapshots, outbox rows and alarm history,
+//     each with the raft term at which it became leader, checked against
+//     the fencing row in the same transaction: a deposed leader's late
+//     write fails with store.ErrFenced, is counted in
+//     causeway_processor_fenced_writes_total, and the node writes nothing
+//     more until it leads again. The leader claims the fence as soon as it
+//     wins. Standbys keep following, so a failover costs an election, not
+//     a rebuild. Snapshots are taken from a shadow machine that follows
+//     the log from the database (snapshot.Writer.TakeFromLog), so the live
+//     machine's lock is never held for a capture.
+//   - 5 (the leader's half): the outbox never misses a transition and never
+//     holds one twice. The leader writes its pending rows after the stored
+//     outbox and history heads; a standby prunes its pending below those
+//     heads. A node whose pending starts after a head — it started cold
+//     from a snapshot past what the old leader wrote, or dropped its
+//     pending at max_pending — regenerates the missing seqs on a separate
+//     machine (newest snapshot at or before the head, then the log) and
+//     writes them in the same transaction as its pending rows. Rows carry
+//     log-derived keys and the writes skip seqs at or below the heads.
 package processor
 
 import (
