@@ -4,15 +4,22 @@ package processor_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,9 +30,12 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/notifier/outbox"
+	"github.com/causeway/causeway/processor"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/causeway/causeway/snapshot"
+	gocmp "github.com/google/go-cmp/cmp"
 )
 
 const adminToken = "e2e-admin-token"
@@ -109,6 +119,24 @@ func upsert(i int) event.Event {
 		V: event.Version, EventID: fmt.Sprintf("e2e-%d", i), Source: "e2e", Kind: event.KindEntityUpsert,
 		ObservedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
 	}
+	if i%10 == 5 {
+		// A NIC alarm on a host: raised (warning), made critical, cleared,
+		// round after round.
+		h := (i / 10) % 50
+		alarm := &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: fmt.Sprintf("nic-%d", h), Name: "NIC_DOWN",
+			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: fmt.Sprintf("host-%d", h), Direction: event.Out}}}
+		switch (i / 500) % 3 {
+		case 0:
+			alarm.Severity = "warning"
+		case 1:
+			alarm.Severity = "critical"
+		default:
+			ev.Kind = event.KindEntityDelete
+			alarm.Relations = nil
+		}
+		ev.Entity = alarm
+		return ev
+	}
 	if i%3 == 0 {
 		ev.Entity = &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: host, Name: host, State: []string{"available", "error"}[i%2]}
 	} else {
@@ -183,6 +211,12 @@ processor:
       - {name: admin, token: %s, role: admin}
   snapshot:
     policy: {every_events: 2000, every_interval: 1s}
+notifier:
+  instance_id: e2e
+  poll_interval: 50ms
+  scan_interval: 200ms
+  lease_ttl: 2s
+  delivery: {timeout: 2s, backoff_initial: 50ms, backoff_max: 500ms}
 `, dsn, amqpURL, p.id, filepath.Join(dir, p.id), p.raft, strings.Join(peers, "\n"), p.api, adminToken)
 		if err := os.WriteFile(p.cfg, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -243,6 +277,29 @@ processor:
 		_ = pub.Close()
 	}()
 	f := &feeder{pub: pub}
+
+	// Webhook subscribers, and the notifier that delivers to them.
+	hooks := &hookRecv{got: map[string][]string{}}
+	hookSrv := httptest.NewServer(hooks)
+	defer hookSrv.Close()
+	notif := &proc{id: "notifier", sub: "notifier", cfg: c.procs[0].cfg, logPath: filepath.Join(dir, "notifier.log")}
+	c.start(notif)
+	t.Cleanup(func() {
+		_ = notif.cmd.Process.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(notif.logPath)
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("--- notifier log (tail) ---\n%s", b)
+		}
+	})
+	if err := pub.Publish(ctx,
+		subscriptionPut("all", fmt.Sprintf(`{"url":%q}`, hookSrv.URL+"/all")),
+		subscriptionPut("crit", fmt.Sprintf(`{"url":%q,"format":"alertmanager","filter":{"severities":["critical"]}}`, hookSrv.URL+"/crit")),
+	); err != nil {
+		t.Fatal(err)
+	}
 
 	waitFor(t, "a leader", 30*time.Second, func() bool { return c.leader(nil) != nil })
 	first := c.leader(nil)
@@ -308,6 +365,36 @@ processor:
 			t.Errorf("%s: dump differs from a fresh reconstruction (%d vs %d bytes)", p.id, len(got), len(want))
 		}
 	}
+
+	// Every alarm transition of the log has its outbox rows exactly once,
+	// as an in-process replay derives them, though the leader was killed
+	// while writing them; the notifier delivers them in order.
+	waitFor(t, "the outbox head at the log head", 30*time.Second, func() bool {
+		h, err := outbox.Head(ctx, db)
+		return err == nil && h >= head
+	})
+	wantRows := replayRows(t, ctx, log, head)
+	gotRows := outboxRows(t, ctx, db, head)
+	if len(wantRows) < 100 {
+		t.Fatalf("only %d outbox rows derived from the log: too few alarm transitions to test", len(wantRows))
+	}
+	if diff := gocmp.Diff(gotRows, wantRows); diff != "" {
+		t.Fatalf("outbox rows (-stored +replayed):\n%s", diff)
+	}
+	perSub := map[string][]string{}
+	for _, r := range wantRows {
+		perSub[r.SubscriptionID] = append(perSub[r.SubscriptionID], r.WebhookID)
+	}
+	if len(perSub["all"]) == 0 || len(perSub["crit"]) == 0 || len(perSub["crit"]) >= len(perSub["all"]) {
+		t.Fatalf("rows per subscriber: all %d, crit %d", len(perSub["all"]), len(perSub["crit"]))
+	}
+	waitFor(t, "every row delivered", 60*time.Second, func() bool { return hooks.has(perSub) })
+	for sub, ids := range perSub {
+		if got := hooks.firstSeen(sub, len(ids)); !slices.Equal(got, ids) {
+			t.Errorf("%s: deliveries out of order (%d expected)", sub, len(ids))
+		}
+	}
+	t.Logf("outbox: %d rows (all %d, crit %d), each exactly once and delivered in order", len(wantRows), len(perSub["all"]), len(perSub["crit"]))
 
 	// Pause the leader until another is elected, feed events so the new
 	// leader writes snapshots, resume it: its late snapshot write is fenced.
@@ -406,6 +493,118 @@ processor:
 			t.Errorf("%s exited %d after SIGTERM", p.id, code)
 		}
 	}
+}
+
+func subscriptionPut(id, spec string) event.Event {
+	return event.Event{V: event.Version, EventID: "e2e-sub-" + id, Source: "e2e", Kind: event.KindSubscriptionPut,
+		ObservedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Subscription: &event.Subscription{ID: id, Spec: []byte(spec)}}
+}
+
+// hookRecv is the webhook receiver of every subscriber (by path): it
+// records the webhook ids in the order they arrive.
+type hookRecv struct {
+	mu  sync.Mutex
+	got map[string][]string
+}
+
+func (h *hookRecv) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	id := r.Header.Get("webhook-id")
+	if id == "" {
+		http.Error(w, "no webhook-id", http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	sub := strings.TrimPrefix(r.URL.Path, "/")
+	h.got[sub] = append(h.got[sub], id)
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// firstSeen returns the first n distinct ids sub received, in the order
+// of their first delivery (a retry after a failover may repeat one).
+func (h *hookRecv) firstSeen(sub string, n int) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range h.got[sub] {
+		if !seen[id] && len(out) < n {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (h *hookRecv) has(want map[string][]string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub, ids := range want {
+		got := map[string]bool{}
+		for _, id := range h.got[sub] {
+			got[id] = true
+		}
+		for _, id := range ids {
+			if !got[id] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+type storedRow struct {
+	SubscriptionID string
+	Seq            int64
+	Ord            int
+	WebhookID      string
+	Payload        string
+}
+
+// replayRows derives the outbox rows of seqs 1..head by replaying the log
+// in-process, as every processor does.
+func replayRows(t *testing.T, ctx context.Context, log *store.Log, head int64) []storedRow {
+	t.Helper()
+	m, err := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storedRow
+	for rec, err := range log.Scan(ctx, 0, head) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := processor.ProduceNode(m, rec)
+		for _, r := range o.Rows {
+			out = append(out, storedRow{r.SubscriptionID, r.Seq, r.Ord, r.WebhookID, string(r.Payload)})
+		}
+	}
+	slices.SortFunc(out, func(a, b storedRow) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), strings.Compare(a.SubscriptionID, b.SubscriptionID), cmp.Compare(a.Ord, b.Ord))
+	})
+	return out
+}
+
+func outboxRows(t *testing.T, ctx context.Context, db *sql.DB, head int64) []storedRow {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, "SELECT subscription_id, seq, ord, webhook_id, payload FROM notifier_outbox WHERE seq <= ? ORDER BY seq, subscription_id, ord", head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []storedRow
+	for rows.Next() {
+		var r storedRow
+		if err := rows.Scan(&r.SubscriptionID, &r.Seq, &r.Ord, &r.WebhookID, &r.Payload); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func reconstruct(t *testing.T, ctx context.Context, dsn string, seq int64) []byte {

@@ -276,7 +276,17 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		}
 		start := n.now()
 		regen, err := n.regenerate(ctx, lo, hi)
-		if err != nil {
+		switch {
+		case errors.Is(err, snapshot.ErrGap) || errors.Is(err, store.ErrTruncated):
+			// Retention removed the events the missing rows derive from
+			// (no leader wrote for longer than the retention): they cannot
+			// be rebuilt. Say so loudly and go on with what can be
+			// written, rather than block every notification forever.
+			n.unrecoverable.Add(1)
+			log.Error("outbox and history rows lost: their events are past retention", "outbox_head", w.outHead,
+				"history_head", w.histHead, "from", hi, "err", err)
+			regen = newPending(1)
+		case err != nil:
 			return fmt.Errorf("regenerate rows of seqs %d..%d: %w", lo+1, hi, err)
 		}
 		if outGap {

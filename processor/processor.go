@@ -278,6 +278,7 @@ type node struct {
 
 	leading                           atomic.Bool
 	regenRows, regenItems, outboxRows atomic.Int64
+	unrecoverable                     atomic.Int64 // gaps past retention
 	mRegen, mOutboxRows, mHistItems   prometheus.Counter
 
 	lastSnapSeq          atomic.Int64
@@ -309,6 +310,10 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	pendingGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "causeway_processor_pending_rows", Help: "Outbox rows and history items derived here and not known to be written.",
 	}, func() float64 { r, i := pend.size(); return float64(r + i) })
+	lostGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_processor_outbox_gaps_unrecoverable",
+		Help: "Gaps below a new leader's pending rows that could not be regenerated because their events are past retention (must stay 0).",
+	}, func() float64 { return float64(n.unrecoverable.Load()) })
 	droppedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "causeway_processor_pending_drops", Help: "Times the pending rows hit max_pending and were dropped (a new leader regenerates them).",
 	}, func() float64 { pend.mu.Lock(); defer pend.mu.Unlock(); return float64(pend.dropped) })
@@ -319,7 +324,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
 	})
-	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedGauge) {
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedGauge, lostGauge) {
 		if err := p.deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register processor metrics: %w", err)
 		}

@@ -192,6 +192,9 @@ type seqRecon struct {
 	log   *fakeLog
 	mu    sync.Mutex
 	calls []string
+	// retained is the first seq still in the log: reconstructing before
+	// it meets a gap.
+	retained int64
 }
 
 func targetSeq(t snapshot.Target) (int64, error) {
@@ -208,6 +211,9 @@ func (r *seqRecon) Reconstruct(_ context.Context, t snapshot.Target) (snapshot.R
 	r.mu.Lock()
 	r.calls = append(r.calls, "reconstruct "+t.String())
 	r.mu.Unlock()
+	if s < r.retained-1 {
+		return snapshot.Reconstruction{}, fmt.Errorf("replay from %d: %w", s, snapshot.ErrGap)
+	}
 	return snapshot.Reconstruction{Machine: &seqMachine{seq: s}, Seq: s, SnapshotSeq: s}, nil
 }
 
@@ -438,5 +444,31 @@ func TestPendingPrune(t *testing.T) {
 	p.pruneOutbox(40) // the leader is ahead of this node: from stops at the applied seq
 	if _, outFrom, _, _ := p.take(); outFrom != 12 {
 		t.Fatalf("outbox from %d past the applied seq 12", outFrom)
+	}
+}
+
+// A gap whose events are past retention cannot be regenerated: the leader
+// says so (metric) and writes what it has instead of blocking forever.
+func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(2, 2)
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	recon.retained = 10
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	if n.unrecoverable.Load() != 1 {
+		t.Errorf("unrecoverable gaps = %d, want 1", n.unrecoverable.Load())
+	}
+	rows, _, _ := expected(20)
+	var want []outbox.Row
+	for _, r := range rows {
+		if r.Seq <= 2 || r.Seq > 14 {
+			want = append(want, r)
+		}
+	}
+	if diff := cmp.Diff(tables.rows, want); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
 	}
 }
