@@ -146,8 +146,28 @@ func (c *chaos) probe(after string) {
 	}
 }
 
-// inject runs one fault and waits until the product has recovered.
-func (c *chaos) inject(kind string, segment int) {
+// whileDown lets the load go on while something is down: up to n more
+// accepted events, never past next (the next fault's threshold), for at
+// most d. It returns how many events were accepted meanwhile.
+func (c *chaos) whileDown(n, next int, d time.Duration) int64 {
+	a0 := c.load.acceptedN.Load()
+	target := min(int(a0)+n, next)
+	c.load.raiseLimit(target)
+	_ = waitUntil(c.ctx, d, func() bool { return int(c.load.acceptedN.Load()) >= target })
+	return c.load.acceptedN.Load() - a0
+}
+
+func (c *chaos) services(command string) {
+	c.t.Helper()
+	if err := services(c.ctx, command); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// inject runs one fault and waits until the product has recovered. The
+// load goes on meanwhile: segment is the load between two faults, next
+// the accepted count at which the next fault is due.
+func (c *chaos) inject(kind string, segment, next int) {
 	c.t.Helper()
 	began := time.Now()
 	detail := ""
@@ -164,19 +184,23 @@ func (c *chaos) inject(kind string, segment int) {
 		})
 	case "persister":
 		c.persister.kill(c.t)
+		n := c.whileDown(segment/4, next, 2*time.Second)
+		detail = fmt.Sprintf("down while %d events were accepted", n)
 		c.persister.start(c.t)
 	case "notifier":
 		c.notifier.kill(c.t)
+		n := c.whileDown(segment/4, next, 2*time.Second)
+		detail = fmt.Sprintf("down while %d events were accepted", n)
 		c.notifier.start(c.t)
 	case "leader":
 		var lead *node
 		waitFor(c.t, "a leader", time.Minute, func() bool { lead = c.leader(nil); return lead != nil })
 		killed := time.Now()
 		lead.kill(c.t)
-		var next *node
-		waitFor(c.t, "a new leader after killing "+lead.id, time.Minute, func() bool { next = c.leader(lead); return next != nil })
+		var nl *node
+		waitFor(c.t, "a new leader after killing "+lead.id, time.Minute, func() bool { nl = c.leader(lead); return nl != nil })
 		c.failovers = append(c.failovers, time.Since(killed))
-		detail = fmt.Sprintf("%s -> %s in %s", lead.id, next.id, time.Since(killed).Round(time.Millisecond))
+		detail = fmt.Sprintf("%s -> %s in %s", lead.id, nl.id, time.Since(killed).Round(time.Millisecond))
 		lead.start(c.t)
 	case "follower":
 		var lead *node
@@ -188,44 +212,35 @@ func (c *chaos) inject(kind string, segment int) {
 				break
 			}
 		}
-		h0, _ := c.head()
 		f.kill(c.t)
-		// Down while the log grows (half a segment of load), at most 5s.
-		_ = waitUntil(c.ctx, 5*time.Second, func() bool { h, err := c.head(); return err == nil && h >= h0+int64(segment/2) })
-		h1, _ := c.head()
-		detail = fmt.Sprintf("%s down while the log grew by %d", f.id, h1-h0)
+		n := c.whileDown(segment/2, next, 5*time.Second)
+		detail = fmt.Sprintf("%s down while %d events were accepted", f.id, n)
 		f.start(c.t)
 	case "rabbitmq":
-		if err := services(c.ctx, "restart-rabbitmq"); err != nil {
-			c.t.Fatal(err)
-		}
+		// A restart of the whole broker (services.sh stop-rabbitmq, then
+		// start-rabbitmq), with load while it is down: the listener spools.
+		c.services("stop-rabbitmq")
+		n := c.whileDown(segment/2, next, 5*time.Second)
+		c.services("start-rabbitmq")
+		detail = fmt.Sprintf("down while %d events were accepted", n)
 	case "spool":
 		// The publisher killed with events in its spool: the broker is
 		// stopped, the listener keeps answering 2xx from its spool, is
 		// killed -9 and restarted on the same spool, and only then does the
 		// broker come back; everything it accepted must reach the log.
-		if err := services(c.ctx, "stop-rabbitmq"); err != nil {
-			c.t.Fatal(err)
-		}
-		a0 := c.load.acceptedN.Load()
-		_ = waitUntil(c.ctx, 5*time.Second, func() bool { return c.load.acceptedN.Load() >= a0+int64(segment/3) })
-		spooled := c.load.acceptedN.Load() - a0
+		c.services("stop-rabbitmq")
+		n := c.whileDown(segment/2, next, 5*time.Second)
 		c.listener.kill(c.t)
 		c.listener.start(c.t)
-		if err := services(c.ctx, "start-rabbitmq"); err != nil {
-			c.t.Fatal(err)
-		}
-		detail = fmt.Sprintf("%d events accepted into the spool while the broker was down", spooled)
+		c.services("start-rabbitmq")
+		detail = fmt.Sprintf("listener killed after accepting %d events into its spool while the broker was down", n)
 	case "mariadb":
-		if err := services(c.ctx, "stop-mariadb"); err != nil {
-			c.t.Fatal(err)
-		}
-		// Down for 3s while the load goes on (the listener spools, the
-		// persister retries), then back.
-		_ = waitUntil(c.ctx, 3*time.Second, func() bool { return false })
-		if err := services(c.ctx, "start-mariadb"); err != nil {
-			c.t.Fatal(err)
-		}
+		// Down while the load goes on (the listener publishes, the
+		// persister retries without acking), then back.
+		c.services("stop-mariadb")
+		n := c.whileDown(segment/2, next, 5*time.Second)
+		c.services("start-mariadb")
+		detail = fmt.Sprintf("down while %d events were accepted", n)
 	default:
 		c.t.Fatalf("unknown fault kind %q (want one of %s)", kind, strings.Join(faultKinds, ", "))
 	}
@@ -419,9 +434,11 @@ listener:
 	c.probe("start")
 	t.Logf("cluster up, subscriptions in the log, %s after start", time.Since(started).Round(time.Millisecond))
 
-	// The load runs throughout; fault k is injected once threshold(k)
-	// events are accepted, and the load may not pass threshold(k+1) before
-	// fault k is over, so that every fault happens under load.
+	// The load runs throughout. Fault k is injected once threshold(k)
+	// events are accepted; while it lasts the load may go a quarter segment
+	// further (more while something is down, see whileDown), never past
+	// threshold(k+1), so that every fault happens under load and the load
+	// does not run out before the last fault.
 	threshold := func(k int) int {
 		if k >= len(kinds) {
 			return total
@@ -429,7 +446,7 @@ listener:
 		return (k + 1) * total / (len(kinds) + 1)
 	}
 	segment := total / (len(kinds) + 1)
-	c.load.setLimit(threshold(1))
+	c.load.setLimit(min(total, threshold(0)+segment/4))
 	loadStart := time.Now()
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- c.load.run(ctx, workers) }()
@@ -452,8 +469,8 @@ listener:
 		if err != nil {
 			t.Fatalf("the load did not reach %d accepted events within 5 minutes (at %d)", threshold(k), c.load.acceptedN.Load())
 		}
-		c.inject(strings.TrimSpace(kind), segment)
-		c.load.setLimit(threshold(k + 2))
+		c.inject(strings.TrimSpace(kind), segment, threshold(k+1))
+		c.load.raiseLimit(min(total, threshold(k+1)+segment/4))
 	}
 	c.load.setLimit(total)
 	if !loadFinished {

@@ -98,6 +98,14 @@ func (g *loadGen) setLimit(limit int) {
 	g.gate.Broadcast()
 }
 
+// raiseLimit is setLimit that never lowers the limit.
+func (g *loadGen) raiseLimit(limit int) {
+	g.gateMu.Lock()
+	g.limit = max(g.limit, limit)
+	g.gateMu.Unlock()
+	g.gate.Broadcast()
+}
+
 func (g *loadGen) close() {
 	g.gateMu.Lock()
 	g.closed = true
