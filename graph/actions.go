@@ -28,11 +28,11 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	ext := DeducedExternalID(a.Target, a.Name)
 	var changes []Change
 	var v *vertex
-	var prev *Vertex
+	var prev Vertex
 	id, exists := g.keys[vkey{CategoryAlarm, DeducedType, ext}]
 	if exists {
 		v = g.mut(id)
-		prev = g.exportPtr(v)
+		prev = g.export(v)
 	} else {
 		v = g.newVertex(CategoryAlarm, DeducedType, ext)
 	}
@@ -48,8 +48,8 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	switch {
 	case !exists:
 		changes = append(changes, Change{Op: VertexAdded, Vertex: g.exportPtr(v)})
-	case g.vertexChanged(prev, v):
-		changes = append(changes, Change{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev})
+	case g.vertexChanged(&prev, v):
+		changes = append(changes, g.updated(VertexUpdated, prev, v))
 	}
 	changes = g.assertEdge(triple{v.id, t.id, RelOn}, owner{v.id, g.str(EvaluatorSource)}, changes)
 	return v.id, changes
@@ -87,11 +87,11 @@ func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
 		return nil
 	}
 	v := g.mut(id)
-	prev := g.exportPtr(v)
+	prev := g.export(v)
 	v.deduced = g.sym(state)
 	v.update = g.now
 	g.normalize(v)
-	return []Change{{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev}}
+	return []Change{g.updated(VertexUpdated, prev, v)}
 }
 
 // SetMarkedDown sets or clears the vertex's is_marked_down flag.
@@ -100,8 +100,8 @@ func (g *Graph) SetMarkedDown(id VertexID, down bool) []Change {
 		return nil
 	}
 	v := g.mut(id)
-	prev := g.exportPtr(v)
+	prev := g.export(v)
 	v.markedDwn = down
 	v.update = g.now
-	return []Change{{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev}}
+	return []Change{g.updated(VertexUpdated, prev, v)}
 }

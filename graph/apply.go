@@ -81,9 +81,9 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 			return nil // older than what the graph holds
 		}
 	}
-	var prev *Vertex
+	var prev Vertex
 	if exists {
-		prev = g.exportPtr(v)
+		prev = g.export(v)
 	} else {
 		v = g.newVertex(cat, e.Type, e.ID)
 	}
@@ -105,8 +105,8 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	switch {
 	case !exists:
 		changes = append(changes, Change{Op: VertexAdded, Vertex: g.exportPtr(v)})
-	case g.vertexChanged(prev, v):
-		changes = append(changes, Change{Op: VertexUpdated, Vertex: g.exportPtr(v), Prev: prev})
+	case g.vertexChanged(&prev, v):
+		changes = append(changes, g.updated(VertexUpdated, prev, v))
 	}
 	return g.setRelations(v, ev.Source, e.Relations, changes)
 }
@@ -219,18 +219,17 @@ func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 	if !e.deleted {
 		return changes
 	}
-	var prev *Edge
+	var prev Edge
 	if !created {
-		p := exportEdge(t.from, e)
-		prev = &p
+		prev = exportEdge(t.from, e)
 	}
 	e.deleted, e.withVertex = false, false
 	e.update = g.now
-	cur := exportEdge(t.from, e)
 	if created {
+		cur := exportEdge(t.from, e)
 		return append(changes, Change{Op: EdgeAdded, Edge: &cur})
 	}
-	return append(changes, Change{Op: EdgeUpdated, Edge: &cur, PrevEdge: prev})
+	return append(changes, edgeUpdated(EdgeUpdated, prev, t.from, e))
 }
 
 // retractEdge removes own from the owners of edge t, deleting it when no
@@ -251,8 +250,7 @@ func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
 	prev := exportEdge(t.from, e)
 	e.deleted = true
 	e.update = g.now
-	cur := exportEdge(t.from, e)
-	return append(changes, Change{Op: EdgeDeleted, Edge: &cur, PrevEdge: &prev})
+	return append(changes, edgeUpdated(EdgeDeleted, prev, t.from, e))
 }
 
 // ownedBy lists the edges incident to v that own asserted, sorted.
@@ -320,8 +318,7 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 		prev := exportEdge(from, e)
 		e.deleted, e.withVertex = true, true
 		e.update = g.now
-		cur := exportEdge(from, e)
-		changes = append(changes, Change{Op: EdgeDeleted, Edge: &cur, PrevEdge: &prev})
+		changes = append(changes, edgeUpdated(EdgeDeleted, prev, from, e))
 	}
 	for i := range v.out {
 		del(v.id, &v.out[i])
@@ -339,10 +336,10 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 	if v.deleted {
 		return changes
 	}
-	prev := g.exportPtr(v)
+	prev := g.export(v)
 	v.deleted = true
 	v.update = g.now
-	return append(changes, Change{Op: VertexDeleted, Vertex: g.exportPtr(v), Prev: prev})
+	return append(changes, g.updated(VertexDeleted, prev, v))
 }
 
 func (g *Graph) syncBegin(source, id string) {

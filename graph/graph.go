@@ -4,6 +4,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -199,6 +200,20 @@ func (g *Graph) export(v *vertex) Vertex {
 	return out
 }
 
+// updated is a vertex change from prev to v's current state; both copies
+// share one allocation.
+func (g *Graph) updated(op ChangeOp, prev Vertex, v *vertex) Change {
+	p := &[2]Vertex{prev, g.export(v)}
+	return Change{Op: op, Vertex: &p[1], Prev: &p[0]}
+}
+
+// edgeUpdated is an edge change from prev to e's current state; both
+// copies share one allocation.
+func edgeUpdated(op ChangeOp, prev Edge, from VertexID, e *edge) Change {
+	p := &[2]Edge{prev, exportEdge(from, e)}
+	return Change{Op: op, Edge: &p[1], PrevEdge: &p[0]}
+}
+
 func (g *Graph) exportPtr(v *vertex) *Vertex {
 	x := g.export(v)
 	return &x
@@ -392,4 +407,69 @@ func cmpOwner(a, b owner) int {
 		return 1
 	}
 	return 0
+}
+
+// VertexRef reads one vertex in place, without copying it: the evaluator's
+// matching reads a few attributes of many vertices. A VertexRef is valid until
+// the graph next changes.
+type VertexRef struct {
+	g *Graph
+	v *vertex
+}
+
+// Ref returns a reference to vertex id for reading.
+func (g *Graph) Ref(id VertexID) (VertexRef, bool) {
+	v := g.get(id)
+	return VertexRef{g, v}, v != nil
+}
+
+// ID is the vertex's id.
+func (x VertexRef) ID() VertexID { return x.v.id }
+
+// Category is Vertex.Category.
+func (x VertexRef) Category() string { return x.g.s(x.v.category) }
+
+// Type is Vertex.Type.
+func (x VertexRef) Type() string { return x.g.s(x.v.typ) }
+
+// ExternalID is Vertex.ExternalID.
+func (x VertexRef) ExternalID() string { return x.v.ext }
+
+// Name is Vertex.Name.
+func (x VertexRef) Name() string { return x.v.name }
+
+// State is Vertex.State.
+func (x VertexRef) State() string { return x.g.s(x.v.state) }
+
+// Severity is Vertex.Severity.
+func (x VertexRef) Severity() string { return x.g.s(x.v.severity) }
+
+// AggregatedState is Vertex.AggregatedState.
+func (x VertexRef) AggregatedState() string { return x.g.s(x.v.agg) }
+
+// OperationalState is Vertex.OperationalState.
+func (x VertexRef) OperationalState() string { return x.g.s(x.v.op) }
+
+// ProjectID is Vertex.ProjectID.
+func (x VertexRef) ProjectID() string { return x.g.s(x.v.project) }
+
+// Source is Vertex.Source.
+func (x VertexRef) Source() string { return x.g.s(x.v.source) }
+
+// IsDeleted is Vertex.IsDeleted.
+func (x VertexRef) IsDeleted() bool { return x.v.deleted }
+
+// IsPlaceholder is Vertex.IsPlaceholder.
+func (x VertexRef) IsPlaceholder() bool { return x.v.placeholder }
+
+// IsMarkedDown is Vertex.IsMarkedDown.
+func (x VertexRef) IsMarkedDown() bool { return x.v.markedDwn }
+
+// Property is Vertex.Properties[k].
+func (x VertexRef) Property(k string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(x.v.props, k, func(p prop, k string) int { return strings.Compare(p.k, k) })
+	if !ok {
+		return "", false
+	}
+	return x.v.props[i].v, true
 }

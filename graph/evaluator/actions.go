@@ -18,21 +18,26 @@ const (
 	kindDown   = "down"
 )
 
-func alarmKey(target graph.VertexID, name string) string {
-	return kindAlarm + "\x00" + strconv.FormatInt(int64(target), 10) + "\x00" + name
+// Effect keys are built in the engine's scratch buffer (see key): looking
+// an effect up allocates nothing, only a new effect's key is copied.
+
+func (e *Engine) key(kind string, a graph.VertexID) []byte {
+	e.kbuf = append(append(e.kbuf[:0], kind...), 0)
+	e.kbuf = strconv.AppendInt(e.kbuf, int64(a), 10)
+	return e.kbuf
 }
 
-func stateKey(target graph.VertexID) string {
-	return kindState + "\x00" + strconv.FormatInt(int64(target), 10)
+func (e *Engine) alarmKey(target graph.VertexID, name string) []byte {
+	return append(append(e.key(kindAlarm, target), 0), name...)
 }
 
-func causesKey(from, to graph.VertexID) string {
-	return kindCauses + "\x00" + strconv.FormatInt(int64(from), 10) + "\x00" + strconv.FormatInt(int64(to), 10)
+func (e *Engine) stateKey(target graph.VertexID) []byte { return e.key(kindState, target) }
+
+func (e *Engine) causesKey(from, to graph.VertexID) []byte {
+	return strconv.AppendInt(append(e.key(kindCauses, from), 0), int64(to), 10)
 }
 
-func downKey(target graph.VertexID) string {
-	return kindDown + "\x00" + strconv.FormatInt(int64(target), 10)
-}
+func (e *Engine) downKey(target graph.VertexID) []byte { return e.key(kindDown, target) }
 
 func supportID(m *match, action int, part string) string {
 	return m.key + "\x00#" + strconv.Itoa(action) + part
@@ -46,8 +51,7 @@ func (e *Engine) do(m *match) []graph.Change {
 		switch a.Type {
 		case template.ActionRaiseAlarm:
 			t := m.vertex(a.Target)
-			k := alarmKey(t, a.AlarmName)
-			ef := e.effect(k, kindAlarm)
+			ef := e.effect(e.alarmKey(t, a.AlarmName), kindAlarm)
 			ef.target, ef.name = t, a.AlarmName
 			ef.supports[supportID(m, i, "")] = a.Severity
 			out = append(out, e.settle(ef)...)
@@ -56,7 +60,7 @@ func (e *Engine) do(m *match) []graph.Change {
 			}
 		case template.ActionSetState:
 			t := m.vertex(a.Target)
-			ef := e.effect(stateKey(t), kindState)
+			ef := e.effect(e.stateKey(t), kindState)
 			ef.target = t
 			ef.supports[supportID(m, i, "")] = a.State
 			out = append(out, e.settle(ef)...)
@@ -64,7 +68,7 @@ func (e *Engine) do(m *match) []graph.Change {
 			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
 		case template.ActionMarkDown:
 			t := m.vertex(a.Target)
-			ef := e.effect(downKey(t), kindDown)
+			ef := e.effect(e.downKey(t), kindDown)
 			ef.target = t
 			ef.supports[supportID(m, i, "")] = "true"
 			out = append(out, e.settle(ef)...)
@@ -89,8 +93,7 @@ func (e *Engine) undo(m *match) []graph.Change {
 		a := acts[i]
 		switch a.Type {
 		case template.ActionRaiseAlarm:
-			k := alarmKey(m.vertex(a.Target), a.AlarmName)
-			ef := e.mutEffect(k)
+			ef := e.mutEffect(e.alarmKey(m.vertex(a.Target), a.AlarmName))
 			if ef == nil {
 				continue
 			}
@@ -100,14 +103,14 @@ func (e *Engine) undo(m *match) []graph.Change {
 			delete(ef.supports, supportID(m, i, ""))
 			out = append(out, e.settle(ef)...)
 		case template.ActionSetState:
-			if ef := e.mutEffect(stateKey(m.vertex(a.Target))); ef != nil {
+			if ef := e.mutEffect(e.stateKey(m.vertex(a.Target))); ef != nil {
 				delete(ef.supports, supportID(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
 		case template.ActionAddCausal:
 			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
 		case template.ActionMarkDown:
-			if ef := e.mutEffect(downKey(m.vertex(a.Target))); ef != nil {
+			if ef := e.mutEffect(e.downKey(m.vertex(a.Target))); ef != nil {
 				delete(ef.supports, supportID(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
@@ -117,26 +120,26 @@ func (e *Engine) undo(m *match) []graph.Change {
 	return out
 }
 
-func (e *Engine) effect(key, kind string) *effect {
+func (e *Engine) effect(key []byte, kind string) *effect {
 	ef := e.mutEffect(key)
 	if ef == nil {
-		ef = &effect{key: key, kind: kind, supports: map[string]string{}, own: e.own}
-		e.effects[key] = ef
+		ef = &effect{key: string(key), kind: kind, supports: map[string]string{}, own: e.own}
+		e.effects[ef.key] = ef
 	}
 	return ef
 }
 
 // mutEffect returns the effect key (nil if none) for changing it: an
 // effect shared with a Frozen copy is copied first.
-func (e *Engine) mutEffect(key string) *effect {
-	ef := e.effects[key]
+func (e *Engine) mutEffect(key []byte) *effect {
+	ef := e.effects[string(key)]
 	if ef == nil || ef.own == e.own {
 		return ef
 	}
 	c := *ef
 	c.supports = maps.Clone(ef.supports)
 	c.own = e.own
-	e.effects[key] = &c
+	e.effects[c.key] = &c
 	return &c
 }
 
@@ -144,14 +147,14 @@ func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Chan
 	if from == 0 || to == 0 || !e.isAlarm(from) || !e.isAlarm(to) {
 		return nil
 	}
-	ef := e.effect(causesKey(from, to), kindCauses)
+	ef := e.effect(e.causesKey(from, to), kindCauses)
 	ef.source, ef.target = from, to
 	ef.supports[sid] = ""
 	return e.settle(ef)
 }
 
 func (e *Engine) dropCauses(from, to graph.VertexID, sid string) []graph.Change {
-	ef := e.mutEffect(causesKey(from, to))
+	ef := e.mutEffect(e.causesKey(from, to))
 	if ef == nil {
 		return nil
 	}

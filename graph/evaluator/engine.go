@@ -55,12 +55,12 @@ type Engine struct {
 
 	// Scratch space of run and reconcile, reused from record to record.
 	anchorBuf []anchor
-	vcache    map[graph.VertexID]*graph.Vertex
 	recRule   *rule
 	recKeys   []byte
 	recBinds  []Binding
 	recCands  []candidate
 	recUndo   []*match
+	kbuf      []byte // effect keys
 	collectFn func([]Binding)
 
 	// outputs of the record being applied; not state.
@@ -417,10 +417,6 @@ func (e *Engine) anchors(ch *graph.Change, anchors []anchor) []anchor {
 		if ch.PrevEdge != nil && ch.PrevEdge.IsDeleted == ed.IsDeleted {
 			return anchors // only a timestamp moved
 		}
-		if e.vcache == nil {
-			e.vcache = map[graph.VertexID]*graph.Vertex{}
-		}
-		clear(e.vcache)
 		for _, ri := range e.idx.byLabel[ed.Relationship] {
 			r := e.rules[ri]
 			// Relationship terms, negated ones included: their positive
@@ -461,14 +457,8 @@ func (e *Engine) mayMatch(r *rule, slot int, v graph.VertexID) bool {
 	if len(e.byAnchor[akey{r, slot, v}]) > 0 {
 		return true
 	}
-	vx, ok := e.vcache[v]
-	if !ok {
-		if x, found := e.g.Vertex(v); found {
-			vx = &x
-		}
-		e.vcache[v] = vx
-	}
-	return matchesVertex(r.slotM[slot], vx)
+	x, ok := e.g.Ref(v)
+	return matchesRef(r.slotM[slot], x, ok)
 }
 
 // candidate is a binding found by reconcile: its match key and bindings,

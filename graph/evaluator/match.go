@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
@@ -96,6 +97,46 @@ func fieldValue(v *graph.Vertex, f field, k string) (string, bool) {
 	return s, ok
 }
 
+// refValue is fieldValue over a vertex read in place.
+func refValue(x graph.VertexRef, f field, k string) (string, bool) {
+	switch f {
+	case fCategory:
+		return x.Category(), true
+	case fType:
+		return x.Type(), true
+	case fID:
+		return x.ExternalID(), true
+	case fName:
+		n := x.Name()
+		return n, n != ""
+	case fState:
+		if s := x.State(); s != "" {
+			return s, true
+		}
+		a := x.AggregatedState()
+		return a, a != ""
+	case fSeverity:
+		s := x.Severity()
+		return s, s != ""
+	case fAggregated:
+		return x.AggregatedState(), true
+	case fOperational:
+		return x.OperationalState(), true
+	case fProject:
+		p := x.ProjectID()
+		return p, p != ""
+	case fMarkedDown:
+		return strconv.FormatBool(x.IsMarkedDown()), true
+	case fDeleted:
+		return strconv.FormatBool(x.IsDeleted()), true
+	case fPlaceholder:
+		return strconv.FormatBool(x.IsPlaceholder()), true
+	case fSource:
+		return x.Source(), true
+	}
+	return x.Property(k)
+}
+
 // vertexProp maps a template filter key to the vertex's value.
 func vertexProp(v *graph.Vertex, k string) (string, bool) { return fieldValue(v, fieldOf(k), k) }
 
@@ -117,6 +158,44 @@ type matcher struct {
 type check struct {
 	f field
 	template.Check
+	// memo remembers what Re said of the values seen (scratch: a pure
+	// function of the value), up to maxMemo of them.
+	memo map[string]bool
+}
+
+const maxMemo = 1024
+
+// pass reports whether a value (and whether the vertex has it) passes c,
+// as template.Entity.Matches decides it.
+func (c *check) pass(v string, ok bool) bool {
+	if c.Exact {
+		if !ok {
+			return false
+		}
+		if c.Fold {
+			if !strings.EqualFold(v, c.Want) {
+				return false
+			}
+		} else if v != c.Want {
+			return false
+		}
+	}
+	if c.Re != nil {
+		if !ok {
+			return false
+		}
+		m, seen := c.memo[v]
+		if !seen {
+			m = c.Re.MatchString(v)
+			if len(c.memo) < maxMemo {
+				c.memo[v] = m
+			}
+		}
+		if !m {
+			return false
+		}
+	}
+	return true
 }
 
 // compile resolves the keys of e and alts; call it whenever alts change.
@@ -127,6 +206,9 @@ func (m *matcher) compile() {
 		fs := make([]check, len(cs))
 		for i, c := range cs {
 			fs[i] = check{f: fieldOf(c.Key), Check: c}
+			if c.Re != nil {
+				fs[i].memo = map[string]bool{}
+			}
 		}
 		m.filters = append(m.filters, fs)
 	}
@@ -144,7 +226,30 @@ next:
 		for i := range fs {
 			c := &fs[i]
 			val, ok := fieldValue(v, c.f, c.Key)
-			if !c.Pass(val, ok) {
+			if !c.pass(val, ok) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// matchesRef is matchesVertex over a vertex read in place (found false:
+// no such vertex).
+func matchesRef(m *matcher, x graph.VertexRef, found bool) bool {
+	if m == nil || !found || x.IsDeleted() || x.IsPlaceholder() {
+		return false
+	}
+	if m.filters == nil {
+		m.compile()
+	}
+next:
+	for _, fs := range m.filters {
+		for i := range fs {
+			c := &fs[i]
+			val, ok := refValue(x, c.f, c.Key)
+			if !c.pass(val, ok) {
 				continue next
 			}
 		}
@@ -156,33 +261,18 @@ next:
 // enumerator finds every binding of a clause's positive terms. Entities are
 // the rule's slots (sorted entity ids); bind[slot] is 0 while unbound.
 type enumerator struct {
-	e     *Engine
-	r     *rule
-	bind  []graph.VertexID
-	cache map[graph.VertexID]int // index in arena, -1: no such vertex
-	arena []graph.Vertex
-	done  []bool
-	out   []Binding
-	emit  func([]Binding)
+	e    *Engine
+	r    *rule
+	bind []graph.VertexID
+	done []bool
+	out  []Binding
+	emit func([]Binding)
 }
 
-func (en *enumerator) vertex(id graph.VertexID) *graph.Vertex {
-	if i, ok := en.cache[id]; ok {
-		if i < 0 {
-			return nil
-		}
-		return &en.arena[i]
-	}
-	v, ok := en.e.g.Vertex(id)
-	if !ok {
-		en.cache[id] = -1
-		return nil
-	}
-	// Pointers handed out earlier may point into an older backing array
-	// after this append; they stay valid (read-only copies).
-	en.arena = append(en.arena, v)
-	en.cache[id] = len(en.arena) - 1
-	return &en.arena[len(en.arena)-1]
+// fits reports whether vertex id fits matcher m.
+func (en *enumerator) fits(m *matcher, id graph.VertexID) bool {
+	x, ok := en.e.g.Ref(id)
+	return matchesRef(m, x, ok)
 }
 
 // tryBind binds slot to id if the vertex fits and no other slot holds it,
@@ -193,7 +283,7 @@ func (en *enumerator) tryBind(slot int, id graph.VertexID, next func()) {
 			return
 		}
 	}
-	if !matchesVertex(en.r.slotM[slot], en.vertex(id)) {
+	if !en.fits(en.r.slotM[slot], id) {
 		return
 	}
 	en.bind[slot] = id
@@ -208,7 +298,7 @@ func (en *enumerator) tryBind(slot int, id graph.VertexID, next func()) {
 func (e *Engine) enumerate(r *rule, slot int, v graph.VertexID, emit func([]Binding)) {
 	en := e.en
 	if en == nil {
-		en = &enumerator{e: e, cache: map[graph.VertexID]int{}}
+		en = &enumerator{e: e}
 		e.en = en
 	}
 	en.r, en.emit = r, emit
@@ -217,14 +307,12 @@ func (e *Engine) enumerate(r *rule, slot int, v graph.VertexID, emit func([]Bind
 	}
 	en.bind = en.bind[:len(r.slots)]
 	clear(en.bind)
-	clear(en.cache)
 	if cap(en.done) < len(r.pos) {
 		en.done = make([]bool, len(r.pos))
 	}
 	en.done = en.done[:len(r.pos)]
 	clear(en.done)
-	en.arena = en.arena[:0]
-	defer func() { en.emit = nil; clear(en.cache); clear(en.arena); en.arena = en.arena[:0] }()
+	defer func() { en.emit = nil }()
 	if v != 0 {
 		en.tryBind(slot, v, en.step)
 		return
@@ -336,12 +424,12 @@ func (en *enumerator) negHolds(t *negTerm) bool {
 		return en.e.hasEdge(s, d, t.label)
 	case s != 0:
 		en.e.g.EachOut(s, func(ed graph.Edge) bool {
-			holds = ed.Relationship == t.label && !ed.IsDeleted && matchesVertex(t.dstM, en.vertex(ed.To))
+			holds = ed.Relationship == t.label && !ed.IsDeleted && en.fits(t.dstM, ed.To)
 			return !holds
 		})
 	case d != 0:
 		en.e.g.EachIn(d, func(ed graph.Edge) bool {
-			holds = ed.Relationship == t.label && !ed.IsDeleted && matchesVertex(t.srcM, en.vertex(ed.From))
+			holds = ed.Relationship == t.label && !ed.IsDeleted && en.fits(t.srcM, ed.From)
 			return !holds
 		})
 	}

@@ -125,26 +125,6 @@ func (e *Entity) Checks() []Check {
 	return out
 }
 
-// Pass reports whether a value (and whether the vertex has it) passes c.
-func (c *Check) Pass(v string, ok bool) bool {
-	if c.Exact {
-		if !ok {
-			return false
-		}
-		if c.Fold {
-			if !strings.EqualFold(v, c.Want) {
-				return false
-			}
-		} else if v != c.Want {
-			return false
-		}
-	}
-	if c.Re != nil && (!ok || !c.Re.MatchString(v)) {
-		return false
-	}
-	return true
-}
-
 func (e *Entity) finish() {
 	seen := map[string]bool{}
 	for k := range e.Props {
