@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/causeway/causeway/internal/event"
@@ -72,15 +73,16 @@ func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (Result, error)
 		return Result{}, fmt.Errorf("write history to seq %d: read head: %w", b.Seq, err)
 	}
 	res := Result{Head: max(head, b.Seq)}
+	items := make([]Item, 0, len(b.Items))
 	for _, it := range b.Items {
-		if it.Seq <= head {
-			continue
+		if it.Seq > head {
+			items = append(items, it)
 		}
-		if err := writeItem(ctx, tx, term, it); err != nil {
-			return Result{}, fmt.Errorf("write history to seq %d: %s at seq %d: %w", b.Seq, it.Kind, it.Seq, err)
-		}
-		res.Written++
 	}
+	if err := writeItems(ctx, tx, term, items); err != nil {
+		return Result{}, fmt.Errorf("write history to seq %d: %w", b.Seq, err)
+	}
+	res.Written = len(items)
 	if b.Seq > head {
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO alarm_history_head (name, seq, term, updated_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6)) "+
@@ -102,43 +104,113 @@ func nullTime(t time.Time) any {
 	return t.UTC()
 }
 
-func writeItem(ctx context.Context, tx *sql.Tx, term int64, it Item) error {
-	a := it.Alarm
-	var err error
-	switch it.Kind {
+// maxRun bounds the rows of one statement.
+const maxRun = 500
+
+// writeItems writes items in order, in runs of one kind in which no alarm
+// (or link) appears twice, each run one multi-row statement or two: within
+// a run the order does not matter, and across runs it is kept, so an alarm
+// raised, cleared and raised again in one batch is written as it happened.
+func writeItems(ctx context.Context, tx *sql.Tx, term int64, items []Item) error {
+	for start := 0; start < len(items); {
+		kind := items[start].Kind
+		seen := map[string]bool{}
+		end := start
+		for end < len(items) && items[end].Kind == kind && end-start < maxRun {
+			k := items[end].Alarm.Key
+			if kind == LinkStarted || kind == LinkEnded {
+				k = items[end].From + "\x00" + items[end].To
+			}
+			if seen[k] {
+				break
+			}
+			seen[k] = true
+			end++
+		}
+		if err := writeRun(ctx, tx, term, kind, items[start:end]); err != nil {
+			return fmt.Errorf("%d %s items at seq %d..%d: %w", end-start, kind, items[start].Seq, items[end-1].Seq, err)
+		}
+		start = end
+	}
+	return nil
+}
+
+// values returns "(?,..,?),(?,..,?)" for rows of n placeholders.
+func values(rows, n int) string {
+	one := "(?" + strings.Repeat(",?", n-1) + ")"
+	return one + strings.Repeat(","+one, rows-1)
+}
+
+// derived returns a derived table of rows with the named columns, for an
+// UPDATE ... JOIN: (SELECT ? AS a, ? AS b UNION ALL SELECT ?, ? ...).
+func derived(rows int, cols ...string) string {
+	var b strings.Builder
+	b.WriteString("(SELECT ? AS " + strings.Join(cols, ", ? AS "))
+	for i := 1; i < rows; i++ {
+		b.WriteString(" UNION ALL SELECT ?" + strings.Repeat(", ?", len(cols)-1))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func writeRun(ctx context.Context, tx *sql.Tx, term int64, kind Kind, run []Item) error {
+	var args []any
+	switch kind {
 	case Raised:
-		_, err = tx.ExecContext(ctx, `INSERT IGNORE INTO alarm_history
+		for _, it := range run {
+			a := it.Alarm
+			args = append(args, OccurrenceID(a.Key, it.Seq), a.Key, a.VitrageID, a.Type, a.ID, a.Name,
+				a.Resource.Key, a.Resource.Type, a.Resource.ID, a.Resource.Name,
+				a.Deduced, a.Severity, a.Severity, it.Seq, it.Seq, it.RecordedAt.UTC(), nullTime(a.EventAt), term)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO alarm_history
  (id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name,
-  deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, term)
- VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			OccurrenceID(a.Key, it.Seq), a.Key, a.VitrageID, a.Type, a.ID, a.Name,
-			a.Resource.Key, a.Resource.Type, a.Resource.ID, a.Resource.Name,
-			a.Deduced, a.Severity, a.Severity, it.Seq, it.Seq, it.RecordedAt.UTC(), nullTime(a.EventAt), term)
+  deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, term) VALUES `+values(len(run), 18), args...)
+		return err
 	case Cleared:
-		_, err = tx.ExecContext(ctx, `UPDATE alarm_history SET cleared_seq = ?, cleared_at = ?, cleared_event_at = ?, term = ?
- WHERE alarm_key = ? AND cleared_seq IS NULL AND raised_seq < ?`,
-			it.Seq, it.RecordedAt.UTC(), nullTime(a.EventAt), term, a.Key, it.Seq)
+		for _, it := range run {
+			args = append(args, it.Alarm.Key, it.Seq, it.RecordedAt.UTC(), nullTime(it.Alarm.EventAt))
+		}
+		args = append(args, term)
+		_, err := tx.ExecContext(ctx, "UPDATE alarm_history h JOIN "+derived(len(run), "k", "s", "at", "ev")+
+			` c ON h.alarm_key = c.k SET h.cleared_seq = c.s, h.cleared_at = c.at, h.cleared_event_at = c.ev, h.term = ?
+ WHERE h.cleared_seq IS NULL AND h.raised_seq < c.s`, args...)
+		return err
 	case SeverityChanged:
-		if _, err = tx.ExecContext(ctx, `INSERT IGNORE INTO alarm_severity_changes
- (id, alarm_key, seq, recorded_at, prev_severity, severity, term) VALUES (?,?,?,?,?,?,?)`,
-			severityChangeID(a.Key, it.Seq), a.Key, it.Seq, it.RecordedAt.UTC(), it.PrevSeverity, a.Severity, term); err != nil {
+		for _, it := range run {
+			args = append(args, severityChangeID(it.Alarm.Key, it.Seq), it.Alarm.Key, it.Seq, it.RecordedAt.UTC(), it.PrevSeverity, it.Alarm.Severity, term)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO alarm_severity_changes
+ (id, alarm_key, seq, recorded_at, prev_severity, severity, term) VALUES `+values(len(run), 7), args...); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE alarm_history SET severity = ?, severity_seq = ?, term = ?
- WHERE alarm_key = ? AND raised_seq < ? AND severity_seq < ? AND (cleared_seq IS NULL OR cleared_seq > ?)`,
-			a.Severity, it.Seq, term, a.Key, it.Seq, it.Seq, it.Seq)
+		args = args[:0]
+		for _, it := range run {
+			args = append(args, it.Alarm.Key, it.Seq, it.Alarm.Severity)
+		}
+		args = append(args, term)
+		_, err := tx.ExecContext(ctx, "UPDATE alarm_history h JOIN "+derived(len(run), "k", "s", "sev")+
+			` c ON h.alarm_key = c.k SET h.severity = c.sev, h.severity_seq = c.s, h.term = ?
+ WHERE h.raised_seq < c.s AND h.severity_seq < c.s AND (h.cleared_seq IS NULL OR h.cleared_seq > c.s)`, args...)
+		return err
 	case LinkStarted:
-		_, err = tx.ExecContext(ctx, `INSERT IGNORE INTO alarm_causal_links
- (id, from_key, to_key, start_seq, start_at, term) VALUES (?,?,?,?,?,?)`,
-			LinkID(it.From, it.To, it.Seq), it.From, it.To, it.Seq, it.RecordedAt.UTC(), term)
+		for _, it := range run {
+			args = append(args, LinkID(it.From, it.To, it.Seq), it.From, it.To, it.Seq, it.RecordedAt.UTC(), term)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO alarm_causal_links
+ (id, from_key, to_key, start_seq, start_at, term) VALUES `+values(len(run), 6), args...)
+		return err
 	case LinkEnded:
-		_, err = tx.ExecContext(ctx, `UPDATE alarm_causal_links SET end_seq = ?, end_at = ?, term = ?
- WHERE from_key = ? AND to_key = ? AND end_seq IS NULL AND start_seq < ?`,
-			it.Seq, it.RecordedAt.UTC(), term, it.From, it.To, it.Seq)
-	default:
-		return fmt.Errorf("unknown item kind %q", it.Kind)
+		for _, it := range run {
+			args = append(args, it.From, it.To, it.Seq, it.RecordedAt.UTC())
+		}
+		args = append(args, term)
+		_, err := tx.ExecContext(ctx, "UPDATE alarm_causal_links l JOIN "+derived(len(run), "f", "t", "s", "at")+
+			` c ON l.from_key = c.f AND l.to_key = c.t SET l.end_seq = c.s, l.end_at = c.at, l.term = ?
+ WHERE l.end_seq IS NULL AND l.start_seq < c.s`, args...)
+		return err
 	}
-	return err
+	return fmt.Errorf("unknown item kind %q", kind)
 }
 
 // DefaultRetention is how long the history keeps what ended: the event
