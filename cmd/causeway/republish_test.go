@@ -175,3 +175,21 @@ func TestRepublishOntoSecondVHost(t *testing.T) {
 		t.Fatalf("bad batch: %v", err)
 	}
 }
+
+func TestSameBroker(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"amqp://u:p@h:5672/", "amqp://h:5672", true},
+		{"amqp://u:p@h:5672/%2F", "amqp://x:y@h:5672/", true},
+		{"amqp://u:p@h:5672/live", "amqp://u:p@h:5672/live/", true},
+		{"amqp://u:p@h:5672/live", "amqp://u:p@h:5672/replay", false},
+		{"amqp://u:p@h1:5672/live", "amqp://u:p@h2:5672/live", false},
+		{"", "amqp://h/", false},
+	} {
+		if got := sameBroker(c.a, c.b); got != c.same {
+			t.Errorf("sameBroker(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+}
