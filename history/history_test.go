@@ -289,3 +289,59 @@ func TestWriteFencedIdempotentAndQueries(t *testing.T) {
 }
 
 func itoa(n int64) string { return time.Duration(n).String() }
+
+// The call contract across a failover: the leader writes part of the log
+// and is deposed; the standby, holding its own pending items pruned to the
+// head it last read, wins and writes what it holds. The history equals
+// the one a single leader writes, and the old leader's late write fails.
+func TestFailoverContract(t *testing.T) {
+	ctx := context.Background()
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 7, Start: t0}
+	items, recs := detectAll(t, s.Events())
+	last := recs[len(recs)-1].Seq
+	upTo := func(lo, hi int64) history.Batch {
+		b := history.Batch{Seq: hi}
+		for _, it := range items {
+			if it.Seq > lo && it.Seq <= hi {
+				b.Items = append(b.Items, it)
+			}
+		}
+		return b
+	}
+
+	single := openDB(t)
+	if _, err := history.Write(ctx, single, 1, upTo(0, last)); err != nil {
+		t.Fatal(err)
+	}
+	want := listAll(t, single, history.Query{})
+
+	db := openDB(t)
+	cut := last / 2
+	// Leader (term 1) writes up to cut in two batches.
+	for _, b := range []history.Batch{upTo(0, cut/2), upTo(cut/2, cut)} {
+		if _, err := history.Write(ctx, db, 1, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The standby read the head when it was cut/2 and pruned its pending
+	// items to it; it has applied everything since.
+	pending := upTo(0, last)
+	pending.Prune(cut / 2)
+	if len(pending.Items) == 0 || pending.Items[0].Seq <= cut/2 {
+		t.Fatalf("prune left %d items from seq %d", len(pending.Items), pending.Items[0].Seq)
+	}
+	res, err := history.Write(ctx, db, 2, pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Head != last {
+		t.Fatalf("head %d, want %d", res.Head, last)
+	}
+	if diff := cmp.Diff(listAll(t, db, history.Query{}), want); diff != "" {
+		t.Fatalf("history after failover differs from a single leader's (-got +want):\n%s", diff)
+	}
+	// The deposed leader's next batch is refused and changes nothing.
+	if _, err := history.Write(ctx, db, 1, upTo(cut, last)); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("late write of the old leader: %v", err)
+	}
+}
