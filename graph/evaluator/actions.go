@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
-	"sort"
 	"strconv"
 
 	"github.com/causeway/causeway/graph"
@@ -170,16 +169,10 @@ func (e *Engine) isAlarm(id graph.VertexID) bool {
 // dominant returns the winning value among an effect's supports: the
 // highest rank, ties broken by the smallest support id.
 func dominant(ef *effect, rank func(string) int) string {
-	ids := make([]string, 0, len(ef.supports))
-	for id := range ef.supports {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	best, bestRank := "", -1
-	for _, id := range ids {
-		v := ef.supports[id]
-		if r := rank(v); r > bestRank {
-			best, bestRank = v, r
+	best, bestRank, bestID := "", -1, ""
+	for id, v := range ef.supports {
+		if r := rank(v); r > bestRank || (r == bestRank && id < bestID) {
+			best, bestRank, bestID = v, r, id
 		}
 	}
 	return best

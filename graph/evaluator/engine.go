@@ -45,7 +45,7 @@ type Engine struct {
 
 	matches map[string]*match
 	// byAnchor indexes the stored matches by each of their bindings.
-	byAnchor map[akey]map[string]*match
+	byAnchor map[akey]matchSet
 	effects  map[string]*effect
 	// own marks the effects the engine may change in place.
 	own *mark
@@ -228,7 +228,7 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 		g: g, norm: norm, maxSteps: cfg.MaxSteps,
 		templates: map[string]*loaded{},
 		matches:   map[string]*match{},
-		byAnchor:  map[akey]map[string]*match{},
+		byAnchor:  map[akey]matchSet{},
 		effects:   map[string]*effect{},
 		own:       new(mark),
 	}
@@ -454,7 +454,7 @@ func (e *Engine) edgeAnchors(ri, src, dst int, ed *graph.Edge, anchors []anchor)
 // mayMatch reports whether a match of r can bind slot to v: v fits the
 // entity now, or a stored match binds it (and may have to be undone).
 func (e *Engine) mayMatch(r *rule, slot int, v graph.VertexID) bool {
-	if len(e.byAnchor[akey{r, slot, v}]) > 0 {
+	if e.byAnchor[akey{r, slot, v}].len() > 0 {
 		return true
 	}
 	x, ok := e.g.Ref(v)
@@ -491,8 +491,9 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 	e.enumerate(r, slot, v, e.collectFn)
 	slices.SortFunc(e.recCands, func(a, b candidate) int { return bytes.Compare(e.candKey(a), e.candKey(b)) })
 	undo := e.recUndo[:0]
-	for k, m := range e.byAnchor[akey{r, slot, v}] {
-		if _, found := slices.BinarySearchFunc(e.recCands, k, func(c candidate, k string) int {
+	stored := e.byAnchor[akey{r, slot, v}]
+	for m := range stored.all {
+		if _, found := slices.BinarySearchFunc(e.recCands, m.key, func(c candidate, k string) int {
 			return compareBytesString(e.candKey(c), k)
 		}); !found {
 			undo = append(undo, m)
@@ -564,11 +565,8 @@ func (e *Engine) addMatch(m *match) {
 	for _, b := range m.bindings {
 		ak := m.slotKey(b)
 		s := e.byAnchor[ak]
-		if s == nil {
-			s = map[string]*match{}
-			e.byAnchor[ak] = s
-		}
-		s[m.key] = m
+		s.add(m)
+		e.byAnchor[ak] = s
 	}
 }
 
@@ -576,11 +574,82 @@ func (e *Engine) removeMatch(m *match) {
 	delete(e.matches, m.key)
 	for _, b := range m.bindings {
 		ak := m.slotKey(b)
-		if s := e.byAnchor[ak]; s != nil {
-			delete(s, m.key)
-			if len(s) == 0 {
-				delete(e.byAnchor, ak)
-			}
+		s, ok := e.byAnchor[ak]
+		if !ok {
+			continue
+		}
+		s.remove(m)
+		if s.len() == 0 {
+			delete(e.byAnchor, ak)
+		} else {
+			e.byAnchor[ak] = s
+		}
+	}
+}
+
+// matchSet holds the stored matches that bind one anchor, in no order: a
+// short slice, or a map once it grows past maxFew.
+type matchSet struct {
+	few  []*match
+	many map[string]*match
+}
+
+const maxFew = 16
+
+func (s matchSet) len() int { return len(s.few) + len(s.many) }
+
+func (s *matchSet) add(m *match) {
+	if s.many != nil {
+		s.many[m.key] = m
+		return
+	}
+	for i, x := range s.few {
+		if x.key == m.key {
+			s.few[i] = m
+			return
+		}
+	}
+	if len(s.few) < maxFew {
+		if s.few == nil {
+			s.few = make([]*match, 0, 2)
+		}
+		s.few = append(s.few, m)
+		return
+	}
+	s.many = make(map[string]*match, 2*maxFew)
+	for _, x := range s.few {
+		s.many[x.key] = x
+	}
+	s.many[m.key] = m
+	s.few = nil
+}
+
+func (s *matchSet) remove(m *match) {
+	if s.many != nil {
+		delete(s.many, m.key)
+		return
+	}
+	for i, x := range s.few {
+		if x.key == m.key {
+			last := len(s.few) - 1
+			s.few[i] = s.few[last]
+			s.few[last] = nil
+			s.few = s.few[:last]
+			return
+		}
+	}
+}
+
+// all yields every match of the set, in no particular order.
+func (s matchSet) all(yield func(*match) bool) {
+	for _, m := range s.few {
+		if !yield(m) {
+			return
+		}
+	}
+	for _, m := range s.many {
+		if !yield(m) {
+			return
 		}
 	}
 }
