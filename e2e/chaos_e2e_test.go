@@ -301,10 +301,10 @@ func TestChaosE2E(t *testing.T) {
 	c := &chaos{t: t, ctx: ctx, db: db, faults: map[string]int{}, listen: freePort(t)}
 
 	// Webhook subscribers: every transition, signed; transitions of
-	// critical alarms only, signed, refusing every 7th request so that
-	// delivery retries.
+	// critical alarms only, signed, refusing every 101st request so that
+	// delivery retries (each refusal costs the subscriber a backoff).
 	recvAll := newReceiver(t, "e2e-all", "all", 0)
-	recvCrit := newReceiver(t, "e2e-critical", "critical", 7)
+	recvCrit := newReceiver(t, "e2e-critical", "critical", 101)
 	receivers := []*receiver{recvAll, recvCrit}
 
 	// One shared file, as deploy/dev/cluster.sh writes it, and a file per
@@ -344,7 +344,7 @@ listener:
   status_interval: 2s
   delivery:
     timeout: 2s
-    backoff_initial: 50ms
+    backoff_initial: 20ms
     backoff_max: 500ms
   secrets:
 %s`, dsn, amqpURL, c.listen, listenerToken, filepath.Join(dir, "listener-spool", "spool.db"),
@@ -483,7 +483,8 @@ listener:
 	if loadErr != nil {
 		t.Fatalf("load: %v", loadErr)
 	}
-	loadTime := time.Since(loadStart)
+	loadEnd := time.Now()
+	loadTime := loadEnd.Sub(loadStart)
 	t.Logf("load done: %d events accepted in %s", c.load.acceptedN.Load(), loadTime.Round(time.Millisecond))
 
 	// Every accepted event reaches the log.
@@ -584,6 +585,8 @@ listener:
 	if err != nil {
 		t.Fatal(err)
 	}
+	drainStart := time.Now()
+	var drained time.Duration
 	if ob.wired {
 		for _, r := range receivers {
 			n := len(expected[r.sub])
@@ -591,6 +594,7 @@ listener:
 				t.Errorf("subscriber %s: %d of %d notifications delivered within 3 minutes", r.sub, r.delivered(), n)
 			}
 		}
+		drained = time.Since(drainStart)
 		if ob, err = readOutbox(ctx, db); err != nil {
 			t.Fatal(err)
 		}
@@ -661,7 +665,8 @@ listener:
 			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.sub, r.expected, r.delivered, r.lost, r.outOfOrder, r.unexpected, r.redelivered, r.refused, r.badSig)
 		}
 		tw.Flush()
-		fmt.Fprintf(&b, "  outbox: head seq %d, %d rows pending, %d dead-lettered, %d counted delivered by the notifier\n", ob.head, ob.pending, ob.dead, ob.delivered)
+		fmt.Fprintf(&b, "  outbox: head seq %d, %d rows pending, %d dead-lettered, %d counted delivered by the notifier; the last delivered %s after the log was checked (%s after the load)\n",
+			ob.head, ob.pending, ob.dead, ob.delivered, drained.Round(time.Millisecond), (drained + drainStart.Sub(loadEnd)).Round(time.Millisecond))
 	} else {
 		fmt.Fprintln(tw, "NOTIFICATIONS\tsubscriber\texpected (replay of the log)\tdelivered\tlost\tout of order\t")
 		for _, r := range notifRows {
