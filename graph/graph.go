@@ -344,19 +344,17 @@ func (g *Graph) EdgeOf(from, to VertexID, rel string) (Edge, bool) {
 
 // findOut returns the index of (to, rel) in v.out, or where it would go.
 func (v *vertex) findOut(to VertexID, rel string) (int, bool) {
-	return slices.BinarySearchFunc(v.out, edgeKey{to, rel}, func(e edge, k edgeKey) int {
-		switch {
-		case e.to < k.to:
-			return -1
-		case e.to > k.to:
-			return 1
-		case e.rel < k.rel:
-			return -1
-		case e.rel > k.rel:
-			return 1
+	// slices.BinarySearchFunc, by hand: this is the graph's hottest loop.
+	lo, hi := 0, len(v.out)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if e := &v.out[m]; e.to < to || (e.to == to && e.rel < rel) {
+			lo = m + 1
+		} else {
+			hi = m
 		}
-		return 0
-	})
+	}
+	return lo, lo < len(v.out) && v.out[lo].to == to && v.out[lo].rel == rel
 }
 
 type edgeKey struct {

@@ -2,7 +2,7 @@ package evaluator
 
 import (
 	"fmt"
-	"maps"
+	"slices"
 	"regexp"
 	"strconv"
 
@@ -42,6 +42,14 @@ func supportID(m *match, action int, part string) string {
 	return m.key + "\x00#" + strconv.Itoa(action) + part
 }
 
+// sid is supportID in the engine's scratch buffer, for lookups.
+func (e *Engine) sid(m *match, action int, part string) []byte {
+	e.sbuf = append(append(e.sbuf[:0], m.key...), 0, '#')
+	e.sbuf = strconv.AppendInt(e.sbuf, int64(action), 10)
+	e.sbuf = append(e.sbuf, part...)
+	return e.sbuf
+}
+
 // do runs the actions of a match that starts to hold.
 func (e *Engine) do(m *match) []graph.Change {
 	e.addMatch(m)
@@ -52,7 +60,7 @@ func (e *Engine) do(m *match) []graph.Change {
 			t := m.vertex(a.Target)
 			ef := e.effect(e.alarmKey(t, a.AlarmName), kindAlarm)
 			ef.target, ef.name = t, a.AlarmName
-			ef.supports[supportID(m, i, "")] = a.Severity
+			ef.supports.set(supportID(m, i, ""), a.Severity)
 			out = append(out, e.settle(ef)...)
 			if a.CausingAlarm != "" {
 				out = append(out, e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, supportID(m, i, "c"))...)
@@ -61,7 +69,7 @@ func (e *Engine) do(m *match) []graph.Change {
 			t := m.vertex(a.Target)
 			ef := e.effect(e.stateKey(t), kindState)
 			ef.target = t
-			ef.supports[supportID(m, i, "")] = a.State
+			ef.supports.set(supportID(m, i, ""), a.State)
 			out = append(out, e.settle(ef)...)
 		case template.ActionAddCausal:
 			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
@@ -69,7 +77,7 @@ func (e *Engine) do(m *match) []graph.Change {
 			t := m.vertex(a.Target)
 			ef := e.effect(e.downKey(t), kindDown)
 			ef.target = t
-			ef.supports[supportID(m, i, "")] = "true"
+			ef.supports.set(supportID(m, i, ""), "true")
 			out = append(out, e.settle(ef)...)
 		case template.ActionExecuteMistral:
 			e.external = append(e.external, ExternalAction{
@@ -97,20 +105,20 @@ func (e *Engine) undo(m *match) []graph.Change {
 				continue
 			}
 			if a.CausingAlarm != "" {
-				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), ef.alarmID, supportID(m, i, "c"))...)
+				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), ef.alarmID, e.sid(m, i, "c"))...)
 			}
-			delete(ef.supports, supportID(m, i, ""))
+			ef.supports.del(e.sid(m, i, ""))
 			out = append(out, e.settle(ef)...)
 		case template.ActionSetState:
 			if ef := e.mutEffect(e.stateKey(m.vertex(a.Target))); ef != nil {
-				delete(ef.supports, supportID(m, i, ""))
+				ef.supports.del(e.sid(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
 		case template.ActionAddCausal:
-			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
+			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), e.sid(m, i, ""))...)
 		case template.ActionMarkDown:
 			if ef := e.mutEffect(e.downKey(m.vertex(a.Target))); ef != nil {
-				delete(ef.supports, supportID(m, i, ""))
+				ef.supports.del(e.sid(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
 		}
@@ -122,7 +130,7 @@ func (e *Engine) undo(m *match) []graph.Change {
 func (e *Engine) effect(key []byte, kind string) *effect {
 	ef := e.mutEffect(key)
 	if ef == nil {
-		ef = &effect{key: string(key), kind: kind, supports: map[string]string{}, own: e.own}
+		ef = &effect{key: string(key), kind: kind, own: e.own}
 		e.effects[ef.key] = ef
 	}
 	return ef
@@ -136,7 +144,7 @@ func (e *Engine) mutEffect(key []byte) *effect {
 		return ef
 	}
 	c := *ef
-	c.supports = maps.Clone(ef.supports)
+	c.supports = slices.Clone(ef.supports)
 	c.own = e.own
 	e.effects[c.key] = &c
 	return &c
@@ -148,16 +156,16 @@ func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Chan
 	}
 	ef := e.effect(e.causesKey(from, to), kindCauses)
 	ef.source, ef.target = from, to
-	ef.supports[sid] = ""
+	ef.supports.set(sid, "")
 	return e.settle(ef)
 }
 
-func (e *Engine) dropCauses(from, to graph.VertexID, sid string) []graph.Change {
+func (e *Engine) dropCauses(from, to graph.VertexID, sid []byte) []graph.Change {
 	ef := e.mutEffect(e.causesKey(from, to))
 	if ef == nil {
 		return nil
 	}
-	delete(ef.supports, sid)
+	ef.supports.del(sid)
 	return e.settle(ef)
 }
 
@@ -169,10 +177,10 @@ func (e *Engine) isAlarm(id graph.VertexID) bool {
 // dominant returns the winning value among an effect's supports: the
 // highest rank, ties broken by the smallest support id.
 func dominant(ef *effect, rank func(string) int) string {
-	best, bestRank, bestID := "", -1, ""
-	for id, v := range ef.supports {
-		if r := rank(v); r > bestRank || (r == bestRank && id < bestID) {
-			best, bestRank, bestID = v, r, id
+	best, bestRank := "", -1
+	for _, s := range ef.supports { // sorted by id
+		if r := rank(s.Value); r > bestRank {
+			best, bestRank = s.Value, r
 		}
 	}
 	return best

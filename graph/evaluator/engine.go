@@ -61,6 +61,7 @@ type Engine struct {
 	recCands  []candidate
 	recUndo   []*match
 	kbuf      []byte // effect keys
+	sbuf      []byte // support ids
 	collectFn func([]Binding)
 
 	// outputs of the record being applied; not state.
@@ -181,10 +182,37 @@ type effect struct {
 	applied string         // the value the graph shows
 	on      bool           // the graph shows the effect
 	alarmID graph.VertexID
-	// supports: support id -> value (severity, state, or "").
-	supports map[string]string
+	// supports: the support ids and their values (severity, state, or ""),
+	// sorted by id.
+	supports supportList
 	// own is the engine that may change the effect in place (see Freeze).
 	own *mark
+}
+
+// supportList is a set of supports sorted by id: most effects have one or
+// two, so a slice beats a map.
+type supportList []Support
+
+func (l *supportList) find(id string) (int, bool) {
+	return slices.BinarySearchFunc(*l, id, func(s Support, id string) int { return strings.Compare(s.ID, id) })
+}
+
+// set adds the support id or changes its value.
+func (l *supportList) set(id, value string) {
+	i, ok := l.find(id)
+	if ok {
+		(*l)[i].Value = value
+		return
+	}
+	*l = slices.Insert(*l, i, Support{ID: id, Value: value})
+}
+
+// del removes the support id, if present.
+func (l *supportList) del(id []byte) {
+	i, ok := slices.BinarySearchFunc(*l, id, func(s Support, id []byte) int { return -compareBytesString(id, s.ID) })
+	if ok {
+		*l = slices.Delete(*l, i, i+1)
+	}
 }
 
 // mark identifies the owner of effects; only its address matters.
@@ -512,11 +540,25 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 		if _, ok := e.matches[string(e.candKey(c))]; ok {
 			continue
 		}
-		m := &match{key: string(e.candKey(c)), rule: r, bindings: slices.Clone(e.recBinds[c.bs:c.be])}
-		out = append(out, e.do(m)...)
+		out = append(out, e.do(newMatch(string(e.candKey(c)), r, e.recBinds[c.bs:c.be]))...)
 	}
 	e.recRule = nil
 	return out
+}
+
+// newMatch makes a match with a copy of b; a short binding list shares
+// the match's allocation.
+func newMatch(key string, r *rule, b []Binding) *match {
+	if len(b) > 4 {
+		return &match{key: key, rule: r, bindings: slices.Clone(b)}
+	}
+	x := &struct {
+		m match
+		b [4]Binding
+	}{}
+	n := copy(x.b[:], b)
+	x.m = match{key: key, rule: r, bindings: x.b[:n:n]}
+	return &x.m
 }
 
 // compareBytesString is bytes.Compare(b, []byte(s)) without the copy.

@@ -226,3 +226,52 @@ func BenchmarkCapture(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReplay measures the mix a reconstruction replays: mostly
+// instance upserts whose state moves (ACTIVE, ERROR, SHUTOFF), and one in a
+// hundred a NIC alarm raised or cleared on a host.
+func BenchmarkReplay(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			w := newBenchWorld(b, n)
+			var insts []string
+			for _, id := range w.e.g.VertexIDs() {
+				if v, _ := w.e.g.Vertex(id); v.Type == "nova.instance" {
+					insts = append(insts, v.ExternalID)
+				}
+			}
+			hostOf := map[string]string{}
+			for i := range insts {
+				hostOf[fmt.Sprint("i", i)] = fmt.Sprint("h", i%len(w.hosts))
+			}
+			states := []string{"ACTIVE", "ERROR", "SHUTOFF"}
+			raised := map[string]bool{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			i := 0
+			for b.Loop() {
+				i++
+				if i%100 == 0 {
+					h := w.hosts[(i/100)%len(w.hosts)]
+					if raised[h] {
+						delete(raised, h)
+						w.apply(b, event.Event{Source: "nagios", Kind: event.KindEntityDelete,
+							Entity: &event.Entity{Category: event.CategoryAlarm, Type: "nagios", ID: "nic-" + h}})
+						continue
+					}
+					raised[h] = true
+					w.apply(b, event.Event{Source: "nagios", Kind: event.KindEntityUpsert, Entity: &event.Entity{
+						Category: event.CategoryAlarm, Type: "nagios", ID: "nic-" + h, Name: "NIC_DOWN", Severity: "CRITICAL",
+						Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: h, Direction: event.Out}}}})
+					continue
+				}
+				id := fmt.Sprint("i", (i*7919)%len(insts))
+				w.apply(b, event.Event{Source: "static", Kind: event.KindEntityUpsert, Entity: &event.Entity{
+					Category: event.CategoryResource, Type: "nova.instance", ID: id, Name: id, State: states[i%3],
+					Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: hostOf[id], Direction: event.In}}}})
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
+		})
+	}
+}

@@ -141,14 +141,7 @@ func bookkeeping(templates map[string]*loaded, ms map[string]*match, efs map[str
 		ef := efs[k]
 		es := EffectState{Key: ef.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
 			Applied: ef.applied, On: ef.on, AlarmID: ef.alarmID, Supports: []Support{}}
-		sids := make([]string, 0, len(ef.supports))
-		for id := range ef.supports {
-			sids = append(sids, id)
-		}
-		sort.Strings(sids)
-		for _, id := range sids {
-			es.Supports = append(es.Supports, Support{ID: id, Value: ef.supports[id]})
-		}
+		es.Supports = append(es.Supports, ef.supports...) // sorted by id
 		effects = append(effects, es)
 	}
 	return tpls, matches, effects
@@ -195,9 +188,9 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	}
 	for _, es := range s.Effects {
 		ef := &effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
-			applied: es.Applied, on: es.On, alarmID: es.AlarmID, supports: map[string]string{}, own: e.own}
+			applied: es.Applied, on: es.On, alarmID: es.AlarmID, own: e.own}
 		for _, sp := range es.Supports {
-			ef.supports[sp.ID] = sp.Value
+			ef.supports.set(sp.ID, sp.Value)
 		}
 		e.effects[es.Key] = ef
 	}
