@@ -2,8 +2,8 @@ package evaluator
 
 import (
 	"fmt"
-	"slices"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/causeway/causeway/graph"
