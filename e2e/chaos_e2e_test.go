@@ -135,11 +135,11 @@ func (c *chaos) probe(after string) {
 		c.t.Fatalf("after %s: probe: %v", after, err)
 	}
 	var seq int64
-	waitFor(c.t, "the probe after "+after+" in the log", 3*time.Minute, func() bool {
+	waitFor(c.ctx, c.t, "the probe after "+after+" in the log", 3*time.Minute, func() bool {
 		return c.db.QueryRowContext(c.ctx, "SELECT seq FROM events WHERE event_id = ?", id).Scan(&seq) == nil
 	})
 	for _, n := range c.nodes {
-		waitFor(c.t, "the probe after "+after+" applied by "+n.id, 3*time.Minute, func() bool {
+		waitFor(c.ctx, c.t, "the probe after "+after+" applied by "+n.id, 3*time.Minute, func() bool {
 			st, err := c.status(n)
 			return err == nil && st.AppliedSeq >= seq
 		})
@@ -175,7 +175,7 @@ func (c *chaos) inject(kind string, segment, next int) {
 	case "listener":
 		c.listener.kill(c.t)
 		c.listener.start(c.t)
-		waitFor(c.t, "the listener to listen again", time.Minute, func() bool {
+		waitFor(c.ctx, c.t, "the listener to listen again", time.Minute, func() bool {
 			conn, err := net.DialTimeout("tcp", c.listen, time.Second)
 			if err == nil {
 				conn.Close()
@@ -194,17 +194,17 @@ func (c *chaos) inject(kind string, segment, next int) {
 		c.notifier.start(c.t)
 	case "leader":
 		var lead *node
-		waitFor(c.t, "a leader", time.Minute, func() bool { lead = c.leader(nil); return lead != nil })
+		waitFor(c.ctx, c.t, "a leader", time.Minute, func() bool { lead = c.leader(nil); return lead != nil })
 		killed := time.Now()
 		lead.kill(c.t)
 		var nl *node
-		waitFor(c.t, "a new leader after killing "+lead.id, time.Minute, func() bool { nl = c.leader(lead); return nl != nil })
+		waitFor(c.ctx, c.t, "a new leader after killing "+lead.id, time.Minute, func() bool { nl = c.leader(lead); return nl != nil })
 		c.failovers = append(c.failovers, time.Since(killed))
 		detail = fmt.Sprintf("%s -> %s in %s", lead.id, nl.id, time.Since(killed).Round(time.Millisecond))
 		lead.start(c.t)
 	case "follower":
 		var lead *node
-		waitFor(c.t, "a leader", time.Minute, func() bool { lead = c.leader(nil); return lead != nil })
+		waitFor(c.ctx, c.t, "a leader", time.Minute, func() bool { lead = c.leader(nil); return lead != nil })
 		f := c.nodes[0]
 		for _, n := range c.nodes {
 			if n != lead {
@@ -289,7 +289,13 @@ func TestChaosE2E(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
+	// Every wait ends well before the test's own timeout, so that a stuck
+	// run still fails through t.Fatal and its cleanups restore the services
+	// (a timeout panic would skip them).
 	ctx, cancel := context.WithCancel(context.Background())
+	if dl, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.Background(), dl.Add(-2*time.Minute))
+	}
 	defer cancel()
 
 	db, err := store.Open(ctx, dsn)
@@ -420,7 +426,7 @@ listener:
 	}
 	c.load = newLoadGen("http://"+c.listen, listenerToken, total, batch, float64(rate), am, ev)
 
-	waitFor(t, "a raft leader", time.Minute, func() bool { return c.leader(nil) != nil })
+	waitFor(ctx, t, "a raft leader", time.Minute, func() bool { return c.leader(nil) != nil })
 	// Subscriptions are events in the log, published by the CLI.
 	for _, r := range receivers {
 		args := []string{"webhooks", "add", r.sub, "--config", sharedPath, "--url", r.srv.URL, "--secret-ref", r.secretRef}

@@ -123,11 +123,12 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+// waitFor polls cond until it holds, or fails the test when d passes or
+// ctx ends first.
+func waitFor(ctx context.Context, t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	if err := waitUntil(context.Background(), d, cond); err != nil {
-		t.Fatalf("timed out after %s waiting for %s", d, what)
+	if err := waitUntil(ctx, d, cond); err != nil {
+		t.Fatalf("waiting for %s (at most %s): %v", what, d, err)
 	}
 }
 
