@@ -212,12 +212,13 @@ processor:
   snapshot:
     policy: {every_events: 2000, every_interval: 1s}
 notifier:
+  dsn: %q
   instance_id: e2e
   poll_interval: 50ms
   scan_interval: 200ms
   lease_ttl: 2s
-  delivery: {timeout: 2s, backoff_initial: 50ms, backoff_max: 500ms}
-`, dsn, amqpURL, p.id, filepath.Join(dir, p.id), p.raft, strings.Join(peers, "\n"), p.api, adminToken)
+  delivery: {timeout: 1s, backoff_initial: 50ms, backoff_max: 500ms}
+`, dsn, amqpURL, p.id, filepath.Join(dir, p.id), p.raft, strings.Join(peers, "\n"), p.api, adminToken, dsn)
 		if err := os.WriteFile(p.cfg, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -278,22 +279,11 @@ notifier:
 	}()
 	f := &feeder{pub: pub}
 
-	// Webhook subscribers, and the notifier that delivers to them.
+	// Webhook subscribers (the notifier that delivers to them starts
+	// once the outbox is checked: it deletes what it delivered).
 	hooks := &hookRecv{got: map[string][]string{}}
 	hookSrv := httptest.NewServer(hooks)
 	defer hookSrv.Close()
-	notif := &proc{id: "notifier", sub: "notifier", cfg: c.procs[0].cfg, logPath: filepath.Join(dir, "notifier.log")}
-	c.start(notif)
-	t.Cleanup(func() {
-		_ = notif.cmd.Process.Kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(notif.logPath)
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
-			}
-			t.Logf("--- notifier log (tail) ---\n%s", b)
-		}
-	})
 	if err := pub.Publish(ctx,
 		subscriptionPut("all", fmt.Sprintf(`{"url":%q}`, hookSrv.URL+"/all")),
 		subscriptionPut("crit", fmt.Sprintf(`{"url":%q,"format":"alertmanager","filter":{"severities":["critical"]}}`, hookSrv.URL+"/crit")),
@@ -342,7 +332,7 @@ notifier:
 	var head int64
 	waitFor(t, "the persister to log every event", 120*time.Second, func() bool {
 		head, _, err = log.Head(ctx)
-		return err == nil && head == total
+		return err == nil && head == total+2 // and the two subscriptions
 	})
 	for _, p := range c.procs {
 		waitFor(t, p.id+" caught up", 120*time.Second, func() bool {
@@ -368,7 +358,7 @@ notifier:
 
 	// Every alarm transition of the log has its outbox rows exactly once,
 	// as an in-process replay derives them, though the leader was killed
-	// while writing them; the notifier delivers them in order.
+	// while writing them; the notifier then delivers them in order.
 	waitFor(t, "the outbox head at the log head", 30*time.Second, func() bool {
 		h, err := outbox.Head(ctx, db)
 		return err == nil && h >= head
@@ -388,6 +378,18 @@ notifier:
 	if len(perSub["all"]) == 0 || len(perSub["crit"]) == 0 || len(perSub["crit"]) >= len(perSub["all"]) {
 		t.Fatalf("rows per subscriber: all %d, crit %d", len(perSub["all"]), len(perSub["crit"]))
 	}
+	notif := &proc{id: "notifier", sub: "notifier", cfg: c.procs[0].cfg, logPath: filepath.Join(dir, "notifier.log")}
+	c.start(notif)
+	t.Cleanup(func() {
+		_ = notif.cmd.Process.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(notif.logPath)
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("--- notifier log (tail) ---\n%s", b)
+		}
+	})
 	waitFor(t, "every row delivered", 60*time.Second, func() bool { return hooks.has(perSub) })
 	for sub, ids := range perSub {
 		if got := hooks.firstSeen(sub, len(ids)); !slices.Equal(got, ids) {
