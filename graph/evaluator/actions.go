@@ -27,13 +27,15 @@ func (e *Engine) key(kind string, a graph.VertexID) []byte {
 }
 
 func (e *Engine) alarmKey(target graph.VertexID, name string) []byte {
-	return append(append(e.key(kindAlarm, target), 0), name...)
+	e.kbuf = append(append(e.key(kindAlarm, target), 0), name...)
+	return e.kbuf
 }
 
 func (e *Engine) stateKey(target graph.VertexID) []byte { return e.key(kindState, target) }
 
 func (e *Engine) causesKey(from, to graph.VertexID) []byte {
-	return strconv.AppendInt(append(e.key(kindCauses, from), 0), int64(to), 10)
+	e.kbuf = strconv.AppendInt(append(e.key(kindCauses, from), 0), int64(to), 10)
+	return e.kbuf
 }
 
 func (e *Engine) downKey(target graph.VertexID) []byte { return e.key(kindDown, target) }

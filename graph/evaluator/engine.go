@@ -629,20 +629,39 @@ func (e *Engine) removeMatch(m *match) {
 	}
 }
 
-// matchSet holds the stored matches that bind one anchor, in no order: a
-// short slice, or a map once it grows past maxFew.
+// matchSet holds the stored matches that bind one anchor, in no order:
+// one match inline, a short slice, or a map once it grows past maxFew.
 type matchSet struct {
+	one  *match // the only match, while few and many are empty
 	few  []*match
 	many map[string]*match
 }
 
 const maxFew = 16
 
-func (s matchSet) len() int { return len(s.few) + len(s.many) }
+func (s matchSet) len() int {
+	if s.one != nil {
+		return 1
+	}
+	return len(s.few) + len(s.many)
+}
 
 func (s *matchSet) add(m *match) {
 	if s.many != nil {
 		s.many[m.key] = m
+		return
+	}
+	if s.one != nil {
+		if s.one.key == m.key {
+			s.one = m
+			return
+		}
+		s.few = append(make([]*match, 0, 4), s.one, m)
+		s.one = nil
+		return
+	}
+	if len(s.few) == 0 {
+		s.one = m
 		return
 	}
 	for i, x := range s.few {
@@ -667,6 +686,12 @@ func (s *matchSet) add(m *match) {
 }
 
 func (s *matchSet) remove(m *match) {
+	if s.one != nil {
+		if s.one.key == m.key {
+			s.one = nil
+		}
+		return
+	}
 	if s.many != nil {
 		delete(s.many, m.key)
 		return
@@ -684,6 +709,9 @@ func (s *matchSet) remove(m *match) {
 
 // all yields every match of the set, in no particular order.
 func (s matchSet) all(yield func(*match) bool) {
+	if s.one != nil && !yield(s.one) {
+		return
+	}
 	for _, m := range s.few {
 		if !yield(m) {
 			return

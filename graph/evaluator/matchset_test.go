@@ -18,7 +18,12 @@ func TestMatchSet(t *testing.T) {
 	var s matchSet
 	want := map[string]*match{}
 	for step := 0; step < 5000; step++ {
-		m := ms[rng.Intn(len(ms))]
+		// A few keys first (one inline, a short slice), then many (the map).
+		k := 3
+		if step >= 1000 {
+			k = len(ms)
+		}
+		m := ms[rng.Intn(k)]
 		if rng.Intn(2) == 0 {
 			s.add(m)
 			want[m.key] = m
