@@ -574,6 +574,11 @@ func (n *node) Status(ctx context.Context) api.Status {
 		GapsRepaired: n.f.gapsRepaired.Load(), ApplyErrors: n.f.applyErrors.Load(),
 		LastSnapshotSeq: n.lastSnapSeq.Load(), SnapshotsWritten: n.snapsWritten.Load(), FencedWrites: n.fenced.Load(),
 	}
+	st.OutboxRowsWritten, st.RowsRegenerated, st.ItemsRegenerated = n.outboxRows.Load(), n.regenRows.Load(), n.regenItems.Load()
+	st.UnrecoverableGaps = n.unrecoverable.Load()
+	if n.f.pend != nil {
+		st.PendingRows, st.PendingItems = n.f.pend.size()
+	}
 	if at := n.lastSnapAt.Load(); at != 0 {
 		st.LastSnapshotAt = time.Unix(0, at).UTC()
 	}

@@ -89,7 +89,21 @@ type Status struct {
 	LastSnapshotAt   time.Time `json:"last_snapshot_at,omitzero"`
 	SnapshotsWritten int64     `json:"snapshots_written"`
 	FencedWrites     int64     `json:"fenced_writes"`
-	Error            string    `json:"error,omitempty"`
+	// OutboxRowsWritten counts the outbox rows this node inserted as
+	// leader; RowsRegenerated and ItemsRegenerated the outbox rows and
+	// history items it rebuilt on a separate machine to fill the gap below
+	// its pending ones (a cold start past the heads).
+	OutboxRowsWritten int64 `json:"outbox_rows_written"`
+	RowsRegenerated   int64 `json:"outbox_rows_regenerated"`
+	ItemsRegenerated  int64 `json:"history_items_regenerated"`
+	// PendingRows and PendingItems are the outbox rows and history items
+	// derived here and not known to be written yet.
+	PendingRows  int `json:"pending_outbox_rows"`
+	PendingItems int `json:"pending_history_items"`
+	// UnrecoverableGaps counts gaps that could not be regenerated because
+	// their events are past retention (must stay 0).
+	UnrecoverableGaps int64  `json:"unrecoverable_gaps,omitempty"`
+	Error             string `json:"error,omitempty"`
 }
 
 // Member is one raft member.
