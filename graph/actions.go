@@ -26,7 +26,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 		return 0, nil
 	}
 	ext := DeducedExternalID(a.Target, a.Name)
-	var changes []Change
+	changes := make([]Change, 0, 2) // the alarm and its edge
 	var v *vertex
 	var prev Vertex
 	id, exists := g.keys[vkey{CategoryAlarm, DeducedType, ext}]

@@ -52,10 +52,10 @@ func (e *Engine) sid(m *match, action int, part string) []byte {
 	return e.sbuf
 }
 
-// do runs the actions of a match that starts to hold.
-func (e *Engine) do(m *match) []graph.Change {
+// do runs the actions of a match that starts to hold, appending the
+// changes to out.
+func (e *Engine) do(m *match, out []graph.Change) []graph.Change {
 	e.addMatch(m)
-	var out []graph.Change
 	for i, a := range m.rule.sc.Actions {
 		switch a.Type {
 		case template.ActionRaiseAlarm:
@@ -95,8 +95,7 @@ func (e *Engine) do(m *match) []graph.Change {
 }
 
 // undo reverts the actions of a match that stopped holding, last first.
-func (e *Engine) undo(m *match) []graph.Change {
-	var out []graph.Change
+func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 	acts := m.rule.sc.Actions
 	for i := len(acts) - 1; i >= 0; i-- {
 		a := acts[i]

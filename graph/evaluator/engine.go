@@ -529,7 +529,7 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 	}
 	slices.SortFunc(undo, func(a, b *match) int { return strings.Compare(a.key, b.key) })
 	for _, m := range undo {
-		out = append(out, e.undo(m)...)
+		out = e.undo(m, out)
 	}
 	clear(undo)
 	e.recUndo = undo[:0]
@@ -540,7 +540,7 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 		if _, ok := e.matches[string(e.candKey(c))]; ok {
 			continue
 		}
-		out = append(out, e.do(newMatch(string(e.candKey(c)), r, e.recBinds[c.bs:c.be]))...)
+		out = e.do(newMatch(string(e.candKey(c)), r, e.recBinds[c.bs:c.be]), out)
 	}
 	e.recRule = nil
 	return out

@@ -132,7 +132,7 @@ func (e *Engine) undoWhere(sel func(*rule) bool) []graph.Change {
 	sort.Strings(keys)
 	var out []graph.Change
 	for _, k := range keys {
-		out = append(out, e.undo(e.matches[k])...)
+		out = e.undo(e.matches[k], out)
 	}
 	return out
 }
@@ -156,7 +156,7 @@ func (e *Engine) doWhere(sel func(*rule) bool) []graph.Change {
 			if _, ok := e.matches[k]; ok {
 				continue
 			}
-			out = append(out, e.do(&match{key: k, rule: r, bindings: byKey[k]})...)
+			out = e.do(&match{key: k, rule: r, bindings: byKey[k]}, out)
 		}
 	}
 	return out
