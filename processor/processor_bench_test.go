@@ -13,6 +13,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/api/apitest"
+	"github.com/causeway/causeway/snapshot"
 )
 
 // benchRecords is a log of n entity upserts: hosts, instances on them, and
@@ -57,6 +58,73 @@ func BenchmarkFollowerApply(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkFollowerProduce is BenchmarkFollowerApply on the processor's
+// real machine (engine + subscriptions) with ProduceNode: what deriving
+// the outbox rows (two subscriptions) and the alarm history costs the
+// apply path, on top of applying.
+func BenchmarkFollowerProduce(b *testing.B) {
+	subs := []event.Record{
+		{Seq: 1, Event: event.Event{Kind: event.KindSubscriptionPut, Subscription: &event.Subscription{ID: "all", Spec: []byte(`{"url":"http://a/"}`)}}},
+		{Seq: 2, Event: event.Event{Kind: event.KindSubscriptionPut, Subscription: &event.Subscription{ID: "crit", Spec: []byte(`{"url":"http://c/","filter":{"severities":["critical"]}}`)}}},
+	}
+	for _, n := range []int{1000, 10000} {
+		recs := benchRecords(n)
+		for i := range recs {
+			recs[i].Seq += 2
+		}
+		recs = append(subs, recs...)
+		for _, mode := range []string{"apply", "produce"} {
+			b.Run(fmt.Sprintf("records=%d/%s", n, mode), func(b *testing.B) {
+				b.ReportAllocs()
+				rows := 0
+				for range b.N {
+					f := newFollower(nil, DefaultPageSize, slog.New(slog.DiscardHandler))
+					if mode == "produce" {
+						f.produce, f.pend = ProduceNode, newPending(0)
+					}
+					m, _ := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}.New()
+					f.load(m, 0, time.Time{})
+					for i := 0; i < len(recs); i += applySlice {
+						if _, err := f.applyRecords(recs[i:min(i+applySlice, len(recs))]); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if f.pend != nil {
+						rows, _ = f.pend.size()
+					}
+				}
+				b.ReportMetric(float64(len(recs)*b.N)/b.Elapsed().Seconds(), "records/s")
+				b.ReportMetric(float64(rows), "outbox_rows")
+			})
+		}
+	}
+}
+
+// BenchmarkLiveCapturePause is the pause a snapshot would impose on event
+// processing if the leader captured the live machine under its lock
+// (Writer.Take with CaptureEngine, snapshot_capture_live: true): the deep
+// copy of a node of 10k and 100k entities. The default, TakeFromLog on a
+// shadow, holds the live lock for no time at all; its cost is measured in
+// snapshot's BenchmarkProcessingStall (CPU contention only).
+func BenchmarkLiveCapturePause(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("entities=%d", n), func(b *testing.B) {
+			m, _ := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}.New()
+			for _, r := range benchRecords(n) {
+				_ = m.Apply(r)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := CaptureEngine(m, int64(n), time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "pause_ms")
 		})
 	}
 }
