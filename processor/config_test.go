@@ -34,6 +34,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative", func(c *Config) { c.ReadyLag, c.PageSize, c.PollInterval = -1, -1, -1 }, []string{"ready_lag", "page_size", "poll_interval"}},
 		{"retry", func(c *Config) { c.RetryMin, c.RetryMax = 10, 5 }, []string{"retry_max"}},
 		{"amqp", func(c *Config) { c.AMQPURL = "http://x" }, []string{"amqp_url"}},
+		{"leader writes", func(c *Config) {
+			c.FlushInterval, c.MaxPending, c.HistoryPruneInterval, c.History.Retention = -1, -1, -1, -1
+		}, []string{"flush_interval", "max_pending", "history_prune_interval", "history: retention"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,7 +55,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c := validConfig()
 	c.SetDefaults()
-	if c.Raft.DataDir != "/var/lib/causeway/p1/raft" || c.Raft.NodeID != "p1" || c.PollInterval != DefaultPollInterval {
+	if c.Raft.DataDir != "/var/lib/causeway/p1/raft" || c.Raft.NodeID != "p1" || c.PollInterval != DefaultPollInterval ||
+		c.FlushInterval != DefaultFlushInterval || c.MaxPending != DefaultMaxPending || c.History.Retention == 0 {
 		t.Errorf("defaults = %+v", c)
 	}
 	if strings.Contains(c.String(), "root@") || strings.Contains(c.String(), "guest:guest") {
