@@ -289,6 +289,15 @@ func TestChaosE2E(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
+	// The components' logs go to CAUSEWAY_E2E_LOG_DIR when set, to be read
+	// after the run (CI can keep them as artifacts).
+	logDir := dir
+	if v := os.Getenv("CAUSEWAY_E2E_LOG_DIR"); v != "" {
+		if err := os.MkdirAll(v, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		logDir = v
+	}
 	// Every wait ends well before the test's own timeout, so that a stuck
 	// run still fails through t.Fatal and its cleanups restore the services
 	// (a timeout panic would skip them).
@@ -383,14 +392,14 @@ listener:
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n.component = newComponent(bin, dir, n.id, "processor", path)
+		n.component = newComponent(bin, logDir, n.id, "processor", path)
 		if n.client, err = apiclient.New("http://"+n.api, adminToken, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.persister = newComponent(bin, dir, "persister", "persister", sharedPath)
-	c.listener = newComponent(bin, dir, "listener", "listener", sharedPath)
-	c.notifier = newComponent(bin, dir, "notifier", "notifier", sharedPath)
+	c.persister = newComponent(bin, logDir, "persister", "persister", sharedPath)
+	c.listener = newComponent(bin, logDir, "listener", "listener", sharedPath)
+	c.notifier = newComponent(bin, logDir, "notifier", "notifier", sharedPath)
 
 	// Kill every process we started, whatever happens, and show the log
 	// tails when the test failed.

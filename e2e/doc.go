@@ -25,4 +25,7 @@
 //	CAUSEWAY_E2E_RATE     events per second the load aims at (default 1500; 0: as fast as accepted)
 //	CAUSEWAY_E2E_WORKERS  concurrent HTTP clients of the load (default 8)
 //	CAUSEWAY_E2E_RACE     build the binary with -race when set
+//	CAUSEWAY_E2E_LOG_DIR  keep the components' logs in this folder (default:
+//	                      the test's temporary folder; their tails are shown
+//	                      when the test fails)
 package e2e
