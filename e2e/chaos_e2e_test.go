@@ -592,7 +592,7 @@ listener:
 	// Notifications: what the subscribers must have received is what the
 	// leader's call contract gives on the log (replayed here); they must
 	// have it all, each id at least once, in order.
-	expected, replayErrors, err := expectedNotifications(ctx, db, head)
+	expected, sums, replayErrors, err := expectedNotifications(ctx, db, head)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,14 +620,26 @@ listener:
 	type notifRow struct {
 		sub                                                            string
 		expected, delivered, lost, unexpected, outOfOrder, redelivered int
-		refused, badSig                                                int
+		refused, badSig, badPayload                                    int
 	}
 	var notifRows []notifRow
 	for _, r := range receivers {
 		s := r.stats()
 		l, u, o := orderCheck(expected[r.sub], s.order)
+		// Each payload is byte for byte the one the leader's call contract
+		// builds at its seq, whichever leader (or regeneration) wrote it,
+		// and a redelivery carries the same body.
+		badPayload := len(s.changed)
+		for id, sum := range s.bodies {
+			if want, ok := sums[id]; ok && want != sum {
+				badPayload++
+			}
+		}
+		if ob.wired && badPayload > 0 {
+			t.Errorf("subscriber %s: %d notifications with a payload other than the expected one", r.sub, badPayload)
+		}
 		notifRows = append(notifRows, notifRow{sub: r.sub, expected: len(expected[r.sub]), delivered: len(s.order), lost: l, unexpected: u,
-			outOfOrder: o, redelivered: s.dups, refused: s.refused, badSig: len(s.badSig)})
+			outOfOrder: o, redelivered: s.dups, refused: s.refused, badSig: len(s.badSig), badPayload: badPayload})
 		for _, b := range s.badSig {
 			t.Errorf("subscriber %s: bad request: %s", r.sub, b)
 		}
@@ -675,9 +687,9 @@ listener:
 	tw.Flush()
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if ob.wired {
-		fmt.Fprintln(tw, "NOTIFICATIONS\tsubscriber\texpected\tdelivered\tlost\tout of order\tunexpected\tredelivered\trefused on purpose\tbad signature\t")
+		fmt.Fprintln(tw, "NOTIFICATIONS\tsubscriber\texpected\tdelivered\tlost\tout of order\tunexpected\tredelivered\trefused on purpose\tbad signature\tpayload != expected\t")
 		for _, r := range notifRows {
-			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.sub, r.expected, r.delivered, r.lost, r.outOfOrder, r.unexpected, r.redelivered, r.refused, r.badSig)
+			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.sub, r.expected, r.delivered, r.lost, r.outOfOrder, r.unexpected, r.redelivered, r.refused, r.badSig, r.badPayload)
 		}
 		tw.Flush()
 		fmt.Fprintf(&b, "  outbox: head seq %d, %d rows pending, %d dead-lettered, %d counted delivered by the notifier; the last delivered %s after the log was checked (%s after the load)\n",

@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -31,6 +33,8 @@ type receiver struct {
 	mu       sync.Mutex
 	order    []string // webhook ids in order of first arrival
 	seen     map[string]int
+	bodies   map[string][32]byte // sha256 of each id's body at its first delivery
+	changed  []string            // ids delivered again with another body
 	requests int
 	refused  int // answered 500 on purpose
 	badSig   []string
@@ -44,7 +48,7 @@ func newReceiver(t *testing.T, sub, secretRef string, failEvery int) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{sub: sub, secretRef: secretRef, secret: secret, failEvery: failEvery, seen: map[string]int{}}
+	r := &receiver{sub: sub, secretRef: secretRef, secret: secret, failEvery: failEvery, seen: map[string]int{}, bodies: map[string][32]byte{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -72,8 +76,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "try again", http.StatusInternalServerError)
 		return
 	}
+	sum := sha256.Sum256(body)
 	if r.seen[id] == 0 {
 		r.order = append(r.order, id)
+		r.bodies[id] = sum
+	} else if r.bodies[id] != sum {
+		r.changed = append(r.changed, id)
 	}
 	r.seen[id]++
 	r.mu.Unlock()
@@ -109,12 +117,15 @@ type receiverStats struct {
 	requests int
 	refused  int
 	badSig   []string
+	bodies   map[string][32]byte
+	changed  []string
 }
 
 func (r *receiver) stats() receiverStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := receiverStats{order: append([]string(nil), r.order...), requests: r.requests, refused: r.refused, badSig: append([]string(nil), r.badSig...)}
+	s := receiverStats{order: append([]string(nil), r.order...), requests: r.requests, refused: r.refused, badSig: append([]string(nil), r.badSig...),
+		bodies: maps.Clone(r.bodies), changed: append([]string(nil), r.changed...)}
 	for _, n := range r.seen {
 		s.dups += n - 1
 	}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"log/slog"
@@ -63,15 +64,16 @@ func reconstruct(ctx context.Context, db *sql.DB, seq int64) ([]byte, error) {
 // expectedNotifications replays the whole log through the evaluator, the
 // subscription registry and emit.Rows — the processor leader's call
 // contract (notifier/emit) — and returns, per subscription, the webhook ids
-// the subscriber must receive, in order.
-func expectedNotifications(ctx context.Context, db *sql.DB, head int64) (map[string][]string, int, error) {
+// the subscriber must receive, in order, and the sha256 of each payload.
+func expectedNotifications(ctx context.Context, db *sql.DB, head int64) (map[string][]string, map[string][32]byte, int, error) {
 	eng := evaluator.New(evaluator.Config{}, graph.DefaultNormalizer())
 	reg := subscription.NewRegistry()
 	out := map[string][]string{}
+	sums := map[string][32]byte{}
 	applyErrors := 0
 	for rec, err := range store.NewLog(db, nil).Scan(ctx, 0, head) {
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
 		res, err := eng.ApplyResult(rec)
 		if err != nil {
@@ -80,13 +82,14 @@ func expectedNotifications(ctx context.Context, db *sql.DB, head int64) (map[str
 		_, _, _ = reg.Apply(rec)
 		rows, err := emit.Rows(rec, res.Changes, eng.Graph(), reg)
 		if err != nil {
-			return nil, 0, fmt.Errorf("emit rows of seq %d: %w", rec.Seq, err)
+			return nil, nil, 0, fmt.Errorf("emit rows of seq %d: %w", rec.Seq, err)
 		}
 		for _, r := range rows {
 			out[r.SubscriptionID] = append(out[r.SubscriptionID], r.WebhookID)
+			sums[r.WebhookID] = sha256.Sum256(r.Payload)
 		}
 	}
-	return out, applyErrors, nil
+	return out, sums, applyErrors, nil
 }
 
 // outboxState says whether the leader writes the outbox at all: its head,
