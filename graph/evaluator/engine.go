@@ -482,11 +482,10 @@ func (e *Engine) edgeAnchors(ri, src, dst int, ed *graph.Edge, anchors []anchor)
 // mayMatch reports whether a match of r can bind slot to v: v fits the
 // entity now, or a stored match binds it (and may have to be undone).
 func (e *Engine) mayMatch(r *rule, slot int, v graph.VertexID) bool {
-	if e.byAnchor[akey{r, slot, v}].len() > 0 {
+	if x, ok := e.g.Ref(v); matchesRef(r.slotM[slot], x, ok) {
 		return true
 	}
-	x, ok := e.g.Ref(v)
-	return matchesRef(r.slotM[slot], x, ok)
+	return e.byAnchor[akey{r, slot, v}].len() > 0
 }
 
 // candidate is a binding found by reconcile: its match key and bindings,
