@@ -323,7 +323,10 @@ func TestChaosE2E(t *testing.T) {
 	receivers := []*receiver{recvAll, recvCrit}
 
 	// One shared file, as deploy/dev/cluster.sh writes it, and a file per
-	// processor with its own processor section.
+	// processor with its own processor section. notifier.dsn and amqp_url
+	// are spelled out although the daemons inherit them from database and
+	// bus: `causeway webhooks` reads the notifier section alone
+	// (notifier.LoadConfig) and refuses a section without them.
 	var peers []string
 	for i := range 3 {
 		n := &node{id: fmt.Sprintf("p%d", i), raft: freePort(t), api: freePort(t)}
