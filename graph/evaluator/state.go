@@ -7,7 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
@@ -120,29 +120,40 @@ func bookkeeping(templates map[string]*loaded, ms map[string]*match, efs map[str
 		l := templates[n]
 		tpls = append(tpls, TemplateState{Name: n, Body: l.body, Includes: append([]TemplateState(nil), l.includes...)})
 	}
-	keys := make([]string, 0, len(ms))
-	for k := range ms {
-		keys = append(keys, k)
+	// Values are collected with their keys and sorted once; bindings and
+	// supports are copied into one array each.
+	mlist := make([]*match, 0, len(ms))
+	nb := 0
+	for _, m := range ms {
+		mlist = append(mlist, m)
+		nb += len(m.bindings)
 	}
-	sort.Strings(keys)
-	matches := make([]MatchState, 0, len(keys))
-	for _, k := range keys {
-		m := ms[k]
-		matches = append(matches, MatchState{Template: m.rule.tplName, Scenario: m.rule.scenario, Clause: m.rule.clause,
-			Bindings: append([]Binding(nil), m.bindings...)})
+	slices.SortFunc(mlist, func(a, b *match) int { return strings.Compare(a.key, b.key) })
+	binds := make([]Binding, 0, nb)
+	matches := make([]MatchState, 0, len(mlist))
+	for _, m := range mlist {
+		i := len(binds)
+		binds = append(binds, m.bindings...)
+		bs := binds[i:len(binds):len(binds)]
+		if len(bs) == 0 {
+			bs = nil
+		}
+		matches = append(matches, MatchState{Template: m.rule.tplName, Scenario: m.rule.scenario, Clause: m.rule.clause, Bindings: bs})
 	}
-	ekeys := make([]string, 0, len(efs))
-	for k := range efs {
-		ekeys = append(ekeys, k)
+	elist := make([]*effect, 0, len(efs))
+	ns := 0
+	for _, ef := range efs {
+		elist = append(elist, ef)
+		ns += len(ef.supports)
 	}
-	sort.Strings(ekeys)
-	effects := make([]EffectState, 0, len(ekeys))
-	for _, k := range ekeys {
-		ef := efs[k]
-		es := EffectState{Key: ef.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
-			Applied: ef.applied, On: ef.on, AlarmID: ef.alarmID, Supports: []Support{}}
-		es.Supports = append(es.Supports, ef.supports...) // sorted by id
-		effects = append(effects, es)
+	slices.SortFunc(elist, func(a, b *effect) int { return strings.Compare(a.key, b.key) })
+	sups := make([]Support, 0, ns)
+	effects := make([]EffectState, 0, len(elist))
+	for _, ef := range elist {
+		i := len(sups)
+		sups = append(sups, ef.supports...) // sorted by id
+		effects = append(effects, EffectState{Key: ef.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
+			Applied: ef.applied, On: ef.on, AlarmID: ef.alarmID, Supports: sups[i:len(sups):len(sups)]})
 	}
 	return tpls, matches, effects
 }
