@@ -15,6 +15,7 @@ package event
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"time"
@@ -176,16 +177,16 @@ func (b Batch) LastSeq() int64 { return b.PrevSeq + int64(len(b.Records)) }
 // DeriveID returns a stable event id from the parts that identify an
 // observation, so re-publishing the same observation dedups in the log.
 func DeriveID(parts ...string) string {
-	h := sha256.New()
+	// One buffer, hashed at once: each part length-prefixed (8 bytes,
+	// little endian) so ("ab","c") and ("a","bc") differ.
+	var stack [256]byte
+	b := stack[:0]
 	for _, p := range parts {
-		// Length-prefix each part so ("ab","c") and ("a","bc") differ.
-		var n [8]byte
-		l := uint64(len(p))
-		for i := range n {
-			n[i] = byte(l >> (8 * i))
-		}
-		h.Write(n[:])
-		h.Write([]byte(p))
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(p)))
+		b = append(b, p...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
