@@ -70,3 +70,40 @@ func TestPropertyFreeze(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreSupportsAnyOrder checks that Restore takes supports in any
+// order, a repeated id keeping its last value, as State would write them.
+func TestRestoreSupportsAnyOrder(t *testing.T) {
+	recs := genLog(t, 1, 600)
+	e := New(Config{}, nil)
+	applyAll(t, e, recs)
+	st := e.State()
+	i := -1
+	for j, ef := range st.Effects {
+		if len(ef.Supports) > 0 {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		t.Fatal("no effect with supports in the run")
+	}
+	want := append([]Support(nil), st.Effects[i].Supports...)
+	first := want[0]
+	// Reversed, with the first support repeated twice: a stale value, then
+	// the right one last.
+	var sp []Support
+	sp = append(sp, Support{ID: first.ID, Value: first.Value + "-stale"})
+	for k := len(want) - 1; k >= 0; k-- {
+		sp = append(sp, want[k])
+	}
+	st.Effects[i].Supports = sp
+	r, err := Restore(st, Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.State().Effects[i].Supports
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored supports %v, want %v", got, want)
+	}
+}

@@ -104,6 +104,16 @@ func (f *Frozen) State() State {
 	return s
 }
 
+// increasing reports whether the supports are sorted by id without repeats.
+func increasing(sp []Support) bool {
+	for i := 1; i < len(sp); i++ {
+		if sp[i-1].ID >= sp[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
 // Dump writes the canonical dump of the captured state, as Engine.Dump
 // would have at Freeze.
 func (f *Frozen) Dump(w io.Writer) error {
@@ -194,14 +204,17 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 		if r == nil {
 			return nil, fmt.Errorf("restore evaluator: match of unknown clause %s/%d/%d", ms.Template, ms.Scenario, ms.Clause)
 		}
-		b := append([]Binding(nil), ms.Bindings...)
-		e.addMatch(&match{key: matchKey(r, b), rule: r, bindings: b})
+		e.addMatch(newMatch(matchKey(r, ms.Bindings), r, ms.Bindings))
 	}
 	for _, es := range s.Effects {
 		ef := &effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
 			applied: es.Applied, on: es.On, alarmID: es.AlarmID, own: e.own}
-		for _, sp := range es.Supports {
-			ef.supports.set(sp.ID, sp.Value)
+		if increasing(es.Supports) {
+			ef.supports = slices.Clone(es.Supports) // as State writes them
+		} else {
+			for _, sp := range es.Supports {
+				ef.supports.set(sp.ID, sp.Value)
+			}
 		}
 		e.effects[es.Key] = ef
 	}
