@@ -170,10 +170,7 @@ func (e *Engine) dropCauses(from, to graph.VertexID, sid []byte) []graph.Change 
 	return e.settle(ef)
 }
 
-func (e *Engine) isAlarm(id graph.VertexID) bool {
-	v, ok := e.g.Vertex(id)
-	return ok && v.Category == graph.CategoryAlarm
-}
+func (e *Engine) isAlarm(id graph.VertexID) bool { return e.g.IsAlarm(id) }
 
 // dominant returns the winning value among an effect's supports: the
 // highest rank, ties broken by the smallest support id.
