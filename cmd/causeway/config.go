@@ -117,10 +117,28 @@ func loadConfig(path string) (*fileConfig, error) {
 	return cfg, nil
 }
 
-// parseConfig decodes raw strictly and resolves the shared settings. It
-// checks the shared sections; each component validates its own section when
-// it starts (and check-config validates them all).
+// parseConfig decodes raw strictly and resolves the shared settings, which
+// it requires. It checks the shared sections; each component validates its
+// own section when it starts (and check-config validates them all).
 func parseConfig(raw []byte) (*fileConfig, error) {
+	cfg, err := decodeConfig(raw)
+	if cfg == nil {
+		return nil, err
+	}
+	errs := []error{err}
+	if cfg.Database.DSN == "" {
+		errs = append(errs, errors.New("database.dsn: is required (or database.dsn_file)"))
+	}
+	if cfg.Bus.URL == "" {
+		errs = append(errs, errors.New("bus.url: is required (or bus.url_file)"))
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// decodeConfig decodes raw strictly, reads the shared secrets and lets the
+// sections with their own connection settings inherit the shared ones. It
+// returns a nil config only when raw does not decode.
+func decodeConfig(raw []byte) (*fileConfig, error) {
 	var cfg fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
@@ -137,13 +155,6 @@ func parseConfig(raw []byte) (*fileConfig, error) {
 	if err := readSecret(&cfg.Bus.URL, cfg.Bus.URLFile, "bus"); err != nil {
 		errs = append(errs, err)
 	}
-	if cfg.Database.DSN == "" {
-		errs = append(errs, errors.New("database.dsn: is required (or database.dsn_file)"))
-	}
-	if cfg.Bus.URL == "" {
-		errs = append(errs, errors.New("bus.url: is required (or bus.url_file)"))
-	}
-	// Components that keep their own connection settings inherit the shared ones.
 	if cfg.Processor.DatabaseDSN == "" {
 		cfg.Processor.DatabaseDSN = cfg.Database.DSN
 	}
@@ -160,6 +171,27 @@ func parseConfig(raw []byte) (*fileConfig, error) {
 		cfg.Listener.OpenStack.Conn = cfg.Bus.conn()
 	}
 	return &cfg, errors.Join(errs...)
+}
+
+// loadNotifierConfig is the notifier's section of the file at path, with the
+// shared database and bus settings inherited, defaults set and validated.
+// The notifier and the webhooks commands need only this section and what it
+// inherits, so the file may leave out the others.
+func loadNotifierConfig(path string) (notifier.Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return notifier.Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := decodeConfig(raw)
+	if err != nil {
+		return notifier.Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	nc := cfg.Notifier
+	nc.SetDefaults()
+	if err := nc.Validate(); err != nil {
+		return notifier.Config{}, fmt.Errorf("config %s: notifier: %w", path, err)
+	}
+	return nc, nil
 }
 
 // readSecret fills *v from file when file is set; setting both is an error.

@@ -65,3 +65,21 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestNotifierInheritsSharedSettings: the webhooks commands and the notifier
+// accept a file whose notifier section relies on the shared sections, as
+// deploy/causeway.yaml documents.
+func TestNotifierInheritsSharedSettings(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	body := "database: {dsn: \"u@tcp(h:3306)/db\"}\nbus: {url: \"amqp://h/\"}\nnotifier: {}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := loadNotifierConfig(path)
+	if err != nil {
+		t.Fatalf("loadNotifierConfig: %v", err)
+	}
+	if nc.DSN != "u@tcp(h:3306)/db" || nc.AMQPURL != "amqp://h/" {
+		t.Errorf("inherited dsn %q, amqp_url %q", nc.DSN, nc.AMQPURL)
+	}
+}

@@ -34,7 +34,7 @@ func newWebhooksCmd(g *globalFlags) *cobra.Command {
 	root.PersistentFlags().StringVarP(&output, "output", "o", "table", "output: table or json")
 
 	withDB := func(cmd *cobra.Command, f func(ctx context.Context, cfg notifier.Config, db *sql.DB) error) error {
-		cfg, err := notifier.LoadConfig(g.configPath)
+		cfg, err := loadNotifierConfig(g.configPath)
 		if err != nil {
 			return err
 		}
@@ -296,7 +296,7 @@ func orDefault(s, d string) string {
 // throw-away spool and waits for the broker's confirm.
 func publishSubscription(cmd *cobra.Command, g *globalFlags, amqpURL string, kind event.Kind, id string, spec []byte) error {
 	if amqpURL == "" {
-		cfg, err := notifier.LoadConfig(g.configPath)
+		cfg, err := loadNotifierConfig(g.configPath)
 		if err != nil {
 			return err
 		}
