@@ -29,13 +29,7 @@ then, and -o dot is accepted too.`,
 			if err != nil {
 				return err
 			}
-			var t time.Time
-			if at != "" {
-				if t, err = time.Parse(time.RFC3339Nano, at); err != nil {
-					return fmt.Errorf("--at: %q is not an RFC 3339 time", at)
-				}
-			}
-			r, err := c.RCA(cmd.Context(), args[0], seq, t)
+			r, err := c.RCA(cmd.Context(), args[0], 0, time.Time{})
 			if err != nil {
 				return err
 			}

@@ -187,7 +187,7 @@ The cluster runs on: API http://127.0.0.1:8081 (also :8082, :8083), listener htt
   see it again:      $BIN rca show $alarm --url http://127.0.0.1:8081 --token $ADMIN_TOKEN
   the whole graph:   $BIN topology show --url http://127.0.0.1:8081 --token $ADMIN_TOKEN
   the cluster:       $BIN status --url http://127.0.0.1:8081 --token $ADMIN_TOKEN
-  ask about the past: $BIN rca show $alarm --at $now --url http://127.0.0.1:8081 --token $ADMIN_TOKEN
+  ask about the past: $BIN rca show $alarm --at $now -c $RUN_DIR/causeway.yaml   (rebuilt from MariaDB)
   stop it:           make stop
 EOF
 }
