@@ -14,6 +14,7 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/notifier/subscription"
 )
 
 // MaxRCAPaths bounds the causal paths listed in an RCA answer.
@@ -821,4 +822,47 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs ...event.Ev
 	}
 	m := s.meta(-1)
 	s.reply(w, http.StatusAccepted, m, AcceptedResponse{Meta: m, EventIDs: ids})
+}
+
+// subscriptionPut answers PUT /v1/subscriptions/{id}: the body is the
+// subscription's spec (notifier/subscription), validated strictly here and
+// published, in its canonical form, as subscription.put — so it reaches the
+// notifier through the log, like every change.
+func (s *Server) subscriptionPut(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		s.fail(w, http.StatusRequestEntityTooLarge, 0, fmt.Errorf("read request body: %w", err))
+		return
+	}
+	spec, err := subscription.Decode(raw)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	canon, err := subscription.Encode(spec)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	ev := s.apiEvent(event.KindSubscriptionPut, id, string(canon))
+	ev.Subscription = &event.Subscription{ID: id, Spec: canon}
+	if err := ev.Validate(); err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	s.publish(w, r, ev)
+}
+
+// subscriptionDelete answers DELETE /v1/subscriptions/{id}: published as
+// subscription.delete; the notifier dead-letters what was still pending.
+func (s *Server) subscriptionDelete(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ev := s.apiEvent(event.KindSubscriptionDelete, id)
+	ev.Subscription = &event.Subscription{ID: id}
+	if err := ev.Validate(); err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	s.publish(w, r, ev)
 }

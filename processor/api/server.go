@@ -24,6 +24,8 @@
 //	POST /v1/templates/validate        YAML body (or JSON {"body":...}): problems, nothing published
 //	POST /v1/templates                 admin: validated, then published as template.put
 //	DELETE /v1/templates/{name}        admin: published as template.delete
+//	PUT  /v1/subscriptions/{id}        admin: webhook subscription spec, validated, published as subscription.put
+//	DELETE /v1/subscriptions/{id}      admin: published as subscription.delete
 //	POST /v1/events                    admin: events (one or an array), published to the bus
 //	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere)
 //	GET  /v1/debug/dump                admin: the canonical dump of the live state
@@ -247,6 +249,8 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	read("POST /v1/templates/validate", s.templateValidate)
 	admin("POST /v1/templates", s.templateAdd)
 	admin("DELETE /v1/templates/{name}", s.templateDelete)
+	admin("PUT /v1/subscriptions/{id}", s.subscriptionPut)
+	admin("DELETE /v1/subscriptions/{id}", s.subscriptionDelete)
 	admin("POST /v1/events", s.events)
 	read("GET /v1/cluster", s.cluster)
 	admin("POST /v1/cluster/join", s.clusterJoin)

@@ -512,3 +512,31 @@ func FuzzDecodeEvents(f *testing.F) {
 		}
 	})
 }
+
+func TestSubscriptions(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph()}
+	ts := newTestServer(t, b)
+	resp, body := do(t, ts, "PUT", "/v1/subscriptions/ops", "read-token", "application/json", `{"url":"http://127.0.0.1:9/hook"}`)
+	if resp.StatusCode != 403 || len(b.published) != 0 {
+		t.Errorf("put as reader: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, ts, "PUT", "/v1/subscriptions/ops", "admin-token", "application/json", `{"url":"http://127.0.0.1:9/hook","colour":"red"}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "colour") || len(b.published) != 0 {
+		t.Errorf("put with an unknown field: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, ts, "PUT", "/v1/subscriptions/ops", "admin-token", "application/json", `{"url":"http://127.0.0.1:9/hook"}`)
+	if resp.StatusCode != 202 || len(b.published) != 1 {
+		t.Fatalf("put: %d %s", resp.StatusCode, body)
+	}
+	ev := b.published[0]
+	if ev.Kind != event.KindSubscriptionPut || ev.Subscription.ID != "ops" || !strings.Contains(string(ev.Subscription.Spec), "http://127.0.0.1:9/hook") {
+		t.Errorf("published %+v", ev)
+	}
+	if err := ev.Validate(); err != nil {
+		t.Errorf("published event is invalid: %v", err)
+	}
+	resp, body = do(t, ts, "DELETE", "/v1/subscriptions/ops", "admin-token", "", "")
+	if resp.StatusCode != 202 || len(b.published) != 2 || b.published[1].Kind != event.KindSubscriptionDelete {
+		t.Errorf("delete: %d %s", resp.StatusCode, body)
+	}
+}
