@@ -194,13 +194,17 @@ maria_setup() {
 	fi
 	local pw
 	pw=$(sql_quote "$MYSQL_PASSWORD")
+	# PROCESS: a new leader finds (information_schema.INNODB_LOCK_WAITS)
+	# and kills the connection of a deposed leader holding the fence.
 	mysql_root "CREATE DATABASE IF NOT EXISTS causeway CHARACTER SET utf8mb4;
 		CREATE USER IF NOT EXISTS 'causeway'@'127.0.0.1' IDENTIFIED BY $pw;
 		CREATE USER IF NOT EXISTS 'causeway'@'localhost' IDENTIFIED BY $pw;
 		ALTER USER 'causeway'@'127.0.0.1' IDENTIFIED BY $pw;
 		ALTER USER 'causeway'@'localhost' IDENTIFIED BY $pw;
 		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'127.0.0.1';
-		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'localhost';" ||
+		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'localhost';
+		GRANT PROCESS ON *.* TO 'causeway'@'127.0.0.1';
+		GRANT PROCESS ON *.* TO 'causeway'@'localhost';" ||
 		die "could not create the causeway database and user"
 }
 

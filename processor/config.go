@@ -24,6 +24,7 @@ const (
 	DefaultLeaderWriteLimit = 60 * time.Second
 	DefaultFlushInterval    = 100 * time.Millisecond
 	DefaultHistoryPrune     = time.Hour
+	DefaultFenceEvictAfter  = 2 * time.Second
 )
 
 // Config configures a processor node (YAML section "processor").
@@ -74,6 +75,13 @@ type Config struct {
 	// database (snapshot.Writer.TakeFromLog): no pause, at the cost of a
 	// second machine's memory and replaying the log a second time.
 	SnapshotCaptureLive bool `yaml:"snapshot_capture_live"`
+	// FenceEvictAfter is how long a new leader waits for the fencing
+	// row before it kills the connection holding it (default 2s): a
+	// deposed leader stopped or cut off in the middle of a fenced write
+	// would otherwise block it until that connection dies. The database
+	// user needs the PROCESS privilege, and CONNECTION ADMIN unless every
+	// processor uses the same user.
+	FenceEvictAfter time.Duration `yaml:"fence_evict_after"`
 	// RetryMin and RetryMax bound the backoff of a failed catch-up or load.
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
@@ -110,6 +118,9 @@ func (c *Config) SetDefaults() {
 	c.History = c.History.WithDefaults()
 	if c.HistoryPruneInterval == 0 {
 		c.HistoryPruneInterval = DefaultHistoryPrune
+	}
+	if c.FenceEvictAfter == 0 {
+		c.FenceEvictAfter = DefaultFenceEvictAfter
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = DefaultRetryMin
@@ -161,7 +172,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"poll_interval", c.PollInterval}, {"snapshot_check", c.SnapshotCheck}, {"flush_interval", c.FlushInterval}, {"history_prune_interval", c.HistoryPruneInterval}, {"retry_min", c.RetryMin}, {"retry_max", c.RetryMax}} {
+	}{{"poll_interval", c.PollInterval}, {"snapshot_check", c.SnapshotCheck}, {"flush_interval", c.FlushInterval}, {"history_prune_interval", c.HistoryPruneInterval}, {"fence_evict_after", c.FenceEvictAfter}, {"retry_min", c.RetryMin}, {"retry_max", c.RetryMax}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive", d.name))
 		}

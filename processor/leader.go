@@ -168,10 +168,22 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shad
 		return true
 	case errors.Is(err, snapshot.ErrBusy):
 		return false
+	case n.deposed(ctx, term):
+		n.fencedWrite(log, "snapshot", err)
+		return true
 	default:
 		log.Warn("write snapshot", "err", err)
 		return false
 	}
+}
+
+// deposed reports whether the fence holds a term above term: a write that
+// failed for another reason — its connection killed by a newer leader's
+// claim while this process was stopped — was refused by the fence all the
+// same, and nothing more may be written.
+func (n *node) deposed(ctx context.Context, term uint64) bool {
+	stored, err := detached(ctx, n.parts.Fence.Stored)
+	return err == nil && stored > int64(term)
 }
 
 // writeLoop flushes the pending outbox rows and history items every
@@ -209,6 +221,9 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 		case err == nil:
 			failures = 0
 		case errors.Is(err, store.ErrFenced):
+			n.fencedWrite(log, "outbox/history", err)
+			return true
+		case n.deposed(ctx, term):
 			n.fencedWrite(log, "outbox/history", err)
 			return true
 		case ctx.Err() != nil:

@@ -29,6 +29,12 @@ func (f *fakeFence) Claim(_ context.Context, term int64) error {
 	return nil
 }
 
+func (f *fakeFence) Stored(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stored, nil
+}
+
 // fakeSnaps writes a snapshot whenever applied moved, checking the fence
 // like the real writer does in its transaction.
 type fakeSnaps struct {

@@ -152,7 +152,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	parts := Parts{
 		Log: log, Stream: sub, Publisher: pub, Snapshots: writer, Reconstructor: recon,
-		Fence:   dbFence{db: db, name: p.cfg.Snapshot.FenceName},
+		Fence:   dbFence{db: db, name: p.cfg.Snapshot.FenceName, evictAfter: p.cfg.FenceEvictAfter, log: p.deps.Logger},
 		Capture: CaptureEngine, Inspect: InspectEngine,
 		Produce: ProduceNode, Outbox: dbOutbox{db: db}, History: dbHistory{db: db},
 		SnapshotIndex: snapshot.NewStore(db, p.deps.Logger),
@@ -229,10 +229,13 @@ type Reconstructor interface {
 	Advance(ctx context.Context, res *snapshot.Reconstruction, target snapshot.Target) error
 }
 
-// Fencer claims the fencing row at a term (store.CheckFence in its own
-// transaction); it fails wrapping store.ErrFenced for a stale term.
+// Fencer claims the fencing row at a term (store.ClaimFence); it fails
+// wrapping store.ErrFenced for a stale term. Stored reads the term the
+// row holds, so a leader whose write failed for another reason (its
+// connection killed by a newer leader's claim) learns it was deposed.
 type Fencer interface {
 	Claim(ctx context.Context, term int64) error
+	Stored(ctx context.Context) (int64, error)
 }
 
 // Elector is the raft node (election.Node).
@@ -248,23 +251,23 @@ type Elector interface {
 }
 
 type dbFence struct {
-	db   *sql.DB
-	name string
+	db         *sql.DB
+	name       string
+	evictAfter time.Duration
+	log        *slog.Logger
 }
 
 func (f dbFence) Claim(ctx context.Context, term int64) error {
-	tx, err := f.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("claim fence: %w", err)
+	evicted, err := store.ClaimFence(ctx, f.db, f.name, term, f.evictAfter)
+	if len(evicted) > 0 && f.log != nil {
+		f.log.Warn("killed the database connections holding the fence (a deposed leader mid-write)",
+			"fence", f.name, "term", term, "connections", evicted)
 	}
-	if err := store.CheckFence(ctx, tx, f.name, term); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("claim fence: commit: %w", err)
-	}
-	return nil
+	return err
+}
+
+func (f dbFence) Stored(ctx context.Context) (int64, error) {
+	return store.StoredFence(ctx, f.db, f.name)
 }
 
 // node is the running core.

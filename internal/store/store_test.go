@@ -565,3 +565,63 @@ func TestAlterGivesUpBehindLongTransaction(t *testing.T) {
 		t.Errorf("Append after: %v", err)
 	}
 }
+
+// TestClaimFenceEvictsAStoppedHolder: a deposed leader stopped in the
+// middle of a fenced write keeps the fence row locked; the new leader's
+// claim kills its connection after evictAfter instead of waiting for the
+// lock timeout, and the old leader's write fails when it goes on.
+func TestClaimFenceEvictsAStoppedHolder(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	if _, err := store.ClaimFence(ctx, db, "leader", 4, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	old, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	var oldID int64
+	if err := old.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&oldID); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := old.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFence(ctx, tx, "leader", 4); err != nil {
+		t.Fatal(err)
+	}
+	// The old leader "stops" here, holding the row.
+	start := time.Now()
+	evicted, err := store.ClaimFence(ctx, db, "leader", 5, 200*time.Millisecond)
+	if err != nil {
+		t.Fatalf("claim at term 5: %v", err)
+	}
+	if len(evicted) != 1 || evicted[0] != oldID {
+		t.Errorf("evicted %v; want the holder's connection %d", evicted, oldID)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("claim took %s: it waited for the lock timeout instead of evicting", took)
+	}
+	// The old leader resumes: its write is gone with its connection.
+	if _, err := tx.ExecContext(ctx, "UPDATE fencing SET term = 4 WHERE name = 'leader'"); err == nil {
+		if err := tx.Commit(); err == nil {
+			t.Fatal("the evicted leader's transaction committed")
+		}
+	}
+	_ = tx.Rollback()
+	if got, err := store.StoredFence(ctx, db, "leader"); err != nil || got != 5 {
+		t.Errorf("stored fence = %d, %v; want 5", got, err)
+	}
+	if got, err := store.StoredFence(ctx, db, "nothing"); err != nil || got != 0 {
+		t.Errorf("stored fence of a name never claimed = %d, %v; want 0", got, err)
+	}
+	// A stale claim is refused, and a claim that needs no eviction evicts nothing.
+	if _, err := store.ClaimFence(ctx, db, "leader", 3, 200*time.Millisecond); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("claim at term 3 = %v; want ErrFenced", err)
+	}
+	if evicted, err := store.ClaimFence(ctx, db, "leader", 6, 200*time.Millisecond); err != nil || len(evicted) != 0 {
+		t.Errorf("claim at term 6 = %v, %v; want no eviction", evicted, err)
+	}
+}
