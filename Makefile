@@ -5,7 +5,8 @@ SHELL := /bin/bash
 GO          ?= go
 BIN         := bin/causeway
 RUN_DIR     ?= .run
-STATICCHECK_VERSION := 2026.2.2
+# staticcheck 2026.2.2 is module version v0.8.2 (the proxy serves the module version).
+STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 15s
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 
