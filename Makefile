@@ -32,6 +32,10 @@ tools: ## install the test tools that come from Debian packages (systemd-analyze
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd >/dev/null || \
 	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd >/dev/null; }; }
 
+.PHONY: install
+install: build ## install binary, units, config, templates and the causeway user (DESTDIR= stages them)
+	deploy/install.sh --bin $(BIN) $(if $(DESTDIR),--destdir $(DESTDIR)) $(if $(NODES),--nodes $(NODES))
+
 .PHONY: run
 run: services build ## run a local cluster on a sample topology and print an RCA
 	@deploy/dev/cluster.sh start

@@ -1,0 +1,108 @@
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestInstallStagesAPackage runs install.sh into a staging directory with
+// a freshly built binary and checks the layout a package would have: every
+// unit's ExecStart names the installed binary and a configuration file that
+// was installed and that the binary itself finds valid; a second run keeps
+// an operator's edited configuration and puts the shipped one beside it.
+func TestInstallStagesAPackage(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go is not on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "causeway")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/causeway").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	stage := t.TempDir()
+	install := func() string {
+		t.Helper()
+		out, err := exec.Command("./install.sh", "--destdir", stage, "--bin", bin, "--nodes", "a,b,c").CombinedOutput()
+		if err != nil {
+			t.Fatalf("install.sh: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	install()
+
+	for path, mode := range map[string]os.FileMode{
+		"usr/bin/causeway":                     0o755,
+		"lib/systemd/system/causeway.target":   0o644,
+		"usr/lib/sysusers.d/causeway.conf":     0o644,
+		"usr/lib/tmpfiles.d/causeway.conf":     0o644,
+		"etc/causeway/causeway.yaml":           0o640,
+		"etc/causeway/processor-b.yaml":        0o640,
+		"etc/causeway/templates/host_nic.yaml": 0o640,
+		"etc/causeway/secrets":                 0o750 | os.ModeDir,
+	} {
+		fi, err := os.Stat(filepath.Join(stage, path))
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if fi.Mode() != mode {
+			t.Errorf("%s: mode %v; want %v", path, fi.Mode(), mode)
+		}
+	}
+	sysusers, err := os.ReadFile(filepath.Join(stage, "usr/lib/sysusers.d/causeway.conf"))
+	if err != nil || !strings.Contains(string(sysusers), "\nu causeway ") {
+		t.Errorf("sysusers.d does not declare the causeway user (%v):\n%s", err, sysusers)
+	}
+
+	// Every unit starts the installed binary on an installed, valid config.
+	exec1 := regexp.MustCompile(`(?m)^ExecStart=(\S+) .*--config (\S+)`)
+	for _, u := range units(t) {
+		if !strings.HasSuffix(u, ".service") {
+			continue
+		}
+		body, err := os.ReadFile(filepath.Join(stage, "lib/systemd/system", filepath.Base(u)))
+		if err != nil {
+			t.Fatalf("unit not installed: %v", err)
+		}
+		m := exec1.FindStringSubmatch(string(body))
+		if m == nil {
+			t.Fatalf("%s: no ExecStart with --config", u)
+		}
+		if _, err := os.Stat(filepath.Join(stage, m[1])); err != nil {
+			t.Errorf("%s starts %s, which is not installed", u, m[1])
+		}
+		cfg := strings.ReplaceAll(m[2], "%i", "c")
+		out, err := exec.Command(bin, "check-config", "-c", filepath.Join(stage, cfg)).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: check-config %s: %v\n%s", u, cfg, err, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(stage, "etc/causeway/processor-c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\n  node_id: c\n", "\n  data_dir: /var/lib/causeway/processor-c\n", `bind_addr: "127.0.0.1:7103"`, `listen: "127.0.0.1:8083"`,
+		"peers:\n      - {id: a, address: \"127.0.0.1:7101\"}\n      - {id: b, address: \"127.0.0.1:7102\"}\n      - {id: c, address: \"127.0.0.1:7103\"}\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("processor-c.yaml lacks %q", want)
+		}
+	}
+
+	// A second run keeps what the operator edited.
+	edited := filepath.Join(stage, "etc/causeway/causeway.yaml")
+	if err := os.WriteFile(edited, append([]byte("# edited by the operator\n"), b...), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if out := install(); !strings.Contains(out, "kept "+edited) {
+		t.Errorf("second run did not say it kept the edited config:\n%s", out)
+	}
+	if got, _ := os.ReadFile(edited); !strings.HasPrefix(string(got), "# edited by the operator\n") {
+		t.Error("second run overwrote the edited config")
+	}
+	if _, err := os.Stat(edited + ".dist"); err != nil {
+		t.Errorf("shipped config not put beside the edited one: %v", err)
+	}
+}
