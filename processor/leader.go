@@ -45,6 +45,20 @@ func (h dbHistory) Head(ctx context.Context) (int64, error) { return history.Hea
 func (h dbHistory) Write(ctx context.Context, term int64, b history.Batch) (history.Result, error) {
 	return history.Write(ctx, h.db, term, b)
 }
+
+// The api.HistoryReader side, for GET /v1/history/... .
+
+func (h dbHistory) AlarmHistory(ctx context.Context, q history.Query) (history.Page, error) {
+	return history.List(ctx, h.db, q)
+}
+
+func (h dbHistory) AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error) {
+	return history.Stats(ctx, h.db, q)
+}
+
+func (h dbHistory) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
+	return history.Links(ctx, h.db, key, from, to)
+}
 func (h dbHistory) Prune(ctx context.Context, term int64, before time.Time) (history.Pruned, error) {
 	return history.Prune(ctx, h.db, term, before)
 }

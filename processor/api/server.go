@@ -20,6 +20,9 @@
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
 //	GET  /v1/rca/{id}                  live, or ?seq= / ?at=RFC3339 on a reconstructed graph
+//	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)
+//	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
+//	GET  /v1/history/links             ?alarm=KEY&from=&to=: periods of the causal links of one alarm
 //	GET  /v1/templates[/{name}]        loaded templates
 //	POST /v1/templates/validate        YAML body (or JSON {"body":...}): problems, nothing published
 //	POST /v1/templates                 admin: validated, then published as template.put
@@ -244,6 +247,9 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	read("GET /v1/alarms/count", s.alarmCount)
 	read("GET /v1/alarms/{id}", s.alarmShow)
 	read("GET /v1/rca/{id}", s.rca)
+	read("GET /v1/history/alarms", s.alarmHistory)
+	read("GET /v1/history/stats", s.alarmStats)
+	read("GET /v1/history/links", s.alarmLinks)
 	read("GET /v1/templates", s.templateList)
 	read("GET /v1/templates/{name}", s.templateShow)
 	read("POST /v1/templates/validate", s.templateValidate)

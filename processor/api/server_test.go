@@ -540,3 +540,36 @@ func TestSubscriptions(t *testing.T) {
 		t.Errorf("delete: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestHistoryNeedsAReader: a backend without the alarm history answers
+// 501 on every history endpoint, after authentication.
+func TestHistoryNeedsAReader(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	for _, path := range []string{"/v1/history/alarms", "/v1/history/stats", "/v1/history/links?alarm=x"} {
+		if resp, body := do(t, ts, "GET", path, "", "", ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d (%s)", path, resp.StatusCode, body)
+		}
+		if resp, body := do(t, ts, "GET", path, "read-token", "", ""); resp.StatusCode != http.StatusNotImplemented {
+			t.Errorf("%s: %d (%s); want 501", path, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"now":                  now,
+		"-2h":                  now.Add(-2 * time.Hour),
+		"+90m":                 now.Add(90 * time.Minute),
+		"2026-04-30T10:00:00Z": time.Date(2026, 4, 30, 10, 0, 0, 0, time.UTC),
+	} {
+		if got, err := parseWhen(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-2x", "2026-04-30"} {
+		if _, err := parseWhen(bad, now); err == nil {
+			t.Errorf("parseWhen(%q) accepted", bad)
+		}
+	}
+}

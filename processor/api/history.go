@@ -1,0 +1,226 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/history"
+)
+
+// ErrNoHistory is returned by a HistoryReader that has no alarm history
+// to read (answered 501).
+var ErrNoHistory = errors.New("this node keeps no alarm history")
+
+// HistoryReader answers from the alarm history the leader keeps in the
+// database, without replaying anything. A Backend that also implements it
+// serves GET /v1/history/...; otherwise those answer 501.
+type HistoryReader interface {
+	AlarmHistory(ctx context.Context, q history.Query) (history.Page, error)
+	AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error)
+	AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error)
+}
+
+// HistoryResponse is GET /v1/history/alarms: one page of occurrences.
+type HistoryResponse struct {
+	Meta
+	From  time.Time            `json:"from"`
+	To    time.Time            `json:"to"`
+	Items []history.Occurrence `json:"items"`
+	// Next is the page token of the next page (?page=), "" on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// StatsResponse is GET /v1/history/stats.
+type StatsResponse struct {
+	Meta
+	From     time.Time        `json:"from"`
+	To       time.Time        `json:"to"`
+	Interval string           `json:"interval"`
+	Buckets  []history.Bucket `json:"buckets"`
+}
+
+// LinksResponse is GET /v1/history/links.
+type LinksResponse struct {
+	Meta
+	Alarm string         `json:"alarm"`
+	Links []history.Link `json:"links"`
+}
+
+// parseWhen reads an RFC 3339 time, "now", or a duration relative to now
+// ("-2h", "-90m").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "now" {
+		return now, nil
+	}
+	if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a relative duration like -2h", s)
+		}
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a relative duration like -2h", s)
+	}
+	return t, nil
+}
+
+// historyRange reads ?from= and ?to= (default: the 24 hours before to,
+// to = now).
+func historyRange(r *http.Request, now time.Time) (from, to time.Time, err error) {
+	q := r.URL.Query()
+	to = now
+	if v := q.Get("to"); v != "" {
+		if to, err = parseWhen(v, now); err != nil {
+			return from, to, fmt.Errorf("to: %w", err)
+		}
+	}
+	from = to.Add(-24 * time.Hour)
+	if v := q.Get("from"); v != "" {
+		if from, err = parseWhen(v, now); err != nil {
+			return from, to, fmt.Errorf("from: %w", err)
+		}
+	}
+	if to.Before(from) {
+		return from, to, fmt.Errorf("to %s is before from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	return from.UTC(), to.UTC(), nil
+}
+
+// historyReader is the backend's HistoryReader, or a 501 written.
+func (s *Server) historyReader(w http.ResponseWriter) (HistoryReader, bool) {
+	h, ok := s.b.(HistoryReader)
+	if !ok {
+		s.fail(w, http.StatusNotImplemented, 0, ErrNoHistory)
+	}
+	return h, ok
+}
+
+// historyFailed answers an error of the history store.
+func (s *Server) historyFailed(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, history.ErrBadToken):
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("page: %w", err))
+	case errors.Is(err, ErrNoHistory):
+		s.fail(w, http.StatusNotImplemented, 0, err)
+	default:
+		s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("alarm history: %w", err))
+	}
+}
+
+// alarmHistory answers GET /v1/history/alarms?from=&to=&type=&resource=
+// &severity=&limit=&page=: the occurrences active at some moment of
+// [from, to], by raised seq, a page at a time.
+func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.historyReader(w)
+	if !ok {
+		return
+	}
+	from, to, err := historyRange(r, s.now())
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	v := r.URL.Query()
+	q := history.Query{From: from, To: to, Type: v.Get("type"), Resource: v.Get("resource"), Severity: v.Get("severity"), Limit: 100, After: v.Get("page")}
+	if l := v.Get("limit"); l != "" {
+		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 1 || q.Limit > 10000 {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("limit: %q is not in 1..10000", l))
+			return
+		}
+	}
+	p, err := h.AlarmHistory(r.Context(), q)
+	if err != nil {
+		s.historyFailed(w, err)
+		return
+	}
+	if p.Items == nil {
+		p.Items = []history.Occurrence{}
+	}
+	resp := HistoryResponse{Meta: s.meta(-1), From: from, To: to, Items: p.Items, Next: p.Next}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// alarmStats answers GET /v1/history/stats?from=&to=&interval=&type=:
+// occurrences raised per interval (default 1h), by type and severity.
+func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.historyReader(w)
+	if !ok {
+		return
+	}
+	from, to, err := historyRange(r, s.now())
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	if !from.Before(to) {
+		s.fail(w, http.StatusBadRequest, 0, errors.New("from must be before to"))
+		return
+	}
+	v := r.URL.Query()
+	q := history.StatsQuery{From: from, To: to, Interval: time.Hour, Type: v.Get("type")}
+	if i := v.Get("interval"); i != "" {
+		if q.Interval, err = time.ParseDuration(i); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("interval: %q is not a duration", i))
+			return
+		}
+	}
+	if q.Interval < time.Second {
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("interval: %s is shorter than a second", q.Interval))
+		return
+	}
+	if to.Sub(from)/q.Interval > 100000 {
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("interval: %s over %s is more than 100000 buckets", q.Interval, to.Sub(from)))
+		return
+	}
+	bs, err := h.AlarmStats(r.Context(), q)
+	if err != nil {
+		s.historyFailed(w, err)
+		return
+	}
+	if bs == nil {
+		bs = []history.Bucket{}
+	}
+	resp := StatsResponse{Meta: s.meta(-1), From: from, To: to, Interval: q.Interval.String(), Buckets: bs}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// alarmLinks answers GET /v1/history/links?alarm=KEY&from=&to=: the
+// periods of the causal links into or out of one alarm (its history key,
+// as the occurrences carry it). Without from and to, all of them.
+func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.historyReader(w)
+	if !ok {
+		return
+	}
+	v := r.URL.Query()
+	key := v.Get("alarm")
+	if key == "" {
+		s.fail(w, http.StatusBadRequest, 0, errors.New("alarm: the alarm's history key is required"))
+		return
+	}
+	var from, to time.Time
+	if v.Get("from") != "" || v.Get("to") != "" {
+		var err error
+		if from, to, err = historyRange(r, s.now()); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, err)
+			return
+		}
+	}
+	links, err := h.AlarmLinks(r.Context(), key, from, to)
+	if err != nil {
+		s.historyFailed(w, err)
+		return
+	}
+	if links == nil {
+		links = []history.Link{}
+	}
+	resp := LinksResponse{Meta: s.meta(-1), Alarm: key, Links: links}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}

@@ -1,0 +1,144 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/processor/api"
+)
+
+// TestHistoryAPI: after a leader wrote the alarm history of a log, the GET
+// /v1/history endpoints of a node answer from the database what the
+// history package reads directly — pages joined, stats, a deduced alarm's
+// causal links — including alarms cleared long before.
+func TestHistoryAPI(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	n := dbNode(t, db)
+	// The log is of March 2026: keep its ended alarms from the pruning.
+	n.cfg.History.Retention = 20 * 365 * 24 * time.Hour
+	evs := notifyLog()
+	appendEvents(t, db, evs, 0)
+	if err := n.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	leadOnce(t, n, db, 1, int64(len(evs)))
+
+	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	get := func(path string, params url.Values, into any) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", ts.URL+path+"?"+params.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(b, into); err != nil {
+				t.Fatalf("%s: %v\n%s", path, err, b)
+			}
+		}
+		return resp.StatusCode
+	}
+
+	from, to := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	want, err := history.List(ctx, db, history.Query{From: from, To: to, Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Items) < 20 {
+		t.Fatalf("the scenario left %d occurrences", len(want.Items))
+	}
+	// Through the API, 7 at a time.
+	var got []history.Occurrence
+	params := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "limit": {"7"}}
+	for pages := 0; ; pages++ {
+		var r api.HistoryResponse
+		if code := get("/v1/history/alarms", params, &r); code != http.StatusOK {
+			t.Fatalf("page %d: status %d", pages, code)
+		}
+		got = append(got, r.Items...)
+		if r.Next == "" {
+			break
+		}
+		params.Set("page", r.Next)
+	}
+	if diff := cmp.Diff(want.Items, got); diff != "" {
+		t.Errorf("history through the API (-direct +api):\n%s", diff)
+	}
+	var cleared, deduced *history.Occurrence
+	for i := range got {
+		o := &got[i]
+		if !o.Active() && cleared == nil {
+			cleared = o
+		}
+		if o.Deduced && deduced == nil {
+			deduced = o
+		}
+	}
+	if cleared == nil || deduced == nil {
+		t.Fatal("no cleared or no deduced occurrence in the history")
+	}
+
+	var filtered api.HistoryResponse
+	get("/v1/history/alarms", url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "type": {"vitrage"}, "limit": {"10000"}}, &filtered)
+	if len(filtered.Items) == 0 || len(filtered.Items) >= len(got) {
+		t.Errorf("type=vitrage kept %d of %d", len(filtered.Items), len(got))
+	}
+	for _, o := range filtered.Items {
+		if o.Type != "vitrage" {
+			t.Errorf("type=vitrage returned a %s alarm", o.Type)
+		}
+	}
+
+	wantStats, err := history.Stats(ctx, db, history.StatsQuery{From: from, To: to, Interval: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats api.StatsResponse
+	if code := get("/v1/history/stats", url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "interval": {"24h"}}, &stats); code != http.StatusOK {
+		t.Fatalf("stats: status %d", code)
+	}
+	if diff := cmp.Diff(wantStats, stats.Buckets); diff != "" || len(wantStats) == 0 {
+		t.Errorf("stats through the API (-direct +api):\n%s", diff)
+	}
+
+	wantLinks, err := history.Links(ctx, db, deduced.AlarmKey, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links api.LinksResponse
+	if code := get("/v1/history/links", url.Values{"alarm": {deduced.AlarmKey}}, &links); code != http.StatusOK {
+		t.Fatalf("links: status %d", code)
+	}
+	if diff := cmp.Diff(wantLinks, links.Links); diff != "" || len(wantLinks) == 0 {
+		t.Errorf("links of %s through the API (-direct +api):\n%s", deduced.AlarmKey, diff)
+	}
+
+	for _, bad := range []url.Values{
+		{"from": {"yesterday"}},
+		{"from": {to.Format(time.RFC3339)}, "to": {from.Format(time.RFC3339)}},
+		{"limit": {"0"}},
+		{"page": {"not-a-token"}},
+	} {
+		if code := get("/v1/history/alarms", bad, nil); code != http.StatusBadRequest {
+			t.Errorf("history?%s: status %d; want 400", bad.Encode(), code)
+		}
+	}
+}
