@@ -726,7 +726,10 @@ equal states share), dot (Graphviz), or summary (counts; -o json for JSON).
 With --republish-url, the events of (--from, --at] are re-published in log order
 onto that broker URL's vhost, as the drivers published them (same event ids, so a
 persister there stores each once), so that a separate Causeway instance can be
-brought up at that moment without touching the live one.`,
+brought up at that moment without touching the live one. --republish-exchange
+names another exchange instead of causeway.events (declared as a durable topic
+exchange; it may be on the live broker): bind your own queue or exchange to it
+first, since an event nothing takes is reported as unroutable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runReplay(cmd, g, o) },
 	}
@@ -808,13 +811,15 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 }
 
 type republishOptions struct {
-	url   string
-	spool string
-	batch int
+	url      string
+	exchange string
+	spool    string
+	batch    int
 }
 
 func addRepublishFlags(cmd *cobra.Command, r *republishOptions) {
 	cmd.Flags().StringVar(&r.url, "republish-url", "", "re-publish the events up to --at onto this AMQP URL (another vhost; never the live one)")
+	cmd.Flags().StringVar(&r.exchange, "republish-exchange", bus.EventsExchange, "exchange to re-publish onto (another name may be on the live broker; bind something to it first)")
 	cmd.Flags().StringVar(&r.spool, "republish-spool", "", "spool file of the re-publisher (default: a temporary file)")
 	cmd.Flags().IntVar(&r.batch, "republish-batch", 500, "events spooled per fsync")
 }
@@ -831,8 +836,14 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	if o.republish.batch < 1 {
 		return badInput("--republish-batch: %d is not positive", o.republish.batch)
 	}
-	if cfg, err := loadConfig(g.configPath); err == nil && sameBroker(cfg.Bus.URL, o.republish.url) {
-		return badInput("--republish-url is the live bus of %s: re-publish onto another vhost", g.configPath)
+	if o.republish.exchange == "" {
+		return badInput("--republish-exchange: empty")
+	}
+	if err := (bus.PublisherConfig{Conn: bus.Conn{URL: o.republish.url}, SpoolPath: "-", Exchange: o.republish.exchange}).Validate(); err != nil {
+		return badInput("--republish-url/--republish-exchange: %v", err)
+	}
+	if cfg, err := loadConfig(g.configPath); err == nil && sameBroker(cfg.Bus.URL, o.republish.url) && o.republish.exchange == bus.EventsExchange {
+		return badInput("--republish-url is the live bus of %s: re-publish onto another vhost or another --republish-exchange", g.configPath)
 	}
 	to, label, err := h.resolve(ctx, o.point)
 	if err != nil {
@@ -905,7 +916,7 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 		defer os.RemoveAll(dir)
 		spool = filepath.Join(dir, "spool.db")
 	}
-	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: o.url}, SpoolPath: spool}, bus.Deps{Logger: logger})
+	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: o.url}, SpoolPath: spool, Exchange: o.exchange}, bus.Deps{Logger: logger})
 	if err != nil {
 		return res, fmt.Errorf("republish publisher: %w", err)
 	}
@@ -962,6 +973,9 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 	for {
 		if n, _ := pub.Spooled(); n == 0 {
 			return res, nil
+		}
+		if pub.Returned() > 0 {
+			return res, fmt.Errorf("republish: the broker returned events as unroutable: nothing is bound to exchange %s", o.exchange)
 		}
 		select {
 		case <-ctx.Done():

@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/history/historytest"
+	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/store"
@@ -191,5 +194,99 @@ func TestSameBroker(t *testing.T) {
 		if got := sameBroker(c.a, c.b); got != c.same {
 			t.Errorf("sameBroker(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
 		}
+	}
+}
+
+// `replay --republish-exchange` onto an exchange of the live broker (the
+// config's own bus, which the default exchange may not be): a queue bound
+// to it receives every event up to --at once, in log order. With nothing
+// bound to the exchange the events are unroutable, and the command says so
+// instead of waiting for ever.
+func TestRepublishOntoAnotherExchange(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 4, Start: t0}
+	src := newLogRig(t, s, 3, 15)
+	mid := src.moments[len(src.moments)/2]
+	vhost := bustest.VHost(t)
+	cfgPath := filepath.Join(t.TempDir(), "causeway.yaml")
+	if err := os.WriteFile(cfgPath, []byte("database: {dsn: \""+src.dsn+"\"}\nbus: {url: \""+vhost+"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := amqp.Dial(vhost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const exchange = "replay.events"
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "#", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCausewayCLI(t, "--config", cfgPath, "replay", "--at", mid.at.Format(time.RFC3339Nano),
+		"--republish-url", vhost, "--republish-exchange", exchange, "--progress", "never")
+	if err != nil {
+		t.Fatalf("republish onto %s: %v", exchange, err)
+	}
+	var res republishResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Published != mid.seq {
+		t.Fatalf("republish reported %s (%v); want %d events", out, err, mid.seq)
+	}
+	recs, err := src.log.ReadRange(context.Background(), 0, int(mid.seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range recs {
+		select {
+		case m := <-msgs:
+			ev, err := event.Decode(m.Body)
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			if ev.EventID != rec.Event.EventID {
+				t.Fatalf("message %d is %s; the log's seq %d is %s", i, ev.EventID, rec.Seq, rec.Event.EventID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d of %d messages", i, len(recs))
+		}
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("a message past --at: %s", m.Body)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// The live exchange of that broker stays refused.
+	if _, err := runCausewayCLI(t, "--config", cfgPath, "replay", "--seq", "3", "--republish-url", vhost); exitCode(err) != exitBadInput {
+		t.Fatalf("republish onto the live exchange: %v", err)
+	}
+
+	// Nothing bound: an error, not a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--seq", "3", "--republish-url", vhost, "--republish-exchange", "nowhere.events", "--progress", "never")
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "unroutable") {
+			t.Fatalf("republish onto an unbound exchange: %v; want an unroutable error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("republish onto an unbound exchange did not end")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,10 +88,17 @@ type PublisherConfig struct {
 	// ErrSpoolFull past them (defaults 1 GiB, 1e6 events).
 	SpoolMaxBytes  int64 `yaml:"spool_max_bytes"`
 	SpoolMaxEvents int   `yaml:"spool_max_events"`
+	// Exchange is where events go (default EventsExchange). Another name
+	// is declared as a durable topic exchange; what it routes to is the
+	// operator's (an unroutable event is returned and stays spooled).
+	Exchange string `yaml:"exchange"`
 }
 
 func (c *PublisherConfig) setDefaults() {
 	c.Conn.setDefaults()
+	if c.Exchange == "" {
+		c.Exchange = EventsExchange
+	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
@@ -122,6 +130,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.SpoolMaxEvents < 0 {
 		errs = append(errs, errors.New("spool_max_events: must not be negative"))
+	}
+	if c.Exchange == DeadLetterExchange || c.Exchange == SequencedExchange || strings.HasPrefix(c.Exchange, "amq.") {
+		errs = append(errs, fmt.Errorf("exchange: %q is reserved", c.Exchange))
 	}
 	return errors.Join(errs...)
 }

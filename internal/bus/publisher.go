@@ -28,7 +28,8 @@ var (
 // ContentType of event messages (event.Encode's output).
 const ContentType = "application/json"
 
-// Publisher publishes events to EventsExchange through a local disk spool.
+// Publisher publishes events to EventsExchange (or PublisherConfig.Exchange)
+// through a local disk spool.
 //
 // Publish may be called from any number of goroutines, before, during and
 // after Run; concurrent calls are grouped into one fsynced spool commit.
@@ -48,7 +49,9 @@ type Publisher struct {
 	// peakInFlight is the largest window reached, for tests and the
 	// in-flight gauge's sake.
 	peakInFlight atomic.Int64
-	inFlight     prometheus.Gauge
+	// nReturned counts messages returned unroutable (Returned).
+	nReturned atomic.Int64
+	inFlight  prometheus.Gauge
 
 	spoolFull  prometheus.Counter
 	published  prometheus.Counter
@@ -176,6 +179,11 @@ func (p *Publisher) Publish(ctx context.Context, evs ...event.Event) error {
 // not, but not yet confirmed).
 func (p *Publisher) Spooled() (events int, bytes int64) { return p.spool.size() }
 
+// Returned is how many messages the broker returned as unroutable (they
+// stay spooled and are sent again): on a custom Exchange with nothing
+// bound to it, the sign that nothing will ever take them.
+func (p *Publisher) Returned() int64 { return p.nReturned.Load() }
+
 // Close closes the spool file. Call it after Run has returned; Publish then
 // fails with ErrClosed.
 func (p *Publisher) Close() error { return p.spool.close() }
@@ -204,6 +212,11 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 	}
 	if err := DeclareTopology(ch); err != nil {
 		return err
+	}
+	if p.cfg.Exchange != EventsExchange {
+		if err := ch.ExchangeDeclare(p.cfg.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %s: %w", p.cfg.Exchange, err)
+		}
 	}
 	if err := ch.Confirm(false); err != nil {
 		return fmt.Errorf("enable confirms: %w", err)
@@ -250,7 +263,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				cursor = max(cursor, bad[len(bad)-1])
 			}
 			for _, r := range recs {
-				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, EventsExchange, r.routingKey, true, false, amqp.Publishing{
+				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, r.routingKey, true, false, amqp.Publishing{
 					ContentType:  ContentType,
 					DeliveryMode: amqp.Persistent,
 					MessageId:    r.messageID,
@@ -331,6 +344,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			case unrouted[head.id] > 0:
 				unrouted[head.id]--
 				p.returned.Inc()
+				p.nReturned.Add(1)
 				failed++
 			default:
 				confirmed = append(confirmed, head.key)
