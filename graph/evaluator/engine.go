@@ -45,7 +45,7 @@ type Engine struct {
 
 	matches map[string]*match
 	// byAnchor indexes the stored matches by each of their bindings.
-	byAnchor map[akey]matchSet
+	byAnchor anchorIndex
 	effects  map[string]*effect
 	// own marks the effects the engine may change in place.
 	own *mark
@@ -256,7 +256,6 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 		g: g, norm: norm, maxSteps: cfg.MaxSteps,
 		templates: map[string]*loaded{},
 		matches:   map[string]*match{},
-		byAnchor:  map[akey]matchSet{},
 		effects:   map[string]*effect{},
 		own:       new(mark),
 	}
@@ -485,7 +484,7 @@ func (e *Engine) mayMatch(r *rule, slot int, v graph.VertexID) bool {
 	if x, ok := e.g.Ref(v); matchesRef(r.slotM[slot], x, ok) {
 		return true
 	}
-	return e.byAnchor[akey{r, slot, v}].len() > 0
+	return e.byAnchor.get(akey{r, slot, v}).len() > 0
 }
 
 // candidate is a binding found by reconcile: its match key and bindings,
@@ -518,7 +517,7 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 	e.enumerate(r, slot, v, e.collectFn)
 	slices.SortFunc(e.recCands, func(a, b candidate) int { return bytes.Compare(e.candKey(a), e.candKey(b)) })
 	undo := e.recUndo[:0]
-	stored := e.byAnchor[akey{r, slot, v}]
+	stored := e.byAnchor.get(akey{r, slot, v})
 	for m := range stored.all {
 		if _, found := slices.BinarySearchFunc(e.recCands, m.key, func(c candidate, k string) int {
 			return compareBytesString(e.candKey(c), k)
@@ -604,28 +603,82 @@ func (m *match) slotKey(b Binding) akey {
 func (e *Engine) addMatch(m *match) {
 	e.matches[m.key] = m
 	for _, b := range m.bindings {
-		ak := m.slotKey(b)
-		s := e.byAnchor[ak]
-		s.add(m)
-		e.byAnchor[ak] = s
+		e.byAnchor.add(m.slotKey(b), m)
 	}
 }
 
 func (e *Engine) removeMatch(m *match) {
 	delete(e.matches, m.key)
 	for _, b := range m.bindings {
-		ak := m.slotKey(b)
-		s, ok := e.byAnchor[ak]
-		if !ok {
-			continue
-		}
-		s.remove(m)
-		if s.len() == 0 {
-			delete(e.byAnchor, ak)
-		} else {
-			e.byAnchor[ak] = s
+		e.byAnchor.remove(m.slotKey(b), m)
+	}
+}
+
+// anchorIndex maps an anchor (rule, slot, vertex) to the stored matches
+// that bind it. Vertex ids are small and dense (graph.newVertex), so it
+// is a slice by vertex of short lists of (rule, slot): one index and a
+// scan of a few entries, where a map over every anchor of a large graph
+// costs a cache miss or more per probe.
+type anchorIndex struct {
+	byVertex [][]anchorEntry
+}
+
+type anchorEntry struct {
+	r    *rule
+	slot int
+	set  matchSet
+}
+
+// find returns the index of k's entry in its vertex's list, or -1.
+func (x *anchorIndex) find(k akey) int {
+	if k.v < 0 || int64(k.v) >= int64(len(x.byVertex)) {
+		return -1
+	}
+	for i, e := range x.byVertex[k.v] {
+		if e.r == k.r && e.slot == k.slot {
+			return i
 		}
 	}
+	return -1
+}
+
+// get returns the matches that bind k (an empty set if none).
+func (x *anchorIndex) get(k akey) matchSet {
+	if i := x.find(k); i >= 0 {
+		return x.byVertex[k.v][i].set
+	}
+	return matchSet{}
+}
+
+func (x *anchorIndex) add(k akey, m *match) {
+	if i := x.find(k); i >= 0 {
+		x.byVertex[k.v][i].set.add(m)
+		return
+	}
+	if k.v < 0 {
+		panic(fmt.Sprintf("evaluator: negative vertex id %d", k.v))
+	}
+	if n := int(k.v) + 1; n > len(x.byVertex) {
+		x.byVertex = slices.Grow(x.byVertex, n-len(x.byVertex))[:n]
+	}
+	e := anchorEntry{r: k.r, slot: k.slot}
+	e.set.add(m)
+	x.byVertex[k.v] = append(x.byVertex[k.v], e)
+}
+
+func (x *anchorIndex) remove(k akey, m *match) {
+	i := x.find(k)
+	if i < 0 {
+		return
+	}
+	es := x.byVertex[k.v]
+	es[i].set.remove(m)
+	if es[i].set.len() > 0 {
+		return
+	}
+	es[i] = es[len(es)-1]
+	es[len(es)-1] = anchorEntry{}
+	x.byVertex[k.v] = es[:len(es)-1]
 }
 
 // matchSet holds the stored matches that bind one anchor, in no order:
