@@ -13,7 +13,9 @@
 # $CAUSEWAY_AMQP_PASSWORD / $CAUSEWAY_MYSQL_PASSWORD (both default to
 # $CAUSEWAY_PASSWORD, then "causeway"), the database `causeway` and its grants,
 # and makes sure root can log in over TCP on 127.0.0.1 with an empty password,
-# which the test suite uses. It never removes or reconfigures existing data.
+# which the test suite uses. It never removes or reconfigures existing data;
+# only on a MariaDB it installed itself does root@localhost also take the
+# empty password (a fresh Debian root logs in through the unix socket only).
 #
 # Needs root (apt, start-stop-daemon, rabbitmqctl); `env` does not.
 set -euo pipefail
@@ -33,6 +35,8 @@ readonly WAIT_SECONDS=${CAUSEWAY_SERVICES_WAIT:-90}
 AMQP_PASSWORD=${CAUSEWAY_AMQP_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
 MYSQL_PASSWORD=${CAUSEWAY_MYSQL_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
 APT_UPDATED=0
+# Marks a MariaDB this script installed: only then is root's login changed.
+readonly MARIADB_MARKER=/var/lib/causeway-services/mariadb-installed
 
 say() { printf '%s\n' "$*"; }
 die() {
@@ -148,6 +152,8 @@ maria_up() { mariadb-admin --protocol=socket -S "$MYSQL_SOCKET" -uroot ping >/de
 maria_install() {
 	[[ -x $MARIADBD ]] && return 0
 	apt_install mariadb-server
+	install -d -m 0755 "$(dirname "$MARIADB_MARKER")"
+	: >"$MARIADB_MARKER"
 }
 
 maria_start() {
@@ -190,8 +196,17 @@ maria_setup() {
 		mysql_root "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
 			GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
 			die "could not create root@127.0.0.1 through the unix socket"
-		maria_root_tcp || die "root still cannot log in over TCP on 127.0.0.1 (is skip-name-resolve off and root@localhost socket-only?)"
 	fi
+	# Without skip-name-resolve a TCP login from 127.0.0.1 is matched as
+	# root@localhost, which a fresh Debian install lets in through the unix
+	# socket only. On a MariaDB this script installed, root@localhost also
+	# takes the empty password (as the test suite logs in); an existing
+	# installation is never changed.
+	if ! maria_root_tcp && [[ -e $MARIADB_MARKER ]]; then
+		mysql_root "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');" ||
+			die "could not let root@localhost log in with an empty password"
+	fi
+	maria_root_tcp || die "root cannot log in over TCP on 127.0.0.1 with an empty password (without skip-name-resolve it is matched as root@localhost: let that user take an empty password, or set skip-name-resolve)"
 	local pw
 	pw=$(sql_quote "$MYSQL_PASSWORD")
 	# PROCESS: a new leader finds (information_schema.INNODB_LOCK_WAITS)
