@@ -56,8 +56,10 @@ test-chaos: ## tests that restart RabbitMQ/MariaDB (run one package at a time)
 	$(GO) test -race -count=1 -p 1 -tags chaos -run 'Chaos' -timeout 15m ./...
 
 .PHONY: test-e2e
-test-e2e: build ## end-to-end tests with real processes on loopback
-	$(GO) test -count=1 -p 1 -tags e2e -run 'E2E' -timeout 20m ./...
+test-e2e: build ## end-to-end tests with real processes on loopback; prints the chaos test's table
+	@mkdir -p $(RUN_DIR) && rm -f $(RUN_DIR)/chaos-table.txt
+	CAUSEWAY_E2E_TABLE=$(abspath $(RUN_DIR))/chaos-table.txt $(GO) test -count=1 -p 1 -tags e2e -run 'E2E' -timeout 20m ./...
+	@cat $(RUN_DIR)/chaos-table.txt
 
 .PHONY: bench
 bench: services ## run every benchmark and write bench-report.txt
