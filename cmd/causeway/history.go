@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/internal/when"
 )
 
 // historyOutput writes v as JSON, or a table.
@@ -32,12 +33,12 @@ func timeRange(from, to string, now time.Time) (time.Time, time.Time, error) {
 	var err error
 	if to == "" {
 		t = now.UTC()
-	} else if t, err = parseWhen(to, now); err != nil {
+	} else if t, err = when.Parse(to, now); err != nil {
 		return f, t, badInput("--to: %v", err)
 	}
 	if from == "" {
 		f = t.Add(-24 * time.Hour)
-	} else if f, err = parseWhen(from, now); err != nil {
+	} else if f, err = when.Parse(from, now); err != nil {
 		return f, t, badInput("--from: %v", err)
 	}
 	if t.Before(f) {

@@ -25,6 +25,7 @@ import (
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/when"
 	"github.com/causeway/causeway/snapshot"
 )
 
@@ -65,29 +66,6 @@ func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
 	return db, nil
 }
 
-// parseWhen reads a point in time: RFC 3339 (with or without fractional
-// seconds), "now", or a duration relative to now ("-2h", "-90m", "+0s").
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return time.Time{}, errors.New("empty time")
-	case s == "now":
-		return now.UTC(), nil
-	case s[0] == '-' || s[0] == '+':
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a relative duration like -2h", s)
-		}
-		return now.Add(d).UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2006-01-02T15:04:05Z) nor a relative duration like -2h", s)
-	}
-	return t.UTC(), nil
-}
-
 // pointFlags are --at and --seq: a moment of the log.
 type pointFlags struct {
 	at  string
@@ -110,7 +88,7 @@ func (p pointFlags) check() error {
 		return badInput("--seq: %d is negative", p.seq)
 	}
 	if p.at != "" {
-		if _, err := parseWhen(p.at, time.Now()); err != nil {
+		if _, err := when.Parse(p.at, time.Now()); err != nil {
 			return badInput("--at: %v", err)
 		}
 	}
@@ -171,7 +149,7 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 		}
 		return p.seq, label, h.retained(ctx, p.seq, first, label)
 	}
-	t, err := parseWhen(p.at, h.now())
+	t, err := when.Parse(p.at, h.now())
 	if err != nil {
 		return 0, "", badInput("--at: %v", err)
 	}
@@ -851,7 +829,7 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	}
 	var from int64
 	if o.from != "" {
-		t, err := parseWhen(o.from, h.now())
+		t, err := when.Parse(o.from, h.now())
 		if err != nil {
 			return badInput("--from: %v", err)
 		}

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/internal/when"
 )
 
 // ErrNoHistory is returned by a HistoryReader that has no alarm history
@@ -51,39 +51,19 @@ type LinksResponse struct {
 	Links []history.Link `json:"links"`
 }
 
-// parseWhen reads an RFC 3339 time, "now", or a duration relative to now
-// ("-2h", "-90m").
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "now" {
-		return now, nil
-	}
-	if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a relative duration like -2h", s)
-		}
-		return now.Add(d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a relative duration like -2h", s)
-	}
-	return t, nil
-}
-
 // historyRange reads ?from= and ?to= (default: the 24 hours before to,
 // to = now).
 func historyRange(r *http.Request, now time.Time) (from, to time.Time, err error) {
 	q := r.URL.Query()
 	to = now
 	if v := q.Get("to"); v != "" {
-		if to, err = parseWhen(v, now); err != nil {
+		if to, err = when.Parse(v, now); err != nil {
 			return from, to, fmt.Errorf("to: %w", err)
 		}
 	}
 	from = to.Add(-24 * time.Hour)
 	if v := q.Get("from"); v != "" {
-		if from, err = parseWhen(v, now); err != nil {
+		if from, err = when.Parse(v, now); err != nil {
 			return from, to, fmt.Errorf("from: %w", err)
 		}
 	}
