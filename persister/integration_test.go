@@ -359,15 +359,7 @@ func TestPoisonGoesToDLQWithReason(t *testing.T) {
 
 	// The bus Publisher refuses invalid events, so poison is published raw,
 	// as a buggy or hostile producer would.
-	conn, err := amqp.Dial(e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := bustest.Channel(t, e.url)
 	if err := bus.DeclareTopology(ch); err != nil {
 		t.Fatal(err)
 	}
@@ -453,15 +445,7 @@ func TestShutdownCommitsAndAcksBatchInFlight(t *testing.T) {
 	if err := pub.Publish(context.Background(), evs...); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := amqp.Dial(e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := bustest.Channel(t, e.url)
 	if err := bus.DeclareTopology(ch); err != nil {
 		t.Fatal(err)
 	}

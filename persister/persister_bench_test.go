@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/persister"
@@ -172,15 +171,7 @@ func BenchmarkPipeline(b *testing.B) {
 // purge empties the persist queue of what raw_publish left there.
 func purge(b *testing.B, url string) {
 	b.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
+	ch := bustest.Channel(b, url)
 	if _, err := ch.QueuePurge(bus.PersistQueue, false); err != nil {
 		b.Fatal(err)
 	}

@@ -212,15 +212,7 @@ func TestRepublishOntoAnotherExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := amqp.Dial(vhost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := bustest.Channel(t, vhost)
 	const exchange = "replay.events"
 	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		t.Fatal(err)

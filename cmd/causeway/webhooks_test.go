@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
@@ -174,15 +172,7 @@ func TestWebhooksAddDelete(t *testing.T) {
 	if out, err := runWebhooksCLI(ctx, "-c", cfgPath, "webhooks", "delete", "ops"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := bustest.Channel(t, amqpURL)
 	var got []event.Event
 	for range 2 {
 		m, ok, err := ch.Get(bus.PersistQueue, true)

@@ -73,13 +73,20 @@ func historyRange(r *http.Request, now time.Time) (from, to time.Time, err error
 	return from.UTC(), to.UTC(), nil
 }
 
-// historyReader is the backend's HistoryReader, or a 501 written.
-func (s *Server) historyReader(w http.ResponseWriter) (HistoryReader, bool) {
-	h, ok := s.b.(HistoryReader)
+// historyRequest is the backend's HistoryReader and the request's range,
+// or false with the error (501, 400) written.
+func (s *Server) historyRequest(w http.ResponseWriter, r *http.Request) (h HistoryReader, from, to time.Time, ok bool) {
+	h, ok = s.b.(HistoryReader)
 	if !ok {
 		s.fail(w, http.StatusNotImplemented, 0, ErrNoHistory)
+		return nil, from, to, false
 	}
-	return h, ok
+	from, to, err := historyRange(r, s.now())
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return nil, from, to, false
+	}
+	return h, from, to, true
 }
 
 // historyFailed answers an error of the history store.
@@ -98,18 +105,14 @@ func (s *Server) historyFailed(w http.ResponseWriter, err error) {
 // &severity=&limit=&page=: the occurrences active at some moment of
 // [from, to], by raised seq, a page at a time.
 func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
-	h, ok := s.historyReader(w)
+	h, from, to, ok := s.historyRequest(w, r)
 	if !ok {
-		return
-	}
-	from, to, err := historyRange(r, s.now())
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, 0, err)
 		return
 	}
 	v := r.URL.Query()
 	q := history.Query{From: from, To: to, Type: v.Get("type"), Resource: v.Get("resource"), Severity: v.Get("severity"), Limit: 100, After: v.Get("page")}
 	if l := v.Get("limit"); l != "" {
+		var err error
 		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 1 || q.Limit > 10000 {
 			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("limit: %q is not in 1..10000", l))
 			return
@@ -130,13 +133,8 @@ func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 // alarmStats answers GET /v1/history/stats?from=&to=&interval=&type=:
 // occurrences raised per interval (default 1h), by type and severity.
 func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
-	h, ok := s.historyReader(w)
+	h, from, to, ok := s.historyRequest(w, r)
 	if !ok {
-		return
-	}
-	from, to, err := historyRange(r, s.now())
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, 0, err)
 		return
 	}
 	if !from.Before(to) {
@@ -146,6 +144,7 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := history.StatsQuery{From: from, To: to, Interval: time.Hour, Type: v.Get("type")}
 	if i := v.Get("interval"); i != "" {
+		var err error
 		if q.Interval, err = time.ParseDuration(i); err != nil {
 			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("interval: %q is not a duration", i))
 			return
@@ -175,23 +174,19 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 // periods of the causal links into or out of one alarm (its history key,
 // as the occurrences carry it). Without from and to, all of them.
 func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
-	h, ok := s.historyReader(w)
+	v := r.URL.Query()
+	bounded := v.Get("from") != "" || v.Get("to") != ""
+	h, from, to, ok := s.historyRequest(w, r)
 	if !ok {
 		return
 	}
-	v := r.URL.Query()
+	if !bounded {
+		from, to = time.Time{}, time.Time{}
+	}
 	key := v.Get("alarm")
 	if key == "" {
 		s.fail(w, http.StatusBadRequest, 0, errors.New("alarm: the alarm's history key is required"))
 		return
-	}
-	var from, to time.Time
-	if v.Get("from") != "" || v.Get("to") != "" {
-		var err error
-		if from, to, err = historyRange(r, s.now()); err != nil {
-			s.fail(w, http.StatusBadRequest, 0, err)
-			return
-		}
 	}
 	links, err := h.AlarmLinks(r.Context(), key, from, to)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // EnvURL names the variable holding the test broker's URL, for example
@@ -91,4 +93,20 @@ func sanitize(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// Channel dials url and opens a channel on it, for a test to declare, bind
+// and inspect what it needs; both are closed in t.Cleanup.
+func Channel(t testing.TB, url string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial the test broker: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("open a channel: %v", err)
+	}
+	return ch
 }
