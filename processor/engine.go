@@ -6,6 +6,7 @@ import (
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/notifier/subscription"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/snapshot"
 )
@@ -35,7 +36,7 @@ func CaptureEngine(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture
 func InspectEngine(m Machine) (api.View, error) {
 	switch x := m.(type) {
 	case *snapshot.Node:
-		return engineView{Graph: x.Engine.Graph(), e: x.Engine}, nil
+		return engineView{Graph: x.Engine.Graph(), e: x.Engine, subs: x.Subscriptions}, nil
 	case *evaluator.Engine:
 		return engineView{Graph: x.Graph(), e: x}, nil
 	}
@@ -44,7 +45,20 @@ func InspectEngine(m Machine) (api.View, error) {
 
 type engineView struct {
 	*graph.Graph
-	e *evaluator.Engine
+	e    *evaluator.Engine
+	subs *subscription.Registry // nil: no subscriptions
+}
+
+func (v engineView) Subscriptions() []api.Subscription {
+	if v.subs == nil {
+		return nil
+	}
+	st := v.subs.State()
+	out := make([]api.Subscription, len(st))
+	for i, s := range st {
+		out[i] = api.Subscription{ID: s.ID, Seq: s.Seq, Spec: s.Spec}
+	}
+	return out
 }
 
 func (v engineView) Templates() []api.Template {

@@ -854,6 +854,48 @@ func (s *Server) subscriptionPut(w http.ResponseWriter, r *http.Request) {
 	s.publish(w, r, ev)
 }
 
+// subscriptionList answers GET /v1/subscriptions: the subscriptions of the
+// node's state, specs included (admin only: a spec's headers may carry a
+// receiver's credentials).
+func (s *Server) subscriptionList(w http.ResponseWriter, r *http.Request) {
+	var resp SubscriptionsResponse
+	err := s.b.View(func(v View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		resp.Items = append([]Subscription{}, v.Subscriptions()...)
+		return nil
+	})
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// subscriptionShow answers GET /v1/subscriptions/{id}.
+func (s *Server) subscriptionShow(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var resp SubscriptionResponse
+	found := false
+	err := s.b.View(func(v View, seq int64) error {
+		resp.Meta = s.meta(seq)
+		for _, x := range v.Subscriptions() {
+			if x.ID == id {
+				resp.Item, found = x, true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
+	if !found {
+		s.fail(w, http.StatusNotFound, resp.Seq, fmt.Errorf("no subscription %q", id))
+		return
+	}
+	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
 // subscriptionDelete answers DELETE /v1/subscriptions/{id}: published as
 // subscription.delete; the notifier dead-letters what was still pending.
 func (s *Server) subscriptionDelete(w http.ResponseWriter, r *http.Request) {

@@ -27,6 +27,7 @@
 //	POST /v1/templates/validate        YAML body (or JSON {"body":...}): problems, nothing published
 //	POST /v1/templates                 admin: validated, then published as template.put
 //	DELETE /v1/templates/{name}        admin: published as template.delete
+//	GET  /v1/subscriptions[/{id}]      admin: webhook subscriptions in the state (specs may carry receiver credentials)
 //	PUT  /v1/subscriptions/{id}        admin: webhook subscription spec, validated, published as subscription.put
 //	DELETE /v1/subscriptions/{id}      admin: published as subscription.delete
 //	POST /v1/events                    admin: events (one or an array), published to the bus
@@ -255,6 +256,8 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	read("POST /v1/templates/validate", s.templateValidate)
 	admin("POST /v1/templates", s.templateAdd)
 	admin("DELETE /v1/templates/{name}", s.templateDelete)
+	admin("GET /v1/subscriptions", s.subscriptionList)
+	admin("GET /v1/subscriptions/{id}", s.subscriptionShow)
 	admin("PUT /v1/subscriptions/{id}", s.subscriptionPut)
 	admin("DELETE /v1/subscriptions/{id}", s.subscriptionDelete)
 	admin("POST /v1/events", s.events)

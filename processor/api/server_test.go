@@ -53,6 +53,9 @@ func (g *fakeGraph) In(id graph.VertexID) []graph.Edge {
 	return out
 }
 func (g *fakeGraph) Templates() []Template { return g.tmpls }
+func (g *fakeGraph) Subscriptions() []Subscription {
+	return []Subscription{{ID: "ops", Seq: 4, Spec: json.RawMessage(`{"url":"http://hooks.example/ops"}`)}}
+}
 
 type fakeBackend struct {
 	g         *fakeGraph
@@ -552,5 +555,28 @@ func TestHistoryNeedsAReader(t *testing.T) {
 		if resp, body := do(t, ts, "GET", path, "read-token", "", ""); resp.StatusCode != http.StatusNotImplemented {
 			t.Errorf("%s: %d (%s); want 501", path, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestSubscriptionsNeedAdmin: the subscriptions' specs may carry receiver
+// credentials, so only admins list or show them.
+func TestSubscriptionsNeedAdmin(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 9})
+	if resp, body := do(t, ts, "GET", "/v1/subscriptions", "read-token", "", ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("reader lists subscriptions: %d (%s)", resp.StatusCode, body)
+	}
+	resp, body := do(t, ts, "GET", "/v1/subscriptions", "admin-token", "", "")
+	var list SubscriptionsResponse
+	if err := json.Unmarshal(body, &list); err != nil || resp.StatusCode != http.StatusOK || len(list.Items) != 1 || list.Items[0].ID != "ops" || list.Seq != 9 {
+		t.Errorf("list: %d %+v (%v)", resp.StatusCode, list, err)
+	}
+	resp, body = do(t, ts, "GET", "/v1/subscriptions/ops", "admin-token", "", "")
+	var one SubscriptionResponse
+	var spec struct{ URL string }
+	if err := json.Unmarshal(body, &one); err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(one.Item.Spec, &spec) != nil || spec.URL != "http://hooks.example/ops" {
+		t.Errorf("show: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	if resp, body := do(t, ts, "GET", "/v1/subscriptions/nope", "admin-token", "", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("show of an unknown id: %d (%s)", resp.StatusCode, body)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/causeway/causeway/graph"
@@ -23,6 +24,29 @@ type View interface {
 	GraphView
 	// Templates lists the loaded templates, sorted by name.
 	Templates() []Template
+	// Subscriptions lists the webhook subscriptions in the log, sorted by
+	// id (none for a machine that keeps no subscriptions).
+	Subscriptions() []Subscription
+}
+
+// Subscription is a webhook subscription as the log holds it: its spec
+// (notifier/subscription) and the seq of the put that set it.
+type Subscription struct {
+	ID   string          `json:"id"`
+	Seq  int64           `json:"seq"`
+	Spec json.RawMessage `json:"spec"`
+}
+
+// SubscriptionsResponse is GET /v1/subscriptions.
+type SubscriptionsResponse struct {
+	Meta
+	Items []Subscription `json:"items"`
+}
+
+// SubscriptionResponse is GET /v1/subscriptions/{id}.
+type SubscriptionResponse struct {
+	Meta
+	Item Subscription `json:"item"`
 }
 
 // Template is a loaded scenario template.

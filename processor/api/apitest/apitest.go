@@ -61,6 +61,9 @@ func (g *Graph) In(id graph.VertexID) []graph.Edge {
 // Templates implements api.View.
 func (g *Graph) Templates() []api.Template { return g.Tmpls }
 
+// Subscriptions implements api.View: none.
+func (g *Graph) Subscriptions() []api.Subscription { return nil }
+
 // Backend is an api.Backend over a Graph. Published events are recorded;
 // membership changes succeed only when IsLeader is set.
 type Backend struct {

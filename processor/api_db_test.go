@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,46 @@ func TestHistoryAPI(t *testing.T) {
 		if code := get("/v1/history/alarms", bad, nil); code != http.StatusBadRequest {
 			t.Errorf("history?%s: status %d; want 400", bad.Encode(), code)
 		}
+	}
+}
+
+// TestSubscriptionsAPI: GET /v1/subscriptions of a node that followed a
+// log with subscriptions put, changed and deleted lists what the log left.
+func TestSubscriptionsAPI(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	n := dbNode(t, db)
+	evs := notifyLog()
+	appendEvents(t, db, evs, 0)
+	if err := n.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "a", Token: "tok", Role: api.RoleAdmin}}}, n, api.Deps{NodeID: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/subscriptions", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r api.SubscriptionsResponse
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %v", resp.StatusCode, err)
+	}
+	var ids []string
+	for _, s := range r.Items {
+		ids = append(ids, s.ID)
+	}
+	// notifyLog puts all, crit and deduced, then deletes all.
+	if diff := cmp.Diff([]string{"crit", "deduced"}, ids); diff != "" || r.Seq != int64(len(evs)) {
+		t.Errorf("subscriptions at seq %d (-want +got):\n%s", r.Seq, diff)
+	}
+	if !strings.Contains(string(r.Items[0].Spec), "hooks.example/crit") {
+		t.Errorf("crit's spec: %s", r.Items[0].Spec)
 	}
 }
