@@ -98,6 +98,35 @@ func isBaseline(name string) bool {
 	return false
 }
 
+// sameSize reports whether two results of a family were measured at the
+// same size: every position where both names hold a size (a number, or
+// key=number) holds the same one. Memory/causeway/1000 pairs with
+// Memory/gonum-simple/1000, not with Memory/gonum-simple/100000.
+func sameSize(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := range min(len(as), len(bs)) {
+		ka, na, oka := size(as[i])
+		kb, nb, okb := size(bs[i])
+		if oka && okb && ka == kb && na != nb {
+			return false
+		}
+	}
+	return true
+}
+
+// size splits a name segment "1000" or "entities=1000" into its key ("" or
+// "entities") and number.
+func size(seg string) (key, n string, ok bool) {
+	key, n, found := strings.Cut(seg, "=")
+	if !found {
+		key, n = "", seg
+	}
+	if _, err := strconv.ParseFloat(n, 64); err != nil {
+		return "", "", false
+	}
+	return key, n, true
+}
+
 func family(name string) string {
 	top, _, _ := strings.Cut(name, "/")
 	return top
@@ -128,7 +157,7 @@ func report(out io.Writer, results []result) {
 			continue
 		}
 		for _, r := range results {
-			if r.pkg != base.pkg || family(r.name) != family(base.name) || isBaseline(r.name) {
+			if r.pkg != base.pkg || family(r.name) != family(base.name) || isBaseline(r.name) || !sameSize(r.name, base.name) {
 				continue
 			}
 			if ru, bu, ok := rates(r, base); ok {

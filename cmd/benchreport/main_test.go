@@ -14,6 +14,8 @@ BenchmarkPipeline/end_to_end/batch=500-2                   	       1	 1712345 ns
 pkg: github.com/causeway/causeway/graph
 BenchmarkMemory/causeway/1000-2   1   100 ns/op   485 B/entity
 BenchmarkMemory/gonum-simple/1000-2   1   100 ns/op   455 B/entity
+BenchmarkMemory/causeway/100000-2   1   100 ns/op   428 B/entity
+BenchmarkMemory/gonum-simple/100000-2   1   100 ns/op   433 B/entity
 PASS
 `
 
@@ -32,6 +34,15 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
 		}
+	}
+	// Sizes pair with their own size only.
+	for _, wrong := range []string{"Memory/causeway/1000 / Memory/gonum-simple/100000", "Memory/causeway/100000 / Memory/gonum-simple/1000 "} {
+		if strings.Contains(got, wrong) {
+			t.Errorf("report pairs different sizes: %q", wrong)
+		}
+	}
+	if !strings.Contains(got, "Memory/causeway/100000 / Memory/gonum-simple/100000 B/entity 0.988") {
+		t.Errorf("report lacks the 100000 pair:\n%s", got)
 	}
 }
 
