@@ -62,8 +62,9 @@ test-e2e: build ## end-to-end tests with real processes on loopback; prints the 
 	@cat $(RUN_DIR)/chaos-table.txt
 
 .PHONY: bench
-bench: services ## run every benchmark and write bench-report.txt
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./... 2>&1 | $(GO) run ./cmd/benchreport | tee bench-report.txt
+bench: services ## run every benchmark (and the failover one over real processes) and write bench-report.txt
+	set -o pipefail; { $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...; \
+	  $(GO) test -tags e2e -run '^$$' -bench E2E -benchtime 3x -timeout 20m ./processor/; } 2>&1 | $(GO) run ./cmd/benchreport | tee bench-report.txt
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each

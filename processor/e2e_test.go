@@ -40,7 +40,7 @@ import (
 
 const adminToken = "e2e-admin-token"
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,8 +58,9 @@ type proc struct {
 }
 
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	bin   string
+	dir   string
 	procs []*proc
 }
 
@@ -89,7 +90,7 @@ func (c *cluster) status(p *proc) (api.Status, error) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -168,9 +169,11 @@ func (f *feeder) feed(ctx context.Context, count, per int) error {
 	return nil
 }
 
-func TestE2EFailover(t *testing.T) {
-	amqpURL := bustest.VHost(t)
-	dsn := storetest.NewDB(t)
+// startCluster builds the binary and starts three processors on dsn and
+// amqpURL with the given snapshot policy (YAML flow map). Their logs are
+// printed when the test fails; every process is killed at its end.
+func startCluster(t testing.TB, dsn, amqpURL, policy string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "causeway")
 	args := []string{"build", "-o", bin}
@@ -181,10 +184,7 @@ func TestE2EFailover(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	c := &cluster{t: t, bin: bin}
+	c := &cluster{t: t, bin: bin, dir: dir}
 	var peers []string
 	for i := range 3 {
 		p := &proc{id: fmt.Sprintf("p%d", i), raft: freePort(t), api: freePort(t)}
@@ -210,7 +210,7 @@ processor:
     tokens:
       - {name: admin, token: %s, role: admin}
   snapshot:
-    policy: {every_events: 2000, every_interval: 1s}
+    policy: %s
 notifier:
   dsn: %q
   instance_id: e2e
@@ -218,7 +218,7 @@ notifier:
   scan_interval: 200ms
   lease_ttl: 2s
   delivery: {timeout: 1s, backoff_initial: 50ms, backoff_max: 500ms}
-`, dsn, amqpURL, p.id, filepath.Join(dir, p.id), p.raft, strings.Join(peers, "\n"), p.api, adminToken, dsn)
+`, dsn, amqpURL, p.id, filepath.Join(dir, p.id), p.raft, strings.Join(peers, "\n"), p.api, adminToken, policy, dsn)
 		if err := os.WriteFile(p.cfg, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -245,6 +245,16 @@ notifier:
 			}
 		}
 	})
+	return c
+}
+
+func TestE2EFailover(t *testing.T) {
+	amqpURL := bustest.VHost(t)
+	dsn := storetest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startCluster(t, dsn, amqpURL, "{every_events: 2000, every_interval: 1s}")
+	dir := c.dir
 
 	// The persister: bus -> ordered log -> sequenced doorbell.
 	pers := &proc{id: "persister", sub: "persister", cfg: c.procs[0].cfg, logPath: filepath.Join(dir, "persister.log")}
@@ -447,7 +457,7 @@ notifier:
 	}
 	cli := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(bin, append(args, "--url", "http://"+lead.api, "--token", adminToken, "-o", "json")...).CombinedOutput()
+		out, err := exec.Command(c.bin, append(args, "--url", "http://"+lead.api, "--token", adminToken, "-o", "json")...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("causeway %v: %v\n%s", args, err, out)
 		}
