@@ -68,6 +68,11 @@ type Page struct {
 // ErrBadToken reports a page token that List did not make.
 var ErrBadToken = errors.New("bad page token")
 
+// ErrBadQuery wraps what List and Stats refuse in their query (a limit
+// out of range, to before from, an interval too short or too many
+// buckets): the asker's mistake, not the database's.
+var ErrBadQuery = errors.New("bad history query")
+
 func encodeToken(seq int64, key string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10) + "/" + key))
 }
@@ -98,10 +103,10 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		q.Limit = 100
 	}
 	if q.Limit < 0 || q.Limit > 10000 {
-		return Page{}, fmt.Errorf("limit: %d is not in 1..10000", q.Limit)
+		return Page{}, fmt.Errorf("%w: limit: %d is not in 1..10000", ErrBadQuery, q.Limit)
 	}
 	if !q.To.IsZero() && q.To.Before(q.From) {
-		return Page{}, fmt.Errorf("to %s is before from %s", q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
+		return Page{}, fmt.Errorf("%w: to %s is before from %s", ErrBadQuery, q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
 	}
 	var where []string
 	var args []any
@@ -281,13 +286,13 @@ type Bucket struct {
 // raised severity, ordered by bucket, type, severity.
 func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 	if q.Interval < time.Second {
-		return nil, fmt.Errorf("interval: %s is shorter than a second", q.Interval)
+		return nil, fmt.Errorf("%w: interval: %s is shorter than a second", ErrBadQuery, q.Interval)
 	}
 	if q.From.IsZero() || q.To.IsZero() || !q.From.Before(q.To) {
-		return nil, errors.New("stats need from before to")
+		return nil, fmt.Errorf("%w: stats need from before to", ErrBadQuery)
 	}
 	if q.To.Sub(q.From)/q.Interval > 100000 {
-		return nil, fmt.Errorf("%s over %s intervals is more than 100000 buckets", q.To.Sub(q.From), q.Interval)
+		return nil, fmt.Errorf("%w: %s over %s intervals is more than 100000 buckets", ErrBadQuery, q.To.Sub(q.From), q.Interval)
 	}
 	width := q.Interval.Microseconds()
 	stmt := "SELECT TIMESTAMPDIFF(MICROSECOND, ?, raised_at) DIV ? AS b, alarm_type, raised_severity, COUNT(*) FROM alarm_history " +

@@ -34,7 +34,7 @@ func TestHistoryAPI(t *testing.T) {
 	}
 	leadOnce(t, n, db, 1, int64(len(evs)))
 
-	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t"})
+	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t", History: dbHistory{db: db}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +140,17 @@ func TestHistoryAPI(t *testing.T) {
 	} {
 		if code := get("/v1/history/alarms", bad, nil); code != http.StatusBadRequest {
 			t.Errorf("history?%s: status %d; want 400", bad.Encode(), code)
+		}
+	}
+	f, to2 := from.Format(time.RFC3339), to.Format(time.RFC3339)
+	for _, bad := range []url.Values{
+		{"from": {f}, "to": {f}},
+		{"from": {f}, "to": {to2}, "interval": {"500ms"}},
+		{"from": {f}, "to": {to2}, "interval": {"1s"}},
+		{"from": {f}, "to": {to2}, "interval": {"an hour"}},
+	} {
+		if code := get("/v1/history/stats", bad, nil); code != http.StatusBadRequest {
+			t.Errorf("stats?%s: status %d; want 400", bad.Encode(), code)
 		}
 	}
 }

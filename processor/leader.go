@@ -59,6 +59,7 @@ func (h dbHistory) AlarmStats(ctx context.Context, q history.StatsQuery) ([]hist
 func (h dbHistory) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
 	return history.Links(ctx, h.db, key, from, to)
 }
+
 func (h dbHistory) Prune(ctx context.Context, term int64, before time.Time) (history.Pruned, error) {
 	return history.Prune(ctx, h.db, term, before)
 }

@@ -53,7 +53,6 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
-	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
@@ -350,7 +349,9 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(p.cfg.API, n, api.Deps{Logger: p.deps.Logger, Gatherer: p.deps.Gatherer, Now: p.deps.Now, NodeID: p.cfg.NodeID})
+	// The history endpoints read what the leader writes, where it writes it.
+	hist, _ := parts.History.(api.HistoryReader)
+	srv, err := api.New(p.cfg.API, n, api.Deps{Logger: p.deps.Logger, Gatherer: p.deps.Gatherer, Now: p.deps.Now, NodeID: p.cfg.NodeID, History: hist})
 	if err != nil {
 		return err
 	}
@@ -625,39 +626,6 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Gr
 	return v, res.Seq, nil
 }
 
-// history is the reader of the alarm history the leader writes.
-func (n *node) history() (api.HistoryReader, error) {
-	h, ok := n.parts.History.(api.HistoryReader)
-	if !ok {
-		return nil, api.ErrNoHistory
-	}
-	return h, nil
-}
-
-func (n *node) AlarmHistory(ctx context.Context, q history.Query) (history.Page, error) {
-	h, err := n.history()
-	if err != nil {
-		return history.Page{}, err
-	}
-	return h.AlarmHistory(ctx, q)
-}
-
-func (n *node) AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error) {
-	h, err := n.history()
-	if err != nil {
-		return nil, err
-	}
-	return h.AlarmStats(ctx, q)
-}
-
-func (n *node) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
-	h, err := n.history()
-	if err != nil {
-		return nil, err
-	}
-	return h.AlarmLinks(ctx, key, from, to)
-}
-
 func (n *node) Publish(ctx context.Context, evs ...event.Event) error {
 	return n.parts.Publisher.Publish(ctx, evs...)
 }
@@ -689,7 +657,4 @@ func (n *node) Remove(id string) error {
 	return membershipErr(n.elect.Remove(id, 10*time.Second))
 }
 
-var (
-	_ api.HistoryReader = (*node)(nil)
-	_ api.HistoryReader = dbHistory{}
-)
+var _ api.HistoryReader = dbHistory{}

@@ -136,12 +136,15 @@ type Deps struct {
 	Now func() time.Time
 	// NodeID names this node in responses.
 	NodeID string
+	// History serves GET /v1/history/...; nil answers them 501.
+	History HistoryReader
 }
 
 // Server serves the API.
 type Server struct {
 	cfg     Config
 	b       Backend
+	history HistoryReader // nil: none
 	log     *slog.Logger
 	now     func() time.Time
 	node    string
@@ -170,7 +173,7 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	if deps.Gatherer == nil {
 		deps.Gatherer = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, b: b, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
+	s := &Server{cfg: cfg, b: b, history: deps.History, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
 	for i, t := range cfg.Tokens {
 		secret := t.Token
 		if t.TokenFile != "" {
