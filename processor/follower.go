@@ -21,6 +21,13 @@ type Machine interface {
 	Dump(io.Writer) error
 }
 
+// changeCounter is a Machine that counts the graph changes it applied
+// (evaluator.Engine, snapshot.Node): the work the snapshot policy's
+// every_changes trigger measures.
+type changeCounter interface {
+	ChangesApplied() int64
+}
+
 // EventLog is the event log in MariaDB (internal/store.Log).
 type EventLog interface {
 	// ReadRange returns up to limit records with seq > afterSeq, in order.
@@ -56,6 +63,7 @@ type follower struct {
 
 	loaded     atomic.Bool
 	appliedSeq atomic.Int64 // mirror of applied for lock-free status
+	changes    atomic.Int64 // the machine's ChangesApplied, mirrored likewise
 	head       atomic.Int64
 
 	outOfOrder, dupSkipped, gapsRepaired, applyErrors atomic.Int64
@@ -96,6 +104,14 @@ func (f *follower) collectors() []prometheus.Collector {
 	return []prometheus.Collector{f.mApplied, f.mHead, f.mOutOfOrder, f.mDup, f.mGaps, f.mApplyErr, f.mRe}
 }
 
+// machineChanges is m's change counter, 0 if it keeps none.
+func machineChanges(m Machine) int64 {
+	if c, ok := m.(changeCounter); ok {
+		return c.ChangesApplied()
+	}
+	return 0
+}
+
 // load installs the machine reconstructed at seq (a cold start).
 func (f *follower) load(m Machine, seq int64, at time.Time) {
 	f.mu.Lock()
@@ -103,8 +119,10 @@ func (f *follower) load(m Machine, seq int64, at time.Time) {
 	if f.pend != nil {
 		f.pend.reset(seq)
 	}
+	changes := machineChanges(m)
 	f.mu.Unlock()
 	f.appliedSeq.Store(seq)
+	f.changes.Store(changes)
 	f.mApplied.Set(float64(seq))
 	f.loaded.Store(true)
 }
@@ -147,9 +165,10 @@ func (f *follower) applyRecords(recs []event.Record) (gap bool, err error) {
 	}
 	f.mu.Lock()
 	defer func() {
-		seq := f.applied
+		seq, changes := f.applied, machineChanges(f.m)
 		f.mu.Unlock()
 		f.appliedSeq.Store(seq)
+		f.changes.Store(changes)
 		f.mApplied.Set(float64(seq))
 	}()
 	for _, r := range recs {

@@ -15,11 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// recMachine records the seqs applied to it.
+// recMachine records the seqs applied to it; each record counts as two
+// graph changes (ChangesApplied).
 type recMachine struct {
 	seqs   []int64
 	refuse map[int64]bool
 }
+
+func (m *recMachine) ChangesApplied() int64 { return 2 * int64(len(m.seqs)) }
 
 func (m *recMachine) Apply(r event.Record) error {
 	m.seqs = append(m.seqs, r.Seq)
@@ -210,5 +213,22 @@ func TestFollowerRefusedRecordAdvances(t *testing.T) {
 	}
 	if f.appliedSeq.Load() != 3 || f.applyErrors.Load() != 1 {
 		t.Fatalf("applied %d, apply errors %d", f.appliedSeq.Load(), f.applyErrors.Load())
+	}
+}
+
+// TestFollowerMirrorsChanges checks that the machine's change counter (the
+// snapshot policy's every_changes) is mirrored after each batch and after
+// a load.
+func TestFollowerMirrorsChanges(t *testing.T) {
+	f, m, _ := newTestFollower(6, 0)
+	if _, err := f.applyRecords(batch(0, 4).Records); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.changes.Load(); got != 8 || got != m.ChangesApplied() {
+		t.Fatalf("changes %d after 4 records; machine says %d", got, m.ChangesApplied())
+	}
+	f.load(&recMachine{seqs: []int64{1}}, 1, time.Time{})
+	if got := f.changes.Load(); got != 2 {
+		t.Fatalf("changes %d after loading a machine that counted 2", got)
 	}
 }

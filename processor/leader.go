@@ -143,7 +143,7 @@ func (n *node) snapshotLoop(ctx context.Context, log *slog.Logger, term uint64) 
 			return false
 		case <-tick.C:
 		}
-		if !n.f.loaded.Load() || !n.parts.Snapshots.Due(n.f.appliedSeq.Load()) {
+		if !n.f.loaded.Load() || !n.parts.Snapshots.Due(n.f.appliedSeq.Load(), n.f.changes.Load()) {
 			continue
 		}
 		if n.snapshot(ctx, log, term, shadow) {

@@ -38,16 +38,18 @@ func (f *fakeFence) Stored(context.Context) (int64, error) {
 // fakeSnaps writes a snapshot whenever applied moved, checking the fence
 // like the real writer does in its transaction.
 type fakeSnaps struct {
-	fence *fakeFence
-	mu    sync.Mutex
-	last  int64
-	taken []int64 // terms of successful writes
+	fence   *fakeFence
+	mu      sync.Mutex
+	last    int64
+	taken   []int64 // terms of successful writes
+	changes int64   // the counter last shown to Due
 }
 
 func (s *fakeSnaps) Resume(context.Context) error { return nil }
-func (s *fakeSnaps) Due(applied int64) bool {
+func (s *fakeSnaps) Due(applied, changes int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.changes = changes
 	return applied > s.last
 }
 func (s *fakeSnaps) Take(ctx context.Context, term int64, capture func() (snapshot.Capture, error)) (snapshot.Result, error) {
@@ -109,6 +111,28 @@ func TestLeaderWritesSnapshotAtItsTerm(t *testing.T) {
 	}
 	if n.fenced.Load() != 0 {
 		t.Fatalf("fenced = %d", n.fenced.Load())
+	}
+}
+
+// TestLeaderShowsChangesToPolicy checks that the leader asks the policy
+// with the machine's change counter as well as its applied seq.
+func TestLeaderShowsChangesToPolicy(t *testing.T) {
+	fence := &fakeFence{}
+	snaps := &fakeSnaps{fence: fence}
+	n := testNode(t, fence, snaps)
+	if _, err := n.f.applyRecords(batch(5, 3).Records); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 7) }()
+	waitFor(t, "a snapshot", func() bool { return n.snapsWritten.Load() == 1 })
+	cancel()
+	<-done
+	snaps.mu.Lock()
+	defer snaps.mu.Unlock()
+	if snaps.changes != 6 {
+		t.Fatalf("policy shown %d changes; the machine applied 3 records of 2", snaps.changes)
 	}
 }
 

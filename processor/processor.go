@@ -216,7 +216,7 @@ type Publisher interface {
 // Snapshotter writes snapshots (snapshot.Writer).
 type Snapshotter interface {
 	Resume(ctx context.Context) error
-	Due(appliedSeq int64) bool
+	Due(appliedSeq, changes int64) bool
 	Take(ctx context.Context, term int64, capture func() (snapshot.Capture, error)) (snapshot.Result, error)
 	TakeFromLog(ctx context.Context, term int64, sh *snapshot.Shadow, seq int64) (snapshot.Result, error)
 }

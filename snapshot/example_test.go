@@ -32,15 +32,16 @@ func Example() {
 	}
 	_ = res.Machine
 
-	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 100_000, EveryInterval: 10 * time.Minute}},
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 100_000, EveryChanges: 400_000, EveryInterval: 10 * time.Minute}},
 		snapshot.WriterDeps{DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Logger: slog.Default()})
 	if err != nil {
 		return
 	}
 	shadow := snapshot.NewShadow(rc, factory)
 	// Leader loop, outside the apply lock:
-	var term, applied int64
-	if w.Due(applied) {
+	// (changes: the live machine's ChangesApplied, read with applied.)
+	var term, applied, changes int64
+	if w.Due(applied, changes) {
 		_, _ = w.TakeFromLog(ctx, term, shadow, applied)
 	}
 }

@@ -300,14 +300,14 @@ func TestResumeAndDue(t *testing.T) {
 	if err := w2.Resume(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if w2.Due(10) || w2.Due(109) {
+	if w2.Due(10, 0) || w2.Due(109, 0) {
 		t.Error("due before 100 events after the stored snapshot")
 	}
-	if !w2.Due(110) {
+	if !w2.Due(110, 0) {
 		t.Error("not due 100 events after the stored snapshot")
 	}
 	g.clock = g.clock.Add(time.Hour)
-	if !w2.Due(11) {
+	if !w2.Due(11, 0) {
 		t.Error("not due an hour after the stored snapshot")
 	}
 }
@@ -392,7 +392,7 @@ func TestTakeBusy(t *testing.T) {
 		errc <- err
 	}()
 	<-inside
-	if g.w.Due(1000) {
+	if g.w.Due(1000, 0) {
 		t.Error("Due while a snapshot is being taken")
 	}
 	if _, err := g.w.Take(context.Background(), 1, func() (Capture, error) { return newKV().capture(10), nil }); !errors.Is(err, ErrBusy) {

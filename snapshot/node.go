@@ -74,6 +74,9 @@ func (n *Node) ApplyResult(rec event.Record) (NodeResult, error) {
 	return res, errors.Join(errs...)
 }
 
+// ChangesApplied is the engine's evaluator.Engine.ChangesApplied.
+func (n *Node) ChangesApplied() int64 { return n.Engine.ChangesApplied() }
+
 // Apply applies rec (Machine).
 func (n *Node) Apply(rec event.Record) error {
 	_, err := n.ApplyResult(rec)

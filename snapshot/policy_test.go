@@ -27,10 +27,58 @@ func TestPolicyDue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.p
 			p.Taken(tc.lastSeq, t0)
-			if got := p.Due(tc.applied, t0.Add(tc.after)); got != tc.want {
+			if got := p.Due(tc.applied, 0, t0.Add(tc.after)); got != tc.want {
 				t.Errorf("Due = %v; want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPolicyChanges checks the every_changes trigger: counted from the
+// counter shown just before the last snapshot, started afresh when that is
+// unknown (a resumed policy) or when the counter went back (a reloaded
+// machine), and never earlier than the threshold.
+func TestPolicyChanges(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := Policy{EveryChanges: 1000, EveryEvents: 1_000_000}
+	if p.Due(10, 5000, t0) {
+		t.Error("due at the first call: the counter at the last snapshot is unknown, counting starts here")
+	}
+	if p.Due(11, 5999, t0) {
+		t.Error("due after 999 changes")
+	}
+	if !p.Due(12, 6000, t0) {
+		t.Error("not due after 1000 changes")
+	}
+	p.Taken(12, t0)
+	if p.Due(20, 6999, t0) {
+		t.Error("due 999 changes after the snapshot")
+	}
+	if !p.Due(21, 7000, t0) {
+		t.Error("not due 1000 changes after the snapshot")
+	}
+	// A reloaded machine counts from 0 again: counting restarts there.
+	if p.Due(22, 10, t0) || p.Due(23, 1009, t0) {
+		t.Error("due within 1000 changes of a counter that went back")
+	}
+	if !p.Due(24, 1010, t0) {
+		t.Error("not due 1000 changes after the counter went back")
+	}
+	// A resumed policy (Taken before any Due) starts counting at its
+	// first Due.
+	var r Policy
+	r.EveryChanges = 1000
+	r.Taken(100, t0)
+	if r.Due(101, 50_000, t0) {
+		t.Error("resumed policy due at once: the changes before it are unknown")
+	}
+	if !r.Due(102, 51_000, t0) {
+		t.Error("resumed policy not due 1000 changes after its first Due")
+	}
+	// Nothing new since the snapshot: not due, whatever the counter says.
+	r.Taken(102, t0)
+	if r.Due(102, 900_000, t0) {
+		t.Error("due with no event since the snapshot")
 	}
 }
 

@@ -208,14 +208,16 @@ func (w *Writer) Resume(ctx context.Context) error {
 }
 
 // Due reports whether a snapshot should be taken now that appliedSeq is
-// applied. It is false while a snapshot is being written. Cheap; no I/O.
-func (w *Writer) Due(appliedSeq int64) bool {
+// applied and the applying machine has made changes graph changes in all
+// (see Policy.Due). It is false while a snapshot is being written. Cheap;
+// no I/O.
+func (w *Writer) Due(appliedSeq, changes int64) bool {
 	if w.busy.Load() {
 		return false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.policy.Due(appliedSeq, w.now())
+	return w.policy.Due(appliedSeq, changes, w.now())
 }
 
 // Result describes a snapshot written by Take.

@@ -118,7 +118,7 @@ func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery in
 			t.Fatal(err)
 		}
 		last := app.Batch.Records[len(app.Batch.Records)-1]
-		if w.Due(last.Seq) {
+		if w.Due(last.Seq, live.ChangesApplied()) {
 			if _, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
 				return snapshot.CaptureEngine(live, last.Seq, last.RecordedAt, snapshot.EngineGob)
 			}); err != nil {

@@ -60,13 +60,18 @@ type Engine struct {
 	recBinds  []Binding
 	recCands  []candidate
 	recUndo   []*match
-	kbuf      []byte // effect keys
-	sbuf      []byte // support ids
+	allBuf    []graph.Change // Result.Changes, reused from record to record
+	nextBuf   []graph.Change // the next wave of run
+	kbuf      []byte         // effect keys
+	sbuf      []byte         // support ids
 	collectFn func([]Binding)
 
 	// outputs of the record being applied; not state.
 	external []ExternalAction
 	seq      int64
+	// changes counts the graph changes of every record applied since the
+	// engine was made or restored (ChangesApplied); not state.
+	changes int64
 }
 
 type loaded struct {
@@ -235,6 +240,9 @@ type ExternalAction struct {
 // Result is what applying one record produced.
 type Result struct {
 	// Changes are every graph change, the record's own then the evaluator's.
+	// The slice is the engine's and valid until its next call: callers
+	// read it before applying the next record (the changes it points to
+	// are theirs to keep).
 	Changes []graph.Change
 	// External are the external actions requested.
 	External []ExternalAction
@@ -264,6 +272,12 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 // Graph returns the engine's graph for reading (queries, RCA). Callers must
 // not change it.
 func (e *Engine) Graph() *graph.Graph { return e.g }
+
+// ChangesApplied is the number of graph changes (the records' own and the
+// evaluator's) of every record applied since the engine was made or
+// restored: a measure of the work a replay of those records costs. It is
+// not part of the state: a restored engine counts from 0.
+func (e *Engine) ChangesApplied() int64 { return e.changes }
 
 // Apply applies one record and evaluates it to a fixpoint.
 func (e *Engine) Apply(rec event.Record) error {
@@ -307,6 +321,7 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		changes = gc
 	}
 	all, err := e.run(changes)
+	e.changes += int64(len(all))
 	res.Changes = all
 	res.External = e.external
 	e.external = nil
@@ -322,10 +337,12 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 // graph, so one pass per anchor covers every change that touched it); the
 // changes the actions make form the next wave.
 func (e *Engine) run(changes []graph.Change) ([]graph.Change, error) {
-	all := changes
-	wave := changes
+	all := append(e.allBuf[:0], changes...)
+	defer func() { e.allBuf = all[:0] }()
+	wave := all
 	steps := 0
-	var next []graph.Change
+	next := e.nextBuf[:0]
+	defer func() { e.nextBuf = next[:0] }()
 	for len(wave) > 0 {
 		steps += len(wave)
 		if steps > e.maxSteps {

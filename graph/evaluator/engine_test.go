@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/history/historytest"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -197,5 +198,29 @@ scenarios:
 	}
 	if v, _ := l.e.Graph().Vertex(aid); v.Severity != "CRITICAL" || v.IsDeleted {
 		t.Errorf("deduced alarm = %s deleted=%v", v.Severity, v.IsDeleted)
+	}
+}
+
+// TestChangesApplied checks the change counter against the changes each
+// record returned, deduced ones included, and that a restored engine
+// counts from 0 (the counter is not state).
+func TestChangesApplied(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	var sum int64
+	add := func(r Result) { sum += int64(len(r.Changes)) }
+	add(l.must(put("host_nic", historytest.Template)))
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 4, Rounds: 4}
+	for _, ev := range s.Events()[1:] {
+		add(l.must(ev))
+	}
+	if got := l.e.ChangesApplied(); got != sum || sum <= int64(len(s.Events())) {
+		t.Fatalf("ChangesApplied = %d; the results held %d changes over %d events (deduced alarms must add to them)", got, sum, len(s.Events()))
+	}
+	r, err := Restore(l.e.State(), Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ChangesApplied() != 0 {
+		t.Fatalf("restored engine counts %d changes; want 0", r.ChangesApplied())
 	}
 }
