@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/causeway/causeway/internal/bus"
 )
@@ -31,6 +32,8 @@ func ConsumerConfig(cfg Config, conn bus.Conn) bus.ConsumerConfig {
 type busMessage struct{ d bus.Delivery }
 
 func (m busMessage) Body() []byte { return m.d.Body() }
+
+func (m busMessage) RecordedAt() (time.Time, bool, error) { return m.d.RecordedAt() }
 
 func (m busMessage) Ack(multiple bool) error { return staleErr(m.d.Ack(multiple)) }
 

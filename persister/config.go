@@ -47,6 +47,13 @@ type Config struct {
 	RetryMax time.Duration `yaml:"retry_max"`
 	// PublishTimeout bounds the publish of one sequenced batch.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// KeepRecordedAt stores the recorded_at a replay re-published an event
+	// with (bus.RecordedAtHeader) instead of this persister's clock, for a
+	// second Causeway instance fed by `causeway replay --republish-url`:
+	// its log then has the times of the log replayed, and its graph is the
+	// one `replay --at` rebuilds, timestamps included. Never on a live
+	// stack, whose recorded_at must be its own; off by default.
+	KeepRecordedAt bool `yaml:"keep_recorded_at"`
 }
 
 func (c *Config) setDefaults() {

@@ -25,6 +25,12 @@ type Message interface {
 	Ack(multiple bool) error
 }
 
+// timedMessage is a Message that may carry the recorded_at of a replayed
+// record (bus.Delivery.RecordedAt); only read with Config.KeepRecordedAt.
+type timedMessage interface {
+	RecordedAt() (at time.Time, ok bool, err error)
+}
+
 // Queue is the persist queue as the persister consumes it (see BusQueue).
 type Queue interface {
 	// Run consumes until ctx ends; Messages is closed when it returns.
@@ -300,10 +306,23 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 				}
 				continue
 			}
+			entry := store.Entry{Event: ev, Body: m.Body()}
+			if tm, ok := m.(timedMessage); ok && p.cfg.KeepRecordedAt {
+				at, ok, err := tm.RecordedAt()
+				if err != nil {
+					if !p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err)) {
+						b.ackEach = true
+					}
+					continue
+				}
+				if ok {
+					entry.RecordedAt = at
+				}
+			}
 			if len(b.msgs) == 0 {
 				timer.Reset(p.cfg.BatchWait)
 			}
-			b.entries = append(b.entries, store.Entry{Event: ev, Body: m.Body()})
+			b.entries = append(b.entries, entry)
 			b.msgs = append(b.msgs, m)
 		}
 	}
@@ -325,8 +344,14 @@ func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) bool
 	return true
 }
 
+// errBadRecordedAt is a replayed event whose recorded_at header does not
+// parse (only looked at with keep_recorded_at): dead-lettered as invalid.
+var errBadRecordedAt = errors.New("bad recorded_at header")
+
 func reasonOf(err error) string {
 	switch {
+	case errors.Is(err, errBadRecordedAt):
+		return ReasonInvalid
 	case errors.Is(err, event.ErrTooLarge):
 		return ReasonTooLarge
 	case errors.Is(err, event.ErrInvalid):

@@ -66,9 +66,17 @@ type fakeMsg struct {
 	tag  int
 	body []byte
 	j    *journal
+	at   string // the recorded_at header, "" for none
 }
 
 func (m *fakeMsg) Body() []byte { return m.body }
+func (m *fakeMsg) RecordedAt() (time.Time, bool, error) {
+	if m.at == "" {
+		return time.Time{}, false, nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, m.at)
+	return at, err == nil, err
+}
 func (m *fakeMsg) Ack(multiple bool) error {
 	m.j.add("ack %d multiple=%v", m.tag, multiple)
 	return nil
@@ -125,6 +133,7 @@ type fakeLog struct {
 	seen map[string]bool
 	seq  int64
 	fail func(entries []store.Entry) error
+	ats  map[string]time.Time // RecordedAt of each entry appended, by event id
 }
 
 func (l *fakeLog) Append(_ context.Context, entries []store.Entry) (store.Appended, error) {
@@ -146,6 +155,10 @@ func (l *fakeLog) Append(_ context.Context, entries []store.Entry) (store.Append
 			continue
 		}
 		l.seen[e.Event.EventID] = true
+		if l.ats == nil {
+			l.ats = map[string]time.Time{}
+		}
+		l.ats[e.Event.EventID] = e.RecordedAt
 		l.seq++
 		out.Batch.Records = append(out.Batch.Records, event.Record{Seq: l.seq, RecordedAt: time.Now(), Event: e.Event})
 	}
@@ -258,6 +271,41 @@ func TestDeadLettersPoisonAndGoesOn(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestKeepRecordedAt checks the recorded_at header of replayed events: a
+// persister with keep_recorded_at hands it to the log (and dead-letters a
+// header that does not parse); one without ignores it, whatever it says.
+func TestKeepRecordedAt(t *testing.T) {
+	past := time.Date(2026, 3, 1, 12, 0, 0, 5, time.UTC)
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprint("keep=", keep), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, Config{BatchSize: 3, BatchWait: time.Millisecond, KeepRecordedAt: keep}, nil)
+				for i, at := range []string{past.Format(time.RFC3339Nano), "", "yesterday"} {
+					h.q.next++
+					h.q.in <- &fakeMsg{tag: h.q.next, body: body(t, fmt.Sprint("e", i)), j: h.j, at: at}
+				}
+				synctest.Wait()
+				h.stop(t)
+				h.log.mu.Lock()
+				defer h.log.mu.Unlock()
+				if keep {
+					checkJournal(t, h.j, []string{"dead-letter 3 invalid", "append 2: 2 new", "ack 2 multiple=true", "queue stopped"}, []string{"publish 1..2"})
+					if !h.log.ats["e0"].Equal(past) || !h.log.ats["e1"].IsZero() {
+						t.Errorf("recorded_at handed to the log: %v; want e0 at %v, e1 unset", h.log.ats, past)
+					}
+					return
+				}
+				checkJournal(t, h.j, []string{"append 3: 3 new", "ack 3 multiple=true", "queue stopped"}, []string{"publish 1..3"})
+				for id, at := range h.log.ats {
+					if !at.IsZero() {
+						t.Errorf("%s handed to the log with recorded_at %v without keep_recorded_at", id, at)
+					}
+				}
+			})
+		})
+	}
 }
 
 func TestRetriesWhileDatabaseDownAndAcksOnlyAfterCommit(t *testing.T) {

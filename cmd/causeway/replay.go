@@ -704,7 +704,10 @@ equal states share), dot (Graphviz), or summary (counts; -o json for JSON).
 With --republish-url, the events of (--from, --at] are re-published in log order
 onto that broker URL's vhost, as the drivers published them (same event ids, so a
 persister there stores each once), so that a separate Causeway instance can be
-brought up at that moment without touching the live one. --republish-exchange
+brought up at that moment without touching the live one. Each event carries its
+record's recorded_at (header x-causeway-recorded-at): a persister there with
+keep_recorded_at: true stores it, and that instance's graph then equals
+'replay --at' here, timestamps included. --republish-exchange
 names another exchange instead of causeway.events (declared as a durable topic
 exchange; it may be on the live broker): bind your own queue or exchange to it
 first, since an event nothing takes is reported as unroutable.`,
@@ -908,12 +911,12 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 			logger.Warn("close republish spool", "err", err)
 		}
 	}()
-	batch := make([]event.Event, 0, o.batch)
+	batch := make([]event.Record, 0, o.batch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := pub.Publish(ctx, batch...); err != nil {
+		if err := pub.PublishRecords(ctx, batch...); err != nil {
 			return fmt.Errorf("republish up to seq %d: %w", to, err)
 		}
 		res.Published += int64(len(batch))
@@ -932,7 +935,7 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 			return res, badInput("the log misses seq %d..%d (retention); give a later --from", next, rec.Seq-1)
 		}
 		next++
-		batch = append(batch, rec.Event)
+		batch = append(batch, rec)
 		if len(batch) == o.batch {
 			if err := flush(); err != nil {
 				return res, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -194,6 +195,25 @@ func (d Delivery) Redelivered() bool { return d.m.Redelivered }
 
 // Tag is the delivery tag, increasing along the stream of one channel.
 func (d Delivery) Tag() uint64 { return d.m.DeliveryTag }
+
+// RecordedAt is the RecordedAtHeader of an event re-published by a
+// replay: ok is false when the message has none; an unparsable value is an
+// error.
+func (d Delivery) RecordedAt() (at time.Time, ok bool, err error) {
+	v, present := d.m.Headers[RecordedAtHeader]
+	if !present {
+		return time.Time{}, false, nil
+	}
+	s, isString := v.(string)
+	if !isString {
+		return time.Time{}, false, fmt.Errorf("header %s: %T, not a string", RecordedAtHeader, v)
+	}
+	at, err = time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("header %s: %w", RecordedAtHeader, err)
+	}
+	return at, true, nil
+}
 
 // Reason is the ReasonHeader of a message dead-lettered by DeadLetter, or
 // the broker's reason ("rejected", "delivery_limit") for one it dead-lettered

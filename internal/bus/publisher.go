@@ -149,28 +149,45 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 // limit and with ctx's error if ctx ends first (the events may then have
 // been spooled or not: re-publishing them is a harmless duplicate).
 func (p *Publisher) Publish(ctx context.Context, evs ...event.Event) error {
-	if len(evs) == 0 {
+	return p.publish(ctx, len(evs), func(i int) (event.Event, time.Time) { return evs[i], time.Time{} })
+}
+
+// PublishRecords is Publish for records of a log that a replay
+// re-publishes: each message also carries its record's recorded_at in
+// RecordedAtHeader, which a persister configured to keep it
+// (keep_recorded_at) stores instead of its own clock's time.
+func (p *Publisher) PublishRecords(ctx context.Context, recs ...event.Record) error {
+	return p.publish(ctx, len(recs), func(i int) (event.Event, time.Time) { return recs[i].Event, recs[i].RecordedAt })
+}
+
+func (p *Publisher) publish(ctx context.Context, n int, at func(int) (event.Event, time.Time)) error {
+	if n == 0 {
 		return nil
 	}
 	now := p.now().UnixNano()
-	vals := make([][]byte, len(evs))
-	for i, ev := range evs {
+	vals := make([][]byte, n)
+	for i := range n {
+		ev, recordedAt := at(i)
 		body, err := event.Encode(ev)
 		if err != nil {
 			return fmt.Errorf("publish event %q: %w", ev.EventID, err)
 		}
-		vals[i] = encodeRecord(record{
+		r := record{
 			messageID:  ev.EventID,
 			routingKey: RoutingKey(ev.Source, string(ev.Kind)),
 			body:       body,
 			enqueued:   now,
-		})
+		}
+		if !recordedAt.IsZero() {
+			r.recordedAt = recordedAt.UnixNano()
+		}
+		vals[i] = encodeRecord(r)
 	}
 	if err := p.spool.append(ctx, vals); err != nil {
 		if errors.Is(err, ErrSpoolFull) {
 			p.spoolFull.Inc()
 		}
-		return fmt.Errorf("publish %d events: %w", len(evs), err)
+		return fmt.Errorf("publish %d events: %w", n, err)
 	}
 	return nil
 }
@@ -263,13 +280,17 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				cursor = max(cursor, bad[len(bad)-1])
 			}
 			for _, r := range recs {
-				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, r.routingKey, true, false, amqp.Publishing{
+				msg := amqp.Publishing{
 					ContentType:  ContentType,
 					DeliveryMode: amqp.Persistent,
 					MessageId:    r.messageID,
 					Timestamp:    time.Unix(0, r.enqueued),
 					Body:         r.body,
-				})
+				}
+				if r.recordedAt != 0 {
+					msg.Headers = amqp.Table{RecordedAtHeader: time.Unix(0, r.recordedAt).UTC().Format(time.RFC3339Nano)}
+				}
+				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, r.routingKey, true, false, msg)
 				if err != nil {
 					return fmt.Errorf("publish event %s: %w", r.messageID, err)
 				}

@@ -30,10 +30,15 @@ type record struct {
 	routingKey string
 	body       []byte
 	enqueued   int64 // unix nanoseconds, for the latency metric
+	// recordedAt (unix nanoseconds, 0: none) is the recorded_at of the log
+	// record a replay re-publishes; sent as RecordedAtHeader.
+	recordedAt int64
 }
 
 const (
 	recordVersion = 1
+	// recordVersionAt is a record with a recordedAt after the enqueue time.
+	recordVersionAt = 2
 	// maxRecordField bounds each decoded length, so garbage cannot make the
 	// decoder allocate much.
 	maxRecordField = 64 << 20
@@ -51,16 +56,25 @@ var (
 )
 
 // encodeRecord lays out: version byte, uvarint-prefixed message id, routing
-// key and body, 8-byte enqueue time, CRC-32C of everything before it.
+// key and body, 8-byte enqueue time, (version 2 only) 8-byte recordedAt,
+// CRC-32C of everything before it. A record without recordedAt is written
+// as version 1, the layout spools have always held.
 func encodeRecord(r record) []byte {
-	n := 1 + 3*binary.MaxVarintLen64 + len(r.messageID) + len(r.routingKey) + len(r.body) + 8 + 4
+	n := 1 + 3*binary.MaxVarintLen64 + len(r.messageID) + len(r.routingKey) + len(r.body) + 8 + 8 + 4
 	b := make([]byte, 0, n)
-	b = append(b, recordVersion)
+	if r.recordedAt != 0 {
+		b = append(b, recordVersionAt)
+	} else {
+		b = append(b, recordVersion)
+	}
 	for _, f := range [][]byte{[]byte(r.messageID), []byte(r.routingKey), r.body} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(r.enqueued))
+	if r.recordedAt != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(r.recordedAt))
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
@@ -75,7 +89,19 @@ func decodeRecord(b []byte) (record, error) {
 	if crc32.Checksum(payload, crcTable) != sum {
 		return record{}, fmt.Errorf("%w: checksum mismatch", errRecordCorrupt)
 	}
-	if payload[0] != recordVersion {
+	var recordedAt int64
+	switch payload[0] {
+	case recordVersion:
+	case recordVersionAt:
+		if len(payload) < 1+3+8+8 {
+			return record{}, fmt.Errorf("%w: %d bytes is too short for version %d", errRecordCorrupt, len(b), recordVersionAt)
+		}
+		recordedAt = int64(binary.BigEndian.Uint64(payload[len(payload)-8:]))
+		payload = payload[:len(payload)-8]
+		if recordedAt == 0 {
+			return record{}, fmt.Errorf("%w: version %d without a recorded time", errRecordCorrupt, recordVersionAt)
+		}
+	default:
 		return record{}, fmt.Errorf("%w: unknown version %d", errRecordCorrupt, payload[0])
 	}
 	rest := payload[1 : len(payload)-8]
@@ -96,6 +122,7 @@ func decodeRecord(b []byte) (record, error) {
 		routingKey: string(fields[1]),
 		body:       append([]byte(nil), fields[2]...),
 		enqueued:   int64(binary.BigEndian.Uint64(payload[len(payload)-8:])),
+		recordedAt: recordedAt,
 	}, nil
 }
 

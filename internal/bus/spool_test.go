@@ -19,6 +19,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{},
 		{messageID: "e1", routingKey: "static.entity.upsert", body: []byte(`{"v":1}`), enqueued: 1234567890},
 		{messageID: string(bytes.Repeat([]byte("x"), 300)), body: bytes.Repeat([]byte{0}, 70000), enqueued: -1},
+		{messageID: "e2", routingKey: "replay.entity.upsert", body: []byte(`{"v":1}`), enqueued: 5, recordedAt: 1772366400000000000},
 	} {
 		got, err := decodeRecord(encodeRecord(r))
 		if err != nil {
@@ -31,16 +32,18 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRecordRefusesDamage(t *testing.T) {
-	good := encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7})
-	cases := map[string][]byte{
-		"empty":     nil,
-		"truncated": good[:len(good)-1],
-		"extended":  append(append([]byte(nil), good...), 0),
-	}
-	for i := range good {
-		b := append([]byte(nil), good...)
-		b[i] ^= 0x40
-		cases[fmt.Sprintf("bit flip at %d", i)] = b
+	cases := map[string][]byte{"empty": nil}
+	for v, good := range map[string][]byte{
+		"v1": encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7}),
+		"v2": encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7, recordedAt: 9}),
+	} {
+		cases[v+" truncated"] = good[:len(good)-1]
+		cases[v+" extended"] = append(append([]byte(nil), good...), 0)
+		for i := range good {
+			b := append([]byte(nil), good...)
+			b[i] ^= 0x40
+			cases[fmt.Sprintf("%s bit flip at %d", v, i)] = b
+		}
 	}
 	for name, b := range cases {
 		if _, err := decodeRecord(b); !errors.Is(err, errRecordCorrupt) {
@@ -51,6 +54,7 @@ func TestDecodeRecordRefusesDamage(t *testing.T) {
 
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7}))
+	f.Add(encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7, recordedAt: 9}))
 	f.Add([]byte{})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

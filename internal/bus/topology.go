@@ -23,6 +23,9 @@ const (
 	SequencedExchange = "causeway.sequenced"
 	// ReasonHeader carries why a message was dead-lettered by DeadLetter.
 	ReasonHeader = "x-causeway-reason"
+	// RecordedAtHeader carries, on an event re-published by a replay, the
+	// recorded_at (RFC 3339) of its record in the log replayed.
+	RecordedAtHeader = "x-causeway-recorded-at"
 	// DeliveryLimit is how often PersistQueue redelivers one message before
 	// the broker dead-letters it (reason "delivery_limit" in x-death), so a
 	// message that crashes its consumer cannot loop forever.

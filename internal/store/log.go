@@ -46,6 +46,11 @@ func NewLog(db *sql.DB, now func() time.Time) *Log {
 type Entry struct {
 	Event event.Event
 	Body  []byte
+	// RecordedAt, when set, is the record's recorded_at instead of the
+	// log's clock: a log fed by `causeway replay --republish-url` keeps the
+	// times of the log it replays (persister keep_recorded_at). It is still
+	// raised to the previous record's, so recorded_at never decreases.
+	RecordedAt time.Time
 }
 
 // Appended is the result of Append.
@@ -76,7 +81,8 @@ const (
 // a time: seq is dense, commit order equals seq order, and the dedup check
 // against the event_id index cannot race with another writer. recorded_at
 // is max(now, the counter's last recorded_at), so it never decreases along
-// seq even when writers' clocks differ; all records of one call share it.
+// seq even when writers' clocks differ; all records of one call share it,
+// but for entries that bring their own RecordedAt (raised likewise).
 //
 // If Append returns an error, nothing of the call is visible — or, when the
 // COMMIT itself failed in flight, possibly all of it: calling Append again
@@ -125,8 +131,16 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		}
 		stored[e.Event.EventID] = true
 		keep = append(keep, i)
+		recAt := at
+		if !e.RecordedAt.IsZero() {
+			recAt = e.RecordedAt.UTC().Truncate(time.Microsecond)
+		}
+		if recAt.Before(lastAt) {
+			recAt = lastAt
+		}
+		lastAt = recAt
 		out.Batch.Records = append(out.Batch.Records, event.Record{
-			Seq: lastSeq + int64(len(out.Batch.Records)) + 1, RecordedAt: at, Event: e.Event,
+			Seq: lastSeq + int64(len(out.Batch.Records)) + 1, RecordedAt: recAt, Event: e.Event,
 		})
 	}
 	if len(keep) == 0 {
@@ -136,7 +150,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		return Appended{}, fmt.Errorf("append %d events after seq %d: %w", len(keep), lastSeq, err)
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE log_counter SET last_seq = ?, last_recorded_at = ? WHERE id = 1",
-		out.Batch.LastSeq(), at); err != nil {
+		out.Batch.LastSeq(), lastAt); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: update log_counter: %w", len(keep), err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -144,6 +144,44 @@ func TestAppendSequencesAndDedups(t *testing.T) {
 	}
 }
 
+// TestAppendKeepsGivenRecordedAt checks entries that bring their own
+// recorded_at (a log fed by a replay): stored and read back as given, in
+// the past included, but never below the previous record's, whether that
+// one brought its own time or took the clock's.
+func TestAppendKeepsGivenRecordedAt(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	now := time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)
+	log := store.NewLog(db, func() time.Time { return now })
+	past := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	es := entries(t, "a", "b", "c", "d", "e")
+	es[0].RecordedAt = past
+	es[1].RecordedAt = past.Add(time.Second)
+	es[2].RecordedAt = past.Add(-time.Hour) // before b's: raised to it
+	// es[3] takes the clock's
+	es[4].RecordedAt = past // before d's: raised to it
+	got, err := log.Append(ctx, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{past, past.Add(time.Second), past.Add(time.Second), now, now}
+	recs, err := log.ReadRange(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got.Batch.Records {
+		if !r.RecordedAt.Equal(want[i]) || !recs[i].RecordedAt.Equal(want[i]) {
+			t.Errorf("record %d: returned %v, stored %v; want %v", r.Seq, r.RecordedAt, recs[i].RecordedAt, want[i])
+		}
+	}
+	if seq, at, err := log.Head(ctx); err != nil || seq != 5 || !at.Equal(now) {
+		t.Fatalf("Head = %d, %v, %v; want 5, %v", seq, at, err, now)
+	}
+	if seq, err := log.SeqAt(ctx, past.Add(time.Second)); err != nil || seq != 3 {
+		t.Fatalf("SeqAt(past+1s) = %d, %v; want 3", seq, err)
+	}
+}
+
 func TestScanIsDenseAndBounded(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, storetest.NewDB(t))
