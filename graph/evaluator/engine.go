@@ -507,8 +507,9 @@ func (e *Engine) mayMatch(r *rule, slot int, v graph.VertexID) bool {
 // candidate is a binding found by reconcile: its match key and bindings,
 // as ranges of the engine's scratch buffers.
 type candidate struct {
-	ks, ke int // in recKeys
-	bs, be int // in recBinds
+	ks, ke int  // in recKeys
+	bs, be int  // in recBinds
+	stored bool // a stored match has its key
 }
 
 // collect is the enumerate callback of reconcile.
@@ -536,10 +537,15 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 	undo := e.recUndo[:0]
 	stored := e.byAnchor.get(akey{r, slot, v})
 	for m := range stored.all {
-		if _, found := slices.BinarySearchFunc(e.recCands, m.key, func(c candidate, k string) int {
+		i, found := slices.BinarySearchFunc(e.recCands, m.key, func(c candidate, k string) int {
 			return compareBytesString(e.candKey(c), k)
-		}); !found {
+		})
+		if !found {
 			undo = append(undo, m)
+			continue
+		}
+		for ; i < len(e.recCands) && compareBytesString(e.candKey(e.recCands[i]), m.key) == 0; i++ {
+			e.recCands[i].stored = true
 		}
 	}
 	slices.SortFunc(undo, func(a, b *match) int { return strings.Compare(a.key, b.key) })
@@ -548,11 +554,12 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 	}
 	clear(undo)
 	e.recUndo = undo[:0]
-	// Undoing removes only matches that are not candidates, and doing adds
-	// only the match done: a candidate stored now was stored before, and
-	// a repeated candidate is skipped as stored.
-	for _, c := range e.recCands {
-		if _, ok := e.matches[string(e.candKey(c))]; ok {
+	// Every stored match that binds slot to v is in stored, and undoing
+	// removes only matches that are not candidates: a candidate is stored
+	// now if it was found there. A repeated candidate (sorted next to the
+	// first) was just done.
+	for i, c := range e.recCands {
+		if c.stored || (i > 0 && bytes.Equal(e.candKey(e.recCands[i-1]), e.candKey(c))) {
 			continue
 		}
 		out = e.do(newMatch(string(e.candKey(c)), r, e.recBinds[c.bs:c.be]), out)
