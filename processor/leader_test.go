@@ -96,16 +96,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// leadUntilSnapshot runs n as the leader of term until it wrote a snapshot.
+func leadUntilSnapshot(t *testing.T, n *node, term uint64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, term) }()
+	waitFor(t, "a snapshot", func() bool { return n.snapsWritten.Load() == 1 })
+	cancel()
+	<-done
+}
+
 func TestLeaderWritesSnapshotAtItsTerm(t *testing.T) {
 	fence := &fakeFence{}
 	snaps := &fakeSnaps{fence: fence}
 	n := testNode(t, fence, snaps)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.lead(ctx, 7) }()
-	waitFor(t, "a snapshot", func() bool { return n.snapsWritten.Load() == 1 })
-	cancel()
-	<-done
+	leadUntilSnapshot(t, n, 7)
 	if n.lastSnapSeq.Load() != 5 || snaps.taken[0] != 7 || fence.stored != 7 {
 		t.Fatalf("snapshot seq %d, terms %v, fence %d", n.lastSnapSeq.Load(), snaps.taken, fence.stored)
 	}
@@ -123,12 +129,7 @@ func TestLeaderShowsChangesToPolicy(t *testing.T) {
 	if _, err := n.f.applyRecords(batch(5, 3).Records); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.lead(ctx, 7) }()
-	waitFor(t, "a snapshot", func() bool { return n.snapsWritten.Load() == 1 })
-	cancel()
-	<-done
+	leadUntilSnapshot(t, n, 7)
 	snaps.mu.Lock()
 	defer snaps.mu.Unlock()
 	if snaps.changes != 6 {

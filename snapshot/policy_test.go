@@ -40,45 +40,47 @@ func TestPolicyDue(t *testing.T) {
 // machine), and never earlier than the threshold.
 func TestPolicyChanges(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := Policy{EveryChanges: 1000, EveryEvents: 1_000_000}
-	if p.Due(10, 5000, t0) {
-		t.Error("due at the first call: the counter at the last snapshot is unknown, counting starts here")
+	// A step asks Due(seq, changes), or records a snapshot of seq (taken).
+	type step struct {
+		seq, changes int64
+		taken, want  bool
+		why          string
 	}
-	if p.Due(11, 5999, t0) {
-		t.Error("due after 999 changes")
-	}
-	if !p.Due(12, 6000, t0) {
-		t.Error("not due after 1000 changes")
-	}
-	p.Taken(12, t0)
-	if p.Due(20, 6999, t0) {
-		t.Error("due 999 changes after the snapshot")
-	}
-	if !p.Due(21, 7000, t0) {
-		t.Error("not due 1000 changes after the snapshot")
-	}
-	// A reloaded machine counts from 0 again: counting restarts there.
-	if p.Due(22, 10, t0) || p.Due(23, 1009, t0) {
-		t.Error("due within 1000 changes of a counter that went back")
-	}
-	if !p.Due(24, 1010, t0) {
-		t.Error("not due 1000 changes after the counter went back")
-	}
-	// A resumed policy (Taken before any Due) starts counting at its
-	// first Due.
-	var r Policy
-	r.EveryChanges = 1000
-	r.Taken(100, t0)
-	if r.Due(101, 50_000, t0) {
-		t.Error("resumed policy due at once: the changes before it are unknown")
-	}
-	if !r.Due(102, 51_000, t0) {
-		t.Error("resumed policy not due 1000 changes after its first Due")
-	}
-	// Nothing new since the snapshot: not due, whatever the counter says.
-	r.Taken(102, t0)
-	if r.Due(102, 900_000, t0) {
-		t.Error("due with no event since the snapshot")
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"counted from the last snapshot", []step{
+			{seq: 10, changes: 5000, why: "the counter at the last snapshot is unknown: counting starts here"},
+			{seq: 11, changes: 5999, why: "999 changes"},
+			{seq: 12, changes: 6000, want: true, why: "1000 changes"},
+			{seq: 12, taken: true},
+			{seq: 20, changes: 6999, why: "999 changes after the snapshot"},
+			{seq: 21, changes: 7000, want: true, why: "1000 changes after the snapshot"},
+			{seq: 22, changes: 10, why: "a reloaded machine counts from 0 again: counting restarts"},
+			{seq: 23, changes: 1009, why: "999 changes after the counter went back"},
+			{seq: 24, changes: 1010, want: true, why: "1000 changes after the counter went back"},
+		}},
+		{"resumed (taken before any Due)", []step{
+			{seq: 100, taken: true},
+			{seq: 101, changes: 50_000, why: "the changes before the first Due are unknown"},
+			{seq: 102, changes: 51_000, want: true, why: "1000 changes after the first Due"},
+			{seq: 102, taken: true},
+			{seq: 102, changes: 900_000, why: "no event since the snapshot"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Policy{EveryChanges: 1000, EveryEvents: 1_000_000}
+			for i, s := range tc.steps {
+				if s.taken {
+					p.Taken(s.seq, t0)
+					continue
+				}
+				if got := p.Due(s.seq, s.changes, t0); got != s.want {
+					t.Errorf("step %d: Due(%d, %d) = %v (%s)", i, s.seq, s.changes, got, s.why)
+				}
+			}
+		})
 	}
 }
 
