@@ -414,6 +414,12 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 		attempt := 0
 		for {
 			if err := w.housekeep(ctx, next == w.cur); err != nil {
+				// Still store what was delivered (a stop that lands in a
+				// housekeeping query, or the database failing there), so
+				// that it is not sent again.
+				if ferr := flush(false, ""); ferr != nil {
+					return errors.Join(err, ferr)
+				}
 				return err
 			}
 			if w.deleted || ctx.Err() != nil {

@@ -279,6 +279,15 @@ func TestDeletedSubscription(t *testing.T) {
 // Stopped by its context (SIGTERM) mid-delivery, the notifier stores what
 // it delivered: a restart repeats at most the one request in flight.
 func TestGracefulStopStoresProgress(t *testing.T) {
+	t.Run("default", func(t *testing.T) { testGracefulStop(t, func(*notifier.Config) {}) })
+	// Housekeeping (lease, spec, backlog) queries the database before
+	// almost every delivery, so the stop lands in one of them.
+	t.Run("stop during housekeeping", func(t *testing.T) {
+		testGracefulStop(t, func(c *notifier.Config) { c.ScanInterval, c.StatusInterval = time.Nanosecond, time.Nanosecond })
+	})
+}
+
+func testGracefulStop(t *testing.T, tune func(*notifier.Config)) {
 	db, dsn := openDB(t)
 	rcv := newReceiver(t)
 	rcv.delay = time.Millisecond
@@ -286,7 +295,9 @@ func TestGracefulStopStoresProgress(t *testing.T) {
 	l.subscribe("ops", rcv.srv.URL, "")
 	l.raise("alarm", 500)
 	want := expectedIDs(t, db, "ops")
-	n, err := notifier.New(testConfig(dsn, "n1"), notifier.Deps{DB: db, Logger: testLogger(t)})
+	cfg := testConfig(dsn, "n1")
+	tune(&cfg)
+	n, err := notifier.New(cfg, notifier.Deps{DB: db, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
