@@ -70,10 +70,11 @@ type follower struct {
 
 	mApplied, mHead                          prometheus.Gauge
 	mOutOfOrder, mDup, mGaps, mApplyErr, mRe prometheus.Counter
+	mChanges                                 prometheus.GaugeFunc
 }
 
 func newFollower(log EventLog, pageSize int, logger *slog.Logger) *follower {
-	return &follower{
+	f := &follower{
 		log: log, pageSize: pageSize, logger: logger,
 		mApplied: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_processor_applied_seq", Help: "Last seq applied to this node's graph.",
@@ -98,10 +99,15 @@ func newFollower(log EventLog, pageSize int, logger *slog.Logger) *follower {
 			Name: "causeway_processor_records_applied_total", Help: "Records applied to this node's graph.",
 		}),
 	}
+	f.mChanges = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_processor_graph_changes_applied",
+		Help: "Graph changes (the records' own and the evaluator's) applied since the graph was loaded: the work the snapshot policy's every_changes counts; starts again at 0 when a snapshot is loaded.",
+	}, func() float64 { return float64(f.changes.Load()) })
+	return f
 }
 
 func (f *follower) collectors() []prometheus.Collector {
-	return []prometheus.Collector{f.mApplied, f.mHead, f.mOutOfOrder, f.mDup, f.mGaps, f.mApplyErr, f.mRe}
+	return []prometheus.Collector{f.mApplied, f.mHead, f.mOutOfOrder, f.mDup, f.mGaps, f.mApplyErr, f.mRe, f.mChanges}
 }
 
 // machineChanges is m's change counter, 0 if it keeps none.

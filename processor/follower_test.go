@@ -13,6 +13,7 @@ import (
 
 	"github.com/causeway/causeway/internal/event"
 	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // recMachine records the seqs applied to it; each record counts as two
@@ -226,6 +227,10 @@ func TestFollowerMirrorsChanges(t *testing.T) {
 	}
 	if got := f.changes.Load(); got != 8 || got != m.ChangesApplied() {
 		t.Fatalf("changes %d after 4 records; machine says %d", got, m.ChangesApplied())
+	}
+	var pm dto.Metric
+	if err := f.mChanges.Write(&pm); err != nil || pm.GetGauge().GetValue() != 8 {
+		t.Fatalf("causeway_processor_graph_changes_applied = %v (%v); want 8", pm.GetGauge().GetValue(), err)
 	}
 	f.load(&recMachine{seqs: []int64{1}}, 1, time.Time{})
 	if got := f.changes.Load(); got != 2 {
