@@ -312,6 +312,42 @@ func TestResumeAndDue(t *testing.T) {
 	}
 }
 
+// TestWriterChangesTrigger runs the every_changes trigger through a real
+// Writer: counted from the counter shown just before a snapshot it wrote,
+// and, after Resume from a stored snapshot, from the first Due.
+func TestWriterChangesTrigger(t *testing.T) {
+	pol := Policy{EveryEvents: 1_000_000, EveryChanges: 500}
+	g := newRig(t, Config{Policy: pol})
+	g.recs = g.appendEvents(t, tickEvents(1, 30, nil), 30, time.Second)
+	if g.w.Due(10, 7000) {
+		t.Error("due at the first Due: the changes before it are unknown")
+	}
+	if !g.w.Due(10, 7500) {
+		t.Fatal("not due 500 changes after the first Due")
+	}
+	g.snapshotAt(t, 1, 10)
+	if g.w.Due(20, 7999) {
+		t.Error("due 499 changes after the snapshot")
+	}
+	if !g.w.Due(20, 8000) {
+		t.Error("not due 500 changes after the snapshot")
+	}
+
+	w2, err := NewWriter(Config{Policy: pol}, WriterDeps{DB: g.db, Fence: FenceFunc(store.CheckFence), Now: func() time.Time { return g.clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w2.Due(25, 100_000) || w2.Due(26, 100_499) {
+		t.Error("resumed writer due within 500 changes of its first Due")
+	}
+	if !w2.Due(27, 100_500) {
+		t.Error("resumed writer not due 500 changes after its first Due")
+	}
+}
+
 // metricValue reads a counter, a gauge or a histogram's sample count.
 func metricValue(t *testing.T, m prometheus.Metric) float64 {
 	t.Helper()
