@@ -288,18 +288,26 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// resumedWriter is a second writer of the rig's database with policy p,
+// resumed from the snapshots stored there (a new leader's).
+func (g *rig) resumedWriter(t *testing.T, p Policy) *Writer {
+	t.Helper()
+	w, err := NewWriter(Config{Policy: p}, WriterDeps{DB: g.db, Fence: FenceFunc(store.CheckFence), Now: func() time.Time { return g.clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func TestResumeAndDue(t *testing.T) {
 	g := newRig(t, Config{Policy: Policy{EveryEvents: 100, EveryInterval: time.Hour}})
 	g.recs = g.appendEvents(t, tickEvents(1, 20, nil), 20, time.Second)
 	g.snapshotAt(t, 1, 10)
 
-	w2, err := NewWriter(Config{Policy: Policy{EveryEvents: 100, EveryInterval: time.Hour}}, WriterDeps{DB: g.db, Fence: FenceFunc(store.CheckFence), Now: func() time.Time { return g.clock }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w2.Resume(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	w2 := g.resumedWriter(t, Policy{EveryEvents: 100, EveryInterval: time.Hour})
 	if w2.Due(10, 0) || w2.Due(109, 0) {
 		t.Error("due before 100 events after the stored snapshot")
 	}
@@ -333,13 +341,7 @@ func TestWriterChangesTrigger(t *testing.T) {
 		t.Error("not due 500 changes after the snapshot")
 	}
 
-	w2, err := NewWriter(Config{Policy: pol}, WriterDeps{DB: g.db, Fence: FenceFunc(store.CheckFence), Now: func() time.Time { return g.clock }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w2.Resume(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	w2 := g.resumedWriter(t, pol)
 	if w2.Due(25, 100_000) || w2.Due(26, 100_499) {
 		t.Error("resumed writer due within 500 changes of its first Due")
 	}
