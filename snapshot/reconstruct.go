@@ -186,7 +186,7 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 		from = cands[0].Seq
 	}
 	rd := r.read(ctx, from, limit, prefetchPages)
-	defer rd.stop()
+	defer func() { rd.stop() }() // the reader in use at return, maybe the second
 	res, err := r.base(ctx, cands)
 	if err != nil {
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, err)
@@ -194,7 +194,7 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 	if res.Seq != from {
 		// That snapshot was unusable: read from the one used.
 		rd.stop()
-		rd = r.read(ctx, res.Seq, limit, 1)
+		rd = r.read(ctx, res.Seq, limit, prefetchPages)
 	}
 	if err := r.apply(ctx, &res, limit, rd); err != nil {
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, err)
