@@ -23,8 +23,10 @@
 //     the fencing row in the same transaction: a deposed leader's late
 //     write fails with store.ErrFenced, is counted in
 //     causeway_processor_fenced_writes_total, and the node writes nothing
-//     more until it leads again. The leader claims the fence as soon as it
-//     wins. Standbys keep following, so a failover costs an election, not
+//     more until it leads again. As soon as it wins, the leader claims
+//     every fencing row its writes check (the snapshots', the history's
+//     and the outbox's), evicting a deposed leader stopped mid-write on
+//     any of them. Standbys keep following, so a failover costs an election, not
 //     a rebuild. Snapshots are taken from a shadow machine that follows
 //     the log from the database (snapshot.Writer.TakeFromLog), so the live
 //     machine's lock is never held for a capture.
@@ -48,14 +50,17 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/notifier/outbox"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/election"
 	"github.com/causeway/causeway/snapshot"
@@ -152,7 +157,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	parts := Parts{
 		Log: log, Stream: sub, Publisher: pub, Snapshots: writer, Reconstructor: recon,
-		Fence:   dbFence{db: db, name: p.cfg.Snapshot.FenceName, evictAfter: p.cfg.FenceEvictAfter, log: p.deps.Logger},
+		Fence:   newLeaderFence(db, p.cfg.Snapshot.FenceName, p.cfg.FenceEvictAfter, p.deps.Logger),
 		Capture: CaptureEngine, Inspect: InspectEngine,
 		Produce: ProduceNode, Outbox: dbOutbox{db: db}, History: dbHistory{db: db},
 		SnapshotIndex: snapshot.NewStore(db, p.deps.Logger),
@@ -229,9 +234,9 @@ type Reconstructor interface {
 	Advance(ctx context.Context, res *snapshot.Reconstruction, target snapshot.Target) error
 }
 
-// Fencer claims the fencing row at a term (store.ClaimFence); it fails
-// wrapping store.ErrFenced for a stale term. Stored reads the term the
-// row holds, so a leader whose write failed for another reason (its
+// Fencer claims the fencing rows at a term (store.ClaimFence); it fails
+// wrapping store.ErrFenced for a stale term. Stored reads the highest term
+// the rows hold, so a leader whose write failed for another reason (its
 // connection killed by a newer leader's claim) learns it was deposed.
 type Fencer interface {
 	Claim(ctx context.Context, term int64) error
@@ -250,24 +255,60 @@ type Elector interface {
 	Remove(id string, timeout time.Duration) error
 }
 
+// dbFence is the leader's fence over every fencing row its writes check:
+// the snapshots' (configurable), the history's and the outbox's. A claim
+// raises them all to the new term, so from the moment a leader starts its
+// duties a deposed leader's late write fails whatever it writes, and a
+// deposed leader stopped in the middle of any of those writes is evicted
+// rather than left holding a row the new leader will need.
 type dbFence struct {
 	db         *sql.DB
-	name       string
+	names      []string
 	evictAfter time.Duration
 	log        *slog.Logger
 }
 
-func (f dbFence) Claim(ctx context.Context, term int64) error {
-	evicted, err := store.ClaimFence(ctx, f.db, f.name, term, f.evictAfter)
-	if len(evicted) > 0 && f.log != nil {
-		f.log.Warn("killed the database connections holding the fence (a deposed leader mid-write)",
-			"fence", f.name, "term", term, "connections", evicted)
+// newLeaderFence returns the fence over snapshotFence, history.FenceName
+// and outbox.FenceName (each once, in that order).
+func newLeaderFence(db *sql.DB, snapshotFence string, evictAfter time.Duration, log *slog.Logger) dbFence {
+	f := dbFence{db: db, evictAfter: evictAfter, log: log}
+	for _, name := range []string{snapshotFence, history.FenceName, outbox.FenceName} {
+		if !slices.Contains(f.names, name) {
+			f.names = append(f.names, name)
+		}
 	}
-	return err
+	return f
 }
 
+// Claim claims each row in turn; a row where a newer term is stored fails
+// the claim with store.ErrFenced (the rows claimed before it keep the
+// term, which is harmless: the term is this node's, and higher than any
+// deposed leader's).
+func (f dbFence) Claim(ctx context.Context, term int64) error {
+	for _, name := range f.names {
+		evicted, err := store.ClaimFence(ctx, f.db, name, term, f.evictAfter)
+		if len(evicted) > 0 && f.log != nil {
+			f.log.Warn("killed the database connections holding the fence (a deposed leader mid-write)",
+				"fence", name, "term", term, "connections", evicted)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stored is the highest term stored on any of the rows.
 func (f dbFence) Stored(ctx context.Context) (int64, error) {
-	return store.StoredFence(ctx, f.db, f.name)
+	var top int64
+	for _, name := range f.names {
+		t, err := store.StoredFence(ctx, f.db, name)
+		if err != nil {
+			return 0, err
+		}
+		top = max(top, t)
+	}
+	return top, nil
 }
 
 // node is the running core.

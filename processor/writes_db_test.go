@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,10 +11,12 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/history/historytest"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/notifier/outbox"
 	"github.com/causeway/causeway/snapshot"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +87,7 @@ func dbNode(t *testing.T, db *sql.DB) *node {
 	p := &Processor{cfg: cfg, deps: Deps{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Now: time.Now},
 		log: slog.New(slog.DiscardHandler)}
 	n, err := p.newNode(Parts{
-		Log: log, Reconstructor: recon, Fence: dbFence{db: db, name: snapshot.DefaultFenceName},
+		Log: log, Reconstructor: recon, Fence: newLeaderFence(db, snapshot.DefaultFenceName, time.Second, nil),
 		Produce: ProduceNode, Outbox: dbOutbox{db: db}, History: dbHistory{db: db},
 		Capture: CaptureEngine, Inspect: InspectEngine, Election: &fakeElector{},
 	})
@@ -267,5 +270,68 @@ func TestColdStartLeaderFillsTheGap(t *testing.T) {
 	}
 	if !strings.Contains(bd.String(), `"id":"crit"`) {
 		t.Error("the dump does not hold the subscriptions")
+	}
+}
+
+// TestLeaderClaimFencesEveryWrite: a new leader's claim covers every row
+// its writes check, not only the snapshots'. Before any write of its own,
+// a deposed leader's late outbox and history writes are refused, and a
+// deposed leader stopped in the middle of an outbox write (holding the
+// outbox's fence row) is evicted instead of blocking the new leader.
+func TestLeaderClaimFencesEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	old := newLeaderFence(db, snapshot.DefaultFenceName, 200*time.Millisecond, nil)
+	if err := old.Claim(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outbox.Write(ctx, db, 1, outbox.Batch{Seq: 1}); err != nil {
+		t.Fatalf("outbox write at term 1: %v", err)
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 1}); err != nil {
+		t.Fatalf("history write at term 1: %v", err)
+	}
+
+	// The old leader stops in the middle of an outbox write.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := store.CheckFence(ctx, tx, outbox.FenceName, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	if err := newLeaderFence(db, snapshot.DefaultFenceName, 200*time.Millisecond, nil).Claim(ctx, 2); err != nil {
+		t.Fatalf("claim at term 2: %v", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("claim took %s: it waited on the outbox row instead of evicting its holder", took)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO notifier_outbox_head (name, seq) VALUES ('late', 1)"); err == nil {
+		if err := tx.Commit(); err == nil {
+			t.Error("the stopped leader's outbox transaction committed after the new leader's claim")
+		}
+	}
+
+	// Its later writes, of every kind, are refused before the new leader
+	// has written anything.
+	if _, err := outbox.Write(ctx, db, 1, outbox.Batch{Seq: 2}); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("late outbox write at term 1 = %v; want ErrFenced", err)
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 2}); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("late history write at term 1 = %v; want ErrFenced", err)
+	}
+	if got, err := old.Stored(ctx); err != nil || got != 2 {
+		t.Errorf("stored term = %d, %v; want 2", got, err)
+	}
+	if err := old.Claim(ctx, 1); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("claim at term 1 after term 2 = %v; want ErrFenced", err)
 	}
 }
