@@ -44,13 +44,17 @@
 //
 // Maintenance: at start and every Config.MaintenanceInterval the
 // persister creates the next Config.PartitionLookahead days' partitions
-// and drops the day partitions older than Config.Retention — but never
-// past the oldest stored snapshot (store.Log.Retain), since reconstruction
-// replays the events after a snapshot; with no snapshot it drops nothing.
-// Several persisters may do so at once; the store serialises them.
+// and applies Config.Retention: it first deletes the snapshots older than
+// the newest usable one recorded at or before the boundary (Deps.Snapshots,
+// snapshot.Store.Prune), then drops the day partitions older than the
+// boundary — but never past the oldest stored snapshot (store.Log.Retain),
+// since reconstruction replays the events after a snapshot; with no
+// snapshot it drops nothing. Several persisters may do so at once; the
+// store serialises them.
 //
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,
 // _lag_seconds (recorded_at minus the event's observed_at),
-// _commit_retries_total and _sequenced_unpublished_total.
+// _commit_retries_total, _sequenced_unpublished_total and
+// _snapshots_pruned_total.
 package persister

@@ -102,6 +102,16 @@ func (e *env) startPersister(t testing.TB, cfg persister.Config) *running {
 // (for instrumentation), if not nil.
 func (e *env) startPersisterWrapped(t testing.TB, cfg persister.Config, wrap func(persister.Log) persister.Log) *running {
 	t.Helper()
+	return e.startPersisterDeps(t, cfg, func(d *persister.Deps) {
+		if wrap != nil {
+			d.Log = wrap(d.Log)
+		}
+	})
+}
+
+// startPersisterDeps is startPersister with its deps changed by edit.
+func (e *env) startPersisterDeps(t testing.TB, cfg persister.Config, edit func(*persister.Deps)) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	lg := testLogger(t)
 	conn := bus.Conn{URL: e.url, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second}
@@ -117,14 +127,12 @@ func (e *env) startPersisterWrapped(t testing.TB, cfg persister.Config, wrap fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log persister.Log = store.NewLog(db, nil)
-	if wrap != nil {
-		log = wrap(log)
-	}
-	p, err := persister.New(cfg, persister.Deps{
-		Queue: persister.NewBusQueue(consumer), Log: log, Sequencer: seqr,
+	deps := persister.Deps{
+		Queue: persister.NewBusQueue(consumer), Log: store.NewLog(db, nil), Sequencer: seqr,
 		Logger: lg, Registerer: reg,
-	})
+	}
+	edit(&deps)
+	p, err := persister.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

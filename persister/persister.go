@@ -14,6 +14,7 @@ import (
 
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/snapshot"
 )
 
 // Message is one delivery of an encoded event.
@@ -55,6 +56,13 @@ type Log interface {
 	Retain(ctx context.Context, t time.Time) ([]string, time.Time, error)
 }
 
+// Snapshots prunes the graph snapshots retention no longer needs
+// (snapshot.Store.Prune): every one older than the newest usable snapshot
+// recorded at or before keepAfter.
+type Snapshots interface {
+	Prune(ctx context.Context, keepAfter time.Time) (snapshot.PruneResult, error)
+}
+
 // ErrStale is what a Queue's Ack or DeadLetter wraps when its broker
 // channel has closed: the broker redelivers the message, so the persister
 // moves on (the redelivery is then a duplicate or dead-lettered again).
@@ -65,6 +73,10 @@ type Deps struct {
 	Queue     Queue
 	Log       Log
 	Sequencer Sequencer
+	// Snapshots, when set, is pruned at the retention boundary before the
+	// event partitions are: event retention never drops an event a stored
+	// snapshot needs, so without pruning it stops at the oldest snapshot.
+	Snapshots Snapshots
 	// Logger defaults to a logger that discards.
 	Logger *slog.Logger
 	// Registerer defaults to no registration.
@@ -93,6 +105,7 @@ type Persister struct {
 	queue Queue
 	log   Log
 	seqr  Sequencer
+	snaps Snapshots
 	lg    *slog.Logger
 	now   func() time.Time
 	m     metrics
@@ -109,6 +122,7 @@ type metrics struct {
 	lag          prometheus.Histogram
 	retries      prometheus.Counter
 	unpublished  prometheus.Counter
+	snapsPruned  prometheus.Counter
 }
 
 // New validates cfg (after defaults) and deps. It starts nothing.
@@ -162,19 +176,23 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			Name: "causeway_persister_sequenced_unpublished_total",
 			Help: "Committed batches not published on the sequenced stream (followers read them from the database).",
 		}),
+		snapsPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_snapshots_pruned_total",
+			Help: "Graph snapshots deleted by retention (older than the newest usable one at or before the retention boundary).",
+		}),
 	}
 	for _, r := range []string{ReasonMalformed, ReasonInvalid, ReasonTooLarge, ReasonRejected} {
 		m.deadLettered.WithLabelValues(r) // export zeros
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.unpublished} {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.unpublished, m.snapsPruned} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("persister: register metrics: %w", err)
 			}
 		}
 	}
 	return &Persister{
-		cfg: cfg, queue: deps.Queue, log: deps.Log, seqr: deps.Sequencer,
+		cfg: cfg, queue: deps.Queue, log: deps.Log, seqr: deps.Sequencer, snaps: deps.Snapshots,
 		lg: deps.Logger.With("component", "persister"), now: deps.Now, m: m,
 		pubCh: make(chan event.Batch, publishQueue),
 	}, nil
@@ -507,10 +525,13 @@ func (p *Persister) publishLoop(ctx context.Context) {
 	}
 }
 
-// maintain creates partitions ahead and applies retention (bounded by the
-// oldest stored snapshot, see store.Log.Retain) now and every
-// MaintenanceInterval until ctx ends. Failures are logged and retried at
-// the next interval; pmax keeps inserts working meanwhile.
+// maintain creates partitions ahead and applies retention now and every
+// MaintenanceInterval until ctx ends: first the snapshots (keeping the
+// newest usable one at or before the retention boundary, the anchor), then
+// the event partitions, bounded by the oldest stored snapshot (see
+// store.Log.Retain), which after the pruning is the anchor. Failures are
+// logged and retried at the next interval; pmax keeps inserts working
+// meanwhile.
 func (p *Persister) maintain(ctx context.Context) {
 	t := time.NewTicker(p.cfg.MaintenanceInterval)
 	defer t.Stop()
@@ -523,7 +544,19 @@ func (p *Persister) maintain(ctx context.Context) {
 		} else if len(created) > 0 {
 			p.lg.Info("created partitions", "partitions", created)
 		}
-		if dropped, bound, err := p.log.Retain(ctx, now.Add(-p.cfg.Retention)); err != nil {
+		cut := now.Add(-p.cfg.Retention)
+		if p.snaps != nil {
+			if res, err := p.snaps.Prune(ctx, cut); err != nil {
+				if ctx.Err() == nil {
+					p.lg.Error("snapshot retention failed", "err", err)
+				}
+			} else if res.Deleted > 0 {
+				p.m.snapsPruned.Add(float64(res.Deleted))
+				p.lg.Info("pruned snapshots past retention", "deleted", res.Deleted, "anchor_seq", res.AnchorSeq,
+					"anchor_recorded_at", res.AnchorRecordedAt, "retention", p.cfg.Retention)
+			}
+		}
+		if dropped, bound, err := p.log.Retain(ctx, cut); err != nil {
 			if ctx.Err() == nil {
 				p.lg.Error("retention failed", "err", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/persister"
+	"github.com/causeway/causeway/snapshot"
 	"github.com/spf13/cobra"
 )
 
@@ -40,7 +41,8 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			}
 			p, err := persister.New(pcfg, persister.Deps{
 				Queue: persister.NewBusQueue(consumer), Log: store.NewLog(db, nil), Sequencer: seqr,
-				Logger: log, Registerer: reg,
+				Snapshots: snapshot.NewStore(db, log),
+				Logger:    log, Registerer: reg,
 			})
 			if err != nil {
 				return err

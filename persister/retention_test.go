@@ -1,0 +1,130 @@
+package persister_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/persister"
+	"github.com/causeway/causeway/snapshot"
+)
+
+// TestRetentionPrunesSnapshotsThenEvents: with a snapshot taken every day
+// over six days of events, the persister's maintenance deletes the
+// snapshots older than the newest one at or before the retention boundary
+// (the anchor), then drops the day partitions before the anchor. Every
+// moment from the anchor on still reconstructs, and the newest state is
+// the one the whole log gave. Without the snapshot pruning the oldest
+// snapshot would pin the log for ever.
+func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clock := day0
+	log := store.NewLog(e.db, func() time.Time { return clock })
+	if _, err := log.MaintainPartitions(ctx, day0, 8); err != nil {
+		t.Fatal(err)
+	}
+	norm := graph.DefaultNormalizer()
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}},
+		snapshot.WriterDeps{DB: e.db, Fence: snapshot.FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapSeq := map[int]int64{} // day -> seq of that day's snapshot
+	var firstOf [6]int64       // day -> its first seq
+	for d := range 6 {
+		for k := range 3 {
+			clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Minute)
+			ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d-%d", d, k), Source: "nova", Kind: event.KindEntityUpsert,
+				ObservedAt: clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+					ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: []string{"available", "error"}[(d+k)%2]}}
+			body, err := event.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			app, err := log.Append(ctx, []store.Entry{{Event: ev, Body: body}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range app.Batch.Records {
+				if err := live.Apply(r); err != nil {
+					t.Fatal(err)
+				}
+				if k == 0 {
+					firstOf[d] = r.Seq
+				}
+			}
+		}
+		if d >= 1 && d <= 4 {
+			res, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
+				return snapshot.CaptureEngine(live, int64(3*(d+1)), clock, snapshot.EngineGob)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snapSeq[d] = res.Meta.Seq
+		}
+	}
+
+	// The boundary falls in day 2, after its snapshot: that snapshot is the
+	// anchor; day 1's goes, and so do the partitions of days 0 and 1.
+	now := day0.AddDate(0, 0, 5).Add(12 * time.Hour)
+	cfg := persister.Config{Retention: 3 * 24 * time.Hour}
+	r := e.startPersisterDeps(t, cfg, func(d *persister.Deps) {
+		d.Snapshots = snapshot.NewStore(e.db, nil)
+		d.Now = func() time.Time { return now }
+	})
+	waitFor(t, "retention applied", 30*time.Second, func() (bool, string) {
+		first, err := log.First(ctx)
+		pruned := r.counter(t, "causeway_persister_snapshots_pruned_total")
+		return err == nil && first == firstOf[2] && pruned == 1, fmt.Sprintf("first seq %d (%v), %v snapshots pruned", first, err, pruned)
+	})
+	metas, err := snapshot.NewStore(e.db, nil).List(ctx, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []int64
+	for _, m := range metas {
+		kept = append(kept, m.Seq)
+	}
+	if want := []int64{snapSeq[4], snapSeq[3], snapSeq[2]}; fmt.Sprint(kept) != fmt.Sprint(want) {
+		t.Errorf("snapshots kept at seqs %v; want %v (the anchor and the newer ones)", kept, want)
+	}
+
+	rc, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
+		DB: e.db, Events: log, Factory: snapshot.EngineFactory{Normalizer: norm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boundary := now.Add(-cfg.Retention)
+	at, err := rc.Reconstruct(ctx, snapshot.AtTime(boundary))
+	if err != nil {
+		t.Fatalf("reconstruct at the retention boundary: %v", err)
+	}
+	if at.SnapshotSeq != snapSeq[2] || at.Seq != firstOf[3]-1 {
+		t.Errorf("at the boundary: seq %d from the snapshot at %d; want %d from %d", at.Seq, at.SnapshotSeq, firstOf[3]-1, snapSeq[2])
+	}
+	latest, err := rc.Reconstruct(ctx, snapshot.Latest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want bytes.Buffer
+	if err := latest.Machine.(*evaluator.Engine).Dump(&got); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Dump(&want); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Error("the newest reconstruction after retention differs from the state of the whole log")
+	}
+}
