@@ -2,9 +2,11 @@ package listeners_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/listeners"
 	"github.com/causeway/causeway/listeners/alertmanager"
+	"github.com/causeway/causeway/listeners/events"
 )
 
 // TestWebhookThroughRealPublisher: the listener answers 200 once the real
@@ -107,5 +110,56 @@ func TestWebhookThroughRealPublisher(t *testing.T) {
 			t.Errorf("persisted ids %v, want %v", got, wantIDs)
 			break
 		}
+	}
+}
+
+// TestRefusesWhatThePersisterWouldDeadLetter: the listener answers 2xx only
+// for events the persister can take. An event whose encoding is over
+// event.MaxEventBytes gets 413 and a time that is past year 9999 in UTC
+// gets 400, and neither is spooled; a good event after them is. The real
+// bus.Publisher spools without a broker, so none is needed.
+func TestRefusesWhatThePersisterWouldDeadLetter(t *testing.T) {
+	pub, err := bus.NewPublisher(bus.PublisherConfig{
+		Conn:      bus.Conn{URL: "amqp://guest:guest@127.0.0.1:1/"},
+		SpoolPath: filepath.Join(t.TempDir(), "spool.db"),
+	}, bus.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	api, err := events.New(events.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{api.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPTest(t, s)
+	body := func(at, cause string) []byte {
+		b, err := json.Marshal(map[string]any{"type": "compute.host.down", "time": at,
+			"details": map[string]any{"hostname": "compute-1", "source": "m", "status": "down", "cause": cause}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Under the body limit (4 MiB) but, with its other fields, over 1 MiB
+	// once encoded.
+	if r := post(t, srv+"/v1/events", "application/json", body("2026-01-01T00:00:00Z", strings.Repeat("<&>", event.MaxEventBytes/3)), bearer("tok-1")); r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized event: %d %v; want 413", r.code, r.body)
+	}
+	if r := post(t, srv+"/v1/events", "application/json", body("9999-12-31T23:30:00-01:00", "x"), bearer("tok-1")); r.code != http.StatusBadRequest {
+		t.Errorf("event in year 10000 (UTC): %d %v; want 400", r.code, r.body)
+	}
+	if n, _ := pub.Spooled(); n != 0 {
+		t.Fatalf("%d refused events spooled", n)
+	}
+	if r := post(t, srv+"/v1/events", "application/json", body("2026-01-01T00:00:00Z", "link <down> & out"), bearer("tok-1")); r.code != http.StatusOK {
+		t.Fatalf("good event: %d %v", r.code, r.body)
+	}
+	if n, _ := pub.Spooled(); n != 1 {
+		t.Errorf("%d events spooled; want the good one", n)
 	}
 }

@@ -289,6 +289,16 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		}
 		if len(evs) > 0 {
 			if err := s.deps.Publisher.Publish(r.Context(), evs...); err != nil {
+				// The publisher encodes every event before it spools any:
+				// one that cannot be encoded refuses the request whole.
+				switch {
+				case errors.Is(err, event.ErrTooLarge):
+					refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, "an event is too large once encoded", problems(err)...)
+					return
+				case errors.Is(err, event.ErrInvalid):
+					refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problems(err)...)
+					return
+				}
 				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
 				if errors.Is(err, bus.ErrSpoolFull) {
 					refuse(http.StatusServiceUnavailable, ReasonSpoolFull, "spool full: the broker is unavailable; retry later")

@@ -53,7 +53,13 @@ func invalid(field, format string, args ...any) error {
 }
 
 // Encode returns the wire form of ev, after checking it with Validate.
-// Its output is deterministic (fixed field order, sorted map keys).
+// Its output is deterministic (fixed field order, sorted map keys) and not
+// HTML-escaped. What Encode returns, Decode accepts: an event whose wire
+// form is over MaxEventBytes or nests deeper than MaxDepth fails with
+// ErrTooLarge, so a producer refuses it instead of handing the persister
+// an event it can only dead-letter. (The converse holds up to size: an
+// input Decode accepted can encode larger, e.g. invalid UTF-8 becomes
+// U+FFFD, and then Encode refuses it with ErrTooLarge.)
 func Encode(ev Event) ([]byte, error) {
 	if ev.V == 0 {
 		ev.V = Version
@@ -62,9 +68,20 @@ func Encode(ev Event) ([]byte, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, err)
+	// No HTML escaping: "<", ">" and "&", common in alert descriptions,
+	// stay one byte each instead of six.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, invalid("event", "%v", err))
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+	if len(b) > MaxEventBytes {
+		return nil, &FieldError{Field: "event", Msg: fmt.Sprintf("encodes to %d bytes, over the limit of %d", len(b), MaxEventBytes), kind: ErrTooLarge}
+	}
+	if err := checkDepth(b, MaxDepth); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -214,6 +231,9 @@ func (ev Event) Validate() error {
 	}
 	if ev.ObservedAt.IsZero() {
 		return invalid("observed_at", "is required")
+	}
+	if y := ev.ObservedAt.UTC().Year(); y < 0 || y > 9999 {
+		return invalid("observed_at", "year %d (in UTC) is outside 0000-9999", y)
 	}
 	has := [...]bool{ev.Entity != nil, ev.Sync != nil, ev.Template != nil, ev.Subscription != nil}
 	want := ""

@@ -144,3 +144,52 @@ func TestDeriveID(t *testing.T) {
 		t.Errorf("len(DeriveID) = %d, want 32", got)
 	}
 }
+
+// TestEncodeRefusesWhatDecodeRefuses: a producer must not hand the
+// persister an event it can only dead-letter, so Encode refuses what
+// Decode would: a wire form over MaxEventBytes or deeper than MaxDepth,
+// and a time outside what RFC 3339 can write.
+func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
+	big := sampleUpsert()
+	big.Entity.Properties = map[string]string{"details": strings.Repeat("<&>", MaxEventBytes/3)}
+	deep := Event{V: Version, EventID: "e", Source: "api", Kind: KindSubscriptionPut, ObservedAt: time.Unix(5, 0).UTC(),
+		Subscription: &Subscription{ID: "s", Spec: []byte(`{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`)}}
+	late := sampleUpsert()
+	late.ObservedAt = time.Date(9999, 12, 31, 23, 30, 0, 0, time.FixedZone("", -3600))
+	for _, tc := range []struct {
+		name  string
+		ev    Event
+		field string
+		kind  error
+	}{
+		{"over MaxEventBytes", big, "event", ErrTooLarge},
+		{"deeper than MaxDepth", deep, "event", ErrTooLarge},
+		{"year 10000 in UTC", late, "observed_at", ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Encode(tc.ev)
+			var fe *FieldError
+			if !errors.Is(err, tc.kind) || !errors.As(err, &fe) || fe.Field != tc.field {
+				t.Fatalf("Encode = %v; want a %v on %s", err, tc.kind, tc.field)
+			}
+		})
+	}
+	if _, err := Decode([]byte(`{"v":1,"event_id":"e","source":"s","kind":"tick","observed_at":"9999-12-31T23:30:00-01:00"}`)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Decode of a time in year 10000 (UTC) = %v; want ErrInvalid", err)
+	}
+
+	// Just under the limit passes, and "<", ">" and "&" are not escaped:
+	// an alert text of them costs its own size.
+	ok := sampleUpsert()
+	ok.Entity.Properties = map[string]string{"details": strings.Repeat("<&>", (MaxEventBytes-1000)/3)}
+	b, err := Encode(ok)
+	if err != nil {
+		t.Fatalf("Encode under the limit: %v", err)
+	}
+	if len(b) > MaxEventBytes || !strings.Contains(string(b), "<&><&>") {
+		t.Errorf("encoded %d bytes, HTML escaped: %v", len(b), !strings.Contains(string(b), "<&>"))
+	}
+	if got, err := Decode(b); err != nil || got.Entity.Properties["details"] != ok.Entity.Properties["details"] {
+		t.Errorf("Decode of the encoding: %v", err)
+	}
+}

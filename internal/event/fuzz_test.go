@@ -2,13 +2,15 @@ package event
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzDecode checks that Decode never panics, and that whatever it accepts
-// re-encodes to something it accepts again, with the same encoding.
+// re-encodes to something it accepts again, with the same encoding (unless
+// the input is so large that its re-encoding may pass the size limit).
 func FuzzDecode(f *testing.F) {
 	seed, _ := Encode(sampleUpsert())
 	f.Add(seed)
@@ -21,6 +23,9 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		out, err := Encode(ev)
+		if errors.Is(err, ErrTooLarge) && len(in) > MaxEventBytes/3 {
+			return // re-encoded larger than its input (see Encode)
+		}
 		if err != nil {
 			t.Fatalf("accepted event does not encode: %v", err)
 		}

@@ -300,6 +300,9 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 	ignored := 0
 	for _, d := range batch {
 		out, err := Decode(c.cfg.Source, d.Body())
+		if err == nil {
+			err = encodable(out)
+		}
 		if err != nil {
 			if dlErr := c.bus.DeadLetter(ctx, d, err.Error()); dlErr != nil {
 				// Not acked: the broker redelivers it and it is
@@ -345,4 +348,18 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 	}
 	c.notifications.WithLabelValues(c.cfg.Source, ResultPublished).Add(float64(len(ack) - ignored))
 	c.notifications.WithLabelValues(c.cfg.Source, ResultIgnored).Add(float64(ignored))
+}
+
+// encodable checks that every event encodes (event.Encode refuses what the
+// persister would dead-letter, such as an event over event.MaxEventBytes
+// once encoded). The batch's events are published together, so one that
+// does not encode would fail the publish for ever and stall the queue; its
+// notification is dead-lettered instead.
+func encodable(evs []event.Event) error {
+	for _, ev := range evs {
+		if _, err := event.Encode(ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package openstack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -247,5 +248,34 @@ func TestConsumerAcksOnlyAfterPublish(t *testing.T) {
 	waitFor(t, "the unacked notification back in the queue", func() bool { return b.queue(DefaultQueue) == 1 })
 	if evs, _ := pub.snapshot(); len(evs) != 0 {
 		t.Errorf("%d events published by a failing publisher", len(evs))
+	}
+}
+
+// TestOversizedNotificationIsDeadLettered: a notification whose event would
+// be over event.MaxEventBytes once encoded is refused before the publish
+// (which would fail it for ever and stall the queue), so the consumer
+// dead-letters it with the reason.
+func TestOversizedNotificationIsDeadLettered(t *testing.T) {
+	body, err := os.ReadFile("testdata/instance_update.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := bytes.Replace(body, []byte(`\"user_id\": \"fake\"`), []byte(`\"user_id\": \"`+strings.Repeat("u", event.MaxEventBytes)+`\"`), 1)
+	if bytes.Equal(huge, body) {
+		t.Fatal("the fixture has no user_id to grow")
+	}
+	evs, err := Decode("openstack", huge)
+	if err != nil {
+		t.Fatalf("Decode: %v (the size must be caught by the encoding check, not here)", err)
+	}
+	if err := encodable(evs); !errors.Is(err, event.ErrTooLarge) {
+		t.Errorf("encodable = %v; want ErrTooLarge", err)
+	}
+	evs, err = Decode("openstack", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := encodable(evs); err != nil {
+		t.Errorf("encodable of the fixture = %v", err)
 	}
 }
