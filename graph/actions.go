@@ -41,7 +41,10 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	v.state = g.sym("Active")
 	v.project = t.project
 	v.source = g.sym(EvaluatorSource)
-	v.deleted, v.placeholder = false, false
+	if v.deleted {
+		g.revive(v)
+	}
+	v.placeholder = false
 	v.sample, v.update = g.now, g.now
 	v.props = g.props(a.Properties)
 	g.normalize(v)

@@ -95,7 +95,9 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	v.severity = g.sym(e.Severity)
 	v.project = g.sym(e.ProjectID)
 	v.source = g.sym(ev.Source)
-	v.deleted = false
+	if v.deleted {
+		g.revive(v)
+	}
 	v.placeholder = false
 	v.sample = obs
 	v.update = g.now
@@ -306,6 +308,36 @@ func (g *Graph) deleteEntity(ev *event.Event) []Change {
 	v = g.mut(id)
 	v.sample = obs
 	return g.softDelete(v, nil)
+}
+
+// revive undeletes v: a new occurrence of it starts. The edges deleted
+// together with its previous occurrence stay deleted, and stop counting as
+// having held until then (RCA): the `causes` links of an alarm cleared and
+// raised again are those of its new occurrence only. An edge asserted
+// again is undeleted by assertEdge.
+func (g *Graph) revive(v *vertex) {
+	v.deleted = false
+	for i := range v.out {
+		if e := &v.out[i]; e.deleted {
+			e.withVertex = false
+		}
+	}
+	for _, from := range v.in {
+		if from == v.id {
+			continue
+		}
+		fv := g.get(from)
+		i, _ := fv.findOut(v.id, "")
+		for j := i; j < len(fv.out) && fv.out[j].to == v.id; j++ {
+			if fv.out[j].withVertex {
+				fv = g.mut(from)
+				for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
+					fv.out[i].withVertex = false
+				}
+				break
+			}
+		}
+	}
 }
 
 // softDelete marks v and all its edges deleted; edges lose their owners.

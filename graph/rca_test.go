@@ -160,11 +160,24 @@ func TestRCADeletedLinks(t *testing.T) {
 			g.SetCausal(a, b, false)
 			g.ClearDeducedAlarm(b)
 		}, false, false},
+		{"cleared, link retracted after the clear", func(g *Graph, a, b VertexID) {
+			g.ClearDeducedAlarm(b)
+			g.SetCausal(a, b, false)
+		}, true, true}, // a no-op: the evaluator retracting links of cleared alarms must not erase their history
 		{"cleared then raised again without the link", func(g *Graph, a, b VertexID) {
 			g.ClearDeducedAlarm(b)
 			g.SetCausal(a, b, false)
 			g.RaiseDeducedAlarm(DeducedAlarm{Target: 1, Name: "b", Severity: "warning"})
-		}, true, true}, // a retraction after the clear is a no-op: the evaluator retracting links of cleared alarms must not erase their history
+		}, false, false}, // the new occurrence has no cause: the old link belonged to the previous one
+		{"cause cleared then raised again without the link", func(g *Graph, a, b VertexID) {
+			g.ClearDeducedAlarm(a)
+			g.RaiseDeducedAlarm(DeducedAlarm{Target: 1, Name: "a", Severity: "critical"})
+		}, false, false},
+		{"cleared then raised again with the link", func(g *Graph, a, b VertexID) {
+			g.ClearDeducedAlarm(b)
+			g.RaiseDeducedAlarm(DeducedAlarm{Target: 1, Name: "b", Severity: "warning"})
+			g.SetCausal(a, b, true)
+		}, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(nil)

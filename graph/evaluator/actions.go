@@ -105,11 +105,16 @@ func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 			if ef == nil {
 				continue
 			}
-			if a.CausingAlarm != "" {
-				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), ef.alarmID, e.sid(m, i, "c"))...)
-			}
+			// The alarm first: when this was its last support it clears,
+			// and its link from the causing alarm is deleted with it, so
+			// RCA of the cleared alarm keeps its cause. Dropping the link
+			// first would make it a retraction while both were raised.
+			alarm := ef.alarmID
 			ef.supports.del(e.sid(m, i, ""))
 			out = append(out, e.settle(ef)...)
+			if a.CausingAlarm != "" {
+				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), alarm, e.sid(m, i, "c"))...)
+			}
 		case template.ActionSetState:
 			if ef := e.mutEffect(e.stateKey(m.vertex(a.Target))); ef != nil {
 				ef.supports.del(e.sid(m, i, ""))
