@@ -23,7 +23,7 @@ func addAPIFlags(cmd *cobra.Command) *apiFlags {
 	f := &apiFlags{}
 	def := os.Getenv("CAUSEWAY_URL")
 	if def == "" {
-		def = "http://127.0.0.1:8999"
+		def = "http://127.0.0.1:8081" // processor.api.listen of deploy/causeway.yaml
 	}
 	cmd.PersistentFlags().StringVar(&f.url, "url", def, "processor API URL (env CAUSEWAY_URL)")
 	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("CAUSEWAY_TOKEN"), "bearer token (env CAUSEWAY_TOKEN)")
