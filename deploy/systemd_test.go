@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // requiredDirectives are what every Causeway service unit must carry: the
@@ -73,5 +75,56 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestShippedPathsAreInStateDirectories: ProtectSystem=strict leaves a
+// daemon nothing to write but its unit's StateDirectory (/var/lib/DIR), so
+// every path the shipped configuration has a daemon write must lie in it,
+// for the instance the shipped files start (the processor node of the
+// example, which make install names its unit after).
+func TestShippedPathsAreInStateDirectories(t *testing.T) {
+	b, err := os.ReadFile("causeway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type spool struct {
+		Publisher struct {
+			SpoolPath string `yaml:"spool_path"`
+		} `yaml:"publisher"`
+	}
+	var cfg struct {
+		Processor struct {
+			NodeID  string `yaml:"node_id"`
+			DataDir string `yaml:"data_dir"`
+		} `yaml:"processor"`
+		Drivers  spool `yaml:"drivers"`
+		Listener spool `yaml:"listener"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ unit, instance, path string }{
+		{"causeway-processor@.service", cfg.Processor.NodeID, cfg.Processor.DataDir},
+		{"causeway-driver.service", "", cfg.Drivers.Publisher.SpoolPath},
+		{"causeway-listener.service", "", cfg.Listener.Publisher.SpoolPath},
+	} {
+		if tc.path == "" {
+			t.Errorf("%s: the shipped configuration names no path", tc.unit)
+			continue
+		}
+		unit, err := os.ReadFile(filepath.Join("systemd", tc.unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dir string
+		for _, line := range strings.Split(string(unit), "\n") {
+			if d, ok := strings.CutPrefix(line, "StateDirectory="); ok {
+				dir = strings.ReplaceAll(d, "%i", tc.instance)
+			}
+		}
+		if state := "/var/lib/" + dir; dir == "" || (tc.path != state && !strings.HasPrefix(tc.path, state+"/")) {
+			t.Errorf("%s writes %s, outside its StateDirectory /var/lib/%s", tc.unit, tc.path, dir)
+		}
 	}
 }
