@@ -80,7 +80,7 @@ func (n *node) lead(ctx context.Context, term uint64) {
 		}
 		if errors.Is(err, store.ErrFenced) {
 			n.fencedWrite(log, "claim", err)
-			<-ctx.Done()
+			n.fencedLeader(ctx, log, term)
 			return
 		}
 		if ctx.Err() != nil {
@@ -199,6 +199,42 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shad
 func (n *node) deposed(ctx context.Context, term uint64) bool {
 	stored, err := detached(ctx, n.parts.Fence.Stored)
 	return err == nil && stored > int64(term)
+}
+
+// fencedStepDownAfter is how long a leader whose claim the fence refused
+// waits for raft to depose it before it hands leadership over itself.
+var fencedStepDownAfter = 3 * time.Second
+
+// fencedLeader idles a leader whose claim the fence refused until it stops
+// leading: the fencing rows hold a newer term than its own. Either raft is
+// about to depose it (another node led at that term), or raft's state was
+// reset and terms started again below the stored one — then no leader
+// could ever write again. So after fencedStepDownAfter it hands leadership
+// over, and again after each wait: every election raises the term, until
+// one passes the stored term. Status reports it meanwhile.
+func (n *node) fencedLeader(ctx context.Context, log *slog.Logger, term uint64) {
+	stored, err := detached(ctx, n.parts.Fence.Stored)
+	if err != nil || stored <= int64(term) {
+		stored = int64(term) + 1 // at least that, since the claim was refused
+	}
+	n.fencedClaim.Store(stored)
+	defer n.fencedClaim.Store(0)
+	log.Error("leader duties refused by the fence: it holds a newer term than this leader's; "+
+		"leadership will be handed over until the raft term passes it", "stored_term", stored)
+	t := time.NewTicker(fencedStepDownAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := n.elect.StepDown(); err != nil {
+			log.Warn("hand leadership over", "err", err)
+		} else {
+			log.Info("leadership handed over so that the term rises past the fence", "stored_term", stored)
+		}
+	}
 }
 
 // writeLoop flushes the pending outbox rows and history items every

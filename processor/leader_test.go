@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ func testNode(t *testing.T, fence *fakeFence, snaps *fakeSnaps) *node {
 		parts: Parts{Fence: fence, Snapshots: snaps, Capture: func(m Machine, seq int64, at time.Time) (snapshot.Capture, error) {
 			return snapshot.Capture{Seq: seq}, nil
 		}},
+		elect:   &fakeElector{},
 		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
 		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
 	}
@@ -183,5 +185,36 @@ func TestStaleLeaderClaimIsFenced(t *testing.T) {
 	<-done
 	if len(snaps.taken) != 0 {
 		t.Fatalf("stale leader wrote snapshots: %v", snaps.taken)
+	}
+}
+
+// TestFencedLeaderHandsLeadershipOver: a leader whose claim the fence
+// refuses (after a reset of raft's state the stored term is above every
+// raft term) says so in its status and hands leadership over, again and
+// again, so that elections raise the term past the stored one; once it no
+// longer leads, the status is clear again.
+func TestFencedLeaderHandsLeadershipOver(t *testing.T) {
+	defer func(d time.Duration) { fencedStepDownAfter = d }(fencedStepDownAfter)
+	fencedStepDownAfter = 5 * time.Millisecond
+	fence := &fakeFence{stored: 37}
+	n := testNode(t, fence, &fakeSnaps{fence: fence})
+	elect := n.elect.(*fakeElector)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 2) }()
+	waitFor(t, "two hand-overs", func() bool { return elect.stepDowns.Load() >= 2 })
+	if st := n.Status(ctx); !strings.Contains(st.Error, "term 37") {
+		t.Errorf("status error %q; want the stored term named", st.Error)
+	}
+	cancel()
+	<-done
+	if st := n.Status(ctx); st.Error != "" {
+		t.Errorf("status error after leading ended: %q", st.Error)
+	}
+	// A claim that goes through hands nothing over.
+	n2 := testNode(t, fence, &fakeSnaps{fence: fence})
+	leadUntilSnapshot(t, n2, 38)
+	if got := n2.elect.(*fakeElector).stepDowns.Load(); got != 0 {
+		t.Errorf("%d hand-overs by a leader whose claim succeeded", got)
 	}
 }

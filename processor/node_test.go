@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +45,12 @@ func (r *fakeRecon) Advance(context.Context, *snapshot.Reconstruction, snapshot.
 	return errors.New("not used")
 }
 
-type fakeElector struct{ leader string }
+type fakeElector struct {
+	leader    string
+	stepDowns atomic.Int64
+}
+
+func (e *fakeElector) StepDown() error { e.stepDowns.Add(1); return nil }
 
 func (e *fakeElector) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (e *fakeElector) Leader() (string, string)      { return e.leader, "addr" }

@@ -253,6 +253,7 @@ type Elector interface {
 	Servers() ([]election.Server, error)
 	Join(id, addr string, timeout time.Duration) error
 	Remove(id string, timeout time.Duration) error
+	StepDown() error
 }
 
 // dbFence is the leader's fence over every fencing row its writes check:
@@ -329,6 +330,7 @@ type node struct {
 	lastSnapAt           atomic.Int64 // unix nanos
 	snapMu               sync.Mutex   // serialises noteSnapshot
 	snapsWritten, fenced atomic.Int64
+	fencedClaim          atomic.Int64 // the stored term while a leader's claim is refused, else 0
 	errMu                sync.Mutex
 	lastErr              string
 
@@ -632,6 +634,10 @@ func (n *node) Status(ctx context.Context) api.Status {
 	n.errMu.Lock()
 	st.Error = n.lastErr
 	n.errMu.Unlock()
+	if stored := n.fencedClaim.Load(); stored != 0 {
+		st.Error = fmt.Sprintf("leader duties refused: the fencing rows hold term %d, above this leader's term %d "+
+			"(raft's state was reset?); leadership is handed over until the raft term passes it", stored, st.Term)
+	}
 	return st
 }
 

@@ -534,6 +534,26 @@ func (n *Node) leaderErr(r *raft.Raft) error {
 	return fmt.Errorf("%w (leader is %s at %s)", ErrNotLeader, id, a)
 }
 
+// StepDown hands leadership over to another voter (raft's leadership
+// transfer); the election that follows raises the term. Only the leader
+// can; others fail with ErrNotLeader.
+func (n *Node) StepDown() error {
+	r, err := n.raft()
+	if err != nil {
+		return err
+	}
+	if r.State() != raft.Leader {
+		return n.leaderErr(r)
+	}
+	if err := r.LeadershipTransfer().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.leaderErr(r)
+		}
+		return fmt.Errorf("leadership transfer: %w", err)
+	}
+	return nil
+}
+
 // Join adds a voter. Only the leader can; others fail with ErrNotLeader.
 func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	r, err := n.raft()
