@@ -15,16 +15,17 @@ import (
 
 // Defaults.
 const (
-	DefaultPollInterval     = time.Second
-	DefaultReadyLag         = 1000
-	DefaultPageSize         = 5000
-	DefaultSnapshotCheck    = 100 * time.Millisecond
-	DefaultRetryMin         = 100 * time.Millisecond
-	DefaultRetryMax         = 5 * time.Second
-	DefaultLeaderWriteLimit = 60 * time.Second
-	DefaultFlushInterval    = 100 * time.Millisecond
-	DefaultHistoryPrune     = time.Hour
-	DefaultFenceEvictAfter  = 2 * time.Second
+	DefaultPollInterval         = time.Second
+	DefaultReadyLag             = 1000
+	DefaultPageSize             = 5000
+	DefaultSnapshotCheck        = 100 * time.Millisecond
+	DefaultRetryMin             = 100 * time.Millisecond
+	DefaultRetryMax             = 5 * time.Second
+	DefaultMaxHistoricalQueries = 2
+	DefaultLeaderWriteLimit     = 60 * time.Second
+	DefaultFlushInterval        = 100 * time.Millisecond
+	DefaultHistoryPrune         = time.Hour
+	DefaultFenceEvictAfter      = 2 * time.Second
 )
 
 // Config configures a processor node (YAML section "processor").
@@ -85,6 +86,12 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff of a failed catch-up or load.
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
+	// MaxHistoricalQueries bounds the API's historical queries (RCA ?at=
+	// or ?seq=) running at once (default 2): each rebuilds a whole graph
+	// beside the live one, so without a bound a burst of them could take
+	// the node's memory, leader included. One over the bound gets 503
+	// with Retry-After.
+	MaxHistoricalQueries int `yaml:"max_historical_queries"`
 }
 
 // SetDefaults fills zero fields.
@@ -127,6 +134,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = DefaultRetryMax
+	}
+	if c.MaxHistoricalQueries == 0 {
+		c.MaxHistoricalQueries = DefaultMaxHistoricalQueries
 	}
 }
 
@@ -185,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.PageSize < 1 {
 		errs = append(errs, errors.New("page_size: must be positive"))
+	}
+	if c.MaxHistoricalQueries < 1 {
+		errs = append(errs, errors.New("max_historical_queries: must be positive"))
 	}
 	return errors.Join(errs...)
 }

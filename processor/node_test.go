@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/election"
 	"github.com/causeway/causeway/snapshot"
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,5 +124,28 @@ func TestNodeFollowsAndReportsReady(t *testing.T) {
 	}
 	if n.f.outOfOrder.Load() != 0 {
 		t.Fatalf("out of order %d", n.f.outOfOrder.Load())
+	}
+}
+
+// TestHistoricalQueriesAreBounded: with as many historical queries running
+// as the node allows, one more is refused with api.ErrBusy (503) instead
+// of rebuilding another graph; once one ends, the next one runs.
+func TestHistoricalQueriesAreBounded(t *testing.T) {
+	n := &node{
+		cfg: Config{}, log: slog.New(slog.DiscardHandler),
+		parts: Parts{Reconstructor: &fakeRecon{seq: 3, m: &recMachine{}},
+			Inspect: func(Machine) (api.View, error) { return nil, nil }},
+		historical: make(chan struct{}, 1),
+	}
+	n.historical <- struct{}{} // one running
+	if _, _, err := n.Reconstruct(context.Background(), 3, time.Time{}); !errors.Is(err, api.ErrBusy) {
+		t.Fatalf("query over the bound = %v; want api.ErrBusy", err)
+	}
+	<-n.historical
+	if _, seq, err := n.Reconstruct(context.Background(), 3, time.Time{}); err != nil || seq != 3 {
+		t.Fatalf("query within the bound = %d, %v", seq, err)
+	}
+	if len(n.historical) != 0 {
+		t.Error("the query did not give its slot back")
 	}
 }

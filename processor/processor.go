@@ -330,7 +330,8 @@ type node struct {
 	lastSnapAt           atomic.Int64 // unix nanos
 	snapMu               sync.Mutex   // serialises noteSnapshot
 	snapsWritten, fenced atomic.Int64
-	fencedClaim          atomic.Int64 // the stored term while a leader's claim is refused, else 0
+	fencedClaim          atomic.Int64  // the stored term while a leader's claim is refused, else 0
+	historical           chan struct{} // a slot per historical query running
 	errMu                sync.Mutex
 	lastErr              string
 
@@ -338,7 +339,7 @@ type node struct {
 }
 
 func (p *Processor) newNode(parts Parts) (*node, error) {
-	n := &node{cfg: p.cfg, log: p.log, now: p.deps.Now, parts: parts}
+	n := &node{cfg: p.cfg, log: p.log, now: p.deps.Now, parts: parts, historical: make(chan struct{}, p.cfg.MaxHistoricalQueries)}
 	n.f = newFollower(parts.Log, p.cfg.PageSize, p.log)
 	n.f.produce = parts.Produce
 	n.f.pend = newPending(p.cfg.MaxPending)
@@ -655,6 +656,15 @@ func (n *node) Dump() ([]byte, int64, error) {
 }
 
 func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.GraphView, int64, error) {
+	if n.historical != nil {
+		select {
+		case n.historical <- struct{}{}:
+			defer func() { <-n.historical }()
+		default:
+			return nil, 0, fmt.Errorf("%w: %d historical queries are running (processor.max_historical_queries); retry later",
+				api.ErrBusy, cap(n.historical))
+		}
+	}
 	target := snapshot.AtSeq(seq)
 	if seq <= 0 {
 		target = snapshot.AtTime(at)

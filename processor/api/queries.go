@@ -465,6 +465,10 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrNotFound):
 			s.fail(w, http.StatusNotFound, 0, err)
 			return
+		case errors.Is(err, ErrBusy):
+			w.Header().Set("Retry-After", "2")
+			s.fail(w, http.StatusServiceUnavailable, 0, err)
+			return
 		case err != nil:
 			s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("reconstruct: %w", err))
 			return

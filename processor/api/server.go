@@ -75,6 +75,11 @@ var ErrNotLeader = errors.New("not the leader")
 // ErrNotFound is what Backend methods wrap for an unknown seq or time.
 var ErrNotFound = errors.New("not found")
 
+// ErrBusy is what Backend.Reconstruct wraps when as many historical
+// queries as the node allows are running; the API answers 503 with
+// Retry-After.
+var ErrBusy = errors.New("busy")
+
 // MaxBodyBytes bounds request bodies.
 const MaxBodyBytes = 2 << 20
 

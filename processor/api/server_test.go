@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"io"
 	"net/http"
@@ -77,6 +78,9 @@ func (b *fakeBackend) Dump() ([]byte, int64, error) { return []byte(`{"dump":tru
 func (b *fakeBackend) Reconstruct(_ context.Context, seq int64, at time.Time) (GraphView, int64, error) {
 	if !at.IsZero() {
 		seq = 5
+	}
+	if seq == 88 {
+		return nil, 0, fmt.Errorf("%w: 2 historical queries are running", ErrBusy)
 	}
 	g, ok := b.recon[seq]
 	if !ok {
@@ -355,6 +359,9 @@ func TestRCA(t *testing.T) {
 	code, r = get("/v1/rca/4?at=2026-01-01T00:00:00Z")
 	if code != 200 || r.Seq != 5 {
 		t.Errorf("rca at: %d %+v", code, r.Meta)
+	}
+	if resp, _ := do(t, ts, "GET", "/v1/rca/4?seq=88", "read-token", "", ""); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("historical rca while busy: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	for path, want := range map[string]int{"/v1/rca/1": 404, "/v1/rca/4?seq=77": 404, "/v1/rca/4?seq=1&at=2026-01-01T00:00:00Z": 400, "/v1/rca/4?at=yesterday": 400} {
 		if code, _ := get(path); code != want {
