@@ -22,7 +22,7 @@ const (
 	DefaultRetryMin             = 100 * time.Millisecond
 	DefaultRetryMax             = 5 * time.Second
 	DefaultMaxHistoricalQueries = 2
-	DefaultLeaderWriteLimit     = 60 * time.Second
+	DefaultLeaderWriteLimit     = 30 * time.Second // below the units' TimeoutStopSec (45 s)
 	DefaultFlushInterval        = 100 * time.Millisecond
 	DefaultHistoryPrune         = time.Hour
 	DefaultFenceEvictAfter      = 2 * time.Second

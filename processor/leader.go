@@ -154,19 +154,19 @@ func (n *node) snapshotLoop(ctx context.Context, log *slog.Logger, term uint64) 
 
 // snapshot takes one snapshot: of the shadow when there is one (the live
 // machine's lock is not taken), else of a capture of the live machine
-// under its read lock. The write runs on a context detached from
-// leadership (bounded by DefaultLeaderWriteLimit): a write in flight when
-// leadership is lost is not cut short but decided by the fence, which is
-// what refuses a deposed leader. It reports whether the fence refused it.
+// under its read lock. Bringing the shadow to the applied seq follows
+// leadership (a node that stops leading, or stops, abandons it); the write
+// itself runs detached from it (bounded by snapshot.WriteLimit): a write
+// in flight when leadership is lost is not cut short but decided by the
+// fence, which is what refuses a deposed leader. It reports whether the
+// fence refused it.
 func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shadow *snapshot.Shadow) (fenced bool) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultLeaderWriteLimit)
-	defer cancel()
 	var res snapshot.Result
 	var err error
 	if shadow != nil {
-		res, err = n.parts.Snapshots.TakeFromLog(wctx, int64(term), shadow, n.f.appliedSeq.Load())
+		res, err = n.parts.Snapshots.TakeFromLog(ctx, int64(term), shadow, n.f.appliedSeq.Load())
 	} else {
-		res, err = n.parts.Snapshots.Take(wctx, int64(term), func() (snapshot.Capture, error) {
+		res, err = n.parts.Snapshots.Take(ctx, int64(term), func() (snapshot.Capture, error) {
 			n.f.mu.RLock()
 			defer n.f.mu.RUnlock()
 			return n.parts.Capture(n.f.m, n.f.applied, n.f.appliedAt)
@@ -182,6 +182,9 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shad
 		n.fencedWrite(log, "snapshot", err)
 		return true
 	case errors.Is(err, snapshot.ErrBusy):
+		return false
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		log.Debug("snapshot abandoned: leadership ended while the shadow caught up", "err", err)
 		return false
 	case n.deposed(ctx, term):
 		n.fencedWrite(log, "snapshot", err)

@@ -441,3 +441,35 @@ func TestTakeBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriteOutlivesCancelButCatchUpDoesNot: leadership (ctx) ending after
+// the state is captured does not cut the write short — the fence decides
+// it — while a shadow catch-up follows ctx, so a stopping leader does not
+// wait for a whole reconstruction.
+func TestWriteOutlivesCancelButCatchUpDoesNot(t *testing.T) {
+	g := newRig(t, Config{})
+	g.recs = g.appendEvents(t, tickEvents(1, 200, nil), 40, time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err := g.w.Take(ctx, 1, func() (Capture, error) {
+		m := newKV()
+		for _, r := range g.recs[:50] {
+			_ = m.Apply(r)
+		}
+		cancel() // leadership ends right after the capture
+		return m.capture(50), nil
+	})
+	if err != nil || res.Meta.Seq != 50 {
+		t.Fatalf("take with leadership lost after the capture: %+v, %v; want the snapshot written", res.Meta, err)
+	}
+	sh := NewShadow(g.r, kvFactory{})
+	if _, err := g.w.TakeFromLog(ctx, 1, sh, 150); !errors.Is(err, context.Canceled) {
+		t.Errorf("shadow catch-up after leadership ended: %v; want context.Canceled", err)
+	}
+	ms, err := NewStore(g.db, nil).List(context.Background(), 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Seq != 50 {
+		t.Errorf("snapshots %+v; want only seq 50", ms)
+	}
+}

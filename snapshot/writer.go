@@ -242,7 +242,9 @@ type Result struct {
 // causeway_snapshot_pause_seconds. Encoding, compression and the write
 // happen afterwards, outside the lock. The write runs the fence check in the
 // same transaction, so a deposed leader's snapshot is refused (the error
-// wraps the fence's).
+// wraps the fence's). Once the state is captured, the write no longer
+// follows ctx: a write in flight when leadership ends is decided by the
+// fence, not cut short; it is bounded by WriteLimit.
 func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, error)) (Result, error) {
 	if !w.busy.CompareAndSwap(false, true) {
 		return Result{}, ErrBusy
@@ -258,7 +260,19 @@ func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, 
 		w.m.failures.WithLabelValues("capture").Inc()
 		return res, fmt.Errorf("capture state: %w", err)
 	}
-	return w.write(ctx, term, c, res)
+	return w.detachedWrite(ctx, term, c, res)
+}
+
+// WriteLimit bounds a snapshot write (encode, compress, the fenced insert)
+// once its state is captured; it runs detached from the caller's context,
+// and stays below the units' TimeoutStopSec (45 s) so that a stopping
+// leader ends its write before systemd kills it.
+const WriteLimit = 30 * time.Second
+
+func (w *Writer) detachedWrite(ctx context.Context, term int64, c Capture, res Result) (Result, error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WriteLimit)
+	defer cancel()
+	return w.write(wctx, term, c, res)
 }
 
 // TakeFromLog writes a snapshot of the state at seq without touching the
@@ -268,7 +282,9 @@ func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, 
 // is the shadow's memory and the CPU to replay the events since the last
 // snapshot, reported as Result.CatchUp. The result equals a capture of the
 // live machine at seq because the state is a pure function of the log
-// prefix (invariant 3). seq must already be in the log.
+// prefix (invariant 3). seq must already be in the log. The catch-up
+// follows ctx (a leader that stops leading, or stops, abandons it); the
+// write, as Take's, does not.
 func (w *Writer) TakeFromLog(ctx context.Context, term int64, sh *Shadow, seq int64) (Result, error) {
 	if !w.busy.CompareAndSwap(false, true) {
 		return Result{}, ErrBusy
@@ -284,7 +300,7 @@ func (w *Writer) TakeFromLog(ctx context.Context, term int64, sh *Shadow, seq in
 		return res, fmt.Errorf("capture shadow state: %w", err)
 	}
 	w.m.catchUp.Observe(res.CatchUp.Seconds())
-	return w.write(ctx, term, c, res)
+	return w.detachedWrite(ctx, term, c, res)
 }
 
 // write encodes, compresses and writes a captured state.
