@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		newReplayCmd(g),
 		newNotifierCmd(g),
 		newWebhooksCmd(g),
+		newDLQCmd(g),
 	}
 	root.AddCommand(commands...)
 	return root

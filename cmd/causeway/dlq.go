@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/spf13/cobra"
+)
+
+// newDLQCmd inspects and re-drives the events dead-lettered on the bus
+// (causeway.persist.dlq): input the persister refused, or that its
+// consumer could not take, each with the reason.
+func newDLQCmd(g *globalFlags) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and re-drive dead-lettered events (causeway.persist.dlq)",
+		Long: "Events the persister refused (malformed, invalid, too large, rejected by the database) or that\n" +
+			"failed delivery too often are kept in causeway.persist.dlq with their reason. The OpenStack\n" +
+			"listener dead-letters on the broker it consumes from: point --amqp-url there to see those.",
+	}
+	var amqpURL, output string
+	var limit int
+	root.PersistentFlags().StringVar(&amqpURL, "amqp-url", "", "broker URL (default: bus.url of the configuration)")
+	root.PersistentFlags().StringVarP(&output, "output", "o", "table", "output: table or json")
+	root.PersistentFlags().IntVar(&limit, "limit", 100, "at most this many, from the head of the queue")
+	resolve := func() (string, error) {
+		if limit < 1 {
+			return "", fmt.Errorf("--limit: %d is not positive", limit)
+		}
+		if output != "table" && output != "json" {
+			return "", fmt.Errorf("--output: %q is not table or json", output)
+		}
+		if amqpURL != "" {
+			return amqpURL, nil
+		}
+		cfg, err := loadConfig(g.configPath)
+		if err != nil {
+			return "", err
+		}
+		if cfg.Bus.URL == "" {
+			return "", fmt.Errorf("no broker: set bus.url in %s or pass --amqp-url", g.configPath)
+		}
+		return cfg.Bus.URL, nil
+	}
+	show := func(cmd *cobra.Command, dls []bus.DeadLetter, header string) error {
+		if output == "json" {
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(dls)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), header)
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EVENT_ID\tROUTING_KEY\tPUBLISHED\tBYTES\tREASON")
+		for _, d := range dls {
+			published := "-"
+			if !d.Published.IsZero() {
+				published = d.Published.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", d.MessageID, d.RoutingKey, published, d.Bytes, d.Reason)
+		}
+		return tw.Flush()
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters with their reason, without removing them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, err := resolve()
+			if err != nil {
+				return err
+			}
+			dls, total, err := bus.BrowseDeadLetters(cmd.Context(), url, limit)
+			if err != nil {
+				return err
+			}
+			return show(cmd, dls, fmt.Sprintf("%d dead letters in %s; the first %d:", total, bus.DeadLetterQueue, len(dls)))
+		},
+	}
+	requeue := &cobra.Command{
+		Use:   "requeue",
+		Short: "Publish dead letters again to causeway.events (once their cause is fixed), removing each once confirmed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, err := resolve()
+			if err != nil {
+				return err
+			}
+			moved, err := bus.RequeueDeadLetters(cmd.Context(), url, limit)
+			if perr := show(cmd, moved, fmt.Sprintf("%d dead letters published again:", len(moved))); perr != nil && err == nil {
+				err = perr
+			}
+			return err
+		},
+	}
+	root.AddCommand(list, requeue)
+	return root
+}

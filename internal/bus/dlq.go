@@ -1,0 +1,156 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DeadLetter is a message of DeadLetterQueue, as `causeway dlq` shows it.
+type DeadLetter struct {
+	// MessageID is the event_id the producer gave the message.
+	MessageID string `json:"message_id"`
+	// RoutingKey is the original <source>.<kind>.
+	RoutingKey string `json:"routing_key"`
+	// Reason is why it was dead-lettered: the ReasonHeader set by
+	// Consumer.DeadLetter, else the broker's x-death reason (for instance
+	// "delivery_limit").
+	Reason string `json:"reason"`
+	// Published is the producer's timestamp, when it set one.
+	Published time.Time `json:"published,omitzero"`
+	// Bytes is the body's size; Body the body itself (left out of JSON).
+	Bytes int    `json:"bytes"`
+	Body  []byte `json:"-"`
+}
+
+func deadLetterOf(m amqp.Delivery) DeadLetter {
+	d := DeadLetter{MessageID: m.MessageId, RoutingKey: m.RoutingKey, Published: m.Timestamp, Bytes: len(m.Body), Body: m.Body}
+	if r, ok := m.Headers[ReasonHeader].(string); ok {
+		d.Reason = r
+	} else if deaths, ok := m.Headers["x-death"].([]any); ok && len(deaths) > 0 {
+		if t, ok := deaths[0].(amqp.Table); ok {
+			d.Reason, _ = t["reason"].(string)
+		}
+	}
+	return d
+}
+
+// dlqChannel dials url and opens a channel on it; closing the connection
+// closes both.
+func dlqChannel(url string) (*amqp.Connection, *amqp.Channel, int, error) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("dial %s: %w", redactURL(url), err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		return nil, nil, 0, fmt.Errorf("open channel: %w", err)
+	}
+	q, err := ch.QueueDeclarePassive(DeadLetterQueue, true, false, false, false, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, 0, fmt.Errorf("queue %s: %w", DeadLetterQueue, err)
+	}
+	return conn, ch, q.Messages, nil
+}
+
+// BrowseDeadLetters returns up to limit messages from the head of
+// DeadLetterQueue, and how many the queue holds, without taking any away:
+// each is fetched unacknowledged and all go back to the queue together
+// (basic.nack with requeue; a quorum queue puts them back at its tail, so
+// a look at part of the queue rotates it). RabbitMQ 4.3 and later do not
+// count that as a delivery; from 4.0 to 4.2 each look counts toward a
+// quorum queue's delivery limit, by default 20.
+func BrowseDeadLetters(ctx context.Context, url string, limit int) ([]DeadLetter, int, error) {
+	conn, ch, total, err := dlqChannel(url)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer conn.Close()
+	var out []DeadLetter
+	var last uint64
+	for len(out) < limit && ctx.Err() == nil {
+		m, ok, err := ch.Get(DeadLetterQueue, false)
+		if err != nil {
+			return nil, 0, fmt.Errorf("get from %s: %w", DeadLetterQueue, err)
+		}
+		if !ok {
+			break
+		}
+		out = append(out, deadLetterOf(m))
+		last = m.DeliveryTag
+	}
+	if last != 0 {
+		if err := ch.Nack(last, true, true); err != nil {
+			return nil, 0, fmt.Errorf("return the dead letters to %s: %w", DeadLetterQueue, err)
+		}
+	}
+	return out, total, ctx.Err()
+}
+
+// RequeueDeadLetters moves up to limit messages from the head of
+// DeadLetterQueue back to EventsExchange, with their routing key, message
+// id and headers (less the dead-letter reason), for the persister to take
+// again — after the cause was fixed. Each is removed from the queue only
+// once the broker confirmed its re-publication, so none is lost; one
+// re-published twice (a crash between the two) is stored once, by event
+// id. It returns the dead letters moved.
+func RequeueDeadLetters(ctx context.Context, url string, limit int) ([]DeadLetter, error) {
+	conn, ch, _, err := dlqChannel(url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := ch.Confirm(false); err != nil {
+		return nil, fmt.Errorf("confirm mode: %w", err)
+	}
+	// Published mandatory: one the exchange cannot route comes back, before
+	// its confirmation, and stays a dead letter.
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	var moved []DeadLetter
+	for len(moved) < limit && ctx.Err() == nil {
+		m, ok, err := ch.Get(DeadLetterQueue, false)
+		if err != nil {
+			return moved, fmt.Errorf("get from %s: %w", DeadLetterQueue, err)
+		}
+		if !ok {
+			break
+		}
+		headers := amqp.Table{}
+		maps.Copy(headers, m.Headers)
+		delete(headers, ReasonHeader)
+		delete(headers, "x-death")
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, EventsExchange, m.RoutingKey, true, false, amqp.Publishing{
+			Headers: headers, ContentType: m.ContentType, DeliveryMode: amqp.Persistent,
+			MessageId: m.MessageId, Timestamp: m.Timestamp, Body: m.Body,
+		})
+		if err == nil {
+			var acked bool
+			acked, err = dc.WaitContext(ctx)
+			if err == nil && !acked {
+				err = errors.New("the broker refused it (nack)")
+			}
+			select {
+			case r := <-returns:
+				if err == nil {
+					err = fmt.Errorf("%s cannot route it (%s)", EventsExchange, r.ReplyText)
+				}
+			default:
+			}
+		}
+		if err != nil {
+			_ = ch.Nack(m.DeliveryTag, false, true)
+			return moved, fmt.Errorf("re-publish dead letter %s: %w", m.MessageId, err)
+		}
+		if err := m.Ack(false); err != nil {
+			return moved, fmt.Errorf("remove dead letter %s (re-published): %w", m.MessageId, err)
+		}
+		moved = append(moved, deadLetterOf(m))
+	}
+	return moved, ctx.Err()
+}

@@ -1,0 +1,84 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/bus/bustest"
+)
+
+// TestDeadLetterBrowseAndRequeue: listing the dead-letter queue shows each
+// message with its reason and leaves it there; requeueing moves messages
+// back to causeway.events (hence causeway.persist) with their id and
+// routing key and without the reason, removing each from the queue.
+func TestDeadLetterBrowseAndRequeue(t *testing.T) {
+	u := bustest.VHost(t)
+	ch := amqpChannel(t, u)
+	if err := DeclareTopology(ch); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
+			Headers: amqp.Table{ReasonHeader: fmt.Sprintf("invalid: entity.id: is required (%d)", i)}, MessageId: fmt.Sprint("e", i),
+			Timestamp: at, DeliveryMode: amqp.Persistent, Body: []byte(`{"v":1}`),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("3 dead letters", func() bool { return queueDepth(t, u, DeadLetterQueue) == 3 })
+
+	// A look takes nothing away (in a quorum queue the messages looked at
+	// go back at its tail: a partial look rotates the queue).
+	for _, limit := range []int{2, 10} {
+		dls, total, err := BrowseDeadLetters(context.Background(), u, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 3 || len(dls) != min(limit, 3) {
+			t.Fatalf("look at %d: %d in all, %d shown", limit, total, len(dls))
+		}
+		for _, d := range dls {
+			var i int
+			if _, err := fmt.Sscanf(d.MessageID, "e%d", &i); err != nil || d.Reason != fmt.Sprintf("invalid: entity.id: is required (%d)", i) ||
+				d.RoutingKey != "api.entity.upsert" || !d.Published.Equal(at) || d.Bytes != 7 {
+				t.Errorf("look at %d: %+v", limit, d)
+			}
+		}
+		waitFor("the dead letters back", func() bool { return queueDepth(t, u, DeadLetterQueue) == 3 })
+	}
+
+	moved, err := RequeueDeadLetters(context.Background(), u, 2)
+	if err != nil || len(moved) != 2 {
+		t.Fatalf("requeue: %d moved, %v", len(moved), err)
+	}
+	waitFor("one left", func() bool { return queueDepth(t, u, DeadLetterQueue) == 1 })
+	waitFor("two in the persist queue", func() bool { return queueDepth(t, u, PersistQueue) == 2 })
+	for i := range 2 {
+		m, ok, err := ch.Get(PersistQueue, true)
+		if err != nil || !ok {
+			t.Fatalf("get %d: %v, %v", i, ok, err)
+		}
+		if m.MessageId != moved[i].MessageID || m.RoutingKey != "api.entity.upsert" || m.Headers[ReasonHeader] != nil {
+			t.Errorf("requeued message %d: id %s (moved %s), key %s, headers %v", i, m.MessageId, moved[i].MessageID, m.RoutingKey, m.Headers)
+		}
+	}
+	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
+	if err != nil || len(left) != 1 || left[0].MessageID == moved[0].MessageID || left[0].MessageID == moved[1].MessageID {
+		t.Errorf("left after the requeue: %+v, %v", left, err)
+	}
+}
