@@ -136,6 +136,10 @@ type receiver struct {
 	arrived chan string
 	// hang, if set, holds every request until the client gives up.
 	hang bool
+	// holdAt, if set, holds the holdAt-th request (and the later ones)
+	// until release is closed.
+	holdAt  int
+	release chan struct{}
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -149,7 +153,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	down, delay, hang := r.down, r.delay, r.hang
+	held := r.holdAt > 0 && len(r.got)+1 >= r.holdAt
+	release := r.release
 	r.mu.Unlock()
+	if held {
+		<-release
+	}
 	if hang {
 		<-req.Context().Done()
 		return

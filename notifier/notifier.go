@@ -227,6 +227,7 @@ type worker struct {
 	renewedAt time.Time
 	countedAt time.Time
 	overLimit bool
+	policyDue bool // over the limit, its dead_letter policy waiting for the cursor
 }
 
 // drain delivers subscriber id's rows from cursor p while it holds the
@@ -319,7 +320,9 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 		}
 		w.spec, w.pol = spec, n.cfg.policyFor(spec)
 	}
-	if w.countedAt.IsZero() || now.Sub(w.countedAt) >= n.cfg.StatusInterval {
+	// A backlog policy that had to wait for the cursor runs as soon as
+	// the cursor is stored, not a status interval later.
+	if w.countedAt.IsZero() || now.Sub(w.countedAt) >= n.cfg.StatusInterval || (w.policyDue && synced) {
 		if err := w.count(ctx, synced); err != nil {
 			return err
 		}
@@ -340,6 +343,7 @@ func (w *worker) count(ctx context.Context, synced bool) error {
 			w.log.Error("subscriber backlog over its limit", "backlog", backlog, "max_backlog", w.pol.maxBacklog, "policy", w.pol.backlogPolicy)
 		}
 		w.overLimit = true
+		w.policyDue = w.pol.backlogPolicy == subscription.BacklogDeadLetter && !synced
 		if w.pol.backlogPolicy == subscription.BacklogDeadLetter && synced {
 			excess := backlog - int64(w.pol.maxBacklog)
 			last, err := n.db.nth(ctx, w.id, w.cur, excess)
@@ -358,9 +362,12 @@ func (w *worker) count(ctx context.Context, synced bool) error {
 				return err
 			}
 		}
-	} else if w.overLimit {
-		w.log.Info("subscriber backlog back under its limit", "backlog", backlog)
-		w.overLimit = false
+	} else {
+		w.policyDue = false
+		if w.overLimit {
+			w.log.Info("subscriber backlog back under its limit", "backlog", backlog)
+			w.overLimit = false
+		}
 	}
 	n.m.backlog.WithLabelValues(w.id).Set(float64(backlog))
 	age := 0.0
@@ -413,6 +420,14 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 	for _, r := range rows {
 		attempt := 0
 		for {
+			if w.policyDue && next != w.cur {
+				// The backlog policy moves rows from the stored cursor:
+				// store it first, so that the policy runs now rather than
+				// up to flushEvery deliveries later.
+				if err := flush(false, ""); err != nil {
+					return err
+				}
+			}
 			if err := w.housekeep(ctx, next == w.cur); err != nil {
 				// Still store what was delivered (a stop that lands in a
 				// housekeeping query, or the database failing there), so

@@ -258,6 +258,33 @@ func TestBacklogPolicyDeadLetter(t *testing.T) {
 	}
 }
 
+// A subscriber that is healthy but slow, whose backlog goes over its limit
+// in the middle of a batch: the dead_letter policy runs at the next
+// delivery (the cursor is stored first), not when the cursor would next be
+// stored anyway (every 50 deliveries).
+func TestBacklogPolicyRunsMidBatch(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.holdAt, rcv.release = 3, make(chan struct{})
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_backlog":100,"backlog_policy":"dead_letter"}`)
+	l.raise("first", 80) // under the limit, one batch
+	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
+	waitFor(t, 10*time.Second, "the third request held", func() bool { return len(rcv.receipts()) == 2 })
+	l.raise("storm", 200)                                // now over the limit, mid-batch
+	time.Sleep(3 * testConfig(dsn, "n1").StatusInterval) // so that a count is due at the next delivery
+	close(rcv.release)
+	var delivered int
+	waitFor(t, 20*time.Second, "dead letters", func() bool {
+		delivered = len(rcv.delivered())
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 1)
+		return err == nil && len(dls) > 0
+	})
+	if delivered >= 40 {
+		t.Errorf("%d deliveries before the backlog policy ran; want it within a few (not at the next periodic cursor store)", delivered)
+	}
+}
+
 // A subscription deleted with rows pending: they go to the dead-letter
 // table, not nowhere.
 func TestDeletedSubscription(t *testing.T) {
