@@ -33,6 +33,7 @@ type pending struct {
 type subRow struct {
 	id      string
 	deleted bool
+	seq     int64 // of its last change (its deletion, when deleted)
 	spec    []byte
 }
 
@@ -65,7 +66,7 @@ func (d *db) subscriptions(ctx context.Context) ([]subRow, error) {
 
 func (d *db) subscription(ctx context.Context, id string) (subRow, bool, error) {
 	s := subRow{id: id}
-	err := d.sql.QueryRowContext(ctx, "SELECT deleted, spec FROM notifier_subscriptions WHERE id = ?", id).Scan(&s.deleted, &s.spec)
+	err := d.sql.QueryRowContext(ctx, "SELECT deleted, seq, spec FROM notifier_subscriptions WHERE id = ?", id).Scan(&s.deleted, &s.seq, &s.spec)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, false, nil
 	}

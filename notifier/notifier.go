@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -216,18 +217,19 @@ func (n *Notifier) hasPending(ctx context.Context, id string) bool {
 // worker is the state of one drained subscriber; it is owned by drain's
 // goroutine.
 type worker struct {
-	n         *Notifier
-	id        string
-	log       *slog.Logger
-	cur       pos // the stored cursor
-	spec      subscription.Spec
-	deleted   bool
-	pol       policy
-	loadedAt  time.Time
-	renewedAt time.Time
-	countedAt time.Time
-	overLimit bool
-	policyDue bool // over the limit, its dead_letter policy waiting for the cursor
+	n          *Notifier
+	id         string
+	log        *slog.Logger
+	cur        pos // the stored cursor
+	spec       subscription.Spec
+	deleted    bool
+	deletedSeq int64 // the seq of the deletion (0: unknown, every pending row is its)
+	pol        policy
+	loadedAt   time.Time
+	renewedAt  time.Time
+	countedAt  time.Time
+	overLimit  bool
+	policyDue  bool // over the limit, its dead_letter policy waiting for the cursor
 }
 
 // drain delivers subscriber id's rows from cursor p while it holds the
@@ -263,7 +265,14 @@ func (w *worker) run(ctx context.Context) error {
 			return err
 		}
 		if w.deleted {
-			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, nil, "subscription deleted")
+			// Only the rows of the deleted subscription, derived from the
+			// log before its deletion: the same id added again meanwhile
+			// has rows after it, which are its own.
+			var through *pos
+			if w.deletedSeq > 0 {
+				through = &pos{seq: w.deletedSeq, ord: math.MaxInt32 - 1} // every row of that seq; the cursor (INT) goes to MaxInt32
+			}
+			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, through, "subscription deleted")
 			if err != nil {
 				return err
 			}
@@ -310,7 +319,7 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 		}
 		w.loadedAt = now
 		if !ok || s.deleted {
-			w.deleted = true
+			w.deleted, w.deletedSeq = true, s.seq
 			return nil
 		}
 		spec, err := subscription.Decode(s.spec)
