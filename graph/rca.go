@@ -5,6 +5,8 @@ import (
 
 	gg "gonum.org/v1/gonum/graph"
 	"gonum.org/v1/gonum/graph/path"
+	"gonum.org/v1/gonum/graph/simple"
+	"gonum.org/v1/gonum/graph/topo"
 	"gonum.org/v1/gonum/graph/traverse"
 )
 
@@ -26,7 +28,9 @@ type RCA struct {
 	// (From, To).
 	Links []Edge
 	// Roots are the alarms among Alarm and its causes that nothing causes,
-	// ascending; Alarm itself when it has no cause.
+	// ascending; Alarm itself when it has no cause. Alarms that cause one
+	// another in a cycle that nothing outside it causes are all roots:
+	// the cycle is where the causes start.
 	Roots []VertexID
 	// Paths are the shortest causal paths from each root to Alarm, sorted
 	// (by root, then lexicographically); each starts at a root and ends at
@@ -72,12 +76,7 @@ func (g *Graph) RCA(alarm VertexID) (*RCA, error) {
 	slices.Sort(r.Alarms)
 	r.Links = g.edgesAmong(w, r.Alarms)
 
-	for _, id := range causes {
-		if !w.To(int64(id)).Next() {
-			r.Roots = append(r.Roots, id)
-		}
-	}
-	slices.Sort(r.Roots)
+	r.Roots = roots(w, causes)
 	for _, root := range r.Roots {
 		var ps [][]VertexID
 		if root == alarm {
@@ -101,4 +100,45 @@ func (g *Graph) RCA(alarm VertexID) (*RCA, error) {
 		r.Paths = append(r.Paths, ps...)
 	}
 	return r, nil
+}
+
+// roots returns the alarms of causes (an alarm and every alarm causing it,
+// transitively, so closed under "is caused by") where causation starts:
+// the strongly connected components with no `causes` edge from outside
+// them. A component of one alarm is an alarm nothing else causes; a larger
+// one is a cycle of alarms causing one another, all of which are roots.
+func roots(w *View, causes []VertexID) []VertexID {
+	sub := simple.NewDirectedGraph()
+	for _, id := range causes {
+		if sub.Node(int64(id)) == nil {
+			sub.AddNode(simple.Node(id))
+		}
+	}
+	for _, id := range causes {
+		for it := w.To(int64(id)); it.Next(); {
+			if from := it.Node().ID(); from != int64(id) {
+				sub.SetEdge(simple.Edge{F: simple.Node(from), T: simple.Node(id)})
+			}
+		}
+	}
+	var out []VertexID
+	for _, comp := range topo.TarjanSCC(sub) {
+		in := make(map[int64]bool, len(comp))
+		for _, n := range comp {
+			in[n.ID()] = true
+		}
+		source := true
+		for _, n := range comp {
+			for it := sub.To(n.ID()); it.Next() && source; {
+				source = in[it.Node().ID()]
+			}
+		}
+		if source {
+			for _, n := range comp {
+				out = append(out, VertexID(n.ID()))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -86,11 +86,14 @@ func TestRCADiamondAndCycle(t *testing.T) {
 	var l logb
 	mustApply(t, g, l.upsert("s", 1, res("t", "r", "OK")))
 	n := map[string]VertexID{}
-	for _, name := range []string{"a", "b", "c", "d", "e", "x", "y"} {
+	for _, name := range []string{"a", "b", "c", "d", "e", "x", "y", "z", "p", "q", "s", "u"} {
 		mustApply(t, g, l.upsert("s", 1, alarm("prometheus", name, "warning", out("on", "t", "r"))))
 		n[name] = mustLookup(t, g, "ALARM", "prometheus", name).ID
 	}
-	for _, p := range [][2]string{{"a", "b"}, {"a", "c"}, {"b", "d"}, {"c", "d"}, {"e", "d"}, {"x", "y"}, {"y", "x"}} {
+	// x <-> y -> z: a cycle that nothing else causes; s -> p <-> q -> u: a
+	// cycle with a cause from outside.
+	for _, p := range [][2]string{{"a", "b"}, {"a", "c"}, {"b", "d"}, {"c", "d"}, {"e", "d"}, {"x", "y"}, {"y", "x"}, {"y", "z"},
+		{"s", "p"}, {"p", "q"}, {"q", "p"}, {"q", "u"}} {
 		g.SetCausal(n[p[0]], n[p[1]], true)
 	}
 	r, err := g.RCA(n["d"])
@@ -101,13 +104,37 @@ func TestRCADiamondAndCycle(t *testing.T) {
 	if !cmp.Equal(r.Paths, wantPaths) || !cmp.Equal(r.Roots, []VertexID{n["a"], n["e"]}) || r.Depth != 2 {
 		t.Errorf("RCA = %+v", r)
 	}
-	// A cycle has no root.
-	r, err = g.RCA(n["x"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Roots) != 0 || len(r.Paths) != 0 || !cmp.Equal(r.Alarms, []VertexID{n["x"], n["y"]}) {
-		t.Errorf("cycle RCA = %+v", r)
+	// A cycle that nothing else causes is where the causes start: all its
+	// alarms are roots.
+	for _, tc := range []struct {
+		alarm string
+		roots []string
+		paths [][]string
+	}{
+		{"z", []string{"x", "y"}, [][]string{{"x", "y", "z"}, {"y", "z"}}},
+		{"x", []string{"x", "y"}, [][]string{{"x"}, {"y", "x"}}},
+		// A cycle with a cause from outside is not: that cause is the root.
+		{"u", []string{"s"}, [][]string{{"s", "p", "q", "u"}}},
+	} {
+		r, err := g.RCA(n[tc.alarm])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var roots []VertexID
+		for _, x := range tc.roots {
+			roots = append(roots, n[x])
+		}
+		var paths [][]VertexID
+		for _, p := range tc.paths {
+			var ids []VertexID
+			for _, x := range p {
+				ids = append(ids, n[x])
+			}
+			paths = append(paths, ids)
+		}
+		if !cmp.Equal(r.Roots, roots) || !cmp.Equal(r.Paths, paths) {
+			t.Errorf("RCA of %s: roots %v paths %v; want %v %v", tc.alarm, r.Roots, r.Paths, roots, paths)
+		}
 	}
 }
 
