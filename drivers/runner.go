@@ -162,6 +162,7 @@ type Runner struct {
 	entities *prometheus.GaugeVec
 	seconds  *prometheus.HistogramVec
 	events   *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 }
 
 // Results of the pulls counter.
@@ -229,9 +230,13 @@ func New(jobs []Job, deps Deps) (*Runner, error) {
 			Name: "causeway_driver_events_published_total",
 			Help: "Events published by driver (sync markers, upserts and changes).",
 		}, []string{"driver"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_driver_events_refused_total",
+			Help: "Events a driver produced that do not encode (over the event size limit once encoded, say), left out of what it publishes.",
+		}, []string{"driver"}),
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.pulls, r.entities, r.seconds, r.events} {
+		for _, c := range []prometheus.Collector{r.pulls, r.entities, r.seconds, r.events, r.refused} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register driver metrics: %w", err)
 			}
@@ -352,6 +357,7 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return err
 	}
+	evs = r.encodable(name, evs)
 	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
 		if err := r.deps.Publisher.Publish(ctx, batch...); err != nil {
@@ -367,6 +373,32 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 	return nil
 }
 
+// encodable returns evs less the events that do not encode (over
+// event.MaxEventBytes once encoded, say), each logged and counted: the
+// publisher refuses a call holding one, for good, so keeping it would stop
+// the driver's pulls for ever. An entity left out of a full pull is
+// missing from it, as the persister dead-lettering it would make it.
+func (r *Runner) encodable(name string, evs []event.Event) []event.Event {
+	var out []event.Event // nil while nothing is left out
+	for i, ev := range evs {
+		if _, err := event.Encode(ev); err != nil {
+			if out == nil {
+				out = append(make([]event.Event, 0, len(evs)), evs[:i]...)
+			}
+			r.refused.WithLabelValues(name).Inc()
+			r.log.Error("event refused: it does not encode", "driver", name, "event_id", ev.EventID, "err", err)
+			continue
+		}
+		if out != nil {
+			out = append(out, ev)
+		}
+	}
+	if out == nil {
+		return evs
+	}
+	return out
+}
+
 func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error {
 	name := j.Driver.Name()
 	pctx, cancel := context.WithTimeout(ctx, j.Schedule.PullTimeout)
@@ -375,6 +407,7 @@ func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error
 	if err != nil {
 		return fmt.Errorf("get changes from %s: %w", name, err)
 	}
+	evs = r.encodable(name, evs)
 	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
 		backoff := j.Schedule.BackoffMin

@@ -363,3 +363,41 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestRunnerLeavesOutWhatDoesNotEncode: an entity whose event is over the
+// size limit once encoded is refused for good by the publisher; the
+// runner leaves it out (logged, counted) and publishes the rest of the
+// pull, instead of retrying the whole pull for ever.
+func TestRunnerLeavesOutWhatDoesNotEncode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{}
+		big := host("c2", "up")
+		big.Properties = map[string]string{"annotation": strings.Repeat("x", event.MaxEventBytes)}
+		drv := &fakeDriver{name: "am", ents: []event.Entity{host("c1", "up"), big, host("c3", "up")}}
+		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour, BackoffMin: time.Second, BackoffMax: 4 * time.Second}}}, Deps{Publisher: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		got := syncs(t, pub.events())
+		if len(got) != 1 || len(got[0]) != 4 {
+			t.Fatalf("%d pulls published (%v); want one: begin, c1, c3, end", len(got), ids(pub.events()))
+		}
+		for _, ev := range got[0] {
+			if ev.Entity != nil && ev.Entity.ID == "c2" {
+				t.Errorf("the oversized entity was published")
+			}
+		}
+		cancel()
+		<-done
+		if v := value(t, r.refused.WithLabelValues("am")); v != 1 {
+			t.Errorf("refused = %v; want 1", v)
+		}
+		if o := value(t, r.pulls.WithLabelValues("am", ResultOK)); o != 1 {
+			t.Errorf("ok pulls = %v; want 1", o)
+		}
+	})
+}

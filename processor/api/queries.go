@@ -816,8 +816,18 @@ func decodeEvents(raw []byte) ([]event.Event, error) {
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs ...event.Event) {
 	if err := s.b.Publish(r.Context(), evs...); err != nil {
-		s.log.Warn("publish from api", "events", len(evs), "err", err)
-		s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("publish: %w", err))
+		// The publisher encodes every event before it spools any: one that
+		// does not encode is refused for good, the rest is retryable.
+		switch {
+		case errors.Is(err, event.ErrTooLarge):
+			s.fail(w, http.StatusRequestEntityTooLarge, 0, fmt.Errorf("publish: %w", err))
+		case errors.Is(err, event.ErrInvalid):
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("publish: %w", err))
+		default:
+			s.log.Warn("publish from api", "events", len(evs), "err", err)
+			w.Header().Set("Retry-After", "2")
+			s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("publish: %w", err))
+		}
 		return
 	}
 	ids := make([]string, len(evs))

@@ -445,8 +445,18 @@ func TestTemplates(t *testing.T) {
 	}
 	b.pubErr = errors.New("spool full")
 	resp, _ = do(t, ts, "DELETE", "/v1/templates/host_nic", "admin-token", "", "")
-	if resp.StatusCode != 503 {
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("delete with a failing bus: %d", resp.StatusCode)
+	}
+	// What the publisher refuses for good is not worth a retry.
+	for err, want := range map[error]int{
+		fmt.Errorf("publish event x: %w", event.ErrTooLarge): 413,
+		fmt.Errorf("publish event x: %w", event.ErrInvalid):  400,
+	} {
+		b.pubErr = err
+		if resp, _ := do(t, ts, "DELETE", "/v1/templates/host_nic", "admin-token", "", ""); resp.StatusCode != want {
+			t.Errorf("publish failing with %v: %d; want %d", err, resp.StatusCode, want)
+		}
 	}
 }
 
