@@ -310,20 +310,21 @@ func (g *Graph) deleteEntity(ev *event.Event) []Change {
 	return g.softDelete(v, nil)
 }
 
-// revive undeletes v: a new occurrence of it starts. The edges deleted
-// together with its previous occurrence stay deleted, and stop counting as
-// having held until then (RCA): the `causes` links of an alarm cleared and
-// raised again are those of its new occurrence only. An edge asserted
-// again is undeleted by assertEdge.
+// revive undeletes v: a new occurrence of it starts. Its incoming edges
+// deleted together with its previous occurrence stay deleted, and stop
+// counting as having held until then (RCA): the causes of an alarm
+// cleared and raised again are those of its new occurrence only. Its
+// outgoing ones keep counting: what its previous occurrence caused, and
+// is still cleared, was caused by it. An edge asserted again is undeleted
+// by assertEdge.
 func (g *Graph) revive(v *vertex) {
 	v.deleted = false
-	for i := range v.out {
-		if e := &v.out[i]; e.deleted {
-			e.withVertex = false
-		}
-	}
 	for _, from := range v.in {
-		if from == v.id {
+		if from == v.id { // a self loop: v is already mutable
+			i, _ := v.findOut(v.id, "")
+			for ; i < len(v.out) && v.out[i].to == v.id; i++ {
+				v.out[i].withVertex = false
+			}
 			continue
 		}
 		fv := g.get(from)

@@ -78,6 +78,13 @@ scenarios:
 	if got, cleared := deducedRCA(t, l.e.Graph(), "nic_down_reachable"); got != want || !cleared {
 		t.Errorf("cleared by its scenario: %s (cleared %v); want %s, cleared", got, cleared, want)
 	}
+	// The cause flaps while the alarm stays cleared: the cleared alarm was
+	// still caused by the cause's earlier occurrence.
+	l.must(event.Event{Source: "nagios", Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "nagios", ID: "nic"}})
+	l.must(alarmOn("nic", "NIC_DOWN", "h1"))
+	if got, cleared := deducedRCA(t, l.e.Graph(), "nic_down_reachable"); got != want || !cleared {
+		t.Errorf("after its cause flapped: %s (cleared %v); want %s, cleared", got, cleared, want)
+	}
 }
 
 // TestReraisedAlarmHasOnlyItsNewCause: an alarm cleared when its cause
