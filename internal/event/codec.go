@@ -57,9 +57,10 @@ func invalid(field, format string, args ...any) error {
 // HTML-escaped. What Encode returns, Decode accepts: an event whose wire
 // form is over MaxEventBytes or nests deeper than MaxDepth fails with
 // ErrTooLarge, so a producer refuses it instead of handing the persister
-// an event it can only dead-letter. (The converse holds up to size: an
+// an event it can only dead-letter. The converse holds but for size (an
 // input Decode accepted can encode larger, e.g. invalid UTF-8 becomes
-// U+FFFD, and then Encode refuses it with ErrTooLarge.)
+// U+FFFD; then Encode refuses it with ErrTooLarge) and for a time past
+// year 9999 in UTC (ErrInvalid).
 func Encode(ev Event) ([]byte, error) {
 	if ev.V == 0 {
 		ev.V = Version
@@ -68,15 +69,16 @@ func Encode(ev Event) ([]byte, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	// No HTML escaping: "<", ">" and "&", common in alert descriptions,
-	// stay one byte each instead of six.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
+	// RFC 3339 has four digits for the year. Decode reads such a time
+	// (9999-12-31T23:30:00-01:00 is in year 10000 in UTC), so that a
+	// stored one stays readable, but nothing new is encoded with one.
+	if y := ev.ObservedAt.Year(); y < 0 || y > 9999 {
+		return nil, invalid("observed_at", "year %d (in UTC) is outside 0000-9999", y)
+	}
+	b, err := marshal(ev)
+	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, invalid("event", "%v", err))
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
 	if len(b) > MaxEventBytes {
 		return nil, &FieldError{Field: "event", Msg: fmt.Sprintf("encodes to %d bytes, over the limit of %d", len(b), MaxEventBytes), kind: ErrTooLarge}
 	}
@@ -84,6 +86,19 @@ func Encode(ev Event) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// marshal is json.Marshal without HTML escaping: "<", ">" and "&", common
+// in alert descriptions, stay one byte each instead of six, so an event
+// inside a record or a batch has the size Encode measured.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // wire mirrors Event with the timestamp as text, so a bad timestamp is
@@ -231,9 +246,6 @@ func (ev Event) Validate() error {
 	}
 	if ev.ObservedAt.IsZero() {
 		return invalid("observed_at", "is required")
-	}
-	if y := ev.ObservedAt.UTC().Year(); y < 0 || y > 9999 {
-		return invalid("observed_at", "year %d (in UTC) is outside 0000-9999", y)
 	}
 	has := [...]bool{ev.Entity != nil, ev.Sync != nil, ev.Template != nil, ev.Subscription != nil}
 	want := ""
@@ -405,7 +417,7 @@ func checkID(field, v string) error {
 
 // EncodeRecord returns the wire form of a Record.
 func EncodeRecord(r Record) ([]byte, error) {
-	b, err := json.Marshal(r)
+	b, err := marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
 	}
@@ -414,7 +426,7 @@ func EncodeRecord(r Record) ([]byte, error) {
 
 // EncodeBatch returns the wire form of a Batch.
 func EncodeBatch(b Batch) ([]byte, error) {
-	out, err := json.Marshal(b)
+	out, err := marshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode batch after seq %d: %w", b.PrevSeq, err)
 	}

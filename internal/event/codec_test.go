@@ -174,8 +174,14 @@ func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Decode([]byte(`{"v":1,"event_id":"e","source":"s","kind":"tick","observed_at":"9999-12-31T23:30:00-01:00"}`)); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Decode of a time in year 10000 (UTC) = %v; want ErrInvalid", err)
+	// Such a time is read, so that an event stored with one stays readable,
+	// but not written again.
+	stored, err := Decode([]byte(`{"v":1,"event_id":"e","source":"s","kind":"tick","observed_at":"9999-12-31T23:30:00-01:00"}`))
+	if err != nil {
+		t.Fatalf("Decode of a time in year 10000 (UTC) = %v; want it read", err)
+	}
+	if _, err := Encode(stored); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Encode of a time in year 10000 (UTC) = %v; want ErrInvalid", err)
 	}
 
 	// Just under the limit passes, and "<", ">" and "&" are not escaped:
@@ -191,5 +197,35 @@ func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
 	}
 	if got, err := Decode(b); err != nil || got.Entity.Properties["details"] != ok.Entity.Properties["details"] {
 		t.Errorf("Decode of the encoding: %v", err)
+	}
+}
+
+// TestBatchCarriesWhatEncodeAccepts: an event Encode accepts fits in a
+// record and a batch too (no HTML escaping there either, which would make
+// an event of "<", ">" and "&" up to six times larger than Encode measured
+// and the batch undecodable).
+func TestBatchCarriesWhatEncodeAccepts(t *testing.T) {
+	ev := sampleUpsert()
+	ev.Entity.Properties = map[string]string{"details": strings.Repeat("<b>&</b>", 480<<10/8)}
+	if _, err := Encode(ev); err != nil {
+		t.Fatal(err)
+	}
+	b, err := EncodeBatch(Batch{PrevSeq: 6, Records: []Record{{Seq: 7, RecordedAt: time.Unix(9, 0).UTC(), Event: ev}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(b)
+	if err != nil {
+		t.Fatalf("DecodeBatch of %d bytes: %v", len(b), err)
+	}
+	if got.Records[0].Event.Entity.Properties["details"] != ev.Entity.Properties["details"] {
+		t.Error("the event changed in the batch")
+	}
+	r, err := EncodeRecord(got.Records[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRecord(r); err != nil {
+		t.Errorf("DecodeRecord: %v", err)
 	}
 }
