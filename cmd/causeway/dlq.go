@@ -19,7 +19,9 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		Short: "Inspect and re-drive dead-lettered events (causeway.persist.dlq)",
 		Long: "Events the persister refused (malformed, invalid, too large, rejected by the database) or that\n" +
 			"failed delivery too often are kept in causeway.persist.dlq with their reason. The OpenStack\n" +
-			"listener dead-letters on the broker it consumes from: point --amqp-url there to see those.",
+			"listener dead-letters on the broker it consumes from: point --amqp-url there to list those.\n" +
+			"Listing returns what it read to the queue (on RabbitMQ 4.0 to 4.2 that counts toward the\n" +
+			"queue's delivery limit); requeue publishes valid events again and leaves the rest.",
 	}
 	var amqpURL, output string
 	var limit int
@@ -88,8 +90,9 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			moved, err := bus.RequeueDeadLetters(cmd.Context(), url, limit)
-			if perr := show(cmd, moved, fmt.Sprintf("%d dead letters published again:", len(moved))); perr != nil && err == nil {
+			moved, skipped, err := bus.RequeueDeadLetters(cmd.Context(), url, limit)
+			header := fmt.Sprintf("%d dead letters published again (%d left: not valid Causeway events, they would be dead-lettered again):", len(moved), skipped)
+			if perr := show(cmd, moved, header); perr != nil && err == nil {
 				err = perr
 			}
 			return err

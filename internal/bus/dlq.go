@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/event"
 )
 
 // DeadLetter is a message of DeadLetterQueue, as `causeway dlq` shows it.
@@ -96,30 +98,40 @@ func BrowseDeadLetters(ctx context.Context, url string, limit int) ([]DeadLetter
 // RequeueDeadLetters moves up to limit messages from the head of
 // DeadLetterQueue back to EventsExchange, with their routing key, message
 // id and headers (less the dead-letter reason), for the persister to take
-// again — after the cause was fixed. Each is removed from the queue only
-// once the broker confirmed its re-publication, so none is lost; one
-// re-published twice (a crash between the two) is stored once, by event
-// id. It returns the dead letters moved.
-func RequeueDeadLetters(ctx context.Context, url string, limit int) ([]DeadLetter, error) {
-	conn, ch, _, err := dlqChannel(url)
+// again — after the cause was fixed (a database that refused them, say).
+// Each is removed from the queue only once the broker confirmed its
+// re-publication, so none is lost; one re-published twice (a crash between
+// the two) is stored once, by event id. A message that is not a valid
+// Causeway event (malformed input, or an OpenStack notification the
+// listener dead-lettered on its broker) would only be dead-lettered again:
+// it stays, counted in skipped. It goes through the queue once at most and
+// returns the dead letters moved.
+func RequeueDeadLetters(ctx context.Context, url string, limit int) (moved []DeadLetter, skipped int, err error) {
+	conn, ch, total, err := dlqChannel(url)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer conn.Close()
 	if err := ch.Confirm(false); err != nil {
-		return nil, fmt.Errorf("confirm mode: %w", err)
+		return nil, 0, fmt.Errorf("confirm mode: %w", err)
 	}
 	// Published mandatory: one the exchange cannot route comes back, before
 	// its confirmation, and stays a dead letter.
 	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
-	var moved []DeadLetter
-	for len(moved) < limit && ctx.Err() == nil {
+	for seen := 0; seen < total && len(moved) < limit && ctx.Err() == nil; seen++ {
 		m, ok, err := ch.Get(DeadLetterQueue, false)
 		if err != nil {
-			return moved, fmt.Errorf("get from %s: %w", DeadLetterQueue, err)
+			return moved, skipped, fmt.Errorf("get from %s: %w", DeadLetterQueue, err)
 		}
 		if !ok {
 			break
+		}
+		if _, err := event.Decode(m.Body); err != nil {
+			if err := ch.Nack(m.DeliveryTag, false, true); err != nil {
+				return moved, skipped, fmt.Errorf("leave dead letter %s: %w", m.MessageId, err)
+			}
+			skipped++
+			continue
 		}
 		headers := amqp.Table{}
 		maps.Copy(headers, m.Headers)
@@ -145,12 +157,12 @@ func RequeueDeadLetters(ctx context.Context, url string, limit int) ([]DeadLette
 		}
 		if err != nil {
 			_ = ch.Nack(m.DeliveryTag, false, true)
-			return moved, fmt.Errorf("re-publish dead letter %s: %w", m.MessageId, err)
+			return moved, skipped, fmt.Errorf("re-publish dead letter %s: %w", m.MessageId, err)
 		}
 		if err := m.Ack(false); err != nil {
-			return moved, fmt.Errorf("remove dead letter %s (re-published): %w", m.MessageId, err)
+			return moved, skipped, fmt.Errorf("remove dead letter %s (re-published): %w", m.MessageId, err)
 		}
 		moved = append(moved, deadLetterOf(m))
 	}
-	return moved, ctx.Err()
+	return moved, skipped, ctx.Err()
 }

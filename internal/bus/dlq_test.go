@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/event"
 )
 
 // TestDeadLetterBrowseAndRequeue: listing the dead-letter queue shows each
@@ -22,10 +23,21 @@ func TestDeadLetterBrowseAndRequeue(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	// e0 is not a Causeway event; e1 and e2 are (refused by the database,
+	// say).
 	for i := range 3 {
+		body := []byte(`{"v":1}`)
+		if i > 0 {
+			ev := testEvent(i)
+			ev.EventID = fmt.Sprint("e", i)
+			var err error
+			if body, err = event.Encode(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
-			Headers: amqp.Table{ReasonHeader: fmt.Sprintf("invalid: entity.id: is required (%d)", i)}, MessageId: fmt.Sprint("e", i),
-			Timestamp: at, DeliveryMode: amqp.Persistent, Body: []byte(`{"v":1}`),
+			Headers: amqp.Table{ReasonHeader: fmt.Sprintf("rejected (%d)", i)}, MessageId: fmt.Sprint("e", i),
+			Timestamp: at, DeliveryMode: amqp.Persistent, Body: body,
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -54,31 +66,39 @@ func TestDeadLetterBrowseAndRequeue(t *testing.T) {
 		}
 		for _, d := range dls {
 			var i int
-			if _, err := fmt.Sscanf(d.MessageID, "e%d", &i); err != nil || d.Reason != fmt.Sprintf("invalid: entity.id: is required (%d)", i) ||
-				d.RoutingKey != "api.entity.upsert" || !d.Published.Equal(at) || d.Bytes != 7 {
+			if _, err := fmt.Sscanf(d.MessageID, "e%d", &i); err != nil || d.Reason != fmt.Sprintf("rejected (%d)", i) ||
+				d.RoutingKey != "api.entity.upsert" || !d.Published.Equal(at) || d.Bytes != len(d.Body) || d.Bytes == 0 {
 				t.Errorf("look at %d: %+v", limit, d)
 			}
 		}
 		waitFor("the dead letters back", func() bool { return queueDepth(t, u, DeadLetterQueue) == 3 })
 	}
 
-	moved, err := RequeueDeadLetters(context.Background(), u, 2)
-	if err != nil || len(moved) != 2 {
-		t.Fatalf("requeue: %d moved, %v", len(moved), err)
+	moved, skipped, err := RequeueDeadLetters(context.Background(), u, 10)
+	if err != nil || len(moved) != 2 || skipped != 1 {
+		t.Fatalf("requeue: %d moved, %d skipped, %v; want the 2 events moved, the other left", len(moved), skipped, err)
 	}
 	waitFor("one left", func() bool { return queueDepth(t, u, DeadLetterQueue) == 1 })
 	waitFor("two in the persist queue", func() bool { return queueDepth(t, u, PersistQueue) == 2 })
+	got := map[string]bool{}
 	for i := range 2 {
 		m, ok, err := ch.Get(PersistQueue, true)
 		if err != nil || !ok {
 			t.Fatalf("get %d: %v, %v", i, ok, err)
 		}
-		if m.MessageId != moved[i].MessageID || m.RoutingKey != "api.entity.upsert" || m.Headers[ReasonHeader] != nil {
-			t.Errorf("requeued message %d: id %s (moved %s), key %s, headers %v", i, m.MessageId, moved[i].MessageID, m.RoutingKey, m.Headers)
+		if m.RoutingKey != "api.entity.upsert" || m.Headers[ReasonHeader] != nil {
+			t.Errorf("requeued message %s: key %s, headers %v", m.MessageId, m.RoutingKey, m.Headers)
 		}
+		if _, err := event.Decode(m.Body); err != nil {
+			t.Errorf("requeued message %s: %v", m.MessageId, err)
+		}
+		got[m.MessageId] = true
+	}
+	if !got["e1"] || !got["e2"] {
+		t.Errorf("requeued %v; want e1 and e2", got)
 	}
 	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
-	if err != nil || len(left) != 1 || left[0].MessageID == moved[0].MessageID || left[0].MessageID == moved[1].MessageID {
-		t.Errorf("left after the requeue: %+v, %v", left, err)
+	if err != nil || len(left) != 1 || left[0].MessageID != "e0" {
+		t.Errorf("left after the requeue: %+v, %v; want e0", left, err)
 	}
 }
