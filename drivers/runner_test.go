@@ -135,6 +135,20 @@ func ids(evs []event.Event) []string {
 	return out
 }
 
+// startRunner starts a runner of jobs (in the test's bubble); stop ends it
+// and returns what Run returned.
+func startRunner(t *testing.T, jobs []Job, deps Deps) (r *Runner, stop func() error) {
+	t.Helper()
+	r, err := New(jobs, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return r, func() error { cancel(); return <-done }
+}
+
 func TestPullEventsDeterministic(t *testing.T) {
 	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	a, err := PullEvents("nova", slot, slot.Add(time.Second), []event.Entity{host("b", "up"), host("a", "up")})
@@ -173,13 +187,7 @@ func TestRunnerScheduleAndDedup(t *testing.T) {
 		pub := &fakePublisher{}
 		drv := &fakeDriver{name: "nova", ents: []event.Entity{host("c1", "up")}}
 		reg := prometheus.NewPedanticRegistry()
-		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute}}}, Deps{Publisher: pub, Registerer: reg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- r.Run(ctx) }()
+		r, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute}}}, Deps{Publisher: pub, Registerer: reg})
 		synctest.Wait()
 		first := syncs(t, pub.events())
 		if len(first) != 1 || len(first[0]) != 3 {
@@ -192,8 +200,7 @@ func TestRunnerScheduleAndDedup(t *testing.T) {
 		if len(all) != 2 || all[1][0].Sync.ID == all[0][0].Sync.ID {
 			t.Fatalf("after one interval: %d pulls (sync ids must differ)", len(all))
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
 		if got := value(t, r.pulls.WithLabelValues("nova", ResultOK)); got != 2 {
@@ -219,15 +226,11 @@ func TestRunnerScheduleAndDedup(t *testing.T) {
 		// A restarted process in the same slot with the same content
 		// publishes the same ids: the log dedups them.
 		pub2 := &fakePublisher{}
-		r2, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute}}}, Deps{Publisher: pub2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx2, cancel2 := context.WithCancel(context.Background())
-		go func() { done <- r2.Run(ctx2) }()
+		_, stop2 := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute}}}, Deps{Publisher: pub2})
 		synctest.Wait()
-		cancel2()
-		<-done
+		if err := stop2(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
 		if diff := cmp.Diff(ids(all[1]), ids(pub2.events())); diff != "" {
 			t.Errorf("re-published pull has other ids:\n%s", diff)
 		}
@@ -238,14 +241,8 @@ func TestRunnerBackoffUntilPublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pub := &fakePublisher{fail: 3}
 		drv := &fakeDriver{name: "am", errs: 2, ents: []event.Entity{host("c1", "up"), host("c2", "up")}}
-		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour, BackoffMin: time.Second, BackoffMax: 4 * time.Second, BatchSize: 1}}}, Deps{Publisher: pub})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
 		start := time.Now()
-		go func() { done <- r.Run(ctx) }()
+		r, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour, BackoffMin: time.Second, BackoffMax: 4 * time.Second, BatchSize: 1}}}, Deps{Publisher: pub})
 		synctest.Wait()
 		if n := len(pub.events()); n != 0 {
 			t.Fatalf("published %d events while failing", n)
@@ -262,8 +259,9 @@ func TestRunnerBackoffUntilPublished(t *testing.T) {
 		if len(got) != 1 || len(got[0]) != 4 {
 			t.Fatalf("after backoff: %d pulls, want one complete pull", len(got))
 		}
-		cancel()
-		<-done
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 		if e, p, o := value(t, r.pulls.WithLabelValues("am", ResultError)),
 			value(t, r.pulls.WithLabelValues("am", ResultPublishError)),
 			value(t, r.pulls.WithLabelValues("am", ResultOK)); e != 2 || p != 3 || o != 1 {
@@ -276,13 +274,7 @@ func TestRunnerWatchTriggersPull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pub := &fakePublisher{}
 		drv := watchingDriver{&fakeDriver{name: "static", watch: make(chan struct{}), ents: []event.Entity{host("c1", "up")}}}
-		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour}}}, Deps{Publisher: pub})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- r.Run(ctx) }()
+		_, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour}}}, Deps{Publisher: pub})
 		synctest.Wait()
 		drv.set(host("c1", "down"))
 		time.Sleep(time.Second)
@@ -292,8 +284,9 @@ func TestRunnerWatchTriggersPull(t *testing.T) {
 		if len(got) != 2 || got[1][1].Entity.State != "down" {
 			t.Fatalf("after a change: %d pulls, want 2 with the new state", len(got))
 		}
-		cancel()
-		<-done
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 }
 
@@ -312,18 +305,13 @@ func TestRunnerChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pub := &fakePublisher{}
 		drv := &changesDriver{fakeDriver: &fakeDriver{name: "nova"}}
-		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute, ChangesInterval: 15 * time.Second}}}, Deps{Publisher: pub})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- r.Run(ctx) }()
+		_, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute, ChangesInterval: 15 * time.Second}}}, Deps{Publisher: pub})
 		synctest.Wait()
 		time.Sleep(50 * time.Second)
 		synctest.Wait()
-		cancel()
-		<-done
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 		var changes int
 		for _, ev := range pub.events() {
 			if strings.HasPrefix(ev.EventID, "chg-") {
@@ -374,13 +362,7 @@ func TestRunnerLeavesOutWhatDoesNotEncode(t *testing.T) {
 		big := host("c2", "up")
 		big.Properties = map[string]string{"annotation": strings.Repeat("x", event.MaxEventBytes)}
 		drv := &fakeDriver{name: "am", ents: []event.Entity{host("c1", "up"), big, host("c3", "up")}}
-		r, err := New([]Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour, BackoffMin: time.Second, BackoffMax: 4 * time.Second}}}, Deps{Publisher: pub})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- r.Run(ctx) }()
+		r, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Hour, BackoffMin: time.Second, BackoffMax: 4 * time.Second}}}, Deps{Publisher: pub})
 		synctest.Wait()
 		got := syncs(t, pub.events())
 		if len(got) != 1 || len(got[0]) != 4 {
@@ -391,8 +373,9 @@ func TestRunnerLeavesOutWhatDoesNotEncode(t *testing.T) {
 				t.Errorf("the oversized entity was published")
 			}
 		}
-		cancel()
-		<-done
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 		if v := value(t, r.refused.WithLabelValues("am")); v != 1 {
 			t.Errorf("refused = %v; want 1", v)
 		}
