@@ -137,9 +137,10 @@ type receiver struct {
 	// hang, if set, holds every request until the client gives up.
 	hang bool
 	// holdAt, if set, holds the holdAt-th request (and the later ones)
-	// until release is closed.
+	// until release is closed; holding counts the requests held.
 	holdAt  int
 	release chan struct{}
+	holding int
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -155,6 +156,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	down, delay, hang := r.down, r.delay, r.hang
 	held := r.holdAt > 0 && len(r.got)+1 >= r.holdAt
 	release := r.release
+	if held {
+		r.holding++
+	}
 	r.mu.Unlock()
 	if held {
 		<-release
@@ -188,6 +192,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	w.WriteHeader(status)
+}
+
+func (r *receiver) held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.holding
 }
 
 func (r *receiver) setDown(down bool) {

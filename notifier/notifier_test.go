@@ -258,10 +258,12 @@ func TestBacklogPolicyDeadLetter(t *testing.T) {
 	}
 }
 
-// A subscriber that is healthy but slow, whose backlog goes over its limit
-// in the middle of a batch: the dead_letter policy runs at the next
-// delivery (the cursor is stored first), not when the cursor would next be
-// stored anyway (every 50 deliveries).
+// A subscriber whose backlog goes over its limit in the middle of a batch:
+// the dead_letter policy runs at the next delivery (the cursor is stored
+// first), not when a status count happens to fall on a cursor store. The
+// third request is held while 200 rows arrive; counted from the cursor
+// stored after the fourth delivery, 276 rows wait, so exactly the 176
+// oldest move to the dead-letter table and the newest 100 are delivered.
 func TestBacklogPolicyRunsMidBatch(t *testing.T) {
 	db, dsn := openDB(t)
 	rcv := newReceiver(t)
@@ -270,18 +272,21 @@ func TestBacklogPolicyRunsMidBatch(t *testing.T) {
 	l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_backlog":100,"backlog_policy":"dead_letter"}`)
 	l.raise("first", 80) // under the limit, one batch
 	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
-	waitFor(t, 10*time.Second, "the third request held", func() bool { return len(rcv.receipts()) == 2 })
-	l.raise("storm", 200)                                // now over the limit, mid-batch
+	waitFor(t, 10*time.Second, "the third request held", func() bool { return rcv.held() == 1 })
+	l.raise("storm", 200) // now over the limit, mid-batch
+	want := expectedIDs(t, db, "ops")
 	time.Sleep(3 * testConfig(dsn, "n1").StatusInterval) // so that a count is due at the next delivery
 	close(rcv.release)
-	var delivered int
-	waitFor(t, 20*time.Second, "dead letters", func() bool {
-		delivered = len(rcv.delivered())
-		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 1)
-		return err == nil && len(dls) > 0
-	})
-	if delivered >= 40 {
-		t.Errorf("%d deliveries before the backlog policy ran; want it within a few (not at the next periodic cursor store)", delivered)
+	waitFor(t, 20*time.Second, "104 deliveries", func() bool { return len(rcv.delivered()) == 104 })
+	dls, err := notifier.DeadLetters(context.Background(), db, "ops", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 176 {
+		t.Fatalf("%d dead letters; want 176 (the policy ran at the fifth row)", len(dls))
+	}
+	if diff := cmp.Diff(ids(rcv.delivered()), append(append([]string(nil), want[:4]...), want[180:]...)); diff != "" {
+		t.Errorf("delivered (-got +want):\n%s", diff)
 	}
 }
 
