@@ -439,6 +439,9 @@ func (x VertexRef) Name() string { return x.v.name }
 // State is Vertex.State.
 func (x VertexRef) State() string { return x.g.s(x.v.state) }
 
+// DeducedState is the state the evaluator's set_state deduced ("" = none).
+func (x VertexRef) DeducedState() string { return x.g.s(x.v.deduced) }
+
 // Severity is Vertex.Severity.
 func (x VertexRef) Severity() string { return x.g.s(x.v.severity) }
 

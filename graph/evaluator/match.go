@@ -23,6 +23,7 @@ const (
 	fAggregated
 	fOperational
 	fProject
+	fDeduced
 	fMarkedDown
 	fDeleted
 	fPlaceholder
@@ -39,8 +40,10 @@ func fieldOf(k string) field {
 		return fID
 	case "name":
 		return fName
-	case "state", "vitrage_state":
+	case "state":
 		return fState
+	case "vitrage_state":
+		return fDeduced // what set_state wrote, as in Vitrage
 	case "severity":
 		return fSeverity
 	case "aggregated_state", "vitrage_aggregated_state", "aggregated_severity", "vitrage_aggregated_severity":
@@ -84,6 +87,8 @@ func fieldValue(v *graph.Vertex, f field, k string) (string, bool) {
 		return v.OperationalState, true
 	case fProject:
 		return v.ProjectID, v.ProjectID != ""
+	case fDeduced:
+		return v.DeducedState, v.DeducedState != ""
 	case fMarkedDown:
 		return strconv.FormatBool(v.IsMarkedDown), true
 	case fDeleted:
@@ -125,6 +130,9 @@ func refValue(x graph.VertexRef, f field, k string) (string, bool) {
 	case fProject:
 		p := x.ProjectID()
 		return p, p != ""
+	case fDeduced:
+		d := x.DeducedState()
+		return d, d != ""
 	case fMarkedDown:
 		return strconv.FormatBool(x.IsMarkedDown()), true
 	case fDeleted:
