@@ -57,6 +57,7 @@ type Entity struct {
 	ID         string
 	Name       string
 	State      string
+	ProjectID  string
 	Properties map[string]string
 }
 
@@ -244,6 +245,8 @@ func (p *parser) entity(path string, n *yaml.Node) Entity {
 			e.Name = v
 		case "state":
 			e.State = v
+		case "project_id":
+			e.ProjectID = v
 		case "category":
 			if !strings.EqualFold(v, event.CategoryResource) {
 				p.fail(path+".category", "static entities are resources; %q is not allowed", v)
@@ -346,11 +349,12 @@ func checkText(s string) error {
 
 func entityOf(e Entity) event.Entity {
 	out := event.Entity{
-		Category: event.CategoryResource,
-		Type:     e.Type,
-		ID:       e.ID,
-		Name:     e.Name,
-		State:    e.State,
+		Category:  event.CategoryResource,
+		Type:      e.Type,
+		ID:        e.ID,
+		Name:      e.Name,
+		State:     e.State,
+		ProjectID: e.ProjectID,
 	}
 	if len(e.Properties) > 0 {
 		out.Properties = make(map[string]string, len(e.Properties))

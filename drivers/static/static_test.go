@@ -262,3 +262,21 @@ func TestImportsStayPure(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectIDIsTheEntitysProject: project_id is the entity's project
+// (what template filters, queries and deduced alarms read), not a free
+// property.
+func TestProjectIDIsTheEntitysProject(t *testing.T) {
+	top, err := Parse([]byte(`metadata: {name: p}
+definitions:
+  entities:
+    - {static_id: s1, type: switch, id: sw-1, name: sw-1, state: available, project_id: demo, rack: r7}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := Entities(top)
+	if len(ents) != 1 || ents[0].ProjectID != "demo" || ents[0].Properties["project_id"] != "" || ents[0].Properties["rack"] != "r7" {
+		t.Errorf("entities %+v; want project demo and the rack as a property", ents)
+	}
+}
