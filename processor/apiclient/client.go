@@ -52,8 +52,14 @@ func New(baseURL, token string, timeout time.Duration) (*Client, error) {
 // Do sends a request and decodes a JSON answer into out (nil: discard).
 // A non-2xx answer is an *Error.
 func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body []byte, contentType string, out any) error {
+	// path is escaped ("/v1/templates/host%20nic"): keep that encoding
+	// rather than have String escape the escapes.
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return fmt.Errorf("request path %q: %w", path, err)
+	}
 	u := *c.base
-	u.Path += path
+	u.Path, u.RawPath = c.base.Path+unescaped, c.base.EscapedPath()+path
 	if q != nil {
 		u.RawQuery = q.Encode()
 	}

@@ -101,3 +101,22 @@ func TestClient(t *testing.T) {
 		t.Fatal("New accepted an ftp URL")
 	}
 }
+
+// TestNamesNeedingEscapes: a template name with a space, a slash or a
+// percent sign reaches the server as that name (escaped once, not twice).
+func TestNamesNeedingEscapes(t *testing.T) {
+	b := sample()
+	name := "host nic/v2 100%"
+	b.G.Tmpls = append(b.G.Tmpls, api.Template{Name: name, Body: "metadata: {name: x}\n"})
+	c, err := apiclient.New(server(t, b), "adm", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Template(context.Background(), name)
+	if err != nil || got.Item.Name != name {
+		t.Fatalf("template %q: %+v, %v", name, got, err)
+	}
+	if _, err := c.DeleteTemplate(context.Background(), name); err != nil {
+		t.Errorf("delete %q: %v", name, err)
+	}
+}
