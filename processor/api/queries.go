@@ -236,7 +236,7 @@ func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
 	req := topologyRequest{}
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
 		if err := decodeJSON(r, &req); err != nil {
-			s.fail(w, http.StatusBadRequest, 0, err)
+			s.fail(w, bodyStatus(err), 0, err)
 			return
 		}
 	} else {
@@ -723,7 +723,7 @@ func validate(body []byte) (string, []Problem) {
 func (s *Server) templateValidate(w http.ResponseWriter, r *http.Request) {
 	body, err := readTemplate(r)
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, 0, err)
+		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
 	name, problems := validate(body)
@@ -744,7 +744,7 @@ func (s *Server) apiEvent(kind event.Kind, parts ...string) event.Event {
 func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 	body, err := readTemplate(r)
 	if err != nil {
-		s.fail(w, http.StatusBadRequest, 0, err)
+		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
 	name, problems := validate(body)

@@ -215,7 +215,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A body takes at most ReadTimeout to arrive; an answer (a
+		// historical query rebuilds a graph, a dump can be large) at most
+		// WriteTimeout; a kept-alive connection idles IdleTimeout.
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -340,7 +346,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !st.Ready {
 		code = http.StatusServiceUnavailable
 	}
-	s.reply(w, code, m, StatusResponse{Meta: m, Status: st})
+	// Open to anyone (probes carry no token): the answer, not the
+	// node's status, which /v1/status gives to readers.
+	s.reply(w, code, m, ReadyResponse{Meta: m, Ready: st.Ready, Lag: st.Lag})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -381,7 +389,7 @@ type memberRequest struct {
 func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) {
 	var req memberRequest
 	if err := decodeJSON(r, &req); err != nil {
-		s.fail(w, http.StatusBadRequest, 0, err)
+		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
 	if req.ID == "" || req.Address == "" {
@@ -394,7 +402,7 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) {
 	var req memberRequest
 	if err := decodeJSON(r, &req); err != nil {
-		s.fail(w, http.StatusBadRequest, 0, err)
+		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
 	if req.ID == "" {
@@ -428,4 +436,13 @@ func decodeJSON(r *http.Request, v any) error {
 		return fmt.Errorf("decode request body: %w", err)
 	}
 	return nil
+}
+
+// bodyStatus is the status for a request body that could not be read or
+// decoded: 413 when it is over MaxBodyBytes, else 400.
+func bodyStatus(err error) int {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }

@@ -481,15 +481,28 @@ func TestReadyzAndCluster(t *testing.T) {
 		t.Errorf("readyz not ready: %d", resp.StatusCode)
 	}
 	b.ready = true
-	if resp, _ := do(t, ts, "GET", "/readyz", "", "", ""); resp.StatusCode != 200 {
+	resp, body := do(t, ts, "GET", "/readyz", "", "", "")
+	if resp.StatusCode != 200 {
 		t.Errorf("readyz ready: %d", resp.StatusCode)
 	}
-	resp, _ := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"n4","address":"b:2"}`)
+	// Open to anyone, it says whether the node is ready, not its status.
+	if strings.Contains(string(body), `"status"`) || !strings.Contains(string(body), `"ready": true`) {
+		t.Errorf("readyz body %s; want the answer without the node's status", body)
+	}
+	// A body over the limit is 413, not 400.
+	big := `{"id":"n4","address":"` + strings.Repeat("x", MaxBodyBytes) + `"}`
+	if resp, _ := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", big); resp.StatusCode != 413 {
+		t.Errorf("join with a body over the limit: %d; want 413", resp.StatusCode)
+	}
+	if resp, _ := do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", strings.Repeat("x", MaxBodyBytes+1)); resp.StatusCode != 413 {
+		t.Errorf("template over the limit: %d; want 413", resp.StatusCode)
+	}
+	resp, _ = do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"n4","address":"b:2"}`)
 	if resp.StatusCode != 409 {
 		t.Errorf("join on follower: %d", resp.StatusCode)
 	}
 	b.leader = true
-	resp, body := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"n4","address":"b:2"}`)
+	resp, body = do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"n4","address":"b:2"}`)
 	var c ClusterResponse
 	if err := json.Unmarshal(body, &c); err != nil || resp.StatusCode != 200 || len(c.Servers) != 2 {
 		t.Errorf("join: %d %s", resp.StatusCode, body)

@@ -273,6 +273,14 @@ type StatusResponse struct {
 	Status Status `json:"status"`
 }
 
+// ReadyResponse is GET /readyz: whether the node is ready (a leader known,
+// caught up to within ready_lag) and its lag.
+type ReadyResponse struct {
+	Meta
+	Ready bool  `json:"ready"`
+	Lag   int64 `json:"lag"`
+}
+
 // ClusterResponse is GET /v1/cluster.
 type ClusterResponse struct {
 	Meta
