@@ -373,6 +373,14 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 		if res, ok := g.AlarmResource(id); ok {
 			a.Resource = res.Type + "/" + res.ExternalID
 		}
+		// An occurrence that disagrees with the graph (closed while the
+		// alarm is raised at seq, or open while it is cleared) is an
+		// earlier one: the history is not written up to seq (its leader
+		// is down or failing). It is left out rather than shown as this
+		// one's.
+		if o, ok := occ[a.Key]; ok && o.Active() != !v.IsDeleted {
+			delete(occ, a.Key)
+		}
 		if o, ok := occ[a.Key]; ok {
 			at := o.RaisedAt
 			a.RaisedSeq, a.RaisedAt = o.RaisedSeq, &at
