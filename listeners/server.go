@@ -95,6 +95,7 @@ const (
 	ReasonSpoolFull   = "spool_full"
 	ReasonPublish     = "publish_error"
 	ReasonInternal    = "internal"
+	ReasonPartial     = "partial" // part of a request refused, the rest taken (200)
 )
 
 // New validates cfg, reads the secret files and registers the metrics. It
@@ -223,10 +224,26 @@ type Problem struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// Accepted is the JSON body of a 200.
+// Accepted is the JSON body of a 200. Refused lists the parts of the
+// request that were not taken (see Refused).
 type Accepted struct {
-	Accepted int `json:"accepted"`
+	Accepted int      `json:"accepted"`
+	Refused  []string `json:"refused,omitempty"`
 }
+
+// Refused is what a Decoder returns, beside the events it could read, when
+// only part of a request cannot be taken for good (an alert that no
+// mapping rule maps): the server publishes the rest and answers 200 with
+// the refused parts listed, logged and counted (reason "partial").
+// Refusing the whole request would lose the good parts with the bad one,
+// since no retry helps it (Alertmanager does not retry a 4xx). With no
+// event readable, the request is refused whole (400).
+type Refused struct{ Errs []error }
+
+func (r *Refused) Error() string { return errors.Join(r.Errs...).Error() }
+
+// Unwrap returns the problems.
+func (r *Refused) Unwrap() []error { return r.Errs }
 
 func (s *Server) endpoint(ep Endpoint) http.Handler {
 	log := s.log.With("endpoint", ep.Name)
@@ -280,6 +297,12 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			return
 		}
 		evs, err := ep.Decoder.Decode(body)
+		var partial *Refused
+		if errors.As(err, &partial) && len(evs) > 0 {
+			err = nil
+		} else {
+			partial = nil
+		}
 		if err == nil {
 			err = validate(evs)
 		}
@@ -311,7 +334,12 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		}
 		s.accepted.WithLabelValues(ep.Name).Add(float64(len(evs)))
 		code = http.StatusOK
-		s.writeJSON(w, code, Accepted{Accepted: len(evs)})
+		ack := Accepted{Accepted: len(evs)}
+		if partial != nil {
+			reason, ack.Refused = ReasonPartial, problems(partial)
+			log.Warn("request taken in part", "accepted", len(evs), "refused", len(ack.Refused), "problems", ack.Refused, "remote", r.RemoteAddr)
+		}
+		s.writeJSON(w, code, ack)
 		log.Debug("request accepted", "events", len(evs))
 	})
 }

@@ -387,3 +387,51 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("String leaks a secret: %s", s)
 	}
 }
+
+// TestPartlyMappablePayload: an Alertmanager group holding an alert no
+// mapping rule maps is taken but for that alert (200, the refusal listed,
+// logged and counted), since Alertmanager does not retry a 4xx and the
+// group's other alerts would be lost with it; a group of only unmappable
+// alerts is refused whole (400).
+func TestPartlyMappablePayload(t *testing.T) {
+	pub := &fakePublisher{}
+	reg := prometheus.NewPedanticRegistry()
+	srv := newServer(t, pub, reg)
+	am := srv.URL + "/v1/alertmanager"
+	mixed := []byte(`{"version": "4", "status": "firing", "alerts": [
+  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "aa"},
+  {"status": "firing", "labels": {"alertname": "Watchdog", "job": "prometheus"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "bb"}
+]}`)
+	r := post(t, am, "application/json", mixed, bearer("tok-1"))
+	refused, _ := r.body["refused"].([]any)
+	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 1 ||
+		!strings.Contains(fmt.Sprint(refused[0]), `fingerprint "bb"`) {
+		t.Fatalf("mixed group: %d %v; want 200, 1 accepted, bb refused", r.code, r.body)
+	}
+	if n := pub.count(); n != 1 {
+		t.Errorf("published %d events; want the mappable one", n)
+	}
+	if r := post(t, am, "application/json", file(t, "alertmanager/testdata/bad/missing_labels.json"), bearer("tok-1")); r.code != http.StatusBadRequest {
+		t.Errorf("group of unmappable alerts: %d %v; want 400", r.code, r.body)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var partial float64
+	for _, mf := range mfs {
+		if mf.GetName() != "causeway_listener_requests_rejected_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == listeners.ReasonPartial {
+					partial += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if partial != 1 {
+		t.Errorf("requests counted as partly refused: %v; want 1", partial)
+	}
+}

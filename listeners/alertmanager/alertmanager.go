@@ -170,8 +170,9 @@ func (w *Webhook) Endpoint() listeners.Endpoint {
 
 // Decode turns a webhook body into one event per alert: entity.upsert of
 // the alarm while firing (ObservedAt startsAt), entity.delete once resolved
-// (ObservedAt endsAt). An alert the mapping rules cannot map refuses the
-// whole payload, so Alertmanager keeps it and the problem stays visible.
+// (ObservedAt endsAt). An alert the mapping rules cannot map is refused
+// (a *listeners.Refused beside the other alerts' events): the others of
+// its group are taken all the same.
 func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 	p, err := ParsePayload(body)
 	if err != nil {
@@ -204,8 +205,8 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 		}
 		evs = append(evs, ev)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return evs, &listeners.Refused{Errs: errs}
 	}
 	return evs, nil
 }
