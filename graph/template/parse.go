@@ -410,9 +410,9 @@ func (p *parser) substituteParams(top map[string]any) {
 		}
 		return v
 	}
-	for _, k := range []string{"metadata", "entities", "scenarios"} {
-		if v, ok := top[k]; ok {
-			top[k] = walk(k, v)
+	for _, k := range sortedKeys(top) {
+		if k != "parameters" {
+			top[k] = walk(k, top[k])
 		}
 	}
 }
@@ -420,7 +420,8 @@ func (p *parser) substituteParams(top map[string]any) {
 // ---- versions 1 and 2 ----
 
 func (p *parser) parseV2(top, md map[string]any) {
-	p.extraKeys("", top, "metadata", "definitions", "includes", "scenarios", "equivalences")
+	p.extraKeys("", top, "metadata", "parameters", "definitions", "includes", "scenarios", "equivalences")
+	p.substituteParams(top) // Vitrage's version 2 has get_param too
 	p.parseMetadata(md, "version", "name", "description", "type", "id")
 	if p.t.Type == "" {
 		return

@@ -218,6 +218,33 @@ scenarios:
 	}
 }
 
+// TestV2Params: Vitrage's version 2 has parameters too: defaults apply and
+// given values win.
+func TestV2Params(t *testing.T) {
+	body, err := os.ReadFile("testdata/valid/v2_with_params.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		params           map[string]string
+		alarmType, state string
+	}{
+		{nil, "zabbix", "ERROR"},
+		{map[string]string{"alarm_type": "nagios", "new_state": "SUBOPTIMAL"}, "nagios", "SUBOPTIMAL"},
+	} {
+		tpl, err := Parse(body, Options{Params: tc.params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tpl.Entities["alarm"].Props["type"]; got != tc.alarmType {
+			t.Errorf("params %v: alarm type %q; want %q", tc.params, got, tc.alarmType)
+		}
+		if got := tpl.Scenarios[0].Actions[0].State; got != tc.state {
+			t.Errorf("params %v: set_state %q; want %q", tc.params, got, tc.state)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*.yaml")
 	for _, p := range files {
