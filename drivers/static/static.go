@@ -112,16 +112,47 @@ func (p *parser) fail(path, format string, args ...any) {
 
 // pairs returns the key/value pairs of a mapping node, refusing duplicate keys.
 func (p *parser) pairs(path string, n *yaml.Node) [][2]*yaml.Node {
+	return p.mergedPairs(path, n, 0)
+}
+
+// maxMerges bounds nested YAML merge keys ("<<").
+const maxMerges = 16
+
+// mergedPairs is pairs with YAML's merge key resolved, as PyYAML (and so
+// Vitrage) reads it: "<<: *base" (or a list of them) adds the keys of the
+// aliased mappings that the mapping does not give itself, the earlier
+// mapping of a list winning.
+func (p *parser) mergedPairs(path string, n *yaml.Node, depth int) [][2]*yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	if n.Kind != yaml.MappingNode {
 		p.fail(path, "must be a mapping")
 		return nil
 	}
 	seen := map[string]bool{}
-	var out [][2]*yaml.Node
+	var out, merged [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			p.fail(path, "keys must be strings")
+			continue
+		}
+		if k.Tag == "!!merge" {
+			if depth >= maxMerges {
+				p.fail(path+".<<", "merges nested deeper than %d", maxMerges)
+				continue
+			}
+			if v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			sources := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				sources = v.Content
+			}
+			for _, src := range sources {
+				merged = append(merged, p.mergedPairs(path+".<<", src, depth+1)...)
+			}
 			continue
 		}
 		if seen[k.Value] {
@@ -130,6 +161,12 @@ func (p *parser) pairs(path string, n *yaml.Node) [][2]*yaml.Node {
 		}
 		seen[k.Value] = true
 		out = append(out, [2]*yaml.Node{k, v})
+	}
+	for _, kv := range merged {
+		if !seen[kv[0].Value] {
+			seen[kv[0].Value] = true
+			out = append(out, kv)
+		}
 	}
 	return out
 }

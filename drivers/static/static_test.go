@@ -3,6 +3,7 @@ package static
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,5 +279,37 @@ definitions:
 	ents := Entities(top)
 	if len(ents) != 1 || ents[0].ProjectID != "demo" || ents[0].Properties["project_id"] != "" || ents[0].Properties["rack"] != "r7" {
 		t.Errorf("entities %+v; want project demo and the rack as a property", ents)
+	}
+}
+
+// TestMergeKeysAndAliases: YAML merge keys and aliases read as PyYAML (and
+// so Vitrage) reads them: the mapping's own keys win over merged ones, and
+// the earlier of merged mappings wins.
+func TestMergeKeysAndAliases(t *testing.T) {
+	top, err := Parse([]byte(`metadata: {name: merged}
+definitions:
+  entities:
+    - &h {static_id: h1, type: nova.host, id: compute-1, state: available, rack: r1}
+    - <<: *h
+      static_id: h2
+      id: compute-2
+    - <<: [{rack: r9, static_id: x}, *h]
+      static_id: h3
+      id: compute-3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range Entities(top) {
+		got[e.ID] = e.Type + " " + e.State + " " + e.Properties["rack"]
+	}
+	want := map[string]string{
+		"compute-1": "nova.host available r1",
+		"compute-2": "nova.host available r1",
+		"compute-3": "nova.host available r9",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("entities %v; want %v", got, want)
 	}
 }
