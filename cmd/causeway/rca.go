@@ -19,8 +19,8 @@ func newRCACmd(g *globalFlags) *cobra.Command {
 		Use: "show ALARM", Short: "Show the causes and effects of an alarm, live or at --seq/--at", Args: cobra.ExactArgs(1),
 		Long: `Live, ALARM is a vitrage id and the processor API answers. With --at or --seq the graph
 of that moment is rebuilt from the database (it works with every processor down);
-ALARM is then a vitrage id, an alarm id, or a name (with --resource) of an alarm active
-then, and -o dot is accepted too.`,
+ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, or a name
+(with --resource) of an alarm active then, and -o dot is accepted too.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if seq != 0 || at != "" {
 				return runHistoricalRCA(cmd, g, db, pointFlags{at: at, seq: seq}, args[0], resource, f.output)

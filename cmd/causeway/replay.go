@@ -234,16 +234,34 @@ func (h *historian) at(ctx context.Context, p pointFlags) (point, error) {
 	return point{engine: e, rec: rec, label: label}, nil
 }
 
-// resolveAlarm finds the alarm the user names: a vitrage id, an external
-// id, or a name (with resource, its external id, name or vitrage id) of an
-// alarm active at that moment.
+// resolveAlarm finds the alarm the user names: a vitrage id ("vitrage:N",
+// or a number that is no alarm's external id), an external id, or a name
+// (with resource, its external id, name or vitrage id) of an alarm active
+// at that moment. A number that is both a vitrage id and an external id is
+// ambiguous.
 func resolveAlarm(g *graph.Graph, arg, resource, when string) (graph.VertexID, error) {
-	if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
-		if v, ok := g.Vertex(graph.VertexID(n)); ok && v.Category == graph.CategoryAlarm {
+	if rest, ok := strings.CutPrefix(arg, "vitrage:"); ok {
+		n, err := strconv.ParseInt(rest, 10, 64)
+		if v, found := g.Vertex(graph.VertexID(n)); err == nil && found && v.Category == graph.CategoryAlarm {
 			return v.ID, nil
 		}
+		return 0, badInput("no alarm has vitrage id %q at %s", rest, when)
 	}
 	all := g.Alarms("", true, true)
+	if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		if v, ok := g.Vertex(graph.VertexID(n)); ok && v.Category == graph.CategoryAlarm {
+			both := []graph.Vertex{v}
+			for _, a := range all {
+				if a.ExternalID == arg && a.ID != v.ID {
+					both = append(both, a)
+				}
+			}
+			if len(both) == 1 {
+				return v.ID, nil
+			}
+			return 0, ambiguous(g, arg, when, both)
+		}
+	}
 	onResource := func(v graph.Vertex) bool {
 		if resource == "" {
 			return true
@@ -307,7 +325,7 @@ func ambiguous(g *graph.Graph, arg, when string, vs []graph.Vertex) error {
 		}
 		cands = append(cands, c+")")
 	}
-	return badInput("alarm %q is ambiguous at %s: %d alarms match: %s; give a vitrage id or --resource", arg, when, len(vs), strings.Join(cands, "; "))
+	return badInput("alarm %q is ambiguous at %s: %d alarms match: %s; give vitrage:ID or --resource", arg, when, len(vs), strings.Join(cands, "; "))
 }
 
 // rcaAlarm is one alarm of a historical RCA, with its resource and, from
