@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -343,5 +344,32 @@ func TestFailoverContract(t *testing.T) {
 	// The deposed leader's next batch is refused and changes nothing.
 	if _, err := history.Write(ctx, db, 1, upTo(cut, last)); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("late write of the old leader: %v", err)
+	}
+}
+
+// TestLongestKeysClose: an alarm whose key is as long as keys get (type
+// and external id of 255 characters each, on a resource alike) is stored
+// whole, so its occurrence closes when it clears.
+func TestLongestKeysClose(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	typ, id := strings.Repeat("t", event.MaxIDLen), strings.Repeat("i", event.MaxIDLen)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	evs := []event.Event{
+		{V: event.Version, EventID: "r", Source: "static", Kind: event.KindEntityUpsert, ObservedAt: at(1), Entity: &event.Entity{
+			Category: event.CategoryResource, Type: typ, ID: id, Name: "r", State: "available"}},
+		{V: event.Version, EventID: "a", Source: "nagios", Kind: event.KindEntityUpsert, ObservedAt: at(2), Entity: &event.Entity{
+			Category: event.CategoryAlarm, Type: typ, ID: id, Name: "long", Severity: "CRITICAL",
+			Relations: []event.Relation{{Relationship: "on", Type: typ, ID: id, Direction: event.Out}}}},
+		{V: event.Version, EventID: "c", Source: "nagios", Kind: event.KindEntityDelete, ObservedAt: at(3), Entity: &event.Entity{
+			Category: event.CategoryAlarm, Type: typ, ID: id}},
+	}
+	items, recs := detectAll(t, evs)
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: recs[len(recs)-1].Seq, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	occ := listAll(t, db, history.Query{})
+	if len(occ) != 1 || occ[0].Active() || occ[0].AlarmKey != "ALARM/"+typ+"/"+id {
+		t.Fatalf("occurrences %+v; want one, closed, under the whole key (%d characters)", occ, len("ALARM/"+typ+"/"+id))
 	}
 }
