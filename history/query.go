@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -181,19 +182,28 @@ func attachSeverityChanges(ctx context.Context, db *sql.DB, occ []Occurrence) er
 	}
 	byKey := map[string][]int{}
 	var keys []any
-	minSeq := occ[0].RaisedSeq
+	// Only the changes between the page's first raise and its last clear
+	// (or all since that raise when one of its occurrences is active):
+	// not those of a flapping alarm's later occurrences.
+	minSeq, maxSeq := occ[0].RaisedSeq, int64(0)
+	active := false
 	for i, o := range occ {
 		if _, ok := byKey[o.AlarmKey]; !ok {
 			keys = append(keys, o.AlarmKey)
 		}
 		byKey[o.AlarmKey] = append(byKey[o.AlarmKey], i)
 		minSeq = min(minSeq, o.RaisedSeq)
+		maxSeq = max(maxSeq, o.ClearedSeq)
+		active = active || o.Active()
+	}
+	if active {
+		maxSeq = math.MaxInt64
 	}
 	for start := 0; start < len(keys); start += 500 {
 		chunk := keys[start:min(start+500, len(keys))]
-		args := append(append([]any{}, chunk...), minSeq)
+		args := append(append([]any{}, chunk...), minSeq, maxSeq)
 		rows, err := db.QueryContext(ctx, "SELECT alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes WHERE alarm_key IN (?"+
-			strings.Repeat(",?", len(chunk)-1)+") AND seq > ? ORDER BY seq", args...)
+			strings.Repeat(",?", len(chunk)-1)+") AND seq > ? AND seq < ? ORDER BY seq", args...)
 		if err != nil {
 			return fmt.Errorf("list severity changes: %w", err)
 		}
