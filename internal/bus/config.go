@@ -144,6 +144,10 @@ type ConsumerConfig struct {
 	Queue string `yaml:"queue"`
 	// Prefetch is the broker's window of unacked deliveries (default 1000).
 	Prefetch int `yaml:"prefetch"`
+	// DeadLettersOnly declares only the dead-letter exchange and queue
+	// (DeclareDeadLetters), for a consumer of a broker that is not
+	// Causeway's; by default the whole topology is declared.
+	DeadLettersOnly bool `yaml:"-"`
 }
 
 func (c *ConsumerConfig) setDefaults() {

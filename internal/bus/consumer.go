@@ -86,7 +86,11 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	if err := DeclareTopology(ch); err != nil {
+	declare := DeclareTopology
+	if c.cfg.DeadLettersOnly {
+		declare = DeclareDeadLetters
+	}
+	if err := declare(ch); err != nil {
 		return err
 	}
 	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {

@@ -35,6 +35,22 @@ const (
 // RoutingKey is the routing key of an event of the given source and kind.
 func RoutingKey(source, kind string) string { return source + "." + kind }
 
+// DeclareDeadLetters declares only DeadLetterExchange and DeadLetterQueue
+// on ch: what a consumer of another system's broker (the OpenStack
+// listener's) needs to dead-letter there. It is idempotent.
+func DeclareDeadLetters(ch *amqp.Channel) error {
+	if err := ch.ExchangeDeclare(DeadLetterExchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", DeadLetterExchange, err)
+	}
+	if _, err := ch.QueueDeclare(DeadLetterQueue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", DeadLetterQueue, err)
+	}
+	if err := ch.QueueBind(DeadLetterQueue, "#", DeadLetterExchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s to %s: %w", DeadLetterQueue, DeadLetterExchange, err)
+	}
+	return nil
+}
+
 // DeclareTopology declares the exchanges and queues of the package doc on
 // ch. It is idempotent: declaring an existing, identical topology is a no-op
 // on the broker. A queue that exists with other arguments makes the broker

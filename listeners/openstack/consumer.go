@@ -167,7 +167,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 			Help: "Events published from OpenStack notifications.",
 		}),
 	}
-	bc, err := bus.NewConsumer(bus.ConsumerConfig{Conn: cfg.Conn, Queue: cfg.Queue, Prefetch: cfg.Prefetch},
+	bc, err := bus.NewConsumer(bus.ConsumerConfig{Conn: cfg.Conn, Queue: cfg.Queue, Prefetch: cfg.Prefetch, DeadLettersOnly: true},
 		bus.Deps{Logger: deps.Logger, Registerer: deps.Registerer})
 	if err != nil {
 		return nil, err
@@ -245,8 +245,8 @@ func (c *Consumer) declare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	if err := bus.DeclareTopology(ch); err != nil {
-		return err // the dead-letter exchange lives there
+	if err := bus.DeclareDeadLetters(ch); err != nil {
+		return err // only what dead-lettering there needs: this is OpenStack's broker
 	}
 	if err := ch.ExchangeDeclare(c.cfg.Exchange, amqp.ExchangeTopic, c.cfg.ExchangeDurable, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", c.cfg.Exchange, err)

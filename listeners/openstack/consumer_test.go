@@ -185,6 +185,11 @@ func TestConsumerRabbitMQ(t *testing.T) {
 		t.Errorf("dead-letter reason %q", r)
 	}
 	waitFor(t, "the queue to be acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+	// OpenStack's broker gets the dead-letter queue, not Causeway's
+	// topology.
+	if n := b.queue(bus.PersistQueue); n >= 0 {
+		t.Errorf("%s was declared on the OpenStack broker", bus.PersistQueue)
+	}
 
 	// A broker restart deletes nova's non-durable exchange and the
 	// bindings: they are declared again, and notifications flow again.
