@@ -102,6 +102,10 @@ func Parse(data []byte) (*Topology, error) {
 
 type parser struct {
 	errs []error
+	// flat caches each mapping's pairs with its merge keys resolved;
+	// merging marks the mappings being resolved (a merge into itself).
+	flat    map[*yaml.Node][][2]*yaml.Node
+	merging map[*yaml.Node]bool
 }
 
 func (p *parser) fail(path, format string, args ...any) {
@@ -111,18 +115,12 @@ func (p *parser) fail(path, format string, args ...any) {
 }
 
 // pairs returns the key/value pairs of a mapping node, refusing duplicate keys.
+// pairs returns a mapping's key/value pairs with YAML's merge key ("<<")
+// resolved as PyYAML (and so Vitrage) resolves it: the mapping's own keys
+// win; of the merged mappings, a later "<<" key wins over an earlier one,
+// and within one "<<: [*a, *b]" list the earlier mapping wins. A mapping
+// merged into itself adds nothing. Each mapping is resolved once.
 func (p *parser) pairs(path string, n *yaml.Node) [][2]*yaml.Node {
-	return p.mergedPairs(path, n, 0)
-}
-
-// maxMerges bounds nested YAML merge keys ("<<").
-const maxMerges = 16
-
-// mergedPairs is pairs with YAML's merge key resolved, as PyYAML (and so
-// Vitrage) reads it: "<<: *base" (or a list of them) adds the keys of the
-// aliased mappings that the mapping does not give itself, the earlier
-// mapping of a list winning.
-func (p *parser) mergedPairs(path string, n *yaml.Node, depth int) [][2]*yaml.Node {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -130,8 +128,19 @@ func (p *parser) mergedPairs(path string, n *yaml.Node, depth int) [][2]*yaml.No
 		p.fail(path, "must be a mapping")
 		return nil
 	}
+	if out, ok := p.flat[n]; ok {
+		return out
+	}
+	if p.merging[n] {
+		return nil
+	}
+	if p.flat == nil {
+		p.flat, p.merging = map[*yaml.Node][][2]*yaml.Node{}, map[*yaml.Node]bool{}
+	}
+	p.merging[n] = true
+	defer delete(p.merging, n)
 	seen := map[string]bool{}
-	var out, merged [][2]*yaml.Node
+	var out, merged [][2]*yaml.Node // merged: a later pair wins
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -139,19 +148,15 @@ func (p *parser) mergedPairs(path string, n *yaml.Node, depth int) [][2]*yaml.No
 			continue
 		}
 		if k.Tag == "!!merge" {
-			if depth >= maxMerges {
-				p.fail(path+".<<", "merges nested deeper than %d", maxMerges)
-				continue
-			}
 			if v.Kind == yaml.AliasNode && v.Alias != nil {
 				v = v.Alias
 			}
-			sources := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				sources = v.Content
+			if v.Kind != yaml.SequenceNode {
+				merged = append(merged, p.pairs(path+".<<", v)...)
+				continue
 			}
-			for _, src := range sources {
-				merged = append(merged, p.mergedPairs(path+".<<", src, depth+1)...)
+			for j := len(v.Content) - 1; j >= 0; j-- {
+				merged = append(merged, p.pairs(path+".<<", v.Content[j])...)
 			}
 			continue
 		}
@@ -162,12 +167,13 @@ func (p *parser) mergedPairs(path string, n *yaml.Node, depth int) [][2]*yaml.No
 		seen[k.Value] = true
 		out = append(out, [2]*yaml.Node{k, v})
 	}
-	for _, kv := range merged {
-		if !seen[kv[0].Value] {
-			seen[kv[0].Value] = true
-			out = append(out, kv)
+	for i := len(merged) - 1; i >= 0; i-- {
+		if k := merged[i][0].Value; !seen[k] {
+			seen[k] = true
+			out = append(out, merged[i])
 		}
 	}
+	p.flat[n] = out
 	return out
 }
 

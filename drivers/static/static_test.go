@@ -313,3 +313,28 @@ definitions:
 		t.Errorf("entities %v; want %v", got, want)
 	}
 }
+
+// TestMergeKeysLikePyYAML: of two "<<" keys the later wins (within one
+// list the earlier does), and a mapping merged into itself, however often,
+// adds nothing and costs nothing.
+func TestMergeKeysLikePyYAML(t *testing.T) {
+	top, err := Parse([]byte(`metadata: {name: merged}
+definitions:
+  entities:
+    - &a {static_id: a, type: rack, id: ra, rack: A}
+    - &b {static_id: b, type: rack, id: rb, rack: B}
+    - {<<: *a, <<: *b, static_id: c, id: rc}
+    - &h {<<: [*h, *h, *h, *h, *h, *h, *h, *h], static_id: h1, type: nova.host, id: c1, rack: H}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range Entities(top) {
+		got[e.ID] = e.Type + " " + e.Properties["rack"]
+	}
+	want := map[string]string{"ra": "rack A", "rb": "rack B", "rc": "rack B", "c1": "nova.host H"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("entities %v; want %v", got, want)
+	}
+}
