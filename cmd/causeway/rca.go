@@ -29,7 +29,8 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 			if err != nil {
 				return err
 			}
-			r, err := c.RCA(cmd.Context(), args[0], 0, time.Time{})
+			// Live, ALARM is a vitrage id; vitrage:N says so too.
+			r, err := c.RCA(cmd.Context(), strings.TrimPrefix(args[0], "vitrage:"), 0, time.Time{})
 			if err != nil {
 				return err
 			}

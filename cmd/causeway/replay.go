@@ -248,26 +248,28 @@ func resolveAlarm(g *graph.Graph, arg, resource, when string) (graph.VertexID, e
 		return 0, badInput("no alarm has vitrage id %q at %s", rest, when)
 	}
 	all := g.Alarms("", true, true)
-	if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
-		if v, ok := g.Vertex(graph.VertexID(n)); ok && v.Category == graph.CategoryAlarm {
-			both := []graph.Vertex{v}
-			for _, a := range all {
-				if a.ExternalID == arg && a.ID != v.ID {
-					both = append(both, a)
-				}
-			}
-			if len(both) == 1 {
-				return v.ID, nil
-			}
-			return 0, ambiguous(g, arg, when, both)
-		}
-	}
 	onResource := func(v graph.Vertex) bool {
 		if resource == "" {
 			return true
 		}
 		r, ok := g.AlarmResource(v.ID)
 		return ok && (r.ExternalID == resource || r.Name == resource || strconv.FormatInt(int64(r.ID), 10) == resource)
+	}
+	if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		if v, ok := g.Vertex(graph.VertexID(n)); ok && v.Category == graph.CategoryAlarm {
+			var both []graph.Vertex
+			for _, a := range all {
+				if (a.ID == v.ID || a.ExternalID == arg) && onResource(a) {
+					both = append(both, a)
+				}
+			}
+			switch {
+			case len(both) == 1:
+				return both[0].ID, nil
+			case len(both) > 1:
+				return 0, ambiguous(g, arg, when, both)
+			}
+		}
 	}
 	var byID []graph.Vertex
 	for _, v := range all {

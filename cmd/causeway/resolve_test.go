@@ -49,4 +49,13 @@ func TestResolveAlarmNumbers(t *testing.T) {
 	if id, err := resolveAlarm(g, num(second), "", "now"); err != nil || id != second {
 		t.Errorf("a vitrage id no alarm has as its id: %d, %v", id, err)
 	}
+	// --resource settles it: the other alarm is on h2.
+	apply(4, &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: "h2", Name: "h2", State: "available"})
+	apply(5, &event.Entity{Category: event.CategoryAlarm, Type: "zabbix", ID: num(first), Name: "disk", Severity: "WARNING", Relations: on("h2")})
+	if id, err := resolveAlarm(g, num(first), "h2", "now"); err != nil || id != second {
+		t.Errorf("%s on h2: %d, %v; want the alarm whose id it is (%d)", num(first), id, err, second)
+	}
+	if id, err := resolveAlarm(g, num(first), "h1", "now"); err != nil || id != first {
+		t.Errorf("%s on h1: %d, %v; want the vitrage id's alarm (%d)", num(first), id, err, first)
+	}
 }
