@@ -240,7 +240,12 @@ type Accepted struct {
 // event readable, the request is refused whole (400).
 type Refused struct{ Errs []error }
 
-func (r *Refused) Error() string { return errors.Join(r.Errs...).Error() }
+func (r *Refused) Error() string {
+	if len(r.Errs) == 0 {
+		return "part of the request refused"
+	}
+	return errors.Join(r.Errs...).Error()
+}
 
 // Unwrap returns the problems.
 func (r *Refused) Unwrap() []error { return r.Errs }
@@ -262,7 +267,11 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 				s.rejected.WithLabelValues(ep.Name, reason).Inc()
 			}
 		}()
+		var partial *Refused // parts of the request refused while the rest is taken
 		refuse := func(c int, why, msg string, problems ...string) {
+			if partial != nil { // refused whole after all: say why of those parts too
+				problems = append(problems, problemsOf(partial)...)
+			}
 			code, reason = c, why
 			s.writeJSON(w, c, Problem{Error: msg, Problems: problems})
 			log.Info("request refused", "code", c, "reason", why, "err", msg, "problems", len(problems), "remote", r.RemoteAddr)
@@ -297,8 +306,10 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			return
 		}
 		evs, err := ep.Decoder.Decode(body)
-		var partial *Refused
-		if errors.As(err, &partial) && len(evs) > 0 {
+		// Only a *Refused itself is a partial refusal: one wrapped in
+		// another error is that error.
+		partial, _ = err.(*Refused)
+		if partial != nil && len(evs) > 0 {
 			err = nil
 		} else {
 			partial = nil
@@ -307,7 +318,7 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			err = validate(evs)
 		}
 		if err != nil {
-			refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problems(err)...)
+			refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problemsOf(err)...)
 			return
 		}
 		if len(evs) > 0 {
@@ -316,10 +327,10 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 				// one that cannot be encoded refuses the request whole.
 				switch {
 				case errors.Is(err, event.ErrTooLarge):
-					refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, "an event is too large once encoded", problems(err)...)
+					refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, "an event is too large once encoded", problemsOf(err)...)
 					return
 				case errors.Is(err, event.ErrInvalid):
-					refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problems(err)...)
+					refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problemsOf(err)...)
 					return
 				}
 				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
@@ -336,7 +347,7 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		code = http.StatusOK
 		ack := Accepted{Accepted: len(evs)}
 		if partial != nil {
-			reason, ack.Refused = ReasonPartial, problems(partial)
+			reason, ack.Refused = ReasonPartial, problemsOf(partial)
 			log.Warn("request taken in part", "accepted", len(evs), "refused", len(ack.Refused), "problems", ack.Refused, "remote", r.RemoteAddr)
 		}
 		s.writeJSON(w, code, ack)
@@ -357,7 +368,7 @@ func validate(evs []event.Event) error {
 }
 
 // problems flattens joined errors into one message each.
-func problems(err error) []string {
+func problemsOf(err error) []string {
 	var out []string
 	var walk func(error)
 	walk = func(e error) {
