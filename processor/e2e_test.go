@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/freeport"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
 	"github.com/causeway/causeway/notifier/outbox"
@@ -42,12 +42,7 @@ const adminToken = "e2e-admin-token"
 
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t)
 }
 
 type proc struct {
