@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -357,14 +358,12 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return err
 	}
-	evs = r.encodable(name, evs)
 	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
-		if err := r.deps.Publisher.Publish(ctx, batch...); err != nil {
+		if err := r.publish(ctx, name, batch); err != nil {
 			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
 			return fmt.Errorf("publish %d events of %s (sync %s): %w", len(batch), name, evs[0].Sync.ID, err)
 		}
-		r.events.WithLabelValues(name).Add(float64(len(batch)))
 	}
 	r.pulls.WithLabelValues(name, ResultOK).Inc()
 	r.entities.WithLabelValues(name).Set(float64(len(ents)))
@@ -373,30 +372,30 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 	return nil
 }
 
-// encodable returns evs less the events that do not encode (over
-// event.MaxEventBytes once encoded, say), each logged and counted: the
-// publisher refuses a call holding one, for good, so keeping it would stop
-// the driver's pulls for ever. An entity left out of a full pull is
-// missing from it, as the persister dead-lettering it would make it.
-func (r *Runner) encodable(name string, evs []event.Event) []event.Event {
-	var out []event.Event // nil while nothing is left out
-	for i, ev := range evs {
-		if _, err := event.Encode(ev); err != nil {
-			if out == nil {
-				out = append(make([]event.Event, 0, len(evs)), evs[:i]...)
-			}
-			r.refused.WithLabelValues(name).Inc()
-			r.log.Error("event refused: it does not encode", "driver", name, "event_id", ev.EventID, "err", err)
-			continue
+// publish publishes evs. An event the publisher refuses for good (one
+// that does not encode: over event.MaxEventBytes once encoded, say) is
+// left out, logged and counted, and the others are published: kept, it
+// would fail every attempt and stop the driver's pulls for ever. An entity
+// left out of a full pull is missing from it, as the persister
+// dead-lettering it would make it.
+func (r *Runner) publish(ctx context.Context, name string, evs []event.Event) error {
+	for {
+		err := r.deps.Publisher.Publish(ctx, evs...)
+		if err == nil {
+			r.events.WithLabelValues(name).Add(float64(len(evs)))
+			return nil
 		}
-		if out != nil {
-			out = append(out, ev)
+		var bad *event.ItemError
+		if !errors.As(err, &bad) || bad.Index < 0 || bad.Index >= len(evs) {
+			return err
+		}
+		r.refused.WithLabelValues(name).Inc()
+		r.log.Error("event refused: it does not encode", "driver", name, "event_id", bad.EventID, "err", bad.Err)
+		evs = slices.Delete(slices.Clone(evs), bad.Index, bad.Index+1)
+		if len(evs) == 0 {
+			return nil
 		}
 	}
-	if out == nil {
-		return evs
-	}
-	return out
 }
 
 func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error {
@@ -407,12 +406,11 @@ func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error
 	if err != nil {
 		return fmt.Errorf("get changes from %s: %w", name, err)
 	}
-	evs = r.encodable(name, evs)
 	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
 		backoff := j.Schedule.BackoffMin
 		for {
-			err := r.deps.Publisher.Publish(ctx, batch...)
+			err := r.publish(ctx, name, batch)
 			if err == nil {
 				break
 			}
@@ -427,7 +425,6 @@ func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error
 			}
 			backoff = min(2*backoff, j.Schedule.BackoffMax)
 		}
-		r.events.WithLabelValues(name).Add(float64(len(batch)))
 	}
 	return nil
 }

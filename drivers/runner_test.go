@@ -35,9 +35,9 @@ func (p *fakePublisher) Publish(_ context.Context, evs ...event.Event) error {
 		p.fail--
 		return errSpoolFull
 	}
-	for _, ev := range evs {
+	for i, ev := range evs { // as bus.Publisher does: nothing spooled unless all encode
 		if _, err := event.Encode(ev); err != nil {
-			return err
+			return fmt.Errorf("publish: %w", &event.ItemError{Index: i, EventID: ev.EventID, Err: err})
 		}
 	}
 	p.evs = append(p.evs, evs...)

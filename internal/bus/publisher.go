@@ -170,7 +170,7 @@ func (p *Publisher) publish(ctx context.Context, n int, at func(int) (event.Even
 		ev, recordedAt := at(i)
 		body, err := event.Encode(ev)
 		if err != nil {
-			return fmt.Errorf("publish event %q: %w", ev.EventID, err)
+			return fmt.Errorf("publish: %w", &event.ItemError{Index: i, EventID: ev.EventID, Err: err})
 		}
 		r := record{
 			messageID:  ev.EventID,

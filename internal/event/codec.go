@@ -36,6 +36,20 @@ var (
 	ErrTooLarge = errors.New("event too large")
 )
 
+// ItemError is the error of one event among those of a call (a publish of
+// several): Index is its place in the call, so that the caller can leave
+// it out and go on with the others.
+type ItemError struct {
+	Index   int
+	EventID string
+	Err     error
+}
+
+func (e *ItemError) Error() string { return fmt.Sprintf("event %d (%q): %v", e.Index, e.EventID, e.Err) }
+
+// Unwrap returns the event's error.
+func (e *ItemError) Unwrap() error { return e.Err }
+
 // FieldError names the field a decode or validation problem is about.
 type FieldError struct {
 	Field string
