@@ -296,70 +296,82 @@ func (c *Consumer) consume(ctx context.Context) {
 
 func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 	var evs []event.Event
+	var from []int // evs[i] comes from ack[from[i]]
 	var ack []bus.Delivery
+	dead := map[int]bool{} // of ack, dead-lettered when publishing
 	ignored := 0
 	for _, d := range batch {
 		out, err := Decode(c.cfg.Source, d.Body())
-		if err == nil {
-			err = encodable(out)
-		}
 		if err != nil {
-			if dlErr := c.bus.DeadLetter(ctx, d, err.Error()); dlErr != nil {
-				// Not acked: the broker redelivers it and it is
-				// dead-lettered then.
-				c.log.Warn("dead-letter failed", "err", dlErr)
-				continue
-			}
-			c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLettered).Inc()
-			c.log.Warn("notification dead-lettered", "reason", err.Error(), "routing_key", d.RoutingKey())
+			c.deadLetter(ctx, d, err)
 			continue
 		}
 		if len(out) == 0 {
 			ignored++
 		}
+		for range out {
+			from = append(from, len(ack))
+		}
 		evs = append(evs, out...)
 		ack = append(ack, d)
 	}
-	if len(evs) > 0 {
-		backoff := c.cfg.ReconnectMin
-		for {
-			err := c.deps.Publisher.Publish(ctx, evs...)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return // unacked: redelivered to the next process
-			}
-			c.log.Warn("publish failed; notifications stay unacked", "err", err, "events", len(evs), "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, c.cfg.ReconnectMax)
+	backoff := c.cfg.ReconnectMin
+	for len(evs) > 0 {
+		err := c.deps.Publisher.Publish(ctx, evs...)
+		if err == nil {
+			c.published.Add(float64(len(evs)))
+			break
 		}
-		c.published.Add(float64(len(evs)))
+		// The publisher refuses for good an event that does not encode
+		// (over event.MaxEventBytes once encoded, say): its notification
+		// is dead-lettered and the others published, rather than the
+		// batch retried for ever.
+		if bad := (*event.ItemError)(nil); errors.As(err, &bad) && bad.Index >= 0 && bad.Index < len(evs) {
+			k := from[bad.Index]
+			c.deadLetter(ctx, ack[k], bad.Err)
+			keepEvs, keepFrom := evs[:0:0], from[:0:0]
+			for i := range evs {
+				if from[i] != k {
+					keepEvs, keepFrom = append(keepEvs, evs[i]), append(keepFrom, from[i])
+				}
+			}
+			evs, from, dead[k] = keepEvs, keepFrom, true
+			continue
+		}
+		if ctx.Err() != nil {
+			return // unacked: redelivered to the next process
+		}
+		c.log.Warn("publish failed; notifications stay unacked", "err", err, "events", len(evs), "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, c.cfg.ReconnectMax)
 	}
-	for _, d := range ack {
+	published := 0
+	for k, d := range ack {
+		if dead[k] {
+			continue
+		}
+		published++
 		if err := d.Ack(false); err != nil {
 			// A stale delivery is redelivered; its events dedup by id.
 			c.log.Debug("ack failed", "err", err)
 		}
 	}
-	c.notifications.WithLabelValues(c.cfg.Source, ResultPublished).Add(float64(len(ack) - ignored))
+	c.notifications.WithLabelValues(c.cfg.Source, ResultPublished).Add(float64(published - ignored))
 	c.notifications.WithLabelValues(c.cfg.Source, ResultIgnored).Add(float64(ignored))
 }
 
-// encodable checks that every event encodes (event.Encode refuses what the
-// persister would dead-letter, such as an event over event.MaxEventBytes
-// once encoded). The batch's events are published together, so one that
-// does not encode would fail the publish for ever and stall the queue; its
-// notification is dead-lettered instead.
-func encodable(evs []event.Event) error {
-	for _, ev := range evs {
-		if _, err := event.Encode(ev); err != nil {
-			return err
-		}
+// deadLetter moves a notification that cannot be taken to the dead-letter
+// queue with the reason. One that could not be moved stays unacked: the
+// broker redelivers it, and it is dead-lettered then.
+func (c *Consumer) deadLetter(ctx context.Context, d bus.Delivery, why error) {
+	if err := c.bus.DeadLetter(ctx, d, why.Error()); err != nil {
+		c.log.Warn("dead-letter failed", "err", err)
+		return
 	}
-	return nil
+	c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLettered).Inc()
+	c.log.Warn("notification dead-lettered", "reason", why.Error(), "routing_key", d.RoutingKey())
 }

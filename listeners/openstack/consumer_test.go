@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -34,6 +35,11 @@ func (p *fakePublisher) Publish(_ context.Context, evs ...event.Event) error {
 			p.fail--
 		}
 		return errors.New("spool full")
+	}
+	for i, ev := range evs { // as bus.Publisher does: nothing spooled unless all encode
+		if _, err := event.Encode(ev); err != nil {
+			return fmt.Errorf("publish: %w", &event.ItemError{Index: i, EventID: ev.EventID, Err: err})
+		}
 	}
 	p.evs = append(p.evs, evs...)
 	return nil
@@ -256,10 +262,11 @@ func TestConsumerAcksOnlyAfterPublish(t *testing.T) {
 	}
 }
 
-// TestOversizedNotificationIsDeadLettered: a notification whose event would
-// be over event.MaxEventBytes once encoded is refused before the publish
-// (which would fail it for ever and stall the queue), so the consumer
-// dead-letters it with the reason.
+// TestOversizedNotificationIsDeadLettered: a notification whose event is
+// over event.MaxEventBytes once encoded is refused for good by the
+// publisher; the consumer dead-letters that notification with the reason
+// and publishes the others of its batch, instead of retrying the batch
+// for ever.
 func TestOversizedNotificationIsDeadLettered(t *testing.T) {
 	body, err := os.ReadFile("testdata/instance_update.json")
 	if err != nil {
@@ -269,18 +276,28 @@ func TestOversizedNotificationIsDeadLettered(t *testing.T) {
 	if bytes.Equal(huge, body) {
 		t.Fatal("the fixture has no user_id to grow")
 	}
-	evs, err := Decode("openstack", huge)
-	if err != nil {
-		t.Fatalf("Decode: %v (the size must be caught by the encoding check, not here)", err)
-	}
-	if err := encodable(evs); !errors.Is(err, event.ErrTooLarge) {
-		t.Errorf("encodable = %v; want ErrTooLarge", err)
-	}
-	evs, err = Decode("openstack", body)
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	pub := &fakePublisher{}
+	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, RedeclareInterval: 100 * time.Millisecond},
+		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := encodable(evs); err != nil {
-		t.Errorf("encodable of the fixture = %v", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	b.publish("testdata/instance_create_end.json")
+	waitFor(t, "a routable notification", func() bool { return b.publishOnce(huge) })
+	b.publish("testdata/instance_delete_end.json")
+
+	waitFor(t, "the oversized notification dead-lettered", func() bool { return b.queue(bus.DeadLetterQueue) == 1 })
+	waitFor(t, "the others published", func() bool { evs, _ := pub.snapshot(); return len(evs) == 2 })
+	waitFor(t, "the queue acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+	dls, _, err := bus.BrowseDeadLetters(context.Background(), url, 10)
+	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "limit") {
+		t.Errorf("dead letters %+v, %v; want the oversized one, with the size limit as its reason", dls, err)
 	}
 }
