@@ -45,7 +45,9 @@ type ItemError struct {
 	Err     error
 }
 
-func (e *ItemError) Error() string { return fmt.Sprintf("event %d (%q): %v", e.Index, e.EventID, e.Err) }
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("event %d (%q): %v", e.Index, e.EventID, e.Err)
+}
 
 // Unwrap returns the event's error.
 func (e *ItemError) Unwrap() error { return e.Err }
