@@ -331,6 +331,7 @@ type node struct {
 	snapMu               sync.Mutex   // serialises noteSnapshot
 	snapsWritten, fenced atomic.Int64
 	fencedClaim          atomic.Int64  // the stored term while a leader's claim is refused, else 0
+	staleSemantics       atomic.Bool   // the state was loaded from a snapshot of a build with other semantics
 	historical           chan struct{} // a slot per historical query running
 	errMu                sync.Mutex
 	lastErr              string
@@ -484,6 +485,7 @@ func (n *node) follow(ctx context.Context) error {
 		if err == nil {
 			n.f.load(res.Machine, res.Seq, time.Time{})
 			n.f.applyErrors.Add(res.ApplyErrors)
+			n.staleSemantics.Store(res.StaleSemantics)
 			n.log.Info("state loaded", "seq", res.Seq, "snapshot_seq", res.SnapshotSeq, "replayed", res.Replayed)
 			n.setErr(nil)
 			break
@@ -625,6 +627,7 @@ func (n *node) Status(ctx context.Context) api.Status {
 	}
 	st.OutboxRowsWritten, st.RowsRegenerated, st.ItemsRegenerated = n.outboxRows.Load(), n.regenRows.Load(), n.regenItems.Load()
 	st.UnrecoverableGaps = n.unrecoverable.Load()
+	st.StaleSemantics = n.staleSemantics.Load()
 	if n.f.pend != nil {
 		st.PendingRows, st.PendingItems = n.f.pend.size()
 	}

@@ -16,6 +16,15 @@
 // is skipped with a warning; an older one, and finally a full replay from
 // seq 0, is used instead.
 //
+// A state also records the semantics it was computed under
+// (evaluator.Semantics, raised when a fix makes the same log apply to a
+// different state). A snapshot computed by a build of other semantics is a
+// true state of that build, not of this one: Reconstruct replays the whole
+// log instead while retention has dropped none of it, and otherwise uses
+// the snapshot, reports it (Reconstruction.StaleSemantics, the processor's
+// status, causeway_snapshot_stale_semantics_used_total) and the state keeps
+// that mark through the snapshots taken from it.
+//
 // The processor's state machine is a Node: the evaluator engine and the
 // webhook subscription registry, both functions of the log prefix. Its
 // snapshots use the node encodings (NodeGob, NodeJSON), versioned apart

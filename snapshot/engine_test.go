@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/gob"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
@@ -290,5 +294,98 @@ func TestReconstructEqualsReplay(t *testing.T) {
 			}
 			t.Logf("%d events, %d refused, %d snapshots (%d from the shadow), %d targets checked", len(recs), refused, len(snaps), shadowed, len(order))
 		})
+	}
+}
+
+// TestStaleSemanticsSnapshot checks what Reconstruct does with a snapshot
+// computed by a build of other semantics (evaluator.Semantics), on the
+// real engine and MariaDB: while the whole log is stored it replays the
+// log instead (the snapshot skipped, reason "semantics"); once retention
+// has dropped the events before it, it uses the snapshot and says so, and
+// the state keeps its semantics through the next snapshot.
+func TestStaleSemanticsSnapshot(t *testing.T) {
+	ctx := context.Background()
+	norm, err := graph.NewNormalizer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDB(t)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(5, 5)), 600), 50, time.Second)
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = 300
+	for _, r := range recs[:at] {
+		_ = live.Apply(r)
+	}
+	// The state at seq 300 as an older build wrote it.
+	if _, err := w.Take(ctx, 1, func() (Capture, error) {
+		s := live.State()
+		s.Semantics = evaluator.Semantics - 1
+		return Capture{Seq: at, RecordedAt: recs[at-1].RecordedAt, Encoding: EngineGob,
+			Encode: func(w io.Writer) error { return gob.NewEncoder(w).Encode(&s) }}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs[at:] {
+		_ = live.Apply(r)
+	}
+	want := dumpSum(t, live)
+
+	reg := prometheus.NewRegistry()
+	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := rc.Reconstruct(ctx, Latest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SnapshotSeq != 0 || res.Skipped != 1 || res.StaleSemantics || res.Replayed != int64(len(recs)) {
+		t.Fatalf("with the whole log stored: from snapshot %d, skipped %d, stale %v, replayed %d; want a full replay of %d past 1 skipped",
+			res.SnapshotSeq, res.Skipped, res.StaleSemantics, res.Replayed, len(recs))
+	}
+	if res.Machine.(*evaluator.Engine).StaleSemantics() || dumpSum(t, res.Machine) != want {
+		t.Fatal("the full replay is stale or differs from the live engine")
+	}
+	if got := metricValue(t, rc.skipped.WithLabelValues("semantics")); got != 1 {
+		t.Errorf("skipped{reason=semantics} = %v; want 1", got)
+	}
+
+	// Retention drops the events up to the snapshot.
+	if _, err := td.db.ExecContext(ctx, "DELETE FROM events WHERE seq <= ?", at); err != nil {
+		t.Fatal(err)
+	}
+	res, err = rc.Reconstruct(ctx, Latest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SnapshotSeq != at || res.Skipped != 0 || !res.StaleSemantics || res.Replayed != int64(len(recs)-at) {
+		t.Fatalf("past retention: from snapshot %d, skipped %d, stale %v, replayed %d; want the snapshot at %d, stale",
+			res.SnapshotSeq, res.Skipped, res.StaleSemantics, res.Replayed, at)
+	}
+	if dumpSum(t, res.Machine) != want {
+		t.Fatal("the reconstruction from the stale snapshot differs from the live engine")
+	}
+	if got := metricValue(t, rc.staleUsed); got != 1 {
+		t.Errorf("stale snapshots used = %v; want 1", got)
+	}
+	// A snapshot of that state is as stale as the one it came from.
+	c, err := EngineFactory{Normalizer: norm}.Capture(res.Machine, res.Seq, res.RecordedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := c.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	var s evaluator.State
+	if err := gob.NewDecoder(&b).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Semantics != evaluator.Semantics-1 {
+		t.Fatalf("a snapshot of the restored state has semantics %d; want %d", s.Semantics, evaluator.Semantics-1)
 	}
 }

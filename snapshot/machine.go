@@ -18,6 +18,15 @@ type Machine interface {
 	Dump(io.Writer) error
 }
 
+// SemanticsAware is implemented by machines whose state records the apply
+// semantics it was computed under (evaluator.Semantics). StaleSemantics
+// reports a state computed by a build that applies the same log
+// differently: Reconstruct uses a snapshot of such a state only when the
+// log before it is gone, and says so (Reconstruction.StaleSemantics).
+type SemanticsAware interface {
+	StaleSemantics() bool
+}
+
 // Factory makes the machines Reconstruct fills: an empty one (the state
 // before seq 1) or one restored from a snapshot payload.
 type Factory interface {

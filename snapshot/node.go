@@ -77,6 +77,10 @@ func (n *Node) ApplyResult(rec event.Record) (NodeResult, error) {
 // ChangesApplied is the engine's evaluator.Engine.ChangesApplied.
 func (n *Node) ChangesApplied() int64 { return n.Engine.ChangesApplied() }
 
+// StaleSemantics reports whether the engine's state was computed under
+// another build's semantics (evaluator.Engine.StaleSemantics).
+func (n *Node) StaleSemantics() bool { return n.Engine.StaleSemantics() }
+
 // Apply applies rec (Machine).
 func (n *Node) Apply(rec event.Record) error {
 	_, err := n.ApplyResult(rec)

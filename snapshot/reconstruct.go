@@ -21,6 +21,9 @@ type EventReader interface {
 	ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error)
 	// SeqAt returns the highest seq recorded at or before t (0 if none).
 	SeqAt(ctx context.Context, t time.Time) (int64, error)
+	// First returns the oldest seq stored (retention drops older ones), 0
+	// when none is.
+	First(ctx context.Context) (int64, error)
 }
 
 // Errors of Reconstruct.
@@ -94,6 +97,7 @@ type Reconstructor struct {
 
 	duration    prometheus.Histogram
 	skipped     *prometheus.CounterVec
+	staleUsed   prometheus.Counter
 	replayed    prometheus.Counter
 	applyErrors prometheus.Counter
 }
@@ -126,8 +130,12 @@ func NewReconstructor(cfg ReconstructConfig, deps ReconstructDeps) (*Reconstruct
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_snapshot_skipped_total",
-			Help: "Snapshots skipped by reconstruction, by reason (corrupt, version, encoding, restore).",
+			Help: "Snapshots skipped by reconstruction, by reason (corrupt, version, encoding, restore, semantics).",
 		}, []string{"reason"}),
+		staleUsed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_snapshot_stale_semantics_used_total",
+			Help: "Reconstructions that started from a snapshot computed under another build's semantics because the log before it was dropped by retention.",
+		}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_snapshot_replayed_events_total",
 			Help: "Events replayed on top of snapshots by reconstruction.",
@@ -138,7 +146,7 @@ func NewReconstructor(cfg ReconstructConfig, deps ReconstructDeps) (*Reconstruct
 		}),
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.duration, r.skipped, r.replayed, r.applyErrors} {
+		for _, c := range []prometheus.Collector{r.duration, r.skipped, r.staleUsed, r.replayed, r.applyErrors} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register reconstruction metrics: %w", err)
 			}
@@ -163,6 +171,12 @@ type Reconstruction struct {
 	Skipped int
 	// ApplyErrors counts the replayed records the machine refused.
 	ApplyErrors int64
+	// StaleSemantics says the machine was restored from a snapshot computed
+	// under another build's semantics (SemanticsAware), used because the
+	// log before it is no longer stored: the state may differ from what
+	// this build's replay of the whole log would give, on what the
+	// semantics changed.
+	StaleSemantics bool
 }
 
 // Reconstruct rebuilds the state at target: the newest usable snapshot at
@@ -255,6 +269,25 @@ func (r *Reconstructor) base(ctx context.Context, cands []Meta) (Reconstruction,
 	for _, m := range cands {
 		mach, err := r.restore(ctx, m)
 		if err == nil {
+			if sa, ok := mach.(SemanticsAware); ok && sa.StaleSemantics() {
+				replay, err := r.replayable(ctx)
+				if err != nil {
+					return Reconstruction{}, err
+				}
+				if replay {
+					// Older snapshots are of the same or an older build:
+					// the whole log gives this build's state.
+					r.skipped.WithLabelValues("semantics").Inc()
+					res.Skipped++
+					r.log.Warn("snapshot computed by a build with other semantics; replaying the whole log instead",
+						"snapshot_id", m.ID, "seq", m.Seq)
+					break
+				}
+				r.staleUsed.Inc()
+				res.StaleSemantics = true
+				r.log.Warn("snapshot computed by a build with other semantics, and the log before it was dropped by retention: "+
+					"using it; the state may differ from this build's on what the semantics changed", "snapshot_id", m.ID, "seq", m.Seq)
+			}
 			res.Machine, res.Seq, res.SnapshotSeq, res.RecordedAt = mach, m.Seq, m.Seq, m.RecordedAt
 			return res, nil
 		}
@@ -266,7 +299,7 @@ func (r *Reconstructor) base(ctx context.Context, cands []Meta) (Reconstruction,
 		res.Skipped++
 		r.log.Warn("snapshot skipped, trying an older one", "snapshot_id", m.ID, "seq", m.Seq, "reason", reason, "err", err)
 	}
-	if len(cands) > 0 {
+	if res.Skipped > 0 {
 		r.log.Warn("no usable snapshot, replaying the log from the start", "skipped", res.Skipped)
 	}
 	mach, err := r.factory.New()
@@ -275,6 +308,16 @@ func (r *Reconstructor) base(ctx context.Context, cands []Meta) (Reconstruction,
 	}
 	res.Machine = mach
 	return res, nil
+}
+
+// replayable reports whether the whole log is stored (nothing dropped by
+// retention yet), so that a full replay reaches any seq.
+func (r *Reconstructor) replayable(ctx context.Context) (bool, error) {
+	first, err := r.events.First(ctx)
+	if err != nil {
+		return false, fmt.Errorf("find the oldest stored event: %w", err)
+	}
+	return first == 1, nil
 }
 
 // errRestore marks a verified payload that the factory failed to restore.

@@ -634,12 +634,15 @@ type summary struct {
 	Edges       int            `json:"edges"`
 	Alarms      map[string]int `json:"active_alarms_by_severity"`
 	Types       map[string]int `json:"vertices_by_type"`
+	// StaleSemantics: the snapshot was computed by a build with other
+	// semantics, and the log before it is past retention.
+	StaleSemantics bool `json:"stale_semantics,omitempty"`
 }
 
 func summarise(p point) summary {
 	g := p.engine.Graph()
 	s := summary{Seq: p.rec.Seq, RecordedAt: p.rec.RecordedAt.UTC(), SnapshotSeq: p.rec.SnapshotSeq, Replayed: p.rec.Replayed,
-		Refused: p.rec.ApplyErrors, Vertices: map[string]int{}, Alarms: map[string]int{}, Types: map[string]int{}}
+		Refused: p.rec.ApplyErrors, StaleSemantics: p.rec.StaleSemantics, Vertices: map[string]int{}, Alarms: map[string]int{}, Types: map[string]int{}}
 	for _, id := range g.VertexIDs() {
 		v, _ := g.Vertex(id)
 		if v.IsDeleted {
@@ -667,6 +670,9 @@ func (s summary) writeTable(w io.Writer) error {
 	row(tw, "from snapshot at seq", s.SnapshotSeq)
 	row(tw, "events replayed", s.Replayed)
 	row(tw, "events refused", s.Refused)
+	if s.StaleSemantics {
+		row(tw, "stale semantics", "from a snapshot of a build with other semantics (log before it past retention)")
+	}
 	row(tw, "live edges", s.Edges)
 	row(tw, "deleted vertices", s.Deleted)
 	for _, m := range []struct {

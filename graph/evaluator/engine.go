@@ -38,6 +38,10 @@ type Engine struct {
 	g        *graph.Graph
 	norm     *graph.Normalizer
 	maxSteps int
+	// semantics is the Semantics the state was computed under: this
+	// build's for an engine started empty, the snapshot's for a restored
+	// one.
+	semantics int
 
 	templates map[string]*loaded
 	rules     []*rule // sorted by (template, scenario, clause)
@@ -261,7 +265,7 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 		norm = graph.DefaultNormalizer()
 	}
 	return &Engine{
-		g: g, norm: norm, maxSteps: cfg.MaxSteps,
+		g: g, norm: norm, maxSteps: cfg.MaxSteps, semantics: Semantics,
 		templates: map[string]*loaded{},
 		matches:   map[string]*match{},
 		effects:   map[string]*effect{},
@@ -272,6 +276,12 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 // Graph returns the engine's graph for reading (queries, RCA). Callers must
 // not change it.
 func (e *Engine) Graph() *graph.Graph { return e.g }
+
+// StaleSemantics reports whether the state was computed under another
+// Semantics than this build's: restored from a snapshot of a build that
+// applies the same log differently. Such a state is still a function of
+// the log, but not the one this build's replay of it gives.
+func (e *Engine) StaleSemantics() bool { return e.semantics != Semantics }
 
 // ChangesApplied is the number of graph changes (the records' own and the
 // evaluator's) of every record applied since the engine was made or

@@ -16,9 +16,29 @@ import (
 // StateVersion is the version of State's layout.
 const StateVersion = 1
 
+// Semantics numbers the meaning this build gives to applying records: it
+// goes up with every change after which the same log applies to a
+// different state (a fix of what the graph or the evaluator deduce), not
+// with changes of State's layout (StateVersion). A state records the
+// Semantics of the build that started it from an empty graph, and keeps
+// it through snapshots and restores: a state restored from a snapshot of
+// an older build is still what the older build computed, whatever build
+// applies records to it later. Reconstruction prefers a full replay of the
+// log to such a snapshot (snapshot.Reconstructor).
+//
+// States written before the number existed read as 0.
+//
+//	1: edges deleted with a vertex stay RCA links only for the alarm's
+//	   own occurrence; a deduced alarm keeps its causes when its scenario
+//	   clears it; vitrage_state filters read the deduced state.
+const Semantics = 1
+
 // State is the engine's whole state as plain data, for snapshots.
 type State struct {
-	Version   int             `json:"version"`
+	Version int `json:"version"`
+	// Semantics is the Semantics the state was computed under (see the
+	// constant); 0 for states older than the field.
+	Semantics int             `json:"semantics,omitempty"`
 	Graph     graph.State     `json:"graph"`
 	Templates []TemplateState `json:"templates"`
 	Matches   []MatchState    `json:"matches"`
@@ -64,7 +84,7 @@ type Support struct {
 // It copies and sorts everything, O(n log n): under a lock, take
 // Freeze().State() instead, with State outside the lock.
 func (e *Engine) State() State {
-	s := State{Version: StateVersion, Graph: e.g.State()}
+	s := State{Version: StateVersion, Semantics: e.semantics, Graph: e.g.State()}
 	s.Templates, s.Matches, s.Effects = e.bookkeeping()
 	return s
 }
@@ -73,6 +93,7 @@ func (e *Engine) State() State {
 // cheaply by Freeze. Its methods may run in another goroutine while the
 // engine goes on applying records.
 type Frozen struct {
+	semantics int
 	g         *graph.Graph
 	templates map[string]*loaded
 	matches   map[string]*match
@@ -89,6 +110,7 @@ type Frozen struct {
 func (e *Engine) Freeze() *Frozen {
 	e.own = new(mark) // every effect is shared now
 	return &Frozen{
+		semantics: e.semantics,
 		g:         e.g.Clone(),
 		templates: maps.Clone(e.templates),
 		matches:   maps.Clone(e.matches),
@@ -99,7 +121,7 @@ func (e *Engine) Freeze() *Frozen {
 // State returns the captured state, as Engine.State would have returned
 // it at Freeze. It shares nothing with the engine.
 func (f *Frozen) State() State {
-	s := State{Version: StateVersion, Graph: f.g.State()}
+	s := State{Version: StateVersion, Semantics: f.semantics, Graph: f.g.State()}
 	s.Templates, s.Matches, s.Effects = bookkeeping(f.templates, f.matches, f.effects)
 	return s
 }
@@ -178,6 +200,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 		return nil, fmt.Errorf("restore evaluator: %w", err)
 	}
 	e := newEngine(cfg, g, norm)
+	e.semantics = s.Semantics
 	for _, ts := range s.Templates {
 		incs := map[string]string{}
 		for _, inc := range ts.Includes {

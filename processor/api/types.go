@@ -126,8 +126,13 @@ type Status struct {
 	PendingItems int `json:"pending_history_items"`
 	// UnrecoverableGaps counts gaps that could not be regenerated because
 	// their events are past retention (must stay 0).
-	UnrecoverableGaps int64  `json:"unrecoverable_gaps,omitempty"`
-	Error             string `json:"error,omitempty"`
+	UnrecoverableGaps int64 `json:"unrecoverable_gaps,omitempty"`
+	// StaleSemantics says the state was loaded from a snapshot computed by
+	// a build that applies the log differently, because the log before it
+	// is past retention: it may differ from this build's replay of the log
+	// on what the semantics changed (evaluator.Semantics).
+	StaleSemantics bool   `json:"stale_semantics,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 // Member is one raft member.
