@@ -31,6 +31,15 @@ type Config struct {
 	// PollInterval is how often the directory is checked for changes
 	// between scheduled pulls (default 5s).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// References are the entity types other datasources report (the
+	// OpenStack listener's nova.host, nova.instance, ...). An entry of
+	// one of them in a topology file only names that entity for the
+	// relationships: the static source links to it (a placeholder until
+	// its datasource reports it) but never sets its name, state or
+	// properties, and never deletes it (Resolve). Empty: the static
+	// source owns every entity its files list, as when it is the only
+	// datasource of those types.
+	References []string `yaml:"references"`
 	// The schedule of full pulls is a drivers.Schedule next to this Config
 	// in the wiring: this package does not import package drivers (and its
 	// metrics), so the pure template tests of graph/ can import Parse.
@@ -47,6 +56,11 @@ func (c Config) Validate() error {
 	}
 	if c.Source != "" && checkText(c.Source) != nil {
 		errs = append(errs, fmt.Errorf("source: %v", checkText(c.Source)))
+	}
+	for i, t := range c.References {
+		if t == "" || checkText(t) != nil {
+			errs = append(errs, fmt.Errorf("references[%d]: %q is not an entity type", i, t))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -129,7 +143,11 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 		}
 		tops = append(tops, t)
 	}
-	return Entities(tops...), nil
+	ents, err := Resolve(d.cfg.References, tops...)
+	if err != nil {
+		return nil, fmt.Errorf("static topology in %s: %w", d.cfg.Directory, err)
+	}
+	return ents, nil
 }
 
 // fingerprint hashes the names and contents of the directory's files.

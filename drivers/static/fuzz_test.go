@@ -30,5 +30,21 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted topology gives an invalid event: %v", err)
 			}
 		}
+		// With referenced types: nothing of those types is reported, and
+		// what is reported is valid.
+		refs := []string{"nova.host", "nova.instance"}
+		ents, err := Resolve(refs, top)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if e.Type == refs[0] || e.Type == refs[1] {
+				t.Fatalf("referenced type %s reported: %+v", e.Type, e)
+			}
+			ev := event.Event{V: event.Version, EventID: "f", Source: "static", Kind: event.KindEntityUpsert, ObservedAt: time.Unix(1, 0), Entity: &e}
+			if _, err := event.Encode(ev); err != nil {
+				t.Fatalf("accepted topology gives an invalid event with references: %v", err)
+			}
+		}
 	})
 }

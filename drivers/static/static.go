@@ -414,8 +414,30 @@ func entityOf(e Entity) event.Entity {
 // reported as an entity too. Entities of several files with the same (type,
 // id) are merged: their relations are united and, for a property given by
 // two files, the later file wins. The order is deterministic (by type, id;
-// relations by relationship, type, id).
+// relations by relationship, type, id, direction).
 func Entities(tops ...*Topology) []event.Entity {
+	out, _ := Resolve(nil, tops...) // without references nothing is refused
+	return out
+}
+
+// ErrReference marks a topology that uses a referenced type (Config's
+// References) in a way the static source cannot report.
+var ErrReference = errors.New("invalid use of a referenced entity type")
+
+// Resolve is Entities where the types in references belong to other
+// datasources (Vitrage makes such static entries placeholders): an entry
+// of one of them only names that entity for relationships. It is not
+// reported, so the static source never sets its name, state or properties
+// and never deletes it; each relationship with it is reported by its
+// other end, with Direction In when the referenced entity is the source.
+// An entry of a referenced type that sets anything but its type and id,
+// and a relationship whose two ends are both referenced, are refused
+// (ErrReference): the static source would have nothing to report them on.
+func Resolve(references []string, tops ...*Topology) ([]event.Entity, error) {
+	isRef := make(map[string]bool, len(references))
+	for _, t := range references {
+		isRef[t] = true
+	}
 	byKey := map[string]*event.Entity{}
 	var keys []string
 	for _, t := range tops {
@@ -426,6 +448,10 @@ func Entities(tops ...*Topology) []event.Entity {
 		for _, e := range t.Entities {
 			key := e.Type + "\x00" + e.ID
 			static[e.StaticID] = key
+			if isRef[e.Type] && (e.Name != "" || e.State != "" || e.ProjectID != "" || len(e.Properties) > 0) {
+				return nil, fmt.Errorf("%w: entity %s is a %s, which another datasource reports: "+
+					"it may give only static_id, type and id", ErrReference, e.StaticID, e.Type)
+			}
 			cur, ok := byKey[key]
 			if !ok {
 				ent := entityOf(e)
@@ -451,15 +477,18 @@ func Entities(tops ...*Topology) []event.Entity {
 			if src == nil || dst == nil {
 				continue // Parse refuses this; a hand-built Topology may not
 			}
-			rel := event.Relation{
-				Relationship: r.RelationshipType,
-				Category:     event.CategoryResource,
-				Type:         dst.Type,
-				ID:           dst.ID,
-				Direction:    event.Out,
+			carrier, rel := src, event.Relation{Relationship: r.RelationshipType, Category: event.CategoryResource,
+				Type: dst.Type, ID: dst.ID, Direction: event.Out}
+			if isRef[src.Type] {
+				if isRef[dst.Type] {
+					return nil, fmt.Errorf("%w: relationship %s -[%s]-> %s: both ends are of types another datasource reports; "+
+						"one end must be an entity of the static source", ErrReference, r.Source, r.RelationshipType, r.Target)
+				}
+				carrier, rel = dst, event.Relation{Relationship: r.RelationshipType, Category: event.CategoryResource,
+					Type: src.Type, ID: src.ID, Direction: event.In}
 			}
-			if !hasRelation(src.Relations, rel) {
-				src.Relations = append(src.Relations, rel)
+			if !hasRelation(carrier.Relations, rel) {
+				carrier.Relations = append(carrier.Relations, rel)
 			}
 		}
 	}
@@ -467,6 +496,9 @@ func Entities(tops ...*Topology) []event.Entity {
 	out := make([]event.Entity, 0, len(keys))
 	for _, k := range keys {
 		e := byKey[k]
+		if isRef[e.Type] {
+			continue
+		}
 		sort.Slice(e.Relations, func(i, j int) bool {
 			a, b := e.Relations[i], e.Relations[j]
 			if a.Relationship != b.Relationship {
@@ -475,11 +507,14 @@ func Entities(tops ...*Topology) []event.Entity {
 			if a.Type != b.Type {
 				return a.Type < b.Type
 			}
-			return a.ID < b.ID
+			if a.ID != b.ID {
+				return a.ID < b.ID
+			}
+			return a.Direction < b.Direction
 		})
 		out = append(out, *e)
 	}
-	return out
+	return out, nil
 }
 
 func hasRelation(rs []event.Relation, r event.Relation) bool {
