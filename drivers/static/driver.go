@@ -38,7 +38,10 @@ type Config struct {
 	// its datasource reports it) but never sets its name, state or
 	// properties, and never deletes it (Resolve). Empty: the static
 	// source owns every entity its files list, as when it is the only
-	// datasource of those types.
+	// datasource of those types. A vertex belongs to the source that
+	// reported it last: when references are turned on for entities the
+	// static source reported before, those it reported last are deleted
+	// at its next full pull, until their own datasource reports them.
 	References []string `yaml:"references"`
 	// The schedule of full pulls is a drivers.Schedule next to this Config
 	// in the wiring: this package does not import package drivers (and its
@@ -57,10 +60,15 @@ func (c Config) Validate() error {
 	if c.Source != "" && checkText(c.Source) != nil {
 		errs = append(errs, fmt.Errorf("source: %v", checkText(c.Source)))
 	}
+	seen := map[string]bool{}
 	for i, t := range c.References {
-		if t == "" || checkText(t) != nil {
+		switch {
+		case t == "" || checkText(t) != nil:
 			errs = append(errs, fmt.Errorf("references[%d]: %q is not an entity type", i, t))
+		case seen[t]:
+			errs = append(errs, fmt.Errorf("references[%d]: %q is listed twice", i, t))
 		}
+		seen[t] = true
 	}
 	return errors.Join(errs...)
 }
@@ -120,7 +128,8 @@ func readLimited(path string) ([]byte, error) {
 	return b, nil
 }
 
-// GetAll parses every file and returns their entities (Entities). One bad
+// GetAll parses every file and returns their entities (Resolve with the
+// configured References). One bad
 // file fails the whole pull: publishing the others alone would end the sync
 // without the bad file's entities and so delete them from the graph.
 func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {

@@ -1,11 +1,12 @@
 // Package static is the datasource of hand-written topology: YAML files in
 // the format of Vitrage's static datasource (a `metadata` section, then
 // `definitions.entities` and `definitions.relationships`), for resources no
-// API reports (switches, racks, zones) and for extra properties and
-// relations of resources that other datasources report.
+// API reports (switches, racks, zones) and for relations to resources that
+// other datasources report (Config.References: an entry of such a type only
+// names the entity, as Vitrage makes it a placeholder).
 //
 // Parse is pure, so the template-test runner turns the same files into the
-// same upsert events (Events) as the driver does. The driver re-reads its
+// same upsert events (Events) as the driver does without references. The driver re-reads its
 // directory on every scheduled pull and when a file changes (Watch), and
 // hands the runner in package drivers a full "get all" of every file.
 //

@@ -223,8 +223,9 @@ func TestDriverGetAllAndWatch(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	err := Config{PollInterval: -1}.Validate()
-	for _, want := range []string{"directory: is required", "poll_interval: must not be negative"} {
+	err := Config{PollInterval: -1, References: []string{"nova.host", "", "nova.host"}}.Validate()
+	for _, want := range []string{"directory: is required", "poll_interval: must not be negative",
+		`references[1]: "" is not an entity type`, `references[2]: "nova.host" is listed twice`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
