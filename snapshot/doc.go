@@ -18,12 +18,14 @@
 //
 // A state also records the semantics it was computed under
 // (evaluator.Semantics, raised when a fix makes the same log apply to a
-// different state). A snapshot computed by a build of other semantics is a
-// true state of that build, not of this one: Reconstruct replays the whole
-// log instead while retention has dropped none of it, and otherwise uses
-// the snapshot, reports it (Reconstruction.StaleSemantics, the processor's
-// status, causeway_snapshot_stale_semantics_used_total) and the state keeps
-// that mark through the snapshots taken from it.
+// different state), and keeps it through the snapshots taken from it. A
+// snapshot of another build's semantics is still used, like any other:
+// preferring a full replay while retention has dropped none of the log
+// would make a node's state depend on when it started. It is reported
+// instead (Reconstruction.StaleSemantics, the processor's status,
+// causeway_snapshot_stale_semantics_used_total). To bring a cluster to
+// this build's semantics, delete those snapshots while the log is still
+// whole from seq 1 and restart the processors: each replays the log.
 //
 // The processor's state machine is a Node: the evaluator engine and the
 // webhook subscription registry, both functions of the log prefix. Its

@@ -21,9 +21,6 @@ type EventReader interface {
 	ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error)
 	// SeqAt returns the highest seq recorded at or before t (0 if none).
 	SeqAt(ctx context.Context, t time.Time) (int64, error)
-	// First returns the oldest seq stored (retention drops older ones), 0
-	// when none is.
-	First(ctx context.Context) (int64, error)
 }
 
 // Errors of Reconstruct.
@@ -130,11 +127,11 @@ func NewReconstructor(cfg ReconstructConfig, deps ReconstructDeps) (*Reconstruct
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_snapshot_skipped_total",
-			Help: "Snapshots skipped by reconstruction, by reason (corrupt, version, encoding, restore, semantics).",
+			Help: "Snapshots skipped by reconstruction, by reason (corrupt, version, encoding, restore).",
 		}, []string{"reason"}),
 		staleUsed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_snapshot_stale_semantics_used_total",
-			Help: "Reconstructions that started from a snapshot computed under another build's semantics because the log before it was dropped by retention.",
+			Help: "Reconstructions that started from a snapshot computed under another build's semantics (evaluator.Semantics).",
 		}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_snapshot_replayed_events_total",
@@ -172,10 +169,9 @@ type Reconstruction struct {
 	// ApplyErrors counts the replayed records the machine refused.
 	ApplyErrors int64
 	// StaleSemantics says the machine was restored from a snapshot computed
-	// under another build's semantics (SemanticsAware), used because the
-	// log before it is no longer stored: the state may differ from what
-	// this build's replay of the whole log would give, on what the
-	// semantics changed.
+	// under another build's semantics (SemanticsAware): the state may
+	// differ from what this build's replay of the whole log would give, on
+	// what the semantics changed.
 	StaleSemantics bool
 }
 
@@ -270,23 +266,18 @@ func (r *Reconstructor) base(ctx context.Context, cands []Meta) (Reconstruction,
 		mach, err := r.restore(ctx, m)
 		if err == nil {
 			if sa, ok := mach.(SemanticsAware); ok && sa.StaleSemantics() {
-				replay, err := r.replayable(ctx)
-				if err != nil {
-					return Reconstruction{}, err
-				}
-				if replay {
-					// Older snapshots are of the same or an older build:
-					// the whole log gives this build's state.
-					r.skipped.WithLabelValues("semantics").Inc()
-					res.Skipped++
-					r.log.Warn("snapshot computed by a build with other semantics; replaying the whole log instead",
-						"snapshot_id", m.ID, "seq", m.Seq)
+				if m.Seq == 0 {
+					// The empty state is the same under any semantics.
 					break
 				}
+				// Used all the same, so that what a node holds does not
+				// depend on when it started or on what retention had
+				// dropped by then: a full replay where the log still
+				// allows it would make nodes differ (see doc.go).
 				r.staleUsed.Inc()
 				res.StaleSemantics = true
-				r.log.Warn("snapshot computed by a build with other semantics, and the log before it was dropped by retention: "+
-					"using it; the state may differ from this build's on what the semantics changed", "snapshot_id", m.ID, "seq", m.Seq)
+				r.log.Warn("snapshot computed by a build with other semantics: the state may differ from this build's replay "+
+					"of the log on what the semantics changed", "snapshot_id", m.ID, "seq", m.Seq)
 			}
 			res.Machine, res.Seq, res.SnapshotSeq, res.RecordedAt = mach, m.Seq, m.Seq, m.RecordedAt
 			return res, nil
@@ -299,7 +290,7 @@ func (r *Reconstructor) base(ctx context.Context, cands []Meta) (Reconstruction,
 		res.Skipped++
 		r.log.Warn("snapshot skipped, trying an older one", "snapshot_id", m.ID, "seq", m.Seq, "reason", reason, "err", err)
 	}
-	if res.Skipped > 0 {
+	if len(cands) > 0 && res.Skipped > 0 {
 		r.log.Warn("no usable snapshot, replaying the log from the start", "skipped", res.Skipped)
 	}
 	mach, err := r.factory.New()
@@ -308,16 +299,6 @@ func (r *Reconstructor) base(ctx context.Context, cands []Meta) (Reconstruction,
 	}
 	res.Machine = mach
 	return res, nil
-}
-
-// replayable reports whether the whole log is stored (nothing dropped by
-// retention yet), so that a full replay reaches any seq.
-func (r *Reconstructor) replayable(ctx context.Context) (bool, error) {
-	first, err := r.events.First(ctx)
-	if err != nil {
-		return false, fmt.Errorf("find the oldest stored event: %w", err)
-	}
-	return first == 1, nil
 }
 
 // errRestore marks a verified payload that the factory failed to restore.
