@@ -3,11 +3,16 @@
 // metrics and the markers of each full pull.
 //
 // A full pull is published as sync.begin, one entity.upsert per entity and
-// sync.end; the processors delete the source's entities that a completed
-// pull did not report. Every event id of a pull is derived from the source,
-// the pull's sync id, the entity's key and a hash of its content, and the
-// sync id from the schedule slot and the pull's content, so a pull that is
-// published again after a crash (same slot, same content) dedups in the log.
+// sync.end; the processors delete the source's entities that were not
+// reported between the begin and the end. The begin is published before
+// the source is read: whatever another path (a webhook listener sharing
+// the source) reports after the read started lands after the begin in the
+// log and so is not deleted, while what it reported before is deleted
+// unless the read reported it too. Every event id of a pull is derived
+// from the source, the pull's sync id, the entity's key and a hash of its
+// content, and the sync id from the source and the schedule slot, so a
+// pull that is published again after a crash (same slot, same content)
+// dedups in the log.
 //
 // Invariant 1 of DESIGN.md: the Runner moves on from a batch only once
 // Publisher.Publish returned nil (the events are confirmed or spooled);
@@ -291,10 +296,12 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 	slot := r.deps.Now().Truncate(s.Interval)
 	triggered := false
 	for {
-		// Pull for this slot until it is published, with backoff.
+		// Pull for this slot until it is published, with backoff; the
+		// slot's sync.begin is published once.
 		backoff := s.BackoffMin
+		begun := false
 		for {
-			err := r.pull(ctx, j, slot, triggered)
+			err := r.pull(ctx, j, slot, triggered, &begun)
 			if err == nil || ctx.Err() != nil {
 				break
 			}
@@ -341,11 +348,21 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 	}
 }
 
-// pull runs one full pull for slot and publishes it in batches. A failed
-// Publish of a batch is retried (same events) before the pull gives up.
-func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool) error {
+// pull runs one full pull for slot: it publishes the slot's sync.begin
+// unless *begun says it was, then reads the source and publishes the
+// entities and the sync.end in batches. A failed Publish of a batch is
+// retried (same events) before the pull gives up.
+func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool, begun *bool) error {
 	name := j.Driver.Name()
 	start := r.deps.Now()
+	syncID := SyncID(name, slot)
+	if !*begun {
+		if err := r.publish(ctx, name, []event.Event{BeginEvent(name, slot, start)}); err != nil {
+			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
+			return fmt.Errorf("publish sync.begin of %s (sync %s): %w", name, syncID, err)
+		}
+		*begun = true
+	}
 	pctx, cancel := context.WithTimeout(ctx, j.Schedule.PullTimeout)
 	ents, err := j.Driver.GetAll(pctx)
 	cancel()
@@ -353,7 +370,7 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return fmt.Errorf("get all from %s: %w", name, err)
 	}
-	evs, err := PullEvents(name, slot, r.deps.Now(), ents)
+	evs, err := BodyEvents(name, slot, r.deps.Now(), ents)
 	if err != nil {
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return err
@@ -362,13 +379,13 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
 		if err := r.publish(ctx, name, batch); err != nil {
 			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
-			return fmt.Errorf("publish %d events of %s (sync %s): %w", len(batch), name, evs[0].Sync.ID, err)
+			return fmt.Errorf("publish %d events of %s (sync %s): %w", len(batch), name, syncID, err)
 		}
 	}
 	r.pulls.WithLabelValues(name, ResultOK).Inc()
 	r.entities.WithLabelValues(name).Set(float64(len(ents)))
 	r.seconds.WithLabelValues(name).Observe(r.deps.Now().Sub(start).Seconds())
-	r.log.Debug("pull published", "driver", name, "sync_id", evs[0].Sync.ID, "entities", len(ents), "triggered", triggered)
+	r.log.Debug("pull published", "driver", name, "sync_id", syncID, "entities", len(ents), "triggered", triggered)
 	return nil
 }
 
@@ -429,15 +446,30 @@ func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error
 	return nil
 }
 
-// PullEvents turns one full pull of source into its events: sync.begin,
-// one entity.upsert per entity (in type, id order) and sync.end.
+// SyncID is the sync id of source's full pull for slot.
+func SyncID(source string, slot time.Time) string {
+	return event.DeriveID(source, slot.UTC().Format(time.RFC3339Nano))
+}
+
+// BeginEvent is the sync.begin of source's full pull for slot, its id
+// derived from the sync id.
+func BeginEvent(source string, slot, observedAt time.Time) event.Event {
+	id := SyncID(source, slot)
+	return event.Event{
+		V: event.Version, EventID: event.DeriveID(source, id, string(event.KindSyncBegin)),
+		Source: source, Kind: event.KindSyncBegin, ObservedAt: observedAt.UTC(), Sync: &event.Sync{ID: id},
+	}
+}
+
+// BodyEvents is the rest of source's full pull for slot, after its
+// BeginEvent: one entity.upsert per entity (in type, id order), then the
+// sync.end.
 //
-// The sync id is derived from the source, the slot and a hash of the
-// entities' content; each event id from the source, the sync id, the kind,
-// the entity's key and its content hash. The same pull of the same slot
-// thus gives the same ids, whatever observedAt is. Entities are checked
-// with event.Validate; two entities with the same type and id are an error.
-func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) ([]event.Event, error) {
+// Each event id is derived from the source, the sync id, the kind, the
+// entity's key and its content hash: the same pull of the same slot gives
+// the same ids, whatever observedAt is. Entities are checked with
+// event.Validate; two entities with the same type and id are an error.
+func BodyEvents(source string, slot, observedAt time.Time, ents []event.Entity) ([]event.Event, error) {
 	sorted := make([]event.Entity, len(ents))
 	copy(sorted, ents)
 	sort.SliceStable(sorted, func(a, b int) bool {
@@ -446,27 +478,17 @@ func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) 
 		}
 		return sorted[a].ID < sorted[b].ID
 	})
-	hashes := make([]string, len(sorted))
-	all := sha256.New()
+	syncID := SyncID(source, slot)
+	at := observedAt.UTC()
+	evs := make([]event.Event, 0, len(sorted)+1)
 	for i := range sorted {
 		if i > 0 && sorted[i].Type == sorted[i-1].Type && sorted[i].ID == sorted[i-1].ID {
 			return nil, fmt.Errorf("%s reported %s %s twice", source, sorted[i].Type, sorted[i].ID)
 		}
-		hashes[i] = ContentHash(sorted[i])
-		all.Write([]byte(hashes[i]))
-	}
-	syncID := event.DeriveID(source, slot.UTC().Format(time.RFC3339Nano), hex.EncodeToString(all.Sum(nil)))
-	at := observedAt.UTC()
-	evs := make([]event.Event, 0, len(sorted)+2)
-	evs = append(evs, event.Event{
-		V: event.Version, EventID: event.DeriveID(source, syncID, string(event.KindSyncBegin)),
-		Source: source, Kind: event.KindSyncBegin, ObservedAt: at, Sync: &event.Sync{ID: syncID},
-	})
-	for i := range sorted {
 		e := sorted[i]
 		ev := event.Event{
 			V:       event.Version,
-			EventID: event.DeriveID(source, syncID, string(event.KindEntityUpsert), e.Type, e.ID, hashes[i]),
+			EventID: event.DeriveID(source, syncID, string(event.KindEntityUpsert), e.Type, e.ID, ContentHash(e)),
 			Source:  source, Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &e,
 		}
 		if err := ev.Validate(); err != nil {
@@ -479,6 +501,17 @@ func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) 
 		Source: source, Kind: event.KindSyncEnd, ObservedAt: at, Sync: &event.Sync{ID: syncID},
 	})
 	return evs, nil
+}
+
+// PullEvents is one whole full pull of source for slot: BeginEvent then
+// BodyEvents, all observed at observedAt (the Runner publishes the begin
+// before it reads the source).
+func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) ([]event.Event, error) {
+	body, err := BodyEvents(source, slot, observedAt, ents)
+	if err != nil {
+		return nil, err
+	}
+	return append([]event.Event{BeginEvent(source, slot, observedAt)}, body...), nil
 }
 
 // ContentHash is a stable hash of an entity's content: encoding/json

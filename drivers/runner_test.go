@@ -56,6 +56,9 @@ type fakeDriver struct {
 	ents []event.Entity
 	errs int
 	gets int
+	// pub, when set, is read at each GetAll: the events published by then.
+	pub         *fakePublisher
+	publishedAt []int
 	// watch, when set, is the channel whose receives make Watch call changed.
 	watch chan struct{}
 }
@@ -66,6 +69,9 @@ func (d *fakeDriver) GetAll(context.Context) ([]event.Entity, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gets++
+	if d.pub != nil {
+		d.publishedAt = append(d.publishedAt, len(d.pub.events()))
+	}
 	if d.errs > 0 {
 		d.errs--
 		return nil, errors.New("source unreachable")
@@ -166,13 +172,15 @@ func TestPullEventsDeterministic(t *testing.T) {
 	if a[1].Entity.ID != "a" || a[2].Entity.ID != "b" || a[0].Kind != event.KindSyncBegin || a[3].Kind != event.KindSyncEnd {
 		t.Errorf("pull framing/order wrong: %v", a)
 	}
-	// Another slot, or other content: another sync id.
+	// Another slot: another sync id. Other content in the same slot (a
+	// retry after the source changed): the same sync, other entity ids.
 	c, _ := PullEvents("nova", slot.Add(time.Minute), slot, []event.Entity{host("a", "up"), host("b", "up")})
+	if c[0].Sync.ID == a[0].Sync.ID {
+		t.Errorf("another slot kept sync id %s", a[0].Sync.ID)
+	}
 	d, _ := PullEvents("nova", slot, slot, []event.Entity{host("a", "up"), host("b", "down")})
-	for _, o := range [][]event.Event{c, d} {
-		if o[0].Sync.ID == a[0].Sync.ID {
-			t.Errorf("different pull kept sync id %s", a[0].Sync.ID)
-		}
+	if d[0].EventID != a[0].EventID || d[1].EventID != a[1].EventID || d[2].EventID == a[2].EventID {
+		t.Errorf("other content in the same slot: ids %v; want the begin and a's upsert kept, b's changed (%v)", ids(d), ids(a))
 	}
 	if _, err := PullEvents("nova", slot, slot, []event.Entity{host("a", "up"), host("a", "down")}); err == nil {
 		t.Error("duplicate entity accepted")
@@ -247,11 +255,12 @@ func TestRunnerBackoffUntilPublished(t *testing.T) {
 		if n := len(pub.events()); n != 0 {
 			t.Fatalf("published %d events while failing", n)
 		}
-		// Backoff 1s, 2s (get errors), 4s, 4s, 4s (publish errors).
+		// Backoff 1s, 2s, 4s (the begin's publish errors), then 4s, 4s
+		// (get errors; the begin, published once, waits for its pull).
 		time.Sleep(15*time.Second - time.Since(start) - time.Millisecond)
 		synctest.Wait()
-		if n := len(pub.events()); n != 0 {
-			t.Fatalf("published %d events before the backoff ran out", n)
+		if evs := pub.events(); len(evs) != 1 || evs[0].Kind != event.KindSyncBegin {
+			t.Fatalf("before the backoff ran out: published %v; want the sync.begin alone", ids(evs))
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
@@ -381,6 +390,32 @@ func TestRunnerLeavesOutWhatDoesNotEncode(t *testing.T) {
 		}
 		if o := value(t, r.pulls.WithLabelValues("am", ResultOK)); o != 1 {
 			t.Errorf("ok pulls = %v; want 1", o)
+		}
+	})
+}
+
+// TestRunnerBeginsBeforeReading: a pull's sync.begin is published before
+// the source is read, so that what another path reports for the same
+// source meanwhile lands after the begin in the log (and survives the
+// pull's end); the begin of a slot is published once, whatever the
+// retries.
+func TestRunnerBeginsBeforeReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{}
+		drv := &fakeDriver{name: "am", errs: 1, pub: pub, ents: []event.Entity{host("c1", "up")}}
+		_, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute, BackoffMin: time.Second}}}, Deps{Publisher: pub})
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		drv.mu.Lock()
+		defer drv.mu.Unlock()
+		if diff := cmp.Diff([]int{1, 1}, drv.publishedAt); diff != "" {
+			t.Errorf("events published when the source was read (-want +got):\n%s", diff)
+		}
+		if got := syncs(t, pub.events()); len(got) != 1 || len(got[0]) != 3 {
+			t.Errorf("published %v; want one pull of 3 events", ids(pub.events()))
 		}
 	})
 }

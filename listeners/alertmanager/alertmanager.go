@@ -23,7 +23,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultSource = "alertmanager-webhook"
+	// DefaultSource is the Alertmanager pull driver's default source
+	// (drivers/alertmanager): see Config.Source.
+	DefaultSource = "alertmanager"
 	DefaultPath   = "/v1/alertmanager"
 	// Version is the webhook payload version understood here.
 	Version = "4"
@@ -34,7 +36,14 @@ var ErrPayload = errors.New("invalid webhook payload")
 
 // Config configures the webhook endpoint.
 type Config struct {
-	// Source names the listener in the events (default "alertmanager-webhook").
+	// Source names the listener in the events (default "alertmanager").
+	// The default is the Alertmanager pull driver's source: an alert is
+	// then one source's, whichever way it arrived, and the pull's full
+	// syncs also remove an alert whose resolve notification was lost
+	// (the pull publishes its sync.begin before it reads Alertmanager, so
+	// an alert the webhook reports meanwhile is not removed). Give it
+	// another name only when the webhooks come from an Alertmanager the
+	// pull driver does not read, or the pull would remove their alerts.
 	Source string `yaml:"source"`
 	// Path of the endpoint (default /v1/alertmanager).
 	Path string `yaml:"path"`
