@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/graphtest"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -15,18 +16,10 @@ import (
 // was lost) is deleted by the pull's end, while one the webhook reported
 // after the begin (it fired after the read started) survives it.
 func TestPullAndWebhookShareASource(t *testing.T) {
-	g := graph.New(nil)
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	var seq int64
-	apply := func(evs ...event.Event) {
-		t.Helper()
-		for _, ev := range evs {
-			seq++
-			if _, err := g.Apply(event.Record{Seq: seq, RecordedAt: t0.Add(time.Duration(seq) * time.Second), Event: ev}); err != nil {
-				t.Fatalf("apply %s: %v", ev.Kind, err)
-			}
-		}
-	}
+	log := graphtest.New(t0)
+	g := log.G
+	apply := func(evs ...event.Event) { t.Helper(); log.Apply(t, evs...) }
 	alert := func(id string) event.Entity {
 		return event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: id, Name: "NodeDown", Severity: "critical",
 			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: "h1", Direction: event.Out}}}

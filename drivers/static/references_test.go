@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/drivers"
-	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/graphtest"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -79,18 +79,10 @@ definitions:
 // the file no longer lists the switch the next pull deletes the switch
 // and its links but not the host.
 func TestReferencedHostKeepsItsDatasource(t *testing.T) {
-	g := graph.New(nil)
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	var seq int64
-	apply := func(evs ...event.Event) {
-		t.Helper()
-		for _, ev := range evs {
-			seq++
-			if _, err := g.Apply(event.Record{Seq: seq, RecordedAt: t0.Add(time.Duration(seq) * time.Second), Event: ev}); err != nil {
-				t.Fatalf("apply %s: %v", ev.Kind, err)
-			}
-		}
-	}
+	log := graphtest.New(t0)
+	g := log.G
+	apply := func(evs ...event.Event) { t.Helper(); log.Apply(t, evs...) }
 	pull := func(doc string, slot int) {
 		t.Helper()
 		top, err := Parse([]byte(doc))
