@@ -21,8 +21,8 @@ type Machine interface {
 // SemanticsAware is implemented by machines whose state records the apply
 // semantics it was computed under (evaluator.Semantics). StaleSemantics
 // reports a state computed by a build that applies the same log
-// differently: Reconstruct uses a snapshot of such a state only when the
-// log before it is gone, and says so (Reconstruction.StaleSemantics).
+// differently: Reconstruct uses a snapshot of such a state like any other,
+// and says so (Reconstruction.StaleSemantics).
 type SemanticsAware interface {
 	StaleSemantics() bool
 }

@@ -635,7 +635,7 @@ type summary struct {
 	Alarms      map[string]int `json:"active_alarms_by_severity"`
 	Types       map[string]int `json:"vertices_by_type"`
 	// StaleSemantics: the snapshot was computed by a build with other
-	// semantics, and the log before it is past retention.
+	// semantics.
 	StaleSemantics bool `json:"stale_semantics,omitempty"`
 }
 
@@ -671,7 +671,7 @@ func (s summary) writeTable(w io.Writer) error {
 	row(tw, "events replayed", s.Replayed)
 	row(tw, "events refused", s.Refused)
 	if s.StaleSemantics {
-		row(tw, "stale semantics", "from a snapshot of a build with other semantics (log before it past retention)")
+		row(tw, "stale semantics", "from a snapshot of a build with other semantics")
 	}
 	row(tw, "live edges", s.Edges)
 	row(tw, "deleted vertices", s.Deleted)

@@ -92,7 +92,7 @@ func newStatusCmd(_ *globalFlags) *cobra.Command {
 				row(tw, "duplicates_skipped", s.DuplicatesSkipped)
 				row(tw, "gaps_repaired", s.GapsRepaired)
 				if s.StaleSemantics {
-					row(tw, "stale_semantics", "state loaded from a snapshot of a build with other semantics (log before it past retention)")
+					row(tw, "stale_semantics", "state loaded from a snapshot of a build with other semantics")
 				}
 				if s.Error != "" {
 					row(tw, "error", s.Error)

@@ -23,8 +23,8 @@ const StateVersion = 1
 // Semantics of the build that started it from an empty graph, and keeps
 // it through snapshots and restores: a state restored from a snapshot of
 // an older build is still what the older build computed, whatever build
-// applies records to it later. Reconstruction prefers a full replay of the
-// log to such a snapshot (snapshot.Reconstructor).
+// applies records to it later. Reconstruction uses such a snapshot like any
+// other and reports it (snapshot.Reconstruction.StaleSemantics).
 //
 // States written before the number existed read as 0.
 //

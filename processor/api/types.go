@@ -128,9 +128,9 @@ type Status struct {
 	// their events are past retention (must stay 0).
 	UnrecoverableGaps int64 `json:"unrecoverable_gaps,omitempty"`
 	// StaleSemantics says the state was loaded from a snapshot computed by
-	// a build that applies the log differently, because the log before it
-	// is past retention: it may differ from this build's replay of the log
-	// on what the semantics changed (evaluator.Semantics).
+	// a build that applies the log differently: it may differ from this
+	// build's replay of the log on what the semantics changed
+	// (evaluator.Semantics; snapshot's package doc says how to rebuild).
 	StaleSemantics bool   `json:"stale_semantics,omitempty"`
 	Error          string `json:"error,omitempty"`
 }
