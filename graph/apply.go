@@ -375,13 +375,14 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 	return append(changes, g.updated(VertexDeleted, prev, v))
 }
 
+// syncBegin opens the sync id of source. It supersedes the source's other
+// open syncs: a pull whose end never came (its driver stopped or failed
+// after the begin) would otherwise stay open for ever, and a driver runs
+// one full pull of a source at a time.
 func (g *Graph) syncBegin(source, id string) {
 	s := openSync{source: g.str(source), id: id, begin: g.step}
-	i, found := slices.BinarySearchFunc(g.syncs, s, cmpSync)
-	if found {
-		g.syncs[i] = s
-		return
-	}
+	g.syncs = slices.DeleteFunc(g.syncs, func(o openSync) bool { return o.source == source })
+	i, _ := slices.BinarySearchFunc(g.syncs, s, cmpSync)
 	g.syncs = slices.Insert(g.syncs, i, s)
 }
 

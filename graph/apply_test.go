@@ -325,6 +325,21 @@ func TestSync(t *testing.T) {
 	if _, err := g.Apply(l.sync(event.KindSyncEnd, "nova", "s1")); !errors.Is(err, ErrSyncNotOpen) {
 		t.Errorf("second sync.end err = %v", err)
 	}
+
+	// A begin supersedes its source's open syncs (a pull that never
+	// ended), not another source's: their ends are unmatched, and
+	// nothing stays open for ever.
+	mustApply(t, g, l.sync(event.KindSyncBegin, "nova", "s2"))
+	mustApply(t, g, l.sync(event.KindSyncBegin, "static", "t1"))
+	mustApply(t, g, l.sync(event.KindSyncBegin, "nova", "s3"))
+	if _, err := g.Apply(l.sync(event.KindSyncEnd, "nova", "s2")); !errors.Is(err, ErrSyncNotOpen) {
+		t.Errorf("sync.end of a superseded sync: err = %v, want ErrSyncNotOpen", err)
+	}
+	mustApply(t, g, l.sync(event.KindSyncEnd, "static", "t1"))
+	mustApply(t, g, l.sync(event.KindSyncEnd, "nova", "s3"))
+	if n := len(g.State().Syncs); n != 0 {
+		t.Errorf("%d syncs still open; want none", n)
+	}
 }
 
 func TestTickAndIgnoredKinds(t *testing.T) {

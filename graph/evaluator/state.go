@@ -31,7 +31,9 @@ const StateVersion = 1
 //	1: edges deleted with a vertex stay RCA links only for the alarm's
 //	   own occurrence; a deduced alarm keeps its causes when its scenario
 //	   clears it; vitrage_state filters read the deduced state.
-const Semantics = 1
+//	2: a sync.begin supersedes the open syncs of its source (a sync.end
+//	   of one of them is refused as unmatched).
+const Semantics = 2
 
 // State is the engine's whole state as plain data, for snapshots.
 type State struct {
