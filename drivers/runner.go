@@ -4,15 +4,24 @@
 //
 // A full pull is published as sync.begin, one entity.upsert per entity and
 // sync.end; the processors delete the source's entities that were not
-// reported between the begin and the end. The begin is published before
-// the source is read: whatever another path (a webhook listener sharing
-// the source) reports after the read started lands after the begin in the
-// log and so is not deleted, while what it reported before is deleted
-// unless the read reported it too. Every event id of a pull is derived
-// from the source, the pull's sync id, the entity's key and a hash of its
-// content, and the sync id from the source and the schedule slot, so a
-// pull that is published again after a crash (same slot, same content)
-// dedups in the log.
+// reported between the begin and the end, by anyone (a webhook listener
+// may share the driver's source). The begin is published before the source
+// is read, and every event of the pull is observed at the start of the
+// read: an entity another path reports after the read started usually
+// lands after the begin in the log and so survives the end, and a report
+// the other path makes during the read (a resolve) is newer than the
+// pull's. "Usually": Publish returns once the begin is spooled, so a
+// driver whose spool lags behind the other path's (a broker problem the
+// driver alone sees), or two persisters committing out of order, can put
+// the other path's event first; the entity is then deleted until the next
+// pull reports it.
+//
+// Every event id of a pull is derived from the source, the pull's sync id,
+// the entity's key and a hash of its content, and the sync id from the
+// source and the schedule slot, so a pull that is published again after a
+// crash (same slot, same content) dedups in the log. (A pull repeated in
+// the same slot after it completed has its begin and end dropped as
+// duplicates: its deletions wait for the next slot.)
 //
 // Invariant 1 of DESIGN.md: the Runner moves on from a batch only once
 // Publisher.Publish returned nil (the events are confirmed or spooled);
@@ -43,7 +52,9 @@ type Driver interface {
 	// Runner's drivers.
 	Name() string
 	// GetAll returns every entity the source reports now. An error fails
-	// the pull, which is retried with backoff; nothing of it is published.
+	// the pull, which is retried with backoff; of it only the sync.begin,
+	// published before the read, is in the log (a retry in the same slot
+	// reuses it; a later begin of the source supersedes it).
 	GetAll(ctx context.Context) ([]event.Entity, error)
 }
 
@@ -354,7 +365,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 // retried (same events) before the pull gives up.
 func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool, begun *bool) error {
 	name := j.Driver.Name()
-	start := r.deps.Now()
+	start := r.deps.Now() // what the read reports is observed now
 	syncID := SyncID(name, slot)
 	if !*begun {
 		if err := r.publish(ctx, name, []event.Event{BeginEvent(name, slot, start)}); err != nil {
@@ -370,7 +381,7 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return fmt.Errorf("get all from %s: %w", name, err)
 	}
-	evs, err := BodyEvents(name, slot, r.deps.Now(), ents)
+	evs, err := BodyEvents(name, slot, start, ents)
 	if err != nil {
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return err

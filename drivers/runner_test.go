@@ -59,6 +59,8 @@ type fakeDriver struct {
 	// pub, when set, is read at each GetAll: the events published by then.
 	pub         *fakePublisher
 	publishedAt []int
+	readAt      []time.Time
+	readTakes   time.Duration // how long a read lasts
 	// watch, when set, is the channel whose receives make Watch call changed.
 	watch chan struct{}
 }
@@ -71,7 +73,9 @@ func (d *fakeDriver) GetAll(context.Context) ([]event.Entity, error) {
 	d.gets++
 	if d.pub != nil {
 		d.publishedAt = append(d.publishedAt, len(d.pub.events()))
+		d.readAt = append(d.readAt, time.Now())
 	}
+	time.Sleep(d.readTakes)
 	if d.errs > 0 {
 		d.errs--
 		return nil, errors.New("source unreachable")
@@ -402,7 +406,7 @@ func TestRunnerLeavesOutWhatDoesNotEncode(t *testing.T) {
 func TestRunnerBeginsBeforeReading(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pub := &fakePublisher{}
-		drv := &fakeDriver{name: "am", errs: 1, pub: pub, ents: []event.Entity{host("c1", "up")}}
+		drv := &fakeDriver{name: "am", errs: 1, pub: pub, readTakes: 2 * time.Second, ents: []event.Entity{host("c1", "up")}}
 		_, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute, BackoffMin: time.Second}}}, Deps{Publisher: pub})
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
@@ -414,8 +418,16 @@ func TestRunnerBeginsBeforeReading(t *testing.T) {
 		if diff := cmp.Diff([]int{1, 1}, drv.publishedAt); diff != "" {
 			t.Errorf("events published when the source was read (-want +got):\n%s", diff)
 		}
-		if got := syncs(t, pub.events()); len(got) != 1 || len(got[0]) != 3 {
-			t.Errorf("published %v; want one pull of 3 events", ids(pub.events()))
+		got := syncs(t, pub.events())
+		if len(got) != 1 || len(got[0]) != 3 {
+			t.Fatalf("published %v; want one pull of 3 events", ids(pub.events()))
+		}
+		// What the read reported is observed when the read started: a
+		// report another path makes during the read is newer.
+		for _, ev := range got[0][1:] {
+			if !ev.ObservedAt.Equal(drv.readAt[1]) {
+				t.Errorf("%s observed at %v; want the start of its read, %v", ev.Kind, ev.ObservedAt, drv.readAt[1])
+			}
 		}
 	})
 }

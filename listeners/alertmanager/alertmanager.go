@@ -39,11 +39,13 @@ type Config struct {
 	// Source names the listener in the events (default "alertmanager").
 	// The default is the Alertmanager pull driver's source: an alert is
 	// then one source's, whichever way it arrived, and the pull's full
-	// syncs also remove an alert whose resolve notification was lost
-	// (the pull publishes its sync.begin before it reads Alertmanager, so
-	// an alert the webhook reports meanwhile is not removed). Give it
-	// another name only when the webhooks come from an Alertmanager the
-	// pull driver does not read, or the pull would remove their alerts.
+	// syncs also remove an alert whose resolve notification was lost (or
+	// never sent: send_resolved false). The pull publishes its sync.begin
+	// before it reads Alertmanager, so an alert the webhook reports
+	// meanwhile is normally not removed (package drivers says when it is,
+	// until the next pull). Give it another name when the webhooks come
+	// from an Alertmanager the pull driver does not read, or with another
+	// mapping than the pull's: the pull would remove their alerts.
 	Source string `yaml:"source"`
 	// Path of the endpoint (default /v1/alertmanager).
 	Path string `yaml:"path"`
