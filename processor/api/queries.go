@@ -100,7 +100,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 			if !ok || !f.match(v) {
 				continue
 			}
-			if on >= 0 && !alarmOn(g, id, on) {
+			if on >= 0 && !alarmOn(g, v, on) {
 				continue
 			}
 			resp.Items = append(resp.Items, toResource(v))
@@ -114,10 +114,15 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
-// alarmOn says whether alarm has a live `on` edge to resource.
-func alarmOn(g GraphView, alarm, resource graph.VertexID) bool {
-	for _, e := range g.Out(alarm) {
-		if e.To == resource && e.Relationship == graph.RelOn && !e.IsDeleted {
+// alarmOn says whether alarm is on resource: it has a live `on` edge to
+// it, or, cleared, had one when it cleared (the edges deleted with it
+// carry its clearing time; an edge retracted before is older).
+func alarmOn(g GraphView, alarm graph.Vertex, resource graph.VertexID) bool {
+	for _, e := range g.Out(alarm.ID) {
+		if e.To != resource || e.Relationship != graph.RelOn {
+			continue
+		}
+		if !e.IsDeleted || (alarm.IsDeleted && e.UpdateTimestamp.Equal(alarm.UpdateTimestamp)) {
 			return true
 		}
 	}

@@ -257,6 +257,35 @@ func TestAlarms(t *testing.T) {
 	if diff := cmp.Diff(ids("/v1/alarms?resource=1"), []string{"3"}); diff != "" {
 		t.Errorf("alarms on host:\n%s", diff)
 	}
+	// Cleared alarms on a resource: those on it when they cleared (their
+	// `on` edge deleted with them), not one moved off it before.
+	g := sampleGraph()
+	g.vs[7] = graph.Vertex{ID: 7, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "moved", IsDeleted: true, UpdateTimestamp: t0}
+	g.edges = append(g.edges,
+		graph.Edge{From: 7, To: 1, Relationship: "on", IsDeleted: true, UpdateTimestamp: t0.Add(-time.Hour)},
+		graph.Edge{From: 7, To: 2, Relationship: "on", IsDeleted: true, UpdateTimestamp: t0})
+	ts2 := newTestServer(t, &fakeBackend{g: g, seq: 1})
+	idsOn := func(path string) []string {
+		_, body := do(t, ts2, "GET", path, "read-token", "", "")
+		var r ResourcesResponse
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("%s: %v (%s)", path, err, body)
+		}
+		out := []string{}
+		for _, it := range r.Items {
+			out = append(out, it.VitrageID)
+		}
+		return out
+	}
+	for path, want := range map[string][]string{
+		"/v1/alarms?all=true&resource=1": {"3", "5"},
+		"/v1/alarms?all=true&resource=2": {"4", "7"},
+		"/v1/alarms?resource=2":          {"4"},
+	} {
+		if diff := cmp.Diff(idsOn(path), want); diff != "" {
+			t.Errorf("%s:\n%s", path, diff)
+		}
+	}
 	_, body := do(t, ts, "GET", "/v1/alarms/count", "read-token", "", "")
 	var c CountResponse
 	if err := json.Unmarshal(body, &c); err != nil {
