@@ -428,11 +428,3 @@ func (r reversed) Edge(uid, vid int64) gg.Edge {
 	}
 	return nil
 }
-
-// forward presents only a View's traversal methods, so that gonum's path
-// algorithms store the nodes reached rather than every node of the graph.
-type forward struct{ w *View }
-
-func (f forward) From(id int64) gg.Nodes { return f.w.From(id) }
-
-func (f forward) Edge(uid, vid int64) gg.Edge { return f.w.Edge(uid, vid) }

@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	gg "gonum.org/v1/gonum/graph"
-	"gonum.org/v1/gonum/graph/path"
 	"gonum.org/v1/gonum/graph/simple"
 	"gonum.org/v1/gonum/graph/topo"
 	"gonum.org/v1/gonum/graph/traverse"
@@ -34,11 +33,18 @@ type RCA struct {
 	Roots []VertexID
 	// Paths are the shortest causal paths from each root to Alarm, sorted
 	// (by root, then lexicographically); each starts at a root and ends at
-	// Alarm.
+	// Alarm. Each root has at most MaxPaths/len(Roots) of them (at least
+	// one): their number grows exponentially with the layers of alarms
+	// between a root and Alarm.
 	Paths [][]VertexID
-	// Depth is the number of edges of the longest of Paths.
+	// Truncated says some shortest paths were left out of Paths.
+	Truncated bool
+	// Depth is the number of edges of the longest shortest path.
 	Depth int
 }
+
+// MaxPaths bounds RCA.Paths, shared out equally among the roots.
+const MaxPaths = 100
 
 // causalView is the gonum view RCA walks: alarms (deleted included) and the
 // `causes` edges that count.
@@ -60,12 +66,14 @@ func (g *Graph) RCA(alarm VertexID) (*RCA, error) {
 	w := g.causalView()
 	in := map[VertexID]bool{alarm: true}
 	var causes []VertexID // alarm and its causes, transitively
+	// dist is the number of causal edges from each cause to alarm.
+	dist := map[VertexID]int{}
 	up := traverse.BreadthFirst{Visit: func(n gg.Node) {
 		id := VertexID(n.ID())
 		in[id] = true
 		causes = append(causes, id)
 	}}
-	up.Walk(reversed{w}, Node(alarm), nil)
+	up.Walk(reversed{w}, Node(alarm), func(n gg.Node, d int) bool { dist[VertexID(n.ID())] = d; return false })
 	down := traverse.BreadthFirst{Visit: func(n gg.Node) { in[VertexID(n.ID())] = true }}
 	down.Walk(w, Node(alarm), nil)
 
@@ -77,29 +85,60 @@ func (g *Graph) RCA(alarm VertexID) (*RCA, error) {
 	r.Links = g.edgesAmong(w, r.Alarms)
 
 	r.Roots = roots(w, causes)
+	share := max(1, MaxPaths/max(1, len(r.Roots)))
 	for _, root := range r.Roots {
-		var ps [][]VertexID
-		if root == alarm {
-			ps = [][]VertexID{{alarm}}
-		} else {
-			// forward hides Nodes so that Dijkstra sees only what root reaches.
-			sp := path.DijkstraAllFrom(Node(root), forward{w})
-			nodes, _ := sp.AllTo(int64(alarm))
-			for _, p := range nodes {
-				ids := make([]VertexID, len(p))
-				for i, n := range p {
-					ids[i] = VertexID(n.ID())
-				}
-				ps = append(ps, ids)
-			}
-		}
-		slices.SortFunc(ps, slices.Compare)
-		for _, p := range ps {
-			r.Depth = max(r.Depth, len(p)-1)
+		ps, more := shortestPaths(w, root, alarm, dist, share)
+		r.Truncated = r.Truncated || more
+		if len(ps) > 0 {
+			r.Depth = max(r.Depth, dist[root])
 		}
 		r.Paths = append(r.Paths, ps...)
 	}
 	return r, nil
+}
+
+// shortestPaths returns the first limit shortest causal paths from root to
+// alarm in lexicographic order, and whether there are more. dist holds the
+// distance of every cause of alarm to it: a path is shortest exactly when
+// each of its edges brings it one step closer, so a depth-first walk along
+// such edges, taking the next alarms in ascending order, lists the shortest
+// paths sorted without enumerating more than it keeps.
+func shortestPaths(w *View, root, alarm VertexID, dist map[VertexID]int, limit int) ([][]VertexID, bool) {
+	if _, ok := dist[root]; !ok {
+		return nil, false // a root of a cycle that does not reach alarm
+	}
+	var out [][]VertexID
+	more := false
+	cur := []VertexID{root}
+	var walk func(u VertexID)
+	walk = func(u VertexID) {
+		if u == alarm {
+			if len(out) == limit {
+				more = true
+				return
+			}
+			out = append(out, slices.Clone(cur))
+			return
+		}
+		var next []VertexID
+		for it := w.From(int64(u)); it.Next(); {
+			v := VertexID(it.Node().ID())
+			if d, ok := dist[v]; ok && d == dist[u]-1 {
+				next = append(next, v)
+			}
+		}
+		slices.Sort(next)
+		for _, v := range slices.Compact(next) {
+			cur = append(cur, v)
+			walk(v)
+			cur = cur[:len(cur)-1]
+			if more {
+				return
+			}
+		}
+	}
+	walk(root)
+	return out, more
 }
 
 // roots returns the alarms of causes (an alarm and every alarm causing it,

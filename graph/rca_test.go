@@ -3,6 +3,8 @@ package graph
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -226,5 +228,57 @@ func TestRCADeletedLinks(t *testing.T) {
 			}
 			checkRoundTrip(t, g)
 		})
+	}
+}
+
+// TestRCAPathsBounded: alarms in fully linked layers have exponentially
+// many shortest paths (8^4 from the root here); RCA lists the first
+// MaxPaths in order and says it left some out, each root keeping a share.
+func TestRCAPathsBounded(t *testing.T) {
+	g := New(nil)
+	var l logb
+	mustApply(t, g, l.upsert("s", 1, res("t", "r", "OK")))
+	add := func(name string) VertexID {
+		mustApply(t, g, l.upsert("s", 1, alarm("prometheus", name, "warning", out("on", "t", "r"))))
+		return mustLookup(t, g, "ALARM", "prometheus", name).ID
+	}
+	root, other, last := add("root"), add("other"), add("last")
+	prev := []VertexID{root}
+	for layer := 0; layer < 4; layer++ {
+		var cur []VertexID
+		for i := 0; i < 8; i++ {
+			cur = append(cur, add(fmt.Sprintf("l%d-%d", layer, i)))
+		}
+		for _, a := range prev {
+			for _, b := range cur {
+				g.SetCausal(a, b, true)
+			}
+		}
+		prev = cur
+	}
+	for _, a := range prev {
+		g.SetCausal(a, last, true)
+	}
+	g.SetCausal(other, last, true) // a second root, one edge away
+	r, err := g.RCA(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(r.Roots, []VertexID{root, other}) || r.Depth != 5 || !r.Truncated {
+		t.Fatalf("roots %v depth %d truncated %v; want [%d %d], 5, true", r.Roots, r.Depth, r.Truncated, root, other)
+	}
+	if len(r.Paths) != MaxPaths/2+1 {
+		t.Fatalf("%d paths; want %d from the root and 1 from the other", len(r.Paths), MaxPaths/2)
+	}
+	fromRoot := r.Paths[:MaxPaths/2]
+	if !slices.IsSortedFunc(fromRoot, slices.Compare) || len(slices.CompactFunc(slices.Clone(fromRoot), slices.Equal)) != len(fromRoot) {
+		t.Error("the root's paths are not sorted and distinct")
+	}
+	// The first is the smallest: the first alarm of every layer.
+	if want := []VertexID{root, root + 3, root + 11, root + 19, root + 27, last}; !cmp.Equal(fromRoot[0], want) {
+		t.Errorf("first path %v; want %v", fromRoot[0], want)
+	}
+	if !cmp.Equal(r.Paths[MaxPaths/2], []VertexID{other, last}) {
+		t.Errorf("the other root's path: %v", r.Paths[MaxPaths/2])
 	}
 }

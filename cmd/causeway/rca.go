@@ -41,6 +41,9 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 				for _, p := range r.Paths {
 					row(tw, "path", strings.Join(p, " -> "))
 				}
+				if r.PathsTruncated {
+					row(tw, "paths", fmt.Sprintf("the first %d shortest paths only; there are more", len(r.Paths)))
+				}
 				fmt.Fprintln(tw)
 				row(tw, "VITRAGE_ID", "TYPE", "NAME", "SEVERITY", "DELETED")
 				for _, n := range r.Graph.Nodes {

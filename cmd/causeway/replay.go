@@ -358,6 +358,8 @@ type historicalRCA struct {
 	Alarms      []rcaAlarm      `json:"alarms"`
 	Paths       [][]string      `json:"paths"`
 	dot         func(io.Writer) error
+	// PathsTruncated says some shortest paths were left out of Paths.
+	PathsTruncated bool `json:"paths_truncated,omitempty"`
 }
 
 func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) (*historicalRCA, error) {
@@ -415,6 +417,7 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 		}
 		out.Alarms = append(out.Alarms, a)
 	}
+	out.PathsTruncated = r.Truncated
 	for _, path := range r.Paths {
 		var names []string
 		for _, id := range path {
@@ -455,6 +458,9 @@ func (a *historicalRCA) write(w io.Writer, format string) error {
 	row(tw, "root causes", strings.Join(roots, ", "))
 	for _, p := range a.Paths {
 		row(tw, "path", strings.Join(p, " -> "))
+	}
+	if a.PathsTruncated {
+		row(tw, "paths", fmt.Sprintf("the first %d shortest paths only; there are more", len(a.Paths)))
 	}
 	fmt.Fprintln(tw)
 	row(tw, "VITRAGE_ID", "TYPE", "NAME", "RESOURCE", "SEVERITY", "RAISED", "CLEARED", "ROOT")

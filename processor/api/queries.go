@@ -17,8 +17,9 @@ import (
 	"github.com/causeway/causeway/notifier/subscription"
 )
 
-// MaxRCAPaths bounds the causal paths listed in an RCA answer.
-const MaxRCAPaths = 100
+// MaxRCAPaths bounds the causal paths listed in an RCA answer (their
+// number grows exponentially with the layers of alarms on them).
+const MaxRCAPaths = graph.MaxPaths
 
 func toResource(v graph.Vertex) Resource {
 	return Resource{
@@ -433,13 +434,6 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	includeDeleted := false
-	if v := q.Get("all"); v != "" {
-		if includeDeleted, err = strconv.ParseBool(v); err != nil {
-			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("all: %q is not a boolean", v))
-			return
-		}
-	}
 	var seq int64
 	var at time.Time
 	if v := q.Get("seq"); v != "" {
@@ -462,7 +456,7 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 	found := false
 	answer := func(g GraphView, at int64) {
 		resp.Meta = s.meta(at)
-		found = computeRCA(g, id, includeDeleted, &resp)
+		found = computeRCA(g, id, &resp)
 	}
 	if seq > 0 || !at.IsZero() {
 		g, got, err := s.b.Reconstruct(r.Context(), seq, at)
@@ -500,10 +494,10 @@ type Analyser interface {
 
 // computeRCA answers from the view's own analysis when it has one, and
 // otherwise walks the `causes` edges itself (see walkRCA).
-func computeRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCAResponse) bool {
+func computeRCA(g GraphView, alarm graph.VertexID, resp *RCAResponse) bool {
 	a, ok := g.(Analyser)
 	if !ok {
-		return walkRCA(g, alarm, includeDeleted, resp)
+		return walkRCA(g, alarm, resp)
 	}
 	r, err := a.RCA(alarm)
 	if err != nil {
@@ -523,8 +517,10 @@ func computeRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RC
 	resp.Graph.InspectedIndex = &idx
 	resp.RootCauses = ids(r.Roots)
 	resp.Paths = [][]string{}
+	resp.PathsTruncated = r.Truncated
 	for _, p := range r.Paths {
 		if len(resp.Paths) == MaxRCAPaths {
+			resp.PathsTruncated = true // more roots than paths
 			break
 		}
 		resp.Paths = append(resp.Paths, ids(p))
@@ -541,17 +537,16 @@ func ids(vs []graph.VertexID) []string {
 }
 
 // walkRCA fills resp with the alarms linked to alarm by `causes` edges,
-// both ways, the root causes and the paths from each root to alarm. A
-// deleted (cleared) alarm's RCA includes deleted edges, so the path that
-// explained it is still shown.
-func walkRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCAResponse) bool {
+// both ways, the root causes and the paths from each root to alarm, for
+// views that do not analyse RCA themselves. A deleted (cleared) alarm's
+// RCA includes deleted edges, so the path that explained it is still
+// shown.
+func walkRCA(g GraphView, alarm graph.VertexID, resp *RCAResponse) bool {
 	v, ok := g.Vertex(alarm)
 	if !ok || v.Category != graph.CategoryAlarm {
 		return false
 	}
-	if v.IsDeleted {
-		includeDeleted = true
-	}
+	includeDeleted := v.IsDeleted
 	keep := func(e graph.Edge) bool {
 		return e.Relationship == graph.RelCauses && (includeDeleted || !e.IsDeleted)
 	}
@@ -599,11 +594,14 @@ func walkRCA(g GraphView, alarm graph.VertexID, includeDeleted bool, resp *RCARe
 			continue
 		}
 		// Only roots that reach the alarm (following causes forward).
-		paths := pathsTo(g, id, alarm, keep, MaxRCAPaths-len(resp.Paths))
+		paths := pathsTo(g, id, alarm, keep, MaxRCAPaths-len(resp.Paths)+1)
 		if len(paths) == 0 {
 			continue
 		}
 		resp.RootCauses = append(resp.RootCauses, strconv.FormatInt(int64(id), 10))
+		if n := MaxRCAPaths - len(resp.Paths); len(paths) > n {
+			paths, resp.PathsTruncated = paths[:n], true
+		}
 		resp.Paths = append(resp.Paths, paths...)
 	}
 	return true

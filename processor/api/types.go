@@ -235,8 +235,11 @@ type RCAResponse struct {
 	// no cause themselves.
 	RootCauses []string `json:"root_causes"`
 	// Paths are the causal paths from each root cause to the alarm asked
-	// about, as vitrage ids.
+	// about, as vitrage ids: at most MaxRCAPaths, shared out among the
+	// roots.
 	Paths [][]string `json:"paths"`
+	// PathsTruncated says some paths were left out of Paths.
+	PathsTruncated bool `json:"paths_truncated,omitempty"`
 }
 
 // TemplatesResponse lists templates.
