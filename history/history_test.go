@@ -1,8 +1,10 @@
 package history_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -232,10 +234,39 @@ func TestWriteFencedIdempotentAndQueries(t *testing.T) {
 	if len(nic) == 0 {
 		t.Error("no NIC alarm on h1")
 	}
-	mid := recs[len(recs)/2].RecordedAt
-	for _, o := range listAll(t, db, history.Query{From: mid, To: mid}) {
-		if o.RaisedAt.After(mid) || (!o.Active() && o.ClearedAt.Before(mid)) {
-			t.Errorf("occurrence %s (%s..%s) not active at %s", o.ID, o.RaisedAt, o.ClearedAt, mid)
+	// Active at t: raised at or before t, not cleared at or before t (the
+	// state at t holds the events recorded at t). At the moment one
+	// occurrence clears, and at the log's middle.
+	var clearedAt time.Time
+	for _, o := range want {
+		if !o.Active() {
+			clearedAt = o.ClearedAt
+			break
+		}
+	}
+	for _, at := range []time.Time{clearedAt, recs[len(recs)/2].RecordedAt} {
+		listed := map[string]bool{}
+		for _, o := range listAll(t, db, history.Query{From: at, To: at}) {
+			listed[o.ID] = true
+		}
+		for _, o := range want {
+			active := !o.RaisedAt.After(at) && (o.Active() || o.ClearedAt.After(at))
+			if listed[o.ID] != active {
+				t.Errorf("at %s: occurrence %s (%s..%s) listed %v, active %v", at, o.ID, o.RaisedAt, o.ClearedAt, listed[o.ID], active)
+			}
+		}
+	}
+	// An active occurrence has no clearing times in JSON (not year 1).
+	for _, o := range want {
+		if o.Active() {
+			b, err := json.Marshal(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte("cleared_at")) || bytes.Contains(b, []byte("0001-01-01")) {
+				t.Errorf("active occurrence in JSON: %s", b)
+			}
+			break
 		}
 	}
 	crit := listAll(t, db, history.Query{Severity: "critical"})

@@ -26,11 +26,11 @@ type Occurrence struct {
 	Severity       string    `json:"severity"`
 	RaisedSeq      int64     `json:"raised_seq"`
 	RaisedAt       time.Time `json:"raised_at"`
-	RaisedEventAt  time.Time `json:"raised_event_at"`
+	RaisedEventAt  time.Time `json:"raised_event_at,omitzero"`
 	// ClearedSeq is 0 while the alarm is active.
 	ClearedSeq      int64            `json:"cleared_seq,omitempty"`
-	ClearedAt       time.Time        `json:"cleared_at"`
-	ClearedEventAt  time.Time        `json:"cleared_event_at"`
+	ClearedAt       time.Time        `json:"cleared_at,omitzero"`
+	ClearedEventAt  time.Time        `json:"cleared_event_at,omitzero"`
 	SeverityChanges []SeverityChange `json:"severity_changes"`
 }
 
@@ -115,7 +115,9 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		where, args = append(where, "raised_at <= ?"), append(args, q.To.UTC())
 	}
 	if !q.From.IsZero() {
-		where, args = append(where, "(cleared_at IS NULL OR cleared_at >= ?)"), append(args, q.From.UTC())
+		// The state at t holds the events recorded at t: an occurrence
+		// cleared at From was not active then.
+		where, args = append(where, "(cleared_at IS NULL OR cleared_at > ?)"), append(args, q.From.UTC())
 	}
 	if q.Type != "" {
 		where, args = append(where, "alarm_type = ?"), append(args, q.Type)
@@ -238,7 +240,7 @@ type Link struct {
 	StartSeq int64     `json:"start_seq"`
 	StartAt  time.Time `json:"start_at"`
 	EndSeq   int64     `json:"end_seq,omitempty"`
-	EndAt    time.Time `json:"end_at"`
+	EndAt    time.Time `json:"end_at,omitzero"`
 }
 
 // Links returns the periods of the links into or out of the alarm key that
@@ -250,7 +252,7 @@ func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]L
 		stmt, args = stmt+" AND start_at <= ?", append(args, to.UTC())
 	}
 	if !from.IsZero() {
-		stmt, args = stmt+" AND (end_at IS NULL OR end_at >= ?)", append(args, from.UTC())
+		stmt, args = stmt+" AND (end_at IS NULL OR end_at > ?)", append(args, from.UTC())
 	}
 	rows, err := db.QueryContext(ctx, stmt+" ORDER BY start_seq, from_key, to_key", args...)
 	if err != nil {
