@@ -18,6 +18,9 @@ var ErrNoHistory = errors.New("this node keeps no alarm history")
 // HistoryReader answers from the alarm history the leader keeps in the
 // database, without replaying anything (Deps.History).
 type HistoryReader interface {
+	// Head is the last seq whose history is written: what the answers
+	// reflect (the live graph may be ahead of it).
+	Head(ctx context.Context) (int64, error)
 	AlarmHistory(ctx context.Context, q history.Query) (history.Page, error)
 	AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error)
 	AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error)
@@ -71,20 +74,27 @@ func historyRange(r *http.Request, now time.Time) (from, to time.Time, err error
 	return from.UTC(), to.UTC(), nil
 }
 
-// historyRequest is the server's HistoryReader and the request's range,
-// or false with the error (501, 400) written.
-func (s *Server) historyRequest(w http.ResponseWriter, r *http.Request) (h HistoryReader, from, to time.Time, ok bool) {
+// historyRequest is the server's HistoryReader, the request's range and
+// the meta of the answer (its seq: the history's head, read before the
+// query, so the answer reflects at least it), or false with the error
+// (501, 400, 500) written.
+func (s *Server) historyRequest(w http.ResponseWriter, r *http.Request) (h HistoryReader, from, to time.Time, m Meta, ok bool) {
 	h = s.history
 	if h == nil {
 		s.fail(w, http.StatusNotImplemented, 0, ErrNoHistory)
-		return nil, from, to, false
+		return nil, from, to, m, false
 	}
 	from, to, err := historyRange(r, s.now())
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, 0, err)
-		return nil, from, to, false
+		return nil, from, to, m, false
 	}
-	return h, from, to, true
+	head, err := h.Head(r.Context())
+	if err != nil {
+		s.historyFailed(w, err)
+		return nil, from, to, m, false
+	}
+	return h, from, to, s.meta(head), true
 }
 
 // historyFailed answers an error of the history store.
@@ -103,7 +113,7 @@ func (s *Server) historyFailed(w http.ResponseWriter, err error) {
 // &severity=&limit=&page=: the occurrences active at some moment of
 // [from, to], by raised seq, a page at a time.
 func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
-	h, from, to, ok := s.historyRequest(w, r)
+	h, from, to, meta, ok := s.historyRequest(w, r)
 	if !ok {
 		return
 	}
@@ -125,7 +135,7 @@ func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 	if p.Items == nil {
 		p.Items = []history.Occurrence{}
 	}
-	resp := HistoryResponse{Meta: s.meta(-1), From: from, To: to, Items: p.Items, Next: p.Next}
+	resp := HistoryResponse{Meta: meta, From: from, To: to, Items: p.Items, Next: p.Next}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
@@ -134,7 +144,7 @@ func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 // history.Stats refuses (from not before to, an interval under a second,
 // more than 100000 buckets) is a 400.
 func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
-	h, from, to, ok := s.historyRequest(w, r)
+	h, from, to, meta, ok := s.historyRequest(w, r)
 	if !ok {
 		return
 	}
@@ -155,7 +165,7 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 	if bs == nil {
 		bs = []history.Bucket{}
 	}
-	resp := StatsResponse{Meta: s.meta(-1), From: from, To: to, Interval: q.Interval.String(), Buckets: bs}
+	resp := StatsResponse{Meta: meta, From: from, To: to, Interval: q.Interval.String(), Buckets: bs}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
@@ -165,7 +175,7 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	bounded := v.Get("from") != "" || v.Get("to") != ""
-	h, from, to, ok := s.historyRequest(w, r)
+	h, from, to, meta, ok := s.historyRequest(w, r)
 	if !ok {
 		return
 	}
@@ -185,6 +195,6 @@ func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	if links == nil {
 		links = []history.Link{}
 	}
-	resp := LinksResponse{Meta: s.meta(-1), Alarm: key, Links: links}
+	resp := LinksResponse{Meta: meta, Alarm: key, Links: links}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/google/go-cmp/cmp"
 )
@@ -637,5 +638,38 @@ func TestSubscriptionsNeedAdmin(t *testing.T) {
 	}
 	if resp, body := do(t, ts, "GET", "/v1/subscriptions/nope", "admin-token", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("show of an unknown id: %d (%s)", resp.StatusCode, body)
+	}
+}
+
+// fakeHistory is a HistoryReader written up to head.
+type fakeHistory struct{ head int64 }
+
+func (h fakeHistory) Head(context.Context) (int64, error) { return h.head, nil }
+func (fakeHistory) AlarmHistory(context.Context, history.Query) (history.Page, error) {
+	return history.Page{}, nil
+}
+func (fakeHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.Bucket, error) {
+	return nil, nil
+}
+func (fakeHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
+	return nil, nil
+}
+
+// TestHistoryReflectsItsHead: history answers carry the seq the history
+// is written up to, not the live graph's.
+func TestHistoryReflectsItsHead(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Name: "r", Token: "read-token", Role: RoleReader}}},
+		&fakeBackend{g: sampleGraph(), seq: 100}, Deps{NodeID: "n1", Now: func() time.Time { return t0 }, History: fakeHistory{head: 42}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	for _, path := range []string{"/v1/history/alarms", "/v1/history/stats", "/v1/history/links?alarm=x"} {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		var m Meta
+		if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || m.Seq != 42 || resp.Header.Get(HeaderSeq) != "42" {
+			t.Errorf("%s: %d, seq %d (header %q), %v; want 200 at the history's head 42", path, resp.StatusCode, m.Seq, resp.Header.Get(HeaderSeq), err)
+		}
 	}
 }
