@@ -245,6 +245,10 @@ func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, bodyStatus(err), 0, err)
 			return
 		}
+		if req.Depth < 0 {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("depth: %d is not a non-negative integer", req.Depth))
+			return
+		}
 	} else {
 		q := r.URL.Query()
 		req.GraphType, req.Root, req.Type, req.Category = q.Get("graph_type"), q.Get("root"), q.Get("type"), q.Get("category")
@@ -782,7 +786,7 @@ func (s *Server) templateDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
-		s.fail(w, http.StatusRequestEntityTooLarge, 0, fmt.Errorf("read request body: %w", err))
+		s.fail(w, bodyStatus(err), 0, fmt.Errorf("read request body: %w", err))
 		return
 	}
 	evs, err := decodeEvents(raw)
@@ -849,7 +853,7 @@ func (s *Server) subscriptionPut(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
-		s.fail(w, http.StatusRequestEntityTooLarge, 0, fmt.Errorf("read request body: %w", err))
+		s.fail(w, bodyStatus(err), 0, fmt.Errorf("read request body: %w", err))
 		return
 	}
 	spec, err := subscription.Decode(raw)

@@ -191,7 +191,11 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 				return nil, fmt.Errorf("api config: tokens[%d].token_file: %s is empty", i, t.TokenFile)
 			}
 		}
-		s.tokens[sha256.Sum256([]byte(secret))] = t.Role
+		sum := sha256.Sum256([]byte(secret))
+		if role, dup := s.tokens[sum]; dup && role != t.Role {
+			return nil, fmt.Errorf("api config: tokens[%d] has the secret of an earlier token with role %s", i, role)
+		}
+		s.tokens[sum] = t.Role
 	}
 	s.handler = s.routes(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
 	return s, nil

@@ -673,3 +673,40 @@ func TestHistoryReflectsItsHead(t *testing.T) {
 		}
 	}
 }
+
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestRequestChecks: a negative depth in a POSTed topology query is a 400
+// as in the GET form; a body that fails to read (not one over the limit)
+// is a 400, not a 413; one secret given two roles is refused.
+func TestRequestChecks(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	if resp, body := do(t, ts, "POST", "/v1/topology", "read-token", "application/json", `{"depth":-1}`); resp.StatusCode != 400 {
+		t.Errorf("POST topology with depth -1: %d (%s); want 400", resp.StatusCode, body)
+	}
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Name: "a", Token: "admin-token", Role: RoleAdmin}}},
+		&fakeBackend{g: sampleGraph(), seq: 1}, Deps{NodeID: "n1", Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/events", "/v1/subscriptions/x"} {
+		method := "POST"
+		if path != "/v1/events" {
+			method = "PUT"
+		}
+		req := httptest.NewRequest(method, path, failingBody{})
+		req.Header.Set("Authorization", "Bearer admin-token")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != 400 {
+			t.Errorf("%s %s with a body that fails to read: %d; want 400", method, path, rec.Code)
+		}
+	}
+	_, err = New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Name: "r", Token: "same", Role: RoleReader}, {Name: "a", Token: "same", Role: RoleAdmin}}},
+		&fakeBackend{g: sampleGraph(), seq: 1}, Deps{NodeID: "n1"})
+	if err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Errorf("one secret with two roles: %v; want refused", err)
+	}
+}
