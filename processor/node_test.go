@@ -138,12 +138,12 @@ func TestHistoricalQueriesAreBounded(t *testing.T) {
 		historical: make(chan struct{}, 1),
 	}
 	n.historical <- struct{}{} // one running
-	if _, _, err := n.Reconstruct(context.Background(), 3, time.Time{}); !errors.Is(err, api.ErrBusy) {
+	if _, err := n.Reconstruct(context.Background(), 3, time.Time{}); !errors.Is(err, api.ErrBusy) {
 		t.Fatalf("query over the bound = %v; want api.ErrBusy", err)
 	}
 	<-n.historical
-	if _, seq, err := n.Reconstruct(context.Background(), 3, time.Time{}); err != nil || seq != 3 {
-		t.Fatalf("query within the bound = %d, %v", seq, err)
+	if p, err := n.Reconstruct(context.Background(), 3, time.Time{}); err != nil || p.Seq != 3 {
+		t.Fatalf("query within the bound = %d, %v", p.Seq, err)
 	}
 	if len(n.historical) != 0 {
 		t.Error("the query did not give its slot back")

@@ -658,13 +658,13 @@ func (n *node) Dump() ([]byte, int64, error) {
 	return buf.Bytes(), n.f.applied, nil
 }
 
-func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.GraphView, int64, error) {
+func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Past, error) {
 	if n.historical != nil {
 		select {
 		case n.historical <- struct{}{}:
 			defer func() { <-n.historical }()
 		default:
-			return nil, 0, fmt.Errorf("%w: %d historical queries are running (processor.max_historical_queries); retry later",
+			return api.Past{}, fmt.Errorf("%w: %d historical queries are running (processor.max_historical_queries); retry later",
 				api.ErrBusy, cap(n.historical))
 		}
 	}
@@ -674,16 +674,16 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Gr
 	}
 	res, err := n.parts.Reconstructor.Reconstruct(ctx, target)
 	if errors.Is(err, snapshot.ErrBeyondLog) || errors.Is(err, store.ErrTruncated) || errors.Is(err, snapshot.ErrGap) {
-		return nil, 0, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+		return api.Past{}, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	if err != nil {
-		return nil, 0, err
+		return api.Past{}, err
 	}
 	v, err := n.parts.Inspect(res.Machine)
 	if err != nil {
-		return nil, 0, err
+		return api.Past{}, err
 	}
-	return v, res.Seq, nil
+	return api.Past{Graph: v, Seq: res.Seq, RecordedAt: res.RecordedAt, StaleSemantics: res.StaleSemantics}, nil
 }
 
 func (n *node) Publish(ctx context.Context, evs ...event.Event) error {

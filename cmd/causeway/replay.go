@@ -360,6 +360,9 @@ type historicalRCA struct {
 	dot         func(io.Writer) error
 	// PathsTruncated says some shortest paths were left out of Paths.
 	PathsTruncated bool `json:"paths_truncated,omitempty"`
+	// StaleSemantics: rebuilt from a snapshot of a build with other
+	// semantics.
+	StaleSemantics bool `json:"stale_semantics,omitempty"`
 }
 
 func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) (*historicalRCA, error) {
@@ -369,7 +372,7 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 		return nil, fmt.Errorf("rca of %d: %w", alarm, err)
 	}
 	out := &historicalRCA{Seq: p.rec.Seq, RecordedAt: p.rec.RecordedAt.UTC(), SnapshotSeq: p.rec.SnapshotSeq, Alarm: int64(alarm),
-		RCA: g.RCAJSON(r)}
+		RCA: g.RCAJSON(r), StaleSemantics: p.rec.StaleSemantics}
 	keys := make([]string, 0, len(r.Alarms))
 	for _, id := range r.Alarms {
 		v, _ := g.Vertex(id)
@@ -449,6 +452,9 @@ func (a *historicalRCA) write(w io.Writer, format string) error {
 	row(tw, "seq", a.Seq)
 	row(tw, "recorded_at", a.RecordedAt.Format(time.RFC3339Nano))
 	row(tw, "alarm", a.Alarm)
+	if a.StaleSemantics {
+		row(tw, "stale semantics", "from a snapshot of a build with other semantics")
+	}
 	var roots []string
 	for _, x := range a.Alarms {
 		if x.Root {

@@ -14,6 +14,7 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/when"
 	"github.com/causeway/causeway/notifier/subscription"
 )
 
@@ -429,8 +430,8 @@ func buildTree(g GraphView, f filter, root graph.VertexID, depth int) Tree {
 	return walk(root, 0)
 }
 
-// rca answers GET /v1/rca/{id}: live, or at ?seq= or ?at= (RFC 3339) on a
-// reconstructed graph.
+// rca answers GET /v1/rca/{id}: live, or at ?seq= or ?at= (RFC 3339,
+// "now" or relative: -2h; not in the future) on a reconstructed graph.
 func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 	id, err := parseVertexID(r.PathValue("id"))
 	if err != nil {
@@ -451,8 +452,15 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusBadRequest, 0, errors.New("give seq or at, not both"))
 			return
 		}
-		if at, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("at: %q is not an RFC 3339 time", v))
+		now := s.now()
+		if at, err = when.Parse(v, now); err != nil {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("at: %w", err))
+			return
+		}
+		if at.After(now) {
+			// The log up to a future time is not known yet: an answer
+			// would change as events arrive.
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("at: %s is in the future", at.Format(time.RFC3339Nano)))
 			return
 		}
 	}
@@ -463,7 +471,7 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		found = computeRCA(g, id, &resp)
 	}
 	if seq > 0 || !at.IsZero() {
-		g, got, err := s.b.Reconstruct(r.Context(), seq, at)
+		past, err := s.b.Reconstruct(r.Context(), seq, at)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			s.fail(w, http.StatusNotFound, 0, err)
@@ -476,8 +484,8 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("reconstruct: %w", err))
 			return
 		}
-		resp.Historical = true
-		answer(g, got)
+		resp.Historical, resp.RecordedAt, resp.StaleSemantics = true, past.RecordedAt, past.StaleSemantics
+		answer(past.Graph, past.Seq)
 	} else if err := s.b.View(func(g View, seq int64) error { answer(g, seq); return nil }); err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return

@@ -76,18 +76,18 @@ func (b *fakeBackend) Status(context.Context) Status {
 	return Status{NodeID: "n1", Role: "Follower", Leader: "n2", AppliedSeq: b.seq, Ready: b.ready}
 }
 func (b *fakeBackend) Dump() ([]byte, int64, error) { return []byte(`{"dump":true}`), b.seq, nil }
-func (b *fakeBackend) Reconstruct(_ context.Context, seq int64, at time.Time) (GraphView, int64, error) {
+func (b *fakeBackend) Reconstruct(_ context.Context, seq int64, at time.Time) (Past, error) {
 	if !at.IsZero() {
 		seq = 5
 	}
 	if seq == 88 {
-		return nil, 0, fmt.Errorf("%w: 2 historical queries are running", ErrBusy)
+		return Past{}, fmt.Errorf("%w: 2 historical queries are running", ErrBusy)
 	}
 	g, ok := b.recon[seq]
 	if !ok {
-		return nil, 0, ErrNotFound
+		return Past{}, ErrNotFound
 	}
-	return g, seq, nil
+	return Past{Graph: g, Seq: seq, RecordedAt: t0.Add(time.Duration(seq) * time.Second), StaleSemantics: seq == 5}, nil
 }
 func (b *fakeBackend) Publish(_ context.Context, evs ...event.Event) error {
 	if b.pubErr != nil {
@@ -387,13 +387,19 @@ func TestRCA(t *testing.T) {
 		t.Errorf("historical paths:\n%s", diff)
 	}
 	code, r = get("/v1/rca/4?at=2026-01-01T00:00:00Z")
-	if code != 200 || r.Seq != 5 {
-		t.Errorf("rca at: %d %+v", code, r.Meta)
+	if code != 200 || r.Seq != 5 || !r.RecordedAt.Equal(t0.Add(5*time.Second)) || !r.StaleSemantics {
+		t.Errorf("rca at: %d %+v, recorded_at %v, stale %v", code, r.Meta, r.RecordedAt, r.StaleSemantics)
+	}
+	for _, at := range []string{"-2h", "now"} { // as the CLI and /v1/history read times
+		if code, r = get("/v1/rca/4?at=" + at); code != 200 || !r.Historical {
+			t.Errorf("rca at %s: %d", at, code)
+		}
 	}
 	if resp, _ := do(t, ts, "GET", "/v1/rca/4?seq=88", "read-token", "", ""); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("historical rca while busy: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	for path, want := range map[string]int{"/v1/rca/1": 404, "/v1/rca/4?seq=77": 404, "/v1/rca/4?seq=1&at=2026-01-01T00:00:00Z": 400, "/v1/rca/4?at=yesterday": 400} {
+	for path, want := range map[string]int{"/v1/rca/1": 404, "/v1/rca/4?seq=77": 404, "/v1/rca/4?seq=1&at=2026-01-01T00:00:00Z": 400, "/v1/rca/4?at=yesterday": 400,
+		"/v1/rca/4?at=2026-01-02T03:04:06Z": 400, "/v1/rca/4?at=%2B1m": 400} {
 		if code, _ := get(path); code != want {
 			t.Errorf("%s: %d, want %d", path, code, want)
 		}

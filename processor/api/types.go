@@ -68,9 +68,8 @@ type Backend interface {
 	// Dump returns the canonical dump of the live state and its seq.
 	Dump() ([]byte, int64, error)
 	// Reconstruct builds, on a separate graph, the state at seq (if > 0)
-	// or else at time at, and returns it with the seq it reflects. It never
-	// touches the live state.
-	Reconstruct(ctx context.Context, seq int64, at time.Time) (GraphView, int64, error)
+	// or else at time at. It never touches the live state.
+	Reconstruct(ctx context.Context, seq int64, at time.Time) (Past, error)
 	// Publish sends events to the bus: every change of state goes through
 	// the log.
 	Publish(ctx context.Context, evs ...event.Event) error
@@ -225,12 +224,28 @@ type CountResponse struct {
 	Counts map[string]int `json:"counts"`
 }
 
+// Past is a state reconstructed for a historical query.
+type Past struct {
+	Graph GraphView
+	// Seq is the last seq applied; RecordedAt its recorded_at (zero at
+	// seq 0).
+	Seq        int64
+	RecordedAt time.Time
+	// StaleSemantics says it was rebuilt from a snapshot computed by a
+	// build with other semantics (Status.StaleSemantics).
+	StaleSemantics bool
+}
+
 // RCAResponse is the root-cause analysis of an alarm.
 type RCAResponse struct {
 	Meta
-	// Historical is true when the graph was reconstructed (?seq= or ?at=).
-	Historical bool  `json:"historical"`
-	Graph      Graph `json:"graph"`
+	// Historical is true when the graph was reconstructed (?seq= or ?at=);
+	// RecordedAt is then the recorded_at of its seq, and StaleSemantics
+	// says it was rebuilt from a snapshot of a build with other semantics.
+	Historical     bool      `json:"historical"`
+	RecordedAt     time.Time `json:"recorded_at,omitzero"`
+	StaleSemantics bool      `json:"stale_semantics,omitempty"`
+	Graph          Graph     `json:"graph"`
 	// RootCauses are the vitrage ids of alarms in the RCA graph that have
 	// no cause themselves.
 	RootCauses []string `json:"root_causes"`

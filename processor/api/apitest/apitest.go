@@ -90,11 +90,11 @@ func (b *Backend) Status(context.Context) api.Status {
 func (b *Backend) Dump() ([]byte, int64, error) { return []byte("{}"), b.Seq, nil }
 
 // Reconstruct implements api.Backend: only the live seq exists.
-func (b *Backend) Reconstruct(_ context.Context, seq int64, _ time.Time) (api.GraphView, int64, error) {
+func (b *Backend) Reconstruct(_ context.Context, seq int64, _ time.Time) (api.Past, error) {
 	if seq != b.Seq {
-		return nil, 0, api.ErrNotFound
+		return api.Past{}, api.ErrNotFound
 	}
-	return b.G, b.Seq, nil
+	return api.Past{Graph: b.G, Seq: b.Seq}, nil
 }
 
 // Publish implements api.Backend.
