@@ -55,7 +55,7 @@ func TestAPICommands(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"status"}, []string{"applied_seq", "3", "leader", "p1"}},
+		{[]string{"status"}, []string{"applied_seq", "3", "leader", "p1", "unrecoverable_gaps", "apply_errors", "pending_outbox_rows"}},
 		{[]string{"alarms", "list"}, []string{"nic down", "CRITICAL"}},
 		{[]string{"alarms", "show", "2"}, []string{"nic down", "prometheus"}},
 		{[]string{"topology", "show"}, []string{"nova.host", "contains"}},

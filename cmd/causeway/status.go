@@ -84,13 +84,21 @@ func newStatusCmd(_ *globalFlags) *cobra.Command {
 				row(tw, "applied_seq", s.AppliedSeq)
 				row(tw, "log_head", s.LogHead)
 				row(tw, "lag", s.Lag)
+				row(tw, "loaded", s.Loaded)
 				row(tw, "ready", s.Ready)
 				row(tw, "last_snapshot_seq", s.LastSnapshotSeq)
+				if !s.LastSnapshotAt.IsZero() {
+					row(tw, "last_snapshot_at", s.LastSnapshotAt.Format(time.RFC3339))
+				}
 				row(tw, "snapshots_written", s.SnapshotsWritten)
 				row(tw, "fenced_writes", s.FencedWrites)
 				row(tw, "out_of_order_applications", s.OutOfOrder)
 				row(tw, "duplicates_skipped", s.DuplicatesSkipped)
 				row(tw, "gaps_repaired", s.GapsRepaired)
+				row(tw, "apply_errors", s.ApplyErrors)
+				row(tw, "unrecoverable_gaps", s.UnrecoverableGaps)
+				row(tw, "pending_outbox_rows", s.PendingRows)
+				row(tw, "pending_history_items", s.PendingItems)
 				if s.StaleSemantics {
 					row(tw, "stale_semantics", "state loaded from a snapshot of a build with other semantics")
 				}
