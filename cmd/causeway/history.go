@@ -80,7 +80,14 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return historyOutput(cmd.OutOrStdout(), output, p, func(tw *tabwriter.Writer) {
+		// JSON names the window it was resolved to, as the API does, so a
+		// next page can ask for the same one.
+		out := struct {
+			From time.Time `json:"from"`
+			To   time.Time `json:"to"`
+			history.Page
+		}{f, t, p}
+		return historyOutput(cmd.OutOrStdout(), output, out, func(tw *tabwriter.Writer) {
 			row(tw, "RAISED", "CLEARED", "TYPE", "NAME", "ALARM_ID", "RESOURCE", "SEVERITY", "DEDUCED", "SEVERITY_CHANGES", "RAISED_SEQ", "CLEARED_SEQ")
 			for _, o := range p.Items {
 				cleared, cseq := "active", "-"
@@ -102,8 +109,9 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 				row(tw, o.RaisedAt.Format(time.RFC3339), cleared, o.Type, o.Name, o.AlarmID, res, o.Severity, o.Deduced, ch, o.RaisedSeq, cseq)
 			}
 			if p.Next != "" {
+				// The window resolved now: relative times would move.
 				row(tw, "")
-				row(tw, "next page: --page "+p.Next)
+				row(tw, "next page: --page "+p.Next+" --from "+f.Format(time.RFC3339Nano)+" --to "+t.Format(time.RFC3339Nano))
 			}
 		})
 	}
