@@ -1,6 +1,8 @@
 package main
 
 import (
+	"maps"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -53,8 +55,8 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 				row(tw, "operational_severity", a.OperationalState)
 				row(tw, "deleted", a.IsDeleted)
 				row(tw, "update_timestamp", a.UpdateTimestamp)
-				for k, v := range a.Properties {
-					row(tw, "property."+k, v)
+				for _, k := range slices.Sorted(maps.Keys(a.Properties)) {
+					row(tw, "property."+k, a.Properties[k])
 				}
 			})
 		},

@@ -191,7 +191,7 @@ func (c *Client) Template(ctx context.Context, name string) (api.TemplateRespons
 }
 
 // AddTemplate is POST /v1/templates. A refused template is an *Error
-// with status 400; Problems holds the findings.
+// with status 400 whose Message holds the findings.
 func (c *Client) AddTemplate(ctx context.Context, body []byte) (api.AcceptedResponse, error) {
 	var r api.AcceptedResponse
 	err := c.Do(ctx, http.MethodPost, "/v1/templates", nil, body, "application/yaml", &r)
