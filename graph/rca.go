@@ -33,17 +33,19 @@ type RCA struct {
 	Roots []VertexID
 	// Paths are the shortest causal paths from each root to Alarm, sorted
 	// (by root, then lexicographically); each starts at a root and ends at
-	// Alarm. Each root has at most MaxPaths/len(Roots) of them (at least
-	// one): their number grows exponentially with the layers of alarms
-	// between a root and Alarm.
+	// Alarm. There are at most MaxPaths of them, their number growing
+	// exponentially with the layers of alarms between a root and Alarm:
+	// each root gets an equal share of the bound, and what a root does
+	// not need goes to the others.
 	Paths [][]VertexID
 	// Truncated says some shortest paths were left out of Paths.
 	Truncated bool
-	// Depth is the number of edges of the longest shortest path.
+	// Depth is the number of edges of the longest shortest path (listed
+	// or not).
 	Depth int
 }
 
-// MaxPaths bounds RCA.Paths, shared out equally among the roots.
+// MaxPaths bounds RCA.Paths.
 const MaxPaths = 100
 
 // causalView is the gonum view RCA walks: alarms (deleted included) and the
@@ -85,38 +87,67 @@ func (g *Graph) RCA(alarm VertexID) (*RCA, error) {
 	r.Links = g.edgesAmong(w, r.Alarms)
 
 	r.Roots = roots(w, causes)
-	share := max(1, MaxPaths/max(1, len(r.Roots)))
-	for _, root := range r.Roots {
-		ps, more := shortestPaths(w, root, alarm, dist, share)
-		r.Truncated = r.Truncated || more
-		if len(ps) > 0 {
-			r.Depth = max(r.Depth, dist[root])
+	// How many shortest paths each alarm has to alarm (capped past the
+	// bound): causes is in breadth-first order from alarm, so the alarms
+	// one step closer are counted first.
+	count := map[VertexID]int{alarm: 1}
+	for _, u := range causes {
+		if u == alarm {
+			continue
 		}
-		r.Paths = append(r.Paths, ps...)
+		n := 0
+		for it := w.From(int64(u)); it.Next(); {
+			if v := VertexID(it.Node().ID()); dist[v] == dist[u]-1 {
+				n = min(n+count[v], MaxPaths+1)
+			}
+		}
+		count[u] = n
+	}
+	need := make([]int, len(r.Roots))
+	for i, root := range r.Roots {
+		need[i] = count[root]
+		r.Depth = max(r.Depth, dist[root])
+	}
+	for i, n := range allot(need, MaxPaths) {
+		r.Paths = append(r.Paths, shortestPaths(w, r.Roots[i], alarm, dist, n)...)
+		r.Truncated = r.Truncated || n < need[i]
 	}
 	return r, nil
 }
 
+// allot shares budget among wants: each gets what it wants up to an equal
+// share of what is left, smallest wants first, so that what one does not
+// need goes to the others. Ties go by index; with fewer paths than roots,
+// some get none.
+func allot(want []int, budget int) []int {
+	order := make([]int, len(want))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return want[a] - want[b] })
+	got := make([]int, len(want))
+	for k, i := range order {
+		got[i] = min(want[i], budget/(len(order)-k))
+		budget -= got[i]
+	}
+	return got
+}
+
 // shortestPaths returns the first limit shortest causal paths from root to
-// alarm in lexicographic order, and whether there are more. dist holds the
-// distance of every cause of alarm to it: a path is shortest exactly when
-// each of its edges brings it one step closer, so a depth-first walk along
-// such edges, taking the next alarms in ascending order, lists the shortest
-// paths sorted without enumerating more than it keeps.
-func shortestPaths(w *View, root, alarm VertexID, dist map[VertexID]int, limit int) ([][]VertexID, bool) {
-	if _, ok := dist[root]; !ok {
-		return nil, false // a root of a cycle that does not reach alarm
+// alarm in lexicographic order. dist holds the distance of every cause of
+// alarm to it: a path is shortest exactly when each of its edges brings it
+// one step closer, so a depth-first walk along such edges, taking the next
+// alarms in ascending order, lists the shortest paths sorted without
+// enumerating more than it keeps.
+func shortestPaths(w *View, root, alarm VertexID, dist map[VertexID]int, limit int) [][]VertexID {
+	if _, ok := dist[root]; !ok || limit <= 0 {
+		return nil
 	}
 	var out [][]VertexID
-	more := false
 	cur := []VertexID{root}
 	var walk func(u VertexID)
 	walk = func(u VertexID) {
 		if u == alarm {
-			if len(out) == limit {
-				more = true
-				return
-			}
 			out = append(out, slices.Clone(cur))
 			return
 		}
@@ -128,17 +159,17 @@ func shortestPaths(w *View, root, alarm VertexID, dist map[VertexID]int, limit i
 			}
 		}
 		slices.Sort(next)
-		for _, v := range slices.Compact(next) {
+		for _, v := range next {
 			cur = append(cur, v)
 			walk(v)
 			cur = cur[:len(cur)-1]
-			if more {
+			if len(out) == limit {
 				return
 			}
 		}
 	}
 	walk(root)
-	return out, more
+	return out
 }
 
 // roots returns the alarms of causes (an alarm and every alarm causing it,

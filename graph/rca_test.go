@@ -232,8 +232,10 @@ func TestRCADeletedLinks(t *testing.T) {
 }
 
 // TestRCAPathsBounded: alarms in fully linked layers have exponentially
-// many shortest paths (8^4 from the root here); RCA lists the first
-// MaxPaths in order and says it left some out, each root keeping a share.
+// many shortest paths (8^4 from the root here); RCA lists MaxPaths in all,
+// in order, what a root does not need going to the others, and says it
+// left some out. Under the bound nothing is left out, however many roots
+// share it; over it with more roots than paths, the bound still holds.
 func TestRCAPathsBounded(t *testing.T) {
 	g := New(nil)
 	var l logb
@@ -242,21 +244,24 @@ func TestRCAPathsBounded(t *testing.T) {
 		mustApply(t, g, l.upsert("s", 1, alarm("prometheus", name, "warning", out("on", "t", "r"))))
 		return mustLookup(t, g, "ALARM", "prometheus", name).ID
 	}
-	root, other, last := add("root"), add("other"), add("last")
-	prev := []VertexID{root}
-	for layer := 0; layer < 4; layer++ {
-		var cur []VertexID
-		for i := 0; i < 8; i++ {
-			cur = append(cur, add(fmt.Sprintf("l%d-%d", layer, i)))
-		}
-		for _, a := range prev {
-			for _, b := range cur {
-				g.SetCausal(a, b, true)
+	layers := func(root VertexID, prefix string, n, width int) []VertexID {
+		prev := []VertexID{root}
+		for layer := 0; layer < n; layer++ {
+			var cur []VertexID
+			for i := 0; i < width; i++ {
+				cur = append(cur, add(fmt.Sprintf("%s%d-%d", prefix, layer, i)))
 			}
+			for _, a := range prev {
+				for _, b := range cur {
+					g.SetCausal(a, b, true)
+				}
+			}
+			prev = cur
 		}
-		prev = cur
+		return prev
 	}
-	for _, a := range prev {
+	root, other, last := add("root"), add("other"), add("last")
+	for _, a := range layers(root, "l", 4, 8) {
 		g.SetCausal(a, last, true)
 	}
 	g.SetCausal(other, last, true) // a second root, one edge away
@@ -264,13 +269,10 @@ func TestRCAPathsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cmp.Equal(r.Roots, []VertexID{root, other}) || r.Depth != 5 || !r.Truncated {
-		t.Fatalf("roots %v depth %d truncated %v; want [%d %d], 5, true", r.Roots, r.Depth, r.Truncated, root, other)
+	if !cmp.Equal(r.Roots, []VertexID{root, other}) || r.Depth != 5 || !r.Truncated || len(r.Paths) != MaxPaths {
+		t.Fatalf("roots %v depth %d truncated %v, %d paths; want [%d %d], 5, true, %d", r.Roots, r.Depth, r.Truncated, len(r.Paths), root, other, MaxPaths)
 	}
-	if len(r.Paths) != MaxPaths/2+1 {
-		t.Fatalf("%d paths; want %d from the root and 1 from the other", len(r.Paths), MaxPaths/2)
-	}
-	fromRoot := r.Paths[:MaxPaths/2]
+	fromRoot := r.Paths[:MaxPaths-1]
 	if !slices.IsSortedFunc(fromRoot, slices.Compare) || len(slices.CompactFunc(slices.Clone(fromRoot), slices.Equal)) != len(fromRoot) {
 		t.Error("the root's paths are not sorted and distinct")
 	}
@@ -278,7 +280,29 @@ func TestRCAPathsBounded(t *testing.T) {
 	if want := []VertexID{root, root + 3, root + 11, root + 19, root + 27, last}; !cmp.Equal(fromRoot[0], want) {
 		t.Errorf("first path %v; want %v", fromRoot[0], want)
 	}
-	if !cmp.Equal(r.Paths[MaxPaths/2], []VertexID{other, last}) {
-		t.Errorf("the other root's path: %v", r.Paths[MaxPaths/2])
+	if !cmp.Equal(r.Paths[MaxPaths-1], []VertexID{other, last}) {
+		t.Errorf("the other root's path: %v", r.Paths[MaxPaths-1])
+	}
+
+	// Two roots with 64 and 1 paths: under the bound, all listed.
+	a, b, end := add("a"), add("b"), add("end")
+	for _, x := range layers(a, "m", 2, 8) {
+		g.SetCausal(x, end, true)
+	}
+	g.SetCausal(b, end, true)
+	if r, _ = g.RCA(end); len(r.Paths) != 65 || r.Truncated {
+		t.Errorf("64+1 paths: listed %d, truncated %v; want 65, false", len(r.Paths), r.Truncated)
+	}
+
+	// A cycle of 150 alarms, all roots, with one path each: 100 listed.
+	cyc := make([]VertexID, 150)
+	for i := range cyc {
+		cyc[i] = add(fmt.Sprintf("c%d", i))
+	}
+	for i := range cyc {
+		g.SetCausal(cyc[i], cyc[(i+1)%len(cyc)], true)
+	}
+	if r, _ = g.RCA(cyc[0]); len(r.Roots) != 150 || len(r.Paths) != MaxPaths || !r.Truncated || r.Depth != 149 {
+		t.Errorf("cycle: %d roots, %d paths, truncated %v, depth %d; want 150, %d, true, 149", len(r.Roots), len(r.Paths), r.Truncated, r.Depth, MaxPaths)
 	}
 }
