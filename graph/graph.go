@@ -256,7 +256,8 @@ func (g *Graph) VertexIDs() []VertexID {
 func (g *Graph) Now() time.Time { return fromNanos(g.now) }
 
 func exportEdge(from VertexID, e *edge) Edge {
-	return Edge{From: from, To: e.to, Relationship: e.rel, IsDeleted: e.deleted, UpdateTimestamp: fromNanos(e.update)}
+	return Edge{From: from, To: e.to, Relationship: e.rel, IsDeleted: e.deleted, DeletedWithVertex: e.deleted && e.withVertex,
+		UpdateTimestamp: fromNanos(e.update)}
 }
 
 // Out returns the edges from id, sorted by (To, Relationship), deleted ones

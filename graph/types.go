@@ -66,10 +66,13 @@ func (v Vertex) Clone() Vertex {
 
 // Edge is a labelled, directed edge. Edge identity is (From, To, Relationship).
 type Edge struct {
-	From, To        VertexID
-	Relationship    string
-	IsDeleted       bool
-	UpdateTimestamp time.Time
+	From, To     VertexID
+	Relationship string
+	IsDeleted    bool
+	// DeletedWithVertex says the edge was deleted because one of its
+	// vertices was (not retracted by its owners).
+	DeletedWithVertex bool
+	UpdateTimestamp   time.Time
 }
 
 // ChangeOp says what a Change did.

@@ -109,9 +109,19 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 				row(tw, o.RaisedAt.Format(time.RFC3339), cleared, o.Type, o.Name, o.AlarmID, res, o.Severity, o.Deduced, ch, o.RaisedSeq, cseq)
 			}
 			if p.Next != "" {
-				// The window resolved now: relative times would move.
+				// The window resolved now (relative times would move), and
+				// the same filters.
+				hint := "next page: --page " + p.Next + " --from " + f.Format(time.RFC3339Nano) + " --to " + t.Format(time.RFC3339Nano)
+				for _, fl := range [][2]string{{"type", q.Type}, {"resource", q.Resource}, {"severity", q.Severity}} {
+					if fl[1] != "" {
+						hint += " --" + fl[0] + " " + shellQuote(fl[1])
+					}
+				}
+				if q.Limit != 100 {
+					hint += " --limit " + strconv.Itoa(q.Limit)
+				}
 				row(tw, "")
-				row(tw, "next page: --page "+p.Next+" --from "+f.Format(time.RFC3339Nano)+" --to "+t.Format(time.RFC3339Nano))
+				row(tw, hint)
 			}
 		})
 	}
@@ -180,4 +190,14 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&q.Type, "type", "", "only alarms of this type")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
+}
+
+// shellQuote quotes s for a shell command line when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=,+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -61,12 +61,12 @@ func TestAlarmsHistoryAndStats(t *testing.T) {
 
 	// The table's next-page hint names the window it resolved, so that a
 	// relative --from/--to does not move between pages.
-	out, err := runCausewayCLI(t, "alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to, "--limit", "1")
+	out, err := runCausewayCLI(t, "alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to, "--limit", "1", "--type", "prometheus")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "--from "+from+" --to "+to) {
-		t.Errorf("next-page hint without the window:\n%s", out)
+	if !strings.Contains(out, "--from "+from+" --to "+to+" --type prometheus --limit 1") {
+		t.Errorf("next-page hint without the window and filters:\n%s", out)
 	}
 
 	// Filters and the table form.

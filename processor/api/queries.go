@@ -18,6 +18,10 @@ import (
 	"github.com/causeway/causeway/notifier/subscription"
 )
 
+// MaxClockSkew is how far past the server's clock ?at= may be: a client
+// asking for "now" on a host whose clock is slightly ahead is answered.
+const MaxClockSkew = 5 * time.Second
+
 // MaxRCAPaths bounds the causal paths listed in an RCA answer (their
 // number grows exponentially with the layers of alarms on them).
 const MaxRCAPaths = graph.MaxPaths
@@ -117,18 +121,32 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 }
 
 // alarmOn says whether alarm is on resource: it has a live `on` edge to
-// it, or, cleared, had one when it cleared (the edges deleted with it
-// carry its clearing time; an edge retracted before is older).
+// it, or, cleared, had one when it last cleared: of its `on` edges deleted
+// together with it (not retracted before), those of its last occurrence,
+// deleted last (a resource deleted before the alarm cleared took the edge
+// with it earlier, so it is still the latest).
 func alarmOn(g GraphView, alarm graph.Vertex, resource graph.VertexID) bool {
+	var last time.Time
+	on := false
 	for _, e := range g.Out(alarm.ID) {
-		if e.To != resource || e.Relationship != graph.RelOn {
+		if e.Relationship != graph.RelOn {
 			continue
 		}
-		if !e.IsDeleted || (alarm.IsDeleted && e.UpdateTimestamp.Equal(alarm.UpdateTimestamp)) {
-			return true
+		switch {
+		case !e.IsDeleted:
+			if e.To == resource {
+				return true
+			}
+		case alarm.IsDeleted && e.DeletedWithVertex:
+			if e.UpdateTimestamp.After(last) {
+				last, on = e.UpdateTimestamp, false
+			}
+			if e.UpdateTimestamp.Equal(last) && e.To == resource {
+				on = true
+			}
 		}
 	}
-	return false
+	return on
 }
 
 func (s *Server) resourceList(w http.ResponseWriter, r *http.Request) {
@@ -457,9 +475,10 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("at: %w", err))
 			return
 		}
-		if at.After(now) {
+		if at.After(now.Add(MaxClockSkew)) {
 			// The log up to a future time is not known yet: an answer
-			// would change as events arrive.
+			// would change as events arrive (as it may for a time close
+			// to now: recorded_at is the writers' clock).
 			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("at: %s is in the future", at.Format(time.RFC3339Nano)))
 			return
 		}

@@ -3,9 +3,10 @@
 // past seq or time by reconstruction on a separate graph), templates,
 // status, cluster membership, health, readiness and metrics.
 //
-// Every response carries the seq of the state it reflects and the leader
-// this node knows, in the X-Causeway-Seq and X-Causeway-Leader headers and
-// in the JSON body. Nothing here changes the state directly: template
+// Every response carries the seq of the state it reflects (for the alarm
+// history, the seq the history is written up to) and the leader this node
+// knows, in the X-Causeway-Seq and X-Causeway-Leader headers and in the
+// JSON body. Nothing here changes the state directly: template
 // changes and events are published to the bus and come back through the
 // log, like every other change (invariant 3 of DESIGN.md).
 //
@@ -19,7 +20,7 @@
 //	GET  /v1/topology                  ?graph_type=graph|tree&root=&depth=&type=&category=&all= (POST: same as JSON)
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
-//	GET  /v1/rca/{id}                  live, or ?seq= / ?at=RFC3339 on a reconstructed graph
+//	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph
 //	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)
 //	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
 //	GET  /v1/history/links             ?alarm=KEY&from=&to=: periods of the causal links of one alarm

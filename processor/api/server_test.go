@@ -258,13 +258,26 @@ func TestAlarms(t *testing.T) {
 	if diff := cmp.Diff(ids("/v1/alarms?resource=1"), []string{"3"}); diff != "" {
 		t.Errorf("alarms on host:\n%s", diff)
 	}
-	// Cleared alarms on a resource: those on it when they cleared (their
-	// `on` edge deleted with them), not one moved off it before.
+	// Cleared alarms on a resource: those on it when they last cleared
+	// (their `on` edge deleted with them, the latest so deleted), not one
+	// moved off it before (even in the same record), nor an earlier
+	// occurrence's; the resource deleted before the alarm cleared counts.
 	g := sampleGraph()
-	g.vs[7] = graph.Vertex{ID: 7, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "moved", IsDeleted: true, UpdateTimestamp: t0}
+	cleared := func(id graph.VertexID, name string) graph.Vertex {
+		return graph.Vertex{ID: id, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: name, IsDeleted: true, UpdateTimestamp: t0}
+	}
+	g.vs[7], g.vs[8], g.vs[9] = cleared(7, "moved"), cleared(8, "resource gone first"), cleared(9, "raised again")
+	for i := range g.edges {
+		if g.edges[i].From == 5 {
+			g.edges[i].DeletedWithVertex = true
+		}
+	}
 	g.edges = append(g.edges,
-		graph.Edge{From: 7, To: 1, Relationship: "on", IsDeleted: true, UpdateTimestamp: t0.Add(-time.Hour)},
-		graph.Edge{From: 7, To: 2, Relationship: "on", IsDeleted: true, UpdateTimestamp: t0})
+		graph.Edge{From: 7, To: 1, Relationship: "on", IsDeleted: true, UpdateTimestamp: t0},
+		graph.Edge{From: 7, To: 2, Relationship: "on", IsDeleted: true, DeletedWithVertex: true, UpdateTimestamp: t0},
+		graph.Edge{From: 8, To: 2, Relationship: "on", IsDeleted: true, DeletedWithVertex: true, UpdateTimestamp: t0.Add(-time.Hour)},
+		graph.Edge{From: 9, To: 1, Relationship: "on", IsDeleted: true, DeletedWithVertex: true, UpdateTimestamp: t0.Add(-2 * time.Hour)},
+		graph.Edge{From: 9, To: 2, Relationship: "on", IsDeleted: true, DeletedWithVertex: true, UpdateTimestamp: t0})
 	ts2 := newTestServer(t, &fakeBackend{g: g, seq: 1})
 	idsOn := func(path string) []string {
 		_, body := do(t, ts2, "GET", path, "read-token", "", "")
@@ -280,7 +293,7 @@ func TestAlarms(t *testing.T) {
 	}
 	for path, want := range map[string][]string{
 		"/v1/alarms?all=true&resource=1": {"3", "5"},
-		"/v1/alarms?all=true&resource=2": {"4", "7"},
+		"/v1/alarms?all=true&resource=2": {"4", "7", "8", "9"},
 		"/v1/alarms?resource=2":          {"4"},
 	} {
 		if diff := cmp.Diff(idsOn(path), want); diff != "" {
@@ -390,7 +403,9 @@ func TestRCA(t *testing.T) {
 	if code != 200 || r.Seq != 5 || !r.RecordedAt.Equal(t0.Add(5*time.Second)) || !r.StaleSemantics {
 		t.Errorf("rca at: %d %+v, recorded_at %v, stale %v", code, r.Meta, r.RecordedAt, r.StaleSemantics)
 	}
-	for _, at := range []string{"-2h", "now"} { // as the CLI and /v1/history read times
+	// As the CLI and /v1/history read times; a clock a little ahead of the
+	// server's is tolerated.
+	for _, at := range []string{"-2h", "now", "2026-01-02T03:04:09Z"} {
 		if code, r = get("/v1/rca/4?at=" + at); code != 200 || !r.Historical {
 			t.Errorf("rca at %s: %d", at, code)
 		}
@@ -399,7 +414,7 @@ func TestRCA(t *testing.T) {
 		t.Errorf("historical rca while busy: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	for path, want := range map[string]int{"/v1/rca/1": 404, "/v1/rca/4?seq=77": 404, "/v1/rca/4?seq=1&at=2026-01-01T00:00:00Z": 400, "/v1/rca/4?at=yesterday": 400,
-		"/v1/rca/4?at=2026-01-02T03:04:06Z": 400, "/v1/rca/4?at=%2B1m": 400} {
+		"/v1/rca/4?at=2026-01-02T03:04:11Z": 400, "/v1/rca/4?at=%2B1m": 400} {
 		if code, _ := get(path); code != want {
 			t.Errorf("%s: %d, want %d", path, code, want)
 		}
