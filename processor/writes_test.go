@@ -377,7 +377,7 @@ func TestDeposedLeaderStopsWriting(t *testing.T) {
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); n.lead(lctx, 4) }()
-	waitFor(t, "the first writes", func() bool { o, _ := tables.heads(); return o == 10 })
+	waitFor(t, "the first writes", func() bool { o, h := tables.heads(); return o == 10 && h == 10 })
 
 	// A new leader at term 5 writes; the old one (term 4) applies more
 	// and its next write is refused by the fence.
