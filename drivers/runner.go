@@ -30,9 +30,6 @@ package drivers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -499,7 +496,7 @@ func BodyEvents(source string, slot, observedAt time.Time, ents []event.Entity) 
 		e := sorted[i]
 		ev := event.Event{
 			V:       event.Version,
-			EventID: event.DeriveID(source, syncID, string(event.KindEntityUpsert), e.Type, e.ID, ContentHash(e)),
+			EventID: event.DeriveID(source, syncID, string(event.KindEntityUpsert), e.Type, e.ID, event.ContentHash(e)),
 			Source:  source, Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &e,
 		}
 		if err := ev.Validate(); err != nil {
@@ -525,15 +522,3 @@ func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) 
 	return append([]event.Event{BeginEvent(source, slot, observedAt)}, body...), nil
 }
 
-// ContentHash is a stable hash of an entity's content: encoding/json
-// writes struct fields in order and map keys sorted.
-func ContentHash(e event.Entity) string {
-	b, err := json.Marshal(e)
-	if err != nil {
-		// An Entity holds only strings, maps and slices of them; Marshal
-		// cannot fail. Stay total anyway.
-		b = fmt.Appendf(nil, "%#v", e)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
-}

@@ -17,9 +17,6 @@ package static
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -538,7 +535,7 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 		e := ents[i]
 		out = append(out, event.Event{
 			V:          event.Version,
-			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, ContentHash(e)),
+			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, event.ContentHash(e)),
 			Source:     source,
 			Kind:       event.KindEntityUpsert,
 			ObservedAt: at.UTC(),
@@ -548,17 +545,3 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 	return out
 }
 
-// ContentHash is a stable hash of an entity's content: encoding/json
-// writes struct fields in order and map keys sorted, and Entities sorts
-// relations. (It equals drivers.ContentHash; this package keeps its own so
-// that it imports nothing but the event envelope and YAML.)
-func ContentHash(e event.Entity) string {
-	b, err := json.Marshal(e)
-	if err != nil {
-		// An Entity holds only strings, maps and slices of them; Marshal
-		// cannot fail. Stay total anyway.
-		b = fmt.Appendf(nil, "%#v", e)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
-}

@@ -244,13 +244,6 @@ func TestConfigYAML(t *testing.T) {
 	}
 }
 
-func TestContentHashMatchesRunner(t *testing.T) {
-	e := event.Entity{Category: "RESOURCE", Type: "switch", ID: "s1", Properties: map[string]string{"b": "2", "a": "1"}}
-	if ContentHash(e) != drivers.ContentHash(e) {
-		t.Error("static.ContentHash and drivers.ContentHash differ")
-	}
-}
-
 // TestImportsStayPure: graph/templatetest imports this package; it must
 // not pull in metrics, HTTP or the broker.
 func TestImportsStayPure(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -173,6 +174,20 @@ func (b Batch) FirstSeq() int64 { return b.PrevSeq + 1 }
 
 // LastSeq is the seq of the batch's last record (PrevSeq if empty).
 func (b Batch) LastSeq() int64 { return b.PrevSeq + int64(len(b.Records)) }
+
+// ContentHash is a stable hash of an entity's content (encoding/json writes
+// struct fields in order and map keys sorted): part of the event ids of
+// reports that may repeat, so that a repeat dedups and a change does not.
+func ContentHash(e Entity) string {
+	b, err := json.Marshal(e)
+	if err != nil {
+		// An Entity holds only strings, maps and slices of them; Marshal
+		// cannot fail. Stay total anyway.
+		b = fmt.Appendf(nil, "%#v", e)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
 
 // DeriveID returns a stable event id from the parts that identify an
 // observation, so re-publishing the same observation dedups in the log.

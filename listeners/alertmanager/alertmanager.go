@@ -198,10 +198,12 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 			errs = append(errs, fmt.Errorf("alerts[%d] (fingerprint %q): %w", i, a.Fingerprint, err))
 			continue
 		}
+		// The id names the report: a repeat dedups, while a firing alert
+		// whose annotations (the alarm's properties) changed is a new one.
 		ev := event.Event{
 			V: event.Version,
 			EventID: event.DeriveID(w.cfg.Source, alertmap.AlarmID(al), a.StartsAt.UTC().Format(time.RFC3339Nano),
-				a.Status, a.EndsAt.UTC().Format(time.RFC3339Nano)),
+				a.Status, a.EndsAt.UTC().Format(time.RFC3339Nano), event.ContentHash(ent)),
 			Source: w.cfg.Source,
 		}
 		if a.Status == StatusFiring {

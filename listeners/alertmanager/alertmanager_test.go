@@ -117,6 +117,24 @@ func TestResendDedups(t *testing.T) {
 	if a[0].EventID != c[0].EventID || a[1].EventID != c[1].EventID {
 		t.Error("re-sent alerts got new event ids")
 	}
+	// A firing alert re-sent with other annotations (its properties) is
+	// a new report: another id, or the log would drop it as a repeat.
+	alerts := p["alerts"].([]any)
+	first := alerts[0].(map[string]any)
+	ann, _ := first["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		first["annotations"] = ann
+	}
+	ann["summary"] = "now something else"
+	b3, _ := json.Marshal(p)
+	d, err := w.Decode(b3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d[0].EventID == a[0].EventID || d[1].EventID != a[1].EventID {
+		t.Errorf("changed annotations: ids %s, %s; want the first changed, the second kept", d[0].EventID, d[1].EventID)
+	}
 	// The resolved notification of the same alert is another event on the
 	// same alarm.
 	nb, _ := os.ReadFile("testdata/newer.json")

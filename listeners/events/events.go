@@ -239,5 +239,8 @@ func (a *API) Decode(body []byte) ([]event.Event, error) {
 		Name: e.Type, State: StateActive, Severity: severity, Properties: props,
 		Relations: []event.Relation{{Relationship: "on", Category: event.CategoryResource, Type: rtype, ID: rid, Direction: event.Out}},
 	}
+	// A report of the same moment with other severity or details is
+	// another observation, not a repeat to drop.
+	ev.EventID = event.DeriveID(ev.EventID, event.ContentHash(*ev.Entity))
 	return []event.Event{ev}, nil
 }

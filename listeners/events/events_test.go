@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,14 @@ func TestDownThenUpSameAlarm(t *testing.T) {
 	again, _ := a.Decode(down)
 	if again[0].EventID != d[0].EventID {
 		t.Error("the same event posted twice got two ids")
+	}
+	// The same moment reported with other details is another report.
+	changed, err := a.Decode(bytes.Replace(down, []byte(`"details": {`), []byte(`"details": {"note": "changed", `), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed[0].EventID == d[0].EventID {
+		t.Error("an event with other details got the same id")
 	}
 }
 
