@@ -521,4 +521,3 @@ func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) 
 	}
 	return append([]event.Event{BeginEvent(source, slot, observedAt)}, body...), nil
 }
-

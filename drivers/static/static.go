@@ -544,4 +544,3 @@ func Events(source string, at time.Time, tops ...*Topology) []event.Event {
 	}
 	return out
 }
-
