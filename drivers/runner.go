@@ -325,7 +325,14 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 			return
 		}
 		// Wait for the next slot, a trigger, or change pulls meanwhile.
+		// Slots that passed while this pull was retried are not pulled
+		// one after the other: the pull just published, read during the
+		// current slot, stands for them and for it.
 		next := slot.Truncate(s.Interval).Add(s.Interval)
+		if cur := r.deps.Now().Truncate(s.Interval); cur.After(next) {
+			log.Info("slots that passed while the pull was retried are skipped", "skipped", int(cur.Sub(next)/s.Interval)+1)
+			next = cur.Add(s.Interval)
+		}
 		if s.Jitter > 0 {
 			next = next.Add(time.Duration(r.deps.Rand() * s.Jitter * float64(s.Interval)))
 		}

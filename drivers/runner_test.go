@@ -431,3 +431,26 @@ func TestRunnerBeginsBeforeReading(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerSkipsMissedSlots: after an hour of failed reads, the runner
+// pulls the current slot, not every slot it missed one after the other.
+func TestRunnerSkipsMissedSlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{}
+		drv := &fakeDriver{name: "am", errs: 1 << 30, ents: []event.Entity{host("c1", "up")}}
+		_, stop := startRunner(t, []Job{{Driver: drv, Schedule: Schedule{Interval: time.Minute, BackoffMin: time.Second, BackoffMax: time.Minute}}}, Deps{Publisher: pub})
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		drv.mu.Lock()
+		drv.errs = 0
+		drv.mu.Unlock()
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if n := len(syncs(t, pub.events())); n < 1 || n > 2 {
+			t.Errorf("%d full pulls in the minute after the source came back; want 1 or 2", n)
+		}
+	})
+}
