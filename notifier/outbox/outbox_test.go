@@ -87,3 +87,27 @@ func TestWriteFencedAndIdempotent(t *testing.T) {
 		t.Fatal("an older subscription change overwrote a newer one")
 	}
 }
+
+// TestIDsDifferingInTrailingSpaces: the registry keeps "ops" and "ops "
+// apart, so must the tables (MariaDB's utf8mb4_bin would pad and merge
+// them, and INSERT IGNORE drop one's rows).
+func TestIDsDifferingInTrailingSpaces(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	var subs []subscription.Update
+	var rows []outbox.Row
+	for i, id := range []string{"ops", "ops "} {
+		subs = append(subs, subscription.Update{ID: id, Seq: 1, Spec: json.RawMessage(`{"url":"http://a/"}`)})
+		r := row(2, 0)
+		r.SubscriptionID, r.WebhookID = id, outbox.WebhookID(id, 2, "ALARM/x/a", "raised")+string(rune('a'+i))
+		rows = append(rows, r)
+	}
+	if n, err := outbox.Write(ctx, db, 1, outbox.Batch{Seq: 2, Subscriptions: subs, Rows: rows}); err != nil || n != 2 {
+		t.Fatalf("write: %d, %v; want 2 rows", n, err)
+	}
+	for _, q := range []string{"SELECT COUNT(*) FROM notifier_outbox", "SELECT COUNT(*) FROM notifier_subscriptions", "SELECT COUNT(*) FROM notifier_cursors"} {
+		if c := count(t, db, q); c != 2 {
+			t.Errorf("%s = %d; want 2", q, c)
+		}
+	}
+}
