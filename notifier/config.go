@@ -21,7 +21,8 @@ type Config struct {
 	// DSN of the MariaDB database (or DSNFile holding it).
 	DSN     string `yaml:"dsn"`
 	DSNFile string `yaml:"dsn_file"`
-	// InstanceID names this instance in leases (default host-pid).
+	// InstanceID names this instance in leases (default host-pid); each
+	// process adds a random part of its own.
 	InstanceID string `yaml:"instance_id"`
 	// PollInterval: how often an idle subscriber looks for new rows.
 	PollInterval time.Duration `yaml:"poll_interval"`
@@ -169,8 +170,8 @@ func (c Config) Validate() error {
 	if p := c.Delivery.BacklogPolicy; p != subscription.BacklogAlert && p != subscription.BacklogDeadLetter {
 		bad("delivery.backlog_policy", "must be %q or %q, not %q", subscription.BacklogAlert, subscription.BacklogDeadLetter, p)
 	}
-	if len(c.InstanceID) > 255 {
-		bad("instance_id", "longer than 255 bytes")
+	if len(c.InstanceID) > 240 {
+		bad("instance_id", "longer than 240 bytes")
 	}
 	names := make([]string, 0, len(c.Secrets))
 	for k := range c.Secrets {

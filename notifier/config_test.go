@@ -103,3 +103,12 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("backoff with no jitter = %v, want half", d)
 	}
 }
+
+// TestLeaseOwnersDiffer: two processes given one instance_id hold leases
+// under different names, so they never both drain one subscriber.
+func TestLeaseOwnersDiffer(t *testing.T) {
+	a, b := leaseOwner("n1"), leaseOwner("n1")
+	if a == b || !strings.HasPrefix(a, "n1/") || !strings.HasPrefix(b, "n1/") {
+		t.Errorf("lease owners %q and %q; want two names starting n1/", a, b)
+	}
+}

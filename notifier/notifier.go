@@ -42,7 +42,9 @@ package notifier
 
 import (
 	"context"
+	crand "crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +86,16 @@ type Notifier struct {
 	jitter  func() float64
 }
 
+// leaseOwner is the name of this process in leases: the instance id and
+// a random part, so that two processes given one instance_id (a config
+// copied to two hosts, two containers at pid 1 of one hostname) never
+// both hold a subscriber's lease.
+func leaseOwner(instance string) string {
+	var r [6]byte
+	_, _ = crand.Read(r[:]) // crypto/rand.Read does not fail (Go 1.24+)
+	return instance + "/" + hex.EncodeToString(r[:])
+}
+
 // New validates cfg and prepares an instance; it starts nothing.
 func New(cfg Config, deps Deps) (*Notifier, error) {
 	cfg.SetDefaults()
@@ -102,7 +114,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		return nil, err
 	}
 	n := &Notifier{
-		cfg: cfg, db: &db{sql: deps.DB, instance: cfg.InstanceID, ttl: cfg.LeaseTTL}, m: m, secrets: secrets,
+		cfg: cfg, db: &db{sql: deps.DB, instance: leaseOwner(cfg.InstanceID), ttl: cfg.LeaseTTL}, m: m, secrets: secrets,
 		log: deps.Logger, now: deps.Now, jitter: deps.Jitter,
 	}
 	if n.log == nil {
