@@ -339,6 +339,9 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 			// The leader stores only specs the registry accepted.
 			return fmt.Errorf("stored spec of %s: %w", w.id, err)
 		}
+		if spec.SecretRef == "" && (w.spec.URL != spec.URL || w.spec.SecretRef != "") {
+			n.log.Warn("subscription has no secret_ref: its notifications are sent unsigned", "subscription", w.id)
+		}
 		w.spec, w.pol = spec, n.cfg.policyFor(spec)
 	}
 	// A backlog policy that had to wait for the cursor runs as soon as

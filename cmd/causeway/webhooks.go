@@ -253,7 +253,12 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 	redrive := &cobra.Command{
 		Use:   "redrive",
 		Short: "Send dead letters again (same webhook-id), deleting each once delivered",
-		Args:  cobra.NoArgs,
+		Long: `Send dead letters again (same webhook-id), deleting each once delivered.
+
+They are sent beside the live deliveries, not in their order: a receiver
+may get an old "raised" after a newer "cleared" of the same alarm. Order
+by the payload's seq (or recorded_at) on the receiving side.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDB(cmd, func(ctx context.Context, cfg notifier.Config, db *sql.DB) error {
 				res, err := notifier.Redrive(ctx, db, cfg, nil, dlSub)
