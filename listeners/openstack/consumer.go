@@ -142,6 +142,10 @@ const (
 	ResultPublished    = "published"
 	ResultIgnored      = "ignored"
 	ResultDeadLettered = "dead_lettered"
+	// ResultDeadLetterFailed counts notifications that could not be moved
+	// to the dead-letter queue: they stay unacked, holding a prefetch slot
+	// until the broker redelivers them.
+	ResultDeadLetterFailed = "dead_letter_failed"
 )
 
 // New validates cfg. It starts nothing.
@@ -160,7 +164,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		cfg: cfg, deps: deps, log: deps.Logger.With("component", "listeners.openstack", "source", cfg.Source),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_listener_notifications_total",
-			Help: "OpenStack notifications by result (published, ignored, dead_lettered).",
+			Help: "OpenStack notifications by result (published, ignored, dead_lettered, dead_letter_failed).",
 		}, []string{"source", "result"}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_listener_notification_events_total", ConstLabels: prometheus.Labels{"source": cfg.Source},
@@ -357,7 +361,7 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 		published++
 		if err := d.Ack(false); err != nil {
 			// A stale delivery is redelivered; its events dedup by id.
-			c.log.Debug("ack failed", "err", err)
+			c.log.Warn("ack failed: the notification will be redelivered (its events dedup)", "err", err)
 		}
 	}
 	c.notifications.WithLabelValues(c.cfg.Source, ResultPublished).Add(float64(published - ignored))
@@ -369,7 +373,9 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 // broker redelivers it, and it is dead-lettered then.
 func (c *Consumer) deadLetter(ctx context.Context, d bus.Delivery, why error) {
 	if err := c.bus.DeadLetter(ctx, d, why.Error()); err != nil {
-		c.log.Warn("dead-letter failed", "err", err)
+		c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLetterFailed).Inc()
+		c.log.Warn("dead-letter failed: the notification stays unacked until the broker redelivers it",
+			"err", err, "reason", why.Error(), "routing_key", d.RoutingKey())
 		return
 	}
 	c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLettered).Inc()
