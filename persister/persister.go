@@ -123,6 +123,7 @@ type metrics struct {
 	retries      prometheus.Counter
 	unpublished  prometheus.Counter
 	snapsPruned  prometheus.Counter
+	clockBehind  prometheus.Counter
 }
 
 // New validates cfg (after defaults) and deps. It starts nothing.
@@ -180,12 +181,16 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			Name: "causeway_persister_snapshots_pruned_total",
 			Help: "Graph snapshots deleted by retention (older than the newest usable one at or before the retention boundary).",
 		}),
+		clockBehind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_clock_behind_commits_total",
+			Help: "Commits whose records took the log's last recorded_at because this persister's clock was behind it (recorded_at never decreases along seq).",
+		}),
 	}
 	for _, r := range []string{ReasonMalformed, ReasonInvalid, ReasonTooLarge, ReasonRejected} {
 		m.deadLettered.WithLabelValues(r) // export zeros
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.unpublished, m.snapsPruned} {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.unpublished, m.snapsPruned, m.clockBehind} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("persister: register metrics: %w", err)
 			}
@@ -468,6 +473,12 @@ func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
 	p.m.batchSize.Observe(float64(len(b.msgs)))
 	p.m.committed.Add(float64(len(res.Batch.Records)))
 	p.m.duplicates.Add(float64(len(res.Duplicates)))
+	if res.ClockBehind > time.Second && len(res.Batch.Records) > 0 {
+		// Sub-second is two persisters' ordinary drift; more is a clock to fix.
+		p.m.clockBehind.Inc()
+		p.lg.Warn("this persister's clock is behind the log's last recorded_at; its records took that time",
+			"behind", res.ClockBehind, "first_seq", res.Batch.FirstSeq())
+	}
 	for _, r := range res.Batch.Records {
 		p.m.lag.Observe(r.RecordedAt.Sub(r.Event.ObservedAt).Seconds())
 	}

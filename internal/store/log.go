@@ -61,6 +61,11 @@ type Appended struct {
 	// Duplicates are the indexes of the entries not stored because their
 	// event_id was already in the log or earlier in the same call.
 	Duplicates []int
+	// ClockBehind is how far this writer's clock was behind the log's last
+	// recorded_at (0 when it was not): the records took that recorded_at
+	// instead. A writer whose clock runs behind another's sees it on every
+	// call.
+	ClockBehind time.Duration
 }
 
 const (
@@ -119,10 +124,10 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
 	}
 	at := l.now().UTC().Truncate(time.Microsecond)
-	if lastAt = lastAt.UTC(); at.Before(lastAt) {
-		at = lastAt
-	}
 	out := Appended{Batch: event.Batch{PrevSeq: lastSeq}}
+	if lastAt = lastAt.UTC(); at.Before(lastAt) {
+		out.ClockBehind, at = lastAt.Sub(at), lastAt
+	}
 	keep := make([]int, 0, len(entries))
 	for i, e := range entries {
 		if stored[e.Event.EventID] {

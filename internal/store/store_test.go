@@ -92,6 +92,9 @@ func TestAppendSequencesAndDedups(t *testing.T) {
 	if at := got.Batch.Records[0].RecordedAt; !at.Equal(wantAt) {
 		t.Errorf("recorded_at after clock went back = %v; want %v", at, wantAt)
 	}
+	if got.ClockBehind != time.Hour {
+		t.Errorf("ClockBehind = %v; want 1h", got.ClockBehind)
+	}
 
 	// All duplicates: nothing stored, head unchanged.
 	got, err = log.Append(ctx, entries(t, "a", "e"))
