@@ -360,6 +360,12 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			flight = flight[1:]
 			switch {
 			case !head.dc.Acked():
+				// It stays spooled and is sent again next session, after
+				// the events acked behind it: a nack (a quorum queue
+				// without a leader, a reject-publish overflow) can move an
+				// event up to MaxInFlight places later in the log. Keeping
+				// those spooled too would not help: the log keeps the first
+				// copy of an event id.
 				p.nacked.Inc()
 				failed++
 			case unrouted[head.id] > 0:
