@@ -34,7 +34,10 @@ type subRow struct {
 	id      string
 	deleted bool
 	seq     int64 // of its last change (its deletion, when deleted)
-	spec    []byte
+	// deletedSeq is the seq of its latest deletion (0: never deleted),
+	// kept when the id is added again.
+	deletedSeq int64
+	spec       []byte
 }
 
 // db wraps the notifier's statements.
@@ -66,7 +69,7 @@ func (d *db) subscriptions(ctx context.Context) ([]subRow, error) {
 
 func (d *db) subscription(ctx context.Context, id string) (subRow, bool, error) {
 	s := subRow{id: id}
-	err := d.sql.QueryRowContext(ctx, "SELECT deleted, seq, spec FROM notifier_subscriptions WHERE id = ?", id).Scan(&s.deleted, &s.seq, &s.spec)
+	err := d.sql.QueryRowContext(ctx, "SELECT deleted, seq, deleted_seq, spec FROM notifier_subscriptions WHERE id = ?", id).Scan(&s.deleted, &s.seq, &s.deletedSeq, &s.spec)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, false, nil
 	}

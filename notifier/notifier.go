@@ -236,6 +236,9 @@ type worker struct {
 	spec       subscription.Spec
 	deleted    bool
 	deletedSeq int64 // the seq of the deletion (0: unknown, every pending row is its)
+	// formerThrough is the seq of the id's latest deletion while it lives
+	// again: rows up to it were derived for the deleted subscription.
+	formerThrough int64
 	pol        policy
 	loadedAt   time.Time
 	renewedAt  time.Time
@@ -295,6 +298,22 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			return nil
 		}
+		if w.formerThrough > 0 && w.cur.less(pos{seq: w.formerThrough, ord: math.MaxInt32}) {
+			// Deleted and added again before this worker saw the deletion:
+			// the rows up to it are the deleted subscription's, not to be
+			// sent to the new one.
+			through := pos{seq: w.formerThrough, ord: math.MaxInt32 - 1}
+			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, &through, "subscription deleted")
+			if err != nil {
+				return err
+			}
+			w.cur = np
+			if moved > 0 {
+				n.m.deadLettered.WithLabelValues(w.id, "deleted").Add(float64(moved))
+				w.log.Warn("subscription deleted and added again with rows pending; moved its former rows to the dead-letter table", "rows", moved)
+			}
+			continue
+		}
 		rows, err := n.db.fetch(ctx, w.id, w.cur, n.cfg.BatchSize)
 		if err != nil {
 			return err
@@ -334,6 +353,7 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 			w.deleted, w.deletedSeq = true, s.seq
 			return nil
 		}
+		w.formerThrough = s.deletedSeq
 		spec, err := subscription.Decode(s.spec)
 		if err != nil {
 			// The leader stores only specs the registry accepted.
@@ -461,7 +481,9 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 				}
 				return err
 			}
-			if w.deleted || ctx.Err() != nil {
+			if w.deleted || r.pos.seq <= w.formerThrough || ctx.Err() != nil {
+				// Deleted (and maybe added again) meanwhile: run sorts out
+				// the rows of the deleted subscription.
 				return flush(false, "")
 			}
 			if r.pos.less(w.cur) || r.pos.less(next) {

@@ -308,6 +308,34 @@ func TestDeletedSubscription(t *testing.T) {
 	})
 }
 
+// TestDeletedThenAddedAgain: a subscription deleted and added again (to
+// another receiver) before the notifier saw the deletion: the rows derived
+// for the deleted one go to the dead-letter table, not to the new
+// receiver, which gets only its own.
+func TestDeletedThenAddedAgain(t *testing.T) {
+	db, dsn := openDB(t)
+	old, cur := newReceiver(t), newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", old.srv.URL, "")
+	l.raise("before", 5)
+	l.apply(deleteSub("ops"))
+	l.subscribe("ops", cur.srv.URL, "")
+	l.raise("after", 3)
+	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
+	waitFor(t, 20*time.Second, "the new receiver's 3 rows", func() bool { return len(cur.delivered()) >= 3 })
+	time.Sleep(500 * time.Millisecond) // anything more would have come by now
+	if n := len(cur.delivered()); n != 3 {
+		t.Errorf("the new receiver got %d notifications; want its 3", n)
+	}
+	if n := len(old.receipts()); n != 0 {
+		t.Errorf("the old receiver got %d requests after its subscription was deleted", n)
+	}
+	dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+	if err != nil || len(dls) != 5 || !strings.Contains(dls[0].Reason, "deleted") {
+		t.Errorf("dead letters: %d (%v); want the deleted subscription's 5", len(dls), err)
+	}
+}
+
 // Stopped by its context (SIGTERM) mid-delivery, the notifier stores what
 // it delivered: a restart repeats at most the one request in flight.
 func TestGracefulStopStoresProgress(t *testing.T) {

@@ -139,15 +139,20 @@ func putSubscription(ctx context.Context, tx *sql.Tx, term int64, u subscription
 	}
 	// MariaDB evaluates ON DUPLICATE KEY assignments left to right, so seq,
 	// which the others compare against, is assigned last.
+	var deletedSeq int64
+	if u.Deleted {
+		deletedSeq = u.Seq
+	}
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO notifier_subscriptions (id, seq, deleted, spec, term, updated_at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
+		`INSERT INTO notifier_subscriptions (id, seq, deleted, spec, term, updated_at, deleted_seq) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6), ?)
 		 ON DUPLICATE KEY UPDATE
+		   deleted_seq = IF(VALUES(seq) > seq, GREATEST(deleted_seq, VALUES(deleted_seq)), deleted_seq),
 		   deleted = IF(VALUES(seq) > seq, VALUES(deleted), deleted),
 		   spec = IF(VALUES(seq) > seq, VALUES(spec), spec),
 		   term = IF(VALUES(seq) > seq, VALUES(term), term),
 		   updated_at = IF(VALUES(seq) > seq, VALUES(updated_at), updated_at),
 		   seq = GREATEST(seq, VALUES(seq))`,
-		u.ID, u.Seq, u.Deleted, spec, term); err != nil {
+		u.ID, u.Seq, u.Deleted, spec, term, deletedSeq); err != nil {
 		return fmt.Errorf("outbox write: subscription %s at seq %d: %w", u.ID, u.Seq, err)
 	}
 	if !u.Deleted {
