@@ -239,12 +239,12 @@ type worker struct {
 	// formerThrough is the seq of the id's latest deletion while it lives
 	// again: rows up to it were derived for the deleted subscription.
 	formerThrough int64
-	pol        policy
-	loadedAt   time.Time
-	renewedAt  time.Time
-	countedAt  time.Time
-	overLimit  bool
-	policyDue  bool // over the limit, its dead_letter policy waiting for the cursor
+	pol           policy
+	loadedAt      time.Time
+	renewedAt     time.Time
+	countedAt     time.Time
+	overLimit     bool
+	policyDue     bool // over the limit, its dead_letter policy waiting for the cursor
 }
 
 // drain delivers subscriber id's rows from cursor p while it holds the
