@@ -287,30 +287,15 @@ func (w *worker) run(ctx context.Context) error {
 			if w.deletedSeq > 0 {
 				through = &pos{seq: w.deletedSeq, ord: math.MaxInt32 - 1} // every row of that seq; the cursor (INT) goes to MaxInt32
 			}
-			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, through, "subscription deleted")
-			if err != nil {
-				return err
-			}
-			w.cur = np
-			if moved > 0 {
-				n.m.deadLettered.WithLabelValues(w.id, "deleted").Add(float64(moved))
-				w.log.Warn("subscription deleted with rows pending; moved them to the dead-letter table", "rows", moved)
-			}
-			return nil
+			return w.dropDeleted(ctx, through, "subscription deleted with rows pending; moved them to the dead-letter table")
 		}
 		if w.formerThrough > 0 && w.cur.less(pos{seq: w.formerThrough, ord: math.MaxInt32}) {
 			// Deleted and added again before this worker saw the deletion:
 			// the rows up to it are the deleted subscription's, not to be
 			// sent to the new one.
 			through := pos{seq: w.formerThrough, ord: math.MaxInt32 - 1}
-			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, &through, "subscription deleted")
-			if err != nil {
+			if err := w.dropDeleted(ctx, &through, "subscription deleted and added again with rows pending; moved its former rows to the dead-letter table"); err != nil {
 				return err
-			}
-			w.cur = np
-			if moved > 0 {
-				n.m.deadLettered.WithLabelValues(w.id, "deleted").Add(float64(moved))
-				w.log.Warn("subscription deleted and added again with rows pending; moved its former rows to the dead-letter table", "rows", moved)
 			}
 			continue
 		}
@@ -327,6 +312,22 @@ func (w *worker) run(ctx context.Context) error {
 		if err := w.deliverBatch(ctx, rows); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// dropDeleted moves the rows from the cursor through through (nil: all)
+// to the dead-letter table as a deleted subscription's, and logs msg when
+// it moved any.
+func (w *worker) dropDeleted(ctx context.Context, through *pos, msg string) error {
+	np, moved, err := w.n.db.deadLetter(ctx, w.id, w.cur, through, "subscription deleted")
+	if err != nil {
+		return err
+	}
+	w.cur = np
+	if moved > 0 {
+		w.n.m.deadLettered.WithLabelValues(w.id, "deleted").Add(float64(moved))
+		w.log.Warn(msg, "rows", moved)
 	}
 	return nil
 }
