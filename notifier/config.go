@@ -65,6 +65,12 @@ type DeliveryConfig struct {
 	// loud) or "dead_letter" (move the oldest rows beyond the limit to the
 	// dead-letter table, loudly).
 	BacklogPolicy string `yaml:"backlog_policy"`
+	// MaxRefusals: a row the receiver refuses this many times in a row
+	// with 400, 413, 415 or 422 (the request itself refused, not the
+	// receiver unavailable or misconfigured) moves to the dead-letter
+	// table with the answer, and the next rows go on; 0: it waits like any
+	// failure, blocking its subscriber until max_age.
+	MaxRefusals int `yaml:"max_refusals"`
 }
 
 // SecretConfig is a signing secret (whsec_...), inline or in a file.
@@ -166,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.MaxBacklog <= 0 {
 		bad("delivery.max_backlog", "must be positive")
+	}
+	if c.Delivery.MaxRefusals < 0 {
+		bad("delivery.max_refusals", "must not be negative")
 	}
 	if p := c.Delivery.BacklogPolicy; p != subscription.BacklogAlert && p != subscription.BacklogDeadLetter {
 		bad("delivery.backlog_policy", "must be %q or %q, not %q", subscription.BacklogAlert, subscription.BacklogDeadLetter, p)

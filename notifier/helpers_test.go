@@ -140,7 +140,9 @@ type receiver struct {
 	// until release is closed; holding counts the requests held.
 	holdAt  int
 	release chan struct{}
-	holding int
+	// refuseSeq, if set, is answered 422 (the payload refused).
+	refuseSeq int64
+	holding   int
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -179,6 +181,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.Unmarshal(body, &doc)
 	r.mu.Lock()
+	if r.refuseSeq != 0 && doc.Seq == r.refuseSeq {
+		status = http.StatusUnprocessableEntity
+	}
 	if err := verifySignature(testSecret, req.Header, body); err != nil {
 		r.bad = append(r.bad, err.Error())
 	}

@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "causeway_notifier_delivered_total", Help: "Rows delivered (2xx).",
 		}, []string{"subscription"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "causeway_notifier_dead_lettered_total", Help: "Rows moved to the dead-letter table, by reason (expired, backlog, deleted).",
+			Name: "causeway_notifier_dead_lettered_total", Help: "Rows moved to the dead-letter table, by reason (expired, backlog, deleted, refused).",
 		}, []string{"subscription", "reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "causeway_notifier_delivery_latency_seconds",

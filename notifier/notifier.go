@@ -463,7 +463,7 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 		return nil
 	}
 	for _, r := range rows {
-		attempt := 0
+		attempt, refusals := 0, 0
 		for {
 			if w.policyDue && next != w.cur {
 				// The backlog policy moves rows from the stored cursor:
@@ -533,6 +533,26 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 				return flush(false, "")
 			}
 			n.m.failures.WithLabelValues(w.id).Inc()
+			if refused(err) {
+				refusals++
+			} else {
+				refusals = 0
+			}
+			if limit := n.cfg.Delivery.MaxRefusals; limit > 0 && refusals >= limit {
+				if err := flush(false, ""); err != nil {
+					return err
+				}
+				rp := r.pos
+				np, moved, derr := n.db.deadLetter(ctx, w.id, w.cur, &rp, fmt.Sprintf("refused by the receiver %d times (max_refusals): %v", refusals, err))
+				if derr != nil {
+					return derr
+				}
+				w.cur, next = np, np
+				n.m.deadLettered.WithLabelValues(w.id, "refused").Add(float64(moved))
+				w.log.Error("row refused by the receiver; moved to the dead-letter table", "seq", r.seq, "ord", r.ord, "webhook_id", r.webhookID,
+					"refusals", refusals, "err", err)
+				break
+			}
 			if attempt == 0 {
 				w.log.Warn("delivery failed; retrying with backoff", "webhook_id", r.webhookID, "seq", r.seq, "err", err)
 				if err := flush(true, err.Error()); err != nil {
@@ -553,6 +573,21 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 		}
 	}
 	return flush(false, "")
+}
+
+// refused reports an answer that refuses the request itself (it will not
+// be taken however often it is sent), as opposed to a receiver that is
+// down, overloaded or not configured for us yet.
+func refused(err error) bool {
+	var se *webhook.StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 // backoff is min(initial*2^attempt, max), with jitter over its upper half.

@@ -308,6 +308,36 @@ func TestDeletedSubscription(t *testing.T) {
 	})
 }
 
+// TestRefusedRowIsDeadLettered: with max_refusals, a row the receiver
+// refuses (422) that many times moves to the dead-letter table and the
+// rows after it are delivered, in order; a receiver that is down (503)
+// only delays.
+func TestRefusedRowIsDeadLettered(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 5)
+	rcv.mu.Lock()
+	rcv.refuseSeq = l.seq - 2 // the third alarm's row
+	rcv.mu.Unlock()
+	cfg := testConfig(dsn, "n1")
+	cfg.Delivery.MaxRefusals = 3
+	start(t, cfg, db, prometheus.NewRegistry())
+	waitFor(t, 20*time.Second, "4 deliveries", func() bool { return len(rcv.delivered()) >= 4 })
+	var seqs []int64
+	for _, d := range rcv.delivered() {
+		seqs = append(seqs, d.seq)
+	}
+	if want := []int64{l.seq - 4, l.seq - 3, l.seq - 1, l.seq}; !cmp.Equal(seqs, want) {
+		t.Errorf("delivered seqs %v; want %v", seqs, want)
+	}
+	dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "refused") || !strings.Contains(dls[0].Reason, "422") {
+		t.Errorf("dead letters %+v (%v); want the refused row with the answer", dls, err)
+	}
+}
+
 // TestDeletedThenAddedAgain: a subscription deleted and added again (to
 // another receiver) before the notifier saw the deletion: the rows derived
 // for the deleted one go to the dead-letter table, not to the new
