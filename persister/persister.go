@@ -39,6 +39,10 @@ type Queue interface {
 	// Messages is the stream of deliveries, in broker order.
 	Messages() <-chan Message
 	// DeadLetter moves m to the dead-letter queue with reason and acks it.
+	// If the move fails while m's channel is live, it must still settle m
+	// (BusQueue rejects it to the queue's dead-letter exchange): a later
+	// batch's multiple ack would otherwise cover a message neither stored
+	// nor dead-lettered.
 	DeadLetter(ctx context.Context, m Message, reason string) error
 }
 
