@@ -19,6 +19,28 @@ import (
 	"github.com/causeway/causeway/internal/event"
 )
 
+// runConsumer runs a consumer of cfg publishing to pub until the test
+// ends (before its vhost goes, if it fails early); stop ends it sooner and
+// returns what Run returned.
+func runConsumer(t *testing.T, cfg Config, pub *fakePublisher) (stop func() error) {
+	t.Helper()
+	c, err := New(cfg, Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
 type fakePublisher struct {
 	mu    sync.Mutex
 	evs   []event.Event
@@ -139,19 +161,7 @@ func TestConsumerRabbitMQ(t *testing.T) {
 	url := bustest.VHost(t)
 	b := dial(t, url)
 	pub := &fakePublisher{fail: 2}
-	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, RedeclareInterval: 100 * time.Millisecond},
-		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { // before the vhost goes, if the test fails early
-		cancel()
-		<-done
-		done <- nil
-	})
+	stop := runConsumer(t, Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, RedeclareInterval: 100 * time.Millisecond}, pub)
 	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
 
 	for _, f := range []string{"instance_create_end", "instance_update", "service_update", "compute_exception", "instance_delete_end"} {
@@ -217,10 +227,7 @@ func TestConsumerRabbitMQ(t *testing.T) {
 	})
 	b.publish("testdata/instance_power_off_end.json")
 	waitFor(t, "the event after the redeclare", func() bool { evs, _ := pub.snapshot(); return len(evs) == 5 })
-	cancel()
-	err = <-done
-	done <- nil
-	if err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
 }
@@ -231,29 +238,14 @@ func TestConsumerAcksOnlyAfterPublish(t *testing.T) {
 	url := bustest.VHost(t)
 	b := dial(t, url)
 	pub := &fakePublisher{fail: -1}
-	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}},
-		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { // before the vhost goes, if the test fails early
-		cancel()
-		<-done
-		done <- nil
-	})
+	stop := runConsumer(t, Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}}, pub)
 	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
 	b.publish("testdata/instance_create_end.json")
 	waitFor(t, "publish attempts", func() bool { _, calls := pub.snapshot(); return calls >= 2 })
 	if n := b.queue(DefaultQueue); n != 0 {
 		t.Errorf("%d ready while the consumer holds the notification, want 0", n)
 	}
-	cancel()
-	err = <-done
-	done <- nil
-	if err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
 	waitFor(t, "the unacked notification back in the queue", func() bool { return b.queue(DefaultQueue) == 1 })
@@ -279,15 +271,7 @@ func TestOversizedNotificationIsDeadLettered(t *testing.T) {
 	url := bustest.VHost(t)
 	b := dial(t, url)
 	pub := &fakePublisher{}
-	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, RedeclareInterval: 100 * time.Millisecond},
-		Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runConsumer(t, Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, RedeclareInterval: 100 * time.Millisecond}, pub)
 	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
 	b.publish("testdata/instance_create_end.json")
 	waitFor(t, "a routable notification", func() bool { return b.publishOnce(huge) })
