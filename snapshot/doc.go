@@ -23,9 +23,12 @@
 // preferring a full replay while retention has dropped none of the log
 // would make a node's state depend on when it started. It is reported
 // instead (Reconstruction.StaleSemantics, the processor's status,
-// causeway_snapshot_stale_semantics_used_total). To bring a cluster to
-// this build's semantics, delete those snapshots while the log is still
-// whole from seq 1 and restart the processors: each replays the log.
+// causeway_snapshot_stale_semantics_used_total). Each snapshot row also
+// records the semantics (Meta.Semantics; rows older than that column are
+// inspected instead). To bring a cluster to this build's semantics, stop
+// the processors, delete those snapshots while the log is still whole from
+// seq 1 (Reconstructor.PruneStale, `causeway snapshots prune-stale`), and
+// start them again: each replays the log.
 //
 // The processor's state machine is a Node: the evaluator engine and the
 // webhook subscription registry, both functions of the log prefix. Its

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bufio"
+	"database/sql"
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
@@ -85,7 +86,7 @@ func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, err
 // runs after the lock is released. encoding is EngineGob or EngineJSON.
 func CaptureEngine(e *evaluator.Engine, seq int64, recordedAt time.Time, encoding string) (Capture, error) {
 	s := e.State()
-	c := Capture{Seq: seq, RecordedAt: recordedAt, Encoding: encoding}
+	c := Capture{Seq: seq, RecordedAt: recordedAt, Encoding: encoding, Semantics: sql.Null[int]{V: s.Semantics, Valid: true}}
 	switch encoding {
 	case EngineGob:
 		c.Encode = func(w io.Writer) error { return gob.NewEncoder(w).Encode(&s) }

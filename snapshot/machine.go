@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"database/sql"
 	"io"
 	"time"
 
@@ -25,6 +26,9 @@ type Machine interface {
 // and says so (Reconstruction.StaleSemantics).
 type SemanticsAware interface {
 	StaleSemantics() bool
+	// StateSemantics is the semantics number the state was computed
+	// under (0: older than the number).
+	StateSemantics() int
 }
 
 // Factory makes the machines Reconstruct fills: an empty one (the state
@@ -48,6 +52,10 @@ type Capture struct {
 	RecordedAt time.Time
 	// Encoding names the payload encoding, for Factory.Restore.
 	Encoding string
+	// Semantics is the apply semantics of the captured state, recorded in
+	// the snapshot's row (Meta.Semantics); not valid for a machine that
+	// records none.
+	Semantics sql.Null[int]
 	// Encode writes the payload.
 	Encode func(io.Writer) error
 }

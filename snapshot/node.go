@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/gob"
 	"encoding/json"
 	"errors"
@@ -80,6 +81,9 @@ func (n *Node) ChangesApplied() int64 { return n.Engine.ChangesApplied() }
 // StaleSemantics reports whether the engine's state was computed under
 // another build's semantics (evaluator.Engine.StaleSemantics).
 func (n *Node) StaleSemantics() bool { return n.Engine.StaleSemantics() }
+
+// StateSemantics is the engine's (evaluator.Engine.StateSemantics).
+func (n *Node) StateSemantics() int { return n.Engine.StateSemantics() }
 
 // Apply applies rec (Machine).
 func (n *Node) Apply(rec event.Record) error {
@@ -191,7 +195,7 @@ func (f NodeFactory) Capture(m Machine, seq int64, recordedAt time.Time) (Captur
 // Capture's Encode reads only the copy. encoding is NodeGob or NodeJSON.
 func CaptureNode(n *Node, seq int64, recordedAt time.Time, encoding string) (Capture, error) {
 	s := n.State()
-	c := Capture{Seq: seq, RecordedAt: recordedAt, Encoding: encoding}
+	c := Capture{Seq: seq, RecordedAt: recordedAt, Encoding: encoding, Semantics: sql.Null[int]{V: s.Engine.Semantics, Valid: true}}
 	switch encoding {
 	case NodeGob:
 		c.Encode = func(w io.Writer) error { return gob.NewEncoder(w).Encode(&s) }

@@ -33,6 +33,10 @@ type Meta struct {
 	Term          int64
 	FormatVersion uint16
 	Encoding      string
+	// Semantics is the apply semantics of the state (Capture.Semantics);
+	// not valid for a snapshot written before the column existed, or of a
+	// machine that records none.
+	Semantics sql.Null[int]
 	// Size is the stored blob (header and compressed body); RawSize the
 	// uncompressed payload.
 	Size     int64
@@ -69,13 +73,14 @@ func (s *Store) MaxAllowedPacket(ctx context.Context) (int64, error) {
 
 // insert writes one snapshot blob in chunks of at most chunkSize bytes, in
 // one transaction that first passes the fence. It returns the new row.
-func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term int64, h Header, blob []byte, chunkSize int, createdAt time.Time) (Meta, error) {
+func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term int64, h Header, semantics sql.Null[int], blob []byte, chunkSize int, createdAt time.Time) (Meta, error) {
 	m := Meta{
 		Seq:           h.Seq,
 		RecordedAt:    h.RecordedAt,
 		Term:          term,
 		FormatVersion: h.Version,
 		Encoding:      h.Encoding,
+		Semantics:     semantics,
 		Size:          int64(len(blob)),
 		RawSize:       int64(h.RawSize),
 		Chunks:        (len(blob) + chunkSize - 1) / chunkSize,
@@ -91,9 +96,9 @@ func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term
 		return Meta{}, fmt.Errorf("check fence %q term %d: %w", fenceName, term, err)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO snapshots
-		(seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.Seq, m.RecordedAt, m.Term, m.FormatVersion, m.Encoding, m.Size, m.RawSize, m.Chunks, m.Checksum, m.CreatedAt)
+		(seq, recorded_at, term, format_version, encoding, semantics, size, raw_size, chunks, checksum, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Seq, m.RecordedAt, m.Term, m.FormatVersion, m.Encoding, m.Semantics, m.Size, m.RawSize, m.Chunks, m.Checksum, m.CreatedAt)
 	if err != nil {
 		return Meta{}, fmt.Errorf("insert snapshot row seq %d: %w", m.Seq, err)
 	}
@@ -117,12 +122,12 @@ func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term
 	return m, nil
 }
 
-const metaColumns = "id, seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at"
+const metaColumns = "id, seq, recorded_at, term, format_version, encoding, semantics, size, raw_size, chunks, checksum, created_at"
 
 func scanMeta(rows *sql.Rows) (Meta, error) {
 	var m Meta
 	var rec, created dbTime
-	if err := rows.Scan(&m.ID, &m.Seq, &rec, &m.Term, &m.FormatVersion, &m.Encoding,
+	if err := rows.Scan(&m.ID, &m.Seq, &rec, &m.Term, &m.FormatVersion, &m.Encoding, &m.Semantics,
 		&m.Size, &m.RawSize, &m.Chunks, &m.Checksum, &created); err != nil {
 		return Meta{}, fmt.Errorf("scan snapshot row: %w", err)
 	}

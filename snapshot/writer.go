@@ -324,7 +324,7 @@ func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (
 		w.m.failures.WithLabelValues("write").Inc()
 		return res, err
 	}
-	res.Meta, err = w.store.insert(ctx, w.fence, w.cfg.FenceName, term, h, blob, chunkSize, w.now())
+	res.Meta, err = w.store.insert(ctx, w.fence, w.cfg.FenceName, term, h, c.Semantics, blob, chunkSize, w.now())
 	res.Write = time.Since(start)
 	if err != nil {
 		w.m.failures.WithLabelValues("write").Inc()

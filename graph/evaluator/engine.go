@@ -283,6 +283,10 @@ func (e *Engine) Graph() *graph.Graph { return e.g }
 // the log, but not the one this build's replay of it gives.
 func (e *Engine) StaleSemantics() bool { return e.semantics != Semantics }
 
+// StateSemantics is the Semantics the state was computed under (0: a state
+// older than the number).
+func (e *Engine) StateSemantics() int { return e.semantics }
+
 // ChangesApplied is the number of graph changes (the records' own and the
 // evaluator's) of every record applied since the engine was made or
 // restored: a measure of the work a replay of those records costs. It is

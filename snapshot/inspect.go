@@ -1,0 +1,119 @@
+package snapshot
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/causeway/causeway/graph/evaluator"
+)
+
+// Stale reports whether the snapshot is known to hold a state computed
+// under other semantics than this build's (evaluator.Semantics). A snapshot
+// at seq 0 is never stale: the empty state is the same under any
+// semantics. A snapshot whose row does not record its semantics is not
+// known to be stale; Inspect finds out.
+func (m Meta) Stale() bool {
+	return m.Seq > 0 && m.Semantics.Valid && m.Semantics.V != evaluator.Semantics
+}
+
+// Inspection is what loading and restoring one snapshot showed.
+type Inspection struct {
+	Meta
+	// Problem is why Reconstruct would skip the snapshot: "corrupt",
+	// "version", "encoding" or "restore"; empty when it is usable.
+	Problem string
+	// Err is the error behind Problem.
+	Err error
+}
+
+// Inspect loads one snapshot, verifies it and restores it with the
+// Reconstructor's factory, as Reconstruct would. A snapshot whose row does
+// not record its semantics gets them from the restored state
+// (SemanticsAware). The error is a database failure; an unusable snapshot
+// is reported in the Inspection.
+func (r *Reconstructor) Inspect(ctx context.Context, m Meta) (Inspection, error) {
+	in := Inspection{Meta: m}
+	mach, err := r.restore(ctx, m)
+	if err != nil {
+		if in.Problem = skipReason(err); in.Problem == "" {
+			return Inspection{}, fmt.Errorf("inspect snapshot %d: %w", m.ID, err)
+		}
+		in.Err = err
+		return in, nil
+	}
+	if sa, ok := mach.(SemanticsAware); ok && !in.Semantics.Valid {
+		in.Semantics = sql.Null[int]{V: sa.StateSemantics(), Valid: true}
+	}
+	return in, nil
+}
+
+// ErrLogNotWhole refuses PruneStale: without the log from seq 1, the moments
+// that only stale snapshots still reach could no longer be reconstructed.
+var ErrLogNotWhole = errors.New("the event log no longer starts at seq 1")
+
+// StalePrune is what PruneStale found, and deleted unless it was a dry run.
+type StalePrune struct {
+	// Stale are the snapshots of other semantics, newest first.
+	Stale []Meta
+	// Unusable are snapshots whose rows do not record their semantics and
+	// that Reconstruct skips anyway: left in place. (A stale row's snapshot
+	// is deleted whatever its payload.)
+	Unusable []Inspection
+	// Deleted counts the stale snapshots removed.
+	Deleted int
+}
+
+// PruneStale finds the snapshots holding a state of other semantics than
+// this build's and, unless dryRun, deletes them, so that the processors,
+// started again, replay the log under this build's semantics (doc.go).
+// Snapshots whose rows do not record their semantics are inspected.
+//
+// logFirst is the first seq the event log holds (0 when it is empty).
+// Unless it is 1, the deletion (and a dry run) is refused with
+// ErrLogNotWhole when there is anything to delete: a replay could not reach
+// back to the start. The
+// processors must be stopped: a running leader would go on writing
+// snapshots of its stale state.
+func (r *Reconstructor) PruneStale(ctx context.Context, logFirst int64, dryRun bool) (StalePrune, error) {
+	all, err := r.store.List(ctx, math.MaxInt64)
+	if err != nil {
+		return StalePrune{}, fmt.Errorf("prune stale snapshots: %w", err)
+	}
+	var res StalePrune
+	for _, m := range all {
+		if !m.Semantics.Valid {
+			in, err := r.Inspect(ctx, m)
+			if err != nil {
+				return res, fmt.Errorf("prune stale snapshots: %w", err)
+			}
+			if in.Problem != "" {
+				res.Unusable = append(res.Unusable, in)
+				continue
+			}
+			m = in.Meta
+		}
+		if m.Stale() {
+			res.Stale = append(res.Stale, m)
+		}
+	}
+	if len(res.Stale) == 0 {
+		return res, nil
+	}
+	if logFirst != 1 {
+		return res, fmt.Errorf("prune stale snapshots: %w (first seq %d): keep them; the states they give stay reported stale", ErrLogNotWhole, logFirst)
+	}
+	if dryRun {
+		return res, nil
+	}
+	for _, m := range res.Stale {
+		if err := r.store.delete(ctx, m.ID); err != nil {
+			return res, fmt.Errorf("prune stale snapshots: %w", err)
+		}
+		res.Deleted++
+		r.log.Info("stale snapshot deleted", "snapshot_id", m.ID, "seq", m.Seq, "semantics", m.Semantics.V, "current", evaluator.Semantics)
+	}
+	return res, nil
+}
