@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		newAlarmsCmd(g),
 		newRCACmd(g),
 		newReplayCmd(g),
+		newSnapshotsCmd(g),
 		newNotifierCmd(g),
 		newWebhooksCmd(g),
 		newDLQCmd(g),

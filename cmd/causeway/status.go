@@ -100,7 +100,7 @@ func newStatusCmd(_ *globalFlags) *cobra.Command {
 				row(tw, "pending_outbox_rows", s.PendingRows)
 				row(tw, "pending_history_items", s.PendingItems)
 				if s.StaleSemantics {
-					row(tw, "stale_semantics", "state loaded from a snapshot of a build with other semantics")
+					row(tw, "stale_semantics", "state loaded from a snapshot of a build with other semantics (see causeway snapshots prune-stale)")
 				}
 				if s.Error != "" {
 					row(tw, "error", s.Error)
