@@ -22,10 +22,11 @@ func NewBusQueue(c *bus.Consumer) *BusQueue {
 }
 
 // ConsumerConfig returns the bus consumer configuration for cfg: the
-// persist queue with cfg's prefetch.
+// persist queue with cfg's prefetch, dead-letter publishes bounded by its
+// publish timeout.
 func ConsumerConfig(cfg Config, conn bus.Conn) bus.ConsumerConfig {
 	cfg.setDefaults()
-	return bus.ConsumerConfig{Conn: conn, Queue: bus.PersistQueue, Prefetch: cfg.Prefetch}
+	return bus.ConsumerConfig{Conn: conn, Queue: bus.PersistQueue, Prefetch: cfg.Prefetch, DeadLetterTimeout: cfg.PublishTimeout}
 }
 
 // busMessage is a bus.Delivery as a Message.

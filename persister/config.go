@@ -45,7 +45,9 @@ type Config struct {
 	// commit (MariaDB down).
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
-	// PublishTimeout bounds the publish of one sequenced batch.
+	// PublishTimeout bounds the publish of one sequenced batch, and of one
+	// event to the dead-letter queue (past it the event is rejected, and
+	// the broker dead-letters it without the reason).
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// KeepRecordedAt stores the recorded_at a replay re-published an event
 	// with (bus.RecordedAtHeader) instead of this persister's clock, for a

@@ -4,6 +4,10 @@ package bus
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,11 +16,11 @@ import (
 	"github.com/causeway/causeway/internal/bus/bustest"
 )
 
-// TestBrokerRestartLosesNothing stops and starts the RabbitMQ application
+// TestChaosBrokerRestartLosesNothing stops and starts the RabbitMQ application
 // twice while events are being published and consumed: Publish never
 // fails, the spool takes the outage, drains afterwards, and every event
 // reaches the consumer; the subscriber reports a gap after each restart.
-func TestBrokerRestartLosesNothing(t *testing.T) {
+func TestChaosBrokerRestartLosesNothing(t *testing.T) {
 	u := bustest.VHost(t)
 	t.Cleanup(func() { rabbitmqctlT(t, "start_app") }) // never leave it stopped
 	p := newTestPublisher(t, u, "", nil)
@@ -123,4 +127,105 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("%d events published and consumed through two broker restarts; %d duplicate deliveries", n, dups)
+}
+
+// TestChaosDeadLetterDuringResourceAlarm raises a disk alarm on the broker,
+// which blocks every connection that publishes, and dead-letters a message
+// meanwhile. The dead-letter publish is blocked and gives up after its
+// timeout, but it is not done on the consuming connection: the reject that
+// follows it (what the persister does), the acks and the deliveries go on,
+// and the queue drains. Once the alarm clears, dead-lettering works again.
+func TestChaosDeadLetterDuringResourceAlarm(t *testing.T) {
+	u := bustest.VHost(t)
+	ctx := context.Background()
+	p := newTestPublisher(t, u, "", nil)
+	start(t, p.Run)
+	const n = 20
+	for i := range n {
+		if err := p.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEmpty(t, p, 30*time.Second)
+	c, err := NewConsumer(ConsumerConfig{Conn: fastConn(u), Prefetch: 1, DeadLetterTimeout: time.Second}, Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c.Run)
+	waitUntil(t, "dead-letter connection up", time.Minute, func() bool { return c.dl.Load() != nil })
+
+	limit := strings.TrimSpace(rabbitmqctlOut(t, "-q", "eval", "rabbit_disk_monitor:get_disk_free_limit()."))
+	if _, err := strconv.ParseInt(limit, 10, 64); err != nil {
+		t.Fatalf("disk free limit %q: %v", limit, err)
+	}
+	t.Cleanup(func() { rabbitmqctlT(t, "set_disk_free_limit", limit) }) // never leave the alarm on
+	rabbitmqctlT(t, "set_disk_free_limit", "1000000000000000000")
+	waitUntil(t, "disk alarm raised", time.Minute, func() bool {
+		return strings.Contains(rabbitmqctlOut(t, "-q", "eval", "rabbit_alarm:get_alarms()."), "disk")
+	})
+
+	next := func(what string) Delivery {
+		t.Helper()
+		select {
+		case d := <-c.Deliveries():
+			return d
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no delivery within 30s", what)
+		}
+		return Delivery{}
+	}
+	first := next("first delivery")
+	start := time.Now()
+	if err := c.DeadLetter(ctx, first, "test: during a resource alarm"); err == nil {
+		t.Fatal("DeadLetter during a disk alarm succeeded; want the publish blocked")
+	}
+	t.Logf("dead-letter publish gave up after %s", time.Since(start).Round(time.Millisecond))
+	if err := first.Nack(false, false); err != nil {
+		t.Fatalf("reject after the failed dead-letter: %v", err)
+	}
+	for i := 1; i < n; i++ {
+		if err := next(fmt.Sprintf("delivery %d of %d during the alarm", i+1, n)).Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "persist queue drained", 30*time.Second, func() bool { return queueDepth(t, u, PersistQueue) == 0 })
+
+	rabbitmqctlT(t, "set_disk_free_limit", limit)
+	waitUntil(t, "alarm cleared", time.Minute, func() bool {
+		return !strings.Contains(rabbitmqctlOut(t, "-q", "eval", "rabbit_alarm:get_alarms()."), "disk")
+	})
+	if err := p.Publish(ctx, testEvent(n)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "dead-letter after the alarm", time.Minute, func() bool {
+		return c.DeadLetter(ctx, next("delivery after the alarm"), "test: after the alarm") == nil
+	})
+	// The rejected message went through the queue's dead-letter exchange,
+	// the last one through DeadLetter (the blocked publish may have landed
+	// too, once the alarm cleared).
+	waitUntil(t, "dead-letter queue filled", 30*time.Second, func() bool { return queueDepth(t, u, DeadLetterQueue) >= 2 })
+}
+
+// waitUntil polls cond every 50ms until it holds, failing after within.
+func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// rabbitmqctlOut runs rabbitmqctl and returns its output.
+func rabbitmqctlOut(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmqctl %v: %v: %s", args, err, out)
+	}
+	return string(out)
 }

@@ -148,7 +148,15 @@ type ConsumerConfig struct {
 	// (DeclareDeadLetters), for a consumer of a broker that is not
 	// Causeway's; by default the whole topology is declared.
 	DeadLettersOnly bool `yaml:"-"`
+	// DeadLetterTimeout bounds one dead-letter publish, confirm included
+	// (default 10s). It is done on a connection of its own, which a broker
+	// resource alarm blocks while the consuming one goes on; past the
+	// timeout the caller falls back to what it does when the publish fails.
+	DeadLetterTimeout time.Duration `yaml:"dead_letter_timeout"`
 }
+
+// DefaultDeadLetterTimeout is ConsumerConfig.DeadLetterTimeout's default.
+const DefaultDeadLetterTimeout = 10 * time.Second
 
 func (c *ConsumerConfig) setDefaults() {
 	c.Conn.setDefaults()
@@ -158,6 +166,9 @@ func (c *ConsumerConfig) setDefaults() {
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
 	}
+	if c.DeadLetterTimeout == 0 {
+		c.DeadLetterTimeout = DefaultDeadLetterTimeout
+	}
 }
 
 // Validate reports every problem of c, naming its YAML key.
@@ -165,6 +176,9 @@ func (c ConsumerConfig) Validate() error {
 	errs := []error{c.Conn.Validate()}
 	if c.Prefetch < 0 {
 		errs = append(errs, errors.New("prefetch: must not be negative"))
+	}
+	if c.DeadLetterTimeout < 0 {
+		errs = append(errs, errors.New("dead_letter_timeout: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,11 +23,20 @@ var ErrStaleDelivery = errors.New("bus: delivery from a closed channel")
 // broker order; after a reconnect, unacked deliveries of the old channel are
 // redelivered by the broker (Redelivered true) and acking the old values
 // fails harmlessly with ErrStaleDelivery.
+//
+// DeadLetter publishes on a second connection. A broker under a resource
+// alarm blocks every connection that publishes, and stops reading its
+// socket: acks, rejects and the flow of deliveries would stop with it, so
+// the consumer could not drain the queues whose backlog raised the alarm.
 type Consumer struct {
-	cfg  ConsumerConfig
-	log  *slog.Logger
-	conn *connector
-	out  chan Delivery
+	cfg    ConsumerConfig
+	log    *slog.Logger
+	conn   *connector
+	dlConn *connector
+	// dl is the dead-letter connection's confirm channel, nil while it
+	// is down.
+	dl  atomic.Pointer[confirmChannel]
+	out chan Delivery
 
 	delivered    prometheus.Counter
 	deadLettered prometheus.Counter
@@ -35,8 +45,7 @@ type Consumer struct {
 // consumerSession is the state of one connection; Deliveries point to it.
 type consumerSession struct {
 	ch     *amqp.Channel
-	dl     *confirmChannel // for DeadLetter
-	closed chan struct{}   // closed when the session ends
+	closed chan struct{} // closed when the session ends
 }
 
 // NewConsumer validates cfg. It starts nothing.
@@ -63,6 +72,9 @@ func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) {
 		return nil, err
 	}
 	c.conn = conn
+	if c.dlConn, err = newConnector(cfg.Conn, deps.Logger, "consumer_dead_letter", labels, deps.Registerer); err != nil {
+		return nil, err
+	}
 	if err := register(deps.Registerer, c.delivered, c.deadLettered); err != nil {
 		return nil, err
 	}
@@ -73,7 +85,36 @@ func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) {
 // when Run returns. Call it once.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer close(c.out)
-	return c.conn.run(ctx, c.session)
+	dlDone := make(chan struct{})
+	go func() {
+		defer close(dlDone)
+		_ = c.dlConn.run(ctx, c.deadLetterSession)
+	}()
+	err := c.conn.run(ctx, c.session)
+	<-dlDone
+	return err
+}
+
+// deadLetterSession keeps the confirm channel DeadLetter publishes on
+// until the connection or the channel closes.
+func (c *Consumer) deadLetterSession(ctx context.Context, conn *amqp.Connection) error {
+	cc, err := newConfirmChannel(conn)
+	if err != nil {
+		return err
+	}
+	if err := DeclareDeadLetters(cc.ch); err != nil {
+		return err
+	}
+	closed := cc.ch.NotifyClose(make(chan *amqp.Error, 1))
+	c.dl.Store(cc)
+	defer c.dl.CompareAndSwap(cc, nil)
+	c.dlConn.connected.Set(1)
+	select {
+	case <-ctx.Done():
+		return nil
+	case e := <-closed:
+		return fmt.Errorf("dead-letter channel closed: %w", channelErr(e))
+	}
 }
 
 // Deliveries is the stream of deliveries. The caller must keep reading it
@@ -96,17 +137,13 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	dl, err := newConfirmChannel(conn)
-	if err != nil {
-		return err
-	}
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	cancels := ch.NotifyCancel(make(chan string, 1))
 	msgs, err := ch.Consume(c.cfg.Queue, "", false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", c.cfg.Queue, err)
 	}
-	s := &consumerSession{ch: ch, dl: dl, closed: make(chan struct{})}
+	s := &consumerSession{ch: ch, closed: make(chan struct{})}
 	defer close(s.closed)
 	c.conn.connected.Set(1)
 	for {
@@ -135,7 +172,9 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 // ReasonHeader = reason, waits for the broker's confirm, then acks d. The
 // reason is thus kept next to the message in DeadLetterQueue. It fails with
 // ErrStaleDelivery (publishing nothing) when d's channel has closed: the
-// broker redelivers d and the caller dead-letters it again then.
+// broker redelivers d and the caller dead-letters it again then. It fails,
+// leaving d unacked, when the dead-letter connection is down or the publish
+// takes longer than ConsumerConfig.DeadLetterTimeout (a resource alarm).
 func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) error {
 	if d.m == nil {
 		return errors.New("dead-letter: zero Delivery")
@@ -143,10 +182,16 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 	if d.stale() {
 		return fmt.Errorf("dead-letter %s: %w", d.m.MessageId, ErrStaleDelivery)
 	}
+	dl := c.dl.Load()
+	if dl == nil {
+		return fmt.Errorf("dead-letter %s: the dead-letter connection is down", d.m.MessageId)
+	}
 	headers := amqp.Table{}
 	maps.Copy(headers, d.m.Headers)
 	headers[ReasonHeader] = reason
-	err := d.s.dl.publish(ctx, DeadLetterExchange, d.m.RoutingKey, true, amqp.Publishing{
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeadLetterTimeout)
+	defer cancel()
+	err := dl.publish(ctx, DeadLetterExchange, d.m.RoutingKey, true, amqp.Publishing{
 		Headers:      headers,
 		ContentType:  d.m.ContentType,
 		DeliveryMode: amqp.Persistent,

@@ -26,7 +26,9 @@
 //	                     each Subscriber binds its own exclusive queue
 //
 // amqp091-go does not reconnect by itself (its optional Recovery is not
-// used): every component here owns one connection, re-dials it with
+// used): every component here owns one connection (a Consumer two: it
+// dead-letters on its own, since a broker resource alarm blocks any
+// connection that publishes, acks and deliveries included), re-dials it with
 // exponential backoff and jitter, re-declares the topology and re-opens its
 // channels after a broker restart. Every notification channel the library is
 // given (NotifyClose, NotifyBlocked, NotifyReturn) is buffered and drained
