@@ -404,3 +404,40 @@ func TestLongestKeysClose(t *testing.T) {
 		t.Fatalf("occurrences %+v; want one, closed, under the whole key (%d characters)", occ, len("ALARM/"+typ+"/"+id))
 	}
 }
+
+// TestKeysDifferingByTrailingSpace raises two alarms whose ids differ only
+// by a trailing space, as the graph keeps them apart, and clears one: the
+// history must keep them apart too (a PAD SPACE collation made them one
+// key, and the clear closed the other's occurrence).
+func TestKeysDifferingByTrailingSpace(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	alarm := func(eventID, id string, kind event.Kind, s int) event.Event {
+		ev := event.Event{V: event.Version, EventID: eventID, Source: "nagios", Kind: kind, ObservedAt: at(s), Entity: &event.Entity{
+			Category: event.CategoryAlarm, Type: "nagios", ID: id}}
+		if kind == event.KindEntityUpsert {
+			ev.Entity.Name, ev.Entity.Severity = "disk", "WARNING"
+			ev.Entity.Relations = []event.Relation{{Relationship: "on", Type: "nova.host", ID: "h", Direction: event.Out}}
+		}
+		return ev
+	}
+	evs := []event.Event{
+		{V: event.Version, EventID: "h", Source: "static", Kind: event.KindEntityUpsert, ObservedAt: at(1), Entity: &event.Entity{
+			Category: event.CategoryResource, Type: "nova.host", ID: "h", Name: "h", State: "available"}},
+		alarm("a1", "x", event.KindEntityUpsert, 2),
+		alarm("a2", "x ", event.KindEntityUpsert, 3),
+		alarm("c2", "x ", event.KindEntityDelete, 4),
+	}
+	items, recs := detectAll(t, evs)
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: recs[len(recs)-1].Seq, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string]bool{}
+	for _, o := range listAll(t, db, history.Query{}) {
+		state[o.AlarmKey] = o.Active()
+	}
+	if len(state) != 2 || !state["ALARM/nagios/x"] || state["ALARM/nagios/x "] {
+		t.Fatalf("occurrences by key (active) = %v; want \"x\" active and \"x \" cleared, apart", state)
+	}
+}
