@@ -30,6 +30,7 @@ type fakeRecon struct {
 	fails int
 	seq   int64
 	m     *recMachine
+	stale bool // the snapshot was of other semantics
 }
 
 func (r *fakeRecon) Reconstruct(context.Context, snapshot.Target) (snapshot.Reconstruction, error) {
@@ -39,7 +40,7 @@ func (r *fakeRecon) Reconstruct(context.Context, snapshot.Target) (snapshot.Reco
 		r.fails--
 		return snapshot.Reconstruction{}, errors.New("db down")
 	}
-	return snapshot.Reconstruction{Machine: r.m, Seq: r.seq}, nil
+	return snapshot.Reconstruction{Machine: r.m, Seq: r.seq, StaleSemantics: r.stale}, nil
 }
 
 func (r *fakeRecon) Advance(context.Context, *snapshot.Reconstruction, snapshot.Target) error {
@@ -72,7 +73,7 @@ func TestNodeFollowsAndReportsReady(t *testing.T) {
 	n := &node{
 		cfg: Config{PollInterval: time.Hour, ReadyLag: 0, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
 		log: slog.New(slog.DiscardHandler), now: time.Now,
-		parts:   Parts{Log: log, Stream: stream, Reconstructor: &fakeRecon{fails: 2, seq: 2, m: m}},
+		parts:   Parts{Log: log, Stream: stream, Reconstructor: &fakeRecon{fails: 2, seq: 2, m: m, stale: true}},
 		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
 		elect:   elect,
 		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
@@ -89,8 +90,8 @@ func TestNodeFollowsAndReportsReady(t *testing.T) {
 		t.Errorf("ready without a leader: %+v", st)
 	}
 	elect.leader = "p2"
-	if st := n.Status(ctx); !st.Ready || st.AppliedSeq != 4 || st.LogHead != 4 {
-		t.Errorf("status = %+v", st)
+	if st := n.Status(ctx); !st.Ready || st.AppliedSeq != 4 || st.LogHead != 4 || !st.StaleSemantics {
+		t.Errorf("status = %+v; want ready at 4, loaded from a stale snapshot", st)
 	}
 	// A batch continuing the log, then a doorbell lost (gap signal) while
 	// the database moved on.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/internal/bus"
@@ -24,7 +25,14 @@ import (
 // returns what Run returned.
 func runConsumer(t *testing.T, cfg Config, pub *fakePublisher) (stop func() error) {
 	t.Helper()
-	c, err := New(cfg, Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	return runConsumerWith(t, cfg, Deps{Publisher: pub})
+}
+
+// runConsumerWith is runConsumer with deps (its logger is the test's).
+func runConsumerWith(t *testing.T, cfg Config, deps Deps) (stop func() error) {
+	t.Helper()
+	deps.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,4 +292,83 @@ func TestOversizedNotificationIsDeadLettered(t *testing.T) {
 	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "limit") {
 		t.Errorf("dead letters %+v, %v; want the oversized one, with the size limit as its reason", dls, err)
 	}
+}
+
+// TestDeadLetterFailureIsCountedAndRetried: with the dead-letter exchange
+// gone, a bad notification cannot be dead-lettered; it is counted as
+// dead_letter_failed and stays unacked (not lost, not blocking the others).
+// Once redelivered, to a consumer started again after the exchange came
+// back, it is dead-lettered with its reason.
+func TestDeadLetterFailureIsCountedAndRetried(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	conn := bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}
+	// No periodic redeclare: it would bring the exchange back at once.
+	cfg := Config{Conn: conn, RedeclareInterval: time.Hour}
+	reg := prometheus.NewRegistry()
+	pub := &fakePublisher{}
+	stop := runConsumerWith(t, cfg, Deps{Publisher: pub, Registerer: reg})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	// Both its connections declare the exchange when they connect.
+	waitFor(t, "the consumer's connections", func() bool {
+		return gathered(t, reg, "causeway_bus_consumer_connected", "") == 1 && gathered(t, reg, "causeway_bus_consumer_dead_letter_connected", "") == 1
+	})
+	ch, err := b.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDelete(bus.DeadLetterExchange, false, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = ch.Close()
+	b.publish("testdata/bad/not_json.json")
+	b.publish("testdata/instance_create_end.json")
+	waitFor(t, "the failed dead-letter counted", func() bool {
+		return gathered(t, reg, "causeway_listener_notifications_total", ResultDeadLetterFailed) >= 1
+	})
+	waitFor(t, "the good notification published", func() bool { evs, _ := pub.snapshot(); return len(evs) == 1 })
+	if n := b.queue(DefaultQueue); n != 0 {
+		t.Errorf("%d notifications ready; want the bad one held unacked", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	waitFor(t, "the bad notification back in the queue", func() bool { return b.queue(DefaultQueue) == 1 })
+
+	reg = prometheus.NewRegistry()
+	runConsumerWith(t, cfg, Deps{Publisher: pub, Registerer: reg})
+	waitFor(t, "the redelivered notification dead-lettered", func() bool { return gathered(t, reg, "causeway_listener_notifications_total", ResultDeadLettered) == 1 })
+	dls, _, err := bus.BrowseDeadLetters(context.Background(), url, 10)
+	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "envelope is not JSON") {
+		t.Fatalf("dead letters %+v, %v; want the bad notification with its reason", dls, err)
+	}
+	waitFor(t, "the queue acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+}
+
+// gathered sums the samples of metric name (with label result = result,
+// when given) in g.
+func gathered(t *testing.T, g prometheus.Gatherer, name, result string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	samples:
+		for _, m := range mf.GetMetric() {
+			if result != "" {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" && l.GetValue() != result {
+						continue samples
+					}
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
