@@ -56,11 +56,11 @@ func TestAPICommands(t *testing.T) {
 		want []string
 	}{
 		{[]string{"status"}, []string{"applied_seq", "3", "leader", "p1", "unrecoverable_gaps", "apply_errors", "pending_outbox_rows"}},
-		{[]string{"alarms", "list"}, []string{"nic down", "CRITICAL"}},
+		{[]string{"alarms", "list"}, []string{"nic down", "CRITICAL", "(seq 3 on node p1; leader p1)"}},
 		{[]string{"alarms", "show", "2"}, []string{"nic down", "prometheus"}},
 		{[]string{"topology", "show"}, []string{"nova.host", "contains"}},
 		{[]string{"topology", "show", "--graph-type", "tree"}, []string{"openstack.cluster c", "  nova.host h1"}},
-		{[]string{"rca", "show", "2"}, []string{"root causes", "2"}},
+		{[]string{"rca", "show", "2"}, []string{"root causes", "2", "(seq 3 on node p1; leader p1)"}},
 		{[]string{"cluster", "status"}, []string{"127.0.0.1:7001", "Voter"}},
 	}
 	for _, tt := range tests {

@@ -35,8 +35,6 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 				return err
 			}
 			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
-				row(tw, "seq", r.Seq)
-				row(tw, "leader", r.Leader)
 				row(tw, "historical", r.Historical)
 				row(tw, "root causes", strings.Join(r.RootCauses, ", "))
 				for _, p := range r.Paths {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
 )
@@ -48,7 +49,20 @@ func (f *apiFlags) emit(w io.Writer, v any, table func(tw *tabwriter.Writer)) er
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	table(tw)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// What the answer reflects, as the JSON's seq, leader and node say.
+	if r, ok := v.(interface{ ResponseMeta() api.Meta }); ok {
+		m := r.ResponseMeta()
+		leader := m.Leader
+		if leader == "" {
+			leader = "none known"
+		}
+		_, err := fmt.Fprintf(w, "\n(seq %d on node %s; leader %s)\n", m.Seq, m.Node, leader)
+		return err
+	}
+	return nil
 }
 
 func row(tw io.Writer, cols ...any) {

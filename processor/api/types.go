@@ -198,6 +198,9 @@ type Meta struct {
 	Node   string `json:"node"`
 }
 
+// ResponseMeta returns the Meta a response embeds.
+func (m Meta) ResponseMeta() Meta { return m }
+
 // TopologyResponse is GET /v1/topology.
 type TopologyResponse struct {
 	Meta
