@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -25,7 +26,11 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// What Parse accepts must become valid events.
-		for _, ev := range Events("static", time.Unix(1, 0), top) {
+		evs, err := drivers.BodyEvents("static", time.Unix(1, 0), time.Unix(1, 0), Entities(top))
+		if err != nil {
+			t.Fatalf("accepted topology gives invalid entities: %v", err)
+		}
+		for _, ev := range evs {
 			if _, err := event.Encode(ev); err != nil {
 				t.Fatalf("accepted topology gives an invalid event: %v", err)
 			}

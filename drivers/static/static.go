@@ -523,24 +523,3 @@ func hasRelation(rs []event.Relation, r event.Relation) bool {
 	}
 	return false
 }
-
-// Events returns the upsert events of the topologies (Entities), as
-// published by source at time at. Each event id is derived from the source,
-// the entity's type and id and a hash of its content, so the same topology
-// gives the same events; ObservedAt is at.
-func Events(source string, at time.Time, tops ...*Topology) []event.Event {
-	ents := Entities(tops...)
-	out := make([]event.Event, 0, len(ents))
-	for i := range ents {
-		e := ents[i]
-		out = append(out, event.Event{
-			V:          event.Version,
-			EventID:    event.DeriveID(source, string(event.KindEntityUpsert), e.Type, e.ID, event.ContentHash(e)),
-			Source:     source,
-			Kind:       event.KindEntityUpsert,
-			ObservedAt: at.UTC(),
-			Entity:     &e,
-		})
-	}
-	return out
-}

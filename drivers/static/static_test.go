@@ -42,7 +42,10 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			evs := Events("static", at, top)
+			evs, err := drivers.BodyEvents("static", at, at, Entities(top))
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, ev := range evs {
 				if _, err := event.Encode(ev); err != nil {
 					t.Errorf("event %s does not encode: %v", ev.EventID, err)
@@ -120,7 +123,15 @@ func TestEventsDeterministic(t *testing.T) {
 	}
 	t1, _ := Parse(b)
 	t2, _ := Parse(b)
-	if diff := cmp.Diff(Events("static", at, t1), Events("static", at, t2)); diff != "" {
+	events := func(top *Topology) []event.Event {
+		t.Helper()
+		evs, err := drivers.BodyEvents("static", at, at, Entities(top))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	if diff := cmp.Diff(events(t1), events(t2)); diff != "" {
 		t.Errorf("same file, different events:\n%s", diff)
 	}
 	changed := strings.Replace(string(b), `rack: "r7"`, `rack: "r8"`, 1)
@@ -128,7 +139,7 @@ func TestEventsDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, c := Events("static", at, t1), Events("static", at, t3)
+	a, c := events(t1), events(t3)
 	if a[1].EventID == c[1].EventID {
 		t.Errorf("changed entity kept its event id %s", a[1].EventID)
 	}

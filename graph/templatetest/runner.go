@@ -10,6 +10,7 @@
 //
 //	templates: [../../deploy/templates/host_nic.yaml]
 //	topology: [topology.yaml]          # static datasource files, one full sync
+//	references: [nova.host]            # types other datasources report (static's references)
 //	steps:
 //	  - name: NIC down
 //	    events:
@@ -36,12 +37,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/drivers/static"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
@@ -110,7 +114,8 @@ type runner struct {
 	// last reported resources, for updates
 	resources map[string]event.Entity
 	res       *Result
-	syncN     int
+	// references are the spec's References.
+	references map[string]bool
 }
 
 // RunSpec runs one spec file.
@@ -125,7 +130,10 @@ func RunSpec(path string, out io.Writer) (Result, error) {
 		return res, err
 	}
 	r := &runner{dir: filepath.Dir(path), eng: evaluator.New(evaluator.Config{}, nil), res: &res,
-		resources: map[string]event.Entity{}}
+		resources: map[string]event.Entity{}, references: map[string]bool{}}
+	for _, t := range spec.References {
+		r.references[t] = true
+	}
 	r.clock = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if spec.Start != "" {
 		if r.clock, err = time.Parse(time.RFC3339, spec.Start); err != nil {
@@ -270,20 +278,36 @@ func (r *runner) sync(paths []string) error {
 		}
 		tops = append(tops, t)
 	}
-	r.syncN++
-	id := fmt.Sprintf("sync-%d", r.syncN)
-	if err := r.apply(event.Event{Source: "static", Kind: event.KindSyncBegin, Sync: &event.Sync{ID: id}}); err != nil {
-		return err
+	ents, err := static.Resolve(slices.Sorted(maps.Keys(r.references)), tops...)
+	if err != nil {
+		return fmt.Errorf("topology %s: %w", strings.Join(paths, ", "), err)
 	}
-	for _, ev := range static.Events("static", r.clock.Add(time.Second), tops...) {
-		ent := *ev.Entity
-		r.resources[ent.Type+"/"+ent.ID] = ent
+	// As the static driver publishes a full pull; each event is then
+	// observed when it is recorded, as the timeline's other events are.
+	evs, err := drivers.PullEvents("static", r.clock, r.clock, ents)
+	if err != nil {
+		return fmt.Errorf("topology %s: %w", strings.Join(paths, ", "), err)
+	}
+	for _, ev := range evs {
+		if ev.Entity != nil {
+			r.resources[ev.Entity.Type+"/"+ev.Entity.ID] = *ev.Entity
+		}
 		ev.ObservedAt = time.Time{}
 		if err := r.apply(ev); err != nil {
 			return err
 		}
 	}
-	return r.apply(event.Event{Source: "static", Kind: event.KindSyncEnd, Sync: &event.Sync{ID: id}})
+	return nil
+}
+
+// sourceOf is the datasource that reports resources of type typ: its own
+// for a referenced type ("nova" for "nova.host"), else static.
+func (r *runner) sourceOf(typ string) string {
+	if !r.references[typ] {
+		return "static"
+	}
+	src, _, _ := strings.Cut(typ, ".")
+	return src
 }
 
 func splitRef(ref string) (typ, id string, err error) {
@@ -362,14 +386,14 @@ func (r *runner) event(ev Event) error {
 			// Only a newer update is kept, so remember it.
 			r.resources[u.Entity] = ent
 		}
-		return r.apply(event.Event{Source: "static", Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &ent})
+		return r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &ent})
 	case ev.Delete != "":
 		typ, id, err := splitRef(ev.Delete)
 		if err != nil {
 			return err
 		}
 		delete(r.resources, ev.Delete)
-		return r.apply(event.Event{Source: "static", Kind: event.KindEntityDelete,
+		return r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityDelete,
 			Entity: &event.Entity{Category: event.CategoryResource, Type: typ, ID: id}})
 	case ev.TemplateAdd != "":
 		return r.putTemplate(ev.TemplateAdd)

@@ -16,6 +16,12 @@ type Spec struct {
 	// the spec file, loaded as one full sync of source "static" after the
 	// templates.
 	Topology []string `yaml:"topology"`
+	// References are entity types other datasources report, as in the
+	// static driver's `references`: topology entries of these types only
+	// name the entity, and update/delete events of them are reported by
+	// the type's datasource (the part before the first dot: "nova" for
+	// "nova.host"), not by "static", so a later sync leaves them alone.
+	References []string `yaml:"references"`
 	// Start is the logical time of the first record (default 2026-01-01T00:00:00Z).
 	Start string `yaml:"start"`
 	// Steps run in order; each applies its events then checks its expectations.
