@@ -345,16 +345,29 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		}
 		start := n.now()
 		regen, err := n.regenerate(ctx, lo, hi)
+		var resync *outbox.Resync
 		switch {
 		case errors.Is(err, snapshot.ErrGap) || errors.Is(err, store.ErrTruncated):
-			// Retention removed the events the missing rows derive from
+			// Retention removed the events some missing rows derive from
 			// (no leader wrote for longer than the retention): they cannot
-			// be rebuilt. Say so loudly and go on with what can be
-			// written, rather than block every notification forever.
+			// be rebuilt. Say so loudly, salvage what the log still has,
+			// and go on, rather than block every notification forever.
 			n.unrecoverable.Add(1)
-			log.Error("outbox and history rows lost: their events are past retention", "outbox_head", w.outHead,
-				"history_head", w.histHead, "from", hi, "err", err)
-			regen = newPending(1)
+			at := hi
+			if outGap {
+				at = outFrom
+			}
+			var from int64
+			regen, resync, from, err = n.salvage(ctx, at, hi, outGap)
+			if err != nil {
+				log.Error("outbox and history rows lost: their events are past retention", "outbox_head", w.outHead,
+					"history_head", w.histHead, "from", hi, "err", err)
+				regen, resync = newPending(1), nil
+			} else {
+				log.Error("outbox and history rows lost: their events are past retention; those after the newest snapshot "+
+					"before the gap's end are rebuilt, and the subscriptions rewritten whole", "outbox_head", w.outHead,
+					"history_head", w.histHead, "lost_through", from, "rebuilt_through", hi)
+			}
 		case err != nil:
 			return fmt.Errorf("regenerate rows of seqs %d..%d: %w", lo+1, hi, err)
 		}
@@ -362,6 +375,10 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			rows, subs := regen.rows, regen.subs
 			rows = keepRows(rows, w.outHead, outFrom)
 			subs = keepSubs(subs, w.outHead, outFrom)
+			if resync != nil {
+				// The whole set at outFrom stands for the changes up to it.
+				subs, ob.Resync = nil, resync
+			}
 			ob.Rows = append(rows, ob.Rows...)
 			ob.Subscriptions = append(subs, ob.Subscriptions...)
 			n.regenRows.Add(int64(len(rows)))
@@ -443,6 +460,34 @@ func keepSubs(subs []subscription.Update, after, through int64) []subscription.U
 		}
 	}
 	return out
+}
+
+// subscriptionStater is a machine that holds the webhook subscriptions
+// (snapshot.Node).
+type subscriptionStater interface {
+	SubscriptionState() []subscription.Entry
+}
+
+// salvage is what a leader can still write of a gap whose start is past
+// retention: the Output of the seqs after the newest snapshot at or before
+// at, through through (their events are still in the log), and, when
+// resync, the subscriptions in force after at, whole, since the changes to
+// them before it cannot all be rebuilt. It returns the seq of that
+// snapshot: the Output up to it is lost.
+func (n *node) salvage(ctx context.Context, at, through int64, resync bool) (*pending, *outbox.Resync, int64, error) {
+	res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.AtSeq(at))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var rs *outbox.Resync
+	if s, ok := res.Machine.(subscriptionStater); ok && resync {
+		rs = &outbox.Resync{Seq: at, Subscriptions: s.SubscriptionState()}
+	}
+	regen, err := n.regenerate(ctx, res.SnapshotSeq, through)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return regen, rs, res.SnapshotSeq, nil
 }
 
 // regenerate rebuilds, on a separate machine (newest snapshot at or

@@ -32,6 +32,16 @@ func (m *seqMachine) Apply(r event.Record) error {
 }
 func (m *seqMachine) Dump(w io.Writer) error { _, err := fmt.Fprint(w, m.seq); return err }
 
+// SubscriptionState is what fakeProduce's subscription changes put in
+// force up to the machine's seq.
+func (m *seqMachine) SubscriptionState() []subscription.Entry {
+	var out []subscription.Entry
+	for s := int64(5); s <= m.seq; s += 5 {
+		out = append(out, subscription.Entry{ID: fmt.Sprint("s", s), Seq: s})
+	}
+	return out
+}
+
 // fakeProduce derives, from the seq alone, what a record gives: even seqs
 // raise an alarm (one row for subscriber "a", and one for "b" every 4th),
 // multiples of 3 change a link, multiples of 5 change a subscription.
@@ -80,6 +90,7 @@ type fakeTables struct {
 	rows                 []outbox.Row
 	subs                 []subscription.Update
 	items                []history.Item
+	resyncs              []outbox.Resync
 	outWrites, histWrite int
 	fail                 error
 }
@@ -104,6 +115,9 @@ func (o fakeOutboxStore) Write(_ context.Context, term int64, b outbox.Batch) (i
 	}
 	t.outFence = term
 	t.outWrites++
+	if b.Resync != nil && b.Resync.Seq > t.outHead {
+		t.resyncs = append(t.resyncs, *b.Resync)
+	}
 	n := 0
 	for _, r := range b.Rows {
 		if r.Seq > t.outHead {
@@ -195,6 +209,9 @@ type seqRecon struct {
 	// retained is the first seq still in the log: reconstructing before
 	// it meets a gap.
 	retained int64
+	// snapshots are the seqs of the snapshots, ascending; without any, a
+	// reconstruction starts from a "snapshot" at its target.
+	snapshots []int64
 }
 
 func targetSeq(t snapshot.Target) (int64, error) {
@@ -211,10 +228,19 @@ func (r *seqRecon) Reconstruct(_ context.Context, t snapshot.Target) (snapshot.R
 	r.mu.Lock()
 	r.calls = append(r.calls, "reconstruct "+t.String())
 	r.mu.Unlock()
-	if s < r.retained-1 {
-		return snapshot.Reconstruction{}, fmt.Errorf("replay from %d: %w", s, snapshot.ErrGap)
+	from := s
+	if len(r.snapshots) > 0 {
+		from = 0
+		for _, sn := range r.snapshots {
+			if sn <= s {
+				from = sn
+			}
+		}
 	}
-	return snapshot.Reconstruction{Machine: &seqMachine{seq: s}, Seq: s, SnapshotSeq: s}, nil
+	if from < r.retained-1 {
+		return snapshot.Reconstruction{}, fmt.Errorf("replay from %d: %w", from, snapshot.ErrGap)
+	}
+	return snapshot.Reconstruction{Machine: &seqMachine{seq: s}, Seq: s, SnapshotSeq: from}, nil
 }
 
 func (r *seqRecon) Advance(ctx context.Context, res *snapshot.Reconstruction, t snapshot.Target) error {
@@ -470,5 +496,60 @@ func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
 	}
 	if diff := cmp.Diff(tables.rows, want); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+}
+
+// A gap whose start is past retention, with snapshots inside the retained
+// log: what follows the newest snapshot before the gap's end is rebuilt,
+// and the subscriptions in force at the gap's end are written whole, since
+// the changes to them in the lost part cannot be.
+func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(2, 2)
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	recon.retained, recon.snapshots = 10, []int64{4, 9, 11, 16}
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	if n.unrecoverable.Load() != 1 {
+		t.Errorf("unrecoverable gaps = %d, want 1", n.unrecoverable.Load())
+	}
+	// Lost: what seqs 3..11 gave. Rebuilt: 12..14, after the snapshot at
+	// 11. Then the node's own, 15..20.
+	allRows, allSubs, allItems := expected(20)
+	salvaged := func(seq int64) bool { return seq <= 2 || seq > 11 }
+	var rows []outbox.Row
+	for _, r := range allRows {
+		if salvaged(r.Seq) {
+			rows = append(rows, r)
+		}
+	}
+	var items []history.Item
+	for _, it := range allItems {
+		if salvaged(it.Seq) {
+			items = append(items, it)
+		}
+	}
+	var subs []subscription.Update
+	for _, u := range allSubs {
+		if u.Seq <= 2 || u.Seq > 14 {
+			subs = append(subs, u) // 3..14 stand in the resync
+		}
+	}
+	tables.mu.Lock()
+	defer tables.mu.Unlock()
+	if diff := cmp.Diff(tables.rows, rows); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(tables.items, items); diff != "" {
+		t.Errorf("history items (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(tables.subs, subs); diff != "" {
+		t.Errorf("subscription changes (-got +want):\n%s", diff)
+	}
+	want := []outbox.Resync{{Seq: 14, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
+	if diff := cmp.Diff(tables.resyncs, want); diff != "" {
+		t.Errorf("resyncs (-got +want):\n%s", diff)
 	}
 }

@@ -82,6 +82,10 @@ func (n *Node) ChangesApplied() int64 { return n.Engine.ChangesApplied() }
 // another build's semantics (evaluator.Engine.StaleSemantics).
 func (n *Node) StaleSemantics() bool { return n.Engine.StaleSemantics() }
 
+// SubscriptionState returns the subscriptions in force, as plain data
+// sorted by id.
+func (n *Node) SubscriptionState() []subscription.Entry { return n.Subscriptions.State() }
+
 // StateSemantics is the engine's (evaluator.Engine.StateSemantics).
 func (n *Node) StateSemantics() int { return n.Engine.StateSemantics() }
 

@@ -62,8 +62,19 @@ type Batch struct {
 	Seq int64
 	// Subscriptions are the subscription changes of the covered records.
 	Subscriptions []subscription.Update
+	// Resync, when set, replaces the stored subscriptions with the whole
+	// set in force after a record, before Subscriptions are applied. A
+	// leader writes it when the changes before that record are past
+	// retention and cannot be rebuilt one by one.
+	Resync *Resync
 	// Rows in log order (Seq, then Ord).
 	Rows []Row
+}
+
+// Resync is the whole set of subscriptions in force after the record Seq.
+type Resync struct {
+	Seq           int64
+	Subscriptions []subscription.Entry
 }
 
 // Limits of one INSERT statement (below the default 16 MiB
@@ -90,6 +101,11 @@ func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (int, error) {
 	head, err := lockHead(ctx, tx)
 	if err != nil {
 		return 0, err
+	}
+	if b.Resync != nil && b.Resync.Seq > head {
+		if err := resync(ctx, tx, term, *b.Resync); err != nil {
+			return 0, err
+		}
 	}
 	for _, u := range b.Subscriptions {
 		if u.Seq <= head {
@@ -130,6 +146,46 @@ func lockHead(ctx context.Context, tx *sql.Tx) (int64, error) {
 		return 0, fmt.Errorf("outbox write: read head: %w", err)
 	}
 	return head, nil
+}
+
+// resync puts every subscription of r at r.Seq and deletes, at r.Seq, the
+// stored ones r lacks (their pending rows go to the dead-letter table, as
+// for any deletion).
+func resync(ctx context.Context, tx *sql.Tx, term int64, r Resync) error {
+	rows, err := tx.QueryContext(ctx, "SELECT id FROM notifier_subscriptions WHERE NOT deleted FOR UPDATE")
+	if err != nil {
+		return fmt.Errorf("outbox write: resync at seq %d: read subscriptions: %w", r.Seq, err)
+	}
+	var stored []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("outbox write: resync at seq %d: read subscriptions: %w", r.Seq, err)
+		}
+		stored = append(stored, id)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("outbox write: resync at seq %d: read subscriptions: %w", r.Seq, err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("outbox write: resync at seq %d: read subscriptions: %w", r.Seq, err)
+	}
+	keep := make(map[string]bool, len(r.Subscriptions))
+	for _, e := range r.Subscriptions {
+		keep[e.ID] = true
+		if err := putSubscription(ctx, tx, term, subscription.Update{ID: e.ID, Seq: r.Seq, Spec: e.Spec}); err != nil {
+			return err
+		}
+	}
+	for _, id := range stored {
+		if !keep[id] {
+			if err := putSubscription(ctx, tx, term, subscription.Update{ID: id, Seq: r.Seq, Deleted: true}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func putSubscription(ctx context.Context, tx *sql.Tx, term int64, u subscription.Update) error {

@@ -111,3 +111,68 @@ func TestIDsDifferingInTrailingSpaces(t *testing.T) {
 		}
 	}
 }
+
+// TestResync: a resync replaces the stored subscriptions with the set it
+// carries (kept ones updated, missing ones added with a cursor, others
+// deleted at its seq), before the batch's own changes; at or below the
+// head it is skipped like any change.
+func TestResync(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	spec := func(u string) json.RawMessage { return json.RawMessage(`{"url":"http://` + u + `/"}`) }
+	first := outbox.Batch{Seq: 3, Subscriptions: []subscription.Update{
+		{ID: "keep", Seq: 1, Spec: spec("old")}, {ID: "gone", Seq: 2, Spec: spec("gone")}, {ID: "dead", Seq: 3, Deleted: true}}}
+	if _, err := outbox.Write(ctx, db, 1, first); err != nil {
+		t.Fatal(err)
+	}
+	b := outbox.Batch{Seq: 12,
+		Resync:        &outbox.Resync{Seq: 10, Subscriptions: []subscription.Entry{{ID: "keep", Seq: 4, Spec: spec("new")}, {ID: "added", Seq: 7, Spec: spec("added")}}},
+		Subscriptions: []subscription.Update{{ID: "later", Seq: 11, Spec: spec("later")}},
+	}
+	if _, err := outbox.Write(ctx, db, 1, b); err != nil {
+		t.Fatal(err)
+	}
+	type sub struct {
+		ID         string
+		Seq        int64
+		Deleted    bool
+		DeletedSeq int64
+		Spec       sql.NullString
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, seq, deleted, deleted_seq, spec FROM notifier_subscriptions ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]sub{}
+	for rows.Next() {
+		var s sub
+		if err := rows.Scan(&s.ID, &s.Seq, &s.Deleted, &s.DeletedSeq, &s.Spec); err != nil {
+			t.Fatal(err)
+		}
+		got[s.ID] = s
+	}
+	rows.Close()
+	want := map[string]sub{
+		"keep":  {ID: "keep", Seq: 10, Spec: sql.NullString{String: `{"url":"http://new/"}`, Valid: true}},
+		"added": {ID: "added", Seq: 10, Spec: sql.NullString{String: `{"url":"http://added/"}`, Valid: true}},
+		"gone":  {ID: "gone", Seq: 10, Deleted: true, DeletedSeq: 10},
+		"dead":  {ID: "dead", Seq: 3, Deleted: true, DeletedSeq: 3},
+		"later": {ID: "later", Seq: 11, Spec: sql.NullString{String: `{"url":"http://later/"}`, Valid: true}},
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("subscription %q = %+v; want %+v", id, got[id], w)
+		}
+	}
+	if c := count(t, db, "SELECT COUNT(*) FROM notifier_cursors WHERE subscription_id = 'added'"); c != 1 {
+		t.Errorf("cursor of the added subscription: %d rows", c)
+	}
+	// At or below the head, a resync is skipped.
+	stale := outbox.Batch{Seq: 13, Resync: &outbox.Resync{Seq: 12}}
+	if _, err := outbox.Write(ctx, db, 1, stale); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(t, db, "SELECT COUNT(*) FROM notifier_subscriptions WHERE NOT deleted"); c != 3 {
+		t.Errorf("%d live subscriptions after a resync at the head; want 3 (it is skipped)", c)
+	}
+}

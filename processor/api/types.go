@@ -123,8 +123,11 @@ type Status struct {
 	// derived here and not known to be written yet.
 	PendingRows  int `json:"pending_outbox_rows"`
 	PendingItems int `json:"pending_history_items"`
-	// UnrecoverableGaps counts gaps that could not be regenerated because
-	// their events are past retention (must stay 0).
+	// UnrecoverableGaps counts gaps that could not be regenerated whole
+	// because their first events are past retention (must stay 0): the
+	// outbox rows and history items up to the newest snapshot before the
+	// gap's end are lost; those after it are rebuilt, and the webhook
+	// subscriptions are rewritten whole.
 	UnrecoverableGaps int64 `json:"unrecoverable_gaps,omitempty"`
 	// StaleSemantics says the state was loaded from a snapshot computed by
 	// a build that applies the log differently: it may differ from this
