@@ -3,6 +3,7 @@ package notifier_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier"
 )
 
@@ -224,6 +226,18 @@ func TestExpiryAndRedrive(t *testing.T) {
 		t.Fatalf("status %+v err %v", sts, err)
 	}
 	rcv.setDown(false)
+	// A redrive already running (here: its lock held) is not doubled.
+	unlock, err := store.Lock(context.Background(), db, "notifier.redrive", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notifier.Redrive(context.Background(), db, testConfig(dsn, ""), nil, "ops"); !errors.Is(err, store.ErrLockHeld) {
+		t.Fatalf("Redrive beside another: %v; want ErrLockHeld", err)
+	}
+	if len(rcv.delivered()) != 0 {
+		t.Fatal("a refused redrive sent letters")
+	}
+	unlock()
 	res, err := notifier.Redrive(context.Background(), db, testConfig(dsn, ""), nil, "ops")
 	if err != nil || res.Sent != 20 || res.Failed != 0 {
 		t.Fatalf("Redrive = %+v, %v", res, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier/subscription"
 	"github.com/causeway/causeway/notifier/webhook"
 )
@@ -61,13 +62,20 @@ type RedriveResult struct {
 // first, to their subscription's current URL with their original
 // webhook-id, deleting each once delivered. A subscriber that fails is
 // skipped for the rest of the run (its letters stay). Deleted
-// subscriptions' letters stay too.
+// subscriptions' letters stay too. One redrive runs at a time on a
+// database: another one fails at once with an error wrapping
+// store.ErrLockHeld, rather than send the same letters again.
 func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client, subscriptionID string) (RedriveResult, error) {
 	cfg.SetDefaults()
 	secrets, err := cfg.ResolveSecrets()
 	if err != nil {
 		return RedriveResult{}, err
 	}
+	unlock, err := store.Lock(ctx, sqldb, "notifier.redrive", 0)
+	if err != nil {
+		return RedriveResult{}, fmt.Errorf("redrive: %w", err)
+	}
+	defer unlock()
 	if client == nil {
 		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}

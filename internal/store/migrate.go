@@ -207,6 +207,26 @@ func short(sum string) string {
 // the database name is part of the name: two databases on one server do
 // not wait for each other. MariaDB limits names to 64 characters; a longer
 // one is hashed.
+// ErrLockHeld: another session holds a named lock (Lock).
+var ErrLockHeld = errors.New("held by another session")
+
+// Lock takes the named lock what, scoped to the database, on a connection
+// of its own, waiting at most timeout (whole seconds; 0: do not wait). The
+// returned function releases it. An error wraps ErrLockHeld when another
+// session holds it.
+func Lock(ctx context.Context, db *sql.DB, what string, timeout time.Duration) (func(), error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: get connection: %w", what, err)
+	}
+	unlock, err := namedLock(ctx, conn, what, timeout)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return func() { unlock(); conn.Close() }, nil
+}
+
 func namedLock(ctx context.Context, conn *sql.Conn, what string, timeout time.Duration) (func(), error) {
 	var dbName sql.NullString
 	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil {
@@ -225,7 +245,7 @@ func namedLock(ctx context.Context, conn *sql.Conn, what string, timeout time.Du
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	if !got.Valid || got.Int64 != 1 {
-		return nil, fmt.Errorf("lock %s: not granted within %s", name, timeout)
+		return nil, fmt.Errorf("lock %s: %w within %s", name, ErrLockHeld, timeout)
 	}
 	return func() {
 		// A fresh context: the lock must be released even when ctx ended.
