@@ -227,7 +227,7 @@ func TestExpiryAndRedrive(t *testing.T) {
 	}
 	rcv.setDown(false)
 	// A redrive already running (here: its lock held) is not doubled.
-	unlock, err := store.Lock(context.Background(), db, "notifier.redrive", 0)
+	lease, err := store.Lock(context.Background(), db, "notifier.redrive", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestExpiryAndRedrive(t *testing.T) {
 	if len(rcv.delivered()) != 0 {
 		t.Fatal("a refused redrive sent letters")
 	}
-	unlock()
+	lease.Release()
 	res, err := notifier.Redrive(context.Background(), db, testConfig(dsn, ""), nil, "ops")
 	if err != nil || res.Sent != 20 || res.Failed != 0 {
 		t.Fatalf("Redrive = %+v, %v", res, err)

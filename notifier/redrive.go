@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -71,11 +72,14 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 	if err != nil {
 		return RedriveResult{}, err
 	}
-	unlock, err := store.Lock(ctx, sqldb, "notifier.redrive", 0)
+	lease, err := store.Lock(ctx, sqldb, "notifier.redrive", 0)
+	if errors.Is(err, store.ErrLockHeld) {
+		return RedriveResult{}, fmt.Errorf("redrive: another redrive is running on this database: %w", err)
+	}
 	if err != nil {
 		return RedriveResult{}, fmt.Errorf("redrive: %w", err)
 	}
-	defer unlock()
+	defer lease.Release()
 	if client == nil {
 		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -85,6 +89,11 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 	failed := map[string]bool{}
 	var after int64
 	for {
+		// The lock goes with its connection: should that drop, another
+		// redrive could start, so stop rather than send beside it.
+		if err := lease.Held(ctx); err != nil {
+			return res, fmt.Errorf("redrive: %w", err)
+		}
 		q := "SELECT id, subscription_id, webhook_id, payload FROM notifier_dead_letters WHERE id > ?"
 		args := []any{after}
 		if subscriptionID != "" {

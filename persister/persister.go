@@ -58,6 +58,7 @@ type Log interface {
 	Append(ctx context.Context, entries []store.Entry) (store.Appended, error)
 	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
 	Retain(ctx context.Context, t time.Time) ([]string, time.Time, error)
+	LockRetention(ctx context.Context, wait time.Duration) (func(), error)
 }
 
 // Snapshots prunes the graph snapshots retention no longer needs
@@ -560,30 +561,49 @@ func (p *Persister) maintain(ctx context.Context) {
 			p.lg.Info("created partitions", "partitions", created)
 		}
 		cut := now.Add(-p.cfg.Retention)
-		if p.snaps != nil {
-			if res, err := p.snaps.Prune(ctx, cut); err != nil {
-				if ctx.Err() == nil {
-					p.lg.Error("snapshot retention failed", "err", err)
-				}
-			} else if res.Deleted > 0 {
-				p.m.snapsPruned.Add(float64(res.Deleted))
-				p.lg.Info("pruned snapshots past retention", "deleted", res.Deleted, "anchor_seq", res.AnchorSeq,
-					"anchor_recorded_at", res.AnchorRecordedAt, "retention", p.cfg.Retention)
-			}
-		}
-		if dropped, bound, err := p.log.Retain(ctx, cut); err != nil {
-			if ctx.Err() == nil {
-				p.lg.Error("retention failed", "err", err)
-			}
-		} else if len(dropped) > 0 {
-			p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
-		} else if bound.IsZero() {
-			p.lg.Warn("retention skipped: no snapshot is stored, so every event is still needed for a cold start", "retention", p.cfg.Retention)
-		}
+		p.retain(ctx, cut)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// retentionLockWait is how long retention waits for the retention lock
+// (held by `causeway snapshots prune-stale`) before it skips a round.
+const retentionLockWait = 10 * time.Second
+
+// retain prunes the snapshots and then the event partitions before cut,
+// under the retention lock, so that nothing else deletes snapshots between
+// the two (the anchor the partition drop relies on).
+func (p *Persister) retain(ctx context.Context, cut time.Time) {
+	unlock, err := p.log.LockRetention(ctx, retentionLockWait)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.lg.Warn("retention skipped this round: its lock is busy (a snapshots prune-stale running?)", "err", err)
+		}
+		return
+	}
+	defer unlock()
+	if p.snaps != nil {
+		if res, err := p.snaps.Prune(ctx, cut); err != nil {
+			if ctx.Err() == nil {
+				p.lg.Error("snapshot retention failed", "err", err)
+			}
+		} else if res.Deleted > 0 {
+			p.m.snapsPruned.Add(float64(res.Deleted))
+			p.lg.Info("pruned snapshots past retention", "deleted", res.Deleted, "anchor_seq", res.AnchorSeq,
+				"anchor_recorded_at", res.AnchorRecordedAt, "retention", p.cfg.Retention)
+		}
+	}
+	if dropped, bound, err := p.log.Retain(ctx, cut); err != nil {
+		if ctx.Err() == nil {
+			p.lg.Error("retention failed", "err", err)
+		}
+	} else if len(dropped) > 0 {
+		p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
+	} else if bound.IsZero() {
+		p.lg.Warn("retention skipped: no snapshot is stored, so every event is still needed for a cold start", "retention", p.cfg.Retention)
 	}
 }

@@ -174,6 +174,10 @@ func (l *fakeLog) Retain(context.Context, time.Time) ([]string, time.Time, error
 	return nil, time.Time{}, nil
 }
 
+func (l *fakeLog) LockRetention(context.Context, time.Duration) (func(), error) {
+	return func() {}, nil
+}
+
 type fakeSequencer struct {
 	j    *journal
 	fail bool

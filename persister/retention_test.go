@@ -79,10 +79,21 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	// anchor; day 1's goes, and so do the partitions of days 0 and 1.
 	now := day0.AddDate(0, 0, 5).Add(12 * time.Hour)
 	cfg := persister.Config{Retention: 3 * 24 * time.Hour}
+	// While another session (`snapshots prune-stale`) holds retention's
+	// lock, retention waits.
+	unlock, err := log.LockRetention(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := e.startPersisterDeps(t, cfg, func(d *persister.Deps) {
 		d.Snapshots = snapshot.NewStore(e.db, nil)
 		d.Now = func() time.Time { return now }
 	})
+	time.Sleep(2 * time.Second)
+	if first, err := log.First(ctx); err != nil || first != 1 || r.counter(t, "causeway_persister_snapshots_pruned_total") != 0 {
+		t.Fatalf("retention ran while its lock was held: first seq %d (%v)", first, err)
+	}
+	unlock()
 	waitFor(t, "retention applied", 30*time.Second, func() (bool, string) {
 		first, err := log.First(ctx)
 		pruned := r.counter(t, "causeway_persister_snapshots_pruned_total")

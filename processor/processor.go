@@ -165,7 +165,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	if !p.cfg.SnapshotCaptureLive {
 		parts.NewShadow = func() *snapshot.Shadow { return snapshot.NewShadow(shadowRecon, factory) }
 	}
-	runners := []func(context.Context) error{pub.Run}
+	runners := []func(context.Context) error{pub.Run, func(ctx context.Context) error {
+		return store.Announce(ctx, db, p.cfg.NodeID, p.log)
+	}}
 	return p.run(ctx, parts, runners)
 }
 

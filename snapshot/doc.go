@@ -27,8 +27,9 @@
 // records the semantics (Meta.Semantics; rows older than that column are
 // inspected instead). To bring a cluster to this build's semantics, stop
 // the processors, delete those snapshots while the log is still whole from
-// seq 1 (Reconstructor.PruneStale, `causeway snapshots prune-stale`), and
-// start them again: each replays the log.
+// seq 1 (Reconstructor.PruneStale, under retention's lock; `causeway
+// snapshots prune-stale`, which also refuses while a processor's presence
+// row is current), and start them again: each replays the log.
 //
 // The processor's state machine is a Node: the evaluator engine and the
 // webhook subscription registry, both functions of the log prefix. Its

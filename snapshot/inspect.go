@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/causeway/causeway/graph/evaluator"
 )
@@ -54,6 +55,15 @@ func (r *Reconstructor) Inspect(ctx context.Context, m Meta) (Inspection, error)
 // that only stale snapshots still reach could no longer be reconstructed.
 var ErrLogNotWhole = errors.New("the event log no longer starts at seq 1")
 
+// RetentionLog is the event log as PruneStale needs it (store.Log).
+type RetentionLog interface {
+	// First returns the first seq the log holds (0 when it is empty).
+	First(ctx context.Context) (int64, error)
+	// LockRetention takes the lock retention holds while it prunes
+	// snapshots and drops events, waiting at most wait.
+	LockRetention(ctx context.Context, wait time.Duration) (func(), error)
+}
+
 // StalePrune is what PruneStale found, and deleted unless it was a dry run.
 type StalePrune struct {
 	// Stale are the snapshots of other semantics, newest first.
@@ -66,18 +76,32 @@ type StalePrune struct {
 	Deleted int
 }
 
+// pruneLockWait bounds PruneStale's wait for retention's lock.
+const pruneLockWait = time.Minute
+
 // PruneStale finds the snapshots holding a state of other semantics than
 // this build's and, unless dryRun, deletes them, so that the processors,
 // started again, replay the log under this build's semantics (doc.go).
 // Snapshots whose rows do not record their semantics are inspected.
 //
-// logFirst is the first seq the event log holds (0 when it is empty).
-// Unless it is 1, the deletion (and a dry run) is refused with
+// It holds retention's lock from reading where the log starts to the last
+// deletion, so that retention cannot drop the start of the log in between.
+// Unless the log starts at seq 1, it refuses (dry run included) with
 // ErrLogNotWhole when there is anything to delete: a replay could not reach
-// back to the start. The
-// processors must be stopped: a running leader would go on writing
-// snapshots of its stale state.
-func (r *Reconstructor) PruneStale(ctx context.Context, logFirst int64, dryRun bool) (StalePrune, error) {
+// back to the start. The processors must be stopped: a running leader
+// would go on writing snapshots of its stale state.
+func (r *Reconstructor) PruneStale(ctx context.Context, log RetentionLog, dryRun bool) (StalePrune, error) {
+	if !dryRun {
+		unlock, err := log.LockRetention(ctx, pruneLockWait)
+		if err != nil {
+			return StalePrune{}, fmt.Errorf("prune stale snapshots: %w", err)
+		}
+		defer unlock()
+	}
+	first, err := log.First(ctx)
+	if err != nil {
+		return StalePrune{}, fmt.Errorf("prune stale snapshots: %w", err)
+	}
 	all, err := r.store.List(ctx, math.MaxInt64)
 	if err != nil {
 		return StalePrune{}, fmt.Errorf("prune stale snapshots: %w", err)
@@ -102,15 +126,15 @@ func (r *Reconstructor) PruneStale(ctx context.Context, logFirst int64, dryRun b
 	if len(res.Stale) == 0 {
 		return res, nil
 	}
-	if logFirst != 1 {
-		return res, fmt.Errorf("prune stale snapshots: %w (first seq %d): keep them; the states they give stay reported stale", ErrLogNotWhole, logFirst)
+	if first != 1 {
+		return res, fmt.Errorf("prune stale snapshots: %w (first seq %d): keep them; the states they give stay reported stale", ErrLogNotWhole, first)
 	}
 	if dryRun {
 		return res, nil
 	}
 	for _, m := range res.Stale {
 		if err := r.store.delete(ctx, m.ID); err != nil {
-			return res, fmt.Errorf("prune stale snapshots: %w", err)
+			return res, fmt.Errorf("prune stale snapshots (%d of %d deleted): %w", res.Deleted, len(res.Stale), err)
 		}
 		res.Deleted++
 		r.log.Info("stale snapshot deleted", "snapshot_id", m.ID, "seq", m.Seq, "semantics", m.Semantics.V, "current", evaluator.Semantics)

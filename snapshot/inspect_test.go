@@ -15,13 +15,28 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
 	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/notifier/subscription"
 )
+
+// firstLog is a RetentionLog whose first seq can be made to look later.
+type firstLog struct {
+	*store.Log
+	first int64 // 0: the log's own
+}
+
+func (l firstLog) First(ctx context.Context) (int64, error) {
+	if l.first != 0 {
+		return l.first, nil
+	}
+	return l.Log.First(ctx)
+}
 
 // TestPruneStale writes snapshots as an older build (its semantics in the
 // payload, none in the row), as a build that records them in the row, and
-// as this build, plus a corrupt one; it checks what the rows and Inspect
-// say, that PruneStale refuses without the whole log, and that it deletes
-// the stale ones and only those, after which a reconstruction is current.
+// as this build (engine and node encodings), plus corrupt ones; it checks
+// what the rows and Inspect say, that PruneStale refuses without the whole
+// log and waits for retention's lock, and that it deletes the stale ones
+// and only those, after which a reconstruction is current.
 func TestPruneStale(t *testing.T) {
 	ctx := context.Background()
 	norm, err := graph.NewNormalizer(nil)
@@ -41,58 +56,81 @@ func TestPruneStale(t *testing.T) {
 			_ = live.Apply(recs[applied])
 		}
 	}
-	// take writes the live state at seq with the given semantics in the
-	// payload, recorded in the row when inRow.
-	take := func(seq int64, semantics int, inRow bool) Meta {
+	write := func(capture func() (Capture, error)) Meta {
+		t.Helper()
+		res, err := w.Take(ctx, 1, capture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Meta
+	}
+	// stale writes the live state at seq as an older build did, its
+	// semantics recorded in the row when inRow.
+	old := evaluator.Semantics - 1
+	stale := func(seq int64, inRow bool) Meta {
 		t.Helper()
 		advance(seq)
-		res, err := w.Take(ctx, 1, func() (Capture, error) {
+		return write(func() (Capture, error) {
 			s := live.State()
-			s.Semantics = semantics
+			s.Semantics = old
 			c := Capture{Seq: seq, Encoding: EngineGob, Encode: func(w io.Writer) error { return gob.NewEncoder(w).Encode(&s) }}
 			if inRow {
-				c.Semantics = sql.Null[int]{V: semantics, Valid: true}
+				c.Semantics = sql.Null[int]{V: old, Valid: true}
 			}
 			if seq > 0 {
 				c.RecordedAt = recs[seq-1].RecordedAt
 			}
 			return c, nil
 		})
-		if err != nil {
+	}
+	corrupt := func(m Meta) {
+		t.Helper()
+		if _, err := td.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = REVERSE(data) WHERE snapshot_id = ?", m.ID); err != nil {
 			t.Fatal(err)
 		}
-		return res.Meta
 	}
-	old := evaluator.Semantics - 1
-	take(0, old, false)   // the empty state: never stale
-	take(100, old, false) // an older build's, before the column
-	take(200, old, true)  // an older build's, in the row
-	advance(300)          // this build's, through CaptureEngine
-	cur, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, 300, recs[299].RecordedAt, EngineGob) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := take(400, old, true) // stale, but corrupt: skipped anyway
-	if _, err := td.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = REVERSE(data) WHERE snapshot_id = ?", bad.ID); err != nil {
-		t.Fatal(err)
-	}
-	if !cur.Meta.Semantics.Valid || cur.Meta.Semantics.V != evaluator.Semantics {
-		t.Fatalf("CaptureEngine's row semantics = %+v; want %d", cur.Meta.Semantics, evaluator.Semantics)
+	stale(0, false)   // the empty state: never stale
+	stale(100, false) // an older build's, before the column
+	stale(200, true)  // an older build's, in the row
+	advance(250)      // this build's, as processors write them
+	node := write(func() (Capture, error) {
+		return CaptureNode(&Node{Engine: live, Subscriptions: subscription.NewRegistry()}, 250, recs[249].RecordedAt, NodeGob)
+	})
+	advance(300) // this build's, engine only (historical queries)
+	eng := write(func() (Capture, error) { return CaptureEngine(live, 300, recs[299].RecordedAt, EngineGob) })
+	corrupt(stale(400, true))  // stale, and corrupt: deleted all the same
+	corrupt(stale(450, false)) // corrupt, its semantics unknown: left in place
+	for _, m := range []Meta{node, eng} {
+		if !m.Semantics.Valid || m.Semantics.V != evaluator.Semantics || m.Stale() {
+			t.Fatalf("row of %s at seq %d: semantics %+v, stale %v; want %d, current", m.Encoding, m.Seq, m.Semantics, m.Stale(), evaluator.Semantics)
+		}
 	}
 
 	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	metas, err := NewStore(td.db, nil).List(ctx, math.MaxInt64)
-	if err != nil {
-		t.Fatal(err)
+	list := func() []Meta {
+		t.Helper()
+		ms, err := NewStore(td.db, nil).List(ctx, math.MaxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	seqs := func(ms []Meta) []int64 {
+		var out []int64
+		for _, m := range ms {
+			out = append(out, m.Seq)
+		}
+		return out
 	}
 	bySeq := map[int64]Meta{}
-	for _, m := range metas {
+	for _, m := range list() {
 		bySeq[m.Seq] = m
 	}
-	for seq, want := range map[int64]struct{ valid, stale bool }{0: {false, false}, 100: {false, false}, 200: {true, true}, 300: {true, false}, 400: {true, true}} {
+	for seq, want := range map[int64]struct{ valid, stale bool }{0: {false, false}, 100: {false, false}, 200: {true, true},
+		250: {true, false}, 300: {true, false}, 400: {true, true}, 450: {false, false}} {
 		m := bySeq[seq]
 		if m.Semantics.Valid != want.valid || m.Stale() != want.stale {
 			t.Errorf("row of seq %d: semantics %+v, stale %v; want recorded %v, stale %v", seq, m.Semantics, m.Stale(), want.valid, want.stale)
@@ -102,47 +140,74 @@ func TestPruneStale(t *testing.T) {
 	if err != nil || in.Problem != "" || !in.Semantics.Valid || in.Semantics.V != old || !in.Stale() {
 		t.Fatalf("Inspect(seq 100) = problem %q, semantics %+v, stale %v, %v; want usable, semantics %d, stale", in.Problem, in.Semantics, in.Stale(), err, old)
 	}
-	if in, err := rc.Inspect(ctx, bySeq[400]); err != nil || in.Problem != "corrupt" {
-		t.Fatalf("Inspect(corrupt) = problem %q, %v; want corrupt", in.Problem, err)
+	if in, err := rc.Inspect(ctx, bySeq[450]); err != nil || in.Problem != "corrupt" || in.Semantics.Valid {
+		t.Fatalf("Inspect(corrupt) = problem %q, semantics %+v, %v; want corrupt, unknown", in.Problem, in.Semantics, err)
 	}
 
-	staleSeqs := func(ms []Meta) []int64 {
-		var out []int64
-		for _, m := range ms {
-			out = append(out, m.Seq)
+	for _, first := range []int64{2, -1} { // -1: an empty log reads as 0
+		l := firstLog{Log: td.log, first: first}
+		if first < 0 {
+			l.first = 0
+			l.Log = nil
 		}
-		return out
-	}
-	for _, dry := range []bool{true, false} {
-		if _, err := rc.PruneStale(ctx, 2, dry); !errors.Is(err, ErrLogNotWhole) {
-			t.Fatalf("PruneStale with the log from seq 2 (dry run %v): %v; want ErrLogNotWhole", dry, err)
+		for _, dry := range []bool{true, false} {
+			if _, err := rc.PruneStale(ctx, emptyOr(l), dry); !errors.Is(err, ErrLogNotWhole) {
+				t.Fatalf("PruneStale with the log's first seq %d (dry run %v): %v; want ErrLogNotWhole", first, dry, err)
+			}
 		}
 	}
-	res, err := rc.PruneStale(ctx, 1, true)
-	if err != nil || res.Deleted != 0 || len(res.Unusable) != 0 || !slices.Equal(staleSeqs(res.Stale), []int64{400, 200, 100}) {
-		t.Fatalf("dry run: stale %v, unusable %d, deleted %d, %v; want 400, 200, 100 and nothing deleted", staleSeqs(res.Stale), len(res.Unusable), res.Deleted, err)
+	// Retention holds its lock: PruneStale waits for it.
+	unlock, err := td.log.LockRetention(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if after, _ := NewStore(td.db, nil).List(ctx, math.MaxInt64); len(after) != len(metas) {
-		t.Fatalf("the dry run deleted snapshots: %d left of %d", len(after), len(metas))
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	if _, err := rc.PruneStale(short, td.log, false); err == nil {
+		t.Fatal("PruneStale ran while retention held its lock")
 	}
-	res, err = rc.PruneStale(ctx, 1, false)
-	if err != nil || res.Deleted != 3 {
+	cancel()
+	unlock()
+
+	res, err := rc.PruneStale(ctx, td.log, true)
+	if err != nil || res.Deleted != 0 || len(res.Unusable) != 1 || res.Unusable[0].Seq != 450 || !slices.Equal(seqs(res.Stale), []int64{400, 200, 100}) {
+		t.Fatalf("dry run: stale %v, %d unusable, deleted %d, %v; want 400, 200, 100, the one at 450 unusable, nothing deleted",
+			seqs(res.Stale), len(res.Unusable), res.Deleted, err)
+	}
+	if n := len(list()); n != len(bySeq) {
+		t.Fatalf("the dry run deleted snapshots: %d left of %d", n, len(bySeq))
+	}
+	if res, err = rc.PruneStale(ctx, td.log, false); err != nil || res.Deleted != 3 {
 		t.Fatalf("PruneStale: deleted %d, %v; want 3", res.Deleted, err)
 	}
-	left, err := NewStore(td.db, nil).List(ctx, math.MaxInt64)
-	if err != nil || !slices.Equal(staleSeqs(left), []int64{300, 0}) {
-		t.Fatalf("left %v, %v; want 300 and 0", staleSeqs(left), err)
+	if left := seqs(list()); !slices.Equal(left, []int64{450, 300, 250, 0}) {
+		t.Fatalf("left %v; want 450, 300, 250 and 0", left)
 	}
 	var n int
 	if err := td.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM snapshot_chunks WHERE snapshot_id NOT IN (SELECT id FROM snapshots)").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("chunks of deleted snapshots left: %d, %v", n, err)
 	}
-	// Below the current snapshot the state is now replayed from the start.
-	got, err := rc.Reconstruct(ctx, AtSeq(250))
-	if err != nil || got.StaleSemantics || got.SnapshotSeq != 0 || got.Replayed != 250 {
-		t.Fatalf("Reconstruct(250) after the prune: %+v, %v; want a current full replay", got, err)
+	// Below the current snapshots the state is now replayed from the start.
+	got, err := rc.Reconstruct(ctx, AtSeq(240))
+	if err != nil || got.StaleSemantics || got.SnapshotSeq != 0 || got.Replayed != 240 {
+		t.Fatalf("Reconstruct(240) after the prune: %+v, %v; want a current full replay", got, err)
 	}
-	if again, err := rc.PruneStale(ctx, 1, false); err != nil || len(again.Stale) != 0 {
+	if again, err := rc.PruneStale(ctx, td.log, false); err != nil || len(again.Stale) != 0 {
 		t.Fatalf("second PruneStale: %d stale, %v; want none", len(again.Stale), err)
 	}
+}
+
+// emptyOr returns l, or an empty log's view when l has no log.
+func emptyOr(l firstLog) RetentionLog {
+	if l.Log == nil {
+		return emptyLog{}
+	}
+	return l
+}
+
+// emptyLog is a RetentionLog of a log that holds no event.
+type emptyLog struct{}
+
+func (emptyLog) First(context.Context) (int64, error) { return 0, nil }
+func (emptyLog) LockRetention(context.Context, time.Duration) (func(), error) {
+	return func() {}, nil
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +20,7 @@ import (
 func newSnapshotsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshots",
-		Short: "Inspect the processors' snapshots in the database, and remove those of older semantics",
+		Short: "Inspect the processors' snapshots in the database, and remove those of other semantics than this build's",
 	}
 	cmd.AddCommand(newSnapshotsListCmd(g), newSnapshotsPruneStaleCmd(g))
 	return cmd
@@ -34,27 +34,28 @@ type snapshotRow struct {
 	Term          int64     `json:"term"`
 	FormatVersion uint16    `json:"format_version"`
 	Encoding      string    `json:"encoding"`
-	// Semantics is null when the row does not record it (written before
-	// the column existed) and --check was not given.
+	// Semantics and Stale are null when the row does not record the
+	// semantics (written before the column existed) and --check was not
+	// given.
 	Semantics *int      `json:"semantics"`
-	Stale     bool      `json:"stale"`
+	Stale     *bool     `json:"stale"`
 	Size      int64     `json:"size"`
 	RawSize   int64     `json:"raw_size"`
 	Chunks    int       `json:"chunks"`
 	CreatedAt time.Time `json:"created_at"`
-	// Problem and Error are set by --check for a snapshot reconstruction
-	// would skip; Checked says the check ran.
-	Checked bool   `json:"checked,omitempty"`
+	// Check is what --check found: "ok", "historical only" (processors
+	// skip it: Problem says why), or unusable (Problem and Error say why).
+	Check   string `json:"check,omitempty"`
 	Problem string `json:"problem,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
 func newSnapshotRow(m snapshot.Meta) snapshotRow {
 	r := snapshotRow{ID: m.ID, Seq: m.Seq, RecordedAt: m.RecordedAt, Term: m.Term, FormatVersion: m.FormatVersion,
-		Encoding: m.Encoding, Stale: m.Stale(), Size: m.Size, RawSize: m.RawSize, Chunks: m.Chunks, CreatedAt: m.CreatedAt}
+		Encoding: m.Encoding, Size: m.Size, RawSize: m.RawSize, Chunks: m.Chunks, CreatedAt: m.CreatedAt}
 	if m.Semantics.Valid {
-		v := m.Semantics.V
-		r.Semantics = &v
+		v, stale := m.Semantics.V, m.Stale()
+		r.Semantics, r.Stale = &v, &stale
 	}
 	return r
 }
@@ -63,29 +64,10 @@ func (r snapshotRow) semantics() string {
 	switch {
 	case r.Semantics == nil:
 		return "?"
-	case r.Stale:
+	case *r.Stale:
 		return fmt.Sprintf("%d (stale)", *r.Semantics)
 	}
 	return fmt.Sprint(*r.Semantics)
-}
-
-// snapshotTools opens the database and what reads its snapshots: a
-// reconstructor over the evaluator engine, which restores both engine and
-// node snapshots.
-func snapshotTools(ctx context.Context, g *globalFlags, db *dbFlags) (*sql.DB, *store.Log, *snapshot.Reconstructor, error) {
-	conn, err := db.open(ctx, g)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	l := store.NewLog(conn, nil)
-	rc, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
-		DB: conn, Events: l, Factory: snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}, Logger: g.logger(),
-	})
-	if err != nil {
-		conn.Close()
-		return nil, nil, nil, err
-	}
-	return conn, l, rc, nil
 }
 
 func newSnapshotsListCmd(g *globalFlags) *cobra.Command {
@@ -93,12 +75,13 @@ func newSnapshotsListCmd(g *globalFlags) *cobra.Command {
 	var check bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the snapshots, newest first, with the semantics of their state (stale: older than this build's)",
+		Short: "List the snapshots, newest first, with the semantics of their state (stale: other than this build's)",
 		Long: `List the snapshots, newest first. SEMANTICS is the apply semantics of the
 state (graph/evaluator.Semantics, ` + fmt.Sprint(evaluator.Semantics) + ` in this build); "?" when the row
-predates the column. --check loads, verifies and restores each snapshot as a
-reconstruction would, fills in the unknown semantics, and says why an unusable
-one would be skipped; it decodes every snapshot, so it takes a while.`,
+predates the column. --check loads, verifies and restores each snapshot as the
+processors' reconstruction does, and as historical queries do (which also read
+engine-only snapshots); it fills in the unknown semantics and says why an
+unusable one is skipped. It decodes every snapshot, so it takes a while.`,
 		Args: cobra.NoArgs,
 	}
 	db := addDBFlags(cmd)
@@ -107,12 +90,23 @@ one would be skipped; it decodes every snapshot, so it takes a while.`,
 			return badInput("--output: %q is not table or json", output)
 		}
 		ctx := cmd.Context()
-		conn, _, rc, err := snapshotTools(ctx, g, db)
+		conn, err := db.open(ctx, g)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		metas, err := snapshot.NewStore(conn, nil).List(ctx, math.MaxInt64)
+		h, err := newHistorian(conn, g.logger())
+		if err != nil {
+			return err
+		}
+		// What the processors restore: node snapshots only.
+		procs, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
+			DB: conn, Events: h.log, Factory: snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}, Logger: g.logger(),
+		})
+		if err != nil {
+			return err
+		}
+		metas, err := h.snaps.List(ctx, math.MaxInt64)
 		if err != nil {
 			return err
 		}
@@ -120,14 +114,8 @@ one would be skipped; it decodes every snapshot, so it takes a while.`,
 		for _, m := range metas {
 			r := newSnapshotRow(m)
 			if check {
-				in, err := rc.Inspect(ctx, m)
-				if err != nil {
+				if r, err = checkSnapshot(ctx, procs, h.recon, m); err != nil {
 					return err
-				}
-				r = newSnapshotRow(in.Meta)
-				r.Checked, r.Problem = true, in.Problem
-				if in.Err != nil {
-					r.Error = in.Err.Error()
 				}
 			}
 			rows = append(rows, r)
@@ -142,9 +130,9 @@ one would be skipped; it decodes every snapshot, so it takes a while.`,
 				cols := []any{r.ID, r.Seq, r.RecordedAt.Format(time.RFC3339Nano), r.Term, r.FormatVersion, r.Encoding, r.semantics(),
 					r.Size, r.RawSize, r.Chunks, r.CreatedAt.Format(time.RFC3339)}
 				if check {
-					c := "ok"
+					c := r.Check
 					if r.Problem != "" {
-						c = r.Problem + ": " + r.Error
+						c += " (" + r.Problem + ": " + r.Error + ")"
 					}
 					cols = append(cols, c)
 				}
@@ -157,11 +145,39 @@ one would be skipped; it decodes every snapshot, so it takes a while.`,
 	return cmd
 }
 
+// checkSnapshot inspects m as the processors restore snapshots (procs) and,
+// if they cannot, as historical queries do (hist).
+func checkSnapshot(ctx context.Context, procs, hist *snapshot.Reconstructor, m snapshot.Meta) (snapshotRow, error) {
+	in, err := procs.Inspect(ctx, m)
+	if err != nil {
+		return snapshotRow{}, err
+	}
+	check := "ok"
+	if in.Problem != "" {
+		byProcs := in
+		if in, err = hist.Inspect(ctx, m); err != nil {
+			return snapshotRow{}, err
+		}
+		check = "historical only"
+		if in.Problem != "" {
+			check = "unusable"
+		} else {
+			in.Problem, in.Err = byProcs.Problem, byProcs.Err
+		}
+	}
+	r := newSnapshotRow(in.Meta)
+	r.Check, r.Problem = check, in.Problem
+	if in.Err != nil {
+		r.Error = in.Err.Error()
+	}
+	return r, nil
+}
+
 func newSnapshotsPruneStaleCmd(g *globalFlags) *cobra.Command {
-	var yes bool
+	var yes, force bool
 	cmd := &cobra.Command{
 		Use:   "prune-stale",
-		Short: "Delete the snapshots of older semantics, so that restarted processors replay the log under this build's",
+		Short: "Delete the snapshots of other semantics than this build's, so that restarted processors replay the log under this build's",
 		Long: `A processor restored from a snapshot taken by a build of other semantics keeps
 that state (and reports it: stale_semantics in causeway status). To bring the
 cluster to this build's semantics while the event log still starts at seq 1:
@@ -171,25 +187,46 @@ cluster to this build's semantics while the event log still starts at seq 1:
   3. start the processors: each replays the log from the start.
 
 Without --yes it only lists what it would delete. It refuses when the log no
-longer starts at seq 1: the moments only those snapshots reach could not be
-rebuilt.`,
+longer starts at seq 1 (the moments only those snapshots reach could not be
+rebuilt), and while a processor still runs (its presence row is current),
+unless --force. It holds retention's lock while it works, so the persister's
+retention waits. The alarm history already written is left as it was.`,
 		Args: cobra.NoArgs,
 	}
 	db := addDBFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		conn, l, rc, err := snapshotTools(ctx, g, db)
+		conn, err := db.open(ctx, g)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		first, err := l.First(ctx)
+		h, err := newHistorian(conn, g.logger())
 		if err != nil {
 			return err
 		}
-		res, err := rc.PruneStale(ctx, first, !yes)
 		out := cmd.OutOrStdout()
+		running, err := store.Present(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if len(running) > 0 {
+			ids := make([]string, len(running))
+			for i, p := range running {
+				ids[i] = p.NodeID
+			}
+			if yes && !force {
+				return badInput("processors still run: %s; stop them first (or --force)", strings.Join(ids, ", "))
+			}
+			fmt.Fprintf(out, "processors still running: %s\n", strings.Join(ids, ", "))
+		}
+		res, err := h.recon.PruneStale(ctx, h.log, !yes)
 		if len(res.Stale) > 0 {
+			if yes {
+				fmt.Fprintln(out, "stale snapshots:")
+			} else {
+				fmt.Fprintln(out, "would delete:")
+			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			row(tw, "ID", "SEQ", "RECORDED_AT", "SEMANTICS")
 			for _, m := range res.Stale {
@@ -218,5 +255,6 @@ rebuilt.`,
 		return nil
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete (without it, only list what would be deleted)")
+	cmd.Flags().BoolVar(&force, "force", false, "delete even while processors run (their state stays stale, and a leader snapshots it again)")
 	return cmd
 }

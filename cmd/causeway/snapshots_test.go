@@ -56,14 +56,17 @@ func TestSnapshotsCommands(t *testing.T) {
 		}
 		return m
 	}
+	isStale := func(r snapshotRow) bool { return r.Stale != nil && *r.Stale }
 	got := list()
-	if len(got) != len(ids) || got[unknown].Semantics != nil || got[unknown].Stale || !got[stale].Stale ||
-		got[stale2].Semantics == nil || *got[stale2].Semantics != evaluator.Semantics || got[stale2].Stale {
+	if len(got) != len(ids) || got[unknown].Semantics != nil || got[unknown].Stale != nil || !isStale(got[stale]) ||
+		got[stale2].Semantics == nil || *got[stale2].Semantics != evaluator.Semantics || isStale(got[stale2]) {
 		t.Fatalf("snapshots list: %+v", got)
 	}
+	// The rig writes engine-only snapshots: usable by historical queries,
+	// skipped by the processors.
 	got = list("--check")
-	if u := got[unknown]; !u.Checked || u.Problem != "" || u.Semantics == nil || *u.Semantics != evaluator.Semantics || u.Stale {
-		t.Fatalf("snapshots list --check: the snapshot without recorded semantics shows %+v; want this build's, usable", u)
+	if u := got[unknown]; u.Check != "historical only" || u.Problem != "encoding" || u.Semantics == nil || *u.Semantics != evaluator.Semantics || isStale(u) {
+		t.Fatalf("snapshots list --check: the snapshot without recorded semantics shows %+v; want this build's, historical only", u)
 	}
 	table, err := runCausewayCLI(t, "snapshots", "list", "--dsn", r.dsn)
 	if err != nil || !strings.Contains(table, "(stale)") || !strings.Contains(table, " ? ") {
@@ -71,8 +74,19 @@ func TestSnapshotsCommands(t *testing.T) {
 	}
 
 	out, err := runCausewayCLI(t, "snapshots", "prune-stale", "--dsn", r.dsn)
-	if err != nil || !strings.Contains(out, "--yes") || len(list()) != len(ids) {
+	if err != nil || !strings.Contains(out, "would delete:") || !strings.Contains(out, "--yes") || len(list()) != len(ids) {
 		t.Fatalf("prune-stale without --yes: %v, %d snapshots left of %d\n%s", err, len(list()), len(ids), out)
+	}
+	// A processor that still runs makes --yes refuse, unless --force.
+	if _, err := r.db.Exec("INSERT INTO processor_presence (node_id, started_at, seen_at) VALUES ('p1', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCausewayCLI(t, "snapshots", "prune-stale", "--dsn", r.dsn, "--yes")
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "p1") || len(list()) != len(ids) {
+		t.Fatalf("prune-stale --yes beside a running processor: exit %d, %v; want a refusal naming p1\n%s", exitCode(err), err, out)
+	}
+	if _, err := r.db.Exec("DELETE FROM processor_presence"); err != nil {
+		t.Fatal(err)
 	}
 	out, err = runCausewayCLI(t, "snapshots", "prune-stale", "--dsn", r.dsn, "--yes")
 	if err != nil || !strings.Contains(out, "deleted 1 ") {
@@ -90,7 +104,7 @@ func TestSnapshotsCommands(t *testing.T) {
 	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "seq 1") {
 		t.Fatalf("prune-stale with the log from seq 2: exit %d, %v; want a refusal\n%s", exitCode(err), err, out)
 	}
-	if got := list(); !got[stale2].Stale {
+	if got := list(); !isStale(got[stale2]) {
 		t.Fatal("the refused prune deleted the stale snapshot")
 	}
 }

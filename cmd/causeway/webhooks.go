@@ -257,12 +257,15 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 
 They are sent beside the live deliveries, not in their order: a receiver
 may get an old "raised" after a newer "cleared" of the same alarm. Order
-by the payload's seq (or recorded_at) on the receiving side.`,
+by the payload's seq (or recorded_at) on the receiving side. One redrive runs
+at a time on a database; a second one stops at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDB(cmd, func(ctx context.Context, cfg notifier.Config, db *sql.DB) error {
 				res, err := notifier.Redrive(ctx, db, cfg, nil, dlSub)
-				fmt.Fprintf(cmd.OutOrStdout(), "sent %d, failed %d\n", res.Sent, res.Failed)
+				if err == nil || res.Sent+res.Failed > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "sent %d, failed %d\n", res.Sent, res.Failed)
+				}
 				if err != nil {
 					return err
 				}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
 	"embed"
 	"encoding/hex"
 	"errors"
@@ -200,61 +199,4 @@ func short(sum string) string {
 		return sum[:12]
 	}
 	return sum
-}
-
-// namedLock takes GET_LOCK(<database>.causeway.<what>) on conn, waiting up
-// to timeout, and returns its release. GET_LOCK names are server-wide, so
-// the database name is part of the name: two databases on one server do
-// not wait for each other. MariaDB limits names to 64 characters; a longer
-// one is hashed.
-// ErrLockHeld: another session holds a named lock (Lock).
-var ErrLockHeld = errors.New("held by another session")
-
-// Lock takes the named lock what, scoped to the database, on a connection
-// of its own, waiting at most timeout (whole seconds; 0: do not wait). The
-// returned function releases it. An error wraps ErrLockHeld when another
-// session holds it.
-func Lock(ctx context.Context, db *sql.DB, what string, timeout time.Duration) (func(), error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: get connection: %w", what, err)
-	}
-	unlock, err := namedLock(ctx, conn, what, timeout)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return func() { unlock(); conn.Close() }, nil
-}
-
-func namedLock(ctx context.Context, conn *sql.Conn, what string, timeout time.Duration) (func(), error) {
-	var dbName sql.NullString
-	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil {
-		return nil, fmt.Errorf("lock %s: read database name: %w", what, err)
-	}
-	if !dbName.Valid {
-		return nil, fmt.Errorf("lock %s: the DSN names no database", what)
-	}
-	name := dbName.String + ".causeway." + what
-	if len(name) > 64 {
-		sum := sha256.Sum256([]byte(name))
-		name = "causeway." + what + "." + hex.EncodeToString(sum[:16])
-	}
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, int(timeout.Seconds())).Scan(&got); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	if !got.Valid || got.Int64 != 1 {
-		return nil, fmt.Errorf("lock %s: %w within %s", name, ErrLockHeld, timeout)
-	}
-	return func() {
-		// A fresh context: the lock must be released even when ctx ended.
-		// Should this fail, closing the connection releases it too.
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", name); err != nil {
-			// Discard the connection rather than pool it with the lock held.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-	}, nil
 }

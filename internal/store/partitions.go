@@ -170,6 +170,19 @@ func (l *Log) DropBefore(ctx context.Context, t time.Time) ([]string, error) {
 	return names, nil
 }
 
+// LockRetention takes the lock that serialises what removes data a
+// reconstruction needs: retention (the snapshot pruning, then Retain) and
+// snapshot.Reconstructor.PruneStale. It waits at most wait (whole
+// seconds); an error wraps ErrLockHeld when another session holds it. The
+// returned function releases it.
+func (l *Log) LockRetention(ctx context.Context, wait time.Duration) (func(), error) {
+	lease, err := Lock(ctx, l.db, "retention", wait)
+	if err != nil {
+		return nil, err
+	}
+	return lease.Release, nil
+}
+
 // Retain applies event retention without breaking reconstruction: it drops
 // the day partitions recorded before t, but never an event that a stored
 // snapshot still needs — the bound is the earlier of t and the recorded_at

@@ -1,0 +1,9 @@
+-- Running processors, each refreshing its row every few seconds and
+-- deleting it when it stops, so that a tool which must not run beside them
+-- (causeway snapshots prune-stale) can tell whether any still runs.
+CREATE TABLE IF NOT EXISTS processor_presence (
+    node_id    VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
+    started_at DATETIME(6) NOT NULL,
+    seen_at    DATETIME(6) NOT NULL,
+    PRIMARY KEY (node_id)
+) ENGINE=InnoDB;

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// PresenceInterval is how often a running processor refreshes its
+// presence row (Announce); PresenceTimeout is how long a row stays
+// current without a refresh: a processor killed without a clean stop
+// counts as gone after it.
+const (
+	PresenceInterval = 5 * time.Second
+	PresenceTimeout  = 3 * PresenceInterval
+)
+
+// Presence is one processor's row.
+type Presence struct {
+	NodeID    string
+	StartedAt time.Time
+	SeenAt    time.Time
+}
+
+// Announce keeps nodeID's presence row current until ctx ends, then
+// deletes it. A failed refresh is logged and retried at the next tick.
+func Announce(ctx context.Context, db *sql.DB, nodeID string, log *slog.Logger) error {
+	refresh := func() error {
+		_, err := db.ExecContext(ctx, `INSERT INTO processor_presence (node_id, started_at, seen_at)
+			VALUES (?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE seen_at = UTC_TIMESTAMP(6)`, nodeID)
+		return err
+	}
+	// A row left by an earlier run of this node (killed) starts again.
+	if _, err := db.ExecContext(ctx, "DELETE FROM processor_presence WHERE node_id = ?", nodeID); err != nil && ctx.Err() == nil {
+		log.Warn("presence: clear the previous row", "err", err)
+	}
+	t := time.NewTicker(PresenceInterval)
+	defer t.Stop()
+	for {
+		if err := refresh(); err != nil && ctx.Err() == nil {
+			log.Warn("presence: refresh failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, err := db.ExecContext(dctx, "DELETE FROM processor_presence WHERE node_id = ?", nodeID); err != nil {
+				log.Warn("presence: delete on stop failed; the row ages out", "err", err, "after", PresenceTimeout)
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Present returns the processors whose presence row is current (refreshed
+// within PresenceTimeout, by the database's clock), by node id.
+func Present(ctx context.Context, db *sql.DB) ([]Presence, error) {
+	rows, err := db.QueryContext(ctx, `SELECT node_id, started_at, seen_at FROM processor_presence
+		WHERE seen_at > UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY node_id`, PresenceTimeout.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("read processor presence: %w", err)
+	}
+	defer rows.Close()
+	var out []Presence
+	for rows.Next() {
+		var p Presence
+		if err := rows.Scan(&p.NodeID, &p.StartedAt, &p.SeenAt); err != nil {
+			return nil, fmt.Errorf("read processor presence: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read processor presence: %w", err)
+	}
+	return out, nil
+}
