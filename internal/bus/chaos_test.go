@@ -147,12 +147,16 @@ func TestChaosDeadLetterDuringResourceAlarm(t *testing.T) {
 		}
 	}
 	waitEmpty(t, p, 30*time.Second)
-	c, err := NewConsumer(ConsumerConfig{Conn: fastConn(u), Prefetch: 1, DeadLetterTimeout: time.Second}, Deps{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
+	newConsumer := func() (*Consumer, *runner) {
+		t.Helper()
+		c, err := NewConsumer(ConsumerConfig{Conn: fastConn(u), Prefetch: 1, DeadLetterTimeout: time.Second}, Deps{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, start(t, c.Run)
 	}
-	start(t, c.Run)
-	waitUntil(t, "dead-letter connection up", time.Minute, func() bool { return c.dl.Load() != nil })
+	c, running := newConsumer()
+	waitUntil(t, "dead-letter connection up", time.Minute, func() bool { return metricValue(t, c.dlConn.connected) == 1 })
 
 	limit := strings.TrimSpace(rabbitmqctlOut(t, "-q", "eval", "rabbit_disk_monitor:get_disk_free_limit()."))
 	if _, err := strconv.ParseInt(limit, 10, 64); err != nil {
@@ -164,7 +168,7 @@ func TestChaosDeadLetterDuringResourceAlarm(t *testing.T) {
 		return strings.Contains(rabbitmqctlOut(t, "-q", "eval", "rabbit_alarm:get_alarms()."), "disk")
 	})
 
-	next := func(what string) Delivery {
+	next := func(c *Consumer, what string) Delivery {
 		t.Helper()
 		select {
 		case d := <-c.Deliveries():
@@ -174,36 +178,54 @@ func TestChaosDeadLetterDuringResourceAlarm(t *testing.T) {
 		}
 		return Delivery{}
 	}
-	first := next("first delivery")
+	first := next(c, "first delivery")
 	start := time.Now()
 	if err := c.DeadLetter(ctx, first, "test: during a resource alarm"); err == nil {
 		t.Fatal("DeadLetter during a disk alarm succeeded; want the publish blocked")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("DeadLetter took %s during the alarm; want it bounded by its 1s timeout", took)
 	}
 	t.Logf("dead-letter publish gave up after %s", time.Since(start).Round(time.Millisecond))
 	if err := first.Nack(false, false); err != nil {
 		t.Fatalf("reject after the failed dead-letter: %v", err)
 	}
 	for i := 1; i < n; i++ {
-		if err := next(fmt.Sprintf("delivery %d of %d during the alarm", i+1, n)).Ack(false); err != nil {
+		if err := next(c, fmt.Sprintf("delivery %d of %d during the alarm", i+1, n)).Ack(false); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitUntil(t, "persist queue drained", 30*time.Second, func() bool { return queueDepth(t, u, PersistQueue) == 0 })
+	// Stopping it is not held up by the blocked connection's close.
+	stopping := time.Now()
+	running.stop(t)
+	took := time.Since(stopping)
+	t.Logf("stopped in %s during the alarm", took.Round(time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("the consumer took %s to stop during the alarm", took)
+	}
 
 	rabbitmqctlT(t, "set_disk_free_limit", limit)
 	waitUntil(t, "alarm cleared", time.Minute, func() bool {
 		return !strings.Contains(rabbitmqctlOut(t, "-q", "eval", "rabbit_alarm:get_alarms()."), "disk")
 	})
+	c, _ = newConsumer()
 	if err := p.Publish(ctx, testEvent(n)); err != nil {
 		t.Fatal(err)
 	}
+	last, attempts := next(c, "delivery after the alarm"), 0
 	waitUntil(t, "dead-letter after the alarm", time.Minute, func() bool {
-		return c.DeadLetter(ctx, next("delivery after the alarm"), "test: after the alarm") == nil
+		attempts++
+		return c.DeadLetter(ctx, last, "test: after the alarm") == nil
 	})
 	// The rejected message went through the queue's dead-letter exchange,
-	// the last one through DeadLetter (the blocked publish may have landed
-	// too, once the alarm cleared).
+	// the last one through DeadLetter; the publish given up on during the
+	// alarm may land too, once it cleared (as may a retried one).
 	waitUntil(t, "dead-letter queue filled", 30*time.Second, func() bool { return queueDepth(t, u, DeadLetterQueue) >= 2 })
+	time.Sleep(time.Second)
+	if d := queueDepth(t, u, DeadLetterQueue); d > 2+attempts {
+		t.Fatalf("%d messages in the dead-letter queue; want at most %d", d, 2+attempts)
+	}
 }
 
 // waitUntil polls cond every 50ms until it holds, failing after within.

@@ -147,11 +147,11 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 	}()
 	// Closing the connection when ctx ends unblocks a session stuck in a
 	// publish under TCP pushback.
-	stop := context.AfterFunc(sctx, func() { _ = conn.Close() })
+	stop := context.AfterFunc(sctx, func() { closeConn(conn) })
 	c.log.Info("connected to broker", "url", redactURL(c.cfg.URL))
 	err = session(sctx, conn)
 	stop()
-	_ = conn.Close()
+	closeConn(conn)
 	<-done
 	c.connected.Set(0)
 	c.blocked.Set(0)
@@ -162,6 +162,12 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 	cancel(nil)
 	return err
 }
+
+// closeTimeout bounds the close handshake: a broker that blocks the
+// connection (resource alarm) stops reading it and would never answer.
+const closeTimeout = 5 * time.Second
+
+func closeConn(conn *amqp.Connection) { _ = conn.CloseDeadline(time.Now().Add(closeTimeout)) }
 
 // confirmChannel is a channel in confirm mode on which publishes are done
 // one at a time: publish, wait for the confirm, and see whether the broker

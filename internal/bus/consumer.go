@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +34,11 @@ type Consumer struct {
 	conn   *connector
 	dlConn *connector
 	// dl is the dead-letter connection's confirm channel, nil while it
-	// is down.
-	dl  atomic.Pointer[confirmChannel]
-	out chan Delivery
+	// is down; dlUp is closed when it is set.
+	dlMu sync.Mutex
+	dl   *confirmChannel
+	dlUp chan struct{}
+	out  chan Delivery
 
 	delivered    prometheus.Counter
 	deadLettered prometheus.Counter
@@ -57,7 +59,7 @@ func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) {
 	deps = deps.withDefaults("bus.consumer")
 	labels := prometheus.Labels{"queue": cfg.Queue}
 	c := &Consumer{
-		cfg: cfg, log: deps.Logger, out: make(chan Delivery),
+		cfg: cfg, log: deps.Logger, out: make(chan Delivery), dlUp: make(chan struct{}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_bus_consumer_delivered_total", ConstLabels: labels,
 			Help: "Messages delivered by the broker (redeliveries included).",
@@ -106,8 +108,15 @@ func (c *Consumer) deadLetterSession(ctx context.Context, conn *amqp.Connection)
 		return err
 	}
 	closed := cc.ch.NotifyClose(make(chan *amqp.Error, 1))
-	c.dl.Store(cc)
-	defer c.dl.CompareAndSwap(cc, nil)
+	c.dlMu.Lock()
+	c.dl = cc
+	close(c.dlUp)
+	c.dlMu.Unlock()
+	defer func() {
+		c.dlMu.Lock()
+		c.dl, c.dlUp = nil, make(chan struct{})
+		c.dlMu.Unlock()
+	}()
 	c.dlConn.connected.Set(1)
 	select {
 	case <-ctx.Done():
@@ -168,13 +177,37 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	}
 }
 
+// waitDeadLetter returns the dead-letter channel, waiting for the
+// connection to come up until ctx ends.
+func (c *Consumer) waitDeadLetter(ctx context.Context) (*confirmChannel, error) {
+	for {
+		c.dlMu.Lock()
+		dl, up := c.dl, c.dlUp
+		c.dlMu.Unlock()
+		if dl != nil {
+			return dl, nil
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil, errors.New("the dead-letter connection is down")
+		}
+	}
+}
+
 // DeadLetter publishes d's message to DeadLetterExchange with header
 // ReasonHeader = reason, waits for the broker's confirm, then acks d. The
-// reason is thus kept next to the message in DeadLetterQueue. It fails with
-// ErrStaleDelivery (publishing nothing) when d's channel has closed: the
-// broker redelivers d and the caller dead-letters it again then. It fails,
-// leaving d unacked, when the dead-letter connection is down or the publish
-// takes longer than ConsumerConfig.DeadLetterTimeout (a resource alarm).
+// reason is thus kept next to the message in DeadLetterQueue.
+//
+// It fails, leaving d unacked, when the dead-letter connection does not
+// come up within ConsumerConfig.DeadLetterTimeout, when the broker blocks
+// it (a resource alarm), or when the publish takes longer than that
+// timeout; a publish given up on may still land once the alarm clears,
+// and the caller's fallback then makes a duplicate in the dead-letter
+// queue. It fails with ErrStaleDelivery when d's channel has closed: before
+// the publish, nothing is published; after it, the message is in the
+// dead-letter queue already. Either way the broker redelivers d and the
+// caller dead-letters it again then.
 func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) error {
 	if d.m == nil {
 		return errors.New("dead-letter: zero Delivery")
@@ -182,23 +215,36 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 	if d.stale() {
 		return fmt.Errorf("dead-letter %s: %w", d.m.MessageId, ErrStaleDelivery)
 	}
-	dl := c.dl.Load()
-	if dl == nil {
-		return fmt.Errorf("dead-letter %s: the dead-letter connection is down", d.m.MessageId)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeadLetterTimeout)
+	defer cancel()
+	dl, err := c.waitDeadLetter(ctx)
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", d.m.MessageId, err)
+	}
+	if c.dlConn.isBlocked.Load() {
+		return fmt.Errorf("dead-letter %s: the broker blocks the dead-letter connection (resource alarm)", d.m.MessageId)
 	}
 	headers := amqp.Table{}
 	maps.Copy(headers, d.m.Headers)
 	headers[ReasonHeader] = reason
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeadLetterTimeout)
-	defer cancel()
-	err := dl.publish(ctx, DeadLetterExchange, d.m.RoutingKey, true, amqp.Publishing{
+	msg := amqp.Publishing{
 		Headers:      headers,
 		ContentType:  d.m.ContentType,
 		DeliveryMode: amqp.Persistent,
 		MessageId:    d.m.MessageId,
 		Timestamp:    d.m.Timestamp,
 		Body:         d.m.Body,
-	})
+	}
+	// Under a resource alarm the socket write itself can block until the
+	// alarm clears: the publish runs on its own, and the caller returns at
+	// the timeout whatever it does.
+	published := make(chan error, 1)
+	go func() { published <- dl.publish(ctx, DeadLetterExchange, d.m.RoutingKey, true, msg) }()
+	select {
+	case err = <-published:
+	case <-ctx.Done():
+		err = fmt.Errorf("publish to %s: %w", DeadLetterExchange, ctx.Err())
+	}
 	if err != nil {
 		if d.stale() {
 			err = errors.Join(err, ErrStaleDelivery)
