@@ -335,49 +335,39 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 	}
 	outGap := n.parts.Outbox != nil && w.outHead < outFrom
 	histGap := n.parts.History != nil && w.histHead < histFrom
+	lost := false // some rows of the gap are past retention
 	if outGap || histGap {
-		lo, hi := int64(math.MaxInt64), int64(0)
-		if outGap {
-			lo, hi = min(lo, w.outHead), max(hi, outFrom)
-		}
-		if histGap {
-			lo, hi = min(lo, w.histHead), max(hi, histFrom)
-		}
 		start := n.now()
-		regen, err := n.regenerate(ctx, lo, hi)
-		var resync *outbox.Resync
-		switch {
-		case errors.Is(err, snapshot.ErrGap) || errors.Is(err, store.ErrTruncated):
-			// Retention removed the events some missing rows derive from
-			// (no leader wrote for longer than the retention): they cannot
-			// be rebuilt. Say so loudly, salvage what the log still has,
-			// and go on, rather than block every notification forever.
-			n.unrecoverable.Add(1)
-			at := hi
-			if outGap {
-				at = outFrom
+		// One regeneration covers both gaps; should it meet retention,
+		// each gap is filled on its own, so that one past retention does
+		// not cost the other the rows the log can still give it.
+		var out, hist gapFill
+		if outGap && histGap {
+			lo, hi := min(w.outHead, w.histHead), max(outFrom, histFrom)
+			regen, err := n.regenerate(ctx, lo, hi)
+			switch {
+			case err == nil:
+				out.regen, hist.regen = regen, regen
+			case !errors.Is(err, snapshot.ErrGap) && !errors.Is(err, store.ErrTruncated):
+				return fmt.Errorf("regenerate rows of seqs %d..%d: %w", lo+1, hi, err)
 			}
-			var from int64
-			regen, resync, from, err = n.salvage(ctx, at, hi, outGap)
-			if err != nil {
-				log.Error("outbox and history rows lost: their events are past retention", "outbox_head", w.outHead,
-					"history_head", w.histHead, "from", hi, "err", err)
-				regen, resync = newPending(1), nil
-			} else {
-				log.Error("outbox and history rows lost: their events are past retention; those after the newest snapshot "+
-					"before the gap's end are rebuilt, and the subscriptions rewritten whole", "outbox_head", w.outHead,
-					"history_head", w.histHead, "lost_through", from, "rebuilt_through", hi)
+		}
+		if outGap && out.regen == nil {
+			if out = n.fill(ctx, log, "outbox", w.outHead, outFrom, true); out.err != nil {
+				return out.err
 			}
-		case err != nil:
-			return fmt.Errorf("regenerate rows of seqs %d..%d: %w", lo+1, hi, err)
+		}
+		if histGap && hist.regen == nil {
+			if hist = n.fill(ctx, log, "history", w.histHead, histFrom, false); hist.err != nil {
+				return hist.err
+			}
 		}
 		if outGap {
-			rows, subs := regen.rows, regen.subs
-			rows = keepRows(rows, w.outHead, outFrom)
-			subs = keepSubs(subs, w.outHead, outFrom)
-			if resync != nil {
+			rows := keepRows(out.regen.rows, w.outHead, outFrom)
+			subs := keepSubs(out.regen.subs, w.outHead, outFrom)
+			if out.resync != nil {
 				// The whole set at outFrom stands for the changes up to it.
-				subs, ob.Resync = nil, resync
+				subs, ob.Resync = nil, out.resync
 			}
 			ob.Rows = append(rows, ob.Rows...)
 			ob.Subscriptions = append(subs, ob.Subscriptions...)
@@ -385,7 +375,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			n.mRegen.Add(float64(len(rows)))
 		}
 		if histGap {
-			b := history.Batch{Items: regen.items}
+			b := history.Batch{Items: hist.regen.items}
 			b.Prune(w.histHead)
 			var items []history.Item
 			for _, it := range b.Items {
@@ -396,6 +386,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			hb.Items = append(items, hb.Items...)
 			n.regenItems.Add(int64(len(items)))
 		}
+		lost = out.lost || hist.lost
 		log.Info("leader filled the gap before its pending rows", "outbox_head", w.outHead, "outbox_from", outFrom,
 			"history_head", w.histHead, "history_from", histFrom, "duration", n.now().Sub(start))
 	}
@@ -419,6 +410,11 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		w.histHead = hb.Seq
 		n.f.pend.pruneHistory(hb.Seq)
 		n.mHistItems.Add(float64(r.Written))
+	}
+	if lost {
+		// Counted once the rows that could be written are: a failed write
+		// is retried, and its gap met again.
+		n.unrecoverable.Add(1)
 	}
 	return nil
 }
@@ -468,26 +464,66 @@ type subscriptionStater interface {
 	SubscriptionState() []subscription.Entry
 }
 
-// salvage is what a leader can still write of a gap whose start is past
-// retention: the Output of the seqs after the newest snapshot at or before
-// at, through through (their events are still in the log), and, when
-// resync, the subscriptions in force after at, whole, since the changes to
-// them before it cannot all be rebuilt. It returns the seq of that
-// snapshot: the Output up to it is lost.
-func (n *node) salvage(ctx context.Context, at, through int64, resync bool) (*pending, *outbox.Resync, int64, error) {
-	res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.AtSeq(at))
+// gapFill is what fill found for one gap.
+type gapFill struct {
+	regen  *pending
+	resync *outbox.Resync // the subscriptions in force, whole (salvaged outbox gaps)
+	lost   bool           // some of the gap is past retention
+	err    error          // a failure to retry
+}
+
+// fill regenerates the Output of the seqs (head, from] on a separate
+// machine. When their first events are past retention (no leader wrote for
+// longer than the retention), it says so loudly and salvages what the log
+// still has (salvage), rather than block every notification for ever.
+func (n *node) fill(ctx context.Context, log *slog.Logger, what string, head, from int64, resync bool) gapFill {
+	regen, err := n.regenerate(ctx, head, from)
+	switch {
+	case err == nil:
+		return gapFill{regen: regen}
+	case !errors.Is(err, snapshot.ErrGap) && !errors.Is(err, store.ErrTruncated):
+		return gapFill{err: fmt.Errorf("regenerate %s rows of seqs %d..%d: %w", what, head+1, from, err)}
+	}
+	f := gapFill{lost: true}
+	var base int64
+	f.regen, f.resync, base, err = n.salvage(ctx, from, resync)
 	if err != nil {
+		log.Error(what+" rows lost: their events are past retention", "head", head, "from", from, "err", err)
+		f.regen, f.resync = newPending(1), nil
+		return f
+	}
+	log.Error(what+" rows lost: their events are past retention; those after the oldest snapshot the log still "+
+		"follows are rebuilt", "head", head, "lost_through", base, "rebuilt_through", from, "subscriptions_rewritten", f.resync != nil)
+	return f
+}
+
+// salvage is what a leader can still write of a gap whose start is past
+// retention: the Output of the seqs after the oldest snapshot whose events
+// the log still holds, through through, and, when resync, the
+// subscriptions in force after through, whole, since the changes to them
+// before it cannot all be rebuilt. It returns the seq of that snapshot:
+// the Output up to it is lost.
+func (n *node) salvage(ctx context.Context, through int64, resync bool) (*pending, *outbox.Resync, int64, error) {
+	if n.parts.Produce == nil || n.parts.Reconstructor == nil {
+		return nil, nil, 0, errors.New("no producer or reconstructor to regenerate with")
+	}
+	res, err := n.parts.Reconstructor.ReconstructEarliest(ctx, through)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	base := res.Seq
+	inner := res.Machine
+	out := newPending(math.MaxInt)
+	out.reset(base)
+	res.Machine = &collector{m: inner, produce: n.parts.Produce, out: out}
+	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
 		return nil, nil, 0, err
 	}
 	var rs *outbox.Resync
-	if s, ok := res.Machine.(subscriptionStater); ok && resync {
-		rs = &outbox.Resync{Seq: at, Subscriptions: s.SubscriptionState()}
+	if s, ok := inner.(subscriptionStater); ok && resync {
+		rs = &outbox.Resync{Seq: through, Subscriptions: s.SubscriptionState()}
 	}
-	regen, err := n.regenerate(ctx, res.SnapshotSeq, through)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	return regen, rs, res.SnapshotSeq, nil
+	return out, rs, base, nil
 }
 
 // regenerate rebuilds, on a separate machine (newest snapshot at or

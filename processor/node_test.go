@@ -43,6 +43,10 @@ func (r *fakeRecon) Reconstruct(context.Context, snapshot.Target) (snapshot.Reco
 	return snapshot.Reconstruction{Machine: r.m, Seq: r.seq, StaleSemantics: r.stale}, nil
 }
 
+func (r *fakeRecon) ReconstructEarliest(context.Context, int64) (snapshot.Reconstruction, error) {
+	return snapshot.Reconstruction{}, errors.New("not used")
+}
+
 func (r *fakeRecon) Advance(context.Context, *snapshot.Reconstruction, snapshot.Target) error {
 	return errors.New("not used")
 }

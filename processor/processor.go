@@ -232,6 +232,9 @@ type Snapshotter interface {
 // (snapshot.Reconstructor).
 type Reconstructor interface {
 	Reconstruct(ctx context.Context, target snapshot.Target) (snapshot.Reconstruction, error)
+	// ReconstructEarliest restores the oldest state at or before atMost
+	// that the snapshots and the retained log can still give.
+	ReconstructEarliest(ctx context.Context, atMost int64) (snapshot.Reconstruction, error)
 	// Advance brings an earlier reconstruction forward to target.
 	Advance(ctx context.Context, res *snapshot.Reconstruction, target snapshot.Target) error
 }

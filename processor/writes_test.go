@@ -243,6 +243,28 @@ func (r *seqRecon) Reconstruct(_ context.Context, t snapshot.Target) (snapshot.R
 	return snapshot.Reconstruction{Machine: &seqMachine{seq: s}, Seq: s, SnapshotSeq: from}, nil
 }
 
+// ReconstructEarliest starts at the oldest snapshot the retained log
+// follows (without snapshots: at the seq before the first retained one).
+func (r *seqRecon) ReconstructEarliest(_ context.Context, atMost int64) (snapshot.Reconstruction, error) {
+	r.mu.Lock()
+	r.calls = append(r.calls, fmt.Sprintf("earliest up to %d", atMost))
+	r.mu.Unlock()
+	from := max(r.retained-1, 0)
+	if len(r.snapshots) > 0 && from > 0 {
+		from = -1
+		for _, sn := range r.snapshots {
+			if sn >= r.retained-1 && sn <= atMost {
+				from = sn
+				break
+			}
+		}
+	}
+	if from < 0 || from > atMost {
+		return snapshot.Reconstruction{}, fmt.Errorf("earliest: %w", snapshot.ErrGap)
+	}
+	return snapshot.Reconstruction{Machine: &seqMachine{seq: from}, Seq: from, SnapshotSeq: from}, nil
+}
+
 func (r *seqRecon) Advance(ctx context.Context, res *snapshot.Reconstruction, t snapshot.Target) error {
 	s, err := targetSeq(t)
 	if err != nil {
@@ -487,10 +509,12 @@ func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
 	if n.unrecoverable.Load() != 1 {
 		t.Errorf("unrecoverable gaps = %d, want 1", n.unrecoverable.Load())
 	}
+	// Lost: what seqs 3..9 gave; the log still holds 10 on, so the rest
+	// of the gap is rebuilt.
 	rows, _, _ := expected(20)
 	var want []outbox.Row
 	for _, r := range rows {
-		if r.Seq <= 2 || r.Seq > 14 {
+		if r.Seq <= 2 || r.Seq > 9 {
 			want = append(want, r)
 		}
 	}
@@ -500,9 +524,10 @@ func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
 }
 
 // A gap whose start is past retention, with snapshots inside the retained
-// log: what follows the newest snapshot before the gap's end is rebuilt,
-// and the subscriptions in force at the gap's end are written whole, since
-// the changes to them in the lost part cannot be.
+// log: what follows the oldest snapshot the retained log follows is
+// rebuilt, and the subscriptions in force at the gap's end are written
+// whole, since the changes to them in the lost part cannot be. A history
+// gap that starts further back does not cost the outbox anything.
 func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 	tables := &fakeTables{}
 	tables.prefill(2, 2)
@@ -515,10 +540,10 @@ func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 	if n.unrecoverable.Load() != 1 {
 		t.Errorf("unrecoverable gaps = %d, want 1", n.unrecoverable.Load())
 	}
-	// Lost: what seqs 3..11 gave. Rebuilt: 12..14, after the snapshot at
-	// 11. Then the node's own, 15..20.
+	// Lost: what seqs 3..9 gave. Rebuilt: 10..14, after the snapshot at
+	// 9 (the log holds 10 on). Then the node's own, 15..20.
 	allRows, allSubs, allItems := expected(20)
-	salvaged := func(seq int64) bool { return seq <= 2 || seq > 11 }
+	salvaged := func(seq int64) bool { return seq <= 2 || seq > 9 }
 	var rows []outbox.Row
 	for _, r := range allRows {
 		if salvaged(r.Seq) {
@@ -551,5 +576,42 @@ func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 	want := []outbox.Resync{{Seq: 14, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
 	if diff := cmp.Diff(tables.resyncs, want); diff != "" {
 		t.Errorf("resyncs (-got +want):\n%s", diff)
+	}
+}
+
+// An old history head past retention does not make the outbox, whose own
+// gap the log still covers, lose rows or rewrite its subscriptions.
+func TestGapsAreFilledApart(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(12, 2)
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	recon.retained, recon.snapshots = 10, []int64{4, 9, 11, 16}
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	if n.unrecoverable.Load() != 1 {
+		t.Errorf("unrecoverable gaps = %d, want 1 (the history's)", n.unrecoverable.Load())
+	}
+	allRows, allSubs, allItems := expected(20)
+	var items []history.Item
+	for _, it := range allItems {
+		if it.Seq <= 2 || it.Seq > 9 {
+			items = append(items, it)
+		}
+	}
+	tables.mu.Lock()
+	defer tables.mu.Unlock()
+	if diff := cmp.Diff(tables.rows, allRows); diff != "" {
+		t.Errorf("outbox rows (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(tables.subs, allSubs); diff != "" {
+		t.Errorf("subscription changes (-got +want):\n%s", diff)
+	}
+	if len(tables.resyncs) != 0 {
+		t.Errorf("resyncs %+v; want none (the outbox gap was whole)", tables.resyncs)
+	}
+	if diff := cmp.Diff(tables.items, items); diff != "" {
+		t.Errorf("history items (-got +want):\n%s", diff)
 	}
 }

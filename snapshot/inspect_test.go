@@ -211,3 +211,58 @@ func (emptyLog) First(context.Context) (int64, error) { return 0, nil }
 func (emptyLog) LockRetention(context.Context, time.Duration) (func(), error) {
 	return func() {}, nil
 }
+
+// TestReconstructEarliest: with the whole log, the earliest state is the
+// empty machine; once retention dropped the start, it is the oldest usable
+// snapshot the retained log follows, and none is ErrGap.
+func TestReconstructEarliest(t *testing.T) {
+	ctx := context.Background()
+	norm, err := graph.NewNormalizer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDB(t)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(9, 9)), 400), 50, time.Second)
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas := map[int64]Meta{}
+	for i, r := range recs {
+		_ = live.Apply(r)
+		if seq := int64(i + 1); seq%100 == 0 {
+			res, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineGob) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			metas[seq] = res.Meta
+		}
+	}
+	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := rc.ReconstructEarliest(ctx, 350); err != nil || res.Seq != 0 {
+		t.Fatalf("earliest with the whole log: seq %d, %v; want 0", res.Seq, err)
+	}
+	if _, err := td.db.ExecContext(ctx, "DELETE FROM events WHERE seq <= 150"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := td.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = REVERSE(data) WHERE snapshot_id = ?", metas[200].ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rc.ReconstructEarliest(ctx, 350)
+	if err != nil || res.Seq != 300 || res.SnapshotSeq != 300 {
+		t.Fatalf("earliest with the log from 151 and the snapshot at 200 corrupt: seq %d, %v; want 300", res.Seq, err)
+	}
+	if err := rc.Advance(ctx, &res, Latest()); err != nil {
+		t.Fatal(err)
+	}
+	if dumpSum(t, res.Machine) != dumpSum(t, live) {
+		t.Fatal("the earliest state brought to the end differs from the live engine")
+	}
+	if _, err := rc.ReconstructEarliest(ctx, 250); !errors.Is(err, ErrGap) {
+		t.Fatalf("earliest up to 250: %v; want ErrGap (100 is before the log, 200 corrupt)", err)
+	}
+}

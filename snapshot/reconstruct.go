@@ -219,6 +219,48 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 	return res, nil
 }
 
+// ReconstructEarliest restores the oldest state at or before atMost that
+// can still be brought forward along the log: seq 0 (the empty machine)
+// when the log holds seq 1 (or nothing at all), else the oldest usable
+// snapshot at or after the seq before the log's first, without replaying
+// anything. Advance then brings it forward. It fails with ErrGap when no
+// such state exists.
+func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (Reconstruction, error) {
+	first, err := r.events.ReadRange(ctx, 0, 1)
+	if err != nil {
+		return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
+	}
+	if len(first) == 0 || first[0].Seq == 1 {
+		mach, err := r.factory.New()
+		if err != nil {
+			return Reconstruction{}, fmt.Errorf("new machine: %w", err)
+		}
+		return Reconstruction{Machine: mach}, nil
+	}
+	cands, err := r.store.List(ctx, atMost)
+	if err != nil {
+		return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
+	}
+	// Oldest first, among those the retained log follows.
+	var usable []Meta
+	for i := len(cands) - 1; i >= 0; i-- {
+		if cands[i].Seq >= first[0].Seq-1 {
+			usable = append(usable, cands[i])
+		}
+	}
+	for _, m := range usable {
+		res, err := r.base(ctx, []Meta{m})
+		if err != nil {
+			return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
+		}
+		if res.Skipped == 0 {
+			return res, nil
+		}
+	}
+	return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w (the log starts at seq %d, and no usable snapshot at or after seq %d is at or before %d)",
+		ErrGap, first[0].Seq, first[0].Seq-1, atMost)
+}
+
 // Advance applies the events after res.Seq up to target to res.Machine,
 // bringing an earlier reconstruction forward instead of starting again. A
 // target before res.Seq is an error; on error res reflects the records

@@ -72,6 +72,10 @@ type Batch struct {
 }
 
 // Resync is the whole set of subscriptions in force after the record Seq.
+// What happened to a subscription before Seq is not in it: one deleted and
+// added again before Seq keeps the stored deletion mark of its earlier
+// life (if any), so rows of that earlier life still undelivered are sent
+// to the new spec.
 type Resync struct {
 	Seq           int64
 	Subscriptions []subscription.Entry
