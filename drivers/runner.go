@@ -35,11 +35,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -370,9 +370,9 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool, begun *bool) error {
 	name := j.Driver.Name()
 	start := r.deps.Now() // what the read reports is observed now
-	syncID := SyncID(name, slot)
+	syncID := pull.SyncID(name, slot)
 	if !*begun {
-		if err := r.publish(ctx, name, []event.Event{BeginEvent(name, slot, start)}); err != nil {
+		if err := r.publish(ctx, name, []event.Event{pull.Begin(name, slot, start)}); err != nil {
 			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
 			return fmt.Errorf("publish sync.begin of %s (sync %s): %w", name, syncID, err)
 		}
@@ -385,7 +385,7 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return fmt.Errorf("get all from %s: %w", name, err)
 	}
-	evs, err := BodyEvents(name, slot, start, ents)
+	evs, err := pull.Body(name, slot, start, ents)
 	if err != nil {
 		r.pulls.WithLabelValues(name, ResultError).Inc()
 		return err
@@ -459,72 +459,4 @@ func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error
 		}
 	}
 	return nil
-}
-
-// SyncID is the sync id of source's full pull for slot.
-func SyncID(source string, slot time.Time) string {
-	return event.DeriveID(source, slot.UTC().Format(time.RFC3339Nano))
-}
-
-// BeginEvent is the sync.begin of source's full pull for slot, its id
-// derived from the sync id.
-func BeginEvent(source string, slot, observedAt time.Time) event.Event {
-	id := SyncID(source, slot)
-	return event.Event{
-		V: event.Version, EventID: event.DeriveID(source, id, string(event.KindSyncBegin)),
-		Source: source, Kind: event.KindSyncBegin, ObservedAt: observedAt.UTC(), Sync: &event.Sync{ID: id},
-	}
-}
-
-// BodyEvents is the rest of source's full pull for slot, after its
-// BeginEvent: one entity.upsert per entity (in type, id order), then the
-// sync.end.
-//
-// Each event id is derived from the source, the sync id, the kind, the
-// entity's key and its content hash: the same pull of the same slot gives
-// the same ids, whatever observedAt is. Entities are checked with
-// event.Validate; two entities with the same type and id are an error.
-func BodyEvents(source string, slot, observedAt time.Time, ents []event.Entity) ([]event.Event, error) {
-	sorted := make([]event.Entity, len(ents))
-	copy(sorted, ents)
-	sort.SliceStable(sorted, func(a, b int) bool {
-		if sorted[a].Type != sorted[b].Type {
-			return sorted[a].Type < sorted[b].Type
-		}
-		return sorted[a].ID < sorted[b].ID
-	})
-	syncID := SyncID(source, slot)
-	at := observedAt.UTC()
-	evs := make([]event.Event, 0, len(sorted)+1)
-	for i := range sorted {
-		if i > 0 && sorted[i].Type == sorted[i-1].Type && sorted[i].ID == sorted[i-1].ID {
-			return nil, fmt.Errorf("%s reported %s %s twice", source, sorted[i].Type, sorted[i].ID)
-		}
-		e := sorted[i]
-		ev := event.Event{
-			V:       event.Version,
-			EventID: event.DeriveID(source, syncID, string(event.KindEntityUpsert), e.Type, e.ID, event.ContentHash(e)),
-			Source:  source, Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &e,
-		}
-		if err := ev.Validate(); err != nil {
-			return nil, fmt.Errorf("%s entity %s %s: %w", source, e.Type, e.ID, err)
-		}
-		evs = append(evs, ev)
-	}
-	evs = append(evs, event.Event{
-		V: event.Version, EventID: event.DeriveID(source, syncID, string(event.KindSyncEnd)),
-		Source: source, Kind: event.KindSyncEnd, ObservedAt: at, Sync: &event.Sync{ID: syncID},
-	})
-	return evs, nil
-}
-
-// PullEvents is one whole full pull of source for slot: BeginEvent then
-// BodyEvents, all observed at observedAt (the Runner publishes the begin
-// before it reads the source).
-func PullEvents(source string, slot, observedAt time.Time, ents []event.Entity) ([]event.Event, error) {
-	body, err := BodyEvents(source, slot, observedAt, ents)
-	if err != nil {
-		return nil, err
-	}
-	return append([]event.Event{BeginEvent(source, slot, observedAt)}, body...), nil
 }

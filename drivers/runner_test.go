@@ -159,41 +159,6 @@ func startRunner(t *testing.T, jobs []Job, deps Deps) (r *Runner, stop func() er
 	return r, func() error { cancel(); return <-done }
 }
 
-func TestPullEventsDeterministic(t *testing.T) {
-	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
-	a, err := PullEvents("nova", slot, slot.Add(time.Second), []event.Entity{host("b", "up"), host("a", "up")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Same content in another order, observed later: same ids.
-	b, err := PullEvents("nova", slot, slot.Add(time.Minute), []event.Entity{host("a", "up"), host("b", "up")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(ids(a), ids(b)); diff != "" {
-		t.Errorf("re-published pull changed ids:\n%s", diff)
-	}
-	if a[1].Entity.ID != "a" || a[2].Entity.ID != "b" || a[0].Kind != event.KindSyncBegin || a[3].Kind != event.KindSyncEnd {
-		t.Errorf("pull framing/order wrong: %v", a)
-	}
-	// Another slot: another sync id. Other content in the same slot (a
-	// retry after the source changed): the same sync, other entity ids.
-	c, _ := PullEvents("nova", slot.Add(time.Minute), slot, []event.Entity{host("a", "up"), host("b", "up")})
-	if c[0].Sync.ID == a[0].Sync.ID {
-		t.Errorf("another slot kept sync id %s", a[0].Sync.ID)
-	}
-	d, _ := PullEvents("nova", slot, slot, []event.Entity{host("a", "up"), host("b", "down")})
-	if d[0].EventID != a[0].EventID || d[1].EventID != a[1].EventID || d[2].EventID == a[2].EventID {
-		t.Errorf("other content in the same slot: ids %v; want the begin and a's upsert kept, b's changed (%v)", ids(d), ids(a))
-	}
-	if _, err := PullEvents("nova", slot, slot, []event.Entity{host("a", "up"), host("a", "down")}); err == nil {
-		t.Error("duplicate entity accepted")
-	}
-	if _, err := PullEvents("nova", slot, slot, []event.Entity{{Category: "RESOURCE", Type: "nova.host"}}); err == nil || !strings.Contains(err.Error(), "entity.id") {
-		t.Errorf("entity without id: %v, want an entity.id error", err)
-	}
-}
-
 func TestRunnerScheduleAndDedup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pub := &fakePublisher{}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/graphtest"
 	"github.com/causeway/causeway/internal/event"
@@ -40,9 +41,9 @@ func TestPullAndWebhookShareASource(t *testing.T) {
 
 	slot := t0.Add(time.Minute)
 	apply(webhook("lost-resolve"), webhook("listed"))
-	apply(BeginEvent("alertmanager", slot, slot))
+	apply(pull.Begin("alertmanager", slot, slot))
 	apply(webhook("fired-after-read"))
-	body, err := BodyEvents("alertmanager", slot, slot, []event.Entity{alert("listed")})
+	body, err := pull.Body("alertmanager", slot, slot, []event.Entity{alert("listed")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/golden"
 )
@@ -80,7 +81,7 @@ func TestGetAllGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	slot := time.Date(2026, 3, 1, 10, 15, 0, 0, time.UTC)
-	evs, err := drivers.PullEvents(d.Name(), slot, slot.Add(time.Second), ents)
+	evs, err := pull.Events(d.Name(), slot, slot.Add(time.Second), ents)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/drivers/pull"
 )
 
 func FuzzParseAlerts(f *testing.F) {
@@ -26,7 +26,7 @@ func FuzzParseAlerts(f *testing.F) {
 		ents, _ := Entities(m, alerts)
 		// Entities keeps only alarms that make valid events, so the pull
 		// of what it returns is never refused.
-		if _, err := drivers.PullEvents("alertmanager", time.Unix(0, 0), time.Unix(1, 0), ents); err != nil {
+		if _, err := pull.Events("alertmanager", time.Unix(0, 0), time.Unix(1, 0), ents); err != nil {
 			t.Fatalf("mapped alerts give an invalid pull: %v", err)
 		}
 	})

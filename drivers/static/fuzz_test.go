@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// What Parse accepts must become valid events.
-		evs, err := drivers.BodyEvents("static", time.Unix(1, 0), time.Unix(1, 0), Entities(top))
+		evs, err := pull.Body("static", time.Unix(1, 0), time.Unix(1, 0), Entities(top))
 		if err != nil {
 			t.Fatalf("accepted topology gives invalid entities: %v", err)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/graph/graphtest"
 	"github.com/causeway/causeway/internal/event"
 )
@@ -94,7 +94,7 @@ func TestReferencedHostKeepsItsDatasource(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := t0.Add(time.Duration(slot) * time.Minute)
-		evs, err := drivers.PullEvents("static", at, at, ents)
+		evs, err := pull.Events("static", at, at, ents)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,10 +5,11 @@
 // other datasources report (Config.References: an entry of such a type only
 // names the entity, as Vitrage makes it a placeholder).
 //
-// Parse is pure, so the template-test runner turns the same files into the
-// same upsert events (Events) as the driver does without references. The driver re-reads its
-// directory on every scheduled pull and when a file changes (Watch), and
-// hands the runner in package drivers a full "get all" of every file.
+// Parse and Resolve are pure, so the template-test runner turns the same
+// files, with the same references, into the same full pull (package
+// drivers/pull) as the driver does. The driver re-reads its directory on
+// every scheduled pull and when a file changes (Watch), and hands the
+// runner in package drivers a full "get all" of every file.
 //
 // The package imports only the event envelope and YAML (not package drivers
 // and its metrics), so the pure packages of graph/ can import it

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/golden"
 )
@@ -42,7 +43,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			evs, err := drivers.BodyEvents("static", at, at, Entities(top))
+			evs, err := pull.Body("static", at, at, Entities(top))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +126,7 @@ func TestEventsDeterministic(t *testing.T) {
 	t2, _ := Parse(b)
 	events := func(top *Topology) []event.Event {
 		t.Helper()
-		evs, err := drivers.BodyEvents("static", at, at, Entities(top))
+		evs, err := pull.Body("static", at, at, Entities(top))
 		if err != nil {
 			t.Fatal(err)
 		}

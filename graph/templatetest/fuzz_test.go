@@ -3,6 +3,7 @@ package templatetest
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -17,6 +18,13 @@ func FuzzParseSpec(f *testing.F) {
 		s, err := ParseSpec(data)
 		if err != nil {
 			return
+		}
+		seen := map[string]bool{}
+		for _, ref := range s.References {
+			if src, _, _ := strings.Cut(ref, "."); ref == "" || seen[ref] || src == "static" {
+				t.Fatalf("accepted references %q", s.References)
+			}
+			seen[ref] = true
 		}
 		for _, st := range s.Steps {
 			for _, ev := range st.Events {

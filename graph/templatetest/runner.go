@@ -45,7 +45,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/causeway/causeway/drivers"
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/drivers/static"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
@@ -111,8 +111,9 @@ type runner struct {
 	eng   *evaluator.Engine
 	seq   int64
 	clock time.Time
-	// last reported resources, for updates
+	// last reported resources, for updates, and when each was observed
 	resources map[string]event.Entity
+	sampled   map[string]time.Time
 	res       *Result
 	// references are the spec's References.
 	references map[string]bool
@@ -130,7 +131,7 @@ func RunSpec(path string, out io.Writer) (Result, error) {
 		return res, err
 	}
 	r := &runner{dir: filepath.Dir(path), eng: evaluator.New(evaluator.Config{}, nil), res: &res,
-		resources: map[string]event.Entity{}, references: map[string]bool{}}
+		resources: map[string]event.Entity{}, sampled: map[string]time.Time{}, references: map[string]bool{}}
 	for _, t := range spec.References {
 		r.references[t] = true
 	}
@@ -284,20 +285,39 @@ func (r *runner) sync(paths []string) error {
 	}
 	// As the static driver publishes a full pull; each event is then
 	// observed when it is recorded, as the timeline's other events are.
-	evs, err := drivers.PullEvents("static", r.clock, r.clock, ents)
+	evs, err := pull.Events("static", r.clock, r.clock, ents)
 	if err != nil {
 		return fmt.Errorf("topology %s: %w", strings.Join(paths, ", "), err)
 	}
+	pulled := map[string]bool{}
 	for _, ev := range evs {
-		if ev.Entity != nil {
-			r.resources[ev.Entity.Type+"/"+ev.Entity.ID] = *ev.Entity
-		}
 		ev.ObservedAt = time.Time{}
 		if err := r.apply(ev); err != nil {
 			return err
 		}
+		if ev.Entity != nil {
+			key := ev.Entity.Type + "/" + ev.Entity.ID
+			pulled[key] = true
+			r.remember(key, *ev.Entity, r.clock)
+		}
+	}
+	// What the static source reported before and no longer does is gone.
+	for key, ent := range r.resources {
+		if !pulled[key] && r.sourceOf(ent.Type) == "static" {
+			delete(r.resources, key)
+			delete(r.sampled, key)
+		}
 	}
 	return nil
+}
+
+// remember keeps ent as the resource's last report if the graph keeps it:
+// unless it was observed before the report it holds.
+func (r *runner) remember(key string, ent event.Entity, observed time.Time) {
+	if observed.Before(r.sampled[key]) {
+		return
+	}
+	r.resources[key], r.sampled[key] = ent, observed
 }
 
 // sourceOf is the datasource that reports resources of type typ: its own
@@ -382,17 +402,21 @@ func (r *runner) event(ev Event) error {
 		if err != nil {
 			return err
 		}
-		if at.IsZero() {
-			// Only a newer update is kept, so remember it.
-			r.resources[u.Entity] = ent
+		if err := r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &ent}); err != nil {
+			return err
 		}
-		return r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityUpsert, ObservedAt: at, Entity: &ent})
+		if at.IsZero() {
+			at = r.clock // observed when recorded
+		}
+		r.remember(u.Entity, ent, at)
+		return nil
 	case ev.Delete != "":
 		typ, id, err := splitRef(ev.Delete)
 		if err != nil {
 			return err
 		}
 		delete(r.resources, ev.Delete)
+		delete(r.sampled, ev.Delete)
 		return r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityDelete,
 			Entity: &event.Entity{Category: event.CategoryResource, Type: typ, ID: id}})
 	case ev.TemplateAdd != "":
@@ -565,7 +589,10 @@ func (r *runner) check(ex *Expect) []string {
 	}
 	for _, k := range ex.Deleted {
 		r.res.Checks++
-		if v, ok := r.find(g, k); !ok || !v.IsDeleted {
+		switch v, ok := r.find(g, k); {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s: expected deleted, is missing", k))
+		case !v.IsDeleted:
 			diffs = append(diffs, fmt.Sprintf("%s: expected deleted, is live", k))
 		}
 	}

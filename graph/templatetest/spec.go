@@ -3,6 +3,7 @@ package templatetest
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -20,7 +21,9 @@ type Spec struct {
 	// static driver's `references`: topology entries of these types only
 	// name the entity, and update/delete events of them are reported by
 	// the type's datasource (the part before the first dot: "nova" for
-	// "nova.host"), not by "static", so a later sync leaves them alone.
+	// "nova.host"; the whole type when it has no dot), not by "static", so
+	// a later sync leaves them alone. Types must be distinct, and none may
+	// map to the source "static".
 	References []string `yaml:"references"`
 	// Start is the logical time of the first record (default 2026-01-01T00:00:00Z).
 	Start string `yaml:"start"`
@@ -117,6 +120,19 @@ func ParseSpec(data []byte) (*Spec, error) {
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, t := range s.References {
+		src, _, _ := strings.Cut(t, ".")
+		switch {
+		case t == "":
+			return nil, fmt.Errorf("references[%d]: empty type", i)
+		case seen[t]:
+			return nil, fmt.Errorf("references[%d]: %q listed twice", i, t)
+		case src == "static":
+			return nil, fmt.Errorf("references[%d]: %q would be reported by source static, as the topology is", i, t)
+		}
+		seen[t] = true
 	}
 	for i, st := range s.Steps {
 		for j, ev := range st.Events {

@@ -46,3 +46,27 @@ func TestRunReportsMismatch(t *testing.T) {
 		}
 	}
 }
+
+func TestDatedUpdateIsRemembered(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(t.Context(), []string{"testdata/dated_update.yaml"}, &out)
+	if err != nil || !res.OK() {
+		t.Fatalf("Run: %v:\n%s", err, out.String())
+	}
+}
+
+func TestSpecReferences(t *testing.T) {
+	for _, tc := range []struct{ refs, want string }{
+		{`[nova.host, ""]`, "empty type"},
+		{`[nova.host, nova.host]`, "listed twice"},
+		{`[static.rack]`, "source static"},
+	} {
+		_, err := ParseSpec([]byte("references: " + tc.refs + "\nsteps: []\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("references %s: %v; want an error saying %q", tc.refs, err, tc.want)
+		}
+	}
+	if _, err := ParseSpec([]byte("references: [nova.host, switch]\nsteps: []\n")); err != nil {
+		t.Errorf("valid references refused: %v", err)
+	}
+}

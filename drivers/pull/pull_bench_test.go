@@ -1,4 +1,4 @@
-package drivers
+package pull
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"github.com/causeway/causeway/internal/event"
 )
 
-// BenchmarkPullEvents measures turning a full pull into its events (sort,
+// BenchmarkEvents measures turning a full pull into its events (sort,
 // content hashes, sync id, validation).
-func BenchmarkPullEvents(b *testing.B) {
+func BenchmarkEvents(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		ents := make([]event.Entity, n)
 		for i := range ents {
@@ -24,7 +24,7 @@ func BenchmarkPullEvents(b *testing.B) {
 		b.Run(fmt.Sprintf("entities=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := PullEvents("nova", slot, slot, ents); err != nil {
+				if _, err := Events("nova", slot, slot, ents); err != nil {
 					b.Fatal(err)
 				}
 			}
