@@ -24,7 +24,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
 				row(tw, "VITRAGE_ID", "TYPE", "NAME", "SEVERITY", "DELETED", "UPDATED")
 				for _, a := range r.Items {
 					row(tw, a.VitrageID, a.Type, a.Name, a.OperationalState, a.IsDeleted, a.UpdateTimestamp.Format("2006-01-02T15:04:05Z07:00"))
@@ -46,7 +46,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			a := r.Item
-			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
 				row(tw, "vitrage_id", a.VitrageID)
 				row(tw, "id", a.ID)
 				row(tw, "type", a.Type)

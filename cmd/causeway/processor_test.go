@@ -76,6 +76,10 @@ func TestAPICommands(t *testing.T) {
 			}
 		})
 	}
+	// The status table says the seq and leader in its rows; no footer.
+	if out, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "adm"); err != nil || strings.Contains(out, "(seq ") {
+		t.Errorf("status: %v; a footer repeats the rows:\n%s", err, out)
+	}
 	out, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "adm", "-o", "json")
 	var st api.StatusResponse
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Status.AppliedSeq != 3 {

@@ -34,8 +34,7 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 			if err != nil {
 				return err
 			}
-			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
-				row(tw, "historical", r.Historical)
+			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
 				row(tw, "root causes", strings.Join(r.RootCauses, ", "))
 				for _, p := range r.Paths {
 					row(tw, "path", strings.Join(p, " -> "))

@@ -49,20 +49,22 @@ func (f *apiFlags) emit(w io.Writer, v any, table func(tw *tabwriter.Writer)) er
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	table(tw)
-	if err := tw.Flush(); err != nil {
+	return tw.Flush()
+}
+
+// emitState is emit for an answer read from a node's graph: the table
+// ends with the seq, node and leader it reflects (as the JSON says them).
+func (f *apiFlags) emitState(w io.Writer, r interface{ ResponseMeta() api.Meta }, table func(tw *tabwriter.Writer)) error {
+	if err := f.emit(w, r, table); err != nil || f.output == "json" {
 		return err
 	}
-	// What the answer reflects, as the JSON's seq, leader and node say.
-	if r, ok := v.(interface{ ResponseMeta() api.Meta }); ok {
-		m := r.ResponseMeta()
-		leader := m.Leader
-		if leader == "" {
-			leader = "none known"
-		}
-		_, err := fmt.Fprintf(w, "\n(seq %d on node %s; leader %s)\n", m.Seq, m.Node, leader)
-		return err
+	m := r.ResponseMeta()
+	leader := m.Leader
+	if leader == "" {
+		leader = "none known"
 	}
-	return nil
+	_, err := fmt.Fprintf(w, "\n(seq %d on node %s; leader %s)\n", m.Seq, m.Node, leader)
+	return err
 }
 
 func row(tw io.Writer, cols ...any) {

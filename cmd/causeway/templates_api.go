@@ -28,7 +28,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
 				row(tw, "NAME")
 				for _, t := range r.Items {
 					row(tw, t.Name)

@@ -30,7 +30,7 @@ func newTopologyCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return f.emit(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
 				if r.Tree != nil {
 					printTree(tw, *r.Tree, 0)
 					return
