@@ -43,7 +43,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			evs, err := pull.Body("static", at, at, Entities(top))
+			evs, err := pull.Events("static", at, at, Entities(top))
 			if err != nil {
 				t.Fatal(err)
 			}
