@@ -72,21 +72,28 @@ func TestWebhookThroughRealPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// The topology, as the publisher declares it: a Get then finds the
+	// queue whether or not the publisher got there first (a Get of a
+	// missing queue closes the channel, and quickly reopening channels
+	// races the broker's close).
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.DeclareTopology(ch); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	deadline := time.Now().Add(20 * time.Second)
 	for len(got) < len(want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("got %d of %d events in %s", len(got), len(want), bus.PersistQueue)
 		}
-		// A Get before the publisher declared the queue closes the
-		// channel: one channel per attempt.
-		ch, err := conn.Channel()
+		m, ok, err := ch.Get(bus.PersistQueue, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, ok, err := ch.Get(bus.PersistQueue, true)
-		_ = ch.Close()
-		if err != nil || !ok {
+		if !ok {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
