@@ -107,6 +107,21 @@ type historian struct {
 	progress func(done, total int64)
 }
 
+// historian opens the database of the flags and a historian over it;
+// the caller closes h.db.
+func (f *dbFlags) historian(ctx context.Context, g *globalFlags) (*historian, error) {
+	conn, err := f.open(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHistorian(conn, g.logger())
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
 func newHistorian(db *sql.DB, logger *slog.Logger) (*historian, error) {
 	l := store.NewLog(db, nil)
 	factory := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}
@@ -496,15 +511,11 @@ func runHistoricalRCA(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFl
 		return err
 	}
 	ctx := cmd.Context()
-	conn, err := db.open(ctx, g)
+	h, err := db.historian(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	h, err := newHistorian(conn, g.logger())
-	if err != nil {
-		return err
-	}
+	defer h.db.Close()
 	pt, err := h.at(ctx, p)
 	if err != nil {
 		return err
@@ -536,15 +547,11 @@ func runHistoricalTopology(cmd *cobra.Command, g *globalFlags, db *dbFlags, p po
 		return err
 	}
 	ctx := cmd.Context()
-	conn, err := db.open(ctx, g)
+	h, err := db.historian(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	h, err := newHistorian(conn, g.logger())
-	if err != nil {
-		return err
-	}
+	defer h.db.Close()
 	pt, err := h.at(ctx, p)
 	if err != nil {
 		return err
@@ -797,15 +804,11 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 		return badInput("--progress: %q is not auto, always or never", o.progress)
 	}
 	ctx := cmd.Context()
-	conn, err := o.db.open(ctx, g)
+	h, err := o.db.historian(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	h, err := newHistorian(conn, g.logger())
-	if err != nil {
-		return err
-	}
+	defer h.db.Close()
 	if showProgress {
 		h.progress = progressBar(cmd.ErrOrStderr(), "replay")
 	}

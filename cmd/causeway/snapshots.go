@@ -90,18 +90,14 @@ unusable one is skipped. It decodes every snapshot, so it takes a while.`,
 			return badInput("--output: %q is not table or json", output)
 		}
 		ctx := cmd.Context()
-		conn, err := db.open(ctx, g)
+		h, err := db.historian(ctx, g)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		h, err := newHistorian(conn, g.logger())
-		if err != nil {
-			return err
-		}
+		defer h.db.Close()
 		// What the processors restore: node snapshots only.
 		procs, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
-			DB: conn, Events: h.log, Factory: snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}, Logger: g.logger(),
+			DB: h.db, Events: h.log, Factory: snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}, Logger: g.logger(),
 		})
 		if err != nil {
 			return err
@@ -196,17 +192,13 @@ retention waits. The alarm history already written is left as it was.`,
 	db := addDBFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		conn, err := db.open(ctx, g)
+		h, err := db.historian(ctx, g)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		h, err := newHistorian(conn, g.logger())
-		if err != nil {
-			return err
-		}
+		defer h.db.Close()
 		out := cmd.OutOrStdout()
-		running, err := store.Present(ctx, conn)
+		running, err := store.Present(ctx, h.db)
 		if err != nil {
 			return err
 		}
