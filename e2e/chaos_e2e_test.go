@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,8 +86,10 @@ type chaos struct {
 	listener  *component
 	notifier  *component
 	listen    string // listener address
-	load      *loadGen
-	probes    int
+	// metrics are the /metrics addresses of the persister and listener.
+	persisterMetrics, listenerMetrics string
+	load                              *loadGen
+	probes                            int
 
 	faults    map[string]int
 	faultLog  []string
@@ -157,6 +161,52 @@ func (c *chaos) whileDown(n, next int, d time.Duration) int64 {
 	return c.load.acceptedN.Load() - a0
 }
 
+// brokerGoneNoticed waits until the listener's publisher has seen the
+// broker go (its connection gauge at 0), so that the outage is met, not
+// just happened, and returns how long that took.
+func (c *chaos) brokerGoneNoticed() time.Duration {
+	c.t.Helper()
+	began := time.Now()
+	waitFor(c.ctx, c.t, "the listener to notice the broker is gone", time.Minute, func() bool {
+		return c.metric(c.listenerMetrics, "causeway_bus_publisher_connected") == 0
+	})
+	return time.Since(began).Round(time.Millisecond)
+}
+
+// metric reads the sum of a metric's samples from a component's /metrics
+// (-1 while it cannot be read).
+func (c *chaos) metric(addr, name string) float64 {
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		sum, found = sum+v, true
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
 func (c *chaos) services(command string) {
 	c.t.Helper()
 	if err := services(c.ctx, command); err != nil {
@@ -220,15 +270,17 @@ func (c *chaos) inject(kind string, segment, next int) {
 		// A restart of the whole broker (services.sh stop-rabbitmq, then
 		// start-rabbitmq), with load while it is down: the listener spools.
 		c.services("stop-rabbitmq")
+		noticed := c.brokerGoneNoticed()
 		n := c.whileDown(segment/2, next, 5*time.Second)
 		c.services("start-rabbitmq")
-		detail = fmt.Sprintf("down while %d events were accepted", n)
+		detail = fmt.Sprintf("down while %d events were accepted; the listener noticed in %s", n, noticed)
 	case "spool":
 		// The publisher killed with events in its spool: the broker is
 		// stopped, the listener keeps answering 2xx from its spool, is
 		// killed -9 and restarted on the same spool, and only then does the
 		// broker come back; everything it accepted must reach the log.
 		c.services("stop-rabbitmq")
+		c.brokerGoneNoticed()
 		n := c.whileDown(segment/2, next, 5*time.Second)
 		c.listener.kill(c.t)
 		c.listener.start(c.t)
@@ -237,10 +289,17 @@ func (c *chaos) inject(kind string, segment, next int) {
 	case "mariadb":
 		// Down while the load goes on (the listener publishes, the
 		// persister retries without acking), then back.
+		retries := c.metric(c.persisterMetrics, "causeway_persister_commit_retries_total")
 		c.services("stop-mariadb")
 		n := c.whileDown(segment/2, next, 5*time.Second)
+		// The outage must have been met, not just happened: the persister
+		// retried commits while the database was down.
+		began := time.Now()
+		waitFor(c.ctx, c.t, "the persister to meet the database outage", time.Minute, func() bool {
+			return c.metric(c.persisterMetrics, "causeway_persister_commit_retries_total") > retries
+		})
 		c.services("start-mariadb")
-		detail = fmt.Sprintf("down while %d events were accepted", n)
+		detail = fmt.Sprintf("down while %d events were accepted; the persister retried (met %s after the load)", n, time.Since(began).Round(time.Millisecond))
 	default:
 		c.t.Fatalf("unknown fault kind %q (want one of %s)", kind, strings.Join(faultKinds, ", "))
 	}
@@ -313,7 +372,8 @@ func TestChaosE2E(t *testing.T) {
 	}
 	defer db.Close()
 
-	c := &chaos{t: t, ctx: ctx, db: db, faults: map[string]int{}, listen: freePort(t)}
+	c := &chaos{t: t, ctx: ctx, db: db, faults: map[string]int{}, listen: freePort(t),
+		persisterMetrics: freePort(t), listenerMetrics: freePort(t)}
 
 	// Webhook subscribers: every transition, signed; transitions of
 	// critical alarms only, signed, refusing every 101st request so that
@@ -347,11 +407,13 @@ persister:
   batch_wait: 10ms
   retry_min: 50ms
   retry_max: 1s
+  metrics_listen: %q
 listener:
   server:
     listen: %q
     auth: {tokens: [{token: %s}]}
   publisher: {spool_path: %q}
+  metrics_listen: %q
 %snotifier:
   dsn: %q
   amqp_url: %q
@@ -365,7 +427,7 @@ listener:
     backoff_initial: 20ms
     backoff_max: 500ms
   secrets:
-%s`, dsn, amqpURL, c.listen, listenerToken, filepath.Join(dir, "listener-spool", "spool.db"),
+%s`, dsn, amqpURL, c.persisterMetrics, c.listen, listenerToken, filepath.Join(dir, "listener-spool", "spool.db"), c.listenerMetrics,
 		indent(endpointsYAML, "  "), dsn, amqpURL, secrets.String())
 	sharedPath := filepath.Join(dir, "causeway.yaml")
 	if err := os.WriteFile(sharedPath, []byte(shared), 0o600); err != nil {
