@@ -58,7 +58,7 @@ type Log interface {
 	Append(ctx context.Context, entries []store.Entry) (store.Appended, error)
 	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
 	Retain(ctx context.Context, t time.Time) ([]string, time.Time, error)
-	LockRetention(ctx context.Context, wait time.Duration) (func(), error)
+	LockRetention(ctx context.Context, wait time.Duration) (store.RetentionLease, error)
 }
 
 // Snapshots prunes the graph snapshots retention no longer needs
@@ -578,14 +578,14 @@ const retentionLockWait = 10 * time.Second
 // under the retention lock, so that nothing else deletes snapshots between
 // the two (the anchor the partition drop relies on).
 func (p *Persister) retain(ctx context.Context, cut time.Time) {
-	unlock, err := p.log.LockRetention(ctx, retentionLockWait)
+	lease, err := p.log.LockRetention(ctx, retentionLockWait)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.lg.Warn("retention skipped this round: its lock is busy (a snapshots prune-stale running?)", "err", err)
 		}
 		return
 	}
-	defer unlock()
+	defer lease.Release()
 	if p.snaps != nil {
 		if res, err := p.snaps.Prune(ctx, cut); err != nil {
 			if ctx.Err() == nil {
@@ -596,6 +596,15 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 			p.lg.Info("pruned snapshots past retention", "deleted", res.Deleted, "anchor_seq", res.AnchorSeq,
 				"anchor_recorded_at", res.AnchorRecordedAt, "retention", p.cfg.Retention)
 		}
+	}
+	// The lock goes with its session: should that have dropped, another
+	// may be deleting snapshots, and the partition drop must not rely on
+	// the ones it saw.
+	if err := lease.Held(ctx); err != nil {
+		if ctx.Err() == nil {
+			p.lg.Warn("retention stopped before dropping partitions: its lock was lost", "err", err)
+		}
+		return
 	}
 	if dropped, bound, err := p.log.Retain(ctx, cut); err != nil {
 		if ctx.Err() == nil {

@@ -174,9 +174,15 @@ func (l *fakeLog) Retain(context.Context, time.Time) ([]string, time.Time, error
 	return nil, time.Time{}, nil
 }
 
-func (l *fakeLog) LockRetention(context.Context, time.Duration) (func(), error) {
-	return func() {}, nil
+func (l *fakeLog) LockRetention(context.Context, time.Duration) (store.RetentionLease, error) {
+	return noLease{}, nil
 }
+
+// noLease is a retention lock that is always held.
+type noLease struct{}
+
+func (noLease) Held(context.Context) error { return nil }
+func (noLease) Release()                   {}
 
 type fakeSequencer struct {
 	j    *journal

@@ -81,7 +81,7 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	cfg := persister.Config{Retention: 3 * 24 * time.Hour}
 	// While another session (`snapshots prune-stale`) holds retention's
 	// lock, retention waits.
-	unlock, err := log.LockRetention(ctx, 0)
+	lease, err := log.LockRetention(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	if first, err := log.First(ctx); err != nil || first != 1 || r.counter(t, "causeway_persister_snapshots_pruned_total") != 0 {
 		t.Fatalf("retention ran while its lock was held: first seq %d (%v)", first, err)
 	}
-	unlock()
+	lease.Release()
 	waitFor(t, "retention applied", 30*time.Second, func() (bool, string) {
 		first, err := log.First(ctx)
 		pruned := r.counter(t, "causeway_persister_snapshots_pruned_total")

@@ -335,7 +335,10 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 	}
 	outGap := n.parts.Outbox != nil && w.outHead < outFrom
 	histGap := n.parts.History != nil && w.histHead < histFrom
-	lost := false // some rows of the gap are past retention
+	// What the gaps' filling gave, counted once each write succeeded (a
+	// failed write is retried, and its gap met again).
+	var regenRows, regenItems int
+	var outLost, histLost bool
 	if outGap || histGap {
 		start := n.now()
 		// One regeneration covers both gaps; should it meet retention,
@@ -371,8 +374,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			}
 			ob.Rows = append(rows, ob.Rows...)
 			ob.Subscriptions = append(subs, ob.Subscriptions...)
-			n.regenRows.Add(int64(len(rows)))
-			n.mRegen.Add(float64(len(rows)))
+			regenRows, outLost = len(rows), out.lost
 		}
 		if histGap {
 			b := history.Batch{Items: hist.regen.items}
@@ -384,9 +386,8 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 				}
 			}
 			hb.Items = append(items, hb.Items...)
-			n.regenItems.Add(int64(len(items)))
+			regenItems, histLost = len(items), hist.lost
 		}
-		lost = out.lost || hist.lost
 		log.Info("leader filled the gap before its pending rows", "outbox_head", w.outHead, "outbox_from", outFrom,
 			"history_head", w.histHead, "history_from", histFrom, "duration", n.now().Sub(start))
 	}
@@ -399,6 +400,11 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		n.f.pend.pruneOutbox(ob.Seq)
 		n.outboxRows.Add(int64(k))
 		n.mOutboxRows.Add(float64(k))
+		n.regenRows.Add(int64(regenRows))
+		n.mRegen.Add(float64(regenRows))
+		if outLost {
+			n.unrecoverable.Add(1)
+		}
 	}
 	if n.parts.History != nil && hb.Seq > w.histHead {
 		r, err := detached(ctx, func(wctx context.Context) (history.Result, error) {
@@ -410,11 +416,10 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		w.histHead = hb.Seq
 		n.f.pend.pruneHistory(hb.Seq)
 		n.mHistItems.Add(float64(r.Written))
-	}
-	if lost {
-		// Counted once the rows that could be written are: a failed write
-		// is retried, and its gap met again.
-		n.unrecoverable.Add(1)
+		n.regenItems.Add(int64(regenItems))
+		if histLost {
+			n.unrecoverable.Add(1)
+		}
 	}
 	return nil
 }
@@ -487,7 +492,12 @@ func (n *node) fill(ctx context.Context, log *slog.Logger, what string, head, fr
 	f := gapFill{lost: true}
 	var base int64
 	f.regen, f.resync, base, err = n.salvage(ctx, from, resync)
-	if err != nil {
+	switch {
+	case ctx.Err() != nil || (err != nil && !errors.Is(err, snapshot.ErrGap) && !errors.Is(err, store.ErrTruncated)):
+		// Not a verdict on the log (a database failure, the end of the
+		// leadership): the gap is met again at the next flush.
+		return gapFill{err: fmt.Errorf("salvage %s rows of seqs %d..%d: %w", what, head+1, from, errors.Join(err, ctx.Err()))}
+	case err != nil:
 		log.Error(what+" rows lost: their events are past retention", "head", head, "from", from, "err", err)
 		f.regen, f.resync = newPending(1), nil
 		return f
@@ -517,7 +527,9 @@ func (n *node) salvage(ctx context.Context, through int64, resync bool) (*pendin
 	out.reset(base)
 	res.Machine = &collector{m: inner, produce: n.parts.Produce, out: out}
 	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
-		return nil, nil, 0, err
+		// Retention moving on meanwhile is no verdict either (%v: not
+		// ErrGap): the next try starts from a later snapshot.
+		return nil, nil, 0, fmt.Errorf("advance from seq %d: %v", base, err)
 	}
 	var rs *outbox.Resync
 	if s, ok := inner.(subscriptionStater); ok && resync {

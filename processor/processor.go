@@ -165,9 +165,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	if !p.cfg.SnapshotCaptureLive {
 		parts.NewShadow = func() *snapshot.Shadow { return snapshot.NewShadow(shadowRecon, factory) }
 	}
-	runners := []func(context.Context) error{pub.Run, func(ctx context.Context) error {
-		return store.Announce(ctx, db, p.cfg.NodeID, p.log)
-	}}
+	parts.Presence = func(ctx context.Context) error { return store.Announce(ctx, db, p.cfg.NodeID, p.log) }
+	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
 }
 
@@ -202,6 +201,10 @@ type Parts struct {
 	// SnapshotIndex reports the newest snapshot in the database, for the
 	// status of every node (nil: only this node's own writes are shown).
 	SnapshotIndex SnapshotIndex
+	// Presence says the node runs (store.Announce) until its context
+	// ends: it runs as long as raft does, past the API and the leader
+	// loop, so that nothing writes once the row is gone (nil: not said).
+	Presence func(ctx context.Context) error
 }
 
 // SnapshotIndex finds the newest snapshot (snapshot.Store).
@@ -365,7 +368,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	}, func() float64 { r, i := pend.size(); return float64(r + i) })
 	lostGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "causeway_processor_outbox_gaps_unrecoverable",
-		Help: "Gaps below a new leader's pending rows that could not be regenerated because their events are past retention (must stay 0).",
+		Help: "Outbox and history gaps below a new leader's pending rows that could not be regenerated whole because their first events are past retention, one per table (must stay 0).",
 	}, func() float64 { return float64(n.unrecoverable.Load()) })
 	droppedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "causeway_processor_pending_drops", Help: "Times the pending rows hit max_pending and were dropped (a new leader regenerates them).",
@@ -424,6 +427,16 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	raftCtx, stopRaft := context.WithCancel(context.Background())
 	raftDone := make(chan error, 1)
 	go func() { raftDone <- n.elect.Run(raftCtx) }()
+	presenceDone := make(chan struct{})
+	if parts.Presence != nil {
+		// Ended after raft has (stopRaft), so the row goes last.
+		go func() {
+			defer close(presenceDone)
+			_ = parts.Presence(raftCtx)
+		}()
+	} else {
+		close(presenceDone)
+	}
 
 	start("api", srv.Run)
 	start("follow", n.follow)
@@ -437,14 +450,18 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		cancel()
 		wg.Wait()
 		stopRaft()
+		<-presenceDone
 		if err != nil {
 			return fmt.Errorf("raft: %w", err)
 		}
 		return errors.New("raft stopped unexpectedly")
 	}
 	wg.Wait()
-	stopRaft()
-	rerr := <-raftDone
+	rerr := func() error {
+		stopRaft()
+		return <-raftDone
+	}()
+	<-presenceDone
 	close(errc)
 	var errs []error
 	for err := range errc {

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -93,6 +94,7 @@ type fakeTables struct {
 	resyncs              []outbox.Resync
 	outWrites, histWrite int
 	fail                 error
+	histFailOnce         error // fails the next history write only
 }
 
 type fakeOutboxStore struct{ t *fakeTables }
@@ -148,6 +150,10 @@ func (h fakeHistoryStore) Write(_ context.Context, term int64, b history.Batch) 
 	defer t.mu.Unlock()
 	if t.fail != nil {
 		return history.Result{}, t.fail
+	}
+	if err := t.histFailOnce; err != nil {
+		t.histFailOnce = nil
+		return history.Result{}, err
 	}
 	if term < t.histFence {
 		return history.Result{}, fmt.Errorf("history: %w", store.ErrFenced)
@@ -212,6 +218,9 @@ type seqRecon struct {
 	// snapshots are the seqs of the snapshots, ascending; without any, a
 	// reconstruction starts from a "snapshot" at its target.
 	snapshots []int64
+	// failEarliest fails that many ReconstructEarliest calls, as a
+	// database failure would.
+	failEarliest int
 }
 
 func targetSeq(t snapshot.Target) (int64, error) {
@@ -248,7 +257,12 @@ func (r *seqRecon) Reconstruct(_ context.Context, t snapshot.Target) (snapshot.R
 func (r *seqRecon) ReconstructEarliest(_ context.Context, atMost int64) (snapshot.Reconstruction, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, fmt.Sprintf("earliest up to %d", atMost))
+	fail := r.failEarliest > 0
+	r.failEarliest--
 	r.mu.Unlock()
+	if fail {
+		return snapshot.Reconstruction{}, errors.New("invalid connection")
+	}
 	from := max(r.retained-1, 0)
 	if len(r.snapshots) > 0 && from > 0 {
 		from = -1
@@ -506,8 +520,8 @@ func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
 		t.Fatal(err)
 	}
 	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
-	if n.unrecoverable.Load() != 1 {
-		t.Errorf("unrecoverable gaps = %d, want 1", n.unrecoverable.Load())
+	if n.unrecoverable.Load() != 2 {
+		t.Errorf("unrecoverable gaps = %d, want 2 (the outbox's and the history's)", n.unrecoverable.Load())
 	}
 	// Lost: what seqs 3..9 gave; the log still holds 10 on, so the rest
 	// of the gap is rebuilt.
@@ -537,8 +551,8 @@ func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 		t.Fatal(err)
 	}
 	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
-	if n.unrecoverable.Load() != 1 {
-		t.Errorf("unrecoverable gaps = %d, want 1", n.unrecoverable.Load())
+	if n.unrecoverable.Load() != 2 {
+		t.Errorf("unrecoverable gaps = %d, want 2 (the outbox's and the history's)", n.unrecoverable.Load())
 	}
 	// Lost: what seqs 3..9 gave. Rebuilt: 10..14, after the snapshot at
 	// 9 (the log holds 10 on). Then the node's own, 15..20.
@@ -613,5 +627,50 @@ func TestGapsAreFilledApart(t *testing.T) {
 	}
 	if diff := cmp.Diff(tables.items, items); diff != "" {
 		t.Errorf("history items (-got +want):\n%s", diff)
+	}
+}
+
+// A salvage that fails for another reason than retention (the database)
+// is retried, not taken as a loss: the rows the log still gives are
+// written.
+func TestSalvageFailureIsRetried(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(2, 2)
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	recon.retained, recon.snapshots, recon.failEarliest = 10, []int64{4, 9, 11, 16}, 1
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	allRows, _, _ := expected(20)
+	var rows []outbox.Row
+	for _, r := range allRows {
+		if r.Seq <= 2 || r.Seq > 9 {
+			rows = append(rows, r)
+		}
+	}
+	tables.mu.Lock()
+	defer tables.mu.Unlock()
+	if diff := cmp.Diff(tables.rows, rows); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+}
+
+// The loss is counted for the table whose write succeeded, even when the
+// other table's write fails and is retried without a gap.
+func TestLossCountedPerTable(t *testing.T) {
+	tables := &fakeTables{histFailOnce: errors.New("connection reset")}
+	tables.prefill(2, 2)
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	recon.retained, recon.snapshots = 10, []int64{4, 9, 11, 16}
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	if got := n.unrecoverable.Load(); got != 2 {
+		t.Errorf("unrecoverable gaps = %d, want 2 (the outbox's, counted before the history write failed, and the history's)", got)
+	}
+	if got, want := n.regenItems.Load(), int64(len(tables.items)-2); got > want {
+		t.Errorf("regenerated items counted %d; more than the %d written", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/internal/store"
 )
 
 // Stale reports whether the snapshot is known to hold a state computed
@@ -61,7 +62,7 @@ type RetentionLog interface {
 	First(ctx context.Context) (int64, error)
 	// LockRetention takes the lock retention holds while it prunes
 	// snapshots and drops events, waiting at most wait.
-	LockRetention(ctx context.Context, wait time.Duration) (func(), error)
+	LockRetention(ctx context.Context, wait time.Duration) (store.RetentionLease, error)
 }
 
 // StalePrune is what PruneStale found, and deleted unless it was a dry run.
@@ -89,14 +90,17 @@ const pruneLockWait = time.Minute
 // Unless the log starts at seq 1, it refuses (dry run included) with
 // ErrLogNotWhole when there is anything to delete: a replay could not reach
 // back to the start. The processors must be stopped: a running leader
-// would go on writing snapshots of its stale state.
-func (r *Reconstructor) PruneStale(ctx context.Context, log RetentionLog, dryRun bool) (StalePrune, error) {
+// would go on writing snapshots of its stale state. beforeDelete, when
+// set, runs under the lock right before the first deletion (the CLI checks
+// there that no processor has started meanwhile); its error stops it.
+func (r *Reconstructor) PruneStale(ctx context.Context, log RetentionLog, dryRun bool, beforeDelete func(context.Context) error) (StalePrune, error) {
+	var lease store.RetentionLease
 	if !dryRun {
-		unlock, err := log.LockRetention(ctx, pruneLockWait)
-		if err != nil {
+		var err error
+		if lease, err = log.LockRetention(ctx, pruneLockWait); err != nil {
 			return StalePrune{}, fmt.Errorf("prune stale snapshots: %w", err)
 		}
-		defer unlock()
+		defer lease.Release()
 	}
 	first, err := log.First(ctx)
 	if err != nil {
@@ -132,7 +136,17 @@ func (r *Reconstructor) PruneStale(ctx context.Context, log RetentionLog, dryRun
 	if dryRun {
 		return res, nil
 	}
+	if beforeDelete != nil {
+		if err := beforeDelete(ctx); err != nil {
+			return res, fmt.Errorf("prune stale snapshots: %w", err)
+		}
+	}
 	for _, m := range res.Stale {
+		// The lock goes with its session: should that have dropped,
+		// retention may be dropping the log's start meanwhile.
+		if err := lease.Held(ctx); err != nil {
+			return res, fmt.Errorf("prune stale snapshots (%d of %d deleted): %w", res.Deleted, len(res.Stale), err)
+		}
 		if err := r.store.delete(ctx, m.ID); err != nil {
 			return res, fmt.Errorf("prune stale snapshots (%d of %d deleted): %w", res.Deleted, len(res.Stale), err)
 		}

@@ -151,24 +151,24 @@ func TestPruneStale(t *testing.T) {
 			l.Log = nil
 		}
 		for _, dry := range []bool{true, false} {
-			if _, err := rc.PruneStale(ctx, emptyOr(l), dry); !errors.Is(err, ErrLogNotWhole) {
+			if _, err := rc.PruneStale(ctx, emptyOr(l), dry, nil); !errors.Is(err, ErrLogNotWhole) {
 				t.Fatalf("PruneStale with the log's first seq %d (dry run %v): %v; want ErrLogNotWhole", first, dry, err)
 			}
 		}
 	}
 	// Retention holds its lock: PruneStale waits for it.
-	unlock, err := td.log.LockRetention(ctx, 0)
+	lease, err := td.log.LockRetention(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	if _, err := rc.PruneStale(short, td.log, false); err == nil {
+	if _, err := rc.PruneStale(short, td.log, false, nil); err == nil {
 		t.Fatal("PruneStale ran while retention held its lock")
 	}
 	cancel()
-	unlock()
+	lease.Release()
 
-	res, err := rc.PruneStale(ctx, td.log, true)
+	res, err := rc.PruneStale(ctx, td.log, true, nil)
 	if err != nil || res.Deleted != 0 || len(res.Unusable) != 1 || res.Unusable[0].Seq != 450 || !slices.Equal(seqs(res.Stale), []int64{400, 200, 100}) {
 		t.Fatalf("dry run: stale %v, %d unusable, deleted %d, %v; want 400, 200, 100, the one at 450 unusable, nothing deleted",
 			seqs(res.Stale), len(res.Unusable), res.Deleted, err)
@@ -176,7 +176,15 @@ func TestPruneStale(t *testing.T) {
 	if n := len(list()); n != len(bySeq) {
 		t.Fatalf("the dry run deleted snapshots: %d left of %d", n, len(bySeq))
 	}
-	if res, err = rc.PruneStale(ctx, td.log, false); err != nil || res.Deleted != 3 {
+	// A check under the lock that refuses stops it before any deletion.
+	refused := errors.New("a processor started")
+	if _, err := rc.PruneStale(ctx, td.log, false, func(context.Context) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("PruneStale with a refusing check: %v", err)
+	}
+	if n := len(list()); n != len(bySeq) {
+		t.Fatalf("a refused prune deleted snapshots: %d left of %d", n, len(bySeq))
+	}
+	if res, err = rc.PruneStale(ctx, td.log, false, nil); err != nil || res.Deleted != 3 {
 		t.Fatalf("PruneStale: deleted %d, %v; want 3", res.Deleted, err)
 	}
 	if left := seqs(list()); !slices.Equal(left, []int64{450, 300, 250, 0}) {
@@ -191,7 +199,7 @@ func TestPruneStale(t *testing.T) {
 	if err != nil || got.StaleSemantics || got.SnapshotSeq != 0 || got.Replayed != 240 {
 		t.Fatalf("Reconstruct(240) after the prune: %+v, %v; want a current full replay", got, err)
 	}
-	if again, err := rc.PruneStale(ctx, td.log, false); err != nil || len(again.Stale) != 0 {
+	if again, err := rc.PruneStale(ctx, td.log, false, nil); err != nil || len(again.Stale) != 0 {
 		t.Fatalf("second PruneStale: %d stale, %v; want none", len(again.Stale), err)
 	}
 }
@@ -208,9 +216,15 @@ func emptyOr(l firstLog) RetentionLog {
 type emptyLog struct{}
 
 func (emptyLog) First(context.Context) (int64, error) { return 0, nil }
-func (emptyLog) LockRetention(context.Context, time.Duration) (func(), error) {
-	return func() {}, nil
+func (emptyLog) LockRetention(context.Context, time.Duration) (store.RetentionLease, error) {
+	return heldLease{}, nil
 }
+
+// heldLease is a retention lock that is always held.
+type heldLease struct{}
+
+func (heldLease) Held(context.Context) error { return nil }
+func (heldLease) Release()                   {}
 
 // TestReconstructEarliest: with the whole log, the earliest state is the
 // empty machine; once retention dropped the start, it is the oldest usable

@@ -248,14 +248,22 @@ func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (
 			usable = append(usable, cands[i])
 		}
 	}
+	var skipped int
 	for _, m := range usable {
-		res, err := r.base(ctx, []Meta{m})
-		if err != nil {
-			return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
-		}
-		if res.Skipped == 0 {
+		mach, err := r.restore(ctx, m)
+		if err == nil {
+			res := Reconstruction{Machine: mach, Seq: m.Seq, SnapshotSeq: m.Seq, RecordedAt: m.RecordedAt, Skipped: skipped}
+			if sa, ok := mach.(SemanticsAware); ok && sa.StaleSemantics() {
+				res.StaleSemantics = true
+			}
 			return res, nil
 		}
+		reason := skipReason(err)
+		if reason == "" {
+			return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
+		}
+		skipped++
+		r.log.Warn("snapshot skipped, trying a newer one", "snapshot_id", m.ID, "seq", m.Seq, "reason", reason, "err", err)
 	}
 	return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w (the log starts at seq %d, and no usable snapshot at or after seq %d is at or before %d)",
 		ErrGap, first[0].Seq, first[0].Seq-1, atMost)

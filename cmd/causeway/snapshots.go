@@ -198,21 +198,40 @@ retention waits. The alarm history already written is left as it was.`,
 		}
 		defer h.db.Close()
 		out := cmd.OutOrStdout()
-		running, err := store.Present(ctx, h.db)
+		// Checked first, and again under retention's lock right before
+		// deleting: a processor started meanwhile would restore a stale
+		// snapshot about to go, and as leader write more.
+		running := func(ctx context.Context) ([]string, error) {
+			ps, err := store.Present(ctx, h.db)
+			ids := make([]string, len(ps))
+			for i, p := range ps {
+				ids[i] = p.NodeID
+			}
+			return ids, err
+		}
+		ids, err := running(ctx)
 		if err != nil {
 			return err
 		}
-		if len(running) > 0 {
-			ids := make([]string, len(running))
-			for i, p := range running {
-				ids[i] = p.NodeID
-			}
+		if len(ids) > 0 {
 			if yes && !force {
 				return badInput("processors still run: %s; stop them first (or --force)", strings.Join(ids, ", "))
 			}
 			fmt.Fprintf(out, "processors still running: %s\n", strings.Join(ids, ", "))
 		}
-		res, err := h.recon.PruneStale(ctx, h.log, !yes)
+		var stillRunning error
+		beforeDelete := func(ctx context.Context) error {
+			if force {
+				return nil
+			}
+			ids, err := running(ctx)
+			if err == nil && len(ids) > 0 {
+				stillRunning = fmt.Errorf("processors started meanwhile: %s; stop them first (or --force)", strings.Join(ids, ", "))
+				return stillRunning
+			}
+			return err
+		}
+		res, err := h.recon.PruneStale(ctx, h.log, !yes, beforeDelete)
 		if len(res.Stale) > 0 {
 			if yes {
 				fmt.Fprintln(out, "stale snapshots:")
@@ -229,7 +248,7 @@ retention waits. The alarm history already written is left as it was.`,
 		for _, u := range res.Unusable {
 			fmt.Fprintf(out, "left in place: snapshot %d (seq %d) is unusable (%s), its semantics unknown\n", u.ID, u.Seq, u.Problem)
 		}
-		if errors.Is(err, snapshot.ErrLogNotWhole) {
+		if errors.Is(err, snapshot.ErrLogNotWhole) || (stillRunning != nil && errors.Is(err, stillRunning)) {
 			return badInput("%v", err)
 		}
 		if err != nil {

@@ -78,7 +78,7 @@ func TestSnapshotsCommands(t *testing.T) {
 		t.Fatalf("prune-stale without --yes: %v, %d snapshots left of %d\n%s", err, len(list()), len(ids), out)
 	}
 	// A processor that still runs makes --yes refuse, unless --force.
-	if _, err := r.db.Exec("INSERT INTO processor_presence (node_id, started_at, seen_at) VALUES ('p1', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"); err != nil {
+	if _, err := r.db.Exec("INSERT INTO processor_presence (node_id, instance, started_at, seen_at) VALUES ('p1', 'x', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"); err != nil {
 		t.Fatal(err)
 	}
 	out, err = runCausewayCLI(t, "snapshots", "prune-stale", "--dsn", r.dsn, "--yes")

@@ -301,11 +301,12 @@ func (r *runner) sync(paths []string) error {
 			r.remember(key, *ev.Entity, r.clock)
 		}
 	}
-	// What the static source reported before and no longer does is gone.
+	// What the static source reported before and no longer does is gone
+	// (the graph keeps its vertex, deleted, with its sample time: an older
+	// report stays ignored).
 	for key, ent := range r.resources {
 		if !pulled[key] && r.sourceOf(ent.Type) == "static" {
 			delete(r.resources, key)
-			delete(r.sampled, key)
 		}
 	}
 	return nil
@@ -415,10 +416,17 @@ func (r *runner) event(ev Event) error {
 		if err != nil {
 			return err
 		}
-		delete(r.resources, ev.Delete)
-		delete(r.sampled, ev.Delete)
-		return r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityDelete,
-			Entity: &event.Entity{Category: event.CategoryResource, Type: typ, ID: id}})
+		if err := r.apply(event.Event{Source: r.sourceOf(typ), Kind: event.KindEntityDelete,
+			Entity: &event.Entity{Category: event.CategoryResource, Type: typ, ID: id}}); err != nil {
+			return err
+		}
+		// As the graph: a delete older than the report it holds is
+		// ignored; one it takes leaves the deleted vertex's sample time.
+		if !r.clock.Before(r.sampled[ev.Delete]) {
+			delete(r.resources, ev.Delete)
+			r.sampled[ev.Delete] = r.clock
+		}
+		return nil
 	case ev.TemplateAdd != "":
 		return r.putTemplate(ev.TemplateAdd)
 	case ev.TemplateDelete != "":

@@ -47,11 +47,15 @@ func TestRunReportsMismatch(t *testing.T) {
 	}
 }
 
-func TestDatedUpdateIsRemembered(t *testing.T) {
-	var out bytes.Buffer
-	res, err := Run(t.Context(), []string{"testdata/dated_update.yaml"}, &out)
-	if err != nil || !res.OK() {
-		t.Fatalf("Run: %v:\n%s", err, out.String())
+// TestRunnerFollowsSampleTimes: the runner builds each update on what the
+// graph kept, by the graph's rule on observed times.
+func TestRunnerFollowsSampleTimes(t *testing.T) {
+	for _, spec := range []string{"testdata/dated_update.yaml", "testdata/delete_sample.yaml"} {
+		var out bytes.Buffer
+		res, err := Run(t.Context(), []string{spec}, &out)
+		if err != nil || !res.OK() {
+			t.Errorf("Run %s: %v:\n%s", spec, err, out.String())
+		}
 	}
 }
 

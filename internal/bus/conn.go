@@ -164,10 +164,32 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 }
 
 // closeTimeout bounds the close handshake: a broker that blocks the
-// connection (resource alarm) stops reading it and would never answer.
+// connection (resource alarm) stops reading it and would never answer. The
+// library's heartbeater pushes the read deadline on as heartbeats arrive,
+// so the close ends when the next heartbeat write meets the expired write
+// deadline: within about closeTimeout plus a heartbeat interval.
 const closeTimeout = 5 * time.Second
 
 func closeConn(conn *amqp.Connection) { _ = conn.CloseDeadline(time.Now().Add(closeTimeout)) }
+
+// publishBounded publishes on cc, a channel of c's connection, as
+// confirmChannel.publish does, but fails at once while the broker blocks
+// the connection (a resource alarm), and returns when ctx ends even if the
+// socket write itself blocks: the publish then finishes on its own, and
+// may still land once the alarm clears.
+func (c *connector) publishBounded(ctx context.Context, cc *confirmChannel, exchange, key string, mandatory bool, msg amqp.Publishing) error {
+	if c.isBlocked.Load() {
+		return fmt.Errorf("publish to %s: the broker blocks the connection (resource alarm)", exchange)
+	}
+	published := make(chan error, 1)
+	go func() { published <- cc.publish(ctx, exchange, key, mandatory, msg) }()
+	select {
+	case err := <-published:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("publish to %s: %w", exchange, ctx.Err())
+	}
+}
 
 // confirmChannel is a channel in confirm mode on which publishes are done
 // one at a time: publish, wait for the confirm, and see whether the broker

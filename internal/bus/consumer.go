@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,11 +33,9 @@ type Consumer struct {
 	conn   *connector
 	dlConn *connector
 	// dl is the dead-letter connection's confirm channel, nil while it
-	// is down; dlUp is closed when it is set.
-	dlMu sync.Mutex
-	dl   *confirmChannel
-	dlUp chan struct{}
-	out  chan Delivery
+	// is down.
+	dl  current[*confirmChannel]
+	out chan Delivery
 
 	delivered    prometheus.Counter
 	deadLettered prometheus.Counter
@@ -59,7 +56,7 @@ func NewConsumer(cfg ConsumerConfig, deps Deps) (*Consumer, error) {
 	deps = deps.withDefaults("bus.consumer")
 	labels := prometheus.Labels{"queue": cfg.Queue}
 	c := &Consumer{
-		cfg: cfg, log: deps.Logger, out: make(chan Delivery), dlUp: make(chan struct{}),
+		cfg: cfg, log: deps.Logger, out: make(chan Delivery),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_bus_consumer_delivered_total", ConstLabels: labels,
 			Help: "Messages delivered by the broker (redeliveries included).",
@@ -108,15 +105,8 @@ func (c *Consumer) deadLetterSession(ctx context.Context, conn *amqp.Connection)
 		return err
 	}
 	closed := cc.ch.NotifyClose(make(chan *amqp.Error, 1))
-	c.dlMu.Lock()
-	c.dl = cc
-	close(c.dlUp)
-	c.dlMu.Unlock()
-	defer func() {
-		c.dlMu.Lock()
-		c.dl, c.dlUp = nil, make(chan struct{})
-		c.dlMu.Unlock()
-	}()
+	c.dl.set(cc)
+	defer c.dl.set(nil)
 	c.dlConn.connected.Set(1)
 	select {
 	case <-ctx.Done():
@@ -177,24 +167,6 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	}
 }
 
-// waitDeadLetter returns the dead-letter channel, waiting for the
-// connection to come up until ctx ends.
-func (c *Consumer) waitDeadLetter(ctx context.Context) (*confirmChannel, error) {
-	for {
-		c.dlMu.Lock()
-		dl, up := c.dl, c.dlUp
-		c.dlMu.Unlock()
-		if dl != nil {
-			return dl, nil
-		}
-		select {
-		case <-up:
-		case <-ctx.Done():
-			return nil, errors.New("the dead-letter connection is down")
-		}
-	}
-}
-
 // DeadLetter publishes d's message to DeadLetterExchange with header
 // ReasonHeader = reason, waits for the broker's confirm, then acks d. The
 // reason is thus kept next to the message in DeadLetterQueue.
@@ -217,12 +189,9 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeadLetterTimeout)
 	defer cancel()
-	dl, err := c.waitDeadLetter(ctx)
+	dl, err := c.dl.wait(ctx)
 	if err != nil {
-		return fmt.Errorf("dead-letter %s: %w", d.m.MessageId, err)
-	}
-	if c.dlConn.isBlocked.Load() {
-		return fmt.Errorf("dead-letter %s: the broker blocks the dead-letter connection (resource alarm)", d.m.MessageId)
+		return fmt.Errorf("dead-letter %s: the dead-letter connection is down: %w", d.m.MessageId, err)
 	}
 	headers := amqp.Table{}
 	maps.Copy(headers, d.m.Headers)
@@ -235,16 +204,7 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 		Timestamp:    d.m.Timestamp,
 		Body:         d.m.Body,
 	}
-	// Under a resource alarm the socket write itself can block until the
-	// alarm clears: the publish runs on its own, and the caller returns at
-	// the timeout whatever it does.
-	published := make(chan error, 1)
-	go func() { published <- dl.publish(ctx, DeadLetterExchange, d.m.RoutingKey, true, msg) }()
-	select {
-	case err = <-published:
-	case <-ctx.Done():
-		err = fmt.Errorf("publish to %s: %w", DeadLetterExchange, ctx.Err())
-	}
+	err = c.dlConn.publishBounded(ctx, dl, DeadLetterExchange, d.m.RoutingKey, true, msg)
 	if err != nil {
 		if d.stale() {
 			err = errors.Join(err, ErrStaleDelivery)

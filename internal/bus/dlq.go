@@ -50,12 +50,12 @@ func dlqChannel(url string) (*amqp.Connection, *amqp.Channel, int, error) {
 	}
 	ch, err := conn.Channel()
 	if err != nil {
-		conn.Close()
+		closeConn(conn)
 		return nil, nil, 0, fmt.Errorf("open channel: %w", err)
 	}
 	q, err := ch.QueueDeclarePassive(DeadLetterQueue, true, false, false, false, nil)
 	if err != nil {
-		conn.Close()
+		closeConn(conn)
 		return nil, nil, 0, fmt.Errorf("queue %s: %w", DeadLetterQueue, err)
 	}
 	return conn, ch, q.Messages, nil
@@ -73,7 +73,7 @@ func BrowseDeadLetters(ctx context.Context, url string, limit int) ([]DeadLetter
 	if err != nil {
 		return nil, 0, err
 	}
-	defer conn.Close()
+	defer closeConn(conn)
 	var out []DeadLetter
 	var last uint64
 	for len(out) < limit && ctx.Err() == nil {
@@ -111,7 +111,7 @@ func RequeueDeadLetters(ctx context.Context, url string, limit int) (moved []Dea
 	if err != nil {
 		return nil, 0, err
 	}
-	defer conn.Close()
+	defer closeConn(conn)
 	if err := ch.Confirm(false); err != nil {
 		return nil, 0, fmt.Errorf("confirm mode: %w", err)
 	}

@@ -86,7 +86,7 @@ func (p *BatchPublisher) PublishSequenced(ctx context.Context, b event.Batch) er
 	if err != nil {
 		return fmt.Errorf("publish batch %d..%d: no broker connection: %w", b.FirstSeq(), b.LastSeq(), err)
 	}
-	err = cc.publish(ctx, SequencedExchange, "", false, amqp.Publishing{
+	err = p.conn.publishBounded(ctx, cc, SequencedExchange, "", false, amqp.Publishing{
 		ContentType:  ContentType,
 		DeliveryMode: amqp.Transient, // followers' queues are transient; the DB is durable
 		MessageId:    strconv.FormatInt(b.PrevSeq, 10) + "+" + strconv.Itoa(len(b.Records)),

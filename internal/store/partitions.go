@@ -173,14 +173,20 @@ func (l *Log) DropBefore(ctx context.Context, t time.Time) ([]string, error) {
 // LockRetention takes the lock that serialises what removes data a
 // reconstruction needs: retention (the snapshot pruning, then Retain) and
 // snapshot.Reconstructor.PruneStale. It waits at most wait (whole
-// seconds); an error wraps ErrLockHeld when another session holds it. The
-// returned function releases it.
-func (l *Log) LockRetention(ctx context.Context, wait time.Duration) (func(), error) {
+// seconds); an error wraps ErrLockHeld when another session holds it.
+func (l *Log) LockRetention(ctx context.Context, wait time.Duration) (RetentionLease, error) {
 	lease, err := Lock(ctx, l.db, "retention", wait)
 	if err != nil {
 		return nil, err
 	}
-	return lease.Release, nil
+	return lease, nil
+}
+
+// RetentionLease is a held retention lock (a *Lease): Held says whether it
+// still is (its session may have dropped, which releases it).
+type RetentionLease interface {
+	Held(ctx context.Context) error
+	Release()
 }
 
 // Retain applies event retention without breaking reconstruction: it drops

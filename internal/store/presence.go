@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -25,16 +27,23 @@ type Presence struct {
 }
 
 // Announce keeps nodeID's presence row current until ctx ends, then
-// deletes it. A failed refresh is logged and retried at the next tick.
+// deletes it (unless another run of the same node id has taken the row
+// over meanwhile). A failed refresh is logged and retried at the next
+// tick; each is bounded by PresenceInterval.
 func Announce(ctx context.Context, db *sql.DB, nodeID string, log *slog.Logger) error {
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	instance := hex.EncodeToString(tok[:])
 	refresh := func() error {
-		_, err := db.ExecContext(ctx, `INSERT INTO processor_presence (node_id, started_at, seen_at)
-			VALUES (?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE seen_at = UTC_TIMESTAMP(6)`, nodeID)
+		rctx, cancel := context.WithTimeout(ctx, PresenceInterval)
+		defer cancel()
+		// MariaDB assigns left to right: started_at is compared with the
+		// instance before the instance is replaced.
+		_, err := db.ExecContext(rctx, `INSERT INTO processor_presence (node_id, instance, started_at, seen_at)
+			VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE
+			  started_at = IF(instance = VALUES(instance), started_at, VALUES(started_at)),
+			  instance = VALUES(instance), seen_at = VALUES(seen_at)`, nodeID, instance)
 		return err
-	}
-	// A row left by an earlier run of this node (killed) starts again.
-	if _, err := db.ExecContext(ctx, "DELETE FROM processor_presence WHERE node_id = ?", nodeID); err != nil && ctx.Err() == nil {
-		log.Warn("presence: clear the previous row", "err", err)
 	}
 	t := time.NewTicker(PresenceInterval)
 	defer t.Stop()
@@ -46,7 +55,7 @@ func Announce(ctx context.Context, db *sql.DB, nodeID string, log *slog.Logger) 
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			if _, err := db.ExecContext(dctx, "DELETE FROM processor_presence WHERE node_id = ?", nodeID); err != nil {
+			if _, err := db.ExecContext(dctx, "DELETE FROM processor_presence WHERE node_id = ? AND instance = ?", nodeID, instance); err != nil {
 				log.Warn("presence: delete on stop failed; the row ages out", "err", err, "after", PresenceTimeout)
 			}
 			return nil

@@ -39,15 +39,47 @@ func TestPresence(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// A node killed long ago left its row behind.
-	if _, err := db.ExecContext(ctx, "INSERT INTO processor_presence (node_id, started_at, seen_at) VALUES ('p2', ?, ?)",
+	if _, err := db.ExecContext(ctx, "INSERT INTO processor_presence (node_id, instance, started_at, seen_at) VALUES ('p2', 'x', ?, ?)",
 		time.Now().UTC().Add(-time.Hour), time.Now().UTC().Add(-store.PresenceTimeout-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if got := present(); len(got) != 1 || got[0] != "p1" {
 		t.Fatalf("present = %v; want [p1] (p2's row is stale)", got)
 	}
+	// A second run of p1 (an overlapping restart) takes the row over; the
+	// first one's stop leaves it.
+	actx2, stop2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { done2 <- store.Announce(actx2, db, "p1", slog.New(slog.DiscardHandler)) }()
+	var instance string
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var first string
+		if err := db.QueryRowContext(ctx, "SELECT instance FROM processor_presence WHERE node_id = 'p1'").Scan(&first); err != nil {
+			t.Fatal(err)
+		}
+		if instance == "" {
+			instance = first
+		} else if first != instance {
+			break // the second run's refresh replaced it
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second run of p1 did not take the row over")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stop()
 	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The first run may refresh once more before it stops, so take the
+	// row back for the second run with its next refresh.
+	time.Sleep(store.PresenceInterval + time.Second)
+	if got := present(); len(got) != 1 || got[0] != "p1" {
+		t.Fatalf("present after the first run of p1 stopped = %v; want p1 (its second run)", got)
+	}
+	stop2()
+	if err := <-done2; err != nil {
 		t.Fatal(err)
 	}
 	if got := present(); len(got) != 0 {

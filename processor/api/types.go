@@ -123,8 +123,9 @@ type Status struct {
 	// derived here and not known to be written yet.
 	PendingRows  int `json:"pending_outbox_rows"`
 	PendingItems int `json:"pending_history_items"`
-	// UnrecoverableGaps counts gaps that could not be regenerated whole
-	// because their first events are past retention (must stay 0): the
+	// UnrecoverableGaps counts outbox and history gaps (one per table) that
+	// could not be regenerated whole because their first events are past
+	// retention (must stay 0): the
 	// outbox rows and history items up to the newest snapshot before the
 	// gap's end are lost; those after it are rebuilt, and the webhook
 	// subscriptions are rewritten whole.
