@@ -509,29 +509,59 @@ func TestPendingPrune(t *testing.T) {
 	}
 }
 
-// A gap whose events are past retention cannot be regenerated: the leader
-// says so (metric) and writes what it has instead of blocking forever.
-func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
-	tables := &fakeTables{}
-	tables.prefill(2, 2)
+// pastRetention runs, until both heads reach 20, a leader loaded at seq
+// 14 of a log that ends at 20 and holds seqs 10 on, over tables a former
+// leader wrote through outHead and histHead; snapshots are the seqs of the
+// snapshots (none: any seq can be a base), failEarliest fails that many
+// salvages as the database would.
+func pastRetention(t *testing.T, tables *fakeTables, outHead, histHead int64, snapshots []int64, failEarliest int) *node {
+	t.Helper()
+	tables.prefill(outHead, histHead)
 	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
-	recon.retained = 10
+	recon.retained, recon.snapshots, recon.failEarliest = 10, snapshots, failEarliest
 	if err := n.f.catchUp(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
-	if n.unrecoverable.Load() != 2 {
-		t.Errorf("unrecoverable gaps = %d, want 2 (the outbox's and the history's)", n.unrecoverable.Load())
+	return n
+}
+
+// kept returns the xs whose seq keep keeps.
+func kept[T any](xs []T, seq func(T) int64, keep func(int64) bool) []T {
+	var out []T
+	for _, x := range xs {
+		if keep(seq(x)) {
+			out = append(out, x)
+		}
 	}
+	return out
+}
+
+func rowSeq(r outbox.Row) int64          { return r.Seq }
+func itemSeq(it history.Item) int64      { return it.Seq }
+func subSeq(u subscription.Update) int64 { return u.Seq }
+func unrecoverable(t *testing.T, n *node, want int64, why string) {
+	t.Helper()
+	if got := n.unrecoverable.Load(); got != want {
+		t.Errorf("unrecoverable gaps = %d, want %d (%s)", got, want, why)
+	}
+}
+
+// snapshotsAround are snapshots before, at the edge of, and inside the
+// retained log (which holds seqs 10 on).
+var snapshotsAround = []int64{4, 9, 11, 16}
+
+// A gap whose events are past retention cannot be regenerated whole: the
+// leader says so (metric) and writes what the log still gives instead of
+// blocking forever.
+func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
+	tables := &fakeTables{}
+	n := pastRetention(t, tables, 2, 2, nil, 0)
+	unrecoverable(t, n, 2, "the outbox's and the history's")
 	// Lost: what seqs 3..9 gave; the log still holds 10 on, so the rest
 	// of the gap is rebuilt.
 	rows, _, _ := expected(20)
-	var want []outbox.Row
-	for _, r := range rows {
-		if r.Seq <= 2 || r.Seq > 9 {
-			want = append(want, r)
-		}
-	}
+	want := kept(rows, rowSeq, func(s int64) bool { return s <= 2 || s > 9 })
 	if diff := cmp.Diff(tables.rows, want); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
@@ -540,51 +570,25 @@ func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
 // A gap whose start is past retention, with snapshots inside the retained
 // log: what follows the oldest snapshot the retained log follows is
 // rebuilt, and the subscriptions in force at the gap's end are written
-// whole, since the changes to them in the lost part cannot be. A history
-// gap that starts further back does not cost the outbox anything.
+// whole, since the changes to them in the lost part cannot be.
 func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 	tables := &fakeTables{}
-	tables.prefill(2, 2)
-	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
-	recon.retained, recon.snapshots = 10, []int64{4, 9, 11, 16}
-	if err := n.f.catchUp(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
-	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
-	if n.unrecoverable.Load() != 2 {
-		t.Errorf("unrecoverable gaps = %d, want 2 (the outbox's and the history's)", n.unrecoverable.Load())
-	}
+	n := pastRetention(t, tables, 2, 2, snapshotsAround, 0)
+	unrecoverable(t, n, 2, "the outbox's and the history's")
 	// Lost: what seqs 3..9 gave. Rebuilt: 10..14, after the snapshot at
 	// 9 (the log holds 10 on). Then the node's own, 15..20.
 	allRows, allSubs, allItems := expected(20)
 	salvaged := func(seq int64) bool { return seq <= 2 || seq > 9 }
-	var rows []outbox.Row
-	for _, r := range allRows {
-		if salvaged(r.Seq) {
-			rows = append(rows, r)
-		}
-	}
-	var items []history.Item
-	for _, it := range allItems {
-		if salvaged(it.Seq) {
-			items = append(items, it)
-		}
-	}
-	var subs []subscription.Update
-	for _, u := range allSubs {
-		if u.Seq <= 2 || u.Seq > 14 {
-			subs = append(subs, u) // 3..14 stand in the resync
-		}
-	}
 	tables.mu.Lock()
 	defer tables.mu.Unlock()
-	if diff := cmp.Diff(tables.rows, rows); diff != "" {
+	if diff := cmp.Diff(tables.rows, kept(allRows, rowSeq, salvaged)); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
-	if diff := cmp.Diff(tables.items, items); diff != "" {
+	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, salvaged)); diff != "" {
 		t.Errorf("history items (-got +want):\n%s", diff)
 	}
-	if diff := cmp.Diff(tables.subs, subs); diff != "" {
+	// 3..14 stand in the resync.
+	if diff := cmp.Diff(tables.subs, kept(allSubs, subSeq, func(s int64) bool { return s <= 2 || s > 14 })); diff != "" {
 		t.Errorf("subscription changes (-got +want):\n%s", diff)
 	}
 	want := []outbox.Resync{{Seq: 14, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
@@ -597,23 +601,9 @@ func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 // gap the log still covers, lose rows or rewrite its subscriptions.
 func TestGapsAreFilledApart(t *testing.T) {
 	tables := &fakeTables{}
-	tables.prefill(12, 2)
-	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
-	recon.retained, recon.snapshots = 10, []int64{4, 9, 11, 16}
-	if err := n.f.catchUp(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
-	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
-	if n.unrecoverable.Load() != 1 {
-		t.Errorf("unrecoverable gaps = %d, want 1 (the history's)", n.unrecoverable.Load())
-	}
+	n := pastRetention(t, tables, 12, 2, snapshotsAround, 0)
+	unrecoverable(t, n, 1, "the history's")
 	allRows, allSubs, allItems := expected(20)
-	var items []history.Item
-	for _, it := range allItems {
-		if it.Seq <= 2 || it.Seq > 9 {
-			items = append(items, it)
-		}
-	}
 	tables.mu.Lock()
 	defer tables.mu.Unlock()
 	if diff := cmp.Diff(tables.rows, allRows); diff != "" {
@@ -625,7 +615,7 @@ func TestGapsAreFilledApart(t *testing.T) {
 	if len(tables.resyncs) != 0 {
 		t.Errorf("resyncs %+v; want none (the outbox gap was whole)", tables.resyncs)
 	}
-	if diff := cmp.Diff(tables.items, items); diff != "" {
+	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, func(s int64) bool { return s <= 2 || s > 9 })); diff != "" {
 		t.Errorf("history items (-got +want):\n%s", diff)
 	}
 }
@@ -635,23 +625,11 @@ func TestGapsAreFilledApart(t *testing.T) {
 // written.
 func TestSalvageFailureIsRetried(t *testing.T) {
 	tables := &fakeTables{}
-	tables.prefill(2, 2)
-	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
-	recon.retained, recon.snapshots, recon.failEarliest = 10, []int64{4, 9, 11, 16}, 1
-	if err := n.f.catchUp(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
-	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	pastRetention(t, tables, 2, 2, snapshotsAround, 1)
 	allRows, _, _ := expected(20)
-	var rows []outbox.Row
-	for _, r := range allRows {
-		if r.Seq <= 2 || r.Seq > 9 {
-			rows = append(rows, r)
-		}
-	}
 	tables.mu.Lock()
 	defer tables.mu.Unlock()
-	if diff := cmp.Diff(tables.rows, rows); diff != "" {
+	if diff := cmp.Diff(tables.rows, kept(allRows, rowSeq, func(s int64) bool { return s <= 2 || s > 9 })); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
 }
@@ -660,16 +638,8 @@ func TestSalvageFailureIsRetried(t *testing.T) {
 // other table's write fails and is retried without a gap.
 func TestLossCountedPerTable(t *testing.T) {
 	tables := &fakeTables{histFailOnce: errors.New("connection reset")}
-	tables.prefill(2, 2)
-	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
-	recon.retained, recon.snapshots = 10, []int64{4, 9, 11, 16}
-	if err := n.f.catchUp(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
-	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
-	if got := n.unrecoverable.Load(); got != 2 {
-		t.Errorf("unrecoverable gaps = %d, want 2 (the outbox's, counted before the history write failed, and the history's)", got)
-	}
+	n := pastRetention(t, tables, 2, 2, snapshotsAround, 0)
+	unrecoverable(t, n, 2, "the outbox's, counted before the history write failed, and the history's")
 	if got, want := n.regenItems.Load(), int64(len(tables.items)-2); got > want {
 		t.Errorf("regenerated items counted %d; more than the %d written", got, want)
 	}
