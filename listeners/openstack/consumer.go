@@ -135,6 +135,19 @@ type Consumer struct {
 
 	notifications *prometheus.CounterVec
 	published     prometheus.Counter
+
+	// pending are the notifications whose dead-lettering failed, retried
+	// with backoff by consume (which alone touches them).
+	pending []pendingDeadLetter
+}
+
+// pendingDeadLetter is a notification that could not be dead-lettered. It
+// stays unacked, holding a prefetch slot, and is tried again at next.
+type pendingDeadLetter struct {
+	d       bus.Delivery
+	why     error
+	backoff time.Duration
+	next    time.Time
 }
 
 // Results of the notifications counter.
@@ -143,8 +156,10 @@ const (
 	ResultIgnored      = "ignored"
 	ResultDeadLettered = "dead_lettered"
 	// ResultDeadLetterFailed counts notifications that could not be moved
-	// to the dead-letter queue: they stay unacked, holding a prefetch slot
-	// until the broker redelivers them.
+	// to the dead-letter queue at the first attempt: they stay unacked,
+	// holding a prefetch slot, and dead-lettering is retried with backoff
+	// until it succeeds (then they count as dead_lettered too) or the
+	// consumer's connection drops (then the broker redelivers them).
 	ResultDeadLetterFailed = "dead_letter_failed"
 )
 
@@ -268,14 +283,21 @@ func (c *Consumer) declare(ctx context.Context) error {
 
 // consume processes deliveries in batches: decode each, publish the
 // batch's events in one call (retrying until it succeeds or ctx ends), then
-// ack. Undecodable notifications are dead-lettered with their reason.
+// ack. Undecodable notifications are dead-lettered with their reason; a
+// failed dead-letter is retried between batches.
 func (c *Consumer) consume(ctx context.Context) {
 	in := c.bus.Deliveries()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
 	for {
+		retry.Reset(c.nextRetry())
 		var batch []bus.Delivery
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry.C:
+			c.retryDeadLetters(ctx)
+			continue
 		case d, ok := <-in:
 			if !ok {
 				return
@@ -369,15 +391,69 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 }
 
 // deadLetter moves a notification that cannot be taken to the dead-letter
-// queue with the reason. One that could not be moved stays unacked: the
-// broker redelivers it, and it is dead-lettered then.
+// queue with the reason. One that could not be moved stays unacked and is
+// tried again later (retryDeadLetters).
 func (c *Consumer) deadLetter(ctx context.Context, d bus.Delivery, why error) {
-	if err := c.bus.DeadLetter(ctx, d, why.Error()); err != nil {
-		c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLetterFailed).Inc()
-		c.log.Warn("dead-letter failed: the notification stays unacked until the broker redelivers it",
-			"err", err, "reason", why.Error(), "routing_key", d.RoutingKey())
+	err := c.bus.DeadLetter(ctx, d, why.Error())
+	if err == nil {
+		c.deadLettered(d, why)
 		return
 	}
+	c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLetterFailed).Inc()
+	if errors.Is(err, bus.ErrStaleDelivery) || ctx.Err() != nil {
+		c.log.Warn("dead-letter failed: the broker redelivers the notification", "err", err, "reason", why.Error(), "routing_key", d.RoutingKey())
+		return
+	}
+	backoff := c.cfg.ReconnectMin
+	c.log.Warn("dead-letter failed: the notification stays unacked and is retried", "err", err, "reason", why.Error(),
+		"routing_key", d.RoutingKey(), "retry_in", backoff)
+	c.pending = append(c.pending, pendingDeadLetter{d: d, why: why, backoff: backoff, next: time.Now().Add(backoff)})
+}
+
+func (c *Consumer) deadLettered(d bus.Delivery, why error) {
 	c.notifications.WithLabelValues(c.cfg.Source, ResultDeadLettered).Inc()
 	c.log.Warn("notification dead-lettered", "reason", why.Error(), "routing_key", d.RoutingKey())
+}
+
+// nextRetry is how long until the first pending dead-letter is due (an hour
+// when none is: consume resets its timer on every loop).
+func (c *Consumer) nextRetry() time.Duration {
+	if len(c.pending) == 0 {
+		return time.Hour
+	}
+	next := c.pending[0].next
+	for _, p := range c.pending[1:] {
+		if p.next.Before(next) {
+			next = p.next
+		}
+	}
+	return max(0, time.Until(next))
+}
+
+// retryDeadLetters tries again each pending dead-letter that is due. One
+// whose delivery went stale is dropped: the broker redelivers it, and it
+// is dead-lettered then.
+func (c *Consumer) retryDeadLetters(ctx context.Context) {
+	now := time.Now()
+	keep := c.pending[:0]
+	for _, p := range c.pending {
+		if p.next.After(now) || ctx.Err() != nil {
+			keep = append(keep, p)
+			continue
+		}
+		err := c.bus.DeadLetter(ctx, p.d, p.why.Error())
+		switch {
+		case err == nil:
+			c.deadLettered(p.d, p.why)
+		case errors.Is(err, bus.ErrStaleDelivery):
+			c.log.Warn("dead-letter retry: the delivery is stale; the broker redelivers the notification", "err", err, "reason", p.why.Error())
+		default:
+			p.backoff = min(2*p.backoff, c.cfg.ReconnectMax)
+			p.next = time.Now().Add(p.backoff)
+			c.log.Warn("dead-letter retry failed", "err", err, "reason", p.why.Error(), "routing_key", p.d.RoutingKey(), "retry_in", p.backoff)
+			keep = append(keep, p)
+		}
+	}
+	clear(c.pending[len(keep):])
+	c.pending = keep
 }
