@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // errLeaseLost reports that another instance holds the subscriber now.
@@ -308,8 +310,14 @@ func (d *db) recordFailure(ctx context.Context, id string, msg string) error {
 }
 
 func truncate(s string, n int) string {
+	// The text comes from receivers too: invalid UTF-8 would make a
+	// strict-mode MariaDB refuse the whole statement.
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // not inside a character
 	}
 	return s[:n]
 }

@@ -142,7 +142,9 @@ type receiver struct {
 	release chan struct{}
 	// refuseSeq, if set, is answered 422 (the payload refused).
 	refuseSeq int64
-	holding   int
+	// refuseBody is the body of that answer.
+	refuseBody string
+	holding    int
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -181,8 +183,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.Unmarshal(body, &doc)
 	r.mu.Lock()
+	var answer string
 	if r.refuseSeq != 0 && doc.Seq == r.refuseSeq {
-		status = http.StatusUnprocessableEntity
+		status, answer = http.StatusUnprocessableEntity, r.refuseBody
 	}
 	if err := verifySignature(testSecret, req.Header, body); err != nil {
 		r.bad = append(r.bad, err.Error())
@@ -197,6 +200,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	w.WriteHeader(status)
+	_, _ = io.WriteString(w, answer)
 }
 
 func (r *receiver) held() int {

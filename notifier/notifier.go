@@ -309,6 +309,16 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			continue
 		}
+		// The subscription as these rows need it: a change of it was
+		// committed with the rows derived after it (outbox.Write), so it
+		// is read after them, not at the next periodic reload (the rows
+		// after a URL change go to the new URL).
+		if err := w.load(ctx); err != nil {
+			return err
+		}
+		if w.deleted || rows[0].pos.seq <= w.formerThrough {
+			continue // sorted out at the top of the loop
+		}
 		if err := w.deliverBatch(ctx, rows); err != nil {
 			return err
 		}
@@ -345,25 +355,9 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 		w.renewedAt = now
 	}
 	if w.loadedAt.IsZero() || now.Sub(w.loadedAt) >= n.cfg.ScanInterval {
-		s, ok, err := n.db.subscription(ctx, w.id)
-		if err != nil {
+		if err := w.load(ctx); err != nil {
 			return err
 		}
-		w.loadedAt = now
-		if !ok || s.deleted {
-			w.deleted, w.deletedSeq = true, s.seq
-			return nil
-		}
-		w.formerThrough = s.deletedSeq
-		spec, err := subscription.Decode(s.spec)
-		if err != nil {
-			// The leader stores only specs the registry accepted.
-			return fmt.Errorf("stored spec of %s: %w", w.id, err)
-		}
-		if spec.SecretRef == "" && (w.spec.URL != spec.URL || w.spec.SecretRef != "") {
-			n.log.Warn("subscription has no secret_ref: its notifications are sent unsigned", "subscription", w.id)
-		}
-		w.spec, w.pol = spec, n.cfg.policyFor(spec)
 	}
 	// A backlog policy that had to wait for the cursor runs as soon as
 	// the cursor is stored, not a status interval later.
@@ -373,6 +367,31 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 		}
 		w.countedAt = now
 	}
+	return nil
+}
+
+// load reads the subscription: its spec and policy, or its deletion.
+func (w *worker) load(ctx context.Context) error {
+	n := w.n
+	s, ok, err := n.db.subscription(ctx, w.id)
+	if err != nil {
+		return err
+	}
+	w.loadedAt = n.now()
+	if !ok || s.deleted {
+		w.deleted, w.deletedSeq = true, s.seq
+		return nil
+	}
+	w.formerThrough = s.deletedSeq
+	spec, err := subscription.Decode(s.spec)
+	if err != nil {
+		// The leader stores only specs the registry accepted.
+		return fmt.Errorf("stored spec of %s: %w", w.id, err)
+	}
+	if spec.SecretRef == "" && (w.spec.URL != spec.URL || w.spec.SecretRef != "") {
+		n.log.Warn("subscription has no secret_ref: its notifications are sent unsigned", "subscription", w.id)
+	}
+	w.spec, w.pol = spec, n.cfg.policyFor(spec)
 	return nil
 }
 

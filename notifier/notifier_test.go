@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -327,6 +328,14 @@ func TestDeletedSubscription(t *testing.T) {
 // rows after it are delivered, in order; a receiver that is down (503)
 // only delays.
 func TestRefusedRowIsDeadLettered(t *testing.T) {
+	t.Run("empty answer", func(t *testing.T) { testRefusedRow(t, "") })
+	// The answer is cut to 256 bytes inside a character: stored as it
+	// is, the invalid text would make MariaDB refuse every status update,
+	// so the row would be retried without backoff and never dead-lettered.
+	t.Run("answer cut inside a character", func(t *testing.T) { testRefusedRow(t, "x"+strings.Repeat("é", 200)) })
+}
+
+func testRefusedRow(t *testing.T, answer string) {
 	db, dsn := openDB(t)
 	rcv := newReceiver(t)
 	l := newLeader(t, db)
@@ -334,6 +343,7 @@ func TestRefusedRowIsDeadLettered(t *testing.T) {
 	l.raise("alarm", 5)
 	rcv.mu.Lock()
 	rcv.refuseSeq = l.seq - 2 // the third alarm's row
+	rcv.refuseBody = answer
 	rcv.mu.Unlock()
 	cfg := testConfig(dsn, "n1")
 	cfg.Delivery.MaxRefusals = 3
@@ -348,7 +358,13 @@ func TestRefusedRowIsDeadLettered(t *testing.T) {
 	}
 	dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "refused") || !strings.Contains(dls[0].Reason, "422") {
-		t.Errorf("dead letters %+v (%v); want the refused row with the answer", dls, err)
+		t.Fatalf("dead letters %+v (%v); want the refused row with the answer", dls, err)
+	}
+	if !utf8.ValidString(dls[0].Reason) || !strings.Contains(dls[0].Reason, answer[:min(len(answer), 21)]) {
+		t.Errorf("reason %q; want the receiver's answer, valid UTF-8", dls[0].Reason)
+	}
+	if n := len(rcv.receipts()); n != 4+3 {
+		t.Errorf("%d requests; want 4 deliveries and 3 refusals", n)
 	}
 }
 
@@ -377,6 +393,31 @@ func TestDeletedThenAddedAgain(t *testing.T) {
 	dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 	if err != nil || len(dls) != 5 || !strings.Contains(dls[0].Reason, "deleted") {
 		t.Errorf("dead letters: %d (%v); want the deleted subscription's 5", len(dls), err)
+	}
+}
+
+// TestURLChangeReachesNextRows: a subscription moved to another URL gets
+// every row derived after the change at the new URL, even when the
+// notifier fetches those rows before its periodic reload of the spec.
+func TestURLChangeReachesNextRows(t *testing.T) {
+	db, dsn := openDB(t)
+	old, cur := newReceiver(t), newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", old.srv.URL, "")
+	cfg := testConfig(dsn, "n1")
+	cfg.ScanInterval = time.Hour // the periodic reload never comes
+	start(t, cfg, db, prometheus.NewRegistry())
+	l.raise("before", 3)
+	waitFor(t, 20*time.Second, "the old receiver's 3 rows", func() bool { return len(old.delivered()) >= 3 })
+	l.subscribe("ops", cur.srv.URL, "")
+	l.raise("after", 4)
+	waitFor(t, 20*time.Second, "the new receiver's 4 rows", func() bool { return len(cur.delivered()) >= 4 })
+	time.Sleep(300 * time.Millisecond) // anything more would have come by now
+	if n := len(old.delivered()); n != 3 {
+		t.Errorf("the old receiver got %d notifications; want the 3 from before the change", n)
+	}
+	if n := len(cur.delivered()); n != 4 {
+		t.Errorf("the new receiver got %d notifications; want the 4 from after the change", n)
 	}
 }
 
