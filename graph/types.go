@@ -3,6 +3,8 @@ package graph
 import (
 	"maps"
 	"time"
+
+	"github.com/causeway/causeway/internal/event"
 )
 
 // VertexID identifies a vertex inside one graph. IDs are dense and assigned
@@ -28,11 +30,12 @@ const (
 // Names used for deduced alarms, which the evaluator raises through the graph.
 const (
 	// DeducedType is the type of deduced alarm vertices (Vitrage's "vitrage").
-	DeducedType = "vitrage"
+	DeducedType = event.DeducedType
 	// EvaluatorSource owns deduced alarms and the edges the evaluator creates
 	// (`on` edges of deduced alarms, `causes` edges). No datasource upsert or
-	// sync touches what it owns.
-	EvaluatorSource = "causeway.evaluator"
+	// sync touches what it owns: event.Validate refuses input that names it
+	// (or DeducedType alarms).
+	EvaluatorSource = event.EvaluatorSource
 )
 
 // Vertex is a resource or an alarm. Values returned by the graph are copies.

@@ -131,8 +131,21 @@ type wire struct {
 	Subscription *Subscription `json:"subscription"`
 }
 
-// Decode parses and validates one encoded event.
+// Decode parses and validates one encoded event given as input (Validate).
 func Decode(b []byte) (Event, error) {
+	ev, err := DecodeStored(b)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := ev.checkReserved(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// DecodeStored is Decode for an event already in the log: it skips the
+// check of the evaluator's names, which came after some logs were written.
+func DecodeStored(b []byte) (Event, error) {
 	if len(b) > MaxEventBytes {
 		return Event{}, &FieldError{Field: "event", Msg: fmt.Sprintf("%d bytes exceeds the limit of %d", len(b), MaxEventBytes), kind: ErrTooLarge}
 	}
@@ -161,7 +174,7 @@ func Decode(b []byte) (Event, error) {
 		return Event{}, invalid("observed_at", "%q is not an RFC 3339 timestamp", *w.ObservedAt)
 	}
 	ev.ObservedAt = t.UTC()
-	if err := ev.Validate(); err != nil {
+	if err := ev.validate(); err != nil {
 		return Event{}, err
 	}
 	return ev, nil
@@ -249,8 +262,38 @@ func checkDepth(b []byte, max int) error {
 	return nil
 }
 
-// Validate checks the rules of the envelope that the type system does not.
+// Names the evaluator owns in the graph (graph.EvaluatorSource and
+// graph.DeducedType): deduced alarms, and the edges it asserts. An event
+// from outside that used them could retract or delete what a scenario
+// still holds, behind the evaluator's back.
+const (
+	EvaluatorSource = "causeway.evaluator"
+	DeducedType     = "vitrage"
+)
+
+// Validate checks the rules of the envelope that the type system does not,
+// and that the event claims nothing the evaluator owns.
 func (ev Event) Validate() error {
+	if err := ev.validate(); err != nil {
+		return err
+	}
+	return ev.checkReserved()
+}
+
+// checkReserved refuses the evaluator's source, and alarms of the deduced
+// type. Only input is checked: a log written before the rule may hold
+// such events, and replay reads it as it was (DecodeStored).
+func (ev Event) checkReserved() error {
+	if ev.Source == EvaluatorSource {
+		return invalid("source", "%q is the evaluator's own; no producer may use it", EvaluatorSource)
+	}
+	if ev.Entity != nil && ev.Entity.Category == CategoryAlarm && ev.Entity.Type == DeducedType {
+		return invalid("entity.type", "%q is the type of deduced alarms, which only the evaluator raises", DeducedType)
+	}
+	return nil
+}
+
+func (ev Event) validate() error {
 	if ev.V != Version {
 		return invalid("v", "unsupported envelope version %d (want %d)", ev.V, Version)
 	}
@@ -476,7 +519,8 @@ func DecodeBatch(b []byte) (Batch, error) {
 	return out, nil
 }
 
-// DecodeRecord parses one Record and validates its event.
+// DecodeRecord parses one Record and validates its event (as DecodeStored:
+// a record is in the log already).
 func DecodeRecord(b []byte) (Record, error) {
 	var raw struct {
 		Seq        int64           `json:"seq"`
@@ -493,7 +537,7 @@ func DecodeRecord(b []byte) (Record, error) {
 	if err != nil {
 		return Record{}, invalid("recorded_at", "%q is not an RFC 3339 timestamp", raw.RecordedAt)
 	}
-	ev, err := Decode(raw.Event)
+	ev, err := DecodeStored(raw.Event)
 	if err != nil {
 		return Record{}, fmt.Errorf("event: %w", err)
 	}

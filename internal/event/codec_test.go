@@ -106,6 +106,44 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 	}
 }
 
+// TestEvaluatorNamesAreRefusedAsInput: input may not use the evaluator's
+// source or raise deduced-type alarms (either could delete or retract what a
+// scenario holds), but a record already in the log that does is still read
+// (DecodeStored, DecodeRecord), so that replay gives what it gave.
+func TestEvaluatorNamesAreRefusedAsInput(t *testing.T) {
+	base := `{"v":1,"event_id":"e","source":"s","kind":"entity.upsert","observed_at":"2026-01-01T00:00:00Z","entity":{"category":"ALARM","type":"nagios","id":"a"}}`
+	tests := []struct{ name, in, field string }{
+		{"evaluator source", strings.Replace(base, `"source":"s"`, `"source":"causeway.evaluator"`, 1), "source"},
+		{"evaluator source on a sync", `{"v":1,"event_id":"e","source":"causeway.evaluator","kind":"sync.end","observed_at":"2026-01-01T00:00:00Z","sync":{"id":"x"}}`, "source"},
+		{"deduced alarm type", strings.Replace(base, `"nagios"`, `"vitrage"`, 1), "entity.type"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.in))
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Decode: %v; want an invalid %s", err, tc.field)
+			}
+			ev, err := DecodeStored([]byte(tc.in))
+			if err != nil {
+				t.Fatalf("DecodeStored: %v; want the stored event read", err)
+			}
+			if _, err := Encode(ev); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Encode: %v; want it refused", err)
+			}
+			rec := `{"seq":3,"recorded_at":"2026-01-01T00:00:01Z","event":` + tc.in + `}`
+			if _, err := DecodeRecord([]byte(rec)); err != nil {
+				t.Errorf("DecodeRecord: %v; want the record read", err)
+			}
+		})
+	}
+	// A resource may be of type vitrage: only deduced alarms are the
+	// evaluator's.
+	if _, err := Decode([]byte(strings.Replace(strings.Replace(base, `"nagios"`, `"vitrage"`, 1), `"ALARM"`, `"RESOURCE"`, 1))); err != nil {
+		t.Errorf("a vitrage resource: %v", err)
+	}
+}
+
 func TestBatchRoundTripAndGaps(t *testing.T) {
 	ev := sampleUpsert()
 	at := time.Date(2026, 11, 1, 10, 0, 1, 0, time.UTC)

@@ -350,7 +350,7 @@ func (l *Log) readRange(ctx context.Context, afterSeq, throughSeq int64, limit i
 			return nil, fmt.Errorf("read events after seq %d: %w", afterSeq, err)
 		}
 		r.RecordedAt = r.RecordedAt.UTC()
-		if r.Event, err = event.Decode(body); err != nil {
+		if r.Event, err = event.DecodeStored(body); err != nil {
 			return nil, fmt.Errorf("read event seq %d: %w: %w", r.Seq, ErrCorrupt, err)
 		}
 		out = append(out, r)
