@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
@@ -67,36 +65,18 @@ func TestWebhookThroughRealPublisher(t *testing.T) {
 		<-done
 	})
 
-	conn, err := amqp.Dial(url)
-	if err != nil {
+	// The topology, as the publisher declares it: the consumer then finds
+	// the queue whether or not the publisher got there first.
+	conn := bustest.Conn(t, url)
+	if _, err := bus.DeclareTopology(conn); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	// The topology, as the publisher declares it: a Get then finds the
-	// queue whether or not the publisher got there first (a Get of a
-	// missing queue closes the channel, and quickly reopening channels
-	// races the broker's close).
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.DeclareTopology(ch); err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	deadline := time.Now().Add(20 * time.Second)
-	for len(got) < len(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d of %d events in %s", len(got), len(want), bus.PersistQueue)
-		}
-		m, ok, err := ch.Get(bus.PersistQueue, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
+	for _, m := range bustest.Take(t, ch, bus.PersistQueue, len(want)) {
 		ev, err := event.Decode(m.Body)
 		if err != nil {
 			t.Fatalf("message %s: %v", m.MessageId, err)

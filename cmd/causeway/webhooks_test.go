@@ -174,11 +174,7 @@ func TestWebhooksAddDelete(t *testing.T) {
 	}
 	ch := bustest.Channel(t, amqpURL)
 	var got []event.Event
-	for range 2 {
-		m, ok, err := ch.Get(bus.PersistQueue, true)
-		if err != nil || !ok {
-			t.Fatalf("get from %s: ok=%v err=%v", bus.PersistQueue, ok, err)
-		}
+	for _, m := range bustest.Take(t, ch, bus.PersistQueue, 2) {
 		ev, err := event.Decode(m.Body)
 		if err != nil {
 			t.Fatal(err)

@@ -126,12 +126,19 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	declare := DeclareTopology
 	if c.cfg.DeadLettersOnly {
-		declare = DeclareDeadLetters
-	}
-	if err := declare(ch); err != nil {
-		return err
+		if err := DeclareDeadLetters(ch); err != nil {
+			return err
+		}
+	} else {
+		topo, err := DeclareTopology(conn)
+		if err != nil {
+			return err
+		}
+		if !topo.SingleActive && c.cfg.Queue == PersistQueue {
+			c.log.Warn("the persist queue predates its single active consumer: run one persister only, or recreate the queue (README, Upgrades)",
+				"queue", PersistQueue)
+		}
 	}
 	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)

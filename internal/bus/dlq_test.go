@@ -18,10 +18,7 @@ import (
 // routing key and without the reason, removing each from the queue.
 func TestDeadLetterBrowseAndRequeue(t *testing.T) {
 	u := bustest.VHost(t)
-	ch := amqpChannel(t, u)
-	if err := DeclareTopology(ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := declaredChannel(t, u)
 	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	// e0 is not a Causeway event; e1 and e2 are (refused by the database,
 	// say).
@@ -81,11 +78,7 @@ func TestDeadLetterBrowseAndRequeue(t *testing.T) {
 	waitFor("one left", func() bool { return queueDepth(t, u, DeadLetterQueue) == 1 })
 	waitFor("two in the persist queue", func() bool { return queueDepth(t, u, PersistQueue) == 2 })
 	got := map[string]bool{}
-	for i := range 2 {
-		m, ok, err := ch.Get(PersistQueue, true)
-		if err != nil || !ok {
-			t.Fatalf("get %d: %v, %v", i, ok, err)
-		}
+	for _, m := range bustest.Take(t, ch, PersistQueue, 2) {
 		if m.RoutingKey != "api.entity.upsert" || m.Headers[ReasonHeader] != nil {
 			t.Errorf("requeued message %s: key %s, headers %v", m.MessageId, m.RoutingKey, m.Headers)
 		}

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -108,13 +109,15 @@ func waitEmpty(t testing.TB, p *Publisher, within time.Duration) {
 }
 
 // amqpChannel opens a raw channel on u for inspection.
-func amqpChannel(t testing.TB, u string) *amqp.Channel {
+func amqpChannel(t testing.TB, u string) *amqp.Channel { return bustest.Channel(t, u) }
+
+// declaredChannel declares the topology at u and returns a channel there.
+func declaredChannel(t testing.TB, u string) *amqp.Channel {
 	t.Helper()
-	conn, err := amqp.Dial(u)
-	if err != nil {
+	conn := bustest.Conn(t, u)
+	if _, err := DeclareTopology(conn); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = conn.Close() })
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)

@@ -23,11 +23,19 @@ import (
 
 func TestTopologyIdempotent(t *testing.T) {
 	u := bustest.VHost(t)
-	ch := amqpChannel(t, u)
+	conn := bustest.Conn(t, u)
 	for i := range 3 {
-		if err := DeclareTopology(ch); err != nil {
+		topo, err := DeclareTopology(conn)
+		if err != nil {
 			t.Fatalf("declare #%d: %v", i+1, err)
 		}
+		if !topo.SingleActive {
+			t.Fatalf("declare #%d: the persist queue has no single active consumer", i+1)
+		}
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Everything exists, with the arguments we rely on: a passive declare
 	// fails (closing the channel) when a name is missing.
@@ -42,12 +50,42 @@ func TestTopologyIdempotent(t *testing.T) {
 		}
 	}
 	// A conflicting declaration is refused, so we know the broker checked
-	// our arguments rather than ignoring them.
-	_, err := ch.QueueDeclare(PersistQueue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeClassic})
+	// our arguments rather than ignoring them: the single active consumer
+	// among them.
+	_, err = ch.QueueDeclare(PersistQueue, true, false, false, false, persistQueueArgs())
 	var aerr *amqp.Error
 	if !errors.As(err, &aerr) || aerr.Code != amqp.PreconditionFailed {
-		t.Fatalf("redeclare as classic: %v, want PRECONDITION_FAILED", err)
+		t.Fatalf("redeclare without a single active consumer: %v, want PRECONDITION_FAILED", err)
 	}
+}
+
+// TestTopologyKeepsAnEarlierPersistQueue: a persist queue declared by an
+// earlier release (without the single active consumer, whose arguments the
+// broker refuses to change) is used as it is and reported, not refused.
+func TestTopologyKeepsAnEarlierPersistQueue(t *testing.T) {
+	u := bustest.VHost(t)
+	conn := bustest.Conn(t, u)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(PersistQueue, true, false, false, false, persistQueueArgs()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		topo, err := DeclareTopology(conn)
+		if err != nil || topo.SingleActive {
+			t.Fatalf("declare #%d over the earlier queue: %+v, %v; want it used as it is", i+1, topo, err)
+		}
+	}
+	// Bound like a new one: an event published reaches it.
+	if err := ch.Publish(EventsExchange, "s.tick", true, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		q, err := ch.QueueDeclarePassive(PersistQueue, true, false, false, false, nil)
+		return err == nil && q.Messages == 1
+	})
 }
 
 // TestPublish10k publishes 10k events through the spool from concurrent

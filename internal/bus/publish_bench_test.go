@@ -30,10 +30,7 @@ func kibEvent(i int) event.Event {
 
 func benchQueue(b *testing.B) (string, *amqp.Channel) {
 	u := bustest.VHost(b)
-	ch := amqpChannel(b, u)
-	if err := DeclareTopology(ch); err != nil {
-		b.Fatal(err)
-	}
+	ch := declaredChannel(b, u)
 	return u, ch
 }
 

@@ -227,7 +227,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	if err := DeclareTopology(ch); err != nil {
+	if _, err := DeclareTopology(conn); err != nil {
 		return err
 	}
 	if p.cfg.Exchange != EventsExchange {

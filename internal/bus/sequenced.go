@@ -56,7 +56,7 @@ func (p *BatchPublisher) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := DeclareTopology(cc.ch); err != nil {
+		if _, err := DeclareTopology(conn); err != nil {
 			return err
 		}
 		closed := cc.ch.NotifyClose(make(chan *amqp.Error, 1))
@@ -204,7 +204,7 @@ func (s *Subscriber) session(ctx context.Context, conn *amqp.Connection) error {
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	if err := DeclareTopology(ch); err != nil {
+	if _, err := DeclareTopology(conn); err != nil {
 		return err
 	}
 	q, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -42,49 +43,82 @@ func DeclareDeadLetters(ch *amqp.Channel) error {
 	if err := ch.ExchangeDeclare(DeadLetterExchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", DeadLetterExchange, err)
 	}
-	if _, err := ch.QueueDeclare(DeadLetterQueue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
-		return fmt.Errorf("declare queue %s: %w", DeadLetterQueue, err)
+	return declareBound(ch, DeadLetterQueue, DeadLetterExchange, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+}
+
+// persistQueueArgs are PersistQueue's arguments, but for the single active
+// consumer (see DeclareTopology).
+func persistQueueArgs() amqp.Table {
+	return amqp.Table{
+		amqp.QueueTypeArg:        amqp.QueueTypeQuorum,
+		"x-dead-letter-exchange": DeadLetterExchange,
+		"x-dead-letter-strategy": "at-least-once",
+		amqp.QueueOverflowArg:    amqp.QueueOverflowRejectPublish,
+		"x-delivery-limit":       int64(DeliveryLimit),
 	}
-	if err := ch.QueueBind(DeadLetterQueue, "#", DeadLetterExchange, false, nil); err != nil {
-		return fmt.Errorf("bind queue %s to %s: %w", DeadLetterQueue, DeadLetterExchange, err)
-	}
-	return nil
+}
+
+// Topology is what DeclareTopology found.
+type Topology struct {
+	// SingleActive says that PersistQueue hands its messages to one
+	// consumer at a time. A queue declared before Causeway asked for that
+	// keeps its arguments (the broker refuses to change them): there,
+	// several persisters consume at once, and the events of one source can
+	// be committed out of the order it published them in.
+	SingleActive bool
 }
 
 // DeclareTopology declares the exchanges and queues of the package doc on
-// ch. It is idempotent: declaring an existing, identical topology is a no-op
-// on the broker. A queue that exists with other arguments makes the broker
-// close ch with PRECONDITION_FAILED, returned here.
-func DeclareTopology(ch *amqp.Channel) error {
+// channels of its own over conn. It is idempotent: declaring an existing,
+// identical topology is a no-op on the broker.
+//
+// PersistQueue has a single active consumer: extra persisters are hot
+// standbys, and the broker hands a new one the messages the previous one
+// left unacked before any later one, so the log keeps each producer's
+// order. A PersistQueue that exists without it is used as it is
+// (Topology.SingleActive false); see the README's upgrade notes.
+func DeclareTopology(conn *amqp.Connection) (Topology, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return Topology{}, fmt.Errorf("declare topology: open channel: %w", err)
+	}
+	defer ch.Close()
 	for _, x := range []struct{ name, kind string }{
 		{EventsExchange, amqp.ExchangeTopic},
 		{DeadLetterExchange, amqp.ExchangeFanout},
 		{SequencedExchange, amqp.ExchangeFanout},
 	} {
 		if err := ch.ExchangeDeclare(x.name, x.kind, true, false, false, false, nil); err != nil {
-			return fmt.Errorf("declare exchange %s: %w", x.name, err)
+			return Topology{}, fmt.Errorf("declare exchange %s: %w", x.name, err)
 		}
 	}
-	queues := []struct {
-		name, exchange string
-		args           amqp.Table
-	}{
-		{DeadLetterQueue, DeadLetterExchange, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}},
-		{PersistQueue, EventsExchange, amqp.Table{
-			amqp.QueueTypeArg:        amqp.QueueTypeQuorum,
-			"x-dead-letter-exchange": DeadLetterExchange,
-			"x-dead-letter-strategy": "at-least-once",
-			amqp.QueueOverflowArg:    amqp.QueueOverflowRejectPublish,
-			"x-delivery-limit":       int64(DeliveryLimit),
-		}},
+	if err := declareBound(ch, DeadLetterQueue, DeadLetterExchange, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
+		return Topology{}, err
 	}
-	for _, q := range queues {
-		if _, err := ch.QueueDeclare(q.name, true, false, false, false, q.args); err != nil {
-			return fmt.Errorf("declare queue %s: %w", q.name, err)
-		}
-		if err := ch.QueueBind(q.name, "#", q.exchange, false, nil); err != nil {
-			return fmt.Errorf("bind queue %s to %s: %w", q.name, q.exchange, err)
-		}
+	args := persistQueueArgs()
+	args[amqp.SingleActiveConsumerArg] = true
+	err = declareBound(ch, PersistQueue, EventsExchange, args)
+	if ae := (*amqp.Error)(nil); !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		return Topology{SingleActive: err == nil}, err
+	}
+	// It exists with other arguments (the broker closed ch): a queue of an
+	// earlier release, to be used as it is.
+	legacy, err := conn.Channel()
+	if err != nil {
+		return Topology{}, fmt.Errorf("declare topology: open channel: %w", err)
+	}
+	defer legacy.Close()
+	return Topology{}, declareBound(legacy, PersistQueue, EventsExchange, persistQueueArgs())
+}
+
+// declareBound declares queue q with args and binds it to exchange x with
+// every routing key.
+func declareBound(ch *amqp.Channel, q, x string, args amqp.Table) error {
+	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+		return fmt.Errorf("declare queue %s: %w", q, err)
+	}
+	if err := ch.QueueBind(q, "#", x, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s to %s: %w", q, x, err)
 	}
 	return nil
 }

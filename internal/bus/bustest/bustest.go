@@ -99,14 +99,47 @@ func sanitize(s string) string {
 // and inspect what it needs; both are closed in t.Cleanup.
 func Channel(t testing.TB, url string) *amqp.Channel {
 	t.Helper()
+	ch, err := Conn(t, url).Channel()
+	if err != nil {
+		t.Fatalf("open a channel: %v", err)
+	}
+	return ch
+}
+
+// Conn dials url; the connection is closed when the test ends.
+func Conn(t testing.TB, url string) *amqp.Connection {
+	t.Helper()
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatalf("dial the test broker: %v", err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
+	return conn
+}
+
+// Take consumes n messages from queue on ch (acked as delivered) within
+// 20 s. It stands in for basic.get, which a quorum queue with a single
+// active consumer (the persist queue) refuses.
+func Take(t testing.TB, ch *amqp.Channel, queue string, n int) []amqp.Delivery {
+	t.Helper()
+	const tag = "bustest-take"
+	msgs, err := ch.Consume(queue, tag, true, false, false, false, nil)
 	if err != nil {
-		t.Fatalf("open a channel: %v", err)
+		t.Fatalf("consume %s: %v", queue, err)
 	}
-	return ch
+	defer func() { _ = ch.Cancel(tag, false) }()
+	var got []amqp.Delivery
+	timeout := time.After(20 * time.Second)
+	for len(got) < n {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatalf("consume %s: the channel closed after %d of %d messages", queue, len(got), n)
+			}
+			got = append(got, m)
+		case <-timeout:
+			t.Fatalf("consume %s: %d of %d messages within 20s", queue, len(got), n)
+		}
+	}
+	return got
 }
