@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/causeway/causeway/internal/clip"
 )
 
 // errLeaseLost reports that another instance holds the subscriber now.
@@ -201,7 +201,7 @@ func (d *db) advance(ctx context.Context, id string, old, p pos, pr progress) er
 			   last_error = IF(?, ?, last_error),
 			   last_success_at = COALESCE(?, last_success_at), updated_at = UTC_TIMESTAMP(6)
 			 WHERE subscription_id = ?`,
-			p.seq, p.ord, pr.delivered, pr.failing, pr.failing, truncate(pr.lastError, 1024), succ, id); err != nil {
+			p.seq, p.ord, pr.delivered, pr.failing, pr.failing, clip.String(pr.lastError, 1024), succ, id); err != nil {
 			return fmt.Errorf("advance cursor of %s: %w", id, err)
 		}
 		if old.less(p) {
@@ -243,7 +243,7 @@ func (d *db) deadLetter(ctx context.Context, id string, p pos, last *pos, reason
 			`INSERT IGNORE INTO notifier_dead_letters (subscription_id, seq, ord, webhook_id, recorded_at, queued_at, payload, reason, dead_at)
 			 SELECT subscription_id, seq, ord, webhook_id, recorded_at, queued_at, payload, ?, UTC_TIMESTAMP(6) FROM notifier_outbox
 			 WHERE `+through+` ORDER BY seq, ord`,
-			append([]any{truncate(reason, 1024)}, args...)...)
+			append([]any{clip.String(reason, 1024)}, args...)...)
 		if err != nil {
 			return fmt.Errorf("dead-letter rows of %s: %w", id, err)
 		}
@@ -303,21 +303,8 @@ func (d *db) recordFailure(ctx context.Context, id string, msg string) error {
 	if _, err := d.sql.ExecContext(ctx,
 		`UPDATE notifier_cursors SET failing_since = COALESCE(failing_since, UTC_TIMESTAMP(6)), last_error = ?, updated_at = UTC_TIMESTAMP(6)
 		 WHERE subscription_id = ? AND lease_owner = ?`,
-		truncate(msg, 1024), id, d.instance); err != nil {
+		clip.String(msg, 1024), id, d.instance); err != nil {
 		return fmt.Errorf("record failure of %s: %w", id, err)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	// The text comes from receivers too: invalid UTF-8 would make a
-	// strict-mode MariaDB refuse the whole statement.
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n-- // not inside a character
-	}
-	return s[:n]
 }

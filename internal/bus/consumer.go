@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/clip"
 )
 
 // ErrStaleDelivery means a Delivery came from a broker channel that has
@@ -202,7 +204,7 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 	}
 	headers := amqp.Table{}
 	maps.Copy(headers, d.m.Headers)
-	headers[ReasonHeader] = reason
+	headers[ReasonHeader] = clip.String(reason, MaxReasonBytes)
 	msg := amqp.Publishing{
 		Headers:      headers,
 		ContentType:  d.m.ContentType,

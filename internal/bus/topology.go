@@ -22,8 +22,11 @@ const (
 	DeadLetterQueue = "causeway.persist.dlq"
 	// SequencedExchange is the fanout exchange of sequenced batches.
 	SequencedExchange = "causeway.sequenced"
-	// ReasonHeader carries why a message was dead-lettered by DeadLetter.
+	// ReasonHeader carries why a message was dead-lettered by DeadLetter,
+	// clipped to MaxReasonBytes (a header must fit in one AMQP frame).
 	ReasonHeader = "x-causeway-reason"
+	// MaxReasonBytes bounds the text of ReasonHeader.
+	MaxReasonBytes = 1024
 	// RecordedAtHeader carries, on an event re-published by a replay, the
 	// recorded_at (RFC 3339) of its record in the log replayed.
 	RecordedAtHeader = "x-causeway-recorded-at"

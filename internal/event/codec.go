@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/causeway/causeway/internal/clip"
 )
 
 // Limits on what Decode accepts from outside.
@@ -64,8 +66,10 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // Unwrap lets errors.Is match ErrInvalid / ErrMalformed / ErrTooLarge.
 func (e *FieldError) Unwrap() error { return e.kind }
 
+// invalid is a refusal of field. The message may quote the input: it is
+// clipped, as it goes to answers, log lines and dead letters' headers.
 func invalid(field, format string, args ...any) error {
-	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
+	return &FieldError{Field: field, Msg: clip.String(fmt.Sprintf(format, args...), 512), kind: ErrInvalid}
 }
 
 // Encode returns the wire form of ev, after checking it with Validate.
@@ -137,14 +141,14 @@ func Decode(b []byte) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if err := ev.checkReserved(); err != nil {
+	if err := ev.checkInput(); err != nil {
 		return Event{}, err
 	}
 	return ev, nil
 }
 
 // DecodeStored is Decode for an event already in the log: it skips the
-// check of the evaluator's names, which came after some logs were written.
+// checks of input (checkInput), which came after some logs were written.
 func DecodeStored(b []byte) (Event, error) {
 	if len(b) > MaxEventBytes {
 		return Event{}, &FieldError{Field: "event", Msg: fmt.Sprintf("%d bytes exceeds the limit of %d", len(b), MaxEventBytes), kind: ErrTooLarge}
@@ -271,19 +275,27 @@ const (
 	DeducedType     = "vitrage"
 )
 
+// MaxSourceLen bounds the source of input events: the bus routes an event
+// by "<source>.<kind>", which AMQP limits to 255 bytes.
+const MaxSourceLen = 255 - len(".") - len(KindSubscriptionDelete)
+
 // Validate checks the rules of the envelope that the type system does not,
-// and that the event claims nothing the evaluator owns.
+// and those of input (checkInput).
 func (ev Event) Validate() error {
 	if err := ev.validate(); err != nil {
 		return err
 	}
-	return ev.checkReserved()
+	return ev.checkInput()
 }
 
-// checkReserved refuses the evaluator's source, and alarms of the deduced
-// type. Only input is checked: a log written before the rule may hold
-// such events, and replay reads it as it was (DecodeStored).
-func (ev Event) checkReserved() error {
+// checkInput refuses what may not enter the log any more: the evaluator's
+// source, alarms of the deduced type, and sources too long to route. Only
+// input is checked: a log written before these rules may hold such events,
+// and replay reads it as it was (DecodeStored).
+func (ev Event) checkInput() error {
+	if len(ev.Source) > MaxSourceLen {
+		return invalid("source", "is %d bytes long, over the limit of %d (the routing key \"<source>.<kind>\" must fit in 255 bytes)", len(ev.Source), MaxSourceLen)
+	}
 	if ev.Source == EvaluatorSource {
 		return invalid("source", "%q is the evaluator's own; no producer may use it", EvaluatorSource)
 	}

@@ -106,16 +106,18 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// TestEvaluatorNamesAreRefusedAsInput: input may not use the evaluator's
-// source or raise deduced-type alarms (either could delete or retract what a
-// scenario holds), but a record already in the log that does is still read
+// TestInputRules: input may not use the evaluator's source or raise
+// deduced-type alarms (either could delete or retract what a scenario
+// holds), nor have a source too long for its routing key (the bus could
+// never send it), but a record already in the log that does is still read
 // (DecodeStored, DecodeRecord), so that replay gives what it gave.
-func TestEvaluatorNamesAreRefusedAsInput(t *testing.T) {
+func TestInputRules(t *testing.T) {
 	base := `{"v":1,"event_id":"e","source":"s","kind":"entity.upsert","observed_at":"2026-01-01T00:00:00Z","entity":{"category":"ALARM","type":"nagios","id":"a"}}`
 	tests := []struct{ name, in, field string }{
 		{"evaluator source", strings.Replace(base, `"source":"s"`, `"source":"causeway.evaluator"`, 1), "source"},
 		{"evaluator source on a sync", `{"v":1,"event_id":"e","source":"causeway.evaluator","kind":"sync.end","observed_at":"2026-01-01T00:00:00Z","sync":{"id":"x"}}`, "source"},
 		{"deduced alarm type", strings.Replace(base, `"nagios"`, `"vitrage"`, 1), "entity.type"},
+		{"source too long to route", strings.Replace(base, `"source":"s"`, `"source":"`+strings.Repeat("s", MaxSourceLen+1)+`"`, 1), "source"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,6 +138,15 @@ func TestEvaluatorNamesAreRefusedAsInput(t *testing.T) {
 				t.Errorf("DecodeRecord: %v; want the record read", err)
 			}
 		})
+	}
+	for _, k := range []Kind{KindEntityUpsert, KindEntityDelete, KindSyncBegin, KindSyncEnd, KindTemplatePut, KindTemplateDelete,
+		KindSubscriptionPut, KindSubscriptionDelete, KindTick} {
+		if n := MaxSourceLen + 1 + len(k); n > 255 {
+			t.Errorf("the routing key of a %s event can be %d bytes long", k, n)
+		}
+	}
+	if _, err := Decode([]byte(strings.Replace(base, `"source":"s"`, `"source":"`+strings.Repeat("s", MaxSourceLen)+`"`, 1))); err != nil {
+		t.Errorf("a source of MaxSourceLen bytes: %v", err)
 	}
 	// A resource may be of type vitrage: only deduced alarms are the
 	// evaluator's.

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/internal/clip"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -37,9 +38,14 @@ const (
 // be processed and is dead-lettered.
 var ErrNotification = errors.New("invalid notification")
 
+// bad is a refusal. Its text quotes the notification, so it is clipped:
+// it goes to a log line and a dead letter's header.
 func bad(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrNotification, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrNotification, clip.String(fmt.Sprintf(format, args...), maxReason))
 }
+
+// maxReason bounds the text of a refusal.
+const maxReason = 512
 
 // Envelope is oslo.messaging's wire envelope.
 type Envelope struct {

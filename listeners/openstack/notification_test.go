@@ -92,6 +92,16 @@ func TestSemantics(t *testing.T) {
 	}
 }
 
+// TestBadIsClipped: a refusal quotes the notification, but not without
+// bound (it goes to a log line and a dead letter's header).
+func TestBadIsClipped(t *testing.T) {
+	body := `{"oslo.version":"` + strings.Repeat("9", 1<<20) + `","oslo.message":"{}"}`
+	_, err := Decode("nova", []byte(body))
+	if !errors.Is(err, ErrNotification) || len(err.Error()) > 1024 {
+		t.Fatalf("Decode: an error of %d bytes (%.60s…); want ErrNotification, clipped", len(err.Error()), err)
+	}
+}
+
 func TestBad(t *testing.T) {
 	for _, tc := range []struct{ file, want string }{
 		{"not_json.json", "envelope is not JSON"},
