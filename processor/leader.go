@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/causeway/causeway/history"
@@ -68,7 +69,8 @@ func (h dbHistory) Prune(ctx context.Context, term int64, before time.Time) (his
 // its term, then, concurrently, write the outbox and history rows of what
 // it applied (filling any gap first, see flush) and snapshots when the
 // policy says so. It returns when ctx ends (leadership lost); after a
-// write refused by the fence it writes nothing more until then.
+// write refused by the fence it writes nothing more until then, and hands
+// leadership over (fencedLeader).
 func (n *node) lead(ctx context.Context, term uint64) {
 	log := n.log.With("term", term)
 	n.leading.Store(true)
@@ -93,11 +95,13 @@ func (n *node) lead(ctx context.Context, term uint64) {
 	dctx, deposed := context.WithCancel(ctx)
 	defer deposed()
 	var wg sync.WaitGroup
+	var fenced atomic.Bool
 	if n.parts.Outbox != nil || n.parts.History != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if n.writeLoop(dctx, log, term) {
+				fenced.Store(true)
 				deposed()
 			}
 		}()
@@ -107,11 +111,18 @@ func (n *node) lead(ctx context.Context, term uint64) {
 		go func() {
 			defer wg.Done()
 			if n.snapshotLoop(dctx, log, term) {
+				fenced.Store(true)
 				deposed()
 			}
 		}()
 	}
 	wg.Wait()
+	if fenced.Load() && ctx.Err() == nil {
+		// Raft still says leader, but the fence holds a newer term: as
+		// after a refused claim, hand leadership over until raft's term
+		// passes it, rather than lead on writing nothing.
+		n.fencedLeader(ctx, log, term)
+	}
 	<-ctx.Done()
 	log.Info("leader duties stopped")
 }
@@ -199,8 +210,14 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shad
 // failed for another reason — its connection killed by a newer leader's
 // claim while this process was stopped — was refused by the fence all the
 // same, and nothing more may be written.
+//
+// The read is bounded by deposedCheckLimit, not DefaultLeaderWriteLimit:
+// it may follow a write that used up that limit, on a stop whose whole
+// budget is systemd's TimeoutStopSec.
 func (n *node) deposed(ctx context.Context, term uint64) bool {
-	stored, err := detached(ctx, n.parts.Fence.Stored)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deposedCheckLimit)
+	defer cancel()
+	stored, err := n.parts.Fence.Stored(rctx)
 	return err == nil && stored > int64(term)
 }
 
@@ -294,6 +311,9 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 		}
 	}
 }
+
+// deposedCheckLimit bounds deposed's read of the fence.
+const deposedCheckLimit = 5 * time.Second
 
 // detached runs a write on a context detached from leadership (the fence
 // decides a late write), bounded by DefaultLeaderWriteLimit.

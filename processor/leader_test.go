@@ -140,6 +140,8 @@ func TestLeaderShowsChangesToPolicy(t *testing.T) {
 }
 
 func TestDeposedLeaderWriteIsFenced(t *testing.T) {
+	defer func(d time.Duration) { fencedStepDownAfter = d }(fencedStepDownAfter)
+	fencedStepDownAfter = 5 * time.Millisecond
 	fence := &fakeFence{}
 	snaps := &fakeSnaps{fence: fence}
 	old := testNode(t, fence, snaps)
@@ -168,7 +170,9 @@ func TestDeposedLeaderWriteIsFenced(t *testing.T) {
 	if len(snaps.taken) != 0 || old.snapsWritten.Load() != 0 {
 		t.Errorf("a fenced snapshot was counted as written: %v", snaps.taken)
 	}
-	// After a fenced write the duties stop writing until leadership ends.
+	// After a fenced write the duties stop writing until leadership ends;
+	// while raft still says leader, it hands leadership over.
+	waitFor(t, "a hand-over", func() bool { return old.elect.(*fakeElector).stepDowns.Load() >= 1 })
 	cancel()
 	<-done
 }

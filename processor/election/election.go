@@ -396,7 +396,8 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 	defer stopLoop("shutdown")
 
 	for {
-		n.mTerm.Set(float64(r.CurrentTerm()))
+		now := r.CurrentTerm()
+		n.mTerm.Set(float64(now))
 		leader := r.State() == raft.Leader
 		if loopDone != nil {
 			select {
@@ -410,14 +411,24 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 			default:
 			}
 		}
+		if loopDone != nil && now != n.leaderTerm.Load() {
+			// Leadership was lost and won again between two checks: the
+			// loop's term is not raft's any more, and its writes would
+			// be fenced (or, at an equal stored term, not be).
+			stopLoop("the term changed")
+		}
 		switch {
 		case leader && loopDone == nil:
 			if err := r.Barrier(n.cfg.BarrierTimeout).Error(); err != nil {
 				n.log.Warn("barrier after winning election", "err", err)
 				break
 			}
+			// Leader at term: the term is read on both sides of the
+			// state, and terms only rise, so it did not change between
+			// (a lose-and-win there would start the loop with the term
+			// of another node's leadership).
 			term := r.CurrentTerm()
-			if r.State() != raft.Leader {
+			if r.State() != raft.Leader || r.CurrentTerm() != term {
 				break
 			}
 			lctx, cancel := context.WithCancel(ctx)
