@@ -739,9 +739,37 @@ func readTemplate(r *http.Request) ([]byte, error) {
 	return raw, nil
 }
 
-func validate(body []byte) (string, []Problem) {
+// validate checks a template as the engine will load it: its includes
+// resolve against the definition templates loaded in the live view.
+func (s *Server) validate(body []byte) (string, []Problem, error) {
+	var loaded []Template
+	if err := s.b.View(func(v View, _ int64) error {
+		loaded = v.Templates()
+		return nil
+	}); err != nil {
+		return "", nil, err
+	}
+	name, problems := validateWith(body, definitions(loaded))
+	return name, problems, nil
+}
+
+// definitions resolves an include by metadata name among the loaded
+// templates, as the engine does (the first by event name).
+func definitions(loaded []Template) func(string) (*template.Template, bool) {
+	return func(name string) (*template.Template, bool) {
+		for _, l := range loaded {
+			d, err := template.Parse([]byte(l.Body), template.Options{})
+			if err == nil && d.Type == template.TypeDefinition && d.Name == name {
+				return d, true
+			}
+		}
+		return nil, false
+	}
+}
+
+func validateWith(body []byte, defs func(string) (*template.Template, bool)) (string, []Problem) {
 	var out []Problem
-	for _, p := range template.Validate(body, template.Options{}) {
+	for _, p := range template.Validate(body, template.Options{Definitions: defs}) {
 		out = append(out, Problem{Code: p.Code, Path: p.Path, Message: p.Message})
 	}
 	name, _, _, err := template.Header(body)
@@ -760,7 +788,11 @@ func (s *Server) templateValidate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems := validate(body)
+	name, problems, err := s.validate(body)
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
 	m := s.meta(-1)
 	s.reply(w, http.StatusOK, m, ValidateResponse{Meta: m, Name: name, Valid: len(problems) == 0, Problems: problems})
 }
@@ -781,7 +813,11 @@ func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems := validate(body)
+	name, problems, err := s.validate(body)
+	if err != nil {
+		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		return
+	}
 	if len(problems) > 0 {
 		m := s.meta(-1)
 		s.reply(w, http.StatusBadRequest, m, ValidateResponse{Meta: m, Name: name, Valid: false, Problems: problems})

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -504,6 +506,37 @@ func TestTemplates(t *testing.T) {
 		if resp, _ := do(t, ts, "DELETE", "/v1/templates/host_nic", "admin-token", "", ""); resp.StatusCode != want {
 			t.Errorf("publish failing with %v: %d; want %d", err, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestTemplateIncludesLoadedDefinitions: a template that includes a
+// definition template is validated, and added, against the definitions the
+// live view has loaded, as the engine will load it.
+func TestTemplateIncludesLoadedDefinitions(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "graph", "template", "testdata", "valid", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	def, uses := read("v2_definition.yaml"), read("v2_uses_definition.yaml")
+	g := sampleGraph()
+	b := &fakeBackend{g: g, seq: 3}
+	ts := newTestServer(t, b)
+	resp, body := do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", uses)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "basic_definitions") || len(b.published) != 0 {
+		t.Fatalf("add without its definition loaded: %d %s; want 400 naming the missing include", resp.StatusCode, body)
+	}
+	g.tmpls = append(g.tmpls, Template{Name: "defs.yaml", Body: def})
+	resp, body = do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/yaml", uses)
+	var v ValidateResponse
+	if err := json.Unmarshal(body, &v); err != nil || !v.Valid || v.Name != "uses_basic_definitions" {
+		t.Errorf("validate with its definition loaded: %d %v %s", resp.StatusCode, err, body)
+	}
+	resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", uses)
+	if resp.StatusCode != 202 || len(b.published) != 1 || b.published[0].Template.Name != "uses_basic_definitions" {
+		t.Fatalf("add with its definition loaded: %d %s", resp.StatusCode, body)
 	}
 }
 
