@@ -12,8 +12,8 @@ import (
 func newRCACmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "rca", Short: "Root-cause analysis of an alarm"}
 	f := addAPIFlags(cmd)
-	var seq int64
-	var at, resource string
+	var p pointFlags
+	var resource string
 	var db *dbFlags
 	show := &cobra.Command{
 		Use: "show ALARM", Short: "Show the causes and effects of an alarm, live or at --seq/--at", Args: cobra.ExactArgs(1),
@@ -22,8 +22,11 @@ of that moment is rebuilt from the database (it works with every processor down)
 ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, or a name
 (with --resource) of an alarm active then, and -o dot is accepted too.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if seq != 0 || at != "" {
-				return runHistoricalRCA(cmd, g, db, pointFlags{at: at, seq: seq}, args[0], resource, f.output)
+			if p.set() {
+				return runHistoricalRCA(cmd, g, db, p, args[0], resource, f.output)
+			}
+			if resource != "" {
+				return badInput("--resource names an alarm's resource at --at or --seq; live, ALARM is a vitrage id")
 			}
 			c, err := f.client()
 			if err != nil {
@@ -50,8 +53,7 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 			})
 		},
 	}
-	show.Flags().Int64Var(&seq, "seq", 0, "reconstruct the graph at this seq")
-	show.Flags().StringVar(&at, "at", "", "reconstruct the graph at this time (RFC 3339, or relative: -2h)")
+	addPointFlags(show, &p, "reconstruct the graph")
 	show.Flags().StringVar(&resource, "resource", "", "with --at/--seq: the resource (id, name or vitrage id) of the alarm named")
 	db = addDBFlags(show)
 	cmd.AddCommand(show)

@@ -26,6 +26,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/when"
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/snapshot"
 )
 
@@ -69,23 +70,41 @@ func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
 // pointFlags are --at and --seq: a moment of the log.
 type pointFlags struct {
 	at  string
-	seq int64
+	seq seqFlag
+}
+
+// seqFlag is --seq, which remembers whether it was given: `--seq 0` is
+// refused, not taken for "live".
+type seqFlag struct {
+	n     int64
+	given bool
+}
+
+func (f *seqFlag) String() string { return strconv.FormatInt(f.n, 10) }
+func (f *seqFlag) Type() string   { return "int" }
+func (f *seqFlag) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	f.n, f.given = n, true
+	return nil
 }
 
 func addPointFlags(cmd *cobra.Command, p *pointFlags, what string) {
 	cmd.Flags().StringVar(&p.at, "at", "", what+" at this time: RFC 3339, now, or relative (-2h)")
-	cmd.Flags().Int64Var(&p.seq, "seq", 0, what+" after this seq of the log")
+	cmd.Flags().Var(&p.seq, "seq", what+" after this seq of the log")
 }
 
-func (p pointFlags) set() bool { return p.at != "" || p.seq != 0 }
+func (p pointFlags) set() bool { return p.at != "" || p.seq.given }
 
 // check refuses a malformed point before anything is opened.
 func (p pointFlags) check() error {
-	if p.at != "" && p.seq != 0 {
+	if p.at != "" && p.seq.given {
 		return badInput("give --at or --seq, not both")
 	}
-	if p.seq < 0 {
-		return badInput("--seq: %d is negative", p.seq)
+	if p.seq.given && p.seq.n < 1 {
+		return badInput("--seq: %d is not a seq of the log (they start at 1)", p.seq.n)
 	}
 	if p.at != "" {
 		if _, err := when.Parse(p.at, time.Now()); err != nil {
@@ -143,8 +162,8 @@ type point struct {
 // resolve turns --at/--seq into a seq of the log, with clear errors for a
 // moment the log cannot answer.
 func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, error) {
-	if p.at != "" && p.seq != 0 {
-		return 0, "", badInput("give --at or --seq, not both")
+	if err := p.check(); err != nil {
+		return 0, "", err
 	}
 	head, headAt, err := h.log.Head(ctx)
 	if err != nil {
@@ -154,15 +173,12 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 	if err != nil {
 		return 0, "", err
 	}
-	if p.seq != 0 {
-		label := fmt.Sprintf("seq %d", p.seq)
-		switch {
-		case p.seq < 0:
-			return 0, "", badInput("--seq: %d is negative", p.seq)
-		case p.seq > head:
+	if seq := p.seq.n; p.seq.given {
+		label := fmt.Sprintf("seq %d", seq)
+		if seq > head {
 			return 0, "", badInput("%s is beyond the end of the log (head seq %d)", label, head)
 		}
-		return p.seq, label, h.retained(ctx, p.seq, first, label)
+		return seq, label, h.retained(ctx, seq, first, label)
 	}
 	t, err := when.Parse(p.at, h.now())
 	if err != nil {
@@ -363,21 +379,16 @@ type rcaAlarm struct {
 	Root      bool       `json:"root_cause"`
 }
 
-// historicalRCA is the answer of `rca show --at`.
+// historicalRCA is the answer of `rca show --at`: the API's RCA document
+// (api.RCAResponse, historical, with no leader or node) plus the snapshot
+// the graph was rebuilt from, the alarm asked about, and what the alarm
+// history says of each alarm.
 type historicalRCA struct {
-	Seq         int64           `json:"seq"`
-	RecordedAt  time.Time       `json:"recorded_at"`
-	SnapshotSeq int64           `json:"snapshot_seq"`
-	Alarm       int64           `json:"alarm"`
-	RCA         *graph.NodeLink `json:"rca"`
-	Alarms      []rcaAlarm      `json:"alarms"`
-	Paths       [][]string      `json:"paths"`
+	api.RCAResponse
+	SnapshotSeq int64      `json:"snapshot_seq"`
+	Alarm       int64      `json:"alarm"`
+	Alarms      []rcaAlarm `json:"alarms"`
 	dot         func(io.Writer) error
-	// PathsTruncated says some shortest paths were left out of Paths.
-	PathsTruncated bool `json:"paths_truncated,omitempty"`
-	// StaleSemantics: rebuilt from a snapshot of a build with other
-	// semantics.
-	StaleSemantics bool `json:"stale_semantics,omitempty"`
 }
 
 func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) (*historicalRCA, error) {
@@ -386,8 +397,12 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 	if err != nil {
 		return nil, fmt.Errorf("rca of %d: %w", alarm, err)
 	}
-	out := &historicalRCA{Seq: p.rec.Seq, RecordedAt: p.rec.RecordedAt.UTC(), SnapshotSeq: p.rec.SnapshotSeq, Alarm: int64(alarm),
-		RCA: g.RCAJSON(r), StaleSemantics: p.rec.StaleSemantics}
+	out := &historicalRCA{SnapshotSeq: p.rec.SnapshotSeq, Alarm: int64(alarm)}
+	out.Meta = api.Meta{Seq: p.rec.Seq}
+	out.Historical, out.RecordedAt, out.StaleSemantics = true, p.rec.RecordedAt.UTC(), p.rec.StaleSemantics
+	if !api.ComputeRCA(g, alarm, &out.RCAResponse) {
+		return nil, fmt.Errorf("rca of %d: not in the graph at seq %d", alarm, p.rec.Seq)
+	}
 	keys := make([]string, 0, len(r.Alarms))
 	for _, id := range r.Alarms {
 		v, _ := g.Vertex(id)
@@ -434,14 +449,6 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 			a.ClearedAt = &c
 		}
 		out.Alarms = append(out.Alarms, a)
-	}
-	out.PathsTruncated = r.Truncated
-	for _, path := range r.Paths {
-		var names []string
-		for _, id := range path {
-			names = append(names, strconv.FormatInt(int64(id), 10))
-		}
-		out.Paths = append(out.Paths, names)
 	}
 	out.dot = func(w io.Writer) error { return g.WriteRCADOT(w, r) }
 	return out, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/snapshot"
 )
 
@@ -41,7 +42,7 @@ type moment struct {
 	seq     int64
 	at      time.Time
 	dump    []byte
-	rca     map[graph.VertexID][]byte // RCAJSON of every alarm, cleared ones included
+	rca     map[graph.VertexID][]byte // rcaCore of every alarm, cleared ones included
 	cleared map[graph.VertexID]bool
 	alarms  []byte // TopologyJSON of every alarm, deleted included
 }
@@ -140,11 +141,11 @@ func record(t *testing.T, e *evaluator.Engine, last event.Record) moment {
 	m.dump = b.Bytes()
 	g := e.Graph()
 	for _, a := range g.Alarms("", true, true) {
-		r, err := g.RCA(a.ID)
-		if err != nil {
-			t.Fatal(err)
+		var r api.RCAResponse
+		if !api.ComputeRCA(g, a.ID, &r) {
+			t.Fatalf("no RCA of alarm %d", a.ID)
 		}
-		js, err := json.Marshal(g.RCAJSON(r))
+		js, err := json.Marshal(rcaCore{Graph: r.Graph, RootCauses: r.RootCauses, Paths: r.Paths, PathsTruncated: r.PathsTruncated})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,20 +217,23 @@ func TestReplayAndRCAAtEveryMoment(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rca show %d --at %s: %v", id, at, err)
 			}
+			// The API's document (what `rca show` prints live), with the
+			// graph, root causes and paths the API computes from the live
+			// engine at that seq.
 			var doc struct {
-				Seq    int64           `json:"seq"`
-				RCA    json.RawMessage `json:"rca"`
-				Alarms []rcaAlarm      `json:"alarms"`
+				api.RCAResponse
+				Alarms []rcaAlarm `json:"alarms"`
 			}
 			if err := json.Unmarshal([]byte(out), &doc); err != nil {
 				t.Fatalf("rca show output: %v\n%s", err, out)
 			}
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, doc.RCA); err != nil {
+			got, err := json.Marshal(rcaCore{Graph: doc.Graph, RootCauses: doc.RootCauses, Paths: doc.Paths, PathsTruncated: doc.PathsTruncated})
+			if err != nil {
 				t.Fatal(err)
 			}
-			if doc.Seq != m.seq || compact.String() != string(want) {
-				t.Fatalf("rca of %d at %s (seq %d, got seq %d):\ngot  %s\nwant %s", id, at, m.seq, doc.Seq, compact.String(), want)
+			if doc.Seq != m.seq || !doc.Historical || !doc.RecordedAt.Equal(m.at) || string(got) != string(want) {
+				t.Fatalf("rca of %d at %s (seq %d, got seq %d, historical %v, recorded_at %v):\ngot  %s\nwant %s",
+					id, at, m.seq, doc.Seq, doc.Historical, doc.RecordedAt, got, want)
 			}
 			for _, a := range doc.Alarms {
 				if a.RaisedAt == nil {
@@ -272,6 +276,9 @@ func TestHistoricalBadInput(t *testing.T) {
 		{"unknown vitrage id", []string{"rca", "show", "99999", "--dsn", r.dsn, "--at", at}, "unknown alarm"},
 		{"ambiguous name", []string{"rca", "show", "NIC_DOWN", "--dsn", r.dsn, "--at", at}, "ambiguous"},
 		{"bad format", []string{"rca", "show", "1", "--dsn", r.dsn, "--at", at, "-o", "yaml"}, "not one of"},
+		{"seq 0 is not live", []string{"rca", "show", "1", "--dsn", r.dsn, "--seq", "0"}, "not a seq of the log"},
+		{"topology at seq 0", []string{"topology", "show", "--dsn", r.dsn, "--seq", "0"}, "not a seq of the log"},
+		{"resource without a moment", []string{"rca", "show", "NIC_DOWN", "--resource", "h1"}, "--resource names"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -331,4 +338,12 @@ func TestHistoricalBadInput(t *testing.T) {
 			t.Errorf("%v: err = %v, want exit %d: before the retained log", args, err, exitBadInput)
 		}
 	}
+}
+
+// rcaCore is what an RCA document says of the causes, without the moment.
+type rcaCore struct {
+	Graph          api.Graph  `json:"graph"`
+	RootCauses     []string   `json:"root_causes"`
+	Paths          [][]string `json:"paths"`
+	PathsTruncated bool       `json:"paths_truncated,omitempty"`
 }

@@ -487,7 +487,7 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 	found := false
 	answer := func(g GraphView, at int64) {
 		resp.Meta = s.meta(at)
-		found = computeRCA(g, id, &resp)
+		found = ComputeRCA(g, id, &resp)
 	}
 	if seq > 0 || !at.IsZero() {
 		past, err := s.b.Reconstruct(r.Context(), seq, at)
@@ -518,14 +518,17 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 
 // Analyser is implemented by views that analyse RCA themselves
 // (graph.Graph, whose rules for cleared alarms and retracted edges are the
-// canonical ones); computeRCA prefers it.
+// canonical ones); ComputeRCA prefers it.
 type Analyser interface {
 	RCA(alarm graph.VertexID) (*graph.RCA, error)
 }
 
-// computeRCA answers from the view's own analysis when it has one, and
-// otherwise walks the `causes` edges itself (see walkRCA).
-func computeRCA(g GraphView, alarm graph.VertexID, resp *RCAResponse) bool {
+// ComputeRCA fills resp's graph, root causes and paths for alarm, and
+// reports whether g has it. It answers from the view's own analysis when it
+// has one, and otherwise walks the `causes` edges itself (see walkRCA). The
+// CLI's historical `rca show` answers with it too, so that its document is
+// the API's.
+func ComputeRCA(g GraphView, alarm graph.VertexID, resp *RCAResponse) bool {
 	a, ok := g.(Analyser)
 	if !ok {
 		return walkRCA(g, alarm, resp)

@@ -44,7 +44,7 @@ func TestRCAOfTheGraphIsBounded(t *testing.T) {
 		log.G.SetCausal(a, last, true)
 	}
 	var resp RCAResponse
-	if !computeRCA(log.G, last, &resp) {
+	if !ComputeRCA(log.G, last, &resp) {
 		t.Fatal("no RCA")
 	}
 	if len(resp.Paths) != MaxRCAPaths || !resp.PathsTruncated || len(resp.RootCauses) != 1 || len(resp.Graph.Nodes) != 2+3*8 {
