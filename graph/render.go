@@ -85,15 +85,9 @@ func fmtTime(n int64) string {
 type NodeLink struct {
 	Directed   bool             `json:"directed"`
 	Graph      struct{}         `json:"graph"`
-	Inspected  *int             `json:"inspected_index,omitempty"`
 	Links      []Link           `json:"links"`
 	Multigraph bool             `json:"multigraph"`
 	Nodes      []map[string]any `json:"nodes"`
-	// The RCA additions: root causes and causal paths as vitrage_ids, and
-	// the depth of the longest path.
-	RootCauses  []string   `json:"root_causes,omitempty"`
-	CausalPaths [][]string `json:"causal_paths,omitempty"`
-	Depth       *int       `json:"depth,omitempty"`
 }
 
 // Link is an edge of a NodeLink.
@@ -179,29 +173,6 @@ func (g *Graph) TopologyJSON(t *Topology) ([]byte, error) {
 		return nil, fmt.Errorf("encode topology: %w", err)
 	}
 	return b, nil
-}
-
-// RCAJSON returns r in Vitrage's `rca show` shape (node-link data with
-// inspected_index) plus root_causes, causal_paths and depth.
-func (g *Graph) RCAJSON(r *RCA) *NodeLink {
-	nl := g.nodeLink(r.Alarms, r.Links)
-	i, _ := slices.BinarySearch(r.Alarms, r.Alarm)
-	nl.Inspected = &i
-	nl.RootCauses = idStrings(r.Roots)
-	for _, p := range r.Paths {
-		nl.CausalPaths = append(nl.CausalPaths, idStrings(p))
-	}
-	d := r.Depth
-	nl.Depth = &d
-	return nl
-}
-
-func idStrings(ids []VertexID) []string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = strconv.FormatInt(int64(id), 10)
-	}
-	return out
 }
 
 // Severity colours of the DOT rendering, by operational severity.
