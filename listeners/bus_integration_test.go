@@ -3,6 +3,7 @@ package listeners_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,66 @@ import (
 	"github.com/causeway/causeway/listeners/alertmanager"
 	"github.com/causeway/causeway/listeners/events"
 )
+
+// TestOversizedAlertIsRefusedAlone: an alert whose event is over the size
+// limit once encoded (the real publisher refuses it) is listed as refused,
+// and the others of its group are published: Alertmanager does not retry a
+// 4xx, so refusing the request whole would lose them.
+func TestOversizedAlertIsRefusedAlone(t *testing.T) {
+	url := bustest.VHost(t)
+	pub, err := bus.NewPublisher(bus.PublisherConfig{
+		Conn:      bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+		SpoolPath: filepath.Join(t.TempDir(), "spool.db"),
+	}, bus.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{MaxBodyBytes: 4 << 20, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{wh.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPTest(t, s)
+	group := []byte(`{"version": "4", "status": "firing", "alerts": [
+  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "aa"},
+  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-2:9100"}, "annotations": {"description": "` +
+		strings.Repeat("d", event.MaxEventBytes+event.MaxEventBytes/2) + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "bb"}
+]}`)
+	r := post(t, srv+"/v1/alertmanager", "application/json", group, bearer("tok-1"))
+	refused, _ := r.body["refused"].([]any)
+	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 1 || !strings.Contains(fmt.Sprint(refused[0]), "limit") {
+		t.Fatalf("group with an oversized alert: %d %.300v; want 200, 1 accepted, the oversized one refused", r.code, r.body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	conn := bustest.Conn(t, url)
+	if _, err := bus.DeclareTopology(conn); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := event.Decode(bustest.Take(t, ch, bus.PersistQueue, 1)[0].Body)
+	if err != nil || !strings.Contains(ev.Entity.Name+ev.Entity.ID+fmt.Sprint(ev.Entity.Relations), "compute-1") {
+		t.Fatalf("published %+v, %v; want compute-1's alert", ev, err)
+	}
+	// A group of only the oversized alert is refused whole.
+	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + strings.SplitN(string(group), "\n", 3)[2])
+	if r := post(t, srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("group of the oversized alert alone: %d; want 413", r.code)
+	}
+}
 
 // TestWebhookThroughRealPublisher: the listener answers 200 once the real
 // bus.Publisher spooled the events, and they reach causeway.persist with

@@ -22,6 +22,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,11 @@ type Endpoint struct {
 	// Path is the URL path ("/v1/alertmanager").
 	Path    string
 	Decoder Decoder
+	// InPart says the endpoint takes a request in part: an event the
+	// publisher refuses for good (too large once encoded, say) is listed
+	// as refused, as the decoder's refusals are (Refused), and the others
+	// are published. Otherwise such an event refuses the request whole.
+	InPart bool
 }
 
 // Deps are the server's collaborators.
@@ -322,7 +328,9 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			return
 		}
 		if len(evs) > 0 {
-			if err := s.deps.Publisher.Publish(r.Context(), evs...); err != nil {
+			var err error
+			evs, partial, err = s.publish(r.Context(), ep, evs, partial)
+			if err != nil {
 				// The publisher encodes every event before it spools any:
 				// one that cannot be encoded refuses the request whole.
 				switch {
@@ -353,6 +361,29 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		s.writeJSON(w, code, ack)
 		log.Debug("request accepted", "events", len(evs))
 	})
+}
+
+// publish publishes evs. For an endpoint that takes requests in part, an
+// event the publisher refuses for good is dropped and added to partial's
+// refusals, and the rest published (the publisher spools nothing of a call
+// it refuses); it returns what was published.
+func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, partial *Refused) ([]event.Event, *Refused, error) {
+	for {
+		err := s.deps.Publisher.Publish(ctx, evs...)
+		bad := (*event.ItemError)(nil)
+		if err == nil || !ep.InPart || !errors.As(err, &bad) || bad.Index < 0 || bad.Index >= len(evs) ||
+			!(errors.Is(err, event.ErrTooLarge) || errors.Is(err, event.ErrInvalid)) {
+			return evs, partial, err
+		}
+		if len(evs) == 1 {
+			return evs, partial, err // nothing left to take: refused whole
+		}
+		if partial == nil {
+			partial = &Refused{}
+		}
+		partial.Errs = append(partial.Errs, err)
+		evs = slices.Delete(slices.Clone(evs), bad.Index, bad.Index+1)
+	}
 }
 
 // validate checks every event before any is published, so a request is

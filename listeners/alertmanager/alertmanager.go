@@ -176,7 +176,9 @@ func New(cfg Config) (*Webhook, error) {
 
 // Endpoint is the webhook as an endpoint of the listener server.
 func (w *Webhook) Endpoint() listeners.Endpoint {
-	return listeners.Endpoint{Name: "alertmanager", Path: w.cfg.Path, Decoder: w}
+	// Alertmanager does not retry a 4xx: one bad alert must not cost the
+	// others of its group.
+	return listeners.Endpoint{Name: "alertmanager", Path: w.cfg.Path, Decoder: w, InPart: true}
 }
 
 // Decode turns a webhook body into one event per alert: entity.upsert of
