@@ -43,6 +43,12 @@ const applySlice = 256
 // applied seq: the log is broken or truncated under us.
 var errLogGap = errors.New("event log does not continue the applied seq")
 
+// errPastRetention (an errLogGap) means the log now starts after the
+// applied seq: retention dropped records this node has not applied (it was
+// cut off from the database for longer than the retention). Only a reload
+// from a snapshot can go on.
+var errPastRetention = fmt.Errorf("%w: the records after it are past retention", errLogGap)
+
 // follower applies the log, in seq order and exactly once, to the node's
 // machine. Only its owner goroutine calls apply/handle/catchUp; readers
 // (the API, snapshots) take mu for reading.
@@ -259,7 +265,11 @@ func (f *follower) catchUp(ctx context.Context, through int64) error {
 				return err
 			}
 			if gap {
-				return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, errLogGap)
+				err := errLogGap
+				if recs[0].Seq > applied+1 && applied == f.appliedSeq.Load() {
+					err = errPastRetention // the first record the log has is past it
+				}
+				return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, err)
 			}
 			recs = recs[n:]
 		}

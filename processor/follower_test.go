@@ -38,6 +38,7 @@ func (m *recMachine) Dump(w io.Writer) error { _, err := fmt.Fprint(w, m.seqs); 
 type fakeLog struct {
 	mu    sync.Mutex
 	head  int64
+	first int64 // retention dropped the seqs below it (0: none)
 	reads int
 	fail  error
 }
@@ -54,7 +55,7 @@ func (l *fakeLog) ReadRange(_ context.Context, after int64, limit int) ([]event.
 		return nil, l.fail
 	}
 	var out []event.Record
-	for s := after + 1; s <= l.head && len(out) < limit; s++ {
+	for s := max(after+1, l.first); s <= l.head && len(out) < limit; s++ {
 		out = append(out, rec(s))
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,48 @@ func (e *fakeElector) Servers() ([]election.Server, error) {
 }
 func (e *fakeElector) Join(string, string, time.Duration) error { return election.ErrNotLeader }
 func (e *fakeElector) Remove(string, time.Duration) error       { return election.ErrNotLeader }
+
+// TestNodeBehindRetentionReloads: a node cut off from the database for
+// longer than the retention finds the log starting past its applied seq;
+// it loads the state again (newest snapshot + replay) and follows from
+// there, instead of retrying the same gap for ever.
+func TestNodeBehindRetentionReloads(t *testing.T) {
+	log := &fakeLog{head: 4}
+	recon := &fakeRecon{seq: 2, m: &recMachine{}}
+	stream := &fakeStream{ch: make(chan bus.Update)}
+	n := &node{
+		cfg: Config{PollInterval: time.Hour, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		log: slog.New(slog.DiscardHandler), now: time.Now,
+		parts:   Parts{Log: log, Stream: stream, Reconstructor: recon},
+		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
+		elect:   &fakeElector{leader: "p1"},
+		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
+		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.follow(ctx) }()
+	waitFor(t, "catch-up to 4", func() bool { return n.f.appliedSeq.Load() == 4 })
+
+	// Meanwhile the log went on to 20 and retention dropped seqs 1..11; the
+	// newest snapshot is at 15.
+	again := &recMachine{}
+	recon.mu.Lock()
+	recon.seq, recon.m = 15, again
+	recon.mu.Unlock()
+	log.mu.Lock()
+	log.head, log.first = 20, 12
+	log.mu.Unlock()
+	stream.ch <- bus.Update{Gap: true}
+	waitFor(t, "seq 20", func() bool { return n.f.appliedSeq.Load() == 20 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(again.seqs) != "[16 17 18 19 20]" {
+		t.Errorf("the reloaded machine applied %v; want 16..20 after the snapshot at 15", again.seqs)
+	}
+}
 
 func TestNodeFollowsAndReportsReady(t *testing.T) {
 	log := &fakeLog{head: 4}

@@ -502,22 +502,8 @@ func (n *node) setErr(err error) {
 // follow loads the state (newest snapshot + replay) and then follows the
 // sequenced stream and the database until ctx ends.
 func (n *node) follow(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.Latest())
-		if err == nil {
-			n.f.load(res.Machine, res.Seq, time.Time{})
-			n.f.applyErrors.Add(res.ApplyErrors)
-			n.staleSemantics.Store(res.StaleSemantics)
-			n.log.Info("state loaded", "seq", res.Seq, "snapshot_seq", res.SnapshotSeq, "replayed", res.Replayed)
-			n.setErr(nil)
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		n.setErr(err)
-		n.log.Warn("load state", "attempt", attempt, "err", err)
-		n.backoff(ctx, attempt)
+	if !n.load(ctx) {
+		return nil
 	}
 
 	streamCtx, stopStream := context.WithCancel(ctx)
@@ -573,6 +559,16 @@ func (n *node) follow(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errPastRetention) {
+			n.log.Error("the log no longer holds the records after the applied seq (retention dropped them): loading the state again",
+				"applied_seq", n.f.appliedSeq.Load(), "err", err)
+			n.setErr(err)
+			if !n.load(ctx) {
+				return nil
+			}
+			needCatchUp, failures = true, 0
+			continue
+		}
 		if err != nil {
 			needCatchUp = true
 			n.setErr(err)
@@ -585,6 +581,28 @@ func (n *node) follow(ctx context.Context) error {
 			n.setErr(nil)
 		}
 		failures = 0
+	}
+}
+
+// load loads the state (newest snapshot + replay), retrying with backoff;
+// false if ctx ended first.
+func (n *node) load(ctx context.Context) bool {
+	for attempt := 0; ; attempt++ {
+		res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.Latest())
+		if err == nil {
+			n.f.load(res.Machine, res.Seq, time.Time{})
+			n.f.applyErrors.Add(res.ApplyErrors)
+			n.staleSemantics.Store(res.StaleSemantics)
+			n.log.Info("state loaded", "seq", res.Seq, "snapshot_seq", res.SnapshotSeq, "replayed", res.Replayed)
+			n.setErr(nil)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		n.setErr(err)
+		n.log.Warn("load state", "attempt", attempt, "err", err)
+		n.backoff(ctx, attempt)
 	}
 }
 
