@@ -71,6 +71,9 @@ type follower struct {
 	appliedSeq atomic.Int64 // mirror of applied for lock-free status
 	changes    atomic.Int64 // the machine's ChangesApplied, mirrored likewise
 	head       atomic.Int64
+	// headSeen is when the head was last learned (a poll or a batch, in
+	// unix ns; 0 since the last load): readiness trusts only a recent one.
+	headSeen atomic.Int64
 
 	outOfOrder, dupSkipped, gapsRepaired, applyErrors atomic.Int64
 
@@ -136,6 +139,7 @@ func (f *follower) load(m Machine, seq int64, at time.Time) {
 	f.appliedSeq.Store(seq)
 	f.changes.Store(changes)
 	f.mApplied.Set(float64(seq))
+	f.headSeen.Store(0) // the head is learned again after a load
 	f.loaded.Store(true)
 }
 
@@ -293,6 +297,7 @@ func (f *follower) poll(ctx context.Context) error {
 
 // setHead raises the known log head (it never goes back).
 func (f *follower) setHead(seq int64) {
+	f.headSeen.Store(time.Now().UnixNano())
 	for {
 		cur := f.head.Load()
 		if seq <= cur {

@@ -112,6 +112,39 @@ func TestNodeBehindRetentionReloads(t *testing.T) {
 	}
 }
 
+// TestNodeReadyNeedsARecentHead: with the database (and the bus) silent,
+// the head the node knows goes stale, and so does its readiness: a lag
+// computed from it would look small.
+func TestNodeReadyNeedsARecentHead(t *testing.T) {
+	log := &fakeLog{head: 4}
+	stream := &fakeStream{ch: make(chan bus.Update)}
+	n := &node{
+		cfg: Config{PollInterval: 20 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		log: slog.New(slog.DiscardHandler), now: time.Now,
+		parts:   Parts{Log: log, Stream: stream, Reconstructor: &fakeRecon{seq: 2, m: &recMachine{}}},
+		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
+		elect:   &fakeElector{leader: "p1"},
+		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
+		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.follow(ctx) }()
+	waitFor(t, "ready at 4", func() bool { st := n.Status(ctx); return st.Ready && st.AppliedSeq == 4 })
+	log.mu.Lock()
+	log.fail = errors.New("database unreachable")
+	log.mu.Unlock()
+	waitFor(t, "not ready", func() bool { return !n.Status(ctx).Ready })
+	log.mu.Lock()
+	log.fail = nil
+	log.mu.Unlock()
+	waitFor(t, "ready again", func() bool { return n.Status(ctx).Ready })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestNodeFollowsAndReportsReady(t *testing.T) {
 	log := &fakeLog{head: 4}
 	m := &recMachine{}
