@@ -474,11 +474,12 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 			fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 		}
+		renewing := n.now() // advance renews the lease: counted from before it
 		if err := n.db.advance(fctx, w.id, w.cur, next, progress{delivered: delivered, failing: failing, lastError: msg, succeededAt: lastOK}); err != nil {
 			return err
 		}
 		w.cur, delivered, lastOK = next, 0, time.Time{}
-		w.renewedAt = n.now()
+		w.renewedAt = renewing
 		return nil
 	}
 	for _, r := range rows {
@@ -522,6 +523,19 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 				n.m.deadLettered.WithLabelValues(w.id, "expired").Add(float64(moved))
 				w.log.Error("row expired undelivered; moved to the dead-letter table", "seq", r.seq, "ord", r.ord, "webhook_id", r.webhookID, "max_age", w.pol.maxAge)
 				break
+			}
+			// The attempt must end while the lease holds: housekeeping
+			// (backlog counts, status writes) may have used up the margin
+			// since the last renewal.
+			if n.now().Sub(w.renewedAt)+w.pol.timeout > 2*n.cfg.LeaseTTL/3 {
+				renewing := n.now()
+				if err := n.db.renew(ctx, w.id); err != nil {
+					if ferr := flush(false, ""); ferr != nil {
+						return errors.Join(err, ferr)
+					}
+					return err
+				}
+				w.renewedAt = renewing
 			}
 			var err error
 			secret, hasSecret := n.secrets[w.spec.SecretRef]
@@ -629,10 +643,11 @@ func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 		}
 		d -= s
 		if d > 0 {
+			renewing := w.n.now()
 			if err := w.n.db.renew(ctx, w.id); err != nil {
 				return false
 			}
-			w.renewedAt = w.n.now()
+			w.renewedAt = renewing
 		}
 	}
 	return true
