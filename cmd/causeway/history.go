@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -80,13 +81,19 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		head, err := history.Head(cmd.Context(), conn)
+		if err != nil {
+			return err
+		}
 		// JSON names the window it was resolved to, as the API does, so a
-		// next page can ask for the same one.
+		// next page can ask for the same one, and the seq the history is
+		// written to: an alarm cleared after it still shows as active.
 		out := struct {
 			From time.Time `json:"from"`
 			To   time.Time `json:"to"`
+			Head int64     `json:"history_head"`
 			history.Page
-		}{f, t, p}
+		}{f, t, head, p}
 		return historyOutput(cmd.OutOrStdout(), output, out, func(tw *tabwriter.Writer) {
 			row(tw, "RAISED", "CLEARED", "TYPE", "NAME", "ALARM_ID", "RESOURCE", "SEVERITY", "DEDUCED", "SEVERITY_CHANGES", "RAISED_SEQ", "CLEARED_SEQ")
 			for _, o := range p.Items {
@@ -108,6 +115,8 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 				}
 				row(tw, o.RaisedAt.Format(time.RFC3339), cleared, o.Type, o.Name, o.AlarmID, res, o.Severity, o.Deduced, ch, o.RaisedSeq, cseq)
 			}
+			row(tw, "")
+			row(tw, fmt.Sprintf("(history written to seq %d)", head))
 			if p.Next != "" {
 				// The window resolved now (relative times would move), and
 				// the same filters.

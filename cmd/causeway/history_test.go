@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -37,9 +38,12 @@ func TestAlarmsHistoryAndStats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p history.Page
-		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			t.Fatalf("%v\n%s", err, out)
+		var p struct {
+			history.Page
+			Head int64 `json:"history_head"`
+		}
+		if err := json.Unmarshal([]byte(out), &p); err != nil || p.Head == 0 {
+			t.Fatalf("%v (history_head %d)\n%s", err, p.Head, out)
 		}
 		got = append(got, p.Items...)
 		if p.Next == "" {
@@ -75,10 +79,10 @@ func TestAlarmsHistoryAndStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 || !strings.HasPrefix(lines[0], "RAISED") {
-		t.Fatalf("table:\n%s", out)
+	if len(lines) < 4 || !strings.HasPrefix(lines[0], "RAISED") || !regexp.MustCompile(`^\(history written to seq \d+\)$`).MatchString(lines[len(lines)-1]) {
+		t.Fatalf("table (rows, a blank line, the history's head):\n%s", out)
 	}
-	for _, l := range lines[1:] {
+	for _, l := range lines[1 : len(lines)-2] {
 		if !strings.Contains(l, "NIC_DOWN") || !strings.Contains(l, "nova.host/h0") {
 			t.Errorf("filtered row %q", l)
 		}

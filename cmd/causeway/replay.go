@@ -388,6 +388,9 @@ type historicalRCA struct {
 	SnapshotSeq int64      `json:"snapshot_seq"`
 	Alarm       int64      `json:"alarm"`
 	Alarms      []rcaAlarm `json:"alarms"`
+	// HistoryHead, when set, is the seq the alarm history is written to,
+	// before the one asked: the alarms' raised times are left out.
+	HistoryHead *int64 `json:"history_head,omitempty"`
 	dot         func(io.Writer) error
 }
 
@@ -409,10 +412,17 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 		keys = append(keys, history.Key(v))
 	}
 	// The history is optional: a database whose leader does not write it
-	// (or an older one) still answers, without raised times.
-	occ, err := history.At(ctx, h.db, keys, p.rec.Seq)
-	if err != nil {
-		occ = nil
+	// (or an older one) still answers, without raised times. Nor are they
+	// taken from a history not written up to seq yet (its leader down or
+	// failing): an alarm cleared and raised again after its head would
+	// show the earlier occurrence's.
+	var occ map[string]history.Occurrence
+	if head, err := history.Head(ctx, h.db); err == nil && head < p.rec.Seq {
+		out.HistoryHead = &head
+	} else if err == nil {
+		if occ, err = history.At(ctx, h.db, keys, p.rec.Seq); err != nil {
+			occ = nil
+		}
 	}
 	roots := map[graph.VertexID]bool{}
 	for _, id := range r.Roots {
@@ -429,10 +439,8 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 			a.Resource = res.Type + "/" + res.ExternalID
 		}
 		// An occurrence that disagrees with the graph (closed while the
-		// alarm is raised at seq, or open while it is cleared) is an
-		// earlier one: the history is not written up to seq (its leader
-		// is down or failing). It is left out rather than shown as this
-		// one's.
+		// alarm is raised at seq, or open while it is cleared) is not
+		// this one's: left out rather than shown as it.
 		if o, ok := occ[a.Key]; ok && o.Active() != !v.IsDeleted {
 			delete(occ, a.Key)
 		}
@@ -476,6 +484,9 @@ func (a *historicalRCA) write(w io.Writer, format string) error {
 	row(tw, "alarm", a.Alarm)
 	if a.StaleSemantics {
 		row(tw, "stale semantics", "from a snapshot of a build with other semantics")
+	}
+	if a.HistoryHead != nil {
+		row(tw, "history", fmt.Sprintf("written to seq %d only: raised times left out", *a.HistoryHead))
 	}
 	var roots []string
 	for _, x := range a.Alarms {

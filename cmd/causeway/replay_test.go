@@ -253,6 +253,39 @@ func TestReplayAndRCAAtEveryMoment(t *testing.T) {
 	}
 }
 
+// TestHistoricalRCABeyondTheHistoryHead: asked about a seq the alarm
+// history is not written up to (its leader down), rca show says so and
+// leaves the raised times out, rather than show an earlier occurrence's.
+func TestHistoricalRCABeyondTheHistoryHead(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 3, Start: t0}
+	r := newLogRig(t, s, 2, 1000)
+	m := r.moments[len(r.moments)-1]
+	var id graph.VertexID
+	for a := range m.rca {
+		id = a
+		break
+	}
+	if _, err := r.db.Exec("UPDATE alarm_history_head SET seq = ?", m.seq-5); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCausewayCLI(t, "rca", "show", strconv.FormatInt(int64(id), 10), "--dsn", r.dsn, "--seq", strconv.FormatInt(m.seq, 10), "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		HistoryHead *int64     `json:"history_head"`
+		Alarms      []rcaAlarm `json:"alarms"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.HistoryHead == nil || *doc.HistoryHead != m.seq-5 || len(doc.Alarms) == 0 {
+		t.Fatalf("rca show beyond the history head: %v\n%s", err, out)
+	}
+	for _, a := range doc.Alarms {
+		if a.RaisedAt != nil || a.RaisedSeq != 0 {
+			t.Errorf("alarm %d: raised %v at seq %d, from a history written to seq %d only", a.VitrageID, a.RaisedAt, a.RaisedSeq, m.seq-5)
+		}
+	}
+}
+
 func TestHistoricalBadInput(t *testing.T) {
 	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 3, Start: t0}
 	r := newLogRig(t, s, 2, 1000)
