@@ -48,20 +48,22 @@ func TestPresence(t *testing.T) {
 	}
 	// A second run of p1 (an overlapping restart) takes the row over; the
 	// first one's stop leaves it.
+	instance := func() string {
+		t.Helper()
+		var in string
+		if err := db.QueryRowContext(ctx, "SELECT instance FROM processor_presence WHERE node_id = 'p1'").Scan(&in); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	first := instance() // the first run's, read before the second starts
 	actx2, stop2 := context.WithCancel(ctx)
 	done2 := make(chan error, 1)
 	go func() { done2 <- store.Announce(actx2, db, "p1", slog.New(slog.DiscardHandler)) }()
-	var instance string
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		var first string
-		if err := db.QueryRowContext(ctx, "SELECT instance FROM processor_presence WHERE node_id = 'p1'").Scan(&first); err != nil {
-			t.Fatal(err)
-		}
-		if instance == "" {
-			instance = first
-		} else if first != instance {
-			break // the second run's refresh replaced it
+		if instance() != first {
+			break // the second run's announcement replaced it
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the second run of p1 did not take the row over")
