@@ -108,6 +108,35 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 	g.now = toNanos(s.Now)
 	g.step = s.Step
 	g.verts = make([]*vertex, s.NextID-1)
+	g.keys = make(map[vkey]VertexID, len(s.Vertices))
+	// The vertices, their edges and the edges' owners are each allocated
+	// in one array: a restore makes hundreds of thousands of them. Each
+	// vertex's slices are capped at their length, so a later insert
+	// copies the slice instead of writing over its neighbour's.
+	verts := make([]vertex, len(s.Vertices))
+	nout, nown := 0, 0
+	for i := range s.Vertices {
+		nout += len(s.Vertices[i].Out)
+		for j := range s.Vertices[i].Out {
+			nown += len(s.Vertices[i].Out[j].Owners)
+		}
+	}
+	edges := make([]edge, 0, nout)
+	owners := make([]owner, 0, nown)
+	// ins[indeg[id-1]...] is where vertex id's in list goes: at most
+	// one entry per edge to it.
+	indeg := make([]int, s.NextID)
+	for i := range s.Vertices {
+		for _, es := range s.Vertices[i].Out {
+			if es.To >= 1 && es.To < s.NextID {
+				indeg[es.To]++
+			}
+		}
+	}
+	for i := 1; i < len(indeg); i++ {
+		indeg[i] += indeg[i-1]
+	}
+	ins := make([]VertexID, nout)
 	for i := range s.Vertices {
 		vs := &s.Vertices[i]
 		v := g.get(vs.ID)
@@ -122,7 +151,8 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 		default:
 			return nil, fmt.Errorf("graph state: vertex %d: category %q", vs.ID, vs.Category)
 		}
-		v = &vertex{
+		v = &verts[i]
+		*v = vertex{
 			id: vs.ID, category: g.sym(vs.Category), typ: g.sym(vs.Type), ext: vs.ExternalID, name: vs.Name,
 			state: g.sym(vs.State), severity: g.sym(vs.Severity), deduced: g.sym(vs.DeducedState),
 			project: g.sym(vs.ProjectID), source: g.sym(vs.Source),
@@ -135,15 +165,14 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, k.category, k.typ, k.ext)
 		}
 		g.keys[k] = v.id
+		v.in = ins[indeg[v.id-1]:indeg[v.id-1]:indeg[v.id]]
 		g.normalize(v)
 		g.verts[v.id-1] = v
 	}
 	for i := range s.Vertices {
 		vs := &s.Vertices[i]
 		v := g.get(vs.ID)
-		if len(vs.Out) > 0 {
-			v.out = make([]edge, 0, len(vs.Out))
-		}
+		start := len(edges)
 		for j, es := range vs.Out {
 			to := g.get(es.To)
 			if to == nil {
@@ -153,15 +182,30 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 				return nil, fmt.Errorf("graph state: edges of vertex %d not sorted at %d", v.id, j)
 			}
 			e := edge{to: es.To, rel: g.str(es.Relationship), deleted: es.IsDeleted, withVertex: es.DeletedWithVertex && es.IsDeleted, update: toNanos(es.UpdateTimestamp)}
-			for _, o := range es.Owners {
-				e.owners = append(e.owners, owner{o.Entity, g.str(o.Source)})
+			if len(es.Owners) > 0 {
+				o0 := len(owners)
+				for _, o := range es.Owners {
+					owners = append(owners, owner{o.Entity, g.str(o.Source)})
+				}
+				e.owners = owners[o0:len(owners):len(owners)]
 			}
 			if !slices.IsSortedFunc(e.owners, cmpOwner) {
 				return nil, fmt.Errorf("graph state: owners of edge %d->%d %s not sorted", v.id, es.To, es.Relationship)
 			}
-			v.out = append(v.out, e)
+			edges = append(edges, e)
 			if n := len(to.in); n == 0 || to.in[n-1] != v.id {
 				to.in = append(to.in, v.id) // vertices are visited in ascending id order
+			}
+		}
+		if len(edges) > start {
+			v.out = edges[start:len(edges):len(edges)]
+		}
+	}
+	for _, v := range g.verts {
+		if v != nil {
+			v.in = slices.Clip(v.in)
+			if len(v.in) == 0 {
+				v.in = nil
 			}
 		}
 	}

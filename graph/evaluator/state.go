@@ -224,6 +224,9 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 			includes: append([]TemplateState(nil), ts.Includes...)}
 	}
 	e.rebuildRules()
+	e.matches = make(map[string]*match, len(s.Matches))
+	e.effects = make(map[string]*effect, len(s.Effects))
+	e.byAnchor.byVertex = make([][]anchorEntry, 0, s.Graph.NextID)
 	for _, ms := range s.Matches {
 		r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause)
 		if r == nil {
@@ -231,11 +234,25 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 		}
 		e.addMatch(newMatch(matchKey(r, ms.Bindings), r, ms.Bindings))
 	}
+	// The effects and their supports are each allocated in one array;
+	// supports are capped at their length, so adding one copies them.
+	efs := make([]effect, len(s.Effects))
+	ns := 0
 	for _, es := range s.Effects {
-		ef := &effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
+		ns += len(es.Supports)
+	}
+	sups := make([]Support, 0, ns)
+	for i, es := range s.Effects {
+		ef := &efs[i]
+		*ef = effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
 			applied: es.Applied, on: es.On, alarmID: es.AlarmID, own: e.own}
 		if increasing(es.Supports) {
-			ef.supports = slices.Clone(es.Supports) // as State writes them
+			// As State writes them.
+			if len(es.Supports) > 0 {
+				j := len(sups)
+				sups = append(sups, es.Supports...)
+				ef.supports = sups[j:len(sups):len(sups)]
+			}
 		} else {
 			for _, sp := range es.Supports {
 				ef.supports.set(sp.ID, sp.Value)
