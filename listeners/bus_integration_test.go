@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
@@ -19,48 +21,52 @@ import (
 	"github.com/causeway/causeway/listeners/events"
 )
 
-// TestOversizedAlertIsRefusedAlone: an alert whose event is over the size
-// limit once encoded (the real publisher refuses it) is listed as refused,
-// and the others of its group are published: Alertmanager does not retry a
-// 4xx, so refusing the request whole would lose them.
-func TestOversizedAlertIsRefusedAlone(t *testing.T) {
-	url := bustest.VHost(t)
-	pub, err := bus.NewPublisher(bus.PublisherConfig{
-		Conn:      bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
-		SpoolPath: filepath.Join(t.TempDir(), "spool.db"),
+// realWebhook is the Alertmanager endpoint served over a real
+// bus.Publisher on a test vhost, the publisher not running yet (it spools).
+type realWebhook struct {
+	url, srv string
+	pub      *bus.Publisher
+	wh       *alertmanager.Webhook
+}
+
+func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
+	t.Helper()
+	r := realWebhook{url: bustest.VHost(t)}
+	var err error
+	r.pub, err = bus.NewPublisher(bus.PublisherConfig{
+		Conn:      bus.Conn{URL: r.url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+		SpoolPath: filepath.Join(t.TempDir(), "spool.db"), SpoolMaxEvents: spoolMax,
 	}, bus.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = pub.Close() })
-	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
+	t.Cleanup(func() { _ = r.pub.Close() })
+	if r.wh, err = alertmanager.New(alertmanager.Config{Mapping: mapping(t)}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{MaxBodyBytes: maxBody, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: r.pub, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := listeners.New(listeners.Config{MaxBodyBytes: 4 << 20, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
-		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{wh.Endpoint()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newHTTPTest(t, s)
-	group := []byte(`{"version": "4", "status": "firing", "alerts": [
-  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "aa"},
-  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-2:9100"}, "annotations": {"description": "` +
-		strings.Repeat("d", event.MaxEventBytes+event.MaxEventBytes/2) + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "bb"}
-]}`)
-	r := post(t, srv+"/v1/alertmanager", "application/json", group, bearer("tok-1"))
-	refused, _ := r.body["refused"].([]any)
-	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 1 || !strings.Contains(fmt.Sprint(refused[0]), "limit") {
-		t.Fatalf("group with an oversized alert: %d %.300v; want 200, 1 accepted, the oversized one refused", r.code, r.body)
-	}
+	r.srv = newHTTPTest(t, s)
+	return r
+}
+
+// persisted runs the publisher until the test ends and returns a channel
+// to consume the persist queue on. The topology is declared as the
+// publisher declares it, so the queue is there whether or not the
+// publisher got there first.
+func (r realWebhook) persisted(t *testing.T) *amqp.Channel {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- pub.Run(ctx) }()
+	go func() { done <- r.pub.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
-	conn := bustest.Conn(t, url)
+	conn := bustest.Conn(t, r.url)
 	if _, err := bus.DeclareTopology(conn); err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +74,33 @@ func TestOversizedAlertIsRefusedAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ch
+}
+
+// TestOversizedAlertIsRefusedAlone: an alert whose event is over the size
+// limit once encoded (the real publisher refuses it) is listed as refused,
+// and the others of its group are published: Alertmanager does not retry a
+// 4xx, so refusing the request whole would lose them.
+func TestOversizedAlertIsRefusedAlone(t *testing.T) {
+	rw := newRealWebhook(t, 0, 4<<20)
+	group := []byte(`{"version": "4", "status": "firing", "alerts": [
+  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "aa"},
+  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-2:9100"}, "annotations": {"description": "` +
+		strings.Repeat("d", event.MaxEventBytes+event.MaxEventBytes/2) + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "bb"}
+]}`)
+	r := post(t, rw.srv+"/v1/alertmanager", "application/json", group, bearer("tok-1"))
+	refused, _ := r.body["refused"].([]any)
+	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 1 || !strings.Contains(fmt.Sprint(refused[0]), "limit") {
+		t.Fatalf("group with an oversized alert: %d %.300v; want 200, 1 accepted, the oversized one refused", r.code, r.body)
+	}
+	ch := rw.persisted(t)
 	ev, err := event.Decode(bustest.Take(t, ch, bus.PersistQueue, 1)[0].Body)
 	if err != nil || !strings.Contains(ev.Entity.Name+ev.Entity.ID+fmt.Sprint(ev.Entity.Relations), "compute-1") {
 		t.Fatalf("published %+v, %v; want compute-1's alert", ev, err)
 	}
 	// A group of only the oversized alert is refused whole.
 	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + strings.SplitN(string(group), "\n", 3)[2])
-	if r := post(t, srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusRequestEntityTooLarge {
+	if r := post(t, rw.srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusRequestEntityTooLarge {
 		t.Errorf("group of the oversized alert alone: %d; want 413", r.code)
 	}
 }
@@ -83,25 +109,8 @@ func TestOversizedAlertIsRefusedAlone(t *testing.T) {
 // bus.Publisher spooled the events, and they reach causeway.persist with
 // their event ids; with the spool at its limit the answer is 503.
 func TestWebhookThroughRealPublisher(t *testing.T) {
-	url := bustest.VHost(t)
-	pub, err := bus.NewPublisher(bus.PublisherConfig{
-		Conn:      bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
-		SpoolPath: filepath.Join(t.TempDir(), "spool.db"), SpoolMaxEvents: 3,
-	}, bus.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Close() })
-	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
-		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{wh.Endpoint()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newHTTPTest(t, s)
+	rw := newRealWebhook(t, 3, 0)
+	srv, wh := rw.srv, rw.wh
 	firing := file(t, "alertmanager/testdata/firing.json")
 
 	// The broker is not being fed yet (Publisher.Run not started): two
@@ -118,24 +127,7 @@ func TestWebhookThroughRealPublisher(t *testing.T) {
 		t.Fatalf("webhook over the spool limit: %d %v, want 503 with Retry-After", r.code, r.body)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pub.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-
-	// The topology, as the publisher declares it: the consumer then finds
-	// the queue whether or not the publisher got there first.
-	conn := bustest.Conn(t, url)
-	if _, err := bus.DeclareTopology(conn); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := rw.persisted(t)
 	var got []string
 	for _, m := range bustest.Take(t, ch, bus.PersistQueue, len(want)) {
 		ev, err := event.Decode(m.Body)

@@ -70,6 +70,31 @@ func (e *fakeElector) Servers() ([]election.Server, error) {
 func (e *fakeElector) Join(string, string, time.Duration) error { return election.ErrNotLeader }
 func (e *fakeElector) Remove(string, time.Duration) error       { return election.ErrNotLeader }
 
+// followingNode is a node that follows log and stream, loaded by recon,
+// polling every poll; the returned stop ends its follow and checks it.
+func followingNode(t *testing.T, log *fakeLog, stream *fakeStream, recon *fakeRecon, elect *fakeElector, poll time.Duration) (*node, func()) {
+	t.Helper()
+	n := &node{
+		cfg: Config{PollInterval: poll, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		log: slog.New(slog.DiscardHandler), now: time.Now,
+		parts:   Parts{Log: log, Stream: stream, Reconstructor: recon},
+		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
+		elect:   elect,
+		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
+		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.follow(ctx) }()
+	return n, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestNodeBehindRetentionReloads: a node cut off from the database for
 // longer than the retention finds the log starting past its applied seq;
 // it loads the state again (newest snapshot + replay) and follows from
@@ -78,18 +103,7 @@ func TestNodeBehindRetentionReloads(t *testing.T) {
 	log := &fakeLog{head: 4}
 	recon := &fakeRecon{seq: 2, m: &recMachine{}}
 	stream := &fakeStream{ch: make(chan bus.Update)}
-	n := &node{
-		cfg: Config{PollInterval: time.Hour, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
-		log: slog.New(slog.DiscardHandler), now: time.Now,
-		parts:   Parts{Log: log, Stream: stream, Reconstructor: recon},
-		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
-		elect:   &fakeElector{leader: "p1"},
-		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
-		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.follow(ctx) }()
+	n, stop := followingNode(t, log, stream, recon, &fakeElector{leader: "p1"}, time.Hour)
 	waitFor(t, "catch-up to 4", func() bool { return n.f.appliedSeq.Load() == 4 })
 
 	// Meanwhile the log went on to 20 and retention dropped seqs 1..11; the
@@ -103,10 +117,7 @@ func TestNodeBehindRetentionReloads(t *testing.T) {
 	log.mu.Unlock()
 	stream.ch <- bus.Update{Gap: true}
 	waitFor(t, "seq 20", func() bool { return n.f.appliedSeq.Load() == 20 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if fmt.Sprint(again.seqs) != "[16 17 18 19 20]" {
 		t.Errorf("the reloaded machine applied %v; want 16..20 after the snapshot at 15", again.seqs)
 	}
@@ -118,18 +129,8 @@ func TestNodeBehindRetentionReloads(t *testing.T) {
 func TestNodeReadyNeedsARecentHead(t *testing.T) {
 	log := &fakeLog{head: 4}
 	stream := &fakeStream{ch: make(chan bus.Update)}
-	n := &node{
-		cfg: Config{PollInterval: 20 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
-		log: slog.New(slog.DiscardHandler), now: time.Now,
-		parts:   Parts{Log: log, Stream: stream, Reconstructor: &fakeRecon{seq: 2, m: &recMachine{}}},
-		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
-		elect:   &fakeElector{leader: "p1"},
-		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
-		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.follow(ctx) }()
+	n, stop := followingNode(t, log, stream, &fakeRecon{seq: 2, m: &recMachine{}}, &fakeElector{leader: "p1"}, 20*time.Millisecond)
+	ctx := context.Background()
 	waitFor(t, "ready at 4", func() bool { st := n.Status(ctx); return st.Ready && st.AppliedSeq == 4 })
 	log.mu.Lock()
 	log.fail = errors.New("database unreachable")
@@ -139,10 +140,7 @@ func TestNodeReadyNeedsARecentHead(t *testing.T) {
 	log.fail = nil
 	log.mu.Unlock()
 	waitFor(t, "ready again", func() bool { return n.Status(ctx).Ready })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 func TestNodeFollowsAndReportsReady(t *testing.T) {
@@ -150,18 +148,8 @@ func TestNodeFollowsAndReportsReady(t *testing.T) {
 	m := &recMachine{}
 	stream := &fakeStream{ch: make(chan bus.Update)}
 	elect := &fakeElector{}
-	n := &node{
-		cfg: Config{PollInterval: time.Hour, ReadyLag: 0, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
-		log: slog.New(slog.DiscardHandler), now: time.Now,
-		parts:   Parts{Log: log, Stream: stream, Reconstructor: &fakeRecon{fails: 2, seq: 2, m: m, stale: true}},
-		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
-		elect:   elect,
-		mFenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}),
-		mSnaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.follow(ctx) }()
+	n, stop := followingNode(t, log, stream, &fakeRecon{fails: 2, seq: 2, m: m, stale: true}, elect, time.Hour)
+	ctx := context.Background()
 
 	// Loaded at seq 2 after two failed attempts, then caught up to the
 	// database head (4) before reading the stream.
@@ -190,10 +178,7 @@ func TestNodeFollowsAndReportsReady(t *testing.T) {
 	if st := n.Status(ctx); st.Ready || st.Lag != 5 {
 		t.Errorf("ready while 5 behind the head: %+v", st)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	want := seqRange(3, 10)
 	if len(m.seqs) != len(want) {
 		t.Fatalf("applied %v, want %v", m.seqs, want)
