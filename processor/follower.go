@@ -39,6 +39,20 @@ type EventLog interface {
 // applySlice is the most records applied under one hold of the write lock.
 const applySlice = 256
 
+// monoStart anchors the follower's monotonic timestamps: the wall clock
+// may step (NTP at boot, a resumed VM), time.Since on it does not.
+var monoStart = time.Now()
+
+// headAge is how long ago the head was last learned; false if not since
+// the last load.
+func (f *follower) headAge() (time.Duration, bool) {
+	seen := f.headSeen.Load()
+	if seen == 0 {
+		return 0, false
+	}
+	return time.Since(monoStart) - time.Duration(seen), true
+}
+
 // errLogGap means the database returned records that do not continue the
 // applied seq: the log is broken or truncated under us.
 var errLogGap = errors.New("event log does not continue the applied seq")
@@ -71,8 +85,9 @@ type follower struct {
 	appliedSeq atomic.Int64 // mirror of applied for lock-free status
 	changes    atomic.Int64 // the machine's ChangesApplied, mirrored likewise
 	head       atomic.Int64
-	// headSeen is when the head was last learned (a poll or a batch, in
-	// unix ns; 0 since the last load): readiness trusts only a recent one.
+	// headSeen is when the head was last learned (a poll or a batch), as
+	// the monotonic time since monoStart (0: not since the last load):
+	// readiness trusts only a recent one.
 	headSeen atomic.Int64
 
 	outOfOrder, dupSkipped, gapsRepaired, applyErrors atomic.Int64
@@ -253,6 +268,11 @@ func (f *follower) catchUp(ctx context.Context, through int64) error {
 			}
 			return nil
 		}
+		if recs[0].Seq != applied+1 {
+			// The first record the log holds after the applied seq is
+			// later than the next one: retention dropped those between.
+			return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, errPastRetention)
+		}
 		if through > 0 && recs[len(recs)-1].Seq > through {
 			n := 0
 			for n < len(recs) && recs[n].Seq <= through {
@@ -269,11 +289,7 @@ func (f *follower) catchUp(ctx context.Context, through int64) error {
 				return err
 			}
 			if gap {
-				err := errLogGap
-				if recs[0].Seq > applied+1 && applied == f.appliedSeq.Load() {
-					err = errPastRetention // the first record the log has is past it
-				}
-				return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, err)
+				return fmt.Errorf("read log after seq %d: got seq %d: %w", applied, recs[0].Seq, errLogGap)
 			}
 			recs = recs[n:]
 		}
@@ -297,7 +313,7 @@ func (f *follower) poll(ctx context.Context) error {
 
 // setHead raises the known log head (it never goes back).
 func (f *follower) setHead(seq int64) {
-	f.headSeen.Store(time.Now().UnixNano())
+	f.headSeen.Store(int64(time.Since(monoStart)) | 1)
 	for {
 		cur := f.head.Load()
 		if seq <= cur {

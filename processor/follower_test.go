@@ -238,3 +238,22 @@ func TestFollowerMirrorsChanges(t *testing.T) {
 		t.Fatalf("changes %d after loading a machine that counted 2", got)
 	}
 }
+
+// TestCatchUpThroughBelowRetention: catching up to a seq below the first
+// one the log still holds (a batch's prev_seq, with retention past the
+// applied seq) reports the log past retention, instead of trimming every
+// page to nothing and reading it again for ever.
+func TestCatchUpThroughBelowRetention(t *testing.T) {
+	f, _, l := newTestFollower(20, 4)
+	l.first = 12
+	done := make(chan error, 1)
+	go func() { done <- f.catchUp(context.Background(), 10) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errPastRetention) {
+			t.Fatalf("catchUp = %v, want errPastRetention", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("catchUp spins on an empty trimmed page")
+	}
+}

@@ -677,8 +677,8 @@ func (n *node) Status(ctx context.Context) api.Status {
 	// Ready: loaded, a leader known, and caught up with a head learned
 	// lately (with the database and the bus both unreachable, the head
 	// would go stale and the lag would look small).
-	seen := n.f.headSeen.Load()
-	fresh := seen != 0 && time.Since(time.Unix(0, seen)) <= 3*n.cfg.PollInterval
+	age, seen := n.f.headAge()
+	fresh := seen && age <= 3*n.cfg.PollInterval
 	st.Ready = st.Loaded && id != "" && lag <= n.cfg.ReadyLag && fresh
 	n.errMu.Lock()
 	st.Error = n.lastErr

@@ -74,14 +74,16 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		defer conn.Close()
+		// The head first: the page read after it holds at least what it
+		// says is written.
+		head, err := history.Head(cmd.Context(), conn)
+		if err != nil {
+			return err
+		}
 		p, err := history.List(cmd.Context(), conn, q)
 		if errors.Is(err, history.ErrBadToken) {
 			return badInput("--page: %v", err)
 		}
-		if err != nil {
-			return err
-		}
-		head, err := history.Head(cmd.Context(), conn)
 		if err != nil {
 			return err
 		}
