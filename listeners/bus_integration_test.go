@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,11 +28,23 @@ type realWebhook struct {
 	url, srv string
 	pub      *bus.Publisher
 	wh       *alertmanager.Webhook
+	calls    *atomic.Int64 // Publish calls the server made
+}
+
+// countingPublisher counts the Publish calls to a Publisher.
+type countingPublisher struct {
+	listeners.Publisher
+	calls *atomic.Int64
+}
+
+func (p countingPublisher) Publish(ctx context.Context, evs ...event.Event) error {
+	p.calls.Add(1)
+	return p.Publisher.Publish(ctx, evs...)
 }
 
 func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 	t.Helper()
-	r := realWebhook{url: bustest.VHost(t)}
+	r := realWebhook{url: bustest.VHost(t), calls: new(atomic.Int64)}
 	var err error
 	r.pub, err = bus.NewPublisher(bus.PublisherConfig{
 		Conn:      bus.Conn{URL: r.url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
@@ -45,7 +58,7 @@ func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 		t.Fatal(err)
 	}
 	s, err := listeners.New(listeners.Config{MaxBodyBytes: maxBody, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
-		listeners.Deps{Publisher: r.pub, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
+		listeners.Deps{Publisher: countingPublisher{r.pub, r.calls}, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,23 +96,31 @@ func (r realWebhook) persisted(t *testing.T) *amqp.Channel {
 // 4xx, so refusing the request whole would lose them.
 func TestOversizedAlertIsRefusedAlone(t *testing.T) {
 	rw := newRealWebhook(t, 0, 4<<20)
-	group := []byte(`{"version": "4", "status": "firing", "alerts": [
-  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "aa"},
-  {"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-2:9100"}, "annotations": {"description": "` +
-		strings.Repeat("d", event.MaxEventBytes+event.MaxEventBytes/2) + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "bb"}
-]}`)
+	// One alert that maps, then three whose annotation is over the limit
+	// once encoded.
+	alert := func(host, fp, description string) string {
+		return `{"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "` + host + `:9100"}, "annotations": {"description": "` +
+			description + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "` + fp + `"}`
+	}
+	huge := strings.Repeat("d", event.MaxEventBytes+100)
+	group := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-1", "aa", "") + `,` +
+		alert("compute-2", "bb", huge) + `,` + alert("compute-3", "cc", huge) + `,` + alert("compute-4", "dd", huge) + `]}`)
 	r := post(t, rw.srv+"/v1/alertmanager", "application/json", group, bearer("tok-1"))
 	refused, _ := r.body["refused"].([]any)
-	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 1 || !strings.Contains(fmt.Sprint(refused[0]), "limit") {
-		t.Fatalf("group with an oversized alert: %d %.300v; want 200, 1 accepted, the oversized one refused", r.code, r.body)
+	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 3 || !strings.Contains(fmt.Sprint(refused[0]), "limit") {
+		t.Fatalf("group with oversized alerts: %d %.300v; want 200, 1 accepted, the 3 oversized ones refused", r.code, r.body)
+	}
+	// Every refused one found at once: not a publish call per refusal.
+	if n := rw.calls.Load(); n != 2 {
+		t.Errorf("%d publish calls for one request; want 2", n)
 	}
 	ch := rw.persisted(t)
 	ev, err := event.Decode(bustest.Take(t, ch, bus.PersistQueue, 1)[0].Body)
 	if err != nil || !strings.Contains(ev.Entity.Name+ev.Entity.ID+fmt.Sprint(ev.Entity.Relations), "compute-1") {
 		t.Fatalf("published %+v, %v; want compute-1's alert", ev, err)
 	}
-	// A group of only the oversized alert is refused whole.
-	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + strings.SplitN(string(group), "\n", 3)[2])
+	// A group of only oversized alerts is refused whole.
+	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-2", "bb", huge) + `]}`)
 	if r := post(t, rw.srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusRequestEntityTooLarge {
 		t.Errorf("group of the oversized alert alone: %d; want 413", r.code)
 	}

@@ -22,7 +22,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -363,27 +362,35 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 	})
 }
 
-// publish publishes evs. For an endpoint that takes requests in part, an
-// event the publisher refuses for good is dropped and added to partial's
-// refusals, and the rest published (the publisher spools nothing of a call
-// it refuses); it returns what was published.
+// publish publishes evs. For an endpoint that takes requests in part, the
+// events the publisher refuses for good (too large once encoded, say) are
+// added to partial's refusals and the rest published (the publisher spools
+// nothing of a call it refuses); it returns what was published. The events
+// are encoded once more to find every refused one, so a request costs two
+// publish calls at most, however many it holds.
 func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, partial *Refused) ([]event.Event, *Refused, error) {
-	for {
-		err := s.deps.Publisher.Publish(ctx, evs...)
-		bad := (*event.ItemError)(nil)
-		if err == nil || !ep.InPart || !errors.As(err, &bad) || bad.Index < 0 || bad.Index >= len(evs) ||
-			!(errors.Is(err, event.ErrTooLarge) || errors.Is(err, event.ErrInvalid)) {
-			return evs, partial, err
-		}
-		if len(evs) == 1 {
-			return evs, partial, err // nothing left to take: refused whole
-		}
-		if partial == nil {
-			partial = &Refused{}
-		}
-		partial.Errs = append(partial.Errs, err)
-		evs = slices.Delete(slices.Clone(evs), bad.Index, bad.Index+1)
+	err := s.deps.Publisher.Publish(ctx, evs...)
+	bad := (*event.ItemError)(nil)
+	if err == nil || !ep.InPart || !errors.As(err, &bad) || !(errors.Is(err, event.ErrTooLarge) || errors.Is(err, event.ErrInvalid)) {
+		return evs, partial, err
 	}
+	var keep []event.Event
+	var refused []error
+	for i, ev := range evs {
+		if _, eerr := event.Encode(ev); eerr != nil {
+			refused = append(refused, &event.ItemError{Index: i, EventID: ev.EventID, Err: eerr})
+			continue
+		}
+		keep = append(keep, ev)
+	}
+	if len(keep) == 0 || len(refused) == 0 {
+		return evs, partial, err // nothing left to take (refused whole), or not an encoding matter
+	}
+	if partial == nil {
+		partial = &Refused{}
+	}
+	partial.Errs = append(partial.Errs, refused...)
+	return keep, partial, s.deps.Publisher.Publish(ctx, keep...)
 }
 
 // validate checks every event before any is published, so a request is

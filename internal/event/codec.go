@@ -202,7 +202,8 @@ func decodeStrict(b []byte, v any) error {
 		case errors.As(err, &se):
 			return &FieldError{Field: "event", Msg: fmt.Sprintf("JSON syntax error at byte %d: %v", se.Offset, err), kind: ErrMalformed}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return &FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Msg: "unknown field", kind: ErrMalformed}
+			// The name is the input's: clipped like the other quotes of it.
+			return &FieldError{Field: clip.String(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), 256), Msg: "unknown field", kind: ErrMalformed}
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return &FieldError{Field: "event", Msg: "truncated or empty JSON", kind: ErrMalformed}
 		default:

@@ -72,6 +72,7 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{"missing timestamp", strings.Replace(valid, `"observed_at":"2026-01-01T00:00:00Z",`, ``, 1), "observed_at", ErrInvalid},
 		{"wrong version", strings.Replace(valid, `"v":1`, `"v":7`, 1), "v", ErrInvalid},
 		{"unknown field", strings.Replace(valid, `"v":1`, `"v":1,"colour":"red"`, 1), "colour", ErrMalformed},
+		{"unknown field, its huge name clipped", strings.Replace(valid, `"v":1`, `"v":1,"`+strings.Repeat("k", 1<<19)+`":1`, 1), strings.Repeat("k", 256), ErrMalformed},
 		{"wrong type", strings.Replace(valid, `"event_id":"e"`, `"event_id":5`, 1), "event_id", ErrMalformed},
 		{"bad category", strings.Replace(valid, `"RESOURCE"`, `"THING"`, 1), "entity.category", ErrInvalid},
 		{"entity on tick", strings.Replace(valid, `"entity.upsert"`, `"tick"`, 1), "entity", ErrInvalid},
