@@ -432,16 +432,26 @@ func (c *Consumer) nextRetry() time.Duration {
 
 // retryDeadLetters tries again each pending dead-letter that is due. One
 // whose delivery went stale is dropped: the broker redelivers it, and it
-// is dead-lettered then.
+// is dead-lettered then. The first other failure ends the round and puts
+// every due one off by its backoff: the dead-letter path is down for all
+// of them, and each try can take the whole dead-letter timeout, while the
+// consumer's good notifications wait.
 func (c *Consumer) retryDeadLetters(ctx context.Context) {
 	now := time.Now()
 	keep := c.pending[:0]
+	failed := false
 	for _, p := range c.pending {
-		if p.next.After(now) || ctx.Err() != nil {
+		due := !p.next.After(now)
+		if !due || ctx.Err() != nil {
 			keep = append(keep, p)
 			continue
 		}
-		err := c.bus.DeadLetter(ctx, p.d, p.why.Error())
+		var err error
+		if failed {
+			err = errors.New("not tried: the dead-letter path failed this round")
+		} else {
+			err = c.bus.DeadLetter(ctx, p.d, p.why.Error())
+		}
 		switch {
 		case err == nil:
 			c.deadLettered(p.d, p.why)
@@ -450,7 +460,11 @@ func (c *Consumer) retryDeadLetters(ctx context.Context) {
 		default:
 			p.backoff = min(2*p.backoff, c.cfg.ReconnectMax)
 			p.next = time.Now().Add(p.backoff)
-			c.log.Warn("dead-letter retry failed", "err", err, "reason", p.why.Error(), "routing_key", p.d.RoutingKey(), "retry_in", p.backoff)
+			if !failed {
+				c.log.Warn("dead-letter retry failed", "err", err, "reason", p.why.Error(), "routing_key", p.d.RoutingKey(), "retry_in", p.backoff,
+					"pending", len(c.pending))
+			}
+			failed = true
 			keep = append(keep, p)
 		}
 	}
