@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -35,17 +36,7 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		if output != "table" && output != "json" {
 			return "", fmt.Errorf("--output: %q is not table or json", output)
 		}
-		if amqpURL != "" {
-			return amqpURL, nil
-		}
-		cfg, err := loadConfig(g.configPath)
-		if err != nil {
-			return "", err
-		}
-		if cfg.Bus.URL == "" {
-			return "", fmt.Errorf("no broker: set bus.url in %s or pass --amqp-url", g.configPath)
-		}
-		return cfg.Bus.URL, nil
+		return brokerURL(g, amqpURL)
 	}
 	show := func(cmd *cobra.Command, dls []bus.DeadLetter, header string) error {
 		if output == "json" {
@@ -99,5 +90,52 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	root.AddCommand(list, requeue)
+	return root
+}
+
+// brokerURL is flag when given, else bus.url of the configuration.
+func brokerURL(g *globalFlags, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	cfg, err := loadConfig(g.configPath)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Bus.URL == "" {
+		return "", fmt.Errorf("no broker: set bus.url in %s or pass --amqp-url", g.configPath)
+	}
+	return cfg.Bus.URL, nil
+}
+
+// newPersistQueueCmd manages causeway.persist itself.
+func newPersistQueueCmd(g *globalFlags) *cobra.Command {
+	root := &cobra.Command{Use: "persist-queue", Short: "Manage the persist queue (causeway.persist)"}
+	var amqpURL string
+	var timeout time.Duration
+	recreate := &cobra.Command{
+		Use:   "recreate",
+		Short: "Give a persist queue of an earlier release its single active consumer, losing nothing",
+		Long: "RabbitMQ cannot change a queue's arguments. This unbinds causeway.persist (producers keep what\n" +
+			"they publish in their spools meanwhile), waits for the persisters to empty it and for you to stop\n" +
+			"them all, deletes it and declares it again with its single active consumer; then start the\n" +
+			"persisters. Run every component on this release first. It gives up, binding the queue again,\n" +
+			"if messages come back when the persisters stop, or at --timeout.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, err := brokerURL(g, amqpURL)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return bus.RecreatePersistQueue(ctx, url, time.Second, func(s string) {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", time.Now().UTC().Format(time.TimeOnly), s)
+			})
+		},
+	}
+	recreate.Flags().StringVar(&amqpURL, "amqp-url", "", "broker URL (default: bus.url of the configuration)")
+	recreate.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up (binding the queue again) after this long")
+	root.AddCommand(recreate)
 	return root
 }

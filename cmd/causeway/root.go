@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 		newNotifierCmd(g),
 		newWebhooksCmd(g),
 		newDLQCmd(g),
+		newPersistQueueCmd(g),
 	}
 	root.AddCommand(commands...)
 	return root

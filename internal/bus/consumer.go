@@ -138,7 +138,7 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 			return err
 		}
 		if !topo.SingleActive && c.cfg.Queue == PersistQueue {
-			c.log.Warn("the persist queue predates its single active consumer: run one persister only, or recreate the queue (README, Upgrades)",
+			c.log.Warn("the persist queue predates its single active consumer: run one persister only, or recreate it with `causeway persist-queue recreate` (README, Upgrades)",
 				"queue", PersistQueue)
 		}
 	}
