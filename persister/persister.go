@@ -327,16 +327,12 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 				flush()
 				return ctx.Err() == nil
 			}
-			ev, err := event.Decode(m.Body())
-			if err != nil {
-				if !p.deadLetter(work, m, err) {
-					b.ackEach = true
-				}
-				continue
-			}
-			entry := store.Entry{Event: ev, Body: m.Body()}
+			// A replay's re-published record (its recorded_at kept) is
+			// read as the stored event it is: a log written before a rule
+			// of input was added goes in as it was.
+			var at time.Time
 			if tm, ok := m.(timedMessage); ok && p.cfg.KeepRecordedAt {
-				at, ok, err := tm.RecordedAt()
+				t, ok, err := tm.RecordedAt()
 				if err != nil {
 					if !p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err)) {
 						b.ackEach = true
@@ -344,9 +340,21 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 					continue
 				}
 				if ok {
-					entry.RecordedAt = at
+					at = t
 				}
 			}
+			decode := event.Decode
+			if !at.IsZero() {
+				decode = event.DecodeStored
+			}
+			ev, err := decode(m.Body())
+			if err != nil {
+				if !p.deadLetter(work, m, err) {
+					b.ackEach = true
+				}
+				continue
+			}
+			entry := store.Entry{Event: ev, Body: m.Body(), RecordedAt: at}
 			if len(b.msgs) == 0 {
 				timer.Reset(p.cfg.BatchWait)
 			}

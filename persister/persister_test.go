@@ -318,6 +318,38 @@ func TestKeepRecordedAt(t *testing.T) {
 	}
 }
 
+// TestReplayedStoredEventGoesInAsItWas: a replay re-publishes a log
+// written before a rule of input was added (here: an event with the
+// evaluator's source). With its recorded_at kept, it is stored as it was;
+// the same body as plain input is refused.
+func TestReplayedStoredEventGoesInAsItWas(t *testing.T) {
+	past := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	old := func(id string) []byte {
+		t.Helper()
+		b, err := event.EncodeStored(event.Event{V: event.Version, EventID: id, Source: event.EvaluatorSource, Kind: event.KindTick,
+			ObservedAt: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, KeepRecordedAt: true}, nil)
+		h.q.next++
+		h.q.in <- &fakeMsg{tag: h.q.next, body: old("replayed"), j: h.j, at: past.Format(time.RFC3339Nano)}
+		h.q.next++
+		h.q.in <- &fakeMsg{tag: h.q.next, body: old("input"), j: h.j}
+		synctest.Wait()
+		h.stop(t)
+		h.log.mu.Lock()
+		defer h.log.mu.Unlock()
+		checkJournal(t, h.j, []string{"dead-letter 2 invalid", "append 1: 1 new", "ack 1 multiple=true", "queue stopped"}, []string{"publish 1..1"})
+		if !h.log.ats["replayed"].Equal(past) {
+			t.Errorf("log holds %v; want the replayed event at %v", h.log.ats, past)
+		}
+	})
+}
+
 func TestRetriesWhileDatabaseDownAndAcksOnlyAfterCommit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := true

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/causeway/causeway/internal/clip"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -149,18 +150,20 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 // limit and with ctx's error if ctx ends first (the events may then have
 // been spooled or not: re-publishing them is a harmless duplicate).
 func (p *Publisher) Publish(ctx context.Context, evs ...event.Event) error {
-	return p.publish(ctx, len(evs), func(i int) (event.Event, time.Time) { return evs[i], time.Time{} })
+	return p.publish(ctx, len(evs), event.Encode, func(i int) (event.Event, time.Time) { return evs[i], time.Time{} })
 }
 
 // PublishRecords is Publish for records of a log that a replay
 // re-publishes: each message also carries its record's recorded_at in
 // RecordedAtHeader, which a persister configured to keep it
-// (keep_recorded_at) stores instead of its own clock's time.
+// (keep_recorded_at) stores instead of its own clock's time. The events
+// are encoded as stored ones (event.EncodeStored): a log written before a
+// rule of input was added is re-published as it is.
 func (p *Publisher) PublishRecords(ctx context.Context, recs ...event.Record) error {
-	return p.publish(ctx, len(recs), func(i int) (event.Event, time.Time) { return recs[i].Event, recs[i].RecordedAt })
+	return p.publish(ctx, len(recs), event.EncodeStored, func(i int) (event.Event, time.Time) { return recs[i].Event, recs[i].RecordedAt })
 }
 
-func (p *Publisher) publish(ctx context.Context, n int, at func(int) (event.Event, time.Time)) error {
+func (p *Publisher) publish(ctx context.Context, n int, encode func(event.Event) ([]byte, error), at func(int) (event.Event, time.Time)) error {
 	if n == 0 {
 		return nil
 	}
@@ -168,7 +171,7 @@ func (p *Publisher) publish(ctx context.Context, n int, at func(int) (event.Even
 	vals := make([][]byte, n)
 	for i := range n {
 		ev, recordedAt := at(i)
-		body, err := event.Encode(ev)
+		body, err := encode(ev)
 		if err != nil {
 			return fmt.Errorf("publish: %w", &event.ItemError{Index: i, EventID: ev.EventID, Err: err})
 		}
@@ -290,7 +293,9 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				if r.recordedAt != 0 {
 					msg.Headers = amqp.Table{RecordedAtHeader: time.Unix(0, r.recordedAt).UTC().Format(time.RFC3339Nano)}
 				}
-				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, r.routingKey, true, false, msg)
+				// Clipped again: a record spooled by an earlier release
+				// may hold a key AMQP cannot carry.
+				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, clip.String(r.routingKey, MaxRoutingKey), true, false, msg)
 				if err != nil {
 					return fmt.Errorf("publish event %s: %w", r.messageID, err)
 				}

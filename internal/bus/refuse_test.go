@@ -32,3 +32,34 @@ func TestPublishNamesTheEventItRefuses(t *testing.T) {
 		t.Errorf("%d events spooled by a refused call", n)
 	}
 }
+
+// TestPublishRecordsTakesStoredEvents: a replay re-publishes its log as it
+// is: a stored event the rules of input refuse now (the evaluator's source,
+// a source too long for a whole routing key) is spooled by PublishRecords,
+// with its routing key clipped to what AMQP carries, while Publish refuses
+// it as input.
+func TestPublishRecordsTakesStoredEvents(t *testing.T) {
+	p, err := NewPublisher(PublisherConfig{Conn: Conn{URL: "amqp://guest:guest@127.0.0.1:1/"},
+		SpoolPath: filepath.Join(t.TempDir(), "spool.db")}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	evaluator, long := testEvent(1), testEvent(2)
+	evaluator.Source, long.Source = event.EvaluatorSource, strings.Repeat("s", event.MaxIDLen)
+	for _, ev := range []event.Event{evaluator, long} {
+		if err := p.Publish(context.Background(), ev); !errors.Is(err, event.ErrInvalid) {
+			t.Errorf("Publish of %.20s…: %v; want it refused as input", ev.Source, err)
+		}
+	}
+	recs := []event.Record{{Seq: 1, RecordedAt: evaluator.ObservedAt, Event: evaluator}, {Seq: 2, RecordedAt: long.ObservedAt, Event: long}}
+	if err := p.PublishRecords(context.Background(), recs...); err != nil {
+		t.Fatalf("PublishRecords: %v", err)
+	}
+	if n, _ := p.Spooled(); n != 2 {
+		t.Errorf("%d records spooled; want 2", n)
+	}
+	if k := RoutingKey(long.Source, string(long.Kind)); len(k) != MaxRoutingKey || !strings.HasPrefix(k, "sss") {
+		t.Errorf("routing key of %d bytes; want it clipped to %d", len(k), MaxRoutingKey)
+	}
+}

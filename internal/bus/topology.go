@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/causeway/causeway/internal/clip"
 )
 
 // Names of the topology. They are part of the deployment contract: changing
@@ -36,8 +38,13 @@ const (
 	DeliveryLimit = 100
 )
 
-// RoutingKey is the routing key of an event of the given source and kind.
-func RoutingKey(source, kind string) string { return source + "." + kind }
+// MaxRoutingKey is the longest routing key AMQP carries, in bytes.
+const MaxRoutingKey = 255
+
+// RoutingKey is the routing key of an event of the given source and kind,
+// clipped to MaxRoutingKey (input sources fit, event.MaxSourceLen; a
+// stored event re-published may not).
+func RoutingKey(source, kind string) string { return clip.String(source+"."+kind, MaxRoutingKey) }
 
 // DeclareDeadLetters declares only DeadLetterExchange and DeadLetterQueue
 // on ch: what a consumer of another system's broker (the OpenStack

@@ -81,13 +81,24 @@ func invalid(field, format string, args ...any) error {
 // input Decode accepted can encode larger, e.g. invalid UTF-8 becomes
 // U+FFFD; then Encode refuses it with ErrTooLarge) and for a time past
 // year 9999 in UTC (ErrInvalid).
-func Encode(ev Event) ([]byte, error) {
+func Encode(ev Event) ([]byte, error) { return encode(ev, true) }
+
+// EncodeStored is Encode for an event read from a log (a replay that
+// re-publishes it): it skips the checks of input, as DecodeStored does.
+func EncodeStored(ev Event) ([]byte, error) { return encode(ev, false) }
+
+func encode(ev Event, input bool) ([]byte, error) {
 	if ev.V == 0 {
 		ev.V = Version
 	}
 	ev.ObservedAt = ev.ObservedAt.UTC()
-	if err := ev.Validate(); err != nil {
+	if err := ev.validate(); err != nil {
 		return nil, err
+	}
+	if input {
+		if err := ev.checkInput(); err != nil {
+			return nil, err
+		}
 	}
 	// RFC 3339 has four digits for the year. Decode reads such a time
 	// (9999-12-31T23:30:00-01:00 is in year 10000 in UTC), so that a
