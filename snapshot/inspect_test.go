@@ -280,3 +280,46 @@ func TestReconstructEarliest(t *testing.T) {
 		t.Fatalf("earliest up to 250: %v; want ErrGap (100 is before the log, 200 corrupt)", err)
 	}
 }
+
+// TestShadowRestartsPastRetention: a shadow the log no longer follows
+// (retention dropped the events after it) starts again from a snapshot,
+// instead of failing every later snapshot with ErrGap.
+func TestShadowRestartsPastRetention(t *testing.T) {
+	ctx := context.Background()
+	norm, err := graph.NewNormalizer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDB(t)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(3, 4)), 200), 50, time.Second)
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		_ = live.Apply(r)
+		if seq := int64(i + 1); seq == 150 {
+			if _, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineGob) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := NewShadow(rc, EngineFactory{Normalizer: norm})
+	if _, err := sh.capture(ctx, 20); err != nil || sh.Seq() != 20 {
+		t.Fatalf("shadow at 20: seq %d, %v", sh.Seq(), err)
+	}
+	if _, err := td.db.ExecContext(ctx, "DELETE FROM events WHERE seq <= 120"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sh.capture(ctx, 200); err != nil || sh.Seq() != 200 {
+		t.Fatalf("shadow past retention, to 200: seq %d, %v; want it started again from the snapshot at 150", sh.Seq(), err)
+	}
+	if dumpSum(t, sh.cur.Machine) != dumpSum(t, live) {
+		t.Fatal("the restarted shadow differs from the live engine")
+	}
+}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -36,14 +37,23 @@ func (s *Shadow) Seq() int64 {
 }
 
 func (s *Shadow) capture(ctx context.Context, seq int64) (Capture, error) {
-	if s.cur == nil || s.cur.Seq > seq {
-		res, err := s.r.Reconstruct(ctx, AtSeq(seq))
-		if err != nil {
+	if s.cur != nil && s.cur.Seq <= seq {
+		err := s.r.Advance(ctx, s.cur, AtSeq(seq))
+		if err == nil {
+			return s.cap.Capture(s.cur.Machine, s.cur.Seq, s.cur.RecordedAt)
+		}
+		if !errors.Is(err, ErrGap) {
 			return Capture{}, err
 		}
-		s.cur = &res
-	} else if err := s.r.Advance(ctx, s.cur, AtSeq(seq)); err != nil {
+		// The log no longer follows the shadow: retention went past it
+		// (its leader could not write snapshots for that long). It starts
+		// again from a snapshot, as on first use.
+		s.cur = nil
+	}
+	res, err := s.r.Reconstruct(ctx, AtSeq(seq))
+	if err != nil {
 		return Capture{}, err
 	}
+	s.cur = &res
 	return s.cap.Capture(s.cur.Machine, s.cur.Seq, s.cur.RecordedAt)
 }
