@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/processor/api"
@@ -114,6 +115,35 @@ func TestAPICommands(t *testing.T) {
 	_, err = runCLI(t, parent, "add", bad, "--url", url, "--token", "adm")
 	if ee, ok := err.(*exitError); !ok || ee.code != 2 {
 		t.Errorf("templates add of an invalid template: %v", err)
+	}
+
+	// A template including a definition the node has not loaded is asked
+	// again for --wait (the API answers 409), then refused; once the
+	// definition is loaded, it goes through.
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "graph", "template", "testdata", "valid", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	uses := filepath.Join(t.TempDir(), "uses.yaml")
+	if err := os.WriteFile(uses, []byte(read("v2_uses_definition.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	published := len(b.Published())
+	parent = &cobra.Command{Use: "templates"}
+	parent.AddCommand(templatesAPICmds(addAPIFlags(parent))...)
+	start := time.Now()
+	_, err = runCLI(t, parent, "add", uses, "--wait", "1200ms", "--url", url, "--token", "adm")
+	if ee, ok := err.(*exitError); !ok || ee.code != 2 || !strings.Contains(ee.msg, "basic_definitions") || time.Since(start) < time.Second {
+		t.Errorf("templates add with its definition not loaded: %v after %s; want exit 2 naming it, after --wait", err, time.Since(start))
+	}
+	b.G.Tmpls = append(b.G.Tmpls, api.Template{Name: "defs.yaml", Body: read("v2_definition.yaml")})
+	parent = &cobra.Command{Use: "templates"}
+	parent.AddCommand(templatesAPICmds(addAPIFlags(parent))...)
+	if _, err = runCLI(t, parent, "add", uses, "--url", url, "--token", "adm"); err != nil || len(b.Published()) != published+1 {
+		t.Errorf("templates add with its definition loaded: %v, published %d", err, len(b.Published())-published)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
@@ -54,6 +55,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			return err
 		},
 	}
+	var wait time.Duration
 	add := &cobra.Command{
 		Use: "add FILE", Short: "Add (or replace) a template: validated, then published to the log", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,9 +67,20 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read template: %w", err)
 			}
+			// A 409 names only definitions this node has not loaded: one
+			// just added may not be applied yet, so it is asked again.
+			deadline := time.Now().Add(wait)
 			r, err := c.AddTemplate(cmd.Context(), body)
 			var ae *apiclient.Error
-			if errors.As(err, &ae) && ae.Status == 400 {
+			for errors.As(err, &ae) && ae.Status == 409 && time.Now().Before(deadline) {
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+				r, err = c.AddTemplate(cmd.Context(), body)
+			}
+			if errors.As(err, &ae) && (ae.Status == 400 || ae.Status == 409) {
 				return &exitError{code: 2, msg: "template refused: " + ae.Message}
 			}
 			if err != nil {
@@ -81,6 +94,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			})
 		},
 	}
+	add.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to ask again while the template includes a definition not loaded yet (one just added)")
 	del := &cobra.Command{
 		Use: "delete NAME", Short: "Delete a template (published to the log)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

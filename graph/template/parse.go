@@ -532,7 +532,7 @@ func (p *parser) includes(raw any) {
 			ok = false
 		}
 		if !ok || def == nil || def.Type != TypeDefinition {
-			p.ps.add(142, path, fmt.Sprintf(" (%q)", name))
+			p.ps.add(CodeUnknownInclude, path, fmt.Sprintf(" (%q)", name))
 			continue
 		}
 		p.t.Includes = append(p.t.Includes, name)

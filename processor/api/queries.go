@@ -822,8 +822,18 @@ func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(problems) > 0 {
+		// An include of a definition this node has not loaded (the other
+		// problems may follow from it): 409, as the state may yet hold it
+		// (a definition just added, not applied here yet); a client may
+		// ask again.
+		code := http.StatusBadRequest
+		for _, p := range problems {
+			if p.Code == template.CodeUnknownInclude {
+				code = http.StatusConflict
+			}
+		}
 		m := s.meta(-1)
-		s.reply(w, http.StatusBadRequest, m, ValidateResponse{Meta: m, Name: name, Valid: false, Problems: problems})
+		s.reply(w, code, m, ValidateResponse{Meta: m, Name: name, Valid: false, Problems: problems})
 		return
 	}
 	ev := s.apiEvent(event.KindTemplatePut, name, string(body))

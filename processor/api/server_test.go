@@ -525,8 +525,8 @@ func TestTemplateIncludesLoadedDefinitions(t *testing.T) {
 	b := &fakeBackend{g: g, seq: 3}
 	ts := newTestServer(t, b)
 	resp, body := do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", uses)
-	if resp.StatusCode != 400 || !strings.Contains(string(body), "basic_definitions") || len(b.published) != 0 {
-		t.Fatalf("add without its definition loaded: %d %s; want 400 naming the missing include", resp.StatusCode, body)
+	if resp.StatusCode != 409 || !strings.Contains(string(body), "basic_definitions") || len(b.published) != 0 {
+		t.Fatalf("add without its definition loaded: %d %s; want 409 naming the missing include", resp.StatusCode, body)
 	}
 	g.tmpls = append(g.tmpls, Template{Name: "defs.yaml", Body: def})
 	resp, body = do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/yaml", uses)
