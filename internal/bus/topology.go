@@ -88,37 +88,32 @@ type Topology struct {
 // order. A PersistQueue that exists without it is used as it is
 // (Topology.SingleActive false); see the README's upgrade notes.
 func DeclareTopology(conn *amqp.Connection) (Topology, error) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return Topology{}, fmt.Errorf("declare topology: open channel: %w", err)
-	}
-	defer ch.Close()
-	for _, x := range []struct{ name, kind string }{
-		{EventsExchange, amqp.ExchangeTopic},
-		{DeadLetterExchange, amqp.ExchangeFanout},
-		{SequencedExchange, amqp.ExchangeFanout},
-	} {
-		if err := ch.ExchangeDeclare(x.name, x.kind, true, false, false, false, nil); err != nil {
-			return Topology{}, fmt.Errorf("declare exchange %s: %w", x.name, err)
+	err := withChannel(conn, func(ch *amqp.Channel) error {
+		for _, x := range []struct{ name, kind string }{
+			{EventsExchange, amqp.ExchangeTopic},
+			{DeadLetterExchange, amqp.ExchangeFanout},
+			{SequencedExchange, amqp.ExchangeFanout},
+		} {
+			if err := ch.ExchangeDeclare(x.name, x.kind, true, false, false, false, nil); err != nil {
+				return fmt.Errorf("declare exchange %s: %w", x.name, err)
+			}
 		}
-	}
-	if err := declareBound(ch, DeadLetterQueue, DeadLetterExchange, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
+		return declareBound(ch, DeadLetterQueue, DeadLetterExchange, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+	})
+	if err != nil {
 		return Topology{}, err
 	}
 	args := persistQueueArgs()
 	args[amqp.SingleActiveConsumerArg] = true
-	err = declareBound(ch, PersistQueue, EventsExchange, args)
+	err = withChannel(conn, func(ch *amqp.Channel) error { return declareBound(ch, PersistQueue, EventsExchange, args) })
 	if ae := (*amqp.Error)(nil); !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
 		return Topology{SingleActive: err == nil}, err
 	}
-	// It exists with other arguments (the broker closed ch): a queue of an
-	// earlier release, to be used as it is.
-	legacy, err := conn.Channel()
-	if err != nil {
-		return Topology{}, fmt.Errorf("declare topology: open channel: %w", err)
-	}
-	defer legacy.Close()
-	return Topology{}, declareBound(legacy, PersistQueue, EventsExchange, persistQueueArgs())
+	// It exists with other arguments (the broker closed that channel): a
+	// queue of an earlier release, to be used as it is.
+	return Topology{}, withChannel(conn, func(ch *amqp.Channel) error {
+		return declareBound(ch, PersistQueue, EventsExchange, persistQueueArgs())
+	})
 }
 
 // declareBound declares queue q with args and binds it to exchange x with
