@@ -2,6 +2,7 @@ package graph
 
 import (
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/causeway/causeway/internal/event"
@@ -65,6 +66,20 @@ type Vertex struct {
 func (v Vertex) Clone() Vertex {
 	v.Properties = maps.Clone(v.Properties)
 	return v
+}
+
+// Key is the vertex's stable key, "<category>/<type>/<external id>": what
+// alarm history, notifications and the CLI name an entity by, the same
+// across restarts and replays. "%" and "/" in the type are escaped as
+// "%25" and "%2F" (the category holds neither, and the external id is
+// last), so two vertices never share a key; a type without them reads as
+// it is.
+func (v Vertex) Key() string {
+	typ := v.Type
+	if strings.ContainsAny(typ, "%/") {
+		typ = strings.NewReplacer("%", "%25", "/", "%2F").Replace(typ)
+	}
+	return v.Category + "/" + typ + "/" + v.ExternalID
 }
 
 // Edge is a labelled, directed edge. Edge identity is (From, To, Relationship).

@@ -67,9 +67,6 @@ type Graph interface {
 	AlarmResource(alarm graph.VertexID) (graph.Vertex, bool)
 }
 
-// Key is a vertex's stable key: category/type/external id.
-func Key(v graph.Vertex) string { return v.Category + "/" + v.Type + "/" + v.ExternalID }
-
 // Detect returns the history items of one record's changes: the alarm
 // transitions of emit.Transitions (in the order each alarm first changed),
 // then the `causes` links that started or ended, net over the record (an
@@ -99,12 +96,12 @@ func Detect(rec event.Record, changes []graph.Change, g Graph) []Item {
 
 func alarmOf(v graph.Vertex, g Graph) Alarm {
 	a := Alarm{
-		Key: Key(v), VitrageID: int64(v.ID), Type: v.Type, ID: v.ExternalID, Name: v.Name,
+		Key: v.Key(), VitrageID: int64(v.ID), Type: v.Type, ID: v.ExternalID, Name: v.Name,
 		Severity: emit.Severity(v), Deduced: v.Type == graph.DeducedType || v.Source == graph.EvaluatorSource,
 		EventAt: v.SampleTimestamp.UTC(),
 	}
 	if r, ok := g.AlarmResource(v.ID); ok {
-		a.Resource = Resource{Key: Key(r), Type: r.Type, ID: r.ExternalID, Name: r.Name}
+		a.Resource = Resource{Key: r.Key(), Type: r.Type, ID: r.ExternalID, Name: r.Name}
 	}
 	return a
 }
@@ -142,7 +139,7 @@ func links(rec event.Record, changes []graph.Change, g Graph) []Item {
 		if !ok1 || !ok2 {
 			continue
 		}
-		it := Item{Kind: LinkStarted, Seq: rec.Seq, RecordedAt: rec.RecordedAt.UTC(), From: Key(from), To: Key(to)}
+		it := Item{Kind: LinkStarted, Seq: rec.Seq, RecordedAt: rec.RecordedAt.UTC(), From: from.Key(), To: to.Key()}
 		if !s.is {
 			it.Kind = LinkEnded
 		}

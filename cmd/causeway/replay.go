@@ -409,7 +409,7 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 	keys := make([]string, 0, len(r.Alarms))
 	for _, id := range r.Alarms {
 		v, _ := g.Vertex(id)
-		keys = append(keys, history.Key(v))
+		keys = append(keys, v.Key())
 	}
 	// The history is optional: a database whose leader does not write it
 	// (or an older one) still answers, without raised times. Nor are they
@@ -430,7 +430,7 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 	}
 	for _, id := range r.Alarms {
 		v, _ := g.Vertex(id)
-		a := rcaAlarm{VitrageID: int64(id), Key: history.Key(v), Type: v.Type, Name: v.Name, Severity: v.OperationalState,
+		a := rcaAlarm{VitrageID: int64(id), Key: v.Key(), Type: v.Type, Name: v.Name, Severity: v.OperationalState,
 			Cleared: v.IsDeleted, Root: roots[id]}
 		if a.Severity == "" {
 			a.Severity = v.Severity

@@ -666,3 +666,80 @@ func TestClaimFenceEvictsAStoppedHolder(t *testing.T) {
 		t.Errorf("claim at term 6 = %v, %v; want no eviction", evicted, err)
 	}
 }
+
+// TestMigrationMovesAlarmKeys writes history rows as a release before 0009
+// keyed them (type and id joined with "/" as they are), then migrates: the
+// rows of types with "/" or "%" move to the keys graph.Vertex.Key gives
+// now, with their severity changes and causal links; the others stay.
+func TestMigrationMovesAlarmKeys(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewEmptyDB(t))
+	if _, err := store.MigrateThrough(ctx, db, 8); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, r := range []struct{ id, typ, aid, rkey, rtype, rid string }{
+		{"o1", "k8s/pod", "x", "RESOURCE/k8s/node/n1", "k8s/node", "n1"},
+		{"o2", "k8s", "pod/x", "RESOURCE/nova.host/h1", "nova.host", "h1"},
+		{"o3", "50%", "y", "", "", ""},
+		{"o4", "vitrage", "z", "RESOURCE/a%b/r", "a%b", "r"},
+	} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
+ resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, term)
+ VALUES (?, ?, 1, ?, ?, 'n', ?, ?, ?, '', false, 'WARNING', 'WARNING', 1, 1, ?, 1)`,
+			r.id, "ALARM/"+r.typ+"/"+r.aid, r.typ, r.aid, r.rkey, r.rtype, r.rid, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// s2's key was both o1's and o2's: whose it is cannot be told.
+	if _, err := db.ExecContext(ctx, `INSERT INTO alarm_severity_changes (id, alarm_key, seq, recorded_at, prev_severity, severity, term)
+ VALUES ('s1', 'ALARM/50%/y', 2, ?, 'WARNING', 'CRITICAL', 1), ('s2', 'ALARM/k8s/pod/x', 2, ?, 'WARNING', 'CRITICAL', 1)`, at, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO alarm_causal_links (id, from_key, to_key, start_seq, start_at, term)
+ VALUES ('l1', 'ALARM/50%/y', 'ALARM/vitrage/z', 2, ?, 1)`, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	rows, err := db.QueryContext(ctx, "SELECT id, alarm_key, resource_key FROM alarm_history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, key, rkey string
+		if err := rows.Scan(&id, &key, &rkey); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = key + " on " + rkey
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var s1, s2, from, to string
+	if err := db.QueryRowContext(ctx, "SELECT alarm_key FROM alarm_severity_changes WHERE id = 's1'").Scan(&s1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT alarm_key FROM alarm_severity_changes WHERE id = 's2'").Scan(&s2); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT from_key, to_key FROM alarm_causal_links").Scan(&from, &to); err != nil {
+		t.Fatal(err)
+	}
+	got["s1"], got["s2"], got["l1"] = s1, s2, from+" -> "+to
+	want := map[string]string{
+		"o1": "ALARM/k8s%2Fpod/x on RESOURCE/k8s%2Fnode/n1",
+		"o2": "ALARM/k8s/pod/x on RESOURCE/nova.host/h1",
+		"o3": "ALARM/50%25/y on ",
+		"o4": "ALARM/vitrage/z on RESOURCE/a%25b/r",
+		"s1": "ALARM/50%25/y",
+		"s2": "ALARM/k8s/pod/x",
+		"l1": "ALARM/50%25/y -> ALARM/vitrage/z",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("history keys after the migration (-want +got):\n%s", diff)
+	}
+}

@@ -183,12 +183,8 @@ type notice struct {
 	chain      []Link
 }
 
-func vertexKey(v graph.Vertex) string {
-	return v.Category + "/" + v.Type + "/" + v.ExternalID
-}
-
 func describe(t Transition, g GraphView) notice {
-	n := notice{t: t, key: vertexKey(t.Alarm), alarm: entityOf(t.Alarm)}
+	n := notice{t: t, key: t.Alarm.Key(), alarm: entityOf(t.Alarm)}
 	// A cleared alarm's edges are deleted with it: follow deleted edges
 	// then, so the payload still says what it was on and what caused it.
 	withDeleted := t.Alarm.IsDeleted
@@ -230,7 +226,7 @@ func causes(id graph.VertexID, g GraphView, withDeleted bool) ([]Entity, []Link)
 			}
 			hasCause = true
 			to, _ := g.Vertex(cur)
-			links = append(links, Link{From: vertexKey(from), To: vertexKey(to)})
+			links = append(links, Link{From: from.Key(), To: to.Key()})
 			if !seen[e.From] {
 				seen[e.From] = true
 				queue = append(queue, e.From)

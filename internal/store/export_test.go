@@ -1,0 +1,22 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// MigrateThrough applies the embedded migrations up to version last: for
+// tests that put rows in the shape an earlier release wrote them.
+func MigrateThrough(ctx context.Context, db *sql.DB, last int) ([]int, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var upTo []Migration
+	for _, m := range ms {
+		if m.Version <= last {
+			upTo = append(upTo, m)
+		}
+	}
+	return migrate(ctx, db, upTo)
+}
