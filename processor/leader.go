@@ -233,7 +233,7 @@ var fencedStepDownAfter = 3 * time.Second
 // over, and again after each wait: every election raises the term, until
 // one passes the stored term. Status reports it meanwhile.
 func (n *node) fencedLeader(ctx context.Context, log *slog.Logger, term uint64) {
-	stored, err := detached(ctx, n.parts.Fence.Stored)
+	stored, err := detached(ctx, time.Now().Add(n.roundLimit()), n.parts.Fence.Stored)
 	if err != nil || stored <= int64(term) {
 		stored = int64(term) + 1 // at least that, since the claim was refused
 	}
@@ -275,10 +275,14 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 		if !n.f.loaded.Load() {
 			continue
 		}
+		// One limit for the round's writes together, so that a stop
+		// in the middle of a round waits at most the limit (and then
+		// deposed's read) for a hanging database, within TimeoutStopSec.
+		w.until = time.Now().Add(n.roundLimit())
 		err := n.flush(ctx, log, term, w)
 		if err == nil && n.parts.History != nil && n.now().Sub(lastPrune) >= n.cfg.HistoryPruneInterval {
 			var p history.Pruned
-			p, err = detached(ctx, func(wctx context.Context) (history.Pruned, error) {
+			p, err = detached(ctx, w.until, func(wctx context.Context) (history.Pruned, error) {
 				return n.parts.History.Prune(wctx, int64(term), n.cfg.History.Boundary(n.now()))
 			})
 			if err == nil {
@@ -315,18 +319,28 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 // deposedCheckLimit bounds deposed's read of the fence.
 const deposedCheckLimit = 5 * time.Second
 
+// roundLimit is how long one round of leader writes may take.
+func (n *node) roundLimit() time.Duration {
+	if n.writeLimit > 0 {
+		return n.writeLimit
+	}
+	return DefaultLeaderWriteLimit
+}
+
 // detached runs a write on a context detached from leadership (the fence
-// decides a late write), bounded by DefaultLeaderWriteLimit.
-func detached[T any](ctx context.Context, write func(context.Context) (T, error)) (T, error) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultLeaderWriteLimit)
+// decides a late write), ending at until.
+func detached[T any](ctx context.Context, until time.Time, write func(context.Context) (T, error)) (T, error) {
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	defer cancel()
 	return write(wctx)
 }
 
 // leaderWrites is what the write loop knows of the database between
-// flushes: the heads it last saw or raised (-1: unknown, read them).
+// flushes: the heads it last saw or raised (-1: unknown, read them), and
+// when the writes of the current round must end.
 type leaderWrites struct {
 	outHead, histHead int64
+	until             time.Time
 }
 
 // flush writes what is pending. The pending outbox rows cover (outFrom,
@@ -412,7 +426,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			"history_head", w.histHead, "history_from", histFrom, "duration", n.now().Sub(start))
 	}
 	if n.parts.Outbox != nil && ob.Seq > w.outHead {
-		k, err := detached(ctx, func(wctx context.Context) (int, error) { return n.parts.Outbox.Write(wctx, int64(term), ob) })
+		k, err := detached(ctx, w.until, func(wctx context.Context) (int, error) { return n.parts.Outbox.Write(wctx, int64(term), ob) })
 		if err != nil {
 			return err
 		}
@@ -427,7 +441,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		}
 	}
 	if n.parts.History != nil && hb.Seq > w.histHead {
-		r, err := detached(ctx, func(wctx context.Context) (history.Result, error) {
+		r, err := detached(ctx, w.until, func(wctx context.Context) (history.Result, error) {
 			return n.parts.History.Write(wctx, int64(term), hb)
 		})
 		if err != nil {

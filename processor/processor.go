@@ -328,6 +328,9 @@ type node struct {
 	parts Parts
 	f     *follower
 	elect Elector
+	// writeLimit bounds each round of leader writes (0:
+	// DefaultLeaderWriteLimit).
+	writeLimit time.Duration
 
 	leading                           atomic.Bool
 	regenRows, regenItems, outboxRows atomic.Int64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,7 +95,17 @@ type fakeTables struct {
 	resyncs              []outbox.Resync
 	outWrites, histWrite int
 	fail                 error
-	histFailOnce         error // fails the next history write only
+	histFailOnce         error    // fails the next history write only
+	deadlines            []string // "outbox|history <deadline>" of each write
+}
+
+func (t *fakeTables) noteDeadline(ctx context.Context, table string) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		t.deadlines = append(t.deadlines, table+" none")
+		return
+	}
+	t.deadlines = append(t.deadlines, table+" "+d.Format(time.RFC3339Nano))
 }
 
 type fakeOutboxStore struct{ t *fakeTables }
@@ -105,10 +116,11 @@ func (o fakeOutboxStore) Head(context.Context) (int64, error) {
 	return o.t.outHead, nil
 }
 
-func (o fakeOutboxStore) Write(_ context.Context, term int64, b outbox.Batch) (int, error) {
+func (o fakeOutboxStore) Write(ctx context.Context, term int64, b outbox.Batch) (int, error) {
 	t := o.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.noteDeadline(ctx, "outbox")
 	if t.fail != nil {
 		return 0, t.fail
 	}
@@ -144,10 +156,11 @@ func (h fakeHistoryStore) Head(context.Context) (int64, error) {
 	return h.t.histHead, nil
 }
 
-func (h fakeHistoryStore) Write(_ context.Context, term int64, b history.Batch) (history.Result, error) {
+func (h fakeHistoryStore) Write(ctx context.Context, term int64, b history.Batch) (history.Result, error) {
 	t := h.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.noteDeadline(ctx, "history")
 	if t.fail != nil {
 		return history.Result{}, t.fail
 	}
@@ -362,6 +375,33 @@ func TestLeaderWritesOutboxAndHistory(t *testing.T) {
 	}
 	if r, i := n.f.pend.size(); r != 0 || i != 0 {
 		t.Errorf("pending after the write: %d rows, %d items", r, i)
+	}
+}
+
+// TestLeaderWritesShareTheRoundLimit checks that the outbox and history
+// writes of one round end at one deadline: a stop while the database hangs
+// waits for the round's limit once, not for each write's in turn (two 30 s
+// writes in a row outlasted systemd's 45 s TimeoutStopSec).
+func TestLeaderWritesShareTheRoundLimit(t *testing.T) {
+	tables := &fakeTables{}
+	n, _ := writesNode(t, 20, 0, tables, &fakeFence{}, 0)
+	n.writeLimit = time.Hour
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	leadUntil(t, n, 1, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	tables.mu.Lock()
+	defer tables.mu.Unlock()
+	if len(tables.deadlines) < 2 || tables.deadlines[0][:7] != "outbox " || tables.deadlines[1][:8] != "history " {
+		t.Fatalf("writes %q; want an outbox write, then a history write", tables.deadlines)
+	}
+	out, hist := strings.TrimPrefix(tables.deadlines[0], "outbox "), strings.TrimPrefix(tables.deadlines[1], "history ")
+	if out != hist {
+		t.Errorf("one round's outbox write ends at %s, its history write at %s; want one deadline", out, hist)
+	}
+	if d, err := time.Parse(time.RFC3339Nano, out); err != nil || d.Before(start.Add(time.Hour)) || d.After(time.Now().Add(time.Hour)) {
+		t.Errorf("round deadline %s (%v); want the write limit (1h) after the round started", out, err)
 	}
 }
 
