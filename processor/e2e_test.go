@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -487,8 +488,15 @@ func TestE2EFailover(t *testing.T) {
 	if err := lead.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a leader after SIGTERM", 30*time.Second, func() bool { return c.leader(map[string]bool{lead.id: true}) != nil })
+	var next *proc
+	waitFor(t, "a leader after SIGTERM", 30*time.Second, func() bool { next = c.leader(map[string]bool{lead.id: true}); return next != nil })
 	t.Logf("leadership handed over %s after SIGTERM", time.Since(stopped))
+	// It went to the node the presence rows named (all are ready here).
+	waitFor(t, lead.id+" exits", 30*time.Second, func() bool { return lead.cmd.ProcessState != nil })
+	handOver := regexp.MustCompile(`handing leadership over.*to=` + next.id + `\b`)
+	if b, _ := os.ReadFile(lead.logPath); !handOver.Match(b) {
+		t.Errorf("%s's log does not say it handed leadership over to %s (%s)", lead.id, next.id, handOver)
+	}
 	for _, p := range c.procs {
 		if p != lead {
 			_ = p.cmd.Process.Signal(syscall.SIGTERM)

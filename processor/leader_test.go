@@ -222,3 +222,24 @@ func TestFencedLeaderHandsLeadershipOver(t *testing.T) {
 		t.Errorf("%d hand-overs by a leader whose claim succeeded", got)
 	}
 }
+
+func TestSuccessorIsReadyAndMostApplied(t *testing.T) {
+	p := func(id string, ready bool, applied int64) store.Presence {
+		return store.Presence{NodeID: id, NodeState: store.NodeState{Ready: ready, AppliedSeq: applied}}
+	}
+	for _, tc := range []struct {
+		name string
+		ps   []store.Presence
+		want string
+	}{
+		{"none ready", []store.Presence{p("a", false, 9), p("self", true, 9)}, ""},
+		{"the ready one, though behind", []store.Presence{p("a", false, 9), p("b", true, 5), p("self", true, 9)}, "b"},
+		{"most applied", []store.Presence{p("a", true, 5), p("b", true, 8), p("c", true, 7)}, "b"},
+		{"lowest id among equals", []store.Presence{p("c", true, 8), p("b", true, 8), p("self", true, 9)}, "b"},
+		{"never itself", []store.Presence{p("self", true, 9)}, ""},
+	} {
+		if got := successor(tc.ps, "self"); got != tc.want {
+			t.Errorf("%s: successor = %q; want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -165,7 +165,17 @@ func (p *Processor) Run(ctx context.Context) error {
 	if !p.cfg.SnapshotCaptureLive {
 		parts.NewShadow = func() *snapshot.Shadow { return snapshot.NewShadow(shadowRecon, factory) }
 	}
-	parts.Presence = func(ctx context.Context) error { return store.Announce(ctx, db, p.cfg.NodeID, p.log) }
+	parts.Presence = func(ctx context.Context, state func() store.NodeState) error {
+		return store.Announce(ctx, db, p.cfg.NodeID, state, p.log)
+	}
+	parts.Successor = func(ctx context.Context) string {
+		ps, err := store.Present(ctx, db)
+		if err != nil {
+			p.log.Warn("hand-over: no successor chosen", "err", err)
+			return ""
+		}
+		return successor(ps, p.cfg.NodeID)
+	}
 	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
 }
@@ -201,10 +211,33 @@ type Parts struct {
 	// SnapshotIndex reports the newest snapshot in the database, for the
 	// status of every node (nil: only this node's own writes are shown).
 	SnapshotIndex SnapshotIndex
-	// Presence says the node runs (store.Announce) until its context
-	// ends: it runs as long as raft does, past the API and the leader
-	// loop, so that nothing writes once the row is gone (nil: not said).
-	Presence func(ctx context.Context) error
+	// Presence says the node runs, and its state, (store.Announce)
+	// until its context ends: it runs as long as raft does, past the API
+	// and the leader loop, so that nothing writes once the row is gone
+	// (nil: not said).
+	Presence func(ctx context.Context, state func() store.NodeState) error
+	// Successor names the node a leader that hands leadership over
+	// should give it to (election.Deps.Successor); nil: raft's choice.
+	Successor func(ctx context.Context) string
+}
+
+// successor is the node that should lead after self: of the others whose
+// presence says ready, the one that has applied most (the lowest id among
+// equals); "" when none is ready.
+func successor(ps []store.Presence, self string) string {
+	best := -1
+	for i, p := range ps {
+		if p.NodeID == self || !p.Ready {
+			continue
+		}
+		if best < 0 || p.AppliedSeq > ps[best].AppliedSeq || (p.AppliedSeq == ps[best].AppliedSeq && p.NodeID < ps[best].NodeID) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return ps[best].NodeID
 }
 
 // SnapshotIndex finds the newest snapshot (snapshot.Store).
@@ -390,7 +423,8 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	}
 	n.elect = parts.Election
 	if n.elect == nil {
-		e, err := election.New(p.cfg.Raft, election.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, OnLead: n.lead})
+		e, err := election.New(p.cfg.Raft, election.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, OnLead: n.lead,
+			Successor: parts.Successor})
 		if err != nil {
 			return nil, err
 		}
@@ -435,7 +469,7 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		// Ended after raft has (stopRaft), so the row goes last.
 		go func() {
 			defer close(presenceDone)
-			_ = parts.Presence(raftCtx)
+			_ = parts.Presence(raftCtx, n.presence)
 		}()
 	} else {
 		close(presenceDone)
@@ -654,6 +688,12 @@ func (n *node) View(fn func(v api.View, seq int64) error) error {
 		return err
 	}
 	return fn(v, n.f.applied)
+}
+
+// presence is what the node's presence row says of it.
+func (n *node) presence() store.NodeState {
+	st := n.Status(context.Background())
+	return store.NodeState{Ready: st.Ready, AppliedSeq: st.AppliedSeq}
 }
 
 func (n *node) Status(ctx context.Context) api.Status {

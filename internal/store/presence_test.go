@@ -3,12 +3,15 @@ package store_test
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
 )
+
+func idle() store.NodeState { return store.NodeState{} }
 
 // TestPresence: a running Announce makes its node present; a row whose
 // refreshes stopped (a killed processor) ages out; a clean stop deletes the
@@ -30,7 +33,7 @@ func TestPresence(t *testing.T) {
 	}
 	actx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- store.Announce(actx, db, "p1", slog.New(slog.DiscardHandler)) }()
+	go func() { done <- store.Announce(actx, db, "p1", idle, slog.New(slog.DiscardHandler)) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(present()) == 0 {
 		if time.Now().After(deadline) {
@@ -59,7 +62,7 @@ func TestPresence(t *testing.T) {
 	first := instance() // the first run's, read before the second starts
 	actx2, stop2 := context.WithCancel(ctx)
 	done2 := make(chan error, 1)
-	go func() { done2 <- store.Announce(actx2, db, "p1", slog.New(slog.DiscardHandler)) }()
+	go func() { done2 <- store.Announce(actx2, db, "p1", idle, slog.New(slog.DiscardHandler)) }()
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		if instance() != first {
@@ -87,4 +90,43 @@ func TestPresence(t *testing.T) {
 	if got := present(); len(got) != 0 {
 		t.Fatalf("present after a clean stop = %v; want none", got)
 	}
+}
+
+// TestPresenceSaysReadiness: the row says the node's readiness and applied
+// seq; a change of readiness reaches it well before the next periodic
+// refresh (PresenceInterval).
+func TestPresenceSaysReadiness(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	var mu sync.Mutex
+	st := store.NodeState{AppliedSeq: 7}
+	state := func() store.NodeState { mu.Lock(); defer mu.Unlock(); return st }
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = store.Announce(actx, db, "p1", state, slog.New(slog.DiscardHandler)) }()
+	waitRow := func(want store.NodeState, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			ps, err := store.Present(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) == 1 && ps[0].NodeState == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("presence %+v; want p1 with %+v within %s", ps, want, within)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitRow(store.NodeState{AppliedSeq: 7}, 10*time.Second)
+	// Let the first periodic refresh go by, then turn ready: the row
+	// must say so before the next one is due.
+	time.Sleep(time.Second)
+	mu.Lock()
+	st = store.NodeState{Ready: true, AppliedSeq: 9}
+	mu.Unlock()
+	waitRow(store.NodeState{Ready: true, AppliedSeq: 9}, store.PresenceInterval-time.Second)
 }

@@ -182,6 +182,12 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// OnLead runs the leader's duties; nil runs none.
 	OnLead LeaderFunc
+	// Successor names the voter a leader that hands leadership over (on
+	// stop, or StepDown) should give it to: one ready to serve. "" (or
+	// nil, or a name that is not another voter) leaves the choice to raft,
+	// which picks the most up-to-date voter of its own log: all of them
+	// alike here, since the event log is not raft's.
+	Successor func(ctx context.Context) string
 
 	// Transport and the stores replace the TCP transport and the bolt and
 	// file stores (tests use raft's in-memory ones). Either all of
@@ -355,7 +361,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// Leave gracefully: the leader loop has already stopped; hand over
 	// leadership so the cluster need not wait for an election timeout.
 	if r.State() == raft.Leader {
-		if err := r.LeadershipTransfer().Error(); err != nil {
+		if err := n.handOver(r).Error(); err != nil {
 			n.log.Warn("leadership transfer", "err", err)
 		} else {
 			n.log.Info("leadership transferred")
@@ -556,13 +562,37 @@ func (n *Node) StepDown() error {
 	if r.State() != raft.Leader {
 		return n.leaderErr(r)
 	}
-	if err := r.LeadershipTransfer().Error(); err != nil {
+	if err := n.handOver(r).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return n.leaderErr(r)
 		}
 		return fmt.Errorf("leadership transfer: %w", err)
 	}
 	return nil
+}
+
+// successorLimit bounds the Successor lookup of a hand-over.
+const successorLimit = 2 * time.Second
+
+// handOver starts a leadership transfer, to the voter Deps.Successor
+// names if it names another voter.
+func (n *Node) handOver(r *raft.Raft) raft.Future {
+	if n.deps.Successor != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), successorLimit)
+		id := n.deps.Successor(ctx)
+		cancel()
+		if id != "" && id != n.cfg.NodeID {
+			if f := r.GetConfiguration(); f.Error() == nil {
+				for _, s := range f.Configuration().Servers {
+					if string(s.ID) == id && s.Suffrage == raft.Voter {
+						n.log.Info("handing leadership over", "to", id)
+						return r.LeadershipTransferToServer(s.ID, s.Address)
+					}
+				}
+			}
+		}
+	}
+	return r.LeadershipTransfer()
 }
 
 // Join adds a voter. Only the leader can; others fail with ErrNotLeader.

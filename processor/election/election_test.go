@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,13 @@ type cluster struct {
 	maxOnNode int
 	starts    []string // node ids, in start order
 	terms     []uint64
+	next      string // what Successor answers ("": raft's choice)
+}
+
+func (c *cluster) successor(context.Context) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next
 }
 
 func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
@@ -61,6 +69,7 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 		}, Deps{
 			Registerer: prometheus.NewRegistry(),
 			OnLead:     c.onLead(id),
+			Successor:  c.successor,
 			Transport:  trans[i], LogStore: store, StableStore: store,
 			SnapshotStore: raft.NewInmemSnapshotStore(),
 		})
@@ -204,6 +213,46 @@ func TestElectionFailover(t *testing.T) {
 	}
 	if len(c.starts) < 2 || c.starts[len(c.starts)-1] != c.nodes[second].ID() {
 		t.Errorf("leader loop starts = %v, want last %s", c.starts, c.nodes[second].ID())
+	}
+}
+
+// TestHandOverGoesToTheSuccessor: a leader that stops, or steps down,
+// hands leadership to the voter Successor names, not to raft's own pick
+// (all voters are alike to raft: the first in the configuration).
+func TestHandOverGoesToTheSuccessor(t *testing.T) {
+	c := newCluster(t, 5, 100*time.Millisecond)
+	lead := c.waitLeader(-1)
+	pick := func(skip ...int) int { // the last running node in configuration order
+		for i := len(c.nodes) - 1; i >= 0; i-- {
+			if c.cancel[i] != nil && !slices.Contains(skip, i) {
+				return i
+			}
+		}
+		return -1
+	}
+	want := pick(lead)
+	c.mu.Lock()
+	c.next = c.nodes[want].ID()
+	c.mu.Unlock()
+	c.stop(lead)
+	if got := c.waitLeader(lead); got != want {
+		t.Fatalf("after %s stopped, %s leads; want %s, the successor named", c.nodes[lead].ID(), c.nodes[got].ID(), c.nodes[want].ID())
+	}
+	lead = want
+	want = pick(lead)
+	c.mu.Lock()
+	c.next = c.nodes[want].ID()
+	c.mu.Unlock()
+	if err := c.nodes[lead].StepDown(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.nodes[want].LeaderTerm() == 0 {
+		if time.Now().After(deadline) {
+			id, _ := c.nodes[want].Leader()
+			t.Fatalf("after %s stepped down, %s leads; want %s, the successor named", c.nodes[lead].ID(), id, c.nodes[want].ID())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
