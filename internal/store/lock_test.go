@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
@@ -37,7 +38,9 @@ func TestLock(t *testing.T) {
 		t.Fatalf("Held after its session was killed: %v; want ErrLockLost", err)
 	}
 	lease.Release()
-	again, err := store.Lock(ctx, db, "test", 0)
+	// The server ends a killed session (and frees its locks) a moment
+	// after the client sees it gone: wait for the lock a little.
+	again, err := store.Lock(ctx, db, "test", 5*time.Second)
 	if err != nil {
 		t.Fatalf("Lock after the lease was lost: %v", err)
 	}
