@@ -188,7 +188,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		}),
 		clockBehind: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_persister_clock_behind_commits_total",
-			Help: "Commits whose records took the log's last recorded_at because this persister's clock was behind it (recorded_at never decreases along seq).",
+			Help: "Commits whose records took the log's last recorded_at because the log's clock (the database server's) was behind it (recorded_at never decreases along seq).",
 		}),
 	}
 	for _, r := range []string{ReasonMalformed, ReasonInvalid, ReasonTooLarge, ReasonRejected} {
@@ -487,9 +487,11 @@ func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
 	p.m.committed.Add(float64(len(res.Batch.Records)))
 	p.m.duplicates.Add(float64(len(res.Duplicates)))
 	if res.ClockBehind > time.Second && len(res.Batch.Records) > 0 {
-		// Sub-second is two persisters' ordinary drift; more is a clock to fix.
+		// recorded_at is the database server's clock: behind the log's
+		// last one, it stepped back (or a persister of an earlier
+		// release, which used its own clock, ran ahead).
 		p.m.clockBehind.Inc()
-		p.lg.Warn("this persister's clock is behind the log's last recorded_at; its records took that time",
+		p.lg.Warn("the database server's clock is behind the log's last recorded_at; the records took that time",
 			"behind", res.ClockBehind, "first_seq", res.Batch.FirstSeq())
 	}
 	for _, r := range res.Batch.Records {

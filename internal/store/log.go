@@ -33,11 +33,11 @@ type Log struct {
 }
 
 // NewLog returns the log stored in db (migrated by Migrate). now gives
-// recorded_at; nil means time.Now.
+// recorded_at; nil means the database server's clock, read in the
+// statement that locks the log: one clock for every writer, so that a
+// persister whose host clock runs far ahead (and then hands over to one
+// that does not) cannot hold recorded_at at a future time.
 func NewLog(db *sql.DB, now func() time.Time) *Log {
-	if now == nil {
-		now = time.Now
-	}
 	return &Log{db: db, now: now}
 }
 
@@ -61,10 +61,11 @@ type Appended struct {
 	// Duplicates are the indexes of the entries not stored because their
 	// event_id was already in the log or earlier in the same call.
 	Duplicates []int
-	// ClockBehind is how far this writer's clock was behind the log's last
+	// ClockBehind is how far the log's clock was behind its last
 	// recorded_at (0 when it was not): the records took that recorded_at
-	// instead. A writer whose clock runs behind another's sees it on every
-	// call.
+	// instead. With the database's clock that happens only when it steps
+	// back; with a writer's own clock (NewLog's now), a writer whose clock
+	// runs behind another's sees it on every call.
 	ClockBehind time.Duration
 }
 
@@ -110,8 +111,8 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 	}()
 
 	var lastSeq int64
-	var lastAt time.Time
-	err = tx.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt)
+	var lastAt, at time.Time
+	err = tx.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at, UTC_TIMESTAMP(6) FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Appended{}, fmt.Errorf("append %d events: log_counter row missing (run causeway migrate)", len(entries))
 	}
@@ -123,7 +124,10 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 	if err != nil {
 		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
 	}
-	at := l.now().UTC().Truncate(time.Microsecond)
+	if l.now != nil {
+		at = l.now()
+	}
+	at = at.UTC().Truncate(time.Microsecond)
 	out := Appended{Batch: event.Batch{PrevSeq: lastSeq}}
 	if lastAt = lastAt.UTC(); at.Before(lastAt) {
 		out.ClockBehind, at = lastAt.Sub(at), lastAt

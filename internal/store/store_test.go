@@ -185,6 +185,27 @@ func TestAppendKeepsGivenRecordedAt(t *testing.T) {
 	}
 }
 
+// TestAppendTakesTheDatabaseClock: a log without a clock of its own gives
+// records the database server's time (here a session's, set ahead), not
+// the writer's, so every persister shares one clock.
+func TestAppendTakesTheDatabaseClock(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	db.SetMaxOpenConns(1) // the session whose clock is set is the log's
+	ahead := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	if _, err := db.ExecContext(ctx, "SET timestamp = ?", ahead.Unix()); err != nil {
+		t.Fatal(err)
+	}
+	log := store.NewLog(db, nil)
+	got, err := log.Append(ctx, entries(t, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := got.Batch.Records[0].RecordedAt; !at.Equal(ahead) {
+		t.Fatalf("recorded_at %v; want the database clock's %v", at, ahead)
+	}
+}
+
 func TestScanIsDenseAndBounded(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, storetest.NewDB(t))
