@@ -418,13 +418,24 @@ func TestPoisonGoesToDLQWithReason(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, m := range msgs {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, bus.EventsExchange, "test.tick", true, false,
-			amqp.Publishing{MessageId: m.id, DeliveryMode: amqp.Persistent, Body: m.body})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-			t.Fatalf("publish %s: confirm %v, %v", m.id, ok, err)
+		// A quorum queue nacks a publish it could not take (its leader
+		// still starting on a loaded broker); a producer publishes again,
+		// as bus.Publisher does. The log dedups by event id.
+		for attempt := 0; ; attempt++ {
+			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, bus.EventsExchange, "test.tick", true, false,
+				amqp.Publishing{MessageId: m.id, DeliveryMode: amqp.Persistent, Body: m.body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok, err := dc.WaitContext(ctx)
+			if err == nil && ok {
+				break
+			}
+			if err != nil || attempt == 4 {
+				t.Fatalf("publish %s: confirm %v, %v (attempt %d)", m.id, ok, err, attempt)
+			}
+			t.Logf("publish %s nacked; again", m.id)
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 
