@@ -250,8 +250,14 @@ func (d Delivery) Body() []byte { return d.m.Body }
 // MessageID is the AMQP message-id (for events, the event_id).
 func (d Delivery) MessageID() string { return d.m.MessageId }
 
-// RoutingKey is the routing key the message was published with.
-func (d Delivery) RoutingKey() string { return d.m.RoutingKey }
+// RoutingKey is the routing key the message was published with ("" for
+// the zero Delivery).
+func (d Delivery) RoutingKey() string {
+	if d.m == nil {
+		return ""
+	}
+	return d.m.RoutingKey
+}
 
 // Redelivered reports that the broker delivered this message before, to
 // this or another consumer, without an ack.

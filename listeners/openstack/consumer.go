@@ -132,6 +132,9 @@ type Consumer struct {
 	deps Deps
 	log  *slog.Logger
 	bus  *bus.Consumer
+	// dl moves notifications to the dead-letter queue: bus, but for
+	// tests of the retry rounds.
+	dl deadLetterer
 
 	notifications *prometheus.CounterVec
 	published     prometheus.Counter
@@ -139,6 +142,11 @@ type Consumer struct {
 	// pending are the notifications whose dead-lettering failed, retried
 	// with backoff by consume (which alone touches them).
 	pending []pendingDeadLetter
+}
+
+// deadLetterer is the part of *bus.Consumer that dead-letters.
+type deadLetterer interface {
+	DeadLetter(ctx context.Context, d bus.Delivery, reason string) error
 }
 
 // pendingDeadLetter is a notification that could not be dead-lettered. It
@@ -191,7 +199,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.bus = bc
+	c.bus, c.dl = bc, bc
 	if deps.Registerer != nil {
 		for _, m := range []prometheus.Collector{c.notifications, c.published} {
 			if err := deps.Registerer.Register(m); err != nil {
@@ -394,7 +402,7 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 // queue with the reason. One that could not be moved stays unacked and is
 // tried again later (retryDeadLetters).
 func (c *Consumer) deadLetter(ctx context.Context, d bus.Delivery, why error) {
-	err := c.bus.DeadLetter(ctx, d, why.Error())
+	err := c.dl.DeadLetter(ctx, d, why.Error())
 	if err == nil {
 		c.deadLettered(d, why)
 		return
@@ -450,7 +458,7 @@ func (c *Consumer) retryDeadLetters(ctx context.Context) {
 		if failed {
 			err = errors.New("not tried: the dead-letter path failed this round")
 		} else {
-			err = c.bus.DeadLetter(ctx, p.d, p.why.Error())
+			err = c.dl.DeadLetter(ctx, p.d, p.why.Error())
 		}
 		switch {
 		case err == nil:

@@ -365,3 +365,62 @@ func gathered(t *testing.T, g prometheus.Gatherer, name, result string) float64 
 	}
 	return sum
 }
+
+// scriptedDeadLetterer answers DeadLetter with err, counting the calls.
+type scriptedDeadLetterer struct {
+	err   error
+	calls int
+}
+
+func (s *scriptedDeadLetterer) DeadLetter(context.Context, bus.Delivery, string) error {
+	s.calls++
+	return s.err
+}
+
+// TestDeadLetterRetryRound: the first failure of a retry round puts off
+// every due retry, untried (each could take the whole dead-letter timeout
+// while good notifications wait); a stale delivery is dropped; once the
+// path works, a round dead-letters all that are due.
+func TestDeadLetterRetryRound(t *testing.T) {
+	cfg := Config{Conn: bus.Conn{URL: "amqp://guest:guest@127.0.0.1:5672/unused", ReconnectMin: time.Second, ReconnectMax: 8 * time.Second}}
+	c, err := New(cfg, Deps{Publisher: &fakePublisher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := &scriptedDeadLetterer{err: errors.New("dead-letter exchange gone")}
+	c.dl = dl
+	past := time.Now().Add(-time.Second)
+	later := time.Now().Add(time.Hour)
+	for _, next := range []time.Time{past, past, past, later} {
+		c.pending = append(c.pending, pendingDeadLetter{why: errors.New("bad"), backoff: time.Second, next: next})
+	}
+	c.retryDeadLetters(context.Background())
+	if dl.calls != 1 || len(c.pending) != 4 {
+		t.Fatalf("a failing round made %d calls and kept %d; want 1 call, all 4 kept", dl.calls, len(c.pending))
+	}
+	for i, p := range c.pending[:3] {
+		if p.backoff != 2*time.Second || !p.next.After(time.Now()) {
+			t.Errorf("due retry %d after the failed round: backoff %s, next in %s; want 2s, in the future", i, p.backoff, time.Until(p.next))
+		}
+	}
+	if got := c.nextRetry(); got <= time.Second || got > 2*time.Second {
+		t.Errorf("next retry in %s; want within the doubled backoff", got)
+	}
+
+	for i := range c.pending[:3] {
+		c.pending[i].next = past
+	}
+	dl.err, dl.calls = fmt.Errorf("dead-letter x: %w", bus.ErrStaleDelivery), 0
+	c.retryDeadLetters(context.Background())
+	if dl.calls != 3 || len(c.pending) != 1 {
+		t.Fatalf("stale deliveries: %d calls, %d kept; want 3 calls, only the one not due kept", dl.calls, len(c.pending))
+	}
+
+	c.pending[0].next = past
+	c.pending = append(c.pending, pendingDeadLetter{why: errors.New("bad"), backoff: time.Second, next: past})
+	dl.err, dl.calls = nil, 0
+	c.retryDeadLetters(context.Background())
+	if dl.calls != 2 || len(c.pending) != 0 {
+		t.Fatalf("a working path: %d calls, %d kept; want 2 calls, none kept", dl.calls, len(c.pending))
+	}
+}
