@@ -134,6 +134,8 @@ type receiver struct {
 	bad   []string
 	// arrived, if set, gets the webhook id of each 2xx answer.
 	arrived chan string
+	// onRequest, if set, runs as each request arrives.
+	onRequest func()
 	// hang, if set, holds every request until the client gives up.
 	hang bool
 	// holdAt, if set, holds the holdAt-th request (and the later ones)
@@ -159,7 +161,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	down, delay, hang := r.down, r.delay, r.hang
 	held := r.holdAt > 0 && len(r.got)+1 >= r.holdAt
-	release := r.release
+	release, onRequest := r.release, r.onRequest
+	if onRequest != nil {
+		onRequest()
+	}
 	if held {
 		r.holding++
 	}

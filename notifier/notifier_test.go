@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -465,5 +466,72 @@ func testGracefulStop(t *testing.T, tune func(*notifier.Config)) {
 	}
 	if repeats := len(rcv.receipts()) - 500; repeats > 1 {
 		t.Fatalf("%d requests repeated after a graceful stop, want at most 1", repeats)
+	}
+}
+
+// TestLeaseHoldsThroughEachAttempt: every delivery attempt starts with the
+// lease holding for at least the attempt's timeout, even when the
+// housekeeping before it took long after the last renewal (here its
+// backlog count waits 1.6 s for a table lock): the lease is renewed again
+// before such an attempt. Otherwise another instance could take the
+// subscriber over mid-attempt and send the row again.
+func TestLeaseHoldsThroughEachAttempt(t *testing.T) {
+	const statusInterval = 100 * time.Millisecond
+	db, dsn := openDB(t)
+	rc := newReceiver(t)
+	var mu sync.Mutex
+	var margins []time.Duration
+	ctx := context.Background()
+	rc.mu.Lock()
+	rc.onRequest = func() {
+		var us int64
+		if err := db.QueryRowContext(ctx, "SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), lease_expires) FROM notifier_cursors WHERE subscription_id = 'ops'").Scan(&us); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		margins = append(margins, time.Duration(us)*time.Microsecond)
+		first := len(margins) == 1
+		mu.Unlock()
+		if !first {
+			return
+		}
+		// Hold the outbox until 1.6 s from now: the next housekeeping's
+		// backlog count waits for it.
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := conn.ExecContext(ctx, "LOCK TABLES notifier_outbox WRITE"); err != nil {
+			t.Error(err)
+			conn.Close()
+			return
+		}
+		go func() {
+			defer conn.Close()
+			time.Sleep(1600 * time.Millisecond)
+			if _, err := conn.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+				t.Error(err)
+			}
+		}()
+		// Answer after the status interval, so that the next
+		// housekeeping counts the backlog.
+		time.Sleep(2 * statusInterval)
+	}
+	rc.mu.Unlock()
+	l := newLeader(t, db)
+	l.subscribe("ops", rc.srv.URL, "")
+	cfg := testConfig(dsn, "n1")
+	cfg.LeaseTTL, cfg.Delivery.Timeout = 3*time.Second, 1500*time.Millisecond
+	cfg.StatusInterval = statusInterval
+	l.raise("slow", 2)
+	start(t, cfg, db, prometheus.NewRegistry())
+	waitFor(t, 30*time.Second, "2 rows delivered", func() bool { return len(rc.delivered()) >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, m := range margins {
+		if m < cfg.Delivery.Timeout {
+			t.Errorf("attempt %d started with the lease holding %s more; want at least the timeout (%s)", i+1, m, cfg.Delivery.Timeout)
+		}
 	}
 }
