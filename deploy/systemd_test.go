@@ -18,6 +18,11 @@ var requiredDirectives = []string{
 	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "LoadCredential=",
 }
 
+// forbiddenDirectives promise what the daemons do not do. ExecReload: a
+// daemon cannot reload its configuration (it logs a SIGHUP and keeps
+// running), so `systemctl reload` must say so rather than succeed.
+var forbiddenDirectives = []string{"ExecReload="}
+
 func units(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob("systemd/*")
@@ -39,6 +44,11 @@ func TestUnitsCarryRequiredDirectives(t *testing.T) {
 		for _, d := range requiredDirectives {
 			if !strings.Contains(string(b), "\n"+d) {
 				t.Errorf("%s lacks %q", f, d)
+			}
+		}
+		for _, d := range forbiddenDirectives {
+			if strings.Contains(string(b), "\n"+d) {
+				t.Errorf("%s has %q", f, d)
 			}
 		}
 	}

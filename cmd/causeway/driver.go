@@ -18,6 +18,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 		Long: "Run the configured datasource drivers named on the command line (all configured ones when\n" +
 			"none is named). Each full pull is published as sync.begin, the entities, sync.end.",
 		RunE: func(cmd *cobra.Command, names []string) error {
+			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
 				return err

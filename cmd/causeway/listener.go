@@ -17,6 +17,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 		Short: "Run the listeners: Alertmanager webhooks, the events API, OpenStack notifications",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
 				return err

@@ -24,6 +24,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 		Short: "Run a notifier: deliver the outbox to webhook subscribers, in order, at least once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer logHangups(g.logger())()
 			cfg, err := loadNotifierConfig(g.configPath)
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 		Short: "Run a persister: bus -> the ordered event log in MariaDB",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
 				return err

@@ -11,6 +11,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 		Short: "Run a processor node: raft election, log following, leader duties, the live HTTP API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
 				return err
