@@ -15,7 +15,7 @@ import (
 var requiredDirectives = []string{
 	"Type=notify", "WatchdogSec=", "Restart=on-failure", "User=causeway",
 	"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "LoadCredential=",
+	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "LoadCredential=", "PartOf=causeway.target",
 }
 
 // forbiddenDirectives promise what the daemons do not do. ExecReload: a
