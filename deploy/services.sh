@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Local RabbitMQ and MariaDB for Causeway, on loopback, without systemd.
 #
-#   deploy/services.sh [up]         install (apt) and start what is missing, then
-#                                   create what Causeway needs; idempotent
+#   deploy/services.sh [up]         install (apt) and start what is missing; on a
+#                                   service it installed, also create the accounts
+#                                   below; idempotent
+#   deploy/services.sh accounts     create the causeway accounts when missing
 #   deploy/services.sh status       one line per service; non-zero if one is down
 #   deploy/services.sh env          print the exports the test suite reads
 #   deploy/services.sh restart-rabbitmq | stop-rabbitmq | start-rabbitmq
 #   deploy/services.sh stop-mariadb | start-mariadb
 #
-# When both services already run, "up" only creates what is missing: the vhost
+# The test suite and `make run` log in as RabbitMQ's guest/guest and as
+# MariaDB's root over TCP on 127.0.0.1 with an empty password. "up" leaves a
+# service it did not install as it is: it starts it when it is down, and
+# fails (saying what is missing) when the test suite cannot log in.
+# On a service it installed (a marker under /var/lib/causeway-services says
+# so), it lets root log in over TCP with an empty password (a fresh Debian
+# MariaDB lets root in through the unix socket only) and creates the
+# accounts.
+#
+# The accounts, for an installed Causeway (deploy/causeway.yaml): the vhost
 # `causeway`, the user `causeway` (RabbitMQ and MariaDB) with the password of
 # $CAUSEWAY_AMQP_PASSWORD / $CAUSEWAY_MYSQL_PASSWORD (both default to
-# $CAUSEWAY_PASSWORD, then "causeway"), the database `causeway` and its grants,
-# and makes sure root can log in over TCP on 127.0.0.1 with an empty password,
-# which the test suite uses. It never removes or reconfigures existing data;
-# only on a MariaDB it installed itself does root@localhost also take the
-# empty password (a fresh Debian root logs in through the unix socket only).
+# $CAUSEWAY_PASSWORD, then "causeway"), the database `causeway` and its
+# grants. Only what is missing is created: an existing user keeps its
+# password (the variables do not change it), nothing is removed.
 #
 # Needs root (apt, start-stop-daemon, rabbitmqctl); `env` does not.
 set -euo pipefail
@@ -35,8 +44,17 @@ readonly WAIT_SECONDS=${CAUSEWAY_SERVICES_WAIT:-90}
 AMQP_PASSWORD=${CAUSEWAY_AMQP_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
 MYSQL_PASSWORD=${CAUSEWAY_MYSQL_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
 APT_UPDATED=0
-# Marks a MariaDB this script installed: only then is root's login changed.
-readonly MARIADB_MARKER=/var/lib/causeway-services/mariadb-installed
+# Mark the services this script installed: only on those does "up" create
+# accounts or change root's login. A separate MariaDB instance
+# (CAUSEWAY_MYSQL_DATADIR) is marked in its datadir when this script
+# initialised it.
+readonly MARKER_DIR=/var/lib/causeway-services
+readonly RABBIT_MARKER=$MARKER_DIR/rabbitmq-installed
+if [[ -n $MYSQL_DATADIR ]]; then
+	readonly MARIADB_MARKER=$MYSQL_DATADIR/causeway-services-initialised
+else
+	readonly MARIADB_MARKER=$MARKER_DIR/mariadb-installed
+fi
 
 say() { printf '%s\n' "$*"; }
 die() {
@@ -123,21 +141,31 @@ rabbit_stop() {
 	wait_until "$WAIT_SECONDS" "RabbitMQ shutdown" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$AMQP_PORT)"
 }
 
-rabbit_setup() {
-	local vhosts users
+# rabbit_accounts: the vhost and user causeway and the user's permissions
+# on it, each only when missing; an existing user keeps its password.
+rabbit_accounts() {
+	local vhosts users perms
 	vhosts=$(rabbitmqctl -q list_vhosts --no-table-headers 2>/dev/null) || die "rabbitmqctl list_vhosts failed"
 	if ! grep -qx causeway <<<"$vhosts"; then
 		rabbitmqctl -q add_vhost causeway >/dev/null || die "rabbitmqctl add_vhost causeway failed"
+		say "rabbitmq: created the vhost causeway"
 	fi
 	users=$(rabbitmqctl -q list_users --no-table-headers 2>/dev/null) || die "rabbitmqctl list_users failed"
 	if ! awk '{print $1}' <<<"$users" | grep -qx causeway; then
 		rabbitmqctl -q add_user causeway "$AMQP_PASSWORD" >/dev/null || die "rabbitmqctl add_user causeway failed"
-	elif ! rabbitmqctl -q authenticate_user causeway "$AMQP_PASSWORD" >/dev/null 2>&1; then
-		rabbitmqctl -q change_password causeway "$AMQP_PASSWORD" >/dev/null || die "rabbitmqctl change_password causeway failed"
+		say "rabbitmq: created the user causeway"
+	else
+		say "rabbitmq: the user causeway exists; its password is left as it is"
 	fi
-	rabbitmqctl -q set_permissions -p causeway causeway '.*' '.*' '.*' >/dev/null ||
-		die "rabbitmqctl set_permissions failed"
+	perms=$(rabbitmqctl -q list_permissions -p causeway --no-table-headers 2>/dev/null) ||
+		die "rabbitmqctl list_permissions -p causeway failed"
+	if ! awk '{print $1}' <<<"$perms" | grep -qx causeway; then
+		rabbitmqctl -q set_permissions -p causeway causeway '.*' '.*' '.*' >/dev/null ||
+			die "rabbitmqctl set_permissions failed"
+		say "rabbitmq: gave the user causeway the vhost causeway"
+	fi
 }
+
 
 rabbit_version() { rabbitmqctl -q version 2>/dev/null || echo "?"; }
 
@@ -149,11 +177,16 @@ mysql_root() { mariadb --protocol=socket -S "$MYSQL_SOCKET" -uroot -N -B -e "$1"
 
 maria_up() { mariadb-admin --protocol=socket -S "$MYSQL_SOCKET" -uroot ping >/dev/null 2>&1; }
 
+# mark FILE: record that this script installed (or initialised) a service.
+mark() {
+	install -d -m 0755 "$(dirname "$1")"
+	: >"$1"
+}
+
 maria_install() {
 	[[ -x $MARIADBD ]] && return 0
 	apt_install mariadb-server
-	install -d -m 0755 "$(dirname "$MARIADB_MARKER")"
-	: >"$MARIADB_MARKER"
+	mark "$MARKER_DIR/mariadb-installed"
 }
 
 maria_start() {
@@ -169,6 +202,7 @@ maria_start() {
 	if [[ ! -d $datadir/mysql ]]; then
 		mariadb-install-db --user=mysql --datadir="$datadir" >/dev/null 2>&1 ||
 			die "mariadb-install-db --datadir=$datadir failed"
+		mark "$MARIADB_MARKER"
 	fi
 	# mariadbd refuses to run as root: it drops to the mysql user itself.
 	start-stop-daemon --start --oknodo --background --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD" -- "${args[@]}" ||
@@ -189,38 +223,52 @@ maria_root_tcp() {
 
 sql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 
-maria_setup() {
-	# The test suite logs in as root over TCP with an empty password. Only
-	# when that fails is root@127.0.0.1 created (never altered).
-	if ! maria_root_tcp; then
-		mysql_root "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
-			GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
-			die "could not create root@127.0.0.1 through the unix socket"
-	fi
+# maria_root_login: the test suite logs in as root over TCP with an empty
+# password. Only on a MariaDB this script installed is that arranged when it
+# fails (root@127.0.0.1 created, root@localhost given the empty password
+# beside its unix socket login); any other MariaDB is left as it is.
+maria_root_login() {
+	maria_root_tcp && return 0
+	[[ -e $MARIADB_MARKER ]] ||
+		die "root cannot log in over TCP on 127.0.0.1 with an empty password, as the test suite and make run do; this MariaDB was not installed by this script, so it is left as it is (give root@127.0.0.1 and root@localhost an empty password yourself, on a test machine only)"
+	mysql_root "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
+		die "could not create root@127.0.0.1 through the unix socket"
 	# Without skip-name-resolve a TCP login from 127.0.0.1 is matched as
 	# root@localhost, which a fresh Debian install lets in through the unix
-	# socket only. On a MariaDB this script installed, root@localhost also
-	# takes the empty password (as the test suite logs in); an existing
-	# installation is never changed.
-	if ! maria_root_tcp && [[ -e $MARIADB_MARKER ]]; then
+	# socket only.
+	if ! maria_root_tcp; then
 		mysql_root "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');" ||
 			die "could not let root@localhost log in with an empty password"
 	fi
-	maria_root_tcp || die "root cannot log in over TCP on 127.0.0.1 with an empty password (without skip-name-resolve it is matched as root@localhost: let that user take an empty password, or set skip-name-resolve)"
-	local pw
+	maria_root_tcp || die "root still cannot log in over TCP on 127.0.0.1 with an empty password"
+	say "mariadb: root logs in over TCP on 127.0.0.1 with an empty password (this script installed it)"
+}
+
+# maria_accounts: the database causeway, the user causeway and its grants,
+# each only when missing; an existing user keeps its password. GRANT only
+# adds privileges.
+maria_accounts() {
+	local pw host exists
 	pw=$(sql_quote "$MYSQL_PASSWORD")
-	# PROCESS: a new leader finds (information_schema.INNODB_LOCK_WAITS)
-	# and kills the connection of a deposed leader holding the fence.
-	mysql_root "CREATE DATABASE IF NOT EXISTS causeway CHARACTER SET utf8mb4;
-		CREATE USER IF NOT EXISTS 'causeway'@'127.0.0.1' IDENTIFIED BY $pw;
-		CREATE USER IF NOT EXISTS 'causeway'@'localhost' IDENTIFIED BY $pw;
-		ALTER USER 'causeway'@'127.0.0.1' IDENTIFIED BY $pw;
-		ALTER USER 'causeway'@'localhost' IDENTIFIED BY $pw;
-		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'127.0.0.1';
-		GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'localhost';
-		GRANT PROCESS ON *.* TO 'causeway'@'127.0.0.1';
-		GRANT PROCESS ON *.* TO 'causeway'@'localhost';" ||
-		die "could not create the causeway database and user"
+	mysql_root "CREATE DATABASE IF NOT EXISTS causeway CHARACTER SET utf8mb4;" ||
+		die "could not create the database causeway"
+	for host in 127.0.0.1 localhost; do
+		exists=$(mysql_root "SELECT COUNT(*) FROM mysql.user WHERE User='causeway' AND Host='$host'") ||
+			die "could not list the MariaDB users"
+		if [[ $exists == 0 ]]; then
+			mysql_root "CREATE USER 'causeway'@'$host' IDENTIFIED BY $pw;" ||
+				die "could not create the user causeway@$host"
+			say "mariadb: created the user causeway@$host"
+		else
+			say "mariadb: the user causeway@$host exists; its password is left as it is"
+		fi
+		# PROCESS: a new leader finds (information_schema.INNODB_LOCK_WAITS)
+		# and kills the connection of a deposed leader holding the fence.
+		mysql_root "GRANT ALL PRIVILEGES ON causeway.* TO 'causeway'@'$host';
+			GRANT PROCESS ON *.* TO 'causeway'@'$host';" ||
+			die "could not grant the user causeway@$host its privileges"
+	done
 }
 
 maria_version() { mysql_root 'SELECT VERSION()' 2>/dev/null || echo "?"; }
@@ -232,11 +280,28 @@ cmd_up() {
 	rabbit_install
 	maria_install
 	rabbit_start
-	rabbit_setup
-	say "rabbitmq: running $(rabbit_version) on 127.0.0.1:$AMQP_PORT (vhost causeway, user causeway)"
+	if [[ -e $RABBIT_MARKER ]]; then
+		rabbit_accounts
+	fi
+	say "rabbitmq: running $(rabbit_version) on 127.0.0.1:$AMQP_PORT"
 	maria_start
-	maria_setup
-	say "mariadb: running $(maria_version) on 127.0.0.1:$MYSQL_PORT (database causeway, user causeway)"
+	maria_root_login
+	if [[ -e $MARIADB_MARKER ]]; then
+		maria_accounts
+	fi
+	say "mariadb: running $(maria_version) on 127.0.0.1:$MYSQL_PORT"
+	if [[ ! -e $RABBIT_MARKER || ! -e $MARIADB_MARKER ]]; then
+		say "services this script did not install were left as they are; to create Causeway's accounts on them: $0 accounts"
+	fi
+}
+
+cmd_accounts() {
+	need_root accounts
+	rabbit_up || die "RabbitMQ is not running (try: $0 up)"
+	maria_up || die "MariaDB is not running (try: $0 up)"
+	rabbit_accounts
+	maria_accounts
+	say "accounts: vhost, database and user causeway present"
 }
 
 cmd_status() {
@@ -266,6 +331,7 @@ main() {
 	local cmd=${1:-up}
 	case $cmd in
 	up) cmd_up ;;
+	accounts) cmd_accounts ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
 	restart-rabbitmq)
