@@ -97,32 +97,45 @@ apt_install() {
 		die "apt-get install $* failed"
 }
 
+# mark FILE: record that this script installed (or initialised) a service.
+mark() {
+	install -d -m 0755 "$(dirname "$1")"
+	: >"$1"
+}
+
 # ---------------------------------------------------------------- RabbitMQ
 
 rabbit_up() { rabbitmqctl -q ping >/dev/null 2>&1; }
 
 rabbit_install() {
 	command -v rabbitmq-server >/dev/null && return 0
-	apt_install rabbitmq-server
-	# A fresh install: keep the broker on loopback. Existing config is
-	# never touched.
+	# The configuration is written before the package is installed: where
+	# systemd runs, the package starts the broker as soon as it is unpacked,
+	# and a node started under another name than the one written afterwards
+	# would be one rabbitmqctl no longer targets, holding the ports a second
+	# one needs. The package ships neither file; existing ones are never
+	# touched.
+	install -d -m 0755 /etc/rabbitmq
+	# Keep the broker on loopback.
 	if [[ ! -e /etc/rabbitmq/rabbitmq.conf ]]; then
 		printf 'listeners.tcp.local = 127.0.0.1:%s\n' "$AMQP_PORT" >/etc/rabbitmq/rabbitmq.conf
 	fi
 	# The default node name rabbit@<hostname> fails to start where the
-	# hostname does not resolve (containers); a fresh node has no data under
-	# its name yet, so name it rabbit@localhost and keep epmd and the
-	# distribution port on loopback too.
+	# hostname does not resolve (containers). A node with no data yet (none
+	# left by an earlier install) is named rabbit@localhost, with epmd and
+	# the distribution port on loopback too.
 	local envconf=/etc/rabbitmq/rabbitmq-env.conf
-	if ! grep -qs '^NODENAME=' "$envconf"; then
+	if ! grep -qs '^NODENAME=' "$envconf" && [[ -z $(ls -A /var/lib/rabbitmq/mnesia 2>/dev/null) ]]; then
 		cat >>"$envconf" <<-'EOF'
 			NODENAME=rabbit@localhost
 			ERL_EPMD_ADDRESS=127.0.0.1
 			export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"
 		EOF
 	fi
-	# The package may have started a node through invoke-rc.d; give it the
-	# chance to come up before deciding to start one.
+	apt_install rabbitmq-server
+	mark "$RABBIT_MARKER"
+	# The package may have started a node (systemd, or invoke-rc.d); give it
+	# the chance to come up before deciding to start one.
 	rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1 || true
 }
 
@@ -176,12 +189,6 @@ rabbit_version() { rabbitmqctl -q version 2>/dev/null || echo "?"; }
 mysql_root() { mariadb --protocol=socket -S "$MYSQL_SOCKET" -uroot -N -B -e "$1"; }
 
 maria_up() { mariadb-admin --protocol=socket -S "$MYSQL_SOCKET" -uroot ping >/dev/null 2>&1; }
-
-# mark FILE: record that this script installed (or initialised) a service.
-mark() {
-	install -d -m 0755 "$(dirname "$1")"
-	: >"$1"
-}
 
 maria_install() {
 	[[ -x $MARIADBD ]] && return 0
