@@ -34,11 +34,16 @@ readonly MARIADBD=/usr/sbin/mariadbd
 # The MariaDB instance is the distribution's (/etc/mysql/my.cnf). Setting
 # CAUSEWAY_MYSQL_DATADIR runs a separate instance instead, with its own
 # datadir, port, socket and pid file (used to test this script).
+# CAUSEWAY_MYSQL_OUTPUT is where mariadbd's output goes when this script
+# starts it.
 readonly MYSQL_DATADIR=${CAUSEWAY_MYSQL_DATADIR:-}
 readonly MYSQL_PORT=${CAUSEWAY_MYSQL_PORT:-3306}
 readonly MYSQL_RUNDIR=${CAUSEWAY_MYSQL_RUNDIR:-/run/mysqld}
 readonly MYSQL_SOCKET=$MYSQL_RUNDIR/mysqld.sock
 readonly MYSQL_PIDFILE=$MYSQL_RUNDIR/mysqld.pid
+# mariadbd's output when this script starts it, and the pid it started.
+readonly MYSQL_OUTPUT=${CAUSEWAY_MYSQL_OUTPUT:-/var/log/causeway-services/mariadbd.log}
+readonly MYSQL_STARTED_PID=$MYSQL_RUNDIR/causeway-services-mariadbd.pid
 readonly WAIT_SECONDS=${CAUSEWAY_SERVICES_WAIT:-90}
 
 AMQP_PASSWORD=${CAUSEWAY_AMQP_PASSWORD:-${CAUSEWAY_PASSWORD:-causeway}}
@@ -211,10 +216,33 @@ maria_start() {
 			die "mariadb-install-db --datadir=$datadir failed"
 		mark "$MARIADB_MARKER"
 	fi
+	if start-stop-daemon --status --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD"; then
+		# Started already (its own pid file is there), not answering yet.
+		wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
+		wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
+		return 0
+	fi
 	# mariadbd refuses to run as root: it drops to the mysql user itself.
-	start-stop-daemon --start --oknodo --background --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD" -- "${args[@]}" ||
-		die "could not start $MARIADBD; see its error log"
-	wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
+	# Its output goes to a log (start-stop-daemon --background would drop
+	# it), and its pid to a file of ours, to see it die while it starts:
+	# start-stop-daemon returns 0 once it has forked, whatever follows.
+	local logs=$MYSQL_OUTPUT
+	[[ -z $MYSQL_DATADIR ]] || logs+=" and $datadir/error.log"
+	install -d -m 0755 "$(dirname "$MYSQL_OUTPUT")"
+	printf '\n== %s: starting %s\n' "$(date -u +%FT%TZ)" "$MARIADBD" >>"$MYSQL_OUTPUT"
+	rm -f "$MYSQL_STARTED_PID"
+	start-stop-daemon --start --background --make-pidfile --pidfile "$MYSQL_STARTED_PID" \
+		--output "$MYSQL_OUTPUT" --exec "$MARIADBD" -- "${args[@]}" ||
+		die "could not start $MARIADBD; see $logs"
+	local pid i
+	pid=$(cat "$MYSQL_STARTED_PID" 2>/dev/null) || die "start-stop-daemon wrote no pid for $MARIADBD; see $logs"
+	for ((i = 0; i < WAIT_SECONDS; i++)); do
+		maria_up && break
+		kill -0 "$pid" 2>/dev/null ||
+			die "$MARIADBD exited while starting; see $logs"
+		sleep 1
+	done
+	maria_up || die "MariaDB did not start within ${WAIT_SECONDS}s; see $logs"
 	wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
 }
 
