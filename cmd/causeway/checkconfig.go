@@ -56,11 +56,13 @@ func newCheckConfigCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check-config",
 		Short: "Load and validate the configuration file as the daemons do; report every problem",
-		Args:  cobra.NoArgs,
+		Long: "Load and validate the configuration file as the daemons do, and open every secret *_file it\n" +
+			"names (never printing what they hold); report every problem by its YAML path.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g.configPath)
 			if err == nil {
-				err = cfg.validate()
+				err = errors.Join(cfg.validate(), cfg.checkFiles())
 			}
 			if err != nil {
 				return &exitError{code: 1, msg: fmt.Sprintf("config %s is not valid:\n%v", g.configPath, err)}

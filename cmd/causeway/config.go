@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/causeway/causeway/drivers"
@@ -149,10 +148,10 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 		return nil, err
 	}
 	var errs []error
-	if err := readSecret(&cfg.Database.DSN, cfg.Database.DSNFile, "database"); err != nil {
+	if err := readSecret(&cfg.Database.DSN, cfg.Database.DSNFile, "database.dsn_file"); err != nil {
 		errs = append(errs, err)
 	}
-	if err := readSecret(&cfg.Bus.URL, cfg.Bus.URLFile, "bus"); err != nil {
+	if err := readSecret(&cfg.Bus.URL, cfg.Bus.URLFile, "bus.url_file"); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.Processor.DatabaseDSN == "" {
@@ -194,19 +193,20 @@ func loadNotifierConfig(path string) (notifier.Config, error) {
 	return nc, nil
 }
 
-// readSecret fills *v from file when file is set; setting both is an error.
-func readSecret(v *string, file, section string) error {
+// readSecret fills *v from file when file is set; setting both is an
+// error. path is the YAML path of the file's key.
+func readSecret(v *string, file, path string) error {
 	if file == "" {
 		return nil
 	}
 	if *v != "" {
-		return fmt.Errorf("%s: set one of the value and its _file, not both", section)
+		return fmt.Errorf("%s: set one of the value and its _file, not both", path)
 	}
-	b, err := os.ReadFile(file)
+	s, err := readSecretFile(file)
 	if err != nil {
-		return fmt.Errorf("%s: %w", section, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	*v = strings.TrimSpace(string(b))
+	*v = s
 	return nil
 }
 
