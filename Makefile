@@ -91,5 +91,6 @@ tidy-check: ## fail when go.mod/go.sum are not tidy
 	$(GO) mod tidy -diff
 
 .PHONY: clean
-clean: ## remove build output and the local cluster's state
+clean: ## stop the local cluster if it runs, then remove build output and its state
+	@if compgen -G '$(RUN_DIR)/*.pid' >/dev/null; then RUN_DIR='$(abspath $(RUN_DIR))' deploy/dev/cluster.sh stop; fi
 	rm -rf bin $(RUN_DIR) bench-report.txt

@@ -17,6 +17,9 @@ cd "$(dirname "$0")/../.."
 readonly TOP=$PWD
 readonly RUN_DIR=${RUN_DIR:-$TOP/.run}
 readonly BIN=$TOP/bin/causeway
+# The binary's path as /proc/PID/exe shows it (symlinks resolved).
+BIN_PATH=$(readlink -f "$BIN")
+readonly BIN_PATH
 readonly NAME=causeway_dev
 readonly DSN="root@tcp(127.0.0.1:3306)/$NAME"
 readonly AMQP="amqp://guest:guest@127.0.0.1:5672/$NAME"
@@ -29,27 +32,40 @@ die() {
 	exit 1
 }
 
+# ours PID: whether PID is a process of this cluster's binary. A pid file
+# may outlive its process (a reboot, a crash) and its pid be reused by
+# another process, which must not be signalled. A binary rebuilt or removed
+# while it runs reads as "PATH (deleted)".
+ours() {
+	local exe
+	[[ $1 =~ ^[0-9]+$ ]] || return 1
+	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+	[[ ${exe% (deleted)} == "$BIN_PATH" ]]
+}
+
 stop_all() {
-	local pidfile pid any=0
+	local pidfile pid pids=()
 	shopt -s nullglob
 	for pidfile in "$RUN_DIR"/*.pid; do
-		pid=$(cat "$pidfile")
-		if kill -0 "$pid" 2>/dev/null; then
+		pid=$(<"$pidfile")
+		if ours "$pid"; then
 			kill -TERM "$pid" 2>/dev/null || true
-			any=1
+			pids+=("$pid")
 		fi
 	done
-	if ((any)); then
+	if ((${#pids[@]})); then
 		for _ in $(seq 1 60); do
 			local alive=0
-			for pidfile in "$RUN_DIR"/*.pid; do
-				kill -0 "$(cat "$pidfile")" 2>/dev/null && alive=1
+			for pid in "${pids[@]}"; do
+				ours "$pid" && alive=1
 			done
 			((alive)) || break
 			sleep 0.5
 		done
-		for pidfile in "$RUN_DIR"/*.pid; do
-			kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
+		for pid in "${pids[@]}"; do
+			if ours "$pid"; then
+				kill -KILL "$pid" 2>/dev/null || true
+			fi
 		done
 	fi
 	rm -f "$RUN_DIR"/*.pid
@@ -196,8 +212,8 @@ status() {
 	local pidfile
 	shopt -s nullglob
 	for pidfile in "$RUN_DIR"/*.pid; do
-		if kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-			echo "$(basename "$pidfile" .pid): running (pid $(cat "$pidfile"))"
+		if ours "$(<"$pidfile")"; then
+			echo "$(basename "$pidfile" .pid): running (pid $(<"$pidfile"))"
 		else
 			echo "$(basename "$pidfile" .pid): not running"
 		fi
