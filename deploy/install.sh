@@ -84,6 +84,8 @@ install -m 0644 "$root/README.md" "$destdir/usr/share/doc/causeway/README.md"
 if [ -z "$destdir" ]; then
 	ensure_user
 fi
+# secrets/ holds one file a secret, each 0640 root:causeway: the services'
+# user reads them (the *_file keys name them), no one else.
 install -d -m 0750 "${owner[@]}" "$etc" "$etc/secrets" "$etc/templates"
 install_config "$here/causeway.yaml" "$etc/causeway.yaml"
 for f in "$here"/templates/*.yaml; do
@@ -125,7 +127,8 @@ cat <<EOF
 installed under ${destdir:-/}:
   /usr/bin/causeway, units in /lib/systemd/system (causeway.target),
   /etc/causeway/causeway.yaml, processor-{$nodes}.yaml, templates/, secrets/
-next: put the secrets the configuration names under /etc/causeway/secrets, run
+next: put the secrets the configuration names under /etc/causeway/secrets, one
+  a file, owned root:causeway, mode 0640 (install -m 0640 -o root -g causeway), run
   causeway check-config -c /etc/causeway/causeway.yaml
   causeway migrate -c /etc/causeway/causeway.yaml
   systemctl enable --now causeway.target causeway-processor@{${nodes}}

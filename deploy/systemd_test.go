@@ -15,13 +15,15 @@ import (
 var requiredDirectives = []string{
 	"Type=notify", "WatchdogSec=", "Restart=on-failure", "User=causeway",
 	"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "LoadCredential=", "PartOf=causeway.target",
+	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "PartOf=causeway.target",
 }
 
 // forbiddenDirectives promise what the daemons do not do. ExecReload: a
 // daemon cannot reload its configuration (it logs a SIGHUP and keeps
 // running), so `systemctl reload` must say so rather than succeed.
-var forbiddenDirectives = []string{"ExecReload="}
+// LoadCredential, EnvironmentFile: no daemon reads $CREDENTIALS_DIRECTORY
+// or a variable; *_file paths are read as written.
+var forbiddenDirectives = []string{"ExecReload=", "LoadCredential=", "EnvironmentFile="}
 
 func units(t *testing.T) []string {
 	t.Helper()
