@@ -12,7 +12,8 @@ import (
 )
 
 func newDriverCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var metrics metricsFlag
+	return metrics.register(&cobra.Command{
 		Use:   "driver [NAME...]",
 		Short: "Run datasource drivers (static, alertmanager): periodic full pulls published to the bus",
 		Long: "Run the configured datasource drivers named on the command line (all configured ones when\n" +
@@ -56,10 +57,10 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), log, reg, cfg.Drivers.MetricsListen,
+			return serve(cmd.Context(), log, reg, metrics.listen(cmd, cfg.Drivers.MetricsListen),
 				actor{"publisher", pub.Run},
 				actor{"drivers", runner.Run},
 			)
 		},
-	}
+	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,5 +127,33 @@ func TestSIGHUPDoesNotStopDaemon(t *testing.T) {
 	err := cmd.Wait()
 	if err != nil {
 		t.Fatalf("daemon exit after SIGHUP then SIGTERM: %v (want a clean exit)\n%s", err, out)
+	}
+}
+
+// TestMetricsListenFlag: --metrics-listen moves /metrics off the
+// configuration's metrics_listen, so that instances sharing one file can
+// each serve their own.
+func TestMetricsListenFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	bin := buildBinary(t)
+	cmd, out := startDaemon(t, bin, "--metrics-listen", addr)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics on the flag's address: %v\n%s", err, out)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /metrics: %s", resp.Status)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, out)
 	}
 }

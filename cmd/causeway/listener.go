@@ -12,7 +12,8 @@ import (
 )
 
 func newListenerCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var metrics metricsFlag
+	return metrics.register(&cobra.Command{
 		Use:   "listener",
 		Short: "Run the listeners: Alertmanager webhooks, the events API, OpenStack notifications",
 		Args:  cobra.NoArgs,
@@ -63,7 +64,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 				}
 				actors = append(actors, actor{"openstack consumer", c.Run})
 			}
-			return serve(cmd.Context(), log, reg, lc.MetricsListen, actors...)
+			return serve(cmd.Context(), log, reg, metrics.listen(cmd, lc.MetricsListen), actors...)
 		},
-	}
+	})
 }

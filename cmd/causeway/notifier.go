@@ -19,7 +19,8 @@ import (
 )
 
 func newNotifierCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var metrics metricsFlag
+	return metrics.register(&cobra.Command{
 		Use:   "notifier",
 		Short: "Run a notifier: deliver the outbox to webhook subscribers, in order, at least once",
 		Args:  cobra.NoArgs,
@@ -50,10 +51,10 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 			defer cancel()
 			errc := make(chan error, 2)
 			var srv *http.Server
-			if cfg.MetricsListen != "" {
-				ln, err := net.Listen("tcp", cfg.MetricsListen)
+			if addr := metrics.listen(cmd, cfg.MetricsListen); addr != "" {
+				ln, err := net.Listen("tcp", addr)
 				if err != nil {
-					return fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
+					return fmt.Errorf("metrics listen %s: %w", addr, err)
 				}
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -91,5 +92,5 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 			}
 			return runErr
 		},
-	}
+	})
 }

@@ -9,7 +9,8 @@ import (
 )
 
 func newPersisterCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var metrics metricsFlag
+	return metrics.register(&cobra.Command{
 		Use:   "persister",
 		Short: "Run a persister: bus -> the ordered event log in MariaDB",
 		Args:  cobra.NoArgs,
@@ -50,7 +51,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			}
 			// The persister runs its consumer and sequenced publisher itself,
 			// so that it can stop them in order on shutdown.
-			return serve(ctx, log, reg, cfg.Persister.MetricsListen, actor{"persister", p.Run})
+			return serve(ctx, log, reg, metrics.listen(cmd, cfg.Persister.MetricsListen), actor{"persister", p.Run})
 		},
-	}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
 )
 
 // newRegistry is a process's metrics registry, with the Go and process collectors.
@@ -78,4 +79,24 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 		return nil
 	}, func(error) { sdnotify.Stopping(log) })
 	return g.Run()
+}
+
+// metricsFlag is --metrics-listen, which overrides the configuration's
+// metrics_listen for one process: the instances of a template unit on one
+// host (causeway-persister@N, causeway-notifier@N) share one configuration
+// file, so each needs an address of its own for /metrics.
+type metricsFlag struct{ addr string }
+
+func (m *metricsFlag) register(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().StringVar(&m.addr, "metrics-listen", "",
+		`serve /metrics on this address instead of the configuration's metrics_listen ("" = none)`)
+	return cmd
+}
+
+// listen is the address to serve /metrics on.
+func (m *metricsFlag) listen(cmd *cobra.Command, configured string) string {
+	if cmd.Flags().Changed("metrics-listen") {
+		return m.addr
+	}
+	return configured
 }
