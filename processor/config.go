@@ -47,6 +47,12 @@ type Config struct {
 	DatabaseDSN string `yaml:"database_dsn"`
 	// AMQPURL is the broker URL (vhost included).
 	AMQPURL string `yaml:"amqp_url"`
+	// AMQPReconnectMin and AMQPReconnectMax bound the backoff between
+	// broker connection attempts (0: the bus defaults). They are the
+	// shared bus section's reconnect_min and reconnect_max, filled in by
+	// the loader; there is no key of the processor's own.
+	AMQPReconnectMin time.Duration `yaml:"-"`
+	AMQPReconnectMax time.Duration `yaml:"-"`
 	// PollInterval is how often the log head is read from the database, a
 	// safety net against a lost doorbell (default 1s).
 	PollInterval time.Duration `yaml:"poll_interval"`
@@ -92,6 +98,11 @@ type Config struct {
 	// the node's memory, leader included. One over the bound gets 503
 	// with Retry-After.
 	MaxHistoricalQueries int `yaml:"max_historical_queries"`
+}
+
+// busConn is the broker connection of the node's subscriber and publisher.
+func (c Config) busConn() bus.Conn {
+	return bus.Conn{URL: c.AMQPURL, ReconnectMin: c.AMQPReconnectMin, ReconnectMax: c.AMQPReconnectMax}
 }
 
 // SetDefaults fills zero fields.

@@ -3,6 +3,7 @@ package processor
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/election"
@@ -61,5 +62,17 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if strings.Contains(c.String(), "root@") || strings.Contains(c.String(), "guest:guest") {
 		t.Errorf("String leaks secrets: %s", c)
+	}
+}
+
+// TestBusConnCarriesReconnectBounds: the node's subscriber and publisher
+// back off between broker connection attempts as the shared bus section
+// says, not with the bus defaults.
+func TestBusConnCarriesReconnectBounds(t *testing.T) {
+	c := validConfig()
+	c.AMQPReconnectMin, c.AMQPReconnectMax = 300*time.Millisecond, 7*time.Second
+	got := c.busConn()
+	if got.URL != c.AMQPURL || got.ReconnectMin != 300*time.Millisecond || got.ReconnectMax != 7*time.Second {
+		t.Errorf("busConn() = %+v", got)
 	}
 }

@@ -121,11 +121,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	// bus labels its metrics with the component's role (subscriber,
 	// publisher) itself.
 	busDeps := bus.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, Now: p.deps.Now}
-	sub, err := bus.NewSubscriber(bus.SubscriberConfig{Conn: bus.Conn{URL: p.cfg.AMQPURL}}, busDeps)
+	sub, err := bus.NewSubscriber(bus.SubscriberConfig{Conn: p.cfg.busConn()}, busDeps)
 	if err != nil {
 		return fmt.Errorf("sequenced subscriber: %w", err)
 	}
-	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: p.cfg.AMQPURL}, SpoolPath: filepath.Join(p.cfg.DataDir, "api-spool.db")},
+	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: p.cfg.busConn(), SpoolPath: filepath.Join(p.cfg.DataDir, "api-spool.db")},
 		busDeps)
 	if err != nil {
 		return fmt.Errorf("api publisher: %w", err)

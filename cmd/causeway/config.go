@@ -160,6 +160,8 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 	if cfg.Processor.AMQPURL == "" {
 		cfg.Processor.AMQPURL = cfg.Bus.URL
 	}
+	cfg.Processor.AMQPReconnectMin = cfg.Bus.ReconnectMin
+	cfg.Processor.AMQPReconnectMax = cfg.Bus.ReconnectMax
 	if cfg.Notifier.DSN == "" && cfg.Notifier.DSNFile == "" {
 		cfg.Notifier.DSN = cfg.Database.DSN
 	}

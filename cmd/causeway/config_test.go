@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExampleConfigIsValid loads deploy/causeway.yaml through the same path
@@ -81,5 +82,17 @@ func TestNotifierInheritsSharedSettings(t *testing.T) {
 	}
 	if nc.DSN != "u@tcp(h:3306)/db" || nc.AMQPURL != "amqp://h/" {
 		t.Errorf("inherited dsn %q, amqp_url %q", nc.DSN, nc.AMQPURL)
+	}
+}
+
+// TestProcessorInheritsBusReconnect: bus.reconnect_min/max, documented as
+// shared, reach the processor's broker connection.
+func TestProcessorInheritsBusReconnect(t *testing.T) {
+	cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: amqp://h/, reconnect_min: 250ms, reconnect_max: 4s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Processor.AMQPReconnectMin != 250*time.Millisecond || cfg.Processor.AMQPReconnectMax != 4*time.Second {
+		t.Errorf("processor reconnect bounds %v, %v; want 250ms, 4s", cfg.Processor.AMQPReconnectMin, cfg.Processor.AMQPReconnectMax)
 	}
 }
