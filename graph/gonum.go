@@ -175,14 +175,3 @@ func (w *View) Edge(uid, vid int64) gg.Edge {
 	}
 	return Line{F: Node(uid), T: Node(vid), Relationships: rels}
 }
-
-func nodesOf(ids []int64) gg.Nodes {
-	if len(ids) == 0 {
-		return gg.Empty
-	}
-	ns := make([]gg.Node, len(ids))
-	for i, id := range ids {
-		ns[i] = Node(id)
-	}
-	return iterator.NewOrderedNodes(ns)
-}

@@ -237,30 +237,6 @@ func BenchmarkRCA(b *testing.B) {
 	}
 }
 
-func BenchmarkTopology(b *testing.B) {
-	for _, n := range benchSizes[:2] {
-		g := buildCloud(b, n)
-		host, _ := g.Lookup("", "nova.host", "h0")
-		for _, tc := range []struct {
-			name string
-			q    TopologyQuery
-		}{
-			{"tree", TopologyQuery{Tree: true, AllTenants: true}},
-			{"graph-host-depth2", TopologyQuery{Root: host, Depth: 2, AllTenants: true}},
-			{"graph-project", TopologyQuery{Root: 1, ProjectID: "p3"}},
-		} {
-			b.Run(fmt.Sprintf("%s/%d", tc.name, n), func(b *testing.B) {
-				b.ReportAllocs()
-				for range b.N {
-					if _, err := g.Topology(tc.q); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
-}
-
 func BenchmarkDump(b *testing.B) {
 	g := buildCloud(b, 10_000)
 	b.ReportAllocs()

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	gg "gonum.org/v1/gonum/graph"
-	"gonum.org/v1/gonum/graph/traverse"
 )
 
 // Filter selects vertices. Zero fields match everything; deleted vertices
@@ -18,7 +17,7 @@ type Filter struct {
 	Types []string
 	// Properties must all be equal. Keys are Vitrage's property names for
 	// the built-in fields (vitrage_type, name, state, vitrage_operational_state,
-	// severity, project_id, vitrage_is_placeholder, ...; see VertexMap) or
+	// severity, project_id, vitrage_is_placeholder, ...; see propertyOf) or
 	// names of free properties; values compare as strings ("true"/"false"
 	// for flags).
 	Properties map[string]string
@@ -242,132 +241,12 @@ func (g *Graph) Alarms(project string, allTenants, includeDeleted bool) []Vertex
 	return out
 }
 
-// TopologyQuery asks for a part of the graph, as Vitrage's `topology show`.
-type TopologyQuery struct {
-	// Root is where the walk starts; 0 means the whole graph (graph shape)
-	// or the lowest-id openstack.cluster vertex (tree shape).
-	Root VertexID
-	// Depth bounds the walk from Root in edges; 0 means no bound.
-	Depth int
-	// Tree asks for the tree shape: a spanning tree of the outgoing edges
-	// from Root, each vertex once, children by ascending id. Otherwise the
-	// graph shape: edges are followed both ways.
-	Tree bool
-	// Filter keeps only the vertices it matches (the walk does not pass
-	// through the others).
-	Filter Filter
-	// ProjectID scopes the result unless AllTenants: vertices of the
-	// project, shared vertices without a project, alarms on them.
-	ProjectID  string
-	AllTenants bool
-}
-
 // ClusterType is the type of Vitrage's topology root.
 const ClusterType = "openstack.cluster"
 
-// ErrNotFound is returned for a root or an alarm that the graph does not
+// ErrNotFound is returned for an alarm that the graph does not
 // hold (or that the query filters out).
 var ErrNotFound = errors.New("vertex not found")
-
-// Topology is the answer to a TopologyQuery: the vertices reached, in BFS
-// order from the root (ascending ids without a root), and the edges among
-// them (for a tree: the tree's edges).
-type Topology struct {
-	Root     VertexID
-	Tree     bool
-	Vertices []VertexID
-	Edges    []Edge
-	// Parent maps a vertex of a tree to its parent (not the root).
-	Parent map[VertexID]VertexID
-}
-
-func (g *Graph) topologyView(q *TopologyQuery) *View {
-	w := g.View(q.Filter.IncludeDeleted)
-	w.vertex = func(v *vertex) bool {
-		return q.Filter.match(g, v) && (q.AllTenants || g.inScope(v, q.ProjectID, true))
-	}
-	return w
-}
-
-// Topology answers q. The walk from the root uses gonum's BreadthFirst over
-// a View of the graph.
-func (g *Graph) Topology(q TopologyQuery) (*Topology, error) {
-	w := g.topologyView(&q)
-	root := q.Root
-	if root == 0 && q.Tree {
-		for _, v := range g.verts {
-			if v != nil && g.s(v.typ) == ClusterType && w.vertexOK(v) {
-				root = v.id
-				break
-			}
-		}
-		if root == 0 {
-			return nil, ErrNotFound
-		}
-	}
-	t := &Topology{Root: root, Tree: q.Tree}
-	if root == 0 {
-		ns := w.Nodes()
-		for ns.Next() {
-			t.Vertices = append(t.Vertices, VertexID(ns.Node().ID()))
-		}
-		t.Edges = g.edgesAmong(w, t.Vertices)
-		return t, nil
-	}
-	if w.Node(int64(root)) == nil {
-		return nil, ErrNotFound
-	}
-	var walk traverse.Graph = w
-	if !q.Tree {
-		walk = bothWays{w}
-	}
-	// Traverse is called for an edge just before Visit of its target (when
-	// not visited yet), so the edge seen last gives the depth and parent.
-	depth := map[int64]int{int64(root): 0}
-	parent := map[VertexID]VertexID{}
-	var last gg.Edge
-	bf := traverse.BreadthFirst{
-		Traverse: func(e gg.Edge) bool {
-			if q.Depth > 0 && depth[e.From().ID()] >= q.Depth {
-				return false
-			}
-			last = e
-			return true
-		},
-		Visit: func(n gg.Node) {
-			id := n.ID()
-			if last != nil {
-				depth[id] = depth[last.From().ID()] + 1
-				parent[VertexID(id)] = VertexID(last.From().ID())
-			}
-			t.Vertices = append(t.Vertices, VertexID(id))
-		},
-	}
-	bf.Walk(walk, Node(root), nil)
-	if q.Tree {
-		t.Parent = parent
-		for _, id := range t.Vertices[1:] {
-			p := parent[id]
-			t.Edges = append(t.Edges, g.liveEdges(w, p, id)...)
-		}
-		return t, nil
-	}
-	t.Edges = g.edgesAmong(w, t.Vertices)
-	return t, nil
-}
-
-// liveEdges returns the visible edges from -> to.
-func (g *Graph) liveEdges(w *View, from, to VertexID) []Edge {
-	fv := g.get(from)
-	var out []Edge
-	i, _ := fv.findOut(to, "")
-	for ; i < len(fv.out) && fv.out[i].to == to; i++ {
-		if w.edgeOK(from, &fv.out[i]) {
-			out = append(out, exportEdge(from, &fv.out[i]))
-		}
-	}
-	return out
-}
 
 // edgesAmong returns the visible edges between the given vertices, sorted by
 // (From, To, Relationship).
@@ -389,32 +268,6 @@ func (g *Graph) edgesAmong(w *View, ids []VertexID) []Edge {
 		}
 	}
 	return out
-}
-
-// bothWays presents a View with its edges followed in both directions, for
-// gonum's traversals: From(id) is the union of the view's From and To.
-type bothWays struct{ w *View }
-
-func (b bothWays) From(id int64) gg.Nodes {
-	var ids []int64
-	for _, it := range []gg.Nodes{b.w.From(id), b.w.To(id)} {
-		for it.Next() {
-			ids = append(ids, it.Node().ID())
-		}
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	return nodesOf(ids)
-}
-
-func (b bothWays) Edge(uid, vid int64) gg.Edge {
-	if e := b.w.Edge(uid, vid); e != nil {
-		return e
-	}
-	if e := b.w.Edge(vid, uid); e != nil {
-		return e.ReversedEdge()
-	}
-	return nil
 }
 
 // reversed presents a View with every edge turned around.

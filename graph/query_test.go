@@ -2,8 +2,6 @@ package graph
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -34,15 +32,6 @@ func golden(t *testing.T, name string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs (-want +got):\n%s", name, cmp.Diff(string(want), string(got)))
 	}
-}
-
-func indentJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(b, '\n')
 }
 
 // fixture builds a small cloud: a cluster, a zone, two hosts, three
@@ -196,63 +185,5 @@ func TestResourcesAndAlarms(t *testing.T) {
 		if got := idsOf(g.Alarms(tc.project, tc.all, tc.deleted)); !cmp.Equal(got, tc.want) {
 			t.Errorf("Alarms(%q, %v, %v) = %v, want %v", tc.project, tc.all, tc.deleted, got, tc.want)
 		}
-	}
-}
-
-func TestTopology(t *testing.T) {
-	g, ids := fixture(t)
-	for _, tc := range []struct {
-		name string
-		q    TopologyQuery
-		want []VertexID // BFS order
-	}{
-		{"tree from cluster", TopologyQuery{Tree: true, AllTenants: true, Filter: Filter{Category: "RESOURCE"}},
-			[]VertexID{ids["c1"], ids["z1"], ids["h1"], ids["h2"], ids["i1"], ids["i2"], ids["i3"]}},
-		{"tree depth 2", TopologyQuery{Tree: true, Depth: 2, AllTenants: true},
-			[]VertexID{ids["c1"], ids["z1"], ids["h1"], ids["h2"]}},
-		{"graph around h1 depth 1", TopologyQuery{Root: ids["h1"], Depth: 1, AllTenants: true},
-			[]VertexID{ids["h1"], ids["z1"], ids["i1"], ids["i2"], ids["s1"], ids["nic-h1"]}},
-		{"graph of p1 from cluster", TopologyQuery{Root: ids["c1"], ProjectID: "p1", Filter: Filter{Category: "RESOURCE"}},
-			[]VertexID{ids["c1"], ids["z1"], ids["h1"], ids["h2"], ids["i1"], ids["s1"], ids["i3"], ids["v1"]}},
-		{"whole graph of resources", TopologyQuery{AllTenants: true, Filter: Filter{Types: []string{"nova.host", "nova.zone"}}},
-			[]VertexID{ids["z1"], ids["h1"], ids["h2"]}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			top, err := g.Topology(tc.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !cmp.Equal(top.Vertices, tc.want) {
-				t.Errorf("vertices %v, want %v", top.Vertices, tc.want)
-			}
-		})
-	}
-	if _, err := g.Topology(TopologyQuery{Root: 999}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown root err = %v", err)
-	}
-	if _, err := g.Topology(TopologyQuery{Tree: true, Filter: Filter{Category: "ALARM"}}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("tree without a cluster err = %v", err)
-	}
-}
-
-func TestTopologyGolden(t *testing.T) {
-	g, ids := fixture(t)
-	tree, err := g.Topology(TopologyQuery{Tree: true, AllTenants: true, Filter: Filter{Category: "RESOURCE"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "topology_tree.golden", indentJSON(t, g.TreeJSON(tree)))
-	gr, err := g.Topology(TopologyQuery{Root: ids["h1"], Depth: 2, ProjectID: "p1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "topology_graph.golden", indentJSON(t, g.GraphJSON(gr)))
-	b, err := g.TopologyJSON(gr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back NodeLink
-	if err := json.Unmarshal(b, &back); err != nil || len(back.Nodes) != len(gr.Vertices) || !back.Directed {
-		t.Errorf("TopologyJSON round trip: %v %+v", err, back)
 	}
 }

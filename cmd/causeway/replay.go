@@ -549,15 +549,20 @@ func runHistoricalRCA(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFl
 	return a.write(cmd.OutOrStdout(), format)
 }
 
-// topologyAt is the query of `topology show --at`.
-type topologyAt struct {
-	GraphType, Root, Type, Category string
-	Depth                           int
-	All                             bool
+// historicalTopology is the answer of `topology show --at`: the API's
+// topology document (api.TopologyResponse, with no leader or node) of the
+// reconstructed graph, and the moment it was rebuilt at.
+type historicalTopology struct {
+	api.TopologyResponse
+	Historical     bool      `json:"historical"`
+	RecordedAt     time.Time `json:"recorded_at,omitzero"`
+	StaleSemantics bool      `json:"stale_semantics,omitempty"`
+	SnapshotSeq    int64     `json:"snapshot_seq"`
 }
 
-// runHistoricalTopology answers `topology show --at|--seq` from the database.
-func runHistoricalTopology(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFlags, q topologyAt, format string) error {
+// runHistoricalTopology answers `topology show --at|--seq` from the
+// database, with api.ComputeTopology as the API answers live.
+func runHistoricalTopology(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFlags, q api.TopologyQuery, format string) error {
 	if err := checkFormat(format, "table", "json", "dot"); err != nil {
 		return err
 	}
@@ -574,88 +579,30 @@ func runHistoricalTopology(cmd *cobra.Command, g *globalFlags, db *dbFlags, p po
 	if err != nil {
 		return err
 	}
-	gr := pt.engine.Graph()
-	tq := graph.TopologyQuery{Depth: q.Depth, Tree: q.GraphType == "tree", AllTenants: true,
-		Filter: graph.Filter{IncludeDeleted: q.All}}
-	switch strings.ToUpper(q.Category) {
-	case "", graph.CategoryResource:
-		tq.Filter.Category = graph.CategoryResource
-	case graph.CategoryAlarm:
-		tq.Filter.Category = graph.CategoryAlarm
-	case "ALL":
-	default:
-		return badInput("--category: %q is not RESOURCE, ALARM or all", q.Category)
-	}
-	if q.Type != "" {
-		tq.Filter.Types = []string{q.Type}
-	}
-	if q.Root != "" {
-		n, err := strconv.ParseInt(q.Root, 10, 64)
-		if err != nil {
-			return badInput("--root: %q is not a vitrage id", q.Root)
-		}
-		tq.Root = graph.VertexID(n)
-	}
-	t, err := gr.Topology(tq)
-	if errors.Is(err, graph.ErrNotFound) {
-		return badInput("topology at %s: root not found", pt.label)
-	}
-	if err != nil {
-		return err
+	out := historicalTopology{Historical: true, RecordedAt: pt.rec.RecordedAt.UTC(), StaleSemantics: pt.rec.StaleSemantics, SnapshotSeq: pt.rec.SnapshotSeq}
+	out.Meta = api.Meta{Seq: pt.rec.Seq}
+	if err := api.ComputeTopology(pt.engine.Graph(), q, &out.TopologyResponse); err != nil {
+		return badInput("topology at %s: %v", pt.label, err)
 	}
 	w := cmd.OutOrStdout()
 	switch format {
 	case "json":
-		b, err := gr.TopologyJSON(t)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
 	case "dot":
-		return writeTopologyDOT(w, gr, t.Vertices, t.Edges)
+		return writeTopologyDOT(w, out.TopologyResponse)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	row(tw, "seq", pt.rec.Seq)
-	row(tw, "recorded_at", pt.rec.RecordedAt.Format(time.RFC3339Nano))
-	fmt.Fprintln(tw)
-	row(tw, "VITRAGE_ID", "CATEGORY", "TYPE", "ID", "NAME", "STATE", "DELETED")
-	for _, id := range t.Vertices {
-		v, _ := gr.Vertex(id)
-		row(tw, v.ID, v.Category, v.Type, v.ExternalID, v.Name, v.OperationalState, v.IsDeleted)
+	writeTopologyTable(tw, out.TopologyResponse)
+	if err := tw.Flush(); err != nil {
+		return err
 	}
-	fmt.Fprintln(tw)
-	row(tw, "SOURCE", "RELATIONSHIP", "TARGET", "DELETED")
-	for _, e := range t.Edges {
-		row(tw, e.From, e.Relationship, e.To, e.IsDeleted)
+	stale := ""
+	if out.StaleSemantics {
+		stale = "; from a snapshot of a build with other semantics"
 	}
-	return tw.Flush()
-}
-
-// writeTopologyDOT writes vertices and edges as a Graphviz digraph.
-func writeTopologyDOT(w io.Writer, g *graph.Graph, ids []graph.VertexID, edges []graph.Edge) error {
-	var b strings.Builder
-	b.WriteString("digraph topology {\n\trankdir=LR;\n\tnode [shape=box, style=rounded, fontname=\"Helvetica\"];\n")
-	for _, id := range ids {
-		v, _ := g.Vertex(id)
-		style := ""
-		if v.Category == graph.CategoryAlarm {
-			style = ", shape=ellipse"
-		}
-		if v.IsDeleted {
-			style += ", style=dashed"
-		}
-		fmt.Fprintf(&b, "\t\"%d\" [label=%q%s];\n", id, v.Type+"\n"+v.Name+"\n"+v.OperationalState, style)
-	}
-	for _, e := range edges {
-		style := ""
-		if e.IsDeleted {
-			style = ", style=dashed"
-		}
-		fmt.Fprintf(&b, "\t\"%d\" -> \"%d\" [label=%q%s];\n", e.From, e.To, e.Relationship, style)
-	}
-	b.WriteString("}\n")
-	_, err := io.WriteString(w, b.String())
+	_, err = fmt.Fprintf(w, "\n(seq %d, recorded at %s; rebuilt from the database%s)\n", out.Seq, out.RecordedAt.Format(time.RFC3339Nano), stale)
 	return err
 }
 
@@ -840,12 +787,12 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 	w := cmd.OutOrStdout()
 	switch o.format {
 	case "dot":
-		ids := pt.engine.Graph().VertexIDs()
-		var edges []graph.Edge
-		for _, id := range ids {
-			edges = append(edges, pt.engine.Graph().Out(id)...)
+		// Everything: every category, deleted vertices and edges too.
+		var r api.TopologyResponse
+		if err := api.ComputeTopology(pt.engine.Graph(), api.TopologyQuery{Category: "all", All: true}, &r); err != nil {
+			return err
 		}
-		return writeTopologyDOT(w, pt.engine.Graph(), ids, edges)
+		return writeTopologyDOT(w, r)
 	case "summary":
 		s := summarise(pt)
 		if o.output == "json" {

@@ -19,6 +19,7 @@ import (
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
 	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/api/apitest"
 	"github.com/causeway/causeway/snapshot"
 )
 
@@ -44,7 +45,9 @@ type moment struct {
 	dump    []byte
 	rca     map[graph.VertexID][]byte // rcaCore of every alarm, cleared ones included
 	cleared map[graph.VertexID]bool
-	alarms  []byte // TopologyJSON of every alarm, deleted included
+	alarms  []byte // the topology graph of every alarm, deleted included
+	// live is a copy of the live graph, for an API to serve.
+	live *apitest.Graph
 }
 
 // logRig is a database whose log was written through store.Log while a live
@@ -60,10 +63,6 @@ type logRig struct {
 }
 
 var t0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
-
-func alarmsQuery() graph.TopologyQuery {
-	return graph.TopologyQuery{AllTenants: true, Filter: graph.Filter{Category: graph.CategoryAlarm, IncludeDeleted: true}}
-}
 
 func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery int64) *logRig {
 	t.Helper()
@@ -152,13 +151,15 @@ func record(t *testing.T, e *evaluator.Engine, last event.Record) moment {
 		m.rca[a.ID] = js
 		m.cleared[a.ID] = a.IsDeleted
 	}
-	top, err := g.Topology(alarmsQuery())
-	if err != nil {
+	var top api.TopologyResponse
+	if err := api.ComputeTopology(g, api.TopologyQuery{Category: "ALARM", All: true}, &top); err != nil {
 		t.Fatal(err)
 	}
-	if m.alarms, err = g.TopologyJSON(top); err != nil {
+	var err error
+	if m.alarms, err = json.Marshal(top.Graph); err != nil {
 		t.Fatal(err)
 	}
+	m.live = apitest.Copy(g)
 	return m
 }
 
@@ -209,8 +210,12 @@ func TestReplayAndRCAAtEveryMoment(t *testing.T) {
 		if err != nil {
 			t.Fatalf("topology show --at %s: %v", at, err)
 		}
-		if strings.TrimSpace(top) != string(m.alarms) {
-			t.Fatalf("alarm list at %s:\ngot  %s\nwant %s", at, top, m.alarms)
+		var topDoc historicalTopology
+		if err := json.Unmarshal([]byte(top), &topDoc); err != nil {
+			t.Fatalf("topology show output: %v\n%s", err, top)
+		}
+		if got, _ := json.Marshal(topDoc.Graph); string(got) != string(m.alarms) || topDoc.Seq != m.seq {
+			t.Fatalf("alarm list at %s (seq %d, got seq %d):\ngot  %s\nwant %s", at, m.seq, topDoc.Seq, got, m.alarms)
 		}
 		for id, want := range m.rca {
 			out, err := runCausewayCLI(t, "rca", "show", strconv.FormatInt(int64(id), 10), "--dsn", r.dsn, "--at", at, "-o", "json")

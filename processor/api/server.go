@@ -17,7 +17,8 @@
 // Endpoints (Vitrage's v1 API is the model; ids are vitrage_ids):
 //
 //	GET  /v1/status                    role, leader, term, applied seq, log head, lag, snapshots, counters
-//	GET  /v1/topology                  ?graph_type=graph|tree&root=&depth=&type=&category=&all= (POST: same as JSON)
+//	GET  /v1/topology                  ?graph_type=graph|tree&root=&depth=&type=&category=&all= (POST: same as JSON); a tree follows
+//	                                   outgoing edges of every relationship from root; a graph takes depth only with root
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
 //	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph

@@ -113,15 +113,8 @@ func (c *Client) Status(ctx context.Context) (api.StatusResponse, error) {
 	return r, c.Do(ctx, http.MethodGet, "/v1/status", nil, nil, "", &r)
 }
 
-// TopologyQuery selects a topology.
-type TopologyQuery struct {
-	GraphType string // graph or tree
-	Root      string
-	Depth     int
-	Type      string
-	Category  string
-	All       bool
-}
+// TopologyQuery selects a topology (api.TopologyQuery).
+type TopologyQuery = api.TopologyQuery
 
 // Topology is GET /v1/topology.
 func (c *Client) Topology(ctx context.Context, tq TopologyQuery) (api.TopologyResponse, error) {
@@ -135,7 +128,9 @@ func (c *Client) Topology(ctx context.Context, tq TopologyQuery) (api.TopologyRe
 	set("root", tq.Root)
 	set("type", tq.Type)
 	set("category", tq.Category)
-	if tq.Depth > 0 {
+	if tq.Depth != 0 {
+		// A negative depth too: the server refuses it, rather than the
+		// client answering for it.
 		q.Set("depth", strconv.Itoa(tq.Depth))
 	}
 	if tq.All {

@@ -20,6 +20,20 @@ type Graph struct {
 	Tmpls    []api.Template
 }
 
+// Copy copies g's vertices and edges into a Graph: what a view showed at
+// one moment, served after the view has moved on. Each vertex's edges keep
+// g's order.
+func Copy(g api.GraphView) *Graph {
+	c := &Graph{Vertices: map[graph.VertexID]graph.Vertex{}}
+	for _, id := range g.VertexIDs() {
+		if v, ok := g.Vertex(id); ok {
+			c.Vertices[id] = v
+			c.Edges = append(c.Edges, g.Out(id)...)
+		}
+	}
+	return c
+}
+
 // VertexIDs implements api.GraphView.
 func (g *Graph) VertexIDs() []graph.VertexID {
 	ids := make([]graph.VertexID, 0, len(g.Vertices))

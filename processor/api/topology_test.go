@@ -1,0 +1,115 @@
+package api
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/graph"
+)
+
+// cloud: cluster(0) contains zone(1) contains host(2) and host(3); host 2
+// contains vm(4), host 3 contains vm(5) and vm(4) (a second parent);
+// switch(6) attached to host 2; alarm(7) on host 2; vm(8) in host 3 by a
+// deleted edge.
+func cloud() *fakeGraph {
+	res := func(id graph.VertexID, typ, ext string) graph.Vertex {
+		return graph.Vertex{ID: id, Category: graph.CategoryResource, Type: typ, ExternalID: ext}
+	}
+	return &fakeGraph{
+		vs: map[graph.VertexID]graph.Vertex{
+			0: res(0, graph.ClusterType, "cluster"), 1: res(1, "nova.zone", "zone"),
+			2: res(2, "nova.host", "h2"), 3: res(3, "nova.host", "h3"),
+			4: res(4, "nova.instance", "vm4"), 5: res(5, "nova.instance", "vm5"),
+			6: res(6, "switch", "sw"),
+			7: {ID: 7, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "a7"},
+			8: res(8, "nova.instance", "vm8"),
+		},
+		edges: []graph.Edge{
+			{From: 0, To: 1, Relationship: "contains"},
+			{From: 1, To: 3, Relationship: "contains"},
+			{From: 1, To: 2, Relationship: "contains"},
+			{From: 3, To: 5, Relationship: "contains"},
+			{From: 3, To: 4, Relationship: "contains"},
+			{From: 2, To: 4, Relationship: "contains"},
+			{From: 6, To: 2, Relationship: "attached"},
+			{From: 7, To: 2, Relationship: "on"},
+			{From: 3, To: 8, Relationship: "contains", IsDeleted: true},
+		},
+	}
+}
+
+// flat lists a tree as "parent>child" pairs, depth first.
+func flat(t Tree) []string {
+	var out []string
+	for _, c := range t.Children {
+		out = append(out, t.ID+">"+c.ID)
+		out = append(out, flat(c)...)
+	}
+	return out
+}
+
+// TestComputeTopologyTree pins the tree semantics of Vitrage (every
+// relationship, outgoing, each vertex once) that the live API and
+// `topology show --at` share: the old live tree followed `contains` only,
+// so a tree from a switch or an alarm stopped at its root.
+func TestComputeTopologyTree(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		q    TopologyQuery
+		want []string
+	}{
+		{"from the cluster", TopologyQuery{GraphType: "tree"},
+			[]string{"cluster>zone", "zone>h2", "h2>vm4", "zone>h3", "h3>vm5"}},
+		{"depth 2", TopologyQuery{GraphType: "tree", Depth: 2},
+			[]string{"cluster>zone", "zone>h2", "zone>h3"}},
+		{"from a switch, across attached", TopologyQuery{GraphType: "tree", Root: "6"},
+			[]string{"sw>h2", "h2>vm4"}},
+		{"from an alarm, across on", TopologyQuery{GraphType: "tree", Root: "7", Category: "all"},
+			[]string{"a7>h2", "h2>vm4"}},
+		{"alarms are not under their resource", TopologyQuery{GraphType: "tree", Root: "2", Category: "all"},
+			[]string{"h2>vm4"}},
+		{"deleted edges with all", TopologyQuery{GraphType: "tree", Root: "3", All: true},
+			[]string{"h3>vm4", "h3>vm5", "h3>vm8"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r TopologyResponse
+			if err := ComputeTopology(cloud(), tc.q, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Tree == nil || r.Graph != nil {
+				t.Fatalf("tree %v, graph %v", r.Tree, r.Graph)
+			}
+			if diff := cmp.Diff(flat(*r.Tree), tc.want); diff != "" {
+				t.Errorf("tree (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestComputeTopologyRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		q    TopologyQuery
+		want error
+	}{
+		{TopologyQuery{Depth: 1}, ErrBadQuery}, // Vitrage: a graph's depth needs a root
+		{TopologyQuery{Depth: -1, Root: "0"}, ErrBadQuery},
+		{TopologyQuery{GraphType: "forest"}, ErrBadQuery},
+		{TopologyQuery{Category: "x"}, ErrBadQuery},
+		{TopologyQuery{Root: "x"}, ErrBadQuery},
+		{TopologyQuery{Root: "99"}, ErrNotFound},
+		{TopologyQuery{Root: "7"}, ErrNotFound}, // an alarm, filtered out of RESOURCE
+		{TopologyQuery{GraphType: "tree", Category: "ALARM"}, ErrNotFound},
+	} {
+		var r TopologyResponse
+		if err := ComputeTopology(cloud(), tc.q, &r); !errors.Is(err, tc.want) {
+			t.Errorf("%+v: err = %v, want %v", tc.q, err, tc.want)
+		}
+	}
+	// A tree takes a depth without a root (from the cluster).
+	var r TopologyResponse
+	if err := ComputeTopology(cloud(), TopologyQuery{GraphType: "tree", Depth: 1}, &r); err != nil || r.Tree == nil {
+		t.Errorf("tree of depth 1: %v", err)
+	}
+}
