@@ -195,3 +195,26 @@ func TestProcessorSection(t *testing.T) {
 		t.Errorf("unknown key accepted")
 	}
 }
+
+// TestTokenFromEnvNotInHelp: the token of CAUSEWAY_TOKEN authenticates
+// the API commands but is no flag default, which --help would print.
+func TestTokenFromEnvNotInHelp(t *testing.T) {
+	_, url := apiServer(t)
+	t.Setenv("CAUSEWAY_TOKEN", "adm")
+	for _, args := range [][]string{{"status", "--help"}, {"topology", "show", "--help"}, {"rca", "--help"}} {
+		out, err := runCLI(t, newRootCmd(), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, `"adm"`) || !strings.Contains(out, "CAUSEWAY_TOKEN") {
+			t.Errorf("%v shows the token of CAUSEWAY_TOKEN, or does not name the variable:\n%s", args, out)
+		}
+	}
+	if out, err := runCLI(t, newRootCmd(), "status", "--url", url); err != nil || !strings.Contains(out, "applied_seq") {
+		t.Errorf("status with the token of CAUSEWAY_TOKEN: %v\n%s", err, out)
+	}
+	// --token still wins.
+	if _, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("status --token wrong: %v, want a 401", err)
+	}
+}

@@ -27,7 +27,9 @@ func addAPIFlags(cmd *cobra.Command) *apiFlags {
 		def = "http://127.0.0.1:8081" // processor.api.listen of deploy/causeway.yaml
 	}
 	cmd.PersistentFlags().StringVar(&f.url, "url", def, "processor API URL (env CAUSEWAY_URL)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("CAUSEWAY_TOKEN"), "bearer token (env CAUSEWAY_TOKEN)")
+	// The token's default is read when the client is built, not shown as
+	// the flag's default: --help would print the secret.
+	cmd.PersistentFlags().StringVar(&f.token, "token", "", "bearer token (default: env CAUSEWAY_TOKEN)")
 	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
 	return f
@@ -37,7 +39,11 @@ func (f *apiFlags) client() (*apiclient.Client, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("--output: %q is not table or json", f.output)
 	}
-	return apiclient.New(f.url, f.token, f.timeout)
+	token := f.token
+	if token == "" {
+		token = os.Getenv("CAUSEWAY_TOKEN")
+	}
+	return apiclient.New(f.url, token, f.timeout)
 }
 
 // emit writes v as JSON, or calls table with a tab writer.
