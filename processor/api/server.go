@@ -21,7 +21,8 @@
 //	                                   outgoing edges of every relationship from root; a graph takes depth only with root
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
-//	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph
+//	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph;
+//	                                   the endpoints above answer live only and refuse ?at= and ?seq= (400)
 //	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)
 //	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
 //	GET  /v1/history/links             ?alarm=KEY&from=&to=: periods of the causal links of one alarm
@@ -259,14 +260,14 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleAdmin, h)) }
 
 	read("GET /v1/status", s.status)
-	read("GET /v1/topology", s.topology)
-	read("POST /v1/topology", s.topology)
-	read("GET /v1/resources", s.resourceList)
-	read("GET /v1/resources/count", s.resourceCount)
-	read("GET /v1/resources/{id}", s.resourceShow)
-	read("GET /v1/alarms", s.alarmList)
-	read("GET /v1/alarms/count", s.alarmCount)
-	read("GET /v1/alarms/{id}", s.alarmShow)
+	read("GET /v1/topology", s.liveOnly(s.topology))
+	read("POST /v1/topology", s.liveOnly(s.topology))
+	read("GET /v1/resources", s.liveOnly(s.resourceList))
+	read("GET /v1/resources/count", s.liveOnly(s.resourceCount))
+	read("GET /v1/resources/{id}", s.liveOnly(s.resourceShow))
+	read("GET /v1/alarms", s.liveOnly(s.alarmList))
+	read("GET /v1/alarms/count", s.liveOnly(s.alarmCount))
+	read("GET /v1/alarms/{id}", s.liveOnly(s.alarmShow))
 	read("GET /v1/rca/{id}", s.rca)
 	read("GET /v1/history/alarms", s.alarmHistory)
 	read("GET /v1/history/stats", s.alarmStats)
@@ -286,6 +287,23 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	admin("POST /v1/cluster/remove", s.clusterRemove)
 	admin("GET /v1/debug/dump", s.dump)
 	return mux
+}
+
+// liveOnly refuses ?at= and ?seq= on an endpoint that answers from the
+// live graph only, rather than answer a question about the past with the
+// present.
+func (s *Server) liveOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		for _, p := range []string{"at", "seq"} {
+			if q.Has(p) {
+				s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("%s: %s answers from the live graph only; the past is answered by GET /v1/rca/{id}?%s= (and, from the database, causeway topology show --%s)",
+					p, r.URL.Path, p, p))
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // auth admits a request whose bearer token has role need (admin includes

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -111,5 +112,28 @@ func TestComputeTopologyRefuses(t *testing.T) {
 	var r TopologyResponse
 	if err := ComputeTopology(cloud(), TopologyQuery{GraphType: "tree", Depth: 1}, &r); err != nil || r.Tree == nil {
 		t.Errorf("tree of depth 1: %v", err)
+	}
+}
+
+// TestPastRefusedWhereLiveOnly: ?at= and ?seq= were ignored everywhere
+// but /v1/rca, answering a question about the past with the live graph.
+func TestPastRefusedWhereLiveOnly(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	for _, path := range []string{"/v1/topology", "/v1/resources", "/v1/resources/count", "/v1/resources/1",
+		"/v1/alarms", "/v1/alarms/count", "/v1/alarms/3"} {
+		for _, p := range []string{"at=-1h", "seq=1"} {
+			resp, body := do(t, ts, "GET", path+"?"+p, "read-token", "", "")
+			name := p[:strings.Index(p, "=")]
+			if resp.StatusCode != 400 || !strings.Contains(string(body), name+": ") || !strings.Contains(string(body), "/v1/rca/{id}?"+name+"=") {
+				t.Errorf("GET %s?%s: %d %s; want 400 naming %s and where it is answered", path, p, resp.StatusCode, body, name)
+			}
+		}
+	}
+	resp, body := do(t, ts, "POST", "/v1/topology?at=-1h", "read-token", "application/json", `{}`)
+	if resp.StatusCode != 400 {
+		t.Errorf("POST /v1/topology?at=: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, ts, "GET", "/v1/rca/4?seq=1", "read-token", "", ""); resp.StatusCode == 400 {
+		t.Errorf("/v1/rca?seq= refused")
 	}
 }
