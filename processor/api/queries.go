@@ -311,21 +311,35 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		found = ComputeRCA(g, id, &resp)
 	}
 	if seq > 0 || !at.IsZero() {
+		// A historical answer, error or not, carries the seq it was
+		// reconstructed at, or none: never the live one.
+		asked := fmt.Sprintf("seq %d", seq)
+		if seq == 0 {
+			asked = at.UTC().Format(time.RFC3339Nano)
+		}
 		past, err := s.b.Reconstruct(r.Context(), seq, at)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			s.fail(w, http.StatusNotFound, 0, err)
+			s.failHistorical(w, http.StatusNotFound, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
 			return
 		case errors.Is(err, ErrBusy):
 			w.Header().Set("Retry-After", "2")
-			s.fail(w, http.StatusServiceUnavailable, 0, err)
+			s.failHistorical(w, http.StatusServiceUnavailable, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
 			return
 		case err != nil:
-			s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("reconstruct: %w", err))
+			s.failHistorical(w, http.StatusInternalServerError, noSeq, fmt.Errorf("historical rca at %s: reconstruct: %w", asked, err))
 			return
 		}
 		resp.Historical, resp.RecordedAt, resp.StaleSemantics = true, past.RecordedAt, past.StaleSemantics
 		answer(past.Graph, past.Seq)
+		if !found {
+			where := fmt.Sprintf("seq %d, before the first event", past.Seq)
+			if past.Seq > 0 {
+				where = fmt.Sprintf("seq %d, recorded at %s", past.Seq, past.RecordedAt.UTC().Format(time.RFC3339Nano))
+			}
+			s.failHistorical(w, http.StatusNotFound, past.Seq, fmt.Errorf("no alarm with vitrage_id %d at %s (historical, asked at %s)", id, where, asked))
+			return
+		}
 	} else if err := s.b.View(func(g View, seq int64) error { answer(g, seq); return nil }); err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return

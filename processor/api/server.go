@@ -343,8 +343,13 @@ func (s *Server) meta(seq int64) Meta {
 
 // reply writes v as JSON with the meta headers.
 func (s *Server) reply(w http.ResponseWriter, code int, m Meta, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(HeaderSeq, strconv.FormatInt(m.Seq, 10))
+	s.write(w, code, m, v)
+}
+
+// write writes v as JSON with the meta headers but X-Causeway-Seq.
+func (s *Server) write(w http.ResponseWriter, code int, m Meta, v any) {
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(HeaderLeader, m.Leader)
 	w.Header().Set(HeaderNode, m.Node)
 	w.WriteHeader(code)
@@ -361,6 +366,25 @@ func (s *Server) fail(w http.ResponseWriter, code int, seq int64, err error) {
 		m.Seq = seq
 	}
 	s.reply(w, code, m, ErrorResponse{Meta: m, Error: err.Error()})
+}
+
+// noSeq is the seq of a historical error that reflects no state: nothing
+// was reconstructed.
+const noSeq int64 = -1
+
+// failHistorical answers an error of a historical query. Its seq is the
+// one the state was reconstructed at (0: before the first event), or, with
+// noSeq, none: no X-Causeway-Seq header and seq 0 in the body. Never the
+// live seq, which the answer does not reflect.
+func (s *Server) failHistorical(w http.ResponseWriter, code int, seq int64, err error) {
+	m := s.meta(-1)
+	m.Seq = max(seq, 0)
+	body := ErrorResponse{Meta: m, Error: err.Error(), Historical: true}
+	if seq == noSeq {
+		s.write(w, code, m, body)
+		return
+	}
+	s.reply(w, code, m, body)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

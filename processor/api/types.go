@@ -321,4 +321,8 @@ type ClusterResponse struct {
 type ErrorResponse struct {
 	Meta
 	Error string `json:"error"`
+	// Historical says the error is a historical query's: Seq is then the
+	// seq the state was reconstructed at, and X-Causeway-Seq is absent
+	// when nothing was reconstructed (Seq is 0 then).
+	Historical bool `json:"historical,omitempty"`
 }
