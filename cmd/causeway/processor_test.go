@@ -218,3 +218,20 @@ func TestTokenFromEnvNotInHelp(t *testing.T) {
 		t.Errorf("status --token wrong: %v, want a 401", err)
 	}
 }
+
+// TestTopologyDepthRefused: --depth below 0 was dropped by the client (the
+// whole graph came back), and a graph's depth without --root was ignored
+// by the server. Both are refused before anything is asked.
+func TestTopologyDepthRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"topology", "show", "--depth", "-1", "--root", "1"},
+		{"topology", "show", "--depth", "2"},
+		{"topology", "show", "--depth", "-1", "--graph-type", "tree", "--at", "-1h", "--dsn", "nowhere"},
+	} {
+		// No server at this URL: a refusal before any request says so.
+		_, err := runCLI(t, newRootCmd(), append(args, "--url", "http://127.0.0.1:1")...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "depth: ") {
+			t.Errorf("%v: %v (exit %d), want exit %d naming depth", args, err, exitCode(err), exitBadInput)
+		}
+	}
+}

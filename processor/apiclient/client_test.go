@@ -71,6 +71,13 @@ func TestClient(t *testing.T) {
 	if err != nil || len(top.Graph.Nodes) != 3 {
 		t.Fatalf("topology %+v %v", top, err)
 	}
+	// A negative depth is sent, for the server to refuse, not dropped
+	// (which answered the whole graph); so is a graph's depth without a root.
+	for _, q := range []apiclient.TopologyQuery{{Depth: -1, Root: "1"}, {Depth: 1}} {
+		if _, err := c.Topology(ctx, q); !errors.As(err, new(*apiclient.Error)) || err.(*apiclient.Error).Status != 400 {
+			t.Errorf("topology %+v: %v, want a 400", q, err)
+		}
+	}
 	ts, err := c.Templates(ctx)
 	if err != nil || len(ts.Items) != 1 {
 		t.Fatalf("templates %+v %v", ts, err)
