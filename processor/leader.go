@@ -15,6 +15,7 @@ import (
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier/outbox"
 	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/snapshot"
 )
 
@@ -42,23 +43,38 @@ func (o dbOutbox) Write(ctx context.Context, term int64, b outbox.Batch) (int, e
 
 type dbHistory struct{ db *sql.DB }
 
-func (h dbHistory) Head(ctx context.Context) (int64, error) { return history.Head(ctx, h.db) }
+func (h dbHistory) Head(ctx context.Context) (int64, error) {
+	n, err := history.Head(ctx, h.db)
+	return n, unavailable(err)
+}
 func (h dbHistory) Write(ctx context.Context, term int64, b history.Batch) (history.Result, error) {
 	return history.Write(ctx, h.db, term, b)
+}
+
+// unavailable marks a database failure that may pass with
+// api.ErrUnavailable, for the API to answer 503 with Retry-After.
+func unavailable(err error) error {
+	if store.Transient(err) {
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+	}
+	return err
 }
 
 // The api.HistoryReader side, for GET /v1/history/... .
 
 func (h dbHistory) AlarmHistory(ctx context.Context, q history.Query) (history.Page, error) {
-	return history.List(ctx, h.db, q)
+	p, err := history.List(ctx, h.db, q)
+	return p, unavailable(err)
 }
 
 func (h dbHistory) AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error) {
-	return history.Stats(ctx, h.db, q)
+	bs, err := history.Stats(ctx, h.db, q)
+	return bs, unavailable(err)
 }
 
 func (h dbHistory) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
-	return history.Links(ctx, h.db, key, from, to)
+	ls, err := history.Links(ctx, h.db, key, from, to)
+	return ls, unavailable(err)
 }
 
 func (h dbHistory) Prune(ctx context.Context, term int64, before time.Time) (history.Pruned, error) {

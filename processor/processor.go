@@ -765,7 +765,7 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Pa
 		return api.Past{}, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	if err != nil {
-		return api.Past{}, err
+		return api.Past{}, unavailable(err)
 	}
 	v, err := n.parts.Inspect(res.Machine)
 	if err != nil {

@@ -322,7 +322,7 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrNotFound):
 			s.failHistorical(w, http.StatusNotFound, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
 			return
-		case errors.Is(err, ErrBusy):
+		case retryable(err):
 			w.Header().Set("Retry-After", "2")
 			s.failHistorical(w, http.StatusServiceUnavailable, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
 			return

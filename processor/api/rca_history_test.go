@@ -3,10 +3,15 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/causeway/causeway/history"
 )
 
 // beforeTheLog answers a time before the first event as the processor
@@ -58,5 +63,56 @@ func TestHistoricalRCAErrorSeq(t *testing.T) {
 	// Live errors keep the live seq.
 	if resp, _ := do(t, ts, "GET", "/v1/rca/1", "read-token", "", ""); resp.Header.Get(HeaderSeq) != "9" {
 		t.Errorf("live 404: %s %q", HeaderSeq, resp.Header.Get(HeaderSeq))
+	}
+}
+
+// failingBackend's reconstructions fail with err.
+type failingBackend struct {
+	*fakeBackend
+	err error
+}
+
+func (b failingBackend) Reconstruct(context.Context, int64, time.Time) (Past, error) {
+	return Past{}, b.err
+}
+
+// failingHistory's reads fail with err.
+type failingHistory struct {
+	fakeHistory
+	err error
+}
+
+func (h failingHistory) AlarmHistory(context.Context, history.Query) (history.Page, error) {
+	return history.Page{}, h.err
+}
+
+// TestTransientHistoricalFailures: a database failure that may pass during
+// a historical RCA or a history query was a 500 without Retry-After, where
+// the busy case is a 503 with it. A failure that may pass (ErrUnavailable,
+// a deadline) is now a 503 with Retry-After; any other stays a 500.
+func TestTransientHistoricalFailures(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("reconstruct at seq 3: %w: %w", ErrUnavailable, io.ErrUnexpectedEOF), 503},
+		{fmt.Errorf("list snapshots: %w", context.DeadlineExceeded), 503},
+		{errors.New("snapshot 3: checksum mismatch"), 500},
+	} {
+		s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "read-token", Role: RoleReader}}},
+			failingBackend{&fakeBackend{g: sampleGraph(), seq: 9}, tc.err},
+			Deps{NodeID: "n1", Now: func() time.Time { return t0 }, History: failingHistory{fakeHistory{head: 4}, tc.err}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s.Handler())
+		for _, path := range []string{"/v1/rca/4?seq=3", "/v1/history/alarms"} {
+			resp, body := do(t, ts, "GET", path, "read-token", "", "")
+			retry := resp.Header.Get("Retry-After")
+			if resp.StatusCode != tc.code || (retry != "") != (tc.code == 503) {
+				t.Errorf("%s failing with %q: %d, Retry-After %q (%s); want %d", path, tc.err, resp.StatusCode, retry, body, tc.code)
+			}
+		}
+		ts.Close()
 	}
 }

@@ -83,6 +83,17 @@ var ErrNotFound = errors.New("not found")
 // Retry-After.
 var ErrBusy = errors.New("busy")
 
+// ErrUnavailable is what Backend.Reconstruct and HistoryReader methods
+// wrap for a failure that may pass (the database unreachable or
+// restarting, a connection lost, a deadline); the API answers 503 with
+// Retry-After, as for ErrBusy. Other failures are 500s.
+var ErrUnavailable = errors.New("unavailable")
+
+// retryable reports whether a historical query's failure may pass.
+func retryable(err error) bool {
+	return errors.Is(err, ErrBusy) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // MaxBodyBytes bounds request bodies.
 const MaxBodyBytes = 2 << 20
 
