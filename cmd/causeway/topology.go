@@ -50,7 +50,7 @@ edges of it, edges followed both ways.`,
 	show.Flags().IntVar(&q.Depth, "depth", 0, "edges from the root (0: unlimited; a graph needs --root)")
 	show.Flags().StringVar(&q.Type, "type", "", "only vertices of this type")
 	show.Flags().StringVar(&q.Category, "category", "", "RESOURCE (default), ALARM or all")
-	show.Flags().BoolVar(&q.All, "all", false, "include deleted vertices and edges")
+	show.Flags().BoolVar(&q.All, "all", false, "include deleted vertices and edges, and placeholders")
 	addPointFlags(show, &p, "rebuild the graph from the database")
 	db = addDBFlags(show)
 	cmd.AddCommand(show)

@@ -38,11 +38,15 @@ func toResource(v graph.Vertex) Resource {
 }
 
 // filter selects vertices by the query parameters every list shares.
+// Placeholders (vertices referenced before their datasource reported
+// them) are left out, as Vitrage's resource and topology queries leave out
+// vitrage_is_placeholder, unless all=true, which shows everything.
 type filter struct {
-	category       string // "" = any
-	typ            string
-	projectID      string
-	includeDeleted bool
+	category            string // "" = any
+	typ                 string
+	projectID           string
+	includeDeleted      bool
+	includePlaceholders bool
 }
 
 func parseFilter(r *http.Request, category string) (filter, error) {
@@ -63,7 +67,7 @@ func parseFilter(r *http.Request, category string) (filter, error) {
 		if err != nil {
 			return f, fmt.Errorf("all: %q is not a boolean", v)
 		}
-		f.includeDeleted = b
+		f.includeDeleted, f.includePlaceholders = b, b
 	}
 	return f, nil
 }
@@ -72,7 +76,8 @@ func (f filter) match(v graph.Vertex) bool {
 	return (f.category == "" || v.Category == f.category) &&
 		(f.typ == "" || v.Type == f.typ) &&
 		(f.projectID == "" || v.ProjectID == f.projectID) &&
-		(f.includeDeleted || !v.IsDeleted)
+		(f.includeDeleted || !v.IsDeleted) &&
+		(f.includePlaceholders || !v.IsPlaceholder)
 }
 
 func parseVertexID(s string) (graph.VertexID, error) {

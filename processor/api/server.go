@@ -21,6 +21,8 @@
 //	                                   outgoing edges of every relationship from root; a graph takes depth only with root
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
+//	                                   lists, counts and topology leave out deleted vertices and placeholders
+//	                                   (referenced, not yet reported: vitrage_is_placeholder) unless all=true
 //	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph;
 //	                                   the endpoints above answer live only and refuse ?at= and ?seq= (400)
 //	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)

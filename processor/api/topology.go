@@ -47,7 +47,8 @@ type TopologyQuery struct {
 	Type string `json:"type"`
 	// Category is RESOURCE (default), ALARM or all.
 	Category string `json:"category"`
-	// All also shows deleted vertices and edges.
+	// All also shows deleted vertices and edges, and placeholders
+	// (vertices referenced before their datasource reported them).
 	All bool `json:"all"`
 }
 
@@ -67,7 +68,7 @@ func (q TopologyQuery) Check() error {
 
 func (q TopologyQuery) parse() (topologyParams, error) {
 	p := topologyParams{root: -1, depth: q.Depth,
-		f: filter{category: graph.CategoryResource, typ: q.Type, includeDeleted: q.All}}
+		f: filter{category: graph.CategoryResource, typ: q.Type, includeDeleted: q.All, includePlaceholders: q.All}}
 	switch q.GraphType {
 	case "", "graph":
 	case "tree":

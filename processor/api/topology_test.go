@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -135,5 +136,60 @@ func TestPastRefusedWhereLiveOnly(t *testing.T) {
 	}
 	if resp, _ := do(t, ts, "GET", "/v1/rca/4?seq=1", "read-token", "", ""); resp.StatusCode == 400 {
 		t.Errorf("/v1/rca?seq= refused")
+	}
+}
+
+// TestPlaceholdersLeftOut: a vertex referenced before its datasource
+// reported it was listed and counted as a resource and shown in the
+// topology; Vitrage's queries leave vitrage_is_placeholder out. all=true
+// shows it.
+func TestPlaceholdersLeftOut(t *testing.T) {
+	g := sampleGraph()
+	g.vs[7] = graph.Vertex{ID: 7, Category: graph.CategoryResource, Type: "nova.host", ExternalID: "ghost", IsPlaceholder: true}
+	g.edges = append(g.edges, graph.Edge{From: 7, To: 2, Relationship: "contains"})
+	ts := newTestServer(t, &fakeBackend{g: g, seq: 1})
+	has := func(path string) (bool, int) {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		var v struct {
+			Items []Resource     `json:"items"`
+			Total int            `json:"total"`
+			Graph *Graph         `json:"graph"`
+			Tree  *Tree          `json:"tree"`
+			Count map[string]int `json:"counts"`
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatal(err)
+		}
+		nodes := v.Items
+		if v.Graph != nil {
+			nodes = v.Graph.Nodes
+		}
+		for _, n := range nodes {
+			if n.ID == "ghost" {
+				return true, v.Total
+			}
+		}
+		return false, v.Total
+	}
+	for _, path := range []string{"/v1/resources", "/v1/topology", "/v1/topology?root=2&depth=1"} {
+		if got, _ := has(path); got {
+			t.Errorf("%s lists the placeholder", path)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		if got, _ := has(path + sep + "all=true"); !got {
+			t.Errorf("%s%sall=true leaves the placeholder out", path, sep)
+		}
+	}
+	if _, n := has("/v1/resources/count"); n != 3 {
+		t.Errorf("resource count %d, want 3 (the placeholder left out)", n)
+	}
+	if _, n := has("/v1/resources/count?all=true"); n != 4 {
+		t.Errorf("resource count with all=true %d, want 4", n)
 	}
 }
