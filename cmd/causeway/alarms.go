@@ -9,8 +9,9 @@ import (
 )
 
 func newAlarmsCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "alarms", Short: "List and show alarms of a processor node's live graph"}
-	f := addAPIFlags(cmd)
+	cmd := &cobra.Command{Use: "alarms", Short: "List and show alarms of a processor node's live graph; their history from the database"}
+	// list and show ask the API; history and stats read the database.
+	f := &apiFlags{}
 	var all bool
 	var resource string
 	list := &cobra.Command{
@@ -61,6 +62,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			})
 		},
 	}
+	f.register(list, show)
 	cmd.AddCommand(list, show, newAlarmsHistoryCmd(g), newAlarmsStatsCmd(g))
 	return cmd
 }

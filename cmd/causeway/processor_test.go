@@ -235,3 +235,35 @@ func TestTopologyDepthRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsOnlyWhereUsed: flags that a command accepted and ignored are
+// refused: the API's on commands that read files or the database, -o where
+// there is no document to format, --dsn on a live query.
+func TestFlagsOnlyWhereUsed(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"alarms", "history", "--url", "http://x:1"}, "unknown flag: --url"},
+		{[]string{"alarms", "stats", "--token", "t"}, "unknown flag: --token"},
+		{[]string{"alarms", "history", "--timeout", "1s"}, "unknown flag: --timeout"},
+		{[]string{"templates", "validate", "x.yaml", "-o", "json"}, "unknown shorthand flag: 'o'"},
+		{[]string{"templates", "test", "x.yaml", "--url", "http://x:1"}, "unknown flag: --url"},
+		{[]string{"webhooks", "add", "w1", "-o", "json"}, "unknown shorthand flag: 'o'"},
+		{[]string{"webhooks", "delete", "w1", "-o", "json"}, "unknown shorthand flag: 'o'"},
+		{[]string{"topology", "show", "--dsn", "root@tcp(x)/db", "--url", "http://127.0.0.1:1"}, "--dsn reads the past"},
+		{[]string{"rca", "show", "3", "--dsn", "root@tcp(x)/db", "--url", "http://127.0.0.1:1"}, "--dsn reads the past"},
+	} {
+		_, err := runCLI(t, newRootCmd(), tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// Where they are used, they still are.
+	_, url := apiServer(t)
+	for _, args := range [][]string{{"alarms", "list"}, {"templates", "list"}, {"topology", "show"}} {
+		if _, err := runCLI(t, newRootCmd(), append(args, "--url", url, "--token", "adm", "-o", "json")...); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}

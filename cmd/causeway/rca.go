@@ -25,6 +25,9 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 			if p.set() {
 				return runHistoricalRCA(cmd, g, db, p, args[0], resource, f.output)
 			}
+			if err := db.liveRefused(cmd); err != nil {
+				return err
+			}
 			if resource != "" {
 				return badInput("--resource names an alarm's resource at --at or --seq; live, ALARM is a vitrage id")
 			}

@@ -51,6 +51,15 @@ func addDBFlags(cmd *cobra.Command) *dbFlags {
 	return f
 }
 
+// liveRefused refuses --dsn on a live query (no --at or --seq), which the
+// API answers and the database would not be read for.
+func (f *dbFlags) liveRefused(cmd *cobra.Command) error {
+	if cmd.Flags().Changed("dsn") {
+		return badInput("--dsn reads the past from the database: give --at or --seq (live, the API at --url answers)")
+	}
+	return nil
+}
+
 func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
 	dsn := f.dsn
 	if dsn == "" {

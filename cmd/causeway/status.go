@@ -22,17 +22,26 @@ type apiFlags struct {
 
 func addAPIFlags(cmd *cobra.Command) *apiFlags {
 	f := &apiFlags{}
+	f.register(cmd)
+	return f
+}
+
+// register adds the API flags to cmds (and their subcommands), bound to
+// f: only to the commands that talk to the API, so that no other command
+// accepts --url, --token or -o and ignores them.
+func (f *apiFlags) register(cmds ...*cobra.Command) {
 	def := os.Getenv("CAUSEWAY_URL")
 	if def == "" {
 		def = "http://127.0.0.1:8081" // processor.api.listen of deploy/causeway.yaml
 	}
-	cmd.PersistentFlags().StringVar(&f.url, "url", def, "processor API URL (env CAUSEWAY_URL)")
-	// The token's default is read when the client is built, not shown as
-	// the flag's default: --help would print the secret.
-	cmd.PersistentFlags().StringVar(&f.token, "token", "", "bearer token (default: env CAUSEWAY_TOKEN)")
-	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
-	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
-	return f
+	for _, cmd := range cmds {
+		cmd.PersistentFlags().StringVar(&f.url, "url", def, "processor API URL (env CAUSEWAY_URL)")
+		// The token's default is read when the client is built, not shown
+		// as the flag's default: --help would print the secret.
+		cmd.PersistentFlags().StringVar(&f.token, "token", "", "bearer token (default: env CAUSEWAY_TOKEN)")
+		cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+		cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
+	}
 }
 
 func (f *apiFlags) client() (*apiclient.Client, error) {

@@ -42,7 +42,10 @@ func newTemplatesCmd(_ *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(validate, test)
-	f := addAPIFlags(cmd)
-	cmd.AddCommand(templatesAPICmds(f)...)
+	// Only the commands that ask a processor take --url, --token and -o.
+	f := &apiFlags{}
+	api := templatesAPICmds(f)
+	f.register(api...)
+	cmd.AddCommand(api...)
 	return cmd
 }

@@ -13,10 +13,13 @@ import (
 
 // templatesAPICmds are the `templates` subcommands that talk to the
 // processor API: list, show, add, delete. The `templates` command itself
-// (with the local validate and test) adds them and their API flags:
+// (with the local validate and test) adds them and gives them alone their
+// API flags:
 //
-//	f := addAPIFlags(templatesCmd)
-//	templatesCmd.AddCommand(templatesAPICmds(f)...)
+//	f := &apiFlags{}
+//	cmds := templatesAPICmds(f)
+//	f.register(cmds...)
+//	templatesCmd.AddCommand(cmds...)
 func templatesAPICmds(f *apiFlags) []*cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List the templates loaded on a processor", Args: cobra.NoArgs,

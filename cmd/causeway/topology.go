@@ -34,6 +34,9 @@ edges of it, edges followed both ways.`,
 			if p.set() {
 				return runHistoricalTopology(cmd, g, db, p, q, f.output)
 			}
+			if err := db.liveRefused(cmd); err != nil {
+				return err
+			}
 			c, err := f.client()
 			if err != nil {
 				return err

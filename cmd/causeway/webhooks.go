@@ -31,7 +31,6 @@ func newWebhooksCmd(g *globalFlags) *cobra.Command {
 		Short: "Manage webhook subscriptions and inspect their delivery",
 	}
 	var output string
-	root.PersistentFlags().StringVarP(&output, "output", "o", "table", "output: table or json")
 
 	withDB := func(cmd *cobra.Command, f func(ctx context.Context, cfg notifier.Config, db *sql.DB) error) error {
 		cfg, err := loadNotifierConfig(g.configPath)
@@ -277,6 +276,11 @@ at a time on a database; a second one stops at once.`,
 		},
 	}
 	redrive.Flags().StringVar(&dlSub, "subscription", "", "only this subscription's")
+	// -o only where there is a table or JSON to choose between (add,
+	// delete and redrive report a line; show prints JSON).
+	for _, c := range []*cobra.Command{list, status, deadLetters} {
+		c.Flags().StringVarP(&output, "output", "o", "table", "output: table or json")
+	}
 	root.AddCommand(add, del, list, show, status, deadLetters, redrive)
 	return root
 }
