@@ -53,6 +53,17 @@ func (f *follower) headAge() (time.Duration, bool) {
 	return time.Since(monoStart) - time.Duration(seen), true
 }
 
+// turn marks the follow loop going round.
+func (f *follower) turn() { f.turned.Store(int64(time.Since(monoStart)) | 1) }
+
+// stuck reports whether the follow loop has not gone round for longer
+// than limit. A node loading its state (a reconstruction may take
+// minutes) is not stuck.
+func (f *follower) stuck(limit time.Duration) bool {
+	t := f.turned.Load()
+	return t != 0 && time.Since(monoStart)-time.Duration(t) > limit
+}
+
 // errLogGap means the database returned records that do not continue the
 // applied seq: the log is broken or truncated under us.
 var errLogGap = errors.New("event log does not continue the applied seq")
@@ -89,6 +100,10 @@ type follower struct {
 	// the monotonic time since monoStart (0: not since the last load):
 	// readiness trusts only a recent one.
 	headSeen atomic.Int64
+	// turned is when the follow loop last went round (or a catch-up read
+	// a page), likewise (0: not since the last load began): the
+	// watchdog's sign that the node is not stuck.
+	turned atomic.Int64
 
 	outOfOrder, dupSkipped, gapsRepaired, applyErrors atomic.Int64
 
@@ -258,6 +273,7 @@ func (f *follower) catchUp(ctx context.Context, through int64) error {
 		if through > 0 && applied >= through {
 			return nil
 		}
+		f.turn()
 		recs, err := f.log.ReadRange(ctx, applied, f.pageSize)
 		if err != nil {
 			return fmt.Errorf("read log after seq %d: %w", applied, err)

@@ -257,3 +257,24 @@ func TestCatchUpThroughBelowRetention(t *testing.T) {
 		t.Fatal("catchUp spins on an empty trimmed page")
 	}
 }
+
+// TestFollowerStuck: a follower is stuck once its loop has not turned for
+// longer than the limit; one that is loading (never turned since) is not.
+func TestFollowerStuck(t *testing.T) {
+	f := newFollower(&fakeLog{}, 3, slog.New(slog.DiscardHandler))
+	if f.stuck(time.Nanosecond) {
+		t.Error("a follower whose loop never turned (loading) is stuck")
+	}
+	f.turn()
+	if f.stuck(time.Hour) {
+		t.Error("a follower that just turned is stuck")
+	}
+	f.turned.Store(int64(time.Since(monoStart)-2*time.Minute) | 1)
+	if !f.stuck(time.Minute) {
+		t.Error("a follower that last turned 2 minutes ago is not stuck with a 1 minute limit")
+	}
+	p := &Processor{}
+	if !p.Alive() {
+		t.Error("a processor not running yet is not alive")
+	}
+}

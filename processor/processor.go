@@ -81,6 +81,20 @@ type Processor struct {
 	cfg  Config
 	deps Deps
 	log  *slog.Logger
+	node atomic.Pointer[node] // while Run runs
+}
+
+// StallLimit is how long the follow loop of a loaded node may go without
+// turning before Alive says the node is stuck.
+const StallLimit = time.Minute
+
+// Alive reports whether the node is not stuck: its follow loop went round
+// within StallLimit (it turns at least every poll_interval, failing or
+// not), or it is loading its state. systemd's watchdog restarts a node
+// that is not.
+func (p *Processor) Alive() bool {
+	n := p.node.Load()
+	return n == nil || !n.f.stuck(max(StallLimit, 10*p.cfg.PollInterval))
 }
 
 // New validates cfg and allocates. It opens and starts nothing.
@@ -439,6 +453,8 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	if err != nil {
 		return err
 	}
+	p.node.Store(n)
+	defer p.node.Store(nil)
 	// The history endpoints read what the leader writes, where it writes it.
 	hist, _ := parts.History.(api.HistoryReader)
 	srv, err := api.New(p.cfg.API, n, api.Deps{Logger: p.deps.Logger, Gatherer: p.deps.Gatherer, Now: p.deps.Now, NodeID: p.cfg.NodeID, History: hist})
@@ -564,6 +580,7 @@ func (n *node) follow(ctx context.Context) error {
 	needCatchUp := true
 	updates := n.parts.Stream.Updates()
 	for {
+		n.f.turn()
 		var err error
 		if needCatchUp {
 			err = n.f.poll(ctx)
@@ -624,6 +641,7 @@ func (n *node) follow(ctx context.Context) error {
 // load loads the state (newest snapshot + replay), retrying with backoff;
 // false if ctx ended first.
 func (n *node) load(ctx context.Context) bool {
+	n.f.turned.Store(0) // loading is not being stuck
 	for attempt := 0; ; attempt++ {
 		res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.Latest())
 		if err == nil {

@@ -58,8 +58,8 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(cmd.Context(), log, reg, metrics.listen(cmd, cfg.Drivers.MetricsListen),
-				actor{"publisher", pub.Run},
-				actor{"drivers", runner.Run},
+				actor{name: "publisher", run: pub.Run},
+				actor{name: "drivers", run: runner.Run},
 			)
 		},
 	})

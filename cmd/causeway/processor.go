@@ -23,7 +23,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{"processor", p.Run})
+			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{name: "processor", run: p.Run, alive: p.Alive})
 		},
 	}
 }

@@ -25,15 +25,20 @@ func newRegistry() *prometheus.Registry {
 }
 
 // actor is one long-running part of a component: it runs until ctx ends.
+// alive, when set, says whether it is still making progress (not stuck):
+// the watchdog is pinged only while every actor's does.
 type actor struct {
-	name string
-	run  func(ctx context.Context) error
+	name  string
+	run   func(ctx context.Context) error
+	alive func() bool
 }
 
 // serve runs the actors of one component in an oklog/run group: the first to
 // return (or ctx's end, on SIGTERM) stops them all. It serves /metrics on
-// metricsAddr when set, tells systemd READY once every actor started, pings
-// the watchdog, and says STOPPING on the way out. A clean stop returns nil.
+// metricsAddr when set, tells systemd READY once every actor started (each
+// connects, and reconnects, by itself), pings the watchdog while every
+// actor is alive, and says STOPPING on the way out. A clean stop returns
+// nil.
 func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metricsAddr string, actors ...actor) error {
 	var g oklogrun.Group
 	ctx, cancel := context.WithCancel(ctx)
@@ -74,7 +79,15 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 	}
 	g.Add(func() error {
 		sdnotify.Ready(log)
-		sdnotify.Watchdog(ctx, log, nil)
+		sdnotify.Watchdog(ctx, log, func() bool {
+			for _, a := range actors {
+				if a.alive != nil && !a.alive() {
+					log.Error("stuck: the watchdog is no longer pinged, so systemd restarts the component", "part", a.name)
+					return false
+				}
+			}
+			return true
+		})
 		<-ctx.Done()
 		return nil
 	}, func(error) { sdnotify.Stopping(log) })

@@ -1,7 +1,9 @@
 // Package sdnotify tells systemd about a daemon's lifecycle (Type=notify
-// units): READY once the component can do its job, STOPPING on shutdown,
-// and watchdog pings while its health check passes. Outside systemd
-// (NOTIFY_SOCKET unset) every call is a no-op.
+// units): READY once the component has started (it connects, and
+// reconnects, to the broker and the database by itself; a processor's
+// readiness to answer is its /readyz), STOPPING on shutdown, and watchdog
+// pings while its health check passes. Outside systemd (NOTIFY_SOCKET
+// unset) every call is a no-op.
 package sdnotify
 
 import (
@@ -28,8 +30,9 @@ func send(logger *slog.Logger, state string) {
 }
 
 // Watchdog pings systemd's watchdog at half its interval for as long as
-// healthy returns true and ctx lives. A component that hangs stops the pings,
-// and systemd restarts it. It returns at once when the watchdog is off.
+// healthy (nil: always) returns true and ctx lives. A component whose
+// health check fails, or whose process hangs, stops the pings, and systemd
+// restarts it. It returns at once when the watchdog is off.
 func Watchdog(ctx context.Context, logger *slog.Logger, healthy func() bool) {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
