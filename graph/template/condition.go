@@ -286,24 +286,47 @@ func dnf(n *node, neg bool) ([][]Term, error) {
 		}
 		return out, nil
 	}
-	out := [][]Term{{}}
+	// The product of the children's clauses, in the order of a nested loop
+	// with the first child outermost. Each clause is built once, from the
+	// children's, so a flat AND of k terms costs O(k), not the O(k^2) of
+	// growing every partial clause one child at a time.
+	ds := make([][][]Term, 0, len(n.children))
+	size := 1
 	for _, c := range n.children {
 		d, err := dnf(c, neg)
 		if err != nil {
 			return nil, err
 		}
-		if len(out)*len(d) > maxClauses {
+		// Every DNF has at least one clause, so size never shrinks.
+		if size*len(d) > maxClauses {
 			return nil, fmt.Errorf("condition expands to more than %d clauses", maxClauses)
 		}
-		next := make([][]Term, 0, len(out)*len(d))
-		for _, a := range out {
-			for _, b := range d {
-				m := make([]Term, 0, len(a)+len(b))
-				m = append(append(m, a...), b...)
-				next = append(next, m)
-			}
-		}
-		out = next
+		size *= len(d)
+		ds = append(ds, d)
 	}
-	return out, nil
+	out := make([][]Term, 0, size)
+	idx := make([]int, len(ds))
+	for {
+		k := 0
+		for i, d := range ds {
+			k += len(d[idx[i]])
+		}
+		m := make([]Term, 0, k)
+		for i, d := range ds {
+			m = append(m, d[idx[i]]...)
+		}
+		out = append(out, m)
+		// Advance the last child first, as the innermost loop.
+		i := len(ds) - 1
+		for ; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < len(ds[i]) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i < 0 {
+			return out, nil
+		}
+	}
 }
