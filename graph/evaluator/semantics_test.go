@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/template"
 )
 
 // TestSemanticsFollowsTheState checks that a state keeps the Semantics it
@@ -87,5 +90,57 @@ func TestSemanticsFollowsTheState(t *testing.T) {
 	}
 	if !lr.StaleSemantics() {
 		t.Fatal("a state written before the semantics number existed is not stale")
+	}
+}
+
+// legacyTemplates are templates that builds before Semantics 3 loaded and
+// this build refuses.
+func legacyTemplates() map[string]string {
+	return map[string]string{
+		"over MaxTerms": `
+metadata: {version: 3, name: long, type: standard}
+entities:
+  host: {type: nova.host}
+scenarios:
+  - condition: ` + strings.TrimSuffix(strings.Repeat("host AND ", template.MaxTerms+1), " AND ") + `
+    actions: [{mark_down: {target: host}}]
+`,
+	}
+}
+
+// TestRestoreKeepsLegacyTemplates: a template put is refused under this
+// build's semantics, but a state computed under older semantics that holds
+// it still restores, with the template loaded as the older build loaded it
+// (else the snapshot would be skipped as unreadable, and what a node holds
+// would depend on which snapshots it found). A state of this build's
+// semantics holding it is refused.
+func TestRestoreKeepsLegacyTemplates(t *testing.T) {
+	for name, body := range legacyTemplates() {
+		t.Run(name, func(t *testing.T) {
+			l := &logger{t: t, e: New(Config{}, nil)}
+			l.must(host("h1", "available"))
+			if _, err := l.apply(put("legacy", body)); !errors.Is(err, ErrInvalidTemplate) {
+				t.Fatalf("put: err = %v; want ErrInvalidTemplate", err)
+			}
+			s := l.e.State()
+			s.Templates = append(s.Templates, TemplateState{Name: "legacy", Body: body})
+			s.Semantics = semanticsStrictTemplates - 1
+			r, err := Restore(s, Config{}, nil)
+			if err != nil {
+				t.Fatalf("restore a state of semantics %d: %v", s.Semantics, err)
+			}
+			if tis := r.Templates(); len(tis) != 1 || tis[0].Name != "legacy" {
+				t.Fatalf("restored templates %+v; want the legacy one", tis)
+			}
+			// Putting the same body again changes nothing, as before.
+			l2 := &logger{t: t, e: r, seq: l.seq}
+			if res := l2.must(put("legacy", body)); len(res.Changes) != 0 {
+				t.Fatalf("the same body again made %d changes; want none", len(res.Changes))
+			}
+			s.Semantics = Semantics
+			if _, err := Restore(s, Config{}, nil); !errors.Is(err, ErrInvalidTemplate) {
+				t.Fatalf("restore a state of this build's semantics: err = %v; want ErrInvalidTemplate", err)
+			}
+		})
 	}
 }

@@ -33,7 +33,15 @@ const StateVersion = 1
 //	   clears it; vitrage_state filters read the deduced state.
 //	2: a sync.begin supersedes the open syncs of its source (a sync.end
 //	   of one of them is refused as unmatched).
-const Semantics = 2
+//	3: templates are refused past template.MaxTerms terms in a condition
+//	   or template.MaxTemplateTerms terms in the DNFs of all its
+//	   conditions. A state of older semantics keeps the templates its
+//	   build accepted (Restore parses them with template.Options.Lenient).
+const Semantics = 3
+
+// semanticsStrictTemplates is the first Semantics whose template
+// refusals template.Options.Lenient skips.
+const semanticsStrictTemplates = 3
 
 // State is the engine's whole state as plain data, for snapshots.
 type State struct {
@@ -203,6 +211,10 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	}
 	e := newEngine(cfg, g, norm)
 	e.semantics = s.Semantics
+	// The templates of a state computed under older semantics are those
+	// its build accepted: rebuild them as it did, or the snapshot would be
+	// refused (and skipped) for a template the log loaded then.
+	lenient := s.Semantics < semanticsStrictTemplates
 	for _, ts := range s.Templates {
 		incs := map[string]string{}
 		for _, inc := range ts.Includes {
@@ -213,10 +225,10 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 			if !ok {
 				return nil, false
 			}
-			t, err := compile(name, body, nil)
+			t, err := compile(name, body, nil, lenient)
 			return t, err == nil
 		}
-		tpl, err := compile(ts.Name, ts.Body, defs)
+		tpl, err := compile(ts.Name, ts.Body, defs, lenient)
 		if err != nil {
 			return nil, fmt.Errorf("restore evaluator: %w", err)
 		}

@@ -60,8 +60,9 @@ func (e *Engine) definition(name string) *loaded {
 }
 
 // compile parses a template body; includes are resolved through defs.
-func compile(name, body string, defs func(string) (*template.Template, bool)) (*template.Template, error) {
-	tpl, err := template.Parse([]byte(body), template.Options{Definitions: defs})
+// lenient parses it as builds of older semantics did (template.Options).
+func compile(name, body string, defs func(string) (*template.Template, bool), lenient bool) (*template.Template, error) {
+	tpl, err := template.Parse([]byte(body), template.Options{Definitions: defs, Lenient: lenient})
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrInvalidTemplate, name, err)
 	}
@@ -79,7 +80,7 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	if old, ok := e.templates[name]; ok && old.body == body {
 		return nil, nil // the same template again: nothing changes
 	}
-	tpl, err := compile(name, body, e.definitions)
+	tpl, err := compile(name, body, e.definitions, false)
 	if err != nil {
 		return nil, err
 	}

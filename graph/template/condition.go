@@ -10,6 +10,30 @@ import (
 // condition cannot blow up memory.
 const maxClauses = 256
 
+// MaxTerms bounds the terms (entities and relationships, negated or not)
+// written in one condition. The largest shipped template has three;
+// Vitrage's examples stay under twenty, so 256 leaves room for generated
+// templates while keeping one condition's DNF under MaxTerms*maxClauses
+// (64k) terms. Parsing stops at the first term over the bound, so a 1 MiB
+// body of "h AND h AND ..." is refused as fast as a short one.
+const MaxTerms = 256
+
+// MaxTemplateTerms bounds the terms of the DNFs of all the conditions of
+// one template: within the bounds above each condition can still expand to
+// 64k terms, and a 1 MiB body holds hundreds of conditions (one such body
+// allocated 25 GiB and took a minute to refuse). One condition at its
+// largest still fits.
+const MaxTemplateTerms = MaxTerms * maxClauses
+
+// limits bound a condition, when on (off: Options.Lenient).
+type limits struct {
+	on bool
+	// terms bounds the terms written in the condition.
+	terms int
+	// dnfTerms bounds the terms of its DNF, summed over its clauses.
+	dnfTerms int
+}
+
 type nodeKind int
 
 const (
@@ -86,6 +110,8 @@ type condParser struct {
 	i     int
 	v3    bool
 	depth int
+	terms int
+	lim   limits
 	// resolve turns an identifier (v2) into a term.
 	resolve func(id string) (Term, error)
 }
@@ -180,6 +206,10 @@ func (p *condParser) unary() (*node, error) {
 		p.i++
 		return e, nil
 	case "ident":
+		p.terms++
+		if p.lim.on && p.terms > p.lim.terms {
+			return nil, p.errf("condition has more than %d terms", p.lim.terms)
+		}
 		id := p.toks[p.i].text
 		p.i++
 		if p.v3 {
@@ -207,32 +237,79 @@ func (p *condParser) unary() (*node, error) {
 	}
 }
 
-// parseCondition parses a condition and converts it to DNF.
-func parseCondition(cond string, v3 bool, resolve func(string) (Term, error)) ([]Clause, error) {
+// parseCondition parses a condition and converts it to DNF, within lim. It
+// also returns the number of terms of the DNF, before duplicates in a
+// clause are dropped.
+func parseCondition(cond string, v3 bool, resolve func(string) (Term, error), lim limits) ([]Clause, int, error) {
 	toks, err := tokenize(cond, v3)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(toks) == 0 {
-		return nil, fmt.Errorf("empty condition")
+		return nil, 0, fmt.Errorf("empty condition")
 	}
-	p := &condParser{toks: toks, v3: v3, resolve: resolve}
+	p := &condParser{toks: toks, v3: v3, resolve: resolve, lim: lim}
 	n, err := p.expr()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if p.i != len(toks) {
-		return nil, p.errf("unexpected %q", toks[p.i].text)
+		return nil, 0, p.errf("unexpected %q", toks[p.i].text)
+	}
+	if lim.on {
+		// Over maxClauses, dnf says so.
+		if k, t := dnfSizes(n, false); k <= maxClauses && t > lim.dnfTerms {
+			return nil, 0, fmt.Errorf("condition expands to more terms than the %d left of the template's bound of %d", lim.dnfTerms, MaxTemplateTerms)
+		}
 	}
 	raw, err := dnf(n, false)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	clauses := make([]Clause, 0, len(raw))
+	size := 0
 	for _, terms := range raw {
+		size += len(terms)
 		clauses = append(clauses, newClause(terms))
 	}
-	return clauses, nil
+	return clauses, size, nil
+}
+
+// dnfSizes returns the number of clauses of dnf(n, neg) and the number of
+// terms over all of them, without building them. The clause count is capped
+// just over maxClauses (dnf refuses past it) and the term count just over
+// MaxTemplateTerms, so neither overflows.
+func dnfSizes(n *node, neg bool) (clauses, terms int) {
+	switch n.kind {
+	case nodeTerm:
+		return 1, 1
+	case nodeNot:
+		return dnfSizes(n.children[0], !neg)
+	}
+	if (n.kind == nodeAnd) == neg {
+		for _, c := range n.children {
+			k, t := dnfSizes(c, neg)
+			clauses = min(clauses+k, maxClauses+1)
+			terms = min(terms+t, MaxTemplateTerms+1)
+		}
+		return clauses, terms
+	}
+	// Each child's clauses appear in clauses/k of the product's, so its
+	// terms are counted that many times.
+	clauses = 1
+	ks := make([]int, len(n.children))
+	ts := make([]int, len(n.children))
+	for i, c := range n.children {
+		ks[i], ts[i] = dnfSizes(c, neg)
+		clauses = min(clauses*ks[i], maxClauses+1)
+	}
+	if clauses > maxClauses {
+		return clauses, MaxTemplateTerms + 1
+	}
+	for i := range n.children {
+		terms = min(terms+clauses/ks[i]*ts[i], MaxTemplateTerms+1)
+	}
+	return clauses, terms
 }
 
 func newClause(terms []Term) Clause {

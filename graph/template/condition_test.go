@@ -1,6 +1,7 @@
 package template
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -96,6 +97,13 @@ func TestDNFMatchesNaiveProduct(t *testing.T) {
 		if diff := cmp.Diff(got, want); diff != "" {
 			t.Fatalf("%q (-got +want):\n%s", cond, diff)
 		}
+		size := 0
+		for _, c := range want {
+			size += len(c)
+		}
+		if k, n := dnfSizes(n, false); k != len(want) || n != size {
+			t.Fatalf("%q: dnfSizes = %d clauses, %d terms; the DNF has %d, %d", cond, k, n, len(want), size)
+		}
 		compared++
 	}
 	if compared < 2000 {
@@ -125,5 +133,114 @@ func TestFlatAndIsLinear(t *testing.T) {
 	// the linear one takes about a millisecond.
 	if took > time.Second {
 		t.Errorf("DNF of a flat AND of %d terms took %v", k, took)
+	}
+}
+func longAnd(k int) []byte {
+	cond := strings.TrimSuffix(strings.Repeat("h AND ", k), " AND ")
+	return []byte("metadata: {version: 3, name: t, type: standard}\nentities:\n  h: {type: nova.host}\n" +
+		"scenarios:\n  - condition: " + cond + "\n    actions: [{mark_down: {target: h}}]\n")
+}
+
+// TestConditionTermBound: a condition of MaxTerms terms loads; one more is
+// refused as a condition that cannot be converted (85), and a body of the
+// largest size made of one long AND is refused as fast as a short one
+// (it took 28 s when every AND step copied the clause built so far).
+func TestConditionTermBound(t *testing.T) {
+	if _, err := Parse(longAnd(MaxTerms), Options{}); err != nil {
+		t.Fatalf("%d terms: %v", MaxTerms, err)
+	}
+	for _, k := range []int{MaxTerms + 1, (MaxSize - 200) / len("h AND ")} {
+		body := longAnd(k)
+		if len(body) > MaxSize {
+			t.Fatalf("test body of %d bytes is over MaxSize", len(body))
+		}
+		start := time.Now()
+		_, err := Parse(body, Options{})
+		took := time.Since(start)
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("%d terms: err = %v; want a *ValidationError", k, err)
+		}
+		want := fmt.Sprintf("condition has more than %d terms", MaxTerms)
+		if len(ve.Problems) != 1 || ve.Problems[0].Code != 85 || !strings.Contains(ve.Problems[0].Message, want) {
+			t.Fatalf("%d terms: problems %v; want one code 85 saying %q", k, ve.Problems, want)
+		}
+		// Generous for a loaded machine: the old parse of the large body
+		// took tens of seconds, the bounded one a few milliseconds.
+		if took > 2*time.Second {
+			t.Errorf("%d terms (%d bytes): refused after %v", k, len(body), took)
+		}
+	}
+}
+
+// bigConditions returns a body of n scenarios, each a condition of 256
+// clauses of 240 terms: within MaxTerms and the clause bound, each just
+// under MaxTemplateTerms.
+func bigConditions(n int) []byte {
+	var c strings.Builder
+	for i := 0; i < 8; i++ {
+		c.WriteString("(a OR b) AND ")
+	}
+	for i := 0; i < 231; i++ {
+		c.WriteString("a [on] b AND ")
+	}
+	c.WriteString("a")
+	var b strings.Builder
+	b.WriteString("metadata: {version: 3, name: t, type: standard}\nentities:\n  a: {type: nova.host}\n  b: {type: nova.host}\nscenarios:\n")
+	for i := 0; i < n; i++ {
+		b.WriteString("  - condition: " + c.String() + "\n    actions: [{mark_down: {target: a}}]\n")
+	}
+	return []byte(b.String())
+}
+
+// TestTemplateTermBound: the DNFs of all the conditions of a template stay
+// under MaxTemplateTerms. One condition at its largest loads; a second one
+// is refused before its DNF is built, so a 1 MiB body of such conditions
+// costs little (it took a minute and 25 GiB of allocations before).
+func TestTemplateTermBound(t *testing.T) {
+	if _, err := Parse(bigConditions(1), Options{}); err != nil {
+		t.Fatalf("one large condition: %v", err)
+	}
+	var body []byte
+	n := 1
+	for len(bigConditions(n+1)) <= MaxSize {
+		n++
+	}
+	body = bigConditions(n)
+	start := time.Now()
+	_, err := Parse(body, Options{})
+	took := time.Since(start)
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("%d large conditions: err = %v; want a *ValidationError", n, err)
+	}
+	if len(ve.Problems) != n-1 {
+		t.Fatalf("%d large conditions: %d problems; want %d (every one after the first)", n, len(ve.Problems), n-1)
+	}
+	want := fmt.Sprintf("of the template's bound of %d", MaxTemplateTerms)
+	if p := ve.Problems[0]; p.Code != 85 || p.Path != "scenarios[1].condition" || !strings.Contains(p.Message, want) {
+		t.Fatalf("first problem %v; want code 85 on scenarios[1].condition saying %q", p, want)
+	}
+	if took > 5*time.Second {
+		t.Errorf("%d large conditions (%d bytes): refused after %v", n, len(body), took)
+	}
+}
+
+// TestLenientKeepsWhatOlderBuildsAccepted: a state computed under older
+// semantics holds templates those builds accepted; parsed leniently they
+// load as they did then.
+func TestLenientKeepsWhatOlderBuildsAccepted(t *testing.T) {
+	for name, body := range map[string][]byte{
+		"terms":          longAnd(MaxTerms + 1),
+		"template terms": bigConditions(2),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse(body, Options{}); err == nil {
+				t.Fatal("accepted without Lenient")
+			}
+			if _, err := Parse(body, Options{Lenient: true}); err != nil {
+				t.Fatalf("refused with Lenient: %v", err)
+			}
+		})
 	}
 }

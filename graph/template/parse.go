@@ -17,6 +17,12 @@ type Options struct {
 	// Definitions resolves a v2 `includes` name to a loaded definition
 	// template. Nil means no definition template is known.
 	Definitions func(name string) (*Template, bool)
+	// Lenient skips the refusals that builds of apply semantics below 3
+	// (evaluator.Semantics) did not make — MaxTerms and MaxTemplateTerms —
+	// so that a template such a build accepted parses to what it parsed to
+	// then. It is for rebuilding a state computed under those semantics
+	// (evaluator.Restore); new input is never parsed leniently.
+	Lenient bool
 }
 
 // MaxSize is the largest template body Parse accepts.
@@ -73,6 +79,9 @@ type parser struct {
 	t    *Template
 	opts Options
 	v3   bool
+	// dnfTerms counts the DNF terms of the conditions parsed so far
+	// (MaxTemplateTerms).
+	dnfTerms int
 }
 
 func parse(body []byte, opts Options) (*Template, *problems) {
@@ -866,11 +875,16 @@ func (p *parser) condition(path, cond string) []Clause {
 		unknown = append(unknown, id)
 		return Term{Source: id}, nil
 	}
-	clauses, err := parseCondition(cond, p.v3, resolve)
+	var lim limits
+	if !p.opts.Lenient {
+		lim = limits{on: true, terms: MaxTerms, dnfTerms: MaxTemplateTerms - p.dnfTerms}
+	}
+	clauses, size, err := parseCondition(cond, p.v3, resolve, lim)
 	if err != nil {
 		p.ps.add(85, path, " "+err.Error())
 		return nil
 	}
+	p.dnfTerms += size
 	for _, id := range unknown {
 		p.ps.add(3, path, fmt.Sprintf(" (%q)", id))
 	}

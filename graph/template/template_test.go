@@ -131,7 +131,7 @@ func TestConditionDNF(t *testing.T) {
 		{"not not a [x] b", []string{"a [x] b"}},
 	}
 	for _, tt := range tests {
-		clauses, err := parseCondition(tt.cond, true, nil)
+		clauses, _, err := parseCondition(tt.cond, true, nil, limits{})
 		if err != nil {
 			t.Errorf("%q: %v", tt.cond, err)
 			continue
@@ -149,13 +149,13 @@ func TestConditionDNF(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "a [on]", "a AND", "(a", "a)", "a [on b", "a ] b", "AND a", strings.Repeat("(", 100) + "a" + strings.Repeat(")", 100)} {
-		if _, err := parseCondition(bad, true, nil); err == nil {
+		if _, _, err := parseCondition(bad, true, nil, limits{}); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 	// 2^9 clauses is over the bound.
 	big := strings.Repeat("(a [x] b OR c [x] d) AND ", 8) + "(a [x] b OR c [x] d)"
-	if _, err := parseCondition(big, true, nil); err == nil {
+	if _, _, err := parseCondition(big, true, nil, limits{}); err == nil {
 		t.Error("no error for an exploding condition")
 	}
 }
