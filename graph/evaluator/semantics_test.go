@@ -105,6 +105,14 @@ scenarios:
   - condition: ` + strings.TrimSuffix(strings.Repeat("host AND ", template.MaxTerms+1), " AND ") + `
     actions: [{mark_down: {target: host}}]
 `,
+		"regex compiled only once anchored": `
+metadata: {version: 3, name: regex, type: standard}
+entities:
+  host: {type: nova.host, name.regex: 'prod)|(.*'}
+scenarios:
+  - condition: host
+    actions: [{mark_down: {target: host}}]
+`,
 	}
 }
 

@@ -35,7 +35,8 @@ const StateVersion = 1
 //	   of one of them is refused as unmatched).
 //	3: templates are refused past template.MaxTerms terms in a condition
 //	   or template.MaxTemplateTerms terms in the DNFs of all its
-//	   conditions. A state of older semantics keeps the templates its
+//	   conditions, and for a regex that compiles only once anchored
+//	   ("prod)|(.*", which matched anything). A state of older semantics keeps the templates its
 //	   build accepted (Restore parses them with template.Options.Lenient).
 const Semantics = 3
 

@@ -18,8 +18,8 @@ type Options struct {
 	// template. Nil means no definition template is known.
 	Definitions func(name string) (*Template, bool)
 	// Lenient skips the refusals that builds of apply semantics below 3
-	// (evaluator.Semantics) did not make — MaxTerms and MaxTemplateTerms —
-	// so that a template such a build accepted parses to what it parsed to
+	// (evaluator.Semantics) did not make — MaxTerms, MaxTemplateTerms, a
+	// regex that compiles only once anchored — so that a template such a build accepted parses to what it parsed to
 	// then. It is for rebuilding a state computed under those semantics
 	// (evaluator.Restore); new input is never parsed leniently.
 	Lenient bool
@@ -845,7 +845,17 @@ func (p *parser) entity(id, path string, props map[string]any, strict bool) *Ent
 			continue
 		}
 		if base, isRe := strings.CutSuffix(k, ".regex"); isRe {
-			re, err := regexp.Compile(`^(?:` + v + `)`)
+			// The pattern must stand alone before it is anchored: wrapped
+			// only, "prod)|(.*" closes the group early and matches any
+			// value (Python's re, Vitrage's, refuses it).
+			_, err := regexp.Compile(v)
+			if p.opts.Lenient {
+				err = nil
+			}
+			var re *regexp.Regexp
+			if err == nil {
+				re, err = regexp.Compile(`^(?:` + v + `)`)
+			}
 			if err != nil {
 				p.ps.add(47, join(path, k), k)
 				continue

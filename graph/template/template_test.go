@@ -285,3 +285,53 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRegexStandsAlone: a pattern is checked alone before it is anchored,
+// so one that only compiles inside the anchor's group ("prod)|(.*" makes
+// ^(?:prod)|(.*), which matches anything) is refused with Vitrage's code
+// for a bad regular expression. Lenient parsing (a state of older
+// semantics) still loads it as older builds did.
+func TestRegexStandsAlone(t *testing.T) {
+	body := func(re string) []byte {
+		return []byte("metadata: {version: 3, name: t, type: standard}\nentities:\n  h: {type: nova.host, name.regex: '" + re +
+			"'}\nscenarios:\n  - condition: h\n    actions: [{mark_down: {target: h}}]\n")
+	}
+	name := func(n string) func(string) (string, bool) {
+		return func(k string) (string, bool) {
+			if k == "type" {
+				return "nova.host", true
+			}
+			return n, true
+		}
+	}
+	for _, tc := range []struct {
+		re      string
+		refused bool
+		// matches: what the pattern matches, leniently parsed when refused.
+		matches map[string]bool
+	}{
+		{re: "prod)|(.*", refused: true, matches: map[string]bool{"staging-7": true}},
+		{re: "a)(b", refused: true, matches: map[string]bool{"ab": true, "a": false}},
+		{re: "prod.*", matches: map[string]bool{"prod-1": true, "staging-7": false, "x-prod": false}},
+		{re: "(?i)prod|dev", matches: map[string]bool{"PROD-1": true, "dev": true, "staging": false}},
+	} {
+		_, err := Parse(body(tc.re), Options{})
+		var ve *ValidationError
+		switch {
+		case tc.refused && (!errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Code != 47):
+			t.Errorf("%q: err = %v; want one problem of code 47", tc.re, err)
+		case !tc.refused && err != nil:
+			t.Errorf("%q: %v", tc.re, err)
+		}
+		tpl, err := Parse(body(tc.re), Options{Lenient: true})
+		if err != nil {
+			t.Errorf("%q, lenient: %v", tc.re, err)
+			continue
+		}
+		for n, want := range tc.matches {
+			if got := tpl.Entities["h"].Matches(name(n)); got != want {
+				t.Errorf("%q matches %q: %v; want %v", tc.re, n, got, want)
+			}
+		}
+	}
+}
