@@ -105,6 +105,15 @@ scenarios:
   - condition: ` + strings.TrimSuffix(strings.Repeat("host AND ", template.MaxTerms+1), " AND ") + `
     actions: [{mark_down: {target: host}}]
 `,
+		"disconnected clause": `
+metadata: {version: 3, name: typo, type: standard}
+entities:
+  host: {type: nova.host}
+  other: {type: nova.host}
+scenarios:
+  - condition: host AND other
+    actions: [{mark_down: {target: host}}]
+`,
 		"regex compiled only once anchored": `
 metadata: {version: 3, name: regex, type: standard}
 entities:

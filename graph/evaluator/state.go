@@ -36,7 +36,9 @@ const StateVersion = 1
 //	3: templates are refused past template.MaxTerms terms in a condition
 //	   or template.MaxTemplateTerms terms in the DNFs of all its
 //	   conditions, and for a regex that compiles only once anchored
-//	   ("prod)|(.*", which matched anything). A state of older semantics keeps the templates its
+//	   ("prod)|(.*", which matched anything) or a clause whose positive
+//	   terms do not connect its entities (10203; "host AND instance"
+//	   matched every host with every instance). A state of older semantics keeps the templates its
 //	   build accepted (Restore parses them with template.Options.Lenient).
 const Semantics = 3
 

@@ -19,7 +19,8 @@ type Options struct {
 	Definitions func(name string) (*Template, bool)
 	// Lenient skips the refusals that builds of apply semantics below 3
 	// (evaluator.Semantics) did not make — MaxTerms, MaxTemplateTerms, a
-	// regex that compiles only once anchored — so that a template such a build accepted parses to what it parsed to
+	// regex that compiles only once anchored, a clause whose positive terms
+	// are not connected (10203) — so that a template such a build accepted parses to what it parsed to
 	// then. It is for rebuilding a state computed under those semantics
 	// (evaluator.Restore); new input is never parsed leniently.
 	Lenient bool
@@ -953,6 +954,14 @@ func (p *parser) checkScenario(path string, sc *Scenario) {
 	if reported[134] {
 		return
 	}
+	if !p.opts.Lenient {
+		for _, c := range sc.Clauses {
+			if parts := components(c); len(parts) > 1 {
+				p.ps.add(10203, cpath, strings.Join(parts, " | "))
+				break
+			}
+		}
+	}
 	if len(sc.Clauses) > 1 {
 		common := map[string]bool{}
 		for _, e := range sc.Clauses[0].Positive {
@@ -1007,6 +1016,48 @@ func (p *parser) checkScenario(path string, sc *Scenario) {
 			}
 		}
 	}
+}
+
+// components returns the entities of a clause's positive terms grouped by
+// the positive relationships that connect them, each group's entities
+// sorted and joined by commas, the groups in the order of their first
+// entity.
+func components(c Clause) []string {
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(e string) string {
+		if parent[e] == e {
+			return e
+		}
+		r := find(parent[e])
+		parent[e] = r
+		return r
+	}
+	for _, e := range c.Positive {
+		parent[e] = e
+	}
+	for _, t := range c.Terms {
+		if t.Negated || t.IsEntity() {
+			continue
+		}
+		if a, b := find(t.Source), find(t.Target); a != b {
+			parent[max(a, b)] = min(a, b)
+		}
+	}
+	groups := map[string][]string{}
+	var roots []string
+	for _, e := range c.Positive { // sorted
+		r := find(e)
+		if _, ok := groups[r]; !ok {
+			roots = append(roots, r)
+		}
+		groups[r] = append(groups[r], e)
+	}
+	out := make([]string, 0, len(roots))
+	for _, r := range roots {
+		out = append(out, strings.Join(groups[r], ", "))
+	}
+	return out
 }
 
 func asMap(v any) (map[string]any, bool) {

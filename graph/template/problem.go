@@ -115,6 +115,10 @@ var statusMessages = map[int]string{
 	// Causeway additions (no Vitrage equivalent; Vitrage fails later at run time).
 	10201: "Action entity must appear, not negated, in every clause of the condition: ",
 	10202: "Negated relationship must share an entity with a positive term of its clause: ",
+	// Vitrage's subgraph matching grows a match along the template's edges
+	// only, so it never completes such a clause; matching it anyway binds
+	// every combination of vertices.
+	10203: "The positive terms of a clause must connect all its entities: ",
 }
 
 type problems struct{ list []Problem }

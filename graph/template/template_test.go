@@ -335,3 +335,75 @@ func TestRegexStandsAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestClauseMustBeConnected: every clause's positive terms must connect
+// all its positive entities (negated terms do not connect them), in every
+// template version; lenient parsing skips the check.
+func TestClauseMustBeConnected(t *testing.T) {
+	v3 := func(cond string) []byte {
+		return []byte(`metadata: {version: 3, name: t, type: standard}
+entities:
+  alarm: {category: ALARM}
+  host: {type: nova.host}
+  instance: {type: nova.instance}
+  zone: {type: nova.zone}
+scenarios:
+  - condition: ` + cond + `
+    actions: [{mark_down: {target: host}}]
+`)
+	}
+	v2 := func(cond string) []byte {
+		return []byte(`metadata: {version: 2, name: t, type: standard}
+definitions:
+  entities:
+    - entity: {category: ALARM, template_id: alarm}
+    - entity: {category: RESOURCE, type: nova.host, template_id: host}
+    - entity: {category: RESOURCE, type: nova.instance, template_id: instance}
+  relationships:
+    - relationship: {source: alarm, target: host, relationship_type: on, template_id: alarm_on_host}
+    - relationship: {source: host, target: instance, relationship_type: contains, template_id: host_contains_instance}
+scenarios:
+  - scenario:
+      condition: ` + cond + `
+      actions:
+        - action: {action_type: mark_down, action_target: {target: host}}
+`)
+	}
+	for _, tc := range []struct {
+		body []byte
+		want string // the detail of code 10203, "" when accepted
+	}{
+		{v3("host AND instance"), "host | instance"},
+		{v3("alarm [on] host AND instance"), "alarm, host | instance"},
+		{v3("host [contains] instance AND zone AND NOT zone [contains] host"), "host, instance | zone"},
+		{v3("(alarm [on] host OR host) AND instance"), "alarm, host | instance"},
+		{v3("alarm [on] host AND host [contains] instance"), ""},
+		{v3("host AND alarm [on] host AND NOT zone [contains] host"), ""},
+		{v3("alarm [on] host OR host [contains] instance"), ""},
+		{v2("alarm_on_host and instance"), "alarm, host | instance"},
+		{v2("alarm_on_host and host_contains_instance"), ""},
+	} {
+		_, err := Parse(tc.body, Options{})
+		var got string
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				if p.Code == 10203 {
+					got = strings.TrimPrefix(p.Message, statusMessages[10203])
+				}
+			}
+			if got == "" {
+				t.Errorf("%s: unexpected problems %v", tc.body, ve.Problems)
+				continue
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: code 10203 says %q; want %q", tc.body, got, tc.want)
+		}
+		if _, err := Parse(tc.body, Options{Lenient: true}); err != nil {
+			t.Errorf("%s, lenient: %v", tc.body, err)
+		}
+	}
+}
