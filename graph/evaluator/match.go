@@ -286,10 +286,8 @@ func (en *enumerator) fits(m *matcher, id graph.VertexID) bool {
 // tryBind binds slot to id if the vertex fits and no other slot holds it,
 // calls next, and unbinds.
 func (en *enumerator) tryBind(slot int, id graph.VertexID, next func()) {
-	for _, b := range en.bind {
-		if b == id {
-			return
-		}
+	if en.bound(id) {
+		return
 	}
 	if !en.fits(en.r.slotM[slot], id) {
 		return
@@ -417,7 +415,22 @@ func (en *enumerator) finish() {
 	en.emit(en.out)
 }
 
-// negHolds reports whether the relationship of a negated term exists.
+// bound reports whether a slot of the binding holds vertex id.
+func (en *enumerator) bound(id graph.VertexID) bool {
+	for _, b := range en.bind {
+		if b == id {
+			return true
+		}
+	}
+	return false
+}
+
+// negHolds reports whether the relationship of a negated term exists. As
+// for positive terms (tryBind), and as in Vitrage's matching
+// (_remove_used_graph_candidates), a vertex bound to another entity of the
+// clause is no candidate for the term's unbound end: "host [contains]
+// instance AND NOT host [contains] other" holds on a host with one
+// instance.
 func (en *enumerator) negHolds(t *negTerm) bool {
 	var s, d graph.VertexID
 	if t.src >= 0 {
@@ -432,12 +445,12 @@ func (en *enumerator) negHolds(t *negTerm) bool {
 		return en.e.hasEdge(s, d, t.label)
 	case s != 0:
 		en.e.g.EachOut(s, func(ed graph.Edge) bool {
-			holds = ed.Relationship == t.label && !ed.IsDeleted && en.fits(t.dstM, ed.To)
+			holds = ed.Relationship == t.label && !ed.IsDeleted && !en.bound(ed.To) && en.fits(t.dstM, ed.To)
 			return !holds
 		})
 	case d != 0:
 		en.e.g.EachIn(d, func(ed graph.Edge) bool {
-			holds = ed.Relationship == t.label && !ed.IsDeleted && en.fits(t.srcM, ed.From)
+			holds = ed.Relationship == t.label && !ed.IsDeleted && !en.bound(ed.From) && en.fits(t.srcM, ed.From)
 			return !holds
 		})
 	}

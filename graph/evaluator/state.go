@@ -38,8 +38,12 @@ const StateVersion = 1
 //	   conditions, and for a regex that compiles only once anchored
 //	   ("prod)|(.*", which matched anything) or a clause whose positive
 //	   terms do not connect its entities (10203; "host AND instance"
-//	   matched every host with every instance). A state of older semantics keeps the templates its
-//	   build accepted (Restore parses them with template.Options.Lenient).
+//	   matched every host with every instance). A state of older
+//	   semantics keeps the templates its build accepted (Restore parses
+//	   them with template.Options.Lenient). A negated term no longer
+//	   counts a vertex bound to another entity of the clause, as Vitrage:
+//	   "host [contains] instance AND NOT host [contains] other" holds on
+//	   a host with one instance (it never held).
 const Semantics = 3
 
 // semanticsStrictTemplates is the first Semantics whose template
