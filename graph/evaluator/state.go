@@ -43,7 +43,10 @@ const StateVersion = 1
 //	   them with template.Options.Lenient). A negated term no longer
 //	   counts a vertex bound to another entity of the clause, as Vitrage:
 //	   "host [contains] instance AND NOT host [contains] other" holds on
-//	   a host with one instance (it never held).
+//	   a host with one instance (it never held). Putting or deleting an
+//	   equivalence template undoes only the matches that stop holding and
+//	   does only the new ones (it cleared and raised again every deduced
+//	   alarm, and requested every execute_mistral again).
 const Semantics = 3
 
 // semanticsStrictTemplates is the first Semantics whose template

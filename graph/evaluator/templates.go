@@ -89,18 +89,14 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 		l.includes = append(l.includes, TemplateState{Name: inc, Body: e.definition(inc).body})
 	}
 	old := e.templates[name]
-	everything := tpl.Type == template.TypeEquivalence || (old != nil && old.tpl.Type == template.TypeEquivalence)
-	var out []graph.Change
-	if everything {
-		out = e.undoWhere(func(*rule) bool { return true })
-	} else {
-		out = e.undoWhere(func(r *rule) bool { return r.tplName == name })
+	if tpl.Type == template.TypeEquivalence || (old != nil && old.tpl.Type == template.TypeEquivalence) {
+		e.templates[name] = l
+		e.rebuildRules()
+		return e.reconcileAll(), nil
 	}
+	out := e.undoWhere(func(r *rule) bool { return r.tplName == name })
 	e.templates[name] = l
 	e.rebuildRules()
-	if everything {
-		return append(out, e.doWhere(func(*rule) bool { return true })...), nil
-	}
 	return append(out, e.doWhere(func(r *rule) bool { return r.tplName == name })...), nil
 }
 
@@ -111,10 +107,9 @@ func (e *Engine) deleteTemplate(name string) ([]graph.Change, error) {
 		return nil, nil
 	}
 	if l.tpl.Type == template.TypeEquivalence {
-		out := e.undoWhere(func(*rule) bool { return true })
 		delete(e.templates, name)
 		e.rebuildRules()
-		return append(out, e.doWhere(func(*rule) bool { return true })...), nil
+		return e.reconcileAll(), nil
 	}
 	out := e.undoWhere(func(r *rule) bool { return r.tplName == name })
 	delete(e.templates, name)
@@ -134,6 +129,51 @@ func (e *Engine) undoWhere(sel func(*rule) bool) []graph.Change {
 	var out []graph.Change
 	for _, k := range keys {
 		out = e.undo(e.matches[k], out)
+	}
+	return out
+}
+
+// reconcileAll brings the stored matches to those of the rules loaded now,
+// after an equivalence template changed what every entity matches: it
+// UNDOes, in key order, the stored matches that no longer hold (their rule
+// is gone or a binding no longer fits), then DOes the new ones, rule by
+// rule in key order. The matches that hold before and after are left
+// alone, so their effects stay as they are and their external actions are
+// not requested again.
+func (e *Engine) reconcileAll() []graph.Change {
+	live := make(map[*rule]bool, len(e.rules))
+	for _, r := range e.rules {
+		live[r] = true
+	}
+	byRule := make(map[*rule]map[string][]Binding, len(e.rules))
+	for _, r := range e.rules {
+		byKey := map[string][]Binding{}
+		e.enumerate(r, r.slotOf[r.c.Positive[0]], 0, func(b []Binding) { byKey[matchKey(r, b)] = slices.Clone(b) })
+		byRule[r] = byKey
+	}
+	var gone []string
+	for k, m := range e.matches {
+		if _, holds := byRule[m.rule][k]; !live[m.rule] || !holds {
+			gone = append(gone, k)
+		}
+	}
+	sort.Strings(gone)
+	var out []graph.Change
+	for _, k := range gone {
+		out = e.undo(e.matches[k], out)
+	}
+	for _, r := range e.rules {
+		byKey := byRule[r]
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
+			if _, ok := e.matches[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = e.do(&match{key: k, rule: r, bindings: byKey[k]}, out)
+		}
 	}
 	return out
 }
