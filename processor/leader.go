@@ -294,11 +294,13 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 		// One limit for the round's writes together, so that a stop
 		// in the middle of a round waits at most the limit (and then
 		// deposed's read) for a hanging database, within TimeoutStopSec.
-		w.until = time.Now().Add(n.roundLimit())
+		// It starts at the round's first write, after any regeneration
+		// of a gap (which may take longer than the limit).
+		w.until = time.Time{}
 		err := n.flush(ctx, log, term, w)
 		if err == nil && n.parts.History != nil && n.now().Sub(lastPrune) >= n.cfg.HistoryPruneInterval {
 			var p history.Pruned
-			p, err = detached(ctx, w.until, func(wctx context.Context) (history.Pruned, error) {
+			p, err = detached(ctx, w.deadline(n.roundLimit()), func(wctx context.Context) (history.Pruned, error) {
 				return n.parts.History.Prune(wctx, int64(term), n.cfg.History.Boundary(n.now()))
 			})
 			if err == nil {
@@ -353,10 +355,19 @@ func detached[T any](ctx context.Context, until time.Time, write func(context.Co
 
 // leaderWrites is what the write loop knows of the database between
 // flushes: the heads it last saw or raised (-1: unknown, read them), and
-// when the writes of the current round must end.
+// when the writes of the current round must end (zero: no write yet).
 type leaderWrites struct {
 	outHead, histHead int64
 	until             time.Time
+}
+
+// deadline is the end of the current round's writes: limit after its
+// first write began.
+func (w *leaderWrites) deadline(limit time.Duration) time.Time {
+	if w.until.IsZero() {
+		w.until = time.Now().Add(limit)
+	}
+	return w.until
 }
 
 // flush writes what is pending. The pending outbox rows cover (outFrom,
@@ -442,7 +453,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			"history_head", w.histHead, "history_from", histFrom, "duration", n.now().Sub(start))
 	}
 	if n.parts.Outbox != nil && ob.Seq > w.outHead {
-		k, err := detached(ctx, w.until, func(wctx context.Context) (int, error) { return n.parts.Outbox.Write(wctx, int64(term), ob) })
+		k, err := detached(ctx, w.deadline(n.roundLimit()), func(wctx context.Context) (int, error) { return n.parts.Outbox.Write(wctx, int64(term), ob) })
 		if err != nil {
 			return err
 		}
@@ -457,7 +468,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		}
 	}
 	if n.parts.History != nil && hb.Seq > w.histHead {
-		r, err := detached(ctx, w.until, func(wctx context.Context) (history.Result, error) {
+		r, err := detached(ctx, w.deadline(n.roundLimit()), func(wctx context.Context) (history.Result, error) {
 			return n.parts.History.Write(wctx, int64(term), hb)
 		})
 		if err != nil {

@@ -121,6 +121,9 @@ func (o fakeOutboxStore) Write(ctx context.Context, term int64, b outbox.Batch) 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.noteDeadline(ctx, "outbox")
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if t.fail != nil {
 		return 0, t.fail
 	}
@@ -161,6 +164,9 @@ func (h fakeHistoryStore) Write(ctx context.Context, term int64, b history.Batch
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.noteDeadline(ctx, "history")
+	if err := ctx.Err(); err != nil {
+		return history.Result{}, err
+	}
 	if t.fail != nil {
 		return history.Result{}, t.fail
 	}
@@ -234,6 +240,8 @@ type seqRecon struct {
 	// failEarliest fails that many ReconstructEarliest calls, as a
 	// database failure would.
 	failEarliest int
+	// delay is how long each Reconstruct takes.
+	delay time.Duration
 }
 
 func targetSeq(t snapshot.Target) (int64, error) {
@@ -243,6 +251,7 @@ func targetSeq(t snapshot.Target) (int64, error) {
 }
 
 func (r *seqRecon) Reconstruct(_ context.Context, t snapshot.Target) (snapshot.Reconstruction, error) {
+	time.Sleep(r.delay)
 	s, err := targetSeq(t)
 	if err != nil {
 		return snapshot.Reconstruction{}, err
@@ -447,6 +456,23 @@ func TestColdStartLeaderRegeneratesTheGap(t *testing.T) {
 	if tables.outWrites != 1 {
 		t.Errorf("the gap and the pending rows took %d outbox writes, want one transaction", tables.outWrites)
 	}
+}
+
+// TestRegenerationLongerThanTheWriteLimit: the round's write limit starts
+// at its first write, so a gap regeneration that takes longer than the
+// limit does not leave the writes an expired deadline (they would fail,
+// and the next round regenerate and fail again, for as long as the node
+// leads).
+func TestRegenerationLongerThanTheWriteLimit(t *testing.T) {
+	tables := &fakeTables{}
+	tables.prefill(3, 6)
+	n, recon := writesNode(t, 20, 14, tables, &fakeFence{}, 0)
+	n.writeLimit, recon.delay = 50*time.Millisecond, 100*time.Millisecond
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	leadUntil(t, n, 3, "heads at 20", func() bool { o, h := tables.heads(); return o == 20 && h == 20 })
+	tables.check(t, 20)
 }
 
 func TestDroppedPendingIsRegenerated(t *testing.T) {
