@@ -85,16 +85,17 @@ type Processor struct {
 }
 
 // StallLimit is how long the follow loop of a loaded node may go without
-// turning before Alive says the node is stuck.
+// turning before Alive says the node is stuck (at least; see Alive).
 const StallLimit = time.Minute
 
 // Alive reports whether the node is not stuck: its follow loop went round
-// within StallLimit (it turns at least every poll_interval, failing or
-// not), or it is loading its state. systemd's watchdog restarts a node
-// that is not.
+// within the stall limit, or it is loading its state. The loop turns every
+// poll_interval, or after each backoff (up to retry_max) while failing, so
+// the limit is the longest of StallLimit, ten poll intervals and two
+// retry_max. systemd's watchdog restarts a node that is not alive.
 func (p *Processor) Alive() bool {
 	n := p.node.Load()
-	return n == nil || !n.f.stuck(max(StallLimit, 10*p.cfg.PollInterval))
+	return n == nil || !n.f.stuck(max(StallLimit, 10*p.cfg.PollInterval, 2*p.cfg.RetryMax))
 }
 
 // New validates cfg and allocates. It opens and starts nothing.
