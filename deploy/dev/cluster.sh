@@ -18,7 +18,7 @@ readonly TOP=$PWD
 readonly RUN_DIR=${RUN_DIR:-$TOP/.run}
 readonly BIN=$TOP/bin/causeway
 # The binary's path as /proc/PID/exe shows it (symlinks resolved).
-BIN_PATH=$(readlink -f "$BIN")
+BIN_PATH=$(readlink -m "$BIN")
 readonly BIN_PATH
 readonly NAME=causeway_dev
 readonly DSN="root@tcp(127.0.0.1:3306)/$NAME"
