@@ -361,7 +361,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// Leave gracefully: the leader loop has already stopped; hand over
 	// leadership so the cluster need not wait for an election timeout.
 	if r.State() == raft.Leader {
-		if err := n.handOver(r).Error(); err != nil {
+		if err := n.handOver(r); err != nil {
 			n.log.Warn("leadership transfer", "err", err)
 		} else {
 			n.log.Info("leadership transferred")
@@ -562,7 +562,7 @@ func (n *Node) StepDown() error {
 	if r.State() != raft.Leader {
 		return n.leaderErr(r)
 	}
-	if err := n.handOver(r).Error(); err != nil {
+	if err := n.handOver(r); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return n.leaderErr(r)
 		}
@@ -574,9 +574,10 @@ func (n *Node) StepDown() error {
 // successorLimit bounds the Successor lookup of a hand-over.
 const successorLimit = 2 * time.Second
 
-// handOver starts a leadership transfer, to the voter Deps.Successor
-// names if it names another voter.
-func (n *Node) handOver(r *raft.Raft) raft.Future {
+// handOver transfers leadership: to the voter Deps.Successor names if it
+// names another voter, else (or if that transfer fails: the successor's
+// presence may outlive it by a few seconds) to raft's choice.
+func (n *Node) handOver(r *raft.Raft) error {
 	if n.deps.Successor != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), successorLimit)
 		id := n.deps.Successor(ctx)
@@ -584,15 +585,21 @@ func (n *Node) handOver(r *raft.Raft) raft.Future {
 		if id != "" && id != n.cfg.NodeID {
 			if f := r.GetConfiguration(); f.Error() == nil {
 				for _, s := range f.Configuration().Servers {
-					if string(s.ID) == id && s.Suffrage == raft.Voter {
-						n.log.Info("handing leadership over", "to", id)
-						return r.LeadershipTransferToServer(s.ID, s.Address)
+					if string(s.ID) != id || s.Suffrage != raft.Voter {
+						continue
 					}
+					n.log.Info("handing leadership over", "to", id)
+					err := r.LeadershipTransferToServer(s.ID, s.Address).Error()
+					if err == nil || errors.Is(err, raft.ErrNotLeader) {
+						return err
+					}
+					n.log.Warn("leadership transfer to the successor failed; leaving the choice to raft", "to", id, "err", err)
+					break
 				}
 			}
 		}
 	}
-	return r.LeadershipTransfer()
+	return r.LeadershipTransfer().Error()
 }
 
 // Join adds a voter. Only the leader can; others fail with ErrNotLeader.
