@@ -9,11 +9,24 @@
 -- to cannot be told, and they stay. Row ids, derived from the old keys,
 -- stay: the history is never written again below its head. Re-runnable: a
 -- key already moved no longer matches its old form.
+--
+-- An escaped type is up to three times as long (255 "/" are 765
+-- characters), so the key columns grow from 600 to 1100 characters
+-- (category, escaped type, id and two slashes: at most 1031); their
+-- indexes keep their 191-character prefixes.
+ALTER TABLE alarm_history
+    MODIFY alarm_key    VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
+    MODIFY resource_key VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL DEFAULT '';
+ALTER TABLE alarm_severity_changes
+    MODIFY alarm_key VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL;
+ALTER TABLE alarm_causal_links
+    MODIFY from_key VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
+    MODIFY to_key   VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL;
 DROP TEMPORARY TABLE IF EXISTS alarm_key_moves;
 CREATE TEMPORARY TABLE alarm_key_moves (
-    old_key VARCHAR(600) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
-    new_key VARCHAR(600) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
-    PRIMARY KEY (old_key)
+    old_key VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
+    new_key VARCHAR(1100) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL,
+    KEY (old_key(191))
 ) ENGINE=InnoDB;
 INSERT INTO alarm_key_moves (old_key, new_key)
 SELECT k.old_key, MIN(k.new_key) FROM (
