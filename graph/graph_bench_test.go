@@ -198,15 +198,26 @@ func causalCloud(b *testing.B, n int) (*Graph, VertexID) {
 	l.seq = 1 << 30
 	hostAlarm := map[VertexID]VertexID{}
 	var probe VertexID
-	for _, h := range g.Find(Filter{Types: []string{"nova.host"}}) {
+	ofType := func(typ string) []Vertex {
+		var out []Vertex
+		for _, v := range everyVertex(g) {
+			if v.Type == typ && !v.IsDeleted {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	for _, h := range ofType("nova.host") {
 		mustApply(b, g, l.upsert("prometheus", 1, alarm("prometheus", "nic-"+h.ExternalID, "critical", out("on", "nova.host", h.ExternalID))))
 		id, _ := g.Lookup("ALARM", "prometheus", "nic-"+h.ExternalID)
 		hostAlarm[h.ID] = id
 	}
-	for k, inst := range g.Find(Filter{Types: []string{"nova.instance"}}) {
+	for k, inst := range ofType("nova.instance") {
 		d, _ := g.RaiseDeducedAlarm(DeducedAlarm{Target: inst.ID, Name: "degraded", Severity: "SEVERE"})
-		for _, nb := range g.Neighbours(inst.ID, NeighbourQuery{Direction: Incoming, Relationships: []string{"contains"}}) {
-			g.SetCausal(hostAlarm[nb.Vertex.ID], d, true)
+		for _, e := range g.In(inst.ID) {
+			if e.Relationship == "contains" && !e.IsDeleted {
+				g.SetCausal(hostAlarm[e.From], d, true)
+			}
 		}
 		if k%10 == 0 {
 			prev := d

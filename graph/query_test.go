@@ -98,65 +98,7 @@ func fixture(t *testing.T) (*Graph, map[string]VertexID) {
 	return g, ids
 }
 
-func TestFind(t *testing.T) {
-	g, ids := fixture(t)
-	for _, tc := range []struct {
-		name string
-		f    Filter
-		want []VertexID
-	}{
-		{"category", Filter{Category: "RESOURCE", Types: []string{"nova.host"}}, []VertexID{ids["h1"], ids["h2"]}},
-		{"property", Filter{Properties: map[string]string{"rack": "r7"}}, []VertexID{ids["h1"]}},
-		{"builtin property", Filter{Properties: map[string]string{"vitrage_operational_state": "ERROR"}}, []VertexID{ids["h1"], ids["i3"]}},
-		{"project", Filter{ProjectID: "p1", Category: "RESOURCE"}, []VertexID{ids["i1"], ids["i3"], ids["v1"]}},
-		{"live alarms", Filter{Category: "ALARM"}, []VertexID{ids["nic-h1"], ids["vol-v1"], ids["d-i1"], ids["d-i2"]}},
-		{"with deleted", Filter{Category: "ALARM", IncludeDeleted: true}, []VertexID{ids["nic-h1"], ids["nic-h2"], ids["vol-v1"], ids["d-i1"], ids["d-i2"], ids["d-i3"]}},
-		{"deleted flag", Filter{IncludeDeleted: true, Properties: map[string]string{"vitrage_is_deleted": "true"}}, []VertexID{ids["nic-h2"], ids["d-i3"]}},
-		{"missing property", Filter{Properties: map[string]string{"nope": ""}}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []VertexID
-			for _, v := range g.Find(tc.f) {
-				got = append(got, v.ID)
-			}
-			if !cmp.Equal(got, tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestNeighbours(t *testing.T) {
-	g, ids := fixture(t)
-	type nb struct {
-		id  VertexID
-		rel string
-	}
-	for _, tc := range []struct {
-		name string
-		id   VertexID
-		q    NeighbourQuery
-		want []nb
-	}{
-		{"both", ids["h1"], NeighbourQuery{}, []nb{{ids["i1"], "contains"}, {ids["i2"], "contains"}, {ids["z1"], "contains"}, {ids["s1"], "attached"}, {ids["nic-h1"], "on"}}},
-		{"out", ids["h1"], NeighbourQuery{Direction: Outgoing}, []nb{{ids["i1"], "contains"}, {ids["i2"], "contains"}}},
-		{"in by relationship", ids["h1"], NeighbourQuery{Direction: Incoming, Relationships: []string{"on"}}, []nb{{ids["nic-h1"], "on"}}},
-		{"deleted hidden", ids["h2"], NeighbourQuery{Direction: Incoming, Relationships: []string{"on"}}, nil},
-		{"deleted shown", ids["h2"], NeighbourQuery{Direction: Incoming, Relationships: []string{"on"}, IncludeDeleted: true}, []nb{{ids["nic-h2"], "on"}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []nb
-			for _, n := range g.Neighbours(tc.id, tc.q) {
-				got = append(got, nb{n.Vertex.ID, n.Edge.Relationship})
-			}
-			if !cmp.Equal(got, tc.want, cmp.AllowUnexported(nb{})) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestResourcesAndAlarms(t *testing.T) {
+func TestAlarms(t *testing.T) {
 	g, ids := fixture(t)
 	idsOf := func(vs []Vertex) []VertexID {
 		var out []VertexID
@@ -164,12 +106,6 @@ func TestResourcesAndAlarms(t *testing.T) {
 			out = append(out, v.ID)
 		}
 		return out
-	}
-	if got, want := idsOf(g.Resources("p1", false)), []VertexID{ids["i1"], ids["i3"], ids["v1"]}; !cmp.Equal(got, want) {
-		t.Errorf("Resources(p1) = %v, want %v", got, want)
-	}
-	if got := len(g.Resources("", true)); got != 9 {
-		t.Errorf("Resources(all) = %d, want 9", got)
 	}
 	for _, tc := range []struct {
 		project string
