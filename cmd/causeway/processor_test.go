@@ -253,6 +253,8 @@ func TestFlagsOnlyWhereUsed(t *testing.T) {
 		{[]string{"webhooks", "delete", "w1", "-o", "json"}, "unknown shorthand flag: 'o'"},
 		{[]string{"topology", "show", "--dsn", "root@tcp(x)/db", "--url", "http://127.0.0.1:1"}, "--dsn reads the past"},
 		{[]string{"rca", "show", "3", "--dsn", "root@tcp(x)/db", "--url", "http://127.0.0.1:1"}, "--dsn reads the past"},
+		{[]string{"topology", "show", "--seq", "3", "--url", "http://127.0.0.1:1"}, "--url is for the live API"},
+		{[]string{"rca", "show", "3", "--at", "-1h", "--token", "t"}, "--token is for the live API"},
 	} {
 		_, err := runCLI(t, newRootCmd(), tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

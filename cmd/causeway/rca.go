@@ -23,6 +23,9 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 (with --resource) of an alarm active then, and -o dot is accepted too.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if p.set() {
+				if err := apiRefused(cmd); err != nil {
+					return err
+				}
 				return runHistoricalRCA(cmd, g, db, p, args[0], resource, f.output)
 			}
 			if err := db.liveRefused(cmd); err != nil {

@@ -60,6 +60,17 @@ func (f *dbFlags) liveRefused(cmd *cobra.Command) error {
 	return nil
 }
 
+// apiRefused refuses the API's flags on a query of the past (--at or
+// --seq), which reads the database and no processor.
+func apiRefused(cmd *cobra.Command) error {
+	for _, name := range []string{"url", "token"} {
+		if cmd.Flags().Changed(name) {
+			return badInput("--%s is for the live API; --at and --seq read the database (--dsn, or the configuration's)", name)
+		}
+	}
+	return nil
+}
+
 func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
 	dsn := f.dsn
 	if dsn == "" {

@@ -32,6 +32,9 @@ edges of it, edges followed both ways.`,
 				return badInput("%v", err)
 			}
 			if p.set() {
+				if err := apiRefused(cmd); err != nil {
+					return err
+				}
 				return runHistoricalTopology(cmd, g, db, p, q, f.output)
 			}
 			if err := db.liveRefused(cmd); err != nil {
