@@ -91,9 +91,11 @@ install_config "$here/causeway.yaml" "$etc/causeway.yaml"
 for f in "$here"/templates/*.yaml; do
 	install_config "$f" "$etc/templates/$(basename "$f")"
 done
-# One file per processor node (the unit reads processor-<node>.yaml): the
-# example with that node's id, data directory, raft/API ports and the
-# bootstrap peers, node i on raft port 7100+i and API port 8080+i.
+# One file per processor node (the unit reads processor-<node>.yaml): an
+# overlay of causeway.yaml (its `base`) holding only what differs for that
+# node, its id, data directory, raft/API ports and the bootstrap peers
+# (node i on raft port 7100+i and API port 8080+i), so that an edit of
+# causeway.yaml reaches every node.
 IFS=, read -r -a node_list <<<"$nodes"
 [ "${#node_list[@]}" -le 9 ] || die "at most 9 nodes (ports 7101-7109)"
 peers=""
@@ -106,16 +108,20 @@ i=0
 for node in "${node_list[@]}"; do
 	i=$((i + 1))
 	tmp=$(mktemp)
-	PEERS="$peers" awk -v node="$node" -v i="$i" '
-		/^  node_id:/ { print "  node_id: " node; next }
-		/^  data_dir: \/var\/lib\/causeway\/processor-/ { print "  data_dir: /var/lib/causeway/processor-" node; next }
-		/^    bind_addr: "127.0.0.1:710[0-9]"/ { print "    bind_addr: \"127.0.0.1:710" i "\""; next }
-		/^    advertise_addr: "127.0.0.1:710[0-9]"/ { print "    advertise_addr: \"127.0.0.1:710" i "\""; next }
-		/^    listen: "127.0.0.1:808[0-9]"/ { print "    listen: \"127.0.0.1:808" i "\""; next }
-		/^    peers:/ { print; printf "%s", ENVIRON["PEERS"]; inpeers = 1; next }
-		inpeers && /^      - \{id:/ { next }
-		{ inpeers = 0; print }
-	' "$here/causeway.yaml" >"$tmp"
+	cat >"$tmp" <<EOF
+# Processor $node: laid over causeway.yaml (base), which holds everything
+# else; an edit there reaches this node at its next start.
+base: causeway.yaml
+processor:
+  node_id: $node
+  data_dir: /var/lib/causeway/processor-$node
+  raft:
+    bind_addr: "127.0.0.1:710$i"
+    advertise_addr: "127.0.0.1:710$i"
+    peers:
+$peers  api:
+    listen: "127.0.0.1:808$i"
+EOF
 	install_config "$tmp" "$etc/processor-$node.yaml"
 	rm -f "$tmp"
 done

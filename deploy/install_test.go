@@ -85,7 +85,7 @@ func TestInstallStagesAPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\n  node_id: c\n", "\n  data_dir: /var/lib/causeway/processor-c\n", `bind_addr: "127.0.0.1:7103"`, `listen: "127.0.0.1:8083"`,
+	for _, want := range []string{"\nbase: causeway.yaml\n", "\n  node_id: c\n", "\n  data_dir: /var/lib/causeway/processor-c\n", `bind_addr: "127.0.0.1:7103"`, `listen: "127.0.0.1:8083"`,
 		"peers:\n      - {id: a, address: \"127.0.0.1:7101\"}\n      - {id: b, address: \"127.0.0.1:7102\"}\n      - {id: c, address: \"127.0.0.1:7103\"}\n"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("processor-c.yaml lacks %q", want)
@@ -117,6 +117,14 @@ func stageSecrets(t *testing.T, path, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return stageSecretsIn(t, path, b, dir, t.TempDir())
+}
+
+// stageSecretsIn writes the staged copy of the config at path (body b)
+// into out, with its base (an overlay's, named relative to it) staged
+// beside it likewise.
+func stageSecretsIn(t *testing.T, path string, b []byte, dir, outDir string) string {
+	t.Helper()
 	secret := regexp.MustCompile(`(?m)^[^#\n]*(/etc/causeway/secrets/([\w.-]+))`)
 	for _, m := range secret.FindAllStringSubmatch(string(b), -1) {
 		v := "a-secret"
@@ -127,7 +135,15 @@ func stageSecrets(t *testing.T, path, dir string) string {
 			t.Fatal(err)
 		}
 	}
-	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	if m := regexp.MustCompile(`(?m)^base: (\S+)$`).FindStringSubmatch(string(b)); m != nil {
+		base := filepath.Join(filepath.Dir(path), m[1])
+		bb, err := os.ReadFile(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stageSecretsIn(t, base, bb, dir, outDir)
+	}
+	out := filepath.Join(outDir, filepath.Base(path))
 	body := strings.ReplaceAll(string(b), "/etc/causeway/secrets/", dir+"/")
 	if err := os.WriteFile(out, []byte(body), 0o640); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/causeway/causeway/drivers"
@@ -103,11 +102,12 @@ type listenerSection struct {
 	OpenStack    *openstack.Config `yaml:"openstack"`
 }
 
-// loadConfig reads, decodes, completes and validates the file at path.
+// loadConfig reads (readConfig: an overlay is laid over its base),
+// decodes, completes and validates the file at path.
 func loadConfig(path string) (*fileConfig, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readConfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	cfg, err := parseConfig(raw)
 	if err != nil {
@@ -179,9 +179,9 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 // The notifier and the webhooks commands need only this section and what it
 // inherits, so the file may leave out the others.
 func loadNotifierConfig(path string) (notifier.Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readConfig(path)
 	if err != nil {
-		return notifier.Config{}, fmt.Errorf("read config: %w", err)
+		return notifier.Config{}, err
 	}
 	cfg, err := decodeConfig(raw)
 	if err != nil {
