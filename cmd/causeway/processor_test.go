@@ -251,6 +251,8 @@ func TestFlagsOnlyWhereUsed(t *testing.T) {
 		{[]string{"templates", "test", "x.yaml", "--url", "http://x:1"}, "unknown flag: --url"},
 		{[]string{"webhooks", "add", "w1", "-o", "json"}, "unknown shorthand flag: 'o'"},
 		{[]string{"webhooks", "delete", "w1", "-o", "json"}, "unknown shorthand flag: 'o'"},
+		{[]string{"webhooks", "list", "-o", "yaml"}, `--output: "yaml" is not table or json`},
+		{[]string{"webhooks", "dead-letters", "-o", "yaml"}, `--output: "yaml" is not table or json`},
 		{[]string{"topology", "show", "--dsn", "root@tcp(x)/db", "--url", "http://127.0.0.1:1"}, "--dsn reads the past"},
 		{[]string{"rca", "show", "3", "--dsn", "root@tcp(x)/db", "--url", "http://127.0.0.1:1"}, "--dsn reads the past"},
 		{[]string{"topology", "show", "--seq", "3", "--url", "http://127.0.0.1:1"}, "--url is for the live API"},

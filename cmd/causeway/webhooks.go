@@ -280,6 +280,12 @@ at a time on a database; a second one stops at once.`,
 	// delete and redrive report a line; show prints JSON).
 	for _, c := range []*cobra.Command{list, status, deadLetters} {
 		c.Flags().StringVarP(&output, "output", "o", "table", "output: table or json")
+		c.PreRunE = func(*cobra.Command, []string) error {
+			if output != "table" && output != "json" {
+				return badInput("--output: %q is not table or json", output)
+			}
+			return nil
+		}
 	}
 	root.AddCommand(add, del, list, show, status, deadLetters, redrive)
 	return root
