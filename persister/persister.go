@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -116,6 +117,26 @@ type Persister struct {
 	m     metrics
 
 	pubCh chan event.Batch
+	// appending is when the Append in flight began, in nanoseconds since
+	// monoStart (0: none): Alive's measure.
+	appending atomic.Int64
+}
+
+// monoStart anchors appending on the monotonic clock.
+var monoStart = time.Now()
+
+// StallLimit is how long one Append may take before Alive says the
+// persister is stuck (a database that stopped answering on an open
+// connection, which only the kernel's TCP timeout would end).
+const StallLimit = 2 * time.Minute
+
+// Alive reports whether the persister is not stuck: no Append has been in
+// flight for longer than StallLimit. Waiting for messages, or backing off
+// between attempts, is not being stuck. systemd's watchdog restarts a
+// persister that is not alive; the broker redelivers its unacked batch.
+func (p *Persister) Alive() bool {
+	t := p.appending.Load()
+	return t == 0 || time.Since(monoStart)-time.Duration(t) <= StallLimit
 }
 
 type metrics struct {
@@ -409,7 +430,9 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
+		p.appending.Store(int64(time.Since(monoStart)) | 1)
 		res, err := p.log.Append(ctx, b.entries)
+		p.appending.Store(0)
 		if err == nil {
 			p.committed(b, res, time.Since(start))
 			return

@@ -511,3 +511,21 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestAliveWhileAppending: a persister is stuck only when one Append has
+// been in flight for longer than StallLimit; idle, or appending briefly,
+// it is alive.
+func TestAliveWhileAppending(t *testing.T) {
+	p := &Persister{}
+	if !p.Alive() {
+		t.Error("an idle persister is not alive")
+	}
+	p.appending.Store(int64(time.Since(monoStart)) | 1)
+	if !p.Alive() {
+		t.Error("a persister that just began an Append is not alive")
+	}
+	p.appending.Store(int64(time.Since(monoStart)-StallLimit-time.Second) | 1)
+	if p.Alive() {
+		t.Error("a persister whose Append has run past StallLimit is alive")
+	}
+}

@@ -51,7 +51,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			}
 			// The persister runs its consumer and sequenced publisher itself,
 			// so that it can stop them in order on shutdown.
-			return serve(ctx, log, reg, metrics.listen(cmd, cfg.Persister.MetricsListen), actor{name: "persister", run: p.Run})
+			return serve(ctx, log, reg, metrics.listen(cmd, cfg.Persister.MetricsListen), actor{name: "persister", run: p.Run, alive: p.Alive})
 		},
 	})
 }
