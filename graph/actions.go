@@ -29,7 +29,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	changes := make([]Change, 0, 2) // the alarm and its edge
 	var v *vertex
 	var prev Vertex
-	id, exists := g.keys[vkey{CategoryAlarm, DeducedType, ext}]
+	id, exists := g.lookup(CategoryAlarm, DeducedType, ext)
 	if exists {
 		v = g.mut(id)
 		prev = g.export(v)

@@ -69,7 +69,7 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	e := ev.Entity
 	cat := categoryOr(e.Category)
 	obs := toNanos(ev.ObservedAt)
-	id, exists := g.keys[vkey{cat, e.Type, e.ID}]
+	id, exists := g.lookup(cat, e.Type, e.ID)
 	var v *vertex
 	var changes []Change
 	if exists {
@@ -283,7 +283,7 @@ func (g *Graph) ownedBy(v *vertex, own owner) []triple {
 // is not known yet.
 func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 	cat := categoryOr(category)
-	if id, ok := g.keys[vkey{cat, typ, ext}]; ok {
+	if id, ok := g.lookup(cat, typ, ext); ok {
 		return g.get(id)
 	}
 	v := g.newVertex(cat, typ, ext)
@@ -296,7 +296,7 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 
 func (g *Graph) deleteEntity(ev *event.Event) []Change {
 	e := ev.Entity
-	id, ok := g.keys[vkey{categoryOr(e.Category), e.Type, e.ID}]
+	id, ok := g.lookup(categoryOr(e.Category), e.Type, e.ID)
 	if !ok {
 		return nil
 	}

@@ -62,7 +62,12 @@ func (t *symtab) clone() symtab {
 	return symtab{names: slices.Clone(t.names), index: maps.Clone(t.index)}
 }
 
-type vkey struct{ category, typ, ext string }
+// vkey is a vertex's key: category and type as symbols, which hash and
+// compare faster than their strings and keep the keys map's slots small.
+type vkey struct {
+	category, typ sym
+	ext           string
+}
 
 type prop struct{ k, v string }
 
@@ -125,7 +130,22 @@ func (g *Graph) sym(s string) sym { return g.syms.of(s) }
 func (g *Graph) s(x sym) string { return g.syms.names[x] }
 
 // key returns the key of v.
-func (g *Graph) key(v *vertex) vkey { return vkey{g.s(v.category), g.s(v.typ), v.ext} }
+func (g *Graph) key(v *vertex) vkey { return vkey{v.category, v.typ, v.ext} }
+
+// lookup finds the vertex of a key given as strings. A category or type
+// the symbol table does not hold has no vertex.
+func (g *Graph) lookup(category, typ, ext string) (VertexID, bool) {
+	c, ok := g.syms.index[category]
+	if !ok {
+		return 0, false
+	}
+	t, ok := g.syms.index[typ]
+	if !ok {
+		return 0, false
+	}
+	id, ok := g.keys[vkey{c, t, ext}]
+	return id, ok
+}
 
 // Bounds of the instants that int64 nanoseconds since the epoch represent.
 var (
@@ -233,8 +253,7 @@ func (g *Graph) Lookup(category, typ, externalID string) (VertexID, bool) {
 	if category == "" {
 		category = CategoryResource
 	}
-	id, ok := g.keys[vkey{category, typ, externalID}]
-	return id, ok
+	return g.lookup(category, typ, externalID)
 }
 
 // Len returns the number of vertices, deleted ones included.

@@ -162,7 +162,7 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 		}
 		k := g.key(v)
 		if other, dup := g.keys[k]; dup {
-			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, k.category, k.typ, k.ext)
+			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, vs.Category, vs.Type, vs.ExternalID)
 		}
 		g.keys[k] = v.id
 		v.in = ins[indeg[v.id-1]:indeg[v.id-1]:indeg[v.id]]
