@@ -14,8 +14,10 @@ import (
 )
 
 // Payload encodings of the evaluator's State. The State carries its own
-// layout version, which evaluator.Restore checks.
+// layout version, which evaluator.Restore checks. EngineBin (statebin.go)
+// decodes several times faster than gob.
 const (
+	EngineBin  = "evaluator-state-bin"
 	EngineGob  = "evaluator-state-gob"
 	EngineJSON = "evaluator-state-json"
 )
@@ -47,13 +49,13 @@ func (f EngineFactory) New() (Machine, error) {
 	return evaluator.New(f.Config, f.Normalizer), nil
 }
 
-// Restore decodes an evaluator State in either encoding and restores the
-// engine from it. It also reads a node snapshot (NodeGob, NodeJSON) and
-// restores its engine alone.
+// Restore decodes an evaluator State in any of its encodings and restores
+// the engine from it. It also reads a node snapshot (NodeBin, NodeGob,
+// NodeJSON) and restores its engine alone.
 func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, error) {
 	var s evaluator.State
 	switch encoding {
-	case NodeGob, NodeJSON:
+	case NodeBin, NodeGob, NodeJSON:
 		ns, err := decodeNodeState(encoding, payload)
 		if err != nil {
 			return nil, err
@@ -62,6 +64,11 @@ func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, err
 			return nil, fmt.Errorf("node state version %d, this build reads %d", ns.Version, NodeStateVersion)
 		}
 		s = ns.Engine
+	case EngineBin:
+		var err error
+		if s, err = readEngineBin(payload); err != nil {
+			return nil, err
+		}
 	case EngineGob:
 		if err := gob.NewDecoder(bufio.NewReaderSize(payload, 64<<10)).Decode(&s); err != nil {
 			return nil, fmt.Errorf("decode evaluator state (gob): %w", err)
@@ -83,11 +90,14 @@ func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, err
 // CaptureEngine copies the engine's state (evaluator.Engine.State is a deep
 // copy) for a snapshot at seq. Call it under the lock that serialises the
 // engine's Apply; the returned Capture's Encode reads only the copy, so it
-// runs after the lock is released. encoding is EngineGob or EngineJSON.
+// runs after the lock is released. encoding is EngineBin, EngineGob or
+// EngineJSON.
 func CaptureEngine(e *evaluator.Engine, seq int64, recordedAt time.Time, encoding string) (Capture, error) {
 	s := e.State()
 	c := Capture{Seq: seq, RecordedAt: recordedAt, Encoding: encoding, Semantics: sql.Null[int]{V: s.Semantics, Valid: true}}
 	switch encoding {
+	case EngineBin:
+		c.Encode = func(w io.Writer) error { return encodeEngineBin(w, &s) }
 	case EngineGob:
 		c.Encode = func(w io.Writer) error { return gob.NewEncoder(w).Encode(&s) }
 	case EngineJSON:

@@ -163,6 +163,7 @@ func TestReconstructEqualsReplay(t *testing.T) {
 	}{
 		{1, 3000, EngineGob},
 		{2, 1500, EngineJSON},
+		{3, 3000, EngineBin},
 	} {
 		if testing.Short() {
 			tc.events = 600

@@ -52,7 +52,7 @@ func dumpOf(t *testing.T, m Machine) string {
 }
 
 // A node captured mid-log, restored and fed the rest of the log equals
-// the node fed the whole log, byte for byte, in both encodings; the
+// the node fed the whole log, byte for byte, in every encoding; the
 // subscriptions are part of the state.
 func TestNodeSnapshotRoundTrip(t *testing.T) {
 	evs := nodeLog(400)
@@ -63,7 +63,7 @@ func TestNodeSnapshotRoundTrip(t *testing.T) {
 	if !strings.Contains(want, `"id":"crit"`) || strings.Contains(want, `"id":"all"`) || strings.Contains(want, `"id":"bad"`) {
 		t.Fatalf("dump's subscriptions are not those in force: %s", want[strings.LastIndex(want, `"subscriptions"`):])
 	}
-	for _, enc := range []string{NodeGob, NodeJSON} {
+	for _, enc := range []string{NodeBin, NodeGob, NodeJSON} {
 		t.Run(enc, func(t *testing.T) {
 			half, _ := f.New()
 			k := len(evs) * 3 / 8 // after "all" and "crit" were put

@@ -1,0 +1,967 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/evaluator"
+	"github.com/causeway/causeway/notifier/subscription"
+)
+
+// The binary payload encoding of an evaluator State (EngineBin) and of a
+// NodeState (NodeBin). It exists for the speed of a cold reconstruction,
+// which restores a snapshot before it replays anything: gob decodes a state
+// of 100k entities through reflection and millions of allocations, while
+// this layout decodes in one pass over one buffer, with every string a
+// substring of one string table and every slice of a kind cut from one
+// array of exact size.
+//
+// Layout version 1. A fixed header:
+//
+//	0  magic    [4]byte "CWSB"
+//	4  version  uint8   (binLayoutVersion)
+//	5  kind     uint8   (binKindEngine or binKindNode)
+//	6  length   uint64  big-endian: the whole payload, header included
+//
+// then, in varints of encoding/binary (Uvarint for counts, lengths, string
+// indexes and flags, Varint for every other integer):
+//
+//	strings    n, size, the size bytes of the n strings, their n lengths
+//	node       (binKindNode only) NodeState.Version
+//	state      Version, Semantics
+//	graph      Version, Now (flag, [nanos]), Step, NextID,
+//	           vertex count, edge count, owner count (totals),
+//	           the vertices, sync count, the syncs
+//	templates  count, the templates
+//	matches    count, binding count (total), the matches
+//	effects    count, support count (total), the effects
+//	subs       (binKindNode only) count, the subscriptions
+//
+// A string is the uvarint index of an entry of the table; index 0 is the
+// empty string, which the table never holds, and every other string is held
+// once. The table's entries are numbered from 1 in their order.
+//
+// A vertex is its id less the previous vertex's (the first: less 0), its
+// Category, Type, ExternalID, Name, State, Severity, DeducedState,
+// AggregatedState, OperationalState, ProjectID and Source, flags (binV*),
+// SampleTimestamp and UpdateTimestamp in Unix nanoseconds when their flags
+// say they are not zero, Seen, a property count and (key, value) pairs
+// sorted by key, and an edge count and its edges. An edge is its To less
+// the previous edge's of the same vertex (the first: less 0), its
+// Relationship, flags (binE*), UpdateTimestamp when flagged, and an owner
+// count and (Entity, Source) pairs. A sync is Source, ID, Begin. A template
+// is Name, Body, an include count and the included templates (nested at
+// most binMaxIncludeDepth deep). A match is Template, Scenario, Clause, a
+// binding count and (Entity, Vertex) pairs. An effect is Key, Kind, Target,
+// Source, Name, Applied, flags (binEffectOn), AlarmID, a support count and
+// (ID, Value) pairs. A subscription is ID, Seq, Spec.
+//
+// Times are written as Unix nanoseconds and read back in UTC, as the graph
+// keeps them (graph.State returns UTC times, or the zero time): a time in
+// another location reads back as the same instant in UTC, and one out of
+// the range of Unix nanoseconds (years 1678 to 2262, which the graph
+// clamps its times to) is refused by the encoder. The zero time has its
+// own flag, so that it and the Unix epoch stay apart. Empty slices and
+// maps read back as nil, as gob gives them (gob keeps an empty map apart
+// from a nil one, which graph.FromState reads alike).
+//
+// The decoder trusts nothing: every count is checked against the bytes
+// that remain (no count can allocate more than the payload could describe),
+// every index against its table, unknown flags and trailing bytes are
+// errors. The consistency of the state itself (ids, keys, sorting) is
+// graph.FromState's and evaluator.Restore's to check.
+
+const (
+	binLayoutVersion = 1
+	binHeaderLen     = 14
+
+	binKindEngine = 0
+	binKindNode   = 1
+
+	// binMaxIncludeDepth bounds the nesting of TemplateState.Includes
+	// (the evaluator writes one level), so that a hostile payload cannot
+	// exhaust the decoder's stack.
+	binMaxIncludeDepth = 8
+
+	// binReadAhead is the most the reader allocates before the bytes
+	// arrive: the header's length is only a claim until then.
+	binReadAhead = 1 << 20
+)
+
+var binMagic = [4]byte{'C', 'W', 'S', 'B'}
+
+// Vertex flags.
+const (
+	binVDeleted = 1 << iota
+	binVPlaceholder
+	binVMarkedDown
+	binVSample
+	binVUpdate
+	binVAll = binVDeleted | binVPlaceholder | binVMarkedDown | binVSample | binVUpdate
+)
+
+// Edge flags.
+const (
+	binEDeleted = 1 << iota
+	binEWithVertex
+	binEUpdate
+	binEAll = binEDeleted | binEWithVertex | binEUpdate
+)
+
+// binEffectOn is the effect flag for EffectState.On.
+const binEffectOn = 1
+
+// The fewest bytes each item takes: a count above what the remaining
+// bytes can hold is refused before anything is allocated for it.
+const (
+	binMinString       = 2  // a length, at least one byte
+	binMinVertex       = 16 // id, 11 strings, flags, seen, two counts
+	binMinEdge         = 4  // to, relationship, flags, owner count
+	binMinOwner        = 2  // entity, source
+	binMinProperty     = 2  // key, value
+	binMinSync         = 3  // source, id, begin
+	binMinTemplate     = 3  // name, body, include count
+	binMinMatch        = 4  // template, scenario, clause, binding count
+	binMinBinding      = 2  // entity, vertex
+	binMinEffect       = 9  // six fields, flags, alarm id, support count
+	binMinSupport      = 2  // id, value
+	binMinSubscription = 3  // id, seq, spec
+)
+
+// The range of times Unix nanoseconds hold.
+var (
+	binMinTime = time.Unix(0, math.MinInt64)
+	binMaxTime = time.Unix(0, math.MaxInt64)
+)
+
+// encodeEngineBin writes s as an EngineBin payload.
+func encodeEngineBin(w io.Writer, s *evaluator.State) error {
+	e := newBinEncoder(len(s.Graph.Vertices))
+	e.state(s)
+	return e.finish(w, binKindEngine)
+}
+
+// encodeNodeBin writes s as a NodeBin payload.
+func encodeNodeBin(w io.Writer, s *NodeState) error {
+	e := newBinEncoder(len(s.Engine.Graph.Vertices))
+	e.int(int64(s.Version))
+	e.state(&s.Engine)
+	e.uint(uint64(len(s.Subscriptions)))
+	for _, sub := range s.Subscriptions {
+		e.str(sub.ID)
+		e.int(sub.Seq)
+		e.str(string(sub.Spec))
+	}
+	return e.finish(w, binKindNode)
+}
+
+// binEncoder appends the body to buf while it collects the string table;
+// finish writes the header, the table and the body. The first error
+// sticks.
+type binEncoder struct {
+	buf  []byte
+	idx  map[string]uint64
+	strs []string
+	size int // bytes of the strings in strs
+	keys []string
+	err  error
+}
+
+func newBinEncoder(vertices int) *binEncoder {
+	return &binEncoder{buf: make([]byte, 0, 1024+48*vertices), idx: make(map[string]uint64, 64+vertices)}
+}
+
+func (e *binEncoder) uint(u uint64) { e.buf = binary.AppendUvarint(e.buf, u) }
+func (e *binEncoder) int(i int64)   { e.buf = binary.AppendVarint(e.buf, i) }
+
+// str appends the index of s in the string table, adding it the first
+// time.
+func (e *binEncoder) str(s string) {
+	if s == "" {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	i, ok := e.idx[s]
+	if !ok {
+		e.strs = append(e.strs, s)
+		e.size += len(s)
+		i = uint64(len(e.strs))
+		e.idx[s] = i
+	}
+	e.uint(i)
+}
+
+// nanos appends t, which must not be the zero time (its flag says so), as
+// Unix nanoseconds; what and id say whose time it is, for the error.
+func (e *binEncoder) nanos(t time.Time, what string, id graph.VertexID) {
+	if t.Before(binMinTime) || t.After(binMaxTime) {
+		if e.err == nil {
+			e.err = fmt.Errorf("encode state: %s of vertex %d: %s is out of the range of Unix nanoseconds", what, id, t)
+		}
+		return
+	}
+	e.int(t.UnixNano())
+}
+
+func (e *binEncoder) state(s *evaluator.State) {
+	e.int(int64(s.Version))
+	e.int(int64(s.Semantics))
+	e.graph(&s.Graph)
+	e.uint(uint64(len(s.Templates)))
+	for i := range s.Templates {
+		e.template(&s.Templates[i], 1)
+	}
+	nb := 0
+	for i := range s.Matches {
+		nb += len(s.Matches[i].Bindings)
+	}
+	e.uint(uint64(len(s.Matches)))
+	e.uint(uint64(nb))
+	for i := range s.Matches {
+		m := &s.Matches[i]
+		e.str(m.Template)
+		e.int(int64(m.Scenario))
+		e.int(int64(m.Clause))
+		e.uint(uint64(len(m.Bindings)))
+		for _, b := range m.Bindings {
+			e.str(b.Entity)
+			e.int(int64(b.Vertex))
+		}
+	}
+	ns := 0
+	for i := range s.Effects {
+		ns += len(s.Effects[i].Supports)
+	}
+	e.uint(uint64(len(s.Effects)))
+	e.uint(uint64(ns))
+	for i := range s.Effects {
+		ef := &s.Effects[i]
+		e.str(ef.Key)
+		e.str(ef.Kind)
+		e.int(int64(ef.Target))
+		e.int(int64(ef.Source))
+		e.str(ef.Name)
+		e.str(ef.Applied)
+		var flags uint64
+		if ef.On {
+			flags |= binEffectOn
+		}
+		e.uint(flags)
+		e.int(int64(ef.AlarmID))
+		e.uint(uint64(len(ef.Supports)))
+		for _, sp := range ef.Supports {
+			e.str(sp.ID)
+			e.str(sp.Value)
+		}
+	}
+}
+
+func (e *binEncoder) template(t *evaluator.TemplateState, depth int) {
+	if depth > binMaxIncludeDepth && e.err == nil {
+		e.err = fmt.Errorf("encode state: template %q: includes nested deeper than %d", t.Name, binMaxIncludeDepth)
+	}
+	e.str(t.Name)
+	e.str(t.Body)
+	e.uint(uint64(len(t.Includes)))
+	for i := range t.Includes {
+		e.template(&t.Includes[i], depth+1)
+	}
+}
+
+func (e *binEncoder) graph(g *graph.State) {
+	e.int(int64(g.Version))
+	if g.Now.IsZero() {
+		e.uint(0)
+	} else {
+		e.uint(1)
+		e.nanos(g.Now, "graph time", 0)
+	}
+	e.int(g.Step)
+	e.int(int64(g.NextID))
+	ne, no := 0, 0
+	for i := range g.Vertices {
+		ne += len(g.Vertices[i].Out)
+		for j := range g.Vertices[i].Out {
+			no += len(g.Vertices[i].Out[j].Owners)
+		}
+	}
+	e.uint(uint64(len(g.Vertices)))
+	e.uint(uint64(ne))
+	e.uint(uint64(no))
+	var prev graph.VertexID
+	for i := range g.Vertices {
+		v := &g.Vertices[i]
+		e.int(int64(v.ID - prev))
+		prev = v.ID
+		e.str(v.Category)
+		e.str(v.Type)
+		e.str(v.ExternalID)
+		e.str(v.Name)
+		e.str(v.State)
+		e.str(v.Severity)
+		e.str(v.DeducedState)
+		e.str(v.AggregatedState)
+		e.str(v.OperationalState)
+		e.str(v.ProjectID)
+		e.str(v.Source)
+		var flags uint64
+		if v.IsDeleted {
+			flags |= binVDeleted
+		}
+		if v.IsPlaceholder {
+			flags |= binVPlaceholder
+		}
+		if v.IsMarkedDown {
+			flags |= binVMarkedDown
+		}
+		if !v.SampleTimestamp.IsZero() {
+			flags |= binVSample
+		}
+		if !v.UpdateTimestamp.IsZero() {
+			flags |= binVUpdate
+		}
+		e.uint(flags)
+		if flags&binVSample != 0 {
+			e.nanos(v.SampleTimestamp, "sample timestamp", v.ID)
+		}
+		if flags&binVUpdate != 0 {
+			e.nanos(v.UpdateTimestamp, "update timestamp", v.ID)
+		}
+		e.int(v.Seen)
+		e.uint(uint64(len(v.Properties)))
+		if len(v.Properties) > 0 {
+			// Sorted, so that the same state always gives the same bytes.
+			e.keys = slices.AppendSeq(e.keys[:0], maps.Keys(v.Properties))
+			slices.Sort(e.keys)
+			for _, k := range e.keys {
+				e.str(k)
+				e.str(v.Properties[k])
+			}
+		}
+		e.uint(uint64(len(v.Out)))
+		var prevTo graph.VertexID
+		for j := range v.Out {
+			es := &v.Out[j]
+			e.int(int64(es.To - prevTo))
+			prevTo = es.To
+			e.str(es.Relationship)
+			var flags uint64
+			if es.IsDeleted {
+				flags |= binEDeleted
+			}
+			if es.DeletedWithVertex {
+				flags |= binEWithVertex
+			}
+			if !es.UpdateTimestamp.IsZero() {
+				flags |= binEUpdate
+			}
+			e.uint(flags)
+			if flags&binEUpdate != 0 {
+				e.nanos(es.UpdateTimestamp, "update timestamp of an edge", v.ID)
+			}
+			e.uint(uint64(len(es.Owners)))
+			for _, o := range es.Owners {
+				e.int(int64(o.Entity))
+				e.str(o.Source)
+			}
+		}
+	}
+	e.uint(uint64(len(g.Syncs)))
+	for _, s := range g.Syncs {
+		e.str(s.Source)
+		e.str(s.ID)
+		e.int(s.Begin)
+	}
+}
+
+// finish writes the header, the string table and the body.
+func (e *binEncoder) finish(w io.Writer, kind byte) error {
+	if e.err != nil {
+		return e.err
+	}
+	table := make([]byte, binHeaderLen, binHeaderLen+2*binary.MaxVarintLen64+e.size+2*len(e.strs))
+	table = binary.AppendUvarint(table, uint64(len(e.strs)))
+	table = binary.AppendUvarint(table, uint64(e.size))
+	for _, s := range e.strs {
+		table = append(table, s...)
+	}
+	for _, s := range e.strs {
+		table = binary.AppendUvarint(table, uint64(len(s)))
+	}
+	copy(table, binMagic[:])
+	table[4] = binLayoutVersion
+	table[5] = kind
+	binary.BigEndian.PutUint64(table[6:], uint64(len(table)+len(e.buf)))
+	if _, err := w.Write(table); err != nil {
+		return fmt.Errorf("write state strings: %w", err)
+	}
+	if _, err := w.Write(e.buf); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// readEngineBin reads an EngineBin payload from r.
+func readEngineBin(r io.Reader) (evaluator.State, error) {
+	data, err := readBin(r)
+	if err != nil {
+		return evaluator.State{}, fmt.Errorf("decode evaluator state (bin): %w", err)
+	}
+	s, err := decodeEngineBin(data)
+	if err != nil {
+		return evaluator.State{}, fmt.Errorf("decode evaluator state (bin): %w", err)
+	}
+	return s, nil
+}
+
+// readNodeBin reads a NodeBin payload from r.
+func readNodeBin(r io.Reader) (NodeState, error) {
+	data, err := readBin(r)
+	if err != nil {
+		return NodeState{}, fmt.Errorf("decode node state (bin): %w", err)
+	}
+	s, err := decodeNodeBin(data)
+	if err != nil {
+		return NodeState{}, fmt.Errorf("decode node state (bin): %w", err)
+	}
+	return s, nil
+}
+
+// readBin reads a whole EngineBin or NodeBin payload from r: the length in
+// its header, then exactly that many bytes and the end of r. It allocates
+// at most binReadAhead beyond the bytes that arrived, whatever the header
+// claims.
+func readBin(r io.Reader) ([]byte, error) {
+	var hdr [binHeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	n, err := checkBinHeader(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	if n > maxRawSize {
+		return nil, fmt.Errorf("header: length %d over the limit %d", n, uint64(maxRawSize))
+	}
+	buf := make([]byte, binHeaderLen, min(n, binReadAhead))
+	copy(buf, hdr[:])
+	for uint64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(n, 2*uint64(cap(buf))))
+			copy(nb, buf)
+			buf = nb
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if errors.Is(err, io.EOF) && uint64(len(buf)) < n {
+			return nil, fmt.Errorf("truncated: %d bytes of the %d its header announces", len(buf), n)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+	}
+	var one [1]byte
+	switch _, err := io.ReadFull(r, one[:]); {
+	case err == nil:
+		return nil, fmt.Errorf("trailing bytes after the %d its header announces", n)
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	return buf, nil
+}
+
+// checkBinHeader checks the fixed header and returns the payload length it
+// announces.
+func checkBinHeader(h []byte) (uint64, error) {
+	if len(h) < binHeaderLen {
+		return 0, fmt.Errorf("header: %d bytes, want %d", len(h), binHeaderLen)
+	}
+	if [4]byte(h[:4]) != binMagic {
+		return 0, fmt.Errorf("header: bad magic %q", h[:4])
+	}
+	if h[4] != binLayoutVersion {
+		return 0, fmt.Errorf("%w: state layout %d (this build reads %d)", ErrUnknownVersion, h[4], binLayoutVersion)
+	}
+	if h[5] != binKindEngine && h[5] != binKindNode {
+		return 0, fmt.Errorf("header: unknown kind %d", h[5])
+	}
+	n := binary.BigEndian.Uint64(h[6:])
+	if n < binHeaderLen {
+		return 0, fmt.Errorf("header: length %d is shorter than the header", n)
+	}
+	return n, nil
+}
+
+// decodeEngineBin decodes an EngineBin payload.
+func decodeEngineBin(data []byte) (evaluator.State, error) {
+	d, err := newBinDecoder(data, binKindEngine)
+	if err != nil {
+		return evaluator.State{}, err
+	}
+	var s evaluator.State
+	if err := d.state(&s); err != nil {
+		return evaluator.State{}, err
+	}
+	if err := d.end(); err != nil {
+		return evaluator.State{}, err
+	}
+	return s, nil
+}
+
+// decodeNodeBin decodes a NodeBin payload.
+func decodeNodeBin(data []byte) (NodeState, error) {
+	d, err := newBinDecoder(data, binKindNode)
+	if err != nil {
+		return NodeState{}, err
+	}
+	var s NodeState
+	s.Version = d.intn()
+	if err := d.state(&s.Engine); err != nil {
+		return NodeState{}, err
+	}
+	n := d.count(binMinSubscription)
+	if d.err != nil {
+		return NodeState{}, fmt.Errorf("subscriptions: %w", d.err)
+	}
+	if n > 0 {
+		s.Subscriptions = make([]subscription.Entry, n)
+	}
+	for i := range s.Subscriptions {
+		sub := &s.Subscriptions[i]
+		sub.ID = d.str()
+		sub.Seq = d.int()
+		if spec := d.str(); spec != "" {
+			sub.Spec = []byte(spec)
+		}
+		if d.err != nil {
+			return NodeState{}, fmt.Errorf("subscription %d: %w", i, d.err)
+		}
+	}
+	if err := d.end(); err != nil {
+		return NodeState{}, err
+	}
+	return s, nil
+}
+
+// binDecoder reads a payload held whole in data. The first error sticks:
+// after it every read returns a zero value, which nothing allocates for,
+// and callers check err once per item to say where it happened.
+type binDecoder struct {
+	data []byte
+	off  int
+	strs []string // strs[0] is ""
+	err  error
+}
+
+var errBinTruncated = errors.New("truncated")
+
+func newBinDecoder(data []byte, kind byte) (*binDecoder, error) {
+	n, err := checkBinHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	if data[5] != kind {
+		return nil, fmt.Errorf("header: kind %d, want %d", data[5], kind)
+	}
+	if n != uint64(len(data)) {
+		return nil, fmt.Errorf("header: length %d, payload %d bytes", n, len(data))
+	}
+	d := &binDecoder{data: data, off: binHeaderLen}
+	if err := d.table(); err != nil {
+		return nil, fmt.Errorf("string table: %w", err)
+	}
+	return d, nil
+}
+
+func (d *binDecoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *binDecoder) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if d.off < len(d.data) && d.data[d.off] < 0x80 {
+		v := d.data[d.off]
+		d.off++
+		return uint64(v)
+	}
+	v, n := binary.Uvarint(d.data[d.off:])
+	if n <= 0 {
+		if n == 0 {
+			d.fail(errBinTruncated)
+		} else {
+			d.fail(fmt.Errorf("varint at offset %d overflows 64 bits", d.off))
+		}
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *binDecoder) int() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.data[d.off:])
+	if n <= 0 {
+		if n == 0 {
+			d.fail(errBinTruncated)
+		} else {
+			d.fail(fmt.Errorf("varint at offset %d overflows 64 bits", d.off))
+		}
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// intn reads an int field.
+func (d *binDecoder) intn() int {
+	v := d.int()
+	if int64(int(v)) != v {
+		d.fail(fmt.Errorf("integer %d out of range at offset %d", v, d.off))
+		return 0
+	}
+	return int(v)
+}
+
+// count reads a count of items of at least size bytes each, refusing one
+// the remaining bytes cannot hold.
+func (d *binDecoder) count(size int) int {
+	v := d.uint()
+	if rest := uint64(len(d.data) - d.off); v > rest/uint64(size) {
+		d.fail(fmt.Errorf("count %d at offset %d: the %d remaining bytes hold at most %d", v, d.off, rest, rest/uint64(size)))
+		return 0
+	}
+	return int(v)
+}
+
+// sub reads a count of items taken from a total of which used are taken.
+func (d *binDecoder) sub(total, used int, what string) int {
+	v := d.uint()
+	if v > uint64(total-used) {
+		d.fail(fmt.Errorf("%d %s, %d left of the %d announced", v, what, total-used, total))
+		return 0
+	}
+	return int(v)
+}
+
+func (d *binDecoder) str() string {
+	i := d.uint()
+	if i >= uint64(len(d.strs)) {
+		d.fail(fmt.Errorf("string index %d out of range (%d strings)", i, len(d.strs)-1))
+		return ""
+	}
+	return d.strs[i]
+}
+
+// time reads a time written by nanos, if set says it was.
+func (d *binDecoder) time(set bool) time.Time {
+	if !set {
+		return time.Time{}
+	}
+	return time.Unix(0, d.int()).UTC()
+}
+
+// table reads the string table into one string, which every string of the
+// payload is a substring of.
+func (d *binDecoder) table() error {
+	n := d.count(binMinString)
+	size := d.uint()
+	if d.err != nil {
+		return d.err
+	}
+	if size > uint64(len(d.data)-d.off) {
+		return fmt.Errorf("%d bytes of strings, %d remain", size, len(d.data)-d.off)
+	}
+	all := string(d.data[d.off : d.off+int(size)])
+	d.off += int(size)
+	d.strs = make([]string, n+1)
+	pos := 0
+	for i := 1; i <= n; i++ {
+		l := d.uint()
+		if d.err != nil {
+			return fmt.Errorf("string %d: %w", i, d.err)
+		}
+		if l == 0 || l > uint64(len(all)-pos) {
+			return fmt.Errorf("string %d: length %d, %d bytes left", i, l, len(all)-pos)
+		}
+		d.strs[i] = all[pos : pos+int(l)]
+		pos += int(l)
+	}
+	if pos != len(all) {
+		return fmt.Errorf("%d strings use %d of its %d bytes", n, pos, len(all))
+	}
+	return nil
+}
+
+// end checks that the whole payload was read.
+func (d *binDecoder) end() error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.off != len(d.data) {
+		return fmt.Errorf("%d trailing bytes", len(d.data)-d.off)
+	}
+	return nil
+}
+
+func (d *binDecoder) state(s *evaluator.State) error {
+	s.Version = d.intn()
+	s.Semantics = d.intn()
+	if d.err != nil {
+		return d.err
+	}
+	if err := d.graph(&s.Graph); err != nil {
+		return fmt.Errorf("graph: %w", err)
+	}
+	if n := d.count(binMinTemplate); n > 0 {
+		s.Templates = make([]evaluator.TemplateState, n)
+	}
+	if d.err != nil {
+		return fmt.Errorf("templates: %w", d.err)
+	}
+	for i := range s.Templates {
+		if err := d.template(&s.Templates[i], 1); err != nil {
+			return fmt.Errorf("template %d: %w", i, err)
+		}
+	}
+	if err := d.matches(s); err != nil {
+		return err
+	}
+	return d.effects(s)
+}
+
+func (d *binDecoder) template(t *evaluator.TemplateState, depth int) error {
+	t.Name = d.str()
+	t.Body = d.str()
+	n := d.count(binMinTemplate)
+	if d.err != nil {
+		return d.err
+	}
+	if n > 0 && depth >= binMaxIncludeDepth {
+		return fmt.Errorf("includes nested deeper than %d", binMaxIncludeDepth)
+	}
+	if n > 0 {
+		t.Includes = make([]evaluator.TemplateState, n)
+	}
+	for i := range t.Includes {
+		if err := d.template(&t.Includes[i], depth+1); err != nil {
+			return fmt.Errorf("include %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (d *binDecoder) graph(g *graph.State) error {
+	g.Version = d.intn()
+	switch d.uint() {
+	case 0:
+	case 1:
+		g.Now = d.time(true)
+	default:
+		d.fail(errors.New("bad time flag"))
+	}
+	g.Step = d.int()
+	g.NextID = graph.VertexID(d.int())
+	nv := d.count(binMinVertex)
+	ne := d.count(binMinEdge)
+	no := d.count(binMinOwner)
+	if d.err != nil {
+		return d.err
+	}
+	if need := nv*binMinVertex + ne*binMinEdge + no*binMinOwner; need > len(d.data)-d.off {
+		return fmt.Errorf("%d vertices, %d edges and %d owners need %d bytes, %d remain", nv, ne, no, need, len(d.data)-d.off)
+	}
+	var edges []graph.EdgeState
+	var owners []graph.Owner
+	if nv > 0 {
+		g.Vertices = make([]graph.VertexState, nv)
+	}
+	if ne > 0 {
+		edges = make([]graph.EdgeState, ne)
+	}
+	if no > 0 {
+		owners = make([]graph.Owner, no)
+	}
+	usedE, usedO := 0, 0
+	var id graph.VertexID
+	for i := range g.Vertices {
+		v := &g.Vertices[i]
+		id += graph.VertexID(d.int())
+		v.ID = id
+		v.Category = d.str()
+		v.Type = d.str()
+		v.ExternalID = d.str()
+		v.Name = d.str()
+		v.State = d.str()
+		v.Severity = d.str()
+		v.DeducedState = d.str()
+		v.AggregatedState = d.str()
+		v.OperationalState = d.str()
+		v.ProjectID = d.str()
+		v.Source = d.str()
+		flags := d.uint()
+		if flags&^binVAll != 0 {
+			d.fail(fmt.Errorf("unknown flags %#x", flags))
+		}
+		v.IsDeleted = flags&binVDeleted != 0
+		v.IsPlaceholder = flags&binVPlaceholder != 0
+		v.IsMarkedDown = flags&binVMarkedDown != 0
+		v.SampleTimestamp = d.time(flags&binVSample != 0)
+		v.UpdateTimestamp = d.time(flags&binVUpdate != 0)
+		v.Seen = d.int()
+		if np := d.count(binMinProperty); np > 0 {
+			v.Properties = make(map[string]string, np)
+			for range np {
+				k := d.str()
+				v.Properties[k] = d.str()
+			}
+			if len(v.Properties) != np && d.err == nil {
+				d.fail(fmt.Errorf("%d properties, %d distinct keys", np, len(v.Properties)))
+			}
+		}
+		if n := d.sub(ne, usedE, "edges"); n > 0 {
+			v.Out = edges[usedE : usedE+n : usedE+n]
+			usedE += n
+		}
+		var to graph.VertexID
+		for j := range v.Out {
+			es := &v.Out[j]
+			to += graph.VertexID(d.int())
+			es.To = to
+			es.Relationship = d.str()
+			flags := d.uint()
+			if flags&^binEAll != 0 {
+				d.fail(fmt.Errorf("unknown flags %#x", flags))
+			}
+			es.IsDeleted = flags&binEDeleted != 0
+			es.DeletedWithVertex = flags&binEWithVertex != 0
+			es.UpdateTimestamp = d.time(flags&binEUpdate != 0)
+			if n := d.sub(no, usedO, "owners"); n > 0 {
+				es.Owners = owners[usedO : usedO+n : usedO+n]
+				usedO += n
+			}
+			for k := range es.Owners {
+				es.Owners[k].Entity = graph.VertexID(d.int())
+				es.Owners[k].Source = d.str()
+			}
+			if d.err != nil {
+				return fmt.Errorf("vertex %d (id %d): edge %d: %w", i, id, j, d.err)
+			}
+		}
+		if d.err != nil {
+			return fmt.Errorf("vertex %d (id %d): %w", i, id, d.err)
+		}
+	}
+	if usedE != ne || usedO != no {
+		return fmt.Errorf("vertices hold %d edges and %d owners, %d and %d announced", usedE, usedO, ne, no)
+	}
+	if n := d.count(binMinSync); n > 0 {
+		g.Syncs = make([]graph.SyncState, n)
+	}
+	for i := range g.Syncs {
+		g.Syncs[i] = graph.SyncState{Source: d.str(), ID: d.str(), Begin: d.int()}
+		if d.err != nil {
+			return fmt.Errorf("sync %d: %w", i, d.err)
+		}
+	}
+	return d.err
+}
+
+func (d *binDecoder) matches(s *evaluator.State) error {
+	nm := d.count(binMinMatch)
+	nb := d.count(binMinBinding)
+	if d.err != nil {
+		return fmt.Errorf("matches: %w", d.err)
+	}
+	if need := nm*binMinMatch + nb*binMinBinding; need > len(d.data)-d.off {
+		return fmt.Errorf("matches: %d matches and %d bindings need %d bytes, %d remain", nm, nb, need, len(d.data)-d.off)
+	}
+	var binds []evaluator.Binding
+	if nm > 0 {
+		s.Matches = make([]evaluator.MatchState, nm)
+	}
+	if nb > 0 {
+		binds = make([]evaluator.Binding, nb)
+	}
+	used := 0
+	for i := range s.Matches {
+		m := &s.Matches[i]
+		m.Template = d.str()
+		m.Scenario = d.intn()
+		m.Clause = d.intn()
+		if n := d.sub(nb, used, "bindings"); n > 0 {
+			m.Bindings = binds[used : used+n : used+n]
+			used += n
+		}
+		for j := range m.Bindings {
+			m.Bindings[j] = evaluator.Binding{Entity: d.str(), Vertex: graph.VertexID(d.int())}
+		}
+		if d.err != nil {
+			return fmt.Errorf("match %d: %w", i, d.err)
+		}
+	}
+	if used != nb {
+		return fmt.Errorf("matches hold %d bindings, %d announced", used, nb)
+	}
+	return nil
+}
+
+func (d *binDecoder) effects(s *evaluator.State) error {
+	nf := d.count(binMinEffect)
+	ns := d.count(binMinSupport)
+	if d.err != nil {
+		return fmt.Errorf("effects: %w", d.err)
+	}
+	if need := nf*binMinEffect + ns*binMinSupport; need > len(d.data)-d.off {
+		return fmt.Errorf("effects: %d effects and %d supports need %d bytes, %d remain", nf, ns, need, len(d.data)-d.off)
+	}
+	var sups []evaluator.Support
+	if nf > 0 {
+		s.Effects = make([]evaluator.EffectState, nf)
+	}
+	if ns > 0 {
+		sups = make([]evaluator.Support, ns)
+	}
+	used := 0
+	for i := range s.Effects {
+		ef := &s.Effects[i]
+		ef.Key = d.str()
+		ef.Kind = d.str()
+		ef.Target = graph.VertexID(d.int())
+		ef.Source = graph.VertexID(d.int())
+		ef.Name = d.str()
+		ef.Applied = d.str()
+		flags := d.uint()
+		if flags&^binEffectOn != 0 {
+			d.fail(fmt.Errorf("unknown flags %#x", flags))
+		}
+		ef.On = flags&binEffectOn != 0
+		ef.AlarmID = graph.VertexID(d.int())
+		if n := d.sub(ns, used, "supports"); n > 0 {
+			ef.Supports = sups[used : used+n : used+n]
+			used += n
+		}
+		for j := range ef.Supports {
+			ef.Supports[j] = evaluator.Support{ID: d.str(), Value: d.str()}
+		}
+		if d.err != nil {
+			return fmt.Errorf("effect %d: %w", i, d.err)
+		}
+	}
+	if used != ns {
+		return fmt.Errorf("effects hold %d supports, %d announced", used, ns)
+	}
+	return nil
+}
