@@ -46,7 +46,8 @@ import (
 //
 // A string is the uvarint index of an entry of the table; index 0 is the
 // empty string, which the table never holds, and every other string is held
-// once. The table's entries are numbered from 1 in their order.
+// once. The table's entries are numbered from 1 in their order; their
+// bytes add up to less than 4 GiB.
 //
 // A vertex is its id less the previous vertex's (the first: less 0), its
 // Category, Type, ExternalID, Name, State, Severity, DeducedState,
@@ -90,9 +91,11 @@ const (
 	// exhaust the decoder's stack.
 	binMaxIncludeDepth = 8
 
-	// binReadAhead is the most the reader allocates before the bytes
-	// arrive: the header's length is only a claim until then.
-	binReadAhead = 1 << 20
+	// binReadAhead is the most the reader allocates on the header's word
+	// alone: the length there is only a claim until the bytes arrive.
+	// Payloads up to this size (some 100k entities) are read into one
+	// buffer of exact size; larger ones grow it as they arrive.
+	binReadAhead = 64 << 20
 )
 
 var binMagic = [4]byte{'C', 'W', 'S', 'B'}
@@ -386,6 +389,9 @@ func (e *binEncoder) finish(w io.Writer, kind byte) error {
 	if e.err != nil {
 		return e.err
 	}
+	if e.size > math.MaxUint32 {
+		return fmt.Errorf("encode state: %d bytes of distinct strings, over the 4 GiB the layout holds", e.size)
+	}
 	table := make([]byte, binHeaderLen, binHeaderLen+2*binary.MaxVarintLen64+e.size+2*len(e.strs))
 	table = binary.AppendUvarint(table, uint64(len(e.strs)))
 	table = binary.AppendUvarint(table, uint64(e.size))
@@ -435,9 +441,9 @@ func readNodeBin(r io.Reader) (NodeState, error) {
 }
 
 // readBin reads a whole EngineBin or NodeBin payload from r: the length in
-// its header, then exactly that many bytes and the end of r. It allocates
-// at most binReadAhead beyond the bytes that arrived, whatever the header
-// claims.
+// its header, then exactly that many bytes and the end of r. Whatever the
+// header claims, it allocates at most binReadAhead, or twice the bytes
+// that arrived, before the claim proves false.
 func readBin(r io.Reader) ([]byte, error) {
 	var hdr [binHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -556,7 +562,11 @@ func decodeNodeBin(data []byte) (NodeState, error) {
 type binDecoder struct {
 	data []byte
 	off  int
-	strs []string // strs[0] is ""
+	// String i of the table is all[ends[i-1]:ends[i]]; ends[0] is 0, so
+	// string 0 is "". Offsets hold no pointers for the garbage collector
+	// to scan, and take a quarter of the memory of string headers.
+	all  string
+	ends []uint32
 	err  error
 }
 
@@ -612,6 +622,11 @@ func (d *binDecoder) int() int64 {
 	if d.err != nil {
 		return 0
 	}
+	if d.off < len(d.data) && d.data[d.off] < 0x80 {
+		u := d.data[d.off]
+		d.off++
+		return int64(u>>1) ^ -int64(u&1) // zigzag, as binary.Varint
+	}
 	v, n := binary.Varint(d.data[d.off:])
 	if n <= 0 {
 		if n == 0 {
@@ -658,11 +673,13 @@ func (d *binDecoder) sub(total, used int, what string) int {
 
 func (d *binDecoder) str() string {
 	i := d.uint()
-	if i >= uint64(len(d.strs)) {
-		d.fail(fmt.Errorf("string index %d out of range (%d strings)", i, len(d.strs)-1))
+	if i == 0 || i >= uint64(len(d.ends)) {
+		if i != 0 {
+			d.fail(fmt.Errorf("string index %d out of range (%d strings)", i, len(d.ends)-1))
+		}
 		return ""
 	}
-	return d.strs[i]
+	return d.all[d.ends[i-1]:d.ends[i]]
 }
 
 // time reads a time written by nanos, if set says it was.
@@ -674,33 +691,33 @@ func (d *binDecoder) time(set bool) time.Time {
 }
 
 // table reads the string table into one string, which every string of the
-// payload is a substring of.
+// payload is a substring of, and the offsets where its strings end.
 func (d *binDecoder) table() error {
 	n := d.count(binMinString)
 	size := d.uint()
 	if d.err != nil {
 		return d.err
 	}
-	if size > uint64(len(d.data)-d.off) {
+	if size > uint64(len(d.data)-d.off) || size > math.MaxUint32 {
 		return fmt.Errorf("%d bytes of strings, %d remain", size, len(d.data)-d.off)
 	}
-	all := string(d.data[d.off : d.off+int(size)])
+	d.all = string(d.data[d.off : d.off+int(size)])
 	d.off += int(size)
-	d.strs = make([]string, n+1)
-	pos := 0
+	d.ends = make([]uint32, n+1)
+	var end uint64
 	for i := 1; i <= n; i++ {
 		l := d.uint()
 		if d.err != nil {
 			return fmt.Errorf("string %d: %w", i, d.err)
 		}
-		if l == 0 || l > uint64(len(all)-pos) {
-			return fmt.Errorf("string %d: length %d, %d bytes left", i, l, len(all)-pos)
+		if l == 0 || l > size-end {
+			return fmt.Errorf("string %d: length %d, %d bytes left", i, l, size-end)
 		}
-		d.strs[i] = all[pos : pos+int(l)]
-		pos += int(l)
+		end += l
+		d.ends[i] = uint32(end)
 	}
-	if pos != len(all) {
-		return fmt.Errorf("%d strings use %d of its %d bytes", n, pos, len(all))
+	if end != size {
+		return fmt.Errorf("%d strings use %d of its %d bytes", n, end, size)
 	}
 	return nil
 }

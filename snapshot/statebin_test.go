@@ -522,7 +522,7 @@ func TestStateBinHostileCounts(t *testing.T) {
 	p := withLength(hdr(binKindEngine))
 	binary.BigEndian.PutUint64(p[6:], maxRawSize)
 	var err error
-	if n := allocated(func() { _, err = readBin(io.MultiReader(bytes.NewReader(p), bytes.NewReader(pad))) }); err == nil || n > 4<<20 {
+	if n := allocated(func() { _, err = readBin(io.MultiReader(bytes.NewReader(p), bytes.NewReader(pad))) }); err == nil || n > binReadAhead+1<<20 {
 		t.Fatalf("a header claiming %d bytes: allocated %d, %v", uint64(maxRawSize), n, err)
 	}
 	binary.BigEndian.PutUint64(p[6:], maxRawSize+1)
