@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/gob"
 	"fmt"
+	"io"
 	"syscall"
 	"testing"
 	"time"
@@ -86,50 +87,74 @@ func BenchmarkInMemoryApplyMix(b *testing.B) {
 }
 
 // BenchmarkInMemoryRestoreMix measures, without a database, restoring the
-// state of memEngine(size) from its gob payload: the gob decode alone, the
-// evaluator's restore of the decoded State alone, and EngineFactory.Restore
-// (both).
+// state of memEngine(size) from its payload in each engine encoding, gob
+// and bin side by side: the decode alone (through an io.Reader, as
+// Reconstruct streams the payload), the evaluator's restore of the decoded
+// State alone (the same for every encoding), and EngineFactory.Restore
+// (both). The decode sub-benchmarks report the payload's size, raw and
+// compressed as the Writer stores it (zstd, default level).
 func BenchmarkInMemoryRestoreMix(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(fmt.Sprintf("entities=%d", size), func(b *testing.B) {
 			e, norm := memEngine(b, size)
-			c, err := CaptureEngine(e, 1, time.Time{}, EngineGob)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var payload bytes.Buffer
-			if err := c.Encode(&payload); err != nil {
-				b.Fatal(err)
-			}
-			var st evaluator.State
-			if err := gob.NewDecoder(bytes.NewReader(payload.Bytes())).Decode(&st); err != nil {
-				b.Fatal(err)
-			}
+			want := dumpDigest(b, e)
+			st := e.State()
 			f := EngineFactory{Normalizer: norm}
-			m, err := f.Restore(EngineGob, bytes.NewReader(payload.Bytes()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if dumpDigest(b, m) != dumpDigest(b, e) {
-				b.Fatal("restored dump differs from the engine's")
-			}
-			for _, sub := range []struct {
+			type sub struct {
 				name string
 				fn   func() error
+				// raw and stored are the payload's sizes (decode only).
+				raw, stored int
+			}
+			subs := []sub{{name: "restore", fn: func() error {
+				_, err := evaluator.Restore(st, evaluator.Config{}, norm)
+				return err
+			}}}
+			zw, err := newEncoder(levels["default"])
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, enc := range []struct {
+				name, encoding string
+				decode         func(io.Reader) error
 			}{
-				{"decode", func() error {
+				{"gob", EngineGob, func(r io.Reader) error {
 					var s evaluator.State
-					return gob.NewDecoder(bytes.NewReader(payload.Bytes())).Decode(&s)
+					return gob.NewDecoder(r).Decode(&s)
 				}},
-				{"restore", func() error {
-					_, err := evaluator.Restore(st, evaluator.Config{}, norm)
-					return err
-				}},
-				{"factory", func() error {
-					_, err := f.Restore(EngineGob, bytes.NewReader(payload.Bytes()))
+				{"bin", EngineBin, func(r io.Reader) error {
+					_, err := readEngineBin(r)
 					return err
 				}},
 			} {
+				c, err := CaptureEngine(e, 1, time.Time{}, enc.encoding)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var payload bytes.Buffer
+				if err := c.Encode(&payload); err != nil {
+					b.Fatal(err)
+				}
+				blob, _, err := zw.encode(1, time.Time{}, enc.encoding, c.Encode)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := f.Restore(enc.encoding, bytes.NewReader(payload.Bytes()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if dumpDigest(b, m) != want {
+					b.Fatalf("%s: restored dump differs from the engine's", enc.name)
+				}
+				p := payload.Bytes()
+				subs = append(subs,
+					sub{name: enc.name + "/decode", fn: func() error { return enc.decode(bytes.NewReader(p)) }, raw: len(p), stored: len(blob)},
+					sub{name: enc.name + "/factory", fn: func() error {
+						_, err := f.Restore(enc.encoding, bytes.NewReader(p))
+						return err
+					}})
+			}
+			for _, sub := range subs {
 				b.Run(sub.name, func(b *testing.B) {
 					b.ReportAllocs()
 					cpu0 := cpuTime()
@@ -139,6 +164,10 @@ func BenchmarkInMemoryRestoreMix(b *testing.B) {
 						}
 					}
 					b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e6, "cpu-ms/op")
+					if sub.raw > 0 {
+						b.ReportMetric(float64(sub.raw), "raw_bytes")
+						b.ReportMetric(float64(sub.stored), "stored_bytes")
+					}
 				})
 			}
 		})
