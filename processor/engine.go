@@ -11,7 +11,7 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
-// CaptureEngine captures the machine for a snapshot (gob payload): a
+// CaptureEngine captures the machine for a snapshot (bin payload): a
 // *snapshot.Node whole (engine and subscriptions), or a bare
 // *evaluator.Engine in the engine-only encoding.
 func CaptureEngine(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture, error) {
@@ -22,12 +22,12 @@ func CaptureEngine(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture
 			// logical time is the recorded_at of the last record it holds.
 			recordedAt = x.Engine.Graph().Now()
 		}
-		return snapshot.CaptureNode(x, seq, recordedAt, snapshot.NodeGob)
+		return snapshot.CaptureNode(x, seq, recordedAt, snapshot.NodeBin)
 	case *evaluator.Engine:
 		if recordedAt.IsZero() {
 			recordedAt = x.Graph().Now()
 		}
-		return snapshot.CaptureEngine(x, seq, recordedAt, snapshot.EngineGob)
+		return snapshot.CaptureEngine(x, seq, recordedAt, snapshot.EngineBin)
 	}
 	return snapshot.Capture{}, fmt.Errorf("capture: machine is %T, not *snapshot.Node", m)
 }

@@ -15,7 +15,8 @@ import (
 
 // Payload encodings of the evaluator's State. The State carries its own
 // layout version, which evaluator.Restore checks. EngineBin (statebin.go)
-// decodes several times faster than gob.
+// is written by default: it decodes several times faster than gob. Gob and
+// JSON payloads are still read.
 const (
 	EngineBin  = "evaluator-state-bin"
 	EngineGob  = "evaluator-state-gob"
@@ -27,7 +28,7 @@ const (
 type EngineFactory struct {
 	Config     evaluator.Config
 	Normalizer *graph.Normalizer
-	// Encoding is the payload encoding Capture writes (default EngineGob).
+	// Encoding is the payload encoding Capture writes (default EngineBin).
 	Encoding string
 }
 
@@ -39,7 +40,7 @@ func (f EngineFactory) Capture(m Machine, seq int64, recordedAt time.Time) (Capt
 	}
 	enc := f.Encoding
 	if enc == "" {
-		enc = EngineGob
+		enc = EngineBin
 	}
 	return CaptureEngine(e, seq, recordedAt, enc)
 }

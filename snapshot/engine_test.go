@@ -384,8 +384,8 @@ func TestStaleSemanticsSnapshot(t *testing.T) {
 		if err := c.Encode(&b); err != nil {
 			t.Fatal(err)
 		}
-		var s evaluator.State
-		if err := gob.NewDecoder(&b).Decode(&s); err != nil {
+		s, err := readEngineBin(&b)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if s.Semantics != evaluator.Semantics-1 {

@@ -94,10 +94,10 @@ func TestPruneStale(t *testing.T) {
 	stale(200, true)  // an older build's, in the row
 	advance(250)      // this build's, as processors write them
 	node := write(func() (Capture, error) {
-		return CaptureNode(&Node{Engine: live, Subscriptions: subscription.NewRegistry()}, 250, recs[249].RecordedAt, NodeGob)
+		return CaptureNode(&Node{Engine: live, Subscriptions: subscription.NewRegistry()}, 250, recs[249].RecordedAt, NodeBin)
 	})
 	advance(300) // this build's, engine only (historical queries)
-	eng := write(func() (Capture, error) { return CaptureEngine(live, 300, recs[299].RecordedAt, EngineGob) })
+	eng := write(func() (Capture, error) { return CaptureEngine(live, 300, recs[299].RecordedAt, EngineBin) })
 	corrupt(stale(400, true))  // stale, and corrupt: deleted all the same
 	corrupt(stale(450, false)) // corrupt, its semantics unknown: left in place
 	for _, m := range []Meta{node, eng} {

@@ -22,8 +22,9 @@ import (
 // encodings for the processor's snapshots; a NodeFactory skips an
 // engine-only snapshot (ErrUnknownEncoding) because it lacks the
 // subscriptions, while an EngineFactory reads both kinds (the engine of a
-// node snapshot is all historical RCA needs). NodeBin (statebin.go)
-// decodes several times faster than NodeGob.
+// node snapshot is all historical RCA needs). NodeBin (statebin.go) is
+// written by default: it decodes several times faster than NodeGob. Gob
+// and JSON payloads are still read.
 const (
 	NodeBin  = "node-state-bin"
 	NodeGob  = "node-state-gob"
@@ -130,7 +131,7 @@ func (n *Node) State() NodeState {
 type NodeFactory struct {
 	Config     evaluator.Config
 	Normalizer *graph.Normalizer
-	// Encoding is the payload encoding Capture writes (default NodeGob).
+	// Encoding is the payload encoding Capture writes (default NodeBin).
 	Encoding string
 }
 
@@ -193,7 +194,7 @@ func (f NodeFactory) Capture(m Machine, seq int64, recordedAt time.Time) (Captur
 	}
 	enc := f.Encoding
 	if enc == "" {
-		enc = NodeGob
+		enc = NodeBin
 	}
 	return CaptureNode(n, seq, recordedAt, enc)
 }

@@ -104,35 +104,46 @@ func TestNodeAndEngineEncodings(t *testing.T) {
 	m, _ := nf.New()
 	applyNode(t, m.(*Node), evs, 0)
 
-	ec, err := CaptureEngine(m.(*Node).Engine, 120, time.Time{}, EngineGob)
-	if err != nil {
-		t.Fatal(err)
+	for _, enc := range []string{EngineBin, EngineGob, EngineJSON} {
+		ec, err := CaptureEngine(m.(*Node).Engine, 120, time.Time{}, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb bytes.Buffer
+		if err := ec.Encode(&eb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nf.Restore(enc, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
+			t.Fatalf("node factory on an engine-only %s payload: %v, want ErrUnknownEncoding", enc, err)
+		}
 	}
-	var eb bytes.Buffer
-	if err := ec.Encode(&eb); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nf.Restore(EngineGob, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
-		t.Fatalf("node factory on an engine-only payload: %v, want ErrUnknownEncoding", err)
+	if ec, err := ef.Capture(m.(*Node).Engine, 120, time.Time{}); err != nil || ec.Encoding != EngineBin {
+		t.Fatalf("engine factory's default encoding %q (%v), want %q", ec.Encoding, err, EngineBin)
 	}
 
 	nc, err := nf.Capture(m, 120, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.Encoding != NodeGob {
-		t.Fatalf("default encoding %q", nc.Encoding)
+	if nc.Encoding != NodeBin {
+		t.Fatalf("node factory's default encoding %q, want %q", nc.Encoding, NodeBin)
 	}
-	var nb bytes.Buffer
-	if err := nc.Encode(&nb); err != nil {
-		t.Fatal(err)
-	}
-	e, err := ef.Restore(NodeGob, &nb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := dumpOf(t, e), dumpOf(t, m.(*Node).Engine); got != want {
-		t.Fatal("engine restored from a node snapshot differs")
+	var e Machine
+	for _, enc := range []string{NodeBin, NodeGob, NodeJSON} {
+		c, err := CaptureNode(m.(*Node), 120, time.Time{}, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nb bytes.Buffer
+		if err := c.Encode(&nb); err != nil {
+			t.Fatal(err)
+		}
+		if e, err = ef.Restore(enc, &nb); err != nil {
+			t.Fatalf("engine factory on a %s payload: %v", enc, err)
+		}
+		if got, want := dumpOf(t, e), dumpOf(t, m.(*Node).Engine); got != want {
+			t.Fatalf("engine restored from a %s node snapshot differs", enc)
+		}
 	}
 	if _, err := nf.Capture(e, 1, time.Time{}); err == nil {
 		t.Fatal("node factory captured a bare engine")
