@@ -177,8 +177,12 @@ type binEncoder struct {
 	err  error
 }
 
+// newBinEncoder sizes the body and the string index for a state of that
+// many vertices: a vertex with its edges, and the effects and matches
+// about it, take some 60 to 120 bytes and bring a few distinct strings (its
+// external id and name, effect keys, support ids).
 func newBinEncoder(vertices int) *binEncoder {
-	return &binEncoder{buf: make([]byte, 0, 1024+48*vertices), idx: make(map[string]uint64, 64+vertices)}
+	return &binEncoder{buf: make([]byte, 0, 1024+64*vertices), idx: make(map[string]uint64, 64+4*vertices)}
 }
 
 func (e *binEncoder) uint(u uint64) { e.buf = binary.AppendUvarint(e.buf, u) }
