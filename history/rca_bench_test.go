@@ -110,7 +110,7 @@ func benchHistoricalRCA(b *testing.B, entities int) {
 			switch {
 			case rec.Seq == int64(len(topo)):
 				if _, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
-					return snapshot.CaptureEngine(live, rec.Seq, rec.RecordedAt, snapshot.EngineGob)
+					return snapshot.CaptureEngine(live, rec.Seq, rec.RecordedAt, snapshot.EngineBin)
 				}); err != nil {
 					b.Fatal(err)
 				}

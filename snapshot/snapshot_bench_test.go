@@ -138,7 +138,7 @@ func (bw *benchWorld) readRows(b *testing.B) time.Duration {
 }
 
 // BenchmarkReconstruct measures a cold reconstruction (newest snapshot of
-// size entities, then size events after it) and reports it as a ratio of
+// size entities in the bin encoding, then size events after it) and reports it as a ratio of
 // the time to merely read those event rows from MariaDB (target: within
 // 3x), and of the time to read and decode them. To show where the time
 // goes it also reports, measured once outside the timer: reading and
@@ -149,7 +149,7 @@ func BenchmarkReconstruct(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(fmt.Sprintf("entities=%d", size), func(b *testing.B) {
 			ctx := context.Background()
-			bw := newBenchWorld(b, size, EngineGob)
+			bw := newBenchWorld(b, size, EngineBin)
 			rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: bw.td.db, Events: bw.td.log, Factory: EngineFactory{Normalizer: bw.norm}})
 			if err != nil {
 				b.Fatal(err)
@@ -218,7 +218,7 @@ func BenchmarkReconstruct(b *testing.B) {
 // the stored size, for each payload encoding.
 func BenchmarkSnapshot(b *testing.B) {
 	for _, size := range benchSizes {
-		for _, enc := range []string{EngineGob, EngineJSON} {
+		for _, enc := range []string{EngineBin, EngineGob, EngineJSON} {
 			b.Run(fmt.Sprintf("entities=%d/%s", size, enc), func(b *testing.B) {
 				bw := newBenchWorld(b, size, enc)
 				w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: bw.td.db, Fence: FenceFunc(store.CheckFence)})
@@ -264,7 +264,7 @@ func BenchmarkProcessingStall(b *testing.B) {
 		for _, mode := range []string{"live", "shadow"} {
 			b.Run(fmt.Sprintf("entities=%d/mode=%s", size, mode), func(b *testing.B) {
 				ctx := context.Background()
-				bw := newBenchWorld(b, size, EngineGob)
+				bw := newBenchWorld(b, size, EngineBin)
 				w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: bw.td.db, Fence: FenceFunc(store.CheckFence)})
 				if err != nil {
 					b.Fatal(err)
@@ -325,7 +325,7 @@ func BenchmarkProcessingStall(b *testing.B) {
 						_, err = w.Take(ctx, 1, func() (Capture, error) {
 							mu.Lock()
 							defer mu.Unlock()
-							return CaptureEngine(bw.live, seq, at, EngineGob)
+							return CaptureEngine(bw.live, seq, at, EngineBin)
 						})
 					}
 					if err != nil {
