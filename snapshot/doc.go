@@ -33,11 +33,19 @@
 //
 // The processor's state machine is a Node: the evaluator engine and the
 // webhook subscription registry, both functions of the log prefix. Its
-// snapshots use the node encodings (NodeGob, NodeJSON), versioned apart
-// from the older engine-only ones: a NodeFactory skips an engine-only
-// snapshot (it lacks the subscriptions) and falls back to an older one or
-// a full replay, while an EngineFactory reads both (historical RCA needs
-// the engine alone).
+// snapshots use the node encodings (NodeBin, NodeGob, NodeJSON), versioned
+// apart from the engine-only ones (EngineBin, EngineGob, EngineJSON): a
+// NodeFactory skips an engine-only snapshot (it lacks the subscriptions)
+// and falls back to an older one or a full replay, while an EngineFactory
+// reads both (historical RCA needs the engine alone).
+//
+// Snapshots are written in the bin encodings (statebin.go), a versioned
+// layout made for a fast restore (one string table, varints, exact-size
+// arrays): it decodes a state several times faster than gob, with a tiny
+// fraction of its allocations. Earlier builds wrote gob, which is still
+// read. A build that does not know an encoding skips the snapshot
+// (ErrUnknownEncoding): a processor rolled back to such a build starts
+// from an older gob snapshot or a full replay.
 //
 // The leader writes snapshots in one of two ways. Writer.Take runs a
 // capture function under the processor's lock (the pause, measured in

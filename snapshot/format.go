@@ -63,7 +63,7 @@ type Header struct {
 	Version    uint16
 	Seq        int64
 	RecordedAt time.Time
-	// Encoding names the payload encoding ("evaluator-gob-1", ...), so a
+	// Encoding names the payload encoding ("node-state-bin", ...), so a
 	// reader can refuse a payload it cannot restore.
 	Encoding string
 	// RawSize is the uncompressed payload size; BodySize the compressed one.
