@@ -360,46 +360,51 @@ func withLength(p []byte) []byte {
 
 // decodeAll decodes p in both kinds, through the reader as Restore does;
 // it must not panic, and what it accepts must encode again to an equal
-// state.
+// state (decodeBoth).
 func decodeAll(t *testing.T, p []byte) error {
 	t.Helper()
-	var errs []error
 	data, err := readBin(bytes.NewReader(p))
 	if err != nil {
 		return err
 	}
-	if s, err := decodeNodeBin(data); err == nil {
+	return decodeBoth(t, data)
+}
+
+// decodeBoth decodes data as a node payload and as an engine payload. A
+// state either accepts must encode again to a payload that decodes to an
+// equal state; the error is nil when either accepts.
+func decodeBoth(t *testing.T, data []byte) error {
+	t.Helper()
+	ns, nerr := decodeNodeBin(data)
+	if nerr == nil {
 		var b bytes.Buffer
-		if err := encodeNodeBin(&b, &s); err != nil {
+		if err := encodeNodeBin(&b, &ns); err != nil {
 			t.Fatalf("decoded node state does not encode: %v", err)
 		}
 		again, err := decodeNodeBin(b.Bytes())
 		if err != nil {
 			t.Fatalf("decoded node state, encoded again, does not decode: %v", err)
 		}
-		if !reflect.DeepEqual(again, s) {
+		if !reflect.DeepEqual(again, ns) {
 			t.Fatal("decoded node state, encoded again, decodes to another state")
 		}
-	} else {
-		errs = append(errs, err)
 	}
-	if s, err := decodeEngineBin(data); err == nil {
+	es, eerr := decodeEngineBin(data)
+	if eerr == nil {
 		var b bytes.Buffer
-		if err := encodeEngineBin(&b, &s); err != nil {
+		if err := encodeEngineBin(&b, &es); err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)
 		}
 		again, err := decodeEngineBin(b.Bytes())
 		if err != nil {
 			t.Fatalf("decoded state, encoded again, does not decode: %v", err)
 		}
-		if !reflect.DeepEqual(again, s) {
+		if !reflect.DeepEqual(again, es) {
 			t.Fatal("decoded state, encoded again, decodes to another state")
 		}
-	} else {
-		errs = append(errs, err)
 	}
-	if len(errs) == 2 {
-		return errors.Join(errs...)
+	if nerr != nil && eerr != nil {
+		return errors.Join(nerr, eerr)
 	}
 	return nil
 }
