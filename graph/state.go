@@ -93,15 +93,18 @@ func (g *Graph) State() State {
 	return s
 }
 
-// FromState rebuilds a graph from s, checking that it is consistent (ids in
-// range and unique, keys unique, edges to existing vertices, sorted lists).
+// FromState rebuilds a graph from s, checking that it is consistent (ids
+// 1..n each once, keys unique, edges to existing vertices, sorted lists).
+// A graph never removes a vertex, so its ids have no gaps: NextID is one
+// past the number of vertices, which also bounds what a corrupt or hostile
+// state can make FromState allocate by what it holds.
 // The states are normalised again with norm (nil: the defaults), so a
 // snapshot taken under other normalisation rules takes the new ones.
 func FromState(s State, norm *Normalizer) (*Graph, error) {
 	if s.Version != StateVersion {
 		return nil, fmt.Errorf("graph state version %d: want %d", s.Version, StateVersion)
 	}
-	if s.NextID < 1 || int64(s.NextID)-1 < int64(len(s.Vertices)) {
+	if int64(s.NextID)-1 != int64(len(s.Vertices)) {
 		return nil, fmt.Errorf("graph state: next id %d with %d vertices", s.NextID, len(s.Vertices))
 	}
 	g := New(norm)

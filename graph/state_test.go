@@ -87,6 +87,9 @@ func TestFromStateRejectsInconsistentState(t *testing.T) {
 	}{
 		{"version", func(s *State) { s.Version = 9 }, "version"},
 		{"next id", func(s *State) { s.NextID = 1 }, "next id"},
+		// A gap in the ids: a state no graph makes, and one whose next
+		// id would size the vertex table past anything it holds.
+		{"next id past the vertices", func(s *State) { s.NextID = 1 << 40 }, "next id"},
 		{"id out of range", func(s *State) { s.Vertices[0].ID = 7 }, "out of range"},
 		{"duplicate id", func(s *State) { s.Vertices[1].ID = 1 }, "twice"},
 		{"duplicate key", func(s *State) { s.Vertices[1].Type, s.Vertices[1].ExternalID = "nova.host", "h1" }, "share the key"},
