@@ -1,0 +1,72 @@
+package liveness
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestOpsStuckOnlyPastTheLimit: idle is never stuck; an operation in
+// flight is stuck once it has run past the limit, and no longer once it
+// ended; of several, the oldest counts.
+func TestOpsStuckOnlyPastTheLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var o Ops
+		const limit = time.Minute
+		if o.Stuck(limit) {
+			t.Fatal("idle Ops are stuck")
+		}
+		time.Sleep(time.Hour)
+		if o.Stuck(limit) {
+			t.Fatal("Ops idle for an hour are stuck")
+		}
+		endOld := o.Begin()
+		time.Sleep(limit / 2)
+		endNew := o.Begin()
+		time.Sleep(limit / 2)
+		if o.Stuck(limit) {
+			t.Fatalf("stuck after %s, with a limit of %s", o.Longest(), limit)
+		}
+		time.Sleep(time.Second)
+		if !o.Stuck(limit) {
+			t.Fatalf("not stuck with an operation in flight for %s, past the limit of %s", o.Longest(), limit)
+		}
+		endOld()
+		endOld() // a second call does nothing
+		if o.Stuck(limit) {
+			t.Fatalf("stuck once the old operation ended: the newer one has run %s only", o.Longest())
+		}
+		if got, want := o.Longest(), limit/2+time.Second; got != want {
+			t.Errorf("Longest = %s, want %s (the newer operation)", got, want)
+		}
+		endNew()
+		if got := o.Longest(); got != 0 {
+			t.Errorf("Longest = %s with nothing in flight, want 0", got)
+		}
+	})
+}
+
+func TestNilOpsTrackNothing(t *testing.T) {
+	var o *Ops
+	end := o.Begin()
+	if o.Stuck(0) {
+		t.Error("nil Ops are stuck")
+	}
+	end()
+}
+
+func TestLimit(t *testing.T) {
+	for _, tc := range []struct {
+		bounds []time.Duration
+		want   time.Duration
+	}{
+		{nil, MinLimit},
+		{[]time.Duration{10 * time.Second}, MinLimit},
+		{[]time.Duration{30 * time.Second, 10 * time.Second}, MinLimit},
+		{[]time.Duration{45 * time.Second, 2 * time.Minute}, 8 * time.Minute},
+	} {
+		if got := Limit(tc.bounds...); got != tc.want {
+			t.Errorf("Limit(%v) = %s, want %s", tc.bounds, got, tc.want)
+		}
+	}
+}
