@@ -41,6 +41,7 @@ import (
 
 	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/liveness"
 )
 
 // Driver is a datasource that can list everything it knows.
@@ -164,6 +165,9 @@ type Deps struct {
 	After func(time.Duration) <-chan time.Time
 	// Rand returns a float in [0,1) for the jitter (default math/rand/v2).
 	Rand func() float64
+	// StallLimit, when set, replaces every job's stall limit (see
+	// Runner.Alive); tests shorten it.
+	StallLimit time.Duration
 }
 
 // Runner pulls its drivers on their schedules.
@@ -171,6 +175,11 @@ type Runner struct {
 	jobs []Job
 	deps Deps
 	log  *slog.Logger
+	// ops are the operations in flight of each job (a read of the source
+	// or a Publish), and limits how long one may run before Alive says
+	// the job is stuck; both indexed like jobs.
+	ops    []liveness.Ops
+	limits []time.Duration
 
 	pulls    *prometheus.CounterVec
 	entities *prometheus.GaugeVec
@@ -227,6 +236,7 @@ func New(jobs []Job, deps Deps) (*Runner, error) {
 	}
 	r := &Runner{
 		jobs: out, deps: deps, log: deps.Logger.With("component", "drivers"),
+		ops: make([]liveness.Ops, len(out)), limits: make([]time.Duration, len(out)),
 		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_driver_pulls_total",
 			Help: "Full pulls by driver and result (ok, error, publish_error).",
@@ -249,6 +259,12 @@ func New(jobs []Job, deps Deps) (*Runner, error) {
 			Help: "Events a driver produced that do not encode (over the event size limit once encoded, say), left out of what it publishes.",
 		}, []string{"driver"}),
 	}
+	for i, j := range out {
+		r.limits[i] = liveness.Limit(j.Schedule.PullTimeout)
+		if deps.StallLimit > 0 {
+			r.limits[i] = deps.StallLimit
+		}
+	}
 	if deps.Registerer != nil {
 		for _, c := range []prometheus.Collector{r.pulls, r.entities, r.seconds, r.events, r.refused} {
 			if err := deps.Registerer.Register(c); err != nil {
@@ -259,15 +275,37 @@ func New(jobs []Job, deps Deps) (*Runner, error) {
 	return r, nil
 }
 
+// Alive reports whether no job is stuck: none has had one operation (a
+// GetAll or GetChanges of its driver, or a Publish) in flight for longer
+// than its limit, four times its pull_timeout and at least two minutes
+// (liveness.Limit). A read of the source ends at pull_timeout, and a
+// Publish returns once the events are fsynced in the spool, or at once
+// when the spool is full, so only a hang outlives the limit: a driver that
+// ignores its context, a spool whose disk stopped answering. Waiting for
+// the next interval, or backing off while the source or the broker fails,
+// is not stuck. systemd's watchdog restarts a driver process that is not
+// alive; the next process publishes the abandoned pull again, with the
+// same event ids.
+func (r *Runner) Alive() bool {
+	for i, j := range r.jobs {
+		if r.ops[i].Stuck(r.limits[i]) {
+			r.log.Error("stuck: an operation has run past the stall limit", "driver", j.Driver.Name(),
+				"running_for", r.ops[i].Longest(), "limit", r.limits[i])
+			return false
+		}
+	}
+	return true
+}
+
 // Run pulls every driver on its schedule until ctx ends, and returns nil
 // then. A pull in progress is abandoned at ctx end: its unpublished events
 // are published again, with the same ids, by the next process.
 func (r *Runner) Run(ctx context.Context) error {
 	done := make(chan struct{}, len(r.jobs))
-	for _, j := range r.jobs {
+	for i, j := range r.jobs {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			r.runJob(ctx, j)
+			r.runJob(ctx, j, &r.ops[i])
 		}()
 	}
 	for range r.jobs {
@@ -276,7 +314,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner) runJob(ctx context.Context, j Job) {
+func (r *Runner) runJob(ctx context.Context, j Job, ops *liveness.Ops) {
 	name := j.Driver.Name()
 	log := r.log.With("driver", name)
 	trigger := make(chan struct{}, 1)
@@ -309,7 +347,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 		backoff := s.BackoffMin
 		begun := false
 		for {
-			err := r.pull(ctx, j, slot, triggered, &begun)
+			err := r.pull(ctx, j, ops, slot, triggered, &begun)
 			if err == nil || ctx.Err() != nil {
 				break
 			}
@@ -355,7 +393,7 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 				triggered = true
 				break wait
 			case <-changes:
-				if err := r.pullChanges(ctx, j, cg); err != nil && ctx.Err() == nil {
+				if err := r.pullChanges(ctx, j, ops, cg); err != nil && ctx.Err() == nil {
 					log.Warn("change pull failed", "err", err)
 				}
 			}
@@ -366,20 +404,23 @@ func (r *Runner) runJob(ctx context.Context, j Job) {
 // pull runs one full pull for slot: it publishes the slot's sync.begin
 // unless *begun says it was, then reads the source and publishes the
 // entities and the sync.end in batches. A failed Publish of a batch is
-// retried (same events) before the pull gives up.
-func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool, begun *bool) error {
+// retried (same events) before the pull gives up. The read and each
+// Publish are operations of ops.
+func (r *Runner) pull(ctx context.Context, j Job, ops *liveness.Ops, slot time.Time, triggered bool, begun *bool) error {
 	name := j.Driver.Name()
 	start := r.deps.Now() // what the read reports is observed now
 	syncID := pull.SyncID(name, slot)
 	if !*begun {
-		if err := r.publish(ctx, name, []event.Event{pull.Begin(name, slot, start)}); err != nil {
+		if err := r.publish(ctx, ops, name, []event.Event{pull.Begin(name, slot, start)}); err != nil {
 			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
 			return fmt.Errorf("publish sync.begin of %s (sync %s): %w", name, syncID, err)
 		}
 		*begun = true
 	}
 	pctx, cancel := context.WithTimeout(ctx, j.Schedule.PullTimeout)
+	end := ops.Begin()
 	ents, err := j.Driver.GetAll(pctx)
+	end()
 	cancel()
 	if err != nil {
 		r.pulls.WithLabelValues(name, ResultError).Inc()
@@ -392,7 +433,7 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 	}
 	for i := 0; i < len(evs); i += j.Schedule.BatchSize {
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
-		if err := r.publish(ctx, name, batch); err != nil {
+		if err := r.publish(ctx, ops, name, batch); err != nil {
 			r.pulls.WithLabelValues(name, ResultPublishError).Inc()
 			return fmt.Errorf("publish %d events of %s (sync %s): %w", len(batch), name, syncID, err)
 		}
@@ -409,10 +450,12 @@ func (r *Runner) pull(ctx context.Context, j Job, slot time.Time, triggered bool
 // left out, logged and counted, and the others are published: kept, it
 // would fail every attempt and stop the driver's pulls for ever. An entity
 // left out of a full pull is missing from it, as the persister
-// dead-lettering it would make it.
-func (r *Runner) publish(ctx context.Context, name string, evs []event.Event) error {
+// dead-lettering it would make it. Each Publish is an operation of ops.
+func (r *Runner) publish(ctx context.Context, ops *liveness.Ops, name string, evs []event.Event) error {
 	for {
+		end := ops.Begin()
 		err := r.deps.Publisher.Publish(ctx, evs...)
+		end()
 		if err == nil {
 			r.events.WithLabelValues(name).Add(float64(len(evs)))
 			return nil
@@ -430,10 +473,12 @@ func (r *Runner) publish(ctx context.Context, name string, evs []event.Event) er
 	}
 }
 
-func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error {
+func (r *Runner) pullChanges(ctx context.Context, j Job, ops *liveness.Ops, cg ChangesGetter) error {
 	name := j.Driver.Name()
 	pctx, cancel := context.WithTimeout(ctx, j.Schedule.PullTimeout)
+	end := ops.Begin()
 	evs, err := cg.GetChanges(pctx)
+	end()
 	cancel()
 	if err != nil {
 		return fmt.Errorf("get changes from %s: %w", name, err)
@@ -442,7 +487,7 @@ func (r *Runner) pullChanges(ctx context.Context, j Job, cg ChangesGetter) error
 		batch := evs[i:min(i+j.Schedule.BatchSize, len(evs))]
 		backoff := j.Schedule.BackoffMin
 		for {
-			err := r.publish(ctx, name, batch)
+			err := r.publish(ctx, ops, name, batch)
 			if err == nil {
 				break
 			}

@@ -154,3 +154,66 @@ func TestConfig(t *testing.T) {
 		t.Errorf("New with a missing token file: %v", err)
 	}
 }
+
+// acceptingPublisher takes every event.
+type acceptingPublisher struct{}
+
+func (acceptingPublisher) Publish(context.Context, ...event.Event) error { return nil }
+
+// TestNeverAnsweringAlertmanagerIsNotStuck: an Alertmanager that accepts
+// the connection and never answers fails each pull at pull_timeout, and
+// the runner backs off and tries again: it stays alive throughout, for
+// several times its stall limit (shortened here), since a watchdog
+// restart would not bring the Alertmanager back.
+func TestNeverAnsweringAlertmanagerIsNotStuck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never answers; the client gives up
+	}))
+	t.Cleanup(srv.Close)
+	d, err := New(Config{URL: srv.URL, Mapping: mapping(t), Schedule: drivers.Schedule{
+		Interval: time.Hour, PullTimeout: 100 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+	}}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	const limit = 500 * time.Millisecond
+	r, err := drivers.New([]drivers.Job{d.Job()}, drivers.Deps{Publisher: acceptingPublisher{}, Registerer: reg, StallLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	for end := time.Now().Add(4 * limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if !r.Alive() {
+			t.Fatal("not alive while the Alertmanager does not answer")
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed float64
+	for _, mf := range mfs {
+		if mf.GetName() != "causeway_driver_pulls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == drivers.ResultError {
+					failed += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if failed < 3 {
+		t.Errorf("%v pulls failed in %s; want the pull timed out and retried several times", failed, 4*limit)
+	}
+}
