@@ -28,6 +28,27 @@ type connector struct {
 	// isBlocked is set while the broker blocks the connection (resource
 	// alarm): slow confirms are then expected, not a fault.
 	isBlocked atomic.Bool
+	// unblocked is when the broker last stopped blocking the connection
+	// (nil: never), so that liveness does not count the time it blocked.
+	unblocked atomic.Pointer[time.Time]
+}
+
+// setBlocked records whether the broker blocks the connection.
+func (c *connector) setBlocked(active bool) {
+	if c.isBlocked.Swap(active) && !active {
+		now := time.Now()
+		c.unblocked.Store(&now)
+	}
+}
+
+// blockedWithin reports whether the broker blocks the connection, or
+// stopped blocking it no more than d ago.
+func (c *connector) blockedWithin(d time.Duration) bool {
+	if c.isBlocked.Load() {
+		return true
+	}
+	t := c.unblocked.Load()
+	return t != nil && time.Since(*t) <= d
 }
 
 // newConnector registers causeway_bus_<role>_{reconnects_total,connected,
@@ -134,7 +155,7 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 					blocked = nil
 					continue
 				}
-				c.isBlocked.Store(b.Active)
+				c.setBlocked(b.Active)
 				if b.Active {
 					c.blocked.Set(1)
 					c.log.Warn("broker blocked the connection", "reason", b.Reason)
@@ -155,7 +176,7 @@ func (c *connector) once(ctx context.Context, session func(context.Context, *amq
 	<-done
 	c.connected.Set(0)
 	c.blocked.Set(0)
-	c.isBlocked.Store(false)
+	c.setBlocked(false)
 	if err == nil {
 		err = context.Cause(sctx)
 	}

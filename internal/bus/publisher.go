@@ -13,6 +13,7 @@ import (
 
 	"github.com/causeway/causeway/internal/clip"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/liveness"
 )
 
 // Sentinel errors of the Publisher.
@@ -54,6 +55,12 @@ type Publisher struct {
 	nReturned atomic.Int64
 	inFlight  prometheus.Gauge
 
+	// sending holds the step of the broker session in flight, and
+	// committing the spool's commit in flight (Alive); stallLimit is how
+	// long one may run before the publisher is stuck.
+	sending, committing liveness.Ops
+	stallLimit          time.Duration
+
 	spoolFull  prometheus.Counter
 	published  prometheus.Counter
 	confirmed  prometheus.Counter
@@ -79,7 +86,7 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels})
 	}
 	p := &Publisher{
-		cfg: cfg, log: deps.Logger, now: deps.Now,
+		cfg: cfg, log: deps.Logger, now: deps.Now, stallLimit: liveness.Limit(cfg.ConfirmTimeout),
 		spoolFull: counter("causeway_bus_spool_full_total", "Publish calls refused because the spool was full."),
 		published: counter("causeway_bus_published_total", "Messages sent to the broker (re-sends included)."),
 		confirmed: counter("causeway_bus_confirmed_total", "Messages confirmed by the broker and removed from the spool."),
@@ -111,7 +118,7 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 		return nil, err
 	}
 	p.conn = conn
-	sp, err := openSpool(cfg.SpoolPath, cfg.SpoolMaxBytes, cfg.SpoolMaxEvents)
+	sp, err := openSpool(cfg.SpoolPath, cfg.SpoolMaxBytes, cfg.SpoolMaxEvents, &p.committing)
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +215,28 @@ func (p *Publisher) Returned() int64 { return p.nReturned.Load() }
 // fails with ErrClosed.
 func (p *Publisher) Close() error { return p.spool.close() }
 
+// Alive reports whether the publisher is not stuck: no spool commit (an
+// fsync), and no step of its broker session (setting the channel up,
+// reading the spool and sending, waiting for the oldest confirm, which
+// confirm_timeout bounds), has been in flight for longer than four times
+// confirm_timeout, at least two minutes (liveness.Limit). Waiting for
+// events to send is not stuck, nor is reconnecting with backoff while the
+// broker is away, nor a step the broker holds up by blocking the
+// connection (a resource alarm) until that limit has passed since it
+// stopped: a restart would not help. systemd's watchdog restarts a process
+// whose publisher is not alive; the spool keeps what it holds.
+func (p *Publisher) Alive() bool {
+	if d := p.committing.Longest(); d > p.stallLimit {
+		p.log.Error("stuck: a spool commit has run past the stall limit", "running_for", d, "limit", p.stallLimit)
+		return false
+	}
+	if d := p.sending.Longest(); d > p.stallLimit && !p.conn.blockedWithin(p.stallLimit) {
+		p.log.Error("stuck: a step of the broker session has run past the stall limit", "running_for", d, "limit", p.stallLimit)
+		return false
+	}
+	return true
+}
+
 // Run publishes the spool until ctx ends, reconnecting with backoff. It
 // returns nil when ctx ends; events not yet confirmed stay in the spool.
 func (p *Publisher) Run(ctx context.Context) error {
@@ -224,8 +253,12 @@ type inFlight struct {
 
 // session publishes the spool over one connection until it fails or ctx
 // ends. Each session starts again from the head of the spool, so events
-// left unconfirmed by the previous one are sent again, in order.
+// left unconfirmed by the previous one are sent again, in order. Its
+// setup, and each turn of its loop but the wait for events to send, is a
+// step tracked by p.sending.
 func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
+	end := p.sending.Begin()
+	defer func() { end() }()
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
@@ -266,6 +299,8 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 	confirmTimer := time.NewTimer(p.cfg.ConfirmTimeout)
 	defer confirmTimer.Stop()
 	for {
+		end()
+		end = p.sending.Begin()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -309,6 +344,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			}
 		}
 		if len(flight) == 0 {
+			end() // waiting for events to send is no step
 			select {
 			case <-ctx.Done():
 				return nil

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/causeway/causeway/internal/liveness"
 )
 
 // The spool is a bbolt file with two buckets: "events" maps a big-endian
@@ -153,6 +155,9 @@ type spool struct {
 	appended chan struct{}
 	// commitHook observes each group commit's size and duration (metrics).
 	commitHook func(records int, d time.Duration)
+	// commits are the commits in flight (one at most), each an operation
+	// that a disk which stopped answering would hang; nil: not tracked.
+	commits *liveness.Ops
 }
 
 type appendReq struct {
@@ -161,7 +166,9 @@ type appendReq struct {
 	done chan error // buffered: the committer never blocks on it
 }
 
-func openSpool(path string, maxBytes int64, maxEvents int) (*spool, error) {
+// openSpool opens the spool at path; commits, if not nil, tracks its
+// commits for liveness.
+func openSpool(path string, maxBytes int64, maxEvents int, commits *liveness.Ops) (*spool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create spool directory: %w", err)
 	}
@@ -179,6 +186,7 @@ func openSpool(path string, maxBytes int64, maxEvents int) (*spool, error) {
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
 		appended:   make(chan struct{}, 1),
 		commitHook: func(int, time.Duration) {},
+		commits:    commits,
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketEvents, bucketCorrupt} {
@@ -284,6 +292,7 @@ func (s *spool) committer() {
 		start := time.Now()
 		n, removed := 0, 0
 		var freed int64
+		end := s.commits.Begin()
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketEvents)
 			n, removed, freed = 0, 0, 0
@@ -314,6 +323,7 @@ func (s *spool) committer() {
 			}
 			return nil
 		})
+		end()
 		s.mu.Lock()
 		if err != nil {
 			err = fmt.Errorf("spool commit: %w", err)

@@ -74,7 +74,7 @@ func FuzzDecodeRecord(f *testing.F) {
 
 func openTestSpool(t *testing.T, path string, maxBytes int64, maxEvents int) *spool {
 	t.Helper()
-	s, err := openSpool(path, maxBytes, maxEvents)
+	s, err := openSpool(path, maxBytes, maxEvents, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

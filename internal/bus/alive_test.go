@@ -1,0 +1,272 @@
+package bus
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/causeway/causeway/internal/bus/bustest"
+)
+
+// waitAlive waits until p.Alive() is want, and returns how long that took.
+func waitAlive(t *testing.T, p *Publisher, want bool, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for p.Alive() != want {
+		if time.Since(start) > within {
+			t.Fatalf("Alive() is not %t within %s", want, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestPublisherNotAliveWhileASpoolCommitHangs: a spool commit that does
+// not finish (here the test holds the spool file's write lock, as a disk
+// that stopped answering holds the fsync) makes the publisher stuck once
+// it has run past the stall limit (shortened here); when it finishes, the
+// publisher is alive again.
+func TestPublisherNotAliveWhileASpoolCommitHangs(t *testing.T) {
+	p := newTestPublisher(t, "amqp://guest:guest@127.0.0.1:1/", "", nil)
+	const limit = 300 * time.Millisecond
+	p.stallLimit = limit
+	tx, err := p.spool.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollback := sync.OnceFunc(func() { _ = tx.Rollback() })
+	defer rollback()
+	start := time.Now()
+	published := make(chan error, 1)
+	go func() { published <- p.Publish(context.Background(), testEvent(1)) }()
+	waitAlive(t, p, false, 10*time.Second)
+	if took := time.Since(start); took < limit {
+		t.Fatalf("not alive after %s, short of the limit %s", took, limit)
+	}
+	rollback()
+	if err := <-published; err != nil {
+		t.Fatalf("Publish once the commit went through: %v", err)
+	}
+	if !p.Alive() {
+		t.Error("not alive once the commit went through")
+	}
+}
+
+// TestPublisherAliveUnlessASessionStepHangs: a step of the broker session
+// in flight past the stall limit makes the publisher stuck, unless the
+// broker blocks the connection (a resource alarm) or stopped blocking it
+// within the limit.
+func TestPublisherAliveUnlessASessionStepHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit = time.Minute
+		p := &Publisher{log: slog.New(slog.DiscardHandler), conn: &connector{}, stallLimit: limit}
+		if !p.Alive() {
+			t.Fatal("an idle publisher is not alive")
+		}
+		end := p.sending.Begin()
+		time.Sleep(limit - time.Second)
+		if !p.Alive() {
+			t.Fatal("not alive short of the limit")
+		}
+		time.Sleep(2 * time.Second)
+		if p.Alive() {
+			t.Fatal("alive with a step in flight past the limit")
+		}
+		p.conn.setBlocked(true)
+		if !p.Alive() {
+			t.Fatal("not alive while the broker blocks the connection")
+		}
+		time.Sleep(time.Hour)
+		if !p.Alive() {
+			t.Fatal("not alive after the broker blocked the connection for an hour")
+		}
+		p.conn.setBlocked(false)
+		time.Sleep(limit - time.Second)
+		if !p.Alive() {
+			t.Fatal("not alive within the limit after the broker stopped blocking")
+		}
+		time.Sleep(2 * time.Second)
+		if p.Alive() {
+			t.Fatal("alive with a step in flight past the limit since the broker stopped blocking")
+		}
+		end()
+		if !p.Alive() {
+			t.Error("not alive once the step ended")
+		}
+	})
+}
+
+// TestPublisherAliveThroughABrokerOutage: while the broker refuses the
+// publisher (its vhost's permissions revoked), Publish goes on into the
+// spool and Run reconnects with backoff: the publisher is alive
+// throughout, for several times its stall limit (shortened here), and
+// drains the spool once the broker is back.
+func TestPublisherAliveThroughABrokerOutage(t *testing.T) {
+	u := bustest.VHost(t)
+	vhost := vhostOf(t, u)
+	p := newTestPublisher(t, u, "", nil)
+	const limit = 200 * time.Millisecond
+	p.stallLimit = limit
+	r := start(t, p.Run)
+	ctx := context.Background()
+	if err := p.Publish(ctx, testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitEmpty(t, p, 30*time.Second)
+	rabbitmqctlT(t, "clear_permissions", "-p", vhost, "guest")
+	closeConnections(t, u)
+	failures := metricValue(t, p.conn.failures)
+	for i, end := 1, time.Now().Add(8*limit); time.Now().Before(end); i++ {
+		if err := p.Publish(ctx, testEvent(i)); err != nil {
+			t.Fatalf("Publish during the outage: %v", err)
+		}
+		if !p.Alive() {
+			t.Fatal("not alive while the broker refuses the publisher")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricValue(t, p.conn.failures) - failures; got < 2 {
+		t.Errorf("%v failed sessions during the outage; want the publisher to have retried", got)
+	}
+	rabbitmqctlT(t, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+	waitEmpty(t, p, time.Minute)
+	if !p.Alive() {
+		t.Error("not alive once the spool drained")
+	}
+	r.stop(t)
+}
+
+// freezer is a TCP proxy to the broker whose traffic the test can stop
+// and resume, in both directions, with the connections left open: a
+// broker connection that stopped moving.
+type freezer struct {
+	addr   string
+	mu     sync.Mutex
+	frozen bool
+	thawed *sync.Cond
+}
+
+// newFreezer proxies a listener on a free loopback port to target.
+func newFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{addr: ln.Addr().String()}
+	f.thawed = sync.NewCond(&f.mu)
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		f.set(false)
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		conns.Wait()
+	})
+	conns.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, in, out)
+			mu.Unlock()
+			conns.Go(func() { f.copy(out, in) })
+			conns.Go(func() { f.copy(in, out) })
+		}
+	})
+	return f
+}
+
+// copy forwards src to dst, holding each chunk while the proxy is frozen.
+func (f *freezer) copy(dst, src net.Conn) {
+	defer func() { _ = dst.Close(); _ = src.Close() }()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			f.mu.Lock()
+			for f.frozen {
+				f.thawed.Wait()
+			}
+			f.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (f *freezer) set(frozen bool) {
+	f.mu.Lock()
+	f.frozen = frozen
+	f.mu.Unlock()
+	f.thawed.Broadcast()
+}
+
+// TestPublisherNotAliveWhileAConfirmHangs: over a broker connection that
+// stopped moving, a publisher with nothing to send stays alive; one whose
+// event awaits its confirm past the stall limit (shortened here, below
+// confirm_timeout, so that the connection need not stay frozen until the
+// session gives up) is stuck, and alive again once the confirm arrives.
+func TestPublisherNotAliveWhileAConfirmHangs(t *testing.T) {
+	u := bustest.VHost(t)
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFreezer(t, parsed.Host)
+	parsed.Host = f.addr
+	p := newTestPublisher(t, parsed.String(), "", nil)
+	const limit = 300 * time.Millisecond
+	p.stallLimit = limit
+	start(t, p.Run)
+	t.Cleanup(func() { f.set(false) }) // before Run stops, if the test fails frozen
+	ctx := context.Background()
+	if err := p.Publish(ctx, testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitEmpty(t, p, 30*time.Second)
+
+	f.set(true)
+	for end := time.Now().Add(3 * limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if !p.Alive() {
+			t.Fatal("not alive with nothing to send over a frozen connection")
+		}
+	}
+	began := time.Now()
+	if err := p.Publish(ctx, testEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	waitAlive(t, p, false, 5*time.Second)
+	if took := time.Since(began); took < limit {
+		t.Fatalf("not alive %s after the publish, short of the limit %s", took, limit)
+	}
+	f.set(false)
+	waitEmpty(t, p, 30*time.Second)
+	if !p.Alive() {
+		t.Error("not alive once the confirm arrived")
+	}
+	if got := metricValue(t, p.conn.failures); got != 0 {
+		t.Errorf("%v failed sessions; want the frozen one to have gone on once thawed", got)
+	}
+}
