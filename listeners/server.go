@@ -30,6 +30,7 @@ import (
 
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/liveness"
 )
 
 // Publisher is where the server hands events; internal/bus.Publisher is
@@ -88,7 +89,14 @@ type Server struct {
 	requests *prometheus.CounterVec
 	accepted *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+
+	// publishing holds the requests' Publish calls in flight (Alive).
+	publishing liveness.Ops
 }
+
+// StallLimit is how long a request's Publish may run before Alive says
+// the server is stuck.
+const StallLimit = liveness.MinLimit
 
 // Reasons of the rejected counter.
 const (
@@ -178,6 +186,23 @@ func setDefaults(c *Config) {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+}
+
+// Alive reports whether the server is not stuck: no request has had its
+// Publish in flight for longer than StallLimit (two minutes). A Publish
+// returns once the events are fsynced in the spool, or at once when the
+// spool is full (503), so only a hang outlives the limit. Serving no
+// request, or refusing them while the broker has been away too long, is
+// not stuck. (A Publish also ends when its client gives up; the
+// publisher's own Alive watches the spool for those.) systemd's watchdog
+// restarts a listener that is not alive; a client whose request was not
+// answered 2xx sends it again.
+func (s *Server) Alive() bool {
+	if d := s.publishing.Longest(); d > StallLimit {
+		s.log.Error("stuck: a request's publish has run past the stall limit", "running_for", d, "limit", StallLimit)
+		return false
+	}
+	return true
 }
 
 // Handler is the server's HTTP handler (for tests and embedding).
@@ -328,7 +353,9 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		}
 		if len(evs) > 0 {
 			var err error
+			end := s.publishing.Begin()
 			evs, partial, err = s.publish(r.Context(), ep, evs, partial)
+			end()
 			if err != nil {
 				// The publisher encodes every event before it spools any:
 				// one that cannot be encoded refuses the request whole.

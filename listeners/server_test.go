@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -434,4 +435,63 @@ func TestPartlyMappablePayload(t *testing.T) {
 	if partial != 1 {
 		t.Errorf("requests counted as partly refused: %v; want 1", partial)
 	}
+}
+
+// TestServerNotAliveWhileAPublishHangs: a request whose Publish has run
+// past StallLimit makes the server stuck (here the publisher blocks, as a
+// spool whose disk stopped answering would); serving nothing, or refusing
+// requests while the spool is full, is not stuck.
+func TestServerNotAliveWhileAPublishHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &fakePublisher{release: make(chan struct{})}
+		release := sync.OnceFunc(func() { close(pub.release) })
+		defer release()
+		s, err := listeners.New(listeners.Config{Auth: listeners.Auth{InsecureNoAuth: true}},
+			listeners.Deps{Publisher: pub, Endpoints: endpoints(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func() *httptest.ResponseRecorder {
+			req := httptest.NewRequest(http.MethodPost, "/v1/alertmanager", bytes.NewReader(file(t, "alertmanager/testdata/firing.json")))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			return rec
+		}
+		time.Sleep(time.Hour)
+		if !s.Alive() {
+			t.Fatal("an idle server is not alive")
+		}
+		answered := make(chan int, 1)
+		go func() { answered <- send().Code }()
+		synctest.Wait() // the request's Publish blocks
+		time.Sleep(listeners.StallLimit - time.Second)
+		if !s.Alive() {
+			t.Fatal("not alive with a Publish in flight short of the limit")
+		}
+		time.Sleep(2 * time.Second)
+		if s.Alive() {
+			t.Fatal("alive with a Publish in flight past the limit")
+		}
+		release()
+		if code := <-answered; code != http.StatusOK {
+			t.Fatalf("the request was answered %d once its Publish returned, want 200", code)
+		}
+		if !s.Alive() {
+			t.Fatal("not alive once the Publish returned")
+		}
+
+		pub.mu.Lock()
+		pub.err = fmt.Errorf("publish 2 events: %w", bus.ErrSpoolFull)
+		pub.mu.Unlock()
+		for range 60 {
+			if code := send().Code; code != http.StatusServiceUnavailable {
+				t.Fatalf("spool full: answered %d, want 503", code)
+			}
+			time.Sleep(10 * time.Second)
+			if !s.Alive() {
+				t.Fatal("not alive while refusing requests with a full spool")
+			}
+		}
+	})
 }
