@@ -12,6 +12,7 @@ import (
 
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/liveness"
 )
 
 // Defaults of Config.
@@ -26,6 +27,10 @@ const (
 	// after a broker restart deleted nova's non-durable exchange.
 	DefaultRedeclareInterval = 5 * time.Second
 )
+
+// declareDialTimeout bounds the dial, handshake included, of a declare's
+// connection; its heartbeat ends one whose broker stopped answering.
+const declareDialTimeout = 10 * time.Second
 
 // Config configures the consumer.
 type Config struct {
@@ -142,6 +147,11 @@ type Consumer struct {
 	// pending are the notifications whose dead-lettering failed, retried
 	// with backoff by consume (which alone touches them).
 	pending []pendingDeadLetter
+
+	// ops are the operations in flight (Alive): a declare, the Publish of
+	// a batch, a dead-letter, an ack; stallLimit is how long one may run.
+	ops        liveness.Ops
+	stallLimit time.Duration
 }
 
 // deadLetterer is the part of *bus.Consumer that dead-letters.
@@ -185,6 +195,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}
 	c := &Consumer{
 		cfg: cfg, deps: deps, log: deps.Logger.With("component", "listeners.openstack", "source", cfg.Source),
+		stallLimit: liveness.Limit(declareDialTimeout, bus.DefaultDeadLetterTimeout),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_listener_notifications_total",
 			Help: "OpenStack notifications by result (published, ignored, dead_lettered, dead_letter_failed).",
@@ -208,6 +219,26 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		}
 	}
 	return c, nil
+}
+
+// Alive reports whether the consumer is not stuck: no operation
+// (declaring the queue and its bindings, publishing the events of a batch
+// of notifications, dead-lettering one, acking one) has been in flight for
+// longer than four times its timeout, at least two minutes
+// (liveness.Limit). A declare's dial gives up after 10 s and its
+// connection's heartbeat notices a broker that stopped answering, a
+// dead-letter gives up after bus.DefaultDeadLetterTimeout, and a Publish
+// returns once the events are fsynced in the spool, or at once when it is
+// full, so only a hang outlives the limit. Waiting for notifications, and
+// retrying with backoff while the broker or the spool fails, is not stuck.
+// systemd's watchdog restarts a listener whose consumer is not alive; the
+// broker redelivers what it had not acked.
+func (c *Consumer) Alive() bool {
+	if d := c.ops.Longest(); d > c.stallLimit {
+		c.log.Error("stuck: an operation has run past the stall limit", "running_for", d, "limit", c.stallLimit)
+		return false
+	}
+	return true
 }
 
 // Run declares the queue and its bindings (retrying with backoff while the
@@ -261,9 +292,10 @@ func (c *Consumer) redeclare(ctx context.Context) {
 
 // declare sets up nova's exchange (as oslo declares it), Causeway's queue
 // and the bindings. The queue is durable: notifications sent while
-// Causeway is down wait there.
+// Causeway is down wait there. It is an operation of c.ops.
 func (c *Consumer) declare(ctx context.Context) error {
-	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second)})
+	defer c.ops.Begin()()
+	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(declareDialTimeout)})
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
@@ -351,7 +383,9 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 	}
 	backoff := c.cfg.ReconnectMin
 	for len(evs) > 0 {
+		end := c.ops.Begin()
 		err := c.deps.Publisher.Publish(ctx, evs...)
+		end()
 		if err == nil {
 			c.published.Add(float64(len(evs)))
 			break
@@ -389,7 +423,10 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 			continue
 		}
 		published++
-		if err := d.Ack(false); err != nil {
+		end := c.ops.Begin()
+		err := d.Ack(false)
+		end()
+		if err != nil {
 			// A stale delivery is redelivered; its events dedup by id.
 			c.log.Warn("ack failed: the notification will be redelivered (its events dedup)", "err", err)
 		}
@@ -402,7 +439,9 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 // queue with the reason. One that could not be moved stays unacked and is
 // tried again later (retryDeadLetters).
 func (c *Consumer) deadLetter(ctx context.Context, d bus.Delivery, why error) {
+	end := c.ops.Begin()
 	err := c.dl.DeadLetter(ctx, d, why.Error())
+	end()
 	if err == nil {
 		c.deadLettered(d, why)
 		return
@@ -458,7 +497,9 @@ func (c *Consumer) retryDeadLetters(ctx context.Context) {
 		if failed {
 			err = errors.New("not tried: the dead-letter path failed this round")
 		} else {
+			end := c.ops.Begin()
 			err = c.dl.DeadLetter(ctx, p.d, p.why.Error())
+			end()
 		}
 		switch {
 		case err == nil:

@@ -31,10 +31,21 @@ func runConsumer(t *testing.T, cfg Config, pub *fakePublisher) (stop func() erro
 // runConsumerWith is runConsumer with deps (its logger is the test's).
 func runConsumerWith(t *testing.T, cfg Config, deps Deps) (stop func() error) {
 	t.Helper()
+	_, stop = startConsumer(t, cfg, deps, 0)
+	return stop
+}
+
+// startConsumer is runConsumerWith that returns the consumer, whose stall
+// limit is stallLimit when that is not 0.
+func startConsumer(t *testing.T, cfg Config, deps Deps, stallLimit time.Duration) (c *Consumer, stop func() error) {
+	t.Helper()
 	deps.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if stallLimit != 0 {
+		c.stallLimit = stallLimit
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -46,7 +57,7 @@ func runConsumerWith(t *testing.T, cfg Config, deps Deps) (stop func() error) {
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return c, stop
 }
 
 type fakePublisher struct {
