@@ -58,8 +58,8 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(cmd.Context(), log, reg, metrics.listen(cmd, cfg.Drivers.MetricsListen),
-				actor{name: "publisher", run: pub.Run},
-				actor{name: "drivers", run: runner.Run},
+				actor{name: "publisher", run: pub.Run, alive: pub.Alive},
+				actor{name: "drivers", run: runner.Run, alive: runner.Alive},
 			)
 		},
 	})

@@ -49,20 +49,20 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 				return prefixErr("listener.publisher", err)
 			}
 			defer pub.Close()
-			actors := []actor{{name: "publisher", run: pub.Run}}
+			actors := []actor{{name: "publisher", run: pub.Run, alive: pub.Alive}}
 			if len(endpoints) > 0 {
 				srv, err := listeners.New(lc.Server, listeners.Deps{Publisher: pub, Endpoints: endpoints, Logger: log, Registerer: reg})
 				if err != nil {
 					return prefixErr("listener.server", err)
 				}
-				actors = append(actors, actor{name: "http server", run: srv.Run})
+				actors = append(actors, actor{name: "http server", run: srv.Run, alive: srv.Alive})
 			}
 			if lc.OpenStack != nil {
 				c, err := openstack.New(*lc.OpenStack, openstack.Deps{Publisher: pub, Logger: log, Registerer: reg})
 				if err != nil {
 					return prefixErr("listener.openstack", err)
 				}
-				actors = append(actors, actor{name: "openstack consumer", run: c.Run})
+				actors = append(actors, actor{name: "openstack consumer", run: c.Run, alive: c.Alive})
 			}
 			return serve(cmd.Context(), log, reg, metrics.listen(cmd, lc.MetricsListen), actors...)
 		},
