@@ -207,6 +207,12 @@ type Node struct {
 	r          atomic.Pointer[raft.Raft]
 	leaderTerm atomic.Uint64 // term of the running leader loop; 0 when none
 
+	// pause, when set (tests only, before Run), is called by the
+	// leadership loop at each pausePoint, so that a test can hold the
+	// loop there while it moves leadership with real raft: the races
+	// that the term checks guard then happen on cue.
+	pause func(pausePoint)
+
 	mIsLeader      prometheus.Gauge
 	mTerm          prometheus.Gauge
 	mLeaderChanges prometheus.Counter
@@ -378,6 +384,23 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
+// pausePoint is where the leadership loop calls Node.pause.
+type pausePoint int
+
+const (
+	// pauseCheck is before the loop reads raft's state.
+	pauseCheck pausePoint = iota
+	// pauseBarrier is after the Barrier of a new leader succeeded, before
+	// the leader loop is started.
+	pauseBarrier
+)
+
+func (n *Node) pauseAt(at pausePoint) {
+	if n.pause != nil {
+		n.pause(at)
+	}
+}
+
 // watch is the leadership loop: level-triggered, one leader loop at a time.
 // It returns when ctx ends, after the leader loop (if any) has returned.
 func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
@@ -402,6 +425,7 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 	defer stopLoop("shutdown")
 
 	for {
+		n.pauseAt(pauseCheck)
 		now := r.CurrentTerm()
 		n.mTerm.Set(float64(now))
 		leader := r.State() == raft.Leader
@@ -429,6 +453,7 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 				n.log.Warn("barrier after winning election", "err", err)
 				break
 			}
+			n.pauseAt(pauseBarrier)
 			// Leader at term: the term is read on both sides of the
 			// state, and terms only rise, so it did not change between
 			// (a lose-and-win there would start the loop with the term

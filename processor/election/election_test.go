@@ -20,6 +20,7 @@ type cluster struct {
 	t      testing.TB
 	trans  []*raft.InmemTransport
 	nodes  []*Node
+	gates  []*gate
 	cancel []context.CancelFunc
 	done   []chan error
 
@@ -37,6 +38,13 @@ func (c *cluster) successor(context.Context) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.next
+}
+
+// setNext sets what Successor answers.
+func (c *cluster) setNext(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next = id
 }
 
 func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
@@ -62,20 +70,28 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 	for i := range n {
 		id := fmt.Sprintf("n%d", i)
 		store := raft.NewInmemStore()
+		g := &gate{}
+		lead := c.onLead(id)
 		node, err := New(Config{
 			NodeID: id, Peers: peers,
 			HeartbeatTimeout: timeout, ElectionTimeout: timeout,
 			LeaderLeaseTimeout: timeout / 2, CommitTimeout: 5 * time.Millisecond,
 		}, Deps{
 			Registerer: prometheus.NewRegistry(),
-			OnLead:     c.onLead(id),
-			Successor:  c.successor,
-			Transport:  trans[i], LogStore: store, StableStore: store,
+			OnLead: func(ctx context.Context, term uint64) {
+				g.record(traceEvent{what: "lead", term: term, raftTerm: g.node.Term()})
+				lead(ctx, term)
+			},
+			Successor: c.successor,
+			Transport: trans[i], LogStore: store, StableStore: store,
 			SnapshotStore: raft.NewInmemSnapshotStore(),
 		})
 		if err != nil {
 			t.Fatalf("New(%s): %v", id, err)
 		}
+		g.node = node
+		node.pause = g.pause
+		c.gates = append(c.gates, g)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- node.Run(ctx) }()
@@ -89,6 +105,105 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 		}
 	})
 	return c
+}
+
+// traceEvent is one step of a node's leadership loop, as its gate saw it.
+type traceEvent struct {
+	what string // "check", "barrier" or "lead"
+	// term is, for a check, the term of the leader loop running as the
+	// loop looks at raft (0: none); for a barrier, raft's term as it
+	// succeeded; for a lead, the term the leader function was given.
+	term uint64
+	// raftTerm is, for a lead, raft's term as the leader function began.
+	raftTerm uint64
+}
+
+// gate traces a node's leadership loop at its pause points and, when
+// armed, holds it once at one of them until released.
+type gate struct {
+	node *Node // set before Run
+
+	mu      sync.Mutex
+	events  []traceEvent
+	armed   bool
+	at      pausePoint
+	parked  chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) record(e traceEvent) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.events = append(g.events, e)
+}
+
+// trace returns the events from index from on.
+func (g *gate) trace(from int) []traceEvent {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]traceEvent(nil), g.events[from:]...)
+}
+
+func (g *gate) pause(at pausePoint) {
+	switch at {
+	case pauseCheck:
+		g.record(traceEvent{what: "check", term: g.node.LeaderTerm()})
+	case pauseBarrier:
+		g.record(traceEvent{what: "barrier", term: g.node.Term()})
+	}
+	g.mu.Lock()
+	if !g.armed || g.at != at {
+		g.mu.Unlock()
+		return
+	}
+	g.armed = false
+	parked, release := g.parked, g.release
+	g.mu.Unlock()
+	close(parked)
+	<-release
+}
+
+// hold arms the gate at point at. It returns a channel closed once the
+// loop is held there, and the function that lets it go on (idempotent,
+// and called when the test ends).
+func (g *gate) hold(t testing.TB, at pausePoint) (parked <-chan struct{}, release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed, g.at = true, at
+	g.parked, g.release = make(chan struct{}), make(chan struct{})
+	release = sync.OnceFunc(func() { close(g.release) })
+	t.Cleanup(release)
+	return g.parked, release
+}
+
+// mark is the index of the next event.
+func (g *gate) mark() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.events)
+}
+
+// waitFor polls cond every few milliseconds until it holds, failing the
+// test after within.
+func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitClosed waits for ch to be closed, failing the test after within.
+func waitClosed(t testing.TB, what string, within time.Duration, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(within):
+		t.Fatalf("timed out after %s waiting for %s", within, what)
+	}
 }
 
 func (c *cluster) onLead(id string) LeaderFunc {
