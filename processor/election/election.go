@@ -9,8 +9,8 @@
 // goroutine (raft blocks on it), and every signal, plus a periodic check,
 // only makes the node look again at raft's current state: a dropped or
 // coalesced transition cannot leave a stale leader loop running. After
-// winning, the node waits for a Barrier (every earlier entry applied) before
-// it starts the leader function, and it starts the next one only after the
+// winning, the node waits for a Barrier of the term it leads at (every
+// earlier entry applied) before it starts the leader function, and it starts the next one only after the
 // previous one has returned: there are never two leader loops at once on a
 // node. The leader function receives the raft term at which this node
 // became leader, the fencing term that every leader write carries.
@@ -449,16 +449,19 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 		}
 		switch {
 		case leader && loopDone == nil:
+			// The loop's term is read before the Barrier and checked
+			// after it, with the state read between: terms only rise,
+			// so the node leads at that term, and the Barrier succeeded
+			// in it. Leadership lost and won again meanwhile fails the
+			// check, and the next look starts over with a Barrier of
+			// the new term: a term read after the Barrier would start
+			// the new term's loop on the old term's Barrier.
+			term := r.CurrentTerm()
 			if err := r.Barrier(n.cfg.BarrierTimeout).Error(); err != nil {
 				n.log.Warn("barrier after winning election", "err", err)
 				break
 			}
 			n.pauseAt(pauseBarrier)
-			// Leader at term: the term is read on both sides of the
-			// state, and terms only rise, so it did not change between
-			// (a lose-and-win there would start the loop with the term
-			// of another node's leadership).
-			term := r.CurrentTerm()
 			if r.State() != raft.Leader || r.CurrentTerm() != term {
 				break
 			}

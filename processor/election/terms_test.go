@@ -97,3 +97,55 @@ func TestNoLoopForALeaderDeposedAfterItsBarrier(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopStartsOnlyAfterABarrierOfItsTerm: leadership lost and won again
+// after a new leader's Barrier succeeded (here its loop is held after the
+// Barrier while it hands leadership away and gets it back) makes the
+// Barrier one of an older term. The leader loop must start only after a
+// Barrier of the term it is given, and with raft's term, not the older
+// one.
+func TestLoopStartsOnlyAfterABarrierOfItsTerm(t *testing.T) {
+	c := newCluster(t, 3, 100*time.Millisecond)
+	lead := c.waitLeader(-1)
+	i := (lead + 1) % 3
+	a, b := c.nodes[i], c.nodes[(lead+2)%3]
+	parked, release := c.gates[i].hold(t, pauseBarrier)
+	c.setNext(a.ID())
+	if err := c.nodes[lead].StepDown(); err != nil {
+		t.Fatalf("hand leadership to %s: %v", a.ID(), err)
+	}
+	waitClosed(t, a.ID()+"'s leadership loop held after its Barrier", 10*time.Second, parked)
+	old := a.Term()
+
+	c.setNext(b.ID())
+	if err := a.StepDown(); err != nil {
+		t.Fatalf("hand leadership to %s: %v", b.ID(), err)
+	}
+	waitFor(t, b.ID()+"'s leader loop", 10*time.Second, func() bool { return b.LeaderTerm() != 0 })
+	c.setNext(a.ID())
+	if err := b.StepDown(); err != nil {
+		t.Fatalf("hand leadership back to %s: %v", a.ID(), err)
+	}
+	waitFor(t, a.ID()+" leading again", 10*time.Second, func() bool { return a.State() == "Leader" })
+	now := a.Term()
+	if now <= old {
+		t.Fatalf("%s leads at term %d after its Barrier of term %d; want a newer term", a.ID(), now, old)
+	}
+	from := c.gates[i].mark()
+	release()
+
+	waitFor(t, fmt.Sprintf("%s's leader loop of term %d", a.ID(), now), 10*time.Second, func() bool { return a.LeaderTerm() == now })
+	barrier := false // a Barrier of term now seen since the release
+	for _, e := range c.gates[i].trace(from) {
+		switch e.what {
+		case "barrier":
+			barrier = barrier || e.term == now
+		case "lead":
+			if e.term != e.raftTerm {
+				t.Errorf("a leader loop began with term %d while raft was at term %d", e.term, e.raftTerm)
+			} else if !barrier {
+				t.Errorf("the leader loop of term %d began with no Barrier of that term: the last one succeeded at term %d", e.term, old)
+			}
+		}
+	}
+}
