@@ -602,10 +602,58 @@ func (n *Node) StepDown() error {
 // successorLimit bounds the Successor lookup of a hand-over.
 const successorLimit = 2 * time.Second
 
-// handOver transfers leadership: to the voter Deps.Successor names if it
-// names another voter, else (or if that transfer fails: the successor's
-// presence may outlive it by a few seconds) to raft's choice.
+// transferRetry is how often a hand-over asks raft again while it refuses
+// a transfer because an earlier one is still settling.
+const transferRetry = 10 * time.Millisecond
+
+// handOver transfers leadership: to the voter Deps.Successor names, if it
+// names another voter, else to raft's choice. If the transfer to the
+// successor fails (it is gone, while its presence row stays current for
+// up to 15 s), the other voters are tried in configuration order, which is
+// raft's own choice among voters alike (all are here: the event log is
+// not raft's), but the failed one is skipped: raft could pick it again.
+//
+// Raft refuses a transfer while the failed one's TimeoutNow RPC is still
+// out (ErrLeadershipTransferInProgress; until the transport gives up when
+// the successor's host is gone), so a refused transfer is asked again, for
+// as long as the hand-over has taken less than two heartbeat and two
+// election timeouts: past that, it would take longer than the election
+// that leaving without one causes.
 func (n *Node) handOver(r *raft.Raft) error {
+	deadline := time.Now().Add(2 * (n.cfg.HeartbeatTimeout + n.cfg.ElectionTimeout))
+	failed, err := n.handOverToSuccessor(r, deadline)
+	if failed == "" {
+		return err
+	}
+	n.log.Warn("leadership transfer to the successor failed; handing over to another voter", "successor", failed, "err", err)
+	errs := []error{fmt.Errorf("to %s, the successor: %w", failed, err)}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("read raft configuration: %w", err))...)
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.cfg.NodeID || string(s.ID) == failed || s.Suffrage != raft.Voter {
+			continue
+		}
+		if !time.Now().Before(deadline) {
+			errs = append(errs, errors.New("the hand-over took too long to try the other voters"))
+			break
+		}
+		n.log.Info("handing leadership over", "to", s.ID)
+		err := n.transfer(r, &s, deadline)
+		if err == nil || errors.Is(err, raft.ErrNotLeader) {
+			return err
+		}
+		errs = append(errs, fmt.Errorf("to %s: %w", s.ID, err))
+	}
+	return errors.Join(errs...)
+}
+
+// handOverToSuccessor transfers leadership to the voter Deps.Successor
+// names, or to raft's choice when it names none (or itself, or no other
+// voter). failed names the successor when the transfer to it failed (err
+// says why); it is "" otherwise, and err is the outcome.
+func (n *Node) handOverToSuccessor(r *raft.Raft, deadline time.Time) (failed string, err error) {
 	if n.deps.Successor != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), successorLimit)
 		id := n.deps.Successor(ctx)
@@ -617,17 +665,34 @@ func (n *Node) handOver(r *raft.Raft) error {
 						continue
 					}
 					n.log.Info("handing leadership over", "to", id)
-					err := r.LeadershipTransferToServer(s.ID, s.Address).Error()
+					err := n.transfer(r, &s, deadline)
 					if err == nil || errors.Is(err, raft.ErrNotLeader) {
-						return err
+						return "", err
 					}
-					n.log.Warn("leadership transfer to the successor failed; leaving the choice to raft", "to", id, "err", err)
-					break
+					return id, err
 				}
 			}
 		}
 	}
-	return r.LeadershipTransfer().Error()
+	return "", n.transfer(r, nil, deadline)
+}
+
+// transfer asks raft to hand leadership to s (nil: a voter of raft's
+// choice), and asks again, until deadline, while raft refuses because an
+// earlier transfer is still settling.
+func (n *Node) transfer(r *raft.Raft, s *raft.Server, deadline time.Time) error {
+	for {
+		var err error
+		if s == nil {
+			err = r.LeadershipTransfer().Error()
+		} else {
+			err = r.LeadershipTransferToServer(s.ID, s.Address).Error()
+		}
+		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) || !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(transferRetry)
+	}
 }
 
 // Join adds a voter. Only the leader can; others fail with ErrNotLeader.

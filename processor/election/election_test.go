@@ -1,9 +1,11 @@
 package election
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ type cluster struct {
 	trans  []*raft.InmemTransport
 	nodes  []*Node
 	gates  []*gate
+	logs   []*logBuffer
 	cancel []context.CancelFunc
 	done   []chan error
 
@@ -49,11 +52,23 @@ func (c *cluster) setNext(id string) {
 
 func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 	t.Helper()
+	return newClusterRPC(t, n, timeout, 0)
+}
+
+// newClusterRPC is newCluster with transports whose RPCs time out after
+// rpcTimeout (0: raft's default for in-memory transports, 500 ms; a
+// TimeoutNow, which starts a leadership transfer, gets ten times that).
+func newClusterRPC(t testing.TB, n int, timeout, rpcTimeout time.Duration) *cluster {
+	t.Helper()
 	c := &cluster{t: t, active: map[string]int{}}
 	addrs := make([]raft.ServerAddress, n)
 	trans := make([]*raft.InmemTransport, n)
 	for i := range n {
-		addrs[i], trans[i] = raft.NewInmemTransport("")
+		if rpcTimeout > 0 {
+			addrs[i], trans[i] = raft.NewInmemTransportWithTimeout("", rpcTimeout)
+		} else {
+			addrs[i], trans[i] = raft.NewInmemTransport("")
+		}
 	}
 	for i := range n {
 		for j := range n {
@@ -71,6 +86,7 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 		id := fmt.Sprintf("n%d", i)
 		store := raft.NewInmemStore()
 		g := &gate{}
+		logs := &logBuffer{}
 		lead := c.onLead(id)
 		node, err := New(Config{
 			NodeID: id, Peers: peers,
@@ -78,6 +94,7 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 			LeaderLeaseTimeout: timeout / 2, CommitTimeout: 5 * time.Millisecond,
 		}, Deps{
 			Registerer: prometheus.NewRegistry(),
+			Logger:     slog.New(slog.NewTextHandler(logs, nil)),
 			OnLead: func(ctx context.Context, term uint64) {
 				g.record(traceEvent{what: "lead", term: term, raftTerm: g.node.Term()})
 				lead(ctx, term)
@@ -92,6 +109,7 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 		g.node = node
 		node.pause = g.pause
 		c.gates = append(c.gates, g)
+		c.logs = append(c.logs, logs)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- node.Run(ctx) }()
@@ -105,6 +123,24 @@ func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
 		}
 	})
 	return c
+}
+
+// logBuffer keeps what a node logs.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // traceEvent is one step of a node's leadership loop, as its gate saw it.
