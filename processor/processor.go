@@ -183,14 +183,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	parts.Presence = func(ctx context.Context, state func() store.NodeState) error {
 		return store.Announce(ctx, db, p.cfg.NodeID, state, p.log)
 	}
-	parts.Successor = func(ctx context.Context) string {
-		ps, err := store.Present(ctx, db)
-		if err != nil {
-			p.log.Warn("hand-over: no successor chosen", "err", err)
-			return ""
-		}
-		return successor(ps, p.cfg.NodeID)
-	}
+	parts.Successor = presentSuccessor(db, p.cfg.NodeID, p.log)
 	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
 }
@@ -234,6 +227,20 @@ type Parts struct {
 	// Successor names the node a leader that hands leadership over
 	// should give it to (election.Deps.Successor); nil: raft's choice.
 	Successor func(ctx context.Context) string
+}
+
+// presentSuccessor is election.Deps.Successor over the presence rows in
+// db: the successor of self among the processors present; "" when the rows
+// cannot be read.
+func presentSuccessor(db *sql.DB, self string, log *slog.Logger) func(ctx context.Context) string {
+	return func(ctx context.Context) string {
+		ps, err := store.Present(ctx, db)
+		if err != nil {
+			log.Warn("hand-over: no successor chosen", "err", err)
+			return ""
+		}
+		return successor(ps, self)
+	}
 }
 
 // successor is the node that should lead after self: of the others whose
