@@ -29,18 +29,18 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	changes := make([]Change, 0, 2) // the alarm and its edge
 	var v *vertex
 	var prev Vertex
-	id, exists := g.lookup(CategoryAlarm, DeducedType, ext)
+	id, exists := g.keys[vkey{symAlarm, symDeduced, ext}]
 	if exists {
 		v = g.mut(id)
 		prev = g.export(v)
 	} else {
-		v = g.newVertex(CategoryAlarm, DeducedType, ext)
+		v = g.newVertex(symAlarm, symDeduced, ext)
 	}
 	v.name = a.Name
 	v.severity = g.sym(a.Severity)
-	v.state = g.sym("Active")
+	v.state = symActive
 	v.project = t.project
-	v.source = g.sym(EvaluatorSource)
+	v.source = symEvaluator
 	if v.deleted {
 		g.revive(v)
 	}
@@ -54,7 +54,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	case g.vertexChanged(&prev, v):
 		changes = append(changes, g.updated(VertexUpdated, prev, v))
 	}
-	changes = g.assertEdge(triple{v.id, t.id, RelOn}, owner{v.id, g.str(EvaluatorSource)}, changes)
+	changes = g.assertEdge(triple{v.id, t.id, RelOn}, owner{v.id, EvaluatorSource}, changes)
 	return v.id, changes
 }
 
@@ -76,7 +76,7 @@ func (g *Graph) SetCausal(from, to VertexID, present bool) []Change {
 		return nil
 	}
 	tr := triple{from, to, RelCauses}
-	own := owner{from, g.str(EvaluatorSource)}
+	own := owner{from, EvaluatorSource}
 	if present {
 		return g.assertEdge(tr, own, nil)
 	}

@@ -85,7 +85,7 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	if exists {
 		prev = g.export(v)
 	} else {
-		v = g.newVertex(cat, e.Type, e.ID)
+		v = g.newVertex(g.sym(cat), g.sym(e.Type), e.ID)
 	}
 	v.name = e.Name
 	if e.Name == v.ext {
@@ -142,14 +142,23 @@ func (g *Graph) props(m map[string]string) []prop {
 	return out
 }
 
+// normKey is what normalize reads of a vertex: category, type, and the
+// reported and deduced state (an alarm's severity, and none).
+type normKey [4]sym
+
 func (g *Graph) normalize(v *vertex) {
-	if g.s(v.category) == CategoryAlarm {
-		a, o := g.norm.Resolve(g.s(v.category), g.s(v.typ), g.s(v.severity), "")
-		v.agg, v.op = g.sym(a), g.sym(o)
+	k := normKey{v.category, v.typ, v.state, v.deduced}
+	if v.category == symAlarm {
+		k[2], k[3] = v.severity, 0
+	}
+	if r, ok := g.normed[k]; ok {
+		v.agg, v.op = r[0], r[1]
 		return
 	}
-	a, o := g.norm.Resolve(g.s(v.category), g.s(v.typ), g.s(v.state), g.s(v.deduced))
-	v.agg, v.op = g.sym(a), g.sym(o)
+	a, o := g.norm.Resolve(g.s(k[0]), g.s(k[1]), g.s(k[2]), g.s(k[3]))
+	r := [2]sym{g.sym(a), g.sym(o)}
+	g.normed[k] = r
+	v.agg, v.op = r[0], r[1]
 }
 
 // triple is an edge identity.
@@ -286,7 +295,7 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 	if id, ok := g.lookup(cat, typ, ext); ok {
 		return g.get(id)
 	}
-	v := g.newVertex(cat, typ, ext)
+	v := g.newVertex(g.sym(cat), g.sym(typ), ext)
 	v.placeholder = true
 	v.update = g.now
 	g.normalize(v)

@@ -27,6 +27,10 @@ type Graph struct {
 	// array. Symbol numbers depend on the order strings were first seen, so
 	// nothing outside the graph ever sees them and nothing is sorted by them.
 	syms symtab
+	// normed caches normalize's results by the symbols it reads: the
+	// Normalizer is fixed for the graph's life, and a few combinations of
+	// category, type and states cover every vertex.
+	normed map[normKey][2]sym
 	// own marks the vertices this graph may change in place. Clone shares
 	// vertices between two graphs and gives both a new mark, so each
 	// copies a shared vertex before its first change (see mut).
@@ -44,8 +48,21 @@ type symtab struct {
 	index map[string]sym
 }
 
+// Strings every graph uses hold fixed symbols, so the evaluator's
+// primitives name them without a lookup.
+const (
+	symAlarm sym = iota + 1
+	symDeduced
+	symActive
+	symEvaluator
+)
+
 func newSymtab() symtab {
-	return symtab{names: []string{""}, index: map[string]sym{"": 0}}
+	t := symtab{names: []string{""}, index: map[string]sym{"": 0}}
+	for _, s := range []string{CategoryAlarm, DeducedType, "Active", EvaluatorSource} {
+		t.of(s)
+	}
+	return t
 }
 
 func (t *symtab) of(s string) sym {
@@ -117,7 +134,7 @@ func New(norm *Normalizer) *Graph {
 	if norm == nil {
 		norm = DefaultNormalizer()
 	}
-	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), own: new(cowMark)}
+	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), normed: make(map[normKey][2]sym), own: new(cowMark)}
 }
 
 // str returns the graph's copy of s, so that equal strings share memory.
@@ -383,8 +400,8 @@ type edgeKey struct {
 }
 
 // newVertex allocates the next id.
-func (g *Graph) newVertex(category, typ, ext string) *vertex {
-	v := &vertex{id: VertexID(len(g.verts) + 1), category: g.sym(category), typ: g.sym(typ), ext: ext, own: g.own}
+func (g *Graph) newVertex(category, typ sym, ext string) *vertex {
+	v := &vertex{id: VertexID(len(g.verts) + 1), category: category, typ: typ, ext: ext, own: g.own}
 	g.verts = append(g.verts, v)
 	g.keys[g.key(v)] = v.id
 	return v

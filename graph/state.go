@@ -244,10 +244,11 @@ func (g *Graph) Clone() *Graph {
 	g.own = new(cowMark) // every vertex is shared now
 	return &Graph{
 		norm: g.norm, now: g.now, step: g.step,
-		verts: slices.Clone(g.verts),
-		keys:  maps.Clone(g.keys),
-		syncs: slices.Clone(g.syncs),
-		syms:  g.syms.clone(),
-		own:   new(cowMark),
+		verts:  slices.Clone(g.verts),
+		keys:   maps.Clone(g.keys),
+		syncs:  slices.Clone(g.syncs),
+		syms:   g.syms.clone(),
+		normed: make(map[normKey][2]sym),
+		own:    new(cowMark),
 	}
 }
