@@ -168,7 +168,13 @@ type binDecoder struct {
 	// to scan, and take a quarter of the memory of string headers.
 	all  string
 	ends []uint32
-	err  error
+	// reserved is what the templates being read still need of the
+	// remaining bytes, at their least: the included templates not yet
+	// read, binMinTemplate bytes each. A count of includes is checked
+	// against the bytes not reserved, so that nested counts cannot claim
+	// the same bytes once per level.
+	reserved int
+	err      error
 }
 
 var errBinTruncated = errors.New("truncated")
@@ -255,7 +261,7 @@ func (d *binDecoder) intn() int {
 // the remaining bytes cannot hold.
 func (d *binDecoder) count(size int) int {
 	v := d.uint()
-	if rest := uint64(len(d.data) - d.off); v > rest/uint64(size) {
+	if rest := uint64(max(0, len(d.data)-d.off-d.reserved)); v > rest/uint64(size) {
 		d.fail(fmt.Errorf("count %d at offset %d: the %d remaining bytes hold at most %d", v, d.off, rest, rest/uint64(size)))
 		return 0
 	}
@@ -349,7 +355,9 @@ func (d *binDecoder) state(s *evaluator.State) error {
 	if d.err != nil {
 		return fmt.Errorf("templates: %w", d.err)
 	}
+	d.reserved += len(s.Templates) * binMinTemplate
 	for i := range s.Templates {
+		d.reserved -= binMinTemplate
 		if err := d.template(&s.Templates[i], 1); err != nil {
 			return fmt.Errorf("template %d: %w", i, err)
 		}
@@ -373,7 +381,11 @@ func (d *binDecoder) template(t *evaluator.TemplateState, depth int) error {
 	if n > 0 {
 		t.Includes = make([]evaluator.TemplateState, n)
 	}
+	// The includes not yet read keep their least size reserved while
+	// each one (and what it includes) is read.
+	d.reserved += n * binMinTemplate
 	for i := range t.Includes {
+		d.reserved -= binMinTemplate
 		if err := d.template(&t.Includes[i], depth+1); err != nil {
 			return fmt.Errorf("include %d: %w", i, err)
 		}

@@ -523,6 +523,21 @@ func TestStateBinHostileCounts(t *testing.T) {
 			}
 		})
 	}
+	// Nested includes: each level's count claims the bytes that remain,
+	// which the enclosing levels' counts claimed already. What is
+	// allocated must stay within what the payload could describe once
+	// (56 bytes of TemplateState for each 3 bytes), not once per level.
+	const size = 1 << 20
+	c := uint64(size/binMinTemplate - 64)
+	nested := u(u(hdr(binKindEngine), 0, 0, 2, 0, 2, 0, 0, 2), 0, 0, 0, 0, c)
+	for range binMaxIncludeDepth - 1 {
+		nested = u(nested, 0, 0, c)
+	}
+	nested = withLength(append(nested, make([]byte, size-len(nested))...))
+	var nerr error
+	if n := allocated(func() { _, nerr = decodeEngineBin(nested) }); nerr == nil || n > 24*size {
+		t.Fatalf("nested includes: allocated %d bytes (%dx) for a payload of %d: %v", n, n/size, len(nested), nerr)
+	}
 	// A header claiming a huge payload: the reader allocates what arrives.
 	p := withLength(hdr(binKindEngine))
 	binary.BigEndian.PutUint64(p[6:], maxRawSize)
