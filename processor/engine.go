@@ -11,10 +11,24 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
-// CaptureEngine captures the machine for a snapshot (bin payload): a
-// *snapshot.Node whole (engine and subscriptions), or a bare
-// *evaluator.Engine in the engine-only encoding.
+// CaptureEngine captures the machine for a snapshot in the bin encodings
+// (CaptureIn of the default snapshot config).
 func CaptureEngine(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture, error) {
+	return captureIn(m, seq, recordedAt, snapshot.NodeBin, snapshot.EngineBin)
+}
+
+// CaptureIn returns a capture function writing the payload encodings cfg
+// names (snapshot.Config.Encoding).
+func CaptureIn(cfg snapshot.Config) func(Machine, int64, time.Time) (snapshot.Capture, error) {
+	node, engine := cfg.NodeEncoding(), cfg.EngineEncoding()
+	return func(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture, error) {
+		return captureIn(m, seq, recordedAt, node, engine)
+	}
+}
+
+// captureIn captures a *snapshot.Node whole (engine and subscriptions) in
+// the node encoding, or a bare *evaluator.Engine in the engine-only one.
+func captureIn(m Machine, seq int64, recordedAt time.Time, node, engine string) (snapshot.Capture, error) {
 	switch x := m.(type) {
 	case *snapshot.Node:
 		if recordedAt.IsZero() {
@@ -22,12 +36,12 @@ func CaptureEngine(m Machine, seq int64, recordedAt time.Time) (snapshot.Capture
 			// logical time is the recorded_at of the last record it holds.
 			recordedAt = x.Engine.Graph().Now()
 		}
-		return snapshot.CaptureNode(x, seq, recordedAt, snapshot.NodeBin)
+		return snapshot.CaptureNode(x, seq, recordedAt, node)
 	case *evaluator.Engine:
 		if recordedAt.IsZero() {
 			recordedAt = x.Graph().Now()
 		}
-		return snapshot.CaptureEngine(x, seq, recordedAt, snapshot.EngineBin)
+		return snapshot.CaptureEngine(x, seq, recordedAt, engine)
 	}
 	return snapshot.Capture{}, fmt.Errorf("capture: machine is %T, not *snapshot.Node", m)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/api/apitest"
+	"github.com/causeway/causeway/snapshot"
 )
 
 // engineBackend serves a real evaluator engine through the API.
@@ -79,6 +80,26 @@ func TestAPIOverRealEngine(t *testing.T) {
 	var buf bytes.Buffer
 	if err := c.Encode(&buf); err != nil || buf.Len() == 0 {
 		t.Fatalf("encode capture: %v", err)
+	}
+	// A config asking for gob (before a rollback to a release that reads
+	// only gob) captures in gob, and the payload restores.
+	for _, tc := range []struct{ cfg, want string }{{"", snapshot.EngineBin}, {"gob", snapshot.EngineGob}} {
+		cfg := snapshot.Config{Encoding: tc.cfg}.WithDefaults()
+		c, err := CaptureIn(cfg)(e, 4, time.Time{})
+		if err != nil || c.Encoding != tc.want {
+			t.Fatalf("capture with encoding %q: %q, %v; want %q", tc.cfg, c.Encoding, err, tc.want)
+		}
+		var p bytes.Buffer
+		if err := c.Encode(&p); err != nil {
+			t.Fatal(err)
+		}
+		m, err := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}.Restore(c.Encoding, &p)
+		if err != nil {
+			t.Fatalf("restore %s: %v", c.Encoding, err)
+		}
+		if m.(*evaluator.Engine).Graph().Len() != e.Graph().Len() {
+			t.Fatalf("restored %s graph has %d vertices, want %d", c.Encoding, m.(*evaluator.Engine).Graph().Len(), e.Graph().Len())
+		}
 	}
 
 	b := &engineBackend{Backend: apitest.Backend{Seq: 4, Leader: "p1"}, e: e}

@@ -131,7 +131,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	defer db.Close()
 	log := store.NewLog(db, p.deps.Now)
-	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}
+	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer(), Encoding: p.cfg.Snapshot.NodeEncoding()}
 
 	// bus labels its metrics with the component's role (subscriber,
 	// publisher) itself.
@@ -173,7 +173,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	parts := Parts{
 		Log: log, Stream: sub, Publisher: pub, Snapshots: writer, Reconstructor: recon,
 		Fence:   newLeaderFence(db, p.cfg.Snapshot.FenceName, p.cfg.FenceEvictAfter, p.deps.Logger),
-		Capture: CaptureEngine, Inspect: InspectEngine,
+		Capture: CaptureIn(p.cfg.Snapshot), Inspect: InspectEngine,
 		Produce: ProduceNode, Outbox: dbOutbox{db: db}, History: dbHistory{db: db},
 		SnapshotIndex: snapshot.NewStore(db, p.deps.Logger),
 	}

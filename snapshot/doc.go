@@ -45,7 +45,10 @@
 // fraction of its allocations. Earlier builds wrote gob, which is still
 // read. A build that does not know an encoding skips the snapshot
 // (ErrUnknownEncoding): a processor rolled back to such a build starts
-// from an older gob snapshot or a full replay.
+// from an older gob snapshot or a full replay, and has neither once
+// retention dropped the events before the oldest gob snapshot.
+// Config.Encoding "gob" makes the leader write gob again, so that a
+// cluster can be rolled back at any time.
 //
 // The leader writes snapshots in one of two ways. Writer.Take runs a
 // capture function under the processor's lock (the pause, measured in

@@ -99,12 +99,18 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
-	bad := Config{Policy: Policy{EveryEvents: -1}, ChunkSize: -5, Compression: "max", FenceName: ""}
+	if good.Encoding != "bin" || good.NodeEncoding() != NodeBin || good.EngineEncoding() != EngineBin {
+		t.Errorf("default encoding %q (%s, %s), want bin", good.Encoding, good.NodeEncoding(), good.EngineEncoding())
+	}
+	if g := (Config{Encoding: "gob"}); g.NodeEncoding() != NodeGob || g.EngineEncoding() != EngineGob {
+		t.Errorf("gob: %s, %s", g.NodeEncoding(), g.EngineEncoding())
+	}
+	bad := Config{Policy: Policy{EveryEvents: -1}, ChunkSize: -5, Compression: "max", FenceName: "", Encoding: "json"}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, path := range []string{"policy", "every_events", "chunk_size", "compression", "fence_name"} {
+	for _, path := range []string{"policy", "every_events", "chunk_size", "compression", "fence_name", "encoding"} {
 		if !contains(err.Error(), path) {
 			t.Errorf("error %q does not name %s", err, path)
 		}

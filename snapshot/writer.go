@@ -37,6 +37,28 @@ type Config struct {
 	Compression string `yaml:"compression"`
 	// FenceName is the fencing row checked with the leader's raft term.
 	FenceName string `yaml:"fence_name"`
+	// Encoding is the family of payload encodings snapshots are written
+	// in: "bin" (NodeBin, EngineBin) or "gob" (NodeGob, EngineGob), which
+	// releases before the bin encodings also read. Every release reads
+	// both; gob is for a cluster about to be rolled back to such a release.
+	Encoding string `yaml:"encoding"`
+}
+
+// NodeEncoding is the payload encoding of the node snapshots c writes.
+func (c Config) NodeEncoding() string {
+	if c.Encoding == "gob" {
+		return NodeGob
+	}
+	return NodeBin
+}
+
+// EngineEncoding is the payload encoding of the engine-only snapshots c
+// writes.
+func (c Config) EngineEncoding() string {
+	if c.Encoding == "gob" {
+		return EngineGob
+	}
+	return EngineBin
 }
 
 // WithDefaults fills the unset fields.
@@ -49,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FenceName == "" {
 		c.FenceName = DefaultFenceName
+	}
+	if c.Encoding == "" {
+		c.Encoding = "bin"
 	}
 	return c
 }
@@ -67,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.FenceName == "" {
 		errs = append(errs, errors.New("fence_name: empty"))
+	}
+	if c.Encoding != "bin" && c.Encoding != "gob" {
+		errs = append(errs, fmt.Errorf("encoding: %q is not one of bin, gob", c.Encoding))
 	}
 	return errors.Join(errs...)
 }
