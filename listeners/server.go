@@ -353,9 +353,13 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		}
 		if len(evs) > 0 {
 			var err error
-			end := s.publishing.Begin()
-			evs, partial, err = s.publish(r.Context(), ep, evs, partial)
-			end()
+			func() {
+				// Ended on every path: after a panic the handler recovers
+				// from, an operation left in flight would make the server
+				// stuck for good.
+				defer s.publishing.Begin()()
+				evs, partial, err = s.publish(r.Context(), ep, evs, partial)
+			}()
 			if err != nil {
 				// The publisher encodes every event before it spools any:
 				// one that cannot be encoded refuses the request whole.

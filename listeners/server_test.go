@@ -495,3 +495,57 @@ func TestServerNotAliveWhileAPublishHangs(t *testing.T) {
 		}
 	})
 }
+
+// panickingPublisher panics on its first Publish, as a publisher with a
+// bug would, and publishes every later call.
+type panickingPublisher struct {
+	fakePublisher
+	panicked bool
+}
+
+func (p *panickingPublisher) Publish(ctx context.Context, evs ...event.Event) error {
+	p.mu.Lock()
+	first := !p.panicked
+	p.panicked = true
+	p.mu.Unlock()
+	if first {
+		panic("publisher bug")
+	}
+	return p.fakePublisher.Publish(ctx, evs...)
+}
+
+// TestServerAliveAfterAPublishPanicked: a Publish that panics is
+// recovered by the handler (500) and its operation ends with it, so the
+// server stays alive long past StallLimit and takes the next request;
+// before, the operation stayed in flight for good and the listener was
+// restarted two minutes later.
+func TestServerAliveAfterAPublishPanicked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &panickingPublisher{}
+		s, err := listeners.New(listeners.Config{Auth: listeners.Auth{InsecureNoAuth: true}},
+			listeners.Deps{Publisher: pub, Endpoints: endpoints(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func() int {
+			req := httptest.NewRequest(http.MethodPost, "/v1/alertmanager", bytes.NewReader(file(t, "alertmanager/testdata/firing.json")))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			return rec.Code
+		}
+		if code := send(); code != http.StatusInternalServerError {
+			t.Fatalf("the request whose Publish panicked was answered %d, want 500", code)
+		}
+		time.Sleep(listeners.StallLimit + time.Second)
+		if !s.Alive() {
+			t.Fatal("not alive past the stall limit after a Publish panicked and was recovered")
+		}
+		if code := send(); code != http.StatusOK {
+			t.Fatalf("the next request was answered %d, want 200", code)
+		}
+		if n := pub.count(); n != 2 {
+			t.Errorf("published %d events, want the 2 of the next request", n)
+		}
+	})
+}
