@@ -47,6 +47,11 @@ func waitAlive(t *testing.T, c *Consumer, want bool, within time.Duration) time.
 	return time.Since(start)
 }
 
+// testStallLimit is the stall limit the tests shorten the consumer's to:
+// far above what a declare, an ack or a Publish into a fake takes on a
+// loaded machine, so that only the operation a test holds can exceed it.
+const testStallLimit = time.Second
+
 // TestConsumerNotAliveWhileAPublishHangs: a notification whose events'
 // Publish has run past the stall limit (shortened here) makes the
 // consumer stuck; once the Publish returns, the notification is acked and
@@ -57,23 +62,27 @@ func TestConsumerNotAliveWhileAPublishHangs(t *testing.T) {
 	pub := &hangingPublisher{release: make(chan struct{}), entered: make(chan struct{}, 1)}
 	release := sync.OnceFunc(func() { close(pub.release) })
 	defer release()
-	const limit = 300 * time.Millisecond
+	const limit = testStallLimit
 	c, stop := startConsumer(t, Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}},
 		Deps{Publisher: pub}, limit)
 	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
 	if !c.Alive() {
 		t.Fatal("not alive waiting for notifications")
 	}
+	// Taken before the notification is sent, so before the Publish's
+	// operation began: the consumer may not be stuck sooner than limit
+	// after it. (Taken once Publish was entered, it came after the
+	// operation began, and not alive could follow it by less than limit.)
+	began := time.Now()
 	b.publish("testdata/instance_create_end.json")
 	select {
 	case <-pub.entered:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the notification was not published within 20s")
 	}
-	began := time.Now()
 	waitAlive(t, c, false, 10*time.Second)
 	if took := time.Since(began); took < limit {
-		t.Fatalf("not alive %s into the Publish, short of the limit %s", took, limit)
+		t.Fatalf("not alive %s after the notification was sent, short of the limit %s", took, limit)
 	}
 	release()
 	waitAlive(t, c, true, 10*time.Second)
@@ -93,19 +102,19 @@ func TestConsumerAliveWhileBackingOff(t *testing.T) {
 	url := bustest.VHost(t)
 	b := dial(t, url)
 	pub := &fakePublisher{fail: -1}
-	const limit = 300 * time.Millisecond
+	const limit = testStallLimit
 	c, stop := startConsumer(t, Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}},
 		Deps{Publisher: pub}, limit)
 	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
 	b.publish("testdata/instance_create_end.json")
 	waitFor(t, "publish attempts", func() bool { _, calls := pub.snapshot(); return calls >= 1 })
-	for end := time.Now().Add(4 * limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(3 * limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if !c.Alive() {
 			t.Fatal("not alive while retrying a failing Publish with backoff")
 		}
 	}
 	if _, calls := pub.snapshot(); calls < 4 {
-		t.Errorf("%d Publish calls in %s; want the failing one retried", calls, 4*limit)
+		t.Errorf("%d Publish calls in %s; want the failing one retried", calls, 3*limit)
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
@@ -121,7 +130,7 @@ func TestConsumerAliveWhileBackingOff(t *testing.T) {
 	rabbitmqctl(t, "clear_permissions", "-p", vhost, user)
 	c, _ = startConsumer(t, Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}},
 		Deps{Publisher: &fakePublisher{}}, limit)
-	for end := time.Now().Add(4 * limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(3 * limit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if !c.Alive() {
 			t.Fatal("not alive while the broker refuses the consumer")
 		}
