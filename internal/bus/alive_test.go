@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/event"
 )
 
 // waitAlive waits until p.Alive() is want, and returns how long that took.
@@ -155,9 +157,11 @@ func TestPublisherAliveThroughABrokerOutage(t *testing.T) {
 
 // freezer is a TCP proxy to the broker whose traffic the test can stop
 // and resume, in both directions, with the connections left open: a
-// broker connection that stopped moving.
+// broker connection that stopped moving. With a rate, it is a slow link
+// instead.
 type freezer struct {
 	addr   string
+	rate   int // bytes per second in each direction; 0: as fast as it goes
 	mu     sync.Mutex
 	frozen bool
 	thawed *sync.Cond
@@ -166,11 +170,20 @@ type freezer struct {
 // newFreezer proxies a listener on a free loopback port to target.
 func newFreezer(t *testing.T, target string) *freezer {
 	t.Helper()
+	return newSlowLink(t, target, 0)
+}
+
+// newSlowLink is newFreezer with traffic held to rate bytes per second in
+// each direction (0: no limit). A slow link also buffers little: its
+// receive buffers are small, so that a sender blocks on it soon rather
+// than after filling megabytes of kernel buffers.
+func newSlowLink(t *testing.T, target string, rate int) *freezer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &freezer{addr: ln.Addr().String()}
+	f := &freezer{addr: ln.Addr().String(), rate: rate}
 	f.thawed = sync.NewCond(&f.mu)
 	var conns sync.WaitGroup
 	var mu sync.Mutex
@@ -196,6 +209,13 @@ func newFreezer(t *testing.T, target string) *freezer {
 				_ = in.Close()
 				continue
 			}
+			if f.rate > 0 {
+				for _, c := range []net.Conn{in, out} {
+					if err := c.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+						t.Errorf("proxy read buffer: %v", err)
+					}
+				}
+			}
 			mu.Lock()
 			open = append(open, in, out)
 			mu.Unlock()
@@ -206,10 +226,12 @@ func newFreezer(t *testing.T, target string) *freezer {
 	return f
 }
 
-// copy forwards src to dst, holding each chunk while the proxy is frozen.
+// copy forwards src to dst, holding each chunk while the proxy is frozen,
+// and, with a rate, until the bytes so far are due at that rate.
 func (f *freezer) copy(dst, src net.Conn) {
 	defer func() { _ = dst.Close(); _ = src.Close() }()
 	buf := make([]byte, 32<<10)
+	start, sent := time.Now(), 0
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -218,6 +240,10 @@ func (f *freezer) copy(dst, src net.Conn) {
 				f.thawed.Wait()
 			}
 			f.mu.Unlock()
+			if f.rate > 0 {
+				sent += n
+				time.Sleep(time.Until(start.Add(time.Duration(sent) * time.Second / time.Duration(f.rate))))
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -280,5 +306,54 @@ func TestPublisherNotAliveWhileAConfirmHangs(t *testing.T) {
 	}
 	if got := metricValue(t, p.conn.failures); got != 0 {
 		t.Errorf("%v failed sessions; want the frozen one to have gone on once thawed", got)
+	}
+}
+
+// TestPublisherAliveWhileASlowSendProgresses: over a slow link, sending a
+// window of large events takes several times the stall limit, while each
+// one takes a small part of it: the publisher makes progress, so it is not
+// stuck, and stays alive throughout. (Each message sent begins a step of
+// its own; one step for the whole send phase ran past the limit.)
+func TestPublisherAliveWhileASlowSendProgresses(t *testing.T) {
+	u := bustest.VHost(t)
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8 MiB/s: a 512 KiB event crosses in 64 ms, the 64 of them in 4 s,
+	// less the few MiB that the kernel buffers take at once.
+	const rate, size, n = 8 << 20, 512 << 10, 64
+	f := newSlowLink(t, parsed.Host, rate)
+	parsed.Host = f.addr
+	p := newTestPublisher(t, parsed.String(), "", nil)
+	const limit = time.Second
+	p.stallLimit = limit
+	ctx := context.Background()
+	for i := range n { // spooled before Run: its first turn sends them all
+		ev := testEvent(i)
+		ev.Kind, ev.Template = event.KindTemplatePut, &event.Template{Name: ev.EventID, Body: strings.Repeat("x", size)}
+		if err := p.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	began := time.Now()
+	start(t, p.Run)
+	for deadline := began.Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if !p.Alive() {
+			t.Fatalf("not alive %s into sending %d events of %d KiB at %d MiB/s", time.Since(began), n, size>>10, rate>>20)
+		}
+		if left, _ := p.Spooled(); left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the spool did not drain within 2 minutes")
+		}
+	}
+	// Else the test shows nothing: the send phase must outlast the limit.
+	if took := time.Since(began); took < 2*limit {
+		t.Fatalf("the spool drained in %s; want a send phase of more than twice the limit %s", took, limit)
+	}
+	if got := metricValue(t, p.conn.failures); got != 0 {
+		t.Errorf("%v failed sessions; want the slow one to have gone on", got)
 	}
 }

@@ -217,9 +217,9 @@ func (p *Publisher) Close() error { return p.spool.close() }
 
 // Alive reports whether the publisher is not stuck: no spool commit (an
 // fsync), and no step of its broker session (setting the channel up,
-// reading the spool and sending, waiting for the oldest confirm, which
-// confirm_timeout bounds), has been in flight for longer than four times
-// confirm_timeout, at least two minutes (liveness.Limit). Waiting for
+// reading the spool, sending one message, waiting for the oldest confirm,
+// which confirm_timeout bounds), has been in flight for longer than four
+// times confirm_timeout, at least two minutes (liveness.Limit). Waiting for
 // events to send is not stuck, nor is reconnecting with backoff while the
 // broker is away, nor a step the broker holds up by blocking the
 // connection (a resource alarm) until that limit has passed since it
@@ -254,8 +254,12 @@ type inFlight struct {
 // session publishes the spool over one connection until it fails or ctx
 // ends. Each session starts again from the head of the spool, so events
 // left unconfirmed by the previous one are sent again, in order. Its
-// setup, and each turn of its loop but the wait for events to send, is a
-// step tracked by p.sending.
+// setup, each read of the spool, each message sent and each wait for the
+// oldest confirm is a step tracked by p.sending (waiting for events to
+// send is none): a send phase of up to max_in_flight large messages over
+// a slow link may take longer than the stall limit as a whole while it
+// progresses, and only a message that does not go out, or a confirm that
+// does not come, is stuck.
 func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 	end := p.sending.Begin()
 	defer func() { end() }()
@@ -328,6 +332,8 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				if r.recordedAt != 0 {
 					msg.Headers = amqp.Table{RecordedAtHeader: time.Unix(0, r.recordedAt).UTC().Format(time.RFC3339Nano)}
 				}
+				end()
+				end = p.sending.Begin()
 				// Clipped again: a record spooled by an earlier release
 				// may hold a key AMQP cannot carry.
 				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, clip.String(r.routingKey, MaxRoutingKey), true, false, msg)
@@ -358,6 +364,8 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		if len(flight) < window {
 			more = p.spool.appended
 		}
+		end()
+		end = p.sending.Begin()
 		confirmTimer.Reset(time.Until(flight[0].sent.Add(p.cfg.ConfirmTimeout)))
 		select {
 		case <-ctx.Done():
