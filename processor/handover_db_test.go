@@ -18,8 +18,10 @@ import (
 // TestHandOverSkipsAKilledSuccessor: the processor that the presence rows
 // name as the successor (ready, most applied) is killed; its row stays
 // current for up to 15 s, so the leader that steps down still names it,
-// and its transfer fails. Leadership goes to the processor left instead.
-// Real raft (in memory) and the rows in MariaDB.
+// and its transfer fails. Leadership goes to the ready processor left,
+// which the rows name once the killed one is excluded, not to one still
+// loading its graph that comes before it in the configuration. Real raft
+// (in memory) and the rows in MariaDB.
 func TestHandOverSkipsAKilledSuccessor(t *testing.T) {
 	dsn := storetest.NewDB(t)
 	ctx := context.Background()
@@ -30,10 +32,10 @@ func TestHandOverSkipsAKilledSuccessor(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	log := slog.New(slog.DiscardHandler)
 
-	// Three voters whose transports time out after 50 ms, so that raft's
+	// Four voters whose transports time out after 50 ms, so that raft's
 	// transfer to one whose raft stopped gives up (ten RPC timeouts) well
 	// within the hand-over's time.
-	const n = 3
+	const n = 4
 	addrs := make([]raft.ServerAddress, n)
 	trans := make([]*raft.InmemTransport, n)
 	for i := range n {
@@ -91,43 +93,55 @@ func TestHandOverSkipsAKilledSuccessor(t *testing.T) {
 		}
 		return false
 	})
-	others := []int{(lead + 1) % n, (lead + 2) % n}
-	killed, live := others[0], others[1]
+	var others []int // in configuration order
+	for i := range n {
+		if i != lead {
+			others = append(others, i)
+		}
+	}
+	killed, loading, live := others[0], others[1], others[2]
 
-	// Every processor says it is ready; the one to be killed has applied
-	// most, so it is the successor. It announces on a pool of its own.
-	announce := func(db *sql.DB, i int, applied int64) (stop func()) {
+	// Every processor but one says it is ready; the one to be killed has
+	// applied most, so it is the successor. It announces on a pool of its
+	// own. The one still loading has applied most of the others.
+	announce := func(db *sql.DB, i int, ready bool, applied int64) (stop func()) {
 		actx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = store.Announce(actx, db, peers[i].ID, func() store.NodeState { return store.NodeState{Ready: true, AppliedSeq: applied} }, log)
+			_ = store.Announce(actx, db, peers[i].ID, func() store.NodeState { return store.NodeState{Ready: ready, AppliedSeq: applied} }, log)
 		}()
 		stop = func() { cancel(); <-done }
 		t.Cleanup(stop)
 		return stop
 	}
-	announce(db, lead, 10)
-	announce(db, live, 10)
+	announce(db, lead, true, 10)
+	announce(db, live, true, 10)
+	announce(db, loading, false, 15)
 	killedDB, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopKilled := announce(killedDB, killed, 20)
+	stopKilled := announce(killedDB, killed, true, 20)
 	leaderSuccessor := presentSuccessor(db, peers[lead].ID, log)
-	waitFor(t, "the successor named by the presence rows", func() bool { return leaderSuccessor(ctx) == peers[killed].ID })
+	waitFor(t, "the successor named by the presence rows", func() bool {
+		return leaderSuccessor(ctx, nil) == peers[killed].ID && leaderSuccessor(ctx, []string{peers[killed].ID}) == peers[live].ID
+	})
 
 	// Killed: its raft stops, and its row is neither refreshed nor
 	// deleted (its pool is closed under it).
 	stops[killed]()
 	_ = killedDB.Close()
 	stopKilled()
-	if got := leaderSuccessor(ctx); got != peers[killed].ID {
+	if got := leaderSuccessor(ctx, nil); got != peers[killed].ID {
 		t.Fatalf("successor after the kill = %q; want %s, whose row is still current", got, peers[killed].ID)
 	}
 
 	if err := nodes[lead].StepDown(); err != nil {
 		t.Fatalf("step down with the successor %s killed: %v; want leadership handed to %s", peers[killed].ID, err, peers[live].ID)
 	}
-	waitFor(t, peers[live].ID+" leading", func() bool { return nodes[live].LeaderTerm() != 0 })
+	waitFor(t, "a new leader", func() bool { return nodes[live].LeaderTerm() != 0 || nodes[loading].LeaderTerm() != 0 })
+	if nodes[loading].LeaderTerm() != 0 {
+		t.Fatalf("%s, still loading, leads; want %s, the ready one left", peers[loading].ID, peers[live].ID)
+	}
 }

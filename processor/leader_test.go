@@ -228,17 +228,20 @@ func TestSuccessorIsReadyAndMostApplied(t *testing.T) {
 		return store.Presence{NodeID: id, NodeState: store.NodeState{Ready: ready, AppliedSeq: applied}}
 	}
 	for _, tc := range []struct {
-		name string
-		ps   []store.Presence
-		want string
+		name    string
+		ps      []store.Presence
+		exclude []string
+		want    string
 	}{
-		{"none ready", []store.Presence{p("a", false, 9), p("self", true, 9)}, ""},
-		{"the ready one, though behind", []store.Presence{p("a", false, 9), p("b", true, 5), p("self", true, 9)}, "b"},
-		{"most applied", []store.Presence{p("a", true, 5), p("b", true, 8), p("c", true, 7)}, "b"},
-		{"lowest id among equals", []store.Presence{p("c", true, 8), p("b", true, 8), p("self", true, 9)}, "b"},
-		{"never itself", []store.Presence{p("self", true, 9)}, ""},
+		{"none ready", []store.Presence{p("a", false, 9), p("self", true, 9)}, nil, ""},
+		{"the ready one, though behind", []store.Presence{p("a", false, 9), p("b", true, 5), p("self", true, 9)}, nil, "b"},
+		{"most applied", []store.Presence{p("a", true, 5), p("b", true, 8), p("c", true, 7)}, nil, "b"},
+		{"lowest id among equals", []store.Presence{p("c", true, 8), p("b", true, 8), p("self", true, 9)}, nil, "b"},
+		{"never itself", []store.Presence{p("self", true, 9)}, nil, ""},
+		{"the next ready one, the best excluded", []store.Presence{p("a", false, 9), p("b", true, 8), p("c", true, 7)}, []string{"b"}, "c"},
+		{"none, every ready one excluded", []store.Presence{p("a", false, 9), p("b", true, 8), p("c", true, 7)}, []string{"c", "b"}, ""},
 	} {
-		if got := successor(tc.ps, "self"); got != tc.want {
+		if got := successor(tc.ps, "self", tc.exclude); got != tc.want {
 			t.Errorf("%s: successor = %q; want %q", tc.name, got, tc.want)
 		}
 	}

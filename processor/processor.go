@@ -225,31 +225,33 @@ type Parts struct {
 	// (nil: not said).
 	Presence func(ctx context.Context, state func() store.NodeState) error
 	// Successor names the node a leader that hands leadership over
-	// should give it to (election.Deps.Successor); nil: raft's choice.
-	Successor func(ctx context.Context) string
+	// should give it to, none of exclude (election.Deps.Successor); nil:
+	// the first voter in configuration order.
+	Successor func(ctx context.Context, exclude []string) string
 }
 
 // presentSuccessor is election.Deps.Successor over the presence rows in
-// db: the successor of self among the processors present; "" when the rows
-// cannot be read.
-func presentSuccessor(db *sql.DB, self string, log *slog.Logger) func(ctx context.Context) string {
-	return func(ctx context.Context) string {
+// db: the successor of self among the processors present, those in
+// exclude left out; "" when the rows cannot be read.
+func presentSuccessor(db *sql.DB, self string, log *slog.Logger) func(ctx context.Context, exclude []string) string {
+	return func(ctx context.Context, exclude []string) string {
 		ps, err := store.Present(ctx, db)
 		if err != nil {
 			log.Warn("hand-over: no successor chosen", "err", err)
 			return ""
 		}
-		return successor(ps, self)
+		return successor(ps, self, exclude)
 	}
 }
 
 // successor is the node that should lead after self: of the others whose
-// presence says ready, the one that has applied most (the lowest id among
-// equals); "" when none is ready.
-func successor(ps []store.Presence, self string) string {
+// presence says ready, and that are not in exclude (a transfer to them
+// failed), the one that has applied most (the lowest id among equals); ""
+// when none is ready.
+func successor(ps []store.Presence, self string, exclude []string) string {
 	best := -1
 	for i, p := range ps {
-		if p.NodeID == self || !p.Ready {
+		if p.NodeID == self || !p.Ready || slices.Contains(exclude, p.NodeID) {
 			continue
 		}
 		if best < 0 || p.AppliedSeq > ps[best].AppliedSeq || (p.AppliedSeq == ps[best].AppliedSeq && p.NodeID < ps[best].NodeID) {

@@ -25,6 +25,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -183,11 +184,11 @@ type Deps struct {
 	// OnLead runs the leader's duties; nil runs none.
 	OnLead LeaderFunc
 	// Successor names the voter a leader that hands leadership over (on
-	// stop, or StepDown) should give it to: one ready to serve. "" (or
-	// nil, or a name that is not another voter) leaves the choice to raft,
-	// which picks the most up-to-date voter of its own log: all of them
-	// alike here, since the event log is not raft's.
-	Successor func(ctx context.Context) string
+	// stop, or StepDown) should give it to: one ready to serve, and none
+	// of exclude, the voters that a transfer of this hand-over failed to
+	// (it is asked again after each failure). "" (or nil, or a name that
+	// is not another voter) leaves the choice to configuration order.
+	Successor func(ctx context.Context, exclude []string) string
 
 	// Transport and the stores replace the TCP transport and the bolt and
 	// file stores (tests use raft's in-memory ones). Either all of
@@ -606,88 +607,90 @@ const successorLimit = 2 * time.Second
 // a transfer because an earlier one is still settling.
 const transferRetry = 10 * time.Millisecond
 
-// handOver transfers leadership: to the voter Deps.Successor names, if it
-// names another voter, else to raft's choice. If the transfer to the
-// successor fails (it is gone, while its presence row stays current for
-// up to 15 s), the other voters are tried in configuration order, which is
-// raft's own choice among voters alike (all are here: the event log is
-// not raft's), but the failed one is skipped: raft could pick it again.
+// handOver transfers leadership to another voter: to the one
+// Deps.Successor names, else to the first in configuration order. That is
+// raft's own choice among voters alike (all are here: the event log is not
+// raft's), made here rather than by raft so that a failed transfer names
+// the voter it failed to. When a transfer fails (the voter is gone, while
+// a successor's presence row stays current for up to 15 s), the successor
+// is asked again with the voters that failed excluded, and configuration
+// order, past them, serves only when it names none: leadership goes to a
+// ready voter while one is left, and never again to one that failed, which
+// raft, all voters being alike to it, could pick again.
 //
 // Raft refuses a transfer while the failed one's TimeoutNow RPC is still
 // out (ErrLeadershipTransferInProgress; until the transport gives up when
-// the successor's host is gone), so a refused transfer is asked again, for
-// as long as the hand-over has taken less than two heartbeat and two
+// the voter's host is gone), so a refused transfer is asked again, for as
+// long as the hand-over has taken less than two heartbeat and two
 // election timeouts: past that, it would take longer than the election
 // that leaving without one causes.
 func (n *Node) handOver(r *raft.Raft) error {
 	deadline := time.Now().Add(2 * (n.cfg.HeartbeatTimeout + n.cfg.ElectionTimeout))
-	failed, err := n.handOverToSuccessor(r, deadline)
-	if failed == "" {
-		return err
-	}
-	n.log.Warn("leadership transfer to the successor failed; handing over to another voter", "successor", failed, "err", err)
-	errs := []error{fmt.Errorf("to %s, the successor: %w", failed, err)}
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("read raft configuration: %w", err))...)
+		return fmt.Errorf("read raft configuration: %w", err)
 	}
+	var voters []raft.Server // the others, in configuration order
 	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == n.cfg.NodeID || string(s.ID) == failed || s.Suffrage != raft.Voter {
-			continue
+		if string(s.ID) != n.cfg.NodeID && s.Suffrage == raft.Voter {
+			voters = append(voters, s)
 		}
-		if !time.Now().Before(deadline) {
-			errs = append(errs, errors.New("the hand-over took too long to try the other voters"))
-			break
+	}
+	if len(voters) == 0 {
+		return errors.New("no other voter to hand leadership to")
+	}
+	var failed []string
+	var errs []error
+	for {
+		if len(failed) > 0 && !time.Now().Before(deadline) {
+			return errors.Join(append(errs, errors.New("the hand-over took too long to try another voter"))...)
 		}
-		n.log.Info("handing leadership over", "to", s.ID)
-		err := n.transfer(r, &s, deadline)
+		s, named := n.target(voters, failed)
+		if s == nil {
+			return errors.Join(errs...)
+		}
+		n.log.Info("handing leadership over", "to", s.ID, "successor", named)
+		err := n.transfer(r, s, deadline)
 		if err == nil || errors.Is(err, raft.ErrNotLeader) {
 			return err
 		}
+		n.log.Warn("leadership transfer failed; handing over to another voter", "to", s.ID, "err", err)
 		errs = append(errs, fmt.Errorf("to %s: %w", s.ID, err))
+		failed = append(failed, string(s.ID))
 	}
-	return errors.Join(errs...)
 }
 
-// handOverToSuccessor transfers leadership to the voter Deps.Successor
-// names, or to raft's choice when it names none (or itself, or no other
-// voter). failed names the successor when the transfer to it failed (err
-// says why); it is "" otherwise, and err is the outcome.
-func (n *Node) handOverToSuccessor(r *raft.Raft, deadline time.Time) (failed string, err error) {
+// target is the voter of voters to hand leadership to next, those in
+// failed left out: the one Deps.Successor names, else the first in
+// configuration order; nil when none is left. named says whether
+// Deps.Successor named it.
+func (n *Node) target(voters []raft.Server, failed []string) (s *raft.Server, named bool) {
 	if n.deps.Successor != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), successorLimit)
-		id := n.deps.Successor(ctx)
+		id := n.deps.Successor(ctx, slices.Clone(failed))
 		cancel()
-		if id != "" && id != n.cfg.NodeID {
-			if f := r.GetConfiguration(); f.Error() == nil {
-				for _, s := range f.Configuration().Servers {
-					if string(s.ID) != id || s.Suffrage != raft.Voter {
-						continue
-					}
-					n.log.Info("handing leadership over", "to", id)
-					err := n.transfer(r, &s, deadline)
-					if err == nil || errors.Is(err, raft.ErrNotLeader) {
-						return "", err
-					}
-					return id, err
+		if id != "" && !slices.Contains(failed, id) {
+			for i := range voters {
+				if string(voters[i].ID) == id {
+					return &voters[i], true
 				}
 			}
 		}
 	}
-	return "", n.transfer(r, nil, deadline)
+	for i := range voters {
+		if !slices.Contains(failed, string(voters[i].ID)) {
+			return &voters[i], false
+		}
+	}
+	return nil, false
 }
 
-// transfer asks raft to hand leadership to s (nil: a voter of raft's
-// choice), and asks again, until deadline, while raft refuses because an
-// earlier transfer is still settling.
+// transfer asks raft to hand leadership to s, and asks again, until
+// deadline, while raft refuses because an earlier transfer is still
+// settling.
 func (n *Node) transfer(r *raft.Raft, s *raft.Server, deadline time.Time) error {
 	for {
-		var err error
-		if s == nil {
-			err = r.LeadershipTransfer().Error()
-		} else {
-			err = r.LeadershipTransferToServer(s.ID, s.Address).Error()
-		}
+		err := r.LeadershipTransferToServer(s.ID, s.Address).Error()
 		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) || !time.Now().Before(deadline) {
 			return err
 		}

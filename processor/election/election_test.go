@@ -34,20 +34,32 @@ type cluster struct {
 	maxOnNode int
 	starts    []string // node ids, in start order
 	terms     []uint64
-	next      string // what Successor answers ("": raft's choice)
+	// next is what Successor answers: the first of these that is neither
+	// the node asking nor excluded (none: configuration order), as the
+	// processors ready to serve, best first.
+	next []string
 }
 
-func (c *cluster) successor(context.Context) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.next
+// successor is Deps.Successor of node self.
+func (c *cluster) successor(self string) func(context.Context, []string) string {
+	return func(_ context.Context, exclude []string) string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, id := range c.next {
+			if id != self && !slices.Contains(exclude, id) {
+				return id
+			}
+		}
+		return ""
+	}
 }
 
-// setNext sets what Successor answers.
-func (c *cluster) setNext(id string) {
+// setNext sets what Successor answers: the first of ids that is neither
+// the node asking nor excluded.
+func (c *cluster) setNext(ids ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.next = id
+	c.next = ids
 }
 
 func newCluster(t testing.TB, n int, timeout time.Duration) *cluster {
@@ -99,7 +111,7 @@ func newClusterRPC(t testing.TB, n int, timeout, rpcTimeout time.Duration) *clus
 				g.record(traceEvent{what: "lead", term: term, raftTerm: g.node.Term()})
 				lead(ctx, term)
 			},
-			Successor: c.successor,
+			Successor: c.successor(id),
 			Transport: trans[i], LogStore: store, StableStore: store,
 			SnapshotStore: raft.NewInmemSnapshotStore(),
 		})
@@ -368,8 +380,8 @@ func TestElectionFailover(t *testing.T) {
 }
 
 // TestHandOverGoesToTheSuccessor: a leader that stops, or steps down,
-// hands leadership to the voter Successor names, not to raft's own pick
-// (all voters are alike to raft: the first in the configuration).
+// hands leadership to the voter Successor names, not to the first in
+// the configuration (raft's own pick, all voters being alike to it).
 func TestHandOverGoesToTheSuccessor(t *testing.T) {
 	c := newCluster(t, 5, 100*time.Millisecond)
 	lead := c.waitLeader(-1)
@@ -382,18 +394,14 @@ func TestHandOverGoesToTheSuccessor(t *testing.T) {
 		return -1
 	}
 	want := pick(lead)
-	c.mu.Lock()
-	c.next = c.nodes[want].ID()
-	c.mu.Unlock()
+	c.setNext(c.nodes[want].ID())
 	c.stop(lead)
 	if got := c.waitLeader(lead); got != want {
 		t.Fatalf("after %s stopped, %s leads; want %s, the successor named", c.nodes[lead].ID(), c.nodes[got].ID(), c.nodes[want].ID())
 	}
 	lead = want
 	want = pick(lead)
-	c.mu.Lock()
-	c.next = c.nodes[want].ID()
-	c.mu.Unlock()
+	c.setNext(c.nodes[want].ID())
 	if err := c.nodes[lead].StepDown(); err != nil {
 		t.Fatal(err)
 	}
