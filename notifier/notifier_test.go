@@ -322,6 +322,18 @@ func TestDeletedSubscription(t *testing.T) {
 		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 		return err == nil && len(dls) == 5 && strings.Contains(dls[0].Reason, "deleted")
 	})
+	// Redrive cannot send them (no subscription) and says so apart from
+	// failures; a purge of the subscription's letters deletes them.
+	res, err := notifier.Redrive(context.Background(), db, testConfig(dsn, ""), nil, "")
+	if err != nil || res.Failed != 0 || res.Orphaned != 5 {
+		t.Errorf("Redrive = %+v, %v; want the 5 left as orphaned", res, err)
+	}
+	if n, err := notifier.PurgeDeadLetters(context.Background(), db, "other", false); err != nil || n != 0 {
+		t.Errorf("PurgeDeadLetters(other) = %d, %v; want 0", n, err)
+	}
+	if n, err := notifier.PurgeDeadLetters(context.Background(), db, "ops", false); err != nil || n != 5 {
+		t.Errorf("PurgeDeadLetters(ops) = %d, %v; want 5", n, err)
+	}
 }
 
 // TestRefusedRowIsDeadLettered: with max_refusals, a row the receiver
@@ -394,6 +406,21 @@ func TestDeletedThenAddedAgain(t *testing.T) {
 	dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 	if err != nil || len(dls) != 5 || !strings.Contains(dls[0].Reason, "deleted") {
 		t.Errorf("dead letters: %d (%v); want the deleted subscription's 5", len(dls), err)
+	}
+	// A redrive leaves them too: they are the deleted subscription's, and
+	// the new one's receiver must not get them.
+	res, err := notifier.Redrive(context.Background(), db, testConfig(dsn, ""), nil, "")
+	if err != nil || res.Sent != 0 || res.Failed != 0 || res.Orphaned != 5 {
+		t.Errorf("Redrive = %+v, %v; want the 5 left as orphaned", res, err)
+	}
+	if n := len(cur.delivered()); n != 3 {
+		t.Errorf("after the redrive the new receiver has %d notifications; want its 3", n)
+	}
+	if n, err := notifier.PurgeDeadLetters(context.Background(), db, "", true); err != nil || n != 5 {
+		t.Errorf("PurgeDeadLetters(orphaned) = %d, %v; want 5", n, err)
+	}
+	if dls, err := notifier.DeadLetters(context.Background(), db, "", 100); err != nil || len(dls) != 0 {
+		t.Errorf("%d dead letters left after the purge (%v)", len(dls), err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/causeway/causeway/internal/store"
@@ -54,16 +55,19 @@ func DeadLetters(ctx context.Context, sqldb *sql.DB, subscriptionID string, limi
 	return out, nil
 }
 
-// RedriveResult counts what Redrive did.
+// RedriveResult counts what Redrive did. Orphaned are letters of a
+// subscription that no longer exists: deleted, or deleted and added again
+// (letters up to its deletion are the deleted one's, never sent to the new
+// one). They stay until PurgeDeadLetters removes them.
 type RedriveResult struct {
-	Sent, Failed int
+	Sent, Failed, Orphaned int
 }
 
 // Redrive sends the dead letters of subscriptionID ("" for all), oldest
 // first, to their subscription's current URL with their original
 // webhook-id, deleting each once delivered. A subscriber that fails is
-// skipped for the rest of the run (its letters stay). Deleted
-// subscriptions' letters stay too. One redrive runs at a time on a
+// skipped for the rest of the run (its letters stay). Letters of deleted
+// subscriptions are not sent and stay too (Orphaned). One redrive runs at a time on a
 // database: another one fails at once with an error wrapping
 // store.ErrLockHeld, rather than send the same letters again.
 func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client, subscriptionID string) (RedriveResult, error) {
@@ -94,7 +98,7 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 		if err := lease.Held(ctx); err != nil {
 			return res, fmt.Errorf("redrive: %w", err)
 		}
-		q := "SELECT id, subscription_id, webhook_id, payload FROM notifier_dead_letters WHERE id > ?"
+		q := "SELECT id, subscription_id, seq, webhook_id, payload FROM notifier_dead_letters WHERE id > ?"
 		args := []any{after}
 		if subscriptionID != "" {
 			q += " AND subscription_id = ?"
@@ -105,14 +109,14 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 			return res, fmt.Errorf("read dead letters: %w", err)
 		}
 		type letter struct {
-			id        int64
+			id, seq   int64
 			sub, whid string
 			payload   []byte
 		}
 		var batch []letter
 		for rows.Next() {
 			var l letter
-			if err := rows.Scan(&l.id, &l.sub, &l.whid, &l.payload); err != nil {
+			if err := rows.Scan(&l.id, &l.sub, &l.seq, &l.whid, &l.payload); err != nil {
 				rows.Close()
 				return res, fmt.Errorf("read dead letters: %w", err)
 			}
@@ -135,9 +139,8 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 			if err != nil {
 				return res, err
 			}
-			if !ok || s.deleted {
-				failed[l.sub] = true
-				res.Failed++
+			if !ok || s.deleted || formerLetter(s, l.seq) {
+				res.Orphaned++
 				continue
 			}
 			spec, err := subscription.Decode(s.spec)
@@ -160,6 +163,44 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 			res.Sent++
 		}
 	}
+}
+
+// formerLetter says a letter of seq belongs to an earlier subscription of
+// s's id, deleted at s.deletedSeq before s was added again (0: no
+// deletion known).
+func formerLetter(s subRow, seq int64) bool {
+	return s.deletedSeq > 0 && seq <= s.deletedSeq
+}
+
+// PurgeDeadLetters deletes dead letters for good: those of subscriptionID
+// ("" for every subscription's) when orphanedOnly is false, else only
+// those Redrive would not send because their subscription is gone
+// (deleted, or deleted and added again since). It returns how many it
+// deleted.
+func PurgeDeadLetters(ctx context.Context, sqldb *sql.DB, subscriptionID string, orphanedOnly bool) (int64, error) {
+	q := "DELETE dl FROM notifier_dead_letters dl"
+	var where []string
+	var args []any
+	if orphanedOnly {
+		q += " LEFT JOIN notifier_subscriptions s ON s.id = dl.subscription_id"
+		where = append(where, "(s.id IS NULL OR s.deleted OR (s.deleted_seq > 0 AND dl.seq <= s.deleted_seq))")
+	}
+	if subscriptionID != "" {
+		where = append(where, "dl.subscription_id = ?")
+		args = append(args, subscriptionID)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	res, err := sqldb.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("purge dead letters: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge dead letters: %w", err)
+	}
+	return n, nil
 }
 
 func specOf(raw []byte) subscription.Spec {

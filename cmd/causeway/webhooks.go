@@ -249,6 +249,36 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 	}
 	deadLetters.Flags().StringVar(&dlSub, "subscription", "", "only this subscription's")
 	deadLetters.Flags().IntVar(&dlLimit, "limit", 100, "at most this many")
+	var purgeSub string
+	var purgeOrphaned bool
+	purge := &cobra.Command{
+		Use:   "purge",
+		Short: "Delete dead letters for good: a subscription's, or those of deleted subscriptions",
+		Long: `Delete dead letters for good.
+
+--subscription ID deletes every dead letter of that subscription.
+--orphaned deletes those that redrive leaves because their subscription is
+gone: deleted, or deleted and added again since (its letters up to the
+deletion are never sent to the new one). Both together delete that
+subscription's orphaned letters.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if purgeSub == "" && !purgeOrphaned {
+				return badInput("purge: name --subscription or --orphaned (or both)")
+			}
+			return withDB(cmd, func(ctx context.Context, _ notifier.Config, db *sql.DB) error {
+				n, err := notifier.PurgeDeadLetters(ctx, db, purgeSub, purgeOrphaned)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %d dead letters\n", n)
+				return nil
+			})
+		},
+	}
+	purge.Flags().StringVar(&purgeSub, "subscription", "", "this subscription's")
+	purge.Flags().BoolVar(&purgeOrphaned, "orphaned", false, "only those of deleted subscriptions")
+	deadLetters.AddCommand(purge)
 	redrive := &cobra.Command{
 		Use:   "redrive",
 		Short: "Send dead letters again (same webhook-id), deleting each once delivered",
@@ -262,8 +292,11 @@ at a time on a database; a second one stops at once.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDB(cmd, func(ctx context.Context, cfg notifier.Config, db *sql.DB) error {
 				res, err := notifier.Redrive(ctx, db, cfg, nil, dlSub)
-				if err == nil || res.Sent+res.Failed > 0 {
+				if err == nil || res.Sent+res.Failed+res.Orphaned > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "sent %d, failed %d\n", res.Sent, res.Failed)
+				}
+				if res.Orphaned > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "left %d of deleted subscriptions (webhooks dead-letters purge --orphaned deletes them)\n", res.Orphaned)
 				}
 				if err != nil {
 					return err

@@ -150,6 +150,15 @@ func TestNotifierAndWebhooksCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "sent 10, failed 0") || rcv.count() != 10 {
 		t.Fatalf("redrive: %v (received %d)\n%s", err, rcv.count(), out)
 	}
+	// purge names what it deletes; the subscription's letters are gone
+	// after the redrive, so there is nothing left to delete.
+	if _, err := runWebhooksCLI(ctx, "-c", cfgPath, "webhooks", "dead-letters", "purge"); err == nil {
+		t.Fatal("purge without --subscription or --orphaned accepted")
+	}
+	out, err = runWebhooksCLI(ctx, "-c", cfgPath, "webhooks", "dead-letters", "purge", "--subscription", "ops")
+	if err != nil || !strings.Contains(out, "deleted 0 dead letters") {
+		t.Fatalf("purge: %v\n%s", err, out)
+	}
 }
 
 // webhooks add validates the spec and publishes a subscription.put event
