@@ -589,3 +589,73 @@ func TestOutageInOneVHost(t *testing.T) {
 		}
 	}
 }
+
+// A sync marker is sent alone: after every event spooled before it is
+// confirmed, and before any spooled after it is sent. A nack of a marker
+// sent beside other events would let them reach the log ahead of it (a
+// sync.begin after its pull's upserts makes the sync.end delete them).
+func TestSyncMarkersAreBarriers(t *testing.T) {
+	u := bustest.VHost(t)
+	p := newTestPublisher(t, u, "", prometheus.NewRegistry())
+	var evs []event.Event
+	marker := func(i int, kind event.Kind) event.Event {
+		ev := testEvent(i)
+		ev.Kind, ev.Sync = kind, &event.Sync{ID: "pull-1"}
+		return ev
+	}
+	for i := range 120 {
+		switch i {
+		case 40:
+			evs = append(evs, marker(i, event.KindSyncBegin))
+		case 90:
+			evs = append(evs, marker(i, event.KindSyncEnd))
+		default:
+			evs = append(evs, testEvent(i))
+		}
+	}
+	// Everything is spooled before the publisher runs, so without the
+	// barrier the markers would go out in one window with the rest.
+	if err := p.Publish(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	type send struct {
+		id       string
+		inFlight int
+	}
+	var (
+		mu    sync.Mutex
+		sends []send
+	)
+	p.sent = func(id string, n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		sends = append(sends, send{id, n})
+	}
+	r := start(t, p.Run)
+	waitEmpty(t, p, time.Minute)
+	r.stop(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sends) != len(evs) {
+		t.Fatalf("%d sends, want %d", len(sends), len(evs))
+	}
+	for i, s := range sends {
+		if s.id != evs[i].EventID {
+			t.Fatalf("send %d is %s, want %s (spool order)", i, s.id, evs[i].EventID)
+		}
+		if i == 40 || i == 90 || i == 41 || i == 91 {
+			// The marker went out alone, and the event after it only
+			// once the marker was confirmed.
+			if s.inFlight != 1 {
+				t.Errorf("%s (%s) sent with %d in flight, itself included; want 1", s.id, evs[i].Kind, s.inFlight)
+			}
+		}
+	}
+	if peak := p.peakInFlight.Load(); peak < 2 {
+		t.Errorf("peak in flight %d: the events between markers were not windowed", peak)
+	}
+	got := collect(t, u, PersistQueue, time.Minute, func(m map[string]int) bool { return len(m) == len(evs) })
+	if len(got) != len(evs) {
+		t.Fatalf("queue holds %d distinct events, want %d", len(got), len(evs))
+	}
+}

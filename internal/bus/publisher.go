@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +38,7 @@ const ContentType = "application/json"
 // after Run; concurrent calls are grouped into one fsynced spool commit.
 // Run (one at a time) moves the spool to the broker: it publishes spooled
 // events in spool order, persistent and mandatory, with up to MaxInFlight
-// confirms outstanding, and deletes each event from the spool once the
+// confirms outstanding (a sync marker alone: isBarrier), and deletes each event from the spool once the
 // broker confirms it. A nack or a return (unroutable) ends the broker
 // session: the topology is declared again on the next connection and the
 // unconfirmed events are sent again. Close releases the spool file after Run
@@ -54,6 +55,9 @@ type Publisher struct {
 	// nReturned counts messages returned unroutable (Returned).
 	nReturned atomic.Int64
 	inFlight  prometheus.Gauge
+	// sent, when set (tests), is told each message sent and how many are
+	// then in flight, itself included.
+	sent func(id string, inFlight int)
 
 	// sending holds the step of the broker session in flight, and
 	// committing the spool's commit in flight (Alive); stallLimit is how
@@ -290,6 +294,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		confirmed []uint64
 		cursor    uint64
 		unrouted  = map[string]int{} // message ids returned, not yet settled
+		hold      bool               // a barrier is in flight
 	)
 	// Confirmed keys go to the spool's committer without waiting: the
 	// sender never stalls on an fsync. A session starts by flushing them, so
@@ -308,7 +313,9 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if free := window - len(flight); free > 0 {
+		// A barrier (a sync marker) in flight holds every later event back
+		// until it is confirmed.
+		if free := window - len(flight); free > 0 && !hold {
 			recs, bad, err := p.spool.read(cursor, free)
 			if err != nil {
 				return err
@@ -322,6 +329,12 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				cursor = max(cursor, bad[len(bad)-1])
 			}
 			for _, r := range recs {
+				if isBarrier(r.routingKey) {
+					if len(flight) > 0 {
+						break // sent once everything before it is confirmed
+					}
+					hold = true
+				}
 				msg := amqp.Publishing{
 					ContentType:  ContentType,
 					DeliveryMode: amqp.Persistent,
@@ -343,6 +356,12 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				p.published.Inc()
 				flight = append(flight, inFlight{key: r.key, id: r.messageID, enqueued: r.enqueued, sent: time.Now(), dc: dc})
 				cursor = r.key
+				if p.sent != nil {
+					p.sent(r.messageID, len(flight))
+				}
+				if hold {
+					break
+				}
 			}
 			p.inFlight.Set(float64(len(flight)))
 			if n := int64(len(flight)); n > p.peakInFlight.Load() {
@@ -361,7 +380,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			continue
 		}
 		var more <-chan struct{}
-		if len(flight) < window {
+		if len(flight) < window && !hold {
 			more = p.spool.appended
 		}
 		end()
@@ -412,9 +431,10 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				// It stays spooled and is sent again next session, after
 				// the events acked behind it: a nack (a quorum queue
 				// without a leader, a reject-publish overflow) can move an
-				// event up to MaxInFlight places later in the log. Keeping
-				// those spooled too would not help: the log keeps the first
-				// copy of an event id.
+				// event up to MaxInFlight places later in the log, though
+				// never across a sync marker (isBarrier). Keeping those
+				// spooled too would not help: the log keeps the first copy
+				// of an event id.
 				p.nacked.Inc()
 				failed++
 			case unrouted[head.id] > 0:
@@ -430,10 +450,25 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 		}
 		p.spool.remove(confirmed)
 		confirmed = confirmed[:0]
+		if len(flight) == 0 {
+			hold = false
+		}
 		if failed > 0 {
 			return fmt.Errorf("%d events nacked or returned unroutable by the broker", failed)
 		}
 	}
+}
+
+// isBarrier says an event of this routing key is sent alone: after every
+// event before it is confirmed, and before any after it is sent. A nack
+// leaves its event spooled for the next session while the events acked
+// behind it reach the log first, up to MaxInFlight places ahead of it;
+// that is harmless between upserts, but a sync.begin that lands after the
+// pull's upserts makes its sync.end delete every entity the pull
+// reported, and a sync.end that lands after the next pull's begin is
+// refused. Pull markers are rare, so the round trip each costs is not.
+func isBarrier(routingKey string) bool {
+	return strings.HasSuffix(routingKey, "."+string(event.KindSyncBegin)) || strings.HasSuffix(routingKey, "."+string(event.KindSyncEnd))
 }
 
 func channelErr(e *amqp.Error) error {
