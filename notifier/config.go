@@ -51,6 +51,10 @@ type Config struct {
 	AMQPURL string `yaml:"amqp_url"`
 	// ShutdownGrace bounds the wait for in-flight deliveries on SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// DeadLetterRetention: dead letters older than this (by dead_at) are
+	// deleted (default 30 days): long enough to notice and redrive them,
+	// and the table does not grow for ever.
+	DeadLetterRetention time.Duration `yaml:"dead_letter_retention"`
 }
 
 // DeliveryConfig is the default delivery policy.
@@ -93,12 +97,14 @@ const (
 	DefaultScanInterval   = 2 * time.Second
 	DefaultLeaseTTL       = 30 * time.Second
 	DefaultStatusInterval = 5 * time.Second
-	DefaultBatchSize      = 200
-	DefaultTimeout        = 10 * time.Second
-	DefaultMaxAge         = 72 * time.Hour
-	DefaultBackoffInitial = time.Second
-	DefaultBackoffMax     = 5 * time.Minute
-	DefaultMaxBacklog     = 100_000
+	// DefaultDeadLetterRetention is how long dead letters are kept.
+	DefaultDeadLetterRetention = 30 * 24 * time.Hour
+	DefaultBatchSize           = 200
+	DefaultTimeout             = 10 * time.Second
+	DefaultMaxAge              = 72 * time.Hour
+	DefaultBackoffInitial      = time.Second
+	DefaultBackoffMax          = 5 * time.Minute
+	DefaultMaxBacklog          = 100_000
 )
 
 // SetDefaults fills unset fields.
@@ -110,6 +116,7 @@ func (c *Config) SetDefaults() {
 	}
 	set(&c.PollInterval, DefaultPollInterval)
 	set(&c.ShutdownGrace, 10*time.Second)
+	set(&c.DeadLetterRetention, DefaultDeadLetterRetention)
 	set(&c.ScanInterval, DefaultScanInterval)
 	set(&c.LeaseTTL, DefaultLeaseTTL)
 	set(&c.StatusInterval, DefaultStatusInterval)
@@ -151,6 +158,7 @@ func (c Config) Validate() error {
 		{"poll_interval", c.PollInterval}, {"scan_interval", c.ScanInterval}, {"lease_ttl", c.LeaseTTL},
 		{"status_interval", c.StatusInterval}, {"delivery.timeout", c.Delivery.Timeout}, {"delivery.max_age", c.Delivery.MaxAge},
 		{"delivery.backoff_initial", c.Delivery.BackoffInitial}, {"delivery.backoff_max", c.Delivery.BackoffMax},
+		{"dead_letter_retention", c.DeadLetterRetention},
 	} {
 		if d.v <= 0 {
 			bad(d.path, "must be positive")

@@ -153,8 +153,15 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}()
 	scan := time.NewTicker(n.cfg.ScanInterval)
 	defer scan.Stop()
+	var pruned time.Time
 	for {
 		n.scan(ctx, workers, exited, &wg)
+		// Every instance prunes (it is idempotent), at most every tenth of
+		// the retention and at least hourly.
+		if every := min(time.Hour, n.cfg.DeadLetterRetention/10); time.Since(pruned) >= every {
+			pruned = time.Now()
+			n.pruneDeadLetters(ctx)
+		}
 		// A worker that stopped (lease lost, database error) is taken up
 		// again at the next scan, not at once: no hot loop on a persistent
 		// error.
@@ -217,6 +224,34 @@ func (n *Notifier) scan(ctx context.Context, workers map[string]context.CancelFu
 			}()
 			n.drain(wctx, id, p)
 		}(s.id)
+	}
+}
+
+// pruneDeadLetters deletes the dead letters older than the retention, in
+// batches so that no statement holds many rows locked.
+func (n *Notifier) pruneDeadLetters(ctx context.Context) {
+	var total int64
+	for {
+		res, err := n.db.sql.ExecContext(ctx,
+			"DELETE FROM notifier_dead_letters WHERE dead_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND LIMIT 1000",
+			n.cfg.DeadLetterRetention.Microseconds())
+		var k int64
+		if err == nil {
+			k, err = res.RowsAffected()
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("prune dead letters", "err", err)
+			}
+			return
+		}
+		total += k
+		if k < 1000 {
+			break
+		}
+	}
+	if total > 0 {
+		n.log.Info("dead letters past retention deleted", "count", total, "retention", n.cfg.DeadLetterRetention)
 	}
 }
 

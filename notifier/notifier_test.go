@@ -562,3 +562,32 @@ func TestLeaseHoldsThroughEachAttempt(t *testing.T) {
 		}
 	}
 }
+
+// Dead letters older than dead_letter_retention are deleted; younger ones
+// stay (TestExpiryAndRedrive keeps its letters under the default).
+func TestDeadLettersPastRetentionAreDeleted(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_age":"200ms"}`)
+	l.raise("alarm", 10)
+	cfg := testConfig(dsn, "n1")
+	cfg.DeadLetterRetention = 2 * time.Second
+	start(t, cfg, db, prometheus.NewRegistry())
+	var first time.Time
+	waitFor(t, 20*time.Second, "10 dead letters", func() bool {
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		if err == nil && len(dls) == 10 && first.IsZero() {
+			first = time.Now()
+		}
+		return err == nil && len(dls) == 10
+	})
+	waitFor(t, 20*time.Second, "the dead letters deleted past their retention", func() bool {
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		return err == nil && len(dls) == 0
+	})
+	if d := time.Since(first); d < time.Second {
+		t.Errorf("dead letters deleted %s after they appeared; the retention is 2s", d)
+	}
+}
