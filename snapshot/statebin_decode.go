@@ -268,14 +268,47 @@ func (d *binDecoder) count(size int) int {
 	return int(v)
 }
 
-// sub reads a count of items taken from a total of which used are taken.
-func (d *binDecoder) sub(total, used int, what string) int {
-	v := d.uint()
-	if v > uint64(total-used) {
-		d.fail(fmt.Errorf("%d %s, %d left of the %d announced", v, what, total-used, total))
-		return 0
+// pool is one array of a kind of item (edges, owners, bindings,
+// supports), allocated at the total the payload announces, from which each
+// parent takes its run in turn: one allocation for all of them.
+type pool[T any] struct {
+	items []T
+	used  int
+	what  string
+}
+
+func newPool[T any](n int, what string) *pool[T] {
+	p := &pool[T]{what: what}
+	if n > 0 {
+		p.items = make([]T, n)
 	}
-	return int(v)
+	return p
+}
+
+// take reads a parent's count of items and returns them, cut from the
+// pool with their capacity capped (nil for none).
+func take[T any](d *binDecoder, p *pool[T]) []T {
+	v := d.uint()
+	left := len(p.items) - p.used
+	if v > uint64(left) {
+		d.fail(fmt.Errorf("%d %s, %d left of the %d announced", v, p.what, left, len(p.items)))
+		return nil
+	}
+	if v == 0 {
+		return nil
+	}
+	n := int(v)
+	run := p.items[p.used : p.used+n : p.used+n]
+	p.used += n
+	return run
+}
+
+// whole checks that the parents took every item announced.
+func (p *pool[T]) whole() error {
+	if p.used != len(p.items) {
+		return fmt.Errorf("%d %s held, %d announced", p.used, p.what, len(p.items))
+	}
+	return nil
 }
 
 func (d *binDecoder) str() string {
@@ -417,18 +450,10 @@ func (d *binDecoder) graph(g *graph.State) error {
 	if need := nv*binMinVertex + ne*binMinEdge + no*binMinOwner; need > len(d.data)-d.off {
 		return fmt.Errorf("%d vertices, %d edges and %d owners need %d bytes, %d remain", nv, ne, no, need, len(d.data)-d.off)
 	}
-	var edges []graph.EdgeState
-	var owners []graph.Owner
+	edges, owners := newPool[graph.EdgeState](ne, "edges"), newPool[graph.Owner](no, "owners")
 	if nv > 0 {
 		g.Vertices = make([]graph.VertexState, nv)
 	}
-	if ne > 0 {
-		edges = make([]graph.EdgeState, ne)
-	}
-	if no > 0 {
-		owners = make([]graph.Owner, no)
-	}
-	usedE, usedO := 0, 0
 	var id graph.VertexID
 	for i := range g.Vertices {
 		v := &g.Vertices[i]
@@ -465,10 +490,7 @@ func (d *binDecoder) graph(g *graph.State) error {
 				d.fail(fmt.Errorf("%d properties, %d distinct keys", np, len(v.Properties)))
 			}
 		}
-		if n := d.sub(ne, usedE, "edges"); n > 0 {
-			v.Out = edges[usedE : usedE+n : usedE+n]
-			usedE += n
-		}
+		v.Out = take(d, edges)
 		var to graph.VertexID
 		for j := range v.Out {
 			es := &v.Out[j]
@@ -482,10 +504,7 @@ func (d *binDecoder) graph(g *graph.State) error {
 			es.IsDeleted = flags&binEDeleted != 0
 			es.DeletedWithVertex = flags&binEWithVertex != 0
 			es.UpdateTimestamp = d.time(flags&binEUpdate != 0)
-			if n := d.sub(no, usedO, "owners"); n > 0 {
-				es.Owners = owners[usedO : usedO+n : usedO+n]
-				usedO += n
-			}
+			es.Owners = take(d, owners)
 			for k := range es.Owners {
 				es.Owners[k].Entity = graph.VertexID(d.int())
 				es.Owners[k].Source = d.str()
@@ -498,8 +517,8 @@ func (d *binDecoder) graph(g *graph.State) error {
 			return fmt.Errorf("vertex %d (id %d): %w", i, id, d.err)
 		}
 	}
-	if usedE != ne || usedO != no {
-		return fmt.Errorf("vertices hold %d edges and %d owners, %d and %d announced", usedE, usedO, ne, no)
+	if err := errors.Join(edges.whole(), owners.whole()); err != nil {
+		return fmt.Errorf("vertices: %w", err)
 	}
 	if n := d.count(binMinSync); n > 0 {
 		g.Syncs = make([]graph.SyncState, n)
@@ -522,23 +541,16 @@ func (d *binDecoder) matches(s *evaluator.State) error {
 	if need := nm*binMinMatch + nb*binMinBinding; need > len(d.data)-d.off {
 		return fmt.Errorf("matches: %d matches and %d bindings need %d bytes, %d remain", nm, nb, need, len(d.data)-d.off)
 	}
-	var binds []evaluator.Binding
+	binds := newPool[evaluator.Binding](nb, "bindings")
 	if nm > 0 {
 		s.Matches = make([]evaluator.MatchState, nm)
 	}
-	if nb > 0 {
-		binds = make([]evaluator.Binding, nb)
-	}
-	used := 0
 	for i := range s.Matches {
 		m := &s.Matches[i]
 		m.Template = d.str()
 		m.Scenario = d.intn()
 		m.Clause = d.intn()
-		if n := d.sub(nb, used, "bindings"); n > 0 {
-			m.Bindings = binds[used : used+n : used+n]
-			used += n
-		}
+		m.Bindings = take(d, binds)
 		for j := range m.Bindings {
 			m.Bindings[j] = evaluator.Binding{Entity: d.str(), Vertex: graph.VertexID(d.int())}
 		}
@@ -546,8 +558,8 @@ func (d *binDecoder) matches(s *evaluator.State) error {
 			return fmt.Errorf("match %d: %w", i, d.err)
 		}
 	}
-	if used != nb {
-		return fmt.Errorf("matches hold %d bindings, %d announced", used, nb)
+	if err := binds.whole(); err != nil {
+		return fmt.Errorf("matches: %w", err)
 	}
 	return nil
 }
@@ -561,14 +573,10 @@ func (d *binDecoder) effects(s *evaluator.State) error {
 	if need := nf*binMinEffect + ns*binMinSupport; need > len(d.data)-d.off {
 		return fmt.Errorf("effects: %d effects and %d supports need %d bytes, %d remain", nf, ns, need, len(d.data)-d.off)
 	}
-	var sups []evaluator.Support
+	sups := newPool[evaluator.Support](ns, "supports")
 	if nf > 0 {
 		s.Effects = make([]evaluator.EffectState, nf)
 	}
-	if ns > 0 {
-		sups = make([]evaluator.Support, ns)
-	}
-	used := 0
 	for i := range s.Effects {
 		ef := &s.Effects[i]
 		ef.Key = d.str()
@@ -583,10 +591,7 @@ func (d *binDecoder) effects(s *evaluator.State) error {
 		}
 		ef.On = flags&binEffectOn != 0
 		ef.AlarmID = graph.VertexID(d.int())
-		if n := d.sub(ns, used, "supports"); n > 0 {
-			ef.Supports = sups[used : used+n : used+n]
-			used += n
-		}
+		ef.Supports = take(d, sups)
 		for j := range ef.Supports {
 			ef.Supports[j] = evaluator.Support{ID: d.str(), Value: d.str()}
 		}
@@ -594,8 +599,8 @@ func (d *binDecoder) effects(s *evaluator.State) error {
 			return fmt.Errorf("effect %d: %w", i, d.err)
 		}
 	}
-	if used != ns {
-		return fmt.Errorf("effects hold %d supports, %d announced", used, ns)
+	if err := sups.whole(); err != nil {
+		return fmt.Errorf("effects: %w", err)
 	}
 	return nil
 }
