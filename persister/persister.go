@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/liveness"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/snapshot"
 )
@@ -117,27 +117,20 @@ type Persister struct {
 	m     metrics
 
 	pubCh chan event.Batch
-	// appending is when the Append in flight began, in nanoseconds since
-	// monoStart (0: none): Alive's measure.
-	appending atomic.Int64
+	// appending holds the Append in flight: Alive's measure.
+	appending liveness.Ops
 }
-
-// monoStart anchors appending on the monotonic clock.
-var monoStart = time.Now()
 
 // StallLimit is how long one Append may take before Alive says the
 // persister is stuck (a database that stopped answering on an open
 // connection, which only the kernel's TCP timeout would end).
-const StallLimit = 2 * time.Minute
+const StallLimit = liveness.MinLimit
 
 // Alive reports whether the persister is not stuck: no Append has been in
 // flight for longer than StallLimit. Waiting for messages, or backing off
 // between attempts, is not being stuck. systemd's watchdog restarts a
 // persister that is not alive; the broker redelivers its unacked batch.
-func (p *Persister) Alive() bool {
-	t := p.appending.Load()
-	return t == 0 || time.Since(monoStart)-time.Duration(t) <= StallLimit
-}
+func (p *Persister) Alive() bool { return !p.appending.Stuck(StallLimit) }
 
 type metrics struct {
 	committed    prometheus.Counter
@@ -430,9 +423,9 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		p.appending.Store(int64(time.Since(monoStart)) | 1)
+		end := p.appending.Begin()
 		res, err := p.log.Append(ctx, b.entries)
-		p.appending.Store(0)
+		end()
 		if err == nil {
 			p.committed(b, res, time.Since(start))
 			return

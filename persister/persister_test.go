@@ -516,16 +516,23 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // been in flight for longer than StallLimit; idle, or appending briefly,
 // it is alive.
 func TestAliveWhileAppending(t *testing.T) {
-	p := &Persister{}
-	if !p.Alive() {
-		t.Error("an idle persister is not alive")
-	}
-	p.appending.Store(int64(time.Since(monoStart)) | 1)
-	if !p.Alive() {
-		t.Error("a persister that just began an Append is not alive")
-	}
-	p.appending.Store(int64(time.Since(monoStart)-StallLimit-time.Second) | 1)
-	if p.Alive() {
-		t.Error("a persister whose Append has run past StallLimit is alive")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := &Persister{}
+		if !p.Alive() {
+			t.Error("an idle persister is not alive")
+		}
+		time.Sleep(StallLimit + time.Second) // idle that long is not stuck
+		end := p.appending.Begin()
+		if !p.Alive() {
+			t.Error("a persister that just began an Append is not alive")
+		}
+		time.Sleep(StallLimit + time.Second)
+		if p.Alive() {
+			t.Error("a persister whose Append has run past StallLimit is alive")
+		}
+		end()
+		if !p.Alive() {
+			t.Error("a persister whose Append ended is not alive")
+		}
+	})
 }
