@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
@@ -66,11 +64,10 @@ func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 	return r
 }
 
-// persisted runs the publisher until the test ends and returns a channel
-// to consume the persist queue on. The topology is declared as the
-// publisher declares it, so the queue is there whether or not the
-// publisher got there first.
-func (r realWebhook) persisted(t *testing.T) *amqp.Channel {
+// persisted runs the publisher until the test ends. The topology is
+// declared as the publisher declares it, so the persist queue is there to
+// consume whether or not the publisher got there first.
+func (r realWebhook) persisted(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -79,15 +76,9 @@ func (r realWebhook) persisted(t *testing.T) *amqp.Channel {
 		cancel()
 		<-done
 	})
-	conn := bustest.Conn(t, r.url)
-	if _, err := bus.DeclareTopology(conn); err != nil {
+	if _, err := bus.DeclareTopology(bustest.Conn(t, r.url)); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }
 
 // TestOversizedAlertIsRefusedAlone: an alert whose event is over the size
@@ -114,8 +105,8 @@ func TestOversizedAlertIsRefusedAlone(t *testing.T) {
 	if n := rw.calls.Load(); n != 2 {
 		t.Errorf("%d publish calls for one request; want 2", n)
 	}
-	ch := rw.persisted(t)
-	ev, err := event.Decode(bustest.Take(t, ch, bus.PersistQueue, 1)[0].Body)
+	rw.persisted(t)
+	ev, err := event.Decode(bustest.Take(t, rw.url, bus.PersistQueue, 1)[0].Body)
 	if err != nil || !strings.Contains(ev.Entity.Name+ev.Entity.ID+fmt.Sprint(ev.Entity.Relations), "compute-1") {
 		t.Fatalf("published %+v, %v; want compute-1's alert", ev, err)
 	}
@@ -148,9 +139,9 @@ func TestWebhookThroughRealPublisher(t *testing.T) {
 		t.Fatalf("webhook over the spool limit: %d %v, want 503 with Retry-After", r.code, r.body)
 	}
 
-	ch := rw.persisted(t)
+	rw.persisted(t)
 	var got []string
-	for _, m := range bustest.Take(t, ch, bus.PersistQueue, len(want)) {
+	for _, m := range bustest.Take(t, rw.url, bus.PersistQueue, len(want)) {
 		ev, err := event.Decode(m.Body)
 		if err != nil {
 			t.Fatalf("message %s: %v", m.MessageId, err)

@@ -181,9 +181,8 @@ func TestWebhooksAddDelete(t *testing.T) {
 	if out, err := runWebhooksCLI(ctx, "-c", cfgPath, "webhooks", "delete", "ops"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
-	ch := bustest.Channel(t, amqpURL)
 	var got []event.Event
-	for _, m := range bustest.Take(t, ch, bus.PersistQueue, 2) {
+	for _, m := range bustest.Take(t, amqpURL, bus.PersistQueue, 2) {
 		ev, err := event.Decode(m.Body)
 		if err != nil {
 			t.Fatal(err)

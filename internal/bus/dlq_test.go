@@ -78,7 +78,7 @@ func TestDeadLetterBrowseAndRequeue(t *testing.T) {
 	waitFor("one left", func() bool { return queueDepth(t, u, DeadLetterQueue) == 1 })
 	waitFor("two in the persist queue", func() bool { return queueDepth(t, u, PersistQueue) == 2 })
 	got := map[string]bool{}
-	for _, m := range bustest.Take(t, ch, PersistQueue, 2) {
+	for _, m := range bustest.Take(t, u, PersistQueue, 2) {
 		if m.RoutingKey != "api.entity.upsert" || m.Headers[ReasonHeader] != nil {
 			t.Errorf("requeued message %s: key %s, headers %v", m.MessageId, m.RoutingKey, m.Headers)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -117,13 +118,32 @@ func Conn(t testing.TB, url string) *amqp.Connection {
 	return conn
 }
 
-// Take consumes n messages from queue on ch (acked as delivered) within
+// Take consumes n messages from queue at url (acked as delivered) within
 // 20 s. It stands in for basic.get, which a quorum queue with a single
-// active consumer (the persist queue) refuses.
-func Take(t testing.TB, ch *amqp.Channel, queue string, n int) []amqp.Delivery {
+// active consumer (the persist queue) refuses. A consume the broker fails
+// with INTERNAL_ERROR is tried again on a new channel: RabbitMQ 3.10 does
+// so for a quorum queue declared a moment before, whose replica is still
+// starting.
+func Take(t testing.TB, url, queue string, n int) []amqp.Delivery {
 	t.Helper()
 	const tag = "bustest-take"
-	msgs, err := ch.Consume(queue, tag, true, false, false, false, nil)
+	conn := Conn(t, url)
+	var (
+		ch   *amqp.Channel
+		msgs <-chan amqp.Delivery
+		err  error
+	)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ch, err = conn.Channel(); err != nil {
+			t.Fatalf("open a channel: %v", err)
+		}
+		msgs, err = ch.Consume(queue, tag, true, false, false, false, nil)
+		var ae *amqp.Error
+		if err == nil || !errors.As(err, &ae) || ae.Code != amqp.InternalError || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("consume %s: %v", queue, err)
 	}
