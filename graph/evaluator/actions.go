@@ -3,7 +3,6 @@ package evaluator
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 
 	"github.com/causeway/causeway/graph"
@@ -17,28 +16,24 @@ const (
 	kindDown   = "down"
 )
 
-// Effect keys are built in the engine's scratch buffer (see key): looking
-// an effect up allocates nothing, only a new effect's key is copied.
-
-func (e *Engine) key(kind string, a graph.VertexID) []byte {
-	e.kbuf = append(append(e.kbuf[:0], kind...), 0)
-	e.kbuf = strconv.AppendInt(e.kbuf, int64(a), 10)
-	return e.kbuf
+// effectKey is the key of an effect in State and the dump, which orders
+// effects by it: the kind and the target, then an alarm's name or a causes
+// link's target after its source.
+func effectKey(ef *effect) string {
+	b := make([]byte, 0, 32+len(ef.name))
+	b = append(append(b, ef.kind...), 0)
+	switch ef.kind {
+	case kindCauses:
+		b = strconv.AppendInt(b, int64(ef.source), 10)
+		b = strconv.AppendInt(append(b, 0), int64(ef.target), 10)
+	case kindAlarm:
+		b = strconv.AppendInt(b, int64(ef.target), 10)
+		b = append(append(b, 0), ef.name...)
+	default:
+		b = strconv.AppendInt(b, int64(ef.target), 10)
+	}
+	return string(b)
 }
-
-func (e *Engine) alarmKey(target graph.VertexID, name string) []byte {
-	e.kbuf = append(append(e.key(kindAlarm, target), 0), name...)
-	return e.kbuf
-}
-
-func (e *Engine) stateKey(target graph.VertexID) []byte { return e.key(kindState, target) }
-
-func (e *Engine) causesKey(from, to graph.VertexID) []byte {
-	e.kbuf = strconv.AppendInt(append(e.key(kindCauses, from), 0), int64(to), 10)
-	return e.kbuf
-}
-
-func (e *Engine) downKey(target graph.VertexID) []byte { return e.key(kindDown, target) }
 
 func supportID(m *match, action int, part string) string {
 	return m.key + "\x00#" + strconv.Itoa(action) + part
@@ -59,26 +54,20 @@ func (e *Engine) do(m *match, out []graph.Change) []graph.Change {
 	for i, a := range m.rule.sc.Actions {
 		switch a.Type {
 		case template.ActionRaiseAlarm:
-			t := m.vertex(a.Target)
-			ef := e.effect(e.alarmKey(t, a.AlarmName), kindAlarm)
-			ef.target, ef.name = t, a.AlarmName
+			ef := e.effect(kindAlarm, m.vertex(a.Target), 0, a.AlarmName)
 			ef.supports.set(supportID(m, i, ""), a.Severity)
 			out = append(out, e.settle(ef)...)
 			if a.CausingAlarm != "" {
 				out = append(out, e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, supportID(m, i, "c"))...)
 			}
 		case template.ActionSetState:
-			t := m.vertex(a.Target)
-			ef := e.effect(e.stateKey(t), kindState)
-			ef.target = t
+			ef := e.effect(kindState, m.vertex(a.Target), 0, "")
 			ef.supports.set(supportID(m, i, ""), a.State)
 			out = append(out, e.settle(ef)...)
 		case template.ActionAddCausal:
 			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
 		case template.ActionMarkDown:
-			t := m.vertex(a.Target)
-			ef := e.effect(e.downKey(t), kindDown)
-			ef.target = t
+			ef := e.effect(kindDown, m.vertex(a.Target), 0, "")
 			ef.supports.set(supportID(m, i, ""), "true")
 			out = append(out, e.settle(ef)...)
 		case template.ActionExecuteMistral:
@@ -101,7 +90,7 @@ func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 		a := acts[i]
 		switch a.Type {
 		case template.ActionRaiseAlarm:
-			ef := e.mutEffect(e.alarmKey(m.vertex(a.Target), a.AlarmName))
+			ef := e.effects.get(kindAlarm, m.vertex(a.Target), 0, a.AlarmName)
 			if ef == nil {
 				continue
 			}
@@ -116,14 +105,14 @@ func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), alarm, e.sid(m, i, "c"))...)
 			}
 		case template.ActionSetState:
-			if ef := e.mutEffect(e.stateKey(m.vertex(a.Target))); ef != nil {
+			if ef := e.effects.get(kindState, m.vertex(a.Target), 0, ""); ef != nil {
 				ef.supports.del(e.sid(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
 		case template.ActionAddCausal:
 			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), e.sid(m, i, ""))...)
 		case template.ActionMarkDown:
-			if ef := e.mutEffect(e.downKey(m.vertex(a.Target))); ef != nil {
+			if ef := e.effects.get(kindDown, m.vertex(a.Target), 0, ""); ef != nil {
 				ef.supports.del(e.sid(m, i, ""))
 				out = append(out, e.settle(ef)...)
 			}
@@ -133,41 +122,28 @@ func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 	return out
 }
 
-func (e *Engine) effect(key []byte, kind string) *effect {
-	ef := e.mutEffect(key)
+// effect returns the effect of kind on target (see effectIndex.get),
+// making it, without supports, when there is none.
+func (e *Engine) effect(kind string, target, source graph.VertexID, name string) *effect {
+	ef := e.effects.get(kind, target, source, name)
 	if ef == nil {
-		ef = &effect{key: string(key), kind: kind, own: e.own}
-		e.effects[ef.key] = ef
+		ef = &effect{kind: kind, target: target, source: source, name: name}
+		e.effects.add(ef)
 	}
 	return ef
-}
-
-// mutEffect returns the effect key (nil if none) for changing it: an
-// effect shared with a Frozen copy is copied first.
-func (e *Engine) mutEffect(key []byte) *effect {
-	ef := e.effects[string(key)]
-	if ef == nil || ef.own == e.own {
-		return ef
-	}
-	c := *ef
-	c.supports = slices.Clone(ef.supports)
-	c.own = e.own
-	e.effects[c.key] = &c
-	return &c
 }
 
 func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Change {
 	if from == 0 || to == 0 || !e.isAlarm(from) || !e.isAlarm(to) {
 		return nil
 	}
-	ef := e.effect(e.causesKey(from, to), kindCauses)
-	ef.source, ef.target = from, to
+	ef := e.effect(kindCauses, to, from, "")
 	ef.supports.set(sid, "")
 	return e.settle(ef)
 }
 
 func (e *Engine) dropCauses(from, to graph.VertexID, sid []byte) []graph.Change {
-	ef := e.mutEffect(e.causesKey(from, to))
+	ef := e.effects.get(kindCauses, to, from, "")
 	if ef == nil {
 		return nil
 	}
@@ -193,7 +169,7 @@ func dominant(ef *effect, rank func(string) int) string {
 // effect once it has no support.
 func (e *Engine) settle(ef *effect) []graph.Change {
 	if len(ef.supports) == 0 {
-		delete(e.effects, ef.key)
+		e.effects.remove(ef)
 		if !ef.on {
 			return nil
 		}

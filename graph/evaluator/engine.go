@@ -47,12 +47,10 @@ type Engine struct {
 	rules     []*rule // sorted by (template, scenario, clause)
 	idx       ruleIndex
 
-	matches map[string]*match
-	// byAnchor indexes the stored matches by each of their bindings.
+	// byAnchor holds the stored matches, indexed by each of their
+	// bindings.
 	byAnchor anchorIndex
-	effects  map[string]*effect
-	// own marks the effects the engine may change in place.
-	own *mark
+	effects  effectIndex
 
 	// en is the reusable enumerator (scratch space, not state).
 	en *enumerator
@@ -66,7 +64,6 @@ type Engine struct {
 	recUndo   []*match
 	allBuf    []graph.Change // Result.Changes, reused from record to record
 	nextBuf   []graph.Change // the next wave of run
-	kbuf      []byte         // effect keys
 	sbuf      []byte         // support ids
 	collectFn func([]Binding)
 
@@ -182,8 +179,11 @@ type Binding struct {
 	Vertex graph.VertexID `json:"vertex"`
 }
 
+// effect is what the actions of the stored matches make the graph show at
+// one place: an alarm name raised on a target, a target's deduced state or
+// marked-down flag, or a causes link from source to target. Its key (see
+// effectKey) is derived from these fields, never stored.
 type effect struct {
-	key     string
 	kind    string // "alarm", "state", "causes", "down"
 	target  graph.VertexID
 	source  graph.VertexID // causes: from
@@ -194,8 +194,6 @@ type effect struct {
 	// supports: the support ids and their values (severity, state, or ""),
 	// sorted by id.
 	supports supportList
-	// own is the engine that may change the effect in place (see Freeze).
-	own *mark
 }
 
 // supportList is a set of supports sorted by id: most effects have one or
@@ -223,9 +221,6 @@ func (l *supportList) del(id []byte) {
 		*l = slices.Delete(*l, i, i+1)
 	}
 }
-
-// mark identifies the owner of effects; only its address matters.
-type mark struct{ _ byte }
 
 // ExternalAction is a request for an action outside the graph (Vitrage's
 // execute_mistral), produced when a scenario starts to hold. The notifier
@@ -267,9 +262,6 @@ func newEngine(cfg Config, g *graph.Graph, norm *graph.Normalizer) *Engine {
 	return &Engine{
 		g: g, norm: norm, maxSteps: cfg.MaxSteps, semantics: Semantics,
 		templates: map[string]*loaded{},
-		matches:   map[string]*match{},
-		effects:   map[string]*effect{},
-		own:       new(mark),
 	}
 }
 
@@ -639,177 +631,13 @@ func (m *match) slotKey(b Binding) akey {
 }
 
 func (e *Engine) addMatch(m *match) {
-	e.matches[m.key] = m
 	for _, b := range m.bindings {
 		e.byAnchor.add(m.slotKey(b), m)
 	}
 }
 
 func (e *Engine) removeMatch(m *match) {
-	delete(e.matches, m.key)
 	for _, b := range m.bindings {
 		e.byAnchor.remove(m.slotKey(b), m)
-	}
-}
-
-// anchorIndex maps an anchor (rule, slot, vertex) to the stored matches
-// that bind it. Vertex ids are small and dense (graph.newVertex), so it
-// is a slice by vertex of short lists of (rule, slot): one index and a
-// scan of a few entries, where a map over every anchor of a large graph
-// costs a cache miss or more per probe.
-type anchorIndex struct {
-	byVertex [][]anchorEntry
-}
-
-type anchorEntry struct {
-	r    *rule
-	slot int
-	set  matchSet
-}
-
-// find returns the index of k's entry in its vertex's list, or -1.
-func (x *anchorIndex) find(k akey) int {
-	if k.v < 0 || int64(k.v) >= int64(len(x.byVertex)) {
-		return -1
-	}
-	for i, e := range x.byVertex[k.v] {
-		if e.r == k.r && e.slot == k.slot {
-			return i
-		}
-	}
-	return -1
-}
-
-// get returns the matches that bind k (an empty set if none).
-func (x *anchorIndex) get(k akey) matchSet {
-	if i := x.find(k); i >= 0 {
-		return x.byVertex[k.v][i].set
-	}
-	return matchSet{}
-}
-
-func (x *anchorIndex) add(k akey, m *match) {
-	if i := x.find(k); i >= 0 {
-		x.byVertex[k.v][i].set.add(m)
-		return
-	}
-	if k.v < 0 {
-		panic(fmt.Sprintf("evaluator: negative vertex id %d", k.v))
-	}
-	if n := int(k.v) + 1; n > len(x.byVertex) {
-		x.byVertex = slices.Grow(x.byVertex, n-len(x.byVertex))[:n]
-	}
-	e := anchorEntry{r: k.r, slot: k.slot}
-	e.set.add(m)
-	x.byVertex[k.v] = append(x.byVertex[k.v], e)
-}
-
-func (x *anchorIndex) remove(k akey, m *match) {
-	i := x.find(k)
-	if i < 0 {
-		return
-	}
-	es := x.byVertex[k.v]
-	es[i].set.remove(m)
-	if es[i].set.len() > 0 {
-		return
-	}
-	es[i] = es[len(es)-1]
-	es[len(es)-1] = anchorEntry{}
-	x.byVertex[k.v] = es[:len(es)-1]
-}
-
-// matchSet holds the stored matches that bind one anchor, in no order:
-// one match inline, a short slice, or a map once it grows past maxFew.
-type matchSet struct {
-	one  *match // the only match, while few and many are empty
-	few  []*match
-	many map[string]*match
-}
-
-const maxFew = 16
-
-func (s matchSet) len() int {
-	if s.one != nil {
-		return 1
-	}
-	return len(s.few) + len(s.many)
-}
-
-func (s *matchSet) add(m *match) {
-	if s.many != nil {
-		s.many[m.key] = m
-		return
-	}
-	if s.one != nil {
-		if s.one.key == m.key {
-			s.one = m
-			return
-		}
-		s.few = append(make([]*match, 0, 4), s.one, m)
-		s.one = nil
-		return
-	}
-	if len(s.few) == 0 {
-		s.one = m
-		return
-	}
-	for i, x := range s.few {
-		if x.key == m.key {
-			s.few[i] = m
-			return
-		}
-	}
-	if len(s.few) < maxFew {
-		if s.few == nil {
-			s.few = make([]*match, 0, 2)
-		}
-		s.few = append(s.few, m)
-		return
-	}
-	s.many = make(map[string]*match, 2*maxFew)
-	for _, x := range s.few {
-		s.many[x.key] = x
-	}
-	s.many[m.key] = m
-	s.few = nil
-}
-
-func (s *matchSet) remove(m *match) {
-	if s.one != nil {
-		if s.one.key == m.key {
-			s.one = nil
-		}
-		return
-	}
-	if s.many != nil {
-		delete(s.many, m.key)
-		return
-	}
-	for i, x := range s.few {
-		if x.key == m.key {
-			last := len(s.few) - 1
-			s.few[i] = s.few[last]
-			s.few[last] = nil
-			s.few = s.few[:last]
-			return
-		}
-	}
-}
-
-// all yields every match of the set, in no particular order.
-func (s matchSet) all(yield func(*match) bool) {
-	if s.one != nil && !yield(s.one) {
-		return
-	}
-	for _, m := range s.few {
-		if !yield(m) {
-			return
-		}
-	}
-	for _, m := range s.many {
-		if !yield(m) {
-			return
-		}
 	}
 }

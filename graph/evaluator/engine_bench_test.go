@@ -177,10 +177,9 @@ func BenchmarkRCA(b *testing.B) {
 	}
 }
 
-// BenchmarkCapture measures what a snapshot capture holds the processor's
-// lock for: Engine.State (a sorted deep copy) against Engine.Freeze (a
-// copy-on-write capture), and Frozen.State, which runs outside the lock.
-// Every host has a NIC alarm, so matches and effects are many.
+// BenchmarkCapture measures Engine.State, a sorted deep copy: what a
+// snapshot capture costs the machine it captures. Every host has a NIC
+// alarm, so matches and effects are many.
 func BenchmarkCapture(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("entities=%d", n), func(b *testing.B) {
@@ -194,34 +193,6 @@ func BenchmarkCapture(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					_ = w.e.State()
-				}
-			})
-			b.Run("Engine.Freeze", func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					_ = w.e.Freeze()
-				}
-			})
-			b.Run("Frozen.State", func(b *testing.B) {
-				f := w.e.Freeze()
-				b.ReportAllocs()
-				for b.Loop() {
-					_ = f.State()
-				}
-			})
-			// The first records after a freeze copy what they change.
-			b.Run("Freeze+2Apply", func(b *testing.B) {
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					_ = w.e.Freeze()
-					h := w.hosts[i%len(w.hosts)]
-					i++
-					w.apply(b, event.Event{Source: "nagios", Kind: event.KindEntityDelete,
-						Entity: &event.Entity{Category: event.CategoryAlarm, Type: "nagios", ID: "nic-" + h}})
-					w.apply(b, event.Event{Source: "nagios", Kind: event.KindEntityUpsert, Entity: &event.Entity{
-						Category: event.CategoryAlarm, Type: "nagios", ID: "nic-" + h, Name: "NIC_DOWN", Severity: "CRITICAL",
-						Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: h, Direction: event.Out}}}})
 				}
 			})
 		})

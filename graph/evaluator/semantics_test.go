@@ -15,7 +15,7 @@ import (
 // TestSemanticsFollowsTheState checks that a state keeps the Semantics it
 // was computed under: an engine started empty has this build's, one
 // restored from an older build's state keeps that one through applies,
-// Freeze, State and a snapshot's encodings, and a state written before the
+// State and a snapshot's encodings, and a state written before the
 // field existed reads as stale.
 func TestSemanticsFollowsTheState(t *testing.T) {
 	recs := genLog(t, 7, 300)
@@ -45,9 +45,6 @@ func TestSemanticsFollowsTheState(t *testing.T) {
 	}
 	if got := r.State().Semantics; got != Semantics-1 {
 		t.Fatalf("after applying records, State().Semantics = %d; want the restored %d", got, Semantics-1)
-	}
-	if got := r.Freeze().State().Semantics; got != Semantics-1 {
-		t.Fatalf("Freeze().State().Semantics = %d; want %d", got, Semantics-1)
 	}
 
 	// Through both payload encodings.

@@ -101,48 +101,10 @@ type Support struct {
 }
 
 // State returns the engine's state. It shares nothing with the engine.
-// It copies and sorts everything, O(n log n): under a lock, take
-// Freeze().State() instead, with State outside the lock.
+// It copies and sorts everything, O(n log n).
 func (e *Engine) State() State {
 	s := State{Version: StateVersion, Semantics: e.semantics, Graph: e.g.State()}
 	s.Templates, s.Matches, s.Effects = e.bookkeeping()
-	return s
-}
-
-// Frozen is a read-only copy of an engine's state at one point, taken
-// cheaply by Freeze. Its methods may run in another goroutine while the
-// engine goes on applying records.
-type Frozen struct {
-	semantics int
-	g         *graph.Graph
-	templates map[string]*loaded
-	matches   map[string]*match
-	effects   map[string]*effect
-}
-
-// Freeze captures the engine's state without deep copies or sorting: the
-// graph is cloned copy-on-write (graph.Clone), loaded templates and stored
-// matches never change once made and are shared, and effects are shared
-// until the engine next changes one, which it then copies. It costs a few
-// map and slice copies, O(n) with a small constant, so that a snapshot can
-// be captured under the lock that serialises Apply and encoded outside it.
-// Like every call, Freeze is serialised with the engine's other calls.
-func (e *Engine) Freeze() *Frozen {
-	e.own = new(mark) // every effect is shared now
-	return &Frozen{
-		semantics: e.semantics,
-		g:         e.g.Clone(),
-		templates: maps.Clone(e.templates),
-		matches:   maps.Clone(e.matches),
-		effects:   maps.Clone(e.effects),
-	}
-}
-
-// State returns the captured state, as Engine.State would have returned
-// it at Freeze. It shares nothing with the engine.
-func (f *Frozen) State() State {
-	s := State{Version: StateVersion, Semantics: f.semantics, Graph: f.g.State()}
-	s.Templates, s.Matches, s.Effects = bookkeeping(f.templates, f.matches, f.effects)
 	return s
 }
 
@@ -156,31 +118,21 @@ func increasing(sp []Support) bool {
 	return true
 }
 
-// Dump writes the canonical dump of the captured state, as Engine.Dump
-// would have at Freeze.
-func (f *Frozen) Dump(w io.Writer) error {
-	return dumpState(w, f.g, f.templates, f.matches, f.effects)
-}
-
+// bookkeeping is the engine's state besides the graph, sorted: templates
+// by name, matches and effects by key.
 func (e *Engine) bookkeeping() ([]TemplateState, []MatchState, []EffectState) {
-	return bookkeeping(e.templates, e.matches, e.effects)
-}
-
-func bookkeeping(templates map[string]*loaded, ms map[string]*match, efs map[string]*effect) ([]TemplateState, []MatchState, []EffectState) {
 	tpls := []TemplateState{}
-	for _, n := range slices.Sorted(maps.Keys(templates)) {
-		l := templates[n]
+	for _, n := range slices.Sorted(maps.Keys(e.templates)) {
+		l := e.templates[n]
 		tpls = append(tpls, TemplateState{Name: n, Body: l.body, Includes: append([]TemplateState(nil), l.includes...)})
 	}
 	// Values are collected with their keys and sorted once; bindings and
 	// supports are copied into one array each.
-	mlist := make([]*match, 0, len(ms))
+	mlist := e.sortedMatches()
 	nb := 0
-	for _, m := range ms {
-		mlist = append(mlist, m)
+	for _, m := range mlist {
 		nb += len(m.bindings)
 	}
-	slices.SortFunc(mlist, func(a, b *match) int { return strings.Compare(a.key, b.key) })
 	binds := make([]Binding, 0, nb)
 	matches := make([]MatchState, 0, len(mlist))
 	for _, m := range mlist {
@@ -192,19 +144,24 @@ func bookkeeping(templates map[string]*loaded, ms map[string]*match, efs map[str
 		}
 		matches = append(matches, MatchState{Template: m.rule.tplName, Scenario: m.rule.scenario, Clause: m.rule.clause, Bindings: bs})
 	}
-	elist := make([]*effect, 0, len(efs))
+	type keyed struct {
+		key string
+		ef  *effect
+	}
+	elist := make([]keyed, 0, e.effects.n)
 	ns := 0
-	for _, ef := range efs {
-		elist = append(elist, ef)
+	for ef := range e.effects.all {
+		elist = append(elist, keyed{effectKey(ef), ef})
 		ns += len(ef.supports)
 	}
-	slices.SortFunc(elist, func(a, b *effect) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(elist, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	sups := make([]Support, 0, ns)
 	effects := make([]EffectState, 0, len(elist))
-	for _, ef := range elist {
+	for _, k := range elist {
+		ef := k.ef
 		i := len(sups)
 		sups = append(sups, ef.supports...) // sorted by id
-		effects = append(effects, EffectState{Key: ef.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
+		effects = append(effects, EffectState{Key: k.key, Kind: ef.kind, Target: ef.target, Source: ef.source, Name: ef.name,
 			Applied: ef.applied, On: ef.on, AlarmID: ef.alarmID, Supports: sups[i:len(sups):len(sups)]})
 	}
 	return tpls, matches, effects
@@ -246,13 +203,26 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 			includes: append([]TemplateState(nil), ts.Includes...)}
 	}
 	e.rebuildRules()
-	e.matches = make(map[string]*match, len(s.Matches))
-	e.effects = make(map[string]*effect, len(s.Effects))
-	e.byAnchor.byVertex = make([][]anchorEntry, 0, s.Graph.NextID)
+	// Every vertex id a match or an effect names is one of the graph's, or
+	// (an effect whose entity was unbound) 0: the indexes are slices by
+	// vertex id, sized by the graph.
+	nv := graph.VertexID(g.Len())
+	known := func(v graph.VertexID) bool { return v >= 0 && v <= nv }
+	e.byAnchor.byVertex = make([][]anchorEntry, 0, nv+1)
+	e.effects.byTarget = make([][]*effect, 0, nv+1)
 	for _, ms := range s.Matches {
 		r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause)
 		if r == nil {
 			return nil, fmt.Errorf("restore evaluator: match of unknown clause %s/%d/%d", ms.Template, ms.Scenario, ms.Clause)
+		}
+		if len(ms.Bindings) == 0 {
+			return nil, fmt.Errorf("restore evaluator: match of %s/%d/%d without bindings", ms.Template, ms.Scenario, ms.Clause)
+		}
+		for _, b := range ms.Bindings {
+			if b.Vertex < 1 || b.Vertex > nv {
+				return nil, fmt.Errorf("restore evaluator: match of %s/%d/%d binds %s to unknown vertex %d",
+					ms.Template, ms.Scenario, ms.Clause, b.Entity, b.Vertex)
+			}
 		}
 		e.addMatch(newMatch(matchKey(r, ms.Bindings), r, ms.Bindings))
 	}
@@ -266,8 +236,17 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	sups := make([]Support, 0, ns)
 	for i, es := range s.Effects {
 		ef := &efs[i]
-		*ef = effect{key: es.Key, kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
-			applied: es.Applied, on: es.On, alarmID: es.AlarmID, own: e.own}
+		*ef = effect{kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
+			applied: es.Applied, on: es.On, alarmID: es.AlarmID}
+		if !known(ef.target) || !known(ef.source) {
+			return nil, fmt.Errorf("restore evaluator: effect %q names an unknown vertex", es.Key)
+		}
+		if k := effectKey(ef); k != es.Key {
+			return nil, fmt.Errorf("restore evaluator: effect %q has the fields of %q", es.Key, k)
+		}
+		if e.effects.get(ef.kind, ef.target, ef.source, ef.name) != nil {
+			return nil, fmt.Errorf("restore evaluator: effect %q twice", es.Key)
+		}
 		if increasing(es.Supports) {
 			// As State writes them.
 			if len(es.Supports) > 0 {
@@ -280,7 +259,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 				ef.supports.set(sp.ID, sp.Value)
 			}
 		}
-		e.effects[es.Key] = ef
+		e.effects.add(ef)
 	}
 	return e, nil
 }
@@ -288,15 +267,11 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 // Dump writes the canonical dump: the graph's dump and the evaluator's
 // bookkeeping, byte-stable for the same state.
 func (e *Engine) Dump(w io.Writer) error {
-	return dumpState(w, e.g, e.templates, e.matches, e.effects)
-}
-
-func dumpState(w io.Writer, g *graph.Graph, templates map[string]*loaded, ms map[string]*match, efs map[string]*effect) error {
 	var gb bytes.Buffer
-	if err := g.Dump(&gb); err != nil {
+	if err := e.g.Dump(&gb); err != nil {
 		return fmt.Errorf("dump graph: %w", err)
 	}
-	tpls, matches, effects := bookkeeping(templates, ms, efs)
+	tpls, matches, effects := e.bookkeeping()
 	ev, err := json.Marshal(struct {
 		Templates []TemplateState `json:"templates"`
 		Matches   []MatchState    `json:"matches"`

@@ -119,16 +119,11 @@ func (e *Engine) deleteTemplate(name string) ([]graph.Change, error) {
 
 // undoWhere UNDOes every stored match of the rules selected.
 func (e *Engine) undoWhere(sel func(*rule) bool) []graph.Change {
-	var keys []string
-	for k, m := range e.matches {
-		if sel(m.rule) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
 	var out []graph.Change
-	for _, k := range keys {
-		out = e.undo(e.matches[k], out)
+	for _, m := range e.sortedMatches() {
+		if sel(m.rule) {
+			out = e.undo(m, out)
+		}
 	}
 	return out
 }
@@ -151,22 +146,17 @@ func (e *Engine) reconcileAll() []graph.Change {
 		e.enumerate(r, r.slotOf[r.c.Positive[0]], 0, func(b []Binding) { byKey[matchKey(r, b)] = slices.Clone(b) })
 		byRule[r] = byKey
 	}
-	var gone []string
-	for k, m := range e.matches {
-		if _, holds := byRule[m.rule][k]; !live[m.rule] || !holds {
-			gone = append(gone, k)
-		}
-	}
-	sort.Strings(gone)
 	var out []graph.Change
-	for _, k := range gone {
-		out = e.undo(e.matches[k], out)
+	for _, m := range e.sortedMatches() {
+		if _, holds := byRule[m.rule][m.key]; !live[m.rule] || !holds {
+			out = e.undo(m, out)
+		}
 	}
 	for _, r := range e.rules {
 		byKey := byRule[r]
 		keys := make([]string, 0, len(byKey))
-		for k := range byKey {
-			if _, ok := e.matches[k]; !ok {
+		for k, b := range byKey {
+			if !e.stored(r, k, b) {
 				keys = append(keys, k)
 			}
 		}
@@ -194,7 +184,7 @@ func (e *Engine) doWhere(sel func(*rule) bool) []graph.Change {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if _, ok := e.matches[k]; ok {
+			if e.stored(r, k, byKey[k]) {
 				continue
 			}
 			out = e.do(&match{key: k, rule: r, bindings: byKey[k]}, out)

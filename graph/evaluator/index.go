@@ -1,0 +1,281 @@
+package evaluator
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/causeway/causeway/graph"
+)
+
+// anchorIndex maps an anchor (rule, slot, vertex) to the stored matches
+// that bind it. Vertex ids are small and dense (graph.newVertex), so it
+// is a slice by vertex of short lists of (rule, slot): one index and a
+// scan of a few entries, where a map over every anchor of a large graph
+// costs a cache miss or more per probe.
+type anchorIndex struct {
+	byVertex [][]anchorEntry
+}
+
+type anchorEntry struct {
+	r    *rule
+	slot int
+	set  matchSet
+}
+
+// find returns the index of k's entry in its vertex's list, or -1.
+func (x *anchorIndex) find(k akey) int {
+	if k.v < 0 || int64(k.v) >= int64(len(x.byVertex)) {
+		return -1
+	}
+	for i, e := range x.byVertex[k.v] {
+		if e.r == k.r && e.slot == k.slot {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns the matches that bind k (an empty set if none).
+func (x *anchorIndex) get(k akey) matchSet {
+	if i := x.find(k); i >= 0 {
+		return x.byVertex[k.v][i].set
+	}
+	return matchSet{}
+}
+
+func (x *anchorIndex) add(k akey, m *match) {
+	if i := x.find(k); i >= 0 {
+		x.byVertex[k.v][i].set.add(m)
+		return
+	}
+	if k.v < 0 {
+		panic(fmt.Sprintf("evaluator: negative vertex id %d", k.v))
+	}
+	if n := int(k.v) + 1; n > len(x.byVertex) {
+		x.byVertex = slices.Grow(x.byVertex, n-len(x.byVertex))[:n]
+	}
+	e := anchorEntry{r: k.r, slot: k.slot}
+	e.set.add(m)
+	x.byVertex[k.v] = append(x.byVertex[k.v], e)
+}
+
+func (x *anchorIndex) remove(k akey, m *match) {
+	i := x.find(k)
+	if i < 0 {
+		return
+	}
+	es := x.byVertex[k.v]
+	es[i].set.remove(m)
+	if es[i].set.len() > 0 {
+		return
+	}
+	es[i] = es[len(es)-1]
+	es[len(es)-1] = anchorEntry{}
+	x.byVertex[k.v] = es[:len(es)-1]
+}
+
+// matchSet holds the stored matches that bind one anchor, in no order:
+// one match inline, a short slice, or a map once it grows past maxFew.
+type matchSet struct {
+	one  *match // the only match, while few and many are empty
+	few  []*match
+	many map[string]*match
+}
+
+const maxFew = 16
+
+func (s matchSet) len() int {
+	if s.one != nil {
+		return 1
+	}
+	return len(s.few) + len(s.many)
+}
+
+func (s *matchSet) add(m *match) {
+	if s.many != nil {
+		s.many[m.key] = m
+		return
+	}
+	if s.one != nil {
+		if s.one.key == m.key {
+			s.one = m
+			return
+		}
+		s.few = append(make([]*match, 0, 4), s.one, m)
+		s.one = nil
+		return
+	}
+	if len(s.few) == 0 {
+		s.one = m
+		return
+	}
+	for i, x := range s.few {
+		if x.key == m.key {
+			s.few[i] = m
+			return
+		}
+	}
+	if len(s.few) < maxFew {
+		if s.few == nil {
+			s.few = make([]*match, 0, 2)
+		}
+		s.few = append(s.few, m)
+		return
+	}
+	s.many = make(map[string]*match, 2*maxFew)
+	for _, x := range s.few {
+		s.many[x.key] = x
+	}
+	s.many[m.key] = m
+	s.few = nil
+}
+
+func (s *matchSet) remove(m *match) {
+	if s.one != nil {
+		if s.one.key == m.key {
+			s.one = nil
+		}
+		return
+	}
+	if s.many != nil {
+		delete(s.many, m.key)
+		return
+	}
+	for i, x := range s.few {
+		if x.key == m.key {
+			last := len(s.few) - 1
+			s.few[i] = s.few[last]
+			s.few[last] = nil
+			s.few = s.few[:last]
+			return
+		}
+	}
+}
+
+// all yields every match of the set, in no particular order.
+func (s matchSet) all(yield func(*match) bool) {
+	if s.one != nil && !yield(s.one) {
+		return
+	}
+	for _, m := range s.few {
+		if !yield(m) {
+			return
+		}
+	}
+	for _, m := range s.many {
+		if !yield(m) {
+			return
+		}
+	}
+}
+
+// effectIndex holds the effects by target vertex: a vertex is the target of
+// a few effects at most (an alarm per name raised on it, its deduced state,
+// its marked-down flag, the causes links into it), so finding one is an
+// index and a short scan, where a map keyed by the effect's key would hash
+// a string per lookup and rehash every key as it grows.
+type effectIndex struct {
+	byTarget [][]*effect
+	n        int
+}
+
+// get returns the effect of kind on target, for an alarm the one named
+// name, for a causes link the one from source (nil if none).
+func (x *effectIndex) get(kind string, target, source graph.VertexID, name string) *effect {
+	if target < 0 || int64(target) >= int64(len(x.byTarget)) {
+		return nil
+	}
+	for _, ef := range x.byTarget[target] {
+		if ef.kind == kind && ef.source == source && ef.name == name {
+			return ef
+		}
+	}
+	return nil
+}
+
+// add stores ef, which get must not find yet.
+func (x *effectIndex) add(ef *effect) {
+	if ef.target < 0 {
+		panic(fmt.Sprintf("evaluator: negative vertex id %d", ef.target))
+	}
+	if n := int(ef.target) + 1; n > len(x.byTarget) {
+		x.byTarget = slices.Grow(x.byTarget, n-len(x.byTarget))[:n]
+	}
+	x.byTarget[ef.target] = append(x.byTarget[ef.target], ef)
+	x.n++
+}
+
+// remove drops ef, if stored.
+func (x *effectIndex) remove(ef *effect) {
+	if ef.target < 0 || int64(ef.target) >= int64(len(x.byTarget)) {
+		return
+	}
+	l := x.byTarget[ef.target]
+	if i := slices.Index(l, ef); i >= 0 {
+		x.byTarget[ef.target] = slices.Delete(l, i, i+1)
+		x.n--
+	}
+}
+
+// all yields every effect, in no particular order.
+func (x *effectIndex) all(yield func(*effect) bool) {
+	for _, l := range x.byTarget {
+		for _, ef := range l {
+			if !yield(ef) {
+				return
+			}
+		}
+	}
+}
+
+// each yields every stored match once (from the entry of its first
+// binding), in no particular order.
+func (x *anchorIndex) each(yield func(*match) bool) {
+	for v, es := range x.byVertex {
+		for _, en := range es {
+			for m := range en.set.all {
+				b := m.bindings[0]
+				if int(b.Vertex) != v || m.slotKey(b) != (akey{en.r, en.slot, b.Vertex}) {
+					continue
+				}
+				if !yield(m) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// has reports whether the set holds a match with key.
+func (s matchSet) has(key string) bool {
+	if s.many != nil {
+		_, ok := s.many[key]
+		return ok
+	}
+	for m := range s.all {
+		if m.key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedMatches returns every stored match, sorted by key.
+func (e *Engine) sortedMatches() []*match {
+	var ms []*match
+	for m := range e.byAnchor.each {
+		ms = append(ms, m)
+	}
+	slices.SortFunc(ms, func(a, b *match) int { return strings.Compare(a.key, b.key) })
+	return ms
+}
+
+// stored reports whether a match of r with key and bindings b is stored.
+func (e *Engine) stored(r *rule, key string, b []Binding) bool {
+	if len(b) == 0 {
+		return false
+	}
+	m := match{key: key, rule: r, bindings: b}
+	return e.byAnchor.get(m.slotKey(b[0])).has(key)
+}
