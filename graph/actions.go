@@ -31,7 +31,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 	var prev Vertex
 	id, exists := g.keys[vkey{symAlarm, symDeduced, ext}]
 	if exists {
-		v = g.mut(id)
+		v = g.get(id)
 		prev = g.export(v)
 	} else {
 		v = g.newVertex(symAlarm, symDeduced, ext)
@@ -61,7 +61,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 // ClearDeducedAlarm soft-deletes the alarm id and all its edges; they stay in
 // the graph for RCA. Clearing a deleted or unknown vertex does nothing.
 func (g *Graph) ClearDeducedAlarm(id VertexID) []Change {
-	v := g.mut(id)
+	v := g.get(id)
 	if v == nil || v.deleted {
 		return nil
 	}
@@ -86,10 +86,10 @@ func (g *Graph) SetCausal(from, to VertexID, present bool) []Change {
 // SetDeducedState sets the state the evaluator deduced for id ("" removes
 // it) and normalises the vertex again.
 func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
-	if v := g.get(id); v == nil || g.s(v.deduced) == state {
+	v := g.get(id)
+	if v == nil || g.s(v.deduced) == state {
 		return nil
 	}
-	v := g.mut(id)
 	prev := g.export(v)
 	v.deduced = g.sym(state)
 	v.update = g.now
@@ -99,10 +99,10 @@ func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
 
 // SetMarkedDown sets or clears the vertex's is_marked_down flag.
 func (g *Graph) SetMarkedDown(id VertexID, down bool) []Change {
-	if v := g.get(id); v == nil || v.markedDwn == down {
+	v := g.get(id)
+	if v == nil || v.markedDwn == down {
 		return nil
 	}
-	v := g.mut(id)
 	prev := g.export(v)
 	v.markedDwn = down
 	v.update = g.now

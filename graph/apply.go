@@ -73,7 +73,7 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 	var v *vertex
 	var changes []Change
 	if exists {
-		v = g.mut(id)
+		v = g.get(id)
 		if g.s(v.source) == ev.Source {
 			v.seen = g.step
 		}
@@ -223,7 +223,7 @@ func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, ch
 
 // assertEdge adds own to the owners of edge t, creating or undeleting it.
 func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
-	e, created := g.ensureEdge(g.mut(t.from), g.mut(t.to), t.rel)
+	e, created := g.ensureEdge(g.get(t.from), g.get(t.to), t.rel)
 	if i, ok := e.findOwner(own); !ok {
 		e.owners = slices.Insert(e.owners, i, own)
 	}
@@ -246,7 +246,7 @@ func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 // retractEdge removes own from the owners of edge t, deleting it when no
 // owner is left.
 func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
-	from := g.mut(t.from)
+	from := g.get(t.from)
 	i, ok := from.findOut(t.to, t.rel)
 	if !ok {
 		return changes
@@ -314,7 +314,6 @@ func (g *Graph) deleteEntity(ev *event.Event) []Change {
 	if obs < v.sample || v.deleted {
 		return nil
 	}
-	v = g.mut(id)
 	v.sample = obs
 	return g.softDelete(v, nil)
 }
@@ -329,23 +328,10 @@ func (g *Graph) deleteEntity(ev *event.Event) []Change {
 func (g *Graph) revive(v *vertex) {
 	v.deleted = false
 	for _, from := range v.in {
-		if from == v.id { // a self loop: v is already mutable
-			i, _ := v.findOut(v.id, "")
-			for ; i < len(v.out) && v.out[i].to == v.id; i++ {
-				v.out[i].withVertex = false
-			}
-			continue
-		}
-		fv := g.get(from)
+		fv := g.get(from) // v itself for a self loop
 		i, _ := fv.findOut(v.id, "")
-		for j := i; j < len(fv.out) && fv.out[j].to == v.id; j++ {
-			if fv.out[j].withVertex {
-				fv = g.mut(from)
-				for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
-					fv.out[i].withVertex = false
-				}
-				break
-			}
+		for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
+			fv.out[i].withVertex = false
 		}
 	}
 }
@@ -369,7 +355,7 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 		if from == v.id {
 			continue
 		}
-		fv := g.mut(from)
+		fv := g.get(from)
 		i, _ := fv.findOut(v.id, "")
 		for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
 			del(from, &fv.out[i])
@@ -421,7 +407,7 @@ func (g *Graph) syncEnd(source, id string) ([]Change, bool) {
 		if v == nil || g.s(v.source) != source || v.deleted || v.placeholder || v.seen > begin {
 			continue
 		}
-		changes = g.softDelete(g.mut(v.id), changes)
+		changes = g.softDelete(v, changes)
 	}
 	return changes, true
 }

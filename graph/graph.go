@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -31,14 +30,7 @@ type Graph struct {
 	// Normalizer is fixed for the graph's life, and a few combinations of
 	// category, type and states cover every vertex.
 	normed map[normKey][2]sym
-	// own marks the vertices this graph may change in place. Clone shares
-	// vertices between two graphs and gives both a new mark, so each
-	// copies a shared vertex before its first change (see mut).
-	own *cowMark
 }
-
-// cowMark identifies the owner of vertices; only its address matters.
-type cowMark struct{ _ byte }
 
 // sym is a string of the graph's symbol table; 0 is "".
 type sym uint32
@@ -75,10 +67,6 @@ func (t *symtab) of(s string) sym {
 	return x
 }
 
-func (t *symtab) clone() symtab {
-	return symtab{names: slices.Clone(t.names), index: maps.Clone(t.index)}
-}
-
 // vkey is a vertex's key: category and type as symbols, which hash and
 // compare faster than their strings and keep the keys map's slots small.
 type vkey struct {
@@ -102,7 +90,6 @@ type vertex struct {
 	seen                            int64      // step of the last upsert reported by the vertex's source
 	out                             []edge     // sorted by (to, rel)
 	in                              []VertexID // sorted, unique: vertices with an edge to this one
-	own                             *cowMark   // the graph that may change it in place
 }
 
 // owner is an entity whose source asserted an edge among its relations.
@@ -134,7 +121,7 @@ func New(norm *Normalizer) *Graph {
 	if norm == nil {
 		norm = DefaultNormalizer()
 	}
-	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), normed: make(map[normKey][2]sym), own: new(cowMark)}
+	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), normed: make(map[normKey][2]sym)}
 }
 
 // str returns the graph's copy of s, so that equal strings share memory.
@@ -197,26 +184,6 @@ func (g *Graph) get(id VertexID) *vertex {
 		return nil
 	}
 	return g.verts[id-1]
-}
-
-// mut returns vertex id for changing it: a vertex shared with a clone is
-// first copied (with its edge lists and owners), so the clone never sees
-// the change. Every change to a vertex, its edges or their owners goes
-// through a pointer from mut, never from get.
-func (g *Graph) mut(id VertexID) *vertex {
-	v := g.get(id)
-	if v == nil || v.own == g.own {
-		return v
-	}
-	cv := *v
-	cv.own = g.own
-	cv.in = slices.Clone(v.in)
-	cv.out = slices.Clone(v.out)
-	for j := range cv.out {
-		cv.out[j].owners = slices.Clone(cv.out[j].owners)
-	}
-	g.verts[id-1] = &cv
-	return &cv
 }
 
 func (g *Graph) export(v *vertex) Vertex {
@@ -401,7 +368,7 @@ type edgeKey struct {
 
 // newVertex allocates the next id.
 func (g *Graph) newVertex(category, typ sym, ext string) *vertex {
-	v := &vertex{id: VertexID(len(g.verts) + 1), category: category, typ: typ, ext: ext, own: g.own}
+	v := &vertex{id: VertexID(len(g.verts) + 1), category: category, typ: typ, ext: ext}
 	g.verts = append(g.verts, v)
 	g.keys[g.key(v)] = v.id
 	return v

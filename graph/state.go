@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 )
@@ -161,7 +160,7 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			project: g.sym(vs.ProjectID), source: g.sym(vs.Source),
 			deleted: vs.IsDeleted, placeholder: vs.IsPlaceholder, markedDwn: vs.IsMarkedDown,
 			sample: toNanos(vs.SampleTimestamp), update: toNanos(vs.UpdateTimestamp),
-			props: g.props(vs.Properties), seen: vs.Seen, own: g.own,
+			props: g.props(vs.Properties), seen: vs.Seen,
 		}
 		k := g.key(v)
 		if other, dup := g.keys[k]; dup {
@@ -232,23 +231,4 @@ func cmpEdgeKey(a, b edgeKey) int {
 		return 1
 	}
 	return 0
-}
-
-// Clone returns an independent copy of g sharing its Normalizer. It is
-// cheap, O(vertices) pointer copies: the two graphs share their vertices
-// until either changes one, which copies that vertex first (copy on
-// write). Clone counts as a change of g: like every call, it is serialised
-// with g's other calls; afterwards the clone may be read (or changed) by
-// another goroutine while g goes on.
-func (g *Graph) Clone() *Graph {
-	g.own = new(cowMark) // every vertex is shared now
-	return &Graph{
-		norm: g.norm, now: g.now, step: g.step,
-		verts:  slices.Clone(g.verts),
-		keys:   maps.Clone(g.keys),
-		syncs:  slices.Clone(g.syncs),
-		syms:   g.syms.clone(),
-		normed: make(map[normKey][2]sym),
-		own:    new(cowMark),
-	}
 }

@@ -362,11 +362,9 @@ func memEngine(b *testing.B, size int) (*evaluator.Engine, *graph.Normalizer) {
 	return e, norm
 }
 
-// BenchmarkCapture measures what a capture under the processor's lock can
-// cost with the evaluator's current API (evaluator.Engine.State, a deep
-// copy into plain data) against the graph alone (graph.State) and a plain
-// structural clone of the graph (graph.Clone): the gap shows what an
-// Engine.Clone would save the live-capture pause.
+// BenchmarkCapture measures what a live capture (snapshot_capture_live)
+// holds the processor's lock for: evaluator.Engine.State, a deep copy
+// into plain data, against the graph's part of it alone (graph.State).
 func BenchmarkCapture(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(fmt.Sprintf("entities=%d", size), func(b *testing.B) {
@@ -374,7 +372,6 @@ func BenchmarkCapture(b *testing.B) {
 			for name, fn := range map[string]func(){
 				"evaluator.State": func() { _ = e.State() },
 				"graph.State":     func() { _ = e.Graph().State() },
-				"graph.Clone":     func() { _ = e.Graph().Clone() },
 			} {
 				b.Run(name, func(b *testing.B) {
 					b.ReportAllocs()
