@@ -208,7 +208,9 @@ func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, ch
 	}
 	slices.SortFunc(want, cmpTriple)
 	want = slices.Compact(want)
-
+	if g.holds(v, own, want) {
+		return changes
+	}
 	for _, t := range g.ownedBy(v, own) {
 		if _, keep := slices.BinarySearchFunc(want, t, cmpTriple); keep {
 			continue
@@ -221,11 +223,30 @@ func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, ch
 	return changes
 }
 
+// holds reports whether the edges own asserted are exactly want, and all
+// in place: the common upsert, which reports the relations it reported
+// before. Each edge of want is live and owned by own, and v owns no other:
+// the owner entries naming v number len(want).
+func (g *Graph) holds(v *vertex, own owner, want []triple) bool {
+	if v.owning != len(want) {
+		return false
+	}
+	for _, t := range want {
+		from := g.get(t.from)
+		i, ok := from.findOut(t.to, t.rel)
+		if !ok || from.out[i].deleted || !from.out[i].hasOwner(own) {
+			return false
+		}
+	}
+	return true
+}
+
 // assertEdge adds own to the owners of edge t, creating or undeleting it.
 func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 	e, created := g.ensureEdge(g.get(t.from), g.get(t.to), t.rel)
 	if i, ok := e.findOwner(own); !ok {
 		e.owners = slices.Insert(e.owners, i, own)
+		g.owned(own.entity, 1)
 	}
 	if !e.deleted {
 		return changes
@@ -254,6 +275,7 @@ func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
 	e := &from.out[i]
 	if j, ok := e.findOwner(own); ok {
 		e.owners = slices.Delete(e.owners, j, j+1)
+		g.owned(own.entity, -1)
 	}
 	if len(e.owners) > 0 || e.deleted {
 		return changes
@@ -262,6 +284,13 @@ func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
 	e.deleted = true
 	e.update = g.now
 	return append(changes, edgeUpdated(EdgeDeleted, prev, t.from, e))
+}
+
+// owned moves the count of owner entries naming vertex id by n.
+func (g *Graph) owned(id VertexID, n int) {
+	if v := g.get(id); v != nil {
+		v.owning += n
+	}
 }
 
 // ownedBy lists the edges incident to v that own asserted, sorted.
@@ -339,6 +368,9 @@ func (g *Graph) revive(v *vertex) {
 // softDelete marks v and all its edges deleted; edges lose their owners.
 func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 	del := func(from VertexID, e *edge) {
+		for _, o := range e.owners {
+			g.owned(o.entity, -1)
+		}
 		e.owners = nil
 		if e.deleted {
 			return

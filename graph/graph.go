@@ -90,6 +90,9 @@ type vertex struct {
 	seen                            int64      // step of the last upsert reported by the vertex's source
 	out                             []edge     // sorted by (to, rel)
 	in                              []VertexID // sorted, unique: vertices with an edge to this one
+	// owning counts the owner entries of edges whose entity is this
+	// vertex, whichever the source: the relations it asserted.
+	owning int
 }
 
 // owner is an entity whose source asserted an edge among its relations.

@@ -227,6 +227,9 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 				if got := dump(t, restored); got != want {
 					t.Fatalf("seed %d: FromState at cut %d then the rest differs from a straight run", seed, cut)
 				}
+				if err := checkInvariants(restored); err != nil {
+					t.Fatalf("seed %d: FromState at cut %d then the rest: %v", seed, cut, err)
+				}
 				if got := dump(t, g); got != want {
 					t.Fatalf("seed %d: a run restored from at cut %d differs from a straight run", seed, cut)
 				}
@@ -251,12 +254,23 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 
 // checkInvariants checks the internal consistency of g.
 func checkInvariants(g *Graph) error {
+	owning := map[VertexID]int{}
+	for _, v := range g.verts {
+		for _, e := range v.out {
+			for _, o := range e.owners {
+				owning[o.entity]++
+			}
+		}
+	}
 	for i, v := range g.verts {
 		if v == nil {
 			continue
 		}
 		if v.id != VertexID(i+1) {
 			return fmt.Errorf("vertex at %d has id %d", i, v.id)
+		}
+		if v.owning != owning[v.id] {
+			return fmt.Errorf("vertex %d counts %d owner entries naming it; there are %d", v.id, v.owning, owning[v.id])
 		}
 		if id := g.keys[g.key(v)]; id != v.id {
 			return fmt.Errorf("key of vertex %d maps to %d", v.id, id)

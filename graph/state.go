@@ -203,6 +203,9 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			v.out = edges[start:len(edges):len(edges)]
 		}
 	}
+	for _, o := range owners {
+		g.owned(o.entity, 1)
+	}
 	for _, v := range g.verts {
 		if v != nil {
 			v.in = slices.Clip(v.in)
