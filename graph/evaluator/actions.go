@@ -55,10 +55,13 @@ func (e *Engine) do(m *match, out []graph.Change) []graph.Change {
 		switch a.Type {
 		case template.ActionRaiseAlarm:
 			ef := e.effect(kindAlarm, m.vertex(a.Target), 0, a.AlarmName)
-			ef.supports.set(supportID(m, i, ""), a.Severity)
+			// The alarm's support id is a prefix of its causes link's:
+			// both are cut from one string.
+			sid := supportID(m, i, "c")
+			ef.supports.set(sid[:len(sid)-1], a.Severity)
 			out = append(out, e.settle(ef)...)
 			if a.CausingAlarm != "" {
-				out = append(out, e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, supportID(m, i, "c"))...)
+				out = append(out, e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, sid)...)
 			}
 		case template.ActionSetState:
 			ef := e.effect(kindState, m.vertex(a.Target), 0, "")
@@ -127,7 +130,14 @@ func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 func (e *Engine) effect(kind string, target, source graph.VertexID, name string) *effect {
 	ef := e.effects.get(kind, target, source, name)
 	if ef == nil {
-		ef = &effect{kind: kind, target: target, source: source, name: name}
+		// Most effects have one support: it shares the effect's
+		// allocation.
+		x := &struct {
+			ef effect
+			s  [1]Support
+		}{}
+		x.ef = effect{kind: kind, target: target, source: source, name: name, supports: x.s[:0:1]}
+		ef = &x.ef
 		e.effects.add(ef)
 	}
 	return ef

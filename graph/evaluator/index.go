@@ -176,8 +176,15 @@ func (s matchSet) all(yield func(*match) bool) {
 // index and a short scan, where a map keyed by the effect's key would hash
 // a string per lookup and rehash every key as it grows.
 type effectIndex struct {
-	byTarget [][]*effect
+	byTarget []effectList
 	n        int
+}
+
+// effectList is the effects of one target: the first inline, as most
+// targets have one.
+type effectList struct {
+	one  *effect
+	more []*effect
 }
 
 // get returns the effect of kind on target, for an alarm the one named
@@ -186,7 +193,11 @@ func (x *effectIndex) get(kind string, target, source graph.VertexID, name strin
 	if target < 0 || int64(target) >= int64(len(x.byTarget)) {
 		return nil
 	}
-	for _, ef := range x.byTarget[target] {
+	l := &x.byTarget[target]
+	if ef := l.one; ef != nil && ef.kind == kind && ef.source == source && ef.name == name {
+		return ef
+	}
+	for _, ef := range l.more {
 		if ef.kind == kind && ef.source == source && ef.name == name {
 			return ef
 		}
@@ -202,7 +213,12 @@ func (x *effectIndex) add(ef *effect) {
 	if n := int(ef.target) + 1; n > len(x.byTarget) {
 		x.byTarget = slices.Grow(x.byTarget, n-len(x.byTarget))[:n]
 	}
-	x.byTarget[ef.target] = append(x.byTarget[ef.target], ef)
+	l := &x.byTarget[ef.target]
+	if l.one == nil {
+		l.one = ef
+	} else {
+		l.more = append(l.more, ef)
+	}
 	x.n++
 }
 
@@ -211,17 +227,31 @@ func (x *effectIndex) remove(ef *effect) {
 	if ef.target < 0 || int64(ef.target) >= int64(len(x.byTarget)) {
 		return
 	}
-	l := x.byTarget[ef.target]
-	if i := slices.Index(l, ef); i >= 0 {
-		x.byTarget[ef.target] = slices.Delete(l, i, i+1)
-		x.n--
+	l := &x.byTarget[ef.target]
+	switch i := slices.Index(l.more, ef); {
+	case l.one == ef:
+		l.one = nil
+		if n := len(l.more); n > 0 {
+			l.one = l.more[n-1]
+			l.more[n-1] = nil
+			l.more = l.more[:n-1]
+		}
+	case i >= 0:
+		l.more = slices.Delete(l.more, i, i+1)
+	default:
+		return
 	}
+	x.n--
 }
 
 // all yields every effect, in no particular order.
 func (x *effectIndex) all(yield func(*effect) bool) {
-	for _, l := range x.byTarget {
-		for _, ef := range l {
+	for i := range x.byTarget {
+		l := &x.byTarget[i]
+		if l.one != nil && !yield(l.one) {
+			return
+		}
+		for _, ef := range l.more {
 			if !yield(ef) {
 				return
 			}

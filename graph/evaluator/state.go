@@ -209,7 +209,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	nv := graph.VertexID(g.Len())
 	known := func(v graph.VertexID) bool { return v >= 0 && v <= nv }
 	e.byAnchor.byVertex = make([][]anchorEntry, 0, nv+1)
-	e.effects.byTarget = make([][]*effect, 0, nv+1)
+	e.effects.byTarget = make([]effectList, 0, nv+1)
 	for _, ms := range s.Matches {
 		r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause)
 		if r == nil {
