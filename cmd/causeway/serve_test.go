@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// notifySocket is a datagram socket standing for systemd's NOTIFY_SOCKET,
+// with the watchdog on at a 20 ms interval (pings every 10 ms).
+func notifySocket(t *testing.T) *net.UnixConn {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sd") // short: a socket path has a length limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	t.Setenv("WATCHDOG_USEC", "20000")
+	return conn
+}
+
+// next reads the next message, or "" when none comes within wait.
+func next(t *testing.T, conn *net.UnixConn, wait time.Duration) string {
+	t.Helper()
+	buf := make([]byte, 256)
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := conn.Read(buf)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buf[:n])
+}
+
+// TestServeGatesTheWatchdogOnEveryActor checks the wiring every component
+// shares: systemd hears READY, then watchdog pings only while every actor
+// says it is alive (one stuck actor withholds them, so systemd restarts
+// the component), and STOPPING on a clean stop.
+func TestServeGatesTheWatchdogOnEveryActor(t *testing.T) {
+	conn := notifySocket(t)
+	var stuck atomic.Bool
+	idle := func(ctx context.Context) error { <-ctx.Done(); return nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), newRegistry(), "",
+			actor{name: "publisher", run: idle, alive: func() bool { return true }},
+			actor{name: "drivers", run: idle, alive: func() bool { return !stuck.Load() }},
+			actor{name: "no check", run: idle})
+	}()
+	if got := next(t, conn, 5*time.Second); got != "READY=1" {
+		t.Fatalf("first message %q; want READY=1", got)
+	}
+	for range 3 {
+		if got := next(t, conn, 5*time.Second); got != "WATCHDOG=1" {
+			t.Fatalf("with every actor alive: %q; want WATCHDOG=1", got)
+		}
+	}
+
+	stuck.Store(true)
+	// A ping decided before the store may still come; after it, none.
+	if got := next(t, conn, 100*time.Millisecond); got != "" && got != "WATCHDOG=1" {
+		t.Fatalf("unexpected %q", got)
+	}
+	if got := next(t, conn, 200*time.Millisecond); got != "" {
+		t.Fatalf("with the drivers stuck, systemd heard %q; want nothing for 20 watchdog intervals", got)
+	}
+
+	stuck.Store(false)
+	if got := next(t, conn, 5*time.Second); got != "WATCHDOG=1" {
+		t.Fatalf("once the drivers move again: %q; want WATCHDOG=1", got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a clean stop returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not return after its context ended")
+	}
+	for {
+		got := next(t, conn, 5*time.Second)
+		if got == "WATCHDOG=1" {
+			continue // sent before the stop took effect
+		}
+		if got != "STOPPING=1" {
+			t.Fatalf("on the way out: %q; want STOPPING=1", got)
+		}
+		break
+	}
+}
+
+// TestServeStopsEveryActorWhenOneFails checks that an actor's failure ends
+// the component with the actor's name in the error, and stops the others.
+func TestServeStopsEveryActorWhenOneFails(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	boom := errors.New("broker gone")
+	var stopped atomic.Int32
+	idle := func(ctx context.Context) error { <-ctx.Done(); stopped.Add(1); return nil }
+	err := serve(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), newRegistry(), "",
+		actor{name: "publisher", run: idle},
+		actor{name: "http server", run: func(context.Context) error { return boom }},
+		actor{name: "openstack consumer", run: idle})
+	if !errors.Is(err, boom) || err.Error() != "http server: broker gone" {
+		t.Fatalf("serve returned %v; want the failing actor's error, named", err)
+	}
+	if n := stopped.Load(); n != 2 {
+		t.Fatalf("%d of the 2 other actors stopped", n)
+	}
+}
