@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -119,6 +120,11 @@ type Persister struct {
 	pubCh chan event.Batch
 	// appending holds the Append in flight: Alive's measure.
 	appending liveness.Ops
+	// holed is set once a dead-letter failed on a channel that may still
+	// be open (deadLetter reports false): that message stays unacked,
+	// and a multiple ack of any later one would ack it with it, neither
+	// stored nor dead-lettered. From then on every ack is single.
+	holed atomic.Bool
 }
 
 // StallLimit is how long one Append may take before Alive says the
@@ -288,13 +294,11 @@ func (p *Persister) consume(ctx, work context.Context) error {
 }
 
 // batch is what one transaction commits: the valid entries and every
-// message read for them (the last one is acked with multiple).
+// message read for them (the last one is acked with multiple, unless
+// Persister.holed).
 type batch struct {
 	entries []store.Entry
 	msgs    []Message // msgs[i] carries entries[i]
-	// ackEach: a dead-letter among these messages failed on a live
-	// channel, so a multiple ack could ack that message too; ack one by one.
-	ackEach bool
 }
 
 // collect reads messages into batches and hands each to out once it is
@@ -348,9 +352,7 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			if tm, ok := m.(timedMessage); ok && p.cfg.KeepRecordedAt {
 				t, ok, err := tm.RecordedAt()
 				if err != nil {
-					if !p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err)) {
-						b.ackEach = true
-					}
+					p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err))
 					continue
 				}
 				if ok {
@@ -363,9 +365,7 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			}
 			ev, err := decode(m.Body())
 			if err != nil {
-				if !p.deadLetter(work, m, err) {
-					b.ackEach = true
-				}
+				p.deadLetter(work, m, err)
 				continue
 			}
 			entry := store.Entry{Event: ev, Body: m.Body(), RecordedAt: at}
@@ -381,17 +381,23 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 // deadLetter sends m to the DLQ with the reason of err. It never blocks
 // the stream: on failure the message stays unacked for the broker to
 // redeliver (the bus adapter falls back to a reject, which dead-letters
-// it without the reason header). It reports false when m may still be
-// unacked on a live channel.
-func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) bool {
+// it without the reason header). When m may still be unacked on a live
+// channel, every later ack is single (holed).
+func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) {
 	reason := reasonOf(cause)
 	if err := p.queue.DeadLetter(ctx, m, reason+": "+cause.Error()); err != nil {
-		p.lg.Error("dead-letter failed; the broker will redeliver", "reason", reason, "cause", cause, "err", err)
-		return errors.Is(err, ErrStale)
+		if errors.Is(err, ErrStale) {
+			p.lg.Error("dead-letter failed; the broker will redeliver", "reason", reason, "cause", cause, "err", err)
+			return
+		}
+		if !p.holed.Swap(true) {
+			p.lg.Warn("acks go one by one from now on: a message whose dead-letter failed may be unacked on a live channel")
+		}
+		p.lg.Error("dead-letter failed; the broker will redeliver once the channel closes", "reason", reason, "cause", cause, "err", err)
+		return
 	}
 	p.m.deadLettered.WithLabelValues(reason).Inc()
 	p.lg.Warn("dead-lettered an event", "reason", reason, "err", cause)
-	return true
 }
 
 // errBadRecordedAt is a replayed event whose recorded_at header does not
@@ -461,12 +467,9 @@ func (p *Persister) commitEach(ctx context.Context, b batch, cause error) {
 		p.deadLetter(ctx, b.msgs[0], cause)
 		return
 	}
-	// Acks go one by one: a multiple ack could cover a message whose
-	// dead-letter failed.
-	b.ackEach = true
 	p.lg.Warn("database refused a batch; committing its events one by one", "events", len(b.entries), "err", cause)
 	for i := range b.entries {
-		p.commit(ctx, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1], ackEach: true})
+		p.commit(ctx, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1]})
 		if ctx.Err() != nil {
 			return
 		}
@@ -533,7 +536,7 @@ func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
 // is in this batch, in an earlier acked one, or dead-lettered.
 func (p *Persister) ack(b batch) {
 	toAck, multiple := b.msgs[len(b.msgs)-1:], true
-	if b.ackEach {
+	if p.holed.Load() {
 		toAck, multiple = b.msgs, false
 	}
 	for _, m := range toAck {

@@ -87,6 +87,9 @@ type fakeQueue struct {
 	in   chan Message
 	out  chan Message
 	next int
+	// dlFails makes DeadLetter fail with this error (the publish and the
+	// reject both failed, the channel not seen closed).
+	dlFails error
 }
 
 func newFakeQueue(j *journal) *fakeQueue {
@@ -121,6 +124,10 @@ func (q *fakeQueue) Run(ctx context.Context) error {
 func (q *fakeQueue) Messages() <-chan Message { return q.out }
 
 func (q *fakeQueue) DeadLetter(_ context.Context, m Message, reason string) error {
+	if q.dlFails != nil {
+		q.j.add("dead-letter %d failed", m.(*fakeMsg).tag)
+		return q.dlFails
+	}
 	q.j.add("dead-letter %d %s", m.(*fakeMsg).tag, strings.SplitN(reason, ":", 2)[0])
 	return nil
 }
@@ -434,12 +441,56 @@ func TestRejectedEventIsDeadLetteredAlone(t *testing.T) {
 		synctest.Wait()
 		checkJournal(t, h.j, []string{
 			"append 3 failed",
-			"append 1: 1 new", "ack 1 multiple=false",
+			"append 1: 1 new", "ack 1 multiple=true",
 			"append 1 failed", "dead-letter 2 rejected",
-			"append 1: 1 new", "ack 3 multiple=false",
+			"append 1: 1 new", "ack 3 multiple=true",
 		}, []string{"publish 1..1", "publish 2..2"})
 		h.stop(t)
 	})
+}
+
+// TestFailedDeadLetterIsNeverAckedByALaterBatch checks that a message
+// whose dead-letter failed on a channel not seen closed stays unacked for
+// good (the broker redelivers it when the channel closes): no multiple ack
+// of a later batch covers it, whether it was refused by the decoder or,
+// alone, by the database.
+func TestFailedDeadLetterIsNeverAckedByALaterBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first []byte
+		want  []string
+	}{
+		{"malformed", []byte("not json"), []string{"dead-letter 1 failed"}},
+		{"rejected alone", nil, []string{"append 1 failed", "dead-letter 1 failed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond}, func(es []store.Entry) error {
+					if es[0].Event.EventID == "bad" {
+						return &mysql.MySQLError{Number: 1406, Message: "Data too long"}
+					}
+					return nil
+				})
+				h.q.dlFails = errors.New("publish: channel blocked; reject: connection reset")
+				first := tc.first
+				if first == nil {
+					first = body(t, "bad")
+				}
+				// Each push is a batch of its own: the batch wait passes
+				// before the next.
+				for _, bodies := range [][][]byte{{first}, {body(t, "a"), body(t, "b")}, {body(t, "c"), body(t, "d")}} {
+					h.q.push(bodies...)
+					time.Sleep(time.Second)
+					synctest.Wait()
+				}
+				checkJournal(t, h.j, append(tc.want,
+					"append 2: 2 new", "ack 2 multiple=false", "ack 3 multiple=false",
+					"append 2: 2 new", "ack 4 multiple=false", "ack 5 multiple=false",
+				), []string{"publish 1..2", "publish 3..4"})
+				h.stop(t)
+			})
+		})
+	}
 }
 
 func TestDuplicatesAreAckedCountedNotPublished(t *testing.T) {
