@@ -52,9 +52,7 @@ func (x *anchorIndex) add(k akey, m *match) {
 	if k.v < 0 {
 		panic(fmt.Sprintf("evaluator: negative vertex id %d", k.v))
 	}
-	if n := int(k.v) + 1; n > len(x.byVertex) {
-		x.byVertex = slices.Grow(x.byVertex, n-len(x.byVertex))[:n]
-	}
+	x.byVertex = growTo(x.byVertex, int(k.v)+1)
 	e := anchorEntry{r: k.r, slot: k.slot}
 	e.set.add(m)
 	x.byVertex[k.v] = append(x.byVertex[k.v], e)
@@ -210,9 +208,7 @@ func (x *effectIndex) add(ef *effect) {
 	if ef.target < 0 {
 		panic(fmt.Sprintf("evaluator: negative vertex id %d", ef.target))
 	}
-	if n := int(ef.target) + 1; n > len(x.byTarget) {
-		x.byTarget = slices.Grow(x.byTarget, n-len(x.byTarget))[:n]
-	}
+	x.byTarget = growTo(x.byTarget, int(ef.target)+1)
 	l := &x.byTarget[ef.target]
 	if l.one == nil {
 		l.one = ef
@@ -308,4 +304,17 @@ func (e *Engine) stored(r *rule, key string, b []Binding) bool {
 	}
 	m := match{key: key, rule: r, bindings: b}
 	return e.byAnchor.get(m.slotKey(b[0])).has(key)
+}
+
+// growTo returns s with at least n elements. An index by vertex id grows
+// one id at a time as the graph does: its capacity doubles, where append
+// grows a large slice by a quarter, copying it all again each time.
+func growTo[S ~[]E, E any](s S, n int) S {
+	if n <= len(s) {
+		return s
+	}
+	if n > cap(s) {
+		s = slices.Grow(s, max(n, 2*cap(s))-len(s))
+	}
+	return s[:n]
 }
