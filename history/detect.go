@@ -1,6 +1,8 @@
 package history
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/causeway/causeway/graph"
@@ -151,8 +153,15 @@ func links(rec event.Record, changes []graph.Change, g Graph) []Item {
 // Batch is what the leader writes: the items of the records up to Seq.
 type Batch struct {
 	// Seq is the last seq whose items are all in Items.
-	Seq   int64
-	Items []Item
+	Seq int64
+	// Reconcile, when set, is the whole state after the record
+	// Reconcile.Seq (at or below Seq), which the stored history is made to
+	// agree with before Items are written, if its head is below that seq:
+	// a leader sets it when the records between the head and it are past
+	// retention and their items cannot be rebuilt. Items at or below it
+	// are then skipped: the state stands for them.
+	Reconcile *State
+	Items     []Item
 }
 
 // Prune drops the items at or below seq (written already, by Head).
@@ -162,4 +171,58 @@ func (b *Batch) Prune(seq int64) {
 		i++
 	}
 	b.Items = b.Items[i:]
+}
+
+// State is what is active after one record, whole: the alarms raised and
+// not cleared, and the `causes` links that hold. It is what the history
+// must show open at that seq, whatever happened in the records before it.
+type State struct {
+	Seq        int64     `json:"seq"`
+	RecordedAt time.Time `json:"recorded_at"`
+	// Alarms are the active alarms, by key.
+	Alarms []Alarm `json:"alarms"`
+	// Links are the `causes` links that hold, by from then to key.
+	Links []LinkKey `json:"links"`
+}
+
+// LinkKey names a `causes` link by the keys of its two alarms.
+type LinkKey struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// StateGraph is what ActiveAt reads of the graph (a *graph.Graph).
+type StateGraph interface {
+	Graph
+	VertexIDs() []graph.VertexID
+	EachOut(id graph.VertexID, yield func(graph.Edge) bool)
+}
+
+// ActiveAt returns the state of g, as of the record seq recorded at
+// recordedAt: an alarm is active as Detect's transitions see it (neither
+// deleted nor a placeholder), a link while its `causes` edge is not
+// deleted. It is pure and deterministic (sorted by key, not by vertex id).
+func ActiveAt(seq int64, recordedAt time.Time, g StateGraph) State {
+	s := State{Seq: seq, RecordedAt: recordedAt.UTC()}
+	for _, id := range g.VertexIDs() {
+		v, ok := g.Vertex(id)
+		if !ok {
+			continue
+		}
+		if v.Category == graph.CategoryAlarm && !v.IsDeleted && !v.IsPlaceholder {
+			s.Alarms = append(s.Alarms, alarmOf(v, g))
+		}
+		g.EachOut(id, func(e graph.Edge) bool {
+			if e.Relationship != graph.RelCauses || e.IsDeleted {
+				return true
+			}
+			if to, ok := g.Vertex(e.To); ok {
+				s.Links = append(s.Links, LinkKey{From: v.Key(), To: to.Key()})
+			}
+			return true
+		})
+	}
+	slices.SortFunc(s.Alarms, func(a, b Alarm) int { return cmp.Compare(a.Key, b.Key) })
+	slices.SortFunc(s.Links, func(a, b LinkKey) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
+	return s
 }

@@ -45,6 +45,29 @@
 // below s when it comes to write, the history of (head, s] is missing;
 // the processor should log that (compare Head with the snapshot's seq).
 //
+// # Lost ranges
+//
+// When no leader wrote the history for longer than the event log's
+// retention, a new leader cannot rebuild the items of the records after
+// the head: the oldest it can rebuild from is the oldest snapshot the
+// retained log follows (the salvage base). It then writes, with the items
+// after the base, the state at the base (Batch.Reconcile, made by
+// ActiveAt from the graph restored from that snapshot), and Write first
+// makes the history agree with it, in the same fenced transaction: it
+// closes the open occurrences and links that the state no longer holds,
+// opens one for each alarm and link the state holds and the history does
+// not, and brings the severity of those still open to the state's. When
+// those rows began or ended is unknown — after the old head, at or before
+// the base — so they take the base's seq and recorded time (the latest it
+// can have been, from the log, never the wall clock) and record the old
+// head in their *_after_seq column, which marks the bound approximate
+// (Occurrence.RaisedApprox, ClearedApprox; Link.StartApprox, EndApprox).
+// What happened inside the lost range and left no trace at the base (an
+// alarm raised and cleared there, or cleared and raised again) is lost.
+// The state is applied only above the stored head, and only rows that
+// disagree with it change, so a second write of the same batch changes
+// nothing.
+//
 // # Retention
 //
 // Prune deletes occurrences and links that ended, and severity changes

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -454,5 +455,261 @@ func TestKeysKeptApart(t *testing.T) {
 				t.Fatalf("occurrences by key (active) = %v; want %q active and %q cleared, apart", state, tc.key1, tc.key2)
 			}
 		})
+	}
+}
+
+// lostRangeLog is a log whose records 10..12 a leader cannot rebuild:
+// hosts h0..h2 with an instance each; NIC alarms (and, by the template,
+// deduced alarms on the instances, caused by them) on h0 and h2 raised
+// before the history's head (9); in the lost range h0's cleared, h1's
+// raised and h2's made critical; after the salvage base (12) h1's made
+// critical and h2's cleared.
+func lostRangeLog() []event.Event {
+	var evs []event.Event
+	add := func(ev event.Event) {
+		ev.V, ev.EventID, ev.ObservedAt = event.Version, "lost-"+strconv.Itoa(len(evs)+1), t0.Add(time.Duration(len(evs))*time.Second)
+		if ev.Source == "" {
+			ev.Source = "test"
+		}
+		evs = append(evs, ev)
+	}
+	add(event.Event{Kind: event.KindTemplatePut, Source: "cli", Template: &event.Template{Name: "host_nic", Body: historytest.Template}})
+	for h := 0; h < 3; h++ {
+		host := historytest.HostID(h)
+		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: host, Name: host, State: "available"}})
+		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.instance", ID: "i" + host, Name: "i" + host, State: "ACTIVE",
+			Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: host, Direction: event.In}}}})
+	}
+	nic := func(h int, sev string) {
+		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: historytest.NICAlarmID(h), Name: "NIC_DOWN", Severity: sev,
+			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: historytest.HostID(h), Direction: event.Out}}}})
+	}
+	clear := func(h int) {
+		add(event.Event{Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: historytest.NICAlarmID(h)}})
+	}
+	nic(0, "warning")  // 8
+	nic(2, "warning")  // 9: the history's head
+	clear(0)           // 10: lost
+	nic(1, "warning")  // 11: lost
+	nic(2, "critical") // 12: lost; the salvage base
+	nic(1, "critical") // 13
+	clear(2)           // 14
+	return evs
+}
+
+// stateAt applies evs through seq and returns the state then.
+func stateAt(t *testing.T, evs []event.Event, seq int64) history.State {
+	t.Helper()
+	eng := evaluator.New(evaluator.Config{}, nil)
+	var rec event.Record
+	for i, ev := range evs[:seq] {
+		rec = event.Record{Seq: int64(i + 1), RecordedAt: ev.ObservedAt, Event: ev}
+		if _, err := eng.ApplyResult(rec); err != nil {
+			t.Fatalf("apply seq %d: %v", rec.Seq, err)
+		}
+	}
+	return history.ActiveAt(rec.Seq, rec.RecordedAt, eng.Graph())
+}
+
+// dumpHistory returns every history row, every column but the term.
+func dumpHistory(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		"SELECT id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name, deduced, " +
+			"raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, raised_after_seq, " +
+			"cleared_seq, cleared_at, cleared_event_at, cleared_after_seq FROM alarm_history ORDER BY id",
+		"SELECT id, alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes ORDER BY id",
+		"SELECT id, from_key, to_key, start_seq, start_at, start_after_seq, end_seq, end_at, end_after_seq FROM alarm_causal_links ORDER BY id",
+		"SELECT name, seq FROM alarm_history_head",
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for i, v := range vals {
+				b.WriteString(cols[i] + "=" + v.String + "|")
+				if !v.Valid {
+					b.WriteString("NULL|")
+				}
+			}
+			out = append(out, b.String())
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out
+}
+
+// TestReconcileLostRange: the history is written through seq 9; records
+// 10..12 are past retention, so a leader writes the items after 12 with
+// the state at 12 to reconcile with. What ended in the lost range is
+// closed, what began in it and holds at 12 is opened, both marked
+// approximate (at 12's seq and time, after 9); the rest is exact. Writing
+// the same batch again changes nothing, even with the head lost.
+func TestReconcileLostRange(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	evs := lostRangeLog()
+	items, recs := detectAll(t, evs)
+	const head, base, last = 9, 12, 14
+	var before, after []history.Item
+	for _, it := range items {
+		switch {
+		case it.Seq <= head:
+			before = append(before, it)
+		case it.Seq > base:
+			after = append(after, it)
+		}
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: head, Items: before}); err != nil {
+		t.Fatal(err)
+	}
+	state := stateAt(t, evs, base)
+	if len(state.Alarms) != 4 || len(state.Links) != 2 {
+		t.Fatalf("state at %d: %d alarms, %d links; want h1's and h2's NIC and deduced alarms, and their links", base, len(state.Alarms), len(state.Links))
+	}
+	b := history.Batch{Seq: last, Reconcile: &state, Items: after}
+	res, err := history.Write(ctx, db, 2, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := history.Reconciled{Applied: true, Closed: 2, Opened: 2, Severities: 1, LinksEnded: 1, LinksStarted: 1}
+	if res.Reconciled != want || res.Head != last || res.Written != len(after) {
+		t.Errorf("write = %+v; want %d items written, head %d, reconciled %+v", res, len(after), last, want)
+	}
+
+	// The deduced alarm on an instance, by the instance.
+	deduced := map[string]string{}
+	for _, it := range items {
+		if it.Kind == history.Raised && it.Alarm.Deduced {
+			deduced[it.Alarm.Resource.ID] = it.Alarm.Key
+		}
+	}
+	nic := func(h int) string { return "ALARM/prometheus/" + historytest.NICAlarmID(h) }
+	at := func(seq int64) time.Time { return recs[seq-1].RecordedAt.UTC() }
+	type span struct {
+		Key                               string
+		RaisedSeq, RaisedAfter            int64
+		RaisedAt                          time.Time
+		RaisedApprox                      bool
+		ClearedSeq, ClearedAfter          int64
+		ClearedAt                         time.Time
+		ClearedApprox                     bool
+		RaisedSeverity, Severity, Changes string
+	}
+	var got []span
+	for _, o := range listAll(t, db, history.Query{}) {
+		var ch []string
+		for _, c := range o.SeverityChanges {
+			ch = append(ch, c.From+">"+c.To+"@"+strconv.FormatInt(c.Seq, 10))
+		}
+		got = append(got, span{o.AlarmKey, o.RaisedSeq, o.RaisedAfterSeq, o.RaisedAt, o.RaisedApprox,
+			o.ClearedSeq, o.ClearedAfterSeq, o.ClearedAt, o.ClearedApprox, o.RaisedSeverity, o.Severity, strings.Join(ch, ",")})
+	}
+	wantOcc := []span{
+		// Open at the head, cleared in the lost range: closed at 12, after 9.
+		{Key: nic(0), RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
+		{Key: deduced["ih0"], RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
+		// Open at the head, made critical in the lost range (the change
+		// is lost, the severity is the base's), cleared after the base.
+		{Key: nic(2), RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "CRITICAL"},
+		{Key: deduced["ih2"], RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "WARNING"},
+		// Raised in the lost range, active at the base: opened at 12,
+		// after 9; what follows the base is exact.
+		{Key: nic(1), RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, RaisedSeverity: "WARNING", Severity: "CRITICAL", Changes: "WARNING>CRITICAL@13"},
+		{Key: deduced["ih1"], RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
+	}
+	if diff := cmp.Diff(got, wantOcc); diff != "" {
+		t.Errorf("occurrences (-got +want):\n%s", diff)
+	}
+
+	type period struct {
+		From, To          string
+		Start, StartAfter int64
+		StartAt           time.Time
+		StartApprox       bool
+		End, EndAfter     int64
+		EndAt             time.Time
+		EndApprox         bool
+	}
+	var links []period
+	for h := 0; h < 3; h++ {
+		ls, err := history.Links(ctx, db, nic(h), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			links = append(links, period{l.From, l.To, l.StartSeq, l.StartAfterSeq, l.StartAt, l.StartApprox, l.EndSeq, l.EndAfterSeq, l.EndAt, l.EndApprox})
+		}
+	}
+	wantLinks := []period{
+		{From: nic(0), To: deduced["ih0"], Start: 8, StartAt: at(8), End: base, EndAfter: head, EndAt: at(base), EndApprox: true},
+		{From: nic(1), To: deduced["ih1"], Start: base, StartAfter: head, StartAt: at(base), StartApprox: true},
+		{From: nic(2), To: deduced["ih2"], Start: 9, StartAt: at(9), End: 14, EndAt: at(14)},
+	}
+	if diff := cmp.Diff(links, wantLinks); diff != "" {
+		t.Errorf("links (-got +want):\n%s", diff)
+	}
+
+	// An approximate row says so in JSON; an exact one does not.
+	for _, o := range listAll(t, db, history.Query{}) {
+		j, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		approx := bytes.Contains(j, []byte(`"raised_approx":true`)) || bytes.Contains(j, []byte(`"cleared_approx":true`))
+		if approx != (o.RaisedApprox || o.ClearedApprox) {
+			t.Errorf("occurrence %s in JSON: %s", o.AlarmKey, j)
+		}
+	}
+
+	// A failover in the middle: the new leader writes the same batch
+	// again. The head says it is written; and with the head lost, the
+	// reconcile finds the history agreeing with the state already.
+	written := dumpHistory(t, db)
+	res, err = history.Write(ctx, db, 3, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Written != 0 || res.Reconciled.Applied {
+		t.Errorf("second write = %+v; want nothing written, nothing reconciled", res)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE alarm_history_head SET seq = ?", head); err != nil {
+		t.Fatal(err)
+	}
+	res, err = history.Write(ctx, db, 3, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Reconciled.Applied || res.Reconciled.Changed() {
+		t.Errorf("write with the head lost = %+v; want the state applied, changing nothing", res)
+	}
+	if diff := cmp.Diff(dumpHistory(t, db), written); diff != "" {
+		t.Errorf("history changed by writing the salvage again (-got +want):\n%s", diff)
+	}
+
+	// A state after the batch, or without a time, is refused.
+	late := state
+	late.Seq = last + 1
+	if _, err := history.Write(ctx, db, 3, history.Batch{Seq: last, Reconcile: &late}); err == nil {
+		t.Error("a state after the batch's seq was taken")
+	}
+	// The deposed leader's salvage is refused by the fence.
+	if _, err := history.Write(ctx, db, 2, b); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("salvage at an old term: %v, want ErrFenced", err)
 	}
 }

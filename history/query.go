@@ -28,9 +28,21 @@ type Occurrence struct {
 	RaisedAt       time.Time `json:"raised_at"`
 	RaisedEventAt  time.Time `json:"raised_event_at,omitzero"`
 	// ClearedSeq is 0 while the alarm is active.
-	ClearedSeq      int64            `json:"cleared_seq,omitempty"`
-	ClearedAt       time.Time        `json:"cleared_at,omitzero"`
-	ClearedEventAt  time.Time        `json:"cleared_event_at,omitzero"`
+	ClearedSeq     int64     `json:"cleared_seq,omitempty"`
+	ClearedAt      time.Time `json:"cleared_at,omitzero"`
+	ClearedEventAt time.Time `json:"cleared_event_at,omitzero"`
+	// RaisedApprox says the alarm was raised in a range of the log that
+	// was past retention when the history was written (a leader salvaged
+	// the gap, see Batch.Reconcile): after the record RaisedAfterSeq and
+	// at or before RaisedSeq. RaisedAt is then RaisedSeq's time, the
+	// latest the raise can have been, RaisedSeverity the severity at
+	// RaisedSeq, and RaisedEventAt unknown (zero).
+	RaisedApprox   bool  `json:"raised_approx,omitempty"`
+	RaisedAfterSeq int64 `json:"raised_after_seq,omitempty"`
+	// ClearedApprox says likewise that the alarm cleared after the record
+	// ClearedAfterSeq and at or before ClearedSeq, whose time ClearedAt is.
+	ClearedApprox   bool             `json:"cleared_approx,omitempty"`
+	ClearedAfterSeq int64            `json:"cleared_after_seq,omitempty"`
 	SeverityChanges []SeverityChange `json:"severity_changes"`
 }
 
@@ -95,7 +107,8 @@ func decodeToken(tok string) (int64, string, error) {
 }
 
 const occurrenceCols = `id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name,
- deduced, raised_severity, severity, raised_seq, raised_at, raised_event_at, cleared_seq, cleared_at, cleared_event_at`
+ deduced, raised_severity, severity, raised_seq, raised_at, raised_event_at, cleared_seq, cleared_at, cleared_event_at,
+ raised_after_seq, cleared_after_seq`
 
 // List returns a page of the occurrences matching q, each with its
 // severity changes.
@@ -241,12 +254,21 @@ type Link struct {
 	StartAt  time.Time `json:"start_at"`
 	EndSeq   int64     `json:"end_seq,omitempty"`
 	EndAt    time.Time `json:"end_at,omitzero"`
+	// StartApprox says the link started in a range of the log past
+	// retention when the history was written: after the record
+	// StartAfterSeq and at or before StartSeq, whose time StartAt is.
+	StartApprox   bool  `json:"start_approx,omitempty"`
+	StartAfterSeq int64 `json:"start_after_seq,omitempty"`
+	// EndApprox says likewise that it ended after EndAfterSeq and at or
+	// before EndSeq, whose time EndAt is.
+	EndApprox   bool  `json:"end_approx,omitempty"`
+	EndAfterSeq int64 `json:"end_after_seq,omitempty"`
 }
 
 // Links returns the periods of the links into or out of the alarm key that
 // overlap [from, to] (zero times: unbounded), by start seq.
 func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]Link, error) {
-	stmt := "SELECT from_key, to_key, start_seq, start_at, end_seq, end_at FROM alarm_causal_links WHERE (from_key = ? OR to_key = ?)"
+	stmt := "SELECT from_key, to_key, start_seq, start_at, end_seq, end_at, start_after_seq, end_after_seq FROM alarm_causal_links WHERE (from_key = ? OR to_key = ?)"
 	args := []any{key, key}
 	if !to.IsZero() {
 		stmt, args = stmt+" AND start_at <= ?", append(args, to.UTC())
@@ -262,12 +284,14 @@ func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]L
 	var out []Link
 	for rows.Next() {
 		var l Link
-		var endSeq sql.NullInt64
+		var endSeq, startAfter, endAfter sql.NullInt64
 		var endAt sql.NullTime
-		if err := rows.Scan(&l.From, &l.To, &l.StartSeq, &l.StartAt, &endSeq, &endAt); err != nil {
+		if err := rows.Scan(&l.From, &l.To, &l.StartSeq, &l.StartAt, &endSeq, &endAt, &startAfter, &endAfter); err != nil {
 			return nil, fmt.Errorf("list causal links of %s: %w", key, err)
 		}
 		l.StartAt, l.EndSeq, l.EndAt = l.StartAt.UTC(), endSeq.Int64, utc(endAt)
+		l.StartApprox, l.StartAfterSeq = startAfter.Valid, startAfter.Int64
+		l.EndApprox, l.EndAfterSeq = endAfter.Valid, endAfter.Int64
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
@@ -350,6 +374,7 @@ func At(ctx context.Context, db *sql.DB, keys []string, seq int64) (map[string]O
 			if o.ClearedSeq > seq {
 				// Cleared after seq: at seq it was active.
 				o.ClearedSeq, o.ClearedAt, o.ClearedEventAt = 0, time.Time{}, time.Time{}
+				o.ClearedApprox, o.ClearedAfterSeq = false, 0
 			}
 			out[key] = o
 		}
@@ -380,14 +405,17 @@ func listWhere(ctx context.Context, db *sql.DB, where string, args ...any) ([]Oc
 func scanOccurrence(rows *sql.Rows) (Occurrence, error) {
 	var o Occurrence
 	var raisedEv, clearedAt, clearedEv sql.NullTime
-	var clearedSeq sql.NullInt64
+	var clearedSeq, raisedAfter, clearedAfter sql.NullInt64
 	if err := rows.Scan(&o.ID, &o.AlarmKey, &o.VitrageID, &o.Type, &o.AlarmID, &o.Name,
 		&o.Resource.Key, &o.Resource.Type, &o.Resource.ID, &o.Resource.Name,
-		&o.Deduced, &o.RaisedSeverity, &o.Severity, &o.RaisedSeq, &o.RaisedAt, &raisedEv, &clearedSeq, &clearedAt, &clearedEv); err != nil {
+		&o.Deduced, &o.RaisedSeverity, &o.Severity, &o.RaisedSeq, &o.RaisedAt, &raisedEv, &clearedSeq, &clearedAt, &clearedEv,
+		&raisedAfter, &clearedAfter); err != nil {
 		return Occurrence{}, err
 	}
 	o.RaisedAt = o.RaisedAt.UTC()
 	o.RaisedEventAt, o.ClearedAt, o.ClearedEventAt = utc(raisedEv), utc(clearedAt), utc(clearedEv)
 	o.ClearedSeq = clearedSeq.Int64
+	o.RaisedApprox, o.RaisedAfterSeq = raisedAfter.Valid, raisedAfter.Int64
+	o.ClearedApprox, o.ClearedAfterSeq = clearedAfter.Valid, clearedAfter.Int64
 	return o, nil
 }

@@ -25,6 +25,26 @@ type Result struct {
 	Written int
 	// Head is the stored head after the write.
 	Head int64
+	// Reconciled says what Batch.Reconcile changed.
+	Reconciled Reconciled
+}
+
+// Reconciled counts the rows a write changed to agree with Batch.Reconcile.
+type Reconciled struct {
+	// Applied says the state was applied (the stored head was below it).
+	Applied bool
+	// Closed and Opened count the occurrences closed (their alarm not
+	// active in the state) and opened (active, with no occurrence);
+	// Severities those left open whose severity was brought to the
+	// state's.
+	Closed, Opened, Severities int
+	// LinksEnded and LinksStarted count the links likewise.
+	LinksEnded, LinksStarted int
+}
+
+// Changed reports whether the history changed.
+func (r Reconciled) Changed() bool {
+	return r.Closed+r.Opened+r.Severities+r.LinksEnded+r.LinksStarted > 0
 }
 
 // Head returns the last seq whose history is written (0: none).
@@ -58,7 +78,14 @@ func severityChangeID(key string, seq int64) string {
 // store.ErrFenced when a newer term is stored). Items at or below the
 // stored head are skipped; the head is raised to b.Seq. Writing the same
 // batch again, or an overlapping one, changes nothing.
+//
+// When b.Reconcile is above the stored head, the history is first made to
+// agree with it (see reconcile), in the same transaction, and the items at
+// or below it are skipped.
 func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (Result, error) {
+	if r := b.Reconcile; r != nil && r.Seq > b.Seq {
+		return Result{}, fmt.Errorf("write history to seq %d: the state to reconcile with is at seq %d, after it", b.Seq, r.Seq)
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return Result{}, fmt.Errorf("write history to seq %d: begin: %w", b.Seq, err)
@@ -73,9 +100,19 @@ func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (Result, error)
 		return Result{}, fmt.Errorf("write history to seq %d: read head: %w", b.Seq, err)
 	}
 	res := Result{Head: max(head, b.Seq)}
+	after := head
+	if r := b.Reconcile; r != nil && r.Seq > head {
+		if r.RecordedAt.IsZero() {
+			return Result{}, fmt.Errorf("write history to seq %d: the state to reconcile with, at seq %d, has no recorded time", b.Seq, r.Seq)
+		}
+		if res.Reconciled, err = reconcile(ctx, tx, term, head, *r); err != nil {
+			return Result{}, fmt.Errorf("write history to seq %d: reconcile with the state at seq %d: %w", b.Seq, r.Seq, err)
+		}
+		after = r.Seq
+	}
 	items := make([]Item, 0, len(b.Items))
 	for _, it := range b.Items {
-		if it.Seq > head {
+		if it.Seq > after {
 			items = append(items, it)
 		}
 	}

@@ -1,0 +1,202 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// reconcile makes the stored history agree with s, the whole state after
+// the record s.Seq, when the records after the stored head (after) up to
+// s.Seq are past retention: what happened in them is known only by its
+// outcome at s.Seq. When a row made here began or ended is not known, only
+// that it was after `after` and at or before s.Seq: its seq and time are
+// s's (the latest it can have been), and its *_after_seq column holds
+// after, which marks the bound approximate.
+//
+//   - An open occurrence, raised at or before s.Seq, whose alarm is not
+//     active in s is closed at s.Seq (cleared_after_seq).
+//   - An alarm active in s without an occurrence active at s.Seq gets one
+//     raised at s.Seq (raised_after_seq), its id derived from its key and
+//     s.Seq as any occurrence's; its raising event time is unknown (NULL).
+//   - An occurrence active at s.Seq whose alarm is active in s with another
+//     severity takes s's, at s.Seq; the changes in between are lost.
+//   - Links likewise: ended at s.Seq (end_after_seq) or started at s.Seq
+//     (start_after_seq).
+//
+// In the history, a row is active at s.Seq when it began at or before it
+// and did not end at or before it. So running reconcile again changes
+// nothing, even after the items past s.Seq were written (should the head
+// be lost): the rows it made are active at s.Seq, those that later items
+// closed included. An alarm that cleared and was raised again inside the
+// lost range keeps its one occurrence: the state cannot tell.
+//
+// It is derived from s and the stored rows only, never the wall clock. It
+// counts rows changed, so a second run reports nothing.
+func reconcile(ctx context.Context, tx *sql.Tx, term, after int64, s State) (Reconciled, error) {
+	r := Reconciled{Applied: true}
+	if err := reconcileOccurrences(ctx, tx, term, after, s, &r); err != nil {
+		return r, err
+	}
+	if err := reconcileLinks(ctx, tx, term, after, s, &r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s State, r *Reconciled) error {
+	active := make(map[string]Alarm, len(s.Alarms))
+	for _, a := range s.Alarms {
+		active[a.Key] = a
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, alarm_key, severity, cleared_seq IS NULL FROM alarm_history
+ WHERE raised_seq <= ? AND (cleared_seq IS NULL OR cleared_seq > ?) ORDER BY id`, s.Seq, s.Seq)
+	if err != nil {
+		return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+	}
+	stored := map[string]bool{}
+	var closing []any
+	var severities []any // id, severity pairs
+	for rows.Next() {
+		var id, key, sev string
+		var open bool
+		if err := rows.Scan(&id, &key, &sev, &open); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+		}
+		stored[key] = true
+		a, ok := active[key]
+		switch {
+		case !ok && open:
+			closing = append(closing, id)
+		case ok && a.Severity != sev:
+			severities = append(severities, id, a.Severity)
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+	}
+
+	for start := 0; start < len(closing); start += maxRun {
+		ids := closing[start:min(start+maxRun, len(closing))]
+		args := append([]any{s.Seq, s.RecordedAt.UTC(), after, term}, ids...)
+		n, err := exec(ctx, tx, `UPDATE alarm_history SET cleared_seq = ?, cleared_at = ?, cleared_event_at = NULL, cleared_after_seq = ?, term = ?
+ WHERE cleared_seq IS NULL AND id IN (?`+strings.Repeat(",?", len(ids)-1)+")", args...)
+		if err != nil {
+			return fmt.Errorf("close %d occurrences at seq %d: %w", len(ids), s.Seq, err)
+		}
+		r.Closed += n
+	}
+
+	var opening []Alarm
+	for _, a := range s.Alarms {
+		if !stored[a.Key] {
+			opening = append(opening, a)
+		}
+	}
+	for start := 0; start < len(opening); start += maxRun {
+		run := opening[start:min(start+maxRun, len(opening))]
+		var args []any
+		for _, a := range run {
+			args = append(args, OccurrenceID(a.Key, s.Seq), a.Key, a.VitrageID, a.Type, a.ID, a.Name,
+				a.Resource.Key, a.Resource.Type, a.Resource.ID, a.Resource.Name,
+				a.Deduced, a.Severity, a.Severity, s.Seq, s.Seq, s.RecordedAt.UTC(), nil, after, term)
+		}
+		n, err := exec(ctx, tx, `INSERT IGNORE INTO alarm_history
+ (id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name,
+  deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, raised_after_seq, term) VALUES `+values(len(run), 19), args...)
+		if err != nil {
+			return fmt.Errorf("open %d occurrences at seq %d: %w", len(run), s.Seq, err)
+		}
+		r.Opened += n
+	}
+
+	for start := 0; start < len(severities); start += 2 * maxRun {
+		pairs := severities[start:min(start+2*maxRun, len(severities))]
+		args := append(append([]any{}, pairs...), s.Seq, term, s.Seq)
+		n, err := exec(ctx, tx, "UPDATE alarm_history h JOIN "+derived(len(pairs)/2, "i", "sev")+
+			` c ON h.id = c.i SET h.severity = c.sev, h.severity_seq = ?, h.term = ? WHERE h.severity_seq < ?`, args...)
+		if err != nil {
+			return fmt.Errorf("set the severity of %d occurrences at seq %d: %w", len(pairs)/2, s.Seq, err)
+		}
+		r.Severities += n
+	}
+	return nil
+}
+
+func reconcileLinks(ctx context.Context, tx *sql.Tx, term, after int64, s State, r *Reconciled) error {
+	active := make(map[LinkKey]bool, len(s.Links))
+	for _, l := range s.Links {
+		active[l] = true
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, from_key, to_key, end_seq IS NULL FROM alarm_causal_links
+ WHERE start_seq <= ? AND (end_seq IS NULL OR end_seq > ?) ORDER BY id`, s.Seq, s.Seq)
+	if err != nil {
+		return fmt.Errorf("read the links active at seq %d: %w", s.Seq, err)
+	}
+	stored := map[LinkKey]bool{}
+	var ending []any
+	for rows.Next() {
+		var id string
+		var l LinkKey
+		var open bool
+		if err := rows.Scan(&id, &l.From, &l.To, &open); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the links active at seq %d: %w", s.Seq, err)
+		}
+		stored[l] = true
+		if !active[l] && open {
+			ending = append(ending, id)
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("read the links active at seq %d: %w", s.Seq, err)
+	}
+
+	for start := 0; start < len(ending); start += maxRun {
+		ids := ending[start:min(start+maxRun, len(ending))]
+		args := append([]any{s.Seq, s.RecordedAt.UTC(), after, term}, ids...)
+		n, err := exec(ctx, tx, `UPDATE alarm_causal_links SET end_seq = ?, end_at = ?, end_after_seq = ?, term = ?
+ WHERE end_seq IS NULL AND id IN (?`+strings.Repeat(",?", len(ids)-1)+")", args...)
+		if err != nil {
+			return fmt.Errorf("end %d links at seq %d: %w", len(ids), s.Seq, err)
+		}
+		r.LinksEnded += n
+	}
+
+	var starting []LinkKey
+	for _, l := range s.Links {
+		if !stored[l] {
+			starting = append(starting, l)
+		}
+	}
+	for start := 0; start < len(starting); start += maxRun {
+		run := starting[start:min(start+maxRun, len(starting))]
+		var args []any
+		for _, l := range run {
+			args = append(args, LinkID(l.From, l.To, s.Seq), l.From, l.To, s.Seq, s.RecordedAt.UTC(), after, term)
+		}
+		n, err := exec(ctx, tx, `INSERT IGNORE INTO alarm_causal_links
+ (id, from_key, to_key, start_seq, start_at, start_after_seq, term) VALUES `+values(len(run), 7), args...)
+		if err != nil {
+			return fmt.Errorf("start %d links at seq %d: %w", len(run), s.Seq, err)
+		}
+		r.LinksStarted += n
+	}
+	return nil
+}
+
+// exec runs one statement and returns the rows it changed.
+func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int, error) {
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
