@@ -281,6 +281,60 @@ func TestReconstructEarliest(t *testing.T) {
 	}
 }
 
+// TestReplayOverADroppedRangeIsAGap: a reconstruction whose whole replay
+// lies in what retention dropped meets no record to show the gap; it must
+// still fail with ErrGap (the log goes on after it), not ErrBeyondLog, so
+// that a leader whose history head is past retention salvages instead of
+// retrying for ever, and a shadow starts again from a snapshot.
+func TestReplayOverADroppedRangeIsAGap(t *testing.T) {
+	ctx := context.Background()
+	norm, err := graph.NewNormalizer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDB(t)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(5, 6)), 200), 50, time.Second)
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		_ = live.Apply(r)
+		if seq := int64(i + 1); seq == 100 {
+			if _, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineGob) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := rc.Reconstruct(ctx, AtSeq(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := rc.Reconstruct(ctx, AtSeq(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := td.db.ExecContext(ctx, "DELETE FROM events WHERE seq <= 150"); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []int64{50, 120, 150} {
+		if _, err := rc.Reconstruct(ctx, AtSeq(seq)); !errors.Is(err, ErrGap) {
+			t.Errorf("reconstruct at %d, the log from 151: %v; want ErrGap", seq, err)
+		}
+	}
+	if err := rc.Advance(ctx, &early, AtSeq(140)); !errors.Is(err, ErrGap) {
+		t.Errorf("advance from 100 to 140, the log from 151: %v; want ErrGap", err)
+	}
+	if err := rc.Advance(ctx, &end, AtSeq(201)); !errors.Is(err, ErrBeyondLog) {
+		t.Errorf("advance from 200 to 201, the log to 200: %v; want ErrBeyondLog", err)
+	}
+}
+
 // TestShadowRestartsPastRetention: a shadow the log no longer follows
 // (retention dropped the events after it) starts again from a snapshot,
 // instead of failing every later snapshot with ErrGap.

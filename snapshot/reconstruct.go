@@ -210,7 +210,7 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, err)
 	}
 	if target.kind == kindSeq && res.Seq < target.seq {
-		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w (log ends at seq %d)", target, ErrBeyondLog, res.Seq)
+		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, r.short(ctx, res.Seq))
 	}
 	d := time.Since(start)
 	r.duration.Observe(d.Seconds())
@@ -285,9 +285,24 @@ func (r *Reconstructor) Advance(ctx context.Context, res *Reconstruction, target
 		return fmt.Errorf("advance to %s: %w", target, err)
 	}
 	if target.kind == kindSeq && res.Seq < target.seq {
-		return fmt.Errorf("advance to %s: %w (log ends at seq %d)", target, ErrBeyondLog, res.Seq)
+		return fmt.Errorf("advance to %s: %w", target, r.short(ctx, res.Seq))
 	}
 	return nil
+}
+
+// short says why a replay to a seq target stopped at seq: the log holds
+// nothing after it (ErrBeyondLog), or retention dropped every record the
+// replay needed, so that none of them was met to show the gap, while the
+// log goes on after them (ErrGap).
+func (r *Reconstructor) short(ctx context.Context, seq int64) error {
+	next, err := r.events.ReadRange(ctx, seq, 1)
+	if err != nil {
+		return fmt.Errorf("the log ends at seq %d, or misses the records after it: %w", seq, err)
+	}
+	if len(next) > 0 && next[0].Seq > seq+1 {
+		return fmt.Errorf("%w: seq %d follows %d (the records between are past retention)", ErrGap, next[0].Seq, seq)
+	}
+	return fmt.Errorf("%w (log ends at seq %d)", ErrBeyondLog, seq)
 }
 
 // resolve turns a target into the highest seq to apply.
