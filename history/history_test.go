@@ -458,45 +458,6 @@ func TestKeysKeptApart(t *testing.T) {
 	}
 }
 
-// lostRangeLog is a log whose records 10..12 a leader cannot rebuild:
-// hosts h0..h2 with an instance each; NIC alarms (and, by the template,
-// deduced alarms on the instances, caused by them) on h0 and h2 raised
-// before the history's head (9); in the lost range h0's cleared, h1's
-// raised and h2's made critical; after the salvage base (12) h1's made
-// critical and h2's cleared.
-func lostRangeLog() []event.Event {
-	var evs []event.Event
-	add := func(ev event.Event) {
-		ev.V, ev.EventID, ev.ObservedAt = event.Version, "lost-"+strconv.Itoa(len(evs)+1), t0.Add(time.Duration(len(evs))*time.Second)
-		if ev.Source == "" {
-			ev.Source = "test"
-		}
-		evs = append(evs, ev)
-	}
-	add(event.Event{Kind: event.KindTemplatePut, Source: "cli", Template: &event.Template{Name: "host_nic", Body: historytest.Template}})
-	for h := 0; h < 3; h++ {
-		host := historytest.HostID(h)
-		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: host, Name: host, State: "available"}})
-		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.instance", ID: "i" + host, Name: "i" + host, State: "ACTIVE",
-			Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: host, Direction: event.In}}}})
-	}
-	nic := func(h int, sev string) {
-		add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: historytest.NICAlarmID(h), Name: "NIC_DOWN", Severity: sev,
-			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: historytest.HostID(h), Direction: event.Out}}}})
-	}
-	clear := func(h int) {
-		add(event.Event{Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: historytest.NICAlarmID(h)}})
-	}
-	nic(0, "warning")  // 8
-	nic(2, "warning")  // 9: the history's head
-	clear(0)           // 10: lost
-	nic(1, "warning")  // 11: lost
-	nic(2, "critical") // 12: lost; the salvage base
-	nic(1, "critical") // 13
-	clear(2)           // 14
-	return evs
-}
-
 // stateAt applies evs through seq and returns the state then.
 func stateAt(t *testing.T, evs []event.Event, seq int64) history.State {
 	t.Helper()
@@ -563,9 +524,9 @@ func dumpHistory(t *testing.T, db *sql.DB) []string {
 func TestReconcileLostRange(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	evs := lostRangeLog()
+	evs := historytest.LostRangeEvents(t0)
 	items, recs := detectAll(t, evs)
-	const head, base, last = 9, 12, 14
+	const head, base, last = historytest.LostRangeHead, historytest.LostRangeBase, historytest.LostRangeLast
 	var before, after []history.Item
 	for _, it := range items {
 		switch {
@@ -623,15 +584,15 @@ func TestReconcileLostRange(t *testing.T) {
 	wantOcc := []span{
 		// Open at the head, cleared in the lost range: closed at 12, after 9.
 		{Key: nic(0), RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
-		{Key: deduced["ih0"], RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
+		{Key: deduced["i0"], RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
 		// Open at the head, made critical in the lost range (the change
 		// is lost, the severity is the base's), cleared after the base.
 		{Key: nic(2), RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "CRITICAL"},
-		{Key: deduced["ih2"], RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "WARNING"},
+		{Key: deduced["i2"], RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "WARNING"},
 		// Raised in the lost range, active at the base: opened at 12,
 		// after 9; what follows the base is exact.
 		{Key: nic(1), RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, RaisedSeverity: "WARNING", Severity: "CRITICAL", Changes: "WARNING>CRITICAL@13"},
-		{Key: deduced["ih1"], RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
+		{Key: deduced["i1"], RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
 	}
 	if diff := cmp.Diff(got, wantOcc); diff != "" {
 		t.Errorf("occurrences (-got +want):\n%s", diff)
@@ -657,9 +618,9 @@ func TestReconcileLostRange(t *testing.T) {
 		}
 	}
 	wantLinks := []period{
-		{From: nic(0), To: deduced["ih0"], Start: 8, StartAt: at(8), End: base, EndAfter: head, EndAt: at(base), EndApprox: true},
-		{From: nic(1), To: deduced["ih1"], Start: base, StartAfter: head, StartAt: at(base), StartApprox: true},
-		{From: nic(2), To: deduced["ih2"], Start: 9, StartAt: at(9), End: 14, EndAt: at(14)},
+		{From: nic(0), To: deduced["i0"], Start: 8, StartAt: at(8), End: base, EndAfter: head, EndAt: at(base), EndApprox: true},
+		{From: nic(1), To: deduced["i1"], Start: base, StartAfter: head, StartAt: at(base), StartApprox: true},
+		{From: nic(2), To: deduced["i2"], Start: 9, StartAt: at(9), End: 14, EndAt: at(14)},
 	}
 	if diff := cmp.Diff(links, wantLinks); diff != "" {
 		t.Errorf("links (-got +want):\n%s", diff)

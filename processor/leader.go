@@ -417,12 +417,12 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 			}
 		}
 		if outGap && out.regen == nil {
-			if out = n.fill(ctx, log, "outbox", w.outHead, outFrom, true); out.err != nil {
+			if out = n.fill(ctx, log, outboxTable, w.outHead, outFrom); out.err != nil {
 				return out.err
 			}
 		}
 		if histGap && hist.regen == nil {
-			if hist = n.fill(ctx, log, "history", w.histHead, histFrom, false); hist.err != nil {
+			if hist = n.fill(ctx, log, historyTable, w.histHead, histFrom); hist.err != nil {
 				return hist.err
 			}
 		}
@@ -447,6 +447,9 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 				}
 			}
 			hb.Items = append(items, hb.Items...)
+			// The state at the salvage base stands for the items of the
+			// lost records: the history is made to agree with it first.
+			hb.Reconcile = hist.reconcile
 			regenItems, histLost = len(items), hist.lost
 		}
 		log.Info("leader filled the gap before its pending rows", "outbox_head", w.outHead, "outbox_from", outFrom,
@@ -468,6 +471,7 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		}
 	}
 	if n.parts.History != nil && hb.Seq > w.histHead {
+		lostAfter := w.histHead
 		r, err := detached(ctx, w.deadline(n.roundLimit()), func(wctx context.Context) (history.Result, error) {
 			return n.parts.History.Write(wctx, int64(term), hb)
 		})
@@ -480,6 +484,12 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		n.regenItems.Add(int64(regenItems))
 		if histLost {
 			n.unrecoverable.Add(1)
+		}
+		if rc := r.Reconciled; rc.Applied {
+			log.Warn("history reconciled with the state at the salvage base: what began or ended in the lost records is "+
+				"written at the base, marked approximate", "base", hb.Reconcile.Seq, "lost_after", lostAfter,
+				"occurrences_closed", rc.Closed, "occurrences_opened", rc.Opened, "severities_set", rc.Severities,
+				"links_ended", rc.LinksEnded, "links_started", rc.LinksStarted)
 		}
 	}
 	return nil
@@ -530,19 +540,47 @@ type subscriptionStater interface {
 	SubscriptionState() []subscription.Entry
 }
 
+// historyStater is a machine that says what is active in it
+// (history.ActiveAt); a *snapshot.Node's graph is read directly.
+type historyStater interface {
+	HistoryState(seq int64, recordedAt time.Time) history.State
+}
+
+// historyState returns the state of m, which has applied the log through
+// seq (recorded at recordedAt), or false when m cannot say it.
+func historyState(m Machine, seq int64, recordedAt time.Time) (history.State, bool) {
+	switch m := m.(type) {
+	case *snapshot.Node:
+		return history.ActiveAt(seq, recordedAt, m.Engine.Graph()), true
+	case historyStater:
+		return m.HistoryState(seq, recordedAt), true
+	}
+	return history.State{}, false
+}
+
+// gapTable names the table a gap is in.
+type gapTable string
+
+const (
+	outboxTable  gapTable = "outbox"
+	historyTable gapTable = "history"
+)
+
 // gapFill is what fill found for one gap.
 type gapFill struct {
-	regen  *pending
-	resync *outbox.Resync // the subscriptions in force, whole (salvaged outbox gaps)
-	lost   bool           // some of the gap is past retention
-	err    error          // a failure to retry
+	regen     *pending
+	resync    *outbox.Resync // the subscriptions in force, whole (salvaged outbox gaps)
+	reconcile *history.State // what was active at the salvage base, whole (salvaged history gaps)
+	lost      bool           // some of the gap is past retention
+	err       error          // a failure to retry
 }
 
 // fill regenerates the Output of the seqs (head, from] on a separate
 // machine. When their first events are past retention (no leader wrote for
 // longer than the retention), it says so loudly and salvages what the log
 // still has (salvage), rather than block every notification for ever.
-func (n *node) fill(ctx context.Context, log *slog.Logger, what string, head, from int64, resync bool) gapFill {
+func (n *node) fill(ctx context.Context, log *slog.Logger, table gapTable, head, from int64) gapFill {
+	what := string(table)
 	regen, err := n.regenerate(ctx, head, from)
 	switch {
 	case err == nil:
@@ -550,9 +588,8 @@ func (n *node) fill(ctx context.Context, log *slog.Logger, what string, head, fr
 	case !errors.Is(err, snapshot.ErrGap) && !errors.Is(err, store.ErrTruncated):
 		return gapFill{err: fmt.Errorf("regenerate %s rows of seqs %d..%d: %w", what, head+1, from, err)}
 	}
-	f := gapFill{lost: true}
-	var base int64
-	f.regen, f.resync, base, err = n.salvage(ctx, from, resync)
+	f, base, err := n.salvage(ctx, table, head, from)
+	f.lost = true
 	switch {
 	case ctx.Err() != nil || (err != nil && !errors.Is(err, snapshot.ErrGap) && !errors.Is(err, store.ErrTruncated)):
 		// Not a verdict on the log (a database failure, the end of the
@@ -560,43 +597,50 @@ func (n *node) fill(ctx context.Context, log *slog.Logger, what string, head, fr
 		return gapFill{err: fmt.Errorf("salvage %s rows of seqs %d..%d: %w", what, head+1, from, errors.Join(err, ctx.Err()))}
 	case err != nil:
 		log.Error(what+" rows lost: their events are past retention", "head", head, "from", from, "err", err)
-		f.regen, f.resync = newPending(1), nil
-		return f
+		return gapFill{regen: newPending(1), lost: true}
 	}
 	log.Error(what+" rows lost: their events are past retention; those after the oldest snapshot the log still "+
-		"follows are rebuilt", "head", head, "lost_through", base, "rebuilt_through", from, "subscriptions_rewritten", f.resync != nil)
+		"follows are rebuilt", "head", head, "lost_through", base, "rebuilt_through", from,
+		"subscriptions_rewritten", f.resync != nil, "history_reconciled", f.reconcile != nil)
 	return f
 }
 
-// salvage is what a leader can still write of a gap whose start is past
-// retention: the Output of the seqs after the oldest snapshot whose events
-// the log still holds, through through, and, when resync, the
-// subscriptions in force after through, whole, since the changes to them
-// before it cannot all be rebuilt. It returns the seq of that snapshot:
-// the Output up to it is lost.
-func (n *node) salvage(ctx context.Context, through int64, resync bool) (*pending, *outbox.Resync, int64, error) {
+// salvage is what a leader can still write of a gap of table after head
+// whose start is past retention: the Output of the seqs after the oldest
+// snapshot whose events the log still holds (the base), through through,
+// and what stands for the changes up to it, which cannot all be rebuilt:
+// for the outbox, the subscriptions in force after through, whole; for the
+// history, what was active at the base, whole (when the base is after
+// head). It returns the base: the Output up to it is lost.
+func (n *node) salvage(ctx context.Context, table gapTable, head, through int64) (gapFill, int64, error) {
 	if n.parts.Produce == nil || n.parts.Reconstructor == nil {
-		return nil, nil, 0, errors.New("no producer or reconstructor to regenerate with")
+		return gapFill{}, 0, errors.New("no producer or reconstructor to regenerate with")
 	}
 	res, err := n.parts.Reconstructor.ReconstructEarliest(ctx, through)
 	if err != nil {
-		return nil, nil, 0, err
+		return gapFill{}, 0, err
 	}
 	base := res.Seq
 	inner := res.Machine
-	out := newPending(math.MaxInt)
-	out.reset(base)
-	res.Machine = &collector{m: inner, produce: n.parts.Produce, out: out}
+	var f gapFill
+	if table == historyTable && base > head {
+		// Read before the machine moves on from the base.
+		if s, ok := historyState(inner, base, res.RecordedAt); ok {
+			f.reconcile = &s
+		}
+	}
+	f.regen = newPending(math.MaxInt)
+	f.regen.reset(base)
+	res.Machine = &collector{m: inner, produce: n.parts.Produce, out: f.regen}
 	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
 		// Retention moving on meanwhile is no verdict either (%v: not
 		// ErrGap): the next try starts from a later snapshot.
-		return nil, nil, 0, fmt.Errorf("advance from seq %d: %v", base, err)
+		return gapFill{}, 0, fmt.Errorf("advance from seq %d: %v", base, err)
 	}
-	var rs *outbox.Resync
-	if s, ok := inner.(subscriptionStater); ok && resync {
-		rs = &outbox.Resync{Seq: through, Subscriptions: s.SubscriptionState()}
+	if s, ok := inner.(subscriptionStater); ok && table == outboxTable {
+		f.resync = &outbox.Resync{Seq: through, Subscriptions: s.SubscriptionState()}
 	}
-	return out, rs, base, nil
+	return f, base, nil
 }
 
 // regenerate rebuilds, on a separate machine (newest snapshot at or

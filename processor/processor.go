@@ -39,6 +39,14 @@
 //     machine (newest snapshot at or before the head, then the log) and
 //     writes them in the same transaction as its pending rows. Rows carry
 //     log-derived keys and the writes skip seqs at or below the heads.
+//     When the start of such a gap is past retention it cannot be
+//     regenerated: the leader says so (unrecoverable_gaps) and salvages
+//     the seqs after the oldest snapshot the retained log follows (the
+//     base), writing with them what stands for the lost ones: the
+//     subscriptions in force, whole, for the outbox (outbox.Resync), and
+//     for the history what was active at the base, which the history is
+//     reconciled with (history.Batch.Reconcile): rows whose start or end
+//     fell in the lost seqs are written at the base, marked approximate.
 package processor
 
 import (

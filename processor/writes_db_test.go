@@ -150,13 +150,19 @@ var writtenTables = []string{
 	"SELECT subscription_id, seq, ord, webhook_id, recorded_at, payload FROM notifier_outbox ORDER BY seq, subscription_id, ord",
 	"SELECT id, seq, deleted, spec FROM notifier_subscriptions ORDER BY id",
 	"SELECT subscription_id FROM notifier_cursors ORDER BY subscription_id",
-	"SELECT id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name, " +
-		"deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, cleared_seq, cleared_at, cleared_event_at " +
-		"FROM alarm_history ORDER BY id",
-	"SELECT id, alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes ORDER BY id",
-	"SELECT id, from_key, to_key, start_seq, start_at, end_seq, end_at FROM alarm_causal_links ORDER BY id",
+	historyTables[0], historyTables[1], historyTables[2],
 	"SELECT name, seq FROM notifier_outbox_head",
 	"SELECT name, seq FROM alarm_history_head",
+}
+
+// historyTables are the history's rows, every column but who wrote them
+// (term).
+var historyTables = []string{
+	"SELECT id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name, " +
+		"deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, raised_after_seq, " +
+		"cleared_seq, cleared_at, cleared_event_at, cleared_after_seq FROM alarm_history ORDER BY id",
+	"SELECT id, alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes ORDER BY id",
+	"SELECT id, from_key, to_key, start_seq, start_at, start_after_seq, end_seq, end_at, end_after_seq FROM alarm_causal_links ORDER BY id",
 }
 
 func openTestDB(t *testing.T) *sql.DB {
@@ -207,22 +213,7 @@ func TestColdStartLeaderFillsTheGap(t *testing.T) {
 	}
 
 	appendEvents(t, db, evs[k1:k2], int(k1))
-	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}}, snapshot.WriterDeps{
-		DB: db, Fence: snapshot.FenceFunc(store.CheckFence),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shadowRecon, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
-		DB: db, Events: store.NewLog(db, nil), Factory: snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}
-	if _, err := w.TakeFromLog(ctx, 1, snapshot.NewShadow(shadowRecon, factory), k2); err != nil {
-		t.Fatal(err)
-	}
+	takeSnapshot(t, db, 1, k2)
 	appendEvents(t, db, evs[k2:], int(k2))
 
 	b := dbNode(t, db)
@@ -270,6 +261,152 @@ func TestColdStartLeaderFillsTheGap(t *testing.T) {
 	}
 	if !strings.Contains(bd.String(), `"id":"crit"`) {
 		t.Error("the dump does not hold the subscriptions")
+	}
+}
+
+// takeSnapshot writes a snapshot at seq, fenced at term, as a leader's
+// shadow takes it from the log.
+func takeSnapshot(t *testing.T, db *sql.DB, term, seq int64) {
+	t.Helper()
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}}, snapshot.WriterDeps{
+		DB: db, Fence: snapshot.FenceFunc(store.CheckFence),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}
+	shadowRecon, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
+		DB: db, Events: store.NewLog(db, nil), Factory: factory,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.TakeFromLog(context.Background(), term, snapshot.NewShadow(shadowRecon, factory), seq); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSalvagedHistoryAgreesWithTheBase: leader A writes the outbox and
+// the history through seq 9 (historytest.LostRangeEvents) and goes away; a
+// snapshot is taken at 12 and the log goes on to 14; then retention drops
+// the events through 12. Node B starts cold from the snapshot and leads:
+// it cannot rebuild 10..12 and salvages from the snapshot. The history
+// must then agree with the log from 12 on: what ended in 10..12 closed at
+// 12, what began there and held at 12 open from 12, both marked
+// approximate (after 9, at 12's time); the rest exact. Node C, which finds
+// the history's head back at 9 (lost), salvages again and changes no row.
+func TestSalvagedHistoryAgreesWithTheBase(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	evs := historytest.LostRangeEvents(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	const head, base, last = historytest.LostRangeHead, historytest.LostRangeBase, historytest.LostRangeLast
+	// Keep what the test wrote: its times are months old.
+	keep := history.Config{Retention: 100 * 365 * 24 * time.Hour}
+
+	a := dbNode(t, db)
+	a.cfg.History = keep
+	appendEvents(t, db, evs[:head], 0)
+	if err := a.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	leadOnce(t, a, db, 1, head)
+	appendEvents(t, db, evs[head:base], head)
+	takeSnapshot(t, db, 1, base)
+	appendEvents(t, db, evs[base:], base)
+	if _, err := db.ExecContext(ctx, "DELETE FROM events WHERE seq <= ?", base); err != nil {
+		t.Fatal(err)
+	}
+
+	b := dbNode(t, db)
+	b.cfg.History = keep
+	if b.f.appliedSeq.Load() != last {
+		t.Fatalf("B loaded at %d, want %d", b.f.appliedSeq.Load(), last)
+	}
+	leadOnce(t, b, db, 2, last)
+	unrecoverable(t, b, 2, "the outbox's and the history's")
+
+	// appendEvents records seq s at 00:00:s-1.
+	at := func(seq int64) time.Time { return time.Date(2026, 3, 1, 0, 0, int(seq-1), 0, time.UTC) }
+	type span struct {
+		Resource                 string
+		RaisedSeq, RaisedAfter   int64
+		RaisedAt                 time.Time
+		RaisedApprox             bool
+		ClearedSeq, ClearedAfter int64
+		ClearedAt                time.Time
+		ClearedApprox            bool
+		Severity                 string
+	}
+	p, err := history.List(ctx, db, history.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]string{} // alarm key -> resource id
+	var got []span
+	for _, o := range p.Items {
+		byKey[o.AlarmKey] = o.Resource.ID
+		got = append(got, span{o.Resource.ID, o.RaisedSeq, o.RaisedAfterSeq, o.RaisedAt, o.RaisedApprox,
+			o.ClearedSeq, o.ClearedAfterSeq, o.ClearedAt, o.ClearedApprox, o.Severity})
+	}
+	// By raised seq, then key: prometheus NIC alarms on hosts before the
+	// deduced (vitrage) ones on instances.
+	want := []span{
+		{Resource: "h0", RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, Severity: "WARNING"},
+		{Resource: "i0", RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, Severity: "WARNING"},
+		{Resource: "h2", RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: last, ClearedAt: at(last), Severity: "CRITICAL"},
+		{Resource: "i2", RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: last, ClearedAt: at(last), Severity: "WARNING"},
+		{Resource: "h1", RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, Severity: "CRITICAL"},
+		{Resource: "i1", RaisedSeq: base, RaisedAfter: head, RaisedAt: at(base), RaisedApprox: true, Severity: "WARNING"},
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("occurrences (-got +want):\n%s", diff)
+	}
+
+	type period struct {
+		From, To          string
+		Start, StartAfter int64
+		End, EndAfter     int64
+		EndAt             time.Time
+	}
+	var links []period
+	for _, h := range []int{0, 1, 2} {
+		ls, err := history.Links(ctx, db, "ALARM/prometheus/"+historytest.NICAlarmID(h), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if l.StartApprox != (l.StartAfterSeq > 0) || l.EndApprox != (l.EndAfterSeq > 0) {
+				t.Errorf("link %+v: approximate bounds without their seq", l)
+			}
+			links = append(links, period{byKey[l.From], byKey[l.To], l.StartSeq, l.StartAfterSeq, l.EndSeq, l.EndAfterSeq, l.EndAt})
+		}
+	}
+	wantLinks := []period{
+		{From: "h0", To: "i0", Start: 8, End: base, EndAfter: head, EndAt: at(base)},
+		{From: "h1", To: "i1", Start: base, StartAfter: head},
+		{From: "h2", To: "i2", Start: 9, End: last, EndAt: at(last)},
+	}
+	if diff := cmp.Diff(links, wantLinks); diff != "" {
+		t.Errorf("links (-got +want):\n%s", diff)
+	}
+
+	// A second salvage of the history (its head found at 9 again) changes
+	// no row.
+	var written [][]string
+	for _, q := range historyTables {
+		written = append(written, tableDump(t, db, q))
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE alarm_history_head SET seq = ?", head); err != nil {
+		t.Fatal(err)
+	}
+	c := dbNode(t, db)
+	c.cfg.History = keep
+	leadOnce(t, c, db, 3, last)
+	unrecoverable(t, c, 1, "the history's")
+	for i, q := range historyTables {
+		if diff := cmp.Diff(tableDump(t, db, q), written[i]); diff != "" {
+			t.Errorf("%s changed by a second salvage (-got +want):\n%s", q, diff)
+		}
 	}
 }
 

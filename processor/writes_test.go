@@ -44,6 +44,22 @@ func (m *seqMachine) SubscriptionState() []subscription.Entry {
 	return out
 }
 
+// HistoryState is what fakeProduce's items leave active at seq: the
+// alarms raised at even seqs and the links started at multiples of 3
+// (none ends).
+func (m *seqMachine) HistoryState(seq int64, recordedAt time.Time) history.State {
+	st := history.State{Seq: seq, RecordedAt: recordedAt}
+	for s := int64(1); s <= m.seq; s++ {
+		if s%2 == 0 {
+			st.Alarms = append(st.Alarms, history.Alarm{Key: fmt.Sprint("k", s)})
+		}
+		if s%3 == 0 {
+			st.Links = append(st.Links, history.LinkKey{From: "x", To: fmt.Sprint(s)})
+		}
+	}
+	return st
+}
+
 // fakeProduce derives, from the seq alone, what a record gives: even seqs
 // raise an alarm (one row for subscriber "a", and one for "b" every 4th),
 // multiples of 3 change a link, multiples of 5 change a subscription.
@@ -92,6 +108,7 @@ type fakeTables struct {
 	rows                 []outbox.Row
 	subs                 []subscription.Update
 	items                []history.Item
+	reconciles           []history.State
 	resyncs              []outbox.Resync
 	outWrites, histWrite int
 	fail                 error
@@ -179,9 +196,14 @@ func (h fakeHistoryStore) Write(ctx context.Context, term int64, b history.Batch
 	}
 	t.histFence = term
 	t.histWrite++
+	after := t.histHead
+	if r := b.Reconcile; r != nil && r.Seq > t.histHead {
+		t.reconciles = append(t.reconciles, *r)
+		after = r.Seq
+	}
 	n := 0
 	for _, it := range b.Items {
-		if it.Seq > t.histHead {
+		if it.Seq > after {
 			t.items = append(t.items, it)
 			n++
 		}
@@ -222,6 +244,9 @@ func (t *fakeTables) check(tb testing.TB, through int64) {
 	}
 	if t.outHead != through || t.histHead != through {
 		tb.Errorf("heads: outbox %d, history %d, want %d", t.outHead, t.histHead, through)
+	}
+	if len(t.reconciles) != 0 {
+		tb.Errorf("history reconciled with %+v; want nothing lost, nothing reconciled", t.reconciles)
 	}
 }
 
@@ -298,7 +323,11 @@ func (r *seqRecon) ReconstructEarliest(_ context.Context, atMost int64) (snapsho
 	if from < 0 || from > atMost {
 		return snapshot.Reconstruction{}, fmt.Errorf("earliest: %w", snapshot.ErrGap)
 	}
-	return snapshot.Reconstruction{Machine: &seqMachine{seq: from}, Seq: from, SnapshotSeq: from}, nil
+	res := snapshot.Reconstruction{Machine: &seqMachine{seq: from}, Seq: from, SnapshotSeq: from}
+	if from > 0 {
+		res.RecordedAt = rec(from).RecordedAt
+	}
+	return res, nil
 }
 
 func (r *seqRecon) Advance(ctx context.Context, res *snapshot.Reconstruction, t snapshot.Target) error {
@@ -631,6 +660,19 @@ func TestGapPastRetentionIsLoudNotBlocking(t *testing.T) {
 	if diff := cmp.Diff(tables.rows, want); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
+	reconciledAt(t, tables, 9)
+}
+
+// reconciledAt checks that the history was reconciled once, with what was
+// active at the salvage base, before the items after it.
+func reconciledAt(t *testing.T, tables *fakeTables, base int64) {
+	t.Helper()
+	tables.mu.Lock()
+	defer tables.mu.Unlock()
+	want := []history.State{(&seqMachine{seq: base}).HistoryState(base, rec(base).RecordedAt)}
+	if diff := cmp.Diff(tables.reconciles, want); diff != "" {
+		t.Errorf("history reconciled with (-got +want):\n%s", diff)
+	}
 }
 
 // A gap whose start is past retention, with snapshots inside the retained
@@ -641,6 +683,8 @@ func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 	tables := &fakeTables{}
 	n := pastRetention(t, tables, 2, 2, snapshotsAround, 0)
 	unrecoverable(t, n, 2, "the outbox's and the history's")
+	// What was active at 9, the base, stands for the items of 3..9.
+	reconciledAt(t, tables, 9)
 	// Lost: what seqs 3..9 gave. Rebuilt: 10..14, after the snapshot at
 	// 9 (the log holds 10 on). Then the node's own, 15..20.
 	allRows, allSubs, allItems := expected(20)
@@ -669,6 +713,7 @@ func TestGapsAreFilledApart(t *testing.T) {
 	tables := &fakeTables{}
 	n := pastRetention(t, tables, 12, 2, snapshotsAround, 0)
 	unrecoverable(t, n, 1, "the history's")
+	reconciledAt(t, tables, 9)
 	allRows, allSubs, allItems := expected(20)
 	tables.mu.Lock()
 	defer tables.mu.Unlock()
