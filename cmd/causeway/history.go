@@ -98,11 +98,14 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 		}{f, t, head, p}
 		return historyOutput(cmd.OutOrStdout(), output, out, func(tw *tabwriter.Writer) {
 			row(tw, "RAISED", "CLEARED", "TYPE", "NAME", "ALARM_ID", "RESOURCE", "SEVERITY", "DEDUCED", "SEVERITY_CHANGES", "RAISED_SEQ", "CLEARED_SEQ")
+			lost := false
 			for _, o := range p.Items {
+				raised, rseq := boundTime(o.RaisedAt, o.RaisedSeq, o.RaisedApprox, o.RaisedAfterSeq)
 				cleared, cseq := "active", "-"
 				if !o.Active() {
-					cleared, cseq = o.ClearedAt.Format(time.RFC3339), itoa(o.ClearedSeq)
+					cleared, cseq = boundTime(o.ClearedAt, o.ClearedSeq, o.ClearedApprox, o.ClearedAfterSeq)
 				}
+				lost = lost || o.RaisedApprox || o.ClearedApprox
 				var changes []string
 				for _, c := range o.SeverityChanges {
 					changes = append(changes, c.From+"->"+c.To+"@"+itoa(c.Seq))
@@ -115,9 +118,13 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 				if ch == "" {
 					ch = "-"
 				}
-				row(tw, o.RaisedAt.Format(time.RFC3339), cleared, o.Type, o.Name, o.AlarmID, res, o.Severity, o.Deduced, ch, o.RaisedSeq, cseq)
+				row(tw, raised, cleared, o.Type, o.Name, o.AlarmID, res, o.Severity, o.Deduced, ch, rseq, cseq)
 			}
 			row(tw, "")
+			if lost {
+				row(tw, "(lost range: the alarm was raised or cleared in seqs whose events were past retention when the history "+
+					"was written; it happened in the seqs shown, at or before the time shown)")
+			}
 			row(tw, fmt.Sprintf("(history written to seq %d)", head))
 			if p.Next != "" {
 				// The window resolved now (relative times would move), and
@@ -148,6 +155,16 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// boundTime formats when something happened, as the history knows it: at
+// seq, at time t; or, when approx, in the seqs after afterSeq through seq,
+// at or before t (a lost range).
+func boundTime(t time.Time, seq int64, approx bool, afterSeq int64) (when, seqs string) {
+	if !approx {
+		return t.Format(time.RFC3339), itoa(seq)
+	}
+	return "<=" + t.Format(time.RFC3339) + " (lost range)", itoa(afterSeq+1) + ".." + itoa(seq)
+}
 
 func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 	var from, to, output string

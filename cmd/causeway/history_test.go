@@ -8,8 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/evaluator"
 	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/history/historytest"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
 )
 
 // `alarms history` pages through what the leader wrote, with filters;
@@ -153,5 +160,99 @@ func TestReplayOutputs(t *testing.T) {
 	}
 	if stdout.String() != string(m.dump) || !strings.Contains(stderr.String(), "replay [") {
 		t.Errorf("with a progress bar: stdout equal %v, stderr %q", stdout.String() == string(m.dump), stderr.String())
+	}
+}
+
+// `alarms history` shows the rows a salvaging leader wrote for a lost
+// range as such: the time as a bound ("<=T (lost range)"), the seqs it
+// may have happened in, and a note; JSON says raised_approx or
+// cleared_approx. Rows the log still gave stay exact.
+func TestAlarmsHistoryShowsLostRange(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	const head, base, last = historytest.LostRangeHead, historytest.LostRangeBase, historytest.LostRangeLast
+	eng := evaluator.New(evaluator.Config{}, graph.DefaultNormalizer())
+	var before, after []history.Item
+	var state history.State
+	var baseAt time.Time
+	for i, ev := range historytest.LostRangeEvents(t0) {
+		rec := event.Record{Seq: int64(i + 1), RecordedAt: ev.ObservedAt, Event: ev}
+		res, err := eng.ApplyResult(rec)
+		if err != nil {
+			t.Fatalf("apply seq %d: %v", rec.Seq, err)
+		}
+		items := history.Detect(rec, res.Changes, eng.Graph())
+		switch {
+		case rec.Seq <= head:
+			before = append(before, items...)
+		case rec.Seq == base:
+			state, baseAt = history.ActiveAt(base, rec.RecordedAt, eng.Graph()), rec.RecordedAt
+		case rec.Seq > base:
+			after = append(after, items...)
+		}
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: head, Items: before}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := history.Write(ctx, db, 2, history.Batch{Seq: last, Reconcile: &state, Items: after}); err != nil {
+		t.Fatal(err)
+	}
+	from, to := t0.Add(-time.Minute).Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339)
+
+	out, err := runCausewayCLI(t, "alarms", "history", "--dsn", dsn, "--from", from, "--to", to, "--type", "prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := "<=" + baseAt.Format(time.RFC3339) + " (lost range)"
+	rows := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		for h := 0; h < 3; h++ {
+			if strings.Contains(l, " "+historytest.NICAlarmID(h)+" ") {
+				rows[historytest.NICAlarmID(h)] = l
+			}
+		}
+	}
+	lostSeqs := regexp.MustCompile(`\s10\.\.12(\s|$)`)
+	for id, want := range map[string]struct{ lost, raisedLost bool }{
+		"nic-h0": {lost: true},                   // cleared in the lost range
+		"nic-h1": {lost: true, raisedLost: true}, // raised in it
+		"nic-h2": {},                             // exact
+	} {
+		l := rows[id]
+		if l == "" {
+			t.Errorf("no row for %s:\n%s", id, out)
+			continue
+		}
+		if got := strings.Contains(l, bound) && lostSeqs.MatchString(l); got != want.lost {
+			t.Errorf("row of %s shows a lost range %v, want %v: %q", id, got, want.lost, l)
+		}
+		if want.lost && strings.HasPrefix(l, "<=") != want.raisedLost {
+			t.Errorf("row of %s: the raise shown as a bound %v, want %v: %q", id, !want.raisedLost, want.raisedLost, l)
+		}
+	}
+	if !strings.Contains(out, "(lost range: ") {
+		t.Errorf("no note on the lost range:\n%s", out)
+	}
+
+	out, err = runCausewayCLI(t, "alarms", "history", "--dsn", dsn, "--from", from, "--to", to, "--type", "prometheus", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p history.Page
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	approx := map[string][2]bool{}
+	for _, o := range p.Items {
+		approx[o.AlarmID] = [2]bool{o.RaisedApprox, o.ClearedApprox}
+	}
+	want := map[string][2]bool{"nic-h0": {false, true}, "nic-h1": {true, false}, "nic-h2": {false, false}}
+	if diff := cmp.Diff(approx, want); diff != "" {
+		t.Errorf("approximate (raised, cleared) by alarm in JSON (-got +want):\n%s", diff)
 	}
 }

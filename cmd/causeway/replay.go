@@ -396,7 +396,12 @@ type rcaAlarm struct {
 	// ClearedAt is the history's clearing time, else (cleared alarms
 	// without history) the alarm's last update in the graph.
 	ClearedAt *time.Time `json:"cleared_at,omitempty"`
-	Root      bool       `json:"root_cause"`
+	// RaisedApprox and ClearedApprox say the history has the time only
+	// as a bound, at or before which it happened: the raise or the clear
+	// fell in seqs past retention when the history was written.
+	RaisedApprox  bool `json:"raised_approx,omitempty"`
+	ClearedApprox bool `json:"cleared_approx,omitempty"`
+	Root          bool `json:"root_cause"`
 }
 
 // historicalRCA is the answer of `rca show --at`: the API's RCA document
@@ -466,10 +471,10 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 		}
 		if o, ok := occ[a.Key]; ok {
 			at := o.RaisedAt
-			a.RaisedSeq, a.RaisedAt = o.RaisedSeq, &at
+			a.RaisedSeq, a.RaisedAt, a.RaisedApprox = o.RaisedSeq, &at, o.RaisedApprox
 			if !o.Active() {
 				c := o.ClearedAt
-				a.ClearedAt = &c
+				a.ClearedAt, a.ClearedApprox = &c, o.ClearedApprox
 			}
 		}
 		if a.ClearedAt == nil && v.IsDeleted {
@@ -482,9 +487,14 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 	return out, nil
 }
 
-func fmtOptTime(t *time.Time) string {
+// fmtOptTime formats t, "-" when nil; approx marks it as a bound (a lost
+// range of the history).
+func fmtOptTime(t *time.Time, approx bool) string {
 	if t == nil {
 		return "-"
+	}
+	if approx {
+		return "<=" + t.Format(time.RFC3339) + " (lost range)"
 	}
 	return t.Format(time.RFC3339)
 }
@@ -524,11 +534,11 @@ func (a *historicalRCA) write(w io.Writer, format string) error {
 	fmt.Fprintln(tw)
 	row(tw, "VITRAGE_ID", "TYPE", "NAME", "RESOURCE", "SEVERITY", "RAISED", "CLEARED", "ROOT")
 	for _, x := range a.Alarms {
-		cleared := fmtOptTime(x.ClearedAt)
+		cleared := fmtOptTime(x.ClearedAt, x.ClearedApprox)
 		if !x.Cleared && x.ClearedAt == nil {
 			cleared = "active"
 		}
-		row(tw, x.VitrageID, x.Type, x.Name, x.Resource, x.Severity, fmtOptTime(x.RaisedAt), cleared, x.Root)
+		row(tw, x.VitrageID, x.Type, x.Name, x.Resource, x.Severity, fmtOptTime(x.RaisedAt, x.RaisedApprox), cleared, x.Root)
 	}
 	return tw.Flush()
 }

@@ -291,6 +291,48 @@ func TestHistoricalRCABeyondTheHistoryHead(t *testing.T) {
 	}
 }
 
+// TestHistoricalRCAShowsLostRange: an alarm whose occurrence a salvaging
+// leader opened for a lost range (raised_after_seq set) shows its raised
+// time as a bound, in JSON and in the table.
+func TestHistoricalRCAShowsLostRange(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 3, Start: t0}
+	r := newLogRig(t, s, 2, 1000)
+	m := r.moments[len(r.moments)-1]
+	var id graph.VertexID
+	for a := range m.rca {
+		if !m.cleared[a] {
+			id = a
+			break
+		}
+	}
+	if id == 0 {
+		t.Fatal("no active alarm at the last moment")
+	}
+	res, err := r.db.Exec("UPDATE alarm_history SET raised_after_seq = raised_seq - 1 WHERE vitrage_id = ? AND cleared_seq IS NULL", id)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("mark the occurrence of %d approximate: %d rows, %v", id, n, err)
+	}
+	args := []string{"rca", "show", strconv.FormatInt(int64(id), 10), "--dsn", r.dsn, "--seq", strconv.FormatInt(m.seq, 10)}
+	out, err := runCausewayCLI(t, append(args, "-o", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Alarms []rcaAlarm `json:"alarms"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range doc.Alarms {
+		if a.RaisedApprox != (graph.VertexID(a.VitrageID) == id) || a.ClearedApprox {
+			t.Errorf("alarm %d: raised_approx %v, cleared_approx %v; want the raise of %d only approximate", a.VitrageID, a.RaisedApprox, a.ClearedApprox, id)
+		}
+	}
+	if out, err = runCausewayCLI(t, args...); err != nil || !strings.Contains(out, " <=") || !strings.Contains(out, "(lost range)") {
+		t.Errorf("rca table without the lost range (%v):\n%s", err, out)
+	}
+}
+
 func TestHistoricalBadInput(t *testing.T) {
 	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 3, Start: t0}
 	r := newLogRig(t, s, 2, 1000)
