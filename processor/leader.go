@@ -485,11 +485,14 @@ func (n *node) flush(ctx context.Context, log *slog.Logger, term uint64, w *lead
 		if histLost {
 			n.unrecoverable.Add(1)
 		}
-		if rc := r.Reconciled; rc.Applied {
+		switch rc := r.Reconciled; {
+		case rc.Changed():
 			log.Warn("history reconciled with the state at the salvage base: what began or ended in the lost records is "+
 				"written at the base, marked approximate", "base", hb.Reconcile.Seq, "lost_after", lostAfter,
 				"occurrences_closed", rc.Closed, "occurrences_opened", rc.Opened, "severities_set", rc.Severities,
 				"links_ended", rc.LinksEnded, "links_started", rc.LinksStarted)
+		case rc.Applied:
+			log.Info("history already agreed with the state at the salvage base", "base", hb.Reconcile.Seq, "lost_after", lostAfter)
 		}
 	}
 	return nil
