@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -80,15 +81,11 @@ func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s 
 		return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
 	}
 
-	for start := 0; start < len(closing); start += maxRun {
-		ids := closing[start:min(start+maxRun, len(closing))]
-		args := append([]any{s.Seq, s.RecordedAt.UTC(), after, term}, ids...)
-		n, err := exec(ctx, tx, `UPDATE alarm_history SET cleared_seq = ?, cleared_at = ?, cleared_event_at = NULL, cleared_after_seq = ?, term = ?
- WHERE cleared_seq IS NULL AND id IN (?`+strings.Repeat(",?", len(ids)-1)+")", args...)
-		if err != nil {
-			return fmt.Errorf("close %d occurrences at seq %d: %w", len(ids), s.Seq, err)
-		}
-		r.Closed += n
+	n, err := closeByID(ctx, tx, closing, `UPDATE alarm_history SET cleared_seq = ?, cleared_at = ?, cleared_event_at = NULL, cleared_after_seq = ?, term = ?
+ WHERE cleared_seq IS NULL`, s.Seq, s.RecordedAt.UTC(), after, term)
+	r.Closed += n
+	if err != nil {
+		return fmt.Errorf("close occurrences at seq %d: %w", s.Seq, err)
 	}
 
 	var opening []Alarm
@@ -158,15 +155,11 @@ func reconcileLinks(ctx context.Context, tx *sql.Tx, term, after int64, s State,
 		return fmt.Errorf("read the links active at seq %d: %w", s.Seq, err)
 	}
 
-	for start := 0; start < len(ending); start += maxRun {
-		ids := ending[start:min(start+maxRun, len(ending))]
-		args := append([]any{s.Seq, s.RecordedAt.UTC(), after, term}, ids...)
-		n, err := exec(ctx, tx, `UPDATE alarm_causal_links SET end_seq = ?, end_at = ?, end_after_seq = ?, term = ?
- WHERE end_seq IS NULL AND id IN (?`+strings.Repeat(",?", len(ids)-1)+")", args...)
-		if err != nil {
-			return fmt.Errorf("end %d links at seq %d: %w", len(ids), s.Seq, err)
-		}
-		r.LinksEnded += n
+	n, err := closeByID(ctx, tx, ending, `UPDATE alarm_causal_links SET end_seq = ?, end_at = ?, end_after_seq = ?, term = ?
+ WHERE end_seq IS NULL`, s.Seq, s.RecordedAt.UTC(), after, term)
+	r.LinksEnded += n
+	if err != nil {
+		return fmt.Errorf("end links at seq %d: %w", s.Seq, err)
 	}
 
 	var starting []LinkKey
@@ -192,6 +185,22 @@ func reconcileLinks(ctx context.Context, tx *sql.Tx, term, after int64, s State,
 }
 
 // exec runs one statement and returns the rows it changed.
+// closeByID runs update (an UPDATE ... WHERE condition taking args) over
+// the rows of ids, in runs of at most maxRun ids, and counts the rows it
+// changed.
+func closeByID(ctx context.Context, tx *sql.Tx, ids []any, update string, args ...any) (int, error) {
+	changed := 0
+	for start := 0; start < len(ids); start += maxRun {
+		run := ids[start:min(start+maxRun, len(ids))]
+		n, err := exec(ctx, tx, update+" AND id IN (?"+strings.Repeat(",?", len(run)-1)+")", append(slices.Clone(args), run...)...)
+		changed += n
+		if err != nil {
+			return changed, fmt.Errorf("%d rows: %w", len(run), err)
+		}
+	}
+	return changed, nil
+}
+
 func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int, error) {
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
