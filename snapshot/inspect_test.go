@@ -281,28 +281,34 @@ func TestReconstructEarliest(t *testing.T) {
 	}
 }
 
-// TestReplayOverADroppedRangeIsAGap: a reconstruction whose whole replay
-// lies in what retention dropped meets no record to show the gap; it must
-// still fail with ErrGap (the log goes on after it), not ErrBeyondLog, so
-// that a leader whose history head is past retention salvages instead of
-// retrying for ever, and a shadow starts again from a snapshot.
-func TestReplayOverADroppedRangeIsAGap(t *testing.T) {
+// snapshotted is a database holding a log and a snapshot of it.
+type snapshotted struct {
+	td   *testDB
+	rc   *Reconstructor
+	norm *graph.Normalizer
+	live *evaluator.Engine // the engine that applied the whole log
+}
+
+// logWithSnapshot writes n records of the random log of seed, with a gob
+// snapshot at seq at.
+func logWithSnapshot(t *testing.T, seed uint64, n int, at int64) snapshotted {
+	t.Helper()
 	ctx := context.Background()
 	norm, err := graph.NewNormalizer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	td := newTestDB(t)
-	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(5, 6)), 200), 50, time.Second)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(seed, seed+1)), n), 50, time.Second)
 	live := evaluator.New(evaluator.Config{}, norm)
 	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range recs {
+	for _, r := range recs {
 		_ = live.Apply(r)
-		if seq := int64(i + 1); seq == 100 {
-			if _, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineGob) }); err != nil {
+		if r.Seq == at {
+			if _, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, r.Seq, r.RecordedAt, EngineGob) }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -311,6 +317,18 @@ func TestReplayOverADroppedRangeIsAGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snapshotted{td: td, rc: rc, norm: norm, live: live}
+}
+
+// TestReplayOverADroppedRangeIsAGap: a reconstruction whose whole replay
+// lies in what retention dropped meets no record to show the gap; it must
+// still fail with ErrGap (the log goes on after it), not ErrBeyondLog, so
+// that a leader whose history head is past retention salvages instead of
+// retrying for ever, and a shadow starts again from a snapshot.
+func TestReplayOverADroppedRangeIsAGap(t *testing.T) {
+	ctx := context.Background()
+	w := logWithSnapshot(t, 5, 200, 100)
+	td, rc := w.td, w.rc
 	early, err := rc.Reconstruct(ctx, AtSeq(100))
 	if err != nil {
 		t.Fatal(err)
@@ -340,30 +358,9 @@ func TestReplayOverADroppedRangeIsAGap(t *testing.T) {
 // instead of failing every later snapshot with ErrGap.
 func TestShadowRestartsPastRetention(t *testing.T) {
 	ctx := context.Background()
-	norm, err := graph.NewNormalizer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	td := newTestDB(t)
-	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(3, 4)), 200), 50, time.Second)
-	live := evaluator.New(evaluator.Config{}, norm)
-	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range recs {
-		_ = live.Apply(r)
-		if seq := int64(i + 1); seq == 150 {
-			if _, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineGob) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh := NewShadow(rc, EngineFactory{Normalizer: norm})
+	w := logWithSnapshot(t, 3, 200, 150)
+	td, rc, live := w.td, w.rc, w.live
+	sh := NewShadow(rc, EngineFactory{Normalizer: w.norm})
 	if _, err := sh.capture(ctx, 20); err != nil || sh.Seq() != 20 {
 		t.Fatalf("shadow at 20: seq %d, %v", sh.Seq(), err)
 	}
