@@ -16,6 +16,21 @@ const (
 	kindDown   = "down"
 )
 
+// wellFormed reports whether the effect has exactly the fields of its kind
+// (as the actions make them): those its key and effectIndex.get tell it by,
+// and no other.
+func (ef *effect) wellFormed() bool {
+	switch ef.kind {
+	case kindAlarm:
+		return ef.source == 0
+	case kindState, kindDown:
+		return ef.source == 0 && ef.name == ""
+	case kindCauses:
+		return ef.name == "" && ef.source != 0 && ef.target != 0
+	}
+	return false
+}
+
 // effectKey is the key of an effect in State and the dump, which orders
 // effects by it: the kind and the target, then an alarm's name or a causes
 // link's target after its source.

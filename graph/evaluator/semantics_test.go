@@ -5,11 +5,13 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
+	"github.com/causeway/causeway/internal/event"
 )
 
 // TestSemanticsFollowsTheState checks that a state keeps the Semantics it
@@ -154,6 +156,79 @@ func TestRestoreKeepsLegacyTemplates(t *testing.T) {
 			s.Semantics = Semantics
 			if _, err := Restore(s, Config{}, nil); !errors.Is(err, ErrInvalidTemplate) {
 				t.Fatalf("restore a state of this build's semantics: err = %v; want ErrInvalidTemplate", err)
+			}
+		})
+	}
+}
+
+// TestRestoreRefusesMalformedBookkeeping checks that Restore refuses a state
+// whose matches or effects the engine could not have made (a corrupt or
+// hostile snapshot, which reconstruction then skips for an older one),
+// rather than restore an effect the engine can never find again to undo.
+func TestRestoreRefusesMalformedBookkeeping(t *testing.T) {
+	const tpl = `metadata: {version: 3, name: every_kind, type: standard}
+entities:
+  down: {category: ALARM, name: HOST_DOWN}
+  host: {type: nova.host}
+  instance: {type: nova.instance}
+scenarios:
+  - condition: down [on] host AND host [contains] instance
+    actions:
+      - raise_alarm: {target: instance, alarm_name: instance_down, severity: CRITICAL, causing_alarm: down}
+      - set_state: {target: instance, state: ERROR}
+      - mark_down: {target: host}
+`
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(put("every_kind", tpl))
+	l.must(host("h1", "available"))
+	l.must(event.Event{Source: "static", Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource,
+		Type: "nova.instance", ID: "vm1", State: "available",
+		Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: "h1", Direction: event.In}}}})
+	l.must(alarmOn("n1", "HOST_DOWN", "h1"))
+	good := l.e.State()
+	if _, err := Restore(good, Config{}, nil); err != nil {
+		t.Fatalf("the engine's own state: %v", err)
+	}
+	kinds := map[string]bool{}
+	for _, es := range good.Effects {
+		kinds[es.Kind] = true
+	}
+	if len(kinds) != 4 || len(good.Matches) == 0 {
+		t.Fatalf("the scenario made effects of kinds %v and %d matches; want every kind and a match", kinds, len(good.Matches))
+	}
+	nv := graph.VertexID(good.Graph.NextID)
+	for _, tc := range []struct {
+		name string
+		kind string // the effect changed ("": a match)
+		mut  func(s *State, i int)
+	}{
+		{"alarm effect with a source", kindAlarm, func(s *State, i int) { s.Effects[i].Source = 1 }},
+		{"causes effect with a name", kindCauses, func(s *State, i int) { s.Effects[i].Name = "x" }},
+		{"state effect with a name", kindState, func(s *State, i int) { s.Effects[i].Name = "x" }},
+		{"down effect with a source", kindDown, func(s *State, i int) { s.Effects[i].Source = 1 }},
+		{"causes effect from no vertex", kindCauses, func(s *State, i int) {
+			s.Effects[i].Source = 0
+			s.Effects[i].Key = effectKey(&effect{kind: kindCauses, target: s.Effects[i].Target})
+		}},
+		{"unknown kind", kindAlarm, func(s *State, i int) { s.Effects[i].Kind = "teleport" }},
+		{"key of other fields", kindAlarm, func(s *State, i int) { s.Effects[i].Key += "x" }},
+		{"target past the graph", kindAlarm, func(s *State, i int) {
+			s.Effects[i].Target = nv
+			s.Effects[i].Key = effectKey(&effect{kind: kindAlarm, target: nv, name: s.Effects[i].Name})
+		}},
+		{"effect twice", kindAlarm, func(s *State, i int) { s.Effects = append(s.Effects, s.Effects[i]) }},
+		{"binding past the graph", "", func(s *State, i int) { s.Matches[i].Bindings[0].Vertex = 1 << 40 }},
+		{"match without bindings", "", func(s *State, i int) { s.Matches[i].Bindings = nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := l.e.State() // a deep copy to change
+			i := 0
+			if tc.kind != "" {
+				i = slices.IndexFunc(s.Effects, func(es EffectState) bool { return es.Kind == tc.kind })
+			}
+			tc.mut(&s, i)
+			if _, err := Restore(s, Config{}, nil); err == nil {
+				t.Fatal("restored")
 			}
 		})
 	}

@@ -241,6 +241,9 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 		if !known(ef.target) || !known(ef.source) {
 			return nil, fmt.Errorf("restore evaluator: effect %q names an unknown vertex", es.Key)
 		}
+		if !ef.wellFormed() {
+			return nil, fmt.Errorf("restore evaluator: effect %q of kind %q has a source %d or name %q its kind has not", es.Key, es.Kind, es.Source, es.Name)
+		}
 		if k := effectKey(ef); k != es.Key {
 			return nil, fmt.Errorf("restore evaluator: effect %q has the fields of %q", es.Key, k)
 		}
