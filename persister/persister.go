@@ -540,14 +540,18 @@ func (p *Persister) ack(b batch) {
 		toAck, multiple = b.msgs, false
 	}
 	for _, m := range toAck {
-		if err := m.Ack(multiple); err != nil {
-			if errors.Is(err, ErrStale) {
-				p.lg.Info("batch committed but its channel closed before the ack; redeliveries will be duplicates", "events", len(b.msgs))
-			} else {
-				p.lg.Error("ack of a committed batch failed; redeliveries will be duplicates", "events", len(b.msgs), "err", err)
-			}
+		err := m.Ack(multiple)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, ErrStale):
+			// The channel closed: every ack after this one fails too.
+			p.lg.Info("batch committed but its channel closed before the ack; redeliveries will be duplicates", "events", len(b.msgs))
 			return
 		}
+		// Acked one by one, the others do not wait on this one's
+		// redelivery.
+		p.lg.Error("ack of a committed event failed; its redelivery will be a duplicate", "events", len(b.msgs), "err", err)
 	}
 }
 

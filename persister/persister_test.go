@@ -67,6 +67,8 @@ type fakeMsg struct {
 	body []byte
 	j    *journal
 	at   string // the recorded_at header, "" for none
+	// ackFails makes Ack fail with this error.
+	ackFails error
 }
 
 func (m *fakeMsg) Body() []byte { return m.body }
@@ -78,6 +80,10 @@ func (m *fakeMsg) RecordedAt() (time.Time, bool, error) {
 	return at, err == nil, err
 }
 func (m *fakeMsg) Ack(multiple bool) error {
+	if m.ackFails != nil {
+		m.j.add("ack %d failed", m.tag)
+		return m.ackFails
+	}
 	m.j.add("ack %d multiple=%v", m.tag, multiple)
 	return nil
 }
@@ -491,6 +497,31 @@ func TestFailedDeadLetterIsNeverAckedByALaterBatch(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSingleAckFailureLeavesTheOthersAcked checks that, acking one by one,
+// a failed ack (on a channel not seen closed) does not leave the rest of
+// the batch unacked.
+func TestSingleAckFailureLeavesTheOthersAcked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 3, BatchWait: time.Millisecond}, nil)
+		h.q.dlFails = errors.New("publish: channel blocked; reject: connection reset")
+		h.q.push([]byte("not json"))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		for i, id := range []string{"a", "b", "c"} {
+			m := &fakeMsg{tag: 2 + i, body: body(t, id), j: h.j}
+			if id == "b" {
+				m.ackFails = errors.New("frame not sent")
+			}
+			h.q.in <- m
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		checkJournal(t, h.j, []string{"dead-letter 1 failed", "append 3: 3 new", "ack 2 multiple=false", "ack 3 failed", "ack 4 multiple=false"},
+			[]string{"publish 1..3"})
+		h.stop(t)
+	})
 }
 
 func TestDuplicatesAreAckedCountedNotPublished(t *testing.T) {
