@@ -576,7 +576,11 @@ func TestReconcileLostRange(t *testing.T) {
 	for _, o := range listAll(t, db, history.Query{}) {
 		var ch []string
 		for _, c := range o.SeverityChanges {
-			ch = append(ch, c.From+">"+c.To+"@"+strconv.FormatInt(c.Seq, 10))
+			c1 := c.From + ">" + c.To + "@" + strconv.FormatInt(c.Seq, 10)
+			if c.Approx {
+				c1 += " after " + strconv.FormatInt(c.AfterSeq, 10)
+			}
+			ch = append(ch, c1)
 		}
 		got = append(got, span{o.AlarmKey, o.RaisedSeq, o.RaisedAfterSeq, o.RaisedAt, o.RaisedApprox,
 			o.ClearedSeq, o.ClearedAfterSeq, o.ClearedAt, o.ClearedApprox, o.RaisedSeverity, o.Severity, strings.Join(ch, ",")})
@@ -586,8 +590,9 @@ func TestReconcileLostRange(t *testing.T) {
 		{Key: nic(0), RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
 		{Key: deduced["i0"], RaisedSeq: 8, RaisedAt: at(8), ClearedSeq: base, ClearedAfter: head, ClearedAt: at(base), ClearedApprox: true, RaisedSeverity: "WARNING", Severity: "WARNING"},
 		// Open at the head, made critical in the lost range (the change
-		// is lost, the severity is the base's), cleared after the base.
-		{Key: nic(2), RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "CRITICAL"},
+		// is known at the base, after 9), cleared after the base.
+		{Key: nic(2), RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "CRITICAL",
+			Changes: "WARNING>CRITICAL@12 after 9"},
 		{Key: deduced["i2"], RaisedSeq: 9, RaisedAt: at(9), ClearedSeq: 14, ClearedAt: at(14), RaisedSeverity: "WARNING", Severity: "WARNING"},
 		// Raised in the lost range, active at the base: opened at 12,
 		// after 9; what follows the base is exact.

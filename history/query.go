@@ -56,6 +56,11 @@ type SeverityChange struct {
 	RecordedAt time.Time `json:"recorded_at"`
 	From       string    `json:"from"`
 	To         string    `json:"to"`
+	// Approx says the change happened in a range of the log past
+	// retention when the history was written: after the record AfterSeq
+	// and at or before Seq, whose time RecordedAt is.
+	Approx   bool  `json:"approx,omitempty"`
+	AfterSeq int64 `json:"after_seq,omitempty"`
 }
 
 // Query selects occurrences active at some moment of [From, To].
@@ -217,7 +222,7 @@ func attachSeverityChanges(ctx context.Context, db *sql.DB, occ []Occurrence) er
 	for start := 0; start < len(keys); start += 500 {
 		chunk := keys[start:min(start+500, len(keys))]
 		args := append(append([]any{}, chunk...), minSeq, maxSeq)
-		rows, err := db.QueryContext(ctx, "SELECT alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes WHERE alarm_key IN (?"+
+		rows, err := db.QueryContext(ctx, "SELECT alarm_key, seq, recorded_at, prev_severity, severity, after_seq FROM alarm_severity_changes WHERE alarm_key IN (?"+
 			strings.Repeat(",?", len(chunk)-1)+") AND seq > ? AND seq < ? ORDER BY seq", args...)
 		if err != nil {
 			return fmt.Errorf("list severity changes: %w", err)
@@ -225,10 +230,12 @@ func attachSeverityChanges(ctx context.Context, db *sql.DB, occ []Occurrence) er
 		for rows.Next() {
 			var key string
 			var c SeverityChange
-			if err := rows.Scan(&key, &c.Seq, &c.RecordedAt, &c.From, &c.To); err != nil {
+			var after sql.NullInt64
+			if err := rows.Scan(&key, &c.Seq, &c.RecordedAt, &c.From, &c.To, &after); err != nil {
 				rows.Close()
 				return fmt.Errorf("list severity changes: %w", err)
 			}
+			c.Approx, c.AfterSeq = after.Valid, after.Int64
 			c.RecordedAt = c.RecordedAt.UTC()
 			for _, i := range byKey[key] {
 				o := &occ[i]

@@ -51,7 +51,7 @@ func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s 
 	for _, a := range s.Alarms {
 		active[a.Key] = a
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, alarm_key, severity, cleared_seq IS NULL FROM alarm_history
+	rows, err := tx.QueryContext(ctx, `SELECT id, alarm_key, severity, severity_seq, cleared_seq IS NULL FROM alarm_history
  WHERE raised_seq <= ? AND (cleared_seq IS NULL OR cleared_seq > ?) ORDER BY id`, s.Seq, s.Seq)
 	if err != nil {
 		return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
@@ -59,10 +59,12 @@ func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s 
 	stored := map[string]bool{}
 	var closing []any
 	var severities []any // id, severity pairs
+	var changes []any    // the severity change rows, 8 columns each
 	for rows.Next() {
 		var id, key, sev string
+		var sevSeq int64
 		var open bool
-		if err := rows.Scan(&id, &key, &sev, &open); err != nil {
+		if err := rows.Scan(&id, &key, &sev, &sevSeq, &open); err != nil {
 			rows.Close()
 			return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
 		}
@@ -71,8 +73,11 @@ func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s 
 		switch {
 		case !ok && open:
 			closing = append(closing, id)
-		case ok && a.Severity != sev:
+		case ok && a.Severity != sev && sevSeq < s.Seq:
+			// (A severity set after the base, by an exact change, was
+			// another at the base: the change row says which.)
 			severities = append(severities, id, a.Severity)
+			changes = append(changes, severityChangeID(key, s.Seq), key, s.Seq, s.RecordedAt.UTC(), sev, a.Severity, term, after)
 		}
 	}
 	err = rows.Err()
@@ -111,6 +116,15 @@ func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s 
 		r.Opened += n
 	}
 
+	// Each severity that changed in the lost range gets its change row,
+	// as approximate as the rest (after_seq), then the occurrence takes it.
+	for start := 0; start < len(changes); start += 8 * maxRun {
+		run := changes[start:min(start+8*maxRun, len(changes))]
+		if _, err := exec(ctx, tx, `INSERT IGNORE INTO alarm_severity_changes
+ (id, alarm_key, seq, recorded_at, prev_severity, severity, term, after_seq) VALUES `+values(len(run)/8, 8), run...); err != nil {
+			return fmt.Errorf("record %d severity changes at seq %d: %w", len(run)/8, s.Seq, err)
+		}
+	}
 	for start := 0; start < len(severities); start += 2 * maxRun {
 		pairs := severities[start:min(start+2*maxRun, len(severities))]
 		args := append(append([]any{}, pairs...), s.Seq, term, s.Seq)
@@ -184,7 +198,6 @@ func reconcileLinks(ctx context.Context, tx *sql.Tx, term, after int64, s State,
 	return nil
 }
 
-// exec runs one statement and returns the rows it changed.
 // closeByID runs update (an UPDATE ... WHERE condition taking args) over
 // the rows of ids, in runs of at most maxRun ids, and counts the rows it
 // changed.
@@ -201,6 +214,7 @@ func closeByID(ctx context.Context, tx *sql.Tx, ids []any, update string, args .
 	return changed, nil
 }
 
+// exec runs one statement and returns the rows it changed.
 func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int, error) {
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {

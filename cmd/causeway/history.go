@@ -108,7 +108,12 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 				lost = lost || o.RaisedApprox || o.ClearedApprox
 				var changes []string
 				for _, c := range o.SeverityChanges {
-					changes = append(changes, c.From+"->"+c.To+"@"+itoa(c.Seq))
+					at := itoa(c.Seq)
+					if c.Approx {
+						at = itoa(c.AfterSeq+1) + ".." + at + " (lost range)"
+						lost = true
+					}
+					changes = append(changes, c.From+"->"+c.To+"@"+at)
 				}
 				res := o.Resource.Type + "/" + o.Resource.ID
 				if o.Resource.ID == "" {
@@ -163,7 +168,17 @@ func boundTime(t time.Time, seq int64, approx bool, afterSeq int64) (when, seqs 
 	if !approx {
 		return t.Format(time.RFC3339), itoa(seq)
 	}
-	return "<=" + t.Format(time.RFC3339) + " (lost range)", itoa(afterSeq+1) + ".." + itoa(seq)
+	return upperBound(t), itoa(afterSeq+1) + ".." + itoa(seq)
+}
+
+// upperBound formats t as the bound of a time in a lost range: "<=" and t
+// in whole seconds, rounded up so that the bound still holds.
+func upperBound(t time.Time) string {
+	up := t.Truncate(time.Second)
+	if up.Before(t) {
+		up = up.Add(time.Second)
+	}
+	return "<=" + up.Format(time.RFC3339) + " (lost range)"
 }
 
 func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {

@@ -235,6 +235,9 @@ func TestAlarmsHistoryShowsLostRange(t *testing.T) {
 			t.Errorf("row of %s: the raise shown as a bound %v, want %v: %q", id, !want.raisedLost, want.raisedLost, l)
 		}
 	}
+	if l := rows["nic-h2"]; !strings.Contains(l, "WARNING->CRITICAL@10..12 (lost range)") {
+		t.Errorf("row of nic-h2 does not show its severity change in the lost range: %q", l)
+	}
 	if !strings.Contains(out, "(lost range: ") {
 		t.Errorf("no note on the lost range:\n%s", out)
 	}
@@ -254,5 +257,23 @@ func TestAlarmsHistoryShowsLostRange(t *testing.T) {
 	want := map[string][2]bool{"nic-h0": {false, true}, "nic-h1": {true, false}, "nic-h2": {false, false}}
 	if diff := cmp.Diff(approx, want); diff != "" {
 		t.Errorf("approximate (raised, cleared) by alarm in JSON (-got +want):\n%s", diff)
+	}
+}
+
+// TestUpperBoundRoundsUp checks that a time known only as a bound is shown
+// in whole seconds rounded up: the bound must still hold.
+func TestUpperBoundRoundsUp(t *testing.T) {
+	at := time.Date(2026, 5, 4, 10, 0, 11, 0, time.UTC)
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{at, "<=2026-05-04T10:00:11Z (lost range)"},
+		{at.Add(500 * time.Millisecond), "<=2026-05-04T10:00:12Z (lost range)"},
+		{at.Add(time.Nanosecond), "<=2026-05-04T10:00:12Z (lost range)"},
+	} {
+		if got := upperBound(tc.t); got != tc.want {
+			t.Errorf("upperBound(%s) = %q; want %q", tc.t.Format(time.RFC3339Nano), got, tc.want)
+		}
 	}
 }

@@ -494,7 +494,7 @@ func fmtOptTime(t *time.Time, approx bool) string {
 		return "-"
 	}
 	if approx {
-		return "<=" + t.Format(time.RFC3339) + " (lost range)"
+		return upperBound(*t)
 	}
 	return t.Format(time.RFC3339)
 }
