@@ -38,6 +38,8 @@ func (m busMessage) RecordedAt() (time.Time, bool, error) { return m.d.RecordedA
 
 func (m busMessage) Ack(multiple bool) error { return staleErr(m.d.Ack(multiple)) }
 
+func (m busMessage) Channel() any { return m.d.Channel() }
+
 func staleErr(err error) error {
 	if err != nil && errors.Is(err, bus.ErrStaleDelivery) {
 		return fmt.Errorf("%w: %w", ErrStale, err)

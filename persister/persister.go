@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -26,6 +25,20 @@ type Message interface {
 	// Ack acknowledges the message; with multiple, also every earlier
 	// unacked message of the same broker channel.
 	Ack(multiple bool) error
+}
+
+// channeled is a Message that says which broker channel it came on
+// (bus.Delivery.Channel); a Message that does not is taken to share one
+// channel with every other.
+type channeled interface {
+	Channel() any
+}
+
+func channelOf(m Message) any {
+	if c, ok := m.(channeled); ok {
+		return c.Channel()
+	}
+	return nil
 }
 
 // timedMessage is a Message that may carry the recorded_at of a replayed
@@ -120,11 +133,13 @@ type Persister struct {
 	pubCh chan event.Batch
 	// appending holds the Append in flight: Alive's measure.
 	appending liveness.Ops
-	// holed is set once a dead-letter failed on a channel that may still
-	// be open (deadLetter reports false): that message stays unacked,
-	// and a multiple ack of any later one would ack it with it, neither
-	// stored nor dead-lettered. From then on every ack is single.
-	holed atomic.Bool
+	// holed holds the channels (channelOf) on which a dead-letter failed
+	// while the channel may still be open: that message stays unacked
+	// until the channel closes, and a multiple ack of a later message of
+	// the channel would ack it too, neither stored nor dead-lettered. On
+	// such a channel every ack is single; a new channel (after a
+	// reconnect) starts clean.
+	holed sync.Map
 }
 
 // StallLimit is how long one Append may take before Alive says the
@@ -294,8 +309,8 @@ func (p *Persister) consume(ctx, work context.Context) error {
 }
 
 // batch is what one transaction commits: the valid entries and every
-// message read for them (the last one is acked with multiple, unless
-// Persister.holed).
+// message read for them (the last one is acked with multiple, unless its
+// channel is in Persister.holed).
 type batch struct {
 	entries []store.Entry
 	msgs    []Message // msgs[i] carries entries[i]
@@ -382,7 +397,7 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 // the stream: on failure the message stays unacked for the broker to
 // redeliver (the bus adapter falls back to a reject, which dead-letters
 // it without the reason header). When m may still be unacked on a live
-// channel, every later ack is single (holed).
+// channel, every later ack on that channel is single (holed).
 func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) {
 	reason := reasonOf(cause)
 	if err := p.queue.DeadLetter(ctx, m, reason+": "+cause.Error()); err != nil {
@@ -390,8 +405,8 @@ func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) {
 			p.lg.Error("dead-letter failed; the broker will redeliver", "reason", reason, "cause", cause, "err", err)
 			return
 		}
-		if !p.holed.Swap(true) {
-			p.lg.Warn("acks go one by one from now on: a message whose dead-letter failed may be unacked on a live channel")
+		if _, was := p.holed.LoadOrStore(channelOf(m), true); !was {
+			p.lg.Warn("acks on this channel go one by one: a message whose dead-letter failed may be unacked on it")
 		}
 		p.lg.Error("dead-letter failed; the broker will redeliver once the channel closes", "reason", reason, "cause", cause, "err", err)
 		return
@@ -536,7 +551,7 @@ func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
 // is in this batch, in an earlier acked one, or dead-lettered.
 func (p *Persister) ack(b batch) {
 	toAck, multiple := b.msgs[len(b.msgs)-1:], true
-	if p.holed.Load() {
+	if _, ok := p.holed.Load(channelOf(b.msgs[len(b.msgs)-1])); ok {
 		toAck, multiple = b.msgs, false
 	}
 	for _, m := range toAck {

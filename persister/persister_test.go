@@ -69,7 +69,11 @@ type fakeMsg struct {
 	at   string // the recorded_at header, "" for none
 	// ackFails makes Ack fail with this error.
 	ackFails error
+	// ch is the broker channel it came on.
+	ch int
 }
+
+func (m *fakeMsg) Channel() any { return m.ch }
 
 func (m *fakeMsg) Body() []byte { return m.body }
 func (m *fakeMsg) RecordedAt() (time.Time, bool, error) {
@@ -497,6 +501,34 @@ func TestFailedDeadLetterIsNeverAckedByALaterBatch(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestOnlyTheHoledChannelAcksOneByOne checks that the acks go one by one
+// only on the channel where a dead-letter failed: a new channel (after a
+// reconnect), whose multiple ack cannot cover the old one's messages, acks
+// batches whole again.
+func TestOnlyTheHoledChannelAcksOneByOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond}, nil)
+		h.q.dlFails = errors.New("publish: channel blocked; reject: connection reset")
+		for _, ms := range [][]*fakeMsg{
+			{{tag: 1, body: []byte("not json"), ch: 1}},
+			{{tag: 2, body: body(t, "a"), ch: 1}, {tag: 3, body: body(t, "b"), ch: 1}},
+			{{tag: 1, body: body(t, "c"), ch: 2}, {tag: 2, body: body(t, "d"), ch: 2}},
+		} {
+			for _, m := range ms {
+				m.j = h.j
+				h.q.in <- m
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		checkJournal(t, h.j, []string{"dead-letter 1 failed",
+			"append 2: 2 new", "ack 2 multiple=false", "ack 3 multiple=false",
+			"append 2: 2 new", "ack 2 multiple=true"},
+			[]string{"publish 1..2", "publish 3..4"})
+		h.stop(t)
+	})
 }
 
 // TestSingleAckFailureLeavesTheOthersAcked checks that, acking one by one,

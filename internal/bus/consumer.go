@@ -302,6 +302,11 @@ func (d Delivery) Reason() string {
 	return ""
 }
 
+// Channel identifies the broker channel d came on: two deliveries of one
+// channel give equal values, of another (after a reconnect) unequal ones.
+// Ack with multiple covers only deliveries of d's channel.
+func (d Delivery) Channel() any { return d.s }
+
 // Ack acknowledges d; with multiple, also every unacked delivery of the same
 // channel before it, so a batch is acked with one call on its last delivery.
 // It returns ErrStaleDelivery after a reconnect.

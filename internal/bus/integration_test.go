@@ -438,6 +438,10 @@ func TestConsumerAckNackDeadLetter(t *testing.T) {
 	if !again.Redelivered() {
 		t.Errorf("delivery after reconnect: Redelivered = false, want true")
 	}
+	if d6.Channel() != batch[0].Channel() || again.Channel() == d6.Channel() {
+		t.Errorf("Channel: the same before the reconnect %v, another after it %v; want true, true",
+			d6.Channel() == batch[0].Channel(), again.Channel() != d6.Channel())
+	}
 	if err := d6.Ack(false); !errors.Is(err, ErrStaleDelivery) {
 		t.Errorf("ack of a pre-reconnect delivery = %v, want ErrStaleDelivery", err)
 	}
