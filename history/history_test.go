@@ -476,41 +476,8 @@ func stateAt(t *testing.T, evs []event.Event, seq int64) history.State {
 func dumpHistory(t *testing.T, db *sql.DB) []string {
 	t.Helper()
 	var out []string
-	for _, q := range []string{
-		"SELECT id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name, deduced, " +
-			"raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, raised_after_seq, " +
-			"cleared_seq, cleared_at, cleared_event_at, cleared_after_seq FROM alarm_history ORDER BY id",
-		"SELECT id, alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes ORDER BY id",
-		"SELECT id, from_key, to_key, start_seq, start_at, start_after_seq, end_seq, end_at, end_after_seq FROM alarm_causal_links ORDER BY id",
-		"SELECT name, seq FROM alarm_history_head",
-	} {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]sql.NullString, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			var b strings.Builder
-			for i, v := range vals {
-				b.WriteString(cols[i] + "=" + v.String + "|")
-				if !v.Valid {
-					b.WriteString("NULL|")
-				}
-			}
-			out = append(out, b.String())
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
+	for _, q := range append(historytest.Tables, "SELECT name, seq FROM alarm_history_head") {
+		out = append(out, historytest.Rows(t, db, q)...)
 	}
 	return out
 }

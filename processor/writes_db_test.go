@@ -114,55 +114,15 @@ func leadOnce(t *testing.T, n *node, db *sql.DB, term uint64, through int64) {
 	})
 }
 
-// tableDump returns a table's rows (the columns that do not depend on
-// who wrote them or when), ordered.
-func tableDump(t *testing.T, db *sql.DB, q string) []string {
-	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		for i, v := range vals {
-			fmt.Fprintf(&b, "%s=%v|", cols[i], v)
-		}
-		out = append(out, b.String())
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
+// writtenTables are the rows a leader writes, every column but who wrote
+// them (term).
 var writtenTables = []string{
 	"SELECT subscription_id, seq, ord, webhook_id, recorded_at, payload FROM notifier_outbox ORDER BY seq, subscription_id, ord",
 	"SELECT id, seq, deleted, spec FROM notifier_subscriptions ORDER BY id",
 	"SELECT subscription_id FROM notifier_cursors ORDER BY subscription_id",
-	historyTables[0], historyTables[1], historyTables[2],
+	historytest.Tables[0], historytest.Tables[1], historytest.Tables[2],
 	"SELECT name, seq FROM notifier_outbox_head",
 	"SELECT name, seq FROM alarm_history_head",
-}
-
-// historyTables are the history's rows, every column but who wrote them
-// (term).
-var historyTables = []string{
-	"SELECT id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name, " +
-		"deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, raised_after_seq, " +
-		"cleared_seq, cleared_at, cleared_event_at, cleared_after_seq FROM alarm_history ORDER BY id",
-	"SELECT id, alarm_key, seq, recorded_at, prev_severity, severity FROM alarm_severity_changes ORDER BY id",
-	"SELECT id, from_key, to_key, start_seq, start_at, start_after_seq, end_seq, end_at, end_after_seq FROM alarm_causal_links ORDER BY id",
 }
 
 func openTestDB(t *testing.T) *sql.DB {
@@ -232,7 +192,7 @@ func TestColdStartLeaderFillsTheGap(t *testing.T) {
 	}
 
 	for _, q := range writtenTables {
-		got, want := tableDump(t, db, q), tableDump(t, ref, q)
+		got, want := historytest.Rows(t, db, q), historytest.Rows(t, ref, q)
 		if len(want) == 0 && !strings.Contains(q, "severity_changes") {
 			t.Errorf("%s: the single leader wrote nothing", q)
 		}
@@ -393,8 +353,8 @@ func TestSalvagedHistoryAgreesWithTheBase(t *testing.T) {
 	// A second salvage of the history (its head found at 9 again) changes
 	// no row.
 	var written [][]string
-	for _, q := range historyTables {
-		written = append(written, tableDump(t, db, q))
+	for _, q := range historytest.Tables {
+		written = append(written, historytest.Rows(t, db, q))
 	}
 	if _, err := db.ExecContext(ctx, "UPDATE alarm_history_head SET seq = ?", head); err != nil {
 		t.Fatal(err)
@@ -403,8 +363,8 @@ func TestSalvagedHistoryAgreesWithTheBase(t *testing.T) {
 	c.cfg.History = keep
 	leadOnce(t, c, db, 3, last)
 	unrecoverable(t, c, 1, "the history's")
-	for i, q := range historyTables {
-		if diff := cmp.Diff(tableDump(t, db, q), written[i]); diff != "" {
+	for i, q := range historytest.Tables {
+		if diff := cmp.Diff(historytest.Rows(t, db, q), written[i]); diff != "" {
 			t.Errorf("%s changed by a second salvage (-got +want):\n%s", q, diff)
 		}
 	}
