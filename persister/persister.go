@@ -554,19 +554,21 @@ func (p *Persister) ack(b batch) {
 	if _, ok := p.holed.Load(channelOf(b.msgs[len(b.msgs)-1])); ok {
 		toAck, multiple = b.msgs, false
 	}
+	// Acked one by one, each goes on past a failure: the batch may span
+	// a reconnect, and the messages of the new channel still need theirs.
+	stale := 0
 	for _, m := range toAck {
 		err := m.Ack(multiple)
 		switch {
 		case err == nil:
-			continue
 		case errors.Is(err, ErrStale):
-			// The channel closed: every ack after this one fails too.
-			p.lg.Info("batch committed but its channel closed before the ack; redeliveries will be duplicates", "events", len(b.msgs))
-			return
+			stale++
+		default:
+			p.lg.Error("ack of a committed event failed; its redelivery will be a duplicate", "events", len(b.msgs), "err", err)
 		}
-		// Acked one by one, the others do not wait on this one's
-		// redelivery.
-		p.lg.Error("ack of a committed event failed; its redelivery will be a duplicate", "events", len(b.msgs), "err", err)
+	}
+	if stale > 0 {
+		p.lg.Info("batch committed but its channel closed before the ack; redeliveries will be duplicates", "events", len(b.msgs), "stale", stale)
 	}
 }
 

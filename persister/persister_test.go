@@ -532,8 +532,8 @@ func TestOnlyTheHoledChannelAcksOneByOne(t *testing.T) {
 }
 
 // TestSingleAckFailureLeavesTheOthersAcked checks that, acking one by one,
-// a failed ack (on a channel not seen closed) does not leave the rest of
-// the batch unacked.
+// a failed ack (on a channel closed since, or not seen closed) does not
+// leave the rest of the batch unacked.
 func TestSingleAckFailureLeavesTheOthersAcked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{BatchSize: 3, BatchWait: time.Millisecond}, nil)
@@ -543,14 +543,17 @@ func TestSingleAckFailureLeavesTheOthersAcked(t *testing.T) {
 		synctest.Wait()
 		for i, id := range []string{"a", "b", "c"} {
 			m := &fakeMsg{tag: 2 + i, body: body(t, id), j: h.j}
-			if id == "b" {
+			switch id {
+			case "a": // of a channel closed since
+				m.ackFails = fmt.Errorf("%w: channel closed", ErrStale)
+			case "b":
 				m.ackFails = errors.New("frame not sent")
 			}
 			h.q.in <- m
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		checkJournal(t, h.j, []string{"dead-letter 1 failed", "append 3: 3 new", "ack 2 multiple=false", "ack 3 failed", "ack 4 multiple=false"},
+		checkJournal(t, h.j, []string{"dead-letter 1 failed", "append 3: 3 new", "ack 2 failed", "ack 3 failed", "ack 4 multiple=false"},
 			[]string{"publish 1..3"})
 		h.stop(t)
 	})
