@@ -50,6 +50,23 @@ func (c *cluster) handOverBy(t *testing.T, lead int, leave, want string) {
 	}
 }
 
+// eachHandOver runs test for every way a voter is gone and every way a
+// leader leaves, on a new five-voter cluster whose leader is elected (five,
+// so that three are left to elect once the leader stopped too): others are
+// the other voters in configuration order, and drop(i) stops voter i and
+// makes it gone that way.
+func eachHandOver(t *testing.T, test func(t *testing.T, c *cluster, lead int, others []int, drop func(int), leave string)) {
+	for _, gone := range goneWays {
+		for _, leave := range leaveWays {
+			t.Run(gone.name+"/"+leave, func(t *testing.T) {
+				c := newClusterRPC(t, 5, 250*time.Millisecond, 50*time.Millisecond)
+				lead := c.waitLeader(-1)
+				test(t, c, lead, c.othersOf(lead), func(i int) { c.stop(i); gone.make(c, i) }, leave)
+			})
+		}
+	}
+}
+
 // othersOf are the nodes but lead, in configuration order.
 func (c *cluster) othersOf(lead int) []int {
 	var others []int
@@ -66,24 +83,15 @@ func (c *cluster) othersOf(lead int) []int {
 // (up to 15 s). The transfer to it fails, and the leader that steps down,
 // or stops, hands leadership to another voter instead: not to the gone
 // one again, which is first in the configuration, so raft, all voters
-// being alike to it, would pick it. (Five voters, so that three are left
-// to elect once the leader stopped too.)
+// being alike to it, would pick it.
 func TestHandOverFallsBackWhenTheSuccessorIsGone(t *testing.T) {
-	for _, gone := range goneWays {
-		for _, leave := range leaveWays {
-			t.Run(gone.name+"/"+leave, func(t *testing.T) {
-				c := newClusterRPC(t, 5, 250*time.Millisecond, 50*time.Millisecond)
-				lead := c.waitLeader(-1)
-				others := c.othersOf(lead)
-				g, live := others[0], others[1]
-				c.stop(g)
-				gone.make(c, g)
-				c.setNext(c.nodes[g].ID())
-				c.handOverBy(t, lead, leave, fmt.Sprintf("leadership handed to %s after the transfer to %s, the successor named and gone, failed", c.nodes[live].ID(), c.nodes[g].ID()))
-				waitFor(t, c.nodes[live].ID()+" leading", 10*time.Second, func() bool { return c.nodes[live].LeaderTerm() != 0 })
-			})
-		}
-	}
+	eachHandOver(t, func(t *testing.T, c *cluster, lead int, others []int, drop func(int), leave string) {
+		g, live := others[0], others[1]
+		drop(g)
+		c.setNext(c.nodes[g].ID())
+		c.handOverBy(t, lead, leave, fmt.Sprintf("leadership handed to %s after the transfer to %s, the successor named and gone, failed", c.nodes[live].ID(), c.nodes[g].ID()))
+		waitFor(t, c.nodes[live].ID()+" leading", 10*time.Second, func() bool { return c.nodes[live].LeaderTerm() != 0 })
+	})
 }
 
 // TestHandOverGoesToAReadyVoterWhenTheSuccessorIsGone: the successor
@@ -93,24 +101,16 @@ func TestHandOverFallsBackWhenTheSuccessorIsGone(t *testing.T) {
 // and hands leadership to the ready one; before, it went by configuration
 // order after the failure, to a voter that could not serve yet.
 func TestHandOverGoesToAReadyVoterWhenTheSuccessorIsGone(t *testing.T) {
-	for _, gone := range goneWays {
-		for _, leave := range leaveWays {
-			t.Run(gone.name+"/"+leave, func(t *testing.T) {
-				c := newClusterRPC(t, 5, 250*time.Millisecond, 50*time.Millisecond)
-				lead := c.waitLeader(-1)
-				others := c.othersOf(lead)
-				g, ready := others[0], others[len(others)-1]
-				c.stop(g)
-				gone.make(c, g)
-				c.setNext(c.nodes[g].ID(), c.nodes[ready].ID()) // the ready ones, best first
-				want := fmt.Sprintf("leadership handed to %s, the one ready left, after the transfer to %s, the successor named and gone, failed", c.nodes[ready].ID(), c.nodes[g].ID())
-				c.handOverBy(t, lead, leave, want)
-				if got := c.waitLeader(lead); got != ready {
-					t.Fatalf("%s leads, still loading; want %s", c.nodes[got].ID(), want)
-				}
-			})
+	eachHandOver(t, func(t *testing.T, c *cluster, lead int, others []int, drop func(int), leave string) {
+		g, ready := others[0], others[len(others)-1]
+		drop(g)
+		c.setNext(c.nodes[g].ID(), c.nodes[ready].ID()) // the ready ones, best first
+		want := fmt.Sprintf("leadership handed to %s, the one ready left, after the transfer to %s, the successor named and gone, failed", c.nodes[ready].ID(), c.nodes[g].ID())
+		c.handOverBy(t, lead, leave, want)
+		if got := c.waitLeader(lead); got != ready {
+			t.Fatalf("%s leads, still loading; want %s", c.nodes[got].ID(), want)
 		}
-	}
+	})
 }
 
 // TestHandOverFallsBackWhenNoneIsReady: no voter is ready, so Successor
@@ -120,30 +120,22 @@ func TestHandOverGoesToAReadyVoterWhenTheSuccessorIsGone(t *testing.T) {
 // voter; before, it left the choice to raft, whose transfer to the gone
 // one failed with nothing to fall back on.
 func TestHandOverFallsBackWhenNoneIsReady(t *testing.T) {
-	for _, gone := range goneWays {
-		for _, leave := range leaveWays {
-			t.Run(gone.name+"/"+leave, func(t *testing.T) {
-				c := newClusterRPC(t, 5, 250*time.Millisecond, 50*time.Millisecond)
-				lead := c.waitLeader(-1)
-				others := c.othersOf(lead)
-				g, next := others[0], others[1]
-				waitFor(t, "every voter caught up with the leader's log", 10*time.Second, func() bool {
-					last := c.nodes[lead].r.Load().LastIndex()
-					for _, n := range c.nodes {
-						if r := n.r.Load(); r == nil || r.LastIndex() != last {
-							return false
-						}
-					}
-					return true
-				})
-				c.stop(g)
-				gone.make(c, g)
-				want := fmt.Sprintf("leadership handed to %s after the transfer to %s, first in the configuration and gone, failed", c.nodes[next].ID(), c.nodes[g].ID())
-				c.handOverBy(t, lead, leave, want)
-				if got := c.waitLeader(lead); got != next {
-					t.Fatalf("%s leads; want %s", c.nodes[got].ID(), want)
+	eachHandOver(t, func(t *testing.T, c *cluster, lead int, others []int, drop func(int), leave string) {
+		g, next := others[0], others[1]
+		waitFor(t, "every voter caught up with the leader's log", 10*time.Second, func() bool {
+			last := c.nodes[lead].r.Load().LastIndex()
+			for _, n := range c.nodes {
+				if r := n.r.Load(); r == nil || r.LastIndex() != last {
+					return false
 				}
-			})
+			}
+			return true
+		})
+		drop(g)
+		want := fmt.Sprintf("leadership handed to %s after the transfer to %s, first in the configuration and gone, failed", c.nodes[next].ID(), c.nodes[g].ID())
+		c.handOverBy(t, lead, leave, want)
+		if got := c.waitLeader(lead); got != next {
+			t.Fatalf("%s leads; want %s", c.nodes[got].ID(), want)
 		}
-	}
+	})
 }
