@@ -195,6 +195,7 @@ type LinkKey struct {
 type StateGraph interface {
 	Graph
 	VertexIDs() []graph.VertexID
+	IsAlarm(id graph.VertexID) bool
 	EachOut(id graph.VertexID, yield func(graph.Edge) bool)
 }
 
@@ -205,16 +206,28 @@ type StateGraph interface {
 func ActiveAt(seq int64, recordedAt time.Time, g StateGraph) State {
 	s := State{Seq: seq, RecordedAt: recordedAt.UTC()}
 	for _, id := range g.VertexIDs() {
-		v, ok := g.Vertex(id)
-		if !ok {
-			continue
-		}
-		if v.Category == graph.CategoryAlarm && !v.IsDeleted && !v.IsPlaceholder {
-			s.Alarms = append(s.Alarms, alarmOf(v, g))
+		// A vertex is copied out only when it is an alarm or a link's
+		// source: most are neither.
+		var v *graph.Vertex
+		if g.IsAlarm(id) {
+			x, ok := g.Vertex(id)
+			if !ok {
+				continue
+			}
+			if v = &x; !x.IsDeleted && !x.IsPlaceholder {
+				s.Alarms = append(s.Alarms, alarmOf(x, g))
+			}
 		}
 		g.EachOut(id, func(e graph.Edge) bool {
 			if e.Relationship != graph.RelCauses || e.IsDeleted {
 				return true
+			}
+			if v == nil {
+				x, ok := g.Vertex(id)
+				if !ok {
+					return false
+				}
+				v = &x
 			}
 			if to, ok := g.Vertex(e.To); ok {
 				s.Links = append(s.Links, LinkKey{From: v.Key(), To: to.Key()})
