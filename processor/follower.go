@@ -157,12 +157,17 @@ func machineChanges(m Machine) int64 {
 	return 0
 }
 
-// load installs the machine reconstructed at seq (a cold start).
+// load installs the machine reconstructed at seq, recorded at at (a cold
+// start).
 func (f *follower) load(m Machine, seq int64, at time.Time) {
+	var base Base
+	if f.pend != nil {
+		base = baseOf(m, seq, at) // m is not shared yet: read it outside the lock
+	}
 	f.mu.Lock()
 	f.m, f.applied, f.appliedAt = m, seq, at
 	if f.pend != nil {
-		f.pend.reset(seq)
+		f.pend.reset(seq, base)
 	}
 	changes := machineChanges(m)
 	f.mu.Unlock()

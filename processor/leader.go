@@ -599,8 +599,14 @@ func (n *node) fill(ctx context.Context, log *slog.Logger, table gapTable, head,
 		// leadership): the gap is met again at the next flush.
 		return gapFill{err: fmt.Errorf("salvage %s rows of seqs %d..%d: %w", what, head+1, from, errors.Join(err, ctx.Err()))}
 	case err != nil:
-		log.Error(what+" rows lost: their events are past retention", "head", head, "from", from, "err", err)
-		return gapFill{regen: newPending(1), lost: true}
+		// No snapshot the retained log follows is usable either. What this
+		// node's machine showed when it was loaded at from, if it was,
+		// still stands for the records up to it.
+		b := n.f.pend.baseAt(table, from)
+		log.Error(what+" rows lost: their events are past retention, and no snapshot the log still follows is usable",
+			"head", head, "from", from, "err", err,
+			"subscriptions_rewritten", b.Resync != nil, "history_reconciled", b.State != nil)
+		return gapFill{regen: newPending(1), lost: true, resync: b.Resync, reconcile: b.State}
 	}
 	log.Error(what+" rows lost: their events are past retention; those after the oldest snapshot the log still "+
 		"follows are rebuilt", "head", head, "lost_through", base, "rebuilt_through", from,
@@ -633,7 +639,7 @@ func (n *node) salvage(ctx context.Context, table gapTable, head, through int64)
 		}
 	}
 	f.regen = newPending(math.MaxInt)
-	f.regen.reset(base)
+	f.regen.reset(base, Base{})
 	res.Machine = &collector{m: inner, produce: n.parts.Produce, out: f.regen}
 	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
 		// Retention moving on meanwhile is no verdict either (%v: not
@@ -657,7 +663,7 @@ func (n *node) regenerate(ctx context.Context, from, through int64) (*pending, e
 		return nil, err
 	}
 	out := newPending(math.MaxInt)
-	out.reset(from)
+	out.reset(from, Base{})
 	res.Machine = &collector{m: res.Machine, produce: n.parts.Produce, out: out}
 	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
 		return nil, err

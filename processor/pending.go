@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/event"
@@ -74,6 +75,31 @@ type pending struct {
 	subs              []subscription.Update
 	items             []history.Item
 	dropped           int64 // times the bound was hit
+	// base is what the machine showed when it was loaded at the from
+	// marks, while a mark is still there: a leader writes it for the
+	// records up to the mark when neither the log nor any snapshot can
+	// rebuild them any more (fill).
+	base Base
+}
+
+// Base is what a machine shows at a seq, whole: the subscriptions in
+// force and what is active. Either is nil when the machine cannot say.
+type Base struct {
+	Resync *outbox.Resync
+	State  *history.State
+}
+
+// baseOf reads m's Base; m has applied the log through seq, recorded at
+// recordedAt.
+func baseOf(m Machine, seq int64, recordedAt time.Time) Base {
+	var b Base
+	if s, ok := m.(subscriptionStater); ok {
+		b.Resync = &outbox.Resync{Seq: seq, Subscriptions: s.SubscriptionState()}
+	}
+	if s, ok := historyState(m, seq, recordedAt); ok {
+		b.State = &s
+	}
+	return b
 }
 
 func newPending(max int) *pending {
@@ -83,12 +109,14 @@ func newPending(max int) *pending {
 	return &pending{max: max}
 }
 
-// reset starts over at seq (a state loaded at seq: nothing derived yet).
-func (p *pending) reset(seq int64) {
+// reset starts over at seq (a state loaded at seq: nothing derived yet),
+// whose Base is base.
+func (p *pending) reset(seq int64, base Base) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seq, p.outFrom, p.histFrom = seq, seq, seq
 	p.rows, p.subs, p.items = nil, nil, nil
+	p.base = base
 }
 
 // add appends the output of seq, which must be p.seq+1.
@@ -105,7 +133,27 @@ func (p *pending) add(seq int64, out Output) {
 		p.dropped++
 		p.outFrom, p.histFrom = seq, seq
 		p.rows, p.subs, p.items = nil, nil, nil
+		// No Base at seq: reading it would stall the apply loop for a
+		// scan of the graph, and the bound is met only while no leader
+		// writes, mostly with the database away, when retention cannot
+		// drop the records a leader regenerates the gap from.
+		p.base = Base{}
 	}
+}
+
+// baseAt returns the Base at the from mark of table when it is still at
+// from, so that the records up to from stand in it.
+func (p *pending) baseAt(table gapTable, from int64) Base {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b Base
+	if r := p.base.Resync; table == outboxTable && r != nil && r.Seq == from && p.outFrom == from {
+		b.Resync = r
+	}
+	if s := p.base.State; table == historyTable && s != nil && s.Seq == from && p.histFrom == from {
+		b.State = s
+	}
+	return b
 }
 
 // take returns copies of what is pending: the outbox batch with the seq
@@ -137,6 +185,9 @@ func (p *pending) pruneOutbox(head int64) {
 	if len(p.rows) == 0 {
 		p.rows = nil // let the backing array go
 	}
+	if r := p.base.Resync; r != nil && r.Seq != p.outFrom {
+		p.base.Resync = nil // the database holds what it stood for
+	}
 }
 
 // pruneHistory drops the history items at or below head.
@@ -150,6 +201,9 @@ func (p *pending) pruneHistory(head int64) {
 		p.items = nil
 	}
 	p.histFrom = max(p.histFrom, min(head, p.seq))
+	if st := p.base.State; st != nil && st.Seq != p.histFrom {
+		p.base.State = nil // the database holds what it stood for
+	}
 }
 
 func (p *pending) size() (rows, items int) {

@@ -663,7 +663,7 @@ func (n *node) load(ctx context.Context) bool {
 	for attempt := 0; ; attempt++ {
 		res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.Latest())
 		if err == nil {
-			n.f.load(res.Machine, res.Seq, time.Time{})
+			n.f.load(res.Machine, res.Seq, res.RecordedAt)
 			n.f.applyErrors.Add(res.ApplyErrors)
 			n.staleSemantics.Store(res.StaleSemantics)
 			n.log.Info("state loaded", "seq", res.Seq, "snapshot_seq", res.SnapshotSeq, "replayed", res.Replayed)

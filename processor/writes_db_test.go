@@ -94,12 +94,9 @@ func dbNode(t *testing.T, db *sql.DB) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	res, err := recon.Reconstruct(ctx, snapshot.Latest())
-	if err != nil {
-		t.Fatal(err)
+	if !n.load(context.Background()) {
+		t.Fatal("state not loaded")
 	}
-	n.f.load(res.Machine, res.Seq, time.Time{})
 	return n
 }
 
@@ -248,14 +245,26 @@ func takeSnapshot(t *testing.T, db *sql.DB, term, seq int64) {
 
 // TestSalvagedHistoryAgreesWithTheBase: leader A writes the outbox and
 // the history through seq 9 (historytest.LostRangeEvents) and goes away; a
-// snapshot is taken at 12 and the log goes on to 14; then retention drops
-// the events through 12. Node B starts cold from the snapshot and leads:
-// it cannot rebuild 10..12 and salvages from the snapshot. The history
+// snapshot is taken at 12 and retention drops the events through 12. Node
+// B starts cold from the snapshot, follows the log on to 14 and leads: it
+// cannot rebuild 10..12 and salvages from the snapshot. The history
 // must then agree with the log from 12 on: what ended in 10..12 closed at
 // 12, what began there and held at 12 open from 12, both marked
 // approximate (after 9, at 12's time); the rest exact. Node C, which finds
 // the history's head back at 9 (lost), salvages again and changes no row.
+//
+// Without a usable snapshot (the one at 12 is corrupted after B loaded
+// it), the salvage has no base of its own: the state B loaded at 12 stands
+// in, and the history must come out the same.
 func TestSalvagedHistoryAgreesWithTheBase(t *testing.T) {
+	for _, corrupt := range []bool{false, true} {
+		t.Run(map[bool]string{false: "snapshot", true: "no usable snapshot"}[corrupt], func(t *testing.T) {
+			salvagedHistory(t, corrupt)
+		})
+	}
+}
+
+func salvagedHistory(t *testing.T, corrupt bool) {
 	ctx := context.Background()
 	db := openTestDB(t)
 	evs := historytest.LostRangeEvents(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
@@ -272,15 +281,23 @@ func TestSalvagedHistoryAgreesWithTheBase(t *testing.T) {
 	leadOnce(t, a, db, 1, head)
 	appendEvents(t, db, evs[head:base], head)
 	takeSnapshot(t, db, 1, base)
-	appendEvents(t, db, evs[base:], base)
 	if _, err := db.ExecContext(ctx, "DELETE FROM events WHERE seq <= ?", base); err != nil {
 		t.Fatal(err)
 	}
 
 	b := dbNode(t, db)
 	b.cfg.History = keep
-	if b.f.appliedSeq.Load() != last {
-		t.Fatalf("B loaded at %d, want %d", b.f.appliedSeq.Load(), last)
+	if b.f.appliedSeq.Load() != base {
+		t.Fatalf("B loaded at %d, want %d", b.f.appliedSeq.Load(), base)
+	}
+	appendEvents(t, db, evs[base:], base)
+	if err := b.f.catchUp(ctx, 0); err != nil || b.f.appliedSeq.Load() != last {
+		t.Fatalf("B caught up to %d, want %d: %v", b.f.appliedSeq.Load(), last, err)
+	}
+	if corrupt {
+		if _, err := db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = REVERSE(data)"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	leadOnce(t, b, db, 2, last)
 	unrecoverable(t, b, 2, "the outbox's and the history's")
@@ -350,6 +367,9 @@ func TestSalvagedHistoryAgreesWithTheBase(t *testing.T) {
 		t.Errorf("links (-got +want):\n%s", diff)
 	}
 
+	if corrupt {
+		return // a node starting now could not load
+	}
 	// A second salvage of the history (its head found at 9 again) changes
 	// no row.
 	var written [][]string

@@ -362,7 +362,11 @@ func writesNode(t *testing.T, head, loadAt int64, tables *fakeTables, fence *fak
 	f := newFollower(l, 3, slog.New(slog.DiscardHandler))
 	f.produce = fakeProduce
 	f.pend = newPending(maxPending)
-	f.load(&seqMachine{seq: loadAt}, loadAt, time.Time{})
+	var at time.Time
+	if loadAt > 0 {
+		at = rec(loadAt).RecordedAt
+	}
+	f.load(&seqMachine{seq: loadAt}, loadAt, at)
 	recon := &seqRecon{log: l}
 	n := &node{
 		cfg: Config{SnapshotCheck: time.Millisecond, FlushInterval: time.Millisecond, HistoryPruneInterval: time.Hour,
@@ -583,7 +587,7 @@ func TestLeaderRetriesAFailedWrite(t *testing.T) {
 
 func TestPendingPrune(t *testing.T) {
 	p := newPending(0)
-	p.reset(5)
+	p.reset(5, Base{})
 	m := &seqMachine{seq: 5}
 	for s := int64(6); s <= 12; s++ {
 		out, err := fakeProduce(m, rec(s))
@@ -601,6 +605,63 @@ func TestPendingPrune(t *testing.T) {
 	p.pruneOutbox(40) // the leader is ahead of this node: from stops at the applied seq
 	if _, outFrom, _, _ := p.take(); outFrom != 12 {
 		t.Fatalf("outbox from %d past the applied seq 12", outFrom)
+	}
+}
+
+// The Base pending keeps is the one at its marks: set by a load and by a
+// drop past the bound, given only for the table whose mark is still
+// there, and let go once a prune moves the mark.
+func TestPendingBase(t *testing.T) {
+	m := &seqMachine{seq: 5}
+	p := newPending(4)
+	p.reset(5, baseOf(m, 5, rec(5).RecordedAt))
+	if b := p.baseAt(historyTable, 5); b.State == nil || b.State.Seq != 5 || b.Resync != nil {
+		t.Fatalf("history base at 5 after the load: %+v", b)
+	}
+	if b := p.baseAt(outboxTable, 5); b.Resync == nil || b.Resync.Seq != 5 || b.State != nil {
+		t.Fatalf("outbox base at 5 after the load: %+v", b)
+	}
+	if b := p.baseAt(historyTable, 4); b.State != nil {
+		t.Fatalf("a base at 5 given for a mark at 4: %+v", b)
+	}
+	p.pruneHistory(7) // past the applied seq: the mark stops at 5
+	if b := p.baseAt(historyTable, 5); b.State == nil {
+		t.Fatal("a prune that left the history mark at 5 dropped its base")
+	}
+	out, err := fakeProduce(m, rec(6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.add(6, out)
+	p.pruneHistory(6)
+	if b := p.baseAt(historyTable, 5); b.State != nil {
+		t.Fatalf("the history base at 5 given after its mark moved to 6: %+v", b)
+	}
+	if b := p.baseAt(outboxTable, 5); b.Resync == nil {
+		t.Fatal("the outbox base at 5 dropped by a prune of the history")
+	}
+	p.pruneOutbox(6)
+	if b := p.baseAt(outboxTable, 5); b.Resync != nil {
+		t.Fatalf("the outbox base at 5 given after its mark moved to 6: %+v", b)
+	}
+	// A new load sets it again.
+	p.reset(6, baseOf(m, 6, rec(6).RecordedAt))
+	// Seqs 7..10 give 3 rows and 4 items, past the bound of 4 at 10: the
+	// rows and items are dropped and the marks go to 10, without a base.
+	for s := int64(7); s <= 10; s++ {
+		out, err := fakeProduce(m, rec(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.add(s, out)
+	}
+	if _, outFrom, _, histFrom := p.take(); outFrom != 10 || histFrom != 10 {
+		t.Fatalf("marks at %d and %d, want 10", outFrom, histFrom)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.base.State != nil || p.base.Resync != nil {
+		t.Fatalf("the load's base at 6 kept after the drop at 10: %+v", p.base)
 	}
 }
 
@@ -728,6 +789,35 @@ func TestGapsAreFilledApart(t *testing.T) {
 	}
 	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, func(s int64) bool { return s <= 2 || s > 9 })); diff != "" {
 		t.Errorf("history items (-got +want):\n%s", diff)
+	}
+}
+
+// A gap past retention with no usable snapshot in the retained log (the
+// only one is older): what the node's machine showed when it loaded, at
+// 14, stands for the lost records: the history is reconciled with it and
+// the subscriptions in force then are written whole, instead of the head
+// jumping over the gap with stale rows left open.
+func TestGapPastRetentionWithoutSnapshotUsesTheLoadedState(t *testing.T) {
+	tables := &fakeTables{}
+	n := pastRetention(t, tables, 2, 2, []int64{4}, 0)
+	unrecoverable(t, n, 2, "the outbox's and the history's")
+	reconciledAt(t, tables, 14)
+	allRows, allSubs, allItems := expected(20)
+	ownOnly := func(seq int64) bool { return seq <= 2 || seq > 14 }
+	tables.mu.Lock()
+	defer tables.mu.Unlock()
+	if diff := cmp.Diff(tables.rows, kept(allRows, rowSeq, ownOnly)); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, ownOnly)); diff != "" {
+		t.Errorf("history items (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(tables.subs, kept(allSubs, subSeq, ownOnly)); diff != "" {
+		t.Errorf("subscription changes (-got +want):\n%s", diff)
+	}
+	want := []outbox.Resync{{Seq: 14, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
+	if diff := cmp.Diff(tables.resyncs, want); diff != "" {
+		t.Errorf("resyncs (-got +want):\n%s", diff)
 	}
 }
 
