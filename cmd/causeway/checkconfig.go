@@ -48,7 +48,9 @@ func (cfg *fileConfig) validate() error {
 	}
 	nc := cfg.Notifier
 	nc.SetDefaults()
-	add("notifier", nc.Validate())
+	if err := nc.Validate(); err != nil {
+		errs = append(errs, err) // each problem names its path (notifier.…)
+	}
 	return errors.Join(errs...)
 }
 

@@ -190,7 +190,7 @@ func loadNotifierConfig(path string) (notifier.Config, error) {
 	nc := cfg.Notifier
 	nc.SetDefaults()
 	if err := nc.Validate(); err != nil {
-		return notifier.Config{}, fmt.Errorf("config %s: notifier: %w", path, err)
+		return notifier.Config{}, fmt.Errorf("config %s: %w", path, err) // each problem names its path (notifier.…)
 	}
 	return nc, nil
 }
@@ -212,10 +212,18 @@ func readSecret(v *string, file, path string) error {
 	return nil
 }
 
-// prefixErr names the YAML section of a component's validation error.
+// prefixErr names the YAML section of a component's validation error: of
+// every problem, when err joins several.
 func prefixErr(section string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := make([]error, 0, len(j.Unwrap()))
+		for _, e := range j.Unwrap() {
+			errs = append(errs, prefixErr(section, e))
+		}
+		return errors.Join(errs...)
 	}
 	return fmt.Errorf("%s: %w", section, err)
 }

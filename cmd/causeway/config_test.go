@@ -96,3 +96,32 @@ func TestProcessorInheritsBusReconnect(t *testing.T) {
 		t.Errorf("processor reconnect bounds %v, %v; want 250ms, 4s", cfg.Processor.AMQPReconnectMin, cfg.Processor.AMQPReconnectMax)
 	}
 }
+
+// TestCheckConfigNamesEverySection: every problem check-config lists is
+// named by its section, not only the first of each section (a component's
+// Validate joins several).
+func TestCheckConfigNamesEverySection(t *testing.T) {
+	cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: \"amqp://h/\"}\npersister: {batch_size: 20000, retention: 1h}\nprocessor: {node_id: p1}\nnotifier: {batch_size: -1, lease_ttl: 10ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verr := cfg.validate()
+	if verr == nil {
+		t.Fatal("validate accepted a persister with batch_size 20000 and retention 1h")
+	}
+	lines := strings.Split(verr.Error(), "\n")
+	for _, want := range []string{"persister: batch_size: ", "persister: retention: ", "processor: data_dir: ", "processor: raft: bind_addr: ", "processor: api: listen: ", "notifier.batch_size: ", "notifier.lease_ttl: "} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, want)
+		}
+		if !found {
+			t.Errorf("no line starts with %q in:\n%v", want, verr)
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "persister: ") && !strings.HasPrefix(l, "processor: ") && !strings.HasPrefix(l, "notifier.") {
+			t.Errorf("line %q does not name its section", l)
+		}
+	}
+}
