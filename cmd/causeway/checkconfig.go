@@ -17,9 +17,11 @@ func (cfg *fileConfig) validate() error {
 		}
 	}
 	add("persister", cfg.Persister.Config.WithDefaults().Validate())
-	pc := cfg.Processor
-	pc.SetDefaults()
-	add("processor", pc.Validate())
+	if cfg.hasProcessor {
+		pc := cfg.Processor
+		pc.SetDefaults()
+		add("processor", pc.Validate())
+	}
 	if s := cfg.Drivers.Static; s != nil {
 		add("drivers.static", s.Config.Validate())
 		add("drivers.static", s.Schedule.Validate())

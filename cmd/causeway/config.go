@@ -37,6 +37,11 @@ type fileConfig struct {
 	Drivers   driversSection   `yaml:"drivers"`
 	Listener  listenerSection  `yaml:"listener"`
 	Notifier  notifier.Config  `yaml:"notifier"`
+
+	// hasProcessor says whether the file has a processor section: only
+	// the processor daemon needs one, so check-config validates it only
+	// when it is there, as it does the drivers' and listeners' sections.
+	hasProcessor bool
 }
 
 type databaseConfig struct {
@@ -146,6 +151,12 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 			return nil, errors.New("the file is empty")
 		}
 		return nil, err
+	}
+	var sections struct {
+		Processor *yaml.Node `yaml:"processor"`
+	}
+	if yaml.Unmarshal(raw, &sections) == nil {
+		cfg.hasProcessor = sections.Processor != nil
 	}
 	var errs []error
 	if err := readSecret(&cfg.Database.DSN, cfg.Database.DSNFile, "database.dsn_file"); err != nil {

@@ -125,3 +125,25 @@ func TestCheckConfigNamesEverySection(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigWithoutProcessorSection: a file for the other components
+// (a persister's host, or the one deploy/dev/cluster.sh writes) has no
+// processor section; those daemons load it, so check-config accepts it,
+// and still validates a processor section that is there.
+func TestCheckConfigWithoutProcessorSection(t *testing.T) {
+	shared := "database: {dsn: x}\nbus: {url: \"amqp://h/\"}\npersister: {batch_wait: 10ms}\n"
+	cfg, err := parseConfig([]byte(shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Errorf("a file without a processor section does not validate:\n%v", err)
+	}
+	cfg, err = parseConfig([]byte(shared + "processor: {node_id: p1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "processor: data_dir: is required") {
+		t.Errorf("an incomplete processor section: validate = %v, want processor: data_dir: is required", err)
+	}
+}
