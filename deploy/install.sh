@@ -85,8 +85,10 @@ if [ -z "$destdir" ]; then
 	ensure_user
 fi
 # secrets/ holds one file a secret, each 0640 root:causeway: the services'
-# user reads them (the *_file keys name them), no one else.
-install -d -m 0750 "${owner[@]}" "$etc" "$etc/secrets" "$etc/templates"
+# user reads them (the *_file keys name them), no one else. static/ is the
+# static driver's directory (drivers.static.directory), empty until the
+# operator puts the topology there.
+install -d -m 0750 "${owner[@]}" "$etc" "$etc/secrets" "$etc/templates" "$etc/static"
 install_config "$here/causeway.yaml" "$etc/causeway.yaml"
 for f in "$here"/templates/*.yaml; do
 	install_config "$f" "$etc/templates/$(basename "$f")"

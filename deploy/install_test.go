@@ -42,6 +42,7 @@ func TestInstallStagesAPackage(t *testing.T) {
 		"etc/causeway/processor-b.yaml":        0o640,
 		"etc/causeway/templates/host_nic.yaml": 0o640,
 		"etc/causeway/secrets":                 0o750 | os.ModeDir,
+		"etc/causeway/static":                  0o750 | os.ModeDir,
 	} {
 		fi, err := os.Stat(filepath.Join(stage, path))
 		if err != nil {

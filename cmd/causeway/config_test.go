@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,25 @@ func TestCheckConfigWithoutProcessorSection(t *testing.T) {
 	}
 	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "processor: data_dir: is required") {
 		t.Errorf("an incomplete processor section: validate = %v, want processor: data_dir: is required", err)
+	}
+}
+
+// TestDriverNamesChecked: a driver named on the command line must exist
+// and be configured; a typo is refused before anything starts instead of
+// leaving the driver meant not running.
+func TestDriverNamesChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "causeway.yaml")
+	cfg := "database: {dsn: x}\nbus: {url: \"amqp://127.0.0.1:1/\"}\ndrivers:\n  static: {directory: " + t.TempDir() + "}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, want string }{
+		{"statc", `unknown driver "statc"`},
+		{"alertmanager", `driver "alertmanager" is not configured`},
+	} {
+		_, err := runCLI(t, newRootCmd(), "driver", "static", tc.name, "--config", path)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("driver static %s: %v (exit %d), want exit %d saying %s", tc.name, err, exitCode(err), exitBadInput, tc.want)
+		}
 	}
 }

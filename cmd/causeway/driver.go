@@ -24,6 +24,18 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A name given must be a driver, configured: a typo would
+			// otherwise leave the driver meant not running, unnoticed.
+			configured := map[string]bool{"static": cfg.Drivers.Static != nil, "alertmanager": cfg.Drivers.Alertmanager != nil}
+			for _, n := range names {
+				ok, known := configured[n]
+				switch {
+				case !known:
+					return badInput("unknown driver %q (the drivers are static and alertmanager)", n)
+				case !ok:
+					return badInput("driver %q is not configured: config %s has no drivers.%s section", n, g.configPath, n)
+				}
+			}
 			log := g.logger()
 			reg := newRegistry()
 			want := func(name string) bool { return len(names) == 0 || slices.Contains(names, name) }
@@ -46,7 +58,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				jobs = append(jobs, d.Job())
 			}
 			if len(jobs) == 0 {
-				return fmt.Errorf("no driver to run: none of %v is configured under drivers", names)
+				return fmt.Errorf("no driver to run: config %s configures none under drivers", g.configPath)
 			}
 			pub, err := bus.NewPublisher(cfg.Drivers.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
 			if err != nil {
