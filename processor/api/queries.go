@@ -282,16 +282,21 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, 0, err)
 		return
 	}
+	// A parameter given empty (a client's unset variable) is refused like
+	// any bad value: the question is about the past, and the present would
+	// be a wrong answer (as liveOnly refuses ?at= and ?seq= given at all).
 	q := r.URL.Query()
 	var seq int64
 	var at time.Time
-	if v := q.Get("seq"); v != "" {
+	if q.Has("seq") {
+		v := q.Get("seq")
 		if seq, err = strconv.ParseInt(v, 10, 64); err != nil || seq <= 0 {
 			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("seq: %q is not a positive integer", v))
 			return
 		}
 	}
-	if v := q.Get("at"); v != "" {
+	if q.Has("at") {
+		v := q.Get("at")
 		if seq > 0 {
 			s.fail(w, http.StatusBadRequest, 0, errors.New("give seq or at, not both"))
 			return

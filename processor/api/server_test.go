@@ -416,7 +416,10 @@ func TestRCA(t *testing.T) {
 		t.Errorf("historical rca while busy: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	for path, want := range map[string]int{"/v1/rca/1": 404, "/v1/rca/4?seq=77": 404, "/v1/rca/4?seq=1&at=2026-01-01T00:00:00Z": 400, "/v1/rca/4?at=yesterday": 400,
-		"/v1/rca/4?at=2026-01-02T03:04:11Z": 400, "/v1/rca/4?at=%2B1m": 400} {
+		"/v1/rca/4?at=2026-01-02T03:04:11Z": 400, "/v1/rca/4?at=%2B1m": 400,
+		// An empty point (a client's unset variable) asks about the past
+		// all the same: refused, not answered with the present.
+		"/v1/rca/4?seq=": 400, "/v1/rca/4?at=": 400, "/v1/rca/4?seq=&at=": 400} {
 		if code, _ := get(path); code != want {
 			t.Errorf("%s: %d, want %d", path, code, want)
 		}
