@@ -236,6 +236,23 @@ func TestTopologyDepthRefused(t *testing.T) {
 	}
 }
 
+// TestEmptyPointRefused: --at given empty (a script's unset variable)
+// asks about the past all the same, as --seq 0 does: refused before any
+// request, not answered live.
+func TestEmptyPointRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"rca", "show", "2", "--at", ""},
+		{"rca", "show", "2", "--at", " "},
+		{"topology", "show", "--at", ""},
+		{"replay", "--at", ""},
+	} {
+		_, err := runCLI(t, newRootCmd(), args...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "--at: empty time") {
+			t.Errorf("%q: %v (exit %d), want exit %d: --at: empty time", args, err, exitCode(err), exitBadInput)
+		}
+	}
+}
+
 // TestFlagsOnlyWhereUsed: flags that a command accepted and ignored are
 // refused: the API's on commands that read files or the database, -o where
 // there is no document to format, --dsn on a live query.

@@ -89,8 +89,22 @@ func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
 
 // pointFlags are --at and --seq: a moment of the log.
 type pointFlags struct {
-	at  string
+	at  atFlag
 	seq seqFlag
+}
+
+// atFlag is --at, which remembers whether it was given: `--at ""` (a
+// script's unset variable) is refused, not taken for "live".
+type atFlag struct {
+	s     string
+	given bool
+}
+
+func (f *atFlag) String() string { return f.s }
+func (f *atFlag) Type() string   { return "string" }
+func (f *atFlag) Set(s string) error {
+	f.s, f.given = s, true
+	return nil
 }
 
 // seqFlag is --seq, which remembers whether it was given: `--seq 0` is
@@ -112,22 +126,22 @@ func (f *seqFlag) Set(s string) error {
 }
 
 func addPointFlags(cmd *cobra.Command, p *pointFlags, what string) {
-	cmd.Flags().StringVar(&p.at, "at", "", what+" at this time: RFC 3339, now, or relative (-2h)")
+	cmd.Flags().Var(&p.at, "at", what+" at this time: RFC 3339, now, or relative (-2h)")
 	cmd.Flags().Var(&p.seq, "seq", what+" after this seq of the log")
 }
 
-func (p pointFlags) set() bool { return p.at != "" || p.seq.given }
+func (p pointFlags) set() bool { return p.at.given || p.seq.given }
 
 // check refuses a malformed point before anything is opened.
 func (p pointFlags) check() error {
-	if p.at != "" && p.seq.given {
+	if p.at.given && p.seq.given {
 		return badInput("give --at or --seq, not both")
 	}
 	if p.seq.given && p.seq.n < 1 {
 		return badInput("--seq: %d is not a seq of the log (they start at 1)", p.seq.n)
 	}
-	if p.at != "" {
-		if _, err := when.Parse(p.at, time.Now()); err != nil {
+	if p.at.given {
+		if _, err := when.Parse(p.at.s, time.Now()); err != nil {
 			return badInput("--at: %v", err)
 		}
 	}
@@ -200,7 +214,7 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 		}
 		return seq, label, h.retained(ctx, seq, first, label)
 	}
-	t, err := when.Parse(p.at, h.now())
+	t, err := when.Parse(p.at.s, h.now())
 	if err != nil {
 		return 0, "", badInput("--at: %v", err)
 	}
