@@ -95,12 +95,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 		s.fail(w, http.StatusBadRequest, 0, err)
 		return
 	}
-	var on graph.VertexID = -1
-	if v := r.URL.Query().Get("resource"); v != "" {
-		if on, err = parseVertexID(v); err != nil {
-			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("resource: %w", err))
-			return
-		}
+	on, err := parseOn(r, category)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
 	}
 	var resp ResourcesResponse
 	err = s.b.View(func(g View, seq int64) error {
@@ -123,6 +121,24 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 		return
 	}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// parseOn reads ?resource=, the vitrage_id of the resource whose alarms
+// a list or count of alarms keeps (-1: every alarm). It filters alarms
+// only: a resource list or count refuses it.
+func parseOn(r *http.Request, category string) (graph.VertexID, error) {
+	v := r.URL.Query().Get("resource")
+	if v == "" {
+		return -1, nil
+	}
+	if category != graph.CategoryAlarm {
+		return -1, errors.New("resource: filters alarms only (GET /v1/alarms?resource=)")
+	}
+	on, err := parseVertexID(v)
+	if err != nil {
+		return -1, fmt.Errorf("resource: %w", err)
+	}
+	return on, nil
 }
 
 // alarmOn says whether alarm is on resource: it has a live `on` edge to
@@ -196,9 +212,15 @@ func (s *Server) alarmShow(w http.ResponseWriter, r *http.Request) {
 
 // count groups resources by type, alarms by operational severity (as
 // Vitrage's `resource count` and `alarm count` do); ?group_by= picks
-// another field (type, state, severity, project_id, source).
+// another field (type, state, severity, project_id, source). It counts
+// what the list with the same filters shows.
 func (s *Server) count(w http.ResponseWriter, r *http.Request, category, defaultGroup string) {
 	f, err := parseFilter(r, category)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
+	on, err := parseOn(r, category)
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, 0, err)
 		return
@@ -218,7 +240,7 @@ func (s *Server) count(w http.ResponseWriter, r *http.Request, category, default
 		resp.Counts = map[string]int{}
 		for _, id := range g.VertexIDs() {
 			v, ok := g.Vertex(id)
-			if !ok || !f.match(v) {
+			if !ok || !f.match(v) || (on >= 0 && !alarmOn(g, v, on)) {
 				continue
 			}
 			k := key(v)

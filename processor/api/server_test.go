@@ -763,3 +763,23 @@ func TestRequestChecks(t *testing.T) {
 		t.Errorf("one secret with two roles: %v; want refused", err)
 	}
 }
+
+// TestCountsFilterAsListsDo: /v1/alarms/count takes the filters of
+// /v1/alarms, resource= included (the count of the alarms that the list
+// shows), and refuses a malformed one; resource= filters alarms only, so
+// the resource endpoints refuse it rather than answer an empty list.
+func TestCountsFilterAsListsDo(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	for path, want := range map[string]int{"/v1/alarms/count?resource=1": 1, "/v1/alarms/count?resource=2": 1, "/v1/alarms/count?resource=0": 0} {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		var c CountResponse
+		if err := json.Unmarshal(body, &c); err != nil || resp.StatusCode != 200 || c.Total != want {
+			t.Errorf("%s: %d, total %d (%s); want %d", path, resp.StatusCode, c.Total, body, want)
+		}
+	}
+	for _, path := range []string{"/v1/alarms/count?resource=x", "/v1/resources?resource=1", "/v1/resources/count?resource=1"} {
+		if resp, body := do(t, ts, "GET", path, "read-token", "", ""); resp.StatusCode != 400 || !strings.Contains(string(body), "resource") {
+			t.Errorf("%s: %d (%s); want 400 naming resource", path, resp.StatusCode, body)
+		}
+	}
+}
