@@ -299,7 +299,49 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	admin("POST /v1/cluster/join", s.clusterJoin)
 	admin("POST /v1/cluster/remove", s.clusterRemove)
 	admin("GET /v1/debug/dump", s.dump)
-	return mux
+	return s.unrouted(mux)
+}
+
+// unrouted answers what mux has no pattern for (a path it does not serve:
+// 404; a method the path does not take: 405, with the mux's Allow) as
+// every other error is answered, in JSON with the seq and leader, rather
+// than with the mux's plain text.
+func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux's own answer says which it is.
+		rec := &statusOnly{header: http.Header{}, code: http.StatusNotFound}
+		h.ServeHTTP(rec, r)
+		err := fmt.Errorf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+			err = fmt.Errorf("%w (allowed: %s)", err, allow)
+		}
+		s.fail(w, rec.code, 0, err)
+	})
+}
+
+// statusOnly is a ResponseWriter that keeps the status and headers of an
+// answer and drops its body.
+type statusOnly struct {
+	header  http.Header
+	code    int
+	written bool
+}
+
+func (w *statusOnly) Header() http.Header { return w.header }
+func (w *statusOnly) WriteHeader(code int) {
+	if !w.written {
+		w.code, w.written = code, true
+	}
+}
+func (w *statusOnly) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // liveOnly refuses ?at= and ?seq= on an endpoint that answers from the

@@ -783,3 +783,28 @@ func TestCountsFilterAsListsDo(t *testing.T) {
 		}
 	}
 }
+
+// TestUnroutedAnswersSayTheMeta: a path the API does not serve, or a
+// method a path does not take, is answered like every error: a JSON body
+// with the seq and leader, and the headers (405 keeps its Allow).
+func TestUnroutedAnswersSayTheMeta(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 7})
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		allow        string
+	}{
+		{"GET", "/v1/alarm", 404, ""},
+		{"GET", "/v1/templates/", 404, ""},
+		{"PUT", "/v1/status", 405, "GET, HEAD"},
+		{"DELETE", "/v1/templates", 405, "GET, HEAD, POST"},
+	} {
+		resp, body := do(t, ts, tc.method, tc.path, "read-token", "", "")
+		var e ErrorResponse
+		if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != tc.want || e.Error == "" || e.Seq != 7 || e.Leader != "n2" ||
+			resp.Header.Get(HeaderSeq) != "7" || resp.Header.Get(HeaderLeader) != "n2" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d, Allow %q, %s: %q (%v); want %d, Allow %q, a JSON error at seq 7 with leader n2",
+				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), HeaderSeq, resp.Header.Get(HeaderSeq), err, tc.want, tc.allow)
+		}
+	}
+}
