@@ -365,10 +365,10 @@ func (s *Server) liveOnly(h http.HandlerFunc) http.HandlerFunc {
 // reader).
 func (s *Server) auth(need string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, ok := bearer(r.Header.Get("Authorization"))
 		role := ""
-		if ok && tok != "" {
-			sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if ok {
+			sum := sha256.Sum256([]byte(tok))
 			// Compare against every known hash in constant time per entry.
 			for h, rl := range s.tokens {
 				if subtle.ConstantTimeCompare(h[:], sum[:]) == 1 {
@@ -386,6 +386,17 @@ func (s *Server) auth(need string, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 		}
 	})
+}
+
+// bearer returns the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 9110, 11.1).
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }
 
 func (s *Server) meta(seq int64) Meta {

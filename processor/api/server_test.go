@@ -808,3 +808,28 @@ func TestUnroutedAnswersSayTheMeta(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthSchemeIsCaseInsensitive: the scheme of an Authorization header
+// is case-insensitive (RFC 9110, 11.1): "bearer" and "BEARER" pass as
+// "Bearer" does; another scheme, or none, does not.
+func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1})
+	for h, want := range map[string]int{
+		"Bearer read-token": 200, "bearer read-token": 200, "BEARER read-token": 200, "Bearer  read-token": 200,
+		"Basic read-token": 401, "read-token": 401, "Bearer": 401, "Bearerread-token": 401,
+	} {
+		req, err := http.NewRequest("GET", ts.URL+"/v1/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", h)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Authorization %q: %d, want %d", h, resp.StatusCode, want)
+		}
+	}
+}
