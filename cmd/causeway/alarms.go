@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -28,7 +29,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
 				row(tw, "VITRAGE_ID", "TYPE", "NAME", "SEVERITY", "DELETED", "UPDATED")
 				for _, a := range r.Items {
-					row(tw, a.VitrageID, a.Type, a.Name, a.OperationalState, a.IsDeleted, a.UpdateTimestamp.Format("2006-01-02T15:04:05Z07:00"))
+					row(tw, a.VitrageID, a.Type, a.Name, a.OperationalState, a.IsDeleted, stamp(a.UpdateTimestamp))
 				}
 			})
 		},
@@ -55,7 +56,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 				row(tw, "severity", a.Severity)
 				row(tw, "operational_severity", a.OperationalState)
 				row(tw, "deleted", a.IsDeleted)
-				row(tw, "update_timestamp", a.UpdateTimestamp)
+				row(tw, "update_timestamp", stamp(a.UpdateTimestamp))
 				for _, k := range slices.Sorted(maps.Keys(a.Properties)) {
 					row(tw, "property."+k, a.Properties[k])
 				}
@@ -65,4 +66,13 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 	f.register(list, show)
 	cmd.AddCommand(list, show, newAlarmsHistoryCmd(g), newAlarmsStatsCmd(g))
 	return cmd
+}
+
+// stamp is a time of an answer in a table: RFC 3339, or "-" for none
+// (which the JSON leaves out).
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,30 @@ func TestFlagsOnlyWhereUsed(t *testing.T) {
 		if _, err := runCLI(t, newRootCmd(), append(args, "--url", url, "--token", "adm", "-o", "json")...); err != nil {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// TestAlarmTimesInTables: alarms list and show print an alarm's update
+// time alike, in RFC 3339, and one the alarm has not (which the JSON
+// leaves out) as "-", not as year 1.
+func TestAlarmTimesInTables(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	url := serveLive(t, &apitest.Graph{Vertices: map[graph.VertexID]graph.Vertex{
+		1: {ID: 1, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "a1", Name: "nic down", OperationalState: "CRITICAL", UpdateTimestamp: at},
+		2: {ID: 2, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "a2", Name: "disk full", OperationalState: "WARNING"},
+	}}, 5)
+	list, err := runCLI(t, newRootCmd(), "alarms", "list", "--url", url, "--token", "rd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"show", "1"}, {"show", "2"}} {
+		out, err := runCLI(t, newRootCmd(), append([]string{"alarms"}, append(args, "--url", url, "--token", "rd")...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list += out
+	}
+	if strings.Contains(list, "0001-01-01") || strings.Count(list, "2026-03-04T05:06:07Z") != 2 || !regexp.MustCompile(`update_timestamp +-\n`).MatchString(list) {
+		t.Errorf("alarm times: want 2026-03-04T05:06:07Z in list and show, \"-\" for none, in\n%s", list)
 	}
 }
