@@ -84,7 +84,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 				r, err = c.AddTemplate(cmd.Context(), body)
 			}
 			if errors.As(err, &ae) && (ae.Status == 400 || ae.Status == 409) {
-				return &exitError{code: 2, msg: "template refused: " + ae.Message}
+				return &exitError{code: 2, msg: "template refused: " + args[0] + ": " + ae.Message}
 			}
 			if err != nil {
 				return err

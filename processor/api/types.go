@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/causeway/causeway/graph"
@@ -289,6 +290,14 @@ type Problem struct {
 	Code    int    `json:"code"`
 	Path    string `json:"path,omitempty"`
 	Message string `json:"message"`
+}
+
+// String says p as `causeway templates validate` does.
+func (p Problem) String() string {
+	if p.Path == "" {
+		return fmt.Sprintf("%s (code %d)", p.Message, p.Code)
+	}
+	return fmt.Sprintf("%s: %s (code %d)", p.Path, p.Message, p.Code)
 }
 
 // AcceptedResponse answers a change that was published to the log.

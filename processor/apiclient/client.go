@@ -22,6 +22,9 @@ import (
 type Error struct {
 	Status  int
 	Message string
+	// Problems are the findings of a refused template (400 or 409 to
+	// AddTemplate); Message then says them one a line.
+	Problems []api.Problem
 	// Leader is the leader the answering node knows (X-Causeway-Leader).
 	Leader string
 }
@@ -87,12 +90,7 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e api.ErrorResponse
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return &Error{Status: resp.StatusCode, Message: msg, Leader: resp.Header.Get(api.HeaderLeader)}
+		return answerError(resp, raw)
 	}
 	if out == nil {
 		return nil
@@ -105,6 +103,31 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// answerError is the *Error of a non-2xx answer: the API's error message,
+// or a refused template's problems, or else the body as it came.
+func answerError(resp *http.Response, raw []byte) *Error {
+	e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw)), Leader: resp.Header.Get(api.HeaderLeader)}
+	var body struct {
+		Error    string        `json:"error"`
+		Problems []api.Problem `json:"problems"`
+	}
+	if json.Unmarshal(raw, &body) != nil {
+		return e
+	}
+	switch {
+	case body.Error != "":
+		e.Message = body.Error
+	case len(body.Problems) > 0:
+		lines := make([]string, len(body.Problems))
+		for i, p := range body.Problems {
+			lines[i] = "  " + p.String()
+		}
+		e.Problems = body.Problems
+		e.Message = fmt.Sprintf("%d problem(s)\n%s", len(body.Problems), strings.Join(lines, "\n"))
+	}
+	return e
 }
 
 // Status is GET /v1/status.
@@ -186,7 +209,8 @@ func (c *Client) Template(ctx context.Context, name string) (api.TemplateRespons
 }
 
 // AddTemplate is POST /v1/templates. A refused template is an *Error
-// with status 400 whose Message holds the findings.
+// with status 400 (409: it includes a definition the node has not loaded)
+// whose Problems are the findings.
 func (c *Client) AddTemplate(ctx context.Context, body []byte) (api.AcceptedResponse, error) {
 	var r api.AcceptedResponse
 	err := c.Do(ctx, http.MethodPost, "/v1/templates", nil, body, "application/yaml", &r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,20 @@ func TestNamesNeedingEscapes(t *testing.T) {
 	}
 	if _, err := c.DeleteTemplate(context.Background(), name); err != nil {
 		t.Errorf("delete %q: %v", name, err)
+	}
+}
+
+// TestRefusedTemplateProblems: a refused template's error carries its
+// problems, and says them one a line, not as the API's JSON document.
+func TestRefusedTemplateProblems(t *testing.T) {
+	c, err := apiclient.New(server(t, sample()), "adm", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.AddTemplate(context.Background(), []byte("metadata: {version: 3}\n"))
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) || ae.Status != 400 || len(ae.Problems) == 0 || strings.Contains(ae.Message, `"seq"`) ||
+		!strings.Contains(ae.Message, "\n  metadata.name: ") {
+		t.Fatalf("add of an invalid template: %#v", err)
 	}
 }
