@@ -28,7 +28,7 @@
 //	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)
 //	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
 //	GET  /v1/history/links             ?alarm=KEY&from=&to=: periods of the causal links of one alarm
-//	GET  /v1/templates[/{name}]        loaded templates
+//	GET  /v1/templates[/{name}]        loaded templates (live only, as the endpoints above)
 //	POST /v1/templates/validate        YAML body (or JSON {"body":...}): problems, nothing published
 //	POST /v1/templates                 admin: validated, then published as template.put
 //	DELETE /v1/templates/{name}        admin: published as template.delete
@@ -285,13 +285,13 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	read("GET /v1/history/alarms", s.alarmHistory)
 	read("GET /v1/history/stats", s.alarmStats)
 	read("GET /v1/history/links", s.alarmLinks)
-	read("GET /v1/templates", s.templateList)
-	read("GET /v1/templates/{name}", s.templateShow)
+	read("GET /v1/templates", s.liveOnly(s.templateList))
+	read("GET /v1/templates/{name}", s.liveOnly(s.templateShow))
 	read("POST /v1/templates/validate", s.templateValidate)
 	admin("POST /v1/templates", s.templateAdd)
 	admin("DELETE /v1/templates/{name}", s.templateDelete)
-	admin("GET /v1/subscriptions", s.subscriptionList)
-	admin("GET /v1/subscriptions/{id}", s.subscriptionShow)
+	admin("GET /v1/subscriptions", s.liveOnly(s.subscriptionList))
+	admin("GET /v1/subscriptions/{id}", s.liveOnly(s.subscriptionShow))
 	admin("PUT /v1/subscriptions/{id}", s.subscriptionPut)
 	admin("DELETE /v1/subscriptions/{id}", s.subscriptionDelete)
 	admin("POST /v1/events", s.events)
@@ -345,14 +345,14 @@ func (w *statusOnly) Write(b []byte) (int, error) {
 }
 
 // liveOnly refuses ?at= and ?seq= on an endpoint that answers from the
-// live graph only, rather than answer a question about the past with the
-// present.
+// live state only (graph, templates, subscriptions), rather than answer a
+// question about the past with the present.
 func (s *Server) liveOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		for _, p := range []string{"at", "seq"} {
 			if q.Has(p) {
-				s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("%s: %s answers from the live graph only; the past is answered by GET /v1/rca/{id}?%s= (and, from the database, causeway topology show --%s)",
+				s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("%s: %s answers from the live state only; the past is answered by GET /v1/rca/{id}?%s= (and, from the database, causeway topology show or replay --%s)",
 					p, r.URL.Path, p, p))
 				return
 			}

@@ -833,3 +833,19 @@ func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
 		}
 	}
 }
+
+// TestStateEndpointsRefuseThePast: the templates and subscriptions are
+// state at a seq as the graph is; their endpoints answer live only and
+// refuse ?at= and ?seq= as the topology and lists do, rather than answer a
+// question about the past with the present.
+func TestStateEndpointsRefuseThePast(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 9})
+	for _, path := range []string{"/v1/templates?seq=3", "/v1/templates/host_nic?at=-1h", "/v1/subscriptions?at=-1h", "/v1/subscriptions/ops?seq=3"} {
+		if resp, body := do(t, ts, "GET", path, "admin-token", "", ""); resp.StatusCode != 400 || !strings.Contains(string(body), "live state only") {
+			t.Errorf("%s: %d (%s); want 400: live state only", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, ts, "GET", "/v1/templates", "admin-token", "", ""); resp.StatusCode != 200 {
+		t.Errorf("templates: %d (%s)", resp.StatusCode, body)
+	}
+}
