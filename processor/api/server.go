@@ -426,7 +426,12 @@ func (s *Server) write(w http.ResponseWriter, code int, m Meta, v any) {
 	}
 }
 
+// fail answers an error. A 503 is a failure that may pass (the state not
+// loaded yet, the bus or database unreachable): it says when to ask again.
 func (s *Server) fail(w http.ResponseWriter, code int, seq int64, err error) {
+	if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "2")
+	}
 	m := s.meta(-1)
 	if seq > 0 {
 		m.Seq = seq

@@ -71,9 +71,15 @@ type fakeBackend struct {
 	recon     map[int64]*fakeGraph
 	members   []Member
 	leader    bool
+	viewErr   error
 }
 
-func (b *fakeBackend) View(fn func(View, int64) error) error { return fn(b.g, b.seq) }
+func (b *fakeBackend) View(fn func(View, int64) error) error {
+	if b.viewErr != nil {
+		return b.viewErr
+	}
+	return fn(b.g, b.seq)
+}
 func (b *fakeBackend) Status(context.Context) Status {
 	return Status{NodeID: "n1", Role: "Follower", Leader: "n2", AppliedSeq: b.seq, Ready: b.ready}
 }
@@ -847,5 +853,16 @@ func TestStateEndpointsRefuseThePast(t *testing.T) {
 	}
 	if resp, body := do(t, ts, "GET", "/v1/templates", "admin-token", "", ""); resp.StatusCode != 200 {
 		t.Errorf("templates: %d (%s)", resp.StatusCode, body)
+	}
+}
+
+// TestUnavailableSaysWhenToRetry: a node whose state cannot be read yet
+// (loading at start) answers 503 with Retry-After, as its other 503s do.
+func TestUnavailableSaysWhenToRetry(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 1, viewErr: errors.New("state not loaded yet")})
+	for _, path := range []string{"/v1/alarms", "/v1/resources/count", "/v1/topology", "/v1/rca/4", "/v1/templates"} {
+		if resp, body := do(t, ts, "GET", path, "read-token", "", ""); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: %d, Retry-After %q (%s); want 503 with Retry-After", path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
 	}
 }
