@@ -305,7 +305,8 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 // unrouted answers what mux has no pattern for (a path it does not serve:
 // 404; a method the path does not take: 405, with the mux's Allow) as
 // every other error is answered, in JSON with the seq and leader, rather
-// than with the mux's plain text.
+// than with the mux's plain text. Without a reader's token it is 401, as
+// on a path served: which paths exist is not told to anyone.
 func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
@@ -313,15 +314,17 @@ func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		// The mux's own answer says which it is.
-		rec := &statusOnly{header: http.Header{}, code: http.StatusNotFound}
-		h.ServeHTTP(rec, r)
-		err := fmt.Errorf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
-		if allow := rec.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-			err = fmt.Errorf("%w (allowed: %s)", err, allow)
-		}
-		s.fail(w, rec.code, 0, err)
+		s.auth(RoleReader, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The mux's own answer says which it is.
+			rec := &statusOnly{header: http.Header{}, code: http.StatusNotFound}
+			h.ServeHTTP(rec, r)
+			err := fmt.Errorf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+				err = fmt.Errorf("%w (allowed: %s)", err, allow)
+			}
+			s.fail(w, rec.code, 0, err)
+		})).ServeHTTP(w, r)
 	})
 }
 

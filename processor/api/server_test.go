@@ -812,6 +812,11 @@ func TestUnroutedAnswersSayTheMeta(t *testing.T) {
 			t.Errorf("%s %s: %d, Allow %q, %s: %q (%v); want %d, Allow %q, a JSON error at seq 7 with leader n2",
 				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), HeaderSeq, resp.Header.Get(HeaderSeq), err, tc.want, tc.allow)
 		}
+		// Without a token, 401 as on a path served: which paths exist is
+		// not told to anyone.
+		if resp, _ := do(t, ts, tc.method, tc.path, "", "", ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token: %d; want 401", tc.method, tc.path, resp.StatusCode)
+		}
 	}
 }
 
