@@ -61,6 +61,9 @@ func parseFilter(r *http.Request, category string) (filter, error) {
 		default:
 			return f, fmt.Errorf("category: %q is not RESOURCE, ALARM or all", c)
 		}
+	} else if c != "" && !strings.EqualFold(c, category) {
+		// The endpoint names its category: another one would be ignored.
+		return f, fmt.Errorf("category: %q on an endpoint of %s only", c, category)
 	}
 	if v := q.Get("all"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -234,6 +237,10 @@ func (s *Server) count(w http.ResponseWriter, r *http.Request, category, default
 		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("group_by: %q is not one of type, state, severity, project_id, source", group))
 		return
 	}
+	if group == "severity" && category != graph.CategoryAlarm {
+		s.fail(w, http.StatusBadRequest, 0, errors.New("group_by: severity is an alarm's; group resources by state"))
+		return
+	}
 	var resp CountResponse
 	err = s.b.View(func(g View, seq int64) error {
 		resp.Meta = s.meta(seq)
@@ -259,6 +266,9 @@ func (s *Server) count(w http.ResponseWriter, r *http.Request, category, default
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
+// groupKeys are the fields a count groups by. An alarm's operational
+// state is its operational severity (the normalizer maps it from the
+// severity), so state and severity group alarms alike.
 var groupKeys = map[string]func(graph.Vertex) string{
 	"type":       func(v graph.Vertex) string { return v.Type },
 	"state":      func(v graph.Vertex) string { return v.OperationalState },

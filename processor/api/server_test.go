@@ -788,6 +788,21 @@ func TestCountsFilterAsListsDo(t *testing.T) {
 			t.Errorf("%s: %d (%s); want 400 naming resource", path, resp.StatusCode, body)
 		}
 	}
+	// A category other than the endpoint's, and a resource's severity,
+	// are refused rather than ignored.
+	for path, want := range map[string]string{
+		"/v1/alarms?category=RESOURCE": "category", "/v1/resources/count?category=alarm": "category",
+		"/v1/resources/count?group_by=severity": "group_by",
+	} {
+		if resp, body := do(t, ts, "GET", path, "read-token", "", ""); resp.StatusCode != 400 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d (%s); want 400 naming %s", path, resp.StatusCode, body, want)
+		}
+	}
+	for _, path := range []string{"/v1/alarms?category=alarm", "/v1/resources?category=RESOURCE", "/v1/alarms/count?group_by=severity"} {
+		if resp, body := do(t, ts, "GET", path, "read-token", "", ""); resp.StatusCode != 200 {
+			t.Errorf("%s: %d (%s); want 200", path, resp.StatusCode, body)
+		}
+	}
 }
 
 // TestUnroutedAnswersSayTheMeta: a path the API does not serve, or a
