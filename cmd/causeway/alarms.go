@@ -63,8 +63,9 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			})
 		},
 	}
-	f.register(list, show)
-	cmd.AddCommand(list, show, newAlarmsHistoryCmd(g), newAlarmsStatsCmd(g))
+	count := newCountCmd(f, true, "Count alarms by operational severity (or --group-by type, project_id, source)")
+	f.register(list, show, count)
+	cmd.AddCommand(list, show, count, newAlarmsHistoryCmd(g), newAlarmsStatsCmd(g))
 	return cmd
 }
 

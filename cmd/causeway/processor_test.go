@@ -60,6 +60,12 @@ func TestAPICommands(t *testing.T) {
 		{[]string{"status"}, []string{"applied_seq", "3", "leader", "p1", "unrecoverable_gaps", "apply_errors", "pending_outbox_rows"}},
 		{[]string{"alarms", "list"}, []string{"nic down", "CRITICAL", "(seq 3 on node p1; leader p1)"}},
 		{[]string{"alarms", "show", "2"}, []string{"nic down", "prometheus"}},
+		{[]string{"alarms", "count"}, []string{"CRITICAL  1", "total     1", "(seq 3 on node p1; leader p1)"}},
+		{[]string{"alarms", "count", "--resource", "0"}, []string{"total  0"}},
+		{[]string{"resources", "list"}, []string{"openstack.cluster  c   -     -      -        false", "nova.host          h1  -", "(seq 3 on node p1; leader p1)"}},
+		{[]string{"resources", "list", "--type", "nova.host"}, []string{"nova.host"}},
+		{[]string{"resources", "show", "1"}, []string{"type               nova.host", "id                 h1", "project_id         -"}},
+		{[]string{"resources", "count"}, []string{"nova.host          1", "openstack.cluster  1", "total              2"}},
 		{[]string{"topology", "show"}, []string{"nova.host", "contains"}},
 		{[]string{"topology", "show", "--graph-type", "tree"}, []string{"openstack.cluster c", "  nova.host h1"}},
 		{[]string{"rca", "show", "2"}, []string{"root causes", "2", "(seq 3 on node p1; leader p1)"}},
@@ -77,6 +83,13 @@ func TestAPICommands(t *testing.T) {
 				}
 			}
 		})
+	}
+	// The filters reach the API: a type leaves the others out.
+	if out, err := runCLI(t, newRootCmd(), "resources", "list", "--type", "nova.host", "--url", url, "--token", "adm"); err != nil || strings.Contains(out, "openstack.cluster") {
+		t.Errorf("resources list --type nova.host: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, newRootCmd(), "resources", "count", "--group-by", "severity", "--url", url, "--token", "adm"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("resources count --group-by severity: %v; want the API's 400\n%s", err, out)
 	}
 	// The status table says the seq and leader in its rows; no footer.
 	if out, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "adm"); err != nil || strings.Contains(out, "(seq ") {

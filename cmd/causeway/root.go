@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newClusterCmd(g),
 		newTopologyCmd(g),
+		newResourcesCmd(g),
 		newAlarmsCmd(g),
 		newRCACmd(g),
 		newReplayCmd(g),

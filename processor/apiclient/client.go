@@ -177,6 +177,53 @@ func (c *Client) Alarms(ctx context.Context, all bool, resource string) (api.Res
 	return r, c.Do(ctx, http.MethodGet, "/v1/alarms", q, nil, "", &r)
 }
 
+// ListQuery filters a list or count of resources or alarms.
+type ListQuery struct {
+	Type, ProjectID string
+	// All includes deleted vertices and placeholders.
+	All bool
+	// Resource keeps the alarms on that vitrage_id (alarms only).
+	Resource string
+	// GroupBy is a count's grouping (type, state, severity, project_id,
+	// source; "": the endpoint's).
+	GroupBy string
+}
+
+func (lq ListQuery) values() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"type": lq.Type, "project_id": lq.ProjectID, "resource": lq.Resource, "group_by": lq.GroupBy} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if lq.All {
+		q.Set("all", "true")
+	}
+	return q
+}
+
+// Resources is GET /v1/resources.
+func (c *Client) Resources(ctx context.Context, lq ListQuery) (api.ResourcesResponse, error) {
+	var r api.ResourcesResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/resources", lq.values(), nil, "", &r)
+}
+
+// Resource is GET /v1/resources/{id}.
+func (c *Client) Resource(ctx context.Context, id string) (api.ResourceResponse, error) {
+	var r api.ResourceResponse
+	return r, c.Do(ctx, http.MethodGet, "/v1/resources/"+url.PathEscape(id), nil, nil, "", &r)
+}
+
+// Count is GET /v1/resources/count (alarms false) or /v1/alarms/count.
+func (c *Client) Count(ctx context.Context, alarms bool, lq ListQuery) (api.CountResponse, error) {
+	path := "/v1/resources/count"
+	if alarms {
+		path = "/v1/alarms/count"
+	}
+	var r api.CountResponse
+	return r, c.Do(ctx, http.MethodGet, path, lq.values(), nil, "", &r)
+}
+
 // Alarm is GET /v1/alarms/{id}.
 func (c *Client) Alarm(ctx context.Context, id string) (api.ResourceResponse, error) {
 	var r api.ResourceResponse
