@@ -2,8 +2,9 @@
 // oslo.messaging envelope, version 2.0) and turns nova's versioned
 // notifications into resource events: instance.* into nova.instance
 // upserts (contained by their nova.host) and instance.delete.end into a
-// delete; service.update of nova-compute into nova.host upserts (contained
-// by their nova.zone).
+// delete; service.create and service.update of nova-compute into nova.host
+// upserts (contained by their nova.zone), and its service.delete into a
+// delete of the host.
 //
 // Invariant 1 of DESIGN.md: a notification is acked only after the events
 // made of it were published (Publish returned nil). A notification that is
@@ -106,9 +107,21 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, bad("oslo.message.timestamp: %q is not a timestamp", s)
 }
 
+// Nova's notifications of a service's life: all three carry a
+// ServiceStatusPayload.
+const (
+	serviceCreate = "service.create"
+	serviceUpdate = "service.update"
+	serviceDelete = "service.delete"
+)
+
 // Handled reports whether event type t becomes events here.
 func Handled(t string) bool {
-	return strings.HasPrefix(t, "instance.") || t == "service.update"
+	switch t {
+	case serviceCreate, serviceUpdate, serviceDelete:
+		return true
+	}
+	return strings.HasPrefix(t, "instance.")
 }
 
 // Decode turns one message body into events of source. It returns no
@@ -137,12 +150,20 @@ func Decode(source string, body []byte) ([]event.Event, error) {
 	}
 	ev := event.Event{V: event.Version, EventID: event.DeriveID(source, id), Source: source, ObservedAt: at}
 	switch {
-	case n.EventType == "service.update":
+	case n.EventType == serviceCreate || n.EventType == serviceUpdate:
 		ent, ok, err := hostEntity(obj.Data)
 		if err != nil || !ok {
 			return nil, err
 		}
 		ev.Kind, ev.Entity = event.KindEntityUpsert, ent
+	case n.EventType == serviceDelete:
+		// The compute service is gone from nova (openstack compute
+		// service delete): so is its host.
+		ent, ok, err := hostEntity(obj.Data)
+		if err != nil || !ok {
+			return nil, err
+		}
+		ev.Kind, ev.Entity = event.KindEntityDelete, &event.Entity{Category: ent.Category, Type: ent.Type, ID: ent.ID}
 	case n.EventType == "instance.delete.end":
 		ent, err := instanceEntity(obj.Data)
 		if err != nil {

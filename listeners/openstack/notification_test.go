@@ -92,6 +92,47 @@ func TestSemantics(t *testing.T) {
 	}
 }
 
+// TestServiceLifecycle: nova announces a compute service's creation and
+// deletion (service.create, service.delete, with the same payload as
+// service.update): the host appears with the first and is deleted with
+// the second, or a decommissioned host stays in the graph for ever.
+func TestServiceLifecycle(t *testing.T) {
+	dec := func(name string) []event.Event {
+		t.Helper()
+		b, err := os.ReadFile("testdata/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := Decode("nova", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	c := dec("service_create")
+	if len(c) != 1 || c[0].Kind != event.KindEntityUpsert || c[0].Entity.Type != TypeHost || c[0].Entity.ID != "compute-1" || c[0].Entity.State != "available" {
+		t.Errorf("service.create: %v, want an upsert of available host compute-1", c)
+	}
+	d := dec("service_delete")
+	if len(d) != 1 {
+		t.Fatalf("service.delete gave %d events, want a delete of the host", len(d))
+	}
+	want := []event.Event{{V: event.Version, EventID: d[0].EventID, Source: "nova", Kind: event.KindEntityDelete,
+		ObservedAt: d[0].ObservedAt, Entity: &event.Entity{Category: event.CategoryResource, Type: TypeHost, ID: "compute-1"}}}
+	if diff := cmp.Diff(want, d); diff != "" {
+		t.Errorf("service.delete (-want +got):\n%s", diff)
+	}
+	// A service other than nova-compute is no host, whatever the action.
+	b, err := os.ReadFile("testdata/service_update_scheduler.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), `service.update`, `service.delete`, 1))
+	if evs, err := Decode("nova", b); err != nil || len(evs) != 0 {
+		t.Errorf("service.delete of nova-scheduler: %v, %v; want no event", evs, err)
+	}
+}
+
 // TestBadIsClipped: a refusal quotes the notification, but not without
 // bound (it goes to a log line and a dead letter's header).
 func TestBadIsClipped(t *testing.T) {
