@@ -411,8 +411,8 @@ func entityOf(e Entity) event.Entity {
 // reports them: one entity per (type, id), each relationship as a Relation
 // on its source entity with Direction Out, the relationship's target
 // reported as an entity too. Entities of several files with the same (type,
-// id) are merged: their relations are united and, for a property given by
-// two files, the later file wins. The order is deterministic (by type, id;
+// id) are merged: their relations are united and, for a name, state,
+// project_id or property given by two files, the later file wins. The order is deterministic (by type, id;
 // relations by relationship, type, id, direction).
 func Entities(tops ...*Topology) []event.Entity {
 	out, _ := Resolve(nil, tops...) // without references nothing is refused
@@ -463,6 +463,9 @@ func Resolve(references []string, tops ...*Topology) ([]event.Entity, error) {
 			}
 			if e.State != "" {
 				cur.State = e.State
+			}
+			if e.ProjectID != "" {
+				cur.ProjectID = e.ProjectID
 			}
 			for k, v := range e.Properties {
 				if cur.Properties == nil {

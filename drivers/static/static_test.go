@@ -288,6 +288,40 @@ definitions:
 	}
 }
 
+// TestMergeAcrossFilesKeepsProject: an entity listed by two files gets the
+// project_id either gives (the later file's if both do), as its name and
+// state; it was dropped when only the later file gave it.
+func TestMergeAcrossFilesKeepsProject(t *testing.T) {
+	parse := func(s string) *Topology {
+		t.Helper()
+		top, err := Parse([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return top
+	}
+	a := parse("metadata: {name: a}\ndefinitions:\n  entities:\n    - {static_id: s, type: switch, id: sw-1, name: sw-1}\n")
+	b := parse("metadata: {name: b}\ndefinitions:\n  entities:\n    - {static_id: t, type: switch, id: sw-1, project_id: demo}\n")
+	c := parse("metadata: {name: c}\ndefinitions:\n  entities:\n    - {static_id: u, type: switch, id: sw-1, project_id: ops}\n")
+	for _, tc := range []struct {
+		tops []*Topology
+		want string
+	}{{[]*Topology{a, b}, "demo"}, {[]*Topology{b, a}, "demo"}, {[]*Topology{b, c}, "ops"}, {[]*Topology{c, b}, "demo"}} {
+		ents := Entities(tc.tops...)
+		if len(ents) != 1 || ents[0].ProjectID != tc.want || ents[0].Properties["project_id"] != "" {
+			t.Errorf("files %s: entities %+v; want one switch of project %s", names(tc.tops), ents, tc.want)
+		}
+	}
+}
+
+func names(tops []*Topology) []string {
+	out := make([]string, len(tops))
+	for i, t := range tops {
+		out[i] = t.Metadata.Name
+	}
+	return out
+}
+
 // TestMergeKeysAndAliases: YAML merge keys and aliases read as PyYAML (and
 // so Vitrage) reads them: the mapping's own keys win over merged ones, and
 // the earlier of merged mappings wins.
