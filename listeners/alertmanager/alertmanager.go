@@ -77,8 +77,9 @@ func prefix(p string, err error) error {
 }
 
 // Payload is the webhook body. Top-level fields this package does not use
-// (groupKey, truncatedAlerts, and whatever newer Alertmanagers add) are
-// accepted and ignored, so a newer sender keeps working.
+// (whatever newer Alertmanagers add) are accepted and ignored, so a newer
+// sender keeps working. A payload with truncatedAlerts is taken in part:
+// the alerts Alertmanager left out are a refused part (see Decode).
 type Payload struct {
 	Version           string            `json:"version"`
 	GroupKey          string            `json:"groupKey"`
@@ -185,7 +186,10 @@ func (w *Webhook) Endpoint() listeners.Endpoint {
 // the alarm while firing (ObservedAt startsAt), entity.delete once resolved
 // (ObservedAt endsAt). An alert the mapping rules cannot map is refused
 // (a *listeners.Refused beside the other alerts' events): the others of
-// its group are taken all the same.
+// its group are taken all the same. So are the alerts of a payload that
+// Alertmanager truncated (truncatedAlerts, over the receiver's
+// max_alerts), with the truncation refused: it is logged and counted,
+// never passed over in silence.
 func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 	p, err := ParsePayload(body)
 	if err != nil {
@@ -219,6 +223,12 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 			continue
 		}
 		evs = append(evs, ev)
+	}
+	if p.TruncatedAlerts > 0 {
+		// Alertmanager sent only the first max_alerts alerts of the
+		// group: the others cannot be taken from this payload.
+		errs = append(errs, fmt.Errorf("truncatedAlerts: %d alerts of group %q were left out by Alertmanager (the receiver's max_alerts); "+
+			"they are not reported by this webhook", p.TruncatedAlerts, p.GroupKey))
 	}
 	if len(errs) > 0 {
 		return evs, &listeners.Refused{Errs: errs}

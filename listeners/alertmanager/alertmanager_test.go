@@ -11,6 +11,7 @@ import (
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/golden"
+	"github.com/causeway/causeway/listeners"
 )
 
 func webhook(t testing.TB) *Webhook {
@@ -144,6 +145,33 @@ func TestResendDedups(t *testing.T) {
 	}
 	if n[0].Kind != event.KindEntityDelete || n[0].Entity.ID != a[0].Entity.ID || n[0].EventID == a[0].EventID {
 		t.Errorf("resolved alert: %+v, want a delete of alarm %s with a new event id", n[0], a[0].Entity.ID)
+	}
+}
+
+// TestTruncatedAlertsAreNotSilent: Alertmanager leaves alerts out of a
+// payload over the receiver's max_alerts and says how many in
+// truncatedAlerts. They never reach the graph by this path: the alerts
+// sent are taken, and the truncation is a refused part of the request
+// (logged, counted and listed in the answer), not passed over in silence.
+func TestTruncatedAlertsAreNotSilent(t *testing.T) {
+	w := webhook(t)
+	b, err := os.ReadFile("testdata/firing.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	p["truncatedAlerts"] = 3
+	b, _ = json.Marshal(p)
+	evs, err := w.Decode(b)
+	var refused *listeners.Refused
+	if !errors.As(err, &refused) || len(evs) != 2 {
+		t.Fatalf("Decode: %d events, %v; want the 2 alerts sent and a partial refusal", len(evs), err)
+	}
+	if !strings.Contains(err.Error(), "truncatedAlerts: 3 alerts") {
+		t.Errorf("refusal %q does not name the 3 truncated alerts", err)
 	}
 }
 
