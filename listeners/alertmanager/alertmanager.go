@@ -184,12 +184,13 @@ func (w *Webhook) Endpoint() listeners.Endpoint {
 
 // Decode turns a webhook body into one event per alert: entity.upsert of
 // the alarm while firing (ObservedAt startsAt), entity.delete once resolved
-// (ObservedAt endsAt). An alert the mapping rules cannot map is refused
-// (a *listeners.Refused beside the other alerts' events): the others of
-// its group are taken all the same. So are the alerts of a payload that
-// Alertmanager truncated (truncatedAlerts, over the receiver's
-// max_alerts), with the truncation refused: it is logged and counted,
-// never passed over in silence.
+// (ObservedAt endsAt). A firing alert the mapping rules cannot map is
+// refused (a *listeners.Refused beside the other alerts' events): the
+// others of its group are taken all the same. A resolved one needs no
+// mapping: its alarm is named by the fingerprint. The alerts of a payload
+// that Alertmanager truncated (truncatedAlerts, over the receiver's
+// max_alerts) are taken too, with the truncation refused: it is logged
+// and counted, never passed over in silence.
 func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 	p, err := ParsePayload(body)
 	if err != nil {
@@ -200,7 +201,18 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 	for i, a := range p.Alerts {
 		al := alertmap.Alert{Fingerprint: a.Fingerprint, Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt, GeneratorURL: a.GeneratorURL}
 		ent, err := w.mapper.Entity(al)
-		if err != nil {
+		var content string // hashed into the event id
+		switch {
+		case err == nil:
+			content = event.ContentHash(ent)
+		case a.Status == StatusResolved:
+			// The alarm of a resolved alert is named by the alarm type
+			// and the fingerprint alone: it clears even if no rule maps
+			// the alert's labels any more (the mapping changed since it
+			// fired). Had it never been mapped, the delete finds no
+			// alarm and changes nothing.
+			content = event.ContentHash(w.mapper.Ref(al))
+		default:
 			errs = append(errs, fmt.Errorf("alerts[%d] (fingerprint %q): %w", i, a.Fingerprint, err))
 			continue
 		}
@@ -209,7 +221,7 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 		ev := event.Event{
 			V: event.Version,
 			EventID: event.DeriveID(w.cfg.Source, alertmap.AlarmID(al), a.StartsAt.UTC().Format(time.RFC3339Nano),
-				a.Status, a.EndsAt.UTC().Format(time.RFC3339Nano), event.ContentHash(ent)),
+				a.Status, a.EndsAt.UTC().Format(time.RFC3339Nano), content),
 			Source: w.cfg.Source,
 		}
 		if a.Status == StatusFiring {

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/event"
@@ -172,6 +175,39 @@ func TestTruncatedAlertsAreNotSilent(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "truncatedAlerts: 3 alerts") {
 		t.Errorf("refusal %q does not name the 3 truncated alerts", err)
+	}
+}
+
+// TestResolvedNeedsNoMapping: a resolved alert clears its alarm, which
+// its fingerprint and the alarm type name alone. One whose labels no rule
+// maps any more (the mapping changed after it fired) was refused, and its
+// alarm stayed active for ever.
+func TestResolvedNeedsNoMapping(t *testing.T) {
+	w := webhook(t)
+	body := []byte(`{"version": "4", "status": "resolved", "alerts": [
+  {"status": "resolved", "labels": {"alertname": "HostDown", "job": "renamed"}, "startsAt": "2026-03-01T10:00:00Z",
+   "endsAt": "2026-03-01T10:30:00+01:00", "fingerprint": "aa"}]}`)
+	evs, err := w.Decode(body)
+	if err != nil {
+		t.Fatalf("Decode: %v; want the resolved alert taken", err)
+	}
+	want := []event.Event{{V: event.Version, Source: DefaultSource, Kind: event.KindEntityDelete,
+		ObservedAt: time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC),
+		Entity:     &event.Entity{Category: event.CategoryAlarm, Type: alertmap.DefaultAlarmType, ID: "aa"}}}
+	if len(evs) == 1 {
+		want[0].EventID = evs[0].EventID
+	}
+	if diff := cmp.Diff(want, evs); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	again, err := w.Decode(body)
+	if err != nil || again[0].EventID != evs[0].EventID {
+		t.Errorf("a re-sent resolved alert got another event id (%v)", err)
+	}
+	// A firing alert that maps to nothing is still refused.
+	firing := strings.ReplaceAll(strings.Replace(string(body), `"endsAt": "2026-03-01T10:30:00+01:00", `, "", 1), "resolved", "firing")
+	if evs, err := w.Decode([]byte(firing)); err == nil || len(evs) != 0 {
+		t.Errorf("unmapped firing alert: %d events, %v; want it refused", len(evs), err)
 	}
 }
 
