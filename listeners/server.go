@@ -468,12 +468,16 @@ func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // authorized checks the bearer token or basic credentials in constant time.
+// The scheme is case-insensitive (RFC 9110, 11.1): Prometheus' http_config,
+// which Alertmanager's webhook_config uses, sends the configured
+// authorization type as written ("bearer <token>").
 func (s *Server) authorized(r *http.Request) bool {
 	if s.creds.open {
 		return true
 	}
 	h := r.Header.Get("Authorization")
-	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		tok = strings.TrimLeft(tok, " ")
 		found := 0
 		for _, t := range s.creds.tokens {
 			found |= subtle.ConstantTimeCompare([]byte(tok), t)

@@ -3,6 +3,7 @@ package listeners_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -297,6 +298,30 @@ func TestEndToEnd(t *testing.T) {
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+}
+
+// TestAuthSchemeIsCaseInsensitive: the scheme of an Authorization header
+// is case-insensitive (RFC 9110, 11.1); Prometheus' and Alertmanager's
+// http_config send "<authorization.type> <credentials>" as configured, so
+// "type: bearer" gives "bearer <token>". The credentials themselves stay
+// case-sensitive.
+func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
+	pub := &fakePublisher{}
+	srv := newServer(t, pub, prometheus.NewPedanticRegistry())
+	firing := file(t, "alertmanager/testdata/firing.json")
+	for _, tc := range []struct {
+		header string
+		code   int
+	}{
+		{"bearer tok-1", 200}, {"BEARER tok-2", 200}, {"Bearer  tok-1", 200},
+		{"bearer TOK-1", 401}, {"Bearertok-1", 401}, {"bearer", 401}, {"Token tok-1", 401},
+		{"basic " + base64.StdEncoding.EncodeToString([]byte("am:pw")), 200},
+	} {
+		r := post(t, srv.URL+"/v1/alertmanager", "application/json", firing, func(r *http.Request) { r.Header.Set("Authorization", tc.header) })
+		if r.code != tc.code {
+			t.Errorf("Authorization %q: %d %v, want %d", tc.header, r.code, r.body, tc.code)
 		}
 	}
 }
