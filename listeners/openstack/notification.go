@@ -228,7 +228,7 @@ func instanceEntity(data json.RawMessage) (*event.Entity, error) {
 		Type:      TypeInstance,
 		ID:        uuid,
 		Name:      str(m, "display_name"),
-		State:     strings.ToUpper(str(m, "state")),
+		State:     instanceState(str(m, "state")),
 		ProjectID: str(m, "tenant_id"),
 	}
 	props := map[string]string{}
@@ -299,4 +299,14 @@ func hostEntity(data json.RawMessage) (*event.Entity, bool, error) {
 		e.Relations = []event.Relation{{Relationship: Contains, Category: event.CategoryResource, Type: TypeZone, ID: z, Direction: event.In}}
 	}
 	return e, true, nil
+}
+
+// instanceState is the state of an instance as the states configuration
+// names it (graph/states/nova.instance.yaml): nova's vm_state in capitals,
+// but for soft-delete, whose name there is the API's SOFT_DELETED.
+func instanceState(vmState string) string {
+	if vmState == "soft-delete" {
+		return "SOFT_DELETED"
+	}
+	return strings.ToUpper(vmState)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/golden"
@@ -71,6 +72,15 @@ func TestSemantics(t *testing.T) {
 	}
 	if inst.State != "ACTIVE" || inst.ProjectID == "" || inst.Properties["flavor"] != "m1.small" {
 		t.Errorf("instance entity %+v", inst)
+	}
+	// Every vm_state nova has is a state the states configuration knows,
+	// not the default's undefined one (soft-delete is named SOFT_DELETED
+	// there).
+	norm := graph.DefaultNormalizer()
+	for _, vm := range []string{"active", "building", "paused", "suspended", "stopped", "rescued", "resized", "soft-delete", "deleted", "error", "shelved", "shelved_offloaded"} {
+		if st := instanceState(vm); norm.Lookup(graph.CategoryResource, TypeInstance, st).Operational == graph.OpNA {
+			t.Errorf("vm_state %s: state %s is not in the nova.instance states", vm, st)
+		}
 	}
 	d := dec("instance_delete_end")
 	if d[0].Kind != event.KindEntityDelete || d[0].Entity.ID != inst.ID || d[0].EventID == c[0].EventID {
