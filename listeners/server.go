@@ -371,7 +371,8 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 					refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problemsOf(err)...)
 					return
 				}
-				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+				// Whole seconds, rounded up: "0" would ask for a retry at once.
+				w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
 				if errors.Is(err, bus.ErrSpoolFull) {
 					refuse(http.StatusServiceUnavailable, ReasonSpoolFull, "spool full: the broker is unavailable; retry later")
 					return

@@ -97,13 +97,18 @@ func endpoints(t *testing.T) []listeners.Endpoint {
 
 func newServer(t *testing.T, pub listeners.Publisher, reg prometheus.Registerer) *httptest.Server {
 	t.Helper()
+	return newServerRetryAfter(t, pub, reg, 7*time.Second)
+}
+
+func newServerRetryAfter(t *testing.T, pub listeners.Publisher, reg prometheus.Registerer, retryAfter time.Duration) *httptest.Server {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(dir+"/token", []byte("tok-2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s, err := listeners.New(listeners.Config{
 		MaxBodyBytes: 8 << 10,
-		RetryAfter:   7 * time.Second,
+		RetryAfter:   retryAfter,
 		Auth: listeners.Auth{
 			Tokens:   []listeners.Token{{Token: "tok-1"}, {TokenFile: dir + "/token"}},
 			Username: "am", Password: "pw",
@@ -322,6 +327,19 @@ func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
 		r := post(t, srv.URL+"/v1/alertmanager", "application/json", firing, func(r *http.Request) { r.Header.Set("Authorization", tc.header) })
 		if r.code != tc.code {
 			t.Errorf("Authorization %q: %d %v, want %d", tc.header, r.code, r.body, tc.code)
+		}
+	}
+}
+
+// TestRetryAfterRoundsUp: a retry_after under a second is sent as 1, not
+// as 0, which would ask for a retry at once.
+func TestRetryAfterRoundsUp(t *testing.T) {
+	pub := &fakePublisher{err: fmt.Errorf("publish 2 events: %w", bus.ErrSpoolFull)}
+	for d, want := range map[time.Duration]string{300 * time.Millisecond: "1", 1500 * time.Millisecond: "2", 2 * time.Second: "2"} {
+		srv := newServerRetryAfter(t, pub, nil, d)
+		r := post(t, srv.URL+"/v1/alertmanager", "application/json", file(t, "alertmanager/testdata/firing.json"), bearer("tok-1"))
+		if got := r.hdr.Get("Retry-After"); r.code != http.StatusServiceUnavailable || got != want {
+			t.Errorf("retry_after %v: %d, Retry-After %q; want 503 with %s", d, r.code, got, want)
 		}
 	}
 }
