@@ -18,6 +18,7 @@ const (
 	DefaultShutdownTimeout   = 20 * time.Second
 	DefaultMaxBodyBytes      = 4 << 20
 	DefaultRetryAfter        = 30 * time.Second
+	DefaultMaxClockSkew      = 5 * time.Minute
 )
 
 // Config configures the HTTP listener server.
@@ -35,6 +36,10 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// RetryAfter is sent with 503 when the spool is full (default 30s).
 	RetryAfter time.Duration `yaml:"retry_after"`
+	// MaxClockSkew is how far in the future of this host's clock an
+	// event may be dated (default 5m): one dated later is taken, dated
+	// now plus the skew, and counted (a sender's clock is ahead).
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 	// Auth is required on every endpoint.
 	Auth Auth `yaml:"auth"`
 }
@@ -82,8 +87,8 @@ func (a Auth) String() string {
 
 // String redacts the secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("{listen:%s read_header_timeout:%s read_timeout:%s write_timeout:%s idle_timeout:%s shutdown_timeout:%s max_body_bytes:%d retry_after:%s auth:%s}",
-		c.Listen, c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.ShutdownTimeout, c.MaxBodyBytes, c.RetryAfter, c.Auth)
+	return fmt.Sprintf("{listen:%s read_header_timeout:%s read_timeout:%s write_timeout:%s idle_timeout:%s shutdown_timeout:%s max_body_bytes:%d retry_after:%s max_clock_skew:%s auth:%s}",
+		c.Listen, c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.ShutdownTimeout, c.MaxBodyBytes, c.RetryAfter, c.MaxClockSkew, c.Auth)
 }
 
 // Validate reports every problem of c, naming its YAML path.
@@ -93,7 +98,8 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
-		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"retry_after", c.RetryAfter}} {
+		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"retry_after", c.RetryAfter},
+		{"max_clock_skew", c.MaxClockSkew}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", d.name))
 		}

@@ -76,6 +76,8 @@ type Deps struct {
 	// Listener, when set, is served instead of listening on Config.Listen
 	// (tests, socket activation).
 	Listener net.Listener
+	// Now is the clock events are checked against (default time.Now).
+	Now func() time.Time
 }
 
 // Server is the HTTP listener server.
@@ -88,6 +90,7 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	accepted *prometheus.CounterVec
+	clamped  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 
 	// publishing holds the requests' Publish calls in flight (Alive).
@@ -125,6 +128,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener config: %w", err)
 	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -140,9 +146,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_listener_requests_rejected_total", Help: "Requests refused by endpoint and reason.",
 		}, []string{"endpoint", "reason"}),
+		clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_future_events_total",
+			Help: "Events dated more than max_clock_skew ahead of this host's clock, taken dated now plus the skew, by endpoint (a sender's clock is ahead).",
+		}, []string{"endpoint"}),
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected} {
+		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected, s.clamped} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register listener metrics: %w", err)
 			}
@@ -183,6 +193,7 @@ func setDefaults(c *Config) {
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&c.RetryAfter, DefaultRetryAfter)
+	def(&c.MaxClockSkew, DefaultMaxClockSkew)
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -350,6 +361,11 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		if err != nil {
 			refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problemsOf(err)...)
 			return
+		}
+		if n := event.ClampFuture(evs, s.deps.Now().Add(s.cfg.MaxClockSkew)); n > 0 {
+			s.clamped.WithLabelValues(ep.Name).Add(float64(n))
+			log.Warn("events dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead",
+				"events", n, "max_clock_skew", s.cfg.MaxClockSkew, "remote", r.RemoteAddr)
 		}
 		if len(evs) > 0 {
 			var err error

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,6 +329,60 @@ func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
 		if r.code != tc.code {
 			t.Errorf("Authorization %q: %d %v, want %d", tc.header, r.code, r.body, tc.code)
 		}
+	}
+}
+
+// TestFutureEventsAreDatedNowPlusTheSkew: an event dated further ahead
+// of the listener's clock than max_clock_skew (a sender whose clock is
+// ahead) is taken, dated now plus the skew, and counted; one within the
+// skew keeps its time. Dated in the future, it would make the graph pass
+// over every later report of its entity, dated right.
+func TestFutureEventsAreDatedNowPlusTheSkew(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	pub := &fakePublisher{}
+	reg := prometheus.NewRegistry()
+	api, err := events.New(events.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listeners.New(listeners.Config{MaxClockSkew: time.Minute, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{api.Endpoint()}, Registerer: reg, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPTest(t, s)
+	for _, at := range []time.Time{now.Add(30 * time.Second), now.Add(time.Hour), now.Add(-time.Hour)} {
+		b, err := json.Marshal(map[string]any{"type": "compute.host.down", "time": at.Format(time.RFC3339),
+			"details": map[string]any{"hostname": "compute-1", "source": "m", "status": "down"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := post(t, srv+"/v1/events", "application/json", b, bearer("tok-1")); r.code != http.StatusOK {
+			t.Fatalf("event at %v: %d %v", at, r.code, r.body)
+		}
+	}
+	pub.mu.Lock()
+	var got []time.Time
+	for _, ev := range pub.evs {
+		got = append(got, ev.ObservedAt.UTC())
+	}
+	pub.mu.Unlock()
+	want := []time.Time{now.Add(30 * time.Second), now.Add(time.Minute), now.Add(-time.Hour)}
+	if !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Errorf("observed at %v; want %v", got, want)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "causeway_listener_future_events_total" && len(mf.GetMetric()) == 1 {
+			counted = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if counted != 1 {
+		t.Errorf("future events counted %v; want 1", counted)
 	}
 }
 

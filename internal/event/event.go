@@ -205,3 +205,19 @@ func DeriveID(parts ...string) string {
 	hex.Encode(out[:], sum[:16])
 	return string(out[:])
 }
+
+// ClampFuture moves the ObservedAt of every event observed after latest
+// back to latest, and returns how many it moved. A producer whose clock is
+// ahead would otherwise date events in the future, and the graph, which
+// takes an entity's newest observation, would then pass over every later
+// report of that entity (dated right) until the real time caught up.
+func ClampFuture(evs []Event, latest time.Time) int {
+	n := 0
+	for i := range evs {
+		if evs[i].ObservedAt.After(latest) {
+			evs[i].ObservedAt = latest
+			n++
+		}
+	}
+	return n
+}

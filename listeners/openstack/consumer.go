@@ -26,6 +26,7 @@ const (
 	// DefaultRedeclareInterval bounds how long notifications go unrouted
 	// after a broker restart deleted nova's non-durable exchange.
 	DefaultRedeclareInterval = 5 * time.Second
+	DefaultMaxClockSkew      = 5 * time.Minute
 )
 
 // declareDialTimeout bounds the dial, handshake included, of a declare's
@@ -57,12 +58,16 @@ type Config struct {
 	// bindings, and nova's next notifications would go nowhere until they
 	// are declared again.
 	RedeclareInterval time.Duration `yaml:"redeclare_interval"`
+	// MaxClockSkew is how far in the future of this host's clock a
+	// notification may be dated (default 5m): one dated later is taken,
+	// dated now plus the skew, and counted (nova's host clock is ahead).
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 }
 
 // String redacts the password of the URL.
 func (c Config) String() string {
-	return fmt.Sprintf("{conn:%s source:%s exchange:%s exchange_durable:%t queue:%s routing_keys:%v prefetch:%d batch:%d}",
-		c.Conn, c.Source, c.Exchange, c.ExchangeDurable, c.Queue, c.RoutingKeys, c.Prefetch, c.Batch)
+	return fmt.Sprintf("{conn:%s source:%s exchange:%s exchange_durable:%t queue:%s routing_keys:%v prefetch:%d batch:%d max_clock_skew:%s}",
+		c.Conn, c.Source, c.Exchange, c.ExchangeDurable, c.Queue, c.RoutingKeys, c.Prefetch, c.Batch, c.MaxClockSkew)
 }
 
 // Validate reports every problem of c, naming its YAML key.
@@ -76,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.RedeclareInterval < 0 {
 		errs = append(errs, errors.New("redeclare_interval: must not be negative"))
+	}
+	if c.MaxClockSkew < 0 {
+		errs = append(errs, errors.New("max_clock_skew: must not be negative"))
 	}
 	if c.Batch > 0 && c.Prefetch > 0 && c.Batch > c.Prefetch {
 		errs = append(errs, errors.New("batch: must not exceed prefetch"))
@@ -110,6 +118,9 @@ func (c *Config) setDefaults() {
 	if c.RedeclareInterval == 0 {
 		c.RedeclareInterval = DefaultRedeclareInterval
 	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
 	if c.ReconnectMin == 0 {
 		c.ReconnectMin = bus.DefaultReconnectMin
 	}
@@ -129,6 +140,9 @@ type Deps struct {
 	Publisher  Publisher
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Now is the clock notifications are checked against (default
+	// time.Now).
+	Now func() time.Time
 }
 
 // Consumer reads nova notifications and publishes their events.
@@ -143,6 +157,7 @@ type Consumer struct {
 
 	notifications *prometheus.CounterVec
 	published     prometheus.Counter
+	future        prometheus.Counter
 
 	// pending are the notifications whose dead-lettering failed, retried
 	// with backoff by consume (which alone touches them).
@@ -193,6 +208,9 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
 	c := &Consumer{
 		cfg: cfg, deps: deps, log: deps.Logger.With("component", "listeners.openstack", "source", cfg.Source),
 		stallLimit: liveness.Limit(declareDialTimeout, bus.DefaultDeadLetterTimeout),
@@ -204,6 +222,10 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 			Name: "causeway_listener_notification_events_total", ConstLabels: prometheus.Labels{"source": cfg.Source},
 			Help: "Events published from OpenStack notifications.",
 		}),
+		future: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_listener_notification_future_events_total", ConstLabels: prometheus.Labels{"source": cfg.Source},
+			Help: "Events of OpenStack notifications dated more than max_clock_skew ahead of this host's clock, taken dated now plus the skew.",
+		}),
 	}
 	bc, err := bus.NewConsumer(bus.ConsumerConfig{Conn: cfg.Conn, Queue: cfg.Queue, Prefetch: cfg.Prefetch, DeadLettersOnly: true},
 		bus.Deps{Logger: deps.Logger, Registerer: deps.Registerer})
@@ -212,7 +234,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}
 	c.bus, c.dl = bc, bc
 	if deps.Registerer != nil {
-		for _, m := range []prometheus.Collector{c.notifications, c.published} {
+		for _, m := range []prometheus.Collector{c.notifications, c.published, c.future} {
 			if err := deps.Registerer.Register(m); err != nil {
 				return nil, fmt.Errorf("register openstack metrics: %w", err)
 			}
@@ -380,6 +402,11 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 		}
 		evs = append(evs, out...)
 		ack = append(ack, d)
+	}
+	if n := event.ClampFuture(evs, c.deps.Now().Add(c.cfg.MaxClockSkew)); n > 0 {
+		c.future.Add(float64(n))
+		c.log.Warn("notifications dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead",
+			"events", n, "max_clock_skew", c.cfg.MaxClockSkew)
 	}
 	backoff := c.cfg.ReconnectMin
 	for len(evs) > 0 {

@@ -251,6 +251,35 @@ func TestConsumerRabbitMQ(t *testing.T) {
 	}
 }
 
+// TestConsumerDatesFutureNotificationsNow: a notification dated further
+// ahead of this host's clock than max_clock_skew (nova's clock is ahead)
+// is published dated now plus the skew; one within the skew keeps its
+// time.
+func TestConsumerDatesFutureNotificationsNow(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	pub := &fakePublisher{}
+	// The testdata notifications are dated 2026-03-01 10:00:10.123456
+	// (create.end) and 10:05:00.000001 (update).
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	stop := runConsumerWith(t, Config{Conn: bus.Conn{URL: url}, MaxClockSkew: time.Minute},
+		Deps{Publisher: pub, Now: func() time.Time { return now }})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	b.publish("testdata/instance_create_end.json")
+	b.publish("testdata/instance_update.json")
+	waitFor(t, "2 published events", func() bool { evs, _ := pub.snapshot(); return len(evs) == 2 })
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	evs, _ := pub.snapshot()
+	want := []time.Time{time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC), now.Add(time.Minute)}
+	for i, ev := range evs {
+		if !ev.ObservedAt.Equal(want[i]) {
+			t.Errorf("event %d observed at %v; want %v", i, ev.ObservedAt, want[i])
+		}
+	}
+}
+
 // TestConsumerAcksOnlyAfterPublish: while Publish fails, the notification
 // stays unacked; when the consumer stops it is back in the queue.
 func TestConsumerAcksOnlyAfterPublish(t *testing.T) {
