@@ -27,9 +27,17 @@ func (p pos) less(q pos) bool { return p.seq < q.seq || (p.seq == q.seq && p.ord
 type pending struct {
 	pos
 	webhookID string
-	queuedAt  time.Time
 	payload   []byte
+	// age is the row's age when it was read, measured by the database
+	// (which stamped queued_at), and readAt the local time before the
+	// read: ageAt adds the local time passed since, so that a skew between
+	// the two clocks never shows as age.
+	age    time.Duration
+	readAt time.Time
 }
+
+// ageAt is the row's age at local time now.
+func (r pending) ageAt(now time.Time) time.Duration { return r.age + max(0, now.Sub(r.readAt)) }
 
 // subRow is a subscription as the leader stored it.
 type subRow struct {
@@ -153,10 +161,11 @@ func (d *db) release(ctx context.Context, id string) error {
 
 const afterCursor = "subscription_id = ? AND (seq > ? OR (seq = ? AND ord >= ?))"
 
-// fetch reads up to n rows from p on.
-func (d *db) fetch(ctx context.Context, id string, p pos, n int) ([]pending, error) {
+// fetch reads up to n rows from p on; now is the local time before it.
+func (d *db) fetch(ctx context.Context, id string, p pos, n int, now time.Time) ([]pending, error) {
 	rows, err := d.sql.QueryContext(ctx,
-		"SELECT seq, ord, webhook_id, queued_at, payload FROM notifier_outbox WHERE "+afterCursor+" ORDER BY seq, ord LIMIT ?",
+		`SELECT seq, ord, webhook_id, TIMESTAMPDIFF(MICROSECOND, queued_at, UTC_TIMESTAMP(6)), payload
+		 FROM notifier_outbox WHERE `+afterCursor+" ORDER BY seq, ord LIMIT ?",
 		id, p.seq, p.seq, p.ord, n)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox of %s: %w", id, err)
@@ -164,10 +173,12 @@ func (d *db) fetch(ctx context.Context, id string, p pos, n int) ([]pending, err
 	defer rows.Close()
 	var out []pending
 	for rows.Next() {
-		var r pending
-		if err := rows.Scan(&r.seq, &r.ord, &r.webhookID, &r.queuedAt, &r.payload); err != nil {
+		r := pending{readAt: now}
+		var us int64
+		if err := rows.Scan(&r.seq, &r.ord, &r.webhookID, &us, &r.payload); err != nil {
 			return nil, fmt.Errorf("read outbox of %s: %w", id, err)
 		}
+		r.age = time.Duration(us) * time.Microsecond
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -265,15 +276,18 @@ func (d *db) deadLetter(ctx context.Context, id string, p pos, last *pos, reason
 	return np, moved, nil
 }
 
-// backlog counts the rows from p on and finds the oldest one's queue time.
-func (d *db) backlog(ctx context.Context, id string, p pos) (int64, time.Time, error) {
+// backlog counts the rows from p on and finds the oldest one's queue time
+// and its age, measured by the database's clock (0 when none).
+func (d *db) backlog(ctx context.Context, id string, p pos) (int64, time.Time, time.Duration, error) {
 	var n int64
 	var oldest sql.NullTime
-	if err := d.sql.QueryRowContext(ctx, "SELECT COUNT(*), MIN(queued_at) FROM notifier_outbox WHERE "+afterCursor,
-		id, p.seq, p.seq, p.ord).Scan(&n, &oldest); err != nil {
-		return 0, time.Time{}, fmt.Errorf("count backlog of %s: %w", id, err)
+	var us sql.NullInt64
+	if err := d.sql.QueryRowContext(ctx,
+		"SELECT COUNT(*), MIN(queued_at), TIMESTAMPDIFF(MICROSECOND, MIN(queued_at), UTC_TIMESTAMP(6)) FROM notifier_outbox WHERE "+afterCursor,
+		id, p.seq, p.seq, p.ord).Scan(&n, &oldest, &us); err != nil {
+		return 0, time.Time{}, 0, fmt.Errorf("count backlog of %s: %w", id, err)
 	}
-	return n, oldest.Time, nil
+	return n, oldest.Time, max(0, time.Duration(us.Int64)*time.Microsecond), nil
 }
 
 // nth returns the position of the k-th pending row from p (k >= 1).

@@ -334,7 +334,7 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			continue
 		}
-		rows, err := n.db.fetch(ctx, w.id, w.cur, n.cfg.BatchSize)
+		rows, err := n.db.fetch(ctx, w.id, w.cur, n.cfg.BatchSize, n.now())
 		if err != nil {
 			return err
 		}
@@ -433,7 +433,7 @@ func (w *worker) load(ctx context.Context) error {
 // count measures the backlog, exports it, and applies the backlog policy.
 func (w *worker) count(ctx context.Context, synced bool) error {
 	n := w.n
-	backlog, oldest, err := n.db.backlog(ctx, w.id, w.cur)
+	backlog, oldest, age, err := n.db.backlog(ctx, w.id, w.cur)
 	if err != nil {
 		return err
 	}
@@ -457,7 +457,7 @@ func (w *worker) count(ctx context.Context, synced bool) error {
 			n.m.deadLettered.WithLabelValues(w.id, "backlog").Add(float64(moved))
 			w.log.Error("moved the oldest rows beyond max_backlog to the dead-letter table", "rows", moved)
 			backlog -= moved
-			if backlog, oldest, err = n.db.backlog(ctx, w.id, w.cur); err != nil {
+			if backlog, oldest, age, err = n.db.backlog(ctx, w.id, w.cur); err != nil {
 				return err
 			}
 		}
@@ -469,11 +469,7 @@ func (w *worker) count(ctx context.Context, synced bool) error {
 		}
 	}
 	n.m.backlog.WithLabelValues(w.id).Set(float64(backlog))
-	age := 0.0
-	if !oldest.IsZero() {
-		age = max(0, n.now().Sub(oldest).Seconds())
-	}
-	n.m.oldestAge.WithLabelValues(w.id).Set(age)
+	n.m.oldestAge.WithLabelValues(w.id).Set(age.Seconds())
 	ol := 0.0
 	if w.overLimit {
 		ol = 1
@@ -545,7 +541,10 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 			if r.pos.less(w.cur) || r.pos.less(next) {
 				break // dead-lettered by the backlog policy meanwhile
 			}
-			if age := n.now().Sub(r.queuedAt); age > w.pol.maxAge {
+			// The age as the database measures it (it stamped queued_at):
+			// a notifier's clock ahead of the database's would expire fresh
+			// rows, one behind it would keep stale ones.
+			if age := r.ageAt(n.now()); age > w.pol.maxAge {
 				if err := flush(false, ""); err != nil {
 					return err
 				}
@@ -585,7 +584,7 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 			if err == nil {
 				now := n.now()
 				n.m.delivered.WithLabelValues(w.id).Inc()
-				n.m.latency.WithLabelValues(w.id).Observe(max(0, now.Sub(r.queuedAt).Seconds()))
+				n.m.latency.WithLabelValues(w.id).Observe(r.ageAt(now).Seconds())
 				if attempt > 0 {
 					w.log.Info("subscriber recovered", "attempts", attempt+1, "webhook_id", r.webhookID)
 				}

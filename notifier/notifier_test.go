@@ -591,3 +591,71 @@ func TestDeadLettersPastRetentionAreDeleted(t *testing.T) {
 		t.Errorf("dead letters deleted %s after they appeared; the retention is 2s", d)
 	}
 }
+
+// startWith runs a notifier with deps (DB and Logger filled in) until the
+// test ends.
+func startWith(t testing.TB, cfg notifier.Config, db *sql.DB, deps notifier.Deps) {
+	t.Helper()
+	deps.DB = db
+	if deps.Logger == nil {
+		deps.Logger = testLogger(t)
+	}
+	n, err := notifier.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// TestMaxAgeIgnoresClockSkew: a row's age is the database's to tell (it
+// stamped queued_at), not the difference between the notifier host's clock
+// and the database's. A notifier whose clock runs two hours ahead must not
+// dead-letter fresh rows of a subscription with a one-hour max_age, and one
+// whose clock lags two hours must still dead-letter rows older than theirs.
+func TestMaxAgeIgnoresClockSkew(t *testing.T) {
+	t.Run("notifier clock ahead", func(t *testing.T) {
+		db, dsn := openDB(t)
+		rcv := newReceiver(t)
+		l := newLeader(t, db)
+		l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_age":"1h"}`)
+		l.raise("alarm", 5)
+		want := expectedIDs(t, db, "ops")
+		startWith(t, testConfig(dsn, "n1"), db, notifier.Deps{Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
+		waitFor(t, 20*time.Second, "the 5 rows delivered or dead-lettered", func() bool {
+			var left int
+			err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox").Scan(&left)
+			return err == nil && left == 0
+		})
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 0 {
+			t.Fatalf("%d fresh rows dead-lettered (reason %q); want every one delivered", len(dls), dls[0].Reason)
+		}
+		if diff := cmp.Diff(ids(rcv.delivered()), want); diff != "" {
+			t.Fatalf("delivered (-got +want):\n%s", diff)
+		}
+	})
+	t.Run("notifier clock behind", func(t *testing.T) {
+		db, dsn := openDB(t)
+		rcv := newReceiver(t)
+		rcv.setDown(true)
+		l := newLeader(t, db)
+		l.subscribe("ops", rcv.srv.URL, `,"delivery":{"max_age":"300ms"}`)
+		l.raise("alarm", 5)
+		startWith(t, testConfig(dsn, "n1"), db, notifier.Deps{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+		waitFor(t, 20*time.Second, "5 dead letters", func() bool {
+			dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+			return err == nil && len(dls) == 5
+		})
+	})
+}

@@ -18,8 +18,11 @@ type Status struct {
 	NextSeq int64 `json:"next_seq"`
 	NextOrd int   `json:"next_ord"`
 	// Pending rows now (counted), and the age of the oldest.
-	Pending          int64      `json:"pending"`
-	OldestQueuedAt   *time.Time `json:"oldest_queued_at,omitempty"`
+	Pending        int64      `json:"pending"`
+	OldestQueuedAt *time.Time `json:"oldest_queued_at,omitempty"`
+	// OldestAgeSeconds is the oldest pending row's age by the database's
+	// clock, which stamped it (not by the reader's, which may be skewed).
+	OldestAgeSeconds float64    `json:"oldest_age_seconds,omitempty"`
 	DeadLetters      int64      `json:"dead_letters"`
 	Delivered        int64      `json:"delivered"`
 	LeaseOwner       string     `json:"lease_owner,omitempty"`
@@ -76,9 +79,11 @@ func Statuses(ctx context.Context, sqldb *sql.DB, cfg Config, id string) ([]Stat
 	for i := range out {
 		s := &out[i]
 		var oldest time.Time
-		if s.Pending, oldest, err = d.backlog(ctx, s.ID, pos{s.NextSeq, s.NextOrd}); err != nil {
+		var age time.Duration
+		if s.Pending, oldest, age, err = d.backlog(ctx, s.ID, pos{s.NextSeq, s.NextOrd}); err != nil {
 			return nil, err
 		}
+		s.OldestAgeSeconds = age.Seconds()
 		if !oldest.IsZero() {
 			s.OldestQueuedAt = &oldest
 		}

@@ -203,7 +203,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 					for _, s := range sts {
 						oldest := "-"
 						if s.OldestQueuedAt != nil {
-							oldest = time.Since(*s.OldestQueuedAt).Round(time.Second).String()
+							oldest = time.Duration(s.OldestAgeSeconds * float64(time.Second)).Round(time.Second).String()
 						}
 						limit := fmt.Sprint(s.MaxBacklog)
 						if s.BacklogOverLimit {
