@@ -62,7 +62,9 @@ type DeliveryConfig struct {
 	Timeout        time.Duration `yaml:"timeout"`
 	MaxAge         time.Duration `yaml:"max_age"`
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
-	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// BackoffMax caps the backoff, and the wait a receiver's Retry-After
+	// asks for (a longer one is waited up to it).
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// MaxBacklog: pending rows over which a subscriber's backlog is loud.
 	MaxBacklog int `yaml:"max_backlog"`
 	// BacklogPolicy when MaxBacklog is passed: "alert" (keep every row, be

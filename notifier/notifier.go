@@ -627,6 +627,12 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 				}
 			}
 			d := w.backoff(attempt)
+			// A receiver that says when to come back (429, 503 with
+			// Retry-After) is not asked again before, up to backoff_max.
+			var se *webhook.StatusError
+			if errors.As(err, &se) && se.RetryAfter > d {
+				d = min(se.RetryAfter, w.pol.backoffMax)
+			}
 			attempt++
 			if attempt%10 == 0 {
 				w.log.Warn("subscriber still failing", "attempts", attempt, "webhook_id", r.webhookID, "err", err, "next_in", d)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -658,4 +661,45 @@ func TestMaxAgeIgnoresClockSkew(t *testing.T) {
 			return err == nil && len(dls) == 5
 		})
 	})
+}
+
+// TestRetryAfterIsHonored: a receiver that answers 503 or 429 with
+// Retry-After is not asked again before that time (within backoff_max),
+// however short the backoff.
+func TestRetryAfterIsHonored(t *testing.T) {
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			db, dsn := openDB(t)
+			var mu sync.Mutex
+			var times []time.Time
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				mu.Lock()
+				times = append(times, time.Now())
+				first := len(times) == 1
+				mu.Unlock()
+				if first {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(code)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			l := newLeader(t, db)
+			l.subscribe("ops", srv.URL, "")
+			l.raise("alarm", 1)
+			cfg := testConfig(dsn, "n1") // backoff 5 to 50 ms
+			cfg.Delivery.BackoffMax = 5 * time.Second
+			start(t, cfg, db, prometheus.NewRegistry())
+			waitFor(t, 20*time.Second, "the retry", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(times) >= 2
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if gap := times[1].Sub(times[0]); gap < 900*time.Millisecond {
+				t.Fatalf("retried %s after an answer with Retry-After: 1", gap)
+			}
+		})
+	}
 }

@@ -97,6 +97,9 @@ type Request struct {
 type StatusError struct {
 	Code int
 	Body string // the first bytes of the answer
+	// RetryAfter is the wait the answer's Retry-After header asks for
+	// (delay-seconds or an HTTP-date; 0 when absent or unreadable).
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -153,7 +156,23 @@ func (s *Sender) Send(ctx context.Context, r Request) error {
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
+		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(snippet)), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), now())}
 	}
 	return nil
+}
+
+// retryAfter reads a Retry-After value (RFC 9110, 10.2.3): delay-seconds,
+// or an HTTP-date taken relative to now.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now))
+	}
+	return 0
 }

@@ -143,3 +143,37 @@ func TestSendVerifiedByIndependentVerifier(t *testing.T) {
 		t.Fatal("an unsigned request carries a signature")
 	}
 }
+
+// A non-2xx answer carries its Retry-After, in seconds or as a date.
+func TestStatusErrorRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{" 7 ", 7 * time.Second},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"-5", 0},
+		{"soon", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.header != "" {
+				w.Header().Set("Retry-After", tc.header)
+			}
+			w.WriteHeader(http.StatusTooManyRequests)
+		}))
+		snd := &Sender{Client: srv.Client(), Now: func() time.Time { return now }}
+		err := snd.Send(context.Background(), Request{URL: srv.URL, ID: "msg_1", Body: []byte(`{}`)})
+		srv.Close()
+		var se *StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests {
+			t.Fatalf("Retry-After %q: Send = %v, want a 429 StatusError", tc.header, err)
+		}
+		if se.RetryAfter != tc.want {
+			t.Errorf("Retry-After %q: RetryAfter = %s, want %s", tc.header, se.RetryAfter, tc.want)
+		}
+	}
+}
