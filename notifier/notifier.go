@@ -673,22 +673,31 @@ func (w *worker) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(w.n.jitter()*float64(d/2))
 }
 
-// wait sleeps d, renewing the lease as it goes; false if ctx ended.
+// wait sleeps d, renewing the lease whenever LeaseTTL/3 has passed since
+// the last renewal; false if ctx ended or a renewal failed. The steps are
+// counted from the last renewal, not from the start of the wait: the
+// attempt before it may have ended up to two thirds of the TTL after that
+// renewal, and a full step more would reach the lease's expiry.
 func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 	step := w.n.cfg.LeaseTTL / 3
 	for d > 0 {
-		s := min(d, step)
+		due := step - w.n.now().Sub(w.renewedAt)
+		if due <= 0 {
+			renewing := w.n.now()
+			if err := w.n.db.renew(ctx, w.id); err != nil {
+				if ctx.Err() == nil && !errors.Is(err, errLeaseLost) { // drain logs a lost lease
+					w.log.Warn("renew lease while backing off", "err", err)
+				}
+				return false
+			}
+			w.renewedAt = renewing
+			continue
+		}
+		s := min(d, due)
 		if !sleep(ctx, s) {
 			return false
 		}
 		d -= s
-		if d > 0 {
-			renewing := w.n.now()
-			if err := w.n.db.renew(ctx, w.id); err != nil {
-				return false
-			}
-			w.renewedAt = renewing
-		}
 	}
 	return true
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -701,5 +702,77 @@ func TestRetryAfterIsHonored(t *testing.T) {
 				t.Fatalf("retried %s after an answer with Retry-After: 1", gap)
 			}
 		})
+	}
+}
+
+// logRecorder is a slog handler that keeps the messages it gets.
+type logRecorder struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func newLogRecorder() logRecorder { return logRecorder{mu: &sync.Mutex{}, msgs: new([]string)} }
+
+func (h logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h logRecorder) WithGroup(string) slog.Handler            { return h }
+func (h logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	*h.msgs = append(*h.msgs, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h logRecorder) count(substr string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range *h.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLeaseHoldsThroughRetries: a subscriber retried for a long time keeps
+// a margin on its lease: the backoff after an attempt renews it a third of
+// the TTL after the last renewal, not a third of the TTL after the attempt
+// began to wait, by when the attempt (allowed to end up to two thirds of the
+// TTL after the last renewal) left nothing.
+func TestLeaseHoldsThroughRetries(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	var attempts atomic.Int64
+	rcv.hang, rcv.onRequest = true, func() { attempts.Add(1) }
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 1)
+	cfg := testConfig(dsn, "n1")
+	// With a 1 s TTL the lease is renewed every 333 ms. The backoff
+	// (633 ms: the jitter is pinned to its top) ends 300 ms after its
+	// renewal; the attempt, which needs no renewal first (300+336 ms is
+	// within two thirds of the TTL), times out 636 ms after it.
+	cfg.LeaseTTL, cfg.Delivery.Timeout = time.Second, 336*time.Millisecond
+	cfg.Delivery.BackoffInitial, cfg.Delivery.BackoffMax = 633*time.Millisecond, 633*time.Millisecond
+	cfg.ScanInterval, cfg.StatusInterval = time.Hour, time.Hour // no housekeeping renewals between
+	logs := newLogRecorder()
+	startWith(t, cfg, db, notifier.Deps{Logger: slog.New(logs), Jitter: func() float64 { return 1 - 1e-9 }})
+	waitFor(t, 30*time.Second, "the first attempt", func() bool { return attempts.Load() >= 1 })
+	// Sample the lease's remaining time over several retries.
+	least := cfg.LeaseTTL
+	for attempts.Load() < 6 {
+		var us int64
+		if err := db.QueryRow("SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), lease_expires) FROM notifier_cursors WHERE subscription_id = 'ops'").Scan(&us); err != nil {
+			t.Fatal(err)
+		}
+		least = min(least, time.Duration(us)*time.Microsecond)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if least < cfg.LeaseTTL/6 {
+		t.Errorf("the lease came within %s of expiring while the subscriber was retried; want a margin of at least %s", least, cfg.LeaseTTL/6)
+	}
+	if n := logs.count("lease lost"); n > 0 {
+		t.Errorf("the lease was lost %d times while the subscriber was retried", n)
 	}
 }
