@@ -339,7 +339,9 @@ func (w *worker) run(ctx context.Context) error {
 			return err
 		}
 		if len(rows) == 0 {
-			if !sleep(ctx, n.cfg.PollInterval) {
+			// wait renews the lease on time, however long the poll
+			// interval; a failed renewal is sorted out by housekeep.
+			if !w.wait(ctx, n.cfg.PollInterval) && ctx.Err() != nil {
 				return nil
 			}
 			continue

@@ -776,3 +776,24 @@ func TestLeaseHoldsThroughRetries(t *testing.T) {
 		t.Errorf("the lease was lost %d times while the subscriber was retried", n)
 	}
 }
+
+// TestIdleSubscriberKeepsItsLease: a subscriber with nothing to deliver
+// keeps its lease however long the poll interval: the idle wait renews it
+// on time rather than after the poll.
+func TestIdleSubscriberKeepsItsLease(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	cfg := testConfig(dsn, "n1")
+	cfg.LeaseTTL, cfg.Delivery.Timeout, cfg.PollInterval = time.Second, 300*time.Millisecond, 1500*time.Millisecond
+	logs := newLogRecorder()
+	startWith(t, cfg, db, notifier.Deps{Logger: slog.New(logs)})
+	time.Sleep(4 * time.Second)
+	if n := logs.count("lease lost"); n > 0 {
+		t.Errorf("an idle subscriber lost its lease %d times", n)
+	}
+	if n := logs.count("draining subscriber"); n != 1 {
+		t.Errorf("the subscriber was taken up %d times; want once", n)
+	}
+}
