@@ -579,7 +579,10 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 				err = fmt.Errorf("secret_ref %q is not in notifier.secrets", w.spec.SecretRef)
 			} else {
 				n.m.attempts.WithLabelValues(w.id).Inc()
-				err = n.sender.Send(ctx, webhook.Request{
+				// A stop (SIGTERM) lets the request finish, within its
+				// timeout and the lease, rather than cut it off to send it
+				// again after a restart; the loop stops before the next.
+				err = n.sender.Send(context.WithoutCancel(ctx), webhook.Request{
 					URL: w.spec.URL, ID: r.webhookID, Body: r.payload, Headers: w.spec.Headers, Secret: secret, Timeout: w.pol.timeout,
 				})
 			}

@@ -500,6 +500,48 @@ func testGracefulStop(t *testing.T, tune func(*notifier.Config)) {
 	}
 }
 
+// TestGracefulStopFinishesTheRequestInFlight: stopped (SIGTERM) while a
+// request is in flight, the notifier lets it finish (within its timeout,
+// inside shutdown_grace) and stores it delivered, instead of cutting it
+// off to send it again after a restart.
+func TestGracefulStopFinishesTheRequestInFlight(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	rcv.holdAt, rcv.release = 3, make(chan struct{})
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 10)
+	want := expectedIDs(t, db, "ops")
+	n, err := notifier.New(testConfig(dsn, "n1"), notifier.Deps{DB: db, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	waitFor(t, 30*time.Second, "the third request held", func() bool { return rcv.held() == 1 })
+	cancel()
+	time.Sleep(100 * time.Millisecond) // a request cut off by the stop would be by now
+	rcv.mu.Lock()
+	rcv.holdAt = 0
+	rcv.mu.Unlock()
+	close(rcv.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rcv.receipts()); got != 3 {
+		t.Fatalf("%d requests before the stop; want 3, the last one finished", got)
+	}
+	start(t, testConfig(dsn, "n2"), db, prometheus.NewRegistry())
+	waitFor(t, 30*time.Second, "10 deliveries", func() bool { return len(rcv.delivered()) >= 10 })
+	if diff := cmp.Diff(ids(rcv.delivered()), want); diff != "" {
+		t.Fatalf("delivered (-got +want):\n%s", diff)
+	}
+	if repeats := len(rcv.receipts()) - 10; repeats != 0 {
+		t.Errorf("%d requests repeated; want none: the one in flight at the stop finished", repeats)
+	}
+}
+
 // TestLeaseHoldsThroughEachAttempt: every delivery attempt starts with the
 // lease holding for at least the attempt's timeout, even when the
 // housekeeping before it took long after the last renewal (here its
