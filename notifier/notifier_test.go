@@ -42,19 +42,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // start runs a notifier until the test ends.
 func start(t testing.TB, cfg notifier.Config, db *sql.DB, reg prometheus.Registerer) {
 	t.Helper()
-	n, err := notifier.New(cfg, notifier.Deps{DB: db, Logger: testLogger(t), Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	startWith(t, cfg, db, notifier.Deps{Registerer: reg})
 }
 
 // A receiver down for a while, with 1,000 notifications queued, receives

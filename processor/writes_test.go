@@ -747,22 +747,29 @@ func TestGapPastRetentionSalvagesWhatRemains(t *testing.T) {
 	// What was active at 9, the base, stands for the items of 3..9.
 	reconciledAt(t, tables, 9)
 	// Lost: what seqs 3..9 gave. Rebuilt: 10..14, after the snapshot at
-	// 9 (the log holds 10 on). Then the node's own, 15..20.
+	// 9 (the log holds 10 on). Then the node's own, 15..20. 3..14 stand
+	// in the resync.
+	salvaged(t, tables, func(seq int64) bool { return seq <= 2 || seq > 9 }, 14)
+}
+
+// salvaged checks the rows and history items written, those of the seqs
+// keep keeps, and that the subscription changes through resyncAt stand in
+// one resync of what was in force there (fakeProduce's s5 and s10).
+func salvaged(t *testing.T, tables *fakeTables, keep func(int64) bool, resyncAt int64) {
+	t.Helper()
 	allRows, allSubs, allItems := expected(20)
-	salvaged := func(seq int64) bool { return seq <= 2 || seq > 9 }
 	tables.mu.Lock()
 	defer tables.mu.Unlock()
-	if diff := cmp.Diff(tables.rows, kept(allRows, rowSeq, salvaged)); diff != "" {
+	if diff := cmp.Diff(tables.rows, kept(allRows, rowSeq, keep)); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
-	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, salvaged)); diff != "" {
+	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, keep)); diff != "" {
 		t.Errorf("history items (-got +want):\n%s", diff)
 	}
-	// 3..14 stand in the resync.
-	if diff := cmp.Diff(tables.subs, kept(allSubs, subSeq, func(s int64) bool { return s <= 2 || s > 14 })); diff != "" {
+	if diff := cmp.Diff(tables.subs, kept(allSubs, subSeq, func(s int64) bool { return s <= 2 || s > resyncAt })); diff != "" {
 		t.Errorf("subscription changes (-got +want):\n%s", diff)
 	}
-	want := []outbox.Resync{{Seq: 14, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
+	want := []outbox.Resync{{Seq: resyncAt, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
 	if diff := cmp.Diff(tables.resyncs, want); diff != "" {
 		t.Errorf("resyncs (-got +want):\n%s", diff)
 	}
@@ -802,23 +809,7 @@ func TestGapPastRetentionWithoutSnapshotUsesTheLoadedState(t *testing.T) {
 	n := pastRetention(t, tables, 2, 2, []int64{4}, 0)
 	unrecoverable(t, n, 2, "the outbox's and the history's")
 	reconciledAt(t, tables, 14)
-	allRows, allSubs, allItems := expected(20)
-	ownOnly := func(seq int64) bool { return seq <= 2 || seq > 14 }
-	tables.mu.Lock()
-	defer tables.mu.Unlock()
-	if diff := cmp.Diff(tables.rows, kept(allRows, rowSeq, ownOnly)); diff != "" {
-		t.Errorf("rows (-got +want):\n%s", diff)
-	}
-	if diff := cmp.Diff(tables.items, kept(allItems, itemSeq, ownOnly)); diff != "" {
-		t.Errorf("history items (-got +want):\n%s", diff)
-	}
-	if diff := cmp.Diff(tables.subs, kept(allSubs, subSeq, ownOnly)); diff != "" {
-		t.Errorf("subscription changes (-got +want):\n%s", diff)
-	}
-	want := []outbox.Resync{{Seq: 14, Subscriptions: []subscription.Entry{{ID: "s5", Seq: 5}, {ID: "s10", Seq: 10}}}}
-	if diff := cmp.Diff(tables.resyncs, want); diff != "" {
-		t.Errorf("resyncs (-got +want):\n%s", diff)
-	}
+	salvaged(t, tables, func(seq int64) bool { return seq <= 2 || seq > 14 }, 14)
 }
 
 // A salvage that fails for another reason than retention (the database)

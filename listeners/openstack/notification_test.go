@@ -48,19 +48,22 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func TestSemantics(t *testing.T) {
-	dec := func(name string) []event.Event {
-		t.Helper()
-		b, err := os.ReadFile("testdata/" + name + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := Decode("nova", b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return evs
+// decodeFile decodes testdata/name.json, failing the test on an error.
+func decodeFile(t *testing.T, name string) []event.Event {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
 	}
+	evs, err := Decode("nova", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestSemantics(t *testing.T) {
+	dec := func(name string) []event.Event { return decodeFile(t, name) }
 	c := dec("instance_create_end")
 	if len(c) != 1 || c[0].Kind != event.KindEntityUpsert {
 		t.Fatalf("create.end: %+v", c)
@@ -107,18 +110,7 @@ func TestSemantics(t *testing.T) {
 // service.update): the host appears with the first and is deleted with
 // the second, or a decommissioned host stays in the graph for ever.
 func TestServiceLifecycle(t *testing.T) {
-	dec := func(name string) []event.Event {
-		t.Helper()
-		b, err := os.ReadFile("testdata/" + name + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := Decode("nova", b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return evs
-	}
+	dec := func(name string) []event.Event { return decodeFile(t, name) }
 	c := dec("service_create")
 	if len(c) != 1 || c[0].Kind != event.KindEntityUpsert || c[0].Entity.Type != TypeHost || c[0].Entity.ID != "compute-1" || c[0].Entity.State != "available" {
 		t.Errorf("service.create: %v, want an upsert of available host compute-1", c)
