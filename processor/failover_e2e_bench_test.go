@@ -12,6 +12,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/processor/apiclient"
 )
 
 // BenchmarkE2EFailover measures, with three real processor processes on
@@ -91,7 +92,7 @@ func benchFailover(b *testing.B, n int) {
 			}
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			r, err := next.client.Alarms(rctx, false, "")
+			r, err := next.client.Alarms(rctx, apiclient.ListQuery{})
 			return err == nil && r.Seq == head
 		})
 		total += time.Since(killed)

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
 )
 
@@ -13,8 +14,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "alarms", Short: "List and show alarms of a processor node's live graph; their history from the database"}
 	// list and show ask the API; history and stats read the database.
 	f := &apiFlags{}
-	var all bool
-	var resource string
+	var lq apiclient.ListQuery
 	list := &cobra.Command{
 		Use: "list", Short: "List alarms (active ones unless --all)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -22,7 +22,7 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.Alarms(cmd.Context(), all, resource)
+			r, err := c.Alarms(cmd.Context(), lq)
 			if err != nil {
 				return err
 			}
@@ -34,8 +34,8 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			})
 		},
 	}
-	list.Flags().BoolVar(&all, "all", false, "include cleared alarms")
-	list.Flags().StringVar(&resource, "resource", "", "only alarms on this resource (vitrage_id)")
+	listFilters(list, &lq, "cleared alarms")
+	list.Flags().StringVar(&lq.Resource, "resource", "", "only alarms on this resource (vitrage_id)")
 	show := &cobra.Command{
 		Use: "show VITRAGE_ID", Short: "Show one alarm", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -35,7 +35,7 @@ func newResourcesCmd(_ *globalFlags) *cobra.Command {
 			})
 		},
 	}
-	listFilters(list, &lq)
+	listFilters(list, &lq, "deleted resources and placeholders")
 	show := &cobra.Command{
 		Use: "show VITRAGE_ID", Short: "Show one resource", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,11 +75,12 @@ func newResourcesCmd(_ *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// listFilters are the flags of a list or count of resources or alarms.
-func listFilters(cmd *cobra.Command, lq *apiclient.ListQuery) {
+// listFilters are the flags of a list or count of resources or alarms;
+// deleted says what --all adds.
+func listFilters(cmd *cobra.Command, lq *apiclient.ListQuery, deleted string) {
 	cmd.Flags().StringVar(&lq.Type, "type", "", "only this type (vitrage_type)")
 	cmd.Flags().StringVar(&lq.ProjectID, "project-id", "", "only this project")
-	cmd.Flags().BoolVar(&lq.All, "all", false, "include deleted ones and placeholders")
+	cmd.Flags().BoolVar(&lq.All, "all", false, "include "+deleted)
 }
 
 // newCountCmd is `resources count` or `alarms count`; f is registered by
@@ -100,7 +101,11 @@ func newCountCmd(f *apiFlags, alarms bool, short string) *cobra.Command {
 			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) { countTable(tw, r) })
 		},
 	}
-	listFilters(cmd, &lq)
+	if alarms {
+		listFilters(cmd, &lq, "cleared alarms")
+	} else {
+		listFilters(cmd, &lq, "deleted resources and placeholders")
+	}
 	cmd.Flags().StringVar(&lq.GroupBy, "group-by", "", "type, state, severity (alarms), project_id or source")
 	if alarms {
 		cmd.Flags().StringVar(&lq.Resource, "resource", "", "only alarms on this resource (vitrage_id)")

@@ -163,18 +163,11 @@ func (c *Client) Topology(ctx context.Context, tq TopologyQuery) (api.TopologyRe
 	return r, c.Do(ctx, http.MethodGet, "/v1/topology", q, nil, "", &r)
 }
 
-// Alarms is GET /v1/alarms (all: include cleared; resource: only alarms on
-// that vitrage_id).
-func (c *Client) Alarms(ctx context.Context, all bool, resource string) (api.ResourcesResponse, error) {
-	q := url.Values{}
-	if all {
-		q.Set("all", "true")
-	}
-	if resource != "" {
-		q.Set("resource", resource)
-	}
+// Alarms is GET /v1/alarms (lq.All: include cleared ones; lq.Resource:
+// only alarms on that vitrage_id).
+func (c *Client) Alarms(ctx context.Context, lq ListQuery) (api.ResourcesResponse, error) {
 	var r api.ResourcesResponse
-	return r, c.Do(ctx, http.MethodGet, "/v1/alarms", q, nil, "", &r)
+	return r, c.Do(ctx, http.MethodGet, "/v1/alarms", lq.values(), nil, "", &r)
 }
 
 // ListQuery filters a list or count of resources or alarms.

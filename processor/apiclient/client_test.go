@@ -53,7 +53,7 @@ func TestClient(t *testing.T) {
 	if err != nil || st.Status.AppliedSeq != 12 || st.Leader != "p1" {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	al, err := c.Alarms(ctx, false, "")
+	al, err := c.Alarms(ctx, apiclient.ListQuery{})
 	if err != nil || len(al.Items) != 2 {
 		t.Fatalf("alarms %+v %v", al, err)
 	}

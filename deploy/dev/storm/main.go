@@ -167,7 +167,7 @@ func deducedAlarm(ctx context.Context, c *apiclient.Client, instance string) (st
 		if n.ID != instance {
 			continue
 		}
-		alarms, err := c.Alarms(ctx, false, n.VitrageID)
+		alarms, err := c.Alarms(ctx, apiclient.ListQuery{Resource: n.VitrageID})
 		if err != nil {
 			return "", err
 		}
