@@ -43,7 +43,7 @@ func timeRange(from, to string, now time.Time) (time.Time, time.Time, error) {
 		return f, t, badInput("--from: %v", err)
 	}
 	if t.Before(f) {
-		return f, t, badInput("--to %s is before --from %s", t.Format(time.RFC3339), f.Format(time.RFC3339))
+		return f, t, badInput("--to %s is before --from %s", t.Format(time.RFC3339Nano), f.Format(time.RFC3339Nano))
 	}
 	return f, t, nil
 }
@@ -162,11 +162,12 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // boundTime formats when something happened, as the history knows it: at
-// seq, at time t; or, when approx, in the seqs after afterSeq through seq,
-// at or before t (a lost range).
+// seq, at time t (to the sub-second, as the JSON says it and --at takes
+// it); or, when approx, in the seqs after afterSeq through seq, at or
+// before t (a lost range).
 func boundTime(t time.Time, seq int64, approx bool, afterSeq int64) (when, seqs string) {
 	if !approx {
-		return t.Format(time.RFC3339), itoa(seq)
+		return t.Format(time.RFC3339Nano), itoa(seq)
 	}
 	return upperBound(t), itoa(afterSeq+1) + ".." + itoa(seq)
 }
@@ -223,7 +224,7 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 		return historyOutput(cmd.OutOrStdout(), output, bs, func(tw *tabwriter.Writer) {
 			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED")
 			for _, b := range bs {
-				row(tw, b.Start.Format(time.RFC3339), b.Type, b.Severity, b.Raised)
+				row(tw, b.Start.Format(time.RFC3339Nano), b.Type, b.Severity, b.Raised)
 			}
 		})
 	}

@@ -277,3 +277,67 @@ func TestUpperBoundRoundsUp(t *testing.T) {
 		}
 	}
 }
+
+// The tables print the times the JSON says, to the sub-second: a raise
+// recorded at 10:00:07.5 printed as 10:00:07 would send an operator who
+// pastes it into --at to a state before the alarm was raised.
+func TestTablesKeepSubSecondTimes(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 4, Start: t0}
+	r := newLogRig(t, s, 2, 1000) // a batch every 1.5 s: half the times end in .5
+	from := t0.Add(-time.Minute).Format(time.RFC3339)
+	to := r.moments[len(r.moments)-1].at.Add(time.Minute).Format(time.RFC3339)
+	args := []string{"alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to, "--type", "prometheus"}
+	js, err := runCausewayCLI(t, append(args, "-o", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p history.Page
+	if err := json.Unmarshal([]byte(js), &p); err != nil {
+		t.Fatal(err)
+	}
+	table, err := runCausewayCLI(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fractional := 0
+	for _, o := range p.Items {
+		if o.RaisedAt.Nanosecond() != 0 {
+			fractional++
+		}
+		if !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(o.RaisedAt.Format(time.RFC3339Nano))+` .* `+o.AlarmID+` `).MatchString(table) ||
+			(!o.Active() && !strings.Contains(table, o.ClearedAt.Format(time.RFC3339Nano)+" ")) {
+			t.Errorf("occurrence %s raised %s cleared %s (JSON) is not in the table so:\n%s", o.AlarmID,
+				o.RaisedAt.Format(time.RFC3339Nano), o.ClearedAt.Format(time.RFC3339Nano), table)
+		}
+		// The time the table prints, given back as --at, shows the alarm
+		// raised.
+		if o.Active() {
+			out, err := runCausewayCLI(t, "rca", "show", o.AlarmID, "--dsn", r.dsn, "--at", o.RaisedAt.Format(time.RFC3339Nano))
+			if err != nil || !strings.Contains(out, o.RaisedAt.Format(time.RFC3339Nano)+" ") {
+				t.Errorf("rca show %s --at its raise: %v\n%s", o.AlarmID, err, out)
+			}
+		}
+	}
+	if fractional == 0 {
+		t.Fatal("scenario: no raise at a fractional second")
+	}
+
+	// Stats: the buckets' starts as the JSON has them.
+	sargs := []string{"alarms", "stats", "--dsn", r.dsn, "--from", t0.Add(500 * time.Millisecond).Format(time.RFC3339Nano), "--to", to, "--interval", "3s"}
+	js, err = runCausewayCLI(t, append(sargs, "-o", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []history.Bucket
+	if err := json.Unmarshal([]byte(js), &bs); err != nil || len(bs) == 0 {
+		t.Fatalf("stats: %v\n%s", err, js)
+	}
+	if table, err = runCausewayCLI(t, sargs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if !strings.Contains(table, b.Start.Format(time.RFC3339Nano)+" ") {
+			t.Errorf("bucket %s (JSON) is not in the table:\n%s", b.Start.Format(time.RFC3339Nano), table)
+		}
+	}
+}

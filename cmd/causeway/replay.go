@@ -501,7 +501,8 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 	return out, nil
 }
 
-// fmtOptTime formats t, "-" when nil; approx marks it as a bound (a lost
+// fmtOptTime formats t to the sub-second (as the JSON, so that it can be
+// given back as --at), "-" when nil; approx marks it as a bound (a lost
 // range of the history).
 func fmtOptTime(t *time.Time, approx bool) string {
 	if t == nil {
@@ -510,7 +511,7 @@ func fmtOptTime(t *time.Time, approx bool) string {
 	if approx {
 		return upperBound(*t)
 	}
-	return t.Format(time.RFC3339)
+	return t.Format(time.RFC3339Nano)
 }
 
 func (a *historicalRCA) write(w io.Writer, format string) error {

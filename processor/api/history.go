@@ -69,7 +69,7 @@ func historyRange(r *http.Request, now time.Time) (from, to time.Time, err error
 		}
 	}
 	if to.Before(from) {
-		return from, to, fmt.Errorf("to %s is before from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+		return from, to, fmt.Errorf("to %s is before from %s", to.Format(time.RFC3339Nano), from.Format(time.RFC3339Nano))
 	}
 	return from.UTC(), to.UTC(), nil
 }
