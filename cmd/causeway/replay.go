@@ -31,12 +31,28 @@ import (
 )
 
 // Exit codes of the historical commands (rca show --at, topology show --at,
-// replay, alarms history): 2 for input that cannot be answered (a
-// malformed time, a time before retention, an unknown or ambiguous alarm).
+// replay, alarms history | stats): 2 for input that cannot be answered (a
+// malformed time or flag, a time before retention, an unknown or ambiguous
+// alarm).
 const exitBadInput = 2
 
 func badInput(format string, args ...any) error {
 	return &exitError{code: exitBadInput, msg: fmt.Sprintf(format, args...)}
+}
+
+// badInputUsage makes the command's own usage errors (a malformed flag
+// value, an unknown flag, a wrong number of arguments) bad input as well,
+// exit 2 like the rest, rather than cobra's plain errors (exit 1).
+func badInputUsage(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput("%v", err) })
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return badInput("%v", err)
+			}
+			return nil
+		}
+	}
 }
 
 // dbFlags name the MariaDB of the event log: --dsn, else the config file's
@@ -559,8 +575,14 @@ func (a *historicalRCA) write(w io.Writer, format string) error {
 }
 
 func checkFormat(format string, allowed ...string) error {
-	if !slices.Contains(allowed, format) {
-		return badInput("--output: %q is not one of %s", format, strings.Join(allowed, ", "))
+	return checkChoice("output", format, allowed...)
+}
+
+// checkChoice refuses a value of the flag --name that is not one of
+// allowed.
+func checkChoice(name, value string, allowed ...string) error {
+	if !slices.Contains(allowed, value) {
+		return badInput("--%s: %q is not one of %s", name, value, strings.Join(allowed, ", "))
 	}
 	return nil
 }
@@ -784,6 +806,7 @@ first, since an event nothing takes is reported as unroutable.`,
 	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "summary as table or json")
 	cmd.Flags().StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (on a terminal), always, never")
 	addRepublishFlags(cmd, &o.republish)
+	badInputUsage(cmd)
 	return cmd
 }
 
@@ -797,7 +820,7 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 	if o.from != "" && o.republish.url == "" {
 		return badInput("--from applies to --republish-url only (the graph at --at always starts from the beginning of the log)")
 	}
-	if err := checkFormat(o.format, "dump", "dot", "summary"); err != nil {
+	if err := checkChoice("format", o.format, "dump", "dot", "summary"); err != nil {
 		return err
 	}
 	if o.output != "table" && o.output != "json" {

@@ -427,3 +427,31 @@ type rcaCore struct {
 	Paths          [][]string `json:"paths"`
 	PathsTruncated bool       `json:"paths_truncated,omitempty"`
 }
+
+// TestHistoricalBadFlags: a malformed flag value or an unknown flag of a
+// historical command is bad input like any other (exit 2, naming the
+// flag), not a failure (exit 1); none of these reaches the database.
+func TestHistoricalBadFlags(t *testing.T) {
+	dsn := "root@tcp(127.0.0.1:1)/none"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "--dsn", dsn, "--seq", "abc"}, `"--seq"`},
+		{[]string{"replay", "--dsn", dsn, "--seq", "3", "--format", "yaml"}, `--format: "yaml"`},
+		{[]string{"replay", "--dsn", dsn, "--seq", "3", "--republish-batch", "x"}, "--republish-batch"},
+		{[]string{"replay", "--dsn", dsn, "--seq", "3", "--no-such-flag"}, "--no-such-flag"},
+		{[]string{"rca", "show", "1", "--dsn", dsn, "--seq", "1.5"}, `"--seq"`},
+		{[]string{"topology", "show", "--dsn", dsn, "--seq", "3", "--depth", "x"}, "--depth"},
+		{[]string{"topology", "show", "--dsn", dsn, "--seq", "3", "-o", "yaml"}, `--output: "yaml"`},
+		{[]string{"alarms", "history", "--dsn", dsn, "--limit", "ten"}, "--limit"},
+		{[]string{"alarms", "stats", "--dsn", dsn, "--interval", "5x"}, "--interval"},
+		{[]string{"rca", "show", "--dsn", dsn, "--seq", "3"}, "accepts 1 arg"},
+		{[]string{"replay", "--dsn", dsn, "--seq", "3", "extra"}, "unknown command"},
+	} {
+		_, err := runCausewayCLI(t, c.args...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v (exit %d), want exit %d naming %s", c.args, err, exitCode(err), exitBadInput, c.want)
+		}
+	}
+}
