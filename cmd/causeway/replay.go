@@ -223,6 +223,11 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 	if err != nil {
 		return 0, "", err
 	}
+	if first == 0 && head > 0 {
+		// Retention dropped every event: the next one to be stored is
+		// the first the log will hold.
+		first = head + 1
+	}
 	if seq := p.seq.n; p.seq.given {
 		label := fmt.Sprintf("seq %d", seq)
 		if seq > head {
@@ -237,7 +242,7 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 	label := t.Format(time.RFC3339Nano)
 	seq, err := h.log.SeqAt(ctx, t)
 	if errors.Is(err, store.ErrTruncated) {
-		return 0, "", badInput("%s is before the retained log (oldest stored event: seq %d)", label, first)
+		return 0, "", badInput("%s is before the retained log (%s)", label, oldestStored(first, head))
 	}
 	if err != nil {
 		return 0, "", err
@@ -254,22 +259,36 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 	return seq, label, h.retained(ctx, seq, first, label)
 }
 
-// retained checks that seq can be rebuilt: every event after the newest
-// snapshot at or before it is still stored.
+// retained checks that seq can be rebuilt: a snapshot at or before it
+// that is at seq itself, or after which every event up to seq is still
+// stored (first is the oldest stored seq, head+1 when none is).
 func (h *historian) retained(ctx context.Context, seq, first int64, label string) error {
 	if first <= 1 {
 		return nil
 	}
 	metas, err := h.snaps.List(ctx, seq)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: list snapshots: %w", label, err)
 	}
 	for _, m := range metas {
-		if m.Seq >= first-1 {
+		if m.Seq >= first-1 || m.Seq == seq {
 			return nil
 		}
 	}
-	return badInput("%s is before the retained log (oldest stored event: seq %d, no snapshot from which to rebuild seq %d)", label, first, seq)
+	head, _, err := h.log.Head(ctx)
+	if err != nil {
+		return err
+	}
+	return badInput("%s is before the retained log (%s, no snapshot from which to rebuild seq %d)", label, oldestStored(first, head), seq)
+}
+
+// oldestStored says which events the log still stores, for errors: first
+// is the oldest stored seq, head+1 when retention dropped every one.
+func oldestStored(first, head int64) string {
+	if first > head {
+		return fmt.Sprintf("every event up to the head, seq %d, is past retention", head)
+	}
+	return fmt.Sprintf("oldest stored event: seq %d", first)
 }
 
 // replayStep is the events applied between two progress reports.

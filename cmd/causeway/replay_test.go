@@ -455,3 +455,43 @@ func TestHistoricalBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoricalEveryEventPastRetention: once retention has dropped every
+// stored event (a log idle for longer than retention, its newest snapshot
+// kept), a seq that no snapshot gives is refused as before the retained
+// log (exit 2), not as beyond the end of the log (exit 1), and one that a
+// snapshot gives exactly is still answered.
+func TestHistoricalEveryEventPastRetention(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 4, Start: t0}
+	r := newLogRig(t, s, 2, 5)
+	var snap int64
+	if err := r.db.QueryRow("SELECT MAX(seq) FROM snapshots").Scan(&snap); err != nil || snap == 0 {
+		t.Fatalf("scenario: no snapshot (%v)", err)
+	}
+	head := r.moments[len(r.moments)-1].seq
+	if snap >= head-1 {
+		t.Fatalf("scenario: the newest snapshot (seq %d) must be well before the head (seq %d)", snap, head)
+	}
+	if _, err := r.db.Exec("DELETE FROM events"); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []int64{snap - 1, snap + 1, head} {
+		_, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--seq", strconv.FormatInt(seq, 10))
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "before the retained log") || strings.Contains(err.Error(), "seq 0") {
+			t.Errorf("replay --seq %d: err = %v (exit %d), want exit %d: before the retained log", seq, err, exitCode(err), exitBadInput)
+		}
+	}
+	var want []byte
+	for _, m := range r.moments {
+		if m.seq == snap {
+			want = m.dump
+		}
+	}
+	if got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--seq", strconv.FormatInt(snap, 10)); err != nil || got != string(want) {
+		t.Errorf("replay --seq %d, the snapshot's own seq: %v (dump equal: %v)", snap, err, got == string(want))
+	}
+	_, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", r.moments[0].at.Format(time.RFC3339Nano))
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "before the retained log") || strings.Contains(err.Error(), "seq 0") {
+		t.Errorf("replay --at the first moment: err = %v (exit %d), want exit %d: before the retained log, naming no seq 0", err, exitCode(err), exitBadInput)
+	}
+}
