@@ -646,3 +646,52 @@ func TestReconcileLostRange(t *testing.T) {
 		t.Errorf("salvage at an old term: %v, want ErrFenced", err)
 	}
 }
+
+// TestStatsSubMicrosecondBounds: the history's times are whole
+// microseconds (DATETIME(6)); a from, to or bucket boundary between two
+// microseconds (a relative --from resolved from the clock is one) counts
+// a raise in the bucket whose [start, start+interval) holds it, and only
+// when it is in [from, to) — the server truncating such a bound to the
+// microsecond before it did not.
+func TestStatsSubMicrosecondBounds(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	x := t0.Add(6 * time.Second) // the raise, on the microsecond grid
+	a := history.Alarm{Key: "ALARM/prometheus/a", VitrageID: 1, Type: "prometheus", ID: "a", Name: "A", Severity: "WARNING"}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 1, Items: []history.Item{{Kind: history.Raised, Seq: 1, RecordedAt: x, Alarm: a}}}); err != nil {
+		t.Fatal(err)
+	}
+	const half = 500 * time.Nanosecond
+	for _, q := range []history.StatsQuery{
+		{From: x.Add(half), To: x.Add(time.Hour), Interval: time.Hour},                    // from just after it
+		{From: x.Add(-time.Hour), To: x.Add(half), Interval: time.Hour},                   // to just after it
+		{From: x.Add(-time.Second + half), To: x.Add(time.Minute), Interval: time.Second}, // a boundary just after it
+		{From: x.Add(-time.Hour), To: x, Interval: time.Hour},                             // to at it: [from, to) leaves it out
+		{From: x, To: x.Add(time.Second), Interval: time.Second},                          // from at it
+	} {
+		bs, err := history.Stats(ctx, db, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		if !x.Before(q.From) && x.Before(q.To) {
+			want = 1
+		}
+		var n int64
+		for _, b := range bs {
+			n += b.Raised
+			if x.Before(b.Start) || !x.Before(b.Start.Add(q.Interval)) {
+				t.Errorf("stats from %s interval %s: the raise at %s counted in the bucket at %s",
+					q.From.Format(time.RFC3339Nano), q.Interval, x.Format(time.RFC3339Nano), b.Start.Format(time.RFC3339Nano))
+			}
+		}
+		if n != want {
+			t.Errorf("stats [%s, %s): %d raises, want %d", q.From.Format(time.RFC3339Nano), q.To.Format(time.RFC3339Nano), n, want)
+		}
+	}
+	// An interval of a fraction of a microsecond more cannot be counted
+	// in the history's microseconds: refused, not drifted.
+	if _, err := history.Stats(ctx, db, history.StatsQuery{From: x, To: x.Add(time.Hour), Interval: time.Second + half}); !errors.Is(err, history.ErrBadQuery) {
+		t.Errorf("interval 1.0000005s: %v, want ErrBadQuery", err)
+	}
+}

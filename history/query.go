@@ -187,6 +187,17 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	return p, nil
 }
 
+// ceilMicro is t in UTC rounded up to a whole microsecond, the precision
+// of the history's times (DATETIME(6)): for a time c of the history, c >= t
+// exactly when c >= ceilMicro(t), and c < t when c < ceilMicro(t).
+func ceilMicro(t time.Time) time.Time {
+	t = t.UTC()
+	if f := t.Truncate(time.Microsecond); f.Before(t) {
+		return f.Add(time.Microsecond)
+	}
+	return t
+}
+
 func utc(t sql.NullTime) time.Time {
 	if !t.Valid {
 		return time.Time{}
@@ -310,7 +321,8 @@ func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]L
 // StatsQuery asks for counts of raised occurrences per interval.
 type StatsQuery struct {
 	From, To time.Time
-	// Interval is the bucket width (from From).
+	// Interval is the bucket width (from From), a whole number of
+	// microseconds.
 	Interval time.Duration
 	// Type filters by alarm type when set.
 	Type string
@@ -337,10 +349,18 @@ func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 	if q.To.Sub(q.From)/q.Interval > 100000 {
 		return nil, fmt.Errorf("%w: %s over %s intervals is more than 100000 buckets", ErrBadQuery, q.To.Sub(q.From), q.Interval)
 	}
+	if q.Interval%time.Microsecond != 0 {
+		return nil, fmt.Errorf("%w: interval: %s is not a whole number of microseconds, the history's precision", ErrBadQuery, q.Interval)
+	}
+	// raised_at is a whole microsecond, so it is at or after a bound
+	// exactly when it is at or after the bound rounded up to one: the
+	// bounds are sent so, not left to the server, which truncates a finer
+	// one (counting a raise just before from) or rounds it.
+	from, to := ceilMicro(q.From), ceilMicro(q.To)
 	width := q.Interval.Microseconds()
 	stmt := "SELECT TIMESTAMPDIFF(MICROSECOND, ?, raised_at) DIV ? AS b, alarm_type, raised_severity, COUNT(*) FROM alarm_history " +
 		"WHERE raised_at >= ? AND raised_at < ?"
-	args := []any{q.From.UTC(), width, q.From.UTC(), q.To.UTC()}
+	args := []any{from, width, from, to}
 	if q.Type != "" {
 		stmt, args = stmt+" AND alarm_type = ?", append(args, q.Type)
 	}

@@ -84,6 +84,9 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 		if errors.Is(err, history.ErrBadToken) {
 			return badInput("--page: %v", err)
 		}
+		if errors.Is(err, history.ErrBadQuery) {
+			return badInput("%v", err)
+		}
 		if err != nil {
 			return err
 		}
@@ -216,6 +219,9 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 		}
 		defer conn.Close()
 		bs, err := history.Stats(cmd.Context(), conn, q)
+		if errors.Is(err, history.ErrBadQuery) {
+			return badInput("%v", err)
+		}
 		if err != nil {
 			return err
 		}

@@ -119,6 +119,7 @@ func TestAlarmsHistoryAndStats(t *testing.T) {
 		{"alarms", "history", "--dsn", r.dsn, "--limit", "0"},
 		{"alarms", "stats", "--dsn", r.dsn, "--interval", "1ms"},
 		{"alarms", "stats", "--dsn", r.dsn, "--from", "-1h", "--interval", "1ms"},
+		{"alarms", "stats", "--dsn", r.dsn, "--interval", "1.0000005s"},
 	} {
 		if _, err := runCausewayCLI(t, args...); exitCode(err) != exitBadInput {
 			t.Errorf("%v: %v, want exit %d", args, err, exitBadInput)
