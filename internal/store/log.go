@@ -298,7 +298,12 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 	if head == 0 {
 		return 0, nil
 	}
-	if !t.Before(headAt) {
+	// recorded_at is a whole microsecond: at or before t exactly when at
+	// or before t truncated to one. Sent so, a finer t is not left to the
+	// server, which rounds it (sql_mode TIME_ROUND_FRACTIONAL) into the
+	// microsecond after it.
+	at := t.Truncate(time.Microsecond)
+	if !at.Before(headAt) {
 		return head, nil
 	}
 	// Two index lookups: the last recorded_at <= t (resolved from the
@@ -306,7 +311,7 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 	// batch shares one). An ORDER BY ... LIMIT 1 form sorts the whole range.
 	var seq sql.NullInt64
 	if err := l.db.QueryRowContext(ctx,
-		"SELECT MAX(seq) FROM events WHERE recorded_at = (SELECT MAX(recorded_at) FROM events WHERE recorded_at <= ?)", t).Scan(&seq); err != nil {
+		"SELECT MAX(seq) FROM events WHERE recorded_at = (SELECT MAX(recorded_at) FROM events WHERE recorded_at <= ?)", at).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
 	}
 	if seq.Valid {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/internal/event"
@@ -762,5 +763,46 @@ func TestMigrationMovesAlarmKeys(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("history keys after the migration (-want +got):\n%s", diff)
+	}
+}
+
+// TestSeqAtBetweenMicroseconds: recorded_at is a whole microsecond, and a
+// time between two (one from the clock, a relative --at) takes in the
+// records at or before it only, whatever the server does with a finer
+// time than its column: here it rounds (sql_mode TIME_ROUND_FRACTIONAL),
+// which took in the record of the microsecond after it.
+func TestSeqAtBetweenMicroseconds(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := mysql.ParseDSN(storetest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["sql_mode"] = "'STRICT_TRANS_TABLES,TIME_ROUND_FRACTIONAL'"
+	db := openDB(t, cfg.FormatDSN())
+	x := time.Date(2026, 11, 22, 5, 0, 0, 1000, time.UTC)
+	clk := &clock{t: x}
+	log := store.NewLog(db, clk.now)
+	for i, at := range []time.Time{x, x.Add(time.Microsecond), x.Add(time.Second)} {
+		clk.set(at)
+		if _, err := log.Append(ctx, entries(t, fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{x.Add(-100 * time.Nanosecond), 0},
+		{x, 1},
+		{x.Add(900 * time.Nanosecond), 1},
+		{x.Add(time.Microsecond), 2},
+		{x.Add(time.Microsecond + 999*time.Nanosecond), 2},
+	} {
+		if got, err := log.SeqAt(ctx, tc.t); err != nil || got != tc.want {
+			t.Errorf("SeqAt(%s) = %d, %v; want %d", tc.t.Format(time.RFC3339Nano), got, err, tc.want)
+		}
 	}
 }
