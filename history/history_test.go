@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/graph"
@@ -693,5 +694,66 @@ func TestStatsSubMicrosecondBounds(t *testing.T) {
 	// in the history's microseconds: refused, not drifted.
 	if _, err := history.Stats(ctx, db, history.StatsQuery{From: x, To: x.Add(time.Hour), Interval: time.Second + half}); !errors.Is(err, history.ErrBadQuery) {
 		t.Errorf("interval 1.0000005s: %v, want ErrBadQuery", err)
+	}
+}
+
+// TestListBetweenMicroseconds: List and Links take a window whose ends
+// fall between two microseconds as the occurrences and links active at
+// some moment of it, whatever the server does with a finer time than its
+// columns: here it rounds (sql_mode TIME_ROUND_FRACTIONAL), which took in
+// a raise just after to and left out an alarm cleared just after from.
+func TestListBetweenMicroseconds(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := mysql.ParseDSN(storetest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["sql_mode"] = "'STRICT_TRANS_TABLES,TIME_ROUND_FRACTIONAL'"
+	db, err := store.Open(ctx, cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	x := t0.Add(time.Microsecond)
+	a := history.Alarm{Key: "ALARM/prometheus/a", VitrageID: 1, Type: "prometheus", ID: "a", Name: "A", Severity: "WARNING"}
+	b := history.Alarm{Key: "ALARM/prometheus/b", VitrageID: 2, Type: "prometheus", ID: "b", Name: "B", Severity: "WARNING"}
+	// a raised at x, b at x+1µs, b causes a from x+1µs; a cleared and the
+	// link ended at x+2µs.
+	items := []history.Item{
+		{Kind: history.Raised, Seq: 1, RecordedAt: x, Alarm: a},
+		{Kind: history.Raised, Seq: 2, RecordedAt: x.Add(time.Microsecond), Alarm: b},
+		{Kind: history.LinkStarted, Seq: 2, RecordedAt: x.Add(time.Microsecond), From: b.Key, To: a.Key},
+		{Kind: history.Cleared, Seq: 3, RecordedAt: x.Add(2 * time.Microsecond), Alarm: a},
+		{Kind: history.LinkEnded, Seq: 3, RecordedAt: x.Add(2 * time.Microsecond), From: b.Key, To: a.Key},
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 3, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	const ns = time.Nanosecond
+	for _, tc := range []struct {
+		from, to time.Time
+		want     []string
+		links    int
+	}{
+		{x.Add(-time.Second), x.Add(900 * ns), []string{"a"}, 0},                                   // b raised after to
+		{x.Add(1900 * ns), x.Add(time.Second), []string{"a", "b"}, 1},                              // a cleared after from
+		{x.Add(2 * time.Microsecond), x.Add(time.Second), []string{"b"}, 0},                        // a cleared at from
+		{x.Add(-time.Second), x.Add(time.Microsecond + 100*ns), []string{"a", "b"}, 1},             // b raised before to
+		{x.Add(2*time.Microsecond + 100*ns), x.Add(2*time.Microsecond + 900*ns), []string{"b"}, 0}, // a cleared before from
+	} {
+		var got []string
+		for _, o := range listAll(t, db, history.Query{From: tc.from, To: tc.to}) {
+			got = append(got, o.AlarmID)
+		}
+		if !cmp.Equal(got, tc.want) {
+			t.Errorf("List [%s, %s] = %v, want %v", tc.from.Format(time.RFC3339Nano), tc.to.Format(time.RFC3339Nano), got, tc.want)
+		}
+		ls, err := history.Links(ctx, db, a.Key, tc.from, tc.to)
+		if err != nil || len(ls) != tc.links {
+			t.Errorf("Links [%s, %s] = %d links (%v), want %d", tc.from.Format(time.RFC3339Nano), tc.to.Format(time.RFC3339Nano), len(ls), err, tc.links)
+		}
 	}
 }

@@ -130,12 +130,12 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	var where []string
 	var args []any
 	if !q.To.IsZero() {
-		where, args = append(where, "raised_at <= ?"), append(args, q.To.UTC())
+		where, args = append(where, "raised_at <= ?"), append(args, floorMicro(q.To))
 	}
 	if !q.From.IsZero() {
 		// The state at t holds the events recorded at t: an occurrence
 		// cleared at From was not active then.
-		where, args = append(where, "(cleared_at IS NULL OR cleared_at > ?)"), append(args, q.From.UTC())
+		where, args = append(where, "(cleared_at IS NULL OR cleared_at > ?)"), append(args, floorMicro(q.From))
 	}
 	if q.Type != "" {
 		where, args = append(where, "alarm_type = ?"), append(args, q.Type)
@@ -197,6 +197,12 @@ func ceilMicro(t time.Time) time.Time {
 	}
 	return t
 }
+
+// floorMicro is t in UTC truncated to a whole microsecond: for a time c of
+// the history, c <= t exactly when c <= floorMicro(t), and c > t when
+// c > floorMicro(t). Sent so, a finer bound is not left to the server,
+// which rounds it where sql_mode has TIME_ROUND_FRACTIONAL.
+func floorMicro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func utc(t sql.NullTime) time.Time {
 	if !t.Valid {
@@ -289,10 +295,10 @@ func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]L
 	stmt := "SELECT from_key, to_key, start_seq, start_at, end_seq, end_at, start_after_seq, end_after_seq FROM alarm_causal_links WHERE (from_key = ? OR to_key = ?)"
 	args := []any{key, key}
 	if !to.IsZero() {
-		stmt, args = stmt+" AND start_at <= ?", append(args, to.UTC())
+		stmt, args = stmt+" AND start_at <= ?", append(args, floorMicro(to))
 	}
 	if !from.IsZero() {
-		stmt, args = stmt+" AND (end_at IS NULL OR end_at > ?)", append(args, from.UTC())
+		stmt, args = stmt+" AND (end_at IS NULL OR end_at > ?)", append(args, floorMicro(from))
 	}
 	rows, err := db.QueryContext(ctx, stmt+" ORDER BY start_seq, from_key, to_key", args...)
 	if err != nil {
@@ -355,7 +361,8 @@ func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 	// raised_at is a whole microsecond, so it is at or after a bound
 	// exactly when it is at or after the bound rounded up to one: the
 	// bounds are sent so, not left to the server, which truncates a finer
-	// one (counting a raise just before from) or rounds it.
+	// one (counting a raise just before from) or, with sql_mode
+	// TIME_ROUND_FRACTIONAL, rounds it.
 	from, to := ceilMicro(q.From), ceilMicro(q.To)
 	width := q.Interval.Microseconds()
 	stmt := "SELECT TIMESTAMPDIFF(MICROSECOND, ?, raised_at) DIV ? AS b, alarm_type, raised_severity, COUNT(*) FROM alarm_history " +
