@@ -352,7 +352,9 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		resp.Meta = s.meta(at)
 		found = ComputeRCA(g, id, &resp)
 	}
-	if seq > 0 || !at.IsZero() {
+	// Given at all, ?seq= or ?at= asks about the past: at may be Go's zero
+	// time (0001-01-01T00:00:00Z), before every log, and is no "live".
+	if q.Has("seq") || q.Has("at") {
 		// A historical answer, error or not, carries the seq it was
 		// reconstructed at, or none: never the live one.
 		asked := fmt.Sprintf("seq %d", seq)

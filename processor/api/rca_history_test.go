@@ -116,3 +116,41 @@ func TestTransientHistoricalFailures(t *testing.T) {
 		ts.Close()
 	}
 }
+
+// zeroTimeBackend answers every reconstruction with the empty graph of
+// seq 0, and counts them.
+type zeroTimeBackend struct {
+	*fakeBackend
+	asked *int
+}
+
+func (b zeroTimeBackend) Reconstruct(context.Context, int64, time.Time) (Past, error) {
+	*b.asked++
+	return Past{Graph: &fakeGraph{}, Seq: 0}, nil
+}
+
+// TestHistoricalRCAAtTheZeroTime: ?at= the zero time of Go
+// (0001-01-01T00:00:00Z, a time before every log) is a question about the
+// past like any other; it was taken for "no ?at=" and answered with the
+// live graph.
+func TestHistoricalRCAAtTheZeroTime(t *testing.T) {
+	asked := 0
+	fb := &fakeBackend{g: sampleGraph(), seq: 9, recon: map[int64]*fakeGraph{}}
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "read-token", Role: RoleReader}}}, zeroTimeBackend{fb, &asked}, Deps{NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	for _, at := range []string{"0001-01-01T00:00:00Z", "0001-01-01T02:00:00%2B02:00"} {
+		asked = 0
+		resp, body := do(t, ts, "GET", "/v1/rca/4?at="+at, "read-token", "", "")
+		var e ErrorResponse
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("at=%s: %v", at, err)
+		}
+		if asked != 1 || resp.StatusCode != 404 || !e.Historical || !strings.Contains(e.Error, "before the first event") {
+			t.Errorf("at=%s: %d reconstructions, %d %s; want one, and 404 before the first event", at, asked, resp.StatusCode, body)
+		}
+	}
+}
