@@ -164,6 +164,7 @@ func (n *node) snapshotLoop(ctx context.Context, log *slog.Logger, term uint64) 
 	}
 	tick := time.NewTicker(n.cfg.SnapshotCheck)
 	defer tick.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -173,9 +174,20 @@ func (n *node) snapshotLoop(ctx context.Context, log *slog.Logger, term uint64) 
 		if !n.f.loaded.Load() || !n.parts.Snapshots.Due(n.f.appliedSeq.Load(), n.f.changes.Load()) {
 			continue
 		}
-		if n.snapshot(ctx, log, term, shadow) {
+		fenced, failed := n.snapshot(ctx, log, term, shadow)
+		if fenced {
 			return true
 		}
+		if !failed {
+			failures = 0
+			continue
+		}
+		// A failed snapshot stays due: try again after a backoff, as
+		// the other leader writes do, not at the next check. Each try
+		// captures the whole state (a pause of the live machine, or a
+		// shadow catch-up) and encodes it, and logs.
+		n.backoff(ctx, failures)
+		failures++
 	}
 }
 
@@ -186,8 +198,9 @@ func (n *node) snapshotLoop(ctx context.Context, log *slog.Logger, term uint64) 
 // itself runs detached from it (bounded by snapshot.WriteLimit): a write
 // in flight when leadership is lost is not cut short but decided by the
 // fence, which is what refuses a deposed leader. It reports whether the
-// fence refused it.
-func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shadow *snapshot.Shadow) (fenced bool) {
+// fence refused it, and whether it failed otherwise (to be tried again
+// after a backoff).
+func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shadow *snapshot.Shadow) (fenced, failed bool) {
 	var res snapshot.Result
 	var err error
 	if shadow != nil {
@@ -204,21 +217,21 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shad
 		n.noteSnapshot(res.Meta.Seq, n.now())
 		n.snapsWritten.Add(1)
 		n.mSnaps.Inc()
-		return false
+		return false, false
 	case errors.Is(err, store.ErrFenced):
 		n.fencedWrite(log, "snapshot", err)
-		return true
+		return true, false
 	case errors.Is(err, snapshot.ErrBusy):
-		return false
+		return false, false
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		log.Debug("snapshot abandoned: leadership ended while the shadow caught up", "err", err)
-		return false
+		return false, false
 	case n.deposed(ctx, term):
 		n.fencedWrite(log, "snapshot", err)
-		return true
+		return true, false
 	default:
 		log.Warn("write snapshot", "err", err)
-		return false
+		return false, true
 	}
 }
 

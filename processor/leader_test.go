@@ -2,10 +2,12 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,5 +246,48 @@ func TestSuccessorIsReadyAndMostApplied(t *testing.T) {
 		if got := successor(tc.ps, "self", tc.exclude); got != tc.want {
 			t.Errorf("%s: successor = %q; want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// failingSnaps is a writer whose every write fails (the database refuses
+// it), counting the attempts.
+type failingSnaps struct {
+	fakeSnaps
+	attempts atomic.Int64
+}
+
+func (s *failingSnaps) Take(_ context.Context, _ int64, capture func() (snapshot.Capture, error)) (snapshot.Result, error) {
+	s.attempts.Add(1)
+	if _, err := capture(); err != nil {
+		return snapshot.Result{}, err
+	}
+	return snapshot.Result{}, errors.New("insert snapshot row: Packet too large")
+}
+
+func (s *failingSnaps) TakeFromLog(ctx context.Context, term int64, _ *snapshot.Shadow, seq int64) (snapshot.Result, error) {
+	return s.Take(ctx, term, func() (snapshot.Capture, error) { return snapshot.Capture{Seq: seq}, nil })
+}
+
+// TestFailingSnapshotBacksOff: a snapshot write that keeps failing is
+// tried again after a backoff (retry_min, doubling up to retry_max), as
+// every other leader write is, not at every snapshot_check: each attempt
+// captures the state (under the live machine's lock, or by a shadow
+// catch-up) and encodes it whole, and logs a warning.
+func TestFailingSnapshotBacksOff(t *testing.T) {
+	fence := &fakeFence{}
+	snaps := &failingSnaps{fakeSnaps: fakeSnaps{fence: fence}}
+	n := testNode(t, fence, &snaps.fakeSnaps)
+	n.parts.Snapshots = snaps
+	n.cfg.RetryMin, n.cfg.RetryMax = 40*time.Millisecond, 80*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 1) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	// At most one attempt every 20 ms (half of retry_min, the jitter's
+	// floor); without a backoff, one every millisecond.
+	if got := snaps.attempts.Load(); got < 2 || got > 16 {
+		t.Errorf("%d snapshot attempts in 300ms with snapshot_check 1ms and retry_min 40ms; want a few, backed off", got)
 	}
 }
