@@ -7,8 +7,10 @@ import (
 	"encoding/gob"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -391,5 +393,26 @@ func TestStaleSemanticsSnapshot(t *testing.T) {
 		if s.Semantics != evaluator.Semantics-1 {
 			t.Fatalf("a snapshot of the restored state has semantics %d; want %d", s.Semantics, evaluator.Semantics-1)
 		}
+	}
+	// The earliest state (a leader's salvage base) from that snapshot says
+	// so as Reconstruct does: flagged, counted and logged.
+	var logs bytes.Buffer
+	re, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm},
+		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = re.ReconstructEarliest(ctx, int64(len(recs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SnapshotSeq != at || !res.StaleSemantics {
+		t.Fatalf("earliest: from snapshot %d, stale %v; want the stale snapshot at %d", res.SnapshotSeq, res.StaleSemantics, at)
+	}
+	if got := metricValue(t, re.staleUsed); got != 1 {
+		t.Errorf("stale snapshots used by the earliest state = %v; want 1", got)
+	}
+	if !strings.Contains(logs.String(), "other semantics") {
+		t.Errorf("the earliest state from a stale snapshot was not logged:\n%s", logs.String())
 	}
 }

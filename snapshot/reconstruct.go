@@ -253,8 +253,12 @@ func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (
 		mach, err := r.restore(ctx, m)
 		if err == nil {
 			res := Reconstruction{Machine: mach, Seq: m.Seq, SnapshotSeq: m.Seq, RecordedAt: m.RecordedAt, Skipped: skipped}
-			if sa, ok := mach.(SemanticsAware); ok && sa.StaleSemantics() {
+			if sa, ok := mach.(SemanticsAware); ok && sa.StaleSemantics() && m.Seq > 0 {
+				// Said as Reconstruct says it (base).
+				r.staleUsed.Inc()
 				res.StaleSemantics = true
+				r.log.Warn("snapshot computed by a build with other semantics: the earliest state may differ from this build's "+
+					"replay of the log on what the semantics changed", "snapshot_id", m.ID, "seq", m.Seq)
 			}
 			return res, nil
 		}
@@ -262,6 +266,7 @@ func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (
 		if reason == "" {
 			return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
 		}
+		r.skipped.WithLabelValues(reason).Inc()
 		skipped++
 		r.log.Warn("snapshot skipped, trying a newer one", "snapshot_id", m.ID, "seq", m.Seq, "reason", reason, "err", err)
 	}
