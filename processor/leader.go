@@ -91,6 +91,7 @@ func (n *node) lead(ctx context.Context, term uint64) {
 	log := n.log.With("term", term)
 	n.leading.Store(true)
 	defer n.leading.Store(false)
+	defer n.setLeaderErr(nil) // the writes' error is the leadership's
 	for attempt := 0; ; attempt++ {
 		err := n.parts.Fence.Claim(ctx, int64(term))
 		if err == nil {
@@ -325,6 +326,9 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 		}
 		switch {
 		case err == nil:
+			if failures > 0 {
+				n.setLeaderErr(nil)
+			}
 			failures = 0
 		case errors.Is(err, store.ErrFenced):
 			n.fencedWrite(log, "outbox/history", err)
@@ -339,7 +343,7 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 			// writes are idempotent. The heads are read again, since a
 			// commit may have happened before the error.
 			w.outHead, w.histHead = -1, -1
-			n.setErr(err)
+			n.setLeaderErr(err)
 			log.Warn("leader write", "attempt", failures, "err", err)
 			n.backoff(ctx, failures)
 			failures++

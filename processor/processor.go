@@ -410,7 +410,8 @@ type node struct {
 	staleSemantics       atomic.Bool   // the state was loaded from a snapshot of a build with other semantics
 	historical           chan struct{} // a slot per historical query running
 	errMu                sync.Mutex
-	lastErr              string
+	lastErr              string // the follow loop's (setErr)
+	leaderErr            string // the leader writes' (setLeaderErr)
 
 	mFenced, mSnaps prometheus.Counter
 }
@@ -560,14 +561,27 @@ func (n *node) backoff(ctx context.Context, attempt int) {
 	}
 }
 
+// setErr sets the follow loop's error for the status (nil: cleared).
 func (n *node) setErr(err error) {
 	n.errMu.Lock()
 	defer n.errMu.Unlock()
+	n.lastErr = errText(err)
+}
+
+// setLeaderErr sets the leader writes' error for the status (nil:
+// cleared), apart from the follow loop's, so that each clears only its
+// own.
+func (n *node) setLeaderErr(err error) {
+	n.errMu.Lock()
+	defer n.errMu.Unlock()
+	n.leaderErr = errText(err)
+}
+
+func errText(err error) string {
 	if err == nil {
-		n.lastErr = ""
-	} else {
-		n.lastErr = err.Error()
+		return ""
 	}
+	return err.Error()
 }
 
 // follow loads the state (newest snapshot + replay) and then follows the
@@ -760,7 +774,14 @@ func (n *node) Status(ctx context.Context) api.Status {
 	fresh := seen && age <= 3*n.cfg.PollInterval
 	st.Ready = st.Loaded && id != "" && lag <= n.cfg.ReadyLag && fresh
 	n.errMu.Lock()
-	st.Error = n.lastErr
+	switch {
+	case n.lastErr != "" && n.leaderErr != "":
+		st.Error = n.lastErr + "; leader write: " + n.leaderErr
+	case n.leaderErr != "":
+		st.Error = "leader write: " + n.leaderErr
+	default:
+		st.Error = n.lastErr
+	}
 	n.errMu.Unlock()
 	if stored := n.fencedClaim.Load(); stored != 0 {
 		st.Error = fmt.Sprintf("leader duties refused: the fencing rows hold term %d, above this leader's term %d "+

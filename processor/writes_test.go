@@ -575,14 +575,41 @@ func TestLeaderRetriesAFailedWrite(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.lead(ctx, 1) }()
-	waitFor(t, "a failed write", func() bool { n.errMu.Lock(); defer n.errMu.Unlock(); return n.lastErr != "" })
+	waitFor(t, "a failed write", func() bool { n.errMu.Lock(); defer n.errMu.Unlock(); return n.leaderErr != "" })
 	tables.mu.Lock()
 	tables.fail = nil
 	tables.mu.Unlock()
 	waitFor(t, "heads at 8", func() bool { o, h := tables.heads(); return o == 8 && h == 8 })
+	// Once the writes go through again, the status no longer shows the
+	// failure.
+	waitFor(t, "the status error cleared", func() bool { return n.Status(ctx).Error == "" })
 	cancel()
 	<-done
 	tables.check(t, 8)
+}
+
+// TestLeaderWriteErrorOutlivesAFollowRecovery: the status keeps showing a
+// leader write that still fails when the follow loop recovers from a
+// failure of its own: each clears only its own error.
+func TestLeaderWriteErrorOutlivesAFollowRecovery(t *testing.T) {
+	tables := &fakeTables{fail: fmt.Errorf("connection reset")}
+	n, _ := writesNode(t, 8, 0, tables, &fakeFence{}, 0)
+	if err := n.f.catchUp(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	n.elect = &fakeElector{leader: "t"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.lead(ctx, 1) }()
+	waitFor(t, "a failed write", func() bool { return strings.Contains(n.Status(ctx).Error, "connection reset") })
+	// The follow loop fails once and recovers (as follow does).
+	n.setErr(errors.New("poll log head: i/o timeout"))
+	n.setErr(nil)
+	if st := n.Status(ctx); !strings.Contains(st.Error, "connection reset") {
+		t.Errorf("status error %q while the leader's writes still fail", st.Error)
+	}
+	cancel()
+	<-done
 }
 
 func TestPendingPrune(t *testing.T) {
