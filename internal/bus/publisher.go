@@ -323,10 +323,13 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 			if len(bad) > 0 {
 				p.corrupt.Add(float64(len(bad)))
 				p.log.Error("corrupt spool records moved aside", "count", len(bad))
+				// Moved out of the events bucket, they are not read
+				// again; the cursor stays on the last record sent, so a
+				// record before them that is held back (a marker waiting
+				// for the events in flight) is read again, not skipped.
 				if err := p.spool.quarantine(bad); err != nil {
 					return err
 				}
-				cursor = max(cursor, bad[len(bad)-1])
 			}
 			for _, r := range recs {
 				if isBarrier(r.routingKey) {
