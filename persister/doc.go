@@ -49,7 +49,8 @@
 // snapshot.Store.Prune), then drops the day partitions older than the
 // boundary — but never past the oldest stored snapshot (store.Log.Retain),
 // since reconstruction replays the events after a snapshot; with no
-// snapshot it drops nothing. Several persisters may do so at once; the
+// snapshot at or before the boundary it drops nothing while the log still
+// starts at seq 1. Several persisters may do so at once; the
 // store serialises them.
 //
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,

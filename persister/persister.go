@@ -663,6 +663,6 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 	} else if len(dropped) > 0 {
 		p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
 	} else if bound.IsZero() {
-		p.lg.Warn("retention skipped: no snapshot is stored, so every event is still needed for a cold start", "retention", p.cfg.Retention)
+		p.lg.Warn("retention skipped: no snapshot is stored at or before the boundary and the log starts at seq 1, so every event is still needed to reconstruct the window", "retention", p.cfg.Retention)
 	}
 }

@@ -195,8 +195,13 @@ type RetentionLease interface {
 // of the oldest snapshot in the snapshots table (after snapshot pruning,
 // that is the anchor of the retention window; replay from it needs every
 // event after it). With no snapshot stored nothing is dropped, since a
-// cold start would have to replay the log from seq 1. It returns the
-// dropped partitions and the bound it used (zero when none).
+// cold start would have to replay the log from seq 1. Nor is anything
+// dropped while every snapshot is newer than t and the log still starts
+// at seq 1: the moments between t and the oldest snapshot are then
+// reconstructed by a replay from seq 1 (the first snapshots were taken
+// lately, or `snapshots prune-stale` deleted the older ones), and wait
+// for a snapshot to fall behind t. It returns the dropped partitions and
+// the bound it used (zero when none).
 func (l *Log) Retain(ctx context.Context, t time.Time) ([]string, time.Time, error) {
 	var oldest sql.NullTime
 	if err := l.db.QueryRowContext(ctx, "SELECT MIN(recorded_at) FROM snapshots").Scan(&oldest); err != nil {
@@ -208,6 +213,17 @@ func (l *Log) Retain(ctx context.Context, t time.Time) ([]string, time.Time, err
 	bound := t.UTC()
 	if o := oldest.Time.UTC(); o.Before(bound) {
 		bound = o
+	} else if o.After(bound) {
+		// No snapshot at or before t: only a whole log reconstructs the
+		// moments from t to o. One that lost its start already has no
+		// way back to them, and may go up to t.
+		first, err := l.First(ctx)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("retain: %w", err)
+		}
+		if first <= 1 {
+			return nil, time.Time{}, nil
+		}
 	}
 	dropped, err := l.DropBefore(ctx, bound)
 	return dropped, bound, err

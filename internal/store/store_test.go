@@ -526,6 +526,53 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 	}
 }
 
+// TestRetainKeepsAWholeLogWithoutASnapshotBeforeTheBoundary: while the
+// log still starts at seq 1 and every snapshot is newer than the retention
+// boundary (the first ones were taken lately, or `snapshots prune-stale`
+// deleted the older ones), the moments between the boundary and the
+// oldest snapshot are reconstructed by a replay from seq 1: nothing may
+// go. Once a snapshot lies at or before the boundary, it bounds retention.
+func TestRetainKeepsAWholeLogWithoutASnapshotBeforeTheBoundary(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clk := &clock{t: day0.Add(time.Hour)}
+	log := store.NewLog(db, clk.now)
+	if _, err := log.MaintainPartitions(ctx, clk.now(), 5); err != nil {
+		t.Fatal(err)
+	}
+	for d := range 4 {
+		clk.set(day0.AddDate(0, 0, d).Add(time.Hour))
+		if _, err := log.Append(ctx, entries(t, fmt.Sprint("day", d))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := func(seq int64, at time.Time) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `INSERT INTO snapshots (seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at)
+VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap(4, day0.AddDate(0, 0, 3).Add(time.Hour))
+	boundary := day0.AddDate(0, 0, 2)
+	dropped, _, err := log.Retain(ctx, boundary)
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("Retain = %v, %v; want nothing dropped (the state at the boundary is seq 2, which only a replay from seq 1 reaches)", dropped, err)
+	}
+	if seq, err := log.SeqAt(ctx, boundary); err != nil || seq != 2 {
+		t.Fatalf("SeqAt(boundary) = %d, %v; want 2", seq, err)
+	}
+	if first, err := log.First(ctx); err != nil || first != 1 {
+		t.Fatalf("First = %d, %v; want 1", first, err)
+	}
+	snap(2, day0.AddDate(0, 0, 1).Add(time.Hour))
+	dropped, bound, err := log.Retain(ctx, boundary)
+	if err != nil || !cmp.Equal(dropped, []string{"p20261120"}) || !bound.Equal(day0.AddDate(0, 0, 1).Add(time.Hour)) {
+		t.Fatalf("Retain = %v, %v, %v; want [p20261120] bounded by the snapshot at seq 2", dropped, bound, err)
+	}
+}
+
 // TestPartitionMaintenanceUnderLoad changes partitions while a writer
 // appends: no append may fail and the log stays dense.
 func TestPartitionMaintenanceUnderLoad(t *testing.T) {
