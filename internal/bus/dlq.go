@@ -126,7 +126,14 @@ func RequeueDeadLetters(ctx context.Context, url string, limit int) (moved []Dea
 		if !ok {
 			break
 		}
-		if _, err := event.Decode(m.Body); err != nil {
+		// A replay's re-published record (it says its recorded_at) is read
+		// as the stored event it is, as a persister keeping recorded_at
+		// reads it: a log written before a rule of input was added.
+		decode := event.Decode
+		if _, ok := m.Headers[RecordedAtHeader]; ok {
+			decode = event.DecodeStored
+		}
+		if _, err := decode(m.Body); err != nil {
 			if err := ch.Nack(m.DeliveryTag, false, true); err != nil {
 				return moved, skipped, fmt.Errorf("leave dead letter %s: %w", m.MessageId, err)
 			}
