@@ -72,7 +72,7 @@ type Sequencer interface {
 type Log interface {
 	Append(ctx context.Context, entries []store.Entry) (store.Appended, error)
 	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
-	Retain(ctx context.Context, t time.Time) ([]string, time.Time, error)
+	Retain(ctx context.Context, t time.Time, anchored bool) ([]string, time.Time, error)
 	LockRetention(ctx context.Context, wait time.Duration) (store.RetentionLease, error)
 }
 
@@ -636,16 +636,21 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 		return
 	}
 	defer lease.Release()
+	// Without a snapshot store to check, the snapshots are taken as usable.
+	anchored := p.snaps == nil
 	if p.snaps != nil {
-		if res, err := p.snaps.Prune(ctx, cut); err != nil {
+		res, err := p.snaps.Prune(ctx, cut)
+		switch {
+		case err != nil:
 			if ctx.Err() == nil {
 				p.lg.Error("snapshot retention failed", "err", err)
 			}
-		} else if res.Deleted > 0 {
+		case res.Deleted > 0:
 			p.m.snapsPruned.Add(float64(res.Deleted))
 			p.lg.Info("pruned snapshots past retention", "deleted", res.Deleted, "anchor_seq", res.AnchorSeq,
 				"anchor_recorded_at", res.AnchorRecordedAt, "retention", p.cfg.Retention)
 		}
+		anchored = err == nil && res.AnchorSeq > 0
 	}
 	// The lock goes with its session: should that have dropped, another
 	// may be deleting snapshots, and the partition drop must not rely on
@@ -656,13 +661,13 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 		}
 		return
 	}
-	if dropped, bound, err := p.log.Retain(ctx, cut); err != nil {
+	if dropped, bound, err := p.log.Retain(ctx, cut, anchored); err != nil {
 		if ctx.Err() == nil {
 			p.lg.Error("retention failed", "err", err)
 		}
 	} else if len(dropped) > 0 {
 		p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
 	} else if bound.IsZero() {
-		p.lg.Warn("retention skipped: no snapshot is stored at or before the boundary and the log starts at seq 1, so every event is still needed to reconstruct the window", "retention", p.cfg.Retention)
+		p.lg.Warn("retention skipped: no snapshot the processors can restore is stored at or before the boundary and the log starts at seq 1, so every event is still needed to reconstruct the window", "retention", p.cfg.Retention)
 	}
 }

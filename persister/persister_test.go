@@ -187,7 +187,7 @@ func (l *fakeLog) MaintainPartitions(context.Context, time.Time, int) ([]string,
 	return nil, nil
 }
 
-func (l *fakeLog) Retain(context.Context, time.Time) ([]string, time.Time, error) {
+func (l *fakeLog) Retain(context.Context, time.Time, bool) ([]string, time.Time, error) {
 	return nil, time.Time{}, nil
 }
 

@@ -256,6 +256,12 @@ func TestPrune(t *testing.T) {
 	if err != nil || res.Deleted != 0 || res.AnchorSeq != 0 {
 		t.Fatalf("prune before everything: %+v, %v", res, err)
 	}
+	// A store that requires encodings the snapshots are not in (another
+	// build's readers) finds no anchor among them, and deletes nothing.
+	res, err = NewStore(g.db, nil).RequireEncodings("another-build").Prune(ctx, t0.Add(4*time.Minute-time.Second))
+	if err != nil || res.Deleted != 0 || res.AnchorSeq != 0 {
+		t.Fatalf("prune with no snapshot in the required encodings: %+v, %v; want no anchor, none deleted", res, err)
+	}
 	// Boundary inside batch 4 (seq 41..50, at t0+4m): the anchor is 30
 	// (recorded t0+2m); 10 and 20 go.
 	res, err = st.Prune(ctx, t0.Add(4*time.Minute-time.Second))

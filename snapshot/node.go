@@ -31,6 +31,10 @@ const (
 	NodeJSON = "node-state-json"
 )
 
+// NodeEncodings are the payload encodings a NodeFactory restores: those
+// of the processors' snapshots.
+func NodeEncodings() []string { return []string{NodeBin, NodeGob, NodeJSON} }
+
 // NodeStateVersion is the version of NodeState's layout.
 const NodeStateVersion = 1
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,6 +53,9 @@ type Meta struct {
 type Store struct {
 	db  *sql.DB
 	log *slog.Logger
+	// encodings, when set, are the only payload encodings Prune takes
+	// for an anchor (RequireEncodings).
+	encodings []string
 }
 
 // NewStore returns a Store over db. A nil logger discards.
@@ -60,6 +64,16 @@ func NewStore(db *sql.DB, logger *slog.Logger) *Store {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Store{db: db, log: logger}
+}
+
+// RequireEncodings makes Prune keep as the retention anchor only a
+// snapshot in one of encodings, those its readers restore (the
+// processors': NodeEncodings), and returns s. A snapshot they would pass
+// over (an encoding of another build, an engine-only payload) then never
+// stands as the only base of the retention window.
+func (s *Store) RequireEncodings(encodings ...string) *Store {
+	s.encodings = encodings
+	return s
 }
 
 // MaxAllowedPacket returns the server's max_allowed_packet.
@@ -259,12 +273,15 @@ func (s *Store) Prune(ctx context.Context, keepAfter time.Time) (PruneResult, er
 	}
 	var anchor *Meta
 	for i := range cands {
-		_, _, err := s.Load(ctx, cands[i])
+		h, _, err := s.Load(ctx, cands[i])
+		if err == nil && len(s.encodings) > 0 && !slices.Contains(s.encodings, h.Encoding) {
+			err = fmt.Errorf("%w: %q is not one of %v, which the processors restore", ErrUnknownEncoding, h.Encoding, s.encodings)
+		}
 		if err == nil {
 			anchor = &cands[i]
 			break
 		}
-		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) {
+		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) && !errors.Is(err, ErrUnknownEncoding) {
 			return PruneResult{}, err
 		}
 		s.log.Warn("snapshot unusable as retention anchor", "snapshot_id", cands[i].ID, "seq", cands[i].Seq, "err", err)

@@ -43,7 +43,9 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			}
 			p, err := persister.New(pcfg, persister.Deps{
 				Queue: persister.NewBusQueue(consumer), Log: store.NewLog(db, nil), Sequencer: seqr,
-				Snapshots: snapshot.NewStore(db, log),
+				// Retention's anchor must be a snapshot the processors
+				// restore.
+				Snapshots: snapshot.NewStore(db, log).RequireEncodings(snapshot.NodeEncodings()...),
 				Logger:    log, Registerer: reg,
 			})
 			if err != nil {

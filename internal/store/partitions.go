@@ -195,14 +195,16 @@ type RetentionLease interface {
 // of the oldest snapshot in the snapshots table (after snapshot pruning,
 // that is the anchor of the retention window; replay from it needs every
 // event after it). With no snapshot stored nothing is dropped, since a
-// cold start would have to replay the log from seq 1. Nor is anything
-// dropped while every snapshot is newer than t and the log still starts
-// at seq 1: the moments between t and the oldest snapshot are then
-// reconstructed by a replay from seq 1 (the first snapshots were taken
-// lately, or `snapshots prune-stale` deleted the older ones), and wait
-// for a snapshot to fall behind t. It returns the dropped partitions and
+// cold start would have to replay the log from seq 1. anchored says the
+// caller checked that a snapshot the processors can restore is stored at
+// or before t (snapshot retention's anchor); without one, nothing is
+// dropped while the log still starts at seq 1: the moments between t and
+// the oldest usable snapshot are then reconstructed by a replay from seq 1
+// (the first snapshots were taken lately, `snapshots prune-stale` deleted
+// the older ones, or those before t cannot be restored), and wait for a
+// usable snapshot to fall behind t. It returns the dropped partitions and
 // the bound it used (zero when none).
-func (l *Log) Retain(ctx context.Context, t time.Time) ([]string, time.Time, error) {
+func (l *Log) Retain(ctx context.Context, t time.Time, anchored bool) ([]string, time.Time, error) {
 	var oldest sql.NullTime
 	if err := l.db.QueryRowContext(ctx, "SELECT MIN(recorded_at) FROM snapshots").Scan(&oldest); err != nil {
 		return nil, time.Time{}, fmt.Errorf("retain: oldest snapshot: %w", err)
@@ -214,9 +216,12 @@ func (l *Log) Retain(ctx context.Context, t time.Time) ([]string, time.Time, err
 	if o := oldest.Time.UTC(); o.Before(bound) {
 		bound = o
 	} else if o.After(bound) {
-		// No snapshot at or before t: only a whole log reconstructs the
-		// moments from t to o. One that lost its start already has no
-		// way back to them, and may go up to t.
+		anchored = false // no snapshot at all at or before t
+	}
+	if !anchored {
+		// Only a whole log reconstructs the moments from t to the oldest
+		// usable snapshot. One that lost its start already has no way
+		// back to them, and may go up to the bound.
 		first, err := l.First(ctx)
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("retain: %w", err)

@@ -491,7 +491,7 @@ func TestRetainKeepsWhatSnapshotsNeed(t *testing.T) {
 		}
 	}
 	// No snapshot: nothing may go, whatever the retention says.
-	dropped, bound, err := log.Retain(ctx, day0.AddDate(0, 0, 10))
+	dropped, bound, err := log.Retain(ctx, day0.AddDate(0, 0, 10), true)
 	if err != nil || len(dropped) != 0 || !bound.IsZero() {
 		t.Fatalf("Retain without snapshots = %v, %v, %v; want nothing dropped", dropped, bound, err)
 	}
@@ -505,7 +505,7 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 	// The oldest snapshot (seq 2, day 1) bounds retention below t.
 	snap(2, day0.AddDate(0, 0, 1).Add(time.Hour))
 	snap(3, day0.AddDate(0, 0, 2).Add(time.Hour))
-	dropped, bound, err = log.Retain(ctx, day0.AddDate(0, 0, 10))
+	dropped, bound, err = log.Retain(ctx, day0.AddDate(0, 0, 10), true)
 	if err != nil || !cmp.Equal(dropped, []string{"p20261120"}) || !bound.Equal(day0.AddDate(0, 0, 1).Add(time.Hour)) {
 		t.Fatalf("Retain = %v, %v, %v; want [p20261120] bounded by the oldest snapshot", dropped, bound, err)
 	}
@@ -513,11 +513,11 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 	if _, err := db.ExecContext(ctx, "DELETE FROM snapshots WHERE seq = 2"); err != nil {
 		t.Fatal(err)
 	}
-	dropped, _, err = log.Retain(ctx, day0.AddDate(0, 0, 1).Add(30*time.Minute))
+	dropped, _, err = log.Retain(ctx, day0.AddDate(0, 0, 1).Add(30*time.Minute), true)
 	if err != nil || len(dropped) != 0 {
 		t.Fatalf("Retain before a partition's end = %v, %v; want nothing", dropped, err)
 	}
-	dropped, _, err = log.Retain(ctx, day0.AddDate(0, 0, 2))
+	dropped, _, err = log.Retain(ctx, day0.AddDate(0, 0, 2), true)
 	if err != nil || !cmp.Equal(dropped, []string{"p20261121"}) {
 		t.Fatalf("Retain = %v, %v; want [p20261121]", dropped, err)
 	}
@@ -556,7 +556,7 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 	}
 	snap(4, day0.AddDate(0, 0, 3).Add(time.Hour))
 	boundary := day0.AddDate(0, 0, 2)
-	dropped, _, err := log.Retain(ctx, boundary)
+	dropped, _, err := log.Retain(ctx, boundary, true)
 	if err != nil || len(dropped) != 0 {
 		t.Fatalf("Retain = %v, %v; want nothing dropped (the state at the boundary is seq 2, which only a replay from seq 1 reaches)", dropped, err)
 	}
@@ -567,9 +567,27 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 		t.Fatalf("First = %d, %v; want 1", first, err)
 	}
 	snap(2, day0.AddDate(0, 0, 1).Add(time.Hour))
-	dropped, bound, err := log.Retain(ctx, boundary)
+	// A snapshot at or before the boundary that the processors cannot
+	// restore (corrupt, another build's encoding: not anchored) is no
+	// base either.
+	if dropped, _, err := log.Retain(ctx, boundary, false); err != nil || len(dropped) != 0 {
+		t.Fatalf("Retain not anchored = %v, %v; want nothing dropped", dropped, err)
+	}
+	dropped, bound, err := log.Retain(ctx, boundary, true)
 	if err != nil || !cmp.Equal(dropped, []string{"p20261120"}) || !bound.Equal(day0.AddDate(0, 0, 1).Add(time.Hour)) {
 		t.Fatalf("Retain = %v, %v, %v; want [p20261120] bounded by the snapshot at seq 2", dropped, bound, err)
+	}
+	// Once the log lost its start, the moments before the oldest usable
+	// snapshot are past reconstruction whatever is kept: an unanchored
+	// retention goes up to the oldest snapshot stored, which may still be
+	// restorable by others.
+	if _, err := db.ExecContext(ctx, "DELETE FROM snapshots WHERE seq = 2"); err != nil {
+		t.Fatal(err)
+	}
+	snap(3, day0.AddDate(0, 0, 2).Add(time.Hour))
+	dropped, bound, err = log.Retain(ctx, day0.AddDate(0, 0, 5), false)
+	if err != nil || !cmp.Equal(dropped, []string{"p20261121"}) || !bound.Equal(day0.AddDate(0, 0, 2).Add(time.Hour)) {
+		t.Fatalf("Retain not anchored, the start lost = %v, %v, %v; want [p20261121] bounded by the oldest snapshot", dropped, bound, err)
 	}
 }
 
