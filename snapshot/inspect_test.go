@@ -351,6 +351,17 @@ func TestReplayOverADroppedRangeIsAGap(t *testing.T) {
 	if err := rc.Advance(ctx, &end, AtSeq(201)); !errors.Is(err, ErrBeyondLog) {
 		t.Errorf("advance from 200 to 201, the log to 200: %v; want ErrBeyondLog", err)
 	}
+	// Every record past retention: the log assigned up to 200, so a seq
+	// up to it is a gap, not past the end.
+	if _, err := td.db.ExecContext(ctx, "DELETE FROM events"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Advance(ctx, &early, AtSeq(140)); !errors.Is(err, ErrGap) {
+		t.Errorf("advance from 100 to 140, no record stored: %v; want ErrGap", err)
+	}
+	if err := rc.Advance(ctx, &end, AtSeq(201)); !errors.Is(err, ErrBeyondLog) {
+		t.Errorf("advance from 200 to 201, no record stored, the head at 200: %v; want ErrBeyondLog", err)
+	}
 }
 
 // TestShadowRestartsPastRetention: a shadow the log no longer follows

@@ -21,6 +21,9 @@ type EventReader interface {
 	ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error)
 	// SeqAt returns the highest seq recorded at or before t (0 if none).
 	SeqAt(ctx context.Context, t time.Time) (int64, error)
+	// Head returns the last seq the log assigned (0 if none), whether
+	// retention kept its record or not.
+	Head(ctx context.Context) (int64, time.Time, error)
 }
 
 // Errors of Reconstruct.
@@ -306,6 +309,23 @@ func (r *Reconstructor) short(ctx context.Context, seq int64) error {
 	}
 	if len(next) > 0 && next[0].Seq > seq+1 {
 		return fmt.Errorf("%w: seq %d follows %d (the records between are past retention)", ErrGap, next[0].Seq, seq)
+	}
+	if len(next) == 0 {
+		// Nothing stored after seq: the log may end there, or retention
+		// dropped every record after it (up to the head it assigned).
+		head, _, err := r.events.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("the log ends at seq %d, or misses the records after it: %w", seq, err)
+		}
+		if head > seq {
+			// Read again: a record appended since the first read is no gap.
+			if next, err = r.events.ReadRange(ctx, seq, 1); err != nil {
+				return fmt.Errorf("the log ends at seq %d, or misses the records after it: %w", seq, err)
+			}
+			if len(next) == 0 || next[0].Seq > seq+1 {
+				return fmt.Errorf("%w: the records after seq %d, up to the head %d, are past retention", ErrGap, seq, head)
+			}
+		}
 	}
 	return fmt.Errorf("%w (log ends at seq %d)", ErrBeyondLog, seq)
 }
