@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/graph"
@@ -704,15 +703,7 @@ func TestStatsSubMicrosecondBounds(t *testing.T) {
 // a raise just after to and left out an alarm cleared just after from.
 func TestListBetweenMicroseconds(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := mysql.ParseDSN(storetest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["sql_mode"] = "'STRICT_TRANS_TABLES,TIME_ROUND_FRACTIONAL'"
-	db, err := store.Open(ctx, cfg.FormatDSN())
+	db, err := store.Open(ctx, storetest.NewDBRoundingTimes(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/internal/event"
@@ -475,12 +474,16 @@ func TestConcurrentAppendsCommitInSeqOrder(t *testing.T) {
 	}
 }
 
-func TestRetainKeepsWhatSnapshotsNeed(t *testing.T) {
+// retentionLog is a log of four days from day0 (2026-11-20), an event a
+// day at 01:00 (seqs 1 to 4, a day partition each), and snap, which
+// stores a snapshot's row at seq, recorded at at.
+func retentionLog(t *testing.T) (db *sql.DB, log *store.Log, day0 time.Time, snap func(seq int64, at time.Time)) {
+	t.Helper()
 	ctx := context.Background()
-	db := openDB(t, storetest.NewDB(t))
-	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	db = openDB(t, storetest.NewDB(t))
+	day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	clk := &clock{t: day0.Add(time.Hour)}
-	log := store.NewLog(db, clk.now)
+	log = store.NewLog(db, clk.now)
 	if _, err := log.MaintainPartitions(ctx, clk.now(), 5); err != nil {
 		t.Fatal(err)
 	}
@@ -490,17 +493,23 @@ func TestRetainKeepsWhatSnapshotsNeed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// No snapshot: nothing may go, whatever the retention says.
-	dropped, bound, err := log.Retain(ctx, day0.AddDate(0, 0, 10), true)
-	if err != nil || len(dropped) != 0 || !bound.IsZero() {
-		t.Fatalf("Retain without snapshots = %v, %v, %v; want nothing dropped", dropped, bound, err)
-	}
-	snap := func(seq int64, at time.Time) {
+	snap = func(seq int64, at time.Time) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, `INSERT INTO snapshots (seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at)
 VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != nil {
 			t.Fatal(err)
 		}
+	}
+	return db, log, day0, snap
+}
+
+func TestRetainKeepsWhatSnapshotsNeed(t *testing.T) {
+	ctx := context.Background()
+	db, log, day0, snap := retentionLog(t)
+	// No snapshot: nothing may go, whatever the retention says.
+	dropped, bound, err := log.Retain(ctx, day0.AddDate(0, 0, 10), true)
+	if err != nil || len(dropped) != 0 || !bound.IsZero() {
+		t.Fatalf("Retain without snapshots = %v, %v, %v; want nothing dropped", dropped, bound, err)
 	}
 	// The oldest snapshot (seq 2, day 1) bounds retention below t.
 	snap(2, day0.AddDate(0, 0, 1).Add(time.Hour))
@@ -534,26 +543,7 @@ VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != 
 // go. Once a snapshot lies at or before the boundary, it bounds retention.
 func TestRetainKeepsAWholeLogWithoutASnapshotBeforeTheBoundary(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t, storetest.NewDB(t))
-	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	clk := &clock{t: day0.Add(time.Hour)}
-	log := store.NewLog(db, clk.now)
-	if _, err := log.MaintainPartitions(ctx, clk.now(), 5); err != nil {
-		t.Fatal(err)
-	}
-	for d := range 4 {
-		clk.set(day0.AddDate(0, 0, d).Add(time.Hour))
-		if _, err := log.Append(ctx, entries(t, fmt.Sprint("day", d))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	snap := func(seq int64, at time.Time) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, `INSERT INTO snapshots (seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at)
-VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, log, day0, snap := retentionLog(t)
 	snap(4, day0.AddDate(0, 0, 3).Add(time.Hour))
 	boundary := day0.AddDate(0, 0, 2)
 	dropped, _, err := log.Retain(ctx, boundary, true)
@@ -838,15 +828,7 @@ func TestMigrationMovesAlarmKeys(t *testing.T) {
 // which took in the record of the microsecond after it.
 func TestSeqAtBetweenMicroseconds(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := mysql.ParseDSN(storetest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["sql_mode"] = "'STRICT_TRANS_TABLES,TIME_ROUND_FRACTIONAL'"
-	db := openDB(t, cfg.FormatDSN())
+	db := openDB(t, storetest.NewDBRoundingTimes(t))
 	x := time.Date(2026, 11, 22, 5, 0, 0, 1000, time.UTC)
 	clk := &clock{t: x}
 	log := store.NewLog(db, clk.now)

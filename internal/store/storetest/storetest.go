@@ -52,6 +52,22 @@ func NewDB(t testing.TB) string {
 	return dsn
 }
 
+// NewDBRoundingTimes is NewDB whose sessions round a time finer than a
+// column's precision (sql_mode TIME_ROUND_FRACTIONAL) instead of
+// truncating it: for tests that a bound is sent at the columns' precision.
+func NewDBRoundingTimes(t testing.TB) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(NewDB(t))
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["sql_mode"] = "'STRICT_TRANS_TABLES,TIME_ROUND_FRACTIONAL'"
+	return cfg.FormatDSN()
+}
+
 // NewEmptyDB is NewDB without the migration: for tests of the migrator.
 func NewEmptyDB(t testing.TB) string {
 	t.Helper()
