@@ -160,7 +160,7 @@ func machineChanges(m Machine) int64 {
 // load installs the machine reconstructed at seq, recorded at at (a cold
 // start).
 func (f *follower) load(m Machine, seq int64, at time.Time) {
-	var base Base
+	var base loadBase
 	if f.pend != nil {
 		base = baseOf(m, seq, at) // m is not shared yet: read it outside the lock
 	}

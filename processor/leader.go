@@ -656,7 +656,7 @@ func (n *node) salvage(ctx context.Context, table gapTable, head, through int64)
 		}
 	}
 	f.regen = newPending(math.MaxInt)
-	f.regen.reset(base, Base{})
+	f.regen.reset(base, loadBase{})
 	res.Machine = &collector{m: inner, produce: n.parts.Produce, out: f.regen}
 	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
 		// Retention moving on meanwhile is no verdict either (%v: not
@@ -680,7 +680,7 @@ func (n *node) regenerate(ctx context.Context, from, through int64) (*pending, e
 		return nil, err
 	}
 	out := newPending(math.MaxInt)
-	out.reset(from, Base{})
+	out.reset(from, loadBase{})
 	res.Machine = &collector{m: res.Machine, produce: n.parts.Produce, out: out}
 	if err := n.parts.Reconstructor.Advance(ctx, &res, snapshot.AtSeq(through)); err != nil {
 		return nil, err

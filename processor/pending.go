@@ -79,20 +79,20 @@ type pending struct {
 	// marks, while a mark is still there: a leader writes it for the
 	// records up to the mark when neither the log nor any snapshot can
 	// rebuild them any more (fill).
-	base Base
+	base loadBase
 }
 
-// Base is what a machine shows at a seq, whole: the subscriptions in
+// loadBase is what a machine shows at a seq, whole: the subscriptions in
 // force and what is active. Either is nil when the machine cannot say.
-type Base struct {
+type loadBase struct {
 	Resync *outbox.Resync
 	State  *history.State
 }
 
-// baseOf reads m's Base; m has applied the log through seq, recorded at
+// baseOf reads m's loadBase; m has applied the log through seq, recorded at
 // recordedAt.
-func baseOf(m Machine, seq int64, recordedAt time.Time) Base {
-	var b Base
+func baseOf(m Machine, seq int64, recordedAt time.Time) loadBase {
+	var b loadBase
 	if s, ok := m.(subscriptionStater); ok {
 		b.Resync = &outbox.Resync{Seq: seq, Subscriptions: s.SubscriptionState()}
 	}
@@ -110,8 +110,8 @@ func newPending(max int) *pending {
 }
 
 // reset starts over at seq (a state loaded at seq: nothing derived yet),
-// whose Base is base.
-func (p *pending) reset(seq int64, base Base) {
+// whose loadBase is base.
+func (p *pending) reset(seq int64, base loadBase) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seq, p.outFrom, p.histFrom = seq, seq, seq
@@ -133,20 +133,20 @@ func (p *pending) add(seq int64, out Output) {
 		p.dropped++
 		p.outFrom, p.histFrom = seq, seq
 		p.rows, p.subs, p.items = nil, nil, nil
-		// No Base at seq: reading it would stall the apply loop for a
+		// No loadBase at seq: reading it would stall the apply loop for a
 		// scan of the graph, and the bound is met only while no leader
 		// writes, mostly with the database away, when retention cannot
 		// drop the records a leader regenerates the gap from.
-		p.base = Base{}
+		p.base = loadBase{}
 	}
 }
 
-// baseAt returns the Base at the from mark of table when it is still at
+// baseAt returns the loadBase at the from mark of table when it is still at
 // from, so that the records up to from stand in it.
-func (p *pending) baseAt(table gapTable, from int64) Base {
+func (p *pending) baseAt(table gapTable, from int64) loadBase {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var b Base
+	var b loadBase
 	if r := p.base.Resync; table == outboxTable && r != nil && r.Seq == from && p.outFrom == from {
 		b.Resync = r
 	}

@@ -614,7 +614,7 @@ func TestLeaderWriteErrorOutlivesAFollowRecovery(t *testing.T) {
 
 func TestPendingPrune(t *testing.T) {
 	p := newPending(0)
-	p.reset(5, Base{})
+	p.reset(5, loadBase{})
 	m := &seqMachine{seq: 5}
 	for s := int64(6); s <= 12; s++ {
 		out, err := fakeProduce(m, rec(s))
@@ -635,9 +635,9 @@ func TestPendingPrune(t *testing.T) {
 	}
 }
 
-// The Base pending keeps is the one at its marks: set by a load and by a
-// drop past the bound, given only for the table whose mark is still
-// there, and let go once a prune moves the mark.
+// The loadBase pending keeps is the one at its marks: set by a load,
+// given only for the table whose mark is still there, and let go once a
+// prune moves the mark or a drop past the bound does.
 func TestPendingBase(t *testing.T) {
 	m := &seqMachine{seq: 5}
 	p := newPending(4)
