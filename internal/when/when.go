@@ -31,5 +31,11 @@ func Parse(s string, now time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2006-01-02T15:04:05Z) nor a relative duration like -2h", s)
 	}
-	return t.UTC(), nil
+	// An offset can carry "0000-12-31T23:00:00-02:00" into year 1, but
+	// "0001-01-01T00:30:00+01:00" is in year 0 in UTC: no column or
+	// format downstream holds such a time, and it prints back as another.
+	if t = t.UTC(); t.Year() < 1 {
+		return time.Time{}, fmt.Errorf("%q is before the year 1", s)
+	}
+	return t, nil
 }

@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want %v in UTC", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "  ", "yesterday", "-2x", "+", "2026-04-30", "2026-04-30 10:00:00", "-2", "--2h"} {
+	for _, bad := range []string{"", "  ", "yesterday", "-2x", "+", "2026-04-30", "2026-04-30 10:00:00", "-2", "--2h", "0000-06-01T00:00:00Z", "0001-01-01T00:30:00+01:00"} {
 		if _, err := Parse(bad, now); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
