@@ -57,8 +57,8 @@ type Config struct {
 	// safety net against a lost doorbell (default 1s).
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// ReadyLag is how far behind the log head a node may be and still be
-	// ready (default 1000 events).
-	ReadyLag int64 `yaml:"ready_lag"`
+	// ready (nil: 1000 events; 0: ready only at the head).
+	ReadyLag *int64 `yaml:"ready_lag"`
 	// PageSize is the number of events read per catch-up query.
 	PageSize int `yaml:"page_size"`
 	// SnapshotCheck is how often the leader asks the policy whether a
@@ -118,8 +118,8 @@ func (c *Config) SetDefaults() {
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
 	}
-	if c.ReadyLag == 0 {
-		c.ReadyLag = DefaultReadyLag
+	if c.ReadyLag == nil {
+		c.ReadyLag = new(int64(DefaultReadyLag))
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
@@ -201,7 +201,7 @@ func (c Config) Validate() error {
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, errors.New("retry_max: must be at least retry_min"))
 	}
-	if c.ReadyLag < 0 {
+	if c.ReadyLag != nil && *c.ReadyLag < 0 {
 		errs = append(errs, errors.New("ready_lag: must not be negative"))
 	}
 	if c.PageSize < 1 {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/election"
 	"github.com/causeway/causeway/snapshot"
@@ -32,7 +34,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"empty", func(c *Config) { *c = Config{} }, []string{"node_id", "data_dir", "raft: bind_addr", "api: listen", "snapshot: policy", "database_dsn", "amqp_url"}},
 		{"raft node id", func(c *Config) { c.Raft.NodeID = "other" }, []string{"raft.node_id", "peers: must include"}},
-		{"negative", func(c *Config) { c.ReadyLag, c.PageSize, c.PollInterval = -1, -1, -1 }, []string{"ready_lag", "page_size", "poll_interval"}},
+		{"negative", func(c *Config) { c.ReadyLag, c.PageSize, c.PollInterval = new(int64(-1)), -1, -1 }, []string{"ready_lag", "page_size", "poll_interval"}},
 		{"retry", func(c *Config) { c.RetryMin, c.RetryMax = 10, 5 }, []string{"retry_max"}},
 		{"amqp", func(c *Config) { c.AMQPURL = "http://x" }, []string{"amqp_url"}},
 		{"leader writes", func(c *Config) {
@@ -62,6 +64,21 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if strings.Contains(c.String(), "root@") || strings.Contains(c.String(), "guest:guest") {
 		t.Errorf("String leaks secrets: %s", c)
+	}
+}
+
+// TestReadyLagZeroIsKept: ready_lag: 0 (ready only at the log head) is
+// kept, and only a missing key takes the default.
+func TestReadyLagZeroIsKept(t *testing.T) {
+	for in, want := range map[string]int64{"ready_lag: 0": 0, "ready_lag: 7": 7, "page_size: 10": DefaultReadyLag} {
+		var c Config
+		if err := yaml.Unmarshal([]byte(in), &c); err != nil {
+			t.Fatal(err)
+		}
+		c.SetDefaults()
+		if *c.ReadyLag != want {
+			t.Errorf("%s: ready_lag %d; want %d", in, *c.ReadyLag, want)
+		}
 	}
 }
 
