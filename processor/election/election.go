@@ -213,6 +213,9 @@ type Node struct {
 	// loop there while it moves leadership with real raft: the races
 	// that the term checks guard then happen on cue.
 	pause func(pausePoint)
+	// barrier, when set (tests only, before Run), stands for raft's
+	// Barrier, so that a test can hold one.
+	barrier func(r *raft.Raft, timeout time.Duration) raft.Future
 
 	mIsLeader      prometheus.Gauge
 	mTerm          prometheus.Gauge
@@ -458,7 +461,11 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 			// the new term: a term read after the Barrier would start
 			// the new term's loop on the old term's Barrier.
 			term := r.CurrentTerm()
-			if err := r.Barrier(n.cfg.BarrierTimeout).Error(); err != nil {
+			stopped, err := n.awaitBarrier(ctx, r)
+			if stopped {
+				return
+			}
+			if err != nil {
 				n.log.Warn("barrier after winning election", "err", err)
 				break
 			}
@@ -491,6 +498,26 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 		case <-tick.C:
 		case <-loopDoneOrNil(loopDone):
 		}
+	}
+}
+
+// awaitBarrier waits for a Barrier of the current term, or for ctx to end
+// (stopped): a stop does not wait for a Barrier that cannot complete, the
+// Shutdown that follows ends it.
+func (n *Node) awaitBarrier(ctx context.Context, r *raft.Raft) (stopped bool, err error) {
+	var f raft.Future
+	if n.barrier != nil {
+		f = n.barrier(r, n.cfg.BarrierTimeout)
+	} else {
+		f = r.Barrier(n.cfg.BarrierTimeout)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return false, err
+	case <-ctx.Done():
+		return true, nil
 	}
 }
 

@@ -522,3 +522,57 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// heldFuture is a raft.Future that completes when release is closed.
+type heldFuture struct{ release chan struct{} }
+
+func (f heldFuture) Error() error {
+	<-f.release
+	return raft.ErrRaftShutdown
+}
+
+// TestStopDoesNotWaitForTheBarrier: a node stopped while the Barrier after
+// its win is still pending returns without waiting for it (raft's Shutdown
+// ends it), and never starts the leader loop.
+func TestStopDoesNotWaitForTheBarrier(t *testing.T) {
+	addr, trans := raft.NewInmemTransport("")
+	store := raft.NewInmemStore()
+	node, err := New(Config{
+		NodeID: "n0", Peers: []Peer{{ID: "n0", Address: string(addr)}},
+		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+		LeaderLeaseTimeout: 25 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+	}, Deps{
+		Registerer: prometheus.NewRegistry(),
+		Logger:     slog.New(slog.DiscardHandler),
+		OnLead:     func(context.Context, uint64) { t.Error("the leader loop started without its Barrier") },
+		Transport:  trans, LogStore: store, StableStore: store, SnapshotStore: raft.NewInmemSnapshotStore(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	node.barrier = func(*raft.Raft, time.Duration) raft.Future {
+		once.Do(func() { close(held) })
+		return heldFuture{release}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node never won its election")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return while the Barrier was pending")
+	}
+}
