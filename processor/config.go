@@ -105,6 +105,14 @@ func (c Config) busConn() bus.Conn {
 	return bus.Conn{URL: c.AMQPURL, ReconnectMin: c.AMQPReconnectMin, ReconnectMax: c.AMQPReconnectMax}
 }
 
+// readyLag is ReadyLag, or its default when unset.
+func (c Config) readyLag() int64 {
+	if c.ReadyLag == nil {
+		return DefaultReadyLag
+	}
+	return *c.ReadyLag
+}
+
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
 	if c.Raft.NodeID == "" {

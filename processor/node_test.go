@@ -75,7 +75,7 @@ func (e *fakeElector) Remove(string, time.Duration) error       { return electio
 func followingNode(t *testing.T, log *fakeLog, stream *fakeStream, recon *fakeRecon, elect *fakeElector, poll time.Duration) (*node, func()) {
 	t.Helper()
 	n := &node{
-		cfg: Config{PollInterval: poll, RetryMin: time.Millisecond, RetryMax: time.Millisecond},
+		cfg: Config{PollInterval: poll, ReadyLag: new(int64(0)), RetryMin: time.Millisecond, RetryMax: time.Millisecond},
 		log: slog.New(slog.DiscardHandler), now: time.Now,
 		parts:   Parts{Log: log, Stream: stream, Reconstructor: recon},
 		f:       newFollower(log, 10, slog.New(slog.DiscardHandler)),
@@ -198,7 +198,7 @@ func TestNodeFollowsAndReportsReady(t *testing.T) {
 // of rebuilding another graph; once one ends, the next one runs.
 func TestHistoricalQueriesAreBounded(t *testing.T) {
 	n := &node{
-		cfg: Config{}, log: slog.New(slog.DiscardHandler),
+		cfg: Config{ReadyLag: new(int64(0))}, log: slog.New(slog.DiscardHandler),
 		parts: Parts{Reconstructor: &fakeRecon{seq: 3, m: &recMachine{}},
 			Inspect: func(Machine) (api.View, error) { return nil, nil }},
 		historical: make(chan struct{}, 1),

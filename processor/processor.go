@@ -772,7 +772,7 @@ func (n *node) Status(ctx context.Context) api.Status {
 	// would go stale and the lag would look small).
 	age, seen := n.f.headAge()
 	fresh := seen && age <= 3*n.cfg.PollInterval
-	st.Ready = st.Loaded && id != "" && lag <= *n.cfg.ReadyLag && fresh
+	st.Ready = st.Loaded && id != "" && lag <= n.cfg.readyLag() && fresh
 	n.errMu.Lock()
 	switch {
 	case n.lastErr != "" && n.leaderErr != "":
