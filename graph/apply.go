@@ -77,8 +77,8 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 		if g.s(v.source) == ev.Source {
 			v.seen = g.step
 		}
-		if !v.placeholder && obs < v.sample {
-			return nil // older than what the graph holds
+		if v.older(obs) {
+			return nil
 		}
 	}
 	var prev Vertex
@@ -111,6 +111,13 @@ func (g *Graph) upsert(ev *event.Event) []Change {
 		changes = append(changes, g.updated(VertexUpdated, prev, v))
 	}
 	return g.setRelations(v, ev.Source, e.Relations, changes)
+}
+
+// older reports whether an observation at obs is older than what the graph
+// holds of v: its sample_timestamp, which a live placeholder does not have
+// (a deleted one has its delete's).
+func (v *vertex) older(obs int64) bool {
+	return (!v.placeholder || v.deleted) && obs < v.sample
 }
 
 // vertexChanged reports whether v differs from prev in more than its
@@ -332,18 +339,35 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 	return v
 }
 
+// deleteEntity applies an entity.delete. A delete keeps its observed time
+// as the vertex's sample_timestamp, so that an upsert older than it, which
+// the log may record after it (two services reporting one entity, a
+// listener's retry), is ignored as any older update. Hence a delete of a
+// deleted vertex still moves its sample_timestamp forward, and a delete of
+// an entity the graph does not know leaves a tombstone: a placeholder (no
+// datasource reported what it is) that is deleted, reported as a
+// VertexAdded of a vertex that is not live. A delete of a placeholder
+// leaves the same, with the edges that named it deleted.
 func (g *Graph) deleteEntity(ev *event.Event) []Change {
 	e := ev.Entity
-	id, ok := g.lookup(categoryOr(e.Category), e.Type, e.ID)
+	cat := categoryOr(e.Category)
+	obs := toNanos(ev.ObservedAt)
+	id, ok := g.lookup(cat, e.Type, e.ID)
 	if !ok {
-		return nil
+		v := g.newVertex(g.sym(cat), g.sym(e.Type), e.ID)
+		v.placeholder, v.deleted = true, true
+		v.sample, v.update = obs, g.now
+		g.normalize(v)
+		return []Change{{Op: VertexAdded, Vertex: g.exportPtr(v)}}
 	}
 	v := g.get(id)
-	obs := toNanos(ev.ObservedAt)
-	if obs < v.sample || v.deleted {
+	if v.older(obs) {
 		return nil
 	}
 	v.sample = obs
+	if v.deleted {
+		return nil
+	}
 	return g.softDelete(v, nil)
 }
 

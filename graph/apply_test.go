@@ -228,8 +228,8 @@ func TestDelete(t *testing.T) {
 	mustApply(t, g, l.upsert("prometheus", 1, alarm("prometheus", "a1", "warning", out("on", "nova.host", "h1"))))
 	h := mustLookup(t, g, "", "nova.host", "h1").ID
 
-	// Unknown entity: no-op, no error.
-	if ch := mustApply(t, g, l.del("nova", 2, "RESOURCE", "nova.host", "nope")); len(ch) != 0 {
+	// Unknown entity: a tombstone (TestTombstone), no error.
+	if ch := mustApply(t, g, l.del("nova", 2, "RESOURCE", "nova.host", "nope")); !cmp.Equal(opsOf(ch), []string{"VertexAdded 4"}) {
 		t.Errorf("unknown delete changes = %v", opsOf(ch))
 	}
 	// Stale delete: ignored.
@@ -252,7 +252,7 @@ func TestDelete(t *testing.T) {
 		}
 	}
 	// Deleted elements are still there for RCA and dumps.
-	if len(g.VertexIDs()) != 3 {
+	if len(g.VertexIDs()) != 4 {
 		t.Errorf("vertices = %v", g.VertexIDs())
 	}
 	// Deleting again: no-op.
@@ -274,6 +274,125 @@ func TestDelete(t *testing.T) {
 	// The alarm's on edge stays deleted until the alarm's source asserts it again.
 	if !mustEdge(t, g, 3, h, "on").IsDeleted {
 		t.Error("on edge revived without its source")
+	}
+}
+
+// TestDeleteOutOfOrder covers deletes recorded before an older upsert of
+// the same entity (two services reporting one entity, a listener's retry):
+// the upsert is older than the delete and must not bring the entity back.
+func TestDeleteOutOfOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// before are applied first; the delete at 10 and the stale
+		// upsert at 9 then follow.
+		before []func(l *logb) event.Record
+		cat    string
+		entity event.Entity
+	}{
+		{name: "unknown resource", cat: "RESOURCE", entity: res("nova.instance", "i1", "ACTIVE")},
+		{name: "unknown alarm", cat: "ALARM", entity: alarm("prometheus", "i1", "critical")},
+		{name: "placeholder", cat: "RESOURCE", entity: res("nova.instance", "i1", "ACTIVE"),
+			before: []func(l *logb) event.Record{func(l *logb) event.Record {
+				return l.upsert("nova", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1")))
+			}}},
+		{name: "deleted again, later", cat: "RESOURCE", entity: res("nova.instance", "i1", "ACTIVE"),
+			before: []func(l *logb) event.Record{
+				func(l *logb) event.Record { return l.upsert("nova", 1, res("nova.instance", "i1", "ACTIVE")) },
+				func(l *logb) event.Record { return l.del("nova", 5, "RESOURCE", "nova.instance", "i1") },
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(nil)
+			var l logb
+			for _, b := range tc.before {
+				mustApply(t, g, b(&l))
+			}
+			typ := tc.entity.Type
+			del := l.del("nova", 10, tc.cat, typ, "i1")
+			ch := mustApply(t, g, del)
+			v := mustLookup(t, g, tc.cat, typ, "i1")
+			if !v.IsDeleted || !v.SampleTimestamp.Equal(at(10)) {
+				t.Fatalf("after the delete: deleted=%v sample %v, want deleted at %v", v.IsDeleted, v.SampleTimestamp, at(10))
+			}
+			for _, c := range ch {
+				if c.Vertex != nil && c.Vertex.ID == v.ID && !c.Vertex.IsDeleted {
+					t.Errorf("delete reported %s of a live vertex", c.Op)
+				}
+			}
+			if ch := mustApply(t, g, l.upsert("nova", 9, tc.entity)); len(ch) != 0 {
+				t.Errorf("upsert older than the delete changed %v", opsOf(ch))
+			}
+			if v := mustLookup(t, g, tc.cat, typ, "i1"); !v.IsDeleted || !v.SampleTimestamp.Equal(at(10)) {
+				t.Errorf("upsert older than the delete: deleted=%v sample %v, want deleted at %v", v.IsDeleted, v.SampleTimestamp, at(10))
+			}
+			// A newer upsert revives it, reported as a revive.
+			ch = mustApply(t, g, l.upsert("nova", 11, tc.entity))
+			if len(ch) == 0 || ch[0].Op != VertexUpdated || ch[0].Prev == nil || !ch[0].Prev.IsDeleted || ch[0].Vertex.IsDeleted || ch[0].Vertex.IsPlaceholder {
+				t.Fatalf("newer upsert changes = %v, want a revive first", opsOf(ch))
+			}
+			if v := mustLookup(t, g, tc.cat, typ, "i1"); v.IsDeleted || v.IsPlaceholder || !v.SampleTimestamp.Equal(at(11)) {
+				t.Errorf("after the newer upsert: %+v", v)
+			}
+		})
+	}
+}
+
+// TestTombstone checks what a delete of an entity the graph does not know
+// leaves: a deleted placeholder that holds the delete's sample time, and a
+// VertexAdded change of a vertex that is not live, which the consumers of
+// changes ignore.
+func TestTombstone(t *testing.T) {
+	g := New(nil)
+	var l logb
+	r := l.del("alertmanager", 10, "ALARM", "prometheus", "a1")
+	ch := mustApply(t, g, r)
+	want := Vertex{
+		ID: 1, Category: "ALARM", Type: "prometheus", ExternalID: "a1", IsDeleted: true, IsPlaceholder: true,
+		SampleTimestamp: at(10), UpdateTimestamp: r.RecordedAt,
+	}
+	got := mustLookup(t, g, "ALARM", "prometheus", "a1")
+	want.AggregatedState, want.OperationalState = got.AggregatedState, got.OperationalState // the normaliser's, as any vertex's
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("tombstone (-want +got):\n%s", d)
+	}
+	if len(ch) != 1 || ch[0].Op != VertexAdded || ch[0].Prev != nil || cmp.Diff(want, *ch[0].Vertex) != "" {
+		t.Errorf("changes = %v, want VertexAdded of the tombstone", opsOf(ch))
+	}
+	if ids := g.Alarms("", true, false); len(ids) != 0 {
+		t.Errorf("live alarms = %v, want none", ids)
+	}
+	if n := g.View(false).Nodes().Len(); n != 0 {
+		t.Errorf("the live view has %d nodes, want none", n)
+	}
+	// RCA analyses it as any cleared alarm: alone, its own root.
+	if r, err := g.RCA(got.ID); err != nil || !cmp.Equal(r.Alarms, []VertexID{got.ID}) || !cmp.Equal(r.Roots, []VertexID{got.ID}) {
+		t.Errorf("RCA of the tombstone = %+v, %v", r, err)
+	}
+	// Deleting it again, earlier or later, changes nothing visible; a later
+	// delete moves its sample time.
+	if ch := mustApply(t, g, l.del("alertmanager", 8, "ALARM", "prometheus", "a1")); len(ch) != 0 {
+		t.Errorf("older delete changes = %v", opsOf(ch))
+	}
+	if ch := mustApply(t, g, l.del("alertmanager", 12, "ALARM", "prometheus", "a1")); len(ch) != 0 {
+		t.Errorf("newer delete changes = %v", opsOf(ch))
+	}
+	got = mustLookup(t, g, "ALARM", "prometheus", "a1")
+	if !got.SampleTimestamp.Equal(at(12)) || !got.UpdateTimestamp.Equal(r.RecordedAt) {
+		t.Errorf("after a newer delete: sample %v update %v, want %v %v", got.SampleTimestamp, got.UpdateTimestamp, at(12), r.RecordedAt)
+	}
+	// A snapshot keeps it.
+	restored, err := FromState(g.State(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := dump(t, g), dump(t, restored); a != b {
+		t.Errorf("FromState dump differs:\n%s\n%s", a, b)
+	}
+	// A relation to it names the deleted vertex; an upsert of a resource
+	// does not revive it.
+	mustApply(t, g, l.upsert("nova", 13, res("nova.host", "h1", "OK", in("on", "prometheus", "a1"))))
+	if got := mustLookup(t, g, "ALARM", "prometheus", "a1"); !got.IsDeleted {
+		t.Errorf("a relation revived the tombstone: %+v", got)
 	}
 }
 

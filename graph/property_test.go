@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -64,8 +65,7 @@ func genRun(seed uint64, n int) []op {
 		obs := clock.Add(time.Duration(rng.IntN(20)-10) * time.Second)
 		ev := event.Event{V: event.Version, EventID: strconv.FormatInt(seq, 10), ObservedAt: obs}
 		e := ents[rng.IntN(len(ents))]
-		switch k := rng.IntN(100); {
-		case k < 55:
+		upsert := func() (string, *event.Entity) {
 			ent := &event.Entity{Category: e.cat, Type: e.typ, ID: e.id, Name: e.id, ProjectID: projects[rng.IntN(len(projects))]}
 			if e.cat == "ALARM" {
 				ent.Severity = sevs[rng.IntN(len(sevs))]
@@ -92,10 +92,23 @@ func genRun(seed uint64, n int) []op {
 			if rng.IntN(10) == 0 {
 				src = sources[rng.IntN(len(sources))]
 			}
-			ev.Source, ev.Kind, ev.Entity = src, event.KindEntityUpsert, ent
+			return src, ent
+		}
+		// stale is an upsert recorded right after this record but
+		// observed before it (a delete and an older report of the same
+		// entity from another service, or a retry).
+		var stale *event.Event
+		switch k := rng.IntN(100); {
+		case k < 55:
+			ev.Kind = event.KindEntityUpsert
+			ev.Source, ev.Entity = upsert()
 		case k < 70:
 			ev.Source, ev.Kind = e.src, event.KindEntityDelete
 			ev.Entity = &event.Entity{Category: e.cat, Type: e.typ, ID: e.id}
+			if rng.IntN(4) == 0 {
+				stale = &event.Event{V: event.Version, Kind: event.KindEntityUpsert, ObservedAt: obs.Add(-time.Duration(1+rng.IntN(5)) * time.Second)}
+				stale.Source, stale.Entity = upsert()
+			}
 		case k < 77:
 			src := sources[rng.IntN(len(sources))]
 			openSyncs[src]++
@@ -164,6 +177,15 @@ func genRun(seed uint64, n int) []op {
 			panic(fmt.Sprintf("generator made an invalid event: %v", err))
 		}
 		ops = append(ops, op{rec: &r, desc: fmt.Sprintf("seq %d %s", seq, ev.Kind)})
+		if stale != nil {
+			seq++
+			stale.EventID = strconv.FormatInt(seq, 10)
+			r := event.Record{Seq: seq, RecordedAt: rec, Event: *stale}
+			if err := stale.Validate(); err != nil {
+				panic(fmt.Sprintf("generator made an invalid event: %v", err))
+			}
+			ops = append(ops, op{rec: &r, desc: fmt.Sprintf("seq %d %s (stale)", seq, stale.Kind)})
+		}
 	}
 	return ops
 }
@@ -209,6 +231,9 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 			if err := checkInvariants(g1); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
+			if err := checkLatestObservation(ops, g1); err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
 			rng := rand.New(rand.NewPCG(seed, 7))
 			for range 3 {
 				cut := rng.IntN(len(ops) + 1)
@@ -250,6 +275,40 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkLatestObservation checks the timestamp rule against the log, in
+// whatever order its records observed things: an entity's
+// sample_timestamp is the latest observed time of its upserts and deletes,
+// and an entity whose latest observation (the last recorded of equal
+// ones) is a delete is deleted, whether or not the graph knew it then.
+func checkLatestObservation(ops []op, g *Graph) error {
+	type latest struct {
+		obs     time.Time
+		deleted bool
+	}
+	last := map[[3]string]latest{}
+	for _, o := range ops {
+		if o.rec == nil || o.rec.Event.Entity == nil {
+			continue
+		}
+		ev := o.rec.Event
+		k := [3]string{ev.Entity.Category, ev.Entity.Type, ev.Entity.ID}
+		if l, ok := last[k]; !ok || !ev.ObservedAt.Before(l.obs) {
+			last[k] = latest{ev.ObservedAt, ev.Kind == event.KindEntityDelete}
+		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(last), func(a, b [3]string) int { return slices.Compare(a[:], b[:]) }) {
+		id, ok := g.Lookup(k[0], k[1], k[2])
+		if !ok {
+			return fmt.Errorf("%v: no vertex after its upserts and deletes", k)
+		}
+		v, _ := g.Vertex(id)
+		if l := last[k]; !v.SampleTimestamp.Equal(l.obs) || (l.deleted && !v.IsDeleted) {
+			return fmt.Errorf("%v: sample %v deleted %v; its latest observation is at %v, a delete: %v", k, v.SampleTimestamp, v.IsDeleted, l.obs, l.deleted)
+		}
+	}
+	return nil
 }
 
 // checkInvariants checks the internal consistency of g.

@@ -120,7 +120,9 @@ func (o ChangeOp) String() string {
 // and Prev before it (nil when added); for edge ops Edge is the edge after
 // and PrevEdge before (nil when added). An edge that is undeleted is
 // reported as EdgeUpdated (PrevEdge.IsDeleted true), a vertex that is revived
-// as VertexUpdated (Prev.IsDeleted true).
+// as VertexUpdated (Prev.IsDeleted true). A delete of an entity the graph
+// did not know adds it deleted (a tombstone): VertexAdded with
+// Vertex.IsDeleted true, which is no alarm raised.
 type Change struct {
 	Op       ChangeOp
 	Vertex   *Vertex

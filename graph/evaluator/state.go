@@ -47,7 +47,14 @@ const StateVersion = 1
 //	   equivalence template undoes only the matches that stop holding and
 //	   does only the new ones (it cleared and raised again every deduced
 //	   alarm, and requested every execute_mistral again).
-const Semantics = 3
+//	4: an entity.delete of an entity the graph does not know leaves a
+//	   tombstone (it was dropped): a deleted placeholder whose
+//	   sample_timestamp is the delete's observed time. A delete of a
+//	   deleted vertex moves its sample_timestamp forward, and an upsert
+//	   older than a deleted placeholder's sample_timestamp is ignored. So
+//	   an upsert the log records after a delete but observed before it is
+//	   ignored (it created, or revived, the entity for good).
+const Semantics = 4
 
 // semanticsStrictTemplates is the first Semantics whose template
 // refusals template.Options.Lenient skips.
