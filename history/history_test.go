@@ -102,6 +102,51 @@ func TestDetectWithEvaluator(t *testing.T) {
 	}
 }
 
+// TestClearBeforeRaise: an alarm's clear recorded before an older raise of
+// it (a listener's retry, two services) leaves no raised alarm, no item and
+// nothing active; a newer raise raises it.
+func TestClearBeforeRaise(t *testing.T) {
+	evs := historytest.Scenario{Hosts: 1, InstancesPerHost: 1, Start: t0}.Events()
+	nic := func(kind event.Kind, observed time.Duration) event.Event {
+		e := &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: historytest.NICAlarmID(0)}
+		if kind == event.KindEntityUpsert {
+			e.Name, e.Severity = "NIC_DOWN", "critical"
+			e.Relations = []event.Relation{{Relationship: "on", Type: "nova.host", ID: historytest.HostID(0), Direction: event.Out}}
+		}
+		return event.Event{V: event.Version, EventID: "nic-" + strconv.Itoa(len(evs)), Source: "historytest", Kind: kind,
+			ObservedAt: t0.Add(observed), Entity: e}
+	}
+	evs = append(evs, nic(event.KindEntityDelete, time.Minute), nic(event.KindEntityUpsert, 30*time.Second))
+	eng := evaluator.New(evaluator.Config{}, nil)
+	var items []history.Item
+	apply := func(i int, ev event.Event) {
+		rec := event.Record{Seq: int64(i + 1), RecordedAt: t0.Add(time.Hour + time.Duration(i)*time.Second), Event: ev}
+		res, err := eng.ApplyResult(rec)
+		if err != nil {
+			t.Fatalf("apply seq %d: %v", rec.Seq, err)
+		}
+		items = append(items, history.Detect(rec, res.Changes, eng.Graph())...)
+	}
+	for i, ev := range evs {
+		apply(i, ev)
+	}
+	if len(items) != 0 {
+		t.Errorf("items = %+v, want none", briefs(items))
+	}
+	g := eng.Graph()
+	if s := history.ActiveAt(int64(len(evs)), t0, g); len(s.Alarms) != 0 || len(s.Links) != 0 {
+		t.Errorf("active after the stale raise: %+v", s)
+	}
+	apply(len(evs), nic(event.KindEntityUpsert, 2*time.Minute))
+	var kinds []history.Kind
+	for _, it := range items {
+		kinds = append(kinds, it.Kind)
+	}
+	if want := []history.Kind{history.Raised, history.Raised, history.LinkStarted}; !cmp.Equal(kinds, want) {
+		t.Errorf("items of a newer raise = %+v, want %v", briefs(items), want)
+	}
+}
+
 func openDB(t testing.TB) *sql.DB {
 	t.Helper()
 	dsn := storetest.NewDB(t)

@@ -94,6 +94,7 @@ func checkCoverage(t *testing.T, states []NodeState) {
 		for _, v := range g.Vertices {
 			have["deleted vertex"] = have["deleted vertex"] || v.IsDeleted
 			have["placeholder"] = have["placeholder"] || v.IsPlaceholder
+			have["tombstone"] = have["tombstone"] || (v.IsDeleted && v.IsPlaceholder && !v.SampleTimestamp.IsZero())
 			have["marked down"] = have["marked down"] || v.IsMarkedDown
 			have["zero sample time"] = have["zero sample time"] || v.SampleTimestamp.IsZero()
 			have["sample time"] = have["sample time"] || !v.SampleTimestamp.IsZero()
@@ -116,7 +117,7 @@ func checkCoverage(t *testing.T, states []NodeState) {
 			have["effect on"] = have["effect on"] || ef.On
 		}
 	}
-	for _, k := range []string{"open sync", "subscription", "deleted vertex", "placeholder", "marked down", "zero sample time",
+	for _, k := range []string{"open sync", "subscription", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
 		"sample time", "deduced state", "properties", "edge with owners", "deleted edge", "edge deleted with vertex",
 		"template with includes", "match with bindings", "effect with supports", "effect on"} {
 		if !have[k] {

@@ -224,3 +224,39 @@ func TestChangesApplied(t *testing.T) {
 		t.Fatalf("restored engine counts %d changes; want 0", r.ChangesApplied())
 	}
 }
+
+// TestTombstoneMatchesNothing: a delete of a host the graph does not know
+// leaves a deleted vertex, which no template matches, nor does an upsert of
+// it observed before the delete; a newer one does.
+func TestTombstoneMatchesNothing(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(put("down", `
+metadata: {version: 3, name: down, type: standard}
+entities:
+  host: {type: nova.host}
+scenarios:
+  - condition: host
+    actions: [{mark_down: {target: host}}]
+`))
+	deleted := time.Date(2026, 1, 1, 0, 0, 30, 0, time.UTC)
+	r := l.must(event.Event{Source: "static", Kind: event.KindEntityDelete, ObservedAt: deleted,
+		Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host", ID: "h1"}})
+	if len(r.Changes) != 1 || r.Changes[0].Op != graph.VertexAdded || !r.Changes[0].Vertex.IsDeleted {
+		t.Fatalf("delete of an unknown host: changes %+v, want the tombstone's VertexAdded only", r.Changes)
+	}
+	stale := host("h1", "available")
+	stale.ObservedAt = deleted.Add(-time.Second)
+	if r := l.must(stale); len(r.Changes) != 0 {
+		t.Fatalf("upsert older than the delete: changes %+v", r.Changes)
+	}
+	id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", "h1")
+	if v, _ := l.e.Graph().Vertex(id); !v.IsDeleted || v.IsMarkedDown {
+		t.Fatalf("after the stale upsert: deleted=%v marked down=%v, want deleted, not marked down", v.IsDeleted, v.IsMarkedDown)
+	}
+	newer := host("h1", "available")
+	newer.ObservedAt = deleted.Add(time.Second)
+	l.must(newer)
+	if v, _ := l.e.Graph().Vertex(id); v.IsDeleted || !v.IsMarkedDown {
+		t.Fatalf("after a newer upsert: deleted=%v marked down=%v, want live and marked down", v.IsDeleted, v.IsMarkedDown)
+	}
+}

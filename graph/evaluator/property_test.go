@@ -49,8 +49,9 @@ func loadTemplates(t testing.TB) []tplFile {
 type res struct{ typ, id string }
 
 // genLog builds a random log: a random topology, then alarms raised and
-// cleared, resources updated (some stale) and deleted, templates put and
-// deleted, and ticks.
+// cleared (some cleared before a raise observed earlier is recorded),
+// resources updated (some stale) and deleted, templates put and deleted,
+// and ticks.
 func genLog(t testing.TB, seed int64, n int) []event.Record {
 	rng := rand.New(rand.NewSource(seed))
 	tpls := loadTemplates(t)
@@ -120,29 +121,38 @@ func genLog(t testing.TB, seed int64, n int) []event.Record {
 	alarmNames := []string{"NIC_DOWN", "DISK_SLOW", "PSU_FAILED", "PING_LOST", "Uplink down", "zone_power_lost", "VolumeIOErrors"}
 	sevs := []string{"WARNING", "CRITICAL", "MAJOR", "MINOR"}
 	var alarms []string
+	raise := func(id string, observed time.Time) {
+		name := alarmNames[rng.Intn(len(alarmNames))]
+		r := resources[rng.Intn(len(resources))]
+		if rng.Intn(5) > 0 { // mostly on the kind of resource the name is about
+			want := map[string]string{"Uplink down": "switch", "zone_power_lost": "nova.zone", "VolumeIOErrors": "cinder.volume"}[name]
+			if want == "" {
+				want = "nova.host"
+			}
+			for r.typ != want {
+				r = resources[rng.Intn(len(resources))]
+			}
+		}
+		alarms = append(alarms, id)
+		add(event.Event{Source: "nagios", Kind: event.KindEntityUpsert, ObservedAt: observed, Entity: &event.Entity{
+			Category: event.CategoryAlarm, Type: "nagios", ID: id, Name: name,
+			Severity: sevs[rng.Intn(len(sevs))], State: "Active",
+			Relations: []event.Relation{{Relationship: "on", Type: r.typ, ID: r.id, Direction: event.Out}}}})
+	}
 	for len(recs) < n {
 		switch k := rng.Intn(100); {
 		case k < 40: // raise
-			name := alarmNames[rng.Intn(len(alarmNames))]
-			r := resources[rng.Intn(len(resources))]
-			if rng.Intn(5) > 0 { // mostly on the kind of resource the name is about
-				want := map[string]string{"Uplink down": "switch", "zone_power_lost": "nova.zone", "VolumeIOErrors": "cinder.volume"}[name]
-				if want == "" {
-					want = "nova.host"
-				}
-				for r.typ != want {
-					r = resources[rng.Intn(len(resources))]
-				}
-			}
-			id := fmt.Sprintf("a%d", rng.Intn(60))
-			alarms = append(alarms, id)
-			add(event.Event{Source: "nagios", Kind: event.KindEntityUpsert, Entity: &event.Entity{
-				Category: event.CategoryAlarm, Type: "nagios", ID: id, Name: name,
-				Severity: sevs[rng.Intn(len(sevs))], State: "Active",
-				Relations: []event.Relation{{Relationship: "on", Type: r.typ, ID: r.id, Direction: event.Out}}}})
+			raise(fmt.Sprintf("a%d", rng.Intn(60)), time.Time{})
 		case k < 70 && len(alarms) > 0: // clear
 			id := alarms[rng.Intn(len(alarms))]
+			stale := rng.Intn(5) == 0
+			if stale { // maybe one never raised
+				id = fmt.Sprintf("a%d", rng.Intn(60))
+			}
 			add(event.Event{Source: "nagios", Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "nagios", ID: id}})
+			if stale { // then a raise observed before the clear, recorded after it
+				raise(id, clock.Add(-time.Duration(1+rng.Intn(3))*time.Second))
+			}
 		case k < 80: // update, sometimes stale
 			r := resources[rng.Intn(len(resources))]
 			e := ents[r]
@@ -266,6 +276,7 @@ func TestPropertyReplayAndRestore(t *testing.T) {
 			if !bytes.Equal(da, db) {
 				t.Fatalf("two runs of the same log differ:\n%s", firstDiff(da, db))
 			}
+			checkLatestDeletes(t, recs)
 
 			// Snapshot at a random midpoint, through JSON as a snapshot would.
 			mid := rand.New(rand.NewSource(seed)).Intn(len(recs))
@@ -336,6 +347,41 @@ func TestPropertyReplayAndRestore(t *testing.T) {
 				t.Fatalf("incremental result differs from a from-scratch evaluation:\n%s", lineDiff(got, want))
 			}
 		})
+	}
+}
+
+// checkLatestDeletes applies recs and checks, after each record of an
+// entity, that the entity is deleted if its latest observation so far (the
+// last recorded of equal ones) is a delete, however the log ordered its
+// upserts and deletes.
+func checkLatestDeletes(t testing.TB, recs []event.Record) {
+	t.Helper()
+	type latest struct {
+		obs     time.Time
+		deleted bool
+	}
+	last := map[[3]string]latest{}
+	e := New(Config{}, nil)
+	for _, r := range recs {
+		applyAll(t, e, []event.Record{r})
+		ent := r.Event.Entity
+		if ent == nil {
+			continue
+		}
+		k := [3]string{ent.Category, ent.Type, ent.ID}
+		if l, ok := last[k]; !ok || !r.Event.ObservedAt.Before(l.obs) {
+			last[k] = latest{r.Event.ObservedAt, r.Event.Kind == event.KindEntityDelete}
+		}
+		if !last[k].deleted {
+			continue
+		}
+		id, ok := e.Graph().Lookup(k[0], k[1], k[2])
+		if !ok {
+			continue
+		}
+		if v, _ := e.Graph().Vertex(id); !v.IsDeleted {
+			t.Fatalf("seq %d: %v is live; its latest observation, at %v, is a delete", r.Seq, k, last[k].obs)
+		}
 	}
 }
 

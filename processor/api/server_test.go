@@ -805,6 +805,54 @@ func TestCountsFilterAsListsDo(t *testing.T) {
 	}
 }
 
+// TestTombstonesHidden: a delete of an entity the graph does not know, then
+// an upsert of it observed before the delete, leave a tombstone that lists
+// and counts show only with all=true, as any deleted vertex.
+func TestTombstonesHidden(t *testing.T) {
+	g := graph.New(nil)
+	evs := []event.Event{
+		{Source: "nova", Kind: event.KindEntityUpsert, ObservedAt: t0, Entity: &event.Entity{Category: graph.CategoryResource, Type: "nova.host", ID: "h1"}},
+		{Source: "nagios", Kind: event.KindEntityDelete, ObservedAt: t0.Add(time.Minute), Entity: &event.Entity{Category: graph.CategoryAlarm, Type: "nagios", ID: "a1"}},
+		{Source: "nagios", Kind: event.KindEntityUpsert, ObservedAt: t0.Add(time.Second), Entity: &event.Entity{Category: graph.CategoryAlarm, Type: "nagios", ID: "a1",
+			Severity: "CRITICAL", Relations: []event.Relation{{Relationship: graph.RelOn, Type: "nova.host", ID: "h1", Direction: event.Out}}}},
+		{Source: "nova", Kind: event.KindEntityDelete, ObservedAt: t0.Add(time.Minute), Entity: &event.Entity{Category: graph.CategoryResource, Type: "nova.instance", ID: "i1"}},
+		{Source: "nova", Kind: event.KindEntityUpsert, ObservedAt: t0.Add(time.Second), Entity: &event.Entity{Category: graph.CategoryResource, Type: "nova.instance", ID: "i1",
+			Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: "h1", Direction: event.In}}}},
+	}
+	for i, ev := range evs {
+		ev.V, ev.EventID = event.Version, fmt.Sprint(i)
+		if _, err := g.Apply(event.Record{Seq: int64(i + 1), RecordedAt: t0.Add(time.Hour), Event: ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fg := &fakeGraph{vs: map[graph.VertexID]graph.Vertex{}}
+	for _, id := range g.VertexIDs() {
+		fg.vs[id], _ = g.Vertex(id)
+		fg.edges = append(fg.edges, g.Out(id)...)
+	}
+	ts := newTestServer(t, &fakeBackend{g: fg, seq: int64(len(evs))})
+	for path, want := range map[string]int{
+		"/v1/alarms": 0, "/v1/alarms?all=true": 1, "/v1/resources": 1, "/v1/resources?all=true": 2,
+		"/v1/alarms/count": 0, "/v1/alarms/count?all=true": 1, "/v1/resources/count": 1, "/v1/resources/count?all=true": 2,
+	} {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		var r struct {
+			Items []Resource `json:"items"`
+			Total *int       `json:"total"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v (%s)", path, resp.StatusCode, err, body)
+		}
+		got := len(r.Items)
+		if r.Total != nil {
+			got = *r.Total
+		}
+		if got != want {
+			t.Errorf("%s: %d, want %d (%s)", path, got, want, body)
+		}
+	}
+}
+
 // TestUnroutedAnswersSayTheMeta: a path the API does not serve, or a
 // method a path does not take, is answered like every error: a JSON body
 // with the seq and leader, and the headers (405 keeps its Allow).
