@@ -159,7 +159,6 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().IntVar(&q.Limit, "limit", 100, "occurrences per page")
 	cmd.Flags().StringVar(&q.After, "page", "", "page token printed by the previous page")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	badInputUsage(cmd)
 	return cmd
 }
 
@@ -240,7 +239,6 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&q.Interval, "interval", time.Hour, "bucket width")
 	cmd.Flags().StringVar(&q.Type, "type", "", "only alarms of this type")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	badInputUsage(cmd)
 	return cmd
 }
 

@@ -62,7 +62,6 @@ ALARM is then a vitrage id (vitrage:N when N is also an alarm id), an alarm id, 
 	addPointFlags(show, &p, "reconstruct the graph")
 	show.Flags().StringVar(&resource, "resource", "", "with --at/--seq: the resource (id, name or vitrage id) of the alarm named")
 	db = addDBFlags(show)
-	badInputUsage(show)
 	cmd.AddCommand(show)
 	return cmd
 }

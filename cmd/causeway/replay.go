@@ -30,29 +30,16 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
-// Exit codes of the historical commands (rca show --at, topology show --at,
-// replay, alarms history | stats): 2 for input that cannot be answered (a
-// malformed time or flag, a time before retention, an unknown or ambiguous
-// alarm).
+// exitBadInput is the exit code of a usage error of any command (an
+// unknown command or flag, a malformed flag value; see usageErrors), and
+// of the historical commands (rca show --at, topology show --at, replay,
+// alarms history | stats) for input that cannot be answered (a malformed
+// time, a time before retention, an unknown or ambiguous alarm). A
+// runtime failure exits 1.
 const exitBadInput = 2
 
 func badInput(format string, args ...any) error {
 	return &exitError{code: exitBadInput, msg: fmt.Sprintf(format, args...)}
-}
-
-// badInputUsage makes the command's own usage errors (a malformed flag
-// value, an unknown flag, a wrong number of arguments) bad input as well,
-// exit 2 like the rest, rather than cobra's plain errors (exit 1).
-func badInputUsage(cmd *cobra.Command) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput("%v", err) })
-	if args := cmd.Args; args != nil {
-		cmd.Args = func(c *cobra.Command, a []string) error {
-			if err := args(c, a); err != nil {
-				return badInput("%v", err)
-			}
-			return nil
-		}
-	}
 }
 
 // dbFlags name the MariaDB of the event log: --dsn, else the config file's
@@ -825,7 +812,6 @@ first, since an event nothing takes is reported as unroutable.`,
 	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "summary as table or json")
 	cmd.Flags().StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (on a terminal), always, never")
 	addRepublishFlags(cmd, &o.republish)
-	badInputUsage(cmd)
 	return cmd
 }
 

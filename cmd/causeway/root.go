@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -50,7 +53,68 @@ func newRootCmd() *cobra.Command {
 		newPersistQueueCmd(g),
 	}
 	root.AddCommand(commands...)
+	// The log flags are checked before any command runs: a value the
+	// logger does not know would otherwise be taken for info, or text.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.check() }
+	usageErrors(root)
 	return root
+}
+
+// check refuses --log-level and --log-format values the logger does not
+// know, as usage errors.
+func (g *globalFlags) check() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return badInput("--log-level: %q is not debug, info, warn or error", g.logLevel)
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return badInput("--log-format: %q is not text or json", g.logFormat)
+	}
+	return nil
+}
+
+// usageErrors makes every usage error of cmd and its subcommands (an
+// unknown command or flag, a malformed flag value, a wrong number of
+// arguments) exit 2, as bad input, rather than cobra's plain error (exit
+// 1, a runtime failure's) or, for an unknown subcommand of a command that
+// only groups others, its help and exit 0.
+func usageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asBadInput(err) })
+	switch {
+	case cmd.HasSubCommands() && !cmd.Runnable():
+		// cobra checks the arguments of a command that does not run only
+		// on the root, and answers the others with their help.
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+			if c.SuggestionsMinimumDistance <= 0 {
+				c.SuggestionsMinimumDistance = 2 // cobra's own default
+			}
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+			}
+			return badInput("%s", msg)
+		}
+	case cmd.Args != nil:
+		args := cmd.Args
+		cmd.Args = func(c *cobra.Command, a []string) error { return asBadInput(args(c, a)) }
+	}
+	for _, sub := range cmd.Commands() {
+		usageErrors(sub)
+	}
+}
+
+// asBadInput is err as bad input (exit 2), unless it has its exit code
+// already; nil stays nil.
+func asBadInput(err error) error {
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return badInput("%v", err)
 }
 
 // logger builds the process logger from the global flags.

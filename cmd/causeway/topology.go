@@ -59,7 +59,6 @@ edges of it, edges followed both ways.`,
 	show.Flags().BoolVar(&q.All, "all", false, "include deleted vertices and edges, and placeholders")
 	addPointFlags(show, &p, "rebuild the graph from the database")
 	db = addDBFlags(show)
-	badInputUsage(show)
 	cmd.AddCommand(show)
 	return cmd
 }
