@@ -133,7 +133,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 // ends. Then it stops serving, leaves leadership gracefully, shuts raft
 // down, closes the bus and the database, and returns nil.
 func (p *Processor) Run(ctx context.Context) error {
-	db, err := store.Open(ctx, p.cfg.DatabaseDSN)
+	db, err := store.Open(ctx, p.cfg.DatabaseDSN, store.WithLogger(p.log))
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

@@ -36,7 +36,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := store.Open(ctx, dsn)
+			db, err := store.Open(ctx, dsn, store.WithLogger(log.With("component", "notifier")))
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			log := g.logger()
 			reg := newRegistry()
 			ctx := cmd.Context()
-			db, err := store.Open(ctx, cfg.Database.DSN)
+			db, err := store.Open(ctx, cfg.Database.DSN, store.WithLogger(log.With("component", "persister")))
 			if err != nil {
 				return err
 			}

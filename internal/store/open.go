@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -35,10 +36,13 @@ const (
 // packet; writers of large values chunk below MaxPacket/2. Unless the DSN
 // sets maxAllowedPacket, the driver uses the server's. A dial timeout of
 // five seconds applies unless the DSN sets one.
-func Open(ctx context.Context, dsn string) (*sql.DB, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*sql.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse mysql dsn: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -72,6 +76,24 @@ func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 		return nil, fmt.Errorf("ping mysql %s@%s/%s: %w", cfg.User, cfg.Addr, cfg.DBName, err)
 	}
 	return db, nil
+}
+
+// Option configures Open.
+type Option func(*mysql.Config)
+
+// WithLogger has the driver log what it logs by itself (a pooled
+// connection found broken, as after a database restart, a packet out of
+// sequence) through log, as warnings, instead of its default: plain text
+// on stderr, whatever the process's log level and format.
+func WithLogger(log *slog.Logger) Option {
+	return func(c *mysql.Config) { c.Logger = driverLogger{log} }
+}
+
+// driverLogger is a mysql.Logger over slog.
+type driverLogger struct{ log *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	d.log.Warn("mysql driver", "detail", strings.TrimSpace(fmt.Sprint(v...)))
 }
 
 // MaxPacket returns the server's max_allowed_packet: the largest statement,
