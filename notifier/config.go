@@ -160,7 +160,7 @@ func (c Config) Validate() error {
 		{"poll_interval", c.PollInterval}, {"scan_interval", c.ScanInterval}, {"lease_ttl", c.LeaseTTL},
 		{"status_interval", c.StatusInterval}, {"delivery.timeout", c.Delivery.Timeout}, {"delivery.max_age", c.Delivery.MaxAge},
 		{"delivery.backoff_initial", c.Delivery.BackoffInitial}, {"delivery.backoff_max", c.Delivery.BackoffMax},
-		{"dead_letter_retention", c.DeadLetterRetention},
+		{"dead_letter_retention", c.DeadLetterRetention}, {"shutdown_grace", c.ShutdownGrace},
 	} {
 		if d.v <= 0 {
 			bad(d.path, "must be positive")
