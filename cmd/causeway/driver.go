@@ -18,7 +18,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 		Short: "Run datasource drivers (static, alertmanager): periodic full pulls published to the bus",
 		Long: "Run the configured datasource drivers named on the command line (all configured ones when\n" +
 			"none is named). Each full pull is published as sync.begin, the entities, sync.end.",
-		RunE: func(cmd *cobra.Command, names []string) error {
+		RunE: daemon(g, func(cmd *cobra.Command, names []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
@@ -73,6 +73,6 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				actor{name: "publisher", run: pub.Run, alive: pub.Alive},
 				actor{name: "drivers", run: runner.Run, alive: runner.Alive},
 			)
-		},
+		}),
 	})
 }

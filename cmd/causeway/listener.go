@@ -17,7 +17,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 		Use:   "listener",
 		Short: "Run the listeners: Alertmanager webhooks, the events API, OpenStack notifications",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
@@ -65,6 +65,6 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 				actors = append(actors, actor{name: "openstack consumer", run: c.Run, alive: c.Alive})
 			}
 			return serve(cmd.Context(), log, reg, metrics.listen(cmd, lc.MetricsListen), actors...)
-		},
+		}),
 	})
 }

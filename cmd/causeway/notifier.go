@@ -24,7 +24,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 		Use:   "notifier",
 		Short: "Run a notifier: deliver the outbox to webhook subscribers, in order, at least once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadNotifierConfig(g.configPath)
 			if err != nil {
@@ -91,6 +91,6 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 				_ = srv.Shutdown(sctx)
 			}
 			return runErr
-		},
+		}),
 	})
 }

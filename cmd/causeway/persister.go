@@ -14,7 +14,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 		Use:   "persister",
 		Short: "Run a persister: bus -> the ordered event log in MariaDB",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
@@ -54,6 +54,6 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			// The persister runs its consumer and sequenced publisher itself,
 			// so that it can stop them in order on shutdown.
 			return serve(ctx, log, reg, metrics.listen(cmd, cfg.Persister.MetricsListen), actor{name: "persister", run: p.Run, alive: p.Alive})
-		},
+		}),
 	})
 }

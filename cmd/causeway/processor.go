@@ -10,7 +10,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 		Use:   "processor",
 		Short: "Run a processor node: raft election, log following, leader duties, the live HTTP API",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath)
 			if err != nil {
@@ -24,6 +24,6 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{name: "processor", run: p.Run, alive: p.Alive})
-		},
+		}),
 	}
 }
