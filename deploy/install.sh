@@ -131,13 +131,20 @@ done
 if [ -z "$destdir" ] && [ -d /run/systemd/system ]; then
 	systemctl daemon-reload
 fi
+# Each file and unit named in full: a brace list of one node is no
+# expansion, and sh expands none.
+files="" units=""
+for node in "${node_list[@]}"; do
+	files+=" processor-$node.yaml"
+	units+=" causeway-processor@$node"
+done
 cat <<EOF
 installed under ${destdir:-/}:
   /usr/bin/causeway, units in /lib/systemd/system (causeway.target),
-  /etc/causeway/causeway.yaml, processor-{$nodes}.yaml, templates/, secrets/
+  /etc/causeway/causeway.yaml,$files, templates/, secrets/
 next: put the secrets the configuration names under /etc/causeway/secrets, one
   a file, owned root:causeway, mode 0640 (install -m 0640 -o root -g causeway), run
   causeway check-config -c /etc/causeway/causeway.yaml
   causeway migrate -c /etc/causeway/causeway.yaml
-  systemctl enable --now causeway.target causeway-processor@{${nodes}}
+  systemctl enable --now causeway.target$units
 EOF

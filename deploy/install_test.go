@@ -151,3 +151,26 @@ func stageSecretsIn(t *testing.T, path string, b []byte, dir, outDir string) str
 	}
 	return out
 }
+
+// TestInstallPrintsCommandsThatWork: the commands install.sh prints name
+// each processor unit as systemctl takes it, however many nodes there
+// are: a brace list of one node ("causeway-processor@{solo}") is no
+// shell expansion, and names no unit.
+func TestInstallPrintsCommandsThatWork(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "causeway")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ nodes, want string }{
+		{"solo", "systemctl enable --now causeway.target causeway-processor@solo\n"},
+		{"a,b", "systemctl enable --now causeway.target causeway-processor@a causeway-processor@b\n"},
+	} {
+		out, err := exec.Command("./install.sh", "--destdir", t.TempDir(), "--bin", bin, "--nodes", tc.nodes).CombinedOutput()
+		if err != nil {
+			t.Fatalf("install.sh --nodes %s: %v\n%s", tc.nodes, err, out)
+		}
+		if !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "{") {
+			t.Errorf("install.sh --nodes %s printed:\n%s\nwant %q and no brace list", tc.nodes, out, tc.want)
+		}
+	}
+}
