@@ -38,7 +38,8 @@
 //	POST /v1/events                    admin: events (one or an array), published to the bus
 //	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere)
 //	GET  /v1/debug/dump                admin: the canonical dump of the live state
-//	GET  /healthz, /readyz, /metrics   readyz: 200 when a leader is known and the node is caught up
+//	GET  /healthz, /readyz, /metrics   healthz: 503 while the node is stuck (Deps.Alive);
+//	                                   readyz: 200 when a leader is known and the node is caught up
 package api
 
 import (
@@ -159,6 +160,10 @@ type Deps struct {
 	NodeID string
 	// History serves GET /v1/history/...; nil answers them 501.
 	History HistoryReader
+	// Alive reports whether the node is not stuck (what the systemd
+	// watchdog is told); /healthz answers 503 while it says no. nil:
+	// always alive.
+	Alive func() bool
 }
 
 // Server serves the API.
@@ -166,6 +171,7 @@ type Server struct {
 	cfg     Config
 	b       Backend
 	history HistoryReader // nil: none
+	alive   func() bool
 	log     *slog.Logger
 	now     func() time.Time
 	node    string
@@ -194,7 +200,10 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	if deps.Gatherer == nil {
 		deps.Gatherer = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, b: b, history: deps.History, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
+	if deps.Alive == nil {
+		deps.Alive = func() bool { return true }
+	}
+	s := &Server{cfg: cfg, b: b, history: deps.History, alive: deps.Alive, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
 	for i, t := range cfg.Tokens {
 		secret := t.Token
 		if t.TokenFile != "" {
@@ -264,6 +273,11 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !s.alive() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("stuck: the follow loop has not turned within the stall limit\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,6 +216,25 @@ func TestAuth(t *testing.T) {
 		if resp.StatusCode != tt.want {
 			t.Errorf("%s %s token %q: status %d, want %d (%s)", tt.method, tt.path, tt.token, resp.StatusCode, tt.want, body)
 		}
+	}
+}
+
+// TestHealthzSaysStuck: /healthz answers 503 while the node says it is
+// stuck, as the systemd watchdog is told, and 200 again after.
+func TestHealthzSaysStuck(t *testing.T) {
+	var alive atomic.Bool
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Name: "r", Token: "read-token", Role: RoleReader}}},
+		&fakeBackend{g: sampleGraph(), seq: 7}, Deps{NodeID: "n1", Alive: alive.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	for _, want := range []int{503, 200} {
+		if resp, body := do(t, ts, "GET", "/healthz", "", "", ""); resp.StatusCode != want {
+			t.Errorf("alive %v: /healthz %d, want %d (%s)", alive.Load(), resp.StatusCode, want, body)
+		}
+		alive.Store(true)
 	}
 }
 
