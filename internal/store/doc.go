@@ -22,6 +22,12 @@
 //     previous batch's time. "The state at time T" is a prefix of the log
 //     (SeqAt).
 //
+// A writer that vanishes while it holds the lock (its host crashed or was
+// cut off, so the server sees an idle client) loses it after the Append's
+// idle timeout (idle_transaction_timeout, set in its transaction), rather
+// than after wait_timeout or TCP keepalive: the others, a standby
+// persister that took the queue over included, append again.
+//
 // # Dedup by event_id
 //
 // A partitioned table cannot have UNIQUE(event_id) without the partition

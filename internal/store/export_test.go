@@ -3,7 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"time"
 )
+
+// SetIdleTimeout sets how long the server keeps an Append's transaction
+// open while its writer sends nothing, for tests of a writer that is gone.
+func (l *Log) SetIdleTimeout(d time.Duration) { l.idleTimeout = d }
 
 // MigrateThrough applies the embedded migrations up to version last: for
 // tests that put rows in the shape an earlier release wrote them.

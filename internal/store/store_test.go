@@ -1,16 +1,19 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway/causeway/internal/event"
@@ -471,6 +474,91 @@ func TestConcurrentAppendsCommitInSeqOrder(t *testing.T) {
 	}
 	if seq, _, err := reader.Head(ctx); err != nil || seq != want {
 		t.Fatalf("Head = %d, %v; want %d", seq, err, want)
+	}
+}
+
+// vanishingConn is a connection to the server whose host vanishes (a
+// crash, a partition) once armed and once the writer sends its dedup
+// lookup, after taking the counter row: that statement and every later
+// byte never leave, and closing it sends nothing to the server either,
+// which keeps its end open.
+type vanishingConn struct {
+	net.Conn
+	armed    *atomic.Bool
+	vanished chan struct{} // closed when the host vanished
+	once     *sync.Once
+	gone     atomic.Bool
+}
+
+func (c *vanishingConn) Write(b []byte) (int, error) {
+	if c.gone.Load() || c.armed.Load() && bytes.Contains(b, []byte("FROM events WHERE event_id IN")) {
+		c.gone.Store(true)
+		c.once.Do(func() { close(c.vanished) })
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *vanishingConn) Close() error {
+	if c.gone.Load() {
+		return nil // no FIN reaches the server; the test's cleanup closes the socket
+	}
+	return c.Conn.Close()
+}
+
+// TestVanishedWriterReleasesTheCounter: a persister whose host vanishes in
+// the middle of an Append (after it locked the counter row) leaves its
+// transaction open on the server, which sees an idle client; until the
+// server drops that connection no other writer can append, and a hot
+// standby taking over the queue stalls with the log. The server must drop
+// it after the Append's idle timeout, not after wait_timeout (8 hours) or
+// TCP keepalive (2 hours).
+func TestVanishedWriterReleasesTheCounter(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	vanished := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var socks []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range socks {
+			c.Close()
+		}
+	})
+	netName := fmt.Sprintf("vanishing-%p", &armed)
+	mysql.RegisterDialContext(netName, func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		socks = append(socks, c)
+		mu.Unlock()
+		return &vanishingConn{Conn: c, armed: &armed, vanished: vanished, once: &once}, nil
+	})
+	cfg.Net = netName
+	crashed := store.NewLog(openDB(t, cfg.FormatDSN()), nil)
+	crashed.SetIdleTimeout(time.Second)
+	armed.Store(true)
+	go func() { _, _ = crashed.Append(ctx, entries(t, "lost")) }()
+	<-vanished
+
+	standby := store.NewLog(openDB(t, dsn), nil)
+	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got, err := standby.Append(actx, entries(t, "next"))
+	if err != nil {
+		t.Fatalf("Append while a vanished writer's transaction held the counter: %v", err)
+	}
+	if got.Batch.PrevSeq != 0 || got.Batch.LastSeq() != 1 {
+		t.Errorf("Append after the vanished writer = seq %d..%d; want 1..1 (its batch rolled back)", got.Batch.FirstSeq(), got.Batch.LastSeq())
 	}
 }
 
