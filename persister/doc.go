@@ -44,14 +44,15 @@
 //
 // Maintenance: at start and every Config.MaintenanceInterval the
 // persister creates the next Config.PartitionLookahead days' partitions
-// and applies Config.Retention: it first deletes the snapshots older than
-// the newest usable one recorded at or before the boundary (Deps.Snapshots,
-// snapshot.Store.Prune), then drops the day partitions older than the
-// boundary — but never past the oldest stored snapshot (store.Log.Retain),
-// since reconstruction replays the events after a snapshot; with no
-// snapshot at or before the boundary it drops nothing while the log still
-// starts at seq 1. Several persisters may do so at once; the
-// store serialises them.
+// and applies Config.Retention, both by the log's clock (the database
+// server's, which dates the records), not its host's: it first deletes
+// the snapshots older than the newest usable one recorded at or before
+// the boundary (Deps.Snapshots, snapshot.Store.Prune), then drops the day
+// partitions older than the boundary — but never past the oldest stored
+// snapshot (store.Log.Retain), since reconstruction replays the events
+// after a snapshot; with no snapshot at or before the boundary it drops
+// nothing while the log still starts at seq 1. Several persisters may do
+// so at once; the store serialises them.
 //
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,

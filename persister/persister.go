@@ -74,6 +74,9 @@ type Log interface {
 	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
 	Retain(ctx context.Context, t time.Time, anchored bool) ([]string, time.Time, error)
 	LockRetention(ctx context.Context, wait time.Duration) (store.RetentionLease, error)
+	// Now is the log's clock, which dates its records (the database
+	// server's): maintenance goes by it.
+	Now(ctx context.Context) (time.Time, error)
 }
 
 // Snapshots prunes the graph snapshots retention no longer needs
@@ -101,8 +104,6 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer defaults to no registration.
 	Registerer prometheus.Registerer
-	// Now defaults to time.Now; it drives maintenance and the lag metric.
-	Now func() time.Time
 }
 
 // Dead-letter reasons: the values of the reason label, and the prefix of
@@ -127,7 +128,6 @@ type Persister struct {
 	seqr  Sequencer
 	snaps Snapshots
 	lg    *slog.Logger
-	now   func() time.Time
 	m     metrics
 
 	pubCh chan event.Batch
@@ -177,9 +177,6 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
 	}
 	m := metrics{
 		committed: prometheus.NewCounter(prometheus.CounterOpts{
@@ -238,7 +235,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 	}
 	return &Persister{
 		cfg: cfg, queue: deps.Queue, log: deps.Log, seqr: deps.Sequencer, snaps: deps.Snapshots,
-		lg: deps.Logger.With("component", "persister"), now: deps.Now, m: m,
+		lg: deps.Logger.With("component", "persister"), m: m,
 		pubCh: make(chan event.Batch, publishQueue),
 	}, nil
 }
@@ -595,23 +592,28 @@ func (p *Persister) publishLoop(ctx context.Context) {
 // MaintenanceInterval until ctx ends: first the snapshots (keeping the
 // newest usable one at or before the retention boundary, the anchor), then
 // the event partitions, bounded by the oldest stored snapshot (see
-// store.Log.Retain), which after the pruning is the anchor. Failures are
+// store.Log.Retain), which after the pruning is the anchor. Both go by the
+// log's clock, which dated the records, not by this host's. Failures are
 // logged and retried at the next interval; pmax keeps inserts working
 // meanwhile.
 func (p *Persister) maintain(ctx context.Context) {
 	t := time.NewTicker(p.cfg.MaintenanceInterval)
 	defer t.Stop()
 	for {
-		now := p.now()
-		if created, err := p.log.MaintainPartitions(ctx, now, p.cfg.PartitionLookahead); err != nil {
+		if now, err := p.log.Now(ctx); err != nil {
 			if ctx.Err() == nil {
-				p.lg.Error("partition maintenance failed", "err", err)
+				p.lg.Error("partition maintenance and retention skipped", "err", err)
 			}
-		} else if len(created) > 0 {
-			p.lg.Info("created partitions", "partitions", created)
+		} else {
+			if created, err := p.log.MaintainPartitions(ctx, now, p.cfg.PartitionLookahead); err != nil {
+				if ctx.Err() == nil {
+					p.lg.Error("partition maintenance failed", "err", err)
+				}
+			} else if len(created) > 0 {
+				p.lg.Info("created partitions", "partitions", created)
+			}
+			p.retain(ctx, now.Add(-p.cfg.Retention))
 		}
-		cut := now.Add(-p.cfg.Retention)
-		p.retain(ctx, cut)
 		select {
 		case <-ctx.Done():
 			return

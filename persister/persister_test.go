@@ -191,6 +191,8 @@ func (l *fakeLog) Retain(context.Context, time.Time, bool) ([]string, time.Time,
 	return nil, time.Time{}, nil
 }
 
+func (l *fakeLog) Now(context.Context) (time.Time, error) { return time.Now(), nil }
+
 func (l *fakeLog) LockRetention(context.Context, time.Duration) (store.RetentionLease, error) {
 	return noLease{}, nil
 }

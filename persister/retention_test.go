@@ -17,12 +17,12 @@ import (
 )
 
 // TestRetentionPrunesSnapshotsThenEvents: with a snapshot taken every day
-// over six days of events, the persister's maintenance deletes the
-// snapshots older than the newest one at or before the retention boundary
-// (the anchor), then drops the day partitions before the anchor. Every
-// moment from the anchor on still reconstructs, and the newest state is
-// the one the whole log gave. Without the snapshot pruning the oldest
-// snapshot would pin the log for ever.
+// over six days of events, the persister's maintenance, by the log's
+// clock, deletes the snapshots older than the newest one at or before the
+// retention boundary (the anchor), then drops the day partitions before
+// the anchor. Every moment from the anchor on still reconstructs, and the
+// newest state is the one the whole log gave. Without the snapshot pruning
+// the oldest snapshot would pin the log for ever.
 func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -85,9 +85,14 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The log's clock (the database server's in production; here the
+	// persister's log is given this test's) is days behind the clock of
+	// the persister's host (today's): retention goes by the log's, which
+	// dated the records. By the host's, it dropped the days of the log
+	// still within retention, and their snapshots.
 	r := e.startPersisterDeps(t, cfg, func(d *persister.Deps) {
 		d.Snapshots = snapshot.NewStore(e.db, nil)
-		d.Now = func() time.Time { return now }
+		d.Log = store.NewLog(e.db, func() time.Time { return now })
 	})
 	time.Sleep(2 * time.Second)
 	if first, err := log.First(ctx); err != nil || first != 1 || r.counter(t, "causeway_persister_snapshots_pruned_total") != 0 {

@@ -312,6 +312,20 @@ func insertRows(ctx context.Context, tx *sql.Tx, entries []Entry, keep []int, re
 	return nil
 }
 
+// Now returns the log's clock, which dates its records: NewLog's now, or
+// the database server's. Retention goes by it, so that the clock of the
+// host that applies it does not decide which records are old.
+func (l *Log) Now(ctx context.Context) (time.Time, error) {
+	if l.now != nil {
+		return l.now().UTC(), nil
+	}
+	var t time.Time
+	if err := l.db.QueryRowContext(ctx, "SELECT UTC_TIMESTAMP(6)").Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("read the log's clock: %w", err)
+	}
+	return t.UTC(), nil
+}
+
 // Head returns the last seq of the log and its recorded_at; (0, zero time)
 // for an empty log. It reads the counter row, so it survives retention.
 func (l *Log) Head(ctx context.Context) (int64, time.Time, error) {
