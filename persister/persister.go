@@ -51,7 +51,10 @@ type timedMessage interface {
 type Queue interface {
 	// Run consumes until ctx ends; Messages is closed when it returns.
 	Run(ctx context.Context) error
-	// Messages is the stream of deliveries, in broker order.
+	// Messages is the stream of deliveries, in broker order, of one broker
+	// channel at a time: once a message of a new channel (after a
+	// reconnect) is handed out, the acks of the earlier channels' messages
+	// fail with ErrStale.
 	Messages() <-chan Message
 	// DeadLetter moves m to the dead-letter queue with reason and acks it.
 	// If the move fails while m's channel is live, it must still settle m
@@ -138,7 +141,8 @@ type Persister struct {
 	// until the channel closes, and a multiple ack of a later message of
 	// the channel would ack it too, neither stored nor dead-lettered. On
 	// such a channel every ack is single; a new channel (after a
-	// reconnect) starts clean.
+	// reconnect) starts clean, and once collect reads from it the earlier
+	// channels, closed, are forgotten (forgetHoles).
 	holed sync.Map
 }
 
@@ -322,6 +326,7 @@ type batch struct {
 // true if the stream closed first.
 func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out chan<- batch) bool {
 	var b batch
+	var cur any // the channel of the last message read
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -356,6 +361,10 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			if !ok {
 				flush()
 				return ctx.Err() == nil
+			}
+			if ch := channelOf(m); ch != cur {
+				cur = ch
+				p.forgetHoles(ch)
 			}
 			// A replay's re-published record (its recorded_at kept) is
 			// read as the stored event it is: a log written before a rule
@@ -410,6 +419,21 @@ func (p *Persister) deadLetter(ctx context.Context, m Message, cause error) {
 	}
 	p.m.deadLettered.WithLabelValues(reason).Inc()
 	p.lg.Warn("dead-lettered an event", "reason", reason, "err", cause)
+}
+
+// forgetHoles forgets the holed channels but ch, the channel of the
+// message just read: the earlier channels are closed (see Queue.Messages),
+// so no ack of theirs reaches the broker, which redelivers their unacked
+// messages, holes included. Kept, they would pile up, one for each
+// reconnect that met a failed dead-letter, each holding on to its closed
+// connection.
+func (p *Persister) forgetHoles(ch any) {
+	p.holed.Range(func(k, _ any) bool {
+		if k != ch {
+			p.holed.Delete(k)
+		}
+		return true
+	})
 }
 
 // errBadRecordedAt is a replayed event whose recorded_at header does not

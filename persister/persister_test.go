@@ -533,6 +533,36 @@ func TestOnlyTheHoledChannelAcksOneByOne(t *testing.T) {
 	})
 }
 
+// TestHoledChannelsAreForgotten: the channels on which a dead-letter
+// failed are remembered while they may still take acks, not for ever: a
+// persister whose broker connection keeps failing along with its
+// dead-letters (each reconnect a new channel) would otherwise keep every
+// closed channel, and the connection it belonged to, for the life of the
+// process. The new channel's acks still go one by one.
+func TestHoledChannelsAreForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond}, nil)
+		h.q.dlFails = errors.New("publish: connection reset; reject: connection reset")
+		const channels = 50
+		for ch := 1; ch <= channels; ch++ {
+			h.q.in <- &fakeMsg{tag: 1, body: []byte("not json"), ch: ch, j: h.j}
+			synctest.Wait()
+		}
+		h.q.in <- &fakeMsg{tag: 2, body: body(t, "a"), ch: channels, j: h.j}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		holed := 0
+		h.p.holed.Range(func(any, any) bool { holed++; return true })
+		if holed > 1 {
+			t.Errorf("%d channels remembered as holed after %d reconnects; want the current one only", holed, channels-1)
+		}
+		if got, _ := h.j.split(); got[len(got)-1] != "ack 2 multiple=false" {
+			t.Errorf("journal ends %q; want the holed channel's single ack", got[len(got)-1])
+		}
+		h.stop(t)
+	})
+}
+
 // TestSingleAckFailureLeavesTheOthersAcked checks that, acking one by one,
 // a failed ack (on a channel closed since, or not seen closed) does not
 // leave the rest of the batch unacked.
