@@ -10,8 +10,10 @@
 //     confirmed it (publisher confirms, mandatory flag: an unroutable message
 //     is not a confirmed one). While the broker is away the spool grows, up to
 //     its limits (ErrSpoolFull), and it drains in order when the broker
-//     returns. A process killed with SIGKILL re-sends its spool on restart:
-//     delivery is at least once, and the persister dedups by event_id.
+//     returns; then its file, which bbolt never shrinks, is compacted, so
+//     the disk a long outage took is given back. A process killed with
+//     SIGKILL re-sends its spool on restart: delivery is at least once, and
+//     the persister dedups by event_id.
 //   - Consumer hands out deliveries that the caller acks only after its own
 //     work is durable; a delivery that cannot be processed is dead-lettered
 //     with its reason (DeadLetter), never dropped.

@@ -122,7 +122,7 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 		return nil, err
 	}
 	p.conn = conn
-	sp, err := openSpool(cfg.SpoolPath, cfg.SpoolMaxBytes, cfg.SpoolMaxEvents, &p.committing)
+	sp, err := openSpool(cfg.SpoolPath, cfg.SpoolMaxBytes, cfg.SpoolMaxEvents, spoolCompactMin, &p.committing, p.log)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +142,14 @@ func NewPublisher(cfg PublisherConfig, deps Deps) (*Publisher, error) {
 			Name: "causeway_bus_spool_bytes", ConstLabels: labels,
 			Help: "Encoded bytes in the spool, not yet confirmed by the broker.",
 		}, func() float64 { _, b := sp.size(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "causeway_bus_spool_file_bytes", ConstLabels: labels,
+			Help: "Size of the spool file on disk; it shrinks back once a large backlog has drained.",
+		}, sp.fileSize),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "causeway_bus_spool_compactions_total", ConstLabels: labels,
+			Help: "Compactions of the spool file that gave the pages of a drained backlog back to the file system.",
+		}, func() float64 { return float64(sp.compactions.Load()) }),
 	)
 	if err != nil {
 		_ = sp.close()

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,6 +54,19 @@ const (
 const (
 	removeDelay = 50 * time.Millisecond
 	removeBatch = 4096
+)
+
+// Compaction of a drained spool; see compactIfDrained.
+const (
+	// spoolCompactMin is the file size from which the Publisher's spool is
+	// compacted once drained: the size of a backlog of some 60,000 events
+	// of 1 KiB, far above what a spool holds while the broker keeps up.
+	spoolCompactMin = 64 << 20
+	// compactSuffix names the copy a compaction writes next to the spool
+	// file before renaming it over that file.
+	compactSuffix = ".compact"
+	// compactTxMaxSize bounds each transaction of the copy.
+	compactTxMaxSize = 16 << 20
 )
 
 var (
@@ -132,12 +149,33 @@ func decodeRecord(b []byte) (record, error) {
 // committer, writes the file: each of its transactions takes every append
 // and every removal queued while the previous one was being fsynced, so
 // concurrent Publish calls share an fsync and confirmed deletions ride along
-// for free. append may be called from any goroutine; read, remove, flush and
-// quarantine from one goroutine (the sender).
+// for free; it also compacts the file once a backlog has drained
+// (compactIfDrained). append may be called from any goroutine; read,
+// remove, flush and quarantine from one goroutine (the sender).
 type spool struct {
+	path string
+	log  *slog.Logger
+	// db is replaced by a compaction, which holds dbMu: read and
+	// quarantine hold it shared. The committer's commits need not take
+	// it, since only the committer replaces db.
 	db        *bolt.DB
+	dbMu      sync.RWMutex
 	maxBytes  int64
 	maxEvents int
+	// compactMin is the file size from which a drained spool is compacted.
+	compactMin int64
+	// compactions counts the compactions done (a metric).
+	compactions atomic.Int64
+	// dirUnsynced says the last compaction renamed its copy over the spool
+	// file but could not fsync the directory, so a crash could bring the
+	// old file back: no commit goes into the new one until a retry of
+	// that fsync succeeds. Committer only.
+	dirUnsynced bool
+	// syncDir fsyncs a directory (tests make it fail).
+	syncDir func(dir string) error
+	// compactHook, when set (tests), is called by a compaction between
+	// its copy and the rename that puts the copy in place.
+	compactHook func()
 
 	mu      sync.Mutex
 	events  int   // records in the file plus those reserved by pending appends
@@ -166,24 +204,45 @@ type appendReq struct {
 	done chan error // buffered: the committer never blocks on it
 }
 
-// openSpool opens the spool at path; commits, if not nil, tracks its
-// commits for liveness.
-func openSpool(path string, maxBytes int64, maxEvents int, commits *liveness.Ops) (*spool, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create spool directory: %w", err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+// spoolOptions are the bbolt options of a spool file and of its
+// compacted copy.
+func spoolOptions() *bolt.Options {
+	return &bolt.Options{
 		// Another process holding the file is an error, not a hang.
 		Timeout:        time.Second,
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
-	})
+	}
+}
+
+// openSpool opens the spool at path, compacting it if it drained in an
+// earlier run (compactIfDrained); commits, if not nil, tracks its commits
+// and compactions for liveness.
+func openSpool(path string, maxBytes int64, maxEvents int, compactMin int64, commits *liveness.Ops, log *slog.Logger) (*spool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create spool directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, spoolOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", path, err)
 	}
+	// A copy left by a compaction that a crash interrupted is never needed:
+	// until its rename the spool file is complete without it, and after
+	// the rename it no longer has this name. Removed only now that the
+	// spool file is locked, so it is not another process's copy in the
+	// making.
+	switch err := os.Remove(path + compactSuffix); {
+	case err == nil:
+		log.Info("removed the copy of an unfinished spool compaction", "path", path+compactSuffix)
+	case !errors.Is(err, fs.ErrNotExist):
+		_ = db.Close()
+		return nil, fmt.Errorf("remove the copy of an unfinished spool compaction: %w", err)
+	}
 	s := &spool{
-		db: db, maxBytes: maxBytes, maxEvents: maxEvents,
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		path: path, log: log,
+		db: db, maxBytes: maxBytes, maxEvents: maxEvents, compactMin: compactMin,
+		syncDir: syncDir,
+		kick:    make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
 		appended:   make(chan struct{}, 1),
 		commitHook: func(int, time.Duration) {},
 		commits:    commits,
@@ -204,6 +263,9 @@ func openSpool(path string, maxBytes int64, maxEvents int, commits *liveness.Ops
 		_ = db.Close()
 		return nil, fmt.Errorf("open spool %s: %w", path, err)
 	}
+	// A spool that drained before this process started (maybe under a
+	// release that did not compact) gives its disk back now.
+	s.compactIfDrained()
 	go s.committer()
 	return s, nil
 }
@@ -294,6 +356,12 @@ func (s *spool) committer() {
 		var freed int64
 		end := s.commits.Begin()
 		err := s.db.Update(func(tx *bolt.Tx) error {
+			if s.dirUnsynced {
+				if err := s.syncDir(filepath.Dir(s.path)); err != nil {
+					return fmt.Errorf("fsync the directory of the spool compacted: %w", err)
+				}
+				s.dirUnsynced = false
+			}
 			b := tx.Bucket(bucketEvents)
 			n, removed, freed = 0, 0, 0
 			for _, key := range removes {
@@ -351,12 +419,133 @@ func (s *spool) committer() {
 			default:
 			}
 		}
+		if err == nil && removed > 0 {
+			s.compactIfDrained()
+		}
 	}
+}
+
+// compactIfDrained compacts the spool file once a backlog has drained:
+// bbolt reuses the pages of deleted records but never gives them back, so
+// the file would keep the size of the largest backlog for ever. It
+// compacts when the file is at least compactMin bytes and the pages in use
+// are at most a sixteenth of that: the spool is empty, or holds little more
+// than the records in flight to the broker, so the copy is short. It runs
+// in the committer (or in openSpool, before the committer starts), so no
+// commit races with it; appends queued meanwhile wait for the next commit,
+// into the new file. A failure is logged: the spool carries on in the file
+// it had.
+func (s *spool) compactIfDrained() {
+	maxInUse := s.compactMin / 16
+	s.mu.Lock()
+	spooled := s.bytes
+	s.mu.Unlock()
+	if spooled > maxInUse {
+		return
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil || fi.Size() < s.compactMin {
+		return
+	}
+	st := s.db.Stats()
+	var inUse int64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		inUse = tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
+		return nil
+	})
+	if inUse > maxInUse {
+		return
+	}
+	start := time.Now()
+	size, err := s.compact()
+	if err != nil {
+		s.log.Error("compact spool", "path", s.path, "err", err)
+		return
+	}
+	s.compactions.Add(1)
+	s.log.Info("spool compacted", "path", s.path, "from_bytes", fi.Size(), "to_bytes", size, "took", time.Since(start))
+}
+
+// compact copies the spool into a new file next to it (fsynced by each of
+// bbolt's commits), renames that over the spool file, fsyncs the directory
+// and carries on with the copy; it returns the new file's size. A crash at
+// any point leaves a complete spool file holding the same records: the old
+// one until the rename, the new one after it (a copy left behind is
+// removed by openSpool). The copy's handle is kept, not the file reopened,
+// so nothing can fail between the rename and the switch to the new file,
+// which would leave commits going to a file no longer named (bbolt's Path
+// of the handle still names the copy). The copy keeps
+// every key and each bucket's sequence, so keys keep growing and the
+// sender's cursor and records in flight stay valid.
+func (s *spool) compact() (int64, error) {
+	end := s.commits.Begin()
+	defer end()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	tmp := s.path + compactSuffix
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("remove the copy of an earlier compaction: %w", err)
+	}
+	dst, err := bolt.Open(tmp, 0o600, spoolOptions())
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	err = bolt.Compact(dst, s.db, compactTxMaxSize)
+	if err == nil && s.compactHook != nil {
+		s.compactHook()
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.path)
+	}
+	if err != nil {
+		_ = dst.Close()
+		_ = os.Remove(tmp)
+		return 0, fmt.Errorf("copy the spool into %s: %w", tmp, err)
+	}
+	old := s.db
+	s.db = dst
+	if err := old.Close(); err != nil {
+		s.log.Warn("close the spool file a compaction replaced", "err", err)
+	}
+	if err := s.syncDir(filepath.Dir(s.path)); err != nil {
+		s.dirUnsynced = true
+		return 0, fmt.Errorf("renamed the compacted copy over the spool, but fsync its directory (commits wait for it): %w", err)
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, fmt.Errorf("stat the compacted spool: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+// syncDir fsyncs the directory dir, making a rename in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// fileSize is the size of the spool file on disk (NaN if it cannot be
+// read), for a metric.
+func (s *spool) fileSize() float64 {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return math.NaN()
+	}
+	return float64(fi.Size())
 }
 
 // read returns up to max records with keys after after, in key order.
 // Records that do not decode are returned in bad (their keys) instead.
 func (s *spool) read(after uint64, max int) (recs []record, bad []uint64, err error) {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(recs) < max; k, v = c.Next() {
@@ -421,6 +610,8 @@ func (s *spool) flush() error {
 func (s *spool) quarantine(keys []uint64) error {
 	var freed int64
 	var n int
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		from, to := tx.Bucket(bucketEvents), tx.Bucket(bucketCorrupt)
 		freed, n = 0, 0
