@@ -178,6 +178,51 @@ func (e *Engine) dropCauses(from, to graph.VertexID, sid []byte) []graph.Change 
 
 func (e *Engine) isAlarm(id graph.VertexID) bool { return e.g.IsAlarm(id) }
 
+// revived reports whether changes bring the deleted vertex id back.
+func revived(changes []graph.Change, id graph.VertexID) bool {
+	for _, c := range changes {
+		if c.Op == graph.VertexUpdated && c.Vertex != nil && c.Vertex.ID == id && c.Prev != nil && c.Prev.IsDeleted {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreCauses shows again the causes links of the deduced alarm id that
+// its clearing deleted while a match still supports them, now that it is
+// raised again. A deduced alarm cleared and raised again within one wave
+// (its template put again, or one clause of its scenario giving way to
+// another) keeps the same vertex, so the matches binding it stay stored
+// and would not assert those links again: the link from or to an alarm of
+// another template's match was lost while both alarms stayed raised. A
+// link whose other alarm is cleared stays deleted with it.
+func (e *Engine) restoreCauses(id graph.VertexID) []graph.Change {
+	var links [][2]graph.VertexID
+	collect := func(ed graph.Edge) bool {
+		if ed.Relationship != graph.RelCauses || !ed.IsDeleted {
+			return true
+		}
+		other := ed.From
+		if other == id {
+			other = ed.To
+		}
+		if x, ok := e.g.Ref(other); !ok || x.IsDeleted() {
+			return true
+		}
+		if ef := e.effects.get(kindCauses, ed.To, ed.From, ""); ef != nil && ef.on {
+			links = append(links, [2]graph.VertexID{ed.From, ed.To})
+		}
+		return true
+	}
+	e.g.EachOut(id, collect)
+	e.g.EachIn(id, collect)
+	var out []graph.Change
+	for _, l := range links {
+		out = append(out, e.g.SetCausal(l[0], l[1], true)...)
+	}
+	return out
+}
+
 // dominant returns the winning value among an effect's supports: the
 // highest rank, ties broken by the smallest support id.
 func dominant(ef *effect, rank func(string) int) string {
@@ -220,6 +265,9 @@ func (e *Engine) settle(ef *effect) []graph.Change {
 		}
 		id, ch := e.g.RaiseDeducedAlarm(graph.DeducedAlarm{Target: ef.target, Name: ef.name, Severity: want})
 		ef.alarmID, ef.applied, ef.on = id, want, true
+		if revived(ch, id) {
+			ch = append(ch, e.restoreCauses(id)...)
+		}
 		return ch
 	case kindState:
 		typ := ""

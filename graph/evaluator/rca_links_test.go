@@ -127,3 +127,85 @@ scenarios:
 		t.Errorf("raised again by a2: %s (cleared %v); want a2 its only cause", got, cleared)
 	}
 }
+
+// TestCausesOfReraisedAlarmStay: a deduced alarm cleared and raised again
+// within one record keeps the `causes` links that other templates' matches
+// still support, to and from it: putting its template again, or a clause
+// of its scenario giving way to another, must not end them while both
+// alarms stay raised.
+func TestCausesOfReraisedAlarmStay(t *testing.T) {
+	hostNet := func(desc string) string {
+		return `
+metadata: {version: 3, name: host_net, type: standard, description: ` + desc + `}
+entities:
+  nic_critical: {category: ALARM, name: NIC_DOWN, severity: CRITICAL}
+  nic_warning: {category: ALARM, name: NIC_DOWN, severity: WARNING}
+  host: {type: nova.host}
+scenarios:
+  - condition: nic_critical [on] host OR nic_warning [on] host
+    actions:
+      - raise_alarm: {target: host, alarm_name: host_net, severity: CRITICAL}
+`
+	}
+	const instNet = `
+metadata: {version: 3, name: inst_net, type: standard}
+entities:
+  nic: {category: ALARM, name: NIC_DOWN}
+  host_alarm: {category: ALARM, type: vitrage, name: host_net}
+  host: {type: nova.host}
+  instance: {type: nova.instance}
+scenarios:
+  - condition: host_alarm [on] host AND host [contains] instance
+    actions:
+      - raise_alarm: {target: instance, alarm_name: inst_net, severity: CRITICAL, causing_alarm: host_alarm}
+  - condition: nic [on] host AND host_alarm [on] host
+    actions:
+      - add_causal_relationship: {source: nic, target: host_alarm}
+`
+	vm := event.Event{Source: "static", Kind: event.KindEntityUpsert, Entity: &event.Entity{
+		Category: event.CategoryResource, Type: "nova.instance", ID: "vm1", Name: "vm1", State: "ACTIVE",
+		Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: "h1", Direction: event.In}}}}
+	nic := func(severity string) event.Event {
+		ev := alarmOn("nic", "NIC_DOWN", "h1")
+		ev.Entity.Severity = severity
+		return ev
+	}
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(host("h1", "available"))
+	l.must(vm)
+	l.must(put("a", hostNet("one")))
+	l.must(put("b", instNet))
+	l.must(nic("CRITICAL"))
+	g := l.e.Graph()
+	alarm := func(name string) graph.VertexID {
+		for _, v := range g.Alarms("", true, true) {
+			if v.Type == graph.DeducedType && v.Name == name {
+				return v.ID
+			}
+		}
+		t.Fatalf("no deduced alarm %s", name)
+		return 0
+	}
+	nicID, _ := g.Lookup(graph.CategoryAlarm, "nagios", "nic")
+	hostNetID, instNetID := alarm("host_net"), alarm("inst_net")
+	check := func(when string) {
+		t.Helper()
+		for _, l := range [][2]graph.VertexID{{nicID, hostNetID}, {hostNetID, instNetID}} {
+			if ed, ok := g.EdgeOf(l[0], l[1], graph.RelCauses); !ok || ed.IsDeleted {
+				t.Errorf("%s: causes %d -> %d = %+v (found %v), want live", when, l[0], l[1], ed, ok)
+			}
+		}
+		for _, id := range []graph.VertexID{hostNetID, instNetID} {
+			if v, _ := g.Vertex(id); v.IsDeleted {
+				t.Errorf("%s: alarm %s cleared", when, v.Name)
+			}
+		}
+	}
+	check("raised")
+	l.must(put("a", hostNet("two")))
+	check("template put again")
+	// The critical clause, first, stops holding before the warning
+	// one starts: host_net is cleared and raised again in one wave.
+	l.must(nic("WARNING"))
+	check("clause changed")
+}

@@ -54,6 +54,11 @@ const StateVersion = 1
 //	   older than a deleted placeholder's sample_timestamp is ignored. So
 //	   an upsert the log records after a delete but observed before it is
 //	   ignored (it created, or revived, the entity for good).
+//	4: a deduced alarm cleared and raised again within one record (its
+//	   template put again, or one clause of its scenario giving way to
+//	   another) shows again the `causes` links, to and from it, that
+//	   matches still support: they stayed deleted while both alarms were
+//	   raised.
 const Semantics = 4
 
 // semanticsStrictTemplates is the first Semantics whose template
