@@ -233,3 +233,42 @@ scenarios:
 		})
 	}
 }
+
+// TestTemplateScalarsAreTheirText: a template filter reads its value as
+// written, as Vitrage does (`name: 1.10` is "1.10", not 1.1), and a state
+// of semantics below 4 rebuilds its templates as they were read then, so
+// that its rules are those its matches were found by.
+func TestTemplateScalarsAreTheirText(t *testing.T) {
+	const body = `
+metadata: {version: 2, type: standard, name: release}
+definitions:
+  entities:
+    - entity: {category: RESOURCE, type: nova.host, name: 1.10, template_id: host}
+scenarios:
+  - scenario:
+      condition: host
+      actions:
+        - action: {action_type: mark_down, action_target: {target: host}}
+`
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(host("1.1", "available"))
+	l.must(host("1.10", "available"))
+	l.must(put("release", body))
+	for name, want := range map[string]bool{"1.1": false, "1.10": true} {
+		id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", name)
+		if v, _ := l.e.Graph().Vertex(id); v.IsMarkedDown != want {
+			t.Errorf("host %s marked down %v; want %v", name, v.IsMarkedDown, want)
+		}
+	}
+	for sem, want := range map[int]string{semanticsTextScalars - 1: "1.1", Semantics: "1.10"} {
+		s := l.e.State()
+		s.Semantics = sem
+		r, err := Restore(s, Config{}, nil)
+		if err != nil {
+			t.Fatalf("restore a state of semantics %d: %v", sem, err)
+		}
+		if got := r.templates["release"].tpl.Entities["host"].Props["name"]; got != want {
+			t.Errorf("restored under semantics %d, the filter reads %q; want %q", sem, got, want)
+		}
+	}
+}

@@ -58,12 +58,21 @@ const StateVersion = 1
 //	   template put again, or one clause of its scenario giving way to
 //	   another) shows again the `causes` links, to and from it, that
 //	   matches still support: they stayed deleted while both alarms were
-//	   raised.
+//	   raised. Template scalars are read as their text, as Vitrage reads
+//	   them: `name: 1.10` filters on "1.10" (it read "1.1"), `id: 0123`
+//	   on "0123" (it read "83"), and a version 3 entity property or
+//	   action value YAML types as a number or a date loads (it was
+//	   refused). A state of older semantics keeps its templates as they
+//	   were read (Restore parses them with template.Options.TypedScalars).
 const Semantics = 4
 
 // semanticsStrictTemplates is the first Semantics whose template
 // refusals template.Options.Lenient skips.
 const semanticsStrictTemplates = 3
+
+// semanticsTextScalars is the first Semantics that reads every scalar of a
+// template as its text (below it: template.Options.TypedScalars).
+const semanticsTextScalars = 4
 
 // State is the engine's whole state as plain data, for snapshots.
 type State struct {
@@ -192,8 +201,8 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	e.semantics = s.Semantics
 	// The templates of a state computed under older semantics are those
 	// its build accepted: rebuild them as it did, or the snapshot would be
-	// refused (and skipped) for a template the log loaded then.
-	lenient := s.Semantics < semanticsStrictTemplates
+	// refused (and skipped) for a template the log loaded then, or hold
+	// rules other than those its matches were found by.
 	for _, ts := range s.Templates {
 		incs := map[string]string{}
 		for _, inc := range ts.Includes {
@@ -204,10 +213,10 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 			if !ok {
 				return nil, false
 			}
-			t, err := compile(name, body, nil, lenient)
+			t, err := compile(name, body, nil, s.Semantics)
 			return t, err == nil
 		}
-		tpl, err := compile(ts.Name, ts.Body, defs, lenient)
+		tpl, err := compile(ts.Name, ts.Body, defs, s.Semantics)
 		if err != nil {
 			return nil, fmt.Errorf("restore evaluator: %w", err)
 		}

@@ -59,10 +59,12 @@ func (e *Engine) definition(name string) *loaded {
 	return nil
 }
 
-// compile parses a template body; includes are resolved through defs.
-// lenient parses it as builds of older semantics did (template.Options).
-func compile(name, body string, defs func(string) (*template.Template, bool), lenient bool) (*template.Template, error) {
-	tpl, err := template.Parse([]byte(body), template.Options{Definitions: defs, Lenient: lenient})
+// compile parses a template body as builds of apply semantics sem did
+// (template.Options): a put under this build's Semantics, a template of a
+// restored state under the state's. Includes are resolved through defs.
+func compile(name, body string, defs func(string) (*template.Template, bool), sem int) (*template.Template, error) {
+	tpl, err := template.Parse([]byte(body), template.Options{Definitions: defs,
+		Lenient: sem < semanticsStrictTemplates, TypedScalars: sem < semanticsTextScalars})
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrInvalidTemplate, name, err)
 	}
@@ -80,7 +82,7 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	if old, ok := e.templates[name]; ok && old.body == body {
 		return nil, nil // the same template again: nothing changes
 	}
-	tpl, err := compile(name, body, e.definitions, false)
+	tpl, err := compile(name, body, e.definitions, Semantics)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,13 @@ type Options struct {
 	// then. It is for rebuilding a state computed under those semantics
 	// (evaluator.Restore); new input is never parsed leniently.
 	Lenient bool
+	// TypedScalars decodes the body as builds of apply semantics below 4
+	// did, with YAML's types: `1.10` read as "1.1", `0123` as "83", a
+	// date refused as a value, and a version 3 value that YAML types as a
+	// number (an entity property, an alarm name) refused. Like Lenient, it
+	// is for rebuilding a state computed under those semantics; new input
+	// is decoded as Vitrage decodes it, every scalar as its text.
+	TypedScalars bool
 }
 
 // MaxSize is the largest template body Parse accepts.
@@ -54,24 +61,22 @@ func Validate(body []byte, opts Options) []Problem {
 // Header reads only the metadata of a template: its name, version and type.
 // It is meant for ordering definition templates before the templates that
 // include them.
+// Scalars read as Parse reads them (each as its text), so the name is the
+// one Parse gives.
 func Header(body []byte) (name string, version int, typ string, err error) {
-	var doc struct {
-		Metadata struct {
-			Name    any `yaml:"name"`
-			Version any `yaml:"version"`
-			Type    any `yaml:"type"`
-		} `yaml:"metadata"`
-	}
-	if err := yaml.Unmarshal(body, &doc); err != nil {
+	doc, err := decodeText(body)
+	if err != nil {
 		return "", 0, "", fmt.Errorf("decode template metadata: %w", err)
 	}
-	name, _ = scalar(doc.Metadata.Name)
-	vs, _ := scalar(doc.Metadata.Version)
+	top, _ := asMap(doc)
+	md, _ := asMap(top["metadata"])
+	name, _ = scalar(md["name"])
+	vs, _ := scalar(md["version"])
 	version = 1
 	if vs != "" {
 		version, _ = strconv.Atoi(vs)
 	}
-	typ, _ = scalar(doc.Metadata.Type)
+	typ, _ = scalar(md["type"])
 	return name, version, typ, nil
 }
 
@@ -95,7 +100,13 @@ func parse(body []byte, opts Options) (*Template, *problems) {
 		return p.t, &p.ps
 	}
 	var doc any
-	if err := yaml.Unmarshal(body, &doc); err != nil {
+	var err error
+	if opts.TypedScalars {
+		err = yaml.Unmarshal(body, &doc)
+	} else {
+		doc, err = decodeText(body)
+	}
+	if err != nil {
 		p.ps.add(5, "", err.Error())
 		return p.t, &p.ps
 	}
