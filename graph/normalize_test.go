@@ -55,6 +55,15 @@ func TestResolve(t *testing.T) {
 		{"ALARM", "prometheus", "warning", "", "WARNING", "WARNING"},
 		{"ALARM", "prometheus", "info", "", "INFO", "OK"},
 		{"ALARM", "zabbix", "disaster", "", "DISASTER", "CRITICAL"},
+		// Vitrage's zabbix.yaml: HIGH is CRITICAL, AVERAGE SEVERE, NOT
+		// CLASSIFIED N/A (ranked above OK and INFORMATION).
+		{"ALARM", "zabbix", "high", "", "HIGH", "CRITICAL"},
+		{"ALARM", "zabbix", "average", "", "AVERAGE", "SEVERE"},
+		{"ALARM", "zabbix", "not classified", "", "NOT CLASSIFIED", "N/A"},
+		{"ALARM", "zabbix", "information", "not classified", "NOT CLASSIFIED", "N/A"},
+		// Vitrage's vitrage.yaml ranks UNKNOWN between WARNING and OK.
+		{"ALARM", "vitrage", "ok", "unknown", "UNKNOWN", "N/A"},
+		{"ALARM", "vitrage", "unknown", "warning", "WARNING", "WARNING"},
 		{"ALARM", "vitrage", "major", "", "MAJOR", "SEVERE"},
 		{"ALARM", "some.alarm", "minor", "", "MINOR", "WARNING"},       // default_alarm.yaml
 		{"ALARM", "nova.host", "critical", "", "CRITICAL", "CRITICAL"}, // type's file is of another category

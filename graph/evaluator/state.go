@@ -64,6 +64,11 @@ const StateVersion = 1
 //	   action value YAML types as a number or a date loads (it was
 //	   refused). A state of older semantics keeps its templates as they
 //	   were read (Restore parses them with template.Options.TypedScalars).
+//	4: the built-in severities of Zabbix and of deduced alarms are
+//	   Vitrage's: zabbix HIGH is CRITICAL (it was SEVERE), AVERAGE is
+//	   SEVERE (WARNING), NOT CLASSIFIED is N/A ranked above OK (OK), and
+//	   a deduced alarm's UNKNOWN ranks between WARNING and OK (it was
+//	   unlisted: N/A, below OK).
 const Semantics = 4
 
 // semanticsStrictTemplates is the first Semantics whose template
