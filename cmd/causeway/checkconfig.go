@@ -17,7 +17,7 @@ func (cfg *fileConfig) validate() error {
 		}
 	}
 	add("persister", cfg.Persister.Config.WithDefaults().Validate())
-	if cfg.hasProcessor {
+	if cfg.sections["processor"] {
 		pc := cfg.Processor
 		pc.SetDefaults()
 		add("processor", pc.Validate())
@@ -64,9 +64,9 @@ func newCheckConfigCmd(g *globalFlags) *cobra.Command {
 			"names (never printing what they hold); report every problem by its YAML path.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g.configPath)
+			cfg, err := loadConfig(g.configPath, 0)
 			if err == nil {
-				err = errors.Join(cfg.validate(), cfg.checkFiles())
+				err = errors.Join(cfg.require(cfg.sectionNeeds()), cfg.validate(), cfg.checkFiles())
 			}
 			if err != nil {
 				return &exitError{code: 1, msg: fmt.Sprintf("config %s is not valid:\n%v", g.configPath, err)}

@@ -38,10 +38,52 @@ type fileConfig struct {
 	Listener  listenerSection  `yaml:"listener"`
 	Notifier  notifier.Config  `yaml:"notifier"`
 
-	// hasProcessor says whether the file has a processor section: only
-	// the processor daemon needs one, so check-config validates it only
-	// when it is there, as it does the drivers' and listeners' sections.
-	hasProcessor bool
+	// sections are the top-level keys of the file. Only the processor
+	// daemon needs a processor section, so check-config validates it only
+	// when it is there, as it does the drivers' and listeners' sections;
+	// and it requires the shared settings the sections there need.
+	sections map[string]bool
+}
+
+// needs are the shared settings a command cannot do without: a listener
+// or driver host need not hold the database's credentials.
+type needs uint8
+
+const (
+	needDatabase needs = 1 << iota
+	needBus
+	needBoth = needDatabase | needBus
+)
+
+// sectionNeeds is what the components of the file's sections need: the
+// persister and the processor both settings, the drivers and the
+// listener the bus (the notifier checks its own dsn). A file of the
+// shared sections alone is for every component.
+func (cfg *fileConfig) sectionNeeds() needs {
+	var n needs
+	components := false
+	for s, need := range map[string]needs{"persister": needBoth, "processor": needBoth, "drivers": needBus, "listener": needBus, "notifier": 0} {
+		if cfg.sections[s] {
+			components = true
+			n |= need
+		}
+	}
+	if !components {
+		return needBoth
+	}
+	return n
+}
+
+// require reports the shared settings of n that the file leaves empty.
+func (cfg *fileConfig) require(n needs) error {
+	var errs []error
+	if n&needDatabase != 0 && cfg.Database.DSN == "" {
+		errs = append(errs, errors.New("database.dsn: is required (or database.dsn_file)"))
+	}
+	if n&needBus != 0 && cfg.Bus.URL == "" {
+		errs = append(errs, errors.New("bus.url: is required (or bus.url_file)"))
+	}
+	return errors.Join(errs...)
 }
 
 type databaseConfig struct {
@@ -109,34 +151,28 @@ type listenerSection struct {
 
 // loadConfig reads (readConfig: an overlay is laid over its base),
 // decodes, completes and validates the file at path.
-func loadConfig(path string) (*fileConfig, error) {
+func loadConfig(path string, n needs) (*fileConfig, error) {
 	raw, err := readConfig(path)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := parseConfig(raw)
+	cfg, err := parseConfig(raw, n)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// parseConfig decodes raw strictly and resolves the shared settings, which
-// it requires. It checks the shared sections; each component validates its
-// own section when it starts (and check-config validates them all).
-func parseConfig(raw []byte) (*fileConfig, error) {
+// parseConfig decodes raw strictly and resolves the shared settings,
+// requiring those of n. It checks the shared sections; each component
+// validates its own section when it starts (and check-config validates
+// them all).
+func parseConfig(raw []byte, n needs) (*fileConfig, error) {
 	cfg, err := decodeConfig(raw)
 	if cfg == nil {
 		return nil, err
 	}
-	errs := []error{err}
-	if cfg.Database.DSN == "" {
-		errs = append(errs, errors.New("database.dsn: is required (or database.dsn_file)"))
-	}
-	if cfg.Bus.URL == "" {
-		errs = append(errs, errors.New("bus.url: is required (or bus.url_file)"))
-	}
-	return cfg, errors.Join(errs...)
+	return cfg, errors.Join(err, cfg.require(n))
 }
 
 // decodeConfig decodes raw strictly, reads the shared secrets and lets the
@@ -152,11 +188,12 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 		}
 		return nil, err
 	}
-	var sections struct {
-		Processor *yaml.Node `yaml:"processor"`
-	}
+	var sections map[string]yaml.Node
 	if yaml.Unmarshal(raw, &sections) == nil {
-		cfg.hasProcessor = sections.Processor != nil
+		cfg.sections = map[string]bool{}
+		for k := range sections {
+			cfg.sections[k] = true
+		}
 	}
 	var errs []error
 	if err := readSecret(&cfg.Database.DSN, cfg.Database.DSNFile, "database.dsn_file"); err != nil {

@@ -11,7 +11,7 @@ import (
 // TestExampleConfigIsValid loads deploy/causeway.yaml through the same path
 // as the daemons and check-config.
 func TestExampleConfigIsValid(t *testing.T) {
-	cfg, err := loadConfig("../../deploy/causeway.yaml")
+	cfg, err := loadConfig("../../deploy/causeway.yaml", needBoth)
 	if err != nil {
 		t.Fatalf("load the example config: %v", err)
 	}
@@ -32,7 +32,7 @@ func TestConfigErrors(t *testing.T) {
 		{"value and file", "database: {dsn: x, dsn_file: /nonexistent}\nbus: {url: amqp://x}\n", "not both"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tc.yaml))
+			_, err := parseConfig([]byte(tc.yaml), needBoth)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("parseConfig error = %v, want one containing %q", err, tc.want)
 			}
@@ -45,7 +45,7 @@ func TestConfigSecretFile(t *testing.T) {
 	if err := os.WriteFile(f, []byte("u:p@tcp(h:3306)/db\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig([]byte("database: {dsn_file: " + f + "}\nbus: {url: amqp://x}\n"))
+	cfg, err := parseConfig([]byte("database: {dsn_file: " + f + "}\nbus: {url: amqp://x}\n"), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func FuzzParseConfig(f *testing.F) {
 	}
 	f.Add([]byte("database: {dsn: x}\nbus: {url: y}\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		cfg, err := parseConfig(in)
+		cfg, err := parseConfig(in, needBoth)
 		if err == nil {
 			_ = cfg.validate()
 		}
@@ -89,7 +89,7 @@ func TestNotifierInheritsSharedSettings(t *testing.T) {
 // TestProcessorInheritsBusReconnect: bus.reconnect_min/max, documented as
 // shared, reach the processor's broker connection.
 func TestProcessorInheritsBusReconnect(t *testing.T) {
-	cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: amqp://h/, reconnect_min: 250ms, reconnect_max: 4s}\n"))
+	cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: amqp://h/, reconnect_min: 250ms, reconnect_max: 4s}\n"), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestProcessorInheritsBusReconnect(t *testing.T) {
 // named by its section, not only the first of each section (a component's
 // Validate joins several).
 func TestCheckConfigNamesEverySection(t *testing.T) {
-	cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: \"amqp://h/\"}\npersister: {batch_size: 20000, retention: 1h}\nprocessor: {node_id: p1}\nnotifier: {batch_size: -1, lease_ttl: 10ms}\n"))
+	cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: \"amqp://h/\"}\npersister: {batch_size: 20000, retention: 1h}\nprocessor: {node_id: p1}\nnotifier: {batch_size: -1, lease_ttl: 10ms}\n"), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,14 +133,14 @@ func TestCheckConfigNamesEverySection(t *testing.T) {
 // and still validates a processor section that is there.
 func TestCheckConfigWithoutProcessorSection(t *testing.T) {
 	shared := "database: {dsn: x}\nbus: {url: \"amqp://h/\"}\npersister: {batch_wait: 10ms}\n"
-	cfg, err := parseConfig([]byte(shared))
+	cfg, err := parseConfig([]byte(shared), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.validate(); err != nil {
 		t.Errorf("a file without a processor section does not validate:\n%v", err)
 	}
-	cfg, err = parseConfig([]byte(shared + "processor: {node_id: p1}\n"))
+	cfg, err = parseConfig([]byte(shared + "processor: {node_id: p1}\n"), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,5 +166,37 @@ func TestDriverNamesChecked(t *testing.T) {
 		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("driver static %s: %v (exit %d), want exit %d saying %s", tc.name, err, exitCode(err), exitBadInput, tc.want)
 		}
+	}
+}
+
+// TestSharedSettingsByComponent: a listener's or a driver's host needs no
+// database credentials and a notifier's no broker; check-config requires
+// what the file's sections need, and the shared sections alone need both.
+func TestSharedSettingsByComponent(t *testing.T) {
+	listenerOnly := "bus: {url: amqp://x}\nlistener: {events: {}}\n"
+	if _, err := parseConfig([]byte(listenerOnly), needBus); err != nil {
+		t.Errorf("a listener's file without a database section: %v", err)
+	}
+	if _, err := parseConfig([]byte(listenerOnly), needBoth); err == nil || !strings.Contains(err.Error(), "database.dsn: is required") {
+		t.Errorf("a persister on the listener's file: err = %v, want database.dsn: is required", err)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"listener", listenerOnly, ""},
+		{"drivers", "bus: {url: amqp://x}\ndrivers: {metrics_listen: 127.0.0.1:0}\n", ""},
+		{"notifier", "database: {dsn: x}\nnotifier: {}\n", ""},
+		{"listener without bus", "database: {dsn: x}\nlistener: {events: {}}\n", "bus.url: is required"},
+		{"persister", "bus: {url: amqp://x}\npersister: {}\n", "database.dsn: is required"},
+		{"shared only", "bus: {url: amqp://x}\n", "database.dsn: is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig([]byte(tc.yaml), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.require(cfg.sectionNeeds())
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("require = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -98,7 +98,7 @@ func brokerURL(g *globalFlags, flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	cfg, err := loadConfig(g.configPath)
+	cfg, err := loadConfig(g.configPath, 0)
 	if err != nil {
 		return "", err
 	}

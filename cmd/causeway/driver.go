@@ -20,7 +20,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 			"none is named). Each full pull is published as sync.begin, the entities, sync.end.",
 		RunE: daemon(g, func(cmd *cobra.Command, names []string) error {
 			defer logHangups(g.logger())()
-			cfg, err := loadConfig(g.configPath)
+			cfg, err := loadConfig(g.configPath, needBus)
 			if err != nil {
 				return err
 			}

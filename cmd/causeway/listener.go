@@ -19,7 +19,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
-			cfg, err := loadConfig(g.configPath)
+			cfg, err := loadConfig(g.configPath, needBus)
 			if err != nil {
 				return err
 			}

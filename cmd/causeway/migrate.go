@@ -13,7 +13,7 @@ func newMigrateCmd(g *globalFlags) *cobra.Command {
 		Short: "Apply the embedded schema migrations to the database (idempotent)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g.configPath)
+			cfg, err := loadConfig(g.configPath, needDatabase)
 			if err != nil {
 				return err
 			}

@@ -78,7 +78,7 @@ func TestLoadConfigThroughAnOverlay(t *testing.T) {
 	}
 	write("causeway.yaml", "database: {dsn: \"u@tcp(h:3306)/db\"}\nbus: {url: \"amqp://old/\"}\nprocessor: {node_id: p1, data_dir: /tmp/x}\n")
 	node := write("processor-p2.yaml", "base: causeway.yaml\nprocessor: {node_id: p2}\n")
-	cfg, err := loadConfig(node)
+	cfg, err := loadConfig(node, needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,15 +86,15 @@ func TestLoadConfigThroughAnOverlay(t *testing.T) {
 		t.Fatalf("node p2: node_id %q, data_dir %q, bus %q", cfg.Processor.NodeID, cfg.Processor.DataDir, cfg.Processor.AMQPURL)
 	}
 	write("causeway.yaml", "database: {dsn: \"u@tcp(h:3306)/db\"}\nbus: {url: \"amqp://new/\"}\nprocessor: {node_id: p1}\n")
-	if cfg, err := loadConfig(node); err != nil || cfg.Processor.AMQPURL != "amqp://new/" {
+	if cfg, err := loadConfig(node, needBoth); err != nil || cfg.Processor.AMQPURL != "amqp://new/" {
 		t.Fatalf("after an edit of the shared file: %v, bus %q; want amqp://new/", err, cfg.Processor.AMQPURL)
 	}
 	bad := write("processor-p3.yaml", "base: causeway.yaml\nprocessor: {node_idd: p3}\n")
-	if _, err := loadConfig(bad); err == nil || !strings.Contains(err.Error(), "node_idd") {
+	if _, err := loadConfig(bad, needBoth); err == nil || !strings.Contains(err.Error(), "node_idd") {
 		t.Fatalf("an unknown key in an overlay: %v; want it refused", err)
 	}
 	missing := write("processor-p4.yaml", "base: nowhere.yaml\n")
-	if _, err := loadConfig(missing); err == nil || !strings.Contains(err.Error(), "read the base of") {
+	if _, err := loadConfig(missing, needBoth); err == nil || !strings.Contains(err.Error(), "read the base of") {
 		t.Fatalf("a missing base: %v", err)
 	}
 }
@@ -111,7 +111,7 @@ func FuzzOverlayConfig(f *testing.F) {
 			return
 		}
 		if merged, err := overlayConfig(base, over); err == nil {
-			_, _ = parseConfig(merged)
+			_, _ = parseConfig(merged, needBoth)
 		}
 	})
 }

@@ -16,7 +16,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
-			cfg, err := loadConfig(g.configPath)
+			cfg, err := loadConfig(g.configPath, needBoth)
 			if err != nil {
 				return err
 			}

@@ -12,7 +12,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
-			cfg, err := loadConfig(g.configPath)
+			cfg, err := loadConfig(g.configPath, needBoth)
 			if err != nil {
 				return err
 			}

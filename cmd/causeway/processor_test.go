@@ -184,7 +184,7 @@ processor:
 `
 
 func TestProcessorSection(t *testing.T) {
-	cfg, err := parseConfig([]byte(sampleProcessorConfig))
+	cfg, err := parseConfig([]byte(sampleProcessorConfig), needBoth)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
@@ -201,14 +201,14 @@ func TestProcessorSection(t *testing.T) {
 		t.Errorf("String leaks the DSN: %s", pc)
 	}
 	bad := strings.Replace(sampleProcessorConfig, "role: admin", "role: root", 1)
-	cfg, err = parseConfig([]byte(bad))
+	cfg, err = parseConfig([]byte(bad), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Processor.Validate(); err == nil || !strings.Contains(err.Error(), "api: tokens[0].role") {
 		t.Errorf("validate a bad role: %v", err)
 	}
-	if _, err := parseConfig([]byte(strings.Replace(sampleProcessorConfig, "node_id: p1", "node_id: p1\n  bogus: 1", 1))); err == nil {
+	if _, err := parseConfig([]byte(strings.Replace(sampleProcessorConfig, "node_id: p1", "node_id: p1\n  bogus: 1", 1)), needBoth); err == nil {
 		t.Errorf("unknown key accepted")
 	}
 }

@@ -77,7 +77,7 @@ func apiRefused(cmd *cobra.Command) error {
 func (f *dbFlags) open(ctx context.Context, g *globalFlags) (*sql.DB, error) {
 	dsn := f.dsn
 	if dsn == "" {
-		cfg, err := loadConfig(g.configPath)
+		cfg, err := loadConfig(g.configPath, needDatabase)
 		if err != nil {
 			return nil, fmt.Errorf("no --dsn, and %w", err)
 		}
@@ -910,7 +910,7 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	if err := (bus.PublisherConfig{Conn: bus.Conn{URL: o.republish.url}, SpoolPath: "-", Exchange: o.republish.exchange}).Validate(); err != nil {
 		return badInput("--republish-url/--republish-exchange: %v", err)
 	}
-	if cfg, err := loadConfig(g.configPath); err == nil && sameBroker(cfg.Bus.URL, o.republish.url) && o.republish.exchange == bus.EventsExchange {
+	if cfg, err := loadConfig(g.configPath, 0); err == nil && sameBroker(cfg.Bus.URL, o.republish.url) && o.republish.exchange == bus.EventsExchange {
 		return badInput("--republish-url is the live bus of %s: re-publish onto another vhost or another --republish-exchange", g.configPath)
 	}
 	to, label, err := h.resolve(ctx, o.point)
