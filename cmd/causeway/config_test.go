@@ -45,7 +45,7 @@ func TestConfigSecretFile(t *testing.T) {
 	if err := os.WriteFile(f, []byte("u:p@tcp(h:3306)/db\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig([]byte("database: {dsn_file: " + f + "}\nbus: {url: amqp://x}\n"), needBoth)
+	cfg, err := parseConfig([]byte("database: {dsn_file: "+f+"}\nbus: {url: amqp://x}\n"), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestCheckConfigWithoutProcessorSection(t *testing.T) {
 	if err := cfg.validate(); err != nil {
 		t.Errorf("a file without a processor section does not validate:\n%v", err)
 	}
-	cfg, err = parseConfig([]byte(shared + "processor: {node_id: p1}\n"), needBoth)
+	cfg, err = parseConfig([]byte(shared+"processor: {node_id: p1}\n"), needBoth)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestConfigSharedSecretFileErrors(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := parseConfig([]byte("database: {dsn_file: " + empty + "}\nbus: {url_file: " + dir + "/missing}\n"), needBoth)
+	_, err := parseConfig([]byte("database: {dsn_file: "+empty+"}\nbus: {url_file: "+dir+"/missing}\n"), needBoth)
 	for _, want := range []string{"database.dsn_file: " + empty + " is empty", "bus.url_file: open " + dir + "/missing"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("parseConfig error = %v, want one containing %q", err, want)
