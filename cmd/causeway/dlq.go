@@ -31,10 +31,10 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 	root.PersistentFlags().IntVar(&limit, "limit", 100, "at most this many, from the head of the queue")
 	resolve := func() (string, error) {
 		if limit < 1 {
-			return "", fmt.Errorf("--limit: %d is not positive", limit)
+			return "", badInput("--limit: %d is not positive", limit)
 		}
 		if output != "table" && output != "json" {
-			return "", fmt.Errorf("--output: %q is not table or json", output)
+			return "", badInput("--output: %q is not table or json", output)
 		}
 		return brokerURL(g, amqpURL)
 	}
@@ -42,7 +42,7 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		if output == "json" {
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(dls)
+			return enc.Encode(orEmpty(dls))
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), header)
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)

@@ -90,6 +90,7 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		p.Items = orEmpty(p.Items)
 		// JSON names the window it was resolved to, as the API does, so a
 		// next page can ask for the same one, and the seq the history is
 		// written to: an alarm cleared after it still shows as active.

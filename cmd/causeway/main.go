@@ -40,6 +40,10 @@ func run() int {
 type exitError struct {
 	code int
 	msg  string
+	// err, when set, is the error msg says, for errors.Is.
+	err error
 }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
+
+func (e *exitError) Unwrap() error { return e.err }

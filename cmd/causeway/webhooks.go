@@ -81,14 +81,14 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 					return fmt.Errorf("read spec: %w", err)
 				}
 				if _, err := subscription.Decode(raw); err != nil {
-					return err
+					return invalidSpec(err)
 				}
 			} else {
 				spec := subscription.Spec{URL: url, Format: format, Filter: filter, SecretRef: secretRef}
 				for _, h := range headers {
 					k, v, ok := strings.Cut(h, "=")
 					if !ok {
-						return fmt.Errorf("--header %q: want NAME=VALUE", h)
+						return badInput("--header %q: want NAME=VALUE", h)
 					}
 					if spec.Headers == nil {
 						spec.Headers = map[string]string{}
@@ -98,7 +98,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 				for _, r := range regexes {
 					k, v, ok := strings.Cut(r, "=")
 					if !ok {
-						return fmt.Errorf("--regex %q: want FIELD=PATTERN", r)
+						return badInput("--regex %q: want FIELD=PATTERN", r)
 					}
 					if spec.Filter.Regex == nil {
 						spec.Filter.Regex = map[string]string{}
@@ -108,14 +108,14 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 				if maxAge != "" {
 					d, err := time.ParseDuration(maxAge)
 					if err != nil {
-						return fmt.Errorf("--max-age: %w", err)
+						return badInput("--max-age: %v", err)
 					}
 					spec.Delivery.MaxAge = subscription.Duration(d)
 				}
 				spec.Delivery.MaxBacklog, spec.Delivery.BacklogPolicy = maxBacklog, backlogPolicy
 				var err error
 				if raw, err = subscription.Encode(spec); err != nil {
-					return err
+					return invalidSpec(err)
 				}
 			}
 			return publishSubscription(cmd, g, amqpURL, event.KindSubscriptionPut, args[0], raw)
@@ -156,7 +156,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 					return err
 				}
 				if output == "json" {
-					return asJSON(cmd.OutOrStdout(), sts)
+					return asJSON(cmd.OutOrStdout(), orEmpty(sts))
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tURL\tFORMAT\tPENDING\tDEAD\tSTATE")
@@ -194,7 +194,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 					return err
 				}
 				if output == "json" {
-					if err := asJSON(cmd.OutOrStdout(), sts); err != nil {
+					if err := asJSON(cmd.OutOrStdout(), orEmpty(sts)); err != nil {
 						return err
 					}
 				} else {
@@ -230,13 +230,16 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 	deadLetters := &cobra.Command{
 		Use: "dead-letters", Short: "List dead letters (rows that could not be delivered), oldest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dlLimit < 1 {
+				return badInput("--limit: %d is not positive", dlLimit)
+			}
 			return withDB(cmd, func(ctx context.Context, _ notifier.Config, db *sql.DB) error {
 				dls, err := notifier.DeadLetters(ctx, db, dlSub, dlLimit)
 				if err != nil {
 					return err
 				}
 				if output == "json" {
-					return asJSON(cmd.OutOrStdout(), dls)
+					return asJSON(cmd.OutOrStdout(), orEmpty(dls))
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tSUBSCRIPTION\tSEQ\tWEBHOOK_ID\tDEAD_AT\tREASON")
@@ -322,6 +325,25 @@ at a time on a database; a second one stops at once.`,
 	}
 	root.AddCommand(add, del, list, show, status, deadLetters, redrive)
 	return root
+}
+
+// invalidSpec is a subscription spec refused by its validation as bad
+// input (exit 2), still matching subscription.ErrInvalid; other errors
+// stay as they are.
+func invalidSpec(err error) error {
+	if !errors.Is(err, subscription.ErrInvalid) {
+		return err
+	}
+	return &exitError{code: exitBadInput, msg: err.Error(), err: err}
+}
+
+// orEmpty is s, or an empty slice for nil, so that JSON says [] rather
+// than null for an empty list.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func state(s notifier.Status) string {
