@@ -883,6 +883,9 @@ type republishOptions struct {
 	exchange string
 	spool    string
 	batch    int
+	// spoolMaxEvents bounds the spool (0: the bus's default); tests
+	// scale it down.
+	spoolMaxEvents int
 }
 
 func addRepublishFlags(cmd *cobra.Command, r *republishOptions) {
@@ -984,7 +987,8 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 		defer os.RemoveAll(dir)
 		spool = filepath.Join(dir, "spool.db")
 	}
-	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: o.url}, SpoolPath: spool, Exchange: o.exchange}, bus.Deps{Logger: logger})
+	pub, err := bus.NewPublisher(bus.PublisherConfig{Conn: bus.Conn{URL: o.url}, SpoolPath: spool, Exchange: o.exchange, SpoolMaxEvents: o.spoolMaxEvents},
+		bus.Deps{Logger: logger})
 	if err != nil {
 		return res, fmt.Errorf("republish publisher: %w", err)
 	}
