@@ -1002,10 +1002,24 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 			logger.Warn("close republish spool", "err", err)
 		}
 	}()
+	// The log is read no further ahead of the broker's confirmations than
+	// half the spool holds: read at the database's pace, a log longer than
+	// the spool (a million events by default) would fill it and fail, and
+	// a shorter one would be copied whole to disk first.
+	maxEvents := o.spoolMaxEvents
+	if maxEvents == 0 {
+		maxEvents = bus.DefaultSpoolMaxEvents
+	}
+	window, windowBytes := max(1, maxEvents/2), int64(bus.DefaultSpoolMaxBytes/2)
 	batch := make([]event.Record, 0, o.batch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
+		}
+		if err := waitSpool(ctx, pub, ran, o.exchange, func(events int, bytes int64) bool {
+			return events == 0 || (events+len(batch) <= window && bytes < windowBytes)
+		}); err != nil {
+			return err
 		}
 		if err := pub.PublishRecords(ctx, batch...); err != nil {
 			return fmt.Errorf("republish up to seq %d: %w", to, err)
@@ -1040,21 +1054,28 @@ func republishRange(ctx context.Context, logger *slog.Logger, l *store.Log, o re
 		return res, fmt.Errorf("republish: the log ended at seq %d, before %d", next-1, to)
 	}
 	// The spool empties as the broker confirms.
+	return res, waitSpool(ctx, pub, ran, o.exchange, func(events int, _ int64) bool { return events == 0 })
+}
+
+// waitSpool waits until ok says yes to what pub's spool holds, as the
+// broker confirms; it fails when the broker returns events as unroutable,
+// the publisher stops (ran) or ctx ends.
+func waitSpool(ctx context.Context, pub *bus.Publisher, ran chan error, exchange string, ok func(events int, bytes int64) bool) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if n, _ := pub.Spooled(); n == 0 {
-			return res, nil
+		if ok(pub.Spooled()) {
+			return nil
 		}
 		if pub.Returned() > 0 {
-			return res, fmt.Errorf("republish: the broker returned events as unroutable: nothing is bound to exchange %s", o.exchange)
+			return fmt.Errorf("republish: the broker returned events as unroutable: nothing is bound to exchange %s", exchange)
 		}
 		select {
 		case <-ctx.Done():
-			return res, ctx.Err()
+			return ctx.Err()
 		case err := <-ran:
 			ran <- err
-			return res, fmt.Errorf("republish: publisher stopped: %w", err)
+			return fmt.Errorf("republish: publisher stopped: %w", err)
 		case <-tick.C:
 		}
 	}

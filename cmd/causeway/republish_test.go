@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,5 +253,113 @@ func TestRepublishOntoAnotherExchange(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("republish onto an unbound exchange did not end")
+	}
+}
+
+// gatedProxy forwards TCP connections to target once opened; before, it
+// closes each connection it accepts, as a broker that is down.
+type gatedProxy struct {
+	ln     net.Listener
+	target string
+	open   atomic.Bool
+}
+
+func newGatedProxy(t *testing.T, target string) *gatedProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &gatedProxy{ln: ln, target: target}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !p.open.Load() {
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+// TestRepublishLongerThanTheSpool: re-publishing more events than the
+// re-publisher's spool holds, onto a broker slower than the log is read
+// (here: down until the spool holds three batches), waits for the broker
+// rather than failing with a full spool; each event reaches the vhost
+// once.
+func TestRepublishLongerThanTheSpool(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Tail: 160, Start: t0}
+	src := newLogRig(t, s, 20, 1000)
+	head := src.moments[len(src.moments)-1].seq
+	const spoolMax, batch = 50, 7
+	if head < 3*spoolMax {
+		t.Fatalf("scenario: %d events, want several spools' worth", head)
+	}
+	vhost := bustest.VHost(t)
+	u, err := url.Parse(vhost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newGatedProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	// The queue the persister would consume, declared while the broker is
+	// reachable, so that what is re-published is kept for counting.
+	conn := bustest.Conn(t, vhost)
+	if _, err := bus.DeclareTopology(conn); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := republishOptions{url: u.String(), exchange: bus.EventsExchange, batch: batch, spoolMaxEvents: spoolMax}
+	progress := func(done, _ int64) {
+		if done >= 3*batch {
+			proxy.open.Store(true)
+		}
+	}
+	res, err := republishRange(ctx, slog.New(slog.DiscardHandler), src.log, o, 0, head, progress)
+	if err != nil {
+		t.Fatalf("republish %d events through a spool of %d: %v", head, spoolMax, err)
+	}
+	if res.Published != head {
+		t.Fatalf("published %d, want %d", res.Published, head)
+	}
+	seen := map[string]bool{}
+	for _, m := range bustest.Take(t, vhost, bus.PersistQueue, int(head)) {
+		if seen[m.MessageId] {
+			t.Errorf("event %s published twice", m.MessageId)
+		}
+		seen[m.MessageId] = true
+	}
+	if q, err := bustest.Channel(t, vhost).QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil); err != nil || q.Messages != 0 {
+		t.Errorf("%d messages left in %s past the %d events (%v)", q.Messages, bus.PersistQueue, head, err)
 	}
 }
