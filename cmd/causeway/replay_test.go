@@ -495,3 +495,45 @@ func TestHistoricalEveryEventPastRetention(t *testing.T) {
 		t.Errorf("replay --at the first moment: err = %v (exit %d), want exit %d: before the retained log, naming no seq 0", err, exitCode(err), exitBadInput)
 	}
 }
+
+// TestHistoricalAtTheSnapshotRetentionKept: once retention has dropped the
+// events up to the snapshot it keeps, a moment from that snapshot's time
+// to the next stored event's is the snapshot's state: replay, rca show and
+// topology show answer it by time as by seq, rather than refuse it as
+// before the retained log; a moment before the snapshot still is.
+func TestHistoricalAtTheSnapshotRetentionKept(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 4, Start: t0}
+	r := newLogRig(t, s, 2, 5)
+	var snap int64
+	if err := r.db.QueryRow("SELECT MAX(seq) FROM snapshots").Scan(&snap); err != nil || snap == 0 {
+		t.Fatalf("scenario: no snapshot (%v)", err)
+	}
+	var m, next moment
+	for i, x := range r.moments {
+		if x.seq == snap && i+1 < len(r.moments) {
+			m, next = x, r.moments[i+1]
+		}
+	}
+	if m.seq == 0 {
+		t.Fatalf("scenario: the newest snapshot (seq %d) is no moment before the last", snap)
+	}
+	if _, err := r.db.Exec("DELETE FROM events WHERE seq <= ?", snap); err != nil {
+		t.Fatal(err)
+	}
+	between := m.at.Add(next.at.Sub(m.at) / 2)
+	for _, at := range []time.Time{m.at, between} {
+		got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", at.Format(time.RFC3339Nano))
+		if err != nil || got != string(m.dump) {
+			t.Errorf("replay --at %s, at or after the kept snapshot (seq %d): %v (dump equal: %v)", at.Format(time.RFC3339Nano), snap, err, got == string(m.dump))
+		}
+		out, err := runCausewayCLI(t, "topology", "show", "--dsn", r.dsn, "--at", at.Format(time.RFC3339Nano), "-o", "json")
+		var doc historicalTopology
+		if err != nil || json.Unmarshal([]byte(out), &doc) != nil || doc.Seq != snap {
+			t.Errorf("topology show --at %s: %v, seq %d; want seq %d", at.Format(time.RFC3339Nano), err, doc.Seq, snap)
+		}
+	}
+	_, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", m.at.Add(-time.Microsecond).Format(time.RFC3339Nano))
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "before the retained log") {
+		t.Errorf("replay --at just before the kept snapshot: err = %v (exit %d), want exit %d: before the retained log", err, exitCode(err), exitBadInput)
+	}
+}
