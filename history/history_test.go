@@ -260,6 +260,9 @@ func TestWriteFencedIdempotentAndQueries(t *testing.T) {
 				t.Errorf("occurrence %s cleared at seq %d without a cleared item", o.ID, o.ClearedSeq)
 			}
 		}
+		if o.SeverityChanges == nil {
+			t.Errorf("occurrence %s: severity_changes is null, not []", o.ID)
+		}
 		sevChanges += len(o.SeverityChanges)
 		for _, c := range o.SeverityChanges {
 			if c.From != "WARNING" || c.To != "CRITICAL" || o.Severity != "CRITICAL" {

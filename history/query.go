@@ -217,6 +217,9 @@ func attachSeverityChanges(ctx context.Context, db *sql.DB, occ []Occurrence) er
 	if len(occ) == 0 {
 		return nil
 	}
+	for i := range occ {
+		occ[i].SeverityChanges = []SeverityChange{} // none is [] in JSON, not null
+	}
 	byKey := map[string][]int{}
 	var keys []any
 	// Only the changes between the page's first raise and its last clear
