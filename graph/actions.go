@@ -59,7 +59,7 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 }
 
 // ClearDeducedAlarm soft-deletes the alarm id and all its edges; they stay in
-// the graph for RCA. Clearing a deleted or unknown vertex does nothing.
+// the graph for RCA (until DeletedRetention has passed). Clearing a deleted or unknown vertex does nothing.
 func (g *Graph) ClearDeducedAlarm(id VertexID) []Change {
 	v := g.get(id)
 	if v == nil || v.deleted {

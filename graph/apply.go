@@ -25,7 +25,9 @@ var ErrInvalidRecord = errors.New("invalid record")
 // RecordedAt of the last record whichever its kind.
 //
 // Every timestamp Apply writes comes from rec: RecordedAt for
-// update_timestamp and Now, ObservedAt for sample_timestamp.
+// update_timestamp and Now, ObservedAt for sample_timestamp. A record
+// whose RecordedAt starts a new hour of log time first removes what was
+// deleted more than DeletedRetention before it (see Purged).
 func (g *Graph) Apply(rec event.Record) ([]Change, error) {
 	ev := &rec.Event
 	switch ev.Kind {
@@ -38,8 +40,13 @@ func (g *Graph) Apply(rec event.Record) ([]Change, error) {
 			return nil, fmt.Errorf("apply seq %d: %s without sync: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
 		}
 	}
+	prev := g.now
 	g.step++
 	g.now = toNanos(rec.RecordedAt)
+	g.purged = nil
+	if purgeDue(prev, g.now) {
+		g.purge()
+	}
 	switch ev.Kind {
 	case event.KindEntityUpsert:
 		return g.upsert(ev), nil

@@ -20,6 +20,10 @@
 // leaves other sources' alone; an edge nobody asserts any more is deleted.
 // The evaluator's edges are owned by EvaluatorSource.
 //
+// Deleted vertices and edges stay, marked deleted, for RCA of what was
+// cleared, until DeletedRetention of log time has passed since their
+// deletion; then Apply removes them (see Purged), leaving holes in the ids.
+//
 // The package does no I/O and is not safe for concurrent use: the owner
 // serialises every call.
 package graph

@@ -15,11 +15,13 @@ import (
 // reads included (the processor holds a lock around it).
 type Graph struct {
 	norm  *Normalizer
-	verts []*vertex // verts[id-1]
+	verts []*vertex // verts[id-1]; nil where a vertex was purged
 	keys  map[vkey]VertexID
 	now   int64 // RecordedAt of the last applied record, unix nanos
 	step  int64 // records applied; orders upserts against sync.begin
 	syncs []openSync
+	// purged are the ids the last Apply removed (Purged); not state.
+	purged []VertexID
 	// syms numbers the low-cardinality strings (categories, types, states,
 	// projects, sources, relationships): vertices hold 4-byte symbols
 	// instead of 16-byte strings, and equal strings share one backing
@@ -243,7 +245,9 @@ func (g *Graph) Lookup(category, typ, externalID string) (VertexID, bool) {
 	return g.lookup(category, typ, externalID)
 }
 
-// Len returns the number of vertices, deleted ones included.
+// Len returns the highest vertex id given so far: the number of vertices,
+// deleted ones included, and of the ids of purged ones (see
+// DeletedRetention), which are not given again.
 func (g *Graph) Len() int { return len(g.verts) }
 
 // VertexIDs returns every vertex id, ascending, deleted ones included.

@@ -62,6 +62,12 @@ func genRun(seed uint64, n int) []op {
 		seq++
 		rec = rec.Add(time.Duration(rng.IntN(3)) * time.Second) // recorded_at never decreases
 		clock = clock.Add(time.Second)
+		if rng.IntN(150) == 0 {
+			// Days of log time pass: what was deleted before expires
+			// (DeletedRetention) and the next record purges it.
+			jump := time.Duration(1+rng.IntN(96)) * time.Hour
+			rec, clock = rec.Add(jump), clock.Add(jump)
+		}
 		obs := clock.Add(time.Duration(rng.IntN(20)-10) * time.Second)
 		ev := event.Event{V: event.Version, EventID: strconv.FormatInt(seq, 10), ObservedAt: obs}
 		e := ents[rng.IntN(len(ents))]
@@ -231,8 +237,14 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 			if err := checkInvariants(g1); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
+			if err := checkRetention(g1); err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
 			if err := checkLatestObservation(ops, g1); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
+			}
+			if seed == 1 && len(g1.VertexIDs()) == g1.Len() {
+				t.Fatalf("seed %d: nothing was purged: the log does not test it", seed)
 			}
 			rng := rand.New(rand.NewPCG(seed, 7))
 			for range 3 {
@@ -253,6 +265,9 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 					t.Fatalf("seed %d: FromState at cut %d then the rest differs from a straight run", seed, cut)
 				}
 				if err := checkInvariants(restored); err != nil {
+					t.Fatalf("seed %d: FromState at cut %d then the rest: %v", seed, cut, err)
+				}
+				if err := checkRetention(restored); err != nil {
 					t.Fatalf("seed %d: FromState at cut %d then the rest: %v", seed, cut, err)
 				}
 				if got := dump(t, g); got != want {
@@ -282,6 +297,8 @@ func TestPropertyDeterministicAndResumable(t *testing.T) {
 // sample_timestamp is the latest observed time of its upserts and deletes,
 // and an entity whose latest observation (the last recorded of equal
 // ones) is a delete is deleted, whether or not the graph knew it then.
+// A deleted entity may be purged since (gone, or a placeholder again if a
+// relation named it since).
 func checkLatestObservation(ops []op, g *Graph) error {
 	type latest struct {
 		obs     time.Time
@@ -301,11 +318,54 @@ func checkLatestObservation(ops []op, g *Graph) error {
 	for _, k := range slices.SortedFunc(maps.Keys(last), func(a, b [3]string) int { return slices.Compare(a[:], b[:]) }) {
 		id, ok := g.Lookup(k[0], k[1], k[2])
 		if !ok {
-			return fmt.Errorf("%v: no vertex after its upserts and deletes", k)
+			continue // deleted (by a delete or a sync end), then purged
 		}
 		v, _ := g.Vertex(id)
+		if v.IsPlaceholder && !v.IsDeleted && v.SampleTimestamp.IsZero() {
+			continue // purged, then named by a relation
+		}
 		if l := last[k]; !v.SampleTimestamp.Equal(l.obs) || (l.deleted && !v.IsDeleted) {
 			return fmt.Errorf("%v: sample %v deleted %v; its latest observation is at %v, a delete: %v", k, v.SampleTimestamp, v.IsDeleted, l.obs, l.deleted)
+		}
+	}
+	return nil
+}
+
+// checkRetention checks that g holds nothing that DeletedRetention
+// expired before the hour of its last record began: that record, or an
+// earlier one of its hour, purged it. A deleted vertex stays while a live
+// edge touches it: it may have touched one then, deleted since.
+func checkRetention(g *Graph) error {
+	hour := floorDiv(g.now, purgeEvery) * purgeEvery
+	cut := hour - int64(DeletedRetention)
+	touchedSince := func(v *vertex) bool {
+		for _, e := range v.out {
+			if e.update >= hour {
+				return true
+			}
+		}
+		for _, from := range v.in {
+			fv := g.get(from)
+			i, _ := fv.findOut(v.id, "")
+			for ; i < len(fv.out) && fv.out[i].to == v.id; i++ {
+				if fv.out[i].update >= hour {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, v := range g.verts {
+		if v == nil {
+			continue
+		}
+		if v.deleted && v.update < cut && !g.touchedLive(v) && !touchedSince(v) {
+			return fmt.Errorf("vertex %d deleted at %v is still there at %v", v.id, fromNanos(v.update), g.Now())
+		}
+		for _, e := range v.out {
+			if e.deleted && e.update < cut {
+				return fmt.Errorf("edge %d->%d %s deleted at %v is still there at %v", v.id, e.to, e.rel, fromNanos(e.update), g.Now())
+			}
 		}
 	}
 	return nil
@@ -315,6 +375,9 @@ func checkLatestObservation(ops []op, g *Graph) error {
 func checkInvariants(g *Graph) error {
 	owning := map[VertexID]int{}
 	for _, v := range g.verts {
+		if v == nil {
+			continue
+		}
 		for _, e := range v.out {
 			for _, o := range e.owners {
 				owning[o.entity]++

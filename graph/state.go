@@ -2,12 +2,17 @@ package graph
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
 
 // StateVersion is the version of the State layout.
 const StateVersion = 1
+
+// MaxStateID is the highest vertex id FromState accepts: some two billion
+// vertices created over the log's life, purged ones included.
+const MaxStateID = math.MaxInt32
 
 // State is the whole graph as plain exported data, for snapshots: every
 // vertex and edge (deleted and placeholder ones included), the counters and
@@ -93,18 +98,19 @@ func (g *Graph) State() State {
 }
 
 // FromState rebuilds a graph from s, checking that it is consistent (ids
-// 1..n each once, keys unique, edges to existing vertices, sorted lists).
-// A graph never removes a vertex, so its ids have no gaps: NextID is one
-// past the number of vertices, which also bounds what a corrupt or hostile
-// state can make FromState allocate by what it holds.
+// below NextID each once, keys unique, edges to existing vertices, sorted
+// lists). The ids of purged vertices (see DeletedRetention) are holes: the
+// graph holds a slot for every id below NextID, which is at most
+// MaxStateID + 1, so that a corrupt or hostile state cannot make FromState
+// allocate more than a few words for each of those.
 // The states are normalised again with norm (nil: the defaults), so a
 // snapshot taken under other normalisation rules takes the new ones.
 func FromState(s State, norm *Normalizer) (*Graph, error) {
 	if s.Version != StateVersion {
 		return nil, fmt.Errorf("graph state version %d: want %d", s.Version, StateVersion)
 	}
-	if int64(s.NextID)-1 != int64(len(s.Vertices)) {
-		return nil, fmt.Errorf("graph state: next id %d with %d vertices", s.NextID, len(s.Vertices))
+	if int64(s.NextID)-1 < int64(len(s.Vertices)) || s.NextID > MaxStateID+1 {
+		return nil, fmt.Errorf("graph state: next id %d with %d vertices (at most %d ids)", s.NextID, len(s.Vertices), MaxStateID)
 	}
 	g := New(norm)
 	g.now = toNanos(s.Now)

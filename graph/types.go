@@ -8,10 +8,11 @@ import (
 	"github.com/causeway/causeway/internal/event"
 )
 
-// VertexID identifies a vertex inside one graph. IDs are dense and assigned
-// by a counter in creation order, so the same log gives the same ids on every
+// VertexID identifies a vertex inside one graph. IDs are assigned by a
+// counter in creation order, so the same log gives the same ids on every
 // node (gonum's NewNode reuses ids at random after deletions and is never
-// used).
+// used). They are dense but for the ids of purged vertices (see
+// DeletedRetention), which are never given again.
 type VertexID int64
 
 // Categories of vertex (Vitrage names).

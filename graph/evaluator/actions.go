@@ -3,7 +3,9 @@ package evaluator
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/template"
@@ -315,6 +317,57 @@ func (e *Engine) resolveInput(m *match, in map[string]string) map[string]string 
 			}
 		}
 		out[k] = v
+	}
+	return out
+}
+
+// forget drops what the engine holds of the vertices the graph purged
+// (graph.Graph.Purged), appending the changes it makes to out. A state
+// this build computed holds nothing of them: the graph purges only
+// vertices deleted long before, deleted vertices match nothing, so no
+// stored match binds them and no effect names them. A state left half
+// evaluated (ErrNoFixpoint), or restored from an older build, may: its
+// matches that bind a purged vertex are undone, in key order, and its
+// effects that still name one are dropped, but for a deduced alarm purged
+// while its effect held, which is raised again (as a new vertex).
+func (e *Engine) forget(ids []graph.VertexID, out []graph.Change) []graph.Change {
+	if len(ids) == 0 {
+		return out
+	}
+	var ms []*match
+	for _, id := range ids {
+		if int64(id) >= int64(len(e.byAnchor.byVertex)) {
+			continue
+		}
+		for _, en := range e.byAnchor.byVertex[id] {
+			for m := range en.set.all {
+				ms = append(ms, m)
+			}
+		}
+	}
+	slices.SortFunc(ms, func(a, b *match) int { return strings.Compare(a.key, b.key) })
+	ms = slices.CompactFunc(ms, func(a, b *match) bool { return a.key == b.key })
+	for _, m := range ms {
+		out = e.undo(m, out)
+	}
+	purged := func(id graph.VertexID) bool {
+		_, ok := slices.BinarySearch(ids, id)
+		return ok
+	}
+	var efs []*effect
+	for ef := range e.effects.all {
+		if purged(ef.target) || purged(ef.source) || purged(ef.alarmID) {
+			efs = append(efs, ef)
+		}
+	}
+	slices.SortFunc(efs, func(a, b *effect) int { return strings.Compare(effectKey(a), effectKey(b)) })
+	for _, ef := range efs {
+		if ef.kind == kindAlarm && !purged(ef.target) {
+			ef.alarmID, ef.applied, ef.on = 0, "", false
+			out = append(out, e.settle(ef)...)
+			continue
+		}
+		e.effects.remove(ef)
 	}
 	return out
 }

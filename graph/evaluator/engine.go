@@ -305,6 +305,7 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		// The graph sees every record (today it ignores template kinds and
 		// its logical time stays at the previous record's).
 		gc, err := e.g.Apply(rec)
+		gc = e.forget(e.g.Purged(), gc)
 		if err != nil {
 			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
 		}
@@ -321,6 +322,7 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		changes = append(changes, tc...)
 	default:
 		gc, err := e.g.Apply(rec)
+		gc = e.forget(e.g.Purged(), gc)
 		if err != nil {
 			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
 		}

@@ -60,6 +60,11 @@ func genLog(t testing.TB, seed int64, n int) []event.Record {
 	clock := base
 	add := func(ev event.Event) {
 		clock = clock.Add(time.Duration(1+rng.Intn(3)) * time.Second)
+		if rng.Intn(150) == 0 {
+			// Days of log time pass: what was deleted before expires
+			// (graph.DeletedRetention) and the next record purges it.
+			clock = clock.Add(time.Duration(1+rng.Intn(96)) * time.Hour)
+		}
 		ev.V = event.Version
 		ev.EventID = event.DeriveID("prop", strconv.Itoa(len(recs)))
 		if ev.ObservedAt.IsZero() {
@@ -277,6 +282,10 @@ func TestPropertyReplayAndRestore(t *testing.T) {
 				t.Fatalf("two runs of the same log differ:\n%s", firstDiff(da, db))
 			}
 			checkLatestDeletes(t, recs)
+			checkRetention(t, a.Graph())
+			if g := a.Graph(); seed == 1 && len(g.VertexIDs()) == g.Len() {
+				t.Fatal("seed 1 purges nothing: the log does not test it")
+			}
 
 			// Snapshot at a random midpoint, through JSON as a snapshot would.
 			mid := rand.New(rand.NewSource(seed)).Intn(len(recs))
@@ -317,6 +326,7 @@ func TestPropertyReplayAndRestore(t *testing.T) {
 			if dr := dump(t, r); !bytes.Equal(da, dr) {
 				t.Fatalf("restore at %d + rest differs from a full replay:\n%s", mid, firstDiff(da, dr))
 			}
+			checkRetention(t, r.Graph())
 
 			// Incremental evaluation agrees with evaluating the final
 			// graph from scratch with the final templates.
@@ -381,6 +391,30 @@ func checkLatestDeletes(t testing.TB, recs []event.Record) {
 		}
 		if v, _ := e.Graph().Vertex(id); !v.IsDeleted {
 			t.Fatalf("seq %d: %v is live; its latest observation, at %v, is a delete", r.Seq, k, last[k].obs)
+		}
+	}
+}
+
+// checkRetention checks that g holds nothing graph.DeletedRetention
+// expired before the hour of its last record began (a record of that hour
+// purged it): no deleted edge deleted before then, and no deleted vertex
+// deleted before then that no live edge touched then (one it touched is
+// live, or deleted since).
+func checkRetention(t testing.TB, g *graph.Graph) {
+	t.Helper()
+	hour := g.Now().Truncate(time.Hour)
+	cut := hour.Add(-graph.DeletedRetention)
+	for _, id := range g.VertexIDs() {
+		v, _ := g.Vertex(id)
+		live := false
+		for _, ed := range append(g.Out(id), g.In(id)...) {
+			live = live || !ed.IsDeleted || !ed.UpdateTimestamp.Before(hour)
+			if ed.IsDeleted && ed.UpdateTimestamp.Before(cut) {
+				t.Fatalf("edge %d-%s->%d deleted at %v is still there at %v", ed.From, ed.Relationship, ed.To, ed.UpdateTimestamp, g.Now())
+			}
+		}
+		if v.IsDeleted && !live && v.UpdateTimestamp.Before(cut) {
+			t.Fatalf("vertex %d (%s) deleted at %v is still there at %v", id, v.Key(), v.UpdateTimestamp, g.Now())
 		}
 	}
 }

@@ -69,6 +69,16 @@ const StateVersion = 1
 //	   SEVERE (WARNING), NOT CLASSIFIED is N/A ranked above OK (OK), and
 //	   a deduced alarm's UNKNOWN ranks between WARNING and OK (it was
 //	   unlisted: N/A, below OK).
+//	4: what was deleted is removed graph.DeletedRetention (7 days) of
+//	   log time after its deletion (it was kept for ever): the first
+//	   record of each hour of log time (RecordedAt) removes each deleted
+//	   vertex whose update_timestamp is older than that, unless a live
+//	   edge still touches it, with every edge to or from it, and each
+//	   deleted edge deleted before then; their ids are not reused, and the
+//	   engine forgets the matches and effects that still name them. A
+//	   vertex reported (or named, or raised) again after that is a new
+//	   vertex, and a purged tombstone no longer holds back an upsert
+//	   observed before it.
 const Semantics = 4
 
 // semanticsStrictTemplates is the first Semantics whose template
@@ -231,9 +241,13 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	e.rebuildRules()
 	// Every vertex id a match or an effect names is one of the graph's, or
 	// (an effect whose entity was unbound) 0: the indexes are slices by
-	// vertex id, sized by the graph.
+	// vertex id, sized by the graph. None names a purged vertex: the
+	// engine forgets them as the graph purges them.
 	nv := graph.VertexID(g.Len())
-	known := func(v graph.VertexID) bool { return v >= 0 && v <= nv }
+	known := func(v graph.VertexID) bool {
+		_, ok := g.Ref(v)
+		return v == 0 || ok
+	}
 	e.byAnchor.byVertex = make([][]anchorEntry, 0, nv+1)
 	e.effects.byTarget = make([]effectList, 0, nv+1)
 	for _, ms := range s.Matches {
@@ -245,7 +259,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 			return nil, fmt.Errorf("restore evaluator: match of %s/%d/%d without bindings", ms.Template, ms.Scenario, ms.Clause)
 		}
 		for _, b := range ms.Bindings {
-			if b.Vertex < 1 || b.Vertex > nv {
+			if _, ok := g.Ref(b.Vertex); !ok {
 				return nil, fmt.Errorf("restore evaluator: match of %s/%d/%d binds %s to unknown vertex %d",
 					ms.Template, ms.Scenario, ms.Clause, b.Entity, b.Vertex)
 			}
@@ -264,7 +278,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 		ef := &efs[i]
 		*ef = effect{kind: es.Kind, target: es.Target, source: es.Source, name: es.Name,
 			applied: es.Applied, on: es.On, alarmID: es.AlarmID}
-		if !known(ef.target) || !known(ef.source) {
+		if !known(ef.target) || !known(ef.source) || !known(ef.alarmID) {
 			return nil, fmt.Errorf("restore evaluator: effect %q names an unknown vertex", es.Key)
 		}
 		if !ef.wellFormed() {
