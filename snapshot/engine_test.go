@@ -176,7 +176,13 @@ func TestReconstructEqualsReplay(t *testing.T) {
 			evs := randomLog(rng, tc.events)
 			for start := 0; start < len(evs); {
 				n := 1 + rng.IntN(120)
-				td.appendEvents(t, evs[start:min(start+n, len(evs))], n, time.Duration(rng.IntN(3000))*time.Millisecond)
+				step := time.Duration(rng.IntN(3000)) * time.Millisecond
+				if rng.IntN(4) == 0 {
+					// Days of log time pass: what was deleted before
+					// expires (graph.DeletedRetention) and is purged.
+					step += time.Duration(48+rng.IntN(96)) * time.Hour
+				}
+				td.appendEvents(t, evs[start:min(start+n, len(evs))], n, step)
 				start += n
 			}
 			ctx := context.Background()
@@ -255,6 +261,9 @@ func TestReconstructEqualsReplay(t *testing.T) {
 			}
 			if dumpSum(t, ref) != dumpSum(t, live) {
 				t.Fatal("the live engine and the reference differ: apply is not deterministic")
+			}
+			if g := ref.Graph(); !testing.Short() && len(g.VertexIDs()) == g.Len() {
+				t.Error("nothing was purged: the log does not exercise graph.DeletedRetention")
 			}
 			var final bytes.Buffer
 			if err := ref.Dump(&final); err != nil {

@@ -74,7 +74,13 @@ func binNodeStates(t testing.TB, n int) ([]NodeState, []string) {
 	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	for i, ev := range evs {
 		seq := int64(i) + 1
-		_ = node.Apply(event.Record{Seq: seq, RecordedAt: base.Add(time.Duration(seq) * time.Millisecond), Event: ev})
+		at := base.Add(time.Duration(seq) * time.Millisecond)
+		if i >= 2*len(evs)/3 {
+			// Past the retention of what was deleted before: it is
+			// purged, and the ids of the purged vertices are holes.
+			at = at.Add(graph.DeletedRetention + time.Hour)
+		}
+		_ = node.Apply(event.Record{Seq: seq, RecordedAt: at, Event: ev})
 		if (i+1)%(len(evs)/5) == 0 || i == len(evs)-1 {
 			take()
 		}
@@ -90,6 +96,7 @@ func checkCoverage(t *testing.T, states []NodeState) {
 	for _, s := range states {
 		g := s.Engine.Graph
 		have["open sync"] = have["open sync"] || len(g.Syncs) > 0
+		have["hole in the ids"] = have["hole in the ids"] || int(g.NextID)-1 > len(g.Vertices)
 		have["subscription"] = have["subscription"] || len(s.Subscriptions) > 0
 		for _, v := range g.Vertices {
 			have["deleted vertex"] = have["deleted vertex"] || v.IsDeleted
@@ -117,7 +124,7 @@ func checkCoverage(t *testing.T, states []NodeState) {
 			have["effect on"] = have["effect on"] || ef.On
 		}
 	}
-	for _, k := range []string{"open sync", "subscription", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
+	for _, k := range []string{"open sync", "hole in the ids", "subscription", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
 		"sample time", "deduced state", "properties", "edge with owners", "deleted edge", "edge deleted with vertex",
 		"template with includes", "match with bindings", "effect with supports", "effect on"} {
 		if !have[k] {
