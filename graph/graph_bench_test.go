@@ -263,3 +263,18 @@ func BenchmarkDump(b *testing.B) {
 type countWriter int
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// BenchmarkPurgeScan measures the scan the first record of each hour of
+// log time makes (graph.DeletedRetention) over a cloud with nothing to
+// remove: its cost an hour of log time, in a replay too.
+func BenchmarkPurgeScan(b *testing.B) {
+	for _, n := range benchSizes {
+		g := buildCloud(b, n)
+		g.now = toNanos(t0.Add(DeletedRetention))
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				g.purge()
+			}
+		})
+	}
+}

@@ -70,8 +70,19 @@ func (g *Graph) purge() {
 		_, ok := slices.BinarySearch(g.purged, id)
 		return ok
 	}
+	drops := func(v *vertex) bool {
+		if len(g.purged) > 0 && doomed(v.id) {
+			return true
+		}
+		for i := range v.out {
+			if e := &v.out[i]; expired(e) || (len(g.purged) > 0 && doomed(e.to)) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, v := range g.verts {
-		if v == nil || len(v.out) == 0 {
+		if v == nil || len(v.out) == 0 || !drops(v) {
 			continue
 		}
 		gone := doomed(v.id)
