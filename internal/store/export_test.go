@@ -25,3 +25,11 @@ func MigrateThrough(ctx context.Context, db *sql.DB, last int) ([]int, error) {
 	}
 	return migrate(ctx, db, upTo)
 }
+
+// SetOpenTimeout sets how long Open waits for its first connection, for
+// tests of a server that never answers; it returns the previous bound.
+func SetOpenTimeout(d time.Duration) time.Duration {
+	old := openTimeout
+	openTimeout = d
+	return old
+}

@@ -23,6 +23,9 @@ const (
 	dialTimeout     = 5 * time.Second
 )
 
+// openTimeout bounds Open's first connection (a variable: tests shorten it).
+var openTimeout = 30 * time.Second
+
 // Open opens a MariaDB database with the settings the store relies on and
 // checks that it answers.
 //
@@ -35,7 +38,10 @@ const (
 // Interpolation escapes BLOB bytes, which can double their size in the
 // packet; writers of large values chunk below MaxPacket/2. Unless the DSN
 // sets maxAllowedPacket, the driver uses the server's. A dial timeout of
-// five seconds applies unless the DSN sets one.
+// five seconds applies unless the DSN sets one, and the first connection,
+// its handshake and ping included, must be made within openTimeout: a
+// server that accepts connections but never answers (hung, or something
+// else on its port) is an error, not a hang.
 func Open(ctx context.Context, dsn string, opts ...Option) (*sql.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -71,7 +77,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*sql.DB, error) {
 	db.SetMaxIdleConns(maxIdleConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
-	if err := db.PingContext(ctx); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("ping mysql %s@%s/%s: %w", cfg.User, cfg.Addr, cfg.DBName, err)
 	}

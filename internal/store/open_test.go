@@ -3,7 +3,9 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -70,5 +72,51 @@ func TestOpenLogsTheDriverThroughTheLogger(t *testing.T) {
 		if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, `"detail":`) {
 			t.Errorf("a driver line is not a warning with its detail: %s", line)
 		}
+	}
+}
+
+// TestOpenGivesUpOnASilentServer: a server that accepts connections but
+// never answers the handshake (hung, or something else on its port) is an
+// error after Open's bound, not a hang, even when the caller's context
+// has no deadline.
+func TestOpenGivesUpOnASilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never written to
+			mu.Unlock()
+		}
+	}()
+	defer store.SetOpenTimeout(store.SetOpenTimeout(200 * time.Millisecond))
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.Open(context.Background(), "root@tcp("+ln.Addr().String()+")/x")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Open = %v, want a deadline error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open still waits for a server that never answers")
 	}
 }
