@@ -59,7 +59,11 @@ func eachHandOver(t *testing.T, test func(t *testing.T, c *cluster, lead int, ot
 	for _, gone := range goneWays {
 		for _, leave := range leaveWays {
 			t.Run(gone.name+"/"+leave, func(t *testing.T) {
-				c := newClusterRPC(t, 5, 250*time.Millisecond, 50*time.Millisecond)
+				// Timeouts long enough that a leader under -race on a
+				// loaded machine keeps its lease through two transfers
+				// (with 250 ms it lost quorum contact and stepped down
+				// mid-hand-over now and then).
+				c := newClusterRPC(t, 5, 500*time.Millisecond, 50*time.Millisecond)
 				lead := c.waitLeader(-1)
 				test(t, c, lead, c.othersOf(lead), func(i int) { c.stop(i); gone.make(c, i) }, leave)
 			})
