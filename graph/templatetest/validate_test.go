@@ -10,6 +10,9 @@ import (
 func TestValidateFiles(t *testing.T) {
 	valid, _ := filepath.Glob("../../deploy/templates/*.yaml")
 	tplValid, _ := filepath.Glob("../template/testdata/valid/*.yaml")
+	if len(valid) == 0 || len(tplValid) == 0 {
+		t.Fatalf("%d shipped and %d valid test templates found; want some of each", len(valid), len(tplValid))
+	}
 	var out bytes.Buffer
 	refused, err := ValidateFiles(append(valid, tplValid...), &out)
 	if err != nil || refused != 0 {

@@ -22,10 +22,12 @@ func api(t testing.TB) *API {
 func TestGolden(t *testing.T) {
 	a := api(t)
 	paths, _ := filepath.Glob("testdata/*.json")
+	var n int
 	for _, p := range paths {
 		if strings.HasSuffix(p, ".golden.json") {
 			continue
 		}
+		n++
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -42,6 +44,9 @@ func TestGolden(t *testing.T) {
 			}
 			golden.JSON(t, strings.TrimSuffix(p, ".json")+".golden.json", evs)
 		})
+	}
+	if n < 3 {
+		t.Fatalf("%d cases under testdata; want the 3 there are", n)
 	}
 }
 
