@@ -65,7 +65,7 @@ func (p *fakePublisher) count() int {
 	return len(p.evs)
 }
 
-func mapping(t *testing.T) alertmap.Config {
+func mapping(t testing.TB) alertmap.Config {
 	t.Helper()
 	b, err := os.ReadFile("alertmanager/testdata/mapping.yaml")
 	if err != nil {
@@ -78,7 +78,7 @@ func mapping(t *testing.T) alertmap.Config {
 	return m
 }
 
-func endpoints(t *testing.T) []listeners.Endpoint {
+func endpoints(t testing.TB) []listeners.Endpoint {
 	t.Helper()
 	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
 	if err != nil {
@@ -165,7 +165,7 @@ func bearer(tok string) func(*http.Request) {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
 
-func file(t *testing.T, p string) []byte {
+func file(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
