@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -47,6 +48,20 @@ func FuzzDecode(f *testing.F) {
 // FuzzDecodeBatch checks that DecodeBatch never panics and only accepts dense batches.
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"prev_seq":0,"records":[]}`))
+	// A batch with records, so that the fuzzer starts inside DecodeRecord
+	// and the event decoder rather than at an empty list.
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	seed, err := EncodeBatch(Batch{PrevSeq: 41, Records: []Record{
+		{Seq: 42, RecordedAt: at, Event: sampleUpsert()},
+		{Seq: 43, RecordedAt: at.Add(time.Microsecond), Event: Event{V: Version, EventID: "t", Source: "clock", Kind: KindTick, ObservedAt: at}},
+	}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := DecodeBatch(seed); err != nil {
+		f.Fatalf("the seed batch does not decode: %v", err)
+	}
+	f.Add(seed)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := DecodeBatch(in)
 		if err != nil {
