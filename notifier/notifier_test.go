@@ -188,6 +188,47 @@ func TestTwoInstances(t *testing.T) {
 	}
 }
 
+// TestFailingSubscriberBlocksOnlyItself: one instance serves a subscriber
+// that answers 503, one that never answers, and a healthy one; the healthy
+// one gets every row, in order, while the other two are still failing
+// (DESIGN.md invariant 5: a failing subscriber blocks only itself).
+func TestFailingSubscriberBlocksOnlyItself(t *testing.T) {
+	db, dsn := openDB(t)
+	l := newLeader(t, db)
+	down, hung, ok := newReceiver(t), newReceiver(t), newReceiver(t)
+	down.setDown(true)
+	var hungTries atomic.Int64
+	hung.mu.Lock()
+	hung.hang = true
+	hung.onRequest = func() { hungTries.Add(1) }
+	hung.mu.Unlock()
+	// Named so that a notifier serving its subscribers one after the
+	// other would serve the failing ones first.
+	l.subscribe("a-down", down.srv.URL, "")
+	l.subscribe("b-hung", hung.srv.URL, "")
+	l.subscribe("c-ok", ok.srv.URL, "")
+	l.raise("alarm", 200)
+	want := expectedIDs(t, db, "c-ok")
+	if len(want) != 200 {
+		t.Fatalf("leader queued %d rows for c-ok, want 200", len(want))
+	}
+	start(t, testConfig(dsn, "n1"), db, prometheus.NewRegistry())
+	waitFor(t, 30*time.Second, "200 deliveries to the healthy subscriber", func() bool { return len(ok.delivered()) >= 200 })
+	if diff := cmp.Diff(ids(ok.delivered()), want); diff != "" {
+		t.Fatalf("c-ok: delivered (-got +want):\n%s", diff)
+	}
+	if n := len(down.delivered()); n != 0 || len(down.receipts()) == 0 {
+		t.Errorf("a-down: %d requests, %d answered 2xx; want some requests, none answered", len(down.receipts()), n)
+	}
+	if hungTries.Load() == 0 {
+		t.Error("b-hung was never tried")
+	}
+	sts, err := notifier.Statuses(context.Background(), db, testConfig(dsn, ""), "a-down")
+	if err != nil || len(sts) != 1 || sts[0].Pending != 200 {
+		t.Errorf("a-down status %+v (%v); want its 200 rows pending", sts, err)
+	}
+}
+
 // A row older than max_age moves to the dead-letter table with its reason;
 // redrive sends it again with the same webhook id.
 func TestExpiryAndRedrive(t *testing.T) {
