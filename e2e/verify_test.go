@@ -61,6 +61,27 @@ func reconstruct(ctx context.Context, db *sql.DB, seq int64) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// replay is the graph of the log prefix up to seq applied from scratch,
+// with no snapshot, as its canonical dump: what DESIGN.md invariant 3 says
+// every node's graph and every reconstruction must equal.
+func replay(ctx context.Context, db *sql.DB, seq int64) ([]byte, error) {
+	m, err := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}.New()
+	if err != nil {
+		return nil, err
+	}
+	for rec, err := range store.NewLog(db, nil).Scan(ctx, 0, seq) {
+		if err != nil {
+			return nil, fmt.Errorf("replay to seq %d: %w", seq, err)
+		}
+		_ = m.Apply(rec) // a record the evaluator refuses is refused alike everywhere
+	}
+	var b bytes.Buffer
+	if err := m.Dump(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 // expectedNotifications replays the whole log through the evaluator, the
 // subscription registry and emit.Rows — the processor leader's call
 // contract (notifier/emit) — and returns, per subscription, the webhook ids
