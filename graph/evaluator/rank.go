@@ -9,7 +9,12 @@ import "strings"
 // severityRank orders alarm severities; higher is more severe. Unknown
 // severities rank lowest but are still raised.
 func severityRank(s string) int {
-	switch strings.ToLower(s) {
+	var buf [16]byte
+	b, ok := lowerASCII(s, &buf)
+	if !ok {
+		b = []byte(strings.ToLower(s))
+	}
+	switch string(b) {
 	case "critical":
 		return 60
 	case "severe":
@@ -28,7 +33,12 @@ func severityRank(s string) int {
 
 // stateRank orders resource states; higher is worse.
 func stateRank(s string) int {
-	switch strings.ToLower(s) {
+	var buf [16]byte
+	b, ok := lowerASCII(s, &buf)
+	if !ok {
+		b = []byte(strings.ToLower(s))
+	}
+	switch string(b) {
 	case "error", "down", "failed", "failure":
 		return 50
 	case "suboptimal", "degraded":
@@ -37,4 +47,26 @@ func stateRank(s string) int {
 		return 10
 	}
 	return 20
+}
+
+// lowerASCII is strings.ToLower(s) in buf when s is ASCII and fits (ok
+// false otherwise): the ranks compare the values of every settle with a
+// few constants, and ToLower allocates for every value with an upper-case
+// letter (they mostly have).
+func lowerASCII(s string, buf *[16]byte) ([]byte, bool) {
+	if len(s) > len(buf) {
+		return nil, false
+	}
+	b := buf[:len(s)]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			return nil, false
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return b, true
 }
