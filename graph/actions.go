@@ -13,7 +13,10 @@ import (
 // DeducedExternalID is the external id of the deduced alarm name raised on
 // target: stable for a given (target, name).
 func DeducedExternalID(target VertexID, name string) string {
-	return event.DeriveID("deduced", strconv.FormatInt(int64(target), 10), name)
+	// The target's digits are formatted on the stack: FormatInt would
+	// allocate them for every deduced alarm raised.
+	var buf [20]byte
+	return event.DeriveID("deduced", string(strconv.AppendInt(buf[:0], int64(target), 10)), name)
 }
 
 // RaiseDeducedAlarm raises the deduced alarm a: an ALARM vertex of type

@@ -1,10 +1,26 @@
 package graph
 
 import (
+	"math"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway/causeway/internal/event"
 )
+
+// TestDeducedExternalIDDigits checks that the stack-formatted target gives
+// the ids the deduced alarms of every stored state have.
+func TestDeducedExternalIDDigits(t *testing.T) {
+	for _, id := range []VertexID{0, 1, 9, 10, 99, 100, 12345, -7, math.MaxInt64, math.MinInt64} {
+		for _, name := range []string{"", "instance_connectivity_lost", "ü"} {
+			if got, want := DeducedExternalID(id, name), event.DeriveID("deduced", strconv.FormatInt(int64(id), 10), name); got != want {
+				t.Errorf("DeducedExternalID(%d, %q) = %s, want %s", id, name, got, want)
+			}
+		}
+	}
+}
 
 func TestDeducedAlarms(t *testing.T) {
 	g := New(nil)
