@@ -56,6 +56,47 @@ func supportID(m *match, action int, part string) string {
 	return m.key + "\x00#" + strconv.Itoa(action) + part
 }
 
+// supportPart is the part that ends the support id of an action of type
+// typ (ok false: the action has none).
+func supportPart(typ string) (part string, ok bool) {
+	switch typ {
+	case template.ActionRaiseAlarm:
+		return "c", true
+	case template.ActionSetState, template.ActionAddCausal, template.ActionMarkDown:
+		return "", true
+	}
+	return "", false
+}
+
+// supportIDs yields the support ids of a match's actions, in the order of
+// the actions, as supportID makes them: cut from m.ids when newMatchIDs
+// made it.
+type supportIDs struct {
+	m   *match
+	pos int // in m.ids
+}
+
+// next returns the support id of action i, which has part (supportPart);
+// the actions with one are asked in order.
+func (s *supportIDs) next(i int, part string) string {
+	if s.m.ids == "" {
+		return supportID(s.m, i, part)
+	}
+	n := len(s.m.key) + 2 + digits(i) + len(part)
+	id := s.m.ids[s.pos : s.pos+n]
+	s.pos += n
+	return id
+}
+
+// digits is len(strconv.Itoa(i)) for i >= 0.
+func digits(i int) int {
+	n := 1
+	for ; i >= 10; i /= 10 {
+		n++
+	}
+	return n
+}
+
 // sid is supportID in the engine's scratch buffer, for lookups.
 func (e *Engine) sid(m *match, action int, part string) []byte {
 	e.sbuf = append(append(e.sbuf[:0], m.key...), 0, '#')
@@ -68,13 +109,14 @@ func (e *Engine) sid(m *match, action int, part string) []byte {
 // changes to out.
 func (e *Engine) do(m *match, out []graph.Change) []graph.Change {
 	e.addMatch(m)
+	ids := supportIDs{m: m}
 	for i, a := range m.rule.sc.Actions {
 		switch a.Type {
 		case template.ActionRaiseAlarm:
 			ef := e.effect(kindAlarm, m.vertex(a.Target), 0, a.AlarmName)
 			// The alarm's support id is a prefix of its causes link's:
 			// both are cut from one string.
-			sid := supportID(m, i, "c")
+			sid := ids.next(i, "c")
 			ef.supports.set(sid[:len(sid)-1], a.Severity)
 			out = append(out, e.settle(ef)...)
 			if a.CausingAlarm != "" {
@@ -82,13 +124,13 @@ func (e *Engine) do(m *match, out []graph.Change) []graph.Change {
 			}
 		case template.ActionSetState:
 			ef := e.effect(kindState, m.vertex(a.Target), 0, "")
-			ef.supports.set(supportID(m, i, ""), a.State)
+			ef.supports.set(ids.next(i, ""), a.State)
 			out = append(out, e.settle(ef)...)
 		case template.ActionAddCausal:
-			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), supportID(m, i, ""))...)
+			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), ids.next(i, ""))...)
 		case template.ActionMarkDown:
 			ef := e.effect(kindDown, m.vertex(a.Target), 0, "")
-			ef.supports.set(supportID(m, i, ""), "true")
+			ef.supports.set(ids.next(i, ""), "true")
 			out = append(out, e.settle(ef)...)
 		case template.ActionExecuteMistral:
 			e.external = append(e.external, ExternalAction{

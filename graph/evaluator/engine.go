@@ -65,6 +65,7 @@ type Engine struct {
 	allBuf    []graph.Change // Result.Changes, reused from record to record
 	nextBuf   []graph.Change // the next wave of run
 	sbuf      []byte         // support ids
+	idBuf     []byte         // newMatchIDs
 	collectFn func([]Binding)
 
 	// outputs of the record being applied; not state.
@@ -162,6 +163,9 @@ type match struct {
 	key      string
 	rule     *rule
 	bindings []Binding // sorted by entity
+	// ids holds the support ids of the actions of a match made by
+	// newMatchIDs ("": supportID makes them).
+	ids string
 }
 
 func (m *match) vertex(entity string) graph.VertexID {
@@ -570,10 +574,39 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 		if c.stored || (i > 0 && bytes.Equal(e.candKey(e.recCands[i-1]), e.candKey(c))) {
 			continue
 		}
-		out = e.do(newMatch(string(e.candKey(c)), r, e.recBinds[c.bs:c.be]), out)
+		out = e.do(e.newMatchIDs(e.candKey(c), r, e.recBinds[c.bs:c.be]), out)
 	}
 	e.recRule = nil
 	return out
+}
+
+// newMatchIDs is newMatch for a match about to be done: its key and the
+// support ids of its actions (supportID) are cut from one string, where
+// each would cost an allocation of its own. The string (match.ids) holds,
+// for each action with a support id, in order, the key, "\x00#", the
+// action's index and its part ("c" for raise_alarm, whose alarm's id is
+// the id without it); the match's key is its first len(key) bytes.
+func (e *Engine) newMatchIDs(key []byte, r *rule, b []Binding) *match {
+	buf := append(e.idBuf[:0], key...)
+	first := true
+	for i, a := range r.sc.Actions {
+		part, ok := supportPart(a.Type)
+		if !ok {
+			continue
+		}
+		if !first {
+			buf = append(buf, key...)
+		}
+		first = false
+		buf = append(buf, 0, '#')
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		buf = append(buf, part...)
+	}
+	e.idBuf = buf
+	ids := string(buf)
+	m := newMatch(ids[:len(key)], r, b)
+	m.ids = ids
+	return m
 }
 
 // newMatch makes a match with a copy of b; a short binding list shares
