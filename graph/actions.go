@@ -24,12 +24,21 @@ func DeducedExternalID(target VertexID, name string) string {
 // re-raise updates name, severity and properties and undeletes the alarm
 // and its edge. It returns 0 and no change when the target does not exist.
 func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
-	t := g.get(a.Target)
-	if t == nil {
+	if g.get(a.Target) == nil {
 		return 0, nil
 	}
+	return g.AppendRaiseDeducedAlarm(make([]Change, 0, 2), a) // the alarm and its edge
+}
+
+// AppendRaiseDeducedAlarm is RaiseDeducedAlarm appending its changes to
+// changes: the evaluator collects the changes of a wave in one slice, where
+// a slice of each primitive's own was an allocation per action.
+func (g *Graph) AppendRaiseDeducedAlarm(changes []Change, a DeducedAlarm) (VertexID, []Change) {
+	t := g.get(a.Target)
+	if t == nil {
+		return 0, changes
+	}
 	ext := DeducedExternalID(a.Target, a.Name)
-	changes := make([]Change, 0, 2) // the alarm and its edge
 	var v *vertex
 	var prev Vertex
 	id, exists := g.keys[vkey{symAlarm, symDeduced, ext}]
@@ -64,50 +73,72 @@ func (g *Graph) RaiseDeducedAlarm(a DeducedAlarm) (VertexID, []Change) {
 // ClearDeducedAlarm soft-deletes the alarm id and all its edges; they stay in
 // the graph for RCA (until DeletedRetention has passed). Clearing a deleted or unknown vertex does nothing.
 func (g *Graph) ClearDeducedAlarm(id VertexID) []Change {
+	return g.AppendClearDeducedAlarm(nil, id)
+}
+
+// AppendClearDeducedAlarm is ClearDeducedAlarm appending its changes to
+// changes.
+func (g *Graph) AppendClearDeducedAlarm(changes []Change, id VertexID) []Change {
 	v := g.get(id)
 	if v == nil || v.deleted {
-		return nil
+		return changes
 	}
-	return g.softDelete(v, nil)
+	return g.softDelete(v, changes)
 }
 
 // SetCausal adds (present) or removes the `causes` edge from -> to. A
 // removed edge is kept, marked deleted. Unknown vertices: no change.
 func (g *Graph) SetCausal(from, to VertexID, present bool) []Change {
+	return g.AppendSetCausal(nil, from, to, present)
+}
+
+// AppendSetCausal is SetCausal appending its changes to changes.
+func (g *Graph) AppendSetCausal(changes []Change, from, to VertexID, present bool) []Change {
 	f, t := g.get(from), g.get(to)
 	if f == nil || t == nil {
-		return nil
+		return changes
 	}
 	tr := triple{from, to, RelCauses}
 	own := owner{from, EvaluatorSource}
 	if present {
-		return g.assertEdge(tr, own, nil)
+		return g.assertEdge(tr, own, changes)
 	}
-	return g.retractEdge(tr, own, nil)
+	return g.retractEdge(tr, own, changes)
 }
 
 // SetDeducedState sets the state the evaluator deduced for id ("" removes
 // it) and normalises the vertex again.
 func (g *Graph) SetDeducedState(id VertexID, state string) []Change {
+	return g.AppendSetDeducedState(nil, id, state)
+}
+
+// AppendSetDeducedState is SetDeducedState appending its change to
+// changes.
+func (g *Graph) AppendSetDeducedState(changes []Change, id VertexID, state string) []Change {
 	v := g.get(id)
 	if v == nil || g.s(v.deduced) == state {
-		return nil
+		return changes
 	}
 	prev := g.export(v)
 	v.deduced = g.sym(state)
 	v.update = g.now
 	g.normalize(v)
-	return []Change{g.updated(VertexUpdated, prev, v)}
+	return append(changes, g.updated(VertexUpdated, prev, v))
 }
 
 // SetMarkedDown sets or clears the vertex's is_marked_down flag.
 func (g *Graph) SetMarkedDown(id VertexID, down bool) []Change {
+	return g.AppendSetMarkedDown(nil, id, down)
+}
+
+// AppendSetMarkedDown is SetMarkedDown appending its change to changes.
+func (g *Graph) AppendSetMarkedDown(changes []Change, id VertexID, down bool) []Change {
 	v := g.get(id)
 	if v == nil || v.markedDwn == down {
-		return nil
+		return changes
 	}
 	prev := g.export(v)
 	v.markedDwn = down
 	v.update = g.now
-	return []Change{g.updated(VertexUpdated, prev, v)}
+	return append(changes, g.updated(VertexUpdated, prev, v))
 }

@@ -156,3 +156,69 @@ func TestSetMarkedDown(t *testing.T) {
 		t.Error("still marked down")
 	}
 }
+
+// TestAppendPrimitives checks that each Append primitive appends to the
+// changes it is given what its plain form returns, on two graphs taken
+// through the same steps.
+func TestAppendPrimitives(t *testing.T) {
+	build := func() (*Graph, VertexID, VertexID) {
+		g := New(nil)
+		var l logb
+		mustApply(t, g, l.upsert("nova", 1, res("nova.host", "h1", "OK", out("contains", "nova.instance", "i1"))))
+		mustApply(t, g, l.upsert("prom", 1, alarm("prometheus", "nic", "critical", out("on", "nova.host", "h1"))))
+		return g, mustLookup(t, g, "", "nova.instance", "i1").ID, mustLookup(t, g, "ALARM", "prometheus", "nic").ID
+	}
+	plain, inst, nic := build()
+	apnd, _, _ := build()
+	head := Change{Op: EdgeAdded, Edge: &Edge{From: 99, To: 98, Relationship: "sentinel"}}
+	check := func(step string, want, got []Change) {
+		t.Helper()
+		if len(got) == 0 || got[0] != head {
+			t.Fatalf("%s: the given changes were not kept: %v", step, opsOf(got))
+		}
+		if d := cmp.Diff(opsOf(want), opsOf(got[1:])); d != "" {
+			t.Fatalf("%s: appended changes (-plain +append):\n%s", step, d)
+		}
+		if d := cmp.Diff(dump(t, plain), dump(t, apnd)); d != "" {
+			t.Fatalf("%s: graphs differ (-plain +append):\n%s", step, d)
+		}
+	}
+	steps := []struct {
+		name  string
+		plain func() []Change
+		apnd  func([]Change) []Change
+	}{
+		{"raise", func() []Change {
+			_, ch := plain.RaiseDeducedAlarm(DeducedAlarm{Target: inst, Name: "down", Severity: "warning"})
+			return ch
+		}, func(c []Change) []Change {
+			_, ch := apnd.AppendRaiseDeducedAlarm(c, DeducedAlarm{Target: inst, Name: "down", Severity: "warning"})
+			return ch
+		}},
+		{"raise unknown target", func() []Change {
+			_, ch := plain.RaiseDeducedAlarm(DeducedAlarm{Target: 1000, Name: "down"})
+			return ch
+		}, func(c []Change) []Change {
+			_, ch := apnd.AppendRaiseDeducedAlarm(c, DeducedAlarm{Target: 1000, Name: "down"})
+			return ch
+		}},
+		{"causal", func() []Change { return plain.SetCausal(nic, 4, true) }, func(c []Change) []Change { return apnd.AppendSetCausal(c, nic, 4, true) }},
+		{"state", func() []Change { return plain.SetDeducedState(inst, "ERROR") }, func(c []Change) []Change { return apnd.AppendSetDeducedState(c, inst, "ERROR") }},
+		{"state again", func() []Change { return plain.SetDeducedState(inst, "ERROR") }, func(c []Change) []Change { return apnd.AppendSetDeducedState(c, inst, "ERROR") }},
+		{"down", func() []Change { return plain.SetMarkedDown(inst, true) }, func(c []Change) []Change { return apnd.AppendSetMarkedDown(c, inst, true) }},
+		{"uncausal", func() []Change { return plain.SetCausal(nic, 4, false) }, func(c []Change) []Change { return apnd.AppendSetCausal(c, nic, 4, false) }},
+		{"causal again", func() []Change { return plain.SetCausal(nic, 4, true) }, func(c []Change) []Change { return apnd.AppendSetCausal(c, nic, 4, true) }},
+		{"clear", func() []Change { return plain.ClearDeducedAlarm(4) }, func(c []Change) []Change { return apnd.AppendClearDeducedAlarm(c, 4) }},
+		{"clear again", func() []Change { return plain.ClearDeducedAlarm(4) }, func(c []Change) []Change { return apnd.AppendClearDeducedAlarm(c, 4) }},
+		{"raise again", func() []Change {
+			_, ch := plain.RaiseDeducedAlarm(DeducedAlarm{Target: inst, Name: "down", Severity: "critical"})
+			return ch
+		}, func(c []Change) []Change {
+			_, ch := apnd.AppendRaiseDeducedAlarm(c, DeducedAlarm{Target: inst, Name: "down", Severity: "critical"})
+			return ch
+		}},
+	}
+	for _, s := range steps {
+		check(s.name, s.plain(), s.apnd([]Change{head}))
+	}
+}

@@ -118,20 +118,20 @@ func (e *Engine) do(m *match, out []graph.Change) []graph.Change {
 			// both are cut from one string.
 			sid := ids.next(i, "c")
 			ef.supports.set(sid[:len(sid)-1], a.Severity)
-			out = append(out, e.settle(ef)...)
+			out = e.settle(ef, out)
 			if a.CausingAlarm != "" {
-				out = append(out, e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, sid)...)
+				out = e.supportCauses(m.vertex(a.CausingAlarm), ef.alarmID, sid, out)
 			}
 		case template.ActionSetState:
 			ef := e.effect(kindState, m.vertex(a.Target), 0, "")
 			ef.supports.set(ids.next(i, ""), a.State)
-			out = append(out, e.settle(ef)...)
+			out = e.settle(ef, out)
 		case template.ActionAddCausal:
-			out = append(out, e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), ids.next(i, ""))...)
+			out = e.supportCauses(m.vertex(a.Source), m.vertex(a.Target), ids.next(i, ""), out)
 		case template.ActionMarkDown:
 			ef := e.effect(kindDown, m.vertex(a.Target), 0, "")
 			ef.supports.set(ids.next(i, ""), "true")
-			out = append(out, e.settle(ef)...)
+			out = e.settle(ef, out)
 		case template.ActionExecuteMistral:
 			e.external = append(e.external, ExternalAction{
 				ID:       fmt.Sprintf("%d-%d", e.seq, len(e.external)),
@@ -162,21 +162,21 @@ func (e *Engine) undo(m *match, out []graph.Change) []graph.Change {
 			// first would make it a retraction while both were raised.
 			alarm := ef.alarmID
 			ef.supports.del(e.sid(m, i, ""))
-			out = append(out, e.settle(ef)...)
+			out = e.settle(ef, out)
 			if a.CausingAlarm != "" {
-				out = append(out, e.dropCauses(m.vertex(a.CausingAlarm), alarm, e.sid(m, i, "c"))...)
+				out = e.dropCauses(m.vertex(a.CausingAlarm), alarm, e.sid(m, i, "c"), out)
 			}
 		case template.ActionSetState:
 			if ef := e.effects.get(kindState, m.vertex(a.Target), 0, ""); ef != nil {
 				ef.supports.del(e.sid(m, i, ""))
-				out = append(out, e.settle(ef)...)
+				out = e.settle(ef, out)
 			}
 		case template.ActionAddCausal:
-			out = append(out, e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), e.sid(m, i, ""))...)
+			out = e.dropCauses(m.vertex(a.Source), m.vertex(a.Target), e.sid(m, i, ""), out)
 		case template.ActionMarkDown:
 			if ef := e.effects.get(kindDown, m.vertex(a.Target), 0, ""); ef != nil {
 				ef.supports.del(e.sid(m, i, ""))
-				out = append(out, e.settle(ef)...)
+				out = e.settle(ef, out)
 			}
 		}
 	}
@@ -202,22 +202,22 @@ func (e *Engine) effect(kind string, target, source graph.VertexID, name string)
 	return ef
 }
 
-func (e *Engine) supportCauses(from, to graph.VertexID, sid string) []graph.Change {
+func (e *Engine) supportCauses(from, to graph.VertexID, sid string, out []graph.Change) []graph.Change {
 	if from == 0 || to == 0 || !e.isAlarm(from) || !e.isAlarm(to) {
-		return nil
+		return out
 	}
 	ef := e.effect(kindCauses, to, from, "")
 	ef.supports.set(sid, "")
-	return e.settle(ef)
+	return e.settle(ef, out)
 }
 
-func (e *Engine) dropCauses(from, to graph.VertexID, sid []byte) []graph.Change {
+func (e *Engine) dropCauses(from, to graph.VertexID, sid []byte, out []graph.Change) []graph.Change {
 	ef := e.effects.get(kindCauses, to, from, "")
 	if ef == nil {
-		return nil
+		return out
 	}
 	ef.supports.del(sid)
-	return e.settle(ef)
+	return e.settle(ef, out)
 }
 
 func (e *Engine) isAlarm(id graph.VertexID) bool { return e.g.IsAlarm(id) }
@@ -240,7 +240,7 @@ func revived(changes []graph.Change, id graph.VertexID) bool {
 // and would not assert those links again: the link from or to an alarm of
 // another template's match was lost while both alarms stayed raised. A
 // link whose other alarm is cleared stays deleted with it.
-func (e *Engine) restoreCauses(id graph.VertexID) []graph.Change {
+func (e *Engine) restoreCauses(id graph.VertexID, out []graph.Change) []graph.Change {
 	var links [][2]graph.VertexID
 	collect := func(ed graph.Edge) bool {
 		if ed.Relationship != graph.RelCauses || !ed.IsDeleted {
@@ -260,9 +260,8 @@ func (e *Engine) restoreCauses(id graph.VertexID) []graph.Change {
 	}
 	e.g.EachOut(id, collect)
 	e.g.EachIn(id, collect)
-	var out []graph.Change
 	for _, l := range links {
-		out = append(out, e.g.SetCausal(l[0], l[1], true)...)
+		out = e.g.AppendSetCausal(out, l[0], l[1], true)
 	}
 	return out
 }
@@ -280,24 +279,24 @@ func dominant(ef *effect, rank func(string) int) string {
 }
 
 // settle makes the graph show the effect's dominant value, or removes the
-// effect once it has no support.
-func (e *Engine) settle(ef *effect) []graph.Change {
+// effect once it has no support. It appends the changes to out.
+func (e *Engine) settle(ef *effect, out []graph.Change) []graph.Change {
 	if len(ef.supports) == 0 {
 		e.effects.remove(ef)
 		if !ef.on {
-			return nil
+			return out
 		}
 		switch ef.kind {
 		case kindAlarm:
-			return e.g.ClearDeducedAlarm(ef.alarmID)
+			return e.g.AppendClearDeducedAlarm(out, ef.alarmID)
 		case kindState:
-			return e.g.SetDeducedState(ef.target, "")
+			return e.g.AppendSetDeducedState(out, ef.target, "")
 		case kindCauses:
-			return e.g.SetCausal(ef.source, ef.target, false)
+			return e.g.AppendSetCausal(out, ef.source, ef.target, false)
 		case kindDown:
-			return e.g.SetMarkedDown(ef.target, false)
+			return e.g.AppendSetMarkedDown(out, ef.target, false)
 		}
-		return nil
+		return out
 	}
 	switch ef.kind {
 	case kindAlarm:
@@ -305,14 +304,16 @@ func (e *Engine) settle(ef *effect) []graph.Change {
 			return e.norm.Lookup(graph.CategoryAlarm, graph.DeducedType, v).Priority*1000 + severityRank(v)
 		})
 		if ef.on && ef.applied == want {
-			return nil
+			return out
 		}
-		id, ch := e.g.RaiseDeducedAlarm(graph.DeducedAlarm{Target: ef.target, Name: ef.name, Severity: want})
+		start := len(out)
+		var id graph.VertexID
+		id, out = e.g.AppendRaiseDeducedAlarm(out, graph.DeducedAlarm{Target: ef.target, Name: ef.name, Severity: want})
 		ef.alarmID, ef.applied, ef.on = id, want, true
-		if revived(ch, id) {
-			ch = append(ch, e.restoreCauses(id)...)
+		if revived(out[start:], id) {
+			out = e.restoreCauses(id, out)
 		}
-		return ch
+		return out
 	case kindState:
 		typ := ""
 		if v, ok := e.g.Vertex(ef.target); ok {
@@ -322,24 +323,24 @@ func (e *Engine) settle(ef *effect) []graph.Change {
 			return e.norm.Lookup(graph.CategoryResource, typ, v).Priority*1000 + stateRank(v)
 		})
 		if ef.on && ef.applied == want {
-			return nil
+			return out
 		}
 		ef.applied, ef.on = want, true
-		return e.g.SetDeducedState(ef.target, want)
+		return e.g.AppendSetDeducedState(out, ef.target, want)
 	case kindCauses:
 		if ef.on {
-			return nil
+			return out
 		}
 		ef.on = true
-		return e.g.SetCausal(ef.source, ef.target, true)
+		return e.g.AppendSetCausal(out, ef.source, ef.target, true)
 	case kindDown:
 		if ef.on {
-			return nil
+			return out
 		}
 		ef.on = true
-		return e.g.SetMarkedDown(ef.target, true)
+		return e.g.AppendSetMarkedDown(out, ef.target, true)
 	}
-	return nil
+	return out
 }
 
 var getAttrRe = regexp.MustCompile(`^\s*get_attr\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)\s*$`)
@@ -406,7 +407,7 @@ func (e *Engine) forget(ids []graph.VertexID, out []graph.Change) []graph.Change
 	for _, ef := range efs {
 		if ef.kind == kindAlarm && !purged(ef.target) {
 			ef.alarmID, ef.applied, ef.on = 0, "", false
-			out = append(out, e.settle(ef)...)
+			out = e.settle(ef, out)
 			continue
 		}
 		e.effects.remove(ef)
