@@ -144,6 +144,10 @@ type wire struct {
 	Sync         *Sync         `json:"sync"`
 	Template     *Template     `json:"template"`
 	Subscription *Subscription `json:"subscription"`
+	// observedAt is decodeFast's ObservedAt (hasObservedAt: the key was
+	// there): a pointer to it would cost an allocation of its own.
+	observedAt    string
+	hasObservedAt bool
 }
 
 // Decode parses and validates one encoded event given as input (Validate).
@@ -172,21 +176,27 @@ func DecodeStored(b []byte) (Event, error) {
 		if err := checkDepth(b, MaxDepth); err != nil {
 			return Event{}, err
 		}
-		w = wire{}
-		if err := decodeStrict(b, &w); err != nil {
+		// A wire of its own: passing &w to encoding/json would move w to
+		// the heap on the fast path too.
+		sw := new(wire)
+		if err := decodeStrict(b, sw); err != nil {
 			return Event{}, err
 		}
+		w = *sw
 	}
 	ev := Event{
 		V: w.V, EventID: w.EventID, Source: w.Source, Kind: w.Kind,
 		Entity: w.Entity, Sync: w.Sync, Template: w.Template, Subscription: w.Subscription,
 	}
-	if w.ObservedAt == nil {
+	if w.ObservedAt != nil {
+		w.observedAt, w.hasObservedAt = *w.ObservedAt, true
+	}
+	if !w.hasObservedAt {
 		return Event{}, invalid("observed_at", "is required")
 	}
-	t, err := time.Parse(time.RFC3339Nano, *w.ObservedAt)
+	t, err := time.Parse(time.RFC3339Nano, w.observedAt)
 	if err != nil {
-		return Event{}, invalid("observed_at", "%q is not an RFC 3339 timestamp", *w.ObservedAt)
+		return Event{}, invalid("observed_at", "%q is not an RFC 3339 timestamp", w.observedAt)
 	}
 	ev.ObservedAt = t.UTC()
 	if err := ev.validate(); err != nil {

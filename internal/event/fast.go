@@ -191,6 +191,32 @@ func (p *fastParser) str() (string, bool) {
 	return "", false
 }
 
+// known parses a string value as str does, returning the constant of
+// consts it equals without allocating a copy: the values most events
+// repeat (their kind, an entity's category, a relation's direction) share
+// the constant. None of consts holds a byte str would read otherwise (a
+// quote, a backslash, a control or non-ASCII byte).
+func (p *fastParser) known(consts []string) (string, bool) {
+	if p.i < len(p.b) && p.b[p.i] == '"' {
+		rest := p.b[p.i+1:]
+		for _, c := range consts {
+			if len(rest) > len(c) && rest[len(c)] == '"' && string(rest[:len(c)]) == c {
+				p.i += len(c) + 2
+				return c, true
+			}
+		}
+	}
+	return p.str()
+}
+
+// The constants known reads without a copy.
+var (
+	knownKinds = []string{string(KindEntityUpsert), string(KindEntityDelete), string(KindSyncBegin), string(KindSyncEnd),
+		string(KindTemplatePut), string(KindTemplateDelete), string(KindSubscriptionPut), string(KindSubscriptionDelete), string(KindTick)}
+	knownCategories = []string{CategoryResource, CategoryAlarm}
+	knownDirections = []string{string(In), string(Out)}
+)
+
 // setStr parses a string value into dst.
 func (p *fastParser) setStr(dst *string) bool {
 	s, ok := p.str()
@@ -230,19 +256,25 @@ func (p *fastParser) envelopeField(w *wire, key []byte) bool {
 	case "source":
 		return once(&p.seen, 2) && p.setStr(&w.Source)
 	case "kind":
-		s, ok := p.str()
+		s, ok := p.known(knownKinds)
 		w.Kind = Kind(s)
 		return once(&p.seen, 3) && ok
 	case "observed_at":
 		s, ok := p.str()
-		w.ObservedAt = &s
+		w.observedAt, w.hasObservedAt = s, true
 		return once(&p.seen, 4) && ok
 	case "entity":
 		if !once(&p.seen, 5) {
 			return false
 		}
-		w.Entity = &Entity{}
-		return p.entity(w.Entity)
+		// The entity and room for one relation (most have one or none)
+		// are allocated together.
+		x := &struct {
+			e Entity
+			r [1]Relation
+		}{}
+		w.Entity = &x.e
+		return p.entity(w.Entity, x.r[:0:1])
 	case "sync":
 		if !once(&p.seen, 6) {
 			return false
@@ -271,12 +303,19 @@ func (p *fastParser) envelopeField(w *wire, key []byte) bool {
 	return false
 }
 
-func (p *fastParser) entity(e *Entity) bool {
+// entity parses an entity into e; its relations, if any, are appended to
+// rels (empty).
+func (p *fastParser) entity(e *Entity, rels []Relation) bool {
 	var seen uint32
 	return p.object(func(k []byte) bool {
 		switch string(k) {
 		case "category":
-			return once(&seen, 0) && p.setStr(&e.Category)
+			if !once(&seen, 0) {
+				return false
+			}
+			s, ok := p.known(knownCategories)
+			e.Category = s
+			return ok
 		case "type":
 			return once(&seen, 1) && p.setStr(&e.Type)
 		case "id":
@@ -306,18 +345,18 @@ func (p *fastParser) entity(e *Entity) bool {
 			if !once(&seen, 8) {
 				return false
 			}
-			return p.relations(e)
+			return p.relations(e, rels)
 		}
 		return false
 	})
 }
 
-func (p *fastParser) relations(e *Entity) bool {
+func (p *fastParser) relations(e *Entity, rels []Relation) bool {
 	if !p.peek('[') {
 		return false
 	}
 	p.i++
-	e.Relations = []Relation{}
+	e.Relations = rels
 	if p.peek(']') {
 		p.i++
 		return true
@@ -330,13 +369,18 @@ func (p *fastParser) relations(e *Entity) bool {
 			case "relationship":
 				return once(&seen, 0) && p.setStr(&r.Relationship)
 			case "category":
-				return once(&seen, 1) && p.setStr(&r.Category)
+				if !once(&seen, 1) {
+					return false
+				}
+				s, ok := p.known(knownCategories)
+				r.Category = s
+				return ok
 			case "type":
 				return once(&seen, 2) && p.setStr(&r.Type)
 			case "id":
 				return once(&seen, 3) && p.setStr(&r.ID)
 			case "direction":
-				s, ok := p.str()
+				s, ok := p.known(knownDirections)
 				r.Direction = Direction(s)
 				return once(&seen, 4) && ok
 			}
