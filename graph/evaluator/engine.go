@@ -545,18 +545,23 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 		e.collectFn = e.collect
 	}
 	e.enumerate(r, slot, v, e.collectFn)
-	slices.SortFunc(e.recCands, func(a, b candidate) int { return bytes.Compare(e.candKey(a), e.candKey(b)) })
+	// Candidates and stored matches are of r: their keys compare as their
+	// bindings do (cmpBindings).
+	slices.SortFunc(e.recCands, func(a, b candidate) int {
+		if c, ok := cmpBindings(e.recBinds[a.bs:a.be], e.recBinds[b.bs:b.be]); ok {
+			return c
+		}
+		return bytes.Compare(e.candKey(a), e.candKey(b))
+	})
 	undo := e.recUndo[:0]
 	stored := e.byAnchor.get(akey{r, slot, v})
 	for m := range stored.all {
-		i, found := slices.BinarySearchFunc(e.recCands, m.key, func(c candidate, k string) int {
-			return compareBytesString(e.candKey(c), k)
-		})
+		i, found := slices.BinarySearchFunc(e.recCands, m, e.cmpCandMatch)
 		if !found {
 			undo = append(undo, m)
 			continue
 		}
-		for ; i < len(e.recCands) && compareBytesString(e.candKey(e.recCands[i]), m.key) == 0; i++ {
+		for ; i < len(e.recCands) && e.cmpCandMatch(e.recCands[i], m) == 0; i++ {
 			e.recCands[i].stored = true
 		}
 	}
@@ -607,6 +612,71 @@ func (e *Engine) newMatchIDs(key []byte, r *rule, b []Binding) *match {
 	m := newMatch(ids[:len(key)], r, b)
 	m.ids = ids
 	return m
+}
+
+// cmpCandMatch compares the key of candidate c with that of m, a match of
+// the rule being reconciled.
+func (e *Engine) cmpCandMatch(c candidate, m *match) int {
+	if x, ok := cmpBindings(e.recBinds[c.bs:c.be], m.bindings); ok {
+		return x
+	}
+	return compareBytesString(e.candKey(c), m.key)
+}
+
+// cmpBindings compares the keys of two matches of one rule by their
+// bindings, without the keys. A key is the rule's prefix then, for each
+// binding, "\x00", the entity, "=" and the vertex in decimal
+// (appendMatchKey). Through bindings of the same entities, keys first
+// differ where the vertices' decimals do, and a decimal that is a prefix
+// of the other ends its key, or goes on with a "\x00", below the other's
+// next digit. ok is false when the first differing bindings name other
+// entities, or a vertex is not positive: compare the keys then.
+func cmpBindings(a, b []Binding) (c int, ok bool) {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i].Entity != b[i].Entity {
+			return 0, false
+		}
+		if va, vb := a[i].Vertex, b[i].Vertex; va != vb {
+			if va <= 0 || vb <= 0 {
+				return 0, false
+			}
+			return cmpDecimal(int64(va), int64(vb)), true
+		}
+	}
+	return cmp.Compare(len(a), len(b)), true
+}
+
+// cmpDecimal compares the decimal strings of a and b (positive) as
+// bytes.Compare would, without making them: scaled to the same number of
+// digits (19 at most, which a uint64 holds), they differ where the strings
+// first do; equal scaled, one string is a prefix of the other, and the
+// shorter is less.
+func cmpDecimal(a, b int64) int {
+	da, db := decDigits(uint64(a)), decDigits(uint64(b))
+	if da == db {
+		return cmp.Compare(a, b)
+	}
+	sa, sb := uint64(a), uint64(b)
+	for i := da; i < db; i++ {
+		sa *= 10
+	}
+	for i := db; i < da; i++ {
+		sb *= 10
+	}
+	if sa != sb {
+		return cmp.Compare(sa, sb)
+	}
+	return cmp.Compare(da, db)
+}
+
+// decDigits is the number of decimal digits of x.
+func decDigits(x uint64) int {
+	n := 1
+	for ; x >= 10; x /= 10 {
+		n++
+	}
+	return n
 }
 
 // newMatch makes a match with a copy of b; a short binding list shares
