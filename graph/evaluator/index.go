@@ -73,15 +73,26 @@ func (x *anchorIndex) remove(k akey, m *match) {
 	x.byVertex[k.v] = es[:len(es)-1]
 }
 
-// matchSet holds the stored matches that bind one anchor, in no order:
-// one match inline, a short slice, or a map once it grows past maxFew.
+// matchSet holds the stored matches that bind one anchor, all of one rule:
+// one match inline, a slice sorted by key, or a map once it grows past
+// maxFew. Most sets hold a match or two; one vertex of many matches (a
+// host of a hundred instances) has them in a slice, where a map hashed
+// every key and took longer to walk.
 type matchSet struct {
 	one  *match // the only match, while few and many are empty
 	few  []*match
 	many map[string]*match
 }
 
-const maxFew = 16
+const maxFew = 1024
+
+// cmpMatches orders two matches of one rule by key (cmpBindings).
+func cmpMatches(a, b *match) int {
+	if c, ok := cmpBindings(a.bindings, b.bindings); ok {
+		return c
+	}
+	return strings.Compare(a.key, b.key)
+}
 
 func (s matchSet) len() int {
 	if s.one != nil {
@@ -100,7 +111,12 @@ func (s *matchSet) add(m *match) {
 			s.one = m
 			return
 		}
-		s.few = append(make([]*match, 0, 4), s.one, m)
+		s.few = make([]*match, 2, 4)
+		if cmpMatches(s.one, m) < 0 {
+			s.few[0], s.few[1] = s.one, m
+		} else {
+			s.few[0], s.few[1] = m, s.one
+		}
 		s.one = nil
 		return
 	}
@@ -108,17 +124,13 @@ func (s *matchSet) add(m *match) {
 		s.one = m
 		return
 	}
-	for i, x := range s.few {
-		if x.key == m.key {
-			s.few[i] = m
-			return
-		}
+	i, found := slices.BinarySearchFunc(s.few, m, cmpMatches)
+	if found {
+		s.few[i] = m
+		return
 	}
 	if len(s.few) < maxFew {
-		if s.few == nil {
-			s.few = make([]*match, 0, 2)
-		}
-		s.few = append(s.few, m)
+		s.few = slices.Insert(s.few, i, m)
 		return
 	}
 	s.many = make(map[string]*match, 2*maxFew)
@@ -140,14 +152,8 @@ func (s *matchSet) remove(m *match) {
 		delete(s.many, m.key)
 		return
 	}
-	for i, x := range s.few {
-		if x.key == m.key {
-			last := len(s.few) - 1
-			s.few[i] = s.few[last]
-			s.few[last] = nil
-			s.few = s.few[:last]
-			return
-		}
+	if i, found := slices.BinarySearchFunc(s.few, m, cmpMatches); found {
+		s.few = slices.Delete(s.few, i, i+1)
 	}
 }
 
@@ -275,16 +281,15 @@ func (x *anchorIndex) each(yield func(*match) bool) {
 
 // has reports whether the set holds a match with key.
 func (s matchSet) has(key string) bool {
-	if s.many != nil {
+	switch {
+	case s.many != nil:
 		_, ok := s.many[key]
 		return ok
+	case s.one != nil:
+		return s.one.key == key
 	}
-	for m := range s.all {
-		if m.key == key {
-			return true
-		}
-	}
-	return false
+	_, found := slices.BinarySearchFunc(s.few, key, func(m *match, k string) int { return strings.Compare(m.key, k) })
+	return found
 }
 
 // sortedMatches returns every stored match, sorted by key.
