@@ -555,14 +555,18 @@ func (e *Engine) reconcile(r *rule, slot int, v graph.VertexID, out []graph.Chan
 	})
 	undo := e.recUndo[:0]
 	stored := e.byAnchor.get(akey{r, slot, v})
-	for m := range stored.all {
-		i, found := slices.BinarySearchFunc(e.recCands, m, e.cmpCandMatch)
-		if !found {
-			undo = append(undo, m)
-			continue
-		}
-		for ; i < len(e.recCands) && e.cmpCandMatch(e.recCands[i], m) == 0; i++ {
-			e.recCands[i].stored = true
+	if stored.few != nil {
+		undo = e.markStored(stored.few, undo)
+	} else {
+		for m := range stored.all {
+			i, found := slices.BinarySearchFunc(e.recCands, m, e.cmpCandMatch)
+			if !found {
+				undo = append(undo, m)
+				continue
+			}
+			for ; i < len(e.recCands) && e.cmpCandMatch(e.recCands[i], m) == 0; i++ {
+				e.recCands[i].stored = true
+			}
 		}
 	}
 	slices.SortFunc(undo, func(a, b *match) int { return strings.Compare(a.key, b.key) })
@@ -612,6 +616,28 @@ func (e *Engine) newMatchIDs(key []byte, r *rule, b []Binding) *match {
 	m := newMatch(ids[:len(key)], r, b)
 	m.ids = ids
 	return m
+}
+
+// markStored marks the candidates of reconcile that stored matches have
+// the keys of, and appends to undo the stored matches no candidate has
+// the key of. stored is sorted by key (matchSet.few), as the candidates
+// are: one walk through both.
+func (e *Engine) markStored(stored, undo []*match) []*match {
+	cands := e.recCands
+	i := 0
+	for _, m := range stored {
+		for i < len(cands) && e.cmpCandMatch(cands[i], m) < 0 {
+			i++
+		}
+		found := false
+		for ; i < len(cands) && e.cmpCandMatch(cands[i], m) == 0; i++ {
+			cands[i].stored, found = true, true
+		}
+		if !found {
+			undo = append(undo, m)
+		}
+	}
+	return undo
 }
 
 // cmpCandMatch compares the key of candidate c with that of m, a match of
