@@ -78,7 +78,13 @@ func FuzzDecodeRecord(f *testing.F) {
 
 func openTestSpool(t *testing.T, path string, maxBytes int64, maxEvents int) *spool {
 	t.Helper()
-	s, err := openSpool(path, maxBytes, maxEvents, spoolCompactMin, nil, testLogger(t))
+	return openTestSpoolCompacting(t, path, maxBytes, maxEvents, spoolCompactMin)
+}
+
+// openTestSpoolCompacting is openTestSpool compacting from compactMin.
+func openTestSpoolCompacting(t *testing.T, path string, maxBytes int64, maxEvents int, compactMin int64) *spool {
+	t.Helper()
+	s, err := openSpool(path, maxBytes, maxEvents, compactMin, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,12 +302,7 @@ const testCompactMin = 1 << 20
 
 func openCompactingSpool(t *testing.T, path string) *spool {
 	t.Helper()
-	s, err := openSpool(path, 1<<30, 1_000_000, testCompactMin, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.close() })
-	return s
+	return openTestSpoolCompacting(t, path, 1<<30, 1_000_000, testCompactMin)
 }
 
 // bigVals are n records of about 1 KiB.
