@@ -767,7 +767,7 @@ listener:
 	fmt.Fprintf(&b, "  requests answered 2xx: %d; attempts retried: %s; load %s at a target of %d events/s\n", ls.requests, ls.failures, loadTime.Round(time.Millisecond), rate)
 	fmt.Fprintf(&b, "  log head seq %d (%d rows besides the load: subscriptions); %d snapshots in the database\n", head, inLog-ls.distinct, snapshots)
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "NODES\tnode\tapplied seq\tout of order\tapply errors\tsnapshots since start\tgraph == reconstruction from DB\t")
+	fmt.Fprintln(tw, "NODES\tnode\tapplied seq\tout of order\tapply errors\tsnapshots since start\tgraph == replay of the whole log (and a reconstruction)\t")
 	for _, r := range nodeRows {
 		fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%s\t\n", r.id, r.applied, r.outOfOrder, r.applyErrors, r.snapshots, r.equal)
 	}
