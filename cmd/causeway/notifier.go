@@ -65,6 +65,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 					}
 				}()
 			}
+			log.Info("starting", "parts", []string{"notifier"}, "version", buildVersion(), "metrics_listen", metrics.listen(cmd, cfg.MetricsListen))
 			go func() { errc <- n.Run(runCtx) }()
 			sdnotify.Ready(log)
 			go sdnotify.Watchdog(runCtx, log, func() bool {
@@ -89,6 +90,9 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 				sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				defer scancel()
 				_ = srv.Shutdown(sctx)
+			}
+			if runErr == nil {
+				log.Info("stopped")
 			}
 			return runErr
 		}),

@@ -37,9 +37,15 @@ type actor struct {
 // return (or ctx's end, on SIGTERM) stops them all. It serves /metrics on
 // metricsAddr when set, tells systemd READY once every actor started (each
 // connects, and reconnects, by itself), pings the watchdog while every
-// actor is alive, and says STOPPING on the way out. A clean stop returns
-// nil.
+// actor is alive, and says STOPPING on the way out. It logs its start
+// (with the binary's version) and a clean stop, which returns nil; an
+// error is the component's to log (daemon).
 func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metricsAddr string, actors ...actor) error {
+	parts := make([]string, len(actors))
+	for i, a := range actors {
+		parts[i] = a.name
+	}
+	log.Info("starting", "parts", parts, "version", buildVersion(), "metrics_listen", metricsAddr)
 	var g oklogrun.Group
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -91,7 +97,11 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 		<-ctx.Done()
 		return nil
 	}, func(error) { sdnotify.Stopping(log) })
-	return g.Run()
+	if err := g.Run(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
 }
 
 // daemon wraps the RunE of a component: the error it stops on (a failure

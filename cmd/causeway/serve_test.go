@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,5 +137,30 @@ func TestServeStopsEveryActorWhenOneFails(t *testing.T) {
 	}
 	if n := stopped.Load(); n != 2 {
 		t.Fatalf("%d of the 2 other actors stopped", n)
+	}
+}
+
+// TestServeLogsStartAndCleanStop: a component logs its start (its parts
+// and the binary's version) and a clean stop; a failure it does not call
+// a stop (daemon logs the error).
+func TestServeLogsStartAndCleanStop(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	idle := func(ctx context.Context) error { <-ctx.Done(); return nil }
+	var buf bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := serve(ctx, slog.New(slog.NewTextHandler(&buf, nil)), newRegistry(), "", actor{name: "persister", run: idle}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`msg=starting parts=[persister] version=`, `msg=stopped`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	_ = serve(context.Background(), slog.New(slog.NewTextHandler(&buf, nil)), newRegistry(), "",
+		actor{name: "listener", run: func(context.Context) error { return errors.New("bind: address in use") }})
+	if strings.Contains(buf.String(), "msg=stopped") {
+		t.Errorf("a failed component logged a clean stop:\n%s", buf.String())
 	}
 }

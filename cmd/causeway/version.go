@@ -13,17 +13,23 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version of this binary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				v = bi.Main.Version
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" {
-						v += " " + s.Value
-					}
-				}
-			}
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "causeway", v)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "causeway", buildVersion())
 			return err
 		},
 	}
+}
+
+// buildVersion is the module version of the binary and the revision it
+// was built from, as far as the build recorded them.
+func buildVersion() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+	}
+	return v
 }
