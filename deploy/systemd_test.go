@@ -13,7 +13,7 @@ import (
 // requiredDirectives are what every Causeway service unit must carry: the
 // daemons speak sd_notify, are watched, restart on failure and run confined.
 var requiredDirectives = []string{
-	"Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2", "User=causeway",
+	"Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2 78", "User=causeway",
 	"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "PartOf=causeway.target",
 }

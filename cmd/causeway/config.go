@@ -76,11 +76,12 @@ func (cfg *fileConfig) sectionNeeds() needs {
 
 // require reports the shared settings of n that the file leaves empty.
 func (cfg *fileConfig) require(n needs) error {
+	// A _file that is set but could not be read was reported as such.
 	var errs []error
-	if n&needDatabase != 0 && cfg.Database.DSN == "" {
+	if n&needDatabase != 0 && cfg.Database.DSN == "" && cfg.Database.DSNFile == "" {
 		errs = append(errs, errors.New("database.dsn: is required (or database.dsn_file)"))
 	}
-	if n&needBus != 0 && cfg.Bus.URL == "" {
+	if n&needBus != 0 && cfg.Bus.URL == "" && cfg.Bus.URLFile == "" {
 		errs = append(errs, errors.New("bus.url: is required (or bus.url_file)"))
 	}
 	return errors.Join(errs...)
@@ -172,7 +173,31 @@ func parseConfig(raw []byte, n needs) (*fileConfig, error) {
 	if cfg == nil {
 		return nil, err
 	}
-	return cfg, errors.Join(err, cfg.require(n))
+	return cfg, errors.Join(err, invalidConfig(cfg.require(n)))
+}
+
+// exitConfig is the exit status of a daemon whose configuration is wrong
+// (sysexits' EX_CONFIG). The units do not restart it: it would fail the
+// same way every two seconds until an operator edits the file. A file
+// that cannot be read (the configuration, a secret it names) exits 1 and
+// is restarted, since provisioning may still be writing it.
+const exitConfig = 78
+
+// configError marks an error as the configuration's content being wrong:
+// it does not decode, or a value is refused.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+
+func (e *configError) Unwrap() error { return e.err }
+
+// invalidConfig marks err (nil stays nil) as the configuration's content
+// being wrong.
+func invalidConfig(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &configError{err: err}
 }
 
 // decodeConfig decodes raw strictly, reads the shared secrets and lets the
@@ -184,9 +209,9 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty")
+			return nil, invalidConfig(errors.New("the file is empty"))
 		}
-		return nil, err
+		return nil, invalidConfig(err)
 	}
 	var sections map[string]yaml.Node
 	if yaml.Unmarshal(raw, &sections) == nil {
@@ -238,7 +263,7 @@ func loadNotifierConfig(path string) (notifier.Config, error) {
 	nc := cfg.Notifier
 	nc.SetDefaults()
 	if err := nc.Validate(); err != nil {
-		return notifier.Config{}, fmt.Errorf("config %s: %w", path, err) // each problem names its path (notifier.…)
+		return notifier.Config{}, fmt.Errorf("config %s: %w", path, invalidConfig(err)) // each problem names its path (notifier.…)
 	}
 	return nc, nil
 }
@@ -250,7 +275,7 @@ func readSecret(v *string, file, path string) error {
 		return nil
 	}
 	if *v != "" {
-		return fmt.Errorf("%s: set one of the value and its _file, not both", path)
+		return invalidConfig(fmt.Errorf("%s: set one of the value and its _file, not both", path))
 	}
 	s, err := readSecretFile(file)
 	if err != nil {
@@ -261,15 +286,19 @@ func readSecret(v *string, file, path string) error {
 }
 
 // prefixErr names the YAML section of a component's validation error: of
-// every problem, when err joins several.
+// every problem, when err joins several. The result is a configError.
 func prefixErr(section string, err error) error {
+	return invalidConfig(prefixSection(section, err))
+}
+
+func prefixSection(section string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs := make([]error, 0, len(j.Unwrap()))
 		for _, e := range j.Unwrap() {
-			errs = append(errs, prefixErr(section, e))
+			errs = append(errs, prefixSection(section, e))
 		}
 		return errors.Join(errs...)
 	}

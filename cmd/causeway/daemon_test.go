@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,47 @@ func TestDaemonErrorsAreLogged(t *testing.T) {
 		}
 		if last.Level != "ERROR" || last.Component != component || !strings.Contains(last.Err, missing) {
 			t.Errorf("%s: last log line %+v, want an ERROR of the component naming the missing file", component, last)
+		}
+	}
+}
+
+// TestDaemonConfigErrorsExit78: a component whose configuration is wrong
+// (it does not decode, a value is refused, nothing is configured to run)
+// exits 78, which the units do not restart, and says so in its last log
+// line; one whose secret file cannot be read exits 1, which they restart.
+func TestDaemonConfigErrorsExit78(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const shared = "database: {dsn: 'root@tcp(127.0.0.1:1)/causeway'}\nbus: {url: 'amqp://guest:guest@127.0.0.1:1/'}\n"
+	unknown := write("unknown.yaml", shared+"bogus: 1\n")
+	refused := write("refused.yaml", shared+"persister: {batch_size: -1}\nprocessor: {node_id: ''}\nnotifier: {shutdown_grace: -1s}\nlistener: {}\ndrivers: {}\n")
+	secret := write("secret.yaml", "database: {dsn_file: "+filepath.Join(dir, "absent")+"}\nbus: {url_file: "+filepath.Join(dir, "absent")+"}\nnotifier: {}\n")
+	for _, tc := range []struct {
+		config string
+		want   int
+	}{{unknown, 78}, {refused, 78}, {secret, 1}} {
+		for _, component := range []string{"persister", "processor", "driver", "listener", "notifier"} {
+			var stderr bytes.Buffer
+			cmd := exec.Command(bin, component, "-c", tc.config, "--log-format", "json")
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.want {
+				t.Errorf("%s -c %s: %v, want exit %d\n%s", component, filepath.Base(tc.config), err, tc.want, &stderr)
+				continue
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			var last struct{ Level, Msg, Component string }
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Level != "ERROR" || last.Component != component {
+				t.Errorf("%s -c %s: last log line %q (%v), want an ERROR of the component", component, filepath.Base(tc.config), lines[len(lines)-1], err)
+			}
 		}
 	}
 }

@@ -58,7 +58,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				jobs = append(jobs, d.Job())
 			}
 			if len(jobs) == 0 {
-				return fmt.Errorf("no driver to run: config %s configures none under drivers", g.configPath)
+				return invalidConfig(fmt.Errorf("no driver to run: config %s configures none under drivers", g.configPath))
 			}
 			pub, err := bus.NewPublisher(cfg.Drivers.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
 			if err != nil {

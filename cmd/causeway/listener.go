@@ -42,7 +42,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 				endpoints = append(endpoints, a.Endpoint())
 			}
 			if len(endpoints) == 0 && lc.OpenStack == nil {
-				return errors.New("listener: no endpoint configured (alertmanager, events or openstack)")
+				return invalidConfig(errors.New("listener: no endpoint configured (alertmanager, events or openstack)"))
 			}
 			pub, err := bus.NewPublisher(lc.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
 			if err != nil {

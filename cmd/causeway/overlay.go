@@ -28,7 +28,7 @@ func readConfig(path string) ([]byte, error) {
 	}
 	base, err := overlayBase(raw)
 	if err != nil || base == "" {
-		return raw, err
+		return raw, invalidConfig(err)
 	}
 	if !filepath.IsAbs(base) {
 		base = filepath.Join(filepath.Dir(path), base)
@@ -39,7 +39,7 @@ func readConfig(path string) ([]byte, error) {
 	}
 	merged, err := overlayConfig(under, raw)
 	if err != nil {
-		return nil, fmt.Errorf("config %s over %s: %w", path, base, err)
+		return nil, fmt.Errorf("config %s over %s: %w", path, base, invalidConfig(err))
 	}
 	return merged, nil
 }

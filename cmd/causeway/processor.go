@@ -21,7 +21,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 			// The processor serves /metrics on its own API listener.
 			p, err := processor.New(cfg.Processor, processor.Deps{Logger: log, Registerer: reg, Gatherer: reg})
 			if err != nil {
-				return err
+				return invalidConfig(err) // New only validates the configuration
 			}
 			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{name: "processor", run: p.Run, alive: p.Alive})
 		}),

@@ -107,15 +107,20 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 // daemon wraps the RunE of a component: the error it stops on (a failure
 // to start, or to keep running) is logged, its last line, in the
 // configured format and level, rather than printed as plain text (which
-// a JSON log pipeline could not parse), and the process exits 1. An
-// error with an exit code of its own (a usage error) is returned as it
-// is.
+// a JSON log pipeline could not parse), and the process exits 1, or
+// exitConfig when the configuration is wrong. An error with an exit code
+// of its own (a usage error) is returned as it is.
 func daemon(g *globalFlags, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		err := run(cmd, args)
 		var ee *exitError
 		if err == nil || errors.As(err, &ee) {
 			return err
+		}
+		var ce *configError
+		if errors.As(err, &ce) {
+			g.logger().Error("stopped: the configuration is wrong; not restarted until it is fixed", "component", cmd.Name(), "err", err, "exit", exitConfig)
+			return &exitError{code: exitConfig}
 		}
 		g.logger().Error("stopped on error", "component", cmd.Name(), "err", err)
 		return &exitError{code: 1}
