@@ -2,18 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/causeway/causeway/internal/sdnotify"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier"
 )
@@ -41,60 +34,45 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			reg := newRegistry()
 			n, err := notifier.New(cfg, notifier.Deps{DB: db, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
 			}
-			runCtx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			errc := make(chan error, 2)
-			var srv *http.Server
-			if addr := metrics.listen(cmd, cfg.MetricsListen); addr != "" {
-				ln, err := net.Listen("tcp", addr)
-				if err != nil {
-					return fmt.Errorf("metrics listen %s: %w", addr, err)
-				}
-				mux := http.NewServeMux()
-				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-				go func() {
-					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-						errc <- fmt.Errorf("metrics server: %w", err)
-					}
-				}()
-			}
-			log.Info("starting", "parts", []string{"notifier"}, "version", buildVersion(), "metrics_listen", metrics.listen(cmd, cfg.MetricsListen))
-			go func() { errc <- n.Run(runCtx) }()
-			sdnotify.Ready(log)
-			go sdnotify.Watchdog(runCtx, log, func() bool {
-				pctx, pcancel := context.WithTimeout(runCtx, 5*time.Second)
-				defer pcancel()
-				return db.PingContext(pctx) == nil
+			return serve(ctx, log, reg, metrics.listen(cmd, cfg.MetricsListen), actor{
+				name: "notifier",
+				run:  withGrace(cfg.ShutdownGrace, n.Run),
+				// Delivering needs the database (cursors, outbox): a
+				// notifier that cannot reach it is restarted.
+				alive: func() bool {
+					pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+					defer pcancel()
+					return db.PingContext(pctx) == nil
+				},
 			})
-			var runErr error
-			select {
-			case <-ctx.Done():
-				sdnotify.Stopping(log)
-				cancel()
-				select {
-				case runErr = <-errc:
-				case <-time.After(cfg.ShutdownGrace):
-					runErr = errors.New("notifier: shutdown grace period passed")
-				}
-			case runErr = <-errc:
-				cancel()
-			}
-			if srv != nil {
-				sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				defer scancel()
-				_ = srv.Shutdown(sctx)
-			}
-			if runErr == nil {
-				log.Info("stopped")
-			}
-			return runErr
 		}),
 	})
+}
+
+// withGrace bounds run's stop: once ctx ends, run has grace to return,
+// after which the stop is an error (what run was doing is left to the
+// at-least-once delivery: cursors are stored as deliveries succeed).
+func withGrace(grace time.Duration, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- run(ctx) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case err := <-errc:
+			return err
+		case <-t.C:
+			return fmt.Errorf("shutdown grace period (%s) passed", grace)
+		}
+	}
 }

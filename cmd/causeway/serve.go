@@ -56,6 +56,9 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 		}, func(error) { cancel() })
 	}
 	if metricsAddr != "" {
+		// /metrics outlives the actors: a stop that drains for a while
+		// (a persister committing its batch, a notifier's grace) is seen by
+		// the scrapes meanwhile. It is shut down once they have returned.
 		ln, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
 			return fmt.Errorf("metrics listen %s: %w", metricsAddr, err)
@@ -63,16 +66,25 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Add(func() error {
+		failed := make(chan error, 1)
+		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
+				failed <- fmt.Errorf("metrics server: %w", err)
 			}
-			return nil
-		}, func(error) {
+		}()
+		defer func() {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer scancel()
 			_ = srv.Shutdown(sctx)
-		})
+		}()
+		g.Add(func() error {
+			select {
+			case err := <-failed:
+				return err
+			case <-ctx.Done():
+				return nil
+			}
+		}, func(error) { cancel() })
 	}
 	for _, a := range actors {
 		actx, acancel := context.WithCancel(ctx)

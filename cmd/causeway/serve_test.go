@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +164,81 @@ func TestServeLogsStartAndCleanStop(t *testing.T) {
 		actor{name: "listener", run: func(context.Context) error { return errors.New("bind: address in use") }})
 	if strings.Contains(buf.String(), "msg=stopped") {
 		t.Errorf("a failed component logged a clean stop:\n%s", buf.String())
+	}
+}
+
+// TestServeKeepsMetricsWhileStopping: /metrics answers until every actor
+// has returned, so a stop that drains for a while is seen by the scrapes;
+// then it is closed.
+func TestServeKeepsMetricsWhileStopping(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	stopping, release := make(chan struct{}), make(chan struct{})
+	draining := func(ctx context.Context) error {
+		<-ctx.Done()
+		close(stopping)
+		<-release
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), newRegistry(), addr, actor{name: "draining", run: draining})
+	}()
+	get := func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for get() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("/metrics never answered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-stopping
+	if err := get(); err != nil {
+		t.Fatalf("/metrics while an actor drains: %v; want 200", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := get(); err == nil {
+		t.Fatal("/metrics still answers after serve returned")
+	}
+}
+
+// TestWithGrace: a run that returns within the grace after its stop
+// returns its own result; one that does not is an error once the grace
+// has passed.
+func TestWithGrace(t *testing.T) {
+	prompt := withGrace(time.Hour, func(ctx context.Context) error { <-ctx.Done(); return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := prompt(ctx); err != nil {
+		t.Fatalf("a run that stops at once: %v", err)
+	}
+	hang := make(chan struct{})
+	defer close(hang)
+	stuck := withGrace(10*time.Millisecond, func(context.Context) error { <-hang; return nil })
+	if err := stuck(ctx); err == nil || !strings.Contains(err.Error(), "grace") {
+		t.Fatalf("a run that does not stop: %v; want the grace error", err)
+	}
+	failed := errors.New("boom")
+	if err := withGrace(time.Hour, func(context.Context) error { return failed })(context.Background()); !errors.Is(err, failed) {
+		t.Fatalf("a run that fails: %v", err)
 	}
 }
