@@ -26,6 +26,12 @@ const (
 	MaxRelations = 10000
 	// MaxProperties bounds the free properties of one entity.
 	MaxProperties = 1000
+	// MaxTemplateParams bounds the parameter values of one template.put;
+	// each name is an identifier (MaxIDLen).
+	MaxTemplateParams = 256
+	// MaxParamValueLen bounds one parameter value, in bytes: an alarm
+	// name, a state, a regular expression.
+	MaxParamValueLen = 4096
 )
 
 // Sentinel errors; every decode error wraps one of them.
@@ -380,6 +386,10 @@ func (ev Event) validate() error {
 		if ev.Kind == KindTemplateDelete && ev.Template.Body != "" {
 			return invalid("template.body", "is not allowed for kind %s", ev.Kind)
 		}
+		if ev.Kind == KindTemplateDelete && len(ev.Template.Params) > 0 {
+			return invalid("template.params", "are not allowed for kind %s", ev.Kind)
+		}
+		return checkParams(ev.Template.Params)
 	case "subscription":
 		if err := checkID("subscription.id", ev.Subscription.ID); err != nil {
 			return err
@@ -390,6 +400,41 @@ func (ev Event) validate() error {
 		}
 		if ev.Kind == KindSubscriptionDelete && len(spec) != 0 {
 			return invalid("subscription.spec", "is not allowed for kind %s", ev.Kind)
+		}
+	}
+	return nil
+}
+
+// checkParams bounds a template's parameter values: their count, each
+// name as an identifier, each value's size, and UTF-8.
+func checkParams(params map[string]string) error {
+	if len(params) > MaxTemplateParams {
+		return invalid("template.params", "%d parameters exceed the limit of %d", len(params), MaxTemplateParams)
+	}
+	bad := func(k string) bool {
+		v := params[k]
+		return !checkIDOK(k) || len(v) > MaxParamValueLen || !utf8.ValidString(v)
+	}
+	for k := range params {
+		if !bad(k) {
+			continue
+		}
+		// Name the first bad one in sorted order, whatever the map's.
+		keys := make([]string, 0, len(params))
+		for k := range params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := params[k]
+			switch {
+			case !checkIDOK(k):
+				return invalid("template.params", "name %q: names must be 1 to %d bytes of UTF-8 without control characters", k, MaxIDLen)
+			case len(v) > MaxParamValueLen:
+				return invalid("template.params", "%q: the value is %d bytes long, over the limit of %d", k, len(v), MaxParamValueLen)
+			case !utf8.ValidString(v):
+				return invalid("template.params", "%q: the value is not valid UTF-8", k)
+			}
 		}
 	}
 	return nil

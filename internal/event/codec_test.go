@@ -29,13 +29,15 @@ func TestRoundTrip(t *testing.T) {
 		{V: Version, EventID: "e-3", Source: "static", Kind: KindSyncBegin, ObservedAt: time.Unix(5, 0).UTC(), Sync: &Sync{ID: "s1"}},
 		{V: Version, EventID: "e-4", Source: "static", Kind: KindSyncEnd, ObservedAt: time.Unix(5, 0).UTC(), Sync: &Sync{ID: "s1"}},
 		{V: Version, EventID: "e-5", Source: "api", Kind: KindTemplatePut, ObservedAt: time.Unix(5, 0).UTC(), Template: &Template{Name: "t", Body: "metadata: {}"}},
+		{V: Version, EventID: "e-5p", Source: "api", Kind: KindTemplatePut, ObservedAt: time.Unix(5, 0).UTC(),
+			Template: &Template{Name: "t", Body: "metadata: {}", Params: map[string]string{"sev": "CRITICAL", "name": "a \"b\"\n"}}},
 		{V: Version, EventID: "e-6", Source: "api", Kind: KindTemplateDelete, ObservedAt: time.Unix(5, 0).UTC(), Template: &Template{Name: "t"}},
 		{V: Version, EventID: "e-7", Source: "api", Kind: KindSubscriptionPut, ObservedAt: time.Unix(5, 0).UTC(), Subscription: &Subscription{ID: "s", Spec: []byte(`{"url":"http://x"}`)}},
 		{V: Version, EventID: "e-8", Source: "api", Kind: KindSubscriptionDelete, ObservedAt: time.Unix(5, 0).UTC(), Subscription: &Subscription{ID: "s"}},
 		{V: Version, EventID: "e-9", Source: "clock", Kind: KindTick, ObservedAt: time.Unix(5, 0).UTC()},
 	}
 	for _, ev := range events {
-		t.Run(string(ev.Kind), func(t *testing.T) {
+		t.Run(string(ev.Kind)+"/"+ev.EventID, func(t *testing.T) {
 			b, err := Encode(ev)
 			if err != nil {
 				t.Fatalf("Encode: %v", err)

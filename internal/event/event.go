@@ -98,7 +98,7 @@ type Event struct {
 	Entity *Entity `json:"entity,omitempty"`
 	// Sync is set for sync.begin and sync.end.
 	Sync *Sync `json:"sync,omitempty"`
-	// Template is set for template.put (name and body) and template.delete (name).
+	// Template is set for template.put (name, body and params) and template.delete (name).
 	Template *Template `json:"template,omitempty"`
 	// Subscription is set for subscription.put (id and spec) and subscription.delete (id).
 	Subscription *Subscription `json:"subscription,omitempty"`
@@ -142,6 +142,12 @@ type Template struct {
 	Name string `json:"name"`
 	// Body is the template's YAML, as the operator wrote it (template.put only).
 	Body string `json:"body,omitempty"`
+	// Params are the values of the template's parameters (template.put
+	// only; Vitrage's `template add --params`): each get_param(name) of
+	// the body reads its value here, else the parameter's default. They
+	// are applied as the template is loaded, on every node and in every
+	// replay alike, and kept with it.
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // Subscription carries a notification subscription. Spec is the notifier's

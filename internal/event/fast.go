@@ -296,6 +296,12 @@ func (p *fastParser) envelopeField(w *wire, key []byte) bool {
 				return once(&seen, 0) && p.setStr(&w.Template.Name)
 			case "body":
 				return once(&seen, 1) && p.setStr(&w.Template.Body)
+			case "params":
+				if !once(&seen, 2) {
+					return false
+				}
+				w.Template.Params = map[string]string{}
+				return p.stringMap(w.Template.Params)
 			}
 			return false
 		})
@@ -333,14 +339,7 @@ func (p *fastParser) entity(e *Entity, rels []Relation) bool {
 				return false
 			}
 			e.Properties = map[string]string{}
-			return p.object(func(pk []byte) bool {
-				if _, dup := e.Properties[string(pk)]; dup {
-					return false
-				}
-				v, ok := p.str()
-				e.Properties[string(pk)] = v
-				return ok
-			})
+			return p.stringMap(e.Properties)
 		case "relations":
 			if !once(&seen, 8) {
 				return false
@@ -348,6 +347,19 @@ func (p *fastParser) entity(e *Entity, rels []Relation) bool {
 			return p.relations(e, rels)
 		}
 		return false
+	})
+}
+
+// stringMap parses an object of string values into m (empty). A repeated
+// key is left to encoding/json, which keeps its last value.
+func (p *fastParser) stringMap(m map[string]string) bool {
+	return p.object(func(k []byte) bool {
+		if _, dup := m[string(k)]; dup {
+			return false
+		}
+		v, ok := p.str()
+		m[string(k)] = v
+		return ok
 	})
 }
 

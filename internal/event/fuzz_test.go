@@ -18,6 +18,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte(`{"v":1,"event_id":"e","source":"s","kind":"tick","observed_at":"2026-01-01T00:00:00+02:00"}`))
 	f.Add([]byte(`{"v":1,"event_id":"e","source":"s","kind":"subscription.put","observed_at":"2026-01-01T00:00:00Z","subscription":{"id":"a","spec":{"url":"x"}}}`))
+	f.Add([]byte(`{"v":1,"event_id":"e","source":"s","kind":"template.put","observed_at":"2026-01-01T00:00:00Z","template":{"name":"t","body":"b","params":{"a":"1","b\u00e9":"x\ny"}}}`))
 	f.Add([]byte(`[[[[`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ev, err := Decode(in)
@@ -84,6 +85,9 @@ func FuzzDecodeFast(f *testing.F) {
 	f.Add(up)
 	f.Add([]byte(`{"v":1,"event_id":"e\u00e9\n","source":"s\"\\/","kind":"tick","observed_at":"2026-01-01T00:00:00+02:00"}`))
 	f.Add([]byte(`{"v":1,"event_id":"e","source":"s","kind":"template.put","observed_at":"2026-01-01T00:00:00Z","template":{"name":"t","body":"a:\n  b: \"c\"\t\u2028"}}`))
+	f.Add([]byte(`{"v":1,"kind":"template.put","template":{"params":{"sev":"CRITICAL","n\u0061me":"x"},"name":"t","body":"b"}}`))
+	f.Add([]byte(`{"template":{"params":{"a":"1","a":"2"}}}`))
+	f.Add([]byte(`{"template":{"params":{},"params":{"a":null}}}`))
 	f.Add([]byte(` {"v":01,"entity":{"properties":{},"relations":[]}} `))
 	f.Add([]byte(`{"v":1,"entity":{"properties":{"a":"1","a":"2"}},"sync":{"id":"x"}}`))
 	f.Add([]byte(`{"v":1,"kind":"entity.upsert","entity":{"category":"ALARM","relations":[{"category":"RESOURCE","direction":"out"},{"direction":"in","category":"RESOURCEX"}]}}`))
