@@ -78,6 +78,8 @@ type Engine struct {
 
 type loaded struct {
 	name, body string
+	// params are the values the template was put with (nil for none).
+	params map[string]string
 	// includes are the bodies of the definition templates it included, so
 	// that a restore can rebuild it even if a definition was deleted since.
 	includes []TemplateState
@@ -316,7 +318,7 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		changes = gc
 		var tc []graph.Change
 		if rec.Event.Kind == event.KindTemplatePut {
-			tc, err = e.putTemplate(rec.Event.Template.Name, rec.Event.Template.Body)
+			tc, err = e.putTemplate(rec.Event.Template.Name, rec.Event.Template.Body, rec.Event.Template.Params)
 		} else {
 			tc, err = e.deleteTemplate(rec.Event.Template.Name)
 		}

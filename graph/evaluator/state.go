@@ -13,8 +13,22 @@ import (
 	"github.com/causeway/causeway/graph/template"
 )
 
-// StateVersion is the version of State's layout.
-const StateVersion = 1
+// StateVersion is the newest version of State's layout, which this build
+// writes and reads:
+//
+//	1: the first.
+//	2: a template may hold the values of its parameters
+//	   (TemplateState.Params).
+//
+// State writes the oldest version that holds the state: 1 unless a
+// template, or a definition it included, has params. So a build before
+// params restores a state that does not use them, and refuses one that
+// does rather than load its templates without their values.
+const StateVersion = 2
+
+// stateVersionParams is the first StateVersion whose templates may hold
+// params.
+const stateVersionParams = 2
 
 // Semantics numbers the meaning this build gives to applying records: it
 // goes up with every change after which the same log applies to a
@@ -101,12 +115,14 @@ type State struct {
 	Effects   []EffectState   `json:"effects"`
 }
 
-// TemplateState is a loaded template: its name, body and the bodies of the
-// definition templates it included when it was loaded.
+// TemplateState is a loaded template: its name, body and the values of
+// its parameters, and the definition templates it included when it was
+// loaded (their bodies and params).
 type TemplateState struct {
-	Name     string          `json:"name"`
-	Body     string          `json:"body"`
-	Includes []TemplateState `json:"includes,omitempty"`
+	Name     string            `json:"name"`
+	Body     string            `json:"body"`
+	Params   map[string]string `json:"params,omitempty"`
+	Includes []TemplateState   `json:"includes,omitempty"`
 }
 
 // MatchState is a clause match that currently holds.
@@ -139,9 +155,22 @@ type Support struct {
 // State returns the engine's state. It shares nothing with the engine.
 // It copies and sorts everything, O(n log n).
 func (e *Engine) State() State {
-	s := State{Version: StateVersion, Semantics: e.semantics, Graph: e.g.State()}
+	s := State{Version: 1, Semantics: e.semantics, Graph: e.g.State()}
 	s.Templates, s.Matches, s.Effects = e.bookkeeping()
+	if hasParams(s.Templates) {
+		s.Version = stateVersionParams
+	}
 	return s
+}
+
+// hasParams reports whether a template, or one it included, has params.
+func hasParams(tpls []TemplateState) bool {
+	for _, ts := range tpls {
+		if len(ts.Params) > 0 || hasParams(ts.Includes) {
+			return true
+		}
+	}
+	return false
 }
 
 // increasing reports whether the supports are sorted by id without repeats.
@@ -160,7 +189,7 @@ func (e *Engine) bookkeeping() ([]TemplateState, []MatchState, []EffectState) {
 	tpls := []TemplateState{}
 	for _, n := range slices.Sorted(maps.Keys(e.templates)) {
 		l := e.templates[n]
-		tpls = append(tpls, TemplateState{Name: n, Body: l.body, Includes: append([]TemplateState(nil), l.includes...)})
+		tpls = append(tpls, TemplateState{Name: n, Body: l.body, Params: cloneParams(l.params), Includes: cloneIncludes(l.includes)})
 	}
 	// Values are collected with their keys and sorted once; bindings and
 	// supports are copied into one array each.
@@ -203,10 +232,23 @@ func (e *Engine) bookkeeping() ([]TemplateState, []MatchState, []EffectState) {
 	return tpls, matches, effects
 }
 
+// cloneIncludes copies included templates with their params (the engine
+// shares no map with a State).
+func cloneIncludes(incs []TemplateState) []TemplateState {
+	out := append([]TemplateState(nil), incs...)
+	for i := range out {
+		out[i].Params = cloneParams(out[i].Params)
+	}
+	return out
+}
+
 // Restore rebuilds an engine from a State.
 func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
-	if s.Version != StateVersion {
-		return nil, fmt.Errorf("restore evaluator: state version %d, want %d", s.Version, StateVersion)
+	if s.Version < 1 || s.Version > StateVersion {
+		return nil, fmt.Errorf("restore evaluator: state version %d, this build reads 1 to %d", s.Version, StateVersion)
+	}
+	if s.Version < stateVersionParams && hasParams(s.Templates) {
+		return nil, fmt.Errorf("restore evaluator: a state of version %d holds template params", s.Version)
 	}
 	g, err := graph.FromState(s.Graph, norm)
 	if err != nil {
@@ -219,24 +261,24 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	// refused (and skipped) for a template the log loaded then, or hold
 	// rules other than those its matches were found by.
 	for _, ts := range s.Templates {
-		incs := map[string]string{}
+		incs := map[string]TemplateState{}
 		for _, inc := range ts.Includes {
-			incs[inc.Name] = inc.Body
+			incs[inc.Name] = inc
 		}
 		defs := func(name string) (*template.Template, bool) {
-			body, ok := incs[name]
+			inc, ok := incs[name]
 			if !ok {
 				return nil, false
 			}
-			t, err := compile(name, body, nil, s.Semantics)
+			t, err := compile(name, inc.Body, inc.Params, nil, s.Semantics)
 			return t, err == nil
 		}
-		tpl, err := compile(ts.Name, ts.Body, defs, s.Semantics)
+		tpl, err := compile(ts.Name, ts.Body, ts.Params, defs, s.Semantics)
 		if err != nil {
 			return nil, fmt.Errorf("restore evaluator: %w", err)
 		}
-		e.templates[ts.Name] = &loaded{name: ts.Name, body: ts.Body, tpl: tpl, rules: makeRules(ts.Name, tpl),
-			includes: append([]TemplateState(nil), ts.Includes...)}
+		e.templates[ts.Name] = &loaded{name: ts.Name, body: ts.Body, params: cloneParams(ts.Params), tpl: tpl, rules: makeRules(ts.Name, tpl),
+			includes: cloneIncludes(ts.Includes)}
 	}
 	e.rebuildRules()
 	// Every vertex id a match or an effect names is one of the graph's, or

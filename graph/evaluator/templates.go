@@ -18,6 +18,8 @@ type TemplateInfo struct {
 	Version int
 	Type    string
 	Body    string
+	// Params are the values it was put with (event.Template.Params).
+	Params map[string]string
 }
 
 // Templates lists the loaded templates, by name.
@@ -25,7 +27,7 @@ func (e *Engine) Templates() []TemplateInfo {
 	out := make([]TemplateInfo, 0, len(e.templates))
 	for _, n := range e.templateNames() {
 		l := e.templates[n]
-		out = append(out, TemplateInfo{Name: n, Version: l.tpl.Version, Type: l.tpl.Type, Body: l.body})
+		out = append(out, TemplateInfo{Name: n, Version: l.tpl.Version, Type: l.tpl.Type, Body: l.body, Params: maps.Clone(l.params)})
 	}
 	return out
 }
@@ -59,11 +61,12 @@ func (e *Engine) definition(name string) *loaded {
 	return nil
 }
 
-// compile parses a template body as builds of apply semantics sem did
-// (template.Options): a put under this build's Semantics, a template of a
-// restored state under the state's. Includes are resolved through defs.
-func compile(name, body string, defs func(string) (*template.Template, bool), sem int) (*template.Template, error) {
-	tpl, err := template.Parse([]byte(body), template.Options{Definitions: defs,
+// compile parses a template body, with the values of its parameters, as
+// builds of apply semantics sem did (template.Options): a put under this
+// build's Semantics, a template of a restored state under the state's.
+// Includes are resolved through defs.
+func compile(name, body string, params map[string]string, defs func(string) (*template.Template, bool), sem int) (*template.Template, error) {
+	tpl, err := template.Parse([]byte(body), template.Options{Params: params, Definitions: defs,
 		Lenient: sem < semanticsStrictTemplates, TypedScalars: sem < semanticsTextScalars})
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrInvalidTemplate, name, err)
@@ -71,24 +74,26 @@ func compile(name, body string, defs func(string) (*template.Template, bool), se
 	return tpl, nil
 }
 
-// putTemplate loads (or replaces) a template and runs it over the whole
-// graph. The template's name in the event wins over its metadata name, so
-// that a delete by the same name finds it. An equivalence template changes
-// what every rule matches, so it re-runs every template.
-func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
+// putTemplate loads (or replaces) a template, with the values of its
+// parameters, and runs it over the whole graph. The template's name in the
+// event wins over its metadata name, so that a delete by the same name
+// finds it. An equivalence template changes what every rule matches, so it
+// re-runs every template.
+func (e *Engine) putTemplate(name, body string, params map[string]string) ([]graph.Change, error) {
 	if name == "" {
 		return nil, errors.New("template.put without a name")
 	}
-	if old, ok := e.templates[name]; ok && old.body == body {
+	if old, ok := e.templates[name]; ok && old.body == body && maps.Equal(old.params, params) {
 		return nil, nil // the same template again: nothing changes
 	}
-	tpl, err := compile(name, body, e.definitions, Semantics)
+	tpl, err := compile(name, body, params, e.definitions, Semantics)
 	if err != nil {
 		return nil, err
 	}
-	l := &loaded{name: name, body: body, tpl: tpl, rules: makeRules(name, tpl)}
+	l := &loaded{name: name, body: body, params: cloneParams(params), tpl: tpl, rules: makeRules(name, tpl)}
 	for _, inc := range tpl.Includes {
-		l.includes = append(l.includes, TemplateState{Name: inc, Body: e.definition(inc).body})
+		d := e.definition(inc)
+		l.includes = append(l.includes, TemplateState{Name: inc, Body: d.body, Params: cloneParams(d.params)})
 	}
 	old := e.templates[name]
 	if tpl.Type == template.TypeEquivalence || (old != nil && old.tpl.Type == template.TypeEquivalence) {
@@ -100,6 +105,16 @@ func (e *Engine) putTemplate(name, body string) ([]graph.Change, error) {
 	e.templates[name] = l
 	e.rebuildRules()
 	return append(out, e.doWhere(func(r *rule) bool { return r.tplName == name })...), nil
+}
+
+// cloneParams copies params, nil for none: the engine shares no map with
+// the events it applies or the states it writes, and a template without
+// params holds nil, as one put before params existed.
+func cloneParams(params map[string]string) map[string]string {
+	if len(params) == 0 {
+		return nil
+	}
+	return maps.Clone(params)
 }
 
 // deleteTemplate UNDOes every match of a template and unloads it.
