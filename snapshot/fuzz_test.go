@@ -113,7 +113,8 @@ func FuzzNodeRestore(f *testing.F) {
 // encodes again to a payload that decodes to an equal state.
 func FuzzDecodeStateBin(f *testing.F) {
 	states, _ := binNodeStates(f, 40)
-	for _, s := range []NodeState{states[0], states[len(states)-1], edgeCaseState()} {
+	withParams, _ := binNodeStates(f, 40, paramsTemplates...)
+	for _, s := range []NodeState{states[0], states[len(states)-1], withParams[len(withParams)-1], edgeCaseState()} {
 		f.Add(encodeBin(f, &s))
 		var b bytes.Buffer
 		if err := encodeEngineBin(&b, &s.Engine); err != nil {

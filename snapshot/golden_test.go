@@ -55,6 +55,22 @@ func TestOldSnapshotsRestore(t *testing.T) {
 			if got := dumpOf(t, m); got != string(want) {
 				t.Fatal("the restored node dumps other than the node that wrote it")
 			}
+			if enc != NodeBin {
+				return
+			}
+			// A state without template params is written as that release
+			// wrote it, byte for byte, so that it reads this one's.
+			c, err := CaptureNode(m.(*Node), h.Seq, h.RecordedAt, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again bytes.Buffer
+			if err := c.Encode(&again); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again.Bytes(), payload) {
+				t.Fatal("the restored node, captured again, is written other than the release before params wrote it")
+			}
 		})
 	}
 }

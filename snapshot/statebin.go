@@ -21,10 +21,14 @@ import (
 // substring of one string table and every slice of a kind cut from one
 // array of exact size.
 //
-// Layout version 1. A fixed header:
+// Layout versions 1 and 2; 2 adds the params of templates. The encoder
+// writes the oldest layout that holds the state: 1 unless a template (or
+// one it included) has params, so that a release before params reads the
+// snapshots of a cluster that does not use them, and skips
+// (ErrUnknownVersion) those it would misread. A fixed header:
 //
 //	0  magic    [4]byte "CWSB"
-//	4  version  uint8   (binLayoutVersion)
+//	4  version  uint8   (binLayoutVersion, or binLayoutNoParams)
 //	5  kind     uint8   (binKindEngine or binKindNode)
 //	6  length   uint64  big-endian: the whole payload, header included
 //
@@ -56,7 +60,8 @@ import (
 // the previous edge's of the same vertex (the first: less 0), its
 // Relationship, flags (binE*), UpdateTimestamp when flagged, and an owner
 // count and (Entity, Source) pairs. A sync is Source, ID, Begin. A template
-// is Name, Body, an include count and the included templates (nested at
+// is Name, Body, (layout 2 only) a param count and (name, value) pairs
+// sorted by name, an include count and the included templates (nested at
 // most binMaxIncludeDepth deep). A match is Template, Scenario, Clause, a
 // binding count and (Entity, Vertex) pairs. An effect is Key, Kind, Target,
 // Source, Name, Applied, flags (binEffectOn), AlarmID, a support count and
@@ -78,8 +83,11 @@ import (
 // keys, sorting) is graph.FromState's and evaluator.Restore's to check.
 
 const (
-	binLayoutVersion = 1
-	binHeaderLen     = 14
+	// binLayoutVersion is the newest layout, which this build reads with
+	// every older one; binLayoutNoParams the one without template params.
+	binLayoutVersion  = 2
+	binLayoutNoParams = 1
+	binHeaderLen      = 14
 
 	binKindEngine = 0
 	binKindNode   = 1
@@ -144,14 +152,14 @@ var (
 
 // encodeEngineBin writes s as an EngineBin payload.
 func encodeEngineBin(w io.Writer, s *evaluator.State) error {
-	e := newBinEncoder(len(s.Graph.Vertices))
+	e := newBinEncoder(len(s.Graph.Vertices), binLayout(s.Templates))
 	e.state(s)
 	return e.finish(w, binKindEngine)
 }
 
 // encodeNodeBin writes s as a NodeBin payload.
 func encodeNodeBin(w io.Writer, s *NodeState) error {
-	e := newBinEncoder(len(s.Engine.Graph.Vertices))
+	e := newBinEncoder(len(s.Engine.Graph.Vertices), binLayout(s.Engine.Templates))
 	e.int(int64(s.Version))
 	e.state(&s.Engine)
 	e.uint(uint64(len(s.Subscriptions)))
@@ -163,24 +171,43 @@ func encodeNodeBin(w io.Writer, s *NodeState) error {
 	return e.finish(w, binKindNode)
 }
 
+// binLayout is the layout a state of these templates is written in: the
+// oldest that holds them.
+func binLayout(tpls []evaluator.TemplateState) byte {
+	var has func([]evaluator.TemplateState) bool
+	has = func(ts []evaluator.TemplateState) bool {
+		for i := range ts {
+			if len(ts[i].Params) > 0 || has(ts[i].Includes) {
+				return true
+			}
+		}
+		return false
+	}
+	if has(tpls) {
+		return binLayoutVersion
+	}
+	return binLayoutNoParams
+}
+
 // binEncoder appends the body to buf while it collects the string table;
 // finish writes the header, the table and the body. The first error
 // sticks.
 type binEncoder struct {
-	buf  []byte
-	idx  map[string]uint64
-	strs []string
-	size int // bytes of the strings in strs
-	keys []string
-	err  error
+	layout byte
+	buf    []byte
+	idx    map[string]uint64
+	strs   []string
+	size   int // bytes of the strings in strs
+	keys   []string
+	err    error
 }
 
 // newBinEncoder sizes the body and the string index for a state of that
 // many vertices: a vertex with its edges, and the effects and matches
 // about it, take some 60 to 120 bytes and bring a few distinct strings (its
 // external id and name, effect keys, support ids).
-func newBinEncoder(vertices int) *binEncoder {
-	return &binEncoder{buf: make([]byte, 0, 1024+64*vertices), idx: make(map[string]uint64, 64+4*vertices)}
+func newBinEncoder(vertices int, layout byte) *binEncoder {
+	return &binEncoder{layout: layout, buf: make([]byte, 0, 1024+64*vertices), idx: make(map[string]uint64, 64+4*vertices)}
 }
 
 func (e *binEncoder) uint(u uint64) { e.buf = binary.AppendUvarint(e.buf, u) }
@@ -274,6 +301,16 @@ func (e *binEncoder) template(t *evaluator.TemplateState, depth int) {
 	}
 	e.str(t.Name)
 	e.str(t.Body)
+	if e.layout >= binLayoutVersion {
+		e.uint(uint64(len(t.Params)))
+		// Sorted, so that the same state always gives the same bytes.
+		e.keys = slices.AppendSeq(e.keys[:0], maps.Keys(t.Params))
+		slices.Sort(e.keys)
+		for _, k := range e.keys {
+			e.str(k)
+			e.str(t.Params[k])
+		}
+	}
 	e.uint(uint64(len(t.Includes)))
 	for i := range t.Includes {
 		e.template(&t.Includes[i], depth+1)
@@ -404,7 +441,7 @@ func (e *binEncoder) finish(w io.Writer, kind byte) error {
 		table = binary.AppendUvarint(table, uint64(len(s)))
 	}
 	copy(table, binMagic[:])
-	table[4] = binLayoutVersion
+	table[4] = e.layout
 	table[5] = kind
 	binary.BigEndian.PutUint64(table[6:], uint64(len(table)+len(e.buf)))
 	if _, err := w.Write(table); err != nil {

@@ -93,8 +93,8 @@ func checkBinHeader(h []byte) (uint64, error) {
 	if [4]byte(h[:4]) != binMagic {
 		return 0, fmt.Errorf("header: bad magic %q", h[:4])
 	}
-	if h[4] != binLayoutVersion {
-		return 0, fmt.Errorf("%w: state layout %d (this build reads %d)", ErrUnknownVersion, h[4], binLayoutVersion)
+	if h[4] < binLayoutNoParams || h[4] > binLayoutVersion {
+		return 0, fmt.Errorf("%w: state layout %d (this build reads %d to %d)", ErrUnknownVersion, h[4], binLayoutNoParams, binLayoutVersion)
 	}
 	if h[5] != binKindEngine && h[5] != binKindNode {
 		return 0, fmt.Errorf("header: unknown kind %d", h[5])
@@ -161,8 +161,9 @@ func decodeNodeBin(data []byte) (NodeState, error) {
 // after it every read returns a zero value, which nothing allocates for,
 // and callers check err once per item to say where it happened.
 type binDecoder struct {
-	data []byte
-	off  int
+	data   []byte
+	off    int
+	layout byte // the header's
 	// String i of the table is all[ends[i-1]:ends[i]]; ends[0] is 0, so
 	// string 0 is "". Offsets hold no pointers for the garbage collector
 	// to scan, and take a quarter of the memory of string headers.
@@ -190,7 +191,7 @@ func newBinDecoder(data []byte, kind byte) (*binDecoder, error) {
 	if n != uint64(len(data)) {
 		return nil, fmt.Errorf("header: length %d, payload %d bytes", n, len(data))
 	}
-	d := &binDecoder{data: data, off: binHeaderLen}
+	d := &binDecoder{data: data, off: binHeaderLen, layout: data[4]}
 	if err := d.table(); err != nil {
 		return nil, fmt.Errorf("string table: %w", err)
 	}
@@ -408,6 +409,18 @@ func (d *binDecoder) state(s *evaluator.State) error {
 func (d *binDecoder) template(t *evaluator.TemplateState, depth int) error {
 	t.Name = d.str()
 	t.Body = d.str()
+	if d.layout >= binLayoutVersion {
+		if np := d.count(binMinProperty); np > 0 {
+			t.Params = make(map[string]string, np)
+			for range np {
+				k := d.str()
+				t.Params[k] = d.str()
+			}
+			if len(t.Params) != np && d.err == nil {
+				d.fail(fmt.Errorf("%d params, %d distinct names", np, len(t.Params)))
+			}
+		}
+	}
 	n := d.count(binMinTemplate)
 	if d.err != nil {
 		return d.err

@@ -42,19 +42,54 @@ scenarios:
 `},
 }
 
+// paramsTemplates are includesTemplates with params: the definition
+// template's alarm name is a parameter, and a version 3 template has
+// parameters with and without defaults (a state of them is written in
+// bin layout 2).
+var paramsTemplates = []event.Template{
+	{Name: "definitions.yaml", Params: map[string]string{"alarm_name": "DISK_FULL", "unused": ""}, Body: `
+metadata: {version: 2, type: definition, name: defs}
+parameters:
+  alarm_name: {}
+definitions:
+  entities:
+    - entity: {category: ALARM, name: get_param(alarm_name), template_id: alarm}
+    - entity: {category: RESOURCE, type: nova.host, template_id: host}
+  relationships:
+    - relationship: {source: alarm, target: host, relationship_type: on, template_id: alarm_on_host}
+`},
+	includesTemplates[1],
+	{Name: "nic", Params: map[string]string{"alarm_name": "NIC_DOWN", "severity": "CRITICAL"}, Body: `
+metadata: {version: 3, name: nic, type: standard}
+parameters:
+  alarm_name: {}
+  severity: {default: WARNING}
+entities:
+  alarm: {category: ALARM, name: get_param(alarm_name)}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions: [{raise_alarm: {target: host, alarm_name: nic trouble, severity: get_param(severity)}}]
+`},
+}
+
 // binNodeStates feeds a node nodeLog(n), with a template that includes a
-// definition template, and returns the node's state and canonical dump at
-// a few points of the log (the empty node first).
-func binNodeStates(t testing.TB, n int) ([]NodeState, []string) {
+// definition template (includesTemplates, or tpls), and returns the
+// node's state and canonical dump at a few points of the log (the empty
+// node first).
+func binNodeStates(t testing.TB, n int, tpls ...event.Template) ([]NodeState, []string) {
 	t.Helper()
+	if len(tpls) == 0 {
+		tpls = includesTemplates
+	}
 	evs := nodeLog(n)
 	at := evs[0].ObservedAt
-	var tpls []event.Event
-	for i, tp := range includesTemplates {
-		tpls = append(tpls, event.Event{V: event.Version, EventID: "incl" + string(rune('a'+i)), Source: "operator",
+	var puts []event.Event
+	for i, tp := range tpls {
+		puts = append(puts, event.Event{V: event.Version, EventID: "incl" + string(rune('a'+i)), Source: "operator",
 			Kind: event.KindTemplatePut, ObservedAt: at, Template: &tp})
 	}
-	evs = append(evs[:n/8], append(tpls, evs[n/8:]...)...)
+	evs = append(evs[:n/8], append(puts, evs[n/8:]...)...)
 	m, err := NodeFactory{Normalizer: graph.DefaultNormalizer()}.New()
 	if err != nil {
 		t.Fatal(err)
@@ -89,8 +124,9 @@ func binNodeStates(t testing.TB, n int) ([]NodeState, []string) {
 }
 
 // checkCoverage fails unless the states together hold every kind of
-// thing the layout encodes, so that a round trip of them tests it all.
-func checkCoverage(t *testing.T, states []NodeState) {
+// thing the layout encodes (and those also names), so that a round trip
+// of them tests it all.
+func checkCoverage(t *testing.T, states []NodeState, also ...string) {
 	t.Helper()
 	have := map[string]bool{}
 	for _, s := range states {
@@ -115,6 +151,10 @@ func checkCoverage(t *testing.T, states []NodeState) {
 		}
 		for _, tp := range s.Engine.Templates {
 			have["template with includes"] = have["template with includes"] || len(tp.Includes) > 0
+			have["template with params"] = have["template with params"] || len(tp.Params) > 0
+			for _, inc := range tp.Includes {
+				have["include with params"] = have["include with params"] || len(inc.Params) > 0
+			}
 		}
 		for _, m := range s.Engine.Matches {
 			have["match with bindings"] = have["match with bindings"] || len(m.Bindings) > 0
@@ -124,9 +164,9 @@ func checkCoverage(t *testing.T, states []NodeState) {
 			have["effect on"] = have["effect on"] || ef.On
 		}
 	}
-	for _, k := range []string{"open sync", "hole in the ids", "subscription", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
+	for _, k := range append([]string{"open sync", "hole in the ids", "subscription", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
 		"sample time", "deduced state", "properties", "edge with owners", "deleted edge", "edge deleted with vertex",
-		"template with includes", "match with bindings", "effect with supports", "effect on"} {
+		"template with includes", "match with bindings", "effect with supports", "effect on"}, also...) {
 		if !have[k] {
 			t.Errorf("no state holds a %s: the round trip does not test it", k)
 		}
@@ -157,15 +197,37 @@ func gobRoundTrip(t testing.TB, s *NodeState) NodeState {
 
 // States of real nodes, encoded in bin, decode to what gob decodes, and
 // restore (through both factories) to the node's canonical dump byte for
-// byte; encoding the decoded state gives the same bytes again.
+// byte; encoding the decoded state gives the same bytes again. A state
+// whose templates have no params is written in layout 1, as a release
+// before params wrote it; one with params in layout 2.
 func TestStateBinRoundTrip(t *testing.T) {
-	states, dumps := binNodeStates(t, 800)
-	checkCoverage(t, states)
+	t.Run("layout 1", func(t *testing.T) {
+		states, dumps := binNodeStates(t, 800)
+		checkCoverage(t, states)
+		checkBinRoundTrip(t, states, dumps)
+	})
+	t.Run("layout 2", func(t *testing.T) {
+		states, dumps := binNodeStates(t, 800, paramsTemplates...)
+		checkCoverage(t, states, "template with params", "include with params")
+		checkBinRoundTrip(t, states, dumps)
+	})
+}
+
+func checkBinRoundTrip(t *testing.T, states []NodeState, dumps []string) {
 	nf := NodeFactory{Normalizer: graph.DefaultNormalizer()}
 	ef := EngineFactory{Normalizer: graph.DefaultNormalizer()}
 	for i := range states {
 		s := &states[i]
 		payload := encodeBin(t, s)
+		wantLayout := byte(binLayoutNoParams)
+		for _, tp := range s.Engine.Templates {
+			if len(tp.Params) > 0 || (len(tp.Includes) > 0 && len(tp.Includes[0].Params) > 0) {
+				wantLayout = binLayoutVersion
+			}
+		}
+		if payload[4] != wantLayout {
+			t.Fatalf("state %d: written in layout %d, want %d", i, payload[4], wantLayout)
+		}
 		got, err := decodeNodeBin(payload)
 		if err != nil {
 			t.Fatalf("state %d: %v", i, err)
@@ -333,6 +395,23 @@ func TestStateBinEdgeCases(t *testing.T) {
 	if err := encodeNodeBin(&b, &bad); err == nil {
 		t.Fatal("encoded a time past the range of Unix nanoseconds")
 	}
+	// In layout 2, with params: odd names and values, on an include too.
+	withParams := edgeCaseState()
+	withParams.Engine.Templates[0].Params = map[string]string{"": "", "k": strings.Repeat("ü/%\x00", 100), "v": "k"}
+	withParams.Engine.Templates[0].Includes[0].Includes[0].Params = map[string]string{"p": "q"}
+	p2 := encodeBin(t, &withParams)
+	if p2[4] != binLayoutVersion {
+		t.Fatalf("a state with params written in layout %d", p2[4])
+	}
+	got, err = decodeNodeBin(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	normalizeEmpty(&withParams)
+	if !reflect.DeepEqual(got, withParams) {
+		t.Fatalf("round trip with params:\n got %+v\nwant %+v", got.Engine.Templates, withParams.Engine.Templates)
+	}
+
 	deep := edgeCaseState()
 	tp := &deep.Engine.Templates[0]
 	for range binMaxIncludeDepth {
@@ -345,10 +424,10 @@ func TestStateBinEdgeCases(t *testing.T) {
 }
 
 // smallPayload is a node payload of a few hundred bytes holding some of
-// everything.
-func smallPayload(t testing.TB) []byte {
+// everything (of tpls, as binNodeStates).
+func smallPayload(t testing.TB, tpls ...event.Template) []byte {
 	t.Helper()
-	states, _ := binNodeStates(t, 40)
+	states, _ := binNodeStates(t, 40, tpls...)
 	s := states[len(states)-1]
 	// Keep a few vertices with their edges to the others dropped, so that
 	// the payload stays small enough to flip every byte of.
@@ -421,7 +500,17 @@ func decodeBoth(t *testing.T, data []byte) error {
 // written or set to the truncated length (so the body is decoded); so do
 // trailing bytes.
 func TestStateBinTruncated(t *testing.T) {
-	p := smallPayload(t)
+	t.Run("layout 1", func(t *testing.T) { checkTruncated(t, smallPayload(t)) })
+	t.Run("layout 2", func(t *testing.T) {
+		p := smallPayload(t, paramsTemplates...)
+		if p[4] != binLayoutVersion {
+			t.Fatalf("layout %d", p[4])
+		}
+		checkTruncated(t, p)
+	})
+}
+
+func checkTruncated(t *testing.T, p []byte) {
 	if err := decodeAll(t, p); err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +535,11 @@ func TestStateBinTruncated(t *testing.T) {
 // Flipping any byte of a valid payload never panics; whatever still
 // decodes encodes again to an equal state (decodeAll).
 func TestStateBinFlipped(t *testing.T) {
-	p := smallPayload(t)
+	t.Run("layout 1", func(t *testing.T) { checkFlipped(t, smallPayload(t)) })
+	t.Run("layout 2", func(t *testing.T) { checkFlipped(t, smallPayload(t, paramsTemplates...)) })
+}
+
+func checkFlipped(t *testing.T, p []byte) {
 	refused := 0
 	for i := range len(p) {
 		for _, x := range []byte{0x01, 0x40, 0x80, 0xff} {
@@ -478,7 +571,7 @@ func TestStateBinHostileCounts(t *testing.T) {
 	hdr := func(kind byte) []byte {
 		h := make([]byte, binHeaderLen)
 		copy(h, binMagic[:])
-		h[4], h[5] = binLayoutVersion, kind
+		h[4], h[5] = binLayoutNoParams, kind
 		return h
 	}
 	u := func(b []byte, vs ...uint64) []byte {
@@ -513,6 +606,8 @@ func TestStateBinHostileCounts(t *testing.T) {
 		"effects":      {engine(0, 0, 0, 0, 0, 0, 0, huge, 0), "effects: count"},
 		"supports":     {engine(0, 0, 0, 0, 0, 0, 0, 0, huge), "effects: count"},
 		"subs":         {withLength(append(u(hdr(binKindNode), 0, 0, 2, 2, 0, 2, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, huge), pad...)), "subscriptions: count"},
+		// Layout 2: a template's params (name, body, then their count).
+		"params": {layout2(engine(0, 0, 0, 0, 1, 0, 0, huge)), "template 0: count"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var err error
@@ -557,8 +652,17 @@ func TestStateBinHostileCounts(t *testing.T) {
 	if _, err := readBin(bytes.NewReader(p)); err == nil {
 		t.Fatal("accepted a length over the limit")
 	}
-	p[4] = binLayoutVersion + 1
-	if _, err := readBin(bytes.NewReader(p)); !errors.Is(err, ErrUnknownVersion) {
-		t.Fatalf("unknown layout version: %v, want ErrUnknownVersion", err)
+	for _, v := range []byte{0, binLayoutVersion + 1} {
+		p[4] = v
+		if _, err := readBin(bytes.NewReader(p)); !errors.Is(err, ErrUnknownVersion) {
+			t.Fatalf("unknown layout version %d: %v, want ErrUnknownVersion", v, err)
+		}
 	}
+}
+
+// layout2 is payload p with its header saying layout 2.
+func layout2(p []byte) []byte {
+	p = bytes.Clone(p)
+	p[4] = binLayoutVersion
+	return p
 }
