@@ -79,7 +79,7 @@ func (v engineView) Templates() []api.Template {
 	ts := v.e.Templates()
 	out := make([]api.Template, len(ts))
 	for i, t := range ts {
-		out[i] = api.Template{Name: t.Name, Body: t.Body}
+		out[i] = api.Template{Name: t.Name, Body: t.Body, Params: t.Params}
 	}
 	return out
 }

@@ -3,8 +3,10 @@ package processor
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +161,24 @@ func mustID(t *testing.T, s string) graph.VertexID {
 		t.Fatal(err)
 	}
 	return graph.VertexID(n)
+}
+
+// TestViewTemplateParams: the API's view of the engine says the params a
+// template was put with.
+func TestViewTemplateParams(t *testing.T) {
+	e := evaluator.New(evaluator.Config{}, graph.DefaultNormalizer())
+	body := strings.Replace(causalTemplate, "name: nic down", "name: get_param(alarm_name)", 1) + "parameters:\n  alarm_name: {}\n"
+	params := map[string]string{"alarm_name": "nic down"}
+	ev := event.Event{V: event.Version, EventID: "p", Source: "test", Kind: event.KindTemplatePut, ObservedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Template: &event.Template{Name: "host_causes_vm", Body: body, Params: params}}
+	if err := e.Apply(event.Record{Seq: 1, RecordedAt: ev.ObservedAt, Event: ev}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := InspectEngine(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := v.Templates(); len(ts) != 1 || !maps.Equal(ts[0].Params, params) {
+		t.Fatalf("templates = %+v; want its params", ts)
+	}
 }

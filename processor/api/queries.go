@@ -599,31 +599,34 @@ func (s *Server) templateShow(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, m, TemplateResponse{Meta: m, Item: t})
 }
 
-// readTemplate reads a template body: raw YAML, or JSON {"body": "..."}.
-func readTemplate(r *http.Request) ([]byte, error) {
+// readTemplate reads a template body: raw YAML, or JSON {"body": "...",
+// "params": {...}} with the values of its parameters.
+func readTemplate(r *http.Request) ([]byte, map[string]string, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
+		return nil, nil, fmt.Errorf("read request body: %w", err)
 	}
+	var params map[string]string
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		var t Template
 		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, fmt.Errorf("decode request body: %w", err)
+			return nil, nil, fmt.Errorf("decode request body: %w", err)
 		}
-		raw = []byte(t.Body)
+		raw, params = []byte(t.Body), t.Params
 	}
 	if len(raw) == 0 {
-		return nil, errors.New("empty template")
+		return nil, nil, errors.New("empty template")
 	}
 	if len(raw) > template.MaxSize {
-		return nil, fmt.Errorf("template is larger than %d bytes", template.MaxSize)
+		return nil, nil, fmt.Errorf("template is larger than %d bytes", template.MaxSize)
 	}
-	return raw, nil
+	return raw, params, nil
 }
 
-// validate checks a template as the engine will load it: its includes
-// resolve against the definition templates loaded in the live view.
-func (s *Server) validate(body []byte) (string, []Problem, error) {
+// validate checks a template, with the values of its parameters, as the
+// engine will load it: its includes resolve against the definition
+// templates loaded in the live view.
+func (s *Server) validate(body []byte, params map[string]string) (string, []Problem, error) {
 	var loaded []Template
 	if err := s.b.View(func(v View, _ int64) error {
 		loaded = v.Templates()
@@ -631,16 +634,17 @@ func (s *Server) validate(body []byte) (string, []Problem, error) {
 	}); err != nil {
 		return "", nil, err
 	}
-	name, problems := validateWith(body, definitions(loaded))
+	name, problems := validateWith(body, params, definitions(loaded))
 	return name, problems, nil
 }
 
 // definitions resolves an include by metadata name among the loaded
-// templates, as the engine does (the first by event name).
+// templates, each with the params it was loaded with, as the engine does
+// (the first by event name).
 func definitions(loaded []Template) func(string) (*template.Template, bool) {
 	return func(name string) (*template.Template, bool) {
 		for _, l := range loaded {
-			d, err := template.Parse([]byte(l.Body), template.Options{})
+			d, err := template.Parse([]byte(l.Body), template.Options{Params: l.Params})
 			if err == nil && d.Type == template.TypeDefinition && d.Name == name {
 				return d, true
 			}
@@ -649,14 +653,23 @@ func definitions(loaded []Template) func(string) (*template.Template, bool) {
 	}
 }
 
-func validateWith(body []byte, defs func(string) (*template.Template, bool)) (string, []Problem) {
+// validateWith returns the template's name, resolved with its
+// parameters' values or defaults (a name may be get_param(...), as
+// Vitrage's examples have it), and its problems.
+func validateWith(body []byte, params map[string]string, defs func(string) (*template.Template, bool)) (string, []Problem) {
 	var out []Problem
-	for _, p := range template.Validate(body, template.Options{Definitions: defs}) {
+	opts := template.Options{Params: params, Definitions: defs}
+	for _, p := range template.Validate(body, opts) {
 		out = append(out, Problem{Code: p.Code, Path: p.Path, Message: p.Message})
 	}
 	name, _, _, err := template.Header(body)
 	if err != nil && len(out) == 0 {
 		out = append(out, Problem{Message: err.Error()})
+	}
+	if len(out) == 0 {
+		if t, err := template.Parse(body, opts); err == nil {
+			name = t.Name
+		}
 	}
 	if name == "" && len(out) == 0 {
 		out = append(out, Problem{Path: "metadata.name", Message: "is required"})
@@ -665,12 +678,12 @@ func validateWith(body []byte, defs func(string) (*template.Template, bool)) (st
 }
 
 func (s *Server) templateValidate(w http.ResponseWriter, r *http.Request) {
-	body, err := readTemplate(r)
+	body, params, err := readTemplate(r)
 	if err != nil {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems, err := s.validate(body)
+	name, problems, err := s.validate(body, params)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return
@@ -690,12 +703,12 @@ func (s *Server) apiEvent(kind event.Kind, parts ...string) event.Event {
 }
 
 func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
-	body, err := readTemplate(r)
+	body, params, err := readTemplate(r)
 	if err != nil {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems, err := s.validate(body)
+	name, problems, err := s.validate(body, params)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return
@@ -716,7 +729,7 @@ func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := s.apiEvent(event.KindTemplatePut, name, string(body))
-	ev.Template = &event.Template{Name: name, Body: string(body)}
+	ev.Template = &event.Template{Name: name, Body: string(body), Params: params}
 	s.publish(w, r, ev)
 }
 

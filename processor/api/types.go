@@ -50,10 +50,13 @@ type SubscriptionResponse struct {
 	Item Subscription `json:"item"`
 }
 
-// Template is a loaded scenario template.
+// Template is a loaded scenario template, and the JSON body that
+// validate and add read (name is the loaded one's only): params are the
+// values of its parameters (Vitrage's `--params`).
 type Template struct {
-	Name string `json:"name"`
-	Body string `json:"body,omitempty"`
+	Name   string            `json:"name"`
+	Body   string            `json:"body,omitempty"`
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // Backend is what the HTTP layer needs from the processor (hraftd style:

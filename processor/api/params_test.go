@@ -1,0 +1,123 @@
+package api
+
+import (
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+)
+
+// paramsTemplate's name and alarm name are parameters without a default;
+// its severity has one.
+const paramsTemplate = `
+metadata: {version: 3, name: get_param(template_name), type: standard}
+parameters:
+  template_name: {}
+  alarm_name: {}
+  severity: {default: WARNING}
+entities:
+  alarm: {category: ALARM, name: get_param(alarm_name)}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions: [{raise_alarm: {target: host, alarm_name: host in trouble, severity: get_param(severity)}}]
+`
+
+func paramsBody(t *testing.T, params map[string]string) string {
+	t.Helper()
+	b, err := json.Marshal(Template{Body: paramsTemplate, Params: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestTemplateParams: validate and add take the values of a template's
+// parameters in a JSON body ({"body": ..., "params": {...}}), as Vitrage's
+// `template validate|add --params`: without a value for a parameter that
+// has no default the template is refused (code 163), with them it is valid
+// and published under its resolved name, its params in the event; show
+// says them.
+func TestTemplateParams(t *testing.T) {
+	g := sampleGraph()
+	b := &fakeBackend{g: g, seq: 3}
+	ts := newTestServer(t, b)
+
+	var v ValidateResponse
+	resp, body := do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/yaml", paramsTemplate)
+	if err := json.Unmarshal(body, &v); err != nil || v.Valid || len(v.Problems) == 0 || v.Problems[0].Code != 163 {
+		t.Fatalf("validate without params: %d %s; want invalid, code 163", resp.StatusCode, body)
+	}
+	resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", "application/json", paramsBody(t, map[string]string{"template_name": "cpu"}))
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "alarm_name") || len(b.published) != 0 {
+		t.Fatalf("add with a value missing: %d %s; want 400 naming alarm_name", resp.StatusCode, body)
+	}
+
+	params := map[string]string{"template_name": "cpu", "alarm_name": "CPU_HIGH"}
+	v = ValidateResponse{}
+	resp, body = do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/json", paramsBody(t, params))
+	if err := json.Unmarshal(body, &v); err != nil || !v.Valid || v.Name != "cpu" {
+		t.Fatalf("validate with params: %d %s; want valid, named cpu", resp.StatusCode, body)
+	}
+	resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", "application/json", paramsBody(t, params))
+	if resp.StatusCode != 202 || len(b.published) != 1 {
+		t.Fatalf("add with params: %d %s", resp.StatusCode, body)
+	}
+	if tp := b.published[0].Template; tp.Name != "cpu" || tp.Body != paramsTemplate || !maps.Equal(tp.Params, params) {
+		t.Fatalf("published %+v; want the body, named cpu, with its params", tp)
+	}
+
+	g.tmpls = append(g.tmpls, Template{Name: "cpu", Body: paramsTemplate, Params: params})
+	resp, body = do(t, ts, "GET", "/v1/templates/cpu", "read-token", "", "")
+	var tr TemplateResponse
+	if err := json.Unmarshal(body, &tr); err != nil || resp.StatusCode != 200 || !maps.Equal(tr.Item.Params, params) {
+		t.Fatalf("show: %d %s; want its params", resp.StatusCode, body)
+	}
+}
+
+// TestTemplateNameDefault: a name that is a parameter with a default is
+// resolved without params too.
+func TestTemplateNameDefault(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 3}
+	ts := newTestServer(t, b)
+	body := strings.Replace(paramsTemplate, "template_name: {}", "template_name: {default: cpu}", 1)
+	body = strings.Replace(body, "alarm_name: {}", "alarm_name: {default: CPU_HIGH}", 1)
+	resp, out := do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", body)
+	if resp.StatusCode != 202 || len(b.published) != 1 || b.published[0].Template.Name != "cpu" || b.published[0].Template.Params != nil {
+		t.Fatalf("add: %d %s; want it published as cpu, without params", resp.StatusCode, out)
+	}
+}
+
+// TestTemplateParamsOfDefinitions: a template including a definition
+// that was loaded with params is validated against the definition as it
+// was loaded, with its values.
+func TestTemplateParamsOfDefinitions(t *testing.T) {
+	def := `
+metadata: {version: 2, type: definition, name: nic_defs}
+parameters:
+  alarm_name: {}
+definitions:
+  entities:
+    - entity: {category: ALARM, name: get_param(alarm_name), template_id: alarm}
+    - entity: {category: RESOURCE, type: nova.host, template_id: host}
+  relationships:
+    - relationship: {source: alarm, target: host, relationship_type: on, template_id: alarm_on_host}
+`
+	uses := `
+metadata: {version: 2, type: standard, name: uses_nic_defs}
+includes: [{name: nic_defs}]
+scenarios:
+  - scenario:
+      condition: alarm_on_host
+      actions:
+        - action: {action_type: mark_down, action_target: {target: host}}
+`
+	g := sampleGraph()
+	g.tmpls = append(g.tmpls, Template{Name: "defs", Body: def, Params: map[string]string{"alarm_name": "NIC_DOWN"}})
+	b := &fakeBackend{g: g, seq: 3}
+	ts := newTestServer(t, b)
+	resp, body := do(t, ts, "POST", "/v1/templates", "admin-token", "application/yaml", uses)
+	if resp.StatusCode != 202 || len(b.published) != 1 {
+		t.Fatalf("add including a definition loaded with params: %d %s", resp.StatusCode, body)
+	}
+}
