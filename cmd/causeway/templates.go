@@ -11,12 +11,13 @@ import (
 // local files, in-process; list, show, add and delete talk to a processor.
 func newTemplatesCmd(_ *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "templates", Short: "Validate, test and manage scenario templates (Vitrage v2/v3)"}
+	var params paramsFlag
 	validate := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Validate template files; report every problem with its location (exit 1 if any is refused)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			refused, err := templatetest.ValidateFiles(files, cmd.OutOrStdout())
+			refused, err := templatetest.ValidateFiles(files, params, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
@@ -26,6 +27,7 @@ func newTemplatesCmd(_ *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
+	validate.Flags().Var(&params, "params", paramsUsage+" (for every file)")
 	test := &cobra.Command{
 		Use:   "test SPEC...",
 		Short: "Run template unit tests (topology + timeline + expectations), in-process",

@@ -59,6 +59,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 		},
 	}
 	var wait time.Duration
+	var params paramsFlag
 	add := &cobra.Command{
 		Use: "add FILE", Short: "Add (or replace) a template: validated, then published to the log", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,7 +74,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			// A 409 names only definitions this node has not loaded: one
 			// just added may not be applied yet, so it is asked again.
 			deadline := time.Now().Add(wait)
-			r, err := c.AddTemplate(cmd.Context(), body)
+			r, err := c.AddTemplate(cmd.Context(), body, params)
 			var ae *apiclient.Error
 			for errors.As(err, &ae) && ae.Status == 409 && time.Now().Before(deadline) {
 				select {
@@ -81,7 +82,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 					return cmd.Context().Err()
 				case <-time.After(500 * time.Millisecond):
 				}
-				r, err = c.AddTemplate(cmd.Context(), body)
+				r, err = c.AddTemplate(cmd.Context(), body, params)
 			}
 			if errors.As(err, &ae) && (ae.Status == 400 || ae.Status == 409) {
 				return &exitError{code: 2, msg: "template refused: " + args[0] + ": " + ae.Message}
@@ -97,6 +98,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			})
 		},
 	}
+	add.Flags().Var(&params, "params", paramsUsage)
 	add.Flags().DurationVar(&wait, "wait", 10*time.Second, "how long to ask again while the template includes a definition not loaded yet (one just added)")
 	del := &cobra.Command{
 		Use: "delete NAME", Short: "Delete a template (published to the log)", Args: cobra.ExactArgs(1),

@@ -10,10 +10,11 @@ import (
 
 // ValidateFiles validates template files, like `vitrage template validate`:
 // for each file it prints "OK" or every problem with its location and
-// Vitrage status code. Definition templates among the files are loaded
-// first, so that the others may include them. It returns how many files were
-// refused; err is only for files that cannot be read.
-func ValidateFiles(paths []string, out io.Writer) (refused int, err error) {
+// Vitrage status code. params are the values of the templates'
+// parameters, for every file (`--params`). Definition templates among the
+// files are loaded first, so that the others may include them. It returns
+// how many files were refused; err is only for files that cannot be read.
+func ValidateFiles(paths []string, params map[string]string, out io.Writer) (refused int, err error) {
 	bodies := make(map[string][]byte, len(paths))
 	defs := map[string]*template.Template{}
 	for _, p := range paths {
@@ -23,12 +24,12 @@ func ValidateFiles(paths []string, out io.Writer) (refused int, err error) {
 		}
 		bodies[p] = b
 		if _, _, typ, err := template.Header(b); err == nil && typ == template.TypeDefinition {
-			if t, err := template.Parse(b, template.Options{}); err == nil {
+			if t, err := template.Parse(b, template.Options{Params: params}); err == nil {
 				defs[t.Name] = t
 			}
 		}
 	}
-	opts := template.Options{Definitions: func(name string) (*template.Template, bool) {
+	opts := template.Options{Params: params, Definitions: func(name string) (*template.Template, bool) {
 		t, ok := defs[name]
 		return t, ok
 	}}

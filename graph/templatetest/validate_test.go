@@ -2,6 +2,7 @@ package templatetest
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,13 +15,13 @@ func TestValidateFiles(t *testing.T) {
 		t.Fatalf("%d shipped and %d valid test templates found; want some of each", len(valid), len(tplValid))
 	}
 	var out bytes.Buffer
-	refused, err := ValidateFiles(append(valid, tplValid...), &out)
+	refused, err := ValidateFiles(append(valid, tplValid...), nil, &out)
 	if err != nil || refused != 0 {
 		t.Fatalf("refused %d, err %v:\n%s", refused, err, out.String())
 	}
 	invalid, _ := filepath.Glob("../template/testdata/invalid/*.yaml")
 	out.Reset()
-	refused, err = ValidateFiles(invalid, &out)
+	refused, err = ValidateFiles(invalid, nil, &out)
 	if err != nil || refused != len(invalid) {
 		t.Fatalf("refused %d of %d, err %v:\n%s", refused, len(invalid), err, out.String())
 	}
@@ -75,5 +76,38 @@ func TestSpecReferences(t *testing.T) {
 	}
 	if _, err := ParseSpec([]byte("references: [nova.host, switch]\nsteps: []\n")); err != nil {
 		t.Errorf("valid references refused: %v", err)
+	}
+}
+
+// TestValidateFilesParams: the values of --params apply to every file, as
+// Vitrage's `template validate --params` applies them: a parameter without
+// a default is refused without one (code 163) and valid with it.
+func TestValidateFilesParams(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "params.yaml")
+	body := `
+metadata: {version: 3, name: get_param(template_name), type: standard}
+parameters:
+  template_name: {}
+  alarm_name: {}
+entities:
+  alarm: {category: ALARM, name: get_param(alarm_name)}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions: [{mark_down: {target: host}}]
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	refused, err := ValidateFiles([]string{path}, nil, &out)
+	if err != nil || refused != 1 || !strings.Contains(out.String(), "(code 163)") {
+		t.Fatalf("without params: refused %d, %v:\n%s", refused, err, out.String())
+	}
+	out.Reset()
+	refused, err = ValidateFiles([]string{path}, map[string]string{"template_name": "nic", "alarm_name": "NIC_DOWN"}, &out)
+	if err != nil || refused != 0 {
+		t.Fatalf("with params: refused %d, %v:\n%s", refused, err, out.String())
 	}
 }

@@ -248,13 +248,21 @@ func (c *Client) Template(ctx context.Context, name string) (api.TemplateRespons
 	return r, c.Do(ctx, http.MethodGet, "/v1/templates/"+url.PathEscape(name), nil, nil, "", &r)
 }
 
-// AddTemplate is POST /v1/templates. A refused template is an *Error
-// with status 400 (409: it includes a definition the node has not loaded)
-// whose Problems are the findings.
-func (c *Client) AddTemplate(ctx context.Context, body []byte) (api.AcceptedResponse, error) {
+// AddTemplate is POST /v1/templates, with the values of the template's
+// parameters (none: the body is sent as YAML, as to a release before
+// params). A refused template is an *Error with status 400 (409: it
+// includes a definition the node has not loaded) whose Problems are the
+// findings.
+func (c *Client) AddTemplate(ctx context.Context, body []byte, params map[string]string) (api.AcceptedResponse, error) {
 	var r api.AcceptedResponse
-	err := c.Do(ctx, http.MethodPost, "/v1/templates", nil, body, "application/yaml", &r)
-	return r, err
+	if len(params) == 0 {
+		return r, c.Do(ctx, http.MethodPost, "/v1/templates", nil, body, "application/yaml", &r)
+	}
+	b, err := json.Marshal(api.Template{Body: string(body), Params: params})
+	if err != nil {
+		return r, fmt.Errorf("encode template: %w", err)
+	}
+	return r, c.Do(ctx, http.MethodPost, "/v1/templates", nil, b, "application/json", &r)
 }
 
 // DeleteTemplate is DELETE /v1/templates/{name}.

@@ -3,6 +3,7 @@ package apiclient_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -136,10 +137,33 @@ func TestRefusedTemplateProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.AddTemplate(context.Background(), []byte("metadata: {version: 3}\n"))
+	_, err = c.AddTemplate(context.Background(), []byte("metadata: {version: 3}\n"), nil)
 	var ae *apiclient.Error
 	if !errors.As(err, &ae) || ae.Status != 400 || len(ae.Problems) == 0 || strings.Contains(ae.Message, `"seq"`) ||
 		!strings.Contains(ae.Message, "\n  metadata.name: ") {
 		t.Fatalf("add of an invalid template: %#v", err)
+	}
+}
+
+// TestAddTemplateParams: AddTemplate sends the values of the template's
+// parameters, and the API publishes them with it.
+func TestAddTemplateParams(t *testing.T) {
+	b := sample()
+	c, err := apiclient.New(server(t, b), "adm", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := "metadata: {version: 3, name: get_param(tname), type: standard}\nparameters: {tname: {}, alarm: {}}\n" +
+		"entities:\n  alarm: {category: ALARM, name: get_param(alarm)}\n  host: {type: nova.host}\n" +
+		"scenarios:\n  - condition: alarm [on] host\n    actions: [{mark_down: {target: host}}]\n"
+	if _, err := c.AddTemplate(context.Background(), []byte(body), nil); err == nil {
+		t.Fatal("added without values for its parameters")
+	}
+	params := map[string]string{"tname": "nic", "alarm": "NIC_DOWN"}
+	if _, err := c.AddTemplate(context.Background(), []byte(body), params); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Published(); len(p) != 1 || p[0].Template.Name != "nic" || p[0].Template.Body != body || !maps.Equal(p[0].Template.Params, params) {
+		t.Fatalf("published %+v", p)
 	}
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// paramsTemplateFile writes a template whose name and alarm name are
+// parameters without defaults.
+func paramsTemplateFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "params.yaml")
+	body := `
+metadata: {version: 3, name: get_param(template_name), type: standard}
+parameters:
+  template_name: {}
+  alarm_name: {}
+  severity: {default: WARNING}
+entities:
+  alarm: {category: ALARM, name: get_param(alarm_name)}
+  host: {type: nova.host}
+scenarios:
+  - condition: alarm [on] host
+    actions: [{raise_alarm: {target: host, alarm_name: "host, in trouble", severity: get_param(severity)}}]
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTemplatesParams: `templates validate` and `templates add` take the
+// values of the template's parameters with --params key=value, repeated or
+// as a comma-separated list (a CSV field in quotes holds a comma), as
+// Vitrage's `template validate|add --params`. A template whose parameter
+// has no default is refused without a value for it; add publishes the
+// values with the template, under its resolved name.
+func TestTemplatesParams(t *testing.T) {
+	path := paramsTemplateFile(t)
+	if _, err := runCLI(t, newRootCmd(), "templates", "validate", path); exitCode(err) != 1 {
+		t.Fatalf("validate without params: %v; want exit 1", err)
+	}
+	for _, args := range [][]string{
+		{"--params", "template_name=nic", "--params", "alarm_name=NIC_DOWN"},
+		{"--params", "template_name=nic,alarm_name=NIC_DOWN"},
+		{"--params", `template_name=nic,"alarm_name=NIC, DOWN"`, "--params", "severity=CRITICAL"},
+	} {
+		if out, err := runCLI(t, newRootCmd(), append([]string{"templates", "validate", path}, args...)...); err != nil || !strings.Contains(out, path+": OK") {
+			t.Errorf("validate %q: %v\n%s", args, err, out)
+		}
+	}
+
+	b, url := apiServer(t)
+	out, err := runCLI(t, newRootCmd(), "templates", "add", path, "--params", "template_name=nic", "--url", url, "--token", "adm")
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "alarm_name") || len(b.Published()) != 0 {
+		t.Fatalf("add with a value missing: %v (exit %d)\n%s", err, exitCode(err), out)
+	}
+	out, err = runCLI(t, newRootCmd(), "templates", "add", path, "--params", `template_name=nic,"alarm_name=NIC, DOWN"`, "--params", "severity=CRITICAL", "--url", url, "--token", "adm")
+	if err != nil || len(b.Published()) != 1 {
+		t.Fatalf("add with params: %v\n%s", err, out)
+	}
+	want := map[string]string{"template_name": "nic", "alarm_name": "NIC, DOWN", "severity": "CRITICAL"}
+	if tp := b.Published()[0].Template; tp.Name != "nic" || !maps.Equal(tp.Params, want) {
+		t.Fatalf("published %s with %v; want nic with %v", tp.Name, tp.Params, want)
+	}
+}
+
+// TestTemplatesParamsUsage: a malformed --params is a usage error (exit
+// 2), before anything is read or sent.
+func TestTemplatesParamsUsage(t *testing.T) {
+	path := paramsTemplateFile(t)
+	for _, p := range []string{"template_name", "=nic", "a=1,b", "", `"a=1`, "a=1,a=2"} {
+		for _, cmd := range []string{"validate", "add"} {
+			args := []string{"templates", cmd, path, "--params", p}
+			if cmd == "add" {
+				args = append(args, "--url", "http://127.0.0.1:1") // nothing listens there
+			}
+			_, err := runCLI(t, newRootCmd(), args...)
+			if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "--params") {
+				t.Errorf("templates %s --params %q: %v (exit %d); want a usage error naming --params", cmd, p, err, exitCode(err))
+			}
+		}
+	}
+	_, err := runCLI(t, newRootCmd(), "templates", "validate", path, "--params", "a=1", "--params", "a=2")
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("a name given twice: %v (exit %d); want a usage error naming it", err, exitCode(err))
+	}
+}
