@@ -29,8 +29,9 @@
 //	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
 //	GET  /v1/history/links             ?alarm=KEY&from=&to=: periods of the causal links of one alarm
 //	GET  /v1/templates[/{name}]        loaded templates (live only, as the endpoints above)
-//	POST /v1/templates/validate        YAML body (or JSON {"body":...}): problems, nothing published
-//	POST /v1/templates                 admin: validated, then published as template.put
+//	POST /v1/templates/validate        YAML body (or JSON {"body":...,"params":{...}}, params the values of
+//	                                   its parameters): problems, nothing published
+//	POST /v1/templates                 admin: the same body, validated, then published as template.put (with its params)
 //	DELETE /v1/templates/{name}        admin: published as template.delete
 //	GET  /v1/subscriptions[/{id}]      admin: webhook subscriptions in the state (specs may carry receiver credentials)
 //	PUT  /v1/subscriptions/{id}        admin: webhook subscription spec, validated, published as subscription.put
