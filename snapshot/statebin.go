@@ -174,16 +174,7 @@ func encodeNodeBin(w io.Writer, s *NodeState) error {
 // binLayout is the layout a state of these templates is written in: the
 // oldest that holds them.
 func binLayout(tpls []evaluator.TemplateState) byte {
-	var has func([]evaluator.TemplateState) bool
-	has = func(ts []evaluator.TemplateState) bool {
-		for i := range ts {
-			if len(ts[i].Params) > 0 || has(ts[i].Includes) {
-				return true
-			}
-		}
-		return false
-	}
-	if has(tpls) {
+	if evaluator.HasParams(tpls) {
 		return binLayoutVersion
 	}
 	return binLayoutNoParams

@@ -157,16 +157,17 @@ type Support struct {
 func (e *Engine) State() State {
 	s := State{Version: 1, Semantics: e.semantics, Graph: e.g.State()}
 	s.Templates, s.Matches, s.Effects = e.bookkeeping()
-	if hasParams(s.Templates) {
+	if HasParams(s.Templates) {
 		s.Version = stateVersionParams
 	}
 	return s
 }
 
-// hasParams reports whether a template, or one it included, has params.
-func hasParams(tpls []TemplateState) bool {
+// HasParams reports whether a template, or one it included, has params:
+// a state that holds them needs a layout of stateVersionParams or later.
+func HasParams(tpls []TemplateState) bool {
 	for _, ts := range tpls {
-		if len(ts.Params) > 0 || hasParams(ts.Includes) {
+		if len(ts.Params) > 0 || HasParams(ts.Includes) {
 			return true
 		}
 	}
@@ -247,7 +248,7 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	if s.Version < 1 || s.Version > StateVersion {
 		return nil, fmt.Errorf("restore evaluator: state version %d, this build reads 1 to %d", s.Version, StateVersion)
 	}
-	if s.Version < stateVersionParams && hasParams(s.Templates) {
+	if s.Version < stateVersionParams && HasParams(s.Templates) {
 		return nil, fmt.Errorf("restore evaluator: a state of version %d holds template params", s.Version)
 	}
 	g, err := graph.FromState(s.Graph, norm)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -411,30 +413,16 @@ func checkParams(params map[string]string) error {
 	if len(params) > MaxTemplateParams {
 		return invalid("template.params", "%d parameters exceed the limit of %d", len(params), MaxTemplateParams)
 	}
-	bad := func(k string) bool {
+	// Sorted, so that the first bad one is named whatever the map's order.
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		v := params[k]
-		return !checkIDOK(k) || len(v) > MaxParamValueLen || !utf8.ValidString(v)
-	}
-	for k := range params {
-		if !bad(k) {
-			continue
-		}
-		// Name the first bad one in sorted order, whatever the map's.
-		keys := make([]string, 0, len(params))
-		for k := range params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			v := params[k]
-			switch {
-			case !checkIDOK(k):
-				return invalid("template.params", "name %q: names must be 1 to %d bytes of UTF-8 without control characters", k, MaxIDLen)
-			case len(v) > MaxParamValueLen:
-				return invalid("template.params", "%q: the value is %d bytes long, over the limit of %d", k, len(v), MaxParamValueLen)
-			case !utf8.ValidString(v):
-				return invalid("template.params", "%q: the value is not valid UTF-8", k)
-			}
+		switch {
+		case !checkIDOK(k):
+			return invalid("template.params", "name %q: names must be 1 to %d bytes of UTF-8 without control characters", k, MaxIDLen)
+		case len(v) > MaxParamValueLen:
+			return invalid("template.params", "%q: the value is %d bytes long, over the limit of %d", k, len(v), MaxParamValueLen)
+		case !utf8.ValidString(v):
+			return invalid("template.params", "%q: the value is not valid UTF-8", k)
 		}
 	}
 	return nil
