@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"iter"
@@ -110,32 +111,45 @@ const (
 // then drops its connection and rolls its transaction back (boundIdle).
 //
 // If Append returns an error, nothing of the call is visible — or, when the
-// COMMIT itself failed in flight, possibly all of it: calling Append again
-// with the same entries is always safe, because the stored ones come back
-// as duplicates.
+// COMMIT itself failed in flight or ctx ended while its answer was awaited,
+// possibly all of it: calling Append again with the same entries is always
+// safe, because the stored ones come back as duplicates (the dedup runs
+// under the counter lock, so a retry waits for, and then sees, a commit
+// still in flight on the server).
+//
+// ctx bounds every statement, the COMMIT and ROLLBACK included: on a server
+// that stopped answering, Append returns once ctx ends, instead of when the
+// kernel's TCP timeout ends the connection.
 func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 	budget, err := l.insertBudget(ctx)
 	if err != nil {
 		return Appended{}, err
 	}
-	tx, err := l.db.BeginTx(ctx, nil)
+	// A connection and plain statements rather than a sql.Tx, whose Commit
+	// and Rollback take no context: the driver watches ctx only during a
+	// statement given one, and closes the connection when ctx ends.
+	conn, err := l.db.Conn(ctx)
 	if err != nil {
+		return Appended{}, fmt.Errorf("append %d events: get connection: %w", len(entries), err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "START TRANSACTION"); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: begin: %w", len(entries), err)
 	}
-	committed := false
+	open := true
 	defer func() {
-		if !committed {
-			_ = tx.Rollback()
+		if open {
+			rollback(ctx, conn)
 		}
 	}()
 
-	if err := l.boundIdle(ctx, tx); err != nil {
+	if err := l.boundIdle(ctx, conn); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
 	}
 
 	var lastSeq int64
 	var lastAt, at time.Time
-	err = tx.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at, UTC_TIMESTAMP(6) FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt, &at)
+	err = conn.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at, UTC_TIMESTAMP(6) FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Appended{}, fmt.Errorf("append %d events: log_counter row missing (run causeway migrate)", len(entries))
 	}
@@ -143,7 +157,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		return Appended{}, fmt.Errorf("append %d events: lock log_counter: %w", len(entries), err)
 	}
 
-	stored, err := existingIDs(ctx, tx, entries)
+	stored, err := existingIDs(ctx, conn, entries)
 	if err != nil {
 		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
 	}
@@ -176,24 +190,40 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		})
 	}
 	if len(keep) == 0 {
-		return out, nil // the deferred rollback releases the lock
+		// The deferred rollback releases the lock; should it fail, the
+		// answer stands: nothing was written.
+		return out, nil
 	}
-	if err := insertRows(ctx, tx, entries, keep, out.Batch.Records, budget); err != nil {
+	if err := insertRows(ctx, conn, entries, keep, out.Batch.Records, budget); err != nil {
 		return Appended{}, fmt.Errorf("append %d events after seq %d: %w", len(keep), lastSeq, err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE log_counter SET last_seq = ?, last_recorded_at = ? WHERE id = 1",
+	if _, err := conn.ExecContext(ctx, "UPDATE log_counter SET last_seq = ?, last_recorded_at = ? WHERE id = 1",
 		out.Batch.LastSeq(), lastAt); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: update log_counter: %w", len(keep), err)
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: commit seq %d..%d: %w", len(keep), out.Batch.FirstSeq(), out.Batch.LastSeq(), err)
 	}
-	committed = true
+	open = false
 	return out, nil
 }
 
-// boundIdle makes the server drop tx's connection, rolling tx back, once
-// it has waited l.idleTimeout for tx's next statement. A writer that
+// rollback ends the transaction open on conn without committing it. Once
+// ctx has ended, or if the ROLLBACK fails, it discards conn instead, which
+// ends the session and so the transaction (or, if the server never hears
+// of it, the idle timeout does: boundIdle): a connection whose transaction
+// may still be open must not go back to the pool.
+func rollback(ctx context.Context, conn *sql.Conn) {
+	if ctx.Err() == nil {
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err == nil {
+			return
+		}
+	}
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+}
+
+// boundIdle makes the server drop conn, rolling its transaction back, once
+// it has waited l.idleTimeout for the transaction's next statement. A writer that
 // vanished in the middle of an Append (its host crashed, or was cut off:
 // the server cannot tell it from a client thinking) then releases the
 // counter row; otherwise it would hold it until wait_timeout or TCP
@@ -201,7 +231,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 // taking the queue over, could append meanwhile. The setting stays on the
 // pooled connection; outside a transaction it does not apply. A server
 // without idle_transaction_timeout (before MariaDB 10.3) goes without.
-func (l *Log) boundIdle(ctx context.Context, tx *sql.Tx) error {
+func (l *Log) boundIdle(ctx context.Context, conn *sql.Conn) error {
 	l.mu.Lock()
 	skip := l.noIdleTimeout
 	l.mu.Unlock()
@@ -209,7 +239,7 @@ func (l *Log) boundIdle(ctx context.Context, tx *sql.Tx) error {
 		return nil
 	}
 	secs := max(1, int(math.Ceil(l.idleTimeout.Seconds())))
-	_, err := tx.ExecContext(ctx, fmt.Sprintf("SET SESSION idle_transaction_timeout = %d", secs))
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION idle_transaction_timeout = %d", secs))
 	if me, ok := errors.AsType[*mysql.MySQLError](err); ok && me.Number == erUnknownSystemVariable {
 		l.mu.Lock()
 		l.noIdleTimeout = true
@@ -242,7 +272,7 @@ func (l *Log) insertBudget(ctx context.Context) (int, error) {
 
 // existingIDs returns which event ids of entries the log already holds.
 // Called under the counter lock, so no other writer can add one meanwhile.
-func existingIDs(ctx context.Context, tx *sql.Tx, entries []Entry) (map[string]bool, error) {
+func existingIDs(ctx context.Context, conn *sql.Conn, entries []Entry) (map[string]bool, error) {
 	found := make(map[string]bool, len(entries))
 	for start := 0; start < len(entries); start += dedupChunk {
 		end := min(start+dedupChunk, len(entries))
@@ -255,7 +285,7 @@ func existingIDs(ctx context.Context, tx *sql.Tx, entries []Entry) (map[string]b
 		// needs no lock upgrade, which would deadlock with a partition
 		// ALTER (MaintainPartitions, DropBefore) queued in between.
 		q := "SELECT event_id FROM events WHERE event_id IN (?" + strings.Repeat(",?", len(args)-1) + ") FOR UPDATE"
-		rows, err := tx.QueryContext(ctx, q, args...)
+		rows, err := conn.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up stored event ids: %w", err)
 		}
@@ -278,7 +308,7 @@ func existingIDs(ctx context.Context, tx *sql.Tx, entries []Entry) (map[string]b
 
 // insertRows inserts the kept entries as multi-row INSERTs, each under
 // budget bytes (one row alone may exceed it; the server then refuses it).
-func insertRows(ctx context.Context, tx *sql.Tx, entries []Entry, keep []int, recs []event.Record, budget int) error {
+func insertRows(ctx context.Context, conn *sql.Conn, entries []Entry, keep []int, recs []event.Record, budget int) error {
 	const head = "INSERT INTO events (seq, recorded_at, event_id, source, kind, body) VALUES "
 	for start := 0; start < len(keep); {
 		size := len(head)
@@ -304,7 +334,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, entries []Entry, keep []int, re
 			e, r := entries[keep[i]], recs[i]
 			args = append(args, r.Seq, r.RecordedAt, e.Event.EventID, e.Event.Source, string(e.Event.Kind), e.Body)
 		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("insert seq %d..%d: %w", recs[start].Seq, recs[end-1].Seq, err)
 		}
 		start = end

@@ -562,6 +562,87 @@ func TestVanishedWriterReleasesTheCounter(t *testing.T) {
 	}
 }
 
+// TestAppendUnansweredEndsWithItsContext: over a database that stops
+// answering right after Append's COMMIT (or, for a call whose events are
+// all stored already, its ROLLBACK) reached it, Append returns once its
+// context ends, not when the kernel's TCP timeout would end the
+// connection. The COMMIT took effect although Append could not know it:
+// calling Append again with the same events, as the persister does, stores
+// nothing twice.
+func TestAppendUnansweredEndsWithItsContext(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stored  []string // appended before, with traffic passing
+		trigger string
+	}{
+		{"commit", nil, "COMMIT"},
+		{"rollback", []string{"a", "b"}, "ROLLBACK"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := storetest.NewDB(t)
+			proxied, proxy := storetest.NewProxy(t, dsn)
+			log := store.NewLog(openDB(t, proxied), nil)
+			if len(tc.stored) > 0 {
+				if _, err := log.Append(ctx, entries(t, tc.stored...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tripped := proxy.HoleAfter([]byte(tc.trigger))
+			actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := log.Append(actx, entries(t, "a", "b"))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if tc.trigger == "COMMIT" && !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Append whose COMMIT went unanswered = %v; want a deadline error", err)
+				}
+				if tc.trigger == "ROLLBACK" && err != nil {
+					t.Fatalf("Append of stored events whose ROLLBACK went unanswered = %v; want nil (nothing was to be written)", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("Append still waits for the answer to its %s a minute past its deadline", tc.trigger)
+			}
+			select {
+			case <-tripped:
+			default:
+				t.Fatalf("Append sent no %s", tc.trigger)
+			}
+			proxy.Pass()
+
+			direct := store.NewLog(openDB(t, dsn), nil)
+			waitHead := func(want int64) {
+				t.Helper()
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					seq, _, err := direct.Head(ctx)
+					if err == nil && seq == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("head = %d, %v; want %d", seq, err, want)
+					}
+				}
+			}
+			waitHead(2)
+			got, err := log.Append(ctx, entries(t, "a", "b"))
+			if err != nil {
+				t.Fatalf("Append again: %v", err)
+			}
+			if len(got.Batch.Records) != 0 || got.Batch.PrevSeq != 2 || !cmp.Equal(got.Duplicates, []int{0, 1}) {
+				t.Errorf("Append again = %d records after seq %d, duplicates %v; want none after 2, [0 1]", len(got.Batch.Records), got.Batch.PrevSeq, got.Duplicates)
+			}
+			if _, err := log.Append(ctx, entries(t, "c")); err != nil {
+				t.Fatalf("Append after the hole: %v", err)
+			}
+			waitHead(3)
+		})
+	}
+}
+
 // retentionLog is a log of four days from day0 (2026-11-20), an event a
 // day at 01:00 (seqs 1 to 4, a day partition each), and snap, which
 // stores a snapshot's row at seq, recorded at at.
