@@ -17,6 +17,7 @@ const (
 	DefaultRetryMin            = 100 * time.Millisecond
 	DefaultRetryMax            = 10 * time.Second
 	DefaultPublishTimeout      = 5 * time.Second
+	DefaultAppendTimeout       = 30 * time.Second
 )
 
 // Config configures a Persister (YAML section "persister").
@@ -45,6 +46,14 @@ type Config struct {
 	// commit (MariaDB down).
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
+	// AppendTimeout bounds one attempt to commit a batch. A database
+	// that stopped answering (frozen, or cut off by a network that drops
+	// everything) fails the attempt then, rather than when the kernel's
+	// TCP timeout ends the connection, and the batch is retried with the
+	// backoff, its deliveries still unacked: the hang costs neither a
+	// restart nor a redelivery. It must exceed the longest healthy commit
+	// of a full batch, which is retried for ever otherwise.
+	AppendTimeout time.Duration `yaml:"append_timeout"`
 	// PublishTimeout bounds the publish of one sequenced batch, and of one
 	// event to the dead-letter queue (past it the event is rejected, and
 	// the broker dead-letters it without the reason).
@@ -80,6 +89,7 @@ func (c *Config) setDefaults() {
 	set(&c.RetryMin, DefaultRetryMin)
 	set(&c.RetryMax, DefaultRetryMax)
 	set(&c.PublishTimeout, DefaultPublishTimeout)
+	set(&c.AppendTimeout, DefaultAppendTimeout)
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -124,6 +134,12 @@ func (c Config) Validate() error {
 	}
 	if c.PublishTimeout <= 0 {
 		add("publish_timeout: must be positive")
+	}
+	if c.AppendTimeout < time.Second || c.AppendTimeout > 10*time.Minute {
+		// Under a second, a healthy commit slowed by a busy disk could
+		// time out; past 30s the stall limit, four times it, grows too
+		// (Persister.Alive).
+		add("append_timeout: must be between 1s and 10m")
 	}
 	return errors.Join(errs...)
 }

@@ -11,9 +11,14 @@
 //     committed, found already stored, or dead-lettered with its reason.
 //     While MariaDB is down the persister retries the same batch with
 //     exponential backoff and jitter and acks nothing; the broker's
-//     prefetch window (Config.Prefetch) stops the flow meanwhile. A commit
-//     whose outcome is unknown (connection lost during COMMIT) is simply
-//     retried: the stored events come back as duplicates.
+//     prefetch window (Config.Prefetch) stops the flow meanwhile. Each
+//     attempt is bounded by Config.AppendTimeout, so a database that hangs
+//     (answers nothing on open connections) is retried in the process like
+//     one that is down, instead of holding the attempt until the kernel's
+//     TCP timeout and the watchdog restart that would cost a redelivery. A
+//     commit whose outcome is unknown (connection lost during COMMIT, or
+//     its answer not back in time) is simply retried: the stored events
+//     come back as duplicates.
 //   - One ordered log: every Append locks the counter row first, so any
 //     number of persisters commit one batch at a time, in seq order.
 //   - Bad input never blocks the queue: an event that does not decode is

@@ -52,8 +52,9 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // running is a persister running on the real bus and database.
 type running struct {
-	reg  *prometheus.Registry
-	stop func() error
+	reg   *prometheus.Registry
+	stop  func() error
+	alive func() bool
 }
 
 func (r *running) counter(t testing.TB, name string) float64 {
@@ -115,7 +116,7 @@ func (e *env) startPersisterDeps(t testing.TB, cfg persister.Config, edit func(*
 	reg := prometheus.NewRegistry()
 	lg := testLogger(t)
 	conn := bus.Conn{URL: e.url, ReconnectMin: 50 * time.Millisecond, ReconnectMax: time.Second}
-	consumer, err := bus.NewConsumer(persister.ConsumerConfig(cfg, conn), bus.Deps{Logger: lg})
+	consumer, err := bus.NewConsumer(persister.ConsumerConfig(cfg, conn), bus.Deps{Logger: lg, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func (e *env) startPersisterDeps(t testing.TB, cfg persister.Config, edit func(*
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &running{reg: reg, stop: stop}
+	return &running{reg: reg, stop: stop, alive: p.Alive}
 }
 
 // startPublisher runs a bus.Publisher with a spool in a temp dir.

@@ -134,8 +134,10 @@ type Persister struct {
 	m     metrics
 
 	pubCh chan event.Batch
-	// appending holds the Append in flight: Alive's measure.
-	appending liveness.Ops
+	// appending holds the Append in flight: Alive's measure, against
+	// stallLimit.
+	appending  liveness.Ops
+	stallLimit time.Duration
 	// holed holds the channels (channelOf) on which a dead-letter failed
 	// while the channel may still be open: that message stays unacked
 	// until the channel closes, and a multiple ack of a later message of
@@ -146,16 +148,17 @@ type Persister struct {
 	holed sync.Map
 }
 
-// StallLimit is how long one Append may take before Alive says the
-// persister is stuck (a database that stopped answering on an open
-// connection, which only the kernel's TCP timeout would end).
-const StallLimit = liveness.MinLimit
-
-// Alive reports whether the persister is not stuck: no Append has been in
-// flight for longer than StallLimit. Waiting for messages, or backing off
-// between attempts, is not being stuck. systemd's watchdog restarts a
-// persister that is not alive; the broker redelivers its unacked batch.
-func (p *Persister) Alive() bool { return !p.appending.Stuck(StallLimit) }
+// Alive reports whether the persister is not stuck: no attempt to append
+// a batch has been in flight for longer than its stall limit,
+// liveness.Limit(AppendTimeout) (two minutes with the default 30 s, four
+// times append_timeout past that). Each attempt ends at AppendTimeout, so
+// only one that outlived its own timeout several times over trips it (a
+// hang the database driver's cancellation did not end). Waiting for
+// messages, or backing off between attempts, is not being stuck: a
+// database outage or hang does not make systemd restart the persister,
+// which keeps its batch unacked and retries it, so the broker redelivers
+// nothing.
+func (p *Persister) Alive() bool { return !p.appending.Stuck(p.stallLimit) }
 
 type metrics struct {
 	committed    prometheus.Counter
@@ -240,7 +243,8 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 	return &Persister{
 		cfg: cfg, queue: deps.Queue, log: deps.Log, seqr: deps.Sequencer, snaps: deps.Snapshots,
 		lg: deps.Logger.With("component", "persister"), m: m,
-		pubCh: make(chan event.Batch, publishQueue),
+		pubCh:      make(chan event.Batch, publishQueue),
+		stallLimit: liveness.Limit(cfg.AppendTimeout),
 	}, nil
 }
 
@@ -456,8 +460,14 @@ func reasonOf(err error) string {
 
 // commit appends b, retrying with backoff while the database fails, then
 // acks b's messages and queues the sequenced publish. Nothing is acked
-// before the commit. If ctx (the grace) ends first, nothing is acked and
-// the broker redelivers the batch.
+// before the commit. Each attempt is bounded by AppendTimeout: a database
+// that stopped answering fails it (the driver closes the connection), and
+// the batch is retried here, its messages unacked on their channel, rather
+// than after a watchdog restart and the broker's redelivery. An attempt
+// that timed out may have committed (its COMMIT reached the server, the
+// answer did not come back): the retry then finds the events stored and
+// acks them as duplicates. If ctx (the grace) ends first, nothing is acked
+// and the broker redelivers the batch.
 func (p *Persister) commit(ctx context.Context, b batch) {
 	if len(b.entries) == 0 {
 		return
@@ -465,9 +475,12 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
+		actx, cancel := context.WithTimeout(ctx, p.cfg.AppendTimeout)
 		end := p.appending.Begin()
-		res, err := p.log.Append(ctx, b.entries)
+		res, err := p.log.Append(actx, b.entries)
 		end()
+		timedOut := actx.Err() != nil
+		cancel()
 		if err == nil {
 			p.committed(b, res, time.Since(start))
 			return
@@ -482,7 +495,12 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 		}
 		p.m.retries.Inc()
 		wait := backoff/2 + rand.N(backoff/2+1)
-		p.lg.Warn("append failed; retrying", "events", len(b.entries), "attempt", attempt, "retry_in", wait, "err", err)
+		if timedOut {
+			p.lg.Warn("append timed out (database not answering); retrying", "events", len(b.entries), "attempt", attempt,
+				"append_timeout", p.cfg.AppendTimeout, "retry_in", wait, "err", err)
+		} else {
+			p.lg.Warn("append failed; retrying", "events", len(b.entries), "attempt", attempt, "retry_in", wait, "err", err)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -151,9 +152,17 @@ type fakeLog struct {
 	seq  int64
 	fail func(entries []store.Entry) error
 	ats  map[string]time.Time // RecordedAt of each entry appended, by event id
+	// hung, while true, makes Append answer only when its context ends:
+	// a database that stopped answering.
+	hung atomic.Bool
 }
 
-func (l *fakeLog) Append(_ context.Context, entries []store.Entry) (store.Appended, error) {
+func (l *fakeLog) Append(ctx context.Context, entries []store.Entry) (store.Appended, error) {
+	if l.hung.Load() {
+		<-ctx.Done()
+		l.j.add("append %d hung until %v", len(entries), context.Cause(ctx))
+		return store.Appended{}, fmt.Errorf("append: %w", ctx.Err())
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
@@ -407,6 +416,51 @@ func TestRetriesWhileDatabaseDownAndAcksOnlyAfterCommit(t *testing.T) {
 	})
 }
 
+// TestHungAppendIsRetriedInTheProcess: an Append that the database never
+// answers ends at append_timeout and is retried with the backoff, the
+// batch unacked meanwhile, for as long as the hang lasts (here ten
+// minutes, five stall limits); the persister stays alive all along, so
+// systemd does not restart it and the broker redelivers nothing. Once
+// the database answers, the batch is committed and acked once.
+func TestHungAppendIsRetriedInTheProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 20 * time.Second, RetryMax: time.Second}, nil)
+		h.log.hung.Store(true)
+		h.q.push(body(t, "a"), body(t, "b"))
+		for end := time.Now().Add(10 * time.Minute); time.Now().Before(end); time.Sleep(time.Second) {
+			if !h.p.Alive() {
+				t.Errorf("not alive %v into the hang", 10*time.Minute-time.Until(end))
+				break
+			}
+		}
+		synctest.Wait()
+		got := h.j.get()
+		for _, l := range got {
+			if strings.HasPrefix(l, "ack") {
+				t.Fatalf("acked while the database hung: %v", got)
+			}
+		}
+		// 20 s an attempt and up to 1 s between them: 28 in ten minutes.
+		if len(got) < 25 {
+			t.Errorf("%d attempts ended in ten minutes of hang with a 20s append_timeout; want about 28: %v", len(got), got)
+		}
+		for _, l := range got {
+			if l != "append 2 hung until context deadline exceeded" {
+				t.Errorf("attempt during the hang: %q; want each to end at its deadline", l)
+				break
+			}
+		}
+		h.log.hung.Store(false)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		got, pub := h.j.split()
+		if want := []string{"append 2: 2 new", "ack 2 multiple=true"}; len(got) < 2 || !cmp.Equal(got[len(got)-2:], want) || !cmp.Equal(pub, []string{"publish 1..2"}) {
+			t.Errorf("after the database answered again: %v %v; want it to end with %v and publish 1..2", got, pub, want)
+		}
+		h.stop(t)
+	})
+}
+
 func TestShutdownCommitsBatchInFlightThenStopsQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{BatchSize: 100, BatchWait: time.Minute}, nil)
@@ -642,6 +696,8 @@ func TestConfigValidate(t *testing.T) {
 		{"lookahead", Config{PartitionLookahead: -1}, "partition_lookahead"},
 		{"retry", Config{RetryMin: time.Second, RetryMax: time.Millisecond}, "retry_max"},
 		{"maintenance", Config{MaintenanceInterval: time.Second}, "maintenance_interval"},
+		{"append timeout short", Config{AppendTimeout: 100 * time.Millisecond}, "append_timeout"},
+		{"append timeout long", Config{AppendTimeout: time.Hour}, "append_timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.WithDefaults().Validate()
@@ -661,27 +717,45 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// TestAliveWhileAppending: a persister is stuck only when one Append has
-// been in flight for longer than StallLimit; idle, or appending briefly,
-// it is alive.
+// TestAliveWhileAppending: a persister is stuck only when one Append
+// attempt has been in flight for longer than its stall limit: two minutes
+// with the default append_timeout, four times a longer one; idle, or
+// appending for less, it is alive.
 func TestAliveWhileAppending(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := &Persister{}
-		if !p.Alive() {
-			t.Error("an idle persister is not alive")
-		}
-		time.Sleep(StallLimit + time.Second) // idle that long is not stuck
-		end := p.appending.Begin()
-		if !p.Alive() {
-			t.Error("a persister that just began an Append is not alive")
-		}
-		time.Sleep(StallLimit + time.Second)
-		if p.Alive() {
-			t.Error("a persister whose Append has run past StallLimit is alive")
-		}
-		end()
-		if !p.Alive() {
-			t.Error("a persister whose Append ended is not alive")
-		}
-	})
+	for _, tc := range []struct {
+		appendTimeout, limit time.Duration
+	}{
+		{0, 2 * time.Minute},
+		{5 * time.Minute, 20 * time.Minute},
+	} {
+		t.Run(fmt.Sprint(tc.appendTimeout), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				j := &journal{}
+				p, err := New(Config{AppendTimeout: tc.appendTimeout}, Deps{Queue: newFakeQueue(j), Log: &fakeLog{j: j}, Sequencer: &fakeSequencer{j: j}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !p.Alive() {
+					t.Error("an idle persister is not alive")
+				}
+				time.Sleep(tc.limit + time.Second) // idle that long is not stuck
+				end := p.appending.Begin()
+				if !p.Alive() {
+					t.Error("a persister that just began an Append is not alive")
+				}
+				time.Sleep(tc.limit - time.Second)
+				if !p.Alive() {
+					t.Errorf("a persister whose Append has run for %v, short of the stall limit, is not alive", tc.limit-time.Second)
+				}
+				time.Sleep(2 * time.Second)
+				if p.Alive() {
+					t.Errorf("a persister whose Append has run past the stall limit %v is alive", tc.limit)
+				}
+				end()
+				if !p.Alive() {
+					t.Error("a persister whose Append ended is not alive")
+				}
+			})
+		})
+	}
 }
