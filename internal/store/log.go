@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"iter"
@@ -125,31 +124,20 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 	if err != nil {
 		return Appended{}, err
 	}
-	// A connection and plain statements rather than a sql.Tx, whose Commit
-	// and Rollback take no context: the driver watches ctx only during a
-	// statement given one, and closes the connection when ctx ends.
-	conn, err := l.db.Conn(ctx)
+	// A Tx, not a sql.Tx: ctx bounds its COMMIT and ROLLBACK too.
+	tx, err := Begin(ctx, l.db)
 	if err != nil {
-		return Appended{}, fmt.Errorf("append %d events: get connection: %w", len(entries), err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "START TRANSACTION"); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: begin: %w", len(entries), err)
 	}
-	open := true
-	defer func() {
-		if open {
-			rollback(ctx, conn)
-		}
-	}()
+	defer tx.Rollback(ctx)
 
-	if err := l.boundIdle(ctx, conn); err != nil {
+	if err := l.boundIdle(ctx, tx); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
 	}
 
 	var lastSeq int64
 	var lastAt, at time.Time
-	err = conn.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at, UTC_TIMESTAMP(6) FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt, &at)
+	err = tx.QueryRowContext(ctx, "SELECT last_seq, last_recorded_at, UTC_TIMESTAMP(6) FROM log_counter WHERE id = 1 FOR UPDATE").Scan(&lastSeq, &lastAt, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Appended{}, fmt.Errorf("append %d events: log_counter row missing (run causeway migrate)", len(entries))
 	}
@@ -157,7 +145,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		return Appended{}, fmt.Errorf("append %d events: lock log_counter: %w", len(entries), err)
 	}
 
-	stored, err := existingIDs(ctx, conn, entries)
+	stored, err := existingIDs(ctx, tx, entries)
 	if err != nil {
 		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
 	}
@@ -194,35 +182,20 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		// answer stands: nothing was written.
 		return out, nil
 	}
-	if err := insertRows(ctx, conn, entries, keep, out.Batch.Records, budget); err != nil {
+	if err := insertRows(ctx, tx, entries, keep, out.Batch.Records, budget); err != nil {
 		return Appended{}, fmt.Errorf("append %d events after seq %d: %w", len(keep), lastSeq, err)
 	}
-	if _, err := conn.ExecContext(ctx, "UPDATE log_counter SET last_seq = ?, last_recorded_at = ? WHERE id = 1",
+	if _, err := tx.ExecContext(ctx, "UPDATE log_counter SET last_seq = ?, last_recorded_at = ? WHERE id = 1",
 		out.Batch.LastSeq(), lastAt); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: update log_counter: %w", len(keep), err)
 	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return Appended{}, fmt.Errorf("append %d events: commit seq %d..%d: %w", len(keep), out.Batch.FirstSeq(), out.Batch.LastSeq(), err)
 	}
-	open = false
 	return out, nil
 }
 
-// rollback ends the transaction open on conn without committing it. Once
-// ctx has ended, or if the ROLLBACK fails, it discards conn instead, which
-// ends the session and so the transaction (or, if the server never hears
-// of it, the idle timeout does: boundIdle): a connection whose transaction
-// may still be open must not go back to the pool.
-func rollback(ctx context.Context, conn *sql.Conn) {
-	if ctx.Err() == nil {
-		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err == nil {
-			return
-		}
-	}
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-}
-
-// boundIdle makes the server drop conn, rolling its transaction back, once
+// boundIdle makes the server drop tx's connection, rolling tx back, once
 // it has waited l.idleTimeout for the transaction's next statement. A writer that
 // vanished in the middle of an Append (its host crashed, or was cut off:
 // the server cannot tell it from a client thinking) then releases the
@@ -231,7 +204,7 @@ func rollback(ctx context.Context, conn *sql.Conn) {
 // taking the queue over, could append meanwhile. The setting stays on the
 // pooled connection; outside a transaction it does not apply. A server
 // without idle_transaction_timeout (before MariaDB 10.3) goes without.
-func (l *Log) boundIdle(ctx context.Context, conn *sql.Conn) error {
+func (l *Log) boundIdle(ctx context.Context, tx *Tx) error {
 	l.mu.Lock()
 	skip := l.noIdleTimeout
 	l.mu.Unlock()
@@ -239,7 +212,7 @@ func (l *Log) boundIdle(ctx context.Context, conn *sql.Conn) error {
 		return nil
 	}
 	secs := max(1, int(math.Ceil(l.idleTimeout.Seconds())))
-	_, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION idle_transaction_timeout = %d", secs))
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("SET SESSION idle_transaction_timeout = %d", secs))
 	if me, ok := errors.AsType[*mysql.MySQLError](err); ok && me.Number == erUnknownSystemVariable {
 		l.mu.Lock()
 		l.noIdleTimeout = true
@@ -272,7 +245,7 @@ func (l *Log) insertBudget(ctx context.Context) (int, error) {
 
 // existingIDs returns which event ids of entries the log already holds.
 // Called under the counter lock, so no other writer can add one meanwhile.
-func existingIDs(ctx context.Context, conn *sql.Conn, entries []Entry) (map[string]bool, error) {
+func existingIDs(ctx context.Context, tx *Tx, entries []Entry) (map[string]bool, error) {
 	found := make(map[string]bool, len(entries))
 	for start := 0; start < len(entries); start += dedupChunk {
 		end := min(start+dedupChunk, len(entries))
@@ -285,7 +258,7 @@ func existingIDs(ctx context.Context, conn *sql.Conn, entries []Entry) (map[stri
 		// needs no lock upgrade, which would deadlock with a partition
 		// ALTER (MaintainPartitions, DropBefore) queued in between.
 		q := "SELECT event_id FROM events WHERE event_id IN (?" + strings.Repeat(",?", len(args)-1) + ") FOR UPDATE"
-		rows, err := conn.QueryContext(ctx, q, args...)
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up stored event ids: %w", err)
 		}
@@ -308,7 +281,7 @@ func existingIDs(ctx context.Context, conn *sql.Conn, entries []Entry) (map[stri
 
 // insertRows inserts the kept entries as multi-row INSERTs, each under
 // budget bytes (one row alone may exceed it; the server then refuses it).
-func insertRows(ctx context.Context, conn *sql.Conn, entries []Entry, keep []int, recs []event.Record, budget int) error {
+func insertRows(ctx context.Context, tx *Tx, entries []Entry, keep []int, recs []event.Record, budget int) error {
 	const head = "INSERT INTO events (seq, recorded_at, event_id, source, kind, body) VALUES "
 	for start := 0; start < len(keep); {
 		size := len(head)
@@ -334,7 +307,7 @@ func insertRows(ctx context.Context, conn *sql.Conn, entries []Entry, keep []int
 			e, r := entries[keep[i]], recs[i]
 			args = append(args, r.Seq, r.RecordedAt, e.Event.EventID, e.Event.Source, string(e.Event.Kind), e.Body)
 		}
-		if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("insert seq %d..%d: %w", recs[start].Seq, recs[end-1].Seq, err)
 		}
 		start = end

@@ -643,6 +643,63 @@ func TestAppendUnansweredEndsWithItsContext(t *testing.T) {
 	}
 }
 
+// TestTxClosesItsStatements: a statement prepared in a store.Tx is closed
+// on the server when the transaction ends, committed or rolled back, as a
+// sql.Tx's is; it is not left for the caller to close later, on a
+// connection back in the pool.
+func TestTxClosesItsStatements(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		t.Run(fmt.Sprintf("commit=%t", commit), func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t, storetest.NewDB(t))
+			db.SetMaxOpenConns(1) // the transaction's connection is the one read after it
+			closed := func() int {
+				t.Helper()
+				var name string
+				var n int
+				if err := db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_stmt_close'").Scan(&name, &n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			before := closed()
+			tx, err := store.Begin(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmt, err := tx.PrepareContext(ctx, "INSERT INTO fencing (name, term) VALUES (?, ?)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if _, err := stmt.ExecContext(ctx, fmt.Sprint("f", i), i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if commit {
+				if err := tx.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				tx.Rollback(ctx)
+			}
+			if got := closed() - before; got != 1 {
+				t.Errorf("statements closed by the transaction's end: %d; want 1", got)
+			}
+			var n int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM fencing").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{true: 3, false: 0}[commit]; n != want {
+				t.Errorf("%d rows after the transaction; want %d", n, want)
+			}
+			if err := stmt.Close(); err != nil {
+				t.Errorf("closing the statement again: %v", err)
+			}
+		})
+	}
+}
+
 // retentionLog is a log of four days from day0 (2026-11-20), an event a
 // day at 01:00 (seqs 1 to 4, a day partition each), and snap, which
 // stores a snapshot's row at seq, recorded at at.
