@@ -2,10 +2,11 @@ package history
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/causeway/causeway/internal/store"
 )
 
 // reconcile makes the stored history agree with s, the whole state after
@@ -35,7 +36,7 @@ import (
 //
 // It is derived from s and the stored rows only, never the wall clock. It
 // counts rows changed, so a second run reports nothing.
-func reconcile(ctx context.Context, tx *sql.Tx, term, after int64, s State) (Reconciled, error) {
+func reconcile(ctx context.Context, tx *store.Tx, term, after int64, s State) (Reconciled, error) {
 	r := Reconciled{Applied: true}
 	if err := reconcileOccurrences(ctx, tx, term, after, s, &r); err != nil {
 		return r, err
@@ -46,7 +47,7 @@ func reconcile(ctx context.Context, tx *sql.Tx, term, after int64, s State) (Rec
 	return r, nil
 }
 
-func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s State, r *Reconciled) error {
+func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, s State, r *Reconciled) error {
 	active := make(map[string]Alarm, len(s.Alarms))
 	for _, a := range s.Alarms {
 		active[a.Key] = a
@@ -138,7 +139,7 @@ func reconcileOccurrences(ctx context.Context, tx *sql.Tx, term, after int64, s 
 	return nil
 }
 
-func reconcileLinks(ctx context.Context, tx *sql.Tx, term, after int64, s State, r *Reconciled) error {
+func reconcileLinks(ctx context.Context, tx *store.Tx, term, after int64, s State, r *Reconciled) error {
 	active := make(map[LinkKey]bool, len(s.Links))
 	for _, l := range s.Links {
 		active[l] = true
@@ -201,7 +202,7 @@ func reconcileLinks(ctx context.Context, tx *sql.Tx, term, after int64, s State,
 // closeByID runs update (an UPDATE ... WHERE condition taking args) over
 // the rows of ids, in runs of at most maxRun ids, and counts the rows it
 // changed.
-func closeByID(ctx context.Context, tx *sql.Tx, ids []any, update string, args ...any) (int, error) {
+func closeByID(ctx context.Context, tx *store.Tx, ids []any, update string, args ...any) (int, error) {
 	changed := 0
 	for start := 0; start < len(ids); start += maxRun {
 		run := ids[start:min(start+maxRun, len(ids))]
@@ -215,7 +216,7 @@ func closeByID(ctx context.Context, tx *sql.Tx, ids []any, update string, args .
 }
 
 // exec runs one statement and returns the rows it changed.
-func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int, error) {
+func exec(ctx context.Context, tx *store.Tx, q string, args ...any) (int, error) {
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err

@@ -77,7 +77,9 @@ func severityChangeID(key string, seq int64) string {
 // Write stores b in one transaction fenced at term (an error wrapping
 // store.ErrFenced when a newer term is stored). Items at or below the
 // stored head are skipped; the head is raised to b.Seq. Writing the same
-// batch again, or an overlapping one, changes nothing.
+// batch again, or an overlapping one, changes nothing, so a retry after an
+// error that left the commit's outcome unknown (ctx ended while its answer
+// was awaited: ctx bounds the COMMIT too, store.Tx) is safe.
 //
 // When b.Reconcile is above the stored head, the history is first made to
 // agree with it (see reconcile), in the same transaction, and the items at
@@ -86,11 +88,11 @@ func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (Result, error)
 	if r := b.Reconcile; r != nil && r.Seq > b.Seq {
 		return Result{}, fmt.Errorf("write history to seq %d: the state to reconcile with is at seq %d, after it", b.Seq, r.Seq)
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, db)
 	if err != nil {
 		return Result{}, fmt.Errorf("write history to seq %d: begin: %w", b.Seq, err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if err := store.CheckFence(ctx, tx, FenceName, term); err != nil {
 		return Result{}, fmt.Errorf("write history to seq %d: %w", b.Seq, err)
 	}
@@ -128,7 +130,7 @@ func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (Result, error)
 			return Result{}, fmt.Errorf("write history to seq %d: raise head: %w", b.Seq, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return Result{}, fmt.Errorf("write history to seq %d: commit: %w", b.Seq, err)
 	}
 	return res, nil
@@ -148,7 +150,7 @@ const maxRun = 500
 // (or link) appears twice, each run one multi-row statement or two: within
 // a run the order does not matter, and across runs it is kept, so an alarm
 // raised, cleared and raised again in one batch is written as it happened.
-func writeItems(ctx context.Context, tx *sql.Tx, term int64, items []Item) error {
+func writeItems(ctx context.Context, tx *store.Tx, term int64, items []Item) error {
 	for start := 0; start < len(items); {
 		kind := items[start].Kind
 		seen := map[string]bool{}
@@ -190,7 +192,7 @@ func derived(rows int, cols ...string) string {
 	return b.String()
 }
 
-func writeRun(ctx context.Context, tx *sql.Tx, term int64, kind Kind, run []Item) error {
+func writeRun(ctx context.Context, tx *store.Tx, term int64, kind Kind, run []Item) error {
 	var args []any
 	switch kind {
 	case Raised:
@@ -316,11 +318,11 @@ func Prune(ctx context.Context, db *sql.DB, term int64, before time.Time) (Prune
 }
 
 func pruneOnce(ctx context.Context, db *sql.DB, term int64, q string, before time.Time) (int64, error) {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, db)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if err := store.CheckFence(ctx, tx, FenceName, term); err != nil {
 		return 0, err
 	}
@@ -332,5 +334,5 @@ func pruneOnce(ctx context.Context, db *sql.DB, term int64, q string, before tim
 	if err != nil {
 		return 0, err
 	}
-	return n, tx.Commit()
+	return n, tx.Commit(ctx)
 }

@@ -410,16 +410,11 @@ func TestLeaderClaimFencesEveryWrite(t *testing.T) {
 	}
 
 	// The old leader stops in the middle of an outbox write.
-	conn, err := db.Conn(ctx)
+	tx, err := store.Begin(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if err := store.CheckFence(ctx, tx, outbox.FenceName, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +427,7 @@ func TestLeaderClaimFencesEveryWrite(t *testing.T) {
 		t.Errorf("claim took %s: it waited on the outbox row instead of evicting its holder", took)
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO notifier_outbox_head (name, seq) VALUES ('late', 1)"); err == nil {
-		if err := tx.Commit(); err == nil {
+		if err := tx.Commit(ctx); err == nil {
 			t.Error("the stopped leader's outbox transaction committed after the new leader's claim")
 		}
 	}

@@ -9,20 +9,22 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/causeway/causeway/internal/store"
 )
 
 // Fencer checks, inside a transaction, that term is still the current raft
 // term of the named fence; a deposed leader's write fails. internal/store
 // implements it.
 type Fencer interface {
-	CheckFence(ctx context.Context, tx *sql.Tx, name string, term int64) error
+	CheckFence(ctx context.Context, tx *store.Tx, name string, term int64) error
 }
 
 // FenceFunc adapts a function, such as store.CheckFence, to a Fencer.
-type FenceFunc func(ctx context.Context, tx *sql.Tx, name string, term int64) error
+type FenceFunc func(ctx context.Context, tx *store.Tx, name string, term int64) error
 
 // CheckFence calls f.
-func (f FenceFunc) CheckFence(ctx context.Context, tx *sql.Tx, name string, term int64) error {
+func (f FenceFunc) CheckFence(ctx context.Context, tx *store.Tx, name string, term int64) error {
 	return f(ctx, tx, name, term)
 }
 
@@ -86,7 +88,11 @@ func (s *Store) MaxAllowedPacket(ctx context.Context) (int64, error) {
 }
 
 // insert writes one snapshot blob in chunks of at most chunkSize bytes, in
-// one transaction that first passes the fence. It returns the new row.
+// one transaction that first passes the fence. It returns the new row. ctx
+// bounds the COMMIT too (store.Tx): a write whose COMMIT went unanswered
+// fails when ctx ends, yet may have been stored. Writing it again is safe
+// but not idempotent: it stores a second row at the same seq, which
+// readers pass over (the newest id wins) and retention removes in time.
 func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term int64, h Header, semantics sql.Null[int], blob []byte, chunkSize int, createdAt time.Time) (Meta, error) {
 	m := Meta{
 		Seq:           h.Seq,
@@ -101,11 +107,11 @@ func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term
 		Checksum:      h.Checksum[:],
 		CreatedAt:     createdAt.UTC(),
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, s.db)
 	if err != nil {
 		return Meta{}, fmt.Errorf("begin snapshot transaction: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if err := fence.CheckFence(ctx, tx, fenceName, term); err != nil {
 		return Meta{}, fmt.Errorf("check fence %q term %d: %w", fenceName, term, err)
 	}
@@ -130,7 +136,7 @@ func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term
 			return Meta{}, fmt.Errorf("insert chunk %d/%d of snapshot seq %d: %w", i+1, m.Chunks, m.Seq, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return Meta{}, fmt.Errorf("commit snapshot seq %d: %w", m.Seq, err)
 	}
 	return m, nil
@@ -305,18 +311,18 @@ func (s *Store) Prune(ctx context.Context, keepAfter time.Time) (PruneResult, er
 // delete removes one snapshot in its own transaction, so retention never
 // holds one long transaction over many blobs.
 func (s *Store) delete(ctx context.Context, id int64) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("begin delete of snapshot %d: %w", id, err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if _, err := tx.ExecContext(ctx, "DELETE FROM snapshot_chunks WHERE snapshot_id = ?", id); err != nil {
 		return fmt.Errorf("delete chunks of snapshot %d: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, "DELETE FROM snapshots WHERE id = ?", id); err != nil {
 		return fmt.Errorf("delete snapshot %d: %w", id, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit delete of snapshot %d: %w", id, err)
 	}
 	return nil

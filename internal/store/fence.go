@@ -18,8 +18,10 @@ var ErrFenced = errors.New("fenced: a newer leader term is stored")
 // least the term stored for the fence name, and raises the stored term to
 // term when it is higher. It locks the fence row until tx ends, so of two
 // leaders writing at once the older one waits and then fails with
-// ErrFenced. A fence that does not exist yet is created at term.
-func CheckFence(ctx context.Context, tx *sql.Tx, name string, term int64) error {
+// ErrFenced. A fence that does not exist yet is created at term. It must
+// come before the transaction's other reads: its SELECT is a consistent
+// read, which at REPEATABLE READ sees the snapshot the first read took.
+func CheckFence(ctx context.Context, tx *Tx, name string, term int64) error {
 	// One upsert takes the row's exclusive lock (no shared-then-exclusive
 	// upgrade that could deadlock two leaders) and raises the term.
 	if _, err := tx.ExecContext(ctx,
@@ -48,18 +50,22 @@ func CheckFence(ctx context.Context, tx *sql.Tx, name string, term int64) error 
 // fails and every later write is refused by the raised fence. ClaimFence
 // returns the MariaDB connection ids it killed, and fails wrapping
 // ErrFenced when a newer term is stored. evictAfter <= 0 waits without
-// evicting (bounded by innodb_lock_wait_timeout).
+// evicting (bounded by innodb_lock_wait_timeout). ctx bounds the COMMIT
+// too (Tx): a claim that failed once ctx ended may have taken effect, and
+// claiming again at the same term is harmless.
 func ClaimFence(ctx context.Context, db *sql.DB, name string, term int64, evictAfter time.Duration) (evicted []int64, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("claim fence %s: %w", name, err)
 	}
-	defer conn.Close()
+	// Read before the transaction begins, so that CheckFence's read is its
+	// first.
 	var self int64
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&self); err != nil {
+		_ = conn.Close()
 		return nil, fmt.Errorf("claim fence %s: %w", name, err)
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, conn) // the transaction owns conn from here
 	if err != nil {
 		return nil, fmt.Errorf("claim fence %s: %w", name, err)
 	}
@@ -92,12 +98,12 @@ func ClaimFence(ctx context.Context, db *sql.DB, name string, term int64, evictA
 	}()
 	err = CheckFence(ctx, tx, name, term)
 	if err == nil {
-		err = tx.Commit()
+		err = tx.Commit(ctx)
 		if err != nil {
 			err = fmt.Errorf("claim fence %s: commit: %w", name, err)
 		}
 	} else {
-		_ = tx.Rollback()
+		tx.Rollback(ctx)
 	}
 	close(stop)
 	<-watched

@@ -368,15 +368,15 @@ func TestCheckFence(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, storetest.NewDB(t))
 	fence := func(name string, term int64) error {
-		tx, err := db.BeginTx(ctx, nil)
+		tx, err := store.Begin(ctx, db)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := store.CheckFence(ctx, tx, name, term); err != nil {
-			_ = tx.Rollback()
+			tx.Rollback(ctx)
 			return err
 		}
-		return tx.Commit()
+		return tx.Commit(ctx)
 	}
 	for _, tc := range []struct {
 		term   int64
@@ -397,7 +397,7 @@ func TestCheckFence(t *testing.T) {
 
 	// A newer leader's write in flight makes an older leader wait on the
 	// row, then fail, even though the older one started first.
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestCheckFence(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- fence("snapshot", 7) }()
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, store.ErrFenced) {
@@ -640,6 +640,51 @@ func TestAppendUnansweredEndsWithItsContext(t *testing.T) {
 			}
 			waitHead(3)
 		})
+	}
+}
+
+// TestClaimFenceUnansweredEndsWithItsContext: over a database that stops
+// answering right after a claim's COMMIT reached it, ClaimFence returns
+// once its context ends (a leadership lost, a processor stopping), not
+// when the kernel's TCP timeout would end the connection. The COMMIT took
+// effect although the claim could not know it; claiming again at the same
+// term, as a leader does after a failed claim, succeeds.
+func TestClaimFenceUnansweredEndsWithItsContext(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	proxied, proxy := storetest.NewProxy(t, dsn)
+	db := openDB(t, proxied)
+	if _, err := store.ClaimFence(ctx, db, "leader", 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	tripped := proxy.HoleAfter([]byte("COMMIT"))
+	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.ClaimFence(cctx, db, "leader", 3, 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("claim whose COMMIT went unanswered = %v; want a deadline error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("claim still waits for the answer to its COMMIT a minute past its deadline")
+	}
+	select {
+	case <-tripped:
+	default:
+		t.Fatal("claim sent no COMMIT")
+	}
+	proxy.Pass()
+
+	if _, err := store.ClaimFence(ctx, db, "leader", 3, 0); err != nil {
+		t.Fatalf("claim again at the same term: %v", err)
+	}
+	if got, err := store.StoredFence(ctx, openDB(t, dsn), "leader"); err != nil || got != 3 {
+		t.Errorf("stored fence = %d, %v; want 3", got, err)
 	}
 }
 
@@ -920,20 +965,15 @@ func TestClaimFenceEvictsAStoppedHolder(t *testing.T) {
 	if _, err := store.ClaimFence(ctx, db, "leader", 4, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	old, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close()
-	var oldID int64
-	if err := old.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&oldID); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := old.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := store.CheckFence(ctx, tx, "leader", 4); err != nil {
+		t.Fatal(err)
+	}
+	var oldID int64
+	if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&oldID); err != nil {
 		t.Fatal(err)
 	}
 	// The old leader "stops" here, holding the row.
@@ -950,11 +990,11 @@ func TestClaimFenceEvictsAStoppedHolder(t *testing.T) {
 	}
 	// The old leader resumes: its write is gone with its connection.
 	if _, err := tx.ExecContext(ctx, "UPDATE fencing SET term = 4 WHERE name = 'leader'"); err == nil {
-		if err := tx.Commit(); err == nil {
+		if err := tx.Commit(ctx); err == nil {
 			t.Fatal("the evicted leader's transaction committed")
 		}
 	}
-	_ = tx.Rollback()
+	tx.Rollback(ctx)
 	if got, err := store.StoredFence(ctx, db, "leader"); err != nil || got != 5 {
 		t.Errorf("stored fence = %d, %v; want 5", got, err)
 	}

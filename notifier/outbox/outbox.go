@@ -94,11 +94,11 @@ const (
 // ambiguous commit error — is harmless. It returns the number of rows
 // inserted. A deposed leader gets an error wrapping store.ErrFenced.
 func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (int, error) {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := store.Begin(ctx, db)
 	if err != nil {
 		return 0, fmt.Errorf("outbox write up to seq %d: begin: %w", b.Seq, err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if err := store.CheckFence(ctx, tx, FenceName, term); err != nil {
 		return 0, fmt.Errorf("outbox write up to seq %d: %w", b.Seq, err)
 	}
@@ -137,13 +137,13 @@ func Write(ctx context.Context, db *sql.DB, term int64, b Batch) (int, error) {
 			return 0, fmt.Errorf("outbox write: raise head to seq %d: %w", b.Seq, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("outbox write up to seq %d: commit: %w", b.Seq, err)
 	}
 	return n, nil
 }
 
-func lockHead(ctx context.Context, tx *sql.Tx) (int64, error) {
+func lockHead(ctx context.Context, tx *store.Tx) (int64, error) {
 	var head int64
 	err := tx.QueryRowContext(ctx, "SELECT seq FROM notifier_outbox_head WHERE name = ? FOR UPDATE", headName).Scan(&head)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -155,7 +155,7 @@ func lockHead(ctx context.Context, tx *sql.Tx) (int64, error) {
 // resync puts every subscription of r at r.Seq and deletes, at r.Seq, the
 // stored ones r lacks (their pending rows go to the dead-letter table, as
 // for any deletion).
-func resync(ctx context.Context, tx *sql.Tx, term int64, r Resync) error {
+func resync(ctx context.Context, tx *store.Tx, term int64, r Resync) error {
 	rows, err := tx.QueryContext(ctx, "SELECT id FROM notifier_subscriptions WHERE NOT deleted FOR UPDATE")
 	if err != nil {
 		return fmt.Errorf("outbox write: resync at seq %d: read subscriptions: %w", r.Seq, err)
@@ -192,7 +192,7 @@ func resync(ctx context.Context, tx *sql.Tx, term int64, r Resync) error {
 	return nil
 }
 
-func putSubscription(ctx context.Context, tx *sql.Tx, term int64, u subscription.Update) error {
+func putSubscription(ctx context.Context, tx *store.Tx, term int64, u subscription.Update) error {
 	var spec any
 	if !u.Deleted {
 		spec = []byte(u.Spec)
@@ -223,7 +223,7 @@ func putSubscription(ctx context.Context, tx *sql.Tx, term int64, u subscription
 	return nil
 }
 
-func insertRows(ctx context.Context, tx *sql.Tx, term int64, rows []Row) (int, error) {
+func insertRows(ctx context.Context, tx *store.Tx, term int64, rows []Row) (int, error) {
 	total := 0
 	for len(rows) > 0 {
 		n, size := 0, 0
