@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/clip"
+	"github.com/causeway/causeway/internal/store"
 )
 
 // errLeaseLost reports that another instance holds the subscriber now.
@@ -115,7 +116,7 @@ func (d *db) acquire(ctx context.Context, id string) (pos, bool, error) {
 // checkLease runs inside tx: it extends our lease, failing with
 // errLeaseLost if the lease is no longer ours. The new expiry always
 // differs from the stored one, so RowsAffected is 1 exactly when it is ours.
-func (d *db) checkLease(ctx context.Context, tx *sql.Tx, id string) error {
+func (d *db) checkLease(ctx context.Context, tx *store.Tx, id string) error {
 	res, err := tx.ExecContext(ctx,
 		`UPDATE notifier_cursors SET lease_expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
 		 WHERE subscription_id = ? AND lease_owner = ? AND lease_expires >= UTC_TIMESTAMP(6)`,
@@ -129,23 +130,23 @@ func (d *db) checkLease(ctx context.Context, tx *sql.Tx, id string) error {
 	return nil
 }
 
-func (d *db) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
-	tx, err := d.sql.BeginTx(ctx, nil)
+func (d *db) inTx(ctx context.Context, what string, f func(tx *store.Tx) error) error {
+	tx, err := store.Begin(ctx, d.sql)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", what, err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer tx.Rollback(ctx)
 	if err := f(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return nil
 }
 
 func (d *db) renew(ctx context.Context, id string) error {
-	return d.inTx(ctx, "renew lease of "+id, func(tx *sql.Tx) error { return d.checkLease(ctx, tx, id) })
+	return d.inTx(ctx, "renew lease of "+id, func(tx *store.Tx) error { return d.checkLease(ctx, tx, id) })
 }
 
 // release gives the lease up so another instance takes over at once.
@@ -196,9 +197,13 @@ type progress struct {
 }
 
 // advance moves the cursor from old to p, deletes the delivered rows
-// (behind p), and records progress, all under our lease.
+// (behind p), and records progress, all under our lease. It adds
+// pr.delivered to the count, so it is not to be called again with the same
+// progress after an error, whose commit may have taken effect (ctx ended
+// while its answer was awaited): a worker whose advance fails stops, and
+// the next one starts from the stored cursor.
 func (d *db) advance(ctx context.Context, id string, old, p pos, pr progress) error {
-	return d.inTx(ctx, "advance cursor of "+id, func(tx *sql.Tx) error {
+	return d.inTx(ctx, "advance cursor of "+id, func(tx *store.Tx) error {
 		if err := d.checkLease(ctx, tx, id); err != nil {
 			return err
 		}
@@ -231,7 +236,7 @@ func (d *db) advance(ctx context.Context, id string, old, p pos, pr progress) er
 // returns the new cursor and the number of rows moved.
 func (d *db) deadLetter(ctx context.Context, id string, p pos, last *pos, reason string) (pos, int64, error) {
 	np, moved := p, int64(0)
-	err := d.inTx(ctx, "dead-letter rows of "+id, func(tx *sql.Tx) error {
+	err := d.inTx(ctx, "dead-letter rows of "+id, func(tx *store.Tx) error {
 		if err := d.checkLease(ctx, tx, id); err != nil {
 			return err
 		}

@@ -67,12 +67,20 @@
 // replay holds no transaction open (which would block DropBefore's ALTER
 // TABLE and InnoDB purge).
 //
+// # Transactions bounded by their context
+//
+// Every transaction here and in the leader's and the notifier's writes is
+// a Tx (Begin), not a sql.Tx: a sql.Tx sends COMMIT and ROLLBACK without a
+// context, so on a database that stopped answering they wait for the
+// kernel's TCP timeout whatever the caller's deadline; a Tx's end with the
+// context they are given.
+//
 // # Fencing (invariant 4)
 //
 // CheckFence(ctx, tx, name, term) is called inside a leader's write
-// transaction: it raises the fencing row of name to term and fails with
-// ErrFenced if a higher term is already stored, holding the row lock until
-// the transaction ends.
+// transaction, first: it raises the fencing row of name to term and fails
+// with ErrFenced if a higher term is already stored, holding the row lock
+// until the transaction ends.
 //
 // # Migrations
 //
