@@ -44,6 +44,10 @@ func (e *Engine) templateNames() []string {
 // definitions resolves includes against the loaded definition templates by
 // their metadata name, as Vitrage does (the first by event name when two
 // share it).
+// Definition is the loaded definition template of that metadata name, as
+// a template put now would include it (template.Options.Definitions).
+func (e *Engine) Definition(name string) (*template.Template, bool) { return e.definitions(name) }
+
 func (e *Engine) definitions(name string) (*template.Template, bool) {
 	l := e.definition(name)
 	if l == nil {

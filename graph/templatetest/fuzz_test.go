@@ -38,7 +38,7 @@ func FuzzParseSpec(f *testing.F) {
 				if ev.Sync != nil {
 					n++
 				}
-				for _, x := range []string{ev.Clear, ev.Delete, ev.TemplateAdd, ev.TemplateDelete} {
+				for _, x := range []string{ev.Clear, ev.Delete, ev.TemplateAdd.Path, ev.TemplateDelete} {
 					if x != "" {
 						n++
 					}

@@ -8,7 +8,7 @@
 //
 // A spec (paths are relative to the spec file):
 //
-//	templates: [../../deploy/templates/host_nic.yaml]
+//	templates: [../../deploy/templates/host_nic.yaml]  # or {path: file, params: {name: value}}
 //	topology: [topology.yaml]          # static datasource files, one full sync
 //	references: [nova.host]            # types other datasources report (static's references)
 //	steps:
@@ -16,7 +16,8 @@
 //	    events:
 //	      - alarm: {type: nagios, id: nic-1, name: NIC_DOWN, severity: CRITICAL, on: nova.host/host-1}
 //	      # also: clear: type/id, update: {entity: type/id, state: ..., observed_at: -1h},
-//	      # delete: type/id, template_add: file, template_delete: name, sync: [files]
+//	      # delete: type/id, template_add: file (or {path, params}), template_delete: name,
+//	      # sync: [files]
 //	    expect:
 //	      alarms: [{name: instance_nic_degraded, on: nova.instance/vm-1, severity: WARNING}]
 //	      causes: [{from: nagios/nic-1, to: "vitrage:instance_nic_degraded@nova.instance/vm-1"}]
@@ -212,17 +213,17 @@ func (r *runner) restoreDiff() string {
 }
 
 // orderTemplates puts definition templates first, keeping the given order.
-func (r *runner) orderTemplates(paths []string) ([]string, error) {
-	var defs, rest []string
-	for _, p := range paths {
-		full := filepath.Join(r.dir, p)
+func (r *runner) orderTemplates(refs []TemplateRef) ([]TemplateRef, error) {
+	var defs, rest []TemplateRef
+	for _, p := range refs {
+		full := filepath.Join(r.dir, p.Path)
 		body, err := os.ReadFile(full)
 		if err != nil {
 			return nil, fmt.Errorf("read template: %w", err)
 		}
 		_, _, typ, err := template.Header(body)
 		if err != nil {
-			return nil, fmt.Errorf("template %s: %w", p, err)
+			return nil, fmt.Errorf("template %s: %w", p.Path, err)
 		}
 		if typ == template.TypeDefinition {
 			defs = append(defs, p)
@@ -250,20 +251,26 @@ func (r *runner) apply(ev event.Event) error {
 	return err
 }
 
-func (r *runner) putTemplate(p string) error {
-	body, err := os.ReadFile(filepath.Join(r.dir, p))
+func (r *runner) putTemplate(t TemplateRef) error {
+	body, err := os.ReadFile(filepath.Join(r.dir, t.Path))
 	if err != nil {
 		return fmt.Errorf("read template: %w", err)
 	}
 	name, _, _, err := template.Header(body)
 	if err != nil {
-		return fmt.Errorf("template %s: %w", p, err)
+		return fmt.Errorf("template %s: %w", t.Path, err)
+	}
+	// Named as the API names it: with its parameters' values (a name may
+	// be get_param(...)); a template that does not parse keeps the name it
+	// was written with, and the engine says why it refuses it.
+	if tpl, err := template.Parse(body, template.Options{Params: t.Params, Definitions: r.eng.Definition}); err == nil {
+		name = tpl.Name
 	}
 	if name == "" {
-		name = p
+		name = t.Path
 	}
 	return r.apply(event.Event{Source: "templatetest", Kind: event.KindTemplatePut,
-		Template: &event.Template{Name: name, Body: string(body)}})
+		Template: &event.Template{Name: name, Body: string(body), Params: t.Params}})
 }
 
 func (r *runner) sync(paths []string) error {
@@ -427,7 +434,7 @@ func (r *runner) event(ev Event) error {
 			r.sampled[ev.Delete] = r.clock
 		}
 		return nil
-	case ev.TemplateAdd != "":
+	case ev.TemplateAdd.Path != "":
 		return r.putTemplate(ev.TemplateAdd)
 	case ev.TemplateDelete != "":
 		return r.apply(event.Event{Source: "templatetest", Kind: event.KindTemplateDelete,

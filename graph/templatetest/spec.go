@@ -10,9 +10,10 @@ import (
 
 // Spec is one test file.
 type Spec struct {
-	// Templates are template files, relative to the spec file. Definition
-	// templates are loaded before the templates that include them.
-	Templates []string `yaml:"templates"`
+	// Templates are template files, relative to the spec file, each a
+	// path or {path, params} (TemplateRef). Definition templates are
+	// loaded before the templates that include them.
+	Templates []TemplateRef `yaml:"templates"`
 	// Topology lists static-datasource files (Vitrage format), relative to
 	// the spec file, loaded as one full sync of source "static" after the
 	// templates.
@@ -29,6 +30,43 @@ type Spec struct {
 	Start string `yaml:"start"`
 	// Steps run in order; each applies its events then checks its expectations.
 	Steps []Step `yaml:"steps"`
+}
+
+// TemplateRef is a template file of a spec, with the values of its
+// parameters (get_param), as `causeway templates add --params` gives
+// them. In YAML it is the file's path, or a mapping {path, params} when
+// there are values to give.
+type TemplateRef struct {
+	Path   string            `yaml:"path"`
+	Params map[string]string `yaml:"params"`
+}
+
+// UnmarshalYAML reads a path, or a mapping of path and params.
+func (t *TemplateRef) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*t = TemplateRef{Path: n.Value}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a template is a path, or a mapping of path and params", n.Line)
+	}
+	// The strict decoder's KnownFields does not reach a node decoded by
+	// hand: unknown keys are refused here.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k != "path" && k != "params" {
+			return fmt.Errorf("line %d: unknown key %q of a template (path, params)", n.Content[i].Line, k)
+		}
+	}
+	type plain TemplateRef
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	if p.Path == "" {
+		return fmt.Errorf("line %d: a template mapping needs its path", n.Line)
+	}
+	*t = TemplateRef(p)
+	return nil
 }
 
 // Step is a group of events and what must hold after them.
@@ -48,8 +86,9 @@ type Event struct {
 	Update *UpdateEvent `yaml:"update"`
 	// Delete deletes a resource ("type/id").
 	Delete string `yaml:"delete"`
-	// TemplateAdd puts a template file (relative to the spec).
-	TemplateAdd string `yaml:"template_add"`
+	// TemplateAdd puts a template file (relative to the spec): a path or
+	// {path, params} (TemplateRef).
+	TemplateAdd TemplateRef `yaml:"template_add"`
 	// TemplateDelete deletes a template by name.
 	TemplateDelete string `yaml:"template_delete"`
 	// Sync runs a full sync of source "static" with these topology files.
@@ -140,7 +179,7 @@ func ParseSpec(data []byte) (*Spec, error) {
 			if ev.Alarm != nil {
 				n++
 			}
-			for _, x := range []string{ev.Clear, ev.Delete, ev.TemplateAdd, ev.TemplateDelete} {
+			for _, x := range []string{ev.Clear, ev.Delete, ev.TemplateAdd.Path, ev.TemplateDelete} {
 				if x != "" {
 					n++
 				}

@@ -111,3 +111,23 @@ scenarios:
 		t.Fatalf("with params: refused %d, %v:\n%s", refused, err, out.String())
 	}
 }
+
+// TestRunParams: a spec gives a template's parameters where it loads it
+// and where a step adds it; the template is named with them, as the API
+// names it.
+func TestRunParams(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Run(t.Context(), []string{"testdata/params.yaml"}, &out)
+	if err != nil || !res.OK() {
+		t.Fatalf("Run: %v:\n%s", err, out.String())
+	}
+	for _, bad := range []string{
+		"templates: [{path: params_template.yaml, param: {a: b}}]\nsteps: []\n",
+		"templates: [{params: {a: b}}]\nsteps: []\n",
+		"templates: [[params_template.yaml]]\nsteps: []\n",
+	} {
+		if _, err := ParseSpec([]byte(bad)); err == nil {
+			t.Errorf("ParseSpec accepted %q", bad)
+		}
+	}
+}
