@@ -6,9 +6,14 @@ import (
 	"time"
 )
 
-// SetIdleTimeout sets how long the server keeps an Append's transaction
-// open while its writer sends nothing, for tests of a writer that is gone.
-func (l *Log) SetIdleTimeout(d time.Duration) { l.idleTimeout = d }
+// SetTxIdleTimeout sets how long the server keeps a Tx open while its
+// client sends nothing, for tests of a client that is gone; it returns the
+// previous bound.
+func SetTxIdleTimeout(d time.Duration) time.Duration {
+	old := txIdleTimeout
+	txIdleTimeout = d
+	return old
+}
 
 // MigrateThrough applies the embedded migrations up to version last: for
 // tests that put rows in the shape an earlier release wrote them.

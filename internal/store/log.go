@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/causeway/causeway/internal/event"
 )
@@ -33,12 +30,6 @@ type Log struct {
 
 	mu        sync.Mutex
 	maxPacket int // server max_allowed_packet, read on first Append
-
-	// idleTimeout bounds how long the server keeps an Append's
-	// transaction open while its writer sends nothing (boundIdle);
-	// noIdleTimeout, guarded by mu, says the server cannot.
-	idleTimeout   time.Duration
-	noIdleTimeout bool
 }
 
 // NewLog returns the log stored in db (migrated by Migrate). now gives
@@ -47,14 +38,8 @@ type Log struct {
 // persister whose host clock runs far ahead (and then hands over to one
 // that does not) cannot hold recorded_at at a future time.
 func NewLog(db *sql.DB, now func() time.Time) *Log {
-	return &Log{db: db, now: now, idleTimeout: appendIdleTimeout}
+	return &Log{db: db, now: now}
 }
-
-// appendIdleTimeout is how long the server waits for the next statement
-// of an Append's transaction before it drops the connection, rolling the
-// transaction back and releasing the counter row. A writer sends its
-// statements back to back, so only one that is gone waits that long.
-const appendIdleTimeout = 30 * time.Second
 
 // Entry is an event to append: the decoded event and the bytes stored as
 // its body (its wire form as received, already validated).
@@ -106,8 +91,9 @@ const (
 // but for entries that bring their own RecordedAt (raised likewise).
 //
 // A writer that vanishes in the middle of a call (its host crashed or was
-// cut off) holds the counter row for appendIdleTimeout at most: the server
-// then drops its connection and rolls its transaction back (boundIdle).
+// cut off) holds the counter row for the idle bound of every Tx at most
+// (30 s): the server then drops its connection and rolls its transaction
+// back (boundIdle).
 //
 // If Append returns an error, nothing of the call is visible — or, when the
 // COMMIT itself failed in flight or ctx ended while its answer was awaited,
@@ -130,10 +116,6 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 		return Appended{}, fmt.Errorf("append %d events: begin: %w", len(entries), err)
 	}
 	defer tx.Rollback(ctx)
-
-	if err := l.boundIdle(ctx, tx); err != nil {
-		return Appended{}, fmt.Errorf("append %d events: %w", len(entries), err)
-	}
 
 	var lastSeq int64
 	var lastAt, at time.Time
@@ -194,39 +176,6 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (Appended, error) {
 	}
 	return out, nil
 }
-
-// boundIdle makes the server drop tx's connection, rolling tx back, once
-// it has waited l.idleTimeout for the transaction's next statement. A writer that
-// vanished in the middle of an Append (its host crashed, or was cut off:
-// the server cannot tell it from a client thinking) then releases the
-// counter row; otherwise it would hold it until wait_timeout or TCP
-// keepalive (hours), and no other writer, such as a standby persister
-// taking the queue over, could append meanwhile. The setting stays on the
-// pooled connection; outside a transaction it does not apply. A server
-// without idle_transaction_timeout (before MariaDB 10.3) goes without.
-func (l *Log) boundIdle(ctx context.Context, tx *Tx) error {
-	l.mu.Lock()
-	skip := l.noIdleTimeout
-	l.mu.Unlock()
-	if skip {
-		return nil
-	}
-	secs := max(1, int(math.Ceil(l.idleTimeout.Seconds())))
-	_, err := tx.ExecContext(ctx, fmt.Sprintf("SET SESSION idle_transaction_timeout = %d", secs))
-	if me, ok := errors.AsType[*mysql.MySQLError](err); ok && me.Number == erUnknownSystemVariable {
-		l.mu.Lock()
-		l.noIdleTimeout = true
-		l.mu.Unlock()
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("bound the transaction's idle time: %w", err)
-	}
-	return nil
-}
-
-// erUnknownSystemVariable is MariaDB's error for a variable it does not have.
-const erUnknownSystemVariable = 1193
 
 // insertBudget returns the bytes of SQL text one INSERT may use: half the
 // server's max_allowed_packet, since interpolation can double a BLOB.

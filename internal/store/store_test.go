@@ -545,7 +545,7 @@ func TestVanishedWriterReleasesTheCounter(t *testing.T) {
 	})
 	cfg.Net = netName
 	crashed := store.NewLog(openDB(t, cfg.FormatDSN()), nil)
-	crashed.SetIdleTimeout(time.Second)
+	defer store.SetTxIdleTimeout(store.SetTxIdleTimeout(time.Second))
 	armed.Store(true)
 	go func() { _, _ = crashed.Append(ctx, entries(t, "lost")) }()
 	<-vanished
@@ -1118,4 +1118,44 @@ func TestSeqAtBetweenMicroseconds(t *testing.T) {
 			t.Errorf("SeqAt(%s) = %d, %v; want %d", tc.t.Format(time.RFC3339Nano), got, err, tc.want)
 		}
 	}
+}
+
+// TestVanishedTxReleasesItsLocks: any Tx, not only Append's, whose client
+// vanishes (here: the network to the server drops everything) while it
+// holds a row lock (a fence row; a notifier's cursor row is the same) is
+// rolled back by the server after the idle bound, so the next holder,
+// such as a new leader or the notifier instance taking a lease over, is
+// not stalled until wait_timeout (8 hours) or TCP keepalive (2).
+func TestVanishedTxReleasesItsLocks(t *testing.T) {
+	defer store.SetTxIdleTimeout(store.SetTxIdleTimeout(time.Second))
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	proxied, proxy := storetest.NewProxy(t, dsn)
+	gone := openDB(t, proxied)
+	tx, err := store.Begin(ctx, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFence(ctx, tx, "snapshots", 1); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Hole()
+	defer proxy.Pass()
+	next := openDB(t, dsn)
+	nctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tx2, err := store.Begin(nctx, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx2.Rollback(nctx)
+	if err := store.CheckFence(nctx, tx2, "snapshots", 2); err != nil {
+		t.Fatalf("the next holder of the row, while a vanished client's transaction held it: %v", err)
+	}
+	if err := tx2.Commit(nctx); err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	ccancel()
+	tx.Rollback(cctx) // the vanished client's connection is discarded
 }

@@ -4,6 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Tx is a transaction whose every statement, its COMMIT and ROLLBACK
@@ -15,6 +22,11 @@ import (
 // context says. Tx runs START TRANSACTION, COMMIT and ROLLBACK as plain
 // statements on a connection of its own instead; the driver closes that
 // connection when a statement's context ends.
+//
+// The server rolls a Tx back, and drops its connection, once it has waited
+// txIdleTimeout for the transaction's next statement (boundIdle): a client
+// that vanished in the middle of one (its host crashed, or was cut off)
+// releases its row locks then, not hours later.
 //
 // A Tx is for one goroutine. Its statements behave as a sql.Tx's: the same
 // driver calls with the same arguments on one connection (placeholders
@@ -48,12 +60,53 @@ func Begin(ctx context.Context, db *sql.DB) (*Tx, error) {
 // begin starts a transaction on conn, which the Tx then owns: it is
 // released when the transaction ends, or now if it cannot start.
 func begin(ctx context.Context, conn *sql.Conn) (*Tx, error) {
+	if err := boundIdle(ctx, conn); err != nil {
+		discard(conn)
+		return nil, err
+	}
 	if _, err := conn.ExecContext(ctx, "START TRANSACTION"); err != nil {
 		discard(conn)
 		return nil, err
 	}
 	return &Tx{conn: conn}, nil
 }
+
+// txIdleTimeout is how long the server waits for the next statement of a
+// Tx before it drops the connection, rolling the transaction back. Every
+// Tx sends its statements back to back (no transaction waits on a remote
+// call or a user), so only a client that is gone waits that long. A
+// variable: tests shorten it.
+var txIdleTimeout = 30 * time.Second
+
+// noIdleTimeout says that the server has no idle_transaction_timeout
+// (MariaDB before 10.3, MySQL): transactions go without the bound.
+var noIdleTimeout atomic.Bool
+
+// boundIdle sets the session's idle_transaction_timeout to txIdleTimeout
+// before a transaction starts on conn. Without it, the transaction of a
+// client that vanished would hold its locks until wait_timeout (8 hours)
+// or TCP keepalive (2): the log's counter row, which no standby persister
+// could then append past; a notifier's cursor row, which the instance
+// taking over its lease would wait on; a fence row. The setting stays on
+// the pooled connection; outside a transaction it does not apply.
+func boundIdle(ctx context.Context, conn *sql.Conn) error {
+	if noIdleTimeout.Load() {
+		return nil
+	}
+	secs := max(1, int(math.Ceil(txIdleTimeout.Seconds())))
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION idle_transaction_timeout = %d", secs))
+	if me, ok := errors.AsType[*mysql.MySQLError](err); ok && me.Number == erUnknownSystemVariable {
+		noIdleTimeout.Store(true)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bound the transaction's idle time: %w", err)
+	}
+	return nil
+}
+
+// erUnknownSystemVariable is MariaDB's error for a variable it does not have.
+const erUnknownSystemVariable = 1193
 
 // ExecContext runs a statement in the transaction.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
