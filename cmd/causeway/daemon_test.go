@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -79,5 +81,57 @@ func TestDaemonConfigErrorsExit78(t *testing.T) {
 				t.Errorf("%s -c %s: last log line %q (%v), want an ERROR of the component", component, filepath.Base(tc.config), lines[len(lines)-1], err)
 			}
 		}
+	}
+}
+
+// TestWatchdogAbortIsRestarted: systemd's watchdog stops a stuck daemon
+// with SIGABRT (WatchdogSignal's default), and the Go runtime ends a
+// process on such a fatal signal (or a panic) with exit status 2 unless
+// it is told to crash, the status of a usage error, which the units do
+// not restart (RestartPreventExitStatus): a stuck daemon would stay down.
+// It must end killed by the signal, which they restart.
+func TestWatchdogAbortIsRestarted(t *testing.T) {
+	units, err := filepath.Glob("../../deploy/systemd/*.service")
+	if err != nil || len(units) == 0 {
+		t.Fatalf("no units under deploy/systemd (%v)", err)
+	}
+	prevented := map[int]string{}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			v, ok := strings.CutPrefix(line, "RestartPreventExitStatus=")
+			if !ok {
+				continue
+			}
+			for _, f := range strings.Fields(v) {
+				if n, err := strconv.Atoi(f); err == nil {
+					prevented[n] = filepath.Base(u)
+				}
+			}
+		}
+	}
+	bin := buildBinary(t)
+	cmd, out := startDaemon(t, bin)
+	if err := cmd.Process.Signal(syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		t.Fatalf("no wait status: %v", cmd.ProcessState)
+	}
+	if ws.Exited() {
+		if unit, ok := prevented[ws.ExitStatus()]; ok {
+			t.Fatalf("after SIGABRT the daemon exited %d, which %s does not restart\n%s", ws.ExitStatus(), unit, out)
+		}
+	}
+	if !ws.Signaled() || ws.Signal() != syscall.SIGABRT {
+		t.Errorf("after SIGABRT: %v, want killed by SIGABRT", cmd.ProcessState)
+	}
+	if !strings.Contains(out.String(), "goroutine ") {
+		t.Errorf("no goroutine dump on stderr (what says where it was stuck):\n%s", out)
 	}
 }

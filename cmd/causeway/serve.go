@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/causeway/causeway/internal/sdnotify"
@@ -124,6 +125,12 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 // of its own (a usage error) is returned as it is.
 func daemon(g *globalFlags, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		// A fatal signal (the watchdog's SIGABRT) or a panic ends a Go
+		// process with exit status 2 by default: a usage error's, which
+		// the units do not restart, so a stuck or crashed daemon would
+		// stay down. "crash" prints every goroutine, then dies by
+		// SIGABRT, which they restart.
+		debug.SetTraceback("crash")
 		err := run(cmd, args)
 		var ee *exitError
 		if err == nil || errors.As(err, &ee) {
