@@ -135,3 +135,41 @@ func TestWatchdogAbortIsRestarted(t *testing.T) {
 		t.Errorf("no goroutine dump on stderr (what says where it was stuck):\n%s", out)
 	}
 }
+
+// TestDaemonUnreadableFilesExit1: a file a component cannot read or open
+// when it starts (a listener's token file, the Alertmanager driver's
+// token file, a spool whose directory is not there) is no wrong
+// configuration: it exits 1, which the units restart, as provisioning may
+// still be writing it, rather than 78, which they do not.
+func TestDaemonUnreadableFilesExit1(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	absent := filepath.Join(dir, "absent")
+	notDir := write("not-a-directory", "")
+	const bus = "bus: {url: 'amqp://guest:guest@127.0.0.1:1/'}\n"
+	spool := "{spool_path: " + filepath.Join(dir, "spool.db") + "}"
+	for _, tc := range []struct{ component, name, body string }{
+		{"listener", "listener-token", bus + "listener: {server: {listen: '127.0.0.1:0', auth: {tokens: [{token_file: " + absent + "}]}}, publisher: " + spool + ", events: {}}\n"},
+		{"listener", "listener-password", bus + "listener: {server: {listen: '127.0.0.1:0', auth: {username: am, password_file: " + absent + "}}, publisher: " + spool + ", events: {}}\n"},
+		{"listener", "listener-spool", bus + "listener: {server: {listen: '127.0.0.1:0', auth: {insecure_no_auth: true}}, publisher: {spool_path: " + filepath.Join(notDir, "spool.db") + "}, events: {}}\n"},
+		{"driver", "driver-token", bus + "drivers: {publisher: " + spool + ", alertmanager: {url: 'http://127.0.0.1:1', token_file: " + absent + ", mapping: {rules: [{resource_type_label: t, resource_id_labels: [id]}]}}}\n"},
+		{"driver", "driver-spool", bus + "drivers: {publisher: {spool_path: " + filepath.Join(notDir, "spool.db") + "}, static: {directory: " + dir + "}}\n"},
+	} {
+		config := write(tc.name+".yaml", tc.body)
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, tc.component, "-c", config, "--log-format", "json")
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("%s -c %s: %v, want exit 1\n%s", tc.component, filepath.Base(config), err, &stderr)
+		}
+	}
+}

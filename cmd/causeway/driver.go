@@ -50,19 +50,31 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				}
 				jobs = append(jobs, drivers.Job{Driver: d, Schedule: s.Schedule})
 			}
+			// The Alertmanager driver and the publisher are validated
+			// apart from their constructors, which also read the token
+			// file and open the spool: a file not there yet is no wrong
+			// configuration (exit 1, and the unit restarts the drivers),
+			// a value refused is (78).
 			if a := cfg.Drivers.Alertmanager; a != nil && want("alertmanager") {
+				if err := a.Validate(); err != nil {
+					return prefixErr("drivers.alertmanager", err)
+				}
 				d, err := alertmanager.New(*a, alertmanager.Deps{Logger: log, Registerer: reg})
 				if err != nil {
-					return prefixErr("drivers.alertmanager", err)
+					return fmt.Errorf("drivers.alertmanager: %w", err)
 				}
 				jobs = append(jobs, d.Job())
 			}
 			if len(jobs) == 0 {
 				return invalidConfig(fmt.Errorf("no driver to run: config %s configures none under drivers", g.configPath))
 			}
-			pub, err := bus.NewPublisher(cfg.Drivers.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
-			if err != nil {
+			pcfg := cfg.Drivers.Publisher.config(cfg.Bus)
+			if err := pcfg.Validate(); err != nil {
 				return prefixErr("drivers.publisher", err)
+			}
+			pub, err := bus.NewPublisher(pcfg, bus.Deps{Logger: log, Registerer: reg})
+			if err != nil {
+				return fmt.Errorf("drivers.publisher: %w", err)
 			}
 			defer pub.Close()
 			runner, err := drivers.New(jobs, drivers.Deps{Publisher: pub, Logger: log, Registerer: reg})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/listeners"
@@ -44,16 +45,29 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 			if len(endpoints) == 0 && lc.OpenStack == nil {
 				return invalidConfig(errors.New("listener: no endpoint configured (alertmanager, events or openstack)"))
 			}
-			pub, err := bus.NewPublisher(lc.Publisher.config(cfg.Bus), bus.Deps{Logger: log, Registerer: reg})
-			if err != nil {
+			// The sections are validated apart from the constructors,
+			// which also open the spool and read the credentials' files:
+			// a file not there yet is no wrong configuration (exit 1, and
+			// the unit restarts the listener), a value refused is (78).
+			pcfg := lc.Publisher.config(cfg.Bus)
+			if err := pcfg.Validate(); err != nil {
 				return prefixErr("listener.publisher", err)
+			}
+			if len(endpoints) > 0 {
+				if err := lc.Server.Validate(); err != nil {
+					return prefixErr("listener.server", err)
+				}
+			}
+			pub, err := bus.NewPublisher(pcfg, bus.Deps{Logger: log, Registerer: reg})
+			if err != nil {
+				return fmt.Errorf("listener.publisher: %w", err)
 			}
 			defer pub.Close()
 			actors := []actor{{name: "publisher", run: pub.Run, alive: pub.Alive}}
 			if len(endpoints) > 0 {
 				srv, err := listeners.New(lc.Server, listeners.Deps{Publisher: pub, Endpoints: endpoints, Logger: log, Registerer: reg})
 				if err != nil {
-					return prefixErr("listener.server", err)
+					return fmt.Errorf("listener.server: %w", err)
 				}
 				actors = append(actors, actor{name: "http server", run: srv.Run, alive: srv.Alive})
 			}
