@@ -48,10 +48,15 @@ func (cfg *fileConfig) validate() error {
 	if l.Alertmanager != nil || l.Events != nil || l.OpenStack != nil {
 		add("listener.publisher", l.Publisher.config(cfg.Bus).Validate())
 	}
-	nc := cfg.Notifier
-	nc.SetDefaults()
-	if err := nc.Validate(); err != nil {
-		errs = append(errs, err) // each problem names its path (notifier.…)
+	// A notifier runs from a file without a notifier section (it
+	// inherits the database's), so the section is checked when it is
+	// there: a listener's or a driver's host has no database to inherit.
+	if cfg.sections["notifier"] {
+		nc := cfg.Notifier
+		nc.SetDefaults()
+		if err := nc.Validate(); err != nil {
+			errs = append(errs, err) // each problem names its path (notifier.…)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -200,3 +200,31 @@ func TestSharedSettingsByComponent(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckConfigOfOneHost: check-config accepts the file of a host that
+// runs listeners or drivers only, without the database's credentials
+// (what those components need is there), as the README says; the
+// notifier's section, like the processor's, is checked when it is there.
+func TestCheckConfigOfOneHost(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"listener", "bus: {url: \"amqp://h/\"}\nlistener: {server: {auth: {insecure_no_auth: true}}, publisher: {spool_path: " + dir + "/l.db}, events: {}}\n", ""},
+		{"drivers", "bus: {url: \"amqp://h/\"}\ndrivers: {publisher: {spool_path: " + dir + "/d.db}, static: {directory: " + dir + "}}\n", ""},
+		{"notifier", "database: {dsn: x}\nnotifier: {batch_size: -1}\n", "notifier.batch_size: "},
+		{"listener and notifier", "bus: {url: \"amqp://h/\"}\nlistener: {events: {}, server: {auth: {insecure_no_auth: true}}, publisher: {spool_path: " + dir + "/l.db}}\nnotifier: {}\n", "notifier.dsn: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "causeway.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runCLI(t, newRootCmd(), "check-config", "--config", path)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("check-config: %v, want it valid", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("check-config: %v (%s), want an error naming %s", err, out, tc.want)
+			}
+		})
+	}
+}
