@@ -38,7 +38,9 @@ func (c *Conn) setDefaults() {
 		c.ReconnectMin = DefaultReconnectMin
 	}
 	if c.ReconnectMax == 0 {
-		c.ReconnectMax = DefaultReconnectMax
+		// Never under a reconnect_min set above the default, which
+		// Validate accepts as written.
+		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
 	}
 }
 

@@ -101,3 +101,33 @@ func TestComponentsShareARegistry(t *testing.T) {
 		t.Fatalf("gathered %d metric families, want the bus's", len(mfs))
 	}
 }
+
+// TestReconnectMaxDefaultsToMin: a reconnect_min above the default
+// reconnect_max, with reconnect_max left out, is no wrong configuration:
+// the maximum is then the minimum. Conn.Validate, which check-config runs
+// on the file as written, accepts it, so the constructors, which validate
+// after the defaults, must too.
+func TestReconnectMaxDefaultsToMin(t *testing.T) {
+	conn := Conn{URL: "amqp://guest:guest@127.0.0.1:1/", ReconnectMin: 3 * DefaultReconnectMax}
+	if err := conn.Validate(); err != nil {
+		t.Fatalf("Validate of reconnect_min %s without reconnect_max: %v", conn.ReconnectMin, err)
+	}
+	c := conn
+	c.setDefaults()
+	if c.ReconnectMax != c.ReconnectMin {
+		t.Errorf("reconnect_max defaults to %s with reconnect_min %s, want the minimum", c.ReconnectMax, c.ReconnectMin)
+	}
+	deps := Deps{Logger: testLogger(t)}
+	if _, err := NewPublisher(PublisherConfig{Conn: conn, SpoolPath: filepath.Join(t.TempDir(), "spool.db")}, deps); err != nil {
+		t.Errorf("NewPublisher: %v", err)
+	}
+	if _, err := NewConsumer(ConsumerConfig{Conn: conn}, deps); err != nil {
+		t.Errorf("NewConsumer: %v", err)
+	}
+	if _, err := NewBatchPublisher(conn, deps); err != nil {
+		t.Errorf("NewBatchPublisher: %v", err)
+	}
+	if _, err := NewSubscriber(SubscriberConfig{Conn: conn}, deps); err != nil {
+		t.Errorf("NewSubscriber: %v", err)
+	}
+}

@@ -125,7 +125,7 @@ func (c *Config) setDefaults() {
 		c.ReconnectMin = bus.DefaultReconnectMin
 	}
 	if c.ReconnectMax == 0 {
-		c.ReconnectMax = bus.DefaultReconnectMax
+		c.ReconnectMax = max(bus.DefaultReconnectMax, c.ReconnectMin) // as bus.Conn's
 	}
 }
 

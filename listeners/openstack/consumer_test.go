@@ -464,3 +464,20 @@ func TestDeadLetterRetryRound(t *testing.T) {
 		t.Fatalf("a working path: %d calls, %d kept; want 2 calls, none kept", dl.calls, len(c.pending))
 	}
 }
+
+// TestReconnectMaxDefaultsToMin: with url set, a reconnect_min above the
+// default reconnect_max and reconnect_max left out (which Validate, and so
+// check-config, accepts) is taken, the maximum being the minimum.
+func TestReconnectMaxDefaultsToMin(t *testing.T) {
+	cfg := Config{Conn: bus.Conn{URL: "amqp://guest:guest@127.0.0.1:5672/unused", ReconnectMin: 3 * bus.DefaultReconnectMax}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	c, err := New(cfg, Deps{Publisher: &fakePublisher{}})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if c.cfg.ReconnectMax != cfg.ReconnectMin {
+		t.Errorf("reconnect_max defaults to %s with reconnect_min %s, want the minimum", c.cfg.ReconnectMax, cfg.ReconnectMin)
+	}
+}
