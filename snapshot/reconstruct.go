@@ -73,9 +73,13 @@ func (t Target) String() string {
 
 // ReconstructConfig configures a Reconstructor.
 type ReconstructConfig struct {
-	// PageSize is the number of events read per query (default 5000).
+	// PageSize is the number of events read per query (default
+	// DefaultReconstructPageSize).
 	PageSize int `yaml:"page_size"`
 }
+
+// DefaultReconstructPageSize is ReconstructConfig.PageSize's default.
+const DefaultReconstructPageSize = 5000
 
 // ReconstructDeps are what a Reconstructor uses.
 type ReconstructDeps struct {
@@ -105,7 +109,7 @@ type Reconstructor struct {
 // NewReconstructor checks its inputs and returns a Reconstructor.
 func NewReconstructor(cfg ReconstructConfig, deps ReconstructDeps) (*Reconstructor, error) {
 	if cfg.PageSize == 0 {
-		cfg.PageSize = 5000
+		cfg.PageSize = DefaultReconstructPageSize
 	}
 	if cfg.PageSize < 1 {
 		return nil, fmt.Errorf("page_size: %d is not positive", cfg.PageSize)

@@ -122,9 +122,12 @@ type Config struct {
 	// Tokens are the accepted bearer tokens.
 	Tokens []Token `yaml:"tokens"`
 	// ShutdownGrace bounds the wait for requests in flight at shutdown
-	// (default 5s).
+	// (default DefaultShutdownGrace).
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
+
+// DefaultShutdownGrace is Config.ShutdownGrace's default.
+const DefaultShutdownGrace = 5 * time.Second
 
 // Validate reports every problem of c, naming its YAML key.
 func (c Config) Validate() error {
@@ -190,7 +193,7 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 		return nil, errors.New("api: nil backend")
 	}
 	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = 5 * time.Second
+		cfg.ShutdownGrace = DefaultShutdownGrace
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
