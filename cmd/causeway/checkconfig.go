@@ -31,6 +31,9 @@ func (cfg *fileConfig) validate() error {
 	}
 	if cfg.Drivers.Static != nil || cfg.Drivers.Alertmanager != nil {
 		add("drivers.publisher", cfg.Drivers.Publisher.config(cfg.Bus).Validate())
+	} else if cfg.sections["drivers"] {
+		// The drivers refuse to start with nothing to run.
+		add("drivers", errors.New("no driver configured (static or alertmanager)"))
 	}
 	l := cfg.Listener
 	if l.Alertmanager != nil || l.Events != nil {
@@ -47,6 +50,9 @@ func (cfg *fileConfig) validate() error {
 	}
 	if l.Alertmanager != nil || l.Events != nil || l.OpenStack != nil {
 		add("listener.publisher", l.Publisher.config(cfg.Bus).Validate())
+	} else if cfg.sections["listener"] {
+		// As the listener refuses to start.
+		add("listener", errors.New("no endpoint configured (alertmanager, events or openstack)"))
 	}
 	// A notifier runs from a file without a notifier section (it
 	// inherits the database's), so the section is checked when it is

@@ -205,12 +205,16 @@ func TestSharedSettingsByComponent(t *testing.T) {
 // runs listeners or drivers only, without the database's credentials
 // (what those components need is there), as the README says; the
 // notifier's section, like the processor's, is checked when it is there.
+// A listener or drivers section with nothing to run is refused, as the
+// daemon refuses it.
 func TestCheckConfigOfOneHost(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"listener", "bus: {url: \"amqp://h/\"}\nlistener: {server: {auth: {insecure_no_auth: true}}, publisher: {spool_path: " + dir + "/l.db}, events: {}}\n", ""},
 		{"drivers", "bus: {url: \"amqp://h/\"}\ndrivers: {publisher: {spool_path: " + dir + "/d.db}, static: {directory: " + dir + "}}\n", ""},
 		{"notifier", "database: {dsn: x}\nnotifier: {batch_size: -1}\n", "notifier.batch_size: "},
+		{"listener without endpoints", "bus: {url: \"amqp://h/\"}\nlistener: {metrics_listen: 127.0.0.1:0}\n", "listener: no endpoint configured"},
+		{"drivers without a driver", "bus: {url: \"amqp://h/\"}\ndrivers: {metrics_listen: 127.0.0.1:0}\n", "drivers: no driver configured"},
 		{"listener and notifier", "bus: {url: \"amqp://h/\"}\nlistener: {events: {}, server: {auth: {insecure_no_auth: true}}, publisher: {spool_path: " + dir + "/l.db}}\nnotifier: {}\n", "notifier.dsn: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
