@@ -43,6 +43,36 @@ func TestDaemonErrorsAreLogged(t *testing.T) {
 	}
 }
 
+// writeConfig writes body to name in dir and returns its path.
+func writeConfig(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// checkDaemonExit runs component with config (JSON logs) and checks that it
+// exits want, its last log line an ERROR of the component.
+func checkDaemonExit(t *testing.T, bin, component, config string, want int) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, component, "-c", config, "--log-format", "json")
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != want {
+		t.Errorf("%s -c %s: %v, want exit %d\n%s", component, filepath.Base(config), err, want, &stderr)
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	var last struct{ Level, Msg, Component string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Level != "ERROR" || last.Component != component {
+		t.Errorf("%s -c %s: last log line %q (%v), want an ERROR of the component", component, filepath.Base(config), lines[len(lines)-1], err)
+	}
+}
+
 // TestDaemonConfigErrorsExit78: a component whose configuration is wrong
 // (it does not decode, a value is refused, nothing is configured to run)
 // exits 78, which the units do not restart, and says so in its last log
@@ -50,36 +80,16 @@ func TestDaemonErrorsAreLogged(t *testing.T) {
 func TestDaemonConfigErrorsExit78(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	const shared = "database: {dsn: 'root@tcp(127.0.0.1:1)/causeway'}\nbus: {url: 'amqp://guest:guest@127.0.0.1:1/'}\n"
-	unknown := write("unknown.yaml", shared+"bogus: 1\n")
-	refused := write("refused.yaml", shared+"persister: {batch_size: -1}\nprocessor: {node_id: ''}\nnotifier: {shutdown_grace: -1s}\nlistener: {}\ndrivers: {}\n")
-	secret := write("secret.yaml", "database: {dsn_file: "+filepath.Join(dir, "absent")+"}\nbus: {url_file: "+filepath.Join(dir, "absent")+"}\nnotifier: {}\n")
+	unknown := writeConfig(t, dir, "unknown.yaml", shared+"bogus: 1\n")
+	refused := writeConfig(t, dir, "refused.yaml", shared+"persister: {batch_size: -1}\nprocessor: {node_id: ''}\nnotifier: {shutdown_grace: -1s}\nlistener: {}\ndrivers: {}\n")
+	secret := writeConfig(t, dir, "secret.yaml", "database: {dsn_file: "+filepath.Join(dir, "absent")+"}\nbus: {url_file: "+filepath.Join(dir, "absent")+"}\nnotifier: {}\n")
 	for _, tc := range []struct {
 		config string
 		want   int
 	}{{unknown, 78}, {refused, 78}, {secret, 1}} {
 		for _, component := range []string{"persister", "processor", "driver", "listener", "notifier"} {
-			var stderr bytes.Buffer
-			cmd := exec.Command(bin, component, "-c", tc.config, "--log-format", "json")
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != tc.want {
-				t.Errorf("%s -c %s: %v, want exit %d\n%s", component, filepath.Base(tc.config), err, tc.want, &stderr)
-				continue
-			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			var last struct{ Level, Msg, Component string }
-			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Level != "ERROR" || last.Component != component {
-				t.Errorf("%s -c %s: last log line %q (%v), want an ERROR of the component", component, filepath.Base(tc.config), lines[len(lines)-1], err)
-			}
+			checkDaemonExit(t, bin, component, tc.config, tc.want)
 		}
 	}
 }
@@ -144,15 +154,8 @@ func TestWatchdogAbortIsRestarted(t *testing.T) {
 func TestDaemonUnreadableFilesExit1(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	absent := filepath.Join(dir, "absent")
-	notDir := write("not-a-directory", "")
+	notDir := writeConfig(t, dir, "not-a-directory", "")
 	const bus = "bus: {url: 'amqp://guest:guest@127.0.0.1:1/'}\n"
 	spool := "{spool_path: " + filepath.Join(dir, "spool.db") + "}"
 	for _, tc := range []struct{ component, name, body string }{
@@ -162,14 +165,6 @@ func TestDaemonUnreadableFilesExit1(t *testing.T) {
 		{"driver", "driver-token", bus + "drivers: {publisher: " + spool + ", alertmanager: {url: 'http://127.0.0.1:1', token_file: " + absent + ", mapping: {rules: [{resource_type_label: t, resource_id_labels: [id]}]}}}\n"},
 		{"driver", "driver-spool", bus + "drivers: {publisher: {spool_path: " + filepath.Join(notDir, "spool.db") + "}, static: {directory: " + dir + "}}\n"},
 	} {
-		config := write(tc.name+".yaml", tc.body)
-		var stderr bytes.Buffer
-		cmd := exec.Command(bin, tc.component, "-c", config, "--log-format", "json")
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("%s -c %s: %v, want exit 1\n%s", tc.component, filepath.Base(config), err, &stderr)
-		}
+		checkDaemonExit(t, bin, tc.component, writeConfig(t, dir, tc.name+".yaml", tc.body), 1)
 	}
 }
