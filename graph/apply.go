@@ -466,8 +466,8 @@ func (g *Graph) syncEnd(source, id string) ([]Change, bool) {
 	begin := g.syncs[i].begin
 	g.syncs = slices.Delete(g.syncs, i, i+1)
 	var changes []Change
-	for _, v := range g.verts {
-		if v == nil || g.s(v.source) != source || v.deleted || v.placeholder || v.seen > begin {
+	for _, v := range g.verts.All {
+		if g.s(v.source) != source || v.deleted || v.placeholder || v.seen > begin {
 			continue
 		}
 		changes = g.softDelete(v, changes)

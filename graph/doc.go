@@ -8,9 +8,10 @@
 // sorted, every timestamp it writes comes from the record being applied, and
 // nothing reads the wall clock, a random source or the order of a map.
 //
-// Storage is Causeway's own and compact: a slice of vertices indexed by id,
-// each with its outgoing edges sorted by (target, relationship) and the
-// sorted ids of the vertices with an edge to it. View implements gonum's
+// Storage is Causeway's own and compact: a table of vertices by id (in
+// pages that hold only the ids not purged; see graph/internal/paged), each
+// with its outgoing edges sorted by (target, relationship) and the sorted
+// ids of the vertices with an edge to it. View implements gonum's
 // graph.Directed over it, so gonum's traversals (BreadthFirst for topology
 // and RCA, Dijkstra for causal paths) run on it without a copy; see
 // BenchmarkMemory for the cost per entity against gonum's simple graph.

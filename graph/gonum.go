@@ -93,7 +93,7 @@ func (w *View) Node(id int64) gg.Node {
 // Nodes implements gonum's graph.Graph: the visible vertices, ascending.
 func (w *View) Nodes() gg.Nodes {
 	var ns []gg.Node
-	for _, v := range w.g.verts {
+	for _, v := range w.g.verts.All {
 		if w.vertexOK(v) {
 			ns = append(ns, Node(v.id))
 		}

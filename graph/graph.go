@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/causeway/causeway/graph/internal/paged"
 )
 
 // Graph is the entity graph. It is a pure, deterministic state machine: the
@@ -14,8 +16,17 @@ import (
 // A Graph is not safe for concurrent use: its owner serialises every call,
 // reads included (the processor holds a lock around it).
 type Graph struct {
-	norm  *Normalizer
-	verts []*vertex // verts[id-1]; nil where a vertex was purged
+	norm *Normalizer
+	// verts holds the vertices by id. Ids are never reused and purge
+	// leaves holes among them: a table in pages holds the vertices not
+	// purged, not a slot for every id ever given.
+	verts paged.Table[*vertex]
+	// last is the highest id given: the next vertex gets last+1.
+	last VertexID
+	// nverts counts the vertices, deleted ones included: last less the
+	// purged ones.
+	nverts int
+
 	keys  map[vkey]VertexID
 	now   int64 // RecordedAt of the last applied record, unix nanos
 	step  int64 // records applied; orders upserts against sync.begin
@@ -126,7 +137,9 @@ func New(norm *Normalizer) *Graph {
 	if norm == nil {
 		norm = DefaultNormalizer()
 	}
-	return &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), normed: make(map[normKey][2]sym)}
+	g := &Graph{norm: norm, keys: make(map[vkey]VertexID), syms: newSymtab(), normed: make(map[normKey][2]sym)}
+	g.verts.Empty = func(v *vertex) bool { return v == nil }
+	return g
 }
 
 // str returns the graph's copy of s, so that equal strings share memory.
@@ -184,12 +197,7 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func (g *Graph) get(id VertexID) *vertex {
-	if id < 1 || int(id) > len(g.verts) {
-		return nil
-	}
-	return g.verts[id-1]
-}
+func (g *Graph) get(id VertexID) *vertex { return g.verts.Get(int64(id)) }
 
 func (g *Graph) export(v *vertex) Vertex {
 	out := Vertex{
@@ -248,18 +256,29 @@ func (g *Graph) Lookup(category, typ, externalID string) (VertexID, bool) {
 // Len returns the highest vertex id given so far: the number of vertices,
 // deleted ones included, and of the ids of purged ones (see
 // DeletedRetention), which are not given again.
-func (g *Graph) Len() int { return len(g.verts) }
+func (g *Graph) Len() int { return int(g.last) }
 
 // VertexIDs returns every vertex id, ascending, deleted ones included.
 func (g *Graph) VertexIDs() []VertexID {
-	ids := make([]VertexID, 0, len(g.verts))
-	for _, v := range g.verts {
-		if v != nil {
-			ids = append(ids, v.id)
-		}
+	ids := make([]VertexID, 0, g.nverts)
+	for _, v := range g.verts.All {
+		ids = append(ids, v.id)
 	}
 	return ids
 }
+
+// Crowded reports whether many vertices have ids near id: whether its
+// page of the index by id is dense (see IndexBytes). The evaluator's own
+// indexes by vertex id follow it, so that a restore makes no dense page
+// for a few scattered vertices.
+func (g *Graph) Crowded(id VertexID) bool { return g.verts.Dense(int64(id)) }
+
+// IndexBytes estimates the memory the graph's index of vertices by id
+// holds, not counting the vertices: 8 bytes for each id of a page of
+// 1,024 ids that many vertices still hold, a few dozen for each vertex of
+// a page that few do, and 8 bytes for each 1,024 ids given
+// (graph/internal/paged).
+func (g *Graph) IndexBytes() int { return g.verts.Bytes() }
 
 // Now is the logical time: the RecordedAt of the last applied record. It
 // never reads the wall clock.
@@ -375,8 +394,10 @@ type edgeKey struct {
 
 // newVertex allocates the next id.
 func (g *Graph) newVertex(category, typ sym, ext string) *vertex {
-	v := &vertex{id: VertexID(len(g.verts) + 1), category: category, typ: typ, ext: ext}
-	g.verts = append(g.verts, v)
+	g.last++
+	v := &vertex{id: g.last, category: category, typ: typ, ext: ext}
+	g.verts.Set(int64(v.id), v)
+	g.nverts++
 	g.keys[g.key(v)] = v.id
 	return v
 }

@@ -355,10 +355,7 @@ func checkRetention(g *Graph) error {
 		}
 		return false
 	}
-	for _, v := range g.verts {
-		if v == nil {
-			continue
-		}
+	for _, v := range g.verts.All {
 		if v.deleted && v.update < cut && !g.touchedLive(v) && !touchedSince(v) {
 			return fmt.Errorf("vertex %d deleted at %v is still there at %v", v.id, fromNanos(v.update), g.Now())
 		}
@@ -374,22 +371,16 @@ func checkRetention(g *Graph) error {
 // checkInvariants checks the internal consistency of g.
 func checkInvariants(g *Graph) error {
 	owning := map[VertexID]int{}
-	for _, v := range g.verts {
-		if v == nil {
-			continue
-		}
+	for _, v := range g.verts.All {
 		for _, e := range v.out {
 			for _, o := range e.owners {
 				owning[o.entity]++
 			}
 		}
 	}
-	for i, v := range g.verts {
-		if v == nil {
-			continue
-		}
-		if v.id != VertexID(i+1) {
-			return fmt.Errorf("vertex at %d has id %d", i, v.id)
+	for id, v := range g.verts.All {
+		if v.id != VertexID(id) || v.id < 1 || v.id > g.last {
+			return fmt.Errorf("vertex at %d has id %d (last id given %d)", id, v.id, g.last)
 		}
 		if v.owning != owning[v.id] {
 			return fmt.Errorf("vertex %d counts %d owner entries naming it; there are %d", v.id, v.owning, owning[v.id])

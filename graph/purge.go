@@ -52,8 +52,9 @@ func (g *Graph) Purged() []VertexID { return g.purged }
 // a live one still names in its relations stays, deleted, as the edge's
 // end) with every edge to or from them, and the deleted edges deleted
 // before then. A removed vertex leaves a hole in the ids: ids are never
-// reused. Removal emits no Change: what it removes was deleted already,
-// and matches nothing.
+// reused, but the index by id (paged.Table) gives the hole's memory back.
+// Removal emits no Change: what it removes was deleted already, and
+// matches nothing.
 func (g *Graph) purge() {
 	g.purged = nil
 	if g.now < math.MinInt64+int64(DeletedRetention) {
@@ -61,8 +62,8 @@ func (g *Graph) purge() {
 	}
 	cut := g.now - int64(DeletedRetention)
 	expired := func(e *edge) bool { return e.deleted && e.update < cut }
-	for _, v := range g.verts {
-		if v != nil && v.deleted && v.update < cut && !g.touchedLive(v) {
+	for _, v := range g.verts.All {
+		if v.deleted && v.update < cut && !g.touchedLive(v) {
 			g.purged = append(g.purged, v.id)
 		}
 	}
@@ -81,8 +82,8 @@ func (g *Graph) purge() {
 		}
 		return false
 	}
-	for _, v := range g.verts {
-		if v == nil || len(v.out) == 0 || !drops(v) {
+	for _, v := range g.verts.All {
+		if len(v.out) == 0 || !drops(v) {
 			continue
 		}
 		gone := doomed(v.id)
@@ -118,7 +119,11 @@ func (g *Graph) purge() {
 	for _, id := range g.purged {
 		v := g.get(id)
 		delete(g.keys, g.key(v))
-		g.verts[id-1] = nil
+		g.verts.Set(int64(id), nil)
+	}
+	g.nverts -= len(g.purged)
+	if len(g.purged) > 0 {
+		g.verts.Trim()
 	}
 }
 

@@ -58,8 +58,8 @@ func (g *Graph) inScope(v *vertex, project string, shared bool) bool {
 // by id; cleared (deleted) alarms only with includeDeleted.
 func (g *Graph) Alarms(project string, allTenants, includeDeleted bool) []Vertex {
 	var out []Vertex
-	for _, v := range g.verts {
-		if v == nil || g.s(v.category) != CategoryAlarm || (v.deleted && !includeDeleted) {
+	for _, v := range g.verts.All {
+		if g.s(v.category) != CategoryAlarm || (v.deleted && !includeDeleted) {
 			continue
 		}
 		if allTenants || g.inScope(v, project, false) {

@@ -71,13 +71,10 @@ type SyncState struct {
 func (g *Graph) State() State {
 	s := State{
 		Version: StateVersion, Now: fromNanos(g.now), Step: g.step,
-		NextID:   VertexID(len(g.verts) + 1),
-		Vertices: make([]VertexState, 0, len(g.verts)),
+		NextID:   g.last + 1,
+		Vertices: make([]VertexState, 0, g.nverts),
 	}
-	for _, v := range g.verts {
-		if v == nil {
-			continue
-		}
+	for _, v := range g.verts.All {
 		vs := VertexState{Vertex: g.export(v), Seen: v.seen}
 		if len(v.out) > 0 {
 			vs.Out = make([]EdgeState, 0, len(v.out))
@@ -98,11 +95,12 @@ func (g *Graph) State() State {
 }
 
 // FromState rebuilds a graph from s, checking that it is consistent (ids
-// below NextID each once, keys unique, edges to existing vertices, sorted
-// lists). The ids of purged vertices (see DeletedRetention) are holes: the
-// graph holds a slot for every id below NextID, which is at most
-// MaxStateID + 1, so that a corrupt or hostile state cannot make FromState
-// allocate more than a few words for each of those.
+// below NextID, ascending, keys unique, edges to existing vertices, sorted
+// lists). The ids of purged vertices (see DeletedRetention) are holes:
+// the graph allocates for the vertices s holds, not for every id below
+// NextID, so a corrupt or hostile state's NextID costs nothing; the
+// highest id of its vertices, at most MaxStateID, costs the index by id a
+// pointer for each 1,024 ids below it (16 MiB at most).
 // The states are normalised again with norm (nil: the defaults), so a
 // snapshot taken under other normalisation rules takes the new ones.
 func FromState(s State, norm *Normalizer) (*Graph, error) {
@@ -115,7 +113,7 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 	g := New(norm)
 	g.now = toNanos(s.Now)
 	g.step = s.Step
-	g.verts = make([]*vertex, s.NextID-1)
+	g.last, g.nverts = s.NextID-1, len(s.Vertices)
 	g.keys = make(map[vkey]VertexID, len(s.Vertices))
 	// The vertices, their edges and the edges' owners are each allocated
 	// in one array: a restore makes hundreds of thousands of them. Each
@@ -131,35 +129,25 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 	}
 	edges := make([]edge, 0, nout)
 	owners := make([]owner, 0, nown)
-	// ins[indeg[id-1]...] is where vertex id's in list goes: at most
-	// one entry per edge to it.
-	indeg := make([]int, s.NextID)
-	for i := range s.Vertices {
-		for _, es := range s.Vertices[i].Out {
-			if es.To >= 1 && es.To < s.NextID {
-				indeg[es.To]++
-			}
-		}
-	}
-	for i := 1; i < len(indeg); i++ {
-		indeg[i] += indeg[i-1]
-	}
-	ins := make([]VertexID, nout)
 	for i := range s.Vertices {
 		vs := &s.Vertices[i]
-		v := g.get(vs.ID)
 		if vs.ID < 1 || vs.ID >= s.NextID {
 			return nil, fmt.Errorf("graph state: vertex id %d out of range [1,%d)", vs.ID, s.NextID)
 		}
-		if v != nil {
-			return nil, fmt.Errorf("graph state: vertex id %d twice", vs.ID)
+		// Ascending, as State lists them: the in lists below are built
+		// in that order, and the index by id is loaded a page at a time.
+		if i > 0 && vs.ID <= s.Vertices[i-1].ID {
+			if vs.ID == s.Vertices[i-1].ID {
+				return nil, fmt.Errorf("graph state: vertex id %d twice", vs.ID)
+			}
+			return nil, fmt.Errorf("graph state: vertex id %d after %d: not ascending", vs.ID, s.Vertices[i-1].ID)
 		}
 		switch vs.Category {
 		case CategoryResource, CategoryAlarm:
 		default:
 			return nil, fmt.Errorf("graph state: vertex %d: category %q", vs.ID, vs.Category)
 		}
-		v = &verts[i]
+		v := &verts[i]
 		*v = vertex{
 			id: vs.ID, category: g.sym(vs.Category), typ: g.sym(vs.Type), ext: vs.ExternalID, name: vs.Name,
 			state: g.sym(vs.State), severity: g.sym(vs.Severity), deduced: g.sym(vs.DeducedState),
@@ -173,9 +161,33 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, vs.Category, vs.Type, vs.ExternalID)
 		}
 		g.keys[k] = v.id
-		v.in = ins[indeg[v.id-1]:indeg[v.id-1]:indeg[v.id]]
 		g.normalize(v)
-		g.verts[v.id-1] = v
+	}
+	g.verts.Load(func(yield func(int64, *vertex) bool) {
+		for i := range verts {
+			if !yield(int64(verts[i].id), &verts[i]) {
+				return
+			}
+		}
+	})
+	// Each vertex's in list gets its place in one array, at most one entry
+	// per edge to it: owning counts those edges meanwhile (the owners
+	// count it below), where a slice by id would cost a word for each id
+	// below NextID.
+	for i := range s.Vertices {
+		for _, es := range s.Vertices[i].Out {
+			if to := g.get(es.To); to != nil {
+				to.owning++
+			}
+		}
+	}
+	ins := make([]VertexID, nout)
+	at := 0
+	for i := range verts {
+		v := &verts[i]
+		v.in = ins[at : at : at+v.owning]
+		at += v.owning
+		v.owning = 0
 	}
 	for i := range s.Vertices {
 		vs := &s.Vertices[i]
@@ -212,12 +224,11 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 	for _, o := range owners {
 		g.owned(o.entity, 1)
 	}
-	for _, v := range g.verts {
-		if v != nil {
-			v.in = slices.Clip(v.in)
-			if len(v.in) == 0 {
-				v.in = nil
-			}
+	for i := range verts {
+		v := &verts[i]
+		v.in = slices.Clip(v.in)
+		if len(v.in) == 0 {
+			v.in = nil
 		}
 	}
 	for _, ss := range s.Syncs {

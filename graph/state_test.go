@@ -79,6 +79,7 @@ func TestFromStateRejectsInconsistentState(t *testing.T) {
 		{"next id past the vertices", func(s *State) { s.NextID = 1 << 40 }, "next id"},
 		{"id out of range", func(s *State) { s.Vertices[0].ID = 7 }, "out of range"},
 		{"duplicate id", func(s *State) { s.Vertices[1].ID = 1 }, "twice"},
+		{"ids not ascending", func(s *State) { s.Vertices[0], s.Vertices[1] = s.Vertices[1], s.Vertices[0] }, "not ascending"},
 		{"duplicate key", func(s *State) { s.Vertices[1].Type, s.Vertices[1].ExternalID = "nova.host", "h1" }, "share the key"},
 		{"category", func(s *State) { s.Vertices[0].Category = "X" }, "category"},
 		{"dangling edge", func(s *State) { s.Vertices[0].Out[0].To = 9 }, "no vertex"},
