@@ -379,10 +379,7 @@ func (e *Engine) forget(ids []graph.VertexID, out []graph.Change) []graph.Change
 	}
 	var ms []*match
 	for _, id := range ids {
-		if int64(id) >= int64(len(e.byAnchor.byVertex)) {
-			continue
-		}
-		for _, en := range e.byAnchor.byVertex[id] {
+		for _, en := range e.byAnchor.at(id) {
 			for m := range en.set.all {
 				ms = append(ms, m)
 			}
@@ -412,5 +409,9 @@ func (e *Engine) forget(ids []graph.VertexID, out []graph.Change) []graph.Change
 		}
 		e.effects.remove(ef)
 	}
+	// What the engine held of the purged vertices is gone: give the pages
+	// back (see paged.Table.Trim), once a purge.
+	e.byAnchor.byVertex.Trim()
+	e.effects.byTarget.Trim()
 	return out
 }

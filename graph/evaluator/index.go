@@ -6,15 +6,18 @@ import (
 	"strings"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/internal/paged"
 )
 
 // anchorIndex maps an anchor (rule, slot, vertex) to the stored matches
 // that bind it. Vertex ids are small and dense (graph.newVertex), so it
-// is a slice by vertex of short lists of (rule, slot): one index and a
+// is a table by vertex of short lists of (rule, slot): one index and a
 // scan of a few entries, where a map over every anchor of a large graph
-// costs a cache miss or more per probe.
+// costs a cache miss or more per probe. The table is in pages that hold
+// only the vertices with a list (paged.Table), as ids are never reused:
+// the lists of purged vertices give their memory back.
 type anchorIndex struct {
-	byVertex [][]anchorEntry
+	byVertex paged.Table[[]anchorEntry]
 }
 
 type anchorEntry struct {
@@ -23,55 +26,68 @@ type anchorEntry struct {
 	set  matchSet
 }
 
-// find returns the index of k's entry in its vertex's list, or -1.
-func (x *anchorIndex) find(k akey) int {
-	if k.v < 0 || int64(k.v) >= int64(len(x.byVertex)) {
-		return -1
-	}
-	for i, e := range x.byVertex[k.v] {
+// find returns k's vertex's list and the index of k's entry in it, or -1.
+// The entries are the table's: a change to one stays.
+func (x *anchorIndex) find(k akey) ([]anchorEntry, int) {
+	es := x.byVertex.Get(int64(k.v))
+	for i, e := range es {
 		if e.r == k.r && e.slot == k.slot {
-			return i
+			return es, i
 		}
 	}
-	return -1
+	return es, -1
 }
 
 // get returns the matches that bind k (an empty set if none).
 func (x *anchorIndex) get(k akey) matchSet {
-	if i := x.find(k); i >= 0 {
-		return x.byVertex[k.v][i].set
+	if es, i := x.find(k); i >= 0 {
+		return es[i].set
 	}
 	return matchSet{}
 }
 
 func (x *anchorIndex) add(k akey, m *match) {
-	if i := x.find(k); i >= 0 {
-		x.byVertex[k.v][i].set.add(m)
+	es, i := x.find(k)
+	if i >= 0 {
+		es[i].set.add(m)
 		return
 	}
 	if k.v < 0 {
 		panic(fmt.Sprintf("evaluator: negative vertex id %d", k.v))
 	}
-	x.byVertex = growTo(x.byVertex, int(k.v)+1)
 	e := anchorEntry{r: k.r, slot: k.slot}
 	e.set.add(m)
-	x.byVertex[k.v] = append(x.byVertex[k.v], e)
+	x.byVertex.Set(int64(k.v), append(es, e))
 }
 
 func (x *anchorIndex) remove(k akey, m *match) {
-	i := x.find(k)
+	es, i := x.find(k)
 	if i < 0 {
 		return
 	}
-	es := x.byVertex[k.v]
 	es[i].set.remove(m)
 	if es[i].set.len() > 0 {
 		return
 	}
 	es[i] = es[len(es)-1]
 	es[len(es)-1] = anchorEntry{}
-	x.byVertex[k.v] = es[:len(es)-1]
+	// An emptied list keeps its array for the vertex's next match, while
+	// the page holds it.
+	x.byVertex.Set(int64(k.v), es[:len(es)-1])
 }
+
+// lists returns the vertices with a list and their lists, ascending by
+// vertex.
+func (x *anchorIndex) lists(yield func(graph.VertexID, []anchorEntry) bool) {
+	for v, es := range x.byVertex.All {
+		if !yield(graph.VertexID(v), es) {
+			return
+		}
+	}
+}
+
+// at returns the list of vertex v.
+func (x *anchorIndex) at(v graph.VertexID) []anchorEntry { return x.byVertex.Get(int64(v)) }
 
 // matchSet holds the stored matches that bind one anchor, all of one rule:
 // one match inline, a slice sorted by key, or a map once it grows past
@@ -178,9 +194,10 @@ func (s matchSet) all(yield func(*match) bool) {
 // a few effects at most (an alarm per name raised on it, its deduced state,
 // its marked-down flag, the causes links into it), so finding one is an
 // index and a short scan, where a map keyed by the effect's key would hash
-// a string per lookup and rehash every key as it grows.
+// a string per lookup and rehash every key as it grows. As byAnchor's, the
+// table holds only the targets with an effect.
 type effectIndex struct {
-	byTarget []effectList
+	byTarget paged.Table[effectList]
 	n        int
 }
 
@@ -194,10 +211,7 @@ type effectList struct {
 // get returns the effect of kind on target, for an alarm the one named
 // name, for a causes link the one from source (nil if none).
 func (x *effectIndex) get(kind string, target, source graph.VertexID, name string) *effect {
-	if target < 0 || int64(target) >= int64(len(x.byTarget)) {
-		return nil
-	}
-	l := &x.byTarget[target]
+	l := x.byTarget.Get(int64(target))
 	if ef := l.one; ef != nil && ef.kind == kind && ef.source == source && ef.name == name {
 		return ef
 	}
@@ -214,22 +228,19 @@ func (x *effectIndex) add(ef *effect) {
 	if ef.target < 0 {
 		panic(fmt.Sprintf("evaluator: negative vertex id %d", ef.target))
 	}
-	x.byTarget = growTo(x.byTarget, int(ef.target)+1)
-	l := &x.byTarget[ef.target]
+	l := x.byTarget.Get(int64(ef.target))
 	if l.one == nil {
 		l.one = ef
 	} else {
 		l.more = append(l.more, ef)
 	}
+	x.byTarget.Set(int64(ef.target), l)
 	x.n++
 }
 
 // remove drops ef, if stored.
 func (x *effectIndex) remove(ef *effect) {
-	if ef.target < 0 || int64(ef.target) >= int64(len(x.byTarget)) {
-		return
-	}
-	l := &x.byTarget[ef.target]
+	l := x.byTarget.Get(int64(ef.target))
 	switch i := slices.Index(l.more, ef); {
 	case l.one == ef:
 		l.one = nil
@@ -243,13 +254,13 @@ func (x *effectIndex) remove(ef *effect) {
 	default:
 		return
 	}
+	x.byTarget.Set(int64(ef.target), l)
 	x.n--
 }
 
 // all yields every effect, in no particular order.
 func (x *effectIndex) all(yield func(*effect) bool) {
-	for i := range x.byTarget {
-		l := &x.byTarget[i]
+	for _, l := range x.byTarget.All {
 		if l.one != nil && !yield(l.one) {
 			return
 		}
@@ -264,11 +275,11 @@ func (x *effectIndex) all(yield func(*effect) bool) {
 // each yields every stored match once (from the entry of its first
 // binding), in no particular order.
 func (x *anchorIndex) each(yield func(*match) bool) {
-	for v, es := range x.byVertex {
+	for v, es := range x.lists {
 		for _, en := range es {
 			for m := range en.set.all {
 				b := m.bindings[0]
-				if int(b.Vertex) != v || m.slotKey(b) != (akey{en.r, en.slot, b.Vertex}) {
+				if b.Vertex != v || m.slotKey(b) != (akey{en.r, en.slot, b.Vertex}) {
 					continue
 				}
 				if !yield(m) {
@@ -309,17 +320,4 @@ func (e *Engine) stored(r *rule, key string, b []Binding) bool {
 	}
 	m := match{key: key, rule: r, bindings: b}
 	return e.byAnchor.get(m.slotKey(b[0])).has(key)
-}
-
-// growTo returns s with at least n elements. An index by vertex id grows
-// one id at a time as the graph does: its capacity doubles, where append
-// grows a large slice by a quarter, copying it all again each time.
-func growTo[S ~[]E, E any](s S, n int) S {
-	if n <= len(s) {
-		return s
-	}
-	if n > cap(s) {
-		s = slices.Grow(s, max(n, 2*cap(s))-len(s))
-	}
-	return s[:n]
 }

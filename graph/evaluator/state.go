@@ -283,16 +283,13 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 	}
 	e.rebuildRules()
 	// Every vertex id a match or an effect names is one of the graph's, or
-	// (an effect whose entity was unbound) 0: the indexes are slices by
-	// vertex id, sized by the graph. None names a purged vertex: the
-	// engine forgets them as the graph purges them.
-	nv := graph.VertexID(g.Len())
+	// (an effect whose entity was unbound) 0: the indexes by vertex id
+	// hold those only. None names a purged vertex: the engine forgets them
+	// as the graph purges them.
 	known := func(v graph.VertexID) bool {
 		_, ok := g.Ref(v)
 		return v == 0 || ok
 	}
-	e.byAnchor.byVertex = make([][]anchorEntry, 0, nv+1)
-	e.effects.byTarget = make([]effectList, 0, nv+1)
 	for _, ms := range s.Matches {
 		r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause)
 		if r == nil {
