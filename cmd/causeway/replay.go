@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"github.com/causeway/causeway/graph"
@@ -986,22 +988,68 @@ func showProgressBar(cmd *cobra.Command, on bool) func(done, total int64) {
 	return progressBar(cmd.ErrOrStderr(), "republish")
 }
 
-// sameBroker reports whether two AMQP URLs name the same vhost of the same
-// broker (a missing vhost is "/").
+// sameBroker reports whether two AMQP URLs may name the same vhost of the
+// same broker, so that re-publishing onto b would feed the live stack of a.
+// It errs on the side of "same": hosts are the same when they are equal
+// ignoring case or resolve to a common address (localhost and 127.0.0.1),
+// ports count only between two URLs of one scheme (a broker's TLS listener
+// is the same broker), and the vhost is compared decoded ("" and "/" are
+// the default vhost; a trailing slash is ignored).
 func sameBroker(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.TrimSuffix(strings.TrimSpace(s), "/")
-		if i := strings.Index(s, "@"); i >= 0 {
-			s = s[i+1:]
-		} else if i := strings.Index(s, "://"); i >= 0 {
-			s = s[i+3:]
-		}
-		if !strings.Contains(s, "/") {
-			s += "/%2F"
-		}
-		return s
+	if a == "" || b == "" {
+		return false
 	}
-	return a != "" && norm(a) == norm(b)
+	ua, errA := amqp.ParseURI(strings.TrimSpace(a))
+	ub, errB := amqp.ParseURI(strings.TrimSpace(b))
+	if errA != nil || errB != nil {
+		return strings.TrimSpace(a) == strings.TrimSpace(b)
+	}
+	vhost := func(v string) string {
+		if v = strings.TrimSuffix(v, "/"); v == "" {
+			return "/"
+		}
+		return v
+	}
+	if vhost(ua.Vhost) != vhost(ub.Vhost) {
+		return false
+	}
+	if ua.Scheme == ub.Scheme && ua.Port != ub.Port {
+		return false
+	}
+	return sameHost(ua.Host, ub.Host)
+}
+
+// sameHost reports whether two host names or addresses may be one host:
+// equal ignoring case, or resolving to a common address. A name that does
+// not resolve (within 2 s) is compared as text only.
+func sameHost(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	addrs := func(h string) []string {
+		if ip := net.ParseIP(h); ip != nil {
+			return []string{ip.String()}
+		}
+		got, err := net.DefaultResolver.LookupHost(ctx, h)
+		if err != nil {
+			return nil
+		}
+		for i, s := range got {
+			if ip := net.ParseIP(s); ip != nil {
+				got[i] = ip.String()
+			}
+		}
+		return got
+	}
+	as := addrs(a)
+	for _, x := range addrs(b) {
+		if slices.Contains(as, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // republishRange publishes the events of (from, to] in log order through a
