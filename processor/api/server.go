@@ -41,6 +41,18 @@
 //	GET  /v1/debug/dump                admin: the canonical dump of the live state
 //	GET  /healthz, /readyz, /metrics   healthz: 503 while the node is stuck (Deps.Alive);
 //	                                   readyz: 200 when a leader is known and the node is caught up
+//
+// Stopping (Server.Drain, from the start of the node's stop until its
+// listener closes, after raft and everything else has stopped): /metrics
+// answers as ever, so the drain is seen by the scrapes; /healthz answers 200
+// "stopping" (the process is alive and on its way out: a liveness probe must
+// not kill it mid-drain, and a stop that hangs is the service manager's to
+// end); /readyz answers 503 with "stopping": true, so that a load balancer
+// takes the node out; every /v1 route answers 503 "stopping" with
+// Retry-After and Connection: close (after the token check, as ever), so
+// that a client retries on another node rather than read a state that has
+// stopped following the log, or have a write taken by a node that is going.
+// The requests in flight when the stop began are finished first.
 package api
 
 import (
@@ -56,6 +68,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -181,6 +194,18 @@ type Server struct {
 	node    string
 	tokens  map[[32]byte]string // sha256(token) -> role
 	handler http.Handler
+
+	// mu orders the stop against the routes' requests: a request enters
+	// (inflight.Add) under the read lock only while stopping is false,
+	// and Drain sets it under the write lock, so no request enters after
+	// Drain began waiting for those in flight.
+	mu       sync.RWMutex
+	stopping bool
+	inflight sync.WaitGroup
+	// cut ends the contexts of the routes' requests still in flight when
+	// Drain's grace has passed.
+	cut     context.Context
+	cutWork context.CancelFunc
 }
 
 // New validates cfg, reads token files and builds the handler. It starts
@@ -208,6 +233,7 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 		deps.Alive = func() bool { return true }
 	}
 	s := &Server{cfg: cfg, b: b, history: deps.History, alive: deps.Alive, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
+	s.cut, s.cutWork = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {
 		secret := t.Token
 		if t.TokenFile != "" {
@@ -236,14 +262,25 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves on cfg.Listen until ctx ends, then shuts down gracefully and
 // returns nil.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := s.Listen()
 	if err != nil {
-		return fmt.Errorf("listen api on %s: %w", s.cfg.Listen, err)
+		return err
 	}
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx ends (ln is closed then).
+// Listen opens the listener on cfg.Listen, for Serve.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen api on %s: %w", s.cfg.Listen, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx ends (ln is closed then), waiting
+// ShutdownGrace at most for the requests in flight. To stop taking work
+// while the listener stays open, call Drain first.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -273,10 +310,74 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// Drain begins the stop (see the package comment): from now on /readyz
+// answers 503 "stopping", /healthz 200 "stopping", and the /v1 routes 503
+// "stopping"; /metrics is unchanged. It returns once the requests of the
+// /v1 routes in flight have ended, or, when ShutdownGrace has passed
+// first, once their contexts are cancelled (without waiting for them any
+// more). The listener stays open until Serve's ctx ends.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(s.cfg.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("requests still in flight when the shutdown grace passed: cancelled", "grace", s.cfg.ShutdownGrace)
+		s.cutWork()
+	}
+}
+
+// isStopping reports whether Drain was called.
+func (s *Server) isStopping() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.stopping
+}
+
+// errStopping is the answer of the /v1 routes once the stop has begun.
+var errStopping = errors.New("stopping: this node is shutting down; send the request to another node")
+
+// work serves h unless the stop has begun (503 "stopping"), counting
+// the request in flight for Drain, which may cancel its context.
+func (s *Server) work(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.RLock()
+		if s.stopping {
+			s.mu.RUnlock()
+			// The client's next request, on a new connection, may reach
+			// another node behind the same address.
+			w.Header().Set("Connection", "close")
+			s.fail(w, http.StatusServiceUnavailable, 0, errStopping)
+			return
+		}
+		s.inflight.Add(1)
+		s.mu.RUnlock()
+		defer s.inflight.Done()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(s.cut, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
 func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.isStopping() {
+			// Alive, on its way out: the follow loop has ended, so its
+			// stall says nothing now.
+			_, _ = w.Write([]byte("stopping\n"))
+			return
+		}
 		if !s.alive() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("stuck: the follow loop has not turned within the stall limit\n"))
@@ -287,8 +388,8 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", metrics)
 
-	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleReader, h)) }
-	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleAdmin, h)) }
+	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleReader, s.work(h))) }
+	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleAdmin, s.work(h))) }
 
 	read("GET /v1/status", s.status)
 	read("GET /v1/topology", s.liveOnly(s.topology))
@@ -482,13 +583,15 @@ func (s *Server) failHistorical(w http.ResponseWriter, code int, seq int64, err 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st := s.b.Status(r.Context())
 	m := Meta{Seq: st.AppliedSeq, Leader: st.Leader, Node: s.node}
+	stopping := s.isStopping()
+	ready := st.Ready && !stopping
 	code := http.StatusOK
-	if !st.Ready {
+	if !ready {
 		code = http.StatusServiceUnavailable
 	}
 	// Open to anyone (probes carry no token): the answer, not the
 	// node's status, which /v1/status gives to readers.
-	s.reply(w, code, m, ReadyResponse{Meta: m, Ready: st.Ready, Lag: st.Lag})
+	s.reply(w, code, m, ReadyResponse{Meta: m, Ready: ready, Lag: st.Lag, Stopping: stopping})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

@@ -954,3 +954,152 @@ func TestUnavailableSaysWhenToRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainRefusesWork: once Drain is called, /readyz says stopping (503),
+// /healthz says the process is alive (200, though its follow loop has
+// ended), /metrics answers, and every /v1 route answers 503 "stopping" with
+// Retry-After and Connection: close, after the token check; nothing is
+// published.
+func TestDrainRefusesWork(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 7, ready: true, leader: true}
+	var alive atomic.Bool
+	alive.Store(true)
+	s, err := New(Config{Listen: "127.0.0.1:0", ShutdownGrace: time.Minute, Tokens: []Token{
+		{Name: "r", Token: "read-token", Role: RoleReader},
+		{Name: "a", Token: "admin-token", Role: RoleAdmin},
+	}}, b, Deps{NodeID: "n1", Now: func() time.Time { return t0 }, Alive: alive.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	good := `{"v":1,"event_id":"e1","source":"test","kind":"tick","observed_at":"2026-01-01T00:00:00Z"}`
+	if resp, body := do(t, ts, "GET", "/readyz", "", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("/readyz before the stop: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, ts, "POST", "/v1/events", "admin-token", "application/json", good); resp.StatusCode != 202 {
+		t.Fatalf("POST /v1/events before the stop: %d %s", resp.StatusCode, body)
+	}
+
+	s.Drain()
+	alive.Store(false) // the follow loop has ended: no longer turning
+	resp, body := do(t, ts, "GET", "/readyz", "", "", "")
+	var ready ReadyResponse
+	if err := json.Unmarshal(body, &ready); err != nil || resp.StatusCode != 503 || ready.Ready || !ready.Stopping || ready.Seq != 7 {
+		t.Errorf("/readyz while stopping: %d %s; want 503, not ready, stopping", resp.StatusCode, body)
+	}
+	if resp, body := do(t, ts, "GET", "/healthz", "", "", ""); resp.StatusCode != 200 || string(body) != "stopping\n" {
+		t.Errorf("/healthz while stopping: %d %q; want 200 stopping", resp.StatusCode, body)
+	}
+	if resp, body := do(t, ts, "GET", "/metrics", "", "", ""); resp.StatusCode != 200 {
+		t.Errorf("/metrics while stopping: %d %s", resp.StatusCode, body)
+	}
+	for _, r := range []struct{ method, path, token, body string }{
+		{"GET", "/v1/status", "read-token", ""},
+		{"GET", "/v1/topology", "read-token", ""},
+		{"GET", "/v1/resources", "read-token", ""},
+		{"GET", "/v1/alarms/3", "read-token", ""},
+		{"GET", "/v1/rca/4", "read-token", ""},
+		{"GET", "/v1/rca/4?seq=5", "read-token", ""},
+		{"GET", "/v1/history/alarms", "read-token", ""},
+		{"GET", "/v1/templates", "read-token", ""},
+		{"POST", "/v1/templates/validate", "read-token", "metadata:\n  name: x\n"},
+		{"GET", "/v1/cluster", "read-token", ""},
+		{"POST", "/v1/events", "admin-token", good},
+		{"PUT", "/v1/subscriptions/ops", "admin-token", `{"url":"http://hooks.example/ops"}`},
+		{"DELETE", "/v1/templates/host_nic", "admin-token", ""},
+		{"POST", "/v1/cluster/join", "admin-token", `{"id":"n9","address":"a:9"}`},
+		{"GET", "/v1/debug/dump", "admin-token", ""},
+	} {
+		resp, body := do(t, ts, r.method, r.path, r.token, "", r.body)
+		var e ErrorResponse
+		if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != 503 || !strings.HasPrefix(e.Error, "stopping:") ||
+			resp.Header.Get("Retry-After") == "" || !resp.Close || e.Node != "n1" || e.Seq != 7 {
+			t.Errorf("%s %s while stopping: %d %v %s; want 503 stopping, Retry-After, Connection: close",
+				r.method, r.path, resp.StatusCode, resp.Header, body)
+		}
+	}
+	if len(b.published) != 1 {
+		t.Errorf("%d events published; want only the one sent before the stop", len(b.published))
+	}
+	if len(b.members) != 0 {
+		t.Errorf("members changed while stopping: %v", b.members)
+	}
+	// Who may ask is checked first, as ever.
+	if resp, body := do(t, ts, "GET", "/v1/alarms", "", "", ""); resp.StatusCode != 401 {
+		t.Errorf("/v1/alarms without a token while stopping: %d %s; want 401", resp.StatusCode, body)
+	}
+	if resp, body := do(t, ts, "GET", "/v1/debug/dump", "read-token", "", ""); resp.StatusCode != 403 {
+		t.Errorf("/v1/debug/dump with a reader's token while stopping: %d %s; want 403", resp.StatusCode, body)
+	}
+}
+
+// TestDrainWaitsForRequestsInFlight: Drain returns once the requests in
+// flight when it began have ended, and they are served to the end; past
+// the shutdown grace it cancels their contexts and returns.
+func TestDrainWaitsForRequestsInFlight(t *testing.T) {
+	for _, cut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cut=%v", cut), func(t *testing.T) {
+			b := &blockingBackend{fakeBackend: fakeBackend{g: sampleGraph(), seq: 7}, entered: make(chan struct{}), release: make(chan struct{})}
+			grace := time.Minute
+			if cut {
+				grace = 50 * time.Millisecond
+			}
+			s, err := New(Config{Listen: "127.0.0.1:0", ShutdownGrace: grace, Tokens: []Token{{Name: "a", Token: "admin-token", Role: RoleAdmin}}},
+				b, Deps{NodeID: "n1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			defer ts.Close()
+			answered := make(chan int, 1)
+			go func() {
+				req, _ := http.NewRequest("POST", ts.URL+"/v1/events",
+					strings.NewReader(`{"v":1,"event_id":"e1","source":"test","kind":"tick","observed_at":"2026-01-01T00:00:00Z"}`))
+				req.Header.Set("Authorization", "Bearer admin-token")
+				resp, err := ts.Client().Do(req)
+				if err != nil {
+					answered <- 0
+					return
+				}
+				resp.Body.Close()
+				answered <- resp.StatusCode
+			}()
+			<-b.entered
+			drained := make(chan struct{})
+			go func() { s.Drain(); close(drained) }()
+			if !cut {
+				select {
+				case <-drained:
+					t.Fatal("Drain returned while a request was in flight")
+				case <-time.After(100 * time.Millisecond):
+				}
+				close(b.release)
+			}
+			<-drained
+			want := 202
+			if cut {
+				want = 503 // its publish was cancelled
+			}
+			if code := <-answered; code != want {
+				t.Errorf("the request in flight was answered %d; want %d", code, want)
+			}
+		})
+	}
+}
+
+// blockingBackend's Publish waits for release (or its context's end).
+type blockingBackend struct {
+	fakeBackend
+	entered, release chan struct{}
+}
+
+func (b *blockingBackend) Publish(ctx context.Context, evs ...event.Event) error {
+	close(b.entered)
+	select {
+	case <-b.release:
+		return b.fakeBackend.Publish(ctx, evs...)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -316,11 +316,14 @@ type StatusResponse struct {
 }
 
 // ReadyResponse is GET /readyz: whether the node is ready (a leader known,
-// caught up to within ready_lag) and its lag.
+// caught up to within ready_lag, not stopping) and its lag.
 type ReadyResponse struct {
 	Meta
 	Ready bool  `json:"ready"`
 	Lag   int64 `json:"lag"`
+	// Stopping says the node's stop has begun: it is not ready, and
+	// will not be again in this run.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // ClusterResponse is GET /v1/cluster.
