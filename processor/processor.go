@@ -130,8 +130,11 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 
 // Run opens the database and the broker, starts raft, loads the state
 // (newest snapshot + replay), follows the log and serves the API until ctx
-// ends. Then it stops serving, leaves leadership gracefully, shuts raft
-// down, closes the bus and the database, and returns nil.
+// ends. Then the API stops taking work (its probes and /metrics go on
+// answering, /readyz says stopping), the node stops following, leaves
+// leadership gracefully, shuts raft down and removes its presence; then
+// the API's listener closes, the bus and the database are closed, and Run
+// returns nil.
 func (p *Processor) Run(ctx context.Context) error {
 	db, err := store.Open(ctx, p.cfg.DatabaseDSN, store.WithLogger(p.log))
 	if err != nil {
@@ -480,6 +483,11 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	if err != nil {
 		return err
 	}
+	// A port that cannot be had fails the node before anything starts.
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -494,8 +502,32 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 			}
 		}()
 	}
+	// The API's listener runs on its own context, past everything else, so
+	// that /metrics, /healthz and /readyz (503 "stopping") answer while the
+	// node drains: the follower and the parts ending, raft leaving
+	// leadership and shutting down, the presence row going. Its failure
+	// stops the node.
+	apiCtx, stopAPI := context.WithCancel(context.Background())
+	apiDone := make(chan struct{})
+	go func() {
+		defer close(apiDone)
+		if err := srv.Serve(apiCtx, ln); err != nil {
+			errc <- fmt.Errorf("api: %w", err)
+			cancel()
+		}
+	}()
+	closeAPI := func() {
+		stopAPI()
+		<-apiDone
+	}
 	// The raft node runs on its own context so that it can leave
-	// leadership after the API has stopped serving.
+	// leadership after the API has stopped serving: once the stop begins
+	// the API takes no more work (reads, writes, membership changes: 503
+	// "stopping"), and the requests in flight end (within the API's
+	// shutdown grace) before raft stops, as the parts do. So whatever a
+	// request did as or through the leader (a join, a remove, a publish)
+	// was done while this node still led; only the probes and the metrics,
+	// which need no leader, are answered after.
 	raftCtx, stopRaft := context.WithCancel(context.Background())
 	raftDone := make(chan error, 1)
 	go func() { raftDone <- n.elect.Run(raftCtx) }()
@@ -510,7 +542,11 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		close(presenceDone)
 	}
 
-	start("api", srv.Run)
+	start("api", func(ctx context.Context) error {
+		<-ctx.Done()
+		srv.Drain()
+		return nil
+	})
 	start("follow", n.follow)
 	for i, fn := range extra {
 		start(fmt.Sprintf("part %d", i), fn)
@@ -523,6 +559,7 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		wg.Wait()
 		stopRaft()
 		<-presenceDone
+		closeAPI()
 		if err != nil {
 			return fmt.Errorf("raft: %w", err)
 		}
@@ -534,6 +571,7 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		return <-raftDone
 	}()
 	<-presenceDone
+	closeAPI()
 	close(errc)
 	var errs []error
 	for err := range errc {
