@@ -400,7 +400,10 @@ type node struct {
 	// DefaultLeaderWriteLimit).
 	writeLimit time.Duration
 
-	leading                           atomic.Bool
+	leading atomic.Bool
+	// stopping is set when the node's stop begins: its presence row says
+	// not ready from then on, so a leader handing over passes it by.
+	stopping                          atomic.Bool
 	regenRows, regenItems, outboxRows atomic.Int64
 	unrecoverable                     atomic.Int64 // gaps past retention
 	mRegen, mOutboxRows, mHistItems   prometheus.Counter
@@ -544,6 +547,7 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 
 	start("api", func(ctx context.Context) error {
 		<-ctx.Done()
+		n.stopping.Store(true)
 		srv.Drain()
 		return nil
 	})
@@ -778,10 +782,11 @@ func (n *node) View(fn func(v api.View, seq int64) error) error {
 	return fn(v, n.f.applied)
 }
 
-// presence is what the node's presence row says of it.
+// presence is what the node's presence row says of it: not ready once
+// its stop has begun.
 func (n *node) presence() store.NodeState {
 	st := n.Status(context.Background())
-	return store.NodeState{Ready: st.Ready, AppliedSeq: st.AppliedSeq}
+	return store.NodeState{Ready: st.Ready && !n.stopping.Load(), AppliedSeq: st.AppliedSeq}
 }
 
 func (n *node) Status(ctx context.Context) api.Status {

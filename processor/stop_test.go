@@ -92,6 +92,7 @@ type stoppingNode struct {
 	part, raft, presence gate
 	pub                  *recPublisher
 	elect                *drainingElector
+	state                chan func() store.NodeState // what the presence row would say
 	cancel               context.CancelFunc
 	done                 chan error
 }
@@ -106,12 +107,14 @@ func startStoppingNode(t *testing.T, grace time.Duration, pub *recPublisher) *st
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stoppingNode{addr: cfg.API.Listen, part: newGate(), raft: newGate(), presence: newGate(), pub: pub, done: make(chan error, 1)}
+	s := &stoppingNode{addr: cfg.API.Listen, part: newGate(), raft: newGate(), presence: newGate(), pub: pub, done: make(chan error, 1),
+		state: make(chan func() store.NodeState, 1)}
 	s.elect = &drainingElector{fakeElector: fakeElector{leader: "p1"}, stop: s.raft}
 	parts := Parts{
 		Log: &fakeLog{head: 3}, Stream: &fakeStream{ch: make(chan bus.Update)}, Reconstructor: &fakeRecon{seq: 3, m: &recMachine{}},
 		Election: s.elect, Publisher: pub,
-		Presence: func(ctx context.Context, _ func() store.NodeState) error {
+		Presence: func(ctx context.Context, state func() store.NodeState) error {
+			s.state <- state
 			<-ctx.Done()
 			s.presence.hold()
 			return nil
@@ -140,6 +143,11 @@ func startStoppingNode(t *testing.T, grace time.Duration, pub *recPublisher) *st
 		code, _, err := s.get("/readyz", "")
 		return err == nil && code == http.StatusOK
 	})
+	state := <-s.state
+	s.state <- state
+	if !state().Ready {
+		t.Fatal("the presence row of a ready node says not ready")
+	}
 	return s
 }
 
@@ -202,6 +210,12 @@ func (s *stoppingNode) checkDraining(t *testing.T, stage string) {
 	}
 	if n := s.pub.published(); n != 1 {
 		t.Errorf("%s: %d events published; want only the one sent before the stop", stage, n)
+	}
+	// A leader handing over must not pick a node that is going.
+	state := <-s.state
+	s.state <- state
+	if state().Ready {
+		t.Errorf("%s: the presence row says ready; want not ready once the stop began", stage)
 	}
 }
 
