@@ -17,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func apiServer(t *testing.T) (*apitest.Backend, string) {
+// apiServer serves the processor API over a fake backend; each of with
+// changes the backend before the server starts.
+func apiServer(t *testing.T, with ...func(*apitest.Backend)) (*apitest.Backend, string) {
 	t.Helper()
 	b := &apitest.Backend{
 		Seq: 3, Leader: "p1",
@@ -31,6 +33,9 @@ func apiServer(t *testing.T) (*apitest.Backend, string) {
 			Tmpls: []api.Template{{Name: "t1", Body: "metadata:\n  name: t1\n"}},
 		},
 		Members: []api.Member{{ID: "p1", Address: "127.0.0.1:7001", Suffrage: "Voter", Leader: true}},
+	}
+	for _, f := range with {
+		f(b)
 	}
 	s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "adm", Role: api.RoleAdmin}}}, b, api.Deps{NodeID: "p1"})
 	if err != nil {

@@ -3,10 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
 )
@@ -41,7 +48,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use: "show NAME", Short: "Show a loaded template", Args: cobra.ExactArgs(1),
+		Use: "show NAME", Short: "Show a loaded template: its body as written, and the --params it was added with", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client()
 			if err != nil {
@@ -54,7 +61,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			if f.output == "json" {
 				return f.emit(cmd.OutOrStdout(), r, nil)
 			}
-			_, err = fmt.Fprint(cmd.OutOrStdout(), r.Item.Body)
+			_, err = io.WriteString(cmd.OutOrStdout(), showTemplate(r.Item))
 			return err
 		},
 	}
@@ -120,4 +127,30 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 		},
 	}
 	return []*cobra.Command{list, show, add, del}
+}
+
+// showTemplate is `templates show` in table mode: the body as written and,
+// when the template was added with --params, their values after it, sorted
+// by name. They are YAML comments, so that the output is still the
+// template (`templates show NAME > file` and add it again with the same
+// --params), and a value with a line break or another control character is
+// quoted (Go syntax) to stay in its comment.
+func showTemplate(t api.Template) string {
+	if len(t.Params) == 0 {
+		return t.Body
+	}
+	var b strings.Builder
+	b.WriteString(t.Body)
+	if !strings.HasSuffix(t.Body, "\n") {
+		b.WriteString("\n")
+	}
+	b.WriteString("\n# params (templates add --params):\n")
+	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
+		v := t.Params[k]
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			v = strconv.Quote(v)
+		}
+		fmt.Fprintf(&b, "#   %s=%s\n", k, v)
+	}
+	return b.String()
 }

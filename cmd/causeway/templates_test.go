@@ -4,8 +4,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/api/apitest"
 )
 
 // paramsTemplateFile writes a template whose name and alarm name are
@@ -87,5 +93,46 @@ func TestTemplatesParamsUsage(t *testing.T) {
 	_, err := runCLI(t, newRootCmd(), "templates", "validate", path, "--params", "a=1", "--params", "a=2")
 	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), `"a"`) {
 		t.Errorf("a name given twice: %v (exit %d); want a usage error naming it", err, exitCode(err))
+	}
+}
+
+// TestTemplatesShowParams: `templates show` in table mode prints the body
+// as written and, after it, the values its parameters were added with
+// (--params), sorted by name, under a label, as YAML comments so that the
+// output is still the template; a template added without params shows its
+// body alone, as before.
+func TestTemplatesShowParams(t *testing.T) {
+	const body = "metadata: {version: 3, name: get_param(template_name)}\n"
+	_, url := apiServer(t, func(b *apitest.Backend) {
+		b.G.Tmpls = append(b.G.Tmpls,
+			api.Template{Name: "nic", Body: body, Params: map[string]string{"template_name": "nic", "alarm_name": "NIC, DOWN", "severity": "CRITICAL"}},
+			// No newline at the end of the body: the params still start a
+			// line; a value with a line break is quoted, so that it stays
+			// in its comment.
+			api.Template{Name: "cpu", Body: strings.TrimSuffix(body, "\n"), Params: map[string]string{"template_name": "cpu", "note": "two\nlines"}})
+	})
+	for _, tc := range []struct{ name, body, want string }{
+		{"t1", "metadata:\n  name: t1\n", "metadata:\n  name: t1\n"},
+		{"nic", body, body + "\n# params (templates add --params):\n#   alarm_name=NIC, DOWN\n#   severity=CRITICAL\n#   template_name=nic\n"},
+		{"cpu", body, body + "\n# params (templates add --params):\n#   note=\"two\\nlines\"\n#   template_name=cpu\n"},
+	} {
+		out, err := runCLI(t, newRootCmd(), "templates", "show", tc.name, "--url", url, "--token", "adm")
+		if err != nil {
+			t.Errorf("templates show %s: %v\n%s", tc.name, err, out)
+			continue
+		}
+		if out != tc.want {
+			t.Errorf("templates show %s:\n%s\nwant:\n%s", tc.name, out, tc.want)
+		}
+		var got, want any
+		if err := yaml.Unmarshal([]byte(out), &got); err != nil {
+			t.Errorf("templates show %s: the output is no longer YAML: %v", tc.name, err)
+		}
+		if err := yaml.Unmarshal([]byte(tc.body), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("templates show %s: the output reads as %v, want the body's %v", tc.name, got, want)
+		}
 	}
 }
