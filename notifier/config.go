@@ -36,6 +36,14 @@ type Config struct {
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// StatusInterval: how often the backlog of a subscriber is counted.
 	StatusInterval time.Duration `yaml:"status_interval"`
+	// QueryTimeout bounds each statement, and each transaction, of the
+	// running notifier: a database that stopped answering (frozen, or a
+	// connection cut off by a network that drops everything) fails it
+	// then, as any database error (the worker stops, and the next scan
+	// takes its subscriber up again from the stored cursor), rather than
+	// hold the worker or the scan until the kernel's TCP timeout ends the
+	// connection. It must exceed the longest healthy one.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// BatchSize: rows read at a time.
 	BatchSize int `yaml:"batch_size"`
 	// Delivery is the default policy; a subscription's spec overrides it.
@@ -99,6 +107,7 @@ const (
 	DefaultScanInterval   = 2 * time.Second
 	DefaultLeaseTTL       = 30 * time.Second
 	DefaultStatusInterval = 5 * time.Second
+	DefaultQueryTimeout   = 30 * time.Second
 	// DefaultDeadLetterRetention is how long dead letters are kept.
 	DefaultDeadLetterRetention = 30 * 24 * time.Hour
 	DefaultBatchSize           = 200
@@ -122,6 +131,7 @@ func (c *Config) SetDefaults() {
 	set(&c.ScanInterval, DefaultScanInterval)
 	set(&c.LeaseTTL, DefaultLeaseTTL)
 	set(&c.StatusInterval, DefaultStatusInterval)
+	set(&c.QueryTimeout, DefaultQueryTimeout)
 	set(&c.Delivery.Timeout, DefaultTimeout)
 	set(&c.Delivery.MaxAge, DefaultMaxAge)
 	set(&c.Delivery.BackoffInitial, DefaultBackoffInitial)
@@ -160,7 +170,7 @@ func (c Config) Validate() error {
 		{"poll_interval", c.PollInterval}, {"scan_interval", c.ScanInterval}, {"lease_ttl", c.LeaseTTL},
 		{"status_interval", c.StatusInterval}, {"delivery.timeout", c.Delivery.Timeout}, {"delivery.max_age", c.Delivery.MaxAge},
 		{"delivery.backoff_initial", c.Delivery.BackoffInitial}, {"delivery.backoff_max", c.Delivery.BackoffMax},
-		{"dead_letter_retention", c.DeadLetterRetention}, {"shutdown_grace", c.ShutdownGrace},
+		{"dead_letter_retention", c.DeadLetterRetention}, {"shutdown_grace", c.ShutdownGrace}, {"query_timeout", c.QueryTimeout},
 	} {
 		if d.v <= 0 {
 			bad(d.path, "must be positive")

@@ -21,7 +21,7 @@ func TestParseConfigValid(t *testing.T) {
 	}
 	if c.PollInterval != 100*time.Millisecond || c.LeaseTTL != 20*time.Second || c.Delivery.MaxAge != 48*time.Hour ||
 		c.Delivery.BackoffInitial != DefaultBackoffInitial || c.Delivery.BacklogPolicy != subscription.BacklogDeadLetter ||
-		c.BatchSize != DefaultBatchSize || c.Secrets["team"].File != "/etc/causeway/team.whsec" {
+		c.BatchSize != DefaultBatchSize || c.QueryTimeout != DefaultQueryTimeout || c.Secrets["team"].File != "/etc/causeway/team.whsec" {
 		t.Fatalf("config %+v", c)
 	}
 	if s := c.Secrets["ops"].String(); strings.Contains(s, "MfKQ") {

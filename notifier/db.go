@@ -56,9 +56,39 @@ type db struct {
 	sql      *sql.DB
 	instance string
 	ttl      time.Duration
+	// timeout bounds each statement and transaction (0: none, for the
+	// commands, whose caller bounds them): the driver ends one when its
+	// context does, so a database that stopped answering fails it then,
+	// rather than when the kernel's TCP timeout ends the connection.
+	timeout time.Duration
+}
+
+// bound is ctx with the deadline of one statement or transaction.
+func (d *db) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d.timeout)
+}
+
+// exec runs one statement, bounded.
+func (d *db) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.sql.ExecContext(ctx, query, args...)
+}
+
+// scanRow runs one query of at most one row, bounded, into dest
+// (sql.ErrNoRows when there is none).
+func (d *db) scanRow(ctx context.Context, dest []any, query string, args ...any) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.sql.QueryRowContext(ctx, query, args...).Scan(dest...)
 }
 
 func (d *db) subscriptions(ctx context.Context) ([]subRow, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	rows, err := d.sql.QueryContext(ctx, "SELECT id, deleted, spec FROM notifier_subscriptions ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -80,7 +110,7 @@ func (d *db) subscriptions(ctx context.Context) ([]subRow, error) {
 
 func (d *db) subscription(ctx context.Context, id string) (subRow, bool, error) {
 	s := subRow{id: id}
-	err := d.sql.QueryRowContext(ctx, "SELECT deleted, seq, deleted_seq, spec FROM notifier_subscriptions WHERE id = ?", id).Scan(&s.deleted, &s.seq, &s.deletedSeq, &s.spec)
+	err := d.scanRow(ctx, []any{&s.deleted, &s.seq, &s.deletedSeq, &s.spec}, "SELECT deleted, seq, deleted_seq, spec FROM notifier_subscriptions WHERE id = ?", id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, false, nil
 	}
@@ -93,10 +123,13 @@ func (d *db) subscription(ctx context.Context, id string) (subRow, bool, error) 
 // acquire takes the lease of subscriber id if it is free, expired or
 // already ours, and returns its cursor.
 func (d *db) acquire(ctx context.Context, id string) (pos, bool, error) {
-	if _, err := d.sql.ExecContext(ctx, "INSERT IGNORE INTO notifier_cursors (subscription_id, updated_at) VALUES (?, UTC_TIMESTAMP(6))", id); err != nil {
+	if _, err := d.exec(ctx, "INSERT IGNORE INTO notifier_cursors (subscription_id, updated_at) VALUES (?, UTC_TIMESTAMP(6))", id); err != nil {
 		return pos{}, false, fmt.Errorf("create cursor of %s: %w", id, err)
 	}
-	res, err := d.sql.ExecContext(ctx,
+	// Should the answer be lost (the statement timed out), the lease may
+	// be ours all the same: the next scan takes it again (it is ours), or
+	// another instance once it expires.
+	res, err := d.exec(ctx,
 		`UPDATE notifier_cursors SET lease_owner = ?, lease_expires = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
 		 WHERE subscription_id = ? AND (lease_owner = ? OR lease_expires < UTC_TIMESTAMP(6))`,
 		d.instance, d.ttl.Microseconds(), id, d.instance)
@@ -107,7 +140,7 @@ func (d *db) acquire(ctx context.Context, id string) (pos, bool, error) {
 		return pos{}, false, nil
 	}
 	var p pos
-	if err := d.sql.QueryRowContext(ctx, "SELECT next_seq, next_ord FROM notifier_cursors WHERE subscription_id = ?", id).Scan(&p.seq, &p.ord); err != nil {
+	if err := d.scanRow(ctx, []any{&p.seq, &p.ord}, "SELECT next_seq, next_ord FROM notifier_cursors WHERE subscription_id = ?", id); err != nil {
 		return pos{}, false, fmt.Errorf("read cursor of %s: %w", id, err)
 	}
 	return p, true, nil
@@ -130,13 +163,17 @@ func (d *db) checkLease(ctx context.Context, tx *store.Tx, id string) error {
 	return nil
 }
 
-func (d *db) inTx(ctx context.Context, what string, f func(tx *store.Tx) error) error {
+// inTx runs f in a transaction, bounded as a whole by the timeout; f's
+// statements take the ctx it is given.
+func (d *db) inTx(ctx context.Context, what string, f func(ctx context.Context, tx *store.Tx) error) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	tx, err := store.Begin(ctx, d.sql)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", what, err)
 	}
 	defer tx.Rollback(ctx)
-	if err := f(tx); err != nil {
+	if err := f(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -146,12 +183,12 @@ func (d *db) inTx(ctx context.Context, what string, f func(tx *store.Tx) error) 
 }
 
 func (d *db) renew(ctx context.Context, id string) error {
-	return d.inTx(ctx, "renew lease of "+id, func(tx *store.Tx) error { return d.checkLease(ctx, tx, id) })
+	return d.inTx(ctx, "renew lease of "+id, func(ctx context.Context, tx *store.Tx) error { return d.checkLease(ctx, tx, id) })
 }
 
 // release gives the lease up so another instance takes over at once.
 func (d *db) release(ctx context.Context, id string) error {
-	_, err := d.sql.ExecContext(ctx,
+	_, err := d.exec(ctx,
 		"UPDATE notifier_cursors SET lease_owner = '', lease_expires = '1970-01-01 00:00:00' WHERE subscription_id = ? AND lease_owner = ?",
 		id, d.instance)
 	if err != nil {
@@ -164,6 +201,8 @@ const afterCursor = "subscription_id = ? AND (seq > ? OR (seq = ? AND ord >= ?))
 
 // fetch reads up to n rows from p on; now is the local time before it.
 func (d *db) fetch(ctx context.Context, id string, p pos, n int, now time.Time) ([]pending, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	rows, err := d.sql.QueryContext(ctx,
 		`SELECT seq, ord, webhook_id, TIMESTAMPDIFF(MICROSECOND, queued_at, UTC_TIMESTAMP(6)), payload
 		 FROM notifier_outbox WHERE `+afterCursor+" ORDER BY seq, ord LIMIT ?",
@@ -203,7 +242,7 @@ type progress struct {
 // while its answer was awaited): a worker whose advance fails stops, and
 // the next one starts from the stored cursor.
 func (d *db) advance(ctx context.Context, id string, old, p pos, pr progress) error {
-	return d.inTx(ctx, "advance cursor of "+id, func(tx *store.Tx) error {
+	return d.inTx(ctx, "advance cursor of "+id, func(ctx context.Context, tx *store.Tx) error {
 		if err := d.checkLease(ctx, tx, id); err != nil {
 			return err
 		}
@@ -236,7 +275,7 @@ func (d *db) advance(ctx context.Context, id string, old, p pos, pr progress) er
 // returns the new cursor and the number of rows moved.
 func (d *db) deadLetter(ctx context.Context, id string, p pos, last *pos, reason string) (pos, int64, error) {
 	np, moved := p, int64(0)
-	err := d.inTx(ctx, "dead-letter rows of "+id, func(tx *store.Tx) error {
+	err := d.inTx(ctx, "dead-letter rows of "+id, func(ctx context.Context, tx *store.Tx) error {
 		if err := d.checkLease(ctx, tx, id); err != nil {
 			return err
 		}
@@ -287,9 +326,9 @@ func (d *db) backlog(ctx context.Context, id string, p pos) (int64, time.Time, t
 	var n int64
 	var oldest sql.NullTime
 	var us sql.NullInt64
-	if err := d.sql.QueryRowContext(ctx,
+	if err := d.scanRow(ctx, []any{&n, &oldest, &us},
 		"SELECT COUNT(*), MIN(queued_at), TIMESTAMPDIFF(MICROSECOND, MIN(queued_at), UTC_TIMESTAMP(6)) FROM notifier_outbox WHERE "+afterCursor,
-		id, p.seq, p.seq, p.ord).Scan(&n, &oldest, &us); err != nil {
+		id, p.seq, p.seq, p.ord); err != nil {
 		return 0, time.Time{}, 0, fmt.Errorf("count backlog of %s: %w", id, err)
 	}
 	return n, oldest.Time, max(0, time.Duration(us.Int64)*time.Microsecond), nil
@@ -298,8 +337,8 @@ func (d *db) backlog(ctx context.Context, id string, p pos) (int64, time.Time, t
 // nth returns the position of the k-th pending row from p (k >= 1).
 func (d *db) nth(ctx context.Context, id string, p pos, k int64) (pos, error) {
 	var e pos
-	if err := d.sql.QueryRowContext(ctx, "SELECT seq, ord FROM notifier_outbox WHERE "+afterCursor+" ORDER BY seq, ord LIMIT 1 OFFSET ?",
-		id, p.seq, p.seq, p.ord, k-1).Scan(&e.seq, &e.ord); err != nil {
+	if err := d.scanRow(ctx, []any{&e.seq, &e.ord}, "SELECT seq, ord FROM notifier_outbox WHERE "+afterCursor+" ORDER BY seq, ord LIMIT 1 OFFSET ?",
+		id, p.seq, p.seq, p.ord, k-1); err != nil {
 		return pos{}, fmt.Errorf("find row %d of %s: %w", k, id, err)
 	}
 	return e, nil
@@ -310,7 +349,7 @@ func (d *db) recordStatus(ctx context.Context, id string, backlog int64, oldest 
 	if !oldest.IsZero() {
 		o = oldest
 	}
-	if _, err := d.sql.ExecContext(ctx,
+	if _, err := d.exec(ctx,
 		"UPDATE notifier_cursors SET backlog = ?, oldest_queued_at = ? WHERE subscription_id = ? AND lease_owner = ?",
 		backlog, o, id, d.instance); err != nil {
 		return fmt.Errorf("record status of %s: %w", id, err)
@@ -319,7 +358,7 @@ func (d *db) recordStatus(ctx context.Context, id string, backlog int64, oldest 
 }
 
 func (d *db) recordFailure(ctx context.Context, id string, msg string) error {
-	if _, err := d.sql.ExecContext(ctx,
+	if _, err := d.exec(ctx,
 		`UPDATE notifier_cursors SET failing_since = COALESCE(failing_since, UTC_TIMESTAMP(6)), last_error = ?, updated_at = UTC_TIMESTAMP(6)
 		 WHERE subscription_id = ? AND lease_owner = ?`,
 		clip.String(msg, 1024), id, d.instance); err != nil {

@@ -2,8 +2,14 @@ package notifier_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
@@ -80,5 +86,129 @@ func TestStopWhileCursorCommitUnanswered(t *testing.T) {
 	}
 	if got := len(rcv.delivered()); got != 10 {
 		t.Errorf("receiver got %d notifications; want 10", got)
+	}
+}
+
+// logRecord is a log line: its message and its err attribute.
+type logRecord struct {
+	msg string
+	err error
+}
+
+// recordingHandler keeps every log record's message and error.
+type recordingHandler struct {
+	mu   *sync.Mutex
+	recs *[]logRecord
+}
+
+func newRecordingHandler() recordingHandler {
+	return recordingHandler{mu: &sync.Mutex{}, recs: &[]logRecord{}}
+}
+
+func (h recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h recordingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{msg: r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		if e, ok := a.Value.Any().(error); ok && a.Key == "err" {
+			rec.err = e
+		}
+		return true
+	})
+	h.mu.Lock()
+	*h.recs = append(*h.recs, rec)
+	h.mu.Unlock()
+	return nil
+}
+
+// timedOut says whether a record with message msg carries an error that
+// ended at its deadline.
+func (h recordingHandler) timedOut(msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range *h.recs {
+		if r.msg == msg && errors.Is(r.err, context.DeadlineExceeded) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestQueriesEndAtQueryTimeout: while MariaDB hangs (behind a proxy turned
+// black hole: connections accepted, statements read, nothing answered),
+// the notifier's statements end at query_timeout, as failed ones: the
+// worker draining a subscriber stops and gives its lease up (or leaves it
+// to expire), and the scan that would take it up again fails the same way
+// at each interval, instead of any of them waiting until the kernel's TCP
+// timeout ends the connection (about 15 minutes). Once the database
+// answers again the notifier takes the subscriber up from its stored
+// cursor and delivers what was queued meanwhile: every row, in order,
+// each once (a repeat is an exact repeat of a webhook id).
+func TestQueriesEndAtQueryTimeout(t *testing.T) {
+	db, dsn := openDB(t)
+	proxied, proxy := storetest.NewProxy(t, dsn)
+	ndb, err := store.Open(context.Background(), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ndb.Close() })
+	rcv := newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("before", 5)
+	want := expectedIDs(t, db, "ops")
+
+	cfg := testConfig(dsn, "n1")
+	cfg.QueryTimeout = time.Second
+	logs := newRecordingHandler()
+	reg := prometheus.NewRegistry()
+	startWith(t, cfg, ndb, notifier.Deps{Logger: slog.New(logs), Registerer: reg})
+	waitFor(t, 30*time.Second, "the rows queued before the hang delivered", func() bool { return len(rcv.delivered()) == len(want) })
+
+	proxy.Hole()
+	holed := time.Now()
+	// The worker polls the outbox every poll_interval (10ms), and renews
+	// its lease: its next statement meets the hang at once.
+	waitFor(t, 30*time.Second, "the worker stopped by a statement ended at query_timeout", func() bool {
+		return logs.timedOut("subscriber worker stopped")
+	})
+	if d := time.Since(holed); d > cfg.QueryTimeout+5*time.Second {
+		t.Errorf("the worker stopped %s after the hang began; want about query_timeout (%s)", d, cfg.QueryTimeout)
+	}
+	// The stopped worker gives its lease up (a statement that ends at
+	// query_timeout too), and the scans that would take it up again fail.
+	waitFor(t, 30*time.Second, "the stopped worker gone from leases_held", func() bool {
+		return gauge(t, reg, "causeway_notifier_leases_held") == 0
+	})
+	waitFor(t, 30*time.Second, "a scan ended at query_timeout", func() bool { return logs.timedOut("scan subscriptions") })
+	if !logs.timedOut("release lease") {
+		t.Error("the stopped worker's release of its lease did not end at query_timeout")
+	}
+
+	l.raise("during", 5)
+	for _, id := range expectedIDs(t, db, "ops") {
+		if !slices.Contains(want, id) {
+			want = append(want, id)
+		}
+	}
+	proxy.Pass()
+	waitFor(t, 30*time.Second, "every row delivered once the database answers again", func() bool { return len(rcv.delivered()) == len(want) })
+	if got := ids(rcv.delivered()); !slices.Equal(got, want) {
+		t.Errorf("delivered %v; want %v", got, want)
+	}
+	if bad := rcv.badSignatures(); len(bad) > 0 {
+		t.Errorf("bad signatures: %v", bad)
+	}
+	waitFor(t, 30*time.Second, "the subscriber's rows deleted behind its stored cursor", func() bool {
+		var left int
+		if err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox WHERE subscription_id = 'ops'").Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		return left == 0
+	})
+	if got := gauge(t, reg, "causeway_notifier_leases_held"); got != 1 {
+		t.Errorf("leases_held = %v after the database came back; want 1", got)
 	}
 }

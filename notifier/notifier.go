@@ -114,7 +114,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		return nil, err
 	}
 	n := &Notifier{
-		cfg: cfg, db: &db{sql: deps.DB, instance: leaseOwner(cfg.InstanceID), ttl: cfg.LeaseTTL}, m: m, secrets: secrets,
+		cfg: cfg, db: &db{sql: deps.DB, instance: leaseOwner(cfg.InstanceID), ttl: cfg.LeaseTTL, timeout: cfg.QueryTimeout}, m: m, secrets: secrets,
 		log: deps.Logger, now: deps.Now, jitter: deps.Jitter,
 	}
 	if n.log == nil {
@@ -232,7 +232,7 @@ func (n *Notifier) scan(ctx context.Context, workers map[string]context.CancelFu
 func (n *Notifier) pruneDeadLetters(ctx context.Context) {
 	var total int64
 	for {
-		res, err := n.db.sql.ExecContext(ctx,
+		res, err := n.db.exec(ctx,
 			"DELETE FROM notifier_dead_letters WHERE dead_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND LIMIT 1000",
 			n.cfg.DeadLetterRetention.Microseconds())
 		var k int64
@@ -257,7 +257,7 @@ func (n *Notifier) pruneDeadLetters(ctx context.Context) {
 
 func (n *Notifier) hasPending(ctx context.Context, id string) bool {
 	var one int
-	err := n.db.sql.QueryRowContext(ctx, "SELECT 1 FROM notifier_outbox WHERE subscription_id = ? LIMIT 1", id).Scan(&one)
+	err := n.db.scanRow(ctx, []any{&one}, "SELECT 1 FROM notifier_outbox WHERE subscription_id = ? LIMIT 1", id)
 	return err == nil
 }
 
