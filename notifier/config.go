@@ -42,7 +42,9 @@ type Config struct {
 	// then, as any database error (the worker stops, and the next scan
 	// takes its subscriber up again from the stored cursor), rather than
 	// hold the worker or the scan until the kernel's TCP timeout ends the
-	// connection. It must exceed the longest healthy one.
+	// connection. It must exceed the longest healthy one: a count of a
+	// subscriber's backlog, or a move of 5,000 rows to the dead-letter
+	// table (larger moves take several transactions).
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// BatchSize: rows read at a time.
 	BatchSize int `yaml:"batch_size"`

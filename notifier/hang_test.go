@@ -212,3 +212,51 @@ func TestQueriesEndAtQueryTimeout(t *testing.T) {
 		t.Errorf("leases_held = %v after the database came back; want 1", got)
 	}
 }
+
+// TestLargeDeadLetterMoveFitsQueryTimeout: a subscription deleted with a
+// backlog far larger than one transaction can move within query_timeout
+// still has every row moved to the dead-letter table: the move is made
+// of transactions of a bounded size, the cursor stored after each, rather
+// than one that ends at the timeout, rolled back, and is tried again whole
+// at every scan for ever.
+func TestLargeDeadLetterMoveFitsQueryTimeout(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	// The rows of the subscription's first seq, written straight away:
+	// their delivery is not what is tested, and a leader derives them far
+	// more slowly. Each seq_1_to_N is a table of MariaDB's Sequence engine.
+	const rows = 200_000
+	for from := 0; from < rows; from += 20_000 {
+		if _, err := db.Exec(`INSERT INTO notifier_outbox (subscription_id, seq, ord, webhook_id, recorded_at, queued_at, term, payload)
+			SELECT 'ops', ?, ? + seq, CONCAT('bulk-', ? + seq), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 1, REPEAT('x', 600) FROM seq_1_to_20000`,
+			l.seq, from, from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.apply(deleteSub("ops"))
+	// Moving all of them in one transaction takes several seconds here
+	// (300,000 such rows took 13 s; 120,000, their pages in the buffer
+	// pool, 2 s).
+	cfg := testConfig(dsn, "n1")
+	cfg.QueryTimeout = time.Second
+	reg := prometheus.NewRegistry()
+	start(t, cfg, db, reg)
+	waitFor(t, 2*time.Minute, "every row moved to the dead-letter table", func() bool {
+		return counter(t, reg, "causeway_notifier_dead_lettered_total") == rows
+	})
+	var dead, left int
+	if err := db.QueryRow("SELECT COUNT(*) FROM notifier_dead_letters WHERE subscription_id = 'ops'").Scan(&dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT COUNT(*) FROM notifier_outbox WHERE subscription_id = 'ops'").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if dead != rows || left != 0 {
+		t.Errorf("%d dead letters, %d rows left in the outbox; want %d and none", dead, left, rows)
+	}
+	if n := rcv.requests(); n != 0 {
+		t.Errorf("the receiver got %d requests for a deleted subscription; want none", n)
+	}
+}

@@ -367,16 +367,14 @@ func (w *worker) run(ctx context.Context) error {
 // to the dead-letter table as a deleted subscription's, and logs msg when
 // it moved any.
 func (w *worker) dropDeleted(ctx context.Context, through *pos, msg string) error {
+	// On an error, the rows moved are those of the transactions before it.
 	np, moved, err := w.n.db.deadLetter(ctx, w.id, w.cur, through, "subscription deleted")
-	if err != nil {
-		return err
-	}
 	w.cur = np
 	if moved > 0 {
 		w.n.m.deadLettered.WithLabelValues(w.id, "deleted").Add(float64(moved))
 		w.log.Warn(msg, "rows", moved)
 	}
-	return nil
+	return err
 }
 
 // housekeep renews the lease, reloads the spec and counts the backlog when
@@ -452,12 +450,14 @@ func (w *worker) count(ctx context.Context, synced bool) error {
 				return err
 			}
 			np, moved, err := n.db.deadLetter(ctx, w.id, w.cur, &last, fmt.Sprintf("backlog over max_backlog %d", w.pol.maxBacklog))
+			w.cur = np
+			if moved > 0 || err == nil {
+				n.m.deadLettered.WithLabelValues(w.id, "backlog").Add(float64(moved))
+				w.log.Error("moved the oldest rows beyond max_backlog to the dead-letter table", "rows", moved)
+			}
 			if err != nil {
 				return err
 			}
-			w.cur = np
-			n.m.deadLettered.WithLabelValues(w.id, "backlog").Add(float64(moved))
-			w.log.Error("moved the oldest rows beyond max_backlog to the dead-letter table", "rows", moved)
 			backlog -= moved
 			if backlog, oldest, age, err = n.db.backlog(ctx, w.id, w.cur); err != nil {
 				return err
