@@ -12,8 +12,11 @@ import (
 
 // requiredDirectives are what every Causeway service unit must carry: the
 // daemons speak sd_notify, are watched, restart on failure and run confined.
+// A stop forced by a second SIGINT or SIGTERM exits 130 or 143, a clean
+// stop like a death by those signals (cmd/causeway's
+// TestSecondSignalForcesStop checks the binary against the units).
 var requiredDirectives = []string{
-	"Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2 78", "User=causeway",
+	"Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2 78", "SuccessExitStatus=130 143", "User=causeway",
 	"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "PartOf=causeway.target",
 }

@@ -18,7 +18,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 		Short: "Run datasource drivers (static, alertmanager): periodic full pulls published to the bus",
 		Long: "Run the configured datasource drivers named on the command line (all configured ones when\n" +
 			"none is named). Each full pull is published as sync.begin, the entities, sync.end.",
-		RunE: daemon(g, func(cmd *cobra.Command, names []string) error {
+		RunE: daemon(g, driverUndrained, func(cmd *cobra.Command, names []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath, needBus)
 			if err != nil {
@@ -88,3 +88,8 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 		}),
 	})
 }
+
+// driverUndrained is what a forced stop of the drivers may leave: the
+// runner abandons a pull at its context's end anyway, and a Publish
+// returns once its events are fsynced in the spool.
+const driverUndrained = "a pull in flight is abandoned, and pulled again, with the same event ids, at the next start; events accepted stay in the spool, sent at the next start"

@@ -65,6 +65,12 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // systemd notify socket, and returns once it said READY=1.
 func startDaemon(t *testing.T, bin string, extraArgs ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
+	return startListener(t, bin, `{listen: "127.0.0.1:0", auth: {insecure_no_auth: true}}`, extraArgs...)
+}
+
+// startListener is startDaemon with the listener's server section given.
+func startListener(t *testing.T, bin, server string, extraArgs ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -76,7 +82,7 @@ func startDaemon(t *testing.T, bin string, extraArgs ...string) (*exec.Cmd, *syn
 	body := `database: {dsn: "u@tcp(127.0.0.1:1)/db"}
 bus: {url: "amqp://guest:guest@127.0.0.1:1/", reconnect_min: 1s, reconnect_max: 1s}
 listener:
-  server: {listen: "127.0.0.1:0", auth: {insecure_no_auth: true}}
+  server: ` + server + `
   publisher: {spool_path: "` + filepath.Join(dir, "spool.db") + `"}
   metrics_listen: "127.0.0.1:0"
   events: {}

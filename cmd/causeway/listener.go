@@ -18,7 +18,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 		Use:   "listener",
 		Short: "Run the listeners: Alertmanager webhooks, the events API, OpenStack notifications",
 		Args:  cobra.NoArgs,
-		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, listenerUndrained, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath, needBus)
 			if err != nil {
@@ -82,3 +82,8 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 		}),
 	})
 }
+
+// listenerUndrained is what a forced stop of a listener may leave: it
+// answers 2xx once the events are fsynced in the spool, which the next
+// start sends; the OpenStack consumer acks after its publish.
+const listenerUndrained = "requests in flight get no answer, so their clients send them again; events accepted stay in the spool, sent at the next start; OpenStack notifications not yet acked are redelivered by the broker"

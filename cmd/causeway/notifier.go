@@ -17,7 +17,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 		Use:   "notifier",
 		Short: "Run a notifier: deliver the outbox to webhook subscribers, in order, at least once",
 		Args:  cobra.NoArgs,
-		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, notifierUndrained, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadNotifierConfig(g.configPath)
 			if err != nil {
@@ -76,3 +76,7 @@ func withGrace(grace time.Duration, run func(context.Context) error) func(contex
 		}
 	}
 }
+
+// notifierUndrained is what a forced stop of a notifier may leave: cursors
+// are stored as deliveries succeed, and leases not given up expire.
+const notifierUndrained = "a delivery whose cursor move is not stored is sent again, with the same webhook-id; the leases held pass to another instance (or the next start) once they expire (lease_ttl)"

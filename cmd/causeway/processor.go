@@ -10,7 +10,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 		Use:   "processor",
 		Short: "Run a processor node: raft election, log following, leader duties, the live HTTP API",
 		Args:  cobra.NoArgs,
-		RunE: daemon(g, func(cmd *cobra.Command, _ []string) error {
+		RunE: daemon(g, processorUndrained, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
 			cfg, err := loadConfig(g.configPath, needBoth)
 			if err != nil {
@@ -27,3 +27,8 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 		}),
 	}
 }
+
+// processorUndrained is what a forced stop of a processor may leave: raft
+// elects another leader without a handover; the API answers a write once
+// its events are fsynced in the API's spool.
+const processorUndrained = "leadership is not handed over, so the other nodes elect a leader once its heartbeats stop; API requests in flight get no answer; events the API accepted stay in its spool, sent at the next start"

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/causeway/causeway/internal/sdnotify"
@@ -122,8 +123,11 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 // configured format and level, rather than printed as plain text (which
 // a JSON log pipeline could not parse), and the process exits 1, or
 // exitConfig when the configuration is wrong. An error with an exit code
-// of its own (a usage error) is returned as it is.
-func daemon(g *globalFlags, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+// of its own (a usage error) is returned as it is. A stop forced by a
+// second SIGINT or SIGTERM (see stopSignals) is logged too, its last line,
+// with undrained: what the component may leave undone, and where that
+// is picked up again.
+func daemon(g *globalFlags, undrained string, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		// A fatal signal (the watchdog's SIGABRT) or a panic ends a Go
 		// process with exit status 2 by default: a usage error's, which
@@ -131,6 +135,10 @@ func daemon(g *globalFlags, run func(*cobra.Command, []string) error) func(*cobr
 		// stay down. "crash" prints every goroutine, then dies by
 		// SIGABRT, which they restart.
 		debug.SetTraceback("crash")
+		onForcedStop(cmd.Context(), func(sig syscall.Signal) {
+			g.logger().Warn("stop forced by a second signal: exiting at once, without finishing the stop",
+				"component", cmd.Name(), "signal", signalName(sig), "exit", 128+int(sig), "not_drained", undrained)
+		})
 		err := run(cmd, args)
 		var ee *exitError
 		if err == nil || errors.As(err, &ee) {
