@@ -395,7 +395,12 @@ func (w *worker) housekeep(ctx context.Context, synced bool) error {
 		}
 	}
 	// A backlog policy that had to wait for the cursor runs as soon as
-	// the cursor is stored, not a status interval later.
+	// the cursor is stored, not a status interval later. A deleted
+	// subscription's rows all go to the dead-letter table (run): no
+	// policy of its applies to them, and it may never have been loaded.
+	if w.deleted {
+		return nil
+	}
 	if w.countedAt.IsZero() || now.Sub(w.countedAt) >= n.cfg.StatusInterval || (w.policyDue && synced) {
 		if err := w.count(ctx, synced); err != nil {
 			return err

@@ -369,6 +369,31 @@ func TestDeletedSubscription(t *testing.T) {
 	}
 }
 
+// TestDeletedBeforeStart: a notifier that starts after a subscription was
+// deleted with rows pending moves them to the dead-letter table without
+// judging them by a backlog policy it never loaded (it used to log them
+// over a max_backlog of 0, policy "", and raise the over-limit gauge).
+func TestDeletedBeforeStart(t *testing.T) {
+	db, dsn := openDB(t)
+	rcv := newReceiver(t)
+	l := newLeader(t, db)
+	l.subscribe("ops", rcv.srv.URL, "")
+	l.raise("alarm", 5)
+	l.apply(deleteSub("ops"))
+	logs := newLogRecorder()
+	startWith(t, testConfig(dsn, "n1"), db, notifier.Deps{Logger: slog.New(logs)})
+	waitFor(t, 20*time.Second, "5 dead letters", func() bool {
+		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
+		return err == nil && len(dls) == 5 && strings.Contains(dls[0].Reason, "deleted")
+	})
+	if n := logs.count("over its limit"); n > 0 {
+		t.Errorf("the deleted subscription's rows were logged over a backlog limit %d times", n)
+	}
+	if n := len(rcv.receipts()); n != 0 {
+		t.Errorf("%d requests to the deleted subscription's receiver; want none", n)
+	}
+}
+
 // TestRefusedRowIsDeadLettered: with max_refusals, a row the receiver
 // refuses (422) that many times moves to the dead-letter table and the
 // rows after it are delivered, in order; a receiver that is down (503)
