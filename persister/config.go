@@ -51,8 +51,11 @@ type Config struct {
 	// everything) fails the attempt then, rather than when the kernel's
 	// TCP timeout ends the connection, and the batch is retried with the
 	// backoff, its deliveries still unacked: the hang costs neither a
-	// restart nor a redelivery. It must exceed the longest healthy commit
-	// of a full batch, which is retried for ever otherwise.
+	// restart nor a redelivery. An attempt that times out while the
+	// database still answers a ping (slow, not down: a commit of a full
+	// batch that needs longer) makes the next attempt's bound twice as
+	// long, up to 10 minutes, until one commits; the bound is
+	// AppendTimeout again after that.
 	AppendTimeout time.Duration `yaml:"append_timeout"`
 	// PublishTimeout bounds the publish of one sequenced batch, and of one
 	// event to the dead-letter queue (past it the event is rejected, and

@@ -15,10 +15,14 @@
 //     attempt is bounded by Config.AppendTimeout, so a database that hangs
 //     (answers nothing on open connections) is retried in the process like
 //     one that is down, instead of holding the attempt until the kernel's
-//     TCP timeout and the watchdog restart that would cost a redelivery. A
-//     commit whose outcome is unknown (connection lost during COMMIT, or
-//     its answer not back in time) is simply retried: the stored events
-//     come back as duplicates.
+//     TCP timeout and the watchdog restart that would cost a redelivery.
+//     An attempt that timed out while the database answered a ping is a
+//     slow commit, not a hang: the next attempt's bound doubles (up to ten
+//     minutes), so a commit slower than AppendTimeout still goes through,
+//     and the watchdog's stall limit follows the bound. A commit whose
+//     outcome is unknown (connection lost during COMMIT, or its answer not
+//     back in time) is simply retried: the stored events come back as
+//     duplicates.
 //   - One ordered log: every Append locks the counter row first, so any
 //     number of persisters commit one batch at a time, in seq order.
 //   - Bad input never blocks the queue: an event that does not decode is

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -80,6 +81,8 @@ type Log interface {
 	// Now is the log's clock, which dates its records (the database
 	// server's): maintenance goes by it.
 	Now(ctx context.Context) (time.Time, error)
+	// Ping checks that the database answers (one round trip).
+	Ping(ctx context.Context) error
 }
 
 // Snapshots prunes the graph snapshots retention no longer needs
@@ -134,10 +137,14 @@ type Persister struct {
 	m     metrics
 
 	pubCh chan event.Batch
-	// appending holds the Append in flight: Alive's measure, against
-	// stallLimit.
-	appending  liveness.Ops
-	stallLimit time.Duration
+	// appending holds the Append in flight, and the pings to the
+	// database: Alive's measure, against the stall limit of bound.
+	appending liveness.Ops
+	// bound is the bound of the next attempt to append a batch (a
+	// time.Duration): AppendTimeout, or longer after attempts that timed
+	// out while the database answered (see commit). Written by the one
+	// committer between attempts, read by Alive.
+	bound atomic.Int64
 	// holed holds the channels (channelOf) on which a dead-letter failed
 	// while the channel may still be open: that message stays unacked
 	// until the channel closes, and a multiple ack of a later message of
@@ -149,16 +156,20 @@ type Persister struct {
 }
 
 // Alive reports whether the persister is not stuck: no attempt to append
-// a batch has been in flight for longer than its stall limit,
-// liveness.Limit(AppendTimeout) (two minutes with the default 30 s, four
-// times append_timeout past that). Each attempt ends at AppendTimeout, so
-// only one that outlived its own timeout several times over trips it (a
-// hang the database driver's cancellation did not end). Waiting for
-// messages, or backing off between attempts, is not being stuck: a
-// database outage or hang does not make systemd restart the persister,
-// which keeps its batch unacked and retries it, so the broker redelivers
-// nothing.
-func (p *Persister) Alive() bool { return !p.appending.Stuck(p.stallLimit) }
+// a batch (nor ping to the database) has been in flight for longer than
+// the stall limit of the attempt's bound, liveness.Limit(bound): two
+// minutes with the default append_timeout of 30 s, four times the bound
+// past that. The bound is AppendTimeout, or up to maxAppendBound after
+// attempts that a slow database needed longer for, so an attempt
+// legitimately waiting on a slow commit is alive, and only one that
+// outlived its own bound several times over trips it (a hang the
+// database driver's cancellation did not end). Waiting for messages,
+// backing off between attempts, or being paused (hold limit) is not being
+// stuck: a database outage or hang does not make systemd restart the
+// persister.
+func (p *Persister) Alive() bool {
+	return !p.appending.Stuck(liveness.Limit(time.Duration(p.bound.Load())))
+}
 
 type metrics struct {
 	committed    prometheus.Counter
@@ -240,12 +251,13 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			}
 		}
 	}
-	return &Persister{
+	p := &Persister{
 		cfg: cfg, queue: deps.Queue, log: deps.Log, seqr: deps.Sequencer, snaps: deps.Snapshots,
 		lg: deps.Logger.With("component", "persister"), m: m,
-		pubCh:      make(chan event.Batch, publishQueue),
-		stallLimit: liveness.Limit(cfg.AppendTimeout),
-	}, nil
+		pubCh: make(chan event.Batch, publishQueue),
+	}
+	p.bound.Store(int64(cfg.AppendTimeout))
+	return p, nil
 }
 
 // Run persists until ctx ends, then stops taking deliveries, commits and
@@ -458,30 +470,40 @@ func reasonOf(err error) string {
 	return ReasonRejected
 }
 
+// maxAppendBound is the longest bound an attempt to append a batch gets
+// (see commit): a commit slower than that is taken for a hang.
+const maxAppendBound = 10 * time.Minute
+
 // commit appends b, retrying with backoff while the database fails, then
 // acks b's messages and queues the sequenced publish. Nothing is acked
-// before the commit. Each attempt is bounded by AppendTimeout: a database
-// that stopped answering fails it (the driver closes the connection), and
-// the batch is retried here, its messages unacked on their channel, rather
-// than after a watchdog restart and the broker's redelivery. An attempt
-// that timed out may have committed (its COMMIT reached the server, the
-// answer did not come back): the retry then finds the events stored and
-// acks them as duplicates. If ctx (the grace) ends first, nothing is acked
-// and the broker redelivers the batch.
+// before the commit. Each attempt is bounded: a database that stopped
+// answering fails it (the driver closes the connection), and the batch is
+// retried here, its messages unacked on their channel, rather than after
+// a watchdog restart and the broker's redelivery. An attempt that timed
+// out may have committed (its COMMIT reached the server, the answer did
+// not come back): the retry then finds the events stored and acks them as
+// duplicates. If ctx (the grace) ends first, nothing is acked and the
+// broker redelivers the batch.
+//
+// The bound is AppendTimeout, unless an attempt timed out while the
+// database answered a ping meanwhile (attemptAppend): the database is
+// then slow, not down, and a commit slower than AppendTimeout would time
+// out for ever, so the next attempt's bound is doubled, up to
+// maxAppendBound. It returns to AppendTimeout after a commit, and after
+// an attempt that timed out without the database answering: a database
+// that hangs is retried every AppendTimeout, and so noticed that soon
+// once it answers again.
 func (p *Persister) commit(ctx context.Context, b batch) {
 	if len(b.entries) == 0 {
 		return
 	}
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
+		bound := time.Duration(p.bound.Load())
 		start := time.Now()
-		actx, cancel := context.WithTimeout(ctx, p.cfg.AppendTimeout)
-		end := p.appending.Begin()
-		res, err := p.log.Append(actx, b.entries)
-		end()
-		timedOut := actx.Err() != nil
-		cancel()
+		res, timedOut, answered, err := p.attemptAppend(ctx, b.entries, bound)
 		if err == nil {
+			p.bound.Store(int64(p.cfg.AppendTimeout))
 			p.committed(b, res, time.Since(start))
 			return
 		}
@@ -495,10 +517,18 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 		}
 		p.m.retries.Inc()
 		wait := backoff/2 + rand.N(backoff/2+1)
-		if timedOut {
-			p.lg.Warn("append timed out (database not answering); retrying", "events", len(b.entries), "attempt", attempt,
+		switch {
+		case timedOut && answered:
+			next := min(2*bound, maxAppendBound)
+			p.bound.Store(int64(next))
+			p.lg.Warn("append timed out while the database answered (slow, not down); retrying with a longer bound",
+				"events", len(b.entries), "attempt", attempt, "append_bound", bound, "next_append_bound", next,
 				"append_timeout", p.cfg.AppendTimeout, "retry_in", wait, "err", err)
-		} else {
+		case timedOut:
+			p.bound.Store(int64(p.cfg.AppendTimeout))
+			p.lg.Warn("append timed out (database not answering); retrying", "events", len(b.entries), "attempt", attempt,
+				"append_bound", bound, "append_timeout", p.cfg.AppendTimeout, "retry_in", wait, "err", err)
+		default:
 			p.lg.Warn("append failed; retrying", "events", len(b.entries), "attempt", attempt, "retry_in", wait, "err", err)
 		}
 		t := time.NewTimer(wait)
@@ -511,6 +541,42 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 		}
 		backoff = min(2*backoff, p.cfg.RetryMax)
 	}
+}
+
+// attemptAppend makes one attempt to append entries, bounded by bound.
+// Once half the bound has passed without an answer, it pings the database
+// meanwhile, within the same bound, so that an attempt the bound ends
+// says whether the database answered during it (answered): a commit that
+// is slow (waiting for a lock, a busy disk) rather than a database that
+// does not answer. timedOut reports that the bound, not ctx, ended the
+// attempt. Both the Append and the ping count as operations in flight for
+// Alive.
+func (p *Persister) attemptAppend(ctx context.Context, entries []store.Entry, bound time.Duration) (res store.Appended, timedOut, answered bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	appended := make(chan struct{})
+	pinged := make(chan bool, 1)
+	go func() {
+		t := time.NewTimer(bound / 2)
+		defer t.Stop()
+		select {
+		case <-appended:
+			pinged <- false
+			return
+		case <-t.C:
+		}
+		end := p.appending.Begin()
+		defer end()
+		pinged <- p.log.Ping(actx) == nil
+	}()
+	end := p.appending.Begin()
+	res, err = p.log.Append(actx, entries)
+	end()
+	timedOut = err != nil && actx.Err() != nil && ctx.Err() == nil
+	close(appended)
+	cancel() // ends a ping still in flight
+	answered = <-pinged
+	return res, timedOut, answered, err
 }
 
 // commitEach handles a batch the database refused for its content: each

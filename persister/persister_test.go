@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,9 +153,13 @@ type fakeLog struct {
 	seq  int64
 	fail func(entries []store.Entry) error
 	ats  map[string]time.Time // RecordedAt of each entry appended, by event id
-	// hung, while true, makes Append answer only when its context ends:
-	// a database that stopped answering.
+	// hung, while true, makes Append and Ping answer only when their
+	// context ends: a database that stopped answering.
 	hung atomic.Bool
+	// slow, when positive, is how long each Append takes (a time.Duration)
+	// before it commits, unless its context ends first; Ping answers at
+	// once: a database that is slow, not down.
+	slow atomic.Int64
 }
 
 func (l *fakeLog) Append(ctx context.Context, entries []store.Entry) (store.Appended, error) {
@@ -162,6 +167,16 @@ func (l *fakeLog) Append(ctx context.Context, entries []store.Entry) (store.Appe
 		<-ctx.Done()
 		l.j.add("append %d hung until %v", len(entries), context.Cause(ctx))
 		return store.Appended{}, fmt.Errorf("append: %w", ctx.Err())
+	}
+	if d := time.Duration(l.slow.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			l.j.add("append %d slow until %v", len(entries), context.Cause(ctx))
+			return store.Appended{}, fmt.Errorf("append: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -201,6 +216,16 @@ func (l *fakeLog) Retain(context.Context, time.Time, bool) ([]string, time.Time,
 }
 
 func (l *fakeLog) Now(context.Context) (time.Time, error) { return time.Now(), nil }
+
+// Ping answers at once, unless the database hangs (hung): then it answers
+// only when its context ends, as Append does.
+func (l *fakeLog) Ping(ctx context.Context) error {
+	if l.hung.Load() {
+		<-ctx.Done()
+		return fmt.Errorf("ping: %w", ctx.Err())
+	}
+	return nil
+}
 
 func (l *fakeLog) LockRetention(context.Context, time.Duration) (store.RetentionLease, error) {
 	return noLease{}, nil
@@ -456,6 +481,75 @@ func TestHungAppendIsRetriedInTheProcess(t *testing.T) {
 		got, pub := h.j.split()
 		if want := []string{"append 2: 2 new", "ack 2 multiple=true"}; len(got) < 2 || !cmp.Equal(got[len(got)-2:], want) || !cmp.Equal(pub, []string{"publish 1..2"}) {
 			t.Errorf("after the database answered again: %v %v; want it to end with %v and publish 1..2", got, pub, want)
+		}
+		h.stop(t)
+	})
+}
+
+// TestSlowAppendGetsLongerBounds: a database that answers pings but needs
+// five minutes for every commit, with append_timeout one minute. Each
+// attempt that times out while the database answered doubles the next
+// one's bound (1, 2, 4, then 8 minutes, which the commit fits in), so the
+// batch is committed once, and the persister stays alive meanwhile: the
+// stall limit follows the bound (four times it), or the watchdog would
+// restart it four minutes into the 8-minute attempt. After the commit the
+// bound is append_timeout again.
+func TestSlowAppendGetsLongerBounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Minute, RetryMax: time.Second}, nil)
+		h.log.slow.Store(int64(5 * time.Minute))
+		h.q.push(body(t, "a"), body(t, "b"))
+		begin := time.Now()
+		for !slices.Contains(h.j.get(), "ack 2 multiple=true") {
+			if time.Since(begin) > time.Hour {
+				t.Fatalf("not committed in an hour of 5-minute commits: %v", h.j.get())
+			}
+			if !h.p.Alive() {
+				t.Fatalf("not alive %v into the slow commits (bound %v)", time.Since(begin), time.Duration(h.p.bound.Load()))
+			}
+			time.Sleep(time.Second)
+		}
+		synctest.Wait()
+		checkJournal(t, h.j, []string{
+			"append 2 slow until context deadline exceeded",
+			"append 2 slow until context deadline exceeded",
+			"append 2 slow until context deadline exceeded",
+			"append 2: 2 new", "ack 2 multiple=true",
+		}, []string{"publish 1..2"})
+		if took := time.Since(begin); took > 13*time.Minute {
+			t.Errorf("committed after %v; want about 12m (1+2+4 minutes of attempts, backoffs, then 5)", took)
+		}
+		if got := time.Duration(h.p.bound.Load()); got != time.Minute {
+			t.Errorf("bound after the commit = %v; want append_timeout (1m)", got)
+		}
+		h.stop(t)
+	})
+}
+
+// TestAppendBoundIsCapped: a commit that needs longer than maxAppendBound
+// is retried with that bound, never a longer one, and the persister is
+// alive all along.
+func TestAppendBoundIsCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 1, BatchWait: time.Millisecond, AppendTimeout: 5 * time.Minute, RetryMax: time.Second}, nil)
+		h.log.slow.Store(int64(time.Hour))
+		h.q.push(body(t, "a"))
+		for end := time.Now().Add(2 * time.Hour); time.Now().Before(end); time.Sleep(10 * time.Second) {
+			if got := time.Duration(h.p.bound.Load()); got > maxAppendBound {
+				t.Fatalf("bound %v; want at most %v", got, maxAppendBound)
+			}
+			if !h.p.Alive() {
+				t.Fatalf("not alive, bound %v", time.Duration(h.p.bound.Load()))
+			}
+		}
+		if got := time.Duration(h.p.bound.Load()); got != maxAppendBound {
+			t.Errorf("bound after two hours of timed-out attempts = %v; want %v", got, maxAppendBound)
+		}
+		h.log.slow.Store(0)
+		time.Sleep(maxAppendBound + time.Minute)
+		synctest.Wait()
+		if got := h.j.get(); !slices.Contains(got, "ack 1 multiple=true") {
+			t.Errorf("not committed once the database was fast again: %v", got)
 		}
 		h.stop(t)
 	})

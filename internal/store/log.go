@@ -278,6 +278,16 @@ func (l *Log) Now(ctx context.Context) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// Ping checks that the database answers: one round trip on a connection
+// of the pool (a new one if none is idle), bounded by ctx. A persister
+// tells by it a database that is slow from one that does not answer.
+func (l *Log) Ping(ctx context.Context) error {
+	if err := l.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping the database: %w", err)
+	}
+	return nil
+}
+
 // Head returns the last seq of the log and its recorded_at; (0, zero time)
 // for an empty log. It reads the counter row, so it survives retention.
 func (l *Log) Head(ctx context.Context) (int64, time.Time, error) {

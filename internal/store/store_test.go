@@ -643,6 +643,44 @@ func TestAppendUnansweredEndsWithItsContext(t *testing.T) {
 	}
 }
 
+// TestPingTellsAnsweringFromHung: Ping answers while the database does,
+// and ends with its context, with an error, while the database hangs (a
+// black hole: connections accepted, nothing answered), whether a pooled
+// connection is idle or a new one is needed; it answers again once the
+// database does. The persister tells a slow commit from a hung database
+// by it.
+func TestPingTellsAnsweringFromHung(t *testing.T) {
+	ctx := context.Background()
+	proxied, proxy := storetest.NewProxy(t, storetest.NewDB(t))
+	log := store.NewLog(openDB(t, proxied), nil)
+	if err := log.Ping(ctx); err != nil {
+		t.Fatalf("Ping = %v; want nil", err)
+	}
+	proxy.Hole()
+	for i := range 2 { // first on the idle pooled connection, then on a new one
+		pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		start := time.Now()
+		err := log.Ping(pctx)
+		cancel()
+		if err == nil {
+			t.Fatalf("Ping %d into the hang = nil; want an error", i+1)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("Ping %d into the hang took %v; want it to end with its context (300ms)", i+1, took)
+		}
+	}
+	proxy.Pass()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := log.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ping after the hang = %v; want nil", err)
+		}
+	}
+}
+
 // TestClaimFenceUnansweredEndsWithItsContext: over a database that stops
 // answering right after a claim's COMMIT reached it, ClaimFence returns
 // once its context ends (a leadership lost, a processor stopping), not

@@ -1,0 +1,77 @@
+package persister_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/persister"
+)
+
+// TestSlowCommitLongerThanAppendTimeoutCommits: every commit takes longer
+// than append_timeout (a trigger makes the database server sleep 2 s in
+// the counter row's update, which each commit makes once, whatever its
+// size), while the database answers everything else at once: slow, not
+// down. Each attempt that the timeout ends is rolled back, so a persister
+// that kept bounding its attempts by append_timeout would retry the batch
+// for ever; the attempts' bound must grow until one commits, and the
+// batch is then stored exactly once, delivered once.
+func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.db.ExecContext(context.Background(),
+		"CREATE TRIGGER slow_commit BEFORE UPDATE ON log_counter FOR EACH ROW SET @slept = SLEEP(2)"); err != nil {
+		t.Fatal(err)
+	}
+	log := &attemptLog{}
+	cfg := persister.Config{
+		BatchSize: 100, BatchWait: 50 * time.Millisecond,
+		AppendTimeout: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}
+	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { log.Log = d.Log; d.Log = log })
+	pub := e.startPublisher(t)
+
+	const n = 50
+	want := map[string]bool{}
+	var evs []event.Event
+	now := time.Now().UTC()
+	for i := range n {
+		id := fmt.Sprint("slow-", i)
+		want[id] = true
+		evs = append(evs, tick(id, now))
+	}
+	if err := pub.Publish(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	// Bounds of 1, 2 and 4 s (with the rolled-back attempts' sessions
+	// still holding the counter row for up to 2 s each) commit within
+	// about 10 s; a minute is far beyond that, and long enough for dozens
+	// of attempts bounded by append_timeout.
+	waitFor(t, "every event committed", time.Minute, func() (bool, string) {
+		c := p.counter(t, "causeway_persister_events_committed_total")
+		d := p.counter(t, "causeway_persister_duplicates_total")
+		return c+d >= n, fmt.Sprintf("committed %v, duplicates %v after %d attempts, %d of them timed out",
+			c, d, log.returned.Load(), log.timedOut.Load())
+	})
+	if !p.alive() {
+		t.Error("not alive after attempts longer than append_timeout")
+	}
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, e.db, want)
+	if c := p.counter(t, "causeway_persister_events_committed_total"); c != n {
+		t.Errorf("committed_total = %v; want %d (every attempt the timeout ended was rolled back)", c, n)
+	}
+	if d := p.counter(t, "causeway_persister_duplicates_total"); d != 0 {
+		t.Errorf("duplicates_total = %v; want 0", d)
+	}
+	if got := p.counter(t, "causeway_bus_consumer_delivered_total"); got != n {
+		t.Errorf("the consumer received %v deliveries of %d messages; want each once (no redelivery)", got, n)
+	}
+	if log.timedOut.Load() == 0 {
+		t.Error("no attempt timed out: the commit was not slower than append_timeout, so the test shows nothing")
+	}
+	t.Logf("%d append attempts, %d timed out", log.returned.Load(), log.timedOut.Load())
+}
