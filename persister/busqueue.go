@@ -40,6 +40,8 @@ func (m busMessage) Ack(multiple bool) error { return staleErr(m.d.Ack(multiple)
 
 func (m busMessage) Channel() any { return m.d.Channel() }
 
+func (m busMessage) Stale() bool { return m.d.Stale() }
+
 func staleErr(err error) error {
 	if err != nil && errors.Is(err, bus.ErrStaleDelivery) {
 		return fmt.Errorf("%w: %w", ErrStale, err)
@@ -68,6 +70,14 @@ func (q *BusQueue) Run(ctx context.Context) error {
 
 // Messages implements Queue.
 func (q *BusQueue) Messages() <-chan Message { return q.out }
+
+// Pause implements Queue (bus.Consumer.Pause): the consumer's channel is
+// closed, which hands its unacked deliveries back to the queue in order,
+// and none is opened until Resume.
+func (q *BusQueue) Pause(ctx context.Context) error { return q.c.Pause(ctx) }
+
+// Resume implements Queue.
+func (q *BusQueue) Resume() { q.c.Resume() }
 
 // DeadLetter publishes m to the dead-letter queue with reason. If that
 // fails on a live channel, it rejects m without requeue, which makes the

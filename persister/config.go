@@ -18,6 +18,7 @@ const (
 	DefaultRetryMax            = 10 * time.Second
 	DefaultPublishTimeout      = 5 * time.Second
 	DefaultAppendTimeout       = 30 * time.Second
+	DefaultHoldLimit           = 15 * time.Minute
 )
 
 // Config configures a Persister (YAML section "persister").
@@ -57,6 +58,19 @@ type Config struct {
 	// long, up to 10 minutes, until one commits; the bound is
 	// AppendTimeout again after that.
 	AppendTimeout time.Duration `yaml:"append_timeout"`
+	// HoldLimit is how long a batch may be held unacked without a
+	// commit, from when its first message was read. Past it, after a
+	// failed attempt, the persister hands the batch back to the queue
+	// with every other unacked message and stops consuming until the
+	// database answers a ping, then consumes again: an outage of any
+	// length costs each held message one redelivery. Holding on instead,
+	// the broker's consumer_timeout (30 minutes by default) would close
+	// the channel, and the queue redeliver the batch, once per timeout,
+	// each toward the persist queue's delivery limit (100), past which
+	// valid events are dead-lettered. Keep it under consumer_timeout,
+	// by one attempt's bound at least (a batch is handed back only
+	// between attempts); the default is half the broker's default.
+	HoldLimit time.Duration `yaml:"hold_limit"`
 	// PublishTimeout bounds the publish of one sequenced batch, and of one
 	// event to the dead-letter queue (past it the event is rejected, and
 	// the broker dead-letters it without the reason).
@@ -93,6 +107,7 @@ func (c *Config) setDefaults() {
 	set(&c.RetryMax, DefaultRetryMax)
 	set(&c.PublishTimeout, DefaultPublishTimeout)
 	set(&c.AppendTimeout, DefaultAppendTimeout)
+	set(&c.HoldLimit, DefaultHoldLimit)
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -143,6 +158,11 @@ func (c Config) Validate() error {
 		// time out; past 30s the stall limit, four times it, grows too
 		// (Persister.Alive).
 		add("append_timeout: must be between 1s and 10m")
+	}
+	if c.HoldLimit < c.AppendTimeout || c.HoldLimit > 24*time.Hour {
+		// A batch gets one whole attempt at least before it is handed
+		// back; a day is far beyond any broker's consumer_timeout.
+		add("hold_limit: must be at least append_timeout and at most 24h")
 	}
 	return errors.Join(errs...)
 }

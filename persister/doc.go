@@ -23,6 +23,20 @@
 //     outcome is unknown (connection lost during COMMIT, or its answer not
 //     back in time) is simply retried: the stored events come back as
 //     duplicates.
+//   - A batch held unacked for Config.HoldLimit without a commit is
+//     handed back: the persister closes its consuming channel (Queue.Pause),
+//     which returns the batch and every other unacked message to the
+//     queue, in order, and consumes nothing until the database answers a
+//     ping; then it consumes again. Otherwise the broker's
+//     consumer_timeout would close the channel, and the queue redeliver
+//     the batch, once per timeout for as long as the database is down,
+//     each time toward the persist queue's delivery limit (100), past
+//     which valid events are dead-lettered. So an outage costs each held
+//     message one redelivery, whatever its length. The messages the
+//     broker has back are never committed from the old channel
+//     (Message.Stale): committed before the redelivery of the batch
+//     handed back, they would leave the order of publication; the
+//     redeliveries come first, and the stored ones are duplicates.
 //   - One ordered log: every Append locks the counter row first, so any
 //     number of persisters commit one batch at a time, in seq order.
 //   - Bad input never blocks the queue: an event that does not decode is
@@ -42,8 +56,11 @@
 // Acks: deliveries of one broker channel are handed out in order, and
 // every delivery before a batch's last one is in the batch, in an earlier
 // batch, or dead-lettered, so one multiple ack on the last delivery acks
-// the batch. After a reconnect, acks of the old channel's deliveries fail
-// harmlessly (ErrStale) and the broker redelivers them as duplicates.
+// the batch. After a reconnect (or a pause), a batch whose commit began
+// before its channel closed is still committed, its ack fails harmlessly
+// (ErrStale), and the broker's redeliveries are duplicates; the old
+// channel's messages whose commit had not begun are left out, and come
+// back with the redeliveries.
 //
 // Shutdown (ctx cancelled, e.g. SIGTERM): the persister stops taking
 // deliveries, commits and acks the batch in flight — retrying within
@@ -66,6 +83,7 @@
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,
 // _lag_seconds (recorded_at minus the event's observed_at),
-// _commit_retries_total, _sequenced_unpublished_total and
-// _snapshots_pruned_total.
+// _commit_retries_total, _paused (1 while it has handed its batch back
+// and waits for the database), _pauses_total,
+// _sequenced_unpublished_total and _snapshots_pruned_total.
 package persister

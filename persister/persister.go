@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,10 @@ type Message interface {
 	// Ack acknowledges the message; with multiple, also every earlier
 	// unacked message of the same broker channel.
 	Ack(multiple bool) error
+	// Stale reports that the broker has the message back (its channel
+	// closed, by a lost connection or by Queue.Pause): it will be
+	// delivered again, and its Ack fails with ErrStale.
+	Stale() bool
 }
 
 // channeled is a Message that says which broker channel it came on
@@ -63,6 +68,13 @@ type Queue interface {
 	// batch's multiple ack would otherwise cover a message neither stored
 	// nor dead-lettered.
 	DeadLetter(ctx context.Context, m Message, reason string) error
+	// Pause stops the consumption: every message handed out and not
+	// acked goes back to the queue, in order (each is Stale once Pause
+	// returns), and nothing more is delivered until Resume. It fails
+	// only when ctx ends first.
+	Pause(ctx context.Context) error
+	// Resume consumes again after Pause, on a new broker channel.
+	Resume()
 }
 
 // Sequencer publishes committed batches on the sequenced fanout
@@ -179,6 +191,8 @@ type metrics struct {
 	commitSecs   prometheus.Histogram
 	lag          prometheus.Histogram
 	retries      prometheus.Counter
+	paused       prometheus.Gauge
+	pauses       prometheus.Counter
 	unpublished  prometheus.Counter
 	snapsPruned  prometheus.Counter
 	clockBehind  prometheus.Counter
@@ -228,6 +242,14 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			Name: "causeway_persister_commit_retries_total",
 			Help: "Failed append transactions that were retried (database unavailable).",
 		}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_persister_paused",
+			Help: "1 while the persister has handed its held batch back to the queue (hold_limit) and consumes nothing until the database answers.",
+		}),
+		pauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_pauses_total",
+			Help: "Batches held past hold_limit without a commit, handed back to the queue (each costs its messages one redelivery).",
+		}),
 		unpublished: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_persister_sequenced_unpublished_total",
 			Help: "Committed batches not published on the sequenced stream (followers read them from the database).",
@@ -245,7 +267,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		m.deadLettered.WithLabelValues(r) // export zeros
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.unpublished, m.snapsPruned, m.clockBehind} {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.clockBehind} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("persister: register metrics: %w", err)
 			}
@@ -317,7 +339,7 @@ func (p *Persister) consume(ctx, work context.Context) error {
 		streamClosed <- p.collect(ctx, work, p.queue.Messages(), batches)
 	}()
 	for b := range batches {
-		p.commit(work, b)
+		p.commit(ctx, work, b)
 	}
 	if <-streamClosed {
 		return errors.New("persister: delivery stream closed")
@@ -327,10 +349,30 @@ func (p *Persister) consume(ctx, work context.Context) error {
 
 // batch is what one transaction commits: the valid entries and every
 // message read for them (the last one is acked with multiple, unless its
-// channel is in Persister.holed).
+// channel is in Persister.holed), and when each was read.
 type batch struct {
 	entries []store.Entry
-	msgs    []Message // msgs[i] carries entries[i]
+	msgs    []Message   // msgs[i] carries entries[i]
+	read    []time.Time // msgs[i] was read at read[i]
+}
+
+// live returns b without the messages the broker has back (Stale): they
+// will be delivered again. After a pause they must not be committed: a
+// batch handed back before them is delivered again after them, and the
+// log would have them out of the order of publication.
+func (b batch) live() batch {
+	if !slices.ContainsFunc(b.msgs, Message.Stale) {
+		return b
+	}
+	var out batch
+	for i, m := range b.msgs {
+		if !m.Stale() {
+			out.entries = append(out.entries, b.entries[i])
+			out.msgs = append(out.msgs, m)
+			out.read = append(out.read, b.read[i])
+		}
+	}
+	return out
 }
 
 // collect reads messages into batches and hands each to out once it is
@@ -411,6 +453,7 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			}
 			b.entries = append(b.entries, entry)
 			b.msgs = append(b.msgs, m)
+			b.read = append(b.read, time.Now())
 		}
 	}
 }
@@ -482,8 +525,9 @@ const maxAppendBound = 10 * time.Minute
 // a watchdog restart and the broker's redelivery. An attempt that timed
 // out may have committed (its COMMIT reached the server, the answer did
 // not come back): the retry then finds the events stored and acks them as
-// duplicates. If ctx (the grace) ends first, nothing is acked and the
-// broker redelivers the batch.
+// duplicates. If work (the grace) ends first, nothing is acked and the
+// broker redelivers the batch. The messages the broker has back already
+// are left out (batch.live).
 //
 // The bound is AppendTimeout, unless an attempt timed out while the
 // database answered a ping meanwhile (attemptAppend): the database is
@@ -493,7 +537,13 @@ const maxAppendBound = 10 * time.Minute
 // an attempt that timed out without the database answering: a database
 // that hangs is retried every AppendTimeout, and so noticed that soon
 // once it answers again.
-func (p *Persister) commit(ctx context.Context, b batch) {
+//
+// Once b's first message has been held for HoldLimit, after a failed
+// attempt, b is handed back (pause): the broker would otherwise close the
+// channel of a consumer holding a delivery past its consumer_timeout,
+// redelivering b once each time, for as long as the database is down.
+func (p *Persister) commit(ctx, work context.Context, b batch) {
+	b = b.live()
 	if len(b.entries) == 0 {
 		return
 	}
@@ -501,39 +551,42 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 	for attempt := 1; ; attempt++ {
 		bound := time.Duration(p.bound.Load())
 		start := time.Now()
-		res, timedOut, answered, err := p.attemptAppend(ctx, b.entries, bound)
+		res, timedOut, answered, err := p.attemptAppend(work, b.entries, bound)
 		if err == nil {
 			p.bound.Store(int64(p.cfg.AppendTimeout))
 			p.committed(b, res, time.Since(start))
 			return
 		}
-		if ctx.Err() != nil {
+		if work.Err() != nil {
 			p.lg.Warn("batch not committed before shutdown; the broker will redeliver it", "events", len(b.entries), "err", err)
 			return
 		}
 		if rejected(err) {
-			p.commitEach(ctx, b, err)
+			p.commitEach(ctx, work, b, err)
 			return
 		}
 		p.m.retries.Inc()
-		wait := backoff/2 + rand.N(backoff/2+1)
+		next, msg := bound, "append failed"
 		switch {
 		case timedOut && answered:
-			next := min(2*bound, maxAppendBound)
-			p.bound.Store(int64(next))
-			p.lg.Warn("append timed out while the database answered (slow, not down); retrying with a longer bound",
-				"events", len(b.entries), "attempt", attempt, "append_bound", bound, "next_append_bound", next,
-				"append_timeout", p.cfg.AppendTimeout, "retry_in", wait, "err", err)
+			next, msg = min(2*bound, maxAppendBound), "append timed out while the database answered (slow, not down): the next attempt gets a longer bound"
 		case timedOut:
-			p.bound.Store(int64(p.cfg.AppendTimeout))
-			p.lg.Warn("append timed out (database not answering); retrying", "events", len(b.entries), "attempt", attempt,
-				"append_bound", bound, "append_timeout", p.cfg.AppendTimeout, "retry_in", wait, "err", err)
-		default:
-			p.lg.Warn("append failed; retrying", "events", len(b.entries), "attempt", attempt, "retry_in", wait, "err", err)
+			next, msg = p.cfg.AppendTimeout, "append timed out (database not answering)"
 		}
+		p.bound.Store(int64(next))
+		attrs := []any{"events", len(b.entries), "attempt", attempt, "append_bound", bound, "next_append_bound", next,
+			"append_timeout", p.cfg.AppendTimeout, "err", err}
+		held := time.Since(b.read[0])
+		if held >= p.cfg.HoldLimit {
+			p.lg.Warn(msg, append(attrs, "held", held, "hold_limit", p.cfg.HoldLimit)...)
+			p.pause(ctx, work, len(b.entries), held)
+			return
+		}
+		wait := min(backoff/2+rand.N(backoff/2+1), p.cfg.HoldLimit-held)
+		p.lg.Warn(msg, append(attrs, "retry_in", wait)...)
 		t := time.NewTimer(wait)
 		select {
-		case <-ctx.Done():
+		case <-work.Done():
 			t.Stop()
 			p.lg.Warn("batch not committed before shutdown; the broker will redeliver it", "events", len(b.entries))
 			return
@@ -541,6 +594,58 @@ func (p *Persister) commit(ctx context.Context, b batch) {
 		}
 		backoff = min(2*backoff, p.cfg.RetryMax)
 	}
+}
+
+// pause hands the batch held past HoldLimit back to the queue, with every
+// other message read and not acked (Queue.Pause: they are Stale then, and
+// the committer leaves them out), stops consuming, and pings the database
+// with the retry backoff, each ping bounded by AppendTimeout, until it
+// answers; then it consumes again. The broker delivers the messages again
+// in their order, before any later one, so a database outage of any
+// length costs each held message one redelivery, and the log keeps the
+// order of publication (the stored ones come back as duplicates). While
+// paused the persister is alive (no operation in flight beyond a bounded
+// ping), and not able to do its job: causeway_persister_paused is 1. When
+// ctx ends (shutdown) it returns at once: nothing is held.
+func (p *Persister) pause(ctx, work context.Context, events int, held time.Duration) {
+	if err := p.queue.Pause(work); err != nil {
+		p.lg.Error("could not hand the held batch back to the queue before shutdown; the broker will redeliver it", "events", events, "err", err)
+		return
+	}
+	p.m.pauses.Inc()
+	p.m.paused.Set(1)
+	since := time.Now()
+	p.lg.Warn("batch held past hold_limit without a commit: handed back to the queue with every unacked message; consuming stopped until the database answers",
+		"events", events, "held", held, "hold_limit", p.cfg.HoldLimit)
+	backoff := p.cfg.RetryMin
+	for {
+		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := p.ping(ctx); err == nil {
+			break
+		} else if ctx.Err() == nil {
+			p.lg.Debug("database still not answering; consuming stays paused", "err", err)
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+	p.queue.Resume()
+	p.m.paused.Set(0)
+	p.lg.Info("database answers again; consuming resumed", "paused_for", time.Since(since))
+}
+
+// ping checks that the database answers, within AppendTimeout; it counts
+// as an operation in flight for Alive.
+func (p *Persister) ping(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, p.cfg.AppendTimeout)
+	defer cancel()
+	end := p.appending.Begin()
+	defer end()
+	return p.log.Ping(pctx)
 }
 
 // attemptAppend makes one attempt to append entries, bounded by bound.
@@ -582,15 +687,15 @@ func (p *Persister) attemptAppend(ctx context.Context, entries []store.Entry, bo
 // commitEach handles a batch the database refused for its content: each
 // event is committed alone, and the ones refused alone are dead-lettered,
 // so one bad event never blocks the queue.
-func (p *Persister) commitEach(ctx context.Context, b batch, cause error) {
+func (p *Persister) commitEach(ctx, work context.Context, b batch, cause error) {
 	if len(b.entries) == 1 {
-		p.deadLetter(ctx, b.msgs[0], cause)
+		p.deadLetter(work, b.msgs[0], cause)
 		return
 	}
 	p.lg.Warn("database refused a batch; committing its events one by one", "events", len(b.entries), "err", cause)
 	for i := range b.entries {
-		p.commit(ctx, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1]})
-		if ctx.Err() != nil {
+		p.commit(ctx, work, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1], read: b.read[i : i+1]})
+		if work.Err() != nil {
 			return
 		}
 	}

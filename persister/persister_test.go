@@ -73,9 +73,15 @@ type fakeMsg struct {
 	ackFails error
 	// ch is the broker channel it came on.
 	ch int
+	// q and epoch: the queue that handed it out, and its epoch then; a
+	// Pause of q since makes it stale.
+	q     *fakeQueue
+	epoch int64
 }
 
 func (m *fakeMsg) Channel() any { return m.ch }
+
+func (m *fakeMsg) Stale() bool { return m.q != nil && m.epoch < m.q.epoch.Load() }
 
 func (m *fakeMsg) Body() []byte { return m.body }
 func (m *fakeMsg) RecordedAt() (time.Time, bool, error) {
@@ -102,10 +108,17 @@ type fakeQueue struct {
 	// dlFails makes DeadLetter fail with this error (the publish and the
 	// reject both failed, the channel not seen closed).
 	dlFails error
+	// epoch counts the Pauses: the messages handed out before one are
+	// stale. mu guards paused, and changed, which is closed (and
+	// replaced) by every Pause and Resume.
+	epoch   atomic.Int64
+	mu      sync.Mutex
+	paused  bool
+	changed chan struct{}
 }
 
 func newFakeQueue(j *journal) *fakeQueue {
-	return &fakeQueue{j: j, in: make(chan Message, 1000), out: make(chan Message)}
+	return &fakeQueue{j: j, in: make(chan Message, 1000), out: make(chan Message), changed: make(chan struct{})}
 }
 
 func (q *fakeQueue) push(bodies ...[]byte) {
@@ -115,14 +128,26 @@ func (q *fakeQueue) push(bodies ...[]byte) {
 	}
 }
 
+// Run hands out the messages pushed, but none while paused. Unlike a
+// broker, a Pause does not requeue: a test pushes the redeliveries.
 func (q *fakeQueue) Run(ctx context.Context) error {
 	defer close(q.out)
 	for {
+		q.mu.Lock()
+		in, changed := q.in, q.changed
+		if q.paused {
+			in = nil
+		}
+		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			q.j.add("queue stopped")
 			return nil
-		case m := <-q.in:
+		case <-changed:
+		case m := <-in:
+			if fm, ok := m.(*fakeMsg); ok {
+				fm.q, fm.epoch = q, q.epoch.Load()
+			}
 			select {
 			case q.out <- m:
 			case <-ctx.Done():
@@ -134,6 +159,26 @@ func (q *fakeQueue) Run(ctx context.Context) error {
 }
 
 func (q *fakeQueue) Messages() <-chan Message { return q.out }
+
+func (q *fakeQueue) Pause(context.Context) error {
+	q.j.add("pause")
+	q.epoch.Add(1)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.paused = true
+	close(q.changed)
+	q.changed = make(chan struct{})
+	return nil
+}
+
+func (q *fakeQueue) Resume() {
+	q.j.add("resume")
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.paused = false
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
 
 func (q *fakeQueue) DeadLetter(_ context.Context, m Message, reason string) error {
 	if q.dlFails != nil {
@@ -528,10 +573,11 @@ func TestSlowAppendGetsLongerBounds(t *testing.T) {
 
 // TestAppendBoundIsCapped: a commit that needs longer than maxAppendBound
 // is retried with that bound, never a longer one, and the persister is
-// alive all along.
+// alive all along. (hold_limit, at its most, does not hand the batch back
+// meanwhile.)
 func TestAppendBoundIsCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, Config{BatchSize: 1, BatchWait: time.Millisecond, AppendTimeout: 5 * time.Minute, RetryMax: time.Second}, nil)
+		h := start(t, Config{BatchSize: 1, BatchWait: time.Millisecond, AppendTimeout: 5 * time.Minute, HoldLimit: 24 * time.Hour, RetryMax: time.Second}, nil)
 		h.log.slow.Store(int64(time.Hour))
 		h.q.push(body(t, "a"))
 		for end := time.Now().Add(2 * time.Hour); time.Now().Before(end); time.Sleep(10 * time.Second) {
@@ -553,6 +599,112 @@ func TestAppendBoundIsCapped(t *testing.T) {
 		}
 		h.stop(t)
 	})
+}
+
+// TestHoldLimitHandsTheBatchBackAndPauses: while the database hangs, a
+// batch held for hold_limit is handed back to the queue (Pause), along
+// with the next batch, read meanwhile (stale then, and never appended:
+// committed ahead of the redelivery of the first, it would leave the
+// order of publication). Paused, the persister takes nothing and tries no
+// append, only pings, for as long as the database hangs; it is alive,
+// and causeway_persister_paused is 1. Once the database answers it
+// resumes, and the redeliveries are committed, in order.
+func TestHoldLimitHandsTheBatchBackAndPauses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 10 * time.Second,
+			HoldLimit: time.Minute, RetryMax: time.Second}, nil)
+		h.log.hung.Store(true)
+		h.q.push(body(t, "a"), body(t, "b"), body(t, "c"), body(t, "d"))
+		time.Sleep(time.Minute - time.Second)
+		synctest.Wait()
+		if got := h.j.get(); slices.Contains(got, "pause") {
+			t.Fatalf("paused before hold_limit: %v", got)
+		}
+		time.Sleep(15 * time.Second) // past hold_limit, and the attempt then in flight
+		synctest.Wait()
+		got := h.j.get()
+		if len(got) == 0 || got[len(got)-1] != "pause" {
+			t.Fatalf("journal past hold_limit = %v; want it to end with pause", got)
+		}
+		for _, l := range got[:len(got)-1] {
+			if l != "append 2 hung until context deadline exceeded" {
+				t.Fatalf("before the pause: %q in %v; want only attempts of the first batch that timed out", l, got)
+			}
+		}
+		if v := gaugeValue(t, h.p.m.paused); v != 1 {
+			t.Errorf("paused gauge = %v; want 1", v)
+		}
+		before := len(got)
+		h.q.push(body(t, "e"))
+		for range 60 { // ten minutes paused
+			time.Sleep(10 * time.Second)
+			if !h.p.Alive() {
+				t.Fatal("not alive while paused")
+			}
+		}
+		synctest.Wait()
+		if got := h.j.get(); len(got) != before {
+			t.Fatalf("while paused: %v; want nothing after the pause", got[before:])
+		}
+		if n := len(h.q.in); n != 1 {
+			t.Errorf("%d messages taken by a paused persister; want none", 1-n)
+		}
+
+		h.log.hung.Store(false)
+		// The ping in flight ends at its timeout (append_timeout), the
+		// next one, a backoff later, answers.
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		// The fake queue does not requeue: it hands out e, pushed while
+		// paused (a broker would deliver a, b, c, d again first).
+		got = append(got, "resume", "append 1: 1 new", "ack 5 multiple=true")
+		checkJournal(t, h.j, got, []string{"publish 1..1"})
+		// The redeliveries.
+		h.q.push(body(t, "a"), body(t, "b"), body(t, "c"), body(t, "d"))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		checkJournal(t, h.j, append(got,
+			"append 2: 2 new", "ack 7 multiple=true",
+			"append 2: 2 new", "ack 9 multiple=true"),
+			[]string{"publish 1..1", "publish 2..3", "publish 4..5"})
+		if v := gaugeValue(t, h.p.m.paused); v != 0 {
+			t.Errorf("paused gauge after resume = %v; want 0", v)
+		}
+		if v := counterValue(t, h.p.m.pauses); v != 1 {
+			t.Errorf("pauses_total = %v; want 1", v)
+		}
+		h.stop(t)
+	})
+}
+
+// TestShutdownWhilePaused: a persister paused for its database stops at
+// once on shutdown: it holds nothing to commit.
+func TestShutdownWhilePaused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Second,
+			HoldLimit: 2 * time.Second, ShutdownGrace: time.Hour}, nil)
+		h.log.hung.Store(true)
+		h.q.push(body(t, "a"), body(t, "b"))
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if got := h.j.get(); !slices.Contains(got, "pause") {
+			t.Fatalf("not paused: %v", got)
+		}
+		start := time.Now()
+		h.stop(t)
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("stopping a paused persister took %v; want at once", took)
+		}
+	})
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
 }
 
 func TestShutdownCommitsBatchInFlightThenStopsQueue(t *testing.T) {
@@ -792,6 +944,8 @@ func TestConfigValidate(t *testing.T) {
 		{"maintenance", Config{MaintenanceInterval: time.Second}, "maintenance_interval"},
 		{"append timeout short", Config{AppendTimeout: 100 * time.Millisecond}, "append_timeout"},
 		{"append timeout long", Config{AppendTimeout: time.Hour}, "append_timeout"},
+		{"hold limit under append timeout", Config{AppendTimeout: time.Minute, HoldLimit: 30 * time.Second}, "hold_limit"},
+		{"hold limit long", Config{HoldLimit: 25 * time.Hour}, "hold_limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.WithDefaults().Validate()

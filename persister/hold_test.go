@@ -1,0 +1,190 @@
+package persister_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/bus/bustest"
+	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/store"
+	"github.com/causeway/causeway/internal/store/storetest"
+	"github.com/causeway/causeway/persister"
+)
+
+// gauge returns the value of a gauge (summed over its series).
+func (r *running) gauge(t testing.TB, name string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// atMost returns how many samples of a histogram are at most le (its
+// bucket le must exist), and how many there are.
+func (r *running) atMost(t testing.TB, name string, le float64) (under, count uint64) {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			count += m.GetHistogram().GetSampleCount()
+			for _, b := range m.GetHistogram().GetBucket() {
+				if b.GetUpperBound() == le {
+					under += b.GetCumulativeCount()
+				}
+			}
+		}
+	}
+	return under, count
+}
+
+// TestDatabaseOutageLongerThanHoldLimitCostsOneRedelivery: the database
+// stops answering (a black hole) while the persister holds a batch. Past
+// hold_limit the persister hands the batch back to the queue and stops
+// consuming, so that the broker's consumer_timeout (30 minutes by
+// default) never closes its channel with the batch unacked, redelivering
+// it once each time, and an outage of days does not send valid events
+// to the dead-letter queue after 100 deliveries. While paused it takes
+// nothing more: events published meanwhile wait in the queue. Once the
+// database answers, it consumes again, and every event is stored once,
+// in the order published, each delivered at most twice (x-delivery-count
+// at most 1).
+func TestDatabaseOutageLongerThanHoldLimitCostsOneRedelivery(t *testing.T) {
+	e := newEnv(t)
+	proxied, proxy := storetest.NewProxy(t, e.dsn)
+	db, err := store.Open(context.Background(), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg := persister.Config{
+		BatchSize: 100, BatchWait: 50 * time.Millisecond,
+		AppendTimeout: time.Second, HoldLimit: 3 * time.Second,
+		RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}
+	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { d.Log = store.NewLog(db, nil) })
+	pub := e.startPublisher(t)
+
+	conn := bustest.Conn(t, e.url)
+	if _, err := bus.DeclareTopology(conn); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func() (ready, consumers int) {
+		q, err := ch.QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Messages, q.Consumers
+	}
+	const n = 50 // each wave
+	want := map[string]bool{}
+	var order []string
+	publish := func(from int) {
+		t.Helper()
+		now := time.Now().UTC()
+		var evs []event.Event
+		for i := from; i < from+n; i++ {
+			id := fmt.Sprintf("hold-%03d", i)
+			want[id] = true
+			order = append(order, id)
+			evs = append(evs, tick(id, now))
+		}
+		if err := pub.Publish(context.Background(), evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delivered := func() float64 { return p.counter(t, "causeway_bus_consumer_delivered_total") }
+
+	proxy.Hole()
+	publish(0)
+	waitFor(t, "the first wave delivered to the persister", 30*time.Second, func() (bool, string) {
+		return delivered() == n, fmt.Sprintf("%v delivered", delivered())
+	})
+	// Each attempt ends at append_timeout (1s); past hold_limit (3s) the
+	// batch must be back in the queue and the persister gone from it.
+	waitFor(t, "the held batch back in the queue, the persister no longer consuming", 30*time.Second, func() (bool, string) {
+		ready, consumers := queued()
+		return ready == n && consumers == 0, fmt.Sprintf("%d ready, %d consumers, paused gauge %v", ready, consumers, p.gauge(t, "causeway_persister_paused"))
+	})
+	if g := p.gauge(t, "causeway_persister_paused"); g != 1 {
+		t.Errorf("causeway_persister_paused = %v while paused; want 1", g)
+	}
+	if !p.alive() {
+		t.Error("not alive while paused for the database")
+	}
+
+	// Nothing more is delivered while paused, however long it lasts.
+	publish(n)
+	waitFor(t, "the second wave in the queue", 30*time.Second, func() (bool, string) {
+		ready, _ := queued()
+		return ready == 2*n, fmt.Sprintf("%d ready", ready)
+	})
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if ready, consumers := queued(); ready != 2*n || consumers != 0 || delivered() != n {
+			t.Fatalf("while paused: %d ready, %d consumers, %v delivered; want %d, 0, %d", ready, consumers, delivered(), 2*n, n)
+		}
+	}
+	if c := p.counter(t, "causeway_persister_events_committed_total"); c != 0 {
+		t.Fatalf("committed_total = %v while the database hung; want 0", c)
+	}
+
+	proxy.Pass()
+	waitFor(t, "every event committed", time.Minute, func() (bool, string) {
+		c := p.counter(t, "causeway_persister_events_committed_total")
+		d := p.counter(t, "causeway_persister_duplicates_total")
+		return c+d >= 2*n, fmt.Sprintf("committed %v, duplicates %v", c, d)
+	})
+	if g := p.gauge(t, "causeway_persister_paused"); g != 0 {
+		t.Errorf("causeway_persister_paused = %v after the database answered; want 0", g)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, e.db, want)
+	recs, err := e.log.ReadRange(context.Background(), 0, 2*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Event.EventID != order[i] {
+			t.Fatalf("seq %d holds %s; want %s: the log left the order of publication", r.Seq, r.Event.EventID, order[i])
+		}
+	}
+	if c := p.counter(t, "causeway_persister_events_committed_total"); c != 2*n {
+		t.Errorf("committed_total = %v; want %d", c, 2*n)
+	}
+	// The first wave was delivered twice (held, handed back, delivered
+	// again), the second once.
+	if got := delivered(); got != 3*n {
+		t.Errorf("%v deliveries; want %d (the first wave twice, the second once)", got, 3*n)
+	}
+	under, count := p.atMost(t, "causeway_bus_consumer_delivery_count", 1)
+	if count != 3*n || under != count {
+		t.Errorf("x-delivery-count: %d of %d deliveries at most 1; want all %d", under, count, 3*n)
+	}
+	if ready, _ := queued(); ready != 0 {
+		t.Errorf("%d messages left in the queue; want 0", ready)
+	}
+}
