@@ -11,7 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
@@ -133,8 +132,12 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 // when the template was added with --params, their values after it, sorted
 // by name. They are YAML comments, so that the output is still the
 // template (`templates show NAME > file` and add it again with the same
-// --params), and a value with a line break or another control character is
-// quoted (Go syntax) to stay in its comment.
+// --params). A value with a character that is not printable is quoted (Go
+// syntax): a control character, and the line and paragraph separators
+// (U+2028, U+2029), at which YAML breaks the comment's line, so that what
+// follows would be read as the template's; and the characters YAML refuses
+// (U+FFFE). No blank line comes between the body and the comments: a
+// block scalar that keeps its trailing line breaks (|+) would take it in.
 func showTemplate(t api.Template) string {
 	if len(t.Params) == 0 {
 		return t.Body
@@ -144,10 +147,10 @@ func showTemplate(t api.Template) string {
 	if !strings.HasSuffix(t.Body, "\n") {
 		b.WriteString("\n")
 	}
-	b.WriteString("\n# params (templates add --params):\n")
+	b.WriteString("# params (templates add --params):\n")
 	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
 		v := t.Params[k]
-		if strings.ContainsFunc(v, unicode.IsControl) {
+		if strings.ContainsFunc(v, func(r rune) bool { return !strconv.IsPrint(r) }) {
 			v = strconv.Quote(v)
 		}
 		fmt.Fprintf(&b, "#   %s=%s\n", k, v)

@@ -113,8 +113,8 @@ func TestTemplatesShowParams(t *testing.T) {
 	})
 	for _, tc := range []struct{ name, body, want string }{
 		{"t1", "metadata:\n  name: t1\n", "metadata:\n  name: t1\n"},
-		{"nic", body, body + "\n# params (templates add --params):\n#   alarm_name=NIC, DOWN\n#   severity=CRITICAL\n#   template_name=nic\n"},
-		{"cpu", body, body + "\n# params (templates add --params):\n#   note=\"two\\nlines\"\n#   template_name=cpu\n"},
+		{"nic", body, body + "# params (templates add --params):\n#   alarm_name=NIC, DOWN\n#   severity=CRITICAL\n#   template_name=nic\n"},
+		{"cpu", body, body + "# params (templates add --params):\n#   note=\"two\\nlines\"\n#   template_name=cpu\n"},
 	} {
 		out, err := runCLI(t, newRootCmd(), "templates", "show", tc.name, "--url", url, "--token", "adm")
 		if err != nil {
@@ -133,6 +133,46 @@ func TestTemplatesShowParams(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("templates show %s: the output reads as %v, want the body's %v", tc.name, got, want)
+		}
+	}
+}
+
+// TestTemplatesShowParamsStayComments: whatever the body's end and the
+// values, the params `templates show` prints after the body stay YAML
+// comments that change nothing of the template: a value with a line
+// separator YAML breaks lines at (U+2028, U+2029) does not start a line
+// of the template, one with a character YAML refuses (U+FFFE) does not
+// make the output unreadable, and a body whose last value is a block
+// scalar that keeps its trailing line breaks (|+) does not gain one.
+func TestTemplatesShowParamsStayComments(t *testing.T) {
+	const plain = "metadata: {version: 3, name: get_param(template_name)}\n"
+	const keep = "metadata: {version: 3, name: get_param(template_name)}\ndescription: |+\n  two\n  lines\n"
+	_, url := apiServer(t, func(b *apitest.Backend) {
+		b.G.Tmpls = append(b.G.Tmpls,
+			api.Template{Name: "ls", Body: plain, Params: map[string]string{"template_name": "ls", "note": "x\u2028severity: LOW"}},
+			api.Template{Name: "ps", Body: plain, Params: map[string]string{"template_name": "ps", "note": "x\u2029severity: LOW"}},
+			api.Template{Name: "nonchar", Body: plain, Params: map[string]string{"template_name": "nonchar", "note": "x\ufffe"}},
+			api.Template{Name: "keep", Body: keep, Params: map[string]string{"template_name": "keep"}})
+	})
+	for _, tc := range []struct{ name, body string }{{"ls", plain}, {"ps", plain}, {"nonchar", plain}, {"keep", keep}} {
+		out, err := runCLI(t, newRootCmd(), "templates", "show", tc.name, "--url", url, "--token", "adm")
+		if err != nil {
+			t.Errorf("templates show %s: %v\n%s", tc.name, err, out)
+			continue
+		}
+		if !strings.HasPrefix(out, tc.body) || !strings.Contains(out, "# params (templates add --params):\n") {
+			t.Errorf("templates show %s: %q; want the body, then the params", tc.name, out)
+		}
+		var got, want any
+		if err := yaml.Unmarshal([]byte(out), &got); err != nil {
+			t.Errorf("templates show %s: the output is no longer YAML: %v\n%q", tc.name, err, out)
+			continue
+		}
+		if err := yaml.Unmarshal([]byte(tc.body), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("templates show %s: the output reads as %#v, want the body's %#v\n%q", tc.name, got, want, out)
 		}
 	}
 }
