@@ -132,11 +132,11 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 // when the template was added with --params, their values after it, sorted
 // by name. They are YAML comments, so that the output is still the
 // template (`templates show NAME > file` and add it again with the same
-// --params). A value with a character that is not printable is quoted (Go
-// syntax): a control character, and the line and paragraph separators
-// (U+2028, U+2029), at which YAML breaks the comment's line, so that what
-// follows would be read as the template's; and the characters YAML refuses
-// (U+FFFE). No blank line comes between the body and the comments: a
+// --params). A name or value with a character that is not printable is
+// quoted (Go syntax, commentSafe): a control character, and the line and
+// paragraph separators (U+2028, U+2029), at which YAML breaks the
+// comment's line, so that what follows would be read as the template's;
+// and the characters YAML refuses (U+FFFE). No blank line comes between the body and the comments: a
 // block scalar that keeps its trailing line breaks (|+) would take it in.
 func showTemplate(t api.Template) string {
 	if len(t.Params) == 0 {
@@ -149,11 +149,16 @@ func showTemplate(t api.Template) string {
 	}
 	b.WriteString("# params (templates add --params):\n")
 	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
-		v := t.Params[k]
-		if strings.ContainsFunc(v, func(r rune) bool { return !strconv.IsPrint(r) }) {
-			v = strconv.Quote(v)
-		}
-		fmt.Fprintf(&b, "#   %s=%s\n", k, v)
+		fmt.Fprintf(&b, "#   %s=%s\n", commentSafe(k), commentSafe(t.Params[k]))
 	}
 	return b.String()
+}
+
+// commentSafe is s, or s quoted (Go syntax) when it has a character that
+// is not printable, so that it stays in a YAML comment (showTemplate).
+func commentSafe(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
 }

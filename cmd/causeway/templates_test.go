@@ -141,8 +141,8 @@ func TestTemplatesShowParams(t *testing.T) {
 // values, the params `templates show` prints after the body stay YAML
 // comments that change nothing of the template: a value with a line
 // separator YAML breaks lines at (U+2028, U+2029) does not start a line
-// of the template, one with a character YAML refuses (U+FFFE) does not
-// make the output unreadable, and a body whose last value is a block
+// of the template (nor does a name), one with a character YAML refuses
+// (U+FFFE) does not make the output unreadable, and a body whose last value is a block
 // scalar that keeps its trailing line breaks (|+) does not gain one.
 func TestTemplatesShowParamsStayComments(t *testing.T) {
 	const plain = "metadata: {version: 3, name: get_param(template_name)}\n"
@@ -152,9 +152,11 @@ func TestTemplatesShowParamsStayComments(t *testing.T) {
 			api.Template{Name: "ls", Body: plain, Params: map[string]string{"template_name": "ls", "note": "x\u2028severity: LOW"}},
 			api.Template{Name: "ps", Body: plain, Params: map[string]string{"template_name": "ps", "note": "x\u2029severity: LOW"}},
 			api.Template{Name: "nonchar", Body: plain, Params: map[string]string{"template_name": "nonchar", "note": "x\ufffe"}},
-			api.Template{Name: "keep", Body: keep, Params: map[string]string{"template_name": "keep"}})
+			api.Template{Name: "keep", Body: keep, Params: map[string]string{"template_name": "keep"}},
+			// Over HTTP, names the template does not declare are kept too.
+			api.Template{Name: "key", Body: plain, Params: map[string]string{"template_name": "key", "x\u2028severity: LOW": "v"}})
 	})
-	for _, tc := range []struct{ name, body string }{{"ls", plain}, {"ps", plain}, {"nonchar", plain}, {"keep", keep}} {
+	for _, tc := range []struct{ name, body string }{{"ls", plain}, {"ps", plain}, {"nonchar", plain}, {"keep", keep}, {"key", plain}} {
 		out, err := runCLI(t, newRootCmd(), "templates", "show", tc.name, "--url", url, "--token", "adm")
 		if err != nil {
 			t.Errorf("templates show %s: %v\n%s", tc.name, err, out)
