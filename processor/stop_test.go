@@ -235,6 +235,14 @@ func TestAPIAnswersWhileTheNodeDrains(t *testing.T) {
 
 	s.cancel()
 	s.part.wait(t, "the parts to drain")
+	// The API's drain begins beside the parts': wait for it to have begun.
+	waitFor(t, "the API to say stopping", func() bool {
+		code, body, err := s.get("/readyz", "")
+		var r struct {
+			Stopping bool `json:"stopping"`
+		}
+		return err == nil && code == http.StatusServiceUnavailable && json.Unmarshal([]byte(body), &r) == nil && r.Stopping
+	})
 	s.checkDraining(t, "parts draining")
 	close(s.part.release)
 	s.raft.wait(t, "raft to stop")

@@ -157,21 +157,21 @@ func TestSameBroker(t *testing.T) {
 		a, b string
 		same bool
 	}{
-		{"amqp://u:p@h:5672/", "amqp://h:5672", true},
-		{"amqp://u:p@h:5672/%2F", "amqp://x:y@h:5672/", true},
-		{"amqp://u:p@h:5672/live", "amqp://u:p@h:5672/live/", true},
-		{"amqp://u:p@h:5672/live", "amqp://u:p@h:5672/replay", false},
-		{"amqp://u:p@h1:5672/live", "amqp://u:p@h2:5672/live", false},
-		{"", "amqp://h/", false},
+		{"amqp://u:p@h.invalid:5672/", "amqp://h.invalid:5672", true},
+		{"amqp://u:p@h.invalid:5672/%2F", "amqp://x:y@h.invalid:5672/", true},
+		{"amqp://u:p@h.invalid:5672/live", "amqp://u:p@h.invalid:5672/live/", true},
+		{"amqp://u:p@h.invalid:5672/live", "amqp://u:p@h.invalid:5672/replay", false},
+		{"amqp://u:p@h1.invalid:5672/live", "amqp://u:p@h2.invalid:5672/live", false},
+		{"", "amqp://h.invalid/", false},
 		// The same broker written differently: default port, case of the
 		// host, the vhost's escaping, a name and an address of one host.
-		{"amqp://u:p@rabbit.example:5672/live", "amqp://RABBIT.example/live", true},
-		{"amqp://h/%2f", "amqp://h:5672/", true},
+		{"amqp://u:p@rabbit.invalid:5672/live", "amqp://RABBIT.invalid/live", true},
+		{"amqp://h.invalid/%2f", "amqp://h.invalid:5672/", true},
 		{"amqp://guest:guest@localhost:5672/", "amqp://guest:guest@127.0.0.1:5672/", true},
-		{"amqp://h:5672/live", "amqp://h:5673/live", false},
+		{"amqp://h.invalid:5672/live", "amqp://h.invalid:5673/live", false},
 		// Its TLS listener is the same broker: refused, whatever the port.
-		{"amqp://h/live", "amqps://h:5671/live", true},
-		{"amqp://h/live", "amqps://h:5671/replay", false},
+		{"amqp://h.invalid/live", "amqps://h.invalid:5671/live", true},
+		{"amqp://h.invalid/live", "amqps://h.invalid:5671/replay", false},
 	} {
 		if got := sameBroker(c.a, c.b); got != c.same {
 			t.Errorf("sameBroker(%q, %q) = %v, want %v", c.a, c.b, got, c.same)

@@ -95,6 +95,11 @@ func TestSecondSignalForcesStop(t *testing.T) {
 				t.Fatalf("no 100 Continue for the request (%q, %v)\n%s", status, err, out)
 			}
 
+			exited := make(chan struct{})
+			go func() {
+				_ = cmd.Wait()
+				close(exited)
+			}()
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
@@ -107,17 +112,14 @@ func TestSecondSignalForcesStop(t *testing.T) {
 				}
 				return err != nil
 			})
-			if cmd.ProcessState != nil {
+			select {
+			case <-exited:
 				t.Fatalf("the daemon exited before the second signal: %v\n%s", cmd.ProcessState, out)
+			default:
 			}
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
-			exited := make(chan struct{})
-			go func() {
-				_ = cmd.Wait()
-				close(exited)
-			}()
 			select {
 			case <-exited:
 			case <-time.After(10 * time.Second):
