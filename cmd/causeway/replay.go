@@ -946,8 +946,14 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	if err := (bus.PublisherConfig{Conn: bus.Conn{URL: o.republish.url}, SpoolPath: "-", Exchange: o.republish.exchange}).Validate(); err != nil {
 		return badInput("--republish-url/--republish-exchange: %v", err)
 	}
-	if cfg, err := loadConfig(g.configPath, 0); err == nil && sameBroker(cfg.Bus.URL, o.republish.url) && o.republish.exchange == bus.EventsExchange {
-		return badInput("--republish-url is the live bus of %s: re-publish onto another vhost or another --republish-exchange", g.configPath)
+	if cfg, err := loadConfig(g.configPath, 0); err == nil && o.republish.exchange == bus.EventsExchange {
+		// Every bus the configuration's components use: bus.url, and the
+		// processors' and the notifier's own when they set one.
+		for _, live := range []string{cfg.Bus.URL, cfg.Processor.AMQPURL, cfg.Notifier.AMQPURL} {
+			if sameBroker(live, o.republish.url) {
+				return badInput("--republish-url is a live bus of %s: re-publish onto another vhost or another --republish-exchange", g.configPath)
+			}
+		}
 	}
 	to, label, err := h.resolve(ctx, o.point)
 	if err != nil {

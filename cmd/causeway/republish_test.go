@@ -147,6 +147,13 @@ func TestRepublishOntoSecondVHost(t *testing.T) {
 	if _, err := runCausewayCLI(t, "--config", cfgPath, "replay", "--seq", "3", "--republish-url", vhost+"/"); exitCode(err) != exitBadInput {
 		t.Fatalf("republish onto the live bus: %v", err)
 	}
+	// So is the processors' own bus, when it is not bus.url.
+	if err := os.WriteFile(cfgPath, []byte("database: {dsn: \""+src.dsn+"\"}\nbus: {url: \"amqp://guest:guest@127.0.0.1:5672/elsewhere\"}\nprocessor: {amqp_url: \""+vhost+"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCausewayCLI(t, "--config", cfgPath, "replay", "--seq", "3", "--republish-url", vhost); exitCode(err) != exitBadInput {
+		t.Fatalf("republish onto the processors' bus: %v", err)
+	}
 	if _, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--seq", "3", "--republish-url", vhost, "--republish-batch", "0"); exitCode(err) != exitBadInput {
 		t.Fatalf("bad batch: %v", err)
 	}
