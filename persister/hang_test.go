@@ -2,6 +2,7 @@ package persister_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -19,6 +20,16 @@ import (
 type attemptLog struct {
 	persister.Log
 	returned, timedOut atomic.Int64
+}
+
+// storedEvents is the number of rows of the events table.
+func storedEvents(t testing.TB, db *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func (l *attemptLog) Append(ctx context.Context, entries []store.Entry) (store.Appended, error) {
@@ -39,6 +50,16 @@ func (l *attemptLog) Append(ctx context.Context, entries []store.Entry) (store.A
 // statements or right after its COMMIT reached the server (which commits,
 // but its answer is lost, so the persister cannot know), the log ends up
 // with each event once.
+//
+// The queue may hold a message twice without any redelivery: a publisher
+// sends again what the broker did not confirm, and RabbitMQ 3.10 nacks
+// some publishes to a quorum queue declared a moment before, which ends
+// the publisher's session with later messages enqueued but unconfirmed
+// (seen here: "23 events nacked", 58 deliveries of 50 events, 8 found
+// stored in the hang without an unanswered COMMIT). So some events are
+// published twice on purpose, redeliveries are told by x-delivery-count,
+// and what an unanswered COMMIT stored by the events committed_total
+// leaves out, not by duplicates_total.
 func TestDatabaseHangCostsNoRedelivery(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -84,6 +105,10 @@ func TestDatabaseHangCostsNoRedelivery(t *testing.T) {
 			if err := pub.Publish(context.Background(), evs...); err != nil {
 				t.Fatal(err)
 			}
+			const again = 5 // published twice, as a publisher does
+			if err := pub.Publish(context.Background(), evs[:again]...); err != nil {
+				t.Fatal(err)
+			}
 			// A minute is far beyond append_timeout and the backoff, and
 			// far short of the kernel's TCP timeout (about 15 minutes),
 			// which alone would end an attempt that does not bound itself.
@@ -106,24 +131,29 @@ func TestDatabaseHangCostsNoRedelivery(t *testing.T) {
 			}
 
 			proxy.Pass()
-			waitFor(t, "every event committed or found stored", time.Minute, func() (bool, string) {
+			waitFor(t, "every event stored, every message published committed or found stored", time.Minute, func() (bool, string) {
 				c := p.counter(t, "causeway_persister_events_committed_total")
 				d := p.counter(t, "causeway_persister_duplicates_total")
-				return c+d >= n, fmt.Sprintf("committed %v, duplicates %v", c, d)
+				s := storedEvents(t, e.db)
+				return s == n && c+d >= n+again, fmt.Sprintf("%d events stored; committed %v, duplicates %v", s, c, d)
 			})
 			if err := p.stop(); err != nil {
 				t.Fatal(err)
 			}
 			checkLog(t, e.db, want)
-			if d := p.counter(t, "causeway_persister_duplicates_total"); tc.committedUnseen != (d > 0) {
-				t.Errorf("duplicates_total = %v; want it above 0 exactly when an unanswered COMMIT took effect (%v)", d, tc.committedUnseen)
+			// committed_total counts the events the persister saw stored
+			// by its commit; those an unanswered COMMIT stored it found
+			// stored on the retry (duplicates).
+			if c := p.counter(t, "causeway_persister_events_committed_total"); tc.committedUnseen != (c < n) {
+				t.Errorf("committed_total = %v of %d events; want fewer exactly when an unanswered COMMIT took effect (%v)", c, n, tc.committedUnseen)
 			}
-			// Redeliveries are counted as deliveries: n means the broker
-			// handed each message out once.
-			if got := p.counter(t, "causeway_bus_consumer_delivered_total"); got != n {
-				t.Errorf("the consumer received %v deliveries of %d messages; want each once (no redelivery)", got, n)
+			// x-delivery-count is 0 on a message's first delivery: a
+			// redelivery, and only one, raises it.
+			if count, sum := p.histogram(t, "causeway_bus_consumer_delivery_count"); count < n+again || sum != 0 {
+				t.Errorf("%d deliveries, their x-delivery-count summing to %v; want %d or more, none redelivered", count, sum, n+again)
 			}
-			t.Logf("%d append attempts, %d timed out; committed %v, found stored %v", log.returned.Load(), log.timedOut.Load(),
+			t.Logf("%d append attempts, %d timed out; %v deliveries, committed %v, found stored %v", log.returned.Load(), log.timedOut.Load(),
+				p.counter(t, "causeway_bus_consumer_delivered_total"),
 				p.counter(t, "causeway_persister_events_committed_total"), p.counter(t, "causeway_persister_duplicates_total"))
 		})
 	}

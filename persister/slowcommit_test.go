@@ -17,7 +17,10 @@ import (
 // down. Each attempt that the timeout ends is rolled back, so a persister
 // that kept bounding its attempts by append_timeout would retry the batch
 // for ever; the attempts' bound must grow until one commits, and the
-// batch is then stored exactly once, delivered once.
+// batch is then stored exactly once, delivered once. Some events are
+// published twice, as a publisher may (see
+// TestDatabaseHangCostsNoRedelivery): found stored, they are no sign of
+// an attempt that committed after its timeout.
 func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 	e := newEnv(t)
 	if _, err := e.db.ExecContext(context.Background(),
@@ -44,6 +47,10 @@ func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 	if err := pub.Publish(context.Background(), evs...); err != nil {
 		t.Fatal(err)
 	}
+	const again = 5 // published twice
+	if err := pub.Publish(context.Background(), evs[:again]...); err != nil {
+		t.Fatal(err)
+	}
 	// Bounds of 1, 2 and 4 s (with the rolled-back attempts' sessions
 	// still holding the counter row for up to 2 s each) commit within
 	// about 10 s; a minute is far beyond that, and long enough for dozens
@@ -51,7 +58,7 @@ func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 	waitFor(t, "every event committed", time.Minute, func() (bool, string) {
 		c := p.counter(t, "causeway_persister_events_committed_total")
 		d := p.counter(t, "causeway_persister_duplicates_total")
-		return c+d >= n, fmt.Sprintf("committed %v, duplicates %v after %d attempts, %d of them timed out",
+		return c >= n && c+d >= n+again, fmt.Sprintf("committed %v, duplicates %v after %d attempts, %d of them timed out",
 			c, d, log.returned.Load(), log.timedOut.Load())
 	})
 	if !p.alive() {
@@ -61,14 +68,13 @@ func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLog(t, e.db, want)
+	// An event an attempt stored after its timeout would have been found
+	// stored by the next one, and not counted here.
 	if c := p.counter(t, "causeway_persister_events_committed_total"); c != n {
 		t.Errorf("committed_total = %v; want %d (every attempt the timeout ended was rolled back)", c, n)
 	}
-	if d := p.counter(t, "causeway_persister_duplicates_total"); d != 0 {
-		t.Errorf("duplicates_total = %v; want 0", d)
-	}
-	if count, sum := p.histogram(t, "causeway_bus_consumer_delivery_count"); count < n || sum != 0 {
-		t.Errorf("%d deliveries, their x-delivery-count summing to %v; want %d or more (a publisher may publish twice), no redelivery", count, sum, n)
+	if count, sum := p.histogram(t, "causeway_bus_consumer_delivery_count"); count < n+again || sum != 0 {
+		t.Errorf("%d deliveries, their x-delivery-count summing to %v; want %d or more (a publisher may publish twice), no redelivery", count, sum, n+again)
 	}
 	if log.timedOut.Load() == 0 {
 		t.Error("no attempt timed out: the commit was not slower than append_timeout, so the test shows nothing")
