@@ -62,8 +62,11 @@ type Config struct {
 	// commit, from when its first message was read. Past it, after a
 	// failed attempt, the persister hands the batch back to the queue
 	// with every other unacked message and stops consuming until the
-	// database answers a ping, then consumes again: an outage of any
-	// length costs each held message one redelivery. Holding on instead,
+	// log takes writes (a write in a transaction rolled back; a ping
+	// would not tell a read-only database), then consumes again: an
+	// outage of any length costs each held message one redelivery (but
+	// one that fails only the batch's own writes, a full disk, costs one
+	// each hold limit). Holding on instead,
 	// the broker's consumer_timeout (30 minutes by default) would close
 	// the channel, and the queue redeliver the batch, once per timeout,
 	// each toward the persist queue's delivery limit (100), past which

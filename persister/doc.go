@@ -26,13 +26,18 @@
 //   - A batch held unacked for Config.HoldLimit without a commit is
 //     handed back: the persister closes its consuming channel (Queue.Pause),
 //     which returns the batch and every other unacked message to the
-//     queue, in order, and consumes nothing until the database answers a
-//     ping; then it consumes again. Otherwise the broker's
-//     consumer_timeout would close the channel, and the queue redeliver
-//     the batch, once per timeout for as long as the database is down,
-//     each time toward the persist queue's delivery limit (100), past
-//     which valid events are dead-lettered. So an outage costs each held
-//     message one redelivery, whatever its length. The messages the
+//     queue, in order, and consumes nothing until the log takes writes
+//     (Log.Writable: the counter row updated in a transaction rolled
+//     back; a database that answers pings but refuses writes, read-only
+//     or a Galera node out of the primary component, does not); then it
+//     consumes again. Otherwise the broker's consumer_timeout would close
+//     the channel, and the queue redeliver the batch, once per timeout
+//     for as long as the database is down, each time toward the persist
+//     queue's delivery limit (100), past which valid events are
+//     dead-lettered. So an outage costs each held message one
+//     redelivery, whatever its length; only one that lets that check
+//     through but fails the batch's own writes (a full disk) costs one
+//     each hold limit. The messages the
 //     broker has back are never committed from the old channel
 //     (Message.Stale): committed before the redelivery of the batch
 //     handed back, they would leave the order of publication; the

@@ -196,3 +196,82 @@ func TestDatabaseOutageLongerThanHoldLimitCostsOneRedelivery(t *testing.T) {
 		t.Errorf("%d messages left in the queue; want 0", ready)
 	}
 }
+
+// TestDatabaseRefusingWritesCostsOneRedelivery: the database answers,
+// pings included, but refuses every write (a trigger fails each update
+// of the counter row, as a read-only server, or a Galera node out of the
+// primary component, refuses the append). Past hold_limit the persister
+// hands its batch back and stops consuming; it must not take the batch
+// again while the database still refuses writes, or each hold_limit costs
+// every held message one more redelivery, twice as fast as the broker's
+// consumer_timeout would, toward the delivery limit past which valid
+// events are dead-lettered. Once the database takes writes, every event
+// is stored once, in the order published.
+func TestDatabaseRefusingWritesCostsOneRedelivery(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.db.ExecContext(ctx,
+		"CREATE TRIGGER refuse_writes BEFORE UPDATE ON log_counter FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'writes refused'"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := persister.Config{
+		BatchSize: 100, BatchWait: 50 * time.Millisecond,
+		AppendTimeout: time.Second, HoldLimit: 3 * time.Second,
+		RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}
+	p := e.startPersister(t, cfg)
+	pub := e.startPublisher(t)
+
+	const n = 20
+	want := map[string]bool{}
+	var order []string
+	var evs []event.Event
+	now := time.Now().UTC()
+	for i := range n {
+		id := fmt.Sprintf("refused-%03d", i)
+		want[id] = true
+		order = append(order, id)
+		evs = append(evs, tick(id, now))
+	}
+	if err := pub.Publish(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the held batch handed back", 30*time.Second, func() (bool, string) {
+		return p.counter(t, "causeway_persister_pauses_total") >= 1, fmt.Sprintf("%v commit retries", p.counter(t, "causeway_persister_commit_retries_total"))
+	})
+	// Four hold limits more, the database still refusing writes.
+	time.Sleep(4 * cfg.HoldLimit)
+	if c := p.counter(t, "causeway_persister_pauses_total"); c != 1 {
+		t.Errorf("pauses_total = %v while the database refused writes for five hold limits; want 1 (paused until it takes writes)", c)
+	}
+	if under, count := p.atMost(t, "causeway_bus_consumer_delivery_count", 0); under != count {
+		t.Errorf("%d of %d deliveries were redeliveries while the database refused writes; want none (handed back once, not taken again)", count-under, count)
+	}
+	if g := p.gauge(t, "causeway_persister_paused"); g != 1 {
+		t.Errorf("causeway_persister_paused = %v while the database refused writes; want 1", g)
+	}
+
+	if _, err := e.db.ExecContext(ctx, "DROP TRIGGER refuse_writes"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every event committed", time.Minute, func() (bool, string) {
+		c := p.counter(t, "causeway_persister_events_committed_total")
+		return c >= n, fmt.Sprintf("committed %v", c)
+	})
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, e.db, want)
+	recs, err := e.log.ReadRange(ctx, 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Event.EventID != order[i] {
+			t.Fatalf("seq %d holds %s; want %s: the log left the order of publication", r.Seq, r.Event.EventID, order[i])
+		}
+	}
+	if under, count := p.atMost(t, "causeway_bus_consumer_delivery_count", 1); under != count {
+		t.Errorf("%d of %d deliveries had an x-delivery-count above 1; want none (one redelivery at most)", count-under, count)
+	}
+}

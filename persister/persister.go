@@ -95,6 +95,9 @@ type Log interface {
 	Now(ctx context.Context) (time.Time, error)
 	// Ping checks that the database answers (one round trip).
 	Ping(ctx context.Context) error
+	// Writable checks that the log takes an append now (a write in a
+	// transaction rolled back): a paused persister resumes once it does.
+	Writable(ctx context.Context) error
 }
 
 // Snapshots prunes the graph snapshots retention no longer needs
@@ -149,8 +152,9 @@ type Persister struct {
 	m     metrics
 
 	pubCh chan event.Batch
-	// appending holds the Append in flight, and the pings to the
-	// database: Alive's measure, against the stall limit of bound.
+	// appending holds the Append in flight, and the pings and write
+	// checks of the database: Alive's measure, against the stall limit
+	// of bound.
 	appending liveness.Ops
 	// bound is the bound of the next attempt to append a batch (a
 	// time.Duration): AppendTimeout, or longer after attempts that timed
@@ -168,7 +172,7 @@ type Persister struct {
 }
 
 // Alive reports whether the persister is not stuck: no attempt to append
-// a batch (nor ping to the database) has been in flight for longer than
+// a batch (nor check of the database) has been in flight for longer than
 // the stall limit of the attempt's bound, liveness.Limit(bound): two
 // minutes with the default append_timeout of 30 s, four times the bound
 // past that. The bound is AppendTimeout, or up to maxAppendBound after
@@ -244,7 +248,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_persister_paused",
-			Help: "1 while the persister has handed its held batch back to the queue (hold_limit) and consumes nothing until the database answers.",
+			Help: "1 while the persister has handed its held batch back to the queue (hold_limit) and consumes nothing until the database takes writes.",
 		}),
 		pauses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_persister_pauses_total",
@@ -598,15 +602,20 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 
 // pause hands the batch held past HoldLimit back to the queue, with every
 // other message read and not acked (Queue.Pause: they are Stale then, and
-// the committer leaves them out), stops consuming, and pings the database
-// with the retry backoff, each ping bounded by AppendTimeout, until it
-// answers; then it consumes again. The broker delivers the messages again
-// in their order, before any later one, so a database outage of any
-// length costs each held message one redelivery, and the log keeps the
-// order of publication (the stored ones come back as duplicates). While
-// paused the persister is alive (no operation in flight beyond a bounded
-// ping), and not able to do its job: causeway_persister_paused is 1. When
-// ctx ends (shutdown) it returns at once: nothing is held.
+// the committer leaves them out), stops consuming, and checks with the
+// retry backoff that the log takes writes (Log.Writable, each check
+// bounded as the next attempt to append is), until it does; then it
+// consumes again. The broker delivers the messages again in their order,
+// before any later one, so a database outage of any length costs each
+// held message one redelivery, and the log keeps the order of
+// publication (the stored ones come back as duplicates). A ping would
+// not do: a database that answers but refuses writes (read-only, a
+// Galera node out of the primary component) would have the batch back at
+// once, and handed back again a hold limit later, a redelivery each
+// time. While paused the persister is alive (no operation in flight
+// beyond a bounded check), and not able to do its job:
+// causeway_persister_paused is 1. When ctx ends (shutdown) it returns at
+// once: nothing is held.
 func (p *Persister) pause(ctx, work context.Context, events int, held time.Duration) {
 	if err := p.queue.Pause(work); err != nil {
 		p.lg.Error("could not hand the held batch back to the queue before shutdown; the broker will redeliver it", "events", events, "err", err)
@@ -615,7 +624,7 @@ func (p *Persister) pause(ctx, work context.Context, events int, held time.Durat
 	p.m.pauses.Inc()
 	p.m.paused.Set(1)
 	since := time.Now()
-	p.lg.Warn("batch held past hold_limit without a commit: handed back to the queue with every unacked message; consuming stopped until the database answers",
+	p.lg.Warn("batch held past hold_limit without a commit: handed back to the queue with every unacked message; consuming stopped until the database takes writes",
 		"events", events, "held", held, "hold_limit", p.cfg.HoldLimit)
 	backoff := p.cfg.RetryMin
 	for {
@@ -626,26 +635,27 @@ func (p *Persister) pause(ctx, work context.Context, events int, held time.Durat
 			return
 		case <-t.C:
 		}
-		if err := p.ping(ctx); err == nil {
+		if err := p.writable(ctx); err == nil {
 			break
 		} else if ctx.Err() == nil {
-			p.lg.Debug("database still not answering; consuming stays paused", "err", err)
+			p.lg.Debug("database still not taking writes; consuming stays paused", "err", err)
 		}
 		backoff = min(2*backoff, p.cfg.RetryMax)
 	}
 	p.queue.Resume()
 	p.m.paused.Set(0)
-	p.lg.Info("database answers again; consuming resumed", "paused_for", time.Since(since))
+	p.lg.Info("database takes writes again; consuming resumed", "paused_for", time.Since(since))
 }
 
-// ping checks that the database answers, within AppendTimeout; it counts
-// as an operation in flight for Alive.
-func (p *Persister) ping(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, p.cfg.AppendTimeout)
+// writable checks that the log takes writes (Log.Writable), within the
+// bound of the next attempt to append; it counts as an operation in
+// flight for Alive.
+func (p *Persister) writable(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(p.bound.Load()))
 	defer cancel()
 	end := p.appending.Begin()
 	defer end()
-	return p.log.Ping(pctx)
+	return p.log.Writable(wctx)
 }
 
 // attemptAppend makes one attempt to append entries, bounded by bound.

@@ -205,13 +205,23 @@ type fakeLog struct {
 	// before it commits, unless its context ends first; Ping answers at
 	// once: a database that is slow, not down.
 	slow atomic.Int64
+	// refuse, while true, makes Append and Writable fail at once, while
+	// Ping answers: a database that answers but refuses writes (read-only).
+	refuse atomic.Bool
 }
+
+// errReadOnly is how a read-only server refuses a write.
+var errReadOnly = &mysql.MySQLError{Number: 1290, Message: "The MariaDB server is running with the --read-only option so it cannot execute this statement"}
 
 func (l *fakeLog) Append(ctx context.Context, entries []store.Entry) (store.Appended, error) {
 	if l.hung.Load() {
 		<-ctx.Done()
 		l.j.add("append %d hung until %v", len(entries), context.Cause(ctx))
 		return store.Appended{}, fmt.Errorf("append: %w", ctx.Err())
+	}
+	if l.refuse.Load() {
+		l.j.add("append %d refused", len(entries))
+		return store.Appended{}, fmt.Errorf("append: %w", errReadOnly)
 	}
 	if d := time.Duration(l.slow.Load()); d > 0 {
 		t := time.NewTimer(d)
@@ -261,6 +271,20 @@ func (l *fakeLog) Retain(context.Context, time.Time, bool) ([]string, time.Time,
 }
 
 func (l *fakeLog) Now(context.Context) (time.Time, error) { return time.Now(), nil }
+
+// Writable answers at once, unless the database hangs (hung: then it
+// answers only when its context ends, as Append does) or refuses writes
+// (refuse).
+func (l *fakeLog) Writable(ctx context.Context) error {
+	if l.hung.Load() {
+		<-ctx.Done()
+		return fmt.Errorf("writable: %w", ctx.Err())
+	}
+	if l.refuse.Load() {
+		return fmt.Errorf("writable: %w", errReadOnly)
+	}
+	return nil
+}
 
 // Ping answers at once, unless the database hangs (hung): then it answers
 // only when its context ends, as Append does.
@@ -606,9 +630,10 @@ func TestAppendBoundIsCapped(t *testing.T) {
 // with the next batch, read meanwhile (stale then, and never appended:
 // committed ahead of the redelivery of the first, it would leave the
 // order of publication). Paused, the persister takes nothing and tries no
-// append, only pings, for as long as the database hangs; it is alive,
-// and causeway_persister_paused is 1. Once the database answers it
-// resumes, and the redeliveries are committed, in order.
+// append, only checks that the database takes writes, for as long as the
+// database hangs; it is alive, and causeway_persister_paused is 1. Once
+// the database answers it resumes, and the redeliveries are committed,
+// in order.
 func TestHoldLimitHandsTheBatchBackAndPauses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 10 * time.Second,
@@ -651,7 +676,7 @@ func TestHoldLimitHandsTheBatchBackAndPauses(t *testing.T) {
 		}
 
 		h.log.hung.Store(false)
-		// The ping in flight ends at its timeout (append_timeout), the
+		// The check in flight ends at its timeout (append_timeout), the
 		// next one, a backoff later, answers.
 		time.Sleep(12 * time.Second)
 		synctest.Wait()
@@ -673,6 +698,47 @@ func TestHoldLimitHandsTheBatchBackAndPauses(t *testing.T) {
 		if v := counterValue(t, h.p.m.pauses); v != 1 {
 			t.Errorf("pauses_total = %v; want 1", v)
 		}
+		h.stop(t)
+	})
+}
+
+// TestPausedUntilTheDatabaseTakesWrites: a database that answers pings
+// but refuses every write (read-only). Past hold_limit the batch is
+// handed back, and the persister stays paused for as long as writes are
+// refused: resumed on the ping, it would take the batch again and hand
+// it back a hold limit later, a redelivery of each message every
+// hold_limit. Once the database takes writes it resumes.
+func TestPausedUntilTheDatabaseTakesWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 10 * time.Second,
+			HoldLimit: time.Minute, RetryMax: time.Second}, nil)
+		h.log.refuse.Store(true)
+		h.q.push(body(t, "a"), body(t, "b"))
+		time.Sleep(time.Minute + 2*time.Second)
+		synctest.Wait()
+		got := h.j.get()
+		if len(got) == 0 || got[len(got)-1] != "pause" {
+			t.Fatalf("journal past hold_limit = %v; want it to end with pause", got)
+		}
+		before := len(got)
+		h.q.push(body(t, "a"), body(t, "b")) // the redeliveries
+		for range 60 {                       // an hour
+			time.Sleep(time.Minute)
+			if !h.p.Alive() {
+				t.Fatal("not alive while paused")
+			}
+		}
+		synctest.Wait()
+		if got := h.j.get(); len(got) != before {
+			t.Fatalf("while writes are refused: %v after the pause; want nothing (paused)", got[before:])
+		}
+		if v := counterValue(t, h.p.m.pauses); v != 1 {
+			t.Errorf("pauses_total = %v after an hour of refused writes; want 1", v)
+		}
+		h.log.refuse.Store(false)
+		time.Sleep(2 * time.Second) // a backoff (RetryMax) later
+		synctest.Wait()
+		checkJournal(t, h.j, append(got, "resume", "append 2: 2 new", "ack 4 multiple=true"), []string{"publish 1..2"})
 		h.stop(t)
 	})
 }

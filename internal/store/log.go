@@ -288,6 +288,26 @@ func (l *Log) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Writable checks that the log takes an append now: in a transaction
+// that it rolls back, it updates the counter row to its own value, which
+// takes the row's lock as an Append does. A database that answers a ping
+// but refuses writes (read-only, a Galera node out of the primary
+// component, a trigger, a revoked grant) fails it at once; one whose
+// counter row another session holds locked fails it when ctx ends. A
+// write that only a whole batch needs (an insert into a full disk) is
+// not tried.
+func (l *Log) Writable(ctx context.Context) error {
+	tx, err := Begin(ctx, l.db)
+	if err != nil {
+		return fmt.Errorf("check the log takes writes: begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.ExecContext(ctx, "UPDATE log_counter SET last_seq = last_seq WHERE id = 1"); err != nil {
+		return fmt.Errorf("check the log takes writes: update log_counter: %w", err)
+	}
+	return nil
+}
+
 // Head returns the last seq of the log and its recorded_at; (0, zero time)
 // for an empty log. It reads the counter row, so it survives retention.
 func (l *Log) Head(ctx context.Context) (int64, time.Time, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -678,6 +679,66 @@ func TestPingTellsAnsweringFromHung(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Ping after the hang = %v; want nil", err)
 		}
+	}
+}
+
+// TestWritableTellsRefusedWrites: Writable answers nil while the log
+// takes writes, and changes nothing; it fails while the database refuses
+// them (a trigger failing every update of the counter row, while pings
+// still answer), and ends with its context, with an error, while another
+// session holds the counter row locked. The persister resumes consuming
+// after a pause only once the log takes writes.
+func TestWritableTellsRefusedWrites(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	log := store.NewLog(db, nil)
+	if _, err := log.Append(ctx, entries(t, "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Writable(ctx); err != nil {
+		t.Fatalf("Writable = %v; want nil", err)
+	}
+	if seq, _, err := log.Head(ctx); err != nil || seq != 2 {
+		t.Fatalf("Head after Writable = %d, %v; want 2, nil", seq, err)
+	}
+
+	if _, err := db.ExecContext(ctx,
+		"CREATE TRIGGER refuse_writes BEFORE UPDATE ON log_counter FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'writes refused'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Ping(ctx); err != nil {
+		t.Fatalf("Ping while writes are refused = %v; want nil", err)
+	}
+	if err := log.Writable(ctx); err == nil || !strings.Contains(err.Error(), "writes refused") {
+		t.Fatalf("Writable while writes are refused = %v; want the trigger's error", err)
+	}
+	if _, err := db.ExecContext(ctx, "DROP TRIGGER refuse_writes"); err != nil {
+		t.Fatal(err)
+	}
+
+	tx, err := store.Begin(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT last_seq FROM log_counter WHERE id = 1 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	err = log.Writable(wctx)
+	cancel()
+	if err == nil {
+		t.Fatal("Writable while the counter row is locked = nil; want an error")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Writable while the counter row is locked took %v; want it to end with its context (300ms)", took)
+	}
+	tx.Rollback(ctx)
+	if err := log.Writable(ctx); err != nil {
+		t.Fatalf("Writable once the lock is released = %v; want nil", err)
+	}
+	if _, err := log.Append(ctx, entries(t, "c")); err != nil {
+		t.Fatalf("Append after Writable: %v", err)
 	}
 }
 
