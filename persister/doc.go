@@ -61,11 +61,13 @@
 // Acks: deliveries of one broker channel are handed out in order, and
 // every delivery before a batch's last one is in the batch, in an earlier
 // batch, or dead-lettered, so one multiple ack on the last delivery acks
-// the batch. After a reconnect (or a pause), a batch whose commit began
-// before its channel closed is still committed, its ack fails harmlessly
-// (ErrStale), and the broker's redeliveries are duplicates; the old
-// channel's messages whose commit had not begun are left out, and come
-// back with the redeliveries.
+// the batch. After a reconnect, a batch whose commit began before its
+// channel closed is still committed, its ack fails harmlessly (ErrStale),
+// and the broker's redeliveries are duplicates (a pause instead drops
+// the batch it hands back: nothing of it is committed). After either, the
+// old channel's messages whose commit had not begun are left out, and
+// come back with the redeliveries; so a batch holds the messages of one
+// channel, and its multiple ack covers none that was left out.
 //
 // Shutdown (ctx cancelled, e.g. SIGTERM): the persister stops taking
 // deliveries, commits and acks the batch in flight — retrying within
