@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"slices"
@@ -25,12 +26,7 @@ import (
 // them again.
 func TestStopWhileCursorCommitUnanswered(t *testing.T) {
 	db, dsn := openDB(t)
-	proxied, proxy := storetest.NewProxy(t, dsn)
-	ndb, err := store.Open(context.Background(), proxied)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ndb.Close() })
+	ndb, proxy := openProxied(t, dsn)
 	rcv := newReceiver(t)
 	l := newLeader(t, db)
 	l.subscribe("ops", rcv.srv.URL, "")
@@ -148,12 +144,7 @@ func (h recordingHandler) timedOut(msg string) bool {
 // each once (a repeat is an exact repeat of a webhook id).
 func TestQueriesEndAtQueryTimeout(t *testing.T) {
 	db, dsn := openDB(t)
-	proxied, proxy := storetest.NewProxy(t, dsn)
-	ndb, err := store.Open(context.Background(), proxied)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ndb.Close() })
+	ndb, proxy := openProxied(t, dsn)
 	rcv := newReceiver(t)
 	l := newLeader(t, db)
 	l.subscribe("ops", rcv.srv.URL, "")
@@ -259,4 +250,16 @@ func TestLargeDeadLetterMoveFitsQueryTimeout(t *testing.T) {
 	if n := rcv.requests(); n != 0 {
 		t.Errorf("the receiver got %d requests for a deleted subscription; want none", n)
 	}
+}
+
+// openProxied opens a pool on dsn through a proxy that can black-hole it.
+func openProxied(t *testing.T, dsn string) (*sql.DB, *storetest.Proxy) {
+	t.Helper()
+	proxied, proxy := storetest.NewProxy(t, dsn)
+	db, err := store.Open(context.Background(), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, proxy
 }

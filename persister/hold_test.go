@@ -17,17 +17,9 @@ import (
 // gauge returns the value of a gauge (summed over its series).
 func (r *running) gauge(t testing.TB, name string) float64 {
 	t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetGauge().GetValue()
-			}
-		}
+	for _, m := range r.metrics(t, name) {
+		sum += m.GetGauge().GetValue()
 	}
 	return sum
 }
@@ -36,20 +28,11 @@ func (r *running) gauge(t testing.TB, name string) float64 {
 // bucket le must exist), and how many there are.
 func (r *running) atMost(t testing.TB, name string, le float64) (under, count uint64) {
 	t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			count += m.GetHistogram().GetSampleCount()
-			for _, b := range m.GetHistogram().GetBucket() {
-				if b.GetUpperBound() == le {
-					under += b.GetCumulativeCount()
-				}
+	for _, m := range r.metrics(t, name) {
+		count += m.GetHistogram().GetSampleCount()
+		for _, b := range m.GetHistogram().GetBucket() {
+			if b.GetUpperBound() == le {
+				under += b.GetCumulativeCount()
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/internal/bus"
@@ -57,19 +58,27 @@ type running struct {
 	alive func() bool
 }
 
-func (r *running) counter(t testing.TB, name string) float64 {
+// metrics returns the series of the metric name.
+func (r *running) metrics(t testing.TB, name string) []*dto.Metric {
 	t.Helper()
 	mfs, err := r.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := 0.0
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
+			return mf.GetMetric()
 		}
+	}
+	return nil
+}
+
+// counter returns the value of a counter (summed over its series).
+func (r *running) counter(t testing.TB, name string) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, m := range r.metrics(t, name) {
+		sum += m.GetCounter().GetValue()
 	}
 	return sum
 }
@@ -77,17 +86,9 @@ func (r *running) counter(t testing.TB, name string) float64 {
 // histogram returns the sample count and sum of a histogram.
 func (r *running) histogram(t testing.TB, name string) (count uint64, sum float64) {
 	t.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				count += m.GetHistogram().GetSampleCount()
-				sum += m.GetHistogram().GetSampleSum()
-			}
-		}
+	for _, m := range r.metrics(t, name) {
+		count += m.GetHistogram().GetSampleCount()
+		sum += m.GetHistogram().GetSampleSum()
 	}
 	return count, sum
 }
