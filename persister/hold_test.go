@@ -103,6 +103,7 @@ func TestDatabaseOutageLongerThanHoldLimitCostsOneRedelivery(t *testing.T) {
 	// confirm), the queue holds both.
 	delivered := func() int { return int(p.counter(t, "causeway_bus_consumer_delivered_total")) }
 
+	e.waitConsuming(t)
 	proxy.Hole()
 	publish(0)
 	waitFor(t, "the first wave delivered to the persister", 30*time.Second, func() (bool, string) {
@@ -204,6 +205,7 @@ func TestDatabaseRefusingWritesCostsOneRedelivery(t *testing.T) {
 	}
 	p := e.startPersister(t, cfg)
 	pub := e.startPublisher(t)
+	e.waitConsuming(t)
 
 	const n = 20
 	want := map[string]bool{}

@@ -157,6 +157,30 @@ func (e *env) startPersisterDeps(t testing.TB, cfg persister.Config, edit func(*
 }
 
 // startPublisher runs a bus.Publisher with a spool in a temp dir.
+// waitConsuming waits until a persister consumes the persist queue. A
+// quorum queue declared a moment before may nack publishes until its
+// leader is known, and the publisher sends them again behind the ones
+// after them: a test that checks the order of publication in the log
+// publishes only once the queue has a consumer (which needs a leader).
+func (e *env) waitConsuming(t testing.TB) {
+	t.Helper()
+	conn := bustest.Conn(t, e.url)
+	if _, err := bus.DeclareTopology(conn); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a consumer on the persist queue", 30*time.Second, func() (bool, string) {
+		q, err := ch.QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Consumers >= 1, fmt.Sprintf("%d consumers", q.Consumers)
+	})
+}
+
 func (e *env) startPublisher(t testing.TB) *bus.Publisher {
 	t.Helper()
 	pub, err := bus.NewPublisher(bus.PublisherConfig{
