@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway/causeway/internal/bus"
-	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
@@ -66,21 +64,7 @@ func TestDatabaseOutageLongerThanHoldLimitCostsOneRedelivery(t *testing.T) {
 	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { d.Log = store.NewLog(db, nil) })
 	pub := e.startPublisher(t)
 
-	conn := bustest.Conn(t, e.url)
-	if _, err := bus.DeclareTopology(conn); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	queued := func() (ready, consumers int) {
-		q, err := ch.QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q.Messages, q.Consumers
-	}
+	queued := e.queueWatch(t)
 	const n = 50 // each wave
 	want := map[string]bool{}
 	var order []string

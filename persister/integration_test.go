@@ -164,6 +164,16 @@ func (e *env) startPersisterDeps(t testing.TB, cfg persister.Config, edit func(*
 // publishes only once the queue has a consumer (which needs a leader).
 func (e *env) waitConsuming(t testing.TB) {
 	t.Helper()
+	queued := e.queueWatch(t)
+	waitFor(t, "a consumer on the persist queue", 30*time.Second, func() (bool, string) {
+		_, consumers := queued()
+		return consumers >= 1, fmt.Sprintf("%d consumers", consumers)
+	})
+}
+
+// channel opens a channel on the test's vhost, its topology declared.
+func (e *env) channel(t testing.TB) *amqp.Channel {
+	t.Helper()
 	conn := bustest.Conn(t, e.url)
 	if _, err := bus.DeclareTopology(conn); err != nil {
 		t.Fatal(err)
@@ -172,13 +182,21 @@ func (e *env) waitConsuming(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a consumer on the persist queue", 30*time.Second, func() (bool, string) {
+	return ch
+}
+
+// queueWatch returns what the persist queue holds ready, and its
+// consumers, each time it is called.
+func (e *env) queueWatch(t testing.TB) func() (ready, consumers int) {
+	t.Helper()
+	ch := e.channel(t)
+	return func() (int, int) {
 		q, err := ch.QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return q.Consumers >= 1, fmt.Sprintf("%d consumers", q.Consumers)
-	})
+		return q.Messages, q.Consumers
+	}
 }
 
 func (e *env) startPublisher(t testing.TB) *bus.Publisher {
@@ -413,14 +431,7 @@ func TestPoisonGoesToDLQWithReason(t *testing.T) {
 
 	// The bus Publisher refuses invalid events, so poison is published raw,
 	// as a buggy or hostile producer would.
-	conn := bustest.Conn(t, e.url)
-	if _, err := bus.DeclareTopology(conn); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := e.channel(t)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -514,21 +525,7 @@ func TestShutdownCommitsAndAcksBatchInFlight(t *testing.T) {
 	if err := pub.Publish(context.Background(), evs...); err != nil {
 		t.Fatal(err)
 	}
-	conn := bustest.Conn(t, e.url)
-	if _, err := bus.DeclareTopology(conn); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	queued := func() (ready, consumers int) {
-		q, err := ch.QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q.Messages, q.Consumers
-	}
+	queued := e.queueWatch(t)
 	waitFor(t, "all 50 delivered to the persister", 30*time.Second, func() (bool, string) {
 		k, _ := pub.Spooled()
 		ready, _ := queued()
