@@ -62,8 +62,11 @@
 // can have been, from the log, never the wall clock) and record the old
 // head in their *_after_seq column, which marks the bound approximate
 // (Occurrence.RaisedApprox, ClearedApprox; Link.StartApprox, EndApprox).
-// What happened inside the lost range and left no trace at the base (an
-// alarm raised and cleared there, or cleared and raised again) is lost.
+// An alarm that the base holds on another vertex than the open occurrence
+// recorded (cleared, purged and raised again in the lost range) gets its
+// occurrence closed and a new one opened, links likewise. What happened
+// inside the lost range and left no trace at the base (an alarm raised and
+// cleared there, or cleared and raised again on the same vertex) is lost.
 // The state is applied only above the stored head, and only rows that
 // disagree with it change, so a second write of the same batch changes
 // nothing.

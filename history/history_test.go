@@ -796,3 +796,155 @@ func TestListBetweenMicroseconds(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileRaisedAgainInLostRange: an alarm open at the head clears in
+// the lost range, stays cleared past graph.DeletedRetention (its vertex,
+// and its deduced alarm's, are purged) and is raised again before the
+// base: the state at the base holds its key on a new vertex. The history
+// must not keep the old occurrence open across the base as if it were the
+// same alarm (an exact raise time that is not the alarm's at the base, the
+// old vertex): the old one closes at the base and a new one opens there,
+// both approximate, and so do the links of the two. What the history says
+// of each alarm at the base then is what the graph rebuilt there shows.
+func TestReconcileRaisedAgainInLostRange(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	var evs []event.Event
+	at := t0
+	add := func(ev event.Event, after time.Duration) {
+		at = at.Add(after)
+		ev.V, ev.EventID, ev.ObservedAt = event.Version, "raised-again-"+strconv.Itoa(len(evs)+1), at
+		if ev.Source == "" {
+			ev.Source = "historytest"
+		}
+		evs = append(evs, ev)
+	}
+	host := func(props map[string]string) event.Event {
+		return event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+			ID: historytest.HostID(0), Name: "host-0", State: "available", Properties: props}}
+	}
+	nic := func(sev string) event.Event {
+		return event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus",
+			ID: historytest.NICAlarmID(0), Name: "NIC_DOWN", Severity: sev,
+			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: historytest.HostID(0), Direction: event.Out}}}}
+	}
+	add(event.Event{Kind: event.KindTemplatePut, Source: "cli", Template: &event.Template{Name: "host_nic", Body: historytest.Template}}, 0)
+	add(host(nil), time.Second)
+	add(event.Event{Kind: event.KindEntityUpsert, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.instance", ID: "i0", Name: "i0", State: "ACTIVE",
+		Relations: []event.Relation{{Relationship: "contains", Type: "nova.host", ID: historytest.HostID(0), Direction: event.In}}}}, time.Second)
+	add(nic("warning"), time.Second) // 4: raised
+	add(host(map[string]string{"n": "1"}), time.Second)
+	const head = 5
+	// Lost: cleared (6), purged by 7, raised again (8): the base.
+	add(event.Event{Kind: event.KindEntityDelete, Entity: &event.Entity{Category: event.CategoryAlarm, Type: "prometheus", ID: historytest.NICAlarmID(0)}}, time.Second)
+	add(host(map[string]string{"n": "2"}), graph.DeletedRetention+2*time.Hour)
+	add(nic("warning"), time.Second)
+	const base = 8
+	add(nic("critical"), time.Second) // 9
+	const last = 9
+
+	items, recs := detectAll(t, evs)
+	var before, after []history.Item
+	for _, it := range items {
+		switch {
+		case it.Seq <= head:
+			before = append(before, it)
+		case it.Seq > base:
+			after = append(after, it)
+		}
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: head, Items: before}); err != nil {
+		t.Fatal(err)
+	}
+	state := stateAt(t, evs, base)
+	if len(state.Alarms) != 2 || len(state.Links) != 1 {
+		t.Fatalf("state at %d: %d alarms, %d links; want the NIC alarm, its deduced alarm and their link", base, len(state.Alarms), len(state.Links))
+	}
+	for _, a := range state.Alarms {
+		for _, it := range before {
+			if it.Kind == history.Raised && it.Alarm.Key == a.Key && it.Alarm.VitrageID == a.VitrageID {
+				t.Fatalf("alarm %s has its old vertex %d at the base: the scenario needs it purged", a.Key, a.VitrageID)
+			}
+		}
+	}
+	b := history.Batch{Seq: last, Reconcile: &state, Items: after}
+	res, err := history.Write(ctx, db, 2, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := history.Reconciled{Applied: true, Closed: 2, Opened: 2, LinksEnded: 1, LinksStarted: 1}
+	if res.Reconciled != want {
+		t.Errorf("reconciled %+v, want %+v", res.Reconciled, want)
+	}
+
+	baseAt := recs[base-1].RecordedAt.UTC()
+	type span struct {
+		Key                      string
+		VitrageID                int64
+		RaisedSeq, RaisedAfter   int64
+		ClearedSeq, ClearedAfter int64
+	}
+	var got []span
+	for _, o := range listAll(t, db, history.Query{}) {
+		got = append(got, span{o.AlarmKey, o.VitrageID, o.RaisedSeq, o.RaisedAfterSeq, o.ClearedSeq, o.ClearedAfterSeq})
+	}
+	var wantOcc []span
+	for _, it := range before {
+		if it.Kind == history.Raised {
+			wantOcc = append(wantOcc, span{Key: it.Alarm.Key, VitrageID: it.Alarm.VitrageID, RaisedSeq: it.Seq, ClearedSeq: base, ClearedAfter: head})
+		}
+	}
+	for _, a := range state.Alarms {
+		wantOcc = append(wantOcc, span{Key: a.Key, VitrageID: a.VitrageID, RaisedSeq: base, RaisedAfter: head})
+	}
+	if diff := cmp.Diff(got, wantOcc); diff != "" {
+		t.Errorf("occurrences (-got +want):\n%s", diff)
+	}
+
+	// What the history says of each alarm at the base, against the graph
+	// rebuilt there.
+	keys := make([]string, 0, len(state.Alarms))
+	for _, a := range state.Alarms {
+		keys = append(keys, a.Key)
+	}
+	occ, err := history.At(ctx, db, keys, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range state.Alarms {
+		o := occ[a.Key]
+		if o.VitrageID != a.VitrageID || !o.Active() || !o.RaisedApprox || o.RaisedAt.After(baseAt) {
+			t.Errorf("history of %s at seq %d: vertex %d, raised at seq %d (approx %v), active %v; the graph there has vertex %d, raised in the lost range",
+				a.Key, base, o.VitrageID, o.RaisedSeq, o.RaisedApprox, o.Active(), a.VitrageID)
+		}
+	}
+
+	l := state.Links[0]
+	ls, err := history.Links(ctx, db, l.From, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var periods []string
+	for _, p := range ls {
+		periods = append(periods, strconv.FormatInt(p.StartSeq, 10)+".."+strconv.FormatInt(p.EndSeq, 10))
+	}
+	if want := []string{"4.." + strconv.Itoa(base), strconv.Itoa(base) + "..0"}; !cmp.Equal(periods, want) {
+		t.Errorf("periods of the link %s -> %s: %v, want %v (ended and started again in the lost range)", l.From, l.To, periods, want)
+	}
+
+	// Written again, with the head lost, nothing changes.
+	written := dumpHistory(t, db)
+	if _, err := db.ExecContext(ctx, "UPDATE alarm_history_head SET seq = ?", head); err != nil {
+		t.Fatal(err)
+	}
+	res, err = history.Write(ctx, db, 3, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Reconciled.Applied || res.Reconciled.Changed() {
+		t.Errorf("write with the head lost = %+v; want the state applied, changing nothing", res)
+	}
+	if diff := cmp.Diff(dumpHistory(t, db), written); diff != "" {
+		t.Errorf("history changed by writing the salvage again (-got +want):\n%s", diff)
+	}
+}

@@ -26,51 +26,70 @@ import (
 //     severity takes s's, at s.Seq; the changes in between are lost.
 //   - Links likewise: ended at s.Seq (end_after_seq) or started at s.Seq
 //     (start_after_seq).
+//   - An open occurrence whose alarm is active in s on another vertex
+//     (vitrage id) is not that alarm's: the vertex it recorded was
+//     cleared, purged (graph.DeletedRetention) and the alarm raised again
+//     on a new one, all in the lost range. It is closed at s.Seq and the
+//     alarm gets a new one, as above; the links into or out of it, whose
+//     edges went with the purged vertex, end at s.Seq likewise, and those
+//     that hold in s start again.
 //
 // In the history, a row is active at s.Seq when it began at or before it
 // and did not end at or before it. So running reconcile again changes
 // nothing, even after the items past s.Seq were written (should the head
 // be lost): the rows it made are active at s.Seq, those that later items
 // closed included. An alarm that cleared and was raised again inside the
-// lost range keeps its one occurrence: the state cannot tell.
+// lost range on the same vertex keeps its one occurrence: the state
+// cannot tell.
 //
 // It is derived from s and the stored rows only, never the wall clock. It
 // counts rows changed, so a second run reports nothing.
 func reconcile(ctx context.Context, tx *store.Tx, term, after int64, s State) (Reconciled, error) {
 	r := Reconciled{Applied: true}
-	if err := reconcileOccurrences(ctx, tx, term, after, s, &r); err != nil {
+	renewed, err := reconcileOccurrences(ctx, tx, term, after, s, &r)
+	if err != nil {
 		return r, err
 	}
-	if err := reconcileLinks(ctx, tx, term, after, s, &r); err != nil {
+	if err := reconcileLinks(ctx, tx, term, after, s, renewed, &r); err != nil {
 		return r, err
 	}
 	return r, nil
 }
 
-func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, s State, r *Reconciled) error {
+// reconcileOccurrences reconciles the occurrences, and returns the keys of
+// the alarms raised again on a new vertex in the lost range.
+func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, s State, r *Reconciled) (map[string]bool, error) {
 	active := make(map[string]Alarm, len(s.Alarms))
 	for _, a := range s.Alarms {
 		active[a.Key] = a
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, alarm_key, severity, severity_seq, cleared_seq IS NULL FROM alarm_history
+	rows, err := tx.QueryContext(ctx, `SELECT id, alarm_key, vitrage_id, severity, severity_seq, cleared_seq IS NULL FROM alarm_history
  WHERE raised_seq <= ? AND (cleared_seq IS NULL OR cleared_seq > ?) ORDER BY id`, s.Seq, s.Seq)
 	if err != nil {
-		return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+		return nil, fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
 	}
 	stored := map[string]bool{}
+	renewed := map[string]bool{}
 	var closing []any
 	var severities []any // id, severity pairs
 	var changes []any    // the severity change rows, 8 columns each
 	for rows.Next() {
 		var id, key, sev string
-		var sevSeq int64
+		var vid, sevSeq int64
 		var open bool
-		if err := rows.Scan(&id, &key, &sev, &sevSeq, &open); err != nil {
+		if err := rows.Scan(&id, &key, &vid, &sev, &sevSeq, &open); err != nil {
 			rows.Close()
-			return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+			return nil, fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+		}
+		a, ok := active[key]
+		if ok && open && a.VitrageID != vid {
+			// Another vertex holds the key: this one was purged, so the
+			// alarm cleared and was raised again in the lost range.
+			closing = append(closing, id)
+			renewed[key] = true
+			continue
 		}
 		stored[key] = true
-		a, ok := active[key]
 		switch {
 		case !ok && open:
 			closing = append(closing, id)
@@ -84,14 +103,14 @@ func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, 
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		return fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
+		return nil, fmt.Errorf("read the occurrences active at seq %d: %w", s.Seq, err)
 	}
 
 	n, err := closeByID(ctx, tx, closing, `UPDATE alarm_history SET cleared_seq = ?, cleared_at = ?, cleared_event_at = NULL, cleared_after_seq = ?, term = ?
  WHERE cleared_seq IS NULL`, s.Seq, s.RecordedAt.UTC(), after, term)
 	r.Closed += n
 	if err != nil {
-		return fmt.Errorf("close occurrences at seq %d: %w", s.Seq, err)
+		return nil, fmt.Errorf("close occurrences at seq %d: %w", s.Seq, err)
 	}
 
 	var opening []Alarm
@@ -112,7 +131,7 @@ func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, 
  (id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name,
   deduced, raised_severity, severity, severity_seq, raised_seq, raised_at, raised_event_at, raised_after_seq, term) VALUES `+values(len(run), 19), args...)
 		if err != nil {
-			return fmt.Errorf("open %d occurrences at seq %d: %w", len(run), s.Seq, err)
+			return nil, fmt.Errorf("open %d occurrences at seq %d: %w", len(run), s.Seq, err)
 		}
 		r.Opened += n
 	}
@@ -123,7 +142,7 @@ func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, 
 		run := changes[start:min(start+8*maxRun, len(changes))]
 		if _, err := exec(ctx, tx, `INSERT IGNORE INTO alarm_severity_changes
  (id, alarm_key, seq, recorded_at, prev_severity, severity, term, after_seq) VALUES `+values(len(run)/8, 8), run...); err != nil {
-			return fmt.Errorf("record %d severity changes at seq %d: %w", len(run)/8, s.Seq, err)
+			return nil, fmt.Errorf("record %d severity changes at seq %d: %w", len(run)/8, s.Seq, err)
 		}
 	}
 	for start := 0; start < len(severities); start += 2 * maxRun {
@@ -132,14 +151,16 @@ func reconcileOccurrences(ctx context.Context, tx *store.Tx, term, after int64, 
 		n, err := exec(ctx, tx, "UPDATE alarm_history h JOIN "+derived(len(pairs)/2, "i", "sev")+
 			` c ON h.id = c.i SET h.severity = c.sev, h.severity_seq = ?, h.term = ? WHERE h.severity_seq < ?`, args...)
 		if err != nil {
-			return fmt.Errorf("set the severity of %d occurrences at seq %d: %w", len(pairs)/2, s.Seq, err)
+			return nil, fmt.Errorf("set the severity of %d occurrences at seq %d: %w", len(pairs)/2, s.Seq, err)
 		}
 		r.Severities += n
 	}
-	return nil
+	return renewed, nil
 }
 
-func reconcileLinks(ctx context.Context, tx *store.Tx, term, after int64, s State, r *Reconciled) error {
+// reconcileLinks reconciles the links; those into or out of a renewed
+// alarm ended in the lost range, with its purged vertex.
+func reconcileLinks(ctx context.Context, tx *store.Tx, term, after int64, s State, renewed map[string]bool, r *Reconciled) error {
 	active := make(map[LinkKey]bool, len(s.Links))
 	for _, l := range s.Links {
 		active[l] = true
@@ -158,6 +179,10 @@ func reconcileLinks(ctx context.Context, tx *store.Tx, term, after int64, s Stat
 		if err := rows.Scan(&id, &l.From, &l.To, &open); err != nil {
 			rows.Close()
 			return fmt.Errorf("read the links active at seq %d: %w", s.Seq, err)
+		}
+		if open && (renewed[l.From] || renewed[l.To]) {
+			ending = append(ending, id)
+			continue
 		}
 		stored[l] = true
 		if !active[l] && open {
