@@ -6,12 +6,14 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
@@ -946,5 +948,66 @@ func TestReconcileRaisedAgainInLostRange(t *testing.T) {
 	}
 	if diff := cmp.Diff(dumpHistory(t, db), written); diff != "" {
 		t.Errorf("history changed by writing the salvage again (-got +want):\n%s", diff)
+	}
+}
+
+// TestSeverityFilterAtTheTime: the severity filter selects the occurrences
+// that had the severity at some moment of [From, To], as the graph rebuilt
+// at each moment shows them, not by the severity they have now: an alarm
+// that was a warning at t and turned critical later is a warning at t.
+func TestSeverityFilterAtTheTime(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 5, Start: t0}
+	evs := s.Events()
+	items, recs := detectAll(t, evs)
+	last := recs[len(recs)-1].Seq
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: last, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	// The active alarms by severity after each record, from the graph.
+	eng := evaluator.New(evaluator.Config{}, nil)
+	bySev := make([]map[string][]string, len(recs))
+	for i, rec := range recs {
+		if _, err := eng.ApplyResult(rec); err != nil {
+			t.Fatal(err)
+		}
+		bySev[i] = map[string][]string{}
+		for _, a := range history.ActiveAt(rec.Seq, rec.RecordedAt, eng.Graph()).Alarms {
+			bySev[i][a.Severity] = append(bySev[i][a.Severity], a.Key)
+		}
+	}
+	listed := func(q history.Query) []string {
+		var keys []string
+		for _, o := range listAll(t, db, q) {
+			keys = append(keys, o.AlarmKey)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	changed := false
+	for i, rec := range recs {
+		for _, sev := range []string{"WARNING", "CRITICAL"} {
+			want := slices.Clone(bySev[i][sev])
+			slices.Sort(want)
+			if got := listed(history.Query{From: rec.RecordedAt, To: rec.RecordedAt, Severity: sev}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+				t.Errorf("%s alarms at seq %d: history lists %v, the graph has %v", sev, rec.Seq, got, want)
+			}
+		}
+		if i > 0 && !cmp.Equal(bySev[i-1]["CRITICAL"], bySev[i]["CRITICAL"]) {
+			changed = true
+			// Over the two moments: what either had.
+			for _, sev := range []string{"WARNING", "CRITICAL"} {
+				want := append(slices.Clone(bySev[i-1][sev]), bySev[i][sev]...)
+				slices.Sort(want)
+				want = slices.Compact(want)
+				if got := listed(history.Query{From: recs[i-1].RecordedAt, To: rec.RecordedAt, Severity: sev}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+					t.Errorf("%s alarms in seqs %d..%d: history lists %v, the graph has %v", sev, rec.Seq-1, rec.Seq, got, want)
+				}
+			}
+		}
+	}
+	if !changed {
+		t.Fatal("scenario too thin: no severity changed")
 	}
 }

@@ -67,8 +67,9 @@ type SeverityChange struct {
 type Query struct {
 	From, To time.Time
 	// Type, Resource and Severity filter when set: the alarm type; the
-	// resource's external id, name or key; the current severity (case
-	// insensitive).
+	// resource's external id, name or key; a severity (case insensitive)
+	// the occurrence had at some moment of [From, To], whatever it has
+	// now (Occurrence.Severity; its changes say when it had which).
 	Type, Resource, Severity string
 	// Limit is the page size (default 100, at most 10000).
 	Limit int
@@ -144,7 +145,8 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		where, args = append(where, "(resource_id = ? OR resource_name = ? OR resource_key = ?)"), append(args, q.Resource, q.Resource, q.Resource)
 	}
 	if q.Severity != "" {
-		where, args = append(where, "UPPER(severity) = UPPER(?)"), append(args, q.Severity)
+		w, a := severityDuring(q.Severity, q.From, q.To)
+		where, args = append(where, w), append(args, a...)
 	}
 	if q.After != "" {
 		seq, key, err := decodeToken(q.After)
@@ -185,6 +187,41 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		return Page{}, err
 	}
 	return p, nil
+}
+
+// severityDuring is the condition on an alarm_history row that its
+// occurrence had severity sev (case insensitive) at some moment of [from,
+// to] (zero times: unbounded): the severity it was raised with, until its
+// first change, or that of one of its changes (alarm_severity_changes
+// within its seqs), until the next. A severity is in force at a moment
+// when it was set at or before it and not changed again at or before it
+// (the state at t holds the events recorded at t), so one set and changed
+// again at the same recorded time never was. The caller's other
+// conditions keep the occurrence itself inside [from, to].
+func severityDuring(sev string, from, to time.Time) (string, []any) {
+	const within = "c.alarm_key = alarm_history.alarm_key AND c.seq > alarm_history.raised_seq AND (alarm_history.cleared_seq IS NULL OR c.seq < alarm_history.cleared_seq)"
+	// Raised with sev, and not changed at or before from.
+	raised := "UPPER(alarm_history.raised_severity) = UPPER(?)"
+	args := []any{sev}
+	if !from.IsZero() {
+		raised += " AND NOT EXISTS (SELECT 1 FROM alarm_severity_changes c WHERE " + within + " AND c.recorded_at <= ?)"
+		args = append(args, floorMicro(from))
+	}
+	// Changed to sev at or before to, and not changed again at or before
+	// from.
+	changed := "EXISTS (SELECT 1 FROM alarm_severity_changes c WHERE " + within + " AND UPPER(c.severity) = UPPER(?)"
+	args = append(args, sev)
+	if !to.IsZero() {
+		changed += " AND c.recorded_at <= ?"
+		args = append(args, floorMicro(to))
+	}
+	if !from.IsZero() {
+		changed += " AND NOT EXISTS (SELECT 1 FROM alarm_severity_changes d WHERE d.alarm_key = c.alarm_key AND d.seq > c.seq" +
+			" AND (alarm_history.cleared_seq IS NULL OR d.seq < alarm_history.cleared_seq) AND d.recorded_at <= ?)"
+		args = append(args, floorMicro(from))
+	}
+	changed += ")"
+	return "((" + raised + ") OR " + changed + ")", args
 }
 
 // ceilMicro is t in UTC rounded up to a whole microsecond, the precision

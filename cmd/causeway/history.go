@@ -156,7 +156,7 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&to, "to", "", "end: RFC 3339, now, or relative; default now")
 	cmd.Flags().StringVar(&q.Type, "type", "", "only alarms of this type")
 	cmd.Flags().StringVar(&q.Resource, "resource", "", "only alarms on this resource (id, name or key)")
-	cmd.Flags().StringVar(&q.Severity, "severity", "", "only alarms whose severity is this (e.g. CRITICAL)")
+	cmd.Flags().StringVar(&q.Severity, "severity", "", "only alarms that had this severity (e.g. CRITICAL) between --from and --to")
 	cmd.Flags().IntVar(&q.Limit, "limit", 100, "occurrences per page")
 	cmd.Flags().StringVar(&q.After, "page", "", "page token printed by the previous page")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
