@@ -78,5 +78,5 @@
 // calls it with the same boundary as the event log's retention
 // (Config.Retention, default 30 days, like the log's): history never
 // outlives the events it could be rebuilt from by more than that. Active
-// occurrences are kept however old.
+// occurrences are kept however old, with their severity changes.
 package history

@@ -1011,3 +1011,66 @@ func TestSeverityFilterAtTheTime(t *testing.T) {
 		t.Fatal("scenario too thin: no severity changed")
 	}
 }
+
+// TestPruneKeepsTheChangesOfKeptOccurrences: retention removes what ended
+// before its boundary; an occurrence still active keeps its severity
+// changes, however old, or the history could not say which severity it
+// had at a moment inside the window (nor how it came to the one it has).
+func TestPruneKeepsTheChangesOfKeptOccurrences(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 5, Tail: 3, Start: t0}
+	items, recs := detectAll(t, s.Events())
+	last := recs[len(recs)-1]
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: last.Seq, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	var active []history.Occurrence
+	changes := 0
+	for _, o := range listAll(t, db, history.Query{}) {
+		if o.Active() {
+			active = append(active, o)
+			changes += len(o.SeverityChanges)
+		}
+	}
+	if changes == 0 {
+		t.Fatal("scenario too thin: no active occurrence changed severity")
+	}
+	// The boundary is after every record: all that ended goes.
+	if _, err := history.Prune(ctx, db, 1, last.RecordedAt.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(listAll(t, db, history.Query{}), active); diff != "" {
+		t.Errorf("active occurrences after retention (-got +want):\n%s", diff)
+	}
+	for _, sev := range []string{"WARNING", "CRITICAL"} {
+		var want []string
+		for _, o := range active {
+			if o.Severity == sev {
+				want = append(want, o.ID)
+			}
+		}
+		var got []string
+		for _, o := range listAll(t, db, history.Query{From: last.RecordedAt, To: last.RecordedAt, Severity: sev}) {
+			got = append(got, o.ID)
+		}
+		if !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+			t.Errorf("%s at the last record after retention: %v, want %v", sev, got, want)
+		}
+	}
+	// Once they clear and retention passes them, their changes go too.
+	var clears []history.Item
+	for i, o := range active {
+		clears = append(clears, history.Item{Kind: history.Cleared, Seq: last.Seq + 1, RecordedAt: last.RecordedAt.Add(time.Duration(i+1) * time.Second),
+			Alarm: history.Alarm{Key: o.AlarmKey}})
+	}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: last.Seq + 1, Items: clears}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := history.Prune(ctx, db, 1, last.RecordedAt.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if rows := historytest.Rows(t, db, "SELECT id FROM alarm_severity_changes"); len(rows) != 0 {
+		t.Errorf("%d severity changes left after their occurrences were pruned", len(rows))
+	}
+}

@@ -291,8 +291,10 @@ type Pruned struct {
 const pruneChunk = 5000
 
 // Prune deletes, before the boundary, the occurrences cleared and the links
-// ended, and the severity changes recorded; active occurrences and links
-// stay. Each chunk is its own transaction fenced at term.
+// ended, and the severity changes recorded, but those of an occurrence it
+// keeps: active occurrences and links stay, and so do the changes that say
+// which severity such an occurrence had when. Each chunk is its own
+// transaction fenced at term.
 func Prune(ctx context.Context, db *sql.DB, term int64, before time.Time) (Pruned, error) {
 	var p Pruned
 	for _, s := range []struct {
@@ -300,7 +302,10 @@ func Prune(ctx context.Context, db *sql.DB, term int64, before time.Time) (Prune
 		n *int64
 	}{
 		{"DELETE FROM alarm_history WHERE cleared_at < ? LIMIT ?", &p.Occurrences},
-		{"DELETE FROM alarm_severity_changes WHERE recorded_at < ? LIMIT ?", &p.SeverityChanges},
+		// After the occurrences: the changes of one removed go with it.
+		{"DELETE FROM alarm_severity_changes WHERE recorded_at < ? AND NOT EXISTS (SELECT 1 FROM alarm_history h" +
+			" WHERE h.alarm_key = alarm_severity_changes.alarm_key AND h.raised_seq < alarm_severity_changes.seq" +
+			" AND (h.cleared_seq IS NULL OR h.cleared_seq > alarm_severity_changes.seq)) LIMIT ?", &p.SeverityChanges},
 		{"DELETE FROM alarm_causal_links WHERE end_at < ? LIMIT ?", &p.Links},
 	} {
 		for {
