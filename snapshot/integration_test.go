@@ -479,3 +479,27 @@ func TestWriteOutlivesCancelButCatchUpDoesNot(t *testing.T) {
 		t.Errorf("snapshots %+v; want only seq 50", ms)
 	}
 }
+
+// TestReconstructAtTimeAfterEveryEventPastRetention: once retention has
+// dropped every stored event (the log's head, kept by its counter, is
+// after the newest snapshot), the state at a time after the head is that
+// of the head, which nothing can rebuild: the reconstruction says so
+// (ErrGap), as it does for the head's seq, instead of answering with the
+// snapshot's older state as if it were the one asked for.
+func TestReconstructAtTimeAfterEveryEventPastRetention(t *testing.T) {
+	g := newRig(t, Config{})
+	g.recs = g.appendEvents(t, tickEvents(1, 100, nil), 10, time.Second)
+	g.snapshotAt(t, 1, 40)
+	if _, err := g.db.Exec("DELETE FROM events"); err != nil {
+		t.Fatal(err)
+	}
+	last := g.recs[len(g.recs)-1]
+	for _, target := range []Target{AtSeq(last.Seq), AtTime(last.RecordedAt), AtTime(last.RecordedAt.Add(time.Hour))} {
+		res, err := g.r.Reconstruct(context.Background(), target)
+		if !errors.Is(err, ErrGap) {
+			t.Errorf("reconstruct %s: seq %d, err %v; want ErrGap", target, res.Seq, err)
+		}
+	}
+	// The snapshot's own seq is still rebuilt.
+	g.check(t, AtSeq(40), 40, 40)
+}

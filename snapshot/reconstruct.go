@@ -216,7 +216,10 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 	if err := r.apply(ctx, &res, limit, rd); err != nil {
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, err)
 	}
-	if target.kind == kindSeq && res.Seq < target.seq {
+	if target.kind != kindLatest && res.Seq < limit {
+		// A time target resolves to a seq the log assigned (SeqAt), so
+		// falling short of it is as for a seq: the state asked for is
+		// not the one reached, and an earlier one is no answer.
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, r.short(ctx, res.Seq))
 	}
 	d := time.Since(start)
@@ -296,7 +299,7 @@ func (r *Reconstructor) Advance(ctx context.Context, res *Reconstruction, target
 	if err := r.replay(ctx, res, limit); err != nil {
 		return fmt.Errorf("advance to %s: %w", target, err)
 	}
-	if target.kind == kindSeq && res.Seq < target.seq {
+	if target.kind != kindLatest && res.Seq < limit {
 		return fmt.Errorf("advance to %s: %w", target, r.short(ctx, res.Seq))
 	}
 	return nil
