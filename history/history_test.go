@@ -954,61 +954,89 @@ func TestReconcileRaisedAgainInLostRange(t *testing.T) {
 // TestSeverityFilterAtTheTime: the severity filter selects the occurrences
 // that had the severity at some moment of [From, To], as the graph rebuilt
 // at each moment shows them, not by the severity they have now: an alarm
-// that was a warning at t and turned critical later is a warning at t.
+// that was a warning at t and turned critical later is a warning at t. The
+// records of a batch share their recorded time, and the state at that time
+// is the one after the last of them; over a window, what any record after
+// its start gave counts, as an occurrence raised and cleared within one
+// batch is listed (the log had it).
 func TestSeverityFilterAtTheTime(t *testing.T) {
-	ctx := context.Background()
-	db := openDB(t)
-	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 5, Start: t0}
-	evs := s.Events()
-	items, recs := detectAll(t, evs)
-	last := recs[len(recs)-1].Seq
-	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: last, Items: items}); err != nil {
-		t.Fatal(err)
-	}
-	// The active alarms by severity after each record, from the graph.
-	eng := evaluator.New(evaluator.Config{}, nil)
-	bySev := make([]map[string][]string, len(recs))
-	for i, rec := range recs {
-		if _, err := eng.ApplyResult(rec); err != nil {
-			t.Fatal(err)
-		}
-		bySev[i] = map[string][]string{}
-		for _, a := range history.ActiveAt(rec.Seq, rec.RecordedAt, eng.Graph()).Alarms {
-			bySev[i][a.Severity] = append(bySev[i][a.Severity], a.Key)
-		}
-	}
-	listed := func(q history.Query) []string {
-		var keys []string
-		for _, o := range listAll(t, db, q) {
-			keys = append(keys, o.AlarmKey)
-		}
-		slices.Sort(keys)
-		return keys
-	}
-	changed := false
-	for i, rec := range recs {
-		for _, sev := range []string{"WARNING", "CRITICAL"} {
-			want := slices.Clone(bySev[i][sev])
-			slices.Sort(want)
-			if got := listed(history.Query{From: rec.RecordedAt, To: rec.RecordedAt, Severity: sev}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
-				t.Errorf("%s alarms at seq %d: history lists %v, the graph has %v", sev, rec.Seq, got, want)
+	for _, batch := range []int{1, 3} {
+		t.Run("batch="+strconv.Itoa(batch), func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t)
+			s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 5, Start: t0}
+			evs := s.Events()
+			for i := range evs {
+				evs[i].ObservedAt = t0.Add(time.Duration(i/batch) * time.Second)
 			}
-		}
-		if i > 0 && !cmp.Equal(bySev[i-1]["CRITICAL"], bySev[i]["CRITICAL"]) {
-			changed = true
-			// Over the two moments: what either had.
-			for _, sev := range []string{"WARNING", "CRITICAL"} {
-				want := append(slices.Clone(bySev[i-1][sev]), bySev[i][sev]...)
-				slices.Sort(want)
-				want = slices.Compact(want)
-				if got := listed(history.Query{From: recs[i-1].RecordedAt, To: rec.RecordedAt, Severity: sev}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
-					t.Errorf("%s alarms in seqs %d..%d: history lists %v, the graph has %v", sev, rec.Seq-1, rec.Seq, got, want)
+			items, recs := detectAll(t, evs)
+			last := recs[len(recs)-1].Seq
+			if _, err := history.Write(ctx, db, 1, history.Batch{Seq: last, Items: items}); err != nil {
+				t.Fatal(err)
+			}
+			// The active alarms by severity at each moment (after the
+			// last record of a recorded time), from the graph.
+			type moment struct {
+				seq   int64
+				at    time.Time
+				bySev map[string][]string
+			}
+			var moments []moment
+			// bySeq: after each record, whether or not a moment.
+			bySeq := make([]map[string][]string, len(recs)+1)
+			eng := evaluator.New(evaluator.Config{}, nil)
+			for i, rec := range recs {
+				if _, err := eng.ApplyResult(rec); err != nil {
+					t.Fatal(err)
+				}
+				bySeq[rec.Seq] = map[string][]string{}
+				for _, a := range history.ActiveAt(rec.Seq, rec.RecordedAt, eng.Graph()).Alarms {
+					bySeq[rec.Seq][a.Severity] = append(bySeq[rec.Seq][a.Severity], a.Key)
+				}
+				if i+1 < len(recs) && recs[i+1].RecordedAt.Equal(rec.RecordedAt) {
+					continue
+				}
+				moments = append(moments, moment{seq: rec.Seq, at: rec.RecordedAt, bySev: bySeq[rec.Seq]})
+			}
+			listed := func(q history.Query) []string {
+				var keys []string
+				for _, o := range listAll(t, db, q) {
+					keys = append(keys, o.AlarmKey)
+				}
+				slices.Sort(keys)
+				return keys
+			}
+			changed := false
+			for i, m := range moments {
+				for _, sev := range []string{"WARNING", "CRITICAL"} {
+					want := slices.Clone(m.bySev[sev])
+					slices.Sort(want)
+					if got := listed(history.Query{From: m.at, To: m.at, Severity: sev}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+						t.Errorf("%s alarms at seq %d: history lists %v, the graph has %v", sev, m.seq, got, want)
+					}
+				}
+				if i == 0 || cmp.Equal(moments[i-1].bySev["CRITICAL"], m.bySev["CRITICAL"]) {
+					continue
+				}
+				changed = true
+				// Over the two moments: what any record from the first
+				// through the second gave.
+				for _, sev := range []string{"WARNING", "CRITICAL"} {
+					var want []string
+					for seq := moments[i-1].seq; seq <= m.seq; seq++ {
+						want = append(want, bySeq[seq][sev]...)
+					}
+					slices.Sort(want)
+					want = slices.Compact(want)
+					if got := listed(history.Query{From: moments[i-1].at, To: m.at, Severity: sev}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+						t.Errorf("%s alarms at seqs %d and %d: history lists %v, the graph has %v", sev, moments[i-1].seq, m.seq, got, want)
+					}
 				}
 			}
-		}
-	}
-	if !changed {
-		t.Fatal("scenario too thin: no severity changed")
+			if !changed {
+				t.Fatal("scenario too thin: no severity changed")
+			}
+		})
 	}
 }
 
