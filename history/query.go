@@ -193,11 +193,12 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 // occurrence had severity sev (case insensitive) at some moment of [from,
 // to] (zero times: unbounded): the severity it was raised with, until its
 // first change, or that of one of its changes (alarm_severity_changes
-// within its seqs), until the next. A severity is in force at a moment
-// when it was set at or before it and not changed again at or before it
-// (the state at t holds the events recorded at t), so one set and changed
-// again at the same recorded time never was. The caller's other
-// conditions keep the occurrence itself inside [from, to].
+// within its seqs), until the next. At from, the severity is the one in
+// force after every record recorded at from (the state at t holds the
+// events recorded at t); after from, every severity the log gave counts,
+// one set and changed again by records of one recorded time too, as List
+// counts an occurrence raised and cleared by such records. The caller's
+// other conditions keep the occurrence itself inside [from, to].
 func severityDuring(sev string, from, to time.Time) (string, []any) {
 	const within = "c.alarm_key = alarm_history.alarm_key AND c.seq > alarm_history.raised_seq AND (alarm_history.cleared_seq IS NULL OR c.seq < alarm_history.cleared_seq)"
 	// Raised with sev, and not changed at or before from.
