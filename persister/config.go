@@ -59,7 +59,16 @@ type Config struct {
 	// AppendTimeout again after that.
 	AppendTimeout time.Duration `yaml:"append_timeout"`
 	// HoldLimit is how long a batch may be held unacked without a
-	// commit, from when its first message was read. Past it, after a
+	// commit, from the earliest time the broker may have delivered one
+	// of its messages: not from when the persister read it, since a
+	// message delivered while the persister reads nothing (its next
+	// batch full while a commit attempt runs, up to 10 minutes) waits
+	// in the client's prefetch buffer, and the broker's clock runs
+	// meanwhile. (That time is bounded from below: a message read after
+	// the persister last waited on an empty stream dates from then, and
+	// the n-th delivery of a channel from the read of its
+	// (n-prefetch)-th, since the broker delivers only prefetch unacked
+	// messages at a time.) Past it, after a
 	// failed attempt, the persister hands the batch back to the queue
 	// with every other unacked message and stops consuming until the
 	// log takes writes (a write in a transaction rolled back; a ping

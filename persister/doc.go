@@ -24,7 +24,10 @@
 //     back in time) is simply retried: the stored events come back as
 //     duplicates.
 //   - A batch held unacked for Config.HoldLimit without a commit is
-//     handed back: the persister closes its consuming channel (Queue.Pause),
+//     handed back (its hold counted from the earliest time the broker
+//     may have delivered one of its messages, which may have waited
+//     unread in the client's prefetch buffer while a commit ran: see
+//     deliveries): the persister closes its consuming channel (Queue.Pause),
 //     which returns the batch and every other unacked message to the
 //     queue, in order, and consumes nothing until the log takes writes
 //     (Log.Writable: the counter row updated in a transaction rolled

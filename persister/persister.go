@@ -161,6 +161,11 @@ type Persister struct {
 	// out while the database answered (see commit). Written by the one
 	// committer between attempts, read by Alive.
 	bound atomic.Int64
+	// opened is when the consumption last (re)started: Run, or the
+	// Resume after a pause; no channel delivering now was opened before
+	// (see deliveries). Written by Run and the committer, read by
+	// collect.
+	opened atomic.Pointer[time.Time]
 	// holed holds the channels (channelOf) on which a dead-letter failed
 	// while the channel may still be open: that message stays unacked
 	// until the channel closes, and a multiple ack of a later message of
@@ -293,6 +298,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 func (p *Persister) Run(ctx context.Context) error {
 	// work outlives ctx by the grace period: the batch in flight must
 	// still be committed and acked on the broker channel it came from.
+	p.startConsuming()
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopGrace := context.AfterFunc(ctx, func() {
@@ -353,11 +359,18 @@ func (p *Persister) consume(ctx, work context.Context) error {
 
 // batch is what one transaction commits: the valid entries and every
 // message read for them (the last one is acked with multiple, unless its
-// channel is in Persister.holed), and when each was read.
+// channel is in Persister.holed), and since when each may have been held
+// (deliveries).
 type batch struct {
 	entries []store.Entry
 	msgs    []Message   // msgs[i] carries entries[i]
-	read    []time.Time // msgs[i] was read at read[i]
+	since   []time.Time // the broker delivered msgs[i] at since[i] or later (deliveries)
+}
+
+// heldSince is the earliest time the broker may have delivered one of b's
+// messages: b is held since then.
+func (b batch) heldSince() time.Time {
+	return slices.MinFunc(b.since, time.Time.Compare)
 }
 
 // live returns b without the messages the broker has back (Stale): they
@@ -373,7 +386,7 @@ func (b batch) live() batch {
 		if !m.Stale() {
 			out.entries = append(out.entries, b.entries[i])
 			out.msgs = append(out.msgs, m)
-			out.read = append(out.read, b.read[i])
+			out.since = append(out.since, b.since[i])
 		}
 	}
 	return out
@@ -386,9 +399,17 @@ func (b batch) live() batch {
 // they come and are not part of a batch. When ctx ends, the batch in hand
 // is handed over (bounded by work) and collect returns false; it returns
 // true if the stream closed first.
+//
+// Each message is dated with the earliest time the broker may have
+// delivered it (deliveries), which its hold is counted from: not when it
+// is read, since a message delivered while collect reads nothing (its
+// batch full while the committer is busy, or a dead-letter in flight)
+// waits unread in the client's prefetch buffer meanwhile, and ages at the
+// broker all the same.
 func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out chan<- batch) bool {
 	var b batch
 	var cur any // the channel of the last message read
+	d := deliveries{prefetch: p.cfg.Prefetch}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -410,56 +431,166 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 		if len(b.entries) >= p.cfg.BatchSize {
 			in = nil
 		}
-		select {
-		case <-ctx.Done():
-			flush()
-			return false
-		case send <- b:
-			b, due = batch{}, false
-			timer.Stop()
-		case <-timer.C:
-			due = true
-		case m, ok := <-in:
-			if !ok {
+		// A due batch goes first to a committer that waits for it; then
+		// a message already waiting is read without waiting, and only a
+		// stream found empty lets the deliveries' bound move up (idle).
+		var (
+			m       Message
+			ok, got bool
+		)
+		if send != nil {
+			select {
+			case send <- b:
+				b, due = batch{}, false
+				timer.Stop()
+				continue
+			default:
+			}
+		}
+		if in != nil {
+			select {
+			case m, ok = <-in:
+				got = true
+			default:
+			}
+		}
+		if !got {
+			select {
+			case <-ctx.Done():
 				flush()
-				return ctx.Err() == nil
+				return false
+			case send <- b:
+				b, due = batch{}, false
+				timer.Stop()
+			case <-timer.C:
+				due = true
+			case m, ok = <-in:
+				got = true
 			}
-			if ch := channelOf(m); ch != cur {
-				cur = ch
-				p.forgetHoles(ch)
+			if in != nil {
+				// collect waited on a stream found empty, ready to take
+				// what came at once: nothing delivered before now is
+				// left unread (but m, taken now).
+				d.idle = time.Now()
 			}
-			// A replay's re-published record (its recorded_at kept) is
-			// read as the stored event it is: a log written before a rule
-			// of input was added goes in as it was.
-			var at time.Time
-			if tm, ok := m.(timedMessage); ok && p.cfg.KeepRecordedAt {
-				t, ok, err := tm.RecordedAt()
-				if err != nil {
-					p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err))
-					continue
-				}
-				if ok {
-					at = t
-				}
-			}
-			decode := event.Decode
-			if !at.IsZero() {
-				decode = event.DecodeStored
-			}
-			ev, err := decode(m.Body())
-			if err != nil {
-				p.deadLetter(work, m, err)
+			if !got {
 				continue
 			}
-			entry := store.Entry{Event: ev, Body: m.Body(), RecordedAt: at}
-			if len(b.msgs) == 0 {
-				timer.Reset(p.cfg.BatchWait)
+		}
+		if !ok {
+			flush()
+			return ctx.Err() == nil
+		}
+		if ch := channelOf(m); ch != cur {
+			cur = ch
+			p.forgetHoles(ch)
+		}
+		since := d.read(channelOf(m), p.consumingSince())
+		// A replay's re-published record (its recorded_at kept) is
+		// read as the stored event it is: a log written before a rule
+		// of input was added goes in as it was.
+		var at time.Time
+		if tm, ok := m.(timedMessage); ok && p.cfg.KeepRecordedAt {
+			t, ok, err := tm.RecordedAt()
+			if err != nil {
+				p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err))
+				continue
 			}
-			b.entries = append(b.entries, entry)
-			b.msgs = append(b.msgs, m)
-			b.read = append(b.read, time.Now())
+			if ok {
+				at = t
+			}
+		}
+		decode := event.Decode
+		if !at.IsZero() {
+			decode = event.DecodeStored
+		}
+		ev, err := decode(m.Body())
+		if err != nil {
+			p.deadLetter(work, m, err)
+			continue
+		}
+		entry := store.Entry{Event: ev, Body: m.Body(), RecordedAt: at}
+		if len(b.msgs) == 0 {
+			timer.Reset(p.cfg.BatchWait)
+		}
+		b.entries = append(b.entries, entry)
+		b.msgs = append(b.msgs, m)
+		b.since = append(b.since, since)
+	}
+}
+
+// deliveries bounds from below when the broker delivered each message
+// collect reads: the time its hold is counted from. The client takes a
+// delivery off the socket at once, into its buffer, so the broker's clock
+// (consumer_timeout) runs while the message waits there unread; when it
+// was read says nothing. Three facts bound it instead:
+//
+//   - While collect waits on a stream found empty, it takes each message
+//     as soon as the client hands it on: a message read was delivered at
+//     idle or later, idle being the last time collect so waited. (Up to
+//     the hand-off between the client's goroutines, microseconds; the
+//     margin of hold_limit under consumer_timeout covers that and the
+//     network.) While collect reads nothing — its batch full and the
+//     committer busy with the previous one, which may take ten minutes
+//     (maxAppendBound), or a dead-letter in flight — idle stays where it
+//     was, and the messages read after are dated from it.
+//   - The broker delivers on a channel only while fewer than Prefetch of
+//     its deliveries are unsettled, and only a message collect read can
+//     be settled: the k-th delivery of a channel came after collect read
+//     its (k-Prefetch)-th. This keeps the bound close while collect
+//     drains a backlog without ever finding the stream empty (the queue
+//     full behind a database that commits).
+//   - A delivery that is not stale came on a channel opened after the
+//     consumption last (re)started (Persister.consumingSince): Queue.Pause
+//     closes the channel, and none opens before Resume. A stale one is
+//     never committed (batch.live).
+//
+// The bound is the latest of the three.
+type deliveries struct {
+	prefetch int
+	idle     time.Time
+	// ch is the channel of the last message read, opened the start of
+	// the consumption then, n how many of ch's messages were read, and
+	// readAt[(k-1)%prefetch] when the k-th was read (the last prefetch
+	// of them), as offsets from base.
+	ch     any
+	opened time.Time
+	n      int
+	base   time.Time
+	readAt []time.Duration
+}
+
+// read counts a message read now from broker channel ch (channelOf), the
+// consumption (re)started at opened, and returns the earliest time the
+// broker may have delivered it.
+func (d *deliveries) read(ch any, opened time.Time) time.Time {
+	now := time.Now()
+	since := d.idle
+	if opened.After(since) {
+		since = opened
+	}
+	if ch == nil {
+		// A Message that does not tell its channel: a new one (after a
+		// reconnect) cannot be told from the old, nor its deliveries
+		// counted.
+		return since
+	}
+	if ch != d.ch || !opened.Equal(d.opened) {
+		d.ch, d.opened, d.n = ch, opened, 0
+	}
+	if d.readAt == nil {
+		d.base, d.readAt = now, make([]time.Duration, d.prefetch)
+	}
+	d.n++
+	i := (d.n - 1) % d.prefetch
+	if d.n > d.prefetch {
+		// The slot holds the read of the (n-prefetch)-th.
+		if at := d.base.Add(d.readAt[i]); at.After(since) {
+			since = at
 		}
 	}
+	d.readAt[i] = now.Sub(d.base)
+	return since
 }
 
 // deadLetter sends m to the DLQ with the reason of err. It never blocks
@@ -580,7 +711,7 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 		p.bound.Store(int64(next))
 		attrs := []any{"events", len(b.entries), "attempt", attempt, "append_bound", bound, "next_append_bound", next,
 			"append_timeout", p.cfg.AppendTimeout, "err", err}
-		held := time.Since(b.read[0])
+		held := time.Since(b.heldSince())
 		if held >= p.cfg.HoldLimit {
 			p.lg.Warn(msg, append(attrs, "held", held, "hold_limit", p.cfg.HoldLimit)...)
 			p.pause(ctx, work, len(b.entries), held)
@@ -642,9 +773,25 @@ func (p *Persister) pause(ctx, work context.Context, events int, held time.Durat
 		}
 		backoff = min(2*backoff, p.cfg.RetryMax)
 	}
+	p.startConsuming()
 	p.queue.Resume()
 	p.m.paused.Set(0)
 	p.lg.Info("database takes writes again; consuming resumed", "paused_for", time.Since(since))
+}
+
+// startConsuming notes that the consumption (re)starts now, before the
+// queue opens a channel (see deliveries).
+func (p *Persister) startConsuming() {
+	now := time.Now()
+	p.opened.Store(&now)
+}
+
+// consumingSince is when the consumption last (re)started.
+func (p *Persister) consumingSince() time.Time {
+	if t := p.opened.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
 }
 
 // writable checks that the log takes writes (Log.Writable), within the
@@ -704,7 +851,7 @@ func (p *Persister) commitEach(ctx, work context.Context, b batch, cause error) 
 	}
 	p.lg.Warn("database refused a batch; committing its events one by one", "events", len(b.entries), "err", cause)
 	for i := range b.entries {
-		p.commit(ctx, work, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1], read: b.read[i : i+1]})
+		p.commit(ctx, work, batch{entries: b.entries[i : i+1], msgs: b.msgs[i : i+1], since: b.since[i : i+1]})
 		if work.Err() != nil {
 			return
 		}

@@ -702,6 +702,214 @@ func TestHoldLimitHandsTheBatchBackAndPauses(t *testing.T) {
 	})
 }
 
+// TestHoldCountsFromDeliveryNotRead: messages delivered while the
+// committer is busy wait in the client's buffer (the prefetch window),
+// unread, and their age at the broker grows all the same. Here a, b, c,
+// d, e and f are delivered at once; a and b (the first batch) cannot be
+// committed for four minutes, c and d fill the next batch meanwhile, and
+// e and f wait unread until the first batch commits. Then e and f's
+// batch fails for good: it must be handed back by hold_limit (five
+// minutes) after their delivery, not after their read, or with the
+// longest attempts (ten minutes) the broker's consumer_timeout could
+// close the channel first.
+func TestHoldCountsFromDeliveryNotRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		begin := time.Now()
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 10 * time.Second,
+			HoldLimit: 5 * time.Minute, RetryMax: time.Second},
+			func(entries []store.Entry) error {
+				switch entries[0].Event.EventID {
+				case "a":
+					if time.Since(begin) < 4*time.Minute {
+						return driver.ErrBadConn
+					}
+				case "e":
+					return driver.ErrBadConn
+				}
+				return nil
+			})
+		h.q.push(body(t, "a"), body(t, "b"), body(t, "c"), body(t, "d"), body(t, "e"), body(t, "f"))
+		time.Sleep(5*time.Minute - 2*time.Second)
+		synctest.Wait()
+		if got := h.j.get(); slices.Contains(got, "pause") {
+			t.Errorf("paused before hold_limit: %v", got)
+		}
+		time.Sleep(4 * time.Second) // past hold_limit, and a backoff
+		synctest.Wait()
+		got := h.j.get()
+		var acks []string
+		for _, l := range got {
+			if strings.HasPrefix(l, "ack") {
+				acks = append(acks, l)
+			}
+		}
+		if want := []string{"ack 2 multiple=true", "ack 4 multiple=true"}; !cmp.Equal(acks, want) {
+			t.Errorf("acks %v; want %v (the first two batches committed)", acks, want)
+		}
+		if !slices.Contains(got, "pause") {
+			t.Errorf("not paused %v after the delivery of a batch that cannot commit, hold_limit 5m (%d appends failed)",
+				time.Since(begin), strings.Count(strings.Join(got, "\n"), "failed"))
+		}
+		h.stop(t)
+	})
+}
+
+// windowQueue is a broker channel that delivers at most window unsettled
+// messages, as a prefetch does: feed delivers the next message (into the
+// client's buffer, Messages) each time an ack makes room. It is never
+// paused in the test that uses it (a Pause is journaled).
+type windowQueue struct {
+	j       *journal
+	window  int
+	out     chan Message
+	settled atomic.Int64 // the highest tag acked
+	acked   chan struct{}
+}
+
+func newWindowQueue(j *journal, window int) *windowQueue {
+	return &windowQueue{j: j, window: window, out: make(chan Message, window), acked: make(chan struct{}, 1)}
+}
+
+// feed delivers bodies one by one, each once fewer than window messages
+// are unsettled.
+func (q *windowQueue) feed(ctx context.Context, bodies [][]byte) {
+	for i, b := range bodies {
+		tag := i + 1
+		for int64(tag-q.window) > q.settled.Load() {
+			select {
+			case <-q.acked:
+			case <-ctx.Done():
+				return
+			}
+		}
+		q.out <- &windowMsg{q: q, tag: tag, body: b}
+	}
+}
+
+func (q *windowQueue) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (q *windowQueue) Messages() <-chan Message      { return q.out }
+func (q *windowQueue) Pause(context.Context) error {
+	q.j.add("pause")
+	return nil
+}
+func (q *windowQueue) Resume() { q.j.add("resume") }
+func (q *windowQueue) DeadLetter(context.Context, Message, string) error {
+	return errors.New("nothing to dead-letter here")
+}
+
+type windowMsg struct {
+	q    *windowQueue
+	tag  int
+	body []byte
+}
+
+func (m *windowMsg) Body() []byte { return m.body }
+func (m *windowMsg) Stale() bool  { return false }
+func (m *windowMsg) Channel() any { return m.q }
+func (m *windowMsg) Ack(multiple bool) error {
+	m.q.settled.Store(int64(m.tag))
+	select {
+	case m.q.acked <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// TestBacklogIsNotTakenForAHold: a queue with a backlog is drained a
+// batch a commit, the prefetch window always full, so the persister
+// never finds the stream empty for half an hour; each message is still
+// delivered only a few commits before it is read (the broker delivers
+// one once an ack makes room in the window). A commit that fails once,
+// past hold_limit into the backlog, is retried, not handed back: the
+// batch is held for a few seconds, not since the backlog began.
+func TestBacklogIsNotTakenForAHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		begin := time.Now()
+		var failed atomic.Bool
+		j := &journal{}
+		q := newWindowQueue(j, 6)
+		log := &fakeLog{j: j, fail: func([]store.Entry) error {
+			if time.Since(begin) > 3*time.Minute && !failed.Swap(true) {
+				return driver.ErrBadConn
+			}
+			return nil
+		}}
+		log.slow.Store(int64(time.Second))
+		p, err := New(Config{BatchSize: 2, BatchWait: time.Millisecond, Prefetch: 6, AppendTimeout: 10 * time.Second,
+			HoldLimit: 2 * time.Minute, RetryMax: time.Second}, Deps{Queue: q, Log: log, Sequencer: &fakeSequencer{j: j}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		const n = 600 // five minutes of one-second commits of two
+		var bodies [][]byte
+		for i := range n {
+			bodies = append(bodies, body(t, fmt.Sprint("backlog-", i)))
+		}
+		go q.feed(ctx, bodies)
+		for q.settled.Load() < n && time.Since(begin) < time.Hour {
+			time.Sleep(time.Second)
+		}
+		synctest.Wait()
+		if !failed.Load() {
+			t.Error("no commit failed: the test shows nothing")
+		}
+		if got := j.get(); slices.Contains(got, "pause") {
+			t.Errorf("paused while draining a backlog, %d of %d messages acked", q.settled.Load(), n)
+		}
+		if got := q.settled.Load(); got != n {
+			t.Errorf("%d of %d messages acked", got, n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestHoldAfterResumeCountsFromTheResume: while paused, the persister
+// reads nothing, the next batch in hand (stale) waiting for the
+// committer; the messages of the channel opened by the resume were
+// delivered after it, however long the pause. A commit of theirs that
+// fails once is retried, not handed back at once as held since before
+// the pause.
+func TestHoldAfterResumeCountsFromTheResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failE atomic.Bool
+		failE.Store(true)
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 10 * time.Second,
+			HoldLimit: time.Minute, RetryMax: time.Second},
+			func(entries []store.Entry) error {
+				if entries[0].Event.EventID == "e" && failE.Swap(false) {
+					return driver.ErrBadConn
+				}
+				return nil
+			})
+		h.log.hung.Store(true)
+		h.q.push(body(t, "a"), body(t, "b"), body(t, "c"), body(t, "d"))
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if got := h.j.get(); !slices.Contains(got, "pause") {
+			t.Fatalf("not paused past hold_limit: %v", got)
+		}
+		h.q.push(body(t, "e"), body(t, "f")) // delivered once consuming resumes
+		time.Sleep(10 * time.Minute)
+		h.log.hung.Store(false)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		got := h.j.get()
+		if n := strings.Count(strings.Join(got, "\n"), "pause"); n != 1 {
+			t.Errorf("%d pauses; want 1 (the batch after the resume retried, not handed back): %v", n, got)
+		}
+		if !slices.Contains(got, "ack 6 multiple=true") {
+			t.Errorf("e and f not committed after the resume: %v", got)
+		}
+		h.stop(t)
+	})
+}
+
 // TestPausedUntilTheDatabaseTakesWrites: a database that answers pings
 // but refuses every write (read-only). Past hold_limit the batch is
 // handed back, and the persister stays paused for as long as writes are
