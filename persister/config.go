@@ -55,8 +55,14 @@ type Config struct {
 	// restart nor a redelivery. An attempt that times out while the
 	// database still answers a ping (slow, not down: a commit of a full
 	// batch that needs longer) makes the next attempt's bound twice as
-	// long, up to 10 minutes, until one commits; the bound is
-	// AppendTimeout again after that.
+	// long, up to 10 minutes, until one commits. The bound learned so
+	// stays for the next batches (a database slow all the time would
+	// otherwise cost each batch the same timed-out attempts again), and
+	// comes down as commits show it can: each one that takes at most a
+	// quarter of it halves it, down to AppendTimeout. A hang is noticed
+	// within AppendTimeout whatever the bound: during an attempt the
+	// database is pinged every half AppendTimeout, a ping unanswered that
+	// long ends the attempt, and the bound is AppendTimeout again.
 	AppendTimeout time.Duration `yaml:"append_timeout"`
 	// HoldLimit is how long a batch may be held unacked without a
 	// commit, from the earliest time the broker may have delivered one

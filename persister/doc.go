@@ -19,7 +19,12 @@
 //     An attempt that timed out while the database answered a ping is a
 //     slow commit, not a hang: the next attempt's bound doubles (up to ten
 //     minutes), so a commit slower than AppendTimeout still goes through,
-//     and the watchdog's stall limit follows the bound. A commit whose
+//     and the watchdog's stall limit follows the bound. The bound learned
+//     stays for the next batches, and each commit that takes at most a
+//     quarter of it halves it, down to AppendTimeout; whatever the bound,
+//     a ping left unanswered for half AppendTimeout (they come every half
+//     AppendTimeout during an attempt) ends the attempt, so a hang is
+//     noticed within AppendTimeout. A commit whose
 //     outcome is unknown (connection lost during COMMIT, or its answer not
 //     back in time) is simply retried: the stored events come back as
 //     duplicates.
@@ -93,7 +98,8 @@
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,
 // _lag_seconds (recorded_at minus the event's observed_at),
-// _commit_retries_total, _paused (1 while it has handed its batch back
+// _commit_retries_total, _append_bound_seconds (the bound of the next
+// attempt), _paused (1 while it has handed its batch back
 // and waits for the database), _pauses_total,
 // _sequenced_unpublished_total and _snapshots_pruned_total.
 package persister

@@ -158,8 +158,9 @@ type Persister struct {
 	appending liveness.Ops
 	// bound is the bound of the next attempt to append a batch (a
 	// time.Duration): AppendTimeout, or longer after attempts that timed
-	// out while the database answered (see commit). Written by the one
-	// committer between attempts, read by Alive.
+	// out while the database answered, and kept across batches until
+	// fast commits lower it (see commit). Written by the one committer
+	// between attempts, read by Alive and pause.
 	bound atomic.Int64
 	// opened is when the consumption last (re)started: Run, or the
 	// Resume after a pause; no channel delivering now was opened before
@@ -181,7 +182,8 @@ type Persister struct {
 // the stall limit of the attempt's bound, liveness.Limit(bound): two
 // minutes with the default append_timeout of 30 s, four times the bound
 // past that. The bound is AppendTimeout, or up to maxAppendBound after
-// attempts that a slow database needed longer for, so an attempt
+// attempts that a slow database needed longer for (until commits are
+// fast again: see commit), so an attempt
 // legitimately waiting on a slow commit is alive, and only one that
 // outlived its own bound several times over trips it (a hang the
 // database driver's cancellation did not end). Waiting for messages,
@@ -201,6 +203,7 @@ type metrics struct {
 	lag          prometheus.Histogram
 	retries      prometheus.Counter
 	paused       prometheus.Gauge
+	appendBound  prometheus.Gauge
 	pauses       prometheus.Counter
 	unpublished  prometheus.Counter
 	snapsPruned  prometheus.Counter
@@ -251,6 +254,10 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			Name: "causeway_persister_commit_retries_total",
 			Help: "Failed append transactions that were retried (database unavailable).",
 		}),
+		appendBound: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_persister_append_bound_seconds",
+			Help: "Bound of the next attempt to append a batch: append_timeout, or longer as learned from commits that needed it (slow database), coming down as commits get fast again.",
+		}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_persister_paused",
 			Help: "1 while the persister has handed its held batch back to the queue (hold_limit) and consumes nothing until the database takes writes.",
@@ -276,7 +283,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		m.deadLettered.WithLabelValues(r) // export zeros
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.clockBehind} {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.appendBound, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.clockBehind} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("persister: register metrics: %w", err)
 			}
@@ -287,7 +294,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		lg: deps.Logger.With("component", "persister"), m: m,
 		pubCh: make(chan event.Batch, publishQueue),
 	}
-	p.bound.Store(int64(cfg.AppendTimeout))
+	p.setBound(cfg.AppendTimeout)
 	return p, nil
 }
 
@@ -664,19 +671,28 @@ const maxAppendBound = 10 * time.Minute
 // broker redelivers the batch. The messages the broker has back already
 // are left out (batch.live).
 //
-// The bound is AppendTimeout, unless an attempt timed out while the
-// database answered a ping meanwhile (attemptAppend): the database is
-// then slow, not down, and a commit slower than AppendTimeout would time
-// out for ever, so the next attempt's bound is doubled, up to
-// maxAppendBound. It returns to AppendTimeout after a commit, and after
-// an attempt that timed out without the database answering: a database
-// that hangs is retried every AppendTimeout, and so noticed that soon
-// once it answers again.
+// The bound starts at AppendTimeout. An attempt that timed out while the
+// database answered pings meanwhile (attemptAppend) met a database that
+// is slow, not down, and a commit slower than the bound would time out
+// for ever, so the next attempt's bound is doubled, up to maxAppendBound.
+// The bound learned so outlives the commit: a database slow all the time
+// would otherwise cost every batch the same timed-out attempts, retries
+// and rolled-back transactions again. It comes down only as commits show
+// it can (lowerBound): halved, down to AppendTimeout, by each commit that
+// took at most a quarter of it. A hang does not wait for a grown bound:
+// the pings of an attempt come every half AppendTimeout, and one left
+// unanswered that long ends the attempt, so a database that stops
+// answering is noticed within AppendTimeout whatever the bound; the bound
+// is AppendTimeout again after that, as after any attempt that timed out
+// without the database answering, and a database that hangs is retried
+// every AppendTimeout, and so noticed that soon once it answers again.
 //
-// Once b's first message has been held for HoldLimit, after a failed
-// attempt, b is handed back (pause): the broker would otherwise close the
-// channel of a consumer holding a delivery past its consumer_timeout,
-// redelivering b once each time, for as long as the database is down.
+// Once b has been held for HoldLimit (from the earliest time the broker
+// may have delivered one of its messages: batch.heldSince), after a
+// failed attempt, b is handed back (pause): the broker would otherwise
+// close the channel of a consumer holding a delivery past its
+// consumer_timeout, redelivering b once each time, for as long as the
+// database is down.
 func (p *Persister) commit(ctx, work context.Context, b batch) {
 	b = b.live()
 	if len(b.entries) == 0 {
@@ -688,8 +704,9 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 		start := time.Now()
 		res, timedOut, answered, err := p.attemptAppend(work, b.entries, bound)
 		if err == nil {
-			p.bound.Store(int64(p.cfg.AppendTimeout))
-			p.committed(b, res, time.Since(start))
+			took := time.Since(start)
+			p.lowerBound(bound, took)
+			p.committed(b, res, took)
 			return
 		}
 		if work.Err() != nil {
@@ -708,7 +725,7 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 		case timedOut:
 			next, msg = p.cfg.AppendTimeout, "append timed out (database not answering)"
 		}
-		p.bound.Store(int64(next))
+		p.setBound(next)
 		attrs := []any{"events", len(b.entries), "attempt", attempt, "append_bound", bound, "next_append_bound", next,
 			"append_timeout", p.cfg.AppendTimeout, "err", err}
 		held := time.Since(b.heldSince())
@@ -729,6 +746,26 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 		}
 		backoff = min(2*backoff, p.cfg.RetryMax)
 	}
+}
+
+// lowerBound sets the bound after a commit that took took under bound:
+// half of it, but not under AppendTimeout, when the commit took at most a
+// quarter of it (so that the halved bound is still twice what the commit
+// needed); else bound, as learned.
+func (p *Persister) lowerBound(bound, took time.Duration) {
+	if bound <= p.cfg.AppendTimeout || took > bound/4 {
+		return
+	}
+	next := max(bound/2, p.cfg.AppendTimeout)
+	p.setBound(next)
+	p.lg.Info("commits take well under the append bound: lowered", "append_bound", bound, "next_append_bound", next, "took", took,
+		"append_timeout", p.cfg.AppendTimeout)
+}
+
+// setBound sets the bound of the next attempts to append.
+func (p *Persister) setBound(d time.Duration) {
+	p.bound.Store(int64(d))
+	p.m.appendBound.Set(d.Seconds())
 }
 
 // pause hands the batch held past HoldLimit back to the queue, with every
@@ -806,39 +843,83 @@ func (p *Persister) writable(ctx context.Context) error {
 }
 
 // attemptAppend makes one attempt to append entries, bounded by bound.
-// Once half the bound has passed without an answer, it pings the database
-// meanwhile, within the same bound, so that an attempt the bound ends
-// says whether the database answered during it (answered): a commit that
-// is slow (waiting for a lock, a busy disk) rather than a database that
-// does not answer. timedOut reports that the bound, not ctx, ended the
-// attempt. Both the Append and the ping count as operations in flight for
-// Alive.
+// Meanwhile it pings the database (watch), so that an attempt the bound
+// ends says whether the database answered during it (answered): a commit
+// that is slow (waiting for a lock, a busy disk) rather than a database
+// that does not answer; and an attempt whose database stops answering
+// ends within AppendTimeout, whatever its bound. timedOut reports that
+// the bound, or a ping left unanswered, not ctx, ended the attempt. Both
+// the Append and the pings count as operations in flight for Alive.
 func (p *Persister) attemptAppend(ctx context.Context, entries []store.Entry, bound time.Duration) (res store.Appended, timedOut, answered bool, err error) {
-	actx, cancel := context.WithTimeout(ctx, bound)
+	hctx, hang := context.WithCancelCause(ctx)
+	defer hang(nil)
+	actx, cancel := context.WithTimeout(hctx, bound)
 	defer cancel()
 	appended := make(chan struct{})
-	pinged := make(chan bool, 1)
-	go func() {
-		t := time.NewTimer(bound / 2)
-		defer t.Stop()
-		select {
-		case <-appended:
-			pinged <- false
-			return
-		case <-t.C:
-		}
-		end := p.appending.Begin()
-		defer end()
-		pinged <- p.log.Ping(actx) == nil
-	}()
+	watched := make(chan bool, 1)
+	go func() { watched <- p.watch(actx, appended, hang) }()
 	end := p.appending.Begin()
 	res, err = p.log.Append(actx, entries)
 	end()
 	timedOut = err != nil && actx.Err() != nil && ctx.Err() == nil
 	close(appended)
 	cancel() // ends a ping still in flight
-	answered = <-pinged
+	answered = <-watched
 	return res, timedOut, answered, err
+}
+
+// errNoAnswer is the cause that ends an attempt to append when a ping of
+// the database went unanswered for half AppendTimeout.
+var errNoAnswer = errors.New("the database answered no ping for half append_timeout")
+
+// watch pings the database every half AppendTimeout while an attempt to
+// append runs (until appended is closed, or actx ends), each ping bounded
+// by half AppendTimeout. A ping that gets no answer in that time ends the
+// attempt (hang, with errNoAnswer): so whatever the attempt's bound, a
+// database that stops answering is noticed within AppendTimeout. (The
+// last ping ends with the attempt's own deadline, which ends the attempt
+// anyway; an attempt bounded by AppendTimeout pings once, halfway; none
+// starts with less than a quarter of AppendTimeout left.) It returns
+// whether the database answered: a ping did, and no later one went
+// unanswered. A ping that fails at once (a
+// refused connection) is no answer, but no sign of a hang either.
+func (p *Persister) watch(actx context.Context, appended <-chan struct{}, hang context.CancelCauseFunc) bool {
+	half := p.cfg.AppendTimeout / 2
+	deadline, _ := actx.Deadline()
+	t := time.NewTicker(half)
+	defer t.Stop()
+	answered := false
+	for {
+		select {
+		case <-appended:
+			return answered
+		case <-actx.Done():
+			return answered
+		case <-t.C:
+		}
+		remaining := time.Until(deadline)
+		if remaining < half/2 || actx.Err() != nil {
+			// The deadline ends the attempt now: the pings so far tell.
+			return answered
+		}
+		cut := remaining <= half
+		pctx, cancel := context.WithTimeout(actx, half)
+		end := p.appending.Begin()
+		err := p.log.Ping(pctx)
+		end()
+		cancel()
+		switch {
+		case err == nil:
+			answered = true
+		case !cut && actx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded):
+			hang(errNoAnswer)
+			return false
+		case errors.Is(pctx.Err(), context.DeadlineExceeded):
+			// The last ping, unanswered when the bound ended the
+			// attempt: the latest news is no answer.
+			answered = false
+		}
+	}
 }
 
 // commitEach handles a batch the database refused for its content: each

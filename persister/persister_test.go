@@ -562,7 +562,8 @@ func TestHungAppendIsRetriedInTheProcess(t *testing.T) {
 // batch is committed once, and the persister stays alive meanwhile: the
 // stall limit follows the bound (four times it), or the watchdog would
 // restart it four minutes into the 8-minute attempt. After the commit the
-// bound is append_timeout again.
+// bound stays 8 minutes: the commit took more than a quarter of it (see
+// TestSlowDatabaseIsLearnedOnce).
 func TestSlowAppendGetsLongerBounds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Minute, RetryMax: time.Second}, nil)
@@ -588,8 +589,8 @@ func TestSlowAppendGetsLongerBounds(t *testing.T) {
 		if took := time.Since(begin); took > 13*time.Minute {
 			t.Errorf("committed after %v; want about 12m (1+2+4 minutes of attempts, backoffs, then 5)", took)
 		}
-		if got := time.Duration(h.p.bound.Load()); got != time.Minute {
-			t.Errorf("bound after the commit = %v; want append_timeout (1m)", got)
+		if got := time.Duration(h.p.bound.Load()); got != 8*time.Minute {
+			t.Errorf("bound after the commit = %v; want the 8m learned", got)
 		}
 		h.stop(t)
 	})
@@ -620,6 +621,136 @@ func TestAppendBoundIsCapped(t *testing.T) {
 		synctest.Wait()
 		if got := h.j.get(); !slices.Contains(got, "ack 1 multiple=true") {
 			t.Errorf("not committed once the database was fast again: %v", got)
+		}
+		h.stop(t)
+	})
+}
+
+// commitBatch pushes a batch of two events and waits (in the bubble's
+// time, at most limit) for its ack, the tag of its last message.
+func (h *harness) commitBatch(t *testing.T, ids [2]string, tag int, limit time.Duration) {
+	t.Helper()
+	h.q.push(body(t, ids[0]), body(t, ids[1]))
+	ack := fmt.Sprintf("ack %d multiple=true", tag)
+	for begin := time.Now(); !slices.Contains(h.j.get(), ack); time.Sleep(time.Second) {
+		if time.Since(begin) > limit {
+			t.Fatalf("%v not committed in %v: %v", ids, limit, h.j.get())
+		}
+	}
+}
+
+// timedOutAppends counts the attempts of the journal that a deadline
+// ended while the database was slow.
+func timedOutAppends(j *journal) int {
+	n := 0
+	for _, l := range j.get() {
+		if strings.HasSuffix(l, "slow until context deadline exceeded") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSlowDatabaseIsLearnedOnce: a database that needs five minutes for
+// every commit, append_timeout one minute. The first batch pays for
+// finding that out: its attempts bounded by 1, 2 and 4 minutes time out,
+// and the fourth, of 8, commits. The next batches must not pay again,
+// each with three attempts that time out (seven minutes) and a retry:
+// the learned bound outlives the commit, which took more than a quarter
+// of it, so each later batch commits at its first attempt.
+func TestSlowDatabaseIsLearnedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Minute,
+			HoldLimit: time.Hour, RetryMax: time.Second}, nil)
+		h.log.slow.Store(int64(5 * time.Minute))
+		h.commitBatch(t, [2]string{"a", "b"}, 2, time.Hour)
+		if n := timedOutAppends(h.j); n != 3 {
+			t.Errorf("%d attempts of the first batch timed out; want 3 (bounds of 1, 2 and 4 minutes)", n)
+		}
+		for i := range 3 {
+			h.commitBatch(t, [2]string{fmt.Sprint("c", i), fmt.Sprint("d", i)}, 4+2*i, time.Hour)
+		}
+		if n := timedOutAppends(h.j); n != 3 {
+			t.Errorf("%d attempts timed out in four batches of a database slow all along; want 3, all of the first batch (the bound learned once)", n)
+		}
+		if got := time.Duration(h.p.bound.Load()); got != 8*time.Minute {
+			t.Errorf("bound after commits of 5 minutes = %v; want the 8 minutes learned", got)
+		}
+		h.stop(t)
+	})
+}
+
+// TestLearnedBoundComesBackDown: the bound learned from a slow database
+// stays while commits take more than a quarter of it, and each commit
+// that takes less halves it, down to append_timeout, without an attempt
+// timing out on the way: a database fast again gets its watchdog's stall
+// limit (four times the bound) back in a few commits.
+func TestLearnedBoundComesBackDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Minute,
+			HoldLimit: time.Hour, RetryMax: time.Second}, nil)
+		h.log.slow.Store(int64(5 * time.Minute))
+		h.commitBatch(t, [2]string{"a", "b"}, 2, time.Hour)
+		h.log.slow.Store(int64(3 * time.Minute)) // over a quarter of 8
+		h.commitBatch(t, [2]string{"c", "d"}, 4, time.Hour)
+		if got := time.Duration(h.p.bound.Load()); got != 8*time.Minute {
+			t.Errorf("bound after a commit of 3 minutes = %v; want 8m kept", got)
+		}
+		h.log.slow.Store(int64(10 * time.Second))
+		var bounds []time.Duration
+		for i := range 4 {
+			h.commitBatch(t, [2]string{fmt.Sprint("e", i), fmt.Sprint("f", i)}, 6+2*i, time.Hour)
+			bounds = append(bounds, time.Duration(h.p.bound.Load()))
+		}
+		if want := []time.Duration{4 * time.Minute, 2 * time.Minute, time.Minute, time.Minute}; !cmp.Equal(bounds, want) {
+			t.Errorf("bounds after commits of 10 s = %v; want %v (halved down to append_timeout)", bounds, want)
+		}
+		if n := timedOutAppends(h.j); n != 3 {
+			t.Errorf("%d attempts timed out; want the 3 of the first batch", n)
+		}
+		h.stop(t)
+	})
+}
+
+// TestHangNoticedWithinAppendTimeoutUnderALearnedBound: with a bound of
+// 8 minutes learned from a slow database, the database stops answering.
+// The attempt in flight must not wait for its 8 minutes: once a ping
+// goes unanswered for half append_timeout (pinged every half
+// append_timeout), the attempt ends, within append_timeout of the hang,
+// and the next attempts are bounded by append_timeout again. Once the
+// database answers, the batch is committed.
+func TestHangNoticedWithinAppendTimeoutUnderALearnedBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Minute,
+			HoldLimit: time.Hour, RetryMax: time.Second}, nil)
+		h.log.slow.Store(int64(5 * time.Minute))
+		h.commitBatch(t, [2]string{"a", "b"}, 2, time.Hour)
+		if got := time.Duration(h.p.bound.Load()); got != 8*time.Minute {
+			t.Errorf("bound after commits of 5 minutes = %v; want 8m: the test shows nothing", got)
+			h.stop(t)
+			return
+		}
+		before := len(h.j.get())
+		h.log.hung.Store(true)
+		h.q.push(body(t, "c"), body(t, "d"))
+		time.Sleep(time.Minute + time.Second)
+		synctest.Wait()
+		got := h.j.get()[before:]
+		if len(got) == 0 || !strings.HasPrefix(got[0], "append 2 hung until") {
+			t.Errorf("a minute (append_timeout) into the hang: %v; want the attempt ended", got)
+		}
+		if got := time.Duration(h.p.bound.Load()); got != time.Minute {
+			t.Errorf("bound after an attempt the database did not answer = %v; want append_timeout (1m)", got)
+		}
+		if !h.p.Alive() {
+			t.Error("not alive in the hang")
+		}
+		h.log.hung.Store(false)
+		h.log.slow.Store(0)
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if !slices.Contains(h.j.get(), "ack 4 multiple=true") {
+			t.Errorf("not committed once the database answered: %v", h.j.get()[before:])
 		}
 		h.stop(t)
 	})

@@ -81,3 +81,62 @@ func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 	}
 	t.Logf("%d append attempts, %d timed out", log.returned.Load(), log.timedOut.Load())
 }
+
+// TestSlowCommitIsLearnedOnce: every commit takes 2 s (the trigger of
+// TestSlowCommitLongerThanAppendTimeoutCommits), append_timeout is 1 s.
+// The first batch finds the bound a commit needs, through attempts that
+// time out; the batches after it, published one at a time, each once the
+// one before is committed, must commit at their first attempt: the
+// bound learned outlives the commit (which takes more than a quarter of
+// it), instead of going back to append_timeout and being learned again
+// by every batch, a timed-out attempt, a retry and a rolled-back
+// transaction each time.
+func TestSlowCommitIsLearnedOnce(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.db.ExecContext(context.Background(),
+		"CREATE TRIGGER slow_commit BEFORE UPDATE ON log_counter FOR EACH ROW SET @slept = SLEEP(2)"); err != nil {
+		t.Fatal(err)
+	}
+	log := &attemptLog{}
+	cfg := persister.Config{
+		BatchSize: 100, BatchWait: 50 * time.Millisecond,
+		AppendTimeout: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}
+	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { log.Log = d.Log; d.Log = log })
+	pub := e.startPublisher(t)
+	e.waitConsuming(t)
+
+	const batches, n = 4, 10
+	want := map[string]bool{}
+	var learnt int64
+	for b := range batches {
+		var evs []event.Event
+		now := time.Now().UTC()
+		for i := range n {
+			id := fmt.Sprintf("learnt-%d-%d", b, i)
+			want[id] = true
+			evs = append(evs, tick(id, now))
+		}
+		if err := pub.Publish(context.Background(), evs...); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("batch %d committed", b), time.Minute, func() (bool, string) {
+			c := p.counter(t, "causeway_persister_events_committed_total")
+			return int(c) >= (b+1)*n, fmt.Sprintf("committed %v after %d attempts, %d of them timed out", c, log.returned.Load(), log.timedOut.Load())
+		})
+		if b == 0 {
+			learnt = log.timedOut.Load()
+		}
+	}
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, e.db, want)
+	if learnt == 0 {
+		t.Error("no attempt of the first batch timed out: the commit was not slower than append_timeout, so the test shows nothing")
+	}
+	if again := log.timedOut.Load() - learnt; again != 0 {
+		t.Errorf("%d attempts of the %d batches after the first timed out; want none (the bound learned from the first)", again, batches-1)
+	}
+	t.Logf("%d append attempts, %d timed out, %d of them in the first batch", log.returned.Load(), log.timedOut.Load(), learnt)
+}
