@@ -1,5 +1,6 @@
 // Package openstack consumes OpenStack notifications from RabbitMQ (the
-// oslo.messaging envelope, version 2.0) and turns nova's versioned
+// oslo.messaging envelope, version 2.0, or without it, as oslo's version 1
+// "messaging" driver sends them) and turns nova's versioned
 // notifications into resource events: instance.* into nova.instance
 // upserts (contained by their nova.host) and instance.delete.end into a
 // delete; service.create and service.update of nova-compute into nova.host
@@ -72,25 +73,40 @@ type versioned struct {
 	Data      json.RawMessage `json:"nova_object.data"`
 }
 
-// ParseEnvelope unwraps an oslo.messaging message. Bodies without the
-// envelope (oslo's "no envelope" mode) are refused: their version is unknown.
+// ParseEnvelope unwraps an oslo.messaging message. As oslo's own
+// listeners do, it takes a body with both envelope keys as the 2.0
+// envelope, and any other JSON object as the notification itself: what
+// oslo's "messaging" notification driver (version 1) sends.
 func ParseEnvelope(body []byte) (Notification, error) {
-	var env Envelope
+	var env struct {
+		Version *string `json:"oslo.version"`
+		Message *string `json:"oslo.message"`
+	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return Notification{}, bad("envelope is not JSON: %v", err)
 	}
-	if env.Version != OsloVersion {
-		return Notification{}, bad("oslo.version: unsupported %q (want %q)", env.Version, OsloVersion)
-	}
-	if env.Message == "" {
-		return Notification{}, bad("oslo.message: is required")
+	field := "oslo.message."
+	msg := body
+	if env.Version != nil && env.Message != nil {
+		if *env.Version != OsloVersion {
+			return Notification{}, bad("oslo.version: unsupported %q (want %q)", *env.Version, OsloVersion)
+		}
+		if *env.Message == "" {
+			return Notification{}, bad("oslo.message: is required")
+		}
+		msg = []byte(*env.Message)
+	} else {
+		field = ""
 	}
 	var n Notification
-	if err := json.Unmarshal([]byte(env.Message), &n); err != nil {
+	if err := json.Unmarshal(msg, &n); err != nil {
+		if field == "" {
+			return Notification{}, bad("not a JSON notification: %v", err)
+		}
 		return Notification{}, bad("oslo.message is not a JSON notification: %v", err)
 	}
 	if n.EventType == "" {
-		return Notification{}, bad("oslo.message.event_type: is required")
+		return Notification{}, bad("%sevent_type: is required", field)
 	}
 	return n, nil
 }

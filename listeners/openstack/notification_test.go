@@ -1,6 +1,7 @@
 package openstack
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -149,7 +150,7 @@ func TestBad(t *testing.T) {
 	for _, tc := range []struct{ file, want string }{
 		{"not_json.json", "envelope is not JSON"},
 		{"unknown_version.json", `oslo.version: unsupported "1.0" (want "2.0")`},
-		{"no_envelope.json", `oslo.version: unsupported ""`},
+		{"no_envelope.json", `timestamp: "" is not a timestamp`}, // unwrapped, but no timestamp
 		{"message_not_json.json", "oslo.message is not a JSON notification"},
 		{"legacy_instance.json", "not a versioned notification"},
 		{"no_uuid.json", "nova_object.data.uuid: is required"},
@@ -181,5 +182,32 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
+	}
+}
+
+// TestUnwrappedNotification: oslo.messaging's "messaging" notification
+// driver (version 1) sends the notification itself, without the 2.0
+// envelope, and oslo's own listeners take both forms (a message without
+// both envelope keys is the notification). Such a nova was refused
+// whole: every notification went to the dead letters.
+func TestUnwrappedNotification(t *testing.T) {
+	for _, name := range []string{"instance_create_end", "instance_delete_end", "service_update"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile("testdata/" + name + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env Envelope
+			if err := json.Unmarshal(b, &env); err != nil || env.Message == "" {
+				t.Fatalf("testdata/%s.json is no envelope: %v", name, err)
+			}
+			got, err := Decode("nova", []byte(env.Message))
+			if err != nil {
+				t.Fatalf("Decode of the unwrapped notification: %v", err)
+			}
+			if diff := cmp.Diff(decodeFile(t, name), got); diff != "" {
+				t.Errorf("unwrapped notification (-wrapped +unwrapped):\n%s", diff)
+			}
+		})
 	}
 }
