@@ -60,6 +60,7 @@ func exampleDefaults() map[string]any {
 		"drivers.alertmanager.include_inhibited":   false,
 		"drivers.alertmanager.timeout":             alertmanager.DefaultTimeout,
 		"drivers.alertmanager.max_body_size":       int64(alertmanager.DefaultMaxBodySize),
+		"drivers.alertmanager.startup_grace":       alertmanager.DefaultStartupGrace,
 		"drivers.alertmanager.interval":            drivers.DefaultInterval,
 		"drivers.alertmanager.mapping.alarm_type":  alertmap.DefaultAlarmType,
 		"listener.server.listen":                   listeners.DefaultListen,

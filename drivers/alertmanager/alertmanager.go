@@ -4,6 +4,12 @@
 // to an alarm on its resource. The runner of package drivers turns the pull
 // into sync.begin, the alarm upserts and sync.end, so an alert that is no
 // longer active is deleted by the sync even if its webhook was lost.
+//
+// Alertmanager keeps its alerts in memory only: after it starts, it lists
+// only what its clients have sent again since. Its list is taken as the
+// full truth only once it has run for Config.StartupGrace; a pull before
+// that fails (ErrStarting), and is retried, rather than delete the alarms
+// of every alert not re-sent yet.
 package alertmanager
 
 import (
@@ -17,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +38,14 @@ const (
 	DefaultSource      = "alertmanager"
 	DefaultMaxBodySize = 64 << 20
 	DefaultTimeout     = 20 * time.Second
+	// DefaultStartupGrace is twice Prometheus' default resend_delay and
+	// evaluation_interval (1m each).
+	DefaultStartupGrace = 2 * time.Minute
 )
+
+// ErrStarting is returned (wrapped) by GetAll while the Alertmanager has
+// run for less than Config.StartupGrace: its alert list is incomplete.
+var ErrStarting = errors.New("the Alertmanager started too recently for its alert list to be complete")
 
 // Config configures the driver.
 type Config struct {
@@ -50,6 +64,16 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxBodySize bounds the response (default 64 MiB).
 	MaxBodySize int64 `yaml:"max_body_size"`
+	// StartupGrace is how long after the Alertmanager started its alert
+	// list is incomplete (default 2m): it keeps alerts in memory only, and
+	// lists after a restart only those its clients have sent again since
+	// (Prometheus re-sends every firing alert each resend_delay or
+	// evaluation interval, whichever is longer). A pull within it fails
+	// and is retried. Set it above the longest such interval of the
+	// Alertmanager's clients. An Alertmanager whose /api/v2/status is not
+	// served (a proxy that exposes only the alerts) is pulled without it,
+	// with a warning.
+	StartupGrace time.Duration `yaml:"startup_grace"`
 	// Mapping maps alerts to alarms on resources.
 	Mapping alertmap.Config `yaml:"mapping"`
 	// Schedule is the runner's schedule of full pulls (interval, backoff...).
@@ -73,6 +97,9 @@ func (c Config) Validate() error {
 	if c.MaxBodySize < 0 {
 		errs = append(errs, errors.New("max_body_size: must not be negative"))
 	}
+	if c.StartupGrace < 0 {
+		errs = append(errs, errors.New("startup_grace: must not be negative"))
+	}
 	if err := c.Mapping.Validate(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			errs = append(errs, fmt.Errorf("mapping.%s", line))
@@ -88,8 +115,8 @@ func (c Config) String() string {
 	if c.Token != "" {
 		tok = "<redacted>"
 	}
-	return fmt.Sprintf("{source:%s url:%s token:%s token_file:%s include_silenced:%t include_inhibited:%t timeout:%s max_body_size:%d}",
-		c.Source, c.URL, tok, c.TokenFile, c.IncludeSilenced, c.IncludeInhibited, c.Timeout, c.MaxBodySize)
+	return fmt.Sprintf("{source:%s url:%s token:%s token_file:%s include_silenced:%t include_inhibited:%t timeout:%s max_body_size:%d startup_grace:%s}",
+		c.Source, c.URL, tok, c.TokenFile, c.IncludeSilenced, c.IncludeInhibited, c.Timeout, c.MaxBodySize, c.StartupGrace)
 }
 
 // Deps are the driver's collaborators.
@@ -99,17 +126,24 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer defaults to no registration.
 	Registerer prometheus.Registerer
+	// Now is the clock the Alertmanager's start is compared with
+	// (default time.Now).
+	Now func() time.Time
 }
 
 // Driver pulls an Alertmanager. It is safe for concurrent use.
 type Driver struct {
 	cfg      Config
 	endpoint string
+	status   string // GET /api/v2/status
 	token    string
 	client   *http.Client
 	mapper   *alertmap.Mapper
 	log      *slog.Logger
+	now      func() time.Time
 	unmapped prometheus.Counter
+	// noStatus is set once the missing /api/v2/status was logged.
+	noStatus atomic.Bool
 }
 
 // New validates cfg, reads the token file and builds the mapper. It starts
@@ -126,6 +160,9 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 	}
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	if cfg.StartupGrace == 0 {
+		cfg.StartupGrace = DefaultStartupGrace
 	}
 	m, err := alertmap.New(cfg.Mapping)
 	if err != nil {
@@ -146,7 +183,8 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 	q.Set("unprocessed", "false")
 	d := &Driver{
 		cfg: cfg, endpoint: strings.TrimRight(cfg.URL, "/") + "/api/v2/alerts?" + q.Encode(),
-		token: tok, client: deps.Client, mapper: m, log: deps.Logger,
+		status: strings.TrimRight(cfg.URL, "/") + "/api/v2/status",
+		token:  tok, client: deps.Client, mapper: m, log: deps.Logger, now: deps.Now,
 		unmapped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name:        "causeway_driver_alertmanager_unmapped_alerts_total",
 			Help:        "Alerts left out of a pull because the mapping rules do not map them.",
@@ -158,6 +196,9 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
 	}
 	d.log = d.log.With("component", "drivers.alertmanager", "driver", cfg.Source)
 	if deps.Registerer != nil {
@@ -237,30 +278,18 @@ func Entities(m *alertmap.Mapper, alerts []GettableAlert) ([]event.Entity, []err
 }
 
 // GetAll lists the active alerts and maps them. Alerts the rules do not
-// map are left out of the pull, logged and counted.
+// map are left out of the pull, logged and counted. It fails with
+// ErrStarting while the Alertmanager has run for less than startup_grace.
 func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.endpoint, nil)
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
+	if err := d.checkUptime(ctx); err != nil {
+		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	if d.token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.token)
-	}
-	resp, err := d.client.Do(req)
+	code, body, err := d.get(ctx, d.endpoint, d.cfg.MaxBodySize, "max_body_size")
 	if err != nil {
 		return nil, fmt.Errorf("get alerts: %w", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxBodySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read alerts: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get alerts: HTTP %d: %.200s", resp.StatusCode, body)
-	}
-	if int64(len(body)) > d.cfg.MaxBodySize {
-		return nil, fmt.Errorf("get alerts: response over max_body_size %d", d.cfg.MaxBodySize)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("get alerts: HTTP %d: %.200s", code, body)
 	}
 	alerts, err := ParseAlerts(body)
 	if err != nil {
@@ -272,4 +301,68 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 		d.log.Warn("alert not mapped", "err", e)
 	}
 	return ents, nil
+}
+
+// maxStatusBytes bounds the answer of /api/v2/status: it holds the
+// Alertmanager's configuration file.
+const maxStatusBytes = 16 << 20
+
+// checkUptime fails with ErrStarting if the Alertmanager started less
+// than startup_grace ago (by this host's clock). An Alertmanager that does
+// not serve /api/v2/status (404, 403, or an answer without its uptime: a
+// proxy that exposes the alerts alone) is not checked; that is logged
+// once: failing every pull for it would stop the driver for good.
+func (d *Driver) checkUptime(ctx context.Context) error {
+	code, body, err := d.get(ctx, d.status, maxStatusBytes, "the status limit")
+	if err != nil {
+		return fmt.Errorf("get status: %w", err)
+	}
+	var st struct {
+		Uptime time.Time `json:"uptime"`
+	}
+	switch {
+	case code == http.StatusNotFound || code == http.StatusForbidden || code == http.StatusMethodNotAllowed:
+	case code != http.StatusOK:
+		return fmt.Errorf("get status: HTTP %d: %.200s", code, body)
+	default:
+		err = json.Unmarshal(body, &st)
+	}
+	if st.Uptime.IsZero() {
+		if !d.noStatus.Swap(true) {
+			d.log.Warn("the Alertmanager's /api/v2/status gives no uptime: its start is not checked, and a pull right after it restarted deletes the alarms of the alerts not sent to it again yet",
+				"code", code, "err", err)
+		}
+		return nil
+	}
+	if up := d.now().Sub(st.Uptime); up < d.cfg.StartupGrace {
+		return fmt.Errorf("%w: it started %s ago, under startup_grace %s; until its clients have sent their alerts again, it lists only some",
+			ErrStarting, up.Round(time.Second), d.cfg.StartupGrace)
+	}
+	return nil
+}
+
+// get reads url, up to limit bytes of answer (an error past them, which
+// names the limit).
+func (d *Driver) get(ctx context.Context, url string, limit int64, limitName string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK && int64(len(body)) > limit {
+		return 0, nil, fmt.Errorf("response over %s %d", limitName, limit)
+	}
+	return resp.StatusCode, body, nil
 }

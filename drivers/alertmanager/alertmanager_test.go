@@ -141,8 +141,9 @@ func TestGetAllTooLarge(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	err := Config{URL: "ftp://x", Token: "a", TokenFile: "b", Timeout: -1}.Validate()
-	for _, want := range []string{"url: ", "token_file: token and token_file exclude each other", "timeout: must not be negative", "mapping.rules: at least one rule is required"} {
+	err := Config{URL: "ftp://x", Token: "a", TokenFile: "b", Timeout: -1, StartupGrace: -1}.Validate()
+	for _, want := range []string{"url: ", "token_file: token and token_file exclude each other", "timeout: must not be negative",
+		"startup_grace: must not be negative", "mapping.rules: at least one rule is required"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
@@ -217,5 +218,53 @@ func TestNeverAnsweringAlertmanagerIsNotStuck(t *testing.T) {
 	}
 	if failed < 3 {
 		t.Errorf("%v pulls failed in %s; want the pull timed out and retried several times", failed, 3*limit)
+	}
+}
+
+// amServer is an Alertmanager that started at started and lists the
+// alerts of body.
+func amServer(t *testing.T, started time.Time, body string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v2/status":
+			_, _ = w.Write([]byte(`{"cluster": {"status": "disabled", "peers": []}, "versionInfo": {"version": "0.28.1"},` +
+				`"config": {"original": "route: {}"}, "uptime": "` + started.UTC().Format(time.RFC3339Nano) + `"}`))
+		case "/api/v2/alerts":
+			_, _ = w.Write([]byte(body))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestJustStartedAlertmanagerIsNoFullList: Alertmanager keeps its alerts
+// in memory only, so one that has just (re)started lists only the alerts
+// its clients sent again since (Prometheus re-sends each firing alert
+// every resend_delay, a minute by default). Taken as a full pull, that
+// list deleted every other alarm until the next pull: an Alertmanager
+// upgrade cleared and raised again every alarm of the graph. Such a pull
+// fails (ErrStarting) and is retried; an Alertmanager up for longer is
+// pulled as ever.
+func TestJustStartedAlertmanagerIsNoFullList(t *testing.T) {
+	alerts := `[{"fingerprint": "aa", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"},` +
+		`"startsAt": "2026-03-01T10:00:00Z", "status": {"state": "active"}}]`
+	srv := amServer(t, time.Now().Add(-10*time.Second), "[]")
+	d, err := New(Config{URL: srv.URL, Mapping: mapping(t)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := d.GetAll(context.Background()); err == nil || !strings.Contains(err.Error(), "startup_grace") {
+		t.Errorf("GetAll of an Alertmanager started 10s ago: %d entities, %v; want the pull refused as incomplete (startup_grace)", len(ents), err)
+	}
+	srv = amServer(t, time.Now().Add(-time.Hour), alerts)
+	if d, err = New(Config{URL: srv.URL, Mapping: mapping(t)}, Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := d.GetAll(context.Background()); err != nil || len(ents) != 1 {
+		t.Errorf("GetAll of an Alertmanager up for an hour: %d entities, %v; want its one alert", len(ents), err)
 	}
 }
