@@ -138,20 +138,28 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 // comment's line, so that what follows would be read as the template's;
 // and the characters YAML refuses (U+FFFE). No blank line comes between the body and the comments: a
 // block scalar that keeps its trailing line breaks (|+) would take it in.
+// A body that does not end with a line break gets its params before it
+// instead (after its byte order mark, if it has one): the line break a
+// comment after it needs would become part of a last block scalar that
+// clips (|) or keeps (|+) its breaks.
 func showTemplate(t api.Template) string {
 	if len(t.Params) == 0 {
 		return t.Body
 	}
-	var b strings.Builder
-	b.WriteString(t.Body)
-	if !strings.HasSuffix(t.Body, "\n") {
-		b.WriteString("\n")
-	}
-	b.WriteString("# params (templates add --params):\n")
+	var c strings.Builder
+	c.WriteString("# params (templates add --params):\n")
 	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
-		fmt.Fprintf(&b, "#   %s=%s\n", commentSafe(k), commentSafe(t.Params[k]))
+		fmt.Fprintf(&c, "#   %s=%s\n", commentSafe(k), commentSafe(t.Params[k]))
 	}
-	return b.String()
+	if t.Body == "" || strings.HasSuffix(t.Body, "\n") {
+		return t.Body + c.String()
+	}
+	// YAML reads a byte order mark only at the start of the stream.
+	body, bom := strings.CutPrefix(t.Body, "\ufeff")
+	if bom {
+		return "\ufeff" + c.String() + body
+	}
+	return c.String() + body
 }
 
 // commentSafe is s, or s quoted (Go syntax) when it has a character that

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,22 +100,22 @@ func TestTemplatesParamsUsage(t *testing.T) {
 // TestTemplatesShowParams: `templates show` in table mode prints the body
 // as written and, after it, the values its parameters were added with
 // (--params), sorted by name, under a label, as YAML comments so that the
-// output is still the template; a template added without params shows its
-// body alone, as before.
+// output is still the template (before it, when it does not end with a line
+// break); a template added without params shows its body alone, as before.
 func TestTemplatesShowParams(t *testing.T) {
 	const body = "metadata: {version: 3, name: get_param(template_name)}\n"
 	_, url := apiServer(t, func(b *apitest.Backend) {
 		b.G.Tmpls = append(b.G.Tmpls,
 			api.Template{Name: "nic", Body: body, Params: map[string]string{"template_name": "nic", "alarm_name": "NIC, DOWN", "severity": "CRITICAL"}},
-			// No newline at the end of the body: the params still start a
-			// line; a value with a line break is quoted, so that it stays
-			// in its comment.
+			// No newline at the end of the body: the params come before
+			// it (TestTemplatesShowUnterminatedBody); a value with a line
+			// break is quoted, so that it stays in its comment.
 			api.Template{Name: "cpu", Body: strings.TrimSuffix(body, "\n"), Params: map[string]string{"template_name": "cpu", "note": "two\nlines"}})
 	})
 	for _, tc := range []struct{ name, body, want string }{
 		{"t1", "metadata:\n  name: t1\n", "metadata:\n  name: t1\n"},
 		{"nic", body, body + "# params (templates add --params):\n#   alarm_name=NIC, DOWN\n#   severity=CRITICAL\n#   template_name=nic\n"},
-		{"cpu", body, body + "# params (templates add --params):\n#   note=\"two\\nlines\"\n#   template_name=cpu\n"},
+		{"cpu", body, "# params (templates add --params):\n#   note=\"two\\nlines\"\n#   template_name=cpu\n" + strings.TrimSuffix(body, "\n")},
 	} {
 		out, err := runCLI(t, newRootCmd(), "templates", "show", tc.name, "--url", url, "--token", "adm")
 		if err != nil {
@@ -175,6 +176,58 @@ func TestTemplatesShowParamsStayComments(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("templates show %s: the output reads as %#v, want the body's %#v\n%q", tc.name, got, want, out)
+		}
+	}
+}
+
+// TestTemplatesShowUnterminatedBody: a body that does not end with a line
+// break reads back as the same template with its params as without them.
+// A line after a block scalar that clips (|) or keeps (|+) its line
+// breaks gives that scalar the break the body did not have, so the params
+// cannot follow such a body; nor can they come before a byte order mark,
+// which YAML reads only at the start.
+func TestTemplatesShowUnterminatedBody(t *testing.T) {
+	const head = "metadata: {version: 3, name: get_param(template_name)}\n"
+	bodies := map[string]string{
+		"clip":  head + "description: |\n  text",
+		"keep":  head + "description: |+\n  two\n  lines",
+		"strip": head + "description: |-\n  text",
+		"plain": head + "description: text",
+		"cr":    head + "description: |+\n  text\r",
+		"bom":   "\ufeff" + head + "description: |\n  text",
+	}
+	_, url := apiServer(t, func(b *apitest.Backend) {
+		for _, name := range slices.Sorted(maps.Keys(bodies)) {
+			b.G.Tmpls = append(b.G.Tmpls,
+				api.Template{Name: name, Body: bodies[name], Params: map[string]string{"template_name": name}},
+				api.Template{Name: name + "-bare", Body: bodies[name]})
+		}
+	})
+	for _, name := range slices.Sorted(maps.Keys(bodies)) {
+		var want any
+		if err := yaml.Unmarshal([]byte(bodies[name]), &want); err != nil {
+			t.Fatal(err)
+		}
+		for _, shown := range []string{name, name + "-bare"} {
+			out, err := runCLI(t, newRootCmd(), "templates", "show", shown, "--url", url, "--token", "adm")
+			if err != nil {
+				t.Errorf("templates show %s: %v\n%s", shown, err, out)
+				continue
+			}
+			if !strings.Contains(out, strings.TrimPrefix(bodies[name], "\ufeff")) {
+				t.Errorf("templates show %s: %q; want the body as written in it", shown, out)
+			}
+			if shown == name && !strings.Contains(out, "# params (templates add --params):\n#   template_name="+name+"\n") {
+				t.Errorf("templates show %s: %q; want its params", shown, out)
+			}
+			var got any
+			if err := yaml.Unmarshal([]byte(out), &got); err != nil {
+				t.Errorf("templates show %s: the output is no longer YAML: %v\n%q", shown, err, out)
+				continue
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("templates show %s: the output reads as %#v, want the body's %#v\n%q", shown, got, want, out)
+			}
 		}
 	}
 }
