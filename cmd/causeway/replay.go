@@ -858,6 +858,9 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 	if o.from != "" && o.republish.url == "" {
 		return badInput("--from applies to --republish-url only (the graph at --at always starts from the beginning of the log)")
 	}
+	if o.republish.withoutConfig && o.republish.url == "" {
+		return badInput("--republish-without-config applies to --republish-url only")
+	}
 	if err := checkChoice("format", o.format, "dump", "dot", "summary"); err != nil {
 		return err
 	}
@@ -916,6 +919,9 @@ type republishOptions struct {
 	exchange string
 	spool    string
 	batch    int
+	// withoutConfig re-publishes onto the live exchange even when the
+	// configuration cannot tell the live buses (liveBusRefused).
+	withoutConfig bool
 	// spoolMaxEvents bounds the spool (0: the bus's default); tests
 	// scale it down.
 	spoolMaxEvents int
@@ -926,6 +932,7 @@ func addRepublishFlags(cmd *cobra.Command, r *republishOptions) {
 	cmd.Flags().StringVar(&r.exchange, "republish-exchange", bus.EventsExchange, "exchange to re-publish onto (another name may be on the live broker; bind something to it first)")
 	cmd.Flags().StringVar(&r.spool, "republish-spool", "", "spool file of the re-publisher (default: a temporary file)")
 	cmd.Flags().IntVar(&r.batch, "republish-batch", 500, "events spooled per fsync")
+	cmd.Flags().BoolVar(&r.withoutConfig, "republish-without-config", false, "re-publish onto "+bus.EventsExchange+" even when --config cannot be loaded (or names no bus) to check that --republish-url is not a live bus")
 }
 
 // republishResult is what `replay --republish-url` reports on stdout.
@@ -946,13 +953,9 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	if err := (bus.PublisherConfig{Conn: bus.Conn{URL: o.republish.url}, SpoolPath: "-", Exchange: o.republish.exchange}).Validate(); err != nil {
 		return badInput("--republish-url/--republish-exchange: %v", err)
 	}
-	if cfg, err := loadConfig(g.configPath, 0); err == nil && o.republish.exchange == bus.EventsExchange {
-		// Every bus the configuration's components use: bus.url, and the
-		// processors' and the notifier's own when they set one.
-		for _, live := range []string{cfg.Bus.URL, cfg.Processor.AMQPURL, cfg.Notifier.AMQPURL} {
-			if sameBroker(live, o.republish.url) {
-				return badInput("--republish-url is a live bus of %s: re-publish onto another vhost or another --republish-exchange", g.configPath)
-			}
+	if o.republish.exchange == bus.EventsExchange {
+		if err := liveBusRefused(g.configPath, o.republish); err != nil {
+			return err
 		}
 	}
 	to, label, err := h.resolve(ctx, o.point)
@@ -985,6 +988,35 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	return enc.Encode(res)
+}
+
+// liveBusRefused refuses to re-publish onto a live bus of the
+// configuration at path: bus.url, and the processors' and the notifier's
+// own when they set one. A configuration that cannot be loaded, or that
+// names no bus, cannot tell the live bus from another: that is refused
+// too, unless r.withoutConfig says the operator knows the URL is not a
+// live one. It never waives the check of a configuration that names a bus.
+func liveBusRefused(path string, r republishOptions) error {
+	cfg, err := loadConfig(path, 0)
+	if err != nil {
+		if r.withoutConfig {
+			return nil
+		}
+		return badInput("--republish-url: cannot tell whether it is a live bus: %v (give --config the live configuration, or --republish-without-config to re-publish unchecked)", err)
+	}
+	buses := []string{cfg.Bus.URL, cfg.Processor.AMQPURL, cfg.Notifier.AMQPURL}
+	if !slices.ContainsFunc(buses, func(u string) bool { return u != "" }) {
+		if r.withoutConfig {
+			return nil
+		}
+		return badInput("--republish-url: cannot tell whether it is a live bus: config %s names none (bus.url, processor.amqp_url, notifier.amqp_url); give --config the live configuration, or --republish-without-config to re-publish unchecked", path)
+	}
+	for _, live := range buses {
+		if sameBroker(live, r.url) {
+			return badInput("--republish-url is a live bus of %s: re-publish onto another vhost or another --republish-exchange", path)
+		}
+	}
+	return nil
 }
 
 func showProgressBar(cmd *cobra.Command, on bool) func(done, total int64) {

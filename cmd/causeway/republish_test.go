@@ -39,8 +39,9 @@ func TestRepublishOntoSecondVHost(t *testing.T) {
 	vhost := bustest.VHost(t)
 	dsn2 := storetest.NewDB(t)
 
+	// No configuration names the live bus (TestRepublishGuardNeedsTheConfig).
 	out, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--at", mid.at.Format(time.RFC3339Nano),
-		"--republish-url", vhost, "--republish-batch", "7", "--progress", "never")
+		"--republish-url", vhost, "--republish-batch", "7", "--progress", "never", "--republish-without-config")
 	if err != nil {
 		t.Fatalf("republish: %v", err)
 	}
@@ -377,5 +378,60 @@ func TestRepublishLongerThanTheSpool(t *testing.T) {
 	}
 	if q, err := bustest.Channel(t, vhost).QueueDeclarePassive(bus.PersistQueue, true, false, false, false, nil); err != nil || q.Messages != 0 {
 		t.Errorf("%d messages left in %s past the %d events (%v)", q.Messages, bus.PersistQueue, head, err)
+	}
+}
+
+// TestRepublishGuardNeedsTheConfig: `replay --republish-url` onto the
+// live exchange refuses, as bad input naming the file and the override,
+// when the configuration that tells the live buses cannot be loaded (it
+// is missing, or does not decode) or names none, rather than re-publishing
+// unchecked; --republish-without-config re-publishes then. It does not
+// waive the check of a configuration that loads, and it is for
+// --republish-url only.
+func TestRepublishGuardNeedsTheConfig(t *testing.T) {
+	s := historytest.Scenario{Hosts: 2, InstancesPerHost: 1, Rounds: 2, Start: t0}
+	src := newLogRig(t, s, 3, 15)
+	vhost := bustest.VHost(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("bus: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nobus := filepath.Join(dir, "nobus.yaml")
+	if err := os.WriteFile(nobus, []byte("database: {dsn: \""+src.dsn+"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(dir, "live.yaml")
+	if err := os.WriteFile(live, []byte("database: {dsn: \""+src.dsn+"\"}\nbus: {url: \""+vhost+"\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The exchange is declared by the first publish onto the vhost.
+	published := func() bool {
+		t.Helper()
+		ch := bustest.Channel(t, vhost)
+		return ch.ExchangeDeclarePassive(bus.EventsExchange, amqp.ExchangeTopic, true, false, false, false, nil) == nil
+	}
+	republish := []string{"replay", "--dsn", src.dsn, "--seq", "3", "--republish-url", vhost, "--progress", "never"}
+	for _, path := range []string{"/nonexistent/causeway.yaml", bad, nobus} {
+		_, err := runCausewayCLI(t, append([]string{"--config", path}, republish...)...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--republish-without-config") {
+			t.Errorf("--config %s: %v (exit %d); want bad input naming the file and --republish-without-config", path, err, exitCode(err))
+		}
+		if published() {
+			t.Fatalf("--config %s: the events were re-published", path)
+		}
+	}
+	_, err := runCausewayCLI(t, append([]string{"--config", live}, append(republish, "--republish-without-config")...)...)
+	if exitCode(err) != exitBadInput || published() {
+		t.Fatalf("the live bus with --republish-without-config: %v (exit %d); want it refused", err, exitCode(err))
+	}
+	_, err = runCausewayCLI(t, "replay", "--dsn", src.dsn, "--seq", "3", "--republish-without-config")
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "--republish-url") {
+		t.Errorf("--republish-without-config alone: %v (exit %d); want bad input naming --republish-url", err, exitCode(err))
+	}
+	out, err := runCausewayCLI(t, append(republish, "--republish-without-config")...)
+	var res republishResult
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Published != 3 {
+		t.Fatalf("--republish-without-config: %v\n%s; want 3 events re-published", err, out)
 	}
 }
