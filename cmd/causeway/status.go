@@ -44,15 +44,25 @@ func (f *apiFlags) register(cmds ...*cobra.Command) {
 	}
 }
 
+// client is the API client of the flags; a malformed flag value is bad
+// input (exit 2).
 func (f *apiFlags) client() (*apiclient.Client, error) {
 	if f.output != "table" && f.output != "json" {
-		return nil, fmt.Errorf("--output: %q is not table or json", f.output)
+		return nil, badInput("--output: %q is not table or json", f.output)
+	}
+	// apiclient.New takes zero for its default: here it is a mistake.
+	if f.timeout <= 0 {
+		return nil, badInput("--timeout: %v is not positive", f.timeout)
 	}
 	token := f.token
 	if token == "" {
 		token = os.Getenv("CAUSEWAY_TOKEN")
 	}
-	return apiclient.New(f.url, token, f.timeout)
+	c, err := apiclient.New(f.url, token, f.timeout)
+	if err != nil {
+		return nil, badInput("--url: %v", err)
+	}
+	return c, nil
 }
 
 // emit writes v as JSON, or calls table with a tab writer.
