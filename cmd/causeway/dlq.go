@@ -52,7 +52,7 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 			if !d.Published.IsZero() {
 				published = d.Published.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", d.MessageID, d.RoutingKey, published, d.Bytes, d.Reason)
+			row(tw, d.MessageID, d.RoutingKey, published, d.Bytes, d.Reason)
 		}
 		return tw.Flush()
 	}

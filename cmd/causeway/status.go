@@ -92,10 +92,14 @@ func (f *apiFlags) emitState(w io.Writer, r interface{ ResponseMeta() api.Meta }
 	return err
 }
 
+// row writes one line of a table. A value with a tab or a line break (an
+// alarm's name, a dead letter's reason: they come from outside) is quoted
+// (printable), so that it neither shifts the columns nor starts a row of
+// its own.
 func row(tw io.Writer, cols ...any) {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
-		parts[i] = fmt.Sprint(c)
+		parts[i] = printable(fmt.Sprint(c))
 	}
 	fmt.Fprintln(tw, strings.Join(parts, "\t"))
 }

@@ -133,7 +133,7 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 // by name. They are YAML comments, so that the output is still the
 // template (`templates show NAME > file` and add it again with the same
 // --params). A name or value with a character that is not printable is
-// quoted (Go syntax, commentSafe): a control character, and the line and
+// quoted (Go syntax, printable): a control character, and the line and
 // paragraph separators (U+2028, U+2029), at which YAML breaks the
 // comment's line, so that what follows would be read as the template's;
 // and the characters YAML refuses (U+FFFE). No blank line comes between the body and the comments: a
@@ -149,7 +149,7 @@ func showTemplate(t api.Template) string {
 	var c strings.Builder
 	c.WriteString("# params (templates add --params):\n")
 	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
-		fmt.Fprintf(&c, "#   %s=%s\n", commentSafe(k), commentSafe(t.Params[k]))
+		fmt.Fprintf(&c, "#   %s=%s\n", printable(k), printable(t.Params[k]))
 	}
 	if t.Body == "" || strings.HasSuffix(t.Body, "\n") {
 		return t.Body + c.String()
@@ -162,9 +162,10 @@ func showTemplate(t api.Template) string {
 	return c.String() + body
 }
 
-// commentSafe is s, or s quoted (Go syntax) when it has a character that
-// is not printable, so that it stays in a YAML comment (showTemplate).
-func commentSafe(s string) string {
+// printable is s, or s quoted (Go syntax) when it has a character that
+// is not printable, so that it stays in a YAML comment (showTemplate) or
+// in a table's cell (row).
+func printable(s string) string {
 	if strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return strconv.Quote(s)
 	}

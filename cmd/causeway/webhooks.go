@@ -162,7 +162,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 				fmt.Fprintln(tw, "ID\tURL\tFORMAT\tPENDING\tDEAD\tSTATE")
 				for _, s := range sts {
 					spec, _ := subscription.Decode(s.Spec)
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", s.ID, spec.URL, orDefault(spec.Format, subscription.FormatCauseway), s.Pending, s.DeadLetters, state(s))
+					row(tw, s.ID, spec.URL, orDefault(spec.Format, subscription.FormatCauseway), s.Pending, s.DeadLetters, state(s))
 				}
 				return tw.Flush()
 			})
@@ -209,7 +209,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 						if s.BacklogOverLimit {
 							limit += " OVER"
 						}
-						fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.Pending, limit, s.BacklogPolicy, oldest,
+						row(tw, s.ID, s.Pending, limit, s.BacklogPolicy, oldest,
 							s.DeadLetters, s.Delivered, orDefault(s.LeaseOwner, "-"), state(s), s.LastError)
 					}
 					if err := tw.Flush(); err != nil {
@@ -244,7 +244,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tSUBSCRIPTION\tSEQ\tWEBHOOK_ID\tDEAD_AT\tREASON")
 				for _, d := range dls {
-					fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.SubscriptionID, d.Seq, d.WebhookID, d.DeadAt.Format(time.RFC3339), d.Reason)
+					row(tw, d.ID, d.SubscriptionID, d.Seq, d.WebhookID, d.DeadAt.Format(time.RFC3339), d.Reason)
 				}
 				return tw.Flush()
 			})
