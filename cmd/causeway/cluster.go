@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"text/tabwriter"
 
 	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
 )
 
@@ -43,7 +46,7 @@ func newClusterCmd(_ *globalFlags) *cobra.Command {
 			}
 			r, err := c.Join(cmd.Context(), args[0], args[1])
 			if err != nil {
-				return err
+				return toTheLeader(err)
 			}
 			return f.emit(cmd.OutOrStdout(), r, table(r))
 		},
@@ -56,10 +59,23 @@ func newClusterCmd(_ *globalFlags) *cobra.Command {
 			}
 			r, err := c.Remove(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return toTheLeader(err)
 			}
 			return f.emit(cmd.OutOrStdout(), r, table(r))
 		},
 	})
 	return cmd
+}
+
+// toTheLeader is err of a membership change, naming the leader the node
+// knows when it refused the change as a follower: the one to send it to.
+func toTheLeader(err error) error {
+	var ae *apiclient.Error
+	if !apiclient.IsNotLeader(err) || !errors.As(err, &ae) {
+		return err
+	}
+	if ae.Leader == "" {
+		return fmt.Errorf("%w (no leader is known: try again once one is elected)", err)
+	}
+	return fmt.Errorf("%w (the leader is %s: send it to that node's API with --url)", err, ae.Leader)
 }

@@ -335,3 +335,22 @@ func TestAlarmTimesInTables(t *testing.T) {
 		t.Errorf("alarm times: want 2026-03-04T05:06:07Z in list and show, \"-\" for none, in\n%s", list)
 	}
 }
+
+// TestClusterChangeOnAFollower: join and remove sent to a follower fail
+// naming the leader the node knows, which the operator is to send them
+// to (or saying that none is known), not with the bare 409.
+func TestClusterChangeOnAFollower(t *testing.T) {
+	for _, leader := range []string{"p9", ""} {
+		_, url := apiServer(t, func(b *apitest.Backend) { b.Leader = leader })
+		want := "the leader is p9"
+		if leader == "" {
+			want = "no leader is known"
+		}
+		for _, args := range [][]string{{"cluster", "join", "p2", "x:1"}, {"cluster", "remove", "p2"}} {
+			_, err := runCLI(t, newRootCmd(), append(args, "--url", url, "--token", "adm")...)
+			if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v with leader %q: %v; want the 409 saying %q", args, leader, err, want)
+			}
+		}
+	}
+}
