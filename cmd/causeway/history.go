@@ -243,12 +243,19 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// shellQuote quotes s for a shell command line when it needs it.
+// shellQuote quotes s for a shell command line when it needs it. A value
+// with a character that is not printable is quoted as bash's $'...', with
+// Go's escapes (which bash reads the same), so that the hint it is in
+// stays one printable cell of the table.
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=,+", r))
 	}) < 0 {
 		return s
+	}
+	if printable(s) != s {
+		q := strconv.Quote(s)
+		return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -339,6 +340,28 @@ func TestTablesKeepSubSecondTimes(t *testing.T) {
 	for _, b := range bs {
 		if !strings.Contains(table, b.Start.Format(time.RFC3339Nano)+" ") {
 			t.Errorf("bucket %s (JSON) is not in the table:\n%s", b.Start.Format(time.RFC3339Nano), table)
+		}
+	}
+}
+
+// TestShellQuote: the next-page hint of alarms history quotes a filter's
+// value so that bash reads it back as it was given, and, since the hint is
+// a cell of the table, with printable characters alone: a tab or a line
+// break in the value would otherwise get the whole hint quoted by row (or
+// shift it) and the command printed would no longer run.
+func TestShellQuote(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	for _, s := range []string{"nova.host", "it's", "a b", "a\tb", "two\nlines", "x\u2028y", `q"\'$x`, "tab\t'quote'"} {
+		q := shellQuote(s)
+		if printable(q) != q {
+			t.Errorf("shellQuote(%q) = %q: not printable", s, q)
+		}
+		out, err := exec.Command(bash, "-c", "printf %s "+q).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("shellQuote(%q) = %s: bash reads %q (%v)", s, q, out, err)
 		}
 	}
 }
