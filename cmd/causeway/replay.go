@@ -842,7 +842,7 @@ first, since an event nothing takes is reported as unroutable.`,
 	addPointFlags(cmd, &o.point, "rebuild the graph")
 	cmd.Flags().StringVar(&o.from, "from", "", "with --republish-url: re-publish the events after this time (default: from the start of the log)")
 	cmd.Flags().StringVar(&o.format, "format", "dump", "dump (canonical JSON), dot, or summary")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "summary as table or json")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "summary as table or json (dump is JSON; dot has no JSON form)")
 	cmd.Flags().StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto (on a terminal), always, never")
 	addRepublishFlags(cmd, &o.republish)
 	return cmd
@@ -866,6 +866,10 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 	}
 	if o.output != "table" && o.output != "json" {
 		return badInput("--output: %q is not table or json", o.output)
+	}
+	// The dump is JSON and a summary has a JSON form; DOT has none.
+	if o.output == "json" && o.format == "dot" && o.republish.url == "" {
+		return badInput("--output json: --format dot is Graphviz text, not JSON (--format dump or summary)")
 	}
 	showProgress := false
 	switch o.progress {

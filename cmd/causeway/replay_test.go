@@ -537,3 +537,14 @@ func TestHistoricalAtTheSnapshotRetentionKept(t *testing.T) {
 		t.Errorf("replay --at just before the kept snapshot: err = %v (exit %d), want exit %d: before the retained log", err, exitCode(err), exitBadInput)
 	}
 }
+
+// TestReplayOutputJSONIsJSON: replay -o json prints JSON or is refused:
+// with --format dot it printed the Graphviz text instead, without a
+// word, which a script decoding it would trip on. It is bad input (exit
+// 2) naming both flags, before the database is read.
+func TestReplayOutputJSONIsJSON(t *testing.T) {
+	_, err := runCausewayCLI(t, "replay", "--dsn", "root@tcp(127.0.0.1:1)/none", "--seq", "3", "--format", "dot", "-o", "json")
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "--output") || !strings.Contains(err.Error(), "--format dot") {
+		t.Errorf("replay --format dot -o json: %v (exit %d); want exit %d naming --output and --format dot", err, exitCode(err), exitBadInput)
+	}
+}
