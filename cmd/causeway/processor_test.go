@@ -354,3 +354,34 @@ func TestClusterChangeOnAFollower(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIRefusalsExit2: what a processor refuses as the request's own
+// fault (400: a malformed id or flag value the API checks, such as
+// --group-by; 404: no such alarm, resource or template) is bad input,
+// exit 2, as the same refusals of the historical commands and the
+// malformed flags the CLI checks itself; the API's message is kept. A
+// bad token (401) stays a failure, exit 1.
+func TestAPIRefusalsExit2(t *testing.T) {
+	_, url := apiServer(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"resources", "count", "--group-by", "bogus"}, "400"},
+		{[]string{"alarms", "count", "--group-by", "bogus"}, "400"},
+		{[]string{"alarms", "show", "a/b"}, "400"},
+		{[]string{"alarms", "show", "999"}, "404"},
+		{[]string{"resources", "show", "999"}, "404"},
+		{[]string{"rca", "show", "999"}, "404"},
+		{[]string{"templates", "show", "nosuch"}, "404"},
+		{[]string{"templates", "delete", "nosuch"}, "404"},
+	} {
+		_, err := runCLI(t, newRootCmd(), append(c.args, "--url", url, "--token", "adm")...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v (exit %d); want exit %d with the API's %s", c.args, err, exitCode(err), exitBadInput, c.want)
+		}
+	}
+	if _, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "wrong"); exitCode(err) != 1 || !strings.Contains(err.Error(), "401") {
+		t.Errorf("bad token: %v (exit %d); want exit 1 with the 401", err, exitCode(err))
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
 )
 
@@ -57,6 +59,7 @@ func newRootCmd() *cobra.Command {
 	// logger does not know would otherwise be taken for info, or text.
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.check() }
 	usageErrors(root)
+	apiRefusals(root)
 	return root
 }
 
@@ -104,6 +107,29 @@ func usageErrors(cmd *cobra.Command) {
 	}
 	for _, sub := range cmd.Commands() {
 		usageErrors(sub)
+	}
+}
+
+// apiRefusals makes a processor's refusal of a request as its own fault
+// (400: malformed; 404: no such alarm, resource or template) exit 2 from
+// every command of cmd's tree, as bad input, as the historical commands'
+// refusals and the CLI's own checks of the same flags do; a failure
+// (another status, a network error) stays exit 1. The error keeps the
+// API's message.
+func apiRefusals(cmd *cobra.Command) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			err := run(c, args)
+			var ee *exitError
+			var ae *apiclient.Error
+			if errors.As(err, &ee) || !errors.As(err, &ae) || (ae.Status != http.StatusBadRequest && ae.Status != http.StatusNotFound) {
+				return err
+			}
+			return &exitError{code: exitBadInput, msg: err.Error(), err: err}
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		apiRefusals(sub)
 	}
 }
 
