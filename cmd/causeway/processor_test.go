@@ -385,3 +385,19 @@ func TestAPIRefusalsExit2(t *testing.T) {
 		t.Errorf("bad token: %v (exit %d); want exit 1 with the 401", err, exitCode(err))
 	}
 }
+
+// TestClusterJoinBadAddress: cluster join with an address that is not the
+// raft host:port (the API's URL, a missing port) is refused as bad input,
+// exit 2, and adds no voter.
+func TestClusterJoinBadAddress(t *testing.T) {
+	b, url := apiServer(t, func(b *apitest.Backend) { b.IsLeader = true })
+	for _, addr := range []string{"10.0.0.2", "http://10.0.0.2:8081"} {
+		_, err := runCLI(t, newRootCmd(), "cluster", "join", "p2", addr, "--url", url, "--token", "adm")
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "address") {
+			t.Errorf("cluster join p2 %s: %v (exit %d); want exit %d naming the address", addr, err, exitCode(err), exitBadInput)
+		}
+	}
+	if len(b.Members) != 1 {
+		t.Errorf("members %v; want p1 alone", b.Members)
+	}
+}

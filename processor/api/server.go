@@ -37,7 +37,8 @@
 //	PUT  /v1/subscriptions/{id}        admin: webhook subscription spec, validated, published as subscription.put
 //	DELETE /v1/subscriptions/{id}      admin: published as subscription.delete
 //	POST /v1/events                    admin: events (one or an array), published to the bus
-//	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere)
+//	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere;
+//	                                   400 for a join whose address is not the raft host:port)
 //	GET  /v1/debug/dump                admin: the canonical dump of the live state
 //	GET  /healthz, /readyz, /metrics   healthz: 503 while the node is stuck (Deps.Alive);
 //	                                   readyz: 200 when a leader is known and the node is caught up
@@ -70,6 +71,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -639,7 +641,28 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, 0, errors.New("id and address are required"))
 		return
 	}
+	if err := checkRaftAddress(req.Address); err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
 	s.member(w, s.b.Join(req.ID, req.Address))
+}
+
+// checkRaftAddress refuses a join's address that is not host:port with a
+// port raft can dial: the leader would add a voter no one reaches, and it
+// would count toward the quorum.
+func checkRaftAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: want the raft host:port: %w", addr, err)
+	}
+	if host == "" || strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || r == '/' }) {
+		return fmt.Errorf("address %q: want the raft host:port: no host", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("address %q: want the raft host:port: port %q is not 1 to 65535", addr, port)
+	}
+	return nil
 }
 
 func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) {

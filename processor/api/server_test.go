@@ -1103,3 +1103,28 @@ func (b *blockingBackend) Publish(ctx context.Context, evs ...event.Event) error
 		return ctx.Err()
 	}
 }
+
+// TestClusterJoinRefusesABadAddress: a join whose address is not
+// host:port (a typo, the API's address without the raft port) is refused,
+// 400, before the leader adds a voter no one can reach, which would count
+// toward the quorum (a one-node cluster would lose its leader).
+func TestClusterJoinRefusesABadAddress(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), members: []Member{{ID: "n1", Address: "a:1"}}, leader: true}
+	ts := newTestServer(t, b)
+	for _, addr := range []string{"10.0.0.2", "10.0.0.2:", ":7001", "10.0.0.2:raft", "10.0.0.2:0", "10.0.0.2:70001", "http://10.0.0.2:7001", "a b:7001"} {
+		body, _ := json.Marshal(map[string]string{"id": "n4", "address": addr})
+		resp, got := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", string(body))
+		if resp.StatusCode != 400 || !strings.Contains(string(got), "address") {
+			t.Errorf("join at %q: %d %s; want 400 naming the address", addr, resp.StatusCode, got)
+		}
+	}
+	if len(b.members) != 1 {
+		t.Errorf("members %v; want n1 alone", b.members)
+	}
+	for _, addr := range []string{"10.0.0.2:7001", "p2.example:7001", "[::1]:7001"} {
+		body, _ := json.Marshal(map[string]string{"id": "n-" + addr, "address": addr})
+		if resp, got := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", string(body)); resp.StatusCode != 200 {
+			t.Errorf("join at %q: %d %s; want 200", addr, resp.StatusCode, got)
+		}
+	}
+}
