@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -962,6 +963,9 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 			return err
 		}
 	}
+	if err := dialOnce(o.republish.url); err != nil {
+		return err
+	}
 	to, label, err := h.resolve(ctx, o.point)
 	if err != nil {
 		return err
@@ -1021,6 +1025,28 @@ func liveBusRefused(path string, r republishOptions) error {
 		}
 	}
 	return nil
+}
+
+// dialOnce connects to the broker of u and closes the connection: the
+// publisher retries a connection for ever, as a daemon's must, so a
+// broker that refuses it (no such vhost, a wrong password) or cannot be
+// reached would leave the command waiting until the operator gives up.
+// amqp.Dial bounds the connection and its handshake (30s).
+func dialOnce(u string) error {
+	conn, err := amqp.Dial(u)
+	if err != nil {
+		return fmt.Errorf("republish: connect to %s: %w", redacted(u), err)
+	}
+	return conn.Close()
+}
+
+// redacted is an AMQP URL without its password.
+func redacted(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable url>"
+	}
+	return u.Redacted()
 }
 
 func showProgressBar(cmd *cobra.Command, on bool) func(done, total int64) {

@@ -435,3 +435,29 @@ func TestRepublishGuardNeedsTheConfig(t *testing.T) {
 		t.Fatalf("--republish-without-config: %v\n%s; want 3 events re-published", err, out)
 	}
 }
+
+// TestRepublishUnreachableBroker: a --republish-url whose broker cannot be
+// reached or refuses the connection (no such vhost, a wrong password, no
+// broker at that port) fails at once, naming the broker without its
+// password, rather than retrying until the operator gives up.
+func TestRepublishUnreachableBroker(t *testing.T) {
+	s := historytest.Scenario{Hosts: 2, InstancesPerHost: 1, Rounds: 2, Start: t0}
+	src := newLogRig(t, s, 3, 15)
+	u, err := url.Parse(bustest.VHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noVHost := *u
+	noVHost.Path = "/causeway-no-such-vhost"
+	badPass := *u
+	badPass.User = url.UserPassword(u.User.Username(), "not-the-password")
+	noBroker := *u
+	noBroker.Host = "127.0.0.1:1"
+	for _, target := range []url.URL{noVHost, badPass, noBroker} {
+		_, err := runCausewayCLI(t, "replay", "--dsn", src.dsn, "--seq", "3", "--republish-url", target.String(),
+			"--republish-without-config", "--progress", "never")
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), target.Host) || strings.Contains(err.Error(), "not-the-password") {
+			t.Errorf("republish onto %s: %v; want a failure naming the broker, not its password", target.Redacted(), err)
+		}
+	}
+}
