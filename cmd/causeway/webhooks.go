@@ -177,7 +177,7 @@ secret of the notifier configuration (notifier.secrets.<name>).`,
 					return err
 				}
 				if len(sts) == 0 {
-					return &exitError{code: 1, msg: "no subscription " + args[0]}
+					return badInput("no subscription %q", args[0])
 				}
 				return asJSON(cmd.OutOrStdout(), sts[0])
 			})

@@ -201,3 +201,18 @@ func TestWebhooksAddDelete(t *testing.T) {
 		t.Fatalf("spec %+v", s)
 	}
 }
+
+// TestWebhooksShowUnknownExit2: webhooks show of an id no subscription has
+// is bad input (exit 2), as alarms, resources and templates show of what
+// a processor does not have, not a failure (exit 1).
+func TestWebhooksShowUnknownExit2(t *testing.T) {
+	dsn := storetest.NewDB(t)
+	cfgPath := filepath.Join(t.TempDir(), "causeway.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("notifier:\n  dsn: %q\n", dsn)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runWebhooksCLI(context.Background(), "-c", cfgPath, "--log-level", "error", "webhooks", "show", "nosuch")
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("webhooks show nosuch: %v (exit %d); want exit %d naming it", err, exitCode(err), exitBadInput)
+	}
+}
