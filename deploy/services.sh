@@ -29,7 +29,9 @@
 # Needs root (apt, start-stop-daemon, rabbitmqctl); `env` does not.
 set -euo pipefail
 
-readonly AMQP_PORT=5672
+# CAUSEWAY_AMQP_PORT is the port RabbitMQ is expected on (used to test this
+# script; the broker's configuration is what decides it).
+readonly AMQP_PORT=${CAUSEWAY_AMQP_PORT:-5672}
 readonly MARIADBD=/usr/sbin/mariadbd
 # The MariaDB instance is the distribution's (/etc/mysql/my.cnf). Setting
 # CAUSEWAY_MYSQL_DATADIR runs a separate instance instead, with its own
@@ -74,6 +76,16 @@ need_root() {
 # port_open PORT: whether something accepts TCP connections on 127.0.0.1:PORT.
 port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# port_free PORT WHAT: die unless 127.0.0.1:PORT is free, before starting a
+# server on it. WHAT says which server does not answer though the port is
+# taken: the one found there is someone else's (another program, or a
+# server this script does not reach), and a server started beside it
+# would fail to bind and be waited for in vain.
+port_free() {
+	port_open "$1" || return 0
+	die "127.0.0.1:$1 is taken, but not by $2: not starting another one; see what holds it (ss -ltnp 'sport = :$1')"
 }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: retry COMMAND once a second.
@@ -146,6 +158,7 @@ rabbit_install() {
 
 rabbit_start() {
 	rabbit_up && return 0
+	port_free "$AMQP_PORT" "a RabbitMQ node that rabbitmqctl reaches"
 	rabbitmq-server -detached >/dev/null 2>&1 || die "rabbitmq-server -detached failed; see /var/log/rabbitmq/"
 	# await_startup fails at once until the node has registered with epmd,
 	# so it is retried.
@@ -203,6 +216,13 @@ maria_install() {
 
 maria_start() {
 	maria_up && return 0
+	if start-stop-daemon --status --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD"; then
+		# Started already (its own pid file is there), not answering yet.
+		wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
+		wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
+		return 0
+	fi
+	port_free "$MYSQL_PORT" "the MariaDB of $MYSQL_SOCKET"
 	install -d -o mysql -g mysql -m 0755 "$MYSQL_RUNDIR"
 	local datadir=${MYSQL_DATADIR:-/var/lib/mysql}
 	local args=(--user=mysql)
@@ -215,12 +235,6 @@ maria_start() {
 		mariadb-install-db --user=mysql --datadir="$datadir" >/dev/null 2>&1 ||
 			die "mariadb-install-db --datadir=$datadir failed"
 		mark "$MARIADB_MARKER"
-	fi
-	if start-stop-daemon --status --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD"; then
-		# Started already (its own pid file is there), not answering yet.
-		wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
-		wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
-		return 0
 	fi
 	# mariadbd refuses to run as root: it drops to the mysql user itself.
 	# Its output goes to a log (start-stop-daemon --background would drop

@@ -1,0 +1,120 @@
+package deploy
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/causeway/causeway/internal/freeport"
+)
+
+// servicesShims is a PATH for services.sh in which every command that
+// would touch RabbitMQ, MariaDB or the machine is a shim that records its
+// arguments in calls (one line a call, the command's name first) and
+// fails as a service that is not running does: rabbitmqctl (ping,
+// await_startup) and mariadb-admin (ping) find nothing, start-stop-daemon
+// --status finds no process. id -u says root. The rest of the PATH holds
+// no sbin directory, so that a command without a shim is not found
+// rather than run.
+func servicesShims(t *testing.T) (path, calls string) {
+	t.Helper()
+	dir := t.TempDir()
+	calls = filepath.Join(dir, "calls")
+	shim := func(name, body string) {
+		script := "#!/bin/sh\necho \"" + name + " $*\" >>'" + calls + "'\n" + body + "\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shim("id", `[ "$1" = -u ] && echo 0; exit 0`)
+	shim("rabbitmqctl", "exit 1")
+	shim("rabbitmq-server", "exit 0")
+	shim("mariadb-admin", "exit 1")
+	shim("mariadb", "exit 1")
+	shim("mariadb-install-db", "exit 0")
+	shim("start-stop-daemon", `case " $* " in *" --status "*) exit 3 ;; esac; exit 0`)
+	return dir + ":/usr/bin:/bin", calls
+}
+
+// runServices runs services.sh CMD with the shims and env, which points
+// its MariaDB at throwaway directories; it returns the script's output
+// and the shims' calls.
+func runServices(t *testing.T, cmd string, env ...string) (out, calls string, err error) {
+	t.Helper()
+	path, callsFile := servicesShims(t)
+	dir := t.TempDir()
+	c := exec.Command("./services.sh", cmd)
+	c.Env = append([]string{
+		"PATH=" + path, "HOME=" + dir,
+		"CAUSEWAY_SERVICES_WAIT=1",
+		"CAUSEWAY_MYSQL_DATADIR=" + filepath.Join(dir, "data"),
+		"CAUSEWAY_MYSQL_RUNDIR=" + filepath.Join(dir, "run"),
+		"CAUSEWAY_MYSQL_OUTPUT=" + filepath.Join(dir, "mariadbd.log"),
+	}, env...)
+	b, err := c.CombinedOutput()
+	cb, rerr := os.ReadFile(callsFile)
+	if rerr != nil && !os.IsNotExist(rerr) {
+		t.Fatal(rerr)
+	}
+	return string(b), string(cb), err
+}
+
+// taken is a port on 127.0.0.1 that something other than the service
+// listens on for the rest of the test.
+func taken(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(freeport.Addr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// TestServicesDoNotStartOnATakenPort: when RabbitMQ or MariaDB does not
+// answer but its port on 127.0.0.1 is held by something else (another
+// program, a node rabbitmqctl does not reach, a server on another
+// socket), services.sh says so and starts nothing, rather than starting a
+// server that cannot bind its port and waiting for it to come up. On a
+// free port it does start one.
+func TestServicesDoNotStartOnATakenPort(t *testing.T) {
+	for _, tc := range []struct {
+		cmd, portVar, start string
+	}{
+		{"start-rabbitmq", "CAUSEWAY_AMQP_PORT", "rabbitmq-server "},
+		{"start-mariadb", "CAUSEWAY_MYSQL_PORT", "start-stop-daemon --start "},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			port := taken(t)
+			out, calls, err := runServices(t, tc.cmd, tc.portVar+"="+port)
+			if err == nil {
+				t.Fatalf("%s succeeded with 127.0.0.1:%s taken:\n%s", tc.cmd, port, out)
+			}
+			if strings.Contains(calls, tc.start) {
+				t.Errorf("%s started a server on the taken port 127.0.0.1:%s:\n%s\ncalls:\n%s", tc.cmd, port, out, calls)
+			}
+			if !strings.Contains(out, "127.0.0.1:"+port+" is taken") {
+				t.Errorf("%s does not say that 127.0.0.1:%s is taken:\n%s", tc.cmd, port, out)
+			}
+
+			port = freePort(t)
+			out, calls, _ = runServices(t, tc.cmd, tc.portVar+"="+port)
+			if !strings.Contains(calls, tc.start) {
+				t.Errorf("%s did not start a server with 127.0.0.1:%s free:\n%s\ncalls:\n%s", tc.cmd, port, out, calls)
+			}
+		})
+	}
+}
