@@ -88,18 +88,16 @@ port_free() {
 	die "127.0.0.1:$1 is taken, but not by $2: not starting another one; see what holds it (ss -ltnp 'sport = :$1')"
 }
 
-# wait_until SECONDS DESCRIPTION COMMAND...: retry COMMAND once a second.
+# wait_until SECONDS DESCRIPTION COMMAND...: retry COMMAND once a second
+# until SECONDS have passed (counting the time COMMAND takes itself).
 wait_until() {
 	local seconds=$1 what=$2
 	shift 2
-	local i
-	for ((i = 0; i < seconds; i++)); do
-		if "$@" >/dev/null 2>&1; then
-			return 0
-		fi
+	local end=$((SECONDS + seconds))
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < end)) || die "$what did not happen within ${seconds}s"
 		sleep 1
 	done
-	die "$what did not happen within ${seconds}s"
 }
 
 apt_install() {

@@ -118,3 +118,32 @@ func TestServicesDoNotStartOnATakenPort(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesWaitIsBoundedInSeconds: CAUSEWAY_SERVICES_WAIT (90 by
+// default) bounds a wait in seconds, as the message at its end says, not
+// in attempts: an attempt that takes seconds itself (rabbitmqctl
+// await_startup waits up to 5 s for a node that is booting) made a wait
+// of 90 attempts last up to nine minutes. With a 2 s wait and an attempt
+// that takes 2 s, the deadline has passed after the first attempt.
+func TestServicesWaitIsBoundedInSeconds(t *testing.T) {
+	path, calls := servicesShims(t)
+	dir := strings.SplitN(path, ":", 2)[0]
+	slow := "#!/bin/sh\necho \"rabbitmqctl $*\" >>'" + calls + "'\n" +
+		"case \" $* \" in *\" await_startup \"*) sleep 2 ;; esac\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, "rabbitmqctl"), []byte(slow), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("./services.sh", "start-rabbitmq")
+	c.Env = []string{"PATH=" + path, "HOME=" + t.TempDir(), "CAUSEWAY_SERVICES_WAIT=2", "CAUSEWAY_AMQP_PORT=" + freePort(t)}
+	out, err := c.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "RabbitMQ startup did not happen within 2s") {
+		t.Fatalf("start-rabbitmq with a node that never boots: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "await_startup"); n != 1 {
+		t.Errorf("rabbitmqctl await_startup ran %d times in a 2 s wait, each taking 2 s; want 1:\n%s", n, b)
+	}
+}
