@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/causeway/causeway/processor"
 )
 
 // requiredDirectives are what every Causeway service unit must carry: the
@@ -142,4 +145,50 @@ func TestShippedPathsAreInStateDirectories(t *testing.T) {
 			t.Errorf("%s writes %s, outside its StateDirectory /var/lib/%s", tc.unit, tc.path, dir)
 		}
 	}
+}
+
+// TestProcessorStopFitsTimeoutStopSec: the processor unit gives a node's
+// stop the time the node may take with the shipped configuration
+// (processor.Config.StopBound: the API's grace twice, a leader write and
+// the fence read after it, the hand-over), so that systemd does not kill
+// a stopping leader, a database hanging, before it has handed leadership
+// over.
+func TestProcessorStopFitsTimeoutStopSec(t *testing.T) {
+	b, err := os.ReadFile("causeway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Processor processor.Config `yaml:"processor"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Processor.SetDefaults()
+	bound := cfg.Processor.StopBound()
+	stop := timeoutStopSec(t, "systemd/causeway-processor@.service")
+	if stop <= bound {
+		t.Errorf("causeway-processor@.service: TimeoutStopSec=%s; a stop with the shipped configuration may take %s", stop, bound)
+	}
+}
+
+// timeoutStopSec is the unit's TimeoutStopSec, written as a Go duration
+// ("45s").
+func timeoutStopSec(t *testing.T, unit string) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "TimeoutStopSec="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s: TimeoutStopSec=%s: %v", unit, v, err)
+			}
+			return d
+		}
+	}
+	t.Fatalf("%s sets no TimeoutStopSec", unit)
+	return 0
 }

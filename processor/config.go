@@ -22,7 +22,7 @@ const (
 	DefaultRetryMin             = 100 * time.Millisecond
 	DefaultRetryMax             = 5 * time.Second
 	DefaultMaxHistoricalQueries = 2
-	DefaultLeaderWriteLimit     = 30 * time.Second // below the units' TimeoutStopSec (45 s)
+	DefaultLeaderWriteLimit     = 30 * time.Second // within the unit's TimeoutStopSec (see Config.StopBound)
 	DefaultFlushInterval        = 100 * time.Millisecond
 	DefaultHistoryPrune         = time.Hour
 	DefaultFenceEvictAfter      = 2 * time.Second
@@ -111,6 +111,27 @@ func (c Config) readyLag() int64 {
 		return DefaultReadyLag
 	}
 	return *c.ReadyLag
+}
+
+// StopBound is the longest a node's stop may take (Run returning once its
+// context ends) with c's defaults set, when the database stops answering
+// as the stop begins: the API's requests in flight get api.shutdown_grace
+// (Server.Drain); then raft stops, once the leader's duties have: a round
+// of outbox and history writes (DefaultLeaderWriteLimit) or a snapshot
+// write (snapshot.WriteLimit) begun just before runs to its limit, and
+// the fence read that follows a failed write (deposedCheckLimit) to its
+// own, while the presence row's delete (5 s) runs beside them;
+// leadership is handed over (election.Config.HandOverBound); and the
+// API's listener closes, giving the probes and scrapes in flight
+// api.shutdown_grace again. A unit's TimeoutStopSec below it lets systemd
+// kill a stopping leader in the middle of its hand-over.
+func (c Config) StopBound() time.Duration {
+	grace := c.API.ShutdownGrace
+	if grace == 0 {
+		grace = api.DefaultShutdownGrace
+	}
+	duties := max(DefaultLeaderWriteLimit, snapshot.WriteLimit) + deposedCheckLimit
+	return grace + duties + c.Raft.HandOverBound() + grace
 }
 
 // SetDefaults fills zero fields.

@@ -293,8 +293,9 @@ func (w *Writer) Take(ctx context.Context, term int64, capture func() (Capture, 
 
 // WriteLimit bounds a snapshot write (encode, compress, the fenced insert)
 // once its state is captured; it runs detached from the caller's context,
-// and stays below the units' TimeoutStopSec (45 s) so that a stopping
-// leader ends its write before systemd kills it.
+// and counts in a processor's stop (processor.Config.StopBound), which
+// the processor unit's TimeoutStopSec exceeds, so that a stopping leader
+// ends its write before systemd kills it.
 const WriteLimit = 30 * time.Second
 
 func (w *Writer) detachedWrite(ctx context.Context, term int64, c Capture, res Result) (Result, error) {

@@ -106,6 +106,15 @@ func (c *Config) SetDefaults() {
 	}
 }
 
+// HandOverBound is the longest the hand-over of a leader that stops may
+// take (Node.Run's, see handOver), with c's defaults set: a voter is
+// tried again only within two heartbeat and two election timeouts of the
+// start, and the last one tried may take the Successor lookup's bound and
+// a transfer, which raft ends after two election timeouts at most.
+func (c Config) HandOverBound() time.Duration {
+	return 2*(c.HeartbeatTimeout+c.ElectionTimeout) + successorLimit + 2*c.ElectionTimeout
+}
+
 // Validate reports every problem of c (after SetDefaults), naming its YAML
 // key. withTransport is true when the caller supplies its own transport
 // (tests), which makes the addresses and DataDir optional.
