@@ -13,7 +13,9 @@
 # The test suite and `make run` log in as RabbitMQ's guest/guest and as
 # MariaDB's root over TCP on 127.0.0.1 with an empty password. "up" leaves a
 # service it did not install as it is: it starts it when it is down, and
-# fails (saying what is missing) when the test suite cannot log in.
+# fails (saying what is missing) when the test suite cannot log in. A
+# service that does not answer while something else holds its port is not
+# started: the script says so and fails.
 # On a service it installed (a marker under /var/lib/causeway-services says
 # so), it lets root log in over TCP with an empty password (a fresh Debian
 # MariaDB lets root in through the unix socket only) and creates the
