@@ -143,7 +143,14 @@ func (p *parser) parseMetadata(md map[string]any, allowed ...string) {
 	p.extraKeys("metadata", md, allowed...)
 	name, ok := str(md["name"], !p.v3)
 	if !ok || name == "" {
-		p.ps.add(60, "metadata.name", "")
+		// Vitrage's message asks for an "id" field, the name's key in
+		// its first releases (its version 2 page still shows one); a
+		// template that has one is told which key to use instead.
+		detail := ""
+		if id, hasID := scalar(md["id"]); hasID && md["name"] == nil {
+			detail = fmt.Sprintf(" (the template has \"id\": its name is read from \"name\", so write name: %s)", id)
+		}
+		p.ps.add(60, "metadata.name", detail)
 	}
 	p.t.Name = name
 	p.t.Description, _ = str(md["description"], true)
