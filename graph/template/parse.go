@@ -158,6 +158,10 @@ func (p *parser) parseMetadata(md map[string]any, allowed ...string) {
 	switch {
 	case !present && p.t.Version == 1:
 		p.t.Type = TypeStandard
+	case !present && p.v3:
+		// Vitrage's message speaks of version 2 only, but its version 3
+		// schema asks for the type as well.
+		p.ps.add(64, "metadata.type", " (a version 3 template needs one as well: type: standard)")
 	case !present:
 		p.ps.add(64, "metadata.type", "")
 	default:
@@ -167,7 +171,8 @@ func (p *parser) parseMetadata(md map[string]any, allowed ...string) {
 			p.t.Type = s
 		default:
 			if p.v3 {
-				p.ps.add(64, "metadata.type", "") // Vitrage's v3 schema says 64 here
+				// Vitrage's v3 schema says 64 here.
+				p.ps.add(64, "metadata.type", fmt.Sprintf(" (got %q; version 3 supports only type: standard)", s))
 			} else {
 				p.ps.add(65, "metadata.type", "")
 			}
