@@ -299,9 +299,9 @@ func (p *parser) actionV3(path string, raw any) (Action, bool) {
 			p.ps.add(10100, path+".target", "")
 			return
 		}
-		s, _ := str(v, false)
+		s, detail := entityRef(v)
 		if _, ok := p.t.Entities[s]; !ok {
-			p.ps.add(10101, path+".target", fmt.Sprintf(" (%q)", s))
+			p.ps.add(10101, path+".target", detail)
 		}
 		a.Target = s
 	}
@@ -319,9 +319,9 @@ func (p *parser) actionV3(path string, raw any) (Action, bool) {
 		target()
 		a.AlarmName = reqStr("alarm_name", 10104)
 		if v, present := body["causing_alarm"]; present {
-			s, _ := str(v, false)
+			s, detail := entityRef(v)
 			if _, ok := p.t.Entities[s]; !ok {
-				p.ps.add(10107, path+".causing_alarm", fmt.Sprintf(" (%q)", s))
+				p.ps.add(10107, path+".causing_alarm", detail)
 			}
 			a.CausingAlarm = s
 		}
@@ -334,9 +334,9 @@ func (p *parser) actionV3(path string, raw any) (Action, bool) {
 		if v, present := body["source"]; !present {
 			p.ps.add(10102, path+".source", "")
 		} else {
-			s, _ := str(v, false)
+			s, detail := entityRef(v)
 			if _, ok := p.t.Entities[s]; !ok {
-				p.ps.add(10103, path+".source", fmt.Sprintf(" (%q)", s))
+				p.ps.add(10103, path+".source", detail)
 			}
 			a.Source = s
 		}
@@ -353,6 +353,26 @@ func (p *parser) actionV3(path string, raw any) (Action, bool) {
 		return Action{}, false
 	}
 	return a, true
+}
+
+// entityRef reads an action's reference to an entity in a version 3
+// template: the id ("" when it is no string), and how a problem about it
+// quotes it (what was written instead, when it is no string).
+func entityRef(v any) (id, detail string) {
+	switch x := v.(type) {
+	case string:
+		return x, fmt.Sprintf(" (%q)", x)
+	case nil:
+		return "", " (got nothing)"
+	case []any:
+		return "", " (got a list)"
+	case map[string]any, map[any]any:
+		return "", " (got a mapping)"
+	}
+	// A number or a boolean, as Options.TypedScalars reads them: no id,
+	// as builds of that semantics took it.
+	s, _ := scalar(v)
+	return "", fmt.Sprintf(" (got %s, not a string)", s)
 }
 
 func (p *parser) mistralInput(path string, raw any) map[string]string {
