@@ -180,3 +180,40 @@ func TestVitrageDocNotUseCase1(t *testing.T) {
 		t.Errorf("i1 after the alarm: deduced state %q, want available", v.DeducedState)
 	}
 }
+
+// TestCausesOnlyBetweenAlarms pins a divergence README states: a version 3
+// add_causal_relationship or causing_alarm that binds a resource loads, and
+// makes no causes link; between alarms it does.
+func TestCausesOnlyBetweenAlarms(t *testing.T) {
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(put("c", `
+metadata: {version: 3, name: c, type: standard}
+entities:
+  host: {type: nova.host}
+  instance: {type: nova.instance}
+  host_alarm: {category: ALARM, type: zabbix}
+scenarios:
+  - condition: host_alarm [on] host AND host [contains] instance
+    actions:
+      - add_causal_relationship: {source: host, target: instance}
+      - add_causal_relationship: {source: host_alarm, target: instance}
+      - raise_alarm: {target: instance, alarm_name: by_host, severity: WARNING, causing_alarm: host}
+      - raise_alarm: {target: instance, alarm_name: by_alarm, severity: WARNING, causing_alarm: host_alarm}
+`))
+	l.must(docResource("nova.host", "h1", "nova.instance/i1"))
+	l.must(docResource("nova.instance", "i1"))
+	l.must(docAlarm("zabbix", "ha", "x", "WARNING", "nova.host", "h1"))
+	g := l.e.Graph()
+	checkDeduced(t, "alarm on host", g, "by_alarm WARNING on i1 caused by [ha]", "by_host WARNING on i1")
+	var causes int
+	for _, id := range g.VertexIDs() {
+		for _, e := range g.Out(id) {
+			if !e.IsDeleted && e.Relationship == "causes" {
+				causes++
+			}
+		}
+	}
+	if causes != 1 {
+		t.Errorf("%d causes links, want the one from ha to by_alarm", causes)
+	}
+}

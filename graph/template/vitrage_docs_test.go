@@ -166,3 +166,35 @@ func TestVitrageDocActions(t *testing.T) {
 		}
 	}
 }
+
+// TestVitrageReadingDivergences pins two divergences README states: only
+// the lowercase ".regex" suffix makes a regular expression, and a mapping
+// that repeats a key is refused.
+func TestVitrageReadingDivergences(t *testing.T) {
+	tpl, err := Parse([]byte(`
+metadata: {version: 3, name: t, type: standard}
+entities:
+  host: {type: nova.host, name.REGEX: "compute-.*"}
+scenarios:
+  - condition: host
+    actions: [{mark_down: {target: host}}]
+`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := tpl.Entities["host"]; len(e.Regex) != 0 || e.Props["name.REGEX"] != "compute-.*" {
+		t.Errorf("name.REGEX read as props %v, regex %v", e.Props, e.Regex)
+	}
+	ps := Validate([]byte(`
+metadata: {version: 3, name: t, type: standard}
+entities:
+  host: {type: nova.host}
+  host: {type: nova.instance}
+scenarios:
+  - condition: host
+    actions: [{mark_down: {target: host}}]
+`), Options{})
+	if len(ps) != 1 || ps[0].Code != 5 || !strings.Contains(ps[0].Message, `"host" already defined`) {
+		t.Errorf("a repeated key: %v", ps)
+	}
+}
