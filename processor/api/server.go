@@ -67,6 +67,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -423,15 +424,22 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	return s.unrouted(mux)
 }
 
+// openPatterns are the routes served without a token.
+var openPatterns = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
+
 // unrouted answers what mux has no pattern for (a path it does not serve:
-// 404; a method the path does not take: 405, with the mux's Allow) as
-// every other error is answered, in JSON with the seq and leader, rather
-// than with the mux's plain text. Without a reader's token it is 401, as
-// on a path served: which paths exist is not told to anyone.
+// 404; a method the path does not take: 405, with the mux's Allow), and a
+// path it would clean first (double slashes, dot segments: a 307 to the
+// clean path, with its Location), as every other error is answered, in
+// JSON with the seq and leader, rather than with the mux's plain text or
+// HTML. Without a reader's token it is 401, as on a path served: which
+// paths exist is not told to anyone (the mux's redirect would name the
+// clean path of a route to anyone). An open route's unclean path is
+// redirected as the mux does.
 func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
+		if pattern != "" && (openPatterns[pattern] || !unclean(r)) {
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -444,9 +452,32 @@ func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 				w.Header().Set("Allow", allow)
 				err = fmt.Errorf("%w (allowed: %s)", err, allow)
 			}
+			if loc := rec.header.Get("Location"); loc != "" {
+				w.Header().Set("Location", loc)
+				err = fmt.Errorf("%w (the clean path: %s)", err, loc)
+			}
 			s.fail(w, rec.code, 0, err)
 		})).ServeHTTP(w, r)
 	})
+}
+
+// unclean reports whether the mux would redirect r to its clean path
+// rather than serve it (net/http's cleanPath over the escaped path; CONNECT
+// is not cleaned). The mux's other redirect, /tree to /tree/, needs a
+// pattern ending in a slash, and none does here.
+func unclean(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return false
+	}
+	p := r.URL.EscapedPath()
+	if p == "" || p[0] != '/' {
+		return true
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np != p
 }
 
 // statusOnly is a ResponseWriter that keeps the status and headers of an

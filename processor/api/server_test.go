@@ -903,6 +903,57 @@ func TestUnroutedAnswersSayTheMeta(t *testing.T) {
 	}
 }
 
+// TestUncleanPathsAnswerAsUnrouted: a path the mux would clean (double
+// slashes, dot segments) is answered as a path not served is: 401 without
+// a reader's token, so that a redirect does not tell anyone which paths
+// exist (//v1/debug/dump was redirected to /v1/debug/dump without a token,
+// //v1/nope answered 401), and with one, the redirect to the clean path in
+// JSON with the seq and leader (it was the mux's text/html, without them).
+// The open endpoints are redirected as before.
+func TestUncleanPathsAnswerAsUnrouted(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 7})
+	c := ts.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	get := func(path, token string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("GET", ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	for path, clean := range map[string]string{
+		"//v1/debug/dump": "/v1/debug/dump", "/v1/./status": "/v1/status", "/v1//alarms": "/v1/alarms",
+		"/v1/x/../templates/host_nic": "/v1/templates/host_nic", "//v1/nope": "/v1/nope",
+	} {
+		if resp, _ := get(path, ""); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
+			t.Errorf("GET %s without a token: %d, Location %q; want 401 and no Location", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, body := get(path, "read-token")
+		var e ErrorResponse
+		if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != clean ||
+			e.Error == "" || e.Seq != 7 || e.Leader != "n2" || resp.Header.Get(HeaderSeq) != "7" || resp.Header.Get(HeaderLeader) != "n2" {
+			t.Errorf("GET %s: %d, Location %q, %s %q, body %s (%v); want 307 to %s, a JSON error at seq 7 with leader n2",
+				path, resp.StatusCode, resp.Header.Get("Location"), HeaderSeq, resp.Header.Get(HeaderSeq), body, err, clean)
+		}
+	}
+	if resp, _ := get("//healthz", ""); resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != "/healthz" {
+		t.Errorf("GET //healthz: %d, Location %q; want the redirect to /healthz, without a token", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
 // TestAuthSchemeIsCaseInsensitive: the scheme of an Authorization header
 // is case-insensitive (RFC 9110, 11.1): "bearer" and "BEARER" pass as
 // "Bearer" does; another scheme, or none, does not.
