@@ -130,6 +130,19 @@ func answerError(resp *http.Response, raw []byte) *Error {
 	return e
 }
 
+// segment escapes a name or id as one path segment. A dot segment is
+// escaped whole ("%2E%2E"): sent as is, the server would clean it away
+// (GET /v1/templates/.. is GET /v1) rather than take it as the name.
+func segment(s string) string {
+	switch s {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(s)
+}
+
 // Status is GET /v1/status.
 func (c *Client) Status(ctx context.Context) (api.StatusResponse, error) {
 	var r api.StatusResponse
@@ -204,7 +217,7 @@ func (c *Client) Resources(ctx context.Context, lq ListQuery) (api.ResourcesResp
 // Resource is GET /v1/resources/{id}.
 func (c *Client) Resource(ctx context.Context, id string) (api.ResourceResponse, error) {
 	var r api.ResourceResponse
-	return r, c.Do(ctx, http.MethodGet, "/v1/resources/"+url.PathEscape(id), nil, nil, "", &r)
+	return r, c.Do(ctx, http.MethodGet, "/v1/resources/"+segment(id), nil, nil, "", &r)
 }
 
 // Count is GET /v1/resources/count (alarms false) or /v1/alarms/count.
@@ -220,7 +233,7 @@ func (c *Client) Count(ctx context.Context, alarms bool, lq ListQuery) (api.Coun
 // Alarm is GET /v1/alarms/{id}.
 func (c *Client) Alarm(ctx context.Context, id string) (api.ResourceResponse, error) {
 	var r api.ResourceResponse
-	return r, c.Do(ctx, http.MethodGet, "/v1/alarms/"+url.PathEscape(id), nil, nil, "", &r)
+	return r, c.Do(ctx, http.MethodGet, "/v1/alarms/"+segment(id), nil, nil, "", &r)
 }
 
 // RCA is GET /v1/rca/{id}: live, or at seq (> 0) or at (non-zero).
@@ -233,7 +246,7 @@ func (c *Client) RCA(ctx context.Context, id string, seq int64, at time.Time) (a
 		q.Set("at", at.UTC().Format(time.RFC3339Nano))
 	}
 	var r api.RCAResponse
-	return r, c.Do(ctx, http.MethodGet, "/v1/rca/"+url.PathEscape(id), q, nil, "", &r)
+	return r, c.Do(ctx, http.MethodGet, "/v1/rca/"+segment(id), q, nil, "", &r)
 }
 
 // Templates is GET /v1/templates.
@@ -245,7 +258,7 @@ func (c *Client) Templates(ctx context.Context) (api.TemplatesResponse, error) {
 // Template is GET /v1/templates/{name}.
 func (c *Client) Template(ctx context.Context, name string) (api.TemplateResponse, error) {
 	var r api.TemplateResponse
-	return r, c.Do(ctx, http.MethodGet, "/v1/templates/"+url.PathEscape(name), nil, nil, "", &r)
+	return r, c.Do(ctx, http.MethodGet, "/v1/templates/"+segment(name), nil, nil, "", &r)
 }
 
 // AddTemplate is POST /v1/templates, with the values of the template's
@@ -268,7 +281,7 @@ func (c *Client) AddTemplate(ctx context.Context, body []byte, params map[string
 // DeleteTemplate is DELETE /v1/templates/{name}.
 func (c *Client) DeleteTemplate(ctx context.Context, name string) (api.AcceptedResponse, error) {
 	var r api.AcceptedResponse
-	return r, c.Do(ctx, http.MethodDelete, "/v1/templates/"+url.PathEscape(name), nil, nil, "", &r)
+	return r, c.Do(ctx, http.MethodDelete, "/v1/templates/"+segment(name), nil, nil, "", &r)
 }
 
 // Cluster is GET /v1/cluster.

@@ -130,6 +130,37 @@ func TestNamesNeedingEscapes(t *testing.T) {
 	}
 }
 
+// TestDotNames: a name or id that is a dot segment ("." or "..")
+// reaches the server as that name; sent as is, the server's mux cleaned it
+// away and redirected: templates show .. answered with GET /v1 (404 "GET
+// /v1: not found"), templates show . with the template list (decoded as an
+// empty template, no error), rca show .. with a 404 for /v1 rather than a
+// 400 for the id.
+func TestDotNames(t *testing.T) {
+	b := sample()
+	for _, name := range []string{".", ".."} {
+		b.G.Tmpls = append(b.G.Tmpls, api.Template{Name: name, Body: "metadata: {name: x}\n"})
+	}
+	c, err := apiclient.New(server(t, b), "adm", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{".", ".."} {
+		got, err := c.Template(ctx, name)
+		if err != nil || got.Item.Name != name {
+			t.Errorf("template %q: %+v, %v", name, got, err)
+		}
+		if _, err := c.DeleteTemplate(ctx, name); err != nil {
+			t.Errorf("delete %q: %v", name, err)
+		}
+		var e *apiclient.Error
+		if _, err := c.RCA(ctx, name, 0, time.Time{}); !errors.As(err, &e) || e.Status != 400 || !strings.Contains(e.Message, "is not a vitrage_id") {
+			t.Errorf("rca %q: %v; want 400, not a vitrage_id", name, err)
+		}
+	}
+}
+
 // TestRefusedTemplateProblems: a refused template's error carries its
 // problems, and says them one a line, not as the API's JSON document.
 func TestRefusedTemplateProblems(t *testing.T) {
