@@ -43,6 +43,11 @@
 //	GET  /healthz, /readyz, /metrics   healthz: 503 while the node is stuck (Deps.Alive);
 //	                                   readyz: 200 when a leader is known and the node is caught up
 //
+// The lists, counts and topology walk the whole live graph while holding
+// it for reading, which holds back the application of the log: at most
+// Config.MaxGraphReads of them run at once (graphRead); the historical
+// queries are bounded by the Backend (ErrBusy).
+//
 // Stopping (Server.Drain, from the start of the node's stop until its
 // listener closes, after raft and everything else has stopped): /metrics
 // answers as ever, so the drain is seen by the scrapes; /healthz answers 200
@@ -140,10 +145,24 @@ type Config struct {
 	// ShutdownGrace bounds the wait for requests in flight at shutdown
 	// (default DefaultShutdownGrace).
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// MaxGraphReads bounds the live reads whose work grows with the whole
+	// graph (lists, counts, topology) running at once (default
+	// DefaultMaxGraphReads). Each holds the node's state for reading
+	// while it walks it, which holds back the application of the log
+	// (and every read after a waiting apply), and takes memory in
+	// proportion to the graph for its answer. One over the bound waits
+	// a few seconds for a slot, then gets 503 with Retry-After.
+	MaxGraphReads int `yaml:"max_graph_reads"`
 }
 
 // DefaultShutdownGrace is Config.ShutdownGrace's default.
 const DefaultShutdownGrace = 5 * time.Second
+
+// DefaultMaxGraphReads is Config.MaxGraphReads's default.
+const DefaultMaxGraphReads = 2
+
+// graphReadWait is how long a read of the whole graph waits for a slot.
+const graphReadWait = 5 * time.Second
 
 // Validate reports every problem of c, naming its YAML key.
 func (c Config) Validate() error {
@@ -164,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("shutdown_grace: must not be negative"))
+	}
+	if c.MaxGraphReads < 0 {
+		errs = append(errs, errors.New("max_graph_reads: must not be negative (0: the default)"))
 	}
 	return errors.Join(errs...)
 }
@@ -197,6 +219,10 @@ type Server struct {
 	node    string
 	tokens  map[[32]byte]string // sha256(token) -> role
 	handler http.Handler
+	// reads holds a slot per read of the whole graph running (graphRead);
+	// graphReadWait is how long one waits for a slot.
+	reads         chan struct{}
+	graphReadWait time.Duration
 
 	// mu orders the stop against the routes' requests: a request enters
 	// (inflight.Add) under the read lock only while stopping is false,
@@ -223,6 +249,9 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = DefaultShutdownGrace
 	}
+	if cfg.MaxGraphReads == 0 {
+		cfg.MaxGraphReads = DefaultMaxGraphReads
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -235,7 +264,8 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	if deps.Alive == nil {
 		deps.Alive = func() bool { return true }
 	}
-	s := &Server{cfg: cfg, b: b, history: deps.History, alive: deps.Alive, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{}}
+	s := &Server{cfg: cfg, b: b, history: deps.History, alive: deps.Alive, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{},
+		reads: make(chan struct{}, cfg.MaxGraphReads), graphReadWait: graphReadWait}
 	s.cut, s.cutWork = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {
 		secret := t.Token
@@ -395,13 +425,13 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(RoleAdmin, s.work(h))) }
 
 	read("GET /v1/status", s.status)
-	read("GET /v1/topology", s.liveOnly(s.topology))
-	read("POST /v1/topology", s.liveOnly(s.topology))
-	read("GET /v1/resources", s.liveOnly(s.resourceList))
-	read("GET /v1/resources/count", s.liveOnly(s.resourceCount))
+	read("GET /v1/topology", s.liveOnly(s.graphRead(s.topology)))
+	read("POST /v1/topology", s.liveOnly(s.graphRead(s.topology)))
+	read("GET /v1/resources", s.liveOnly(s.graphRead(s.resourceList)))
+	read("GET /v1/resources/count", s.liveOnly(s.graphRead(s.resourceCount)))
 	read("GET /v1/resources/{id}", s.liveOnly(s.resourceShow))
-	read("GET /v1/alarms", s.liveOnly(s.alarmList))
-	read("GET /v1/alarms/count", s.liveOnly(s.alarmCount))
+	read("GET /v1/alarms", s.liveOnly(s.graphRead(s.alarmList)))
+	read("GET /v1/alarms/count", s.liveOnly(s.graphRead(s.alarmCount)))
 	read("GET /v1/alarms/{id}", s.liveOnly(s.alarmShow))
 	read("GET /v1/rca/{id}", s.rca)
 	read("GET /v1/history/alarms", s.alarmHistory)
@@ -497,6 +527,36 @@ func (w *statusOnly) WriteHeader(code int) {
 func (w *statusOnly) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return len(b), nil
+}
+
+// graphRead serves h, a read whose work grows with the whole live graph
+// (a list, a count, a topology), in one of Config.MaxGraphReads slots,
+// held until its answer is written: it holds the node's state for reading
+// while it walks it (which holds back the application of the log, and
+// every read after a waiting apply) and builds an answer in proportion to
+// the graph. One that finds no slot free within graphReadWait is
+// answered 503 busy, with Retry-After.
+func (s *Server) graphRead(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.reads <- struct{}{}:
+		default:
+			t := time.NewTimer(s.graphReadWait)
+			defer t.Stop()
+			select {
+			case s.reads <- struct{}{}:
+			case <-t.C:
+				s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("%w: %d reads of the whole graph are running (processor.api.max_graph_reads); retry later",
+					ErrBusy, cap(s.reads)))
+				return
+			case <-r.Context().Done():
+				s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("waiting for a read of the whole graph: %w", r.Context().Err()))
+				return
+			}
+		}
+		defer func() { <-s.reads }()
+		h(w, r)
+	}
 }
 
 // liveOnly refuses ?at= and ?seq= on an endpoint that answers from the
