@@ -33,11 +33,16 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("api: %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
 }
 
+// MaxAnswerBytes bounds the answer a client reads.
+const MaxAnswerBytes = 256 << 20
+
 // Client talks to one processor node.
 type Client struct {
 	base  *url.URL
 	token string
 	hc    *http.Client
+	// maxAnswer bounds the answer read (MaxAnswerBytes).
+	maxAnswer int64
 }
 
 // New returns a client of the API at baseURL (http://host:port).
@@ -49,7 +54,7 @@ func New(baseURL, token string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{base: u, token: token, hc: &http.Client{Timeout: timeout}}, nil
+	return &Client{base: u, token: token, hc: &http.Client{Timeout: timeout}, maxAnswer: MaxAnswerBytes}, nil
 }
 
 // Do sends a request and decodes a JSON answer into out (nil: discard).
@@ -85,9 +90,14 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	// One byte past the bound tells a longer answer from one of its
+	// length: a cut answer is no answer (a dump would pass for whole).
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.maxAnswer+1))
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if int64(len(raw)) > c.maxAnswer {
+		return fmt.Errorf("%s %s: the answer is longer than %d bytes, all a client reads", method, path, c.maxAnswer)
 	}
 	if resp.StatusCode/100 != 2 {
 		return answerError(resp, raw)
