@@ -53,6 +53,7 @@ func exampleDefaults() map[string]any {
 		"bus.reconnect_max":                        bus.DefaultReconnectMax,
 		"processor.api.shutdown_grace":             api.DefaultShutdownGrace,
 		"processor.api.max_graph_reads":            api.DefaultMaxGraphReads,
+		"processor.api.max_history_queries":        api.DefaultMaxHistoryQueries,
 		"processor.reconstruct.page_size":          snapshot.DefaultReconstructPageSize,
 		"drivers.static.source":                    static.DefaultSource,
 		"drivers.static.poll_interval":             static.DefaultPollInterval,

@@ -45,8 +45,11 @@
 //
 // The lists, counts and topology walk the whole live graph while holding
 // it for reading, which holds back the application of the log: at most
-// Config.MaxGraphReads of them run at once (graphRead); the historical
-// queries are bounded by the Backend (ErrBusy).
+// Config.MaxGraphReads of them run at once (graphRead). The history's
+// queries share the processor's connections to the database with event
+// processing and the leader's duties: at most Config.MaxHistoryQueries of
+// them run at once (historyQuery). The historical RCAs are bounded by the
+// Backend (ErrBusy).
 //
 // Stopping (Server.Drain, from the start of the node's stop until its
 // listener closes, after raft and everything else has stopped): /metrics
@@ -153,6 +156,14 @@ type Config struct {
 	// proportion to the graph for its answer. One over the bound waits
 	// a few seconds for a slot, then gets 503 with Retry-After.
 	MaxGraphReads int `yaml:"max_graph_reads"`
+	// MaxHistoryQueries bounds the alarm history's queries (GET
+	// /v1/history/...) running at once (default
+	// DefaultMaxHistoryQueries). They read the database through the
+	// processor's pool of connections, which the follower's catch-up, the
+	// leader's fenced writes, the snapshots and the presence row share.
+	// One over the bound waits a few seconds for a slot, then gets 503
+	// with Retry-After.
+	MaxHistoryQueries int `yaml:"max_history_queries"`
 }
 
 // DefaultShutdownGrace is Config.ShutdownGrace's default.
@@ -161,8 +172,12 @@ const DefaultShutdownGrace = 5 * time.Second
 // DefaultMaxGraphReads is Config.MaxGraphReads's default.
 const DefaultMaxGraphReads = 2
 
-// graphReadWait is how long a read of the whole graph waits for a slot.
-const graphReadWait = 5 * time.Second
+// DefaultMaxHistoryQueries is Config.MaxHistoryQueries's default: a
+// quarter of the processor's connections to the database.
+const DefaultMaxHistoryQueries = 4
+
+// slotWait is how long a bounded request waits for a slot.
+const slotWait = 5 * time.Second
 
 // Validate reports every problem of c, naming its YAML key.
 func (c Config) Validate() error {
@@ -186,6 +201,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxGraphReads < 0 {
 		errs = append(errs, errors.New("max_graph_reads: must not be negative (0: the default)"))
+	}
+	if c.MaxHistoryQueries < 0 {
+		errs = append(errs, errors.New("max_history_queries: must not be negative (0: the default)"))
 	}
 	return errors.Join(errs...)
 }
@@ -219,10 +237,11 @@ type Server struct {
 	node    string
 	tokens  map[[32]byte]string // sha256(token) -> role
 	handler http.Handler
-	// reads holds a slot per read of the whole graph running (graphRead);
-	// graphReadWait is how long one waits for a slot.
-	reads         chan struct{}
-	graphReadWait time.Duration
+	// graphReads and historyQueries hold a slot per read of the whole
+	// graph and per history query running (bounded); slotWait is how long
+	// one waits for a slot.
+	graphReads, historyQueries slots
+	slotWait                   time.Duration
 
 	// mu orders the stop against the routes' requests: a request enters
 	// (inflight.Add) under the read lock only while stopping is false,
@@ -252,6 +271,9 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	if cfg.MaxGraphReads == 0 {
 		cfg.MaxGraphReads = DefaultMaxGraphReads
 	}
+	if cfg.MaxHistoryQueries == 0 {
+		cfg.MaxHistoryQueries = DefaultMaxHistoryQueries
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -265,7 +287,9 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 		deps.Alive = func() bool { return true }
 	}
 	s := &Server{cfg: cfg, b: b, history: deps.History, alive: deps.Alive, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{},
-		reads: make(chan struct{}, cfg.MaxGraphReads), graphReadWait: graphReadWait}
+		graphReads:     slots{make(chan struct{}, cfg.MaxGraphReads), "reads of the whole graph", "processor.api.max_graph_reads"},
+		historyQueries: slots{make(chan struct{}, cfg.MaxHistoryQueries), "history queries", "processor.api.max_history_queries"},
+		slotWait:       slotWait}
 	s.cut, s.cutWork = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {
 		secret := t.Token
@@ -434,9 +458,9 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	read("GET /v1/alarms/count", s.liveOnly(s.graphRead(s.alarmCount)))
 	read("GET /v1/alarms/{id}", s.liveOnly(s.alarmShow))
 	read("GET /v1/rca/{id}", s.rca)
-	read("GET /v1/history/alarms", s.alarmHistory)
-	read("GET /v1/history/stats", s.alarmStats)
-	read("GET /v1/history/links", s.alarmLinks)
+	read("GET /v1/history/alarms", s.historyQuery(s.alarmHistory))
+	read("GET /v1/history/stats", s.historyQuery(s.alarmStats))
+	read("GET /v1/history/links", s.historyQuery(s.alarmLinks))
 	read("GET /v1/templates", s.liveOnly(s.templateList))
 	read("GET /v1/templates/{name}", s.liveOnly(s.templateShow))
 	read("POST /v1/templates/validate", s.templateValidate)
@@ -529,32 +553,47 @@ func (w *statusOnly) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// slots bounds a kind of request running at once (bounded).
+type slots struct {
+	c         chan struct{}
+	what, key string // what runs, and the YAML key of the bound
+}
+
 // graphRead serves h, a read whose work grows with the whole live graph
-// (a list, a count, a topology), in one of Config.MaxGraphReads slots,
-// held until its answer is written: it holds the node's state for reading
-// while it walks it (which holds back the application of the log, and
-// every read after a waiting apply) and builds an answer in proportion to
-// the graph. One that finds no slot free within graphReadWait is
-// answered 503 busy, with Retry-After.
-func (s *Server) graphRead(h http.HandlerFunc) http.HandlerFunc {
+// (a list, a count, a topology), in one of Config.MaxGraphReads slots: it
+// holds the node's state for reading while it walks it (which holds back
+// the application of the log, and every read after a waiting apply) and
+// builds an answer in proportion to the graph.
+func (s *Server) graphRead(h http.HandlerFunc) http.HandlerFunc { return s.bounded(s.graphReads, h) }
+
+// historyQuery serves h, a query of the alarm history, in one of
+// Config.MaxHistoryQueries slots: it holds one of the connections to the
+// database that event processing and the leader's duties share.
+func (s *Server) historyQuery(h http.HandlerFunc) http.HandlerFunc {
+	return s.bounded(s.historyQueries, h)
+}
+
+// bounded serves h in one of sl's slots, held until its answer is
+// written. One that finds no slot free within slotWait is answered 503
+// busy, with Retry-After.
+func (s *Server) bounded(sl slots, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case s.reads <- struct{}{}:
+		case sl.c <- struct{}{}:
 		default:
-			t := time.NewTimer(s.graphReadWait)
+			t := time.NewTimer(s.slotWait)
 			defer t.Stop()
 			select {
-			case s.reads <- struct{}{}:
+			case sl.c <- struct{}{}:
 			case <-t.C:
-				s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("%w: %d reads of the whole graph are running (processor.api.max_graph_reads); retry later",
-					ErrBusy, cap(s.reads)))
+				s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("%w: %d %s are running (%s); retry later", ErrBusy, cap(sl.c), sl.what, sl.key))
 				return
 			case <-r.Context().Done():
-				s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("waiting for a read of the whole graph: %w", r.Context().Err()))
+				s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("waiting for one of the %d %s running: %w", cap(sl.c), sl.what, r.Context().Err()))
 				return
 			}
 		}
-		defer func() { <-s.reads }()
+		defer func() { <-sl.c }()
 		h(w, r)
 	}
 }

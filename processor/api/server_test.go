@@ -1217,7 +1217,7 @@ func TestGraphReadsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.graphReadWait = 0
+	s.slotWait = 0
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	var wg sync.WaitGroup
@@ -1251,5 +1251,81 @@ func TestGraphReadsAreBounded(t *testing.T) {
 	}
 	if resp, body := do(t, ts, "GET", "/v1/alarms", "read-token", "", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("/v1/alarms once the slots are free: %d %s", resp.StatusCode, body)
+	}
+}
+
+// historyHolder is a HistoryReader whose Head waits for release, telling
+// entered, while fewer than hold wait.
+type historyHolder struct {
+	fakeHistory
+	hold, inside atomic.Int32
+	entered      chan struct{}
+	release      chan struct{}
+}
+
+func (h *historyHolder) Head(ctx context.Context) (int64, error) {
+	n := h.inside.Add(1)
+	defer h.inside.Add(-1)
+	if n <= h.hold.Load() {
+		h.entered <- struct{}{}
+		<-h.release
+	}
+	return h.fakeHistory.Head(ctx)
+}
+
+// TestHistoryQueriesAreBounded: the history's queries run at most
+// MaxHistoryQueries at once; one more waits for a slot and gets 503 busy
+// with Retry-After when none frees (here at once). They read the database
+// through the processor's pool of connections, which the follower's
+// catch-up, the leader's fenced writes, the snapshots and the presence row
+// share: without a bound a reader's burst of slow ones (a long range with
+// a severity filter, stats of many buckets) took every connection, and
+// event processing and the leader's duties waited for one.
+func TestHistoryQueriesAreBounded(t *testing.T) {
+	h := &historyHolder{fakeHistory: fakeHistory{head: 42}, entered: make(chan struct{}), release: make(chan struct{})}
+	h.hold.Store(3)
+	s, err := New(Config{Listen: "127.0.0.1:0", MaxHistoryQueries: 3, Tokens: []Token{{Name: "r", Token: "read-token", Role: RoleReader}}},
+		&fakeBackend{g: sampleGraph(), seq: 100}, Deps{NodeID: "n1", Now: func() time.Time { return t0 }, History: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.slotWait = 0
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	paths := []string{"/v1/history/alarms", "/v1/history/stats", "/v1/history/links?alarm=x"}
+	var wg sync.WaitGroup
+	codes := make([]int, len(paths))
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := do(t, ts, "GET", path, "read-token", "", "")
+			codes[i] = resp.StatusCode
+		}()
+	}
+	for range paths {
+		<-h.entered
+	}
+	for _, path := range paths {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		var e ErrorResponse
+		if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+			!strings.Contains(e.Error, "busy") {
+			t.Errorf("%s with 3 history queries running: %d, Retry-After %q, %s; want 503 busy with Retry-After", path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	if resp, body := do(t, ts, "GET", "/v1/alarms", "read-token", "", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/v1/alarms with 3 history queries running: %d %s; want 200", resp.StatusCode, body)
+	}
+	h.hold.Store(0)
+	close(h.release)
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("%s held: %d; want 200", paths[i], code)
+		}
+	}
+	if resp, body := do(t, ts, "GET", "/v1/history/alarms", "read-token", "", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/v1/history/alarms once the slots are free: %d %s", resp.StatusCode, body)
 	}
 }
