@@ -121,3 +121,23 @@ scenarios:
 		t.Fatalf("add including a definition loaded with params: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestDefinitionsParsedOnce: the loaded templates are parsed once for a
+// validation, not again for every include: each include parsed every
+// loaded template, so that a reader's POST /v1/templates/validate of a
+// template listing its includes many times (measured: 5000 of them
+// against 20 loaded definitions, 18.7 s of CPU; a 1 MiB body holds some
+// 80000) took the node's cores for minutes.
+func TestDefinitionsParsedOnce(t *testing.T) {
+	def := "metadata: {version: 2, type: definition, name: defs}\ndefinitions:\n  entities:\n    - entity: {category: RESOURCE, type: nova.host, template_id: host}\n"
+	defs := definitions([]Template{{Name: "a", Body: def}, {Name: "b", Body: "metadata: {name: b}\n"}})
+	if d, ok := defs("defs"); !ok || d.Name != "defs" {
+		t.Fatalf("defs: %v, %v; want the definition", d, ok)
+	}
+	if _, ok := defs("nope"); ok {
+		t.Fatal("nope: found")
+	}
+	if n := testing.AllocsPerRun(10, func() { defs("defs"); defs("nope") }); n != 0 {
+		t.Errorf("resolving includes again allocates %v times a run; want 0 (the loaded templates parsed once)", n)
+	}
+}

@@ -640,16 +640,26 @@ func (s *Server) validate(body []byte, params map[string]string) (string, []Prob
 
 // definitions resolves an include by metadata name among the loaded
 // templates, each with the params it was loaded with, as the engine does
-// (the first by event name).
+// (the first by event name). The loaded templates are parsed once, at the
+// first include: a template may list its includes many times, and each
+// must not cost a parse of every loaded template.
 func definitions(loaded []Template) func(string) (*template.Template, bool) {
+	var byName map[string]*template.Template
 	return func(name string) (*template.Template, bool) {
-		for _, l := range loaded {
-			d, err := template.Parse([]byte(l.Body), template.Options{Params: l.Params})
-			if err == nil && d.Type == template.TypeDefinition && d.Name == name {
-				return d, true
+		if byName == nil {
+			byName = map[string]*template.Template{}
+			for _, l := range loaded {
+				d, err := template.Parse([]byte(l.Body), template.Options{Params: l.Params})
+				if err != nil || d.Type != template.TypeDefinition {
+					continue
+				}
+				if _, dup := byName[d.Name]; !dup {
+					byName[d.Name] = d
+				}
 			}
 		}
-		return nil, false
+		d, ok := byName[name]
+		return d, ok
 	}
 }
 
