@@ -65,12 +65,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -575,9 +577,18 @@ func (s *Server) historyQuery(h http.HandlerFunc) http.HandlerFunc {
 
 // bounded serves h in one of sl's slots, held until its answer is
 // written. One that finds no slot free within slotWait is answered 503
-// busy, with Retry-After.
+// busy, with Retry-After. The request's body (at most MaxBodyBytes) is
+// read first: a body trickled in holds no slot.
 func (s *Server) bounded(sl slots, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+			if err != nil {
+				s.fail(w, bodyStatus(err), 0, fmt.Errorf("read request body: %w", err))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+		}
 		select {
 		case sl.c <- struct{}{}:
 		default:

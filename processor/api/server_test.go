@@ -1329,3 +1329,56 @@ func TestHistoryQueriesAreBounded(t *testing.T) {
 		t.Errorf("/v1/history/alarms once the slots are free: %d %s", resp.StatusCode, body)
 	}
 }
+
+// stalledBody is a request body whose first Read tells reading and waits
+// for release; then it reads as body.
+type stalledBody struct {
+	reading, release chan struct{}
+	body             *strings.Reader
+	once             sync.Once
+}
+
+func (b *stalledBody) Read(p []byte) (int, error) {
+	b.once.Do(func() {
+		close(b.reading)
+		<-b.release
+	})
+	return b.body.Read(p)
+}
+
+// TestSlowBodyHoldsNoGraphSlot: a POSTed topology query's body is read
+// before the read takes its slot: a body trickled in (the server waits for
+// it up to its read timeout) held a slot meanwhile, so that a reader's
+// two slow requests held back every list, count and topology.
+func TestSlowBodyHoldsNoGraphSlot(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0", MaxGraphReads: 1, Tokens: []Token{{Name: "r", Token: "read-token", Role: RoleReader}}},
+		&fakeBackend{g: sampleGraph(), seq: 7}, Deps{NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.slotWait = 0
+	h := s.Handler()
+	body := &stalledBody{reading: make(chan struct{}), release: make(chan struct{}), body: strings.NewReader(`{"graph_type":"tree"}`)}
+	post := httptest.NewRequest("POST", "/v1/topology", body)
+	post.Header.Set("Authorization", "Bearer read-token")
+	post.Header.Set("Content-Type", "application/json")
+	posted := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(posted, post)
+	}()
+	<-body.reading
+	get := httptest.NewRequest("GET", "/v1/resources", nil)
+	get.Header.Set("Authorization", "Bearer read-token")
+	got := httptest.NewRecorder()
+	h.ServeHTTP(got, get)
+	if got.Code != http.StatusOK {
+		t.Errorf("/v1/resources while a POSTed query's body is on its way: %d %s; want 200", got.Code, got.Body)
+	}
+	close(body.release)
+	<-done
+	if posted.Code != http.StatusOK {
+		t.Errorf("the POSTed query: %d %s; want 200", posted.Code, posted.Body)
+	}
+}
