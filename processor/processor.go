@@ -859,6 +859,8 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Pa
 	target := snapshot.AtSeq(seq)
 	if seq <= 0 {
 		target = snapshot.AtTime(at)
+	} else if err := n.inLog(ctx, seq); err != nil {
+		return api.Past{}, err
 	}
 	res, err := n.parts.Reconstructor.Reconstruct(ctx, target)
 	if errors.Is(err, snapshot.ErrBeyondLog) || errors.Is(err, store.ErrTruncated) || errors.Is(err, snapshot.ErrGap) {
@@ -872,6 +874,25 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Pa
 		return api.Past{}, err
 	}
 	return api.Past{Graph: v, Seq: res.Seq, RecordedAt: res.RecordedAt, StaleSemantics: res.StaleSemantics}, nil
+}
+
+// inLog refuses a seq past the end of the log (api.ErrNotFound,
+// snapshot.ErrBeyondLog) before a reconstruction finds it out, which it
+// does only once it has rebuilt the whole graph of the newest snapshot and
+// replayed the log after it. A seq up to the head the node knows is in the
+// log; one past it is checked against the database's.
+func (n *node) inLog(ctx context.Context, seq int64) error {
+	if (n.f != nil && seq <= n.f.head.Load()) || n.parts.Log == nil {
+		return nil
+	}
+	head, _, err := n.parts.Log.Head(ctx)
+	if err != nil {
+		return unavailable(fmt.Errorf("read the log's head: %w", err))
+	}
+	if seq > head {
+		return fmt.Errorf("%w: %w (log ends at seq %d)", api.ErrNotFound, snapshot.ErrBeyondLog, head)
+	}
+	return nil
 }
 
 func (n *node) Publish(ctx context.Context, evs ...event.Event) error {
