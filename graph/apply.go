@@ -29,15 +29,23 @@ var ErrInvalidRecord = errors.New("invalid record")
 // whose RecordedAt starts a new hour of log time first removes what was
 // deleted more than DeletedRetention before it (see Purged).
 func (g *Graph) Apply(rec event.Record) ([]Change, error) {
+	return g.AppendApply(nil, rec)
+}
+
+// AppendApply is Apply appending the changes to changes: the evaluator
+// applies every record into one slice that it reuses from record to
+// record, where a slice of the graph's own was an allocation per record.
+// On error it returns changes as it was given.
+func (g *Graph) AppendApply(changes []Change, rec event.Record) ([]Change, error) {
 	ev := &rec.Event
 	switch ev.Kind {
 	case event.KindEntityUpsert, event.KindEntityDelete:
 		if ev.Entity == nil {
-			return nil, fmt.Errorf("apply seq %d: %s without entity: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
+			return changes, fmt.Errorf("apply seq %d: %s without entity: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
 		}
 	case event.KindSyncBegin, event.KindSyncEnd:
 		if ev.Sync == nil {
-			return nil, fmt.Errorf("apply seq %d: %s without sync: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
+			return changes, fmt.Errorf("apply seq %d: %s without sync: %w", rec.Seq, ev.Kind, ErrInvalidRecord)
 		}
 	}
 	prev := g.now
@@ -49,20 +57,20 @@ func (g *Graph) Apply(rec event.Record) ([]Change, error) {
 	}
 	switch ev.Kind {
 	case event.KindEntityUpsert:
-		return g.upsert(ev), nil
+		return g.upsert(ev, changes), nil
 	case event.KindEntityDelete:
-		return g.deleteEntity(ev), nil
+		return g.deleteEntity(ev, changes), nil
 	case event.KindSyncBegin:
 		g.syncBegin(ev.Source, ev.Sync.ID)
-		return nil, nil
+		return changes, nil
 	case event.KindSyncEnd:
-		ch, ok := g.syncEnd(ev.Source, ev.Sync.ID)
+		ch, ok := g.syncEnd(ev.Source, ev.Sync.ID, changes)
 		if !ok {
-			return nil, fmt.Errorf("apply seq %d: source %q sync %q: %w", rec.Seq, ev.Source, ev.Sync.ID, ErrSyncNotOpen)
+			return changes, fmt.Errorf("apply seq %d: source %q sync %q: %w", rec.Seq, ev.Source, ev.Sync.ID, ErrSyncNotOpen)
 		}
 		return ch, nil
 	}
-	return nil, nil // tick, template and subscription kinds
+	return changes, nil // tick, template and subscription kinds
 }
 
 func categoryOr(c string) string {
@@ -72,20 +80,19 @@ func categoryOr(c string) string {
 	return c
 }
 
-func (g *Graph) upsert(ev *event.Event) []Change {
+func (g *Graph) upsert(ev *event.Event, changes []Change) []Change {
 	e := ev.Entity
 	cat := categoryOr(e.Category)
 	obs := toNanos(ev.ObservedAt)
 	id, exists := g.lookup(cat, e.Type, e.ID)
 	var v *vertex
-	var changes []Change
 	if exists {
 		v = g.get(id)
 		if g.s(v.source) == ev.Source {
 			v.seen = g.step
 		}
 		if v.older(obs) {
-			return nil
+			return changes
 		}
 	}
 	var prev Vertex
@@ -211,7 +218,7 @@ func cmpInt[T ~int64](a, b T) int {
 // Edges of other sources are left alone.
 func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, changes []Change) []Change {
 	own := owner{v.id, g.str(source)}
-	want := make([]triple, 0, len(rels))
+	want := g.wantBuf[:0]
 	for _, r := range rels {
 		t := g.target(r.Category, r.Type, r.ID, &changes)
 		if r.Direction == event.In {
@@ -222,6 +229,7 @@ func (g *Graph) setRelations(v *vertex, source string, rels []event.Relation, ch
 	}
 	slices.SortFunc(want, cmpTriple)
 	want = slices.Compact(want)
+	g.wantBuf = want[:0]
 	if g.holds(v, own, want) {
 		return changes
 	}
@@ -355,7 +363,7 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 // datasource reported what it is) that is deleted, reported as a
 // VertexAdded of a vertex that is not live. A delete of a placeholder
 // leaves the same, with the edges that named it deleted.
-func (g *Graph) deleteEntity(ev *event.Event) []Change {
+func (g *Graph) deleteEntity(ev *event.Event, changes []Change) []Change {
 	e := ev.Entity
 	cat := categoryOr(e.Category)
 	obs := toNanos(ev.ObservedAt)
@@ -365,17 +373,17 @@ func (g *Graph) deleteEntity(ev *event.Event) []Change {
 		v.placeholder, v.deleted = true, true
 		v.sample, v.update = obs, g.now
 		g.normalize(v)
-		return []Change{{Op: VertexAdded, Vertex: g.exportPtr(v)}}
+		return append(changes, Change{Op: VertexAdded, Vertex: g.exportPtr(v)})
 	}
 	v := g.get(id)
 	if v.older(obs) {
-		return nil
+		return changes
 	}
 	v.sample = obs
 	if v.deleted {
-		return nil
+		return changes
 	}
-	return g.softDelete(v, nil)
+	return g.softDelete(v, changes)
 }
 
 // revive undeletes v: a new occurrence of it starts. Its incoming edges
@@ -458,14 +466,13 @@ func cmpSync(a, b openSync) int {
 	return 0
 }
 
-func (g *Graph) syncEnd(source, id string) ([]Change, bool) {
+func (g *Graph) syncEnd(source, id string, changes []Change) ([]Change, bool) {
 	i, found := slices.BinarySearchFunc(g.syncs, openSync{source: source, id: id}, cmpSync)
 	if !found {
-		return nil, false
+		return changes, false
 	}
 	begin := g.syncs[i].begin
 	g.syncs = slices.Delete(g.syncs, i, i+1)
-	var changes []Change
 	for _, v := range g.verts.All {
 		if g.s(v.source) != source || v.deleted || v.placeholder || v.seen > begin {
 			continue

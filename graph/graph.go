@@ -33,6 +33,9 @@ type Graph struct {
 	syncs []openSync
 	// purged are the ids the last Apply removed (Purged); not state.
 	purged []VertexID
+	// wantBuf is setRelations' scratch space, reused from record to
+	// record; not state.
+	wantBuf []triple
 	// syms numbers the low-cardinality strings (categories, types, states,
 	// projects, sources, relationships): vertices hold 4-byte symbols
 	// instead of 16-byte strings, and equal strings share one backing

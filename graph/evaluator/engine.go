@@ -327,7 +327,7 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		}
 		// The graph sees every record (today it ignores template kinds and
 		// its logical time stays at the previous record's).
-		gc, err := e.g.Apply(rec)
+		gc, err := e.g.AppendApply(e.allBuf[:0], rec)
 		gc = e.forget(e.g.Purged(), gc)
 		if err != nil {
 			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
@@ -344,7 +344,7 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 		}
 		changes = append(changes, tc...)
 	default:
-		gc, err := e.g.Apply(rec)
+		gc, err := e.g.AppendApply(e.allBuf[:0], rec)
 		gc = e.forget(e.g.Purged(), gc)
 		if err != nil {
 			return res, fmt.Errorf("apply seq %d: %w", rec.Seq, err)
@@ -368,7 +368,8 @@ func (e *Engine) ApplyResult(rec event.Record) (Result, error) {
 // graph, so one pass per anchor covers every change that touched it); the
 // changes the actions make form the next wave.
 func (e *Engine) run(changes []graph.Change) ([]graph.Change, error) {
-	all := append(e.allBuf[:0], changes...)
+	// changes is allBuf's array, or one grown from it (ApplyResult).
+	all := changes
 	defer func() { e.allBuf = all[:0] }()
 	wave := all
 	steps := 0
