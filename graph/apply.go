@@ -172,13 +172,17 @@ func (g *Graph) normalize(v *vertex) {
 	if v.category == symAlarm {
 		k[2], k[3] = v.severity, 0
 	}
-	if r, ok := g.normed[k]; ok {
-		v.agg, v.op = r[0], r[1]
+	if g.lastNorm.ok && g.lastNorm.k == k {
+		v.agg, v.op = g.lastNorm.r[0], g.lastNorm.r[1]
 		return
 	}
-	a, o := g.norm.Resolve(g.s(k[0]), g.s(k[1]), g.s(k[2]), g.s(k[3]))
-	r := [2]sym{g.sym(a), g.sym(o)}
-	g.normed[k] = r
+	r, ok := g.normed[k]
+	if !ok {
+		a, o := g.norm.Resolve(g.s(k[0]), g.s(k[1]), g.s(k[2]), g.s(k[3]))
+		r = [2]sym{g.sym(a), g.sym(o)}
+		g.normed[k] = r
+	}
+	g.lastNorm.k, g.lastNorm.r, g.lastNorm.ok = k, r, true
 	v.agg, v.op = r[0], r[1]
 }
 

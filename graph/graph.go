@@ -46,6 +46,14 @@ type Graph struct {
 	// Normalizer is fixed for the graph's life, and a few combinations of
 	// category, type and states cover every vertex.
 	normed map[normKey][2]sym
+	// lastNorm is the last key normalize used and its result: runs of
+	// vertices of one kind in one state (a restore, a wave of deduced
+	// alarms) skip the map.
+	lastNorm struct {
+		k  normKey
+		r  [2]sym
+		ok bool
+	}
 }
 
 // sym is a string of the graph's symbol table; 0 is "".

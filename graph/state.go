@@ -129,6 +129,10 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 	}
 	edges := make([]edge, 0, nout)
 	owners := make([]owner, 0, nown)
+	// The strings of a state repeat from vertex to vertex (a snapshot's
+	// decoder gives the same string for each occurrence): the last string
+	// of each field and its symbol spare most lookups in the symbol table.
+	var memo [9]symMemo
 	for i := range s.Vertices {
 		vs := &s.Vertices[i]
 		if vs.ID < 1 || vs.ID >= s.NextID {
@@ -149,18 +153,21 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 		}
 		v := &verts[i]
 		*v = vertex{
-			id: vs.ID, category: g.sym(vs.Category), typ: g.sym(vs.Type), ext: vs.ExternalID, name: vs.Name,
-			state: g.sym(vs.State), severity: g.sym(vs.Severity), deduced: g.sym(vs.DeducedState),
-			project: g.sym(vs.ProjectID), source: g.sym(vs.Source),
+			id: vs.ID, category: g.memoSym(&memo[0], vs.Category), typ: g.memoSym(&memo[1], vs.Type), ext: vs.ExternalID, name: vs.Name,
+			state: g.memoSym(&memo[2], vs.State), severity: g.memoSym(&memo[3], vs.Severity), deduced: g.memoSym(&memo[4], vs.DeducedState),
+			project: g.memoSym(&memo[5], vs.ProjectID), source: g.memoSym(&memo[6], vs.Source),
 			deleted: vs.IsDeleted, placeholder: vs.IsPlaceholder, markedDwn: vs.IsMarkedDown,
 			sample: toNanos(vs.SampleTimestamp), update: toNanos(vs.UpdateTimestamp),
 			props: g.props(vs.Properties), seen: vs.Seen,
 		}
+		// One map operation a vertex: a key seen before leaves the map's
+		// length as it was.
 		k := g.key(v)
-		if other, dup := g.keys[k]; dup {
+		g.keys[k] = v.id
+		if len(g.keys) != i+1 {
+			other := verts[slices.IndexFunc(verts[:i], func(o vertex) bool { return g.key(&o) == k })].id
 			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, vs.Category, vs.Type, vs.ExternalID)
 		}
-		g.keys[k] = v.id
 		g.normalize(v)
 	}
 	g.verts.Load(func(yield func(int64, *vertex) bool) {
@@ -201,11 +208,11 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			if j > 0 && cmpEdgeKey(edgeKey{vs.Out[j-1].To, vs.Out[j-1].Relationship}, edgeKey{es.To, es.Relationship}) >= 0 {
 				return nil, fmt.Errorf("graph state: edges of vertex %d not sorted at %d", v.id, j)
 			}
-			e := edge{to: es.To, rel: g.str(es.Relationship), deleted: es.IsDeleted, withVertex: es.DeletedWithVertex && es.IsDeleted, update: toNanos(es.UpdateTimestamp)}
+			e := edge{to: es.To, rel: g.s(g.memoSym(&memo[7], es.Relationship)), deleted: es.IsDeleted, withVertex: es.DeletedWithVertex && es.IsDeleted, update: toNanos(es.UpdateTimestamp)}
 			if len(es.Owners) > 0 {
 				o0 := len(owners)
 				for _, o := range es.Owners {
-					owners = append(owners, owner{o.Entity, g.str(o.Source)})
+					owners = append(owners, owner{o.Entity, g.s(g.memoSym(&memo[8], o.Source))})
 				}
 				e.owners = owners[o0:len(owners):len(owners)]
 			}
@@ -239,6 +246,21 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 		g.syncs = append(g.syncs, o)
 	}
 	return g, nil
+}
+
+// symMemo is the last string a field gave memoSym, and its symbol.
+type symMemo struct {
+	s   string
+	x   sym
+	set bool
+}
+
+// memoSym is sym(s), without a lookup when s is m's last string.
+func (g *Graph) memoSym(m *symMemo, s string) sym {
+	if !m.set || m.s != s {
+		m.s, m.x, m.set = s, g.sym(s), true
+	}
+	return m.x
 }
 
 func cmpEdgeKey(a, b edgeKey) int {
