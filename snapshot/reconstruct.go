@@ -26,6 +26,14 @@ type EventReader interface {
 	Head(ctx context.Context) (int64, time.Time, error)
 }
 
+// rangeAppender is an EventReader that appends a range to a given slice
+// (internal/store's Log is one): a reconstruction knows how many records
+// a page of the log holds before the log ends, and sizes the page for
+// them instead of letting it grow row by row.
+type rangeAppender interface {
+	AppendRange(ctx context.Context, dst []event.Record, afterSeq int64, limit int) ([]event.Record, error)
+}
+
 // Errors of Reconstruct.
 var (
 	// ErrBeyondLog: the target seq is past the end of the log.
@@ -459,6 +467,7 @@ func (r *Reconstructor) read(ctx context.Context, after, limit int64, ahead int)
 	ctx, cancel := context.WithCancel(ctx)
 	rd := &reader{pages: make(chan page, ahead), cancel: cancel}
 	rd.wg.Add(1)
+	ra, _ := r.events.(rangeAppender)
 	go func() {
 		defer rd.wg.Done()
 		defer close(rd.pages)
@@ -467,7 +476,13 @@ func (r *Reconstructor) read(ctx context.Context, after, limit int64, ahead int)
 			if rest := limit - after; rest < int64(n) {
 				n = int(rest)
 			}
-			recs, err := r.events.ReadRange(ctx, after, n)
+			var recs []event.Record
+			var err error
+			if ra != nil {
+				recs, err = ra.AppendRange(ctx, make([]event.Record, 0, n), after, n)
+			} else {
+				recs, err = r.events.ReadRange(ctx, after, n)
+			}
 			select {
 			case rd.pages <- page{recs: recs, err: err}:
 			case <-ctx.Done():

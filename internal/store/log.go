@@ -385,12 +385,27 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 // If retention dropped the records right after afterSeq, the first one
 // returned is later than afterSeq+1: callers that need afterSeq+1 check.
 func (l *Log) ReadRange(ctx context.Context, afterSeq int64, limit int) ([]event.Record, error) {
-	return l.readRange(ctx, afterSeq, -1, limit)
+	return l.readRange(ctx, nil, afterSeq, -1, limit)
 }
 
-func (l *Log) readRange(ctx context.Context, afterSeq, throughSeq int64, limit int) ([]event.Record, error) {
+// AppendRange is ReadRange appending the records to dst: a reader that
+// knows how many records it expects (a reconstruction reading a page of
+// the log it knows to be there) sizes dst for them, where ReadRange,
+// which cannot know, grows its slice as the rows come. On error it
+// returns dst as it was given.
+func (l *Log) AppendRange(ctx context.Context, dst []event.Record, afterSeq int64, limit int) ([]event.Record, error) {
+	out, err := l.readRange(ctx, dst, afterSeq, -1, limit)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
+// readRange appends to dst (nil: a slice of its own) the records after
+// afterSeq, up to throughSeq (-1: no bound) and limit records.
+func (l *Log) readRange(ctx context.Context, dst []event.Record, afterSeq, throughSeq int64, limit int) ([]event.Record, error) {
 	if limit <= 0 {
-		return nil, nil
+		return dst, nil
 	}
 	q := "SELECT seq, recorded_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 	args := []any{afterSeq, limit}
@@ -403,10 +418,15 @@ func (l *Log) readRange(ctx context.Context, afterSeq, throughSeq int64, limit i
 		return nil, fmt.Errorf("read events after seq %d: %w", afterSeq, err)
 	}
 	defer rows.Close()
-	out := make([]event.Record, 0, min(limit, 1024))
+	out := dst
+	if out == nil {
+		out = make([]event.Record, 0, min(limit, 1024))
+	}
 	for rows.Next() {
 		var r event.Record
-		var body []byte
+		// The body is decoded before the next row, and the event holds
+		// copies of its strings: no copy of the row's bytes is needed.
+		var body sql.RawBytes
 		if err := rows.Scan(&r.Seq, &r.RecordedAt, &body); err != nil {
 			return nil, fmt.Errorf("read events after seq %d: %w", afterSeq, err)
 		}
@@ -438,7 +458,7 @@ func (l *Log) Scan(ctx context.Context, afterSeq, throughSeq int64) iter.Seq2[ev
 		next := afterSeq
 		started := false
 		for next < throughSeq {
-			page, err := l.readRange(ctx, next, throughSeq, scanPage)
+			page, err := l.readRange(ctx, nil, next, throughSeq, scanPage)
 			if err != nil {
 				yield(event.Record{}, err)
 				return

@@ -133,6 +133,16 @@ func TestAppendSequencesAndDedups(t *testing.T) {
 	if recs[0].Event.Kind != event.KindTick || recs[0].Event.Source != "test" {
 		t.Errorf("decoded event = %+v", recs[0].Event)
 	}
+	// AppendRange reads the same records after what dst holds, in its array
+	// while it has room.
+	dst := append(make([]event.Record, 0, 8), event.Record{Seq: -1})
+	app, err := log.AppendRange(ctx, dst, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &app[0] != &dst[0] || app[0].Seq != -1 || !cmp.Equal(app[1:], recs) {
+		t.Errorf("AppendRange(2, 3) = %+v; want [{Seq: -1}] then %+v, in dst's array", app, recs)
+	}
 
 	for _, tc := range []struct {
 		t    time.Time
