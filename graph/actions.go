@@ -41,7 +41,7 @@ func (g *Graph) AppendRaiseDeducedAlarm(changes []Change, a DeducedAlarm) (Verte
 	ext := DeducedExternalID(a.Target, a.Name)
 	var v *vertex
 	var prev Vertex
-	id, exists := g.keys[vkey{symAlarm, symDeduced, ext}]
+	id, exists := g.keys.get(vkey{symAlarm, symDeduced, ext})
 	if exists {
 		v = g.get(id)
 		prev = g.export(v)

@@ -385,7 +385,7 @@ func checkInvariants(g *Graph) error {
 		if v.owning != owning[v.id] {
 			return fmt.Errorf("vertex %d counts %d owner entries naming it; there are %d", v.id, v.owning, owning[v.id])
 		}
-		if id := g.keys[g.key(v)]; id != v.id {
+		if id, _ := g.keys.get(g.key(v)); id != v.id {
 			return fmt.Errorf("key of vertex %d maps to %d", v.id, id)
 		}
 		if !slices.IsSortedFunc(v.out, func(a, b edge) int { return cmpEdgeKey(edgeKey{a.to, a.rel}, edgeKey{b.to, b.rel}) }) {
@@ -410,8 +410,8 @@ func checkInvariants(g *Graph) error {
 			}
 		}
 	}
-	if len(g.keys) != len(g.VertexIDs()) {
-		return fmt.Errorf("%d keys for %d vertices", len(g.keys), len(g.VertexIDs()))
+	if g.keys.len() != len(g.VertexIDs()) {
+		return fmt.Errorf("%d keys for %d vertices", g.keys.len(), len(g.VertexIDs()))
 	}
 	return nil
 }

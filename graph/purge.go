@@ -118,7 +118,7 @@ func (g *Graph) purge() {
 	}
 	for _, id := range g.purged {
 		v := g.get(id)
-		delete(g.keys, g.key(v))
+		g.keys.remove(g.key(v))
 		g.verts.Set(int64(id), nil)
 	}
 	g.nverts -= len(g.purged)

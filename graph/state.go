@@ -114,7 +114,6 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 	g.now = toNanos(s.Now)
 	g.step = s.Step
 	g.last, g.nverts = s.NextID-1, len(s.Vertices)
-	g.keys = make(map[vkey]VertexID, len(s.Vertices))
 	// The vertices, their edges and the edges' owners are each allocated
 	// in one array: a restore makes hundreds of thousands of them. Each
 	// vertex's slices are capped at their length, so a later insert
@@ -160,15 +159,24 @@ func FromState(s State, norm *Normalizer) (*Graph, error) {
 			sample: toNanos(vs.SampleTimestamp), update: toNanos(vs.UpdateTimestamp),
 			props: g.props(vs.Properties), seen: vs.Seen,
 		}
-		// One map operation a vertex: a key seen before leaves the map's
-		// length as it was.
-		k := g.key(v)
-		g.keys[k] = v.id
-		if len(g.keys) != i+1 {
-			other := verts[slices.IndexFunc(verts[:i], func(o vertex) bool { return g.key(&o) == k })].id
-			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, vs.Category, vs.Type, vs.ExternalID)
-		}
 		g.normalize(v)
+	}
+	// The maps of the key index are sized for their vertices, then
+	// filled with one map operation a vertex: a key seen before is no
+	// new key.
+	ntype := map[uint64]int{}
+	for i := range verts {
+		ntype[typeKey(verts[i].category, verts[i].typ)]++
+	}
+	for tk, n := range ntype {
+		g.keys.byType[tk] = make(map[string]VertexID, n)
+	}
+	for i := range verts {
+		v := &verts[i]
+		if k := g.key(v); !g.keys.set(k, v.id) {
+			other := verts[slices.IndexFunc(verts[:i], func(o vertex) bool { return g.key(&o) == k })].id
+			return nil, fmt.Errorf("graph state: vertices %d and %d share the key %s/%s/%s", other, v.id, s.Vertices[i].Category, s.Vertices[i].Type, v.ext)
+		}
 	}
 	g.verts.Load(func(yield func(int64, *vertex) bool) {
 		for i := range verts {
