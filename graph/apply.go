@@ -284,10 +284,9 @@ func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 	e.deleted, e.withVertex = false, false
 	e.update = g.now
 	if created {
-		cur := exportEdge(t.from, e)
-		return append(changes, Change{Op: EdgeAdded, Edge: &cur})
+		return append(changes, g.edgeAdded(t.from, e))
 	}
-	return append(changes, edgeUpdated(EdgeUpdated, prev, t.from, e))
+	return append(changes, g.edgeUpdated(EdgeUpdated, prev, t.from, e))
 }
 
 // retractEdge removes own from the owners of edge t, deleting it when no
@@ -309,7 +308,7 @@ func (g *Graph) retractEdge(t triple, own owner, changes []Change) []Change {
 	prev := exportEdge(t.from, e)
 	e.deleted = true
 	e.update = g.now
-	return append(changes, edgeUpdated(EdgeDeleted, prev, t.from, e))
+	return append(changes, g.edgeUpdated(EdgeDeleted, prev, t.from, e))
 }
 
 // owned moves the count of owner entries naming vertex id by n.
@@ -421,7 +420,7 @@ func (g *Graph) softDelete(v *vertex, changes []Change) []Change {
 		prev := exportEdge(from, e)
 		e.deleted, e.withVertex = true, true
 		e.update = g.now
-		changes = append(changes, edgeUpdated(EdgeDeleted, prev, from, e))
+		changes = append(changes, g.edgeUpdated(EdgeDeleted, prev, from, e))
 	}
 	for i := range v.out {
 		del(v.id, &v.out[i])

@@ -36,6 +36,9 @@ type Graph struct {
 	// wantBuf is setRelations' scratch space, reused from record to
 	// record; not state.
 	wantBuf []triple
+	// scratch holds the vertices and edges of changes (ScratchChanges);
+	// not state.
+	scratch changeSpace
 	// syms numbers the low-cardinality strings (categories, types, states,
 	// projects, sources, relationships): vertices hold 4-byte symbols
 	// instead of 16-byte strings, and equal strings share one backing
@@ -274,20 +277,94 @@ func (g *Graph) export(v *vertex) Vertex {
 // updated is a vertex change from prev to v's current state; both copies
 // share one allocation.
 func (g *Graph) updated(op ChangeOp, prev Vertex, v *vertex) Change {
-	p := &[2]Vertex{prev, g.export(v)}
+	p := g.scratch.verts.take(2)
+	p[0], p[1] = prev, g.export(v)
 	return Change{Op: op, Vertex: &p[1], Prev: &p[0]}
 }
 
 // edgeUpdated is an edge change from prev to e's current state; both
 // copies share one allocation.
-func edgeUpdated(op ChangeOp, prev Edge, from VertexID, e *edge) Change {
-	p := &[2]Edge{prev, exportEdge(from, e)}
+func (g *Graph) edgeUpdated(op ChangeOp, prev Edge, from VertexID, e *edge) Change {
+	p := g.scratch.edges.take(2)
+	p[0], p[1] = prev, exportEdge(from, e)
 	return Change{Op: op, Edge: &p[1], PrevEdge: &p[0]}
 }
 
+// edgeAdded is the change of an edge added.
+func (g *Graph) edgeAdded(from VertexID, e *edge) Change {
+	p := g.scratch.edges.take(1)
+	p[0] = exportEdge(from, e)
+	return Change{Op: EdgeAdded, Edge: &p[0]}
+}
+
 func (g *Graph) exportPtr(v *vertex) *Vertex {
-	x := g.export(v)
-	return &x
+	p := g.scratch.verts.take(1)
+	p[0] = g.export(v)
+	return &p[0]
+}
+
+// changeSpace holds the vertices and edges that changes point to.
+type changeSpace struct {
+	verts slab[Vertex]
+	edges slab[Edge]
+}
+
+// ScratchChanges says whether the vertices and edges that the changes of
+// Apply and of the evaluator's primitives point to are their reader's or
+// the graph's. Off (the default), each change's are its own, for its
+// reader to keep. On, they are cut from arrays the graph reuses once
+// ScratchChanges(false) is called, when they must no longer be read: for
+// an owner that reads the changes of a record and keeps none of them (a
+// replay), where they were most of what applying a record allocated.
+func (g *Graph) ScratchChanges(on bool) {
+	g.scratch.verts.on, g.scratch.edges.on = on, on
+	if !on {
+		g.scratch.verts.release()
+		g.scratch.edges.release()
+	}
+}
+
+// slab hands out short runs of T: each a new allocation while off, cut
+// from chunks it reuses after release while on.
+type slab[T any] struct {
+	on     bool
+	chunks [][]T
+	ci, n  int // the chunk being cut, and how much of it is
+}
+
+const (
+	slabChunk = 64
+	// slabKeep is the most chunks a slab keeps across releases: a
+	// record that changed many vertices (a sync.end) leaves no more
+	// memory behind than a few hundred changes need.
+	slabKeep = 8
+)
+
+// take returns n (at most slabChunk) values, of a chunk while on.
+func (s *slab[T]) take(n int) []T {
+	if !s.on {
+		return make([]T, n)
+	}
+	for {
+		if s.ci == len(s.chunks) {
+			s.chunks = append(s.chunks, make([]T, slabChunk))
+		}
+		if s.n+n <= slabChunk {
+			p := s.chunks[s.ci][s.n : s.n+n : s.n+n]
+			s.n += n
+			return p
+		}
+		s.ci, s.n = s.ci+1, 0
+	}
+}
+
+// release makes every value handed out reusable.
+func (s *slab[T]) release() {
+	if len(s.chunks) > slabKeep {
+		clear(s.chunks[slabKeep:])
+		s.chunks = s.chunks[:slabKeep]
+	}
+	s.ci, s.n = 0, 0
 }
 
 // Vertex returns a copy of the vertex id.

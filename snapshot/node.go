@@ -96,10 +96,18 @@ func (n *Node) SubscriptionState() []subscription.Entry { return n.Subscriptions
 // StateSemantics is the engine's (evaluator.Engine.StateSemantics).
 func (n *Node) StateSemantics() int { return n.Engine.StateSemantics() }
 
-// Apply applies rec (Machine).
+// Apply applies rec (Machine): ApplyResult without the result, which
+// spares the engine the copies of the record's changes
+// (evaluator.Engine.Apply).
 func (n *Node) Apply(rec event.Record) error {
-	_, err := n.ApplyResult(rec)
-	return err
+	var errs []error
+	if err := n.Engine.Apply(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := n.Subscriptions.Apply(rec); err != nil {
+		errs = append(errs, fmt.Errorf("subscriptions: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // Dump writes the canonical dump: one JSON document holding the engine's

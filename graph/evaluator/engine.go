@@ -308,9 +308,14 @@ func (e *Engine) ChangesApplied() int64 { return e.changes }
 // (graph/internal/paged). The graph's own is Graph().IndexBytes().
 func (e *Engine) IndexBytes() int { return e.byAnchor.byVertex.Bytes() + e.effects.byTarget.Bytes() }
 
-// Apply applies one record and evaluates it to a fixpoint.
+// Apply applies one record and evaluates it to a fixpoint. Its caller
+// sees none of the record's changes, so the graph holds their vertices
+// and edges in space it reuses (graph.Graph.ScratchChanges): a replay
+// allocates none of them.
 func (e *Engine) Apply(rec event.Record) error {
+	e.g.ScratchChanges(true)
 	_, err := e.ApplyResult(rec)
+	e.g.ScratchChanges(false)
 	return err
 }
 
