@@ -46,7 +46,7 @@ func (g *Graph) AppendRaiseDeducedAlarm(changes []Change, a DeducedAlarm) (Verte
 		v = g.get(id)
 		prev = g.export(v)
 	} else {
-		v = g.newVertex(symAlarm, symDeduced, ext)
+		v = g.newDeduced(ext)
 	}
 	v.name = a.Name
 	v.severity = g.sym(a.Severity)

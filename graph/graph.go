@@ -525,8 +525,27 @@ type edgeKey struct {
 
 // newVertex allocates the next id.
 func (g *Graph) newVertex(category, typ sym, ext string) *vertex {
+	return g.addVertex(&vertex{category: category, typ: typ, ext: ext})
+}
+
+// newDeduced is newVertex for a deduced alarm, made with room for its
+// `on` edge and for one edge into it (the causes link from its causing
+// alarm): one allocation where the three were one each, and no larger
+// (a vertex and the two fill 256 bytes, a size class of their own).
+func (g *Graph) newDeduced(ext string) *vertex {
+	x := &struct {
+		v   vertex
+		out [1]edge
+		in  [1]VertexID
+	}{}
+	x.v = vertex{category: symAlarm, typ: symDeduced, ext: ext, out: x.out[:0:1], in: x.in[:0:1]}
+	return g.addVertex(&x.v)
+}
+
+// addVertex gives v the next id and indexes it.
+func (g *Graph) addVertex(v *vertex) *vertex {
 	g.last++
-	v := &vertex{id: g.last, category: category, typ: typ, ext: ext}
+	v.id = g.last
 	g.verts.Set(int64(v.id), v)
 	g.nverts++
 	g.keys.set(g.key(v), v.id)
