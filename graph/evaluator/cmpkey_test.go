@@ -55,3 +55,15 @@ func TestCmpBindingsAsKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchKeyLen checks that matchKeyLen is the length of the key
+// matchKey makes, whatever the vertices' widths and signs.
+func TestMatchKeyLen(t *testing.T) {
+	r := &rule{tplName: "host_nic_down", scenario: 2, clause: 10}
+	for _, v := range []graph.VertexID{0, 1, 9, 10, 99, 100, 123456, math.MaxInt64, -1, -10, -99, math.MinInt64} {
+		b := []Binding{{Entity: "host", Vertex: 7}, {Entity: "instance", Vertex: v}}
+		if got, want := matchKeyLen(r, b), len(matchKey(r, b)); got != want {
+			t.Errorf("matchKeyLen with vertex %d = %d; want %d", v, got, want)
+		}
+	}
+}

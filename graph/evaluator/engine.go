@@ -763,6 +763,23 @@ func matchKey(r *rule, b []Binding) string {
 	return string(appendMatchKey(nil, r, b))
 }
 
+// matchKeyLen is len(matchKey(r, b)), without making it.
+func matchKeyLen(r *rule, b []Binding) int {
+	if r.keyPrefix == "" {
+		r.keyPrefix = r.tplName + "\x00" + strconv.Itoa(r.scenario) + "/" + strconv.Itoa(r.clause)
+	}
+	n := len(r.keyPrefix)
+	for _, x := range b {
+		n += 2 + len(x.Entity)
+		if v := int64(x.Vertex); v < 0 {
+			n += 1 + decDigits(uint64(-(v+1))+1) // the sign, then -v (which MinInt64 has no int64 for)
+		} else {
+			n += decDigits(uint64(v))
+		}
+	}
+	return n
+}
+
 func appendMatchKey(dst []byte, r *rule, b []Binding) []byte {
 	if r.keyPrefix == "" {
 		r.keyPrefix = r.tplName + "\x00" + strconv.Itoa(r.scenario) + "/" + strconv.Itoa(r.clause)

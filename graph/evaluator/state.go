@@ -290,7 +290,23 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 		_, ok := g.Ref(v)
 		return v == 0 || ok
 	}
+	// The matches, their bindings and their keys are each allocated in
+	// one array, as the effects below are: a restore makes hundreds of
+	// thousands of them. Bindings are capped at their length.
+	nb, nk := 0, 0
 	for _, ms := range s.Matches {
+		nb += len(ms.Bindings)
+		if r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause); r != nil {
+			nk += matchKeyLen(r, ms.Bindings)
+		}
+	}
+	matches := make([]match, len(s.Matches))
+	binds := make([]Binding, 0, nb)
+	keyEnds := make([]int, len(s.Matches))
+	var keys strings.Builder
+	keys.Grow(nk)
+	var kbuf []byte
+	for i, ms := range s.Matches {
 		r := e.ruleFor(ms.Template, ms.Scenario, ms.Clause)
 		if r == nil {
 			return nil, fmt.Errorf("restore evaluator: match of unknown clause %s/%d/%d", ms.Template, ms.Scenario, ms.Clause)
@@ -304,7 +320,22 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 					ms.Template, ms.Scenario, ms.Clause, b.Entity, b.Vertex)
 			}
 		}
-		e.addMatch(newMatch(matchKey(r, ms.Bindings), r, ms.Bindings))
+		kbuf = appendMatchKey(kbuf[:0], r, ms.Bindings)
+		keys.Write(kbuf)
+		keyEnds[i] = keys.Len()
+		b0 := len(binds)
+		binds = append(binds, ms.Bindings...)
+		matches[i] = match{rule: r, bindings: binds[b0:len(binds):len(binds)]}
+	}
+	all := keys.String()
+	for i := range matches {
+		m := &matches[i]
+		start := 0
+		if i > 0 {
+			start = keyEnds[i-1]
+		}
+		m.key = all[start:keyEnds[i]]
+		e.addMatch(m)
 	}
 	// The effects and their supports are each allocated in one array;
 	// supports are capped at their length, so adding one copies them.
