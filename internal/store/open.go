@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -42,10 +44,37 @@ var openTimeout = 30 * time.Second
 // its handshake and ping included, must be made within openTimeout: a
 // server that accepts connections but never answers (hung, or something
 // else on its port) is an error, not a hang.
+//
+// A DSN the driver cannot parse, or that the server refuses, fails with
+// an error that is ErrDSN (see there).
 func Open(ctx context.Context, dsn string, opts ...Option) (*sql.DB, error) {
-	cfg, err := mysql.ParseDSN(dsn)
+	db, name, err := openLazily(dsn, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("parse mysql dsn: %w", err)
+		return nil, err
+	}
+	if err := ping(ctx, db, name); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// OpenLazily is Open without the check that the database answers: it
+// dials nothing, and fails only on a DSN the driver cannot parse (an
+// ErrDSN). The pool connects when it is first used; a daemon calls Await
+// first, so that it waits for a database that is not up yet instead of
+// failing.
+func OpenLazily(dsn string, opts ...Option) (*sql.DB, error) {
+	db, _, err := openLazily(dsn, opts...)
+	return db, err
+}
+
+// openLazily is OpenLazily, which also names the database as
+// user@address/name for errors.
+func openLazily(dsn string, opts ...Option) (*sql.DB, string, error) {
+	cfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, "", err
 	}
 	for _, o := range opts {
 		o(cfg)
@@ -70,20 +99,120 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*sql.DB, error) {
 	}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mysql connector: %w", err)
+		return nil, "", dsnError{fmt.Errorf("mysql connector: %w", err)}
 	}
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(maxIdleConns)
 	db.SetConnMaxLifetime(connMaxLifetime)
 	db.SetConnMaxIdleTime(connMaxIdleTime)
+	return db, fmt.Sprintf("%s@%s/%s", cfg.User, cfg.Addr, cfg.DBName), nil
+}
+
+// CheckDSN reports whether the driver can parse dsn: nil, or an ErrDSN.
+// It connects to nothing.
+func CheckDSN(dsn string) error {
+	_, err := parseDSN(dsn)
+	return err
+}
+
+func parseDSN(dsn string) (*mysql.Config, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, dsnError{fmt.Errorf("parse mysql dsn: %w", err)}
+	}
+	return cfg, nil
+}
+
+// ErrDSN is what an error of Open, OpenLazily, CheckDSN or Await is when
+// the DSN itself is wrong: the driver cannot parse it, or the server
+// refuses it (access denied: a user or password it does not take, or a
+// database the user may not use; an unknown database). Trying again does
+// not help until the DSN, or the server's grants, is changed, so a daemon
+// that meets it stops as on a wrong configuration (exit 78, which the
+// units do not restart) rather than waiting for it.
+var ErrDSN = errors.New("the database DSN is wrong")
+
+// dsnError is an error that is ErrDSN, with the text of the error it wraps.
+type dsnError struct{ err error }
+
+func (e dsnError) Error() string        { return e.err.Error() }
+func (e dsnError) Unwrap() error        { return e.err }
+func (e dsnError) Is(target error) bool { return target == ErrDSN }
+
+// refusingDSN lists the server's errors that refuse the DSN itself: access
+// denied (for the user, to the database, without the password the user's
+// plugin wants) and unknown database.
+var refusingDSN = map[uint16]bool{1044: true, 1045: true, 1049: true, 1698: true}
+
+// ping checks that db, named name (user@address/database, or ""),
+// answers within openTimeout; an error the server answers that refuses
+// the DSN is an ErrDSN.
+func ping(ctx context.Context, db *sql.DB, name string) error {
 	pctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("ping mysql %s@%s/%s: %w", cfg.User, cfg.Addr, cfg.DBName, err)
+	err := db.PingContext(pctx)
+	if err == nil {
+		return nil
 	}
-	return db, nil
+	if name != "" {
+		err = fmt.Errorf("ping mysql %s: %w", name, err)
+	} else {
+		err = fmt.Errorf("ping mysql: %w", err)
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && refusingDSN[me.Number] {
+		return dsnError{err}
+	}
+	return err
+}
+
+// Backoff of Await: the first retry after awaitMin, each wait twice the
+// one before, up to awaitMax, less a random part of up to a half (so that
+// the daemons of a host do not all try at once).
+const (
+	awaitMin = time.Second
+	awaitMax = 30 * time.Second
+)
+
+// Await waits until db answers a ping, for a daemon that starts while the
+// database is down (at boot, before MariaDB, or during an outage): rather
+// than fail, which would have systemd restart it in a loop for as long as
+// the database is away, it tries again with a backoff from one second to
+// thirty, and logs each failure as a warning, with the error and when it
+// tries next. Each attempt is bounded as Open's is. It returns nil once
+// the database answers, an ErrDSN at once when the server refuses the DSN
+// (no wait makes it take it), and ctx's error when ctx ends first.
+func Await(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := ping(ctx, db, "")
+		if err == nil {
+			if attempt > 1 {
+				log.Info("the database answers", "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, ErrDSN) {
+			return err
+		}
+		d := awaitMin << min(attempt-1, 16)
+		if d > awaitMax || d <= 0 {
+			d = awaitMax
+		}
+		d -= rand.N(d/2 + 1)
+		log.Warn("waiting for the database", "err", err, "attempt", attempt, "retry_in", d.Round(time.Millisecond))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Option configures Open.

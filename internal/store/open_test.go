@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
@@ -118,5 +121,133 @@ func TestOpenGivesUpOnASilentServer(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Open still waits for a server that never answers")
+	}
+}
+
+// lazily opens dsn with OpenLazily, closed when the test ends.
+func lazily(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := store.OpenLazily(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestAwaitWaitsForTheDatabase: Await on a database that is down (its
+// port closed) warns at each failed attempt, with the error, and returns
+// once the database is up, the pool then working.
+func TestAwaitWaitsForTheDatabase(t *testing.T) {
+	proxied, proxy := storetest.NewProxy(t, storetest.NewDB(t))
+	proxy.Down()
+	db := lazily(t, proxied)
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- store.Await(context.Background(), db, slog.New(slog.NewJSONHandler(&out, nil))) }()
+	for strings.Count(out.String(), `"msg":"waiting for the database"`) < 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("Await = %v with the database down; want it to wait", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(out.String(), `"level":"WARN"`) || !strings.Contains(out.String(), "connection refused") {
+		t.Errorf("the warnings do not say why the database does not answer:\n%s", out.String())
+	}
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Await = %v once the database is up", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Await still waits a minute after the database came up")
+	}
+	if !strings.Contains(out.String(), `"msg":"the database answers"`) {
+		t.Errorf("the end of the wait is not logged:\n%s", out.String())
+	}
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAwaitEndsWithItsContext: a stop while Await waits ends it at once
+// with the context's error.
+func TestAwaitEndsWithItsContext(t *testing.T) {
+	proxied, proxy := storetest.NewProxy(t, storetest.ServerDSN(t))
+	proxy.Down()
+	db := lazily(t, proxied)
+	var out lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- store.Await(ctx, db, slog.New(slog.NewJSONHandler(&out, nil))) }()
+	for !strings.Contains(out.String(), `"msg":"waiting for the database"`) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Await = %v after its context ended; want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Await still waits 10s after its context ended")
+	}
+}
+
+// TestWrongDSNIsErrDSN: a DSN the driver cannot parse, or that the server
+// refuses (a user it does not know, a password it does not take, a
+// database it does not have), is ErrDSN, at once: no waiting makes the
+// server take it. A server that is down is not.
+func TestWrongDSNIsErrDSN(t *testing.T) {
+	server, err := mysql.ParseDSN(storetest.ServerDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const syntax = "root@tcp(127.0.0.1:3306)causeway"
+	if err := store.CheckDSN(syntax); !errors.Is(err, store.ErrDSN) {
+		t.Errorf("CheckDSN(%q) = %v; want ErrDSN", syntax, err)
+	}
+	if _, err := store.OpenLazily(syntax); !errors.Is(err, store.ErrDSN) {
+		t.Errorf("OpenLazily(%q) = %v; want ErrDSN", syntax, err)
+	}
+	if err := store.CheckDSN(server.FormatDSN()); err != nil {
+		t.Errorf("CheckDSN of the test server's DSN: %v", err)
+	}
+	stranger := *server
+	stranger.User, stranger.Passwd = "causeway_no_such_user", "wrong"
+	wrongPassword := *server
+	wrongPassword.Passwd = "causeway-wrong-password"
+	nowhere := *server
+	nowhere.DBName = "causeway_no_such_database"
+	for _, tc := range []struct{ name, dsn string }{
+		{"unknown user", stranger.FormatDSN()},
+		{"wrong password", wrongPassword.FormatDSN()},
+		{"unknown database", nowhere.FormatDSN()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out lockedBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := store.Await(ctx, lazily(t, tc.dsn), slog.New(slog.NewJSONHandler(&out, nil)))
+			if !errors.Is(err, store.ErrDSN) {
+				t.Fatalf("Await = %v; want ErrDSN", err)
+			}
+			if out.String() != "" {
+				t.Errorf("Await waited on a DSN the server refuses:\n%s", out.String())
+			}
+			if _, err := store.Open(ctx, tc.dsn); !errors.Is(err, store.ErrDSN) {
+				t.Errorf("Open = %v; want ErrDSN", err)
+			}
+		})
+	}
+	proxied, proxy := storetest.NewProxy(t, server.FormatDSN())
+	proxy.Down()
+	if _, err := store.Open(context.Background(), proxied); err == nil || errors.Is(err, store.ErrDSN) {
+		t.Errorf("Open of a server that is down = %v; want an error that is not ErrDSN", err)
 	}
 }

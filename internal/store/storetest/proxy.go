@@ -2,18 +2,23 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/causeway/causeway/internal/freeport"
 )
 
 // Proxy is a TCP proxy to the test server that a test can turn into a
 // black hole: the database hung (a frozen server, a network that drops
 // everything) while its connections stay open. Holed, it still accepts
 // connections and reads what clients send, but forwards nothing either way
-// and answers nothing, so only a client's own deadline ends its wait.
+// and answers nothing, so only a client's own deadline ends its wait. It
+// can also be taken down: the server stopped, its port closed, so that a
+// connection is refused at once.
 //
 // A connection that lost bytes in the hole is broken for good (its stream
 // has a gap): it forwards nothing more, and Pass closes it, as a client
@@ -21,10 +26,11 @@ import (
 // reach the server, so the server drops the session (and rolls back its
 // transaction) at once rather than after an idle timeout.
 type Proxy struct {
-	ln     net.Listener
+	addr   string
 	target string
 
 	mu      sync.Mutex
+	ln      net.Listener // nil while down
 	holed   bool
 	trigger []byte        // HoleAfter's bytes, nil when not armed
 	tripped chan struct{} // closed when trigger was seen
@@ -43,30 +49,80 @@ type proxyConn struct {
 // returns dsn with the proxy's address, and the proxy, which passes
 // traffic until told otherwise. It closes, with every connection through
 // it, in t.Cleanup.
+//
+// The port is one the kernel does not hand out to outgoing connections
+// (freeport), so that Up can take it again after Down.
 func NewProxy(t testing.TB, dsn string) (string, *Proxy) {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatalf("storetest: parse dsn: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("storetest: proxy: %v", err)
-	}
-	p := &Proxy{ln: ln, target: cfg.Addr, conns: map[*proxyConn]bool{}}
+	p := &Proxy{addr: freeport.Addr(t), target: cfg.Addr, conns: map[*proxyConn]bool{}}
 	t.Cleanup(func() {
-		_ = ln.Close()
 		p.mu.Lock()
 		p.closed = true
+		if p.ln != nil {
+			_ = p.ln.Close()
+		}
 		for c := range p.conns {
 			c.close()
 		}
 		p.mu.Unlock()
 		p.wg.Wait()
 	})
-	p.wg.Go(p.accept)
-	cfg.Net, cfg.Addr = "tcp", ln.Addr().String()
+	if err := p.listen(); err != nil {
+		t.Fatalf("storetest: proxy: %v", err)
+	}
+	cfg.Net, cfg.Addr = "tcp", p.addr
 	return cfg.FormatDSN(), p
+}
+
+// listen opens the proxy's port and accepts on it.
+func (p *Proxy) listen() error {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		_ = ln.Close()
+		return nil
+	}
+	p.ln = ln
+	p.wg.Go(func() { p.accept(ln) })
+	return nil
+}
+
+// Down takes the server down: the proxy's port closes, so that a new
+// connection is refused at once, and every connection through it is
+// closed, as a stopped server's are.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.close()
+	}
+}
+
+// Up brings the server back after Down: the proxy's port opens again.
+// It fails when the port cannot be had again.
+func (p *Proxy) Up() error {
+	p.mu.Lock()
+	up := p.ln != nil
+	p.mu.Unlock()
+	if up {
+		return nil
+	}
+	if err := p.listen(); err != nil {
+		return fmt.Errorf("storetest: proxy up again on %s: %w", p.addr, err)
+	}
+	return nil
 }
 
 // Hole makes the proxy a black hole from now on.
@@ -102,9 +158,9 @@ func (p *Proxy) Pass() {
 	}
 }
 
-func (p *Proxy) accept() {
+func (p *Proxy) accept(ln net.Listener) {
 	for {
-		client, err := p.ln.Accept()
+		client, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -122,7 +178,7 @@ func (p *Proxy) accept() {
 		}
 		c := &proxyConn{client: client, server: server, broken: holed}
 		p.mu.Lock()
-		if p.closed {
+		if p.closed || p.ln != ln { // closed, or taken down meanwhile
 			p.mu.Unlock()
 			c.close()
 			return
