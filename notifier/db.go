@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/clip"
+	"github.com/causeway/causeway/internal/liveness"
 	"github.com/causeway/causeway/internal/store"
 )
 
@@ -61,14 +62,26 @@ type db struct {
 	// context does, so a database that stopped answering fails it then,
 	// rather than when the kernel's TCP timeout ends the connection.
 	timeout time.Duration
+	// ops counts each statement and transaction in flight, for
+	// Notifier.Alive (nil: not counted).
+	ops *liveness.Ops
 }
 
-// bound is ctx with the deadline of one statement or transaction.
+// bound is ctx with the deadline of one statement or transaction, which
+// counts as an operation in flight (ops) until the returned cancel is
+// called.
 func (d *db) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	end := d.ops.Begin()
+	var cancel context.CancelFunc
 	if d.timeout <= 0 {
-		return context.WithCancel(ctx)
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
 	}
-	return context.WithTimeout(ctx, d.timeout)
+	return ctx, func() {
+		cancel()
+		end()
+	}
 }
 
 // exec runs one statement, bounded.

@@ -56,6 +56,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/internal/liveness"
 	"github.com/causeway/causeway/notifier/subscription"
 	"github.com/causeway/causeway/notifier/webhook"
 )
@@ -84,7 +85,25 @@ type Notifier struct {
 	secrets map[string]webhook.Secret
 	now     func() time.Time
 	jitter  func() float64
+	// ops holds the statements and transactions in flight (db.bound) and
+	// the deliveries: Alive's measure, against stallLimit.
+	ops        liveness.Ops
+	stallLimit time.Duration
 }
+
+// Alive reports whether the notifier is not stuck: no statement or
+// transaction of its has been in flight for longer than the stall limit,
+// and no delivery either. The limit is liveness.Limit of query_timeout,
+// which bounds every statement and transaction, and of the longest
+// delivery timeout (half lease_ttl): two minutes with the defaults. So
+// only an operation its own timeout failed to end, several times over,
+// trips it. A database that is down or hung is no such thing: its
+// statements fail at once or at query_timeout, the worker draining a
+// subscriber stops, and the next scan tries again; a receiver that is
+// down is retried with backoff. Neither is being stuck, and a restart
+// would help neither: systemd's watchdog does not restart the notifier
+// during an outage.
+func (n *Notifier) Alive() bool { return !n.ops.Stuck(n.stallLimit) }
 
 // leaseOwner is the name of this process in leases: the instance id and
 // a random part, so that two processes given one instance_id (a config
@@ -114,9 +133,12 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		return nil, err
 	}
 	n := &Notifier{
-		cfg: cfg, db: &db{sql: deps.DB, instance: leaseOwner(cfg.InstanceID), ttl: cfg.LeaseTTL, timeout: cfg.QueryTimeout}, m: m, secrets: secrets,
-		log: deps.Logger, now: deps.Now, jitter: deps.Jitter,
+		cfg: cfg, m: m, secrets: secrets, log: deps.Logger, now: deps.Now, jitter: deps.Jitter,
+		// A subscription's delivery timeout is at most half the lease
+		// (policyFor), as is the default one (Validate).
+		stallLimit: liveness.Limit(cfg.QueryTimeout, cfg.LeaseTTL/2),
 	}
+	n.db = &db{sql: deps.DB, instance: leaseOwner(cfg.InstanceID), ttl: cfg.LeaseTTL, timeout: cfg.QueryTimeout, ops: &n.ops}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -124,6 +146,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 	if n.now == nil {
 		n.now = time.Now
 	}
+	n.ops.Now = n.now
 	if n.jitter == nil {
 		n.jitter = rand.Float64
 	}
@@ -587,9 +610,11 @@ func (w *worker) deliverBatch(ctx context.Context, rows []pending) error {
 				// A stop (SIGTERM) lets the request finish, within its
 				// timeout and the lease, rather than cut it off to send it
 				// again after a restart; the loop stops before the next.
+				end := n.ops.Begin()
 				err = n.sender.Send(context.WithoutCancel(ctx), webhook.Request{
 					URL: w.spec.URL, ID: r.webhookID, Body: r.payload, Headers: w.spec.Headers, Secret: secret, Timeout: w.pol.timeout,
 				})
+				end()
 			}
 			if err == nil {
 				now := n.now()

@@ -40,15 +40,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(ctx, log, reg, metrics.listen(cmd, cfg.MetricsListen), actor{
-				name: "notifier",
-				run:  withGrace(cfg.ShutdownGrace, n.Run),
-				// Delivering needs the database (cursors, outbox): a
-				// notifier that cannot reach it is restarted.
-				alive: func() bool {
-					pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-					defer pcancel()
-					return db.PingContext(pctx) == nil
-				},
+				name: "notifier", run: withGrace(cfg.ShutdownGrace, n.Run), alive: n.Alive,
 			})
 		}),
 	})

@@ -41,6 +41,10 @@ func Limit(bounds ...time.Duration) time.Duration {
 // a runner). The zero value is ready to use, and a nil *Ops tracks
 // nothing. It is safe for concurrent use.
 type Ops struct {
+	// Now is the clock (nil: time.Now): the component's own, when it
+	// injects one. Set it before the first Begin.
+	Now func() time.Time
+
 	mu      sync.Mutex
 	next    uint64
 	started map[uint64]time.Time // by operation; the times carry the monotonic clock
@@ -59,7 +63,7 @@ func (o *Ops) Begin() (end func()) {
 	}
 	o.next++
 	id := o.next
-	o.started[id] = time.Now()
+	o.started[id] = o.now()
 	return func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -76,10 +80,18 @@ func (o *Ops) Longest() time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var longest time.Duration
+	now := o.now()
 	for _, t := range o.started {
-		longest = max(longest, time.Since(t))
+		longest = max(longest, now.Sub(t))
 	}
 	return longest
+}
+
+func (o *Ops) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
 }
 
 // Stuck reports whether an operation has been in flight for longer than

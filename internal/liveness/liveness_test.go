@@ -70,3 +70,22 @@ func TestLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestOpsOnTheComponentsClock: Ops with a clock of their own measure
+// the operations in flight on it.
+func TestOpsOnTheComponentsClock(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	o := Ops{Now: func() time.Time { return now }}
+	end := o.Begin()
+	now = now.Add(time.Hour)
+	if got := o.Longest(); got != time.Hour {
+		t.Fatalf("Longest = %s after the clock moved an hour, want 1h", got)
+	}
+	if !o.Stuck(time.Minute) {
+		t.Fatal("not stuck with an operation in flight for an hour of the clock")
+	}
+	end()
+	if o.Stuck(time.Minute) {
+		t.Fatal("stuck once the operation ended")
+	}
+}
