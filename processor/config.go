@@ -8,6 +8,7 @@ import (
 
 	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/election"
 	"github.com/causeway/causeway/snapshot"
@@ -217,6 +218,8 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseDSN == "" {
 		errs = append(errs, errors.New("database_dsn: is required"))
+	} else if err := store.CheckDSN(c.DatabaseDSN); err != nil {
+		errs = append(errs, fmt.Errorf("database_dsn: %w", err))
 	}
 	add("amqp_url", (bus.Conn{URL: c.AMQPURL}).Validate())
 	for _, d := range []struct {

@@ -37,6 +37,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative", func(c *Config) { c.ReadyLag, c.PageSize, c.PollInterval = new(int64(-1)), -1, -1 }, []string{"ready_lag", "page_size", "poll_interval"}},
 		{"retry", func(c *Config) { c.RetryMin, c.RetryMax = 10, 5 }, []string{"retry_max"}},
 		{"amqp", func(c *Config) { c.AMQPURL = "http://x" }, []string{"amqp_url"}},
+		{"dsn", func(c *Config) { c.DatabaseDSN = "root@tcp(127.0.0.1:3306)causeway" }, []string{"database_dsn: parse mysql dsn"}},
 		{"leader writes", func(c *Config) {
 			c.FlushInterval, c.MaxPending, c.HistoryPruneInterval, c.History.Retention = -1, -1, -1, -1
 		}, []string{"flush_interval", "max_pending", "history_prune_interval", "history: retention"}},

@@ -128,19 +128,27 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	return &Processor{cfg: cfg, deps: deps, log: deps.Logger.With("component", "processor", "node_id", cfg.NodeID)}, nil
 }
 
-// Run opens the database and the broker, starts raft, loads the state
-// (newest snapshot + replay), follows the log and serves the API until ctx
-// ends. Then the API stops taking work (its probes and /metrics go on
-// answering, /readyz says stopping), the node stops following, leaves
-// leadership gracefully, shuts raft down and removes its presence; then
-// the API's listener closes, the bus and the database are closed, and Run
-// returns nil.
+// Run waits for the database (store.Await: a node started while it is
+// down waits, warning at each failed attempt, rather than fail; a stop
+// meanwhile returns nil at once), opens the broker, starts raft, loads
+// the state (newest snapshot + replay), follows the log and serves the
+// API until ctx ends. Then the API stops taking work (its probes and
+// /metrics go on answering, /readyz says stopping), the node stops
+// following, leaves leadership gracefully, shuts raft down and removes
+// its presence; then the API's listener closes, the bus and the database
+// are closed, and Run returns nil.
 func (p *Processor) Run(ctx context.Context) error {
-	db, err := store.Open(ctx, p.cfg.DatabaseDSN, store.WithLogger(p.log))
+	db, err := store.OpenLazily(p.cfg.DatabaseDSN, store.WithLogger(p.log))
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
+	if err := store.Await(ctx, db, p.log); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("open database: %w", err)
+	}
 	log := store.NewLog(db, p.deps.Now)
 	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer(), Encoding: p.cfg.Snapshot.NodeEncoding()}
 

@@ -29,7 +29,8 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := store.Open(ctx, dsn, store.WithLogger(log.With("component", "notifier")))
+			nlog := log.With("component", "notifier")
+			db, err := store.OpenLazily(dsn, store.WithLogger(nlog))
 			if err != nil {
 				return err
 			}
@@ -40,7 +41,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(ctx, log, reg, metrics.listen(cmd, cfg.MetricsListen), actor{
-				name: "notifier", run: withGrace(cfg.ShutdownGrace, n.Run), alive: n.Alive,
+				name: "notifier", run: withGrace(cfg.ShutdownGrace, afterDatabase(db, nlog, n.Run)), alive: n.Alive,
 			})
 		}),
 	})

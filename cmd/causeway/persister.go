@@ -27,7 +27,8 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			log := g.logger()
 			reg := newRegistry()
 			ctx := cmd.Context()
-			db, err := store.Open(ctx, cfg.Database.DSN, store.WithLogger(log.With("component", "persister")))
+			plog := log.With("component", "persister")
+			db, err := store.OpenLazily(cfg.Database.DSN, store.WithLogger(plog))
 			if err != nil {
 				return err
 			}
@@ -53,7 +54,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			}
 			// The persister runs its consumer and sequenced publisher itself,
 			// so that it can stop them in order on shutdown.
-			return serve(ctx, log, reg, metrics.listen(cmd, cfg.Persister.MetricsListen), actor{name: "persister", run: p.Run, alive: p.Alive})
+			return serve(ctx, log, reg, metrics.listen(cmd, cfg.Persister.MetricsListen), actor{name: "persister", run: afterDatabase(db, plog, p.Run), alive: p.Alive})
 		}),
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/sdnotify"
+	"github.com/causeway/causeway/internal/store"
 	oklogrun "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -118,15 +120,35 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 	return nil
 }
 
+// afterDatabase is run once db answers (store.Await): a daemon started
+// while the database is down (at boot, before MariaDB, or during an
+// outage) has told systemd READY, and waits for it, warning at each
+// failed attempt, rather than exit, which would have systemd restart it
+// every RestartSec for as long as the database is away. A stop during the
+// wait is a clean stop; a DSN the server refuses ends the wait at once
+// with an error that is store.ErrDSN (a wrong configuration: see daemon).
+func afterDatabase(db *sql.DB, log *slog.Logger, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := store.Await(ctx, db, log); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		return run(ctx)
+	}
+}
+
 // daemon wraps the RunE of a component: the error it stops on (a failure
 // to start, or to keep running) is logged, its last line, in the
 // configured format and level, rather than printed as plain text (which
 // a JSON log pipeline could not parse), and the process exits 1, or
-// exitConfig when the configuration is wrong. An error with an exit code
-// of its own (a usage error) is returned as it is. A stop forced by a
-// second SIGINT or SIGTERM (see stopSignals) is logged too, its last line,
-// with undrained: what the component may leave undone, and where that
-// is picked up again.
+// exitConfig when the configuration is wrong (a database DSN the driver
+// cannot parse or the server refuses, store.ErrDSN, included). An error
+// with an exit code of its own (a usage error) is returned as it is. A
+// stop forced by a second SIGINT or SIGTERM (see stopSignals) is logged
+// too, its last line, with undrained: what the component may leave
+// undone, and where that is picked up again.
 func daemon(g *globalFlags, undrained string, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		// A fatal signal (the watchdog's SIGABRT) or a panic ends a Go
@@ -145,7 +167,7 @@ func daemon(g *globalFlags, undrained string, run func(*cobra.Command, []string)
 			return err
 		}
 		var ce *configError
-		if errors.As(err, &ce) {
+		if errors.As(err, &ce) || errors.Is(err, store.ErrDSN) {
 			g.logger().Error("stopped: the configuration is wrong; not restarted until it is fixed", "component", cmd.Name(), "err", err, "exit", exitConfig)
 			return &exitError{code: exitConfig}
 		}
