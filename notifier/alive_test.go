@@ -1,8 +1,6 @@
 package notifier_test
 
 import (
-	"context"
-	"database/sql"
 	"log/slog"
 	"slices"
 	"sync"
@@ -23,29 +21,6 @@ type skewedClock struct{ off atomic.Int64 }
 func (c *skewedClock) now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
 
 func (c *skewedClock) advance(d time.Duration) { c.off.Add(int64(d)) }
-
-// runNotifier runs a notifier on db until the test ends, and returns it.
-func runNotifier(t *testing.T, cfg notifier.Config, db *sql.DB, deps notifier.Deps) *notifier.Notifier {
-	t.Helper()
-	deps.DB = db
-	if deps.Logger == nil {
-		deps.Logger = testLogger(t)
-	}
-	n, err := notifier.New(cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return n
-}
 
 // count is the number of records with message msg.
 func (h recordingHandler) count(msg string) int {
@@ -84,7 +59,7 @@ func TestAliveThroughADatabaseOutage(t *testing.T) {
 			cfg := testConfig(dsn, "n1")
 			cfg.QueryTimeout = 500 * time.Millisecond
 			logs := newRecordingHandler()
-			n := runNotifier(t, cfg, ndb, notifier.Deps{Logger: slog.New(logs)})
+			n := startWith(t, cfg, ndb, notifier.Deps{Logger: slog.New(logs)})
 			waitFor(t, 30*time.Second, "the rows queued before the outage delivered", func() bool { return len(rcv.delivered()) == len(want) })
 			if !n.Alive() {
 				t.Fatal("not alive before the outage")
@@ -153,7 +128,7 @@ func TestStuckOnlyPastTheLimit(t *testing.T) {
 		cfg := testConfig(dsn, "n1")
 		cfg.LeaseTTL, cfg.Delivery.Timeout = 10*time.Minute, time.Minute
 		var clock skewedClock
-		n := runNotifier(t, cfg, db, notifier.Deps{Now: clock.now})
+		n := startWith(t, cfg, db, notifier.Deps{Now: clock.now})
 		waitFor(t, 30*time.Second, "the delivery held by the receiver", func() bool { return rcv.held() == 1 })
 		// The default query_timeout (30 s); half the lease is longer.
 		check(t, n, &clock, liveness.Limit(notifier.DefaultQueryTimeout, cfg.LeaseTTL/2))
@@ -171,7 +146,7 @@ func TestStuckOnlyPastTheLimit(t *testing.T) {
 		cfg := testConfig(dsn, "n1")
 		cfg.QueryTimeout = 5 * time.Second
 		var clock skewedClock
-		n := runNotifier(t, cfg, ndb, notifier.Deps{Now: clock.now})
+		n := startWith(t, cfg, ndb, notifier.Deps{Now: clock.now})
 		select {
 		case <-tripped:
 		case <-time.After(30 * time.Second):

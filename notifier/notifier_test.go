@@ -693,8 +693,8 @@ func TestDeadLettersPastRetentionAreDeleted(t *testing.T) {
 }
 
 // startWith runs a notifier with deps (DB and Logger filled in) until the
-// test ends.
-func startWith(t testing.TB, cfg notifier.Config, db *sql.DB, deps notifier.Deps) {
+// test ends, and returns it.
+func startWith(t testing.TB, cfg notifier.Config, db *sql.DB, deps notifier.Deps) *notifier.Notifier {
 	t.Helper()
 	deps.DB = db
 	if deps.Logger == nil {
@@ -713,6 +713,7 @@ func startWith(t testing.TB, cfg notifier.Config, db *sql.DB, deps notifier.Deps
 			t.Errorf("Run: %v", err)
 		}
 	})
+	return n
 }
 
 // TestMaxAgeIgnoresClockSkew: a row's age is the database's to tell (it
