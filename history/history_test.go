@@ -537,14 +537,11 @@ func dumpHistory(t *testing.T, db *sql.DB) []string {
 // the state at 12 to reconcile with. What ended in the lost range is
 // closed, what began in it and holds at 12 is opened, both marked
 // approximate (at 12's seq and time, after 9); the rest is exact. Writing
-// the same batch again changes nothing, even with the head lost.
-func TestReconcileLostRange(t *testing.T) {
-	ctx := context.Background()
-	db := openDB(t)
-	evs := historytest.LostRangeEvents(t0)
-	items, recs := detectAll(t, evs)
-	const head, base, last = historytest.LostRangeHead, historytest.LostRangeBase, historytest.LostRangeLast
-	var before, after []history.Item
+
+// aroundLostRange splits items into those written before a lost range
+// (seq up to head) and those after it (past base): the items of the lost
+// range itself are never written.
+func aroundLostRange(items []history.Item, head, base int64) (before, after []history.Item) {
 	for _, it := range items {
 		switch {
 		case it.Seq <= head:
@@ -553,6 +550,17 @@ func TestReconcileLostRange(t *testing.T) {
 			after = append(after, it)
 		}
 	}
+	return before, after
+}
+
+// the same batch again changes nothing, even with the head lost.
+func TestReconcileLostRange(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	evs := historytest.LostRangeEvents(t0)
+	items, recs := detectAll(t, evs)
+	const head, base, last = historytest.LostRangeHead, historytest.LostRangeBase, historytest.LostRangeLast
+	before, after := aroundLostRange(items, head, base)
 	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: head, Items: before}); err != nil {
 		t.Fatal(err)
 	}
@@ -846,15 +854,7 @@ func TestReconcileRaisedAgainInLostRange(t *testing.T) {
 	const last = 9
 
 	items, recs := detectAll(t, evs)
-	var before, after []history.Item
-	for _, it := range items {
-		switch {
-		case it.Seq <= head:
-			before = append(before, it)
-		case it.Seq > base:
-			after = append(after, it)
-		}
-	}
+	before, after := aroundLostRange(items, head, base)
 	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: head, Items: before}); err != nil {
 		t.Fatal(err)
 	}
