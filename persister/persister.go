@@ -881,8 +881,9 @@ var errNoAnswer = errors.New("the database answered no ping for half append_time
 // anyway; an attempt bounded by AppendTimeout pings once, halfway; none
 // starts with less than a quarter of AppendTimeout left.) It returns
 // whether the database answered: a ping did, and no later one went
-// unanswered. A ping that fails at once (a
-// refused connection) is no answer, but no sign of a hang either.
+// unanswered or failed. A ping that fails at once (a refused connection)
+// is no answer, but no sign of a hang either: it ends nothing, and an
+// attempt the bound ends after it gets no longer bound.
 func (p *Persister) watch(actx context.Context, appended <-chan struct{}, hang context.CancelCauseFunc) bool {
 	half := p.cfg.AppendTimeout / 2
 	deadline, _ := actx.Deadline()
@@ -914,9 +915,11 @@ func (p *Persister) watch(actx context.Context, appended <-chan struct{}, hang c
 		case !cut && actx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded):
 			hang(errNoAnswer)
 			return false
-		case errors.Is(pctx.Err(), context.DeadlineExceeded):
+		default:
 			// The last ping, unanswered when the bound ended the
-			// attempt: the latest news is no answer.
+			// attempt, or one that failed at once (a refused
+			// connection: no sign of a hang, but no answer): the
+			// latest news is no answer.
 			answered = false
 		}
 	}

@@ -208,6 +208,10 @@ type fakeLog struct {
 	// refuse, while true, makes Append and Writable fail at once, while
 	// Ping answers: a database that answers but refuses writes (read-only).
 	refuse atomic.Bool
+	// pingRefused, while true, makes Ping fail at once (unless hung), as
+	// when new connections are refused while an Append waits on an old
+	// one (a database host gone down under it).
+	pingRefused atomic.Bool
 }
 
 // errReadOnly is how a read-only server refuses a write.
@@ -292,6 +296,9 @@ func (l *fakeLog) Ping(ctx context.Context) error {
 	if l.hung.Load() {
 		<-ctx.Done()
 		return fmt.Errorf("ping: %w", ctx.Err())
+	}
+	if l.pingRefused.Load() {
+		return errors.New("ping: dial tcp 127.0.0.1:3306: connect: connection refused")
 	}
 	return nil
 }
@@ -1412,3 +1419,45 @@ func TestAliveWhileAppending(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedPingsAreNoAnswer: under a bound of 8 minutes learned from a
+// slow database, an attempt hangs while the database, answering its
+// first ping, then refuses every connection (its host went down under
+// the attempt). The pings that fail at once are no sign of a hang, but
+// no answer either: the attempt that times out met a database that did
+// not answer at the end, not a slow one, and the next bound is
+// append_timeout, not twice the learned one.
+func TestRefusedPingsAreNoAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: time.Minute,
+			HoldLimit: time.Hour, RetryMax: time.Second}, nil)
+		h.log.slow.Store(int64(5 * time.Minute))
+		h.commitBatch(t, [2]string{"a", "b"}, 2, time.Hour)
+		if got := time.Duration(h.p.bound.Load()); got != 8*time.Minute {
+			t.Fatalf("bound after commits of 5 minutes = %v; want 8m: the test shows nothing", got)
+		}
+		before := len(h.j.get())
+		h.log.slow.Store(int64(time.Hour)) // the append waits for its bound
+		h.q.push(body(t, "c"), body(t, "d"))
+		time.Sleep(45 * time.Second) // the first ping, at 30 s, answered
+		h.log.pingRefused.Store(true)
+		time.Sleep(8*time.Minute - 45*time.Second + 5*time.Second)
+		synctest.Wait()
+		got := h.j.get()[before:]
+		if len(got) != 1 || got[0] != "append 2 slow until context deadline exceeded" {
+			t.Fatalf("8 minutes into the attempt: %v; want the one attempt ended by its bound", got)
+		}
+		if got := time.Duration(h.p.bound.Load()); got != time.Minute {
+			t.Errorf("bound after an attempt whose last pings were refused = %v; want append_timeout (1m)", got)
+		}
+		h.log.slow.Store(0)
+		h.log.pingRefused.Store(false)
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if !slices.Contains(h.j.get(), "ack 4 multiple=true") {
+			t.Errorf("not committed once the database answered: %v", h.j.get()[before:])
+		}
+		h.stop(t)
+	})
+}
+
