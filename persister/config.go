@@ -71,7 +71,9 @@ type Config struct {
 	// batch full while a commit attempt runs, up to 10 minutes) waits
 	// in the client's prefetch buffer, and the broker's clock runs
 	// meanwhile. (That time is bounded from below: a message read after
-	// the persister last waited on an empty stream dates from then, and
+	// the persister last waited on an empty stream for some milliseconds,
+	// longer than a delivery takes to pass through the client, dates from
+	// then, and
 	// the n-th delivery of a channel from the read of its
 	// (n-prefetch)-th, since the broker delivers only prefetch unacked
 	// messages at a time.) Past it, after a

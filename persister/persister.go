@@ -462,6 +462,7 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			}
 		}
 		if !got {
+			waitFrom := time.Now()
 			select {
 			case <-ctx.Done():
 				flush()
@@ -476,9 +477,8 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			}
 			if in != nil {
 				// collect waited on a stream found empty, ready to take
-				// what came at once: nothing delivered before now is
-				// left unread (but m, taken now).
-				d.idle = time.Now()
+				// what came at once (see deliveries.waited).
+				d.waited(waitFrom, time.Now())
 			}
 			if !got {
 				continue
@@ -533,11 +533,15 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 // was read says nothing. Three facts bound it instead:
 //
 //   - While collect waits on a stream found empty, it takes each message
-//     as soon as the client hands it on: a message read was delivered at
-//     idle or later, idle being the last time collect so waited. (Up to
-//     the hand-off between the client's goroutines, microseconds; the
-//     margin of hold_limit under consumer_timeout covers that and the
-//     network.) While collect reads nothing — its batch full and the
+//     as soon as the client hands it on. A stream found empty alone says
+//     nothing: a delivery passes between the client's goroutines (the
+//     AMQP library's buffer, bus.Consumer, BusQueue) before it is on the
+//     stream, and meanwhile the stream is empty although the next
+//     delivery waits, delivered maybe minutes ago. A wait of idleSettle,
+//     far longer than such a hand-off, does tell (waited): a message read
+//     after one was delivered at idle or later, idle being its end less
+//     idleSettle. (The margin of hold_limit under consumer_timeout covers
+//     the network.) While collect reads nothing — its batch full and the
 //     committer busy with the previous one, which may take ten minutes
 //     (maxAppendBound), or a dead-letter in flight — idle stays where it
 //     was, and the messages read after are dated from it.
@@ -565,6 +569,30 @@ type deliveries struct {
 	n      int
 	base   time.Time
 	readAt []time.Duration
+}
+
+// idleSettle is how long collect must wait on an empty stream before it
+// takes it for drained (deliveries): far longer than a delivery takes to
+// pass between the client's goroutines, short enough that a steady
+// stream leaves some such waits, or the prefetch bound close (a stream
+// of messages coming closer together than this reads Prefetch of them in
+// Prefetch times idleSettle at most: 20 s with the default prefetch).
+const idleSettle = 10 * time.Millisecond
+
+// waited notes that collect waited on the stream, ready to take a
+// message at once, from start to end, when a message came (or it
+// stopped waiting for something else). A message on its way through the
+// client at some time t of the wait was on the stream by t+idleSettle,
+// and taken then: so if the wait lasted idleSettle, none was on its way
+// at end-idleSettle, and every message read from now on was delivered
+// later.
+func (d *deliveries) waited(start, end time.Time) {
+	if end.Sub(start) < idleSettle {
+		return
+	}
+	if at := end.Add(-idleSettle); at.After(d.idle) {
+		d.idle = at
+	}
 }
 
 // read counts a message read now from broker channel ch (channelOf), the

@@ -105,6 +105,11 @@ type fakeQueue struct {
 	in   chan Message
 	out  chan Message
 	next int
+	// handoff, when positive, is how long each message takes to reach
+	// Messages once Run took it: the hand-off between the goroutines of
+	// a real client (the AMQP library's buffer, bus.Consumer, BusQueue),
+	// during which Messages has no message ready although one waits.
+	handoff time.Duration
 	// dlFails makes DeadLetter fail with this error (the publish and the
 	// reject both failed, the channel not seen closed).
 	dlFails error
@@ -147,6 +152,9 @@ func (q *fakeQueue) Run(ctx context.Context) error {
 		case m := <-in:
 			if fm, ok := m.(*fakeMsg); ok {
 				fm.q, fm.epoch = q, q.epoch.Load()
+			}
+			if q.handoff > 0 {
+				time.Sleep(q.handoff)
 			}
 			select {
 			case q.out <- m:
@@ -1461,3 +1469,64 @@ func TestRefusedPingsAreNoAnswer(t *testing.T) {
 	})
 }
 
+// TestHoldCountsFromDeliveryAcrossHandOffs: as in
+// TestHoldCountsFromDeliveryNotRead, a..h are delivered at once, a and b
+// cannot be committed for four minutes, and the rest waits in the
+// client's buffer meanwhile; but here each message takes a moment to
+// pass between the client's goroutines, as it does in bus.Consumer and
+// BusQueue, so the persister, reading them after the commit, finds the
+// stream empty between two of them although the next waits. That moment
+// says nothing of when the next was delivered: g and h, whose batch
+// fails for good, must still be handed back by hold_limit (five minutes)
+// after their delivery, not five minutes after the first hand-off gap
+// met once a and b committed.
+func TestHoldCountsFromDeliveryAcrossHandOffs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		begin := time.Now()
+		j := &journal{}
+		q := newFakeQueue(j)
+		q.handoff = time.Microsecond
+		log := &fakeLog{j: j, fail: func(entries []store.Entry) error {
+			switch entries[0].Event.EventID {
+			case "a":
+				if time.Since(begin) < 4*time.Minute {
+					return driver.ErrBadConn
+				}
+			case "g":
+				return driver.ErrBadConn
+			}
+			return nil
+		}}
+		p, err := New(Config{BatchSize: 2, BatchWait: time.Millisecond, AppendTimeout: 10 * time.Second,
+			HoldLimit: 5 * time.Minute, RetryMax: time.Second}, Deps{Queue: q, Log: log, Sequencer: &fakeSequencer{j: j}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+			q.push(body(t, id))
+		}
+		time.Sleep(5*time.Minute + 5*time.Second) // past hold_limit, and a backoff
+		synctest.Wait()
+		got := j.get()
+		var acks []string
+		for _, l := range got {
+			if strings.HasPrefix(l, "ack") {
+				acks = append(acks, l)
+			}
+		}
+		if want := []string{"ack 2 multiple=true", "ack 4 multiple=true", "ack 6 multiple=true"}; !cmp.Equal(acks, want) {
+			t.Errorf("acks %v; want %v (the first three batches committed)", acks, want)
+		}
+		if !slices.Contains(got, "pause") {
+			t.Errorf("not paused %v after the delivery of a batch that cannot commit, hold_limit 5m (%d appends failed)",
+				time.Since(begin), strings.Count(strings.Join(got, "\n"), "failed"))
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
