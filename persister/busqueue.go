@@ -40,6 +40,8 @@ func (m busMessage) Ack(multiple bool) error { return staleErr(m.d.Ack(multiple)
 
 func (m busMessage) Channel() any { return m.d.Channel() }
 
+func (m busMessage) ChannelOpened() time.Time { return m.d.ChannelOpened() }
+
 func (m busMessage) Stale() bool { return m.d.Stale() }
 
 func staleErr(err error) error {

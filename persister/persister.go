@@ -47,6 +47,27 @@ func channelOf(m Message) any {
 	return nil
 }
 
+// openedChannel is a Message that says when its broker channel was
+// opened, or a time before (bus.Delivery.ChannelOpened): the broker
+// delivered it later. A reconnect opens a channel without Run or Resume
+// (Persister.consumingSince), which is all a Message that does not tell
+// is dated by.
+type openedChannel interface {
+	ChannelOpened() time.Time
+}
+
+// channelOpened is the latest time known before m's channel was opened:
+// its own (openedChannel), or the last (re)start of the consumption,
+// since.
+func channelOpened(m Message, since time.Time) time.Time {
+	if o, ok := m.(openedChannel); ok {
+		if at := o.ChannelOpened(); at.After(since) {
+			return at
+		}
+	}
+	return since
+}
+
 // timedMessage is a Message that may carry the recorded_at of a replayed
 // record (bus.Delivery.RecordedAt); only read with Config.KeepRecordedAt.
 type timedMessage interface {
@@ -492,7 +513,7 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			cur = ch
 			p.forgetHoles(ch)
 		}
-		since := d.read(channelOf(m), p.consumingSince())
+		since := d.read(channelOf(m), channelOpened(m, p.consumingSince()))
 		// A replay's re-published record (its recorded_at kept) is
 		// read as the stored event it is: a log written before a rule
 		// of input was added goes in as it was.
@@ -554,14 +575,19 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 //   - A delivery that is not stale came on a channel opened after the
 //     consumption last (re)started (Persister.consumingSince): Queue.Pause
 //     closes the channel, and none opens before Resume. A stale one is
-//     never committed (batch.live).
+//     never committed (batch.live). After a reconnect the channel opened
+//     later still, and a bus delivery says when (channelOpened): the
+//     persister may have read nothing from before the reconnect until
+//     the new channel's deliveries (its batch full, a slow commit), and
+//     dated from the start they would look held for as long as it has
+//     run.
 //
 // The bound is the latest of the three.
 type deliveries struct {
 	prefetch int
 	idle     time.Time
-	// ch is the channel of the last message read, opened the start of
-	// the consumption then, n how many of ch's messages were read, and
+	// ch is the channel of the last message read, opened when it was
+	// opened (channelOpened), n how many of ch's messages were read, and
 	// readAt[(k-1)%prefetch] when the k-th was read (the last prefetch
 	// of them), as offsets from base.
 	ch     any
@@ -595,9 +621,9 @@ func (d *deliveries) waited(start, end time.Time) {
 	}
 }
 
-// read counts a message read now from broker channel ch (channelOf), the
-// consumption (re)started at opened, and returns the earliest time the
-// broker may have delivered it.
+// read counts a message read now from broker channel ch (channelOf),
+// opened at opened or later (channelOpened), and returns the earliest
+// time the broker may have delivered it.
 func (d *deliveries) read(ch any, opened time.Time) time.Time {
 	now := time.Now()
 	since := d.idle

@@ -77,9 +77,13 @@ type fakeMsg struct {
 	// Pause of q since makes it stale.
 	q     *fakeQueue
 	epoch int64
+	// opened is when its channel was opened (zero: not told).
+	opened time.Time
 }
 
 func (m *fakeMsg) Channel() any { return m.ch }
+
+func (m *fakeMsg) ChannelOpened() time.Time { return m.opened }
 
 func (m *fakeMsg) Stale() bool { return m.q != nil && m.epoch < m.q.epoch.Load() }
 
@@ -1528,5 +1532,47 @@ func TestHoldCountsFromDeliveryAcrossHandOffs(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+// TestHoldAfterReconnectCountsFromTheNewChannel: the broker connection
+// is lost and comes back while the persister reads nothing (its next
+// batch full, the committer busy with a slow commit), so it never waits
+// on an empty stream from its start until it reads the new channel's
+// delivery. That was delivered after the channel opened, not since the
+// persister started: a commit of it that fails once is retried, not
+// handed back at once as held for longer than hold_limit.
+func TestHoldAfterReconnectCountsFromTheNewChannel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failE atomic.Bool
+		failE.Store(true)
+		h := start(t, Config{BatchSize: 1, BatchWait: time.Millisecond, AppendTimeout: time.Minute,
+			HoldLimit: time.Minute, RetryMax: time.Second},
+			func(entries []store.Entry) error {
+				if entries[0].Event.EventID == "e" && failE.Swap(false) {
+					return driver.ErrBadConn
+				}
+				return nil
+			})
+		h.log.slow.Store(int64(50 * time.Second))
+		// Channel 1: a commits in 50 s, b in the next 50 s; c fills the
+		// batch in hand meanwhile.
+		h.q.push(body(t, "a"), body(t, "b"), body(t, "c"))
+		time.Sleep(55 * time.Second)
+		h.log.slow.Store(0) // the commits after b's are fast
+		// The reconnect: channel 2 opens, and delivers e.
+		opened := time.Now()
+		h.q.next++
+		h.q.in <- &fakeMsg{tag: h.q.next, body: body(t, "e"), j: h.j, ch: 2, opened: opened}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		got := h.j.get()
+		if slices.Contains(got, "pause") {
+			t.Errorf("paused: e, delivered %v ago, taken for held since the start: %v", time.Since(opened), got)
+		}
+		if !slices.Contains(got, "ack 4 multiple=true") {
+			t.Errorf("e not committed: %v", got)
+		}
+		h.stop(t)
 	})
 }

@@ -62,6 +62,9 @@ type consumerSession struct {
 	closed    chan struct{} // closed when the session ends
 	pause     chan struct{} // closed by Pause
 	pauseOnce sync.Once
+	// opened is when the session began, before its channel opened: the
+	// broker delivered each of its deliveries later.
+	opened time.Time
 }
 
 func (s *consumerSession) stop() { s.pauseOnce.Do(func() { close(s.pause) }) }
@@ -183,7 +186,7 @@ func (c *Consumer) begin(ctx context.Context) (*consumerSession, error) {
 	for {
 		c.mu.Lock()
 		if !c.paused {
-			s := &consumerSession{closed: make(chan struct{}), pause: make(chan struct{})}
+			s := &consumerSession{closed: make(chan struct{}), pause: make(chan struct{}), opened: time.Now()}
 			c.active = s
 			c.mu.Unlock()
 			return s, nil
@@ -461,6 +464,11 @@ func (d Delivery) Reason() string {
 // channel give equal values, of another (after a reconnect) unequal ones.
 // Ack with multiple covers only deliveries of d's channel.
 func (d Delivery) Channel() any { return d.s }
+
+// ChannelOpened is a time before d's channel was opened (after a
+// reconnect, or a Resume): the broker delivered d later, however long
+// it then waited unread in the client.
+func (d Delivery) ChannelOpened() time.Time { return d.s.opened }
 
 // Ack acknowledges d; with multiple, also every unacked delivery of the same
 // channel before it, so a batch is acked with one call on its last delivery.

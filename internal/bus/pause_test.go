@@ -94,6 +94,7 @@ func TestConsumerPauseReturnsDeliveriesAndResumes(t *testing.T) {
 	noDelivery("paused", 2*time.Second)
 	waitPaused(t, u, 10, "paused across a reconnect, two seconds on")
 
+	resumed := time.Now()
 	c.Resume()
 	for i := 2; i < 12; i++ {
 		d := next()
@@ -102,6 +103,11 @@ func TestConsumerPauseReturnsDeliveriesAndResumes(t *testing.T) {
 		}
 		if d.Channel() == held[0].Channel() {
 			t.Errorf("delivery %s after Resume on the paused channel", d.MessageID())
+		}
+		// The channel opened after the Resume (a persister dates its
+		// deliveries from then: persister.deliveries).
+		if at := d.ChannelOpened(); at.Before(resumed) || !at.After(held[0].ChannelOpened()) {
+			t.Errorf("delivery %s after Resume: ChannelOpened %v; want after the Resume, %v", d.MessageID(), at, resumed)
 		}
 		want := int64(0) // 8..11 were never delivered before
 		if i < 8 {
