@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/causeway/causeway/internal/store"
 )
 
 // Occurrence is one alarm occurrence as stored.
@@ -82,6 +84,54 @@ type Page struct {
 	Items []Occurrence `json:"items"`
 	// Next is the token of the next page ("" when this is the last).
 	Next string `json:"next,omitempty"`
+	// Coverage says whether the window is complete (read after the items).
+	Coverage
+}
+
+// Coverage says how much of a window the history (and the event log it is
+// written from) still holds, for the window's start From.
+type Coverage struct {
+	// CompleteFrom is the boundary retention last pruned the history
+	// before (Prune; zero: never pruned): what ended before it may be
+	// gone, so only a window starting at or after it is complete.
+	CompleteFrom time.Time `json:"complete_from,omitzero"`
+	// Incomplete says the window starts before CompleteFrom (or has no
+	// start): the occurrences, links and severity changes that ended
+	// before CompleteFrom are missing from the answer; those still active
+	// then are not.
+	Incomplete bool `json:"incomplete,omitempty"`
+	// LogFrom is the recorded time of the oldest event the log retains
+	// when its retention dropped older ones (zero: the log is whole).
+	LogFrom time.Time `json:"log_from,omitzero"`
+	// LogTruncated says the window starts before LogFrom (or has no
+	// start): the log can no longer rebuild it (replay, --at); what the
+	// history holds of it is all that is left.
+	LogTruncated bool `json:"log_truncated,omitempty"`
+}
+
+// CoverageOf returns the coverage of a window starting at from (zero: no
+// start). Read it after the rows it qualifies: Prune raises the boundary
+// before it deletes, so a query that missed a deleted row sees it.
+func CoverageOf(ctx context.Context, db *sql.DB, from time.Time) (Coverage, error) {
+	var c Coverage
+	var before time.Time
+	err := db.QueryRowContext(ctx, "SELECT pruned_before FROM alarm_history_pruned WHERE name = ?", headName).Scan(&before)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("read history retention boundary: %w", err)
+	}
+	if err == nil {
+		c.CompleteFrom = before.UTC()
+		c.Incomplete = from.IsZero() || floorMicro(from).Before(c.CompleteFrom)
+	}
+	seq, at, err := store.NewLog(db, nil).Oldest(ctx)
+	if err != nil {
+		return c, err
+	}
+	if seq > 1 {
+		c.LogFrom = at
+		c.LogTruncated = from.IsZero() || floorMicro(from).Before(at)
+	}
+	return c, nil
 }
 
 // ErrBadToken reports a page token that List did not make.
@@ -185,6 +235,9 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	}
 	if err := attachSeverityChanges(ctx, db, p.Items); err != nil {
 		return Page{}, err
+	}
+	if p.Coverage, err = CoverageOf(ctx, db, q.From); err != nil {
+		return Page{}, fmt.Errorf("list alarm history: %w", err)
 	}
 	return p, nil
 }

@@ -295,8 +295,18 @@ const pruneChunk = 5000
 // keeps: active occurrences and links stay, and so do the changes that say
 // which severity such an occurrence had when. Each chunk is its own
 // transaction fenced at term.
+//
+// First, in its own fenced transaction, it raises the stored boundary
+// (Coverage.CompleteFrom) to before, so that a query that could miss a
+// row deleted here already says that its window is incomplete.
 func Prune(ctx context.Context, db *sql.DB, term int64, before time.Time) (Pruned, error) {
 	var p Pruned
+	// A whole microsecond, the history's precision, sent so: the rows
+	// deleted are exactly those that ended before the stored boundary.
+	before = floorMicro(before)
+	if err := recordPruned(ctx, db, term, before); err != nil {
+		return p, fmt.Errorf("prune history before %s: %w", before.Format(time.RFC3339), err)
+	}
 	for _, s := range []struct {
 		q string
 		n *int64
@@ -340,4 +350,27 @@ func pruneOnce(ctx context.Context, db *sql.DB, term int64, q string, before tim
 		return 0, err
 	}
 	return n, tx.Commit(ctx)
+}
+
+// recordPruned raises the stored retention boundary to before (never
+// lowers it), fenced at term.
+func recordPruned(ctx context.Context, db *sql.DB, term int64, before time.Time) error {
+	tx, err := store.Begin(ctx, db)
+	if err != nil {
+		return fmt.Errorf("record the boundary: begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if err := store.CheckFence(ctx, tx, FenceName, term); err != nil {
+		return fmt.Errorf("record the boundary: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO alarm_history_pruned (name, pruned_before, term, updated_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6)) "+
+			"ON DUPLICATE KEY UPDATE pruned_before = GREATEST(pruned_before, VALUES(pruned_before)), term = VALUES(term), updated_at = VALUES(updated_at)",
+		headName, before, term); err != nil {
+		return fmt.Errorf("record the boundary: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("record the boundary: commit: %w", err)
+	}
+	return nil
 }

@@ -480,3 +480,20 @@ func (l *Log) Scan(ctx context.Context, afterSeq, throughSeq int64) iter.Seq2[ev
 		}
 	}
 }
+
+// Oldest returns the oldest seq still stored and its recorded_at: the log
+// rebuilds no state before that time (replay, --at). With no event stored
+// it is the log head's (0 and the zero time for a log never written):
+// retention dropped every event, and what is rebuildable starts after it.
+func (l *Log) Oldest(ctx context.Context) (int64, time.Time, error) {
+	var seq int64
+	var at time.Time
+	err := l.db.QueryRowContext(ctx, "SELECT seq, recorded_at FROM events ORDER BY seq LIMIT 1").Scan(&seq, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l.Head(ctx)
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read oldest stored event: %w", err)
+	}
+	return seq, at.UTC(), nil
+}

@@ -311,6 +311,10 @@ func TestPartitionsAndRetention(t *testing.T) {
 	if first, err := log.First(ctx); err != nil || first != 3 {
 		t.Fatalf("First after drop = %d, %v; want 3", first, err)
 	}
+	d1 := day0.AddDate(0, 0, 1).Add(time.Hour)
+	if seq, at, err := log.Oldest(ctx); err != nil || seq != 3 || !at.Equal(d1) {
+		t.Fatalf("Oldest after drop = %d, %s, %v; want 3, %s", seq, at, err, d1)
+	}
 	if _, err := log.SeqAt(ctx, day0.Add(11*time.Hour)); !errors.Is(err, store.ErrTruncated) {
 		t.Errorf("SeqAt in the dropped day: err = %v; want ErrTruncated", err)
 	}
@@ -323,6 +327,10 @@ func TestPartitionsAndRetention(t *testing.T) {
 	}
 	if seq, _, err := log.Head(ctx); err != nil || seq != 4 {
 		t.Fatalf("Head after dropping all = %d, %v; want 4", seq, err)
+	}
+	// With no event left, the oldest rebuildable state is after the head.
+	if seq, at, err := log.Oldest(ctx); err != nil || seq != 4 || !at.Equal(day0.AddDate(0, 0, 2).Add(time.Hour)) {
+		t.Fatalf("Oldest after dropping all = %d, %s, %v; want 4 and the head's time", seq, at, err)
 	}
 	got, err := log.Append(ctx, entries(t, "later"))
 	if err != nil || got.Batch.FirstSeq() != 5 {
