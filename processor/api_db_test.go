@@ -155,6 +155,96 @@ func TestHistoryAPI(t *testing.T) {
 	}
 }
 
+// TestHistoryAPISaysWhenPruned: once retention pruned the history before
+// a boundary, an answer for a window that starts before it says it is
+// incomplete and from when it is complete (the alarms that ended before
+// the boundary are gone from it); one that starts at the boundary does not.
+func TestHistoryAPISaysWhenPruned(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	n := dbNode(t, db)
+	n.cfg.History.Retention = 20 * 365 * 24 * time.Hour
+	evs := notifyLog()
+	appendEvents(t, db, evs, 0)
+	if err := n.f.catchUp(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	leadOnce(t, n, db, 1, int64(len(evs)))
+	all, err := history.List(ctx, db, history.Query{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cleared *history.Occurrence
+	for i := range all.Items {
+		if o := &all.Items[i]; !o.Active() && !o.ClearedApprox {
+			cleared = o
+			break
+		}
+	}
+	if cleared == nil {
+		t.Fatal("no cleared occurrence in the history")
+	}
+	boundary := cleared.ClearedAt.Add(time.Second)
+	if _, err := history.Prune(ctx, db, 1, boundary); err != nil {
+		t.Fatal(err)
+	}
+
+	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t", History: dbHistory{db: db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	// get returns the answer's JSON object, as any client reads it.
+	get := func(path string, params url.Values) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("GET", ts.URL+path+"?"+params.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %v\n%s", path, resp.StatusCode, err, b)
+		}
+		return m
+	}
+	before := url.Values{"from": {cleared.RaisedAt.Format(time.RFC3339Nano)}, "to": {cleared.ClearedAt.Format(time.RFC3339Nano)}}
+	after := url.Values{"from": {boundary.Format(time.RFC3339Nano)}, "to": {boundary.Add(time.Hour).Format(time.RFC3339Nano)}}
+	for _, c := range []struct {
+		path   string
+		params url.Values
+		want   bool
+	}{
+		{"/v1/history/alarms", before, true},
+		{"/v1/history/stats", before, true},
+		{"/v1/history/links", url.Values{"alarm": {cleared.AlarmKey}}, true},
+		{"/v1/history/links", url.Values{"alarm": {cleared.AlarmKey}, "from": before["from"], "to": before["to"]}, true},
+		{"/v1/history/alarms", after, false},
+		{"/v1/history/stats", after, false},
+		{"/v1/history/links", url.Values{"alarm": {cleared.AlarmKey}, "from": after["from"], "to": after["to"]}, false},
+	} {
+		m := get(c.path, c.params)
+		if got, _ := m["incomplete"].(bool); got != c.want {
+			t.Errorf("%s?%s: incomplete %v, want %v", c.path, c.params.Encode(), m["incomplete"], c.want)
+		}
+		if got, _ := m["complete_from"].(string); got != boundary.UTC().Format(time.RFC3339Nano) {
+			t.Errorf("%s?%s: complete_from %v, want %s", c.path, c.params.Encode(), m["complete_from"], boundary.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	// The occurrence is indeed gone: the window lists only what was
+	// active across the boundary.
+	m := get("/v1/history/alarms", before)
+	for _, it := range m["items"].([]any) {
+		if it.(map[string]any)["id"] == cleared.ID {
+			t.Errorf("occurrence %s, cleared before the boundary, survived retention", cleared.ID)
+		}
+	}
+}
+
 // TestSubscriptionsAPI: GET /v1/subscriptions of a node that followed a
 // log with subscriptions put, changed and deleted lists what the log left.
 func TestSubscriptionsAPI(t *testing.T) {

@@ -77,6 +77,11 @@ func (h dbHistory) AlarmLinks(ctx context.Context, key string, from, to time.Tim
 	return ls, unavailable(err)
 }
 
+func (h dbHistory) Coverage(ctx context.Context, from time.Time) (history.Coverage, error) {
+	c, err := history.CoverageOf(ctx, h.db, from)
+	return c, unavailable(err)
+}
+
 func (h dbHistory) Prune(ctx context.Context, term int64, before time.Time) (history.Pruned, error) {
 	return history.Prune(ctx, h.db, term, before)
 }

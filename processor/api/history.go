@@ -24,6 +24,9 @@ type HistoryReader interface {
 	AlarmHistory(ctx context.Context, q history.Query) (history.Page, error)
 	AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error)
 	AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error)
+	// Coverage says whether a window starting at from (zero: no start)
+	// is complete (history.CoverageOf); read after the rows it qualifies.
+	Coverage(ctx context.Context, from time.Time) (history.Coverage, error)
 }
 
 // HistoryResponse is GET /v1/history/alarms: one page of occurrences.
@@ -34,6 +37,9 @@ type HistoryResponse struct {
 	Items []history.Occurrence `json:"items"`
 	// Next is the page token of the next page (?page=), "" on the last.
 	Next string `json:"next,omitempty"`
+	// Coverage says whether the window reaches before the history's
+	// retention boundary (incomplete) or the event log's.
+	history.Coverage
 }
 
 // StatsResponse is GET /v1/history/stats.
@@ -43,6 +49,7 @@ type StatsResponse struct {
 	To       time.Time        `json:"to"`
 	Interval string           `json:"interval"`
 	Buckets  []history.Bucket `json:"buckets"`
+	history.Coverage
 }
 
 // LinksResponse is GET /v1/history/links.
@@ -50,6 +57,9 @@ type LinksResponse struct {
 	Meta
 	Alarm string         `json:"alarm"`
 	Links []history.Link `json:"links"`
+	// Coverage is that of the window (without from: incomplete once
+	// retention pruned anything).
+	history.Coverage
 }
 
 // historyRange reads ?from= and ?to= (default: the 24 hours before to,
@@ -139,7 +149,7 @@ func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 	if p.Items == nil {
 		p.Items = []history.Occurrence{}
 	}
-	resp := HistoryResponse{Meta: meta, From: from, To: to, Items: p.Items, Next: p.Next}
+	resp := HistoryResponse{Meta: meta, From: from, To: to, Items: p.Items, Next: p.Next, Coverage: p.Coverage}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
@@ -169,7 +179,12 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 	if bs == nil {
 		bs = []history.Bucket{}
 	}
-	resp := StatsResponse{Meta: meta, From: from, To: to, Interval: q.Interval.String(), Buckets: bs}
+	cov, err := h.Coverage(r.Context(), from)
+	if err != nil {
+		s.historyFailed(w, err)
+		return
+	}
+	resp := StatsResponse{Meta: meta, From: from, To: to, Interval: q.Interval.String(), Buckets: bs, Coverage: cov}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
@@ -199,6 +214,11 @@ func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	if links == nil {
 		links = []history.Link{}
 	}
-	resp := LinksResponse{Meta: meta, Alarm: key, Links: links}
+	cov, err := h.Coverage(r.Context(), from)
+	if err != nil {
+		s.historyFailed(w, err)
+		return
+	}
+	resp := LinksResponse{Meta: meta, Alarm: key, Links: links, Coverage: cov}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }

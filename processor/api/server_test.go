@@ -733,6 +733,9 @@ func (fakeHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.Bu
 func (fakeHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
 	return nil, nil
 }
+func (fakeHistory) Coverage(context.Context, time.Time) (history.Coverage, error) {
+	return history.Coverage{}, nil
+}
 
 // TestHistoryReflectsItsHead: history answers carry the seq the history
 // is written up to, not the live graph's.
