@@ -79,4 +79,12 @@
 // (Config.Retention, default 30 days, like the log's): history never
 // outlives the events it could be rebuilt from by more than that. Active
 // occurrences are kept however old, with their severity changes.
+//
+// Prune first stores its boundary (raised, never lowered, fenced like the
+// deletes), and the answers carry it: List's Page, and CoverageOf for
+// Stats and Links, say from when the history is complete (CompleteFrom)
+// and whether the window starts before that (Incomplete), and likewise
+// for the oldest event the log retains (LogFrom, LogTruncated). A window
+// before the boundary lists only the alarms active across it; it must not
+// be shown as the whole of what was active then.
 package history

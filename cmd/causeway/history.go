@@ -91,6 +91,9 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		p.Items = orEmpty(p.Items)
+		if output != "json" {
+			warnCoverage(cmd.ErrOrStderr(), p.Coverage)
+		}
 		// JSON names the window it was resolved to, as the API does, so a
 		// next page can ask for the same one, and the seq the history is
 		// written to: an alarm cleared after it still shows as active.
@@ -163,6 +166,22 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
+// warnCoverage writes to w a warning line for each way the window is not
+// whole: it starts before the history's retention boundary (the alarms
+// that ended before the boundary are missing, so the list is not what was
+// active then), or before the oldest event the log retains.
+func warnCoverage(w io.Writer, c history.Coverage) {
+	if c.Incomplete {
+		fmt.Fprintf(w, "warning: incomplete: the window starts before %s, the history's retention boundary: "+
+			"alarms and links that ended before it were pruned and are missing; only windows from %s on are complete\n",
+			c.CompleteFrom.Format(time.RFC3339Nano), c.CompleteFrom.Format(time.RFC3339Nano))
+	}
+	if c.LogTruncated {
+		fmt.Fprintf(w, "warning: the window starts before %s, the oldest event the log retains: it can no longer be rebuilt from the log (replay, --at)\n",
+			c.LogFrom.Format(time.RFC3339Nano))
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // boundTime formats when something happened, as the history knows it: at
@@ -228,6 +247,13 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 		if bs == nil {
 			bs = []history.Bucket{}
 		}
+		// The JSON stays the array of buckets it always was: the warning
+		// goes to stderr in either format.
+		cov, err := history.CoverageOf(cmd.Context(), conn, f)
+		if err != nil {
+			return err
+		}
+		warnCoverage(cmd.ErrOrStderr(), cov)
 		return historyOutput(cmd.OutOrStdout(), output, bs, func(tw *tabwriter.Writer) {
 			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED")
 			for _, b := range bs {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os/exec"
@@ -362,6 +363,88 @@ func TestShellQuote(t *testing.T) {
 		out, err := exec.Command(bash, "-c", "printf %s "+q).Output()
 		if err != nil || string(out) != s {
 			t.Errorf("shellQuote(%q) = %s: bash reads %q (%v)", s, q, out, err)
+		}
+	}
+}
+
+// runCausewayCLIErr is runCausewayCLI that returns stderr too.
+func runCausewayCLIErr(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"--config", "/nonexistent/causeway.yaml", "--log-level", "error"}, args...))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+// TestAlarmsHistoryWarnsBeforeRetention: after retention pruned the
+// history, `alarms history` and `alarms stats` over a window that starts
+// before the boundary warn on stderr that it is incomplete (the JSON of
+// history says so in a field); a window from the boundary on does not.
+func TestAlarmsHistoryWarnsBeforeRetention(t *testing.T) {
+	ctx := context.Background()
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Start: t0}
+	r := newLogRig(t, s, 4, 1000)
+	all, err := history.List(ctx, r.db, history.Query{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cleared *history.Occurrence
+	for i := range all.Items {
+		if o := &all.Items[i]; !o.Active() {
+			cleared = o
+			break
+		}
+	}
+	if cleared == nil {
+		t.Fatal("no cleared occurrence in the history")
+	}
+	boundary := cleared.ClearedAt.Add(time.Second)
+	if _, err := history.Prune(ctx, r.db, 1, boundary); err != nil {
+		t.Fatal(err)
+	}
+	from, to := cleared.RaisedAt.Format(time.RFC3339Nano), cleared.ClearedAt.Format(time.RFC3339Nano)
+	bound := boundary.UTC().Format(time.RFC3339Nano)
+
+	for _, cmd := range [][]string{
+		{"alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to},
+		{"alarms", "stats", "--dsn", r.dsn, "--from", from, "--to", to},
+		{"alarms", "stats", "--dsn", r.dsn, "--from", from, "--to", to, "-o", "json"},
+	} {
+		out, errOut, err := runCausewayCLIErr(t, cmd...)
+		if err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		if !strings.Contains(errOut, "warning: incomplete") || !strings.Contains(errOut, bound) {
+			t.Errorf("%v: stderr %q; want a warning that the window is incomplete before %s", cmd, errOut, bound)
+		}
+		if strings.Contains(out, "warning") {
+			t.Errorf("%v: the warning is on stdout:\n%s", cmd, out)
+		}
+	}
+	out, errOut, err := runCausewayCLIErr(t, "alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Incomplete   bool      `json:"incomplete"`
+		CompleteFrom time.Time `json:"complete_from"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || !p.Incomplete || !p.CompleteFrom.Equal(boundary) || errOut != "" {
+		t.Errorf("-o json: incomplete %v, complete_from %s (%v), stderr %q; want true, %s, nothing", p.Incomplete, p.CompleteFrom, err, errOut, bound)
+	}
+
+	later := boundary.Add(time.Hour).Format(time.RFC3339Nano)
+	for _, cmd := range [][]string{
+		{"alarms", "history", "--dsn", r.dsn, "--from", bound, "--to", later},
+		{"alarms", "stats", "--dsn", r.dsn, "--from", bound, "--to", later},
+	} {
+		if _, errOut, err := runCausewayCLIErr(t, cmd...); err != nil || errOut != "" {
+			t.Errorf("%v: stderr %q, %v; want no warning", cmd, errOut, err)
 		}
 	}
 }
