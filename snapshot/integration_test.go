@@ -56,11 +56,17 @@ func (s *syncWriter) Write(p []byte) (int, error) { return s.b.Write(p) }
 // snapshotAt writes a snapshot of the kv state after recs[:seq].
 func (g *rig) snapshotAt(t *testing.T, term int64, seq int64) Result {
 	t.Helper()
+	return g.snapshotWith(t, g.w, term, seq)
+}
+
+// snapshotWith writes, with w, a snapshot of the kv state after recs[:seq].
+func (g *rig) snapshotWith(t *testing.T, w *Writer, term int64, seq int64) Result {
+	t.Helper()
 	m := newKV()
 	for _, r := range g.recs[:seq] {
 		_ = m.Apply(r)
 	}
-	res, err := g.w.Take(context.Background(), term, func() (Capture, error) {
+	res, err := w.Take(context.Background(), term, func() (Capture, error) {
 		c := m.capture(seq)
 		if seq > 0 {
 			c.RecordedAt = g.recs[seq-1].RecordedAt
@@ -353,6 +359,38 @@ func TestWriterChangesTrigger(t *testing.T) {
 	}
 	if !w2.Due(27, 100_500) {
 		t.Error("resumed writer not due 500 changes after its first Due")
+	}
+}
+
+// TestWriterChangesTriggerLeadingAgain: a leader that lost leadership and
+// leads again resumes from the snapshot another leader wrote meanwhile.
+// The change counter at that snapshot is unknown to it: counting starts at
+// its first Due after the Resume, not at the counter it last saw while it
+// led before, which would make a snapshot due at once, right after the
+// other leader's.
+func TestWriterChangesTriggerLeadingAgain(t *testing.T) {
+	pol := Policy{EveryEvents: 1_000_000, EveryChanges: 500}
+	g := newRig(t, Config{Policy: pol})
+	g.recs = g.appendEvents(t, tickEvents(1, 30, nil), 30, time.Second)
+	// First leadership of g.w: it counts and writes a snapshot at 10.
+	g.w.Due(10, 7000)
+	if !g.w.Due(10, 7500) {
+		t.Fatal("not due 500 changes after the first Due")
+	}
+	g.snapshotAt(t, 1, 10)
+
+	// Another leader writes a snapshot at 25 while g.w follows.
+	g.snapshotWith(t, g.resumedWriter(t, pol), 2, 25)
+
+	// g.w leads again: its machine's counter went on meanwhile.
+	if err := g.w.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g.w.Due(26, 100_000) || g.w.Due(27, 100_499) {
+		t.Error("due within 500 changes of the first Due after leading again: counted from the counter of its previous leadership")
+	}
+	if !g.w.Due(28, 100_500) {
+		t.Error("not due 500 changes after the first Due after leading again")
 	}
 }
 

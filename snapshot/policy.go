@@ -85,6 +85,21 @@ func (p *Policy) Taken(seq int64, at time.Time) {
 	}
 }
 
+// Resumed records the newest snapshot found stored, taken at the given
+// time (a leader resuming, Writer.Resume). A snapshot newer than the last
+// one recorded was taken by another leader: the change counter at it is
+// unknown here — the one last shown to Due is from an earlier leadership
+// of this node, and the machine went on changing since — so counting
+// starts at the next Due.
+func (p *Policy) Resumed(seq int64, at time.Time) {
+	if seq > p.lastSeq {
+		p.hasBase = false
+	}
+	if seq >= p.lastSeq {
+		p.lastSeq, p.lastAt = seq, at
+	}
+}
+
 // Last returns the seq and time of the last snapshot recorded by Taken.
 func (p Policy) Last() (int64, time.Time) {
 	return p.lastSeq, p.lastAt

@@ -42,9 +42,9 @@ func TestPolicyChanges(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// A step asks Due(seq, changes), or records a snapshot of seq (taken).
 	type step struct {
-		seq, changes int64
-		taken, want  bool
-		why          string
+		seq, changes         int64
+		taken, resumed, want bool
+		why                  string
 	}
 	for _, tc := range []struct {
 		name  string
@@ -68,12 +68,28 @@ func TestPolicyChanges(t *testing.T) {
 			{seq: 102, taken: true},
 			{seq: 102, changes: 900_000, why: "no event since the snapshot"},
 		}},
+		{"leading again", []step{
+			{seq: 10, changes: 5000},
+			{seq: 12, changes: 6000, want: true},
+			{seq: 12, taken: true},
+			{seq: 12, resumed: true, why: "its own snapshot is the newest: the counter at it is known"},
+			{seq: 13, changes: 6999, why: "999 changes after its own snapshot"},
+			{seq: 14, changes: 7000, want: true, why: "1000 changes after its own snapshot"},
+			{seq: 500, resumed: true, why: "another leader's snapshot: the counter at it is unknown"},
+			{seq: 501, changes: 90_000, why: "the changes before the first Due after resuming are unknown"},
+			{seq: 502, changes: 90_999, why: "999 changes after that Due"},
+			{seq: 503, changes: 91_000, want: true, why: "1000 changes after that Due"},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Policy{EveryChanges: 1000, EveryEvents: 1_000_000}
 			for i, s := range tc.steps {
 				if s.taken {
 					p.Taken(s.seq, t0)
+					continue
+				}
+				if s.resumed {
+					p.Resumed(s.seq, t0)
 					continue
 				}
 				if got := p.Due(s.seq, s.changes, t0); got != s.want {

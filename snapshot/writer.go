@@ -220,8 +220,8 @@ func newWriterMetrics() writerMetrics {
 	}
 }
 
-// Resume makes the policy count from the newest snapshot in the database;
-// a new leader calls it before its first Due.
+// Resume makes the policy count from the newest snapshot in the database
+// (Policy.Resumed); a new leader calls it before its first Due.
 func (w *Writer) Resume(ctx context.Context) error {
 	m, ok, err := w.store.Newest(ctx)
 	if err != nil {
@@ -229,7 +229,7 @@ func (w *Writer) Resume(ctx context.Context) error {
 	}
 	if ok {
 		w.mu.Lock()
-		w.policy.Taken(m.Seq, m.CreatedAt)
+		w.policy.Resumed(m.Seq, m.CreatedAt)
 		w.mu.Unlock()
 	}
 	return nil
