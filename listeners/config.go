@@ -26,7 +26,9 @@ type Config struct {
 	// Listen is the TCP address (default ":8091").
 	Listen string `yaml:"listen"`
 	// Timeouts of the server (defaults 5s header, 30s read, 30s write,
-	// 2m idle) and the grace period of a shutdown (default 20s).
+	// 2m idle) and the grace period of a shutdown (default 20s; requests
+	// still in flight then are cut, unanswered, and the stop is a clean
+	// one all the same).
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`

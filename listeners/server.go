@@ -221,7 +221,11 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // Run serves until ctx ends, then stops accepting, waits up to
 // ShutdownTimeout for the requests in flight (each publishes and answers)
-// and returns nil. It returns an error if it cannot listen or serve.
+// and returns nil. Requests still in flight then are cut, their
+// connections closed unanswered (their clients send them again; nothing
+// was answered 2xx that is not in the spool), with a warning: the stop is
+// a clean one all the same, as a persister's whose grace ran out. It
+// returns an error if it cannot listen or serve.
 func (s *Server) Run(ctx context.Context) error {
 	ln := s.deps.Listener
 	if ln == nil {
@@ -254,7 +258,8 @@ func (s *Server) Run(ctx context.Context) error {
 	<-errc // http.ErrServerClosed
 	if err != nil {
 		_ = srv.Close()
-		return fmt.Errorf("shutdown within %s: %w", s.cfg.ShutdownTimeout, err)
+		s.log.Warn("requests still in flight when shutdown_timeout passed: their connections are closed unanswered, so their clients send them again",
+			"shutdown_timeout", s.cfg.ShutdownTimeout, "err", err)
 	}
 	return nil
 }

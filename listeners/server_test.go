@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -469,6 +470,66 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := http.Post(url, "application/json", strings.NewReader("{}")); err == nil {
 		t.Error("a request after shutdown was served")
 	}
+}
+
+// TestShutdownTimeoutIsACleanStop: a request still in flight when
+// shutdown_timeout passes is cut, its client left unanswered (it sends the
+// request again), and Run returns nil, a clean stop, as the persister's
+// and the processor's do when their grace runs out, with a warning saying
+// so: `systemctl stop` must not leave the unit failed.
+func TestShutdownTimeoutIsACleanStop(t *testing.T) {
+	pub := &fakePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(pub.release)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncLog
+	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{InsecureNoAuth: true}, ShutdownTimeout: time.Millisecond},
+		listeners.Deps{Publisher: pub, Endpoints: endpoints(t), Listener: ln, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.Post("http://"+ln.Addr().String()+"/v1/events", "application/json", bytes.NewReader(file(t, "events/testdata/host_down.json")))
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	<-pub.entered // the request is publishing, and stays so
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after shutdown_timeout passed: %v; want nil, a clean stop", err)
+	}
+	if err := <-answered; err == nil {
+		t.Error("the request cut by the stop was answered")
+	}
+	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "shutdown_timeout") {
+		t.Errorf("no warning about the requests cut:\n%s", out)
+	}
+}
+
+// syncLog is a log destination safe for concurrent writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestConfigValidate(t *testing.T) {

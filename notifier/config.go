@@ -59,7 +59,9 @@ type Config struct {
 	// AMQPURL is used by `causeway webhooks add|delete` only, to publish
 	// subscription events to the log.
 	AMQPURL string `yaml:"amqp_url"`
-	// ShutdownGrace bounds the wait for in-flight deliveries on SIGTERM.
+	// ShutdownGrace bounds the wait for in-flight deliveries on SIGTERM;
+	// a stop whose grace runs out leaves them (they are sent again) and
+	// is a clean stop all the same.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// DeadLetterRetention: dead letters older than this (by dead_at) are
 	// deleted (default 30 days): long enough to notice and redrive them,

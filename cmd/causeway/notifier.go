@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,16 +41,21 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(ctx, log, reg, metrics.listen(cmd, cfg.MetricsListen), actor{
-				name: "notifier", run: withGrace(cfg.ShutdownGrace, afterDatabase(db, nlog, n.Run)), alive: n.Alive,
+				name: "notifier", run: withGrace(nlog, cfg.ShutdownGrace, notifierUndrained, afterDatabase(db, nlog, n.Run)), alive: n.Alive,
 			})
 		}),
 	})
 }
 
-// withGrace bounds run's stop: once ctx ends, run has grace to return,
-// after which the stop is an error (what run was doing is left to the
-// at-least-once delivery: cursors are stored as deliveries succeed).
-func withGrace(grace time.Duration, run func(context.Context) error) func(context.Context) error {
+// withGrace bounds run's stop: once ctx ends, run has grace to return.
+// A run still busy then is left behind (the process exits once serve
+// returns), and the stop is a clean one all the same (nil: exit 0, so
+// `systemctl stop` leaves the unit inactive, not failed), as a
+// persister's or a processor's whose grace ran out, with a warning on log
+// saying what may be left undrained and where it is picked up (what run
+// was doing is left to the at-least-once delivery: cursors are stored as
+// deliveries succeed).
+func withGrace(log *slog.Logger, grace time.Duration, undrained string, run func(context.Context) error) func(context.Context) error {
 	return func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- run(ctx) }()
@@ -65,7 +70,8 @@ func withGrace(grace time.Duration, run func(context.Context) error) func(contex
 		case err := <-errc:
 			return err
 		case <-t.C:
-			return fmt.Errorf("shutdown grace period (%s) passed", grace)
+			log.Warn("still busy when the shutdown grace passed: stopping without waiting any more", "shutdown_grace", grace, "not_drained", undrained)
+			return nil
 		}
 	}
 }
