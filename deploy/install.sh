@@ -29,6 +29,30 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+# The node names are checked before anything is installed: each names a
+# file (processor-<node>.yaml), a data directory and a unit instance
+# (causeway-processor@<node>), so it must be a name fit for all three (a
+# letter or digit, then letters, digits, ".", "_" or "-"), and given once.
+usage() { echo "install: $*" >&2; exit 2; }
+case ",$nodes," in
+*,,*) usage "--nodes $nodes: a node name is empty" ;;
+esac
+IFS=, read -r -a node_list <<<"$nodes"
+[ "${#node_list[@]}" -le 9 ] || usage "--nodes $nodes: at most 9 nodes (ports 7101-7109)"
+# Spelt out, not as ranges, which a locale may stretch to other letters.
+alnum=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
+seen=,
+for node in "${node_list[@]}"; do
+	rest=${node#[$alnum]}
+	if [ "$rest" = "$node" ] || [ -n "${rest//[$alnum._-]/}" ]; then
+		usage "--nodes $nodes: \"$node\" is no node name: a letter or digit, then letters, digits, \".\", \"_\" or \"-\""
+	fi
+	case $seen in
+	*",$node,"*) usage "--nodes $nodes: \"$node\" is given twice" ;;
+	esac
+	seen+="$node,"
+done
+
 [ -x "$bin" ] || die "$bin is not an executable (make build first)"
 if [ -z "$destdir" ] && [ "$(id -u)" -ne 0 ]; then
 	die "installing onto the system needs root (or stage it with --destdir)"
@@ -98,8 +122,6 @@ done
 # node, its id, data directory, raft/API ports and the bootstrap peers
 # (node i on raft port 7100+i and API port 8080+i), so that an edit of
 # causeway.yaml reaches every node.
-IFS=, read -r -a node_list <<<"$nodes"
-[ "${#node_list[@]}" -le 9 ] || die "at most 9 nodes (ports 7101-7109)"
 peers=""
 i=0
 for node in "${node_list[@]}"; do

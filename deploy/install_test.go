@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,6 +175,48 @@ func TestInstallPrintsCommandsThatWork(t *testing.T) {
 		}
 		if !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "{") {
 			t.Errorf("install.sh --nodes %s printed:\n%s\nwant %q and no brace list", tc.nodes, out, tc.want)
+		}
+	}
+}
+
+// TestInstallRefusesBadNodes: a --nodes list with an empty name, a name
+// given twice, or a name that cannot be a systemd instance name and a file
+// name (processor-<node>.yaml, causeway-processor@<node>) is refused, exit
+// 2 with a line naming the problem, before anything is installed: it would
+// otherwise lay down processor-.yaml, two nodes on one file, or units that
+// do not start.
+func TestInstallRefusesBadNodes(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "causeway")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ nodes, want string }{
+		{"a,,b", "empty"},
+		{",a", "empty"},
+		{"a,", "empty"},
+		{"a,b,a", `"a" is given twice`},
+		{"a/b", `"a/b"`},
+		{"p 1", `"p 1"`},
+		{"p@1", `"p@1"`},
+		{"-p", `"-p"`},
+		{"..", `".."`},
+		{"p1,é", `"é"`},
+	} {
+		stage := t.TempDir()
+		cmd := exec.Command("./install.sh", "--destdir", stage, "--bin", bin, "--nodes", tc.nodes)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("--nodes %q: %v (stderr %q); want exit 2", tc.nodes, err, stderr.String())
+			continue
+		}
+		if !strings.Contains(stderr.String(), "--nodes") || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("--nodes %q: stderr %q; want a line on --nodes naming %s", tc.nodes, stderr.String(), tc.want)
+		}
+		if left, _ := os.ReadDir(stage); len(left) != 0 {
+			t.Errorf("--nodes %q: refused after installing into the stage (%d entries)", tc.nodes, len(left))
 		}
 	}
 }
