@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,4 +156,72 @@ func TestHistoricalRCAAtTheZeroTime(t *testing.T) {
 			t.Errorf("at=%s: %d reconstructions, %d %s; want one, and 404 before the first event", at, asked, resp.StatusCode, body)
 		}
 	}
+}
+
+// TestInternalErrorsAreNotShown: a 500 told any reader the server's own
+// error, a database's message naming its tables and columns included. It
+// now says only that the request failed, with a request id, and the node
+// logs the error in full with that id; a 4xx keeps its message, which is
+// the client's to read.
+func TestInternalErrorsAreNotShown(t *testing.T) {
+	internal := errors.New("Error 1054 (42S22): Unknown column 'ah.raised_seq' in 'field list'")
+	var logs syncBuffer
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "read-token", Role: RoleReader}}},
+		failingBackend{&fakeBackend{g: sampleGraph(), seq: 9}, internal},
+		Deps{NodeID: "n1", Now: func() time.Time { return t0 }, History: failingHistory{fakeHistory{head: 4}, internal},
+			Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	ids := map[string]bool{}
+	for _, path := range []string{"/v1/rca/4?seq=3", "/v1/history/alarms"} {
+		resp, body := do(t, ts, "GET", path, "read-token", "", "")
+		var e map[string]any
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, body)
+		}
+		msg, _ := e["error"].(string)
+		id, _ := e["request_id"].(string)
+		if resp.StatusCode != http.StatusInternalServerError || strings.Contains(string(body), "Unknown column") ||
+			id == "" || !strings.Contains(msg, id) || ids[id] {
+			t.Errorf("%s: %d %s; want 500 with a request id of its own, and not the server's error", path, resp.StatusCode, body)
+			continue
+		}
+		ids[id] = true
+		logged := false
+		for line := range strings.Lines(logs.String()) {
+			var l map[string]any
+			if json.Unmarshal([]byte(line), &l) == nil && l["request_id"] == id {
+				logErr, _ := l["err"].(string)
+				logged = l["level"] == "ERROR" && strings.Contains(logErr, internal.Error())
+			}
+		}
+		if !logged {
+			t.Errorf("%s: no ERROR line with request_id %s and the error in full:\n%s", path, id, logs.String())
+		}
+	}
+	resp, body := do(t, ts, "GET", "/v1/history/alarms?from=nonsense", "read-token", "", "")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "nonsense") {
+		t.Errorf("a 400: %d %s; want its own message", resp.StatusCode, body)
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -62,13 +62,21 @@
 // that a client retries on another node rather than read a state that has
 // stopped following the log, or have a write taken by a node that is going.
 // The requests in flight when the stop began are finished first.
+//
+// An error is answered with its message in the body's "error", but for a
+// 500: a failure of the server's own, whose message (a database's names
+// its tables, columns and hosts) is no reader's business. A 500 says only
+// that the request failed, with a request id ("request_id", and in the
+// message), and the node logs the error in full with that id.
 package api
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -701,7 +709,23 @@ func (s *Server) fail(w http.ResponseWriter, code int, seq int64, err error) {
 	if seq > 0 {
 		m.Seq = seq
 	}
-	s.reply(w, code, m, ErrorResponse{Meta: m, Error: err.Error()})
+	msg, id := s.shown(code, err)
+	s.reply(w, code, m, ErrorResponse{Meta: m, Error: msg, RequestID: id})
+}
+
+// shown is what the answer to a request that failed with code and err
+// says: err's message, but for a 500, whose err is the server's own (see
+// the package comment): then only that the request failed, with a new
+// request id, under which err is logged in full.
+func (s *Server) shown(code int, err error) (msg, requestID string) {
+	if code != http.StatusInternalServerError {
+		return err.Error(), ""
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	requestID = hex.EncodeToString(b)
+	s.log.Error("request failed", "request_id", requestID, "status", code, "err", err)
+	return fmt.Sprintf("internal error (request id %s: the node's log has its cause)", requestID), requestID
 }
 
 // noSeq is the seq of a historical error that reflects no state: nothing
@@ -715,7 +739,8 @@ const noSeq int64 = -1
 func (s *Server) failHistorical(w http.ResponseWriter, code int, seq int64, err error) {
 	m := s.meta(-1)
 	m.Seq = max(seq, 0)
-	body := ErrorResponse{Meta: m, Error: err.Error(), Historical: true}
+	msg, id := s.shown(code, err)
+	body := ErrorResponse{Meta: m, Error: msg, RequestID: id, Historical: true}
 	if seq == noSeq {
 		s.write(w, code, m, body)
 		return

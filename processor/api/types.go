@@ -336,6 +336,9 @@ type ClusterResponse struct {
 type ErrorResponse struct {
 	Meta
 	Error string `json:"error"`
+	// RequestID is a 500's: the id under which the node logged the
+	// error, which Error does not say (see the package comment).
+	RequestID string `json:"request_id,omitempty"`
 	// Historical says the error is a historical query's: Seq is then the
 	// seq the state was reconstructed at, and X-Causeway-Seq is absent
 	// when nothing was reconstructed (Seq is 0 then).
