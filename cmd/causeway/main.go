@@ -21,7 +21,12 @@ func run() int {
 	ctx, stop := withStopSignals(context.Background(), os.Exit)
 	defer stop()
 	root := newRootCmd()
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	if line, code, ok := interrupted(ctx, err); ok {
+		fmt.Fprintln(os.Stderr, line)
+		return code
+	}
+	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.msg != "" {

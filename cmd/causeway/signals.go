@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -19,10 +21,21 @@ import (
 // 143 for SIGTERM, the status a shell reports for a process that signal
 // killed. The units count both as a clean stop (SuccessExitStatus), as
 // systemd does a death by SIGINT or SIGTERM: the operator asked for it.
+//
+// A command that is no daemon, and that the first signal ends with an
+// error (it gave up: "context canceled", or whatever its work failed
+// with once cancelled), exits the same way: one line saying it was
+// interrupted, and 128 + the signal's number (interrupted). A daemon's
+// first signal is a clean stop, whose exit status is its own.
 type stopSignals struct {
 	mu sync.Mutex
 	// forced says that the stop is forced, before the exit.
 	forced func(sig syscall.Signal)
+	// first is the first signal, 0 before it.
+	first syscall.Signal
+	// daemon says that the command says itself how its stop went
+	// (onForcedStop): an error after the first signal is no interruption.
+	daemon bool
 }
 
 type stopSignalsKey struct{}
@@ -45,12 +58,15 @@ func withStopSignals(parent context.Context, exit func(code int)) (ctx context.C
 		for {
 			select {
 			case sig := <-ch:
+				n, _ := sig.(syscall.Signal)
 				if !stopping {
 					stopping = true
+					s.mu.Lock()
+					s.first = n
+					s.mu.Unlock()
 					cancel()
 					continue
 				}
-				n, _ := sig.(syscall.Signal)
 				s.mu.Lock()
 				forced := s.forced
 				s.mu.Unlock()
@@ -81,6 +97,43 @@ func onForcedStop(ctx context.Context, forced func(sig syscall.Signal)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forced = forced
+	s.daemon = true
+}
+
+// interrupted is what a command that ended with err says and exits with
+// when the first SIGINT or SIGTERM interrupted it (see stopSignals): one
+// line, and 128 + the signal's number. ok is false when no signal came, err
+// is nil, or the command is a daemon (its stop is its own to tell).
+func interrupted(ctx context.Context, err error) (line string, code int, ok bool) {
+	s, found := ctx.Value(stopSignalsKey{}).(*stopSignals)
+	if !found || err == nil {
+		return "", 0, false
+	}
+	s.mu.Lock()
+	sig, daemon := s.first, s.daemon
+	s.mu.Unlock()
+	if sig == 0 || daemon {
+		return "", 0, false
+	}
+	line = "causeway: interrupted by " + signalName(sig)
+	// What the command failed with once cancelled is no news, unless it
+	// says more than the cancellation.
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.msg != "" && !errors.Is(err, context.Canceled) {
+			line += ": " + firstLine(ee.msg)
+		}
+	case !errors.Is(err, context.Canceled):
+		line += ": " + firstLine(err.Error())
+	}
+	return line, 128 + int(sig), true
+}
+
+// firstLine is s up to its first line break.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // signalName is the name of the stop signals as operators write them.

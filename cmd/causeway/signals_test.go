@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -141,6 +142,61 @@ func TestSecondSignalForcesStop(t *testing.T) {
 			if last["level"] != "WARN" || !strings.Contains(msg, "forced") || last["component"] != "listener" ||
 				last["signal"] != tc.name || !strings.Contains(undrained, "spool") {
 				t.Errorf("last log line %s; want a WARN of the listener saying the stop was forced by %s and what is not drained", lines[len(lines)-1], tc.name)
+			}
+		})
+	}
+}
+
+// TestInterruptedCommandExits128PlusSignal: a command (not a daemon)
+// interrupted by SIGINT (Ctrl-C) or SIGTERM gave up with "context
+// canceled" and exit 1, a failure's. It says in one line that it was
+// interrupted, and exits 128 + the signal's number (130, 143), as a
+// daemon's forced stop does and as a shell reports a process that signal
+// killed. Here `causeway status` waits for an API that never answers.
+func TestInterruptedCommandExits128PlusSignal(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		name string
+		want int
+	}{{syscall.SIGINT, "SIGINT", 130}, {syscall.SIGTERM, "SIGTERM", 143}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				if c, err := ln.Accept(); err == nil {
+					accepted <- c // held, never answered
+				}
+			}()
+			cmd := exec.Command(bin, "status", "--url", "http://"+ln.Addr().String(), "--token", "t", "--timeout", "1h")
+			var stdout, stderr syncBuffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() {
+				_ = cmd.Wait()
+				close(exited)
+			}()
+			select {
+			case c := <-accepted:
+				defer c.Close()
+			case <-exited:
+				t.Fatalf("the command ended before its request: %v\n%s", cmd.ProcessState, stderr.String())
+			}
+			if err := cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if got := cmd.ProcessState.ExitCode(); got != tc.want || len(lines) != 1 ||
+				!strings.Contains(lines[0], "interrupted") || !strings.Contains(lines[0], tc.name) || strings.Contains(lines[0], "context canceled") {
+				t.Errorf("interrupted by %s: %v, stderr %q; want exit %d and one line saying it was interrupted by %s", tc.name, cmd.ProcessState, stderr.String(), tc.want, tc.name)
 			}
 		})
 	}
