@@ -69,7 +69,11 @@ func TestTopologyKeepsAnEarlierPersistQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ch.QueueDeclare(PersistQueue, true, false, false, false, persistQueueArgs()); err != nil {
+	// Declared and bound as an earlier release did.
+	if err := ch.ExchangeDeclare(EventsExchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := declareBound(ch, PersistQueue, EventsExchange, persistQueueArgs()); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
@@ -78,7 +82,7 @@ func TestTopologyKeepsAnEarlierPersistQueue(t *testing.T) {
 			t.Fatalf("declare #%d over the earlier queue: %+v, %v; want it used as it is", i+1, topo, err)
 		}
 	}
-	// Bound like a new one: an event published reaches it.
+	// Still bound: an event published reaches it.
 	if err := ch.Publish(EventsExchange, "s.tick", true, false, amqp.Publishing{Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,11 @@ import (
 //
 // Every component must run this release first: an earlier one would fail
 // to declare the recreated queue (its arguments differ). On any failure
-// before the deletion the binding is restored. A queue that already has
-// the single active consumer is left as it is.
+// before the deletion the binding is restored. No component binds the
+// earlier queue again meanwhile (DeclareTopology leaves its bindings as
+// they are), so a run killed before it ends leaves it unbound, producers
+// keeping their events spooled (Publisher.Returned grows): run it again.
+// A queue that already has the single active consumer is left as it is.
 func RecreatePersistQueue(ctx context.Context, url string, poll time.Duration, say func(string)) error {
 	conn, err := amqp.DialConfig(url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second)})
 	if err != nil {

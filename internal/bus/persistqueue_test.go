@@ -164,3 +164,68 @@ func TestRecreatePersistQueueGivesUpBoundAgain(t *testing.T) {
 	_ = ch
 	waitFor(t, func() bool { return queueDepth(t, u, PersistQueue) == 3 })
 }
+
+// TestRecreatePersistQueueIsNotReboundByAProducer: while the earlier
+// release's queue is unbound, a running Publisher's event comes back to
+// it, and goes on coming back across the reconnect that the return
+// causes (which declares the topology again): it stays in the spool until
+// the recreated queue takes it, never confirmed into the queue about to
+// be deleted.
+func TestRecreatePersistQueueIsNotReboundByAProducer(t *testing.T) {
+	u := bustest.VHost(t)
+	legacyPersistQueue(t, u, 0)
+	unbound, release := make(chan struct{}), make(chan struct{})
+	var s sayings
+	say := func(m string) {
+		s.say(m)
+		if strings.HasPrefix(m, "unbound") {
+			close(unbound)
+			<-release // recreate holds here, its queue unbound
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- RecreatePersistQueue(context.Background(), u, 20*time.Millisecond, say) }()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	<-unbound
+
+	p := newTestPublisher(t, u, "", nil)
+	start(t, p.Run)
+	if err := p.Publish(context.Background(), testEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	// Returned once, the publisher reconnects and declares the topology
+	// again; returned twice, that declaration left the queue unbound.
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Returned() < 2 {
+		if n, _ := p.Spooled(); n == 0 {
+			t.Fatalf("the event was confirmed into %s while it was unbound for its recreation (returned %d times): declaring the topology bound it again",
+				PersistQueue, p.Returned())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("returned %d times within 20s", p.Returned())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if d := queueDepth(t, u, PersistQueue); d != 0 {
+		t.Fatalf("%d messages in the queue being recreated", d)
+	}
+	released = true
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("recreate: %v (said %q)", err, s.all)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("recreate did not end; said %q", s.all)
+	}
+	waitEmpty(t, p, 20*time.Second)
+	if d := queueDepth(t, u, PersistQueue); d != 1 {
+		t.Errorf("the recreated queue holds %d messages; want the event", d)
+	}
+}

@@ -110,9 +110,18 @@ func DeclareTopology(conn *amqp.Connection) (Topology, error) {
 		return Topology{SingleActive: err == nil}, err
 	}
 	// It exists with other arguments (the broker closed that channel): a
-	// queue of an earlier release, to be used as it is.
+	// queue of an earlier release, to be used as it is, bindings included.
+	// It is not bound again: the release that declared it bound it, and
+	// RecreatePersistQueue unbinds it so that what producers publish while
+	// it waits for the queue to empty comes back to their spools; a
+	// component connecting meanwhile (a producer reconnects after every
+	// return) would otherwise bind it again, and the events it published
+	// would be confirmed into the queue about to be deleted.
 	return Topology{}, withChannel(conn, func(ch *amqp.Channel) error {
-		return declareBound(ch, PersistQueue, EventsExchange, persistQueueArgs())
+		if _, err := ch.QueueDeclare(PersistQueue, true, false, false, false, persistQueueArgs()); err != nil {
+			return fmt.Errorf("declare queue %s: %w", PersistQueue, err)
+		}
+		return nil
 	})
 }
 
