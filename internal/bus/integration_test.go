@@ -667,3 +667,59 @@ func TestSyncMarkersAreBarriers(t *testing.T) {
 		t.Fatalf("queue holds %d distinct events, want %d", len(got), len(evs))
 	}
 }
+
+// TestPublisherKeepsNackedEvents: events the broker nacks (a full queue
+// with reject-publish; a classic one, as RabbitMQ 3.10's quorum queues
+// still took a window of publishes past their limit) stay in the spool
+// and are sent again until the queue has room: a nack is never taken for
+// a confirm.
+func TestPublisherKeepsNackedEvents(t *testing.T) {
+	const exchange, queue, room, more = "test.nack", "test.nack.q", 3, 5
+	u := bustest.VHost(t)
+	ch := amqpChannel(t, u)
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{
+		amqp.QueueTypeArg: amqp.QueueTypeClassic, amqp.QueueMaxLenArg: int64(room), amqp.QueueOverflowArg: amqp.QueueOverflowRejectPublish,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, "#", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(PublisherConfig{Conn: fastConn(u), SpoolPath: filepath.Join(t.TempDir(), "spool.db"), Exchange: exchange},
+		Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	start(t, p.Run)
+	var evs []event.Event
+	for i := range room + more {
+		evs = append(evs, testEvent(i))
+	}
+	// The queue is filled...
+	for _, ev := range evs[:room] {
+		if err := p.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		waitEmpty(t, p, 30*time.Second)
+	}
+	// ... so the broker nacks the next ones, which stay spooled.
+	if err := p.Publish(context.Background(), evs[room:]...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return metricValue(t, p.nacked) >= more })
+	if n, _ := p.Spooled(); n != more {
+		t.Fatalf("%d events spooled after %d nacks; want %d", n, int(metricValue(t, p.nacked)), more)
+	}
+	// Drained, the queue takes the rest as they are sent again.
+	seen := collect(t, u, queue, 30*time.Second, func(m map[string]int) bool { return len(m) == len(evs) })
+	for _, ev := range evs {
+		if seen[ev.EventID] == 0 {
+			t.Errorf("event %s never reached the queue", ev.EventID)
+		}
+	}
+	waitEmpty(t, p, 30*time.Second)
+}
