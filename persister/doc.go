@@ -92,8 +92,11 @@
 // partitions older than the boundary — but never past the oldest stored
 // snapshot (store.Log.Retain), since reconstruction replays the events
 // after a snapshot; with no snapshot at or before the boundary it drops
-// nothing while the log still starts at seq 1. Several persisters may do
-// so at once; the store serialises them.
+// nothing while the log still starts at seq 1. Last it deletes the events
+// of the anchor's day up to the anchor's seq (store.Log.TrimThrough), in
+// short statements under the retention lock, so that the oldest event kept
+// comes right after the anchor. Several persisters may do so at once; the
+// store serialises them.
 //
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,
@@ -101,5 +104,6 @@
 // _commit_retries_total, _append_bound_seconds (the bound of the next
 // attempt), _paused (1 while it has handed its batch back
 // and waits for the database), _pauses_total,
-// _sequenced_unpublished_total and _snapshots_pruned_total.
+// _sequenced_unpublished_total, _snapshots_pruned_total and
+// _events_trimmed_total (the rows retention deleted up to its anchor).
 package persister

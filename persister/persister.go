@@ -110,6 +110,9 @@ type Log interface {
 	Append(ctx context.Context, entries []store.Entry) (store.Appended, error)
 	MaintainPartitions(ctx context.Context, now time.Time, lookahead int) ([]string, error)
 	Retain(ctx context.Context, t time.Time, anchored bool) ([]string, time.Time, error)
+	// TrimThrough deletes the events up to the retention anchor's seq
+	// that Retain's whole partitions left, checking lease between chunks.
+	TrimThrough(ctx context.Context, seq int64, lease store.RetentionLease) (int64, error)
 	LockRetention(ctx context.Context, wait time.Duration) (store.RetentionLease, error)
 	// Now is the log's clock, which dates its records (the database
 	// server's): maintenance goes by it.
@@ -228,6 +231,7 @@ type metrics struct {
 	pauses       prometheus.Counter
 	unpublished  prometheus.Counter
 	snapsPruned  prometheus.Counter
+	trimmed      prometheus.Counter
 	clockBehind  prometheus.Counter
 }
 
@@ -295,6 +299,10 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			Name: "causeway_persister_snapshots_pruned_total",
 			Help: "Graph snapshots deleted by retention (older than the newest usable one at or before the retention boundary).",
 		}),
+		trimmed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_persister_events_trimmed_total",
+			Help: "Events deleted row by row by retention: those of the retention anchor's day partition up to the anchor's seq (the partitions dropped whole are not counted).",
+		}),
 		clockBehind: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_persister_clock_behind_commits_total",
 			Help: "Commits whose records took the log's last recorded_at because the log's clock (the database server's) was behind it (recorded_at never decreases along seq).",
@@ -304,7 +312,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		m.deadLettered.WithLabelValues(r) // export zeros
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.appendBound, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.clockBehind} {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.appendBound, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.trimmed, m.clockBehind} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("persister: register metrics: %w", err)
 			}
@@ -1100,10 +1108,11 @@ func (p *Persister) publishLoop(ctx context.Context) {
 // MaintenanceInterval until ctx ends: first the snapshots (keeping the
 // newest usable one at or before the retention boundary, the anchor), then
 // the event partitions, bounded by the oldest stored snapshot (see
-// store.Log.Retain), which after the pruning is the anchor. Both go by the
-// log's clock, which dated the records, not by this host's. Failures are
-// logged and retried at the next interval; pmax keeps inserts working
-// meanwhile.
+// store.Log.Retain), which after the pruning is the anchor, and last the
+// events of the anchor's day up to its seq (store.Log.TrimThrough). All go
+// by the log's clock, which dated the records, not by this host's.
+// Failures are logged and retried at the next interval; pmax keeps
+// inserts working meanwhile.
 func (p *Persister) maintain(ctx context.Context) {
 	t := time.NewTicker(p.cfg.MaintenanceInterval)
 	defer t.Stop()
@@ -1135,8 +1144,15 @@ func (p *Persister) maintain(ctx context.Context) {
 const retentionLockWait = 10 * time.Second
 
 // retain prunes the snapshots and then the event partitions before cut,
-// under the retention lock, so that nothing else deletes snapshots between
-// the two (the anchor the partition drop relies on).
+// then deletes the events left of the anchor's day up to the anchor's seq
+// (store.Log.TrimThrough), so that the oldest retained event comes right
+// after the anchor: without that, the events of its day before it had no
+// snapshot at or before them and could not be reconstructed. All of it
+// runs under the retention lock, so that nothing else deletes snapshots
+// meanwhile (the anchor the partition drop and the trim rely on). Without
+// a snapshot store no anchor is checked, nor its seq known: the stored
+// snapshots are taken as usable for the partition drop, and no event row
+// is deleted.
 func (p *Persister) retain(ctx context.Context, cut time.Time) {
 	lease, err := p.log.LockRetention(ctx, retentionLockWait)
 	if err != nil {
@@ -1148,6 +1164,7 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 	defer lease.Release()
 	// Without a snapshot store to check, the snapshots are taken as usable.
 	anchored := p.snaps == nil
+	var anchor int64 // the anchor's seq, when checked usable
 	if p.snaps != nil {
 		res, err := p.snaps.Prune(ctx, cut)
 		switch {
@@ -1161,6 +1178,9 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 				"anchor_recorded_at", res.AnchorRecordedAt, "retention", p.cfg.Retention)
 		}
 		anchored = err == nil && res.AnchorSeq > 0
+		if anchored {
+			anchor = res.AnchorSeq
+		}
 	}
 	// The lock goes with its session: should that have dropped, another
 	// may be deleting snapshots, and the partition drop must not rely on
@@ -1171,13 +1191,28 @@ func (p *Persister) retain(ctx context.Context, cut time.Time) {
 		}
 		return
 	}
-	if dropped, bound, err := p.log.Retain(ctx, cut, anchored); err != nil {
+	dropped, bound, err := p.log.Retain(ctx, cut, anchored)
+	switch {
+	case err != nil:
 		if ctx.Err() == nil {
 			p.lg.Error("retention failed", "err", err)
 		}
-	} else if len(dropped) > 0 {
+		return
+	case len(dropped) > 0:
 		p.lg.Info("dropped partitions past retention", "partitions", dropped, "before", bound, "retention", p.cfg.Retention)
-	} else if bound.IsZero() {
+	case bound.IsZero():
 		p.lg.Warn("retention skipped: no snapshot the processors can restore is stored at or before the boundary and the log starts at seq 1, so every event is still needed to reconstruct the window", "retention", p.cfg.Retention)
+	}
+	if anchor == 0 {
+		return
+	}
+	// TrimThrough checks the lock before each of its statements.
+	n, err := p.log.TrimThrough(ctx, anchor, lease)
+	if n > 0 {
+		p.m.trimmed.Add(float64(n))
+		p.lg.Info("deleted the events up to the retention anchor", "events", n, "anchor_seq", anchor, "retention", p.cfg.Retention)
+	}
+	if err != nil && ctx.Err() == nil {
+		p.lg.Error("retention could not delete the events up to its anchor", "anchor_seq", anchor, "deleted", n, "err", err)
 	}
 }

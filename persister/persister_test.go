@@ -286,6 +286,10 @@ func (l *fakeLog) Retain(context.Context, time.Time, bool) ([]string, time.Time,
 	return nil, time.Time{}, nil
 }
 
+func (l *fakeLog) TrimThrough(context.Context, int64, store.RetentionLease) (int64, error) {
+	return 0, nil
+}
+
 func (l *fakeLog) Now(context.Context) (time.Time, error) { return time.Now(), nil }
 
 // Writable answers at once, unless the database hangs (hung: then it

@@ -20,7 +20,7 @@ import (
 // over six days of events, the persister's maintenance, by the log's
 // clock, deletes the snapshots older than the newest one at or before the
 // retention boundary (the anchor), then drops the day partitions before
-// the anchor. Every moment from the anchor on still reconstructs, and the
+// the anchor and deletes the events up to it. Every moment from the anchor on still reconstructs, and the
 // newest state is the one the whole log gave. Without the snapshot pruning
 // the oldest snapshot would pin the log for ever.
 func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
@@ -76,7 +76,8 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	}
 
 	// The boundary falls in day 2, after its snapshot: that snapshot is the
-	// anchor; day 1's goes, and so do the partitions of days 0 and 1.
+	// anchor; day 1's goes, and so do the partitions of days 0 and 1, and
+	// the events of day 2, all at or before the anchor (the last of them).
 	now := day0.AddDate(0, 0, 5).Add(12 * time.Hour)
 	cfg := persister.Config{Retention: 3 * 24 * time.Hour}
 	// While another session (`snapshots prune-stale`) holds retention's
@@ -102,7 +103,7 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	waitFor(t, "retention applied", 30*time.Second, func() (bool, string) {
 		first, err := log.First(ctx)
 		pruned := r.counter(t, "causeway_persister_snapshots_pruned_total")
-		return err == nil && first == firstOf[2] && pruned == 1, fmt.Sprintf("first seq %d (%v), %v snapshots pruned", first, err, pruned)
+		return err == nil && first == firstOf[3] && pruned == 1, fmt.Sprintf("first seq %d (%v), %v snapshots pruned", first, err, pruned)
 	})
 	metas, err := snapshot.NewStore(e.db, nil).List(ctx, math.MaxInt64)
 	if err != nil {
@@ -142,5 +143,106 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Error("the newest reconstruction after retention differs from the state of the whole log")
+	}
+}
+
+// TestRetentionLeavesNoEventBeforeItsAnchor: with the snapshots taken in
+// the middle of a day, the anchor's day partition also holds the events
+// before the anchor, which no stored snapshot precedes once the older
+// snapshots are deleted. Retention deletes them along with the events up
+// to the anchor, so that the oldest retained event has a snapshot at or
+// before it, and every retained seq reconstructs.
+func TestRetentionLeavesNoEventBeforeItsAnchor(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clock := day0
+	log := store.NewLog(e.db, func() time.Time { return clock })
+	if _, err := log.MaintainPartitions(ctx, day0, 8); err != nil {
+		t.Fatal(err)
+	}
+	norm := graph.DefaultNormalizer()
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}},
+		snapshot.WriterDeps{DB: e.db, Fence: snapshot.FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapSeq := map[int]int64{} // day -> seq of that day's snapshot
+	for d := range 6 {
+		for k := range 4 {
+			clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Hour)
+			ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d-%d", d, k), Source: "nova", Kind: event.KindEntityUpsert,
+				ObservedAt: clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+					ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: []string{"available", "error"}[(d+k)%2]}}
+			body, err := event.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			app, err := log.Append(ctx, []store.Entry{{Event: ev, Body: body}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range app.Batch.Records {
+				if err := live.Apply(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Mid-day: after the second of the day's four events.
+			if k == 1 && d >= 1 && d <= 4 {
+				seq := app.Batch.LastSeq()
+				res, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
+					return snapshot.CaptureEngine(live, seq, clock, snapshot.EngineGob)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				snapSeq[d] = res.Meta.Seq
+			}
+		}
+	}
+
+	// The boundary falls in day 2, after its snapshot (02:00): that
+	// snapshot is the anchor.
+	now := day0.AddDate(0, 0, 5).Add(12 * time.Hour)
+	cfg := persister.Config{Retention: 3 * 24 * time.Hour}
+	r := e.startPersisterDeps(t, cfg, func(d *persister.Deps) {
+		d.Snapshots = snapshot.NewStore(e.db, nil)
+		d.Log = store.NewLog(e.db, func() time.Time { return now })
+	})
+	waitFor(t, "retention applied", 30*time.Second, func() (bool, string) {
+		first, err := log.First(ctx)
+		pruned := r.counter(t, "causeway_persister_snapshots_pruned_total")
+		return err == nil && first == snapSeq[2]+1 && pruned == 1,
+			fmt.Sprintf("first seq %d (%v), %v snapshots pruned; want the anchor's seq %d + 1", first, err, pruned, snapSeq[2])
+	})
+	first, err := log.First(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := snapshot.NewStore(e.db, nil).List(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metas) == 0 {
+		t.Fatalf("the oldest retained event, seq %d, has no snapshot at or before it (the anchor is at seq %d)", first, snapSeq[2])
+	}
+	rc, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
+		DB: e.db, Events: log, Factory: snapshot.EngineFactory{Normalizer: norm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Reconstruct(ctx, snapshot.AtSeq(first)); err != nil {
+		t.Fatalf("reconstruct at the oldest retained seq %d: %v", first, err)
+	}
+	// The moments from the anchor (02:00) to the oldest retained event
+	// (03:00) are the anchor's state.
+	between := day0.AddDate(0, 0, 2).Add(150 * time.Minute)
+	at, err := rc.Reconstruct(ctx, snapshot.AtTime(between))
+	if err != nil || at.Seq != snapSeq[2] {
+		t.Fatalf("reconstruct at %s: seq %d, %v; want the anchor's, %d", between, at.Seq, err, snapSeq[2])
+	}
+	if got := r.counter(t, "causeway_persister_events_trimmed_total"); got != 2 {
+		t.Errorf("events trimmed = %v; want 2 (the anchor's day up to it)", got)
 	}
 }

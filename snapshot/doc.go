@@ -63,6 +63,10 @@
 // Retention (Store.Prune) always keeps the newest verified snapshot at or
 // before the retention boundary, so every moment inside the window can still
 // be reconstructed. Event retention must then drop only events recorded
-// before that anchor (store.Log.DropBefore(anchor's recorded_at)), or
-// replay from the anchor would meet a gap (ErrGap).
+// before that anchor (store.Log.Retain, bounded by the oldest stored
+// snapshot), or replay from the anchor would meet a gap (ErrGap); and it
+// deletes the events up to the anchor's seq that the anchor's day
+// partition still holds (store.Log.TrimThrough), since no snapshot is left
+// before them to replay them from: the oldest stored event then comes
+// right after the anchor, which ReconstructEarliest starts from.
 package snapshot

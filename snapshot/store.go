@@ -260,7 +260,8 @@ type PruneResult struct {
 	AnchorSeq int64
 	// AnchorRecordedAt is the anchor's recorded_at: event retention may
 	// drop the events recorded before it (never after), e.g. with
-	// store.Log.DropBefore(AnchorRecordedAt).
+	// store.Log.DropBefore(AnchorRecordedAt), and then delete those up to
+	// AnchorSeq (store.Log.TrimThrough).
 	AnchorRecordedAt time.Time
 	// Deleted counts the snapshots removed.
 	Deleted int

@@ -51,7 +51,11 @@
 // metadata operation, no row deletes — and SeqAt(t) prunes to the
 // partitions up to t. Retain(t) is DropBefore bounded by the oldest stored
 // snapshot, so retention never drops an event that reconstruction from a
-// stored snapshot needs. Seq-range partitions would have to be sized ahead
+// stored snapshot needs; TrimThrough then deletes, in short statements,
+// the rows of that snapshot's day up to its seq, which nothing can replay
+// from (no snapshot precedes them), so that the oldest stored event comes
+// right after a snapshot and SeqAt answers that snapshot's seq from its
+// recorded_at on. Seq-range partitions would have to be sized ahead
 // without knowing the event rate. The primary key is (seq, recorded_at):
 // it must contain the partition column; ordered reads by seq use it in each
 // partition. MaintainPartitions, run periodically by the persister, splits

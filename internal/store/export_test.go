@@ -38,3 +38,11 @@ func SetOpenTimeout(d time.Duration) time.Duration {
 	openTimeout = d
 	return old
 }
+
+// SetTrimChunk sets the rows of one TrimThrough statement, for tests of a
+// trim in several; it returns the previous bound.
+func SetTrimChunk(n int) int {
+	old := trimChunk
+	trimChunk = n
+	return old
+}

@@ -339,7 +339,10 @@ func (l *Log) First(ctx context.Context) (int64, error) {
 // SeqAt returns the last seq whose recorded_at is at or before t: the log
 // prefix that makes up the state at t. It is 0 when t is before the first
 // event, and ErrTruncated when the events up to t were dropped by
-// retention. The answer for a t close to now can still grow if a writer's
+// retention — but for a t at or after the recorded_at of a snapshot stored
+// at the seq right before the oldest stored event (the retention anchor,
+// whose events retention deleted with it: TrimThrough), which is that
+// snapshot's seq. The answer for a t close to now can still grow if a writer's
 // clock lags the caller's; recorded_at is the writers' clock.
 func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 	t = t.UTC()
@@ -372,6 +375,19 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 	first, err := l.First(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	if first > 1 {
+		// Retention deletes the events up to the snapshot it keeps
+		// (TrimThrough): from that snapshot's recorded_at on, the answer
+		// is its seq, right before the oldest stored event.
+		var n int
+		err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM snapshots WHERE seq = ? AND recorded_at <= ?", first-1, at).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("seq at %s: %w", t.Format(time.RFC3339Nano), err)
+		}
+		if n > 0 {
+			return first - 1, nil
+		}
 	}
 	if first > 1 || first == 0 {
 		// Events before first (or all of them) were dropped; the answer

@@ -204,6 +204,11 @@ type RetentionLease interface {
 // the older ones, or those before t cannot be restored), and wait for a
 // usable snapshot to fall behind t. It returns the dropped partitions and
 // the bound it used (zero when none).
+//
+// The anchor's day partition stays whole, with the events before the
+// anchor, which no stored snapshot precedes: TrimThrough(anchor's seq),
+// called next, deletes them, so that the oldest stored event comes right
+// after a snapshot.
 func (l *Log) Retain(ctx context.Context, t time.Time, anchored bool) ([]string, time.Time, error) {
 	var oldest sql.NullTime
 	if err := l.db.QueryRowContext(ctx, "SELECT MIN(recorded_at) FROM snapshots").Scan(&oldest); err != nil {
@@ -232,4 +237,52 @@ func (l *Log) Retain(ctx context.Context, t time.Time, anchored bool) ([]string,
 	}
 	dropped, err := l.DropBefore(ctx, bound)
 	return dropped, bound, err
+}
+
+// trimChunk bounds the rows of one TrimThrough statement (a variable for
+// tests).
+var trimChunk = 5000
+
+// TrimThrough deletes the stored events with seq <= seq, which the
+// snapshot at seq (the retention anchor) makes unnecessary: Retain drops
+// whole day partitions, and leaves those of the anchor's day that come
+// before it, which no stored snapshot precedes once the older ones are
+// deleted — the replay of any of them would meet a gap. After it, the
+// oldest stored event is seq+1 (or none), and the anchor is right before
+// it. It refuses unless a snapshot at seq is stored and none before it, so
+// it never deletes an event a stored snapshot needs; the caller checked the
+// anchor is usable. The rows (at most the anchor's day, since recorded_at
+// never decreases along seq) go in short statements of trimChunk rows,
+// each its own transaction, and before each it checks that lease (the
+// retention lock) is still held. It returns the rows deleted, those of
+// the statements that succeeded when it fails.
+func (l *Log) TrimThrough(ctx context.Context, seq int64, lease RetentionLease) (int64, error) {
+	var oldest sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, "SELECT MIN(seq) FROM snapshots").Scan(&oldest); err != nil {
+		return 0, fmt.Errorf("trim events through seq %d: oldest snapshot: %w", seq, err)
+	}
+	if !oldest.Valid {
+		return 0, fmt.Errorf("trim events through seq %d: no snapshot is stored", seq)
+	}
+	if oldest.Int64 != seq {
+		return 0, fmt.Errorf("trim events through seq %d: the oldest stored snapshot is at seq %d", seq, oldest.Int64)
+	}
+	var deleted int64
+	for {
+		if err := lease.Held(ctx); err != nil {
+			return deleted, fmt.Errorf("trim events through seq %d: %w", seq, err)
+		}
+		res, err := l.db.ExecContext(ctx, "DELETE FROM events WHERE seq <= ? ORDER BY seq LIMIT ?", seq, trimChunk)
+		if err != nil {
+			return deleted, fmt.Errorf("trim events through seq %d: %w", seq, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return deleted, fmt.Errorf("trim events through seq %d: %w", seq, err)
+		}
+		deleted += n
+		if n < int64(trimChunk) {
+			return deleted, nil
+		}
+	}
 }

@@ -969,6 +969,87 @@ func TestRetainKeepsAWholeLogWithoutASnapshotBeforeTheBoundary(t *testing.T) {
 	}
 }
 
+// TestTrimThroughDeletesUpToTheAnchor: Retain leaves the events of the
+// anchor's day that come before it; TrimThrough deletes them, statement by
+// statement, and the moments from the anchor's recorded_at to the oldest
+// stored event still resolve, to the anchor's seq. It refuses while an
+// older snapshot is stored (that one needs the events), and once the
+// retention lock is lost.
+func TestTrimThroughDeletesUpToTheAnchor(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clk := &clock{t: day0.Add(time.Hour)}
+	log := store.NewLog(db, clk.now)
+	if _, err := log.MaintainPartitions(ctx, clk.now(), 3); err != nil {
+		t.Fatal(err)
+	}
+	// Seq 1 on day 0, seqs 2..7 on day 1 (an hour apart), seq 8 on day 2.
+	for i, at := range []time.Time{
+		day0.Add(time.Hour),
+		day0.AddDate(0, 0, 1).Add(1 * time.Hour), day0.AddDate(0, 0, 1).Add(2 * time.Hour), day0.AddDate(0, 0, 1).Add(3 * time.Hour),
+		day0.AddDate(0, 0, 1).Add(4 * time.Hour), day0.AddDate(0, 0, 1).Add(5 * time.Hour), day0.AddDate(0, 0, 1).Add(6 * time.Hour),
+		day0.AddDate(0, 0, 2).Add(time.Hour),
+	} {
+		clk.set(at)
+		if _, err := log.Append(ctx, entries(t, fmt.Sprint("e", i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := func(seq int64, at time.Time) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `INSERT INTO snapshots (seq, recorded_at, term, format_version, encoding, size, raw_size, chunks, checksum, created_at)
+VALUES (?, ?, 1, 1, 'test', 0, 0, 0, REPEAT('x', 32), ?)`, seq, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anchorAt := day0.AddDate(0, 0, 1).Add(5 * time.Hour)
+	snap(1, day0.Add(time.Hour))
+	snap(6, anchorAt)
+	lease, err := log.LockRetention(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release()
+	if n, err := log.TrimThrough(ctx, 6, lease); err == nil || n != 0 {
+		t.Fatalf("TrimThrough(6) with a snapshot at seq 1 stored = %d, %v; want it refused", n, err)
+	}
+	if _, err := db.ExecContext(ctx, "DELETE FROM snapshots WHERE seq = 1"); err != nil {
+		t.Fatal(err)
+	}
+	cut := day0.AddDate(0, 0, 1).Add(12 * time.Hour)
+	dropped, _, err := log.Retain(ctx, cut, true)
+	if err != nil || !cmp.Equal(dropped, []string{"p20261120"}) {
+		t.Fatalf("Retain = %v, %v; want [p20261120]", dropped, err)
+	}
+	if first, err := log.First(ctx); err != nil || first != 2 {
+		t.Fatalf("First after Retain = %d, %v; want 2 (the anchor's day is kept whole)", first, err)
+	}
+	defer store.SetTrimChunk(store.SetTrimChunk(2))
+	if n, err := log.TrimThrough(ctx, 6, lease); err != nil || n != 5 {
+		t.Fatalf("TrimThrough(6) = %d, %v; want 5 rows deleted", n, err)
+	}
+	if first, err := log.First(ctx); err != nil || first != 7 {
+		t.Fatalf("First after TrimThrough = %d, %v; want 7, right after the anchor", first, err)
+	}
+	if seq, err := log.SeqAt(ctx, anchorAt.Add(30*time.Minute)); err != nil || seq != 6 {
+		t.Errorf("SeqAt between the anchor and the oldest stored event = %d, %v; want the anchor's seq 6", seq, err)
+	}
+	if seq, err := log.SeqAt(ctx, anchorAt.Add(-time.Minute)); !errors.Is(err, store.ErrTruncated) {
+		t.Errorf("SeqAt before the anchor = %d, %v; want ErrTruncated", seq, err)
+	}
+	if seq, err := log.SeqAt(ctx, day0.AddDate(0, 0, 2).Add(2*time.Hour)); err != nil || seq != 8 {
+		t.Errorf("SeqAt on day 2 = %d, %v; want 8", seq, err)
+	}
+	if n, err := log.TrimThrough(ctx, 6, lease); err != nil || n != 0 {
+		t.Fatalf("TrimThrough(6) again = %d, %v; want nothing to do", n, err)
+	}
+	lease.Release()
+	if n, err := log.TrimThrough(ctx, 6, lease); !errors.Is(err, store.ErrLockLost) || n != 0 {
+		t.Fatalf("TrimThrough without the lock = %d, %v; want ErrLockLost", n, err)
+	}
+}
+
 // TestPartitionMaintenanceUnderLoad changes partitions while a writer
 // appends: no append may fail and the log stays dense.
 func TestPartitionMaintenanceUnderLoad(t *testing.T) {
