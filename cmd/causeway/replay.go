@@ -230,7 +230,7 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 		return 0, "", badInput("--at: %v", err)
 	}
 	label := t.Format(time.RFC3339Nano)
-	seq, err := h.seqAt(ctx, t)
+	seq, err := h.log.SeqAt(ctx, t)
 	if errors.Is(err, store.ErrTruncated) {
 		return 0, "", badInput("%s is before the retained log (%s)", label, oldestStored(first, head))
 	}
@@ -247,37 +247,6 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 		return 0, "", badInput("%s is in the future", label)
 	}
 	return seq, label, h.retained(ctx, seq, first, label)
-}
-
-// seqAt is the log's SeqAt, but for a time before the oldest stored event
-// and at or after the recorded_at of a snapshot taken at the seq right
-// before it, as retention leaves the log when it drops the events up to
-// the snapshot it keeps: the state at that time is the snapshot's, which
-// SeqAt, reading only the stored events, takes for one past retention.
-func (h *historian) seqAt(ctx context.Context, t time.Time) (int64, error) {
-	seq, err := h.log.SeqAt(ctx, t)
-	if !errors.Is(err, store.ErrTruncated) {
-		return seq, err
-	}
-	first, ferr := h.log.First(ctx)
-	if ferr != nil {
-		return 0, ferr
-	}
-	if first < 2 {
-		return seq, err
-	}
-	metas, lerr := h.snaps.List(ctx, first-1)
-	if lerr != nil {
-		return 0, fmt.Errorf("list snapshots: %w", lerr)
-	}
-	// Recorded times are whole microseconds, as SeqAt compares them.
-	at := t.Truncate(time.Microsecond)
-	for _, m := range metas {
-		if m.Seq == first-1 && !at.Before(m.RecordedAt) {
-			return m.Seq, nil
-		}
-	}
-	return seq, err
 }
 
 // retained checks that seq can be rebuilt: a snapshot at or before it
@@ -976,7 +945,7 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 		if err != nil {
 			return badInput("--from: %v", err)
 		}
-		if from, err = h.seqAt(ctx, t); errors.Is(err, store.ErrTruncated) {
+		if from, err = h.log.SeqAt(ctx, t); errors.Is(err, store.ErrTruncated) {
 			return badInput("--from %s is before the retained log", t.Format(time.RFC3339Nano))
 		} else if err != nil {
 			return err
