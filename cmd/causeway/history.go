@@ -270,9 +270,10 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 }
 
 // shellQuote quotes s for a shell command line when it needs it. A value
-// with a character that is not printable is quoted as bash's $'...', with
-// Go's escapes (which bash reads the same), so that the hint it is in
-// stays one printable cell of the table.
+// with a character that is not printable is quoted as bash's $'...', every
+// byte outside printable ASCII written \xHH, so that the hint it is in
+// stays one printable cell of the table and bash reads the same bytes
+// back whatever its locale (its \u escapes depend on a UTF-8 one).
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=,+", r))
@@ -280,8 +281,21 @@ func shellQuote(s string) string {
 		return s
 	}
 	if printable(s) != s {
-		q := strconv.Quote(s)
-		return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
+		var b strings.Builder
+		b.WriteString("$'")
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '\\' || c == '\'':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c >= 0x20 && c < 0x7f:
+				b.WriteByte(c)
+			default:
+				fmt.Fprintf(&b, "\\x%02x", c)
+			}
+		}
+		b.WriteString("'")
+		return b.String()
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

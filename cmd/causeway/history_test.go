@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -355,14 +356,19 @@ func TestShellQuote(t *testing.T) {
 	if err != nil {
 		t.Skip("no bash")
 	}
-	for _, s := range []string{"nova.host", "it's", "a b", "a\tb", "two\nlines", "x\u2028y", `q"\'$x`, "tab\t'quote'"} {
+	for _, s := range []string{"nova.host", "it's", "a b", "a\tb", "two\nlines", "x\u2028y", "café\u2028", `q"\'$x`, "tab\t'quote'"} {
 		q := shellQuote(s)
 		if printable(q) != q {
 			t.Errorf("shellQuote(%q) = %q: not printable", s, q)
 		}
-		out, err := exec.Command(bash, "-c", "printf %s "+q).Output()
-		if err != nil || string(out) != s {
-			t.Errorf("shellQuote(%q) = %s: bash reads %q (%v)", s, q, out, err)
+		// Whatever the locale: a fresh machine's shell may have none.
+		for _, locale := range []string{"C", "C.UTF-8"} {
+			cmd := exec.Command(bash, "-c", "printf %s "+q)
+			cmd.Env = append(os.Environ(), "LC_ALL="+locale)
+			out, err := cmd.Output()
+			if err != nil || string(out) != s {
+				t.Errorf("shellQuote(%q) = %s: bash in locale %s reads %q (%v)", s, q, locale, out, err)
+			}
 		}
 	}
 }
