@@ -16,6 +16,29 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
+// retentionWorld is what the retention tests write their days of events
+// with: a log over day partitions from day0 (eight of them made), dated by
+// *clock, which the test moves; the live engine the events are applied to;
+// and a snapshot writer taking one whenever asked.
+func retentionWorld(t *testing.T, e *env) (day0 time.Time, clock *time.Time, log *store.Log, norm *graph.Normalizer, live *evaluator.Engine, w *snapshot.Writer) {
+	t.Helper()
+	day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	clock = new(time.Time)
+	*clock = day0
+	log = store.NewLog(e.db, func() time.Time { return *clock })
+	if _, err := log.MaintainPartitions(context.Background(), day0, 8); err != nil {
+		t.Fatal(err)
+	}
+	norm = graph.DefaultNormalizer()
+	live = evaluator.New(evaluator.Config{}, norm)
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}},
+		snapshot.WriterDeps{DB: e.db, Fence: snapshot.FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return day0, clock, log, norm, live, w
+}
+
 // TestRetentionPrunesSnapshotsThenEvents: with a snapshot taken every day
 // over six days of events, the persister's maintenance, by the log's
 // clock, deletes the snapshots older than the newest one at or before the
@@ -26,26 +49,14 @@ import (
 func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	clock := day0
-	log := store.NewLog(e.db, func() time.Time { return clock })
-	if _, err := log.MaintainPartitions(ctx, day0, 8); err != nil {
-		t.Fatal(err)
-	}
-	norm := graph.DefaultNormalizer()
-	live := evaluator.New(evaluator.Config{}, norm)
-	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}},
-		snapshot.WriterDeps{DB: e.db, Fence: snapshot.FenceFunc(store.CheckFence)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	day0, clock, log, norm, live, w := retentionWorld(t, e)
 	snapSeq := map[int]int64{} // day -> seq of that day's snapshot
 	var firstOf [6]int64       // day -> its first seq
 	for d := range 6 {
 		for k := range 3 {
-			clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Minute)
+			*clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Minute)
 			ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d-%d", d, k), Source: "nova", Kind: event.KindEntityUpsert,
-				ObservedAt: clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+				ObservedAt: *clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
 					ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: []string{"available", "error"}[(d+k)%2]}}
 			body, err := event.Encode(ev)
 			if err != nil {
@@ -66,7 +77,7 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 		}
 		if d >= 1 && d <= 4 {
 			res, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
-				return snapshot.CaptureEngine(live, int64(3*(d+1)), clock, snapshot.EngineGob)
+				return snapshot.CaptureEngine(live, int64(3*(d+1)), *clock, snapshot.EngineGob)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -155,25 +166,13 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 func TestRetentionLeavesNoEventBeforeItsAnchor(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	clock := day0
-	log := store.NewLog(e.db, func() time.Time { return clock })
-	if _, err := log.MaintainPartitions(ctx, day0, 8); err != nil {
-		t.Fatal(err)
-	}
-	norm := graph.DefaultNormalizer()
-	live := evaluator.New(evaluator.Config{}, norm)
-	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1}},
-		snapshot.WriterDeps{DB: e.db, Fence: snapshot.FenceFunc(store.CheckFence)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	day0, clock, log, norm, live, w := retentionWorld(t, e)
 	snapSeq := map[int]int64{} // day -> seq of that day's snapshot
 	for d := range 6 {
 		for k := range 4 {
-			clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Hour)
+			*clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Hour)
 			ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d-%d", d, k), Source: "nova", Kind: event.KindEntityUpsert,
-				ObservedAt: clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+				ObservedAt: *clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
 					ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: []string{"available", "error"}[(d+k)%2]}}
 			body, err := event.Encode(ev)
 			if err != nil {
@@ -192,7 +191,7 @@ func TestRetentionLeavesNoEventBeforeItsAnchor(t *testing.T) {
 			if k == 1 && d >= 1 && d <= 4 {
 				seq := app.Batch.LastSeq()
 				res, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
-					return snapshot.CaptureEngine(live, seq, clock, snapshot.EngineGob)
+					return snapshot.CaptureEngine(live, seq, *clock, snapshot.EngineGob)
 				})
 				if err != nil {
 					t.Fatal(err)

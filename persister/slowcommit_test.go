@@ -10,6 +10,24 @@ import (
 	"github.com/causeway/causeway/persister"
 )
 
+// startSlowCommitPersister makes every commit of the log take 2 s (a
+// trigger on the counter row) and starts a persister whose append_timeout
+// is 1 s, its attempts logged.
+func (e *env) startSlowCommitPersister(t *testing.T) (*running, *attemptLog) {
+	t.Helper()
+	if _, err := e.db.ExecContext(context.Background(),
+		"CREATE TRIGGER slow_commit BEFORE UPDATE ON log_counter FOR EACH ROW SET @slept = SLEEP(2)"); err != nil {
+		t.Fatal(err)
+	}
+	log := &attemptLog{}
+	cfg := persister.Config{
+		BatchSize: 100, BatchWait: 50 * time.Millisecond,
+		AppendTimeout: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}
+	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { log.Log = d.Log; d.Log = log })
+	return p, log
+}
+
 // TestSlowCommitLongerThanAppendTimeoutCommits: every commit takes longer
 // than append_timeout (a trigger makes the database server sleep 2 s in
 // the counter row's update, which each commit makes once, whatever its
@@ -23,16 +41,7 @@ import (
 // an attempt that committed after its timeout.
 func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.db.ExecContext(context.Background(),
-		"CREATE TRIGGER slow_commit BEFORE UPDATE ON log_counter FOR EACH ROW SET @slept = SLEEP(2)"); err != nil {
-		t.Fatal(err)
-	}
-	log := &attemptLog{}
-	cfg := persister.Config{
-		BatchSize: 100, BatchWait: 50 * time.Millisecond,
-		AppendTimeout: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-	}
-	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { log.Log = d.Log; d.Log = log })
+	p, log := e.startSlowCommitPersister(t)
 	pub := e.startPublisher(t)
 
 	const n = 50
@@ -93,16 +102,7 @@ func TestSlowCommitLongerThanAppendTimeoutCommits(t *testing.T) {
 // transaction each time.
 func TestSlowCommitIsLearnedOnce(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.db.ExecContext(context.Background(),
-		"CREATE TRIGGER slow_commit BEFORE UPDATE ON log_counter FOR EACH ROW SET @slept = SLEEP(2)"); err != nil {
-		t.Fatal(err)
-	}
-	log := &attemptLog{}
-	cfg := persister.Config{
-		BatchSize: 100, BatchWait: 50 * time.Millisecond,
-		AppendTimeout: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-	}
-	p := e.startPersisterDeps(t, cfg, func(d *persister.Deps) { log.Log = d.Log; d.Log = log })
+	p, log := e.startSlowCommitPersister(t)
 	pub := e.startPublisher(t)
 	e.waitConsuming(t)
 
