@@ -108,16 +108,20 @@ func (s *Server) historyRequest(w http.ResponseWriter, r *http.Request) (h Histo
 }
 
 // historyFailed answers an error of the history store: 400 for the
-// query, 503 with Retry-After for a failure that may pass, else 500.
+// query, 503 with Retry-After for a failure that may pass (saying only
+// that the database is unavailable, but for busy), else 500.
 func (s *Server) historyFailed(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, history.ErrBadToken):
 		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("page: %w", err))
 	case errors.Is(err, history.ErrBadQuery):
 		s.fail(w, http.StatusBadRequest, 0, err)
-	case retryable(err):
+	case errors.Is(err, ErrBusy):
 		w.Header().Set("Retry-After", "2")
 		s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("alarm history: %w", err))
+	case retryable(err):
+		w.Header().Set("Retry-After", "2")
+		s.fail(w, http.StatusServiceUnavailable, 0, dependency("alarm history database unavailable", fmt.Errorf("alarm history: %w", err)))
 	default:
 		s.fail(w, http.StatusInternalServerError, 0, fmt.Errorf("alarm history: %w", err))
 	}

@@ -366,9 +366,14 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrNotFound):
 			s.failHistorical(w, http.StatusNotFound, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
 			return
-		case retryable(err):
+		case errors.Is(err, ErrBusy):
 			w.Header().Set("Retry-After", "2")
 			s.failHistorical(w, http.StatusServiceUnavailable, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
+			return
+		case retryable(err):
+			w.Header().Set("Retry-After", "2")
+			s.failHistorical(w, http.StatusServiceUnavailable, noSeq,
+				dependency("event log database unavailable", fmt.Errorf("historical rca at %s: %w", asked, err)))
 			return
 		case err != nil:
 			s.failHistorical(w, http.StatusInternalServerError, noSeq, fmt.Errorf("historical rca at %s: reconstruct: %w", asked, err))
@@ -809,9 +814,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs ...event.Ev
 		case errors.Is(err, event.ErrInvalid):
 			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("publish: %w", err))
 		default:
-			s.log.Warn("publish from api", "events", len(evs), "err", err)
+			// Logged with the answer's request id (shown).
 			w.Header().Set("Retry-After", "2")
-			s.fail(w, http.StatusServiceUnavailable, 0, fmt.Errorf("publish: %w", err))
+			s.fail(w, http.StatusServiceUnavailable, 0, dependency("event bus unavailable: the events were not accepted",
+				fmt.Errorf("publish %d events from the api: %w", len(evs), err)))
 		}
 		return
 	}

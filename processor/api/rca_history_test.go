@@ -225,3 +225,99 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// downHistory's every read fails with err, the head's included.
+type downHistory struct{ err error }
+
+func (h downHistory) Head(context.Context) (int64, error) { return 0, h.err }
+func (h downHistory) AlarmHistory(context.Context, history.Query) (history.Page, error) {
+	return history.Page{}, h.err
+}
+func (h downHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.Bucket, error) {
+	return nil, h.err
+}
+func (h downHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
+	return nil, h.err
+}
+func (h downHistory) Coverage(context.Context, time.Time) (history.Coverage, error) {
+	return history.Coverage{}, h.err
+}
+
+// downCluster's raft cannot list its members.
+type downCluster struct {
+	failingBackend
+	err error
+}
+
+func (b downCluster) Cluster() ([]Member, error) { return nil, b.err }
+
+// TestDependencyFailuresAreNotShown: a 503 for a dependency that failed
+// (the database under a historical RCA or the alarm history, the bus under
+// a publish, raft under the membership) told any reader the dependency's
+// own error text: a database's address and user, the driver's message. It
+// now says only what is unavailable, with a request id, and the node logs
+// the cause in full with that id. The busy 503s (slot limits) keep their
+// message, which says which limit and when to retry.
+func TestDependencyFailuresAreNotShown(t *testing.T) {
+	const secret = "dial tcp 10.9.8.7:3306: connect: connection refused (user causeway_ro)"
+	cause := errors.New(secret)
+	down := fmt.Errorf("reconstruct at seq 3: %w: %w", ErrUnavailable, cause)
+	var logs syncBuffer
+	fb := &fakeBackend{g: sampleGraph(), seq: 9, pubErr: fmt.Errorf("publish 1 events: %w", cause)}
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "admin-token", Role: RoleAdmin}}},
+		downCluster{failingBackend{fb, down}, cause},
+		Deps{NodeID: "n1", Now: func() time.Time { return t0 }, History: downHistory{fmt.Errorf("read history head: %w: %w", ErrUnavailable, cause)},
+			Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	ev := `{"v":1,"event_id":"e1","source":"api","kind":"tick","observed_at":"2026-01-02T03:04:05Z"}`
+	for _, tc := range []struct{ method, path, body, says string }{
+		{"GET", "/v1/rca/4?seq=3", "", "event log database unavailable"},
+		{"GET", "/v1/rca/4?at=2026-01-02T03:00:00Z", "", "event log database unavailable"},
+		{"GET", "/v1/history/alarms", "", "alarm history database unavailable"},
+		{"GET", "/v1/history/stats", "", "alarm history database unavailable"},
+		{"GET", "/v1/history/links?alarm=x", "", "alarm history database unavailable"},
+		{"POST", "/v1/events", ev, "event bus unavailable"},
+		{"GET", "/v1/cluster", "", "raft membership unavailable"},
+	} {
+		resp, body := do(t, ts, tc.method, tc.path, "admin-token", "application/json", tc.body)
+		var e ErrorResponse
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("%s %s: %v: %s", tc.method, tc.path, err, body)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || strings.Contains(string(body), "10.9.8.7") ||
+			!strings.Contains(e.Error, tc.says) || e.RequestID == "" || !strings.Contains(e.Error, e.RequestID) {
+			t.Errorf("%s %s: %d, Retry-After %q, %s; want 503 with Retry-After saying %q and a request id, not the cause",
+				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Retry-After"), body, tc.says)
+			continue
+		}
+		logged := false
+		for line := range strings.Lines(logs.String()) {
+			var l map[string]any
+			if json.Unmarshal([]byte(line), &l) == nil && l["request_id"] == e.RequestID {
+				logErr, _ := l["err"].(string)
+				logged = strings.Contains(logErr, secret)
+			}
+		}
+		if !logged {
+			t.Errorf("%s %s: no log line with request_id %s and the cause in full:\n%s", tc.method, tc.path, e.RequestID, logs.String())
+		}
+	}
+	// Busy is no failure of a dependency: its 503 says which limit.
+	busy := failingBackend{fb, fmt.Errorf("%w: 2 historical queries are running (processor.max_historical_queries); retry later", ErrBusy)}
+	s, err = New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "read-token", Role: RoleReader}}}, busy, Deps{NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts2 := httptest.NewServer(s.Handler())
+	t.Cleanup(ts2.Close)
+	resp, body := do(t, ts2, "GET", "/v1/rca/4?seq=3", "read-token", "", "")
+	var e ErrorResponse
+	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(e.Error, "processor.max_historical_queries") || e.RequestID != "" {
+		t.Errorf("busy: %d %s (%v); want 503 naming the limit, no request id", resp.StatusCode, body, err)
+	}
+}

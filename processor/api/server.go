@@ -67,7 +67,13 @@
 // 500: a failure of the server's own, whose message (a database's names
 // its tables, columns and hosts) is no reader's business. A 500 says only
 // that the request failed, with a request id ("request_id", and in the
-// message), and the node logs the error in full with that id.
+// message), and the node logs the error in full with that id. So does a
+// 503 for a dependency that failed (the event log's or the history's
+// database, the bus, raft): it says only what is unavailable ("alarm
+// history database unavailable"), with a request id, and the node logs
+// the cause as a warning. The other 503s keep their message, which holds
+// nothing of a dependency's: busy (a slot limit, naming its key),
+// stopping, the state not loaded yet.
 package api
 
 import (
@@ -713,17 +719,42 @@ func (s *Server) fail(w http.ResponseWriter, code int, seq int64, err error) {
 	s.reply(w, code, m, ErrorResponse{Meta: m, Error: msg, RequestID: id})
 }
 
+// dependencyError is the failure of a dependency that may pass (the
+// database, the bus, raft), answered 503: its answer says only what is
+// unavailable (reason), as a 500 says only that the request failed, since
+// err's text (a driver's message, a connection's address and user) is no
+// reader's business.
+type dependencyError struct {
+	reason string
+	err    error
+}
+
+func (e *dependencyError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *dependencyError) Unwrap() error { return e.err }
+
+// dependency marks err, a failure of a dependency, for a 503 that says
+// reason (what is unavailable) and a request id rather than err's text.
+func dependency(reason string, err error) error { return &dependencyError{reason: reason, err: err} }
+
 // shown is what the answer to a request that failed with code and err
 // says: err's message, but for a 500, whose err is the server's own (see
-// the package comment): then only that the request failed, with a new
-// request id, under which err is logged in full.
+// the package comment), and for a 503 of a dependency that failed
+// (dependency): then only that the request failed, or what is unavailable,
+// with a new request id, under which err is logged in full.
 func (s *Server) shown(code int, err error) (msg, requestID string) {
-	if code != http.StatusInternalServerError {
+	dep, isDep := errors.AsType[*dependencyError](err)
+	isDep = isDep && code == http.StatusServiceUnavailable
+	if code != http.StatusInternalServerError && !isDep {
 		return err.Error(), ""
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	requestID = hex.EncodeToString(b)
+	if isDep {
+		// It may pass: a warning, not an error of the node's own.
+		s.log.Warn("request failed: dependency unavailable", "request_id", requestID, "status", code, "err", err)
+		return fmt.Sprintf("%s (request id %s: the node's log has its cause); retry later", dep.reason, requestID), requestID
+	}
 	s.log.Error("request failed", "request_id", requestID, "status", code, "err", err)
 	return fmt.Sprintf("internal error (request id %s: the node's log has its cause)", requestID), requestID
 }
@@ -785,7 +816,7 @@ func (s *Server) dump(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	servers, err := s.b.Cluster()
 	if err != nil {
-		s.fail(w, http.StatusServiceUnavailable, 0, err)
+		s.fail(w, http.StatusServiceUnavailable, 0, dependency("raft membership unavailable", fmt.Errorf("list raft members: %w", err)))
 		return
 	}
 	m := s.meta(-1)

@@ -336,8 +336,9 @@ type ClusterResponse struct {
 type ErrorResponse struct {
 	Meta
 	Error string `json:"error"`
-	// RequestID is a 500's: the id under which the node logged the
-	// error, which Error does not say (see the package comment).
+	// RequestID is a 500's, and a 503's for a dependency that failed: the
+	// id under which the node logged the error, which Error does not say
+	// (see the package comment).
 	RequestID string `json:"request_id,omitempty"`
 	// Historical says the error is a historical query's: Seq is then the
 	// seq the state was reconstructed at, and X-Causeway-Seq is absent
