@@ -237,6 +237,11 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 			return err
 		}
 		defer conn.Close()
+		// The head first, as alarms history reads it.
+		head, err := history.Head(cmd.Context(), conn)
+		if err != nil {
+			return err
+		}
 		bs, err := history.Stats(cmd.Context(), conn, q)
 		if errors.Is(err, history.ErrBadQuery) {
 			return badInput("%v", err)
@@ -247,14 +252,26 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 		if bs == nil {
 			bs = []history.Bucket{}
 		}
-		// The JSON stays the array of buckets it always was: the warning
-		// goes to stderr in either format.
 		cov, err := history.CoverageOf(cmd.Context(), conn, f)
 		if err != nil {
 			return err
 		}
-		warnCoverage(cmd.ErrOrStderr(), cov)
-		return historyOutput(cmd.OutOrStdout(), output, bs, func(tw *tabwriter.Writer) {
+		if output != "json" {
+			warnCoverage(cmd.ErrOrStderr(), cov)
+		}
+		// JSON is the API's document (GET /v1/history/stats) with the
+		// head as alarms history has it: a bare array of buckets had no
+		// room for the coverage, so a script could not tell a window the
+		// history no longer holds whole.
+		out := struct {
+			From     time.Time        `json:"from"`
+			To       time.Time        `json:"to"`
+			Interval string           `json:"interval"`
+			Head     int64            `json:"history_head"`
+			Buckets  []history.Bucket `json:"buckets"`
+			history.Coverage
+		}{f, t, q.Interval.String(), head, bs, cov}
+		return historyOutput(cmd.OutOrStdout(), output, out, func(tw *tabwriter.Writer) {
 			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED")
 			for _, b := range bs {
 				row(tw, b.Start.Format(time.RFC3339Nano), b.Type, b.Severity, b.Raised)

@@ -103,12 +103,12 @@ func TestAlarmsHistoryAndStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buckets []history.Bucket
-	if err := json.Unmarshal([]byte(out), &buckets); err != nil {
+	var stats statsDoc
+	if err := json.Unmarshal([]byte(out), &stats); err != nil {
 		t.Fatal(err)
 	}
 	var n int64
-	for _, b := range buckets {
+	for _, b := range stats.Buckets {
 		n += b.Raised
 	}
 	if n != int64(len(want.Items)) {
@@ -332,14 +332,14 @@ func TestTablesKeepSubSecondTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bs []history.Bucket
-	if err := json.Unmarshal([]byte(js), &bs); err != nil || len(bs) == 0 {
+	var sdoc statsDoc
+	if err := json.Unmarshal([]byte(js), &sdoc); err != nil || len(sdoc.Buckets) == 0 {
 		t.Fatalf("stats: %v\n%s", err, js)
 	}
 	if table, err = runCausewayCLI(t, sargs...); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range bs {
+	for _, b := range sdoc.Buckets {
 		if !strings.Contains(table, b.Start.Format(time.RFC3339Nano)+" ") {
 			t.Errorf("bucket %s (JSON) is not in the table:\n%s", b.Start.Format(time.RFC3339Nano), table)
 		}
@@ -387,10 +387,22 @@ func runCausewayCLIErr(t *testing.T, args ...string) (stdout, stderr string, err
 	return out.String(), errOut.String(), err
 }
 
+// statsDoc is the JSON of `alarms stats`.
+type statsDoc struct {
+	From     time.Time        `json:"from"`
+	To       time.Time        `json:"to"`
+	Interval string           `json:"interval"`
+	Head     *int64           `json:"history_head"`
+	Buckets  []history.Bucket `json:"buckets"`
+	history.Coverage
+}
+
 // TestAlarmsHistoryWarnsBeforeRetention: after retention pruned the
 // history, `alarms history` and `alarms stats` over a window that starts
-// before the boundary warn on stderr that it is incomplete (the JSON of
-// history says so in a field); a window from the boundary on does not.
+// before the boundary warn on stderr that it is incomplete; a window from
+// the boundary on does not. Their JSON says so in its fields, and its
+// stderr stays quiet: that of stats was a bare array of buckets, which had
+// no room for it, so a script reading it could not tell.
 func TestAlarmsHistoryWarnsBeforeRetention(t *testing.T) {
 	ctx := context.Background()
 	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Start: t0}
@@ -419,7 +431,6 @@ func TestAlarmsHistoryWarnsBeforeRetention(t *testing.T) {
 	for _, cmd := range [][]string{
 		{"alarms", "history", "--dsn", r.dsn, "--from", from, "--to", to},
 		{"alarms", "stats", "--dsn", r.dsn, "--from", from, "--to", to},
-		{"alarms", "stats", "--dsn", r.dsn, "--from", from, "--to", to, "-o", "json"},
 	} {
 		out, errOut, err := runCausewayCLIErr(t, cmd...)
 		if err != nil {
@@ -443,8 +454,26 @@ func TestAlarmsHistoryWarnsBeforeRetention(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &p); err != nil || !p.Incomplete || !p.CompleteFrom.Equal(boundary) || errOut != "" {
 		t.Errorf("-o json: incomplete %v, complete_from %s (%v), stderr %q; want true, %s, nothing", p.Incomplete, p.CompleteFrom, err, errOut, bound)
 	}
-
+	out, errOut, err = runCausewayCLIErr(t, "alarms", "stats", "--dsn", r.dsn, "--from", from, "--to", to, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sd statsDoc
+	if err := json.Unmarshal([]byte(out), &sd); err != nil || !sd.Incomplete || !sd.CompleteFrom.Equal(boundary) || sd.Buckets == nil ||
+		sd.Head == nil || sd.Interval != "1h0m0s" || sd.From.Format(time.RFC3339Nano) != from || errOut != "" {
+		t.Errorf("stats -o json: %v, stderr %q:\n%s\nwant an object with its buckets, history_head, interval 1h0m0s, from %s, incomplete, complete_from %s; nothing on stderr",
+			err, errOut, out, from, bound)
+	}
 	later := boundary.Add(time.Hour).Format(time.RFC3339Nano)
+	out, _, err = runCausewayCLIErr(t, "alarms", "stats", "--dsn", r.dsn, "--from", bound, "--to", later, "-o", "json")
+	sd = statsDoc{}
+	if err != nil || json.Unmarshal([]byte(out), &sd) != nil || sd.Incomplete || !sd.CompleteFrom.Equal(boundary) || sd.Buckets == nil {
+		t.Errorf("stats -o json from the boundary: %v\n%s\nwant complete (no incomplete), complete_from %s, buckets", err, out, bound)
+	}
+	if strings.Contains(out, `"incomplete"`) {
+		t.Errorf("stats -o json from the boundary says incomplete:\n%s", out)
+	}
+
 	for _, cmd := range [][]string{
 		{"alarms", "history", "--dsn", r.dsn, "--from", bound, "--to", later},
 		{"alarms", "stats", "--dsn", r.dsn, "--from", bound, "--to", later},
