@@ -197,21 +197,23 @@ type point struct {
 	rec    snapshot.Reconstruction
 	// label is how the user named it (for errors).
 	label string
+	// asked is the moment: --at's time, or the recorded time of --seq's.
+	asked time.Time
 }
 
 // resolve turns --at/--seq into a seq of the log, with clear errors for a
-// moment the log cannot answer.
-func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, error) {
+// moment the log cannot answer, and the time --at names (zero for --seq).
+func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, time.Time, error) {
 	if err := p.check(); err != nil {
-		return 0, "", err
+		return 0, "", time.Time{}, err
 	}
 	head, headAt, err := h.log.Head(ctx)
 	if err != nil {
-		return 0, "", err
+		return 0, "", time.Time{}, err
 	}
 	first, err := h.log.First(ctx)
 	if err != nil {
-		return 0, "", err
+		return 0, "", time.Time{}, err
 	}
 	if first == 0 && head > 0 {
 		// Retention dropped every event: the next one to be stored is
@@ -221,32 +223,32 @@ func (h *historian) resolve(ctx context.Context, p pointFlags) (int64, string, e
 	if seq := p.seq.n; p.seq.given {
 		label := fmt.Sprintf("seq %d", seq)
 		if seq > head {
-			return 0, "", badInput("%s is beyond the end of the log (head seq %d)", label, head)
+			return 0, "", time.Time{}, badInput("%s is beyond the end of the log (head seq %d)", label, head)
 		}
-		return seq, label, h.retained(ctx, seq, first, label)
+		return seq, label, time.Time{}, h.retained(ctx, seq, first, label)
 	}
 	t, err := when.Parse(p.at.s, h.now())
 	if err != nil {
-		return 0, "", badInput("--at: %v", err)
+		return 0, "", time.Time{}, badInput("--at: %v", err)
 	}
 	label := t.Format(time.RFC3339Nano)
 	seq, err := h.log.SeqAt(ctx, t)
 	if errors.Is(err, store.ErrTruncated) {
-		return 0, "", badInput("%s is before the retained log (%s)", label, oldestStored(first, head))
+		return 0, "", time.Time{}, h.beforeRetained(ctx, label, first, head, "")
 	}
 	if err != nil {
-		return 0, "", err
+		return 0, "", time.Time{}, err
 	}
 	if seq == 0 {
 		if head == 0 {
-			return 0, "", badInput("the event log is empty")
+			return 0, "", time.Time{}, badInput("the event log is empty")
 		}
-		return 0, "", badInput("%s is before the first event of the log", label)
+		return 0, "", time.Time{}, badInput("%s is before the first event of the log", label)
 	}
 	if t.After(headAt) && t.After(h.now()) {
-		return 0, "", badInput("%s is in the future", label)
+		return 0, "", time.Time{}, badInput("%s is in the future", label)
 	}
-	return seq, label, h.retained(ctx, seq, first, label)
+	return seq, label, t, h.retained(ctx, seq, first, label)
 }
 
 // retained checks that seq can be rebuilt: a snapshot at or before it
@@ -269,16 +271,48 @@ func (h *historian) retained(ctx context.Context, seq, first int64, label string
 	if err != nil {
 		return err
 	}
-	return badInput("%s is before the retained log (%s, no snapshot from which to rebuild seq %d)", label, oldestStored(first, head), seq)
+	return h.beforeRetained(ctx, label, first, head, fmt.Sprintf(", no snapshot from which to rebuild seq %d", seq))
 }
 
-// oldestStored says which events the log still stores, for errors: first
-// is the oldest stored seq, head+1 when retention dropped every one.
-func oldestStored(first, head int64) string {
-	if first > head {
-		return fmt.Sprintf("every event up to the head, seq %d, is past retention", head)
+// beforeRetained is the refusal (bad input) of a moment, named label,
+// that the log no longer rebuilds: which events it still stores (first,
+// the oldest stored seq, head+1 when retention dropped every one), and
+// the earliest moment it does rebuild, as --at takes it, so that the
+// asker need not guess one.
+func (h *historian) beforeRetained(ctx context.Context, label string, first, head int64, why string) error {
+	stored := fmt.Sprintf("every event up to the head, seq %d, is past retention", head)
+	if first <= head {
+		stored = fmt.Sprintf("oldest stored event: seq %d", first)
+		if _, at, err := h.log.Oldest(ctx); err == nil && !at.IsZero() {
+			stored += ", recorded at " + at.UTC().Format(time.RFC3339Nano)
+		}
 	}
-	return fmt.Sprintf("oldest stored event: seq %d", first)
+	earliest := "no moment of it can be rebuilt: no snapshot is kept at or after the seq before the oldest stored event"
+	if at, ok, err := h.earliest(ctx, first); err != nil {
+		return fmt.Errorf("%s is before the retained log (%s%s); find the earliest moment rebuilt: %w", label, stored, why, err)
+	} else if ok {
+		earliest = "the earliest moment it rebuilds: --at " + at.UTC().Format(time.RFC3339Nano)
+	}
+	return badInput("%s is before the retained log (%s%s); %s", label, stored, why, earliest)
+}
+
+// earliest is the first moment the retained log rebuilds by time: that of
+// the oldest snapshot it follows (at or after the seq before first, the
+// oldest stored seq; retention keeps one right there), or ok=false when
+// no snapshot is.
+func (h *historian) earliest(ctx context.Context, first int64) (time.Time, bool, error) {
+	metas, err := h.snaps.List(ctx, math.MaxInt64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("list snapshots: %w", err)
+	}
+	var at time.Time
+	ok := false
+	for _, m := range metas { // newest first
+		if m.Seq >= first-1 {
+			at, ok = m.RecordedAt, true
+		}
+	}
+	return at, ok, nil
 }
 
 // replayStep is the events applied between two progress reports.
@@ -287,7 +321,7 @@ const replayStep = 5000
 // at rebuilds the state at p on a fresh engine: the newest usable snapshot
 // at or before it, then the events after it.
 func (h *historian) at(ctx context.Context, p pointFlags) (point, error) {
-	seq, label, err := h.resolve(ctx, p)
+	seq, label, asked, err := h.resolve(ctx, p)
 	if err != nil {
 		return point{}, err
 	}
@@ -321,7 +355,10 @@ func (h *historian) at(ctx context.Context, p pointFlags) (point, error) {
 	if !ok {
 		return point{}, fmt.Errorf("reconstructed a %T, not an evaluator engine", rec.Machine)
 	}
-	return point{engine: e, rec: rec, label: label}, nil
+	if asked.IsZero() {
+		asked = rec.RecordedAt
+	}
+	return point{engine: e, rec: rec, label: label, asked: asked}, nil
 }
 
 // resolveAlarm finds the alarm the user names: a vitrage id ("vitrage:N",
@@ -455,7 +492,14 @@ type historicalRCA struct {
 	// HistoryHead, when set, is the seq the alarm history is written to,
 	// before the one asked: the alarms' raised times are left out.
 	HistoryHead *int64 `json:"history_head,omitempty"`
-	dot         func(io.Writer) error
+	// CompleteFrom and Incomplete are the history's coverage of the
+	// moment, as alarms history has them (history.Coverage): before the
+	// boundary retention pruned the history at, the alarms that ended
+	// before it have no raised or cleared times here. The causes, rebuilt
+	// from the log, are whole.
+	CompleteFrom time.Time `json:"complete_from,omitzero"`
+	Incomplete   bool      `json:"incomplete,omitempty"`
+	dot          func(io.Writer) error
 }
 
 func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) (*historicalRCA, error) {
@@ -486,6 +530,10 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 	} else if err == nil {
 		if occ, err = history.At(ctx, h.db, keys, p.rec.Seq); err != nil {
 			occ = nil
+		}
+		// After the rows it qualifies, as CoverageOf asks.
+		if cov, err := history.CoverageOf(ctx, h.db, p.asked); err == nil {
+			out.CompleteFrom, out.Incomplete = cov.CompleteFrom, cov.Incomplete
 		}
 	}
 	roots := map[graph.VertexID]bool{}
@@ -621,6 +669,12 @@ func runHistoricalRCA(cmd *cobra.Command, g *globalFlags, db *dbFlags, p pointFl
 	a, err := buildRCA(ctx, h, pt, id)
 	if err != nil {
 		return err
+	}
+	if a.Incomplete && format != "json" {
+		// The JSON says it in its fields, as alarms history's does.
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: incomplete: %s is before %s, the history's retention boundary: "+
+			"the alarms that ended before it were pruned from the history, and their raised and cleared times are missing "+
+			"(the causes are rebuilt from the log and whole)\n", pt.asked.UTC().Format(time.RFC3339Nano), a.CompleteFrom.Format(time.RFC3339Nano))
 	}
 	return a.write(cmd.OutOrStdout(), format)
 }
@@ -935,7 +989,7 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 	if err := dialOnce(o.republish.url); err != nil {
 		return err
 	}
-	to, label, err := h.resolve(ctx, o.point)
+	to, label, _, err := h.resolve(ctx, o.point)
 	if err != nil {
 		return err
 	}

@@ -548,3 +548,124 @@ func TestReplayOutputJSONIsJSON(t *testing.T) {
 		t.Errorf("replay --format dot -o json: %v (exit %d); want exit %d naming --output and --format dot", err, exitCode(err), exitBadInput)
 	}
 }
+
+// TestHistoricalRCAWarnsBeforeHistoryRetention: rca show --at a moment
+// before the alarm history's retention boundary (the log still rebuilds
+// it) left the raised times of the alarms that ended before the boundary
+// out without a word, as if the history never had them, where alarms
+// history warns of the same window. It now says so: a warning on stderr
+// with the table (exit 0: the causes are rebuilt from the log, whole),
+// and complete_from and incomplete in the JSON, as alarms history -o json
+// has them; a moment from the boundary on is not warned of.
+func TestHistoricalRCAWarnsBeforeHistoryRetention(t *testing.T) {
+	ctx := context.Background()
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Start: t0}
+	r := newLogRig(t, s, 4, 1000)
+	all, err := history.List(ctx, r.db, history.Query{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An alarm active at a moment that cleared after it: pruned below,
+	// its raise is what the answer at that moment misses.
+	var m moment
+	var id graph.VertexID
+	var boundary time.Time
+	for _, o := range all.Items {
+		for _, x := range r.moments {
+			if !o.Active() && o.RaisedSeq <= x.seq && o.ClearedSeq > x.seq && x.rca[graph.VertexID(o.VitrageID)] != nil {
+				m, id, boundary = x, graph.VertexID(o.VitrageID), o.ClearedAt.Add(time.Second)
+				break
+			}
+		}
+		if id != 0 {
+			break
+		}
+	}
+	if id == 0 {
+		t.Fatal("scenario: no alarm active at a moment and cleared after it")
+	}
+	if _, err := history.Prune(ctx, r.db, 1, boundary); err != nil {
+		t.Fatal(err)
+	}
+	bound := boundary.UTC().Format(time.RFC3339Nano)
+	args := []string{"rca", "show", strconv.FormatInt(int64(id), 10), "--dsn", r.dsn, "--at", m.at.Format(time.RFC3339Nano)}
+	out, errOut, err := runCausewayCLIErr(t, append(args, "-o", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Incomplete   bool       `json:"incomplete"`
+		CompleteFrom time.Time  `json:"complete_from"`
+		Alarms       []rcaAlarm `json:"alarms"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || !doc.Incomplete || !doc.CompleteFrom.Equal(boundary) || errOut != "" {
+		t.Errorf("rca show --at before the history's boundary -o json: %v, stderr %q:\n%s\nwant incomplete, complete_from %s, nothing on stderr", err, errOut, out, bound)
+	}
+	missing := false
+	for _, a := range doc.Alarms {
+		missing = missing || (graph.VertexID(a.VitrageID) == id && a.RaisedAt == nil)
+	}
+	if !missing {
+		t.Errorf("scenario: alarm %d keeps its raised time after the prune; the test shows nothing", id)
+	}
+	out, errOut, err = runCausewayCLIErr(t, args...)
+	if err != nil || !strings.Contains(errOut, "warning: incomplete") || !strings.Contains(errOut, bound) || strings.Contains(out, "warning") {
+		t.Errorf("rca show --at before the history's boundary: %v, stderr %q; want exit 0 and a warning on stderr naming %s", err, errOut, bound)
+	}
+	last := r.moments[len(r.moments)-1]
+	if !last.at.After(boundary) {
+		t.Fatalf("scenario: the last moment %s is not after the boundary %s", last.at, bound)
+	}
+	var lid graph.VertexID
+	for a := range last.rca {
+		lid = a
+		break
+	}
+	largs := []string{"rca", "show", strconv.FormatInt(int64(lid), 10), "--dsn", r.dsn, "--at", last.at.Format(time.RFC3339Nano)}
+	if out, errOut, err := runCausewayCLIErr(t, largs...); err != nil || errOut != "" {
+		t.Errorf("rca show --at after the boundary: %v, stderr %q; want no warning\n%s", err, errOut, out)
+	}
+	if out, _, err := runCausewayCLIErr(t, append(largs, "-o", "json")...); err != nil || strings.Contains(out, `"incomplete"`) || !strings.Contains(out, `"complete_from"`) {
+		t.Errorf("rca show --at after the boundary -o json: %v; want complete_from and no incomplete\n%s", err, out)
+	}
+}
+
+// TestHistoricalBeforeRetentionSaysWhereToAsk: a moment before what the
+// log can rebuild was refused naming only the oldest stored seq, which
+// --at does not take, so the asker had to guess a time. The refusal
+// (exit 2) now names the earliest moment that can be rebuilt, as --at
+// takes it, and that moment is answered.
+func TestHistoricalBeforeRetentionSaysWhereToAsk(t *testing.T) {
+	s := historytest.Scenario{Hosts: 3, InstancesPerHost: 1, Rounds: 4, Start: t0}
+	r := newLogRig(t, s, 2, 5)
+	var snap int64
+	if err := r.db.QueryRow("SELECT MIN(seq) FROM snapshots").Scan(&snap); err != nil || snap == 0 {
+		t.Fatalf("scenario: no snapshot (%v)", err)
+	}
+	var m moment
+	for _, x := range r.moments {
+		if x.seq == snap {
+			m = x
+		}
+	}
+	if m.seq == 0 || m.seq == r.moments[0].seq {
+		t.Fatalf("scenario: the oldest snapshot (seq %d) is not a later moment", snap)
+	}
+	if _, err := r.db.Exec("DELETE FROM events WHERE seq <= ?", snap); err != nil {
+		t.Fatal(err)
+	}
+	earliest := m.at.UTC().Format(time.RFC3339Nano)
+	for _, args := range [][]string{
+		{"rca", "show", "1", "--dsn", r.dsn, "--at", r.moments[0].at.Format(time.RFC3339Nano)},
+		{"rca", "show", "1", "--dsn", r.dsn, "--seq", strconv.FormatInt(r.moments[0].seq, 10)},
+		{"replay", "--dsn", r.dsn, "--at", r.moments[0].at.Format(time.RFC3339Nano)},
+	} {
+		_, err := runCausewayCLI(t, args...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "before the retained log") || !strings.Contains(err.Error(), "--at "+earliest) {
+			t.Errorf("%v: err = %v (exit %d); want exit %d, before the retained log, naming --at %s", args, err, exitCode(err), exitBadInput, earliest)
+		}
+	}
+	if got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", earliest); err != nil || got != string(m.dump) {
+		t.Errorf("replay --at the earliest moment named: %v (the dump of seq %d: %v)", err, m.seq, got == string(m.dump))
+	}
+}
