@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -871,7 +872,10 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Pa
 		return api.Past{}, err
 	}
 	res, err := n.parts.Reconstructor.Reconstruct(ctx, target)
-	if errors.Is(err, snapshot.ErrBeyondLog) || errors.Is(err, store.ErrTruncated) || errors.Is(err, snapshot.ErrGap) {
+	if errors.Is(err, store.ErrTruncated) || errors.Is(err, snapshot.ErrGap) {
+		return api.Past{}, n.pastRetention(ctx, err)
+	}
+	if errors.Is(err, snapshot.ErrBeyondLog) {
 		return api.Past{}, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	if err != nil {
@@ -882,6 +886,42 @@ func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Pa
 		return api.Past{}, err
 	}
 	return api.Past{Graph: v, Seq: res.Seq, RecordedAt: res.RecordedAt, StaleSemantics: res.StaleSemantics}, nil
+}
+
+// pastRetention is the api.PastRetention of err, a reconstruction that
+// met the part of the log retention dropped: with the oldest stored event
+// and the earliest moment that can be rebuilt, when the log and the
+// snapshot index can tell them (store.Log and snapshot.Store can). Failing
+// to read them leaves them out: the answer is past retention all the same.
+func (n *node) pastRetention(ctx context.Context, err error) error {
+	pr := &api.PastRetention{Err: err}
+	log, ok := n.parts.Log.(interface {
+		Oldest(ctx context.Context) (int64, time.Time, error)
+	})
+	if !ok {
+		return pr
+	}
+	seq, at, oerr := log.Oldest(ctx)
+	if oerr != nil || seq == 0 {
+		return pr
+	}
+	pr.OldestSeq, pr.OldestAt = seq, at
+	snaps, ok := n.parts.SnapshotIndex.(interface {
+		List(ctx context.Context, maxSeq int64) ([]snapshot.Meta, error)
+	})
+	if !ok {
+		return pr
+	}
+	metas, lerr := snaps.List(ctx, math.MaxInt64)
+	if lerr != nil {
+		return pr
+	}
+	for _, m := range metas { // newest first: the last that the log follows is the oldest
+		if m.Seq >= seq-1 {
+			pr.Earliest = m.RecordedAt
+		}
+	}
+	return pr
 }
 
 // inLog refuses a seq past the end of the log (api.ErrNotFound,

@@ -362,7 +362,11 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 			asked = at.UTC().Format(time.RFC3339Nano)
 		}
 		past, err := s.b.Reconstruct(r.Context(), seq, at)
+		pr, pastRetention := errors.AsType[*PastRetention](err)
 		switch {
+		case pastRetention:
+			s.failHistorical(w, http.StatusNotFound, noSeq, fmt.Errorf("historical rca at %s: %s", asked, pr.explain()))
+			return
 		case errors.Is(err, ErrNotFound):
 			s.failHistorical(w, http.StatusNotFound, noSeq, fmt.Errorf("historical rca at %s: %w", asked, err))
 			return

@@ -23,7 +23,9 @@
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
 //	                                   lists, counts and topology leave out deleted vertices and placeholders
 //	                                   (referenced, not yet reported: vitrage_is_placeholder) unless all=true
-//	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph;
+//	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph
+//	                                   (404 "past retention", naming the earliest ?at= to ask, for a moment
+//	                                   the log no longer rebuilds: PastRetention);
 //	                                   the endpoints above answer live only and refuse ?at= and ?seq= (400)
 //	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)
 //	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
@@ -126,6 +128,41 @@ var ErrNotFound = errors.New("not found")
 // queries as the node allows are running; the API answers 503 with
 // Retry-After.
 var ErrBusy = errors.New("busy")
+
+// PastRetention is what Backend.Reconstruct returns for a moment the event
+// log no longer rebuilds: retention dropped events its state is rebuilt
+// from (or the log misses them). It is a not found (errors.Is ErrNotFound);
+// the API answers 404 saying so, with the oldest stored event and the
+// earliest moment that can be asked instead, rather than the
+// reconstruction's chain of errors.
+type PastRetention struct {
+	// OldestSeq and OldestAt are the oldest event the log stores (the
+	// head's when retention dropped every one); OldestSeq 0: not known.
+	OldestSeq int64
+	OldestAt  time.Time
+	// Earliest is the first moment the retained log rebuilds: the time of
+	// the oldest snapshot it follows (zero: none, or not known).
+	Earliest time.Time
+	// Err is the reconstruction's error.
+	Err error
+}
+
+func (e *PastRetention) Error() string { return "past retention: " + e.Err.Error() }
+
+// Unwrap makes a PastRetention a not found, and keeps its cause.
+func (e *PastRetention) Unwrap() []error { return []error{ErrNotFound, e.Err} }
+
+// explain says, for an answer, what the log keeps and what to ask.
+func (e *PastRetention) explain() string {
+	msg := "past retention: the event log no longer holds the events that state is rebuilt from"
+	if e.OldestSeq > 0 {
+		msg += fmt.Sprintf(" (oldest stored event: seq %d, recorded at %s)", e.OldestSeq, e.OldestAt.UTC().Format(time.RFC3339Nano))
+	}
+	if !e.Earliest.IsZero() {
+		return msg + "; the earliest moment it rebuilds: ?at=" + e.Earliest.UTC().Format(time.RFC3339Nano)
+	}
+	return msg + "; no snapshot the retained log follows is kept, so no moment of it can be rebuilt"
+}
 
 // ErrUnavailable is what Backend.Reconstruct and HistoryReader methods
 // wrap for a failure that may pass (the database unreachable or
