@@ -385,3 +385,61 @@ func TestShadowRestartsPastRetention(t *testing.T) {
 		t.Fatal("the restarted shadow differs from the live engine")
 	}
 }
+
+// TestReconstructWhenRetentionEmptiedTheLog: with no event for longer than
+// retention, retention keeps the snapshot at the head and deletes every
+// event up to it, so the log stores none. The earliest state is that
+// snapshot (it was the empty machine at seq 0, which no retained record
+// follows); and a latest state that can only start from an older snapshot
+// (the one at the head corrupt) is a gap, not that older state.
+func TestReconstructWhenRetentionEmptiedTheLog(t *testing.T) {
+	ctx := context.Background()
+	norm, err := graph.NewNormalizer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDB(t)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(4, 4)), 200), 50, time.Second)
+	live := evaluator.New(evaluator.Config{}, norm)
+	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas := map[int64]Meta{}
+	for i, r := range recs {
+		_ = live.Apply(r)
+		if seq := int64(i + 1); seq%100 == 0 {
+			res, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineBin) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			metas[seq] = res.Meta
+		}
+	}
+	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := td.db.ExecContext(ctx, "DELETE FROM events"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rc.ReconstructEarliest(ctx, 200)
+	if err != nil || res.Seq != 200 {
+		t.Fatalf("earliest with every event past retention: seq %d, %v; want the snapshot at the head, 200", res.Seq, err)
+	}
+	if dumpSum(t, res.Machine) != dumpSum(t, live) {
+		t.Fatal("the earliest state differs from the live engine at the head")
+	}
+	if res, err := rc.Reconstruct(ctx, Latest()); err != nil || res.Seq != 200 {
+		t.Fatalf("latest: seq %d, %v; want 200", res.Seq, err)
+	}
+	if _, err := td.db.ExecContext(ctx, "UPDATE snapshot_chunks SET data = REVERSE(data) WHERE snapshot_id = ?", metas[200].ID); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := rc.Reconstruct(ctx, Latest()); !errors.Is(err, ErrGap) {
+		t.Fatalf("latest with the head's snapshot corrupt: seq %d, %v; want ErrGap (the events after 100 are gone)", res.Seq, err)
+	}
+	if _, err := rc.ReconstructEarliest(ctx, 200); !errors.Is(err, ErrGap) {
+		t.Fatalf("earliest with the head's snapshot corrupt: %v; want ErrGap", err)
+	}
+}

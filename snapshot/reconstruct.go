@@ -230,6 +230,14 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 		// not the one reached, and an earlier one is no answer.
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, r.short(ctx, res.Seq))
 	}
+	if target.kind == kindLatest && res.Replayed == 0 {
+		// Nothing followed the base: the log may end there, or retention
+		// deleted every event after it (the snapshot at the head it kept
+		// unusable), which no record met shows.
+		if err := r.short(ctx, res.Seq); !errors.Is(err, ErrBeyondLog) {
+			return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, err)
+		}
+	}
 	d := time.Since(start)
 	r.duration.Observe(d.Seconds())
 	r.log.Debug("state reconstructed", "target", target.String(), "seq", res.Seq, "snapshot_seq", res.SnapshotSeq,
@@ -248,7 +256,20 @@ func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (
 	if err != nil {
 		return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
 	}
-	if len(first) == 0 || first[0].Seq == 1 {
+	// The oldest stored seq; with none stored, the one after the head:
+	// retention may have deleted every event, up to the snapshot it kept
+	// at the head, after a quiet spell longer than it.
+	var firstSeq int64
+	if len(first) > 0 {
+		firstSeq = first[0].Seq
+	} else {
+		head, _, err := r.events.Head(ctx)
+		if err != nil {
+			return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w", err)
+		}
+		firstSeq = head + 1
+	}
+	if firstSeq == 1 {
 		mach, err := r.factory.New()
 		if err != nil {
 			return Reconstruction{}, fmt.Errorf("new machine: %w", err)
@@ -262,7 +283,7 @@ func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (
 	// Oldest first, among those the retained log follows.
 	var usable []Meta
 	for i := len(cands) - 1; i >= 0; i-- {
-		if cands[i].Seq >= first[0].Seq-1 {
+		if cands[i].Seq >= firstSeq-1 {
 			usable = append(usable, cands[i])
 		}
 	}
@@ -289,7 +310,7 @@ func (r *Reconstructor) ReconstructEarliest(ctx context.Context, atMost int64) (
 		r.log.Warn("snapshot skipped, trying a newer one", "snapshot_id", m.ID, "seq", m.Seq, "reason", reason, "err", err)
 	}
 	return Reconstruction{}, fmt.Errorf("reconstruct the earliest state: %w (the log starts at seq %d, and no usable snapshot at or after seq %d is at or before %d)",
-		ErrGap, first[0].Seq, first[0].Seq-1, atMost)
+		ErrGap, firstSeq, firstSeq-1, atMost)
 }
 
 // Advance applies the events after res.Seq up to target to res.Machine,
