@@ -41,7 +41,47 @@ func readConfig(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s over %s: %w", path, base, invalidConfig(err))
 	}
+	if err := strictDecode(merged, &fileConfig{}); err != nil {
+		return nil, locate(path, raw, base, under, err)
+	}
 	return merged, nil
+}
+
+// overlayDoc is what an overlay holds: any part of the configuration, and
+// the base it is laid over.
+type overlayDoc struct {
+	fileConfig `yaml:",inline"`
+	Base       string `yaml:"base"`
+}
+
+// locate says which of the overlay at path (raw) and its base (under)
+// holds what made their merged document fail to decode (merr): the lines
+// of that document, re-encoded, are in neither file. Each file is decoded
+// alone, so that its errors give its own lines; merr is the answer only
+// when neither fails alone.
+func locate(path string, raw []byte, base string, under []byte, merr error) error {
+	var errs []error
+	if err := strictDecode(raw, &overlayDoc{}); err != nil {
+		errs = append(errs, fmt.Errorf("config %s: %w", path, err))
+	}
+	if err := strictDecode(under, &fileConfig{}); err != nil {
+		errs = append(errs, fmt.Errorf("config %s: base %s: %w", path, base, err))
+	}
+	if len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("config %s over %s: %w", path, base, merr))
+	}
+	return invalidConfig(errors.Join(errs...))
+}
+
+// strictDecode decodes raw into v, refusing unknown keys; an empty
+// document is no error here.
+func strictDecode(raw []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 // overlayBase is the `base` of raw ("" when raw is no overlay). A raw that

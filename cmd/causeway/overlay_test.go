@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +115,46 @@ func FuzzOverlayConfig(f *testing.F) {
 			_, _ = parseConfig(merged, needBoth)
 		}
 	})
+}
+
+// TestOverlayErrorsNameTheirFileAndLine: a wrong key or value of an
+// overlay or of its base is reported with the file it is in and its line
+// there. The merged document is one neither file is: its line numbers sent
+// the operator to a line of the overlay that does not exist, or to an
+// unrelated one of the base.
+func TestOverlayErrorsNameTheirFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	shared := "database: {dsn: \"u@tcp(h:3306)/db\"}\nbus: {url: \"amqp://h/\"}\n\n\n\n\n\n\nprocessor:\n  node_id: p1\n  data_dir: /tmp/x\n"
+	for _, tc := range []struct{ name, base, over, want, wrong string }{
+		{"unknown key of the overlay", "", "base: causeway.yaml\n# p3\nprocessor:\n  node_idd: p3\n",
+			"processor-p3.yaml: yaml: unmarshal errors:\n  line 4: field node_idd not found", "line 6"},
+		{"bad value of the overlay", "", "base: causeway.yaml\nprocessor:\n  poll_interval: soon\n",
+			"processor-p3.yaml: yaml: unmarshal errors:\n  line 3: cannot unmarshal", "line 5"},
+		{"unknown key of the base", "database: {dsn: \"u@tcp(h:3306)/db\"}\nbus: {url: \"amqp://h/\"}\ncolour: red\nprocessor: {node_id: p1}\n",
+			"base: causeway.yaml\nprocessor:\n  node_id: p3\n", "causeway.yaml: yaml: unmarshal errors:\n  line 3: field colour not found", "processor-p3.yaml: yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.base == "" {
+				tc.base = shared
+			}
+			write("causeway.yaml", tc.base)
+			node := write("processor-p3.yaml", tc.over)
+			_, err := loadConfig(node, needBoth)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.wrong) {
+				t.Fatalf("error %v; want one with %q (not %q)", err, tc.want, tc.wrong)
+			}
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a configuration error (exit 78)", err)
+			}
+		})
+	}
 }
