@@ -157,9 +157,13 @@ func (p pointFlags) check() error {
 // historian reconstructs past states straight from the database: it works
 // with every processor down and never touches a live graph.
 type historian struct {
-	db    *sql.DB
-	log   *store.Log
+	db  *sql.DB
+	log *store.Log
+	// recon rebuilds the engine (the graph), from a processor's snapshot
+	// or an engine-only one; nodes rebuilds the processor's whole state
+	// (engine and subscriptions), from a processor's snapshot only.
 	recon *snapshot.Reconstructor
+	nodes *snapshot.Reconstructor
 	snaps *snapshot.Store
 	now   func() time.Time
 	// progress, when set, is told the seqs applied while replaying.
@@ -183,12 +187,18 @@ func (f *dbFlags) historian(ctx context.Context, g *globalFlags) (*historian, er
 
 func newHistorian(db *sql.DB, logger *slog.Logger) (*historian, error) {
 	l := store.NewLog(db, nil)
-	factory := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}
-	r, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{DB: db, Events: l, Factory: factory, Logger: logger})
+	norm := graph.DefaultNormalizer()
+	r, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{},
+		snapshot.ReconstructDeps{DB: db, Events: l, Factory: snapshot.EngineFactory{Normalizer: norm}, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	return &historian{db: db, log: l, recon: r, snaps: snapshot.NewStore(db, logger), now: time.Now}, nil
+	nodes, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{},
+		snapshot.ReconstructDeps{DB: db, Events: l, Factory: snapshot.NodeFactory{Normalizer: norm}, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return &historian{db: db, log: l, recon: r, nodes: nodes, snaps: snapshot.NewStore(db, logger), now: time.Now}, nil
 }
 
 // point is a reconstructed moment.
@@ -321,33 +331,7 @@ const replayStep = 5000
 // at rebuilds the state at p on a fresh engine: the newest usable snapshot
 // at or before it, then the events after it.
 func (h *historian) at(ctx context.Context, p pointFlags) (point, error) {
-	seq, label, asked, err := h.resolve(ctx, p)
-	if err != nil {
-		return point{}, err
-	}
-	start := int64(0)
-	if metas, err := h.snaps.List(ctx, seq); err == nil && len(metas) > 0 {
-		start = metas[0].Seq
-		for _, m := range metas {
-			start = max(start, m.Seq)
-		}
-	}
-	if h.progress == nil {
-		start = seq
-	}
-	rec, err := h.recon.Reconstruct(ctx, snapshot.AtSeq(start))
-	for err == nil && rec.Seq < seq {
-		if h.progress != nil {
-			h.progress(rec.Seq, seq)
-		}
-		err = h.recon.Advance(ctx, &rec, snapshot.AtSeq(min(seq, rec.Seq+replayStep)))
-	}
-	if h.progress != nil && err == nil {
-		h.progress(rec.Seq, seq)
-	}
-	if errors.Is(err, snapshot.ErrGap) || errors.Is(err, store.ErrTruncated) {
-		return point{}, badInput("%s cannot be rebuilt: %v", label, err)
-	}
+	rec, label, asked, err := h.rebuild(ctx, p, h.recon)
 	if err != nil {
 		return point{}, err
 	}
@@ -359,6 +343,87 @@ func (h *historian) at(ctx context.Context, p pointFlags) (point, error) {
 		asked = rec.RecordedAt
 	}
 	return point{engine: e, rec: rec, label: label, asked: asked}, nil
+}
+
+// node rebuilds the processor's whole state at p (engine and
+// subscriptions), whose canonical dump is what a processor's
+// GET /v1/debug/dump answers at that seq. Engine-only snapshots (an
+// earlier release's) lack the subscriptions: it replays from an older
+// processor snapshot or the start of the log instead, and says so when
+// retention left neither.
+func (h *historian) node(ctx context.Context, p pointFlags) (*snapshot.Node, error) {
+	rec, label, _, err := h.rebuild(ctx, p, h.nodes)
+	var bad *exitError
+	if errors.As(err, &bad) && bad.code == exitBadInput && rec.Seq > 0 {
+		if h.engineOnlyBase(ctx, rec.Seq) {
+			return nil, badInput("%s: its subscriptions cannot be rebuilt: the snapshots the retained log follows are engine-only "+
+				"(an earlier release's), and the events before them are past retention; --format summary or dot rebuild the graph alone (%v)",
+				label, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, ok := rec.Machine.(*snapshot.Node)
+	if !ok {
+		return nil, fmt.Errorf("reconstructed a %T, not a processor's state", rec.Machine)
+	}
+	return n, nil
+}
+
+// engineOnlyBase reports whether an engine-only snapshot at or before seq
+// is one the retained log follows: the engine can be rebuilt from it, the
+// processor's state not.
+func (h *historian) engineOnlyBase(ctx context.Context, seq int64) bool {
+	first, err := h.log.First(ctx)
+	if err != nil {
+		return false
+	}
+	metas, err := h.snaps.List(ctx, seq)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(metas, func(m snapshot.Meta) bool {
+		return m.Seq >= first-1 && !slices.Contains(snapshot.NodeEncodings(), m.Encoding)
+	})
+}
+
+// rebuild resolves p and rebuilds the state at it with r: the newest
+// snapshot r can use at or before it, then the events after it. The
+// returned reconstruction's Seq is the seq resolved, also on error; asked
+// is the time --at names (zero for --seq).
+func (h *historian) rebuild(ctx context.Context, p pointFlags, r *snapshot.Reconstructor) (snapshot.Reconstruction, string, time.Time, error) {
+	seq, label, asked, err := h.resolve(ctx, p)
+	if err != nil {
+		return snapshot.Reconstruction{}, "", time.Time{}, err
+	}
+	start := int64(0)
+	if metas, err := h.snaps.List(ctx, seq); err == nil && len(metas) > 0 {
+		start = metas[0].Seq
+		for _, m := range metas {
+			start = max(start, m.Seq)
+		}
+	}
+	if h.progress == nil {
+		start = seq
+	}
+	rec, err := r.Reconstruct(ctx, snapshot.AtSeq(start))
+	for err == nil && rec.Seq < seq {
+		if h.progress != nil {
+			h.progress(rec.Seq, seq)
+		}
+		err = r.Advance(ctx, &rec, snapshot.AtSeq(min(seq, rec.Seq+replayStep)))
+	}
+	if h.progress != nil && err == nil {
+		h.progress(rec.Seq, seq)
+	}
+	if errors.Is(err, snapshot.ErrGap) || errors.Is(err, store.ErrTruncated) {
+		return snapshot.Reconstruction{Seq: seq}, label, asked, badInput("%s cannot be rebuilt: %v", label, err)
+	}
+	if err != nil {
+		return snapshot.Reconstruction{Seq: seq}, label, asked, err
+	}
+	return rec, label, asked, nil
 }
 
 // resolveAlarm finds the alarm the user names: a vitrage id ("vitrage:N",
@@ -846,8 +911,10 @@ func newReplayCmd(g *globalFlags) *cobra.Command {
 		Short: "Rebuild the graph of a past moment from the database; optionally re-publish the events up to it onto another broker vhost",
 		Long: `replay rebuilds the state at --at (or --seq) on a separate graph instance, straight
 from MariaDB (the newest snapshot at or before it, then the events after it), and
-writes it out: --format dump (the canonical dump, the byte-for-byte form that two
-equal states share), dot (Graphviz), or summary (counts; -o json for JSON).
+writes it out: --format dump (the canonical dump of the processor's state, engine
+and webhook subscriptions: the byte-for-byte form that two equal states share,
+which a processor's GET /v1/debug/dump answers at that seq), dot (Graphviz), or
+summary (counts; -o json for JSON).
 
 With --republish-url, the events of (--from, --at] are re-published in log order
 onto that broker URL's vhost, as the drivers published them (same event ids, so a
@@ -917,11 +984,18 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 	if o.republish.url != "" {
 		return republish(cmd, g, h, o, showProgress)
 	}
+	w := cmd.OutOrStdout()
+	if o.format == "dump" {
+		n, err := h.node(ctx, o.point)
+		if err != nil {
+			return err
+		}
+		return n.Dump(w)
+	}
 	pt, err := h.at(ctx, o.point)
 	if err != nil {
 		return err
 	}
-	w := cmd.OutOrStdout()
 	switch o.format {
 	case "dot":
 		// Everything: every category, deleted vertices and edges too.
@@ -939,7 +1013,7 @@ func runReplay(cmd *cobra.Command, g *globalFlags, o *replayOptions) error {
 		}
 		return s.writeTable(w)
 	}
-	return pt.engine.Dump(w)
+	return nil
 }
 
 type republishOptions struct {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,8 +41,10 @@ func runCausewayCLI(t *testing.T, args ...string) (string, error) {
 
 // moment is what the live engine showed right after a batch was applied.
 type moment struct {
-	seq     int64
-	at      time.Time
+	seq int64
+	at  time.Time
+	// dump is the live processor's canonical dump (engine and
+	// subscriptions), as GET /v1/debug/dump answers it.
 	dump    []byte
 	rca     map[graph.VertexID][]byte // rcaCore of every alarm, cleared ones included
 	cleared map[graph.VertexID]bool
@@ -66,6 +69,14 @@ var t0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
 
 func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery int64) *logRig {
 	t.Helper()
+	return newLogRigOf(t, s.Events(), batch, snapshotEvery, snapshot.NodeBin)
+}
+
+// newLogRigOf is newLogRig of the events evs, whose live node is captured
+// in snapshots of the given encoding: a processor's (snapshot.NodeBin), or
+// an engine-only one of an earlier release (snapshot.EngineGob).
+func newLogRigOf(t *testing.T, evs []event.Event, batch int, snapshotEvery int64, encoding string) *logRig {
+	t.Helper()
 	ctx := context.Background()
 	dsn := storetest.NewDB(t)
 	db, err := store.Open(ctx, dsn)
@@ -83,9 +94,13 @@ func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery in
 	if err := w.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	live := evaluator.New(evaluator.Config{}, graph.DefaultNormalizer())
+	// The live state is a processor's: the engine and the subscriptions.
+	m, err := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()}.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := m.(*snapshot.Node)
 	r := &logRig{dsn: dsn, db: db, log: l, clearedAt: map[graph.VertexID]int64{}}
-	evs := s.Events()
 	for start := 0; start < len(evs); start += batch {
 		var entries []store.Entry
 		for _, ev := range evs[start:min(start+batch, len(evs))] {
@@ -105,7 +120,7 @@ func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery in
 			if err != nil {
 				t.Fatalf("apply seq %d: %v", rec.Seq, err)
 			}
-			items := history.Detect(rec, res.Changes, live.Graph())
+			items := history.Detect(rec, res.Engine.Changes, live.Engine.Graph())
 			for _, it := range items {
 				if it.Kind == history.Cleared {
 					r.clearedAt[graph.VertexID(it.Alarm.VitrageID)] = rec.Seq
@@ -118,9 +133,12 @@ func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery in
 			t.Fatal(err)
 		}
 		last := app.Batch.Records[len(app.Batch.Records)-1]
-		if w.Due(last.Seq, live.ChangesApplied()) {
+		if w.Due(last.Seq, live.Engine.ChangesApplied()) {
 			if _, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
-				return snapshot.CaptureEngine(live, last.Seq, last.RecordedAt, snapshot.EngineGob)
+				if encoding == snapshot.EngineGob {
+					return snapshot.CaptureEngine(live.Engine, last.Seq, last.RecordedAt, encoding)
+				}
+				return snapshot.CaptureNode(live, last.Seq, last.RecordedAt, encoding)
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -130,15 +148,16 @@ func newLogRig(t *testing.T, s historytest.Scenario, batch int, snapshotEvery in
 	return r
 }
 
-func record(t *testing.T, e *evaluator.Engine, last event.Record) moment {
+func record(t *testing.T, n *snapshot.Node, last event.Record) moment {
 	t.Helper()
 	m := moment{seq: last.Seq, at: last.RecordedAt, rca: map[graph.VertexID][]byte{}, cleared: map[graph.VertexID]bool{}}
+	// What the processor's GET /v1/debug/dump answers.
 	var b bytes.Buffer
-	if err := e.Dump(&b); err != nil {
+	if err := n.Dump(&b); err != nil {
 		t.Fatal(err)
 	}
 	m.dump = b.Bytes()
-	g := e.Graph()
+	g := n.Engine.Graph()
 	for _, a := range g.Alarms("", true, true) {
 		var r api.RCAResponse
 		if !api.ComputeRCA(g, a.ID, &r) {
@@ -667,5 +686,73 @@ func TestHistoricalBeforeRetentionSaysWhereToAsk(t *testing.T) {
 	}
 	if got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", earliest); err != nil || got != string(m.dump) {
 		t.Errorf("replay --at the earliest moment named: %v (the dump of seq %d: %v)", err, m.seq, got == string(m.dump))
+	}
+}
+
+// TestReplayDumpIsTheProcessorsDump: replay --format dump prints the
+// processor's canonical dump at that seq, byte for byte, subscriptions
+// included: what GET /v1/debug/dump answers, so that a node's state can be
+// checked against the log. It printed the engine's dump alone, which no
+// processor's dump ever equals. A log whose snapshots are engine-only (an
+// earlier release's) and whose events before them are past retention
+// cannot give the subscriptions: the dump is refused saying why, while the
+// graph's own outputs still answer.
+func TestReplayDumpIsTheProcessorsDump(t *testing.T) {
+	evs := historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 4, Start: t0}.Events()
+	sub := func(id string, kind event.Kind, spec string) event.Event {
+		ev := event.Event{V: event.Version, EventID: "sub-" + string(kind) + "-" + id, Source: "cli", Kind: kind,
+			ObservedAt: t0, Subscription: &event.Subscription{ID: id}}
+		if spec != "" {
+			ev.Subscription.Spec = []byte(spec)
+		}
+		return ev
+	}
+	k := len(evs) / 3
+	evs = slices.Concat(evs[:k],
+		[]event.Event{sub("all", event.KindSubscriptionPut, `{"url":"http://a.example/"}`),
+			sub("crit", event.KindSubscriptionPut, `{"url":"http://c.example/","filter":{"severities":["critical"]}}`)},
+		evs[k:2*k], []event.Event{sub("all", event.KindSubscriptionDelete, "")}, evs[2*k:])
+	r := newLogRigOf(t, evs, 3, 10, snapshot.NodeBin)
+	var snaps int
+	if err := r.db.QueryRow("SELECT COUNT(*) FROM snapshots").Scan(&snaps); err != nil || snaps < 2 {
+		t.Fatalf("%d snapshots (%v): the test must cover reconstruction from a snapshot", snaps, err)
+	}
+	withSubs := 0
+	for _, m := range r.moments {
+		if bytes.Contains(m.dump, []byte(`"id":"crit"`)) {
+			withSubs++
+		}
+		got, err := runCausewayCLI(t, "replay", "--dsn", r.dsn, "--seq", strconv.FormatInt(m.seq, 10))
+		if err != nil || got != string(m.dump) {
+			t.Fatalf("replay --seq %d differs from the processor's dump (%v):\ngot  %.200s\nwant %.200s", m.seq, err, got, m.dump)
+		}
+		got, err = runCausewayCLI(t, "replay", "--dsn", r.dsn, "--at", m.at.Format(time.RFC3339Nano), "--progress", "always")
+		if err != nil || got != string(m.dump) {
+			t.Fatalf("replay --at %s (seq %d) differs from the processor's dump (%v)", m.at.Format(time.RFC3339Nano), m.seq, err)
+		}
+	}
+	if withSubs == 0 {
+		t.Fatal("scenario: no moment has a subscription in force")
+	}
+
+	old := newLogRigOf(t, evs, 3, 10, snapshot.EngineGob)
+	var snap int64
+	if err := old.db.QueryRow("SELECT MAX(seq) FROM snapshots").Scan(&snap); err != nil || snap == 0 {
+		t.Fatalf("scenario: no engine snapshot (%v)", err)
+	}
+	last := old.moments[len(old.moments)-1]
+	seq := strconv.FormatInt(last.seq, 10)
+	if got, err := runCausewayCLI(t, "replay", "--dsn", old.dsn, "--seq", seq); err != nil || got != string(last.dump) {
+		t.Fatalf("replay --seq %s over engine snapshots with the whole log stored: %v (dump equal: %v)", seq, err, got == string(last.dump))
+	}
+	if _, err := old.db.Exec("DELETE FROM events WHERE seq <= ?", snap); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCausewayCLI(t, "replay", "--dsn", old.dsn, "--seq", seq)
+	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "subscriptions") || !strings.Contains(err.Error(), "--format summary") {
+		t.Errorf("replay --seq %s from an engine snapshot only: %v (exit %d); want exit %d saying the subscriptions cannot be rebuilt", seq, err, exitCode(err), exitBadInput)
+	}
+	if out, err := runCausewayCLI(t, "replay", "--dsn", old.dsn, "--seq", seq, "--format", "summary", "-o", "json"); err != nil || !strings.Contains(out, `"seq": `+seq) {
+		t.Errorf("replay --format summary from an engine snapshot only: %v\n%s", err, out)
 	}
 }

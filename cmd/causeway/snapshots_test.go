@@ -7,6 +7,7 @@ import (
 
 	"github.com/causeway/causeway/graph/evaluator"
 	"github.com/causeway/causeway/history/historytest"
+	"github.com/causeway/causeway/snapshot"
 )
 
 // TestSnapshotsCommands lists a rig's snapshots after marking one as
@@ -14,7 +15,7 @@ import (
 // stale one: a dry run first, then --yes, and a refusal once the log no
 // longer starts at seq 1.
 func TestSnapshotsCommands(t *testing.T) {
-	r := newLogRig(t, historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Tail: 10, Start: t0}, 3, 6)
+	r := newLogRigOf(t, historytest.Scenario{Hosts: 3, InstancesPerHost: 2, Rounds: 6, Tail: 10, Start: t0}.Events(), 3, 6, snapshot.EngineGob)
 	var ids []int64
 	rows, err := r.db.Query("SELECT id FROM snapshots ORDER BY seq")
 	if err != nil {
@@ -62,7 +63,7 @@ func TestSnapshotsCommands(t *testing.T) {
 		got[stale2].Semantics == nil || *got[stale2].Semantics != evaluator.Semantics || isStale(got[stale2]) {
 		t.Fatalf("snapshots list: %+v", got)
 	}
-	// The rig writes engine-only snapshots: usable by historical queries,
+	// This rig writes engine-only snapshots: usable by historical queries,
 	// skipped by the processors.
 	got = list("--check")
 	if u := got[unknown]; u.Check != "historical only" || u.Problem != "encoding" || u.Semantics == nil || *u.Semantics != evaluator.Semantics || isStale(u) {
