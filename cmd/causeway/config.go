@@ -213,6 +213,9 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 		}
 		return nil, invalidConfig(err)
 	}
+	if err := noMoreDocuments(dec); err != nil {
+		return nil, invalidConfig(err)
+	}
 	var sections map[string]yaml.Node
 	if yaml.Unmarshal(raw, &sections) == nil {
 		cfg.sections = map[string]bool{}

@@ -30,6 +30,9 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown nested key", "database: {dsn: x, size: 3}\nbus: {url: amqp://x}\n", "field size not found"},
 		{"missing shared settings", "persister: {batch_size: 10}\n", "database.dsn: is required"},
 		{"value and file", "database: {dsn: x, dsn_file: /nonexistent}\nbus: {url: amqp://x}\n", "not both"},
+		// A section after a document separator was never read: its
+		// typos, and its settings, went unseen.
+		{"second document", "database: {dsn: x}\nbus: {url: amqp://x}\n---\nprocessor: {node_idd: p1}\n", "line 3: a second YAML document"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseConfig([]byte(tc.yaml), needBoth)

@@ -78,10 +78,13 @@ func locate(path string, raw []byte, base string, under []byte, merr error) erro
 func strictDecode(raw []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		return err
 	}
-	return nil
+	return noMoreDocuments(dec)
 }
 
 // overlayBase is the `base` of raw ("" when raw is no overlay). A raw that
@@ -151,7 +154,30 @@ func mappingDoc(raw []byte, what string) (*yaml.Node, error) {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s: the top level must be a mapping", what)
 	}
+	if err := noMoreDocuments(dec); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	return doc.Content[0], nil
+}
+
+// noMoreDocuments refuses a document after the one dec decoded: the
+// configuration is one document, and what follows a "---" would be
+// silently left unread (its settings, and its typos). An empty one (a
+// trailing "---") is no harm.
+func noMoreDocuments(dec *yaml.Decoder) error {
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(doc.Content) > 0 && doc.Content[0].Tag != "!!null" {
+			return fmt.Errorf("line %d: a second YAML document: the configuration is one document, and this one would be ignored", doc.Line)
+		}
+	}
 }
 
 // lookup is the value of key in mapping m.

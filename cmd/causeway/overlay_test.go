@@ -57,6 +57,8 @@ processor:
 		{"base is an overlay", "base: other.yaml\n", "base: x\n", "only one level"},
 		{"base not a mapping", "- a\n", "base: x\n", "base: the top level must be a mapping"},
 		{"overlay not a mapping", "a: 1\n", "7\n", "overlay: the top level must be a mapping"},
+		{"overlay of two documents", "a: 1\n", "base: x\n---\nb: 2\n", "overlay: line 2: a second YAML document"},
+		{"base of two documents", "a: 1\n---\nb: 2\n", "base: x\n", "base: line 2: a second YAML document"},
 	} {
 		if _, err := overlayConfig([]byte(tc.base), []byte(tc.over)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v; want %q", tc.name, err, tc.want)
