@@ -33,6 +33,10 @@ type Migration struct {
 // database differs from the file of the same version in this binary.
 var ErrMigrationChanged = errors.New("applied migration changed")
 
+// ErrSchemaAhead reports that the database holds migrations this binary
+// does not have: a newer release migrated it.
+var ErrSchemaAhead = errors.New("the database schema is newer than this binary")
+
 // migrateLockTimeout bounds how long Migrate waits for another process
 // migrating the same database.
 const migrateLockTimeout = 60 * time.Second
@@ -120,7 +124,9 @@ func splitStatements(src string) ([]string, error) {
 // rolled back; migrations are therefore written to be re-runnable
 // (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, ...) and the failed one is
 // simply run again. A migration whose file changed after it was applied is
-// an error (ErrMigrationChanged): fix forward with a new file instead.
+// an error (ErrMigrationChanged): fix forward with a new file instead. A
+// database holding migrations this binary lacks, applied by a newer
+// release, is an error too (ErrSchemaAhead), and nothing is applied to it.
 func Migrate(ctx context.Context, db *sql.DB) ([]int, error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -150,31 +156,18 @@ func migrate(ctx context.Context, db *sql.DB, ms []Migration) ([]int, error) {
 ) ENGINE=InnoDB`); err != nil {
 		return nil, fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
-	applied := map[int]string{}
-	rows, err := conn.QueryContext(ctx, "SELECT version, checksum FROM schema_migrations")
+	applied, err := appliedMigrations(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+		return nil, err
 	}
-	for rows.Next() {
-		var v int
-		var sum string
-		if err := rows.Scan(&v, &sum); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
-		}
-		applied[v] = sum
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	if err := newerMigrations(applied, ms); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 
 	var done []int
 	for _, m := range ms {
-		if sum, ok := applied[m.Version]; ok {
-			if sum != m.Checksum {
+		if a, ok := applied[m.Version]; ok {
+			if sum := a.checksum; sum != m.Checksum {
 				return done, fmt.Errorf("migrate: %s: %w (checksum %s in the database, %s in this binary)", m.Name, ErrMigrationChanged, short(sum), short(m.Checksum))
 			}
 			continue
@@ -192,6 +185,60 @@ func migrate(ctx context.Context, db *sql.DB, ms []Migration) ([]int, error) {
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// appliedMigration is a row of schema_migrations.
+type appliedMigration struct {
+	name, checksum string
+}
+
+// appliedMigrations reads schema_migrations by version.
+func appliedMigrations(ctx context.Context, conn *sql.Conn) (map[int]appliedMigration, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT version, name, checksum FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]appliedMigration{}
+	for rows.Next() {
+		var v int
+		var a appliedMigration
+		if err := rows.Scan(&v, &a.name, &a.checksum); err != nil {
+			return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+		}
+		applied[v] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	return applied, nil
+}
+
+// newerMigrations refuses a database holding migrations that ms (this
+// binary's) lacks: a newer release migrated it, and this release's
+// components would write on it in the shape it had before them. Nothing
+// is applied to it; it is not "up to date" either.
+func newerMigrations(applied map[int]appliedMigration, ms []Migration) error {
+	known := make(map[int]bool, len(ms))
+	for _, m := range ms {
+		known[m.Version] = true
+	}
+	var newer []int
+	for v := range applied {
+		if !known[v] {
+			newer = append(newer, v)
+		}
+	}
+	if len(newer) == 0 {
+		return nil
+	}
+	sort.Ints(newer)
+	names := make([]string, len(newer))
+	for i, v := range newer {
+		names[i] = applied[v].name
+	}
+	return fmt.Errorf("%w: it holds %s, which this binary does not have (a newer release applied them); "+
+		"migrate and run it with that release's binary", ErrSchemaAhead, strings.Join(names, ", "))
 }
 
 func short(sum string) string {

@@ -383,6 +383,30 @@ func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	}
 }
 
+// TestMigrateRefusesANewerSchema: a database that a newer release
+// migrated further than this binary knows is refused, naming the
+// migrations it lacks, rather than reported up to date: components of
+// this release would write on it in the shape it had before them (alarm
+// keys before migration 9, say). Nothing is applied.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewEmptyDB(t))
+	if _, err := store.MigrateThrough(ctx, db, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, '9999_from_a_newer_release.sql', REPEAT('0', 64), UTC_TIMESTAMP(6))"); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := store.Migrate(ctx, db)
+	if !errors.Is(err, store.ErrSchemaAhead) || !strings.Contains(err.Error(), "9999_from_a_newer_release.sql") || len(applied) != 0 {
+		t.Fatalf("Migrate of a database a newer release migrated: %v, %v; want ErrSchemaAhead naming 9999_from_a_newer_release.sql, nothing applied", applied, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 6 {
+		t.Errorf("%d migrations recorded (%v); want the 5 applied and the newer one", n, err)
+	}
+}
+
 func TestCheckFence(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, storetest.NewDB(t))
