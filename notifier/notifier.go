@@ -51,6 +51,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -709,14 +710,22 @@ func (w *worker) backoff(attempt int) time.Duration {
 }
 
 // wait sleeps d, renewing the lease whenever LeaseTTL/3 has passed since
-// the last renewal; false if ctx ended or a renewal failed. The steps are
-// counted from the last renewal, not from the start of the wait: the
-// attempt before it may have ended up to two thirds of the TTL after that
-// renewal, and a full step more would reach the lease's expiry.
+// the last renewal; false if ctx ended or a renewal (or a read of the
+// subscription) failed. The steps are counted from the last renewal, not
+// from the start of the wait: the attempt before it may have ended up to
+// two thirds of the TTL after that renewal, and a full step more would
+// reach the lease's expiry.
+//
+// It also reads the subscription every ScanInterval and ends early (true)
+// when it changed: a backoff earned by a broken URL (up to backoff_max,
+// or a receiver's Retry-After) is no reason to wait before trying the URL
+// an operator fixed it with, nor to keep a deleted subscription's rows
+// from the dead-letter table.
 func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 	step := w.n.cfg.LeaseTTL / 3
 	for d > 0 {
-		due := step - w.n.now().Sub(w.renewedAt)
+		now := w.n.now()
+		due := step - now.Sub(w.renewedAt)
 		if due <= 0 {
 			renewing := w.n.now()
 			if err := w.n.db.renew(ctx, w.id); err != nil {
@@ -728,13 +737,45 @@ func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 			w.renewedAt = renewing
 			continue
 		}
-		s := min(d, due)
+		reload := w.n.cfg.ScanInterval - now.Sub(w.loadedAt)
+		if reload <= 0 {
+			changed, err := w.reload(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					w.log.Warn("read subscription while backing off", "err", err)
+				}
+				return false
+			}
+			if changed {
+				return true
+			}
+			continue
+		}
+		s := min(d, due, reload)
 		if !sleep(ctx, s) {
 			return false
 		}
 		d -= s
 	}
 	return true
+}
+
+// reload reads the subscription again and reports whether what delivery
+// depends on changed: where and how rows are sent, the delivery policy,
+// a deletion, or a deletion and addition since the last read. A change of
+// the filter or format alone (the leader's business) does not count: it
+// is no reason to ask a receiver again before its backoff or Retry-After.
+func (w *worker) reload(ctx context.Context) (bool, error) {
+	spec, deleted, former := w.spec, w.deleted, w.formerThrough
+	if err := w.load(ctx); err != nil {
+		return false, err
+	}
+	return w.deleted != deleted || w.formerThrough != former || !reflect.DeepEqual(sending(w.spec), sending(spec)), nil
+}
+
+// sending is what of s the notifier uses to send its rows.
+func sending(s subscription.Spec) subscription.Spec {
+	return subscription.Spec{URL: s.URL, Headers: s.Headers, SecretRef: s.SecretRef, Delivery: s.Delivery}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
