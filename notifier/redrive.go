@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/internal/clip"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier/subscription"
 	"github.com/causeway/causeway/notifier/webhook"
@@ -58,9 +59,13 @@ func DeadLetters(ctx context.Context, sqldb *sql.DB, subscriptionID string, limi
 // RedriveResult counts what Redrive did. Orphaned are letters of a
 // subscription that no longer exists: deleted, or deleted and added again
 // (letters up to its deletion are the deleted one's, never sent to the new
-// one). They stay until PurgeDeadLetters removes them.
+// one). They stay until PurgeDeadLetters removes them. Errors holds, per
+// subscription that failed, the error that made Redrive skip it (the
+// receiver's answer, or why it could not be reached), so that whoever
+// runs it learns why its letters stay, not only how many.
 type RedriveResult struct {
 	Sent, Failed, Orphaned int
+	Errors                 map[string]string
 }
 
 // Redrive sends the dead letters of subscriptionID ("" for all), oldest
@@ -155,6 +160,10 @@ func Redrive(ctx context.Context, sqldb *sql.DB, cfg Config, client *http.Client
 			if err := sender.Send(ctx, webhook.Request{URL: spec.URL, ID: l.whid, Body: l.payload, Headers: spec.Headers, Secret: secret, Timeout: pol.timeout}); err != nil {
 				failed[l.sub] = true
 				res.Failed++
+				if res.Errors == nil {
+					res.Errors = map[string]string{}
+				}
+				res.Errors[l.sub] = clip.String(err.Error(), 1024)
 				continue
 			}
 			if _, err := sqldb.ExecContext(ctx, "DELETE FROM notifier_dead_letters WHERE id = ?", l.id); err != nil {

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -297,6 +299,11 @@ at a time on a database; a second one stops at once.`,
 				res, err := notifier.Redrive(ctx, db, cfg, nil, dlSub)
 				if err == nil || res.Sent+res.Failed+res.Orphaned > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "sent %d, failed %d\n", res.Sent, res.Failed)
+				}
+				// Why each failing subscription's letters stay: its
+				// receiver's answer, or why it could not be reached.
+				for _, id := range slices.Sorted(maps.Keys(res.Errors)) {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s: %s\n", id, res.Errors[id])
 				}
 				if res.Orphaned > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "left %d of deleted subscriptions (webhooks dead-letters purge --orphaned deletes them)\n", res.Orphaned)

@@ -143,6 +143,12 @@ func TestNotifierAndWebhooksCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status after expiry: %v\n%s", err, out)
 	}
+	// A redrive while the receiver still fails says why, per subscription,
+	// rather than only how many letters stay.
+	out, err = runWebhooksCLI(ctx, "-c", cfgPath, "webhooks", "redrive")
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(out, "ops: HTTP 502") {
+		t.Fatalf("redrive to a failing receiver: err %v, want exit 1 and the answer per subscription\n%s", err, out)
+	}
 	rcv.mu.Lock()
 	rcv.up = true
 	rcv.mu.Unlock()
