@@ -2,7 +2,11 @@ package notifier_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,4 +57,44 @@ func TestDeletionEndsTheBackoff(t *testing.T) {
 		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 		return err == nil && len(dls) == 3 && strings.Contains(dls[0].Reason, "deleted")
 	})
+}
+
+// TestFilterChangeKeepsTheBackoff: a change of the subscription that does
+// not touch where or how its rows are sent (here its filter) does not end
+// the wait: a receiver that asked for time (Retry-After) gets it.
+func TestFilterChangeKeepsTheBackoff(t *testing.T) {
+	db, dsn := openDB(t)
+	var mu sync.Mutex
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		times = append(times, time.Now())
+		first := len(times) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	l := newLeader(t, db)
+	l.subscribe("ops", srv.URL, "")
+	l.raise("alarm", 1)
+	cfg := testConfig(dsn, "n1") // backoff 5 to 50 ms, scan every 100 ms
+	cfg.Delivery.BackoffMax = 5 * time.Second
+	start(t, cfg, db, prometheus.NewRegistry())
+	attempts := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(times)
+	}
+	waitFor(t, 10*time.Second, "the first attempt", func() bool { return attempts() >= 1 })
+	l.subscribe("ops", srv.URL, `,"filter":{"alarm_names":["other"]}`)
+	waitFor(t, 10*time.Second, "the retry", func() bool { return attempts() >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := times[1].Sub(times[0]); gap < 1900*time.Millisecond {
+		t.Fatalf("retried %s after an answer with Retry-After: 2; the filter change ended the wait", gap)
+	}
 }
