@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -84,9 +85,16 @@ func Parse(data []byte) (*Topology, error) {
 	if err := dec.Decode(&root); err != nil {
 		return nil, fmt.Errorf("%w: (file): not YAML: %v", ErrInvalid, err)
 	}
+	// The rest of the file must be empty: yaml.v3 parses a document at a
+	// time, so what follows a "---" is read only here, and garbage there
+	// (a file mangled after a stray marker) would otherwise be dropped
+	// unread, and its entities deleted by the pull.
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		return nil, fieldErr("(file)", "holds more than one YAML document")
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%w: (file): not YAML after the first document: %v", ErrInvalid, err)
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, fieldErr("(file)", "must be a YAML mapping with metadata and definitions")

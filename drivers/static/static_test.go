@@ -67,6 +67,7 @@ func TestParseBad(t *testing.T) {
 		{"missing_fields.yaml", "definitions.relationships[0].relationship_type: is required"},
 		{"nested_property.yaml", "definitions.entities[0].ports: must be a scalar"},
 		{"not_yaml.yaml", "not YAML"},
+		{"garbage_after_document.yaml", "not YAML"},
 		{"alarm_entity.yaml", "definitions.entities[0].category: static entities are resources"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
