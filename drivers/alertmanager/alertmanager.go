@@ -231,11 +231,18 @@ type GettableAlert struct {
 	} `json:"status"`
 }
 
-// ParseAlerts decodes the body of GET /api/v2/alerts.
+// ParseAlerts decodes the body of GET /api/v2/alerts: a JSON list (null
+// is refused).
 func ParseAlerts(b []byte) ([]GettableAlert, error) {
 	var out []GettableAlert
 	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, fmt.Errorf("decode alerts: %w", err)
+	}
+	if out == nil {
+		// encoding/json decodes null as a nil slice without an error; an
+		// answer of no alerts is [] (decoded as an empty, non-nil slice).
+		// Taken as none, a null (a broken proxy) would delete every alarm.
+		return nil, errors.New("decode alerts: the answer is null, not a list of alerts")
 	}
 	for i, a := range out {
 		if len(a.Labels) == 0 {

@@ -112,6 +112,9 @@ func TestGetAllErrors(t *testing.T) {
 		{"wrong token", http.StatusOK, "[]", "nope", "HTTP 401"},
 		{"malformed JSON", http.StatusOK, `[{"labels":`, "s3cret", "decode alerts"},
 		{"not a list", http.StatusOK, `{"alerts":[]}`, "s3cret", "decode alerts"},
+		// null is no list of no alerts: taken as one, the pull would delete every alarm.
+		{"null", http.StatusOK, `null`, "s3cret", "decode alerts"},
+		{"null with spaces", http.StatusOK, " null\n", "s3cret", "decode alerts"},
 		{"alert without labels", http.StatusOK, `[{"fingerprint":"x"}]`, "s3cret", "[0].labels: is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
