@@ -175,6 +175,12 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 			return nil, fmt.Errorf("read token_file: %w", err)
 		}
 		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			// As check-config says: pulled without its token, a proxy may
+			// answer with an anonymous view (no alerts), and the pull
+			// would delete every alarm.
+			return nil, fmt.Errorf("token_file: %s is empty", cfg.TokenFile)
+		}
 	}
 	q := url.Values{}
 	q.Set("active", "true")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,36 @@ func TestJustStartedAlertmanagerIsNoFullList(t *testing.T) {
 	}
 	if ents, err := d.GetAll(context.Background()); err != nil || len(ents) != 1 {
 		t.Errorf("GetAll of an Alertmanager up for an hour: %d entities, %v; want its one alert", len(ents), err)
+	}
+}
+
+// TestEmptyTokenFileIsRefused: a token_file that is empty (created, not
+// yet written: the README's install recipe makes it so for a moment) is an
+// error, as check-config says, not a driver that pulls without the token:
+// a multi-tenant proxy answers an anonymous request with another tenant's
+// alerts, none at all, and the pull deletes every alarm.
+func TestEmptyTokenFileIsRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") == "" {
+			_, _ = w.Write([]byte("[]")) // the anonymous tenant has no alerts
+			return
+		}
+		_, _ = w.Write([]byte(`[{"fingerprint":"f1","labels":{"alertname":"A","job":"node","instance":"h1:9100"}}]`))
+	}))
+	t.Cleanup(srv.Close)
+	for _, content := range []string{"", " \n"} {
+		file := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(Config{URL: srv.URL, TokenFile: file, Mapping: mapping(t)}, Deps{})
+		if err == nil {
+			ents, err := d.GetAll(context.Background())
+			t.Fatalf("token_file holding %q: New accepted it, and the pull gave %d alarms (err %v), want New to fail", content, len(ents), err)
+		}
+		if !strings.Contains(err.Error(), "token_file") || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("New: %v, want an error naming token_file as empty", err)
+		}
 	}
 }
