@@ -30,6 +30,7 @@ import (
 
 	"github.com/causeway/causeway/drivers"
 	"github.com/causeway/causeway/drivers/alertmap"
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -87,6 +88,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("url: is required"))
 	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("url: %q is not an http:// or https:// URL", c.URL))
+	}
+	if c.Source != "" {
+		if err := pull.CheckSource(c.Source); err != nil {
+			errs = append(errs, err) // "source: ..."
+		}
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		errs = append(errs, errors.New("token_file: token and token_file exclude each other"))

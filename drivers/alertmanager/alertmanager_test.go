@@ -152,6 +152,14 @@ func TestConfig(t *testing.T) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
 	}
+	// A source no event may carry: every event of every pull would be
+	// refused, the begin left out with a log line alone.
+	for _, src := range []string{"causeway.evaluator", strings.Repeat("s", 250), "am\n"} {
+		err := Config{URL: "http://x", Source: src, Mapping: mapping(t)}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "source: ") {
+			t.Errorf("Validate with source %q: %v, want a source error", src, err)
+		}
+	}
 	if s := (Config{Token: "hunter2"}).String(); strings.Contains(s, "hunter2") {
 		t.Errorf("String leaks the token: %s", s)
 	}

@@ -90,6 +90,10 @@ func (c Config) Validate() error {
 	if err := checkName(c.AlarmType); c.AlarmType != "" && err != nil {
 		errs = append(errs, fmt.Errorf("alarm_type: %w", err))
 	}
+	if c.AlarmType == event.DeducedType {
+		// Every alarm of it would be refused as input: no alert would map.
+		errs = append(errs, fmt.Errorf("alarm_type: %q is the type of deduced alarms, which only the evaluator raises", c.AlarmType))
+	}
 	if len(c.Rules) == 0 {
 		errs = append(errs, errors.New("rules: at least one rule is required"))
 	}

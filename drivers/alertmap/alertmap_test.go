@@ -127,6 +127,9 @@ func TestLoadBad(t *testing.T) {
 		{"rules:\n  - {resource_type: a}\n", "rules[0].resource_id_labels: at least one label is required"},
 		{"rules:\n  - {resource_type: a, resource_id_labels: [x], colour: red}\n", "field colour not found"},
 		{"alarm_type: [x]\n", "decode mapping"},
+		// Deduced alarms are the evaluator's: every alarm of this type is
+		// refused as input, so every alert would go unmapped.
+		{"alarm_type: vitrage\nrules: [{resource_type: a, resource_id_labels: [x]}]\n", `alarm_type: "vitrage" is the type of deduced alarms`},
 	} {
 		if _, err := Load([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%q): %v, want %q", tc.yaml, err, tc.want)

@@ -18,6 +18,14 @@ func SyncID(source string, slot time.Time) string {
 	return event.DeriveID(source, slot.UTC().Format(time.RFC3339Nano))
 }
 
+// CheckSource reports why source cannot name a datasource's events (too
+// long to route, a control character, the evaluator's own), or nil. A
+// driver's configuration checks its source with it: every event of such a
+// source is refused, so every pull would fail.
+func CheckSource(source string) error {
+	return Begin(source, time.Unix(0, 0), time.Unix(1, 0)).Validate()
+}
+
 // Begin is the sync.begin of source's full pull for slot, its id
 // derived from the sync id.
 func Begin(source string, slot, observedAt time.Time) event.Event {

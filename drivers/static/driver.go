@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -57,8 +58,10 @@ func (c Config) Validate() error {
 	if c.PollInterval < 0 {
 		errs = append(errs, errors.New("poll_interval: must not be negative"))
 	}
-	if c.Source != "" && checkText(c.Source) != nil {
-		errs = append(errs, fmt.Errorf("source: %v", checkText(c.Source)))
+	if c.Source != "" {
+		if err := pull.CheckSource(c.Source); err != nil {
+			errs = append(errs, err) // "source: ..."
+		}
 	}
 	seen := map[string]bool{}
 	for i, t := range c.References {

@@ -244,6 +244,13 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
 	}
+	// A source no event may carry: every pull would fail for ever.
+	for _, src := range []string{"causeway.evaluator", strings.Repeat("s", 250)} {
+		err := Config{Directory: "/d", Source: src}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "source: ") {
+			t.Errorf("Validate with source %q: %v, want a source error", src, err)
+		}
+	}
 }
 
 func TestConfigYAML(t *testing.T) {
