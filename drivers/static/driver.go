@@ -30,7 +30,9 @@ type Config struct {
 	// /etc/vitrage/static_datasources.
 	Directory string `yaml:"directory"`
 	// PollInterval is how often the directory is checked for changes
-	// between scheduled pulls (default 5s).
+	// between scheduled pulls (default 5s). A change is pulled once the
+	// files have stayed the same for one poll after it (Driver.Watch), so
+	// one to two intervals after it was written.
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// References are the entity types other datasources report (the
 	// OpenStack listener's nova.host, nova.instance, ...). An entry of
@@ -182,14 +184,24 @@ func (d *Driver) fingerprint() ([32]byte, error) {
 	return out, nil
 }
 
-// Watch polls the directory every PollInterval and calls changed when the
-// files differ from the previous poll. It returns nil when ctx ends. A
-// directory that cannot be read is retried at the next poll (GetAll reports
-// the error).
+// Watch polls the directory every PollInterval and calls changed once the
+// files differ from what an earlier poll saw and have then stayed the same
+// for a poll. It returns nil when ctx ends. A directory that cannot be read
+// is retried at the next poll (GetAll reports the error).
+//
+// Why wait for a quiet poll: a file rewritten in place (an editor, scp,
+// cp) is written in pieces, and a poll that lands between them sees a
+// prefix, which is often valid YAML (cut inside an entity's last value,
+// before the relationships). Pulled at once, as the runner pulls on
+// changed, it would delete every entity and relationship still to be
+// written. A writer that pauses longer than PollInterval is not waited
+// for; writing a temporary file and renaming it over the old one is safe
+// whatever the timing.
 func (d *Driver) Watch(ctx context.Context, changed func()) error {
 	last, lastErr := d.fingerprint()
 	t := time.NewTicker(d.cfg.PollInterval)
 	defer t.Stop()
+	settling := false // the files changed at the last poll
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,9 +209,14 @@ func (d *Driver) Watch(ctx context.Context, changed func()) error {
 		case <-t.C:
 		}
 		cur, err := d.fingerprint()
-		if (err == nil) != (lastErr == nil) || (err == nil && cur != last) {
+		differs := (err == nil) != (lastErr == nil) || (err == nil && cur != last)
+		last, lastErr = cur, err
+		switch {
+		case differs:
+			settling = true
+		case settling:
+			settling = false
 			changed()
 		}
-		last, lastErr = cur, err
 	}
 }
