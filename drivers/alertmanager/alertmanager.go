@@ -52,7 +52,10 @@ var ErrStarting = errors.New("the Alertmanager started too recently for its aler
 type Config struct {
 	// Source names the datasource in the events (default "alertmanager").
 	Source string `yaml:"source"`
-	// URL is the Alertmanager's base URL (http://alertmanager:9093).
+	// URL is the Alertmanager's base URL (http://alertmanager:9093): one
+	// Alertmanager, not a balancer over several, whose answer to the
+	// start check (StartupGrace) could come from another member than its
+	// list of alerts.
 	URL string `yaml:"url"`
 	// Token or TokenFile: a bearer token sent with each request (optional).
 	Token     string `yaml:"token"`
