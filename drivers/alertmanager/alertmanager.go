@@ -91,6 +91,10 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("url: is required"))
 	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("url: %q is not an http:// or https:// URL", c.URL))
+	} else if u.RawQuery != "" || u.ForceQuery || strings.Contains(c.URL, "#") {
+		// The API paths are appended to it: after a query or a fragment
+		// (the UI's http://am:9093/#/alerts) they would not be paths.
+		errs = append(errs, fmt.Errorf("url: %q has a query or a fragment; give the base URL (http://alertmanager:9093)", u.Redacted()))
 	}
 	if c.Source != "" {
 		if err := pull.CheckSource(c.Source); err != nil {

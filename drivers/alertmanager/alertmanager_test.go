@@ -160,6 +160,18 @@ func TestConfig(t *testing.T) {
 			t.Errorf("Validate with source %q: %v, want a source error", src, err)
 		}
 	}
+	// The address of Alertmanager's UI, copied from the browser: its
+	// fragment would swallow the API path, every request would get the UI
+	// page, and the pulls would fail on HTML for a reason hard to see.
+	for _, u := range []string{"http://am:9093/#/alerts", "http://am:9093/?silenced=true"} {
+		err := Config{URL: u, Mapping: mapping(t)}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "url: ") {
+			t.Errorf("Validate with url %q: %v, want a url error", u, err)
+		}
+	}
+	if err := (Config{URL: "https://am.example:9093/alertmanager/", Mapping: mapping(t)}).Validate(); err != nil {
+		t.Errorf("Validate with a path prefix: %v", err)
+	}
 	if s := (Config{Token: "hunter2"}).String(); strings.Contains(s, "hunter2") {
 		t.Errorf("String leaks the token: %s", s)
 	}
