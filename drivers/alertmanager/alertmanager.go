@@ -90,7 +90,7 @@ func (c Config) Validate() error {
 	if c.URL == "" {
 		errs = append(errs, errors.New("url: is required"))
 	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("url: %q is not an http:// or https:// URL", c.URL))
+		errs = append(errs, fmt.Errorf("url: %q is not an http:// or https:// URL", redactURL(c.URL)))
 	} else if u.RawQuery != "" || u.ForceQuery || strings.Contains(c.URL, "#") {
 		// The API paths are appended to it: after a query or a fragment
 		// (the UI's http://am:9093/#/alerts) they would not be paths.
@@ -122,14 +122,24 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// String redacts the token.
+// redactURL is s without the password of its user info (basic auth can
+// only be given there), or a placeholder when s does not parse.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	return u.Redacted()
+}
+
+// String redacts the token and the URL's password.
 func (c Config) String() string {
 	tok := ""
 	if c.Token != "" {
 		tok = "<redacted>"
 	}
 	return fmt.Sprintf("{source:%s url:%s token:%s token_file:%s include_silenced:%t include_inhibited:%t timeout:%s max_body_size:%d startup_grace:%s}",
-		c.Source, c.URL, tok, c.TokenFile, c.IncludeSilenced, c.IncludeInhibited, c.Timeout, c.MaxBodySize, c.StartupGrace)
+		c.Source, redactURL(c.URL), tok, c.TokenFile, c.IncludeSilenced, c.IncludeInhibited, c.Timeout, c.MaxBodySize, c.StartupGrace)
 }
 
 // Deps are the driver's collaborators.

@@ -175,6 +175,14 @@ func TestConfig(t *testing.T) {
 	if s := (Config{Token: "hunter2"}).String(); strings.Contains(s, "hunter2") {
 		t.Errorf("String leaks the token: %s", s)
 	}
+	// Basic auth can only be given in the URL (Go's client sends its user
+	// info): the password is as secret as the token.
+	if s := (Config{URL: "https://causeway:hunter2@am:9093"}).String(); strings.Contains(s, "hunter2") || !strings.Contains(s, "am:9093") {
+		t.Errorf("String leaks the URL's password, or drops the URL: %s", s)
+	}
+	if err := (Config{URL: "htps://causeway:hunter2@am:9093", Mapping: mapping(t)}).Validate(); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Validate of a URL with a password and a wrong scheme: %v, want an error without the password", err)
+	}
 	if _, err := New(Config{URL: "http://x", TokenFile: "/nonexistent/token", Mapping: mapping(t)}, Deps{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("New with a missing token file: %v", err)
 	}
