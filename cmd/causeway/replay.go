@@ -1079,7 +1079,7 @@ func republish(cmd *cobra.Command, g *globalFlags, h *historian, o *replayOption
 			return err
 		}
 		if from > to {
-			return badInput("--from %s is after --at %s", t.Format(time.RFC3339Nano), label)
+			return badInput("--from %s is after the moment replayed to, %s", t.Format(time.RFC3339Nano), label)
 		}
 	}
 	if first, err := h.log.First(ctx); err != nil {
