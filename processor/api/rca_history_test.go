@@ -321,3 +321,43 @@ func TestDependencyFailuresAreNotShown(t *testing.T) {
 		t.Errorf("busy: %d %s (%v); want 503 naming the limit, no request id", resp.StatusCode, body, err)
 	}
 }
+
+// erringStatus is a node whose status carries its last error.
+type erringStatus struct {
+	*fakeBackend
+	err string
+}
+
+func (b erringStatus) Status(ctx context.Context) Status {
+	st := b.fakeBackend.Status(ctx)
+	st.Error = b.err
+	return st
+}
+
+// TestStatusErrorIsForAdmins: the status's last error (a follow loop's or a
+// leader write's, with a database's address and user in it) was shown to
+// any reader token, as 500s and dependency 503s no longer are; a reader
+// now learns that there is one, an admin what it says.
+func TestStatusErrorIsForAdmins(t *testing.T) {
+	const secret = "follow: read events: dial tcp 10.9.8.7:3306: connect: connection refused"
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "read-token", Role: RoleReader}, {Token: "admin-token", Role: RoleAdmin}}},
+		erringStatus{&fakeBackend{g: sampleGraph(), seq: 9}, secret}, Deps{NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	for _, tc := range []struct {
+		token string
+		shown bool
+	}{{"read-token", false}, {"admin-token", true}} {
+		resp, body := do(t, ts, "GET", "/v1/status", tc.token, "", "")
+		var st StatusResponse
+		if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s (%v)", tc.token, resp.StatusCode, body, err)
+		}
+		if got := st.Status.Error == secret; got != tc.shown || st.Status.Error == "" {
+			t.Errorf("%s: error %q; want it shown %v, and something said either way", tc.token, st.Status.Error, tc.shown)
+		}
+	}
+}

@@ -17,6 +17,7 @@
 // Endpoints (Vitrage's v1 API is the model; ids are vitrage_ids):
 //
 //	GET  /v1/status                    role, leader, term, applied seq, log head, lag, snapshots, counters
+//	                                   (the last error's text for admin tokens only)
 //	GET  /v1/topology                  ?graph_type=graph|tree&root=&depth=&type=&category=&all= (POST: same as JSON); a tree follows
 //	                                   outgoing edges of every relationship from root; a graph takes depth only with root
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
@@ -699,9 +700,18 @@ func (s *Server) auth(need string, h http.Handler) http.Handler {
 		case need == RoleAdmin && role != RoleAdmin:
 			s.fail(w, http.StatusForbidden, 0, errors.New("this needs an admin token"))
 		default:
-			h.ServeHTTP(w, r)
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), roleKey{}, role)))
 		}
 	})
+}
+
+// roleKey is the context key of the role auth admitted a request with.
+type roleKey struct{}
+
+// isAdmin reports whether auth admitted r with an admin token.
+func isAdmin(r *http.Request) bool {
+	role, _ := r.Context().Value(roleKey{}).(string)
+	return role == RoleAdmin
 }
 
 // bearer returns the token of an Authorization header of the Bearer
@@ -832,6 +842,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.b.Status(r.Context())
+	if st.Error != "" && !isAdmin(r) {
+		// Its text (a database's address and user, a driver's message)
+		// is no reader's business, as a 500's is not: that there is one is.
+		st.Error = "the node has a recent error: an admin token shows it, and the node's log has it"
+	}
 	m := Meta{Seq: st.AppliedSeq, Leader: st.Leader, Node: s.node}
 	s.reply(w, http.StatusOK, m, StatusResponse{Meta: m, Status: st})
 }
