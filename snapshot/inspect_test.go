@@ -226,17 +226,18 @@ type heldLease struct{}
 func (heldLease) Held(context.Context) error { return nil }
 func (heldLease) Release()                   {}
 
-// TestReconstructEarliest: with the whole log, the earliest state is the
-// empty machine; once retention dropped the start, it is the oldest usable
-// snapshot the retained log follows, and none is ErrGap.
-func TestReconstructEarliest(t *testing.T) {
+// snapshotsEveryHundred writes n records of the random log of seed with a
+// snapshot in encoding at every hundredth seq, and returns the engine that
+// applied them all, the snapshots by seq, and a reconstructor.
+func snapshotsEveryHundred(t *testing.T, seed uint64, n int, encoding string) (*testDB, *evaluator.Engine, map[int64]Meta, *Reconstructor) {
+	t.Helper()
 	ctx := context.Background()
 	norm, err := graph.NewNormalizer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	td := newTestDB(t)
-	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(9, 9)), 400), 50, time.Second)
+	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(seed, seed)), n), 50, time.Second)
 	live := evaluator.New(evaluator.Config{}, norm)
 	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
 	if err != nil {
@@ -246,7 +247,7 @@ func TestReconstructEarliest(t *testing.T) {
 	for i, r := range recs {
 		_ = live.Apply(r)
 		if seq := int64(i + 1); seq%100 == 0 {
-			res, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineGob) })
+			res, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, encoding) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,6 +258,15 @@ func TestReconstructEarliest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return td, live, metas, rc
+}
+
+// TestReconstructEarliest: with the whole log, the earliest state is the
+// empty machine; once retention dropped the start, it is the oldest usable
+// snapshot the retained log follows, and none is ErrGap.
+func TestReconstructEarliest(t *testing.T) {
+	ctx := context.Background()
+	td, live, metas, rc := snapshotsEveryHundred(t, 9, 400, EngineGob)
 	if res, err := rc.ReconstructEarliest(ctx, 350); err != nil || res.Seq != 0 {
 		t.Fatalf("earliest with the whole log: seq %d, %v; want 0", res.Seq, err)
 	}
@@ -394,32 +404,7 @@ func TestShadowRestartsPastRetention(t *testing.T) {
 // (the one at the head corrupt) is a gap, not that older state.
 func TestReconstructWhenRetentionEmptiedTheLog(t *testing.T) {
 	ctx := context.Background()
-	norm, err := graph.NewNormalizer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	td := newTestDB(t)
-	recs := td.appendEvents(t, randomLog(rand.New(rand.NewPCG(4, 4)), 200), 50, time.Second)
-	live := evaluator.New(evaluator.Config{}, norm)
-	w, err := NewWriter(Config{Policy: Policy{EveryEvents: 1}}, WriterDeps{DB: td.db, Fence: FenceFunc(store.CheckFence)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	metas := map[int64]Meta{}
-	for i, r := range recs {
-		_ = live.Apply(r)
-		if seq := int64(i + 1); seq%100 == 0 {
-			res, err := w.Take(ctx, 1, func() (Capture, error) { return CaptureEngine(live, seq, r.RecordedAt, EngineBin) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			metas[seq] = res.Meta
-		}
-	}
-	rc, err := NewReconstructor(ReconstructConfig{}, ReconstructDeps{DB: td.db, Events: td.log, Factory: EngineFactory{Normalizer: norm}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	td, live, metas, rc := snapshotsEveryHundred(t, 4, 200, EngineBin)
 	if _, err := td.db.ExecContext(ctx, "DELETE FROM events"); err != nil {
 		t.Fatal(err)
 	}
