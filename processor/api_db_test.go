@@ -34,28 +34,16 @@ func TestHistoryAPI(t *testing.T) {
 	}
 	leadOnce(t, n, db, 1, int64(len(evs)))
 
-	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t", History: dbHistory{db: db}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	serve := serveAPI(t, n, api.RoleReader, api.Deps{History: dbHistory{db: db}})
 	get := func(path string, params url.Values, into any) int {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.URL+path+"?"+params.Encode(), nil)
-		req.Header.Set("Authorization", "Bearer tok")
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == http.StatusOK {
+		code, b := serve(path + "?" + params.Encode())
+		if code == http.StatusOK {
 			if err := json.Unmarshal(b, into); err != nil {
 				t.Fatalf("%s: %v\n%s", path, err, b)
 			}
 		}
-		return resp.StatusCode
+		return code
 	}
 
 	from, to := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
@@ -189,26 +177,14 @@ func TestHistoryAPISaysWhenPruned(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t", History: dbHistory{db: db}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	serve := serveAPI(t, n, api.RoleReader, api.Deps{History: dbHistory{db: db}})
 	// get returns the answer's JSON object, as any client reads it.
 	get := func(path string, params url.Values) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.URL+path+"?"+params.Encode(), nil)
-		req.Header.Set("Authorization", "Bearer tok")
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		code, b := serve(path + "?" + params.Encode())
 		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d %v\n%s", path, resp.StatusCode, err, b)
+		if err := json.Unmarshal(b, &m); err != nil || code != http.StatusOK {
+			t.Fatalf("%s: %d %v\n%s", path, code, err, b)
 		}
 		return m
 	}
@@ -256,22 +232,10 @@ func TestSubscriptionsAPI(t *testing.T) {
 	if err := n.f.catchUp(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "a", Token: "tok", Role: api.RoleAdmin}}}, n, api.Deps{NodeID: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	req, _ := http.NewRequest("GET", ts.URL+"/v1/subscriptions", nil)
-	req.Header.Set("Authorization", "Bearer tok")
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, b := serveAPI(t, n, api.RoleAdmin, api.Deps{})("/v1/subscriptions")
 	var r api.SubscriptionsResponse
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %v", resp.StatusCode, err)
+	if err := json.Unmarshal(b, &r); err != nil || code != http.StatusOK {
+		t.Fatalf("status %d: %v", code, err)
 	}
 	var ids []string
 	for _, s := range r.Items {
@@ -283,5 +247,33 @@ func TestSubscriptionsAPI(t *testing.T) {
 	}
 	if !strings.Contains(string(r.Items[0].Spec), "hooks.example/crit") {
 		t.Errorf("crit's spec: %s", r.Items[0].Spec)
+	}
+}
+
+// serveAPI serves n's API until the test ends, with deps and one token
+// "tok" of role, and returns a GET of it: the answer's status and body.
+func serveAPI(t *testing.T, n *node, role string, deps api.Deps) func(path string) (int, []byte) {
+	t.Helper()
+	deps.NodeID = "t"
+	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: role}}}, n, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return func(path string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s: read the answer: %v", path, err)
+		}
+		return resp.StatusCode, b
 	}
 }

@@ -3,9 +3,7 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -53,25 +51,13 @@ func TestHistoricalRCAPastRetentionSaysWhereToAsk(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM events WHERE seq <= 10"); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Name: "r", Token: "tok", Role: api.RoleReader}}}, n, api.Deps{NodeID: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	serve := serveAPI(t, n, api.RoleReader, api.Deps{})
 	get := func(path string) (int, api.ErrorResponse, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer tok")
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		code, b := serve(path)
 		var e api.ErrorResponse
 		_ = json.Unmarshal(b, &e)
-		return resp.StatusCode, e, string(b)
+		return code, e, string(b)
 	}
 	earliest := snapAt.Format(time.RFC3339Nano)
 	for _, path := range []string{"/v1/rca/1?at=2026-03-01T00:00:03Z", "/v1/rca/1?seq=3", "/v1/rca/1?at=2026-03-01T00:00:15Z", "/v1/rca/1?seq=15"} {
