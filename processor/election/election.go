@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,15 @@ var (
 	// ErrNotLeader means a membership change was asked of a follower; the
 	// error returned wraps it and names the leader when one is known.
 	ErrNotLeader = errors.New("election: not the leader")
+	// ErrNoQuorum means a membership change was refused because the
+	// configuration it makes would have no quorum of voters that answer:
+	// committing it would depose the leader, and no election could be won
+	// until the voters it counts on answer (for a voter that never will,
+	// never: no leader would be left to remove it).
+	ErrNoQuorum = errors.New("election: the change would leave no quorum of voters that answer")
+	// ErrUnknownServer means a removal named no member of the
+	// configuration.
+	ErrUnknownServer = errors.New("election: no such member")
 )
 
 // Defaults tuned for a LAN (DESIGN.md: 500 ms heartbeat and election
@@ -215,7 +225,8 @@ type Node struct {
 	log  *slog.Logger
 
 	r          atomic.Pointer[raft.Raft]
-	leaderTerm atomic.Uint64 // term of the running leader loop; 0 when none
+	trans      raft.Transport // set before r is stored, and read only after r is loaded
+	leaderTerm atomic.Uint64  // term of the running leader loop; 0 when none
 
 	// pause, when set (tests only, before Run), is called by the
 	// leadership loop at each pausePoint, so that a test can hold the
@@ -354,6 +365,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	n.trans = trans
 	n.r.Store(r)
 
 	poke := make(chan struct{}, 1)
@@ -734,7 +746,12 @@ func (n *Node) transfer(r *raft.Raft, s *raft.Server, deadline time.Time) error 
 	}
 }
 
-// Join adds a voter. Only the leader can; others fail with ErrNotLeader.
+// Join adds a voter (or moves one to addr). Only the leader can; others
+// fail with ErrNotLeader. A voter counts toward the quorum as soon as the
+// change is appended, so a change whose configuration would have no
+// quorum of voters that answer — the new one at a wrong address, or not
+// started yet, joined to a lone leader — is refused with ErrNoQuorum
+// before it is made: it would depose the leader for good.
 func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	r, err := n.raft()
 	if err != nil {
@@ -746,6 +763,15 @@ func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	if r.State() != raft.Leader {
 		return n.leaderErr(r)
 	}
+	cur, err := n.configuration(r)
+	if err != nil {
+		return fmt.Errorf("join %s at %s: %w", id, addr, err)
+	}
+	next := slices.DeleteFunc(slices.Clone(cur), func(s raft.Server) bool { return string(s.ID) == id })
+	next = append(next, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	if err := n.checkQuorum(next); err != nil {
+		return fmt.Errorf("join %s at %s: %w", id, addr, err)
+	}
 	if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return n.leaderErr(r)
@@ -755,8 +781,11 @@ func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	return nil
 }
 
-// Remove removes a server. Only the leader can; others fail with
-// ErrNotLeader.
+// Remove removes a member. Only the leader can; others fail with
+// ErrNotLeader. An id that is no member fails with ErrUnknownServer (raft
+// would commit the configuration unchanged and report success), and a
+// removal that would leave no quorum of voters that answer (a live voter
+// removed while another is down) with ErrNoQuorum.
 func (n *Node) Remove(id string, timeout time.Duration) error {
 	r, err := n.raft()
 	if err != nil {
@@ -768,6 +797,17 @@ func (n *Node) Remove(id string, timeout time.Duration) error {
 	if r.State() != raft.Leader {
 		return n.leaderErr(r)
 	}
+	cur, err := n.configuration(r)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	member := func(s raft.Server) bool { return string(s.ID) == id }
+	if !slices.ContainsFunc(cur, member) {
+		return fmt.Errorf("remove %s: %w", id, ErrUnknownServer)
+	}
+	if err := n.checkQuorum(slices.DeleteFunc(slices.Clone(cur), member)); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
 	if err := r.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return n.leaderErr(r)
@@ -776,6 +816,90 @@ func (n *Node) Remove(id string, timeout time.Duration) error {
 	}
 	return nil
 }
+
+func (n *Node) configuration(r *raft.Raft) ([]raft.Server, error) {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	return f.Configuration().Servers, nil
+}
+
+// checkQuorum fails with ErrNoQuorum unless a majority of the voters of
+// servers answer: this node, and those that answer a probe.
+func (n *Node) checkQuorum(servers []raft.Server) error {
+	var voters []raft.Server
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters = append(voters, s)
+		}
+	}
+	if len(voters) == 0 {
+		return fmt.Errorf("%w: no voter would be left", ErrNoQuorum)
+	}
+	errs := make([]error, len(voters))
+	var wg sync.WaitGroup
+	for i, s := range voters {
+		if string(s.ID) == n.cfg.NodeID {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.probe(s)
+		}()
+	}
+	wg.Wait()
+	answer, need := 0, len(voters)/2+1
+	var silent []error
+	for i, s := range voters {
+		if errs[i] == nil {
+			answer++
+			continue
+		}
+		silent = append(silent, fmt.Errorf("%s at %s: %w", s.ID, s.Address, errs[i]))
+	}
+	if answer < need {
+		return fmt.Errorf("%w: %d of its %d voters answer, %d needed (is each started, at its raft address?): %w",
+			ErrNoQuorum, answer, len(voters), need, errors.Join(silent...))
+	}
+	return nil
+}
+
+// probe asks the raft at s's address whether it answers, with an
+// AppendEntries of term 0 that carries nothing: a raft at any term above
+// 0 ignores it, and a new one, at 0, only learns this node as its leader,
+// as the first heartbeat after its join tells it. Anything else than a
+// raft (another port, no listener) fails the RPC.
+func (n *Node) probe(s raft.Server) error {
+	id := raft.ServerID(n.cfg.NodeID)
+	addr := n.trans.EncodePeer(id, n.trans.LocalAddr())
+	req := raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(id), Addr: addr},
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Ends at the transport's own timeout at the latest.
+		var resp raft.AppendEntriesResponse
+		done <- n.trans.AppendEntries(s.ID, s.Address, &req, &resp)
+	}()
+	t := time.NewTimer(probeLimit)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("no raft answers: %w", err)
+		}
+		return nil
+	case <-t.C:
+		return fmt.Errorf("no raft answers within %s", probeLimit)
+	}
+}
+
+// probeLimit bounds a probe: a raft answers an RPC within milliseconds,
+// while the TCP transport's timeout (10 s) waits as long for a listener
+// that is not raft (an HTTP server waits for a request line).
+const probeLimit = 2 * time.Second
 
 // fsm is the empty state machine: raft here replicates membership only.
 type fsm struct{}

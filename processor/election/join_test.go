@@ -1,0 +1,173 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// freeAddr is a loopback host:port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// tcpNode runs a node over raft's TCP transport and bolt store in a
+// fresh data dir, bootstrapped alone, until the test ends.
+func tcpNode(t *testing.T, id string) *Node {
+	t.Helper()
+	addr := freeAddr(t)
+	n, err := New(Config{
+		NodeID: id, BindAddr: addr, DataDir: t.TempDir(), Peers: []Peer{{ID: id, Address: addr}},
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run(%s) = %v", id, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("Run(%s) did not return", id)
+		}
+	})
+	waitFor(t, id+" leading", 10*time.Second, func() bool { return n.LeaderTerm() != 0 })
+	return n
+}
+
+// TestJoinOfAnUnreachableVoterIsRefused: a voter added at an address
+// where no raft answers (a typo, or a node not started yet) counts toward
+// the quorum at once; joined to a lone leader it takes the quorum away
+// for good: the leader steps down, no election can be won, and no leader
+// is left to remove the voter again. The join must be refused, the
+// configuration and the leadership left as they were.
+func TestJoinOfAnUnreachableVoterIsRefused(t *testing.T) {
+	n := tcpNode(t, "n0")
+	err := n.Join("n1", freeAddr(t), 5*time.Second)
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("Join of a voter no raft answers at = %v; want ErrNoQuorum", err)
+	}
+	keepsLeading(t, n)
+	servers, serr := n.Servers()
+	if serr != nil || len(servers) != 1 {
+		t.Fatalf("after the join: servers %v (%v); want n0 alone", servers, serr)
+	}
+}
+
+// keepsLeading fails the test if n stops leading within ten lease
+// timeouts: a leader whose configuration lost its quorum steps down
+// after one.
+func keepsLeading(t *testing.T, n *Node) {
+	t.Helper()
+	for end := time.Now().Add(10 * n.cfg.LeaderLeaseTimeout); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if n.State() != "Leader" || n.LeaderTerm() == 0 {
+			t.Fatalf("state %s, leader loop at term %d; want the leader to lead on", n.State(), n.LeaderTerm())
+		}
+	}
+}
+
+// TestJoinOfARunningNode: a node started to join (no peers) is added as a
+// voter and follows the leader.
+func TestJoinOfARunningNode(t *testing.T) {
+	n := tcpNode(t, "n0")
+	addr := freeAddr(t)
+	j, err := New(Config{
+		NodeID: "n1", BindAddr: addr, DataDir: t.TempDir(),
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "n1's raft running", 10*time.Second, func() bool { return j.State() != "" })
+	if err := n.Join("n1", addr, 5*time.Second); err != nil {
+		t.Fatalf("Join of a running node: %v", err)
+	}
+	waitFor(t, "n1 to know its leader", 10*time.Second, func() bool { id, _ := j.Leader(); return id != "" })
+	servers, err := n.Servers()
+	if err != nil || len(servers) != 2 {
+		t.Fatalf("servers %v (%v); want n0 and n1", servers, err)
+	}
+}
+
+// TestJoinAtTheAPIPortIsRefused: an address where something else than
+// raft listens (the processor's HTTP API, given for its raft port) is
+// refused like one where nothing does.
+func TestJoinAtTheAPIPortIsRefused(t *testing.T) {
+	n := tcpNode(t, "n0")
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	if err := n.Join("n1", srv.Listener.Addr().String(), 5*time.Second); !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("Join at an HTTP server = %v; want ErrNoQuorum", err)
+	}
+	keepsLeading(t, n)
+}
+
+// TestRemoveRefusesAnUnknownMember: raft commits the removal of an id
+// that is no member as an unchanged configuration and says nothing; a
+// typo must not read as a removal.
+func TestRemoveRefusesAnUnknownMember(t *testing.T) {
+	c := newCluster(t, 3, 100*time.Millisecond)
+	lead := c.waitLeader(-1)
+	if err := c.nodes[lead].Remove("n9", 5*time.Second); !errors.Is(err, ErrUnknownServer) {
+		t.Fatalf("Remove(n9) of n0..n2 = %v; want ErrUnknownServer", err)
+	}
+}
+
+// TestRemoveThatLeavesNoQuorumIsRefused: with one voter of three down,
+// removing a live one leaves a configuration of the leader and the one
+// that is down: committing it deposes the leader, and no election can be
+// won until the down one is back. The removal must be refused; removing
+// the one that is down goes through.
+func TestRemoveThatLeavesNoQuorumIsRefused(t *testing.T) {
+	// Timeouts long enough that a leader under -race on a loaded machine
+	// keeps its lease with one follower left.
+	c := newClusterRPC(t, 3, 500*time.Millisecond, 50*time.Millisecond)
+	lead := c.waitLeader(-1)
+	others := c.othersOf(lead)
+	down, live := others[0], others[1]
+	c.stop(down)
+	for j, tr := range c.trans {
+		if j != down {
+			tr.Disconnect(c.trans[down].LocalAddr())
+		}
+	}
+	l := c.nodes[lead]
+	err := l.Remove(c.nodes[live].ID(), 5*time.Second)
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("Remove(%s) with %s down = %v; want ErrNoQuorum", c.nodes[live].ID(), c.nodes[down].ID(), err)
+	}
+	keepsLeading(t, l)
+	if err := l.Remove(c.nodes[down].ID(), 5*time.Second); err != nil {
+		t.Fatalf("Remove(%s), the one down: %v", c.nodes[down].ID(), err)
+	}
+	servers, err := l.Servers()
+	if err != nil || len(servers) != 2 {
+		t.Fatalf("servers %v (%v); want the leader and %s", servers, err, c.nodes[live].ID())
+	}
+}
