@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,13 +148,24 @@ func (c Config) validate(withTransport bool) error {
 		}
 	}
 	seen := map[string]bool{}
+	addrs := map[string]int{}
 	self := len(c.Peers) == 0
 	for i, p := range c.Peers {
 		if p.ID == "" {
 			errs = append(errs, fmt.Errorf("peers[%d].id: is required", i))
 		}
+		// The peers are raft's configuration from the first start on
+		// (fixing them here later changes nothing): a voter at an
+		// address no one can dial would count toward the quorum for good.
+		// (A transport of the caller's has addresses of its own form.)
 		if p.Address == "" {
 			errs = append(errs, fmt.Errorf("peers[%d].address: is required", i))
+		} else if err := checkPeerAddress(p.Address); err != nil && !withTransport {
+			errs = append(errs, fmt.Errorf("peers[%d].address: %w", i, err))
+		} else if j, ok := addrs[p.Address]; ok {
+			errs = append(errs, fmt.Errorf("peers[%d].address: %q is also peers[%d]'s", i, p.Address, j))
+		} else {
+			addrs[p.Address] = i
 		}
 		if seen[p.ID] {
 			errs = append(errs, fmt.Errorf("peers[%d].id: %q appears twice", i, p.ID))
@@ -182,6 +194,22 @@ func (c Config) validate(withTransport bool) error {
 		errs = append(errs, errors.New("leader_lease_timeout: must not exceed heartbeat_timeout"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkPeerAddress refuses an address the other voters cannot dial: not
+// host:port, without a host, or with a port outside 1 to 65535.
+func checkPeerAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not 1 to 65535", addr, port)
+	}
+	return nil
 }
 
 // Validate reports every problem of c, naming its YAML key.
