@@ -97,9 +97,17 @@ func (n *node) lead(ctx context.Context, term uint64) {
 	n.leading.Store(true)
 	defer n.leading.Store(false)
 	defer n.setLeaderErr(nil) // the writes' error is the leadership's
+	var claimed atomic.Bool
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		n.handOverWhileUnable(ctx, log, &claimed)
+	}()
+	defer func() { <-watched }() // every return below follows ctx's end
 	for attempt := 0; ; attempt++ {
 		err := n.parts.Fence.Claim(ctx, int64(term))
 		if err == nil {
+			claimed.Store(true)
 			break
 		}
 		if errors.Is(err, store.ErrFenced) {
@@ -290,6 +298,94 @@ func (n *node) fencedLeader(ctx context.Context, log *slog.Logger, term uint64) 
 			log.Info("leadership handed over so that the term rises past the fence", "stored_term", stored)
 		}
 	}
+}
+
+// unableHandOverAfter is how long a leader may be unable to do its duties
+// before it hands leadership over (handOverWhileUnable).
+var unableHandOverAfter = 30 * time.Second
+
+// handOverWhileUnable hands leadership over, until ctx ends, whenever this
+// leader has been unable to do its duties for unableHandOverAfter: its
+// fencing rows not claimed, its state not loaded or not caught up, or its
+// writes failing. Raft's voters are alike to it, so it elects a node still
+// loading its graph as readily as a ready one, and it keeps a leader cut
+// off from the database (its host's route, its grants) as long as raft
+// reaches it: leading on, such a node would stall every notification and
+// snapshot while ready standbys wait. It hands over when a processor's
+// presence row says ready (the hand-over goes to it), or when it cannot
+// read the rows (cut off itself: the others may not be; with the
+// database down for all, leadership then moves on each period, which
+// costs an election and nothing else, no one being able to write).
+// Without a ready processor it stays: no other would do better.
+func (n *node) handOverWhileUnable(ctx context.Context, log *slog.Logger, claimed *atomic.Bool) {
+	if n.parts.Present == nil {
+		return
+	}
+	t := time.NewTicker(max(unableHandOverAfter/10, time.Millisecond))
+	defer t.Stop()
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		why := n.unable(claimed.Load())
+		// A fenced leader hands over by itself, and so does one that
+		// stops (its follow loop ends first, which would read as behind).
+		if why == "" || n.fencedClaim.Load() != 0 || n.stopping.Load() {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) < unableHandOverAfter {
+			continue
+		}
+		to, err := n.readySuccessor(ctx)
+		if err == nil && to == "" {
+			continue
+		}
+		log.Warn("leader duties cannot run: handing leadership over", "reason", why, "for", time.Since(since).Round(time.Millisecond),
+			"to", to, "presence_err", err)
+		if err := n.elect.StepDown(); err != nil {
+			log.Warn("hand leadership over", "err", err)
+		}
+		since = time.Time{}
+	}
+}
+
+// unable says why this leader cannot do its duties now ("": it can).
+func (n *node) unable(claimed bool) string {
+	switch {
+	case !claimed:
+		return "the fencing rows are not claimed"
+	case !n.f.loaded.Load():
+		return "the state is not loaded"
+	}
+	n.errMu.Lock()
+	werr := n.leaderErr
+	n.errMu.Unlock()
+	if werr != "" {
+		return "leader writes fail: " + werr
+	}
+	if st := n.Status(context.Background()); !st.Ready {
+		return fmt.Sprintf("not caught up with the log (applied seq %d, head %d)", st.AppliedSeq, st.LogHead)
+	}
+	return ""
+}
+
+// readySuccessor is the processor a hand-over would go to, by the
+// presence rows: "" when none is ready.
+func (n *node) readySuccessor(ctx context.Context) (string, error) {
+	rctx, cancel := context.WithTimeout(ctx, deposedCheckLimit)
+	defer cancel()
+	ps, err := n.parts.Present(rctx)
+	if err != nil {
+		return "", err
+	}
+	return successor(ps, n.cfg.NodeID, nil), nil
 }
 
 // writeLoop flushes the pending outbox rows and history items every

@@ -27,7 +27,11 @@
 //     every fencing row its writes check (the snapshots', the history's
 //     and the outbox's), evicting a deposed leader stopped mid-write on
 //     any of them. Standbys keep following, so a failover costs an election, not
-//     a rebuild. Snapshots are taken from a shadow machine that follows
+//     a rebuild; and a leader that cannot do its duties (not claimed, not
+//     loaded or behind, its writes failing) for a while hands leadership
+//     to a ready processor: raft, whose voters are alike to it, elects a
+//     node still loading, or keeps one cut off from the database, as
+//     readily. Snapshots are taken from a shadow machine that follows
 //     the log from the database (snapshot.Writer.TakeFromLog), so the live
 //     machine's lock is never held for a capture.
 //   - 5 (the leader's half): the outbox never misses a transition and never
@@ -204,6 +208,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		return store.Announce(ctx, db, p.cfg.NodeID, state, p.log)
 	}
 	parts.Successor = presentSuccessor(db, p.cfg.NodeID, p.log)
+	parts.Present = func(ctx context.Context) ([]store.Presence, error) { return store.Present(ctx, db) }
 	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
 }
@@ -248,6 +253,10 @@ type Parts struct {
 	// should give it to, none of exclude (election.Deps.Successor); nil:
 	// the first voter in configuration order.
 	Successor func(ctx context.Context, exclude []string) string
+	// Present reads the presence rows of the processors (store.Present):
+	// a leader that cannot do its duties hands leadership over when one
+	// of them is ready, or when it cannot read them (nil: it never does).
+	Present func(ctx context.Context) ([]store.Presence, error)
 }
 
 // presentSuccessor is election.Deps.Successor over the presence rows in
