@@ -797,7 +797,7 @@ func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	}
 	next := slices.DeleteFunc(slices.Clone(cur), func(s raft.Server) bool { return string(s.ID) == id })
 	next = append(next, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
-	if err := n.checkQuorum(next); err != nil {
+	if err := n.checkQuorum(next, cur); err != nil {
 		return fmt.Errorf("join %s at %s: %w", id, addr, err)
 	}
 	if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error(); err != nil {
@@ -833,7 +833,7 @@ func (n *Node) Remove(id string, timeout time.Duration) error {
 	if !slices.ContainsFunc(cur, member) {
 		return fmt.Errorf("remove %s: %w", id, ErrUnknownServer)
 	}
-	if err := n.checkQuorum(slices.DeleteFunc(slices.Clone(cur), member)); err != nil {
+	if err := n.checkQuorum(slices.DeleteFunc(slices.Clone(cur), member), cur); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if err := r.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
@@ -854,8 +854,13 @@ func (n *Node) configuration(r *raft.Raft) ([]raft.Server, error) {
 }
 
 // checkQuorum fails with ErrNoQuorum unless a majority of the voters of
-// servers answer: this node, and those that answer a probe.
-func (n *Node) checkQuorum(servers []raft.Server) error {
+// servers answer: this node at its address in cur, the configuration it
+// leads, and those that answer a probe (this node at another address
+// too: a join that moves it must name an address it answers at).
+func (n *Node) checkQuorum(servers, cur []raft.Server) error {
+	self := func(s raft.Server) bool {
+		return string(s.ID) == n.cfg.NodeID && slices.Contains(cur, s)
+	}
 	var voters []raft.Server
 	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
@@ -868,7 +873,7 @@ func (n *Node) checkQuorum(servers []raft.Server) error {
 	errs := make([]error, len(voters))
 	var wg sync.WaitGroup
 	for i, s := range voters {
-		if string(s.ID) == n.cfg.NodeID {
+		if self(s) {
 			continue
 		}
 		wg.Add(1)

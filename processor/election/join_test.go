@@ -75,6 +75,20 @@ func TestJoinOfAnUnreachableVoterIsRefused(t *testing.T) {
 	}
 }
 
+// TestJoinThatMovesTheLeaderAwayIsRefused: a join of the leader's own id
+// at another address rewrites its address in the configuration, so the
+// address must be one it answers at, as for any other voter.
+func TestJoinThatMovesTheLeaderAwayIsRefused(t *testing.T) {
+	n := tcpNode(t, "n0")
+	if err := n.Join("n0", freeAddr(t), 5*time.Second); !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("Join of the leader at an address where nothing answers = %v; want ErrNoQuorum", err)
+	}
+	servers, err := n.Servers()
+	if err != nil || len(servers) != 1 || servers[0].Address != string(n.r.Load().Leader()) {
+		t.Errorf("servers %v (%v); want n0 at its own address", servers, err)
+	}
+}
+
 // keepsLeading fails the test if n stops leading within ten lease
 // timeouts: a leader whose configuration lost its quorum steps down
 // after one.
