@@ -34,6 +34,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Sentinel errors.
@@ -330,9 +332,16 @@ func (n *Node) open() (logs raft.LogStore, stable raft.StableStore, snaps raft.S
 	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
 		return nil, nil, nil, nil, nil, fmt.Errorf("create data dir: %w", err)
 	}
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.DataDir, "raft.db")})
+	path := filepath.Join(n.cfg.DataDir, "raft.db")
+	// Another process holding the file (a second node given the same
+	// data dir) is an error; bbolt's default is to wait for its lock for
+	// ever, before raft, or any log line, starts.
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: storeLockLimit}})
 	if err != nil {
-		return nil, nil, nil, nil, nil, fmt.Errorf("open raft store: %w", err)
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			err = fmt.Errorf("%w: is another node running on this data dir?", err)
+		}
+		return nil, nil, nil, nil, nil, fmt.Errorf("open raft store %s: %w", path, err)
 	}
 	hl := newHCLogger(n.deps.Logger.With("component", "raft", "node_id", n.cfg.NodeID), "raft")
 	fss, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, hl)
@@ -355,6 +364,9 @@ func (n *Node) open() (logs raft.LogStore, stable raft.StableStore, snaps raft.S
 	}
 	return bolt, bolt, fss, tcp, closeFn, nil
 }
+
+// storeLockLimit bounds the wait for the raft store's file lock.
+const storeLockLimit = time.Second
 
 // Run starts raft, bootstraps it from the static peers if its data dir is
 // empty, and runs the leader function while this node leads. When ctx ends

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +184,32 @@ func TestRemoveThatLeavesNoQuorumIsRefused(t *testing.T) {
 	servers, err := l.Servers()
 	if err != nil || len(servers) != 2 {
 		t.Fatalf("servers %v (%v); want the leader and %s", servers, err, c.nodes[live].ID())
+	}
+}
+
+// TestDataDirInUseFailsTheStart: a second node started on a data dir a
+// running one holds (a second unit given the same raft.data_dir) fails at
+// once, naming the store, instead of waiting for ever on its lock,
+// silently, with no raft started.
+func TestDataDirInUseFailsTheStart(t *testing.T) {
+	first := tcpNode(t, "n0")
+	second, err := New(Config{
+		NodeID: "n1", BindAddr: freeAddr(t), DataDir: first.cfg.DataDir,
+	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "raft.db") {
+			t.Errorf("Run on a data dir in use = %v; want an error naming raft.db", err)
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("Run on a data dir in use neither started nor failed within 10s")
 	}
 }
