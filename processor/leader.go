@@ -306,8 +306,8 @@ var unableHandOverAfter = 30 * time.Second
 
 // handOverWhileUnable hands leadership over, until ctx ends, whenever this
 // leader has been unable to do its duties for unableHandOverAfter: its
-// fencing rows not claimed, its state not loaded or not caught up, or its
-// writes failing. Raft's voters are alike to it, so it elects a node still
+// fencing rows not claimed, its state not loaded, its reads of the log or
+// its writes failing. Raft's voters are alike to it, so it elects a node still
 // loading its graph as readily as a ready one, and it keeps a leader cut
 // off from the database (its host's route, its grants) as long as raft
 // reaches it: leading on, such a node would stall every notification and
@@ -332,7 +332,7 @@ func (n *node) handOverWhileUnable(ctx context.Context, log *slog.Logger, claime
 		}
 		why := n.unable(claimed.Load())
 		// A fenced leader hands over by itself, and so does one that
-		// stops (its follow loop ends first, which would read as behind).
+		// stops (Node.Run's hand-over, to a ready node too).
 		if why == "" || n.fencedClaim.Load() != 0 || n.stopping.Load() {
 			since = time.Time{}
 			continue
@@ -364,14 +364,16 @@ func (n *node) unable(claimed bool) string {
 	case !n.f.loaded.Load():
 		return "the state is not loaded"
 	}
+	// A leader merely behind the log still does its duties, and a
+	// standby would be as behind under the same load: lag is no reason.
 	n.errMu.Lock()
-	werr := n.leaderErr
+	werr, ferr := n.leaderErr, n.lastErr
 	n.errMu.Unlock()
-	if werr != "" {
+	switch {
+	case werr != "":
 		return "leader writes fail: " + werr
-	}
-	if st := n.Status(context.Background()); !st.Ready {
-		return fmt.Sprintf("not caught up with the log (applied seq %d, head %d)", st.AppliedSeq, st.LogHead)
+	case ferr != "":
+		return "reading the log fails: " + ferr
 	}
 	return ""
 }

@@ -28,7 +28,7 @@
 //     and the outbox's), evicting a deposed leader stopped mid-write on
 //     any of them. Standbys keep following, so a failover costs an election, not
 //     a rebuild; and a leader that cannot do its duties (not claimed, not
-//     loaded or behind, its writes failing) for a while hands leadership
+//     loaded, its reads or writes failing) for a while hands leadership
 //     to a ready processor: raft, whose voters are alike to it, elects a
 //     node still loading, or keeps one cut off from the database, as
 //     readily. Snapshots are taken from a shadow machine that follows
