@@ -195,6 +195,10 @@ func (c Config) validate(withTransport bool) error {
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, errors.New("leader_lease_timeout: must not exceed heartbeat_timeout"))
 	}
+	// raft refuses to start with it (only once the processor runs).
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("election_timeout: %s is below heartbeat_timeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout))
+	}
 	return errors.Join(errs...)
 }
 

@@ -500,6 +500,7 @@ func TestConfigValidate(t *testing.T) {
 		{"peers", Config{NodeID: "a", BindAddr: ":7000", AdvertiseAddr: "h:1", DataDir: "/d", Peers: []Peer{{ID: "b"}, {ID: "b", Address: "x"}}}, []string{"peers[0].address", "peers[1].id", "peers: must include"}},
 		{"peer addresses", Config{NodeID: "a", BindAddr: "h:1", DataDir: "/d", Peers: []Peer{{ID: "a", Address: "h:1"}, {ID: "b", Address: "10.0.0.2"}, {ID: "c", Address: "h:1"}, {ID: "d", Address: "h:0"}, {ID: "e", Address: ":7000"}}},
 			[]string{"peers[1].address", "peers[2].address: \"h:1\" is also peers[0]'s", "peers[3].address", "peers[4].address"}},
+		{"election below heartbeat", Config{NodeID: "a", BindAddr: "h:1", DataDir: "/d", HeartbeatTimeout: time.Second}, []string{"election_timeout: 500ms is below heartbeat_timeout (1s)"}},
 		{"timeouts", Config{NodeID: "a", BindAddr: "h:1", DataDir: "/d", HeartbeatTimeout: time.Millisecond, LeaderLeaseTimeout: time.Second}, []string{"heartbeat_timeout", "leader_lease_timeout"}},
 	}
 	for _, tt := range tests {
