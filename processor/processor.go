@@ -969,8 +969,13 @@ func (n *node) Cluster() ([]api.Member, error) {
 }
 
 func membershipErr(err error) error {
-	if errors.Is(err, election.ErrNotLeader) {
+	switch {
+	case errors.Is(err, election.ErrNotLeader):
 		return fmt.Errorf("%w: %w", api.ErrNotLeader, err)
+	case errors.Is(err, election.ErrNoQuorum):
+		return fmt.Errorf("%w: %w", api.ErrRefused, err)
+	case errors.Is(err, election.ErrUnknownServer):
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -399,5 +400,27 @@ func TestClusterJoinBadAddress(t *testing.T) {
 	}
 	if len(b.Members) != 1 {
 		t.Errorf("members %v; want p1 alone", b.Members)
+	}
+}
+
+// TestClusterRefusalsExit2: a membership change the leader refuses for
+// what it asks (a voter that would leave no quorum answering: 422; the
+// removal of no member: 404) is bad input, exit 2, with the reason.
+func TestClusterRefusalsExit2(t *testing.T) {
+	_, url := apiServer(t, func(b *apitest.Backend) {
+		b.IsLeader = true
+		b.JoinRefused = fmt.Errorf("join p2 at x:1: %w: the change would leave no quorum of voters that answer", api.ErrRefused)
+	})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cluster", "join", "p2", "x:1"}, "422"},
+		{[]string{"cluster", "remove", "nosuch"}, "404"},
+	} {
+		_, err := runCLI(t, newRootCmd(), append(c.args, "--url", url, "--token", "adm")...)
+		if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v (exit %d); want exit %d with the API's %s", c.args, err, exitCode(err), exitBadInput, c.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/causeway/causeway/processor/apiclient"
@@ -111,7 +112,8 @@ func usageErrors(cmd *cobra.Command) {
 }
 
 // apiRefusals makes a processor's refusal of a request as its own fault
-// (400: malformed; 404: no such alarm, resource or template) exit 2 from
+// (400: malformed; 404: no such alarm, resource, template or member; 422:
+// a membership change that would leave no quorum) exit 2 from
 // every command of cmd's tree, as bad input, as the historical commands'
 // refusals and the CLI's own checks of the same flags do; a failure
 // (another status, a network error) stays exit 1. The error keeps the
@@ -122,7 +124,7 @@ func apiRefusals(cmd *cobra.Command) {
 			err := run(c, args)
 			var ee *exitError
 			var ae *apiclient.Error
-			if errors.As(err, &ee) || !errors.As(err, &ae) || (ae.Status != http.StatusBadRequest && ae.Status != http.StatusNotFound) {
+			if errors.As(err, &ee) || !errors.As(err, &ae) || !slices.Contains([]int{http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity}, ae.Status) {
 				return err
 			}
 			return &exitError{code: exitBadInput, msg: err.Error(), err: err}

@@ -361,3 +361,40 @@ func TestStatusErrorIsForAdmins(t *testing.T) {
 		}
 	}
 }
+
+// refusingCluster refuses every membership change with err.
+type refusingCluster struct {
+	*fakeBackend
+	err error
+}
+
+func (b refusingCluster) Join(string, string) error { return b.err }
+func (b refusingCluster) Remove(string) error       { return b.err }
+
+// TestMembershipRefusalsAreTheCallersFault: a join or removal the leader
+// refuses because of what it asks (no quorum would answer, no such member)
+// was a 500, a failure of the node's own with the cause hidden behind a
+// request id; it is 422 or 404 with the reason, which the CLI exits 2 on.
+func TestMembershipRefusalsAreTheCallersFault(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("join p4 at 10.0.0.4:7000: %w: election: the change would leave no quorum of voters that answer", ErrRefused), http.StatusUnprocessableEntity},
+		{fmt.Errorf("remove p9: %w: election: no such member", ErrNotFound), http.StatusNotFound},
+	} {
+		s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "admin-token", Role: RoleAdmin}}},
+			refusingCluster{&fakeBackend{g: sampleGraph(), seq: 9, leader: true}, tc.err}, Deps{NodeID: "n1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s.Handler())
+		for _, path := range []string{"/v1/cluster/join", "/v1/cluster/remove"} {
+			resp, body := do(t, ts, "POST", path, "admin-token", "application/json", `{"id":"p4","address":"10.0.0.4:7000"}`)
+			if resp.StatusCode != tc.code || !strings.Contains(string(body), "election:") {
+				t.Errorf("%s refused with %v: %d %s; want %d with the reason", path, tc.err, resp.StatusCode, body, tc.code)
+			}
+		}
+		ts.Close()
+	}
+}

@@ -41,7 +41,8 @@
 //	DELETE /v1/subscriptions/{id}      admin: published as subscription.delete
 //	POST /v1/events                    admin: events (one or an array), published to the bus
 //	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere;
-//	                                   400 for a join whose address is not the raft host:port)
+//	                                   400 for a join whose address is not the raft host:port; 422 for a change
+//	                                   that would leave no quorum of voters that answer; 404 removing no member)
 //	GET  /v1/debug/dump                admin: the canonical dump of the live state
 //	GET  /healthz, /readyz, /metrics   healthz: 503 while the node is stuck (Deps.Alive);
 //	                                   readyz: 200 when a leader is known and the node is caught up
@@ -121,6 +122,11 @@ const (
 // ErrNotLeader is what Backend.Join/Remove wrap when this node cannot
 // change the membership; the API answers 409 with the leader's id.
 var ErrNotLeader = errors.New("not the leader")
+
+// ErrRefused is what Backend.Join/Remove wrap for a change the leader
+// refuses for what it would do (the configuration it makes would have no
+// quorum of voters that answer); the API answers 422 with the reason.
+var ErrRefused = errors.New("membership change refused")
 
 // ErrNotFound is what Backend methods wrap for an unknown seq or time.
 var ErrNotFound = errors.New("not found")
@@ -931,6 +937,10 @@ func (s *Server) member(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrNotLeader):
 		s.fail(w, http.StatusConflict, 0, err)
+	case errors.Is(err, ErrRefused):
+		s.fail(w, http.StatusUnprocessableEntity, 0, err)
+	case errors.Is(err, ErrNotFound):
+		s.fail(w, http.StatusNotFound, 0, err)
 	case err != nil:
 		s.fail(w, http.StatusInternalServerError, 0, err)
 	default:

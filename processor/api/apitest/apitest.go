@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -85,8 +86,12 @@ type Backend struct {
 	Seq     int64
 	Leader  string
 	Members []api.Member
-	// IsLeader makes Join and Remove succeed.
+	// IsLeader makes Join and Remove succeed (but a removal of no member,
+	// api.ErrNotFound, and a join while JoinRefused is set).
 	IsLeader bool
+	// JoinRefused is the error a leader refuses joins with (a node's
+	// wraps api.ErrRefused when the new voter does not answer).
+	JoinRefused error
 
 	mu        sync.Mutex
 	published []event.Event
@@ -134,6 +139,9 @@ func (b *Backend) Join(id, addr string) error {
 	if !b.IsLeader {
 		return api.ErrNotLeader
 	}
+	if b.JoinRefused != nil {
+		return b.JoinRefused
+	}
 	b.Members = append(b.Members, api.Member{ID: id, Address: addr, Suffrage: "Voter"})
 	return nil
 }
@@ -142,6 +150,9 @@ func (b *Backend) Join(id, addr string) error {
 func (b *Backend) Remove(id string) error {
 	if !b.IsLeader {
 		return api.ErrNotLeader
+	}
+	if !slices.ContainsFunc(b.Members, func(m api.Member) bool { return m.ID == id }) {
+		return fmt.Errorf("remove %s: %w: no such member", id, api.ErrNotFound)
 	}
 	b.Members = slices.DeleteFunc(b.Members, func(m api.Member) bool { return m.ID == id })
 	return nil
