@@ -21,6 +21,11 @@ const (
 	DefaultSpoolMaxEvents = 1_000_000
 	DefaultPrefetch       = 1000
 	DefaultSubscriberMax  = 10_000
+	// DefaultSubscriberMaxBytes bounds a subscriber's broker-side queue in
+	// bytes: a follower that lags reads the log from the database anyway,
+	// and batches of large events held for it by the count bound alone
+	// could take gigabytes of the broker's memory (see MaxQueuedBytes).
+	DefaultSubscriberMaxBytes = 64 << 20
 )
 
 // Conn configures the broker connection that every component owns.
@@ -192,12 +197,22 @@ type SubscriberConfig struct {
 	// batches); past it the oldest batches are dropped, which the follower
 	// sees as a gap (Batch.PrevSeq) and repairs from the database.
 	MaxQueued int `yaml:"max_queued"`
+	// MaxQueuedBytes bounds the same queue by the bytes of its batches
+	// (default 64 MiB), dropping the oldest past it as MaxQueued does. A
+	// batch holds up to a persister batch of events, each up to
+	// event.MaxEventBytes, so the count alone lets one lagging follower's
+	// queue grow to gigabytes of broker memory, whose alarm blocks every
+	// producer.
+	MaxQueuedBytes int64 `yaml:"max_queued_bytes"`
 }
 
 func (c *SubscriberConfig) setDefaults() {
 	c.Conn.setDefaults()
 	if c.MaxQueued == 0 {
 		c.MaxQueued = DefaultSubscriberMax
+	}
+	if c.MaxQueuedBytes == 0 {
+		c.MaxQueuedBytes = DefaultSubscriberMaxBytes
 	}
 }
 
@@ -206,6 +221,9 @@ func (c SubscriberConfig) Validate() error {
 	errs := []error{c.Conn.Validate()}
 	if c.MaxQueued < 0 {
 		errs = append(errs, errors.New("max_queued: must not be negative"))
+	}
+	if c.MaxQueuedBytes < 0 {
+		errs = append(errs, errors.New("max_queued_bytes: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

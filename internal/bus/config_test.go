@@ -23,7 +23,7 @@ func TestConfigValidate(t *testing.T) {
 		{"publisher: every problem", PublisherConfig{MaxInFlight: -1, SpoolMaxBytes: -1, SpoolMaxEvents: -1}.Validate(),
 			[]string{"url: is required", "spool_path: is required", "max_in_flight", "spool_max_bytes", "spool_max_events"}},
 		{"consumer", ConsumerConfig{Conn: good, Prefetch: -1}.Validate(), []string{"prefetch"}},
-		{"subscriber", SubscriberConfig{Conn: good, MaxQueued: -1}.Validate(), []string{"max_queued"}},
+		{"subscriber", SubscriberConfig{Conn: good, MaxQueued: -1, MaxQueuedBytes: -1}.Validate(), []string{"max_queued:", "max_queued_bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

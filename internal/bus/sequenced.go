@@ -209,6 +209,7 @@ func (s *Subscriber) session(ctx context.Context, conn *amqp.Connection) error {
 	}
 	q, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{
 		"x-max-length":        int64(s.cfg.MaxQueued),
+		"x-max-length-bytes":  s.cfg.MaxQueuedBytes,
 		amqp.QueueOverflowArg: amqp.QueueOverflowDropHead,
 	})
 	if err != nil {
