@@ -166,11 +166,14 @@ type spool struct {
 	compactMin int64
 	// compactions counts the compactions done (a metric).
 	compactions atomic.Int64
-	// dirUnsynced says the last compaction renamed its copy over the spool
-	// file but could not fsync the directory, so a crash could bring the
-	// old file back: no commit goes into the new one until a retry of
-	// that fsync succeeds. Committer only.
-	dirUnsynced bool
+	// dirsUnsynced are directories whose new entries a crash could still
+	// roll back: the spool file's, after openSpool created the file (and
+	// the parent of each directory it created for it), or after a
+	// compaction renamed its copy over it but could not fsync it (a crash
+	// could bring the old file back). No commit goes in until a retry has
+	// fsynced them all: events acknowledged into a file that a power loss
+	// unnames are lost. Committer only (and openSpool before it starts).
+	dirsUnsynced []string
 	// syncDir fsyncs a directory (tests make it fail).
 	syncDir func(dir string) error
 	// compactHook, when set (tests), is called by a compaction between
@@ -219,6 +222,10 @@ func spoolOptions() *bolt.Options {
 // earlier run (compactIfDrained); commits, if not nil, tracks its commits
 // and compactions for liveness.
 func openSpool(path string, maxBytes int64, maxEvents int, compactMin int64, commits *liveness.Ops, log *slog.Logger) (*spool, error) {
+	unsynced, err := createdEntries(path)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create spool directory: %w", err)
 	}
@@ -243,9 +250,10 @@ func openSpool(path string, maxBytes int64, maxEvents int, compactMin int64, com
 		db: db, maxBytes: maxBytes, maxEvents: maxEvents, compactMin: compactMin,
 		syncDir: syncDir,
 		kick:    make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
-		appended:   make(chan struct{}, 1),
-		commitHook: func(int, time.Duration) {},
-		commits:    commits,
+		appended:     make(chan struct{}, 1),
+		commitHook:   func(int, time.Duration) {},
+		commits:      commits,
+		dirsUnsynced: unsynced,
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketEvents, bucketCorrupt} {
@@ -356,11 +364,11 @@ func (s *spool) committer() {
 		var freed int64
 		end := s.commits.Begin()
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			if s.dirUnsynced {
-				if err := s.syncDir(filepath.Dir(s.path)); err != nil {
-					return fmt.Errorf("fsync the directory of the spool compacted: %w", err)
+			for len(s.dirsUnsynced) > 0 {
+				if err := s.syncDir(s.dirsUnsynced[0]); err != nil {
+					return fmt.Errorf("fsync directory %s, which names the spool file anew: %w", s.dirsUnsynced[0], err)
 				}
-				s.dirUnsynced = false
+				s.dirsUnsynced = s.dirsUnsynced[1:]
 			}
 			b := tx.Bucket(bucketEvents)
 			n, removed, freed = 0, 0, 0
@@ -508,7 +516,7 @@ func (s *spool) compact() (int64, error) {
 		s.log.Warn("close the spool file a compaction replaced", "err", err)
 	}
 	if err := s.syncDir(filepath.Dir(s.path)); err != nil {
-		s.dirUnsynced = true
+		s.dirsUnsynced = []string{filepath.Dir(s.path)}
 		return 0, fmt.Errorf("renamed the compacted copy over the spool, but fsync its directory (commits wait for it): %w", err)
 	}
 	fi, err := os.Stat(s.path)
@@ -516,6 +524,28 @@ func (s *spool) compact() (int64, error) {
 		return 0, fmt.Errorf("stat the compacted spool: %w", err)
 	}
 	return fi.Size(), nil
+}
+
+// createdEntries lists the directories that will hold a new entry once
+// openSpool has created the spool file at path and the directories
+// missing on its way: each must be fsynced before the file's contents
+// count as durable (bbolt fsyncs the file, never a directory).
+func createdEntries(path string) ([]string, error) {
+	var dirs []string
+	for p := path; ; {
+		switch _, err := os.Stat(p); {
+		case err == nil:
+			return dirs, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("open spool %s: %w", path, err)
+		}
+		parent := filepath.Dir(p)
+		dirs = append(dirs, parent)
+		if parent == p {
+			return dirs, nil
+		}
+		p = parent
+	}
 }
 
 // syncDir fsyncs the directory dir, making a rename in it durable.

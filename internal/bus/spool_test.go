@@ -636,3 +636,53 @@ func TestSpoolCommitsWaitForTheCompactionsDirectory(t *testing.T) {
 		t.Fatalf("after reopen the spool holds %v, want [synced-0]", got)
 	}
 }
+
+// TestSpoolNewFileWaitsForItsDirectory: a spool file openSpool creates
+// (and a directory it creates for it) is only named in directories that a
+// crash may still roll back, so no append into it is acknowledged until
+// they are fsynced: else the file of events answered as accepted could be
+// gone after a power loss. A spool file that exists costs no such fsync.
+func TestSpoolNewFileWaitsForItsDirectory(t *testing.T) {
+	parent := t.TempDir()
+	path := filepath.Join(parent, "spool", "spool.db")
+	s := openTestSpool(t, path, 1<<20, 100)
+	errDisk := errors.New("disk says no")
+	var failing atomic.Bool
+	failing.Store(true)
+	var mu sync.Mutex
+	var synced []string
+	s.syncDir = func(dir string) error {
+		if failing.Load() {
+			return errDisk
+		}
+		mu.Lock()
+		synced = append(synced, dir)
+		mu.Unlock()
+		return syncDir(dir)
+	}
+	ctx := context.Background()
+	if err := s.append(ctx, vals("unsynced", 1)); !errors.Is(err, errDisk) {
+		t.Fatalf("append into a new spool file before its directory is fsynced: %v, want %v", err, errDisk)
+	}
+	failing.Store(false)
+	if err := s.append(ctx, vals("synced", 1)); err != nil {
+		t.Fatalf("append once the directories fsync: %v", err)
+	}
+	mu.Lock()
+	got := slices.Sorted(slices.Values(synced))
+	mu.Unlock()
+	if want := []string{parent, filepath.Dir(path)}; !cmp.Equal(got, want) {
+		t.Fatalf("fsynced directories %v, want %v (the new file's and the new directory's)", got, want)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestSpool(t, path, 1<<20, 100)
+	s.syncDir = func(string) error { return errDisk }
+	if err := s.append(ctx, vals("again", 1)); err != nil {
+		t.Fatalf("append into a spool file that existed: %v, want no directory fsync", err)
+	}
+	if got := idsOf(readAll(t, s)); !cmp.Equal(got, []string{"synced-0", "again-0"}) {
+		t.Fatalf("spool holds %v, want [synced-0 again-0]", got)
+	}
+}
