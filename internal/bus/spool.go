@@ -516,7 +516,7 @@ func (s *spool) compact() (int64, error) {
 		s.log.Warn("close the spool file a compaction replaced", "err", err)
 	}
 	if err := s.syncDir(filepath.Dir(s.path)); err != nil {
-		s.dirsUnsynced = []string{filepath.Dir(s.path)}
+		s.dirsUnsynced = append(s.dirsUnsynced, filepath.Dir(s.path))
 		return 0, fmt.Errorf("renamed the compacted copy over the spool, but fsync its directory (commits wait for it): %w", err)
 	}
 	fi, err := os.Stat(s.path)
