@@ -144,6 +144,9 @@ func (c *current[T]) wait(ctx context.Context) (T, error) {
 // queue: the follower then reads the log from the database from its last
 // applied seq, and uses Batch.PrevSeq to skip or detect further gaps. A
 // message that does not decode is logged, counted and yielded as a Gap.
+// The queue drops its oldest batches past MaxQueued batches or
+// MaxQueuedBytes bytes, whichever comes first: a follower that lags reads
+// the database, and its queue does not take the broker's memory.
 type Subscriber struct {
 	cfg       SubscriberConfig
 	log       *slog.Logger
