@@ -219,6 +219,7 @@ func (c *connector) publishBounded(ctx context.Context, cc *confirmChannel, exch
 // its own windowed loop.
 type confirmChannel struct {
 	mu      chan struct{} // a lock that a waiter can give up on with ctx
+	conn    *amqp.Connection
 	ch      *amqp.Channel
 	returns chan amqp.Return
 }
@@ -231,7 +232,7 @@ func newConfirmChannel(conn *amqp.Connection) (*confirmChannel, error) {
 	if err := ch.Confirm(false); err != nil {
 		return nil, fmt.Errorf("enable confirms: %w", err)
 	}
-	cc := &confirmChannel{mu: make(chan struct{}, 1), ch: ch}
+	cc := &confirmChannel{mu: make(chan struct{}, 1), conn: conn, ch: ch}
 	// Only one publish is in flight at a time, so one return at most is
 	// pending: the buffer never fills and never blocks the library's reader.
 	cc.returns = ch.NotifyReturn(make(chan amqp.Return, 4))

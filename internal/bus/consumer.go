@@ -331,7 +331,9 @@ func (c *Consumer) Resume() {
 
 // DeadLetter publishes d's message to DeadLetterExchange with header
 // ReasonHeader = reason, waits for the broker's confirm, then acks d. The
-// reason is thus kept next to the message in DeadLetterQueue.
+// reason is thus kept next to the message in DeadLetterQueue. A message
+// returned unroutable (the queue was deleted) is published once more after
+// declaring the queue again.
 //
 // It fails, leaving d unacked, when the dead-letter connection does not
 // come up within ConsumerConfig.DeadLetterTimeout, when the broker blocks
@@ -367,6 +369,18 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 		Body:         d.m.Body,
 	}
 	err = c.dlConn.publishBounded(ctx, dl, DeadLetterExchange, d.m.RoutingKey, true, msg)
+	if errors.Is(err, errReturned) {
+		// Nothing is bound to the dead-letter exchange: the queue was
+		// deleted (an operator purging it) while this connection, which
+		// declares it only when it connects, stayed up. Returned, the
+		// message is nowhere: declared again, it is published once more.
+		c.log.Warn("the dead-letter queue is gone: declaring it again", "queue", DeadLetterQueue)
+		if derr := redeclareDeadLetters(ctx, dl.conn); derr != nil {
+			err = fmt.Errorf("%w; declare the dead-letter queue again: %w", err, derr)
+		} else {
+			err = c.dlConn.publishBounded(ctx, dl, DeadLetterExchange, d.m.RoutingKey, true, msg)
+		}
+	}
 	if err != nil {
 		if d.stale() {
 			err = errors.Join(err, ErrStaleDelivery)
@@ -379,6 +393,20 @@ func (c *Consumer) DeadLetter(ctx context.Context, d Delivery, reason string) er
 		return fmt.Errorf("dead-letter %s: ack original: %w", d.m.MessageId, err)
 	}
 	return nil
+}
+
+// redeclareDeadLetters declares the dead-letter exchange and queue on a
+// channel of their own over conn, giving up when ctx ends (the declare
+// then finishes, or fails with the connection, on its own).
+func redeclareDeadLetters(ctx context.Context, conn *amqp.Connection) error {
+	done := make(chan error, 1)
+	go func() { done <- withChannel(conn, DeclareDeadLetters) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Delivery is one message handed out by a Consumer. It is a small value,
