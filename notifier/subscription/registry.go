@@ -3,6 +3,7 @@ package subscription
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -124,14 +125,22 @@ type Update struct {
 	Spec json.RawMessage
 }
 
-// Registry holds the subscriptions in force after a prefix of the log. It is
-// not safe for concurrent use: the processor's apply loop owns it.
+// Registry holds the subscriptions in force after a prefix of the log, and
+// what each was told: the alarms whose occurrence it was sent and not yet
+// sent the end of (Tell). Both are functions of the log prefix and part of
+// the processor's state. It is not safe for concurrent use: the processor's
+// apply loop owns it.
 type Registry struct {
 	subs map[string]*Subscription
+	// told holds, per subscription id, the keys of the alarms it was told
+	// of, open ones only: bounded by open alarms × subscriptions.
+	told map[string]map[string]struct{}
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{subs: map[string]*Subscription{}} }
+func NewRegistry() *Registry {
+	return &Registry{subs: map[string]*Subscription{}, told: map[string]map[string]struct{}{}}
+}
 
 // Apply applies one record. Records of other kinds are ignored (ok false).
 // A subscription.put whose spec is invalid leaves the registry unchanged and
@@ -148,6 +157,9 @@ func (r *Registry) Apply(rec event.Record) (u Update, ok bool, err error) {
 		if err != nil {
 			return Update{}, false, fmt.Errorf("seq %d: subscription %s: %w", rec.Seq, ev.Subscription.ID, err)
 		}
+		// A put of a known id replaces its spec but not what it was told:
+		// the receiver still holds those alarms open, and is told how they
+		// end whatever the new filter says (the filter governs new alarms).
 		r.subs[s.ID] = s
 		return Update{ID: s.ID, Seq: rec.Seq, Spec: s.Raw}, true, nil
 	case event.KindSubscriptionDelete:
@@ -159,6 +171,7 @@ func (r *Registry) Apply(rec event.Record) (u Update, ok bool, err error) {
 			return Update{}, false, nil
 		}
 		delete(r.subs, id)
+		delete(r.told, id)
 		return Update{ID: id, Seq: rec.Seq, Deleted: true}, true, nil
 	}
 	return Update{}, false, nil
@@ -183,7 +196,8 @@ func (r *Registry) All() []*Subscription {
 	return out
 }
 
-// Matching returns the subscriptions that want a, sorted by id.
+// Matching returns the subscriptions whose filter matches a, sorted by id.
+// It does not know what they were told: Tell decides what is sent.
 func (r *Registry) Matching(a Alarm) []*Subscription {
 	var out []*Subscription
 	for _, s := range r.All() {
@@ -194,11 +208,73 @@ func (r *Registry) Matching(a Alarm) []*Subscription {
 	return out
 }
 
+// Tell returns the subscriptions to send a transition of the alarm whose
+// key (category/type/id) is key, sorted by id, and records what they were
+// told. Matching each transition alone would drop notifications: a
+// subscription told an alarm was raised critical would never hear that it
+// dropped to warning or cleared, since the alarm no longer matches its
+// severities then. So a subscription is sent:
+//
+//   - a raised when its filter matches (a raise starts a new occurrence,
+//     whatever was recorded of an earlier one);
+//   - a severity_changed or a cleared of an alarm it was told of when its
+//     transitions filter admits the kind, whatever the rest of its filter
+//     says of the alarm now; of another alarm, when its filter matches.
+//
+// An alarm it is sent a raised or a severity_changed of is told; a cleared
+// ends the occurrence, sent or not.
+func (r *Registry) Tell(key string, a Alarm) []*Subscription {
+	var out []*Subscription
+	for _, s := range r.All() {
+		set := r.told[s.ID]
+		_, was := set[key]
+		if a.Transition == Raised {
+			was = false
+		}
+		send := s.Matches(a) || (was && anyFold(s.Spec.Filter.Transitions, a.Transition))
+		if send {
+			out = append(out, s)
+		}
+		switch {
+		case a.Transition == Cleared || (!send && !was):
+			r.forget(s.ID, key)
+		case send:
+			r.remember(s.ID, key)
+		}
+	}
+	return out
+}
+
+func (r *Registry) remember(id, key string) {
+	set := r.told[id]
+	if set == nil {
+		set = map[string]struct{}{}
+		r.told[id] = set
+	}
+	set[key] = struct{}{}
+}
+
+func (r *Registry) forget(id, key string) {
+	set := r.told[id]
+	delete(set, key)
+	if len(set) == 0 {
+		delete(r.told, id)
+	}
+}
+
+// Told returns the keys of the open alarms subscription id was told of,
+// sorted.
+func (r *Registry) Told(id string) []string {
+	return slices.Sorted(maps.Keys(r.told[id]))
+}
+
 // Entry is one subscription in a registry State.
 type Entry struct {
 	ID   string          `json:"id"`
 	Seq  int64           `json:"seq"`
 	Spec json.RawMessage `json:"spec"`
+	// Told are the keys of the open alarms it was told of (Tell), sorted.
+	Told []string `json:"told,omitempty"`
 }
 
 // State returns the registry as plain data sorted by id, for snapshots.
@@ -207,6 +283,9 @@ func (r *Registry) State() []Entry {
 	out := make([]Entry, len(all))
 	for i, s := range all {
 		out[i] = Entry{ID: s.ID, Seq: s.Seq, Spec: slices.Clone(s.Raw)}
+		if len(r.told[s.ID]) > 0 {
+			out[i].Told = r.Told(s.ID)
+		}
 	}
 	return out
 }
@@ -220,6 +299,9 @@ func Restore(st []Entry) (*Registry, error) {
 			return nil, fmt.Errorf("restore subscription %s: %w", e.ID, err)
 		}
 		r.subs[e.ID] = s
+		for _, k := range e.Told {
+			r.remember(e.ID, k)
+		}
 	}
 	return r, nil
 }

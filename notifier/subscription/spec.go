@@ -87,7 +87,9 @@ type Spec struct {
 }
 
 // Filter selects alarm transitions. Each non-empty list must match (AND
-// across lists, OR within a list); string comparisons ignore case.
+// across lists, OR within a list); string comparisons ignore case. Once a
+// subscription is told of an alarm, its later transitions need only match
+// Transitions, until it clears (Registry.Tell).
 type Filter struct {
 	// Transitions: raised, cleared, severity_changed.
 	Transitions []string `json:"transitions,omitempty"`
