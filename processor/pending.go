@@ -28,7 +28,8 @@ type Output struct {
 type Producer func(m Machine, rec event.Record) (Output, error)
 
 // ProduceNode is the Producer of a *snapshot.Node. It applies rec (engine,
-// then registry), then runs emit.Rows and history.Detect on the record's
+// then registry, then who is told of its alarm transitions), then builds
+// the outbox rows (emit.Build) and runs history.Detect on the record's
 // complete changes against the graph as of rec. The machine is always
 // advanced; a refusal by the engine or the registry is deterministic and
 // returned with the Output, which is valid even then. External actions
@@ -45,7 +46,9 @@ func ProduceNode(m Machine, rec event.Record) (Output, error) {
 		out.Sub = &u
 	}
 	g := n.Engine.Graph()
-	rows, err := emit.Rows(rec, res.Engine.Changes, g, n.Subscriptions)
+	// ApplyResult decided who is told of what (emit.Notices), recording it
+	// in the registry: build those, never decide again.
+	rows, err := emit.Build(rec, res.Notices, g)
 	if err != nil {
 		// A payload that cannot be encoded is a bug, never input; it is
 		// the same on every node and in regeneration.

@@ -6,7 +6,8 @@
 // The state machine is a snapshot.Node: the evaluator engine and the
 // webhook subscription registry, both pure functions of the log prefix.
 // For every record every node runs ProduceNode — engine.ApplyResult, the
-// registry, emit.Rows and history.Detect, the call contracts of
+// registry, emit.Notices (which records who was told of which alarm: node
+// state too), emit.Build and history.Detect, the call contracts of
 // notifier/emit and history — and keeps the outbox rows and alarm-history
 // items it derived as pending.
 //

@@ -32,7 +32,8 @@
 // row is current), and start them again: each replays the log.
 //
 // The processor's state machine is a Node: the evaluator engine and the
-// webhook subscription registry, both functions of the log prefix. Its
+// webhook subscription registry (with the open alarms each subscription was
+// told of), both functions of the log prefix. Its
 // snapshots use the node encodings (NodeBin, NodeGob, NodeJSON), versioned
 // apart from the engine-only ones (EngineBin, EngineGob, EngineJSON): a
 // NodeFactory skips an engine-only snapshot (it lacks the subscriptions)

@@ -61,8 +61,8 @@ func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, err
 		if err != nil {
 			return nil, err
 		}
-		if ns.Version != NodeStateVersion {
-			return nil, fmt.Errorf("node state version %d, this build reads %d", ns.Version, NodeStateVersion)
+		if ns.Version < nodeStateNoTold || ns.Version > NodeStateVersion {
+			return nil, fmt.Errorf("%w: node state version %d, this build reads %d to %d", ErrUnknownVersion, ns.Version, nodeStateNoTold, NodeStateVersion)
 		}
 		s = ns.Engine
 	case EngineBin:

@@ -14,6 +14,7 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/notifier/emit"
 	"github.com/causeway/causeway/notifier/subscription"
 )
 
@@ -35,8 +36,29 @@ const (
 // of the processors' snapshots.
 func NodeEncodings() []string { return []string{NodeBin, NodeGob, NodeJSON} }
 
-// NodeStateVersion is the version of NodeState's layout.
-const NodeStateVersion = 1
+// NodeStateVersion is the version of NodeState's layout:
+//
+//	1: the engine and the subscriptions.
+//	2: each subscription also holds the open alarms it was told of
+//	   (subscription.Entry.Told).
+//
+// State writes the oldest version that holds the state: 1 while no
+// subscription was told of an open alarm, so that a release before 2
+// reads it, and refuses a state that holds told alarms rather than lose
+// them. A version 1 state restores with nothing told: exactly what it
+// holds, but not what a replay of the log by this build holds when a
+// subscription was sent an alarm that is still open. Such a state was
+// computed by a build of an older evaluator.Semantics, so its use is
+// reported as stale (Node.StaleSemantics) and `causeway snapshots
+// prune-stale` rebuilds it from the log.
+const NodeStateVersion = 2
+
+// nodeStateNoTold is the NodeState version without told alarms,
+// nodeStateTold the first with them.
+const (
+	nodeStateNoTold = 1
+	nodeStateTold   = 2
+)
 
 // NodeState is a Node as plain data, for snapshots.
 type NodeState struct {
@@ -62,11 +84,16 @@ type NodeResult struct {
 	// Subscription is the registry change of a subscription event (IsSub).
 	Subscription subscription.Update
 	IsSub        bool
+	// Notices are the record's alarm transitions and who is sent each
+	// (emit.Notices), for emit.Build.
+	Notices []emit.Notice
 }
 
-// ApplyResult applies rec to the engine and to the registry. Both are
-// always applied; their refusals are joined in the error (deterministic,
-// so every node refuses alike), and the result is valid even then.
+// ApplyResult applies rec to the engine, then to the registry, then
+// decides who is told of the record's alarm transitions (emit.Notices,
+// which records it in the registry). All are always applied; the
+// refusals are joined in the error (deterministic, so every node refuses
+// alike), and the result is valid even then.
 func (n *Node) ApplyResult(rec event.Record) (NodeResult, error) {
 	var res NodeResult
 	var errs []error
@@ -79,6 +106,7 @@ func (n *Node) ApplyResult(rec event.Record) (NodeResult, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("subscriptions: %w", err))
 	}
+	res.Notices = emit.Notices(er.Changes, n.Engine.Graph(), n.Subscriptions)
 	return res, errors.Join(errs...)
 }
 
@@ -96,10 +124,16 @@ func (n *Node) SubscriptionState() []subscription.Entry { return n.Subscriptions
 // StateSemantics is the engine's (evaluator.Engine.StateSemantics).
 func (n *Node) StateSemantics() int { return n.Engine.StateSemantics() }
 
-// Apply applies rec (Machine): ApplyResult without the result, which
+// Apply applies rec (Machine): ApplyResult without the result. While no
+// subscription is in force after rec, nobody is told of anything, and it
 // spares the engine the copies of the record's changes
-// (evaluator.Engine.Apply).
+// (evaluator.Engine.Apply); else it needs them to record who is told of
+// what (emit.Notices), as ApplyResult.
 func (n *Node) Apply(rec event.Record) error {
+	if n.Subscriptions.Len() > 0 || rec.Event.Kind == event.KindSubscriptionPut {
+		_, err := n.ApplyResult(rec)
+		return err
+	}
 	var errs []error
 	if err := n.Engine.Apply(rec); err != nil {
 		errs = append(errs, err)
@@ -111,7 +145,8 @@ func (n *Node) Apply(rec event.Record) error {
 }
 
 // Dump writes the canonical dump: one JSON document holding the engine's
-// canonical dump and the subscriptions sorted by id.
+// canonical dump and the subscriptions sorted by id, each with the open
+// alarms it was told of.
 func (n *Node) Dump(w io.Writer) error {
 	var eb bytes.Buffer
 	if err := n.Engine.Dump(&eb); err != nil {
@@ -135,7 +170,14 @@ func (n *Node) Dump(w io.Writer) error {
 
 // State returns the node as plain data; it shares nothing with the node.
 func (n *Node) State() NodeState {
-	return NodeState{Version: NodeStateVersion, Engine: n.Engine.State(), Subscriptions: n.Subscriptions.State()}
+	s := NodeState{Version: nodeStateNoTold, Engine: n.Engine.State(), Subscriptions: n.Subscriptions.State()}
+	for _, e := range s.Subscriptions {
+		if len(e.Told) > 0 {
+			s.Version = nodeStateTold
+			break
+		}
+	}
+	return s
 }
 
 // NodeFactory makes Nodes for Reconstruct and captures them for snapshots
@@ -165,8 +207,8 @@ func (f NodeFactory) Restore(encoding string, payload io.Reader) (Machine, error
 
 // RestoreNode rebuilds a node from its State.
 func RestoreNode(s NodeState, cfg evaluator.Config, norm *graph.Normalizer) (*Node, error) {
-	if s.Version != NodeStateVersion {
-		return nil, fmt.Errorf("node state version %d, this build reads %d", s.Version, NodeStateVersion)
+	if s.Version < nodeStateNoTold || s.Version > NodeStateVersion {
+		return nil, fmt.Errorf("%w: node state version %d, this build reads %d to %d", ErrUnknownVersion, s.Version, nodeStateNoTold, NodeStateVersion)
 	}
 	e, err := evaluator.Restore(s.Engine, cfg, norm)
 	if err != nil {

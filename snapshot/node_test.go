@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/notifier/emit"
 )
 
 // nodeLog is randomLog with subscriptions put and deleted along the way.
@@ -165,5 +167,110 @@ func TestNodeApplyResult(t *testing.T) {
 	res, err = n.ApplyResult(event.Record{Seq: 2, Event: event.Event{Kind: event.KindSubscriptionPut, Subscription: &event.Subscription{ID: "t", Spec: []byte(`{}`)}}})
 	if err == nil || res.IsSub || n.Subscriptions.Len() != 1 {
 		t.Fatalf("invalid put: %+v, %v, %d subscriptions", res, err, n.Subscriptions.Len())
+	}
+}
+
+// toldLog: a pager subscription fed critical alarms only, an alarm raised
+// critical, then dropping to warning and clearing.
+func toldLog() []event.Event {
+	at := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	n := 0
+	ev := func(kind event.Kind, e *event.Entity, s *event.Subscription) event.Event {
+		n++
+		return event.Event{V: event.Version, EventID: "told" + string(rune('a'+n)), Source: "test", Kind: kind,
+			ObservedAt: at.Add(time.Duration(n) * time.Second), Entity: e, Subscription: s}
+	}
+	alarm := func(sev string) *event.Entity {
+		return &event.Entity{Category: "ALARM", Type: "prometheus", ID: "a", Name: "disk_full", Severity: sev,
+			Relations: []event.Relation{{Relationship: "on", Type: "nova.host", ID: "h1", Direction: event.Out}}}
+	}
+	return []event.Event{
+		ev(event.KindSubscriptionPut, nil, &event.Subscription{ID: "pager",
+			Spec: []byte(`{"url":"http://p.example/","format":"alertmanager","filter":{"severities":["critical"]}}`)}),
+		ev(event.KindEntityUpsert, &event.Entity{Category: "RESOURCE", Type: "nova.host", ID: "h1", Name: "host-1"}, nil),
+		ev(event.KindEntityUpsert, alarm("critical"), nil),
+		ev(event.KindEntityUpsert, alarm("warning"), nil),
+		ev(event.KindEntityDelete, alarm(""), nil),
+	}
+}
+
+// produce applies evs after seq from as the processor's leader does
+// (ApplyResult, then emit.Build; records as applyNode makes them) and
+// returns the webhook ids of the rows.
+func produce(t *testing.T, n *Node, evs []event.Event, from int64) []string {
+	t.Helper()
+	at := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	var ids []string
+	for i, ev := range evs {
+		seq := from + int64(i) + 1
+		rec := event.Record{Seq: seq, RecordedAt: at.Add(time.Duration(seq) * time.Millisecond), Event: ev}
+		res, err := n.ApplyResult(rec)
+		if err != nil {
+			t.Fatalf("apply seq %d: %v", rec.Seq, err)
+		}
+		rows, err := emit.Build(rec, res.Notices, n.Engine.Graph())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			ids = append(ids, r.WebhookID)
+		}
+	}
+	return ids
+}
+
+// What a subscription was told is part of the node's state: a node
+// restored from a snapshot taken while the pager holds an alarm open sends
+// it the drop to warning and the clear, as the node that never stopped
+// does, and both end with the same dump. Apply (replay, shadows) and
+// ApplyResult (the leader) record it alike.
+func TestNodeToldAlarmsSnapshot(t *testing.T) {
+	evs := toldLog()
+	f := NodeFactory{Normalizer: graph.DefaultNormalizer()}
+	whole, _ := f.New()
+	wantRows := produce(t, whole.(*Node), evs, 0)
+	if len(wantRows) != 3 {
+		t.Fatalf("the pager was sent %d notifications, want 3 (raised, severity_changed, cleared)", len(wantRows))
+	}
+	want := dumpOf(t, whole)
+	replayed, _ := f.New()
+	applyNode(t, replayed.(*Node), evs, 0)
+	if got := dumpOf(t, replayed); got != want {
+		t.Fatalf("Apply and ApplyResult give other states:\n%s\n%s", got, want)
+	}
+	if strings.Contains(want, `"told"`) {
+		t.Fatalf("a cleared alarm is still told: %s", want[strings.LastIndex(want, `"subscriptions"`):])
+	}
+	for _, enc := range []string{NodeBin, NodeGob, NodeJSON} {
+		t.Run(enc, func(t *testing.T) {
+			half, _ := f.New()
+			k := 3 // the alarm raised critical, and sent
+			applyNode(t, half.(*Node), evs[:k], 0)
+			st := half.(*Node).State()
+			if st.Version != NodeStateVersion || len(st.Subscriptions) != 1 || !slices.Equal(st.Subscriptions[0].Told, []string{"ALARM/prometheus/a"}) {
+				t.Fatalf("state version %d, subscriptions %+v; want version %d, the alarm told", st.Version, st.Subscriptions, NodeStateVersion)
+			}
+			c, err := CaptureNode(half.(*Node), int64(k), time.Time{}, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var payload bytes.Buffer
+			if err := c.Encode(&payload); err != nil {
+				t.Fatal(err)
+			}
+			m, err := f.Restore(enc, &payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := dumpOf(t, m); got != dumpOf(t, half) {
+				t.Fatalf("restored dump differs from the captured node's:\n%s\n%s", got, dumpOf(t, half))
+			}
+			if got := produce(t, m.(*Node), evs[k:], int64(k)); !slices.Equal(got, wantRows[1:]) {
+				t.Fatalf("after the restore the pager was sent %q, want %q", got, wantRows[1:])
+			}
+			if got := dumpOf(t, m); got != want {
+				t.Fatal("snapshot + replay differs from a replay of the whole log")
+			}
+		})
 	}
 }

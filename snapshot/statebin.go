@@ -65,7 +65,9 @@ import (
 // most binMaxIncludeDepth deep). A match is Template, Scenario, Clause, a
 // binding count and (Entity, Vertex) pairs. An effect is Key, Kind, Target,
 // Source, Name, Applied, flags (binEffectOn), AlarmID, a support count and
-// (ID, Value) pairs. A subscription is ID, Seq, Spec.
+// (ID, Value) pairs. A subscription is ID, Seq, Spec and, when
+// NodeState.Version is 2 or more, a count and the keys it was told of
+// (subscription.Entry.Told).
 //
 // Times are written as Unix nanoseconds and read back in UTC, as the graph
 // keeps them (graph.State returns UTC times, or the zero time): a time in
@@ -141,7 +143,8 @@ const (
 	binMinBinding      = 2  // entity, vertex
 	binMinEffect       = 9  // six fields, flags, alarm id, support count
 	binMinSupport      = 2  // id, value
-	binMinSubscription = 3  // id, seq, spec
+	binMinSubscription = 3  // id, seq, spec (and, in node state 2, a told count)
+	binMinTold         = 1  // a string index
 )
 
 // The range of times Unix nanoseconds hold.
@@ -167,6 +170,12 @@ func encodeNodeBin(w io.Writer, s *NodeState) error {
 		e.str(sub.ID)
 		e.int(sub.Seq)
 		e.str(string(sub.Spec))
+		if s.Version >= nodeStateTold {
+			e.uint(uint64(len(sub.Told)))
+			for _, k := range sub.Told {
+				e.str(k)
+			}
+		}
 	}
 	return e.finish(w, binKindNode)
 }

@@ -147,6 +147,14 @@ func decodeNodeBin(data []byte) (NodeState, error) {
 		if spec := d.str(); spec != "" {
 			sub.Spec = []byte(spec)
 		}
+		if s.Version >= nodeStateTold {
+			if k := d.count(binMinTold); k > 0 && d.err == nil {
+				sub.Told = make([]string, k)
+				for j := range sub.Told {
+					sub.Told[j] = d.str()
+				}
+			}
+		}
 		if d.err != nil {
 			return NodeState{}, fmt.Errorf("subscription %d: %w", i, d.err)
 		}

@@ -134,6 +134,9 @@ func checkCoverage(t *testing.T, states []NodeState, also ...string) {
 		have["open sync"] = have["open sync"] || len(g.Syncs) > 0
 		have["hole in the ids"] = have["hole in the ids"] || int(g.NextID)-1 > len(g.Vertices)
 		have["subscription"] = have["subscription"] || len(s.Subscriptions) > 0
+		for _, sub := range s.Subscriptions {
+			have["told alarm"] = have["told alarm"] || len(sub.Told) > 0
+		}
 		for _, v := range g.Vertices {
 			have["deleted vertex"] = have["deleted vertex"] || v.IsDeleted
 			have["placeholder"] = have["placeholder"] || v.IsPlaceholder
@@ -164,7 +167,7 @@ func checkCoverage(t *testing.T, states []NodeState, also ...string) {
 			have["effect on"] = have["effect on"] || ef.On
 		}
 	}
-	for _, k := range append([]string{"open sync", "hole in the ids", "subscription", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
+	for _, k := range append([]string{"open sync", "hole in the ids", "subscription", "told alarm", "deleted vertex", "placeholder", "tombstone", "marked down", "zero sample time",
 		"sample time", "deduced state", "properties", "edge with owners", "deleted edge", "edge deleted with vertex",
 		"template with includes", "match with bindings", "effect with supports", "effect on"}, also...) {
 		if !have[k] {
@@ -410,6 +413,26 @@ func TestStateBinEdgeCases(t *testing.T) {
 	normalizeEmpty(&withParams)
 	if !reflect.DeepEqual(got, withParams) {
 		t.Fatalf("round trip with params:\n got %+v\nwant %+v", got.Engine.Templates, withParams.Engine.Templates)
+	}
+
+	// In node state 2, subscriptions hold the alarms they were told of;
+	// below it they are not written at all.
+	withTold := edgeCaseState()
+	withTold.Version = nodeStateTold
+	withTold.Subscriptions[0].Told = []string{"", "ALARM/a%2Fb/c", strings.Repeat("ü/%\x00", 100)}
+	withTold.Subscriptions[1].Told = []string{}
+	got, err = decodeNodeBin(encodeBin(t, &withTold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTold.Subscriptions[1].Told = nil
+	normalizeEmpty(&withTold)
+	if !reflect.DeepEqual(got, withTold) {
+		t.Fatalf("round trip with told alarms:\n got %+v\nwant %+v", got.Subscriptions, withTold.Subscriptions)
+	}
+	withTold.Version = nodeStateNoTold
+	if got, err = decodeNodeBin(encodeBin(t, &withTold)); err != nil || got.Subscriptions[0].Told != nil {
+		t.Fatalf("node state 1 round trip: told %q, %v", got.Subscriptions[0].Told, err)
 	}
 
 	deep := edgeCaseState()

@@ -93,7 +93,20 @@ const stateVersionParams = 2
 //	   vertex reported (or named, or raised) again after that is a new
 //	   vertex, and a purged tombstone no longer holds back an upsert
 //	   observed before it.
-const Semantics = 4
+//	5: a webhook subscription is sent every later transition of an alarm
+//	   it was told of (raised, or a severity change its filter matched)
+//	   until the alarm clears, when its transitions filter admits the kind,
+//	   even once the rest of its filter no longer matches the alarm (it
+//	   was sent only what matched after each transition: a subscription
+//	   to critical alarms never heard of one that dropped to warning and
+//	   cleared). The subscription registry of the processor's node
+//	   (snapshot.Node) records those open alarms per subscription, so the
+//	   outbox rows a replay produces changed, not the graph or the
+//	   evaluator's deductions. A node state of older semantics records
+//	   none (snapshot.NodeStateVersion 1): an alarm still open in it is
+//	   followed only while it matches, as the older build did, and the
+//	   alarms raised after it are followed to their end.
+const Semantics = 5
 
 // semanticsStrictTemplates is the first Semantics whose template
 // refusals template.Options.Lenient skips.

@@ -1,8 +1,9 @@
 // Package emit turns the graph's changes into outbox rows: it detects alarm
 // transitions (raised, cleared, severity changed — reported or deduced),
-// matches them against the subscriptions in force, and builds each
-// subscriber's payload (the alarm, its resource and its causal chain up to
-// the root causes) from the graph as it is at the record's seq.
+// decides which subscriptions are sent each (Notices: a subscription's
+// filter, or its having been told of the alarm's occurrence), and builds
+// each subscriber's payload (the alarm, its resource and its causal chain
+// up to the root causes) from the graph as it is at the record's seq.
 //
 // It is pure and deterministic — the same record, changes, graph and
 // registry give byte-identical rows, with the same webhook ids — which is
@@ -12,16 +13,20 @@
 //
 // Every processor node, leader or standby, for each record in seq order:
 //
-//	res, err := engine.ApplyResult(rec)          // evaluator.Engine: graph + evaluator, to fixpoint
-//	upd, isSub, err := registry.Apply(rec)       // *subscription.Registry; an error is logged, not fatal
-//	rows, err := emit.Rows(rec, res.Changes, engine.Graph(), registry)
+//	res, err := node.ApplyResult(rec)              // snapshot.Node: engine, registry, then emit.Notices
+//	rows, err := emit.Build(rec, res.Notices, node.Engine.Graph())
 //	pending.Rows = append(pending.Rows, rows...)
-//	if isSub { pending.Subscriptions = append(pending.Subscriptions, upd) }
+//	if res.IsSub { pending.Subscriptions = append(pending.Subscriptions, res.Subscription) }
 //	pending.Seq = rec.Seq
 //
-// emit.Rows must run right after the record is applied (it reads the graph
-// as of that seq) and before the next record. An error from emit.Rows is a
-// payload that cannot be encoded: a bug, never input.
+// Notices records in the registry what each subscription was told: it is
+// part of applying the record (snapshot.Node runs it in Apply too, where no
+// rows are built), once per record. Without a Node, apply the record to the
+// engine and to the registry and call emit.Rows(rec, changes, graph,
+// registry), which is Notices then Build. Build must run right after the
+// record is applied (it reads the graph as of that seq) and before the
+// next record. An error from Build is a payload that cannot be encoded: a
+// bug, never input.
 //
 // The leader then flushes pending with outbox.Write(ctx, db, term, pending)
 // — after each batch of records, before acknowledging nothing in particular:
@@ -31,10 +36,10 @@
 // outbox.Head(ctx, db), read now and then; when it wins an election it calls
 // Write with what it holds, covering every seq after the head: no gap, and
 // no duplicate, since rows at or below the head are skipped and rows above
-// it carry the same keys. The registry is part of the processor's state:
-// snapshot it with Registry.State and restore it with subscription.Restore.
-// Changes must be the complete changes of the record, in the order the
-// graph and the evaluator made them.
+// it carry the same keys. The registry, with what its subscriptions were
+// told, is part of the processor's state: snapshot it with Registry.State
+// and restore it with subscription.Restore. Changes must be the complete
+// changes of the record, in the order the graph and the evaluator made them.
 package emit
 
 import (
@@ -138,31 +143,64 @@ type GraphView interface {
 	In(id graph.VertexID) []graph.Edge
 }
 
-// Matcher is what emit needs of the subscriptions (a *subscription.Registry).
-type Matcher interface {
-	Matching(a subscription.Alarm) []*subscription.Subscription
+// Teller is what emit needs of the subscriptions (a *subscription.Registry):
+// who to send one alarm transition, recording what each was told, so that
+// it is later sent how the alarm's occurrence goes on and ends even when
+// its filter no longer matches the alarm (subscription.Registry.Tell).
+type Teller interface {
+	Tell(key string, a subscription.Alarm) []*subscription.Subscription
 }
 
 // maxChain bounds the causal chain walked for one payload.
 const maxChain = 1000
 
-// Rows returns the outbox rows of one record: for each transition in
-// Transitions(changes), in order, one row per matching subscription, with
-// ords counted per subscription within the record.
-func Rows(rec event.Record, changes []graph.Change, g GraphView, subs Matcher) ([]outbox.Row, error) {
-	ts := Transitions(changes)
-	if len(ts) == 0 {
-		return nil, nil
+// Notice is one alarm transition of a record and the subscriptions to send
+// it, in order.
+type Notice struct {
+	Transition
+	// Key is the alarm's key (category/type/id).
+	Key string
+	// Subscriptions are those told of it, sorted by id; never empty.
+	Subscriptions []*subscription.Subscription
+	// resource is the resource the alarm is on, nil when none.
+	resource *Entity
+}
+
+// Notices decides, for each transition in Transitions(changes), in order,
+// which subscriptions are sent it, and records that in subs: it advances
+// the subscriptions' state, so it runs exactly once per record, after the
+// record is applied to the graph and to the registry, on every node alike
+// (snapshot.Node does), whether or not rows are built from its result.
+func Notices(changes []graph.Change, g GraphView, subs Teller) []Notice {
+	var out []Notice
+	for _, t := range Transitions(changes) {
+		n := Notice{Transition: t, Key: t.Alarm.Key(), resource: resourceOf(t.Alarm, g)}
+		n.Subscriptions = subs.Tell(n.Key, n.filterView())
+		if len(n.Subscriptions) > 0 {
+			out = append(out, n)
+		}
 	}
+	return out
+}
+
+// Rows returns the outbox rows of one record: Notices(changes, g, subs)
+// (which records what each subscription is told) built by Build.
+func Rows(rec event.Record, changes []graph.Change, g GraphView, subs Teller) ([]outbox.Row, error) {
+	return Build(rec, Notices(changes, g, subs), g)
+}
+
+// Build returns the outbox rows of a record's notices: one row per notice
+// and subscription, in order, with ords counted per subscription within the
+// record. g must be the graph right after the record.
+func Build(rec event.Record, notices []Notice, g GraphView) ([]outbox.Row, error) {
 	ords := map[string]int{}
 	var rows []outbox.Row
-	for _, t := range ts {
-		n := describe(t, g)
-		matches := subs.Matching(n.filterView())
-		for _, s := range matches {
+	for _, nt := range notices {
+		n := describe(nt, g)
+		for _, s := range nt.Subscriptions {
 			ord := ords[s.ID]
 			ords[s.ID] = ord + 1
-			id := outbox.WebhookID(s.ID, rec.Seq, n.key, t.Kind)
+			id := outbox.WebhookID(s.ID, rec.Seq, n.key, n.t.Kind)
 			body, err := n.payload(s, id, rec)
 			if err != nil {
 				return nil, fmt.Errorf("payload of alarm %s for subscription %s at seq %d: %w", n.key, s.ID, rec.Seq, err)
@@ -183,25 +221,31 @@ type notice struct {
 	chain      []Link
 }
 
-func describe(t Transition, g GraphView) notice {
-	n := notice{t: t, key: t.Alarm.Key(), alarm: entityOf(t.Alarm)}
-	// A cleared alarm's edges are deleted with it: follow deleted edges
-	// then, so the payload still says what it was on and what caused it.
-	withDeleted := t.Alarm.IsDeleted
-	for _, e := range g.Out(t.Alarm.ID) {
+func describe(nt Notice, g GraphView) notice {
+	n := notice{t: nt.Transition, key: nt.Key, alarm: entityOf(nt.Alarm), resource: nt.resource}
+	n.rootCauses, n.chain = causes(nt.Alarm.ID, g, nt.Alarm.IsDeleted)
+	return n
+}
+
+// resourceOf returns the resource alarm is on. A cleared alarm's edges are
+// deleted with it: follow deleted edges then, so the payload still says
+// what it was on.
+func resourceOf(alarm graph.Vertex, g GraphView) *Entity {
+	withDeleted := alarm.IsDeleted
+	var res *Entity
+	for _, e := range g.Out(alarm.ID) {
 		if e.Relationship != graph.RelOn || (e.IsDeleted && !withDeleted) {
 			continue
 		}
 		if r, ok := g.Vertex(e.To); ok {
 			ent := entityOf(r)
-			n.resource = &ent
+			res = &ent
 			if !e.IsDeleted {
 				break
 			}
 		}
 	}
-	n.rootCauses, n.chain = causes(t.Alarm.ID, g, withDeleted)
-	return n
+	return res
 }
 
 // causes walks `causes` edges upstream of id (breadth first, by ascending
@@ -242,10 +286,10 @@ func causes(id graph.VertexID, g GraphView, withDeleted bool) ([]Entity, []Link)
 	return roots, links
 }
 
-func (n notice) filterView() subscription.Alarm {
+func (n Notice) filterView() subscription.Alarm {
 	a := subscription.Alarm{
-		Transition: n.t.Kind, ID: n.t.Alarm.ExternalID, Name: n.t.Alarm.Name, Type: n.t.Alarm.Type,
-		Severity: Severity(n.t.Alarm), RawSeverity: n.t.Alarm.Severity, State: n.t.Alarm.State, ProjectID: n.t.Alarm.ProjectID, Properties: n.t.Alarm.Properties,
+		Transition: n.Kind, ID: n.Alarm.ExternalID, Name: n.Alarm.Name, Type: n.Alarm.Type,
+		Severity: Severity(n.Alarm), RawSeverity: n.Alarm.Severity, State: n.Alarm.State, ProjectID: n.Alarm.ProjectID, Properties: n.Alarm.Properties,
 	}
 	if n.resource != nil {
 		a.ResourceID, a.ResourceType, a.ResourceName, a.ResourceProjectID = n.resource.ID, n.resource.Type, n.resource.Name, n.resource.ProjectID
