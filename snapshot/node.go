@@ -127,10 +127,15 @@ func (n *Node) StateSemantics() int { return n.Engine.StateSemantics() }
 // Apply applies rec (Machine): ApplyResult without the result. While no
 // subscription is in force after rec, nobody is told of anything, and it
 // spares the engine the copies of the record's changes
-// (evaluator.Engine.Apply); else it needs them to record who is told of
-// what (emit.Notices), as ApplyResult.
+// (evaluator.Engine.Apply). Else it reads them to record who is told of
+// what (emit.Notices), as ApplyResult, but keeps none: they stay the
+// graph's scratch (graph.Graph.ScratchChanges), as in Engine.Apply.
 func (n *Node) Apply(rec event.Record) error {
 	if n.Subscriptions.Len() > 0 || rec.Event.Kind == event.KindSubscriptionPut {
+		g := n.Engine.Graph()
+		g.ScratchChanges(true)
+		defer g.ScratchChanges(false)
+		// The result points into the scratch: dropped before it is reused.
 		_, err := n.ApplyResult(rec)
 		return err
 	}
