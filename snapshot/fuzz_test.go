@@ -93,6 +93,7 @@ func FuzzNodeRestore(f *testing.F) {
 		f.Add(uint8(i), b.Bytes())
 	}
 	f.Add(uint8(2), []byte(`{"version":1,"subscriptions":[{"id":"s","seq":1,"spec":{"url":"http://x/"}}]}`))
+	f.Add(uint8(2), []byte(`{"version":2,"subscriptions":[{"id":"s","seq":1,"spec":{"url":"http://x/"},"told":["ALARM/p/a"]}]}`))
 	states, _ := binNodeStates(f, 40)
 	f.Add(uint8(0), encodeBin(f, &states[len(states)-1]))
 	f.Fuzz(func(t *testing.T, enc uint8, payload []byte) {
