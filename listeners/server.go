@@ -22,6 +22,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -161,8 +162,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	seen := map[string]bool{}
 	for i, ep := range deps.Endpoints {
 		switch {
-		case ep.Name == "" || ep.Decoder == nil || !strings.HasPrefix(ep.Path, "/"):
-			return nil, fmt.Errorf("listeners: endpoints[%d] needs a name, a decoder and a path starting with /", i)
+		case ep.Name == "" || ep.Decoder == nil:
+			return nil, fmt.Errorf("listeners: endpoints[%d] needs a name and a decoder", i)
+		case CheckPath(ep.Path) != nil:
+			return nil, fmt.Errorf("listeners: endpoints[%d] (%s): path: %w", i, ep.Name, CheckPath(ep.Path))
 		case seen[ep.Path]:
 			return nil, fmt.Errorf("listeners: endpoints[%d]: path %s is used twice", i, ep.Path)
 		}
@@ -176,6 +179,32 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		})
 	}
 	return s, nil
+}
+
+// CheckPath reports whether p can be an endpoint's path: a clean URL path
+// ("/v1/alertmanager") of ASCII letters, digits and "-._~/". The path is
+// registered on http.ServeMux as a pattern, which reads a space as the end
+// of a method and braces as a wildcard, panics on one it cannot parse, and
+// redirects a request to a path that is not clean: any other path would
+// crash the listener at start, or take other requests than the ones it
+// names.
+func CheckPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q must start with /", p)
+	}
+	for _, c := range []byte(p) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", c) >= 0) {
+			return fmt.Errorf("%q: must be made of ASCII letters, digits and -._~/ only, not %q", p, c)
+		}
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean != p {
+		return fmt.Errorf("%q is not a clean path (%q is)", p, clean)
+	}
+	return nil
 }
 
 func setDefaults(c *Config) {

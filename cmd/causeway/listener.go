@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -45,6 +46,9 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 			if len(endpoints) == 0 && lc.OpenStack == nil {
 				return invalidConfig(errors.New("listener: no endpoint configured (alertmanager, events or openstack)"))
 			}
+			if err := lc.checkPaths(); err != nil {
+				return prefixErr("listener", err)
+			}
 			// The sections are validated apart from the constructors,
 			// which also open the spool and read the credentials' files:
 			// a file not there yet is no wrong configuration (exit 1, and
@@ -87,3 +91,16 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 // answers 2xx once the events are fsynced in the spool, which the next
 // start sends; the OpenStack consumer acks after its publish.
 const listenerUndrained = "requests in flight get no answer, so their clients send them again; events accepted stay in the spool, sent at the next start; OpenStack notifications not yet acked are redelivered by the broker"
+
+// checkPaths refuses two endpoints on one path, their defaults included:
+// the server cannot serve both there.
+func (l listenerSection) checkPaths() error {
+	if l.Alertmanager == nil || l.Events == nil {
+		return nil
+	}
+	am, ev := cmp.Or(l.Alertmanager.Path, lam.DefaultPath), cmp.Or(l.Events.Path, events.DefaultPath)
+	if am == ev {
+		return fmt.Errorf("alertmanager.path and events.path: both are %s; each endpoint needs a path of its own", am)
+	}
+	return nil
+}

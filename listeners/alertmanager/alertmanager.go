@@ -56,8 +56,10 @@ type Config struct {
 // Validate reports every problem of c, naming its YAML path.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Path != "" && c.Path[0] != '/' {
-		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
+	if c.Path != "" {
+		if err := listeners.CheckPath(c.Path); err != nil {
+			errs = append(errs, fmt.Errorf("path: %w", err))
+		}
 	}
 	if err := c.Mapping.Validate(); err != nil {
 		errs = append(errs, prefix("mapping.", err))

@@ -218,6 +218,11 @@ func TestConfig(t *testing.T) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
 	}
+	// A path http.ServeMux cannot take as it is written is refused here,
+	// so check-config sees it, not at start with a panic.
+	if err := (Config{Path: "/v1/alert manager", Mapping: webhook(t).cfg.Mapping}).Validate(); err == nil || !strings.Contains(err.Error(), "path: ") {
+		t.Errorf("Validate of a path with a space: %v, want it refused", err)
+	}
 	if _, err := ParsePayload([]byte(`{"version":"4"} {}`)); !errors.Is(err, ErrPayload) {
 		t.Errorf("trailing data: %v", err)
 	}

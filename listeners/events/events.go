@@ -50,8 +50,10 @@ type Config struct {
 // Validate reports every problem of c, naming its YAML key.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Path != "" && c.Path[0] != '/' {
-		errs = append(errs, fmt.Errorf("path: %q must start with /", c.Path))
+	if c.Path != "" {
+		if err := listeners.CheckPath(c.Path); err != nil {
+			errs = append(errs, fmt.Errorf("path: %w", err))
+		}
 	}
 	for _, f := range [...]struct{ name, v string }{{"source", c.Source}, {"alarm_type", c.AlarmType}, {"resource_type", c.ResourceType}} {
 		if len(f.v) > event.MaxIDLen || strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {

@@ -103,3 +103,16 @@ func TestBad(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigPath: a path http.ServeMux cannot take as it is written is
+// refused by Validate, so check-config sees it, not the start with a panic.
+func TestConfigPath(t *testing.T) {
+	for _, p := range []string{"v1", "/v1/my events", "/v1/{x}"} {
+		if err := (Config{Path: p}).Validate(); err == nil || !strings.Contains(err.Error(), "path: ") {
+			t.Errorf("Validate of path %q: %v, want it refused", p, err)
+		}
+	}
+	if err := (Config{Path: "/v1/doctor-events"}).Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
