@@ -318,6 +318,18 @@ func (ev Event) Validate() error {
 	return ev.checkInput()
 }
 
+// CheckSource reports why source cannot name a producer's events (empty,
+// a control character, too long to route, the evaluator's own), or nil:
+// the rules every event of it is checked by. A producer's configuration
+// checks its source with it, since each event of such a source would be
+// refused at run time. The error names the field "source".
+func CheckSource(source string) error {
+	if err := checkID("source", source); err != nil {
+		return err
+	}
+	return Event{Source: source}.checkInput()
+}
+
 // checkInput refuses what may not enter the log any more: the evaluator's
 // source, alarms of the deduced type, and sources too long to route. Only
 // input is checked: a log written before these rules may hold such events,

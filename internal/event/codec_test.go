@@ -281,3 +281,16 @@ func TestBatchCarriesWhatEncodeAccepts(t *testing.T) {
 		t.Errorf("DecodeRecord: %v", err)
 	}
 }
+
+func TestCheckSource(t *testing.T) {
+	for _, src := range []string{"", "causeway.evaluator", strings.Repeat("s", MaxSourceLen+1), "a\x00b", "\xff"} {
+		if err := CheckSource(src); !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "source: ") {
+			t.Errorf("CheckSource(%q): %v, want a source error", src, err)
+		}
+	}
+	for _, src := range []string{"nova", "alertmanager", strings.Repeat("s", MaxSourceLen)} {
+		if err := CheckSource(src); err != nil {
+			t.Errorf("CheckSource(%q): %v", src, err)
+		}
+	}
+}

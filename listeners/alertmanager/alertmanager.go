@@ -56,6 +56,11 @@ type Config struct {
 // Validate reports every problem of c, naming its YAML path.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Source != "" {
+		if err := event.CheckSource(c.Source); err != nil {
+			errs = append(errs, err) // "source: ..."
+		}
+	}
 	if c.Path != "" {
 		if err := listeners.CheckPath(c.Path); err != nil {
 			errs = append(errs, fmt.Errorf("path: %w", err))

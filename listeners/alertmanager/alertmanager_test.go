@@ -227,3 +227,20 @@ func TestConfig(t *testing.T) {
 		t.Errorf("trailing data: %v", err)
 	}
 }
+
+// TestConfigSource: a source no event may carry (the evaluator's own, too
+// long to route, a control character) passed Validate, and then every
+// alert of every webhook was refused: each request answered 400, which
+// Alertmanager does not retry, so every alert was lost while the listener
+// looked healthy.
+func TestConfigSource(t *testing.T) {
+	m := webhook(t).cfg.Mapping
+	for _, src := range []string{"causeway.evaluator", strings.Repeat("s", 250), "am\n"} {
+		if err := (Config{Source: src, Mapping: m}).Validate(); err == nil || !strings.Contains(err.Error(), "source: ") {
+			t.Errorf("Validate with source %q: %v, want a source error", src, err)
+		}
+	}
+	if err := (Config{Source: "alertmanager-eu", Mapping: m}).Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}

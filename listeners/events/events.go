@@ -55,7 +55,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("path: %w", err))
 		}
 	}
-	for _, f := range [...]struct{ name, v string }{{"source", c.Source}, {"alarm_type", c.AlarmType}, {"resource_type", c.ResourceType}} {
+	if c.Source != "" {
+		if err := event.CheckSource(c.Source); err != nil {
+			errs = append(errs, err) // "source: ..."
+		}
+	}
+	if c.AlarmType == event.DeducedType {
+		// Every alarm of it would be refused as input.
+		errs = append(errs, fmt.Errorf("alarm_type: %q is the type of deduced alarms, which only the evaluator raises", c.AlarmType))
+	}
+	for _, f := range [...]struct{ name, v string }{{"alarm_type", c.AlarmType}, {"resource_type", c.ResourceType}} {
 		if len(f.v) > event.MaxIDLen || strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			errs = append(errs, fmt.Errorf("%s: must be at most %d bytes without control characters", f.name, event.MaxIDLen))
 		}

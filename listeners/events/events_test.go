@@ -116,3 +116,21 @@ func TestConfigPath(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+// TestConfigNames: a source or an alarm type no event may carry passed
+// Validate (only the length, 255, and control characters were checked),
+// and then every event posted was refused with 400.
+func TestConfigNames(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Source: "causeway.evaluator"}, "source: "},
+		{Config{Source: strings.Repeat("s", 250)}, "source: "},
+		{Config{AlarmType: event.DeducedType}, "alarm_type: "},
+	} {
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v): %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}

@@ -73,6 +73,11 @@ func (c Config) String() string {
 // Validate reports every problem of c, naming its YAML key.
 func (c Config) Validate() error {
 	errs := []error{c.Conn.Validate()}
+	if c.Source != "" {
+		if err := event.CheckSource(c.Source); err != nil {
+			errs = append(errs, err) // "source: ..."
+		}
+	}
 	if c.Prefetch < 0 {
 		errs = append(errs, errors.New("prefetch: must not be negative"))
 	}

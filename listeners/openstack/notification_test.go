@@ -176,6 +176,17 @@ func TestConfigString(t *testing.T) {
 	}
 }
 
+// TestConfigSource: a source no event may carry passed Validate, and then
+// every notification was dead-lettered.
+func TestConfigSource(t *testing.T) {
+	for _, src := range []string{"causeway.evaluator", strings.Repeat("s", 250), "nova\n"} {
+		err := Config{Conn: bus.Conn{URL: "amqp://h/"}, Source: src}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "source: ") {
+			t.Errorf("Validate with source %q: %v, want a source error", src, err)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	err := Config{Prefetch: 10, Batch: 20, RoutingKeys: []string{""}}.Validate()
 	for _, want := range []string{"url: is required", "batch: must not exceed prefetch", "routing_keys[0]: must not be empty"} {
