@@ -6,8 +6,9 @@
 // Publisher.Publish returned nil for all its events (they are confirmed or
 // fsynced in the spool). Bad input is refused whole, never in part, with a
 // JSON body naming every problem: 400 (malformed or unmappable input), 401
-// (credentials), 405, 413 (over max_body_bytes), 415 (not JSON), and 503
-// with Retry-After when the spool is full. A panic in a decoder is a 500
+// (credentials), 405, 413 (over max_body_bytes), 415 (not JSON, or
+// compressed: Content-Encoding is not decoded), and 503 with Retry-After
+// when the spool is full. A panic in a decoder is a 500
 // and a log line, never a crash.
 package listeners
 
@@ -107,6 +108,7 @@ const (
 	ReasonAuth        = "auth"
 	ReasonMethod      = "method"
 	ReasonContentType = "content_type"
+	ReasonEncoding    = "content_encoding"
 	ReasonTooLarge    = "too_large"
 	ReasonBadInput    = "bad_input"
 	ReasonSpoolFull   = "spool_full"
@@ -366,6 +368,11 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			refuse(http.StatusUnsupportedMediaType, ReasonContentType, fmt.Sprintf("content type %q is not application/json", r.Header.Get("Content-Type")))
 			return
 		}
+		if ce := contentCoding(r.Header); ce != "" {
+			w.Header().Set("Accept-Encoding", "identity")
+			refuse(http.StatusUnsupportedMediaType, ReasonEncoding, fmt.Sprintf("content encoding %q is not supported; send the body uncompressed", ce))
+			return
+		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, s.cfg.MaxBodyBytes))
 			return
@@ -473,6 +480,22 @@ func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, pa
 	}
 	partial.Errs = append(partial.Errs, refused...)
 	return keep, partial, s.deps.Publisher.Publish(ctx, keep...)
+}
+
+// contentCoding is the Content-Encoding of a request, unless it is none
+// (or identity). The body is not decoded: a compressed one is refused
+// (415) rather than read as JSON, which would blame its content, and no
+// decompression bomb needs guarding against.
+func contentCoding(h http.Header) string {
+	vals := h.Values("Content-Encoding")
+	for _, v := range vals {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return strings.Join(vals, ", ")
+			}
+		}
+	}
+	return ""
 }
 
 // validate checks every event before any is published, so a request is
