@@ -111,8 +111,11 @@ func ParseEnvelope(body []byte) (Notification, error) {
 	return n, nil
 }
 
-// timeLayouts of oslo's timestamps ("2026-03-01 10:00:00.123456", UTC).
-var timeLayouts = []string{"2006-01-02 15:04:05.999999", time.RFC3339Nano, "2006-01-02T15:04:05.999999"}
+// timeLayouts of oslo's timestamps: Python's str() of a datetime,
+// "2026-03-01 10:00:00.123456" (UTC; no fraction when it is zero), with
+// the zone when the datetime is aware ("+00:00"), and the ISO forms. A
+// time without a zone is UTC.
+var timeLayouts = []string{"2006-01-02 15:04:05.999999", "2006-01-02 15:04:05.999999Z07:00", time.RFC3339Nano, "2006-01-02T15:04:05.999999"}
 
 func parseTime(s string) (time.Time, error) {
 	for _, l := range timeLayouts {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -220,5 +221,40 @@ func TestUnwrappedNotification(t *testing.T) {
 				t.Errorf("unwrapped notification (-wrapped +unwrapped):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestTimestampForms: oslo writes str() of a UTC datetime: "2026-03-01
+// 10:00:00.123456", without the fraction when it is zero, and, for an
+// aware datetime (what Python code moving off utcnow() writes), with the
+// zone: "+00:00". The zone was taken in the ISO form (with a "T") but not
+// in str()'s, whose notifications were all dead-lettered.
+func TestTimestampForms(t *testing.T) {
+	b, err := os.ReadFile("testdata/instance_create_end.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fixture = "2026-03-01 10:00:10.123456"
+	if !strings.Contains(string(b), fixture) {
+		t.Fatal("the fixture's timestamp changed")
+	}
+	for ts, want := range map[string]time.Time{
+		"2026-03-01 10:00:10.123456":       time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC),
+		"2026-03-01 10:00:10":              time.Date(2026, 3, 1, 10, 0, 10, 0, time.UTC),
+		"2026-03-01T10:00:10.123456":       time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC),
+		"2026-03-01T10:00:10.123456Z":      time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC),
+		"2026-03-01 10:00:10.123456+00:00": time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC),
+		"2026-03-01 10:00:10+00:00":        time.Date(2026, 3, 1, 10, 0, 10, 0, time.UTC),
+		"2026-03-01 11:00:10.123456+01:00": time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC),
+		"2026-03-01 10:00:10.123456Z":      time.Date(2026, 3, 1, 10, 0, 10, 123456000, time.UTC),
+	} {
+		evs, err := Decode("nova", []byte(strings.Replace(string(b), fixture, ts, 1)))
+		if err != nil {
+			t.Errorf("timestamp %q: %v", ts, err)
+			continue
+		}
+		if got := evs[0].ObservedAt; !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("timestamp %q: observed at %v, want %v", ts, got, want)
+		}
 	}
 }
