@@ -2,8 +2,8 @@
 // oslo.messaging envelope, version 2.0, or without it, as oslo's version 1
 // "messaging" driver sends them) and turns nova's versioned
 // notifications into resource events: instance.* into nova.instance
-// upserts (contained by their nova.host) and instance.delete.end into a
-// delete; service.create and service.update of nova-compute into nova.host
+// upserts (contained by their nova.host), and instance.delete.end, or
+// any of an instance in vm_state deleted, into a delete; service.create and service.update of nova-compute into nova.host
 // upserts (contained by their nova.zone), and its service.delete into a
 // delete of the host.
 //
@@ -183,18 +183,19 @@ func Decode(source string, body []byte) ([]event.Event, error) {
 			return nil, err
 		}
 		ev.Kind, ev.Entity = event.KindEntityDelete, &event.Entity{Category: ent.Category, Type: ent.Type, ID: ent.ID}
-	case n.EventType == "instance.delete.end":
-		ent, err := instanceEntity(obj.Data)
-		if err != nil {
-			return nil, err
-		}
-		ev.Kind, ev.Entity = event.KindEntityDelete, &event.Entity{Category: ent.Category, Type: ent.Type, ID: ent.ID}
 	default:
 		ent, err := instanceEntity(obj.Data)
 		if err != nil {
 			return nil, err
 		}
 		ev.Kind, ev.Entity = event.KindEntityUpsert, ent
+		// An instance in vm_state deleted is gone, whatever the
+		// notification: an upsert would bring it back into the graph,
+		// live. Nova's usage audit sends instance.exists, dated after the
+		// delete, for every instance deleted in the past period.
+		if n.EventType == "instance.delete.end" || ent.State == stateDeleted {
+			ev.Kind, ev.Entity = event.KindEntityDelete, &event.Entity{Category: ent.Category, Type: ent.Type, ID: ent.ID}
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, bad("%s: %v", n.EventType, err)
@@ -319,6 +320,9 @@ func hostEntity(data json.RawMessage) (*event.Entity, bool, error) {
 	}
 	return e, true, nil
 }
+
+// stateDeleted is the state of an instance in nova's vm_state deleted.
+const stateDeleted = "DELETED"
 
 // instanceState is the state of an instance as the states configuration
 // names it (graph/states/nova.instance.yaml): nova's vm_state in capitals,

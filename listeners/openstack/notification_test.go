@@ -258,3 +258,42 @@ func TestTimestampForms(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedInstanceIsNotRevived: nova's usage audit
+// (instance_usage_audit, which telemetry deployments turn on) sends
+// instance.exists each hour for every instance active in the past period,
+// those deleted during it included, in vm_state deleted, dated after their
+// delete. Taken as an upsert, it brought every instance deleted in the
+// last hour back into the graph, live, contained by its old host, with
+// state DELETED. An instance in vm_state deleted is gone, whatever the
+// notification says it: it is a delete.
+func TestDeletedInstanceIsNotRevived(t *testing.T) {
+	del := decodeFile(t, "instance_delete_end")
+	exists := decodeFile(t, "instance_exists_deleted")
+	if len(exists) != 1 || !exists[0].ObservedAt.After(del[0].ObservedAt) {
+		t.Fatalf("instance.exists: %+v, want one event after the delete at %v", exists, del[0].ObservedAt)
+	}
+	want := event.Entity{Category: event.CategoryResource, Type: TypeInstance, ID: del[0].Entity.ID}
+	if got := exists[0]; got.Kind != event.KindEntityDelete || !cmp.Equal(*got.Entity, want) {
+		t.Errorf("instance.exists of a deleted instance: %s %+v, want a delete of %s", got.Kind, *got.Entity, want.ID)
+	}
+	// The same for any instance.* notification in vm_state deleted (the
+	// instance.update nova sends as it marks the instance deleted).
+	b, err := os.ReadFile("testdata/instance_update.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := strings.Replace(string(b), `\"state\": \"error\", \"power_state\"`, `\"state\": \"deleted\", \"power_state\"`, 1)
+	if upd == string(b) {
+		t.Fatal("the fixture's state changed")
+	}
+	evs, err := Decode("nova", []byte(upd))
+	if err != nil || len(evs) != 1 || evs[0].Kind != event.KindEntityDelete || evs[0].Entity.Relations != nil {
+		t.Errorf("instance.update to vm_state deleted: %+v, %v; want a delete", evs, err)
+	}
+	// A soft-deleted instance can still be restored: it stays.
+	soft := strings.Replace(string(b), `\"state\": \"error\", \"power_state\"`, `\"state\": \"soft-delete\", \"power_state\"`, 1)
+	if evs, err := Decode("nova", []byte(soft)); err != nil || evs[0].Kind != event.KindEntityUpsert || evs[0].Entity.State != "SOFT_DELETED" {
+		t.Errorf("instance.update to soft-delete: %+v, %v; want an upsert in SOFT_DELETED", evs, err)
+	}
+}
