@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,6 +169,14 @@ type Consumer struct {
 	// with backoff by consume (which alone touches them).
 	pending []pendingDeadLetter
 
+	// dial opens the TCP connections of declare (amqp.DefaultDial; tests
+	// count them).
+	dial func(network, addr string) (net.Conn, error)
+	// declConn is the connection of declare, kept between declares
+	// (declareChannel). Only one declare runs at a time, Run's first,
+	// then redeclare's, and Run closes it once redeclare has returned.
+	declConn *amqp.Connection
+
 	// ops are the operations in flight (Alive): a declare, the Publish of
 	// a batch, a dead-letter, an ack; stallLimit is how long one may run.
 	ops        liveness.Ops
@@ -219,6 +228,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, deps: deps, log: deps.Logger.With("component", "listeners.openstack", "source", cfg.Source),
 		stallLimit: liveness.Limit(declareDialTimeout, bus.DefaultDeadLetterTimeout),
+		dial:       amqp.DefaultDial(declareDialTimeout),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_listener_notifications_total",
 			Help: "OpenStack notifications by result (published, ignored, dead_lettered, dead_letter_failed).",
@@ -271,6 +281,7 @@ func (c *Consumer) Alive() bool {
 // Run declares the queue and its bindings (retrying with backoff while the
 // broker is away), then consumes until ctx ends, and returns nil then.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.closeDeclareConn()
 	backoff := c.cfg.ReconnectMin
 	for {
 		err := c.declare(ctx)
@@ -322,15 +333,11 @@ func (c *Consumer) redeclare(ctx context.Context) {
 // Causeway is down wait there. It is an operation of c.ops.
 func (c *Consumer) declare(ctx context.Context) error {
 	defer c.ops.Begin()()
-	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(declareDialTimeout)})
+	ch, err := c.declareChannel()
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return err
 	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
+	defer ch.Close()
 	if err := bus.DeclareDeadLetters(ch); err != nil {
 		return err // only what dead-lettering there needs: this is OpenStack's broker
 	}
@@ -346,6 +353,40 @@ func (c *Consumer) declare(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// declareChannel opens a channel for a declare on c.declConn, dialling
+// that connection again when it is lost. It is kept between declares:
+// dialling one for each, every redeclare_interval, opened and closed a
+// connection on OpenStack's broker every few seconds for ever, each one
+// lines in its log. Its heartbeat notices a broker that stopped answering.
+func (c *Consumer) declareChannel() (*amqp.Channel, error) {
+	if c.declConn != nil {
+		if !c.declConn.IsClosed() {
+			if ch, err := c.declConn.Channel(); err == nil {
+				return ch, nil
+			}
+		}
+		c.closeDeclareConn()
+	}
+	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: c.dial})
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	c.declConn = conn
+	return ch, nil
+}
+
+func (c *Consumer) closeDeclareConn() {
+	if c.declConn != nil {
+		_ = c.declConn.Close()
+		c.declConn = nil
+	}
 }
 
 // consume processes deliveries in batches: decode each, publish the

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -479,5 +481,57 @@ func TestReconnectMaxDefaultsToMin(t *testing.T) {
 	}
 	if c.cfg.ReconnectMax != cfg.ReconnectMin {
 		t.Errorf("reconnect_max defaults to %s with reconnect_min %s, want the minimum", c.cfg.ReconnectMax, cfg.ReconnectMin)
+	}
+}
+
+// TestRedeclareKeepsItsConnection: the exchange, queue and bindings are
+// declared again every redeclare_interval (5 s by default), and each
+// declare dialled a connection of its own and closed it: on OpenStack's
+// broker, a connection opened and closed every five seconds for ever,
+// three lines of its log each time. One connection is kept for them (and
+// dialled again only once lost); redeclaring still brings nova's exchange
+// back after a broker restart deleted it.
+func TestRedeclareKeepsItsConnection(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	var dials atomic.Int32
+	c, err := New(Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}, RedeclareInterval: 20 * time.Millisecond},
+		Deps{Publisher: &fakePublisher{}, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := c.dial
+	c.dial = func(network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return dialer(network, addr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	for i := range 3 {
+		ch, err := b.conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.ExchangeDelete("nova", false, false); err != nil {
+			t.Fatal(err)
+		}
+		_ = ch.Close()
+		waitFor(t, fmt.Sprintf("nova's exchange declared again (%d)", i+1), func() bool {
+			ch, err := b.conn.Channel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.Close()
+			return ch.ExchangeDeclarePassive("nova", "topic", false, false, false, false, nil) == nil
+		})
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d connections dialled for the declares, want 1 kept", n)
 	}
 }
