@@ -3,6 +3,7 @@ package listeners
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -104,6 +105,13 @@ func (c Config) Validate() error {
 		{"max_clock_skew", c.MaxClockSkew}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", d.name))
+		}
+	}
+	if c.Listen != "" {
+		// Else net.Listen refuses it only in Run: a failure to serve,
+		// not a wrong configuration.
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen: %q is not host:port", c.Listen))
 		}
 	}
 	if c.MaxBodyBytes < 0 {

@@ -533,8 +533,8 @@ func (l *syncLog) String() string {
 }
 
 func TestConfigValidate(t *testing.T) {
-	err := listeners.Config{ReadTimeout: -1, Auth: listeners.Auth{Tokens: []listeners.Token{{}}, Password: "x"}}.Validate()
-	for _, want := range []string{"read_timeout: must not be negative", "auth.tokens[0]: one of token and token_file is required", "auth.username: is required with a password"} {
+	err := listeners.Config{Listen: "8091", ReadTimeout: -1, Auth: listeners.Auth{Tokens: []listeners.Token{{}}, Password: "x"}}.Validate()
+	for _, want := range []string{`listen: "8091" is not host:port`, "read_timeout: must not be negative", "auth.tokens[0]: one of token and token_file is required", "auth.username: is required with a password"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
