@@ -47,7 +47,8 @@ type Config struct {
 	// from an Alertmanager the pull driver does not read, or with another
 	// mapping than the pull's: the pull would remove their alerts.
 	Source string `yaml:"source"`
-	// Path of the endpoint (default /v1/alertmanager).
+	// Path of the endpoint (default /v1/alertmanager): a clean URL path of
+	// ASCII letters, digits and -._~/ (listeners.CheckPath).
 	Path string `yaml:"path"`
 	// Mapping maps alerts to alarms on resources.
 	Mapping alertmap.Config `yaml:"mapping"`

@@ -37,7 +37,8 @@ var ErrEvent = errors.New("invalid event")
 type Config struct {
 	// Source names the listener in the events (default "events").
 	Source string `yaml:"source"`
-	// Path of the endpoint (default /v1/events).
+	// Path of the endpoint (default /v1/events): a clean URL path of ASCII
+	// letters, digits and -._~/ (listeners.CheckPath).
 	Path string `yaml:"path"`
 	// AlarmType is the entity type of the alarms (default "doctor", the
 	// Vitrage datasource of such events).
