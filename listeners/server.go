@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/internal/bus"
+	"github.com/causeway/causeway/internal/clip"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/liveness"
 )
@@ -107,6 +108,7 @@ const StallLimit = liveness.MinLimit
 const (
 	ReasonAuth        = "auth"
 	ReasonMethod      = "method"
+	ReasonNotFound    = "not_found" // no endpoint at the path (endpoint "unknown")
 	ReasonContentType = "content_type"
 	ReasonEncoding    = "content_encoding"
 	ReasonTooLarge    = "too_large"
@@ -176,8 +178,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if !seen["/"] {
 		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			// Logged as every refusal: a sender with a wrong url (a
+			// trailing slash, a typo) loses what it sends, and Alertmanager
+			// does not retry a 404.
 			s.requests.WithLabelValues("unknown", "404").Inc()
+			s.rejected.WithLabelValues("unknown", ReasonNotFound).Inc()
 			s.writeJSON(w, http.StatusNotFound, Problem{Error: "no endpoint at " + r.URL.Path})
+			s.log.Info("request refused", "code", http.StatusNotFound, "reason", ReasonNotFound, "method", r.Method,
+				"path", clip.String(r.URL.Path, 256), "remote", r.RemoteAddr)
 		})
 	}
 	return s, nil
