@@ -23,7 +23,8 @@
 //
 // Deleted vertices and edges stay, marked deleted, for RCA of what was
 // cleared, until DeletedRetention of log time has passed since their
-// deletion; then Apply removes them (see Purged), leaving holes in the ids.
+// deletion; then Apply removes them (see Purged), and the placeholders
+// that nothing names any more with them, leaving holes in the ids.
 //
 // The package does no I/O and is not safe for concurrent use: the owner
 // serialises every call.

@@ -10,7 +10,8 @@ import (
 // deleted: a deleted vertex is removed, with every edge to or from it, once
 // its deletion (its update_timestamp) is more than DeletedRetention older
 // than Now, and a deleted edge between two vertices that stay once its own
-// deletion is. Until then RCA of a cleared alarm still has its path, and a
+// deletion is; a placeholder that no edge names once they are gone goes
+// with them. Until then RCA of a cleared alarm still has its path, and a
 // reconstruction at a time T still sees what was deleted less than
 // DeletedRetention before T.
 //
@@ -42,7 +43,7 @@ func purgeDue(prev, now int64) bool {
 }
 
 // Purged returns the ids of the vertices that the last Apply removed (see
-// DeletedRetention), ascending; nil when it removed none. Their ids are
+// DeletedRetention), placeholders nothing names any more included, ascending; nil when it removed none. Their ids are
 // never given again. It is an output of Apply, as its changes are, not state: the
 // evaluator drops what it still held of those vertices.
 func (g *Graph) Purged() []VertexID { return g.purged }
@@ -51,9 +52,13 @@ func (g *Graph) Purged() []VertexID { return g.purged }
 // deleted vertices deleted before then that no live edge touches (a vertex
 // a live one still names in its relations stays, deleted, as the edge's
 // end) with every edge to or from them, and the deleted edges deleted
-// before then. A removed vertex leaves a hole in the ids: ids are never
-// reused, but the index by id (paged.Table) gives the hole's memory back.
-// Removal emits no Change: what it removes was deleted already, and
+// before then. Then the placeholders that no edge names any more, once
+// those edges are gone: a placeholder holds nothing but its key, and one
+// left behind by every alarm on a resource that no datasource reports (an
+// alert on a short-lived pod) would keep the graph growing for ever. A
+// removed vertex leaves a hole in the ids: ids are never reused, but the
+// index by id (paged.Table) gives the hole's memory back. Removal emits
+// no Change: what it removes was deleted already, or a placeholder, and
 // matches nothing.
 func (g *Graph) purge() {
 	g.purged = nil
@@ -82,6 +87,16 @@ func (g *Graph) purge() {
 		}
 		return false
 	}
+	// orphans are the placeholders whose last edge goes: the edges of
+	// one are in its own list (a relation of direction in) and in its
+	// sources' lists, so each list that loses one asks whether both are
+	// empty now; the last one to be rewritten finds them so.
+	var orphans []VertexID
+	orphaned := func(v *vertex) {
+		if v.placeholder && !v.deleted && len(v.out) == 0 && len(v.in) == 0 {
+			orphans = append(orphans, v.id)
+		}
+	}
 	for _, v := range g.verts.All {
 		if len(v.out) == 0 || !drops(v) {
 			continue
@@ -108,13 +123,23 @@ func (g *Graph) purge() {
 				if j, ok := slices.BinarySearch(t.in, v.id); ok {
 					t.in = slices.Delete(t.in, j, j+1)
 				}
+				if len(t.in) == 0 {
+					t.in = nil
+				}
+				orphaned(t)
 			}
 		}
 		clear(v.out[len(kept):])
 		v.out = kept
 		if len(v.out) == 0 {
 			v.out = nil
+			orphaned(v)
 		}
+	}
+	if len(orphans) > 0 {
+		g.purged = append(g.purged, orphans...)
+		slices.Sort(g.purged)
+		g.purged = slices.Compact(g.purged)
 	}
 	for _, id := range g.purged {
 		v := g.get(id)

@@ -114,8 +114,13 @@ func TestPurgeRemovesWhatRetentionExpired(t *testing.T) {
 	if _, ok := g.Vertex(x); ok {
 		t.Fatal("x is still there after a record of the next hour")
 	}
-	if got := g.VertexIDs(); !slices.Equal(got, []VertexID{h1, a1, h2, i2, hd, hd + 1}) {
-		t.Fatalf("vertices after the purge %v; want %v", got, []VertexID{h1, a1, h2, i2, hd, hd + 1})
+	// i2, a placeholder that only the purged edge h2->i2 named, went
+	// with it.
+	if got := g.VertexIDs(); !slices.Equal(got, []VertexID{h1, a1, h2, hd, hd + 1}) {
+		t.Fatalf("vertices after the purge %v; want %v", got, []VertexID{h1, a1, h2, hd, hd + 1})
+	}
+	if _, ok := g.Lookup("", "nova.instance", "i2"); ok {
+		t.Fatal("the key of the placeholder i2, which nothing names, still finds a vertex")
 	}
 	if g.Len() != int(x) {
 		t.Fatalf("Len %d; want the highest id given, %d", g.Len(), x)
@@ -163,8 +168,8 @@ func TestPurgeRoundTrip(t *testing.T) {
 	for _, r := range recs {
 		mustApply(t, full, r)
 	}
-	if n, want := len(full.VertexIDs()), full.Len()-2; n != want {
-		t.Fatalf("%d vertices of %d ids; want the deleted i1 and a1 purged", n, full.Len())
+	if n, want := len(full.VertexIDs()), full.Len()-3; n != want {
+		t.Fatalf("%d vertices of %d ids; want the deleted i1 and a1 purged, and the placeholder v1 only i1 named", n, full.Len())
 	}
 	want := dump(t, full)
 	for cut := range len(recs) + 1 {
@@ -220,5 +225,67 @@ func TestPurgeDue(t *testing.T) {
 		if got := purgeDue(c.prev, c.now); got != c.want {
 			t.Errorf("purgeDue(%d, %d) = %v; want %v", c.prev, c.now, got, c.want)
 		}
+	}
+}
+
+// TestPurgeRemovesOrphanPlaceholders: a placeholder (a vertex a relation
+// named, that no datasource reported) that nothing names any more once
+// the deleted edges to it are purged is removed with them. It held
+// nothing but its key: kept, every alarm ever raised on a resource no
+// datasource reports (an Alertmanager alert on a short-lived pod) left a
+// vertex behind for good, and the graph grew without bound however short
+// the retention. A placeholder that a live edge, or a deleted one still
+// within the retention, names stays; so does one reported since.
+func TestPurgeRemovesOrphanPlaceholders(t *testing.T) {
+	var l tlog
+	g := New(nil)
+	apply := func(r event.Record) { mustApply(t, g, r) }
+	apply(l.upsert(hour0, "prom", alarm("prometheus", "a1", "critical", out("on", "k8s.pod", "p1"))))
+	apply(l.upsert(hour0.Add(time.Second), "prom", alarm("prometheus", "a2", "critical", out("on", "k8s.pod", "p2"))))
+	apply(l.upsert(hour0.Add(2*time.Second), "prom", alarm("prometheus", "a3", "critical", out("on", "k8s.pod", "p3"))))
+	apply(l.upsert(hour0.Add(3*time.Second), "nova", res("nova.instance", "i1", "ACTIVE", in("contains", "nova.host", "h9"))))
+	p1 := mustLookup(t, g, "", "k8s.pod", "p1").ID
+	p2 := mustLookup(t, g, "", "k8s.pod", "p2").ID
+	p3 := mustLookup(t, g, "", "k8s.pod", "p3").ID
+	h9 := mustLookup(t, g, "", "nova.host", "h9").ID
+	// a1 clears and p3 is reported by a datasource; i1 goes, and with it
+	// the edge from the placeholder h9 (an edge of h9's own list).
+	apply(l.del(hour0.Add(10*time.Second), "prom", CategoryAlarm, "prometheus", "a1"))
+	apply(l.upsert(hour0.Add(11*time.Second), "k8s", res("k8s.pod", "p3", "Running")))
+	apply(l.del(hour0.Add(12*time.Second), "prom", CategoryAlarm, "prometheus", "a3"))
+	apply(l.del(hour0.Add(13*time.Second), "nova", "", "nova.instance", "i1"))
+	// Three days later a2 clears: its edge to p2 is within the retention
+	// at the end.
+	apply(l.del(hour0.Add(72*time.Hour), "prom", CategoryAlarm, "prometheus", "a2"))
+	apply(l.tick(hour0.Add(DeletedRetention + time.Hour)))
+
+	for _, k := range []struct {
+		typ, id string
+		v       VertexID
+	}{{"k8s.pod", "p1", p1}, {"nova.host", "h9", h9}} {
+		if v, ok := g.Vertex(k.v); ok {
+			t.Errorf("placeholder %s/%s, which nothing names since the purge, is still there: %+v", k.typ, k.id, v)
+		}
+		if _, ok := g.Lookup("", k.typ, k.id); ok {
+			t.Errorf("the key of placeholder %s/%s still finds a vertex", k.typ, k.id)
+		}
+	}
+	if v, ok := g.Vertex(p2); !ok || !v.IsPlaceholder {
+		t.Errorf("placeholder p2, named by an edge deleted 4 days ago, is gone or no placeholder: %+v", v)
+	}
+	if v, ok := g.Vertex(p3); !ok || v.IsPlaceholder || v.IsDeleted {
+		t.Errorf("p3, reported by a datasource, is gone or not live: %+v", v)
+	}
+	if got := g.Purged(); !slices.Contains(got, p1) || !slices.Contains(got, h9) || !slices.IsSorted(got) {
+		t.Errorf("Purged() = %v; want p1 %d and h9 %d among them, sorted", got, p1, h9)
+	}
+	if err := checkInvariants(g); err != nil {
+		t.Fatal(err)
+	}
+
+	// Named again, p1 is a new placeholder with a new id.
+	apply(l.upsert(hour0.Add(DeletedRetention+time.Hour+time.Second), "prom", alarm("prometheus", "a1", "critical", out("on", "k8s.pod", "p1"))))
+	if v := mustLookup(t, g, "", "k8s.pod", "p1"); v.ID <= h9 || !v.IsPlaceholder {
+		t.Fatalf("p1 named again: %+v; want a new placeholder past id %d", v, h9)
 	}
 }

@@ -106,7 +106,12 @@ const stateVersionParams = 2
 //	   none (snapshot.NodeStateVersion 1): an alarm still open in it is
 //	   followed only while it matches, as the older build did, and the
 //	   alarms raised after it are followed to their end.
-const Semantics = 5
+//	6: a placeholder (named by a relation, never reported) is removed
+//	   with the last edge that names it, when the purge removes that
+//	   edge (it was kept for ever, with no edge: every alarm on a
+//	   resource no datasource reports left one behind, and the graph
+//	   grew without bound). Named again, it is a new vertex.
+const Semantics = 6
 
 // semanticsStrictTemplates is the first Semantics whose template
 // refusals template.Options.Lenient skips.
