@@ -361,8 +361,10 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 // as the vertex's sample_timestamp, so that an upsert older than it, which
 // the log may record after it (two services reporting one entity, a
 // listener's retry), is ignored as any older update. Hence a delete of a
-// deleted vertex still moves its sample_timestamp forward, and a delete of
-// an entity the graph does not know leaves a tombstone: a placeholder (no
+// deleted vertex still moves its sample_timestamp forward, and renews its
+// deletion (update_timestamp), from which DeletedRetention counts: the
+// vertex must hold the newer time back as long as it held the first. A
+// delete of an entity the graph does not know leaves a tombstone: a placeholder (no
 // datasource reported what it is) that is deleted, reported as a
 // VertexAdded of a vertex that is not live. A delete of a placeholder
 // leaves the same, with the edges that named it deleted.
@@ -384,6 +386,7 @@ func (g *Graph) deleteEntity(ev *event.Event, changes []Change) []Change {
 	}
 	v.sample = obs
 	if v.deleted {
+		v.update = g.now
 		return changes
 	}
 	return g.softDelete(v, changes)

@@ -289,3 +289,40 @@ func TestPurgeRemovesOrphanPlaceholders(t *testing.T) {
 		t.Fatalf("p1 named again: %+v; want a new placeholder past id %d", v, h9)
 	}
 }
+
+// TestPurgeCountsFromTheLastDelete: a delete of a deleted entity (a
+// source that reports the clear again, a second service) renews its
+// deletion, and the purge counts DeletedRetention from that one. It
+// counted from the first (its update_timestamp stayed), so the vertex
+// went 7 days after the first clear however recent the last, and an
+// upsert observed before the last clear, recorded after the purge, raised
+// the alarm again: its latest observation was a delete, within the
+// retention.
+func TestPurgeCountsFromTheLastDelete(t *testing.T) {
+	var l tlog
+	g := New(nil)
+	apply := func(r event.Record) { mustApply(t, g, r) }
+	apply(l.upsert(hour0, "prom", alarm("prometheus", "a1", "critical")))
+	apply(l.del(hour0.Add(10*time.Second), "prom", CategoryAlarm, "prometheus", "a1"))
+	a1 := mustLookup(t, g, CategoryAlarm, "prometheus", "a1").ID
+	again := l.del(hour0.Add(5*24*time.Hour), "prom", CategoryAlarm, "prometheus", "a1")
+	apply(again)
+	if v, _ := g.Vertex(a1); !v.UpdateTimestamp.Equal(again.RecordedAt) {
+		t.Errorf("after a second delete, update_timestamp %v; want the second delete's %v", v.UpdateTimestamp, again.RecordedAt)
+	}
+	// Eight days after the first clear, three after the second, a raise
+	// observed a second before the second clear is recorded.
+	stale := alarm("prometheus", "a1", "critical")
+	r := l.upsert(hour0.Add(DeletedRetention+24*time.Hour), "prom", stale)
+	r.Event.ObservedAt = again.Event.ObservedAt.Add(-time.Second)
+	apply(r)
+	v := mustLookup(t, g, CategoryAlarm, "prometheus", "a1")
+	if v.ID != a1 || !v.IsDeleted {
+		t.Fatalf("a raise observed before a clear 3 days old brought the alarm back: %+v (was vertex %d)", v, a1)
+	}
+	// Seven days after the second clear, it goes.
+	apply(l.tick(again.RecordedAt.Add(DeletedRetention + time.Hour)))
+	if _, ok := g.Vertex(a1); ok {
+		t.Fatal("a1, deleted again 7 days and an hour ago, is still there")
+	}
+}

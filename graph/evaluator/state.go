@@ -111,6 +111,11 @@ const stateVersionParams = 2
 //	   edge (it was kept for ever, with no edge: every alarm on a
 //	   resource no datasource reports left one behind, and the graph
 //	   grew without bound). Named again, it is a new vertex.
+//	6: a delete of a deleted vertex renews its deletion: its
+//	   update_timestamp moves to the delete's record, and the purge
+//	   counts graph.DeletedRetention from there (it counted from the
+//	   first delete, so an upsert observed before a recent delete, and
+//	   recorded after the purge, brought the entity back).
 const Semantics = 6
 
 // semanticsStrictTemplates is the first Semantics whose template
