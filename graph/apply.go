@@ -364,9 +364,9 @@ func (g *Graph) target(category, typ, ext string, changes *[]Change) *vertex {
 // deleted vertex still moves its sample_timestamp forward, and renews its
 // deletion (update_timestamp), from which DeletedRetention counts: the
 // vertex must hold the newer time back as long as it held the first. A
-// delete of an entity the graph does not know leaves a tombstone: a placeholder (no
-// datasource reported what it is) that is deleted, reported as a
-// VertexAdded of a vertex that is not live. A delete of a placeholder
+// delete of an entity the graph does not know leaves a tombstone: a
+// placeholder (no datasource reported what it is) that is deleted,
+// reported as a VertexAdded of a vertex that is not live. A delete of a placeholder
 // leaves the same, with the edges that named it deleted.
 func (g *Graph) deleteEntity(ev *event.Event, changes []Change) []Change {
 	e := ev.Entity

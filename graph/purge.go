@@ -43,9 +43,10 @@ func purgeDue(prev, now int64) bool {
 }
 
 // Purged returns the ids of the vertices that the last Apply removed (see
-// DeletedRetention), placeholders nothing names any more included, ascending; nil when it removed none. Their ids are
-// never given again. It is an output of Apply, as its changes are, not state: the
-// evaluator drops what it still held of those vertices.
+// DeletedRetention; placeholders that nothing names any more included),
+// ascending; nil when it removed none. Their ids are never given again.
+// It is an output of Apply, as its changes are, not state: the evaluator
+// drops what it still held of those vertices.
 func (g *Graph) Purged() []VertexID { return g.purged }
 
 // purge removes what was deleted more than DeletedRetention before Now: the
