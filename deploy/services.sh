@@ -90,6 +90,23 @@ port_free() {
 	die "127.0.0.1:$1 is taken, but not by $2: not starting another one; see what holds it (ss -ltnp 'sport = :$1')"
 }
 
+# serving PORT WHAT HINT: wait until 127.0.0.1:PORT accepts connections,
+# for a WHAT that answers its control tool: the test suite and make run
+# connect over TCP there, and a server that answers rabbitmqctl or
+# mariadb-admin ping may not (a broker booting or whose application is
+# stopped, a listener on another port, a MariaDB without networking). It
+# may be starting, so it gets WAIT_SECONDS; then the script dies, HINT
+# saying where to look.
+serving() {
+	local port=$1 what=$2 hint=$3
+	local end=$((SECONDS + WAIT_SECONDS))
+	until port_open "$port"; do
+		((SECONDS < end)) ||
+			die "$what runs but does not accept connections on 127.0.0.1:$port (waited ${WAIT_SECONDS}s), where the test suite and make run connect; $hint"
+		sleep 1
+	done
+}
+
 # wait_until SECONDS DESCRIPTION COMMAND...: retry COMMAND once a second
 # until SECONDS have passed (counting the time COMMAND takes itself).
 wait_until() {
@@ -122,7 +139,14 @@ mark() {
 
 # ---------------------------------------------------------------- RabbitMQ
 
+# rabbit_up: the node rabbitmqctl targets runs (its application may be
+# stopped, or not listening on AMQP_PORT: see rabbit_serving).
 rabbit_up() { rabbitmqctl -q ping >/dev/null 2>&1; }
+
+rabbit_serving() {
+	serving "$AMQP_PORT" "RabbitMQ (rabbitmqctl reaches its node)" \
+		"is its application stopped (rabbitmqctl start_app) or its listener elsewhere (rabbitmqctl status, /etc/rabbitmq/rabbitmq.conf)?"
+}
 
 rabbit_install() {
 	command -v rabbitmq-server >/dev/null && return 0
@@ -157,7 +181,10 @@ rabbit_install() {
 }
 
 rabbit_start() {
-	rabbit_up && return 0
+	if rabbit_up; then
+		rabbit_serving
+		return 0
+	fi
 	port_free "$AMQP_PORT" "a RabbitMQ node that rabbitmqctl reaches"
 	rabbitmq-server -detached >/dev/null 2>&1 || die "rabbitmq-server -detached failed; see /var/log/rabbitmq/"
 	# await_startup fails at once until the node has registered with epmd,
@@ -206,7 +233,14 @@ rabbit_version() { rabbitmqctl -q version 2>/dev/null || echo "?"; }
 # MariaDB lets root in).
 mysql_root() { mariadb --protocol=socket -S "$MYSQL_SOCKET" -uroot -N -B -e "$1"; }
 
+# maria_up: a MariaDB answers on the unix socket (it may not listen on
+# TCP: see maria_serving).
 maria_up() { mariadb-admin --protocol=socket -S "$MYSQL_SOCKET" -uroot ping >/dev/null 2>&1; }
+
+maria_serving() {
+	serving "$MYSQL_PORT" "MariaDB (of $MYSQL_SOCKET)" \
+		"is networking off (skip-networking), or its port or bind-address another (/etc/mysql/, SHOW VARIABLES LIKE 'port')?"
+}
 
 maria_install() {
 	[[ -x $MARIADBD ]] && return 0
@@ -215,11 +249,14 @@ maria_install() {
 }
 
 maria_start() {
-	maria_up && return 0
+	if maria_up; then
+		maria_serving
+		return 0
+	fi
 	if start-stop-daemon --status --pidfile "$MYSQL_PIDFILE" --exec "$MARIADBD"; then
 		# Started already (its own pid file is there), not answering yet.
 		wait_until "$WAIT_SECONDS" "MariaDB startup" maria_up
-		wait_until "$WAIT_SECONDS" "MariaDB listening on 127.0.0.1:$MYSQL_PORT" port_open "$MYSQL_PORT"
+		maria_serving
 		return 0
 	fi
 	port_free "$MYSQL_PORT" "the MariaDB of $MYSQL_SOCKET"
@@ -356,17 +393,23 @@ cmd_accounts() {
 cmd_status() {
 	need_root status
 	local rc=0
-	if rabbit_up; then
-		say "rabbitmq: running $(rabbit_version) on 127.0.0.1:$AMQP_PORT"
-	else
+	if ! rabbit_up; then
 		say "rabbitmq: down"
 		rc=1
-	fi
-	if maria_up; then
-		say "mariadb: running $(maria_version) on 127.0.0.1:$MYSQL_PORT"
+	elif ! port_open "$AMQP_PORT"; then
+		say "rabbitmq: its node runs, but nothing accepts connections on 127.0.0.1:$AMQP_PORT"
+		rc=1
 	else
+		say "rabbitmq: running $(rabbit_version) on 127.0.0.1:$AMQP_PORT"
+	fi
+	if ! maria_up; then
 		say "mariadb: down"
 		rc=1
+	elif ! port_open "$MYSQL_PORT"; then
+		say "mariadb: it answers on $MYSQL_SOCKET, but nothing accepts connections on 127.0.0.1:$MYSQL_PORT"
+		rc=1
+	else
+		say "mariadb: running $(maria_version) on 127.0.0.1:$MYSQL_PORT"
 	fi
 	return "$rc"
 }

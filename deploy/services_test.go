@@ -46,7 +46,21 @@ func servicesShims(t *testing.T) (path, calls string) {
 // and the shims' calls.
 func runServices(t *testing.T, cmd string, env ...string) (out, calls string, err error) {
 	t.Helper()
+	return runServicesWith(t, nil, cmd, env...)
+}
+
+// runServicesWith is runServices with some shims replaced: bodies maps a
+// command's name to its shim's body (after the line recording the call).
+func runServicesWith(t *testing.T, bodies map[string]string, cmd string, env ...string) (out, calls string, err error) {
+	t.Helper()
 	path, callsFile := servicesShims(t)
+	shims := strings.SplitN(path, ":", 2)[0]
+	for name, body := range bodies {
+		script := "#!/bin/sh\necho \"" + name + " $*\" >>'" + callsFile + "'\n" + body + "\n"
+		if err := os.WriteFile(filepath.Join(shims, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir := t.TempDir()
 	c := exec.Command("./services.sh", cmd)
 	c.Env = append([]string{
@@ -159,5 +173,53 @@ func TestServicesWaitIsBoundedInSeconds(t *testing.T) {
 	}
 	if n := strings.Count(string(b), "await_startup"); n != 1 {
 		t.Errorf("rabbitmqctl await_startup ran %d times in a 2 s wait, each taking 2 s; want 1:\n%s", n, b)
+	}
+}
+
+// TestServicesRunningMeansListening: rabbitmqctl ping answers as soon as
+// the broker's Erlang node runs, whether its application is stopped
+// (rabbitmqctl stop_app), still booting, or listening on another port, and
+// mariadb-admin ping over the unix socket answers for a MariaDB that does
+// not listen on TCP (skip-networking, another port). The test suite and
+// make run connect over TCP on 127.0.0.1, so such a service is not
+// "running on 127.0.0.1:PORT": start-* and up fail, saying that nothing
+// accepts connections there (rather than report success, or blame root's
+// password), and status does not call it running.
+func TestServicesRunningMeansListening(t *testing.T) {
+	for _, tc := range []struct {
+		cmd, portVar, shim string
+	}{
+		{"start-rabbitmq", "CAUSEWAY_AMQP_PORT", "rabbitmqctl"},
+		{"start-mariadb", "CAUSEWAY_MYSQL_PORT", "mariadb-admin"},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			port := freePort(t)
+			up := map[string]string{tc.shim: "exit 0"}
+			out, calls, err := runServicesWith(t, up, tc.cmd, tc.portVar+"="+port)
+			if err == nil {
+				t.Errorf("%s succeeded with nothing on 127.0.0.1:%s:\n%s", tc.cmd, port, out)
+			}
+			if want := "does not accept connections on 127.0.0.1:" + port; !strings.Contains(out, want) {
+				t.Errorf("%s does not say %q:\n%s", tc.cmd, want, out)
+			}
+			if strings.Contains(calls, "rabbitmq-server ") || strings.Contains(calls, "start-stop-daemon --start ") {
+				t.Errorf("%s started a second server beside the one running:\n%s", tc.cmd, calls)
+			}
+
+			out, _, err = runServicesWith(t, up, "status", tc.portVar+"="+port)
+			if err == nil {
+				t.Errorf("status succeeded with nothing on 127.0.0.1:%s:\n%s", port, out)
+			}
+			if strings.Contains(out, "running") && strings.Contains(out, "127.0.0.1:"+port) {
+				t.Errorf("status calls a service running on 127.0.0.1:%s, where nothing listens:\n%s", port, out)
+			}
+
+			// Listening there, it is running: nothing is started.
+			port = taken(t)
+			out, calls, err = runServicesWith(t, up, tc.cmd, tc.portVar+"="+port)
+			if err != nil || strings.Contains(calls, "rabbitmq-server ") || strings.Contains(calls, "start-stop-daemon --start ") {
+				t.Errorf("%s with the service on 127.0.0.1:%s: %v\n%s\ncalls:\n%s", tc.cmd, port, err, out, calls)
+			}
+		})
 	}
 }
