@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"database/sql"
 	"net"
 	"os"
 	"os/exec"
@@ -10,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/go-sql-driver/mysql"
+
 	"github.com/causeway/causeway/internal/freeport"
+	"github.com/causeway/causeway/internal/store/storetest"
 )
 
 // servicesShims is a PATH for services.sh in which every command that
@@ -221,5 +225,55 @@ func TestServicesRunningMeansListening(t *testing.T) {
 				t.Errorf("%s with the service on 127.0.0.1:%s: %v\n%s\ncalls:\n%s", tc.cmd, port, err, out, calls)
 			}
 		})
+	}
+}
+
+// TestServicesQuotePasswordsForMariaDB: services.sh writes the password of
+// $CAUSEWAY_MYSQL_PASSWORD into CREATE USER as an SQL string literal, and
+// MariaDB reads a backslash there as an escape: "pa\ss" became the
+// password "pass" (and one ending in a backslash a syntax error), so the
+// DSN holding the password the operator chose was refused. The literal
+// each CREATE USER carries must read, on a real server, as the password.
+func TestServicesQuotePasswordsForMariaDB(t *testing.T) {
+	dsn := storetest.ServerDSN(t)
+	const password = `pa\ss'w\0"%_\`
+	sqlFile := filepath.Join(t.TempDir(), "sql")
+	mariadb := `for a; do last=$a; done
+case $last in *"SELECT COUNT"*) echo 0 ;; esac
+printf '%s\0' "$last" >>'` + sqlFile + `'
+exit 0`
+	out, _, err := runServicesWith(t, map[string]string{"rabbitmqctl": "exit 0", "mariadb-admin": "exit 0", "mariadb": mariadb},
+		"accounts", "CAUSEWAY_MYSQL_PASSWORD="+password)
+	if err != nil {
+		t.Fatalf("accounts: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(sqlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	created := 0
+	for _, stmt := range strings.Split(string(b), "\x00") {
+		_, lit, ok := strings.Cut(stmt, " IDENTIFIED BY ")
+		if !ok || !strings.HasPrefix(stmt, "CREATE USER 'causeway'") {
+			continue
+		}
+		created++
+		lit = strings.TrimSuffix(strings.TrimSpace(lit), ";")
+		var got string
+		if err := db.QueryRow("SELECT " + lit).Scan(&got); err != nil {
+			t.Errorf("the password's literal %s does not parse: %v", lit, err)
+			continue
+		}
+		if got != password {
+			t.Errorf("the literal %s reads as the password %q; want %q", lit, got, password)
+		}
+	}
+	if created != 2 {
+		t.Errorf("%d CREATE USER statements with a password; want 2 (127.0.0.1, localhost):\n%s", created, b)
 	}
 }
