@@ -67,9 +67,12 @@ bench: services ## run every benchmark (and the failover one over real processes
 	  $(GO) test -tags e2e -run '^$$' -bench E2E -benchtime 3x -timeout 20m ./processor/; } 2>&1 | $(GO) run ./cmd/benchreport | tee bench-report.txt
 
 .PHONY: fuzz
+# A package whose tests do not build lists no fuzz target: that is a failure,
+# not a package without any.
 fuzz: ## run every fuzz target for FUZZTIME each (a failing input is minimised for 100 runs at most, not 60s of the window)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@set -e; pkgs=$$($(GO) list ./...); for pkg in $$pkgs; do \
+	  list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$list"; echo "make fuzz: cannot list the fuzz targets of $$pkg"; exit 1; }; \
+	  for f in $$(grep '^Fuzz' <<<"$$list" || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $$pkg; \
 	  done; done
 
