@@ -56,3 +56,34 @@ exit 0
 		t.Errorf("make fuzz did not fuzz FuzzGood of the package that builds; calls:\n%s", b)
 	}
 }
+
+// TestCIRunFindsGo: .ci/run adds /usr/local/go/bin and the Go tools'
+// directory to PATH for a CI machine whose PATH lacks Go; it asked go for
+// that directory before go was on PATH, so there it printed "go: command
+// not found" and added /bin instead of $GOPATH/bin. make is a shim that
+// prints the PATH it is given.
+func TestCIRunFindsGo(t *testing.T) {
+	if _, err := os.Stat("/usr/local/go/bin/go"); err != nil {
+		t.Skip("Go is not installed in /usr/local/go")
+	}
+	gopath, err := exec.Command("/usr/local/go/bin/go", "env", "GOPATH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "make"), []byte("#!/bin/sh\necho \"PATH=$PATH\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("../.ci/run")
+	cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin", "HOME=" + os.Getenv("HOME")}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Errorf(".ci/run: %v\nstderr: %s", err, stderr.String())
+	}
+	want := ":" + strings.TrimSpace(string(gopath)) + "/bin"
+	if !strings.Contains(string(out), want) {
+		t.Errorf(".ci/run gave make %s; want it to hold %s", strings.TrimSpace(string(out)), want)
+	}
+}
