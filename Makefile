@@ -14,6 +14,12 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 export CAUSEWAY_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export CAUSEWAY_TEST_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/
 
+# One recipe at a time, whatever -j MAKEFLAGS carries: make test's
+# prerequisites must not overlap (the services come up before the tests
+# that use them, and the chaos tests stop and start RabbitMQ and MariaDB),
+# and every recipe is a go command that uses every core by itself.
+.NOTPARALLEL:
+
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -87,3 +87,37 @@ func TestCIRunFindsGo(t *testing.T) {
 		t.Errorf(".ci/run gave make %s; want it to hold %s", strings.TrimSpace(string(out)), want)
 	}
 }
+
+// TestMakeRunsOneRecipeAtATime: make test's prerequisites must run one
+// after the other (services before the tests that use them, the chaos
+// tests, which stop and start RabbitMQ and MariaDB, apart from the unit
+// and integration tests that need them up), and so must make run's and
+// make bench's. A MAKEFLAGS=-j from a developer's environment ran them all
+// at once. GO is a shim whose commands each take a moment and note when
+// another one runs meanwhile; two goals that only run $(GO) stand for
+// those prerequisites, which this test cannot run.
+func TestMakeRunsOneRecipeAtATime(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	dir := t.TempDir()
+	lock, overlaps := filepath.Join(dir, "running"), filepath.Join(dir, "overlaps")
+	shim := `#!/bin/sh
+[ "$1" = env ] && { echo ` + dir + `; exit 0; }
+mkdir '` + lock + `' 2>/dev/null || { echo "go $*" >>'` + overlaps + `'; exit 0; }
+sleep 1
+rmdir '` + lock + `'
+`
+	gobin := filepath.Join(dir, "go")
+	if err := os.WriteFile(gobin, []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", "-s", "-C", "..", "test-unit", "tidy-check", "GO="+gobin)
+	cmd.Env = append(os.Environ(), "MAKEFLAGS=-j4")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(overlaps); err == nil {
+		t.Errorf("with MAKEFLAGS=-j4, make ran recipes at once:\n%s", b)
+	}
+}
