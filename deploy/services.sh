@@ -15,7 +15,10 @@
 # service it did not install as it is: it starts it when it is down, and
 # fails (saying what is missing) when the test suite cannot log in. A
 # service that does not answer while something else holds its port is not
-# started: the script says so and fails.
+# started: the script says so and fails. One that answers rabbitmqctl or
+# mariadb-admin but accepts no connections on its port on 127.0.0.1 (a
+# broker whose application is stopped, a MariaDB without networking) is not
+# taken as running: "up", "start-*" and "status" say so and fail.
 # On a service it installed (a marker under /var/lib/causeway-services says
 # so), it lets root log in over TCP with an empty password (a fresh Debian
 # MariaDB lets root in through the unix socket only) and creates the
