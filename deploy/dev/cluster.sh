@@ -29,6 +29,14 @@ readonly NODES=(p1 p2 p3)
 
 die() {
 	printf 'cluster.sh: %s\n' "$*" >&2
+	# A start that failed half way leaves what it started running.
+	local pidfile
+	for pidfile in "$RUN_DIR"/*.pid; do
+		if [[ -f $pidfile ]] && ours "$(<"$pidfile")"; then
+			printf 'cluster.sh: processes of the cluster still run; stop them with: make stop\n' >&2
+			break
+		fi
+	done
 	exit 1
 }
 
@@ -142,7 +150,8 @@ fresh_services() {
 		die "cannot reach MariaDB as root on 127.0.0.1 (run: make services)"
 	rabbitmqctl -q delete_vhost "$NAME" >/dev/null 2>&1 || true
 	rabbitmqctl -q add_vhost "$NAME" >/dev/null || die "cannot create the RabbitMQ vhost $NAME (run: make services)"
-	rabbitmqctl -q set_permissions -p "$NAME" guest '.*' '.*' '.*' >/dev/null
+	rabbitmqctl -q set_permissions -p "$NAME" guest '.*' '.*' '.*' >/dev/null ||
+		die "cannot give RabbitMQ's guest user the vhost $NAME (is there a guest user? run: make services)"
 }
 
 api() { "$BIN" "$@" --url http://127.0.0.1:8081 --token "$ADMIN_TOKEN"; }
