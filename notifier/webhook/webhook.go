@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +117,31 @@ type Sender struct {
 	UserAgent string
 }
 
+// hideURL makes err, an error of net/url or net/http, name the URL's
+// origin only: its path or query often holds the receiver's credential (a
+// chat service's incoming-webhook URL), and the error is logged and kept
+// as the subscription's last error. A redirect's URL goes the same way.
+func hideURL(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		ue.URL = origin(ue.URL)
+	}
+	return err
+}
+
+// origin is the scheme and host of the URL raw, with "/…" when it has
+// more: what an error may say of a receiver's URL.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "<unparsable URL>"
+	}
+	o := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		o += "/…"
+	}
+	return o
+}
+
 // Send makes one attempt: nil means the receiver answered 2xx.
 func (s *Sender) Send(ctx context.Context, r Request) error {
 	if r.Timeout > 0 {
@@ -125,7 +151,7 @@ func (s *Sender) Send(ctx context.Context, r Request) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return fmt.Errorf("build request: %w", hideURL(err))
 	}
 	for k, v := range r.Headers {
 		req.Header.Set(k, v)
@@ -150,7 +176,7 @@ func (s *Sender) Send(ctx context.Context, r Request) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %s: %w", r.ID, err)
+		return fmt.Errorf("post %s: %w", r.ID, hideURL(err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -175,5 +176,36 @@ func TestStatusErrorRetryAfter(t *testing.T) {
 		if se.RetryAfter != tc.want {
 			t.Errorf("Retry-After %q: RetryAfter = %s, want %s", tc.header, se.RetryAfter, tc.want)
 		}
+	}
+}
+
+// TestSendErrorHidesTheURLsPathAndQuery: a receiver URL often carries its
+// credential in the path or the query (a chat service's incoming-webhook
+// URL); the error of a failed attempt, which the notifier logs and keeps
+// as the subscription's last_error, said the whole URL. It names the
+// scheme and host only.
+func TestSendErrorHidesTheURLsPathAndQuery(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close() // no answer: the client's error names the URL
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close() })
+	const token = "T0KEN-in-the-path"
+	s := &Sender{}
+	err = s.Send(context.Background(), Request{URL: "http://" + ln.Addr().String() + "/services/" + token + "?sig=" + token, ID: "msg_1", Body: []byte("{}")})
+	if err == nil {
+		t.Fatal("a receiver that closes the connection: no error")
+	}
+	if strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Errorf("error %q; want the host %s without the path or the query", err, ln.Addr())
 	}
 }
