@@ -435,10 +435,17 @@ type Bucket struct {
 	Type     string    `json:"type"`
 	Severity string    `json:"severity"`
 	Raised   int64     `json:"raised"`
+	// RaisedApprox counts those whose raise is known only to be at or
+	// before a time in the bucket (Occurrence.RaisedApprox: opened when a
+	// leader salvaged a lost range): they were raised in that range, which
+	// may begin long before the bucket, so they are not in Raised.
+	RaisedApprox int64 `json:"raised_approx,omitempty"`
 }
 
 // Stats counts the occurrences raised in [From, To) by interval, type and
-// raised severity, ordered by bucket, type, severity.
+// raised severity, ordered by bucket, type, severity. An occurrence raised
+// in a lost range is counted apart (Bucket.RaisedApprox), in the bucket of
+// its RaisedAt, the latest it can have been raised.
 func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 	if q.Interval < time.Second {
 		return nil, fmt.Errorf("%w: interval: %s is shorter than a second", ErrBadQuery, q.Interval)
@@ -459,7 +466,8 @@ func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 	// TIME_ROUND_FRACTIONAL, rounds it.
 	from, to := ceilMicro(q.From), ceilMicro(q.To)
 	width := q.Interval.Microseconds()
-	stmt := "SELECT TIMESTAMPDIFF(MICROSECOND, ?, raised_at) DIV ? AS b, alarm_type, raised_severity, COUNT(*) FROM alarm_history " +
+	stmt := "SELECT TIMESTAMPDIFF(MICROSECOND, ?, raised_at) DIV ? AS b, alarm_type, raised_severity," +
+		" SUM(raised_after_seq IS NULL), SUM(raised_after_seq IS NOT NULL) FROM alarm_history " +
 		"WHERE raised_at >= ? AND raised_at < ?"
 	args := []any{from, width, from, to}
 	if q.Type != "" {
@@ -475,7 +483,7 @@ func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 	for rows.Next() {
 		var b Bucket
 		var idx int64
-		if err := rows.Scan(&idx, &b.Type, &b.Severity, &b.Raised); err != nil {
+		if err := rows.Scan(&idx, &b.Type, &b.Severity, &b.Raised, &b.RaisedApprox); err != nil {
 			return nil, fmt.Errorf("alarm stats: %w", err)
 		}
 		b.Start = q.From.UTC().Add(time.Duration(idx) * q.Interval)

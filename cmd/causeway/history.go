@@ -272,9 +272,16 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 			history.Coverage
 		}{f, t, q.Interval.String(), head, bs, cov}
 		return historyOutput(cmd.OutOrStdout(), output, out, func(tw *tabwriter.Writer) {
-			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED")
+			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED", "RAISED_IN_LOST_RANGE")
+			lost := false
 			for _, b := range bs {
-				row(tw, b.Start.Format(time.RFC3339Nano), b.Type, b.Severity, b.Raised)
+				row(tw, b.Start.Format(time.RFC3339Nano), b.Type, b.Severity, b.Raised, b.RaisedApprox)
+				lost = lost || b.RaisedApprox > 0
+			}
+			if lost {
+				row(tw, "")
+				row(tw, "(raised in lost range: raised in seqs whose events were past retention when the history was written, "+
+					"at or before a time in the interval, maybe long before it; not counted in RAISED)")
 			}
 		})
 	}
