@@ -142,24 +142,83 @@ var ErrBadToken = errors.New("bad page token")
 // buckets): the asker's mistake, not the database's.
 var ErrBadQuery = errors.New("bad history query")
 
-func encodeToken(seq int64, key string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10) + "/" + key))
+// A page token names the last row of its page and the window it is of:
+// "w/" from "/" to "/" seq "/" key, times in Unix microseconds ("" for no
+// bound). The window is in it so that a next page is of the same one: a
+// client that asked with a default window (the API's: the 24 hours before
+// now) gets the rest of it, not that of a later now, which would skip what
+// cleared in between. A token of the older form "seq/key" has no window.
+type pageToken struct {
+	seq      int64
+	key      string
+	from, to time.Time
+	windowed bool
 }
 
-func decodeToken(tok string) (int64, string, error) {
+func microString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(floorMicro(t).UnixMicro(), 10)
+}
+
+func parseMicro(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMicro(n).UTC(), nil
+}
+
+func encodeToken(seq int64, key string, from, to time.Time) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("w/" + microString(from) + "/" + microString(to) + "/" + strconv.FormatInt(seq, 10) + "/" + key))
+}
+
+func decodeToken(tok string) (pageToken, error) {
+	var p pageToken
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
-		return 0, "", fmt.Errorf("%w: %w", ErrBadToken, err)
+		return p, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
-	s, key, ok := strings.Cut(string(b), "/")
+	rest := string(b)
+	if w, ok := strings.CutPrefix(rest, "w/"); ok {
+		f, r1, ok1 := strings.Cut(w, "/")
+		t, r2, ok2 := strings.Cut(r1, "/")
+		if !ok1 || !ok2 {
+			return p, ErrBadToken
+		}
+		if p.from, err = parseMicro(f); err != nil {
+			return p, ErrBadToken
+		}
+		if p.to, err = parseMicro(t); err != nil {
+			return p, ErrBadToken
+		}
+		p.windowed, rest = true, r2
+	}
+	s, key, ok := strings.Cut(rest, "/")
 	if !ok {
-		return 0, "", ErrBadToken
+		return p, ErrBadToken
 	}
 	seq, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || seq < 0 {
-		return 0, "", ErrBadToken
+		return p, ErrBadToken
 	}
-	return seq, key, nil
+	p.seq, p.key = seq, key
+	return p, nil
+}
+
+// PageWindow returns the window the page token tok was made for (zero
+// times: unbounded), and false for a token that does not say (an older
+// one): what a next page is asked with when its asker names no window.
+func PageWindow(tok string) (from, to time.Time, ok bool, err error) {
+	p, err := decodeToken(tok)
+	if err != nil {
+		return from, to, false, err
+	}
+	return p.from, p.to, p.windowed, nil
 }
 
 const occurrenceCols = `id, alarm_key, vitrage_id, alarm_type, alarm_id, name, resource_key, resource_type, resource_id, resource_name,
@@ -199,11 +258,16 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		where, args = append(where, w), append(args, a...)
 	}
 	if q.After != "" {
-		seq, key, err := decodeToken(q.After)
+		tok, err := decodeToken(q.After)
 		if err != nil {
 			return Page{}, err
 		}
-		where, args = append(where, "(raised_seq > ? OR (raised_seq = ? AND alarm_key > ?))"), append(args, seq, seq, key)
+		if tok.windowed && (!tok.from.Equal(floorMicro(q.From)) || !tok.to.Equal(floorMicro(q.To))) {
+			// Another window's next page skips or repeats rows.
+			return Page{}, fmt.Errorf("%w: it is for the window from %s to %s, not from %s to %s", ErrBadToken,
+				boundString(tok.from), boundString(tok.to), boundString(q.From), boundString(q.To))
+		}
+		where, args = append(where, "(raised_seq > ? OR (raised_seq = ? AND alarm_key > ?))"), append(args, tok.seq, tok.seq, tok.key)
 	}
 	stmt := "SELECT " + occurrenceCols + " FROM alarm_history"
 	if len(where) > 0 {
@@ -231,7 +295,7 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	if len(p.Items) > q.Limit {
 		p.Items = p.Items[:q.Limit]
 		last := p.Items[len(p.Items)-1]
-		p.Next = encodeToken(last.RaisedSeq, last.AlarmKey)
+		p.Next = encodeToken(last.RaisedSeq, last.AlarmKey, q.From, q.To)
 	}
 	if err := attachSeverityChanges(ctx, db, p.Items); err != nil {
 		return Page{}, err
@@ -240,6 +304,14 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		return Page{}, fmt.Errorf("list alarm history: %w", err)
 	}
 	return p, nil
+}
+
+// boundString formats a window's bound for an error ("unbounded": zero).
+func boundString(t time.Time) string {
+	if t.IsZero() {
+		return "unbounded"
+	}
+	return floorMicro(t).Format(time.RFC3339Nano)
 }
 
 // severityDuring is the condition on an alarm_history row that its

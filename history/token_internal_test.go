@@ -3,25 +3,31 @@ package history
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func FuzzPageToken(f *testing.F) {
-	f.Add(encodeToken(42, "ALARM/prometheus/nic-h0"))
-	f.Add(encodeToken(0, ""))
+	from := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+	f.Add(encodeToken(42, "ALARM/prometheus/nic-h0", from, from.Add(time.Hour)))
+	f.Add(encodeToken(0, "", time.Time{}, time.Time{}))
+	f.Add("NDIvQUxBUk0vcHJvbWV0aGV1cy9uaWMtaDA") // "42/ALARM/prometheus/nic-h0", an older token
 	f.Add("")
 	f.Add("!!")
 	f.Add("MTIz")
 	f.Fuzz(func(t *testing.T, tok string) {
-		seq, key, err := decodeToken(tok)
+		p, err := decodeToken(tok)
 		if err != nil {
 			if !errors.Is(err, ErrBadToken) {
 				t.Fatalf("decodeToken(%q): %v does not wrap ErrBadToken", tok, err)
 			}
 			return
 		}
-		s2, k2, err := decodeToken(encodeToken(seq, key))
-		if err != nil || s2 != seq || k2 != key {
-			t.Fatalf("token (%d, %q) does not round-trip: (%d, %q), %v", seq, key, s2, k2, err)
+		if !p.windowed {
+			return
+		}
+		p2, err := decodeToken(encodeToken(p.seq, p.key, p.from, p.to))
+		if err != nil || p2 != p {
+			t.Fatalf("token %+v does not round-trip: %+v, %v", p, p2, err)
 		}
 	})
 }

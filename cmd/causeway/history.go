@@ -65,6 +65,17 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		if q.After != "" && from == "" && to == "" {
+			// A next page is of its first page's window, not the 24
+			// hours before a later now (history.PageWindow).
+			pf, pt, ok, err := history.PageWindow(q.After)
+			if err != nil {
+				return badInput("--page: %v", err)
+			}
+			if ok {
+				f, t = pf, pt
+			}
+		}
 		q.From, q.To = f, t
 		if q.Limit < 1 || q.Limit > 10000 {
 			return badInput("--limit: %d is not in 1..10000", q.Limit)
@@ -161,7 +172,7 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&q.Resource, "resource", "", "only alarms on this resource (id, name or key)")
 	cmd.Flags().StringVar(&q.Severity, "severity", "", "only alarms that had this severity (e.g. CRITICAL) between --from and --to")
 	cmd.Flags().IntVar(&q.Limit, "limit", 100, "occurrences per page")
-	cmd.Flags().StringVar(&q.After, "page", "", "page token printed by the previous page")
+	cmd.Flags().StringVar(&q.After, "page", "", "page token printed by the previous page (without --from and --to, of its window)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }

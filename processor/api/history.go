@@ -129,13 +129,28 @@ func (s *Server) historyFailed(w http.ResponseWriter, err error) {
 
 // alarmHistory answers GET /v1/history/alarms?from=&to=&type=&resource=
 // &severity=&limit=&page=: the occurrences active at some moment of
-// [from, to], by raised seq, a page at a time.
+// [from, to], by raised seq, a page at a time. A page token is of one
+// window: without from and to, a next page is of its token's; with
+// another window, it is refused (400).
 func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 	h, from, to, meta, ok := s.historyRequest(w, r)
 	if !ok {
 		return
 	}
 	v := r.URL.Query()
+	if page := v.Get("page"); page != "" && v.Get("from") == "" && v.Get("to") == "" {
+		// A next page asked without a window is of its first page's, not
+		// the 24 hours before a later now: that would skip what cleared
+		// in between.
+		f, t, ok, err := history.PageWindow(page)
+		if err != nil {
+			s.historyFailed(w, err)
+			return
+		}
+		if ok {
+			from, to = f, t
+		}
+	}
 	q := history.Query{From: from, To: to, Type: v.Get("type"), Resource: v.Get("resource"), Severity: v.Get("severity"), Limit: 100, After: v.Get("page")}
 	if l := v.Get("limit"); l != "" {
 		var err error
