@@ -501,9 +501,12 @@ type StatsQuery struct {
 }
 
 // Bucket counts the occurrences of one type and severity (the severity
-// they were raised with) raised in [Start, Start+Interval).
+// they were raised with) raised in [Start, End): End is Start+Interval,
+// but for the last bucket of a window whose end cuts it short, where End
+// is the window's end.
 type Bucket struct {
 	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
 	Type     string    `json:"type"`
 	Severity string    `json:"severity"`
 	Raised   int64     `json:"raised"`
@@ -559,6 +562,10 @@ func Stats(ctx context.Context, db *sql.DB, q StatsQuery) ([]Bucket, error) {
 			return nil, fmt.Errorf("alarm stats: %w", err)
 		}
 		b.Start = q.From.UTC().Add(time.Duration(idx) * q.Interval)
+		b.End = b.Start.Add(q.Interval)
+		if b.End.After(q.To) {
+			b.End = q.To.UTC()
+		}
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {

@@ -283,10 +283,10 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 			history.Coverage
 		}{f, t, q.Interval.String(), head, bs, cov}
 		return historyOutput(cmd.OutOrStdout(), output, out, func(tw *tabwriter.Writer) {
-			row(tw, "INTERVAL_START", "TYPE", "SEVERITY", "RAISED", "RAISED_IN_LOST_RANGE")
+			row(tw, "INTERVAL_START", "INTERVAL_END", "TYPE", "SEVERITY", "RAISED", "RAISED_IN_LOST_RANGE")
 			lost := false
 			for _, b := range bs {
-				row(tw, b.Start.Format(time.RFC3339Nano), b.Type, b.Severity, b.Raised, b.RaisedApprox)
+				row(tw, b.Start.Format(time.RFC3339Nano), b.End.Format(time.RFC3339Nano), b.Type, b.Severity, b.Raised, b.RaisedApprox)
 				lost = lost || b.RaisedApprox > 0
 			}
 			if lost {
