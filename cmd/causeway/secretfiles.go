@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/causeway/causeway/drivers/alertmanager"
 	"github.com/causeway/causeway/notifier/webhook"
 )
 
@@ -37,6 +38,11 @@ func (cfg *fileConfig) checkFiles() error {
 	}
 	if a := cfg.Drivers.Alertmanager; a != nil {
 		check("drivers.alertmanager.token_file", a.TokenFile, nil)
+		if a.CAFile != "" {
+			if _, err := alertmanager.LoadCAFile(a.CAFile); err != nil {
+				errs = append(errs, fmt.Errorf("drivers.alertmanager.%w", err))
+			}
+		}
 	}
 	l := cfg.Listener
 	if l.Alertmanager != nil || l.Events != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/pem"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,7 @@ func exampleWithSecrets(t *testing.T, dir string) string {
 	s := string(b)
 	for _, r := range [][2]string{
 		{"    # token_file: /etc/causeway/secrets/alertmanager-token", "    token_file: /etc/causeway/secrets/alertmanager-token"},
+		{"    # ca_file: /etc/causeway/alertmanager-ca.pem", "    ca_file: /etc/causeway/secrets/alertmanager-ca.pem"},
 		{"      # username: alertmanager\n      # password_file:", "      username: alertmanager\n      password_file:"},
 		{"\nnotifier:\n", "\nnotifier:\n  dsn_file: /etc/causeway/secrets/notifier-dsn\n"},
 		{"/etc/causeway/secrets/", dir + "/"},
@@ -35,6 +38,11 @@ func exampleWithSecrets(t *testing.T, dir string) string {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	tls := httptest.NewTLSServer(nil)
+	tls.Close()
+	if err := os.WriteFile(filepath.Join(dir, "alertmanager-ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tls.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "causeway.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -54,7 +62,7 @@ func TestCheckConfigOpensSecretFiles(t *testing.T) {
 	}
 
 	const leak = "whsec_not-base64-SECRET-VALUE"
-	for name, v := range map[string]string{"listener-token": " \n", "webhook-ops": leak} {
+	for name, v := range map[string]string{"listener-token": " \n", "webhook-ops": leak, "alertmanager-ca.pem": "no certificate\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -80,6 +88,7 @@ func TestCheckConfigOpensSecretFiles(t *testing.T) {
 		"listener.server.auth.password_file: read " + dir + "/listener-password: is a directory",
 		"notifier.dsn_file: open " + dir + "/notifier-dsn: no such file",
 		"notifier.secrets.ops.file: signing secret: bad base64",
+		"drivers.alertmanager.ca_file: " + dir + "/alertmanager-ca.pem holds no PEM certificate",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("check-config error lacks %q:\n%s", want, msg)

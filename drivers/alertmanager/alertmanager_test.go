@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -257,7 +258,15 @@ func TestNeverAnsweringAlertmanagerIsNotStuck(t *testing.T) {
 // alerts of body.
 func amServer(t *testing.T, started time.Time, body string) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(amHandler(started, body))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// amHandler answers as an Alertmanager that started at started and lists
+// the alerts of body.
+func amHandler(started time.Time, body string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/api/v2/status":
@@ -268,9 +277,42 @@ func amServer(t *testing.T, started time.Time, body string) *httptest.Server {
 		default:
 			http.NotFound(w, r)
 		}
-	}))
+	})
+}
+
+// TestCAFileTrustsAPrivateCA: an Alertmanager served over HTTPS with a
+// certificate of the site's own CA could not be pulled at all (the
+// driver trusted the system's roots only); ca_file names the CA bundle to
+// trust instead. A file that holds no certificate is refused at start.
+func TestCAFileTrustsAPrivateCA(t *testing.T) {
+	alerts := `[{"fingerprint": "aa", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"},` +
+		`"startsAt": "2026-03-01T10:00:00Z", "status": {"state": "active"}}]`
+	srv := httptest.NewTLSServer(amHandler(time.Now().Add(-time.Hour), alerts))
 	t.Cleanup(srv.Close)
-	return srv
+	d, err := New(Config{URL: srv.URL, Mapping: mapping(t)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetAll(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("GetAll over TLS of a CA not trusted: %v; want a certificate error", err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = New(Config{URL: srv.URL, CAFile: ca, Mapping: mapping(t)}, Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := d.GetAll(context.Background()); err != nil || len(ents) != 1 {
+		t.Errorf("GetAll with ca_file: %d entities, %v; want its one alert", len(ents), err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{URL: srv.URL, CAFile: bad, Mapping: mapping(t)}, Deps{}); err == nil || !strings.Contains(err.Error(), "ca_file") {
+		t.Errorf("New with a ca_file of no certificate: %v; want an error naming ca_file", err)
+	}
 }
 
 // TestJustStartedAlertmanagerIsNoFullList: Alertmanager keeps its alerts
