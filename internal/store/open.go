@@ -33,7 +33,9 @@ var openTimeout = 30 * time.Second
 //
 // Whatever the DSN says, times are parsed (parseTime=true) and read and
 // written in UTC (loc=UTC, session time_zone '+00:00'), because every
-// DATETIME(6) column of the schema holds UTC. Unless the DSN sets
+// DATETIME(6) column of the schema holds UTC; and the session's charset is
+// utf8mb4, the schema's (a DSN's charset=utf8 made literals utf8mb3, and an
+// event id beyond the Basic Multilingual Plane unstorable: talkUtf8mb4). Unless the DSN sets
 // interpolateParams, placeholders are interpolated client-side: one round
 // trip a statement instead of three (prepare, execute, close), which matters
 // for the persister's multi-row inserts whose placeholder count varies.
@@ -109,6 +111,23 @@ func openLazily(dsn string, opts ...Option) (*sql.DB, string, error) {
 	return db, fmt.Sprintf("%s@%s/%s", cfg.User, cfg.Addr, cfg.DBName), nil
 }
 
+// talkUtf8mb4 makes the session's charset utf8mb4, the schema's, whatever
+// the DSN's charset: with a narrower one (charset=utf8 is utf8mb3) the
+// string literals of a statement cannot hold every identifier an event
+// may carry, and comparing one beyond the Basic Multilingual Plane with a
+// utf8mb4 column fails (1270, illegal mix of collations), on every retry.
+// The DSN's collation is kept if it is utf8mb4's; another cannot go with
+// that charset, and is an ErrDSN.
+func talkUtf8mb4(cfg *mysql.Config) error {
+	if c := cfg.Collation; c != "" && !strings.HasPrefix(c, "utf8mb4_") {
+		return dsnError{fmt.Errorf("mysql dsn: collation %s is not a utf8mb4 collation (the schema's charset; leave it out, or name one such as utf8mb4_general_ci)", c)}
+	}
+	if err := cfg.Apply(mysql.Charset("utf8mb4", cfg.Collation)); err != nil {
+		return dsnError{fmt.Errorf("mysql dsn: charset utf8mb4: %w", err)}
+	}
+	return nil
+}
+
 // CheckDSN reports whether the driver can parse dsn: nil, or an ErrDSN.
 // It connects to nothing.
 func CheckDSN(dsn string) error {
@@ -120,6 +139,9 @@ func parseDSN(dsn string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, dsnError{fmt.Errorf("parse mysql dsn: %w", err)}
+	}
+	if err := talkUtf8mb4(cfg); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

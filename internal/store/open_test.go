@@ -251,3 +251,54 @@ func TestWrongDSNIsErrDSN(t *testing.T) {
 		t.Errorf("Open of a server that is down = %v; want an error that is not ErrDSN", err)
 	}
 }
+
+// TestOpenTalksUtf8mb4WhateverTheDSNSays: the log's identifiers are
+// utf8mb4 columns, and an event id may hold any valid UTF-8, characters
+// beyond the Basic Multilingual Plane included. A DSN that names the
+// three-byte charset (charset=utf8, as many MySQL guides write it) made
+// the session's string literals utf8mb3, and the dedup lookup of such an
+// id failed with "Illegal mix of collations" (1270): an error the
+// persister retries, so one such event stopped the log for good. A
+// collation that is not utf8mb4's is refused as a wrong DSN.
+func TestOpenTalksUtf8mb4WhateverTheDSNSays(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := mysql.ParseDSN(storetest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Params = map[string]string{"charset": "utf8"}
+	db := openDB(t, cfg.FormatDSN())
+	log := store.NewLog(db, nil)
+	const id = "host-\U0001F525-1"
+	got, err := log.Append(ctx, entries(t, id, "plain"))
+	if err != nil {
+		t.Fatalf("Append of an id beyond the BMP over a charset=utf8 DSN: %v", err)
+	}
+	if len(got.Batch.Records) != 2 {
+		t.Fatalf("Append stored %d records; want 2", len(got.Batch.Records))
+	}
+	again, err := log.Append(ctx, entries(t, id))
+	if err != nil {
+		t.Fatalf("Append of the id again: %v", err)
+	}
+	if len(again.Batch.Records) != 0 || len(again.Duplicates) != 1 {
+		t.Fatalf("the id appended again: %d records, duplicates %v; want none stored, one duplicate", len(again.Batch.Records), again.Duplicates)
+	}
+	recs, err := log.ReadRange(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Event.EventID != id {
+		t.Fatalf("log holds %d records, the first with id %q; want 2, the first %q", len(recs), recs[0].Event.EventID, id)
+	}
+
+	latin := *cfg
+	latin.Params = nil
+	latin.Collation = "latin1_swedish_ci"
+	if err := store.CheckDSN(latin.FormatDSN()); !errors.Is(err, store.ErrDSN) {
+		t.Errorf("CheckDSN with collation latin1_swedish_ci = %v; want ErrDSN", err)
+	}
+	if _, err := store.Open(ctx, latin.FormatDSN()); !errors.Is(err, store.ErrDSN) {
+		t.Errorf("Open with collation latin1_swedish_ci = %v; want ErrDSN", err)
+	}
+}
