@@ -86,7 +86,9 @@
 // Maintenance: at start and every Config.MaintenanceInterval the
 // persister creates the next Config.PartitionLookahead days' partitions
 // and applies Config.Retention, both by the log's clock (the database
-// server's, which dates the records), not its host's: it first deletes
+// server's, which dates the records), not its host's — but retention by
+// the host's when that is behind the log's, so that a database clock
+// stepped forward deletes nothing still within retention: it first deletes
 // the snapshots older than the newest usable one recorded at or before
 // the boundary (Deps.Snapshots, snapshot.Store.Prune), then drops the day
 // partitions older than the boundary — but never past the oldest stored

@@ -1110,7 +1110,9 @@ func (p *Persister) publishLoop(ctx context.Context) {
 // the event partitions, bounded by the oldest stored snapshot (see
 // store.Log.Retain), which after the pruning is the anchor, and last the
 // events of the anchor's day up to its seq (store.Log.TrimThrough). All go
-// by the log's clock, which dated the records, not by this host's.
+// by the log's clock, which dated the records, not by this host's; but
+// retention goes by this host's when the log's is ahead of it
+// (retentionCut).
 // Failures are logged and retried at the next interval; pmax keeps
 // inserts working meanwhile.
 func (p *Persister) maintain(ctx context.Context) {
@@ -1129,7 +1131,7 @@ func (p *Persister) maintain(ctx context.Context) {
 			} else if len(created) > 0 {
 				p.lg.Info("created partitions", "partitions", created)
 			}
-			p.retain(ctx, now.Add(-p.cfg.Retention))
+			p.retain(ctx, p.retentionCut(now))
 		}
 		select {
 		case <-ctx.Done():
@@ -1137,6 +1139,31 @@ func (p *Persister) maintain(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// clockAheadTolerance is how far the log's clock may run ahead of this
+// host's before retention says it goes by this host's (retentionCut).
+const clockAheadTolerance = time.Minute
+
+// retentionCut is the retention boundary: Retention before the log's
+// clock, now, which dated the records, or before this host's clock if that
+// is behind it. A database server whose clock stepped forward (a bad NTP
+// source, a VM restored with a wrong clock) makes every record look
+// older than it is: by its clock alone, one maintenance round deleted
+// what was still within retention, snapshots and events, for good. A host
+// clock ahead is already no harm (the log's decides then); retention
+// deletes only what both clocks find past it, and a clock behind only
+// keeps records longer.
+func (p *Persister) retentionCut(logNow time.Time) time.Time {
+	at := logNow
+	if host := time.Now(); host.Before(logNow) {
+		at = host
+		if ahead := logNow.Sub(host); ahead > clockAheadTolerance {
+			p.lg.Warn("the log's clock (the database server's) is ahead of this host's: retention goes by this host's",
+				"ahead", ahead.Round(time.Second), "log_now", logNow, "retention", p.cfg.Retention)
+		}
+	}
+	return at.Add(-p.cfg.Retention)
 }
 
 // retentionLockWait is how long retention waits for the retention lock

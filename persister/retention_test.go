@@ -245,3 +245,88 @@ func TestRetentionLeavesNoEventBeforeItsAnchor(t *testing.T) {
 		t.Errorf("events trimmed = %v; want 2 (the anchor's day up to it)", got)
 	}
 }
+
+// retainWatch is the log, and a channel that gets the boundary of each
+// retention round once its Retain returned.
+type retainWatch struct {
+	persister.Log
+	rounds chan time.Time
+}
+
+func (w retainWatch) Retain(ctx context.Context, t time.Time, anchored bool) ([]string, time.Time, error) {
+	dropped, bound, err := w.Log.Retain(ctx, t, anchored)
+	select {
+	case w.rounds <- t:
+	default:
+	}
+	return dropped, bound, err
+}
+
+// TestRetentionIgnoresALogClockAheadOfTheHost: the database server's
+// clock stepped weeks forward (a bad NTP source, a VM restored with a
+// wrong clock). Every event and snapshot is within retention by the time
+// they were recorded at and by this host's clock, so retention deletes
+// nothing. By the log's clock alone it deleted every snapshot but the
+// newest and the events before it, within one maintenance round and for
+// good.
+func TestRetentionIgnoresALogClockAheadOfTheHost(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	day0, clock, log, _, live, w := retentionWorld(t, e)
+	for d := range 6 {
+		*clock = day0.AddDate(0, 0, d).Add(time.Hour)
+		ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d", d), Source: "nova", Kind: event.KindEntityUpsert,
+			ObservedAt: *clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+				ID: "h", Name: "host", State: []string{"available", "error"}[d%2]}}
+		body, err := event.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := log.Append(ctx, []store.Entry{{Event: ev, Body: body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range app.Batch.Records {
+			if err := live.Apply(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d >= 1 && d <= 4 {
+			seq := app.Batch.LastSeq()
+			if _, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
+				return snapshot.CaptureEngine(live, seq, *clock, snapshot.EngineGob)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// By this host's clock, the log's first day is a month within
+	// retention; by the log's, ahead, days 0 to 3 are past it.
+	cfg := persister.Config{Retention: time.Since(day0).Round(time.Hour) + 30*24*time.Hour}
+	ahead := cfg.Retention - time.Since(day0.AddDate(0, 0, 4))
+	rounds := make(chan time.Time, 1)
+	r := e.startPersisterDeps(t, cfg, func(d *persister.Deps) {
+		d.Snapshots = snapshot.NewStore(e.db, nil)
+		d.Log = retainWatch{Log: store.NewLog(e.db, func() time.Time { return time.Now().Add(ahead) }), rounds: rounds}
+	})
+	var cut time.Time
+	select {
+	case cut = <-rounds:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no retention round within 30s")
+	}
+	if limit := time.Now().Add(-cfg.Retention); cut.After(limit) {
+		t.Errorf("retention boundary %s; want at or before %s, retention before this host's clock", cut.UTC(), limit.UTC())
+	}
+	if first, err := log.First(ctx); err != nil || first != 1 {
+		t.Errorf("oldest stored seq %d (%v); want 1: nothing is past retention", first, err)
+	}
+	metas, err := snapshot.NewStore(e.db, nil).List(ctx, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metas) != 4 || r.counter(t, "causeway_persister_snapshots_pruned_total") != 0 {
+		t.Errorf("%d snapshots kept; want the 4 taken, none pruned", len(metas))
+	}
+}
