@@ -149,7 +149,8 @@ func parseDSN(dsn string) (*mysql.Config, error) {
 // ErrDSN is what an error of Open, OpenLazily, CheckDSN or Await is when
 // the DSN itself is wrong: the driver cannot parse it, or the server
 // refuses it (access denied: a user or password it does not take, or a
-// database the user may not use; an unknown database). Trying again does
+// database the user may not use; an unknown database; a collation or
+// charset it does not have). Trying again does
 // not help until the DSN, or the server's grants, is changed, so a daemon
 // that meets it stops as on a wrong configuration (exit 78, which the
 // units do not restart) rather than waiting for it.
@@ -164,8 +165,9 @@ func (e dsnError) Is(target error) bool { return target == ErrDSN }
 
 // refusingDSN lists the server's errors that refuse the DSN itself: access
 // denied (for the user, to the database, without the password the user's
-// plugin wants) and unknown database.
-var refusingDSN = map[uint16]bool{1044: true, 1045: true, 1049: true, 1698: true}
+// plugin wants), unknown database, and a collation or charset the server
+// does not have (a MySQL 8 one such as utf8mb4_0900_ai_ci on MariaDB).
+var refusingDSN = map[uint16]bool{1044: true, 1045: true, 1049: true, 1698: true, 1115: true, 1273: true}
 
 // ping checks that db, named name (user@address/database, or ""),
 // answers within openTimeout; an error the server answers that refuses

@@ -301,4 +301,12 @@ func TestOpenTalksUtf8mb4WhateverTheDSNSays(t *testing.T) {
 	if _, err := store.Open(ctx, latin.FormatDSN()); !errors.Is(err, store.ErrDSN) {
 		t.Errorf("Open with collation latin1_swedish_ci = %v; want ErrDSN", err)
 	}
+	// The session's SET NAMES names the DSN's collation: one the server
+	// does not have fails every connection, and waiting does not help.
+	unknown := *cfg
+	unknown.Params = nil
+	unknown.Collation = "utf8mb4_0900_ai_ci"
+	if _, err := store.Open(ctx, unknown.FormatDSN()); !errors.Is(err, store.ErrDSN) {
+		t.Errorf("Open with collation %s, which MariaDB does not have = %v; want ErrDSN", unknown.Collation, err)
+	}
 }
