@@ -634,17 +634,21 @@ func readTemplate(r *http.Request) ([]byte, map[string]string, error) {
 
 // validate checks a template, with the values of its parameters, as the
 // engine will load it: its includes resolve against the definition
-// templates loaded in the live view.
-func (s *Server) validate(body []byte, params map[string]string) (string, []Problem, error) {
+// templates loaded in the live view. Its Meta is that view's: the answer
+// reflects the seq checked against, not a later one (which may hold a
+// definition the check did not see).
+func (s *Server) validate(body []byte, params map[string]string) (string, []Problem, Meta, error) {
 	var loaded []Template
-	if err := s.b.View(func(v View, _ int64) error {
+	var m Meta
+	if err := s.b.View(func(v View, seq int64) error {
+		m = s.meta(seq)
 		loaded = v.Templates()
 		return nil
 	}); err != nil {
-		return "", nil, err
+		return "", nil, m, err
 	}
 	name, problems := validateWith(body, params, definitions(loaded))
-	return name, problems, nil
+	return name, problems, m, nil
 }
 
 // definitions resolves an include by metadata name among the loaded
@@ -702,12 +706,11 @@ func (s *Server) templateValidate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems, err := s.validate(body, params)
+	name, problems, m, err := s.validate(body, params)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return
 	}
-	m := s.meta(-1)
 	s.reply(w, http.StatusOK, m, ValidateResponse{Meta: m, Name: name, Valid: len(problems) == 0, Problems: problems})
 }
 
@@ -727,7 +730,7 @@ func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems, err := s.validate(body, params)
+	name, problems, m, err := s.validate(body, params)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return
@@ -743,7 +746,6 @@ func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 				code = http.StatusConflict
 			}
 		}
-		m := s.meta(-1)
 		s.reply(w, code, m, ValidateResponse{Meta: m, Name: name, Valid: false, Problems: problems})
 		return
 	}
