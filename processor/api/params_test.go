@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"maps"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -139,5 +140,34 @@ func TestDefinitionsParsedOnce(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(10, func() { defs("defs"); defs("nope") }); n != 0 {
 		t.Errorf("resolving includes again allocates %v times a run; want 0 (the loaded templates parsed once)", n)
+	}
+}
+
+// TestTemplateJSONBodyIsStrict: a JSON template body with a field the API
+// does not know ("parameters" for "params", a typo) had it dropped: the
+// template was added with its defaults, silently, which is not what was
+// asked. It is refused, naming the field, and nothing is published; and a
+// media type is matched whatever its case (RFC 9110), not read as YAML.
+func TestTemplateJSONBodyIsStrict(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 3}
+	ts := newTestServer(t, b)
+	misnamed := `{"body": ` + strconv.Quote(paramsTemplate) + `, "parameters": {"template_name": "cpu", "alarm_name": "CPU_HIGH", "severity": "CRITICAL"}}`
+	named := `{"body": ` + strconv.Quote(strings.Replace(paramsTemplate, "template_name: {}", "template_name: {default: cpu}", 1)) +
+		`, "params": {"alarm_name": "CPU_HIGH"}, "severity": "CRITICAL"}`
+	for _, path := range []string{"/v1/templates/validate", "/v1/templates"} {
+		for _, body := range []string{misnamed, named, `{"body": "metadata: {name: x}"} trailing`} {
+			resp, got := do(t, ts, "POST", path, "admin-token", "application/json", body)
+			if resp.StatusCode != 400 || !strings.Contains(string(got), "decode request body") {
+				t.Errorf("POST %s %s: %d %s; want 400, the body refused", path, body, resp.StatusCode, got)
+			}
+		}
+	}
+	if len(b.published) != 0 {
+		t.Fatalf("published %+v; want nothing", b.published)
+	}
+	params := map[string]string{"template_name": "cpu", "alarm_name": "CPU_HIGH"}
+	resp, got := do(t, ts, "POST", "/v1/templates", "admin-token", "Application/JSON; charset=utf-8", paramsBody(t, params))
+	if resp.StatusCode != 202 || len(b.published) != 1 || !maps.Equal(b.published[0].Template.Params, params) {
+		t.Fatalf("add as Application/JSON: %d %s; want it read as JSON, with its params", resp.StatusCode, got)
 	}
 }

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -609,16 +611,19 @@ func (s *Server) templateShow(w http.ResponseWriter, r *http.Request) {
 }
 
 // readTemplate reads a template body: raw YAML, or JSON {"body": "...",
-// "params": {...}} with the values of its parameters.
+// "params": {...}} with the values of its parameters. The JSON is decoded
+// strictly, as every JSON body of the API: a field it does not know (a
+// misspelt "params") would be dropped, and the template added with its
+// parameters' defaults, not the values given.
 func readTemplate(r *http.Request) ([]byte, map[string]string, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read request body: %w", err)
 	}
 	var params map[string]string
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+	if isJSON(r.Header.Get("Content-Type")) {
 		var t Template
-		if err := json.Unmarshal(raw, &t); err != nil {
+		if err := decodeStrict(raw, &t); err != nil {
 			return nil, nil, fmt.Errorf("decode request body: %w", err)
 		}
 		raw, params = []byte(t.Body), t.Params
@@ -630,6 +635,27 @@ func readTemplate(r *http.Request) ([]byte, map[string]string, error) {
 		return nil, nil, fmt.Errorf("template is larger than %d bytes", template.MaxSize)
 	}
 	return raw, params, nil
+}
+
+// isJSON reports whether a Content-Type is JSON's media type, whose name
+// is case-insensitive (RFC 9110, 8.3.1), parameters (a charset) aside.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// decodeStrict decodes one JSON value into v, refusing a field v does not
+// have and anything after the value.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
 
 // validate checks a template, with the values of its parameters, as the
