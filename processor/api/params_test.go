@@ -3,9 +3,12 @@ package api
 import (
 	"encoding/json"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/causeway/causeway/internal/event"
 )
 
 // paramsTemplate's name and alarm name are parameters without a default;
@@ -169,5 +172,44 @@ func TestTemplateJSONBodyIsStrict(t *testing.T) {
 	resp, got := do(t, ts, "POST", "/v1/templates", "admin-token", "Application/JSON; charset=utf-8", paramsBody(t, params))
 	if resp.StatusCode != 202 || len(b.published) != 1 || !maps.Equal(b.published[0].Template.Params, params) {
 		t.Fatalf("add as Application/JSON: %d %s; want it read as JSON, with its params", resp.StatusCode, got)
+	}
+}
+
+// TestValidateRefusesWhatAddRefuses: a template that the event log cannot
+// take (its resolved name or a parameter's value over the event's limits,
+// or a body whose event, escaped in JSON, is over event.MaxEventBytes) was
+// valid to validate, and add refused it at publish (400, 413) with another
+// error. Both refuse it now, with the same problems, and nothing is
+// published.
+func TestValidateRefusesWhatAddRefuses(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 3}
+	ts := newTestServer(t, b)
+	longName := paramsBody(t, map[string]string{"template_name": strings.Repeat("n", event.MaxIDLen+1), "alarm_name": "CPU_HIGH"})
+	longValue := paramsBody(t, map[string]string{"template_name": "cpu", "alarm_name": strings.Repeat("a", event.MaxParamValueLen+1)})
+	// Well under template.MaxSize, but each quote and line break is two
+	// bytes in the event: it encodes to about twice that.
+	var big strings.Builder
+	big.WriteString(validTemplate)
+	for big.Len() < event.MaxEventBytes*6/10 {
+		big.WriteString("# \"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\n")
+	}
+	for name, c := range map[string]struct{ ctype, body, want string }{
+		"long name":  {"application/json", longName, "template.name"},
+		"long value": {"application/json", longValue, "template.params"},
+		"big event":  {"application/yaml", big.String(), "event"},
+	} {
+		var v ValidateResponse
+		resp, body := do(t, ts, "POST", "/v1/templates/validate", "read-token", c.ctype, c.body)
+		if err := json.Unmarshal(body, &v); err != nil || v.Valid || len(v.Problems) == 0 || !strings.Contains(v.Problems[0].Path+v.Problems[0].Message, c.want) {
+			t.Errorf("%s: validate: %d %.400s; want invalid, naming %s", name, resp.StatusCode, body, c.want)
+		}
+		var a ValidateResponse
+		resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", c.ctype, c.body)
+		if err := json.Unmarshal(body, &a); err != nil || resp.StatusCode != 400 || !slices.Equal(a.Problems, v.Problems) {
+			t.Errorf("%s: add: %d %.400s; want 400 with validate's problems %+v", name, resp.StatusCode, body, v.Problems)
+		}
+	}
+	if len(b.published) != 0 {
+		t.Fatalf("published %d events; want none", len(b.published))
 	}
 }

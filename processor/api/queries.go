@@ -674,7 +674,32 @@ func (s *Server) validate(body []byte, params map[string]string) (string, []Prob
 		return "", nil, m, err
 	}
 	name, problems := validateWith(body, params, definitions(loaded))
+	if len(problems) == 0 {
+		problems = s.logProblems(name, body, params)
+	}
 	return name, problems, m, nil
+}
+
+// templatePut is the event that adds a template.
+func (s *Server) templatePut(name string, body []byte, params map[string]string) event.Event {
+	ev := s.apiEvent(event.KindTemplatePut, name, string(body))
+	ev.Template = &event.Template{Name: name, Body: string(body), Params: params}
+	return ev
+}
+
+// logProblems are the refusals of the event that would add the template:
+// the event log's limits (a name's or a parameter's length, the event's
+// size with the body escaped in JSON) are not the template's, and a
+// template valid to validate must not be refused by add at publish.
+func (s *Server) logProblems(name string, body []byte, params map[string]string) []Problem {
+	_, err := event.Encode(s.templatePut(name, body, params))
+	if err == nil {
+		return nil
+	}
+	if fe, ok := errors.AsType[*event.FieldError](err); ok {
+		return []Problem{{Path: fe.Field, Message: fe.Msg}}
+	}
+	return []Problem{{Path: "event", Message: err.Error()}}
 }
 
 // definitions resolves an include by metadata name among the loaded
@@ -775,9 +800,7 @@ func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, code, m, ValidateResponse{Meta: m, Name: name, Valid: false, Problems: problems})
 		return
 	}
-	ev := s.apiEvent(event.KindTemplatePut, name, string(body))
-	ev.Template = &event.Template{Name: name, Body: string(body), Params: params}
-	s.publish(w, r, ev)
+	s.publish(w, r, s.templatePut(name, body, params))
 }
 
 func (s *Server) templateDelete(w http.ResponseWriter, r *http.Request) {
