@@ -213,3 +213,32 @@ func TestValidateRefusesWhatAddRefuses(t *testing.T) {
 		t.Fatalf("published %d events; want none", len(b.published))
 	}
 }
+
+// TestTemplateNameInTheBody: a JSON body's "name" that is not the
+// template's own was dropped: the template was added under its
+// metadata.name, and a show or delete by the name given found nothing. It
+// is refused; the template's own name (as show answers it) is accepted.
+func TestTemplateNameInTheBody(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 3}
+	ts := newTestServer(t, b)
+	body := func(name string) string {
+		raw, err := json.Marshal(Template{Name: name, Body: validTemplate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}
+	var v ValidateResponse
+	resp, got := do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/json", body("other"))
+	if err := json.Unmarshal(got, &v); err != nil || v.Valid || len(v.Problems) != 1 || v.Problems[0].Path != "name" {
+		t.Errorf("validate named other: %d %s; want invalid, naming name", resp.StatusCode, got)
+	}
+	resp, got = do(t, ts, "POST", "/v1/templates", "admin-token", "application/json", body("other"))
+	if resp.StatusCode != 400 || len(b.published) != 0 {
+		t.Fatalf("add named other: %d %s; want 400, nothing published", resp.StatusCode, got)
+	}
+	resp, got = do(t, ts, "POST", "/v1/templates", "admin-token", "application/json", body("host_nic"))
+	if resp.StatusCode != 202 || len(b.published) != 1 || b.published[0].Template.Name != "host_nic" {
+		t.Fatalf("add named host_nic: %d %s; want 202", resp.StatusCode, got)
+	}
+}

@@ -614,27 +614,29 @@ func (s *Server) templateShow(w http.ResponseWriter, r *http.Request) {
 // "params": {...}} with the values of its parameters. The JSON is decoded
 // strictly, as every JSON body of the API: a field it does not know (a
 // misspelt "params") would be dropped, and the template added with its
-// parameters' defaults, not the values given.
-func readTemplate(r *http.Request) ([]byte, map[string]string, error) {
+// parameters' defaults, not the values given. Its "name", if given, is
+// returned: the template's own name must be it (nameProblems).
+func readTemplate(r *http.Request) ([]byte, map[string]string, string, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
-		return nil, nil, fmt.Errorf("read request body: %w", err)
+		return nil, nil, "", fmt.Errorf("read request body: %w", err)
 	}
 	var params map[string]string
+	var named string
 	if isJSON(r.Header.Get("Content-Type")) {
 		var t Template
 		if err := decodeStrict(raw, &t); err != nil {
-			return nil, nil, fmt.Errorf("decode request body: %w", err)
+			return nil, nil, "", fmt.Errorf("decode request body: %w", err)
 		}
-		raw, params = []byte(t.Body), t.Params
+		raw, params, named = []byte(t.Body), t.Params, t.Name
 	}
 	if len(raw) == 0 {
-		return nil, nil, errors.New("empty template")
+		return nil, nil, "", errors.New("empty template")
 	}
 	if len(raw) > template.MaxSize {
-		return nil, nil, fmt.Errorf("template is larger than %d bytes", template.MaxSize)
+		return nil, nil, "", fmt.Errorf("template is larger than %d bytes", template.MaxSize)
 	}
-	return raw, params, nil
+	return raw, params, named, nil
 }
 
 // isJSON reports whether a Content-Type is JSON's media type, whose name
@@ -662,8 +664,9 @@ func decodeStrict(raw []byte, v any) error {
 // engine will load it: its includes resolve against the definition
 // templates loaded in the live view. Its Meta is that view's: the answer
 // reflects the seq checked against, not a later one (which may hold a
-// definition the check did not see).
-func (s *Server) validate(body []byte, params map[string]string) (string, []Problem, Meta, error) {
+// definition the check did not see). named is the name the request gave, if
+// any (readTemplate).
+func (s *Server) validate(body []byte, params map[string]string, named string) (string, []Problem, Meta, error) {
 	var loaded []Template
 	var m Meta
 	if err := s.b.View(func(v View, seq int64) error {
@@ -674,6 +677,11 @@ func (s *Server) validate(body []byte, params map[string]string) (string, []Prob
 		return "", nil, m, err
 	}
 	name, problems := validateWith(body, params, definitions(loaded))
+	if len(problems) == 0 && named != "" && named != name {
+		// The template is added under its own name: another one in the
+		// body would be dropped, and a show or delete of it find nothing.
+		problems = []Problem{{Path: "name", Message: fmt.Sprintf("%q is not the template's name %q (its metadata.name, resolved), which it is added under", named, name)}}
+	}
 	if len(problems) == 0 {
 		problems = s.logProblems(name, body, params)
 	}
@@ -752,12 +760,12 @@ func validateWith(body []byte, params map[string]string, defs func(string) (*tem
 }
 
 func (s *Server) templateValidate(w http.ResponseWriter, r *http.Request) {
-	body, params, err := readTemplate(r)
+	body, params, named, err := readTemplate(r)
 	if err != nil {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems, m, err := s.validate(body, params)
+	name, problems, m, err := s.validate(body, params, named)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return
@@ -776,12 +784,12 @@ func (s *Server) apiEvent(kind event.Kind, parts ...string) event.Event {
 }
 
 func (s *Server) templateAdd(w http.ResponseWriter, r *http.Request) {
-	body, params, err := readTemplate(r)
+	body, params, named, err := readTemplate(r)
 	if err != nil {
 		s.fail(w, bodyStatus(err), 0, err)
 		return
 	}
-	name, problems, m, err := s.validate(body, params)
+	name, problems, m, err := s.validate(body, params, named)
 	if err != nil {
 		s.fail(w, http.StatusServiceUnavailable, 0, err)
 		return
