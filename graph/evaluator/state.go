@@ -116,7 +116,15 @@ const stateVersionParams = 2
 //	   counts graph.DeletedRetention from there (it counted from the
 //	   first delete, so an upsert observed before a recent delete, and
 //	   recorded after the purge, brought the entity back).
-const Semantics = 6
+//	7: a template put into a state of older semantics (restored from an
+//	   older build's snapshot) is read as that state's build read it
+//	   (template.Options.Lenient, TypedScalars), as Restore reads the
+//	   state's templates: it was read as this build's, so a later snapshot
+//	   of the state, restored, read it otherwise ("name: 1.10" filtered
+//	   "1.10" live and "1.1" restored) or refused it and the snapshot with
+//	   it. States of semantics 4 and later read templates alike, so only
+//	   a replay from a snapshot of semantics 3 or less computes otherwise.
+const Semantics = 7
 
 // semanticsStrictTemplates is the first Semantics whose template
 // refusals template.Options.Lenient skips.

@@ -66,9 +66,10 @@ func (e *Engine) definition(name string) *loaded {
 }
 
 // compile parses a template body, with the values of its parameters, as
-// builds of apply semantics sem did (template.Options): a put under this
-// build's Semantics, a template of a restored state under the state's.
-// Includes are resolved through defs.
+// builds of apply semantics sem did (template.Options): under the
+// semantics of the state it goes into (Engine.semantics), a put as a
+// template of a restored state, since Restore reads every template of a
+// state under the state's. Includes are resolved through defs.
 func compile(name, body string, params map[string]string, defs func(string) (*template.Template, bool), sem int) (*template.Template, error) {
 	tpl, err := template.Parse([]byte(body), template.Options{Params: params, Definitions: defs,
 		Lenient: sem < semanticsStrictTemplates, TypedScalars: sem < semanticsTextScalars})
@@ -90,7 +91,9 @@ func (e *Engine) putTemplate(name, body string, params map[string]string) ([]gra
 	if old, ok := e.templates[name]; ok && old.body == body && maps.Equal(old.params, params) {
 		return nil, nil // the same template again: nothing changes
 	}
-	tpl, err := compile(name, body, params, e.definitions, Semantics)
+	// Under the state's semantics, not this build's: a snapshot of the
+	// state reads the template so when it is restored (semantics 7).
+	tpl, err := compile(name, body, params, e.definitions, e.semantics)
 	if err != nil {
 		return nil, err
 	}
