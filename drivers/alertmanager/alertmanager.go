@@ -60,6 +60,8 @@ type Config struct {
 	// list of alerts.
 	URL string `yaml:"url"`
 	// Token or TokenFile: a bearer token sent with each request (optional).
+	// TokenFile is read for each request, so a token rotated in it is used
+	// without a restart; empty, the request fails.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
 	// CAFile names a PEM bundle of the CA certificates to trust for an
@@ -199,16 +201,10 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 	}
 	tok := cfg.Token
 	if cfg.TokenFile != "" {
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read token_file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-		if tok == "" {
-			// As check-config says: pulled without its token, a proxy may
-			// answer with an anonymous view (no alerts), and the pull
-			// would delete every alarm.
-			return nil, fmt.Errorf("token_file: %s is empty", cfg.TokenFile)
+		// Read at start too, so that a missing or empty file stops the
+		// driver at once (exit 1, restarted) rather than failing pulls.
+		if tok, err = readToken(cfg.TokenFile); err != nil {
+			return nil, err
 		}
 	}
 	q := url.Values{}
@@ -251,6 +247,21 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 		}
 	}
 	return d, nil
+}
+
+// readToken reads the bearer token of token_file. An empty file is an
+// error: pulled without its token, a proxy may answer with an anonymous
+// view (no alerts), and the pull would delete every alarm.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token_file: %s is empty", path)
+	}
+	return tok, nil
 }
 
 // LoadCAFile reads the PEM bundle of ca_file into a pool; a file that
@@ -414,8 +425,16 @@ func (d *Driver) get(ctx context.Context, url string, limit int64, limitName str
 		return 0, nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if d.token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.token)
+	tok := d.token
+	if d.cfg.TokenFile != "" {
+		// Each request reads it: a token rotated in the file (a secret
+		// manager writes the new one) is used without a restart.
+		if tok, err = readToken(d.cfg.TokenFile); err != nil {
+			return 0, nil, err
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,5 +372,48 @@ func TestEmptyTokenFileIsRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), "token_file") || !strings.Contains(err.Error(), "empty") {
 			t.Errorf("New: %v, want an error naming token_file as empty", err)
 		}
+	}
+}
+
+// TestTokenFileIsReadAtEachPull: a token rotated in token_file (a secret
+// manager writes the new one) was not used until the driver restarted: it
+// was read at start only, and the pulls failed with 401 once the old one
+// was revoked. Each pull reads it; emptied, the pull fails rather than go
+// without the token.
+func TestTokenFileIsReadAtEachPull(t *testing.T) {
+	var want atomic.Value
+	want.Store("old")
+	handler := amHandler(time.Now().Add(-time.Hour), "[]")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+want.Load().(string) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{URL: srv.URL, TokenFile: file, Mapping: mapping(t)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetAll(context.Background()); err != nil {
+		t.Fatalf("pull with the token of the file: %v", err)
+	}
+	want.Store("new")
+	if err := os.WriteFile(file, []byte("new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetAll(context.Background()); err != nil {
+		t.Errorf("pull after the token was rotated in the file: %v; want it sent", err)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetAll(context.Background()); err == nil || !strings.Contains(err.Error(), "token_file") {
+		t.Errorf("pull with the file emptied: %v; want it to fail naming token_file", err)
 	}
 }
