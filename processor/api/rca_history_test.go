@@ -398,3 +398,24 @@ func TestMembershipRefusalsAreTheCallersFault(t *testing.T) {
 		ts.Close()
 	}
 }
+
+// TestJSONBodiesEndAfterTheirValue: a JSON body with more after its value
+// (two objects where one was meant, a stray brace) had its first value
+// taken and the rest ignored, as the template bodies no longer are.
+func TestJSONBodiesEndAfterTheirValue(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 9, leader: true}
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "admin-token", Role: RoleAdmin}}}, b, Deps{NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	resp, body := do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", `{"id":"p2","address":"10.0.0.2:7000"} {"id":"p3","address":"10.0.0.3:7000"}`)
+	if resp.StatusCode != http.StatusBadRequest || len(b.members) != 0 {
+		t.Errorf("join with two objects: %d %s, members %v; want 400 and none joined", resp.StatusCode, body, b.members)
+	}
+	resp, body = do(t, ts, "POST", "/v1/cluster/join", "admin-token", "application/json", "{\"id\":\"p2\",\"address\":\"10.0.0.2:7000\"}\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("join with one object and a line break: %d %s; want 200", resp.StatusCode, body)
+	}
+}

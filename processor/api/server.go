@@ -960,6 +960,14 @@ func decodeJSON(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decode request body: %w", err)
 	}
+	// One value: what follows it (a second object, a stray brace) would
+	// otherwise be ignored unread.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return fmt.Errorf("decode request body after its JSON value: %w", err) // over MaxBodyBytes: 413
+		}
+		return errors.New("decode request body: more after its JSON value")
+	}
 	return nil
 }
 
