@@ -39,6 +39,29 @@ func retentionWorld(t *testing.T, e *env) (day0 time.Time, clock *time.Time, log
 	return day0, clock, log, norm, live, w
 }
 
+// appendHost appends, at the log's clock, an upsert of host h<k> in state
+// observed at, and applies it to live.
+func appendHost(t *testing.T, log *store.Log, live *evaluator.Engine, eventID string, k int, state string, at time.Time) store.Appended {
+	t.Helper()
+	ev := event.Event{V: event.Version, EventID: eventID, Source: "nova", Kind: event.KindEntityUpsert,
+		ObservedAt: at, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
+			ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: state}}
+	body, err := event.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := log.Append(context.Background(), []store.Entry{{Event: ev, Body: body}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range app.Batch.Records {
+		if err := live.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return app
+}
+
 // TestRetentionPrunesSnapshotsThenEvents: with a snapshot taken every day
 // over six days of events, the persister's maintenance, by the log's
 // clock, deletes the snapshots older than the newest one at or before the
@@ -55,24 +78,9 @@ func TestRetentionPrunesSnapshotsThenEvents(t *testing.T) {
 	for d := range 6 {
 		for k := range 3 {
 			*clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Minute)
-			ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d-%d", d, k), Source: "nova", Kind: event.KindEntityUpsert,
-				ObservedAt: *clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
-					ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: []string{"available", "error"}[(d+k)%2]}}
-			body, err := event.Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			app, err := log.Append(ctx, []store.Entry{{Event: ev, Body: body}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range app.Batch.Records {
-				if err := live.Apply(r); err != nil {
-					t.Fatal(err)
-				}
-				if k == 0 {
-					firstOf[d] = r.Seq
-				}
+			app := appendHost(t, log, live, fmt.Sprintf("d%d-%d", d, k), k, []string{"available", "error"}[(d+k)%2], *clock)
+			if k == 0 {
+				firstOf[d] = app.Batch.Records[0].Seq
 			}
 		}
 		if d >= 1 && d <= 4 {
@@ -171,22 +179,7 @@ func TestRetentionLeavesNoEventBeforeItsAnchor(t *testing.T) {
 	for d := range 6 {
 		for k := range 4 {
 			*clock = day0.AddDate(0, 0, d).Add(time.Hour + time.Duration(k)*time.Hour)
-			ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d-%d", d, k), Source: "nova", Kind: event.KindEntityUpsert,
-				ObservedAt: *clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
-					ID: fmt.Sprintf("h%d", k), Name: fmt.Sprintf("host-%d", k), State: []string{"available", "error"}[(d+k)%2]}}
-			body, err := event.Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			app, err := log.Append(ctx, []store.Entry{{Event: ev, Body: body}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range app.Batch.Records {
-				if err := live.Apply(r); err != nil {
-					t.Fatal(err)
-				}
-			}
+			app := appendHost(t, log, live, fmt.Sprintf("d%d-%d", d, k), k, []string{"available", "error"}[(d+k)%2], *clock)
 			// Mid-day: after the second of the day's four events.
 			if k == 1 && d >= 1 && d <= 4 {
 				seq := app.Batch.LastSeq()
@@ -275,22 +268,7 @@ func TestRetentionIgnoresALogClockAheadOfTheHost(t *testing.T) {
 	day0, clock, log, _, live, w := retentionWorld(t, e)
 	for d := range 6 {
 		*clock = day0.AddDate(0, 0, d).Add(time.Hour)
-		ev := event.Event{V: event.Version, EventID: fmt.Sprintf("d%d", d), Source: "nova", Kind: event.KindEntityUpsert,
-			ObservedAt: *clock, Entity: &event.Entity{Category: event.CategoryResource, Type: "nova.host",
-				ID: "h", Name: "host", State: []string{"available", "error"}[d%2]}}
-		body, err := event.Encode(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		app, err := log.Append(ctx, []store.Entry{{Event: ev, Body: body}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range app.Batch.Records {
-			if err := live.Apply(r); err != nil {
-				t.Fatal(err)
-			}
-		}
+		app := appendHost(t, log, live, fmt.Sprintf("d%d", d), 0, []string{"available", "error"}[d%2], *clock)
 		if d >= 1 && d <= 4 {
 			seq := app.Batch.LastSeq()
 			if _, err := w.Take(ctx, 1, func() (snapshot.Capture, error) {
