@@ -332,3 +332,29 @@ scenarios:
 		t.Fatalf("the live engine's filter reads %q, the restored one's %q", got, again.templates["release"].tpl.Entities["host"].Props["name"])
 	}
 }
+
+// A template that only new templates are refused for (template.Options
+// .Stored: here a get_param call Vitrage cannot read, which older builds
+// added) loads from the log as it did, so a replay of an older log
+// computes the same state.
+func TestStoredTemplateRefusedOnlyWhenNew(t *testing.T) {
+	const body = `
+metadata: {version: 3, name: literal, type: standard}
+entities:
+  host: {type: nova.host, name: get_param (h)}
+scenarios:
+  - condition: host
+    actions: [{mark_down: {target: host}}]
+`
+	if _, err := template.Parse([]byte(body), template.Options{}); err == nil {
+		t.Fatal("a new template with a malformed get_param call is valid")
+	}
+	l := &logger{t: t, e: New(Config{}, nil)}
+	l.must(put("literal", body))
+	if _, ok := l.e.templates["literal"]; !ok {
+		t.Fatal("the stored template did not load")
+	}
+	if _, err := Restore(l.e.State(), Config{}, nil); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+}

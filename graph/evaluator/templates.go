@@ -71,8 +71,11 @@ func (e *Engine) definition(name string) *loaded {
 // template of a restored state, since Restore reads every template of a
 // state under the state's. Includes are resolved through defs.
 func compile(name, body string, params map[string]string, defs func(string) (*template.Template, bool), sem int) (*template.Template, error) {
+	// Stored: the refusals made only of new templates (templates
+	// validate|add) are not made of the log's, so a template an older
+	// build added loads in every replay as it did then.
 	tpl, err := template.Parse([]byte(body), template.Options{Params: params, Definitions: defs,
-		Lenient: sem < semanticsStrictTemplates, TypedScalars: sem < semanticsTextScalars})
+		Lenient: sem < semanticsStrictTemplates, TypedScalars: sem < semanticsTextScalars, Stored: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrInvalidTemplate, name, err)
 	}

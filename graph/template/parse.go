@@ -31,6 +31,17 @@ type Options struct {
 	// is for rebuilding a state computed under those semantics; new input
 	// is decoded as Vitrage decodes it, every scalar as its text.
 	TypedScalars bool
+	// Stored reads a template from the event log: it skips the refusals
+	// made only of new templates (Validate, and Parse for `templates
+	// validate|add`), each a template Vitrage refuses or reads otherwise
+	// that builds before them loaded: a get_param call that is not
+	// get_param(name) (code 162), an empty parameter value or default
+	// (163), a version written other than 1, 2 or 3 (63), a version 3
+	// Mistral input with a comma and no function call (138), a function
+	// in a version 1 template (137). A template the log holds was
+	// accepted by the build that added it, and is read as that build
+	// read it, so a replay of the log computes what it did.
+	Stored bool
 }
 
 // MaxSize is the largest template body Parse accepts.
@@ -128,6 +139,11 @@ func parse(body []byte, opts Options) (*Template, *problems) {
 			p.ps.add(63, "metadata.version", "")
 			return p.t, &p.ps
 		}
+		if s != strconv.Itoa(n) {
+			// Vitrage looks the version up as written among "1",
+			// "2" and "3".
+			p.refuseNew(63, "metadata.version", fmt.Sprintf(" (got %q; write %d)", s, n))
+		}
 		p.t.Version = n
 	}
 	if p.t.Version == 3 {
@@ -182,6 +198,13 @@ func (p *parser) parseMetadata(md map[string]any, allowed ...string) {
 		if p.v3 && p.t.Type != "" && p.t.Type != TypeStandard {
 			p.ps.add(65, "metadata.type", " (version 3 supports only standard)")
 		}
+	}
+}
+
+// refuseNew records a problem of a new template only (Options.Stored).
+func (p *parser) refuseNew(code int, path, detail string) {
+	if !p.opts.Stored {
+		p.ps.add(code, path, detail)
 	}
 }
 
@@ -393,6 +416,10 @@ func (p *parser) mistralInput(path string, raw any) map[string]string {
 		}
 		if strings.ContainsAny(s, "()") && !isFunction(s) {
 			p.ps.add(138, join(path, k), "")
+		} else if p.v3 && strings.Contains(s, ",") && !isFunction(s) {
+			// Vitrage's version 3 schema asks a value with a comma
+			// to be a function call as well.
+			p.refuseNew(138, join(path, k), fmt.Sprintf(" (%q has a comma and is no function call)", s))
 		}
 		out[k] = s
 	}
@@ -405,9 +432,13 @@ func isFunction(s string) bool { return functionRe.MatchString(s) }
 
 var getParamRe = regexp.MustCompile(`^\s*get_param\(\s*([^()\s]+)\s*\)\s*$`)
 
+// getParamWordRe finds a value that calls get_param, well formed or not.
+var getParamWordRe = regexp.MustCompile(`^\s*get_param(?:[^A-Za-z0-9_]|$)`)
+
 // substituteParams replaces get_param(x) values throughout the template.
 func (p *parser) substituteParams(top map[string]any) {
 	params := map[string]*string{}
+	defaults := map[string]string{}
 	if raw, present := top["parameters"]; present {
 		pm, ok := asMap(raw)
 		if !ok {
@@ -420,6 +451,7 @@ func (p *parser) substituteParams(top map[string]any) {
 				if d, present := def["default"]; present {
 					if s, ok := scalar(d); ok {
 						val = &s
+						defaults[name] = s
 					}
 				}
 			} else if pm[name] != nil {
@@ -438,7 +470,15 @@ func (p *parser) substituteParams(top map[string]any) {
 		case string:
 			m := getParamRe.FindStringSubmatch(x)
 			if m == nil {
+				if getParamWordRe.MatchString(x) {
+					// Vitrage refuses a call it cannot read; it was
+					// taken as the literal value.
+					p.refuseNew(162, path, fmt.Sprintf(" (%q: write get_param(name))", x))
+				}
 				return x
+			}
+			if p.t.Version == 1 {
+				p.refuseNew(137, path, fmt.Sprintf(" (%q)", x))
 			}
 			val, defined := params[m[1]]
 			if !defined {
@@ -448,6 +488,16 @@ func (p *parser) substituteParams(top map[string]any) {
 			if val == nil {
 				p.ps.add(163, path, m[1])
 				return x
+			}
+			if *val == "" {
+				// Vitrage takes an empty value as none given (the
+				// default), and an empty default as none: it is
+				// refused rather than read as "" here.
+				detail := m[1] + " (its value is empty: give one"
+				if d := defaults[m[1]]; d != "" {
+					detail += fmt.Sprintf(", or leave it out for the default %q", d)
+				}
+				p.refuseNew(163, path, detail+")")
 			}
 			return *val
 		case map[string]any:

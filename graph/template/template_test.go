@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -254,6 +255,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte("metadata: {version: 3, name: x, type: standard}\nentities: {a: {}}\nscenarios: [{condition: 'NOT (a [x] a OR a)', actions: [{mark_down: {target: a}}]}]"))
+	f.Add([]byte("metadata: {version: 03, name: x, type: standard}\nparameters: {p: {default: ''}}\nentities: {a: {name: get_param(p), type: get_param (p)}}\nscenarios: [{condition: a, actions: [{execute_mistral: {workflow: w, input: {x: 'a,b'}}}]}]"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tpl, err := Parse(body, Options{})
 		problems := Validate(body, Options{})
@@ -262,6 +264,15 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil {
 			return
+		}
+		// What a new template may be, the log's may be too, read alike:
+		// Options.Stored only skips refusals.
+		stored, err := Parse(body, Options{Stored: true})
+		if err != nil {
+			t.Fatalf("valid as a new template, refused as a stored one: %v", err)
+		}
+		if diff := cmp.Diff(tpl, stored, cmp.AllowUnexported(Entity{}), cmp.Comparer(func(a, b *regexp.Regexp) bool { return a.String() == b.String() })); diff != "" {
+			t.Fatalf("a stored template reads otherwise (-new +stored):\n%s", diff)
 		}
 		// A loaded template is internally consistent.
 		for _, sc := range tpl.Scenarios {

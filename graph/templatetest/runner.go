@@ -251,6 +251,10 @@ func (r *runner) apply(ev event.Event) error {
 	return err
 }
 
+func isValid(body []byte, opts template.Options) bool {
+	return len(template.Validate(body, opts)) == 0
+}
+
 func (r *runner) putTemplate(t TemplateRef) error {
 	body, err := os.ReadFile(filepath.Join(r.dir, t.Path))
 	if err != nil {
@@ -263,8 +267,14 @@ func (r *runner) putTemplate(t TemplateRef) error {
 	// Named as the API names it: with its parameters' values (a name may
 	// be get_param(...)); a template that does not parse keeps the name it
 	// was written with, and the engine says why it refuses it.
-	if tpl, err := template.Parse(body, template.Options{Params: t.Params, Definitions: r.eng.Definition}); err == nil {
+	opts := template.Options{Params: t.Params, Definitions: r.eng.Definition}
+	tpl, err := template.Parse(body, opts)
+	if err == nil {
 		name = tpl.Name
+	} else if opts.Stored = true; isValid(body, opts) {
+		// Refused only as a new template (template.Options.Stored):
+		// the API refuses to add it, and so does a test.
+		return fmt.Errorf("template %s: %w", t.Path, err)
 	}
 	if name == "" {
 		name = t.Path

@@ -242,3 +242,35 @@ func TestTemplateNameInTheBody(t *testing.T) {
 		t.Fatalf("add named host_nic: %d %s; want 202", resp.StatusCode, got)
 	}
 }
+
+// TestAddRefusesMalformedGetParam: a get_param call Vitrage cannot read
+// (code 162) was validated and added, and its text taken as the filter's
+// value, which matches nothing; and an empty parameter value, which
+// Vitrage takes as none given, was read as "". Both are refused, named by
+// their field, and nothing is published.
+func TestAddRefusesMalformedGetParam(t *testing.T) {
+	b := &fakeBackend{g: sampleGraph(), seq: 3}
+	ts := newTestServer(t, b)
+	for _, tc := range []struct {
+		body   string
+		params map[string]string
+		code   int
+	}{
+		{strings.Replace(paramsTemplate, "get_param(alarm_name)", "get_param (alarm_name)", 1), map[string]string{"template_name": "cpu", "alarm_name": "x"}, 162},
+		{paramsTemplate, map[string]string{"template_name": "cpu", "alarm_name": ""}, 163},
+	} {
+		raw, err := json.Marshal(Template{Body: tc.body, Params: tc.params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v ValidateResponse
+		resp, body := do(t, ts, "POST", "/v1/templates/validate", "read-token", "application/json", string(raw))
+		if err := json.Unmarshal(body, &v); err != nil || v.Valid || len(v.Problems) != 1 || v.Problems[0].Code != tc.code || v.Problems[0].Path != "entities.alarm.name" {
+			t.Errorf("validate: %d %s; want invalid, code %d at entities.alarm.name", resp.StatusCode, body, tc.code)
+		}
+		resp, body = do(t, ts, "POST", "/v1/templates", "admin-token", "application/json", string(raw))
+		if resp.StatusCode != 400 || len(b.published) != 0 {
+			t.Errorf("add: %d %s; want 400 and nothing published", resp.StatusCode, body)
+		}
+	}
+}

@@ -721,7 +721,8 @@ func definitions(loaded []Template) func(string) (*template.Template, bool) {
 		if byName == nil {
 			byName = map[string]*template.Template{}
 			for _, l := range loaded {
-				d, err := template.Parse([]byte(l.Body), template.Options{Params: l.Params})
+				// Loaded from the log, read as the engine reads it.
+				d, err := template.Parse([]byte(l.Body), template.Options{Params: l.Params, Stored: true})
 				if err != nil || d.Type != template.TypeDefinition {
 					continue
 				}
