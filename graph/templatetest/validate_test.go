@@ -2,6 +2,7 @@ package templatetest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +130,36 @@ func TestRunParams(t *testing.T) {
 		if _, err := ParseSpec([]byte(bad)); err == nil {
 			t.Errorf("ParseSpec accepted %q", bad)
 		}
+	}
+}
+
+// TestRunRefusesWhatAddRefuses: a template the API refuses to add only as
+// a new template (template.Options.Stored: here an empty parameter value)
+// is refused by a spec too; the engine, which reads the log's templates,
+// loaded it and the test ran what the cluster never would.
+func TestRunRefusesWhatAddRefuses(t *testing.T) {
+	dir := t.TempDir()
+	const tpl = `
+metadata: {version: 3, name: t, type: standard}
+parameters: {p: {default: nova.host}}
+entities:
+  host: {type: get_param(p)}
+scenarios:
+  - condition: host
+    actions: [{mark_down: {target: host}}]
+`
+	spec := "templates: [{path: t.yaml, params: {p: ''}}]\nsteps: []\n"
+	for name, body := range map[string]string{"t.yaml": tpl, "spec.yaml": spec} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	res, err := Run(t.Context(), []string{filepath.Join(dir, "spec.yaml")}, &out)
+	if err == nil && res.OK() {
+		t.Fatalf("Run accepted a template add refuses:\n%s", out.String())
+	}
+	if msg := fmt.Sprint(err) + out.String(); !strings.Contains(msg, "code 163") {
+		t.Errorf("the refusal does not say why: %v\n%s", err, out.String())
 	}
 }
