@@ -100,7 +100,9 @@ type Config struct {
 	// second Causeway instance fed by `causeway replay --republish-url`:
 	// its log then has the times of the log replayed, and its graph is the
 	// one `replay --at` rebuilds, timestamps included. Never on a live
-	// stack, whose recorded_at must be its own; off by default.
+	// stack, whose recorded_at must be its own; off by default. A header
+	// that does not parse, or is past year 9999 in UTC, is dead-lettered
+	// as invalid.
 	KeepRecordedAt bool `yaml:"keep_recorded_at"`
 }
 

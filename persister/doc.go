@@ -58,6 +58,13 @@
 //     causeway_persister_dead_lettered_total{reason}. A batch the database
 //     refuses for its content (not for being unavailable) is retried event
 //     by event, and an event refused alone is dead-lettered ("rejected").
+//     A refusal is told by the MariaDB error number (refusedErrors: a value
+//     too long, out of range, not convertible, or of a collation that does
+//     not mix with the column's; a CHECK constraint; a row or packet too
+//     large); any other error is retried, since one of the database's
+//     state (read-only, a full disk, a grant) taken for a refusal would
+//     dead-letter every event. A replayed record whose recorded_at header
+//     is past year 9999 in UTC, which no DATETIME holds, is "invalid".
 //
 // The sequenced publish happens after commit and ack, on its own
 // goroutine, in commit order. It is a doorbell with payload, not the

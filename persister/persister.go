@@ -532,6 +532,13 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 				p.deadLetter(work, m, fmt.Errorf("%w: %w", errBadRecordedAt, err))
 				continue
 			}
+			if ok && t.UTC().Year() > 9999 {
+				// Past DATETIME's year 9999 (a time zone ahead of
+				// UTC can carry 9999-12-31 into it): the driver refuses
+				// the statement before sending it, on every try.
+				p.deadLetter(work, m, fmt.Errorf("%w: %s is past year 9999 in UTC", errBadRecordedAt, t.Format(time.RFC3339Nano)))
+				continue
+			}
 			if ok {
 				at = t
 			}
@@ -1004,28 +1011,64 @@ func (p *Persister) commitEach(ctx, work context.Context, b batch, cause error) 
 	}
 }
 
-// rejected reports whether err is the database refusing the data itself
-// (retrying the same rows cannot succeed), as opposed to being unavailable.
+// rejected reports whether err is the database refusing the data itself:
+// the same rows fail the same way on every try, whatever the database's
+// state, so retrying cannot succeed and the batch is split until the
+// refused event is alone and dead-lettered (commitEach). It goes by the
+// MariaDB error number (refusedErrors), and by the driver's own refusal
+// of a statement over max_allowed_packet.
+//
+// Everything else is retried, with the backoff and hold_limit: an error
+// of the database's availability (store.Transient), and one of its state
+// that a single event does not cause and an operator fixes (read-only
+// 1290, a full disk 1021 or table 1114, a missing table or column 1146 or
+// 1054, a column without a default 1364, no partition for a value 1526, a
+// denied grant 1142, a duplicate key 1062 on the (seq, recorded_at)
+// primary key, which only a counter row behind its events makes, or an
+// error a trigger signals), and every number not listed. Taken for a
+// refusal, such an error would dead-letter every event that came while it
+// lasted; retried, it costs a held batch and the pause of hold_limit.
 func rejected(err error) bool {
 	if errors.Is(err, mysql.ErrPktTooLarge) {
 		return true
 	}
-	var me *mysql.MySQLError
-	if !errors.As(err, &me) {
-		return false
-	}
-	switch me.Number {
-	case 1048, // column cannot be null
-		1153, // packet too large
-		1264, // out of range
-		1292, // incorrect value
-		1366, // incorrect string value
-		1406, // data too long
-		1118, // row size too large
-		4025: // constraint failed
-		return true
+	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
+		_, refused := refusedErrors[me.Number]
+		return refused
 	}
 	return false
+}
+
+// refusedErrors are the MariaDB errors a value of the rows an Append
+// writes, or compares, causes: errors of SQLSTATE class 22 (data
+// exception) and of class 23 (integrity constraint) but a duplicate key,
+// the conversion and collation errors of class HY000, and the limits of
+// one row's size and of one packet. Each is raised
+// for one value whatever else the database holds, and again on every try
+// (the server's sql_mode is STRICT_TRANS_TABLES, so the truncations are
+// errors). The migrated schema and the decoder's limits (ids of at most
+// 255 bytes of valid UTF-8, sessions in utf8mb4, a known kind) keep most
+// of them from happening; a schema altered by hand (a narrower column, a
+// latin1 one, a CHECK constraint) or a server setting (max_allowed_packet,
+// innodb_strict_mode) brings them back, for some events only.
+var refusedErrors = map[uint16]string{
+	1048: "column cannot be null (ER_BAD_NULL_ERROR, 23000)",
+	1118: "row size too large (ER_TOO_BIG_ROWSIZE, 42000)",
+	1153: "packet larger than max_allowed_packet (ER_NET_PACKET_TOO_LARGE, 08S01)",
+	1263: "NULL supplied to a NOT NULL column (ER_WARN_NULL_TO_NOTNULL, 22004)",
+	1264: "out of range value (ER_WARN_DATA_OUT_OF_RANGE, 22003)",
+	1265: "data truncated (WARN_DATA_TRUNCATED, 01000)",
+	1267: "illegal mix of collations of two values (ER_CANT_AGGREGATE_2COLLATIONS, HY000)",
+	1270: "illegal mix of collations of three values (ER_CANT_AGGREGATE_3COLLATIONS, HY000)",
+	1271: "illegal mix of collations, as of an IN list (ER_CANT_AGGREGATE_NCOLLATIONS, HY000)",
+	1292: "incorrect value, a datetime (ER_TRUNCATED_WRONG_VALUE, 22007)",
+	1300: "invalid character string (ER_INVALID_CHARACTER_STRING, HY000)",
+	1366: "incorrect string value (ER_TRUNCATED_WRONG_VALUE_FOR_FIELD, 22007)",
+	1367: "illegal value found during parsing (ER_ILLEGAL_VALUE_FOR_TYPE, 22007)",
+	1406: "data too long for column (ER_DATA_TOO_LONG, 22001)",
+	1525: "incorrect value (ER_WRONG_VALUE, HY000)",
+	1690: "value out of range (ER_DATA_OUT_OF_RANGE, 22003)",
+	4025: "CHECK constraint failed (ER_CONSTRAINT_FAILED, 23000)",
 }
 
 func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
