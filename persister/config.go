@@ -89,7 +89,10 @@ type Config struct {
 	// each toward the persist queue's delivery limit (100), past which
 	// valid events are dead-lettered. Keep it under consumer_timeout,
 	// by one attempt's bound at least (a batch is handed back only
-	// between attempts); the default is half the broker's default.
+	// between attempts, and no attempt holds it past hold_limit plus the
+	// bound: a first attempt that comes late, its batch having waited
+	// behind slow commits, gets only what is left of that, or none, and
+	// the batch is handed back); the default is half the broker's default.
 	HoldLimit time.Duration `yaml:"hold_limit"`
 	// PublishTimeout bounds the publish of one sequenced batch, and of one
 	// event to the dead-letter queue (past it the event is rejected, and

@@ -29,7 +29,10 @@
 //     back in time) is simply retried: the stored events come back as
 //     duplicates.
 //   - A batch held unacked for Config.HoldLimit without a commit is
-//     handed back (its hold counted from the earliest time the broker
+//     handed back after its failed attempt, and no attempt holds it past
+//     HoldLimit plus the bound: a first attempt that comes late (behind
+//     slow commits) is cut to what is left, or not made
+//     (its hold counted from the earliest time the broker
 //     may have delivered one of its messages, which may have waited
 //     unread in the client's prefetch buffer while a commit ran: see
 //     deliveries): the persister closes its consuming channel (Queue.Pause),

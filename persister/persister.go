@@ -758,7 +758,9 @@ const maxAppendBound = 10 * time.Minute
 //
 // Once b has been held for HoldLimit (from the earliest time the broker
 // may have delivered one of its messages: batch.heldSince), after a
-// failed attempt, b is handed back (pause): the broker would otherwise
+// failed attempt, b is handed back (pause); and no attempt holds b past
+// HoldLimit plus the bound (a first attempt that comes late is cut short,
+// or not made): the broker would otherwise
 // close the channel of a consumer holding a delivery past its
 // consumer_timeout, redelivering b once each time, for as long as the
 // database is down.
@@ -769,12 +771,31 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 	}
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
-		bound := time.Duration(p.bound.Load())
+		learned := time.Duration(p.bound.Load())
+		// hold_limit is kept under the broker's consumer_timeout by one
+		// attempt's bound, and b is handed back only between attempts:
+		// no attempt may hold b past HoldLimit plus the bound. A retry
+		// starts by HoldLimit (its wait is cut to it below), but a first
+		// attempt may start later, its messages having waited in the
+		// client's buffer behind commits that took the learned bound:
+		// its bound is cut to what is left, and with nothing left b is
+		// handed back without one.
+		bound := learned
+		if left := p.cfg.HoldLimit + learned - time.Since(b.heldSince()); attempt == 1 && left < bound {
+			if left <= 0 {
+				held := time.Since(b.heldSince())
+				p.lg.Warn("batch held past hold_limit and one append bound before its first attempt (it waited behind slow commits)",
+					"events", len(b.entries), "held", held, "hold_limit", p.cfg.HoldLimit, "append_bound", learned)
+				p.pause(ctx, work, len(b.entries), held)
+				return
+			}
+			bound = left
+		}
 		start := time.Now()
-		res, timedOut, answered, err := p.attemptAppend(work, b.entries, bound)
+		res, timedOut, answered, hung, err := p.attemptAppend(work, b.entries, bound)
 		if err == nil {
 			took := time.Since(start)
-			p.lowerBound(bound, took)
+			p.lowerBound(learned, took)
 			p.committed(b, res, took)
 			return
 		}
@@ -787,8 +808,14 @@ func (p *Persister) commit(ctx, work context.Context, b batch) {
 			return
 		}
 		p.m.retries.Inc()
-		next, msg := bound, "append failed"
+		next, msg := learned, "append failed"
 		switch {
+		case timedOut && !hung && bound < learned:
+			// Cut short by the hold, the attempt did not have the
+			// bound learned: it tells nothing of it, answered or not
+			// (too short, it may have had no ping); only a ping left
+			// unanswered tells of a hang.
+			msg = "append timed out, its bound cut short by hold_limit"
 		case timedOut && answered:
 			next, msg = min(2*bound, maxAppendBound), "append timed out while the database answered (slow, not down): the next attempt gets a longer bound"
 		case timedOut:
@@ -917,9 +944,9 @@ func (p *Persister) writable(ctx context.Context) error {
 // that is slow (waiting for a lock, a busy disk) rather than a database
 // that does not answer; and an attempt whose database stops answering
 // ends within AppendTimeout, whatever its bound. timedOut reports that
-// the bound, or a ping left unanswered, not ctx, ended the attempt. Both
+// the bound, or a ping left unanswered (hung), not ctx, ended the attempt. Both
 // the Append and the pings count as operations in flight for Alive.
-func (p *Persister) attemptAppend(ctx context.Context, entries []store.Entry, bound time.Duration) (res store.Appended, timedOut, answered bool, err error) {
+func (p *Persister) attemptAppend(ctx context.Context, entries []store.Entry, bound time.Duration) (res store.Appended, timedOut, answered, hung bool, err error) {
 	hctx, hang := context.WithCancelCause(ctx)
 	defer hang(nil)
 	actx, cancel := context.WithTimeout(hctx, bound)
@@ -934,7 +961,8 @@ func (p *Persister) attemptAppend(ctx context.Context, entries []store.Entry, bo
 	close(appended)
 	cancel() // ends a ping still in flight
 	answered = <-watched
-	return res, timedOut, answered, err
+	hung = timedOut && errors.Is(context.Cause(hctx), errNoAnswer)
+	return res, timedOut, answered, hung, err
 }
 
 // errNoAnswer is the cause that ends an attempt to append when a ping of
