@@ -107,15 +107,81 @@ type Coverage struct {
 	// start): the log can no longer rebuild it (replay, --at); what the
 	// history holds of it is all that is left.
 	LogTruncated bool `json:"log_truncated,omitempty"`
+	// Approx says the window overlaps a lost range (LostRanges): what
+	// the history says of the moments inside one is approximate.
+	Approx bool `json:"approx,omitempty"`
+	// LostRanges are the lost ranges the window overlaps, by seq.
+	LostRanges []LostRange `json:"lost_ranges,omitempty"`
 }
 
-// CoverageOf returns the coverage of a window starting at from (zero: no
-// start). Read it after the rows it qualifies: Prune raises the boundary
-// before it deletes, so a query that missed a deleted row sees it.
-func CoverageOf(ctx context.Context, db *sql.DB, from time.Time) (Coverage, error) {
+// LostRange is a range of the log whose records were past retention when
+// the history was written (a leader salvaged it, Batch.Reconcile): the
+// records after AfterSeq through Seq. The history was made to agree with
+// the state at Seq, so what it says of a moment inside the range is
+// approximate: an alarm raised and cleared there is missing, one cleared
+// there still shows active, and the rows opened, closed or changed by the
+// salvage show Seq's time, the latest it can have been (RaisedApprox and
+// the like).
+type LostRange struct {
+	AfterSeq int64 `json:"after_seq"`
+	Seq      int64 `json:"seq"`
+	// AfterAt is a time at or before that of the record AfterSeq, the
+	// latest the history held at or below it (zero: unknown, the range
+	// may reach back to the start of the history): the range's records
+	// were recorded at or after it.
+	AfterAt time.Time `json:"after_at,omitzero"`
+	// At is the recorded time of the record Seq: the state of the
+	// history at and after it is exact again.
+	At time.Time `json:"at"`
+}
+
+// lostRangesIn returns the lost ranges that overlap the window [from, to]
+// (zero: unbounded): those whose records can have been recorded at a
+// moment of it before their base's time. At the base's time the state
+// is the base's (and exact).
+func lostRangesIn(ctx context.Context, db *sql.DB, from, to time.Time) ([]LostRange, error) {
+	stmt := "SELECT after_seq, seq, after_at, at FROM alarm_history_lost_ranges WHERE 1=1"
+	var args []any
+	if !from.IsZero() {
+		stmt, args = stmt+" AND at > ?", append(args, floorMicro(from))
+	}
+	if !to.IsZero() {
+		stmt, args = stmt+" AND (after_at IS NULL OR after_at <= ?)", append(args, floorMicro(to))
+	}
+	rows, err := db.QueryContext(ctx, stmt+" ORDER BY seq, after_seq", args...)
+	if err != nil {
+		return nil, fmt.Errorf("read lost ranges: %w", err)
+	}
+	defer rows.Close()
+	var out []LostRange
+	for rows.Next() {
+		var l LostRange
+		var afterAt sql.NullTime
+		if err := rows.Scan(&l.AfterSeq, &l.Seq, &afterAt, &l.At); err != nil {
+			return nil, fmt.Errorf("read lost ranges: %w", err)
+		}
+		l.AfterAt, l.At = utc(afterAt), l.At.UTC()
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read lost ranges: %w", err)
+	}
+	return out, nil
+}
+
+// CoverageOf returns the coverage of the window [from, to] (zero times:
+// unbounded). Read it after the rows it qualifies: Prune raises the
+// boundary before it deletes, so a query that missed a deleted row sees
+// it.
+func CoverageOf(ctx context.Context, db *sql.DB, from, to time.Time) (Coverage, error) {
 	var c Coverage
+	lost, err := lostRangesIn(ctx, db, from, to)
+	if err != nil {
+		return c, err
+	}
+	c.LostRanges, c.Approx = lost, len(lost) > 0
 	var before time.Time
-	err := db.QueryRowContext(ctx, "SELECT pruned_before FROM alarm_history_pruned WHERE name = ?", headName).Scan(&before)
+	err = db.QueryRowContext(ctx, "SELECT pruned_before FROM alarm_history_pruned WHERE name = ?", headName).Scan(&before)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("read history retention boundary: %w", err)
 	}
@@ -300,7 +366,7 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	if err := attachSeverityChanges(ctx, db, p.Items); err != nil {
 		return Page{}, err
 	}
-	if p.Coverage, err = CoverageOf(ctx, db, q.From); err != nil {
+	if p.Coverage, err = CoverageOf(ctx, db, q.From, q.To); err != nil {
 		return Page{}, fmt.Errorf("list alarm history: %w", err)
 	}
 	return p, nil

@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,6 +47,9 @@ import (
 // counts rows changed, so a second run reports nothing.
 func reconcile(ctx context.Context, tx *store.Tx, term, after int64, s State) (Reconciled, error) {
 	r := Reconciled{Applied: true}
+	if err := recordLostRange(ctx, tx, term, after, s); err != nil {
+		return r, err
+	}
 	renewed, err := reconcileOccurrences(ctx, tx, term, after, s, &r)
 	if err != nil {
 		return r, err
@@ -248,4 +252,43 @@ func exec(ctx context.Context, tx *store.Tx, q string, args ...any) (int, error)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// recordLostRange stores the lost range (after, s.Seq] (LostRange), for
+// the queries to say which windows are approximate. Its start time is
+// the latest time the history holds at or below after (read before the
+// rows of the salvage are written): the head's own record is past
+// retention, so this is a bound at or before its time, derived from the
+// stored rows only. The row's key is the range, so a second write of the
+// same salvage changes nothing.
+func recordLostRange(ctx context.Context, tx *store.Tx, term, after int64, s State) error {
+	at := s.RecordedAt.UTC()
+	var bounds [4]sql.NullTime
+	// Each by an index, from the base's time down: recorded_at never
+	// decreases along seq, so the first row at or below after is the
+	// latest.
+	err := tx.QueryRowContext(ctx, `SELECT
+ (SELECT raised_at FROM alarm_history WHERE raised_seq <= ? ORDER BY raised_seq DESC LIMIT 1),
+ (SELECT cleared_at FROM alarm_history WHERE cleared_at <= ? AND cleared_seq <= ? ORDER BY cleared_at DESC LIMIT 1),
+ (SELECT recorded_at FROM alarm_severity_changes WHERE recorded_at <= ? AND seq <= ? ORDER BY recorded_at DESC LIMIT 1),
+ (SELECT end_at FROM alarm_causal_links WHERE end_at <= ? AND end_seq <= ? ORDER BY end_at DESC LIMIT 1)`,
+		after, at, after, at, after, at, after).Scan(&bounds[0], &bounds[1], &bounds[2], &bounds[3])
+	if err != nil {
+		return fmt.Errorf("read the time of the history's head (seq %d): %w", after, err)
+	}
+	var start sql.NullTime
+	for _, b := range bounds {
+		if b.Valid && (!start.Valid || b.Time.After(start.Time)) {
+			start = b
+		}
+	}
+	var startArg any
+	if start.Valid {
+		startArg = start.Time.UTC()
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO alarm_history_lost_ranges (after_seq, seq, after_at, at, term) VALUES (?, ?, ?, ?, ?)",
+		after, s.Seq, startArg, at, term); err != nil {
+		return fmt.Errorf("record the lost range %d..%d: %w", after+1, s.Seq, err)
+	}
+	return nil
 }

@@ -58,7 +58,7 @@ func TestPruneMarksEarlierWindowsIncomplete(t *testing.T) {
 		t.Errorf("a window before the retention boundary: incomplete %v, complete from %s; want true, %s", p.Incomplete, p.CompleteFrom, want)
 	}
 	// No start: before the boundary too.
-	if c, err := history.CoverageOf(ctx, db, time.Time{}); err != nil || !c.Incomplete {
+	if c, err := history.CoverageOf(ctx, db, time.Time{}, time.Time{}); err != nil || !c.Incomplete {
 		t.Errorf("a window without a start: %+v, %v; want incomplete", c, err)
 	}
 	// At or after the boundary the window is complete, and says from when.
@@ -76,7 +76,7 @@ func TestPruneMarksEarlierWindowsIncomplete(t *testing.T) {
 	if _, err := history.Prune(ctx, db, 1, at(50)); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := history.CoverageOf(ctx, db, at(60)); err != nil || !c.Incomplete || !c.CompleteFrom.Equal(want) {
+	if c, err := history.CoverageOf(ctx, db, at(60), time.Time{}); err != nil || !c.Incomplete || !c.CompleteFrom.Equal(want) {
 		t.Errorf("after an earlier boundary: %+v, %v; want incomplete, complete from %s", c, err, want)
 	}
 	// The boundary is a fenced write: a deposed leader does not move it.
@@ -86,7 +86,7 @@ func TestPruneMarksEarlierWindowsIncomplete(t *testing.T) {
 	if _, err := history.Prune(ctx, db, 4, at(500)); !errors.Is(err, store.ErrFenced) {
 		t.Errorf("prune at a stale term: %v, want ErrFenced", err)
 	}
-	if c, err := history.CoverageOf(ctx, db, at(300)); err != nil || c.Incomplete {
+	if c, err := history.CoverageOf(ctx, db, at(300), time.Time{}); err != nil || c.Incomplete {
 		t.Errorf("after a fenced prune: %+v, %v; want the boundary unmoved", c, err)
 	}
 }
@@ -113,7 +113,7 @@ func TestCoverageOfTheLog(t *testing.T) {
 	if _, err := l.MaintainPartitions(ctx, now, 2); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := history.CoverageOf(ctx, db, t0.Add(-time.Hour)); err != nil || c.LogTruncated || !c.LogFrom.IsZero() {
+	if c, err := history.CoverageOf(ctx, db, t0.Add(-time.Hour), time.Time{}); err != nil || c.LogTruncated || !c.LogFrom.IsZero() {
 		t.Fatalf("a whole log: %+v, %v; want not truncated", c, err)
 	}
 	now = t0.AddDate(0, 0, 1)
@@ -121,11 +121,11 @@ func TestCoverageOfTheLog(t *testing.T) {
 	if _, err := l.DropBefore(ctx, now.Truncate(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := history.CoverageOf(ctx, db, t0)
+	c, err := history.CoverageOf(ctx, db, t0, time.Time{})
 	if err != nil || !c.LogTruncated || !c.LogFrom.Equal(now) {
 		t.Errorf("a window before the oldest retained event: %+v, %v; want truncated, log from %s", c, err, now)
 	}
-	if c, err := history.CoverageOf(ctx, db, now); err != nil || c.LogTruncated {
+	if c, err := history.CoverageOf(ctx, db, now, time.Time{}); err != nil || c.LogTruncated {
 		t.Errorf("a window from the oldest retained event: %+v, %v; want not truncated", c, err)
 	}
 }

@@ -77,8 +77,8 @@ func (h dbHistory) AlarmLinks(ctx context.Context, key string, from, to time.Tim
 	return ls, unavailable(err)
 }
 
-func (h dbHistory) Coverage(ctx context.Context, from time.Time) (history.Coverage, error) {
-	c, err := history.CoverageOf(ctx, h.db, from)
+func (h dbHistory) Coverage(ctx context.Context, from, to time.Time) (history.Coverage, error) {
+	c, err := history.CoverageOf(ctx, h.db, from, to)
 	return c, unavailable(err)
 }
 

@@ -180,12 +180,23 @@ func newAlarmsHistoryCmd(g *globalFlags) *cobra.Command {
 // warnCoverage writes to w a warning line for each way the window is not
 // whole: it starts before the history's retention boundary (the alarms
 // that ended before the boundary are missing, so the list is not what was
-// active then), or before the oldest event the log retains.
+// active then), it overlaps a lost range (what the history says there is
+// approximate), or it starts before the oldest event the log retains.
 func warnCoverage(w io.Writer, c history.Coverage) {
 	if c.Incomplete {
 		fmt.Fprintf(w, "warning: incomplete: the window starts before %s, the history's retention boundary: "+
 			"alarms and links that ended before it were pruned and are missing; only windows from %s on are complete\n",
 			c.CompleteFrom.Format(time.RFC3339Nano), c.CompleteFrom.Format(time.RFC3339Nano))
+	}
+	for _, l := range c.LostRanges {
+		start := "the start of the history"
+		if !l.AfterAt.IsZero() {
+			start = l.AfterAt.Format(time.RFC3339Nano)
+		}
+		fmt.Fprintf(w, "warning: approximate: the window overlaps the lost range of seqs %d..%d (recorded from %s, or later, to %s), "+
+			"whose events were past retention when the history was written: the history there is the state at seq %d; "+
+			"alarms raised and cleared inside it are missing, and those that ended inside it show as active until %s\n",
+			l.AfterSeq+1, l.Seq, start, l.At.Format(time.RFC3339Nano), l.Seq, l.At.Format(time.RFC3339Nano))
 	}
 	if c.LogTruncated {
 		fmt.Fprintf(w, "warning: the window starts before %s, the oldest event the log retains: it can no longer be rebuilt from the log (replay, --at)\n",
@@ -263,7 +274,7 @@ func newAlarmsStatsCmd(g *globalFlags) *cobra.Command {
 		if bs == nil {
 			bs = []history.Bucket{}
 		}
-		cov, err := history.CoverageOf(cmd.Context(), conn, f)
+		cov, err := history.CoverageOf(cmd.Context(), conn, f, t)
 		if err != nil {
 			return err
 		}

@@ -483,3 +483,61 @@ func TestAlarmsHistoryWarnsBeforeRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestAlarmsHistoryWarnsInLostRange: `alarms history` and `alarms stats`
+// over a window that overlaps a lost range (salvaged by a leader: the
+// history there is the state at its base) warn on stderr that it is
+// approximate, naming the seqs; their JSON says "approx": true with the
+// range. A window from the base's time on does not.
+func TestAlarmsHistoryWarnsInLostRange(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.NewDB(t)
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	a := history.Alarm{Key: "ALARM/nic/a", VitrageID: 1, Type: "nic", ID: "a", Name: "a", Severity: "WARNING"}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 1, Items: []history.Item{
+		{Kind: history.Raised, Seq: 1, RecordedAt: t0, Alarm: a},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	base := t0.Add(2 * time.Hour)
+	state := history.State{Seq: 9, RecordedAt: base, Alarms: []history.Alarm{a}}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 9, Reconcile: &state}); err != nil {
+		t.Fatal(err)
+	}
+	from, to := t0.Add(time.Hour).Format(time.RFC3339), t0.Add(90*time.Minute).Format(time.RFC3339)
+	for _, cmd := range [][]string{
+		{"alarms", "history", "--dsn", dsn, "--from", from, "--to", to},
+		{"alarms", "stats", "--dsn", dsn, "--from", from, "--to", to},
+	} {
+		_, errOut, err := runCausewayCLIErr(t, cmd...)
+		if err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		if !strings.Contains(errOut, "warning: approximate") || !strings.Contains(errOut, "seqs 2..9") {
+			t.Errorf("%v: stderr %q; want a warning that the window overlaps the lost range 2..9", cmd, errOut)
+		}
+		out, errOut, err := runCausewayCLIErr(t, append(cmd, "-o", "json")...)
+		if err != nil {
+			t.Fatalf("%v -o json: %v", cmd, err)
+		}
+		var doc struct {
+			Approx     bool `json:"approx"`
+			LostRanges []struct {
+				AfterSeq int64 `json:"after_seq"`
+				Seq      int64 `json:"seq"`
+			} `json:"lost_ranges"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || !doc.Approx || len(doc.LostRanges) != 1 ||
+			doc.LostRanges[0].AfterSeq != 1 || doc.LostRanges[0].Seq != 9 || errOut != "" {
+			t.Errorf("%v -o json: %v, stderr %q:\n%s\nwant approx and the lost range after 1 through 9", cmd, err, errOut, out)
+		}
+		later := append(cmd[:len(cmd)-4:len(cmd)-4], "--from", base.Format(time.RFC3339), "--to", base.Add(time.Hour).Format(time.RFC3339))
+		if _, errOut, err := runCausewayCLIErr(t, later...); err != nil || strings.Contains(errOut, "approximate") {
+			t.Errorf("%v: %v, stderr %q; want no warning from the base on", later, err, errOut)
+		}
+	}
+}

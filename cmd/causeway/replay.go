@@ -597,7 +597,7 @@ func buildRCA(ctx context.Context, h *historian, p point, alarm graph.VertexID) 
 			occ = nil
 		}
 		// After the rows it qualifies, as CoverageOf asks.
-		if cov, err := history.CoverageOf(ctx, h.db, p.asked); err == nil {
+		if cov, err := history.CoverageOf(ctx, h.db, p.asked, p.asked); err == nil {
 			out.CompleteFrom, out.Incomplete = cov.CompleteFrom, cov.Incomplete
 		}
 	}

@@ -24,9 +24,10 @@ type HistoryReader interface {
 	AlarmHistory(ctx context.Context, q history.Query) (history.Page, error)
 	AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error)
 	AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error)
-	// Coverage says whether a window starting at from (zero: no start)
-	// is complete (history.CoverageOf); read after the rows it qualifies.
-	Coverage(ctx context.Context, from time.Time) (history.Coverage, error)
+	// Coverage says whether the window [from, to] (zero: unbounded) is
+	// complete and exact (history.CoverageOf); read after the rows it
+	// qualifies.
+	Coverage(ctx context.Context, from, to time.Time) (history.Coverage, error)
 }
 
 // HistoryResponse is GET /v1/history/alarms: one page of occurrences.
@@ -198,7 +199,7 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 	if bs == nil {
 		bs = []history.Bucket{}
 	}
-	cov, err := h.Coverage(r.Context(), from)
+	cov, err := h.Coverage(r.Context(), from, to)
 	if err != nil {
 		s.historyFailed(w, err)
 		return
@@ -233,7 +234,7 @@ func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	if links == nil {
 		links = []history.Link{}
 	}
-	cov, err := h.Coverage(r.Context(), from)
+	cov, err := h.Coverage(r.Context(), from, to)
 	if err != nil {
 		s.historyFailed(w, err)
 		return

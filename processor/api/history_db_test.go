@@ -28,8 +28,8 @@ func (h dbReader) AlarmStats(ctx context.Context, q history.StatsQuery) ([]histo
 func (h dbReader) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
 	return history.Links(ctx, h.db, key, from, to)
 }
-func (h dbReader) Coverage(ctx context.Context, from time.Time) (history.Coverage, error) {
-	return history.CoverageOf(ctx, h.db, from)
+func (h dbReader) Coverage(ctx context.Context, from, to time.Time) (history.Coverage, error) {
+	return history.CoverageOf(ctx, h.db, from, to)
 }
 
 // TestHistoryPagesKeepTheirWindow: a client that follows `next` with

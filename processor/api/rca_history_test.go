@@ -239,7 +239,7 @@ func (h downHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.
 func (h downHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
 	return nil, h.err
 }
-func (h downHistory) Coverage(context.Context, time.Time) (history.Coverage, error) {
+func (h downHistory) Coverage(context.Context, time.Time, time.Time) (history.Coverage, error) {
 	return history.Coverage{}, h.err
 }
 

@@ -733,7 +733,7 @@ func (fakeHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.Bu
 func (fakeHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
 	return nil, nil
 }
-func (fakeHistory) Coverage(context.Context, time.Time) (history.Coverage, error) {
+func (fakeHistory) Coverage(context.Context, time.Time, time.Time) (history.Coverage, error) {
 	return history.Coverage{}, nil
 }
 
