@@ -332,7 +332,7 @@ func TestWriteFencedIdempotentAndQueries(t *testing.T) {
 	}
 
 	// Links of the first NIC alarm.
-	links, err := history.Links(ctx, db, "ALARM/prometheus/nic-h0", time.Time{}, time.Time{})
+	links, err := listLinks(ctx, db, "ALARM/prometheus/nic-h0", time.Time{}, time.Time{})
 	if err != nil || len(links) == 0 {
 		t.Fatalf("links = %v, %v", links, err)
 	}
@@ -639,7 +639,7 @@ func TestReconcileLostRange(t *testing.T) {
 	}
 	var links []period
 	for h := 0; h < 3; h++ {
-		ls, err := history.Links(ctx, db, nic(h), time.Time{}, time.Time{})
+		ls, err := listLinks(ctx, db, nic(h), time.Time{}, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -800,7 +800,7 @@ func TestListBetweenMicroseconds(t *testing.T) {
 		if !cmp.Equal(got, tc.want) {
 			t.Errorf("List [%s, %s] = %v, want %v", tc.from.Format(time.RFC3339Nano), tc.to.Format(time.RFC3339Nano), got, tc.want)
 		}
-		ls, err := history.Links(ctx, db, a.Key, tc.from, tc.to)
+		ls, err := listLinks(ctx, db, a.Key, tc.from, tc.to)
 		if err != nil || len(ls) != tc.links {
 			t.Errorf("Links [%s, %s] = %d links (%v), want %d", tc.from.Format(time.RFC3339Nano), tc.to.Format(time.RFC3339Nano), len(ls), err, tc.links)
 		}
@@ -922,7 +922,7 @@ func TestReconcileRaisedAgainInLostRange(t *testing.T) {
 	}
 
 	l := state.Links[0]
-	ls, err := history.Links(ctx, db, l.From, time.Time{}, time.Time{})
+	ls, err := listLinks(ctx, db, l.From, time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1100,5 +1100,23 @@ func TestPruneKeepsTheChangesOfKeptOccurrences(t *testing.T) {
 	}
 	if rows := historytest.Rows(t, db, "SELECT id FROM alarm_severity_changes"); len(rows) != 0 {
 		t.Errorf("%d severity changes left after their occurrences were pruned", len(rows))
+	}
+}
+
+// listLinks pages through the links of key overlapping [from, to] with a
+// small page size.
+func listLinks(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]history.Link, error) {
+	var out []history.Link
+	q := history.LinksQuery{Alarm: key, From: from, To: to, Limit: 2}
+	for {
+		p, err := history.Links(ctx, db, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Links...)
+		if p.Next == "" {
+			return out, nil
+		}
+		q.After = p.Next
 	}
 }

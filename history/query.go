@@ -328,6 +328,10 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		if err != nil {
 			return Page{}, err
 		}
+		if strings.HasPrefix(tok.key, `"`) {
+			// A links page token (an alarm key starts with its category).
+			return Page{}, fmt.Errorf("%w: it is of a list of links", ErrBadToken)
+		}
 		if tok.windowed && (!tok.from.Equal(floorMicro(q.From)) || !tok.to.Equal(floorMicro(q.To))) {
 			// Another window's next page skips or repeats rows.
 			return Page{}, fmt.Errorf("%w: it is for the window from %s to %s, not from %s to %s", ErrBadToken,
@@ -521,39 +525,119 @@ type Link struct {
 	EndAfterSeq int64 `json:"end_after_seq,omitempty"`
 }
 
-// Links returns the periods of the links into or out of the alarm key that
-// overlap [from, to] (zero times: unbounded), by start seq.
-func Links(ctx context.Context, db *sql.DB, key string, from, to time.Time) ([]Link, error) {
+// LinksQuery selects the periods of the links into or out of one alarm
+// that overlap [From, To] (zero times: unbounded).
+type LinksQuery struct {
+	// Alarm is the alarm's key (as Occurrence.AlarmKey).
+	Alarm    string
+	From, To time.Time
+	// Limit is the page size (default 100, at most 10000).
+	Limit int
+	// After is the page token returned as LinksPage.Next ("" for the
+	// first); it is of one alarm and one window.
+	After string
+}
+
+// LinksPage is one page of link periods, by start seq, then from and to
+// key.
+type LinksPage struct {
+	Links []Link `json:"links"`
+	// Next is the token of the next page ("" when this is the last).
+	Next string `json:"next,omitempty"`
+}
+
+// A links page token is a page token (the window, the last row's start
+// seq) whose key is the alarm's, the last row's from and to keys, each
+// quoted (strconv.Quote): a token of another alarm is refused.
+func linksTokenKey(alarm, from, to string) string {
+	return strconv.Quote(alarm) + strconv.Quote(from) + strconv.Quote(to)
+}
+
+func parseLinksTokenKey(key string) (alarm, from, to string, err error) {
+	var out [3]string
+	for i := range out {
+		q, err := strconv.QuotedPrefix(key)
+		if err != nil {
+			return "", "", "", ErrBadToken
+		}
+		if out[i], err = strconv.Unquote(q); err != nil {
+			return "", "", "", ErrBadToken
+		}
+		key = key[len(q):]
+	}
+	if key != "" {
+		return "", "", "", ErrBadToken
+	}
+	return out[0], out[1], out[2], nil
+}
+
+// Links returns a page of the periods of the links into or out of the
+// alarm q.Alarm that overlap [q.From, q.To].
+func Links(ctx context.Context, db *sql.DB, q LinksQuery) (LinksPage, error) {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 0 || q.Limit > 10000 {
+		return LinksPage{}, fmt.Errorf("%w: limit: %d is not in 1..10000", ErrBadQuery, q.Limit)
+	}
+	if !q.To.IsZero() && q.To.Before(q.From) {
+		return LinksPage{}, fmt.Errorf("%w: to %s is before from %s", ErrBadQuery, q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
+	}
+	key := q.Alarm
 	stmt := "SELECT from_key, to_key, start_seq, start_at, end_seq, end_at, start_after_seq, end_after_seq FROM alarm_causal_links WHERE (from_key = ? OR to_key = ?)"
 	args := []any{key, key}
-	if !to.IsZero() {
-		stmt, args = stmt+" AND start_at <= ?", append(args, floorMicro(to))
+	if !q.To.IsZero() {
+		stmt, args = stmt+" AND start_at <= ?", append(args, floorMicro(q.To))
 	}
-	if !from.IsZero() {
-		stmt, args = stmt+" AND (end_at IS NULL OR end_at > ?)", append(args, floorMicro(from))
+	if !q.From.IsZero() {
+		stmt, args = stmt+" AND (end_at IS NULL OR end_at > ?)", append(args, floorMicro(q.From))
 	}
-	rows, err := db.QueryContext(ctx, stmt+" ORDER BY start_seq, from_key, to_key", args...)
+	if q.After != "" {
+		tok, err := decodeToken(q.After)
+		if err != nil {
+			return LinksPage{}, err
+		}
+		alarm, from, to, err := parseLinksTokenKey(tok.key)
+		if err != nil {
+			return LinksPage{}, err
+		}
+		if !tok.windowed || alarm != key {
+			return LinksPage{}, fmt.Errorf("%w: it is not of the links of %s", ErrBadToken, key)
+		}
+		if !tok.from.Equal(floorMicro(q.From)) || !tok.to.Equal(floorMicro(q.To)) {
+			return LinksPage{}, fmt.Errorf("%w: it is for the window from %s to %s, not from %s to %s", ErrBadToken,
+				boundString(tok.from), boundString(tok.to), boundString(q.From), boundString(q.To))
+		}
+		stmt += " AND (start_seq > ? OR (start_seq = ? AND (from_key > ? OR (from_key = ? AND to_key > ?))))"
+		args = append(args, tok.seq, tok.seq, from, from, to)
+	}
+	rows, err := db.QueryContext(ctx, stmt+" ORDER BY start_seq, from_key, to_key LIMIT ?", append(args, q.Limit+1)...)
 	if err != nil {
-		return nil, fmt.Errorf("list causal links of %s: %w", key, err)
+		return LinksPage{}, fmt.Errorf("list causal links of %s: %w", key, err)
 	}
 	defer rows.Close()
-	var out []Link
+	var p LinksPage
 	for rows.Next() {
 		var l Link
 		var endSeq, startAfter, endAfter sql.NullInt64
 		var endAt sql.NullTime
 		if err := rows.Scan(&l.From, &l.To, &l.StartSeq, &l.StartAt, &endSeq, &endAt, &startAfter, &endAfter); err != nil {
-			return nil, fmt.Errorf("list causal links of %s: %w", key, err)
+			return LinksPage{}, fmt.Errorf("list causal links of %s: %w", key, err)
 		}
 		l.StartAt, l.EndSeq, l.EndAt = l.StartAt.UTC(), endSeq.Int64, utc(endAt)
 		l.StartApprox, l.StartAfterSeq = startAfter.Valid, startAfter.Int64
 		l.EndApprox, l.EndAfterSeq = endAfter.Valid, endAfter.Int64
-		out = append(out, l)
+		p.Links = append(p.Links, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list causal links of %s: %w", key, err)
+		return LinksPage{}, fmt.Errorf("list causal links of %s: %w", key, err)
 	}
-	return out, nil
+	if len(p.Links) > q.Limit {
+		p.Links = p.Links[:q.Limit]
+		last := p.Links[len(p.Links)-1]
+		p.Next = encodeToken(last.StartSeq, linksTokenKey(key, last.From, last.To), q.From, q.To)
+	}
+	return p, nil
 }
 
 // StatsQuery asks for counts of raised occurrences per interval.

@@ -108,10 +108,11 @@ func TestHistoryAPI(t *testing.T) {
 		t.Errorf("stats through the API (-direct +api):\n%s", diff)
 	}
 
-	wantLinks, err := history.Links(ctx, db, deduced.AlarmKey, time.Time{}, time.Time{})
+	linksPage, err := history.Links(ctx, db, history.LinksQuery{Alarm: deduced.AlarmKey})
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantLinks := linksPage.Links
 	var links api.LinksResponse
 	if code := get("/v1/history/links", url.Values{"alarm": {deduced.AlarmKey}}, &links); code != http.StatusOK {
 		t.Fatalf("links: status %d", code)

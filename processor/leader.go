@@ -72,9 +72,9 @@ func (h dbHistory) AlarmStats(ctx context.Context, q history.StatsQuery) ([]hist
 	return bs, unavailable(err)
 }
 
-func (h dbHistory) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
-	ls, err := history.Links(ctx, h.db, key, from, to)
-	return ls, unavailable(err)
+func (h dbHistory) AlarmLinks(ctx context.Context, q history.LinksQuery) (history.LinksPage, error) {
+	p, err := history.Links(ctx, h.db, q)
+	return p, unavailable(err)
 }
 
 func (h dbHistory) Coverage(ctx context.Context, from, to time.Time) (history.Coverage, error) {

@@ -23,7 +23,7 @@ type HistoryReader interface {
 	Head(ctx context.Context) (int64, error)
 	AlarmHistory(ctx context.Context, q history.Query) (history.Page, error)
 	AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error)
-	AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error)
+	AlarmLinks(ctx context.Context, q history.LinksQuery) (history.LinksPage, error)
 	// Coverage says whether the window [from, to] (zero: unbounded) is
 	// complete and exact (history.CoverageOf); read after the rows it
 	// qualifies.
@@ -58,6 +58,8 @@ type LinksResponse struct {
 	Meta
 	Alarm string         `json:"alarm"`
 	Links []history.Link `json:"links"`
+	// Next is the page token of the next page (?page=), "" on the last.
+	Next string `json:"next,omitempty"`
 	// Coverage is that of the window (without from: incomplete once
 	// retention pruned anything).
 	history.Coverage
@@ -208,9 +210,11 @@ func (s *Server) alarmStats(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
-// alarmLinks answers GET /v1/history/links?alarm=KEY&from=&to=: the
-// periods of the causal links into or out of one alarm (its history key,
-// as the occurrences carry it). Without from and to, all of them.
+// alarmLinks answers GET /v1/history/links?alarm=KEY&from=&to=&limit=
+// &page=: the periods of the causal links into or out of one alarm (its
+// history key, as the occurrences carry it), by start seq, a page at a
+// time. Without from and to, all of them; a next page asked without
+// them is of its token's window, as alarmHistory's.
 func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	bounded := v.Get("from") != "" || v.Get("to") != ""
@@ -220,25 +224,43 @@ func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	}
 	if !bounded {
 		from, to = time.Time{}, time.Time{}
+		if page := v.Get("page"); page != "" {
+			f, t, ok, err := history.PageWindow(page)
+			if err != nil {
+				s.historyFailed(w, err)
+				return
+			}
+			if ok {
+				from, to = f, t
+			}
+		}
 	}
 	key := v.Get("alarm")
 	if key == "" {
 		s.fail(w, http.StatusBadRequest, 0, errors.New("alarm: the alarm's history key is required"))
 		return
 	}
-	links, err := h.AlarmLinks(r.Context(), key, from, to)
+	q := history.LinksQuery{Alarm: key, From: from, To: to, Limit: 100, After: v.Get("page")}
+	if l := v.Get("limit"); l != "" {
+		var err error
+		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit == 0 {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("limit: %q is not in 1..10000", l))
+			return
+		}
+	}
+	p, err := h.AlarmLinks(r.Context(), q)
 	if err != nil {
 		s.historyFailed(w, err)
 		return
 	}
-	if links == nil {
-		links = []history.Link{}
+	if p.Links == nil {
+		p.Links = []history.Link{}
 	}
 	cov, err := h.Coverage(r.Context(), from, to)
 	if err != nil {
 		s.historyFailed(w, err)
 		return
 	}
-	resp := LinksResponse{Meta: meta, Alarm: key, Links: links, Coverage: cov}
+	resp := LinksResponse{Meta: meta, Alarm: key, Links: p.Links, Next: p.Next, Coverage: cov}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }

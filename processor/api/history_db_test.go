@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
@@ -25,8 +27,8 @@ func (h dbReader) AlarmHistory(ctx context.Context, q history.Query) (history.Pa
 func (h dbReader) AlarmStats(ctx context.Context, q history.StatsQuery) ([]history.Bucket, error) {
 	return history.Stats(ctx, h.db, q)
 }
-func (h dbReader) AlarmLinks(ctx context.Context, key string, from, to time.Time) ([]history.Link, error) {
-	return history.Links(ctx, h.db, key, from, to)
+func (h dbReader) AlarmLinks(ctx context.Context, q history.LinksQuery) (history.LinksPage, error) {
+	return history.Links(ctx, h.db, q)
 }
 func (h dbReader) Coverage(ctx context.Context, from, to time.Time) (history.Coverage, error) {
 	return history.CoverageOf(ctx, h.db, from, to)
@@ -92,5 +94,82 @@ func TestHistoryPagesKeepTheirWindow(t *testing.T) {
 	params = url.Values{"page": {p.Next}, "from": {now.Add(-23 * time.Hour).Format(time.RFC3339)}, "to": {now.Format(time.RFC3339)}}
 	if resp, body := do(t, ts, "GET", "/v1/history/alarms?"+params.Encode(), "read-token", "", ""); resp.StatusCode != 400 {
 		t.Errorf("a token of another window: %d %s, want 400", resp.StatusCode, body)
+	}
+}
+
+// TestHistoryLinksPaged: the causal links of an alarm come a page at a
+// time (?limit=, then ?page= with the token of `next`), as the
+// occurrences do; they came all in one answer, however many an alarm
+// with a long history had. A token is of its alarm and its window.
+func TestHistoryLinksPaged(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, storetest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	const effect = "ALARM/vitrage/d"
+	var items []history.Item
+	var want []string
+	for i, c := range []string{"a", "b", "c", "d", "e"} {
+		items = append(items, history.Item{Kind: history.LinkStarted, Seq: int64(i + 1), RecordedAt: t0.Add(time.Duration(i) * time.Minute),
+			From: "ALARM/nic/" + c, To: effect})
+		want = append(want, "ALARM/nic/"+c)
+	}
+	// Two periods of one link: the first ended, the second open.
+	items = append(items,
+		history.Item{Kind: history.LinkEnded, Seq: 6, RecordedAt: t0.Add(5 * time.Minute), From: "ALARM/nic/a", To: effect},
+		history.Item{Kind: history.LinkStarted, Seq: 7, RecordedAt: t0.Add(6 * time.Minute), From: "ALARM/nic/a", To: effect})
+	want = append(want, "ALARM/nic/a")
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 7, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Name: "r", Token: "read-token", Role: RoleReader}}},
+		&fakeBackend{g: sampleGraph(), seq: 7}, Deps{NodeID: "n1", Now: func() time.Time { return t0.Add(time.Hour) }, History: dbReader{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	var got []string
+	var first string
+	params := url.Values{"alarm": {effect}, "limit": {"2"}}
+	for pages := 0; ; pages++ {
+		if pages == 5 {
+			t.Fatalf("more than 4 pages of 2 for 6 periods: %q", got)
+		}
+		resp, body := do(t, ts, "GET", "/v1/history/links?"+params.Encode(), "read-token", "", "")
+		var r struct {
+			Links []history.Link `json:"links"`
+			Next  string         `json:"next"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("page %d: %d %s", pages, resp.StatusCode, body)
+		}
+		if len(r.Links) > 2 {
+			t.Fatalf("page %d: %d links, over the limit of 2: %s", pages, len(r.Links), body)
+		}
+		for _, l := range r.Links {
+			got = append(got, l.From)
+		}
+		if r.Next == "" {
+			break
+		}
+		if first == "" {
+			first = r.Next
+		}
+		params.Set("page", r.Next)
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("links by start seq over the pages (-got +want):\n%s", diff)
+	}
+	// Another alarm's, or another window's, next page skips or repeats.
+	for _, p := range []url.Values{
+		{"alarm": {"ALARM/nic/a"}, "limit": {"2"}, "page": {first}},
+		{"alarm": {effect}, "limit": {"2"}, "page": {first}, "from": {t0.Format(time.RFC3339)}},
+	} {
+		if resp, body := do(t, ts, "GET", "/v1/history/links?"+p.Encode(), "read-token", "", ""); resp.StatusCode != 400 {
+			t.Errorf("%s: %d %s; want 400", p.Encode(), resp.StatusCode, body)
+		}
 	}
 }

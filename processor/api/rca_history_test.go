@@ -236,8 +236,8 @@ func (h downHistory) AlarmHistory(context.Context, history.Query) (history.Page,
 func (h downHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.Bucket, error) {
 	return nil, h.err
 }
-func (h downHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
-	return nil, h.err
+func (h downHistory) AlarmLinks(context.Context, history.LinksQuery) (history.LinksPage, error) {
+	return history.LinksPage{}, h.err
 }
 func (h downHistory) Coverage(context.Context, time.Time, time.Time) (history.Coverage, error) {
 	return history.Coverage{}, h.err

@@ -30,7 +30,7 @@
 //	                                   the endpoints above answer live only and refuse ?at= and ?seq= (400)
 //	GET  /v1/history/alarms            ?from=&to=&type=&resource=&severity=&limit=&page=: alarm history (database, no replay)
 //	GET  /v1/history/stats             ?from=&to=&interval=&type=: alarms raised per interval by type and severity
-//	GET  /v1/history/links             ?alarm=KEY&from=&to=: periods of the causal links of one alarm
+//	GET  /v1/history/links             ?alarm=KEY&from=&to=&limit=&page=: periods of the causal links of one alarm, paged
 //	GET  /v1/templates[/{name}]        loaded templates (live only, as the endpoints above)
 //	POST /v1/templates/validate        YAML body (or JSON {"body":...,"params":{...}}, params the values of
 //	                                   its parameters): problems, nothing published

@@ -730,8 +730,8 @@ func (fakeHistory) AlarmHistory(context.Context, history.Query) (history.Page, e
 func (fakeHistory) AlarmStats(context.Context, history.StatsQuery) ([]history.Bucket, error) {
 	return nil, nil
 }
-func (fakeHistory) AlarmLinks(context.Context, string, time.Time, time.Time) ([]history.Link, error) {
-	return nil, nil
+func (fakeHistory) AlarmLinks(context.Context, history.LinksQuery) (history.LinksPage, error) {
+	return history.LinksPage{}, nil
 }
 func (fakeHistory) Coverage(context.Context, time.Time, time.Time) (history.Coverage, error) {
 	return history.Coverage{}, nil
