@@ -3,6 +3,9 @@ package history_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +83,65 @@ func TestWindowInLostRangeIsApprox(t *testing.T) {
 		if diff := cmp.Diff(got, cov{Approx: c.want != nil, LostRanges: c.want}); diff != "" {
 			t.Errorf("%s: window %s..%s (-got +want):\n%s\n%s", c.name, c.from, c.to, diff, js)
 		}
+	}
+}
+
+// TestLostRangesRecordedBeforeBackfilled: migration 15 records the lost
+// ranges salvaged before it from their approximate rows, as a salvage
+// now records its own: the same range, the base's time, and the latest
+// time the history held at the old head.
+func TestLostRangesRecordedBeforeBackfilled(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	alarm := func(id string) history.Alarm {
+		return history.Alarm{Key: "ALARM/nic/" + id, VitrageID: 1, Type: "nic", ID: id, Name: id, Severity: "WARNING"}
+	}
+	headAt := t0.Add(10 * time.Minute)
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 3, Items: []history.Item{
+		{Kind: history.Raised, Seq: 1, RecordedAt: t0, Alarm: alarm("a")},
+		{Kind: history.Raised, Seq: 2, RecordedAt: t0.Add(time.Minute), Alarm: alarm("b")},
+		{Kind: history.Cleared, Seq: 3, RecordedAt: headAt, Alarm: alarm("b")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// Lost 4..10: a cleared, c raised.
+	state := history.State{Seq: 10, RecordedAt: t0.Add(2 * time.Hour), Alarms: []history.Alarm{alarm("c")}}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 10, Reconcile: &state}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		var after, seq int64
+		var afterAt, at time.Time
+		if err := db.QueryRowContext(ctx, "SELECT after_seq, seq, after_at, at FROM alarm_history_lost_ranges").Scan(&after, &seq, &afterAt, &at); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(after, seq, afterAt.UTC(), at.UTC())
+	}
+	recorded := read()
+	if want := fmt.Sprint(3, 10, headAt, state.RecordedAt); recorded != want {
+		t.Errorf("recorded %s; want %s", recorded, want)
+	}
+	if _, err := db.ExecContext(ctx, "DELETE FROM alarm_history_lost_ranges"); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../internal/store/migrations/0015_history_lost_ranges.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmt strings.Builder
+	for _, l := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(l, "--") {
+			continue
+		}
+		stmt.WriteString(l + "\n")
+		if strings.HasSuffix(l, ";") {
+			if _, err := db.ExecContext(ctx, strings.TrimSuffix(stmt.String(), ";\n")); err != nil {
+				t.Fatalf("%s: %v", stmt.String(), err)
+			}
+			stmt.Reset()
+		}
+	}
+	if got := read(); got != recorded {
+		t.Errorf("backfilled %s; want %s", got, recorded)
 	}
 }
