@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,145 @@ func TestFiltersUseAnIndex(t *testing.T) {
 		}
 		if read > 200 {
 			t.Errorf("%+v: read %d rows for %d occurrences: the filter used no index", q, read, len(p.Items))
+		}
+	}
+}
+
+// TestMiddleWindowReadsItsRows: a short window in the middle of a long
+// history must read about the rows active in it, not half the table (the
+// occurrences raised before its end, or those cleared after its start,
+// by one of the two time indexes) sorted by seq. Long occurrences that
+// span the window, ended or active, are in it as well.
+func TestMiddleWindowReadsItsRows(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	db.SetMaxOpenConns(1) // one session: its status counts List's reads
+	const n, chunk = 20000, 1000
+	for start := 0; start < n; start += chunk {
+		var args []any
+		for i := start; i < start+chunk; i++ {
+			at := t0.Add(time.Duration(i) * time.Minute)
+			var cleared any = at.Add(30 * time.Second)
+			var clearedSeq any = int64(i + 2)
+			switch {
+			case i%2000 == 3:
+				// Lasts about three days (4320 minutes).
+				cleared, clearedSeq = at.Add(3*24*time.Hour), int64(i+4322)
+			case i%5000 == 11:
+				cleared, clearedSeq = nil, nil // still active
+			}
+			args = append(args, fmt.Sprint("occ", i), fmt.Sprint("ALARM/t/", i), fmt.Sprint(i), int64(i+1), int64(i+1), at, clearedSeq, cleared)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
+ resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at,
+ cleared_seq, cleared_at, term) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,1,'t',?,'x','','','','',0,'WARNING','WARNING',?,?,?,?,?,1),", chunk), ","), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "ANALYZE TABLE alarm_history"); err != nil {
+		t.Fatal(err)
+	}
+	from := t0.Add(10000*time.Minute + 10*time.Second)
+	q := history.Query{From: from, To: from.Add(10 * time.Minute), Limit: 10000}
+	// Raised in the window: 11 (the last at its end); spanning it: the
+	// three-day ones raised in the 4320 minutes before (6003, 8003), the
+	// active ones raised before it (11, 5011).
+	var want []string
+	for i := 0; i < n; i++ {
+		switch {
+		case i >= 10000 && i <= 10010, i == 6003, i == 8003, i == 11, i == 5011:
+			want = append(want, fmt.Sprint("ALARM/t/", i))
+		}
+	}
+	before := rowsRead(t, db)
+	p, err := history.List(ctx, db, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := rowsRead(t, db) - before
+	var got []string
+	for _, o := range p.Items {
+		got = append(got, o.AlarmKey)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("window %s..%s: %q; want %q", q.From, q.To, got, want)
+	}
+	t.Logf("read %d rows for %d occurrences", read, len(p.Items))
+	if read > 1000 {
+		t.Errorf("read %d rows for %d occurrences in a window of a history of %d", read, len(p.Items), n)
+	}
+}
+
+// TestActiveDuringMatchesItsDefinition: the occurrences List returns for
+// a window are those raised at or before its end and not cleared at or
+// before its start, whatever their length (span classes, exact powers of
+// two seconds, sub-second ones, ends on the window's bounds) and their
+// page size.
+func TestActiveDuringMatchesItsDefinition(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	type occ struct {
+		key             string
+		raised, cleared time.Time // cleared zero: active
+	}
+	var all []occ
+	var args []any
+	lengths := []time.Duration{0, time.Microsecond, 999 * time.Millisecond, time.Second, 2 * time.Second, 2*time.Second - 1, 8 * time.Second,
+		8*time.Second + time.Microsecond, time.Hour, 1 << 20 * time.Second, 3 * 365 * 24 * time.Hour}
+	const n = 600
+	for i := 0; i < n; i++ {
+		raised := t0.Add(time.Duration(i) * 7 * time.Second).Add(time.Duration(rng.IntN(1000)) * time.Microsecond)
+		o := occ{key: fmt.Sprintf("ALARM/t/%04d", i), raised: raised}
+		var clearedAt, clearedSeq any
+		if i%13 != 5 {
+			d := lengths[rng.IntN(len(lengths))]
+			if rng.IntN(3) == 0 {
+				d = time.Duration(rng.Int64N(int64(48 * time.Hour)))
+			}
+			o.cleared = raised.Add(d).Truncate(time.Microsecond)
+			clearedAt, clearedSeq = o.cleared, int64(i+1+n)
+		}
+		all = append(all, o)
+		args = append(args, fmt.Sprint("occ", i), o.key, fmt.Sprint(i), int64(i+1), int64(i+1), o.raised, clearedSeq, clearedAt)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
+ resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at,
+ cleared_seq, cleared_at, term) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,1,'t',?,'x','','','','',0,'WARNING','WARNING',?,?,?,?,?,1),", n), ","), args...); err != nil {
+		t.Fatal(err)
+	}
+	for w := 0; w < 40; w++ {
+		var from, to time.Time
+		if w > 0 {
+			a := all[rng.IntN(n)]
+			from = a.raised
+			if rng.IntN(2) == 0 && !a.cleared.IsZero() {
+				from = a.cleared
+			}
+			to = from.Add(time.Duration(rng.IntN(3)) * time.Duration(rng.Int64N(int64(2*time.Hour))))
+		}
+		var want []string
+		for _, o := range all {
+			if (to.IsZero() || !o.raised.After(to)) && (from.IsZero() || o.cleared.IsZero() || o.cleared.After(from)) {
+				want = append(want, o.key)
+			}
+		}
+		var got []string
+		q := history.Query{From: from, To: to, Limit: 7}
+		for {
+			p, err := history.List(ctx, db, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range p.Items {
+				got = append(got, o.AlarmKey)
+			}
+			if q.After = p.Next; q.After == "" {
+				break
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("window %s..%s: %d occurrences %q; want %d %q", from, to, len(got), got, len(want), want)
 		}
 	}
 }

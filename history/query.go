@@ -305,14 +305,6 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 	}
 	var where []string
 	var args []any
-	if !q.To.IsZero() {
-		where, args = append(where, "raised_at <= ?"), append(args, floorMicro(q.To))
-	}
-	if !q.From.IsZero() {
-		// The state at t holds the events recorded at t: an occurrence
-		// cleared at From was not active then.
-		where, args = append(where, "(cleared_at IS NULL OR cleared_at > ?)"), append(args, floorMicro(q.From))
-	}
 	if q.Type != "" {
 		where, args = append(where, "alarm_type = ?"), append(args, q.Type)
 	}
@@ -339,12 +331,7 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		}
 		where, args = append(where, "(raised_seq > ? OR (raised_seq = ? AND alarm_key > ?))"), append(args, tok.seq, tok.seq, tok.key)
 	}
-	stmt := "SELECT " + occurrenceCols + " FROM alarm_history"
-	if len(where) > 0 {
-		stmt += " WHERE " + strings.Join(where, " AND ")
-	}
-	stmt += " ORDER BY raised_seq, alarm_key LIMIT ?"
-	args = append(args, q.Limit+1)
+	stmt, args := activeDuring(q.From, q.To, where, args, q.Limit+1)
 	rows, err := db.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("list alarm history: %w", err)
@@ -374,6 +361,69 @@ func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
 		return Page{}, fmt.Errorf("list alarm history: %w", err)
 	}
 	return p, nil
+}
+
+// spanClasses bounds the span classes (alarm_history.span_class, see
+// migration 16) given a range each: an occurrence of class k lasted less
+// than 2^(k+1) seconds; from this class on, 2^(k+2) s (with the slack
+// below) is beyond a time.Duration, and such occurrences (of a century
+// and more) are read without a bound.
+const spanClasses = 31
+
+// activeDuring returns the statement of the occurrences active at some
+// moment of [from, to] (zero: unbounded) that also meet the conditions
+// where (with args), by raised seq then alarm key, at most limit, and its
+// arguments.
+//
+// With a start, it is the union of three disjoint parts, each read by an
+// index range of about the rows it returns, where one condition over the
+// whole window was bounded by an index on one side only (half the table
+// for a window in the middle of the history): those raised in the
+// window (raised_at); those raised before it and still active
+// (cleared_at IS NULL); those raised before it and cleared after its
+// start, by span class (span_class, raised_at): one of class k, active at
+// from, was raised after from minus its length, under 2^(k+1) seconds
+// (given a second more and a factor of two, for the whole seconds it
+// is computed from).
+func activeDuring(from, to time.Time, where []string, args []any, limit int) (string, []any) {
+	branch := func(cond string, condArgs []any) (string, []any) {
+		w := append([]string{cond}, where...)
+		return "(SELECT " + occurrenceCols + " FROM alarm_history WHERE " + strings.Join(w, " AND ") +
+			" ORDER BY raised_seq, alarm_key LIMIT ?)", append(append(append([]any{}, condArgs...), args...), limit)
+	}
+	if from.IsZero() {
+		cond, condArgs := "1=1", []any(nil)
+		if !to.IsZero() {
+			cond, condArgs = "raised_at <= ?", []any{floorMicro(to)}
+		}
+		stmt, a := branch(cond, condArgs)
+		return strings.TrimSuffix(strings.TrimPrefix(stmt, "("), ")"), a
+	}
+	f := floorMicro(from)
+	// The state at t holds the events recorded at t: an occurrence
+	// cleared at from was not active then. (One raised after from was
+	// cleared after it too: said all the same.)
+	inWindow, inArgs := "raised_at > ? AND (cleared_at IS NULL OR cleared_at > ?)", []any{f, f}
+	if !to.IsZero() {
+		inWindow, inArgs = inWindow+" AND raised_at <= ?", append(inArgs, floorMicro(to))
+	}
+	var spans []string
+	var spanArgs []any
+	floor := time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC) // DATETIME's
+	for k := 0; k < spanClasses; k++ {
+		lower := f.Add(-(time.Duration(1)<<(k+2) + 1) * time.Second)
+		if lower.Before(floor) {
+			spans, spanArgs = append(spans, "span_class = ?"), append(spanArgs, k)
+			continue
+		}
+		spans, spanArgs = append(spans, "(span_class = ? AND raised_at > ?)"), append(spanArgs, k, lower)
+	}
+	spans, spanArgs = append(spans, "span_class >= ?"), append(spanArgs, spanClasses)
+	a1, x1 := branch(inWindow, inArgs)
+	a2, x2 := branch("cleared_at IS NULL AND raised_at <= ?", []any{f})
+	a3, x3 := branch("cleared_at > ? AND raised_at <= ? AND ("+strings.Join(spans, " OR ")+")", append([]any{f, f}, spanArgs...))
+	return "SELECT " + occurrenceCols + " FROM (" + a1 + " UNION ALL " + a2 + " UNION ALL " + a3 + ") u ORDER BY raised_seq, alarm_key LIMIT ?",
+		append(append(append(x1, x2...), x3...), limit)
 }
 
 // boundString formats a window's bound for an error ("unbounded": zero).
