@@ -270,13 +270,26 @@ func (c *Consumer) release(ch *amqp.Channel) error {
 	return errPaused
 }
 
-// deliveryCount is m's x-delivery-count header (0 when absent: a first
-// delivery, or a queue that does not count).
+// deliveryCount is how often a quorum queue delivered m before without
+// an ack: its x-delivery-count header, or its x-acquired-count when that
+// is larger (0 when both are absent: a first delivery, or a queue that
+// does not count). RabbitMQ 3.x counts every return in x-delivery-count;
+// 4.3 and later count only failed deliveries there (a reject with
+// requeue, a channel or connection closed with the message unacked) and
+// every one in x-acquired-count.
 func deliveryCount(m amqp.Delivery) int64 {
-	switch v := m.Headers["x-delivery-count"].(type) {
+	return max(intHeader(m.Headers, "x-delivery-count"), intHeader(m.Headers, "x-acquired-count"))
+}
+
+func intHeader(h amqp.Table, name string) int64 {
+	switch v := h[name].(type) {
 	case int64:
 		return v
 	case int32:
+		return int64(v)
+	case int16:
+		return int64(v)
+	case int8:
 		return int64(v)
 	case int:
 		return int64(v)
@@ -448,6 +461,13 @@ func (d Delivery) RoutingKey() string {
 // Redelivered reports that the broker delivered this message before, to
 // this or another consumer, without an ack.
 func (d Delivery) Redelivered() bool { return d.m.Redelivered }
+
+// DeliveryCount is how often a quorum queue delivered this message before
+// without an ack: returned unacked when its consumer's channel or
+// connection closed (a crash, a kill, a lost connection, the broker's
+// consumer_timeout) or rejected with requeue. It is 0 for a first
+// delivery, and always from a classic queue, which does not count.
+func (d Delivery) DeliveryCount() int64 { return deliveryCount(*d.m) }
 
 // Tag is the delivery tag, increasing along the stream of one channel.
 func (d Delivery) Tag() uint64 { return d.m.DeliveryTag }

@@ -28,6 +28,10 @@ const (
 	// after a broker restart deleted nova's non-durable exchange.
 	DefaultRedeclareInterval = 5 * time.Second
 	DefaultMaxClockSkew      = 5 * time.Minute
+	// DefaultMaxDeliveries is below the delivery limit RabbitMQ 4 gives a
+	// quorum queue by default (20), past which a queue without a
+	// dead-letter exchange, as this one, drops the message.
+	DefaultMaxDeliveries = 10
 )
 
 // declareDialTimeout bounds the dial, handshake included, of a declare's
@@ -63,12 +67,23 @@ type Config struct {
 	// notification may be dated (default 5m): one dated later is taken,
 	// dated now plus the skew, and counted (nova's host clock is ahead).
 	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// MaxDeliveries is how often one notification may be delivered to
+	// be processed (default 10). A notification the queue delivered that
+	// often before without an ack (the listener crashed, was killed or
+	// lost its connection with it in hand, or the broker's
+	// consumer_timeout took it back) is dead-lettered, with the reason,
+	// at its next delivery instead of being processed again: one that
+	// crashes the listener cannot crash it for ever. The count is the
+	// quorum queue's (x-delivery-count, x-acquired-count), so it needs no
+	// queue argument: the queue declared by an earlier release is used as
+	// it is.
+	MaxDeliveries int `yaml:"max_deliveries"`
 }
 
 // String redacts the password of the URL.
 func (c Config) String() string {
-	return fmt.Sprintf("{conn:%s source:%s exchange:%s exchange_durable:%t queue:%s routing_keys:%v prefetch:%d batch:%d max_clock_skew:%s}",
-		c.Conn, c.Source, c.Exchange, c.ExchangeDurable, c.Queue, c.RoutingKeys, c.Prefetch, c.Batch, c.MaxClockSkew)
+	return fmt.Sprintf("{conn:%s source:%s exchange:%s exchange_durable:%t queue:%s routing_keys:%v prefetch:%d batch:%d max_clock_skew:%s max_deliveries:%d}",
+		c.Conn, c.Source, c.Exchange, c.ExchangeDurable, c.Queue, c.RoutingKeys, c.Prefetch, c.Batch, c.MaxClockSkew, c.MaxDeliveries)
 }
 
 // Validate reports every problem of c, naming its YAML key.
@@ -90,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, errors.New("max_clock_skew: must not be negative"))
+	}
+	if c.MaxDeliveries < 0 {
+		errs = append(errs, errors.New("max_deliveries: must not be negative"))
 	}
 	if c.Batch > 0 && c.Prefetch > 0 && c.Batch > c.Prefetch {
 		errs = append(errs, errors.New("batch: must not exceed prefetch"))
@@ -127,6 +145,9 @@ func (c *Config) setDefaults() {
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = DefaultMaxClockSkew
 	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
 	if c.ReconnectMin == 0 {
 		c.ReconnectMin = bus.DefaultReconnectMin
 	}
@@ -157,6 +178,8 @@ type Consumer struct {
 	deps Deps
 	log  *slog.Logger
 	bus  *bus.Consumer
+	// decodeFn is Decode (tests make it panic).
+	decodeFn func(source string, body []byte) ([]event.Event, error)
 	// dl moves notifications to the dead-letter queue: bus, but for
 	// tests of the retry rounds.
 	dl deadLetterer
@@ -229,6 +252,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		cfg: cfg, deps: deps, log: deps.Logger.With("component", "listeners.openstack", "source", cfg.Source),
 		stallLimit: liveness.Limit(declareDialTimeout, bus.DefaultDeadLetterTimeout),
 		dial:       amqp.DefaultDial(declareDialTimeout),
+		decodeFn:   Decode,
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_listener_notifications_total",
 			Help: "OpenStack notifications by result (published, ignored, dead_lettered, dead_letter_failed).",
@@ -435,7 +459,12 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 	dead := map[int]bool{} // of ack, dead-lettered when publishing
 	ignored := 0
 	for _, d := range batch {
-		out, err := Decode(c.cfg.Source, d.Body())
+		if n := d.DeliveryCount(); n >= int64(c.cfg.MaxDeliveries) {
+			c.deadLetter(ctx, d, fmt.Errorf("delivered %d times before without an ack (the listener crashed, was killed or lost its connection "+
+				"with it in hand): not processed again, max_deliveries is %d", n, c.cfg.MaxDeliveries))
+			continue
+		}
+		out, err := c.decode(d.Body())
 		if err != nil {
 			c.deadLetter(ctx, d, err)
 			continue
@@ -511,6 +540,18 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 // deadLetter moves a notification that cannot be taken to the dead-letter
 // queue with the reason. One that could not be moved stays unacked and is
 // tried again later (retryDeadLetters).
+// decode is Decode, with a panic (a bug, with the input that shows it)
+// turned into an error: the notification is dead-lettered with it, and
+// the listener, with the other notifications it holds, goes on.
+func (c *Consumer) decode(body []byte) (evs []event.Event, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			evs, err = nil, fmt.Errorf("decode panicked (a bug; please report it with this notification): %v", v)
+		}
+	}()
+	return c.decodeFn(c.cfg.Source, body)
+}
+
 func (c *Consumer) deadLetter(ctx context.Context, d bus.Delivery, why error) {
 	end := c.ops.Begin()
 	err := c.dl.DeadLetter(ctx, d, why.Error())

@@ -535,3 +535,130 @@ func TestRedeclareKeepsItsConnection(t *testing.T) {
 		t.Errorf("%d connections dialled for the declares, want 1 kept", n)
 	}
 }
+
+// returnUnacked takes the first message of q on a channel of its own and
+// closes the channel without acking it, as a listener that crashed with
+// the message in hand: the broker returns it to the queue.
+func (b *broker) returnUnacked(q string) {
+	b.t.Helper()
+	ch, err := b.conn.Channel()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := ch.Qos(1, 0, false); err != nil {
+		b.t.Fatal(err)
+	}
+	msgs, err := ch.Consume(q, "", false, false, false, false, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	select {
+	case <-msgs:
+	case <-time.After(20 * time.Second):
+		b.t.Fatal("timed out waiting for a delivery")
+	}
+	if err := ch.Close(); err != nil {
+		b.t.Fatal(err)
+	}
+	waitFor(b.t, "the message back in "+q, func() bool { return b.queue(q) == 1 })
+}
+
+// TestPoisonNotificationIsDeadLetteredAfterMaxDeliveries: a notification
+// delivered max_deliveries times without an ack (each time the listener
+// crashed with it in hand) is dead-lettered with the reason at its next
+// delivery, not processed again: the queue has no delivery limit of its
+// own, and one that crashes the listener would crash it for ever. One
+// returned fewer times is processed as usual.
+func TestPoisonNotificationIsDeadLetteredAfterMaxDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		returns  int
+		poisoned bool
+	}{
+		{"under the limit", 2, false},
+		{"at the limit", 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := bustest.VHost(t)
+			b := dial(t, url)
+			cfg := Config{Conn: bus.Conn{URL: url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, MaxDeliveries: 3}
+			// The queue as the listener declares it, before the listener runs.
+			c, err := New(cfg, Deps{Publisher: &fakePublisher{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.declare(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			c.closeDeclareConn()
+			b.publish("testdata/instance_create_end.json")
+			for range tc.returns {
+				b.returnUnacked(DefaultQueue)
+			}
+
+			pub := &fakePublisher{}
+			reg := prometheus.NewRegistry()
+			runConsumerWith(t, cfg, Deps{Publisher: pub, Registerer: reg})
+			waitFor(t, "the queue acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+			evs, _ := pub.snapshot()
+			dls, _, err := bus.BrowseDeadLetters(context.Background(), url, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.poisoned {
+				if len(evs) != 1 || len(dls) != 0 {
+					t.Fatalf("%d events published, %d dead letters; want the notification published", len(evs), len(dls))
+				}
+				return
+			}
+			if len(evs) != 0 {
+				t.Errorf("%d events published from a notification delivered %d times before", len(evs), tc.returns)
+			}
+			if len(dls) != 1 || !strings.Contains(dls[0].Reason, "max_deliveries is 3") {
+				t.Fatalf("dead letters %+v; want the notification, with max_deliveries in its reason", dls)
+			}
+			if got := gathered(t, reg, "causeway_listener_notifications_total", ResultDeadLettered); got != 1 {
+				t.Errorf("dead_lettered %v, want 1", got)
+			}
+		})
+	}
+}
+
+// TestDecodePanicIsDeadLettered: a notification that makes the decoder
+// panic is dead-lettered with the panic as its reason, and the listener
+// goes on with the others: a panic would crash it, and every notification
+// it held would come back counted as a failed delivery.
+func TestDecodePanicIsDeadLettered(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	pub := &fakePublisher{}
+	c, err := New(Config{Conn: bus.Conn{URL: url}}, Deps{Publisher: pub, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.decodeFn = func(source string, body []byte) ([]event.Event, error) {
+		if bytes.Contains(body, []byte("instance.update")) {
+			var m map[string]int
+			m["boom"]++ // a nil map write: a decoder bug
+		}
+		return Decode(source, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	b.publish("testdata/instance_update.json")
+	b.publish("testdata/instance_create_end.json")
+	waitFor(t, "the other notification published", func() bool { evs, _ := pub.snapshot(); return len(evs) == 1 })
+	waitFor(t, "the queue acked empty", func() bool { return b.queue(DefaultQueue) == 0 })
+	dls, _, err := bus.BrowseDeadLetters(context.Background(), url, 10)
+	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "panic") {
+		t.Errorf("dead letters %+v, %v; want the notification, with the panic as its reason", dls, err)
+	}
+}
