@@ -1,6 +1,7 @@
 package listeners
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultShutdownTimeout   = 20 * time.Second
 	DefaultMaxBodyBytes      = 4 << 20
+	DefaultMaxInflightBytes  = 64 << 20
 	DefaultRetryAfter        = 30 * time.Second
 	DefaultMaxClockSkew      = 5 * time.Minute
 )
@@ -35,8 +37,17 @@ type Config struct {
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
-	// MaxBodyBytes bounds a request body; larger ones get 413 (default 4 MiB).
+	// MaxBodyBytes bounds a request body of an endpoint that has no
+	// bound of its own (the Alertmanager webhook has); larger ones get
+	// 413 (default 4 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxInflightBytes bounds the request bodies held at once, over every
+	// endpoint (default 64 MiB): a request whose body does not fit beside
+	// the ones being taken gets 503 with Retry-After, which Alertmanager
+	// and the other clients retry. A body without Content-Length counts
+	// as large as its endpoint's bound. It must be at least every
+	// endpoint's bound. Decoding a body takes a few times its size more.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// RetryAfter is sent with 503 when the spool is full (default 30s).
 	RetryAfter time.Duration `yaml:"retry_after"`
 	// MaxClockSkew is how far in the future of this host's clock an
@@ -90,8 +101,8 @@ func (a Auth) String() string {
 
 // String redacts the secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("{listen:%s read_header_timeout:%s read_timeout:%s write_timeout:%s idle_timeout:%s shutdown_timeout:%s max_body_bytes:%d retry_after:%s max_clock_skew:%s auth:%s}",
-		c.Listen, c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.ShutdownTimeout, c.MaxBodyBytes, c.RetryAfter, c.MaxClockSkew, c.Auth)
+	return fmt.Sprintf("{listen:%s read_header_timeout:%s read_timeout:%s write_timeout:%s idle_timeout:%s shutdown_timeout:%s max_body_bytes:%d max_inflight_bytes:%d retry_after:%s max_clock_skew:%s auth:%s}",
+		c.Listen, c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.ShutdownTimeout, c.MaxBodyBytes, c.MaxInflightBytes, c.RetryAfter, c.MaxClockSkew, c.Auth)
 }
 
 // Validate reports every problem of c, naming its YAML path.
@@ -116,6 +127,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("max_body_bytes: must not be negative"))
+	}
+	if c.MaxInflightBytes < 0 {
+		errs = append(errs, errors.New("max_inflight_bytes: must not be negative"))
+	}
+	if body, inflight := cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes), cmp.Or(c.MaxInflightBytes, DefaultMaxInflightBytes); c.MaxBodyBytes >= 0 && c.MaxInflightBytes >= 0 && body > inflight {
+		errs = append(errs, fmt.Errorf("max_inflight_bytes: %d is under max_body_bytes (%d): such a body could never be taken", inflight, body))
 	}
 	errs = append(errs, c.Auth.validate("auth"))
 	return errors.Join(errs...)

@@ -13,6 +13,7 @@
 package listeners
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -26,6 +27,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +64,9 @@ type Endpoint struct {
 	// Path is the URL path ("/v1/alertmanager").
 	Path    string
 	Decoder Decoder
+	// MaxBodyBytes bounds the endpoint's request bodies (0: the server's
+	// max_body_bytes).
+	MaxBodyBytes int64
 	// InPart says the endpoint takes a request in part: an event the
 	// publisher refuses for good (too large once encoded, say) is listed
 	// as refused, as the decoder's refusals are (Refused), and the others
@@ -95,6 +100,10 @@ type Server struct {
 	accepted *prometheus.CounterVec
 	clamped  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	inflight prometheus.Gauge
+
+	// bodies bounds the request bodies held at once (max_inflight_bytes).
+	bodies byteBudget
 
 	// publishing holds the requests' Publish calls in flight (Alive).
 	publishing liveness.Ops
@@ -114,6 +123,7 @@ const (
 	ReasonTooLarge    = "too_large"
 	ReasonBadInput    = "bad_input"
 	ReasonSpoolFull   = "spool_full"
+	ReasonBusy        = "busy" // max_inflight_bytes taken by other requests (503)
 	ReasonPublish     = "publish_error"
 	ReasonInternal    = "internal"
 	ReasonPartial     = "partial" // part of a request refused, the rest taken (200)
@@ -155,9 +165,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			Name: "causeway_listener_future_events_total",
 			Help: "Events dated more than max_clock_skew ahead of this host's clock, taken dated now plus the skew, by endpoint (a sender's clock is ahead).",
 		}, []string{"endpoint"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_listener_inflight_body_bytes",
+			Help: "Request bodies held now, as counted against max_inflight_bytes.",
+		}),
 	}
+	s.bodies.limit = cfg.MaxInflightBytes
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected, s.clamped} {
+		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected, s.clamped, s.inflight} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register listener metrics: %w", err)
 			}
@@ -172,6 +187,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, fmt.Errorf("listeners: endpoints[%d] (%s): path: %w", i, ep.Name, CheckPath(ep.Path))
 		case seen[ep.Path]:
 			return nil, fmt.Errorf("listeners: endpoints[%d]: path %s is used twice", i, ep.Path)
+		case ep.MaxBodyBytes < 0:
+			return nil, fmt.Errorf("listeners: endpoints[%d] (%s): max_body_bytes must not be negative", i, ep.Name)
+		case ep.MaxBodyBytes > cfg.MaxInflightBytes:
+			return nil, fmt.Errorf("listener config: max_inflight_bytes: %d is under the %s endpoint's max_body_bytes (%d): such a body could never be taken",
+				cfg.MaxInflightBytes, ep.Name, ep.MaxBodyBytes)
 		}
 		seen[ep.Path] = true
 		s.mux.Handle(ep.Path, s.endpoint(ep))
@@ -236,6 +256,33 @@ func setDefaults(c *Config) {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+}
+
+// byteBudget hands out bytes up to limit; it is safe for concurrent use.
+type byteBudget struct {
+	mu    sync.Mutex
+	used  int64
+	limit int64
+}
+
+// take reserves n bytes if they fit, and reports whether they did.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
 }
 
 // Alive reports whether the server is not stuck: no request has had its
@@ -337,6 +384,7 @@ func (r *Refused) Unwrap() []error { return r.Errs }
 
 func (s *Server) endpoint(ep Endpoint) http.Handler {
 	log := s.log.With("endpoint", ep.Name)
+	maxBody := cmp.Or(ep.MaxBodyBytes, s.cfg.MaxBodyBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusInternalServerError
 		reason := ""
@@ -359,7 +407,20 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			}
 			code, reason = c, why
 			s.writeJSON(w, c, Problem{Error: msg, Problems: problems})
-			log.Info("request refused", "code", c, "reason", why, "err", msg, "problems", len(problems), "remote", r.RemoteAddr)
+			level := slog.LevelInfo
+			switch why {
+			case ReasonTooLarge:
+				// Lost: no client retries a 413 (Alertmanager retries
+				// only 5xx), and no retry would help.
+				level = slog.LevelError
+			case ReasonBusy:
+				level = slog.LevelWarn
+			}
+			log.Log(r.Context(), level, "request refused", "code", c, "reason", why, "err", msg, "problems", len(problems), "remote", r.RemoteAddr)
+		}
+		tooLarge := func(size string) {
+			refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body %s is over the limit of %d bytes: "+
+				"its events are lost (raise max_body_bytes, or for Alertmanager set max_alerts in the webhook_config: a truncated group is taken, its truncation reported)", size, maxBody))
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -381,15 +442,32 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			refuse(http.StatusUnsupportedMediaType, ReasonEncoding, fmt.Sprintf("content encoding %q is not supported; send the body uncompressed", ce))
 			return
 		}
-		if r.ContentLength > s.cfg.MaxBodyBytes {
-			refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, s.cfg.MaxBodyBytes))
+		if r.ContentLength > maxBody {
+			tooLarge(fmt.Sprintf("of %d bytes", r.ContentLength))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		// The body is held from here until the answer: it counts against
+		// max_inflight_bytes, as large as it may be when its length is
+		// not given.
+		held := maxBody
+		if r.ContentLength >= 0 {
+			held = r.ContentLength
+		}
+		if !s.bodies.take(held) {
+			s.setRetryAfter(w)
+			refuse(http.StatusServiceUnavailable, ReasonBusy, fmt.Sprintf("busy: the bodies being taken fill max_inflight_bytes (%d); retry later", s.cfg.MaxInflightBytes))
+			return
+		}
+		s.inflight.Add(float64(held))
+		defer func() {
+			s.bodies.give(held)
+			s.inflight.Sub(float64(held))
+		}()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				refuse(http.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body is over the limit of %d bytes", s.cfg.MaxBodyBytes))
+				tooLarge("without Content-Length")
 				return
 			}
 			refuse(http.StatusBadRequest, ReasonBadInput, "read body: "+err.Error())
@@ -436,8 +514,7 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 					refuse(http.StatusBadRequest, ReasonBadInput, "invalid "+ep.Name+" payload", problemsOf(err)...)
 					return
 				}
-				// Whole seconds, rounded up: "0" would ask for a retry at once.
-				w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
+				s.setRetryAfter(w)
 				if errors.Is(err, bus.ErrSpoolFull) {
 					refuse(http.StatusServiceUnavailable, ReasonSpoolFull, "spool full: the broker is unavailable; retry later")
 					return
@@ -457,6 +534,12 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		s.writeJSON(w, code, ack)
 		log.Debug("request accepted", "events", len(evs))
 	})
+}
+
+// setRetryAfter sets the Retry-After of a 503 to retry_after, in whole
+// seconds rounded up: "0" would ask for a retry at once.
+func (s *Server) setRetryAfter(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
 }
 
 // publish publishes evs. For an endpoint that takes requests in part, the

@@ -81,7 +81,9 @@ func mapping(t testing.TB) alertmap.Config {
 
 func endpoints(t testing.TB) []listeners.Endpoint {
 	t.Helper()
-	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
+	// The webhook's bound is the server's 8 KiB, to test it with small
+	// bodies.
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t), MaxBodyBytes: 8 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,6 +541,21 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}
 	}
+	open := listeners.Auth{InsecureNoAuth: true}
+	if err := (listeners.Config{MaxBodyBytes: 2 << 20, MaxInflightBytes: 1 << 20, Auth: open}).Validate(); err == nil || !strings.Contains(err.Error(), "max_inflight_bytes: 1048576 is under max_body_bytes") {
+		t.Errorf("max_inflight_bytes under max_body_bytes: %v", err)
+	}
+	if err := (listeners.Config{MaxBodyBytes: 128 << 20, Auth: open}).Validate(); err == nil || !strings.Contains(err.Error(), "max_inflight_bytes") {
+		t.Errorf("max_body_bytes over the default max_inflight_bytes: %v", err)
+	}
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t), MaxBodyBytes: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listeners.New(listeners.Config{MaxInflightBytes: 1 << 20, MaxBodyBytes: 1 << 10, Auth: open},
+		listeners.Deps{Publisher: &fakePublisher{}, Endpoints: []listeners.Endpoint{wh.Endpoint()}}); err == nil || !strings.Contains(err.Error(), "alertmanager endpoint's max_body_bytes") {
+		t.Errorf("an endpoint's bound over max_inflight_bytes: %v", err)
+	}
 	if err := (listeners.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "no credential configured") {
 		t.Errorf("no auth: %v", err)
 	}
@@ -707,4 +724,113 @@ func TestServerAliveAfterAPublishPanicked(t *testing.T) {
 			t.Errorf("published %d events, want the 2 of the next request", n)
 		}
 	})
+}
+
+// largeGroup is an Alertmanager webhook of n firing alerts that map, each
+// on its own host.
+func largeGroup(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"version": "4", "groupKey": "{}:{alertname=\"HostDown\"}", "status": "firing", "receiver": "causeway", "alerts": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `{"status": "firing", "labels": {"alertname": "HostDown", "instance": "compute-%d:9100", "job": "node", "severity": "critical"}, `+
+			`"annotations": {"summary": "Host down", "description": "compute-%d does not answer its node exporter's scrapes"}, "startsAt": "2026-03-01T10:00:00Z", `+
+			`"endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus:9090/graph?g0.expr=up%%3D%%3D0", "fingerprint": "%016x"}`, i, i, i)
+	}
+	b.WriteString("]}")
+	return b.Bytes()
+}
+
+// TestLargeAlertmanagerGroupIsTaken: an Alertmanager group over the
+// server's max_body_bytes (the default 4 MiB) is taken whole, under the
+// webhook's own bound: Alertmanager sends a group in one request and does
+// not retry a 413, so such a group, sent in a large outage, was lost.
+func TestLargeAlertmanagerGroupIsTaken(t *testing.T) {
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{wh.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 12000
+	body := largeGroup(n)
+	if len(body) <= listeners.DefaultMaxBodyBytes {
+		t.Fatalf("a group of %d bytes is not over max_body_bytes", len(body))
+	}
+	r := post(t, newHTTPTest(t, s)+"/v1/alertmanager", "application/json", body, bearer("tok-1"))
+	if r.code != http.StatusOK || r.body["accepted"] != float64(n) {
+		t.Fatalf("group of %d alerts, %d bytes: %d %.300v; want 200 with every alert accepted", n, len(body), r.code, r.body)
+	}
+	if pub.count() != n {
+		t.Errorf("%d events published, want %d", pub.count(), n)
+	}
+}
+
+// TestBodiesInFlightAreBounded: a request whose body does not fit in
+// max_inflight_bytes beside the bodies being taken gets 503 with
+// Retry-After, which Alertmanager retries, and is taken once the others
+// are done: memory stays bounded however many large groups come at once.
+func TestBodiesInFlightAreBounded(t *testing.T) {
+	pub := &fakePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	reg := prometheus.NewPedanticRegistry()
+	s, err := listeners.New(listeners.Config{MaxBodyBytes: 8 << 10, MaxInflightBytes: 8 << 10, RetryAfter: 3 * time.Second,
+		Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: endpoints(t), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := newHTTPTest(t, s) + "/v1/alertmanager"
+	var once sync.Once
+	release := func() { once.Do(func() { close(pub.release) }) }
+	t.Cleanup(release) // before the server closes: a failed test leaves no request blocked
+	first := file(t, "alertmanager/testdata/firing.json")
+	// The second is one byte more than what the first leaves.
+	second := append(bytes.Repeat([]byte(" "), 8<<10-2*len(first)+1), first...)
+	answered := make(chan reply, 1)
+	go func() { answered <- post(t, am, "application/json", first, bearer("tok-1")) }()
+	<-pub.entered // the first is publishing, its body held
+	refused := make(chan reply, 1)
+	go func() { refused <- post(t, am, "application/json", second, bearer("tok-1")) }()
+	var r reply
+	select {
+	case r = <-refused:
+	case <-pub.entered:
+		release()
+		<-refused
+		<-answered
+		t.Fatal("the second body was taken beside the first, over max_inflight_bytes")
+	}
+	if r.code != http.StatusServiceUnavailable || r.hdr.Get("Retry-After") != "3" {
+		t.Fatalf("second body beside the first: %d Retry-After %q %v; want 503 with Retry-After 3", r.code, r.hdr.Get("Retry-After"), r.body)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := 0.0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "causeway_listener_requests_rejected_total" && l.GetName() == "reason" && l.GetValue() == listeners.ReasonBusy {
+					busy += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if busy != 1 {
+		t.Errorf("rejected{reason=busy} %v, want 1", busy)
+	}
+	release()
+	if r := <-answered; r.code != http.StatusOK {
+		t.Fatalf("first: %d %v", r.code, r.body)
+	}
+	if r := post(t, am, "application/json", second, bearer("tok-1")); r.code != http.StatusOK {
+		t.Errorf("second, retried alone: %d %v; want 200", r.code, r.body)
+	}
 }

@@ -72,6 +72,8 @@ func exampleDefaults() map[string]any {
 		"listener.server.idle_timeout":             listeners.DefaultIdleTimeout,
 		"listener.server.shutdown_timeout":         listeners.DefaultShutdownTimeout,
 		"listener.server.max_body_bytes":           int64(listeners.DefaultMaxBodyBytes),
+		"listener.server.max_inflight_bytes":       int64(listeners.DefaultMaxInflightBytes),
+		"listener.alertmanager.max_body_bytes":     int64(lam.DefaultMaxBodyBytes),
 		"listener.server.retry_after":              listeners.DefaultRetryAfter,
 		"listener.server.max_clock_skew":           listeners.DefaultMaxClockSkew,
 		"listener.alertmanager.source":             lam.DefaultSource,

@@ -27,6 +27,9 @@ const (
 	// (drivers/alertmanager): see Config.Source.
 	DefaultSource = "alertmanager"
 	DefaultPath   = "/v1/alertmanager"
+	// DefaultMaxBodyBytes takes a group of tens of thousands of alerts:
+	// the big groups come in the big outages, when the RCA matters most.
+	DefaultMaxBodyBytes = 32 << 20
 	// Version is the webhook payload version understood here.
 	Version = "4"
 )
@@ -52,6 +55,13 @@ type Config struct {
 	Path string `yaml:"path"`
 	// Mapping maps alerts to alarms on resources.
 	Mapping alertmap.Config `yaml:"mapping"`
+	// MaxBodyBytes bounds a webhook's body (default 32 MiB), in place of
+	// the server's max_body_bytes. Alertmanager sends a group's alerts in
+	// one request and does not retry a 413: a larger group is lost
+	// (logged as an error, counted as too_large). Alertmanager's
+	// max_alerts (webhook_config) keeps its groups under it: the alerts it
+	// leaves out are then reported (see Decode).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
 // Validate reports every problem of c, naming its YAML path.
@@ -66,6 +76,9 @@ func (c Config) Validate() error {
 		if err := listeners.CheckPath(c.Path); err != nil {
 			errs = append(errs, fmt.Errorf("path: %w", err))
 		}
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("max_body_bytes: must not be negative"))
 	}
 	if err := c.Mapping.Validate(); err != nil {
 		errs = append(errs, prefix("mapping.", err))
@@ -176,6 +189,9 @@ func New(cfg Config) (*Webhook, error) {
 	if cfg.Path == "" {
 		cfg.Path = DefaultPath
 	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	m, err := alertmap.New(cfg.Mapping)
 	if err != nil {
 		return nil, err
@@ -187,7 +203,7 @@ func New(cfg Config) (*Webhook, error) {
 func (w *Webhook) Endpoint() listeners.Endpoint {
 	// Alertmanager does not retry a 4xx: one bad alert must not cost the
 	// others of its group.
-	return listeners.Endpoint{Name: "alertmanager", Path: w.cfg.Path, Decoder: w, InPart: true}
+	return listeners.Endpoint{Name: "alertmanager", Path: w.cfg.Path, Decoder: w, InPart: true, MaxBodyBytes: w.cfg.MaxBodyBytes}
 }
 
 // Decode turns a webhook body into one event per alert: entity.upsert of
