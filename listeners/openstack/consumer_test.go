@@ -638,8 +638,8 @@ func TestDecodePanicIsDeadLettered(t *testing.T) {
 	}
 	c.decodeFn = func(source string, body []byte) ([]event.Event, error) {
 		if bytes.Contains(body, []byte("instance.update")) {
-			var m map[string]int
-			m["boom"]++ // a nil map write: a decoder bug
+			var evs []event.Event
+			_ = evs[len(evs)] // index out of range: a decoder bug
 		}
 		return Decode(source, body)
 	}
