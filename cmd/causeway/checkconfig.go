@@ -48,7 +48,7 @@ func (cfg *fileConfig) validate() error {
 	if l.OpenStack != nil {
 		add("listener.openstack", l.OpenStack.Validate())
 	}
-	add("listener", l.checkPaths())
+	add("listener", l.checkEndpoints())
 	if l.Alertmanager != nil || l.Events != nil || l.OpenStack != nil {
 		add("listener.publisher", l.Publisher.config(cfg.Bus).Validate())
 	} else if cfg.sections["listener"] {

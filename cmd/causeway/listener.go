@@ -46,7 +46,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 			if len(endpoints) == 0 && lc.OpenStack == nil {
 				return invalidConfig(errors.New("listener: no endpoint configured (alertmanager, events or openstack)"))
 			}
-			if err := lc.checkPaths(); err != nil {
+			if err := lc.checkEndpoints(); err != nil {
 				return prefixErr("listener", err)
 			}
 			// The sections are validated apart from the constructors,
@@ -92,15 +92,22 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 // start sends; the OpenStack consumer acks after its publish.
 const listenerUndrained = "requests in flight get no answer, so their clients send them again; events accepted stay in the spool, sent at the next start; OpenStack notifications not yet acked are redelivered by the broker"
 
-// checkPaths refuses two endpoints on one path, their defaults included:
-// the server cannot serve both there.
-func (l listenerSection) checkPaths() error {
-	if l.Alertmanager == nil || l.Events == nil {
-		return nil
+// checkEndpoints refuses two endpoints on one path, their defaults
+// included (the server cannot serve both there), and a webhook body limit
+// over the server's max_inflight_bytes (no such body could be taken).
+func (l listenerSection) checkEndpoints() error {
+	var errs []error
+	if am := l.Alertmanager; am != nil {
+		limit := cmp.Or(am.MaxBodyBytes, lam.DefaultMaxBodyBytes)
+		if inflight := cmp.Or(l.Server.MaxInflightBytes, listeners.DefaultMaxInflightBytes); l.Server.MaxInflightBytes >= 0 && limit > inflight {
+			errs = append(errs, fmt.Errorf("alertmanager.max_body_bytes: %d is over server.max_inflight_bytes (%d): such a body could never be taken", limit, inflight))
+		}
 	}
-	am, ev := cmp.Or(l.Alertmanager.Path, lam.DefaultPath), cmp.Or(l.Events.Path, events.DefaultPath)
-	if am == ev {
-		return fmt.Errorf("alertmanager.path and events.path: both are %s; each endpoint needs a path of its own", am)
+	if l.Alertmanager != nil && l.Events != nil {
+		am, ev := cmp.Or(l.Alertmanager.Path, lam.DefaultPath), cmp.Or(l.Events.Path, events.DefaultPath)
+		if am == ev {
+			errs = append(errs, fmt.Errorf("alertmanager.path and events.path: both are %s; each endpoint needs a path of its own", am))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

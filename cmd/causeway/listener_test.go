@@ -22,6 +22,9 @@ func TestListenerWrongConfigExits78(t *testing.T) {
 		// net.Listen refused it in Run: exit 1, restarted for ever.
 		"listen":  "  server: {listen: '8091', auth: {insecure_no_auth: true}}\n  events: {}\n",
 		"default": "  server: {listen: '127.0.0.1:0', auth: {insecure_no_auth: true}}\n  events: {path: /v1/alertmanager}\n  alertmanager: {mapping: {rules: [{resource_type: nova.host, resource_id_labels: [instance]}]}}\n",
+		// The webhook's own limit over the memory cap: no such body
+		// could be taken (its default 32 MiB over a cap of 16 MiB).
+		"inflight": "  server: {listen: '127.0.0.1:0', max_body_bytes: 1048576, max_inflight_bytes: 16777216, auth: {insecure_no_auth: true}}\n  alertmanager: {mapping: {rules: [{resource_type: nova.host, resource_id_labels: [instance]}]}}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := writeConfig(t, dir, name+".yaml", strings.ReplaceAll(shared, "SPOOL", dir+"/"+name+".spool")+body)
