@@ -57,6 +57,7 @@ func exampleDefaults() map[string]any {
 		"processor.reconstruct.page_size":          snapshot.DefaultReconstructPageSize,
 		"drivers.static.source":                    static.DefaultSource,
 		"drivers.static.poll_interval":             static.DefaultPollInterval,
+		"drivers.static.settle":                    static.DefaultSettle,
 		"drivers.alertmanager.source":              alertmanager.DefaultSource,
 		"drivers.alertmanager.include_silenced":    false,
 		"drivers.alertmanager.include_inhibited":   false,

@@ -1,6 +1,7 @@
 package static
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -20,7 +21,16 @@ import (
 const (
 	DefaultSource       = "static"
 	DefaultPollInterval = 5 * time.Second
+	DefaultSettle       = time.Second
 )
+
+// settleTries is how many times a pull reads the files, Settle apart, for
+// two reads in a row that agree before it fails with ErrChanging.
+const settleTries = 5
+
+// ErrChanging is wrapped by the error of a pull that found the files
+// changing at every read (settleTries reads, Settle apart).
+var ErrChanging = errors.New("the topology files kept changing while they were read")
 
 // Config configures the static driver.
 type Config struct {
@@ -34,6 +44,16 @@ type Config struct {
 	// files have stayed the same for one poll after it (Driver.Watch), so
 	// one to two intervals after it was written.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// Settle is how long a pull waits to read the files a second time
+	// (default 1s). A pull takes what it read only when the second read
+	// is the same (names and contents), else reads again, up to five
+	// times, and then fails (retried with the schedule's backoff): a file
+	// being rewritten in place is not taken half written. A writer that
+	// pauses longer than Settle is not waited for; writing a temporary
+	// file and renaming it over the old one is safe whatever the timing.
+	// It makes every pull, scheduled or after a change, Settle longer, so
+	// it must stay well under the schedule's pull_timeout.
+	Settle time.Duration `yaml:"settle"`
 	// References are the entity types other datasources report (the
 	// OpenStack listener's nova.host, nova.instance, ...). An entry of
 	// one of them in a topology file only names that entity for the
@@ -59,6 +79,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < 0 {
 		errs = append(errs, errors.New("poll_interval: must not be negative"))
+	}
+	if c.Settle < 0 {
+		errs = append(errs, errors.New("settle: must not be negative"))
 	}
 	if c.Source != "" {
 		if err := pull.CheckSource(c.Source); err != nil {
@@ -93,6 +116,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = DefaultSettle
 	}
 	return &Driver{cfg: cfg}, nil
 }
@@ -133,16 +159,19 @@ func readLimited(path string) ([]byte, error) {
 	return b, nil
 }
 
-// GetAll parses every file and returns their entities (Resolve with the
-// configured References). One bad
-// file fails the whole pull: publishing the others alone would end the sync
-// without the bad file's entities and so delete them from the graph.
-func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
+// file is one topology file as read.
+type file struct {
+	path string
+	data []byte
+}
+
+// read reads every topology file of the directory, in name order.
+func (d *Driver) read(ctx context.Context) ([]file, error) {
 	paths, err := d.files()
 	if err != nil {
 		return nil, err
 	}
-	tops := make([]*Topology, 0, len(paths))
+	out := make([]file, 0, len(paths))
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -151,9 +180,75 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", p, err)
 		}
-		t, err := Parse(b)
+		out = append(out, file{p, b})
+	}
+	return out, nil
+}
+
+// changed names a difference between two reads of the directory ("" if
+// none): a file added, removed or whose content differs.
+func changed(a, b []file) string {
+	for i := 0; i < len(a) || i < len(b); i++ {
+		switch {
+		case i >= len(a):
+			return b[i].path + " (appeared)"
+		case i >= len(b):
+			return a[i].path + " (disappeared)"
+		case a[i].path != b[i].path:
+			return min(a[i].path, b[i].path) + " (appeared or disappeared)"
+		case !bytes.Equal(a[i].data, b[i].data):
+			return a[i].path
+		}
+	}
+	return ""
+}
+
+// readSettled reads the files until two reads Settle apart agree, and
+// returns that content: a file rewritten in place is read in the middle
+// of its write only if the writer pauses longer than Settle. After
+// settleTries reads without two that agree it fails with ErrChanging.
+func (d *Driver) readSettled(ctx context.Context) ([]file, error) {
+	last, err := d.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var moved string
+	for range settleTries - 1 {
+		t := time.NewTimer(d.cfg.Settle)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		cur, err := d.read(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", p, err)
+			return nil, err
+		}
+		if moved = changed(last, cur); moved == "" {
+			return cur, nil
+		}
+		last = cur
+	}
+	return nil, fmt.Errorf("%w: %d reads %v apart, each different from the one before (the last change: %s); "+
+		"write a temporary file and rename it over the old one", ErrChanging, settleTries, d.cfg.Settle, moved)
+}
+
+// GetAll parses every file and returns their entities (Resolve with the
+// configured References). The files are read until two reads Settle apart
+// agree (readSettled). One bad
+// file fails the whole pull: publishing the others alone would end the sync
+// without the bad file's entities and so delete them from the graph.
+func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
+	files, err := d.readSettled(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tops := make([]*Topology, 0, len(files))
+	for _, f := range files {
+		t, err := Parse(f.data)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", f.path, err)
 		}
 		tops = append(tops, t)
 	}
@@ -166,18 +261,14 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 
 // fingerprint hashes the names and contents of the directory's files.
 func (d *Driver) fingerprint() ([32]byte, error) {
-	h := sha256.New()
-	paths, err := d.files()
+	files, err := d.read(context.Background())
 	if err != nil {
 		return [32]byte{}, err
 	}
-	for _, p := range paths {
-		b, err := readLimited(p)
-		if err != nil {
-			return [32]byte{}, fmt.Errorf("read %s: %w", p, err)
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
-		h.Write(b)
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.path, len(f.data))
+		h.Write(f.data)
 	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
