@@ -52,8 +52,10 @@
 // Config.MaxGraphReads of them run at once (graphRead). The history's
 // queries share the processor's connections to the database with event
 // processing and the leader's duties: at most Config.MaxHistoryQueries of
-// them run at once (historyQuery). The historical RCAs are bounded by the
-// Backend (ErrBusy).
+// them run at once (historyQuery). A slot covers the work, not the write
+// of the answer: that is kept in memory (Config.MaxUnsentBytes) and
+// written once the slot is free, so a slow client holds none. The
+// historical RCAs are bounded by the Backend (ErrBusy).
 //
 // Stopping (Server.Drain, from the start of the node's stop until its
 // listener closes, after raft and everything else has stopped): /metrics
@@ -99,6 +101,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -224,6 +227,17 @@ type Config struct {
 	// One over the bound waits a few seconds for a slot, then gets 503
 	// with Retry-After.
 	MaxHistoryQueries int `yaml:"max_history_queries"`
+	// MaxUnsentBytes bounds the answers of those bounded reads that are
+	// computed and wait for their clients to take them (default
+	// DefaultMaxUnsentBytes). A read's slot covers its work (the walk of
+	// the graph, the query, the encoding of the answer), not the write
+	// of the answer, which a slow or stalled client may stretch to the
+	// server's write timeout: the answer is kept in memory and written
+	// once the slot is free. An answer that would take the answers kept
+	// so over this bound is written holding its slot instead, as a
+	// stalled client then holds back the reads of its kind rather than
+	// the node's memory.
+	MaxUnsentBytes int64 `yaml:"max_unsent_bytes"`
 }
 
 // DefaultShutdownGrace is Config.ShutdownGrace's default.
@@ -235,6 +249,9 @@ const DefaultMaxGraphReads = 2
 // DefaultMaxHistoryQueries is Config.MaxHistoryQueries's default: a
 // quarter of the processor's connections to the database.
 const DefaultMaxHistoryQueries = 4
+
+// DefaultMaxUnsentBytes is Config.MaxUnsentBytes's default.
+const DefaultMaxUnsentBytes = 256 << 20
 
 // slotWait is how long a bounded request waits for a slot.
 const slotWait = 5 * time.Second
@@ -264,6 +281,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHistoryQueries < 0 {
 		errs = append(errs, errors.New("max_history_queries: must not be negative (0: the default)"))
+	}
+	if c.MaxUnsentBytes < 0 {
+		errs = append(errs, errors.New("max_unsent_bytes: must not be negative (0: the default)"))
 	}
 	return errors.Join(errs...)
 }
@@ -302,6 +322,9 @@ type Server struct {
 	// one waits for a slot.
 	graphReads, historyQueries slots
 	slotWait                   time.Duration
+	// unsent is the size of the bounded reads' answers computed and not
+	// yet written, kept within cfg.MaxUnsentBytes (bounded).
+	unsent atomic.Int64
 
 	// mu orders the stop against the routes' requests: a request enters
 	// (inflight.Add) under the read lock only while stopping is false,
@@ -333,6 +356,9 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	}
 	if cfg.MaxHistoryQueries == 0 {
 		cfg.MaxHistoryQueries = DefaultMaxHistoryQueries
+	}
+	if cfg.MaxUnsentBytes == 0 {
+		cfg.MaxUnsentBytes = DefaultMaxUnsentBytes
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -633,10 +659,12 @@ func (s *Server) historyQuery(h http.HandlerFunc) http.HandlerFunc {
 	return s.bounded(s.historyQueries, h)
 }
 
-// bounded serves h in one of sl's slots, held until its answer is
-// written. One that finds no slot free within slotWait is answered 503
-// busy, with Retry-After. The request's body (at most MaxBodyBytes) is
-// read first: a body trickled in holds no slot.
+// bounded serves h in one of sl's slots. One that finds no slot free
+// within slotWait is answered 503 busy, with Retry-After. The request's
+// body (at most MaxBodyBytes) is read first, and h's answer is kept in
+// memory and written once the slot is free (within MaxUnsentBytes of
+// answers kept so, else holding the slot): neither a body trickled in nor
+// a client that reads its answer slowly, or not at all, holds a slot.
 func (s *Server) bounded(sl slots, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
@@ -662,9 +690,52 @@ func (s *Server) bounded(sl slots, h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
-		defer func() { <-sl.c }()
-		h(w, r)
+		var once sync.Once
+		release := func() { once.Do(func() { <-sl.c }) }
+		defer release()
+		ans := &keptAnswer{header: w.Header()}
+		h(ans, r)
+		n := int64(ans.body.Len())
+		if s.unsent.Add(n) > s.cfg.MaxUnsentBytes {
+			s.unsent.Add(-n)
+			s.log.Warn("answer written holding its slot: the answers waiting for their clients are over the bound",
+				"bytes", n, "bound", s.cfg.MaxUnsentBytes, "key", "processor.api.max_unsent_bytes", "slots", sl.key)
+		} else {
+			defer s.unsent.Add(-n)
+			release()
+		}
+		ans.send(w)
 	}
+}
+
+// keptAnswer is a ResponseWriter that keeps the answer in memory, for
+// send to write it later. Its headers are the real writer's, not sent
+// before send.
+type keptAnswer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (a *keptAnswer) Header() http.Header { return a.header }
+func (a *keptAnswer) WriteHeader(code int) {
+	if a.code == 0 {
+		a.code = code
+	}
+}
+func (a *keptAnswer) Write(p []byte) (int, error) {
+	a.WriteHeader(http.StatusOK)
+	return a.body.Write(p)
+}
+
+// send writes the kept answer to w, with its length.
+func (a *keptAnswer) send(w http.ResponseWriter) {
+	if a.code == 0 {
+		a.code = http.StatusOK
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(a.body.Len()))
+	w.WriteHeader(a.code)
+	_, _ = w.Write(a.body.Bytes())
 }
 
 // liveOnly refuses ?at= and ?seq= on an endpoint that answers from the
