@@ -13,9 +13,14 @@ import (
 // the open syncs and the counters. Two graphs are equal exactly when their
 // dumps are equal byte for byte; deleted and placeholder elements and the
 // bookkeeping that later events depend on are included.
-func (g *Graph) Dump(w io.Writer) error {
+func (g *Graph) Dump(w io.Writer) error { return DumpState(w, g.State()) }
+
+// DumpState writes the canonical dump of the graph whose State s is, byte
+// for byte the Dump of that graph. It reads s only: a State taken under
+// the lock that serialises the graph's changes (State copies) can be
+// dumped outside it.
+func DumpState(w io.Writer, s State) error {
 	bw := bufio.NewWriter(w)
-	s := g.State()
 	head, err := json.Marshal(dumpHead{Version: s.Version, Now: dumpTime(s.Now), Step: s.Step, NextID: s.NextID})
 	if err != nil {
 		return fmt.Errorf("dump graph: %w", err)

@@ -152,12 +152,26 @@ func (n *Node) Apply(rec event.Record) error {
 // Dump writes the canonical dump: one JSON document holding the engine's
 // canonical dump and the subscriptions sorted by id, each with the open
 // alarms it was told of.
-func (n *Node) Dump(w io.Writer) error {
+func (n *Node) Dump(w io.Writer) error { return DumpNodeState(w, n.State()) }
+
+// CaptureDump copies the node's state (State, as a snapshot's capture
+// does) and returns what writes its Dump from the copy: call it under the
+// lock that serialises Apply, and the returned function outside it.
+func (n *Node) CaptureDump() func(io.Writer) error {
+	s := n.State()
+	return func(w io.Writer) error { return DumpNodeState(w, s) }
+}
+
+// DumpNodeState writes the canonical dump of the node whose State s is,
+// byte for byte the node's Dump. It reads s only: a State taken under the
+// lock that serialises the node's Apply (State copies) can be dumped
+// outside it.
+func DumpNodeState(w io.Writer, s NodeState) error {
 	var eb bytes.Buffer
-	if err := n.Engine.Dump(&eb); err != nil {
+	if err := evaluator.DumpState(&eb, s.Engine); err != nil {
 		return err
 	}
-	subs, err := json.Marshal(n.Subscriptions.State())
+	subs, err := json.Marshal(s.Subscriptions)
 	if err != nil {
 		return fmt.Errorf("dump subscriptions: %w", err)
 	}

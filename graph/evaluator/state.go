@@ -411,17 +411,31 @@ func Restore(s State, cfg Config, norm *graph.Normalizer) (*Engine, error) {
 
 // Dump writes the canonical dump: the graph's dump and the evaluator's
 // bookkeeping, byte-stable for the same state.
-func (e *Engine) Dump(w io.Writer) error {
+func (e *Engine) Dump(w io.Writer) error { return DumpState(w, e.State()) }
+
+// CaptureDump copies the engine's state (State) and returns what writes
+// its Dump from the copy: call it under the lock that serialises Apply,
+// and the returned function outside it.
+func (e *Engine) CaptureDump() func(io.Writer) error {
+	s := e.State()
+	return func(w io.Writer) error { return DumpState(w, s) }
+}
+
+// DumpState writes the canonical dump of the engine whose State s is, byte
+// for byte the Dump of that engine. It reads s only: a State taken under
+// the lock that serialises the engine's Apply (State copies) can be
+// dumped outside it, which holds the lock for the copy alone rather than
+// for the encoding too.
+func DumpState(w io.Writer, s State) error {
 	var gb bytes.Buffer
-	if err := e.g.Dump(&gb); err != nil {
+	if err := graph.DumpState(&gb, s.Graph); err != nil {
 		return fmt.Errorf("dump graph: %w", err)
 	}
-	tpls, matches, effects := e.bookkeeping()
 	ev, err := json.Marshal(struct {
 		Templates []TemplateState `json:"templates"`
 		Matches   []MatchState    `json:"matches"`
 		Effects   []EffectState   `json:"effects"`
-	}{tpls, matches, effects})
+	}{s.Templates, s.Matches, s.Effects})
 	if err != nil {
 		return fmt.Errorf("dump evaluator: %w", err)
 	}
