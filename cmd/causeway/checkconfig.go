@@ -23,8 +23,7 @@ func (cfg *fileConfig) validate() error {
 		add("processor", pc.Validate())
 	}
 	if s := cfg.Drivers.Static; s != nil {
-		add("drivers.static", s.Config.Validate())
-		add("drivers.static", s.Schedule.Validate())
+		add("drivers.static", s.validate())
 	}
 	if a := cfg.Drivers.Alertmanager; a != nil {
 		add("drivers.alertmanager", a.Validate())

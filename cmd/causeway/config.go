@@ -132,6 +132,25 @@ type staticSection struct {
 	drivers.Schedule `yaml:",inline"`
 }
 
+// validate checks the driver's config and schedule, and that settle
+// leaves a pull the time to read: every pull waits settle at least, and
+// pull_timeout ends it.
+func (s *staticSection) validate() error {
+	errs := []error{s.Config.Validate(), s.Schedule.Validate()}
+	settle, timeout := s.Settle, s.PullTimeout
+	if settle == 0 {
+		settle = static.DefaultSettle
+	}
+	if timeout == 0 {
+		timeout = drivers.DefaultPullTimeout
+	}
+	if settle > 0 && timeout > 0 && 2*settle > timeout {
+		errs = append(errs, fmt.Errorf("settle: %s is over half of pull_timeout %s: every pull waits settle at least once, "+
+			"and a file still being written twice, within pull_timeout", settle, timeout))
+	}
+	return errors.Join(errs...)
+}
+
 type driversSection struct {
 	Publisher     publisherSection     `yaml:"publisher"`
 	MetricsListen string               `yaml:"metrics_listen"`

@@ -235,3 +235,30 @@ func TestCheckConfigOfOneHost(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticSettleUnderPullTimeout: every pull of the static driver waits
+// settle at least once (twice for a file being written), and pull_timeout
+// ends it: a settle over half of pull_timeout is refused rather than make
+// pulls time out.
+func TestStaticSettleUnderPullTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name, section string
+		ok            bool
+	}{
+		{"defaults", "{directory: /d}", true},
+		{"settle within", "{directory: /d, settle: 5s, pull_timeout: 10s}", true},
+		{"settle over the default timeout", "{directory: /d, settle: 20s}", false},
+		{"timeout under the default settle", "{directory: /d, pull_timeout: 1500ms}", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig([]byte("database: {dsn: x}\nbus: {url: \"amqp://h/\"}\ndrivers:\n  publisher: {spool_path: /s}\n  static: "+tc.section+"\n"), needBoth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.validate()
+			if got := err == nil || !strings.Contains(err.Error(), "drivers.static: settle: "); got != tc.ok {
+				t.Errorf("validate: %v; want ok %t", err, tc.ok)
+			}
+		})
+	}
+}

@@ -41,7 +41,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 			want := func(name string) bool { return len(names) == 0 || slices.Contains(names, name) }
 			var jobs []drivers.Job
 			if s := cfg.Drivers.Static; s != nil && want("static") {
-				if err := s.Schedule.Validate(); err != nil {
+				if err := s.validate(); err != nil {
 					return prefixErr("drivers.static", err)
 				}
 				d, err := static.New(s.Config)
