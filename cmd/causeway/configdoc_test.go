@@ -59,6 +59,7 @@ func exampleDefaults() map[string]any {
 		"drivers.static.source":                    static.DefaultSource,
 		"drivers.static.poll_interval":             static.DefaultPollInterval,
 		"drivers.static.settle":                    static.DefaultSettle,
+		"drivers.static.allow_empty":               false,
 		"drivers.alertmanager.source":              alertmanager.DefaultSource,
 		"drivers.alertmanager.include_silenced":    false,
 		"drivers.alertmanager.include_inhibited":   false,

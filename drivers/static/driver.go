@@ -32,6 +32,10 @@ const settleTries = 5
 // changing at every read (settleTries reads, Settle apart).
 var ErrChanging = errors.New("the topology files kept changing while they were read")
 
+// ErrEmpty is wrapped by the error of a pull that found no entity while
+// Config.AllowEmpty is off.
+var ErrEmpty = errors.New("no entity in the topology files")
+
 // Config configures the static driver.
 type Config struct {
 	// Source names the datasource in the events (default "static").
@@ -66,6 +70,14 @@ type Config struct {
 	// static source reported before, those it reported last are deleted
 	// at its next full pull, until their own datasource reports them.
 	References []string `yaml:"references"`
+	// AllowEmpty takes a pull that finds no entity (no topology file, or
+	// files listing none) as the topology it is: every entity the static
+	// source reported is deleted. Off (the default), such a pull fails
+	// and is retried with backoff, the entities kept: an empty directory
+	// is far more often a mount that is missing, or a deployment between
+	// emptying it and filling it again, than an inventory emptied on
+	// purpose.
+	AllowEmpty bool `yaml:"allow_empty"`
 	// The schedule of full pulls is a drivers.Schedule next to this Config
 	// in the wiring: this package does not import package drivers (and its
 	// metrics), so the pure template tests of graph/ can import Parse.
@@ -255,6 +267,10 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 	ents, err := Resolve(d.cfg.References, tops...)
 	if err != nil {
 		return nil, fmt.Errorf("static topology in %s: %w", d.cfg.Directory, err)
+	}
+	if len(ents) == 0 && !d.cfg.AllowEmpty {
+		return nil, fmt.Errorf("static topology in %s (%d topology files): %w: not taken, it would delete every entity "+
+			"the static source reported (a mount missing?); set allow_empty: true to empty it on purpose", d.cfg.Directory, len(files), ErrEmpty)
 	}
 	return ents, nil
 }

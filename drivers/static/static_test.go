@@ -394,3 +394,38 @@ definitions:
 		t.Errorf("entities %v; want %v", got, want)
 	}
 }
+
+// TestEmptyTopologyRefused: a directory with no topology file (a mount
+// missing) or files listing no entity (an empty file is no YAML, refused
+// already) was a complete pull of nothing,
+// which deletes every entity the static source reported; it fails unless
+// allow_empty says it is meant.
+func TestEmptyTopologyRefused(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"no file":   {"README.txt": "not a topology"},
+		"no entity": {"a.yaml": "metadata: {name: a}\ndefinitions:\n  entities: []\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, body := range files {
+				if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d, err := New(Config{Directory: dir, Settle: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ents, err := d.GetAll(context.Background()); !errors.Is(err, ErrEmpty) {
+				t.Errorf("GetAll = %d entities, %v; want ErrEmpty", len(ents), err)
+			}
+			d, err = New(Config{Directory: dir, Settle: time.Millisecond, AllowEmpty: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ents, err := d.GetAll(context.Background()); err != nil || len(ents) != 0 {
+				t.Errorf("GetAll with allow_empty = %d entities, %v; want none and no error", len(ents), err)
+			}
+		})
+	}
+}
