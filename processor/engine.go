@@ -70,9 +70,16 @@ func (v engineView) Subscriptions() []api.Subscription {
 	st := v.subs.State()
 	out := make([]api.Subscription, len(st))
 	for i, s := range st {
-		out[i] = api.Subscription{ID: s.ID, Seq: s.Seq, Spec: s.Spec}
+		out[i] = api.Subscription{ID: s.ID, Seq: s.Seq, Spec: s.Spec, Following: len(s.Told)}
 	}
 	return out
+}
+
+func (v engineView) Following(id string) []string {
+	if v.subs == nil {
+		return nil
+	}
+	return v.subs.Told(id)
 }
 
 func (v engineView) Templates() []api.Template {

@@ -331,7 +331,54 @@ at a time on a database; a second one stops at once.`,
 		}
 	}
 	root.AddCommand(add, del, list, show, status, deadLetters, redrive)
+	// following asks a processor (the state is the processors', not the
+	// notifier's tables): it alone takes --url, --token and -o.
+	f := &apiFlags{}
+	fol := webhooksFollowingCmd(f)
+	f.register(fol)
+	root.AddCommand(fol)
 	return root
+}
+
+// webhooksFollowingCmd is `causeway webhooks following ID`: the open
+// alarms a subscription follows, from a processor's state (GET
+// /v1/subscriptions/{id}): those it was told of, whose later transitions
+// it is sent until they clear even when the rest of its filter no longer
+// matches them. Read-only.
+func webhooksFollowingCmd(f *apiFlags) *cobra.Command {
+	var after string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "following ID",
+		Short: "List the open alarms a subscription follows (sent until they clear, whatever its filter says now), from a processor",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 || limit > 10000 {
+				return badInput("--limit: %d is not in 1..10000", limit)
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Subscription(cmd.Context(), args[0], after, limit)
+			if err != nil {
+				return err
+			}
+			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
+				row(tw, "subscription", r.Item.ID)
+				row(tw, "following", r.Item.Following)
+				for _, k := range r.Following.Alarms {
+					row(tw, "", k)
+				}
+				if r.Following.Next != "" {
+					row(tw, "next page", "--after "+r.Following.Next)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&after, "after", "", "list the alarms after this key (the next page's)")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many alarms (1..10000)")
+	return cmd
 }
 
 // invalidSpec is a subscription spec refused by its validation as bad

@@ -23,6 +23,8 @@ import (
 	"github.com/causeway/causeway/notifier"
 	"github.com/causeway/causeway/notifier/outbox"
 	"github.com/causeway/causeway/notifier/subscription"
+	"github.com/causeway/causeway/processor/api"
+	"github.com/causeway/causeway/processor/api/apitest"
 )
 
 func runWebhooksCLI(ctx context.Context, args ...string) (string, error) {
@@ -220,5 +222,34 @@ func TestWebhooksShowUnknownExit2(t *testing.T) {
 	_, err := runWebhooksCLI(context.Background(), "-c", cfgPath, "--log-level", "error", "webhooks", "show", "nosuch")
 	if exitCode(err) != exitBadInput || !strings.Contains(err.Error(), "nosuch") {
 		t.Errorf("webhooks show nosuch: %v (exit %d); want exit %d naming it", err, exitCode(err), exitBadInput)
+	}
+}
+
+// TestWebhooksFollowing: `webhooks following ID` shows the open alarms a
+// subscription follows, from a processor's state, a page at a time.
+func TestWebhooksFollowing(t *testing.T) {
+	_, url := apiServer(t, func(b *apitest.Backend) {
+		b.G.Subs = []api.Subscription{{ID: "pager", Seq: 2, Spec: json.RawMessage(`{"url":"http://p.example/"}`), Following: 3}}
+		b.G.Followed = map[string][]string{"pager": {"ALARM/prometheus/a1", "ALARM/prometheus/a2", "ALARM/prometheus/a3"}}
+	})
+	out, err := runCLI(t, newRootCmd(), "webhooks", "following", "pager", "--limit", "2", "--url", url, "--token", "adm")
+	for _, w := range []string{"following     3", "ALARM/prometheus/a1", "ALARM/prometheus/a2", "next page     --after ALARM/prometheus/a2", "(seq 3 on node p1; leader p1)"} {
+		if err != nil || !strings.Contains(out, w) {
+			t.Errorf("following --limit 2: %v; output lacks %q:\n%s", err, w, out)
+		}
+	}
+	if strings.Contains(out, "a3") {
+		t.Errorf("following --limit 2 lists a third alarm:\n%s", out)
+	}
+	out, err = runCLI(t, newRootCmd(), "webhooks", "following", "pager", "--after", "ALARM/prometheus/a2", "-o", "json", "--url", url, "--token", "adm")
+	var r api.SubscriptionResponse
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil || r.Item.Following != 3 || len(r.Following.Alarms) != 1 || r.Following.Alarms[0] != "ALARM/prometheus/a3" || r.Following.Next != "" {
+		t.Errorf("following --after a2 -o json: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, newRootCmd(), "webhooks", "following", "nope", "--url", url, "--token", "adm"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("following of an unknown subscription: %v; want the API's 404", err)
+	}
+	if _, err := runCLI(t, newRootCmd(), "webhooks", "following", "pager", "--limit", "0", "--url", url, "--token", "adm"); err == nil {
+		t.Errorf("following --limit 0: no error")
 	}
 }

@@ -940,17 +940,33 @@ func (s *Server) subscriptionList(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, resp.Meta, resp)
 }
 
-// subscriptionShow answers GET /v1/subscriptions/{id}.
+// subscriptionShow answers GET /v1/subscriptions/{id}: its spec, and a
+// page of the open alarms it follows (?following_limit=,
+// ?following_after=; see FollowingPage).
 func (s *Server) subscriptionShow(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var resp SubscriptionResponse
 	found := false
+	q := r.URL.Query()
+	limit := 100
+	if l := q.Get("following_limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("following_limit: %q is not in 1..10000", l))
+			return
+		}
+		limit = n
+	}
+	after := q.Get("following_after")
 	err := s.b.View(func(v View, seq int64) error {
 		resp.Meta = s.meta(seq)
 		for _, x := range v.Subscriptions() {
 			if x.ID == id {
 				resp.Item, found = x, true
 			}
+		}
+		if found {
+			resp.Following = followingPage(v.Following(id), after, limit)
 		}
 		return nil
 	})
@@ -963,6 +979,25 @@ func (s *Server) subscriptionShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// followingPage is the page of keys (sorted) after after, at most limit.
+func followingPage(keys []string, after string, limit int) FollowingPage {
+	i := 0
+	if after != "" {
+		i, _ = slices.BinarySearch(keys, after)
+		if i < len(keys) && keys[i] == after {
+			i++
+		}
+	}
+	p := FollowingPage{Alarms: slices.Clone(keys[i:min(len(keys), i+limit)])}
+	if p.Alarms == nil {
+		p.Alarms = []string{}
+	}
+	if i+limit < len(keys) {
+		p.Next = p.Alarms[len(p.Alarms)-1]
+	}
+	return p
 }
 
 // subscriptionDelete answers DELETE /v1/subscriptions/{id}: published as

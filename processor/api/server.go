@@ -37,6 +37,7 @@
 //	POST /v1/templates                 admin: the same body, validated, then published as template.put (with its params)
 //	DELETE /v1/templates/{name}        admin: published as template.delete
 //	GET  /v1/subscriptions[/{id}]      admin: webhook subscriptions in the state (specs may carry receiver credentials)
+//	                                   (each with the open alarms it follows: a count, and one's keys paged by ?following_limit=&following_after=)
 //	PUT  /v1/subscriptions/{id}        admin: webhook subscription spec, validated, published as subscription.put
 //	DELETE /v1/subscriptions/{id}      admin: published as subscription.delete
 //	POST /v1/events                    admin: events (one or an array), published to the bus

@@ -59,7 +59,13 @@ func (g *fakeGraph) In(id graph.VertexID) []graph.Edge {
 }
 func (g *fakeGraph) Templates() []Template { return g.tmpls }
 func (g *fakeGraph) Subscriptions() []Subscription {
-	return []Subscription{{ID: "ops", Seq: 4, Spec: json.RawMessage(`{"url":"http://hooks.example/ops"}`)}}
+	return []Subscription{{ID: "ops", Seq: 4, Spec: json.RawMessage(`{"url":"http://hooks.example/ops"}`), Following: 3}}
+}
+func (g *fakeGraph) Following(id string) []string {
+	if id != "ops" {
+		return nil
+	}
+	return []string{"ALARM/prometheus/a", "ALARM/prometheus/b", "ALARM/prometheus/c"}
 }
 
 type fakeBackend struct {
@@ -717,6 +723,38 @@ func TestSubscriptionsNeedAdmin(t *testing.T) {
 	}
 	if resp, body := do(t, ts, "GET", "/v1/subscriptions/nope", "admin-token", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("show of an unknown id: %d (%s)", resp.StatusCode, body)
+	}
+}
+
+// TestSubscriptionFollowingPages: the show endpoint pages the alarms a
+// subscription follows, and refuses a page size out of 1..10000.
+func TestSubscriptionFollowingPages(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 9})
+	for _, tc := range []struct {
+		query string
+		want  FollowingPage
+	}{
+		{"", FollowingPage{Alarms: []string{"ALARM/prometheus/a", "ALARM/prometheus/b", "ALARM/prometheus/c"}}},
+		{"?following_limit=1", FollowingPage{Alarms: []string{"ALARM/prometheus/a"}, Next: "ALARM/prometheus/a"}},
+		{"?following_limit=1&following_after=ALARM/prometheus/a", FollowingPage{Alarms: []string{"ALARM/prometheus/b"}, Next: "ALARM/prometheus/b"}},
+		{"?following_limit=2&following_after=ALARM/prometheus/b", FollowingPage{Alarms: []string{"ALARM/prometheus/c"}}},
+		// A key no longer followed (the alarm cleared) still pages on.
+		{"?following_after=ALARM/prometheus/aa", FollowingPage{Alarms: []string{"ALARM/prometheus/b", "ALARM/prometheus/c"}}},
+		{"?following_after=ALARM/prometheus/c", FollowingPage{Alarms: []string{}}},
+	} {
+		resp, body := do(t, ts, "GET", "/v1/subscriptions/ops"+tc.query, "admin-token", "", "")
+		var one SubscriptionResponse
+		if err := json.Unmarshal(body, &one); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s (%v)", tc.query, resp.StatusCode, body, err)
+		}
+		if one.Item.Following != 3 || !cmp.Equal(one.Following, tc.want) {
+			t.Errorf("%s: count %d, page %s", tc.query, one.Item.Following, cmp.Diff(tc.want, one.Following))
+		}
+	}
+	for _, q := range []string{"0", "-1", "10001", "x"} {
+		if resp, body := do(t, ts, "GET", "/v1/subscriptions/ops?following_limit="+q, "admin-token", "", ""); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("following_limit=%s: %d (%s); want 400", q, resp.StatusCode, body)
+		}
 	}
 }
 

@@ -28,6 +28,12 @@ type View interface {
 	// Subscriptions lists the webhook subscriptions in the log, sorted by
 	// id (none for a machine that keeps no subscriptions).
 	Subscriptions() []Subscription
+	// Following returns the keys (<category>/<type>/<id>) of the open
+	// alarms subscription id follows, sorted: those it was told of, whose
+	// later transitions it is sent until they clear whatever the rest of
+	// its filter says (notifier/subscription.Registry.Tell). It only
+	// reads: what a subscription follows is changed by the log alone.
+	Following(id string) []string
 }
 
 // Subscription is a webhook subscription as the log holds it: its spec
@@ -36,6 +42,8 @@ type Subscription struct {
 	ID   string          `json:"id"`
 	Seq  int64           `json:"seq"`
 	Spec json.RawMessage `json:"spec"`
+	// Following is how many open alarms it follows (View.Following).
+	Following int `json:"following"`
 }
 
 // SubscriptionsResponse is GET /v1/subscriptions.
@@ -48,6 +56,18 @@ type SubscriptionsResponse struct {
 type SubscriptionResponse struct {
 	Meta
 	Item Subscription `json:"item"`
+	// Following is a page of the alarms it follows (Item.Following
+	// counts them all).
+	Following FollowingPage `json:"following"`
+}
+
+// FollowingPage is a page of the keys of the open alarms a subscription
+// follows, sorted: at most ?following_limit= (default 100, at most
+// 10000) after the key ?following_after=. Next, when more follow, is the
+// following_after of the next page.
+type FollowingPage struct {
+	Alarms []string `json:"alarms"`
+	Next   string   `json:"next,omitempty"`
 }
 
 // Template is a loaded scenario template, and the JSON body that

@@ -271,6 +271,21 @@ func (c *Client) Template(ctx context.Context, name string) (api.TemplateRespons
 	return r, c.Do(ctx, http.MethodGet, "/v1/templates/"+segment(name), nil, nil, "", &r)
 }
 
+// Subscription is GET /v1/subscriptions/{id} (admin): its spec, and the
+// page of the alarms it follows after the key after (none: the first), at
+// most limit of them (0: the server's default).
+func (c *Client) Subscription(ctx context.Context, id, after string, limit int) (api.SubscriptionResponse, error) {
+	var r api.SubscriptionResponse
+	q := url.Values{}
+	if after != "" {
+		q.Set("following_after", after)
+	}
+	if limit > 0 {
+		q.Set("following_limit", strconv.Itoa(limit))
+	}
+	return r, c.Do(ctx, http.MethodGet, "/v1/subscriptions/"+segment(id), q, nil, "", &r)
+}
+
 // AddTemplate is POST /v1/templates, with the values of the template's
 // parameters (none: the body is sent as YAML, as to a release before
 // params). A refused template is an *Error with status 400 (409: it

@@ -19,6 +19,10 @@ type Graph struct {
 	Vertices map[graph.VertexID]graph.Vertex
 	Edges    []graph.Edge
 	Tmpls    []api.Template
+	// Subs are the subscriptions, and Followed the keys of the alarms
+	// each follows (by id, sorted).
+	Subs     []api.Subscription
+	Followed map[string][]string
 }
 
 // Copy copies g's vertices and edges into a Graph: what a view showed at
@@ -76,8 +80,11 @@ func (g *Graph) In(id graph.VertexID) []graph.Edge {
 // Templates implements api.View.
 func (g *Graph) Templates() []api.Template { return g.Tmpls }
 
-// Subscriptions implements api.View: none.
-func (g *Graph) Subscriptions() []api.Subscription { return nil }
+// Subscriptions implements api.View.
+func (g *Graph) Subscriptions() []api.Subscription { return g.Subs }
+
+// Following implements api.View.
+func (g *Graph) Following(id string) []string { return g.Followed[id] }
 
 // Backend is an api.Backend over a Graph. Published events are recorded;
 // membership changes succeed only when IsLeader is set.
