@@ -40,7 +40,8 @@ func NodeEncodings() []string { return []string{NodeBin, NodeGob, NodeJSON} }
 //
 //	1: the engine and the subscriptions.
 //	2: each subscription also holds the open alarms it was told of
-//	   (subscription.Entry.Told).
+//	   (subscription.Entry.Told; from evaluator.Semantics 8, those it
+//	   follows, told or not: the layout is the same).
 //
 // State writes the oldest version that holds the state: 1 while no
 // subscription was told of an open alarm, so that a release before 2

@@ -170,8 +170,9 @@ func TestNodeApplyResult(t *testing.T) {
 	}
 }
 
-// toldLog: a pager subscription fed critical alarms only, an alarm raised
-// critical, then dropping to warning and clearing.
+// toldLog: a pager subscription fed critical alarms only, another fed the
+// clears of critical alarms only, an alarm raised critical, then dropping
+// to warning and clearing.
 func toldLog() []event.Event {
 	at := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	n := 0
@@ -187,6 +188,8 @@ func toldLog() []event.Event {
 	return []event.Event{
 		ev(event.KindSubscriptionPut, nil, &event.Subscription{ID: "pager",
 			Spec: []byte(`{"url":"http://p.example/","format":"alertmanager","filter":{"severities":["critical"]}}`)}),
+		ev(event.KindSubscriptionPut, nil, &event.Subscription{ID: "resolver",
+			Spec: []byte(`{"url":"http://r.example/","format":"alertmanager","filter":{"severities":["critical"],"transitions":["cleared"]}}`)}),
 		ev(event.KindEntityUpsert, &event.Entity{Category: "RESOURCE", Type: "nova.host", ID: "h1", Name: "host-1"}, nil),
 		ev(event.KindEntityUpsert, alarm("critical"), nil),
 		ev(event.KindEntityUpsert, alarm("warning"), nil),
@@ -221,16 +224,17 @@ func produce(t *testing.T, n *Node, evs []event.Event, from int64) []string {
 
 // What a subscription was told is part of the node's state: a node
 // restored from a snapshot taken while the pager holds an alarm open sends
-// it the drop to warning and the clear, as the node that never stopped
-// does, and both end with the same dump. Apply (replay, shadows) and
+// it the drop to warning and the clear, and the resolver (never sent the
+// raise, which its transitions filter left out) the clear, as the node
+// that never stopped does, and both end with the same dump. Apply (replay, shadows) and
 // ApplyResult (the leader) record it alike.
 func TestNodeToldAlarmsSnapshot(t *testing.T) {
 	evs := toldLog()
 	f := NodeFactory{Normalizer: graph.DefaultNormalizer()}
 	whole, _ := f.New()
 	wantRows := produce(t, whole.(*Node), evs, 0)
-	if len(wantRows) != 3 {
-		t.Fatalf("the pager was sent %d notifications, want 3 (raised, severity_changed, cleared)", len(wantRows))
+	if len(wantRows) != 4 {
+		t.Fatalf("the subscriptions were sent %d notifications, want 4 (the pager's raised, severity_changed and cleared, the resolver's cleared)", len(wantRows))
 	}
 	want := dumpOf(t, whole)
 	replayed, _ := f.New()
@@ -244,11 +248,12 @@ func TestNodeToldAlarmsSnapshot(t *testing.T) {
 	for _, enc := range []string{NodeBin, NodeGob, NodeJSON} {
 		t.Run(enc, func(t *testing.T) {
 			half, _ := f.New()
-			k := 3 // the alarm raised critical, and sent
+			k := 4 // the alarm raised critical, and sent to the pager
 			applyNode(t, half.(*Node), evs[:k], 0)
 			st := half.(*Node).State()
-			if st.Version != NodeStateVersion || len(st.Subscriptions) != 1 || !slices.Equal(st.Subscriptions[0].Told, []string{"ALARM/prometheus/a"}) {
-				t.Fatalf("state version %d, subscriptions %+v; want version %d, the alarm told", st.Version, st.Subscriptions, NodeStateVersion)
+			if st.Version != NodeStateVersion || len(st.Subscriptions) != 2 ||
+				!slices.Equal(st.Subscriptions[0].Told, []string{"ALARM/prometheus/a"}) || !slices.Equal(st.Subscriptions[1].Told, []string{"ALARM/prometheus/a"}) {
+				t.Fatalf("state version %d, subscriptions %+v; want version %d, the alarm followed by both", st.Version, st.Subscriptions, NodeStateVersion)
 			}
 			c, err := CaptureNode(half.(*Node), int64(k), time.Time{}, enc)
 			if err != nil {
@@ -266,7 +271,7 @@ func TestNodeToldAlarmsSnapshot(t *testing.T) {
 				t.Fatalf("restored dump differs from the captured node's:\n%s\n%s", got, dumpOf(t, half))
 			}
 			if got := produce(t, m.(*Node), evs[k:], int64(k)); !slices.Equal(got, wantRows[1:]) {
-				t.Fatalf("after the restore the pager was sent %q, want %q", got, wantRows[1:])
+				t.Fatalf("after the restore the subscriptions were sent %q, want %q", got, wantRows[1:])
 			}
 			if got := dumpOf(t, m); got != want {
 				t.Fatal("snapshot + replay differs from a replay of the whole log")

@@ -124,7 +124,21 @@ const stateVersionParams = 2
 //	   "1.10" live and "1.1" restored) or refused it and the snapshot with
 //	   it. States of semantics 4 and later read templates alike, so only
 //	   a replay from a snapshot of semantics 3 or less computes otherwise.
-const Semantics = 7
+//	8: a webhook subscription follows an alarm whose raise or severity
+//	   change the rest of its filter (all but transitions) matches, to
+//	   its clear, whether or not its transitions filter let it be sent
+//	   that raise or change: one fed only the clears of critical alarms
+//	   is sent the clear of an alarm raised critical that dropped to
+//	   warning before it cleared (it followed only what it had been sent
+//	   a raised or severity_changed of, so that clear was dropped). The
+//	   outbox rows a replay produces changed, not the graph or the
+//	   evaluator's deductions; the node state's layout did not (the
+//	   followed alarms are the told ones of snapshot.NodeStateVersion 2).
+//	   A node state of older semantics does not hold the alarms open in
+//	   it that were followed without being told: those are followed only
+//	   while they match, as the older build did, and the alarms raised
+//	   after it are followed to their end.
+const Semantics = 8
 
 // semanticsStrictTemplates is the first Semantics whose template
 // refusals template.Options.Lenient skips.

@@ -1,7 +1,7 @@
 // Package emit turns the graph's changes into outbox rows: it detects alarm
 // transitions (raised, cleared, severity changed — reported or deduced),
 // decides which subscriptions are sent each (Notices: a subscription's
-// filter, or its having been told of the alarm's occurrence), and builds
+// filter, or its following the alarm's occurrence), and builds
 // each subscriber's payload (the alarm, its resource and its causal chain
 // up to the root causes) from the graph as it is at the record's seq.
 //
@@ -144,9 +144,10 @@ type GraphView interface {
 }
 
 // Teller is what emit needs of the subscriptions (a *subscription.Registry):
-// who to send one alarm transition, recording what each was told, so that
-// it is later sent how the alarm's occurrence goes on and ends even when
-// its filter no longer matches the alarm (subscription.Registry.Tell).
+// who to send one alarm transition, recording which open alarms each
+// follows, so that it is later sent how the alarm's occurrence goes on and
+// ends even when its filter no longer matches the alarm
+// (subscription.Registry.Tell).
 type Teller interface {
 	Tell(key string, a subscription.Alarm) []*subscription.Subscription
 }

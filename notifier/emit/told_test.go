@@ -99,3 +99,44 @@ func TestToldAlarmsFollowedPastTheFilter(t *testing.T) {
 		t.Fatalf("sent (-got +want):\n%s", diff)
 	}
 }
+
+// A subscription follows an alarm whose raise or severity change matched
+// the rest of its filter (all but transitions) to its clear, even when
+// its transitions filter left that raise or change unsent: one fed only
+// the clears of critical alarms is sent the clear of an alarm raised
+// critical that dropped to warning before clearing (it was not: never
+// told of it, the subscription did not follow it), and of one that
+// escalated to critical; never of one that was never critical.
+func TestAlarmsMatchingWhileOpenFollowedToTheirClear(t *testing.T) {
+	recs := []event.Record{
+		subRec(1, "clears", `{"url":"http://c/","format":"alertmanager","filter":{"severities":["critical"],"transitions":["cleared"]}}`),
+		subRec(2, "changes", `{"url":"http://s/","format":"alertmanager","filter":{"severities":["critical"],"transitions":["severity_changed","cleared"]}}`),
+		upsert(3, event.Entity{Category: "RESOURCE", Type: "nova.host", ID: "h1", Name: "host-1", State: "available"}),
+		alarmRec(4, "a", "critical"), // raised critical: followed, not sent
+		alarmRec(5, "b", "warning"),  // raised warning: not followed
+		alarmRec(6, "a", "warning"),  // a drops out of the filter
+		alarmRec(7, "b", "critical"), // b escalates into it: followed
+		alarmRec(8, "a", ""),         // a clears
+		alarmRec(9, "b", "warning"),
+		alarmRec(10, "b", ""),
+		alarmRec(11, "c", "warning"), // never critical: never sent
+		alarmRec(12, "c", ""),
+	}
+	got := sent(t, recs)
+	want := map[string][]told{
+		"clears": {
+			{8, subscription.Cleared, "a", "resolved"},
+			{10, subscription.Cleared, "b", "resolved"},
+		},
+		"changes": {
+			{6, subscription.SeverityChanged, "a", "firing"},
+			{7, subscription.SeverityChanged, "b", "firing"},
+			{8, subscription.Cleared, "a", "resolved"},
+			{9, subscription.SeverityChanged, "b", "firing"},
+			{10, subscription.Cleared, "b", "resolved"},
+		},
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Fatalf("sent (-got +want):\n%s", diff)
+	}
+}

@@ -60,12 +60,23 @@ func Compile(id string, seq int64, raw json.RawMessage) (*Subscription, error) {
 
 // Matches reports whether the subscription wants a.
 func (s *Subscription) Matches(a Alarm) bool {
+	return s.admits(a.Transition) && s.matchesAlarm(a)
+}
+
+// admits reports whether the transitions filter admits transition.
+func (s *Subscription) admits(transition string) bool {
+	return anyFold(s.Spec.Filter.Transitions, transition)
+}
+
+// matchesAlarm reports whether the filter, but for its transitions, matches
+// the alarm as a shows it.
+func (s *Subscription) matchesAlarm(a Alarm) bool {
 	f := s.Spec.Filter
 	project := a.ProjectID
 	if project == "" {
 		project = a.ResourceProjectID
 	}
-	if !anyFold(f.Transitions, a.Transition) || !anyFold(f.AlarmTypes, a.Type) || !anyFold(f.AlarmNames, a.Name) ||
+	if !anyFold(f.AlarmTypes, a.Type) || !anyFold(f.AlarmNames, a.Name) ||
 		!(anyFold(f.Severities, a.Severity) || (a.RawSeverity != "" && anyFold(f.Severities, a.RawSeverity))) ||
 		!anyFold(f.ResourceTypes, a.ResourceType) || !anyFold(f.Projects, project) {
 		return false
@@ -126,14 +137,16 @@ type Update struct {
 }
 
 // Registry holds the subscriptions in force after a prefix of the log, and
-// what each was told: the alarms whose occurrence it was sent and not yet
-// sent the end of (Tell). Both are functions of the log prefix and part of
+// the open alarms each follows (Tell): those whose raise or severity
+// change matched its filter but for transitions, until they clear. Both are functions of the log prefix and part of
 // the processor's state. It is not safe for concurrent use: the processor's
 // apply loop owns it.
 type Registry struct {
 	subs map[string]*Subscription
-	// told holds, per subscription id, the keys of the alarms it was told
-	// of, open ones only: bounded by open alarms × subscriptions.
+	// told holds, per subscription id, the keys of the open alarms it
+	// follows (it was told of them, or would have been had its
+	// transitions filter admitted the raise or the change): bounded by
+	// open alarms × subscriptions.
 	told map[string]map[string]struct{}
 }
 
@@ -209,36 +222,35 @@ func (r *Registry) Matching(a Alarm) []*Subscription {
 }
 
 // Tell returns the subscriptions to send a transition of the alarm whose
-// key (category/type/id) is key, sorted by id, and records what they were
-// told. Matching each transition alone would drop notifications: a
-// subscription told an alarm was raised critical would never hear that it
-// dropped to warning or cleared, since the alarm no longer matches its
-// severities then. So a subscription is sent:
-//
-//   - a raised when its filter matches (a raise starts a new occurrence,
-//     whatever was recorded of an earlier one);
-//   - a severity_changed or a cleared of an alarm it was told of when its
-//     transitions filter admits the kind, whatever the rest of its filter
-//     says of the alarm now; of another alarm, when its filter matches.
-//
-// An alarm it is sent a raised or a severity_changed of is told; a cleared
-// ends the occurrence, sent or not.
+// key (category/type/id) is key, sorted by id, and records which open
+// alarms each follows. Matching each transition alone would drop
+// notifications: a subscription told an alarm was raised critical would
+// never hear that it dropped to warning or cleared, since the alarm no
+// longer matches its severities then. So a subscription follows an alarm
+// from a raised or a severity_changed that the rest of its filter (all
+// but transitions) matches, sent or not, until the alarm clears; and it is
+// sent a transition its transitions filter admits when the rest of its
+// filter matches the alarm now or it follows the alarm. A raise starts a
+// new occurrence, whatever was recorded of an earlier one. Following
+// whether or not a transition was sent is what lets a subscription to the
+// clears of critical alarms hear the clear of one raised critical that
+// dropped to warning before it cleared (up to apply semantics 7 it
+// followed only alarms it had been sent a raised or severity_changed of).
 func (r *Registry) Tell(key string, a Alarm) []*Subscription {
 	var out []*Subscription
 	for _, s := range r.All() {
-		set := r.told[s.ID]
-		_, was := set[key]
+		_, was := r.told[s.ID][key]
 		if a.Transition == Raised {
 			was = false
 		}
-		send := s.Matches(a) || (was && anyFold(s.Spec.Filter.Transitions, a.Transition))
-		if send {
+		matches := s.matchesAlarm(a)
+		if s.admits(a.Transition) && (matches || was) {
 			out = append(out, s)
 		}
 		switch {
-		case a.Transition == Cleared || (!send && !was):
+		case a.Transition == Cleared || (!matches && !was):
 			r.forget(s.ID, key)
-		case send:
+		default:
 			r.remember(s.ID, key)
 		}
 	}
@@ -262,8 +274,8 @@ func (r *Registry) forget(id, key string) {
 	}
 }
 
-// Told returns the keys of the open alarms subscription id was told of,
-// sorted.
+// Told returns the keys of the open alarms subscription id follows
+// (Tell), sorted.
 func (r *Registry) Told(id string) []string {
 	return slices.Sorted(maps.Keys(r.told[id]))
 }
@@ -273,7 +285,7 @@ type Entry struct {
 	ID   string          `json:"id"`
 	Seq  int64           `json:"seq"`
 	Spec json.RawMessage `json:"spec"`
-	// Told are the keys of the open alarms it was told of (Tell), sorted.
+	// Told are the keys of the open alarms it follows (Tell), sorted.
 	Told []string `json:"told,omitempty"`
 }
 
