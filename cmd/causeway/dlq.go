@@ -72,6 +72,7 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 			return show(cmd, dls, fmt.Sprintf("%d dead letters in %s; the first %d:", total, bus.DeadLetterQueue, len(dls)))
 		},
 	}
+	var wait time.Duration
 	requeue := &cobra.Command{
 		Use:   "requeue",
 		Short: "Publish dead letters again to causeway.events (once their cause is fixed), removing each once confirmed",
@@ -81,7 +82,13 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			moved, skipped, err := bus.RequeueDeadLetters(cmd.Context(), url, limit)
+			if wait <= 0 {
+				return badInput("--wait: %s is not positive", wait)
+			}
+			moved, skipped, err := bus.RequeueDeadLetters(cmd.Context(), url, limit, wait)
+			if err != nil {
+				err = fmt.Errorf("requeue stopped after %d moved, the rest left in %s: %w", len(moved), bus.DeadLetterQueue, err)
+			}
 			header := fmt.Sprintf("%d dead letters published again (%d left: not valid Causeway events, they would be dead-lettered again):", len(moved), skipped)
 			if perr := show(cmd, moved, header); perr != nil && err == nil {
 				err = perr
@@ -89,6 +96,8 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 			return err
 		},
 	}
+	requeue.Flags().DurationVar(&wait, "wait", 30*time.Second,
+		"longest wait on the broker for one message (its publish and confirm), and for a broker blocking the connection (resource alarm) to lift the block; past it the command fails")
 	root.AddCommand(list, requeue)
 	return root
 }

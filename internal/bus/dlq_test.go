@@ -82,7 +82,7 @@ func TestDeadLetterBrowseAndRequeue(t *testing.T) {
 		waitFor("the dead letters back", func() bool { return queueDepth(t, u, DeadLetterQueue) == 4 })
 	}
 
-	moved, skipped, err := RequeueDeadLetters(context.Background(), u, 10)
+	moved, skipped, err := RequeueDeadLetters(context.Background(), u, 10, 30*time.Second)
 	if err != nil || len(moved) != 3 || skipped != 1 {
 		t.Fatalf("requeue: %d moved, %d skipped, %v; want the 3 events moved, the other left", len(moved), skipped, err)
 	}
