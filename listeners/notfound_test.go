@@ -1,35 +1,16 @@
 package listeners_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/listeners"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestUnknownPathIsLogged: a sender posting to a path no endpoint serves
 // (an Alertmanager url with a trailing slash, a typo) gets 404, which
@@ -37,7 +18,7 @@ func (l *lockedBuffer) String() string {
 // is logged; this one was only counted, so the listener's log showed
 // nothing of alerts that never arrived.
 func TestUnknownPathIsLogged(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	reg := prometheus.NewPedanticRegistry()
 	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
 		listeners.Deps{Publisher: &fakePublisher{}, Endpoints: endpoints(t), Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})

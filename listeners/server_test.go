@@ -25,6 +25,7 @@ import (
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/listeners"
 	"github.com/causeway/causeway/listeners/alertmanager"
 	"github.com/causeway/causeway/listeners/events"
@@ -486,7 +487,7 @@ func TestShutdownTimeoutIsACleanStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncLog
+	var logs logtest.Buffer
 	s, err := listeners.New(listeners.Config{Auth: listeners.Auth{InsecureNoAuth: true}, ShutdownTimeout: time.Millisecond},
 		listeners.Deps{Publisher: pub, Endpoints: endpoints(t), Listener: ln, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -514,24 +515,6 @@ func TestShutdownTimeoutIsACleanStop(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "shutdown_timeout") {
 		t.Errorf("no warning about the requests cut:\n%s", out)
 	}
-}
-
-// syncLog is a log destination safe for concurrent writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/liveness"
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/internal/store/storetest"
 	"github.com/causeway/causeway/notifier"
 )
@@ -22,17 +23,9 @@ func (c *skewedClock) now() time.Time { return time.Now().Add(time.Duration(c.of
 
 func (c *skewedClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// count is the number of records with message msg.
-func (h recordingHandler) count(msg string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, r := range *h.recs {
-		if r.msg == msg {
-			n++
-		}
-	}
-	return n
+// logsWith is the number of records with message msg.
+func logsWith(h logtest.Handler, msg string) int {
+	return h.Count(func(r slog.Record) bool { return r.Message == msg })
 }
 
 // TestAliveThroughADatabaseOutage: while the database is down (its port
@@ -58,7 +51,7 @@ func TestAliveThroughADatabaseOutage(t *testing.T) {
 			want := expectedIDs(t, db, "ops")
 			cfg := testConfig(dsn, "n1")
 			cfg.QueryTimeout = 500 * time.Millisecond
-			logs := newRecordingHandler()
+			logs := logtest.NewHandler()
 			n := startWith(t, cfg, ndb, notifier.Deps{Logger: slog.New(logs)})
 			waitFor(t, 30*time.Second, "the rows queued before the outage delivered", func() bool { return len(rcv.delivered()) == len(want) })
 			if !n.Alive() {
@@ -68,12 +61,12 @@ func TestAliveThroughADatabaseOutage(t *testing.T) {
 			if err := tc.cut(proxy); err != nil {
 				t.Fatal(err)
 			}
-			failed := logs.count("scan subscriptions")
+			failed := logsWith(logs, "scan subscriptions")
 			waitFor(t, 30*time.Second, "three scans failed", func() bool {
 				if !n.Alive() {
-					t.Fatalf("not alive during the outage, after %d failed scans", logs.count("scan subscriptions")-failed)
+					t.Fatalf("not alive during the outage, after %d failed scans", logsWith(logs, "scan subscriptions")-failed)
 				}
-				return logs.count("scan subscriptions") >= failed+3
+				return logsWith(logs, "scan subscriptions") >= failed+3
 			})
 			l.raise("during", 3)
 			for _, id := range expectedIDs(t, db, "ops") {

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
 	"github.com/causeway/causeway/notifier"
@@ -85,51 +85,12 @@ func TestStopWhileCursorCommitUnanswered(t *testing.T) {
 	}
 }
 
-// logRecord is a log line: its message and its err attribute.
-type logRecord struct {
-	msg string
-	err error
-}
-
-// recordingHandler keeps every log record's message and error.
-type recordingHandler struct {
-	mu   *sync.Mutex
-	recs *[]logRecord
-}
-
-func newRecordingHandler() recordingHandler {
-	return recordingHandler{mu: &sync.Mutex{}, recs: &[]logRecord{}}
-}
-
-func (h recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h recordingHandler) WithGroup(string) slog.Handler            { return h }
-
-func (h recordingHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := logRecord{msg: r.Message}
-	r.Attrs(func(a slog.Attr) bool {
-		if e, ok := a.Value.Any().(error); ok && a.Key == "err" {
-			rec.err = e
-		}
-		return true
-	})
-	h.mu.Lock()
-	*h.recs = append(*h.recs, rec)
-	h.mu.Unlock()
-	return nil
-}
-
 // timedOut says whether a record with message msg carries an error that
 // ended at its deadline.
-func (h recordingHandler) timedOut(msg string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, r := range *h.recs {
-		if r.msg == msg && errors.Is(r.err, context.DeadlineExceeded) {
-			return true
-		}
-	}
-	return false
+func timedOut(h logtest.Handler, msg string) bool {
+	return h.Count(func(r slog.Record) bool {
+		return r.Message == msg && errors.Is(logtest.Err(r), context.DeadlineExceeded)
+	}) > 0
 }
 
 // TestQueriesEndAtQueryTimeout: while MariaDB hangs (behind a proxy turned
@@ -153,7 +114,7 @@ func TestQueriesEndAtQueryTimeout(t *testing.T) {
 
 	cfg := testConfig(dsn, "n1")
 	cfg.QueryTimeout = time.Second
-	logs := newRecordingHandler()
+	logs := logtest.NewHandler()
 	reg := prometheus.NewRegistry()
 	startWith(t, cfg, ndb, notifier.Deps{Logger: slog.New(logs), Registerer: reg})
 	waitFor(t, 30*time.Second, "the rows queued before the hang delivered", func() bool { return len(rcv.delivered()) == len(want) })
@@ -163,7 +124,7 @@ func TestQueriesEndAtQueryTimeout(t *testing.T) {
 	// The worker polls the outbox every poll_interval (10ms), and renews
 	// its lease: its next statement meets the hang at once.
 	waitFor(t, 30*time.Second, "the worker stopped by a statement ended at query_timeout", func() bool {
-		return logs.timedOut("subscriber worker stopped")
+		return timedOut(logs, "subscriber worker stopped")
 	})
 	if d := time.Since(holed); d > cfg.QueryTimeout+5*time.Second {
 		t.Errorf("the worker stopped %s after the hang began; want about query_timeout (%s)", d, cfg.QueryTimeout)
@@ -173,8 +134,8 @@ func TestQueriesEndAtQueryTimeout(t *testing.T) {
 	waitFor(t, 30*time.Second, "the stopped worker gone from leases_held", func() bool {
 		return gauge(t, reg, "causeway_notifier_leases_held") == 0
 	})
-	waitFor(t, 30*time.Second, "a scan ended at query_timeout", func() bool { return logs.timedOut("scan subscriptions") })
-	if !logs.timedOut("release lease") {
+	waitFor(t, 30*time.Second, "a scan ended at query_timeout", func() bool { return timedOut(logs, "scan subscriptions") })
+	if !timedOut(logs, "release lease") {
 		t.Error("the stopped worker's release of its lease did not end at query_timeout")
 	}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier"
 )
@@ -383,13 +384,13 @@ func TestDeletedBeforeStart(t *testing.T) {
 	l.subscribe("ops", rcv.srv.URL, "")
 	l.raise("alarm", 5)
 	l.apply(deleteSub("ops"))
-	logs := newLogRecorder()
+	logs := logtest.NewHandler()
 	startWith(t, testConfig(dsn, "n1"), db, notifier.Deps{Logger: slog.New(logs)})
 	waitFor(t, 20*time.Second, "5 dead letters", func() bool {
 		dls, err := notifier.DeadLetters(context.Background(), db, "ops", 100)
 		return err == nil && len(dls) == 5 && strings.Contains(dls[0].Reason, "deleted")
 	})
-	if n := logs.count("over its limit"); n > 0 {
+	if n := logsContaining(logs, "over its limit"); n > 0 {
 		t.Errorf("the deleted subscription's rows were logged over a backlog limit %d times", n)
 	}
 	if n := len(rcv.receipts()); n != 0 {
@@ -805,34 +806,9 @@ func TestRetryAfterIsHonored(t *testing.T) {
 	}
 }
 
-// logRecorder is a slog handler that keeps the messages it gets.
-type logRecorder struct {
-	mu   *sync.Mutex
-	msgs *[]string
-}
-
-func newLogRecorder() logRecorder { return logRecorder{mu: &sync.Mutex{}, msgs: new([]string)} }
-
-func (h logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h logRecorder) WithGroup(string) slog.Handler            { return h }
-func (h logRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	*h.msgs = append(*h.msgs, r.Message)
-	h.mu.Unlock()
-	return nil
-}
-
-func (h logRecorder) count(substr string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, m := range *h.msgs {
-		if strings.Contains(m, substr) {
-			n++
-		}
-	}
-	return n
+// logsContaining is the number of records whose message contains substr.
+func logsContaining(h logtest.Handler, substr string) int {
+	return h.Count(func(r slog.Record) bool { return strings.Contains(r.Message, substr) })
 }
 
 // TestLeaseHoldsThroughRetries: a subscriber retried for a long time keeps
@@ -856,7 +832,7 @@ func TestLeaseHoldsThroughRetries(t *testing.T) {
 	cfg.LeaseTTL, cfg.Delivery.Timeout = time.Second, 336*time.Millisecond
 	cfg.Delivery.BackoffInitial, cfg.Delivery.BackoffMax = 633*time.Millisecond, 633*time.Millisecond
 	cfg.ScanInterval, cfg.StatusInterval = time.Hour, time.Hour // no housekeeping renewals between
-	logs := newLogRecorder()
+	logs := logtest.NewHandler()
 	startWith(t, cfg, db, notifier.Deps{Logger: slog.New(logs), Jitter: func() float64 { return 1 - 1e-9 }})
 	waitFor(t, 30*time.Second, "the first attempt", func() bool { return attempts.Load() >= 1 })
 	// Sample the lease's remaining time over several retries.
@@ -872,7 +848,7 @@ func TestLeaseHoldsThroughRetries(t *testing.T) {
 	if least < cfg.LeaseTTL/6 {
 		t.Errorf("the lease came within %s of expiring while the subscriber was retried; want a margin of at least %s", least, cfg.LeaseTTL/6)
 	}
-	if n := logs.count("lease lost"); n > 0 {
+	if n := logsContaining(logs, "lease lost"); n > 0 {
 		t.Errorf("the lease was lost %d times while the subscriber was retried", n)
 	}
 }
@@ -887,13 +863,13 @@ func TestIdleSubscriberKeepsItsLease(t *testing.T) {
 	l.subscribe("ops", rcv.srv.URL, "")
 	cfg := testConfig(dsn, "n1")
 	cfg.LeaseTTL, cfg.Delivery.Timeout, cfg.PollInterval = time.Second, 300*time.Millisecond, 1500*time.Millisecond
-	logs := newLogRecorder()
+	logs := logtest.NewHandler()
 	startWith(t, cfg, db, notifier.Deps{Logger: slog.New(logs)})
 	time.Sleep(4 * time.Second)
-	if n := logs.count("lease lost"); n > 0 {
+	if n := logsContaining(logs, "lease lost"); n > 0 {
 		t.Errorf("an idle subscriber lost its lease %d times", n)
 	}
-	if n := logs.count("draining subscriber"); n != 1 {
+	if n := logsContaining(logs, "draining subscriber"); n != 1 {
 		t.Errorf("the subscriber was taken up %d times; want once", n)
 	}
 }

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/causeway/causeway/internal/logtest"
 )
 
 // buildBinary builds this command once per test into a temp dir.
@@ -30,24 +30,6 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
@@ -63,13 +45,13 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // startDaemon runs the binary's listener component, which needs no broker to
 // start (its publisher spools while the broker is away), under a fake
 // systemd notify socket, and returns once it said READY=1.
-func startDaemon(t *testing.T, bin string, extraArgs ...string) (*exec.Cmd, *syncBuffer) {
+func startDaemon(t *testing.T, bin string, extraArgs ...string) (*exec.Cmd, *logtest.Buffer) {
 	t.Helper()
 	return startListener(t, bin, `{listen: "127.0.0.1:0", auth: {insecure_no_auth: true}}`, extraArgs...)
 }
 
 // startListener is startDaemon with the listener's server section given.
-func startListener(t *testing.T, bin, server string, extraArgs ...string) (*exec.Cmd, *syncBuffer) {
+func startListener(t *testing.T, bin, server string, extraArgs ...string) (*exec.Cmd, *logtest.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "notify.sock")
@@ -92,7 +74,7 @@ listener:
 	}
 	cmd := exec.Command(bin, append([]string{"listener", "-c", cfg}, extraArgs...)...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	stderr := &syncBuffer{}
+	stderr := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

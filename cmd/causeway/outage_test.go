@@ -23,6 +23,7 @@ import (
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/freeport"
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
 )
@@ -32,7 +33,7 @@ import (
 type component struct {
 	t   *testing.T
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *logtest.Buffer
 	// ready is set once the daemon said READY=1; pings counts its
 	// watchdog pings.
 	ready atomic.Bool
@@ -56,7 +57,7 @@ func startComponent(t *testing.T, bin, name, config string) *component {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &component{t: t, out: &syncBuffer{}, exited: make(chan struct{})}
+	c := &component{t: t, out: &logtest.Buffer{}, exited: make(chan struct{})}
 	var reading sync.WaitGroup
 	reading.Go(func() {
 		buf := make([]byte, 4096)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/causeway/causeway/internal/logtest"
 )
 
 // unitSuccessStatuses maps each service unit under deploy/systemd to the
@@ -173,7 +175,7 @@ func TestInterruptedCommandExits128PlusSignal(t *testing.T) {
 				}
 			}()
 			cmd := exec.Command(bin, "status", "--url", "http://"+ln.Addr().String(), "--token", "t", "--timeout", "1h")
-			var stdout, stderr syncBuffer
+			var stdout, stderr logtest.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,27 +13,10 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/causeway/causeway/internal/logtest"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/internal/store/storetest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestOpenLogsTheDriverThroughTheLogger: what the MySQL driver logs by
 // itself (here a pooled connection the server killed, found broken when
@@ -45,7 +27,7 @@ func TestOpenLogsTheDriverThroughTheLogger(t *testing.T) {
 	dsn := storetest.NewDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out lockedBuffer
+	var out logtest.Buffer
 	db, err := store.Open(ctx, dsn, store.WithLogger(slog.New(slog.NewJSONHandler(&out, nil))))
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +124,7 @@ func TestAwaitWaitsForTheDatabase(t *testing.T) {
 	proxied, proxy := storetest.NewProxy(t, storetest.NewDB(t))
 	proxy.Down()
 	db := lazily(t, proxied)
-	var out lockedBuffer
+	var out logtest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- store.Await(context.Background(), db, slog.New(slog.NewJSONHandler(&out, nil))) }()
 	for strings.Count(out.String(), `"msg":"waiting for the database"`) < 2 {
@@ -181,7 +163,7 @@ func TestAwaitEndsWithItsContext(t *testing.T) {
 	proxied, proxy := storetest.NewProxy(t, storetest.ServerDSN(t))
 	proxy.Down()
 	db := lazily(t, proxied)
-	var out lockedBuffer
+	var out logtest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- store.Await(ctx, db, slog.New(slog.NewJSONHandler(&out, nil))) }()
@@ -230,7 +212,7 @@ func TestWrongDSNIsErrDSN(t *testing.T) {
 		{"unknown database", nowhere.FormatDSN()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out logtest.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			err := store.Await(ctx, lazily(t, tc.dsn), slog.New(slog.NewJSONHandler(&out, nil)))

@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/causeway/causeway/history"
+	"github.com/causeway/causeway/internal/logtest"
 )
 
 // beforeTheLog answers a time before the first event as the processor
@@ -165,7 +165,7 @@ func TestHistoricalRCAAtTheZeroTime(t *testing.T) {
 // the client's to read.
 func TestInternalErrorsAreNotShown(t *testing.T) {
 	internal := errors.New("Error 1054 (42S22): Unknown column 'ah.raised_seq' in 'field list'")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "read-token", Role: RoleReader}}},
 		failingBackend{&fakeBackend{g: sampleGraph(), seq: 9}, internal},
 		Deps{NodeID: "n1", Now: func() time.Time { return t0 }, History: failingHistory{fakeHistory{head: 4}, internal},
@@ -208,24 +208,6 @@ func TestInternalErrorsAreNotShown(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // downHistory's every read fails with err, the head's included.
 type downHistory struct{ err error }
 
@@ -262,7 +244,7 @@ func TestDependencyFailuresAreNotShown(t *testing.T) {
 	const secret = "dial tcp 10.9.8.7:3306: connect: connection refused (user causeway_ro)"
 	cause := errors.New(secret)
 	down := fmt.Errorf("reconstruct at seq 3: %w: %w", ErrUnavailable, cause)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	fb := &fakeBackend{g: sampleGraph(), seq: 9, pubErr: fmt.Errorf("publish 1 events: %w", cause)}
 	s, err := New(Config{Listen: "127.0.0.1:0", Tokens: []Token{{Token: "admin-token", Role: RoleAdmin}}},
 		downCluster{failingBackend{fb, down}, cause},

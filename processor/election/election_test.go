@@ -1,7 +1,6 @@
 package election
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/internal/logtest"
 )
 
 // cluster is n in-memory nodes in one process.
@@ -23,7 +24,7 @@ type cluster struct {
 	trans  []*raft.InmemTransport
 	nodes  []*Node
 	gates  []*gate
-	logs   []*logBuffer
+	logs   []*logtest.Buffer
 	cancel []context.CancelFunc
 	done   []chan error
 
@@ -98,7 +99,7 @@ func newClusterRPC(t testing.TB, n int, timeout, rpcTimeout time.Duration) *clus
 		id := fmt.Sprintf("n%d", i)
 		store := raft.NewInmemStore()
 		g := &gate{}
-		logs := &logBuffer{}
+		logs := &logtest.Buffer{}
 		lead := c.onLead(id)
 		node, err := New(Config{
 			NodeID: id, Peers: peers,
@@ -135,24 +136,6 @@ func newClusterRPC(t testing.TB, n int, timeout, rpcTimeout time.Duration) *clus
 		}
 	})
 	return c
-}
-
-// logBuffer keeps what a node logs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // traceEvent is one step of a node's leadership loop, as its gate saw it.
