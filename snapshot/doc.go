@@ -44,7 +44,9 @@
 // layout made for a fast restore (one string table, varints, exact-size
 // arrays): it decodes a state several times faster than gob, with a tiny
 // fraction of its allocations. Earlier builds wrote gob, which is still
-// read. A build that does not know an encoding skips the snapshot
+// read, bounded (gobcheck.go): gob trusts its input's counts, so a payload
+// is walked first and refused as corrupt (the snapshot skipped) when a
+// count claims more than its bytes hold, and a panic in gob is an error. A build that does not know an encoding skips the snapshot
 // (ErrUnknownEncoding): a processor rolled back to such a build starts
 // from an older gob snapshot or a full replay, and has neither once
 // retention dropped the events before the oldest gob snapshot.

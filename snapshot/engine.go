@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bufio"
 	"database/sql"
 	"encoding/gob"
 	"encoding/json"
@@ -71,7 +70,7 @@ func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, err
 			return nil, err
 		}
 	case EngineGob:
-		if err := gob.NewDecoder(bufio.NewReaderSize(payload, 64<<10)).Decode(&s); err != nil {
+		if err := decodeGob(payload, &s); err != nil {
 			return nil, fmt.Errorf("decode evaluator state (gob): %w", err)
 		}
 	case EngineJSON:

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bufio"
 	"bytes"
 	"database/sql"
 	"encoding/gob"
@@ -247,7 +246,7 @@ func decodeNodeState(encoding string, payload io.Reader) (NodeState, error) {
 	case NodeBin:
 		return readNodeBin(payload)
 	case NodeGob:
-		if err := gob.NewDecoder(bufio.NewReaderSize(payload, 64<<10)).Decode(&s); err != nil {
+		if err := decodeGob(payload, &s); err != nil {
 			return s, fmt.Errorf("decode node state (gob): %w", err)
 		}
 	case NodeJSON:
