@@ -293,19 +293,20 @@ func (w *brokerWait) await(ctx context.Context, what string, done <-chan struct{
 }
 
 func (w *brokerWait) wait(ctx context.Context, what string, done <-chan struct{}, untilUnblocked bool) error {
-	active, changed := w.blocked.state()
+	_, changed := w.blocked.state()
 	expired := w.after(w.limit)
 	for {
 		select {
 		case <-done:
 			return nil
 		case <-changed:
-			active, changed = w.blocked.state()
-			if untilUnblocked && active == nil {
+			var active *amqp.Blocking
+			if active, changed = w.blocked.state(); untilUnblocked && active == nil {
 				return nil
 			}
 		case <-expired:
-			if active, _ = w.blocked.state(); active != nil {
+			// Read again: a change may be pending beside the expiry.
+			if active, _ := w.blocked.state(); active != nil {
 				return fmt.Errorf("%s: %w (%s) for more than %s", what, ErrBlocked, active.Reason, w.limit)
 			}
 			return fmt.Errorf("%s: no answer from the broker in %s", what, w.limit)
