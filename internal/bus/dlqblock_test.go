@@ -1,8 +1,14 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +16,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
 )
 
@@ -201,5 +208,171 @@ func TestRequeuePublishStuck(t *testing.T) {
 	}
 	if _, acked := f.counts(); len(acked) != 0 {
 		t.Errorf("acked %v", acked)
+	}
+}
+
+// blockingProxy forwards AMQP between clients and the broker frame by
+// frame until a client publishes: from its basic.publish on, it acts as a
+// broker under a resource alarm does, sending the client
+// connection.blocked and reading nothing more of it but heartbeats (the
+// publish never reaches the broker, nor is it confirmed).
+type blockingProxy struct {
+	ln     net.Listener
+	target string
+}
+
+func newBlockingProxy(t *testing.T, brokerURL string) (proxied string) {
+	t.Helper()
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &blockingProxy{ln: ln, target: u.Host}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); p.serve(c) }()
+		}
+	}()
+	u.Host = ln.Addr().String()
+	return u.String()
+}
+
+func (p *blockingProxy) serve(client net.Conn) {
+	defer client.Close()
+	broker, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer broker.Close()
+	var toClient sync.Mutex // whole frames only
+	done := make(chan struct{}, 2)
+	go func() { // broker -> client
+		defer func() { done <- struct{}{} }()
+		for {
+			f, err := readFrame(broker)
+			if err != nil {
+				return
+			}
+			toClient.Lock()
+			_, err = client.Write(f)
+			toClient.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // client -> broker
+		defer func() { done <- struct{}{} }()
+		hdr := make([]byte, 8) // "AMQP" 0 0 9 1
+		if _, err := io.ReadFull(client, hdr); err != nil {
+			return
+		}
+		if _, err := broker.Write(hdr); err != nil {
+			return
+		}
+		blocked := false
+		for {
+			f, err := readFrame(client)
+			if err != nil {
+				return
+			}
+			if !blocked && f[0] == 1 && bytes.HasPrefix(f[7:], []byte{0, 60, 0, 40}) { // basic.publish
+				blocked = true
+				reason := "low on memory (test)"
+				payload := append([]byte{0, 10, 0, 60, byte(len(reason))}, reason...) // connection.blocked
+				frame := append([]byte{1, 0, 0}, binary.BigEndian.AppendUint32(nil, uint32(len(payload)))...)
+				frame = append(append(frame, payload...), 0xCE)
+				toClient.Lock()
+				_, err = client.Write(frame)
+				toClient.Unlock()
+				if err != nil {
+					return
+				}
+			}
+			if blocked && f[0] != 8 { // heartbeats only
+				continue
+			}
+			if _, err := broker.Write(f); err != nil {
+				return
+			}
+		}
+	}()
+	<-done
+}
+
+// readFrame reads one AMQP frame: type, channel, size, payload, 0xCE.
+func readFrame(r io.Reader) ([]byte, error) {
+	h := make([]byte, 7)
+	if _, err := io.ReadFull(r, h); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(h[3:])
+	if n > 1<<24 {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	f := make([]byte, 7+int(n)+1)
+	copy(f, h)
+	if _, err := io.ReadFull(r, f[7:]); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// TestRequeueBrokerBlocks: against the real broker behind a proxy that
+// blocks the connection once it publishes, a requeue fails with ErrBlocked
+// (and the broker's reason) after its wait, instead of waiting for ever
+// for a confirm, and the dead letter is still in the queue.
+func TestRequeueBrokerBlocks(t *testing.T) {
+	u := bustest.VHost(t)
+	ch := declaredChannel(t, u)
+	body, err := event.Encode(testEvent(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
+		Headers: amqp.Table{ReasonHeader: "rejected"}, MessageId: "e1", DeliveryMode: amqp.Persistent, Body: body,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitDepth := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for queueDepth(t, u, DeadLetterQueue) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitDepth("the dead letter")
+	done := make(chan error, 1)
+	go func() {
+		moved, _, err := RequeueDeadLetters(context.Background(), newBlockingProxy(t, u), 10, time.Second)
+		if len(moved) != 0 {
+			err = fmt.Errorf("%d moved (%w)", len(moved), err)
+		}
+		done <- err
+	}()
+	if err := <-done; !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), "low on memory (test)") {
+		t.Fatalf("requeue through a blocking broker: %v; want ErrBlocked with its reason", err)
+	}
+	// Back in the queue once the requeue's connection is closed.
+	waitDepth("the dead letter back in the queue")
+	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
+	if err != nil || len(left) != 1 || left[0].MessageID != "e1" {
+		t.Errorf("dead letters after the failed requeue: %+v, %v; want e1 still there", left, err)
 	}
 }
