@@ -145,3 +145,49 @@ func TestLostRangesRecordedBeforeBackfilled(t *testing.T) {
 		t.Errorf("backfilled %s; want %s", got, recorded)
 	}
 }
+
+// TestPruneDropsLostRangesBeforeItsBoundary: a lost range that ended
+// before the retention boundary qualifies only moments a window already
+// says are incomplete; Prune kept its row for ever (one per salvage).
+// One that ends after the boundary stays.
+func TestPruneDropsLostRangesBeforeItsBoundary(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	alarm := history.Alarm{Key: "ALARM/nic/a", VitrageID: 1, Type: "nic", ID: "a", Name: "a", Severity: "WARNING"}
+	if _, err := history.Write(ctx, db, 1, history.Batch{Seq: 1, Items: []history.Item{
+		{Kind: history.Raised, Seq: 1, RecordedAt: t0, Alarm: alarm},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []struct {
+		seq int64
+		at  time.Time
+	}{{10, t0.Add(time.Hour)}, {20, t0.Add(3 * time.Hour)}} {
+		state := history.State{Seq: b.seq, RecordedAt: b.at, Alarms: []history.Alarm{alarm}}
+		if _, err := history.Write(ctx, db, 1, history.Batch{Seq: b.seq, Reconcile: &state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := history.Prune(ctx, db, 1, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	rows, err := db.QueryContext(ctx, "SELECT seq FROM alarm_history_lost_ranges ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seqs) != "[20]" {
+		t.Errorf("lost ranges left after the prune, by base seq: %v; want [20] (the one ending before the boundary deleted)", seqs)
+	}
+}

@@ -285,13 +285,17 @@ func (c Config) Boundary(now time.Time) time.Time { return now.Add(-c.WithDefaul
 // Pruned counts the rows Prune deleted.
 type Pruned struct {
 	Occurrences, SeverityChanges, Links int64
+	// LostRanges counts the lost ranges that ended before the boundary:
+	// the moments they qualify are past it, and a window reaching them
+	// says it is incomplete already.
+	LostRanges int64
 }
 
 // pruneChunk bounds the rows one DELETE removes, to keep transactions short.
 const pruneChunk = 5000
 
-// Prune deletes, before the boundary, the occurrences cleared and the links
-// ended, and the severity changes recorded, but those of an occurrence it
+// Prune deletes, before the boundary, the occurrences cleared, the links
+// and the lost ranges ended, and the severity changes recorded, but those of an occurrence it
 // keeps: active occurrences and links stay, and so do the changes that say
 // which severity such an occurrence had when. Each chunk is its own
 // transaction fenced at term.
@@ -317,6 +321,7 @@ func Prune(ctx context.Context, db *sql.DB, term int64, before time.Time) (Prune
 			" WHERE h.alarm_key = alarm_severity_changes.alarm_key AND h.raised_seq < alarm_severity_changes.seq" +
 			" AND (h.cleared_seq IS NULL OR h.cleared_seq > alarm_severity_changes.seq)) LIMIT ?", &p.SeverityChanges},
 		{"DELETE FROM alarm_causal_links WHERE end_at < ? LIMIT ?", &p.Links},
+		{"DELETE FROM alarm_history_lost_ranges WHERE at < ? LIMIT ?", &p.LostRanges},
 	} {
 		for {
 			n, err := pruneOnce(ctx, db, term, s.q, before.UTC())

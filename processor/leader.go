@@ -422,8 +422,8 @@ func (n *node) writeLoop(ctx context.Context, log *slog.Logger, term uint64) (fe
 			})
 			if err == nil {
 				lastPrune = n.now()
-				if p.Occurrences+p.Links+p.SeverityChanges > 0 {
-					log.Info("history pruned", "occurrences", p.Occurrences, "links", p.Links, "severity_changes", p.SeverityChanges)
+				if p.Occurrences+p.Links+p.SeverityChanges+p.LostRanges > 0 {
+					log.Info("history pruned", "occurrences", p.Occurrences, "links", p.Links, "severity_changes", p.SeverityChanges, "lost_ranges", p.LostRanges)
 				}
 			}
 		}
