@@ -1,10 +1,12 @@
 package history_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +222,124 @@ func TestActiveDuringMatchesItsDefinition(t *testing.T) {
 		}
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("window %s..%s: %d occurrences %q; want %d %q", from, to, len(got), got, len(want), want)
+		}
+	}
+}
+
+// TestActiveDuringRandomHistories: List over random histories and windows
+// returns each occurrence active at some moment of the window exactly once,
+// by raised seq then alarm key, across pages of any size: several alarms
+// raised by one record (one seq, one time), an alarm raised again, rows
+// cleared before their raise (a salvage's times), spans of every class
+// (up to beyond the last bounded one), windows with sub-microsecond
+// bounds, point windows, open starts and ends, and a type filter.
+func TestActiveDuringRandomHistories(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	for round := 0; round < 4; round++ {
+		rng := rand.New(rand.NewPCG(uint64(round), 7))
+		if _, err := db.ExecContext(ctx, "DELETE FROM alarm_history"); err != nil {
+			t.Fatal(err)
+		}
+		type occ struct {
+			key, typ        string
+			seq             int64
+			raised, cleared time.Time // cleared zero: active
+		}
+		var all []occ
+		var args []any
+		const n = 300
+		seq, at := int64(1), t0
+		for i := 0; i < n; i++ {
+			if rng.IntN(3) > 0 { // else raised by the same record as the previous one
+				seq += 1 + int64(rng.IntN(3))
+				at = at.Add(time.Duration(rng.Int64N(int64(20 * time.Second)))).Truncate(time.Microsecond)
+			}
+			o := occ{key: fmt.Sprintf("ALARM/t/%03d", rng.IntN(n)), typ: []string{"t", "u"}[rng.IntN(2)], seq: seq, raised: at}
+			for _, p := range all {
+				if p.seq == o.seq && p.key == o.key {
+					o.key += "x"
+				}
+			}
+			var clearedAt, clearedSeq any
+			if rng.IntN(8) > 0 {
+				var d time.Duration
+				switch rng.IntN(6) {
+				case 0:
+					d = -time.Duration(rng.Int64N(int64(3 * time.Second)))
+				case 1:
+					k := rng.IntN(34)
+					d = time.Duration(1)<<k*time.Second + time.Duration(rng.IntN(3)-1)*time.Microsecond
+				case 2:
+					d = time.Duration(rng.Int64N(int64(time.Minute)))
+				default:
+					d = time.Duration(rng.Int64N(int64(2 * time.Hour)))
+				}
+				o.cleared = o.raised.Add(d).Truncate(time.Microsecond)
+				clearedAt, clearedSeq = o.cleared, seq+1+int64(rng.IntN(1000))
+			}
+			all = append(all, o)
+			args = append(args, fmt.Sprint("occ", i), o.key, o.typ, fmt.Sprint(i), o.seq, o.seq, o.raised, clearedSeq, clearedAt)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
+ resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at,
+ cleared_seq, cleared_at, term) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,1,?,?,'x','','','','',0,'WARNING','WARNING',?,?,?,?,?,1),", n), ","), args...); err != nil {
+			t.Fatal(err)
+		}
+		// What List orders by: raised seq, then alarm key.
+		slices.SortFunc(all, func(a, b occ) int {
+			if c := cmp.Compare(a.seq, b.seq); c != 0 {
+				return c
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		moment := func() time.Time {
+			o := all[rng.IntN(n)]
+			m := o.raised
+			if rng.IntN(2) == 0 && !o.cleared.IsZero() {
+				m = o.cleared
+			}
+			return m.Add(time.Duration(rng.IntN(5)-2) * time.Duration(rng.Int64N(int64(2*time.Second))))
+		}
+		for w := 0; w < 60; w++ {
+			var from, to time.Time
+			switch rng.IntN(6) {
+			case 0:
+				to = moment()
+			case 1:
+				from = moment()
+			case 2:
+				from = moment()
+				to = from
+			default:
+				from = moment()
+				to = from.Add(time.Duration(rng.Int64N(int64(10 * time.Minute))))
+			}
+			typ := []string{"", "", "t"}[rng.IntN(3)]
+			f, e := from.Truncate(time.Microsecond), to.Truncate(time.Microsecond)
+			var want []string
+			for _, o := range all {
+				if (to.IsZero() || !o.raised.After(e)) && (from.IsZero() || o.cleared.IsZero() || o.cleared.After(f)) && (typ == "" || o.typ == typ) {
+					want = append(want, fmt.Sprint(o.seq, o.key))
+				}
+			}
+			var got []string
+			q := history.Query{From: from, To: to, Type: typ, Limit: 1 + rng.IntN(6)}
+			for {
+				p, err := history.List(ctx, db, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range p.Items {
+					got = append(got, fmt.Sprint(o.RaisedSeq, o.AlarmKey))
+				}
+				if q.After = p.Next; q.After == "" {
+					break
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("round %d, window %s..%s type %q limit %d: %d occurrences %q; want %d %q", round, from, to, typ, q.Limit, len(got), got, len(want), want)
+			}
 		}
 	}
 }
