@@ -249,12 +249,19 @@ func TestReconstructEqualsReplay(t *testing.T) {
 				targets[rng.Int64N(int64(len(recs))+1)] = true
 			}
 			want := map[int64][32]byte{}
+			// refusedUpTo[s] counts the records of 1..s the reference
+			// refused: a reconstruction replaying (snapshot, s] must refuse
+			// exactly those in between, no more and no fewer.
+			refusedUpTo := make([]int64, len(recs)+1)
 			ref := evaluator.New(evaluator.Config{}, norm)
 			if targets[0] {
 				want[0] = dumpSum(t, ref)
 			}
 			for _, r := range recs {
-				_ = ref.Apply(r)
+				refusedUpTo[r.Seq] = refusedUpTo[r.Seq-1]
+				if err := ref.Apply(r); err != nil {
+					refusedUpTo[r.Seq]++
+				}
 				if targets[r.Seq] {
 					want[r.Seq] = dumpSum(t, ref)
 				}
@@ -296,6 +303,25 @@ func TestReconstructEqualsReplay(t *testing.T) {
 				}
 				if res.SnapshotSeq > 0 {
 					fromSnap++
+				}
+				// The state is the one asked for, built from the newest
+				// snapshot at or before it, each later seq applied once:
+				// a dump equal by luck (records that change nothing) must
+				// not hide a reconstruction that stopped short, started
+				// from an older snapshot, or skipped or repeated a seq.
+				var newest int64
+				for snap := range snaps {
+					if snap <= s && snap > newest {
+						newest = snap
+					}
+				}
+				if res.Seq != s || res.SnapshotSeq != newest || res.Replayed != s-newest {
+					t.Fatalf("reconstruct(%d): seq %d from snapshot %d, %d replayed; want seq %d from snapshot %d, %d replayed",
+						s, res.Seq, res.SnapshotSeq, res.Replayed, s, newest, s-newest)
+				}
+				if want := refusedUpTo[s] - refusedUpTo[newest]; res.ApplyErrors != want {
+					t.Fatalf("reconstruct(%d) from snapshot %d refused %d records; a replay from scratch refuses %d of seqs %d..%d",
+						s, newest, res.ApplyErrors, want, newest+1, s)
 				}
 				if got := dumpSum(t, res.Machine); got != want[s] {
 					t.Fatalf("reconstruct(%d) from snapshot %d differs from apply(events[1..%d])", s, res.SnapshotSeq, s)
