@@ -39,26 +39,54 @@ func logCounts(ctx context.Context, db *sql.DB) (map[string]int, int, error) {
 	return out, total, rows.Err()
 }
 
+// logShape is what DESIGN.md invariant 2 says of the log as a whole:
+// rows, distinct seqs, the lowest and highest seq, and the steps along
+// seq where recorded_at goes back. The primary key is (seq, recorded_at),
+// so a seq may be stored twice: rows == head alone does not show a dense
+// log (a repeated seq can hide a missing one).
+type logShape struct {
+	rows, distinct, minSeq, maxSeq, backwards int64
+}
+
+func readLogShape(ctx context.Context, db *sql.DB) (logShape, error) {
+	var s logShape
+	var lo, hi sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM events").Scan(&s.rows, &s.distinct, &lo, &hi); err != nil {
+		return s, fmt.Errorf("read the log's seqs: %w", err)
+	}
+	s.minSeq, s.maxSeq = lo.Int64, hi.Int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events a JOIN events b ON b.seq = a.seq + 1 WHERE b.recorded_at < a.recorded_at").Scan(&s.backwards); err != nil {
+		return s, fmt.Errorf("read the log's recorded_at order: %w", err)
+	}
+	return s, nil
+}
+
+// reconstructed is a reconstruction's canonical dump and where it started.
+type reconstructed struct {
+	dump                 []byte
+	snapshotSeq, skipped int64
+}
+
 // reconstruct is a fresh graph of the log prefix up to seq, built from the
 // database alone (the newest snapshot at or before seq, then the events
 // after it), as its canonical dump.
-func reconstruct(ctx context.Context, db *sql.DB, seq int64) ([]byte, error) {
+func reconstruct(ctx context.Context, db *sql.DB, seq int64) (reconstructed, error) {
 	r, err := snapshot.NewReconstructor(snapshot.ReconstructConfig{}, snapshot.ReconstructDeps{
 		DB: db, Events: store.NewLog(db, nil), Factory: snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer()},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		return nil, err
+		return reconstructed{}, err
 	}
 	res, err := r.Reconstruct(ctx, snapshot.AtSeq(seq))
 	if err != nil {
-		return nil, fmt.Errorf("reconstruct at seq %d: %w", seq, err)
+		return reconstructed{}, fmt.Errorf("reconstruct at seq %d: %w", seq, err)
 	}
 	var b bytes.Buffer
 	if err := res.Machine.Dump(&b); err != nil {
-		return nil, err
+		return reconstructed{}, err
 	}
-	return b.Bytes(), nil
+	return reconstructed{dump: b.Bytes(), snapshotSeq: res.SnapshotSeq, skipped: int64(res.Skipped)}, nil
 }
 
 // replay is the graph of the log prefix up to seq applied from scratch,
