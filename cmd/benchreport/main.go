@@ -25,12 +25,19 @@ type result struct {
 }
 
 func run(in io.Reader, out io.Writer) int {
-	results, failed, err := parse(in, out)
+	results, skipped, failed, err := parse(in, out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		return 1
 	}
 	report(out, results)
+	if len(skipped) > 0 {
+		// A skipped benchmark has no figures; said here, not left out.
+		fmt.Fprintf(out, "\n%d benchmarks SKIPPED (no figures; see above for why):\n", len(skipped))
+		for _, r := range skipped {
+			fmt.Fprintf(out, "  %s: %s\n", strings.TrimPrefix(r.pkg, "github.com/causeway/causeway/"), r.name)
+		}
+	}
 	if failed {
 		fmt.Fprintln(out, "\nSome benchmark packages FAILED: see above.")
 		return 1
@@ -38,10 +45,9 @@ func run(in io.Reader, out io.Writer) int {
 	return 0
 }
 
-// parse reads go test -bench output, echoing it, and collects the results.
-func parse(in io.Reader, echo io.Writer) ([]result, bool, error) {
-	var results []result
-	failed := false
+// parse reads go test -bench output, echoing it, and collects the results
+// and the benchmarks that skipped (by package and name, without figures).
+func parse(in io.Reader, echo io.Writer) (results, skipped []result, failed bool, err error) {
 	pkg := ""
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -53,13 +59,17 @@ func parse(in io.Reader, echo io.Writer) ([]result, bool, error) {
 			pkg = strings.TrimPrefix(line, "pkg: ")
 		case strings.HasPrefix(line, "FAIL"), strings.HasPrefix(line, "--- FAIL"):
 			failed = true
+		case strings.HasPrefix(strings.TrimSpace(line), "--- SKIP: Benchmark"):
+			name := strings.TrimPrefix(strings.TrimSpace(line), "--- SKIP: Benchmark")
+			name, _, _ = strings.Cut(name, " ") // drop " (0.00s)"
+			skipped = append(skipped, result{pkg: pkg, name: name})
 		case strings.HasPrefix(line, "Benchmark"):
 			if r, ok := parseLine(pkg, line); ok {
 				results = append(results, r)
 			}
 		}
 	}
-	return results, failed, sc.Err()
+	return results, skipped, failed, sc.Err()
 }
 
 // parseLine reads "BenchmarkX/sub-8  N  v1 unit1  v2 unit2 ...".

@@ -52,3 +52,22 @@ func TestFailureIsReported(t *testing.T) {
 		t.Errorf("exit %d, want 1", code)
 	}
 }
+
+// A benchmark that skipped has no figures: the report says so, rather
+// than leave it out as if it had never been asked for.
+func TestSkipIsReported(t *testing.T) {
+	in := `pkg: github.com/causeway/causeway/processor
+--- SKIP: BenchmarkE2EFailover/entities=10000
+    failover_e2e_bench_test.go:30: CAUSEWAY_TEST_MYSQL_DSN is not set; skipping MariaDB integration test
+BenchmarkRaw/raw-2   1   100 ns/op
+PASS
+`
+	var out bytes.Buffer
+	if code := run(strings.NewReader(in), &out); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	report := out.String()[strings.Index(out.String(), "Causeway benchmark report"):]
+	if !strings.Contains(report, "SKIPPED") || !strings.Contains(report, "processor: E2EFailover/entities=10000") {
+		t.Errorf("the report does not name the skipped benchmark:\n%s", report)
+	}
+}
