@@ -87,8 +87,9 @@ func invalid(field, format string, args ...any) error {
 // ErrTooLarge, so a producer refuses it instead of handing the persister
 // an event it can only dead-letter. The converse holds but for size (an
 // input Decode accepted can encode larger, e.g. invalid UTF-8 becomes
-// U+FFFD; then Encode refuses it with ErrTooLarge) and for a time past
-// year 9999 in UTC (ErrInvalid).
+// U+FFFD; then Encode refuses it with ErrTooLarge). DecodeStored reads
+// more than Encode writes: events of rules of input that came later
+// (checkInput), a time past year 9999 in UTC among them.
 func Encode(ev Event) ([]byte, error) { return encode(ev, true) }
 
 // EncodeStored is Encode for an event read from a log (a replay that
@@ -331,7 +332,8 @@ func CheckSource(source string) error {
 }
 
 // checkInput refuses what may not enter the log any more: the evaluator's
-// source, alarms of the deduced type, and sources too long to route. Only
+// source, alarms of the deduced type, sources too long to route, and times
+// outside years 0000-9999 in UTC. Only
 // input is checked: a log written before these rules may hold such events,
 // and replay reads it as it was (DecodeStored).
 func (ev Event) checkInput() error {
@@ -343,6 +345,12 @@ func (ev Event) checkInput() error {
 	}
 	if ev.Entity != nil && ev.Entity.Category == CategoryAlarm && ev.Entity.Type == DeducedType {
 		return invalid("entity.type", "%q is the type of deduced alarms, which only the evaluator raises", DeducedType)
+	}
+	// A record of such a time cannot be encoded (time.Time writes years
+	// 0000-9999 only): every batch holding it would fail to go on the
+	// bus, and a replay could not re-publish it.
+	if y := ev.ObservedAt.UTC().Year(); y < 0 || y > 9999 {
+		return invalid("observed_at", "year %d (in UTC) is outside 0000-9999", y)
 	}
 	return nil
 }

@@ -121,6 +121,11 @@ func TestInputRules(t *testing.T) {
 		{"evaluator source on a sync", `{"v":1,"event_id":"e","source":"causeway.evaluator","kind":"sync.end","observed_at":"2026-01-01T00:00:00Z","sync":{"id":"x"}}`, "source"},
 		{"deduced alarm type", strings.Replace(base, `"nagios"`, `"vitrage"`, 1), "entity.type"},
 		{"source too long to route", strings.Replace(base, `"source":"s"`, `"source":"`+strings.Repeat("s", MaxSourceLen+1)+`"`, 1), "source"},
+		// Its record could not be encoded (time.Time writes years 0-9999
+		// only): no batch holding it could go on the bus, nor a replay
+		// re-publish it.
+		{"year 10000 in UTC", strings.Replace(base, `2026-01-01T00:00:00Z`, `9999-12-31T23:30:00-01:00`, 1), "observed_at"},
+		{"year -1 in UTC", strings.Replace(base, `2026-01-01T00:00:00Z`, `0000-01-01T00:30:00+01:00`, 1), "observed_at"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,11 +231,12 @@ func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
 			}
 		})
 	}
-	// Such a time is read, so that an event stored with one stays readable,
-	// but not written again.
-	stored, err := Decode([]byte(`{"v":1,"event_id":"e","source":"s","kind":"tick","observed_at":"9999-12-31T23:30:00-01:00"}`))
+	// Such a time is read from the log, so that an event stored with one
+	// stays readable, but not written again (TestInputRules: nor taken as
+	// input).
+	stored, err := DecodeStored([]byte(`{"v":1,"event_id":"e","source":"s","kind":"tick","observed_at":"9999-12-31T23:30:00-01:00"}`))
 	if err != nil {
-		t.Fatalf("Decode of a time in year 10000 (UTC) = %v; want it read", err)
+		t.Fatalf("DecodeStored of a time in year 10000 (UTC) = %v; want it read", err)
 	}
 	if _, err := Encode(stored); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Encode of a time in year 10000 (UTC) = %v; want ErrInvalid", err)
