@@ -552,7 +552,12 @@ func (p *Persister) collect(ctx, work context.Context, msgs <-chan Message, out 
 			p.deadLetter(work, m, err)
 			continue
 		}
-		entry := store.Entry{Event: ev, Body: m.Body(), RecordedAt: at}
+		body, err := storedBody(m.Body(), ev)
+		if err != nil {
+			p.deadLetter(work, m, err)
+			continue
+		}
+		entry := store.Entry{Event: ev, Body: body, RecordedAt: at}
 		if len(b.msgs) == 0 {
 			timer.Reset(p.cfg.BatchWait)
 		}
@@ -1065,6 +1070,25 @@ func rejected(err error) bool {
 		return refused
 	}
 	return false
+}
+
+// storedBody is what the log stores of an event decoded from body: body
+// itself, but for a subscription, whose spec (raw JSON, kept as its
+// bytes by the registry, node state and outbox rows) is stored as the
+// sequenced batch on the bus carries it, re-encoded and so compacted:
+// stored as sent ({ "url" : ... }), a follower that read it from the
+// database and one that read it from the bus held different bytes for
+// one log. Every other field decodes alike from the body and from its
+// re-encoding (event.FuzzDecodeBusEqualsLog).
+func storedBody(body []byte, ev event.Event) ([]byte, error) {
+	if ev.Subscription == nil {
+		return body, nil
+	}
+	b, err := event.EncodeStored(ev)
+	if err != nil {
+		return nil, fmt.Errorf("re-encode subscription event: %w", err)
+	}
+	return b, nil
 }
 
 // refusedErrors are the MariaDB errors a value of the rows an Append

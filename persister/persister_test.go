@@ -1,6 +1,7 @@
 package persister
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
@@ -210,6 +211,8 @@ type fakeLog struct {
 	seq  int64
 	fail func(entries []store.Entry) error
 	ats  map[string]time.Time // RecordedAt of each entry appended, by event id
+	// bodies are the bodies appended, by event id.
+	bodies map[string][]byte
 	// hung, while true, makes Append and Ping answer only when their
 	// context ends: a database that stopped answering.
 	hung atomic.Bool
@@ -271,6 +274,10 @@ func (l *fakeLog) Append(ctx context.Context, entries []store.Entry) (store.Appe
 			l.ats = map[string]time.Time{}
 		}
 		l.ats[e.Event.EventID] = e.RecordedAt
+		if l.bodies == nil {
+			l.bodies = map[string][]byte{}
+		}
+		l.bodies[e.Event.EventID] = e.Body
 		l.seq++
 		out.Batch.Records = append(out.Batch.Records, event.Record{Seq: l.seq, RecordedAt: time.Now(), Event: e.Event})
 	}
@@ -1578,5 +1585,52 @@ func TestHoldAfterReconnectCountsFromTheNewChannel(t *testing.T) {
 			t.Errorf("e not committed: %v", got)
 		}
 		h.stop(t)
+	})
+}
+
+// TestSubscriptionStoredAsTheBusCarriesIt: a subscription's spec is raw
+// JSON whose bytes the processors keep (registry, node state, outbox
+// rows). Stored as sent, with its spaces, it was compacted on the bus
+// (the sequenced batch re-encodes the event), so a follower that read
+// the record from the database and one that read it from the bus held
+// different bytes for one log. The log stores the re-encoded event;
+// other events are stored as sent.
+func TestSubscriptionStoredAsTheBusCarriesIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{BatchSize: 2, BatchWait: time.Millisecond}, nil)
+		sub := []byte(`{"v":1,"event_id":"s1","source":"api","kind":"subscription.put","observed_at":"2026-11-22T05:00:00Z",` +
+			`"subscription":{"id":"pager","spec":{ "url" : "http://pager.example/hook",  "filter": {"severities": ["critical"]} }}}`)
+		tick := body(t, "t1")
+		h.q.push(sub, tick)
+		synctest.Wait()
+		h.stop(t)
+		h.log.mu.Lock()
+		defer h.log.mu.Unlock()
+		stored, ok := h.log.bodies["s1"]
+		if !ok {
+			t.Fatalf("the subscription was not appended: %v", h.j)
+		}
+		ev, err := event.DecodeStored(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What a follower of the bus reads: the record the batch carries.
+		rec, err := event.EncodeRecord(event.Record{Seq: 1, RecordedAt: time.Now(), Event: ev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		onBus, err := event.DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(ev.Subscription.Spec), string(onBus.Event.Subscription.Spec); got != want {
+			t.Errorf("spec as stored %s; as the bus carries it %s", got, want)
+		}
+		if want := `{"url":"http://pager.example/hook","filter":{"severities":["critical"]}}`; string(ev.Subscription.Spec) != want {
+			t.Errorf("spec as stored %s; want %s", ev.Subscription.Spec, want)
+		}
+		if !bytes.Equal(h.log.bodies["t1"], tick) {
+			t.Errorf("a tick was stored as %s; want it as sent, %s", h.log.bodies["t1"], tick)
+		}
 	})
 }
