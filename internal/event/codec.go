@@ -85,9 +85,9 @@ func invalid(field, format string, args ...any) error {
 // HTML-escaped. What Encode returns, Decode accepts: an event whose wire
 // form is over MaxEventBytes or nests deeper than MaxDepth fails with
 // ErrTooLarge, so a producer refuses it instead of handing the persister
-// an event it can only dead-letter. The converse holds but for size (an
-// input Decode accepted can encode larger, e.g. invalid UTF-8 becomes
-// U+FFFD; then Encode refuses it with ErrTooLarge). DecodeStored reads
+// an event it can only dead-letter. The converse holds too: an input whose
+// re-encoding is over the limit (invalid UTF-8 becomes U+FFFD, three
+// bytes a byte) is refused by Decode with ErrTooLarge. DecodeStored reads
 // more than Encode writes: events of rules of input that came later
 // (checkInput), a time past year 9999 in UTC among them.
 func Encode(ev Event) ([]byte, error) { return encode(ev, true) }
@@ -167,6 +167,15 @@ func Decode(b []byte) (Event, error) {
 	}
 	if err := ev.checkInput(); err != nil {
 		return Event{}, err
+	}
+	if len(b) > MaxEventBytes/3 {
+		// Its re-encoding, which the bus carries, can be up to three
+		// times larger (an invalid UTF-8 byte becomes U+FFFD, U+2028
+		// becomes \u2028): over MaxEventBytes, every follower refused
+		// the sequenced batch holding it and read the database instead.
+		if _, err := EncodeStored(ev); err != nil {
+			return Event{}, err
+		}
 	}
 	return ev, nil
 }

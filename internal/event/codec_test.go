@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -298,5 +299,27 @@ func TestCheckSource(t *testing.T) {
 		if err := CheckSource(src); err != nil {
 			t.Errorf("CheckSource(%q): %v", src, err)
 		}
+	}
+}
+
+// TestInputThatReEncodesTooLarge: an input under MaxEventBytes whose
+// re-encoding is over it (each invalid UTF-8 byte becomes a three-byte
+// U+FFFD) was taken; the record the bus carries then holds the re-encoded
+// event, which DecodeRecord refuses, so every follower refused the batch
+// and read the database instead. Decode refuses it as too large.
+func TestInputThatReEncodesTooLarge(t *testing.T) {
+	name := strings.Repeat("\xff", 400<<10)
+	in := []byte(`{"v":1,"event_id":"e","source":"s","kind":"entity.upsert","observed_at":"2026-01-01T00:00:00Z",` +
+		`"entity":{"category":"ALARM","type":"nagios","id":"a","name":"` + name + `"}}`)
+	if len(in) > MaxEventBytes {
+		t.Fatalf("the input is %d bytes, over the limit itself", len(in))
+	}
+	if _, err := Decode(in); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Decode of %d bytes re-encoding larger than %d: %v; want ErrTooLarge", len(in), MaxEventBytes, err)
+	}
+	// A large input that re-encodes within the limit is taken.
+	ok := bytes.ReplaceAll(in, []byte{0xff}, []byte("x"))
+	if _, err := Decode(ok); err != nil {
+		t.Errorf("Decode of %d plain bytes: %v", len(ok), err)
 	}
 }
