@@ -291,17 +291,27 @@ const occurrenceCols = `id, alarm_key, vitrage_id, alarm_type, alarm_id, name, r
  deduced, raised_severity, severity, raised_seq, raised_at, raised_event_at, cleared_seq, cleared_at, cleared_event_at,
  raised_after_seq, cleared_after_seq`
 
+// pageBounds checks a page's limit (0 is the default, 100) and window,
+// returning the limit to use.
+func pageBounds(limit int, from, to time.Time) (int, error) {
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 0 || limit > 10000 {
+		return 0, fmt.Errorf("%w: limit: %d is not in 1..10000", ErrBadQuery, limit)
+	}
+	if !to.IsZero() && to.Before(from) {
+		return 0, fmt.Errorf("%w: to %s is before from %s", ErrBadQuery, to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	return limit, nil
+}
+
 // List returns a page of the occurrences matching q, each with its
 // severity changes.
 func List(ctx context.Context, db *sql.DB, q Query) (Page, error) {
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	if q.Limit < 0 || q.Limit > 10000 {
-		return Page{}, fmt.Errorf("%w: limit: %d is not in 1..10000", ErrBadQuery, q.Limit)
-	}
-	if !q.To.IsZero() && q.To.Before(q.From) {
-		return Page{}, fmt.Errorf("%w: to %s is before from %s", ErrBadQuery, q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
+	var err error
+	if q.Limit, err = pageBounds(q.Limit, q.From, q.To); err != nil {
+		return Page{}, err
 	}
 	var where []string
 	var args []any
@@ -624,14 +634,9 @@ func parseLinksTokenKey(key string) (alarm, from, to string, err error) {
 // Links returns a page of the periods of the links into or out of the
 // alarm q.Alarm that overlap [q.From, q.To].
 func Links(ctx context.Context, db *sql.DB, q LinksQuery) (LinksPage, error) {
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	if q.Limit < 0 || q.Limit > 10000 {
-		return LinksPage{}, fmt.Errorf("%w: limit: %d is not in 1..10000", ErrBadQuery, q.Limit)
-	}
-	if !q.To.IsZero() && q.To.Before(q.From) {
-		return LinksPage{}, fmt.Errorf("%w: to %s is before from %s", ErrBadQuery, q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
+	var err error
+	if q.Limit, err = pageBounds(q.Limit, q.From, q.To); err != nil {
+		return LinksPage{}, err
 	}
 	key := q.Alarm
 	stmt := "SELECT from_key, to_key, start_seq, start_at, end_seq, end_at, start_after_seq, end_after_seq FROM alarm_causal_links WHERE (from_key = ? OR to_key = ?)"

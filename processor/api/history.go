@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -130,6 +131,23 @@ func (s *Server) historyFailed(w http.ResponseWriter, err error) {
 	}
 }
 
+// pageLimit reads a history page's limit parameter (100 if absent); on
+// a bad one it answers 400 and returns false. The range is checked by
+// the history package.
+func (s *Server) pageLimit(w http.ResponseWriter, v url.Values) (int, bool) {
+	l := v.Get("limit")
+	if l == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n == 0 {
+		// 0 would mean the default to history.List.
+		s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("limit: %q is not in 1..10000", l))
+		return 0, false
+	}
+	return n, true
+}
+
 // alarmHistory answers GET /v1/history/alarms?from=&to=&type=&resource=
 // &severity=&limit=&page=: the occurrences active at some moment of
 // [from, to], by raised seq, a page at a time. A page token is of one
@@ -154,15 +172,11 @@ func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 			from, to = f, t
 		}
 	}
-	q := history.Query{From: from, To: to, Type: v.Get("type"), Resource: v.Get("resource"), Severity: v.Get("severity"), Limit: 100, After: v.Get("page")}
-	if l := v.Get("limit"); l != "" {
-		var err error
-		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit == 0 {
-			// 0 would mean the default to history.List.
-			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("limit: %q is not in 1..10000", l))
-			return
-		}
+	limit, ok := s.pageLimit(w, v)
+	if !ok {
+		return
 	}
+	q := history.Query{From: from, To: to, Type: v.Get("type"), Resource: v.Get("resource"), Severity: v.Get("severity"), Limit: limit, After: v.Get("page")}
 	p, err := h.AlarmHistory(r.Context(), q)
 	if err != nil {
 		s.historyFailed(w, err)
@@ -240,14 +254,11 @@ func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, 0, errors.New("alarm: the alarm's history key is required"))
 		return
 	}
-	q := history.LinksQuery{Alarm: key, From: from, To: to, Limit: 100, After: v.Get("page")}
-	if l := v.Get("limit"); l != "" {
-		var err error
-		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit == 0 {
-			s.fail(w, http.StatusBadRequest, 0, fmt.Errorf("limit: %q is not in 1..10000", l))
-			return
-		}
+	limit, ok := s.pageLimit(w, v)
+	if !ok {
+		return
 	}
+	q := history.LinksQuery{Alarm: key, From: from, To: to, Limit: limit, After: v.Get("page")}
 	p, err := h.AlarmLinks(r.Context(), q)
 	if err != nil {
 		s.historyFailed(w, err)
