@@ -38,6 +38,29 @@ func rowsRead(t *testing.T, db *sql.DB) int64 {
 	return n
 }
 
+// fillHistory inserts n occurrences into alarm_history, a thousand a
+// statement, occurrence i with the placeholders of values (a row of the
+// columns below) bound to row(i), and analyzes the table.
+func fillHistory(t *testing.T, db *sql.DB, n int, values string, row func(i int) []any) {
+	t.Helper()
+	ctx := context.Background()
+	const chunk = 1000
+	for start := 0; start < n; start += chunk {
+		var args []any
+		for i := start; i < min(start+chunk, n); i++ {
+			args = append(args, row(i)...)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
+ resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at,
+ cleared_seq, cleared_at, term) VALUES `+strings.TrimSuffix(strings.Repeat(values+",", min(chunk, n-start)), ","), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "ANALYZE TABLE alarm_history"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFiltersUseAnIndex: asking for the alarms of one resource, or of one
 // type, over a long window must not read every occurrence of the window
 // (on a history of millions, a request that times out): the filters have
@@ -46,27 +69,16 @@ func TestFiltersUseAnIndex(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	db.SetMaxOpenConns(1) // one session: its status counts List's reads
-	const n, chunk = 20000, 1000
-	for start := 0; start < n; start += chunk {
-		var args []any
-		for i := start; i < start+chunk; i++ {
-			at := t0.Add(time.Duration(i) * time.Minute)
-			typ, res := fmt.Sprint("t", i%50), fmt.Sprint("host-", i%1000)
-			if i%5000 == 7 {
-				typ, res = "rare", "needle"
-			}
-			args = append(args, fmt.Sprint("occ", i), "ALARM/"+typ+"/"+fmt.Sprint(i), typ, fmt.Sprint(i),
-				"RESOURCE/host/"+res, res, res, int64(i+1), int64(i+1), at, int64(i+2), at.Add(30*time.Second))
+	const n = 20000
+	fillHistory(t, db, n, "(?,?,1,?,?,'x',?,'host',?,?,0,'WARNING','WARNING',?,?,?,?,?,1)", func(i int) []any {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		typ, res := fmt.Sprint("t", i%50), fmt.Sprint("host-", i%1000)
+		if i%5000 == 7 {
+			typ, res = "rare", "needle"
 		}
-		if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
- resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at,
- cleared_seq, cleared_at, term) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,1,?,?,'x',?,'host',?,?,0,'WARNING','WARNING',?,?,?,?,?,1),", chunk), ","), args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.ExecContext(ctx, "ANALYZE TABLE alarm_history"); err != nil {
-		t.Fatal(err)
-	}
+		return []any{fmt.Sprint("occ", i), "ALARM/" + typ + "/" + fmt.Sprint(i), typ, fmt.Sprint(i),
+			"RESOURCE/host/" + res, res, res, int64(i + 1), int64(i + 1), at, int64(i + 2), at.Add(30 * time.Second)}
+	})
 	window := history.Query{From: t0, To: t0.Add(n * time.Minute)}
 	for _, q := range []history.Query{
 		{Resource: "needle"}, {Resource: "RESOURCE/host/needle"}, {Type: "rare"},
@@ -96,31 +108,20 @@ func TestMiddleWindowReadsItsRows(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	db.SetMaxOpenConns(1) // one session: its status counts List's reads
-	const n, chunk = 20000, 1000
-	for start := 0; start < n; start += chunk {
-		var args []any
-		for i := start; i < start+chunk; i++ {
-			at := t0.Add(time.Duration(i) * time.Minute)
-			var cleared any = at.Add(30 * time.Second)
-			var clearedSeq any = int64(i + 2)
-			switch {
-			case i%2000 == 3:
-				// Lasts about three days (4320 minutes).
-				cleared, clearedSeq = at.Add(3*24*time.Hour), int64(i+4322)
-			case i%5000 == 11:
-				cleared, clearedSeq = nil, nil // still active
-			}
-			args = append(args, fmt.Sprint("occ", i), fmt.Sprint("ALARM/t/", i), fmt.Sprint(i), int64(i+1), int64(i+1), at, clearedSeq, cleared)
+	const n = 20000
+	fillHistory(t, db, n, "(?,?,1,'t',?,'x','','','','',0,'WARNING','WARNING',?,?,?,?,?,1)", func(i int) []any {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		var cleared any = at.Add(30 * time.Second)
+		var clearedSeq any = int64(i + 2)
+		switch {
+		case i%2000 == 3:
+			// Lasts about three days (4320 minutes).
+			cleared, clearedSeq = at.Add(3*24*time.Hour), int64(i+4322)
+		case i%5000 == 11:
+			cleared, clearedSeq = nil, nil // still active
 		}
-		if _, err := db.ExecContext(ctx, `INSERT INTO alarm_history (id, alarm_key, vitrage_id, alarm_type, alarm_id, name,
- resource_key, resource_type, resource_id, resource_name, deduced, raised_severity, severity, severity_seq, raised_seq, raised_at,
- cleared_seq, cleared_at, term) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,1,'t',?,'x','','','','',0,'WARNING','WARNING',?,?,?,?,?,1),", chunk), ","), args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.ExecContext(ctx, "ANALYZE TABLE alarm_history"); err != nil {
-		t.Fatal(err)
-	}
+		return []any{fmt.Sprint("occ", i), fmt.Sprint("ALARM/t/", i), fmt.Sprint(i), int64(i + 1), int64(i + 1), at, clearedSeq, cleared}
+	})
 	from := t0.Add(10000*time.Minute + 10*time.Second)
 	q := history.Query{From: from, To: from.Add(10 * time.Minute), Limit: 10000}
 	// Raised in the window: 11 (the last at its end); spanning it: the

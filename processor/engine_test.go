@@ -113,19 +113,7 @@ func TestAPIOverRealEngine(t *testing.T) {
 	defer ts.Close()
 	get := func(path string, out any) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer t")
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", path, resp.StatusCode)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatal(err)
-		}
+		getJSON(t, ts, path, out)
 	}
 	var alarms api.ResourcesResponse
 	get("/v1/alarms", &alarms)
@@ -180,5 +168,24 @@ func TestViewTemplateParams(t *testing.T) {
 	}
 	if ts := v.Templates(); len(ts) != 1 || !maps.Equal(ts[0].Params, params) {
 		t.Fatalf("templates = %+v; want its params", ts)
+	}
+}
+
+// getJSON GETs path from ts with token t, wants 200 and decodes the
+// answer into out.
+func getJSON(t *testing.T, ts *httptest.Server, path string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", ts.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
 	}
 }

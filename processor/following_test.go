@@ -2,8 +2,6 @@ package processor
 
 import (
 	"bytes"
-	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -71,19 +69,7 @@ func TestSubscriptionShowsFollowedAlarms(t *testing.T) {
 	defer ts.Close()
 	get := func(path string, out any) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer t")
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", path, resp.StatusCode)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatal(err)
-		}
+		getJSON(t, ts, path, out)
 	}
 	type page struct {
 		Count  int
