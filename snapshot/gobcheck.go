@@ -209,6 +209,23 @@ func (c *gobCursor) wireType() (*gobWireType, error) {
 			return fmt.Errorf("gob: CommonType field %d", i)
 		})
 	}
+	// typeIDs reads a type of CommonType then ints (its typeIds, an
+	// array's Len), each into its dst (nil: read and dropped).
+	typeIDs := func(name string, dst ...*int64) error {
+		return c.fields(func(j int) error {
+			if j == 0 {
+				return common()
+			}
+			if j > len(dst) {
+				return fmt.Errorf("gob: %s field %d", name, j)
+			}
+			n, err := c.int()
+			if dst[j-1] != nil {
+				*dst[j-1] = n
+			}
+			return err
+		})
+	}
 	err := c.fields(func(i int) error {
 		if wt != nil {
 			return errors.New("gob: two kinds in one type")
@@ -218,34 +235,10 @@ func (c *gobCursor) wireType() (*gobWireType, error) {
 		switch i {
 		case 0: // arrayType{CommonType; Elem typeId; Len int}
 			wt.kind = gobArray
-			err = c.fields(func(j int) error {
-				var err error
-				switch j {
-				case 0:
-					return common()
-				case 1:
-					wt.elem, err = c.int()
-				case 2:
-					_, err = c.int()
-				default:
-					err = fmt.Errorf("gob: arrayType field %d", j)
-				}
-				return err
-			})
+			err = typeIDs("arrayType", &wt.elem, nil)
 		case 1: // sliceType{CommonType; Elem typeId}
 			wt.kind = gobSlice
-			err = c.fields(func(j int) error {
-				var err error
-				switch j {
-				case 0:
-					return common()
-				case 1:
-					wt.elem, err = c.int()
-				default:
-					err = fmt.Errorf("gob: sliceType field %d", j)
-				}
-				return err
-			})
+			err = typeIDs("sliceType", &wt.elem)
 		case 2: // structType{CommonType; Field []fieldType{Name string; Id typeId}}
 			wt.kind = gobStruct
 			err = c.fields(func(j int) error {
@@ -278,28 +271,10 @@ func (c *gobCursor) wireType() (*gobWireType, error) {
 			})
 		case 3: // mapType{CommonType; Key, Elem typeId}
 			wt.kind = gobMap
-			err = c.fields(func(j int) error {
-				var err error
-				switch j {
-				case 0:
-					return common()
-				case 1:
-					wt.key, err = c.int()
-				case 2:
-					wt.elem, err = c.int()
-				default:
-					err = fmt.Errorf("gob: mapType field %d", j)
-				}
-				return err
-			})
+			err = typeIDs("mapType", &wt.key, &wt.elem)
 		case 4, 5, 6: // gobEncoderType{CommonType}
 			wt.kind = gobOpaque
-			err = c.fields(func(j int) error {
-				if j == 0 {
-					return common()
-				}
-				return fmt.Errorf("gob: gobEncoderType field %d", j)
-			})
+			err = typeIDs("gobEncoderType")
 		default:
 			err = fmt.Errorf("gob: wireType field %d", i)
 		}
