@@ -18,10 +18,11 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
-// engineBackend serves a real evaluator engine through the API.
+// engineBackend serves a real Machine (an evaluator engine, a
+// snapshot.Node) through the API.
 type engineBackend struct {
 	apitest.Backend
-	e *evaluator.Engine
+	e Machine
 }
 
 func (b *engineBackend) View(fn func(api.View, int64) error) error {

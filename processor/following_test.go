@@ -16,20 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// nodeBackend serves a real snapshot.Node through the API.
-type nodeBackend struct {
-	apitest.Backend
-	n *snapshot.Node
-}
-
-func (b *nodeBackend) View(fn func(api.View, int64) error) error {
-	v, err := InspectEngine(b.n)
-	if err != nil {
-		return err
-	}
-	return fn(v, b.Seq)
-}
-
 // TestSubscriptionShowsFollowedAlarms: an operator asking why a
 // critical-only subscription is still sent an alarm's updates sees, in
 // GET /v1/subscriptions/{id}, that it follows the alarm (it was told the
@@ -60,7 +46,7 @@ func TestSubscriptionShowsFollowedAlarms(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := &nodeBackend{Backend: apitest.Backend{Seq: int64(len(evs)), Leader: "p1"}, n: n}
+	b := &engineBackend{Backend: apitest.Backend{Seq: int64(len(evs)), Leader: "p1"}, e: n}
 	s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "t", Role: api.RoleAdmin}}}, b, api.Deps{})
 	if err != nil {
 		t.Fatal(err)
