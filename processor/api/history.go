@@ -131,6 +131,20 @@ func (s *Server) historyFailed(w http.ResponseWriter, err error) {
 	}
 }
 
+// tokenWindow returns the window a page token was made for, or from, to
+// when it names none; on a bad token it answers and returns false.
+func (s *Server) tokenWindow(w http.ResponseWriter, page string, from, to time.Time) (time.Time, time.Time, bool) {
+	f, t, ok, err := history.PageWindow(page)
+	if err != nil {
+		s.historyFailed(w, err)
+		return from, to, false
+	}
+	if ok {
+		return f, t, true
+	}
+	return from, to, true
+}
+
 // pageLimit reads a history page's limit parameter (100 if absent); on
 // a bad one it answers 400 and returns false. The range is checked by
 // the history package.
@@ -163,13 +177,8 @@ func (s *Server) alarmHistory(w http.ResponseWriter, r *http.Request) {
 		// A next page asked without a window is of its first page's, not
 		// the 24 hours before a later now: that would skip what cleared
 		// in between.
-		f, t, ok, err := history.PageWindow(page)
-		if err != nil {
-			s.historyFailed(w, err)
+		if from, to, ok = s.tokenWindow(w, page, from, to); !ok {
 			return
-		}
-		if ok {
-			from, to = f, t
 		}
 	}
 	limit, ok := s.pageLimit(w, v)
@@ -239,13 +248,8 @@ func (s *Server) alarmLinks(w http.ResponseWriter, r *http.Request) {
 	if !bounded {
 		from, to = time.Time{}, time.Time{}
 		if page := v.Get("page"); page != "" {
-			f, t, ok, err := history.PageWindow(page)
-			if err != nil {
-				s.historyFailed(w, err)
+			if from, to, ok = s.tokenWindow(w, page, from, to); !ok {
 				return
-			}
-			if ok {
-				from, to = f, t
 			}
 		}
 	}
