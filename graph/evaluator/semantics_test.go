@@ -234,12 +234,9 @@ scenarios:
 	}
 }
 
-// TestTemplateScalarsAreTheirText: a template filter reads its value as
-// written, as Vitrage does (`name: 1.10` is "1.10", not 1.1), and a state
-// of semantics below 4 rebuilds its templates as they were read then, so
-// that its rules are those its matches were found by.
-func TestTemplateScalarsAreTheirText(t *testing.T) {
-	const body = `
+// releaseTemplate marks down the host named 1.10: read as text (semantics
+// 4 and later) it is "1.10", read as a number (before) "1.1".
+const releaseTemplate = `
 metadata: {version: 2, type: standard, name: release}
 definitions:
   entities:
@@ -250,10 +247,16 @@ scenarios:
       actions:
         - action: {action_type: mark_down, action_target: {target: host}}
 `
+
+// TestTemplateScalarsAreTheirText: a template filter reads its value as
+// written, as Vitrage does (`name: 1.10` is "1.10", not 1.1), and a state
+// of semantics below 4 rebuilds its templates as they were read then, so
+// that its rules are those its matches were found by.
+func TestTemplateScalarsAreTheirText(t *testing.T) {
 	l := &logger{t: t, e: New(Config{}, nil)}
 	l.must(host("1.1", "available"))
 	l.must(host("1.10", "available"))
-	l.must(put("release", body))
+	l.must(put("release", releaseTemplate))
 	for name, want := range map[string]bool{"1.1": false, "1.10": true} {
 		id, _ := l.e.Graph().Lookup(graph.CategoryResource, "nova.host", name)
 		if v, _ := l.e.Graph().Vertex(id); v.IsMarkedDown != want {
@@ -279,17 +282,6 @@ scenarios:
 // snapshot and one from a later snapshot of it disagree (or the later one
 // is refused outright).
 func TestPutIntoOlderStateSurvivesRestore(t *testing.T) {
-	const body = `
-metadata: {version: 2, type: standard, name: release}
-definitions:
-  entities:
-    - entity: {category: RESOURCE, type: nova.host, name: 1.10, template_id: host}
-scenarios:
-  - scenario:
-      condition: host
-      actions:
-        - action: {action_type: mark_down, action_target: {target: host}}
-`
 	l := &logger{t: t, e: New(Config{}, nil)}
 	l.must(host("1.1", "available"))
 	l.must(host("1.10", "available"))
@@ -300,7 +292,7 @@ scenarios:
 		t.Fatal(err)
 	}
 	l.e = r
-	l.must(put("release", body))
+	l.must(put("release", releaseTemplate))
 	downs := func(e *Engine) map[string]bool {
 		out := map[string]bool{}
 		for _, name := range []string{"1.1", "1.10"} {
