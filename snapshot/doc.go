@@ -63,7 +63,8 @@
 // all; the cost is the shadow's memory and the CPU of replaying each event
 // a second time, in bursts at snapshot time.
 //
-// Retention (Store.Prune) always keeps the newest verified snapshot at or
+// Retention (Store.Prune) always keeps the newest verified snapshot (its
+// payload inflated whole, as Reconstruct reads it) at or
 // before the retention boundary, so every moment inside the window can still
 // be reconstructed. Event retention must then drop only events recorded
 // before that anchor (store.Log.Retain, bounded by the oldest stored

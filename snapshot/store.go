@@ -269,7 +269,7 @@ type PruneResult struct {
 
 // Prune deletes the snapshots that retention no longer needs: those older
 // than the newest snapshot recorded at or before keepAfter that verifies
-// (the anchor). Snapshots after the anchor are kept, and so is the anchor,
+// and whose payload inflates whole (the anchor). Snapshots after the anchor are kept, and so is the anchor,
 // so every moment at or after keepAfter stays reconstructible from a
 // snapshot and the events after it. With no verified anchor nothing is
 // deleted.
@@ -280,9 +280,16 @@ func (s *Store) Prune(ctx context.Context, keepAfter time.Time) (PruneResult, er
 	}
 	var anchor *Meta
 	for i := range cands {
-		h, _, err := s.Load(ctx, cands[i])
+		h, body, err := s.Load(ctx, cands[i])
 		if err == nil && len(s.encodings) > 0 && !slices.Contains(s.encodings, h.Encoding) {
 			err = fmt.Errorf("%w: %q is not one of %v, which the processors restore", ErrUnknownEncoding, h.Encoding, s.encodings)
+		}
+		if err == nil {
+			// A checksum only says the blob is as written: a payload that
+			// does not inflate to its announced size (a writer's bug) is
+			// skipped by Reconstruct, and must not be the one snapshot
+			// kept below the boundary.
+			err = inflates(h, body)
 		}
 		if err == nil {
 			anchor = &cands[i]
@@ -307,6 +314,16 @@ func (s *Store) Prune(ctx context.Context, keepAfter time.Time) (PruneResult, er
 		res.Deleted++
 	}
 	return res, nil
+}
+
+// inflates reads the whole payload of a verified body, as Reconstruct
+// does, and reports whether it is whole and exact (nil) or ErrCorrupt.
+func inflates(h Header, body []byte) error {
+	pr, err := openPayload(h, body)
+	if err != nil {
+		return err
+	}
+	return pr.finish()
 }
 
 // delete removes one snapshot in its own transaction, so retention never
