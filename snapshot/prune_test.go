@@ -21,7 +21,7 @@ func (g *rig) insertBlob(t *testing.T, h Header, body []byte) Meta {
 	blob := make([]byte, headerLen(h.Encoding), headerLen(h.Encoding)+len(body))
 	h.marshal(blob)
 	blob = append(blob, body...)
-	m, err := NewStore(g.db, nil).insert(context.Background(), FenceFunc(store.CheckFence), DefaultFenceName, 1, h, sql.Null[int]{}, blob, 64, g.clock)
+	m, err := NewStore(g.db, nil).insert(context.Background(), FenceFunc(store.CheckFence), DefaultFenceName, 1, h, sql.Null[int]{}, blob, func(int64) int { return 64 }, g.clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,13 +87,34 @@ func (s *Store) MaxAllowedPacket(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// insert writes one snapshot blob in chunks of at most chunkSize bytes, in
-// one transaction that first passes the fence. It returns the new row. ctx
+// insert writes one snapshot blob in chunks in one transaction that first
+// passes the fence, and returns the new row. The chunk size is
+// chunkSize(limit), limit being the max_allowed_packet of the
+// transaction's own connection, read in it: a session keeps the limit of
+// the server when it connected, so after the server's was changed the
+// pool's connections differ, and a limit read once, or on another
+// connection, may be above the one the chunks are sent under. ctx
 // bounds the COMMIT too (store.Tx): a write whose COMMIT went unanswered
 // fails when ctx ends, yet may have been stored. Writing it again is safe
 // but not idempotent: it stores a second row at the same seq, which
 // readers pass over (the newest id wins) and retention removes in time.
-func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term int64, h Header, semantics sql.Null[int], blob []byte, chunkSize int, createdAt time.Time) (Meta, error) {
+func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term int64, h Header, semantics sql.Null[int], blob []byte, chunkSize func(limit int64) int, createdAt time.Time) (Meta, error) {
+	tx, err := store.Begin(ctx, s.db)
+	if err != nil {
+		return Meta{}, fmt.Errorf("begin snapshot transaction: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if err := fence.CheckFence(ctx, tx, fenceName, term); err != nil {
+		return Meta{}, fmt.Errorf("check fence %q term %d: %w", fenceName, term, err)
+	}
+	var limit int64
+	if err := tx.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&limit); err != nil {
+		return Meta{}, fmt.Errorf("read max_allowed_packet: %w", err)
+	}
+	size := chunkSize(limit)
+	if size < 1 {
+		return Meta{}, fmt.Errorf("chunk size %d for a max_allowed_packet of %d", size, limit)
+	}
 	m := Meta{
 		Seq:           h.Seq,
 		RecordedAt:    h.RecordedAt,
@@ -103,17 +124,9 @@ func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term
 		Semantics:     semantics,
 		Size:          int64(len(blob)),
 		RawSize:       int64(h.RawSize),
-		Chunks:        (len(blob) + chunkSize - 1) / chunkSize,
+		Chunks:        (len(blob) + size - 1) / size,
 		Checksum:      h.Checksum[:],
 		CreatedAt:     createdAt.UTC(),
-	}
-	tx, err := store.Begin(ctx, s.db)
-	if err != nil {
-		return Meta{}, fmt.Errorf("begin snapshot transaction: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	if err := fence.CheckFence(ctx, tx, fenceName, term); err != nil {
-		return Meta{}, fmt.Errorf("check fence %q term %d: %w", fenceName, term, err)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO snapshots
 		(seq, recorded_at, term, format_version, encoding, semantics, size, raw_size, chunks, checksum, created_at)
@@ -131,8 +144,8 @@ func (s *Store) insert(ctx context.Context, fence Fencer, fenceName string, term
 	}
 	defer stmt.Close()
 	for i := 0; i < m.Chunks; i++ {
-		end := min((i+1)*chunkSize, len(blob))
-		if _, err := stmt.ExecContext(ctx, m.ID, i, blob[i*chunkSize:end]); err != nil {
+		end := min((i+1)*size, len(blob))
+		if _, err := stmt.ExecContext(ctx, m.ID, i, blob[i*size:end]); err != nil {
 			return Meta{}, fmt.Errorf("insert chunk %d/%d of snapshot seq %d: %w", i+1, m.Chunks, m.Seq, err)
 		}
 	}

@@ -30,8 +30,10 @@ type Config struct {
 	// Policy says when a snapshot is due.
 	Policy Policy `yaml:"policy"`
 	// ChunkSize is the largest chunk written in one row; it is further
-	// capped to a quarter of the server's max_allowed_packet (client-side
-	// interpolation may escape a BLOB to twice its size).
+	// capped to a quarter of max_allowed_packet (client-side
+	// interpolation may escape a BLOB to twice its size), read at each
+	// write on the connection that writes it, so that a limit the server
+	// lowered meanwhile holds too.
 	ChunkSize int `yaml:"chunk_size"`
 	// Compression is the zstd level: fastest, default, better or best.
 	Compression string `yaml:"compression"`
@@ -128,10 +130,13 @@ type Writer struct {
 
 	busy atomic.Bool
 
-	mu      sync.Mutex // guards policy
-	policy  Policy
-	enc     *encoder // used by the single Take in flight
-	chunkSz int      // 0 until checked against the server
+	mu     sync.Mutex // guards policy
+	policy Policy
+	enc    *encoder // used by the single Take in flight
+	// cappedAt is the max_allowed_packet under which the chunk size was
+	// last reported capped (0: not capped); used by the single Take in
+	// flight.
+	cappedAt int64
 }
 
 type writerMetrics struct {
@@ -348,12 +353,7 @@ func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (
 	w.m.encode.Observe(res.Encode.Seconds())
 
 	start = time.Now()
-	chunkSize, err := w.chunkSize(ctx)
-	if err != nil {
-		w.m.failures.WithLabelValues("write").Inc()
-		return res, err
-	}
-	res.Meta, err = w.store.insert(ctx, w.fence, w.cfg.FenceName, term, h, c.Semantics, blob, chunkSize, w.now())
+	res.Meta, err = w.store.insert(ctx, w.fence, w.cfg.FenceName, term, h, c.Semantics, blob, w.chunkSize, w.now())
 	res.Write = time.Since(start)
 	if err != nil {
 		w.m.failures.WithLabelValues("write").Inc()
@@ -373,21 +373,20 @@ func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (
 	return res, nil
 }
 
-// chunkSize caps the configured chunk size to a quarter of the server's
-// max_allowed_packet, once.
-func (w *Writer) chunkSize(ctx context.Context) (int, error) {
-	if w.chunkSz > 0 {
-		return w.chunkSz, nil
-	}
-	limit, err := w.store.MaxAllowedPacket(ctx)
-	if err != nil {
-		return 0, err
-	}
+// chunkSize caps the configured chunk size to a quarter of limit, the
+// max_allowed_packet of the connection that writes the chunks (read on it
+// at each write: the server's may change while the writer lives). A cap is
+// logged when it starts or its limit changes.
+func (w *Writer) chunkSize(limit int64) int {
 	size := w.cfg.ChunkSize
-	if quarter := int(limit / 4); size > quarter {
-		w.log.Warn("snapshot chunk size capped below max_allowed_packet", "chunk_size", size, "max_allowed_packet", limit, "capped_to", quarter)
-		size = quarter
+	quarter := int(max(limit/4, 1))
+	if size <= quarter {
+		w.cappedAt = 0
+		return size
 	}
-	w.chunkSz = size
-	return size, nil
+	if w.cappedAt != limit {
+		w.log.Warn("snapshot chunk size capped below max_allowed_packet", "chunk_size", size, "max_allowed_packet", limit, "capped_to", quarter)
+		w.cappedAt = limit
+	}
+	return quarter
 }
