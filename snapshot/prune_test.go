@@ -82,3 +82,48 @@ func TestPruneAnchorMustInflate(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryStoredFailureIsSkipped: each way a stored snapshot can fail to
+// verify makes Reconstruct fall back to the older one, and retention keep
+// the older one as its anchor.
+func TestEveryStoredFailureIsSkipped(t *testing.T) {
+	for name, damage := range map[string]string{
+		"truncated chunk":    "UPDATE snapshot_chunks SET data = LEFT(data, LENGTH(data) - 1) WHERE snapshot_id = ? AND idx = 1",
+		"missing chunk":      "DELETE FROM snapshot_chunks WHERE snapshot_id = ? AND idx = 2",
+		"missing last chunk": "DELETE FROM snapshot_chunks WHERE snapshot_id = ? ORDER BY idx DESC LIMIT 1",
+		"row counts more":    "UPDATE snapshots SET chunks = chunks + 1 WHERE id = ?",
+		"row counts fewer":   "UPDATE snapshots SET chunks = chunks - 1 WHERE id = ?",
+		"extra chunk":        "INSERT INTO snapshot_chunks (snapshot_id, idx, data) SELECT id, chunks, 'x' FROM snapshots WHERE id = ?",
+		"chunks renumbered":  "UPDATE snapshot_chunks SET idx = idx + 100 WHERE snapshot_id = ? AND idx = 0",
+		"row checksum":       "UPDATE snapshots SET checksum = REVERSE(checksum) WHERE id = ?",
+		"row size":           "UPDATE snapshots SET size = size + 1 WHERE id = ?",
+		"body byte":          "UPDATE snapshot_chunks SET data = CONCAT('Y', SUBSTR(data, 2)) WHERE snapshot_id = ? AND idx = 2",
+		"header version":     "UPDATE snapshot_chunks SET data = INSERT(data, 9, 2, UNHEX('0002')) WHERE snapshot_id = ? AND idx = 0",
+		"no chunk at all":    "DELETE FROM snapshot_chunks WHERE snapshot_id = ?",
+		"chunk emptied":      "UPDATE snapshot_chunks SET data = '' WHERE snapshot_id = ? AND idx = 0",
+		"chunk reversed":     "UPDATE snapshot_chunks SET data = REVERSE(data) WHERE snapshot_id = ? AND idx = 1",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			g := newRig(t, Config{ChunkSize: 64})
+			g.recs = g.appendEvents(t, tickEvents(1, 100, nil), 10, time.Minute)
+			t0 := g.recs[0].RecordedAt
+			g.snapshotAt(t, 1, 30)
+			bad := g.snapshotAt(t, 1, 40)
+			if bad.Meta.Chunks < 4 {
+				t.Fatalf("%d chunks; want 4 or more", bad.Meta.Chunks)
+			}
+			if _, err := g.db.ExecContext(ctx, damage, bad.Meta.ID); err != nil {
+				t.Fatal(err)
+			}
+			res := g.check(t, AtSeq(45), 45, 30)
+			if res.Skipped != 1 {
+				t.Errorf("skipped %d; want 1", res.Skipped)
+			}
+			pr, err := NewStore(g.db, nil).Prune(ctx, t0.Add(5*time.Minute))
+			if err != nil || pr.AnchorSeq != 30 {
+				t.Errorf("prune: anchor %d, err %v; want anchor 30", pr.AnchorSeq, err)
+			}
+		})
+	}
+}
