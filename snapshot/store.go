@@ -78,15 +78,6 @@ func (s *Store) RequireEncodings(encodings ...string) *Store {
 	return s
 }
 
-// MaxAllowedPacket returns the server's max_allowed_packet.
-func (s *Store) MaxAllowedPacket(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&n); err != nil {
-		return 0, fmt.Errorf("read max_allowed_packet: %w", err)
-	}
-	return n, nil
-}
-
 // insert writes one snapshot blob in chunks in one transaction that first
 // passes the fence, and returns the new row. The chunk size is
 // chunkSize(limit), limit being the max_allowed_packet of the
