@@ -44,7 +44,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				if err := s.validate(); err != nil {
 					return prefixErr("drivers.static", err)
 				}
-				d, err := static.New(s.Config)
+				d, err := static.New(s.Config, static.Deps{Logger: log})
 				if err != nil {
 					return prefixErr("drivers.static", err)
 				}

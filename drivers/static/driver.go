@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,8 +41,13 @@ var ErrEmpty = errors.New("no entity in the topology files")
 type Config struct {
 	// Source names the datasource in the events (default "static").
 	Source string `yaml:"source"`
-	// Directory holds the topology files (*.yaml, *.yml), like Vitrage's
-	// /etc/vitrage/static_datasources.
+	// Directory holds the topology files, like Vitrage's
+	// /etc/vitrage/static_datasources: every entry whose name ends in
+	// .yaml or .yml, in any case (.YAML, .Yml), and does not start with a
+	// dot. A symlink is followed. An entry so named that is no regular
+	// file (a directory, or a symlink to one) is skipped with a warning
+	// at each pull: it holds no topology, and failing the pull on it
+	// would keep the whole topology stale.
 	Directory string `yaml:"directory"`
 	// PollInterval is how often the directory is checked for changes
 	// between scheduled pulls (default 5s). A change is pulled once the
@@ -113,13 +119,20 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Deps are the driver's dependencies.
+type Deps struct {
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
 // Driver reads a directory of topology files. It is safe for concurrent use.
 type Driver struct {
 	cfg Config
+	log *slog.Logger
 }
 
 // New validates cfg. It starts nothing.
-func New(cfg Config) (*Driver, error) {
+func New(cfg Config, deps Deps) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("static config: %w", err)
 	}
@@ -132,30 +145,58 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Settle == 0 {
 		cfg.Settle = DefaultSettle
 	}
-	return &Driver{cfg: cfg}, nil
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Driver{cfg: cfg, log: log.With("component", "static", "source", cfg.Source)}, nil
 }
 
 // Name is the source of the driver's events.
 func (d *Driver) Name() string { return d.cfg.Source }
 
-// files lists the topology files of the directory in name order.
-func (d *Driver) files() ([]string, error) {
+// isTopologyName says whether a directory entry named n is a topology
+// file by its name: .yaml or .yml in any case, no dot file.
+func isTopologyName(n string) bool {
+	if strings.HasPrefix(n, ".") {
+		return false
+	}
+	ext := strings.ToLower(filepath.Ext(n))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// files lists the topology files of the directory in name order, and the
+// entries named like one that are no regular file (skipped).
+func (d *Driver) files() (paths, skipped []string, err error) {
 	ents, err := os.ReadDir(d.cfg.Directory)
 	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", d.cfg.Directory, err)
+		return nil, nil, fmt.Errorf("read directory %s: %w", d.cfg.Directory, err)
 	}
-	var out []string
 	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") {
+		if !isTopologyName(e.Name()) {
 			continue
 		}
-		if ext := filepath.Ext(n); ext == ".yaml" || ext == ".yml" {
-			out = append(out, filepath.Join(d.cfg.Directory, n))
+		p := filepath.Join(d.cfg.Directory, e.Name())
+		mode := e.Type()
+		if mode&os.ModeSymlink != 0 {
+			fi, err := os.Stat(p)
+			if err != nil {
+				// A dangling link: read fails the pull, naming it, as
+				// for a file that cannot be opened.
+				paths = append(paths, p)
+				continue
+			}
+			mode = fi.Mode().Type()
 		}
+		if !mode.IsRegular() {
+			skipped = append(skipped, p)
+			continue
+		}
+		paths = append(paths, p)
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(paths)
+	sort.Strings(skipped)
+	return paths, skipped, nil
 }
 
 func readLimited(path string) ([]byte, error) {
@@ -177,11 +218,15 @@ type file struct {
 	data []byte
 }
 
-// read reads every topology file of the directory, in name order.
-func (d *Driver) read(ctx context.Context) ([]file, error) {
-	paths, err := d.files()
+// read reads every topology file of the directory, in name order. warn
+// logs the entries skipped (a pull warns, Watch's polls do not).
+func (d *Driver) read(ctx context.Context, warn bool) ([]file, error) {
+	paths, skipped, err := d.files()
 	if err != nil {
 		return nil, err
+	}
+	if warn && len(skipped) > 0 {
+		d.log.Warn("skipping entries named like topology files that are no regular file", "paths", skipped)
 	}
 	out := make([]file, 0, len(paths))
 	for _, p := range paths {
@@ -220,7 +265,7 @@ func changed(a, b []file) string {
 // of its write only if the writer pauses longer than Settle. After
 // settleTries reads without two that agree it fails with ErrChanging.
 func (d *Driver) readSettled(ctx context.Context) ([]file, error) {
-	last, err := d.read(ctx)
+	last, err := d.read(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +278,7 @@ func (d *Driver) readSettled(ctx context.Context) ([]file, error) {
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		cur, err := d.read(ctx)
+		cur, err := d.read(ctx, false)
 		if err != nil {
 			return nil, err
 		}
@@ -277,7 +322,7 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 
 // fingerprint hashes the names and contents of the directory's files.
 func (d *Driver) fingerprint() ([32]byte, error) {
-	files, err := d.read(context.Background())
+	files, err := d.read(context.Background(), false)
 	if err != nil {
 		return [32]byte{}, err
 	}

@@ -58,7 +58,7 @@ func TestRunnerRereadsOnChange(t *testing.T) {
 		}
 	}
 	write("active")
-	d, err := New(Config{Directory: dir, PollInterval: 20 * time.Millisecond})
+	d, err := New(Config{Directory: dir, PollInterval: 20 * time.Millisecond}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

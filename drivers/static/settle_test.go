@@ -55,7 +55,7 @@ func TestGetAllWaitsForTheWriteToEnd(t *testing.T) {
 		if err := os.WriteFile(path, []byte(partial), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		d, err := New(Config{Directory: dir})
+		d, err := New(Config{Directory: dir}, Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestGetAllRefusesAFileThatKeepsChanging(t *testing.T) {
 		if err := os.WriteFile(path, []byte(rack7), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		d, err := New(Config{Directory: dir, Settle: time.Second})
+		d, err := New(Config{Directory: dir, Settle: time.Second}, Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestGetAllSettleEndsWithContext(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "rack7.yaml"), []byte(rack7), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		d, err := New(Config{Directory: dir, Settle: time.Hour})
+		d, err := New(Config{Directory: dir, Settle: time.Hour}, Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -183,7 +183,7 @@ func TestDriverGetAllAndWatch(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("not a topology"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{Directory: dir, PollInterval: 10 * time.Millisecond})
+	d, err := New(Config{Directory: dir, PollInterval: 10 * time.Millisecond}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,14 +412,14 @@ func TestEmptyTopologyRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			d, err := New(Config{Directory: dir, Settle: time.Millisecond})
+			d, err := New(Config{Directory: dir, Settle: time.Millisecond}, Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ents, err := d.GetAll(context.Background()); !errors.Is(err, ErrEmpty) {
 				t.Errorf("GetAll = %d entities, %v; want ErrEmpty", len(ents), err)
 			}
-			d, err = New(Config{Directory: dir, Settle: time.Millisecond, AllowEmpty: true})
+			d, err = New(Config{Directory: dir, Settle: time.Millisecond, AllowEmpty: true}, Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}

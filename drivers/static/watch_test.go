@@ -39,7 +39,7 @@ func TestWatchWaitsForTheWriteToEnd(t *testing.T) {
 			}
 		}
 		write(full)
-		d, err := New(Config{Directory: filepath.Dir(path), PollInterval: 5 * time.Second})
+		d, err := New(Config{Directory: filepath.Dir(path), PollInterval: 5 * time.Second}, Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
