@@ -502,7 +502,7 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	defer p.node.Store(nil)
 	// The history endpoints read what the leader writes, where it writes it.
 	hist, _ := parts.History.(api.HistoryReader)
-	srv, err := api.New(p.cfg.API, n, api.Deps{Logger: p.deps.Logger, Gatherer: p.deps.Gatherer, Now: p.deps.Now, NodeID: p.cfg.NodeID, History: hist, Alive: p.Alive})
+	srv, err := api.New(p.cfg.API, n, api.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, Gatherer: p.deps.Gatherer, Now: p.deps.Now, NodeID: p.cfg.NodeID, History: hist, Alive: p.Alive})
 	if err != nil {
 		return err
 	}

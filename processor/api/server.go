@@ -292,6 +292,9 @@ func (c Config) Validate() error {
 // Deps are the server's collaborators.
 type Deps struct {
 	Logger *slog.Logger
+	// Registerer registers the server's metrics; nil registers them
+	// nowhere.
+	Registerer prometheus.Registerer
 	// Gatherer serves /metrics; nil serves prometheus.DefaultGatherer's
 	// empty equivalent (a fresh registry).
 	Gatherer prometheus.Gatherer
@@ -326,6 +329,9 @@ type Server struct {
 	// unsent is the size of the bounded reads' answers computed and not
 	// yet written, kept within cfg.MaxUnsentBytes (bounded).
 	unsent atomic.Int64
+	// mHeld counts the answers written holding their slot (bounded), by
+	// kind of slot.
+	mHeld *prometheus.CounterVec
 
 	// mu orders the stop against the routes' requests: a request enters
 	// (inflight.Add) under the read lock only while stopping is false,
@@ -374,9 +380,21 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 		deps.Alive = func() bool { return true }
 	}
 	s := &Server{cfg: cfg, b: b, history: deps.History, alive: deps.Alive, log: deps.Logger.With("component", "api"), now: deps.Now, node: deps.NodeID, tokens: map[[32]byte]string{},
-		graphReads:     slots{make(chan struct{}, cfg.MaxGraphReads), "reads of the whole graph", "processor.api.max_graph_reads"},
-		historyQueries: slots{make(chan struct{}, cfg.MaxHistoryQueries), "history queries", "processor.api.max_history_queries"},
-		slotWait:       slotWait}
+		graphReads:     slots{make(chan struct{}, cfg.MaxGraphReads), "reads of the whole graph", "processor.api.max_graph_reads", "graph_reads"},
+		historyQueries: slots{make(chan struct{}, cfg.MaxHistoryQueries), "history queries", "processor.api.max_history_queries", "history_queries"},
+		slotWait:       slotWait,
+		mHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_processor_api_answers_written_holding_slot_total",
+			Help: "Answers of bounded reads written holding their slot, as they were larger than processor.api.max_unsent_bytes left.",
+		}, []string{"slots"})}
+	for _, sl := range []slots{s.graphReads, s.historyQueries} {
+		s.mHeld.WithLabelValues(sl.label) // shown at 0
+	}
+	if deps.Registerer != nil {
+		if err := deps.Registerer.Register(s.mHeld); err != nil {
+			return nil, fmt.Errorf("register api metrics: %w", err)
+		}
+	}
 	s.cut, s.cutWork = context.WithCancel(context.Background())
 	for i, t := range cfg.Tokens {
 		secret := t.Token
@@ -644,6 +662,7 @@ func (w *statusOnly) Write(b []byte) (int, error) {
 type slots struct {
 	c         chan struct{}
 	what, key string // what runs, and the YAML key of the bound
+	label     string // the metrics' label value
 }
 
 // graphRead serves h, a read whose work grows with the whole live graph
@@ -699,6 +718,7 @@ func (s *Server) bounded(sl slots, h http.HandlerFunc) http.HandlerFunc {
 		n := int64(ans.body.Len())
 		if s.unsent.Add(n) > s.cfg.MaxUnsentBytes {
 			s.unsent.Add(-n)
+			s.mHeld.WithLabelValues(sl.label).Inc()
 			s.log.Warn("answer written holding its slot: the answers waiting for their clients are over the bound",
 				"bytes", n, "bound", s.cfg.MaxUnsentBytes, "key", "processor.api.max_unsent_bytes", "slots", sl.key)
 		} else {
