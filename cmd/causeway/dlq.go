@@ -97,7 +97,7 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	requeue.Flags().DurationVar(&wait, "wait", 30*time.Second,
-		"longest wait on the broker for one message (its publish and confirm), and for a broker blocking the connection (resource alarm) to lift the block; past it the command fails")
+		"longest wait on the broker for one message (its basic.get, publish and confirm), and for a broker blocking the connection (resource alarm) to lift the block; past it the command fails")
 	root.AddCommand(list, requeue)
 	return root
 }

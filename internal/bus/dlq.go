@@ -112,8 +112,8 @@ var ErrBlocked = errors.New("the broker blocks the connection (resource alarm)")
 // it stays, counted in skipped. It goes through the queue once at most and
 // returns the dead letters moved.
 //
-// wait bounds every wait on the broker for one message (its publish and
-// its confirm), and the time the broker may block the connection
+// wait bounds every wait on the broker for one message (its basic.get,
+// its publish and its confirm), and the time the broker may block the connection
 // (connection.blocked, a resource alarm) before a publish: past it the
 // requeue stops with ErrBlocked (or a "no answer" error), the message it
 // held going back to the queue unremoved.
@@ -151,7 +151,7 @@ func requeue(ctx context.Context, ch dlqChannelOps, returns <-chan amqp.Return, 
 		if err := w.unblocked(ctx, "wait to publish"); err != nil {
 			return moved, skipped, err
 		}
-		m, ok, err := ch.Get(DeadLetterQueue, false)
+		m, ok, err := get(ctx, ch, w)
 		if err != nil {
 			return moved, skipped, fmt.Errorf("get from %s: %w", DeadLetterQueue, err)
 		}
@@ -184,6 +184,30 @@ func requeue(ctx context.Context, ch dlqChannelOps, returns <-chan amqp.Return, 
 		moved = append(moved, deadLetterOf(m))
 	}
 	return moved, skipped, ctx.Err()
+}
+
+// get takes the message at the head of DeadLetterQueue (basic.get,
+// unacknowledged), waiting at most w's bounds for the broker's answer. A
+// get given up goes on on its own until the connection closes; the message
+// the broker may still hand it goes back to the queue then, unacknowledged.
+func get(ctx context.Context, ch dlqChannelOps, w *brokerWait) (amqp.Delivery, bool, error) {
+	type result struct {
+		m   amqp.Delivery
+		ok  bool
+		err error
+	}
+	got := make(chan result, 1)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		m, ok, err := ch.Get(DeadLetterQueue, false)
+		got <- result{m, ok, err}
+	}()
+	if err := w.await(ctx, "wait for the broker's answer", answered); err != nil {
+		return amqp.Delivery{}, false, err
+	}
+	r := <-got
+	return r.m, r.ok, r.err
 }
 
 // republish publishes m again to EventsExchange and returns once the broker

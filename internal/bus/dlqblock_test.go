@@ -125,7 +125,8 @@ func TestRequeueBlockedBeforeConfirm(t *testing.T) {
 	notes := make(chan amqp.Blocking)
 	defer close(notes)
 	f := newFakeDLQ(t, 2)
-	w := &brokerWait{blocked: watchBlocked(notes), limit: time.Minute, after: expiredAt(1, nil)}
+	// The get's and the publish's waits never end; the confirm's does.
+	w := &brokerWait{blocked: watchBlocked(notes), limit: time.Minute, after: expiredAt(2, nil)}
 	f.publish = func() { block(w.blocked, notes, true) }
 	moved, _, err := requeue(context.Background(), f, nil, w, 2, 10)
 	if !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), "low on memory") {
@@ -144,7 +145,9 @@ func TestRequeueWaitsOutABlock(t *testing.T) {
 	defer close(notes)
 	f := newFakeDLQ(t, 1)
 	waiting := make(chan struct{}, 4)
-	w := &brokerWait{blocked: watchBlocked(notes), limit: time.Minute, after: expiredAt(2, waiting)}
+	// The waits for the block to lift, the get and the publish never end;
+	// the confirm's does.
+	w := &brokerWait{blocked: watchBlocked(notes), limit: time.Minute, after: expiredAt(3, waiting)}
 	block(w.blocked, notes, true)
 	type result struct {
 		moved []DeadLetter
@@ -219,9 +222,23 @@ func TestRequeuePublishStuck(t *testing.T) {
 type blockingProxy struct {
 	ln     net.Listener
 	target string
+	// stallOn is the class and method ids of the client's method from
+	// which the proxy forwards nothing of the client's but heartbeats;
+	// blockReason, when set, is sent to the client as connection.blocked
+	// then.
+	stallOn     []byte
+	blockReason string
 }
 
 func newBlockingProxy(t *testing.T, brokerURL string) (proxied string) {
+	t.Helper()
+	return newStallingProxy(t, brokerURL, []byte{0, 60, 0, 40}, "low on memory (test)") // basic.publish
+}
+
+// newStallingProxy is a blockingProxy that stalls from the client's method
+// stallOn (class and method ids) on, sending connection.blocked with
+// blockReason when it is not "" (else the broker just stops answering).
+func newStallingProxy(t *testing.T, brokerURL string, stallOn []byte, blockReason string) (proxied string) {
 	t.Helper()
 	u, err := url.Parse(brokerURL)
 	if err != nil {
@@ -231,7 +248,7 @@ func newBlockingProxy(t *testing.T, brokerURL string) (proxied string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &blockingProxy{ln: ln, target: u.Host}
+	p := &blockingProxy{ln: ln, target: u.Host, stallOn: stallOn, blockReason: blockReason}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
 	wg.Add(1)
@@ -289,9 +306,12 @@ func (p *blockingProxy) serve(client net.Conn) {
 			if err != nil {
 				return
 			}
-			if !blocked && f[0] == 1 && bytes.HasPrefix(f[7:], []byte{0, 60, 0, 40}) { // basic.publish
+			if !blocked && f[0] == 1 && bytes.HasPrefix(f[7:], p.stallOn) {
 				blocked = true
-				reason := "low on memory (test)"
+				if p.blockReason == "" {
+					continue
+				}
+				reason := p.blockReason
 				payload := append([]byte{0, 10, 0, 60, byte(len(reason))}, reason...) // connection.blocked
 				frame := append([]byte{1, 0, 0}, binary.BigEndian.AppendUint32(nil, uint32(len(payload)))...)
 				frame = append(append(frame, payload...), 0xCE)
@@ -371,6 +391,51 @@ func TestRequeueBrokerBlocks(t *testing.T) {
 	}
 	// Back in the queue once the requeue's connection is closed.
 	waitDepth("the dead letter back in the queue")
+	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
+	if err != nil || len(left) != 1 || left[0].MessageID != "e1" {
+		t.Errorf("dead letters after the failed requeue: %+v, %v; want e1 still there", left, err)
+	}
+}
+
+// TestRequeueBrokerStopsAnsweringGet: against the real broker behind a
+// proxy that forwards nothing of the requeue's from its basic.get on (a
+// broker that stopped answering), the requeue fails after its wait
+// instead of waiting for ever for the dead letter, which stays queued.
+func TestRequeueBrokerStopsAnsweringGet(t *testing.T) {
+	u := bustest.VHost(t)
+	ch := declaredChannel(t, u)
+	body, err := event.Encode(testEvent(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
+		Headers: amqp.Table{ReasonHeader: "rejected"}, MessageId: "e1", DeliveryMode: amqp.Persistent, Body: body,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for queueDepth(t, u, DeadLetterQueue) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the dead letter")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		moved, _, err := RequeueDeadLetters(context.Background(), newStallingProxy(t, u, []byte{0, 60, 0, 70}, ""), 10, time.Second) // basic.get
+		if len(moved) != 0 {
+			err = fmt.Errorf("%d moved (%w)", len(moved), err)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no answer from the broker in 1s") || !strings.Contains(err.Error(), "get from") {
+			t.Fatalf("requeue through a broker that stopped answering: %v; want no answer to the get", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("requeue still waiting for the broker's answer to its basic.get 30s on, with --wait 1s")
+	}
 	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
 	if err != nil || len(left) != 1 || left[0].MessageID != "e1" {
 		t.Errorf("dead letters after the failed requeue: %+v, %v; want e1 still there", left, err)
