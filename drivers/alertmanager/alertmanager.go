@@ -72,7 +72,10 @@ type Config struct {
 	// inhibited alerts (default: only active, unsilenced, uninhibited).
 	IncludeSilenced  bool `yaml:"include_silenced"`
 	IncludeInhibited bool `yaml:"include_inhibited"`
-	// Timeout bounds one request (default 20s).
+	// Timeout bounds one request (default 20s). A pull makes two at once
+	// (the start check, /api/v2/status, and the alert list), each given
+	// the whole of Timeout; the schedule's pull_timeout bounds the pull,
+	// so it needs to be over Timeout, not twice it.
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxBodySize bounds the response (default 64 MiB).
 	MaxBodySize int64 `yaml:"max_body_size"`
@@ -356,11 +359,35 @@ func Entities(m *alertmap.Mapper, alerts []GettableAlert) ([]event.Entity, []err
 // GetAll lists the active alerts and maps them. Alerts the rules do not
 // map are left out of the pull, logged and counted. It fails with
 // ErrStarting while the Alertmanager has run for less than startup_grace.
+//
+// The start check (/api/v2/status) and the alert list (/api/v2/alerts) are
+// asked at once, each bounded by Config.Timeout and both by the pull's ctx
+// (the schedule's pull_timeout): asked one after the other, a status
+// answered slowly (it carries the Alertmanager's configuration) left the
+// alert list less than its timeout. A failed check cancels the list. The
+// list is taken only when the check passed; an Alertmanager restarted
+// between the two answers is caught as when they were asked in turn (its
+// status, if answered after the restart, says it is starting).
 func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		code int
+		body []byte
+		err  error
+	}
+	listed := make(chan answer, 1)
+	go func() {
+		code, body, err := d.get(ctx, d.endpoint, d.cfg.MaxBodySize, "max_body_size")
+		listed <- answer{code, body, err}
+	}()
 	if err := d.checkUptime(ctx); err != nil {
+		cancel()
+		<-listed
 		return nil, err
 	}
-	code, body, err := d.get(ctx, d.endpoint, d.cfg.MaxBodySize, "max_body_size")
+	a := <-listed
+	code, body, err := a.code, a.body, a.err
 	if err != nil {
 		return nil, fmt.Errorf("get alerts: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -415,5 +416,45 @@ func TestTokenFileIsReadAtEachPull(t *testing.T) {
 	}
 	if _, err := d.GetAll(context.Background()); err == nil || !strings.Contains(err.Error(), "token_file") {
 		t.Errorf("pull with the file emptied: %v; want it to fail naming token_file", err)
+	}
+}
+
+// TestStatusDoesNotStarveTheAlertList: a pull asked /api/v2/status, then
+// /api/v2/alerts, both within one pull_timeout: a status answered slowly
+// (it carries the Alertmanager's whole configuration) left the alert list
+// what remained, less than its own timeout, and the pull failed although
+// each request answered within its timeout. The two are now asked at
+// once, each with the whole of timeout within pull_timeout. Here each
+// answers only once the other has arrived: asked one after the other, the
+// first waits until the pull's deadline.
+func TestStatusDoesNotStarveTheAlertList(t *testing.T) {
+	alerts := `[{"fingerprint": "aa", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"},` +
+		`"startsAt": "2026-03-01T10:00:00Z", "status": {"state": "active"}}]`
+	am := amHandler(time.Now().Add(-time.Hour), alerts)
+	statusIn, alertsIn := make(chan struct{}), make(chan struct{})
+	var statusOnce, alertsOnce sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mine, other := statusIn, alertsIn
+		once := &statusOnce
+		if r.URL.Path == "/api/v2/alerts" {
+			mine, other, once = alertsIn, statusIn, &alertsOnce
+		}
+		once.Do(func() { close(mine) })
+		select {
+		case <-other:
+		case <-r.Context().Done():
+			return
+		}
+		am.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	d, err := New(Config{URL: srv.URL, Mapping: mapping(t), Timeout: 5 * time.Second}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // the runner's pull_timeout
+	defer cancel()
+	if ents, err := d.GetAll(ctx); err != nil || len(ents) != 1 {
+		t.Errorf("GetAll: %d entities, %v; want the one alert", len(ents), err)
 	}
 }
