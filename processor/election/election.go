@@ -325,6 +325,12 @@ func (n *Node) raftConfig(notify chan bool) *raft.Config {
 	rc.Logger = newHCLogger(n.deps.Logger.With("component", "raft", "node_id", n.cfg.NodeID), "raft")
 	// The FSM is empty: a snapshot costs nothing, keep raft's log short.
 	rc.SnapshotThreshold = 1024
+	// A leader that removes itself (cluster remove of the leader's id)
+	// becomes a follower outside the configuration, which never starts an
+	// election, rather than shut its raft down while the process runs on:
+	// joined again, it answers, instead of counting toward the quorum
+	// without a raft behind it until its process is restarted.
+	rc.ShutdownOnRemove = false
 	return rc
 }
 

@@ -213,3 +213,42 @@ func TestDataDirInUseFailsTheStart(t *testing.T) {
 		t.Fatal("Run on a data dir in use neither started nor failed within 10s")
 	}
 }
+
+// TestRemovedLeaderCanRejoin: `causeway cluster remove` of the leader
+// itself, then `cluster join` of it again (maintenance of its host, or an
+// address fixed) must give back a voter that answers. raft shuts a leader
+// that removed itself down by default (ShutdownOnRemove) while the
+// process runs on: the join is accepted — the other two make the quorum —
+// and the cluster counts a voter that never answers until its process is
+// restarted, so one more failure leaves it without a leader.
+func TestRemovedLeaderCanRejoin(t *testing.T) {
+	c := newCluster(t, 3, 100*time.Millisecond)
+	lead := c.waitLeader(-1)
+	old := c.nodes[lead]
+	if err := old.Remove(old.ID(), 5*time.Second); err != nil {
+		t.Fatalf("Remove(%s) by itself, the leader: %v", old.ID(), err)
+	}
+	next := c.waitLeader(lead)
+	addr := c.trans[lead].LocalAddr()
+	if err := c.nodes[next].Join(old.ID(), string(addr), 5*time.Second); err != nil {
+		t.Fatalf("Join(%s) again: %v", old.ID(), err)
+	}
+	waitFor(t, old.ID()+" following "+c.nodes[next].ID()+" again", 10*time.Second, func() bool {
+		id, _ := old.Leader()
+		if old.State() == "Shutdown" {
+			t.Fatalf("%s's raft shut down when it removed itself; rejoined, it can never answer", old.ID())
+		}
+		return old.State() == "Follower" && id == c.nodes[next].ID()
+	})
+	// Two of the three voters are enough once it answers.
+	third := 3 - lead - next
+	c.stop(third)
+	for j, tr := range c.trans {
+		if j != third {
+			tr.Disconnect(c.trans[third].LocalAddr())
+		}
+	}
+	waitFor(t, "a leader with "+c.nodes[third].ID()+" down", 10*time.Second, func() bool {
+		return c.nodes[lead].LeaderTerm() != 0 || c.nodes[next].LeaderTerm() != 0
+	})
+}
