@@ -997,7 +997,7 @@ func membershipErr(err error) error {
 	switch {
 	case errors.Is(err, election.ErrNotLeader):
 		return fmt.Errorf("%w: %w", api.ErrNotLeader, err)
-	case errors.Is(err, election.ErrNoQuorum):
+	case errors.Is(err, election.ErrNoQuorum), errors.Is(err, election.ErrOtherServer):
 		return fmt.Errorf("%w: %w", api.ErrRefused, err)
 	case errors.Is(err, election.ErrUnknownServer):
 		return fmt.Errorf("%w: %w", api.ErrNotFound, err)

@@ -43,7 +43,8 @@
 //	POST /v1/events                    admin: events (one or an array), published to the bus
 //	GET  /v1/cluster                   raft members; POST /v1/cluster/join|remove (admin, leader only: 409 elsewhere;
 //	                                   400 for a join whose address is not the raft host:port; 422 for a change
-//	                                   that would leave no quorum of voters that answer; 404 removing no member)
+//	                                   that would leave no quorum of voters that answer, or a join at an address
+//	                                   where another member is or another raft answers; 404 removing no member)
 //	GET  /v1/debug/dump                admin: the canonical dump of the live state
 //	GET  /healthz, /readyz, /metrics   healthz: 503 while the node is stuck (Deps.Alive);
 //	                                   readyz: 200 when a leader is known and the node is caught up
@@ -129,7 +130,8 @@ var ErrNotLeader = errors.New("not the leader")
 
 // ErrRefused is what Backend.Join/Remove wrap for a change the leader
 // refuses for what it would do (the configuration it makes would have no
-// quorum of voters that answer); the API answers 422 with the reason.
+// quorum of voters that answer, or would count a server under an id that
+// is not its own); the API answers 422 with the reason.
 var ErrRefused = errors.New("membership change refused")
 
 // ErrNotFound is what Backend methods wrap for an unknown seq or time.

@@ -55,6 +55,11 @@ var (
 	// ErrUnknownServer means a removal named no member of the
 	// configuration.
 	ErrUnknownServer = errors.New("election: no such member")
+	// ErrOtherServer means a join was refused because another server is
+	// at its address: a member of the configuration, or a raft that
+	// answers under another id. Joined, that server would be counted
+	// under an id that is not its own.
+	ErrOtherServer = errors.New("election: another server is at that address")
 )
 
 // Defaults tuned for a LAN (DESIGN.md: 500 ms heartbeat and election
@@ -801,7 +806,9 @@ func (n *Node) transfer(r *raft.Raft, s *raft.Server, deadline time.Time) error 
 // change is appended, so a change whose configuration would have no
 // quorum of voters that answer — the new one at a wrong address, or not
 // started yet, joined to a lone leader — is refused with ErrNoQuorum
-// before it is made: it would depose the leader for good.
+// before it is made: it would depose the leader for good. An address
+// that another member has, or where a raft answers under another id (two
+// new nodes' addresses swapped), is refused with ErrOtherServer.
 func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	r, err := n.raft()
 	if err != nil {
@@ -817,9 +824,14 @@ func (n *Node) Join(id, addr string, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("join %s at %s: %w", id, addr, err)
 	}
+	for _, s := range cur {
+		if string(s.Address) == addr && string(s.ID) != id {
+			return fmt.Errorf("join %s at %s: %w: member %s is there", id, addr, ErrOtherServer, s.ID)
+		}
+	}
 	next := slices.DeleteFunc(slices.Clone(cur), func(s raft.Server) bool { return string(s.ID) == id })
 	next = append(next, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
-	if err := n.checkQuorum(next, cur); err != nil {
+	if err := n.checkQuorum(next, cur, raft.ServerID(id)); err != nil {
 		return fmt.Errorf("join %s at %s: %w", id, addr, err)
 	}
 	if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout).Error(); err != nil {
@@ -855,7 +867,7 @@ func (n *Node) Remove(id string, timeout time.Duration) error {
 	if !slices.ContainsFunc(cur, member) {
 		return fmt.Errorf("remove %s: %w", id, ErrUnknownServer)
 	}
-	if err := n.checkQuorum(slices.DeleteFunc(slices.Clone(cur), member), cur); err != nil {
+	if err := n.checkQuorum(slices.DeleteFunc(slices.Clone(cur), member), cur, ""); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if err := r.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
@@ -878,8 +890,10 @@ func (n *Node) configuration(r *raft.Raft) ([]raft.Server, error) {
 // checkQuorum fails with ErrNoQuorum unless a majority of the voters of
 // servers answer: this node at its address in cur, the configuration it
 // leads, and those that answer a probe (this node at another address
-// too: a join that moves it must name an address it answers at).
-func (n *Node) checkQuorum(servers, cur []raft.Server) error {
+// too: a join that moves it must name an address it answers at) under
+// their own id. It fails with ErrOtherServer when the raft at the address
+// of joining, the voter a join adds or moves, answers under another id.
+func (n *Node) checkQuorum(servers, cur []raft.Server, joining raft.ServerID) error {
 	self := func(s raft.Server) bool {
 		return string(s.ID) == n.cfg.NodeID && slices.Contains(cur, s)
 	}
@@ -901,10 +915,20 @@ func (n *Node) checkQuorum(servers, cur []raft.Server) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.probe(s)
+			id, err := n.probe(s)
+			// A raft of another protocol may not say its id.
+			if err == nil && id != "" && id != s.ID {
+				err = fmt.Errorf("%w: the raft there is %s", ErrOtherServer, id)
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
+	for i, s := range voters {
+		if s.ID == joining && errors.Is(errs[i], ErrOtherServer) {
+			return fmt.Errorf("%s at %s: %w", s.ID, s.Address, errs[i])
+		}
+	}
 	answer, need := 0, len(voters)/2+1
 	var silent []error
 	for i, s := range voters {
@@ -925,29 +949,35 @@ func (n *Node) checkQuorum(servers, cur []raft.Server) error {
 // AppendEntries of term 0 that carries nothing: a raft at any term above
 // 0 ignores it, and a new one, at 0, only learns this node as its leader,
 // as the first heartbeat after its join tells it. Anything else than a
-// raft (another port, no listener) fails the RPC.
-func (n *Node) probe(s raft.Server) error {
+// raft (another port, no listener) fails the RPC. It returns the server
+// id the answer's header gives ("" from a raft that gives none).
+func (n *Node) probe(s raft.Server) (raft.ServerID, error) {
 	id := raft.ServerID(n.cfg.NodeID)
 	addr := n.trans.EncodePeer(id, n.trans.LocalAddr())
 	req := raft.AppendEntriesRequest{
 		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(id), Addr: addr},
 	}
-	done := make(chan error, 1)
+	type answer struct {
+		id  raft.ServerID
+		err error
+	}
+	done := make(chan answer, 1)
 	go func() {
 		// Ends at the transport's own timeout at the latest.
 		var resp raft.AppendEntriesResponse
-		done <- n.trans.AppendEntries(s.ID, s.Address, &req, &resp)
+		err := n.trans.AppendEntries(s.ID, s.Address, &req, &resp)
+		done <- answer{raft.ServerID(resp.ID), err}
 	}()
 	t := time.NewTimer(probeLimit)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("no raft answers: %w", err)
+	case a := <-done:
+		if a.err != nil {
+			return "", fmt.Errorf("no raft answers: %w", a.err)
 		}
-		return nil
+		return a.id, nil
 	case <-t.C:
-		return fmt.Errorf("no raft answers within %s", probeLimit)
+		return "", fmt.Errorf("no raft answers within %s", probeLimit)
 	}
 }
 

@@ -252,3 +252,58 @@ func TestRemovedLeaderCanRejoin(t *testing.T) {
 		return c.nodes[lead].LeaderTerm() != 0 || c.nodes[next].LeaderTerm() != 0
 	})
 }
+
+// joiningNode runs a node over TCP that waits to be joined (no peers)
+// until the test ends, and returns it with its raft address.
+func joiningNode(t *testing.T, id string) (*Node, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	j, err := New(Config{
+		NodeID: id, BindAddr: addr, DataDir: t.TempDir(),
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, id+"'s raft running", 10*time.Second, func() bool { return j.State() != "" })
+	return j, addr
+}
+
+// TestJoinAtAnotherNodesAddressIsRefused: a join whose address is where
+// another node's raft answers (two new nodes' addresses swapped, a typo
+// of the id) would put that node in the configuration under an id that is
+// not its own: it finds itself nowhere in it (or at the other's address),
+// while the leader counts it, sends its replication and leadership
+// transfers there, and takes its votes as another voter's. The raft that
+// answers says its id: the join must be refused, naming it.
+func TestJoinAtAnotherNodesAddressIsRefused(t *testing.T) {
+	n := tcpNode(t, "n0")
+	_, addr := joiningNode(t, "n1")
+	err := n.Join("n2", addr, 5*time.Second)
+	if !errors.Is(err, ErrOtherServer) || !strings.Contains(err.Error(), "n1") {
+		t.Errorf("Join(n2) at n1's address = %v; want ErrOtherServer naming n1", err)
+	}
+	keepsLeading(t, n)
+	if servers, err := n.Servers(); err != nil || len(servers) != 1 {
+		t.Fatalf("after the join: servers %v (%v); want n0 alone", servers, err)
+	}
+}
+
+// TestJoinAtAMembersAddressIsRefused: a join of a new id at the address
+// of a member (a host replaced under a new id before the old one was
+// removed) is refused as the operator's error it is, naming the member,
+// not failed as a server error by raft's own configuration check.
+func TestJoinAtAMembersAddressIsRefused(t *testing.T) {
+	c := newCluster(t, 3, 100*time.Millisecond)
+	lead := c.waitLeader(-1)
+	other := c.othersOf(lead)[0]
+	err := c.nodes[lead].Join("n9", string(c.trans[other].LocalAddr()), 5*time.Second)
+	if !errors.Is(err, ErrOtherServer) || !strings.Contains(err.Error(), c.nodes[other].ID()) {
+		t.Errorf("Join(n9) at %s's address = %v; want ErrOtherServer naming %s", c.nodes[other].ID(), err, c.nodes[other].ID())
+	}
+}
