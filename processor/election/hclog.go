@@ -2,10 +2,13 @@ package election
 
 import (
 	"context"
+	"encoding"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,7 +62,31 @@ func (a *slogAdapter) Log(lv hclog.Level, msg string, args ...any) {
 	}
 	all = append(all, a.implied...)
 	all = append(all, args...)
+	for i := len(all) - len(a.implied) - len(args) + 1; i < len(all); i += 2 {
+		all[i] = stringed(all[i])
+	}
 	a.l.Log(context.Background(), toSlogLevel(lv), msg, all...)
+}
+
+// stringed is v as hclog writes it when v is a value slog has no form of
+// its own for (KindAny) that says itself with a String method: raft logs
+// its *Raft so ("entering leader state", "leader", r), a struct with no
+// exported field that the JSON handler would write as {}. Numbers,
+// durations, times, errors and values that marshal themselves keep
+// slog's form.
+func stringed(v any) any {
+	switch v.(type) {
+	case error, json.Marshaler, encoding.TextMarshaler, slog.LogValuer:
+		return v
+	}
+	st, ok := v.(fmt.Stringer)
+	if !ok || slog.AnyValue(v).Kind() != slog.KindAny {
+		return v
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return v
+	}
+	return st.String()
 }
 
 func (a *slogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

@@ -2,6 +2,7 @@ package election
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -31,5 +32,32 @@ func TestHCLogAdapter(t *testing.T) {
 	}
 	if got := n.Name(); got != "raft.net" {
 		t.Errorf("Name() = %q", got)
+	}
+}
+
+// node stands for *raft.Raft, which raft logs as a value ("entering
+// leader state", "leader", r): a struct with no exported field, and a
+// String method that says which node it is and in what state.
+type node struct{ addr, state string }
+
+func (n *node) String() string { return "Node at " + n.addr + " [" + n.state + "]" }
+
+// TestHCLogAdapterJSONStringers: with the JSON log format, a value that
+// raft's own hclog writes with its String method (the node of every
+// state transition) must not come out as the empty object json.Marshal
+// makes of it.
+func TestHCLogAdapterJSONStringers(t *testing.T) {
+	var buf bytes.Buffer
+	l := newHCLogger(slog.New(slog.NewJSONHandler(&buf, nil)), "raft")
+	l.Info("entering leader state", "leader", &node{addr: "10.0.0.1:7000", state: "Leader"}, "term", 7)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if got, want := line["leader"], "Node at 10.0.0.1:7000 [Leader]"; got != want {
+		t.Errorf("leader = %#v; want %q (line %s)", got, want, buf.String())
+	}
+	if got := line["term"]; got != float64(7) {
+		t.Errorf("term = %#v; want the number 7", got)
 	}
 }
