@@ -890,9 +890,9 @@ func (n *Node) configuration(r *raft.Raft) ([]raft.Server, error) {
 // checkQuorum fails with ErrNoQuorum unless a majority of the voters of
 // servers answer: this node at its address in cur, the configuration it
 // leads, and those that answer a probe (this node at another address
-// too: a join that moves it must name an address it answers at) under
-// their own id. It fails with ErrOtherServer when the raft at the address
-// of joining, the voter a join adds or moves, answers under another id.
+// too: a join that moves it must name an address it answers at). It
+// fails with ErrOtherServer when the raft at the address of joining, the
+// voter a join adds or moves, answers under another id.
 func (n *Node) checkQuorum(servers, cur []raft.Server, joining raft.ServerID) error {
 	self := func(s raft.Server) bool {
 		return string(s.ID) == n.cfg.NodeID && slices.Contains(cur, s)
@@ -916,8 +916,10 @@ func (n *Node) checkQuorum(servers, cur []raft.Server, joining raft.ServerID) er
 		go func() {
 			defer wg.Done()
 			id, err := n.probe(s)
-			// A raft of another protocol may not say its id.
-			if err == nil && id != "" && id != s.ID {
+			// A raft of another protocol may not say its id. (A
+			// member answering under another id still takes part in
+			// commits and votes: its answer counts.)
+			if err == nil && s.ID == joining && id != "" && id != s.ID {
 				err = fmt.Errorf("%w: the raft there is %s", ErrOtherServer, id)
 			}
 			errs[i] = err
@@ -925,7 +927,7 @@ func (n *Node) checkQuorum(servers, cur []raft.Server, joining raft.ServerID) er
 	}
 	wg.Wait()
 	for i, s := range voters {
-		if s.ID == joining && errors.Is(errs[i], ErrOtherServer) {
+		if errors.Is(errs[i], ErrOtherServer) {
 			return fmt.Errorf("%s at %s: %w", s.ID, s.Address, errs[i])
 		}
 	}
