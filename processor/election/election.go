@@ -422,6 +422,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.trans = trans
 	n.r.Store(r)
+	if hasState && len(n.cfg.Peers) > 0 {
+		n.comparePeers(r)
+	}
 
 	poke := make(chan struct{}, 1)
 	drainDone := make(chan struct{})
@@ -462,6 +465,36 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("shut down raft: %w", serr)
 	}
 	return nil
+}
+
+// comparePeers warns when the static peers differ from the configuration
+// raft holds: they bootstrap an empty data dir only, so a change to them
+// does nothing, and a node whose data dir is lost would bootstrap them
+// again.
+func (n *Node) comparePeers(r *raft.Raft) {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		n.log.Warn("read raft configuration", "err", err)
+		return
+	}
+	key := func(id, addr string) string { return id + "@" + addr }
+	var want, have []string
+	for _, p := range n.cfg.Peers {
+		want = append(want, key(p.ID, p.Address))
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			have = append(have, key(string(s.ID), string(s.Address)))
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(have)
+	if slices.Equal(want, have) {
+		return
+	}
+	n.log.Warn("raft.peers differ from the raft configuration in the data dir, which raft keeps: "+
+		"they bootstrap an empty data dir only; change the membership with causeway cluster join|remove, "+
+		"and make raft.peers match it", "peers", want, "configuration", have)
 }
 
 // pausePoint is where the leadership loop calls Node.pause.
