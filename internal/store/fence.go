@@ -49,7 +49,10 @@ func CheckFence(ctx context.Context, tx *Tx, name string, term int64) error {
 // kill it), which rolls its write back; when it resumes, its statement
 // fails and every later write is refused by the raised fence. ClaimFence
 // returns the MariaDB connection ids it killed, and fails wrapping
-// ErrFenced when a newer term is stored. evictAfter <= 0 waits without
+// ErrFenced when a newer term is stored. A claim that finds a newer term
+// stored when its eviction is due is the stale one (a deposed leader's,
+// waiting on the current leader's write): it evicts no one and fails with
+// ErrFenced at once. evictAfter <= 0 waits without
 // evicting (bounded by innodb_lock_wait_timeout). ctx bounds the COMMIT
 // too (Tx): a claim that failed once ctx ended may have taken effect, and
 // claiming again at the same term is harmless.
@@ -70,6 +73,7 @@ func ClaimFence(ctx context.Context, db *sql.DB, name string, term int64, evictA
 		return nil, fmt.Errorf("claim fence %s: %w", name, err)
 	}
 	var evictErr error
+	var newer int64 // a newer term seen stored while the claim waited
 	stop := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
@@ -87,6 +91,19 @@ func ClaimFence(ctx context.Context, db *sql.DB, name string, term int64, evictA
 				return
 			case <-t.C:
 			}
+			// A newer term committed means this claim is a deposed
+			// leader's (one that resumes from a freeze finds its timer
+			// run out before raft deposes it), and the holder may be
+			// the current leader's write: it must not be evicted. The
+			// claim is ended instead (its own connection killed: its
+			// lock wait ends at once), and fails with ErrFenced.
+			if stored, err := StoredFence(ctx, db, name); err == nil && stored > term {
+				newer = stored // read by the caller only after watched is closed
+				if _, err := db.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(self, 10)); err != nil {
+					evictErr = fmt.Errorf("end the stale claim: %w", err)
+				}
+				return
+			}
 			// Read by the caller only after watched is closed.
 			ids, err := evictBlockers(ctx, db, self)
 			evicted = append(evicted, ids...)
@@ -97,16 +114,22 @@ func ClaimFence(ctx context.Context, db *sql.DB, name string, term int64, evictA
 		}
 	}()
 	err = CheckFence(ctx, tx, name, term)
-	if err == nil {
+	// The watcher is done before the connection is released: it may kill
+	// it, which must never reach a connection back in the pool.
+	close(stop)
+	<-watched
+	switch {
+	case err == nil:
 		err = tx.Commit(ctx)
 		if err != nil {
 			err = fmt.Errorf("claim fence %s: commit: %w", name, err)
 		}
-	} else {
+	case newer > term && !errors.Is(err, ErrFenced):
+		tx.Rollback(ctx)
+		err = fmt.Errorf("check fence %s: %w (term %d, stored %d; the claim waited on the newer leader's write)", name, ErrFenced, term, newer)
+	default:
 		tx.Rollback(ctx)
 	}
-	close(stop)
-	<-watched
 	if err != nil && evictErr != nil {
 		err = fmt.Errorf("%w (evicting the holder: %v)", err, evictErr)
 	}

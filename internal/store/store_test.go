@@ -1232,6 +1232,47 @@ func TestClaimFenceEvictsAStoppedHolder(t *testing.T) {
 	}
 }
 
+// TestStaleClaimDoesNotEvictTheLeader: a deposed leader's claim (one
+// frozen while it waited for the fence row, whose eviction timer has run
+// out when it resumes) that waits behind the current leader's fenced
+// write must not kill that write's connection: the stored term, above
+// the claim's, says the claim is the stale one. It fails with ErrFenced
+// at once instead, and the leader's write commits.
+func TestStaleClaimDoesNotEvictTheLeader(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, storetest.NewDB(t))
+	if _, err := store.ClaimFence(ctx, db, "leader", 5, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := store.Begin(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := store.CheckFence(ctx, tx, "leader", 5); err != nil {
+		t.Fatal(err)
+	}
+	// The leader at term 5 is in the middle of its write.
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	evicted, err := store.ClaimFence(cctx, db, "leader", 4, 200*time.Millisecond)
+	if !errors.Is(err, store.ErrFenced) {
+		t.Errorf("claim at term 4 behind the write of term 5 = %v; want ErrFenced", err)
+	}
+	if len(evicted) != 0 {
+		t.Errorf("the stale claim evicted %v", evicted)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE fencing SET term = 5 WHERE name = 'leader'"); err != nil {
+		t.Fatalf("the leader's write after the stale claim: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the leader's write after the stale claim: commit: %v", err)
+	}
+	if got, err := store.StoredFence(ctx, db, "leader"); err != nil || got != 5 {
+		t.Errorf("stored fence = %d, %v; want 5", got, err)
+	}
+}
+
 // TestMigrationMovesAlarmKeys writes history rows as a release before 0009
 // keyed them (type and id joined with "/" as they are), then migrates: the
 // rows of types with "/" or "%" move to the keys graph.Vertex.Key gives
