@@ -98,7 +98,9 @@ type Config struct {
 	ElectionTimeout    time.Duration `yaml:"election_timeout"`
 	LeaderLeaseTimeout time.Duration `yaml:"leader_lease_timeout"`
 	CommitTimeout      time.Duration `yaml:"commit_timeout"`
-	// BarrierTimeout bounds the Barrier a new leader waits for.
+	// BarrierTimeout bounds the enqueueing of the Barrier a new leader
+	// waits for before its duties; while the Barrier is not committed, a
+	// warning is logged every BarrierTimeout.
 	BarrierTimeout time.Duration `yaml:"barrier_timeout"`
 }
 
@@ -570,7 +572,7 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 			// the new term: a term read after the Barrier would start
 			// the new term's loop on the old term's Barrier.
 			term := r.CurrentTerm()
-			stopped, err := n.awaitBarrier(ctx, r)
+			stopped, err := n.awaitBarrier(ctx, r, term)
 			if stopped {
 				return
 			}
@@ -613,7 +615,14 @@ func (n *Node) watch(ctx context.Context, r *raft.Raft, poke <-chan struct{}) {
 // awaitBarrier waits for a Barrier of the current term, or for ctx to end
 // (stopped): a stop does not wait for a Barrier that cannot complete, the
 // Shutdown that follows ends it.
-func (n *Node) awaitBarrier(ctx context.Context, r *raft.Raft) (stopped bool, err error) {
+//
+// raft's timeout bounds only the Barrier's enqueueing: once appended it
+// completes when a quorum has stored it, or fails when leadership is
+// lost. A leader whose followers answer heartbeats but cannot store its
+// entries (their disks full) keeps its lease and waits for ever, its
+// duties not started; so each BarrierTimeout of the wait is logged. (A
+// new Barrier would wait on the same followers, and another leader too.)
+func (n *Node) awaitBarrier(ctx context.Context, r *raft.Raft, term uint64) (stopped bool, err error) {
 	var f raft.Future
 	if n.barrier != nil {
 		f = n.barrier(r, n.cfg.BarrierTimeout)
@@ -622,11 +631,19 @@ func (n *Node) awaitBarrier(ctx context.Context, r *raft.Raft) (stopped bool, er
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		return false, err
-	case <-ctx.Done():
-		return true, nil
+	start := time.Now()
+	t := time.NewTicker(n.cfg.BarrierTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return false, err
+		case <-ctx.Done():
+			return true, nil
+		case <-t.C:
+			n.log.Warn("no barrier within barrier_timeout: the leader duties wait for it (can the followers store raft's log?)",
+				"term", term, "waited", time.Since(start).Round(time.Millisecond))
+		}
 	}
 }
 
