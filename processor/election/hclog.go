@@ -9,6 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -68,16 +69,31 @@ func (a *slogAdapter) Log(lv hclog.Level, msg string, args ...any) {
 	a.l.Log(context.Background(), toSlogLevel(lv), msg, all...)
 }
 
-// stringed is v as hclog writes it when v is a value slog has no form of
-// its own for (KindAny) that says itself with a String method: raft logs
-// its *Raft so ("entering leader state", "leader", r), a struct with no
-// exported field that the JSON handler would write as {}. Numbers,
-// durations, times, errors and values that marshal themselves keep
-// slog's form.
+// stringed is v as hclog writes it when v is one of hclog's value types
+// (Fmt, Hex...), or a value slog has no form of its own for (KindAny)
+// that says itself with a String method: raft logs its *Raft so
+// ("entering leader state", "leader", r), a struct with no exported field
+// that the JSON handler would write as {}. Numbers, durations, times,
+// errors and values that marshal themselves keep slog's form.
 func stringed(v any) any {
-	switch v.(type) {
+	switch v := v.(type) {
 	case error, json.Marshaler, encoding.TextMarshaler, slog.LogValuer:
 		return v
+	// hclog's own value types, as hclog renders them (raft writes
+	// configurations with hclog.Fmt).
+	case hclog.Format:
+		if f, ok := firstString(v); ok {
+			return fmt.Sprintf(f, v[1:]...)
+		}
+		return fmt.Sprint(v...)
+	case hclog.Hex:
+		return "0x" + strconv.FormatUint(uint64(v), 16)
+	case hclog.Octal:
+		return "0" + strconv.FormatUint(uint64(v), 8)
+	case hclog.Binary:
+		return "0b" + strconv.FormatUint(uint64(v), 2)
+	case hclog.Quote:
+		return string(v) // the handler quotes what needs it
 	}
 	st, ok := v.(fmt.Stringer)
 	if !ok || slog.AnyValue(v).Kind() != slog.KindAny {
@@ -87,6 +103,14 @@ func stringed(v any) any {
 		return v
 	}
 	return st.String()
+}
+
+func firstString(f hclog.Format) (string, bool) {
+	if len(f) == 0 {
+		return "", false
+	}
+	s, ok := f[0].(string)
+	return s, ok
 }
 
 func (a *slogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

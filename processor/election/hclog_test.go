@@ -61,3 +61,23 @@ func TestHCLogAdapterJSONStringers(t *testing.T) {
 		t.Errorf("term = %#v; want the number 7", got)
 	}
 }
+
+// TestHCLogAdapterFormats: raft logs its configurations with hclog.Fmt
+// ("updating configuration", "servers", hclog.Fmt("%+v", servers)), which
+// hclog renders as the formatted string; passed to slog as they are, they
+// came out as the format and its arguments ("[%+v [...]]").
+func TestHCLogAdapterFormats(t *testing.T) {
+	var buf bytes.Buffer
+	l := newHCLogger(slog.New(slog.NewJSONHandler(&buf, nil)), "raft")
+	l.Info("updating configuration", "servers", hclog.Fmt("%d voters: %s", 3, "n0 n1 n2"),
+		"mask", hclog.Hex(255), "name", hclog.Quote(`n"0`))
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	for key, want := range map[string]string{"servers": "3 voters: n0 n1 n2", "mask": "0xff", "name": `n"0`} {
+		if got := line[key]; got != want {
+			t.Errorf("%s = %#v; want %q (line %s)", key, got, want, buf.String())
+		}
+	}
+}
