@@ -271,10 +271,13 @@ var fencedStepDownAfter = 3 * time.Second
 // fencedLeader idles a leader whose claim the fence refused until it stops
 // leading: the fencing rows hold a newer term than its own. Either raft is
 // about to depose it (another node led at that term), or raft's state was
-// reset and terms started again below the stored one — then no leader
-// could ever write again. So after fencedStepDownAfter it hands leadership
-// over, and again after each wait: every election raises the term, until
-// one passes the stored term. Status reports it meanwhile.
+// reset and terms started again below the stored one while the nodes
+// could not read the rows as they started (election.Deps.TermFloor, which
+// starts raft's term at them) — then no leader could ever write again. So
+// after fencedStepDownAfter it hands leadership over, and again after each
+// wait: every election raises the term, until one passes the stored term
+// (a single voter's never does: restarting the processors once the
+// database answers does it at once). Status reports it meanwhile.
 func (n *node) fencedLeader(ctx context.Context, log *slog.Logger, term uint64) {
 	stored, err := detached(ctx, time.Now().Add(n.roundLimit()), n.parts.Fence.Stored)
 	if err != nil || stored <= int64(term) {
@@ -283,7 +286,8 @@ func (n *node) fencedLeader(ctx context.Context, log *slog.Logger, term uint64) 
 	n.fencedClaim.Store(stored)
 	defer n.fencedClaim.Store(0)
 	log.Error("leader duties refused by the fence: it holds a newer term than this leader's; "+
-		"leadership will be handed over until the raft term passes it", "stored_term", stored)
+		"leadership will be handed over until the raft term passes it (restarting the processors starts their raft terms at the stored one)",
+		"stored_term", stored)
 	t := time.NewTicker(fencedStepDownAfter)
 	defer t.Stop()
 	for {

@@ -27,7 +27,10 @@
 //     more until it leads again. As soon as it wins, the leader claims
 //     every fencing row its writes check (the snapshots', the history's
 //     and the outbox's), evicting a deposed leader stopped mid-write on
-//     any of them. Standbys keep following, so a failover costs an election, not
+//     any of them. The rows only move forward: a node starts its raft
+//     term at the highest term they hold (election.Deps.TermFloor), so a
+//     cluster whose raft state was wiped elects its first leader above
+//     them instead of being refused by them. Standbys keep following, so a failover costs an election, not
 //     a rebuild; and a leader that cannot do its duties (not claimed, not
 //     loaded, its reads or writes failing) for a while hands leadership
 //     to a ready processor: raft, whose voters are alike to it, elects a
@@ -482,8 +485,14 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	}
 	n.elect = parts.Election
 	if n.elect == nil {
-		e, err := election.New(p.cfg.Raft, election.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, OnLead: n.lead,
-			Successor: parts.Successor})
+		deps := election.Deps{Logger: p.deps.Logger, Registerer: p.deps.Registerer, OnLead: n.lead, Successor: parts.Successor}
+		if parts.Fence != nil {
+			deps.TermFloor = func(ctx context.Context) (uint64, error) {
+				t, err := parts.Fence.Stored(ctx)
+				return uint64(max(t, 0)), err
+			}
+		}
+		e, err := election.New(p.cfg.Raft, deps)
 		if err != nil {
 			return nil, err
 		}
@@ -848,7 +857,8 @@ func (n *node) Status(ctx context.Context) api.Status {
 	n.errMu.Unlock()
 	if stored := n.fencedClaim.Load(); stored != 0 {
 		st.Error = fmt.Sprintf("leader duties refused: the fencing rows hold term %d, above this leader's term %d "+
-			"(raft's state was reset?); leadership is handed over until the raft term passes it", stored, st.Term)
+			"(raft's state was reset?); leadership is handed over until the raft term passes it; restarting the processors "+
+			"starts their raft terms at the stored one (a node does so when it reads the fencing rows as it starts)", stored, st.Term)
 	}
 	return st
 }

@@ -249,6 +249,10 @@ type Deps struct {
 	// (it is asked again after each failure). "" (or nil, or a name that
 	// is not another voter) leaves the choice to configuration order.
 	Successor func(ctx context.Context, exclude []string) string
+	// TermFloor reads, once as the node starts, the lowest term it may
+	// start raft at: the highest term the fencing rows hold (nil: no
+	// floor). See raiseTerm.
+	TermFloor func(ctx context.Context) (uint64, error)
 
 	// Transport and the stores replace the TCP transport and the bolt and
 	// file stores (tests use raft's in-memory ones). Either all of
@@ -418,6 +422,11 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		n.log.Info("bootstrapped raft cluster", "peers", len(servers))
 	}
+	if hasState || len(n.cfg.Peers) > 0 {
+		if err := n.raiseTerm(ctx, stable); err != nil {
+			return err
+		}
+	}
 	r, err := raft.NewRaft(rc, fsm{}, logs, stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
@@ -466,6 +475,65 @@ func (n *Node) Run(ctx context.Context) error {
 	if serr != nil {
 		return fmt.Errorf("shut down raft: %w", serr)
 	}
+	return nil
+}
+
+// keyCurrentTerm is the key under which raft keeps its current term in
+// the stable store (hashicorp/raft's raft.go; TestTermFloorLiftsAWipedCluster
+// would fail if it changed).
+var keyCurrentTerm = []byte("CurrentTerm")
+
+// termFloorLimit bounds the read of the term floor.
+const termFloorLimit = 10 * time.Second
+
+// raiseTerm starts raft's term at the floor (Deps.TermFloor) when raft's
+// stored term is below it. Leader writes are fenced by raft term against
+// rows that only move forward; if raft's state is wiped on every voter
+// (a redeploy), terms begin again at 1, far below the rows, and every
+// leader would be refused until elections raised the term past them —
+// hours for a long-lived cluster, never for a single voter. Raising the
+// term instead of lowering the rows keeps the fence whole: a leader of
+// the old cluster resumed late writes at a term at most the floor and is
+// still refused.
+//
+// It is safe for raft: a server's term may rise at any time (as when it
+// sees a higher term in an RPC), it only never falls, and no vote exists
+// in a term the server has not reached. Raised to the floor and not past
+// it, a node disrupts nothing in a cluster whose raft state is whole:
+// the rows hold a term some leader claimed, at most the cluster's current
+// term, and the node follows a leader of that term as it would have after
+// its first heartbeat. A node without raft state that waits to be joined
+// (no peers) is left alone: it takes the term from the leader that adds
+// it. When the floor cannot be read the node starts as it is, saying so;
+// a leader refused by the fence then hands leadership over until the term
+// passes the rows, or the processors are restarted.
+func (n *Node) raiseTerm(ctx context.Context, stable raft.StableStore) error {
+	if n.deps.TermFloor == nil {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, termFloorLimit)
+	floor, err := n.deps.TermFloor(fctx)
+	cancel()
+	if err != nil {
+		n.log.Warn("raft term floor not read: raft starts at its stored term; if the fencing rows hold a higher one, "+
+			"leader duties stay refused until the term passes them (restart the processors once the database answers)", "err", err)
+		return nil
+	}
+	cur, err := stable.GetUint64(keyCurrentTerm)
+	// raft reads a missing term as 0 too, by this message.
+	if err != nil && err.Error() != "not found" {
+		return fmt.Errorf("read raft term: %w", err)
+	}
+	if cur >= floor {
+		return nil
+	}
+	if err := stable.SetUint64(keyCurrentTerm, floor); err != nil {
+		return fmt.Errorf("raise raft term to %d: %w", floor, err)
+	}
+	// Also after a mere restart of a node that missed an election; the
+	// case that matters, a wiped cluster, shows in from (0 or 1).
+	n.log.Info("raft term raised to the fencing rows' term: leaders wrote at it while this node's raft state was behind (down meanwhile, or its data dir wiped)",
+		"from", cur, "to", floor)
 	return nil
 }
 
