@@ -1,7 +1,10 @@
 package bus
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -182,17 +185,80 @@ func (p *Publisher) PublishRecords(ctx context.Context, recs ...event.Record) er
 	return p.publish(ctx, len(recs), event.EncodeStored, func(i int) (event.Event, time.Time) { return recs[i].Event, recs[i].RecordedAt })
 }
 
-func (p *Publisher) publish(ctx context.Context, n int, encode func(event.Event) ([]byte, error), at func(int) (event.Event, time.Time)) error {
-	if n == 0 {
-		return nil
+// DeadEvent is an event that cannot go to the log (too large once encoded,
+// say) and is dead-lettered instead, with the reason.
+type DeadEvent struct {
+	Event  event.Event
+	Reason string
+}
+
+// MaxDeadLetterBytes bounds the body of a dead letter: a larger event is
+// dead-lettered with its body clipped to it (no longer JSON then), as its
+// reason says. RabbitMQ refuses messages over its max_message_size (16
+// MiB by default since 4.0).
+const MaxDeadLetterBytes = 16 << 20
+
+// PublishOrDeadLetter is Publish of evs and, in the same fsynced spool
+// commit, of dead: each sent to DeadLetterExchange (so to DeadLetterQueue,
+// which `causeway dlq` reads) with its Reason in ReasonHeader, instead of
+// to the events exchange. A dead letter's body is its event as JSON, of
+// whatever size up to MaxDeadLetterBytes; its message id is the event id.
+// Nothing is spooled unless all is.
+func (p *Publisher) PublishOrDeadLetter(ctx context.Context, evs []event.Event, dead []DeadEvent) error {
+	vals, err := p.records(len(evs), event.Encode, func(i int) (event.Event, time.Time) { return evs[i], time.Time{} })
+	if err != nil {
+		return err
 	}
+	now := p.now().UnixNano()
+	for _, d := range dead {
+		body, err := marshalDead(d.Event)
+		if err != nil {
+			return fmt.Errorf("dead-letter event %s: %w", d.Event.EventID, err)
+		}
+		reason := cmp.Or(d.Reason, "dead-lettered on publish")
+		if len(body) > MaxDeadLetterBytes {
+			reason = fmt.Sprintf("%s (body clipped to %d of its %d bytes)", reason, MaxDeadLetterBytes, len(body))
+			body = body[:MaxDeadLetterBytes]
+		}
+		vals = append(vals, encodeRecord(record{
+			messageID:  d.Event.EventID,
+			routingKey: RoutingKey(d.Event.Source, string(d.Event.Kind)),
+			body:       body,
+			enqueued:   now,
+			reason:     clip.String(reason, MaxReasonBytes),
+		}))
+	}
+	return p.append(ctx, vals)
+}
+
+// marshalDead is the JSON of an event as event.Encode writes it (no HTML
+// escaping), without its size limit or checks.
+func marshalDead(ev event.Event) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+func (p *Publisher) publish(ctx context.Context, n int, encode func(event.Event) ([]byte, error), at func(int) (event.Event, time.Time)) error {
+	vals, err := p.records(n, encode, at)
+	if err != nil {
+		return err
+	}
+	return p.append(ctx, vals)
+}
+
+func (p *Publisher) records(n int, encode func(event.Event) ([]byte, error), at func(int) (event.Event, time.Time)) ([][]byte, error) {
 	now := p.now().UnixNano()
 	vals := make([][]byte, n)
 	for i := range n {
 		ev, recordedAt := at(i)
 		body, err := encode(ev)
 		if err != nil {
-			return fmt.Errorf("publish: %w", &event.ItemError{Index: i, EventID: ev.EventID, Err: err})
+			return nil, fmt.Errorf("publish: %w", &event.ItemError{Index: i, EventID: ev.EventID, Err: err})
 		}
 		r := record{
 			messageID:  ev.EventID,
@@ -205,11 +271,18 @@ func (p *Publisher) publish(ctx context.Context, n int, encode func(event.Event)
 		}
 		vals[i] = encodeRecord(r)
 	}
+	return vals, nil
+}
+
+func (p *Publisher) append(ctx context.Context, vals [][]byte) error {
+	if len(vals) == 0 {
+		return nil
+	}
 	if err := p.spool.append(ctx, vals); err != nil {
 		if errors.Is(err, ErrSpoolFull) {
 			p.spoolFull.Inc()
 		}
-		return fmt.Errorf("publish %d events: %w", n, err)
+		return fmt.Errorf("publish %d events: %w", len(vals), err)
 	}
 	return nil
 }
@@ -356,11 +429,15 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 				if r.recordedAt != 0 {
 					msg.Headers = amqp.Table{RecordedAtHeader: time.Unix(0, r.recordedAt).UTC().Format(time.RFC3339Nano)}
 				}
+				exchange := p.cfg.Exchange
+				if r.reason != "" {
+					exchange, msg.Headers = DeadLetterExchange, amqp.Table{ReasonHeader: r.reason}
+				}
 				end()
 				end = p.sending.Begin()
 				// Clipped again: a record spooled by an earlier release
 				// may hold a key AMQP cannot carry.
-				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, clip.String(r.routingKey, MaxRoutingKey), true, false, msg)
+				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, clip.String(r.routingKey, MaxRoutingKey), true, false, msg)
 				if err != nil {
 					return fmt.Errorf("publish event %s: %w", r.messageID, err)
 				}

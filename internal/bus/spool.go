@@ -39,12 +39,19 @@ type record struct {
 	// recordedAt (unix nanoseconds, 0: none) is the recorded_at of the log
 	// record a replay re-publishes; sent as RecordedAtHeader.
 	recordedAt int64
+	// reason (empty: none) makes the record a dead letter: it is sent to
+	// DeadLetterExchange, the reason in ReasonHeader, instead of to the
+	// publisher's exchange (Publisher.PublishOrDeadLetter).
+	reason string
 }
 
 const (
 	recordVersion = 1
 	// recordVersionAt is a record with a recordedAt after the enqueue time.
 	recordVersionAt = 2
+	// recordVersionDead is a dead letter: a fourth field, the reason,
+	// after the body, and no recordedAt.
+	recordVersionDead = 3
 	// maxRecordField bounds each decoded length, so garbage cannot make the
 	// decoder allocate much.
 	maxRecordField = 64 << 20
@@ -75,23 +82,30 @@ var (
 )
 
 // encodeRecord lays out: version byte, uvarint-prefixed message id, routing
-// key and body, 8-byte enqueue time, (version 2 only) 8-byte recordedAt,
-// CRC-32C of everything before it. A record without recordedAt is written
-// as version 1, the layout spools have always held.
+// key and body, (version 3 only) uvarint-prefixed dead-letter reason,
+// 8-byte enqueue time, (version 2 only) 8-byte recordedAt, CRC-32C of
+// everything before it. A record without recordedAt or reason is written
+// as version 1, the layout spools have always held. (A release before
+// version 3 quarantines a dead letter left in its spool as corrupt.)
 func encodeRecord(r record) []byte {
-	n := 1 + 3*binary.MaxVarintLen64 + len(r.messageID) + len(r.routingKey) + len(r.body) + 8 + 8 + 4
+	n := 1 + 4*binary.MaxVarintLen64 + len(r.messageID) + len(r.routingKey) + len(r.body) + len(r.reason) + 8 + 8 + 4
 	b := make([]byte, 0, n)
-	if r.recordedAt != 0 {
+	fields := [][]byte{[]byte(r.messageID), []byte(r.routingKey), r.body}
+	switch {
+	case r.reason != "":
+		b = append(b, recordVersionDead)
+		fields = append(fields, []byte(r.reason))
+	case r.recordedAt != 0:
 		b = append(b, recordVersionAt)
-	} else {
+	default:
 		b = append(b, recordVersion)
 	}
-	for _, f := range [][]byte{[]byte(r.messageID), []byte(r.routingKey), r.body} {
+	for _, f := range fields {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(r.enqueued))
-	if r.recordedAt != 0 {
+	if r.recordedAt != 0 && r.reason == "" {
 		b = binary.BigEndian.AppendUint64(b, uint64(r.recordedAt))
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
@@ -109,8 +123,11 @@ func decodeRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w: checksum mismatch", errRecordCorrupt)
 	}
 	var recordedAt int64
+	nFields := 3
 	switch payload[0] {
 	case recordVersion:
+	case recordVersionDead:
+		nFields = 4
 	case recordVersionAt:
 		if len(payload) < 1+3+8+8 {
 			return record{}, fmt.Errorf("%w: %d bytes is too short for version %d", errRecordCorrupt, len(b), recordVersionAt)
@@ -124,8 +141,8 @@ func decodeRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w: unknown version %d", errRecordCorrupt, payload[0])
 	}
 	rest := payload[1 : len(payload)-8]
-	var fields [3][]byte
-	for i := range fields {
+	var fields [4][]byte
+	for i := range nFields {
 		n, k := binary.Uvarint(rest)
 		if k <= 0 || n > maxRecordField || n > uint64(len(rest)-k) {
 			return record{}, fmt.Errorf("%w: bad length of field %d", errRecordCorrupt, i)
@@ -136,12 +153,16 @@ func decodeRecord(b []byte) (record, error) {
 	if len(rest) != 0 {
 		return record{}, fmt.Errorf("%w: %d trailing bytes", errRecordCorrupt, len(rest))
 	}
+	if nFields == 4 && len(fields[3]) == 0 {
+		return record{}, fmt.Errorf("%w: version %d without a reason", errRecordCorrupt, recordVersionDead)
+	}
 	return record{
 		messageID:  string(fields[0]),
 		routingKey: string(fields[1]),
 		body:       append([]byte(nil), fields[2]...),
 		enqueued:   int64(binary.BigEndian.Uint64(payload[len(payload)-8:])),
 		recordedAt: recordedAt,
+		reason:     string(fields[3]),
 	}, nil
 }
 

@@ -24,6 +24,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{messageID: "e1", routingKey: "static.entity.upsert", body: []byte(`{"v":1}`), enqueued: 1234567890},
 		{messageID: string(bytes.Repeat([]byte("x"), 300)), body: bytes.Repeat([]byte{0}, 70000), enqueued: -1},
 		{messageID: "e2", routingKey: "replay.entity.upsert", body: []byte(`{"v":1}`), enqueued: 5, recordedAt: 1772366400000000000},
+		{messageID: "e3", routingKey: "alertmanager.entity.upsert", body: []byte(`{"v":1}`), enqueued: 5, reason: "too large"},
 	} {
 		got, err := decodeRecord(encodeRecord(r))
 		if err != nil {
@@ -40,6 +41,7 @@ func TestDecodeRecordRefusesDamage(t *testing.T) {
 	for v, good := range map[string][]byte{
 		"v1": encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7}),
 		"v2": encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7, recordedAt: 9}),
+		"v3": encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7, reason: "why"}),
 	} {
 		cases[v+" truncated"] = good[:len(good)-1]
 		cases[v+" extended"] = append(append([]byte(nil), good...), 0)
@@ -59,6 +61,7 @@ func TestDecodeRecordRefusesDamage(t *testing.T) {
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7}))
 	f.Add(encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7, recordedAt: 9}))
+	f.Add(encodeRecord(record{messageID: "e1", routingKey: "a.b", body: []byte("body"), enqueued: 7, reason: "why"}))
 	f.Add([]byte{})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
