@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,23 +25,11 @@ type realWebhook struct {
 	url, srv string
 	pub      *bus.Publisher
 	wh       *alertmanager.Webhook
-	calls    *atomic.Int64 // Publish calls the server made
-}
-
-// countingPublisher counts the Publish calls to a Publisher.
-type countingPublisher struct {
-	listeners.Publisher
-	calls *atomic.Int64
-}
-
-func (p countingPublisher) Publish(ctx context.Context, evs ...event.Event) error {
-	p.calls.Add(1)
-	return p.Publisher.Publish(ctx, evs...)
 }
 
 func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 	t.Helper()
-	r := realWebhook{url: bustest.VHost(t), calls: new(atomic.Int64)}
+	r := realWebhook{url: bustest.VHost(t)}
 	var err error
 	r.pub, err = bus.NewPublisher(bus.PublisherConfig{
 		Conn:      bus.Conn{URL: r.url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
@@ -56,7 +43,7 @@ func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 		t.Fatal(err)
 	}
 	s, err := listeners.New(listeners.Config{MaxBodyBytes: maxBody, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
-		listeners.Deps{Publisher: countingPublisher{r.pub, r.calls}, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
+		listeners.Deps{Publisher: r.pub, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,39 +68,78 @@ func (r realWebhook) persisted(t *testing.T) {
 	}
 }
 
-// TestOversizedAlertIsRefusedAlone: an alert whose event is over the size
-// limit once encoded (the real publisher refuses it) is listed as refused,
-// and the others of its group are published: Alertmanager does not retry a
-// 4xx, so refusing the request whole would lose them.
-func TestOversizedAlertIsRefusedAlone(t *testing.T) {
-	rw := newRealWebhook(t, 0, 4<<20)
-	// One alert that maps, then three whose annotation is over the limit
-	// once encoded.
-	alert := func(host, fp, description string) string {
-		return `{"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "` + host + `:9100"}, "annotations": {"description": "` +
-			description + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "` + fp + `"}`
+// TestOversizedAlertsAreShortenedOrDeadLettered: Alertmanager does not
+// retry a 4xx, so no alert of a group is refused for its size. An alert
+// whose event is over the size limit once encoded because of its
+// annotations is published with them shortened (and marked); one over it
+// because of its labels, which identify it, is dead-lettered with the
+// reason; the others are published; the answer is 200 once all of it is
+// spooled, and the same group sent again gives the same events.
+func TestOversizedAlertsAreShortenedOrDeadLettered(t *testing.T) {
+	rw := newRealWebhook(t, 0, 8<<20)
+	alert := func(host, fp, description, label string) string {
+		return `{"status": "firing", "labels": {"alertname": "HostDown", "job": "node", "instance": "` + host + `:9100", "big": "` + label +
+			`"}, "annotations": {"summary": "host down", "description": "` + description + `", "runbook": "` + description +
+			`"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "` + fp + `"}`
 	}
 	huge := strings.Repeat("d", event.MaxEventBytes+100)
-	group := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-1", "aa", "") + `,` +
-		alert("compute-2", "bb", huge) + `,` + alert("compute-3", "cc", huge) + `,` + alert("compute-4", "dd", huge) + `]}`)
+	// Two alerts whose annotations differ only past where they are cut:
+	// two reports, two event ids.
+	huge2 := huge[:len(huge)-1] + "e"
+	group := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-1", "aa", "", "") + `,` +
+		alert("compute-2", "bb", huge, "") + `,` + alert("compute-3", "cc", "", huge) + `,` + alert("compute-2", "bb", huge2, "") + `]}`)
+	want, _ := rw.wh.Decode(group)
 	r := post(t, rw.srv+"/v1/alertmanager", "application/json", group, bearer("tok-1"))
-	refused, _ := r.body["refused"].([]any)
-	if r.code != http.StatusOK || r.body["accepted"] != float64(1) || len(refused) != 3 || !strings.Contains(fmt.Sprint(refused[0]), "limit") {
-		t.Fatalf("group with oversized alerts: %d %.300v; want 200, 1 accepted, the 3 oversized ones refused", r.code, r.body)
+	if r.code != http.StatusOK || r.body["accepted"] != float64(3) || r.body["shortened"] != float64(2) || r.body["refused"] != nil {
+		t.Fatalf("group with oversized alerts: %d %.300v; want 200, 3 accepted (2 shortened), none refused", r.code, r.body)
 	}
-	// Every refused one found at once: not a publish call per refusal.
-	if n := rw.calls.Load(); n != 2 {
-		t.Errorf("%d publish calls for one request; want 2", n)
+	dead, _ := r.body["dead_lettered"].([]any)
+	if len(dead) != 1 || !strings.Contains(fmt.Sprint(dead[0]), "label") {
+		t.Fatalf("dead_lettered %.300v; want compute-3's alert, too large by its labels", r.body["dead_lettered"])
+	}
+	// Sent again (as Alertmanager does on every group_interval): the same.
+	if r := post(t, rw.srv+"/v1/alertmanager", "application/json", group, bearer("tok-1")); r.code != http.StatusOK {
+		t.Fatalf("group sent again: %d %.300v", r.code, r.body)
 	}
 	rw.persisted(t)
-	ev, err := event.Decode(bustest.Take(t, rw.url, bus.PersistQueue, 1)[0].Body)
-	if err != nil || !strings.Contains(ev.Entity.Name+ev.Entity.ID+fmt.Sprint(ev.Entity.Relations), "compute-1") {
-		t.Fatalf("published %+v, %v; want compute-1's alert", ev, err)
+	got := map[string][]string{} // event id -> shortened_annotations, per copy
+	bodies := map[string]string{}
+	for _, m := range bustest.Take(t, rw.url, bus.PersistQueue, 6) {
+		ev, err := event.Decode(m.Body)
+		if err != nil {
+			t.Fatalf("published %s: %v", m.MessageId, err)
+		}
+		got[ev.EventID] = append(got[ev.EventID], ev.Entity.Properties["shortened_annotations"])
+		if b, ok := bodies[ev.EventID]; ok && b != string(m.Body) {
+			t.Errorf("event %s sent twice with two bodies", ev.EventID)
+		}
+		bodies[ev.EventID] = string(m.Body)
+		if ev.Entity.Properties["label.big"] == "" && ev.Entity.Properties["annotation.summary"] != "host down" {
+			t.Errorf("event %s: the summary, short, was cut: %q", ev.EventID, ev.Entity.Properties["annotation.summary"])
+		}
 	}
-	// A group of only oversized alerts is refused whole.
-	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-2", "bb", huge) + `]}`)
-	if r := post(t, rw.srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusRequestEntityTooLarge {
-		t.Errorf("group of the oversized alert alone: %d; want 413", r.code)
+	for _, i := range []int{0, 1, 3} { // the ids Decode derives, from the whole alerts
+		if want[i].EventID == want[(i+2)%4].EventID {
+			t.Fatalf("alerts %d and %d share event id %s", i, (i+2)%4, want[i].EventID)
+		}
+		wantMark := "description,runbook"
+		if i == 0 {
+			wantMark = ""
+		}
+		if g := got[want[i].EventID]; len(g) != 2 || g[0] != wantMark || g[1] != wantMark {
+			t.Errorf("alert %d (event %s): shortened_annotations of its copies %q; want %q twice", i, want[i].EventID, g, wantMark)
+		}
+	}
+	dl := bustest.Take(t, rw.url, bus.DeadLetterQueue, 2)
+	for _, m := range dl {
+		if m.MessageId != want[2].EventID || !strings.Contains(fmt.Sprint(m.Headers[bus.ReasonHeader]), "limit") {
+			t.Errorf("dead letter %s reason %q; want event %s, over the limit", m.MessageId, m.Headers[bus.ReasonHeader], want[2].EventID)
+		}
+	}
+	// A group of only an alert too large by its labels is taken too.
+	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-3", "cc", "", huge) + `]}`)
+	if r := post(t, rw.srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusOK {
+		t.Errorf("group of the oversized alert alone: %d %.300v; want 200", r.code, r.body)
 	}
 }
 

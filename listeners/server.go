@@ -68,10 +68,28 @@ type Endpoint struct {
 	// max_body_bytes).
 	MaxBodyBytes int64
 	// InPart says the endpoint takes a request in part: an event the
-	// publisher refuses for good (too large once encoded, say) is listed
-	// as refused, as the decoder's refusals are (Refused), and the others
-	// are published. Otherwise such an event refuses the request whole.
+	// publisher refuses for good is kept out and the others are published.
+	// One too large once encoded is made to fit by Shorten, else
+	// dead-lettered with the reason (when the Publisher is a
+	// DeadLetterPublisher; else it is listed as refused, as the decoder's
+	// refusals are, see Refused); an invalid one is listed as refused.
+	// Otherwise such an event refuses the request whole (413 or 400).
 	InPart bool
+	// Shorten, when set, is given an event the publisher refuses as too
+	// large once encoded, on an InPart endpoint. It returns the event
+	// made to fit, with what it cut marked in it; or an error saying why
+	// it cannot fit (what identifies the event is over the limit by
+	// itself), which becomes the dead letter's reason. It must be a pure
+	// function of the event, and keep its event id: a request sent again
+	// gives the same events, which the log dedups.
+	Shorten func(event.Event) (event.Event, error)
+}
+
+// DeadLetterPublisher is a Publisher that can also dead-letter events, as
+// internal/bus.Publisher does: evs are published and dead go to the
+// dead-letter queue with their reasons, all durably (spooled) or none.
+type DeadLetterPublisher interface {
+	PublishOrDeadLetter(ctx context.Context, evs []event.Event, dead []bus.DeadEvent) error
 }
 
 // Deps are the server's collaborators.
@@ -100,7 +118,11 @@ type Server struct {
 	accepted *prometheus.CounterVec
 	clamped  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
-	inflight prometheus.Gauge
+	// shortened and deadLettered count the events of InPart endpoints too
+	// large once encoded: made to fit, or dead-lettered.
+	shortened    *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	inflight     prometheus.Gauge
 
 	// bodies bounds the request bodies held at once (max_inflight_bytes).
 	bodies byteBudget
@@ -165,6 +187,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			Name: "causeway_listener_future_events_total",
 			Help: "Events dated more than max_clock_skew ahead of this host's clock, taken dated now plus the skew, by endpoint (a sender's clock is ahead).",
 		}, []string{"endpoint"}),
+		shortened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_events_shortened_total",
+			Help: "Events too large once encoded, published made to fit (an alert's annotations shortened), by endpoint.",
+		}, []string{"endpoint"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_listener_events_dead_lettered_total",
+			Help: "Events too large once encoded that could not be made to fit, dead-lettered with the reason (causeway dlq), by endpoint.",
+		}, []string{"endpoint"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_listener_inflight_body_bytes",
 			Help: "Request bodies held now, as counted against max_inflight_bytes.",
@@ -172,7 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.bodies.limit = cfg.MaxInflightBytes
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected, s.clamped, s.inflight} {
+		for _, c := range []prometheus.Collector{s.requests, s.accepted, s.rejected, s.clamped, s.shortened, s.deadLettered, s.inflight} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register listener metrics: %w", err)
 			}
@@ -357,10 +387,14 @@ type Problem struct {
 }
 
 // Accepted is the JSON body of a 200. Refused lists the parts of the
-// request that were not taken (see Refused).
+// request that were not taken (see Refused); Shortened counts the events
+// accepted made to fit (Endpoint.Shorten), and DeadLettered says why each
+// event too large to take was dead-lettered instead.
 type Accepted struct {
-	Accepted int      `json:"accepted"`
-	Refused  []string `json:"refused,omitempty"`
+	Accepted     int      `json:"accepted"`
+	Shortened    int      `json:"shortened,omitempty"`
+	DeadLettered []string `json:"dead_lettered,omitempty"`
+	Refused      []string `json:"refused,omitempty"`
 }
 
 // Refused is what a Decoder returns, beside the events it could read, when
@@ -494,6 +528,7 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			log.Warn("events dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead",
 				"events", n, "max_clock_skew", s.cfg.MaxClockSkew, "remote", r.RemoteAddr)
 		}
+		var out published
 		if len(evs) > 0 {
 			var err error
 			func() {
@@ -501,8 +536,9 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 				// from, an operation left in flight would make the server
 				// stuck for good.
 				defer s.publishing.Begin()()
-				evs, partial, err = s.publish(r.Context(), ep, evs, partial)
+				out, err = s.publish(r.Context(), ep, evs, partial)
 			}()
+			evs, partial = out.evs, out.partial
 			if err != nil {
 				// The publisher encodes every event before it spools any:
 				// one that cannot be encoded refuses the request whole.
@@ -526,7 +562,18 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		}
 		s.accepted.WithLabelValues(ep.Name).Add(float64(len(evs)))
 		code = http.StatusOK
-		ack := Accepted{Accepted: len(evs)}
+		ack := Accepted{Accepted: len(evs), Shortened: out.shortened}
+		if out.shortened > 0 {
+			s.shortened.WithLabelValues(ep.Name).Add(float64(out.shortened))
+			log.Warn("events too large once encoded taken shortened", "shortened", out.shortened, "remote", r.RemoteAddr)
+		}
+		if len(out.dead) > 0 {
+			s.deadLettered.WithLabelValues(ep.Name).Add(float64(len(out.dead)))
+			for _, d := range out.dead {
+				ack.DeadLettered = append(ack.DeadLettered, d.Reason)
+			}
+			log.Error("events too large to take dead-lettered", "dead_lettered", len(out.dead), "problems", ack.DeadLettered, "remote", r.RemoteAddr)
+		}
 		if partial != nil {
 			reason, ack.Refused = ReasonPartial, problemsOf(partial)
 			log.Warn("request taken in part", "accepted", len(evs), "refused", len(ack.Refused), "problems", ack.Refused, "remote", r.RemoteAddr)
@@ -542,35 +589,76 @@ func (s *Server) setRetryAfter(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
 }
 
+// published is what publish took of a request.
+type published struct {
+	evs       []event.Event // published (shortened ones included)
+	shortened int           // of evs, made to fit by Endpoint.Shorten
+	dead      []bus.DeadEvent
+	partial   *Refused
+}
+
 // publish publishes evs. For an endpoint that takes requests in part, the
-// events the publisher refuses for good (too large once encoded, say) are
-// added to partial's refusals and the rest published (the publisher spools
-// nothing of a call it refuses); it returns what was published. The events
-// are encoded once more to find every refused one, so a request costs two
-// publish calls at most, however many it holds.
-func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, partial *Refused) ([]event.Event, *Refused, error) {
+// events the publisher refuses for good are kept out of the log (the
+// publisher spools nothing of a call it refuses): one too large once
+// encoded is made to fit by ep.Shorten, else dead-lettered with the reason
+// (by a DeadLetterPublisher, else added to partial's refusals); an invalid
+// one is added to partial's refusals. The rest is published with the dead
+// letters in one call. The events are encoded once more to find every
+// refused one, so a request costs two publish calls at most, however many
+// it holds.
+func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, partial *Refused) (published, error) {
+	out := published{evs: evs, partial: partial}
 	err := s.deps.Publisher.Publish(ctx, evs...)
 	bad := (*event.ItemError)(nil)
 	if err == nil || !ep.InPart || !errors.As(err, &bad) || !(errors.Is(err, event.ErrTooLarge) || errors.Is(err, event.ErrInvalid)) {
-		return evs, partial, err
+		return out, err
 	}
+	dl, _ := s.deps.Publisher.(DeadLetterPublisher)
 	var keep []event.Event
 	var refused []error
 	for i, ev := range evs {
-		if _, eerr := event.Encode(ev); eerr != nil {
-			refused = append(refused, &event.ItemError{Index: i, EventID: ev.EventID, Err: eerr})
+		_, eerr := event.Encode(ev)
+		if eerr == nil {
+			keep = append(keep, ev)
 			continue
 		}
-		keep = append(keep, ev)
+		why := eerr
+		if errors.Is(eerr, event.ErrTooLarge) && ep.Shorten != nil {
+			short, serr := ep.Shorten(ev)
+			if serr == nil && short.EventID != ev.EventID {
+				serr = fmt.Errorf("shortening changed its event id to %s", short.EventID)
+			}
+			if serr == nil {
+				_, serr = event.Encode(short)
+			}
+			if serr == nil {
+				keep = append(keep, short)
+				out.shortened++
+				continue
+			}
+			why = fmt.Errorf("%w; and it cannot be shortened: %w", eerr, serr)
+		}
+		if errors.Is(eerr, event.ErrTooLarge) && dl != nil {
+			reason := fmt.Sprintf("%s event %s too large to take: %v", ep.Name, ev.EventID, why)
+			out.dead = append(out.dead, bus.DeadEvent{Event: ev, Reason: reason})
+			continue
+		}
+		refused = append(refused, &event.ItemError{Index: i, EventID: ev.EventID, Err: why})
 	}
-	if len(keep) == 0 || len(refused) == 0 {
-		return evs, partial, err // nothing left to take (refused whole), or not an encoding matter
+	if len(keep)+len(out.dead) == 0 || len(refused)+len(out.dead)+out.shortened == 0 {
+		return out, err // nothing left to take (refused whole), or not an encoding matter
 	}
-	if partial == nil {
-		partial = &Refused{}
+	if len(refused) > 0 {
+		if out.partial == nil {
+			out.partial = &Refused{}
+		}
+		out.partial.Errs = append(out.partial.Errs, refused...)
 	}
-	partial.Errs = append(partial.Errs, refused...)
-	return keep, partial, s.deps.Publisher.Publish(ctx, keep...)
+	out.evs = keep
+	if len(out.dead) > 0 {
+		return out, dl.PublishOrDeadLetter(ctx, keep, out.dead)
+	}
+	return out, s.deps.Publisher.Publish(ctx, keep...)
 }
 
 // contentCoding is the Content-Encoding of a request, unless it is none

@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,5 +243,86 @@ func TestConfigSource(t *testing.T) {
 	}
 	if err := (Config{Source: "alertmanager-eu", Mapping: m}).Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// TestShorten: an alert's event too large once encoded because of its
+// annotations fits once shortened, keeps what identifies it (event id,
+// labels, short annotations) and marks what was cut; the same event gives
+// the same result; one too large by its labels is not shortened.
+func TestShorten(t *testing.T) {
+	w := webhook(t)
+	body := func(desc, runbook, label string) []byte {
+		b, err := json.Marshal(map[string]any{"version": "4", "status": "firing", "alerts": []any{map[string]any{
+			"status": "firing", "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "f1",
+			"labels":      map[string]string{"alertname": "HostDown", "job": "node", "instance": "compute-1:9100", "big": label},
+			"annotations": map[string]string{"summary": "down", "description": desc, "runbook": runbook},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	decode := func(b []byte) event.Event {
+		t.Helper()
+		evs, err := w.Decode(b)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("decode: %d events, %v", len(evs), err)
+		}
+		return evs[0]
+	}
+	for name, tc := range map[string]struct{ desc, runbook string }{
+		"one long":                {strings.Repeat("d", event.MaxEventBytes), "see the wiki"},
+		"two long":                {strings.Repeat("d", event.MaxEventBytes), strings.Repeat("r", event.MaxEventBytes/2)},
+		"escapes and multi-byte":  {strings.Repeat("\"\x01é€😀<&>", event.MaxEventBytes/8), strings.Repeat("\n", event.MaxEventBytes)},
+		"just over, cut a little": {strings.Repeat("d", event.MaxEventBytes-500), "x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev := decode(body(tc.desc, tc.runbook, ""))
+			if _, err := event.Encode(ev); !errors.Is(err, event.ErrTooLarge) {
+				t.Fatalf("the test's event is not too large: %v", err)
+			}
+			orig := maps.Clone(ev.Entity.Properties)
+			got, err := Shorten(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(orig, ev.Entity.Properties) {
+				t.Error("Shorten changed the event it was given")
+			}
+			if _, err := event.Encode(got); err != nil {
+				t.Fatalf("shortened event: %v", err)
+			}
+			again, _ := Shorten(ev)
+			if diff := cmp.Diff(got, again); diff != "" {
+				t.Errorf("shortened twice, two results (-first +second):\n%s", diff)
+			}
+			if got.EventID != ev.EventID || got.Entity.ID != ev.Entity.ID || !cmp.Equal(got.Entity.Relations, ev.Entity.Relations) {
+				t.Errorf("identity changed: %s %s, want %s %s", got.EventID, got.Entity.ID, ev.EventID, ev.Entity.ID)
+			}
+			p := got.Entity.Properties
+			for k, v := range orig {
+				if strings.HasPrefix(k, "label.") && p[k] != v || k == "annotation.summary" && p[k] != v {
+					t.Errorf("%s changed: %.40q", k, p[k])
+				}
+			}
+			wantCut := []string{"description"}
+			if len(tc.runbook) > 1000 {
+				wantCut = append(wantCut, "runbook")
+			}
+			if p[ShortenedProperty] != strings.Join(wantCut, ",") {
+				t.Errorf("%s = %q, want %q", ShortenedProperty, p[ShortenedProperty], strings.Join(wantCut, ","))
+			}
+			for _, a := range wantCut {
+				if v := p["annotation."+a]; !strings.HasPrefix(orig["annotation."+a], strings.SplitN(v, " [... shortened", 2)[0]) ||
+					!strings.Contains(v, "shortened by Causeway") {
+					t.Errorf("annotation %s cut to %.60q...: not a prefix with a note", a, v)
+				}
+			}
+		})
+	}
+	big := decode(body("d", "r", strings.Repeat("l", event.MaxEventBytes)))
+	if got, err := Shorten(big); err == nil || !strings.Contains(err.Error(), "labels") {
+		t.Errorf("Shorten of an alert too large by its labels: %v (%.60v); want an error naming the labels", err, got.Entity.Properties)
 	}
 }
