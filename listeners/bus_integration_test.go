@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
@@ -25,11 +27,12 @@ type realWebhook struct {
 	url, srv string
 	pub      *bus.Publisher
 	wh       *alertmanager.Webhook
+	reg      *prometheus.Registry
 }
 
 func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 	t.Helper()
-	r := realWebhook{url: bustest.VHost(t)}
+	r := realWebhook{url: bustest.VHost(t), reg: prometheus.NewRegistry()}
 	var err error
 	r.pub, err = bus.NewPublisher(bus.PublisherConfig{
 		Conn:      bus.Conn{URL: r.url, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
@@ -43,7 +46,7 @@ func newRealWebhook(t *testing.T, spoolMax int, maxBody int64) realWebhook {
 		t.Fatal(err)
 	}
 	s, err := listeners.New(listeners.Config{MaxBodyBytes: maxBody, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
-		listeners.Deps{Publisher: r.pub, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
+		listeners.Deps{Publisher: r.pub, Registerer: r.reg, Endpoints: []listeners.Endpoint{r.wh.Endpoint()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +143,22 @@ func TestOversizedAlertsAreShortenedOrDeadLettered(t *testing.T) {
 	only := []byte(`{"version": "4", "status": "firing", "alerts": [` + alert("compute-3", "cc", "", huge) + `]}`)
 	if r := post(t, rw.srv+"/v1/alertmanager", "application/json", only, bearer("tok-1")); r.code != http.StatusOK {
 		t.Errorf("group of the oversized alert alone: %d %.300v; want 200", r.code, r.body)
+	}
+	if n := len(bustest.Take(t, rw.url, bus.DeadLetterQueue, 1)); n != 1 {
+		t.Errorf("%d dead letters of the lone alert", n)
+	}
+	mfs, err := rw.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2 := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got2[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	if s, d := got2["causeway_listener_events_shortened_total"], got2["causeway_listener_events_dead_lettered_total"]; s != 4 || d != 3 {
+		t.Errorf("counted %v shortened and %v dead-lettered; want 4 and 3", s, d)
 	}
 }
 

@@ -4,7 +4,10 @@
 //
 // Invariant 1 of DESIGN.md: a request is answered 2xx only after
 // Publisher.Publish returned nil for all its events (they are confirmed or
-// fsynced in the spool). Bad input is refused whole, never in part, with a
+// fsynced in the spool), and, on an endpoint that takes requests in part
+// (Endpoint.InPart), after every event it took is published, made to fit
+// (Endpoint.Shorten) or dead-lettered (DeadLetterPublisher), or listed as
+// refused in the answer. Bad input is otherwise refused whole with a
 // JSON body naming every problem: 400 (malformed or unmappable input), 401
 // (credentials), 405, 413 (over max_body_bytes), 415 (not JSON, or
 // compressed: Content-Encoding is not decoded), and 503 with Retry-After

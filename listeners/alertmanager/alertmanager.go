@@ -6,7 +6,10 @@
 //
 // Alertmanager re-sends a group's alerts on every group_interval and
 // repeat_interval; the event id is derived from the alert's fingerprint,
-// startsAt, status and endsAt, so a re-sent alert dedups in the log.
+// startsAt, status and endsAt, and its alarm's content, so a re-sent alert
+// dedups in the log. An alert too large once encoded is shortened (its
+// annotations, see Shorten) or dead-lettered, never refused: Alertmanager
+// does not retry a 4xx.
 package alertmanager
 
 import (
