@@ -342,6 +342,13 @@ func Entities(m *alertmap.Mapper, alerts []GettableAlert) ([]event.Entity, []err
 			errs = append(errs, fmt.Errorf("[%d] (fingerprint %s): %w", i, a.Fingerprint, err))
 			continue
 		}
+		// An alarm over the event size limit by its annotations is
+		// pulled with them shortened, as the webhook takes it; one over
+		// it by its labels is left whole, and refused by the publisher
+		// (logged, counted by the runner).
+		if short, err := alertmap.ShortenAnnotations(e); err == nil {
+			e = short
+		}
 		probe := event.Event{V: event.Version, EventID: "probe", Source: "probe", Kind: event.KindEntityUpsert, ObservedAt: time.Unix(1, 0), Entity: &e}
 		if err := probe.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("[%d] (fingerprint %s): %w", i, a.Fingerprint, err))

@@ -458,3 +458,29 @@ func TestStatusDoesNotStarveTheAlertList(t *testing.T) {
 		t.Errorf("GetAll: %d entities, %v; want the one alert", len(ents), err)
 	}
 }
+
+// TestEntitiesShortensOversizedAnnotations: an alert whose alarm is over
+// the event size limit because of its annotations is pulled shortened, as
+// the webhook takes it (listeners/alertmanager), not refused by the
+// publisher: left out of a full pull, the webhook's alarm of it would be
+// deleted by the pull's sync.end.
+func TestEntitiesShortensOversizedAnnotations(t *testing.T) {
+	m, err := alertmap.New(mapping(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := GettableAlert{Fingerprint: "f1", StartsAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
+		Labels:      map[string]string{"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"},
+		Annotations: map[string]string{"summary": "down", "description": strings.Repeat("d", event.MaxEventBytes)}}
+	ents, errs := Entities(m, []GettableAlert{a})
+	if len(ents) != 1 || len(errs) != 0 {
+		t.Fatalf("%d entities, errors %v", len(ents), errs)
+	}
+	ev := event.Event{V: event.Version, EventID: event.DeriveID("x"), Source: "alertmanager", Kind: event.KindEntityUpsert, ObservedAt: a.StartsAt, Entity: &ents[0]}
+	if _, err := event.Encode(ev); err != nil {
+		t.Fatalf("pulled alarm: %v", err)
+	}
+	if p := ents[0].Properties; p[alertmap.ShortenedProperty] != "description" || p["annotation.summary"] != "down" {
+		t.Errorf("%s = %q, summary %q; want description cut, summary whole", alertmap.ShortenedProperty, p[alertmap.ShortenedProperty], p["annotation.summary"])
+	}
+}

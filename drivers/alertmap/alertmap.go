@@ -7,12 +7,14 @@ package alertmap
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -328,4 +330,164 @@ func (m *Mapper) Entity(a Alert) (event.Entity, error) {
 // type and id only.
 func (m *Mapper) Ref(a Alert) event.Entity {
 	return event.Entity{Category: event.CategoryAlarm, Type: m.cfg.AlarmType, ID: AlarmID(a)}
+}
+
+// ShortenedProperty is the property of an alarm whose annotations were
+// shortened to fit the event size limit (ShortenAnnotations): the names of
+// those annotations, sorted, comma-separated.
+const ShortenedProperty = "shortened_annotations"
+
+// MaxEntityBytes bounds an alarm entity once encoded as JSON, so that
+// its event, whatever its envelope (event id, source, kind, time: well
+// under 4 KiB), fits under event.MaxEventBytes.
+const MaxEntityBytes = event.MaxEventBytes - 4<<10
+
+// ShortenAnnotations makes an alarm entity over MaxEntityBytes once
+// encoded fit under it by shortening its annotations ("annotation.<name>"
+// properties: descriptions, runbooks), which say things about the alert
+// but do not identify it: its id, labels and relations are kept whole. The
+// room left by everything else is shared fairly: each annotation shorter
+// than its share is kept whole, each longer one is cut to its share on a
+// character boundary and ends with a note of its full size. Their names
+// are listed in ShortenedProperty. It is a pure function of e (the
+// webhook and the pull cut an alert alike, and the same alert again the
+// same way), and leaves e unchanged. An entity that fits is returned as it
+// is. It fails when the entity is over the bound without its annotations.
+func ShortenAnnotations(e event.Entity) (event.Entity, error) {
+	if surelyFits(e) {
+		return e, nil // the common case, without encoding e
+	}
+	size, err := entityLen(e)
+	if err != nil || size <= MaxEntityBytes {
+		return e, err
+	}
+	type ann struct {
+		key, name, val string
+		size           int // encoded, quotes left out
+	}
+	props := make(map[string]string, len(e.Properties)+1)
+	var anns []ann
+	for k, v := range e.Properties {
+		props[k] = v
+		if name, ok := strings.CutPrefix(k, "annotation."); ok {
+			anns = append(anns, ann{key: k, name: name, val: v, size: jsonLen(v)})
+			props[k] = ""
+		}
+	}
+	// Smallest first, ties by name: the order, and so the result, is the
+	// same whatever the map's.
+	sort.Slice(anns, func(i, j int) bool {
+		if anns[i].size != anns[j].size {
+			return anns[i].size < anns[j].size
+		}
+		return anns[i].key < anns[j].key
+	})
+	all := make([]string, len(anns))
+	for i, a := range anns {
+		all[i] = a.name
+	}
+	sort.Strings(all)
+	// What is left with every annotation empty, and the marker at its
+	// longest (every annotation cut).
+	props[ShortenedProperty] = strings.Join(all, ",")
+	e.Properties = props
+	base, err := entityLen(e)
+	if err != nil {
+		return e, err
+	}
+	if len(anns) == 0 || base > MaxEntityBytes {
+		return e, fmt.Errorf("without its annotations its alarm still encodes to %d bytes, over %d: its labels (and other fields), which identify it, cannot be cut",
+			base, MaxEntityBytes)
+	}
+	// Fair shares: each annotation, smallest first, takes what it needs up
+	// to an equal share of the room still free.
+	free := MaxEntityBytes - base
+	var cut []string
+	for i, a := range anns {
+		share := free / (len(anns) - i)
+		v := a.val
+		if a.size > share {
+			v = cutTo(a.val, share)
+			cut = append(cut, a.name)
+		}
+		props[a.key] = v
+		free -= jsonLen(v)
+	}
+	if len(cut) == 0 { // not reached: the whole would have fitted
+		delete(props, ShortenedProperty)
+		return e, nil
+	}
+	sort.Strings(cut)
+	props[ShortenedProperty] = strings.Join(cut, ",")
+	return e, nil
+}
+
+// surelyFits reports whether e is under MaxEntityBytes once encoded
+// whatever its escapes: each byte of a string takes six at most (\u00XX),
+// and the keys and punctuation of a property or a relation much less than
+// the room allowed for them.
+func surelyFits(e event.Entity) bool {
+	n := len(e.Category) + len(e.Type) + len(e.ID) + len(e.Name) + len(e.State) + len(e.Severity) + len(e.ProjectID)
+	for k, v := range e.Properties {
+		n += len(k) + len(v)
+	}
+	for _, r := range e.Relations {
+		n += len(r.Relationship) + len(r.Category) + len(r.Type) + len(r.ID) + len(r.Direction)
+	}
+	return 6*n+16*len(e.Properties)+128*len(e.Relations)+512 <= MaxEntityBytes
+}
+
+// cutTo cuts s to at most max bytes once JSON-encoded (quotes left out),
+// on a character boundary, ending with a note of its full size.
+func cutTo(s string, max int) string {
+	note := fmt.Sprintf(" [... shortened by Causeway from %d bytes]", len(s))
+	room := max - len(note)
+	if room < 0 {
+		room, note = max, ""
+	}
+	n := 0
+	for i, r := range s {
+		w := runeJSONLen(r, s[i:])
+		if n+w > room {
+			return s[:i] + note
+		}
+		n += w
+	}
+	return s + note
+}
+
+// jsonLen is the length of s encoded as a JSON string as event.Encode
+// writes it (no HTML escaping), quotes left out; an upper bound for the
+// rare escapes whose form it does not know.
+func jsonLen(s string) int {
+	n := 0
+	for i, r := range s {
+		n += runeJSONLen(r, s[i:])
+	}
+	return n
+}
+
+func runeJSONLen(r rune, at string) int {
+	switch {
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
+	case r < 0x20 || r == '\u2028' || r == '\u2029':
+		return 6
+	case r == utf8.RuneError:
+		if _, w := utf8.DecodeRuneInString(at); w == 1 {
+			return 6 // an invalid byte: written \ufffd
+		}
+	}
+	return utf8.RuneLen(r)
+}
+
+// entityLen is the size of e encoded as event.Encode writes it.
+func entityLen(e event.Entity) (int, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return 0, fmt.Errorf("encode entity %s: %w", e.ID, err)
+	}
+	return buf.Len() - 1, nil
 }

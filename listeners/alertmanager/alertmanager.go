@@ -17,10 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/internal/event"
@@ -281,145 +278,26 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 // ShortenedProperty is the property of an alarm whose annotations were
 // shortened to fit the event size limit: the names of those annotations,
 // sorted, comma-separated.
-const ShortenedProperty = "shortened_annotations"
-
-// shortenSlack is kept free under event.MaxEventBytes by Shorten, for the
-// marker property and rounding.
-const shortenSlack = 4 << 10
+const ShortenedProperty = alertmap.ShortenedProperty
 
 // Shorten makes an alert's event that is too large once encoded fit under
-// event.MaxEventBytes by shortening its annotations ("annotation.<name>"
-// properties: descriptions, runbooks), which say things about the alert
-// but do not identify it: its labels, fingerprint, relations and event id
-// are kept whole. The room left by everything else is shared fairly among
-// the annotations: each shorter than its share is kept whole, each longer
-// one is cut to its share on a character boundary and ends with a note
-// of its full size. The names of the annotations cut are listed in
-// ShortenedProperty. It is a pure function of the event, so an alert sent
-// again gives the same event; the event id, derived by Decode from the
-// whole alert, still tells apart two alerts that differ only past the cut.
-// It fails when the event is over the limit without its annotations: it
-// is then dead-lettered (listeners.Endpoint.Shorten).
+// event.MaxEventBytes by shortening its annotations, which say things
+// about the alert but do not identify it (alertmap.ShortenAnnotations,
+// which the Alertmanager driver's pull applies too, so an alert gives the
+// same alarm whichever way it arrives). The event id, derived by Decode
+// from the whole alert, is kept: an alert sent again gives the same
+// event, and two alerts that differ only past the cut keep two ids. It
+// fails when the alarm is over the limit without its annotations (its
+// labels, which identify it, are never cut): it is then dead-lettered
+// (listeners.Endpoint.Shorten).
 func Shorten(ev event.Event) (event.Event, error) {
 	if ev.Entity == nil {
 		return ev, errors.New("no entity to shorten")
 	}
-	type ann struct {
-		key, name, val string
-		size           int // encoded, quotes left out
-	}
-	ent := *ev.Entity
-	props := make(map[string]string, len(ent.Properties)+1)
-	var anns []ann
-	for k, v := range ent.Properties {
-		props[k] = v
-		if name, ok := strings.CutPrefix(k, "annotation."); ok {
-			anns = append(anns, ann{key: k, name: name, val: v, size: jsonLen(v)})
-			props[k] = ""
-		}
-	}
-	// Smallest first, ties by name: the order, and so the result, is the
-	// same whatever the map's.
-	sort.Slice(anns, func(i, j int) bool {
-		if anns[i].size != anns[j].size {
-			return anns[i].size < anns[j].size
-		}
-		return anns[i].key < anns[j].key
-	})
-	all := make([]string, len(anns))
-	for i, a := range anns {
-		all[i] = a.name
-	}
-	sort.Strings(all)
-	// What is left with every annotation empty, and the marker at its
-	// longest (every annotation cut).
-	props[ShortenedProperty] = strings.Join(all, ",")
-	ent.Properties = props
-	ev.Entity = &ent
-	base, err := encodedLen(ev)
+	ent, err := alertmap.ShortenAnnotations(*ev.Entity)
 	if err != nil {
 		return ev, err
 	}
-	budget := event.MaxEventBytes - shortenSlack
-	if base > budget {
-		return ev, fmt.Errorf("without its annotations it still encodes to %d bytes, over %d: its labels (and other fields), which identify it, cannot be cut",
-			base, budget)
-	}
-	// Fair shares: each annotation, smallest first, takes what it needs up
-	// to an equal share of the room still free.
-	free := budget - base
-	var cut []string
-	for i, a := range anns {
-		share := free / (len(anns) - i)
-		v := a.val
-		if a.size > share {
-			v = cutTo(a.val, share)
-			cut = append(cut, a.name)
-		}
-		props[a.key] = v
-		free -= jsonLen(v)
-	}
-	if len(cut) == 0 {
-		delete(props, ShortenedProperty) // nothing to cut: not an annotations matter
-		return ev, errors.New("its annotations are not what makes it too large")
-	}
-	sort.Strings(cut)
-	props[ShortenedProperty] = strings.Join(cut, ",")
+	ev.Entity = &ent
 	return ev, nil
-}
-
-// cutTo cuts s to at most max bytes once JSON-encoded (quotes left out),
-// on a character boundary, ending with a note of its full size.
-func cutTo(s string, max int) string {
-	note := fmt.Sprintf(" [... shortened by Causeway from %d bytes]", len(s))
-	room := max - len(note)
-	if room < 0 {
-		room, note = max, ""
-	}
-	n := 0
-	for i, r := range s {
-		w := runeJSONLen(r, s[i:])
-		if n+w > room {
-			return s[:i] + note
-		}
-		n += w
-	}
-	return s + note
-}
-
-// jsonLen is the length of s encoded as a JSON string as event.Encode
-// writes it (no HTML escaping), quotes left out; an upper bound for the
-// rare escapes whose form it does not know.
-func jsonLen(s string) int {
-	n := 0
-	for i, r := range s {
-		n += runeJSONLen(r, s[i:])
-	}
-	return n
-}
-
-func runeJSONLen(r rune, at string) int {
-	switch {
-	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
-		return 2
-	case r < 0x20 || r == '\u2028' || r == '\u2029':
-		return 6
-	case r == utf8.RuneError:
-		if _, w := utf8.DecodeRuneInString(at); w == 1 {
-			return 6 // an invalid byte: written \ufffd
-		}
-	}
-	return utf8.RuneLen(r)
-}
-
-// encodedLen is the size of ev once encoded, without event.Encode's limit.
-func encodedLen(ev event.Event) (int, error) {
-	ev.V, ev.ObservedAt = event.Version, ev.ObservedAt.UTC()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
-		return 0, fmt.Errorf("encode event %s: %w", ev.EventID, err)
-	}
-	return buf.Len() - 1, nil
 }
