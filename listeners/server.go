@@ -78,14 +78,16 @@ type Endpoint struct {
 	// refusals are, see Refused); an invalid one is listed as refused.
 	// Otherwise such an event refuses the request whole (413 or 400).
 	InPart bool
-	// Shorten, when set, is given an event the publisher refuses as too
-	// large once encoded, on an InPart endpoint. It returns the event
-	// made to fit, with what it cut marked in it; or an error saying why
-	// it cannot fit (what identifies the event is over the limit by
-	// itself), which becomes the dead letter's reason. It must be a pure
-	// function of the event, and keep its event id: a request sent again
-	// gives the same events, which the log dedups.
-	Shorten func(event.Event) (event.Event, error)
+	// Shorten, when set, is given every event of an InPart endpoint
+	// before it is published. It returns the event, made to fit its
+	// bound if it was over it (cut), with what it cut marked in it; or an
+	// error saying why it cannot be made to fit (what identifies the event
+	// is over the bound by itself): the event is then published whole, and
+	// if the publisher refuses it as too large, the error is the dead
+	// letter's reason. It must be a pure function of the event, and keep
+	// its event id: a request sent again gives the same events, which the
+	// log dedups.
+	Shorten func(event.Event) (short event.Event, cut bool, err error)
 }
 
 // DeadLetterPublisher is a Publisher that can also dead-letter events, as
@@ -600,17 +602,39 @@ type published struct {
 	partial   *Refused
 }
 
-// publish publishes evs. For an endpoint that takes requests in part, the
-// events the publisher refuses for good are kept out of the log (the
-// publisher spools nothing of a call it refuses): one too large once
-// encoded is made to fit by ep.Shorten, else dead-lettered with the reason
-// (by a DeadLetterPublisher, else added to partial's refusals); an invalid
-// one is added to partial's refusals. The rest is published with the dead
-// letters in one call. The events are encoded once more to find every
-// refused one, so a request costs two publish calls at most, however many
-// it holds.
+// publish publishes evs. For an endpoint that takes requests in part,
+// each event is first given to ep.Shorten, and the events the publisher
+// refuses for good are kept out of the log (the publisher spools nothing
+// of a call it refuses): one too large once encoded is dead-lettered with
+// the reason (by a DeadLetterPublisher, else added to partial's
+// refusals); an invalid one is added to partial's refusals. The rest is
+// published with the dead letters in one call. The events are encoded
+// once more to find every refused one, so a request costs two publish
+// calls at most, however many it holds.
 func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, partial *Refused) (published, error) {
 	out := published{evs: evs, partial: partial}
+	var unfit map[int]error // why an event over its bound could not be made to fit
+	if ep.InPart && ep.Shorten != nil {
+		out.evs = make([]event.Event, len(evs))
+		for i, ev := range evs {
+			short, cut, err := ep.Shorten(ev)
+			if err == nil && cut && short.EventID != ev.EventID {
+				err = fmt.Errorf("shortening changed its event id to %s", short.EventID)
+			}
+			switch {
+			case err != nil:
+				if unfit == nil {
+					unfit = map[int]error{}
+				}
+				unfit[i] = err
+			case cut:
+				ev = short
+				out.shortened++
+			}
+			out.evs[i] = ev
+		}
+		evs = out.evs
+	}
 	err := s.deps.Publisher.Publish(ctx, evs...)
 	bad := (*event.ItemError)(nil)
 	if err == nil || !ep.InPart || !errors.As(err, &bad) || !(errors.Is(err, event.ErrTooLarge) || errors.Is(err, event.ErrInvalid)) {
@@ -626,19 +650,7 @@ func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, pa
 			continue
 		}
 		why := eerr
-		if errors.Is(eerr, event.ErrTooLarge) && ep.Shorten != nil {
-			short, serr := ep.Shorten(ev)
-			if serr == nil && short.EventID != ev.EventID {
-				serr = fmt.Errorf("shortening changed its event id to %s", short.EventID)
-			}
-			if serr == nil {
-				_, serr = event.Encode(short)
-			}
-			if serr == nil {
-				keep = append(keep, short)
-				out.shortened++
-				continue
-			}
+		if serr := unfit[i]; serr != nil && errors.Is(eerr, event.ErrTooLarge) {
 			why = fmt.Errorf("%w; and it cannot be shortened: %w", eerr, serr)
 		}
 		if errors.Is(eerr, event.ErrTooLarge) && dl != nil {
@@ -648,7 +660,7 @@ func (s *Server) publish(ctx context.Context, ep Endpoint, evs []event.Event, pa
 		}
 		refused = append(refused, &event.ItemError{Index: i, EventID: ev.EventID, Err: why})
 	}
-	if len(keep)+len(out.dead) == 0 || len(refused)+len(out.dead)+out.shortened == 0 {
+	if len(keep)+len(out.dead) == 0 || len(refused)+len(out.dead) == 0 {
 		return out, err // nothing left to take (refused whole), or not an encoding matter
 	}
 	if len(refused) > 0 {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -815,5 +816,45 @@ func TestBodiesInFlightAreBounded(t *testing.T) {
 	}
 	if r := post(t, am, "application/json", second, bearer("tok-1")); r.code != http.StatusOK {
 		t.Errorf("second, retried alone: %d %v; want 200", r.code, r.body)
+	}
+}
+
+// TestWebhookShortensAsThePullDoes: an alert whose alarm is over
+// alertmap.MaxEntityBytes once encoded, yet whose event fits under
+// event.MaxEventBytes, is taken with its annotations shortened, as the
+// Alertmanager driver's pull takes it: were the webhook to shorten only
+// what the publisher refuses, the two would report the alarm with two
+// descriptions, and every pull and webhook would change it back.
+func TestWebhookShortensAsThePullDoes(t *testing.T) {
+	wh, err := alertmanager.New(alertmanager.Config{Mapping: mapping(t), MaxBodyBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	reg := prometheus.NewPedanticRegistry()
+	s, err := listeners.New(listeners.Config{MaxBodyBytes: 4 << 20, Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: []listeners.Endpoint{wh.Endpoint()}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := strings.Repeat("d", alertmap.MaxEntityBytes-100)
+	body := []byte(`{"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "HostDown", "job": "node", ` +
+		`"instance": "compute-1:9100"}, "annotations": {"summary": "down", "description": "` + desc + `"}, "startsAt": "2026-03-01T10:00:00Z", "fingerprint": "aa"}]}`)
+	evs, err := wh.Decode(body)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("decode: %d events, %v", len(evs), err)
+	}
+	want, cut, err := alertmap.ShortenAnnotations(*evs[0].Entity)
+	if err != nil || !cut {
+		t.Fatalf("the test's alarm is not one the pull shortens: cut %v, %v", cut, err)
+	}
+	if _, err := event.Encode(evs[0]); err != nil {
+		t.Fatalf("the test's event does not fit whole: %v", err)
+	}
+	if r := post(t, newHTTPTest(t, s)+"/v1/alertmanager", "application/json", body, bearer("tok-1")); r.code != http.StatusOK || r.body["shortened"] != float64(1) {
+		t.Fatalf("answer %d %v; want 200, 1 shortened", r.code, r.body)
+	}
+	if len(pub.evs) != 1 || !maps.Equal(pub.evs[0].Entity.Properties, want.Properties) || pub.evs[0].EventID != evs[0].EventID {
+		t.Errorf("published %d events; want the alarm as the pull shortens it, under its event id", len(pub.evs))
 	}
 }

@@ -346,7 +346,7 @@ func Entities(m *alertmap.Mapper, alerts []GettableAlert) ([]event.Entity, []err
 		// pulled with them shortened, as the webhook takes it; one over
 		// it by its labels is left whole, and refused by the publisher
 		// (logged, counted by the runner).
-		if short, err := alertmap.ShortenAnnotations(e); err == nil {
+		if short, _, err := alertmap.ShortenAnnotations(e); err == nil {
 			e = short
 		}
 		probe := event.Event{V: event.Version, EventID: "probe", Source: "probe", Kind: event.KindEntityUpsert, ObservedAt: time.Unix(1, 0), Entity: &e}

@@ -352,14 +352,15 @@ const MaxEntityBytes = event.MaxEventBytes - 4<<10
 // are listed in ShortenedProperty. It is a pure function of e (the
 // webhook and the pull cut an alert alike, and the same alert again the
 // same way), and leaves e unchanged. An entity that fits is returned as it
-// is. It fails when the entity is over the bound without its annotations.
-func ShortenAnnotations(e event.Entity) (event.Entity, error) {
+// is; cut says whether it was shortened. It fails when the entity is over
+// the bound without its annotations.
+func ShortenAnnotations(e event.Entity) (short event.Entity, cut bool, err error) {
 	if surelyFits(e) {
-		return e, nil // the common case, without encoding e
+		return e, false, nil // the common case, without encoding e
 	}
 	size, err := entityLen(e)
 	if err != nil || size <= MaxEntityBytes {
-		return e, err
+		return e, false, err
 	}
 	type ann struct {
 		key, name, val string
@@ -393,33 +394,33 @@ func ShortenAnnotations(e event.Entity) (event.Entity, error) {
 	e.Properties = props
 	base, err := entityLen(e)
 	if err != nil {
-		return e, err
+		return e, false, err
 	}
 	if len(anns) == 0 || base > MaxEntityBytes {
-		return e, fmt.Errorf("without its annotations its alarm still encodes to %d bytes, over %d: its labels (and other fields), which identify it, cannot be cut",
+		return e, false, fmt.Errorf("without its annotations its alarm still encodes to %d bytes, over %d: its labels (and other fields), which identify it, cannot be cut",
 			base, MaxEntityBytes)
 	}
 	// Fair shares: each annotation, smallest first, takes what it needs up
 	// to an equal share of the room still free.
 	free := MaxEntityBytes - base
-	var cut []string
+	var names []string
 	for i, a := range anns {
 		share := free / (len(anns) - i)
 		v := a.val
 		if a.size > share {
 			v = cutTo(a.val, share)
-			cut = append(cut, a.name)
+			names = append(names, a.name)
 		}
 		props[a.key] = v
 		free -= jsonLen(v)
 	}
-	if len(cut) == 0 { // not reached: the whole would have fitted
+	if len(names) == 0 { // not reached: the whole would have fitted
 		delete(props, ShortenedProperty)
-		return e, nil
+		return e, false, nil
 	}
-	sort.Strings(cut)
-	props[ShortenedProperty] = strings.Join(cut, ",")
-	return e, nil
+	sort.Strings(names)
+	props[ShortenedProperty] = strings.Join(names, ",")
+	return e, true, nil
 }
 
 // surelyFits reports whether e is under MaxEntityBytes once encoded

@@ -150,23 +150,23 @@ func TestShortenAnnotationsBounds(t *testing.T) {
 		"just under, no escapes": ent("a", strings.Repeat("d", MaxEntityBytes-200)),
 		"under with escapes":     ent("a", strings.Repeat("\x01", (MaxEntityBytes-200)/6)),
 	} {
-		got, err := ShortenAnnotations(e)
-		if err != nil || !cmp.Equal(got, e) {
-			t.Errorf("%s: %v, changed %v; want it as it is", name, err, !cmp.Equal(got, e))
+		got, cut, err := ShortenAnnotations(e)
+		if err != nil || cut || !cmp.Equal(got, e) {
+			t.Errorf("%s: %v, cut %v, changed %v; want it as it is", name, err, cut, !cmp.Equal(got, e))
 		}
 	}
 	for name, e := range map[string]event.Entity{
 		"labels over":    ent(strings.Repeat("l", MaxEntityBytes), "b"),
 		"no annotations": {Category: event.CategoryAlarm, Type: "prometheus", ID: "f1", Properties: map[string]string{"label.x": strings.Repeat("l", MaxEntityBytes)}},
 	} {
-		if _, err := ShortenAnnotations(e); err == nil || !strings.Contains(err.Error(), "labels") {
+		if _, _, err := ShortenAnnotations(e); err == nil || !strings.Contains(err.Error(), "labels") {
 			t.Errorf("%s: %v; want an error naming the labels", name, err)
 		}
 	}
 	e := ent("a", strings.Repeat("\x01", MaxEntityBytes/5))
-	got, err := ShortenAnnotations(e)
-	if err != nil || got.Properties[ShortenedProperty] != "description" {
-		t.Fatalf("over by escapes: %v, %s %q", err, ShortenedProperty, got.Properties[ShortenedProperty])
+	got, cut, err := ShortenAnnotations(e)
+	if err != nil || !cut || got.Properties[ShortenedProperty] != "description" {
+		t.Fatalf("over by escapes: %v, cut %v, %s %q", err, cut, ShortenedProperty, got.Properties[ShortenedProperty])
 	}
 	if n, _ := entityLen(got); n > MaxEntityBytes {
 		t.Errorf("shortened to %d bytes, over %d", n, MaxEntityBytes)

@@ -280,24 +280,25 @@ func (w *Webhook) Decode(body []byte) ([]event.Event, error) {
 // sorted, comma-separated.
 const ShortenedProperty = alertmap.ShortenedProperty
 
-// Shorten makes an alert's event that is too large once encoded fit under
-// event.MaxEventBytes by shortening its annotations, which say things
-// about the alert but do not identify it (alertmap.ShortenAnnotations,
-// which the Alertmanager driver's pull applies too, so an alert gives the
-// same alarm whichever way it arrives). The event id, derived by Decode
-// from the whole alert, is kept: an alert sent again gives the same
-// event, and two alerts that differ only past the cut keep two ids. It
-// fails when the alarm is over the limit without its annotations (its
-// labels, which identify it, are never cut): it is then dead-lettered
+// Shorten shortens the annotations of an alert's alarm over
+// alertmap.MaxEntityBytes once encoded, which say things about the alert
+// but do not identify it (alertmap.ShortenAnnotations, which the
+// Alertmanager driver's pull applies at the same bound, so an alert gives
+// the same alarm whichever way it arrives); cut says whether it did. The
+// event id, derived by Decode from the whole alert, is kept: an alert sent
+// again gives the same event, and two alerts that differ only past the cut
+// keep two ids. It fails when the alarm is over the bound without its
+// annotations (its labels, which identify it, are never cut): the event is
+// then published whole if it fits, else dead-lettered
 // (listeners.Endpoint.Shorten).
-func Shorten(ev event.Event) (event.Event, error) {
+func Shorten(ev event.Event) (short event.Event, cut bool, err error) {
 	if ev.Entity == nil {
-		return ev, errors.New("no entity to shorten")
+		return ev, false, nil
 	}
-	ent, err := alertmap.ShortenAnnotations(*ev.Entity)
-	if err != nil {
-		return ev, err
+	ent, cut, err := alertmap.ShortenAnnotations(*ev.Entity)
+	if err != nil || !cut {
+		return ev, false, err
 	}
 	ev.Entity = &ent
-	return ev, nil
+	return ev, true, nil
 }

@@ -283,9 +283,9 @@ func TestShorten(t *testing.T) {
 				t.Fatalf("the test's event is not too large: %v", err)
 			}
 			orig := maps.Clone(ev.Entity.Properties)
-			got, err := Shorten(ev)
-			if err != nil {
-				t.Fatal(err)
+			got, cut, err := Shorten(ev)
+			if err != nil || !cut {
+				t.Fatalf("cut %v, %v", cut, err)
 			}
 			if !maps.Equal(orig, ev.Entity.Properties) {
 				t.Error("Shorten changed the event it was given")
@@ -293,7 +293,7 @@ func TestShorten(t *testing.T) {
 			if _, err := event.Encode(got); err != nil {
 				t.Fatalf("shortened event: %v", err)
 			}
-			again, _ := Shorten(ev)
+			again, _, _ := Shorten(ev)
 			if diff := cmp.Diff(got, again); diff != "" {
 				t.Errorf("shortened twice, two results (-first +second):\n%s", diff)
 			}
@@ -322,7 +322,7 @@ func TestShorten(t *testing.T) {
 		})
 	}
 	big := decode(body("d", "r", strings.Repeat("l", event.MaxEventBytes)))
-	if got, err := Shorten(big); err == nil || !strings.Contains(err.Error(), "labels") {
+	if got, _, err := Shorten(big); err == nil || !strings.Contains(err.Error(), "labels") {
 		t.Errorf("Shorten of an alert too large by its labels: %v (%.60v); want an error naming the labels", err, got.Entity.Properties)
 	}
 }
