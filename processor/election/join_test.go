@@ -31,8 +31,18 @@ func freeAddr(t *testing.T) string {
 func tcpNode(t *testing.T, id string) *Node {
 	t.Helper()
 	addr := freeAddr(t)
+	n := runTCPNode(t, id, addr, []Peer{{ID: id, Address: addr}})
+	waitFor(t, id+" leading", 10*time.Second, func() bool { return n.LeaderTerm() != 0 })
+	return n
+}
+
+// runTCPNode runs a node over TCP at addr with peers (none: it waits to be
+// joined), on a fresh data dir, until the test ends, when Run must return
+// nil.
+func runTCPNode(t *testing.T, id, addr string, peers []Peer) *Node {
+	t.Helper()
 	n, err := New(Config{
-		NodeID: id, BindAddr: addr, DataDir: t.TempDir(), Peers: []Peer{{ID: id, Address: addr}},
+		NodeID: id, BindAddr: addr, DataDir: t.TempDir(), Peers: peers,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
@@ -53,7 +63,6 @@ func tcpNode(t *testing.T, id string) *Node {
 			t.Errorf("Run(%s) did not return", id)
 		}
 	})
-	waitFor(t, id+" leading", 10*time.Second, func() bool { return n.LeaderTerm() != 0 })
 	return n
 }
 
@@ -258,18 +267,7 @@ func TestRemovedLeaderCanRejoin(t *testing.T) {
 func joiningNode(t *testing.T, id string) (*Node, string) {
 	t.Helper()
 	addr := freeAddr(t)
-	j, err := New(Config{
-		NodeID: id, BindAddr: addr, DataDir: t.TempDir(),
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- j.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	j := runTCPNode(t, id, addr, nil)
 	waitFor(t, id+"'s raft running", 10*time.Second, func() bool { return j.State() != "" })
 	return j, addr
 }
