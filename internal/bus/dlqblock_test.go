@@ -356,28 +356,7 @@ func readFrame(r io.Reader) ([]byte, error) {
 // (and the broker's reason) after its wait, instead of waiting for ever
 // for a confirm, and the dead letter is still in the queue.
 func TestRequeueBrokerBlocks(t *testing.T) {
-	u := bustest.VHost(t)
-	ch := declaredChannel(t, u)
-	body, err := event.Encode(testEvent(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
-		Headers: amqp.Table{ReasonHeader: "rejected"}, MessageId: "e1", DeliveryMode: amqp.Persistent, Body: body,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	waitDepth := func(what string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for queueDepth(t, u, DeadLetterQueue) != 1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitDepth("the dead letter")
+	u := oneDeadLetter(t)
 	done := make(chan error, 1)
 	go func() {
 		moved, _, err := RequeueDeadLetters(context.Background(), newBlockingProxy(t, u), 10, time.Second)
@@ -390,7 +369,7 @@ func TestRequeueBrokerBlocks(t *testing.T) {
 		t.Fatalf("requeue through a blocking broker: %v; want ErrBlocked with its reason", err)
 	}
 	// Back in the queue once the requeue's connection is closed.
-	waitDepth("the dead letter back in the queue")
+	waitOneDeadLetter(t, u, "the dead letter back in the queue")
 	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
 	if err != nil || len(left) != 1 || left[0].MessageID != "e1" {
 		t.Errorf("dead letters after the failed requeue: %+v, %v; want e1 still there", left, err)
@@ -402,24 +381,7 @@ func TestRequeueBrokerBlocks(t *testing.T) {
 // broker that stopped answering), the requeue fails after its wait
 // instead of waiting for ever for the dead letter, which stays queued.
 func TestRequeueBrokerStopsAnsweringGet(t *testing.T) {
-	u := bustest.VHost(t)
-	ch := declaredChannel(t, u)
-	body, err := event.Encode(testEvent(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
-		Headers: amqp.Table{ReasonHeader: "rejected"}, MessageId: "e1", DeliveryMode: amqp.Persistent, Body: body,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for queueDepth(t, u, DeadLetterQueue) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the dead letter")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	u := oneDeadLetter(t)
 	done := make(chan error, 1)
 	go func() {
 		moved, _, err := RequeueDeadLetters(context.Background(), newStallingProxy(t, u, []byte{0, 60, 0, 70}, ""), 10, time.Second) // basic.get
@@ -439,5 +401,37 @@ func TestRequeueBrokerStopsAnsweringGet(t *testing.T) {
 	left, _, err := BrowseDeadLetters(context.Background(), u, 10)
 	if err != nil || len(left) != 1 || left[0].MessageID != "e1" {
 		t.Errorf("dead letters after the failed requeue: %+v, %v; want e1 still there", left, err)
+	}
+}
+
+// oneDeadLetter returns the URL of a vhost of its own whose dead-letter
+// queue holds one dead letter, e1.
+func oneDeadLetter(t *testing.T) string {
+	t.Helper()
+	u := bustest.VHost(t)
+	ch := declaredChannel(t, u)
+	body, err := event.Encode(testEvent(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.PublishWithContext(context.Background(), DeadLetterExchange, "api.entity.upsert", false, false, amqp.Publishing{
+		Headers: amqp.Table{ReasonHeader: "rejected"}, MessageId: "e1", DeliveryMode: amqp.Persistent, Body: body,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitOneDeadLetter(t, u, "the dead letter")
+	return u
+}
+
+// waitOneDeadLetter waits until the dead-letter queue of u holds one
+// message.
+func waitOneDeadLetter(t *testing.T, u, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for queueDepth(t, u, DeadLetterQueue) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
