@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/listeners"
@@ -69,7 +70,17 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 			defer pub.Close()
 			actors := []actor{{name: "publisher", run: pub.Run, alive: pub.Alive}}
 			if len(endpoints) > 0 {
-				srv, err := listeners.New(lc.Server, listeners.Deps{Publisher: pub, Endpoints: endpoints, Logger: log, Registerer: reg})
+				// Bound before serve tells systemd READY=1: the units
+				// ordered after the listener may send at once, and an
+				// address taken fails the start rather than follow a
+				// READY=1 with a failure.
+				addr := cmp.Or(lc.Server.Listen, listeners.DefaultListen)
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return fmt.Errorf("listener.server: listen on %s: %w", addr, err)
+				}
+				defer ln.Close() // closed already once the server has stopped
+				srv, err := listeners.New(lc.Server, listeners.Deps{Publisher: pub, Endpoints: endpoints, Logger: log, Registerer: reg, Listener: ln})
 				if err != nil {
 					return fmt.Errorf("listener.server: %w", err)
 				}

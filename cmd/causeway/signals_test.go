@@ -81,8 +81,7 @@ func TestSecondSignalForcesStop(t *testing.T) {
 
 			// A request whose handler reads a body that never comes: the
 			// server answers 100 Continue once the handler reads it.
-			// READY=1 says that the parts started: the server may not
-			// listen yet.
+			// READY=1 says that the server listens.
 			var conn net.Conn
 			waitFor(t, "the listener to accept", 30*time.Second, func() bool {
 				conn, err = net.Dial("tcp", addr)
