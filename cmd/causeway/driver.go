@@ -82,7 +82,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return serve(cmd.Context(), log, reg, metrics.listen(cmd, cfg.Drivers.MetricsListen),
-				actor{name: "publisher", run: pub.Run, alive: pub.Alive},
+				actor{name: "publisher", run: pub.Run, alive: pub.Alive, drain: pub.Drain},
 				actor{name: "drivers", run: runner.Run, alive: runner.Alive},
 			)
 		}),

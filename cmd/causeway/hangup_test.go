@@ -53,6 +53,12 @@ func startDaemon(t *testing.T, bin string, extraArgs ...string) (*exec.Cmd, *log
 // startListener is startDaemon with the listener's server section given.
 func startListener(t *testing.T, bin, server string, extraArgs ...string) (*exec.Cmd, *logtest.Buffer) {
 	t.Helper()
+	return startListenerOn(t, bin, "amqp://guest:guest@127.0.0.1:1/", server, extraArgs...)
+}
+
+// startListenerOn is startListener publishing to the broker at busURL.
+func startListenerOn(t *testing.T, bin, busURL, server string, extraArgs ...string) (*exec.Cmd, *logtest.Buffer) {
+	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -62,7 +68,7 @@ func startListener(t *testing.T, bin, server string, extraArgs ...string) (*exec
 	t.Cleanup(func() { conn.Close() })
 	cfg := filepath.Join(dir, "causeway.yaml")
 	body := `database: {dsn: "u@tcp(127.0.0.1:1)/db"}
-bus: {url: "amqp://guest:guest@127.0.0.1:1/", reconnect_min: 1s, reconnect_max: 1s}
+bus: {url: "` + busURL + `", reconnect_min: 1s, reconnect_max: 1s}
 listener:
   server: ` + server + `
   publisher: {spool_path: "` + filepath.Join(dir, "spool.db") + `"}

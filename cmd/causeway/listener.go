@@ -68,7 +68,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("listener.publisher: %w", err)
 			}
 			defer pub.Close()
-			actors := []actor{{name: "publisher", run: pub.Run, alive: pub.Alive}}
+			actors := []actor{{name: "publisher", run: pub.Run, alive: pub.Alive, drain: pub.Drain}}
 			if len(endpoints) > 0 {
 				// Bound before serve tells systemd READY=1: the units
 				// ordered after the listener may send at once, and an

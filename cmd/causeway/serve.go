@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,14 +32,27 @@ func newRegistry() *prometheus.Registry {
 // actor is one long-running part of a component: it runs until ctx ends.
 // alive, when set, says whether it is still making progress (not stuck):
 // the watchdog is pinged only while every actor's does.
+//
+// drain, when set, makes the actor the carrier of the others' output (a
+// publisher, whose spool holds what the listener answered 2xx and what
+// the drivers pulled): on a stop its run goes on until every actor
+// without a drain has returned, then drain waits, for drainGrace at
+// most, for it to send what they left, and only then is its run stopped.
 type actor struct {
 	name  string
 	run   func(ctx context.Context) error
 	alive func() bool
+	drain func(ctx context.Context) error
 }
 
+// drainGrace bounds an actor's drain on a stop. The stop of a listener
+// (its shutdown_timeout, 20 s by default, then this, then /metrics' 5 s)
+// fits the units' TimeoutStopSec (45 s).
+const drainGrace = 10 * time.Second
+
 // serve runs the actors of one component in an oklog/run group: the first to
-// return (or ctx's end, on SIGTERM) stops them all. It serves /metrics on
+// return (or ctx's end, on SIGTERM) stops them all, an actor with a drain
+// last (see actor). It serves /metrics on
 // metricsAddr when set, tells systemd READY once every actor started (each
 // connects, and reconnects, by itself), pings the watchdog while every
 // actor is alive, and says STOPPING on the way out. It logs its start
@@ -90,14 +104,65 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 			}
 		}, func(error) { cancel() })
 	}
+	var intake sync.WaitGroup // the actors without a drain, running
 	for _, a := range actors {
-		actx, acancel := context.WithCancel(ctx)
+		if a.drain == nil {
+			intake.Add(1)
+		}
+	}
+	intakeDone := make(chan struct{})
+	go func() { intake.Wait(); close(intakeDone) }()
+	for _, a := range actors {
+		if a.drain == nil {
+			actx, acancel := context.WithCancel(ctx)
+			g.Add(func() error {
+				defer intake.Done()
+				if err := a.run(actx); err != nil {
+					return fmt.Errorf("%s: %w", a.name, err)
+				}
+				return nil
+			}, func(error) { acancel() })
+			continue
+		}
+		// Not ended with ctx: stopped once the intake has returned and
+		// the drain is over.
+		actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
+		returned := make(chan struct{})
 		g.Add(func() error {
+			defer close(returned)
 			if err := a.run(actx); err != nil {
 				return fmt.Errorf("%s: %w", a.name, err)
 			}
 			return nil
-		}, func(error) { acancel() })
+		}, func(error) {
+			go func() {
+				defer acancel()
+				select {
+				case <-returned:
+					return // failed first: nothing runs to drain
+				default:
+				}
+				select {
+				case <-intakeDone:
+				case <-returned:
+					return
+				}
+				dctx, dcancel := context.WithTimeout(context.Background(), drainGrace)
+				defer dcancel()
+				go func() {
+					select {
+					case <-returned:
+						dcancel()
+					case <-dctx.Done():
+					}
+				}()
+				if err := a.drain(dctx); err != nil {
+					log.Warn("stopping before everything accepted reached the broker: the rest is sent at the next start", "part", a.name, "err", err)
+					return
+				}
+				log.Info("everything accepted reached the broker", "part", a.name)
+			}()
+		})
 	}
 	g.Add(func() error {
 		sdnotify.Ready(log)

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -256,5 +258,81 @@ func TestWithGrace(t *testing.T) {
 	failed := errors.New("boom")
 	if err := withGrace(log, time.Hour, "nothing", func(context.Context) error { return failed })(context.Background()); !errors.Is(err, failed) {
 		t.Fatalf("a run that fails: %v", err)
+	}
+}
+
+// TestServeDrainsAfterTheIntake: an actor with a drain (a publisher) is
+// not stopped with the others: its run goes on while they finish what
+// they took (a request answered during the stop is spooled then), its
+// drain is called once they have all returned, and its run is stopped
+// only after the drain.
+func TestServeDrainsAfterTheIntake(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	var steps []string
+	var mu sync.Mutex
+	step := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, s)
+	}
+	release := make(chan struct{})
+	intake := func(ctx context.Context) error {
+		<-ctx.Done()
+		step("intake stopping")
+		<-release // a request in flight
+		step("intake returned")
+		return nil
+	}
+	publisher := func(ctx context.Context) error {
+		<-ctx.Done()
+		step("publisher stopped")
+		return nil
+	}
+	drain := func(ctx context.Context) error {
+		step("drain")
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), newRegistry(), "",
+			actor{name: "publisher", run: publisher, drain: drain},
+			actor{name: "http server", run: intake})
+	}()
+	cancel()
+	waitFor(t, "the intake to stop", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(steps) > 0
+	})
+	mu.Lock()
+	early := slices.Clone(steps)
+	mu.Unlock()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"intake stopping"}; !slices.Equal(early, want) {
+		t.Errorf("while the intake finishes: %q; want %q (the publisher still running)", early, want)
+	}
+	if want := []string{"intake stopping", "intake returned", "drain", "publisher stopped"}; !slices.Equal(steps, want) {
+		t.Errorf("stop order %q; want %q", steps, want)
+	}
+}
+
+// TestServeSkipsTheDrainOfAFailedActor: a carrier whose run failed is not
+// drained (nothing runs to send), and the failure ends serve at once.
+func TestServeSkipsTheDrainOfAFailedActor(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	boom := errors.New("spool broken")
+	drained := false
+	err := serve(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), newRegistry(), "",
+		actor{name: "publisher", run: func(context.Context) error { return boom }, drain: func(context.Context) error { drained = true; return nil }},
+		actor{name: "http server", run: func(ctx context.Context) error { <-ctx.Done(); return nil }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("serve returned %v; want the publisher's failure", err)
+	}
+	if drained {
+		t.Error("the drain of a publisher whose run had failed was called")
 	}
 }

@@ -57,6 +57,9 @@ type Publisher struct {
 	peakInFlight atomic.Int64
 	// nReturned counts messages returned unroutable (Returned).
 	nReturned atomic.Int64
+	// sessionUp is set while a broker session is set up and sending
+	// (Drain).
+	sessionUp atomic.Bool
 	inFlight  prometheus.Gauge
 	// sent, when set (tests), is told each message sent and how many are
 	// then in flight, itself included.
@@ -296,6 +299,36 @@ func (p *Publisher) Spooled() (events int, bytes int64) { return p.spool.size() 
 // bound to it, the sign that nothing will ever take them.
 func (p *Publisher) Returned() int64 { return p.nReturned.Load() }
 
+// drainPoll is how often Drain looks at the spool.
+const drainPoll = 20 * time.Millisecond
+
+// Drain waits, while Run runs, until the broker has confirmed every event
+// in the spool, and returns nil then: a component that stops calls it
+// once its intake has stopped, so that what it accepted reaches the
+// broker before the process exits rather than at its next start. It
+// gives up, with an error saying how many events are left, when ctx ends
+// or when Run has no broker session (the broker is away, or Run has
+// returned): waiting would only delay the stop, and the spool keeps those
+// events for the next start.
+func (p *Publisher) Drain(ctx context.Context) error {
+	t := time.NewTicker(drainPoll)
+	defer t.Stop()
+	for {
+		n, _ := p.spool.size()
+		if n == 0 {
+			return nil
+		}
+		if !p.sessionUp.Load() {
+			return fmt.Errorf("drain: %d events left in the spool: no broker session", n)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d events left in the spool: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Close closes the spool file. Call it after Run has returned; Publish then
 // fails with ErrClosed.
 func (p *Publisher) Close() error { return p.spool.close() }
@@ -369,6 +402,8 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) error {
 	returns := ch.NotifyReturn(make(chan amqp.Return, window+1))
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	p.conn.connected.Set(1)
+	p.sessionUp.Store(true)
+	defer p.sessionUp.Store(false)
 
 	var (
 		flight    []inFlight
