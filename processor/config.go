@@ -122,8 +122,9 @@ func (c Config) readyLag() int64 {
 // write (snapshot.WriteLimit) begun just before runs to its limit, and
 // the fence read that follows a failed write (deposedCheckLimit) to its
 // own, while the presence row's delete (5 s) runs beside them;
-// leadership is handed over (election.Config.HandOverBound); and the
-// API's listener closes, giving the probes and scrapes in flight
+// leadership is handed over (election.Config.HandOverBound), while the
+// API's publisher sends what the API accepted (publishDrainLimit); and
+// the API's listener closes, giving the probes and scrapes in flight
 // api.shutdown_grace again. A unit's TimeoutStopSec below it lets systemd
 // kill a stopping leader in the middle of its hand-over.
 func (c Config) StopBound() time.Duration {
@@ -132,7 +133,7 @@ func (c Config) StopBound() time.Duration {
 		grace = api.DefaultShutdownGrace
 	}
 	duties := max(DefaultLeaderWriteLimit, snapshot.WriteLimit) + deposedCheckLimit
-	return grace + duties + c.Raft.HandOverBound() + grace
+	return grace + max(duties+c.Raft.HandOverBound(), publishDrainLimit) + grace
 }
 
 // SetDefaults fills zero fields.

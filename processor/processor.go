@@ -581,8 +581,35 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		return nil
 	})
 	start("follow", n.follow)
+	// The extra parts (the API's publisher) run on their own context,
+	// past the API's drain: a write the API answers is in the spool, and
+	// the requests finished during the stop publish there too; the
+	// publisher sends them (drainParts) before it stops, beside raft's
+	// stop.
+	partsCtx, stopParts := context.WithCancel(context.Background())
+	var partsWG sync.WaitGroup
 	for i, fn := range extra {
-		start(fmt.Sprintf("part %d", i), fn)
+		partsWG.Add(1)
+		go func() {
+			defer partsWG.Done()
+			if err := fn(partsCtx); err != nil {
+				errc <- fmt.Errorf("part %d: %w", i, err)
+				cancel()
+			}
+		}()
+	}
+	partsDone := make(chan struct{})
+	drainParts := func() {
+		defer close(partsDone)
+		if d, ok := parts.Publisher.(drainer); ok {
+			dctx, dcancel := context.WithTimeout(context.Background(), publishDrainLimit)
+			defer dcancel()
+			if err := d.Drain(dctx); err != nil {
+				p.log.Warn("stopping before every event the API accepted reached the broker: the rest is sent at the next start", "err", err)
+			}
+		}
+		stopParts()
+		partsWG.Wait()
 	}
 	p.log.Info("processor started", "api", p.cfg.API.Listen, "raft", p.cfg.Raft.BindAddr)
 	select {
@@ -590,6 +617,7 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	case err := <-raftDone:
 		cancel()
 		wg.Wait()
+		drainParts()
 		stopRaft()
 		<-presenceDone
 		closeAPI()
@@ -599,11 +627,13 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 		return errors.New("raft stopped unexpectedly")
 	}
 	wg.Wait()
+	go drainParts()
 	rerr := func() error {
 		stopRaft()
 		return <-raftDone
 	}()
 	<-presenceDone
+	<-partsDone
 	closeAPI()
 	close(errc)
 	var errs []error
@@ -616,6 +646,17 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	p.log.Info("processor stopped")
 	return errors.Join(errs...)
 }
+
+// drainer is a Publisher that can wait until what it holds has reached
+// the broker (bus.Publisher.Drain).
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
+// publishDrainLimit bounds the wait, on a stop, for the API's publisher
+// to send what the API accepted; it runs beside raft's stop, which may
+// take longer (Config.StopBound).
+const publishDrainLimit = 10 * time.Second
 
 // backoff sleeps for the attempt's backoff or until ctx ends.
 func (n *node) backoff(ctx context.Context, attempt int) {

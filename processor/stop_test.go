@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,8 @@ type recPublisher struct {
 	evs     []event.Event
 	block   chan struct{}
 	entered chan struct{}
+	// drainedAt holds, for each Drain, how many events were published.
+	drainedAt []int
 }
 
 func (p *recPublisher) Publish(ctx context.Context, evs ...event.Event) error {
@@ -75,6 +78,15 @@ func (p *recPublisher) Publish(ctx context.Context, evs ...event.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.evs = append(p.evs, evs...)
+	return nil
+}
+
+// Drain records that the stop asked the publisher to send its spool, and
+// how many events it had then.
+func (p *recPublisher) Drain(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drainedAt = append(p.drainedAt, len(p.evs))
 	return nil
 }
 
@@ -306,6 +318,47 @@ func TestStopWaitsForRequestsInFlight(t *testing.T) {
 	s.raft.wait(t, "raft to stop")
 	close(s.raft.release)
 	close(s.presence.release)
+	if err := s.stopped(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAPIPublisherOutlivesTheAPI: the API answers a write once its
+// events are in the publisher's spool; the publisher (an extra part) was
+// stopped as the stop began, beside the API's drain, so what the requests
+// in flight published then stayed in the spool until the node's next
+// start, a node taken out for good keeping it. The publisher runs until
+// the API has answered them, is drained (Drain, after their events), and
+// stops only then.
+func TestAPIPublisherOutlivesTheAPI(t *testing.T) {
+	pub := &recPublisher{block: make(chan struct{}), entered: make(chan struct{}, 1)}
+	s := startStoppingNode(t, time.Minute, pub)
+	close(s.raft.release)
+	close(s.presence.release)
+	answered := make(chan int, 1)
+	go func() {
+		code, _, _ := s.do("POST", "/v1/events", "x", eventBody)
+		answered <- code
+	}()
+	<-pub.entered
+	s.cancel()
+	select {
+	case <-s.part.reached:
+		t.Fatal("the publisher was stopped while a request it publishes for was in flight")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(pub.block)
+	if code := <-answered; code != http.StatusAccepted {
+		t.Errorf("the request in flight was answered %d; want 202", code)
+	}
+	s.part.wait(t, "the publisher to stop")
+	pub.mu.Lock()
+	drainedAt := slices.Clone(pub.drainedAt)
+	pub.mu.Unlock()
+	if !slices.Equal(drainedAt, []int{1}) {
+		t.Errorf("drains with the published counts %v; want one, after the request's event", drainedAt)
+	}
+	close(s.part.release)
 	if err := s.stopped(t); err != nil {
 		t.Fatal(err)
 	}
