@@ -37,7 +37,9 @@ set -euo pipefail
 # CAUSEWAY_AMQP_PORT is the port RabbitMQ is expected on (used to test this
 # script; the broker's configuration is what decides it).
 readonly AMQP_PORT=${CAUSEWAY_AMQP_PORT:-5672}
-readonly MARIADBD=/usr/sbin/mariadbd
+# CAUSEWAY_MARIADBD is where mariadbd is looked for (used to test this
+# script: a machine where it is not there).
+readonly MARIADBD=${CAUSEWAY_MARIADBD:-/usr/sbin/mariadbd}
 # The MariaDB instance is the distribution's (/etc/mysql/my.cnf). Setting
 # CAUSEWAY_MYSQL_DATADIR runs a separate instance instead, with its own
 # datadir, port, socket and pid file (used to test this script).
@@ -247,6 +249,12 @@ maria_serving() {
 
 maria_install() {
 	[[ -x $MARIADBD ]] && return 0
+	# A server that answers, or holds the port, runs without that binary
+	# (MySQL, or a MariaDB before 10.5, whose server is mysqld): it is
+	# left as it is, not installed over (maria_start says what it finds).
+	if maria_up || port_open "$MYSQL_PORT"; then
+		return 0
+	fi
 	apt_install mariadb-server
 	mark "$MARKER_DIR/mariadb-installed"
 }

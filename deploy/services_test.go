@@ -22,7 +22,7 @@ import (
 // arguments in calls (one line a call, the command's name first) and
 // fails as a service that is not running does: rabbitmqctl (ping,
 // await_startup) and mariadb-admin (ping) find nothing, start-stop-daemon
-// --status finds no process. id -u says root. The rest of the PATH holds
+// --status finds no process, apt-get fails. id -u says root. The rest of the PATH holds
 // no sbin directory, so that a command without a shim is not found
 // rather than run.
 func servicesShims(t *testing.T) (path, calls string) {
@@ -42,6 +42,9 @@ func servicesShims(t *testing.T) (path, calls string) {
 	shim("mariadb", "exit 1")
 	shim("mariadb-install-db", "exit 0")
 	shim("start-stop-daemon", `case " $* " in *" --status "*) exit 3 ;; esac; exit 0`)
+	// apt-get is in /usr/bin: without a shim a test would install
+	// packages on the machine.
+	shim("apt-get", "exit 1")
 	return dir + ":/usr/bin:/bin", calls
 }
 
@@ -275,5 +278,34 @@ exit 0`
 	}
 	if created != 2 {
 		t.Errorf("%d CREATE USER statements with a password; want 2 (127.0.0.1, localhost):\n%s", created, b)
+	}
+}
+
+// TestServicesUpLeavesARunningDatabaseAlone: "up" installs MariaDB only
+// when it is missing. It looked for the binary alone, before asking
+// whether a server runs, so a database server running without
+// /usr/sbin/mariadbd (MySQL, or a MariaDB before 10.5, whose server is
+// mysqld) had apt install mariadb-server over it. A server that answers,
+// or that holds the port, is left as it is: nothing is installed.
+func TestServicesUpLeavesARunningDatabaseAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ping string // mariadb-admin's shim
+	}{
+		{"answers", "exit 0"},
+		{"holds the port", "exit 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := map[string]string{"rabbitmqctl": "exit 0", "mariadb-admin": tc.ping, "mariadb": "exit 0"}
+			out, calls, _ := runServicesWith(t, up, "up",
+				"CAUSEWAY_AMQP_PORT="+taken(t), "CAUSEWAY_MYSQL_PORT="+taken(t),
+				"CAUSEWAY_MARIADBD="+filepath.Join(t.TempDir(), "mariadbd"))
+			if strings.Contains(calls, "apt-get ") {
+				t.Errorf("up tried to install MariaDB beside a running server:\n%s\ncalls:\n%s", out, calls)
+			}
+			if strings.Contains(calls, "start-stop-daemon --start ") || strings.Contains(calls, "mariadb-install-db ") {
+				t.Errorf("up started or initialised a second server:\n%s", calls)
+			}
+		})
 	}
 }
