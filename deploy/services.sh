@@ -155,6 +155,12 @@ rabbit_serving() {
 
 rabbit_install() {
 	command -v rabbitmq-server >/dev/null && return 0
+	# A broker that answers, or holds the port, runs without it on the
+	# PATH (in a container, from another install): it is left as it is,
+	# not installed beside (rabbit_start says what it finds).
+	if rabbit_up || port_open "$AMQP_PORT"; then
+		return 0
+	fi
 	# The configuration is written before the package is installed: where
 	# systemd runs, the package starts the broker as soon as it is unpacked,
 	# and a node started under another name than the one written afterwards

@@ -56,13 +56,23 @@ func runServices(t *testing.T, cmd string, env ...string) (out, calls string, er
 	return runServicesWith(t, nil, cmd, env...)
 }
 
+// absent, as the body of a shim, removes it: the command is not found.
+const absent = "\x00absent"
+
 // runServicesWith is runServices with some shims replaced: bodies maps a
-// command's name to its shim's body (after the line recording the call).
+// command's name to its shim's body (after the line recording the call),
+// or to absent.
 func runServicesWith(t *testing.T, bodies map[string]string, cmd string, env ...string) (out, calls string, err error) {
 	t.Helper()
 	path, callsFile := servicesShims(t)
 	shims := strings.SplitN(path, ":", 2)[0]
 	for name, body := range bodies {
+		if body == absent {
+			if err := os.Remove(filepath.Join(shims, name)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		script := "#!/bin/sh\necho \"" + name + " $*\" >>'" + callsFile + "'\n" + body + "\n"
 		if err := os.WriteFile(filepath.Join(shims, name), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
@@ -305,6 +315,31 @@ func TestServicesUpLeavesARunningDatabaseAlone(t *testing.T) {
 			}
 			if strings.Contains(calls, "start-stop-daemon --start ") || strings.Contains(calls, "mariadb-install-db ") {
 				t.Errorf("up started or initialised a second server:\n%s", calls)
+			}
+		})
+	}
+}
+
+// TestServicesUpLeavesARunningBrokerAlone: "up" installs RabbitMQ only
+// when it is missing. It looked for rabbitmq-server alone, before asking
+// whether a broker runs, so a broker that runs without it on the PATH (in
+// a container, or from another install) had apt install rabbitmq-server
+// beside it, whose package may start a second broker on the same port. A
+// broker that answers rabbitmqctl, or that holds the port, is left as it
+// is: nothing is installed.
+func TestServicesUpLeavesARunningBrokerAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctl  string // rabbitmqctl's shim
+	}{
+		{"answers", "exit 0"},
+		{"holds the port", absent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := map[string]string{"rabbitmq-server": absent, "rabbitmqctl": tc.ctl, "mariadb-admin": "exit 0", "mariadb": "exit 0"}
+			out, calls, _ := runServicesWith(t, up, "up", "CAUSEWAY_AMQP_PORT="+taken(t), "CAUSEWAY_MYSQL_PORT="+taken(t))
+			if strings.Contains(calls, "apt-get ") {
+				t.Errorf("up tried to install RabbitMQ beside a running broker:\n%s\ncalls:\n%s", out, calls)
 			}
 		})
 	}
