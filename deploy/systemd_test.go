@@ -19,7 +19,7 @@ import (
 // stop like a death by those signals (cmd/causeway's
 // TestSecondSignalForcesStop checks the binary against the units).
 var requiredDirectives = []string{
-	"Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2 78", "SuccessExitStatus=130 143", "User=causeway",
+	"Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2 78", "RestartForceExitStatus=SIGPIPE", "SuccessExitStatus=130 143", "User=causeway",
 	"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 	"StateDirectory=", "ExecStart=/usr/bin/causeway ", "PartOf=causeway.target",
 }

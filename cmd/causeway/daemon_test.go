@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDaemonErrorsAreLogged: the error a component stops on (here its
@@ -166,5 +169,92 @@ func TestDaemonUnreadableFilesExit1(t *testing.T) {
 		{"driver", "driver-spool", bus + "drivers: {publisher: {spool_path: " + filepath.Join(notDir, "spool.db") + "}, static: {directory: " + dir + "}}\n"},
 	} {
 		checkDaemonExit(t, bin, tc.component, writeConfig(t, dir, tc.name+".yaml", tc.body), 1)
+	}
+}
+
+// TestBrokenLogStreamIsRestarted: a daemon logs to stderr, under systemd
+// a stream to journald. When that stream breaks (journald stopped), the
+// Go runtime ends the process at its next log line with SIGPIPE, which
+// systemd counts as a clean exit, like SIGTERM: Restart=on-failure leaves
+// the component down, silently. The units must restart a daemon that
+// SIGPIPE ended (RestartForceExitStatus), so that it comes back with a
+// new stream.
+func TestBrokenLogStreamIsRestarted(t *testing.T) {
+	units, err := filepath.Glob("../../deploy/systemd/*.service")
+	if err != nil || len(units) == 0 {
+		t.Fatalf("no units under deploy/systemd (%v)", err)
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := writeConfig(t, dir, "causeway.yaml", `bus: {url: "amqp://guest:guest@127.0.0.1:1/", reconnect_min: 1h, reconnect_max: 1h}
+listener:
+  server: {listen: "127.0.0.1:0", auth: {insecure_no_auth: true}}
+  publisher: {spool_path: "`+filepath.Join(dir, "spool.db")+`"}
+  events: {}
+`)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "listener", "-c", cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	buf := make([]byte, 4096)
+	for ready := false; !ready; {
+		if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no READY=1 from the daemon: %v", err)
+		}
+		ready = strings.Contains(string(buf[:n]), "READY=1")
+	}
+	r.Close() // the log stream breaks
+	// A SIGHUP makes the daemon log a line.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Skip("the daemon outlived its log stream: nothing for the units to restart")
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+		t.Fatalf("after its log stream broke: %v; want killed by SIGPIPE (or alive)", cmd.ProcessState)
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forced := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "RestartForceExitStatus="); ok && slices.Contains(strings.Fields(v), "SIGPIPE") {
+				forced = true
+			}
+		}
+		if !forced {
+			t.Errorf("%s: a daemon that SIGPIPE ended (its log stream broke) is a clean exit to systemd, not restarted; want RestartForceExitStatus=SIGPIPE", filepath.Base(u))
+		}
 	}
 }
