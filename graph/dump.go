@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,34 @@ func (g *Graph) Dump(w io.Writer) error { return DumpState(w, g.State()) }
 // dumped outside it.
 func DumpState(w io.Writer, s State) error {
 	bw := bufio.NewWriter(w)
+	if err := writeDump(bw, s); err != nil {
+		return err
+	}
+	bw.WriteByte('\n')
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("dump graph: %w", err)
+	}
+	return nil
+}
+
+// DumpStateValue writes the JSON value of DumpState's dump: the dump
+// without its final newline, for a dump that holds the graph's (an
+// engine's) to write it as it is rendered, rather than render it whole in
+// memory first.
+func DumpStateValue(w io.Writer, s State) error {
+	bw := bufio.NewWriter(w)
+	if err := writeDump(bw, s); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("dump graph: %w", err)
+	}
+	return nil
+}
+
+// writeDump writes the dump of s but its final newline to bw, which the
+// caller flushes (the first failed write is bw's error then).
+func writeDump(bw *bufio.Writer, s State) error {
 	head, err := json.Marshal(dumpHead{Version: s.Version, Now: dumpTime(s.Now), Step: s.Step, NextID: s.NextID})
 	if err != nil {
 		return fmt.Errorf("dump graph: %w", err)
@@ -28,16 +57,20 @@ func DumpState(w io.Writer, s State) error {
 	bw.WriteString(`{"graph":`)
 	bw.Write(head)
 	bw.WriteString(",\n\"vertices\":[")
+	// One buffer for every vertex (json.Marshal would allocate each its
+	// copy): Encode writes what Marshal returns, and a newline.
+	var vb bytes.Buffer
+	enc := json.NewEncoder(&vb)
 	for i, v := range s.Vertices {
-		b, err := json.Marshal(dumpVertexOf(v))
-		if err != nil {
+		vb.Reset()
+		if err := enc.Encode(dumpVertexOf(v)); err != nil {
 			return fmt.Errorf("dump vertex %d: %w", v.ID, err)
 		}
 		if i > 0 {
 			bw.WriteByte(',')
 		}
 		bw.WriteByte('\n')
-		bw.Write(b)
+		bw.Write(bytes.TrimSuffix(vb.Bytes(), []byte{'\n'}))
 	}
 	bw.WriteString("\n],\n\"syncs\":")
 	syncs := s.Syncs
@@ -49,10 +82,7 @@ func DumpState(w io.Writer, s State) error {
 		return fmt.Errorf("dump syncs: %w", err)
 	}
 	bw.Write(b)
-	bw.WriteString("}\n")
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("dump graph: %w", err)
-	}
+	bw.WriteString("}")
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/evaluator"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/snapshot"
 )
 
@@ -48,13 +51,26 @@ func TestDumpHoldsTheLockForTheCaptureOnly(t *testing.T) {
 	p := &lockProbe{mu: &f.mu}
 	f.load(p, 3, time.Time{})
 	n := &node{f: f}
-	b, seq, err := n.Dump()
+	b, seq, err := dumpOf(n)
 	if err != nil || string(b) != "probe\n" || seq != 3 {
 		t.Fatalf("Dump = %q, %d, %v; want the probe's dump at seq 3", b, seq, err)
 	}
 	if len(p.freeWhileWritten) != 1 || !p.freeWhileWritten[0] {
 		t.Errorf("the dump was written holding the follower's lock (free while written: %v)", p.freeWhileWritten)
 	}
+}
+
+// dumpOf is the dump n.Dump captures, written.
+func dumpOf(n *node) ([]byte, int64, error) {
+	write, seq, err := n.Dump()
+	if err != nil {
+		return nil, 0, err
+	}
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return nil, 0, err
+	}
+	return b.Bytes(), seq, nil
 }
 
 // dumpMachines are the two machines a node keeps, with a template, a
@@ -95,7 +111,7 @@ func TestDumpFromCaptureIsTheDump(t *testing.T) {
 			f := newFollower(nil, DefaultPageSize, slog.New(slog.DiscardHandler))
 			f.load(m, 501, time.Time{})
 			n := &node{f: f}
-			got, seq, err := n.Dump()
+			got, seq, err := dumpOf(n)
 			if err != nil || seq != 501 {
 				t.Fatalf("Dump: seq %d, %v", seq, err)
 			}
@@ -120,11 +136,61 @@ func TestDumpFromCaptureIsTheDump(t *testing.T) {
 				}
 			}()
 			for range 5 {
-				if _, _, err := n.Dump(); err != nil {
+				if _, _, err := dumpOf(n); err != nil {
 					t.Error(err)
 				}
 			}
 			<-done
+		})
+	}
+}
+
+// largestWrite is a ResponseWriter that keeps the body and the size of
+// its largest single Write.
+type largestWrite struct {
+	discardResponse
+	body    bytes.Buffer
+	largest int
+}
+
+func (l *largestWrite) Write(p []byte) (int, error) {
+	l.largest = max(l.largest, len(p))
+	l.body.Write(p)
+	return l.discardResponse.Write(p)
+}
+
+// TestDumpIsWrittenAsRendered: GET /v1/debug/dump writes the dump to the
+// response as it is rendered, byte for byte the machine's Dump. It was
+// rendered whole in memory, in buffers copied into one another, and
+// written at once: about 690 MB allocated for a dump of 64 MB at 100k
+// entities (BenchmarkDumpRequest), per request.
+func TestDumpIsWrittenAsRendered(t *testing.T) {
+	for name, m := range dumpMachines(t, 5000) {
+		t.Run(name, func(t *testing.T) {
+			var want bytes.Buffer
+			if err := m.Dump(&want); err != nil {
+				t.Fatal(err)
+			}
+			f := newFollower(nil, DefaultPageSize, slog.New(slog.DiscardHandler))
+			f.load(m, 5001, time.Time{})
+			s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "t", Role: api.RoleAdmin}}},
+				newDumpBackend(&node{f: f}), api.Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodGet, "/v1/debug/dump", nil)
+			req.Header.Set("Authorization", "Bearer t")
+			w := &largestWrite{discardResponse: discardResponse{h: http.Header{}}}
+			s.Handler().ServeHTTP(w, req)
+			if w.code != http.StatusOK || w.h.Get(api.HeaderSeq) != "5001" {
+				t.Fatalf("dump: %d, seq %q: %s", w.code, w.h.Get(api.HeaderSeq), w.body.Bytes()[:min(200, w.body.Len())])
+			}
+			if !bytes.Equal(w.body.Bytes(), want.Bytes()) {
+				t.Fatalf("the dump answered differs from the machine's Dump (%d and %d bytes)", w.body.Len(), want.Len())
+			}
+			if w.largest > 64<<10 {
+				t.Errorf("the dump (%d bytes) was written %d bytes at a time: rendered in memory first, not written as rendered", want.Len(), w.largest)
+			}
 		})
 	}
 }

@@ -912,32 +912,32 @@ type dumpCapturer interface {
 	CaptureDump() func(io.Writer) error
 }
 
-// Dump writes the canonical dump of the live machine. The follower's lock
-// is held for the copy of the state (the deep copy a live snapshot
-// capture makes: BenchmarkDumpLockHold) and the dump, most of the work,
-// is written from the copy outside it, concurrently with Apply; a machine
-// that cannot be copied so is dumped under the lock.
-func (n *node) Dump() ([]byte, int64, error) {
+// Dump captures the canonical dump of the live machine. The follower's
+// lock is held for the copy of the state (the deep copy a live snapshot
+// capture makes: BenchmarkDumpLockHold); the dump, most of the work, is
+// written from the copy outside it, concurrently with Apply, as it is
+// rendered (the API writes it to the response so, rather than render it
+// whole in memory first: BenchmarkDumpRequest). A machine that cannot be
+// copied so is dumped in memory under the lock: its write must not hold
+// the lock while a client takes the answer.
+func (n *node) Dump() (func(io.Writer) error, int64, error) {
 	if !n.f.loaded.Load() {
 		return nil, 0, errors.New("state not loaded yet")
 	}
-	var buf bytes.Buffer
 	n.f.mu.RLock()
+	defer n.f.mu.RUnlock()
 	seq := n.f.applied
-	dc, ok := n.f.m.(dumpCapturer)
-	if !ok {
-		defer n.f.mu.RUnlock()
-		if err := n.f.m.Dump(&buf); err != nil {
-			return nil, 0, fmt.Errorf("dump state: %w", err)
-		}
-		return buf.Bytes(), seq, nil
+	if dc, ok := n.f.m.(dumpCapturer); ok {
+		return dc.CaptureDump(), seq, nil
 	}
-	write := dc.CaptureDump()
-	n.f.mu.RUnlock()
-	if err := write(&buf); err != nil {
+	var buf bytes.Buffer
+	if err := n.f.m.Dump(&buf); err != nil {
 		return nil, 0, fmt.Errorf("dump state: %w", err)
 	}
-	return buf.Bytes(), seq, nil
+	return func(w io.Writer) error {
+		_, err := w.Write(buf.Bytes())
+		return err
+	}, seq, nil
 }
 
 func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Past, error) {

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -193,5 +194,80 @@ func BenchmarkDumpLockHold(b *testing.B) {
 				b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "held_ms")
 			})
 		}
+	}
+}
+
+// discardResponse is a ResponseWriter that drops the body, so that a
+// benchmark counts the memory of the handler, not of a recorder.
+type discardResponse struct {
+	h    http.Header
+	code int
+	n    int64
+}
+
+func (d *discardResponse) Header() http.Header { return d.h }
+func (d *discardResponse) WriteHeader(code int) {
+	if d.code == 0 {
+		d.code = code
+	}
+}
+func (d *discardResponse) Write(p []byte) (int, error) {
+	d.WriteHeader(http.StatusOK)
+	d.n += int64(len(p))
+	return len(p), nil
+}
+
+// dumpBackend serves a node's Dump through the API, and apitest's
+// answers for the rest.
+type dumpBackend struct {
+	*node
+	b apitest.Backend
+}
+
+func newDumpBackend(n *node) *dumpBackend {
+	return &dumpBackend{node: n, b: apitest.Backend{Leader: "p1"}}
+}
+
+func (d *dumpBackend) View(fn func(api.View, int64) error) error { return d.b.View(fn) }
+func (d *dumpBackend) Status(ctx context.Context) api.Status     { return d.b.Status(ctx) }
+func (d *dumpBackend) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Past, error) {
+	return d.b.Reconstruct(ctx, seq, at)
+}
+func (d *dumpBackend) Publish(ctx context.Context, evs ...event.Event) error {
+	return d.b.Publish(ctx, evs...)
+}
+func (d *dumpBackend) Cluster() ([]api.Member, error) { return d.b.Cluster() }
+func (d *dumpBackend) Join(id, addr string) error     { return d.b.Join(id, addr) }
+func (d *dumpBackend) Remove(id string) error         { return d.b.Remove(id) }
+
+// BenchmarkDumpRequest is the memory one GET /v1/debug/dump takes, the
+// whole handler (capture, rendering, writing), on a node of 10k and 100k
+// entities, the response's body dropped as written.
+func BenchmarkDumpRequest(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		m := dumpMachines(b, n)["node"]
+		f := newFollower(nil, DefaultPageSize, slog.New(slog.DiscardHandler))
+		f.load(m, int64(n+1), time.Time{})
+		s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "t", Role: api.RoleAdmin}}},
+			newDumpBackend(&node{f: f}), api.Deps{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := s.Handler()
+		b.Run(fmt.Sprintf("entities=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var size int64
+			for range b.N {
+				req := httptest.NewRequest(http.MethodGet, "/v1/debug/dump", nil)
+				req.Header.Set("Authorization", "Bearer t")
+				w := &discardResponse{h: http.Header{}}
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusOK {
+					b.Fatalf("dump: %d", w.code)
+				}
+				size = w.n
+			}
+			b.ReportMetric(float64(size), "dump_bytes")
+		})
 	}
 }

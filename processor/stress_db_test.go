@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"math"
 	"sync"
@@ -75,7 +76,9 @@ func stress(t *testing.T, live bool) {
 				}
 				return nil
 			})
-			_, _, _ = n.Dump()
+			if write, _, err := n.Dump(); err == nil {
+				_ = write(io.Discard)
+			}
 			_ = n.Status(ctx)
 		}
 	}()

@@ -1,7 +1,7 @@
 package snapshot
 
 import (
-	"bytes"
+	"bufio"
 	"database/sql"
 	"encoding/gob"
 	"encoding/json"
@@ -165,23 +165,34 @@ func (n *Node) CaptureDump() func(io.Writer) error {
 // DumpNodeState writes the canonical dump of the node whose State s is,
 // byte for byte the node's Dump. It reads s only: a State taken under the
 // lock that serialises the node's Apply (State copies) can be dumped
-// outside it.
+// outside it. The dump is written as it is rendered
+// (evaluator.DumpStateValue, then a subscription at a time), not rendered
+// whole in memory first.
 func DumpNodeState(w io.Writer, s NodeState) error {
-	var eb bytes.Buffer
-	if err := evaluator.DumpState(&eb, s.Engine); err != nil {
+	bw := bufio.NewWriter(w)
+	bw.WriteString(`{"engine":`)
+	if err := evaluator.DumpStateValue(bw, s.Engine); err != nil {
 		return err
 	}
-	subs, err := json.Marshal(s.Subscriptions)
-	if err != nil {
-		return fmt.Errorf("dump subscriptions: %w", err)
+	bw.WriteString(`,"subscriptions":`)
+	if s.Subscriptions == nil {
+		bw.WriteString("null") // as json.Marshal writes a nil slice
+	} else {
+		bw.WriteByte('[')
+		for i := range s.Subscriptions {
+			b, err := json.Marshal(&s.Subscriptions[i])
+			if err != nil {
+				return fmt.Errorf("dump subscriptions: %w", err)
+			}
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.Write(b)
+		}
+		bw.WriteByte(']')
 	}
-	var out bytes.Buffer
-	out.WriteString(`{"engine":`)
-	out.Write(bytes.TrimSpace(eb.Bytes()))
-	out.WriteString(`,"subscriptions":`)
-	out.Write(subs)
-	out.WriteString("}\n")
-	if _, err := w.Write(out.Bytes()); err != nil {
+	bw.WriteString("}\n")
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write dump: %w", err)
 	}
 	return nil

@@ -1,7 +1,7 @@
 package evaluator
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -439,28 +439,76 @@ func (e *Engine) CaptureDump() func(io.Writer) error {
 // for byte the Dump of that engine. It reads s only: a State taken under
 // the lock that serialises the engine's Apply (State copies) can be
 // dumped outside it, which holds the lock for the copy alone rather than
-// for the encoding too.
+// for the encoding too. The dump is written as it is rendered, a vertex,
+// a template, a match or an effect at a time: its memory is that of one
+// of them, not of the whole dump.
 func DumpState(w io.Writer, s State) error {
-	var gb bytes.Buffer
-	if err := graph.DumpState(&gb, s.Graph); err != nil {
-		return fmt.Errorf("dump graph: %w", err)
+	bw := bufio.NewWriter(w)
+	if err := writeDump(bw, s); err != nil {
+		return err
 	}
-	ev, err := json.Marshal(struct {
-		Templates []TemplateState `json:"templates"`
-		Matches   []MatchState    `json:"matches"`
-		Effects   []EffectState   `json:"effects"`
-	}{s.Templates, s.Matches, s.Effects})
-	if err != nil {
-		return fmt.Errorf("dump evaluator: %w", err)
-	}
-	var out bytes.Buffer
-	out.WriteString(`{"graph":`)
-	out.Write(bytes.TrimSpace(gb.Bytes()))
-	out.WriteString(`,"evaluator":`)
-	out.Write(ev)
-	out.WriteString("}\n")
-	if _, err := w.Write(out.Bytes()); err != nil {
+	bw.WriteByte('\n')
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write dump: %w", err)
 	}
+	return nil
+}
+
+// DumpStateValue writes the JSON value of DumpState's dump (the dump
+// without its final newline), for a dump that holds the engine's.
+func DumpStateValue(w io.Writer, s State) error {
+	bw := bufio.NewWriter(w)
+	if err := writeDump(bw, s); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write dump: %w", err)
+	}
+	return nil
+}
+
+// writeDump writes the dump of s but its final newline to bw, which the
+// caller flushes: {"graph":<graph.DumpStateValue>,"evaluator":<the
+// templates, matches and effects as json.Marshal writes that struct>}.
+func writeDump(bw *bufio.Writer, s State) error {
+	bw.WriteString(`{"graph":`)
+	if err := graph.DumpStateValue(bw, s.Graph); err != nil {
+		return fmt.Errorf("dump graph: %w", err)
+	}
+	bw.WriteString(`,"evaluator":{"templates":`)
+	if err := writeJSONArray(bw, s.Templates); err != nil {
+		return fmt.Errorf("dump evaluator: %w", err)
+	}
+	bw.WriteString(`,"matches":`)
+	if err := writeJSONArray(bw, s.Matches); err != nil {
+		return fmt.Errorf("dump evaluator: %w", err)
+	}
+	bw.WriteString(`,"effects":`)
+	if err := writeJSONArray(bw, s.Effects); err != nil {
+		return fmt.Errorf("dump evaluator: %w", err)
+	}
+	bw.WriteString("}}")
+	return nil
+}
+
+// writeJSONArray writes xs as json.Marshal does (null for nil), one
+// element marshalled at a time.
+func writeJSONArray[T any](bw *bufio.Writer, xs []T) error {
+	if xs == nil {
+		bw.WriteString("null")
+		return nil
+	}
+	bw.WriteByte('[')
+	for i := range xs {
+		b, err := json.Marshal(&xs[i])
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(b)
+	}
+	bw.WriteByte(']')
 	return nil
 }

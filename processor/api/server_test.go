@@ -79,6 +79,10 @@ type fakeBackend struct {
 	members   []Member
 	leader    bool
 	viewErr   error
+	// dumpPart and dumpErr: the dump writes dumpPart, then fails with
+	// dumpErr (nil: the dump is whole).
+	dumpPart string
+	dumpErr  error
 }
 
 func (b *fakeBackend) View(fn func(View, int64) error) error {
@@ -90,7 +94,18 @@ func (b *fakeBackend) View(fn func(View, int64) error) error {
 func (b *fakeBackend) Status(context.Context) Status {
 	return Status{NodeID: "n1", Role: "Follower", Leader: "n2", AppliedSeq: b.seq, Ready: b.ready}
 }
-func (b *fakeBackend) Dump() ([]byte, int64, error) { return []byte(`{"dump":true}`), b.seq, nil }
+func (b *fakeBackend) Dump() (func(io.Writer) error, int64, error) {
+	return func(w io.Writer) error {
+		if b.dumpErr != nil {
+			if _, err := io.WriteString(w, b.dumpPart); err != nil {
+				return err
+			}
+			return b.dumpErr
+		}
+		_, err := io.WriteString(w, `{"dump":true}`)
+		return err
+	}, b.seq, nil
+}
 func (b *fakeBackend) Reconstruct(_ context.Context, seq int64, at time.Time) (Past, error) {
 	if !at.IsZero() {
 		seq = 5
@@ -1421,5 +1436,28 @@ func TestSlowBodyHoldsNoGraphSlot(t *testing.T) {
 	<-done
 	if posted.Code != http.StatusOK {
 		t.Errorf("the POSTed query: %d %s; want 200", posted.Code, posted.Body)
+	}
+}
+
+// TestDumpFailing: a dump that fails before any of it is written is a
+// 500; one that fails once part of it is sent (it is written to the
+// response as rendered) breaks the answer, rather than end a cut dump
+// that would pass for whole.
+func TestDumpFailing(t *testing.T) {
+	ts := newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 7, dumpErr: errors.New("render: boom")})
+	if resp, body := do(t, ts, "GET", "/v1/debug/dump", "admin-token", "", ""); resp.StatusCode != 500 || strings.Contains(string(body), "boom") {
+		t.Errorf("dump failing before writing: %d %s; want 500 without the cause", resp.StatusCode, body)
+	}
+	ts = newTestServer(t, &fakeBackend{g: sampleGraph(), seq: 7, dumpPart: strings.Repeat("x", 100<<10), dumpErr: errors.New("render: boom")})
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/debug/dump", nil)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		return // broken before the headers: as good
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("dump failing midway: %d, %d bytes read whole; want the answer broken", resp.StatusCode, len(b))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/causeway/causeway/graph"
@@ -89,8 +90,11 @@ type Backend interface {
 	View(fn func(v View, seq int64) error) error
 	// Status is this node's status.
 	Status(ctx context.Context) Status
-	// Dump returns the canonical dump of the live state and its seq.
-	Dump() ([]byte, int64, error)
+	// Dump captures the canonical dump of the live state: the seq it
+	// reflects and what writes it, as it is rendered, to w. write must
+	// not hold the live state (a client may take the dump slowly): it
+	// writes from a copy, or from bytes rendered already.
+	Dump() (write func(w io.Writer) error, seq int64, err error)
 	// Reconstruct builds, on a separate graph, the state at seq (if > 0)
 	// or else at time at. It never touches the live state.
 	Reconstruct(ctx context.Context, seq int64, at time.Time) (Past, error)

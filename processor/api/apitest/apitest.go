@@ -5,6 +5,7 @@ package apitest
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -113,7 +114,12 @@ func (b *Backend) Status(context.Context) api.Status {
 }
 
 // Dump implements api.Backend.
-func (b *Backend) Dump() ([]byte, int64, error) { return []byte("{}"), b.Seq, nil }
+func (b *Backend) Dump() (func(io.Writer) error, int64, error) {
+	return func(w io.Writer) error {
+		_, err := io.WriteString(w, "{}")
+		return err
+	}, b.Seq, nil
+}
 
 // Reconstruct implements api.Backend: only the live seq exists.
 func (b *Backend) Reconstruct(_ context.Context, seq int64, _ time.Time) (api.Past, error) {
