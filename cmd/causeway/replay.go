@@ -655,9 +655,7 @@ func fmtOptTime(t *time.Time, approx bool) string {
 func (a *historicalRCA) write(w io.Writer, format string) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(a)
+		return api.WriteJSON(w, a)
 	case "dot":
 		return a.dot(w)
 	}
@@ -782,9 +780,7 @@ func runHistoricalTopology(cmd *cobra.Command, g *globalFlags, db *dbFlags, p po
 	w := cmd.OutOrStdout()
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return api.WriteJSON(w, out)
 	case "dot":
 		return writeTopologyDOT(w, out.TopologyResponse)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -65,12 +64,11 @@ func (f *apiFlags) client() (*apiclient.Client, error) {
 	return c, nil
 }
 
-// emit writes v as JSON, or calls table with a tab writer.
+// emit writes v as JSON (indented as the API answers, api.WriteJSON), or
+// calls table with a tab writer.
 func (f *apiFlags) emit(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
 	if f.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return api.WriteJSON(w, v)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	table(tw)

@@ -845,9 +845,7 @@ func (s *Server) write(w http.ResponseWriter, code int, m Meta, v any) {
 	w.Header().Set(HeaderLeader, m.Leader)
 	w.Header().Set(HeaderNode, m.Node)
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	if err := WriteJSON(w, v); err != nil {
 		s.log.Debug("write response", "err", err)
 	}
 }

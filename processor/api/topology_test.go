@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -191,5 +192,50 @@ func TestPlaceholdersLeftOut(t *testing.T) {
 	}
 	if _, n := has("/v1/resources/count?all=true"); n != 4 {
 		t.Errorf("resource count with all=true %d, want 4", n)
+	}
+}
+
+// chain is n switches, each containing the next: a tree of n levels.
+func chain(n int) *fakeGraph {
+	g := &fakeGraph{vs: map[graph.VertexID]graph.Vertex{}}
+	for i := range n {
+		id := graph.VertexID(i)
+		g.vs[id] = graph.Vertex{ID: id, Category: graph.CategoryResource, Type: "switch", ExternalID: fmt.Sprint("sw-", i), Name: fmt.Sprint("sw-", i), OperationalState: "OK", UpdateTimestamp: t0}
+		if i > 0 {
+			g.edges = append(g.edges, graph.Edge{From: id - 1, To: id, Relationship: "contains"})
+		}
+	}
+	return g
+}
+
+// TestDeepTreeAnswerIsLinear: the answer of a deep tree grows with its
+// vertices, not with their square. Indented a level a nesting, a chain of
+// 1000 switches was answered in 26 MB (250 KB compact), 3000 in 235 MB
+// (760 KB) with 1.9 GB allocated: a reader's request made the node
+// allocate in the square of the graph's depth. The indentation stops
+// growing past MaxIndentDepth nestings.
+func TestDeepTreeAnswerIsLinear(t *testing.T) {
+	size := map[int]int{}
+	for _, n := range []int{1000, 2000} {
+		ts := newTestServer(t, &fakeBackend{g: chain(n), seq: 7})
+		resp, body := do(t, ts, "GET", "/v1/topology?graph_type=tree&root=0", "read-token", "", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("tree: %d %s", resp.StatusCode, body[:min(len(body), 300)])
+		}
+		var r TopologyResponse
+		if err := json.Unmarshal(body, &r); err != nil || r.Tree == nil {
+			t.Fatalf("decode the tree: %v", err)
+		}
+		depth := 0
+		for n := r.Tree; len(n.Children) > 0; n = &n.Children[0] {
+			depth++
+		}
+		if depth != n-1 {
+			t.Errorf("the tree answered is %d deep; want %d", depth, n-1)
+		}
+		size[n] = len(body)
+	}
+	if size[2000] > 5*size[1000]/2 {
+		t.Errorf("a tree of 1000 levels answered in %d bytes, of 2000 in %d: its size grows with the square of its depth", size[1000], size[2000])
 	}
 }
