@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
@@ -93,13 +94,36 @@ func (f *apiFlags) emitState(w io.Writer, r interface{ ResponseMeta() api.Meta }
 // row writes one line of a table. A value with a tab or a line break (an
 // alarm's name, a dead letter's reason: they come from outside) is quoted
 // (printable), so that it neither shifts the columns nor starts a row of
-// its own.
+// its own. A value but the last longer than maxCell runes is cut (…):
+// the tab writer pads every row of a column to its widest cell, and one
+// name of most of an event's megabyte made each row of `alarms list` as
+// wide. The last cell is not padded: it is printed whole (a show's
+// value), and -o json prints every value whole.
 func row(tw io.Writer, cols ...any) {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		parts[i] = printable(fmt.Sprint(c))
+		if i < len(cols)-1 {
+			parts[i] = cut(parts[i], maxCell)
+		}
 	}
 	fmt.Fprintln(tw, strings.Join(parts, "\t"))
+}
+
+// maxCell is the width, in runes, past which row cuts a padded cell.
+const maxCell = 120
+
+// cut is s cut to n runes, the last of them "…", if it is longer.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i := 0
+	for range n - 1 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i] + "…"
 }
 
 func newStatusCmd(_ *globalFlags) *cobra.Command {

@@ -101,3 +101,34 @@ func TestDeadLetterTablesQuoteOddValues(t *testing.T) {
 	}
 	checkTable(t, "webhooks dead-letters", out)
 }
+
+// TestTablesCutLongCells: a long value from outside (an alarm's name may
+// be most of an event's megabyte) is cut in a column the table pads,
+// rather than pad every row of the table to its width: one name of 100 KB
+// among 300 alarms made `alarms list` print 30 MB. The last cell of a row,
+// which is not padded, is printed whole (`alarms show`), and so is the
+// JSON.
+func TestTablesCutLongCells(t *testing.T) {
+	long := strings.Repeat("ü", 50_000) + "END"
+	_, url := apiServer(t, func(b *apitest.Backend) {
+		for i := range 300 {
+			id := graph.VertexID(10 + i)
+			b.G.Vertices[id] = graph.Vertex{ID: id, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: fmt.Sprint("x", i), Name: "short", OperationalState: "WARNING"}
+		}
+		b.G.Vertices[2] = graph.Vertex{ID: 2, Category: graph.CategoryAlarm, Type: "prometheus", ExternalID: "a1", Name: long, OperationalState: "CRITICAL"}
+	})
+	out, err := runCLI(t, newRootCmd(), "alarms", "list", "--url", url, "--token", "adm")
+	if err != nil {
+		t.Fatalf("alarms list: %v", err)
+	}
+	if len(out) > 200_000 {
+		t.Errorf("alarms list of 301 alarms, one name of %d bytes: %d bytes printed", len(long), len(out))
+	}
+	if strings.Count(out, "\n") < 301 || !strings.Contains(out, "short") {
+		t.Errorf("alarms list lost rows:\n%.2000s", out)
+	}
+	out, err = runCLI(t, newRootCmd(), "alarms", "show", "2", "--url", url, "--token", "adm")
+	if err != nil || !strings.Contains(out, long) {
+		t.Errorf("alarms show: %v; the name is not printed whole", err)
+	}
+}

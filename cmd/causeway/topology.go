@@ -81,8 +81,18 @@ func writeTopologyTable(tw *tabwriter.Writer, r api.TopologyResponse) {
 	}
 }
 
+// maxTreeIndent is the level past which printTree indents no further but
+// says the level, so that a deep tree's rows keep their vertex within the
+// cell row cuts, and the table does not grow with the square of its depth
+// (as api.WriteJSON's indentation does not).
+const maxTreeIndent = 16
+
 func printTree(tw *tabwriter.Writer, t api.Tree, depth int) {
-	row(tw, strings.Repeat("  ", depth)+t.Type+" "+t.ID, t.VitrageID, t.OperationalState)
+	indent := strings.Repeat("  ", min(depth, maxTreeIndent))
+	if depth > maxTreeIndent {
+		indent += fmt.Sprintf("(level %d) ", depth)
+	}
+	row(tw, indent+t.Type+" "+t.ID, t.VitrageID, t.OperationalState)
 	for _, c := range t.Children {
 		printTree(tw, c, depth+1)
 	}

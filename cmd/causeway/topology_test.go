@@ -163,6 +163,15 @@ func TestTopologyTreeJSONIsLinear(t *testing.T) {
 			t.Fatalf("the output is no tree: %v", err)
 		}
 		size[n] = len(out)
+		// The table too: each row keeps its vertex.
+		out, err = runCLI(t, newRootCmd(), "topology", "show", "--url", url, "--token", "rd", "--graph-type", "tree", "--root", "0")
+		if err != nil || !strings.Contains(out, "(level 999) switch sw-999 ") {
+			t.Errorf("topology show as a table: %v; the row of level 999 is not whole", err)
+		}
+		size[-n] = len(out)
+	}
+	if size[-2000] > 5*size[-1000]/2 {
+		t.Errorf("a tree of 1000 levels printed as a table in %d bytes, of 2000 in %d", size[-1000], size[-2000])
 	}
 	if size[2000] > 5*size[1000]/2 {
 		t.Errorf("a tree of 1000 levels printed in %d bytes, of 2000 in %d: its size grows with the square of its depth", size[1000], size[2000])
