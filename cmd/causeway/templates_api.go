@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/causeway/causeway/graph/template"
 	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
@@ -73,9 +74,9 @@ func templatesAPICmds(f *apiFlags) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			body, err := os.ReadFile(args[0])
+			body, err := readTemplateFile(args[0])
 			if err != nil {
-				return fmt.Errorf("read template: %w", err)
+				return err
 			}
 			// A 409 names only definitions this node has not loaded: one
 			// just added may not be applied yet, so it is asked again.
@@ -170,4 +171,23 @@ func printable(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// readTemplateFile reads a template to add, refusing one larger than
+// template.MaxSize (the processor refuses it) as bad input, without
+// reading more of it than that (a device or a pipe may have no end).
+func readTemplateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, template.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read template %s: %w", path, err)
+	}
+	if len(body) > template.MaxSize {
+		return nil, badInput("template %s: larger than %d bytes, the largest a template may be", path, template.MaxSize)
+	}
+	return body, nil
 }

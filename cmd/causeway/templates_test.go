@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -229,5 +231,26 @@ func TestTemplatesShowUnterminatedBody(t *testing.T) {
 				t.Errorf("templates show %s: the output reads as %#v, want the body's %#v\n%q", shown, got, want, out)
 			}
 		}
+	}
+}
+
+// TestTemplatesAddTooLarge: `templates add` of a file larger than a
+// template may be is refused as bad input (exit 2), as the processor
+// refuses a template over template.MaxSize, reading no more of it than
+// that: it read the whole file (/dev/zero: without end) and sent it, and
+// the processor's 413 for a body over its limit exited 1, as a failure.
+func TestTemplatesAddTooLarge(t *testing.T) {
+	b, url := apiServer(t)
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("# padding\n"), 300_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, newRootCmd(), "templates", "add", path, "--url", url, "--token", "adm")
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitBadInput || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("templates add of a 3 MB file: %v\n%s; want exit 2, larger than the limit", err, out)
+	}
+	if n := len(b.Published()); n != 0 {
+		t.Errorf("%d events published", n)
 	}
 }
