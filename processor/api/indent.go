@@ -18,67 +18,101 @@ const MaxIndentDepth = 32
 // 2*MaxIndentDepth spaces, so that the size of the answer grows with its
 // values, not with the square of its depth (a topology tree of a chain of
 // n vertices nests 2n deep). The API answers and the CLI prints with it.
+//
+// The encoding is indented as it is written to w, a piece at a time,
+// rather than copied whole and indented into a second copy: an answer
+// takes its compact encoding and the writer's copy, no more.
 func WriteJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	in := &indenter{w: w}
+	// The encoder writes the compact encoding, and a newline, at once.
+	if err := json.NewEncoder(in).Encode(v); err != nil {
 		return err
 	}
-	out := appendIndented(make([]byte, 0, len(b)+len(b)/2), b)
-	_, err = w.Write(append(out, '\n'))
-	return err
+	return in.flush()
 }
 
-// appendIndented appends src, compact JSON (as json.Marshal writes it),
-// indented as WriteJSON says, to dst.
-func appendIndented(dst, src []byte) []byte {
-	depth := 0
-	newline := func() {
-		dst = append(dst, '\n')
-		for range min(depth, MaxIndentDepth) {
-			dst = append(dst, ' ', ' ')
-		}
+// indentPiece is the size of the pieces an indenter writes.
+const indentPiece = 32 << 10
+
+// indenter writes the compact JSON written to it (as json.Encoder writes
+// it) indented as WriteJSON says, to w, in pieces of about indentPiece
+// bytes. It is not safe for concurrent use.
+type indenter struct {
+	w   io.Writer
+	buf []byte
+	err error
+	// depth is the nesting; inString and escaped say where in a string
+	// the last byte was; open, that it was a '{' or '[' whose newline waits
+	// for the next byte ({} and [] are written so).
+	depth             int
+	inString, escaped bool
+	open              bool
+}
+
+func (in *indenter) newline() {
+	in.buf = append(in.buf, '\n')
+	for range min(in.depth, MaxIndentDepth) {
+		in.buf = append(in.buf, ' ', ' ')
 	}
-	inString, escaped := false, false
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if inString {
-			dst = append(dst, c)
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-			dst = append(dst, c)
-		case '{', '[':
-			dst = append(dst, c)
-			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
-				// Empty: {} and [], as json.Indent writes them.
-				dst = append(dst, src[i+1])
-				i++
+}
+
+func (in *indenter) Write(p []byte) (int, error) {
+	if in.err != nil {
+		return 0, in.err
+	}
+	for _, c := range p {
+		if in.open {
+			in.open = false
+			if c == '}' || c == ']' {
+				in.buf = append(in.buf, c)
 				continue
 			}
-			depth++
-			newline()
-		case '}', ']':
-			depth--
-			newline()
-			dst = append(dst, c)
-		case ',':
-			dst = append(dst, c)
-			newline()
-		case ':':
-			dst = append(dst, ':', ' ')
+			in.depth++
+			in.newline()
+		}
+		switch {
+		case in.inString:
+			in.buf = append(in.buf, c)
+			switch {
+			case in.escaped:
+				in.escaped = false
+			case c == '\\':
+				in.escaped = true
+			case c == '"':
+				in.inString = false
+			}
+		case c == '"':
+			in.inString = true
+			in.buf = append(in.buf, c)
+		case c == '{' || c == '[':
+			in.buf = append(in.buf, c)
+			in.open = true
+		case c == '}' || c == ']':
+			in.depth--
+			in.newline()
+			in.buf = append(in.buf, c)
+		case c == ',':
+			in.buf = append(in.buf, c)
+			in.newline()
+		case c == ':':
+			in.buf = append(in.buf, ':', ' ')
 		default:
-			dst = append(dst, c)
+			in.buf = append(in.buf, c)
+		}
+		if len(in.buf) >= indentPiece {
+			if err := in.flush(); err != nil {
+				return 0, err
+			}
 		}
 	}
-	return dst
+	return len(p), nil
+}
+
+// flush writes what is indented and not written yet.
+func (in *indenter) flush() error {
+	if in.err == nil && len(in.buf) > 0 {
+		_, in.err = in.w.Write(in.buf)
+		in.buf = in.buf[:0]
+	}
+	return in.err
 }

@@ -86,6 +86,16 @@ func FuzzWriteJSON(f *testing.F) {
 		if err := WriteJSON(&got, v); err != nil {
 			t.Fatal(err)
 		}
+		// Written a byte at a time, the same.
+		compact, _ := json.Marshal(v)
+		var bytewise bytes.Buffer
+		in := &indenter{w: &bytewise}
+		for _, c := range append(compact, '\n') {
+			_, _ = in.Write([]byte{c})
+		}
+		if err := in.flush(); err != nil || !bytes.Equal(bytewise.Bytes(), got.Bytes()) {
+			t.Fatalf("written a byte at a time %q (%v), at once %q", bytewise.Bytes(), err, got.Bytes())
+		}
 		want := indentedByEncoder(t, v)
 		if bytes.Equal(got.Bytes(), want) {
 			return

@@ -733,11 +733,13 @@ func (s *Server) bounded(sl slots, h http.HandlerFunc) http.HandlerFunc {
 
 // keptAnswer is a ResponseWriter that keeps the answer in memory, for
 // send to write it later. Its headers are the real writer's, not sent
-// before send.
+// before send. The body is kept in pieces as written (WriteJSON writes
+// an answer a piece at a time), not copied into one buffer that doubles
+// as it grows.
 type keptAnswer struct {
 	header http.Header
 	code   int
-	body   bytes.Buffer
+	body   pieces
 }
 
 func (a *keptAnswer) Header() http.Header { return a.header }
@@ -758,7 +760,49 @@ func (a *keptAnswer) send(w http.ResponseWriter) {
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(a.body.Len()))
 	w.WriteHeader(a.code)
-	_, _ = w.Write(a.body.Bytes())
+	_, _ = a.body.WriteTo(w)
+}
+
+// pieceSize is the size of the pieces that pieces keeps.
+const pieceSize = 64 << 10
+
+// pieces is a buffer kept in pieces of pieceSize bytes (a Write larger
+// than one: a piece of its own), so that growing it copies nothing.
+type pieces struct {
+	bufs [][]byte
+	n    int
+}
+
+func (b *pieces) Write(p []byte) (int, error) {
+	n := len(p)
+	b.n += n
+	for len(p) > 0 {
+		last := len(b.bufs) - 1
+		if last < 0 || len(b.bufs[last]) == cap(b.bufs[last]) {
+			b.bufs = append(b.bufs, make([]byte, 0, max(pieceSize, min(len(p), 1<<30))))
+			last++
+		}
+		k := min(len(p), cap(b.bufs[last])-len(b.bufs[last]))
+		b.bufs[last] = append(b.bufs[last], p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Len is the number of bytes written.
+func (b *pieces) Len() int { return b.n }
+
+// WriteTo writes the pieces to w in order.
+func (b *pieces) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, p := range b.bufs {
+		k, err := w.Write(p)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // liveOnly refuses ?at= and ?seq= on an endpoint that answers from the
