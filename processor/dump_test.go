@@ -174,7 +174,7 @@ func TestDumpIsWrittenAsRendered(t *testing.T) {
 			f := newFollower(nil, DefaultPageSize, slog.New(slog.DiscardHandler))
 			f.load(m, 5001, time.Time{})
 			s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "t", Role: api.RoleAdmin}}},
-				newDumpBackend(&node{f: f}), api.Deps{})
+				newServedNode(&node{f: f}), api.Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}

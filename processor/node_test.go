@@ -208,9 +208,15 @@ func TestHistoricalQueriesAreBounded(t *testing.T) {
 		t.Fatalf("query over the bound = %v; want api.ErrBusy", err)
 	}
 	<-n.historical
-	if p, err := n.Reconstruct(context.Background(), 3, time.Time{}); err != nil || p.Seq != 3 {
+	p, err := n.Reconstruct(context.Background(), 3, time.Time{})
+	if err != nil || p.Seq != 3 {
 		t.Fatalf("query within the bound = %d, %v", p.Seq, err)
 	}
+	if len(n.historical) != 1 {
+		t.Error("the query gave its slot back before its Release")
+	}
+	p.Release()
+	p.Release() // once
 	if len(n.historical) != 0 {
 		t.Error("the query did not give its slot back")
 	}
@@ -249,6 +255,8 @@ func TestHistoricalSeqBeyondTheLog(t *testing.T) {
 	}
 	if p, err := n.Reconstruct(context.Background(), 10, time.Time{}); err != nil || p.Seq != 10 || recon.calls.Load() != 1 {
 		t.Errorf("seq 10 = %d, %v, %d reconstructions; want seq 10 from one", p.Seq, err, recon.calls.Load())
+	} else {
+		p.Release()
 	}
 	if len(n.historical) != 0 {
 		t.Error("the query did not give its slot back")

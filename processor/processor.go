@@ -940,16 +940,32 @@ func (n *node) Dump() (func(io.Writer) error, int64, error) {
 	}, seq, nil
 }
 
+// Reconstruct rebuilds the state at seq or at on a separate machine, in
+// one of the node's historical slots (processor.max_historical_queries),
+// which the answer's Release gives back: the slot covers the graph's use
+// by the caller, not only its reconstruction.
 func (n *node) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Past, error) {
+	release := func() {}
 	if n.historical != nil {
 		select {
 		case n.historical <- struct{}{}:
-			defer func() { <-n.historical }()
+			var once sync.Once
+			release = func() { once.Do(func() { <-n.historical }) }
 		default:
 			return api.Past{}, fmt.Errorf("%w: %d historical queries are running (processor.max_historical_queries); retry later",
 				api.ErrBusy, cap(n.historical))
 		}
 	}
+	p, err := n.reconstruct(ctx, seq, at)
+	if err != nil {
+		release()
+		return api.Past{}, err
+	}
+	p.Release = release
+	return p, nil
+}
+
+func (n *node) reconstruct(ctx context.Context, seq int64, at time.Time) (api.Past, error) {
 	target := snapshot.AtSeq(seq)
 	if seq <= 0 {
 		target = snapshot.AtTime(at)

@@ -220,28 +220,25 @@ func (d *discardResponse) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// dumpBackend serves a node's Dump through the API, and apitest's
-// answers for the rest.
-type dumpBackend struct {
+// servedNode serves a node's Dump and Reconstruct through the API, and
+// apitest's answers for the rest.
+type servedNode struct {
 	*node
 	b apitest.Backend
 }
 
-func newDumpBackend(n *node) *dumpBackend {
-	return &dumpBackend{node: n, b: apitest.Backend{Leader: "p1"}}
+func newServedNode(n *node) *servedNode {
+	return &servedNode{node: n, b: apitest.Backend{Leader: "p1"}}
 }
 
-func (d *dumpBackend) View(fn func(api.View, int64) error) error { return d.b.View(fn) }
-func (d *dumpBackend) Status(ctx context.Context) api.Status     { return d.b.Status(ctx) }
-func (d *dumpBackend) Reconstruct(ctx context.Context, seq int64, at time.Time) (api.Past, error) {
-	return d.b.Reconstruct(ctx, seq, at)
-}
-func (d *dumpBackend) Publish(ctx context.Context, evs ...event.Event) error {
+func (d *servedNode) View(fn func(api.View, int64) error) error { return d.b.View(fn) }
+func (d *servedNode) Status(ctx context.Context) api.Status     { return d.b.Status(ctx) }
+func (d *servedNode) Publish(ctx context.Context, evs ...event.Event) error {
 	return d.b.Publish(ctx, evs...)
 }
-func (d *dumpBackend) Cluster() ([]api.Member, error) { return d.b.Cluster() }
-func (d *dumpBackend) Join(id, addr string) error     { return d.b.Join(id, addr) }
-func (d *dumpBackend) Remove(id string) error         { return d.b.Remove(id) }
+func (d *servedNode) Cluster() ([]api.Member, error) { return d.b.Cluster() }
+func (d *servedNode) Join(id, addr string) error     { return d.b.Join(id, addr) }
+func (d *servedNode) Remove(id string) error         { return d.b.Remove(id) }
 
 // BenchmarkDumpRequest is the memory one GET /v1/debug/dump takes, the
 // whole handler (capture, rendering, writing), on a node of 10k and 100k
@@ -252,7 +249,7 @@ func BenchmarkDumpRequest(b *testing.B) {
 		f := newFollower(nil, DefaultPageSize, slog.New(slog.DiscardHandler))
 		f.load(m, int64(n+1), time.Time{})
 		s, err := api.New(api.Config{Listen: "127.0.0.1:0", Tokens: []api.Token{{Token: "t", Role: api.RoleAdmin}}},
-			newDumpBackend(&node{f: f}), api.Deps{})
+			newServedNode(&node{f: f}), api.Deps{})
 		if err != nil {
 			b.Fatal(err)
 		}

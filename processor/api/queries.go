@@ -387,6 +387,12 @@ func (s *Server) rca(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Historical, resp.RecordedAt, resp.StaleSemantics = true, past.RecordedAt, past.StaleSemantics
 		answer(past.Graph, past.Seq)
+		if past.Release != nil {
+			// Done with the graph: the query's slot is free before the
+			// answer is written (a slow client holds none).
+			past.Release()
+		}
+		past.Graph = nil
 		if !found {
 			where := fmt.Sprintf("seq %d, before the first event", past.Seq)
 			if past.Seq > 0 {

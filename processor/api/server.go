@@ -57,7 +57,8 @@
 // them run at once (historyQuery). A slot covers the work, not the write
 // of the answer: that is kept in memory (Config.MaxUnsentBytes) and
 // written once the slot is free, so a slow client holds none. The
-// historical RCAs are bounded by the Backend (ErrBusy).
+// historical RCAs are bounded by the Backend (ErrBusy), each until its
+// answer is computed from the graph it rebuilt (Past.Release).
 //
 // Stopping (Server.Drain, from the start of the node's stop until its
 // listener closes, after raft and everything else has stopped): /metrics

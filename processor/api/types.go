@@ -96,7 +96,8 @@ type Backend interface {
 	// writes from a copy, or from bytes rendered already.
 	Dump() (write func(w io.Writer) error, seq int64, err error)
 	// Reconstruct builds, on a separate graph, the state at seq (if > 0)
-	// or else at time at. It never touches the live state.
+	// or else at time at. It never touches the live state. The caller
+	// calls the answer's Release, if set, once done with its graph.
 	Reconstruct(ctx context.Context, seq int64, at time.Time) (Past, error)
 	// Publish sends events to the bus: every change of state goes through
 	// the log.
@@ -269,6 +270,11 @@ type Past struct {
 	// StaleSemantics says it was rebuilt from a snapshot computed by a
 	// build with other semantics (Status.StaleSemantics).
 	StaleSemantics bool
+	// Release, when set, ends the query: the caller calls it once it
+	// has done with Graph (before writing its answer), so that the bound
+	// on the historical queries (ErrBusy) covers the graphs in use, not
+	// only their reconstruction.
+	Release func()
 }
 
 // RCAResponse is the root-cause analysis of an alarm.
