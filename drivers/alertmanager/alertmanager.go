@@ -406,11 +406,31 @@ func (d *Driver) GetAll(ctx context.Context) ([]event.Entity, error) {
 		return nil, err
 	}
 	ents, errs := Entities(d.mapper, alerts)
-	for _, e := range errs {
-		d.unmapped.Inc()
-		d.log.Warn("alert not mapped", "err", e)
-	}
+	d.logUnmapped(errs)
 	return ents, nil
+}
+
+// maxUnmappedNamed bounds the unmapped alerts a pull's warning names.
+const maxUnmappedNamed = 5
+
+// logUnmapped counts the alerts of a pull the rules do not map, and logs
+// them in one warning that names the first few (each one at debug level):
+// a warning per alert, at every pull, flooded the log with thousands of
+// lines a minute where a site has no rule for a team's alerts.
+func (d *Driver) logUnmapped(errs []error) {
+	if len(errs) == 0 {
+		return
+	}
+	d.unmapped.Add(float64(len(errs)))
+	named := make([]string, 0, min(len(errs), maxUnmappedNamed))
+	for i, e := range errs {
+		if i < maxUnmappedNamed {
+			named = append(named, e.Error())
+		}
+		d.log.Debug("alert not mapped", "err", e)
+	}
+	d.log.Warn("alerts not mapped: left out of the pull (causeway_driver_alertmanager_unmapped_alerts_total)",
+		"count", len(errs), "first", named)
 }
 
 // maxStatusBytes bounds the answer of /api/v2/status: it holds the
