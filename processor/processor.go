@@ -471,6 +471,13 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	droppedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "causeway_processor_pending_drops", Help: "Times the pending rows hit max_pending and were dropped (a new leader regenerates them).",
 	}, func() float64 { pend.mu.Lock(); defer pend.mu.Unlock(); return float64(pend.dropped) })
+	// Every node, not only the leader's writer: on a standby, or on a
+	// deposed leader, "the last snapshot this node wrote" stays still
+	// while the log grows, which is what the README says to alert on.
+	snapSeqGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_snapshot_last_seq",
+		Help: "Seq of the newest snapshot stored: written by this node as leader, or read from the database every poll_interval on every processor.",
+	}, func() float64 { return float64(n.lastSnapSeq.Load()) })
 	n.mFenced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_fenced_writes_total",
 		Help: "Leader writes refused by the fence: this node wrote with a stale raft term.",
@@ -478,7 +485,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
 	})
-	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedGauge, lostGauge) {
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedGauge, lostGauge, snapSeqGauge) {
 		if err := p.deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register processor metrics: %w", err)
 		}

@@ -139,12 +139,15 @@ type Writer struct {
 	cappedAt int64
 }
 
+// writerMetrics are the writes of this process. The seq of the newest
+// snapshot, causeway_snapshot_last_seq, is the processor's: every
+// processor reads it from the database, where only the leader writes.
 type writerMetrics struct {
-	pause, catchUp     prometheus.Histogram
-	encode, write      prometheus.Histogram
-	size, rawSize, seq prometheus.Gauge
-	written            prometheus.Counter
-	failures           *prometheus.CounterVec
+	pause, catchUp prometheus.Histogram
+	encode, write  prometheus.Histogram
+	size, rawSize  prometheus.Gauge
+	written        prometheus.Counter
+	failures       *prometheus.CounterVec
 }
 
 // NewWriter validates cfg (after defaults) and returns a Writer. It does not
@@ -178,7 +181,7 @@ func NewWriter(cfg Config, deps WriterDeps) (*Writer, error) {
 	}
 	w.m = newWriterMetrics()
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{w.m.pause, w.m.catchUp, w.m.encode, w.m.write, w.m.size, w.m.rawSize, w.m.seq, w.m.written, w.m.failures} {
+		for _, c := range []prometheus.Collector{w.m.pause, w.m.catchUp, w.m.encode, w.m.write, w.m.size, w.m.rawSize, w.m.written, w.m.failures} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register snapshot metrics: %w", err)
 			}
@@ -212,9 +215,6 @@ func newWriterMetrics() writerMetrics {
 		}),
 		rawSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_snapshot_raw_size_bytes", Help: "Uncompressed payload size of the last snapshot written.",
-		}),
-		seq: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_snapshot_last_seq", Help: "Seq of the last snapshot written.",
 		}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_snapshot_written_total", Help: "Snapshots written.",
@@ -363,7 +363,6 @@ func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (
 	w.m.written.Inc()
 	w.m.size.Set(float64(res.Meta.Size))
 	w.m.rawSize.Set(float64(res.Meta.RawSize))
-	w.m.seq.Set(float64(res.Meta.Seq))
 
 	w.mu.Lock()
 	w.policy.Taken(c.Seq, w.now())
