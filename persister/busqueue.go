@@ -36,6 +36,8 @@ func (m busMessage) Body() []byte { return m.d.Body() }
 
 func (m busMessage) RecordedAt() (time.Time, bool, error) { return m.d.RecordedAt() }
 
+func (m busMessage) PublishedAt() time.Time { return m.d.PublishedAt() }
+
 func (m busMessage) Ack(multiple bool) error { return staleErr(m.d.Ack(multiple)) }
 
 func (m busMessage) Channel() any { return m.d.Channel() }

@@ -112,7 +112,10 @@
 //
 // Metrics: causeway_persister_events_committed_total, _duplicates_total,
 // _dead_lettered_total{reason}, _batch_size, _commit_seconds,
-// _lag_seconds (recorded_at minus the event's observed_at),
+// _lag_seconds (recorded_at minus the event's observed_at, which sources
+// may date well before they send it), _intake_delay_seconds (recorded_at
+// minus the time the producer spooled the event: the backlog of spools
+// and queues),
 // _commit_retries_total, _append_bound_seconds (the bound of the next
 // attempt), _paused (1 while it has handed its batch back
 // and waits for the database), _pauses_total,

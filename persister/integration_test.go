@@ -339,6 +339,11 @@ func TestTenThousandEventsWithDuplicates(t *testing.T) {
 	if c := p.counter(t, "causeway_persister_events_committed_total"); c != n {
 		t.Errorf("committed_total = %v; want %d", c, n)
 	}
+	// Every event committed says how long after its spooling: the AMQP
+	// timestamp the publisher sets reaches the persister.
+	if c, sum := p.histogram(t, "causeway_persister_intake_delay_seconds"); c != n || sum/float64(c) > 60 {
+		t.Errorf("intake_delay_seconds: %d samples, mean %v s; want %d, each within the test's minute", c, sum/float64(c), n)
+	}
 }
 
 // TestTwoPersistersOneActive runs two persisters on the same queue while a

@@ -74,6 +74,13 @@ type timedMessage interface {
 	RecordedAt() (at time.Time, ok bool, err error)
 }
 
+// publishedMessage is a Message that says when its producer spooled it
+// (bus.Delivery.PublishedAt, the AMQP timestamp, in whole seconds; zero
+// when unknown).
+type publishedMessage interface {
+	PublishedAt() time.Time
+}
+
 // Queue is the persist queue as the persister consumes it (see BusQueue).
 type Queue interface {
 	// Run consumes until ctx ends; Messages is closed when it returns.
@@ -225,6 +232,7 @@ type metrics struct {
 	batchSize    prometheus.Histogram
 	commitSecs   prometheus.Histogram
 	lag          prometheus.Histogram
+	intakeDelay  prometheus.Histogram
 	retries      prometheus.Counter
 	paused       prometheus.Gauge
 	appendBound  prometheus.Gauge
@@ -275,6 +283,12 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 			Help:    "recorded_at minus the event's observed_at: how far the log trails its sources.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
 		}),
+		intakeDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "causeway_persister_intake_delay_seconds",
+			Help: "recorded_at minus the time the producer (listener, driver) spooled the event, from the message's AMQP timestamp (whole seconds, so up to 1s more): " +
+				"how long accepted events waited in spools and queues. Unlike lag_seconds, not the sources' own dating.",
+			Buckets: []float64{1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600},
+		}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_persister_commit_retries_total",
 			Help: "Failed append transactions that were retried (database unavailable).",
@@ -312,7 +326,7 @@ func New(cfg Config, deps Deps) (*Persister, error) {
 		m.deadLettered.WithLabelValues(r) // export zeros
 	}
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.retries, m.appendBound, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.trimmed, m.clockBehind} {
+		for _, c := range []prometheus.Collector{m.committed, m.duplicates, m.deadLettered, m.batchSize, m.commitSecs, m.lag, m.intakeDelay, m.retries, m.appendBound, m.paused, m.pauses, m.unpublished, m.snapsPruned, m.trimmed, m.clockBehind} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("persister: register metrics: %w", err)
 			}
@@ -1139,6 +1153,7 @@ func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
 	for _, r := range res.Batch.Records {
 		p.m.lag.Observe(r.RecordedAt.Sub(r.Event.ObservedAt).Seconds())
 	}
+	p.observeIntake(b, res)
 	if len(res.Batch.Records) > 0 {
 		p.lg.Debug("committed a batch", "first_seq", res.Batch.FirstSeq(), "last_seq", res.Batch.LastSeq(), "duplicates", len(res.Duplicates))
 	}
@@ -1151,6 +1166,33 @@ func (p *Persister) committed(b batch, res store.Appended, took time.Duration) {
 	default:
 		p.m.unpublished.Inc()
 		p.lg.Warn("sequenced publish queue full; followers will read the batch from the database", "first_seq", res.Batch.FirstSeq(), "last_seq", res.Batch.LastSeq())
+	}
+}
+
+// observeIntake observes, for each new record, how long after its
+// producer spooled it the log took it. A record whose recorded_at was kept
+// from a replayed log (keep_recorded_at) is passed over: its recorded_at
+// is not the log's clock.
+func (p *Persister) observeIntake(b batch, res store.Appended) {
+	dups, k := res.Duplicates, 0
+	for i, e := range b.entries {
+		if len(dups) > 0 && dups[0] == i {
+			dups = dups[1:]
+			continue
+		}
+		if k >= len(res.Batch.Records) {
+			return
+		}
+		r := res.Batch.Records[k]
+		k++
+		if !e.RecordedAt.IsZero() || i >= len(b.msgs) {
+			continue
+		}
+		if pm, ok := b.msgs[i].(publishedMessage); ok {
+			if at := pm.PublishedAt(); !at.IsZero() {
+				p.m.intakeDelay.Observe(max(0, r.RecordedAt.Sub(at).Seconds()))
+			}
+		}
 	}
 }
 

@@ -469,6 +469,16 @@ func (d Delivery) Redelivered() bool { return d.m.Redelivered }
 // delivery, and always from a classic queue, which does not count.
 func (d Delivery) DeliveryCount() int64 { return deliveryCount(*d.m) }
 
+// PublishedAt is the message's AMQP timestamp: for an event, when its
+// producer spooled it (Publisher), in whole seconds. It is zero when the
+// message has none.
+func (d Delivery) PublishedAt() time.Time {
+	if d.m == nil || d.m.Timestamp.IsZero() || d.m.Timestamp.Unix() == 0 {
+		return time.Time{}
+	}
+	return d.m.Timestamp
+}
+
 // Tag is the delivery tag, increasing along the stream of one channel.
 func (d Delivery) Tag() uint64 { return d.m.DeliveryTag }
 
