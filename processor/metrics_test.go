@@ -3,10 +3,12 @@ package processor
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/snapshot"
@@ -67,4 +69,37 @@ func TestStandbyShowsTheNewestSnapshotSeq(t *testing.T) {
 	if got, _ := gaugeValue(t, reg, "causeway_snapshot_last_seq"); got != 55 {
 		t.Errorf("causeway_snapshot_last_seq after a snapshot at 55 written here = %v; want 55", got)
 	}
+}
+
+// TestPendingDropsIsACounter: the times the pending rows hit max_pending
+// only ever grow, but were exported as a gauge without _total
+// (causeway_processor_pending_drops), so rate() and increase() were not
+// to be used on it, by Prometheus' conventions, and promlint-minded
+// tooling took it for a level.
+func TestPendingDropsIsACounter(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	p := &Processor{cfg: Config{PageSize: 10, MaxHistoricalQueries: 1, MaxPending: 1}, log: slog.New(slog.DiscardHandler),
+		deps: Deps{Logger: slog.New(slog.DiscardHandler), Registerer: reg, Now: time.Now}}
+	n, err := p.newNode(Parts{Log: &fakeLog{}, Election: &fakeElector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.f.pend.mu.Lock()
+	n.f.pend.dropped = 3
+	n.f.pend.mu.Unlock()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if strings.Contains(mf.GetName(), "pending_drops") {
+			if mf.GetName() != "causeway_processor_pending_drops_total" || mf.GetType() != dto.MetricType_COUNTER ||
+				mf.GetMetric()[0].GetCounter().GetValue() != 3 {
+				t.Errorf("pending drops exported as %s, a %s of %v; want causeway_processor_pending_drops_total, a counter of 3",
+					mf.GetName(), mf.GetType(), mf.GetMetric()[0])
+			}
+			return
+		}
+	}
+	t.Error("no pending drops metric exported")
 }

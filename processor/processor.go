@@ -468,8 +468,10 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 		Name: "causeway_processor_outbox_gaps_unrecoverable",
 		Help: "Outbox and history gaps below a new leader's pending rows that could not be regenerated whole because their first events are past retention, one per table (must stay 0).",
 	}, func() float64 { return float64(n.unrecoverable.Load()) })
-	droppedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "causeway_processor_pending_drops", Help: "Times the pending rows hit max_pending and were dropped (a new leader regenerates them).",
+	// Named causeway_processor_pending_drops, a gauge, before: it only
+	// grows (README, Upgrades).
+	droppedCounter := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "causeway_processor_pending_drops_total", Help: "Times the pending rows hit max_pending and were dropped (a new leader regenerates them).",
 	}, func() float64 { pend.mu.Lock(); defer pend.mu.Unlock(); return float64(pend.dropped) })
 	// Every node, not only the leader's writer: on a standby, or on a
 	// deposed leader, "the last snapshot this node wrote" stays still
@@ -485,7 +487,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
 	})
-	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedGauge, lostGauge, snapSeqGauge) {
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedCounter, lostGauge, snapSeqGauge) {
 		if err := p.deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register processor metrics: %w", err)
 		}
