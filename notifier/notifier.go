@@ -721,10 +721,26 @@ func (w *worker) backoff(attempt int) time.Duration {
 // or a receiver's Retry-After) is no reason to wait before trying the URL
 // an operator fixed it with, nor to keep a deleted subscription's rows
 // from the dead-letter table.
+//
+// And it counts the backlog every StatusInterval (count, which exports
+// the gauges and the status, and leaves a backlog policy that moves rows
+// to the next housekeep): counted only between attempts, a failing
+// subscriber's backlog and oldest age, the very gauges to alert on for
+// it, stood still for as long as the backoff, minutes.
 func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 	step := w.n.cfg.LeaseTTL / 3
 	for d > 0 {
 		now := w.n.now()
+		if !w.deleted && !w.countedAt.IsZero() && now.Sub(w.countedAt) >= w.n.cfg.StatusInterval {
+			if err := w.count(ctx, false); err != nil {
+				if ctx.Err() == nil {
+					w.log.Warn("count backlog while waiting", "err", err)
+				}
+				return false
+			}
+			w.countedAt = now
+			continue
+		}
 		due := step - now.Sub(w.renewedAt)
 		if due <= 0 {
 			renewing := w.n.now()
@@ -752,6 +768,9 @@ func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 			continue
 		}
 		s := min(d, due, reload)
+		if !w.deleted && !w.countedAt.IsZero() {
+			s = min(s, w.n.cfg.StatusInterval-now.Sub(w.countedAt))
+		}
 		if !sleep(ctx, s) {
 			return false
 		}
