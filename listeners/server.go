@@ -39,6 +39,7 @@ import (
 	"github.com/causeway/causeway/internal/clip"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/liveness"
+	"github.com/causeway/causeway/internal/lograte"
 )
 
 // Publisher is where the server hands events; internal/bus.Publisher is
@@ -134,6 +135,10 @@ type Server struct {
 
 	// publishing holds the requests' Publish calls in flight (Alive).
 	publishing liveness.Ops
+
+	// futureLog spaces out the warnings about events dated in the future:
+	// a sender's clock stays ahead, and each of its requests has them.
+	futureLog lograte.Limiter
 }
 
 // StallLimit is how long a request's Publish may run before Alive says
@@ -530,8 +535,10 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 		}
 		if n := event.ClampFuture(evs, s.deps.Now().Add(s.cfg.MaxClockSkew)); n > 0 {
 			s.clamped.WithLabelValues(ep.Name).Add(float64(n))
-			log.Warn("events dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead",
-				"events", n, "max_clock_skew", s.cfg.MaxClockSkew, "remote", r.RemoteAddr)
+			if since, ok := s.futureLog.Allow(s.deps.Now(), int64(n)); ok {
+				log.Warn("events dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead (logged at most once a minute)",
+					"events", since, "max_clock_skew", s.cfg.MaxClockSkew, "remote", r.RemoteAddr)
+			}
 		}
 		var out published
 		if len(evs) > 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/liveness"
+	"github.com/causeway/causeway/internal/lograte"
 )
 
 // Defaults of Config.
@@ -204,6 +205,10 @@ type Consumer struct {
 	// a batch, a dead-letter, an ack; stallLimit is how long one may run.
 	ops        liveness.Ops
 	stallLimit time.Duration
+
+	// futureLog spaces out the warnings about notifications dated in the
+	// future: a host's clock stays ahead, and batch after batch has them.
+	futureLog lograte.Limiter
 }
 
 // deadLetterer is the part of *bus.Consumer that dead-letters.
@@ -480,8 +485,10 @@ func (c *Consumer) process(ctx context.Context, batch []bus.Delivery) {
 	}
 	if n := event.ClampFuture(evs, c.deps.Now().Add(c.cfg.MaxClockSkew)); n > 0 {
 		c.future.Add(float64(n))
-		c.log.Warn("notifications dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead",
-			"events", n, "max_clock_skew", c.cfg.MaxClockSkew)
+		if since, ok := c.futureLog.Allow(c.deps.Now(), int64(n)); ok {
+			c.log.Warn("notifications dated in the future taken as dated now plus max_clock_skew: the sender's clock is ahead (logged at most once a minute)",
+				"events", since, "max_clock_skew", c.cfg.MaxClockSkew)
+		}
 	}
 	backoff := c.cfg.ReconnectMin
 	for len(evs) > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/bus/bustest"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/logtest"
 )
 
 // runConsumer runs a consumer of cfg publishing to pub until the test
@@ -41,7 +42,9 @@ func runConsumerWith(t *testing.T, cfg Config, deps Deps) (stop func() error) {
 // limit is stallLimit when that is not 0.
 func startConsumer(t *testing.T, cfg Config, deps Deps, stallLimit time.Duration) (c *Consumer, stop func() error) {
 	t.Helper()
-	deps.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -660,5 +663,30 @@ func TestDecodePanicIsDeadLettered(t *testing.T) {
 	dls, _, err := bus.BrowseDeadLetters(context.Background(), url, 10)
 	if err != nil || len(dls) != 1 || !strings.Contains(dls[0].Reason, "panic") {
 		t.Errorf("dead letters %+v, %v; want the notification, with the panic as its reason", dls, err)
+	}
+}
+
+// TestFutureNotificationsAreNotLoggedPerBatch: nova's clock ahead stays
+// ahead, and every batch of its notifications logged a warning about it;
+// they are counted each, and logged at most once a minute.
+func TestFutureNotificationsAreNotLoggedPerBatch(t *testing.T) {
+	url := bustest.VHost(t)
+	b := dial(t, url)
+	pub := &fakePublisher{}
+	h := logtest.NewHandler()
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC) // the update is dated 10:05
+	stop := runConsumerWith(t, Config{Conn: bus.Conn{URL: url}, MaxClockSkew: time.Minute},
+		Deps{Publisher: pub, Now: func() time.Time { return now }, Logger: slog.New(h)})
+	waitFor(t, "the notification queue", func() bool { return b.queue(DefaultQueue) >= 0 })
+	for i := 1; i <= 3; i++ {
+		b.publish("testdata/instance_update.json")
+		waitFor(t, "the notification published", func() bool { evs, _ := pub.snapshot(); return len(evs) == i })
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	future := h.Count(func(r slog.Record) bool { return strings.Contains(r.Message, "dated in the future") })
+	if future != 1 {
+		t.Errorf("3 batches of notifications dated in the future logged %d warnings about it; want 1", future)
 	}
 }
