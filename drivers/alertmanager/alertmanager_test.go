@@ -484,3 +484,61 @@ func TestEntitiesShortensOversizedAnnotations(t *testing.T) {
 		t.Errorf("%s = %q, summary %q; want description cut, summary whole", alertmap.ShortenedProperty, p[alertmap.ShortenedProperty], p["annotation.summary"])
 	}
 }
+
+// TestRedirectElsewhereKeepsTheToken: an Alertmanager (or a proxy before
+// it) that redirects to another origin, here from https to plain http on
+// another port of the same host, made the driver follow with its bearer
+// token: Go's client keeps the Authorization header for the same host
+// name whatever the scheme and port, so the token went in clear to
+// whatever listens there. Such a redirect is not followed and the pull
+// fails naming where it was sent; one to the same origin is followed.
+func TestRedirectElsewhereKeepsTheToken(t *testing.T) {
+	alerts := `[{"fingerprint": "aa", "labels": {"alertname": "HostDown", "job": "node", "instance": "compute-1:9100"},` +
+		`"startsAt": "2026-03-01T10:00:00Z", "status": {"state": "active"}}]`
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		amHandler(time.Now().Add(-time.Hour), alerts).ServeHTTP(w, r)
+	}))
+	t.Cleanup(elsewhere.Close)
+	am := amHandler(time.Now().Add(-time.Hour), alerts)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/moved/"):
+			r.URL.Path = strings.TrimPrefix(r.URL.Path, "/moved")
+			am.ServeHTTP(w, r)
+		case r.URL.Path == "/api/v2/alerts" && r.URL.Query().Get("same") != "":
+			http.Redirect(w, r, "/moved"+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		default:
+			http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{URL: srv.URL, Token: "s3cret", CAFile: ca, Mapping: mapping(t)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.GetAll(context.Background())
+	if n := leaked.Load(); n > 0 {
+		t.Errorf("the bearer token was sent %d times to the other origin a redirect named", n)
+	}
+	if err == nil || !strings.Contains(err.Error(), "redirect") || !strings.Contains(err.Error(), elsewhere.URL) {
+		t.Errorf("GetAll redirected to another origin: %v; want an error naming the redirect and %s", err, elsewhere.URL)
+	}
+	// A redirect within the origin is followed, with the token.
+	d.endpoint += "&same=1"
+	d.status = srv.URL + "/moved/api/v2/status"
+	if ents, err := d.GetAll(context.Background()); err != nil || len(ents) != 1 {
+		t.Errorf("GetAll redirected within the origin: %d entities, %v; want its one alert", len(ents), err)
+	}
+}
