@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +34,7 @@ import (
 	"github.com/causeway/causeway/drivers/alertmap"
 	"github.com/causeway/causeway/drivers/pull"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/redirect"
 )
 
 // Defaults of Config.
@@ -227,7 +227,9 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 		}),
 	}
 	if d.client == nil {
-		d.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: sameOrigin}
+		// A redirect to another origin (https to http, another port) is
+		// not followed: the token would go with it.
+		d.client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: redirect.SameOrigin}
 		if cfg.CAFile != "" {
 			pool, err := LoadCAFile(cfg.CAFile)
 			if err != nil {
@@ -251,35 +253,6 @@ func New(cfg Config, deps Deps) (*Driver, error) {
 		}
 	}
 	return d, nil
-}
-
-// sameOrigin follows a redirect only within the origin (scheme, host and
-// port) of the request it answers. Go's client keeps the Authorization
-// header on a redirect to the same host name whatever its scheme and port
-// (and to its subdomains): followed, a redirect from https to plain http,
-// or to another port of the host, would send the bearer token in clear,
-// or to another service. Such a redirect fails the pull, naming where it
-// pointed: url is to be set to where the Alertmanager answers.
-func sameOrigin(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
-	}
-	from := via[len(via)-1].URL
-	if !strings.EqualFold(req.URL.Scheme, from.Scheme) || !strings.EqualFold(canonicalHost(req.URL), canonicalHost(from)) {
-		return fmt.Errorf("redirected to %s://%s, another origin than %s://%s: not followed, as the token would go with it; set url to where the Alertmanager answers",
-			req.URL.Scheme, req.URL.Host, from.Scheme, from.Host)
-	}
-	return nil
-}
-
-// canonicalHost is u's host:port, with the scheme's default port when
-// none is written.
-func canonicalHost(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
-	}
-	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // readToken reads the bearer token of token_file. An empty file is an

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/internal/redirect"
 	"github.com/causeway/causeway/processor/api"
 )
 
@@ -54,7 +55,10 @@ func New(baseURL, token string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{base: u, token: token, hc: &http.Client{Timeout: timeout}, maxAnswer: MaxAnswerBytes}, nil
+	// A redirect to another origin (https to http, another port) is not
+	// followed: the token would go with it.
+	hc := &http.Client{Timeout: timeout, CheckRedirect: redirect.SameOrigin}
+	return &Client{base: u, token: token, hc: hc, maxAnswer: MaxAnswerBytes}, nil
 }
 
 // Do sends a request and decodes a JSON answer into out (nil: discard).
