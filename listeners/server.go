@@ -373,6 +373,12 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String())
+	if s.creds.open {
+		// Opted into, and still worth seeing: anyone who reaches the
+		// port can write into the event log.
+		s.log.Warn("accepting unauthenticated requests: auth.insecure_no_auth is set, so anyone who reaches this address can publish events",
+			"addr", ln.Addr().String(), "key", "listener.server.auth.insecure_no_auth")
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)

@@ -858,3 +858,52 @@ func TestWebhookShortensAsThePullDoes(t *testing.T) {
 		t.Errorf("published %d events; want the alarm as the pull shortens it, under its event id", len(pub.evs))
 	}
 }
+
+// TestOpenServerSaysSo: a server with auth.insecure_no_auth took anyone's
+// events without a word in its log: a configuration copied from a
+// test, or a credential section lost in an edit, went unseen. It warns,
+// when it starts listening, that it accepts unauthenticated requests; a
+// server with credentials does not.
+func TestOpenServerSaysSo(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		auth listeners.Auth
+		want int
+	}{
+		{"open", listeners.Auth{InsecureNoAuth: true}, 1},
+		{"token", listeners.Auth{Tokens: []listeners.Token{{Token: "t"}}}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := logtest.NewHandler()
+			s, err := listeners.New(listeners.Config{Auth: c.auth},
+				listeners.Deps{Publisher: &fakePublisher{}, Endpoints: endpoints(t), Listener: ln, Logger: slog.New(h)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for h.Count(func(r slog.Record) bool { return r.Message == "listening" }) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("no \"listening\" record")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got := h.Count(func(r slog.Record) bool {
+				return r.Level >= slog.LevelWarn && strings.Contains(r.Message, "unauthenticated")
+			})
+			if got != c.want {
+				t.Errorf("%d warnings of unauthenticated requests accepted; want %d", got, c.want)
+			}
+		})
+	}
+}
