@@ -29,6 +29,10 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// metricsReadTimeout bounds the reading of a request to the /metrics
+// server, its body included.
+const metricsReadTimeout = 10 * time.Second
+
 // actor is one long-running part of a component: it runs until ctx ends.
 // alive, when set, says whether it is still making progress (not stuck):
 // the watchdog is pinged only while every actor's does.
@@ -83,7 +87,20 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{
+			Handler: mux,
+			// Anyone who reaches the port may connect: neither a request
+			// that trickles in, nor a client that does not read its
+			// answer, nor an idle kept-alive connection holds one for good
+			// (a scrape takes well under these; an idle scraper
+			// reconnects).
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       metricsReadTimeout,
+			WriteTimeout:      time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 		failed := make(chan error, 1)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

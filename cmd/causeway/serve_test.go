@@ -336,3 +336,47 @@ func TestServeSkipsTheDrainOfAFailedActor(t *testing.T) {
 		t.Error("the drain of a publisher whose run had failed was called")
 	}
 }
+
+// TestMetricsServerDropsAStalledRequest: the /metrics server of the
+// persister, notifier, driver and listener had a header timeout only, so
+// a client that sent a request's headers and never its body (or idled on
+// a kept-alive connection) held a connection and a goroutine for good:
+// enough of them, from anyone who reaches the port, took the process's
+// file descriptors. A request's body now has metricsReadTimeout to come.
+func TestMetricsServerDropsAStalledRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), newRegistry(), addr, actor{name: "idle", run: func(ctx context.Context) error {
+			<-ctx.Done()
+			return nil
+		}})
+	}()
+	defer func() { cancel(); <-done }()
+	var conn net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for conn, err = net.Dial("tcp", addr); err != nil; conn, err = net.Dial("tcp", addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dial the metrics server: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer conn.Close()
+	// The headers, and not the 10 bytes of body they promise.
+	if _, err := io.WriteString(conn, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(start.Add(20 * time.Second))
+	_, err = io.Copy(io.Discard, conn) // the answer, then the server's close
+	if err != nil {
+		t.Fatalf("the connection of a request whose body never came is still open after %s: %v", time.Since(start).Round(time.Second), err)
+	}
+}
