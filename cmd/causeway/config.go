@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/causeway/causeway/drivers"
@@ -272,8 +273,10 @@ func decodeConfig(raw []byte) (*fileConfig, error) {
 // loadNotifierConfig is the notifier's section of the file at path, with the
 // shared database and bus settings inherited, defaults set and validated.
 // The notifier and the webhooks commands need only this section and what it
-// inherits, so the file may leave out the others.
-func loadNotifierConfig(path string) (notifier.Config, error) {
+// inherits, so the file may leave out the others. With a logger (the
+// notifier daemon's), it warns of the secret files it reads that other
+// users may read.
+func loadNotifierConfig(path string, log *slog.Logger) (notifier.Config, error) {
 	raw, err := readConfig(path)
 	if err != nil {
 		return notifier.Config{}, err
@@ -281,6 +284,9 @@ func loadNotifierConfig(path string) (notifier.Config, error) {
 	cfg, err := decodeConfig(raw)
 	if err != nil {
 		return notifier.Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if log != nil {
+		warnLooseSecrets(log, cfg.secretFiles(), "database", "notifier")
 	}
 	nc := cfg.Notifier
 	nc.SetDefaults()

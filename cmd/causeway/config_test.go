@@ -80,7 +80,7 @@ func TestNotifierInheritsSharedSettings(t *testing.T) {
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := loadNotifierConfig(path)
+	nc, err := loadNotifierConfig(path, nil)
 	if err != nil {
 		t.Fatalf("loadNotifierConfig: %v", err)
 	}

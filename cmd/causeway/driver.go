@@ -24,6 +24,7 @@ func newDriverCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnLooseSecrets(g.logger(), cfg.secretFiles(), "bus", "drivers")
 			// A name given must be a driver, configured: a typo would
 			// otherwise leave the driver meant not running, unnoticed.
 			configured := map[string]bool{"static": cfg.Drivers.Static != nil, "alertmanager": cfg.Drivers.Alertmanager != nil}

@@ -26,6 +26,7 @@ func newListenerCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnLooseSecrets(g.logger(), cfg.secretFiles(), "bus", "listener")
 			lc := cfg.Listener
 			log := g.logger()
 			reg := newRegistry()

@@ -19,7 +19,7 @@ func newNotifierCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: daemon(g, notifierUndrained, func(cmd *cobra.Command, _ []string) error {
 			defer logHangups(g.logger())()
-			cfg, err := loadNotifierConfig(g.configPath)
+			cfg, err := loadNotifierConfig(g.configPath, g.logger())
 			if err != nil {
 				return err
 			}

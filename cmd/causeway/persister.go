@@ -20,6 +20,7 @@ func newPersisterCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnLooseSecrets(g.logger(), cfg.secretFiles(), "database", "bus")
 			pcfg := cfg.Persister.Config.WithDefaults()
 			if err := pcfg.Validate(); err != nil {
 				return prefixErr("persister", err)

@@ -16,6 +16,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnLooseSecrets(g.logger(), cfg.secretFiles(), "database", "bus", "processor")
 			log := g.logger()
 			reg := newRegistry()
 			// The processor serves /metrics on its own API listener.

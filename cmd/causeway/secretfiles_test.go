@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"encoding/pem"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,6 +114,91 @@ func TestConfigSharedSecretFileErrors(t *testing.T) {
 	for _, want := range []string{"database.dsn_file: " + empty + " is empty", "bus.url_file: open " + dir + "/missing"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("parseConfig error = %v, want one containing %q", err, want)
+		}
+	}
+}
+
+// TestLooseSecretFilesAreReported: a secret file that every user of the
+// host may read (mode 0644, what a plain `echo >` or an editor leaves
+// under the usual umask) was read without a word, against the README's
+// 0640 root:causeway. check-config reports each such file by its YAML
+// path (CA bundles are no secret), and each daemon warns at its start of
+// those it reads.
+func TestLooseSecretFilesAreReported(t *testing.T) {
+	dir := t.TempDir()
+	path := exampleWithSecrets(t, dir)
+	for _, name := range []string{"api-reader-token", "webhook-ops"} {
+		if err := os.Chmod(filepath.Join(dir, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "alertmanager-token"), 0o602); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCLI(t, newRootCmd(), "check-config", "-c", path)
+	if err == nil {
+		t.Fatal("check-config found the configuration valid with secret files other users read")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"processor.api.tokens[1].token_file: " + dir + "/api-reader-token is mode 0644",
+		"notifier.secrets.ops.file: " + dir + "/webhook-ops is mode 0644",
+		"drivers.alertmanager.token_file: " + dir + "/alertmanager-token is mode 0602",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("check-config error lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, fine := range []string{"tokens[0]", "ca_file", "notifier.dsn_file"} {
+		if strings.Contains(msg, fine) {
+			t.Errorf("check-config reports %s, which is fine:\n%s", fine, msg)
+		}
+	}
+}
+
+// TestDaemonsWarnOfLooseSecretFiles: each daemon warns, when it starts,
+// of the secret files it reads that other users may read too, naming
+// their YAML keys (here the shared database and bus ones; the daemons
+// then stop on a refused value, exit 78).
+func TestDaemonsWarnOfLooseSecretFiles(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	dsn, url := filepath.Join(dir, "dsn"), filepath.Join(dir, "amqp-url")
+	for f, v := range map[string]string{dsn: "root@tcp(127.0.0.1:1)/causeway", url: "amqp://guest:guest@127.0.0.1:1/"} {
+		if err := os.WriteFile(f, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, 0o644); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	config := writeConfig(t, dir, "loose.yaml", "database: {dsn_file: "+dsn+"}\nbus: {url_file: "+url+"}\n"+
+		"persister: {batch_size: -1}\nprocessor: {node_id: ''}\nnotifier: {shutdown_grace: -1s}\nlistener: {}\ndrivers: {}\n")
+	for _, tc := range []struct {
+		component string
+		keys      []string
+	}{
+		{"persister", []string{"database.dsn_file", "bus.url_file"}},
+		{"processor", []string{"database.dsn_file", "bus.url_file"}},
+		{"driver", []string{"bus.url_file"}},
+		{"listener", []string{"bus.url_file"}},
+		{"notifier", []string{"database.dsn_file"}},
+	} {
+		var stderr strings.Builder
+		cmd := exec.Command(bin, tc.component, "-c", config, "--log-format", "json")
+		cmd.Stderr = &stderr
+		_ = cmd.Run()
+		for _, key := range tc.keys {
+			found := false
+			for line := range strings.SplitSeq(stderr.String(), "\n") {
+				var rec struct{ Level, Key, File, Mode string }
+				if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "WARN" && rec.Key == key && rec.Mode == "0644" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: no warning of %s, mode 0644:\n%s", tc.component, key, stderr.String())
+			}
 		}
 	}
 }

@@ -35,7 +35,7 @@ func newWebhooksCmd(g *globalFlags) *cobra.Command {
 	var output string
 
 	withDB := func(cmd *cobra.Command, f func(ctx context.Context, cfg notifier.Config, db *sql.DB) error) error {
-		cfg, err := loadNotifierConfig(g.configPath)
+		cfg, err := loadNotifierConfig(g.configPath, nil)
 		if err != nil {
 			return err
 		}
@@ -423,7 +423,7 @@ func orDefault(s, d string) string {
 // throw-away spool and waits for the broker's confirm.
 func publishSubscription(cmd *cobra.Command, g *globalFlags, amqpURL string, kind event.Kind, id string, spec []byte) error {
 	if amqpURL == "" {
-		cfg, err := loadNotifierConfig(g.configPath)
+		cfg, err := loadNotifierConfig(g.configPath, nil)
 		if err != nil {
 			return err
 		}
