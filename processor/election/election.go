@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -380,10 +381,27 @@ func (n *Node) open() (logs raft.LogStore, stable raft.StableStore, snaps raft.S
 		_ = bolt.Close()
 		return nil, nil, nil, nil, nil, fmt.Errorf("listen raft transport on %s: %w", n.cfg.BindAddr, err)
 	}
+	if !loopback(n.cfg.BindAddr) {
+		n.log.Warn("raft listens past loopback, unauthenticated and unencrypted: whoever reaches it can pose as a leader (the nodes then follow it, and no leader of theirs acts) or change the membership; keep it on a network only the processors reach",
+			"bind_addr", n.cfg.BindAddr, "key", "processor.raft.bind_addr")
+	}
 	closeFn = func() error {
 		return errors.Join(tcp.Close(), bolt.Close())
 	}
 	return bolt, bolt, fss, tcp, closeFn, nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // storeLockLimit bounds the wait for the raft store's file lock.
