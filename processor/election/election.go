@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,6 +104,9 @@ type Config struct {
 	// waits for before its duties; while the Barrier is not committed, a
 	// warning is logged every BarrierTimeout.
 	BarrierTimeout time.Duration `yaml:"barrier_timeout"`
+	// TLS secures the transport with mutual TLS (see TLSConfig); unset,
+	// raft talks plain TCP to whoever reaches BindAddr.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // SetDefaults fills zero fields.
@@ -155,6 +159,9 @@ func (c Config) validate(withTransport bool) error {
 		}
 		if c.DataDir == "" {
 			errs = append(errs, errors.New("data_dir: is required"))
+		}
+		if err := c.TLS.validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	seen := map[string]bool{}
@@ -376,19 +383,41 @@ func (n *Node) open() (logs raft.LogStore, stable raft.StableStore, snaps raft.S
 		_ = bolt.Close()
 		return nil, nil, nil, nil, nil, fmt.Errorf("resolve advertise_addr: %w", err)
 	}
-	tcp, err := raft.NewTCPTransportWithLogger(n.cfg.BindAddr, adv, 3, 10*time.Second, hl)
+	tcp, err := n.transport(adv, hl)
 	if err != nil {
 		_ = bolt.Close()
-		return nil, nil, nil, nil, nil, fmt.Errorf("listen raft transport on %s: %w", n.cfg.BindAddr, err)
+		return nil, nil, nil, nil, nil, err
 	}
-	if !loopback(n.cfg.BindAddr) {
-		n.log.Warn("raft listens past loopback, unauthenticated and unencrypted: whoever reaches it can pose as a leader (the nodes then follow it, and no leader of theirs acts) or change the membership; keep it on a network only the processors reach",
+	if !loopback(n.cfg.BindAddr) && !n.cfg.TLS.enabled() {
+		n.log.Warn("raft listens past loopback, unauthenticated and unencrypted: whoever reaches it can pose as a leader (the nodes then follow it, and no leader of theirs acts) or change the membership; set raft.tls, or keep it on a network only the processors reach",
 			"bind_addr", n.cfg.BindAddr, "key", "processor.raft.bind_addr")
 	}
 	closeFn = func() error {
 		return errors.Join(tcp.Close(), bolt.Close())
 	}
 	return bolt, bolt, fss, tcp, closeFn, nil
+}
+
+// transport is raft's network transport on BindAddr: plain TCP, or
+// mutual TLS when configured.
+func (n *Node) transport(adv net.Addr, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	if !n.cfg.TLS.enabled() {
+		tcp, err := raft.NewTCPTransportWithLogger(n.cfg.BindAddr, adv, 3, 10*time.Second, hl)
+		if err != nil {
+			return nil, fmt.Errorf("listen raft transport on %s: %w", n.cfg.BindAddr, err)
+		}
+		return tcp, nil
+	}
+	server, client, err := n.cfg.TLS.load()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", n.cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen raft transport on %s: %w", n.cfg.BindAddr, err)
+	}
+	stream := &tlsStream{Listener: &tlsListener{Listener: ln, server: server}, adv: adv, client: client}
+	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hl), nil
 }
 
 // loopback reports whether addr (host:port) listens on loopback only.

@@ -19,12 +19,15 @@ import (
 // the cluster has no leader of its own) or entries that change its
 // membership. A node whose raft listens past loopback said nothing of it;
 // it warns at its start, naming the key, so that the port is kept on a
-// network only the processors reach. On loopback it says nothing.
+// network only the processors reach. On loopback, or over raft.tls, it
+// says nothing.
 func TestOpenRaftPortIsReported(t *testing.T) {
+	ca := newTestCA(t, "raft cluster")
 	for _, c := range []struct {
 		name, host string
+		tls        TLSConfig
 		want       int
-	}{{"all interfaces", "0.0.0.0", 1}, {"loopback", "127.0.0.1", 0}} {
+	}{{"all interfaces", "0.0.0.0", TLSConfig{}, 1}, {"loopback", "127.0.0.1", TLSConfig{}, 0}, {"all interfaces, tls", "0.0.0.0", ca.issue(t, "n0"), 0}} {
 		t.Run(c.name, func(t *testing.T) {
 			_, port, err := net.SplitHostPort(freeAddr(t))
 			if err != nil {
@@ -33,7 +36,7 @@ func TestOpenRaftPortIsReported(t *testing.T) {
 			adv := net.JoinHostPort("127.0.0.1", port)
 			h := logtest.NewHandler()
 			n, err := New(Config{
-				NodeID: "n0", BindAddr: net.JoinHostPort(c.host, port), AdvertiseAddr: adv, DataDir: t.TempDir(),
+				NodeID: "n0", BindAddr: net.JoinHostPort(c.host, port), AdvertiseAddr: adv, DataDir: t.TempDir(), TLS: c.tls,
 				Peers:            []Peer{{ID: "n0", Address: adv}},
 				HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 				LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
