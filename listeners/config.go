@@ -2,6 +2,7 @@ package listeners
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -56,6 +57,35 @@ type Config struct {
 	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 	// Auth is required on every endpoint.
 	Auth Auth `yaml:"auth"`
+	// TLS serves HTTPS; unset, plain HTTP, whose senders' credentials
+	// cross the network in clear.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS is the server's certificate: CertFile (PEM, the intermediates after
+// it) and KeyFile, its private key (a secret). Both, or none.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+func (t TLS) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("tls: set cert_file and key_file, or none")
+	}
+	return nil
+}
+
+// load reads the key pair; nil when none is configured.
+func (t TLS) load() (*tls.Config, error) {
+	if t.CertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: load cert_file and key_file: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Auth lists the accepted credentials: bearer tokens, and/or one basic
@@ -101,8 +131,8 @@ func (a Auth) String() string {
 
 // String redacts the secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("{listen:%s read_header_timeout:%s read_timeout:%s write_timeout:%s idle_timeout:%s shutdown_timeout:%s max_body_bytes:%d max_inflight_bytes:%d retry_after:%s max_clock_skew:%s auth:%s}",
-		c.Listen, c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.ShutdownTimeout, c.MaxBodyBytes, c.MaxInflightBytes, c.RetryAfter, c.MaxClockSkew, c.Auth)
+	return fmt.Sprintf("{listen:%s read_header_timeout:%s read_timeout:%s write_timeout:%s idle_timeout:%s shutdown_timeout:%s max_body_bytes:%d max_inflight_bytes:%d retry_after:%s max_clock_skew:%s auth:%s tls:{cert_file:%s key_file:%s}}",
+		c.Listen, c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.ShutdownTimeout, c.MaxBodyBytes, c.MaxInflightBytes, c.RetryAfter, c.MaxClockSkew, c.Auth, c.TLS.CertFile, c.TLS.KeyFile)
 }
 
 // Validate reports every problem of c, naming its YAML path.
@@ -134,7 +164,7 @@ func (c Config) Validate() error {
 	if body, inflight := cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes), cmp.Or(c.MaxInflightBytes, DefaultMaxInflightBytes); c.MaxBodyBytes >= 0 && c.MaxInflightBytes >= 0 && body > inflight {
 		errs = append(errs, fmt.Errorf("max_inflight_bytes: %d is under max_body_bytes (%d): such a body could never be taken", inflight, body))
 	}
-	errs = append(errs, c.Auth.validate("auth"))
+	errs = append(errs, c.Auth.validate("auth"), c.TLS.validate())
 	return errors.Join(errs...)
 }
 

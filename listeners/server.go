@@ -19,6 +19,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,6 +118,7 @@ type Server struct {
 	cfg   Config
 	deps  Deps
 	creds credentials
+	tls   *tls.Config // nil: plain HTTP
 	log   *slog.Logger
 	mux   *http.ServeMux
 
@@ -175,6 +177,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener config: %w", err)
 	}
+	tlsConf, err := cfg.TLS.load()
+	if err != nil {
+		return nil, fmt.Errorf("listener config: %w", err)
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -182,7 +188,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg: cfg, deps: deps, creds: creds, log: deps.Logger.With("component", "listeners"),
+		cfg: cfg, deps: deps, creds: creds, tls: tlsConf, log: deps.Logger.With("component", "listeners"),
 		mux: http.NewServeMux(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_listener_requests_total", Help: "Requests by endpoint and HTTP status code.",
@@ -369,10 +375,17 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:         s.tls,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("listening", "addr", ln.Addr().String())
+	go func() {
+		if s.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the key pair is in TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.tls != nil)
 	if s.creds.open {
 		// Opted into, and still worth seeing: anyone who reaches the
 		// port can write into the event log.

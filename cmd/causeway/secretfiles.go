@@ -48,6 +48,7 @@ func (cfg *fileConfig) secretFiles() []secretFile {
 			add(fmt.Sprintf("listener.server.auth.tokens[%d].token_file", i), t.TokenFile, nil)
 		}
 		add("listener.server.auth.password_file", l.Server.Auth.PasswordFile, nil)
+		add("listener.server.tls.key_file", l.Server.TLS.KeyFile, nil)
 	}
 	add("notifier.dsn_file", cfg.Notifier.DSNFile, nil)
 	names := make([]string, 0, len(cfg.Notifier.Secrets))
