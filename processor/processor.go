@@ -464,9 +464,11 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	pendingGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "causeway_processor_pending_rows", Help: "Outbox rows and history items derived here and not known to be written.",
 	}, func() float64 { r, i := pend.size(); return float64(r + i) })
-	lostGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "causeway_processor_outbox_gaps_unrecoverable",
-		Help: "Outbox and history gaps below a new leader's pending rows that could not be regenerated whole because their first events are past retention, one per table (must stay 0).",
+	// Named causeway_processor_outbox_gaps_unrecoverable, a gauge,
+	// before: it only grows (README, Upgrades).
+	lostCounter := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "causeway_processor_outbox_gaps_unrecoverable_total",
+		Help: "Outbox and history gaps below a new leader's pending rows that could not be regenerated whole because their first events are past retention, one per table (must not grow).",
 	}, func() float64 { return float64(n.unrecoverable.Load()) })
 	// Named causeway_processor_pending_drops, a gauge, before: it only
 	// grows (README, Upgrades).
@@ -487,7 +489,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
 	})
-	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedCounter, lostGauge, snapSeqGauge) {
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedCounter, lostCounter, snapSeqGauge) {
 		if err := p.deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register processor metrics: %w", err)
 		}
