@@ -96,11 +96,19 @@ type Deps struct {
 
 // Processor is one processor node.
 type Processor struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	node atomic.Pointer[node] // while Run runs
+	cfg       Config
+	deps      Deps
+	log       *slog.Logger
+	node      atomic.Pointer[node] // while Run runs
+	bound     chan struct{}        // closed by Run once the ports are had (Bound)
+	boundOnce sync.Once
 }
+
+// Bound is closed once Run has bound the API's port, checked that raft's
+// is free and serves the API: what READY=1 tells systemd. Run fails
+// before it, with an error naming the address, when a port is taken.
+// Bound is closed once.
+func (p *Processor) Bound() <-chan struct{} { return p.bound }
 
 // StallLimit is how long the follow loop of a loaded node may go without
 // turning before Alive says the node is stuck (at least; see Alive).
@@ -135,14 +143,17 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Processor{cfg: cfg, deps: deps, log: deps.Logger.With("component", "processor", "node_id", cfg.NodeID)}, nil
+	return &Processor{cfg: cfg, deps: deps, bound: make(chan struct{}), log: deps.Logger.With("component", "processor", "node_id", cfg.NodeID)}, nil
 }
 
-// Run waits for the database (store.Await: a node started while it is
-// down waits, warning at each failed attempt, rather than fail; a stop
-// meanwhile returns nil at once), opens the broker, starts raft, loads
-// the state (newest snapshot + replay), follows the log and serves the
-// API until ctx ends. Then the API stops taking work (its probes and
+// Run binds the API's port and checks that raft's is free (a port that
+// cannot be had fails Run before Bound is closed), serves the API (its
+// /readyz 503 until the state is loaded) and closes Bound; then it waits
+// for the database (store.Await: a node started while it is down waits,
+// warning at each failed attempt, rather than fail; a stop meanwhile
+// returns nil at once), opens the broker, starts raft, loads the state
+// (newest snapshot + replay), follows the log and serves the API until
+// ctx ends. Then the API stops taking work (its probes and
 // /metrics go on answering, /readyz says stopping), the node stops
 // following, leaves leadership gracefully, shuts raft down and removes
 // its presence; then the API's listener closes, the bus and the database
@@ -153,12 +164,6 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	if err := store.Await(ctx, db, p.log); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("open database: %w", err)
-	}
 	log := store.NewLog(db, p.deps.Now)
 	factory := snapshot.NodeFactory{Normalizer: graph.DefaultNormalizer(), Encoding: p.cfg.Snapshot.NodeEncoding()}
 
@@ -214,6 +219,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	parts.Successor = presentSuccessor(db, p.cfg.NodeID, p.log)
 	parts.Present = func(ctx context.Context) ([]store.Presence, error) { return store.Present(ctx, db) }
+	parts.Await = func(ctx context.Context) error { return store.Await(ctx, db, p.log) }
 	runners := []func(context.Context) error{pub.Run}
 	return p.run(ctx, parts, runners)
 }
@@ -262,6 +268,9 @@ type Parts struct {
 	// a leader that cannot do its duties hands leadership over when one
 	// of them is ready, or when it cannot read them (nil: it never does).
 	Present func(ctx context.Context) ([]store.Presence, error)
+	// Await waits until the database answers (store.Await), once the
+	// ports are bound and the API serves (nil: nothing to wait for).
+	Await func(ctx context.Context) error
 }
 
 // presentSuccessor is election.Deps.Successor over the presence rows in
@@ -526,10 +535,19 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	if err != nil {
 		return err
 	}
-	// A port that cannot be had fails the node before anything starts.
+	// A port that cannot be had fails the node before anything starts,
+	// and before Bound (READY=1): the API's is held from here on; raft's
+	// is only checked, held from raft's start (after the database
+	// answers), so that it never accepts a connection it does not answer.
 	ln, err := srv.Listen()
 	if err != nil {
 		return err
+	}
+	if c, ok := n.elect.(bindChecker); ok {
+		if err := c.CheckBind(); err != nil {
+			_ = ln.Close()
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -562,6 +580,21 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	closeAPI := func() {
 		stopAPI()
 		<-apiDone
+	}
+	p.boundOnce.Do(func() { close(p.bound) })
+	if parts.Await != nil {
+		if err := parts.Await(ctx); err != nil {
+			closeAPI()
+			select {
+			case aerr := <-errc: // the API failed, ending the wait
+				return aerr
+			default:
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("open database: %w", err)
+		}
 	}
 	// The raft node runs on its own context so that it can leave
 	// leadership after the API has stopped serving: once the stop begins
@@ -656,6 +689,12 @@ func (p *Processor) run(ctx context.Context, parts Parts, extra []func(context.C
 	}
 	p.log.Info("processor stopped")
 	return errors.Join(errs...)
+}
+
+// bindChecker is an Elector that can check, before it runs, that the
+// address it will listen on is free (election.Node.CheckBind).
+type bindChecker interface {
+	CheckBind() error
 }
 
 // drainer is a Publisher that can wait until what it holds has reached

@@ -24,7 +24,7 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return invalidConfig(err) // New only validates the configuration
 			}
-			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{name: "processor", run: p.Run, alive: p.Alive})
+			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{name: "processor", run: p.Run, alive: p.Alive, started: p.Bound()})
 		}),
 	}
 }

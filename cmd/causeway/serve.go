@@ -37,16 +37,21 @@ const metricsReadTimeout = 10 * time.Second
 // alive, when set, says whether it is still making progress (not stuck):
 // the watchdog is pinged only while every actor's does.
 //
+// started, when set, is closed once the actor has bound what it must
+// have to do its job (a processor's ports): READY=1 waits for it, so an
+// actor that fails to bind them fails the start without READY.
+//
 // drain, when set, makes the actor the carrier of the others' output (a
 // publisher, whose spool holds what the listener answered 2xx and what
 // the drivers pulled): on a stop its run goes on until every actor
 // without a drain has returned, then drain waits, for drainGrace at
 // most, for it to send what they left, and only then is its run stopped.
 type actor struct {
-	name  string
-	run   func(ctx context.Context) error
-	alive func() bool
-	drain func(ctx context.Context) error
+	name    string
+	run     func(ctx context.Context) error
+	alive   func() bool
+	started <-chan struct{}
+	drain   func(ctx context.Context) error
 }
 
 // drainGrace bounds an actor's drain on a stop. The stop of a listener
@@ -58,7 +63,8 @@ const drainGrace = 10 * time.Second
 // return (or ctx's end, on SIGTERM) stops them all, an actor with a drain
 // last (see actor). It serves /metrics on
 // metricsAddr when set, tells systemd READY once every actor started (each
-// connects, and reconnects, by itself), pings the watchdog while every
+// connects, and reconnects, by itself; one with started once that is
+// closed), pings the watchdog while every
 // actor is alive, and says STOPPING on the way out. It logs its start
 // (with the binary's version) and a clean stop, which returns nil; an
 // error is the component's to log (daemon).
@@ -182,6 +188,16 @@ func serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, metr
 		})
 	}
 	g.Add(func() error {
+		for _, a := range actors {
+			if a.started == nil {
+				continue
+			}
+			select {
+			case <-a.started:
+			case <-ctx.Done():
+				return nil // stopped, or an actor failed, before it started: no READY
+			}
+		}
 		sdnotify.Ready(log)
 		sdnotify.Watchdog(ctx, log, func() bool {
 			for _, a := range actors {

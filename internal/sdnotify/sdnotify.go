@@ -1,7 +1,8 @@
 // Package sdnotify tells systemd about a daemon's lifecycle (Type=notify
 // units): READY once the component has started (it connects, and
-// reconnects, to the broker and the database by itself; a processor's
-// readiness to answer is its /readyz), STOPPING on shutdown, and watchdog
+// reconnects, to the broker and the database by itself; a listener and a
+// processor have bound their ports first; a processor's readiness to
+// answer is its /readyz), STOPPING on shutdown, and watchdog
 // pings while its health check passes. Outside systemd (NOTIFY_SOCKET
 // unset) every call is a no-op.
 package sdnotify

@@ -433,6 +433,26 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// CheckBind reports whether raft's bind address can be listened on now,
+// without holding it: a taken port fails the processor's start, naming
+// the address, before it tells systemd READY, while raft's own listener
+// is opened by Run only, so that it never accepts a connection raft does
+// not serve. A port taken between the two fails Run. It checks nothing
+// with a custom transport (Deps.Transport).
+func (n *Node) CheckBind() error {
+	if n.deps.Transport != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.BindAddr)
+	if err != nil {
+		return fmt.Errorf("listen raft transport on %s: %w", n.cfg.BindAddr, err)
+	}
+	if err := ln.Close(); err != nil {
+		return fmt.Errorf("close raft bind address check on %s: %w", n.cfg.BindAddr, err)
+	}
+	return nil
+}
+
 // storeLockLimit bounds the wait for the raft store's file lock.
 const storeLockLimit = time.Second
 
