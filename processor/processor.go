@@ -77,6 +77,7 @@ import (
 	"github.com/causeway/causeway/history"
 	"github.com/causeway/causeway/internal/bus"
 	"github.com/causeway/causeway/internal/event"
+	"github.com/causeway/causeway/internal/liveness"
 	"github.com/causeway/causeway/internal/store"
 	"github.com/causeway/causeway/notifier/outbox"
 	"github.com/causeway/causeway/processor/api"
@@ -114,14 +115,29 @@ func (p *Processor) Bound() <-chan struct{} { return p.bound }
 // turning before Alive says the node is stuck (at least; see Alive).
 const StallLimit = time.Minute
 
+// LoadStallLimit is how long a load of the state may go without progress
+// before Alive says the node is stuck (at least; see Alive).
+const LoadStallLimit = liveness.MinLimit
+
 // Alive reports whether the node is not stuck: its follow loop went round
-// within the stall limit, or it is loading its state. The loop turns every
-// poll_interval, or after each backoff (up to retry_max) while failing, so
-// the limit is the longest of StallLimit, ten poll intervals and two
-// retry_max. systemd's watchdog restarts a node that is not alive.
+// within the stall limit, or it is loading its state and the load made
+// progress within the load's. The loop turns every poll_interval, or
+// after each backoff (up to retry_max) while failing, so its limit is the
+// longest of StallLimit, ten poll intervals and two retry_max. A load,
+// however long (a big snapshot, a long replay), progresses at each query
+// the database answers, each snapshot chunk read and each page of events
+// read or applied (snapshot.WithProgress), so its limit is the longest of
+// LoadStallLimit and the loop's: one stalled past it hangs (a query on a
+// frozen database, which no timeout ends). Backing off between failed
+// loads (the database down) is no stall. systemd's watchdog restarts a
+// node that is not alive.
 func (p *Processor) Alive() bool {
 	n := p.node.Load()
-	return n == nil || !n.f.stuck(max(StallLimit, 10*p.cfg.PollInterval, 2*p.cfg.RetryMax))
+	if n == nil {
+		return true
+	}
+	limit := max(StallLimit, 10*p.cfg.PollInterval, 2*p.cfg.RetryMax)
+	return !n.f.stuck(limit) && !n.loading.Stalled(max(LoadStallLimit, limit))
 }
 
 // New validates cfg and allocates. It opens and starts nothing.
@@ -428,6 +444,8 @@ type node struct {
 	parts Parts
 	f     *follower
 	elect Elector
+	// loading tracks each attempt to load the state, for Alive.
+	loading liveness.Progress
 	// writeLimit bounds each round of leader writes (0:
 	// DefaultLeaderWriteLimit).
 	writeLimit time.Duration
@@ -455,7 +473,7 @@ type node struct {
 }
 
 func (p *Processor) newNode(parts Parts) (*node, error) {
-	n := &node{cfg: p.cfg, log: p.log, now: p.deps.Now, parts: parts, historical: make(chan struct{}, p.cfg.MaxHistoricalQueries)}
+	n := &node{cfg: p.cfg, log: p.log, now: p.deps.Now, loading: liveness.Progress{Now: p.deps.Now}, parts: parts, historical: make(chan struct{}, p.cfg.MaxHistoricalQueries)}
 	n.f = newFollower(parts.Log, p.cfg.PageSize, p.log)
 	n.f.produce = parts.Produce
 	n.f.pend = newPending(p.cfg.MaxPending)
@@ -837,7 +855,9 @@ func (n *node) follow(ctx context.Context) error {
 func (n *node) load(ctx context.Context) bool {
 	n.f.turned.Store(0) // loading is not being stuck
 	for attempt := 0; ; attempt++ {
-		res, err := n.parts.Reconstructor.Reconstruct(ctx, snapshot.Latest())
+		end := n.loading.Begin()
+		res, err := n.parts.Reconstructor.Reconstruct(snapshot.WithProgress(ctx, n.loading.Step), snapshot.Latest())
+		end()
 		if err == nil {
 			n.f.load(res.Machine, res.Seq, res.RecordedAt)
 			n.f.applyErrors.Add(res.ApplyErrors)

@@ -79,6 +79,29 @@ func (t Target) String() string {
 	return "latest"
 }
 
+// progressKey is the key of WithProgress's step in a context.
+type progressKey struct{}
+
+// WithProgress returns a copy of ctx carrying step, which a
+// reconstruction (Reconstruct, Advance, ReconstructEarliest) and a
+// Store.Load under it call at each step of progress: a query answered,
+// a chunk of a snapshot read, a page of events read or applied. A step
+// comes within one round trip to the database, or one page's reading or
+// applying, of the last: a caller can tell a long reconstruction that
+// progresses from one that hangs (liveness.Progress). step must be quick
+// and safe for concurrent use.
+func WithProgress(ctx context.Context, step func()) context.Context {
+	return context.WithValue(ctx, progressKey{}, step)
+}
+
+// Step calls the step ctx carries (WithProgress), if any: a
+// reconstruction, or a stand-in for one, reports progress.
+func Step(ctx context.Context) {
+	if step, ok := ctx.Value(progressKey{}).(func()); ok {
+		step()
+	}
+}
+
 // ReconstructConfig configures a Reconstructor.
 type ReconstructConfig struct {
 	// PageSize is the number of events read per query (default
@@ -204,6 +227,7 @@ func (r *Reconstructor) Reconstruct(ctx context.Context, target Target) (Reconst
 	if err != nil {
 		return Reconstruction{}, fmt.Errorf("reconstruct at %s: %w", target, err)
 	}
+	Step(ctx)
 	// The events after the newest snapshot are read while it is decoded
 	// and restored: on two cores the read costs little more than nothing.
 	var from int64
@@ -504,6 +528,9 @@ func (r *Reconstructor) read(ctx context.Context, after, limit int64, ahead int)
 			} else {
 				recs, err = r.events.ReadRange(ctx, after, n)
 			}
+			if err == nil {
+				Step(ctx)
+			}
 			select {
 			case rd.pages <- page{recs: recs, err: err}:
 			case <-ctx.Done():
@@ -566,6 +593,7 @@ func (r *Reconstructor) apply(ctx context.Context, res *Reconstruction, limit in
 			res.Replayed++
 			r.replayed.Inc()
 		}
+		Step(ctx)
 	}
 	return ctx.Err()
 }

@@ -210,6 +210,7 @@ func (s *Store) Load(ctx context.Context, m Meta) (Header, []byte, error) {
 			return Header{}, nil, fmt.Errorf("scan chunk of snapshot %d: %w", m.ID, err)
 		}
 		chunks = append(chunks, c)
+		Step(ctx)
 	}
 	if err := rows.Err(); err != nil {
 		return Header{}, nil, fmt.Errorf("read chunks of snapshot %d: %w", m.ID, err)

@@ -13,6 +13,11 @@
 // between attempts while a datasource or the broker is away, is no
 // operation and is never stuck: an outage must not make systemd restart
 // every component in a loop.
+//
+// A part whose one operation may rightly run for longer than any limit
+// (a processor loading its state) reports its progress instead
+// (Progress.Step): it is stuck when it made none for longer than the
+// limit.
 package liveness
 
 import (
@@ -97,3 +102,70 @@ func (o *Ops) now() time.Time {
 // Stuck reports whether an operation has been in flight for longer than
 // limit.
 func (o *Ops) Stuck(limit time.Duration) bool { return o.Longest() > limit }
+
+// Progress tracks one long operation that reports its progress as it
+// goes (a processor loading its state: a snapshot read chunk by chunk,
+// then the log replayed page by page), which may rightly run for longer
+// than any limit: it is stalled when it has made no progress for longer
+// than the limit, however long it has run. Between operations (backing
+// off after a failed one) it is never stalled. The zero value is ready to
+// use, and a nil *Progress tracks nothing. It is safe for concurrent use.
+type Progress struct {
+	// Now is the clock (nil: time.Now). Set it before the first Begin.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	running uint64    // the operation running, 0 when none
+	next    uint64    // the last operation begun
+	last    time.Time // its beginning or its last step
+}
+
+// Begin records that an operation began now. The returned function
+// records that it ended; calling it again does nothing.
+func (p *Progress) Begin() (end func()) {
+	if p == nil {
+		return func() {}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.next++
+	id := p.next
+	p.running, p.last = id, p.now()
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.running == id {
+			p.running = 0
+		}
+	}
+}
+
+// Step records that the operation running made progress now.
+func (p *Progress) Step() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running != 0 {
+		p.last = p.now()
+	}
+}
+
+// Stalled reports whether an operation runs that has made no progress
+// for longer than limit.
+func (p *Progress) Stalled(limit time.Duration) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running != 0 && p.now().Sub(p.last) > limit
+}
+
+func (p *Progress) now() time.Time {
+	if p.Now == nil {
+		return time.Now()
+	}
+	return p.Now()
+}

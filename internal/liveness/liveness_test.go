@@ -89,3 +89,61 @@ func TestOpsOnTheComponentsClock(t *testing.T) {
 		t.Fatal("stuck once the operation ended")
 	}
 }
+
+// TestProgressStalledOnlyWithoutProgress: a long operation that reports
+// progress (a load reading and applying pages) is never stalled however
+// long it runs, as long as each step comes within the limit; one that
+// makes no progress for longer than the limit is, until its next step or
+// its end. Not running is never stalled.
+func TestProgressStalledOnlyWithoutProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var p Progress
+		const limit = time.Minute
+		p.Step() // no operation: nothing to note
+		time.Sleep(time.Hour)
+		if p.Stalled(limit) {
+			t.Fatal("stalled with no operation running")
+		}
+		end := p.Begin()
+		for range 60 { // an hour of steady progress
+			time.Sleep(limit - time.Second)
+			p.Step()
+			if p.Stalled(limit) {
+				t.Fatal("stalled while it progresses")
+			}
+		}
+		time.Sleep(limit)
+		if p.Stalled(limit) {
+			t.Fatal("stalled at the limit")
+		}
+		time.Sleep(time.Second)
+		if !p.Stalled(limit) {
+			t.Fatal("not stalled after no progress for longer than the limit")
+		}
+		p.Step()
+		if p.Stalled(limit) {
+			t.Fatal("still stalled once it progressed again")
+		}
+		time.Sleep(2 * limit)
+		end()
+		end() // a second call does nothing
+		if p.Stalled(limit) {
+			t.Fatal("stalled once it ended")
+		}
+		end = p.Begin() // a new operation starts afresh
+		if p.Stalled(limit) {
+			t.Fatal("a new operation is stalled at once")
+		}
+		end()
+	})
+}
+
+func TestNilProgressTracksNothing(t *testing.T) {
+	var p *Progress
+	end := p.Begin()
+	p.Step()
+	if p.Stalled(0) {
+		t.Error("nil Progress is stalled")
+	}
+	end()
+}
