@@ -137,7 +137,11 @@ func (p *Processor) Alive() bool {
 		return true
 	}
 	limit := max(StallLimit, 10*p.cfg.PollInterval, 2*p.cfg.RetryMax)
-	return !n.f.stuck(limit) && !n.loading.Stalled(max(LoadStallLimit, limit))
+	loadLimit := max(LoadStallLimit, limit)
+	if n.loadLimit > 0 {
+		loadLimit = n.loadLimit
+	}
+	return !n.f.stuck(limit) && !n.loading.Stalled(loadLimit)
 }
 
 // New validates cfg and allocates. It opens and starts nothing.
@@ -444,8 +448,10 @@ type node struct {
 	parts Parts
 	f     *follower
 	elect Elector
-	// loading tracks each attempt to load the state, for Alive.
-	loading liveness.Progress
+	// loading tracks each attempt to load the state, for Alive, which
+	// says stuck one without progress for loadLimit (0: see Alive).
+	loading   liveness.Progress
+	loadLimit time.Duration
 	// writeLimit bounds each round of leader writes (0:
 	// DefaultLeaderWriteLimit).
 	writeLimit time.Duration
