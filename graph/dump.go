@@ -21,12 +21,10 @@ func (g *Graph) Dump(w io.Writer) error { return DumpState(w, g.State()) }
 // the lock that serialises the graph's changes (State copies) can be
 // dumped outside it.
 func DumpState(w io.Writer, s State) error {
-	bw := bufio.NewWriter(w)
-	if err := writeDump(bw, s); err != nil {
+	if err := DumpStateValue(w, s); err != nil {
 		return err
 	}
-	bw.WriteByte('\n')
-	if err := bw.Flush(); err != nil {
+	if _, err := io.WriteString(w, "\n"); err != nil {
 		return fmt.Errorf("dump graph: %w", err)
 	}
 	return nil

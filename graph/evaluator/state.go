@@ -443,12 +443,10 @@ func (e *Engine) CaptureDump() func(io.Writer) error {
 // a template, a match or an effect at a time: its memory is that of one
 // of them, not of the whole dump.
 func DumpState(w io.Writer, s State) error {
-	bw := bufio.NewWriter(w)
-	if err := writeDump(bw, s); err != nil {
+	if err := DumpStateValue(w, s); err != nil {
 		return err
 	}
-	bw.WriteByte('\n')
-	if err := bw.Flush(); err != nil {
+	if _, err := io.WriteString(w, "\n"); err != nil {
 		return fmt.Errorf("write dump: %w", err)
 	}
 	return nil
