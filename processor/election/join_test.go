@@ -31,18 +31,18 @@ func freeAddr(t *testing.T) string {
 func tcpNode(t *testing.T, id string) *Node {
 	t.Helper()
 	addr := freeAddr(t)
-	n := runTCPNode(t, id, addr, []Peer{{ID: id, Address: addr}})
+	n := runTCPNode(t, id, addr, TLSConfig{}, []Peer{{ID: id, Address: addr}})
 	waitFor(t, id+" leading", 10*time.Second, func() bool { return n.LeaderTerm() != 0 })
 	return n
 }
 
-// runTCPNode runs a node over TCP at addr with peers (none: it waits to be
-// joined), on a fresh data dir, until the test ends, when Run must return
-// nil.
-func runTCPNode(t *testing.T, id, addr string, peers []Peer) *Node {
+// runTCPNode runs a node over TCP (mutual TLS with tc) at addr with peers
+// (none: it waits to be joined), on a fresh data dir, until the test ends,
+// when Run must return nil.
+func runTCPNode(t *testing.T, id, addr string, tc TLSConfig, peers []Peer) *Node {
 	t.Helper()
 	n, err := New(Config{
-		NodeID: id, BindAddr: addr, DataDir: t.TempDir(), Peers: peers,
+		NodeID: id, BindAddr: addr, DataDir: t.TempDir(), Peers: peers, TLS: tc,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
@@ -267,7 +267,7 @@ func TestRemovedLeaderCanRejoin(t *testing.T) {
 func joiningNode(t *testing.T, id string) (*Node, string) {
 	t.Helper()
 	addr := freeAddr(t)
-	j := runTCPNode(t, id, addr, nil)
+	j := runTCPNode(t, id, addr, TLSConfig{}, nil)
 	waitFor(t, id+"'s raft running", 10*time.Second, func() bool { return j.State() != "" })
 	return j, addr
 }

@@ -1,7 +1,6 @@
 package election
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // testCA is a certificate authority for the tests' raft clusters.
@@ -89,35 +86,6 @@ func writePEM(t *testing.T, file, typ string, der []byte) {
 	}
 }
 
-// tlsNode runs a node over mutual TLS at addr, until the test ends; with
-// peers it bootstraps them, without it waits to be joined.
-func tlsNode(t *testing.T, id, addr string, tc TLSConfig, peers []Peer) *Node {
-	t.Helper()
-	n, err := New(Config{
-		NodeID: id, BindAddr: addr, DataDir: t.TempDir(), Peers: peers, TLS: tc,
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-	}, Deps{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run(%s) = %v", id, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Run(%s) did not return", id)
-		}
-	})
-	return n
-}
-
 // TestOutsiderCannotDeposeTheLeader: raft's transport took RPCs from
 // anyone who reached bind_addr: one heartbeat of a higher term from an
 // outsider made the leader step down (and more of them keep the cluster
@@ -129,7 +97,7 @@ func tlsNode(t *testing.T, id, addr string, tc TLSConfig, peers []Peer) *Node {
 func TestOutsiderCannotDeposeTheLeader(t *testing.T) {
 	ca := newTestCA(t, "raft cluster")
 	addr := freeAddr(t)
-	n := tlsNode(t, "n0", addr, ca.issue(t, "n0"), []Peer{{ID: "n0", Address: addr}})
+	n := runTCPNode(t, "n0", addr, ca.issue(t, "n0"), []Peer{{ID: "n0", Address: addr}})
 	waitFor(t, "n0 leading", 10*time.Second, func() bool { return n.LeaderTerm() != 0 })
 	before := n.LeaderTerm()
 	depose := func(out *raft.NetworkTransport) {
@@ -167,7 +135,7 @@ func TestOutsiderCannotDeposeTheLeader(t *testing.T) {
 	}
 	// A member of the cluster joins and follows.
 	jaddr := freeAddr(t)
-	j := tlsNode(t, "n1", jaddr, ca.issue(t, "n1"), nil)
+	j := runTCPNode(t, "n1", jaddr, ca.issue(t, "n1"), nil)
 	waitFor(t, "n1's raft running", 10*time.Second, func() bool { return j.State() != "" })
 	if err := n.Join("n1", jaddr, 5*time.Second); err != nil {
 		t.Fatalf("Join of a member over TLS: %v", err)
