@@ -7,7 +7,6 @@ package alertmap
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -484,11 +483,9 @@ func runeJSONLen(r rune, at string) int {
 
 // entityLen is the size of e encoded as event.Encode writes it.
 func entityLen(e event.Entity) (int, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
+	b, err := event.Marshal(e)
+	if err != nil {
 		return 0, fmt.Errorf("encode entity %s: %w", e.ID, err)
 	}
-	return buf.Len() - 1, nil
+	return len(b), nil
 }

@@ -1,10 +1,8 @@
 package bus
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -214,7 +212,7 @@ func (p *Publisher) PublishOrDeadLetter(ctx context.Context, evs []event.Event, 
 	}
 	now := p.now().UnixNano()
 	for _, d := range dead {
-		body, err := marshalDead(d.Event)
+		body, err := event.Marshal(d.Event)
 		if err != nil {
 			return fmt.Errorf("dead-letter event %s: %w", d.Event.EventID, err)
 		}
@@ -232,18 +230,6 @@ func (p *Publisher) PublishOrDeadLetter(ctx context.Context, evs []event.Event, 
 		}))
 	}
 	return p.append(ctx, vals)
-}
-
-// marshalDead is the JSON of an event as event.Encode writes it (no HTML
-// escaping), without its size limit or checks.
-func marshalDead(ev event.Event) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 func (p *Publisher) publish(ctx context.Context, n int, encode func(event.Event) ([]byte, error), at func(int) (event.Event, time.Time)) error {

@@ -115,7 +115,7 @@ func encode(ev Event, input bool) ([]byte, error) {
 	if y := ev.ObservedAt.Year(); y < 0 || y > 9999 {
 		return nil, invalid("observed_at", "year %d (in UTC) is outside 0000-9999", y)
 	}
-	b, err := marshal(ev)
+	b, err := Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.EventID, invalid("event", "%v", err))
 	}
@@ -128,10 +128,11 @@ func encode(ev Event, input bool) ([]byte, error) {
 	return b, nil
 }
 
-// marshal is json.Marshal without HTML escaping: "<", ">" and "&", common
-// in alert descriptions, stay one byte each instead of six, so an event
-// inside a record or a batch has the size Encode measured.
-func marshal(v any) ([]byte, error) {
+// Marshal is json.Marshal without HTML escaping, as Encode writes an
+// event: "<", ">" and "&", common in alert descriptions, stay one byte
+// each instead of six, so an event inside a record or a batch has the size
+// Encode measured. Unlike Encode it checks nothing (size, validity).
+func Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -572,7 +573,7 @@ func checkID(field, v string) error {
 
 // EncodeRecord returns the wire form of a Record.
 func EncodeRecord(r Record) ([]byte, error) {
-	b, err := marshal(r)
+	b, err := Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
 	}
@@ -581,7 +582,7 @@ func EncodeRecord(r Record) ([]byte, error) {
 
 // EncodeBatch returns the wire form of a Batch.
 func EncodeBatch(b Batch) ([]byte, error) {
-	out, err := marshal(b)
+	out, err := Marshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode batch after seq %d: %w", b.PrevSeq, err)
 	}
