@@ -738,7 +738,10 @@ func (w *worker) wait(ctx context.Context, d time.Duration) bool {
 				}
 				return false
 			}
-			w.countedAt = now
+			// From the count's end: stamped with its start, a count that
+			// took a StatusInterval or more was due again at once, and the
+			// wait counted for ever (a slow database) without waiting.
+			w.countedAt = w.n.now()
 			continue
 		}
 		due := step - now.Sub(w.renewedAt)
