@@ -2,6 +2,7 @@ package listeners
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -198,11 +199,21 @@ func (a Auth) validate(path string) error {
 }
 
 // credentials are the secrets of an Auth, read from their files.
+// credentials keeps the secrets as their sha256 digests: a secret given
+// is compared by its digest (digest), 32 bytes against 32 whatever the
+// lengths, as subtle.ConstantTimeCompare returns at once on unequal
+// lengths and so would tell a secret's length by its time.
 type credentials struct {
 	tokens   [][]byte
-	user     []byte
+	user     []byte // nil: no basic auth
 	password []byte
 	open     bool
+}
+
+// digest is the sha256 of a secret, as credentials keep it.
+func digest(secret []byte) []byte {
+	sum := sha256.Sum256(secret)
+	return sum[:]
 }
 
 func readSecret(path string) ([]byte, error) {
@@ -228,18 +239,18 @@ func (a Auth) load() (credentials, error) {
 			}
 			v = b
 		}
-		c.tokens = append(c.tokens, v)
+		c.tokens = append(c.tokens, digest(v))
 	}
 	if a.Username != "" {
-		c.user = []byte(a.Username)
-		c.password = []byte(a.Password)
+		password := []byte(a.Password)
 		if a.PasswordFile != "" {
 			b, err := readSecret(a.PasswordFile)
 			if err != nil {
 				return credentials{}, fmt.Errorf("auth.password_file: %w", err)
 			}
-			c.password = b
+			password = b
 		}
+		c.user, c.password = digest([]byte(a.Username)), digest(password)
 	}
 	return c, nil
 }

@@ -761,7 +761,8 @@ func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// authorized checks the bearer token or basic credentials in constant time.
+// authorized checks the bearer token or basic credentials in constant time:
+// their digests are compared with the kept ones (see credentials).
 // The scheme is case-insensitive (RFC 9110, 11.1): Prometheus' http_config,
 // which Alertmanager's webhook_config uses, sends the configured
 // authorization type as written ("bearer <token>").
@@ -772,15 +773,15 @@ func (s *Server) authorized(r *http.Request) bool {
 	h := r.Header.Get("Authorization")
 	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		tok = strings.TrimLeft(tok, " ")
-		found := 0
+		found, d := 0, digest([]byte(tok))
 		for _, t := range s.creds.tokens {
-			found |= subtle.ConstantTimeCompare([]byte(tok), t)
+			found |= subtle.ConstantTimeCompare(d, t)
 		}
 		return found == 1
 	}
 	if user, pass, ok := r.BasicAuth(); ok && s.creds.user != nil {
-		u := subtle.ConstantTimeCompare([]byte(user), s.creds.user)
-		p := subtle.ConstantTimeCompare([]byte(pass), s.creds.password)
+		u := subtle.ConstantTimeCompare(digest([]byte(user)), s.creds.user)
+		p := subtle.ConstantTimeCompare(digest([]byte(pass)), s.creds.password)
 		return u&p == 1
 	}
 	return false
