@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/causeway/causeway/internal/tlsfile"
 )
 
 // Defaults of Config.
@@ -77,16 +79,17 @@ func (t TLS) validate() error {
 	return nil
 }
 
-// load reads the key pair; nil when none is configured.
-func (t TLS) load() (*tls.Config, error) {
+// load reads the key pair; nil when none is configured. The files are
+// read again when they change (a renewal), see tlsfile.
+func (t TLS) load(o tlsfile.Options) (*tls.Config, error) {
 	if t.CertFile == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	pair, err := tlsfile.LoadPair(t.CertFile, t.KeyFile, o)
 	if err != nil {
-		return nil, fmt.Errorf("tls: load cert_file and key_file: %w", err)
+		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{GetCertificate: pair.GetCertificate, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Auth lists the accepted credentials: bearer tokens, and/or one basic

@@ -41,6 +41,7 @@ import (
 	"github.com/causeway/causeway/internal/event"
 	"github.com/causeway/causeway/internal/liveness"
 	"github.com/causeway/causeway/internal/lograte"
+	"github.com/causeway/causeway/internal/tlsfile"
 )
 
 // Publisher is where the server hands events; internal/bus.Publisher is
@@ -177,15 +178,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener config: %w", err)
 	}
-	tlsConf, err := cfg.TLS.load()
-	if err != nil {
-		return nil, fmt.Errorf("listener config: %w", err)
-	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	tlsConf, err := cfg.TLS.load(tlsfile.Options{Logger: deps.Logger.With("component", "listeners"), Now: deps.Now, Key: "listener.server.tls"})
+	if err != nil {
+		return nil, fmt.Errorf("listener config: %w", err)
 	}
 	s := &Server{
 		cfg: cfg, deps: deps, creds: creds, tls: tlsConf, log: deps.Logger.With("component", "listeners"),

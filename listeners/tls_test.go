@@ -11,9 +11,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/internal/tlsfile/tlsfiletest"
 	"github.com/causeway/causeway/listeners"
 )
 
@@ -86,5 +88,50 @@ func TestServerOverTLS(t *testing.T) {
 		Auth: listeners.Auth{InsecureNoAuth: true}, TLS: listeners.TLS{CertFile: keyFile, KeyFile: keyFile},
 	}, listeners.Deps{Publisher: pub, Endpoints: endpoints(t)}); err == nil {
 		t.Error("New with a certificate that does not load: nil error")
+	}
+}
+
+// TestServerCertificateIsRenewed: the listener read its key pair once, at
+// its start: a certificate renewed on disk (certbot, cert-manager) was
+// served only after a restart, and the old one, served on, expired. It
+// reads the files again when they change (looked at every few seconds
+// of Deps.Now): a client connecting after the renewal gets the new
+// certificate.
+func TestServerCertificateIsRenewed(t *testing.T) {
+	ca := tlsfiletest.NewCA(t, "listener")
+	certFile, keyFile := ca.IssueFiles(t, "cert A")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skew atomic.Int64
+	s, err := listeners.New(listeners.Config{
+		Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}},
+		TLS:  listeners.TLS{CertFile: certFile, KeyFile: keyFile},
+	}, listeners.Deps{Publisher: &fakePublisher{}, Endpoints: endpoints(t), Listener: ln,
+		Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	served := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := served(); got != "cert A" {
+		t.Fatalf("served %q; want cert A", got)
+	}
+	ca.Renew(t, "cert B", certFile, keyFile)
+	skew.Add(int64(time.Minute))
+	if got := served(); got != "cert B" {
+		t.Errorf("served %q after the renewal; want cert B", got)
 	}
 }
