@@ -91,6 +91,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -110,6 +111,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/causeway/causeway/internal/tlsfile"
 )
 
 // Header names.
@@ -242,6 +245,61 @@ type Config struct {
 	// stalled client then holds back the reads of its kind rather than
 	// the node's memory.
 	MaxUnsentBytes int64 `yaml:"max_unsent_bytes"`
+	// TLS serves HTTPS; unset, plain HTTP, whose bearer tokens cross the
+	// network in clear (a warning says so when Listen is past loopback).
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS is the API's certificate, and the authorities of its clients'
+// certificates for mutual TLS. The files are read again when they change
+// (a renewal), see internal/tlsfile.
+type TLS struct {
+	// CertFile (PEM, the intermediates after the certificate) and
+	// KeyFile, its private key (a secret): both, or none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, is the PEM bundle of the authorities whose
+	// certificates the clients must present (mutual TLS), besides their
+	// bearer token.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// load is the server's TLS configuration; nil when none is set.
+func (t TLS) load(o tlsfile.Options) (*tls.Config, error) {
+	if t.CertFile == "" {
+		return nil, nil
+	}
+	pair, err := tlsfile.LoadPair(t.CertFile, t.KeyFile, o)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Config{GetCertificate: pair.GetCertificate, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile == "" {
+		return c, nil
+	}
+	pool, err := tlsfile.LoadPool(t.ClientCAFile, o)
+	if err != nil {
+		return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+	}
+	// Each handshake takes the bundle as it is now (a renewed one).
+	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return &tls.Config{
+			GetCertificate: pair.GetCertificate, MinVersion: tls.VersionTLS12,
+			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool.CertPool(),
+		}, nil
+	}
+	return c, nil
+}
+
+func (t TLS) validate() error {
+	var errs []error
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("tls: set cert_file and key_file, or none"))
+	}
+	if t.ClientCAFile != "" && (t.CertFile == "" || t.KeyFile == "") {
+		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
+	}
+	return errors.Join(errs...)
 }
 
 // DefaultShutdownGrace is Config.ShutdownGrace's default.
@@ -289,6 +347,7 @@ func (c Config) Validate() error {
 	if c.MaxUnsentBytes < 0 {
 		errs = append(errs, errors.New("max_unsent_bytes: must not be negative (0: the default)"))
 	}
+	errs = append(errs, c.TLS.validate())
 	return errors.Join(errs...)
 }
 
@@ -323,6 +382,7 @@ type Server struct {
 	now     func() time.Time
 	node    string
 	tokens  map[[32]byte]string // sha256(token) -> role
+	tls     *tls.Config         // nil: plain HTTP
 	handler http.Handler
 	// graphReads and historyQueries hold a slot per read of the whole
 	// graph and per history query running (bounded); slotWait is how long
@@ -420,6 +480,11 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 		}
 		s.tokens[sum] = t.Role
 	}
+	tlsConf, err := cfg.TLS.load(tlsfile.Options{Logger: s.log, Now: deps.Now, Key: "processor.api.tls"})
+	if err != nil {
+		return nil, fmt.Errorf("api config: %w", err)
+	}
+	s.tls = tlsConf
 	s.handler = s.routes(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
 	return s, nil
 }
@@ -460,10 +525,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout: 2 * time.Minute,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:    s.tls,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("api serving", "addr", ln.Addr().String())
+	go func() {
+		if s.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the key pair is in TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	s.log.Info("api serving", "addr", ln.Addr().String(), "tls", s.tls != nil)
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && s.tls == nil {
+		s.log.Warn("api listens past loopback without TLS: its bearer tokens (an admin's change the rules and the membership) and answers cross the network in clear; set processor.api.tls, or keep it on a network of trusted hosts",
+			"addr", ln.Addr().String(), "key", "processor.api.listen")
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
