@@ -18,6 +18,8 @@ import (
 type apiFlags struct {
 	url, token, output string
 	timeout            time.Duration
+	// tls is the API's https: the CA to trust, the client's certificate.
+	tls apiclient.TLS
 }
 
 func addAPIFlags(cmd *cobra.Command) *apiFlags {
@@ -41,6 +43,11 @@ func (f *apiFlags) register(cmds ...*cobra.Command) {
 		cmd.PersistentFlags().StringVar(&f.token, "token", "", "bearer token (default: env CAUSEWAY_TOKEN)")
 		cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 		cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
+		// For processor.api.tls: a CA of the site's own, a client
+		// certificate for client_ca_file.
+		cmd.PersistentFlags().StringVar(&f.tls.CAFile, "ca-file", os.Getenv("CAUSEWAY_CA_FILE"), "PEM bundle of the CAs to trust for an https --url (default: the system's; env CAUSEWAY_CA_FILE)")
+		cmd.PersistentFlags().StringVar(&f.tls.CertFile, "cert-file", os.Getenv("CAUSEWAY_CERT_FILE"), "client certificate (PEM) for an API of mutual TLS (env CAUSEWAY_CERT_FILE)")
+		cmd.PersistentFlags().StringVar(&f.tls.KeyFile, "key-file", os.Getenv("CAUSEWAY_KEY_FILE"), "the client certificate's key (PEM) (env CAUSEWAY_KEY_FILE)")
 	}
 }
 
@@ -58,9 +65,9 @@ func (f *apiFlags) client() (*apiclient.Client, error) {
 	if token == "" {
 		token = os.Getenv("CAUSEWAY_TOKEN")
 	}
-	c, err := apiclient.New(f.url, token, f.timeout)
+	c, err := apiclient.NewWithTLS(f.url, token, f.timeout, f.tls)
 	if err != nil {
-		return nil, badInput("--url: %v", err)
+		return nil, badInput("--url, --ca-file, --cert-file, --key-file: %v", err)
 	}
 	return c, nil
 }

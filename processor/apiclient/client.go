@@ -5,12 +5,15 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +49,53 @@ type Client struct {
 	maxAnswer int64
 }
 
-// New returns a client of the API at baseURL (http://host:port).
+// New returns a client of the API at baseURL (http://host:port, or
+// https:// with a certificate the system's authorities signed).
 func New(baseURL, token string, timeout time.Duration) (*Client, error) {
+	return NewWithTLS(baseURL, token, timeout, TLS{})
+}
+
+// TLS configures the client's https (see processor.api.tls).
+type TLS struct {
+	// CAFile is the PEM bundle of the authorities whose certificate the
+	// API may present; empty: the system's.
+	CAFile string
+	// CertFile and KeyFile are the client's certificate and key, for an
+	// API of mutual TLS (client_ca_file): both, or none.
+	CertFile, KeyFile string
+}
+
+// config is the tls.Config of t; nil when t is empty.
+func (t TLS) config() (*tls.Config, error) {
+	if t == (TLS{}) {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		b, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("ca file: %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, errors.New("client certificate: set the cert file and the key file, or none")
+	}
+	if t.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+// NewWithTLS is New with the https settings t.
+func NewWithTLS(baseURL, token string, timeout time.Duration, t TLS) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("api url %q: want http(s)://host:port", baseURL)
@@ -55,9 +103,18 @@ func New(baseURL, token string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	tc, err := t.config()
+	if err != nil {
+		return nil, err
+	}
 	// A redirect to another origin (https to http, another port) is not
 	// followed: the token would go with it.
 	hc := &http.Client{Timeout: timeout, CheckRedirect: redirect.SameOrigin}
+	if tc != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		hc.Transport = tr
+	}
 	return &Client{base: u, token: token, hc: hc, maxAnswer: MaxAnswerBytes}, nil
 }
 
