@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -44,5 +45,27 @@ func TestAPICommandsOverTLS(t *testing.T) {
 	}
 	if _, err := runCLI(t, newRootCmd(), "status", "--url", url, "--token", "adm", "--ca-file", clients.File); err == nil {
 		t.Error("status trusting another CA than the API's: nil error")
+	}
+}
+
+// TestCheckConfigTakesAPITLSWhole: check-config refuses a
+// processor.api.tls of a certificate without its key, naming the key.
+func TestCheckConfigTakesAPITLSWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := exampleWithSecrets(t, dir)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old = "    # tls:\n    #   cert_file: /etc/causeway/api.pem\n"
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("deploy/causeway.yaml no longer has %q", old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, "    tls:\n      cert_file: /etc/causeway/api.pem\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCLI(t, newRootCmd(), "check-config", "-c", path)
+	if err == nil || !strings.Contains(err.Error(), "processor: api: tls: set cert_file and key_file, or none") {
+		t.Errorf("check-config of an api.tls without key_file: %v; want it refused", err)
 	}
 }

@@ -36,6 +36,7 @@ func (cfg *fileConfig) secretFiles() []secretFile {
 	add("database.dsn_file", cfg.Database.DSNFile, nil)
 	add("bus.url_file", cfg.Bus.URLFile, nil)
 	add("processor.raft.tls.key_file", cfg.Processor.Raft.TLS.KeyFile, nil)
+	add("processor.api.tls.key_file", cfg.Processor.API.TLS.KeyFile, nil)
 	for i, t := range cfg.Processor.API.Tokens {
 		add(fmt.Sprintf("processor.api.tokens[%d].token_file", i), t.TokenFile, nil)
 	}
