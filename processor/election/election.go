@@ -38,6 +38,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/causeway/causeway/internal/tlsfile"
 )
 
 // Sentinel errors.
@@ -408,7 +410,7 @@ func (n *Node) transport(adv net.Addr, hl hclog.Logger) (*raft.NetworkTransport,
 		}
 		return tcp, nil
 	}
-	server, client, err := n.cfg.TLS.load()
+	server, client, err := n.cfg.TLS.load(tlsfile.Options{Logger: n.log, Key: "processor.raft.tls"})
 	if err != nil {
 		return nil, err
 	}

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/causeway/causeway/internal/tlsfile"
 )
 
 // TLSConfig secures raft's transport with mutual TLS. Raft's own TCP
@@ -41,19 +42,17 @@ func (c TLSConfig) validate() error {
 	return errors.New("tls: set cert_file, key_file and ca_file, or none")
 }
 
-// load reads the files into the server and client sides of the transport.
-func (c TLSConfig) load() (server, client *tls.Config, err error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+// load reads the files into the server and client sides of the
+// transport. The files are read again when they change (a renewal), see
+// tlsfile.
+func (c TLSConfig) load(o tlsfile.Options) (server, client *tls.Config, err error) {
+	pair, err := tlsfile.LoadPair(c.CertFile, c.KeyFile, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tls: load cert_file and key_file: %w", err)
+		return nil, nil, err
 	}
-	pem, err := os.ReadFile(c.CAFile)
+	pool, err := tlsfile.LoadPool(c.CAFile, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tls: read ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, nil, fmt.Errorf("tls: ca_file: %s holds no PEM certificate", c.CAFile)
+		return nil, nil, err
 	}
 	// A peer is one whose certificate the cluster's CA signed, whatever
 	// its name and key usage: one certificate serves a node both ways.
@@ -61,7 +60,7 @@ func (c TLSConfig) load() (server, client *tls.Config, err error) {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("raft peer presented no certificate")
 		}
-		opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+		opts := x509.VerifyOptions{Roots: pool.CertPool(), Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
 		for _, ic := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(ic)
 		}
@@ -71,11 +70,11 @@ func (c TLSConfig) load() (server, client *tls.Config, err error) {
 		return nil
 	}
 	server = &tls.Config{
-		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		GetCertificate: pair.GetCertificate, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.RequireAnyClientCert, VerifyConnection: member,
 	}
 	client = &tls.Config{
-		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		GetClientCertificate: pair.GetClientCertificate, MinVersion: tls.VersionTLS12,
 		// The chain is checked by member, against the cluster's CA
 		// alone; the name is not (peers are dialled by address).
 		InsecureSkipVerify: true, VerifyConnection: member,

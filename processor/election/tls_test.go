@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -13,10 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/causeway/causeway/internal/tlsfile"
+	"github.com/causeway/causeway/internal/tlsfile/tlsfiletest"
 )
 
 // testCA is a certificate authority for the tests' raft clusters.
@@ -119,7 +124,7 @@ func TestOutsiderCannotDeposeTheLeader(t *testing.T) {
 	depose(plain)
 	// Over TLS, with a certificate of another CA.
 	foreign := newTestCA(t, "another").issue(t, "outsider")
-	_, client, err := foreign.load()
+	_, client, err := foreign.load(tlsfile.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,5 +154,59 @@ func TestTLSConfigIsWhole(t *testing.T) {
 	c.SetDefaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tls: set cert_file, key_file and ca_file") {
 		t.Errorf("Validate of a partial tls = %v; want it refused", err)
+	}
+}
+
+// TestRaftCertificateIsRenewed: a node read raft.tls's files once, at its
+// start: a renewed certificate was presented (and a renewed CA bundle
+// trusted) only after a restart. They are read again when they change
+// (looked at every few seconds): a peer connecting after the renewal is
+// presented the new certificate.
+func TestRaftCertificateIsRenewed(t *testing.T) {
+	ca := newTestCA(t, "raft cluster")
+	c := ca.issue(t, "cert A")
+	var clock atomic.Int64
+	server, client, err := c.load(tlsfile.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.(*tls.Conn).Handshake()
+			conn.Close()
+		}
+	}()
+	presented := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", ln.Addr().String(), client)
+		if err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := presented(); got != "cert A" {
+		t.Fatalf("presented %q; want cert A", got)
+	}
+	b := ca.issue(t, "cert B")
+	for _, f := range [][2]string{{b.CertFile, c.CertFile}, {b.KeyFile, c.KeyFile}} {
+		raw, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsfiletest.Replace(t, f[1], raw)
+	}
+	clock.Add(int64(tlsfile.DefaultCheckEvery))
+	if got := presented(); got != "cert B" {
+		t.Errorf("presented %q after the renewal; want cert B", got)
 	}
 }
