@@ -110,7 +110,8 @@ type Deps struct {
 	// Listener, when set, is served instead of listening on Config.Listen
 	// (tests, socket activation).
 	Listener net.Listener
-	// Now is the clock events are checked against (default time.Now).
+	// Now is the clock events are checked against, and the one of the
+	// looks at renewed TLS files (default time.Now).
 	Now func() time.Time
 }
 

@@ -360,7 +360,8 @@ type Deps struct {
 	// Gatherer serves /metrics; nil serves prometheus.DefaultGatherer's
 	// empty equivalent (a fresh registry).
 	Gatherer prometheus.Gatherer
-	// Now stamps events the API publishes; default time.Now.
+	// Now stamps events the API publishes, and times the looks at
+	// renewed TLS files; default time.Now.
 	Now func() time.Time
 	// NodeID names this node in responses.
 	NodeID string
