@@ -55,6 +55,7 @@ func exampleDefaults() map[string]any {
 		"processor.api.max_graph_reads":            api.DefaultMaxGraphReads,
 		"processor.api.max_history_queries":        api.DefaultMaxHistoryQueries,
 		"processor.api.max_unsent_bytes":           int64(api.DefaultMaxUnsentBytes),
+		"processor.api.max_page_size":              api.DefaultMaxPageSize,
 		"processor.reconstruct.page_size":          snapshot.DefaultReconstructPageSize,
 		"drivers.static.source":                    static.DefaultSource,
 		"drivers.static.poll_interval":             static.DefaultPollInterval,

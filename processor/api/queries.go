@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +94,16 @@ func parseVertexID(s string) (graph.VertexID, error) {
 	return graph.VertexID(n), nil
 }
 
-// list answers GET /v1/resources and /v1/alarms.
+// list answers GET /v1/resources and /v1/alarms a page at a time,
+// ascending by vitrage_id (the order of the unpaged list of earlier
+// releases): ?limit= of them (at most, and by default, Config.MaxPageSize)
+// after the vitrage_id ?marker=, with the marker of the next page while
+// more follow. A marker needs not be in the graph any more: the page
+// starts after its place in the order, so an entity purged or filtered
+// out between pages does not stop the listing. Each page says the seq it
+// reflects; a client that sees it change knows the graph moved between
+// its pages (an entity may then be listed as of another seq than its
+// neighbours, or, created behind the marker, missed).
 func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 	f, err := parseFilter(r, category)
 	if err != nil {
@@ -105,17 +115,29 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 		s.fail(w, http.StatusBadRequest, 0, err)
 		return
 	}
+	limit, after, err := parsePage(r, s.cfg.MaxPageSize)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, 0, err)
+		return
+	}
 	var resp ResourcesResponse
 	err = s.b.View(func(g View, seq int64) error {
 		resp.Meta = s.meta(seq)
 		resp.Items = []Resource{}
-		for _, id := range g.VertexIDs() {
+		ids := g.VertexIDs()
+		start := sort.Search(len(ids), func(i int) bool { return ids[i] > after })
+		for _, id := range ids[start:] {
 			v, ok := g.Vertex(id)
 			if !ok || !f.match(v) {
 				continue
 			}
 			if on >= 0 && !alarmOn(g, v, on) {
 				continue
+			}
+			if len(resp.Items) == limit {
+				// One more follows: the page's last is the next's marker.
+				resp.Next = resp.Items[limit-1].VitrageID
+				break
 			}
 			resp.Items = append(resp.Items, toResource(v))
 		}
@@ -126,6 +148,31 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, category string) {
 		return
 	}
 	s.reply(w, http.StatusOK, resp.Meta, resp)
+}
+
+// parsePage reads ?limit= (1 or more; over maxPage, or none: maxPage, as
+// OpenStack's APIs bound a page by their max_limit) and ?marker= (the
+// vitrage_id the page starts after; none: -1, from the first).
+func parsePage(r *http.Request, maxPage int) (limit int, after graph.VertexID, err error) {
+	q := r.URL.Query()
+	limit, after = maxPage, -1
+	if q.Has("limit") {
+		v := q.Get("limit")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, fmt.Errorf("limit: %q is not a positive integer (the page size; at most %d, processor.api.max_page_size)", v, maxPage)
+		}
+		limit = min(n, maxPage)
+	}
+	if q.Has("marker") {
+		v := q.Get("marker")
+		id, err := parseVertexID(v)
+		if err != nil {
+			return 0, 0, fmt.Errorf("marker: %w (the next marker of the page before)", err)
+		}
+		after = id
+	}
+	return limit, after, nil
 }
 
 // parseOn reads ?resource=, the vitrage_id of the resource whose alarms

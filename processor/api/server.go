@@ -22,6 +22,9 @@
 //	                                   outgoing edges of every relationship from root; a graph takes depth only with root
 //	GET  /v1/resources[/count|/{id}]   ?type=&project_id=&all=&group_by=
 //	GET  /v1/alarms[/count|/{id}]      ?all=&resource=&group_by=
+//	                                   the lists a page at a time, ascending by vitrage_id: ?limit= (default and
+//	                                   at most Config.MaxPageSize) after ?marker= (a vitrage_id), with "next",
+//	                                   the marker of the next page, while more follow
 //	                                   lists, counts and topology leave out deleted vertices and placeholders
 //	                                   (referenced, not yet reported: vitrage_is_placeholder) unless all=true
 //	GET  /v1/rca/{id}                  live, or ?seq= / ?at= (RFC 3339, now, -2h) on a reconstructed graph
@@ -248,6 +251,11 @@ type Config struct {
 	// TLS serves HTTPS; unset, plain HTTP, whose bearer tokens cross the
 	// network in clear (a warning says so when Listen is past loopback).
 	TLS TLS `yaml:"tls"`
+	// MaxPageSize bounds the page of a resource or alarm list (GET
+	// /v1/resources, /v1/alarms; default DefaultMaxPageSize): a request
+	// without ?limit= is answered its first page of this many, a larger
+	// ?limit= this many, each with the marker of the next page.
+	MaxPageSize int `yaml:"max_page_size"`
 }
 
 // TLS is the API's certificate, and the authorities of its clients'
@@ -315,6 +323,9 @@ const DefaultMaxHistoryQueries = 4
 // DefaultMaxUnsentBytes is Config.MaxUnsentBytes's default.
 const DefaultMaxUnsentBytes = 256 << 20
 
+// DefaultMaxPageSize is Config.MaxPageSize's default.
+const DefaultMaxPageSize = 1000
+
 // slotWait is how long a bounded request waits for a slot.
 const slotWait = 5 * time.Second
 
@@ -346,6 +357,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUnsentBytes < 0 {
 		errs = append(errs, errors.New("max_unsent_bytes: must not be negative (0: the default)"))
+	}
+	if c.MaxPageSize < 0 {
+		errs = append(errs, errors.New("max_page_size: must not be negative (0: the default)"))
 	}
 	errs = append(errs, c.TLS.validate())
 	return errors.Join(errs...)
@@ -432,6 +446,9 @@ func New(cfg Config, b Backend, deps Deps) (*Server, error) {
 	}
 	if cfg.MaxUnsentBytes == 0 {
 		cfg.MaxUnsentBytes = DefaultMaxUnsentBytes
+	}
+	if cfg.MaxPageSize == 0 {
+		cfg.MaxPageSize = DefaultMaxPageSize
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)

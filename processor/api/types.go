@@ -245,6 +245,9 @@ type TopologyResponse struct {
 type ResourcesResponse struct {
 	Meta
 	Items []Resource `json:"items"`
+	// Next is the marker of the next page (?marker=): the vitrage_id of
+	// the last item of this one; none on the last page.
+	Next string `json:"next,omitempty"`
 }
 
 // ResourceResponse is one resource or alarm.
