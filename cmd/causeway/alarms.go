@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"maps"
 	"slices"
 	"text/tabwriter"
 	"time"
 
+	"github.com/causeway/causeway/processor/api"
 	"github.com/causeway/causeway/processor/apiclient"
 	"github.com/spf13/cobra"
 )
@@ -22,15 +24,8 @@ func newAlarmsCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.Alarms(cmd.Context(), lq)
-			if err != nil {
-				return err
-			}
-			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
-				row(tw, "VITRAGE_ID", "TYPE", "NAME", "SEVERITY", "DELETED", "UPDATED")
-				for _, a := range r.Items {
-					row(tw, a.VitrageID, a.Type, a.Name, a.OperationalState, a.IsDeleted, stamp(a.UpdateTimestamp))
-				}
+			return f.emitList(cmd, c, true, lq, []any{"VITRAGE_ID", "TYPE", "NAME", "SEVERITY", "DELETED", "UPDATED"}, func(tw io.Writer, a api.Resource) {
+				row(tw, a.VitrageID, a.Type, a.Name, a.OperationalState, a.IsDeleted, stamp(a.UpdateTimestamp))
 			})
 		},
 	}

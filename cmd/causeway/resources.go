@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"text/tabwriter"
@@ -23,15 +26,8 @@ func newResourcesCmd(_ *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.Resources(cmd.Context(), lq)
-			if err != nil {
-				return err
-			}
-			return f.emitState(cmd.OutOrStdout(), r, func(tw *tabwriter.Writer) {
-				row(tw, "VITRAGE_ID", "TYPE", "ID", "NAME", "STATE", "PROJECT", "DELETED")
-				for _, v := range r.Items {
-					row(tw, v.VitrageID, v.Type, v.ID, dash(v.Name), dash(v.OperationalState), dash(v.ProjectID), v.IsDeleted)
-				}
+			return f.emitList(cmd, c, false, lq, []any{"VITRAGE_ID", "TYPE", "ID", "NAME", "STATE", "PROJECT", "DELETED"}, func(tw io.Writer, v api.Resource) {
+				row(tw, v.VitrageID, v.Type, v.ID, dash(v.Name), dash(v.OperationalState), dash(v.ProjectID), v.IsDeleted)
 			})
 		},
 	}
@@ -127,4 +123,98 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// emitList prints the list of resources (alarms false) or alarms that lq
+// selects, read a page at a time (apiclient.EachPage) and printed as each
+// page comes, so that only one page is held: as a table of header and a
+// row a vitrage_id (aligned a page at a time), or as the JSON of the
+// whole list as one answer would be (api.WriteJSON's, byte for byte),
+// saying the seq of its first page. When the graph moved between pages,
+// the table's last line and a warning on stderr say from which seq to
+// which.
+func (f *apiFlags) emitList(cmd *cobra.Command, c *apiclient.Client, alarms bool, lq apiclient.ListQuery, header []any, line func(io.Writer, api.Resource)) error {
+	w := cmd.OutOrStdout()
+	var first, last api.Meta
+	pages, items := 0, 0
+	var out interface {
+		io.Writer
+		Flush() error
+	}
+	if f.output == "json" {
+		out = api.NewIndenter(w)
+	} else {
+		out = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	}
+	err := c.EachPage(cmd.Context(), alarms, lq, func(r api.ResourcesResponse) error {
+		last = r.Meta
+		if pages == 0 {
+			first = r.Meta
+			if err := f.listHead(out, r.Meta, header); err != nil {
+				return err
+			}
+		}
+		pages++
+		for i, it := range r.Items {
+			if f.output != "json" {
+				line(out, it)
+				continue
+			}
+			raw, err := json.Marshal(it)
+			if err != nil {
+				return fmt.Errorf("encode %s: %w", it.VitrageID, err)
+			}
+			if items+i > 0 {
+				raw = append([]byte{','}, raw...)
+			}
+			if _, err := out.Write(raw); err != nil {
+				return err
+			}
+		}
+		items += len(r.Items)
+		return out.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	moved := ""
+	if last.Seq != first.Seq {
+		moved = fmt.Sprintf("the graph moved from seq %d to %d while the list was read, a page at a time: an entity is listed as of its page's seq", first.Seq, last.Seq)
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+moved)
+	}
+	if f.output == "json" {
+		if _, err := out.Write([]byte("]}\n")); err != nil {
+			return err
+		}
+		return out.Flush()
+	}
+	leader := last.Leader
+	if leader == "" {
+		leader = "none known"
+	}
+	if moved != "" {
+		_, err = fmt.Fprintf(w, "\n(seq %d to %d on node %s; leader %s: %s)\n", first.Seq, last.Seq, last.Node, leader, moved)
+		return err
+	}
+	_, err = fmt.Fprintf(w, "\n(seq %d on node %s; leader %s)\n", last.Seq, last.Node, leader)
+	return err
+}
+
+// listHead writes what precedes a list's items: the table's header, or
+// the JSON of the answer up to its items' array (its meta, the first
+// page's).
+func (f *apiFlags) listHead(out io.Writer, m api.Meta, header []any) error {
+	if f.output != "json" {
+		row(out, header...)
+		return nil
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode list meta: %w", err)
+	}
+	// {"seq":1,"leader":"p1","node":"p1"}: the answer's head, as
+	// ResourcesResponse encodes its Meta first.
+	raw = append(raw[:len(raw)-1], `,"items":[`...)
+	_, err = out.Write(raw)
+	return err
 }

@@ -116,3 +116,20 @@ func (in *indenter) flush() error {
 	}
 	return in.err
 }
+
+// Indenter indents compact JSON written to it as WriteJSON indents an
+// answer, writing it to its writer a piece at a time: for JSON written as
+// it is rendered, a value at a time (an answer streamed, a list read page
+// by page), rather than encoded whole first. What is written must be the
+// compact encoding json.Marshal gives (its HTML escaping included) for
+// the output to be WriteJSON's byte for byte. Flush writes what is left.
+type Indenter struct{ in indenter }
+
+// NewIndenter returns an Indenter writing to w.
+func NewIndenter(w io.Writer) *Indenter { return &Indenter{in: indenter{w: w}} }
+
+// Write takes a part of the compact encoding.
+func (i *Indenter) Write(p []byte) (int, error) { return i.in.Write(p) }
+
+// Flush writes what is indented and not written yet.
+func (i *Indenter) Flush() error { return i.in.flush() }

@@ -248,10 +248,39 @@ func (c *Client) Topology(ctx context.Context, tq TopologyQuery) (api.TopologyRe
 }
 
 // Alarms is GET /v1/alarms (lq.All: include cleared ones; lq.Resource:
-// only alarms on that vitrage_id).
+// only alarms on that vitrage_id): one page, after lq.Marker.
 func (c *Client) Alarms(ctx context.Context, lq ListQuery) (api.ResourcesResponse, error) {
 	var r api.ResourcesResponse
 	return r, c.Do(ctx, http.MethodGet, "/v1/alarms", lq.values(), nil, "", &r)
+}
+
+// EachPage reads the list of resources (alarms false) or alarms that lq
+// selects a page at a time, from lq.Marker (none: the first), calling
+// page with each as it comes, until a page says no next marker: only one
+// page is held at a time. Each page says the seq it reflects; they differ
+// when the graph moved between pages. A server of a release before paging
+// answers the whole list as one page, without a next marker.
+func (c *Client) EachPage(ctx context.Context, alarms bool, lq ListQuery, page func(api.ResourcesResponse) error) error {
+	list := c.Resources
+	if alarms {
+		list = c.Alarms
+	}
+	for {
+		r, err := list(ctx, lq)
+		if err != nil {
+			return err
+		}
+		if err := page(r); err != nil {
+			return err
+		}
+		if r.Next == "" {
+			return nil
+		}
+		if r.Next == lq.Marker {
+			return fmt.Errorf("list: the page after marker %s says the same marker next: the server does not page on", lq.Marker)
+		}
+		lq.Marker = r.Next
+	}
 }
 
 // ListQuery filters a list or count of resources or alarms.
@@ -264,6 +293,11 @@ type ListQuery struct {
 	// GroupBy is a count's grouping (type, state, severity, project_id,
 	// source; "": the endpoint's).
 	GroupBy string
+	// Limit is a list's page size (0: the server's, its
+	// processor.api.max_page_size), Marker the vitrage_id its page starts
+	// after (the next marker of the page before; "": the first page).
+	Limit  int
+	Marker string
 }
 
 func (lq ListQuery) values() url.Values {
@@ -276,10 +310,16 @@ func (lq ListQuery) values() url.Values {
 	if lq.All {
 		q.Set("all", "true")
 	}
+	if lq.Limit != 0 {
+		q.Set("limit", strconv.Itoa(lq.Limit))
+	}
+	if lq.Marker != "" {
+		q.Set("marker", lq.Marker)
+	}
 	return q
 }
 
-// Resources is GET /v1/resources.
+// Resources is GET /v1/resources: one page, after lq.Marker.
 func (c *Client) Resources(ctx context.Context, lq ListQuery) (api.ResourcesResponse, error) {
 	var r api.ResourcesResponse
 	return r, c.Do(ctx, http.MethodGet, "/v1/resources", lq.values(), nil, "", &r)
