@@ -157,6 +157,7 @@ func BenchmarkAPI(b *testing.B) {
 			"/v1/resources", "/v1/topology?category=all"} {
 			b.Run(fmt.Sprintf("entities=%d%s", n, path), func(b *testing.B) {
 				b.ReportAllocs()
+				var size int64
 				for range b.N {
 					req := httptest.NewRequest(http.MethodGet, path, nil)
 					req.Header.Set("Authorization", "Bearer t")
@@ -167,7 +168,9 @@ func BenchmarkAPI(b *testing.B) {
 					if w.code != http.StatusOK {
 						b.Fatalf("%s: %d", path, w.code)
 					}
+					size = w.n
 				}
+				b.ReportMetric(float64(size), "answer_bytes")
 			})
 		}
 	}

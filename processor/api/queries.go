@@ -337,7 +337,7 @@ func (s *Server) alarmCount(w http.ResponseWriter, r *http.Request) {
 // between them that keep accepts, in a deterministic order.
 func nodeLink(g GraphView, ids []graph.VertexID, keep func(graph.Edge) bool) Graph {
 	index := make(map[graph.VertexID]int, len(ids))
-	out := Graph{Directed: true, Multigraph: true, Nodes: []Resource{}, Links: []Link{}}
+	out := Graph{Directed: true, Multigraph: true, Nodes: make([]Resource, 0, len(ids)), Links: []Link{}}
 	for _, id := range ids {
 		v, _ := g.Vertex(id)
 		index[id] = len(out.Nodes)

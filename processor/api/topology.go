@@ -284,7 +284,22 @@ func (s *Server) topology(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, resp.Seq, cerr)
 	case cerr != nil:
 		s.fail(w, http.StatusBadRequest, resp.Seq, cerr)
+	case resp.Graph != nil:
+		s.replyGraph(w, resp.Meta, resp.Graph)
 	default:
 		s.reply(w, http.StatusOK, resp.Meta, resp)
+	}
+}
+
+// replyGraph answers a node-link graph, as reply answers it, written a
+// node and a link at a time (writeGraphJSON).
+func (s *Server) replyGraph(w http.ResponseWriter, m Meta, gr *Graph) {
+	w.Header().Set(HeaderSeq, strconv.FormatInt(m.Seq, 10))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(HeaderLeader, m.Leader)
+	w.Header().Set(HeaderNode, m.Node)
+	w.WriteHeader(http.StatusOK)
+	if err := writeGraphJSON(w, m, gr); err != nil {
+		s.log.Debug("write response", "err", err)
 	}
 }
