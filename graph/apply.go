@@ -271,6 +271,9 @@ func (g *Graph) holds(v *vertex, own owner, want []triple) bool {
 func (g *Graph) assertEdge(t triple, own owner, changes []Change) []Change {
 	e, created := g.ensureEdge(g.get(t.from), g.get(t.to), t.rel)
 	if i, ok := e.findOwner(own); !ok {
+		if cap(e.owners) == 0 {
+			e.owners = g.ownerSlot()
+		}
 		e.owners = slices.Insert(e.owners, i, own)
 		g.owned(own.entity, 1)
 	}

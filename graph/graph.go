@@ -39,6 +39,9 @@ type Graph struct {
 	// scratch holds the vertices and edges of changes (ScratchChanges);
 	// not state.
 	scratch changeSpace
+	// ownBuf is where an edge's first owner is cut from (ownerSlot); not
+	// state.
+	ownBuf []owner
 	// syms numbers the low-cardinality strings (categories, types, states,
 	// projects, sources, relationships): vertices hold 4-byte symbols
 	// instead of 16-byte strings, and equal strings share one backing
@@ -564,6 +567,24 @@ func (g *Graph) ensureEdge(from, to *vertex, rel string) (e *edge, created bool)
 		to.in = slices.Insert(to.in, j, from.id)
 	}
 	return &from.out[i], true
+}
+
+// ownerChunk is how many first owners one allocation of ownerSlot holds.
+const ownerChunk = 32
+
+// ownerSlot returns room for one owner, cut from an array it shares with
+// other edges' first owners: most edges have one owner (an entity's
+// relation, a deduced alarm's `on` edge, a causes link), and a slice of
+// its own was an allocation per edge asserted. The room is the edge's
+// alone (its capacity ends there): a second owner moves the edge's owners
+// to an array of their own.
+func (g *Graph) ownerSlot() []owner {
+	if len(g.ownBuf) == cap(g.ownBuf) {
+		g.ownBuf = make([]owner, 0, ownerChunk)
+	}
+	n := len(g.ownBuf)
+	g.ownBuf = g.ownBuf[:n+1]
+	return g.ownBuf[n : n : n+1]
 }
 
 func (e *edge) hasOwner(o owner) bool {
