@@ -190,16 +190,19 @@ func (e *Engine) effect(kind string, target, source graph.VertexID, name string)
 	ef := e.effects.get(kind, target, source, name)
 	if ef == nil {
 		// Most effects have one support: it shares the effect's
-		// allocation.
-		x := &struct {
-			ef effect
-			s  [1]Support
-		}{}
+		// room.
+		x := e.effectBuf.take()
 		x.ef = effect{kind: kind, target: target, source: source, name: name, supports: x.s[:0:1]}
 		ef = &x.ef
 		e.effects.add(ef)
 	}
 	return ef
+}
+
+// effectBox is an effect with room for one support.
+type effectBox struct {
+	ef effect
+	s  [1]Support
 }
 
 func (e *Engine) supportCauses(from, to graph.VertexID, sid string, out []graph.Change) []graph.Change {

@@ -67,6 +67,10 @@ type Engine struct {
 	sbuf      []byte         // support ids
 	idBuf     []byte         // newMatchIDs
 	collectFn func([]Binding)
+	// Where the matches done and the effects made are cut from (see
+	// batch); not state.
+	matchBuf  batch[matchBox]
+	effectBuf batch[effectBox]
 
 	// outputs of the record being applied; not state.
 	external []ExternalAction
@@ -638,9 +642,43 @@ func (e *Engine) newMatchIDs(key []byte, r *rule, b []Binding) *match {
 	}
 	e.idBuf = buf
 	ids := string(buf)
-	m := newMatch(ids[:len(key)], r, b)
+	var m *match
+	if len(b) > len(matchBox{}.b) {
+		m = newMatch(ids[:len(key)], r, b)
+	} else {
+		x := e.matchBuf.take()
+		n := copy(x.b[:], b)
+		x.m = match{key: ids[:len(key)], rule: r, bindings: x.b[:n:n]}
+		m = &x.m
+	}
 	m.ids = ids
 	return m
+}
+
+// matchBox is a match with room for a short binding list.
+type matchBox struct {
+	m match
+	b [4]Binding
+}
+
+// batchLen is how many values one allocation of a batch holds.
+const batchLen = 32
+
+// batch hands out values of T cut from arrays of batchLen: a replay
+// does a match and makes an effect or two for every deduced alarm it
+// raises, where each was an allocation of its own. Values made together
+// (the matches of one wave, their effects) mostly go together, so an
+// array kept by the few of its values still in use is rare.
+type batch[T any] struct{ buf []T }
+
+// take returns a zero T.
+func (b *batch[T]) take() *T {
+	if len(b.buf) == 0 {
+		b.buf = make([]T, batchLen)
+	}
+	p := &b.buf[0]
+	b.buf = b.buf[1:]
+	return p
 }
 
 // markStored marks the candidates of reconcile that stored matches have
@@ -733,13 +771,10 @@ func decDigits(x uint64) int {
 // newMatch makes a match with a copy of b; a short binding list shares
 // the match's allocation.
 func newMatch(key string, r *rule, b []Binding) *match {
-	if len(b) > 4 {
+	if len(b) > len(matchBox{}.b) {
 		return &match{key: key, rule: r, bindings: slices.Clone(b)}
 	}
-	x := &struct {
-		m match
-		b [4]Binding
-	}{}
+	x := &matchBox{}
 	n := copy(x.b[:], b)
 	x.m = match{key: key, rule: r, bindings: x.b[:n:n]}
 	return &x.m
