@@ -18,6 +18,9 @@ import (
 // the lists of purged vertices give their memory back.
 type anchorIndex struct {
 	byVertex paged.Table[[]anchorEntry]
+	// first is where a vertex's first entry is cut from (see add); not
+	// state.
+	first []anchorEntry
 }
 
 type anchorEntry struct {
@@ -57,6 +60,18 @@ func (x *anchorIndex) add(k akey, m *match) {
 	}
 	e := anchorEntry{r: k.r, slot: k.slot}
 	e.set.add(m)
+	if cap(es) == 0 {
+		// Most vertices are bound by one (rule, slot): their list is cut
+		// from an array of batchLen, where each was an allocation of its
+		// own. Its capacity ends there: a second entry moves the list to
+		// an array of its own.
+		if len(x.first) == cap(x.first) {
+			x.first = make([]anchorEntry, 0, batchLen)
+		}
+		n := len(x.first)
+		x.first = x.first[:n+1]
+		es = x.first[n : n : n+1]
+	}
 	x.byVertex.Set(int64(k.v), append(es, e))
 }
 
