@@ -49,7 +49,7 @@ type Config struct {
 	// endpoint (default 64 MiB): a request whose body does not fit beside
 	// the ones being taken gets 503 with Retry-After, which Alertmanager
 	// and the other clients retry. A body without Content-Length counts
-	// as large as its endpoint's bound. It must be at least every
+	// by what is read of it, as it is read. It must be at least every
 	// endpoint's bound. Decoding a body takes a few times its size more.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// RetryAfter is sent with 503 when the spool is full (default 30s).

@@ -333,6 +333,25 @@ func (b *byteBudget) give(n int64) {
 	b.used -= n
 }
 
+// errBudgetFull is a heldReader's error when what it read does not fit
+// in max_inflight_bytes beside the bodies being taken.
+var errBudgetFull = errors.New("the bodies being taken fill max_inflight_bytes")
+
+// heldReader reads a body of unknown length, holding each part it reads
+// against the budget before handing it on.
+type heldReader struct {
+	r    io.Reader
+	hold func(n int64) bool
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 && !h.hold(int64(n)) {
+		return 0, errBudgetFull
+	}
+	return n, err
+}
+
 // Alive reports whether the server is not stuck: no request has had its
 // Publish in flight for longer than StallLimit (two minutes). A Publish
 // returns once the events are fsynced in the spool, or at once when the
@@ -512,24 +531,42 @@ func (s *Server) endpoint(ep Endpoint) http.Handler {
 			return
 		}
 		// The body is held from here until the answer: it counts against
-		// max_inflight_bytes, as large as it may be when its length is
-		// not given.
-		held := maxBody
-		if r.ContentLength >= 0 {
-			held = r.ContentLength
-		}
-		if !s.bodies.take(held) {
-			s.setRetryAfter(w)
-			refuse(http.StatusServiceUnavailable, ReasonBusy, fmt.Sprintf("busy: the bodies being taken fill max_inflight_bytes (%d); retry later", s.cfg.MaxInflightBytes))
-			return
-		}
-		s.inflight.Add(float64(held))
+		// max_inflight_bytes, whole at once when its length is given,
+		// else by what is read of it as it is read. (Counted as large as
+		// it may be, a few small chunked bodies held the whole budget,
+		// and every other request got 503 meanwhile.)
+		var held int64
 		defer func() {
 			s.bodies.give(held)
 			s.inflight.Sub(float64(held))
 		}()
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		hold := func(n int64) bool {
+			if !s.bodies.take(n) {
+				return false
+			}
+			held += n
+			s.inflight.Add(float64(n))
+			return true
+		}
+		busy := func() {
+			s.setRetryAfter(w)
+			refuse(http.StatusServiceUnavailable, ReasonBusy, fmt.Sprintf("busy: the bodies being taken fill max_inflight_bytes (%d); retry later", s.cfg.MaxInflightBytes))
+		}
+		var src io.Reader = http.MaxBytesReader(w, r.Body, maxBody)
+		if r.ContentLength >= 0 {
+			if !hold(r.ContentLength) {
+				busy()
+				return
+			}
+		} else {
+			src = &heldReader{r: src, hold: hold}
+		}
+		body, err := io.ReadAll(src)
 		if err != nil {
+			if errors.Is(err, errBudgetFull) {
+				busy()
+				return
+			}
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				tooLarge("without Content-Length")

@@ -907,3 +907,68 @@ func TestOpenServerSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// TestSmallChunkedBodiesDoNotFillTheBudget: bodies sent without
+// Content-Length (chunked) count against max_inflight_bytes by what is
+// read of them, not as large as their endpoint's bound: a few small
+// chunked requests held at once used to fill the budget, and every other
+// request got 503 while they were taken.
+func TestSmallChunkedBodiesDoNotFillTheBudget(t *testing.T) {
+	const n = 4
+	pub := &fakePublisher{entered: make(chan struct{}, n), release: make(chan struct{})}
+	// The budget would hold two bodies as large as the bound, not n.
+	s, err := listeners.New(listeners.Config{MaxBodyBytes: 8 << 10, MaxInflightBytes: 16 << 10,
+		Auth: listeners.Auth{Tokens: []listeners.Token{{Token: "tok-1"}}}},
+		listeners.Deps{Publisher: pub, Endpoints: endpoints(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := newHTTPTest(t, s) + "/v1/alertmanager"
+	var once sync.Once
+	release := func() { once.Do(func() { close(pub.release) }) }
+	t.Cleanup(release)
+	body := file(t, "alertmanager/testdata/firing.json")
+	answered := make(chan reply, n)
+	for range n {
+		go func() { answered <- postChunked(t, am, body, bearer("tok-1")) }()
+	}
+	for i := range n {
+		select {
+		case <-pub.entered:
+		case r := <-answered:
+			release()
+			t.Fatalf("%d small chunked bodies held, the next answered %d %v; want every one taken", i, r.code, r.body)
+		}
+	}
+	release()
+	for range n {
+		if r := <-answered; r.code != http.StatusOK {
+			t.Errorf("chunked body: %d %v; want 200", r.code, r.body)
+		}
+	}
+}
+
+// postChunked posts body without Content-Length, as chunks.
+func postChunked(t *testing.T, url string, body []byte, auth func(*http.Request)) reply {
+	t.Helper()
+	// A reader of unknown length: the client sends it chunked.
+	req, err := http.NewRequest(http.MethodPost, url, io.MultiReader(bytes.NewReader(body)))
+	if err != nil {
+		t.Error(err)
+		return reply{}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	auth(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return reply{}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Errorf("answer %d is not JSON: %q", resp.StatusCode, raw)
+	}
+	return reply{code: resp.StatusCode, hdr: resp.Header, body: m}
+}
