@@ -67,3 +67,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// forget removes every series of subscriber id.
+func (m *metrics) forget(id string) {
+	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.backlog, m.oldestAge, m.overLimit, m.attempts, m.failures, m.delivered, m.latency} {
+		v.DeleteLabelValues(id)
+	}
+	m.deadLettered.DeletePartialMatch(prometheus.Labels{"subscription": id})
+}

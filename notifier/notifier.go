@@ -90,7 +90,16 @@ type Notifier struct {
 	// the deliveries: Alive's measure, against stallLimit.
 	ops        liveness.Ops
 	stallLimit time.Duration
+	// series counts, for each subscriber this instance has drained, the
+	// scans since it was last live or drained here; owned by Run.
+	series map[string]int
 }
+
+// forgetScans is how many scans a subscription is gone (deleted, or
+// absent, and drained by no worker here) before its series are removed:
+// a minute with the default scan_interval, so that a scrape sees their
+// last counts (the rows dead-lettered on its deletion among them).
+const forgetScans = 30
 
 // Alive reports whether the notifier is not stuck: no statement or
 // transaction of its has been in flight for longer than the stall limit,
@@ -134,7 +143,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		return nil, err
 	}
 	n := &Notifier{
-		cfg: cfg, m: m, secrets: secrets, log: deps.Logger, now: deps.Now, jitter: deps.Jitter,
+		cfg: cfg, m: m, secrets: secrets, log: deps.Logger, now: deps.Now, jitter: deps.Jitter, series: map[string]int{},
 		// A subscription's delivery timeout is at most half the lease
 		// (policyFor), as is the default one (Validate).
 		stallLimit: liveness.Limit(cfg.QueryTimeout, cfg.LeaseTTL/2),
@@ -217,6 +226,7 @@ func (n *Notifier) scan(ctx context.Context, workers map[string]context.CancelFu
 		}
 		return
 	}
+	defer n.forget(subs, workers)
 	for _, s := range subs {
 		if _, ok := workers[s.id]; ok {
 			continue
@@ -236,6 +246,7 @@ func (n *Notifier) scan(ctx context.Context, workers map[string]context.CancelFu
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		workers[s.id] = cancel
+		n.series[s.id] = 0
 		n.m.leases.Inc()
 		wg.Add(1)
 		go func(id string) {
@@ -248,6 +259,31 @@ func (n *Notifier) scan(ctx context.Context, workers map[string]context.CancelFu
 			}()
 			n.drain(wctx, id, p)
 		}(s.id)
+	}
+}
+
+// forget removes the series of the subscribers gone for forgetScans
+// scans: labelled by subscription, they were exported for as long as the
+// process ran, one set more for every subscription ever deleted. (Its
+// gauges go as soon as its worker ends: see drain.)
+func (n *Notifier) forget(subs []subRow, workers map[string]context.CancelFunc) {
+	live := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		if !s.deleted {
+			live[s.id] = true
+		}
+	}
+	for id, gone := range n.series {
+		if _, ok := workers[id]; ok || live[id] {
+			n.series[id] = 0
+			continue
+		}
+		if gone++; gone < forgetScans {
+			n.series[id] = gone
+			continue
+		}
+		delete(n.series, id)
+		n.m.forget(id)
 	}
 }
 
