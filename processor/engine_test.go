@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -96,7 +97,7 @@ func TestAPIOverRealEngine(t *testing.T) {
 		if err := c.Encode(&p); err != nil {
 			t.Fatal(err)
 		}
-		m, err := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}.Restore(c.Encoding, &p)
+		m, err := snapshot.EngineFactory{Normalizer: graph.DefaultNormalizer()}.Restore(context.Background(), c.Encoding, &p)
 		if err != nil {
 			t.Fatalf("restore %s: %v", c.Encoding, err)
 		}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -78,7 +79,7 @@ func TestProduceNodeFollowsToldAlarms(t *testing.T) {
 	if err := c.Encode(&payload); err != nil {
 		t.Fatal(err)
 	}
-	restored, err := f.Restore(c.Encoding, &payload)
+	restored, err := f.Restore(context.Background(), c.Encoding, &payload)
 	if err != nil {
 		t.Fatal(err)
 	}

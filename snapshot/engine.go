@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"database/sql"
 	"encoding/gob"
 	"encoding/json"
@@ -52,7 +53,7 @@ func (f EngineFactory) New() (Machine, error) {
 // Restore decodes an evaluator State in any of its encodings and restores
 // the engine from it. It also reads a node snapshot (NodeBin, NodeGob,
 // NodeJSON) and restores its engine alone.
-func (f EngineFactory) Restore(encoding string, payload io.Reader) (Machine, error) {
+func (f EngineFactory) Restore(ctx context.Context, encoding string, payload io.Reader) (Machine, error) {
 	var s evaluator.State
 	switch encoding {
 	case NodeBin, NodeGob, NodeJSON:

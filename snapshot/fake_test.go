@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,7 +65,7 @@ type kvFactory struct{}
 
 func (kvFactory) New() (Machine, error) { return newKV(), nil }
 
-func (kvFactory) Restore(encoding string, r io.Reader) (Machine, error) {
+func (kvFactory) Restore(_ context.Context, encoding string, r io.Reader) (Machine, error) {
 	if encoding != "kv-json" {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownEncoding, encoding)
 	}

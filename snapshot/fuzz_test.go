@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func FuzzNodeRestore(f *testing.F) {
 	states, _ := binNodeStates(f, 40)
 	f.Add(uint8(0), encodeBin(f, &states[len(states)-1]))
 	f.Fuzz(func(t *testing.T, enc uint8, payload []byte) {
-		m, err := NodeFactory{}.Restore(encodings[int(enc)%len(encodings)], bytes.NewReader(payload))
+		m, err := NodeFactory{}.Restore(context.Background(), encodings[int(enc)%len(encodings)], bytes.NewReader(payload))
 		if err != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"errors"
 	"testing"
@@ -77,7 +78,7 @@ func TestGobMapCountBomb(t *testing.T) {
 		if _, err := decodeNodeState(NodeGob, bytes.NewReader(gobWithCount(t, false, count))); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("node state with a map count of %d: %v; want ErrCorrupt", count, err)
 		}
-		if _, err := (EngineFactory{}).Restore(EngineGob, bytes.NewReader(gobWithCount(t, true, count))); !errors.Is(err, ErrCorrupt) {
+		if _, err := (EngineFactory{}).Restore(context.Background(), EngineGob, bytes.NewReader(gobWithCount(t, true, count))); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("engine state with a map count of %d: %v; want ErrCorrupt", count, err)
 		}
 	}

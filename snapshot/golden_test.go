@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func TestOldSnapshotsRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			if enc == EngineBin {
-				m, err := ef.Restore(enc, bytes.NewReader(payload))
+				m, err := ef.Restore(context.Background(), enc, bytes.NewReader(payload))
 				if err != nil {
 					t.Fatalf("restore: %v", err)
 				}
@@ -48,7 +49,7 @@ func TestOldSnapshotsRestore(t *testing.T) {
 				}
 				return
 			}
-			m, err := nf.Restore(enc, bytes.NewReader(payload))
+			m, err := nf.Restore(context.Background(), enc, bytes.NewReader(payload))
 			if err != nil {
 				t.Fatalf("restore: %v", err)
 			}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/gob"
 	"fmt"
@@ -139,7 +140,7 @@ func BenchmarkInMemoryRestoreMix(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				m, err := f.Restore(enc.encoding, bytes.NewReader(payload.Bytes()))
+				m, err := f.Restore(context.Background(), enc.encoding, bytes.NewReader(payload.Bytes()))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -150,7 +151,7 @@ func BenchmarkInMemoryRestoreMix(b *testing.B) {
 				subs = append(subs,
 					sub{name: enc.name + "/decode", fn: func() error { return enc.decode(bytes.NewReader(p)) }, raw: len(p), stored: len(blob)},
 					sub{name: enc.name + "/factory", fn: func() error {
-						_, err := f.Restore(enc.encoding, bytes.NewReader(p))
+						_, err := f.Restore(context.Background(), enc.encoding, bytes.NewReader(p))
 						return err
 					}})
 			}

@@ -211,7 +211,7 @@ func TestCorruptSnapshotsFallBack(t *testing.T) {
 
 type otherFactory struct{ kvFactory }
 
-func (otherFactory) Restore(encoding string, r io.Reader) (Machine, error) {
+func (otherFactory) Restore(_ context.Context, encoding string, r io.Reader) (Machine, error) {
 	return nil, fmt.Errorf("%w: %q", ErrUnknownEncoding, encoding)
 }
 

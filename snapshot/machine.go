@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"database/sql"
 	"io"
 	"time"
@@ -38,7 +39,7 @@ type Factory interface {
 	// Restore builds a machine from a payload of the named encoding. It
 	// returns an error wrapping ErrUnknownEncoding for an encoding it does
 	// not read; any other error means the payload is bad.
-	Restore(encoding string, payload io.Reader) (Machine, error)
+	Restore(ctx context.Context, encoding string, payload io.Reader) (Machine, error)
 }
 
 // Capture is a machine's state copied out of the live machine, with the

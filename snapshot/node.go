@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bufio"
+	"context"
 	"database/sql"
 	"encoding/gob"
 	"encoding/json"
@@ -227,7 +228,7 @@ func (f NodeFactory) New() (Machine, error) {
 // Restore decodes a NodeState in any of its encodings. An engine-only payload
 // is refused with ErrUnknownEncoding (Reconstruct then uses an older
 // snapshot or replays from the start): it does not hold the subscriptions.
-func (f NodeFactory) Restore(encoding string, payload io.Reader) (Machine, error) {
+func (f NodeFactory) Restore(ctx context.Context, encoding string, payload io.Reader) (Machine, error) {
 	s, err := decodeNodeState(encoding, payload)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -78,7 +79,7 @@ func TestNodeSnapshotRoundTrip(t *testing.T) {
 			if err := c.Encode(&payload); err != nil {
 				t.Fatal(err)
 			}
-			m, err := f.Restore(enc, &payload)
+			m, err := f.Restore(context.Background(), enc, &payload)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +116,7 @@ func TestNodeAndEngineEncodings(t *testing.T) {
 		if err := ec.Encode(&eb); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := nf.Restore(enc, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
+		if _, err := nf.Restore(context.Background(), enc, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
 			t.Fatalf("node factory on an engine-only %s payload: %v, want ErrUnknownEncoding", enc, err)
 		}
 	}
@@ -140,7 +141,7 @@ func TestNodeAndEngineEncodings(t *testing.T) {
 		if err := c.Encode(&nb); err != nil {
 			t.Fatal(err)
 		}
-		if e, err = ef.Restore(enc, &nb); err != nil {
+		if e, err = ef.Restore(context.Background(), enc, &nb); err != nil {
 			t.Fatalf("engine factory on a %s payload: %v", enc, err)
 		}
 		if got, want := dumpOf(t, e), dumpOf(t, m.(*Node).Engine); got != want {
@@ -263,7 +264,7 @@ func TestNodeToldAlarmsSnapshot(t *testing.T) {
 			if err := c.Encode(&payload); err != nil {
 				t.Fatal(err)
 			}
-			m, err := f.Restore(enc, &payload)
+			m, err := f.Restore(context.Background(), enc, &payload)
 			if err != nil {
 				t.Fatal(err)
 			}

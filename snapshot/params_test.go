@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -58,9 +59,9 @@ func TestParamsSnapshotEncodings(t *testing.T) {
 				}
 			}
 			if live == half {
-				m, err = f.Restore(enc, &payload)
+				m, err = f.Restore(context.Background(), enc, &payload)
 			} else {
-				m, err = ef.Restore(enc, &payload)
+				m, err = ef.Restore(context.Background(), enc, &payload)
 			}
 			if err != nil {
 				t.Fatalf("restore: %v", err)

@@ -477,7 +477,7 @@ func (r *Reconstructor) restore(ctx context.Context, m Meta) (Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	mach, err := r.factory.Restore(h.Encoding, pr)
+	mach, err := r.factory.Restore(ctx, h.Encoding, pr)
 	// Whatever the factory read, the payload must be whole and exact.
 	if ferr := pr.finish(); ferr != nil {
 		return nil, ferr

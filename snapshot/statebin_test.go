@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/gob"
 	"errors"
@@ -241,14 +242,14 @@ func checkBinRoundTrip(t *testing.T, states []NodeState, dumps []string) {
 		if again := encodeBin(t, &got); !bytes.Equal(again, payload) {
 			t.Fatalf("state %d: the decoded state encodes to other bytes", i)
 		}
-		m, err := nf.Restore(NodeBin, bytes.NewReader(payload))
+		m, err := nf.Restore(context.Background(), NodeBin, bytes.NewReader(payload))
 		if err != nil {
 			t.Fatalf("state %d: restore node: %v", i, err)
 		}
 		if dumpOf(t, m) != dumps[i] {
 			t.Fatalf("state %d: restored node dumps differently", i)
 		}
-		e, err := ef.Restore(NodeBin, bytes.NewReader(payload))
+		e, err := ef.Restore(context.Background(), NodeBin, bytes.NewReader(payload))
 		if err != nil {
 			t.Fatalf("state %d: restore engine of a node payload: %v", i, err)
 		}
@@ -267,14 +268,14 @@ func checkBinRoundTrip(t *testing.T, states []NodeState, dumps []string) {
 		if !reflect.DeepEqual(gotEngine, gobRoundTrip(t, s).Engine) {
 			t.Fatalf("state %d: engine payload decodes to another state than gob", i)
 		}
-		e, err = ef.Restore(EngineBin, bytes.NewReader(eb.Bytes()))
+		e, err = ef.Restore(context.Background(), EngineBin, bytes.NewReader(eb.Bytes()))
 		if err != nil {
 			t.Fatalf("state %d: restore engine: %v", i, err)
 		}
 		if dumpOf(t, e) != dumpOf(t, m.(*Node).Engine) {
 			t.Fatalf("state %d: restored engine dumps differently", i)
 		}
-		if _, err := nf.Restore(EngineBin, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
+		if _, err := nf.Restore(context.Background(), EngineBin, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
 			t.Fatalf("node factory on an engine-only payload: %v, want ErrUnknownEncoding", err)
 		}
 		if _, err := decodeNodeBin(eb.Bytes()); err == nil {
