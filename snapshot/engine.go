@@ -57,7 +57,7 @@ func (f EngineFactory) Restore(ctx context.Context, encoding string, payload io.
 	var s evaluator.State
 	switch encoding {
 	case NodeBin, NodeGob, NodeJSON:
-		ns, err := decodeNodeState(encoding, payload)
+		ns, err := decodeNodeState(encoding, payload, stepOf(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func (f EngineFactory) Restore(ctx context.Context, encoding string, payload io.
 		s = ns.Engine
 	case EngineBin:
 		var err error
-		if s, err = readEngineBin(payload); err != nil {
+		if s, err = readEngineBin(payload, stepOf(ctx)); err != nil {
 			return nil, err
 		}
 	case EngineGob:
@@ -81,10 +81,12 @@ func (f EngineFactory) Restore(ctx context.Context, encoding string, payload io.
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownEncoding, encoding)
 	}
+	Step(ctx)
 	e, err := evaluator.Restore(s, f.Config, f.Normalizer)
 	if err != nil {
 		return nil, err
 	}
+	Step(ctx)
 	return e, nil
 }
 

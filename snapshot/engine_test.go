@@ -421,7 +421,7 @@ func TestStaleSemanticsSnapshot(t *testing.T) {
 		if err := c.Encode(&b); err != nil {
 			t.Fatal(err)
 		}
-		s, err := readEngineBin(&b)
+		s, err := readEngineBin(&b, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

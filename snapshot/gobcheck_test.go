@@ -71,11 +71,11 @@ func encodeGobUint(u uint64) []byte {
 // refused as corrupt, so that reconstruction skips it; the stream with the
 // true count decodes.
 func TestGobMapCountBomb(t *testing.T) {
-	if _, err := decodeNodeState(NodeGob, bytes.NewReader(gobWithCount(t, false, 1))); err != nil {
+	if _, err := decodeNodeState(NodeGob, bytes.NewReader(gobWithCount(t, false, 1)), nil); err != nil {
 		t.Fatalf("the untouched stream: %v", err)
 	}
 	for _, count := range []uint64{1 << 28, 1<<64 - 1} {
-		if _, err := decodeNodeState(NodeGob, bytes.NewReader(gobWithCount(t, false, count))); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodeNodeState(NodeGob, bytes.NewReader(gobWithCount(t, false, count)), nil); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("node state with a map count of %d: %v; want ErrCorrupt", count, err)
 		}
 		if _, err := (EngineFactory{}).Restore(context.Background(), EngineGob, bytes.NewReader(gobWithCount(t, true, count))); !errors.Is(err, ErrCorrupt) {

@@ -124,7 +124,7 @@ func BenchmarkInMemoryRestoreMix(b *testing.B) {
 					return gob.NewDecoder(r).Decode(&s)
 				}},
 				{"bin", EngineBin, func(r io.Reader) error {
-					_, err := readEngineBin(r)
+					_, err := readEngineBin(r, nil)
 					return err
 				}},
 			} {

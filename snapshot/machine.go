@@ -38,7 +38,8 @@ type Factory interface {
 	New() (Machine, error)
 	// Restore builds a machine from a payload of the named encoding. It
 	// returns an error wrapping ErrUnknownEncoding for an encoding it does
-	// not read; any other error means the payload is bad.
+	// not read; any other error means the payload is bad. It reports
+	// its progress to ctx's step (WithProgress), if any, as it goes.
 	Restore(ctx context.Context, encoding string, payload io.Reader) (Machine, error)
 }
 

@@ -229,11 +229,17 @@ func (f NodeFactory) New() (Machine, error) {
 // is refused with ErrUnknownEncoding (Reconstruct then uses an older
 // snapshot or replays from the start): it does not hold the subscriptions.
 func (f NodeFactory) Restore(ctx context.Context, encoding string, payload io.Reader) (Machine, error) {
-	s, err := decodeNodeState(encoding, payload)
+	s, err := decodeNodeState(encoding, payload, stepOf(ctx))
 	if err != nil {
 		return nil, err
 	}
-	return RestoreNode(s, f.Config, f.Normalizer)
+	Step(ctx)
+	n, err := RestoreNode(s, f.Config, f.Normalizer)
+	if err != nil {
+		return nil, err
+	}
+	Step(ctx)
+	return n, nil
 }
 
 // RestoreNode rebuilds a node from its State.
@@ -252,11 +258,13 @@ func RestoreNode(s NodeState, cfg evaluator.Config, norm *graph.Normalizer) (*No
 	return &Node{Engine: e, Subscriptions: reg}, nil
 }
 
-func decodeNodeState(encoding string, payload io.Reader) (NodeState, error) {
+// decodeNodeState decodes a NodeState; step, if not nil, is called as
+// the bin encoding's decode progresses.
+func decodeNodeState(encoding string, payload io.Reader, step func()) (NodeState, error) {
 	var s NodeState
 	switch encoding {
 	case NodeBin:
-		return readNodeBin(payload)
+		return readNodeBin(payload, step)
 	case NodeGob:
 		if err := decodeGob(payload, &s); err != nil {
 			return s, fmt.Errorf("decode node state (gob): %w", err)

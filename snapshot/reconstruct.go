@@ -84,10 +84,12 @@ type progressKey struct{}
 
 // WithProgress returns a copy of ctx carrying step, which a
 // reconstruction (Reconstruct, Advance, ReconstructEarliest) and a
-// Store.Load under it call at each step of progress: a query answered,
-// a chunk of a snapshot read, a page of events read or applied. A step
-// comes within one round trip to the database, or one page's reading or
-// applying, of the last: a caller can tell a long reconstruction that
+// Store.Load and Factory.Restore under it call at each step of progress:
+// a query answered, a chunk of a snapshot read, so many entities of it
+// decoded (the bin encodings; gob and JSON once decoded), its machine
+// restored, a page of events read or applied. A
+// step comes within one round trip to the database, or one page's
+// reading or applying, of the last: a caller can tell a long reconstruction that
 // progresses from one that hangs (liveness.Progress). step must be quick
 // and safe for concurrent use.
 func WithProgress(ctx context.Context, step func()) context.Context {
@@ -100,6 +102,14 @@ func Step(ctx context.Context) {
 	if step, ok := ctx.Value(progressKey{}).(func()); ok {
 		step()
 	}
+}
+
+// stepOf is the step ctx carries (WithProgress), or nil: for a loop that
+// reports progress every so many items, and checks for nil alone when
+// nothing listens.
+func stepOf(ctx context.Context) func() {
+	step, _ := ctx.Value(progressKey{}).(func())
+	return step
 }
 
 // ReconstructConfig configures a Reconstructor.

@@ -15,26 +15,28 @@ import (
 
 // The decoder of the bin encodings, whose layout statebin.go describes.
 
-// readEngineBin reads an EngineBin payload from r.
-func readEngineBin(r io.Reader) (evaluator.State, error) {
+// readEngineBin reads an EngineBin payload from r. step, if not nil, is
+// called every stepEvery items decoded.
+func readEngineBin(r io.Reader, step func()) (evaluator.State, error) {
 	data, err := readBin(r)
 	if err != nil {
 		return evaluator.State{}, fmt.Errorf("decode evaluator state (bin): %w", err)
 	}
-	s, err := decodeEngineBin(data)
+	s, err := decodeEngineBin(data, step)
 	if err != nil {
 		return evaluator.State{}, fmt.Errorf("decode evaluator state (bin): %w", err)
 	}
 	return s, nil
 }
 
-// readNodeBin reads a NodeBin payload from r.
-func readNodeBin(r io.Reader) (NodeState, error) {
+// readNodeBin reads a NodeBin payload from r. step, if not nil, is called
+// every stepEvery items decoded.
+func readNodeBin(r io.Reader, step func()) (NodeState, error) {
 	data, err := readBin(r)
 	if err != nil {
 		return NodeState{}, fmt.Errorf("decode node state (bin): %w", err)
 	}
-	s, err := decodeNodeBin(data)
+	s, err := decodeNodeBin(data, step)
 	if err != nil {
 		return NodeState{}, fmt.Errorf("decode node state (bin): %w", err)
 	}
@@ -107,8 +109,8 @@ func checkBinHeader(h []byte) (uint64, error) {
 }
 
 // decodeEngineBin decodes an EngineBin payload.
-func decodeEngineBin(data []byte) (evaluator.State, error) {
-	d, err := newBinDecoder(data, binKindEngine)
+func decodeEngineBin(data []byte, step func()) (evaluator.State, error) {
+	d, err := newBinDecoder(data, binKindEngine, step)
 	if err != nil {
 		return evaluator.State{}, err
 	}
@@ -123,8 +125,8 @@ func decodeEngineBin(data []byte) (evaluator.State, error) {
 }
 
 // decodeNodeBin decodes a NodeBin payload.
-func decodeNodeBin(data []byte) (NodeState, error) {
-	d, err := newBinDecoder(data, binKindNode)
+func decodeNodeBin(data []byte, step func()) (NodeState, error) {
+	d, err := newBinDecoder(data, binKindNode, step)
 	if err != nil {
 		return NodeState{}, err
 	}
@@ -184,11 +186,15 @@ type binDecoder struct {
 	// the same bytes once per level.
 	reserved int
 	err      error
+	// step reports progress (WithProgress) every stepEvery items, counted
+	// in items; nil, nothing is counted.
+	step  func()
+	items int
 }
 
 var errBinTruncated = errors.New("truncated")
 
-func newBinDecoder(data []byte, kind byte) (*binDecoder, error) {
+func newBinDecoder(data []byte, kind byte, step func()) (*binDecoder, error) {
 	n, err := checkBinHeader(data)
 	if err != nil {
 		return nil, err
@@ -199,11 +205,23 @@ func newBinDecoder(data []byte, kind byte) (*binDecoder, error) {
 	if n != uint64(len(data)) {
 		return nil, fmt.Errorf("header: length %d, payload %d bytes", n, len(data))
 	}
-	d := &binDecoder{data: data, off: binHeaderLen, layout: data[4]}
+	d := &binDecoder{data: data, off: binHeaderLen, layout: data[4], step: step}
 	if err := d.table(); err != nil {
 		return nil, fmt.Errorf("string table: %w", err)
 	}
 	return d, nil
+}
+
+// progress counts an item (a vertex, match or effect) decoded, and calls
+// step every stepEvery of them: a decode of millions of entities reports
+// progress as it goes, for the price of a nil check when nothing listens.
+func (d *binDecoder) progress() {
+	if d.step == nil {
+		return
+	}
+	if d.items++; d.items%stepEvery == 0 {
+		d.step()
+	}
 }
 
 func (d *binDecoder) fail(err error) {
@@ -477,6 +495,7 @@ func (d *binDecoder) graph(g *graph.State) error {
 	}
 	var id graph.VertexID
 	for i := range g.Vertices {
+		d.progress()
 		v := &g.Vertices[i]
 		id += graph.VertexID(d.int())
 		v.ID = id
@@ -567,6 +586,7 @@ func (d *binDecoder) matches(s *evaluator.State) error {
 		s.Matches = make([]evaluator.MatchState, nm)
 	}
 	for i := range s.Matches {
+		d.progress()
 		m := &s.Matches[i]
 		m.Template = d.str()
 		m.Scenario = d.intn()
@@ -599,6 +619,7 @@ func (d *binDecoder) effects(s *evaluator.State) error {
 		s.Effects = make([]evaluator.EffectState, nf)
 	}
 	for i := range s.Effects {
+		d.progress()
 		ef := &s.Effects[i]
 		ef.Key = d.str()
 		ef.Kind = d.str()
@@ -625,3 +646,7 @@ func (d *binDecoder) effects(s *evaluator.State) error {
 	}
 	return nil
 }
+
+// stepEvery is how many items (vertices, matches, effects) a decode reads
+// between two progress steps.
+const stepEvery = 1 << 10

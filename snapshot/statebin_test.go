@@ -232,7 +232,7 @@ func checkBinRoundTrip(t *testing.T, states []NodeState, dumps []string) {
 		if payload[4] != wantLayout {
 			t.Fatalf("state %d: written in layout %d, want %d", i, payload[4], wantLayout)
 		}
-		got, err := decodeNodeBin(payload)
+		got, err := decodeNodeBin(payload, nil)
 		if err != nil {
 			t.Fatalf("state %d: %v", i, err)
 		}
@@ -261,7 +261,7 @@ func checkBinRoundTrip(t *testing.T, states []NodeState, dumps []string) {
 		if err := encodeEngineBin(&eb, &s.Engine); err != nil {
 			t.Fatal(err)
 		}
-		gotEngine, err := decodeEngineBin(eb.Bytes())
+		gotEngine, err := decodeEngineBin(eb.Bytes(), nil)
 		if err != nil {
 			t.Fatalf("state %d: engine: %v", i, err)
 		}
@@ -278,10 +278,10 @@ func checkBinRoundTrip(t *testing.T, states []NodeState, dumps []string) {
 		if _, err := nf.Restore(context.Background(), EngineBin, bytes.NewReader(eb.Bytes())); !errors.Is(err, ErrUnknownEncoding) {
 			t.Fatalf("node factory on an engine-only payload: %v, want ErrUnknownEncoding", err)
 		}
-		if _, err := decodeNodeBin(eb.Bytes()); err == nil {
+		if _, err := decodeNodeBin(eb.Bytes(), nil); err == nil {
 			t.Fatal("an engine payload decoded as a node's")
 		}
-		if _, err := decodeEngineBin(payload); err == nil {
+		if _, err := decodeEngineBin(payload, nil); err == nil {
 			t.Fatal("a node payload decoded as an engine's")
 		}
 	}
@@ -369,7 +369,7 @@ func normalizeEmpty(s *NodeState) {
 func TestStateBinEdgeCases(t *testing.T) {
 	s := edgeCaseState()
 	payload := encodeBin(t, &s)
-	got, err := decodeNodeBin(payload)
+	got, err := decodeNodeBin(payload, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestStateBinEdgeCases(t *testing.T) {
 	if p2[4] != binLayoutVersion {
 		t.Fatalf("a state with params written in layout %d", p2[4])
 	}
-	got, err = decodeNodeBin(p2)
+	got, err = decodeNodeBin(p2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +422,7 @@ func TestStateBinEdgeCases(t *testing.T) {
 	withTold.Version = nodeStateTold
 	withTold.Subscriptions[0].Told = []string{"", "ALARM/a%2Fb/c", strings.Repeat("ü/%\x00", 100)}
 	withTold.Subscriptions[1].Told = []string{}
-	got, err = decodeNodeBin(encodeBin(t, &withTold))
+	got, err = decodeNodeBin(encodeBin(t, &withTold), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestStateBinEdgeCases(t *testing.T) {
 		t.Fatalf("round trip with told alarms:\n got %+v\nwant %+v", got.Subscriptions, withTold.Subscriptions)
 	}
 	withTold.Version = nodeStateNoTold
-	if got, err = decodeNodeBin(encodeBin(t, &withTold)); err != nil || got.Subscriptions[0].Told != nil {
+	if got, err = decodeNodeBin(encodeBin(t, &withTold), nil); err != nil || got.Subscriptions[0].Told != nil {
 		t.Fatalf("node state 1 round trip: told %q, %v", got.Subscriptions[0].Told, err)
 	}
 
@@ -486,13 +486,13 @@ func decodeAll(t *testing.T, p []byte) error {
 // equal state; the error is nil when either accepts.
 func decodeBoth(t *testing.T, data []byte) error {
 	t.Helper()
-	ns, nerr := decodeNodeBin(data)
+	ns, nerr := decodeNodeBin(data, nil)
 	if nerr == nil {
 		var b bytes.Buffer
 		if err := encodeNodeBin(&b, &ns); err != nil {
 			t.Fatalf("decoded node state does not encode: %v", err)
 		}
-		again, err := decodeNodeBin(b.Bytes())
+		again, err := decodeNodeBin(b.Bytes(), nil)
 		if err != nil {
 			t.Fatalf("decoded node state, encoded again, does not decode: %v", err)
 		}
@@ -500,13 +500,13 @@ func decodeBoth(t *testing.T, data []byte) error {
 			t.Fatal("decoded node state, encoded again, decodes to another state")
 		}
 	}
-	es, eerr := decodeEngineBin(data)
+	es, eerr := decodeEngineBin(data, nil)
 	if eerr == nil {
 		var b bytes.Buffer
 		if err := encodeEngineBin(&b, &es); err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)
 		}
-		again, err := decodeEngineBin(b.Bytes())
+		again, err := decodeEngineBin(b.Bytes(), nil)
 		if err != nil {
 			t.Fatalf("decoded state, encoded again, does not decode: %v", err)
 		}
@@ -637,9 +637,9 @@ func TestStateBinHostileCounts(t *testing.T) {
 			var err error
 			n := allocated(func() {
 				if tc.p[5] == binKindNode {
-					_, err = decodeNodeBin(tc.p)
+					_, err = decodeNodeBin(tc.p, nil)
 				} else {
-					_, err = decodeEngineBin(tc.p)
+					_, err = decodeEngineBin(tc.p, nil)
 				}
 			})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -662,7 +662,7 @@ func TestStateBinHostileCounts(t *testing.T) {
 	}
 	nested = withLength(append(nested, make([]byte, size-len(nested))...))
 	var nerr error
-	if n := allocated(func() { _, nerr = decodeEngineBin(nested) }); nerr == nil || n > 24*size {
+	if n := allocated(func() { _, nerr = decodeEngineBin(nested, nil) }); nerr == nil || n > 24*size {
 		t.Fatalf("nested includes: allocated %d bytes (%dx) for a payload of %d: %v", n, n/size, len(nested), nerr)
 	}
 	// A header claiming a huge payload: the reader allocates what arrives.
