@@ -228,7 +228,7 @@ func (n *node) snapshot(ctx context.Context, log *slog.Logger, term uint64, shad
 	}
 	switch {
 	case err == nil:
-		n.noteSnapshot(res.Meta.Seq, n.now())
+		n.noteSnapshot(res.Meta, n.now())
 		n.snapsWritten.Add(1)
 		n.mSnaps.Inc()
 		return false, false

@@ -14,10 +14,10 @@ import (
 	"github.com/causeway/causeway/snapshot"
 )
 
-type fixedIndex struct{ seq int64 }
+type fixedIndex struct{ seq, size, rawSize int64 }
 
 func (x fixedIndex) Newest(context.Context) (snapshot.Meta, bool, error) {
-	return snapshot.Meta{Seq: x.seq, CreatedAt: time.Now()}, true, nil
+	return snapshot.Meta{Seq: x.seq, Size: x.size, RawSize: x.rawSize, CreatedAt: time.Now()}, true, nil
 }
 
 // gaugeValue is the value of the gauge name gathered from g, and whether
@@ -65,9 +65,51 @@ func TestStandbyShowsTheNewestSnapshotSeq(t *testing.T) {
 		t.Errorf("causeway_snapshot_last_seq on a standby = %v (exported %t); want 40, the newest stored snapshot's seq", got, ok)
 	}
 	// A snapshot written here as leader moves it too.
-	n.noteSnapshot(55, time.Now())
+	n.noteSnapshot(snapshot.Meta{Seq: 55}, time.Now())
 	if got, _ := gaugeValue(t, reg, "causeway_snapshot_last_seq"); got != 55 {
 		t.Errorf("causeway_snapshot_last_seq after a snapshot at 55 written here = %v; want 55", got)
+	}
+}
+
+// TestStandbyShowsTheNewestSnapshotSize: causeway_snapshot_size_bytes
+// and _raw_size_bytes were the sizes of the last snapshot this process
+// wrote: absent or 0 on a standby, and frozen on a deposed leader, while
+// causeway_snapshot_last_seq beside them showed the newest stored
+// snapshot. They show that snapshot's sizes on every node, as the seq.
+func TestStandbyShowsTheNewestSnapshotSize(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	db, err := store.OpenLazily("nobody@tcp(127.0.0.1:1)/causeway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1000}}, snapshot.WriterDeps{DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{cfg: Config{PageSize: 10, MaxHistoricalQueries: 1}, log: slog.New(slog.DiscardHandler),
+		deps: Deps{Logger: slog.New(slog.DiscardHandler), Registerer: reg, Now: time.Now}}
+	n, err := p.newNode(Parts{Log: &fakeLog{}, Snapshots: w, SnapshotIndex: fixedIndex{seq: 40, size: 1234, rawSize: 5678}, Election: &fakeElector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.refreshSnapshotMeta(context.Background())
+	for name, want := range map[string]float64{"causeway_snapshot_size_bytes": 1234, "causeway_snapshot_raw_size_bytes": 5678} {
+		if got, ok := gaugeValue(t, reg, name); !ok || got != want {
+			t.Errorf("%s on a standby = %v (exported %t); want %v, the newest stored snapshot's", name, got, ok, want)
+		}
+	}
+	// A snapshot written here as leader moves them too.
+	n.noteSnapshot(snapshot.Meta{Seq: 55, Size: 2000, RawSize: 9000}, time.Now())
+	for name, want := range map[string]float64{"causeway_snapshot_size_bytes": 2000, "causeway_snapshot_raw_size_bytes": 9000} {
+		if got, _ := gaugeValue(t, reg, name); got != want {
+			t.Errorf("%s after a snapshot written here = %v; want %v", name, got, want)
+		}
+	}
+	// An older snapshot seen afterwards (a stale read) moves nothing.
+	n.noteSnapshot(snapshot.Meta{Seq: 50, Size: 1, RawSize: 1}, time.Now())
+	if got, _ := gaugeValue(t, reg, "causeway_snapshot_size_bytes"); got != 2000 {
+		t.Errorf("causeway_snapshot_size_bytes after an older snapshot = %v; want 2000, the newest's", got)
 	}
 }
 

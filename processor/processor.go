@@ -466,7 +466,9 @@ type node struct {
 
 	lastSnapSeq          atomic.Int64
 	lastSnapAt           atomic.Int64 // unix nanos
-	snapMu               sync.Mutex   // serialises noteSnapshot
+	lastSnapSize         atomic.Int64 // stored (compressed)
+	lastSnapRawSize      atomic.Int64
+	snapMu               sync.Mutex // serialises noteSnapshot
 	snapsWritten, fenced atomic.Int64
 	fencedClaim          atomic.Int64  // the stored term while a leader's claim is refused, else 0
 	staleSemantics       atomic.Bool   // the state was loaded from a snapshot of a build with other semantics
@@ -515,6 +517,16 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 		Name: "causeway_snapshot_last_seq",
 		Help: "Seq of the newest snapshot stored: written by this node as leader, or read from the database every poll_interval on every processor.",
 	}, func() float64 { return float64(n.lastSnapSeq.Load()) })
+	// Its sizes likewise: they were the writer's, of the last snapshot
+	// this node wrote (0 on a standby).
+	snapSizeGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_snapshot_size_bytes",
+		Help: "Stored size (compressed) of the newest snapshot stored, as causeway_snapshot_last_seq.",
+	}, func() float64 { return float64(n.lastSnapSize.Load()) })
+	snapRawSizeGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_snapshot_raw_size_bytes",
+		Help: "Uncompressed payload size of the newest snapshot stored, as causeway_snapshot_last_seq.",
+	}, func() float64 { return float64(n.lastSnapRawSize.Load()) })
 	n.mFenced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_fenced_writes_total",
 		Help: "Leader writes refused by the fence: this node wrote with a stale raft term.",
@@ -522,7 +534,7 @@ func (p *Processor) newNode(parts Parts) (*node, error) {
 	n.mSnaps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_processor_snapshots_written_total", Help: "Snapshots written by this node as leader.",
 	})
-	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedCounter, lostCounter, snapSeqGauge) {
+	for _, c := range append(n.f.collectors(), n.mFenced, n.mSnaps, n.mRegen, n.mOutboxRows, n.mHistItems, pendingGauge, droppedCounter, lostCounter, snapSeqGauge, snapSizeGauge, snapRawSizeGauge) {
 		if err := p.deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("register processor metrics: %w", err)
 		}
@@ -881,14 +893,16 @@ func (n *node) load(ctx context.Context) bool {
 	}
 }
 
-// noteSnapshot records the newest snapshot known (written here or seen in
-// the database).
-func (n *node) noteSnapshot(seq int64, at time.Time) {
+// noteSnapshot records the newest snapshot known (written here at at, or
+// seen in the database).
+func (n *node) noteSnapshot(m snapshot.Meta, at time.Time) {
 	n.snapMu.Lock()
 	defer n.snapMu.Unlock()
-	if seq > n.lastSnapSeq.Load() {
-		n.lastSnapSeq.Store(seq)
+	if m.Seq > n.lastSnapSeq.Load() {
+		n.lastSnapSeq.Store(m.Seq)
 		n.lastSnapAt.Store(at.UnixNano())
+		n.lastSnapSize.Store(m.Size)
+		n.lastSnapRawSize.Store(m.RawSize)
 	}
 }
 
@@ -903,7 +917,7 @@ func (n *node) refreshSnapshotMeta(ctx context.Context) {
 		return
 	}
 	if ok {
-		n.noteSnapshot(m.Seq, m.CreatedAt)
+		n.noteSnapshot(m, m.CreatedAt)
 	}
 }
 

@@ -139,13 +139,13 @@ type Writer struct {
 	cappedAt int64
 }
 
-// writerMetrics are the writes of this process. The seq of the newest
-// snapshot, causeway_snapshot_last_seq, is the processor's: every
-// processor reads it from the database, where only the leader writes.
+// writerMetrics are the writes of this process. The seq and sizes of the
+// newest snapshot (causeway_snapshot_last_seq, _size_bytes,
+// _raw_size_bytes) are the processor's: every processor reads them from
+// the database, where only the leader writes.
 type writerMetrics struct {
 	pause, catchUp prometheus.Histogram
 	encode, write  prometheus.Histogram
-	size, rawSize  prometheus.Gauge
 	written        prometheus.Counter
 	failures       *prometheus.CounterVec
 }
@@ -181,7 +181,7 @@ func NewWriter(cfg Config, deps WriterDeps) (*Writer, error) {
 	}
 	w.m = newWriterMetrics()
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{w.m.pause, w.m.catchUp, w.m.encode, w.m.write, w.m.size, w.m.rawSize, w.m.written, w.m.failures} {
+		for _, c := range []prometheus.Collector{w.m.pause, w.m.catchUp, w.m.encode, w.m.write, w.m.written, w.m.failures} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register snapshot metrics: %w", err)
 			}
@@ -209,12 +209,6 @@ func newWriterMetrics() writerMetrics {
 		write: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "causeway_snapshot_write_seconds", Buckets: slow,
 			Help: "Time to write a snapshot's rows in its fenced transaction.",
-		}),
-		size: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_snapshot_size_bytes", Help: "Stored size of the last snapshot written (compressed).",
-		}),
-		rawSize: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_snapshot_raw_size_bytes", Help: "Uncompressed payload size of the last snapshot written.",
 		}),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_snapshot_written_total", Help: "Snapshots written.",
@@ -361,8 +355,6 @@ func (w *Writer) write(ctx context.Context, term int64, c Capture, res Result) (
 	}
 	w.m.write.Observe(res.Write.Seconds())
 	w.m.written.Inc()
-	w.m.size.Set(float64(res.Meta.Size))
-	w.m.rawSize.Set(float64(res.Meta.RawSize))
 
 	w.mu.Lock()
 	w.policy.Taken(c.Seq, w.now())
