@@ -19,8 +19,9 @@ import (
 
 // TestWipedRaftStatePassesTheFence: the fencing rows hold the term of a
 // long-lived cluster (1000) and raft's state is gone (a redeploy wiped
-// the data dirs): a single-voter processor starts on an empty data dir,
-// real raft on bolt and TCP, real MariaDB. Its first election must be won
+// the data dirs): a single-voter processor starts on an empty data dir
+// with raft.bootstrap: force (the rows say the cluster has led, so it
+// would not bootstrap by itself), real raft on bolt and TCP, real MariaDB. Its first election must be won
 // at a term above the stored one, so that its claim goes through and the
 // leader duties run at once (before, raft's terms began again at 1 and a
 // single voter never passed the fence: its duties stayed off for ever).
@@ -46,6 +47,7 @@ func TestWipedRaftStatePassesTheFence(t *testing.T) {
 	cfg := Config{NodeID: "p1", FlushInterval: 10 * time.Millisecond, SnapshotCheck: time.Hour}
 	cfg.Raft = election.Config{
 		NodeID: "p1", BindAddr: addr, DataDir: t.TempDir(), Peers: []election.Peer{{ID: "p1", Address: addr}},
+		Bootstrap:        election.BootstrapForce,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 	}

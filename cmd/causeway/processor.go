@@ -2,11 +2,13 @@ package main
 
 import (
 	"github.com/causeway/causeway/processor"
+	"github.com/causeway/causeway/processor/election"
 	"github.com/spf13/cobra"
 )
 
 func newProcessorCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var forceBootstrap bool
+	cmd := &cobra.Command{
 		Use:   "processor",
 		Short: "Run a processor node: raft election, log following, leader duties, the live HTTP API",
 		Args:  cobra.NoArgs,
@@ -15,6 +17,9 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 			cfg, err := loadConfig(g.configPath, needBoth)
 			if err != nil {
 				return err
+			}
+			if forceBootstrap {
+				cfg.Processor.Raft.Bootstrap = election.BootstrapForce
 			}
 			warnLooseSecrets(g.logger(), cfg.secretFiles(), "database", "bus", "processor")
 			log := g.logger()
@@ -27,6 +32,9 @@ func newProcessorCmd(g *globalFlags) *cobra.Command {
 			return serve(cmd.Context(), log.With("component", "processor"), reg, "", actor{name: "processor", run: p.Run, alive: p.Alive, started: p.Bound()})
 		}),
 	}
+	cmd.Flags().BoolVar(&forceBootstrap, "force-bootstrap", false,
+		"bootstrap an empty raft data dir from processor.raft.peers although a cluster has led on the database (processor.raft.bootstrap: force): only to recover a cluster whose every node lost its raft state")
+	return cmd
 }
 
 // processorUndrained is what a forced stop of a processor may leave: raft

@@ -76,6 +76,18 @@ const (
 	DefaultBarrierTimeout     = 10 * time.Second
 )
 
+// Values of Config.Bootstrap.
+const (
+	// BootstrapAuto bootstraps an empty data dir from Config.Peers only
+	// while no cluster has led on the database (Deps.TermFloor reads 0).
+	BootstrapAuto = "auto"
+	// BootstrapForce bootstraps an empty data dir from Config.Peers
+	// whatever the database holds: the recovery of a cluster whose every
+	// node lost its raft state. Left on, a node whose data dir is lost
+	// later would bootstrap a configuration of its own again.
+	BootstrapForce = "force"
+)
+
 // Peer is one voter of the static bootstrap configuration.
 type Peer struct {
 	ID      string `yaml:"id"`
@@ -94,9 +106,13 @@ type Config struct {
 	// DataDir holds raft's log and stable store (raft.db) and its snapshots.
 	DataDir string `yaml:"data_dir"`
 	// Peers is the static bootstrap configuration, this node included. It is
-	// used only when DataDir holds no raft state yet; later changes go
-	// through Join and Remove. Empty means "join an existing cluster".
+	// used only when DataDir holds no raft state yet, and then only on the
+	// cluster's first start (see Bootstrap); later changes go through Join
+	// and Remove. Empty means "join an existing cluster".
 	Peers []Peer `yaml:"peers"`
+	// Bootstrap says when an empty data dir bootstraps Peers:
+	// BootstrapAuto (the default) or BootstrapForce.
+	Bootstrap string `yaml:"bootstrap"`
 
 	HeartbeatTimeout   time.Duration `yaml:"heartbeat_timeout"`
 	ElectionTimeout    time.Duration `yaml:"election_timeout"`
@@ -115,6 +131,9 @@ type Config struct {
 func (c *Config) SetDefaults() {
 	if c.AdvertiseAddr == "" {
 		c.AdvertiseAddr = c.BindAddr
+	}
+	if c.Bootstrap == "" {
+		c.Bootstrap = BootstrapAuto
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout
@@ -196,6 +215,9 @@ func (c Config) validate(withTransport bool) error {
 	}
 	if !self {
 		errs = append(errs, fmt.Errorf("peers: must include this node (%q)", c.NodeID))
+	}
+	if c.Bootstrap != BootstrapAuto && c.Bootstrap != BootstrapForce {
+		errs = append(errs, fmt.Errorf("bootstrap: %q is neither %q nor %q", c.Bootstrap, BootstrapAuto, BootstrapForce))
 	}
 	for _, d := range []struct {
 		name string
@@ -459,9 +481,28 @@ func (n *Node) CheckBind() error {
 const storeLockLimit = time.Second
 
 // Run starts raft, bootstraps it from the static peers if its data dir is
-// empty, and runs the leader function while this node leads. When ctx ends
-// it stops the leader function, hands leadership over if it holds it, shuts
-// raft down, closes its stores and returns nil.
+// empty and the cluster has never led, and runs the leader function while
+// this node leads. When ctx ends it stops the leader function, hands
+// leadership over if it holds it, shuts raft down, closes its stores and
+// returns nil.
+//
+// An empty data dir (a new node, a lost one, an empty raft.db) is
+// bootstrapped from the static peers only while the fencing rows
+// (Deps.TermFloor) hold no term: no leader has ever claimed them, so the
+// cluster is being formed, and every node of its first start bootstraps
+// the same peers, which is safe. Once a leader has claimed them, the
+// membership may have changed since (join, remove): a node that
+// bootstrapped the peers again could campaign in a configuration of its
+// own — a removed node, its term lifted to the rows' by raiseTerm, could
+// be elected and pass the fence. Such a node starts with no
+// configuration instead, which never campaigns: a leader that has it as
+// a voter (a node of the first start that started late, or one whose
+// data dir was lost) brings it up to date by itself, and a removed one
+// waits to be joined again. While the rows cannot be read, a node with
+// an empty data dir waits for them. Config.Bootstrap BootstrapForce
+// bootstraps the peers regardless, for a cluster whose every node lost
+// its raft state; without Deps.TermFloor (no database) the peers are
+// bootstrapped as before.
 func (n *Node) Run(ctx context.Context) error {
 	logs, stable, snaps, trans, closeStores, err := n.open()
 	if err != nil {
@@ -477,11 +518,33 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
 	}
+	boot := !hasState && len(n.cfg.Peers) > 0
+	var floor uint64
+	var floorErr error
+	if n.deps.TermFloor != nil && (hasState || boot) {
+		floor, floorErr = n.readFloor(ctx)
+		if boot && n.cfg.Bootstrap != BootstrapForce {
+			if floor, err = n.awaitFloor(ctx, floor, floorErr); err != nil {
+				return nil // stopped while waiting
+			}
+			floorErr = nil
+			if floor > 0 {
+				boot = false
+				n.log.Warn("not bootstrapping raft.peers: the raft data dir holds no state (new, lost, or an empty raft.db), "+
+					"but the fencing rows show that a cluster has led on this database (term "+strconv.FormatUint(floor, 10)+"), "+
+					"and raft.peers may no longer be its membership: bootstrapped, this node could lead a cluster of its own. "+
+					"It starts with no configuration and never campaigns: if it is still a member, the leader brings it up to date by itself; "+
+					"if it was removed, add it again with causeway cluster join "+n.cfg.NodeID+" "+n.cfg.AdvertiseAddr+" (sent to the leader); "+
+					"only if every node's raft state was lost, start the nodes once with raft.bootstrap: force (or --force-bootstrap)",
+					"term", floor, "data_dir", n.cfg.DataDir)
+			}
+		}
+	}
 	// raft blocks on NotifyCh: a dedicated goroutine drains it into a
 	// coalescing one-slot signal, which only says "look again".
 	notify := make(chan bool, 16)
 	rc := n.raftConfig(notify)
-	if !hasState && len(n.cfg.Peers) > 0 {
+	if boot {
 		var servers []raft.Server
 		for _, p := range n.cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
@@ -489,10 +552,16 @@ func (n *Node) Run(ctx context.Context) error {
 		if err := raft.BootstrapCluster(rc, logs, stable, snaps, trans, raft.Configuration{Servers: servers}); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("bootstrap raft cluster: %w", err)
 		}
-		n.log.Info("bootstrapped raft cluster", "peers", len(servers))
+		if n.cfg.Bootstrap == BootstrapForce && floor > 0 {
+			n.log.Warn("bootstrapped raft.peers although a cluster has led on this database (raft.bootstrap: force): "+
+				"right only when every node's raft state was lost; set raft.bootstrap back to auto once a leader is elected",
+				"peers", len(servers), "term", floor)
+		} else {
+			n.log.Info("bootstrapped raft cluster", "peers", len(servers))
+		}
 	}
-	if hasState || len(n.cfg.Peers) > 0 {
-		if err := n.raiseTerm(ctx, stable); err != nil {
+	if hasState || boot {
+		if err := n.raiseTerm(stable, floor, floorErr); err != nil {
 			return err
 		}
 	}
@@ -555,10 +624,43 @@ var keyCurrentTerm = []byte("CurrentTerm")
 // termFloorLimit bounds the read of the term floor.
 const termFloorLimit = 10 * time.Second
 
-// raiseTerm starts raft's term at the floor (Deps.TermFloor) when raft's
-// stored term is below it. Leader writes are fenced by raft term against
-// rows that only move forward; if raft's state is wiped on every voter
-// (a redeploy), terms begin again at 1, far below the rows, and every
+// readFloor reads the term floor (Deps.TermFloor, not nil), within
+// termFloorLimit.
+func (n *Node) readFloor(ctx context.Context) (uint64, error) {
+	fctx, cancel := context.WithTimeout(ctx, termFloorLimit)
+	defer cancel()
+	return n.deps.TermFloor(fctx)
+}
+
+// floorRetry is how often a node with an empty data dir reads the
+// fencing rows again when it could not.
+const floorRetry = time.Second
+
+// awaitFloor returns floor, or, while err says it was not read, reads it
+// again every floorRetry until it is, or fails with ctx's error. Whether
+// an empty data dir may bootstrap raft.peers depends on it (see Run).
+func (n *Node) awaitFloor(ctx context.Context, floor uint64, err error) (uint64, error) {
+	for err != nil {
+		n.log.Warn("the raft data dir holds no state and the fencing rows could not be read: "+
+			"whether raft.peers may be bootstrapped depends on them (a cluster that has led on this database is not bootstrapped again); reading them again",
+			"err", err, "retry", floorRetry)
+		t := time.NewTimer(floorRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case <-t.C:
+		}
+		floor, err = n.readFloor(ctx)
+	}
+	return floor, nil
+}
+
+// raiseTerm starts raft's term at the floor (Deps.TermFloor, read as
+// floor or failed with floorErr) when raft's stored term is below it.
+// Leader writes are fenced by raft term against rows that only move
+// forward; if raft's state is wiped on every voter (a redeploy, recovered
+// with raft.bootstrap: force), terms begin again at 1, far below the rows, and every
 // leader would be refused until elections raised the term past them —
 // hours for a long-lived cluster, never for a single voter. Raising the
 // term instead of lowering the rows keeps the fence whole: a leader of
@@ -572,20 +674,18 @@ const termFloorLimit = 10 * time.Second
 // the rows hold a term some leader claimed, at most the cluster's current
 // term, and the node follows a leader of that term as it would have after
 // its first heartbeat. A node without raft state that waits to be joined
-// (no peers) is left alone: it takes the term from the leader that adds
-// it. When the floor cannot be read the node starts as it is, saying so;
+// (no peers, or not bootstrapped: see Run) is left alone: it takes the
+// term from the leader that adds it. When the floor cannot be read the
+// node (with raft state) starts as it is, saying so;
 // a leader refused by the fence then hands leadership over until the term
 // passes the rows, or the processors are restarted.
-func (n *Node) raiseTerm(ctx context.Context, stable raft.StableStore) error {
+func (n *Node) raiseTerm(stable raft.StableStore, floor uint64, floorErr error) error {
 	if n.deps.TermFloor == nil {
 		return nil
 	}
-	fctx, cancel := context.WithTimeout(ctx, termFloorLimit)
-	floor, err := n.deps.TermFloor(fctx)
-	cancel()
-	if err != nil {
+	if floorErr != nil {
 		n.log.Warn("raft term floor not read: raft starts at its stored term; if the fencing rows hold a higher one, "+
-			"leader duties stay refused until the term passes them (restart the processors once the database answers)", "err", err)
+			"leader duties stay refused until the term passes them (restart the processors once the database answers)", "err", floorErr)
 		return nil
 	}
 	cur, err := stable.GetUint64(keyCurrentTerm)
@@ -607,9 +707,9 @@ func (n *Node) raiseTerm(ctx context.Context, stable raft.StableStore) error {
 }
 
 // comparePeers warns when the static peers differ from the configuration
-// raft holds: they bootstrap an empty data dir only, so a change to them
-// does nothing, and a node whose data dir is lost would bootstrap them
-// again.
+// raft holds: they bootstrap an empty data dir of a new cluster only, so
+// a change to them does nothing, and with raft.bootstrap: force a node
+// whose data dir is lost would bootstrap them again.
 func (n *Node) comparePeers(r *raft.Raft) {
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -632,7 +732,7 @@ func (n *Node) comparePeers(r *raft.Raft) {
 		return
 	}
 	n.log.Warn("raft.peers differ from the raft configuration in the data dir, which raft keeps: "+
-		"they bootstrap an empty data dir only; change the membership with causeway cluster join|remove, "+
+		"they bootstrap an empty data dir of a new cluster only; change the membership with causeway cluster join|remove, "+
 		"and make raft.peers match it", "peers", want, "configuration", have)
 }
 
