@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/internal/logtest"
+	"github.com/causeway/causeway/internal/tlsfile/tlsfiletest"
 )
 
 // TestOpenRaftPortIsReported: raft's TCP transport authenticates no one
@@ -22,12 +23,12 @@ import (
 // network only the processors reach. On loopback, or over raft.tls, it
 // says nothing.
 func TestOpenRaftPortIsReported(t *testing.T) {
-	ca := newTestCA(t, "raft cluster")
+	ca := tlsfiletest.NewCA(t, "raft cluster")
 	for _, c := range []struct {
 		name, host string
 		tls        TLSConfig
 		want       int
-	}{{"all interfaces", "0.0.0.0", TLSConfig{}, 1}, {"loopback", "127.0.0.1", TLSConfig{}, 0}, {"all interfaces, tls", "0.0.0.0", ca.issue(t, "n0"), 0}} {
+	}{{"all interfaces", "0.0.0.0", TLSConfig{}, 1}, {"loopback", "127.0.0.1", TLSConfig{}, 0}, {"all interfaces, tls", "0.0.0.0", issue(t, ca, "n0"), 0}} {
 		t.Run(c.name, func(t *testing.T) {
 			_, port, err := net.SplitHostPort(freeAddr(t))
 			if err != nil {

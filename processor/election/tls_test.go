@@ -1,18 +1,10 @@
 package election
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,71 +16,12 @@ import (
 	"github.com/causeway/causeway/internal/tlsfile/tlsfiletest"
 )
 
-// testCA is a certificate authority for the tests' raft clusters.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string // its PEM
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
+// issue is the node's TLSConfig: a key pair ca signs for name, and ca's
+// certificate as the cluster's CA.
+func issue(t *testing.T, ca *tlsfiletest.CA, name string) TLSConfig {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, file: filepath.Join(t.TempDir(), "ca.pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
-}
-
-// issue writes a certificate the CA signs for a node, and its key, and
-// returns the node's TLSConfig.
-func (ca *testCA) issue(t *testing.T, name string) TLSConfig {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	c := TLSConfig{CertFile: filepath.Join(dir, name+".pem"), KeyFile: filepath.Join(dir, name+".key"), CAFile: ca.file}
-	writePEM(t, c.CertFile, "CERTIFICATE", der)
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, c.KeyFile, "EC PRIVATE KEY", kder)
-	return c
-}
-
-func writePEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cert, key := ca.IssueFiles(t, name)
+	return TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca.File}
 }
 
 // TestOutsiderCannotDeposeTheLeader: raft's transport took RPCs from
@@ -100,9 +33,9 @@ func writePEM(t *testing.T, file, typ string, der []byte) {
 // certificate of another CA, is refused, and the leader leads on; the
 // cluster's nodes join and follow one another as over TCP.
 func TestOutsiderCannotDeposeTheLeader(t *testing.T) {
-	ca := newTestCA(t, "raft cluster")
+	ca := tlsfiletest.NewCA(t, "raft cluster")
 	addr := freeAddr(t)
-	n := runTCPNode(t, "n0", addr, ca.issue(t, "n0"), []Peer{{ID: "n0", Address: addr}})
+	n := runTCPNode(t, "n0", addr, issue(t, ca, "n0"), []Peer{{ID: "n0", Address: addr}})
 	waitFor(t, "n0 leading", 10*time.Second, func() bool { return n.LeaderTerm() != 0 })
 	before := n.LeaderTerm()
 	depose := func(out *raft.NetworkTransport) {
@@ -123,7 +56,7 @@ func TestOutsiderCannotDeposeTheLeader(t *testing.T) {
 	defer plain.Close()
 	depose(plain)
 	// Over TLS, with a certificate of another CA.
-	foreign := newTestCA(t, "another").issue(t, "outsider")
+	foreign := issue(t, tlsfiletest.NewCA(t, "another"), "outsider")
 	_, client, err := foreign.load(tlsfile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +73,7 @@ func TestOutsiderCannotDeposeTheLeader(t *testing.T) {
 	}
 	// A member of the cluster joins and follows.
 	jaddr := freeAddr(t)
-	j := runTCPNode(t, "n1", jaddr, ca.issue(t, "n1"), nil)
+	j := runTCPNode(t, "n1", jaddr, issue(t, ca, "n1"), nil)
 	waitFor(t, "n1's raft running", 10*time.Second, func() bool { return j.State() != "" })
 	if err := n.Join("n1", jaddr, 5*time.Second); err != nil {
 		t.Fatalf("Join of a member over TLS: %v", err)
@@ -163,8 +96,8 @@ func TestTLSConfigIsWhole(t *testing.T) {
 // (looked at every few seconds): a peer connecting after the renewal is
 // presented the new certificate.
 func TestRaftCertificateIsRenewed(t *testing.T) {
-	ca := newTestCA(t, "raft cluster")
-	c := ca.issue(t, "cert A")
+	ca := tlsfiletest.NewCA(t, "raft cluster")
+	c := issue(t, ca, "cert A")
 	var clock atomic.Int64
 	server, client, err := c.load(tlsfile.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
 	if err != nil {
@@ -197,7 +130,7 @@ func TestRaftCertificateIsRenewed(t *testing.T) {
 	if got := presented(); got != "cert A" {
 		t.Fatalf("presented %q; want cert A", got)
 	}
-	b := ca.issue(t, "cert B")
+	b := issue(t, ca, "cert B")
 	for _, f := range [][2]string{{b.CertFile, c.CertFile}, {b.KeyFile, c.KeyFile}} {
 		raw, err := os.ReadFile(f[0])
 		if err != nil {
