@@ -36,6 +36,29 @@ func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) (float64, bool
 	return 0, false
 }
 
+// standbyNode is a node wired as Run wires it (the snapshot writer on the
+// node's registry, returned), whose snapshot index is idx.
+func standbyNode(t *testing.T, idx fixedIndex) (*node, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	db, err := store.OpenLazily("nobody@tcp(127.0.0.1:1)/causeway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1000}}, snapshot.WriterDeps{DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{cfg: Config{PageSize: 10, MaxHistoricalQueries: 1}, log: slog.New(slog.DiscardHandler),
+		deps: Deps{Logger: slog.New(slog.DiscardHandler), Registerer: reg, Now: time.Now}}
+	n, err := p.newNode(Parts{Log: &fakeLog{}, Snapshots: w, SnapshotIndex: idx, Election: &fakeElector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, reg
+}
+
 // TestStandbyShowsTheNewestSnapshotSeq: causeway_snapshot_last_seq, which
 // the README says to alert on when it stays still while the log grows,
 // was the seq of the last snapshot this process wrote: 0 for ever on a
@@ -44,22 +67,7 @@ func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) (float64, bool
 // snapshot (for its status); the gauge shows that, wired as Run wires it
 // (the writer on the same registry).
 func TestStandbyShowsTheNewestSnapshotSeq(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	db, err := store.OpenLazily("nobody@tcp(127.0.0.1:1)/causeway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1000}}, snapshot.WriterDeps{DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Processor{cfg: Config{PageSize: 10, MaxHistoricalQueries: 1}, log: slog.New(slog.DiscardHandler),
-		deps: Deps{Logger: slog.New(slog.DiscardHandler), Registerer: reg, Now: time.Now}}
-	n, err := p.newNode(Parts{Log: &fakeLog{}, Snapshots: w, SnapshotIndex: fixedIndex{seq: 40}, Election: &fakeElector{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, reg := standbyNode(t, fixedIndex{seq: 40})
 	n.refreshSnapshotMeta(context.Background())
 	if got, ok := gaugeValue(t, reg, "causeway_snapshot_last_seq"); !ok || got != 40 {
 		t.Errorf("causeway_snapshot_last_seq on a standby = %v (exported %t); want 40, the newest stored snapshot's seq", got, ok)
@@ -77,22 +85,7 @@ func TestStandbyShowsTheNewestSnapshotSeq(t *testing.T) {
 // causeway_snapshot_last_seq beside them showed the newest stored
 // snapshot. They show that snapshot's sizes on every node, as the seq.
 func TestStandbyShowsTheNewestSnapshotSize(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	db, err := store.OpenLazily("nobody@tcp(127.0.0.1:1)/causeway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	w, err := snapshot.NewWriter(snapshot.Config{Policy: snapshot.Policy{EveryEvents: 1000}}, snapshot.WriterDeps{DB: db, Fence: snapshot.FenceFunc(store.CheckFence), Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Processor{cfg: Config{PageSize: 10, MaxHistoricalQueries: 1}, log: slog.New(slog.DiscardHandler),
-		deps: Deps{Logger: slog.New(slog.DiscardHandler), Registerer: reg, Now: time.Now}}
-	n, err := p.newNode(Parts{Log: &fakeLog{}, Snapshots: w, SnapshotIndex: fixedIndex{seq: 40, size: 1234, rawSize: 5678}, Election: &fakeElector{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, reg := standbyNode(t, fixedIndex{seq: 40, size: 1234, rawSize: 5678})
 	n.refreshSnapshotMeta(context.Background())
 	for name, want := range map[string]float64{"causeway_snapshot_size_bytes": 1234, "causeway_snapshot_raw_size_bytes": 5678} {
 		if got, ok := gaugeValue(t, reg, name); !ok || got != want {
